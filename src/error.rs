@@ -65,6 +65,9 @@ pub enum Error {
     /// Output parsing: the fourth element of an item is not a float.
     #[error("work unit output item has a bad priority")]
     BadPriority,
+    /// Output parsing: an item's name, data or options have the wrong type.
+    #[error("bad work unit output item: {0}")]
+    BadOutputItem(String),
     /// A time or duration argument would move an instant out of the
     /// representable range (for example `now + Duration::MAX`).
     #[error("time out of range: {0}")]
@@ -97,6 +100,7 @@ impl PartialEq for Error {
             (NoSuchWorkSpec { name: a }, NoSuchWorkSpec { name: b }) => a == b,
             (NoSuchWorkUnit { name: a }, NoSuchWorkUnit { name: b }) => a == b,
             (TimeOutOfRange(a), TimeOutOfRange(b)) => a == b,
+            (BadOutputItem(a), BadOutputItem(b)) => a == b,
             (Backend(a), Backend(b)) => a.to_string() == b.to_string(),
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }

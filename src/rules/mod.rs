@@ -1,1 +1,16 @@
-//! (in progress)
+//! Backend-neutral rules every backend shares: deriving a work spec's meta
+//! from its definition, parsing `output` for chaining, and the scheduler.
+//!
+//! They are pure functions of their inputs (time included), so each is unit
+//! tested here once rather than through every backend.
+
+mod definition;
+mod output;
+mod schedule;
+
+pub use definition::{merge_set_meta, parse_definition, ParsedDefinition};
+pub use output::{chained_units, parse_item, parse_output, NewUnit};
+pub use schedule::{
+    attempt_count, can_do_work, can_start_continuous, continuous_unit_name, make_attempt_lifetime,
+    schedule, schedule_with, too_many_retries_data, unit_status,
+};

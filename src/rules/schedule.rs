@@ -1,0 +1,356 @@
+//! Choosing a work spec for a worker (§10.2) and the small per-request rules
+//! around it (§10.3, §10.4, §2.4).
+
+use std::collections::BTreeMap;
+
+use crate::data;
+use crate::error::{Error, Result};
+use crate::model::{
+    AttemptStatus, DataMap, Duration, Time, WorkSpecMeta, WorkUnitStatus, DEFAULT_LIFETIME,
+};
+
+/// A spec can generate a continuous unit now: it is continuous, has no
+/// available and no pending units, and its next continuous time has come.
+pub fn can_start_continuous(meta: &WorkSpecMeta, now: Time) -> bool {
+    meta.continuous
+        && meta.available_count == 0
+        && meta.pending_count == 0
+        && meta.next_continuous.map_or(true, |next| now >= next)
+}
+
+/// A spec can do work now: not paused, positive weight, below its
+/// `max_running`, and with an available unit or a continuous one to start.
+pub fn can_do_work(meta: &WorkSpecMeta, now: Time) -> bool {
+    !meta.paused
+        && meta.weight > 0
+        && !(meta.max_running > 0 && meta.pending_count >= meta.max_running)
+        && (meta.available_count > 0 || can_start_continuous(meta, now))
+}
+
+/// Picks the work spec a worker should get work from, or `NoWork`.
+///
+/// `metas` are counted metas by spec name; `available_gb` is accepted for
+/// compatibility and ignored. Uses a thread-local random source; see
+/// [`schedule_with`] for a seeded one.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use coordinate::{rules::schedule, Error, Time, WorkSpecMeta};
+/// let mut metas = BTreeMap::new();
+/// assert_eq!(schedule(&metas, Time::UNIX_EPOCH, 0.0), Err(Error::NoWork));
+/// metas.insert("s".to_string(), WorkSpecMeta { available_count: 1, ..WorkSpecMeta::default() });
+/// assert_eq!(schedule(&metas, Time::UNIX_EPOCH, 0.0).unwrap(), "s");
+/// ```
+pub fn schedule(
+    metas: &BTreeMap<String, WorkSpecMeta>,
+    now: Time,
+    available_gb: f64,
+) -> Result<String> {
+    let _ = available_gb;
+    schedule_with(metas, now, &mut fastrand::Rng::new())
+}
+
+/// [`schedule`] with a caller-supplied random source.
+pub fn schedule_with(
+    metas: &BTreeMap<String, WorkSpecMeta>,
+    now: Time,
+    rng: &mut fastrand::Rng,
+) -> Result<String> {
+    let candidates: Vec<(&String, &WorkSpecMeta)> =
+        metas.iter().filter(|(_, m)| can_do_work(m, now)).collect();
+    let top = candidates
+        .iter()
+        .map(|(_, m)| m.priority)
+        .max()
+        .ok_or(Error::NoWork)?;
+    let best: Vec<(&String, &WorkSpecMeta)> = candidates
+        .into_iter()
+        .filter(|(_, m)| m.priority == top)
+        .collect();
+    // i128: weights are arbitrary i64s and the score multiplies two of them.
+    let total_weight: i128 = best.iter().map(|(_, m)| i128::from(m.weight)).sum();
+    let total_pending: i128 = best.iter().map(|(_, m)| i128::from(m.pending_count)).sum();
+    let scored: Vec<(&String, i128)> = best
+        .iter()
+        .map(|(name, m)| {
+            let score = i128::from(m.weight) * (total_pending + 1)
+                - total_weight * i128::from(m.pending_count);
+            (*name, score)
+        })
+        .filter(|(_, score)| *score > 0)
+        .collect();
+    let total: i128 = scored.iter().map(|(_, s)| s).sum();
+    let (first, _) = scored.first().ok_or(Error::NoWork)?;
+    // Scores fit u128 and their sum is positive; pick uniformly in [0, total).
+    let mut pick = i128::try_from(rng.u128(0..total.unsigned_abs())).unwrap_or(0);
+    for (name, score) in &scored {
+        if pick < *score {
+            return Ok((*name).clone());
+        }
+        pick -= score;
+    }
+    Ok((*first).clone())
+}
+
+/// How many attempts a request for `requested` units may get from a spec
+/// with counted meta `meta` (§10.3 step 3); may be zero or negative when the
+/// spec is at its `max_running`.
+pub fn attempt_count(requested: i64, meta: &WorkSpecMeta) -> i64 {
+    let mut count = requested.max(1);
+    if meta.max_attempts_returned > 0 {
+        count = count.min(meta.max_attempts_returned);
+    }
+    if meta.max_running > 0 {
+        count = count.min(meta.max_running.saturating_sub(meta.pending_count));
+    }
+    count
+}
+
+/// The status of a unit from its active attempt's status and its not-before
+/// time (§2.4).
+pub fn unit_status(
+    active: Option<AttemptStatus>,
+    not_before: Option<Time>,
+    now: Time,
+) -> WorkUnitStatus {
+    match active {
+        Some(AttemptStatus::Pending) => WorkUnitStatus::Pending,
+        Some(AttemptStatus::Finished) => WorkUnitStatus::Finished,
+        Some(AttemptStatus::Failed) => WorkUnitStatus::Failed,
+        _ if not_before.is_some_and(|nb| now < nb) => WorkUnitStatus::Delayed,
+        _ => WorkUnitStatus::Available,
+    }
+}
+
+/// The name of a generated continuous unit: whole Unix seconds, a dot, and
+/// three digits of milliseconds (§10.4).
+///
+/// ```
+/// use coordinate::{rules::continuous_unit_name, Duration, Time};
+/// let t = Time::UNIX_EPOCH + Duration::seconds(1_400_000_000) + Duration::milliseconds(5);
+/// assert_eq!(continuous_unit_name(t), "1400000000.005");
+/// ```
+pub fn continuous_unit_name(now: Time) -> String {
+    let millis = now.timestamp_millis();
+    format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
+}
+
+/// The lease `make_attempt` gives: a zero lifetime means the default
+/// (negative lifetimes are used as given).
+pub fn make_attempt_lifetime(lifetime: Duration) -> Duration {
+    if lifetime.is_zero() {
+        DEFAULT_LIFETIME
+    } else {
+        lifetime
+    }
+}
+
+/// The data of an attempt failed for exceeding `max_retries`.
+pub fn too_many_retries_data() -> DataMap {
+    data!({"traceback": "too many retries"})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(weight: i64, available: i64, pending: i64) -> WorkSpecMeta {
+        WorkSpecMeta {
+            weight,
+            available_count: available,
+            pending_count: pending,
+            ..WorkSpecMeta::default()
+        }
+    }
+
+    fn metas(specs: &[(&str, WorkSpecMeta)]) -> BTreeMap<String, WorkSpecMeta> {
+        specs
+            .iter()
+            .map(|(n, m)| (n.to_string(), m.clone()))
+            .collect()
+    }
+
+    fn t() -> Time {
+        Time::UNIX_EPOCH + Duration::seconds(100)
+    }
+
+    /// How often each spec is picked in `runs` seeded draws.
+    fn shares(metas: &BTreeMap<String, WorkSpecMeta>, runs: usize) -> BTreeMap<String, usize> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut counts = BTreeMap::new();
+        for _ in 0..runs {
+            let name = schedule_with(metas, t(), &mut rng).unwrap();
+            *counts.entry(name).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    fn near(actual: usize, expected: f64, runs: usize) -> bool {
+        (actual as f64 / runs as f64 - expected).abs() < 0.03
+    }
+
+    #[test]
+    fn empty_input_is_no_work() {
+        assert_eq!(schedule(&BTreeMap::new(), t(), 0.0), Err(Error::NoWork));
+    }
+
+    #[test]
+    fn unrunnable_specs_are_never_chosen() {
+        let paused = WorkSpecMeta {
+            paused: true,
+            ..spec(20, 5, 0)
+        };
+        let full = WorkSpecMeta {
+            max_running: 2,
+            ..spec(20, 5, 2)
+        };
+        let m = metas(&[
+            ("zero", spec(0, 5, 0)),
+            ("paused", paused),
+            ("empty", spec(20, 0, 0)),
+            ("full", full),
+        ]);
+        assert_eq!(schedule(&m, t(), 0.0), Err(Error::NoWork));
+        let mut m = m;
+        m.insert("ok".into(), spec(1, 1, 0));
+        for _ in 0..50 {
+            assert_eq!(schedule(&m, t(), 0.0).unwrap(), "ok");
+        }
+    }
+
+    #[test]
+    fn equal_weights_split_evenly() {
+        let m = metas(&[("a", spec(20, 5, 0)), ("b", spec(20, 5, 0))]);
+        let s = shares(&m, 10_000);
+        assert!(near(s["a"], 0.5, 10_000), "{s:?}");
+    }
+
+    #[test]
+    fn unequal_weights_split_by_score() {
+        let m = metas(&[("a", spec(1, 5, 0)), ("b", spec(3, 5, 0))]);
+        let s = shares(&m, 10_000);
+        assert!(near(s["a"], 0.25, 10_000), "{s:?}");
+    }
+
+    #[test]
+    fn pending_work_shifts_the_split() {
+        // Weights 1 and 3, one pending in the heavy spec: scores 2 and 2.
+        let m = metas(&[("a", spec(1, 5, 0)), ("b", spec(3, 5, 1))]);
+        let s = shares(&m, 10_000);
+        assert!(near(s["a"], 0.5, 10_000), "{s:?}");
+    }
+
+    #[test]
+    fn spec_far_over_its_share_is_ignored() {
+        let m = metas(&[("a", spec(1, 5, 0)), ("b", spec(1, 5, 10))]);
+        let s = shares(&m, 1_000);
+        assert_eq!(s.get("b"), None);
+    }
+
+    #[test]
+    fn priority_is_absolute() {
+        let high = WorkSpecMeta {
+            priority: 1,
+            ..spec(1, 1, 0)
+        };
+        let m = metas(&[("low", spec(1000, 100, 0)), ("high", high)]);
+        let s = shares(&m, 1_000);
+        assert_eq!(s.get("low"), None);
+    }
+
+    #[test]
+    fn continuous_spec_competes_only_while_idle() {
+        let idle = WorkSpecMeta {
+            continuous: true,
+            can_be_continuous: true,
+            ..spec(20, 0, 0)
+        };
+        assert!(can_start_continuous(&idle, t()));
+        assert!(can_do_work(&idle, t()));
+        let busy = WorkSpecMeta {
+            pending_count: 1,
+            ..idle.clone()
+        };
+        assert!(!can_start_continuous(&busy, t()));
+        assert!(!can_do_work(&busy, t()));
+        let waiting = WorkSpecMeta {
+            next_continuous: Some(t() + Duration::seconds(1)),
+            ..idle.clone()
+        };
+        assert!(!can_do_work(&waiting, t()));
+        let due = WorkSpecMeta {
+            next_continuous: Some(t()),
+            ..idle
+        };
+        assert!(can_do_work(&due, t()));
+    }
+
+    #[test]
+    fn huge_weights_do_not_overflow() {
+        let m = metas(&[
+            ("a", spec(i64::MAX, 1, i64::MAX)),
+            ("b", spec(i64::MAX, 1, 0)),
+        ]);
+        assert_eq!(schedule(&m, t(), 0.0).unwrap(), "b");
+    }
+
+    #[test]
+    fn attempt_count_applies_both_limits() {
+        assert_eq!(attempt_count(0, &spec(20, 5, 0)), 1);
+        let capped = WorkSpecMeta {
+            max_attempts_returned: 3,
+            ..spec(20, 5, 0)
+        };
+        assert_eq!(attempt_count(10, &capped), 3);
+        let running = WorkSpecMeta {
+            max_running: 4,
+            ..spec(20, 5, 3)
+        };
+        assert_eq!(attempt_count(10, &running), 1);
+    }
+
+    #[test]
+    fn unit_status_rules() {
+        let later = Some(t() + Duration::seconds(1));
+        assert_eq!(
+            unit_status(Some(AttemptStatus::Pending), later, t()),
+            WorkUnitStatus::Pending
+        );
+        assert_eq!(
+            unit_status(Some(AttemptStatus::Finished), None, t()),
+            WorkUnitStatus::Finished
+        );
+        assert_eq!(
+            unit_status(Some(AttemptStatus::Failed), None, t()),
+            WorkUnitStatus::Failed
+        );
+        assert_eq!(
+            unit_status(Some(AttemptStatus::Expired), later, t()),
+            WorkUnitStatus::Delayed
+        );
+        assert_eq!(unit_status(None, later, t()), WorkUnitStatus::Delayed);
+        assert_eq!(unit_status(None, Some(t()), t()), WorkUnitStatus::Available);
+        assert_eq!(unit_status(None, None, t()), WorkUnitStatus::Available);
+    }
+
+    #[test]
+    fn continuous_names() {
+        assert_eq!(
+            continuous_unit_name(Time::UNIX_EPOCH + Duration::seconds(65)),
+            "65.000"
+        );
+        assert_eq!(
+            continuous_unit_name(Time::UNIX_EPOCH + Duration::microseconds(1_999_999)),
+            "1.999"
+        );
+    }
+
+    #[test]
+    fn make_attempt_lifetime_defaults_only_zero() {
+        assert_eq!(make_attempt_lifetime(Duration::zero()), DEFAULT_LIFETIME);
+        assert_eq!(
+            make_attempt_lifetime(Duration::seconds(-1)),
+            Duration::seconds(-1)
+        );
+    }
+}
