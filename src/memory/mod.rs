@@ -40,7 +40,8 @@ use state::State;
 /// Clones share one store.
 ///
 /// ```
-/// # tokio_test_block_on(async {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
 /// use coordinate::{data, Backend, MockClock, WorkUnitMeta, WorkUnitStatus};
 /// use coordinate::memory::MemoryBackend;
 ///
@@ -49,10 +50,7 @@ use state::State;
 /// let spec = ns.set_work_spec(data!({"name": "jobs"})).await?;
 /// let unit = spec.add_work_unit("u1", data!({"n": 1}), WorkUnitMeta::default()).await?;
 /// assert_eq!(unit.status().await?, WorkUnitStatus::Available);
-/// # coordinate::Result::Ok(())
-/// # }).unwrap();
-/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
