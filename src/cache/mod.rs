@@ -75,9 +75,10 @@ pub(crate) trait Handle: Send + Sync + Sized + 'static {
     /// The counters of this kind.
     fn counters(counters: &Counters) -> &KindCounters;
 
-    /// Resolves this handle's name again, through its (cached) parent,
-    /// without creating anything: the handle now cached under the name.
-    fn resolve(&self) -> impl Future<Output = Result<Arc<Self>>> + Send;
+    /// Resolves this handle's name again, through its (cached) parent: the
+    /// handle now cached under the name. Parents are never created; a
+    /// namespace handle re-runs its own get-or-create lookup if `create`.
+    fn resolve(&self, create: bool) -> impl Future<Output = Result<Arc<Self>>> + Send;
 }
 
 impl Shared {
@@ -131,7 +132,12 @@ impl Shared {
     /// The cached handle for `name` if there is a live one, else `make()`'s,
     /// which is cached. For handles the backend just returned (lists,
     /// upserts, an attempt's unit and worker): no backend call.
-    async fn adopt<W: Handle>(&self, scope: u64, name: &str, make: impl FnOnce() -> Arc<W>) -> Arc<W> {
+    async fn adopt<W: Handle>(
+        &self,
+        scope: u64,
+        name: &str,
+        make: impl FnOnce() -> Arc<W>,
+    ) -> Arc<W> {
         if let Some(hit) = self.cached::<W>(scope, name).await {
             return hit;
         }
@@ -184,11 +190,12 @@ async fn live_link<W: Handle>(
     shared: &Shared,
     handle: &W,
     budget: &mut u32,
+    create: bool,
 ) -> Result<Arc<Link<W::Up>>> {
     let link = handle.link_cell().load_full();
     if link.is_dead() && *budget > 0 {
         *budget -= 1;
-        return recover(shared, handle, &link).await;
+        return recover(shared, handle, &link, create).await;
     }
     Ok(link)
 }
@@ -201,14 +208,16 @@ where
     F: FnMut(Arc<Link<W::Up>>) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    run_with_budget(shared, handle, MAX_RECOVERIES, op).await
+    run_with_budget(shared, handle, MAX_RECOVERIES, true, op).await
 }
 
-/// [`run`] with at most `budget` re-resolutions.
+/// [`run`] with at most `budget` re-resolutions; `create` as in
+/// [`Handle::resolve`].
 async fn run_with_budget<W, T, F, Fut>(
     shared: &Shared,
     handle: &W,
     mut budget: u32,
+    create: bool,
     mut op: F,
 ) -> Result<T>
 where
@@ -216,12 +225,12 @@ where
     F: FnMut(Arc<Link<W::Up>>) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut link = live_link(shared, handle, &mut budget).await?;
+    let mut link = live_link(shared, handle, &mut budget, create).await?;
     loop {
         match op(Arc::clone(&link)).await {
             Err(Error::Gone) if budget > 0 => {
                 budget -= 1;
-                link = recover(shared, handle, &link).await?;
+                link = recover(shared, handle, &link, create).await?;
             }
             other => return other,
         }
@@ -234,6 +243,7 @@ async fn recover<W: Handle>(
     shared: &Shared,
     handle: &W,
     dead: &Arc<Link<W::Up>>,
+    create: bool,
 ) -> Result<Arc<Link<W::Up>>> {
     let current = handle.link_cell().load_full();
     if !Arc::ptr_eq(&current, dead) && !current.is_dead() {
@@ -243,7 +253,7 @@ async fn recover<W: Handle>(
     shared.counters::<W>().recoveries.inc();
     dead.mark_dead();
     current.mark_dead();
-    let fresh = handle.resolve().await.map_err(|e| match e {
+    let fresh = handle.resolve(create).await.map_err(|e| match e {
         Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } => Error::Gone,
         other => other,
     })?;
@@ -323,11 +333,6 @@ impl<B: Backend + 'static> Cache<B> {
         CacheBuilder::new().build(backend)
     }
 
-    /// A builder for capacities and expiry.
-    pub fn builder() -> CacheBuilder {
-        CacheBuilder::new()
-    }
-
     fn from_parts(backend: B, caches: Caches, counters: Arc<Counters>) -> Self {
         let inner = Arc::new(backend);
         let shared = Arc::new(Shared {
@@ -336,6 +341,14 @@ impl<B: Backend + 'static> Cache<B> {
             counters,
         });
         Cache { inner, shared }
+    }
+}
+
+impl Cache<()> {
+    /// A builder for capacities and expiry; `build(backend)` picks the
+    /// backend type.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::new()
     }
 }
 
@@ -359,15 +372,9 @@ impl<B> Cache<B> {
         let caches = self.shared.caches.load();
         let count = |f: fn(&Caches) -> u64| caches.as_ref().map_or(0, |c| f(c));
         CacheStats {
-            namespaces: c
-                .namespaces
-                .snapshot(count(|c| c.namespaces.entry_count())),
-            work_specs: c
-                .work_specs
-                .snapshot(count(|c| c.work_specs.entry_count())),
-            work_units: c
-                .work_units
-                .snapshot(count(|c| c.work_units.entry_count())),
+            namespaces: c.namespaces.snapshot(count(|c| c.namespaces.entry_count())),
+            work_specs: c.work_specs.snapshot(count(|c| c.work_specs.entry_count())),
+            work_units: c.work_units.snapshot(count(|c| c.work_units.entry_count())),
             workers: c.workers.snapshot(count(|c| c.workers.entry_count())),
         }
     }

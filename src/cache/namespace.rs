@@ -13,7 +13,7 @@ use super::link::{parent, Link};
 use super::stats::{Counters, KindCounters};
 use super::work_spec::CachedWorkSpec;
 use super::worker::CachedWorker;
-use super::{run, Caches, Handle, Moka, Shared};
+use super::{run, run_with_budget, Caches, Handle, Moka, Shared, MAX_RECOVERIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary};
@@ -51,22 +51,31 @@ impl CachedNamespace {
         (!link.is_dead()).then(|| link.scope())
     }
 
-    /// `work_spec(name)`, cached.
-    pub(super) async fn lookup_spec(&self, name: &str) -> Result<Arc<CachedWorkSpec>> {
+    /// `work_spec(name)`, cached; `create` as in [`Handle::resolve`]
+    /// (false when a spec re-resolves itself).
+    pub(super) async fn lookup_spec(
+        &self,
+        name: &str,
+        create: bool,
+    ) -> Result<Arc<CachedWorkSpec>> {
         if let Some(scope) = self.live_scope() {
             if let Some(hit) = self.shared.cached::<CachedWorkSpec>(scope, name).await {
                 return Ok(hit);
             }
         }
         let me = self.me()?;
-        run(&self.shared, self, |link| {
+        run_with_budget(&self.shared, self, MAX_RECOVERIES, create, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
                     .get_or_load(scope, name, async move {
                         let up = link.upstream.work_spec(name).await?;
-                        Ok(CachedWorkSpec::new(&me, name, Link::new(up, Some(parent(&link)))))
+                        Ok(CachedWorkSpec::new(
+                            &me,
+                            name,
+                            Link::new(up, Some(parent(&link))),
+                        ))
                     })
                     .await
             }
@@ -89,7 +98,11 @@ impl CachedNamespace {
                 self.shared
                     .get_or_load(scope, name, async move {
                         let up = link.upstream.worker(name).await?;
-                        Ok(CachedWorker::new(&me, name, Link::new(up, Some(parent(&link)))))
+                        Ok(CachedWorker::new(
+                            &me,
+                            name,
+                            Link::new(up, Some(parent(&link))),
+                        ))
                     })
                     .await
             }
@@ -105,11 +118,17 @@ impl CachedNamespace {
                 return Ok(hit);
             }
         }
-        let (link, up) = run(&self.shared, self, |link| async move {
-            self.shared.counters::<CachedWorker>().loads.inc();
-            let mut all = link.upstream.workers().await?;
-            Ok((Arc::clone(&link), all.remove(name)))
-        })
+        let (link, up) = run_with_budget(
+            &self.shared,
+            self,
+            MAX_RECOVERIES,
+            false,
+            |link| async move {
+                self.shared.counters::<CachedWorker>().loads.inc();
+                let mut all = link.upstream.workers().await?;
+                Ok((Arc::clone(&link), all.remove(name)))
+            },
+        )
         .await?;
         let up = up.ok_or(Error::Gone)?;
         self.adopt_worker(&link, up).await
@@ -175,8 +194,12 @@ impl Handle for CachedNamespace {
         &counters.namespaces
     }
 
-    async fn resolve(&self) -> Result<Arc<Self>> {
-        self.shared.existing_namespace(&self.name).await
+    async fn resolve(&self, create: bool) -> Result<Arc<Self>> {
+        if create {
+            self.shared.lookup_namespace(&self.name).await
+        } else {
+            self.shared.existing_namespace(&self.name).await
+        }
     }
 }
 
@@ -225,7 +248,7 @@ impl Namespace for CachedNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
-        let spec = self.lookup_spec(name).await?;
+        let spec = self.lookup_spec(name, true).await?;
         Ok(spec)
     }
 

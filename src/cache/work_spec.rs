@@ -65,7 +65,11 @@ impl CachedWorkSpec {
                 self.shared
                     .get_or_load(scope, name, async move {
                         let up = link.upstream.work_unit(name).await?;
-                        Ok(CachedWorkUnit::new(&me, name, Link::new(up, Some(parent(&link)))))
+                        Ok(CachedWorkUnit::new(
+                            &me,
+                            name,
+                            Link::new(up, Some(parent(&link))),
+                        ))
                     })
                     .await
             }
@@ -111,8 +115,9 @@ impl Handle for CachedWorkSpec {
         &counters.work_specs
     }
 
-    async fn resolve(&self) -> Result<Arc<Self>> {
-        self.namespace.lookup_spec(&self.name).await
+    async fn resolve(&self, _create: bool) -> Result<Arc<Self>> {
+        // Never through get-or-create: a spec must not bring its namespace back.
+        self.namespace.lookup_spec(&self.name, false).await
     }
 }
 
@@ -136,7 +141,10 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move { link.upstream.data().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.data().await
+        })
+        .await
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
@@ -206,14 +214,18 @@ impl WorkSpec for CachedWorkSpec {
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
         run(&self.shared, self, |link| async move {
-            link.upstream.set_work_unit_priorities(query, priority).await
+            link.upstream
+                .set_work_unit_priorities(query, priority)
+                .await
         })
         .await
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
         run(&self.shared, self, |link| async move {
-            link.upstream.adjust_work_unit_priorities(query, delta).await
+            link.upstream
+                .adjust_work_unit_priorities(query, delta)
+                .await
         })
         .await
     }
@@ -228,10 +240,7 @@ impl WorkSpec for CachedWorkSpec {
             if deleted > 0 {
                 if query.names.is_empty() {
                     link.rescope();
-                    self.shared
-                        .counters::<CachedWorkUnit>()
-                        .invalidations
-                        .inc();
+                    self.shared.counters::<CachedWorkUnit>().invalidations.inc();
                 } else {
                     // A names-only query deletes every named unit that exists.
                     let exact = query.statuses.is_empty()

@@ -49,14 +49,14 @@ impl CachedWorkUnit {
     /// re-resolving if it is known to be deleted.
     pub(super) async fn upstream_for_call(&self) -> Result<Arc<dyn WorkUnit>> {
         let mut budget = 1;
-        let link = super::live_link(&self.shared, self, &mut budget).await?;
+        let link = super::live_link(&self.shared, self, &mut budget, false).await?;
         Ok(Arc::clone(&link.upstream))
     }
 
     /// Re-resolves after a `Gone` that may be about this unit.
     pub(super) async fn refresh(&self) -> Result<Arc<dyn WorkUnit>> {
         let link = self.link.load_full();
-        let link = super::recover(&self.shared, self, &link).await?;
+        let link = super::recover(&self.shared, self, &link, false).await?;
         Ok(Arc::clone(&link.upstream))
     }
 }
@@ -76,7 +76,7 @@ impl Handle for CachedWorkUnit {
         &counters.work_units
     }
 
-    async fn resolve(&self) -> Result<Arc<Self>> {
+    async fn resolve(&self, _create: bool) -> Result<Arc<Self>> {
         self.work_spec.lookup_unit(&self.name).await
     }
 }
@@ -105,15 +105,24 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move { link.upstream.data().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.data().await
+        })
+        .await
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        run(&self.shared, self, |link| async move { link.upstream.status().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.status().await
+        })
+        .await
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        run(&self.shared, self, |link| async move { link.upstream.meta().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.meta().await
+        })
+        .await
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
@@ -143,7 +152,9 @@ impl WorkUnit for CachedWorkUnit {
             let me = Arc::clone(&me);
             async move {
                 match link.upstream.active_attempt().await? {
-                    Some(up) => Ok(Some(wrap_attempt(up, &me.work_spec.namespace, Some(&me), None).await?)),
+                    Some(up) => Ok(Some(
+                        wrap_attempt(up, &me.work_spec.namespace, Some(&me), None).await?,
+                    )),
                     None => Ok(None),
                 }
             }

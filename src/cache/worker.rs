@@ -66,7 +66,7 @@ impl CachedWorker {
         let me = self.me()?;
         let unit = unit.me()?;
         let mut budget = 1;
-        let link = live_link(&self.shared, self, &mut budget).await?;
+        let link = live_link(&self.shared, self, &mut budget, false).await?;
         let up_unit = unit.upstream_for_call().await?;
         let up = match link.upstream.make_attempt(&*up_unit, lifetime).await {
             Err(Error::Gone) => {
@@ -94,7 +94,7 @@ impl Handle for CachedWorker {
         &counters.workers
     }
 
-    async fn resolve(&self) -> Result<Arc<Self>> {
+    async fn resolve(&self, _create: bool) -> Result<Arc<Self>> {
         self.namespace.existing_worker(&self.name).await
     }
 }
@@ -140,7 +140,7 @@ impl Worker for CachedWorker {
             .filter(|p| Arc::ptr_eq(&p.shared, &self.shared));
         let unwrapped = ours.map(|p| Arc::clone(&p.link.load().upstream));
         // A `Gone` here may be about the parent: one retry at most.
-        run_with_budget(&self.shared, self, 1, |link| {
+        run_with_budget(&self.shared, self, 1, false, |link| {
             let parent = match &unwrapped {
                 Some(up) => Some(&**up),
                 None => parent,
@@ -164,7 +164,10 @@ impl Worker for CachedWorker {
     }
 
     async fn active(&self) -> Result<bool> {
-        run(&self.shared, self, |link| async move { link.upstream.active().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.active().await
+        })
+        .await
     }
 
     async fn deactivate(&self) -> Result<()> {
@@ -175,11 +178,17 @@ impl Worker for CachedWorker {
     }
 
     async fn mode(&self) -> Result<String> {
-        run(&self.shared, self, |link| async move { link.upstream.mode().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.mode().await
+        })
+        .await
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move { link.upstream.data().await }).await
+        run(&self.shared, self, |link| async move {
+            link.upstream.data().await
+        })
+        .await
     }
 
     async fn expiration(&self) -> Result<Time> {
@@ -225,7 +234,7 @@ impl Worker for CachedWorker {
         }
         let me = self.me()?;
         let mut budget = 1;
-        let link = live_link(&self.shared, self, &mut budget).await?;
+        let link = live_link(&self.shared, self, &mut budget, false).await?;
         let up = link.upstream.make_attempt(unit, lifetime).await?;
         wrap_attempt(up, &self.namespace, None, Some(&me)).await
     }

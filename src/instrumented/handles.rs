@@ -98,7 +98,10 @@ impl Namespace for InstNamespace {
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
         self.probe.enter(Op::SetWorkSpec).await;
-        Ok(spec(&self.probe, self.inner.set_work_spec(definition).await?))
+        Ok(spec(
+            &self.probe,
+            self.inner.set_work_spec(definition).await?,
+        ))
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
@@ -174,7 +177,10 @@ impl WorkSpec for InstWorkSpec {
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
         self.probe.enter(Op::AddWorkUnit).await;
-        Ok(unit(&self.probe, self.inner.add_work_unit(name, data, meta).await?))
+        Ok(unit(
+            &self.probe,
+            self.inner.add_work_unit(name, data, meta).await?,
+        ))
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {

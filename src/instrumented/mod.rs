@@ -183,7 +183,10 @@ impl Op {
     /// True for the name lookups a cache answers: `namespace`, `work_spec`,
     /// `worker` and `work_unit`.
     pub fn is_lookup(self) -> bool {
-        matches!(self, Op::Namespace | Op::WorkSpec | Op::Worker | Op::WorkUnit)
+        matches!(
+            self,
+            Op::Namespace | Op::WorkSpec | Op::Worker | Op::WorkUnit
+        )
     }
 }
 
