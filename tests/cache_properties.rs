@@ -773,7 +773,6 @@ proptest! {
             prop_assert_eq!(listed.contains_key("n"), !matches!(kind, Kind::Worker));
             let namespace_gone = matches!(kind, Kind::Namespace | Kind::Worker)
                 || matches!((kind, how), (Kind::Unit, UnitDelete::DestroySpec));
-            let listed = ok(memory.namespaces().await)?;
             // The entry is gone: lookups reach the backend and answer NoSuch….
             let before = cache.get_ref().calls();
             match kind {
