@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hash::{Hash, Hasher};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -25,20 +25,29 @@ use tokio::runtime::Runtime;
 struct Counting;
 
 static LIVE: AtomicI64 = AtomicI64::new(0);
+/// Counting is on only while measuring memory: a shared counter bumped on
+/// every allocation would itself serialize the throughput benchmarks.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: i64) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        count(layout.size() as i64);
         System.alloc(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        count(-(layout.size() as i64));
         System.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        count(new_size as i64 - layout.size() as i64);
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -108,10 +117,7 @@ fn unit_names() -> Vec<String> {
 async fn populated() -> MemoryBackend {
     let memory = MemoryBackend::new();
     let ns = memory.namespace("n").await.expect("ns");
-    let spec = ns
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .expect("spec");
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.expect("spec");
     for name in unit_names() {
         spec.add_work_unit(&name, data!({}), WorkUnitMeta::default())
             .await
@@ -240,9 +246,45 @@ fn throughput(c: &mut Criterion) {
         }
         spec
     });
+    let raw: Arc<moka::future::Cache<Key, Arc<u64>>> = Arc::new(moka::future::Cache::new(100_000));
+    rt.block_on(async {
+        for n in names.iter() {
+            let key = Key {
+                scope: 7,
+                name: Arc::from(n.as_str()),
+            };
+            raw.insert(key, Arc::new(1)).await;
+        }
+    });
     let mut g = c.benchmark_group("hit_throughput");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
+    for tasks in [1u64, 2, 8] {
+        g.throughput(Throughput::Elements(tasks));
+        g.bench_function(format!("raw_moka_tasks_{tasks}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let joins: Vec<_> = (0..tasks)
+                        .map(|t| {
+                            let raw = raw.clone();
+                            let names = names.clone();
+                            tokio::spawn(async move {
+                                for i in 0..iters {
+                                    let name = &names[((i + t * 97) as usize) % UNITS];
+                                    black_box(raw.get(&KeyRef { scope: 7, name }).await);
+                                }
+                            })
+                        })
+                        .collect();
+                    for j in joins {
+                        j.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
     for tasks in [1u64, 2, 8] {
         // Each iteration is one hit per task; elements/s is total hits/s.
         g.throughput(Throughput::Elements(tasks));
@@ -394,6 +436,8 @@ fn report(_: &mut Criterion) {
     });
 
     // Bytes per cached work unit handle, beyond the backend's own handle.
+    // Counted on one thread only, with nothing else running.
+    COUNTING.store(true, Ordering::Relaxed);
     let single = self::rt();
     single.block_on(async {
         let names = unit_names();
@@ -419,6 +463,21 @@ fn report(_: &mut Criterion) {
         }
         cache.run_pending_tasks().await;
         let cached_bytes = LIVE.load(Ordering::Relaxed) - before;
+        let raw: moka::future::Cache<Key, Arc<u64>> = moka::future::Cache::new(100_000);
+        let before_raw = LIVE.load(Ordering::Relaxed);
+        for n in &names {
+            let key = Key {
+                scope: 7,
+                name: Arc::from(n.as_str()),
+            };
+            raw.insert(key, Arc::new(1)).await;
+        }
+        raw.run_pending_tasks().await;
+        let raw_bytes = LIVE.load(Ordering::Relaxed) - before_raw;
+        println!(
+            "report: bytes per raw moka entry (same key shape, Arc<u64> value): {:.0}",
+            raw_bytes as f64 / names.len() as f64
+        );
         let per_plain = plain_bytes as f64 / names.len() as f64;
         let per_cached = cached_bytes as f64 / names.len() as f64;
         println!(
@@ -426,6 +485,7 @@ fn report(_: &mut Criterion) {
             per_cached - per_plain
         );
     });
+    COUNTING.store(false, Ordering::Relaxed);
 }
 
 criterion_group!(benches, report, hits, throughput, misses);

@@ -30,13 +30,13 @@ pub(crate) struct CachedNamespace {
 impl CachedNamespace {
     pub(super) fn new(
         shared: &Arc<Shared>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn Namespace>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedNamespace {
             shared: Arc::clone(shared),
             me: me.clone(),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
@@ -58,19 +58,34 @@ impl CachedNamespace {
         name: &str,
         create: bool,
     ) -> Result<Arc<CachedWorkSpec>> {
-        if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorkSpec>(scope, name).await {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cached_spec(name).await {
+            return Ok(hit);
         }
+        Box::pin(self.load_spec(name, create)).await
+    }
+
+    async fn cached_spec(&self, name: &str) -> Option<Arc<CachedWorkSpec>> {
+        let scope = self.live_scope()?;
+        self.shared.cached::<CachedWorkSpec>(scope, name).await
+    }
+
+    /// The hit path of the `worker` and `work_spec` trait methods.
+    async fn hit<W: Handle>(&self, name: &str) -> Option<Arc<W>> {
+        let scope = self.live_scope()?;
+        self.shared.hit::<W>(scope, name).await
+    }
+
+    /// The miss path of [`lookup_spec`](Self::lookup_spec), boxed there so
+    /// the hit path's future stays small.
+    async fn load_spec(&self, name: &str, create: bool) -> Result<Arc<CachedWorkSpec>> {
         let me = self.me()?;
         run_with_budget(&self.shared, self, MAX_RECOVERIES, create, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, async move {
-                        let up = link.upstream.work_spec(name).await?;
+                    .get_or_load(scope, name, |name| async move {
+                        let up = link.upstream.work_spec(&name).await?;
                         Ok(CachedWorkSpec::new(
                             &me,
                             name,
@@ -85,19 +100,14 @@ impl CachedNamespace {
 
     /// `worker(name)` (get-or-create), cached.
     pub(super) async fn lookup_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
-        if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name).await {
-                return Ok(hit);
-            }
-        }
         let me = self.me()?;
         run(&self.shared, self, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, async move {
-                        let up = link.upstream.worker(name).await?;
+                    .get_or_load(scope, name, |name| async move {
+                        let up = link.upstream.worker(&name).await?;
                         Ok(CachedWorker::new(
                             &me,
                             name,
@@ -144,8 +154,8 @@ impl CachedNamespace {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), &name, || {
-                CachedWorkSpec::new(&me, &name, Link::new(up, Some(parent(link))))
+            .adopt(link.scope(), name, |name| {
+                CachedWorkSpec::new(&me, name, Link::new(up, Some(parent(link))))
             })
             .await)
     }
@@ -160,8 +170,8 @@ impl CachedNamespace {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), &name, || {
-                CachedWorker::new(&me, &name, Link::new(up, Some(parent(link))))
+            .adopt(link.scope(), name, |name| {
+                CachedWorker::new(&me, name, Link::new(up, Some(parent(link))))
             })
             .await)
     }
@@ -248,7 +258,10 @@ impl Namespace for CachedNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
-        let spec = self.lookup_spec(name, true).await?;
+        if let Some(hit) = self.hit::<CachedWorkSpec>(name).await {
+            return Ok(hit);
+        }
+        let spec = Box::pin(self.load_spec(name, true)).await?;
         Ok(spec)
     }
 
@@ -275,7 +288,10 @@ impl Namespace for CachedNamespace {
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
-        let worker = self.lookup_worker(name).await?;
+        if let Some(hit) = self.hit::<CachedWorker>(name).await {
+            return Ok(hit);
+        }
+        let worker = Box::pin(self.lookup_worker(name)).await?;
         Ok(worker)
     }
 

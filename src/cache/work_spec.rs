@@ -30,14 +30,14 @@ pub(crate) struct CachedWorkSpec {
 impl CachedWorkSpec {
     pub(super) fn new(
         namespace: &Arc<CachedNamespace>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn WorkSpec>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedWorkSpec {
             shared: Arc::clone(&namespace.shared),
             me: me.clone(),
             namespace: Arc::clone(namespace),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
@@ -46,25 +46,34 @@ impl CachedWorkSpec {
         self.me.upgrade().ok_or(Error::Gone)
     }
 
-    /// `work_unit(name)`, cached.
-    pub(super) async fn lookup_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
+    /// A live cached unit handle, without calling the backend.
+    async fn cached_unit(&self, name: &str) -> Option<Arc<CachedWorkUnit>> {
         let scope = {
             let link = self.link.load();
             (!link.is_dead()).then(|| link.scope())
-        };
-        if let Some(scope) = scope {
-            if let Some(hit) = self.shared.cached::<CachedWorkUnit>(scope, name).await {
-                return Ok(hit);
-            }
+        }?;
+        self.shared.cached::<CachedWorkUnit>(scope, name).await
+    }
+
+    /// `work_unit(name)`, cached.
+    pub(super) async fn lookup_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
+        if let Some(hit) = self.cached_unit(name).await {
+            return Ok(hit);
         }
+        // The miss path's state is large: boxing it keeps the hit path's
+        // future (which the trait boxes anyway) small.
+        Box::pin(self.load_unit(name)).await
+    }
+
+    async fn load_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
         let me = self.me()?;
         run(&self.shared, self, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, async move {
-                        let up = link.upstream.work_unit(name).await?;
+                    .get_or_load(scope, name, |name| async move {
+                        let up = link.upstream.work_unit(&name).await?;
                         Ok(CachedWorkUnit::new(
                             &me,
                             name,
@@ -87,8 +96,8 @@ impl CachedWorkSpec {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), &name, || {
-                CachedWorkUnit::new(&me, &name, Link::new(up, Some(parent(link))))
+            .adopt(link.scope(), name, |name| {
+                CachedWorkUnit::new(&me, name, Link::new(up, Some(parent(link))))
             })
             .await)
     }
@@ -188,7 +197,18 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
-        let unit = self.lookup_unit(name).await?;
+        let scope = {
+            let link = self.link.load();
+            (!link.is_dead()).then(|| link.scope())
+        };
+        let hit = match scope {
+            Some(scope) => self.shared.hit::<CachedWorkUnit>(scope, name).await,
+            None => None,
+        };
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let unit = Box::pin(self.load_unit(name)).await?;
         Ok(unit)
     }
 
@@ -264,5 +284,34 @@ impl WorkSpec for CachedWorkSpec {
             link.upstream.summarize().await
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    use crate::api::Backend;
+
+    #[tokio::test]
+    async fn future_sizes() {
+        let cache = super::super::Cache::new(crate::memory::MemoryBackend::new());
+        let ns = cache.namespace("n").await.unwrap();
+        let spec = ns.set_work_spec(crate::data!({"name": "s"})).await.unwrap();
+        let cs = spec.as_any().downcast_ref::<CachedWorkSpec>().unwrap();
+        let f = cs.lookup_unit("x");
+        eprintln!("lookup_unit future: {}", std::mem::size_of_val(&f));
+        let g = cs.shared.cached::<CachedWorkUnit>(1, "x");
+        eprintln!("cached future: {}", std::mem::size_of_val(&g));
+        let caches = cs.shared.caches.load_full().unwrap();
+        let h = caches.work_units.get(&super::super::key::KeyRef {
+            scope: 1,
+            name: "x",
+        });
+        eprintln!("moka get future: {}", std::mem::size_of_val(&h));
+        eprintln!("unit wrapper: {}", std::mem::size_of::<CachedWorkUnit>());
+        eprintln!(
+            "link: {}",
+            std::mem::size_of::<Link<dyn crate::api::WorkUnit>>()
+        );
     }
 }

@@ -29,14 +29,14 @@ pub(crate) struct CachedWorkUnit {
 impl CachedWorkUnit {
     pub(super) fn new(
         work_spec: &Arc<CachedWorkSpec>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn WorkUnit>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedWorkUnit {
             shared: Arc::clone(&work_spec.shared),
             me: me.clone(),
             work_spec: Arc::clone(work_spec),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }

@@ -30,14 +30,14 @@ pub(crate) struct CachedWorker {
 impl CachedWorker {
     pub(super) fn new(
         namespace: &Arc<CachedNamespace>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn Worker>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedWorker {
             shared: Arc::clone(&namespace.shared),
             me: me.clone(),
             namespace: Arc::clone(namespace),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
