@@ -353,7 +353,8 @@ async fn concurrent_lookups(
 /// A concurrent-miss case: label, number of tasks, name looked up by task i.
 type MissCase = (&'static str, usize, fn(usize) -> String);
 
-const MISS_CASES: [MissCase; 3] = [
+const MISS_CASES: [MissCase; 4] = [
+    ("single_miss_baseline", 1, |_| "unit-00001".to_string()),
     ("same_name_64", 64, |_| "unit-00001".to_string()),
     ("different_names_8", 8, |t| format!("unit-{:05}", t + 10)),
     ("absent_name_8", 8, |_| "absent".to_string()),

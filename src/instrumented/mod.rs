@@ -299,7 +299,8 @@ impl<B> Instrumented<B> {
         }
     }
 
-    /// Also sleeps `latency` (with `tokio::time::sleep`) in every name
+    /// Also sleeps `latency` (with `tokio::time::sleep`, whose timer ticks in
+    /// whole milliseconds: a 1 ms sleep takes 1-2 ms) in every name
     /// lookup, like a database round trip.
     pub fn with_lookup_latency(inner: B, latency: StdDuration) -> Self {
         let mut me = Self::new(inner);
