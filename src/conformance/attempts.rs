@@ -15,40 +15,129 @@ pub async fn attempt_lifetime(t: TestBackend) {
     let r = Run::new("attempt_lifetime", t);
     let (_ns, spec, worker) = r.basic("attempt_lifetime", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "initial status");
-    check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "initial data");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "initial status"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        DataMap::new(),
+        "initial data"
+    );
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "request").await;
     let key = r.key(&a).await;
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Pending, "unit pending");
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "attempt pending");
-    check_eq!(r, r.active_key(&unit).await, Some(key.clone()), "unit's active attempt");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit pending"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "attempt pending"
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(key.clone()),
+        "unit's active attempt"
+    );
     let active = r.ok(worker.active_attempts().await, "worker active");
-    check_eq!(r, r.keys(&active).await, vec![key.clone()], "worker's active attempts");
-    check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "data while pending");
+    check_eq!(
+        r,
+        r.keys(&active).await,
+        vec![key.clone()],
+        "worker's active attempts"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        DataMap::new(),
+        "data while pending"
+    );
 
     let result = data!({"outputs": ["not", "chained"], "n": 1});
     r.ok(a.finish(Some(result.clone())).await, "finish");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Finished, "unit finished");
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Finished, "attempt finished");
-    check_eq!(r, r.active_key(&unit).await, Some(key.clone()), "still active");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Finished,
+        "attempt finished"
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(key.clone()),
+        "still active"
+    );
     let active = r.ok(worker.active_attempts().await, "worker active");
-    check!(r, active.is_empty(), "worker active list not empty after finish");
+    check!(
+        r,
+        active.is_empty(),
+        "worker active list not empty after finish"
+    );
     let history = r.ok(unit.attempts().await, "unit attempts");
     check_eq!(r, r.keys(&history).await, vec![key.clone()], "unit history");
     let all = r.ok(worker.all_attempts().await, "worker all");
-    check_eq!(r, r.keys(&all).await, vec![key.clone()], "worker all attempts");
-    check_eq!(r, r.ok(unit.data().await, "data"), result, "unit data is the finish data");
+    check_eq!(
+        r,
+        r.keys(&all).await,
+        vec![key.clone()],
+        "worker all attempts"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        result,
+        "unit data is the finish data"
+    );
 
     r.ok(unit.clear_active_attempt().await, "clear_active_attempt");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "available after clear");
-    check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "own data after clear");
-    check_eq!(r, r.active_key(&unit).await, None, "no active attempt after clear");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "available after clear"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        DataMap::new(),
+        "own data after clear"
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        None,
+        "no active attempt after clear"
+    );
     let history = r.ok(unit.attempts().await, "unit attempts");
-    check_eq!(r, r.keys(&history).await, vec![key.clone()], "history after clear");
+    check_eq!(
+        r,
+        r.keys(&history).await,
+        vec![key.clone()],
+        "history after clear"
+    );
     let all = r.ok(worker.all_attempts().await, "worker all");
     check_eq!(r, r.keys(&all).await, vec![key], "worker all after clear");
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Finished, "attempt keeps status");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Finished,
+        "attempt keeps status"
+    );
 }
 
 /// **AttemptMetadata.** Start, data, end and expiration through renew and finish.
@@ -61,25 +150,53 @@ pub async fn attempt_metadata(t: TestBackend) {
     let start = r.now();
     let a = r.request_unit(&worker, "u", "request").await;
     check_eq!(r, r.ok(a.start_time().await, "start"), start, "start time");
-    check_eq!(r, r.ok(a.data().await, "data"), unit_data, "attempt data snapshot");
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        unit_data,
+        "attempt data snapshot"
+    );
     check_eq!(r, r.ok(a.end_time().await, "end"), None, "end time unset");
     let exp = r.ok(a.expiration_time().await, "expiration");
     check_eq!(r, exp, start + Duration::minutes(15), "default lifetime");
 
     r.advance_secs(60);
     let renewed = data!({"from": "renew"});
-    r.ok(a.renew(Duration::minutes(3), Some(renewed.clone())).await, "renew");
-    check_eq!(r, r.ok(a.start_time().await, "start"), start, "start after renew");
+    r.ok(
+        a.renew(Duration::minutes(3), Some(renewed.clone())).await,
+        "renew",
+    );
+    check_eq!(
+        r,
+        r.ok(a.start_time().await, "start"),
+        start,
+        "start after renew"
+    );
     check_eq!(r, r.ok(a.data().await, "data"), renewed, "data after renew");
     check_eq!(r, r.ok(a.end_time().await, "end"), None, "end after renew");
     let exp = r.ok(a.expiration_time().await, "expiration");
-    check_eq!(r, exp, at_secs(70) + Duration::minutes(3), "expiration after renew");
+    check_eq!(
+        r,
+        exp,
+        at_secs(70) + Duration::minutes(3),
+        "expiration after renew"
+    );
 
     r.advance_secs(60);
     let finished = data!({"from": "finish"});
     r.ok(a.finish(Some(finished.clone())).await, "finish");
-    check_eq!(r, r.ok(a.start_time().await, "start"), start, "start after finish");
-    check_eq!(r, r.ok(a.data().await, "data"), finished, "data after finish");
+    check_eq!(
+        r,
+        r.ok(a.start_time().await, "start"),
+        start,
+        "start after finish"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        finished,
+        "data after finish"
+    );
     let end = r.ok(a.end_time().await, "end");
     check_eq!(r, end, Some(at_secs(130)), "end time after finish");
     check!(r, end > Some(start), "end after start");
@@ -87,7 +204,12 @@ pub async fn attempt_metadata(t: TestBackend) {
     let own = r.ok(spec.work_unit("u").await, "lookup");
     check_eq!(r, r.ok(unit.data().await, "data"), finished, "visible data");
     r.ok(own.clear_active_attempt().await, "clear");
-    check_eq!(r, r.ok(own.data().await, "data"), unit_data, "unit's own data untouched");
+    check_eq!(
+        r,
+        r.ok(own.data().await, "data"),
+        unit_data,
+        "unit's own data untouched"
+    );
 }
 
 /// A namespace with spec `a` chaining to a paused spec `b`, and a worker.
@@ -118,21 +240,43 @@ pub async fn work_unit_chaining(t: TestBackend) {
             Some(data!({"output": ["b2", "b3"]})),
             vec!["b1", "b2", "b3"],
         ),
-        ("a4", data!({"output": ["b4"]}), None, vec!["b1", "b2", "b3", "b4"]),
+        (
+            "a4",
+            data!({"output": ["b4"]}),
+            None,
+            vec!["b1", "b2", "b3", "b4"],
+        ),
     ];
     for (unit, unit_data, finish_data, expected) in steps {
         r.unit(&a, unit, unit_data).await;
         r.advance_secs(5);
-        let attempt = r.request_unit(&worker, unit, format_args!("request {unit}")).await;
-        r.ok(attempt.finish(finish_data).await, format_args!("finish {unit}"));
-        let got = r.unit_names(&b, format_args!("units of b after {unit}")).await;
+        let attempt = r
+            .request_unit(&worker, unit, format_args!("request {unit}"))
+            .await;
+        r.ok(
+            attempt.finish(finish_data).await,
+            format_args!("finish {unit}"),
+        );
+        let got = r
+            .unit_names(&b, format_args!("units of b after {unit}"))
+            .await;
         check_eq!(r, got, names(expected), "units of b after {unit}");
     }
     let b1 = r.ok(b.work_unit("b1").await, "lookup b1");
-    check_eq!(r, r.ok(b1.data().await, "data"), data!({"k": "v"}), "b1 data");
+    check_eq!(
+        r,
+        r.ok(b1.data().await, "data"),
+        data!({"k": "v"}),
+        "b1 data"
+    );
     let b2 = r.ok(b.work_unit("b2").await, "lookup b2");
     check_eq!(r, r.ok(b2.data().await, "data"), DataMap::new(), "b2 data");
-    check_eq!(r, r.unit_status(&b2).await, WorkUnitStatus::Available, "b2 available");
+    check_eq!(
+        r,
+        r.unit_status(&b2).await,
+        WorkUnitStatus::Available,
+        "b2 available"
+    );
 }
 
 /// **ChainingMixed.** A plain name and an array item for the same name:
@@ -142,7 +286,8 @@ pub async fn chaining_mixed(t: TestBackend) {
     let (_ns, a, b, worker) = chain_fixture(&r, "chaining_mixed").await;
     r.unit(&a, "a", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "a", "request").await;
-    let output = data!({"output": ["x", ["x", {"d": 1}, {"priority": 2.5}], ["y", null, null, 7.5]]});
+    let output =
+        data!({"output": ["x", ["x", {"d": 1}, {"priority": 2.5}], ["y", null, null, 7.5]]});
     r.ok(attempt.finish(Some(output)).await, "finish");
     let x = r.ok(b.work_unit("x").await, "lookup x");
     check_eq!(r, r.ok(x.data().await, "data"), data!({"d": 1}), "x data");
@@ -161,9 +306,17 @@ pub async fn chaining_two_step(t: TestBackend) {
     let attempt = r.request_unit(&worker, "a", "request").await;
     let name = "\u{1}\u{2}";
     let renewed = data!({"output": [name, [name, {}, {"priority": 7}]]});
-    r.ok(attempt.renew(Duration::minutes(5), Some(renewed)).await, "renew");
+    r.ok(
+        attempt.renew(Duration::minutes(5), Some(renewed)).await,
+        "renew",
+    );
     r.ok(attempt.finish(None).await, "finish");
-    check_eq!(r, r.unit_names(&b, "units of b").await, names([name]), "units of b");
+    check_eq!(
+        r,
+        r.unit_names(&b, "units of b").await,
+        names([name]),
+        "units of b"
+    );
     let unit = r.ok(b.work_unit(name).await, "lookup");
     check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "data");
     check_eq!(r, r.ok(unit.priority().await, "priority"), 7.0, "priority");
@@ -179,10 +332,27 @@ pub async fn chaining_expiry(t: TestBackend) {
     r.ok(unit.clear_active_attempt().await, "clear");
     r.advance_secs(5);
     let second = r.request_unit(&worker, "a", "second request").await;
-    r.ok(first.finish(Some(data!({"output": ["b"]}))).await, "finish first");
-    check!(r, r.unit_names(&b, "units of b").await.is_empty(), "inactive attempt chained");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Pending, "unit still pending");
-    check_eq!(r, r.active_key(&unit).await, Some(r.key(&second).await), "second still active");
+    r.ok(
+        first.finish(Some(data!({"output": ["b"]}))).await,
+        "finish first",
+    );
+    check!(
+        r,
+        r.unit_names(&b, "units of b").await.is_empty(),
+        "inactive attempt chained"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit still pending"
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(r.key(&second).await),
+        "second still active"
+    );
 }
 
 /// **ChainingDuplicate.** Chaining to an already finished unit makes it
@@ -190,7 +360,9 @@ pub async fn chaining_expiry(t: TestBackend) {
 pub async fn chaining_duplicate(t: TestBackend) {
     let r = Run::new("chaining_duplicate", t);
     let ns = r.ns("chaining_duplicate").await;
-    let a = r.spec(&ns, data!({"name": "a", "then": "b", "priority": 0})).await;
+    let a = r
+        .spec(&ns, data!({"name": "a", "then": "b", "priority": 0}))
+        .await;
     r.spec(&ns, data!({"name": "b", "priority": 10})).await;
     let worker = r.worker(&ns, "worker").await;
     r.units(&a, &["a1", "a2"]).await;
@@ -221,12 +393,29 @@ pub async fn chaining_missing_next_spec(t: TestBackend) {
     let worker = r.worker(&ns, "worker").await;
     let unit = r.unit(&a, "u", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "u", "request").await;
-    r.ok(attempt.finish(Some(data!({"output": ["x"]}))).await, "finish");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Finished, "unit finished");
+    r.ok(
+        attempt.finish(Some(data!({"output": ["x"]}))).await,
+        "finish",
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
     let listed = r.ok(ns.work_spec_names().await, "names");
     check_eq!(r, listed, vec!["a".to_string()], "no spec created");
-    check!(r, r.unit_names(&other, "other ns").await.is_empty(), "chained across namespaces");
-    check_eq!(r, r.unit_names(&a, "a's units").await, names(["u"]), "nothing added to a");
+    check!(
+        r,
+        r.unit_names(&other, "other ns").await.is_empty(),
+        "chained across namespaces"
+    );
+    check_eq!(
+        r,
+        r.unit_names(&a, "a's units").await,
+        names(["u"]),
+        "nothing added to a"
+    );
 }
 
 /// Chaining ignores `outputs` (plural), scalar `output`, a map with a
@@ -247,16 +436,27 @@ pub async fn chaining_ignored_outputs(t: TestBackend) {
         let name = format!("a{i}");
         r.unit(&a, &name, DataMap::new()).await;
         r.advance_secs(5);
-        let attempt = r.request_unit(&worker, &name, format_args!("request {name}")).await;
+        let attempt = r
+            .request_unit(&worker, &name, format_args!("request {name}"))
+            .await;
         let step = format!("finish with {finish:?}");
         r.ok(attempt.finish(Some(finish)).await, &step);
-        check!(r, r.unit_names(&b, &step).await.is_empty(), "{step}: created units");
+        check!(
+            r,
+            r.unit_names(&b, &step).await.is_empty(),
+            "{step}: created units"
+        );
     }
     r.unit(&a, "last", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "last", "request last").await;
     let mixed = data!({"output": [["eta"], "ok", ["zeta", {}, {}, 7]]});
     r.ok(attempt.finish(Some(mixed)).await, "finish with mixed items");
-    check_eq!(r, r.unit_names(&b, "after mixed").await, names(["ok"]), "good item kept");
+    check_eq!(
+        r,
+        r.unit_names(&b, "after mixed").await,
+        names(["ok"]),
+        "good item kept"
+    );
 }
 
 /// Chaining onto a Pending unit replaces its data and meta but keeps its
@@ -266,20 +466,56 @@ pub async fn chaining_pending_target(t: TestBackend) {
     let (_ns, a, b, worker) = chain_fixture(&r, "chaining_pending_target").await;
     let busy = r.unit(&b, "busy", DataMap::new()).await;
     let broken = r.unit(&b, "broken", DataMap::new()).await;
-    let running = r.ok(worker.make_attempt(busy.as_ref(), Duration::zero()).await, "make");
-    let failed = r.ok(worker.make_attempt(broken.as_ref(), Duration::zero()).await, "make");
+    let running = r.ok(
+        worker.make_attempt(busy.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    let failed = r.ok(
+        worker.make_attempt(broken.as_ref(), Duration::zero()).await,
+        "make",
+    );
     r.ok(failed.fail(None).await, "fail");
     r.unit(&a, "a", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "a", "request").await;
     let output = data!({"output": {"busy": {"v": 1}, "broken": {"v": 2}}});
     r.ok(attempt.finish(Some(output)).await, "finish");
-    check_eq!(r, r.unit_status(&busy).await, WorkUnitStatus::Pending, "busy stays pending");
-    check_eq!(r, r.active_key(&busy).await, Some(r.key(&running).await), "busy's attempt kept");
-    check_eq!(r, r.unit_status(&broken).await, WorkUnitStatus::Available, "broken re-armed");
-    check_eq!(r, r.ok(broken.data().await, "data"), data!({"v": 2}), "broken's new data");
-    check_eq!(r, r.attempt_status(&failed).await, AttemptStatus::Failed, "old attempt kept");
+    check_eq!(
+        r,
+        r.unit_status(&busy).await,
+        WorkUnitStatus::Pending,
+        "busy stays pending"
+    );
+    check_eq!(
+        r,
+        r.active_key(&busy).await,
+        Some(r.key(&running).await),
+        "busy's attempt kept"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&broken).await,
+        WorkUnitStatus::Available,
+        "broken re-armed"
+    );
+    check_eq!(
+        r,
+        r.ok(broken.data().await, "data"),
+        data!({"v": 2}),
+        "broken's new data"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&failed).await,
+        AttemptStatus::Failed,
+        "old attempt kept"
+    );
     r.ok(busy.clear_active_attempt().await, "clear busy");
-    check_eq!(r, r.ok(busy.data().await, "data"), data!({"v": 1}), "busy's new own data");
+    check_eq!(
+        r,
+        r.ok(busy.data().await, "data"),
+        data!({"v": 1}),
+        "busy's new own data"
+    );
 }
 
 /// **AttemptExpiration.** Past the default lifetime the attempt is Expired,
@@ -289,15 +525,40 @@ pub async fn attempt_expiration(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("attempt_expiration", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "fresh attempt");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "fresh attempt"
+    );
     r.request_none(&worker, "second request").await;
     r.advance(Duration::minutes(15) + Duration::seconds(1));
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Expired, "after the lease");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "after the lease"
+    );
     let meta = r.ok(spec.meta(true).await, "meta(true)");
-    check_eq!(r, (meta.available_count, meta.pending_count), (1, 0), "counts");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "unit available");
+    check_eq!(
+        r,
+        (meta.available_count, meta.pending_count),
+        (1, 0),
+        "counts"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit available"
+    );
     let again = r.request_unit(&worker, "u", "request again").await;
-    check_eq!(r, r.attempt_status(&again).await, AttemptStatus::Pending, "new attempt");
+    check_eq!(
+        r,
+        r.attempt_status(&again).await,
+        AttemptStatus::Pending,
+        "new attempt"
+    );
 }
 
 /// **RetryDelay.** A retried unit is Delayed until the delay has elapsed.
@@ -307,12 +568,27 @@ pub async fn retry_delay(t: TestBackend) {
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.ok(a.retry(None, Duration::seconds(60)).await, "retry(60 s)");
-    check_eq!(r, r.ok(unit.meta().await, "meta").not_before, Some(r.now() + Duration::seconds(60)), "not_before");
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta").not_before,
+        Some(r.now() + Duration::seconds(60)),
+        "not_before"
+    );
     r.advance_secs(30);
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Delayed, "before the delay");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Delayed,
+        "before the delay"
+    );
     r.request_none(&worker, "before the delay").await;
     r.advance_secs(30);
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "after the delay");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "after the delay"
+    );
     r.drain(&worker, &["u"], "drain").await;
 }
 
@@ -325,10 +601,20 @@ pub async fn attempt_fractional_start(t: TestBackend) {
     r.advance(Duration::milliseconds(1_234));
     let start = r.now();
     let a = r.request_unit(&worker, "u", "request").await;
-    check_eq!(r, r.ok(a.start_time().await, "start"), start, "fractional start kept");
+    check_eq!(
+        r,
+        r.ok(a.start_time().await, "start"),
+        start,
+        "fractional start kept"
+    );
     r.advance(Duration::milliseconds(1_001));
     r.ok(a.finish(None).await, "finish");
-    check_eq!(r, r.ok(a.end_time().await, "end"), Some(r.now()), "fractional end kept");
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "fractional end kept"
+    );
 }
 
 /// **AttemptGone.** `status()` on an attempt of a deleted unit fails with
@@ -338,15 +624,23 @@ pub async fn attempt_gone(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("attempt_gone", "spec").await;
     r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
-    r.ok(spec.delete_work_units(&WorkUnitQuery::all()).await, "delete all");
-    r.gone(a.status().await, Dead::unit("spec", "u"), "status of attempt of deleted unit");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::all()).await,
+        "delete all",
+    );
+    r.gone(
+        a.status().await,
+        Dead::unit("spec", "u"),
+        "status of attempt of deleted unit",
+    );
 }
 
 /// Lets the single unit of `spec` be handed out `times` times, each
 /// attempt left to expire (the clock passes the lease).
 async fn expire_repeatedly(r: &Run, worker: &WorkerRef, unit: &str, times: usize) {
     for i in 0..times {
-        r.request_unit(worker, unit, format_args!("hand-out {i}")).await;
+        r.request_unit(worker, unit, format_args!("hand-out {i}"))
+            .await;
         r.advance(Duration::minutes(20));
     }
 }
@@ -361,16 +655,42 @@ pub async fn max_retries(t: TestBackend) {
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     expire_repeatedly(&r, &worker, "u", 3).await;
     r.request_none(&worker, "request over the limit").await;
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Failed, "unit failed");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Failed,
+        "unit failed"
+    );
     let expected = data!({"traceback": "too many retries"});
     check_eq!(r, r.ok(unit.data().await, "data"), expected, "traceback");
-    check_eq!(r, r.ok(unit.num_attempts().await, "num_attempts"), 4, "attempts");
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num_attempts"),
+        4,
+        "attempts"
+    );
     let active = r.ok(unit.active_attempt().await, "active");
-    let Some(active) = active else { panic!("[max_retries] failed unit has no active attempt") };
-    check_eq!(r, r.attempt_status(&active).await, AttemptStatus::Failed, "last attempt");
-    check_eq!(r, r.ok(active.end_time().await, "end"), Some(r.now()), "end time");
+    let Some(active) = active else {
+        panic!("[max_retries] failed unit has no active attempt")
+    };
+    check_eq!(
+        r,
+        r.attempt_status(&active).await,
+        AttemptStatus::Failed,
+        "last attempt"
+    );
+    check_eq!(
+        r,
+        r.ok(active.end_time().await, "end"),
+        Some(r.now()),
+        "end time"
+    );
     let listed = r.ok(worker.active_attempts().await, "worker active");
-    check!(r, listed.is_empty(), "failed attempt on worker's active list");
+    check!(
+        r,
+        listed.is_empty(),
+        "failed attempt on worker's active list"
+    );
 }
 
 /// **MaxRetriesMulti.** A partially failed batch is returned short,
@@ -379,22 +699,39 @@ pub async fn max_retries_multi(t: TestBackend) {
     let r = Run::new("max_retries_multi", t);
     let ns = r.ns("max_retries_multi").await;
     let spec = r
-        .spec(&ns, data!({"name": "spec", "max_getwork": 2, "max_retries": 1}))
+        .spec(
+            &ns,
+            data!({"name": "spec", "max_getwork": 2, "max_retries": 1}),
+        )
         .await;
     let worker = r.worker(&ns, "worker").await;
     r.units(&spec, &["a", "b", "c", "d"]).await;
-    let got = r.request(&worker, AttemptRequest::units(10), "first batch").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "first batch")
+        .await;
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["a", "b"], "first batch");
     r.ok(got[0].finish(None).await, "finish a");
     r.advance(Duration::minutes(20));
-    let got = r.request(&worker, AttemptRequest::units(10), "second batch").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "second batch")
+        .await;
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["c"], "second batch, not topped up");
     let b = r.ok(spec.work_unit("b").await, "lookup b");
-    check_eq!(r, r.unit_status(&b).await, WorkUnitStatus::Failed, "b failed");
+    check_eq!(
+        r,
+        r.unit_status(&b).await,
+        WorkUnitStatus::Failed,
+        "b failed"
+    );
     let d = r.ok(spec.work_unit("d").await, "lookup d");
-    check_eq!(r, r.unit_status(&d).await, WorkUnitStatus::Available, "d untouched");
+    check_eq!(
+        r,
+        r.unit_status(&d).await,
+        WorkUnitStatus::Available,
+        "d untouched"
+    );
 }
 
 /// **MaxRetriesMultiBatch.** A batch of only over-limit units is failed and
@@ -403,14 +740,21 @@ pub async fn max_retries_multi_batch(t: TestBackend) {
     let r = Run::new("max_retries_multi_batch", t);
     let ns = r.ns("max_retries_multi_batch").await;
     let spec = r
-        .spec(&ns, data!({"name": "spec", "max_getwork": 2, "max_retries": 1}))
+        .spec(
+            &ns,
+            data!({"name": "spec", "max_getwork": 2, "max_retries": 1}),
+        )
         .await;
     let worker = r.worker(&ns, "worker").await;
     r.units(&spec, &["a", "b", "c", "d", "e"]).await;
-    let got = r.request(&worker, AttemptRequest::units(10), "first batch").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "first batch")
+        .await;
     check_eq!(r, got.len(), 2, "first batch size");
     r.advance(Duration::minutes(20));
-    let got = r.request(&worker, AttemptRequest::units(10), "second batch").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "second batch")
+        .await;
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["c", "d"], "next batch");
     let counts = r.ok(spec.count_work_unit_status().await, "counts");
@@ -432,8 +776,18 @@ pub async fn max_retries_unlimited(t: TestBackend) {
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     expire_repeatedly(&r, &worker, "u", 6).await;
     let a = r.request_unit(&worker, "u", "seventh").await;
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "still handed out");
-    check_eq!(r, r.ok(unit.num_attempts().await, "num_attempts"), 7, "attempts");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "still handed out"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num_attempts"),
+        7,
+        "attempts"
+    );
 }
 
 /// `max_retries` set through `set_meta` applies to the next request, and
@@ -442,15 +796,27 @@ pub async fn max_retries_set_meta(t: TestBackend) {
     let r = Run::new("max_retries_set_meta", t);
     let (_ns, spec, worker) = r.basic("max_retries_set_meta", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
     r.ok(a.expire(None).await, "expire");
-    let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
     r.ok(a.retry(None, Duration::zero()).await, "retry");
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.max_retries = 2;
     r.ok(spec.set_meta(meta).await, "set_meta(max_retries = 2)");
-    r.request_none(&worker, "third attempt exceeds the limit").await;
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Failed, "unit failed");
+    r.request_none(&worker, "third attempt exceeds the limit")
+        .await;
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Failed,
+        "unit failed"
+    );
     check_eq!(r, r.ok(unit.num_attempts().await, "num"), 3, "attempts");
 }
 
@@ -460,19 +826,45 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     let r = Run::new("lazy_expiry_finish_before_check", t);
     let (_ns, spec, worker) = r.basic("lazy_expiry_finish_before_check", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::seconds(10)).await, "make");
+    let a = r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(10))
+            .await,
+        "make",
+    );
     r.advance_secs(20);
     // Reads that perform no expiry check.
-    check_eq!(r, r.ok(a.data().await, "data"), DataMap::new(), "attempt data");
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        DataMap::new(),
+        "attempt data"
+    );
     r.ok(a.start_time().await, "start_time");
     r.ok(unit.data().await, "unit data");
     r.ok(spec.meta(false).await, "meta(false)");
     r.ok(worker.active_attempts().await, "worker active list");
-    r.ok(a.renew(Duration::seconds(5), None).await, "renew past the deadline");
+    r.ok(
+        a.renew(Duration::seconds(5), None).await,
+        "renew past the deadline",
+    );
     r.advance_secs(20);
-    r.ok(a.finish(Some(data!({"done": true}))).await, "finish past the deadline");
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Finished, "attempt finished");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Finished, "unit finished");
+    r.ok(
+        a.finish(Some(data!({"done": true}))).await,
+        "finish past the deadline",
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Finished,
+        "attempt finished"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
 }
 
 /// §13.2: once an expiry check has run, `finish`/`fail`/`retry` fail with
@@ -499,7 +891,12 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
     ];
     for check in checks {
         let unit = r.unit(&spec, check, DataMap::new()).await;
-        let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::seconds(10)).await, "make");
+        let a = r.ok(
+            worker
+                .make_attempt(unit.as_ref(), Duration::seconds(10))
+                .await,
+            "make",
+        );
         let deadline = r.ok(a.expiration_time().await, "expiration");
         r.advance_secs(11);
         let check_time = r.now();
@@ -526,8 +923,16 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
             }
         }
         r.advance_secs(1);
-        r.fails(a.finish(None).await, Error::NotPending, format_args!("finish after {check}"));
-        r.fails(a.fail(None).await, Error::NotPending, format_args!("fail after {check}"));
+        r.fails(
+            a.finish(None).await,
+            Error::NotPending,
+            format_args!("finish after {check}"),
+        );
+        r.fails(
+            a.fail(None).await,
+            Error::NotPending,
+            format_args!("fail after {check}"),
+        );
         r.fails(
             a.retry(None, Duration::zero()).await,
             Error::NotPending,
@@ -538,11 +943,26 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
             Error::LostLease,
             format_args!("renew after {check}"),
         );
-        check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Expired, "status after {check}");
+        check_eq!(
+            r,
+            r.attempt_status(&a).await,
+            AttemptStatus::Expired,
+            "status after {check}"
+        );
         let exp = r.ok(a.expiration_time().await, "expiration");
         check_eq!(r, exp, deadline, "expiration kept after {check}");
-        check_eq!(r, r.active_key(&unit).await, None, "active cleared after {check}");
-        check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "after {check}");
+        check_eq!(
+            r,
+            r.active_key(&unit).await,
+            None,
+            "active cleared after {check}"
+        );
+        check_eq!(
+            r,
+            r.unit_status(&unit).await,
+            WorkUnitStatus::Available,
+            "after {check}"
+        );
         let end = r.ok(a.end_time().await, "end_time");
         // renew on an expired attempt re-completes it (end = now); the
         // check itself ended it at check_time.
@@ -552,7 +972,11 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
             "end time after {check}: {end:?}"
         );
         let active = r.ok(worker.active_attempts().await, "worker active");
-        check!(r, active.is_empty(), "expired attempt on the worker's list after {check}");
+        check!(
+            r,
+            active.is_empty(),
+            "expired attempt on the worker's list after {check}"
+        );
     }
 }
 
@@ -562,14 +986,44 @@ pub async fn expiry_boundary(t: TestBackend) {
     let r = Run::new("expiry_boundary", t);
     let (_ns, spec, worker) = r.basic("expiry_boundary", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::seconds(30)).await, "make");
+    let a = r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(30))
+            .await,
+        "make",
+    );
     r.advance_secs(30);
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "at the deadline");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Pending, "unit at the deadline");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "at the deadline"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit at the deadline"
+    );
     r.advance(Duration::milliseconds(1));
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Expired, "1 ms past the deadline");
-    check_eq!(r, r.ok(a.end_time().await, "end"), Some(r.now()), "end time");
-    check_eq!(r, r.ok(a.expiration_time().await, "exp"), at_secs(30), "expiration kept");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "1 ms past the deadline"
+    );
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "end time"
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        at_secs(30),
+        "expiration kept"
+    );
 }
 
 /// `make_attempt` (§8): no state checks (it restarts a finished unit of a
@@ -587,7 +1041,10 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         not_before: Some(r.now() + Duration::hours(1)),
     };
     let unit = r.unit_meta(&spec, "u", data!({"v": 1}), meta).await;
-    let first = r.ok(one.make_attempt(unit.as_ref(), Duration::zero()).await, "make (delayed)");
+    let first = r.ok(
+        one.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make (delayed)",
+    );
     check_eq!(
         r,
         r.ok(first.expiration_time().await, "exp"),
@@ -596,20 +1053,65 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
     r.ok(first.finish(None).await, "finish");
     r.advance_secs(1);
-    let second = r.ok(two.make_attempt(unit.as_ref(), Duration::seconds(60)).await, "restart");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Pending, "restarted");
+    let second = r.ok(
+        two.make_attempt(unit.as_ref(), Duration::seconds(60)).await,
+        "restart",
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "restarted"
+    );
     r.advance_secs(1);
-    let third = r.ok(one.make_attempt(unit.as_ref(), Duration::seconds(60)).await, "supersede");
-    check_eq!(r, r.active_key(&unit).await, Some(r.key(&third).await), "newest is active");
-    check_eq!(r, r.attempt_status(&second).await, AttemptStatus::Pending, "superseded status");
+    let third = r.ok(
+        one.make_attempt(unit.as_ref(), Duration::seconds(60)).await,
+        "supersede",
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(r.key(&third).await),
+        "newest is active"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&second).await,
+        AttemptStatus::Pending,
+        "superseded status"
+    );
     let two_active = r.ok(two.active_attempts().await, "two's active list");
-    check_eq!(r, r.keys(&two_active).await, vec![r.key(&second).await], "superseded listed");
+    check_eq!(
+        r,
+        r.keys(&two_active).await,
+        vec![r.key(&second).await],
+        "superseded listed"
+    );
     check_eq!(r, r.ok(unit.num_attempts().await, "num"), 3, "history");
     let history = r.ok(unit.attempts().await, "attempts");
-    let expected = vec![r.key(&first).await, r.key(&second).await, r.key(&third).await];
-    check_eq!(r, r.keys_ordered(&history).await, expected, "history in creation order");
+    let expected = vec![
+        r.key(&first).await,
+        r.key(&second).await,
+        r.key(&third).await,
+    ];
+    check_eq!(
+        r,
+        r.keys_ordered(&history).await,
+        expected,
+        "history in creation order"
+    );
     // A superseded pending attempt is not subject to automatic expiry.
     r.advance_secs(120);
-    check_eq!(r, r.attempt_status(&second).await, AttemptStatus::Pending, "not auto-expired");
-    check_eq!(r, r.attempt_status(&third).await, AttemptStatus::Expired, "active one expired");
+    check_eq!(
+        r,
+        r.attempt_status(&second).await,
+        AttemptStatus::Pending,
+        "not auto-expired"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&third).await,
+        AttemptStatus::Expired,
+        "active one expired"
+    );
 }

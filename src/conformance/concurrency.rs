@@ -28,14 +28,21 @@ pub async fn concurrent_execution(t: TestBackend) {
     let expected = numbered_units(&r, &spec, 100).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let worker = r.worker(&ns, &format!("worker-{i}-{:016x}", fastrand::u64(..))).await;
+        let worker = r
+            .worker(&ns, &format!("worker-{i}-{:016x}", fastrand::u64(..)))
+            .await;
         tasks.push(tokio::spawn(async move {
             let mut done: Vec<(String, String)> = Vec::new();
             loop {
                 let got = worker.request_attempts(AttemptRequest::default()).await?;
-                let Some(attempt) = got.into_iter().next() else { break };
+                let Some(attempt) = got.into_iter().next() else {
+                    break;
+                };
                 attempt.finish(None).await?;
-                done.push((attempt.work_unit().name().to_string(), worker.name().to_string()));
+                done.push((
+                    attempt.work_unit().name().to_string(),
+                    worker.name().to_string(),
+                ));
                 tokio::task::yield_now().await;
             }
             crate::Result::Ok(done)
@@ -53,9 +60,19 @@ pub async fn concurrent_execution(t: TestBackend) {
     }
     let twice: Vec<_> = runs.iter().filter(|(_, w)| w.len() != 1).collect();
     check!(r, twice.is_empty(), "units run more than once: {twice:?}");
-    check_eq!(r, runs.keys().cloned().collect::<Vec<_>>(), expected, "every unit ran");
+    check_eq!(
+        r,
+        runs.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "every unit ran"
+    );
     let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(r, counts, [(WorkUnitStatus::Finished, 100)].into(), "all finished");
+    check_eq!(
+        r,
+        counts,
+        [(WorkUnitStatus::Finished, 100)].into(),
+        "all finished"
+    );
 }
 
 /// **AddSameUnit.** Eight tasks concurrently add the same 200 unit names;
@@ -72,7 +89,8 @@ pub async fn add_same_unit(t: TestBackend) {
         tasks.push(tokio::spawn(async move {
             for name in names.iter() {
                 let data: DataMap = data!({"task": task});
-                spec.add_work_unit(name, data, WorkUnitMeta::default()).await?;
+                spec.add_work_unit(name, data, WorkUnitMeta::default())
+                    .await?;
             }
             crate::Result::Ok(())
         }));
@@ -84,9 +102,19 @@ pub async fn add_same_unit(t: TestBackend) {
         }
     }
     let units = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "work_units");
-    check_eq!(r, units.keys().cloned().collect::<Vec<_>>(), *names, "each name once");
+    check_eq!(
+        r,
+        units.keys().cloned().collect::<Vec<_>>(),
+        *names,
+        "each name once"
+    );
     let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(r, counts, [(WorkUnitStatus::Available, 200)].into(), "all available");
+    check_eq!(
+        r,
+        counts,
+        [(WorkUnitStatus::Available, 200)].into(),
+        "all available"
+    );
 }
 
 /// Concurrent batch requests (§10.3, §15) never hand the same unit to two
@@ -125,7 +153,17 @@ pub async fn concurrent_requests_disjoint(t: TestBackend) {
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
     check!(r, twice.is_empty(), "units handed out twice: {twice:?}");
-    check_eq!(r, seen.keys().cloned().collect::<Vec<_>>(), expected, "every unit handed out");
+    check_eq!(
+        r,
+        seen.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "every unit handed out"
+    );
     let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(r, counts, [(WorkUnitStatus::Pending, 200)].into(), "all pending");
+    check_eq!(
+        r,
+        counts,
+        [(WorkUnitStatus::Pending, 200)].into(),
+        "all pending"
+    );
 }

@@ -27,13 +27,28 @@ async fn keeper(r: &Run, ns: &str) -> (NamespaceRef, WorkSpecRef, DataMap) {
 async fn intact(r: &Run, ns: &NamespaceRef, spec: &WorkSpecRef, def: &DataMap, step: &str) {
     let listed = r.ok(ns.work_spec_names().await, step);
     check_eq!(r, listed, vec!["keep".to_string()], "{step}: spec names");
-    check_eq!(r, &r.ok(spec.data().await, step), def, "{step}: definition intact");
+    check_eq!(
+        r,
+        &r.ok(spec.data().await, step),
+        def,
+        "{step}: definition intact"
+    );
     let meta = r.ok(spec.meta(false).await, step);
     check_eq!(r, meta.priority, 3, "{step}: meta intact");
     let fresh = r.ok(ns.work_spec("keep").await, step);
-    check_eq!(r, &r.ok(fresh.data().await, step), def, "{step}: definition via lookup");
+    check_eq!(
+        r,
+        &r.ok(fresh.data().await, step),
+        def,
+        "{step}: definition via lookup"
+    );
     let unit = r.ok(spec.work_unit("u").await, step);
-    check_eq!(r, r.ok(unit.data().await, step), data!({"k": "v"}), "{step}: unit data intact");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, step),
+        data!({"k": "v"}),
+        "{step}: unit data intact"
+    );
 }
 
 /// `NoWorkSpecName`: `"name"` absent, null or empty — from `set_work_spec`
@@ -51,7 +66,11 @@ pub async fn no_work_spec_name(t: TestBackend) {
     ];
     for d in bad {
         let step = format!("set_work_spec({d:?})");
-        r.fails(ns.set_work_spec(d.clone()).await, Error::NoWorkSpecName, &step);
+        r.fails(
+            ns.set_work_spec(d.clone()).await,
+            Error::NoWorkSpecName,
+            &step,
+        );
         let step = format!("set_data({d:?})");
         r.fails(spec.set_data(d).await, Error::NoWorkSpecName, &step);
     }
@@ -63,7 +82,14 @@ pub async fn no_work_spec_name(t: TestBackend) {
 pub async fn bad_work_spec_name(t: TestBackend) {
     let r = Run::new("bad_work_spec_name", t);
     let (ns, spec, def) = keeper(&r, "bad_work_spec_name").await;
-    let names = [json!(4), json!(1.5), json!(true), json!([]), json!(["keep"]), json!({})];
+    let names = [
+        json!(4),
+        json!(1.5),
+        json!(true),
+        json!([]),
+        json!(["keep"]),
+        json!({}),
+    ];
     for name in names {
         for extra in [None, Some(("priority", json!("x")))] {
             let mut d = DataMap::new();
@@ -72,7 +98,11 @@ pub async fn bad_work_spec_name(t: TestBackend) {
                 d.insert((*k).into(), v.clone());
             }
             let step = format!("set_work_spec({d:?})");
-            r.fails(ns.set_work_spec(d.clone()).await, Error::BadWorkSpecName, &step);
+            r.fails(
+                ns.set_work_spec(d.clone()).await,
+                Error::BadWorkSpecName,
+                &step,
+            );
             let step = format!("set_data({d:?})");
             r.fails(spec.set_data(d).await, Error::BadWorkSpecName, &step);
         }
@@ -86,7 +116,16 @@ pub async fn bad_work_spec_name(t: TestBackend) {
 pub async fn invalid_work_spec_data(t: TestBackend) {
     let r = Run::new("invalid_work_spec_data", t);
     let (ns, spec, def) = keeper(&r, "invalid_work_spec_data").await;
-    let numeric = ["priority", "weight", "nice", "max_running", "max_getwork", "max_retries", "min_gb", "interval"];
+    let numeric = [
+        "priority",
+        "weight",
+        "nice",
+        "max_running",
+        "max_getwork",
+        "max_retries",
+        "min_gb",
+        "interval",
+    ];
     let mut cases: Vec<(&str, Value)> = Vec::new();
     for key in numeric {
         for v in [json!("1"), json!(true), json!([1]), json!({"n": 1})] {
@@ -136,11 +175,16 @@ pub async fn changed_name(t: TestBackend) {
     let (ns, spec, def) = keeper(&r, "changed_name").await;
     for other in ["other", "Keep", "keep ", "ke\u{0}ep"] {
         let step = format!("set_data(name = {other:?})");
-        r.fails(spec.set_data(data!({"name": other, "priority": 9})).await, Error::ChangedName, &step);
+        r.fails(
+            spec.set_data(data!({"name": other, "priority": 9})).await,
+            Error::ChangedName,
+            &step,
+        );
     }
     // Validation comes first: a wrongly typed key wins over the name change.
     r.fails_like(
-        spec.set_data(data!({"name": "other", "priority": "x"})).await,
+        spec.set_data(data!({"name": "other", "priority": "x"}))
+            .await,
         |e| matches!(e, Error::InvalidWorkSpecData(_)),
         "InvalidWorkSpecData",
         "set_data(other name, bad priority)",
@@ -162,31 +206,95 @@ pub async fn lost_lease(t: TestBackend) {
     r.ok(unit.clear_active_attempt().await, "clear");
     r.advance_secs(5);
     r.fails(
-        a.renew(Duration::minutes(5), Some(data!({"renewed": 1}))).await,
+        a.renew(Duration::minutes(5), Some(data!({"renewed": 1})))
+            .await,
         Error::LostLease,
         "renew after clear",
     );
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Expired, "expired by renew");
-    check_eq!(r, r.ok(a.end_time().await, "end"), Some(r.now()), "end time");
-    check_eq!(r, r.ok(a.data().await, "data"), data!({"renewed": 1}), "data replaced");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "expired by renew"
+    );
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "end time"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"renewed": 1}),
+        "data replaced"
+    );
     let listed = r.ok(worker.active_attempts().await, "active list");
-    check!(r, listed.is_empty(), "lost attempt still on the active list");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "unit untouched");
+    check!(
+        r,
+        listed.is_empty(),
+        "lost attempt still on the active list"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit untouched"
+    );
     r.advance_secs(5);
-    r.fails(a.renew(Duration::minutes(5), None).await, Error::LostLease, "renew again");
-    check_eq!(r, r.ok(a.end_time().await, "end"), Some(r.now()), "end time again");
+    r.fails(
+        a.renew(Duration::minutes(5), None).await,
+        Error::LostLease,
+        "renew again",
+    );
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "end time again"
+    );
 
     let b = r.request_unit(&other, "u", "request by other").await;
     let b_exp = r.ok(b.expiration_time().await, "b expiration");
-    let c = r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make");
+    let c = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
     r.ok(unit.clear_active_attempt().await, "clear c");
-    let b2 = r.ok(other.make_attempt(unit.as_ref(), Duration::zero()).await, "make b2");
+    let b2 = r.ok(
+        other.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make b2",
+    );
     r.advance_secs(5);
-    r.fails(c.renew(Duration::minutes(1), None).await, Error::LostLease, "renew superseded");
-    check_eq!(r, r.active_key(&unit).await, Some(r.key(&b2).await), "active attempt kept");
-    check_eq!(r, r.attempt_status(&b).await, AttemptStatus::Pending, "b untouched");
-    check_eq!(r, r.ok(b.expiration_time().await, "b exp"), b_exp, "b's lease untouched");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "unit data");
+    r.fails(
+        c.renew(Duration::minutes(1), None).await,
+        Error::LostLease,
+        "renew superseded",
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(r.key(&b2).await),
+        "active attempt kept"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&b).await,
+        AttemptStatus::Pending,
+        "b untouched"
+    );
+    check_eq!(
+        r,
+        r.ok(b.expiration_time().await, "b exp"),
+        b_exp,
+        "b's lease untouched"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "unit data"
+    );
 }
 
 /// `NoSuchWorkSpec { name }`: lookups and destroys of missing names
@@ -198,7 +306,11 @@ pub async fn no_such_work_spec(t: TestBackend) {
     let worker = r.worker(&ns, "worker").await;
     for name in ["missing", "", "\u{0}\n", "Keep", "keep "] {
         let expected = || Error::NoSuchWorkSpec { name: name.into() };
-        r.fails(ns.work_spec(name).await, expected(), format_args!("work_spec({name:?})"));
+        r.fails(
+            ns.work_spec(name).await,
+            expected(),
+            format_args!("work_spec({name:?})"),
+        );
         r.fails(
             ns.destroy_work_spec(name).await,
             expected(),
@@ -209,7 +321,11 @@ pub async fn no_such_work_spec(t: TestBackend) {
         work_specs: vec!["missing".into()],
         ..Default::default()
     };
-    check!(r, r.request(&worker, req, "request").await.is_empty(), "request for missing spec");
+    check!(
+        r,
+        r.request(&worker, req, "request").await.is_empty(),
+        "request for missing spec"
+    );
     intact(&r, &ns, &spec, &def, "after NoSuchWorkSpec").await;
 }
 
@@ -222,7 +338,11 @@ pub async fn no_such_work_unit(t: TestBackend) {
     let other = r.named_spec(&ns, "other").await;
     r.unit(&other, "elsewhere", DataMap::new()).await;
     r.unit(&spec, "doomed", DataMap::new()).await;
-    r.ok(spec.delete_work_units(&WorkUnitQuery::names(["doomed"])).await, "delete doomed");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["doomed"]))
+            .await,
+        "delete doomed",
+    );
     for name in ["missing", "", "\u{1}", "U", "elsewhere", "doomed"] {
         r.fails(
             spec.work_unit(name).await,
@@ -230,8 +350,17 @@ pub async fn no_such_work_unit(t: TestBackend) {
             format_args!("work_unit({name:?})"),
         );
     }
-    let units = r.ok(spec.work_units(&WorkUnitQuery::names(["missing", "u"])).await, "query");
-    check_eq!(r, units.keys().collect::<Vec<_>>(), vec!["u"], "missing names ignored");
+    let units = r.ok(
+        spec.work_units(&WorkUnitQuery::names(["missing", "u"]))
+            .await,
+        "query",
+    );
+    check_eq!(
+        r,
+        units.keys().collect::<Vec<_>>(),
+        vec!["u"],
+        "missing names ignored"
+    );
     r.ok(ns.destroy_work_spec("other").await, "destroy other");
     intact(&r, &ns, &spec, &def, "after NoSuchWorkUnit").await;
 }
@@ -249,11 +378,26 @@ pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
         Error::WrongBackend,
         "make_attempt with a foreign unit",
     );
-    check_eq!(r, r.ok(unit.num_attempts().await, "num"), 0, "no attempt on the unit");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "unit status");
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num"),
+        0,
+        "no attempt on the unit"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit status"
+    );
     let listed = o.ok(foreign.all_attempts().await, "foreign worker's attempts");
     check!(r, listed.is_empty(), "foreign worker got an attempt");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "unit data intact");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "unit data intact"
+    );
 }
 
 /// `WrongBackend`: `set_parent` with a worker of another backend instance;
@@ -264,7 +408,10 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     let ns = r.ns("wrong_backend").await;
     let child = r.worker(&ns, "child").await;
     let parent = r.worker(&ns, "parent").await;
-    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent(same backend)");
+    r.ok(
+        child.set_parent(Some(parent.as_ref())).await,
+        "set_parent(same backend)",
+    );
     let ons = o.ns("wrong_backend").await;
     let foreign = o.worker(&ons, "parent").await;
     r.fails(
@@ -273,11 +420,20 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
         "set_parent(foreign worker)",
     );
     let p = r.ok(child.parent().await, "parent()");
-    check_eq!(r, p.map(|p| p.name().to_string()), Some("parent".to_string()), "parent kept");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("parent".to_string()),
+        "parent kept"
+    );
     let kids = r.ok(parent.children().await, "children");
     check_eq!(r, kids.len(), 1, "old parent keeps the child");
     let foreign_kids = o.ok(foreign.children().await, "foreign children");
-    check!(r, foreign_kids.is_empty(), "foreign worker adopted the child");
+    check!(
+        r,
+        foreign_kids.is_empty(),
+        "foreign worker adopted the child"
+    );
 }
 
 /// Zero and negative `make_attempt` lifetimes (§8): zero is 15 minutes; a
@@ -288,26 +444,66 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("zero_and_negative_lifetimes", "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
-    let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make(0)");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make(0)",
+    );
     let exp = r.ok(a.expiration_time().await, "expiration");
     check_eq!(r, exp, r.now() + Duration::minutes(15), "zero lifetime");
     r.ok(a.expire(None).await, "expire");
-    let b = r.ok(worker.make_attempt(unit.as_ref(), Duration::seconds(-5)).await, "make(-5 s)");
-    check_eq!(r, r.ok(b.start_time().await, "start"), r.now(), "start time");
+    let b = r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(-5))
+            .await,
+        "make(-5 s)",
+    );
+    check_eq!(
+        r,
+        r.ok(b.start_time().await, "start"),
+        r.now(),
+        "start time"
+    );
     // expiration_time performs the check itself, so read the status first.
-    check_eq!(r, r.attempt_status(&b).await, AttemptStatus::Expired, "negative lifetime");
+    check_eq!(
+        r,
+        r.attempt_status(&b).await,
+        AttemptStatus::Expired,
+        "negative lifetime"
+    );
     let exp = r.ok(b.expiration_time().await, "expiration");
-    check_eq!(r, exp, r.now() - Duration::seconds(5), "negative lifetime stored as given");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "unit available");
+    check_eq!(
+        r,
+        exp,
+        r.now() - Duration::seconds(5),
+        "negative lifetime stored as given"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit available"
+    );
     let req = AttemptRequest {
         lifetime: Duration::seconds(-60),
         ..Default::default()
     };
-    let got = r.request(&worker, req, "request with negative lifetime").await;
+    let got = r
+        .request(&worker, req, "request with negative lifetime")
+        .await;
     check_eq!(r, got.len(), 1, "request");
     let exp = r.ok(got[0].expiration_time().await, "expiration");
-    check_eq!(r, exp, r.now() + Duration::minutes(15), "default request lifetime");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "data intact");
+    check_eq!(
+        r,
+        exp,
+        r.now() + Duration::minutes(15),
+        "default request lifetime"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data intact"
+    );
 }
 
 /// Zero and negative `renew` extensions (§9.2): the deadline becomes
@@ -319,16 +515,51 @@ pub async fn zero_and_negative_renew(t: TestBackend) {
     let a = r.request_unit(&worker, "u", "request").await;
     r.advance_secs(10);
     r.ok(a.renew(Duration::zero(), None).await, "renew(0)");
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "at the new deadline");
-    check_eq!(r, r.ok(a.expiration_time().await, "exp"), r.now(), "deadline = now");
-    check_eq!(r, r.ok(a.data().await, "data"), data!({"k": "v"}), "data kept by renew(None)");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "at the new deadline"
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        r.now(),
+        "deadline = now"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"k": "v"}),
+        "data kept by renew(None)"
+    );
     r.advance(Duration::milliseconds(1));
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Expired, "just past the deadline");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "just past the deadline"
+    );
     let b = r.request_unit(&worker, "u", "request again").await;
     r.ok(b.renew(Duration::seconds(-30), None).await, "renew(-30 s)");
-    check_eq!(r, r.attempt_status(&b).await, AttemptStatus::Expired, "negative extension");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "unit available");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "unit data intact");
+    check_eq!(
+        r,
+        r.attempt_status(&b).await,
+        AttemptStatus::Expired,
+        "negative extension"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit available"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "unit data intact"
+    );
 }
 
 /// Zero and negative `retry` delays (§9.2): `not_before = now + delay`
@@ -339,16 +570,38 @@ pub async fn zero_and_negative_retry_delay(t: TestBackend) {
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
     for delay in [Duration::zero(), Duration::seconds(-30)] {
-        let a = r.request_unit(&worker, "u", format_args!("request before retry({delay})")).await;
+        let a = r
+            .request_unit(&worker, "u", format_args!("request before retry({delay})"))
+            .await;
         r.ok(a.retry(None, delay).await, format_args!("retry({delay})"));
         let meta = r.ok(unit.meta().await, "meta");
-        check_eq!(r, meta.not_before, Some(r.now() + delay), "not_before after retry({delay})");
-        check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "after retry({delay})");
+        check_eq!(
+            r,
+            meta.not_before,
+            Some(r.now() + delay),
+            "not_before after retry({delay})"
+        );
+        check_eq!(
+            r,
+            r.unit_status(&unit).await,
+            WorkUnitStatus::Available,
+            "after retry({delay})"
+        );
     }
     r.drain(&worker, &["u"], "drain").await;
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "snapshot finished");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "snapshot finished"
+    );
     r.ok(unit.clear_active_attempt().await, "clear");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "own data intact");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "own data intact"
+    );
 }
 
 fn out_of_range(e: &Error) -> bool {
@@ -369,13 +622,40 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
             format_args!("make_attempt({lifetime})"),
         );
     }
-    check_eq!(r, r.ok(unit.num_attempts().await, "num"), 0, "no attempt created");
-    check!(r, r.ok(worker.all_attempts().await, "all").is_empty(), "worker got an attempt");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Available, "unit status");
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num"),
+        0,
+        "no attempt created"
+    );
+    check!(
+        r,
+        r.ok(worker.all_attempts().await, "all").is_empty(),
+        "worker got an attempt"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit status"
+    );
     let long = Duration::days(365 * 1000);
-    let a = r.ok(worker.make_attempt(unit.as_ref(), long).await, "make_attempt(1000 years)");
-    check_eq!(r, r.ok(a.expiration_time().await, "exp"), r.now() + long, "long lifetime");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "data intact");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), long).await,
+        "make_attempt(1000 years)",
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        r.now() + long,
+        "long lifetime"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data intact"
+    );
 }
 
 /// A `renew` extension that overflows answers `TimeOutOfRange` and changes
@@ -394,12 +674,35 @@ pub async fn huge_renew_extend(t: TestBackend) {
             format_args!("renew({extend})"),
         );
     }
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "still pending");
-    check_eq!(r, r.ok(a.expiration_time().await, "exp"), exp, "deadline kept");
-    check_eq!(r, r.ok(a.data().await, "data"), data!({"k": "v"}), "data kept");
-    r.ok(a.renew(Duration::minutes(1), None).await, "a valid renew afterwards");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "still pending"
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        exp,
+        "deadline kept"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"k": "v"}),
+        "data kept"
+    );
+    r.ok(
+        a.renew(Duration::minutes(1), None).await,
+        "a valid renew afterwards",
+    );
     r.ok(a.finish(None).await, "finish");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Finished, "unit finished");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
 }
 
 /// A `retry` delay that overflows answers `TimeOutOfRange` and changes
@@ -417,14 +720,42 @@ pub async fn huge_retry_delay(t: TestBackend) {
             format_args!("retry({delay})"),
         );
     }
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Pending, "still pending");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Pending, "unit pending");
-    check_eq!(r, r.ok(unit.meta().await, "meta").not_before, None, "not_before kept");
-    check_eq!(r, r.ok(a.data().await, "data"), data!({"k": "v"}), "data kept");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "still pending"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit pending"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta").not_before,
+        None,
+        "not_before kept"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"k": "v"}),
+        "data kept"
+    );
     let active = r.ok(worker.active_attempts().await, "active list");
     check_eq!(r, active.len(), 1, "still on the active list");
-    r.ok(a.retry(None, Duration::seconds(1)).await, "a valid retry afterwards");
-    check_eq!(r, r.attempt_status(&a).await, AttemptStatus::Retryable, "retried");
+    r.ok(
+        a.retry(None, Duration::seconds(1)).await,
+        "a valid retry afterwards",
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Retryable,
+        "retried"
+    );
 }
 
 /// Out-of-range numbers in a definition never panic: a huge `interval`
@@ -459,18 +790,32 @@ pub async fn huge_definition_values(t: TestBackend) {
         ),
     }
     let big = r
-        .spec(&ns, data!({"name": "big", "priority": 1e300, "weight": 1e300, "max_retries": 1e300}))
+        .spec(
+            &ns,
+            data!({"name": "big", "priority": 1e300, "weight": 1e300, "max_retries": 1e300}),
+        )
         .await;
-    let small = r.spec(&ns, data!({"name": "small", "priority": -1e300, "weight": 1})).await;
+    let small = r
+        .spec(
+            &ns,
+            data!({"name": "small", "priority": -1e300, "weight": 1}),
+        )
+        .await;
     let meta = r.ok(big.meta(false).await, "big meta");
-    check!(r, meta.priority > 1_000_000 && meta.weight > 1_000_000, "saturated: {meta:?}");
+    check!(
+        r,
+        meta.priority > 1_000_000 && meta.weight > 1_000_000,
+        "saturated: {meta:?}"
+    );
     r.unit(&big, "b", DataMap::new()).await;
     r.unit(&small, "s", DataMap::new()).await;
     let mut keep_meta = r.ok(keep.meta(false).await, "keep meta");
     keep_meta.paused = true;
     r.ok(keep.set_meta(keep_meta).await, "pause keep");
     let req = AttemptRequest::units(5);
-    let got = r.request(&worker, req, "request with saturated priorities").await;
+    let got = r
+        .request(&worker, req, "request with saturated priorities")
+        .await;
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["b"], "highest priority first");
     r.ok(ns.destroy_work_spec("big").await, "destroy big");
@@ -492,16 +837,57 @@ pub async fn huge_work_unit_times(t: TestBackend) {
         not_before: Some(far),
     };
     let unit = r.unit_meta(&spec, "far", data!({"k": "v"}), meta).await;
-    check_eq!(r, r.ok(unit.meta().await, "meta"), meta, "extreme meta round-trips");
-    check_eq!(r, r.unit_status(&unit).await, WorkUnitStatus::Delayed, "delayed for millennia");
-    r.unit_meta(&spec, "low", DataMap::new(), WorkUnitMeta::with_priority(-f64::MAX)).await;
-    r.unit_meta(&spec, "tiny", DataMap::new(), WorkUnitMeta::with_priority(f64::MIN_POSITIVE))
-        .await;
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta"),
+        meta,
+        "extreme meta round-trips"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Delayed,
+        "delayed for millennia"
+    );
+    r.unit_meta(
+        &spec,
+        "low",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(-f64::MAX),
+    )
+    .await;
+    r.unit_meta(
+        &spec,
+        "tiny",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(f64::MIN_POSITIVE),
+    )
+    .await;
     r.drain(&worker, &["tiny", "low"], "drain").await;
     let expiration = Time::UNIX_EPOCH + Duration::days(365 * 5000);
     let past = Time::UNIX_EPOCH - Duration::days(365 * 1000);
-    r.ok(worker.update(data!({"w": 1}), past, expiration, "far").await, "update");
-    check_eq!(r, r.ok(worker.last_update().await, "last_update"), past, "last_update");
-    check_eq!(r, r.ok(worker.expiration().await, "expiration"), expiration, "expiration");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "data intact");
+    r.ok(
+        worker
+            .update(data!({"w": 1}), past, expiration, "far")
+            .await,
+        "update",
+    );
+    check_eq!(
+        r,
+        r.ok(worker.last_update().await, "last_update"),
+        past,
+        "last_update"
+    );
+    check_eq!(
+        r,
+        r.ok(worker.expiration().await, "expiration"),
+        expiration,
+        "expiration"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data intact"
+    );
 }

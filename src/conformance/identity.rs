@@ -25,18 +25,38 @@ pub async fn dead_namespace_handle(t: TestBackend) {
     r.worker(&ns, "w").await;
     r.ok(ns.destroy().await, "destroy");
     let listed = r.ok(r.backend().namespaces().await, "namespaces()");
-    check!(r, !listed.contains_key("dead"), "destroyed namespace listed");
+    check!(
+        r,
+        !listed.contains_key("dead"),
+        "destroyed namespace listed"
+    );
     match r.identity() {
         Identity::Object => {
-            r.gone(ns.set_work_spec(data!({"name": "s2"})).await, Dead::strict(), "set_work_spec");
+            r.gone(
+                ns.set_work_spec(data!({"name": "s2"})).await,
+                Dead::strict(),
+                "set_work_spec",
+            );
             r.gone(ns.work_spec("s").await, Dead::spec("s"), "work_spec");
-            r.gone(ns.destroy_work_spec("s").await, Dead::spec("s"), "destroy_work_spec");
-            r.gone_or_empty(ns.work_spec_names().await, Dead::strict(), "work_spec_names");
+            r.gone(
+                ns.destroy_work_spec("s").await,
+                Dead::spec("s"),
+                "destroy_work_spec",
+            );
+            r.gone_or_empty(
+                ns.work_spec_names().await,
+                Dead::strict(),
+                "work_spec_names",
+            );
             r.gone(ns.worker("w2").await, Dead::strict(), "worker");
             r.gone_or_empty(ns.workers().await, Dead::strict(), "workers");
             r.gone_or_empty(ns.summarize().await, Dead::strict(), "summarize");
             let listed = r.ok(r.backend().namespaces().await, "namespaces()");
-            check!(r, !listed.contains_key("dead"), "a dead-handle call re-created the namespace");
+            check!(
+                r,
+                !listed.contains_key("dead"),
+                "a dead-handle call re-created the namespace"
+            );
         }
         Identity::Name => {
             // Either outcome is allowed; neither may panic or resurrect "s".
@@ -47,7 +67,11 @@ pub async fn dead_namespace_handle(t: TestBackend) {
         }
     }
     r.ok(ns.destroy().await, "destroy again");
-    r.gone(spec.meta(false).await, Dead::spec("s"), "spec handle of the dead namespace");
+    r.gone(
+        spec.meta(false).await,
+        Dead::spec("s"),
+        "spec handle of the dead namespace",
+    );
     let fresh = r.ns("dead").await;
     r.fails(
         fresh.work_spec("s").await,
@@ -64,7 +88,10 @@ pub async fn dead_spec_handle(t: TestBackend) {
     let r = Run::new("dead_spec_handle", t);
     let (ns, spec, worker) = r.basic("dead_spec_handle", "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make_attempt");
+    r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make_attempt",
+    );
     r.ok(ns.destroy_work_spec("s").await, "destroy_work_spec");
     let dead = Dead::spec("s");
     let all = WorkUnitQuery::all();
@@ -72,24 +99,57 @@ pub async fn dead_spec_handle(t: TestBackend) {
     r.gone(spec.set_data(data!({"name": "s"})).await, dead, "set_data");
     r.gone(spec.meta(false).await, dead, "meta(false)");
     r.gone(spec.meta(true).await, dead, "meta(true)");
-    r.gone(spec.set_meta(WorkSpecMeta::default()).await, dead, "set_meta");
     r.gone(
-        spec.add_work_unit("x", DataMap::new(), WorkUnitMeta::default()).await,
+        spec.set_meta(WorkSpecMeta::default()).await,
+        dead,
+        "set_meta",
+    );
+    r.gone(
+        spec.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
+            .await,
         dead,
         "add_work_unit",
     );
     r.gone(spec.work_unit("u").await, Dead::unit("s", "u"), "work_unit");
     r.gone_or_empty(spec.work_units(&all).await, dead, "work_units");
-    r.gone_or_empty(spec.count_work_unit_status().await, dead, "count_work_unit_status");
-    r.gone_or_empty(spec.set_work_unit_priorities(&all, 1.0).await, dead, "set_priorities");
-    r.gone_or_empty(spec.adjust_work_unit_priorities(&all, 1.0).await, dead, "adjust_priorities");
-    r.gone_or_empty(spec.delete_work_units(&all).await, dead, "delete_work_units");
+    r.gone_or_empty(
+        spec.count_work_unit_status().await,
+        dead,
+        "count_work_unit_status",
+    );
+    r.gone_or_empty(
+        spec.set_work_unit_priorities(&all, 1.0).await,
+        dead,
+        "set_priorities",
+    );
+    r.gone_or_empty(
+        spec.adjust_work_unit_priorities(&all, 1.0).await,
+        dead,
+        "adjust_priorities",
+    );
+    r.gone_or_empty(
+        spec.delete_work_units(&all).await,
+        dead,
+        "delete_work_units",
+    );
     r.gone_or_empty(spec.summarize().await, dead, "summarize");
-    r.gone(unit.status().await, Dead::unit("s", "u"), "unit of the dead spec");
+    r.gone(
+        unit.status().await,
+        Dead::unit("s", "u"),
+        "unit of the dead spec",
+    );
     let listed = r.ok(ns.work_spec_names().await, "names");
-    check!(r, listed.is_empty(), "a dead-handle call re-created the spec: {listed:?}");
+    check!(
+        r,
+        listed.is_empty(),
+        "a dead-handle call re-created the spec: {listed:?}"
+    );
     let attempts = r.ok(worker.all_attempts().await, "worker's attempts");
-    check!(r, attempts.is_empty(), "attempts of the dead spec still listed");
+    check!(
+        r,
+        attempts.is_empty(),
+        "attempts of the dead spec still listed"
+    );
 }
 
 /// Every work unit operation of §12.1 on a deleted unit's handle (same in
@@ -102,25 +162,52 @@ pub async fn dead_unit_handle(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("dead_unit_handle", "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.unit(&spec, "v", data!({"v": 1})).await;
-    r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make_attempt");
-    let n = r.ok(spec.delete_work_units(&WorkUnitQuery::names(["u"])).await, "delete u");
+    r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make_attempt",
+    );
+    let n = r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["u"])).await,
+        "delete u",
+    );
     check_eq!(r, n, 1, "deleted");
     let dead = Dead::unit("s", "u");
     r.gone(unit.data().await, dead, "data");
     r.gone(unit.status().await, dead, "status");
     r.gone(unit.meta().await, dead, "meta");
-    r.gone(unit.set_meta(WorkUnitMeta::with_priority(1.0)).await, dead, "set_meta");
+    r.gone(
+        unit.set_meta(WorkUnitMeta::with_priority(1.0)).await,
+        dead,
+        "set_meta",
+    );
     r.gone(unit.priority().await, dead, "priority");
     r.gone(unit.set_priority(2.0).await, dead, "set_priority");
     r.gone_or_empty(unit.active_attempt().await, dead, "active_attempt");
-    r.gone(unit.clear_active_attempt().await, dead, "clear_active_attempt");
+    r.gone(
+        unit.clear_active_attempt().await,
+        dead,
+        "clear_active_attempt",
+    );
     r.gone_or_empty(unit.attempts().await, dead, "attempts");
     r.gone_or_empty(unit.num_attempts().await, dead, "num_attempts");
-    r.gone(worker.make_attempt(unit.as_ref(), Duration::zero()).await, dead, "make_attempt");
-    check_eq!(r, r.unit_names(&spec, "units").await, super::names(["v"]), "units left");
+    r.gone(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        dead,
+        "make_attempt",
+    );
+    check_eq!(
+        r,
+        r.unit_names(&spec, "units").await,
+        super::names(["v"]),
+        "units left"
+    );
     let v = r.ok(spec.work_unit("v").await, "lookup v");
     check_eq!(r, r.ok(v.data().await, "data"), data!({"v": 1}), "v intact");
-    check!(r, r.ok(worker.all_attempts().await, "all").is_empty(), "deleted attempt listed");
+    check!(
+        r,
+        r.ok(worker.all_attempts().await, "all").is_empty(),
+        "deleted attempt listed"
+    );
 }
 
 /// Every attempt operation of §12.1 on an attempt whose unit was deleted:
@@ -134,12 +221,21 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     let parent = r.worker(&ns, "parent").await;
     r.ok(worker.set_parent(Some(parent.as_ref())).await, "set_parent");
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let done = r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make");
+    let done = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
     r.ok(done.finish(None).await, "finish");
-    let a = r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
     let kids = r.ok(parent.child_attempts().await, "child attempts");
     check_eq!(r, kids.len(), 1, "child attempts before deletion");
-    r.ok(spec.delete_work_units(&WorkUnitQuery::all()).await, "delete all");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::all()).await,
+        "delete all",
+    );
     let check_dead = |round: &'static str| {
         let r = &r;
         let a = a.clone();
@@ -153,7 +249,11 @@ pub async fn dead_attempt_handle(t: TestBackend) {
                 r.gone(x.start_time().await, dead, step("start_time"));
                 r.gone(x.end_time().await, dead, step("end_time"));
                 r.gone(x.expiration_time().await, dead, step("expiration_time"));
-                r.gone(x.renew(Duration::minutes(1), None).await, dead, step("renew"));
+                r.gone(
+                    x.renew(Duration::minutes(1), None).await,
+                    dead,
+                    step("renew"),
+                );
                 r.gone(x.expire(None).await, dead, step("expire"));
                 r.gone(x.finish(None).await, dead, step("finish"));
                 r.gone(x.fail(None).await, dead, step("fail"));
@@ -162,13 +262,35 @@ pub async fn dead_attempt_handle(t: TestBackend) {
         }
     };
     check_dead("after deletion").await;
-    check!(r, r.ok(worker.active_attempts().await, "active").is_empty(), "active list");
-    check!(r, r.ok(worker.all_attempts().await, "all").is_empty(), "all list");
-    check!(r, r.ok(parent.child_attempts().await, "kids").is_empty(), "child attempts");
+    check!(
+        r,
+        r.ok(worker.active_attempts().await, "active").is_empty(),
+        "active list"
+    );
+    check!(
+        r,
+        r.ok(worker.all_attempts().await, "all").is_empty(),
+        "all list"
+    );
+    check!(
+        r,
+        r.ok(parent.child_attempts().await, "kids").is_empty(),
+        "child attempts"
+    );
     let fresh = r.unit(&spec, "u", DataMap::new()).await;
     check_dead("after re-creating the unit").await;
-    check_eq!(r, r.ok(fresh.num_attempts().await, "num"), 0, "re-created unit's history");
-    check_eq!(r, r.active_key(&fresh).await, None, "re-created unit's active attempt");
+    check_eq!(
+        r,
+        r.ok(fresh.num_attempts().await, "num"),
+        0,
+        "re-created unit's history"
+    );
+    check_eq!(
+        r,
+        r.active_key(&fresh).await,
+        None,
+        "re-created unit's active attempt"
+    );
 }
 
 /// A namespace handle after the name is destroyed and re-created.
@@ -190,29 +312,64 @@ pub async fn recreated_namespace_handle(t: TestBackend) {
     r.named_spec(&fresh, "new").await;
     match r.identity() {
         Identity::Object => {
-            r.gone_or_empty(old.work_spec_names().await, Dead::strict(), "work_spec_names");
-            r.gone(old.work_spec("new").await, Dead::spec("new"), "work_spec(new)");
-            r.gone(old.set_work_spec(data!({"name": "x"})).await, Dead::strict(), "set_work_spec");
+            r.gone_or_empty(
+                old.work_spec_names().await,
+                Dead::strict(),
+                "work_spec_names",
+            );
+            r.gone(
+                old.work_spec("new").await,
+                Dead::spec("new"),
+                "work_spec(new)",
+            );
+            r.gone(
+                old.set_work_spec(data!({"name": "x"})).await,
+                Dead::strict(),
+                "set_work_spec",
+            );
             r.gone(old.worker("w").await, Dead::strict(), "worker");
             r.gone_or_empty(old.workers().await, Dead::strict(), "workers");
             r.gone_or_empty(old.summarize().await, Dead::strict(), "summarize");
             let names = r.ok(fresh.work_spec_names().await, "fresh names");
             check_eq!(r, names, vec!["new".to_string()], "new namespace untouched");
             let workers = r.ok(fresh.workers().await, "fresh workers");
-            check!(r, workers.is_empty(), "old handle created a worker in the new namespace");
+            check!(
+                r,
+                workers.is_empty(),
+                "old handle created a worker in the new namespace"
+            );
         }
         Identity::Name => {
             let names = r.ok(old.work_spec_names().await, "old handle names");
-            check_eq!(r, names, vec!["new".to_string()], "old handle sees the new namespace");
+            check_eq!(
+                r,
+                names,
+                vec!["new".to_string()],
+                "old handle sees the new namespace"
+            );
             let spec = r.ok(old.work_spec("new").await, "old handle work_spec(new)");
             check_eq!(r, spec.name(), "new", "spec name");
-            r.ok(old.set_work_spec(data!({"name": "x"})).await, "old handle set_work_spec");
-            let names: std::collections::BTreeSet<String> =
-                r.ok(fresh.work_spec_names().await, "fresh names").into_iter().collect();
-            check_eq!(r, names, super::names(["new", "x"]), "spec created via old handle");
+            r.ok(
+                old.set_work_spec(data!({"name": "x"})).await,
+                "old handle set_work_spec",
+            );
+            let names: std::collections::BTreeSet<String> = r
+                .ok(fresh.work_spec_names().await, "fresh names")
+                .into_iter()
+                .collect();
+            check_eq!(
+                r,
+                names,
+                super::names(["new", "x"]),
+                "spec created via old handle"
+            );
         }
     }
-    r.gone(old_spec.meta(false).await, Dead::spec("old"), "old spec handle");
+    r.gone(
+        old_spec.meta(false).await,
+        Dead::spec("old"),
+        "old spec handle",
+    );
 }
 
 /// A work spec handle after the spec is destroyed and re-created with a
@@ -238,19 +395,52 @@ pub async fn recreated_spec_handle(t: TestBackend) {
             r.gone(old.data().await, Dead::spec("s"), "data");
             r.gone(old.meta(false).await, Dead::spec("s"), "meta");
             r.gone(
-                old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default()).await,
+                old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
+                    .await,
                 Dead::spec("s"),
                 "add_work_unit",
             );
-            r.gone(old.set_data(data!({"name": "s", "v": 3})).await, Dead::spec("s"), "set_data");
-            check!(r, r.unit_names(&fresh, "fresh").await.is_empty(), "old handle added a unit");
-            check_eq!(r, r.ok(fresh.data().await, "data"), def, "new definition untouched");
+            r.gone(
+                old.set_data(data!({"name": "s", "v": 3})).await,
+                Dead::spec("s"),
+                "set_data",
+            );
+            check!(
+                r,
+                r.unit_names(&fresh, "fresh").await.is_empty(),
+                "old handle added a unit"
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.data().await, "data"),
+                def,
+                "new definition untouched"
+            );
         }
         Identity::Name => {
-            check_eq!(r, r.ok(old.data().await, "data"), def, "old handle reads the new spec");
-            check_eq!(r, r.ok(old.meta(false).await, "meta").priority, 4, "new meta");
-            r.ok(old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default()).await, "add");
-            check_eq!(r, r.unit_names(&fresh, "fresh").await, super::names(["x"]), "unit added");
+            check_eq!(
+                r,
+                r.ok(old.data().await, "data"),
+                def,
+                "old handle reads the new spec"
+            );
+            check_eq!(
+                r,
+                r.ok(old.meta(false).await, "meta").priority,
+                4,
+                "new meta"
+            );
+            r.ok(
+                old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
+                    .await,
+                "add",
+            );
+            check_eq!(
+                r,
+                r.unit_names(&fresh, "fresh").await,
+                super::names(["x"]),
+                "unit added"
+            );
             r.fails(
                 old.work_unit("u").await,
                 crate::Error::NoSuchWorkUnit { name: "u".into() },
@@ -258,7 +448,11 @@ pub async fn recreated_spec_handle(t: TestBackend) {
             );
         }
     }
-    r.gone(old_unit.status().await, Dead::unit("s", "u"), "old unit handle");
+    r.gone(
+        old_unit.status().await,
+        Dead::unit("s", "u"),
+        "old unit handle",
+    );
 }
 
 /// A work unit handle after the unit is deleted and re-added.
@@ -274,9 +468,15 @@ pub async fn recreated_unit_handle(t: TestBackend) {
     let r = Run::new("recreated_unit_handle", t);
     let (_ns, spec, worker) = r.basic("recreated_unit_handle", "s").await;
     let old = r.unit(&spec, "u", data!({"v": 1})).await;
-    let a = r.ok(worker.make_attempt(old.as_ref(), Duration::zero()).await, "make");
+    let a = r.ok(
+        worker.make_attempt(old.as_ref(), Duration::zero()).await,
+        "make",
+    );
     r.ok(a.finish(None).await, "finish");
-    r.ok(spec.delete_work_units(&WorkUnitQuery::names(["u"])).await, "delete");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["u"])).await,
+        "delete",
+    );
     let fresh = r.unit(&spec, "u", data!({"v": 2})).await;
     let dead = Dead::unit("s", "u");
     match r.identity() {
@@ -284,19 +484,56 @@ pub async fn recreated_unit_handle(t: TestBackend) {
             r.gone(old.data().await, dead, "data");
             r.gone(old.status().await, dead, "status");
             r.gone(old.set_priority(9.0).await, dead, "set_priority");
-            r.gone(worker.make_attempt(old.as_ref(), Duration::zero()).await, dead, "make_attempt");
-            check_eq!(r, r.ok(fresh.num_attempts().await, "num"), 0, "new unit untouched");
-            check_eq!(r, r.ok(fresh.priority().await, "priority"), 0.0, "new priority");
+            r.gone(
+                worker.make_attempt(old.as_ref(), Duration::zero()).await,
+                dead,
+                "make_attempt",
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.num_attempts().await, "num"),
+                0,
+                "new unit untouched"
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.priority().await, "priority"),
+                0.0,
+                "new priority"
+            );
         }
         Identity::Name => {
-            check_eq!(r, r.ok(old.data().await, "data"), data!({"v": 2}), "old reads new");
+            check_eq!(
+                r,
+                r.ok(old.data().await, "data"),
+                data!({"v": 2}),
+                "old reads new"
+            );
             check_eq!(r, r.ok(old.num_attempts().await, "num"), 0, "no history");
             r.ok(old.set_priority(9.0).await, "set_priority");
-            check_eq!(r, r.ok(fresh.priority().await, "priority"), 9.0, "priority via old");
-            r.ok(worker.make_attempt(old.as_ref(), Duration::zero()).await, "make_attempt");
-            check_eq!(r, r.ok(fresh.num_attempts().await, "num"), 1, "attempt on the new unit");
+            check_eq!(
+                r,
+                r.ok(fresh.priority().await, "priority"),
+                9.0,
+                "priority via old"
+            );
+            r.ok(
+                worker.make_attempt(old.as_ref(), Duration::zero()).await,
+                "make_attempt",
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.num_attempts().await, "num"),
+                1,
+                "attempt on the new unit"
+            );
         }
     }
     r.gone(a.status().await, dead, "old attempt");
-    check_eq!(r, r.ok(fresh.data().await, "data"), data!({"v": 2}), "new unit's data");
+    check_eq!(
+        r,
+        r.ok(fresh.data().await, "data"),
+        data!({"v": 2}),
+        "new unit's data"
+    );
 }

@@ -442,10 +442,7 @@ impl Run {
     #[track_caller]
     pub(crate) fn err<T: Debug>(&self, res: Result<T>, step: impl Display) -> Error {
         match res {
-            Ok(v) => panic!(
-                "[{}] {step}: expected an error, got Ok({v:?})",
-                self.name
-            ),
+            Ok(v) => panic!("[{}] {step}: expected an error, got Ok({v:?})", self.name),
             Err(e) => e,
         }
     }
@@ -598,7 +595,12 @@ impl Run {
         step: impl Display,
     ) -> Option<AttemptRef> {
         let mut got = self.request(worker, AttemptRequest::default(), &step).await;
-        check!(self, got.len() <= 1, "{step}: default request returned {} attempts", got.len());
+        check!(
+            self,
+            got.len() <= 1,
+            "{step}: default request returned {} attempts",
+            got.len()
+        );
         got.pop()
     }
 
@@ -611,9 +613,17 @@ impl Run {
     ) -> AttemptRef {
         let got = self.request_one(worker, &step).await;
         let Some(attempt) = got else {
-            panic!("[{}] {step}: expected an attempt for {unit:?}, got none", self.name)
+            panic!(
+                "[{}] {step}: expected an attempt for {unit:?}, got none",
+                self.name
+            )
         };
-        check_eq!(self, attempt.work_unit().name(), unit, "{step}: unit handed out");
+        check_eq!(
+            self,
+            attempt.work_unit().name(),
+            unit,
+            "{step}: unit handed out"
+        );
         attempt
     }
 
@@ -621,7 +631,11 @@ impl Run {
     pub(crate) async fn request_none(&self, worker: &WorkerRef, step: impl Display) {
         let got = self.request(worker, AttemptRequest::default(), &step).await;
         let names = unit_names_of(&got);
-        check!(self, got.is_empty(), "{step}: expected no attempt, got {names:?}");
+        check!(
+            self,
+            got.is_empty(),
+            "{step}: expected no attempt, got {names:?}"
+        );
     }
 
     /// §17 *drain in order*: advance a few seconds, request one attempt,
@@ -632,12 +646,17 @@ impl Run {
         // Bounded, so a backend that hands out work forever fails instead of hanging.
         for _ in 0..expected.len() + 5 {
             self.advance_secs(5);
-            let Some(attempt) = self.request_one(worker, format_args!("{step}: drain request")).await
+            let Some(attempt) = self
+                .request_one(worker, format_args!("{step}: drain request"))
+                .await
             else {
                 break;
             };
             seen.push(attempt.work_unit().name().to_string());
-            self.ok(attempt.finish(None).await, format_args!("{step}: drain finish"));
+            self.ok(
+                attempt.finish(None).await,
+                format_args!("{step}: drain finish"),
+            );
         }
         check_eq!(self, seen, expected, "{step}: drained units in order");
     }
@@ -688,7 +707,11 @@ impl Run {
     }
 
     /// The names of the units of `spec` (all of them).
-    pub(crate) async fn unit_names(&self, spec: &WorkSpecRef, step: impl Display) -> BTreeSet<String> {
+    pub(crate) async fn unit_names(
+        &self,
+        spec: &WorkSpecRef,
+        step: impl Display,
+    ) -> BTreeSet<String> {
         self.ok(spec.work_units(&Default::default()).await, step)
             .into_keys()
             .collect()
@@ -749,7 +772,13 @@ impl Run {
 
 /// The seven-state fixture's unit names, in sort order.
 pub(crate) const SEVEN: [&str; 7] = [
-    "available", "delayed", "expired", "failed", "finished", "pending", "retried",
+    "available",
+    "delayed",
+    "expired",
+    "failed",
+    "finished",
+    "pending",
+    "retried",
 ];
 
 /// The seven-state fixture (§17): one unit per reachable state.

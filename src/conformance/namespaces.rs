@@ -24,7 +24,11 @@ pub async fn namespaces(t: TestBackend) {
     check_eq!(r, listed.name(), "namespaces", "listed handle name");
     r.ok(ns.destroy().await, "destroy");
     let all = r.ok(r.backend().namespaces().await, "namespaces() after destroy");
-    check!(r, !all.contains_key("namespaces"), "destroyed namespace still listed");
+    check!(
+        r,
+        !all.contains_key("namespaces"),
+        "destroyed namespace still listed"
+    );
 }
 
 /// **SpecCreateDestroy.** Lookups of a missing spec fail with
@@ -34,8 +38,14 @@ pub async fn namespaces(t: TestBackend) {
 pub async fn spec_create_destroy(t: TestBackend) {
     let r = Run::new("spec_create_destroy", t);
     let ns = r.ns("spec_create_destroy").await;
-    let missing = Error::NoSuchWorkSpec { name: "spec".into() };
-    r.fails(ns.work_spec("spec").await, missing, "lookup before creation");
+    let missing = Error::NoSuchWorkSpec {
+        name: "spec".into(),
+    };
+    r.fails(
+        ns.work_spec("spec").await,
+        missing,
+        "lookup before creation",
+    );
     let listed = r.ok(ns.work_spec_names().await, "names before creation");
     check!(r, listed.is_empty(), "names before creation: {listed:?}");
 
@@ -44,17 +54,39 @@ pub async fn spec_create_destroy(t: TestBackend) {
     check_eq!(r, spec.name(), "spec", "returned handle name");
     let again = r.ok(ns.work_spec("spec").await, "lookup after creation");
     check_eq!(r, again.name(), "spec", "looked-up handle name");
-    check_eq!(r, r.ok(spec.data().await, "data()"), def, "stored definition");
-    check_eq!(r, r.ok(again.data().await, "data() of lookup"), def, "stored definition via lookup");
+    check_eq!(
+        r,
+        r.ok(spec.data().await, "data()"),
+        def,
+        "stored definition"
+    );
+    check_eq!(
+        r,
+        r.ok(again.data().await, "data() of lookup"),
+        def,
+        "stored definition via lookup"
+    );
     let listed = r.ok(ns.work_spec_names().await, "names after creation");
     check_eq!(r, listed, vec!["spec".to_string()], "names after creation");
 
     r.ok(ns.destroy_work_spec("spec").await, "destroy_work_spec");
-    let missing = Error::NoSuchWorkSpec { name: "spec".into() };
-    r.fails(ns.work_spec("spec").await, Error::NoSuchWorkSpec { name: "spec".into() }, "lookup after destroy");
+    let missing = Error::NoSuchWorkSpec {
+        name: "spec".into(),
+    };
+    r.fails(
+        ns.work_spec("spec").await,
+        Error::NoSuchWorkSpec {
+            name: "spec".into(),
+        },
+        "lookup after destroy",
+    );
     let listed = r.ok(ns.work_spec_names().await, "names after destroy");
     check!(r, listed.is_empty(), "names after destroy: {listed:?}");
-    r.fails(ns.destroy_work_spec("spec").await, missing, "second destroy");
+    r.fails(
+        ns.destroy_work_spec("spec").await,
+        missing,
+        "second destroy",
+    );
     r.ok(ns.destroy().await, "destroy namespace");
 }
 
@@ -63,10 +95,22 @@ pub async fn spec_create_destroy(t: TestBackend) {
 pub async fn spec_errors(t: TestBackend) {
     let r = Run::new("spec_errors", t);
     let ns = r.ns("spec_errors").await;
-    r.fails(ns.set_work_spec(data!({})).await, Error::NoWorkSpecName, "empty map");
-    r.fails(ns.set_work_spec(data!({"name": 4})).await, Error::BadWorkSpecName, "numeric name");
+    r.fails(
+        ns.set_work_spec(data!({})).await,
+        Error::NoWorkSpecName,
+        "empty map",
+    );
+    r.fails(
+        ns.set_work_spec(data!({"name": 4})).await,
+        Error::BadWorkSpecName,
+        "numeric name",
+    );
     let listed = r.ok(ns.work_spec_names().await, "names after failures");
-    check!(r, listed.is_empty(), "failed definitions created specs: {listed:?}");
+    check!(
+        r,
+        listed.is_empty(),
+        "failed definitions created specs: {listed:?}"
+    );
 }
 
 /// **TwoWorkSpecsBasic.** Two specs in one namespace have independent lifetimes.
@@ -83,14 +127,29 @@ pub async fn two_work_specs_basic(t: TestBackend) {
     };
     check_eq!(r, listed("names, none").await, names([]), "listing before");
     r.named_spec(&ns, "one").await;
-    check_eq!(r, listed("names, one").await, names(["one"]), "listing with one");
+    check_eq!(
+        r,
+        listed("names, one").await,
+        names(["one"]),
+        "listing with one"
+    );
     r.named_spec(&ns, "two").await;
-    check_eq!(r, listed("names, two").await, names(["one", "two"]), "listing with two");
+    check_eq!(
+        r,
+        listed("names, two").await,
+        names(["one", "two"]),
+        "listing with two"
+    );
     r.ok(ns.work_spec("one").await, "lookup one");
     r.ok(ns.work_spec("two").await, "lookup two");
 
     r.ok(ns.destroy_work_spec("one").await, "destroy one");
-    check_eq!(r, listed("names after destroying one").await, names(["two"]), "listing");
+    check_eq!(
+        r,
+        listed("names after destroying one").await,
+        names(["two"]),
+        "listing"
+    );
     r.fails(
         ns.work_spec("one").await,
         Error::NoSuchWorkSpec { name: "one".into() },
@@ -100,7 +159,12 @@ pub async fn two_work_specs_basic(t: TestBackend) {
     check_eq!(r, two.name(), "two", "name of two");
 
     r.ok(ns.destroy_work_spec("two").await, "destroy two");
-    check_eq!(r, listed("names after destroying both").await, names([]), "listing");
+    check_eq!(
+        r,
+        listed("names after destroying both").await,
+        names([]),
+        "listing"
+    );
     for name in ["one", "two"] {
         r.fails(
             ns.work_spec(name).await,
@@ -120,16 +184,33 @@ pub async fn namespace_get_or_create(t: TestBackend) {
     let other = r.ns("other").await;
     r.named_spec(&a, "s").await;
     let via_b = r.ok(b.work_spec_names().await, "names via second handle");
-    check_eq!(r, via_b, vec!["s".to_string()], "second handle sees the spec");
+    check_eq!(
+        r,
+        via_b,
+        vec!["s".to_string()],
+        "second handle sees the spec"
+    );
     let via_other = r.ok(other.work_spec_names().await, "names in other namespace");
-    check!(r, via_other.is_empty(), "namespaces are not isolated: {via_other:?}");
+    check!(
+        r,
+        via_other.is_empty(),
+        "namespaces are not isolated: {via_other:?}"
+    );
     r.ok(b.worker("w").await, "worker via second handle");
     let workers = r.ok(a.workers().await, "workers via first handle");
-    check!(r, workers.contains_key("w"), "first handle lacks worker: {:?}", workers.keys());
+    check!(
+        r,
+        workers.contains_key("w"),
+        "first handle lacks worker: {:?}",
+        workers.keys()
+    );
     let listed = r.ok(r.backend().namespaces().await, "namespaces()");
     check_eq!(
         r,
-        listed.keys().filter(|k| *k == "shared" || *k == "other").count(),
+        listed
+            .keys()
+            .filter(|k| *k == "shared" || *k == "other")
+            .count(),
         2,
         "both namespaces listed once"
     );
@@ -152,24 +233,46 @@ pub async fn namespace_destroy_twice(t: TestBackend) {
     r.ok(ns.destroy().await, "first destroy");
     r.ok(ns.destroy().await, "second destroy of the same handle");
     let listed = r.ok(r.backend().namespaces().await, "namespaces() after destroy");
-    check!(r, !listed.contains_key("twice"), "destroyed namespace listed");
+    check!(
+        r,
+        !listed.contains_key("twice"),
+        "destroyed namespace listed"
+    );
 
     let fresh = r.ns("twice").await;
-    let specs = r.ok(fresh.work_spec_names().await, "names in re-created namespace");
-    check!(r, specs.is_empty(), "re-created namespace is not empty: {specs:?}");
+    let specs = r.ok(
+        fresh.work_spec_names().await,
+        "names in re-created namespace",
+    );
+    check!(
+        r,
+        specs.is_empty(),
+        "re-created namespace is not empty: {specs:?}"
+    );
     r.named_spec(&fresh, "new").await;
 
-    r.ok(ns.destroy().await, "destroy via old handle after re-creation");
+    r.ok(
+        ns.destroy().await,
+        "destroy via old handle after re-creation",
+    );
     let listed = r.ok(r.backend().namespaces().await, "namespaces() at the end");
     let survivor = r.ns("twice").await;
     let specs = r.ok(survivor.work_spec_names().await, "names at the end");
     match r.identity() {
         Identity::Object => {
-            check!(r, listed.contains_key("twice"), "old handle destroyed the new namespace");
+            check!(
+                r,
+                listed.contains_key("twice"),
+                "old handle destroyed the new namespace"
+            );
             check_eq!(r, specs, vec!["new".to_string()], "new namespace intact");
         }
         Identity::Name => {
-            check!(r, specs.is_empty(), "name-identity destroy left the spec: {specs:?}");
+            check!(
+                r,
+                specs.is_empty(),
+                "name-identity destroy left the spec: {specs:?}"
+            );
         }
     }
 }
@@ -181,11 +284,18 @@ pub async fn namespace_empty_name(t: TestBackend) {
     check_eq!(r, ns.name(), "", "name()");
     r.named_spec(&ns, "s").await;
     let listed = r.ok(r.backend().namespaces().await, "namespaces()");
-    check!(r, listed.contains_key(""), "empty-named namespace not listed");
+    check!(
+        r,
+        listed.contains_key(""),
+        "empty-named namespace not listed"
+    );
     let again = r.ns("").await;
     let specs = r.ok(again.work_spec_names().await, "names via lookup");
     check_eq!(r, specs, vec!["s".to_string()], "same namespace via lookup");
     let control = r.ns("\u{0}\u{1}\n").await;
-    let specs = r.ok(control.work_spec_names().await, "names of control-char namespace");
+    let specs = r.ok(
+        control.work_spec_names().await,
+        "names of control-char namespace",
+    );
     check!(r, specs.is_empty(), "control-char namespace not distinct");
 }

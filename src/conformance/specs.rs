@@ -16,19 +16,43 @@ pub async fn change_spec_data(t: TestBackend) {
     let def = data!({"name": "spec", "min_gb": 2, "foo": "bar"});
     r.ok(spec.set_data(def.clone()).await, "set_data with extra keys");
     let stored = r.ok(spec.data().await, "data() after set_data");
-    check_eq!(r, stored.get("min_gb").and_then(|v| v.as_f64()), Some(2.0), "min_gb by value");
-    check_eq!(r, stored.get("foo"), Some(&serde_json::json!("bar")), "extra key");
+    check_eq!(
+        r,
+        stored.get("min_gb").and_then(|v| v.as_f64()),
+        Some(2.0),
+        "min_gb by value"
+    );
+    check_eq!(
+        r,
+        stored.get("foo"),
+        Some(&serde_json::json!("bar")),
+        "extra key"
+    );
     check_eq!(r, stored, def, "whole definition");
 
-    r.fails(spec.set_data(data!({})).await, Error::NoWorkSpecName, "set_data({})");
+    r.fails(
+        spec.set_data(data!({})).await,
+        Error::NoWorkSpecName,
+        "set_data({})",
+    );
     r.fails(
         spec.set_data(data!({"name": "other"})).await,
         Error::ChangedName,
         "set_data with another name",
     );
-    check_eq!(r, r.ok(spec.data().await, "data() after failures"), def, "definition kept");
+    check_eq!(
+        r,
+        r.ok(spec.data().await, "data() after failures"),
+        def,
+        "definition kept"
+    );
     let listed = r.ok(ns.work_spec_names().await, "names");
-    check_eq!(r, listed, vec!["spec".to_string()], "no spec created by a failed set_data");
+    check_eq!(
+        r,
+        listed,
+        vec!["spec".to_string()],
+        "no spec created by a failed set_data"
+    );
 }
 
 /// **DataEmptyList.** A nested empty list round-trips as an empty list
@@ -40,7 +64,11 @@ pub async fn data_empty_list(t: TestBackend) {
     let spec = r.spec(&ns, def.clone()).await;
     let stored = r.ok(spec.data().await, "data()");
     let config = stored.get("config");
-    check!(r, config.is_some_and(|c| c.is_object()), "config is not a map: {config:?}");
+    check!(
+        r,
+        config.is_some_and(|c| c.is_object()),
+        "config is not a map: {config:?}"
+    );
     check_eq!(
         r,
         config.and_then(|c| c.get("empty")),
@@ -109,8 +137,18 @@ pub async fn prefilled_meta(t: TestBackend) {
     let ns = r.ns("prefilled_meta").await;
     let (def, expected) = full_definition();
     let spec = r.spec(&ns, def).await;
-    check_eq!(r, r.ok(spec.meta(false).await, "meta(false)"), expected, "meta");
-    check_eq!(r, r.ok(spec.meta(true).await, "meta(true)"), expected, "counted meta");
+    check_eq!(
+        r,
+        r.ok(spec.meta(false).await, "meta(false)"),
+        expected,
+        "meta"
+    );
+    check_eq!(
+        r,
+        r.ok(spec.meta(true).await, "meta(true)"),
+        expected,
+        "counted meta"
+    );
 }
 
 /// **SetDataSetsMeta.** `set_data` with every recognised key turns the
@@ -123,7 +161,12 @@ pub async fn set_data_sets_meta(t: TestBackend) {
     check_eq!(r, before.weight, 20, "default weight");
     let (def, expected) = full_definition();
     r.ok(spec.set_data(def).await, "set_data");
-    check_eq!(r, r.ok(spec.meta(false).await, "meta after"), expected, "meta after set_data");
+    check_eq!(
+        r,
+        r.ok(spec.meta(false).await, "meta after"),
+        expected,
+        "meta after set_data"
+    );
 }
 
 /// **NiceWeight.** Weight derivation through successive `set_data` calls (§4.3).
@@ -156,10 +199,17 @@ pub async fn set_meta(t: TestBackend) {
     let r = Run::new("set_meta", t);
     let ns = r.ns("set_meta").await;
     let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true, "then": "next", "runtime": "go"}))
+        .spec(
+            &ns,
+            data!({"name": "spec", "continuous": true, "then": "next", "runtime": "go"}),
+        )
         .await;
     let before = r.ok(spec.meta(false).await, "meta before");
-    check!(r, before.continuous && before.can_be_continuous, "defined continuous: {before:?}");
+    check!(
+        r,
+        before.continuous && before.can_be_continuous,
+        "defined continuous: {before:?}"
+    );
     let next = Some(at_secs(1000));
     let given = WorkSpecMeta {
         priority: 10,
@@ -223,21 +273,41 @@ pub async fn meta_counts(t: TestBackend) {
     check_eq!(r, counts("added").await, (1, 0), "after add");
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "first request").await;
-    check_eq!(r, counts("first request").await, (0, 1), "after first request");
+    check_eq!(
+        r,
+        counts("first request").await,
+        (0, 1),
+        "after first request"
+    );
     r.ok(a.expire(None).await, "expire");
     check_eq!(r, counts("expired").await, (1, 0), "after expire");
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "second request").await;
-    check_eq!(r, counts("second request").await, (0, 1), "after second request");
+    check_eq!(
+        r,
+        counts("second request").await,
+        (0, 1),
+        "after second request"
+    );
     r.ok(a.retry(None, Duration::zero()).await, "retry");
     check_eq!(r, counts("retried").await, (1, 0), "after retry");
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "third request").await;
-    check_eq!(r, counts("third request").await, (0, 1), "after third request");
+    check_eq!(
+        r,
+        counts("third request").await,
+        (0, 1),
+        "after third request"
+    );
     r.ok(a.finish(None).await, "finish");
     check_eq!(r, counts("finished").await, (0, 0), "after finish");
     let plain = r.ok(spec.meta(false).await, "meta(false)");
-    check_eq!(r, (plain.available_count, plain.pending_count), (0, 0), "uncounted meta");
+    check_eq!(
+        r,
+        (plain.available_count, plain.pending_count),
+        (0, 0),
+        "uncounted meta"
+    );
 }
 
 /// **SpecDeletedGone.** After `destroy_work_spec`, `meta(false)` and
@@ -247,14 +317,23 @@ pub async fn spec_deleted_gone(t: TestBackend) {
     let ns = r.ns("spec_deleted_gone").await;
     let spec = r.named_spec(&ns, "spec").await;
     r.ok(ns.destroy_work_spec("spec").await, "destroy_work_spec");
-    r.gone(spec.meta(false).await, Dead::spec("spec"), "meta(false) on dead spec");
     r.gone(
-        spec.add_work_unit("u", DataMap::new(), WorkUnitMeta::default()).await,
+        spec.meta(false).await,
+        Dead::spec("spec"),
+        "meta(false) on dead spec",
+    );
+    r.gone(
+        spec.add_work_unit("u", DataMap::new(), WorkUnitMeta::default())
+            .await,
         Dead::spec("spec"),
         "add_work_unit on dead spec",
     );
     let listed = r.ok(ns.work_spec_names().await, "names");
-    check!(r, listed.is_empty(), "add_work_unit re-created the spec: {listed:?}");
+    check!(
+        r,
+        listed.is_empty(),
+        "add_work_unit re-created the spec: {listed:?}"
+    );
 }
 
 /// **SpecInNamespaceGone.** After the namespace is destroyed, a spec handle
@@ -267,7 +346,8 @@ pub async fn spec_in_namespace_gone(t: TestBackend) {
     r.ok(ns.destroy().await, "destroy namespace");
     r.gone(spec.meta(false).await, Dead::spec("spec"), "meta(false)");
     r.gone(
-        spec.add_work_unit("u", DataMap::new(), WorkUnitMeta::default()).await,
+        spec.add_work_unit("u", DataMap::new(), WorkUnitMeta::default())
+            .await,
         Dead::spec("spec"),
         "add_work_unit",
     );
@@ -281,19 +361,35 @@ pub async fn one_day_interval(t: TestBackend) {
     let ns = r.ns("one_day_interval").await;
     let day = 86_400;
     let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true, "interval": day + 1}))
+        .spec(
+            &ns,
+            data!({"name": "spec", "continuous": true, "interval": day + 1}),
+        )
         .await;
     let worker = r.worker(&ns, "worker").await;
     let meta = r.ok(spec.meta(false).await, "meta");
-    check_eq!(r, meta.interval, Duration::seconds(day + 1), "interval read back");
+    check_eq!(
+        r,
+        meta.interval,
+        Duration::seconds(day + 1),
+        "interval read back"
+    );
     r.advance_secs(5);
-    let got = r.request(&worker, AttemptRequest::units(10), "first request").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "first request")
+        .await;
     check_eq!(r, got.len(), 1, "attempts on first request");
     let meta = r.ok(spec.meta(false).await, "meta after request");
-    check_eq!(r, meta.next_continuous, Some(at_secs(5 + day + 1)), "next_continuous");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(at_secs(5 + day + 1)),
+        "next_continuous"
+    );
     r.ok(got[0].finish(None).await, "finish");
     r.advance_secs(day);
-    r.request_none(&worker, "request before the interval has passed").await;
+    r.request_none(&worker, "request before the interval has passed")
+        .await;
 }
 
 /// `set_data` replaces the *entire* meta (§5.1): earlier `set_meta` changes
@@ -307,10 +403,17 @@ pub async fn set_data_resets_meta(t: TestBackend) {
     let worker = r.worker(&ns, "worker").await;
     r.advance_secs(10);
     let a = r.request_one(&worker, "first continuous request").await;
-    let Some(a) = a else { panic!("[set_data_resets_meta] no continuous unit") };
+    let Some(a) = a else {
+        panic!("[set_data_resets_meta] no continuous unit")
+    };
     r.ok(a.finish(None).await, "finish");
     let mut meta = r.ok(spec.meta(false).await, "meta");
-    check_eq!(r, meta.next_continuous, Some(at_secs(3610)), "next_continuous after generation");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(at_secs(3610)),
+        "next_continuous after generation"
+    );
     meta.priority = 7;
     meta.max_retries = 9;
     meta.weight = 3;
@@ -330,7 +433,11 @@ pub async fn set_data_resets_meta(t: TestBackend) {
     check_eq!(r, meta, expected, "meta re-derived from the definition");
     r.advance_secs(1);
     let again = r.request_one(&worker, "request after reload").await;
-    check!(r, again.is_some(), "reloaded continuous spec generated nothing");
+    check!(
+        r,
+        again.is_some(),
+        "reloaded continuous spec generated nothing"
+    );
 }
 
 /// Float values of integer keys are truncated toward zero; `interval` is

@@ -36,7 +36,13 @@ enum Call {
     Retry,
 }
 
-const CALLS: [Call; 5] = [Call::Renew, Call::Expire, Call::Finish, Call::Fail, Call::Retry];
+const CALLS: [Call; 5] = [
+    Call::Renew,
+    Call::Expire,
+    Call::Finish,
+    Call::Fail,
+    Call::Retry,
+];
 
 /// What the unit's active attempt is after the call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,12 +163,18 @@ async fn set_up(
     name: &str,
 ) -> (WorkUnitRef, AttemptRef, Option<AttemptRef>, Option<Time>) {
     let unit = r.unit(&t.spec, name, data!({"unit": name})).await;
-    let a = r.ok(t.worker.make_attempt(unit.as_ref(), Duration::zero()).await, "set-up make_attempt");
+    let a = r.ok(
+        t.worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "set-up make_attempt",
+    );
     let mut other = None;
     match row {
         Row::PendingActive => {}
         Row::PendingNotActive => {
-            let b = r.ok(t.other.make_attempt(unit.as_ref(), Duration::zero()).await, "supersede");
+            let b = r.ok(
+                t.other.make_attempt(unit.as_ref(), Duration::zero()).await,
+                "supersede",
+            );
             other = Some(b);
         }
         Row::Expired => r.ok(a.expire(None).await, "set-up expire"),
@@ -203,9 +215,18 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
             None => r.ok(result, &step),
             Some(e) => r.fails(result, e, &step),
         }
-        check_eq!(r, r.attempt_status(&a).await, cell.status, "{step}: attempt status");
+        check_eq!(
+            r,
+            r.attempt_status(&a).await,
+            cell.status,
+            "{step}: attempt status"
+        );
         let data = r.ok(a.data().await, format_args!("{step}: data"));
-        let expected_data = if cell.data_replaced { given } else { data!({"unit": name}) };
+        let expected_data = if cell.data_replaced {
+            given
+        } else {
+            data!({"unit": name})
+        };
         check_eq!(r, data, expected_data, "{step}: attempt data");
         let end = r.ok(a.end_time().await, format_args!("{step}: end_time"));
         let expected_end = match cell.end {
@@ -216,9 +237,19 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
         check_eq!(r, end, expected_end, "{step}: end time");
         if row == Row::PendingActive && call == Call::Renew {
             let exp = r.ok(a.expiration_time().await, "expiration");
-            check_eq!(r, exp, now + Duration::seconds(60), "{step}: renewed expiration");
+            check_eq!(
+                r,
+                exp,
+                now + Duration::seconds(60),
+                "{step}: renewed expiration"
+            );
         }
-        check_eq!(r, r.unit_status(&unit).await, cell.unit, "{step}: unit status");
+        check_eq!(
+            r,
+            r.unit_status(&unit).await,
+            cell.unit,
+            "{step}: unit status"
+        );
         let active = r.active_key(&unit).await;
         let expected_active = match cell.active {
             Active::This => Some(r.key(&a).await),
@@ -230,14 +261,30 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
         };
         check_eq!(r, active, expected_active, "{step}: unit's active attempt");
         let meta = r.ok(unit.meta().await, "meta after");
-        let expected_nb = if cell.not_before_now { Some(now) } else { before_meta.not_before };
+        let expected_nb = if cell.not_before_now {
+            Some(now)
+        } else {
+            before_meta.not_before
+        };
         check_eq!(r, meta.not_before, expected_nb, "{step}: unit not_before");
-        let listed = r.keys(&r.ok(table.worker.active_attempts().await, "active list")).await;
+        let listed = r
+            .keys(&r.ok(table.worker.active_attempts().await, "active list"))
+            .await;
         let key = r.key(&a).await;
         let on_list = listed.contains(&key);
-        check_eq!(r, on_list, cell.status == A::Pending, "{step}: on the worker's active list");
+        check_eq!(
+            r,
+            on_list,
+            cell.status == A::Pending,
+            "{step}: on the worker's active list"
+        );
         if let Some(b) = &other {
-            check_eq!(r, r.attempt_status(b).await, A::Pending, "{step}: other attempt untouched");
+            check_eq!(
+                r,
+                r.attempt_status(b).await,
+                A::Pending,
+                "{step}: other attempt untouched"
+            );
         }
         // The unit's own data is never modified by attempt calls.
         r.ok(unit.clear_active_attempt().await, "clear");

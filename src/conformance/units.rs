@@ -24,14 +24,22 @@ pub async fn trivial_work_unit_flow(t: TestBackend) {
     let unit = &all["unit"];
     check_eq!(r, unit.name(), "unit", "unit name");
     check_eq!(r, unit.work_spec().name(), "spec", "unit's spec name");
-    let deleted = r.ok(spec.delete_work_units(&WorkUnitQuery::all()).await, "delete all");
+    let deleted = r.ok(
+        spec.delete_work_units(&WorkUnitQuery::all()).await,
+        "delete all",
+    );
     check_eq!(r, deleted, 1, "deleted count");
     r.fails(
         spec.work_unit("unit").await,
-        Error::NoSuchWorkUnit { name: "unit".into() },
+        Error::NoSuchWorkUnit {
+            name: "unit".into(),
+        },
         "lookup after delete",
     );
-    let all = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "work_units after delete");
+    let all = r.ok(
+        spec.work_units(&WorkUnitQuery::all()).await,
+        "work_units after delete",
+    );
     check!(r, all.is_empty(), "units remain: {:?}", all.keys());
 }
 
@@ -51,7 +59,12 @@ pub async fn work_unit_queries(t: TestBackend) {
                 .collect::<std::collections::BTreeSet<_>>()
         }
     };
-    check_eq!(r, query(WorkUnitQuery::all(), "all".into()).await, names(SEVEN), "empty query");
+    check_eq!(
+        r,
+        query(WorkUnitQuery::all(), "all".into()).await,
+        names(SEVEN),
+        "empty query"
+    );
     let limit = |limit: i64, previous: &str| WorkUnitQuery {
         limit,
         previous_name: previous.into(),
@@ -97,7 +110,11 @@ pub async fn work_unit_queries(t: TestBackend) {
     }
     check_eq!(
         r,
-        query(WorkUnitQuery::names(["available", "nonexistent"]), "names".into()).await,
+        query(
+            WorkUnitQuery::names(["available", "nonexistent"]),
+            "names".into()
+        )
+        .await,
         names(["available"]),
         "names filter with a missing name"
     );
@@ -121,25 +138,54 @@ pub async fn delete_work_units(t: TestBackend) {
     let seven = r.seven(&ns, "spec").await;
     let spec = &seven.spec;
     let by_name = WorkUnitQuery::names(["available"]);
-    check_eq!(r, r.ok(spec.delete_work_units(&by_name).await, "delete one"), 1, "count");
+    check_eq!(
+        r,
+        r.ok(spec.delete_work_units(&by_name).await, "delete one"),
+        1,
+        "count"
+    );
     check_eq!(
         r,
         r.unit_names(spec, "after one").await,
         names(SEVEN[1..].iter().copied()),
         "units after deleting one"
     );
-    check_eq!(r, r.ok(spec.delete_work_units(&by_name).await, "delete again"), 0, "count again");
-    check_eq!(r, r.unit_names(spec, "after again").await.len(), 6, "units after repeat");
+    check_eq!(
+        r,
+        r.ok(spec.delete_work_units(&by_name).await, "delete again"),
+        0,
+        "count again"
+    );
+    check_eq!(
+        r,
+        r.unit_names(spec, "after again").await.len(),
+        6,
+        "units after repeat"
+    );
     let by_status = WorkUnitQuery::statuses([Failed, Finished]);
-    check_eq!(r, r.ok(spec.delete_work_units(&by_status).await, "by status"), 2, "count");
+    check_eq!(
+        r,
+        r.ok(spec.delete_work_units(&by_status).await, "by status"),
+        2,
+        "count"
+    );
     check_eq!(
         r,
         r.unit_names(spec, "after status delete").await,
         names(["delayed", "expired", "pending", "retried"]),
         "units after deleting by status"
     );
-    check_eq!(r, r.ok(spec.delete_work_units(&WorkUnitQuery::all()).await, "all"), 4, "count");
-    check!(r, r.unit_names(spec, "at end").await.is_empty(), "units left");
+    check_eq!(
+        r,
+        r.ok(spec.delete_work_units(&WorkUnitQuery::all()).await, "all"),
+        4,
+        "count"
+    );
+    check!(
+        r,
+        r.unit_names(spec, "at end").await.is_empty(),
+        "units left"
+    );
 }
 
 /// **CountWorkUnitStatus.** Exact counts on the seven-state fixture, no
@@ -152,8 +198,14 @@ pub async fn count_work_unit_status(t: TestBackend) {
     check!(r, counts.is_empty(), "empty spec counts {counts:?}");
     let seven = r.seven(&ns, "spec").await;
     let counts = r.ok(seven.spec.count_work_unit_status().await, "count");
-    let expected: BTreeMap<WorkUnitStatus, u64> =
-        [(Available, 3), (Pending, 1), (Finished, 1), (Failed, 1), (Delayed, 1)].into();
+    let expected: BTreeMap<WorkUnitStatus, u64> = [
+        (Available, 3),
+        (Pending, 1),
+        (Finished, 1),
+        (Failed, 1),
+        (Delayed, 1),
+    ]
+    .into();
     check_eq!(r, counts, expected, "status counts");
 }
 
@@ -172,8 +224,15 @@ pub async fn work_unit_priority_ctor(t: TestBackend) {
     let r = Run::new("work_unit_priority_ctor", t);
     let (_ns, spec, worker) = r.basic("work_unit_priority_ctor", "spec").await;
     for (name, p) in [("a", 0.0), ("b", 10.0), ("c", 10.0), ("d", -1.5)] {
-        let u = r.unit_meta(&spec, name, DataMap::new(), WorkUnitMeta::with_priority(p)).await;
-        check_eq!(r, r.ok(u.priority().await, "priority()"), p, "priority of {name}");
+        let u = r
+            .unit_meta(&spec, name, DataMap::new(), WorkUnitMeta::with_priority(p))
+            .await;
+        check_eq!(
+            r,
+            r.ok(u.priority().await, "priority()"),
+            p,
+            "priority of {name}"
+        );
     }
     r.drain(&worker, &["b", "c", "a", "d"], "drain").await;
 }
@@ -194,20 +253,33 @@ pub async fn work_unit_priority_set(t: TestBackend) {
     };
     r.ok(units[0].set_priority(5.0).await, "set_priority(a)");
     check_eq!(r, priority("a").await, 5.0, "a after set_priority");
-    check_eq!(r, r.ok(units[0].priority().await, "old handle"), 5.0, "a via old handle");
+    check_eq!(
+        r,
+        r.ok(units[0].priority().await, "old handle"),
+        5.0,
+        "a via old handle"
+    );
     r.ok(
-        spec.set_work_unit_priorities(&WorkUnitQuery::names(["b", "c"]), 10.0).await,
+        spec.set_work_unit_priorities(&WorkUnitQuery::names(["b", "c"]), 10.0)
+            .await,
         "set_work_unit_priorities",
     );
     check_eq!(r, priority("b").await, 10.0, "b");
     check_eq!(r, priority("c").await, 10.0, "c");
     check_eq!(r, priority("d").await, 0.0, "d untouched");
     let c_only = WorkUnitQuery::names(["c"]);
-    r.ok(spec.adjust_work_unit_priorities(&c_only, 2.5).await, "adjust c");
-    r.ok(spec.adjust_work_unit_priorities(&c_only, 2.5).await, "adjust c again");
+    r.ok(
+        spec.adjust_work_unit_priorities(&c_only, 2.5).await,
+        "adjust c",
+    );
+    r.ok(
+        spec.adjust_work_unit_priorities(&c_only, 2.5).await,
+        "adjust c again",
+    );
     check_eq!(r, priority("c").await, 15.0, "c accumulates");
     r.ok(
-        spec.adjust_work_unit_priorities(&WorkUnitQuery::names(["d"]), -1.0).await,
+        spec.adjust_work_unit_priorities(&WorkUnitQuery::names(["d"]), -1.0)
+            .await,
         "adjust d down",
     );
     check_eq!(r, priority("d").await, -1.0, "d");
@@ -227,7 +299,12 @@ pub async fn work_unit_data(t: TestBackend) {
         let unit = r.ok(spec.work_unit(name).await, format_args!("lookup {name}"));
         let got = r.ok(unit.data().await, format_args!("data of {name}"));
         check_eq!(r, got, expected, "data of {name}");
-        check_eq!(r, got["value"].as_i64(), expected["value"].as_i64(), "value of {name}");
+        check_eq!(
+            r,
+            got["value"].as_i64(),
+            expected["value"].as_i64(),
+            "value of {name}"
+        );
     }
 }
 
@@ -241,10 +318,25 @@ pub async fn add_work_unit_bleedover(t: TestBackend) {
     r.unit(&one, "u", data!({"spec": "one"})).await;
     let old = r.unit(&two, "u", data!({"spec": "two"})).await;
     let new = r.unit(&two, "u", data!({"spec": "two", "v": 2})).await;
-    check_eq!(r, r.ok(old.data().await, "old"), data!({"spec": "two", "v": 2}), "old handle");
-    check_eq!(r, r.ok(new.data().await, "new"), data!({"spec": "two", "v": 2}), "new handle");
+    check_eq!(
+        r,
+        r.ok(old.data().await, "old"),
+        data!({"spec": "two", "v": 2}),
+        "old handle"
+    );
+    check_eq!(
+        r,
+        r.ok(new.data().await, "new"),
+        data!({"spec": "two", "v": 2}),
+        "new handle"
+    );
     let first = r.ok(one.work_unit("u").await, "lookup in one");
-    check_eq!(r, r.ok(first.data().await, "one's data"), data!({"spec": "one"}), "one intact");
+    check_eq!(
+        r,
+        r.ok(first.data().await, "one's data"),
+        data!({"spec": "one"}),
+        "one intact"
+    );
 }
 
 /// **RecreateWorkUnits.** Re-adding every unit of the seven-state fixture
@@ -258,10 +350,19 @@ pub async fn recreate_work_units(t: TestBackend) {
     }
     for name in SEVEN {
         let unit = r.ok(seven.spec.work_unit(name).await, "lookup");
-        let expected = if name == "pending" { Pending } else { Available };
+        let expected = if name == "pending" {
+            Pending
+        } else {
+            Available
+        };
         check_eq!(r, r.unit_status(&unit).await, expected, "status of {name}");
         let old = &seven.units[name];
-        check_eq!(r, r.unit_status(old).await, expected, "status of {name} via old handle");
+        check_eq!(
+            r,
+            r.unit_status(old).await,
+            expected,
+            "status of {name} via old handle"
+        );
     }
 }
 
@@ -270,28 +371,42 @@ pub async fn recreate_work_units(t: TestBackend) {
 pub async fn continuous(t: TestBackend) {
     let r = Run::new("continuous", t);
     let ns = r.ns("").await;
-    let spec = r.spec(&ns, data!({"name": "spec", "continuous": true})).await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
     let worker = r.worker(&ns, "worker").await;
     for round in 0..2 {
         r.advance_secs(5);
-        let a = r.request_one(&worker, format_args!("request {round}")).await;
-        let Some(a) = a else { panic!("[continuous] request {round}: no continuous unit") };
+        let a = r
+            .request_one(&worker, format_args!("request {round}"))
+            .await;
+        let Some(a) = a else {
+            panic!("[continuous] request {round}: no continuous unit")
+        };
         r.ok(a.finish(None).await, "finish");
     }
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.continuous = false;
     r.ok(spec.set_meta(meta).await, "set_meta(continuous = false)");
     r.advance_secs(5);
-    r.request_none(&worker, "request while not continuous").await;
+    r.request_none(&worker, "request while not continuous")
+        .await;
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.continuous = true;
     r.ok(spec.set_meta(meta).await, "set_meta(continuous = true)");
     r.advance_secs(5);
     let a = r.request_one(&worker, "request after resuming").await;
-    let Some(a) = a else { panic!("[continuous] no unit after resuming") };
+    let Some(a) = a else {
+        panic!("[continuous] no unit after resuming")
+    };
     r.ok(a.finish(None).await, "finish");
     let units = r.unit_names(&spec, "units").await;
-    check_eq!(r, units, names(["5.000", "10.000", "20.000"]), "generated unit names");
+    check_eq!(
+        r,
+        units,
+        names(["5.000", "10.000", "20.000"]),
+        "generated unit names"
+    );
 }
 
 /// **ContinuousInterval.** `next_continuous = t0 + I`; nothing before it;
@@ -300,29 +415,47 @@ pub async fn continuous_interval(t: TestBackend) {
     let r = Run::new("continuous_interval", t);
     let ns = r.ns("continuous_interval").await;
     let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true, "interval": 60}))
+        .spec(
+            &ns,
+            data!({"name": "spec", "continuous": true, "interval": 60}),
+        )
         .await;
     let worker = r.worker(&ns, "worker").await;
     r.advance_secs(100);
     let t0 = r.now();
-    let got = r.request(&worker, AttemptRequest::units(5), "request at t0").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(5), "request at t0")
+        .await;
     check_eq!(r, got.len(), 1, "attempts at t0");
     check_eq!(r, got[0].work_unit().name(), "100.000", "generated name");
     r.ok(got[0].finish(None).await, "finish");
     let meta = r.ok(spec.meta(false).await, "meta");
-    check_eq!(r, meta.next_continuous, Some(t0 + Duration::seconds(60)), "next_continuous");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(t0 + Duration::seconds(60)),
+        "next_continuous"
+    );
     r.advance_secs(30);
     r.request_none(&worker, "at t0 + I/2").await;
     r.advance_secs(30);
     let a = r.request_unit(&worker, "160.000", "at t0 + I").await;
     r.ok(a.finish(None).await, "finish");
     r.advance_secs(150);
-    let got = r.request(&worker, AttemptRequest::units(5), "after a long wait").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(5), "after a long wait")
+        .await;
     check_eq!(r, got.len(), 1, "one attempt after a long wait");
     r.ok(got[0].finish(None).await, "finish");
-    r.request_none(&worker, "immediately after (no catch-up)").await;
+    r.request_none(&worker, "immediately after (no catch-up)")
+        .await;
     let meta = r.ok(spec.meta(false).await, "meta");
-    check_eq!(r, meta.next_continuous, Some(at_secs(370)), "next_continuous from now");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(at_secs(370)),
+        "next_continuous from now"
+    );
 }
 
 /// Continuous unit names are `secs.mmm` of now (§10.4); a generated name
@@ -330,27 +463,44 @@ pub async fn continuous_interval(t: TestBackend) {
 pub async fn continuous_unit_name(t: TestBackend) {
     let r = Run::new("continuous_unit_name", t);
     let ns = r.ns("continuous_unit_name").await;
-    let spec = r.spec(&ns, data!({"name": "spec", "continuous": true})).await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
     let worker = r.worker(&ns, "worker").await;
     r.advance(Duration::seconds(1_400_000_000) + Duration::milliseconds(5));
     let a = r.request_unit(&worker, "1400000000.005", "request").await;
     r.ok(a.finish(None).await, "finish");
     let unit = a.work_unit();
-    check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "generated unit data");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        DataMap::new(),
+        "generated unit data"
+    );
     let meta = r.ok(unit.meta().await, "meta");
     check_eq!(r, meta, WorkUnitMeta::default(), "generated unit meta");
     // A unit with the next generated name already exists (finished): it is
     // reused and handed out again.
     let next = "1400000001.250";
     let existing = r.unit(&spec, next, data!({"k": 1})).await;
-    let old = r.ok(worker.make_attempt(existing.as_ref(), Duration::zero()).await, "make");
+    let old = r.ok(
+        worker
+            .make_attempt(existing.as_ref(), Duration::zero())
+            .await,
+        "make",
+    );
     r.ok(old.finish(None).await, "finish pre-existing");
     let mut meta = r.ok(spec.meta(false).await, "spec meta");
     meta.next_continuous = None;
     r.ok(spec.set_meta(meta).await, "set_meta");
     r.advance(Duration::milliseconds(1245));
     let a = r.request_unit(&worker, next, "request at .250").await;
-    check_eq!(r, r.ok(existing.num_attempts().await, "num_attempts"), 2, "existing unit reused");
+    check_eq!(
+        r,
+        r.ok(existing.num_attempts().await, "num_attempts"),
+        2,
+        "existing unit reused"
+    );
     r.ok(a.finish(None).await, "finish");
 }
 
@@ -359,18 +509,24 @@ pub async fn continuous_unit_name(t: TestBackend) {
 pub async fn continuous_one_per_request(t: TestBackend) {
     let r = Run::new("continuous_one_per_request", t);
     let ns = r.ns("continuous_one_per_request").await;
-    let spec = r.spec(&ns, data!({"name": "spec", "continuous": true})).await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
     let worker = r.worker(&ns, "worker").await;
     r.advance_secs(1);
     let got = r.request(&worker, AttemptRequest::units(10), "first").await;
     check_eq!(r, got.len(), 1, "one continuous unit");
     r.advance_secs(1);
-    let got2 = r.request(&worker, AttemptRequest::units(10), "while pending").await;
+    let got2 = r
+        .request(&worker, AttemptRequest::units(10), "while pending")
+        .await;
     check!(r, got2.is_empty(), "generated while one is pending");
     r.ok(got[0].finish(None).await, "finish");
     r.unit(&spec, "real", DataMap::new()).await;
     r.advance_secs(1);
-    let got = r.request(&worker, AttemptRequest::units(10), "with a real unit").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "with a real unit")
+        .await;
     check_eq!(r, got.len(), 1, "only the real unit");
     check_eq!(r, got[0].work_unit().name(), "real", "real unit first");
 }
@@ -386,7 +542,9 @@ pub async fn max_running(t: TestBackend) {
     check_eq!(r, got.len(), 1, "first request");
     r.request_none(&worker, "while one is pending").await;
     r.ok(got[0].finish(None).await, "finish");
-    let got = r.request(&worker, AttemptRequest::units(10), "after finish").await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "after finish")
+        .await;
     check_eq!(r, got.len(), 1, "request for many after finish");
 }
 
@@ -396,7 +554,9 @@ pub async fn request_specific_spec(t: TestBackend) {
     let ns = r.ns("request_specific_spec").await;
     let worker = r.worker(&ns, "worker").await;
     for (name, priority) in [("low", 0), ("mid", 5), ("high", 10)] {
-        let spec = r.spec(&ns, data!({"name": name, "priority": priority})).await;
+        let spec = r
+            .spec(&ns, data!({"name": name, "priority": priority}))
+            .await;
         r.unit(&spec, &format!("{name}-unit"), DataMap::new()).await;
     }
     let cases: [(Vec<&str>, Option<&str>); 5] = [
@@ -415,7 +575,12 @@ pub async fn request_specific_spec(t: TestBackend) {
         let step = format!("request restricted to {specs:?}");
         let got = r.request(&worker, req, &step).await;
         let got_names = super::unit_names_of(&got);
-        check_eq!(r, got_names, expected.into_iter().collect::<Vec<_>>(), "{step}");
+        check_eq!(
+            r,
+            got_names,
+            expected.into_iter().collect::<Vec<_>>(),
+            "{step}"
+        );
         for a in got {
             r.ok(a.retry(None, Duration::zero()).await, "retry");
         }
@@ -434,13 +599,21 @@ pub async fn by_runtime(t: TestBackend) {
     let mut seen = Vec::new();
     for i in 0..2 {
         r.advance_secs(5);
-        let Some(a) = r.request_one(&worker, format_args!("unrestricted {i}")).await else {
+        let Some(a) = r
+            .request_one(&worker, format_args!("unrestricted {i}"))
+            .await
+        else {
             panic!("[by_runtime] unrestricted request {i} got nothing")
         };
         seen.push(a.work_unit().name().to_string());
     }
     seen.sort();
-    check_eq!(r, seen, vec!["go-unit".to_string(), "py-unit".to_string()], "one of each");
+    check_eq!(
+        r,
+        seen,
+        vec!["go-unit".to_string(), "py-unit".to_string()],
+        "one of each"
+    );
     r.request_none(&worker, "third unrestricted request").await;
     r.ok(py_unit.clear_active_attempt().await, "clear py");
     r.ok(go_unit.clear_active_attempt().await, "clear go");
@@ -465,7 +638,11 @@ pub async fn by_runtime(t: TestBackend) {
         runtimes: vec!["cobol".into()],
         ..Default::default()
     };
-    check!(r, r.request(&worker, req, "unknown runtime").await.is_empty(), "unknown runtime");
+    check!(
+        r,
+        r.request(&worker, req, "unknown runtime").await.is_empty(),
+        "unknown runtime"
+    );
 }
 
 /// **NotBeforeDelayedStatus.** Delayed until the not-before time; Available
@@ -483,7 +660,12 @@ pub async fn not_before_delayed_status(t: TestBackend) {
     check_eq!(r, r.unit_status(&unit).await, Delayed, "before not_before");
     check_eq!(r, r.ok(unit.meta().await, "meta"), meta, "meta reported");
     r.advance(Duration::seconds(10) - Duration::milliseconds(1));
-    check_eq!(r, r.unit_status(&unit).await, Delayed, "1 ms before not_before");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        Delayed,
+        "1 ms before not_before"
+    );
     r.advance(Duration::milliseconds(1));
     check_eq!(r, r.unit_status(&unit).await, Available, "at not_before");
     r.advance_secs(1);
@@ -509,7 +691,13 @@ pub async fn not_before_attempt(t: TestBackend) {
 pub async fn not_before_priority(t: TestBackend) {
     let r = Run::new("not_before_priority", t);
     let (_ns, spec, worker) = r.basic("not_before_priority", "spec").await;
-    r.unit_meta(&spec, "low", DataMap::new(), WorkUnitMeta::with_priority(0.0)).await;
+    r.unit_meta(
+        &spec,
+        "low",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(0.0),
+    )
+    .await;
     let meta = WorkUnitMeta {
         priority: 10.0,
         not_before: Some(r.now() + Duration::seconds(60)),
@@ -535,9 +723,24 @@ pub async fn delayed_output(t: TestBackend) {
     r.ok(a.finish(Some(output)).await, "finish with delayed output");
     let later = r.ok(two.work_unit("later").await, "chained unit");
     let meta = r.ok(later.meta().await, "chained meta");
-    check_eq!(r, meta.not_before, Some(at_secs(100)), "not_before = now + 90 s");
-    check_eq!(r, r.unit_status(&later).await, Delayed, "chained unit status");
-    check_eq!(r, r.ok(later.data().await, "data"), data!({"x": 1}), "chained data");
+    check_eq!(
+        r,
+        meta.not_before,
+        Some(at_secs(100)),
+        "not_before = now + 90 s"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&later).await,
+        Delayed,
+        "chained unit status"
+    );
+    check_eq!(
+        r,
+        r.ok(later.data().await, "data"),
+        data!({"x": 1}),
+        "chained data"
+    );
     r.advance_secs(5);
     r.request_none(&worker, "shortly after").await;
     r.advance_secs(85);
@@ -551,8 +754,15 @@ pub async fn unit_deleted_gone(t: TestBackend) {
     let ns = r.ns("unit_deleted_gone").await;
     let spec = r.named_spec(&ns, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok(spec.delete_work_units(&WorkUnitQuery::all()).await, "delete all");
-    r.gone(unit.status().await, Dead::unit("spec", "u"), "status of deleted unit");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::all()).await,
+        "delete all",
+    );
+    r.gone(
+        unit.status().await,
+        Dead::unit("spec", "u"),
+        "status of deleted unit",
+    );
 }
 
 /// **UnitSpecDeletedGone.** `status()` on a unit of a destroyed spec fails
@@ -563,7 +773,11 @@ pub async fn unit_spec_deleted_gone(t: TestBackend) {
     let spec = r.named_spec(&ns, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.ok(ns.destroy_work_spec("spec").await, "destroy spec");
-    r.gone(unit.status().await, Dead::unit("spec", "u"), "status of unit of dead spec");
+    r.gone(
+        unit.status().await,
+        Dead::unit("spec", "u"),
+        "status of unit of dead spec",
+    );
 }
 
 fn rec(ns: &str, spec: &str, status: WorkUnitStatus, count: u64) -> SummaryRecord {
@@ -605,7 +819,12 @@ pub async fn summarize(t: TestBackend) {
     }
     r.unit(&spec, "one", DataMap::new()).await;
     for s in summaries(ns.clone(), Some(spec.clone())).await {
-        check_eq!(r, s, vec![rec("summarize", "spec", Available, 1)], "one unit");
+        check_eq!(
+            r,
+            s,
+            vec![rec("summarize", "spec", Available, 1)],
+            "one unit"
+        );
     }
     // The fixture re-uses "spec" (set_work_spec keeps the spec and its unit).
     r.seven(&ns, "spec").await;
@@ -637,7 +856,12 @@ pub async fn summarize_levels(t: TestBackend) {
     r.units(&b1, &["x"]).await;
     let worker = r.worker(&a, "worker").await;
     let unit = r.ok(a2.work_unit("x").await, "lookup");
-    r.ok(worker.make_attempt(unit.as_ref(), Duration::seconds(10)).await, "make_attempt");
+    r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(10))
+            .await,
+        "make_attempt",
+    );
     let mut total = r.ok(r.backend().summarize().await, "backend");
     sort_summary(&mut total);
     check_eq!(
@@ -653,11 +877,21 @@ pub async fn summarize_levels(t: TestBackend) {
     let mut of_a = r.ok(a.summarize().await, "namespace a");
     sort_summary(&mut of_a);
     check_eq!(r, of_a, total[..2].to_vec(), "namespace a summary");
-    check_eq!(r, r.ok(a2.summarize().await, "spec a2"), total[1..2].to_vec(), "spec a2");
+    check_eq!(
+        r,
+        r.ok(a2.summarize().await, "spec a2"),
+        total[1..2].to_vec(),
+        "spec a2"
+    );
     r.advance_secs(11);
     let mut total = r.ok(r.backend().summarize().await, "backend after expiry");
     sort_summary(&mut total);
-    check_eq!(r, total[1], rec("a", "a2", Available, 1), "expired attempt summarised");
+    check_eq!(
+        r,
+        total[1],
+        rec("a", "a2", Available, 1),
+        "expired attempt summarised"
+    );
 }
 
 /// `add_work_unit` upsert (§5.3): data and whole meta replaced, identity and
@@ -666,12 +900,19 @@ pub async fn summarize_levels(t: TestBackend) {
 pub async fn add_work_unit_upsert(t: TestBackend) {
     let r = Run::new("add_work_unit_upsert", t);
     let (_ns, spec, worker) = r.basic("add_work_unit_upsert", "spec").await;
-    let units = r.units(&spec, &["finished", "failed", "pending", "delayed"]).await;
+    let units = r
+        .units(&spec, &["finished", "failed", "pending", "delayed"])
+        .await;
     let make = |i: usize| {
         let unit = units[i].clone();
         let worker = worker.clone();
         let r = &r;
-        async move { r.ok(worker.make_attempt(unit.as_ref(), Duration::zero()).await, "make") }
+        async move {
+            r.ok(
+                worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+                "make",
+            )
+        }
     };
     let fin = make(0).await;
     r.ok(fin.finish(Some(data!({"result": 1}))).await, "finish");
@@ -682,11 +923,13 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
         priority: 1.0,
         not_before: Some(r.now() + Duration::seconds(30)),
     };
-    r.unit_meta(&spec, "delayed", DataMap::new(), delayed_meta).await;
+    r.unit_meta(&spec, "delayed", DataMap::new(), delayed_meta)
+        .await;
 
     let new_meta = WorkUnitMeta::with_priority(3.0);
     for name in ["finished", "failed", "pending", "delayed"] {
-        r.unit_meta(&spec, name, data!({"re": name}), new_meta).await;
+        r.unit_meta(&spec, name, data!({"re": name}), new_meta)
+            .await;
     }
     let expect = [
         ("finished", Available, None),
@@ -696,28 +939,83 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
     ];
     for (i, (name, status, active)) in expect.into_iter().enumerate() {
         let unit = &units[i];
-        check_eq!(r, r.unit_status(unit).await, status, "{name}: status after re-add");
-        check_eq!(r, r.active_key(unit).await, active, "{name}: active attempt");
-        check_eq!(r, r.ok(unit.meta().await, "meta"), new_meta, "{name}: meta replaced");
+        check_eq!(
+            r,
+            r.unit_status(unit).await,
+            status,
+            "{name}: status after re-add"
+        );
+        check_eq!(
+            r,
+            r.active_key(unit).await,
+            active,
+            "{name}: active attempt"
+        );
+        check_eq!(
+            r,
+            r.ok(unit.meta().await, "meta"),
+            new_meta,
+            "{name}: meta replaced"
+        );
         let n = r.ok(unit.num_attempts().await, "num_attempts");
-        check_eq!(r, n, if name == "delayed" { 0 } else { 1 }, "{name}: history kept");
+        check_eq!(
+            r,
+            n,
+            if name == "delayed" { 0 } else { 1 },
+            "{name}: history kept"
+        );
     }
-    check_eq!(r, r.attempt_status(&fin).await, AttemptStatus::Finished, "old attempt status");
-    check_eq!(r, r.attempt_status(&fail).await, AttemptStatus::Failed, "old attempt status");
-    check_eq!(r, r.ok(units[0].data().await, "data"), data!({"re": "finished"}), "own data");
+    check_eq!(
+        r,
+        r.attempt_status(&fin).await,
+        AttemptStatus::Finished,
+        "old attempt status"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&fail).await,
+        AttemptStatus::Failed,
+        "old attempt status"
+    );
+    check_eq!(
+        r,
+        r.ok(units[0].data().await, "data"),
+        data!({"re": "finished"}),
+        "own data"
+    );
     // The pending unit shows its attempt's snapshot, not the new unit data.
-    check_eq!(r, r.ok(units[2].data().await, "data"), DataMap::new(), "pending data");
+    check_eq!(
+        r,
+        r.ok(units[2].data().await, "data"),
+        DataMap::new(),
+        "pending data"
+    );
     r.ok(units[2].clear_active_attempt().await, "clear");
-    check_eq!(r, r.ok(units[2].data().await, "data"), data!({"re": "pending"}), "own data");
+    check_eq!(
+        r,
+        r.ok(units[2].data().await, "data"),
+        data!({"re": "pending"}),
+        "own data"
+    );
     // Re-adding a Finished unit with a future not_before makes it Delayed.
-    let fin2 = r.ok(worker.make_attempt(units[0].as_ref(), Duration::zero()).await, "make");
+    let fin2 = r.ok(
+        worker
+            .make_attempt(units[0].as_ref(), Duration::zero())
+            .await,
+        "make",
+    );
     r.ok(fin2.finish(None).await, "finish again");
     let later = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::seconds(30)),
     };
     r.unit_meta(&spec, "finished", DataMap::new(), later).await;
-    check_eq!(r, r.unit_status(&units[0]).await, Delayed, "re-added with a delay");
+    check_eq!(
+        r,
+        r.unit_status(&units[0]).await,
+        Delayed,
+        "re-added with a delay"
+    );
 }
 
 /// Work unit meta operations (§6.2): `set_meta` replaces both fields (unset
@@ -726,22 +1024,50 @@ pub async fn work_unit_meta_ops(t: TestBackend) {
     let r = Run::new("work_unit_meta_ops", t);
     let (_ns, spec, worker) = r.basic("work_unit_meta_ops", "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
-    check_eq!(r, r.ok(unit.meta().await, "meta"), WorkUnitMeta::default(), "default meta");
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta"),
+        WorkUnitMeta::default(),
+        "default meta"
+    );
     let delayed = WorkUnitMeta {
         priority: 2.5,
         not_before: Some(r.now() + Duration::hours(1)),
     };
     r.ok(unit.set_meta(delayed).await, "set_meta(delayed)");
-    check_eq!(r, r.ok(unit.meta().await, "meta"), delayed, "meta after set_meta");
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta"),
+        delayed,
+        "meta after set_meta"
+    );
     check_eq!(r, r.unit_status(&unit).await, Delayed, "status");
     r.ok(unit.set_priority(-4.0).await, "set_priority");
     let meta = r.ok(unit.meta().await, "meta");
     check_eq!(r, meta.priority, -4.0, "priority changed");
-    check_eq!(r, meta.not_before, delayed.not_before, "not_before kept by set_priority");
+    check_eq!(
+        r,
+        meta.not_before,
+        delayed.not_before,
+        "not_before kept by set_priority"
+    );
     r.request_none(&worker, "request while delayed").await;
-    r.ok(unit.set_meta(WorkUnitMeta::with_priority(1.0)).await, "set_meta(no delay)");
-    check_eq!(r, r.unit_status(&unit).await, Available, "status after clearing the delay");
-    check_eq!(r, r.ok(unit.data().await, "data"), data!({"k": "v"}), "data untouched");
+    r.ok(
+        unit.set_meta(WorkUnitMeta::with_priority(1.0)).await,
+        "set_meta(no delay)",
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        Available,
+        "status after clearing the delay"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data untouched"
+    );
     r.drain(&worker, &["u"], "drain").await;
 }
 
@@ -756,30 +1082,47 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
         limit: 2,
         ..Default::default()
     };
-    r.ok(spec.set_work_unit_priorities(&two, 5.0).await, "set with limit");
+    r.ok(
+        spec.set_work_unit_priorities(&two, 5.0).await,
+        "set with limit",
+    );
     let after_b = WorkUnitQuery {
         limit: 2,
         previous_name: "b".into(),
         ..Default::default()
     };
-    r.ok(spec.adjust_work_unit_priorities(&after_b, 1.0).await, "adjust with limit");
+    r.ok(
+        spec.adjust_work_unit_priorities(&after_b, 1.0).await,
+        "adjust with limit",
+    );
     let mut priorities = BTreeMap::new();
     for (name, unit) in r.ok(spec.work_units(&WorkUnitQuery::all()).await, "units") {
         priorities.insert(name, r.ok(unit.priority().await, "priority"));
     }
-    let expected: BTreeMap<String, f64> = [("a", 5.0), ("b", 5.0), ("c", 1.0), ("d", 1.0), ("e", 0.0)]
-        .into_iter()
-        .map(|(n, p)| (n.to_string(), p))
-        .collect();
+    let expected: BTreeMap<String, f64> =
+        [("a", 5.0), ("b", 5.0), ("c", 1.0), ("d", 1.0), ("e", 0.0)]
+            .into_iter()
+            .map(|(n, p)| (n.to_string(), p))
+            .collect();
     check_eq!(r, priorities, expected, "priorities after limited updates");
     let n = r.ok(spec.delete_work_units(&after_b).await, "delete with limit");
     check_eq!(r, n, 2, "deleted with limit");
-    check_eq!(r, r.unit_names(&spec, "left").await, names(["a", "b", "e"]), "units left");
+    check_eq!(
+        r,
+        r.unit_names(&spec, "left").await,
+        names(["a", "b", "e"]),
+        "units left"
+    );
     let negative = WorkUnitQuery {
         limit: -1,
         ..Default::default()
     };
-    check_eq!(r, r.ok(spec.work_units(&negative).await, "limit -1").len(), 3, "no limit");
+    check_eq!(
+        r,
+        r.ok(spec.work_units(&negative).await, "limit -1").len(),
+        3,
+        "no limit"
+    );
 }
 
 /// Any string is a unit name (§1.4): empty, control characters, non-ASCII;
@@ -794,14 +1137,22 @@ pub async fn odd_unit_names(t: TestBackend) {
     }
     for name in odd {
         let unit = r.ok(spec.work_unit(name).await, format_args!("lookup {name:?}"));
-        check_eq!(r, r.ok(unit.data().await, "data"), data!({"name": name}), "data of {name:?}");
+        check_eq!(
+            r,
+            r.ok(unit.data().await, "data"),
+            data!({"name": name}),
+            "data of {name:?}"
+        );
     }
     let page = WorkUnitQuery {
         limit: 3,
         previous_name: "\u{0}".into(),
         ..Default::default()
     };
-    let got: Vec<String> = r.ok(spec.work_units(&page).await, "page").into_keys().collect();
+    let got: Vec<String> = r
+        .ok(spec.work_units(&page).await, "page")
+        .into_keys()
+        .collect();
     check_eq!(r, got, vec!["\u{1}\u{2}", " ", "Z"], "byte-ordered page");
     r.drain(&worker, &odd, "drain in byte order").await;
 }
@@ -813,7 +1164,9 @@ pub async fn odd_unit_names(t: TestBackend) {
 pub async fn request_attempts_parameters(t: TestBackend) {
     let r = Run::new("request_attempts_parameters", t);
     let ns = r.ns("request_attempts_parameters").await;
-    let spec = r.spec(&ns, data!({"name": "spec", "max_getwork": 3, "min_gb": 64})).await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "max_getwork": 3, "min_gb": 64}))
+        .await;
     let worker = r.worker(&ns, "worker").await;
     r.units(&spec, &["a", "b", "c", "d", "e", "f"]).await;
     let e = r.ok(spec.work_unit("e").await, "lookup e");

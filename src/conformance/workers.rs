@@ -16,20 +16,51 @@ pub async fn worker_ancestry(t: TestBackend) {
     let r = Run::new("worker_ancestry", t);
     let ns = r.ns("worker_ancestry").await;
     let parent = r.worker(&ns, "parent").await;
-    check!(r, r.ok(parent.parent().await, "parent()").is_none(), "new worker has a parent");
-    check!(r, r.ok(parent.children().await, "children()").is_empty(), "new worker has children");
+    check!(
+        r,
+        r.ok(parent.parent().await, "parent()").is_none(),
+        "new worker has a parent"
+    );
+    check!(
+        r,
+        r.ok(parent.children().await, "children()").is_empty(),
+        "new worker has children"
+    );
     let child = r.worker(&ns, "child").await;
     r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
-    check!(r, r.ok(parent.parent().await, "parent()").is_none(), "parent got a parent");
+    check!(
+        r,
+        r.ok(parent.parent().await, "parent()").is_none(),
+        "parent got a parent"
+    );
     let kids = r.ok(parent.children().await, "children()");
-    check_eq!(r, worker_names(&kids), names(["child"]), "parent's children");
+    check_eq!(
+        r,
+        worker_names(&kids),
+        names(["child"]),
+        "parent's children"
+    );
     let p = r.ok(child.parent().await, "child.parent()");
-    check_eq!(r, p.map(|p| p.name().to_string()), Some("parent".into()), "child's parent");
-    check!(r, r.ok(child.children().await, "children()").is_empty(), "child has children");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("parent".into()),
+        "child's parent"
+    );
+    check!(
+        r,
+        r.ok(child.children().await, "children()").is_empty(),
+        "child has children"
+    );
     // A fresh handle sees the same.
     let again = r.ok(ns.worker("child").await, "lookup child");
     let p = r.ok(again.parent().await, "parent() via lookup");
-    check_eq!(r, p.map(|p| p.name().to_string()), Some("parent".into()), "via lookup");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("parent".into()),
+        "via lookup"
+    );
 }
 
 /// **WorkerAdoption.** Moving a child to another parent.
@@ -39,16 +70,48 @@ pub async fn worker_adoption(t: TestBackend) {
     let one = r.worker(&ns, "one").await;
     let two = r.worker(&ns, "two").await;
     let child = r.worker(&ns, "child").await;
-    r.ok(child.set_parent(Some(one.as_ref())).await, "set_parent(one)");
-    r.ok(child.set_parent(Some(two.as_ref())).await, "set_parent(two)");
+    r.ok(
+        child.set_parent(Some(one.as_ref())).await,
+        "set_parent(one)",
+    );
+    r.ok(
+        child.set_parent(Some(two.as_ref())).await,
+        "set_parent(two)",
+    );
     let p = r.ok(child.parent().await, "parent()");
-    check_eq!(r, p.map(|p| p.name().to_string()), Some("two".into()), "new parent");
-    check!(r, r.ok(one.children().await, "one").is_empty(), "old parent keeps the child");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("two".into()),
+        "new parent"
+    );
+    check!(
+        r,
+        r.ok(one.children().await, "one").is_empty(),
+        "old parent keeps the child"
+    );
     let kids = r.ok(two.children().await, "two");
-    check_eq!(r, worker_names(&kids), names(["child"]), "new parent's children");
-    check!(r, r.ok(one.parent().await, "one.parent").is_none(), "one has a parent");
-    check!(r, r.ok(two.parent().await, "two.parent").is_none(), "two has a parent");
-    check!(r, r.ok(child.children().await, "child").is_empty(), "child has children");
+    check_eq!(
+        r,
+        worker_names(&kids),
+        names(["child"]),
+        "new parent's children"
+    );
+    check!(
+        r,
+        r.ok(one.parent().await, "one.parent").is_none(),
+        "one has a parent"
+    );
+    check!(
+        r,
+        r.ok(two.parent().await, "two.parent").is_none(),
+        "two has a parent"
+    );
+    check!(
+        r,
+        r.ok(child.children().await, "child").is_empty(),
+        "child has children"
+    );
 }
 
 /// **WorkerMetadata.** Defaults, `update` (caller's now), `deactivate`, and
@@ -62,7 +125,12 @@ pub async fn worker_metadata(t: TestBackend) {
     check!(r, r.ok(w.active().await, "active"), "new worker inactive");
     check_eq!(r, r.ok(w.mode().await, "mode"), "", "mode");
     check_eq!(r, r.ok(w.data().await, "data"), DataMap::new(), "data");
-    check_eq!(r, r.ok(w.last_update().await, "last_update"), created, "last_update");
+    check_eq!(
+        r,
+        r.ok(w.last_update().await, "last_update"),
+        created,
+        "last_update"
+    );
     check_eq!(
         r,
         r.ok(w.expiration().await, "expiration"),
@@ -75,12 +143,26 @@ pub async fn worker_metadata(t: TestBackend) {
     let d = data!({"host": "x", "n": [1, 2.5]});
     r.ok(w.update(d.clone(), when, until, "run").await, "update");
     check_eq!(r, r.ok(w.data().await, "data"), d, "updated data");
-    check_eq!(r, r.ok(w.last_update().await, "last_update"), when, "caller's now");
-    check_eq!(r, r.ok(w.expiration().await, "expiration"), until, "expiration");
+    check_eq!(
+        r,
+        r.ok(w.last_update().await, "last_update"),
+        when,
+        "caller's now"
+    );
+    check_eq!(
+        r,
+        r.ok(w.expiration().await, "expiration"),
+        until,
+        "expiration"
+    );
     check_eq!(r, r.ok(w.mode().await, "mode"), "run", "mode");
     check!(r, r.ok(w.active().await, "active"), "active after update");
     r.ok(w.deactivate().await, "deactivate");
-    check!(r, !r.ok(w.active().await, "active"), "active after deactivate");
+    check!(
+        r,
+        !r.ok(w.active().await, "active"),
+        "active after deactivate"
+    );
     r.ok(w.update(d, when, until, "again").await, "update again");
     check!(r, r.ok(w.active().await, "active"), "update reactivates");
 }
@@ -101,16 +183,39 @@ pub async fn worker_attempts(t: TestBackend) {
     let second = r.request_unit(&child, "b", "second").await;
     let k1 = r.key(&first).await;
     let k2 = r.key(&second).await;
-    check_eq!(r, k2, ("child".into(), "b".into(), "spec".into(), at_secs(10)), "key");
+    check_eq!(
+        r,
+        k2,
+        ("child".into(), "b".into(), "spec".into(), at_secs(10)),
+        "key"
+    );
     let list = |label: &'static str, res| r.ok(res, label);
     let active = list("child active", child.active_attempts().await);
-    check_eq!(r, r.keys(&active).await, vec![k2.clone()], "child's active attempts");
+    check_eq!(
+        r,
+        r.keys(&active).await,
+        vec![k2.clone()],
+        "child's active attempts"
+    );
     let all = list("child all", child.all_attempts().await);
-    check_eq!(r, r.keys(&all).await, vec![k1.clone(), k2.clone()], "child's all attempts");
+    check_eq!(
+        r,
+        r.keys(&all).await,
+        vec![k1.clone(), k2.clone()],
+        "child's all attempts"
+    );
     let kids = list("child's children", child.child_attempts().await);
     check!(r, kids.is_empty(), "child has child attempts");
-    check!(r, list("parent active", parent.active_attempts().await).is_empty(), "parent active");
-    check!(r, list("parent all", parent.all_attempts().await).is_empty(), "parent all");
+    check!(
+        r,
+        list("parent active", parent.active_attempts().await).is_empty(),
+        "parent active"
+    );
+    check!(
+        r,
+        list("parent all", parent.all_attempts().await).is_empty(),
+        "parent all"
+    );
     let kids = list("parent child", parent.child_attempts().await);
     check_eq!(r, r.keys(&kids).await, vec![k2], "parent's child attempts");
 }
@@ -125,10 +230,20 @@ pub async fn deactivate_child(t: TestBackend) {
     r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
     r.ok(child.deactivate().await, "deactivate");
     check!(r, !r.ok(child.active().await, "active"), "still active");
-    check!(r, r.ok(parent.active().await, "parent active"), "parent deactivated");
-    check_eq!(r, r.ok(parent.children().await, "children").len(), 1, "still a child");
+    check!(
+        r,
+        r.ok(parent.active().await, "parent active"),
+        "parent deactivated"
+    );
+    check_eq!(
+        r,
+        r.ok(parent.children().await, "children").len(),
+        1,
+        "still a child"
+    );
     r.unit(&spec, "u", DataMap::new()).await;
-    r.request_unit(&child, "u", "inactive worker requests").await;
+    r.request_unit(&child, "u", "inactive worker requests")
+        .await;
 }
 
 /// Worker defaults and lookup (§1.5, §3.2): defaults from the clock at
@@ -143,18 +258,40 @@ pub async fn worker_defaults(t: TestBackend) {
     r.advance_secs(100);
     let again = r.worker(&ns, "w").await;
     check_eq!(r, again.name(), "w", "name");
-    check_eq!(r, r.ok(again.last_update().await, "last_update"), created, "lookup kept");
+    check_eq!(
+        r,
+        r.ok(again.last_update().await, "last_update"),
+        created,
+        "lookup kept"
+    );
     check_eq!(
         r,
         r.ok(again.expiration().await, "expiration"),
         created + Duration::minutes(15),
         "lookup kept expiration"
     );
-    check!(r, r.ok(again.parent().await, "parent").is_none(), "no parent");
-    r.ok(w.update(data!({"a": 1}), r.now(), r.now(), "m").await, "update");
+    check!(
+        r,
+        r.ok(again.parent().await, "parent").is_none(),
+        "no parent"
+    );
+    r.ok(
+        w.update(data!({"a": 1}), r.now(), r.now(), "m").await,
+        "update",
+    );
     let third = r.worker(&ns, "w").await;
-    check_eq!(r, r.ok(third.data().await, "data"), data!({"a": 1}), "lookup keeps data");
-    check_eq!(r, r.ok(third.mode().await, "mode"), "m", "lookup keeps mode");
+    check_eq!(
+        r,
+        r.ok(third.data().await, "data"),
+        data!({"a": 1}),
+        "lookup keeps data"
+    );
+    check_eq!(
+        r,
+        r.ok(third.mode().await, "mode"),
+        "m",
+        "lookup keeps mode"
+    );
     let odd = r.worker(&ns, "").await;
     r.ok(odd.deactivate().await, "deactivate");
     let c = r.worker(&ns, "\u{1}child").await;
@@ -162,7 +299,9 @@ pub async fn worker_defaults(t: TestBackend) {
     let all = r.ok(ns.workers().await, "workers()");
     check_eq!(
         r,
-        all.keys().cloned().collect::<std::collections::BTreeSet<_>>(),
+        all.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         names(["w", "", "\u{1}child"]),
         "workers()"
     );
@@ -170,7 +309,11 @@ pub async fn worker_defaults(t: TestBackend) {
         check_eq!(r, handle.name(), name.as_str(), "listed handle name");
     }
     let other = r.ns("worker_defaults other").await;
-    check!(r, r.ok(other.workers().await, "other").is_empty(), "workers leak across namespaces");
+    check!(
+        r,
+        r.ok(other.workers().await, "other").is_empty(),
+        "workers leak across namespaces"
+    );
 }
 
 /// Parent edge cases (§8): setting the same parent twice is a no-op;
@@ -183,22 +326,52 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     let c = r.worker(&ns, "c").await;
     r.ok(c.set_parent(Some(p.as_ref())).await, "set_parent");
     r.ok(c.set_parent(Some(p.as_ref())).await, "set_parent again");
-    check_eq!(r, r.ok(p.children().await, "children").len(), 1, "no duplicate child");
+    check_eq!(
+        r,
+        r.ok(p.children().await, "children").len(),
+        1,
+        "no duplicate child"
+    );
     r.ok(c.set_parent(None).await, "set_parent(None)");
-    check!(r, r.ok(c.parent().await, "parent").is_none(), "parent cleared");
-    check!(r, r.ok(p.children().await, "children").is_empty(), "child left");
+    check!(
+        r,
+        r.ok(c.parent().await, "parent").is_none(),
+        "parent cleared"
+    );
+    check!(
+        r,
+        r.ok(p.children().await, "children").is_empty(),
+        "child left"
+    );
     r.ok(c.set_parent(None).await, "clear again");
     // A two-worker cycle is allowed.
     r.ok(c.set_parent(Some(p.as_ref())).await, "c → p");
     r.ok(p.set_parent(Some(c.as_ref())).await, "p → c");
     let pp = r.ok(p.parent().await, "p.parent");
-    check_eq!(r, pp.map(|w| w.name().to_string()), Some("c".into()), "cycle");
+    check_eq!(
+        r,
+        pp.map(|w| w.name().to_string()),
+        Some("c".into()),
+        "cycle"
+    );
     let other = r.ns("worker_parent_edge_cases elsewhere").await;
     let far = r.worker(&other, "far").await;
-    r.ok(c.set_parent(Some(far.as_ref())).await, "cross-namespace parent");
+    r.ok(
+        c.set_parent(Some(far.as_ref())).await,
+        "cross-namespace parent",
+    );
     let kids = r.ok(far.children().await, "far's children");
-    check_eq!(r, worker_names(&kids), names(["c"]), "cross-namespace child");
-    check!(r, r.ok(p.children().await, "p").is_empty(), "old parent released");
+    check_eq!(
+        r,
+        worker_names(&kids),
+        names(["c"]),
+        "cross-namespace child"
+    );
+    check!(
+        r,
+        r.ok(p.children().await, "p").is_empty(),
+        "old parent released"
+    );
 }
 
 /// Deleted attempts leave every worker list (§3.2, §5.3, §12.1), while
@@ -213,30 +386,92 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     r.ok(w.set_parent(Some(parent.as_ref())).await, "set_parent");
     r.units(&s1, &["a", "b"]).await;
     r.units(&s2, &["c"]).await;
-    let got = r.request(&w, AttemptRequest { number_of_work_units: 5, work_specs: vec!["s1".into()], ..Default::default() }, "s1").await;
+    let got = r
+        .request(
+            &w,
+            AttemptRequest {
+                number_of_work_units: 5,
+                work_specs: vec!["s1".into()],
+                ..Default::default()
+            },
+            "s1",
+        )
+        .await;
     check_eq!(r, got.len(), 2, "two attempts from s1");
     let c = r.request_unit(&w, "c", "s2").await;
     let a_unit = r.ok(s1.work_unit("a").await, "lookup a");
     r.ok(a_unit.clear_active_attempt().await, "clear a");
-    check_eq!(r, r.ok(w.active_attempts().await, "active").len(), 3, "clear keeps it listed");
-    check_eq!(r, r.ok(parent.child_attempts().await, "kids").len(), 3, "child attempts");
+    check_eq!(
+        r,
+        r.ok(w.active_attempts().await, "active").len(),
+        3,
+        "clear keeps it listed"
+    );
+    check_eq!(
+        r,
+        r.ok(parent.child_attempts().await, "kids").len(),
+        3,
+        "child attempts"
+    );
 
-    r.ok(s1.delete_work_units(&WorkUnitQuery::names(["a"])).await, "delete a");
+    r.ok(
+        s1.delete_work_units(&WorkUnitQuery::names(["a"])).await,
+        "delete a",
+    );
     let active = r.ok(w.active_attempts().await, "active");
     let expected = vec![r.key(&got[1]).await, r.key(&c).await];
-    check_eq!(r, r.keys(&active).await, expected.clone(), "after deleting a");
+    check_eq!(
+        r,
+        r.keys(&active).await,
+        expected.clone(),
+        "after deleting a"
+    );
     let all = r.ok(w.all_attempts().await, "all");
-    check_eq!(r, r.keys(&all).await, expected.clone(), "all after deleting a");
+    check_eq!(
+        r,
+        r.keys(&all).await,
+        expected.clone(),
+        "all after deleting a"
+    );
     let kids = r.ok(parent.child_attempts().await, "kids");
-    check_eq!(r, r.keys(&kids).await, expected, "child attempts after deleting a");
+    check_eq!(
+        r,
+        r.keys(&kids).await,
+        expected,
+        "child attempts after deleting a"
+    );
 
     r.ok(ns.destroy_work_spec("s1").await, "destroy s1");
     let only_c = vec![r.key(&c).await];
-    check_eq!(r, r.keys(&r.ok(w.active_attempts().await, "a")).await, only_c.clone(), "active");
-    check_eq!(r, r.keys(&r.ok(w.all_attempts().await, "all")).await, only_c.clone(), "all");
+    check_eq!(
+        r,
+        r.keys(&r.ok(w.active_attempts().await, "a")).await,
+        only_c.clone(),
+        "active"
+    );
+    check_eq!(
+        r,
+        r.keys(&r.ok(w.all_attempts().await, "all")).await,
+        only_c.clone(),
+        "all"
+    );
     let kids = r.ok(parent.child_attempts().await, "kids");
-    check_eq!(r, r.keys(&kids).await, only_c, "child attempts after destroying s1");
+    check_eq!(
+        r,
+        r.keys(&kids).await,
+        only_c,
+        "child attempts after destroying s1"
+    );
     r.ok(c.finish(None).await, "finish c");
-    check!(r, r.ok(w.active_attempts().await, "active").is_empty(), "finished c listed");
-    check_eq!(r, r.ok(w.all_attempts().await, "all").len(), 1, "all keeps finished c");
+    check!(
+        r,
+        r.ok(w.active_attempts().await, "active").is_empty(),
+        "finished c listed"
+    );
+    check_eq!(
+        r,
+        r.ok(w.all_attempts().await, "all").len(),
+        1,
+        "all keeps finished c"
+    );
 }
