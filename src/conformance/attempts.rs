@@ -1115,3 +1115,62 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         "active one expired"
     );
 }
+
+/// "An empty map is a real replacement; not provided keeps the old data"
+/// (§9.2 complete): `renew`, `finish` and `fail` with `Some({})` empty the
+/// attempt's data (and the unit's visible data), `None` keeps it.
+pub async fn empty_map_replaces_data(t: TestBackend) {
+    let r = Run::new("empty_map_replaces_data", t);
+    let (_ns, spec, worker) = r.basic("empty_map_replaces_data", "spec").await;
+    let full = data!({"k": "v"});
+    let mut units = Vec::new();
+    for name in ["renew", "finish", "fail", "expire"] {
+        units.push(r.unit(&spec, name, full.clone()).await);
+    }
+    for unit in &units {
+        let name = unit.name();
+        let a = r.ok(
+            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            "make",
+        );
+        match name {
+            "renew" => {
+                r.ok(a.renew(Duration::minutes(1), None).await, "renew(None)");
+                check_eq!(
+                    r,
+                    r.ok(a.data().await, "data"),
+                    full,
+                    "renew(None) keeps data"
+                );
+                r.ok(
+                    a.renew(Duration::minutes(1), Some(DataMap::new())).await,
+                    "renew({})",
+                );
+            }
+            "finish" => r.ok(a.finish(Some(DataMap::new())).await, "finish({})"),
+            "fail" => r.ok(a.fail(Some(DataMap::new())).await, "fail({})"),
+            _ => r.ok(a.expire(Some(DataMap::new())).await, "expire({})"),
+        }
+        check_eq!(
+            r,
+            r.ok(a.data().await, "data"),
+            DataMap::new(),
+            "{name}: attempt data"
+        );
+        if name != "expire" {
+            check_eq!(
+                r,
+                r.ok(unit.data().await, "data"),
+                DataMap::new(),
+                "{name}: visible"
+            );
+        }
+        r.ok(unit.clear_active_attempt().await, "clear");
+        check_eq!(
+            r,
+            r.ok(unit.data().await, "data"),
+            full,
+            "{name}: unit's own data"
+        );
+    }
+}

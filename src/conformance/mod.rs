@@ -164,6 +164,8 @@ macro_rules! conformance_tests {
                 namespace_get_or_create,
                 namespace_destroy_twice,
                 namespace_empty_name,
+                namespace_destroy_contents,
+                namespace_isolation,
                 // Work specs (§17)
                 change_spec_data,
                 data_empty_list,
@@ -179,6 +181,9 @@ macro_rules! conformance_tests {
                 one_day_interval,
                 set_data_resets_meta,
                 definition_float_truncation,
+                set_work_spec_upsert,
+                meta_counts_exclude_delayed,
+                data_round_trip,
                 // Work units (§17)
                 trivial_work_unit_flow,
                 work_unit_queries,
@@ -210,6 +215,9 @@ macro_rules! conformance_tests {
                 query_limits_apply_to_mutators,
                 odd_unit_names,
                 request_attempts_parameters,
+                scheduler_fair_share,
+                scheduler_weights,
+                scheduler_exclusions,
                 // Attempts (§17)
                 attempt_lifetime,
                 attempt_metadata,
@@ -234,6 +242,7 @@ macro_rules! conformance_tests {
                 lazy_expiry_after_check,
                 expiry_boundary,
                 make_attempt_semantics,
+                empty_map_replaces_data,
                 // Workers (§17)
                 worker_ancestry,
                 worker_adoption,

@@ -3,6 +3,7 @@
 use super::{names, Identity, Run, TestBackend};
 use crate::data;
 use crate::error::Error;
+use crate::model::{sort_summary, DataMap};
 
 /// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
 pub async fn namespace_trivial(t: TestBackend) {
@@ -298,4 +299,64 @@ pub async fn namespace_empty_name(t: TestBackend) {
         "names of control-char namespace",
     );
     check!(r, specs.is_empty(), "control-char namespace not distinct");
+}
+
+/// `destroy` removes everything in the namespace (§3.2): specs, units,
+/// attempts and workers; the re-created namespace is empty, its workers are
+/// new (defaults), and other namespaces are untouched.
+pub async fn namespace_destroy_contents(t: TestBackend) {
+    let r = Run::new("namespace_destroy_contents", t);
+    let (ns, spec, worker) = r.basic("doomed", "spec").await;
+    let (_keep, keep_spec, _) = r.basic("kept", "spec").await;
+    r.unit(&keep_spec, "k", DataMap::new()).await;
+    r.unit(&spec, "u", DataMap::new()).await;
+    r.request_unit(&worker, "u", "request").await;
+    r.ok(
+        worker
+            .update(data!({"old": true}), r.now(), r.now(), "old")
+            .await,
+        "update",
+    );
+    r.ok(ns.destroy().await, "destroy");
+    let mut summary = r.ok(r.backend().summarize().await, "summary");
+    sort_summary(&mut summary);
+    let kept: Vec<&str> = summary.iter().map(|s| s.namespace.as_str()).collect();
+    check_eq!(r, kept, vec!["kept"], "summary after destroy");
+    r.advance_secs(7);
+    let fresh = r.ns("doomed").await;
+    check!(
+        r,
+        r.ok(fresh.work_spec_names().await, "names").is_empty(),
+        "specs survived"
+    );
+    check!(
+        r,
+        r.ok(fresh.workers().await, "workers").is_empty(),
+        "workers survived"
+    );
+    let w = r.worker(&fresh, "worker").await;
+    check_eq!(
+        r,
+        r.ok(w.data().await, "data"),
+        DataMap::new(),
+        "new worker's data"
+    );
+    check_eq!(r, r.ok(w.mode().await, "mode"), "", "new worker's mode");
+    check_eq!(
+        r,
+        r.ok(w.last_update().await, "last_update"),
+        r.now(),
+        "new worker created now"
+    );
+    check!(
+        r,
+        r.ok(w.all_attempts().await, "attempts").is_empty(),
+        "attempts survived"
+    );
+    check_eq!(
+        r,
+        r.unit_names(&keep_spec, "kept").await,
+        names(["k"]),
+        "other namespace intact"
+    );
 }

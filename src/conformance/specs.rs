@@ -467,3 +467,82 @@ pub async fn definition_float_truncation(t: TestBackend) {
     check!(r, !meta.paused, "null disabled is absent");
     check_eq!(r, meta.next_work_spec_name, "", "null then is absent");
 }
+
+/// `set_work_spec` on an existing name is `set_data` on that spec (§3.2):
+/// its identity, handles and units are kept, the definition and meta
+/// replaced.
+pub async fn set_work_spec_upsert(t: TestBackend) {
+    let r = Run::new("set_work_spec_upsert", t);
+    let ns = r.ns("set_work_spec_upsert").await;
+    let old = r.spec(&ns, data!({"name": "spec", "priority": 1})).await;
+    let unit = r.unit(&old, "u", data!({"k": 1})).await;
+    let def = data!({"name": "spec", "priority": 5, "min_gb": 0.1, "new": true});
+    let new = r.spec(&ns, def.clone()).await;
+    check_eq!(
+        r,
+        r.ok(old.data().await, "old handle data"),
+        def,
+        "old handle sees it"
+    );
+    check_eq!(
+        r,
+        r.ok(old.meta(false).await, "meta").priority,
+        5,
+        "meta re-derived"
+    );
+    check_eq!(
+        r,
+        r.ok(new.work_unit("u").await, "lookup").name(),
+        "u",
+        "units kept"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": 1}),
+        "unit handle still live"
+    );
+    check_eq!(
+        r,
+        r.ok(ns.work_spec_names().await, "names").len(),
+        1,
+        "one spec"
+    );
+    r.fails_like(
+        ns.set_work_spec(data!({"name": "spec", "priority": "x"}))
+            .await,
+        |e| matches!(e, Error::InvalidWorkSpecData(_)),
+        "InvalidWorkSpecData",
+        "invalid re-definition",
+    );
+    check_eq!(
+        r,
+        r.ok(old.data().await, "data"),
+        def,
+        "definition kept after the failure"
+    );
+}
+
+/// Counted meta never counts Delayed units as available (§5.2); on the
+/// seven-state fixture: three available, one pending.
+pub async fn meta_counts_exclude_delayed(t: TestBackend) {
+    let r = Run::new("meta_counts_exclude_delayed", t);
+    let ns = r.ns("meta_counts_exclude_delayed").await;
+    let seven = r.seven(&ns, "spec").await;
+    let meta = r.ok(seven.spec.meta(true).await, "meta(true)");
+    check_eq!(
+        r,
+        (meta.available_count, meta.pending_count),
+        (3, 1),
+        "counts"
+    );
+    r.advance(Duration::days(1));
+    let meta = r.ok(seven.spec.meta(true).await, "meta(true) a day later");
+    // The delayed unit is due now; the pending attempt has expired.
+    check_eq!(
+        r,
+        (meta.available_count, meta.pending_count),
+        (5, 0),
+        "counts a day later"
+    );
+}

@@ -1130,7 +1130,18 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
 pub async fn odd_unit_names(t: TestBackend) {
     let r = Run::new("odd_unit_names", t);
     let (_ns, spec, worker) = r.basic("odd_unit_names", "spec").await;
-    let odd = ["", "\u{0}", "\u{1}\u{2}", " ", "Z", "a", "é", "\u{1F600}"];
+    let long = "x".repeat(10_000);
+    let odd = [
+        "",
+        "\u{0}",
+        "\u{1}\u{2}",
+        " ",
+        "Z",
+        "a",
+        long.as_str(),
+        "é",
+        "\u{1F600}",
+    ];
     for name in odd {
         let unit = r.unit(&spec, name, data!({"name": name})).await;
         check_eq!(r, unit.name(), name, "name of {name:?}");
@@ -1199,4 +1210,253 @@ pub async fn request_attempts_parameters(t: TestBackend) {
         check_eq!(r, exp, r.now() + Duration::seconds(90), "request lifetime");
         check_eq!(r, a.worker().name(), "worker", "attempt's worker");
     }
+}
+
+/// Numbers compare by value (§0.2): integers and floats equal when their
+/// values are; everything else structurally.
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(i), Some(j), _, _) => i == j,
+                (_, _, Some(i), Some(j)) => i == j,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The data value model (§0.2) round-trips through spec definitions, unit,
+/// attempt and worker data: integers (up to `u64::MAX`), floats, strings
+/// with control characters and non-ASCII, null, booleans, empty and nested
+/// arrays and objects, odd keys.
+pub async fn data_round_trip(t: TestBackend) {
+    let r = Run::new("data_round_trip", t);
+    let (ns, _spec, worker) = r.basic("data_round_trip", "spec").await;
+    let value = data!({
+        "int": 1, "neg": -7, "big": i64::MAX, "small": i64::MIN, "ubig": u64::MAX,
+        "float": 1.5, "exp": 1e300, "tiny": 5e-324, "whole_float": 2.0, "neg_zero": -0.0,
+        "str": "s\u{1}\n\t\"\\é\u{1F600}", "empty_str": "", "null": null, "bool": false,
+        "arr": [1, "a", null, [], {}, [[]]], "empty_arr": [],
+        "obj": {"nested": {"deep": [[], {"e": []}]}, "empty": {}},
+        "": "empty key", "\u{1}key": 1, "ключ": "значение",
+    });
+    let check = |what: &str, got: DataMap| {
+        let got = serde_json::Value::Object(got);
+        let want = serde_json::Value::Object(value.clone());
+        check!(
+            r,
+            same_value(&got, &want),
+            "{what}: round trip\n got: {got}\nwant: {want}"
+        );
+    };
+    let mut def = value.clone();
+    def.insert("name".into(), "def".into());
+    let spec = r.ok(ns.set_work_spec(def.clone()).await, "set_work_spec");
+    let mut stored = r.ok(spec.data().await, "spec data");
+    check!(
+        r,
+        stored.remove("name").is_some(),
+        "name kept in the definition"
+    );
+    check("spec definition", stored);
+    let unit = r.unit(&spec, "u", value.clone()).await;
+    check("unit data", r.ok(unit.data().await, "unit data"));
+    let fresh = r.ok(spec.work_unit("u").await, "lookup");
+    check("unit data via lookup", r.ok(fresh.data().await, "data"));
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    check("attempt snapshot", r.ok(a.data().await, "attempt data"));
+    r.ok(
+        a.renew(Duration::minutes(1), Some(value.clone())).await,
+        "renew",
+    );
+    check("renewed attempt data", r.ok(a.data().await, "attempt data"));
+    r.ok(a.finish(Some(value.clone())).await, "finish");
+    check(
+        "finished attempt data",
+        r.ok(a.data().await, "attempt data"),
+    );
+    r.ok(
+        worker.update(value.clone(), r.now(), r.now(), "m").await,
+        "worker update",
+    );
+    check("worker data", r.ok(worker.data().await, "worker data"));
+}
+
+/// Fair share (§10.2): among equal priorities a spec far above its share
+/// of pending work (score ≤ 0) is never chosen while another qualifies.
+pub async fn scheduler_fair_share(t: TestBackend) {
+    let r = Run::new("scheduler_fair_share", t);
+    let ns = r.ns("scheduler_fair_share").await;
+    let worker = r.worker(&ns, "worker").await;
+    let light = r.spec(&ns, data!({"name": "light", "weight": 1})).await;
+    let heavy = r.spec(&ns, data!({"name": "heavy", "weight": 1})).await;
+    let busy = r
+        .units(
+            &heavy,
+            &["h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"],
+        )
+        .await;
+    for unit in &busy[..5] {
+        r.ok(
+            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            "make pending",
+        );
+    }
+    r.units(
+        &light,
+        &["l0", "l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9"],
+    )
+    .await;
+    // heavy: 1 × (5 + 1) − 2 × 5 = −4 ≤ 0, so light is always chosen.
+    for i in 0..10 {
+        let a = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(a) = a else {
+            panic!("[scheduler_fair_share] request {i} got nothing")
+        };
+        check_eq!(r, a.work_unit().work_spec().name(), "light", "request {i}");
+        r.ok(a.finish(None).await, "finish");
+    }
+    let counts = r.ok(heavy.count_work_unit_status().await, "heavy counts");
+    check_eq!(
+        r,
+        counts,
+        [(Available, 5), (Pending, 5)].into(),
+        "heavy untouched"
+    );
+}
+
+/// Weighted choice (§10.2): with weights 1 and 3 and nothing pending, the
+/// heavier spec gets about three quarters of 200 single requests (the
+/// bounds are over six standard deviations wide).
+pub async fn scheduler_weights(t: TestBackend) {
+    let r = Run::new("scheduler_weights", t);
+    let ns = r.ns("scheduler_weights").await;
+    let worker = r.worker(&ns, "worker").await;
+    let one = r.spec(&ns, data!({"name": "one", "weight": 1})).await;
+    let three = r.spec(&ns, data!({"name": "three", "weight": 3})).await;
+    for i in 0..200 {
+        r.unit(&one, &format!("u{i:03}"), DataMap::new()).await;
+        r.unit(&three, &format!("u{i:03}"), DataMap::new()).await;
+    }
+    let mut heavy = 0;
+    for i in 0..200 {
+        let a = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(a) = a else {
+            panic!("[scheduler_weights] request {i} got nothing")
+        };
+        if a.work_unit().work_spec().name() == "three" {
+            heavy += 1;
+        }
+        r.ok(a.finish(None).await, "finish");
+    }
+    check!(
+        r,
+        (110..=190).contains(&heavy),
+        "weight-3 spec chosen {heavy} of 200 times"
+    );
+}
+
+/// Specs that cannot do work (§10.2) are never chosen: weight zero or
+/// negative (set via `set_meta`), paused, empty, or at `max_running`.
+pub async fn scheduler_exclusions(t: TestBackend) {
+    let r = Run::new("scheduler_exclusions", t);
+    let ns = r.ns("scheduler_exclusions").await;
+    let worker = r.worker(&ns, "worker").await;
+    let zero = r.named_spec(&ns, "zero").await;
+    let negative = r.named_spec(&ns, "negative").await;
+    for (spec, weight) in [(&zero, 0), (&negative, -3)] {
+        let mut meta = r.ok(spec.meta(false).await, "meta");
+        meta.weight = weight;
+        r.ok(spec.set_meta(meta).await, "set_meta(weight)");
+        check_eq!(
+            r,
+            r.ok(spec.meta(false).await, "meta").weight,
+            weight,
+            "weight stored"
+        );
+        r.unit(spec, "u", DataMap::new()).await;
+    }
+    let paused = r
+        .spec(
+            &ns,
+            data!({"name": "paused", "disabled": true, "priority": 9}),
+        )
+        .await;
+    r.unit(&paused, "u", DataMap::new()).await;
+    r.named_spec(&ns, "empty").await;
+    let full = r.spec(&ns, data!({"name": "full", "max_running": 1})).await;
+    let units = r.units(&full, &["a", "b"]).await;
+    r.ok(
+        worker
+            .make_attempt(units[0].as_ref(), Duration::zero())
+            .await,
+        "make",
+    );
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "request")
+        .await;
+    check!(
+        r,
+        got.is_empty(),
+        "excluded spec chosen: {:?}",
+        super::unit_names_of(&got)
+    );
+    let mut meta = r.ok(zero.meta(false).await, "meta");
+    meta.weight = 5;
+    r.ok(zero.set_meta(meta).await, "set_meta(weight = 5)");
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "after re-weighting")
+        .await;
+    check_eq!(r, got.len(), 1, "one attempt");
+    check_eq!(
+        r,
+        got[0].work_unit().work_spec().name(),
+        "zero",
+        "re-weighted spec"
+    );
+}
+
+/// Namespaces are isolated (§1.1): requests only see the worker's own
+/// namespace, and same-named specs and units in two namespaces are
+/// independent.
+pub async fn namespace_isolation(t: TestBackend) {
+    let r = Run::new("namespace_isolation", t);
+    let (a_ns, a_spec, a_worker) = r.basic("isolation a", "spec").await;
+    let (_b_ns, b_spec, b_worker) = r.basic("isolation b", "spec").await;
+    r.unit(&a_spec, "u", data!({"ns": "a"})).await;
+    r.unit(&b_spec, "u", data!({"ns": "b"})).await;
+    let a = r.request_unit(&a_worker, "u", "request in a").await;
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"ns": "a"}),
+        "a's unit"
+    );
+    r.request_none(&a_worker, "second request in a").await;
+    let b = r.request_unit(&b_worker, "u", "request in b").await;
+    check_eq!(
+        r,
+        r.ok(b.data().await, "data"),
+        data!({"ns": "b"}),
+        "b's unit"
+    );
+    r.ok(a_ns.destroy_work_spec("spec").await, "destroy a's spec");
+    let b_unit = r.ok(b_spec.work_unit("u").await, "b's unit");
+    check_eq!(r, r.unit_status(&b_unit).await, Pending, "b untouched");
+    let b_all = r.ok(b_worker.all_attempts().await, "b's attempts");
+    check_eq!(r, b_all.len(), 1, "b's worker keeps its attempt");
 }
