@@ -1,6 +1,6 @@
 //! §17 "Namespaces" scenarios, plus namespace get-or-create and destroy.
 
-use super::{names, Identity, Run, TestBackend};
+use super::{names, Run, TestBackend};
 use crate::data;
 use crate::error::Error;
 use crate::model::{sort_summary, DataMap};
@@ -259,23 +259,12 @@ pub async fn namespace_destroy_twice(t: TestBackend) {
     let listed = r.ok(r.backend().namespaces().await, "namespaces() at the end");
     let survivor = r.ns("twice").await;
     let specs = r.ok(survivor.work_spec_names().await, "names at the end");
-    match r.identity() {
-        Identity::Object => {
-            check!(
-                r,
-                listed.contains_key("twice"),
-                "old handle destroyed the new namespace"
-            );
-            check_eq!(r, specs, vec!["new".to_string()], "new namespace intact");
-        }
-        Identity::Name => {
-            check!(
-                r,
-                specs.is_empty(),
-                "name-identity destroy left the spec: {specs:?}"
-            );
-        }
-    }
+    check!(
+        r,
+        listed.contains_key("twice"),
+        "old handle destroyed the new namespace"
+    );
+    check_eq!(r, specs, vec!["new".to_string()], "new namespace intact");
 }
 
 /// The empty string is a valid namespace name (§1.2), distinct from others.
