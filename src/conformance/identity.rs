@@ -67,6 +67,7 @@ pub async fn dead_namespace_handle(t: TestBackend) {
         }
     }
     r.ok(ns.destroy().await, "destroy again");
+    check_eq!(r, ns.name(), "dead", "dead namespace's name");
     r.gone(
         spec.meta(false).await,
         Dead::spec("s"),
@@ -138,6 +139,9 @@ pub async fn dead_spec_handle(t: TestBackend) {
         Dead::unit("s", "u"),
         "unit of the dead spec",
     );
+    check_eq!(r, spec.name(), "s", "dead spec's name");
+    check_eq!(r, unit.name(), "u", "dead unit's name");
+    check_eq!(r, unit.work_spec().name(), "s", "dead unit's spec name");
     let listed = r.ok(ns.work_spec_names().await, "names");
     check!(
         r,
@@ -262,6 +266,15 @@ pub async fn dead_attempt_handle(t: TestBackend) {
         }
     };
     check_dead("after deletion").await;
+    // Immutable accessors keep answering on dead handles (§12.1).
+    check_eq!(r, a.work_unit().name(), "u", "dead attempt's unit name");
+    check_eq!(
+        r,
+        a.work_unit().work_spec().name(),
+        "s",
+        "dead attempt's spec name"
+    );
+    check_eq!(r, a.worker().name(), "worker", "dead attempt's worker name");
     check!(
         r,
         r.ok(worker.active_attempts().await, "active").is_empty(),

@@ -1460,3 +1460,91 @@ pub async fn namespace_isolation(t: TestBackend) {
     let b_all = r.ok(b_worker.all_attempts().await, "b's attempts");
     check_eq!(r, b_all.len(), 1, "b's worker keeps its attempt");
 }
+
+/// One request's attempts all come from one spec (§10.3 step 8), and the
+/// `work_specs` and `runtimes` filters combine.
+pub async fn batch_from_one_spec(t: TestBackend) {
+    let r = Run::new("batch_from_one_spec", t);
+    let ns = r.ns("batch_from_one_spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    let one = r.named_spec(&ns, "one").await;
+    let two = r.named_spec(&ns, "two").await;
+    let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
+    for spec in [&one, &two, &go] {
+        r.units(spec, &["a", "b", "c"]).await;
+    }
+    let req = AttemptRequest {
+        number_of_work_units: 10,
+        work_specs: vec!["one".into(), "two".into()],
+        ..Default::default()
+    };
+    let got = r.request(&worker, req, "batch").await;
+    check_eq!(
+        r,
+        super::unit_names_of(&got),
+        vec!["a", "b", "c"],
+        "batch size and order"
+    );
+    let specs: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|a| a.work_unit().work_spec().name().to_string())
+        .collect();
+    check_eq!(r, specs.len(), 1, "batch from a single spec: {specs:?}");
+    let req = AttemptRequest {
+        number_of_work_units: 10,
+        work_specs: vec!["go".into(), "one".into(), "two".into()],
+        runtimes: vec!["go".into()],
+        ..Default::default()
+    };
+    let got = r.request(&worker, req, "filters combined").await;
+    let specs: Vec<String> = got
+        .iter()
+        .map(|a| a.work_unit().work_spec().name().to_string())
+        .collect();
+    check_eq!(
+        r,
+        specs,
+        vec!["go"; 3],
+        "only the go spec passes both filters"
+    );
+    let req = AttemptRequest {
+        work_specs: vec!["go".into()],
+        runtimes: vec![String::new()],
+        ..Default::default()
+    };
+    check!(
+        r,
+        r.request(&worker, req, "disjoint filters").await.is_empty(),
+        "disjoint filters"
+    );
+}
+
+/// `next_continuous` from `set_meta` gates generation (§10.2): a future
+/// value blocks it until reached; clearing it allows it at once.
+pub async fn continuous_next_gate(t: TestBackend) {
+    let r = Run::new("continuous_next_gate", t);
+    let ns = r.ns("continuous_next_gate").await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.next_continuous = Some(at_secs(100));
+    r.ok(spec.set_meta(meta.clone()).await, "set_meta(next = 100 s)");
+    r.advance(Duration::seconds(100) - Duration::milliseconds(1));
+    r.request_none(&worker, "1 ms before next_continuous").await;
+    r.advance(Duration::milliseconds(1));
+    let a = r
+        .request_unit(&worker, "100.000", "at next_continuous")
+        .await;
+    r.ok(a.finish(None).await, "finish");
+    meta.next_continuous = Some(at_secs(10_000));
+    r.ok(spec.set_meta(meta.clone()).await, "set_meta(next far)");
+    r.advance_secs(1);
+    r.request_none(&worker, "before the far next_continuous")
+        .await;
+    meta.next_continuous = None;
+    r.ok(spec.set_meta(meta).await, "set_meta(next unset)");
+    r.request_unit(&worker, "101.000", "after clearing next_continuous")
+        .await;
+}

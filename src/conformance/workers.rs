@@ -475,3 +475,93 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
         "all keeps finished c"
     );
 }
+
+/// `child_attempts` (§8) is the union of the direct children's *active*
+/// lists: not grandchildren's, not the worker's own, not finished ones.
+pub async fn child_attempts_scope(t: TestBackend) {
+    let r = Run::new("child_attempts_scope", t);
+    let (ns, spec, _) = r.basic("child_attempts_scope", "spec").await;
+    let top = r.worker(&ns, "top").await;
+    let mid = r.worker(&ns, "mid").await;
+    let low = r.worker(&ns, "low").await;
+    let sibling = r.worker(&ns, "sibling").await;
+    r.ok(mid.set_parent(Some(top.as_ref())).await, "mid → top");
+    r.ok(
+        sibling.set_parent(Some(top.as_ref())).await,
+        "sibling → top",
+    );
+    r.ok(low.set_parent(Some(mid.as_ref())).await, "low → mid");
+    let units = r.units(&spec, &["a", "b", "c", "d", "e"]).await;
+    let make = |w: &WorkerRef, i: usize| {
+        let w = w.clone();
+        let u = units[i].clone();
+        let r = &r;
+        async move { r.ok(w.make_attempt(u.as_ref(), Duration::zero()).await, "make") }
+    };
+    let top_own = make(&top, 0).await;
+    let mid_own = make(&mid, 1).await;
+    let low_own = make(&low, 2).await;
+    let sib_done = make(&sibling, 3).await;
+    r.ok(sib_done.finish(None).await, "finish sibling's");
+    let sib_own = make(&sibling, 4).await;
+    let kids = r.ok(top.child_attempts().await, "top's child attempts");
+    let mut expected = vec![r.key(&mid_own).await, r.key(&sib_own).await];
+    expected.sort();
+    check_eq!(
+        r,
+        r.keys(&kids).await,
+        expected,
+        "top: direct children's active attempts"
+    );
+    let kids = r.ok(mid.child_attempts().await, "mid's child attempts");
+    check_eq!(r, r.keys(&kids).await, vec![r.key(&low_own).await], "mid");
+    check!(
+        r,
+        r.ok(low.child_attempts().await, "low").is_empty(),
+        "low has none"
+    );
+    let own = r.ok(top.active_attempts().await, "top's own");
+    check_eq!(
+        r,
+        r.keys(&own).await,
+        vec![r.key(&top_own).await],
+        "top's own list"
+    );
+}
+
+/// Worker lists are ordered (§8): `active_attempts` in the order the
+/// attempts were added, `all_attempts` in creation order.
+pub async fn worker_list_order(t: TestBackend) {
+    let r = Run::new("worker_list_order", t);
+    let (_ns, spec, worker) = r.basic("worker_list_order", "spec").await;
+    let units = r.units(&spec, &["c", "a", "d", "b"]).await;
+    let mut made = Vec::new();
+    for unit in &units {
+        r.advance_secs(1);
+        made.push(r.ok(
+            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            "make",
+        ));
+    }
+    r.ok(made[2].finish(None).await, "finish d");
+    let active = r.ok(worker.active_attempts().await, "active");
+    let expected = vec![
+        r.key(&made[0]).await,
+        r.key(&made[1]).await,
+        r.key(&made[3]).await,
+    ];
+    check_eq!(
+        r,
+        r.keys_ordered(&active).await,
+        expected,
+        "active list order"
+    );
+    let all = r.ok(worker.all_attempts().await, "all");
+    let expected = r.keys_ordered(&made).await;
+    check_eq!(
+        r,
+        r.keys_ordered(&all).await,
+        expected,
+        "all attempts in creation order"
+    );
+}
