@@ -9,7 +9,7 @@
 //! The [`conformance_tests!`](crate::conformance_tests) macro turns the whole
 //! list into one `#[tokio::test]` per scenario for a factory expression:
 //!
-//! ```ignore
+//! ```no_run
 //! mod memory {
 //!     use std::sync::Arc;
 //!     use coordinate::{conformance::TestBackend, memory::MemoryBackend, MockClock};
@@ -797,10 +797,8 @@ pub(crate) const SEVEN: [&str; 7] = [
 /// The seven-state fixture (§17): one unit per reachable state.
 pub(crate) struct Seven {
     pub(crate) spec: WorkSpecRef,
-    #[allow(dead_code)]
     pub(crate) worker: WorkerRef,
     pub(crate) units: BTreeMap<&'static str, WorkUnitRef>,
-    #[allow(dead_code)]
     pub(crate) pending: AttemptRef,
 }
 

@@ -5,7 +5,7 @@
 //! and not-before time, and the worker's active list.
 
 use super::{Run, TestBackend};
-use crate::api::{AttemptRef, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
+use crate::api::{AttemptRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::data;
 use crate::error::Error;
 use crate::model::{AttemptStatus, Duration, Time, WorkUnitStatus};
@@ -150,8 +150,6 @@ struct Table {
     spec: WorkSpecRef,
     worker: WorkerRef,
     other: WorkerRef,
-    #[allow(dead_code)]
-    ns: NamespaceRef,
 }
 
 /// Puts a fresh unit's attempt into `row`'s state; answers the unit, the
@@ -193,7 +191,6 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
         spec: r.named_spec(&ns, "spec").await,
         worker: r.worker(&ns, "worker").await,
         other: r.worker(&ns, "other").await,
-        ns,
     };
     for call in CALLS {
         let name = format!("{call:?}");

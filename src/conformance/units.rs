@@ -207,6 +207,29 @@ pub async fn count_work_unit_status(t: TestBackend) {
     ]
     .into();
     check_eq!(r, counts, expected, "status counts");
+    // Only the pending unit's attempt is still on the fixture worker's list.
+    let pending = r.key(&seven.pending).await;
+    let active = r.ok(
+        seven.worker.active_attempts().await,
+        "fixture worker's list",
+    );
+    check_eq!(
+        r,
+        r.keys(&active).await,
+        vec![pending.clone()],
+        "active list"
+    );
+    let all = r.ok(
+        seven.worker.all_attempts().await,
+        "fixture worker's attempts",
+    );
+    check_eq!(r, all.len(), 6, "one attempt per touched unit");
+    check_eq!(
+        r,
+        r.active_key(&seven.units["pending"]).await,
+        Some(pending),
+        "pending unit"
+    );
 }
 
 /// **WorkUnitOrder.** Equal-priority units added in reverse order drain
