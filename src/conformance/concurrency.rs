@@ -167,3 +167,104 @@ pub async fn concurrent_requests_disjoint(t: TestBackend) {
         "all pending"
     );
 }
+
+/// Concurrent get-or-create (§3.1, §3.2, §15): eight tasks at once look up
+/// the same namespace, define the same spec, look up the same worker and
+/// define one spec each; every call succeeds and each name exists once.
+pub async fn concurrent_get_or_create(t: TestBackend) {
+    let r = Run::new("concurrent_get_or_create", t);
+    let backend = Arc::clone(&r.t.backend);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let backend = Arc::clone(&backend);
+        tasks.push(tokio::spawn(async move {
+            let ns = backend.namespace("shared").await?;
+            ns.set_work_spec(data!({"name": "same", "min_gb": 0.1}))
+                .await?;
+            ns.set_work_spec(data!({"name": format!("own-{i}")}))
+                .await?;
+            let w = ns.worker("same worker").await?;
+            let spec = ns.work_spec("same").await?;
+            spec.add_work_unit(&format!("u{i}"), DataMap::new(), WorkUnitMeta::default())
+                .await?;
+            crate::Result::Ok(w.name().to_string())
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(res) => drop(r.ok(res, format_args!("task {i}"))),
+            Err(e) => panic!("[concurrent_get_or_create] task {i} panicked: {e}"),
+        }
+    }
+    let all = r.ok(r.backend().namespaces().await, "namespaces()");
+    check_eq!(
+        r,
+        all.keys().filter(|k| *k == "shared").count(),
+        1,
+        "one namespace"
+    );
+    let ns = r.ns("shared").await;
+    let mut names = r.ok(ns.work_spec_names().await, "names");
+    names.sort();
+    let mut expected: Vec<String> = (0..8).map(|i| format!("own-{i}")).collect();
+    expected.push("same".into());
+    check_eq!(r, names, expected, "one spec per name");
+    let workers = r.ok(ns.workers().await, "workers");
+    check_eq!(r, workers.len(), 1, "one worker");
+    let spec = r.ok(ns.work_spec("same").await, "lookup");
+    check_eq!(
+        r,
+        r.unit_names(&spec, "units").await.len(),
+        8,
+        "every task's unit"
+    );
+}
+
+/// Concurrent chaining (§11, §15): eight workers finish units that all
+/// chain to the same unit name at once; every `finish` succeeds and the
+/// next spec holds that unit once.
+pub async fn concurrent_chaining_same_output(t: TestBackend) {
+    let r = Run::new("concurrent_chaining_same_output", t);
+    let ns = r.ns("concurrent_chaining_same_output").await;
+    let first = r
+        .spec(&ns, data!({"name": "first", "then": "second"}))
+        .await;
+    let second = r
+        .spec(&ns, data!({"name": "second", "disabled": true}))
+        .await;
+    numbered_units(&r, &first, 40).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let worker = r.worker(&ns, &format!("worker-{i}")).await;
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0usize;
+            loop {
+                let got = worker.request_attempts(AttemptRequest::default()).await?;
+                let Some(attempt) = got.into_iter().next() else {
+                    break;
+                };
+                let output = data!({"output": {"joined": {"by": worker.name()}}});
+                attempt.finish(Some(output)).await?;
+                done += 1;
+            }
+            crate::Result::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        total += match task.await {
+            Ok(res) => r.ok(res, format_args!("worker task {i}")),
+            Err(e) => panic!("[concurrent_chaining_same_output] task {i} panicked: {e}"),
+        };
+    }
+    check_eq!(r, total, 40, "units finished");
+    let units = r.unit_names(&second, "second's units").await;
+    check_eq!(r, units, super::names(["joined"]), "one chained unit");
+    let counts = r.ok(first.count_work_unit_status().await, "counts");
+    check_eq!(
+        r,
+        counts,
+        [(WorkUnitStatus::Finished, 40)].into(),
+        "all finished"
+    );
+}

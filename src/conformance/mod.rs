@@ -214,6 +214,8 @@ macro_rules! conformance_tests {
                 add_work_unit_upsert,
                 work_unit_meta_ops,
                 query_limits_apply_to_mutators,
+                query_paging,
+                clock_skew,
                 odd_unit_names,
                 request_attempts_parameters,
                 batch_from_one_spec,
@@ -260,6 +262,8 @@ macro_rules! conformance_tests {
                 concurrent_execution,
                 add_same_unit,
                 concurrent_requests_disjoint,
+                concurrent_get_or_create,
+                concurrent_chaining_same_output,
                 // The error catalogue (§0.5)
                 no_work_spec_name,
                 bad_work_spec_name,

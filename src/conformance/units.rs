@@ -1571,3 +1571,92 @@ pub async fn continuous_next_gate(t: TestBackend) {
     r.request_unit(&worker, "101.000", "after clearing next_continuous")
         .await;
 }
+
+/// Paging (§7) through 250 units seven at a time, passing the last name of
+/// each page as `previous_name`, visits every unit exactly once in byte
+/// order.
+pub async fn query_paging(t: TestBackend) {
+    let r = Run::new("query_paging", t);
+    let ns = r.ns("query_paging").await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let mut expected: Vec<String> = (0..250u32)
+        .map(|i| format!("{}-{i}", (i * 7919) % 250))
+        .collect();
+    for name in &expected {
+        r.unit(&spec, name, DataMap::new()).await;
+    }
+    expected.sort();
+    let mut seen: Vec<String> = Vec::new();
+    let mut previous = String::new();
+    for page in 0..100 {
+        let q = WorkUnitQuery {
+            limit: 7,
+            previous_name: previous.clone(),
+            ..Default::default()
+        };
+        let got = r.ok(spec.work_units(&q).await, format_args!("page {page}"));
+        check!(r, got.len() <= 7, "page {page} has {} units", got.len());
+        let Some(last) = got.keys().next_back().cloned() else {
+            break;
+        };
+        seen.extend(got.into_keys());
+        previous = last;
+    }
+    check_eq!(r, seen, expected, "pages cover every unit once, in order");
+}
+
+/// A clock that moves backwards (skew) never makes an operation panic or
+/// fail: attempts started "in the future" stay pending, times are reported
+/// as the clock said, and work continues.
+pub async fn clock_skew(t: TestBackend) {
+    let r = Run::new("clock_skew", t);
+    let (ns, spec, worker) = r.basic("clock_skew", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    r.advance_secs(1000);
+    let a = r.request_unit(&worker, "u", "request at 1000 s").await;
+    r.advance_secs(-2000);
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "after going back"
+    );
+    r.ok(
+        a.renew(Duration::seconds(10), None).await,
+        "renew in the past",
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        at_secs(-990),
+        "deadline from now"
+    );
+    r.ok(a.finish(None).await, "finish before the start");
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(at_secs(-1000)),
+        "end as the clock said"
+    );
+    check_eq!(r, r.unit_status(&unit).await, Finished, "finished");
+    let late = r.worker(&ns, "late").await;
+    check_eq!(
+        r,
+        r.ok(late.last_update().await, "created"),
+        at_secs(-1000),
+        "worker time"
+    );
+    let meta = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(at_secs(-999)),
+    };
+    r.unit_meta(&spec, "v", DataMap::new(), meta).await;
+    check_eq!(
+        r,
+        r.unit_status(&r.ok(spec.work_unit("v").await, "v")).await,
+        Delayed,
+        "v"
+    );
+    r.advance_secs(2);
+    r.drain(&late, &["v"], "drain after the skew").await;
+}
