@@ -929,8 +929,10 @@ proptest! {
     /// the same handle, or the same `NoSuch…` error.
     #[test]
     fn e_coalescing(kind in kind(), tasks in 2usize..48, exists in any::<bool>()) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // One thread: every task reaches the lookup before the load's timer
+        // can fire, whatever the machine's load (a second worker thread could
+        // be descheduled past the latency and start a second, later load).
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| TestCaseError::fail(e.to_string()))?;

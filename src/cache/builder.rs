@@ -7,7 +7,7 @@ use moka::notification::RemovalCause;
 
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
-use super::{Cache, Caches, Handle, Moka};
+use super::{Cache, Caches, Handle, Moka, Store};
 use crate::api::Backend;
 
 /// Default capacity for namespace handles: job servers use a handful.
@@ -127,7 +127,7 @@ impl CacheBuilder {
         // The listener holds the counters only, never the cache, so entries
         // and listener form no reference cycle.
         let counters = Arc::clone(counters);
-        let mut builder = moka::future::Cache::builder()
+        let mut builder = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .eviction_listener(move |_key, handle: Arc<W>, cause| {
                 if cause.was_evicted() {
@@ -146,6 +146,6 @@ impl CacheBuilder {
         if let Some(live) = self.time_to_live {
             builder = builder.time_to_live(live);
         }
-        builder.build()
+        Store::new(builder.build())
     }
 }

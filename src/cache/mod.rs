@@ -42,8 +42,12 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt, Shared as Shared_};
+use parking_lot::Mutex;
 
 pub use builder::{
     CacheBuilder, DEFAULT_NAMESPACES, DEFAULT_WORKERS, DEFAULT_WORK_SPECS, DEFAULT_WORK_UNITS,
@@ -67,8 +71,28 @@ use worker::CachedWorker;
 /// (`make_attempt`, `set_parent`) retry once.
 const MAX_RECOVERIES: u32 = 2;
 
-/// One moka cache of handles of one kind.
-pub(crate) type Moka<W> = moka::future::Cache<Key, Arc<W>>;
+/// The entries of one handle kind: a synchronous moka cache for hits (a
+/// hit is a plain function call, no future) and the loads in flight, so
+/// that concurrent misses of one name share one backend call.
+pub(crate) struct Store<W> {
+    entries: moka::sync::Cache<Key, Arc<W>>,
+    inflight: Mutex<HashMap<Key, Pending<W>>>,
+}
+
+/// A load in flight, awaited by every caller that missed on its name.
+type Pending<W> = Shared_<BoxFuture<'static, std::result::Result<Arc<W>, Arc<Error>>>>;
+
+impl<W> Store<W> {
+    pub(crate) fn new(entries: moka::sync::Cache<Key, Arc<W>>) -> Self {
+        Store {
+            entries,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The store of one kind (historical name: it is moka plus the in-flight map).
+pub(crate) type Moka<W> = Store<W>;
 
 /// The four moka caches. Entries hold their handles, and handles reach the
 /// caches through [`Shared`], so [`Cache`]'s `Drop` detaches them to break
@@ -119,11 +143,11 @@ impl Shared {
     /// be deleted (by the delete, or by the recovery that learns it), and the
     /// children of a known-dead parent are never looked up (the parent
     /// re-resolves first).
-    async fn hit<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+    fn hit<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         let caches = self.caches.load();
         let hit = W::moka(caches.as_ref()?)
-            .get(&KeyRef { scope, name })
-            .await?;
+            .entries
+            .get(&KeyRef { scope, name })?;
         self.counters::<W>().hits.inc();
         Some(hit)
     }
@@ -131,14 +155,13 @@ impl Shared {
     /// A live cached handle, if there is one. Entries whose object is known
     /// to be deleted are dropped instead of returned (the path recoveries
     /// take, racing with the removal).
-    async fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+    fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         let caches = self.caches.load();
-        let moka = W::moka(caches.as_ref()?);
+        let entries = &W::moka(caches.as_ref()?).entries;
         let key = KeyRef { scope, name };
-        let hit = moka.get(&key).await?;
+        let hit = entries.get(&key)?;
         if hit.link_cell().load().is_dead() {
-            // Rare; boxed so the hit path's future stays small.
-            Box::pin(moka.invalidate(&key)).await;
+            entries.invalidate(&key);
             return None;
         }
         self.counters::<W>().hits.inc();
@@ -152,33 +175,56 @@ impl Shared {
     where
         W: Handle,
         F: FnOnce(Arc<str>) -> Fut,
-        Fut: Future<Output = Result<Arc<W>>> + Send,
+        Fut: Future<Output = Result<Arc<W>>> + Send + 'static,
     {
-        if let Some(hit) = self.cached::<W>(scope, name).await {
+        if let Some(hit) = self.cached::<W>(scope, name) {
             return Ok(hit);
         }
         let counters = self.counters::<W>();
         counters.misses.inc();
         // One copy of the name, shared by the key and the handle.
         let name: Arc<str> = Arc::from(name);
+        let Some(caches) = self.caches.load_full() else {
+            // Detached (the `Cache` was dropped): handles keep working, uncached.
+            counters.loads.inc();
+            return load(name).await;
+        };
+        let store = W::moka(&caches);
         let key = Key {
             scope,
             name: Arc::clone(&name),
         };
-        let load = load(name);
-        let load = async {
-            counters.loads.inc();
-            load.await
+        let pending = {
+            let mut inflight = store.inflight.lock();
+            // A load that finished since our miss has published its entry
+            // before leaving the in-flight map, so one of the two has it.
+            if let Some(hit) = store.entries.get(&key.as_ref()) {
+                return Ok(hit);
+            }
+            match inflight.get(&key) {
+                Some(pending) => pending.clone(),
+                None => {
+                    counters.loads.inc();
+                    let pending = load(name).map(|r| r.map_err(Arc::new)).boxed().shared();
+                    inflight.insert(key.clone(), pending.clone());
+                    pending
+                }
+            }
         };
-        let caches = self.caches.load_full();
-        match caches {
-            Some(caches) => W::moka(&caches)
-                .try_get_with(key, load)
-                .await
-                .map_err(unshare),
-            // Detached (the `Cache` was dropped): handles keep working, uncached.
-            None => load.await,
+        let result = pending.clone().await;
+        {
+            // The first waiter to finish publishes: entry first, then out of
+            // the in-flight map (under its lock, see above).
+            let mut inflight = store.inflight.lock();
+            if inflight.get(&key).is_some_and(|p| p.ptr_eq(&pending)) {
+                if let Ok(handle) = &result {
+                    store.entries.insert(key.clone(), Arc::clone(handle));
+                }
+                inflight.remove(&key);
+            }
         }
+        drop(pending);
+        result.map_err(unshare)
     }
 
     /// The cached handle for `name` if there is a live one, else `make()`'s,
@@ -190,7 +236,7 @@ impl Shared {
         name: Arc<str>,
         make: impl FnOnce(Arc<str>) -> Arc<W>,
     ) -> Arc<W> {
-        if let Some(hit) = self.cached::<W>(scope, &name).await {
+        if let Some(hit) = self.cached::<W>(scope, &name) {
             return hit;
         }
         match self.caches.load_full() {
@@ -199,7 +245,7 @@ impl Shared {
                     scope,
                     name: Arc::clone(&name),
                 };
-                W::moka(&caches).get_with(key, async { make(name) }).await
+                W::moka(&caches).entries.get_with(key, || make(name))
             }
             None => make(name),
         }
@@ -211,9 +257,9 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let moka = W::moka(&caches);
+        let entries = &W::moka(&caches).entries;
         let key = KeyRef { scope, name };
-        if let Some(gone) = moka.remove(&key).await {
+        if let Some(gone) = entries.remove(&key) {
             if deleted {
                 gone.link_cell().load().mark_dead();
             }
@@ -227,11 +273,11 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let moka = W::moka(&caches);
+        let entries = &W::moka(&caches).entries;
         let key = KeyRef { scope, name };
-        if let Some(entry) = moka.get(&key).await {
+        if let Some(entry) = entries.get(&key) {
             if Arc::ptr_eq(&entry.link_cell().load_full(), link) {
-                moka.invalidate(&key).await;
+                entries.invalidate(&key);
                 self.counters::<W>().invalidations.inc();
             }
         }
@@ -583,10 +629,18 @@ impl<B> Cache<B> {
         let caches = self.shared.caches.load();
         let count = |f: fn(&Caches) -> u64| caches.as_ref().map_or(0, |c| f(c));
         CacheStats {
-            namespaces: c.namespaces.snapshot(count(|c| c.namespaces.entry_count())),
-            work_specs: c.work_specs.snapshot(count(|c| c.work_specs.entry_count())),
-            work_units: c.work_units.snapshot(count(|c| c.work_units.entry_count())),
-            workers: c.workers.snapshot(count(|c| c.workers.entry_count())),
+            namespaces: c
+                .namespaces
+                .snapshot(count(|c| c.namespaces.entries.entry_count())),
+            work_specs: c
+                .work_specs
+                .snapshot(count(|c| c.work_specs.entries.entry_count())),
+            work_units: c
+                .work_units
+                .snapshot(count(|c| c.work_units.entries.entry_count())),
+            workers: c
+                .workers
+                .snapshot(count(|c| c.workers.entries.entry_count())),
         }
     }
 
@@ -594,10 +648,10 @@ impl<B> Cache<B> {
     /// instead of on a later call; useful before reading [`stats`](Self::stats).
     pub async fn run_pending_tasks(&self) {
         if let Some(caches) = self.shared.caches.load_full() {
-            caches.namespaces.run_pending_tasks().await;
-            caches.work_specs.run_pending_tasks().await;
-            caches.work_units.run_pending_tasks().await;
-            caches.workers.run_pending_tasks().await;
+            caches.namespaces.entries.run_pending_tasks();
+            caches.work_specs.entries.run_pending_tasks();
+            caches.work_units.entries.run_pending_tasks();
+            caches.workers.entries.run_pending_tasks();
         }
     }
 }
@@ -630,7 +684,7 @@ impl fmt::Debug for Shared {
 #[async_trait]
 impl<B: Backend + 'static> Backend for Cache<B> {
     async fn namespace(&self, name: &str) -> Result<NamespaceRef> {
-        if let Some(hit) = self.shared.hit::<CachedNamespace>(ROOT_SCOPE, name).await {
+        if let Some(hit) = self.shared.hit::<CachedNamespace>(ROOT_SCOPE, name) {
             return Ok(hit);
         }
         let ns = Box::pin(self.shared.lookup_namespace(name)).await?;
@@ -655,9 +709,10 @@ impl<B: Backend + 'static> Backend for Cache<B> {
 impl Shared {
     /// `Backend::namespace`: get-or-create, cached.
     async fn lookup_namespace(self: &Arc<Self>, name: &str) -> Result<Arc<CachedNamespace>> {
-        self.get_or_load(ROOT_SCOPE, name, |name| async move {
-            let up = self.backend.namespace(&name).await?;
-            Ok(CachedNamespace::new(self, name, Link::new(up, None)))
+        let shared = Arc::clone(self);
+        self.get_or_load(ROOT_SCOPE, name, move |name| async move {
+            let up = shared.backend.namespace(&name).await?;
+            Ok(CachedNamespace::new(&shared, name, Link::new(up, None)))
         })
         .await
     }
@@ -665,7 +720,7 @@ impl Shared {
     /// The live namespace called `name`, never creating one: a cached
     /// handle's recovery must not bring a destroyed namespace back.
     async fn existing_namespace(self: &Arc<Self>, name: &str) -> Result<Arc<CachedNamespace>> {
-        if let Some(hit) = self.cached::<CachedNamespace>(ROOT_SCOPE, name).await {
+        if let Some(hit) = self.cached::<CachedNamespace>(ROOT_SCOPE, name) {
             return Ok(hit);
         }
         self.counters::<CachedNamespace>().loads.inc();

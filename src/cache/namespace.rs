@@ -66,13 +66,13 @@ impl CachedNamespace {
 
     async fn cached_spec(&self, name: &str) -> Option<Arc<CachedWorkSpec>> {
         let scope = self.live_scope()?;
-        self.shared.cached::<CachedWorkSpec>(scope, name).await
+        self.shared.cached::<CachedWorkSpec>(scope, name)
     }
 
     /// The hit path of the `worker` and `work_spec` trait methods.
     async fn hit<W: Handle>(&self, name: &str) -> Option<Arc<W>> {
         let scope = self.live_scope()?;
-        self.shared.hit::<W>(scope, name).await
+        self.shared.hit::<W>(scope, name)
     }
 
     /// The miss path of [`lookup_spec`](Self::lookup_spec), boxed there so
@@ -84,7 +84,7 @@ impl CachedNamespace {
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, |name| async move {
+                    .get_or_load(scope, name, move |name| async move {
                         let up = link.upstream.work_spec(&name).await?;
                         Ok(CachedWorkSpec::new(
                             &me,
@@ -106,7 +106,7 @@ impl CachedNamespace {
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, |name| async move {
+                    .get_or_load(scope, name, move |name| async move {
                         let up = link.upstream.worker(&name).await?;
                         Ok(CachedWorker::new(
                             &me,
@@ -124,7 +124,7 @@ impl CachedNamespace {
     /// there is none): a cached worker's recovery.
     pub(super) async fn existing_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
         if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name).await {
+            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name) {
                 return Ok(hit);
             }
         }

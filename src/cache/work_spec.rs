@@ -52,7 +52,7 @@ impl CachedWorkSpec {
             let link = self.link.load();
             (!link.is_dead()).then(|| link.scope())
         }?;
-        self.shared.cached::<CachedWorkUnit>(scope, name).await
+        self.shared.cached::<CachedWorkUnit>(scope, name)
     }
 
     /// `work_unit(name)`, cached.
@@ -72,7 +72,7 @@ impl CachedWorkSpec {
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, |name| async move {
+                    .get_or_load(scope, name, move |name| async move {
                         let up = link.upstream.work_unit(&name).await?;
                         Ok(CachedWorkUnit::new(
                             &me,
@@ -202,7 +202,7 @@ impl WorkSpec for CachedWorkSpec {
             (!link.is_dead()).then(|| link.scope())
         };
         let hit = match scope {
-            Some(scope) => self.shared.hit::<CachedWorkUnit>(scope, name).await,
+            Some(scope) => self.shared.hit::<CachedWorkUnit>(scope, name),
             None => None,
         };
         if let Some(hit) = hit {
@@ -284,34 +284,5 @@ impl WorkSpec for CachedWorkSpec {
             link.upstream.summarize().await
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod size_probe {
-    use super::*;
-    use crate::api::Backend;
-
-    #[tokio::test]
-    async fn future_sizes() {
-        let cache = super::super::Cache::new(crate::memory::MemoryBackend::new());
-        let ns = cache.namespace("n").await.unwrap();
-        let spec = ns.set_work_spec(crate::data!({"name": "s"})).await.unwrap();
-        let cs = spec.as_any().downcast_ref::<CachedWorkSpec>().unwrap();
-        let f = cs.lookup_unit("x");
-        eprintln!("lookup_unit future: {}", std::mem::size_of_val(&f));
-        let g = cs.shared.cached::<CachedWorkUnit>(1, "x");
-        eprintln!("cached future: {}", std::mem::size_of_val(&g));
-        let caches = cs.shared.caches.load_full().unwrap();
-        let h = caches.work_units.get(&super::super::key::KeyRef {
-            scope: 1,
-            name: "x",
-        });
-        eprintln!("moka get future: {}", std::mem::size_of_val(&h));
-        eprintln!("unit wrapper: {}", std::mem::size_of::<CachedWorkUnit>());
-        eprintln!(
-            "link: {}",
-            std::mem::size_of::<Link<dyn crate::api::WorkUnit>>()
-        );
     }
 }
