@@ -172,6 +172,14 @@ fn hits(c: &mut Criterion) {
         }
     });
 
+    let raw_sync: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
+    for n in &names {
+        let key = Key {
+            scope: 7,
+            name: Arc::from(n.as_str()),
+        };
+        raw_sync.insert(key, Arc::new(1));
+    }
     let mut g = c.benchmark_group("hit");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
@@ -182,6 +190,17 @@ fn hits(c: &mut Criterion) {
                 let raw = &raw;
                 async move {
                     black_box(raw.get(&KeyRef { scope: 7, name }).await);
+                }
+            })
+        })
+    });
+    g.bench_function("raw_moka_sync_get", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |i| {
+                let name = &names[i as usize % UNITS];
+                let raw = &raw_sync;
+                async move {
+                    black_box(raw.get(&KeyRef { scope: 7, name }));
                 }
             })
         })
@@ -259,6 +278,40 @@ fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit_throughput");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
+    let raw_sync: Arc<moka::sync::Cache<Key, Arc<u64>>> = Arc::new(moka::sync::Cache::new(100_000));
+    for n in names.iter() {
+        let key = Key {
+            scope: 7,
+            name: Arc::from(n.as_str()),
+        };
+        raw_sync.insert(key, Arc::new(1));
+    }
+    for tasks in [1u64, 2, 8] {
+        g.throughput(Throughput::Elements(tasks));
+        g.bench_function(format!("raw_moka_sync_tasks_{tasks}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let joins: Vec<_> = (0..tasks)
+                        .map(|t| {
+                            let raw = raw_sync.clone();
+                            let names = names.clone();
+                            tokio::spawn(async move {
+                                for i in 0..iters {
+                                    let name = &names[((i + t * 97) as usize) % UNITS];
+                                    black_box(raw.get(&KeyRef { scope: 7, name }));
+                                }
+                            })
+                        })
+                        .collect();
+                    for j in joins {
+                        j.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
     for tasks in [1u64, 2, 8] {
         g.throughput(Throughput::Elements(tasks));
         g.bench_function(format!("raw_moka_tasks_{tasks}"), |b| {
@@ -464,16 +517,16 @@ fn report(_: &mut Criterion) {
         }
         cache.run_pending_tasks().await;
         let cached_bytes = LIVE.load(Ordering::Relaxed) - before;
-        let raw: moka::future::Cache<Key, Arc<u64>> = moka::future::Cache::new(100_000);
+        let raw: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
         let before_raw = LIVE.load(Ordering::Relaxed);
         for n in &names {
             let key = Key {
                 scope: 7,
                 name: Arc::from(n.as_str()),
             };
-            raw.insert(key, Arc::new(1)).await;
+            raw.insert(key, Arc::new(1));
         }
-        raw.run_pending_tasks().await;
+        raw.run_pending_tasks();
         let raw_bytes = LIVE.load(Ordering::Relaxed) - before_raw;
         println!(
             "report: bytes per raw moka entry (same key shape, Arc<u64> value): {:.0}",
