@@ -563,13 +563,18 @@ impl std::error::Error for SharedSource {
 ///
 /// # Concurrency
 ///
-/// * Hits take no lock: a moka read plus lock-free `arc_swap` loads of the
-///   parent's link; statistics use striped counters, so hits on different
-///   threads share no written cache line of ours.
-/// * Concurrent misses of one name make exactly one backend call (moka's
-///   `try_get_with`); the others wait for its result or error. Misses of
-///   different names proceed in parallel, and hits are never blocked by a
-///   miss in flight.
+/// * Hits take no lock: a read of a synchronous `moka::sync::Cache` (no
+///   future is built for it) plus lock-free `arc_swap` loads of the parent's
+///   link; statistics use striped counters, so hits on different threads
+///   share no written cache line of ours.
+/// * Concurrent misses of one name make exactly one backend call: the first
+///   registers its load in a per-kind in-flight map (a `parking_lot` mutex
+///   held only to look up or insert, never across an `.await`) and the
+///   others await that same shared future, result or error. This is moka's
+///   `try_get_with` for an asynchronous load over a synchronous cache. A
+///   finished load publishes its entry before leaving the map, so a later
+///   miss finds one or the other. Misses of different names proceed in
+///   parallel, and hits never wait for a miss in flight.
 /// * A recovery swaps the handle's upstream link atomically (`ArcSwap`);
 ///   no lock is ever held across an `.await`.
 /// * Entries live in one moka cache per kind, keyed by (parent scope, name):
