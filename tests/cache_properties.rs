@@ -1019,6 +1019,9 @@ proptest! {
             prop_assert!(stats.work_units.entries <= capacity, "{:?}", stats.work_units);
             prop_assert!(stats.workers.entries <= capacity, "{:?}", stats.workers);
             prop_assert!(stats.work_specs.entries <= capacity, "{:?}", stats.work_specs);
+            // The size bound, not luck, kept them there.
+            prop_assert!(stats.work_units.evictions > 0, "{:?}", stats.work_units);
+            prop_assert!(stats.workers.evictions > 0, "{:?}", stats.workers);
             // Evicted handles were not lost: every unit is still reachable.
             prop_assert_eq!(ok(spec.work_units(&WorkUnitQuery::all()).await)?.len() as u64, count);
             Ok(())

@@ -91,17 +91,14 @@ impl<W> Store<W> {
     }
 }
 
-/// The store of one kind (historical name: it is moka plus the in-flight map).
-pub(crate) type Moka<W> = Store<W>;
-
 /// The four moka caches. Entries hold their handles, and handles reach the
 /// caches through [`Shared`], so [`Cache`]'s `Drop` detaches them to break
 /// the cycle.
 pub(crate) struct Caches {
-    namespaces: Moka<CachedNamespace>,
-    work_specs: Moka<CachedWorkSpec>,
-    work_units: Moka<CachedWorkUnit>,
-    workers: Moka<CachedWorker>,
+    namespaces: Store<CachedNamespace>,
+    work_specs: Store<CachedWorkSpec>,
+    work_units: Store<CachedWorkUnit>,
+    workers: Store<CachedWorker>,
 }
 
 /// State shared by a cache and every handle it gave out.
@@ -120,8 +117,8 @@ pub(crate) trait Handle: Send + Sync + Sized + 'static {
     /// The current link to the upstream object.
     fn link_cell(&self) -> &ArcSwap<Link<Self::Up>>;
 
-    /// The moka cache of this kind.
-    fn moka(caches: &Caches) -> &Moka<Self>;
+    /// The entries (and loads in flight) of this kind.
+    fn store(caches: &Caches) -> &Store<Self>;
 
     /// The counters of this kind.
     fn counters(counters: &Counters) -> &KindCounters;
@@ -145,7 +142,7 @@ impl Shared {
     /// re-resolves first).
     fn hit<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         let caches = self.caches.load();
-        let hit = W::moka(caches.as_ref()?)
+        let hit = W::store(caches.as_ref()?)
             .entries
             .get(&KeyRef { scope, name })?;
         self.counters::<W>().hits.inc();
@@ -157,7 +154,7 @@ impl Shared {
     /// take, racing with the removal).
     fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         let caches = self.caches.load();
-        let entries = &W::moka(caches.as_ref()?).entries;
+        let entries = &W::store(caches.as_ref()?).entries;
         let key = KeyRef { scope, name };
         let hit = entries.get(&key)?;
         if hit.link_cell().load().is_dead() {
@@ -189,7 +186,7 @@ impl Shared {
             counters.loads.inc();
             return load(name).await;
         };
-        let store = W::moka(&caches);
+        let store = W::store(&caches);
         let key = Key {
             scope,
             name: Arc::clone(&name),
@@ -245,7 +242,7 @@ impl Shared {
                     scope,
                     name: Arc::clone(&name),
                 };
-                W::moka(&caches).entries.get_with(key, || make(name))
+                W::store(&caches).entries.get_with(key, || make(name))
             }
             None => make(name),
         }
@@ -257,7 +254,7 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let entries = &W::moka(&caches).entries;
+        let entries = &W::store(&caches).entries;
         let key = KeyRef { scope, name };
         if let Some(gone) = entries.remove(&key) {
             if deleted {
@@ -273,7 +270,7 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let entries = &W::moka(&caches).entries;
+        let entries = &W::store(&caches).entries;
         let key = KeyRef { scope, name };
         if let Some(entry) = entries.get(&key) {
             if Arc::ptr_eq(&entry.link_cell().load_full(), link) {

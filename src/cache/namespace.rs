@@ -13,7 +13,7 @@ use super::link::{parent, Link};
 use super::stats::{Counters, KindCounters};
 use super::work_spec::CachedWorkSpec;
 use super::worker::CachedWorker;
-use super::{run, run_with_budget, Caches, Handle, Moka, Shared, MAX_RECOVERIES};
+use super::{run, run_with_budget, Caches, Handle, Shared, Store, MAX_RECOVERIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary};
@@ -196,7 +196,7 @@ impl Handle for CachedNamespace {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.namespaces
     }
 

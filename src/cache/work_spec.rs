@@ -12,7 +12,7 @@ use super::link::{parent, Link};
 use super::namespace::CachedNamespace;
 use super::stats::{Counters, KindCounters};
 use super::work_unit::CachedWorkUnit;
-use super::{run, Caches, Handle, Moka, Shared};
+use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
@@ -116,7 +116,7 @@ impl Handle for CachedWorkSpec {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.work_specs
     }
 

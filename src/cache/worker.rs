@@ -12,7 +12,7 @@ use super::link::Link;
 use super::namespace::CachedNamespace;
 use super::stats::{Counters, KindCounters};
 use super::work_unit::CachedWorkUnit;
-use super::{live_link, run, run_with_budget, Caches, Handle, Moka, Shared};
+use super::{live_link, run, run_with_budget, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
 use crate::error::{Error, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
@@ -86,7 +86,7 @@ impl Handle for CachedWorker {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.workers
     }
 
