@@ -1,7 +1,66 @@
 //! Coordinate: a job-queue model for job servers, with an in-memory and a
 //! PostgreSQL backend and a name-identity caching layer.
 //!
-//! (Crate documentation is completed as the modules land.)
+//! # The model
+//!
+//! A [`Backend`] holds **namespaces**, each an isolated application. A
+//! namespace holds **work specs**: families of jobs, each defined by a JSON
+//! map with a `"name"` from which its scheduling [`WorkSpecMeta`] is derived.
+//! A work spec holds **work units**, potentially millions: a name, a JSON
+//! data map and a [`WorkUnitMeta`] (priority, not-before time). **Workers**
+//! ask for work with [`Worker::request_attempts`]; the scheduler picks a spec
+//! by priority and weight and hands out **attempts**, each a lease of one
+//! unit to one worker that ends finished, failed, retryable or expired.
+//! Finishing an attempt can *chain* new units into the spec named by the
+//! definition's `"then"`.
+//!
+//! Every object is reached through a cheap shared handle (`Arc<dyn …>`, see
+//! [`NamespaceRef`] and friends). A handle names one object: once the object
+//! is deleted, the handle answers [`Error::Gone`], even if a new object with
+//! the same name appears later.
+//!
+//! ```
+//! use coordinate::memory::MemoryBackend;
+//! use coordinate::{data, AttemptRequest, Backend, WorkUnitMeta, WorkUnitStatus};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> coordinate::Result<()> {
+//! let backend = MemoryBackend::new();
+//! let spec = backend.namespace("app").await?.set_work_spec(data!({"name": "resize"})).await?;
+//! let unit = spec.add_work_unit("img-1", data!({"w": 640}), WorkUnitMeta::default()).await?;
+//! let worker = backend.namespace("app").await?.worker("host-1").await?;
+//! let attempts = worker.request_attempts(AttemptRequest::default()).await?;
+//! attempts[0].finish(None).await?;
+//! assert_eq!(unit.status().await?, WorkUnitStatus::Finished);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Backends
+//!
+//! - [`memory::MemoryBackend`]: the reference implementation, the embedded
+//!   default; everything in one process.
+//! - `postgres::PostgresBackend` (feature `postgres`): the real deployment,
+//!   several job servers sharing one database.
+//!
+//! Both take an injected [`Clock`]; tests use [`MockClock`] to drive lease
+//! expiry, delays and continuous intervals without sleeping. The behaviour
+//! every backend must have is checked by the generic conformance suite
+//! (feature `conformance`), which third-party backends can run too.
+//!
+//! # The cache
+//!
+//! A job server answers stateless requests ("finish the attempt of unit U
+//! in spec S of namespace N"), so every request resolves names to handles,
+//! and against a database each resolution is a round trip. The [`cache`]
+//! module's `Cache` wraps any backend, implements the same traits, and
+//! memoizes namespace, work spec, work unit and worker handles by name.
+//!
+//! # Errors
+//!
+//! Every fallible operation returns [`Result`] with the one [`Error`] enum;
+//! bad input is a typed error, never a panic. Layers pass errors through
+//! unchanged, so callers can always match on [`Error::Gone`].
 
 #![forbid(unsafe_code)]
 #![warn(

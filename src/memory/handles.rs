@@ -1,0 +1,529 @@
+//! The memory backend's handles: an id plus the shared state; every method
+//! takes the lock once, reads the clock, and runs one state operation.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::api::{
+    Attempt, AttemptRef, Namespace, NamespaceRef, WorkSpec, WorkSpecRef, WorkUnit, WorkUnitRef,
+    Worker, WorkerRef,
+};
+use crate::error::{Error, Result};
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitStatus,
+};
+
+use super::state::{
+    AttemptId, AttemptParts, NamespaceId, SpecId, State, UnitId, UnitParts, WorkerId,
+};
+use super::Shared;
+
+pub(crate) struct MemNamespace {
+    shared: Arc<Shared>,
+    id: NamespaceId,
+    name: String,
+}
+
+pub(crate) struct MemWorkSpec {
+    shared: Arc<Shared>,
+    id: SpecId,
+    name: String,
+}
+
+pub(crate) struct MemWorkUnit {
+    shared: Arc<Shared>,
+    id: UnitId,
+    name: Arc<str>,
+    spec: Arc<MemWorkSpec>,
+}
+
+pub(crate) struct MemWorker {
+    shared: Arc<Shared>,
+    id: WorkerId,
+    name: Arc<str>,
+}
+
+pub(crate) struct MemAttempt {
+    shared: Arc<Shared>,
+    id: AttemptId,
+    unit: Arc<MemWorkUnit>,
+    worker: Arc<MemWorker>,
+}
+
+/// `Debug` shows identity, never data.
+macro_rules! debug_handle {
+    ($($ty:ident => $label:literal),+) => {$(
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct($label).field("id", &self.id.0).finish_non_exhaustive()
+            }
+        }
+    )+};
+}
+debug_handle!(
+    MemNamespace => "MemNamespace",
+    MemWorkSpec => "MemWorkSpec",
+    MemWorkUnit => "MemWorkUnit",
+    MemWorker => "MemWorker",
+    MemAttempt => "MemAttempt"
+);
+
+pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str) -> NamespaceRef {
+    Arc::new(MemNamespace {
+        shared: shared.clone(),
+        id,
+        name: name.to_string(),
+    })
+}
+
+fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: &str) -> Arc<MemWorkSpec> {
+    Arc::new(MemWorkSpec {
+        shared: shared.clone(),
+        id,
+        name: name.to_string(),
+    })
+}
+
+fn unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
+    Arc::new(MemWorkUnit {
+        shared: shared.clone(),
+        id: parts.id,
+        name: parts.name,
+        spec: spec_handle(shared, parts.spec, &parts.spec_name),
+    })
+}
+
+fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: Arc<str>) -> Arc<MemWorker> {
+    Arc::new(MemWorker {
+        shared: shared.clone(),
+        id,
+        name,
+    })
+}
+
+fn attempt_handle(shared: &Arc<Shared>, parts: AttemptParts) -> AttemptRef {
+    Arc::new(MemAttempt {
+        shared: shared.clone(),
+        id: parts.id,
+        unit: unit_handle(shared, parts.unit),
+        worker: worker_handle(shared, parts.worker, parts.worker_name),
+    })
+}
+
+fn attempt_handles(
+    shared: &Arc<Shared>,
+    state: &State,
+    ids: Vec<AttemptId>,
+) -> Result<Vec<AttemptRef>> {
+    ids.into_iter()
+        .map(|id| Ok(attempt_handle(shared, state.attempt_parts(id)?)))
+        .collect()
+}
+
+fn worker_handles(
+    shared: &Arc<Shared>,
+    state: &State,
+    ids: Vec<WorkerId>,
+) -> Result<Vec<WorkerRef>> {
+    ids.into_iter()
+        .map(|id| Ok(worker_handle(shared, id, state.worker_name(id)?) as WorkerRef))
+        .collect()
+}
+
+/// Recognises a handle of this very backend instance.
+fn own<'a, T: HasShared + 'static>(shared: &Arc<Shared>, handle: &'a dyn Any) -> Result<&'a T> {
+    match handle.downcast_ref::<T>() {
+        Some(h) if Arc::ptr_eq(h.shared(), shared) => Ok(h),
+        _ => Err(Error::WrongBackend),
+    }
+}
+
+trait HasShared {
+    fn shared(&self) -> &Arc<Shared>;
+}
+
+impl HasShared for MemWorkUnit {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl HasShared for MemWorker {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+#[async_trait]
+impl Namespace for MemNamespace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn destroy(&self) -> Result<()> {
+        self.shared.run(|st, _| st.destroy_namespace(self.id));
+        Ok(())
+    }
+
+    async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        self.shared.run(|st, _| {
+            let (id, name) = st.set_work_spec(self.id, definition)?;
+            Ok(spec_handle(&self.shared, id, &name) as WorkSpecRef)
+        })
+    }
+
+    async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
+        self.shared.run(|st, _| {
+            let id = st.work_spec(self.id, name)?;
+            Ok(spec_handle(&self.shared, id, name) as WorkSpecRef)
+        })
+    }
+
+    async fn destroy_work_spec(&self, name: &str) -> Result<()> {
+        self.shared.run(|st, _| st.destroy_work_spec(self.id, name))
+    }
+
+    async fn work_spec_names(&self) -> Result<Vec<String>> {
+        self.shared.run(|st, _| st.work_spec_names(self.id))
+    }
+
+    async fn worker(&self, name: &str) -> Result<WorkerRef> {
+        self.shared.run(|st, now| {
+            let id = st.worker_named(self.id, name, now)?;
+            Ok(worker_handle(&self.shared, id, name.into()) as WorkerRef)
+        })
+    }
+
+    async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
+        self.shared.run(|st, _| {
+            Ok(st
+                .workers_of(self.id)?
+                .into_iter()
+                .map(|(name, id)| {
+                    let handle = worker_handle(&self.shared, id, name.as_str().into());
+                    (name, handle as WorkerRef)
+                })
+                .collect())
+        })
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        self.shared
+            .run(|st, now| st.summarize_namespace(self.id, now))
+    }
+}
+
+#[async_trait]
+impl WorkSpec for MemWorkSpec {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        self.shared.run(|st, _| st.spec_data(self.id))
+    }
+
+    async fn set_data(&self, definition: DataMap) -> Result<()> {
+        self.shared
+            .run(|st, _| st.set_spec_data(self.id, definition))
+    }
+
+    async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
+        self.shared
+            .run(|st, now| st.spec_meta(self.id, with_counts, now))
+    }
+
+    async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        self.shared.run(|st, _| st.set_spec_meta(self.id, &meta))
+    }
+
+    async fn add_work_unit(
+        &self,
+        name: &str,
+        data: DataMap,
+        meta: WorkUnitMeta,
+    ) -> Result<WorkUnitRef> {
+        self.shared.run(|st, now| {
+            let id = st.add_work_unit(self.id, name, data, meta, now)?;
+            Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
+        })
+    }
+
+    async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
+        self.shared.run(|st, _| {
+            let id = st.work_unit(self.id, name)?;
+            Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
+        })
+    }
+
+    async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
+        self.shared.run(|st, now| {
+            st.select(self.id, query, now)?
+                .into_iter()
+                .map(|(name, id)| {
+                    let handle = unit_handle(&self.shared, st.unit_parts(id)?);
+                    Ok((name.to_string(), handle as WorkUnitRef))
+                })
+                .collect()
+        })
+    }
+
+    async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
+        self.shared
+            .run(|st, now| st.count_work_unit_status(self.id, now))
+    }
+
+    async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        self.shared
+            .run(|st, now| st.change_priorities(self.id, query, now, |_| priority))
+    }
+
+    async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        self.shared
+            .run(|st, now| st.change_priorities(self.id, query, now, |p| p + delta))
+    }
+
+    async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
+        self.shared
+            .run(|st, now| st.delete_work_units(self.id, query, now))
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        self.shared.run(|st, now| st.summarize_spec(self.id, now))
+    }
+}
+
+#[async_trait]
+impl WorkUnit for MemWorkUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn work_spec(&self) -> WorkSpecRef {
+        self.spec.clone()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        self.shared.run(|st, _| st.unit_data(self.id))
+    }
+
+    async fn status(&self) -> Result<WorkUnitStatus> {
+        self.shared.run(|st, now| st.unit_status(self.id, now))
+    }
+
+    async fn meta(&self) -> Result<WorkUnitMeta> {
+        self.shared.run(|st, _| st.unit_meta(self.id))
+    }
+
+    async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        self.shared
+            .run(|st, now| st.set_unit_meta(self.id, now, |m| *m = meta))
+    }
+
+    async fn priority(&self) -> Result<f64> {
+        self.shared.run(|st, _| Ok(st.unit_meta(self.id)?.priority))
+    }
+
+    async fn set_priority(&self, priority: f64) -> Result<()> {
+        self.shared
+            .run(|st, now| st.set_unit_meta(self.id, now, |m| m.priority = priority))
+    }
+
+    async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
+        self.shared.run(|st, now| {
+            st.active_attempt(self.id, now)?
+                .map(|id| Ok(attempt_handle(&self.shared, st.attempt_parts(id)?)))
+                .transpose()
+        })
+    }
+
+    async fn clear_active_attempt(&self) -> Result<()> {
+        self.shared
+            .run(|st, now| st.clear_active_attempt(self.id, now))
+    }
+
+    async fn attempts(&self) -> Result<Vec<AttemptRef>> {
+        self.shared.run(|st, _| {
+            let ids = st.unit_attempts(self.id)?;
+            attempt_handles(&self.shared, st, ids)
+        })
+    }
+
+    async fn num_attempts(&self) -> Result<u64> {
+        self.shared
+            .run(|st, _| Ok(st.unit_attempts(self.id)?.len() as u64))
+    }
+}
+
+#[async_trait]
+impl Worker for MemWorker {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn parent(&self) -> Result<Option<WorkerRef>> {
+        self.shared.run(|st, _| {
+            st.parent(self.id)?
+                .map(|id| Ok(worker_handle(&self.shared, id, st.worker_name(id)?) as WorkerRef))
+                .transpose()
+        })
+    }
+
+    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+        let parent = parent
+            .map(|p| own::<MemWorker>(&self.shared, p.as_any()).map(|p| p.id))
+            .transpose()?;
+        self.shared.run(|st, _| st.set_parent(self.id, parent))
+    }
+
+    async fn children(&self) -> Result<Vec<WorkerRef>> {
+        self.shared.run(|st, _| {
+            let ids = st.children(self.id)?;
+            worker_handles(&self.shared, st, ids)
+        })
+    }
+
+    async fn active(&self) -> Result<bool> {
+        self.shared.run(|st, _| st.worker_active(self.id))
+    }
+
+    async fn deactivate(&self) -> Result<()> {
+        self.shared.run(|st, _| st.deactivate(self.id))
+    }
+
+    async fn mode(&self) -> Result<String> {
+        self.shared.run(|st, _| st.worker_mode(self.id))
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        self.shared.run(|st, _| st.worker_data(self.id))
+    }
+
+    async fn expiration(&self) -> Result<Time> {
+        self.shared.run(|st, _| st.worker_expiration(self.id))
+    }
+
+    async fn last_update(&self) -> Result<Time> {
+        self.shared.run(|st, _| st.worker_last_update(self.id))
+    }
+
+    async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
+        self.shared
+            .run(|st, _| st.update_worker(self.id, data, now, expiration, mode))
+    }
+
+    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
+        self.shared.run(|st, now| {
+            let ids = st.request_attempts(self.id, &request, now)?;
+            attempt_handles(&self.shared, st, ids)
+        })
+    }
+
+    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+        let unit = own::<MemWorkUnit>(&self.shared, unit.as_any())?.id;
+        self.shared.run(|st, now| {
+            let id = st.make_attempt(self.id, unit, lifetime, now)?;
+            Ok(attempt_handle(&self.shared, st.attempt_parts(id)?))
+        })
+    }
+
+    async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
+        self.shared.run(|st, _| {
+            let ids = st.active_attempts(self.id)?;
+            attempt_handles(&self.shared, st, ids)
+        })
+    }
+
+    async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
+        self.shared.run(|st, _| {
+            let ids = st.all_attempts(self.id)?;
+            attempt_handles(&self.shared, st, ids)
+        })
+    }
+
+    async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
+        self.shared.run(|st, _| {
+            let ids = st.child_attempts(self.id)?;
+            attempt_handles(&self.shared, st, ids)
+        })
+    }
+}
+
+#[async_trait]
+impl Attempt for MemAttempt {
+    fn work_unit(&self) -> WorkUnitRef {
+        self.unit.clone()
+    }
+
+    fn worker(&self) -> WorkerRef {
+        self.worker.clone()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn status(&self) -> Result<AttemptStatus> {
+        self.shared.run(|st, now| st.attempt_status(self.id, now))
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        self.shared.run(|st, _| st.attempt_data(self.id))
+    }
+
+    async fn start_time(&self) -> Result<Time> {
+        self.shared.run(|st, _| st.attempt_start(self.id))
+    }
+
+    async fn end_time(&self) -> Result<Option<Time>> {
+        self.shared.run(|st, now| st.attempt_end(self.id, now))
+    }
+
+    async fn expiration_time(&self) -> Result<Time> {
+        self.shared
+            .run(|st, now| st.attempt_expiration(self.id, now))
+    }
+
+    async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
+        self.shared
+            .run(|st, now| st.renew(self.id, extend, data, now))
+    }
+
+    async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+        self.shared.run(|st, now| st.expire(self.id, data, now))
+    }
+
+    async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+        self.shared.run(|st, now| st.finish(self.id, data, now))
+    }
+
+    async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+        self.shared.run(|st, now| st.fail(self.id, data, now))
+    }
+
+    async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
+        self.shared
+            .run(|st, now| st.retry(self.id, data, delay, now))
+    }
+}

@@ -1,0 +1,220 @@
+//! Per-spec indexes that keep status, counting and scheduling independent of
+//! the number of units in a spec.
+//!
+//! Every unit is in exactly one *class*, and each class has an index:
+//!
+//! | class | index |
+//! |---|---|
+//! | no active attempt, not-before reached | `ready`, by priority desc then name |
+//! | no active attempt, not-before ahead | `delayed`, by not-before |
+//! | active attempt Pending | `pending`, by expiration (for lazy expiry) |
+//! | active attempt Finished / Failed | a counter each |
+//!
+//! Mutations of a unit go through [`SpecIndex::remove`] (with the unit's
+//! state before) and [`SpecIndex::insert`] (with the state after), so the
+//! indexes cannot drift from the units.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::model::{AttemptStatus, Time};
+
+use super::state::{AttemptId, UnitId};
+
+/// A priority with a total order, so it can be part of an index key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Priority(pub(crate) f64);
+
+impl Eq for Priority {}
+
+impl PartialOrd for Priority {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Priority {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Order of hand-out: descending priority, then ascending name (§10.3).
+pub(crate) type ReadyKey = (Reverse<Priority>, Arc<str>, UnitId);
+
+/// What the index needs to know about a unit to file it.
+#[derive(Debug, Clone)]
+pub(crate) struct UnitClass {
+    pub(crate) id: UnitId,
+    pub(crate) name: Arc<str>,
+    pub(crate) priority: f64,
+    pub(crate) not_before: Option<Time>,
+    /// The active attempt: its id, status and expiration.
+    pub(crate) active: Option<(AttemptId, AttemptStatus, Time)>,
+}
+
+/// Status counts of a spec at a moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) available: u64,
+    pub(crate) pending: u64,
+    pub(crate) finished: u64,
+    pub(crate) failed: u64,
+    pub(crate) delayed: u64,
+}
+
+/// The indexes of one work spec.
+#[derive(Debug, Default)]
+pub(crate) struct SpecIndex {
+    ready: BTreeSet<ReadyKey>,
+    delayed: BTreeSet<(Time, UnitId, Arc<str>, Priority)>,
+    pending: BTreeSet<(Time, AttemptId)>,
+    finished: u64,
+    failed: u64,
+}
+
+impl SpecIndex {
+    /// Files a unit by its current state, as seen at `now`.
+    pub(crate) fn insert(&mut self, unit: &UnitClass, now: Time) {
+        match unit.active {
+            Some((attempt, AttemptStatus::Pending, expiration)) => {
+                self.pending.insert((expiration, attempt));
+            }
+            Some((_, AttemptStatus::Finished, _)) => self.finished += 1,
+            Some((_, AttemptStatus::Failed, _)) => self.failed += 1,
+            _ => match unit.not_before {
+                Some(nb) if now < nb => {
+                    self.delayed
+                        .insert((nb, unit.id, unit.name.clone(), Priority(unit.priority)));
+                }
+                _ => {
+                    self.ready.insert(ready_key(unit));
+                }
+            },
+        }
+    }
+
+    /// Unfiles a unit, given the state it was filed with.
+    pub(crate) fn remove(&mut self, unit: &UnitClass) {
+        match unit.active {
+            Some((attempt, AttemptStatus::Pending, expiration)) => {
+                self.pending.remove(&(expiration, attempt));
+            }
+            Some((_, AttemptStatus::Finished, _)) => self.finished -= 1,
+            Some((_, AttemptStatus::Failed, _)) => self.failed -= 1,
+            _ => {
+                // Filed under ready or delayed depending on the time it was filed.
+                if !self.ready.remove(&ready_key(unit)) {
+                    if let Some(nb) = unit.not_before {
+                        self.delayed.remove(&(
+                            nb,
+                            unit.id,
+                            unit.name.clone(),
+                            Priority(unit.priority),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves delayed units whose not-before has come to `ready`.
+    pub(crate) fn promote(&mut self, now: Time) {
+        while let Some(first) = self.delayed.first() {
+            if first.0 > now {
+                break;
+            }
+            if let Some((_, id, name, priority)) = self.delayed.pop_first() {
+                self.ready.insert((Reverse(priority), name, id));
+            }
+        }
+    }
+
+    /// Active pending attempts whose lease ran out before `now` (§13.2).
+    pub(crate) fn expired(&self, now: Time) -> Vec<AttemptId> {
+        self.pending
+            .iter()
+            .take_while(|(expiration, _)| *expiration < now)
+            .map(|(_, attempt)| *attempt)
+            .collect()
+    }
+
+    /// Ready units in hand-out order.
+    pub(crate) fn ready(&self) -> impl Iterator<Item = UnitId> + '_ {
+        self.ready.iter().map(|(_, _, id)| *id)
+    }
+
+    /// Counts per status; call [`promote`](Self::promote) first.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            available: self.ready.len() as u64,
+            pending: self.pending.len() as u64,
+            finished: self.finished,
+            failed: self.failed,
+            delayed: self.delayed.len() as u64,
+        }
+    }
+}
+
+fn ready_key(unit: &UnitClass) -> ReadyKey {
+    (Reverse(Priority(unit.priority)), unit.name.clone(), unit.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Duration;
+
+    fn unit(id: u64, name: &str, priority: f64) -> UnitClass {
+        UnitClass {
+            id: UnitId(id),
+            name: name.into(),
+            priority,
+            not_before: None,
+            active: None,
+        }
+    }
+
+    fn t(s: i64) -> Time {
+        Time::UNIX_EPOCH + Duration::seconds(s)
+    }
+
+    #[test]
+    fn ready_order_is_priority_then_name() {
+        let mut index = SpecIndex::default();
+        index.insert(&unit(1, "b", 0.0), t(0));
+        index.insert(&unit(2, "a", 0.0), t(0));
+        index.insert(&unit(3, "z", 5.0), t(0));
+        let order: Vec<_> = index.ready().collect();
+        assert_eq!(order, [UnitId(3), UnitId(2), UnitId(1)]);
+    }
+
+    #[test]
+    fn delayed_units_are_promoted_when_due() {
+        let mut index = SpecIndex::default();
+        let mut u = unit(1, "a", 0.0);
+        u.not_before = Some(t(10));
+        index.insert(&u, t(0));
+        assert_eq!(index.counts().delayed, 1);
+        index.promote(t(9));
+        assert_eq!(index.counts().available, 0);
+        index.promote(t(10));
+        assert_eq!(index.counts().available, 1);
+        // Removal finds it wherever it was filed.
+        index.remove(&u);
+        assert_eq!(index.counts(), Counts::default());
+    }
+
+    #[test]
+    fn pending_attempts_expire_strictly_after_deadline() {
+        let mut index = SpecIndex::default();
+        let mut u = unit(1, "a", 0.0);
+        u.active = Some((AttemptId(7), AttemptStatus::Pending, t(5)));
+        index.insert(&u, t(0));
+        assert!(index.expired(t(5)).is_empty());
+        assert_eq!(index.expired(t(6)), [AttemptId(7)]);
+        index.remove(&u);
+        assert_eq!(index.counts().pending, 0);
+    }
+}

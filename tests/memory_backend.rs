@@ -1,0 +1,81 @@
+//! Behaviour of `MemoryBackend` beyond the shared conformance suite: its
+//! indexes stay consistent through every kind of transition.
+
+use coordinate::memory::MemoryBackend;
+use coordinate::{
+    data, AttemptRequest, AttemptStatus, Backend, Duration, Error, MockClock, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitStatus,
+};
+
+#[tokio::test]
+async fn smoke_lifecycle_through_every_index() {
+    let clock = MockClock::new();
+    let backend = MemoryBackend::with_clock(clock.clone());
+    let ns = backend.namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "s", "then": "t"}))
+        .await
+        .unwrap();
+    let next = ns
+        .set_work_spec(data!({"name": "t", "disabled": true}))
+        .await
+        .unwrap();
+    for (name, prio) in [("b", 0.0), ("a", 0.0), ("c", 5.0)] {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::with_priority(prio))
+            .await
+            .unwrap();
+    }
+    let worker = ns.worker("w").await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::units(2))
+        .await
+        .unwrap();
+    let names: Vec<_> = got
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    assert_eq!(names, ["c", "a"]);
+    let counts = spec.count_work_unit_status().await.unwrap();
+    assert_eq!(counts[&WorkUnitStatus::Pending], 2);
+    assert_eq!(counts[&WorkUnitStatus::Available], 1);
+
+    got[0]
+        .finish(Some(data!({"output": ["x", ["y", {"k": 1}]]})))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.work_units(&WorkUnitQuery::all()).await.unwrap().len(),
+        2
+    );
+    got[1].retry(None, Duration::seconds(60)).await.unwrap();
+    assert_eq!(
+        got[1].work_unit().status().await.unwrap(),
+        WorkUnitStatus::Delayed
+    );
+    clock.advance(Duration::seconds(60));
+    assert_eq!(
+        got[1].work_unit().status().await.unwrap(),
+        WorkUnitStatus::Available
+    );
+
+    let again = worker
+        .request_attempts(AttemptRequest::units(5))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    clock.advance(Duration::minutes(16));
+    assert_eq!(again[0].status().await.unwrap(), AttemptStatus::Expired);
+    assert_eq!(again[0].finish(None).await, Err(Error::NotPending));
+    assert!(worker.active_attempts().await.unwrap().is_empty());
+    let meta = spec.meta(true).await.unwrap();
+    assert_eq!((meta.available_count, meta.pending_count), (2, 0));
+
+    assert_eq!(
+        spec.delete_work_units(&WorkUnitQuery::all()).await.unwrap(),
+        3
+    );
+    assert_eq!(again[0].status().await, Err(Error::Gone));
+    assert!(spec.count_work_unit_status().await.unwrap().is_empty());
+    ns.destroy().await.unwrap();
+    assert_eq!(spec.meta(false).await.unwrap_err(), Error::Gone);
+}
