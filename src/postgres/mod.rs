@@ -31,8 +31,9 @@
 //! refused with [`PostgresError::SchemaTooNew`]. Tables follow COORDINATE-SPEC
 //! §16: data maps are `jsonb`; names are `bytea`, so they sort byte-wise and
 //! may contain any character; durations are integer microseconds; unset times
-//! are `NULL`. PostgreSQL's `jsonb` cannot hold the character U+0000 inside a
-//! string, so data maps containing it are refused with a backend error.
+//! are `NULL`. PostgreSQL's `jsonb` cannot hold the character U+0000, so
+//! strings and keys holding it are stored escaped, losslessly (the `nul`
+//! module).
 //!
 //! # Identity and `Gone`
 //!
@@ -60,6 +61,7 @@
 mod attempt;
 mod error;
 mod namespace;
+mod nul;
 mod schema;
 pub mod testing;
 mod work_spec;
@@ -515,7 +517,7 @@ pub(crate) fn text(row: &Row, i: usize) -> Result<String> {
 /// A `jsonb` data map column.
 pub(crate) fn data_map(row: &Row, i: usize) -> Result<DataMap> {
     let Json(map): Json<DataMap> = col(row, i)?;
-    Ok(map)
+    Ok(nul::unescape(map))
 }
 
 /// An attempt status column.
@@ -544,9 +546,9 @@ pub(crate) fn micros(d: Duration) -> Result<i64> {
         .ok_or_else(|| Error::TimeOutOfRange(format!("duration {d} in microseconds")))
 }
 
-/// A data map as a `jsonb` parameter.
-pub(crate) fn json(map: &DataMap) -> Json<&DataMap> {
-    Json(map)
+/// A data map as a `jsonb` parameter (see the `nul` module).
+pub(crate) fn json(map: &DataMap) -> Json<std::borrow::Cow<'_, DataMap>> {
+    Json(nul::escape(map))
 }
 
 /// The meta columns of `work_spec` (alias `s`), in the order [`read_meta`]

@@ -4,7 +4,7 @@
 -- NUL included, which text cannot. Attempt statuses are the ordinals of
 -- AttemptStatus (0 pending, 1 expired, 2 finished, 3 failed, 4 retryable).
 -- Durations are integer microseconds; unset times are NULL. No column
--- defaults to now(): every time comes from the backend's injected clock.
+-- defaults to the database clock: every time comes from the injected clock.
 
 CREATE TABLE namespace (
     id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
