@@ -6,8 +6,8 @@
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError, SCHEMA_VERSION};
 use coordinate::{
-    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitStatus,
 };
 
 /// A fresh backend on its own database, or `None` (test skipped).
@@ -39,7 +39,9 @@ async fn old_handles_stay_gone_after_recreation() {
     let attempt = worker.make_attempt(&*unit, Duration::zero()).await.unwrap();
 
     // Unit deleted and re-added: the old unit handle and its attempt are gone.
-    spec.delete_work_units(&WorkUnitQuery::names(["u"])).await.unwrap();
+    spec.delete_work_units(&WorkUnitQuery::names(["u"]))
+        .await
+        .unwrap();
     let unit2 = spec
         .add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default())
         .await
@@ -53,7 +55,10 @@ async fn old_handles_stay_gone_after_recreation() {
 
     // Spec destroyed and recreated: old spec and unit handles are gone.
     ns.destroy_work_spec("s").await.unwrap();
-    let spec2 = ns.set_work_spec(data!({"name": "s", "priority": 4})).await.unwrap();
+    let spec2 = ns
+        .set_work_spec(data!({"name": "s", "priority": 4}))
+        .await
+        .unwrap();
     assert!(is_gone(&spec.meta(false).await.unwrap_err()));
     assert!(is_gone(
         &spec
@@ -67,7 +72,9 @@ async fn old_handles_stay_gone_after_recreation() {
     // Namespace destroyed and recreated.
     ns.destroy().await.unwrap();
     let ns2 = b.namespace("n").await.unwrap();
-    assert!(is_gone(&ns.set_work_spec(data!({"name": "s"})).await.unwrap_err()));
+    assert!(is_gone(
+        &ns.set_work_spec(data!({"name": "s"})).await.unwrap_err()
+    ));
     assert!(is_gone(&ns.worker("w").await.unwrap_err()));
     assert!(is_gone(&spec2.data().await.unwrap_err()));
     assert!(is_gone(&worker.active().await.unwrap_err()));
@@ -82,16 +89,24 @@ async fn chaining_follows_the_active_attempt_only() {
         return;
     };
     let ns = b.namespace("n").await.unwrap();
-    let a = ns.set_work_spec(data!({"name": "a", "then": "b"})).await.unwrap();
+    let a = ns
+        .set_work_spec(data!({"name": "a", "then": "b"}))
+        .await
+        .unwrap();
     let next = ns
         .set_work_spec(data!({"name": "b", "disabled": true}))
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     for u in ["u1", "u2", "u3"] {
-        a.add_work_unit(u, data!({}), WorkUnitMeta::default()).await.unwrap();
+        a.add_work_unit(u, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
     }
-    let got = worker.request_attempts(AttemptRequest::units(3)).await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::units(3))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 3);
 
     // Map output, with data.
@@ -99,7 +114,10 @@ async fn chaining_follows_the_active_attempt_only() {
         .finish(Some(data!({"output": {"x": {"k": 1}}})))
         .await
         .unwrap();
-    assert_eq!(next.work_unit("x").await.unwrap().data().await.unwrap(), data!({"k": 1}));
+    assert_eq!(
+        next.work_unit("x").await.unwrap().data().await.unwrap(),
+        data!({"k": 1})
+    );
 
     // List output with a delay and a float priority.
     got[1]
@@ -133,15 +151,17 @@ async fn chaining_follows_the_active_attempt_only() {
     a.add_work_unit("u4", data!({"output": ["q"]}), WorkUnitMeta::default())
         .await
         .unwrap();
-    let got = worker.request_attempts(AttemptRequest::default()).await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap();
     got[0].finish(None).await.unwrap();
     assert_eq!(got[0].status().await.unwrap(), AttemptStatus::Finished);
 }
 
 #[tokio::test]
 async fn max_retries_fails_units_and_takes_the_next_batch() {
-    let Some((b, clock)) = backend("max_retries_fails_units_and_takes_the_next_batch").await
-    else {
+    let Some((b, clock)) = backend("max_retries_fails_units_and_takes_the_next_batch").await else {
         return;
     };
     let ns = b.namespace("n").await.unwrap();
@@ -151,27 +171,43 @@ async fn max_retries_fails_units_and_takes_the_next_batch() {
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     for u in ["a", "b", "c", "d"] {
-        spec.add_work_unit(u, data!({}), WorkUnitMeta::default()).await.unwrap();
+        spec.add_work_unit(u, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
     }
-    let first = worker.request_attempts(AttemptRequest::units(10)).await.unwrap();
-    let names: Vec<_> = first.iter().map(|a| a.work_unit().name().to_string()).collect();
+    let first = worker
+        .request_attempts(AttemptRequest::units(10))
+        .await
+        .unwrap();
+    let names: Vec<_> = first
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
     assert_eq!(names, ["a", "b"]);
     // Let the whole batch expire: the next request fails both and moves on.
     clock.advance(Duration::hours(1));
-    let second = worker.request_attempts(AttemptRequest::units(10)).await.unwrap();
-    let names: Vec<_> = second.iter().map(|a| a.work_unit().name().to_string()).collect();
+    let second = worker
+        .request_attempts(AttemptRequest::units(10))
+        .await
+        .unwrap();
+    let names: Vec<_> = second
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
     assert_eq!(names, ["c", "d"]);
     let a = spec.work_unit("a").await.unwrap();
     assert_eq!(a.status().await.unwrap(), WorkUnitStatus::Failed);
-    assert_eq!(a.data().await.unwrap(), data!({"traceback": "too many retries"}));
+    assert_eq!(
+        a.data().await.unwrap(),
+        data!({"traceback": "too many retries"})
+    );
     assert_eq!(a.num_attempts().await.unwrap(), 2);
     assert_eq!(first[0].status().await.unwrap(), AttemptStatus::Expired);
 }
 
 #[tokio::test]
 async fn continuous_specs_generate_one_unit_per_interval() {
-    let Some((b, clock)) = backend("continuous_specs_generate_one_unit_per_interval").await
-    else {
+    let Some((b, clock)) = backend("continuous_specs_generate_one_unit_per_interval").await else {
         return;
     };
     clock.advance(Duration::milliseconds(1_400_000_000_005));
@@ -181,20 +217,31 @@ async fn continuous_specs_generate_one_unit_per_interval() {
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let got = worker.request_attempts(AttemptRequest::units(5)).await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::units(5))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].work_unit().name(), "1400000000.005");
     let meta = spec.meta(false).await.unwrap();
     assert_eq!(meta.interval, Duration::days(1));
-    assert_eq!(
-        meta.next_continuous,
-        Some(clock.now() + Duration::days(1))
-    );
+    assert_eq!(meta.next_continuous, Some(clock.now() + Duration::days(1)));
     got[0].finish(None).await.unwrap();
     clock.advance(Duration::hours(12));
-    assert!(worker.request_attempts(AttemptRequest::default()).await.unwrap().is_empty());
+    assert!(worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap()
+        .is_empty());
     clock.advance(Duration::days(3));
-    assert_eq!(worker.request_attempts(AttemptRequest::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        worker
+            .request_attempts(AttemptRequest::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -218,9 +265,15 @@ async fn expiry_is_lazy_and_uses_the_injected_clock() {
         .await
         .unwrap();
     assert_eq!(later.status().await.unwrap(), WorkUnitStatus::Delayed);
-    let unit = spec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let got = worker.request_attempts(AttemptRequest::default()).await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap();
     assert_eq!(got[0].work_unit().name(), "u");
 
     // Past the deadline, but no expiry check yet: renew still works.
@@ -237,7 +290,10 @@ async fn expiry_is_lazy_and_uses_the_injected_clock() {
     assert_eq!(got[0].end_time().await.unwrap(), Some(clock.now()));
     assert!(worker.active_attempts().await.unwrap().is_empty());
     assert_eq!(got[0].finish(None).await.unwrap_err(), Error::NotPending);
-    assert_eq!(got[0].renew(Duration::minutes(1), None).await.unwrap_err(), Error::LostLease);
+    assert_eq!(
+        got[0].renew(Duration::minutes(1), None).await.unwrap_err(),
+        Error::LostLease
+    );
 }
 
 #[tokio::test]
@@ -282,7 +338,10 @@ async fn intervals_and_data_round_trip_exactly() {
             .set_work_spec(data!({"name": "s", "continuous": true, "interval": seconds}))
             .await
             .unwrap();
-        assert_eq!(spec.meta(false).await.unwrap().interval, Duration::seconds(seconds));
+        assert_eq!(
+            spec.meta(false).await.unwrap().interval,
+            Duration::seconds(seconds)
+        );
     }
     let definition = data!({"name": "d", "nested": {"empty": [], "f": 0.5, "i": 3, "s": "x"}});
     let spec = ns.set_work_spec(definition.clone()).await.unwrap();
@@ -309,13 +368,28 @@ async fn handles_of_other_backends_are_refused() {
         .set_work_spec(data!({"name": "s"}))
         .await
         .unwrap();
-    let munit = mspec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await.unwrap();
-    let mworker = memory.namespace("n").await.unwrap().worker("m").await.unwrap();
+    let munit = mspec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let mworker = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("m")
+        .await
+        .unwrap();
     assert_eq!(
-        worker.make_attempt(&*munit, Duration::zero()).await.unwrap_err(),
+        worker
+            .make_attempt(&*munit, Duration::zero())
+            .await
+            .unwrap_err(),
         Error::WrongBackend
     );
-    assert_eq!(worker.set_parent(Some(&*mworker)).await.unwrap_err(), Error::WrongBackend);
+    assert_eq!(
+        worker.set_parent(Some(&*mworker)).await.unwrap_err(),
+        Error::WrongBackend
+    );
 
     // Another PostgresBackend instance is another backend, too.
     let ospec = other
@@ -325,16 +399,34 @@ async fn handles_of_other_backends_are_refused() {
         .set_work_spec(data!({"name": "s"}))
         .await
         .unwrap();
-    let ounit = ospec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await.unwrap();
+    let ounit = ospec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
-        worker.make_attempt(&*ounit, Duration::zero()).await.unwrap_err(),
+        worker
+            .make_attempt(&*ounit, Duration::zero())
+            .await
+            .unwrap_err(),
         Error::WrongBackend
     );
     // A clone is the same backend.
-    let unit = spec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
     let clone = b.clone();
-    let cworker = clone.namespace("n").await.unwrap().worker("w").await.unwrap();
-    cworker.make_attempt(&*unit, Duration::zero()).await.unwrap();
+    let cworker = clone
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    cworker
+        .make_attempt(&*unit, Duration::zero())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -363,7 +455,9 @@ async fn schema_is_migrated_once_and_newer_schemas_are_refused() {
         assert_eq!(backend.schema_version(), SCHEMA_VERSION);
     }
 
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let version: i32 = client
         .query_one("SELECT version FROM coordinate_schema", &[])

@@ -26,22 +26,67 @@ const WORKERS: &[&str] = &["w1", "w2", "w3"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    AddUnit { unit: usize, priority: i8, delay: i8 },
-    DeleteUnits { unit: Option<usize>, status: Option<WorkUnitStatus>, limit: i8 },
-    Request { worker: usize, n: i8 },
-    MakeAttempt { worker: usize, unit: usize, lifetime: i16 },
-    Renew { attempt: usize, extend: i16 },
-    Expire { attempt: usize },
-    Finish { attempt: usize, chain: bool },
-    Fail { attempt: usize },
-    Retry { attempt: usize, delay: i16 },
-    ClearActive { unit: usize },
-    AdjustPriority { status: Option<WorkUnitStatus>, delta: i8 },
-    Advance { seconds: u16 },
-    Limits { max_running: i8, max_retries: i8, max_getwork: i8 },
-    Continuous { on: bool, interval: u8 },
+    AddUnit {
+        unit: usize,
+        priority: i8,
+        delay: i8,
+    },
+    DeleteUnits {
+        unit: Option<usize>,
+        status: Option<WorkUnitStatus>,
+        limit: i8,
+    },
+    Request {
+        worker: usize,
+        n: i8,
+    },
+    MakeAttempt {
+        worker: usize,
+        unit: usize,
+        lifetime: i16,
+    },
+    Renew {
+        attempt: usize,
+        extend: i16,
+    },
+    Expire {
+        attempt: usize,
+    },
+    Finish {
+        attempt: usize,
+        chain: bool,
+    },
+    Fail {
+        attempt: usize,
+    },
+    Retry {
+        attempt: usize,
+        delay: i16,
+    },
+    ClearActive {
+        unit: usize,
+    },
+    AdjustPriority {
+        status: Option<WorkUnitStatus>,
+        delta: i8,
+    },
+    Advance {
+        seconds: u16,
+    },
+    Limits {
+        max_running: i8,
+        max_retries: i8,
+        max_getwork: i8,
+    },
+    Continuous {
+        on: bool,
+        interval: u8,
+    },
     RecreateNextSpec,
-    SetParent { child: usize, parent: Option<usize> },
+    SetParent {
+        child: usize,
+        parent: Option<usize>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -122,12 +167,27 @@ fn kind<T>(r: &Result<T, Error>) -> String {
 async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
     let attempt = |i: usize| w.attempts.get(i % w.attempts.len().max(1)).cloned();
     match op {
-        Op::AddUnit { unit, priority, delay } => {
+        Op::AddUnit {
+            unit,
+            priority,
+            delay,
+        } => {
             let not_before = (*delay != 0).then(|| clock.now() + secs(*delay));
-            let meta = WorkUnitMeta { priority: f64::from(*priority), not_before };
-            kind(&w.spec.add_work_unit(UNITS[*unit], data!({"u": unit}), meta).await)
+            let meta = WorkUnitMeta {
+                priority: f64::from(*priority),
+                not_before,
+            };
+            kind(
+                &w.spec
+                    .add_work_unit(UNITS[*unit], data!({"u": unit}), meta)
+                    .await,
+            )
         }
-        Op::DeleteUnits { unit, status, limit } => {
+        Op::DeleteUnits {
+            unit,
+            status,
+            limit,
+        } => {
             let query = WorkUnitQuery {
                 names: unit.map(|u| vec![UNITS[u].to_string()]).unwrap_or_default(),
                 statuses: status.map(|s| vec![s]).unwrap_or_default(),
@@ -137,18 +197,30 @@ async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
             format!("{:?}", w.spec.delete_work_units(&query).await.ok())
         }
         Op::Request { worker, n } => {
-            match w.workers[*worker].request_attempts(AttemptRequest::units(i64::from(*n))).await {
+            match w.workers[*worker]
+                .request_attempts(AttemptRequest::units(i64::from(*n)))
+                .await
+            {
                 Ok(got) => {
-                    let names: Vec<String> =
-                        got.iter().map(|a| a.work_unit().name().to_string()).collect();
+                    let names: Vec<String> = got
+                        .iter()
+                        .map(|a| a.work_unit().name().to_string())
+                        .collect();
                     w.attempts.extend(got);
                     format!("{names:?}")
                 }
                 Err(e) => format!("{e:?}"),
             }
         }
-        Op::MakeAttempt { worker, unit, lifetime } => match w.spec.work_unit(UNITS[*unit]).await {
-            Ok(unit) => match w.workers[*worker].make_attempt(&*unit, secs(*lifetime)).await {
+        Op::MakeAttempt {
+            worker,
+            unit,
+            lifetime,
+        } => match w.spec.work_unit(UNITS[*unit]).await {
+            Ok(unit) => match w.workers[*worker]
+                .make_attempt(&*unit, secs(*lifetime))
+                .await
+            {
                 Ok(a) => {
                     w.attempts.push(a);
                     "ok".into()
@@ -186,13 +258,21 @@ async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
         },
         Op::AdjustPriority { status, delta } => {
             let query = WorkUnitQuery::statuses(status.iter().copied());
-            kind(&w.spec.adjust_work_unit_priorities(&query, f64::from(*delta)).await)
+            kind(
+                &w.spec
+                    .adjust_work_unit_priorities(&query, f64::from(*delta))
+                    .await,
+            )
         }
         Op::Advance { seconds } => {
             clock.advance(secs(*seconds));
             "ok".into()
         }
-        Op::Limits { max_running, max_retries, max_getwork } => {
+        Op::Limits {
+            max_running,
+            max_retries,
+            max_getwork,
+        } => {
             let mut meta = w.spec.meta(false).await.unwrap();
             meta.max_running = i64::from(*max_running);
             meta.max_retries = i64::from(*max_retries);
@@ -207,7 +287,11 @@ async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
         }
         Op::RecreateNextSpec => {
             let a = kind(&w.ns.destroy_work_spec("next").await);
-            let b = kind(&w.ns.set_work_spec(data!({"name": "next", "disabled": true})).await);
+            let b = kind(
+                &w.ns
+                    .set_work_spec(data!({"name": "next", "disabled": true}))
+                    .await,
+            );
             format!("{a} {b}")
         }
         Op::SetParent { child, parent } => {
@@ -231,7 +315,10 @@ async fn snapshot(w: &World) -> Vec<String> {
         };
         let meta = spec.meta(true).await.unwrap();
         out.push(format!("spec {spec_name} meta {meta:?}"));
-        out.push(format!("spec {spec_name} counts {:?}", spec.count_work_unit_status().await.unwrap()));
+        out.push(format!(
+            "spec {spec_name} counts {:?}",
+            spec.count_work_unit_status().await.unwrap()
+        ));
         let mut summary = spec.summarize().await.unwrap();
         sort_summary(&mut summary);
         out.push(format!("spec {spec_name} summary {summary:?}"));
@@ -244,7 +331,9 @@ async fn snapshot(w: &World) -> Vec<String> {
                 Some(a) => format!("{}@{}", a.worker().name(), a.start_time().await.unwrap()),
                 None => "-".into(),
             };
-            out.push(format!("unit {spec_name}/{name:?} {status} {data:?} {meta:?} n={n} active={active}"));
+            out.push(format!(
+                "unit {spec_name}/{name:?} {status} {data:?} {meta:?} n={n} active={active}"
+            ));
         }
     }
     for (i, a) in w.attempts.iter().enumerate() {
@@ -265,11 +354,22 @@ async fn snapshot(w: &World) -> Vec<String> {
     for worker in &w.workers {
         let names = |list: Vec<AttemptRef>| {
             list.iter()
-                .map(|a| format!("{}/{:?}", a.work_unit().work_spec().name(), a.work_unit().name()))
+                .map(|a| {
+                    format!(
+                        "{}/{:?}",
+                        a.work_unit().work_spec().name(),
+                        a.work_unit().name()
+                    )
+                })
                 .collect::<Vec<_>>()
         };
-        let mut children: Vec<String> =
-            worker.children().await.unwrap().iter().map(|c| c.name().to_string()).collect();
+        let mut children: Vec<String> = worker
+            .children()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
         children.sort();
         let mut child_attempts = names(worker.child_attempts().await.unwrap());
         child_attempts.sort();
@@ -288,12 +388,18 @@ async fn snapshot(w: &World) -> Vec<String> {
 }
 
 fn config() -> Config {
-    let cases = std::env::var("DIFF_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(40);
+    let cases = std::env::var("DIFF_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(40);
     Config {
         cases,
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(
-            std::env::var("DIFF_SEED").ok().and_then(|c| c.parse().ok()).unwrap_or(0xD1FF),
+            std::env::var("DIFF_SEED")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0xD1FF),
         ),
         failure_persistence: None,
         max_shrink_iters: 200,

@@ -101,10 +101,16 @@ async fn calls_succeed_again_after_a_server_restart() {
     for _ in 0..8 {
         assert_eq!(spec.meta(true).await.unwrap().available_count, 4);
     }
-    let got = worker.request_attempts(AttemptRequest::units(2)).await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::units(2))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 2);
     got[0].finish(None).await.unwrap();
-    assert_eq!(spec.count_work_unit_status().await.unwrap()[&WorkUnitStatus::Finished], 1);
+    assert_eq!(
+        spec.count_work_unit_status().await.unwrap()[&WorkUnitStatus::Finished],
+        1
+    );
 }
 
 #[tokio::test]
@@ -122,10 +128,9 @@ async fn a_failing_statement_leaves_no_partial_state() {
         .await
         .unwrap();
     // Make the database refuse any unit named "poison".
-    let (admin, conn) =
-        tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
+    let (admin, conn) = tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     admin
         .batch_execute(
@@ -143,11 +148,22 @@ async fn a_failing_statement_leaves_no_partial_state() {
         .unwrap();
 
     let ns = backend.namespace("n").await.unwrap();
-    let a = ns.set_work_spec(data!({"name": "a", "then": "b"})).await.unwrap();
-    let b = ns.set_work_spec(data!({"name": "b", "disabled": true})).await.unwrap();
-    a.add_work_unit("u", data!({}), WorkUnitMeta::default()).await.unwrap();
+    let a = ns
+        .set_work_spec(data!({"name": "a", "then": "b"}))
+        .await
+        .unwrap();
+    let b = ns
+        .set_work_spec(data!({"name": "b", "disabled": true}))
+        .await
+        .unwrap();
+    a.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let got = worker.request_attempts(AttemptRequest::default()).await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap();
 
     // finish = complete the attempt, then add "fine", then add "poison".
     let err = got[0]
@@ -160,9 +176,16 @@ async fn a_failing_statement_leaves_no_partial_state() {
     assert_eq!(got[0].status().await.unwrap(), AttemptStatus::Pending);
     assert_eq!(got[0].end_time().await.unwrap(), None);
     assert_eq!(got[0].data().await.unwrap(), data!({}));
-    assert_eq!(got[0].work_unit().status().await.unwrap(), WorkUnitStatus::Pending);
+    assert_eq!(
+        got[0].work_unit().status().await.unwrap(),
+        WorkUnitStatus::Pending
+    );
     assert_eq!(worker.active_attempts().await.unwrap().len(), 1);
-    assert!(b.work_units(&WorkUnitQuery::all()).await.unwrap().is_empty());
+    assert!(b
+        .work_units(&WorkUnitQuery::all())
+        .await
+        .unwrap()
+        .is_empty());
 
     // The same finish without the poison goes through whole.
     got[0]
@@ -193,7 +216,14 @@ async fn concurrent_set_work_spec_of_one_name_makes_one_spec() {
     }
     assert_eq!(ids, HashSet::from([true]));
     assert_eq!(ns.work_spec_names().await.unwrap(), ["s"]);
-    let priority = ns.work_spec("s").await.unwrap().meta(false).await.unwrap().priority;
+    let priority = ns
+        .work_spec("s")
+        .await
+        .unwrap()
+        .meta(false)
+        .await
+        .unwrap()
+        .priority;
     assert!((0..32).contains(&priority));
 }
 
@@ -237,7 +267,10 @@ async fn concurrent_workers_never_share_a_unit() {
                     .unwrap();
                 let mut mine = Vec::new();
                 loop {
-                    let got = worker.request_attempts(AttemptRequest::units(7)).await.unwrap();
+                    let got = worker
+                        .request_attempts(AttemptRequest::units(7))
+                        .await
+                        .unwrap();
                     if got.is_empty() {
                         break mine;
                     }
@@ -279,7 +312,11 @@ async fn concurrent_workers_never_share_a_unit() {
                     .worker(&format!("x{i}"))
                     .await
                     .unwrap();
-                worker.request_attempts(AttemptRequest::units(2)).await.unwrap().len()
+                worker
+                    .request_attempts(AttemptRequest::units(2))
+                    .await
+                    .unwrap()
+                    .len()
             })
         })
         .collect();

@@ -11,7 +11,9 @@ use super::error::db;
 use super::work_spec::{upsert_unit, PgWorkSpec};
 use super::work_unit::PgWorkUnit;
 use super::worker::PgWorker;
-use super::{attempt_status, col, data_map, execute, json, query_opt, status_code, text, Scope, Shared};
+use super::{
+    attempt_status, col, data_map, execute, json, query_opt, status_code, text, Scope, Shared,
+};
 use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, Result};
@@ -127,7 +129,9 @@ impl PgAttempt {
         let now = shared.now();
         let mut client = shared.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(Error::Gone)?;
+        let row = query_opt(&tx, LOCK, &[&self.id])
+            .await?
+            .ok_or(Error::Gone)?;
         let locked = Locked {
             status: attempt_status(&row, 0)?,
             active: col(&row, 1)?,

@@ -92,7 +92,9 @@ pub(crate) fn is_retryable(e: &Error) -> bool {
         Error::Backend(source) => source
             .downcast_ref::<PostgresError>()
             .and_then(PostgresError::sql_state)
-            .is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED),
+            .is_some_and(|c| {
+                *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+            }),
         _ => false,
     }
 }

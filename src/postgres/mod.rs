@@ -198,7 +198,8 @@ impl PostgresBuilder {
     /// for a bad URL, `Connect` when the server cannot be reached in time,
     /// `SchemaTooNew` for a database of a newer version of this crate.
     pub async fn build(self) -> Result<PostgresBackend> {
-        let mut config = tokio_postgres::Config::from_str(&self.url).map_err(PostgresError::Config)?;
+        let mut config =
+            tokio_postgres::Config::from_str(&self.url).map_err(PostgresError::Config)?;
         let timeout = match config.get_connect_timeout() {
             Some(t) if *t < self.connect_timeout => *t,
             _ => self.connect_timeout,
@@ -291,7 +292,9 @@ impl Backend for PostgresBackend {
                 return Ok(self.namespace_handle(col(&row, 0)?, name.to_string()));
             }
         }
-        Err(decode(format!("namespace {name:?} keeps vanishing while being created")))
+        Err(decode(format!(
+            "namespace {name:?} keeps vanishing while being created"
+        )))
     }
 
     async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>> {
@@ -442,8 +445,9 @@ impl Shared {
         for row in &rows {
             let status = derived_status(attempt_status_opt(row, 2)?, col(row, 3)?, now);
             let n: i64 = col(row, 4)?;
-            *counts.entry((text(row, 0)?, text(row, 1)?, status)).or_default() +=
-                u64::try_from(n).map_err(decode)?;
+            *counts
+                .entry((text(row, 0)?, text(row, 1)?, status))
+                .or_default() += u64::try_from(n).map_err(decode)?;
         }
         Ok(counts
             .into_iter()
@@ -511,7 +515,9 @@ pub(crate) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
 /// A `bytea` name column as a string.
 pub(crate) fn text(row: &Row, i: usize) -> Result<String> {
     let bytes: &[u8] = col(row, i)?;
-    std::str::from_utf8(bytes).map(str::to_owned).map_err(decode)
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(decode)
 }
 
 /// A `jsonb` data map column.

@@ -187,7 +187,9 @@ impl Namespace for PgNamespace {
                 )));
             }
         }
-        Err(decode(format!("worker {name:?} keeps vanishing while being created")))
+        Err(decode(format!(
+            "worker {name:?} keeps vanishing while being created"
+        )))
     }
 
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
@@ -201,8 +203,7 @@ impl Namespace for PgNamespace {
         rows.iter()
             .map(|row| {
                 let name = text(row, 1)?;
-                let worker: WorkerRef =
-                    Arc::new(PgWorker::new(
+                let worker: WorkerRef = Arc::new(PgWorker::new(
                     self.shared.clone(),
                     self.id,
                     col(row, 0)?,

@@ -31,7 +31,8 @@ fn value_needs_escape(v: &Value) -> bool {
 }
 
 fn map_needs_escape(m: &DataMap) -> bool {
-    m.iter().any(|(k, v)| needs_escape(k) || value_needs_escape(v))
+    m.iter()
+        .any(|(k, v)| needs_escape(k) || value_needs_escape(v))
 }
 
 fn escape_str(s: &str) -> String {
@@ -122,7 +123,13 @@ mod tests {
     #[test]
     fn round_trips_nul_and_the_escape_character() {
         let tricky = [
-            "", "\0", "a\0b", "\u{E000}", "\u{E000}0", "\0\u{E000}\0", "\u{E000}\u{E000}0",
+            "",
+            "\0",
+            "a\0b",
+            "\u{E000}",
+            "\u{E000}0",
+            "\0\u{E000}\0",
+            "\u{E000}\u{E000}0",
         ];
         for s in tricky {
             let map = data!({ s: [s, {s: s}], "plain": 1 });

@@ -96,8 +96,17 @@ mod tests {
     fn schema_never_reads_the_database_clock() {
         for m in MIGRATIONS {
             let sql = m.sql.to_lowercase();
-            for forbidden in ["now()", "current_timestamp", "clock_timestamp", "localtimestamp"] {
-                assert!(!sql.contains(forbidden), "migration {} uses {forbidden}", m.version);
+            for forbidden in [
+                "now()",
+                "current_timestamp",
+                "clock_timestamp",
+                "localtimestamp",
+            ] {
+                assert!(
+                    !sql.contains(forbidden),
+                    "migration {} uses {forbidden}",
+                    m.version
+                );
             }
         }
     }

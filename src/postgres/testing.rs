@@ -150,7 +150,8 @@ impl TestCluster {
         let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("coordinate-pg-{}-{n}", std::process::id()));
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| fail(format!("cannot clear {dir:?}: {e}")))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| fail(format!("cannot clear {dir:?}: {e}")))?;
         }
         std::fs::create_dir(&dir).map_err(|e| fail(format!("cannot create {dir:?}: {e}")))?;
         if let Some((uid, gid)) = run_as {
@@ -192,7 +193,8 @@ impl TestCluster {
     /// Stops the server of a cluster this process started (fast shutdown:
     /// open connections are closed), keeping its data.
     pub fn stop_server(&self) -> Result<(), HarnessError> {
-        self.owned()?.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"])
+        self.owned()?
+            .pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"])
     }
 
     /// Starts the server again after [`stop_server`](Self::stop_server).
@@ -331,7 +333,16 @@ rm -rf "$1""#;
             .command(&self.bindir.join("initdb"))
             .arg("-D")
             .arg(self.data())
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| fail(format!("cannot run initdb: {e}")))?;
@@ -426,10 +437,9 @@ fn find_bindir() -> Result<PathBuf, HarnessError> {
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .ok_or_else(|| fail("initdb and pg_ctl were not found on PATH nor under /usr/lib/postgresql"))
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        fail("initdb and pg_ctl were not found on PATH nor under /usr/lib/postgresql")
+    })
 }
 
 /// True if this process runs as root (PostgreSQL refuses to).

@@ -9,8 +9,8 @@ use deadpool_postgres::GenericClient;
 
 use super::work_unit::PgWorkUnit;
 use super::{
-    attempt_status_opt, col, data_map, decode, derived_status, execute, json, meta_columns,
-    micros, query, query_opt, read_meta, text, Scope, Shared, META_WIDTH,
+    attempt_status_opt, col, data_map, decode, derived_status, execute, json, meta_columns, micros,
+    query, query_opt, read_meta, text, Scope, Shared, META_WIDTH,
 };
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
@@ -154,7 +154,8 @@ impl PgWorkSpec {
         for row in &rows {
             if filters_status {
                 let not_before: Option<Time> = col(row, 3)?;
-                let status = crate::rules::unit_status(attempt_status_opt(row, 2)?, not_before, now);
+                let status =
+                    crate::rules::unit_status(attempt_status_opt(row, 2)?, not_before, now);
                 if !query.admits_status(status) {
                     continue;
                 }
@@ -286,7 +287,11 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
-        const PLAIN: &str = concat!("SELECT ", meta_columns!(), " FROM work_spec s WHERE s.id = $1");
+        const PLAIN: &str = concat!(
+            "SELECT ",
+            meta_columns!(),
+            " FROM work_spec s WHERE s.id = $1"
+        );
         if with_counts {
             let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
             let client = self.shared.client().await?;
@@ -318,7 +323,9 @@ impl WorkSpec for PgWorkSpec {
             .retrying(|| async {
                 let mut client = shared.client().await?;
                 let tx = client.transaction().await.map_err(super::error::db)?;
-                let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(Error::Gone)?;
+                let row = query_opt(&tx, LOCK, &[&self.id])
+                    .await?
+                    .ok_or(Error::Gone)?;
                 let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
                 let interval = micros(m.interval)?;
                 execute(

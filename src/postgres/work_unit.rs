@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use super::attempt::PgAttempt;
 use super::work_spec::PgWorkSpec;
 use super::worker::PgWorker;
-use super::{attempt_status_opt, col, data_map, decode, execute, query, query_opt, text, Scope, Shared};
+use super::{
+    attempt_status_opt, col, data_map, decode, execute, query, query_opt, text, Scope, Shared,
+};
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitStatus};
@@ -40,11 +42,19 @@ impl PgWorkUnit {
             col(row, at + 1)?,
             text(row, at + 2)?,
         ));
-        Ok(Arc::new(PgAttempt::new(self.clone(), worker, col(row, at)?)))
+        Ok(Arc::new(PgAttempt::new(
+            self.clone(),
+            worker,
+            col(row, at)?,
+        )))
     }
 
     fn clone_handle(&self) -> Arc<Self> {
-        Arc::new(PgWorkUnit::new(self.spec.clone(), self.id, self.name.clone()))
+        Arc::new(PgWorkUnit::new(
+            self.spec.clone(),
+            self.id,
+            self.name.clone(),
+        ))
     }
 }
 
@@ -191,9 +201,7 @@ impl WorkUnit for PgWorkUnit {
         )
         .await?;
         let me = self.clone_handle();
-        rows.iter()
-            .map(|row| me.attempt(row, 0))
-            .collect()
+        rows.iter().map(|row| me.attempt(row, 0)).collect()
     }
 
     async fn num_attempts(&self) -> Result<u64> {

@@ -13,7 +13,7 @@ use super::error::db;
 use super::work_spec::{read_counted_meta, PgWorkSpec};
 use super::work_unit::PgWorkUnit;
 use super::{col, data_map, execute, json, meta_columns, query, query_opt, text, Scope, Shared};
-use crate::api::{AttemptRef, Worker, WorkerRef, WorkUnit};
+use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta};
@@ -132,7 +132,7 @@ impl PgWorker {
     }
 
     /// Reads `id, name, namespace_id` of a worker row from `at` on.
-    fn from_row(&self, row: &Row, at: usize) -> Result<WorkerRef> {
+    fn worker_from_row(&self, row: &Row, at: usize) -> Result<WorkerRef> {
         Ok(Arc::new(PgWorker::new(
             self.shared.clone(),
             col(row, at + 2)?,
@@ -219,7 +219,11 @@ impl PgWorker {
 
         let mut created_any = false;
         let mut made: Vec<Made> = Vec::new();
-        while count > 0 {
+        if count <= 0 {
+            tx.commit().await.map_err(db)?;
+            return Ok(Vec::new());
+        }
+        loop {
             let mut batch = Vec::new();
             for row in query(
                 &tx,
@@ -234,7 +238,10 @@ impl PgWorker {
                 if created_any || !continuous {
                     break;
                 }
-                batch.push(self.make_continuous(&tx, spec_id, &meta, now, expiration).await?);
+                batch.push(
+                    self.make_continuous(&tx, spec_id, &meta, now, expiration)
+                        .await?,
+                );
             }
             created_any = true;
             if !want_tries {
@@ -326,7 +333,7 @@ impl Worker for PgWorker {
             &[&self.id],
         )
         .await?;
-        row.map(|r| self.from_row(&r, 0)).transpose()
+        row.map(|r| self.worker_from_row(&r, 0)).transpose()
     }
 
     async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
@@ -358,11 +365,16 @@ impl Worker for PgWorker {
             &[&self.id],
         )
         .await?;
-        rows.iter().map(|r| self.from_row(r, 0)).collect()
+        rows.iter().map(|r| self.worker_from_row(r, 0)).collect()
     }
 
     async fn active(&self) -> Result<bool> {
-        col(&self.field("SELECT active FROM worker WHERE id = $1").await?, 0)
+        col(
+            &self
+                .field("SELECT active FROM worker WHERE id = $1")
+                .await?,
+            0,
+        )
     }
 
     async fn deactivate(&self) -> Result<()> {
@@ -380,19 +392,35 @@ impl Worker for PgWorker {
     }
 
     async fn mode(&self) -> Result<String> {
-        text(&self.field("SELECT mode FROM worker WHERE id = $1").await?, 0)
+        text(
+            &self.field("SELECT mode FROM worker WHERE id = $1").await?,
+            0,
+        )
     }
 
     async fn data(&self) -> Result<DataMap> {
-        data_map(&self.field("SELECT data FROM worker WHERE id = $1").await?, 0)
+        data_map(
+            &self.field("SELECT data FROM worker WHERE id = $1").await?,
+            0,
+        )
     }
 
     async fn expiration(&self) -> Result<Time> {
-        col(&self.field("SELECT expiration FROM worker WHERE id = $1").await?, 0)
+        col(
+            &self
+                .field("SELECT expiration FROM worker WHERE id = $1")
+                .await?,
+            0,
+        )
     }
 
     async fn last_update(&self) -> Result<Time> {
-        col(&self.field("SELECT last_update FROM worker WHERE id = $1").await?, 0)
+        col(
+            &self
+                .field("SELECT last_update FROM worker WHERE id = $1")
+                .await?,
+            0,
+        )
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
@@ -412,9 +440,7 @@ impl Worker for PgWorker {
     }
 
     async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
-        self.shared
-            .retrying(|| self.request_once(&request))
-            .await
+        self.shared.retrying(|| self.request_once(&request)).await
     }
 
     async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
@@ -428,13 +454,21 @@ impl Worker for PgWorker {
                 let now = shared.now();
                 let expiration = checked_add(now, rules::make_attempt_lifetime(lifetime))?;
                 let client = shared.client().await?;
-                let row = query_opt(&client, MAKE_ATTEMPT, &[&unit.id, &self.id, &now, &expiration])
-                    .await?
-                    .ok_or(Error::Gone)?;
+                let row = query_opt(
+                    &client,
+                    MAKE_ATTEMPT,
+                    &[&unit.id, &self.id, &now, &expiration],
+                )
+                .await?
+                .ok_or(Error::Gone)?;
                 col(&row, 0)
             })
             .await?;
-        let unit = Arc::new(PgWorkUnit::new(unit.spec.clone(), unit.id, unit.name.clone()));
+        let unit = Arc::new(PgWorkUnit::new(
+            unit.spec.clone(),
+            unit.id,
+            unit.name.clone(),
+        ));
         Ok(Arc::new(PgAttempt::new(unit, self.clone_handle(), id)))
     }
 
@@ -448,7 +482,11 @@ impl Worker for PgWorker {
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
-        const SQL: &str = concat!("SELECT ", attempt_columns!(), " WHERE a.worker_id = $1 ORDER BY a.id");
+        const SQL: &str = concat!(
+            "SELECT ",
+            attempt_columns!(),
+            " WHERE a.worker_id = $1 ORDER BY a.id"
+        );
         self.attempt_list(SQL).await
     }
 
