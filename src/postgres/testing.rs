@@ -4,7 +4,7 @@
 //! is asked for, from the system's PostgreSQL binaries (`initdb`, `pg_ctl`,
 //! found on `PATH`, under `/usr/lib/postgresql/*/bin`, or in `PG_BINDIR`):
 //!
-//! * in a fresh directory under the temporary directory;
+//! * in a fresh directory under the temporary directory (`/tmp` when root);
 //! * as the unprivileged `postgres` user when the process runs as root
 //!   (PostgreSQL refuses to run as root), via
 //!   [`CommandExt::uid`](std::os::unix::process::CommandExt::uid);
@@ -148,7 +148,14 @@ impl TestCluster {
             None
         };
         let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("coordinate-pg-{}-{n}", std::process::id()));
+        // The postgres user must reach the directory: root's TMPDIR may
+        // sit under a private home, /tmp never does.
+        let base = if run_as.is_some() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("coordinate-pg-{}-{n}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| fail(format!("cannot clear {dir:?}: {e}")))?;
