@@ -76,6 +76,26 @@ const COMPLETE: &str = "UPDATE attempt SET status = $2, end_time = $3,
 const CLEAR_LINK: &str =
     "UPDATE work_unit SET active_attempt_id = NULL WHERE id = $1 AND active_attempt_id = $2";
 
+/// The common `finish` in one statement: a pending attempt whose finish
+/// cannot chain (its spec has no `then`, or it is not the active attempt)
+/// is completed as Finished. Anything else changes nothing here and takes
+/// the general path. Answers nothing for a missing attempt, else whether
+/// it finished.
+const FINISH_SIMPLE: &str = "WITH cur AS (
+        SELECT a.id, a.status, COALESCE(u.active_attempt_id = a.id, false) AS active,
+            length(s.next_work_spec_name) = 0 AS no_chain
+        FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
+        JOIN work_spec s ON s.id = u.work_spec_id
+        WHERE a.id = $1
+        FOR UPDATE OF a, u),
+    done AS (
+        UPDATE attempt SET status = 2, end_time = $2, data = COALESCE($3, attempt.data),
+            on_active_list = false
+        FROM cur
+        WHERE attempt.id = cur.id AND cur.status = 0 AND (cur.no_chain OR NOT cur.active)
+        RETURNING attempt.id)
+    SELECT EXISTS (SELECT 1 FROM done) FROM cur";
+
 /// What a state change found under its locks.
 struct Locked {
     status: AttemptStatus,
@@ -338,6 +358,24 @@ impl Attempt for PgAttempt {
     }
 
     async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+        let shared = self.shared();
+        let finished: bool = shared
+            .retrying(|| async {
+                let now = shared.now();
+                let client = shared.client().await?;
+                let row = query_opt(
+                    &client,
+                    FINISH_SIMPLE,
+                    &[&self.id, &now, &data.as_ref().map(json)],
+                )
+                .await?
+                .ok_or(Error::Gone)?;
+                col(&row, 0)
+            })
+            .await?;
+        if finished {
+            return Ok(());
+        }
         self.change(Change::Finish, data).await
     }
 
