@@ -1,1 +1,825 @@
-//! (in progress)
+//! The generic conformance suite: every behaviour of `COORDINATE-SPEC.md`
+//! as a plain `pub async fn`, runnable against any [`Backend`].
+//!
+//! Each scenario takes a fresh [`TestBackend`] (a backend, the
+//! [`MockClock`] it reads, and the [`Identity`] rule its handles follow) and
+//! panics with `[scenario] step: …` when the backend misbehaves. Scenarios
+//! never share state, so a test harness may run them in parallel.
+//!
+//! The [`conformance_tests!`](crate::conformance_tests) macro turns the whole
+//! list into one `#[tokio::test]` per scenario for a factory expression:
+//!
+//! ```no_run
+//! mod memory {
+//!     use std::sync::Arc;
+//!     use coordinate::{conformance::TestBackend, memory::MemoryBackend, MockClock};
+//!     coordinate::conformance_tests!(|| async {
+//!         let clock = MockClock::new();
+//!         TestBackend::object(Arc::new(MemoryBackend::with_clock(clock.clone())), clock)
+//!     });
+//! }
+//! ```
+//!
+//! The test crate needs `tokio` with the `macros` and `rt-multi-thread`
+//! features. Scenarios that need two independent backends (the
+//! `WrongBackend` checks) call the factory twice.
+//!
+//! # Permitted variations
+//!
+//! Every scenario accepts the variations of spec §12.2 (a `NoSuchWorkSpec` /
+//! `NoSuchWorkUnit` naming the object instead of `Gone`, empty lists under a
+//! dead parent), so the durable backend runs the same suite unchanged.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Debug, Display};
+use std::sync::Arc;
+
+use crate::api::{AttemptRef, Backend, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
+use crate::clock::{Clock, MockClock};
+use crate::error::{Error, Result};
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkUnitMeta, WorkUnitStatus,
+};
+
+/// `assert_eq!` that names the scenario and the step.
+macro_rules! check_eq {
+    ($r:expr, $left:expr, $right:expr, $($arg:tt)+) => {
+        assert_eq!($left, $right, "[{}] {}", $r.name, format_args!($($arg)+))
+    };
+}
+
+/// `assert!` that names the scenario and the step.
+macro_rules! check {
+    ($r:expr, $cond:expr, $($arg:tt)+) => {
+        assert!($cond, "[{}] {}", $r.name, format_args!($($arg)+))
+    };
+}
+
+mod attempts;
+mod concurrency;
+mod errors;
+mod identity;
+mod namespaces;
+mod specs;
+mod transitions;
+mod units;
+mod workers;
+
+pub use attempts::*;
+pub use concurrency::*;
+pub use errors::*;
+pub use identity::*;
+pub use namespaces::*;
+pub use specs::*;
+pub use transitions::*;
+pub use units::*;
+pub use workers::*;
+
+/// Which rule a backend's handles follow after an object is deleted and a
+/// new one with the same name is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Plain backends (spec §0.4, §12): a handle is bound to the object it
+    /// was obtained for; after delete-and-recreate the old handle stays dead
+    /// (`Gone`) and only a fresh lookup reaches the new object.
+    Object,
+    /// The `Cache` layer: a handle means "the object that now has this
+    /// name", so after delete-and-recreate an old handle acts on the new
+    /// object. Attempts have no name and stay dead in both modes.
+    Name,
+}
+
+/// A fresh backend for one scenario, with the mock clock it reads.
+pub struct TestBackend {
+    /// The backend under test.
+    pub backend: Arc<dyn Backend>,
+    /// The clock the backend reads; the scenario advances it.
+    pub clock: MockClock,
+    /// The identity rule the backend's handles follow.
+    pub identity: Identity,
+    /// Anything that must live as long as the backend (a throwaway database
+    /// cluster, say); dropped when the scenario ends.
+    pub guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl TestBackend {
+    /// A backend whose handles follow [`Identity::Object`].
+    pub fn object(backend: Arc<dyn Backend>, clock: MockClock) -> Self {
+        Self::new(backend, clock, Identity::Object)
+    }
+
+    /// A backend whose handles follow [`Identity::Name`] (the cache).
+    pub fn name_identity(backend: Arc<dyn Backend>, clock: MockClock) -> Self {
+        Self::new(backend, clock, Identity::Name)
+    }
+
+    /// A backend with the given identity rule.
+    pub fn new(backend: Arc<dyn Backend>, clock: MockClock, identity: Identity) -> Self {
+        TestBackend {
+            backend,
+            clock,
+            identity,
+            guard: None,
+        }
+    }
+
+    /// Keeps `guard` alive as long as the backend.
+    #[must_use]
+    pub fn with_guard(mut self, guard: impl Any + Send + Sync) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
+    }
+}
+
+impl Debug for TestBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestBackend")
+            .field("backend", &self.backend)
+            .field("clock", &self.clock)
+            .field("identity", &self.identity)
+            .field("guard", &self.guard.is_some())
+            .finish()
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance scenario, each calling
+/// `$factory()` (an async closure or function returning a
+/// [`TestBackend`](crate::conformance::TestBackend)) for a fresh backend.
+///
+/// Use it once per backend module of a test file; the scenario list lives
+/// here only.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_expand! {
+            factory: ($factory),
+            single: [
+                // Namespaces (§17)
+                namespace_trivial,
+                namespaces,
+                spec_create_destroy,
+                spec_errors,
+                two_work_specs_basic,
+                namespace_get_or_create,
+                namespace_destroy_twice,
+                namespace_empty_name,
+                namespace_destroy_contents,
+                namespace_isolation,
+                // Work specs (§17)
+                change_spec_data,
+                data_empty_list,
+                default_meta,
+                prefilled_meta,
+                set_data_sets_meta,
+                nice_weight,
+                set_meta,
+                meta_continuous,
+                meta_counts,
+                spec_deleted_gone,
+                spec_in_namespace_gone,
+                one_day_interval,
+                set_data_resets_meta,
+                definition_float_truncation,
+                set_work_spec_upsert,
+                meta_counts_exclude_delayed,
+                data_round_trip,
+                // Work units (§17)
+                trivial_work_unit_flow,
+                work_unit_queries,
+                delete_work_units,
+                count_work_unit_status,
+                work_unit_order,
+                work_unit_priority_ctor,
+                work_unit_priority_set,
+                work_unit_data,
+                add_work_unit_bleedover,
+                recreate_work_units,
+                continuous,
+                continuous_interval,
+                continuous_unit_name,
+                continuous_one_per_request,
+                continuous_next_gate,
+                max_running,
+                request_specific_spec,
+                by_runtime,
+                not_before_delayed_status,
+                not_before_attempt,
+                not_before_priority,
+                delayed_output,
+                unit_deleted_gone,
+                unit_spec_deleted_gone,
+                summarize,
+                summarize_levels,
+                add_work_unit_upsert,
+                work_unit_meta_ops,
+                query_limits_apply_to_mutators,
+                query_paging,
+                clock_skew,
+                odd_unit_names,
+                request_attempts_parameters,
+                batch_from_one_spec,
+                scheduler_fair_share,
+                scheduler_weights,
+                scheduler_exclusions,
+                // Attempts (§17)
+                attempt_lifetime,
+                attempt_metadata,
+                work_unit_chaining,
+                chaining_mixed,
+                chaining_two_step,
+                chaining_expiry,
+                chaining_duplicate,
+                chaining_missing_next_spec,
+                chaining_ignored_outputs,
+                chaining_pending_target,
+                attempt_expiration,
+                retry_delay,
+                attempt_fractional_start,
+                attempt_gone,
+                max_retries,
+                max_retries_multi,
+                max_retries_multi_batch,
+                max_retries_unlimited,
+                max_retries_set_meta,
+                lazy_expiry_finish_before_check,
+                lazy_expiry_after_check,
+                expiry_boundary,
+                make_attempt_semantics,
+                empty_map_replaces_data,
+                // Workers (§17)
+                worker_ancestry,
+                worker_adoption,
+                worker_metadata,
+                worker_attempts,
+                deactivate_child,
+                worker_defaults,
+                worker_parent_edge_cases,
+                deleted_attempts_leave_worker_lists,
+                child_attempts_scope,
+                worker_list_order,
+                // Concurrency (§17)
+                concurrent_execution,
+                add_same_unit,
+                concurrent_requests_disjoint,
+                concurrent_get_or_create,
+                concurrent_chaining_same_output,
+                // The error catalogue (§0.5)
+                no_work_spec_name,
+                bad_work_spec_name,
+                invalid_work_spec_data,
+                changed_name,
+                lost_lease,
+                no_such_work_spec,
+                no_such_work_unit,
+                transitions_pending_active,
+                transitions_pending_not_active,
+                transitions_expired,
+                transitions_finished,
+                transitions_failed,
+                transitions_retryable,
+                dead_namespace_handle,
+                dead_spec_handle,
+                dead_unit_handle,
+                dead_attempt_handle,
+                recreated_namespace_handle,
+                recreated_spec_handle,
+                recreated_unit_handle,
+                // Bad input (no panics, nothing lost)
+                zero_and_negative_lifetimes,
+                zero_and_negative_renew,
+                zero_and_negative_retry_delay,
+                huge_make_attempt_lifetime,
+                huge_renew_extend,
+                huge_retry_delay,
+                huge_definition_values,
+                huge_work_unit_times,
+            ],
+            pair: [
+                wrong_backend_make_attempt,
+                wrong_backend_set_parent,
+            ],
+        }
+    };
+}
+
+/// Implementation detail of [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_expand {
+    (
+        factory: ($factory:expr),
+        single: [$($single:ident),* $(,)?],
+        pair: [$($pair:ident),* $(,)?] $(,)?
+    ) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $single() {
+                let factory = $factory;
+                $crate::conformance::$single(factory().await).await;
+            }
+        )*
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $pair() {
+                let factory = $factory;
+                let first = factory().await;
+                let second = factory().await;
+                $crate::conformance::$pair(first, second).await;
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers: one scenario run, its assertions and fixtures.
+// ---------------------------------------------------------------------------
+
+/// An attempt compared by value: (worker, unit, spec, start time).
+pub(crate) type AttemptKey = (String, String, String, Time);
+
+/// The names a dead handle may report instead of `Gone` (§12.2).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Dead<'a> {
+    /// `NoSuchWorkSpec { spec }` is accepted.
+    pub(crate) spec: Option<&'a str>,
+    /// `NoSuchWorkUnit { unit }` is accepted.
+    pub(crate) unit: Option<&'a str>,
+}
+
+impl<'a> Dead<'a> {
+    /// Only `Gone` is accepted.
+    pub(crate) fn strict() -> Self {
+        Dead::default()
+    }
+
+    /// `Gone` or `NoSuchWorkSpec { spec }`.
+    pub(crate) fn spec(spec: &'a str) -> Self {
+        Dead {
+            spec: Some(spec),
+            unit: None,
+        }
+    }
+
+    /// `Gone`, `NoSuchWorkSpec { spec }` or `NoSuchWorkUnit { unit }`.
+    pub(crate) fn unit(spec: &'a str, unit: &'a str) -> Self {
+        Dead {
+            spec: Some(spec),
+            unit: Some(unit),
+        }
+    }
+
+    fn accepts(&self, err: &Error) -> bool {
+        match err {
+            Error::Gone => true,
+            Error::NoSuchWorkSpec { name } => self.spec == Some(name.as_str()),
+            Error::NoSuchWorkUnit { name } => self.unit == Some(name.as_str()),
+            _ => false,
+        }
+    }
+}
+
+/// Things whose emptiness §12.2 lets a dead parent report.
+pub(crate) trait MaybeEmpty {
+    fn is_empty_result(&self) -> bool;
+}
+
+impl<T> MaybeEmpty for Vec<T> {
+    fn is_empty_result(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<K, V> MaybeEmpty for BTreeMap<K, V> {
+    fn is_empty_result(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T> MaybeEmpty for Option<T> {
+    fn is_empty_result(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl MaybeEmpty for u64 {
+    fn is_empty_result(&self) -> bool {
+        *self == 0
+    }
+}
+
+impl MaybeEmpty for () {
+    fn is_empty_result(&self) -> bool {
+        true
+    }
+}
+
+/// One scenario run: the backend under test plus assertion helpers that
+/// name the scenario in every failure.
+pub(crate) struct Run {
+    pub(crate) name: &'static str,
+    pub(crate) t: TestBackend,
+}
+
+impl Run {
+    pub(crate) fn new(name: &'static str, t: TestBackend) -> Self {
+        Run { name, t }
+    }
+
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.t.backend.as_ref()
+    }
+
+    pub(crate) fn identity(&self) -> Identity {
+        self.t.identity
+    }
+
+    pub(crate) fn now(&self) -> Time {
+        self.t.clock.now()
+    }
+
+    pub(crate) fn advance(&self, by: Duration) {
+        self.t.clock.advance(by);
+    }
+
+    pub(crate) fn advance_secs(&self, secs: i64) {
+        self.advance(Duration::seconds(secs));
+    }
+
+    /// The value, or a panic naming the step and the error.
+    #[track_caller]
+    pub(crate) fn ok<T>(&self, res: Result<T>, step: impl Display) -> T {
+        match res {
+            Ok(v) => v,
+            Err(e) => panic!("[{}] {step}: unexpected error {e:?} ({e})", self.name),
+        }
+    }
+
+    /// The error, or a panic naming the step and the unexpected success.
+    #[track_caller]
+    pub(crate) fn err<T: Debug>(&self, res: Result<T>, step: impl Display) -> Error {
+        match res {
+            Ok(v) => panic!("[{}] {step}: expected an error, got Ok({v:?})", self.name),
+            Err(e) => e,
+        }
+    }
+
+    /// Fails with exactly `expected` (names compared too).
+    #[track_caller]
+    pub(crate) fn fails<T: Debug>(&self, res: Result<T>, expected: Error, step: impl Display) {
+        let e = self.err(res, &step);
+        assert_eq!(e, expected, "[{}] {step}: wrong error", self.name);
+    }
+
+    /// Fails with an error `pred` accepts (`what` describes it).
+    #[track_caller]
+    pub(crate) fn fails_like<T: Debug>(
+        &self,
+        res: Result<T>,
+        pred: impl Fn(&Error) -> bool,
+        what: &str,
+        step: impl Display,
+    ) -> Error {
+        let e = self.err(res, &step);
+        assert!(
+            pred(&e),
+            "[{}] {step}: expected {what}, got {e:?}",
+            self.name
+        );
+        e
+    }
+
+    /// Fails with `Gone` or one of the §12.2 `NoSuch…` variations `dead`
+    /// admits.
+    #[track_caller]
+    pub(crate) fn gone<T: Debug>(&self, res: Result<T>, dead: Dead<'_>, step: impl Display) {
+        match res {
+            Ok(v) => panic!(
+                "[{}] {step}: expected Gone (or {dead:?}), got Ok({v:?})",
+                self.name
+            ),
+            Err(e) => assert!(
+                dead.accepts(&e),
+                "[{}] {step}: expected Gone (or {dead:?}), got {e:?}",
+                self.name
+            ),
+        }
+    }
+
+    /// Like [`Run::gone`], but an empty result is also accepted (§12.2).
+    #[track_caller]
+    pub(crate) fn gone_or_empty<T: Debug + MaybeEmpty>(
+        &self,
+        res: Result<T>,
+        dead: Dead<'_>,
+        step: impl Display,
+    ) {
+        match res {
+            Ok(v) => assert!(
+                v.is_empty_result(),
+                "[{}] {step}: expected Gone or an empty result, got Ok({v:?})",
+                self.name
+            ),
+            Err(e) => assert!(
+                dead.accepts(&e),
+                "[{}] {step}: expected Gone (or {dead:?}) or empty, got {e:?}",
+                self.name
+            ),
+        }
+    }
+
+    // --- fixtures ---------------------------------------------------------
+
+    pub(crate) async fn ns(&self, name: &str) -> NamespaceRef {
+        self.ok(
+            self.backend().namespace(name).await,
+            format_args!("namespace({name:?})"),
+        )
+    }
+
+    /// `set_work_spec(definition)`, adding the fixture's small `min_gb`
+    /// unless the definition has one (§17).
+    pub(crate) async fn spec(&self, ns: &NamespaceRef, definition: DataMap) -> WorkSpecRef {
+        let mut definition = definition;
+        if !definition.contains_key("min_gb") {
+            definition.insert("min_gb".into(), serde_json::json!(0.1));
+        }
+        let step = format!("set_work_spec({definition:?})");
+        self.ok(ns.set_work_spec(definition).await, step)
+    }
+
+    /// A spec with only a name (and the fixture's `min_gb`).
+    pub(crate) async fn named_spec(&self, ns: &NamespaceRef, name: &str) -> WorkSpecRef {
+        self.spec(ns, crate::data!({ "name": name })).await
+    }
+
+    pub(crate) async fn unit(&self, spec: &WorkSpecRef, name: &str, data: DataMap) -> WorkUnitRef {
+        self.unit_meta(spec, name, data, WorkUnitMeta::default())
+            .await
+    }
+
+    pub(crate) async fn unit_meta(
+        &self,
+        spec: &WorkSpecRef,
+        name: &str,
+        data: DataMap,
+        meta: WorkUnitMeta,
+    ) -> WorkUnitRef {
+        self.ok(
+            spec.add_work_unit(name, data, meta).await,
+            format_args!("add_work_unit({name:?}) to {:?}", spec.name()),
+        )
+    }
+
+    /// Adds units with empty data and default meta.
+    pub(crate) async fn units(&self, spec: &WorkSpecRef, names: &[&str]) -> Vec<WorkUnitRef> {
+        let mut out = Vec::new();
+        for name in names {
+            out.push(self.unit(spec, name, DataMap::new()).await);
+        }
+        out
+    }
+
+    pub(crate) async fn worker(&self, ns: &NamespaceRef, name: &str) -> WorkerRef {
+        self.ok(ns.worker(name).await, format_args!("worker({name:?})"))
+    }
+
+    /// A namespace, a spec with only a name, and a worker.
+    pub(crate) async fn basic(
+        &self,
+        ns_name: &str,
+        spec_name: &str,
+    ) -> (NamespaceRef, WorkSpecRef, WorkerRef) {
+        let ns = self.ns(ns_name).await;
+        let spec = self.named_spec(&ns, spec_name).await;
+        let worker = self.worker(&ns, "worker").await;
+        (ns, spec, worker)
+    }
+
+    pub(crate) async fn request(
+        &self,
+        worker: &WorkerRef,
+        req: AttemptRequest,
+        step: impl Display,
+    ) -> Vec<AttemptRef> {
+        self.ok(worker.request_attempts(req).await, step)
+    }
+
+    /// A default request: at most one attempt.
+    pub(crate) async fn request_one(
+        &self,
+        worker: &WorkerRef,
+        step: impl Display,
+    ) -> Option<AttemptRef> {
+        let mut got = self.request(worker, AttemptRequest::default(), &step).await;
+        check!(
+            self,
+            got.len() <= 1,
+            "{step}: default request returned {} attempts",
+            got.len()
+        );
+        got.pop()
+    }
+
+    /// A default request that must return one attempt for `unit`.
+    pub(crate) async fn request_unit(
+        &self,
+        worker: &WorkerRef,
+        unit: &str,
+        step: impl Display,
+    ) -> AttemptRef {
+        let got = self.request_one(worker, &step).await;
+        let Some(attempt) = got else {
+            panic!(
+                "[{}] {step}: expected an attempt for {unit:?}, got none",
+                self.name
+            )
+        };
+        check_eq!(
+            self,
+            attempt.work_unit().name(),
+            unit,
+            "{step}: unit handed out"
+        );
+        attempt
+    }
+
+    /// A default request that must return nothing.
+    pub(crate) async fn request_none(&self, worker: &WorkerRef, step: impl Display) {
+        let got = self.request(worker, AttemptRequest::default(), &step).await;
+        let names = unit_names_of(&got);
+        check!(
+            self,
+            got.is_empty(),
+            "{step}: expected no attempt, got {names:?}"
+        );
+    }
+
+    /// §17 *drain in order*: advance a few seconds, request one attempt,
+    /// record its unit and finish it, until a request returns nothing; the
+    /// recorded names must equal `expected`.
+    pub(crate) async fn drain(&self, worker: &WorkerRef, expected: &[&str], step: impl Display) {
+        let mut seen: Vec<String> = Vec::new();
+        // Bounded, so a backend that hands out work forever fails instead of hanging.
+        for _ in 0..expected.len() + 5 {
+            self.advance_secs(5);
+            let Some(attempt) = self
+                .request_one(worker, format_args!("{step}: drain request"))
+                .await
+            else {
+                break;
+            };
+            seen.push(attempt.work_unit().name().to_string());
+            self.ok(
+                attempt.finish(None).await,
+                format_args!("{step}: drain finish"),
+            );
+        }
+        check_eq!(self, seen, expected, "{step}: drained units in order");
+    }
+
+    // --- observations ------------------------------------------------------
+
+    pub(crate) async fn key(&self, attempt: &AttemptRef) -> AttemptKey {
+        let unit = attempt.work_unit();
+        (
+            attempt.worker().name().to_string(),
+            unit.name().to_string(),
+            unit.work_spec().name().to_string(),
+            self.ok(attempt.start_time().await, "attempt.start_time"),
+        )
+    }
+
+    /// Keys of a list, sorted (for order-insensitive comparison).
+    pub(crate) async fn keys(&self, attempts: &[AttemptRef]) -> Vec<AttemptKey> {
+        let mut out = Vec::new();
+        for a in attempts {
+            out.push(self.key(a).await);
+        }
+        out.sort();
+        out
+    }
+
+    /// Keys of a list, in list order.
+    pub(crate) async fn keys_ordered(&self, attempts: &[AttemptRef]) -> Vec<AttemptKey> {
+        let mut out = Vec::new();
+        for a in attempts {
+            out.push(self.key(a).await);
+        }
+        out
+    }
+
+    pub(crate) async fn unit_status(&self, unit: &WorkUnitRef) -> WorkUnitStatus {
+        self.ok(
+            unit.status().await,
+            format_args!("status of unit {:?}", unit.name()),
+        )
+    }
+
+    pub(crate) async fn attempt_status(&self, attempt: &AttemptRef) -> AttemptStatus {
+        self.ok(
+            attempt.status().await,
+            format_args!("status of attempt on {:?}", attempt.work_unit().name()),
+        )
+    }
+
+    /// The names of the units of `spec` (all of them).
+    pub(crate) async fn unit_names(
+        &self,
+        spec: &WorkSpecRef,
+        step: impl Display,
+    ) -> BTreeSet<String> {
+        self.ok(spec.work_units(&Default::default()).await, step)
+            .into_keys()
+            .collect()
+    }
+
+    /// The key of a unit's active attempt, if any.
+    pub(crate) async fn active_key(&self, unit: &WorkUnitRef) -> Option<AttemptKey> {
+        let active = self.ok(unit.active_attempt().await, "unit.active_attempt");
+        match active {
+            Some(a) => Some(self.key(&a).await),
+            None => None,
+        }
+    }
+
+    /// The seven-state fixture of §17 in a new spec of `ns`.
+    pub(crate) async fn seven(&self, ns: &NamespaceRef, spec_name: &str) -> Seven {
+        let spec = self.named_spec(ns, spec_name).await;
+        let worker = self.worker(ns, "seven-state worker").await;
+        let mut units = BTreeMap::new();
+        for name in SEVEN {
+            units.insert(name, self.unit(&spec, name, DataMap::new()).await);
+        }
+        let attempt = |name: &'static str| {
+            let unit = units[name].clone();
+            let worker = worker.clone();
+            async move {
+                self.ok(
+                    worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+                    format_args!("seven-state fixture: make_attempt({name})"),
+                )
+            }
+        };
+        let pending = attempt("pending").await;
+        let a = attempt("finished").await;
+        self.ok(a.finish(None).await, "seven-state fixture: finish");
+        let a = attempt("failed").await;
+        self.ok(a.fail(None).await, "seven-state fixture: fail");
+        let a = attempt("expired").await;
+        self.ok(a.expire(None).await, "seven-state fixture: expire");
+        let a = attempt("retried").await;
+        self.ok(
+            a.retry(None, Duration::zero()).await,
+            "seven-state fixture: retry",
+        );
+        let a = attempt("delayed").await;
+        self.ok(
+            a.retry(None, Duration::days(1)).await,
+            "seven-state fixture: retry with delay",
+        );
+        Seven {
+            spec,
+            worker,
+            units,
+            pending,
+        }
+    }
+}
+
+/// The seven-state fixture's unit names, in sort order.
+pub(crate) const SEVEN: [&str; 7] = [
+    "available",
+    "delayed",
+    "expired",
+    "failed",
+    "finished",
+    "pending",
+    "retried",
+];
+
+/// The seven-state fixture (§17): one unit per reachable state.
+pub(crate) struct Seven {
+    pub(crate) spec: WorkSpecRef,
+    pub(crate) worker: WorkerRef,
+    pub(crate) units: BTreeMap<&'static str, WorkUnitRef>,
+    pub(crate) pending: AttemptRef,
+}
+
+/// A set of names, for order-insensitive comparisons.
+pub(crate) fn names<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    names.into_iter().map(str::to_string).collect()
+}
+
+/// The unit names of a list of attempts, in list order.
+pub(crate) fn unit_names_of(attempts: &[AttemptRef]) -> Vec<String> {
+    attempts
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect()
+}
+
+/// The instant `secs` seconds after the epoch.
+pub(crate) fn at_secs(secs: i64) -> Time {
+    Time::UNIX_EPOCH + Duration::seconds(secs)
+}

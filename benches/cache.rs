@@ -1,0 +1,432 @@
+//! Cache benchmarks: hit latency against moka's floor, hit throughput
+//! across tasks, misses over a slow (1 ms per lookup) backend, and memory
+//! per cached work unit handle. Results and method: `BENCHMARKS.md`.
+//!
+//! Besides criterion's groups, the run prints a short report (backend call
+//! counts, wall times, p50 of a hit during another name's miss, bytes per
+//! handle) prefixed with `report:`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hash::{Hash, Hasher};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use coordinate::cache::Cache;
+use coordinate::instrumented::{Instrumented, Op};
+use coordinate::memory::MemoryBackend;
+use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitRef};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tokio::runtime::Runtime;
+
+// --- allocation counting, for bytes per handle ------------------------------
+
+struct Counting;
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+// --- the raw moka floor, on the cache's key shape ---------------------------
+
+/// The key shape `Cache` uses: the parent's scope and the name, looked up
+/// by a borrowed form without allocating.
+#[derive(Clone, PartialEq, Eq)]
+struct Key {
+    scope: u64,
+    name: Arc<str>,
+}
+
+struct KeyRef<'a> {
+    scope: u64,
+    name: &'a str,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.scope.hash(h);
+        self.name.hash(h);
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.scope.hash(h);
+        self.name.hash(h);
+    }
+}
+
+impl moka::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, k: &Key) -> bool {
+        self.scope == k.scope && self.name == &*k.name
+    }
+}
+
+// --- fixtures ----------------------------------------------------------------
+
+const UNITS: usize = 1_000;
+
+fn rt() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn rt_multi() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn unit_names() -> Vec<String> {
+    (0..UNITS).map(|i| format!("unit-{i:05}")).collect()
+}
+
+/// A memory backend with namespace "n", spec "s", `UNITS` units, worker "w".
+async fn populated() -> MemoryBackend {
+    let memory = MemoryBackend::new();
+    let ns = memory.namespace("n").await.expect("ns");
+    let spec = ns
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .expect("spec");
+    for name in unit_names() {
+        spec.add_work_unit(&name, data!({}), WorkUnitMeta::default())
+            .await
+            .expect("unit");
+    }
+    ns.worker("w").await.expect("worker");
+    memory
+}
+
+/// Runs `f` `iters` times inside one `block_on`, timing only the loop.
+fn timed<F, Fut>(rt: &Runtime, iters: u64, mut f: F) -> StdDuration
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            f(i).await;
+        }
+        start.elapsed()
+    })
+}
+
+// --- hit latency ---------------------------------------------------------------
+
+fn hits(c: &mut Criterion) {
+    let rt = rt();
+    let memory = rt.block_on(populated());
+    let cache = Cache::new(memory);
+    let names = unit_names();
+    let (ns, spec) = rt.block_on(async {
+        let ns = cache.namespace("n").await.expect("ns");
+        let spec = ns.work_spec("s").await.expect("spec");
+        for n in &names {
+            spec.work_unit(n).await.expect("unit");
+        }
+        ns.worker("w").await.expect("worker");
+        (ns, spec)
+    });
+    let raw: moka::future::Cache<Key, Arc<u64>> = moka::future::Cache::new(100_000);
+    rt.block_on(async {
+        for n in &names {
+            raw.insert(
+                Key {
+                    scope: 7,
+                    name: Arc::from(n.as_str()),
+                },
+                Arc::new(1),
+            )
+            .await;
+        }
+    });
+
+    let mut g = c.benchmark_group("hit");
+    g.warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    g.bench_function("raw_moka_get", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |i| {
+                let name = &names[i as usize % UNITS];
+                let raw = &raw;
+                async move {
+                    black_box(raw.get(&KeyRef { scope: 7, name }).await);
+                }
+            })
+        })
+    });
+    g.bench_function("work_unit", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |i| {
+                let name = &names[i as usize % UNITS];
+                let spec = &spec;
+                async move {
+                    black_box(spec.work_unit(name).await.ok());
+                }
+            })
+        })
+    });
+    g.bench_function("work_spec", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |_| async {
+                black_box(ns.work_spec("s").await.ok());
+            })
+        })
+    });
+    g.bench_function("namespace", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |_| async {
+                black_box(cache.namespace("n").await.ok());
+            })
+        })
+    });
+    g.bench_function("worker", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |_| async {
+                black_box(ns.worker("w").await.ok());
+            })
+        })
+    });
+    g.bench_function("chain_namespace_spec_unit", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |i| {
+                let name = &names[i as usize % UNITS];
+                let cache = &cache;
+                async move {
+                    black_box(cache.work_unit_at("n", "s", name).await.ok());
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+// --- hit throughput across tasks ------------------------------------------------
+
+fn throughput(c: &mut Criterion) {
+    let rt = rt_multi();
+    let memory = rt.block_on(populated());
+    let cache = Arc::new(Cache::new(memory));
+    let names = Arc::new(unit_names());
+    let spec = rt.block_on(async {
+        let spec = cache.work_spec_at("n", "s").await.expect("spec");
+        for n in names.iter() {
+            spec.work_unit(n).await.expect("unit");
+        }
+        spec
+    });
+    let mut g = c.benchmark_group("hit_throughput");
+    g.warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    for tasks in [1u64, 2, 8] {
+        // Each iteration is one hit per task; elements/s is total hits/s.
+        g.throughput(Throughput::Elements(tasks));
+        g.bench_function(format!("tasks_{tasks}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let joins: Vec<_> = (0..tasks)
+                        .map(|t| {
+                            let spec = spec.clone();
+                            let names = names.clone();
+                            tokio::spawn(async move {
+                                for i in 0..iters {
+                                    let name = &names[((i + t * 97) as usize) % UNITS];
+                                    black_box(spec.work_unit(name).await.ok());
+                                }
+                            })
+                        })
+                        .collect();
+                    for j in joins {
+                        j.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+// --- misses over a 1 ms backend ---------------------------------------------------
+
+type Slow = Cache<Instrumented<MemoryBackend>>;
+
+/// A fresh cache over the 1 ms backend, with namespace and spec cached.
+async fn slow_cache(memory: &MemoryBackend) -> (Arc<Slow>, coordinate::WorkSpecRef) {
+    let cache = Arc::new(Cache::new(Instrumented::with_lookup_latency(
+        memory.clone(),
+        StdDuration::from_millis(1),
+    )));
+    let spec = cache.work_spec_at("n", "s").await.expect("spec");
+    cache.get_ref().reset();
+    (cache, spec)
+}
+
+/// `tasks` concurrent lookups of `name(task)`; the wall time.
+async fn concurrent_lookups(
+    spec: &coordinate::WorkSpecRef,
+    tasks: usize,
+    name: impl Fn(usize) -> String,
+) -> StdDuration {
+    let start = Instant::now();
+    let joins: Vec<_> = (0..tasks)
+        .map(|t| {
+            let spec = spec.clone();
+            let name = name(t);
+            tokio::spawn(async move { spec.work_unit(&name).await.ok() })
+        })
+        .collect();
+    for j in joins {
+        j.await.expect("task");
+    }
+    start.elapsed()
+}
+
+/// A concurrent-miss case: label, number of tasks, name looked up by task i.
+type MissCase = (&'static str, usize, fn(usize) -> String);
+
+const MISS_CASES: [MissCase; 3] = [
+    ("same_name_64", 64, |_| "unit-00001".to_string()),
+    ("different_names_8", 8, |t| format!("unit-{:05}", t + 10)),
+    ("absent_name_8", 8, |_| "absent".to_string()),
+];
+
+fn misses(c: &mut Criterion) {
+    let rt = rt_multi();
+    let memory = rt.block_on(populated());
+    let mut g = c.benchmark_group("miss_1ms_backend");
+    g.warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3))
+        .sample_size(20);
+    for (label, tasks, name) in MISS_CASES {
+        g.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = StdDuration::ZERO;
+                    for _ in 0..iters {
+                        let (_cache, spec) = slow_cache(&memory).await;
+                        total += concurrent_lookups(&spec, tasks, name).await;
+                    }
+                    total
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+// --- the report ---------------------------------------------------------------------
+
+fn percentile(samples: &mut [StdDuration], p: f64) -> StdDuration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn report(_: &mut Criterion) {
+    let rt = rt_multi();
+    let memory = rt.block_on(populated());
+    rt.block_on(async {
+        // Backend calls and wall time of concurrent misses.
+        for (label, tasks, name) in MISS_CASES {
+            let mut walls = Vec::new();
+            let mut calls = Vec::new();
+            for _ in 0..50 {
+                let (cache, spec) = slow_cache(&memory).await;
+                walls.push(concurrent_lookups(&spec, tasks, name).await);
+                calls.push(cache.get_ref().calls().get(Op::WorkUnit));
+            }
+            let max_calls = calls.iter().max().copied().unwrap_or(0);
+            println!(
+                "report: miss over 1 ms backend, {label}: backend calls max {max_calls}, wall p50 {:?} p90 {:?}",
+                percentile(&mut walls, 0.5),
+                percentile(&mut walls, 0.9)
+            );
+        }
+
+        // A hit while another name's miss is in flight in the same spec.
+        let (cache, spec) = slow_cache(&memory).await;
+        spec.work_unit("unit-00000").await.expect("warm");
+        let mut samples = Vec::new();
+        for i in 0..400 {
+            let miss_spec = spec.clone();
+            let name = format!("unit-{:05}", 100 + i);
+            let miss = tokio::spawn(async move { miss_spec.work_unit(&name).await.ok() });
+            // Let the miss reach the backend's 1 ms sleep.
+            tokio::time::sleep(StdDuration::from_micros(200)).await;
+            let start = Instant::now();
+            black_box(spec.work_unit("unit-00000").await.ok());
+            samples.push(start.elapsed());
+            miss.await.expect("miss");
+        }
+        println!(
+            "report: hit during another name's miss: p50 {:?} p99 {:?} (backend unit lookups {})",
+            percentile(&mut samples, 0.5),
+            percentile(&mut samples, 0.99),
+            cache.get_ref().calls().get(Op::WorkUnit)
+        );
+    });
+
+    // Bytes per cached work unit handle, beyond the backend's own handle.
+    let single = self::rt();
+    single.block_on(async {
+        let names = unit_names();
+        let spec = memory.work_spec_at("n", "s").await.expect("spec");
+        let before = LIVE.load(Ordering::Relaxed);
+        let plain: Vec<WorkUnitRef> = {
+            let mut v = Vec::with_capacity(names.len());
+            for n in &names {
+                v.push(spec.work_unit(n).await.expect("unit"));
+            }
+            v
+        };
+        let vec_bytes = (plain.capacity() * std::mem::size_of::<WorkUnitRef>()) as i64;
+        let plain_bytes = LIVE.load(Ordering::Relaxed) - before - vec_bytes;
+        drop(plain);
+
+        let cache = Cache::new(memory.clone());
+        let cached_spec = cache.work_spec_at("n", "s").await.expect("spec");
+        cache.run_pending_tasks().await;
+        let before = LIVE.load(Ordering::Relaxed);
+        for n in &names {
+            cached_spec.work_unit(n).await.expect("unit");
+        }
+        cache.run_pending_tasks().await;
+        let cached_bytes = LIVE.load(Ordering::Relaxed) - before;
+        let per_plain = plain_bytes as f64 / names.len() as f64;
+        let per_cached = cached_bytes as f64 / names.len() as f64;
+        println!(
+            "report: bytes per work unit handle: backend's own {per_plain:.0}, cached total {per_cached:.0}, cache overhead {:.0}",
+            per_cached - per_plain
+        );
+    });
+}
+
+criterion_group!(benches, report, hits, throughput, misses);
+criterion_main!(benches);

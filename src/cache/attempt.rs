@@ -1,0 +1,128 @@
+//! The cached attempt handle: not memoized itself, but its unit and worker
+//! are the cache's handles.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::namespace::CachedNamespace;
+use super::work_unit::CachedWorkUnit;
+use super::worker::CachedWorker;
+use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
+use crate::error::Result;
+use crate::model::{AttemptStatus, DataMap, Duration, Time};
+
+/// An attempt of a [`Cache`](super::Cache). Every call passes straight
+/// through: an attempt has no name to re-resolve, so a `Gone` is final.
+pub(crate) struct CachedAttempt {
+    upstream: AttemptRef,
+    work_unit: Arc<CachedWorkUnit>,
+    worker: Arc<CachedWorker>,
+}
+
+impl CachedAttempt {
+    pub(super) fn handle(
+        upstream: AttemptRef,
+        work_unit: Arc<CachedWorkUnit>,
+        worker: Arc<CachedWorker>,
+    ) -> AttemptRef {
+        Arc::new(CachedAttempt {
+            upstream,
+            work_unit,
+            worker,
+        })
+    }
+}
+
+/// Wraps an attempt the backend returned in `namespace`, using `unit` and
+/// `worker` when they are the attempt's own and the cached handles (adopted
+/// without a backend call) otherwise.
+pub(super) async fn wrap_attempt(
+    upstream: AttemptRef,
+    namespace: &CachedNamespace,
+    unit: Option<&Arc<CachedWorkUnit>>,
+    worker: Option<&Arc<CachedWorker>>,
+) -> Result<AttemptRef> {
+    use crate::api::{WorkUnit, Worker};
+    let up_unit = upstream.work_unit();
+    let work_unit = match unit {
+        Some(u) if u.name() == up_unit.name() => Arc::clone(u),
+        _ => {
+            let spec = namespace.adopt_spec_here(up_unit.work_spec()).await?;
+            spec.adopt_unit_here(up_unit).await?
+        }
+    };
+    let up_worker = upstream.worker();
+    let worker = match worker {
+        Some(w) if w.name() == up_worker.name() => Arc::clone(w),
+        _ => namespace.adopt_worker_here(up_worker).await?,
+    };
+    Ok(CachedAttempt::handle(upstream, work_unit, worker))
+}
+
+impl fmt::Debug for CachedAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedAttempt")
+            .field("work_unit", &self.work_unit)
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl Attempt for CachedAttempt {
+    fn work_unit(&self) -> WorkUnitRef {
+        Arc::clone(&self.work_unit) as WorkUnitRef
+    }
+
+    fn worker(&self) -> WorkerRef {
+        Arc::clone(&self.worker) as WorkerRef
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn status(&self) -> Result<AttemptStatus> {
+        self.upstream.status().await
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        self.upstream.data().await
+    }
+
+    async fn start_time(&self) -> Result<Time> {
+        self.upstream.start_time().await
+    }
+
+    async fn end_time(&self) -> Result<Option<Time>> {
+        self.upstream.end_time().await
+    }
+
+    async fn expiration_time(&self) -> Result<Time> {
+        self.upstream.expiration_time().await
+    }
+
+    async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
+        self.upstream.renew(extend, data).await
+    }
+
+    async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+        self.upstream.expire(data).await
+    }
+
+    async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+        self.upstream.finish(data).await
+    }
+
+    async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+        self.upstream.fail(data).await
+    }
+
+    async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
+        self.upstream.retry(data, delay).await
+    }
+}

@@ -1,0 +1,151 @@
+//! Configuration of a [`Cache`]: per-kind capacities and optional expiry.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use moka::notification::RemovalCause;
+
+use super::link::Link;
+use super::stats::{Counters, KindCounters};
+use super::{Cache, Caches, Handle, Moka};
+use crate::api::Backend;
+
+/// Default capacity for namespace handles: job servers use a handful.
+pub const DEFAULT_NAMESPACES: u64 = 1_024;
+/// Default capacity for work spec handles: dozens of specs per namespace.
+pub const DEFAULT_WORK_SPECS: u64 = 16_384;
+/// Default capacity for work unit handles: a job server may address millions
+/// of units, but only the ones in flight are looked up repeatedly; 100 000
+/// handles cost a few tens of megabytes at most.
+pub const DEFAULT_WORK_UNITS: u64 = 100_000;
+/// Default capacity for worker handles: one per executing process.
+pub const DEFAULT_WORKERS: u64 = 16_384;
+
+/// Builds a [`Cache`] with chosen capacities and expiry.
+///
+/// Capacities count handles (entries) per kind; moka evicts the least useful
+/// entries (TinyLFU admission, LRU eviction) once a kind is full. No expiry is
+/// set by default: correctness never depends on it, because a stale handle
+/// re-resolves its name on `Gone` (see [`Cache`]). A time-to-live or
+/// time-to-idle only bounds how long a delete made *behind the cache's back*
+/// can go unnoticed by lookups.
+///
+/// ```
+/// # use coordinate::cache::Cache;
+/// # use coordinate::memory::MemoryBackend;
+/// use std::time::Duration;
+/// let cache = Cache::builder()
+///     .work_units(10_000)
+///     .time_to_idle(Duration::from_secs(300))
+///     .build(MemoryBackend::new());
+/// # drop(cache);
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+#[derive(Debug, Clone)]
+pub struct CacheBuilder {
+    namespaces: u64,
+    work_specs: u64,
+    work_units: u64,
+    workers: u64,
+    time_to_idle: Option<StdDuration>,
+    time_to_live: Option<StdDuration>,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            namespaces: DEFAULT_NAMESPACES,
+            work_specs: DEFAULT_WORK_SPECS,
+            work_units: DEFAULT_WORK_UNITS,
+            workers: DEFAULT_WORKERS,
+            time_to_idle: None,
+            time_to_live: None,
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// A builder with the default capacities and no expiry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Maximum number of cached namespace handles (default [`DEFAULT_NAMESPACES`]).
+    pub fn namespaces(mut self, capacity: u64) -> Self {
+        self.namespaces = capacity;
+        self
+    }
+
+    /// Maximum number of cached work spec handles (default [`DEFAULT_WORK_SPECS`]).
+    pub fn work_specs(mut self, capacity: u64) -> Self {
+        self.work_specs = capacity;
+        self
+    }
+
+    /// Maximum number of cached work unit handles (default [`DEFAULT_WORK_UNITS`]).
+    pub fn work_units(mut self, capacity: u64) -> Self {
+        self.work_units = capacity;
+        self
+    }
+
+    /// Maximum number of cached worker handles (default [`DEFAULT_WORKERS`]).
+    pub fn workers(mut self, capacity: u64) -> Self {
+        self.workers = capacity;
+        self
+    }
+
+    /// Drops an entry that has not been looked up for this long.
+    pub fn time_to_idle(mut self, idle: StdDuration) -> Self {
+        self.time_to_idle = Some(idle);
+        self
+    }
+
+    /// Drops an entry this long after it was loaded, however often it is used.
+    pub fn time_to_live(mut self, live: StdDuration) -> Self {
+        self.time_to_live = Some(live);
+        self
+    }
+
+    /// The cache over `backend`.
+    pub fn build<B: Backend + 'static>(self, backend: B) -> Cache<B> {
+        let counters = Arc::new(Counters::default());
+        let caches = Caches {
+            namespaces: self.moka(self.namespaces, &counters, |c| &c.namespaces),
+            work_specs: self.moka(self.work_specs, &counters, |c| &c.work_specs),
+            work_units: self.moka(self.work_units, &counters, |c| &c.work_units),
+            workers: self.moka(self.workers, &counters, |c| &c.workers),
+        };
+        Cache::from_parts(backend, caches, counters)
+    }
+
+    fn moka<W: Handle>(
+        &self,
+        capacity: u64,
+        counters: &Arc<Counters>,
+        kind: fn(&Counters) -> &KindCounters,
+    ) -> Moka<W> {
+        // The listener holds the counters only, never the cache, so entries
+        // and listener form no reference cycle.
+        let counters = Arc::clone(counters);
+        let mut builder = moka::future::Cache::builder()
+            .max_capacity(capacity)
+            .eviction_listener(move |_key, handle: Arc<W>, cause| {
+                if cause.was_evicted() {
+                    kind(&counters).evictions.inc();
+                }
+                if cause != RemovalCause::Replaced {
+                    // Children are reachable only through a cached parent: a
+                    // handle kept after its eviction starts a fresh child scope,
+                    // so deletes it can no longer see never leave stale children.
+                    Link::rescope(&handle.link_cell().load());
+                }
+            });
+        if let Some(idle) = self.time_to_idle {
+            builder = builder.time_to_idle(idle);
+        }
+        if let Some(live) = self.time_to_live {
+            builder = builder.time_to_live(live);
+        }
+        builder.build()
+    }
+}

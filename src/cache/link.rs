@@ -1,0 +1,99 @@
+//! The swappable connection of a cached handle to its upstream object.
+//!
+//! A [`Link`] is one upstream handle, i.e. one *object* of the wrapped backend.
+//! A cached handle holds its current link in an [`ArcSwap`](arc_swap::ArcSwap):
+//! reading it is a lock-free load, and a `Gone` recovery swaps in the link to
+//! the object that now has the handle's name. Links are shared: a handle that
+//! recovers adopts the link of the handle currently cached under its name, so
+//! both see the same object and the same child entries.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Whether the object behind a link (or one of its ancestors) is known to be
+/// deleted.
+pub(crate) trait Liveness: Send + Sync {
+    /// True once the object or an ancestor is known to be deleted.
+    fn is_dead(&self) -> bool;
+}
+
+/// One upstream object, with what the cache knows about it.
+pub(crate) struct Link<T: ?Sized> {
+    /// The wrapped backend's handle.
+    pub(crate) upstream: Arc<T>,
+    /// Set when the cache learns the object was deleted (through the cache,
+    /// or by a `Gone` answer); never cleared, since deletion is final.
+    dead: AtomicBool,
+    /// The scope of this object's child entries. Changing it drops every
+    /// child entry at once (they become unreachable and age out).
+    scope: AtomicU64,
+    /// The link of the parent object this one was resolved under.
+    parent: Option<Arc<dyn Liveness>>,
+}
+
+/// A process-wide source of scopes, so no two links ever share one.
+fn fresh_scope() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl<T: ?Sized> Link<T> {
+    /// A live link to `upstream`, resolved under `parent`.
+    pub(crate) fn new(upstream: Arc<T>, parent: Option<Arc<dyn Liveness>>) -> Arc<Self> {
+        Arc::new(Link {
+            upstream,
+            dead: AtomicBool::new(false),
+            scope: AtomicU64::new(fresh_scope()),
+            parent,
+        })
+    }
+
+    /// The current scope of child entries.
+    pub(crate) fn scope(&self) -> u64 {
+        self.scope.load(Ordering::Acquire)
+    }
+
+    /// Drops every child entry (they stay in moka, unreachable, until evicted).
+    pub(crate) fn rescope(&self) {
+        self.scope.store(fresh_scope(), Ordering::Release);
+    }
+
+    /// Records that the object is deleted.
+    pub(crate) fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Release);
+    }
+
+    /// True once the object or an ancestor is known to be deleted.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_dead())
+    }
+}
+
+impl<T: ?Sized + Send + Sync> Liveness for Link<T> {
+    fn is_dead(&self) -> bool {
+        Link::is_dead(self)
+    }
+}
+
+/// A link as the parent of child links.
+pub(crate) fn parent<T: ?Sized + Send + Sync + 'static>(link: &Arc<Link<T>>) -> Arc<dyn Liveness> {
+    Arc::clone(link) as Arc<dyn Liveness>
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn death_propagates_to_children_and_scopes_are_unique() {
+        let parent = Link::new(Arc::new(1u8), None);
+        let child = Link::new(Arc::new(2u8), Some(parent.clone() as Arc<dyn Liveness>));
+        assert_ne!(parent.scope(), child.scope());
+        let before = child.scope();
+        child.rescope();
+        assert_ne!(before, child.scope());
+        assert!(!child.is_dead());
+        parent.mark_dead();
+        assert!(child.is_dead());
+    }
+}

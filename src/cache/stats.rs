@@ -1,0 +1,156 @@
+//! Per-kind counters of the cache, cheap enough to bump on every hit.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Number of stripes per counter. Tasks on different threads bump different
+/// cache lines, so counting a hit never bounces a line between cores.
+const STRIPES: usize = 8;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe(AtomicU64);
+
+/// A striped event counter: increments are uncontended, reads sum the stripes.
+#[derive(Default)]
+pub(crate) struct Counter([Stripe; STRIPES]);
+
+thread_local! {
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn stripe_index() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    STRIPE.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            // usize::MAX never comes out of `% STRIPES`, so this runs once per thread.
+            i = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES;
+            s.set(i);
+        }
+        i
+    })
+}
+
+impl Counter {
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.0[stripe_index()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// The live counters of one handle kind.
+#[derive(Default)]
+pub(crate) struct KindCounters {
+    pub(crate) hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) loads: Counter,
+    pub(crate) recoveries: Counter,
+    pub(crate) invalidations: Counter,
+    pub(crate) evictions: Counter,
+}
+
+impl KindCounters {
+    pub(crate) fn snapshot(&self, entries: u64) -> KindStats {
+        KindStats {
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+            backend_loads: self.loads.get(),
+            gone_recoveries: self.recoveries.get(),
+            invalidations: self.invalidations.get(),
+            evictions: self.evictions.get(),
+            entries,
+        }
+    }
+}
+
+/// The counters of every kind.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) namespaces: KindCounters,
+    pub(crate) work_specs: KindCounters,
+    pub(crate) work_units: KindCounters,
+    pub(crate) workers: KindCounters,
+}
+
+/// Counters of one handle kind, as returned by
+/// [`Cache::stats`](crate::cache::Cache::stats).
+///
+/// Every counter only grows; compare two snapshots to measure an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups not answered from the cache (each leads to a load, or waits
+    /// for a concurrent load of the same name).
+    pub misses: u64,
+    /// Backend lookups made to fill the cache (concurrent misses of one name
+    /// share one load).
+    pub backend_loads: u64,
+    /// Times a handle of this kind re-resolved its name after a `Gone` (or
+    /// after learning through the cache that its object was deleted).
+    pub gone_recoveries: u64,
+    /// Entries dropped because of a delete made through the cache: one per
+    /// named entry, one per bulk drop of a parent's children.
+    pub invalidations: u64,
+    /// Entries evicted by the size bound or by expiry.
+    pub evictions: u64,
+    /// Approximate number of entries held (moka's estimate; it includes
+    /// entries made unreachable by a bulk invalidation until they age out).
+    pub entries: u64,
+}
+
+/// Counters of the whole cache, per handle kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Namespace handles.
+    pub namespaces: KindStats,
+    /// Work spec handles.
+    pub work_specs: KindStats,
+    /// Work unit handles.
+    pub work_units: KindStats,
+    /// Worker handles.
+    pub workers: KindStats,
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Counters")
+            .field("namespaces", &self.namespaces.snapshot(0))
+            .field("work_specs", &self.work_specs.snapshot(0))
+            .field("work_units", &self.work_units.snapshot(0))
+            .field("workers", &self.workers.snapshot(0))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_sums_across_threads() {
+        let c = std::sync::Arc::new(Counter::default());
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || (0..1000).for_each(|_| c.inc()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        c.add(5);
+        assert_eq!(c.get(), 4005);
+    }
+}

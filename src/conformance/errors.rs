@@ -1,0 +1,893 @@
+//! The error catalogue (§0.5): one scenario per error an API method can
+//! return, and bad input (odd names, wrongly typed keys, zero, negative and
+//! huge durations) — each followed by a check that earlier data is intact.
+
+use serde_json::{json, Value};
+
+use super::{Run, TestBackend};
+use crate::api::{NamespaceRef, WorkSpecRef};
+use crate::data;
+use crate::error::Error;
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
+};
+
+/// A namespace with a spec `keep` holding unit `u`, for "nothing lost" checks.
+async fn keeper(r: &Run, ns: &str) -> (NamespaceRef, WorkSpecRef, DataMap) {
+    let ns = r.ns(ns).await;
+    let def = data!({"name": "keep", "min_gb": 0.5, "priority": 3, "extra": [1, {"a": []}]});
+    let spec = r.spec(&ns, def.clone()).await;
+    r.unit(&spec, "u", data!({"k": "v"})).await;
+    (ns, spec, def)
+}
+
+/// Asserts `keep` and its unit are exactly as [`keeper`] made them and no
+/// other spec exists.
+async fn intact(r: &Run, ns: &NamespaceRef, spec: &WorkSpecRef, def: &DataMap, step: &str) {
+    let listed = r.ok(ns.work_spec_names().await, step);
+    check_eq!(r, listed, vec!["keep".to_string()], "{step}: spec names");
+    check_eq!(
+        r,
+        &r.ok(spec.data().await, step),
+        def,
+        "{step}: definition intact"
+    );
+    let meta = r.ok(spec.meta(false).await, step);
+    check_eq!(r, meta.priority, 3, "{step}: meta intact");
+    let fresh = r.ok(ns.work_spec("keep").await, step);
+    check_eq!(
+        r,
+        &r.ok(fresh.data().await, step),
+        def,
+        "{step}: definition via lookup"
+    );
+    let unit = r.ok(spec.work_unit("u").await, step);
+    check_eq!(
+        r,
+        r.ok(unit.data().await, step),
+        data!({"k": "v"}),
+        "{step}: unit data intact"
+    );
+}
+
+/// `NoWorkSpecName`: `"name"` absent, null or empty — from `set_work_spec`
+/// and `set_data`, checked before every other key.
+pub async fn no_work_spec_name(t: TestBackend) {
+    let r = Run::new("no_work_spec_name", t);
+    let (ns, spec, def) = keeper(&r, "no_work_spec_name").await;
+    let bad = [
+        data!({}),
+        data!({"name": null}),
+        data!({"name": ""}),
+        data!({"min_gb": 1}),
+        data!({"name": null, "priority": "high"}),
+        data!({"name": "", "continuous": 1}),
+    ];
+    for d in bad {
+        let step = format!("set_work_spec({d:?})");
+        r.fails(
+            ns.set_work_spec(d.clone()).await,
+            Error::NoWorkSpecName,
+            &step,
+        );
+        let step = format!("set_data({d:?})");
+        r.fails(spec.set_data(d).await, Error::NoWorkSpecName, &step);
+    }
+    intact(&r, &ns, &spec, &def, "after NoWorkSpecName").await;
+}
+
+/// `BadWorkSpecName`: `"name"` present but not a string, from
+/// `set_work_spec` and `set_data`, checked before other keys.
+pub async fn bad_work_spec_name(t: TestBackend) {
+    let r = Run::new("bad_work_spec_name", t);
+    let (ns, spec, def) = keeper(&r, "bad_work_spec_name").await;
+    let names = [
+        json!(4),
+        json!(1.5),
+        json!(true),
+        json!([]),
+        json!(["keep"]),
+        json!({}),
+    ];
+    for name in names {
+        for extra in [None, Some(("priority", json!("x")))] {
+            let mut d = DataMap::new();
+            d.insert("name".into(), name.clone());
+            if let Some((k, v)) = &extra {
+                d.insert((*k).into(), v.clone());
+            }
+            let step = format!("set_work_spec({d:?})");
+            r.fails(
+                ns.set_work_spec(d.clone()).await,
+                Error::BadWorkSpecName,
+                &step,
+            );
+            let step = format!("set_data({d:?})");
+            r.fails(spec.set_data(d).await, Error::BadWorkSpecName, &step);
+        }
+    }
+    intact(&r, &ns, &spec, &def, "after BadWorkSpecName").await;
+}
+
+/// `InvalidWorkSpecData`: every recognised key with a value of a wrong
+/// type, from `set_work_spec` (nothing created) and `set_data` (nothing
+/// changed).
+pub async fn invalid_work_spec_data(t: TestBackend) {
+    let r = Run::new("invalid_work_spec_data", t);
+    let (ns, spec, def) = keeper(&r, "invalid_work_spec_data").await;
+    let numeric = [
+        "priority",
+        "weight",
+        "nice",
+        "max_running",
+        "max_getwork",
+        "max_retries",
+        "min_gb",
+        "interval",
+    ];
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    for key in numeric {
+        for v in [json!("1"), json!(true), json!([1]), json!({"n": 1})] {
+            cases.push((key, v));
+        }
+    }
+    for key in ["disabled", "continuous"] {
+        for v in [json!(1), json!("true"), json!([]), json!({})] {
+            cases.push((key, v));
+        }
+    }
+    for key in ["then", "runtime"] {
+        for v in [json!(1), json!(false), json!(["x"]), json!({"x": 1})] {
+            cases.push((key, v));
+        }
+    }
+    for (key, value) in cases {
+        for name in ["new", "keep"] {
+            let mut d = data!({"name": name});
+            d.insert(key.into(), value.clone());
+            let step = format!("set_work_spec({d:?})");
+            r.fails_like(
+                ns.set_work_spec(d.clone()).await,
+                |e| matches!(e, Error::InvalidWorkSpecData(_)),
+                "InvalidWorkSpecData",
+                &step,
+            );
+            if name == "keep" {
+                let step = format!("set_data({d:?})");
+                r.fails_like(
+                    spec.set_data(d).await,
+                    |e| matches!(e, Error::InvalidWorkSpecData(_)),
+                    "InvalidWorkSpecData",
+                    &step,
+                );
+            }
+        }
+    }
+    intact(&r, &ns, &spec, &def, "after InvalidWorkSpecData").await;
+}
+
+/// `ChangedName`: `set_data` with another (valid) name — including one
+/// differing only in case — after validation; nothing changes and no spec
+/// is created.
+pub async fn changed_name(t: TestBackend) {
+    let r = Run::new("changed_name", t);
+    let (ns, spec, def) = keeper(&r, "changed_name").await;
+    for other in ["other", "Keep", "keep ", "ke\u{0}ep"] {
+        let step = format!("set_data(name = {other:?})");
+        r.fails(
+            spec.set_data(data!({"name": other, "priority": 9})).await,
+            Error::ChangedName,
+            &step,
+        );
+    }
+    // Validation comes first: a wrongly typed key wins over the name change.
+    r.fails_like(
+        spec.set_data(data!({"name": "other", "priority": "x"}))
+            .await,
+        |e| matches!(e, Error::InvalidWorkSpecData(_)),
+        "InvalidWorkSpecData",
+        "set_data(other name, bad priority)",
+    );
+    intact(&r, &ns, &spec, &def, "after ChangedName").await;
+}
+
+/// `LostLease` (§9.2 step 2): renewing an attempt that is no longer active
+/// (cleared, or superseded by another worker's attempt) expires it (end
+/// time now, data replaced) and fails; the unit and its actual active
+/// attempt are left alone; renewing again fails again.
+pub async fn lost_lease(t: TestBackend) {
+    let r = Run::new("lost_lease", t);
+    let (_ns, spec, worker) = r.basic("lost_lease", "spec").await;
+    let ns = r.ns("lost_lease").await;
+    let other = r.worker(&ns, "other").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    r.ok(unit.clear_active_attempt().await, "clear");
+    r.advance_secs(5);
+    r.fails(
+        a.renew(Duration::minutes(5), Some(data!({"renewed": 1})))
+            .await,
+        Error::LostLease,
+        "renew after clear",
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "expired by renew"
+    );
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "end time"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"renewed": 1}),
+        "data replaced"
+    );
+    let listed = r.ok(worker.active_attempts().await, "active list");
+    check!(
+        r,
+        listed.is_empty(),
+        "lost attempt still on the active list"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit untouched"
+    );
+    r.advance_secs(5);
+    r.fails(
+        a.renew(Duration::minutes(5), None).await,
+        Error::LostLease,
+        "renew again",
+    );
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "end time again"
+    );
+
+    let b = r.request_unit(&other, "u", "request by other").await;
+    let b_exp = r.ok(b.expiration_time().await, "b expiration");
+    let c = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    r.ok(unit.clear_active_attempt().await, "clear c");
+    let b2 = r.ok(
+        other.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make b2",
+    );
+    r.advance_secs(5);
+    r.fails(
+        c.renew(Duration::minutes(1), None).await,
+        Error::LostLease,
+        "renew superseded",
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(r.key(&b2).await),
+        "active attempt kept"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&b).await,
+        AttemptStatus::Pending,
+        "b untouched"
+    );
+    check_eq!(
+        r,
+        r.ok(b.expiration_time().await, "b exp"),
+        b_exp,
+        "b's lease untouched"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "unit data"
+    );
+}
+
+/// `NoSuchWorkSpec { name }`: lookups and destroys of missing names
+/// (empty, control characters, wrong case); an unknown name in a request's
+/// `work_specs` is not an error.
+pub async fn no_such_work_spec(t: TestBackend) {
+    let r = Run::new("no_such_work_spec", t);
+    let (ns, spec, def) = keeper(&r, "no_such_work_spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    for name in ["missing", "", "\u{0}\n", "Keep", "keep "] {
+        let expected = || Error::NoSuchWorkSpec { name: name.into() };
+        r.fails(
+            ns.work_spec(name).await,
+            expected(),
+            format_args!("work_spec({name:?})"),
+        );
+        r.fails(
+            ns.destroy_work_spec(name).await,
+            expected(),
+            format_args!("destroy_work_spec({name:?})"),
+        );
+    }
+    let req = AttemptRequest {
+        work_specs: vec!["missing".into()],
+        ..Default::default()
+    };
+    check!(
+        r,
+        r.request(&worker, req, "request").await.is_empty(),
+        "request for missing spec"
+    );
+    intact(&r, &ns, &spec, &def, "after NoSuchWorkSpec").await;
+}
+
+/// `NoSuchWorkUnit { name }`: lookups of missing names, of a unit of
+/// another spec, and of a deleted unit; missing names in a query are
+/// ignored.
+pub async fn no_such_work_unit(t: TestBackend) {
+    let r = Run::new("no_such_work_unit", t);
+    let (ns, spec, def) = keeper(&r, "no_such_work_unit").await;
+    let other = r.named_spec(&ns, "other").await;
+    r.unit(&other, "elsewhere", DataMap::new()).await;
+    r.unit(&spec, "doomed", DataMap::new()).await;
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["doomed"]))
+            .await,
+        "delete doomed",
+    );
+    for name in ["missing", "", "\u{1}", "U", "elsewhere", "doomed"] {
+        r.fails(
+            spec.work_unit(name).await,
+            Error::NoSuchWorkUnit { name: name.into() },
+            format_args!("work_unit({name:?})"),
+        );
+    }
+    let units = r.ok(
+        spec.work_units(&WorkUnitQuery::names(["missing", "u"]))
+            .await,
+        "query",
+    );
+    check_eq!(
+        r,
+        units.keys().collect::<Vec<_>>(),
+        vec!["u"],
+        "missing names ignored"
+    );
+    r.ok(ns.destroy_work_spec("other").await, "destroy other");
+    intact(&r, &ns, &spec, &def, "after NoSuchWorkUnit").await;
+}
+
+/// `WrongBackend`: a worker of one backend given a unit of another backend
+/// instance by `make_attempt`; nothing is created on either side.
+pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
+    let r = Run::new("wrong_backend_make_attempt", t);
+    let o = Run::new("wrong_backend_make_attempt (second backend)", other);
+    let (_ns, spec, _worker) = r.basic("wrong_backend", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    let (_ons, _ospec, foreign) = o.basic("wrong_backend", "spec").await;
+    r.fails(
+        foreign.make_attempt(unit.as_ref(), Duration::zero()).await,
+        Error::WrongBackend,
+        "make_attempt with a foreign unit",
+    );
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num"),
+        0,
+        "no attempt on the unit"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit status"
+    );
+    let listed = o.ok(foreign.all_attempts().await, "foreign worker's attempts");
+    check!(r, listed.is_empty(), "foreign worker got an attempt");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "unit data intact"
+    );
+}
+
+/// `WrongBackend`: `set_parent` with a worker of another backend instance;
+/// the previous parent is kept.
+pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
+    let r = Run::new("wrong_backend_set_parent", t);
+    let o = Run::new("wrong_backend_set_parent (second backend)", other);
+    let ns = r.ns("wrong_backend").await;
+    let child = r.worker(&ns, "child").await;
+    let parent = r.worker(&ns, "parent").await;
+    r.ok(
+        child.set_parent(Some(parent.as_ref())).await,
+        "set_parent(same backend)",
+    );
+    let ons = o.ns("wrong_backend").await;
+    let foreign = o.worker(&ons, "parent").await;
+    r.fails(
+        child.set_parent(Some(foreign.as_ref())).await,
+        Error::WrongBackend,
+        "set_parent(foreign worker)",
+    );
+    let p = r.ok(child.parent().await, "parent()");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("parent".to_string()),
+        "parent kept"
+    );
+    let kids = r.ok(parent.children().await, "children");
+    check_eq!(r, kids.len(), 1, "old parent keeps the child");
+    let foreign_kids = o.ok(foreign.children().await, "foreign children");
+    check!(
+        r,
+        foreign_kids.is_empty(),
+        "foreign worker adopted the child"
+    );
+}
+
+/// Zero and negative `make_attempt` lifetimes (§8): zero is 15 minutes; a
+/// negative lifetime is used as given and the attempt expires at the next
+/// expiry check. Requests with a negative lifetime get 15 minutes.
+pub async fn zero_and_negative_lifetimes(t: TestBackend) {
+    let r = Run::new("zero_and_negative_lifetimes", t);
+    let (_ns, spec, worker) = r.basic("zero_and_negative_lifetimes", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    r.advance_secs(100);
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make(0)",
+    );
+    let exp = r.ok(a.expiration_time().await, "expiration");
+    check_eq!(r, exp, r.now() + Duration::minutes(15), "zero lifetime");
+    r.ok(a.expire(None).await, "expire");
+    let b = r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(-5))
+            .await,
+        "make(-5 s)",
+    );
+    check_eq!(
+        r,
+        r.ok(b.start_time().await, "start"),
+        r.now(),
+        "start time"
+    );
+    // expiration_time performs the check itself, so read the status first.
+    check_eq!(
+        r,
+        r.attempt_status(&b).await,
+        AttemptStatus::Expired,
+        "negative lifetime"
+    );
+    let exp = r.ok(b.expiration_time().await, "expiration");
+    check_eq!(
+        r,
+        exp,
+        r.now() - Duration::seconds(5),
+        "negative lifetime stored as given"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit available"
+    );
+    let req = AttemptRequest {
+        lifetime: Duration::seconds(-60),
+        ..Default::default()
+    };
+    let got = r
+        .request(&worker, req, "request with negative lifetime")
+        .await;
+    check_eq!(r, got.len(), 1, "request");
+    let exp = r.ok(got[0].expiration_time().await, "expiration");
+    check_eq!(
+        r,
+        exp,
+        r.now() + Duration::minutes(15),
+        "default request lifetime"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data intact"
+    );
+}
+
+/// Zero and negative `renew` extensions (§9.2): the deadline becomes
+/// `now + extend`; the attempt expires once the clock is strictly past it.
+pub async fn zero_and_negative_renew(t: TestBackend) {
+    let r = Run::new("zero_and_negative_renew", t);
+    let (_ns, spec, worker) = r.basic("zero_and_negative_renew", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    r.advance_secs(10);
+    r.ok(a.renew(Duration::zero(), None).await, "renew(0)");
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "at the new deadline"
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        r.now(),
+        "deadline = now"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"k": "v"}),
+        "data kept by renew(None)"
+    );
+    r.advance(Duration::milliseconds(1));
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "just past the deadline"
+    );
+    let b = r.request_unit(&worker, "u", "request again").await;
+    r.ok(b.renew(Duration::seconds(-30), None).await, "renew(-30 s)");
+    check_eq!(
+        r,
+        r.attempt_status(&b).await,
+        AttemptStatus::Expired,
+        "negative extension"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit available"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "unit data intact"
+    );
+}
+
+/// Zero and negative `retry` delays (§9.2): `not_before = now + delay`
+/// (now or in the past), so the unit is Available at once.
+pub async fn zero_and_negative_retry_delay(t: TestBackend) {
+    let r = Run::new("zero_and_negative_retry_delay", t);
+    let (_ns, spec, worker) = r.basic("zero_and_negative_retry_delay", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    r.advance_secs(100);
+    for delay in [Duration::zero(), Duration::seconds(-30)] {
+        let a = r
+            .request_unit(&worker, "u", format_args!("request before retry({delay})"))
+            .await;
+        r.ok(a.retry(None, delay).await, format_args!("retry({delay})"));
+        let meta = r.ok(unit.meta().await, "meta");
+        check_eq!(
+            r,
+            meta.not_before,
+            Some(r.now() + delay),
+            "not_before after retry({delay})"
+        );
+        check_eq!(
+            r,
+            r.unit_status(&unit).await,
+            WorkUnitStatus::Available,
+            "after retry({delay})"
+        );
+    }
+    r.drain(&worker, &["u"], "drain").await;
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "snapshot finished"
+    );
+    r.ok(unit.clear_active_attempt().await, "clear");
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "own data intact"
+    );
+}
+
+fn out_of_range(e: &Error) -> bool {
+    matches!(e, Error::TimeOutOfRange(_))
+}
+
+/// A `make_attempt` lifetime that overflows the time range answers
+/// `TimeOutOfRange` (no panic, no attempt); a very long valid one works.
+pub async fn huge_make_attempt_lifetime(t: TestBackend) {
+    let r = Run::new("huge_make_attempt_lifetime", t);
+    let (_ns, spec, worker) = r.basic("huge_make_attempt_lifetime", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    for lifetime in [Duration::MAX, Duration::MIN] {
+        r.fails_like(
+            worker.make_attempt(unit.as_ref(), lifetime).await,
+            out_of_range,
+            "TimeOutOfRange",
+            format_args!("make_attempt({lifetime})"),
+        );
+    }
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num"),
+        0,
+        "no attempt created"
+    );
+    check!(
+        r,
+        r.ok(worker.all_attempts().await, "all").is_empty(),
+        "worker got an attempt"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit status"
+    );
+    let long = Duration::days(365 * 1000);
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), long).await,
+        "make_attempt(1000 years)",
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        r.now() + long,
+        "long lifetime"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data intact"
+    );
+}
+
+/// A `renew` extension that overflows answers `TimeOutOfRange` and changes
+/// nothing (status, data and deadline kept).
+pub async fn huge_renew_extend(t: TestBackend) {
+    let r = Run::new("huge_renew_extend", t);
+    let (_ns, spec, worker) = r.basic("huge_renew_extend", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    let exp = r.ok(a.expiration_time().await, "exp");
+    for extend in [Duration::MAX, Duration::MIN] {
+        r.fails_like(
+            a.renew(extend, Some(data!({"lost": true}))).await,
+            out_of_range,
+            "TimeOutOfRange",
+            format_args!("renew({extend})"),
+        );
+    }
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "still pending"
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        exp,
+        "deadline kept"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"k": "v"}),
+        "data kept"
+    );
+    r.ok(
+        a.renew(Duration::minutes(1), None).await,
+        "a valid renew afterwards",
+    );
+    r.ok(a.finish(None).await, "finish");
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
+}
+
+/// A `retry` delay that overflows answers `TimeOutOfRange` and changes
+/// nothing; a valid retry works afterwards.
+pub async fn huge_retry_delay(t: TestBackend) {
+    let r = Run::new("huge_retry_delay", t);
+    let (_ns, spec, worker) = r.basic("huge_retry_delay", "spec").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    for delay in [Duration::MAX, Duration::MIN] {
+        r.fails_like(
+            a.retry(Some(data!({"lost": true})), delay).await,
+            out_of_range,
+            "TimeOutOfRange",
+            format_args!("retry({delay})"),
+        );
+    }
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "still pending"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit pending"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta").not_before,
+        None,
+        "not_before kept"
+    );
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"k": "v"}),
+        "data kept"
+    );
+    let active = r.ok(worker.active_attempts().await, "active list");
+    check_eq!(r, active.len(), 1, "still on the active list");
+    r.ok(
+        a.retry(None, Duration::seconds(1)).await,
+        "a valid retry afterwards",
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Retryable,
+        "retried"
+    );
+}
+
+/// Out-of-range numbers in a definition never panic: a huge `interval`
+/// either is rejected with a typed error or works; huge priorities and
+/// weights saturate and still schedule.
+pub async fn huge_definition_values(t: TestBackend) {
+    let r = Run::new("huge_definition_values", t);
+    let (ns, keep, def) = keeper(&r, "huge_definition_values").await;
+    let worker = r.worker(&ns, "worker").await;
+    let huge = data!({"name": "huge", "continuous": true, "interval": 1e300});
+    match ns.set_work_spec(huge).await {
+        Ok(spec) => {
+            // Accepted: requesting from it must not panic either.
+            let req = AttemptRequest {
+                work_specs: vec!["huge".into()],
+                ..Default::default()
+            };
+            match worker.request_attempts(req).await {
+                Ok(got) => {
+                    for a in got {
+                        r.ok(a.finish(None).await, "finish huge-interval unit");
+                    }
+                }
+                Err(e) => check!(r, out_of_range(&e), "request from huge interval: {e:?}"),
+            }
+            r.ok(ns.destroy_work_spec(spec.name()).await, "destroy huge");
+        }
+        Err(e) => check!(
+            r,
+            matches!(e, Error::InvalidWorkSpecData(_) | Error::TimeOutOfRange(_)),
+            "huge interval: {e:?}"
+        ),
+    }
+    let big = r
+        .spec(
+            &ns,
+            data!({"name": "big", "priority": 1e300, "weight": 1e300, "max_retries": 1e300}),
+        )
+        .await;
+    let small = r
+        .spec(
+            &ns,
+            data!({"name": "small", "priority": -1e300, "weight": 1}),
+        )
+        .await;
+    let meta = r.ok(big.meta(false).await, "big meta");
+    check!(
+        r,
+        meta.priority > 1_000_000 && meta.weight > 1_000_000,
+        "saturated: {meta:?}"
+    );
+    r.unit(&big, "b", DataMap::new()).await;
+    r.unit(&small, "s", DataMap::new()).await;
+    let mut keep_meta = r.ok(keep.meta(false).await, "keep meta");
+    keep_meta.paused = true;
+    r.ok(keep.set_meta(keep_meta).await, "pause keep");
+    let req = AttemptRequest::units(5);
+    let got = r
+        .request(&worker, req, "request with saturated priorities")
+        .await;
+    let got_names = super::unit_names_of(&got);
+    check_eq!(r, got_names, vec!["b"], "highest priority first");
+    r.ok(ns.destroy_work_spec("big").await, "destroy big");
+    r.ok(ns.destroy_work_spec("small").await, "destroy small");
+    let mut keep_meta = r.ok(keep.meta(false).await, "keep meta");
+    keep_meta.paused = false;
+    r.ok(keep.set_meta(keep_meta).await, "unpause keep");
+    intact(&r, &ns, &keep, &def, "after huge definitions").await;
+}
+
+/// Extreme but representable times and priorities in work unit meta and
+/// worker updates are stored and reported exactly.
+pub async fn huge_work_unit_times(t: TestBackend) {
+    let r = Run::new("huge_work_unit_times", t);
+    let (_ns, spec, worker) = r.basic("huge_work_unit_times", "spec").await;
+    let far = Time::UNIX_EPOCH + Duration::days(365 * 8000);
+    let meta = WorkUnitMeta {
+        priority: f64::MAX,
+        not_before: Some(far),
+    };
+    let unit = r.unit_meta(&spec, "far", data!({"k": "v"}), meta).await;
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta"),
+        meta,
+        "extreme meta round-trips"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Delayed,
+        "delayed for millennia"
+    );
+    r.unit_meta(
+        &spec,
+        "low",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(-f64::MAX),
+    )
+    .await;
+    r.unit_meta(
+        &spec,
+        "tiny",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(f64::MIN_POSITIVE),
+    )
+    .await;
+    r.drain(&worker, &["tiny", "low"], "drain").await;
+    let expiration = Time::UNIX_EPOCH + Duration::days(365 * 5000);
+    let past = Time::UNIX_EPOCH - Duration::days(365 * 1000);
+    r.ok(
+        worker
+            .update(data!({"w": 1}), past, expiration, "far")
+            .await,
+        "update",
+    );
+    check_eq!(
+        r,
+        r.ok(worker.last_update().await, "last_update"),
+        past,
+        "last_update"
+    );
+    check_eq!(
+        r,
+        r.ok(worker.expiration().await, "expiration"),
+        expiration,
+        "expiration"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        data!({"k": "v"}),
+        "data intact"
+    );
+}

@@ -1,0 +1,552 @@
+//! Dead handles (§12.1, with the §12.2 variations) and what old handles do
+//! after an object with the same name is re-created, under both
+//! [`Identity`] rules.
+
+use super::{Dead, Identity, Run, TestBackend};
+use crate::data;
+use crate::model::{DataMap, Duration, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery};
+
+/// Every namespace operation of §12.1 on a destroyed namespace handle.
+///
+/// * [`Identity::Object`]: `set_work_spec` and `worker` fail with `Gone`;
+///   `work_spec` / `destroy_work_spec` with `Gone` or `NoSuchWorkSpec`;
+///   `work_spec_names`, `workers`, `summarize` with `Gone` or an empty
+///   result; `destroy` succeeds.
+/// * [`Identity::Name`]: a namespace name always resolves (lookups create),
+///   so each operation may instead act on the namespace now called so.
+///
+/// In both modes the destroyed contents never come back, and spec handles
+/// from the destroyed namespace stay dead.
+pub async fn dead_namespace_handle(t: TestBackend) {
+    let r = Run::new("dead_namespace_handle", t);
+    let ns = r.ns("dead").await;
+    let spec = r.named_spec(&ns, "s").await;
+    r.unit(&spec, "u", DataMap::new()).await;
+    r.worker(&ns, "w").await;
+    r.ok(ns.destroy().await, "destroy");
+    let listed = r.ok(r.backend().namespaces().await, "namespaces()");
+    check!(
+        r,
+        !listed.contains_key("dead"),
+        "destroyed namespace listed"
+    );
+    match r.identity() {
+        Identity::Object => {
+            r.gone(
+                ns.set_work_spec(data!({"name": "s2"})).await,
+                Dead::strict(),
+                "set_work_spec",
+            );
+            r.gone(ns.work_spec("s").await, Dead::spec("s"), "work_spec");
+            r.gone(
+                ns.destroy_work_spec("s").await,
+                Dead::spec("s"),
+                "destroy_work_spec",
+            );
+            r.gone_or_empty(
+                ns.work_spec_names().await,
+                Dead::strict(),
+                "work_spec_names",
+            );
+            r.gone(ns.worker("w2").await, Dead::strict(), "worker");
+            r.gone_or_empty(ns.workers().await, Dead::strict(), "workers");
+            r.gone_or_empty(ns.summarize().await, Dead::strict(), "summarize");
+            let listed = r.ok(r.backend().namespaces().await, "namespaces()");
+            check!(
+                r,
+                !listed.contains_key("dead"),
+                "a dead-handle call re-created the namespace"
+            );
+        }
+        Identity::Name => {
+            // Either outcome is allowed; neither may panic or resurrect "s".
+            let _ = ns.set_work_spec(data!({"name": "s2"})).await;
+            let _ = ns.work_spec_names().await;
+            let _ = ns.workers().await;
+            let _ = ns.summarize().await;
+        }
+    }
+    r.ok(ns.destroy().await, "destroy again");
+    check_eq!(r, ns.name(), "dead", "dead namespace's name");
+    r.gone(
+        spec.meta(false).await,
+        Dead::spec("s"),
+        "spec handle of the dead namespace",
+    );
+    let fresh = r.ns("dead").await;
+    r.fails(
+        fresh.work_spec("s").await,
+        crate::Error::NoSuchWorkSpec { name: "s".into() },
+        "old spec in the fresh namespace",
+    );
+}
+
+/// Every work spec operation of §12.1 on a destroyed spec's handle (the
+/// same in both identity modes, as nothing is re-created): single-object
+/// calls fail with `Gone` or `NoSuchWorkSpec`, list/count calls may answer
+/// empty, priority updates may be no-ops; nothing re-creates the spec.
+pub async fn dead_spec_handle(t: TestBackend) {
+    let r = Run::new("dead_spec_handle", t);
+    let (ns, spec, worker) = r.basic("dead_spec_handle", "s").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make_attempt",
+    );
+    r.ok(ns.destroy_work_spec("s").await, "destroy_work_spec");
+    let dead = Dead::spec("s");
+    let all = WorkUnitQuery::all();
+    r.gone(spec.data().await, dead, "data");
+    r.gone(spec.set_data(data!({"name": "s"})).await, dead, "set_data");
+    r.gone(spec.meta(false).await, dead, "meta(false)");
+    r.gone(spec.meta(true).await, dead, "meta(true)");
+    r.gone(
+        spec.set_meta(WorkSpecMeta::default()).await,
+        dead,
+        "set_meta",
+    );
+    r.gone(
+        spec.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
+            .await,
+        dead,
+        "add_work_unit",
+    );
+    r.gone(spec.work_unit("u").await, Dead::unit("s", "u"), "work_unit");
+    r.gone_or_empty(spec.work_units(&all).await, dead, "work_units");
+    r.gone_or_empty(
+        spec.count_work_unit_status().await,
+        dead,
+        "count_work_unit_status",
+    );
+    r.gone_or_empty(
+        spec.set_work_unit_priorities(&all, 1.0).await,
+        dead,
+        "set_priorities",
+    );
+    r.gone_or_empty(
+        spec.adjust_work_unit_priorities(&all, 1.0).await,
+        dead,
+        "adjust_priorities",
+    );
+    r.gone_or_empty(
+        spec.delete_work_units(&all).await,
+        dead,
+        "delete_work_units",
+    );
+    r.gone_or_empty(spec.summarize().await, dead, "summarize");
+    r.gone(
+        unit.status().await,
+        Dead::unit("s", "u"),
+        "unit of the dead spec",
+    );
+    check_eq!(r, spec.name(), "s", "dead spec's name");
+    check_eq!(r, unit.name(), "u", "dead unit's name");
+    check_eq!(r, unit.work_spec().name(), "s", "dead unit's spec name");
+    let listed = r.ok(ns.work_spec_names().await, "names");
+    check!(
+        r,
+        listed.is_empty(),
+        "a dead-handle call re-created the spec: {listed:?}"
+    );
+    let attempts = r.ok(worker.all_attempts().await, "worker's attempts");
+    check!(
+        r,
+        attempts.is_empty(),
+        "attempts of the dead spec still listed"
+    );
+}
+
+/// Every work unit operation of §12.1 on a deleted unit's handle (same in
+/// both identity modes): single-object calls fail with `Gone` or a
+/// `NoSuch…`, `active_attempt` / `attempts` / `num_attempts` may answer
+/// empty, `make_attempt` on it fails; nothing re-creates the unit and the
+/// other unit is untouched.
+pub async fn dead_unit_handle(t: TestBackend) {
+    let r = Run::new("dead_unit_handle", t);
+    let (_ns, spec, worker) = r.basic("dead_unit_handle", "s").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    r.unit(&spec, "v", data!({"v": 1})).await;
+    r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make_attempt",
+    );
+    let n = r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["u"])).await,
+        "delete u",
+    );
+    check_eq!(r, n, 1, "deleted");
+    let dead = Dead::unit("s", "u");
+    r.gone(unit.data().await, dead, "data");
+    r.gone(unit.status().await, dead, "status");
+    r.gone(unit.meta().await, dead, "meta");
+    r.gone(
+        unit.set_meta(WorkUnitMeta::with_priority(1.0)).await,
+        dead,
+        "set_meta",
+    );
+    r.gone(unit.priority().await, dead, "priority");
+    r.gone(unit.set_priority(2.0).await, dead, "set_priority");
+    r.gone_or_empty(unit.active_attempt().await, dead, "active_attempt");
+    r.gone(
+        unit.clear_active_attempt().await,
+        dead,
+        "clear_active_attempt",
+    );
+    r.gone_or_empty(unit.attempts().await, dead, "attempts");
+    r.gone_or_empty(unit.num_attempts().await, dead, "num_attempts");
+    r.gone(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        dead,
+        "make_attempt",
+    );
+    check_eq!(
+        r,
+        r.unit_names(&spec, "units").await,
+        super::names(["v"]),
+        "units left"
+    );
+    let v = r.ok(spec.work_unit("v").await, "lookup v");
+    check_eq!(r, r.ok(v.data().await, "data"), data!({"v": 1}), "v intact");
+    check!(
+        r,
+        r.ok(worker.all_attempts().await, "all").is_empty(),
+        "deleted attempt listed"
+    );
+}
+
+/// Every attempt operation of §12.1 on an attempt whose unit was deleted:
+/// `Gone` (or a `NoSuch…`), and the attempt leaves every worker list
+/// (active, all, and the parent's child attempts). Attempts have no name,
+/// so they stay dead after the unit is re-created in both identity modes,
+/// and the re-created unit has no history.
+pub async fn dead_attempt_handle(t: TestBackend) {
+    let r = Run::new("dead_attempt_handle", t);
+    let (ns, spec, worker) = r.basic("dead_attempt_handle", "s").await;
+    let parent = r.worker(&ns, "parent").await;
+    r.ok(worker.set_parent(Some(parent.as_ref())).await, "set_parent");
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let done = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    r.ok(done.finish(None).await, "finish");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    let kids = r.ok(parent.child_attempts().await, "child attempts");
+    check_eq!(r, kids.len(), 1, "child attempts before deletion");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::all()).await,
+        "delete all",
+    );
+    let check_dead = |round: &'static str| {
+        let r = &r;
+        let a = a.clone();
+        let done = done.clone();
+        async move {
+            let dead = Dead::unit("s", "u");
+            for (name, x) in [("pending", &a), ("finished", &done)] {
+                let step = |op: &str| format!("{round}: {op} on {name} attempt");
+                r.gone(x.status().await, dead, step("status"));
+                r.gone(x.data().await, dead, step("data"));
+                r.gone(x.start_time().await, dead, step("start_time"));
+                r.gone(x.end_time().await, dead, step("end_time"));
+                r.gone(x.expiration_time().await, dead, step("expiration_time"));
+                r.gone(
+                    x.renew(Duration::minutes(1), None).await,
+                    dead,
+                    step("renew"),
+                );
+                r.gone(x.expire(None).await, dead, step("expire"));
+                r.gone(x.finish(None).await, dead, step("finish"));
+                r.gone(x.fail(None).await, dead, step("fail"));
+                r.gone(x.retry(None, Duration::zero()).await, dead, step("retry"));
+            }
+        }
+    };
+    check_dead("after deletion").await;
+    // Immutable accessors keep answering on dead handles (§12.1).
+    check_eq!(r, a.work_unit().name(), "u", "dead attempt's unit name");
+    check_eq!(
+        r,
+        a.work_unit().work_spec().name(),
+        "s",
+        "dead attempt's spec name"
+    );
+    check_eq!(r, a.worker().name(), "worker", "dead attempt's worker name");
+    check!(
+        r,
+        r.ok(worker.active_attempts().await, "active").is_empty(),
+        "active list"
+    );
+    check!(
+        r,
+        r.ok(worker.all_attempts().await, "all").is_empty(),
+        "all list"
+    );
+    check!(
+        r,
+        r.ok(parent.child_attempts().await, "kids").is_empty(),
+        "child attempts"
+    );
+    let fresh = r.unit(&spec, "u", DataMap::new()).await;
+    check_dead("after re-creating the unit").await;
+    check_eq!(
+        r,
+        r.ok(fresh.num_attempts().await, "num"),
+        0,
+        "re-created unit's history"
+    );
+    check_eq!(
+        r,
+        r.active_key(&fresh).await,
+        None,
+        "re-created unit's active attempt"
+    );
+}
+
+/// A namespace handle after the name is destroyed and re-created.
+///
+/// * [`Identity::Object`]: the old handle stays dead (`Gone`, or the §12.2
+///   variations); nothing it is asked to do reaches the new namespace.
+/// * [`Identity::Name`]: the old handle acts on the new namespace: it lists
+///   and finds the new spec, and a spec it creates is seen by a fresh
+///   lookup.
+///
+/// Old spec handles stay dead in both modes (the new namespace has no such
+/// spec).
+pub async fn recreated_namespace_handle(t: TestBackend) {
+    let r = Run::new("recreated_namespace_handle", t);
+    let old = r.ns("re").await;
+    let old_spec = r.named_spec(&old, "old").await;
+    r.ok(old.destroy().await, "destroy");
+    let fresh = r.ns("re").await;
+    r.named_spec(&fresh, "new").await;
+    match r.identity() {
+        Identity::Object => {
+            r.gone_or_empty(
+                old.work_spec_names().await,
+                Dead::strict(),
+                "work_spec_names",
+            );
+            r.gone(
+                old.work_spec("new").await,
+                Dead::spec("new"),
+                "work_spec(new)",
+            );
+            r.gone(
+                old.set_work_spec(data!({"name": "x"})).await,
+                Dead::strict(),
+                "set_work_spec",
+            );
+            r.gone(old.worker("w").await, Dead::strict(), "worker");
+            r.gone_or_empty(old.workers().await, Dead::strict(), "workers");
+            r.gone_or_empty(old.summarize().await, Dead::strict(), "summarize");
+            let names = r.ok(fresh.work_spec_names().await, "fresh names");
+            check_eq!(r, names, vec!["new".to_string()], "new namespace untouched");
+            let workers = r.ok(fresh.workers().await, "fresh workers");
+            check!(
+                r,
+                workers.is_empty(),
+                "old handle created a worker in the new namespace"
+            );
+        }
+        Identity::Name => {
+            let names = r.ok(old.work_spec_names().await, "old handle names");
+            check_eq!(
+                r,
+                names,
+                vec!["new".to_string()],
+                "old handle sees the new namespace"
+            );
+            let spec = r.ok(old.work_spec("new").await, "old handle work_spec(new)");
+            check_eq!(r, spec.name(), "new", "spec name");
+            r.ok(
+                old.set_work_spec(data!({"name": "x"})).await,
+                "old handle set_work_spec",
+            );
+            let names: std::collections::BTreeSet<String> = r
+                .ok(fresh.work_spec_names().await, "fresh names")
+                .into_iter()
+                .collect();
+            check_eq!(
+                r,
+                names,
+                super::names(["new", "x"]),
+                "spec created via old handle"
+            );
+        }
+    }
+    r.gone(
+        old_spec.meta(false).await,
+        Dead::spec("old"),
+        "old spec handle",
+    );
+}
+
+/// A work spec handle after the spec is destroyed and re-created with a
+/// different definition.
+///
+/// * [`Identity::Object`]: the old handle stays dead (`Gone` or
+///   `NoSuchWorkSpec`): it neither reads the new definition nor adds units
+///   to the new spec.
+/// * [`Identity::Name`]: the old handle reads the new definition and adds
+///   units to the new spec.
+///
+/// Old unit handles stay dead in both modes (the new spec has no units).
+pub async fn recreated_spec_handle(t: TestBackend) {
+    let r = Run::new("recreated_spec_handle", t);
+    let ns = r.ns("recreated_spec_handle").await;
+    let old = r.spec(&ns, data!({"name": "s", "v": 1})).await;
+    let old_unit = r.unit(&old, "u", DataMap::new()).await;
+    r.ok(ns.destroy_work_spec("s").await, "destroy");
+    let def = data!({"name": "s", "v": 2, "min_gb": 0.1, "priority": 4});
+    let fresh = r.spec(&ns, def.clone()).await;
+    match r.identity() {
+        Identity::Object => {
+            r.gone(old.data().await, Dead::spec("s"), "data");
+            r.gone(old.meta(false).await, Dead::spec("s"), "meta");
+            r.gone(
+                old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
+                    .await,
+                Dead::spec("s"),
+                "add_work_unit",
+            );
+            r.gone(
+                old.set_data(data!({"name": "s", "v": 3})).await,
+                Dead::spec("s"),
+                "set_data",
+            );
+            check!(
+                r,
+                r.unit_names(&fresh, "fresh").await.is_empty(),
+                "old handle added a unit"
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.data().await, "data"),
+                def,
+                "new definition untouched"
+            );
+        }
+        Identity::Name => {
+            check_eq!(
+                r,
+                r.ok(old.data().await, "data"),
+                def,
+                "old handle reads the new spec"
+            );
+            check_eq!(
+                r,
+                r.ok(old.meta(false).await, "meta").priority,
+                4,
+                "new meta"
+            );
+            r.ok(
+                old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
+                    .await,
+                "add",
+            );
+            check_eq!(
+                r,
+                r.unit_names(&fresh, "fresh").await,
+                super::names(["x"]),
+                "unit added"
+            );
+            r.fails(
+                old.work_unit("u").await,
+                crate::Error::NoSuchWorkUnit { name: "u".into() },
+                "old unit name in the new spec",
+            );
+        }
+    }
+    r.gone(
+        old_unit.status().await,
+        Dead::unit("s", "u"),
+        "old unit handle",
+    );
+}
+
+/// A work unit handle after the unit is deleted and re-added.
+///
+/// * [`Identity::Object`]: the old handle stays dead (`Gone` or a
+///   `NoSuch…`), and `make_attempt` with it fails; the new unit has no
+///   attempts.
+/// * [`Identity::Name`]: the old handle reads the new unit (new data, no
+///   history) and `make_attempt` with it works on the new unit.
+///
+/// The old unit's attempt stays dead in both modes.
+pub async fn recreated_unit_handle(t: TestBackend) {
+    let r = Run::new("recreated_unit_handle", t);
+    let (_ns, spec, worker) = r.basic("recreated_unit_handle", "s").await;
+    let old = r.unit(&spec, "u", data!({"v": 1})).await;
+    let a = r.ok(
+        worker.make_attempt(old.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    r.ok(a.finish(None).await, "finish");
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["u"])).await,
+        "delete",
+    );
+    let fresh = r.unit(&spec, "u", data!({"v": 2})).await;
+    let dead = Dead::unit("s", "u");
+    match r.identity() {
+        Identity::Object => {
+            r.gone(old.data().await, dead, "data");
+            r.gone(old.status().await, dead, "status");
+            r.gone(old.set_priority(9.0).await, dead, "set_priority");
+            r.gone(
+                worker.make_attempt(old.as_ref(), Duration::zero()).await,
+                dead,
+                "make_attempt",
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.num_attempts().await, "num"),
+                0,
+                "new unit untouched"
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.priority().await, "priority"),
+                0.0,
+                "new priority"
+            );
+        }
+        Identity::Name => {
+            check_eq!(
+                r,
+                r.ok(old.data().await, "data"),
+                data!({"v": 2}),
+                "old reads new"
+            );
+            check_eq!(r, r.ok(old.num_attempts().await, "num"), 0, "no history");
+            r.ok(old.set_priority(9.0).await, "set_priority");
+            check_eq!(
+                r,
+                r.ok(fresh.priority().await, "priority"),
+                9.0,
+                "priority via old"
+            );
+            r.ok(
+                worker.make_attempt(old.as_ref(), Duration::zero()).await,
+                "make_attempt",
+            );
+            check_eq!(
+                r,
+                r.ok(fresh.num_attempts().await, "num"),
+                1,
+                "attempt on the new unit"
+            );
+        }
+    }
+    r.gone(a.status().await, dead, "old attempt");
+    check_eq!(
+        r,
+        r.ok(fresh.data().await, "data"),
+        data!({"v": 2}),
+        "new unit's data"
+    );
+}

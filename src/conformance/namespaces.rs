@@ -1,0 +1,351 @@
+//! §17 "Namespaces" scenarios, plus namespace get-or-create and destroy.
+
+use super::{names, Run, TestBackend};
+use crate::data;
+use crate::error::Error;
+use crate::model::{sort_summary, DataMap};
+
+/// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
+pub async fn namespace_trivial(t: TestBackend) {
+    let r = Run::new("namespace_trivial", t);
+    let ns = r.ns("namespace_trivial").await;
+    check_eq!(r, ns.name(), "namespace_trivial", "name()");
+    r.ok(ns.destroy().await, "destroy");
+}
+
+/// **Namespaces.** After creating a namespace, the listing contains it under
+/// its name, with a handle reporting that name.
+pub async fn namespaces(t: TestBackend) {
+    let r = Run::new("namespaces", t);
+    let ns = r.ns("namespaces").await;
+    let all = r.ok(r.backend().namespaces().await, "namespaces()");
+    let Some(listed) = all.get("namespaces") else {
+        panic!("[namespaces] listing lacks the namespace: {:?}", all.keys())
+    };
+    check_eq!(r, listed.name(), "namespaces", "listed handle name");
+    r.ok(ns.destroy().await, "destroy");
+    let all = r.ok(r.backend().namespaces().await, "namespaces() after destroy");
+    check!(
+        r,
+        !all.contains_key("namespaces"),
+        "destroyed namespace still listed"
+    );
+}
+
+/// **SpecCreateDestroy.** Lookups of a missing spec fail with
+/// `NoSuchWorkSpec`; after `set_work_spec` the handle, a fresh lookup, the
+/// definition and the listing agree; after `destroy_work_spec` everything is
+/// gone again and a second destroy fails with `NoSuchWorkSpec`.
+pub async fn spec_create_destroy(t: TestBackend) {
+    let r = Run::new("spec_create_destroy", t);
+    let ns = r.ns("spec_create_destroy").await;
+    let missing = Error::NoSuchWorkSpec {
+        name: "spec".into(),
+    };
+    r.fails(
+        ns.work_spec("spec").await,
+        missing,
+        "lookup before creation",
+    );
+    let listed = r.ok(ns.work_spec_names().await, "names before creation");
+    check!(r, listed.is_empty(), "names before creation: {listed:?}");
+
+    let def = data!({"name": "spec", "min_gb": 0.1});
+    let spec = r.ok(ns.set_work_spec(def.clone()).await, "set_work_spec");
+    check_eq!(r, spec.name(), "spec", "returned handle name");
+    let again = r.ok(ns.work_spec("spec").await, "lookup after creation");
+    check_eq!(r, again.name(), "spec", "looked-up handle name");
+    check_eq!(
+        r,
+        r.ok(spec.data().await, "data()"),
+        def,
+        "stored definition"
+    );
+    check_eq!(
+        r,
+        r.ok(again.data().await, "data() of lookup"),
+        def,
+        "stored definition via lookup"
+    );
+    let listed = r.ok(ns.work_spec_names().await, "names after creation");
+    check_eq!(r, listed, vec!["spec".to_string()], "names after creation");
+
+    r.ok(ns.destroy_work_spec("spec").await, "destroy_work_spec");
+    let missing = Error::NoSuchWorkSpec {
+        name: "spec".into(),
+    };
+    r.fails(
+        ns.work_spec("spec").await,
+        Error::NoSuchWorkSpec {
+            name: "spec".into(),
+        },
+        "lookup after destroy",
+    );
+    let listed = r.ok(ns.work_spec_names().await, "names after destroy");
+    check!(r, listed.is_empty(), "names after destroy: {listed:?}");
+    r.fails(
+        ns.destroy_work_spec("spec").await,
+        missing,
+        "second destroy",
+    );
+    r.ok(ns.destroy().await, "destroy namespace");
+}
+
+/// **SpecErrors.** `set_work_spec` with an empty map fails with exactly
+/// `NoWorkSpecName`; with a numeric name with exactly `BadWorkSpecName`.
+pub async fn spec_errors(t: TestBackend) {
+    let r = Run::new("spec_errors", t);
+    let ns = r.ns("spec_errors").await;
+    r.fails(
+        ns.set_work_spec(data!({})).await,
+        Error::NoWorkSpecName,
+        "empty map",
+    );
+    r.fails(
+        ns.set_work_spec(data!({"name": 4})).await,
+        Error::BadWorkSpecName,
+        "numeric name",
+    );
+    let listed = r.ok(ns.work_spec_names().await, "names after failures");
+    check!(
+        r,
+        listed.is_empty(),
+        "failed definitions created specs: {listed:?}"
+    );
+}
+
+/// **TwoWorkSpecsBasic.** Two specs in one namespace have independent lifetimes.
+pub async fn two_work_specs_basic(t: TestBackend) {
+    let r = Run::new("two_work_specs_basic", t);
+    let ns = r.ns("two_work_specs_basic").await;
+    let listed = |step: &'static str| {
+        let ns = ns.clone();
+        let r = &r;
+        async move {
+            let v = r.ok(ns.work_spec_names().await, step);
+            v.into_iter().collect::<std::collections::BTreeSet<_>>()
+        }
+    };
+    check_eq!(r, listed("names, none").await, names([]), "listing before");
+    r.named_spec(&ns, "one").await;
+    check_eq!(
+        r,
+        listed("names, one").await,
+        names(["one"]),
+        "listing with one"
+    );
+    r.named_spec(&ns, "two").await;
+    check_eq!(
+        r,
+        listed("names, two").await,
+        names(["one", "two"]),
+        "listing with two"
+    );
+    r.ok(ns.work_spec("one").await, "lookup one");
+    r.ok(ns.work_spec("two").await, "lookup two");
+
+    r.ok(ns.destroy_work_spec("one").await, "destroy one");
+    check_eq!(
+        r,
+        listed("names after destroying one").await,
+        names(["two"]),
+        "listing"
+    );
+    r.fails(
+        ns.work_spec("one").await,
+        Error::NoSuchWorkSpec { name: "one".into() },
+        "lookup destroyed one",
+    );
+    let two = r.ok(ns.work_spec("two").await, "lookup two after destroying one");
+    check_eq!(r, two.name(), "two", "name of two");
+
+    r.ok(ns.destroy_work_spec("two").await, "destroy two");
+    check_eq!(
+        r,
+        listed("names after destroying both").await,
+        names([]),
+        "listing"
+    );
+    for name in ["one", "two"] {
+        r.fails(
+            ns.work_spec(name).await,
+            Error::NoSuchWorkSpec { name: name.into() },
+            format_args!("lookup {name} after destroying both"),
+        );
+    }
+}
+
+/// Namespace get-or-create (§3.1): two lookups of one name reach the same
+/// namespace (a spec created through one is seen through the other), and
+/// distinct names are isolated from each other.
+pub async fn namespace_get_or_create(t: TestBackend) {
+    let r = Run::new("namespace_get_or_create", t);
+    let a = r.ns("shared").await;
+    let b = r.ns("shared").await;
+    let other = r.ns("other").await;
+    r.named_spec(&a, "s").await;
+    let via_b = r.ok(b.work_spec_names().await, "names via second handle");
+    check_eq!(
+        r,
+        via_b,
+        vec!["s".to_string()],
+        "second handle sees the spec"
+    );
+    let via_other = r.ok(other.work_spec_names().await, "names in other namespace");
+    check!(
+        r,
+        via_other.is_empty(),
+        "namespaces are not isolated: {via_other:?}"
+    );
+    r.ok(b.worker("w").await, "worker via second handle");
+    let workers = r.ok(a.workers().await, "workers via first handle");
+    check!(
+        r,
+        workers.contains_key("w"),
+        "first handle lacks worker: {:?}",
+        workers.keys()
+    );
+    let listed = r.ok(r.backend().namespaces().await, "namespaces()");
+    check_eq!(
+        r,
+        listed
+            .keys()
+            .filter(|k| *k == "shared" || *k == "other")
+            .count(),
+        2,
+        "both namespaces listed once"
+    );
+}
+
+/// Destroying twice (§3.2): the second `destroy` on the same handle
+/// succeeds and does nothing; a fresh `namespace(name)` afterwards is a new,
+/// empty namespace.
+///
+/// Then, after the name has been re-created and populated, `destroy` on the
+/// old handle:
+/// * [`Identity::Object`]: succeeds and must not affect the new namespace
+///   (its spec survives);
+/// * [`Identity::Name`]: the old handle means "the namespace now called
+///   so", so it destroys the new namespace (the spec is gone).
+pub async fn namespace_destroy_twice(t: TestBackend) {
+    let r = Run::new("namespace_destroy_twice", t);
+    let ns = r.ns("twice").await;
+    r.named_spec(&ns, "s").await;
+    r.ok(ns.destroy().await, "first destroy");
+    r.ok(ns.destroy().await, "second destroy of the same handle");
+    let listed = r.ok(r.backend().namespaces().await, "namespaces() after destroy");
+    check!(
+        r,
+        !listed.contains_key("twice"),
+        "destroyed namespace listed"
+    );
+
+    let fresh = r.ns("twice").await;
+    let specs = r.ok(
+        fresh.work_spec_names().await,
+        "names in re-created namespace",
+    );
+    check!(
+        r,
+        specs.is_empty(),
+        "re-created namespace is not empty: {specs:?}"
+    );
+    r.named_spec(&fresh, "new").await;
+
+    r.ok(
+        ns.destroy().await,
+        "destroy via old handle after re-creation",
+    );
+    let listed = r.ok(r.backend().namespaces().await, "namespaces() at the end");
+    let survivor = r.ns("twice").await;
+    let specs = r.ok(survivor.work_spec_names().await, "names at the end");
+    check!(
+        r,
+        listed.contains_key("twice"),
+        "old handle destroyed the new namespace"
+    );
+    check_eq!(r, specs, vec!["new".to_string()], "new namespace intact");
+}
+
+/// The empty string is a valid namespace name (§1.2), distinct from others.
+pub async fn namespace_empty_name(t: TestBackend) {
+    let r = Run::new("namespace_empty_name", t);
+    let ns = r.ns("").await;
+    check_eq!(r, ns.name(), "", "name()");
+    r.named_spec(&ns, "s").await;
+    let listed = r.ok(r.backend().namespaces().await, "namespaces()");
+    check!(
+        r,
+        listed.contains_key(""),
+        "empty-named namespace not listed"
+    );
+    let again = r.ns("").await;
+    let specs = r.ok(again.work_spec_names().await, "names via lookup");
+    check_eq!(r, specs, vec!["s".to_string()], "same namespace via lookup");
+    let control = r.ns("\u{0}\u{1}\n").await;
+    let specs = r.ok(
+        control.work_spec_names().await,
+        "names of control-char namespace",
+    );
+    check!(r, specs.is_empty(), "control-char namespace not distinct");
+}
+
+/// `destroy` removes everything in the namespace (§3.2): specs, units,
+/// attempts and workers; the re-created namespace is empty, its workers are
+/// new (defaults), and other namespaces are untouched.
+pub async fn namespace_destroy_contents(t: TestBackend) {
+    let r = Run::new("namespace_destroy_contents", t);
+    let (ns, spec, worker) = r.basic("doomed", "spec").await;
+    let (_keep, keep_spec, _) = r.basic("kept", "spec").await;
+    r.unit(&keep_spec, "k", DataMap::new()).await;
+    r.unit(&spec, "u", DataMap::new()).await;
+    r.request_unit(&worker, "u", "request").await;
+    r.ok(
+        worker
+            .update(data!({"old": true}), r.now(), r.now(), "old")
+            .await,
+        "update",
+    );
+    r.ok(ns.destroy().await, "destroy");
+    let mut summary = r.ok(r.backend().summarize().await, "summary");
+    sort_summary(&mut summary);
+    let kept: Vec<&str> = summary.iter().map(|s| s.namespace.as_str()).collect();
+    check_eq!(r, kept, vec!["kept"], "summary after destroy");
+    r.advance_secs(7);
+    let fresh = r.ns("doomed").await;
+    check!(
+        r,
+        r.ok(fresh.work_spec_names().await, "names").is_empty(),
+        "specs survived"
+    );
+    check!(
+        r,
+        r.ok(fresh.workers().await, "workers").is_empty(),
+        "workers survived"
+    );
+    let w = r.worker(&fresh, "worker").await;
+    check_eq!(
+        r,
+        r.ok(w.data().await, "data"),
+        DataMap::new(),
+        "new worker's data"
+    );
+    check_eq!(r, r.ok(w.mode().await, "mode"), "", "new worker's mode");
+    check_eq!(
+        r,
+        r.ok(w.last_update().await, "last_update"),
+        r.now(),
+        "new worker created now"
+    );
+    check!(
+        r,
+        r.ok(w.all_attempts().await, "attempts").is_empty(),
+        "attempts survived"
+    );
+    check_eq!(
+        r,
+        r.unit_names(&keep_spec, "kept").await,
+        names(["k"]),
+        "other namespace intact"
+    );
+}

@@ -1,0 +1,567 @@
+//! §17 "Workers" scenarios, plus defaults, parent edge cases and list
+//! clean-up on deletion.
+
+use super::{at_secs, names, Run, TestBackend};
+use crate::api::WorkerRef;
+use crate::data;
+use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery};
+
+/// Names of a list of workers, as a set.
+fn worker_names(list: &[WorkerRef]) -> std::collections::BTreeSet<String> {
+    list.iter().map(|w| w.name().to_string()).collect()
+}
+
+/// **WorkerAncestry.** A parent lists its child; the child reports its parent.
+pub async fn worker_ancestry(t: TestBackend) {
+    let r = Run::new("worker_ancestry", t);
+    let ns = r.ns("worker_ancestry").await;
+    let parent = r.worker(&ns, "parent").await;
+    check!(
+        r,
+        r.ok(parent.parent().await, "parent()").is_none(),
+        "new worker has a parent"
+    );
+    check!(
+        r,
+        r.ok(parent.children().await, "children()").is_empty(),
+        "new worker has children"
+    );
+    let child = r.worker(&ns, "child").await;
+    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
+    check!(
+        r,
+        r.ok(parent.parent().await, "parent()").is_none(),
+        "parent got a parent"
+    );
+    let kids = r.ok(parent.children().await, "children()");
+    check_eq!(
+        r,
+        worker_names(&kids),
+        names(["child"]),
+        "parent's children"
+    );
+    let p = r.ok(child.parent().await, "child.parent()");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("parent".into()),
+        "child's parent"
+    );
+    check!(
+        r,
+        r.ok(child.children().await, "children()").is_empty(),
+        "child has children"
+    );
+    // A fresh handle sees the same.
+    let again = r.ok(ns.worker("child").await, "lookup child");
+    let p = r.ok(again.parent().await, "parent() via lookup");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("parent".into()),
+        "via lookup"
+    );
+}
+
+/// **WorkerAdoption.** Moving a child to another parent.
+pub async fn worker_adoption(t: TestBackend) {
+    let r = Run::new("worker_adoption", t);
+    let ns = r.ns("worker_adoption").await;
+    let one = r.worker(&ns, "one").await;
+    let two = r.worker(&ns, "two").await;
+    let child = r.worker(&ns, "child").await;
+    r.ok(
+        child.set_parent(Some(one.as_ref())).await,
+        "set_parent(one)",
+    );
+    r.ok(
+        child.set_parent(Some(two.as_ref())).await,
+        "set_parent(two)",
+    );
+    let p = r.ok(child.parent().await, "parent()");
+    check_eq!(
+        r,
+        p.map(|p| p.name().to_string()),
+        Some("two".into()),
+        "new parent"
+    );
+    check!(
+        r,
+        r.ok(one.children().await, "one").is_empty(),
+        "old parent keeps the child"
+    );
+    let kids = r.ok(two.children().await, "two");
+    check_eq!(
+        r,
+        worker_names(&kids),
+        names(["child"]),
+        "new parent's children"
+    );
+    check!(
+        r,
+        r.ok(one.parent().await, "one.parent").is_none(),
+        "one has a parent"
+    );
+    check!(
+        r,
+        r.ok(two.parent().await, "two.parent").is_none(),
+        "two has a parent"
+    );
+    check!(
+        r,
+        r.ok(child.children().await, "child").is_empty(),
+        "child has children"
+    );
+}
+
+/// **WorkerMetadata.** Defaults, `update` (caller's now), `deactivate`, and
+/// reactivation by `update`.
+pub async fn worker_metadata(t: TestBackend) {
+    let r = Run::new("worker_metadata", t);
+    let ns = r.ns("worker_metadata").await;
+    r.advance_secs(42);
+    let created = r.now();
+    let w = r.worker(&ns, "w").await;
+    check!(r, r.ok(w.active().await, "active"), "new worker inactive");
+    check_eq!(r, r.ok(w.mode().await, "mode"), "", "mode");
+    check_eq!(r, r.ok(w.data().await, "data"), DataMap::new(), "data");
+    check_eq!(
+        r,
+        r.ok(w.last_update().await, "last_update"),
+        created,
+        "last_update"
+    );
+    check_eq!(
+        r,
+        r.ok(w.expiration().await, "expiration"),
+        created + Duration::minutes(15),
+        "expiration"
+    );
+    r.advance_secs(10);
+    let when = at_secs(1000);
+    let until = at_secs(2000);
+    let d = data!({"host": "x", "n": [1, 2.5]});
+    r.ok(w.update(d.clone(), when, until, "run").await, "update");
+    check_eq!(r, r.ok(w.data().await, "data"), d, "updated data");
+    check_eq!(
+        r,
+        r.ok(w.last_update().await, "last_update"),
+        when,
+        "caller's now"
+    );
+    check_eq!(
+        r,
+        r.ok(w.expiration().await, "expiration"),
+        until,
+        "expiration"
+    );
+    check_eq!(r, r.ok(w.mode().await, "mode"), "run", "mode");
+    check!(r, r.ok(w.active().await, "active"), "active after update");
+    r.ok(w.deactivate().await, "deactivate");
+    check!(
+        r,
+        !r.ok(w.active().await, "active"),
+        "active after deactivate"
+    );
+    r.ok(w.update(d, when, until, "again").await, "update again");
+    check!(r, r.ok(w.active().await, "active"), "update reactivates");
+}
+
+/// **WorkerAttempts.** Active, all and child attempt lists of a child and
+/// its parent.
+pub async fn worker_attempts(t: TestBackend) {
+    let r = Run::new("worker_attempts", t);
+    let (ns, spec, _) = r.basic("worker_attempts", "spec").await;
+    let parent = r.worker(&ns, "parent").await;
+    let child = r.worker(&ns, "child").await;
+    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.units(&spec, &["a", "b"]).await;
+    r.advance_secs(5);
+    let first = r.request_unit(&child, "a", "first").await;
+    r.ok(first.finish(None).await, "finish first");
+    r.advance_secs(5);
+    let second = r.request_unit(&child, "b", "second").await;
+    let k1 = r.key(&first).await;
+    let k2 = r.key(&second).await;
+    check_eq!(
+        r,
+        k2,
+        ("child".into(), "b".into(), "spec".into(), at_secs(10)),
+        "key"
+    );
+    let list = |label: &'static str, res| r.ok(res, label);
+    let active = list("child active", child.active_attempts().await);
+    check_eq!(
+        r,
+        r.keys(&active).await,
+        vec![k2.clone()],
+        "child's active attempts"
+    );
+    let all = list("child all", child.all_attempts().await);
+    check_eq!(
+        r,
+        r.keys(&all).await,
+        vec![k1.clone(), k2.clone()],
+        "child's all attempts"
+    );
+    let kids = list("child's children", child.child_attempts().await);
+    check!(r, kids.is_empty(), "child has child attempts");
+    check!(
+        r,
+        list("parent active", parent.active_attempts().await).is_empty(),
+        "parent active"
+    );
+    check!(
+        r,
+        list("parent all", parent.all_attempts().await).is_empty(),
+        "parent all"
+    );
+    let kids = list("parent child", parent.child_attempts().await);
+    check_eq!(r, r.keys(&kids).await, vec![k2], "parent's child attempts");
+}
+
+/// **DeactivateChild.** Deactivating a worker with a parent succeeds; it
+/// keeps its parent and can still request work.
+pub async fn deactivate_child(t: TestBackend) {
+    let r = Run::new("deactivate_child", t);
+    let (ns, spec, _) = r.basic("deactivate_child", "spec").await;
+    let parent = r.worker(&ns, "parent").await;
+    let child = r.worker(&ns, "child").await;
+    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.ok(child.deactivate().await, "deactivate");
+    check!(r, !r.ok(child.active().await, "active"), "still active");
+    check!(
+        r,
+        r.ok(parent.active().await, "parent active"),
+        "parent deactivated"
+    );
+    check_eq!(
+        r,
+        r.ok(parent.children().await, "children").len(),
+        1,
+        "still a child"
+    );
+    r.unit(&spec, "u", DataMap::new()).await;
+    r.request_unit(&child, "u", "inactive worker requests")
+        .await;
+}
+
+/// Worker defaults and lookup (§1.5, §3.2): defaults from the clock at
+/// creation; a second lookup changes nothing; `workers()` lists every
+/// worker (parents, children, inactive) by name.
+pub async fn worker_defaults(t: TestBackend) {
+    let r = Run::new("worker_defaults", t);
+    let ns = r.ns("worker_defaults").await;
+    r.advance(Duration::milliseconds(1500));
+    let created = r.now();
+    let w = r.worker(&ns, "w").await;
+    r.advance_secs(100);
+    let again = r.worker(&ns, "w").await;
+    check_eq!(r, again.name(), "w", "name");
+    check_eq!(
+        r,
+        r.ok(again.last_update().await, "last_update"),
+        created,
+        "lookup kept"
+    );
+    check_eq!(
+        r,
+        r.ok(again.expiration().await, "expiration"),
+        created + Duration::minutes(15),
+        "lookup kept expiration"
+    );
+    check!(
+        r,
+        r.ok(again.parent().await, "parent").is_none(),
+        "no parent"
+    );
+    r.ok(
+        w.update(data!({"a": 1}), r.now(), r.now(), "m").await,
+        "update",
+    );
+    let third = r.worker(&ns, "w").await;
+    check_eq!(
+        r,
+        r.ok(third.data().await, "data"),
+        data!({"a": 1}),
+        "lookup keeps data"
+    );
+    check_eq!(
+        r,
+        r.ok(third.mode().await, "mode"),
+        "m",
+        "lookup keeps mode"
+    );
+    let odd = r.worker(&ns, "").await;
+    r.ok(odd.deactivate().await, "deactivate");
+    let c = r.worker(&ns, "\u{1}child").await;
+    r.ok(c.set_parent(Some(w.as_ref())).await, "set_parent");
+    let all = r.ok(ns.workers().await, "workers()");
+    check_eq!(
+        r,
+        all.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        names(["w", "", "\u{1}child"]),
+        "workers()"
+    );
+    for (name, handle) in &all {
+        check_eq!(r, handle.name(), name.as_str(), "listed handle name");
+    }
+    let other = r.ns("worker_defaults other").await;
+    check!(
+        r,
+        r.ok(other.workers().await, "other").is_empty(),
+        "workers leak across namespaces"
+    );
+}
+
+/// Parent edge cases (§8): setting the same parent twice is a no-op;
+/// `None` clears; cycles and parents from another namespace are not
+/// checked.
+pub async fn worker_parent_edge_cases(t: TestBackend) {
+    let r = Run::new("worker_parent_edge_cases", t);
+    let ns = r.ns("worker_parent_edge_cases").await;
+    let p = r.worker(&ns, "p").await;
+    let c = r.worker(&ns, "c").await;
+    r.ok(c.set_parent(Some(p.as_ref())).await, "set_parent");
+    r.ok(c.set_parent(Some(p.as_ref())).await, "set_parent again");
+    check_eq!(
+        r,
+        r.ok(p.children().await, "children").len(),
+        1,
+        "no duplicate child"
+    );
+    r.ok(c.set_parent(None).await, "set_parent(None)");
+    check!(
+        r,
+        r.ok(c.parent().await, "parent").is_none(),
+        "parent cleared"
+    );
+    check!(
+        r,
+        r.ok(p.children().await, "children").is_empty(),
+        "child left"
+    );
+    r.ok(c.set_parent(None).await, "clear again");
+    // A two-worker cycle is allowed.
+    r.ok(c.set_parent(Some(p.as_ref())).await, "c → p");
+    r.ok(p.set_parent(Some(c.as_ref())).await, "p → c");
+    let pp = r.ok(p.parent().await, "p.parent");
+    check_eq!(
+        r,
+        pp.map(|w| w.name().to_string()),
+        Some("c".into()),
+        "cycle"
+    );
+    let other = r.ns("worker_parent_edge_cases elsewhere").await;
+    let far = r.worker(&other, "far").await;
+    r.ok(
+        c.set_parent(Some(far.as_ref())).await,
+        "cross-namespace parent",
+    );
+    let kids = r.ok(far.children().await, "far's children");
+    check_eq!(
+        r,
+        worker_names(&kids),
+        names(["c"]),
+        "cross-namespace child"
+    );
+    check!(
+        r,
+        r.ok(p.children().await, "p").is_empty(),
+        "old parent released"
+    );
+}
+
+/// Deleted attempts leave every worker list (§3.2, §5.3, §12.1), while
+/// `clear_active_attempt` and supersession do not remove them (§9.1).
+pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
+    let r = Run::new("deleted_attempts_leave_worker_lists", t);
+    let ns = r.ns("deleted_attempts_leave_worker_lists").await;
+    let s1 = r.named_spec(&ns, "s1").await;
+    let s2 = r.named_spec(&ns, "s2").await;
+    let parent = r.worker(&ns, "parent").await;
+    let w = r.worker(&ns, "w").await;
+    r.ok(w.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.units(&s1, &["a", "b"]).await;
+    r.units(&s2, &["c"]).await;
+    let got = r
+        .request(
+            &w,
+            AttemptRequest {
+                number_of_work_units: 5,
+                work_specs: vec!["s1".into()],
+                ..Default::default()
+            },
+            "s1",
+        )
+        .await;
+    check_eq!(r, got.len(), 2, "two attempts from s1");
+    let c = r.request_unit(&w, "c", "s2").await;
+    let a_unit = r.ok(s1.work_unit("a").await, "lookup a");
+    r.ok(a_unit.clear_active_attempt().await, "clear a");
+    check_eq!(
+        r,
+        r.ok(w.active_attempts().await, "active").len(),
+        3,
+        "clear keeps it listed"
+    );
+    check_eq!(
+        r,
+        r.ok(parent.child_attempts().await, "kids").len(),
+        3,
+        "child attempts"
+    );
+
+    r.ok(
+        s1.delete_work_units(&WorkUnitQuery::names(["a"])).await,
+        "delete a",
+    );
+    let active = r.ok(w.active_attempts().await, "active");
+    let expected = vec![r.key(&got[1]).await, r.key(&c).await];
+    check_eq!(
+        r,
+        r.keys(&active).await,
+        expected.clone(),
+        "after deleting a"
+    );
+    let all = r.ok(w.all_attempts().await, "all");
+    check_eq!(
+        r,
+        r.keys(&all).await,
+        expected.clone(),
+        "all after deleting a"
+    );
+    let kids = r.ok(parent.child_attempts().await, "kids");
+    check_eq!(
+        r,
+        r.keys(&kids).await,
+        expected,
+        "child attempts after deleting a"
+    );
+
+    r.ok(ns.destroy_work_spec("s1").await, "destroy s1");
+    let only_c = vec![r.key(&c).await];
+    check_eq!(
+        r,
+        r.keys(&r.ok(w.active_attempts().await, "a")).await,
+        only_c.clone(),
+        "active"
+    );
+    check_eq!(
+        r,
+        r.keys(&r.ok(w.all_attempts().await, "all")).await,
+        only_c.clone(),
+        "all"
+    );
+    let kids = r.ok(parent.child_attempts().await, "kids");
+    check_eq!(
+        r,
+        r.keys(&kids).await,
+        only_c,
+        "child attempts after destroying s1"
+    );
+    r.ok(c.finish(None).await, "finish c");
+    check!(
+        r,
+        r.ok(w.active_attempts().await, "active").is_empty(),
+        "finished c listed"
+    );
+    check_eq!(
+        r,
+        r.ok(w.all_attempts().await, "all").len(),
+        1,
+        "all keeps finished c"
+    );
+}
+
+/// `child_attempts` (§8) is the union of the direct children's *active*
+/// lists: not grandchildren's, not the worker's own, not finished ones.
+pub async fn child_attempts_scope(t: TestBackend) {
+    let r = Run::new("child_attempts_scope", t);
+    let (ns, spec, _) = r.basic("child_attempts_scope", "spec").await;
+    let top = r.worker(&ns, "top").await;
+    let mid = r.worker(&ns, "mid").await;
+    let low = r.worker(&ns, "low").await;
+    let sibling = r.worker(&ns, "sibling").await;
+    r.ok(mid.set_parent(Some(top.as_ref())).await, "mid → top");
+    r.ok(
+        sibling.set_parent(Some(top.as_ref())).await,
+        "sibling → top",
+    );
+    r.ok(low.set_parent(Some(mid.as_ref())).await, "low → mid");
+    let units = r.units(&spec, &["a", "b", "c", "d", "e"]).await;
+    let make = |w: &WorkerRef, i: usize| {
+        let w = w.clone();
+        let u = units[i].clone();
+        let r = &r;
+        async move { r.ok(w.make_attempt(u.as_ref(), Duration::zero()).await, "make") }
+    };
+    let top_own = make(&top, 0).await;
+    let mid_own = make(&mid, 1).await;
+    let low_own = make(&low, 2).await;
+    let sib_done = make(&sibling, 3).await;
+    r.ok(sib_done.finish(None).await, "finish sibling's");
+    let sib_own = make(&sibling, 4).await;
+    let kids = r.ok(top.child_attempts().await, "top's child attempts");
+    let mut expected = vec![r.key(&mid_own).await, r.key(&sib_own).await];
+    expected.sort();
+    check_eq!(
+        r,
+        r.keys(&kids).await,
+        expected,
+        "top: direct children's active attempts"
+    );
+    let kids = r.ok(mid.child_attempts().await, "mid's child attempts");
+    check_eq!(r, r.keys(&kids).await, vec![r.key(&low_own).await], "mid");
+    check!(
+        r,
+        r.ok(low.child_attempts().await, "low").is_empty(),
+        "low has none"
+    );
+    let own = r.ok(top.active_attempts().await, "top's own");
+    check_eq!(
+        r,
+        r.keys(&own).await,
+        vec![r.key(&top_own).await],
+        "top's own list"
+    );
+}
+
+/// Worker lists are ordered (§8): `active_attempts` in the order the
+/// attempts were added, `all_attempts` in creation order.
+pub async fn worker_list_order(t: TestBackend) {
+    let r = Run::new("worker_list_order", t);
+    let (_ns, spec, worker) = r.basic("worker_list_order", "spec").await;
+    let units = r.units(&spec, &["c", "a", "d", "b"]).await;
+    let mut made = Vec::new();
+    for unit in &units {
+        r.advance_secs(1);
+        made.push(r.ok(
+            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            "make",
+        ));
+    }
+    r.ok(made[2].finish(None).await, "finish d");
+    let active = r.ok(worker.active_attempts().await, "active");
+    let expected = vec![
+        r.key(&made[0]).await,
+        r.key(&made[1]).await,
+        r.key(&made[3]).await,
+    ];
+    check_eq!(
+        r,
+        r.keys_ordered(&active).await,
+        expected,
+        "active list order"
+    );
+    let all = r.ok(worker.all_attempts().await, "all");
+    let expected = r.keys_ordered(&made).await;
+    check_eq!(
+        r,
+        r.keys_ordered(&all).await,
+        expected,
+        "all attempts in creation order"
+    );
+}

@@ -1,0 +1,453 @@
+//! Exact backend call counts and `Gone` behaviour of `Cache`, measured with
+//! the call-counting `Instrumented` backend underneath.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use coordinate::cache::Cache;
+use coordinate::instrumented::{Instrumented, Op};
+use coordinate::memory::MemoryBackend;
+use coordinate::{
+    data, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitStatus,
+};
+
+type Counted = Cache<Instrumented<MemoryBackend>>;
+
+/// A cache over a counted backend, plus a handle on the backend itself for
+/// changes behind the cache's back.
+fn setup() -> (Counted, MemoryBackend) {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    (Cache::new(Instrumented::new(memory.clone())), memory)
+}
+
+fn calls(cache: &Counted, op: Op) -> u64 {
+    cache.get_ref().calls().get(op)
+}
+
+async fn seed(cache: &Counted) -> coordinate::Result<()> {
+    let ns = cache.namespace("n").await?;
+    let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+    spec.add_work_unit("u", data!({"k": 1}), WorkUnitMeta::default())
+        .await?;
+    ns.worker("w").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn repeated_lookups_hit_and_return_the_same_handle() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    cache.get_ref().reset();
+    let u1 = cache.work_unit_at("n", "s", "u").await?;
+    let u2 = cache.work_unit_at("n", "s", "u").await?;
+    let w1 = cache.worker_at("n", "w").await?;
+    let w2 = cache.worker_at("n", "w").await?;
+    assert!(Arc::ptr_eq(&u1, &u2));
+    assert!(Arc::ptr_eq(&w1, &w2));
+    // Everything was cached when it was created: no lookup reached the backend.
+    assert_eq!(
+        cache.get_ref().calls().lookups(),
+        0,
+        "{:?}",
+        cache.get_ref().calls()
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.work_units.hits, 2);
+    assert_eq!(stats.work_units.backend_loads, 0);
+    // The wrapped handles act on the backend.
+    assert_eq!(u1.status().await?, WorkUnitStatus::Available);
+    assert_eq!(calls(&cache, Op::UnitStatus), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_miss_loads_once_then_hits() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    // Created behind the cache's back: unknown to it.
+    let ns = memory.namespace("n").await?;
+    let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    for _ in 0..3 {
+        cache.work_unit_at("n", "s", "u").await?;
+    }
+    assert_eq!(calls(&cache, Op::Namespace), 1);
+    assert_eq!(calls(&cache, Op::WorkSpec), 1);
+    assert_eq!(calls(&cache, Op::WorkUnit), 1);
+    let stats = cache.stats();
+    assert_eq!((stats.work_units.misses, stats.work_units.hits), (1, 2));
+    assert_eq!(stats.work_units.backend_loads, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_pass_through_unchanged() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    let ns = cache.namespace("n").await?;
+    assert_eq!(
+        ns.set_work_spec(data!({})).await.err(),
+        Some(Error::NoWorkSpecName)
+    );
+    assert_eq!(
+        ns.set_work_spec(data!({"name": 3})).await.err(),
+        Some(Error::BadWorkSpecName)
+    );
+    assert_eq!(
+        ns.work_spec("nope").await.err(),
+        Some(Error::NoSuchWorkSpec {
+            name: "nope".into()
+        })
+    );
+    let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+    assert_eq!(
+        spec.set_data(data!({"name": "t"})).await.err(),
+        Some(Error::ChangedName)
+    );
+    assert_eq!(
+        spec.work_unit("x").await.err(),
+        Some(Error::NoSuchWorkUnit { name: "x".into() })
+    );
+    // Absent names are not cached: every lookup asks again.
+    spec.work_unit("x").await.err();
+    assert_eq!(calls(&cache, Op::WorkUnit), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_all_then_lookup_answers_no_such_work_unit() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    let unit = spec.work_unit("u").await?;
+    assert_eq!(spec.delete_work_units(&WorkUnitQuery::all()).await?, 1);
+    assert_eq!(
+        spec.work_unit("u").await.err(),
+        Some(Error::NoSuchWorkUnit { name: "u".into() })
+    );
+    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    assert_eq!(cache.stats().work_units.invalidations, 1);
+    // Recreated: a fresh handle, and the old one follows the name.
+    let again = spec
+        .add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default())
+        .await?;
+    assert!(!Arc::ptr_eq(&unit, &again));
+    assert_eq!(unit.data().await?, data!({"v": 2}));
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_by_name_invalidates_only_those_names() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    let keep = spec
+        .add_work_unit("keep", data!({}), WorkUnitMeta::default())
+        .await?;
+    cache.get_ref().reset();
+    assert_eq!(
+        spec.delete_work_units(&WorkUnitQuery::names(["u"])).await?,
+        1
+    );
+    assert!(Arc::ptr_eq(&keep, &spec.work_unit("keep").await?));
+    assert!(spec.work_unit("u").await.is_err());
+    assert_eq!(calls(&cache, Op::WorkUnit), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let ns = cache.namespace("n").await?;
+    let spec = ns.work_spec("s").await?;
+    let unit = spec.work_unit("u").await?;
+    ns.destroy_work_spec("s").await?;
+    assert_eq!(
+        ns.work_spec("s").await.err(),
+        Some(Error::NoSuchWorkSpec { name: "s".into() })
+    );
+    assert_eq!(
+        ns.destroy_work_spec("s").await.err(),
+        Some(Error::NoSuchWorkSpec { name: "s".into() })
+    );
+    assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
+    assert_eq!(
+        spec.add_work_unit("v", data!({}), WorkUnitMeta::default())
+            .await
+            .err(),
+        Some(Error::Gone)
+    );
+    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    assert_eq!(spec.work_unit("u").await.err(), Some(Error::Gone));
+    Ok(())
+}
+
+#[tokio::test]
+async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let spec = memory.work_spec_at("n", "s").await?;
+    spec.delete_work_units(&WorkUnitQuery::all()).await?;
+    spec.add_work_unit("u", data!({"new": true}), WorkUnitMeta::default())
+        .await?;
+    cache.get_ref().reset();
+    assert_eq!(unit.data().await?, data!({"new": true}));
+    // One call answered Gone, one lookup re-resolved the name, one retry.
+    assert_eq!(calls(&cache, Op::UnitData), 2);
+    assert_eq!(calls(&cache, Op::WorkUnit), 1);
+    assert_eq!(cache.get_ref().calls().total(), 3);
+    assert_eq!(cache.stats().work_units.gone_recoveries, 1);
+    // Later calls go straight to the new object.
+    unit.data().await?;
+    assert_eq!(calls(&cache, Op::UnitData), 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    memory
+        .work_spec_at("n", "s")
+        .await?
+        .delete_work_units(&WorkUnitQuery::all())
+        .await?;
+    cache.get_ref().reset();
+    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    assert_eq!(calls(&cache, Op::UnitStatus), 1);
+    assert_eq!(calls(&cache, Op::WorkUnit), 1);
+    // The entry is gone: the next lookup asks the backend and gets NoSuch.
+    let spec = cache.work_spec_at("n", "s").await?;
+    assert_eq!(
+        spec.work_unit("u").await.err(),
+        Some(Error::NoSuchWorkUnit { name: "u".into() })
+    );
+    assert_eq!(calls(&cache, Op::WorkUnit), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_misses_of_one_name_share_one_backend_call() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let ns = memory.namespace("n").await?;
+    let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    let cache = Arc::new(Cache::new(Instrumented::with_lookup_latency(
+        memory,
+        StdDuration::from_millis(20),
+    )));
+    let spec = cache.work_spec_at("n", "s").await?;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let spec = spec.clone();
+            tokio::spawn(async move { spec.work_unit("u").await })
+        })
+        .collect();
+    let mut handles = Vec::new();
+    for t in tasks {
+        handles.push(t.await.map_err(Error::backend)??);
+    }
+    assert!(handles.iter().all(|h| Arc::ptr_eq(h, &handles[0])));
+    assert_eq!(cache.get_ref().calls().get(Op::WorkUnit), 1);
+    // And for an absent name: one call, every caller gets the error.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let spec = spec.clone();
+            tokio::spawn(async move { spec.work_unit("absent").await })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.map_err(Error::backend)?;
+        assert_eq!(
+            r.err(),
+            Some(Error::NoSuchWorkUnit {
+                name: "absent".into()
+            })
+        );
+    }
+    assert_eq!(cache.get_ref().calls().get(Op::WorkUnit), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    let ns = cache.namespace("n").await?;
+    let spec = ns.work_spec("s").await?;
+    let worker = ns.worker("w").await?;
+    ns.destroy().await?;
+    assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
+    assert_eq!(worker.active().await.err(), Some(Error::Gone));
+    assert!(!memory.namespaces().await?.contains_key("n"));
+    // The namespace handle itself stands for get-or-create.
+    assert!(ns.work_spec_names().await?.is_empty());
+    assert!(memory.namespaces().await?.contains_key("n"));
+    ns.destroy().await?;
+    // Same when destroyed behind the cache's back.
+    seed(&cache).await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    memory.namespace("n").await?.destroy().await?;
+    assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
+    assert!(!memory.namespaces().await?.contains_key("n"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_old_namespace_handle_never_destroys_a_newer_namespace() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    let old = cache.namespace("n").await?;
+    old.destroy().await?;
+    let new = cache.namespace("n").await?;
+    assert!(!Arc::ptr_eq(&old, &new));
+    new.set_work_spec(data!({"name": "s"})).await?;
+    old.destroy().await?;
+    assert_eq!(new.work_spec_names().await?, vec!["s".to_string()]);
+    // Under name identity the old handle now acts on the new namespace.
+    assert_eq!(old.work_spec_names().await?, vec!["s".to_string()]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let worker = cache.worker_at("n", "w").await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    let got = worker.request_attempts(AttemptRequest::default()).await?;
+    assert_eq!(got.len(), 1);
+    assert!(Arc::ptr_eq(&got[0].work_unit(), &unit));
+    assert!(Arc::ptr_eq(&got[0].worker(), &worker));
+    assert!(Arc::ptr_eq(&got[0].work_unit().work_spec(), &spec));
+    let active = unit.active_attempt().await?.ok_or(Error::Gone)?;
+    assert!(Arc::ptr_eq(&active.worker(), &worker));
+    let listed = spec.work_units(&WorkUnitQuery::all()).await?;
+    assert!(Arc::ptr_eq(&listed["u"], &unit));
+    let workers = cache.namespace("n").await?.workers().await?;
+    assert!(Arc::ptr_eq(&workers["w"], &worker));
+    let namespaces = cache.namespaces().await?;
+    assert!(Arc::ptr_eq(&namespaces["n"], &cache.namespace("n").await?));
+    got[0].finish(None).await?;
+    assert_eq!(unit.status().await?, WorkUnitStatus::Finished);
+    Ok(())
+}
+
+#[tokio::test]
+async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    let ns = cache.namespace("n").await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let parent = ns.worker("p").await?;
+    let child = ns.worker("c").await?;
+    child.set_parent(Some(&*parent)).await?;
+    let got = child.parent().await?.ok_or(Error::Gone)?;
+    assert!(Arc::ptr_eq(&got, &parent));
+    assert!(Arc::ptr_eq(&parent.children().await?[0], &child));
+    let attempt = child.make_attempt(&*unit, Duration::zero()).await?;
+    assert!(Arc::ptr_eq(&attempt.work_unit(), &unit));
+    assert_eq!(unit.status().await?, WorkUnitStatus::Pending);
+    // A unit of another backend is the backend's business: WrongBackend.
+    let other = MemoryBackend::new();
+    let foreign = other
+        .namespace("n")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?
+        .add_work_unit("x", data!({}), WorkUnitMeta::default())
+        .await?;
+    assert_eq!(
+        child.make_attempt(&*foreign, Duration::zero()).await.err(),
+        Some(Error::WrongBackend)
+    );
+    drop(memory);
+    Ok(())
+}
+
+#[tokio::test]
+async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let worker = cache.worker_at("n", "w").await?;
+    memory
+        .work_spec_at("n", "s")
+        .await?
+        .delete_work_units(&WorkUnitQuery::all())
+        .await?;
+    cache.get_ref().reset();
+    assert_eq!(
+        worker.make_attempt(&*unit, Duration::zero()).await.err(),
+        Some(Error::Gone)
+    );
+    assert!(calls(&cache, Op::MakeAttempt) <= 2);
+    // Recreated behind the back: the cached unit follows its name.
+    memory
+        .work_spec_at("n", "s")
+        .await?
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    let attempt = worker.make_attempt(&*unit, Duration::zero()).await?;
+    assert_eq!(attempt.status().await?, coordinate::AttemptStatus::Pending);
+    assert_eq!(unit.status().await?, WorkUnitStatus::Pending);
+    Ok(())
+}
+
+#[tokio::test]
+async fn caches_stack_and_erase() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let erased: Arc<dyn Backend> = Arc::new(Cache::new(memory.clone()));
+    let stacked = Cache::new(Cache::new(erased.clone()));
+    let over_dyn: Cache<Arc<dyn Backend>> = Cache::new(erased.clone());
+    let ns = stacked.namespace("n").await?;
+    let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    let worker = ns.worker("w").await?;
+    worker.make_attempt(&*unit, Duration::zero()).await?;
+    assert_eq!(
+        over_dyn.work_unit_at("n", "s", "u").await?.status().await?,
+        WorkUnitStatus::Pending
+    );
+    assert_eq!(
+        erased.work_unit_at("n", "s", "u").await?.status().await?,
+        WorkUnitStatus::Pending
+    );
+    ns.destroy().await?;
+    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    Ok(())
+}
+
+#[tokio::test]
+async fn dropping_the_cache_frees_its_entries() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let weak = Arc::downgrade(&unit);
+    let kept = cache.work_spec_at("n", "s").await?;
+    drop(unit);
+    drop(cache);
+    assert!(weak.upgrade().is_none(), "the cache leaked its entries");
+    // Handles kept past the cache keep working, uncached.
+    assert_eq!(
+        kept.work_unit("u").await?.status().await?,
+        WorkUnitStatus::Available
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn debug_shows_counts_only() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let text = format!("{cache:?}");
+    assert!(text.contains("hits"), "{text}");
+    assert!(!text.contains("\"u\""), "{text}");
+    Ok(())
+}
