@@ -108,10 +108,7 @@ fn unit_names() -> Vec<String> {
 async fn populated() -> MemoryBackend {
     let memory = MemoryBackend::new();
     let ns = memory.namespace("n").await.expect("ns");
-    let spec = ns
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .expect("spec");
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.expect("spec");
     for name in unit_names() {
         spec.add_work_unit(&name, data!({}), WorkUnitMeta::default())
             .await

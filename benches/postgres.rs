@@ -97,6 +97,46 @@ fn lookups(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The same lookups through `Cache`: after the first miss, served from
+    // memory without a round trip.
+    let cached = coordinate::cache::Cache::new(backend.clone());
+    let (cns, cspec) = rt.block_on(async {
+        let ns = cached.namespace("bench").await.expect("namespace");
+        let spec = ns.work_spec("spec").await.expect("spec");
+        spec.work_unit("u05000").await.expect("unit");
+        cached
+            .work_unit_at("bench", "spec", "u05000")
+            .await
+            .expect("chain");
+        (ns, spec)
+    });
+    let mut group = c.benchmark_group("postgres_lookup_cached");
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    group.bench_function("namespace", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cached.namespace("bench").await.expect("hit") })
+    });
+    group.bench_function("work_spec", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cns.work_spec("spec").await.expect("hit") })
+    });
+    group.bench_function("work_unit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cspec.work_unit("u05000").await.expect("hit") })
+    });
+    group.bench_function("chain_namespace_spec_unit", |b| {
+        b.to_async(&rt).iter(|| async {
+            cached
+                .work_unit_at("bench", "spec", "u05000")
+                .await
+                .expect("hit")
+        })
+    });
+    group.finish();
 }
 
 /// Measures `iters` rounds in which each of `workers` workers requests

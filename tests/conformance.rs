@@ -14,3 +14,44 @@ mod memory {
         TestBackend::object(backend, clock)
     });
 }
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::sync::Arc;
+
+    use coordinate::conformance::TestBackend;
+    use coordinate::postgres::testing::TestCluster;
+    use coordinate::MockClock;
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        // No skipping inside the generated tests: without a server they
+        // fail, saying how to install PostgreSQL.
+        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
+        let backend = cluster
+            .fresh_backend(clock.clone())
+            .await
+            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        TestBackend::object(Arc::new(backend), clock)
+    });
+}
+
+#[cfg(feature = "postgres")]
+mod cached_postgres {
+    use std::sync::Arc;
+
+    use coordinate::cache::Cache;
+    use coordinate::conformance::TestBackend;
+    use coordinate::postgres::testing::TestCluster;
+    use coordinate::MockClock;
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
+        let backend = cluster
+            .fresh_backend(clock.clone())
+            .await
+            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        TestBackend::name_identity(Arc::new(Cache::new(backend)), clock)
+    });
+}
