@@ -28,11 +28,11 @@ mod postgres {
         // No skipping inside the generated tests: without a server they
         // fail, saying how to install PostgreSQL.
         let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
-        let backend = cluster
-            .fresh_backend(clock.clone())
+        let (backend, lease) = cluster
+            .lease_backend(clock.clone())
             .await
             .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
-        TestBackend::object(Arc::new(backend), clock)
+        TestBackend::object(Arc::new(backend), clock).with_guard(lease)
     });
 }
 
@@ -48,10 +48,10 @@ mod cached_postgres {
     coordinate::conformance_tests!(|| async {
         let clock = MockClock::new();
         let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
-        let backend = cluster
-            .fresh_backend(clock.clone())
+        let (backend, lease) = cluster
+            .lease_backend(clock.clone())
             .await
             .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
-        TestBackend::name_identity(Arc::new(Cache::new(backend)), clock)
+        TestBackend::name_identity(Arc::new(Cache::new(backend)), clock).with_guard(lease)
     });
 }

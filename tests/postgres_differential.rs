@@ -422,7 +422,7 @@ proptest! {
             let mem_clock = MockClock::starting_at(start);
             let pg_clock = MockClock::starting_at(start);
             let memory = MemoryBackend::with_clock(mem_clock.clone());
-            let postgres = cluster.fresh_backend(pg_clock.clone()).await.unwrap();
+            let (postgres, _lease) = cluster.lease_backend(pg_clock.clone()).await.unwrap();
             let mut mem = world(&memory).await;
             let mut pg = world(&postgres).await;
             for (step, op) in ops.iter().enumerate() {
