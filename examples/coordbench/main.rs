@@ -134,12 +134,17 @@ async fn open_postgres(_url: &str) -> Result<Arc<dyn Backend>, String> {
     Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
 }
 
+/// The error and its sources, each said once (layers often repeat their
+/// source's text in their own).
 #[cfg(feature = "postgres")]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
+        let said = s.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
         source = s.source();
     }
     text

@@ -86,16 +86,19 @@ enum Request {
     DeleteAndRecreate,
 }
 
-/// Weights of the mix, out of 100.
+/// Weights of the mix, out of 100. Self-consistent at steady state: one
+/// request for a batch of ten units is followed by about ten requests that
+/// finish, renew, retry or fail one of them; status polling (dashboards,
+/// clients waiting on results) and unit submission make up the rest.
 const MIX: &[(Request, u32)] = &[
-    (Request::GetWork, 18),
-    (Request::Finish, 30),
+    (Request::GetWork, 4),
+    (Request::Finish, 34),
     (Request::Renew, 10),
-    (Request::Retry, 3),
+    (Request::Retry, 2),
     (Request::Fail, 2),
-    (Request::Status, 20),
-    (Request::SpecMeta, 5),
-    (Request::AddUnit, 10),
+    (Request::Status, 30),
+    (Request::SpecMeta, 4),
+    (Request::AddUnit, 12),
     (Request::DeleteAndRecreate, 2),
 ];
 
