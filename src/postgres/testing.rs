@@ -122,8 +122,12 @@ impl TestCluster {
     }
 
     /// [`shared`](Self::shared), or `None` after printing why the calling
-    /// test is skipped. Under CI (`CI` set) a missing server is a failure
-    /// instead: this panics with the reason and how to install PostgreSQL.
+    /// test is skipped.
+    ///
+    /// # Panics
+    ///
+    /// Under CI (`CI` set) a missing server is a failure instead of a skip:
+    /// this panics with the reason and how to install PostgreSQL.
     pub fn shared_or_skip(test: &str) -> Option<&'static TestCluster> {
         match Self::shared() {
             Ok(cluster) => Some(cluster),
