@@ -7,7 +7,7 @@
 //! * in a fresh directory under the temporary directory (`/tmp` when root);
 //! * as the unprivileged `postgres` user when the process runs as root
 //!   (PostgreSQL refuses to run as root), via
-//!   [`CommandExt::uid`](std::os::unix::process::CommandExt::uid);
+//!   `std::os::unix::process::CommandExt::uid`;
 //! * listening only on a unix socket inside that directory (no TCP port);
 //! * tuned for tests (`fsync`, `synchronous_commit` and `full_page_writes`
 //!   off: a crash loses the cluster, which is thrown away anyway).
