@@ -15,6 +15,23 @@ mod memory {
     });
 }
 
+/// `Cache` over the memory backend, with name identity: a cached handle
+/// follows its name across delete-and-recreate.
+mod cached_memory {
+    use std::sync::Arc;
+
+    use coordinate::cache::Cache;
+    use coordinate::conformance::TestBackend;
+    use coordinate::memory::MemoryBackend;
+    use coordinate::{Backend, MockClock};
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
+        TestBackend::name_identity(Arc::new(Cache::new(inner)), clock)
+    });
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::sync::Arc;
