@@ -14,3 +14,61 @@ mod memory {
         TestBackend::object(backend, clock)
     });
 }
+
+/// `Cache` over the memory backend, with name identity: a cached handle
+/// follows its name across delete-and-recreate.
+mod cached_memory {
+    use std::sync::Arc;
+
+    use coordinate::cache::Cache;
+    use coordinate::conformance::TestBackend;
+    use coordinate::memory::MemoryBackend;
+    use coordinate::{Backend, MockClock};
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        let inner: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
+        TestBackend::name_identity(Arc::new(Cache::new(inner)), clock)
+    });
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::sync::Arc;
+
+    use coordinate::conformance::TestBackend;
+    use coordinate::postgres::testing::TestCluster;
+    use coordinate::MockClock;
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        // No skipping inside the generated tests: without a server they
+        // fail, saying how to install PostgreSQL.
+        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
+        let (backend, lease) = cluster
+            .lease_backend(clock.clone())
+            .await
+            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        TestBackend::object(Arc::new(backend), clock).with_guard(lease)
+    });
+}
+
+#[cfg(feature = "postgres")]
+mod cached_postgres {
+    use std::sync::Arc;
+
+    use coordinate::cache::Cache;
+    use coordinate::conformance::TestBackend;
+    use coordinate::postgres::testing::TestCluster;
+    use coordinate::MockClock;
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
+        let (backend, lease) = cluster
+            .lease_backend(clock.clone())
+            .await
+            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        TestBackend::name_identity(Arc::new(Cache::new(backend)), clock).with_guard(lease)
+    });
+}

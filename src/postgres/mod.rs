@@ -1,1 +1,624 @@
-//! (in progress)
+//! [`PostgresBackend`]: the durable backend, on PostgreSQL (feature `postgres`).
+//!
+//! # Client and pool
+//!
+//! The backend speaks to PostgreSQL through **tokio-postgres** with a
+//! **deadpool-postgres** pool:
+//!
+//! * tokio-postgres is the native asynchronous client of the tokio ecosystem
+//!   (no blocking thread pool, no C library), supports the extended protocol
+//!   with binary parameters — `jsonb`, `timestamptz`, `bytea` and `bigint`
+//!   go over the wire without text formatting — and pipelines requests on
+//!   one connection.
+//! * deadpool-postgres adds a small, lock-light pool with a per-connection
+//!   prepared-statement cache (`prepare_cached`), so every statement is
+//!   parsed and planned once per connection and then runs in one round trip.
+//!   Its "fast" recycling drops connections the server has closed, which is
+//!   what makes the pool reconnect by itself after a server restart without a
+//!   health-check query on every checkout.
+//! * sqlx was the alternative; its compile-time query checking needs a
+//!   database at build time and its pool and statement cache add overhead
+//!   per query that this latency-bound backend does not need.
+//!
+//! Every statement is a constant string with `$n` parameters; no SQL is ever
+//! built from caller data.
+//!
+//! # Storage
+//!
+//! The schema ([`SCHEMA_VERSION`]) is created and migrated by
+//! [`PostgresBackend::connect`] itself, in one transaction under an advisory
+//! lock (see the `schema` module); a database migrated by newer code is
+//! refused with [`PostgresError::SchemaTooNew`]. Tables follow COORDINATE-SPEC
+//! §16: data maps are `jsonb`; names are `bytea`, so they sort byte-wise and
+//! may contain any character; durations are integer microseconds; unset times
+//! are `NULL`. PostgreSQL's `jsonb` cannot hold the character U+0000, so
+//! strings and keys holding it are stored escaped, losslessly (the `nul`
+//! module).
+//!
+//! # Identity and `Gone`
+//!
+//! Handles carry row ids, never names: once an object is deleted, every old
+//! handle answers `Gone` (or a §12.2 variation) even after an object of the
+//! same name is created again, because the new row has a new id. Handles of
+//! another backend, including another `PostgresBackend` instance, are refused
+//! with [`Error::WrongBackend`].
+//!
+//! # Time
+//!
+//! Every "now" is read from the injected [`Clock`] and sent as a statement
+//! parameter; the database's own clock (`now()`) is never used.
+//!
+//! # Concurrency
+//!
+//! Every operation is one statement or one transaction. `request_attempts`
+//! locks the chosen work spec's row (so `max_running` and continuous
+//! generation hold across processes) and takes units with
+//! `FOR UPDATE SKIP LOCKED`, so no unit is ever handed to two workers.
+//! Transactions failing with a serialization failure or a deadlock are
+//! retried a bounded number of times. A backend and its handles belong to the
+//! tokio runtime they were created on (the pool's connections run there).
+
+mod attempt;
+mod error;
+mod namespace;
+mod nul;
+mod schema;
+pub mod testing;
+mod work_spec;
+mod work_unit;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::{FromSql, Json, ToSql};
+use tokio_postgres::{NoTls, Row};
+
+pub use error::PostgresError;
+pub use schema::SCHEMA_VERSION;
+
+use crate::api::{Backend, NamespaceRef};
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::{Error, Result};
+use crate::model::{
+    AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time, WorkSpecMeta, WorkUnitStatus,
+};
+use crate::rules;
+
+use self::error::{db, decode, is_retryable, pool};
+use self::namespace::PgNamespace;
+
+/// How often a transaction failing with a serialization failure or deadlock
+/// is tried in all.
+const MAX_TRIES: u32 = 8;
+
+/// The default limit on establishing one connection (socket and handshake).
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The default number of pooled connections.
+const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// The Coordinate backend on PostgreSQL.
+///
+/// Cheap to clone; clones share the pool and are the same backend.
+///
+/// ```no_run
+/// # async fn demo() -> coordinate::Result<()> {
+/// use coordinate::{postgres::PostgresBackend, Backend, MockClock};
+/// let backend =
+///     PostgresBackend::connect_with_clock("host=/tmp user=postgres dbname=jobs", MockClock::new())
+///         .await?;
+/// let ns = backend.namespace("app").await?;
+/// ns.set_work_spec(coordinate::data!({"name": "crawl"})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresBackend {
+    shared: Arc<Shared>,
+}
+
+/// What every handle of one backend shares.
+pub(crate) struct Shared {
+    pool: Pool,
+    clock: SharedClock,
+    /// Distinguishes this backend's handles from another instance's.
+    instance: u64,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresBackend")
+            .field("instance", &self.instance)
+            .field("connections", &status.size)
+            .field("idle", &status.available)
+            .finish()
+    }
+}
+
+impl fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+/// Settings for [`PostgresBackend`]; made by [`PostgresBackend::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct PostgresBuilder {
+    url: String,
+    clock: SharedClock,
+    database: Option<String>,
+    max_connections: usize,
+    connect_timeout: std::time::Duration,
+}
+
+impl PostgresBuilder {
+    /// Connects to this database instead of the one the URL names.
+    pub fn database(mut self, name: &str) -> Self {
+        self.database = Some(name.to_string());
+        self
+    }
+
+    /// Uses this clock for every "now" (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses this already shared clock.
+    pub fn shared_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The most connections the pool opens (default 16).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// The limit on making one connection, handshake included (default
+    /// 10 s; a `connect_timeout` in the URL is kept if shorter). Operations
+    /// that cannot get a connection fail after at most about twice this.
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects, creates or migrates the schema, and answers the backend.
+    ///
+    /// Fails with [`Error::Backend`] holding a [`PostgresError`]: `Config`
+    /// for a bad URL, `Connect` when the server cannot be reached in time,
+    /// `SchemaTooNew` for a database of a newer version of this crate.
+    pub async fn build(self) -> Result<PostgresBackend> {
+        let mut config =
+            tokio_postgres::Config::from_str(&self.url).map_err(PostgresError::Config)?;
+        let timeout = match config.get_connect_timeout() {
+            Some(t) if *t < self.connect_timeout => *t,
+            _ => self.connect_timeout,
+        };
+        config.connect_timeout(timeout);
+        if let Some(db) = &self.database {
+            config.dbname(db);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("coordinate");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.max_connections)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .wait_timeout(Some(timeout))
+            .build()
+            .map_err(|e| PostgresError::Pool(e.to_string()))?;
+        static INSTANCES: AtomicU64 = AtomicU64::new(1);
+        let shared = Arc::new(Shared {
+            pool,
+            clock: self.clock,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+        });
+        let mut client = shared.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(PostgresBackend { shared })
+    }
+}
+
+impl PostgresBackend {
+    /// Connects with the system clock (see [`PostgresBuilder::build`]).
+    ///
+    /// `url` is a libpq-style connection string, as a URL
+    /// (`postgresql://user@host/db`) or as `key=value` pairs
+    /// (`host=/run/postgresql dbname=jobs`); a `host` starting with `/` is a
+    /// unix-socket directory.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// Connects with an injected clock (see [`PostgresBuilder::build`]).
+    pub async fn connect_with_clock(url: &str, clock: impl Clock + 'static) -> Result<Self> {
+        Self::builder(url).clock(clock).build().await
+    }
+
+    /// A builder for finer settings (pool size, timeouts, clock).
+    pub fn builder(url: &str) -> PostgresBuilder {
+        PostgresBuilder {
+            url: url.to_string(),
+            clock: Arc::new(SystemClock),
+            database: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// The schema version of the connected database after migration.
+    pub fn schema_version(&self) -> i32 {
+        SCHEMA_VERSION
+    }
+
+    /// Answers a namespace handle from its row.
+    fn namespace_handle(&self, id: i64, name: String) -> NamespaceRef {
+        Arc::new(PgNamespace::new(self.shared.clone(), id, name))
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn namespace(&self, name: &str) -> Result<NamespaceRef> {
+        const FIND: &str = "SELECT id FROM namespace WHERE name = $1";
+        const CREATE: &str =
+            "INSERT INTO namespace (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id";
+        let client = self.shared.client().await?;
+        // Usually one round trip; a racing creator makes us look again.
+        for _ in 0..MAX_TRIES {
+            if let Some(row) = query_opt(&client, FIND, &[&name.as_bytes()]).await? {
+                return Ok(self.namespace_handle(col(&row, 0)?, name.to_string()));
+            }
+            if let Some(row) = query_opt(&client, CREATE, &[&name.as_bytes()]).await? {
+                return Ok(self.namespace_handle(col(&row, 0)?, name.to_string()));
+            }
+        }
+        Err(decode(format!(
+            "namespace {name:?} keeps vanishing while being created"
+        )))
+    }
+
+    async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>> {
+        let client = self.shared.client().await?;
+        let rows = query(&client, "SELECT id, name FROM namespace", &[]).await?;
+        rows.iter()
+            .map(|row| {
+                let name = text(row, 1)?;
+                Ok((name.clone(), self.namespace_handle(col(row, 0)?, name)))
+            })
+            .collect()
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        self.shared.summarize(Scope::All).await
+    }
+}
+
+/// Which specs an expiry check or summary covers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope {
+    /// Every spec of the database.
+    All,
+    /// Every spec of one namespace.
+    Namespace(i64),
+    /// One spec.
+    Spec(i64),
+}
+
+impl Shared {
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(pool)
+    }
+
+    /// Now, by the injected clock.
+    pub(crate) fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// True if `other` is a handle's view of this same backend.
+    pub(crate) fn same(&self, other: &Shared) -> bool {
+        self.instance == other.instance
+    }
+
+    /// Runs `op` again while it fails with a serialization failure or a
+    /// deadlock, a bounded number of times, with a short random pause.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut tries = 1;
+        loop {
+            match op().await {
+                Err(e) if tries < MAX_TRIES && is_retryable(&e) => {
+                    tries += 1;
+                    let pause = fastrand::u64(1..=(2u64 << tries.min(6)));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Lazy expiry (§13.2) over `scope` at `now`, on `client` (which may be a
+    /// transaction): every active, pending attempt whose deadline is strictly
+    /// before now becomes Expired and leaves its worker's active list, and
+    /// its unit's active link is cleared.
+    pub(crate) async fn expire<C: GenericClient>(
+        &self,
+        client: &C,
+        scope: Scope,
+        now: Time,
+    ) -> Result<()> {
+        // Two data-modifying steps in one statement: the attempts, then the
+        // links of the units whose active attempt each one was.
+        const SPEC: &str = "WITH expired AS (
+                UPDATE attempt a SET status = 1, end_time = $2, on_active_list = false
+                FROM work_unit u
+                WHERE a.work_spec_id = $1 AND a.status = 0 AND a.expiration_time < $2
+                  AND u.id = a.work_unit_id AND u.active_attempt_id = a.id
+                RETURNING a.id, a.work_unit_id)
+            UPDATE work_unit u SET active_attempt_id = NULL FROM expired e
+            WHERE u.id = e.work_unit_id AND u.active_attempt_id = e.id";
+        const NAMESPACE: &str = "WITH expired AS (
+                UPDATE attempt a SET status = 1, end_time = $2, on_active_list = false
+                FROM work_unit u
+                WHERE a.work_spec_id IN (SELECT id FROM work_spec WHERE namespace_id = $1)
+                  AND a.status = 0 AND a.expiration_time < $2
+                  AND u.id = a.work_unit_id AND u.active_attempt_id = a.id
+                RETURNING a.id, a.work_unit_id)
+            UPDATE work_unit u SET active_attempt_id = NULL FROM expired e
+            WHERE u.id = e.work_unit_id AND u.active_attempt_id = e.id";
+        const ALL: &str = "WITH expired AS (
+                UPDATE attempt a SET status = 1, end_time = $1, on_active_list = false
+                FROM work_unit u
+                WHERE a.status = 0 AND a.expiration_time < $1
+                  AND u.id = a.work_unit_id AND u.active_attempt_id = a.id
+                RETURNING a.id, a.work_unit_id)
+            UPDATE work_unit u SET active_attempt_id = NULL FROM expired e
+            WHERE u.id = e.work_unit_id AND u.active_attempt_id = e.id";
+        match scope {
+            Scope::All => execute(client, ALL, &[&now]).await?,
+            Scope::Namespace(id) => execute(client, NAMESPACE, &[&id, &now]).await?,
+            Scope::Spec(id) => execute(client, SPEC, &[&id, &now]).await?,
+        };
+        Ok(())
+    }
+
+    /// Lazy expiry over `scope` in its own statement, retried on deadlock.
+    pub(crate) async fn expire_now(&self, scope: Scope) -> Result<Time> {
+        let now = self.now();
+        self.retrying(|| async {
+            let client = self.client().await?;
+            self.expire(&client, scope, now).await
+        })
+        .await?;
+        Ok(now)
+    }
+
+    /// The summary of `scope` (§14), after an expiry check.
+    pub(crate) async fn summarize(&self, scope: Scope) -> Result<Summary> {
+        const GROUPS: &str = "n.name, s.name, a.status, COALESCE(u.not_before > $1, false)";
+        const FROM: &str = "FROM work_unit u
+            JOIN work_spec s ON s.id = u.work_spec_id
+            JOIN namespace n ON n.id = s.namespace_id
+            LEFT JOIN attempt a ON a.id = u.active_attempt_id";
+        // Built from constants only; the statement text never holds data.
+        let sql = match scope {
+            Scope::All => format!("SELECT {GROUPS}, count(*) {FROM} GROUP BY 1, 2, 3, 4"),
+            Scope::Namespace(_) => {
+                format!("SELECT {GROUPS}, count(*) {FROM} WHERE s.namespace_id = $2 GROUP BY 1, 2, 3, 4")
+            }
+            Scope::Spec(_) => {
+                format!("SELECT {GROUPS}, count(*) {FROM} WHERE s.id = $2 GROUP BY 1, 2, 3, 4")
+            }
+        };
+        let now = self.expire_now(scope).await?;
+        let client = self.client().await?;
+        let rows = match scope {
+            Scope::All => query(&client, &sql, &[&now]).await?,
+            Scope::Namespace(id) | Scope::Spec(id) => query(&client, &sql, &[&now, &id]).await?,
+        };
+        // Several groups can map to one status (e.g. no attempt and an
+        // expired one both make Available); merge them.
+        let mut counts: BTreeMap<(String, String, WorkUnitStatus), u64> = BTreeMap::new();
+        for row in &rows {
+            let status = derived_status(attempt_status_opt(row, 2)?, col(row, 3)?, now);
+            let n: i64 = col(row, 4)?;
+            *counts
+                .entry((text(row, 0)?, text(row, 1)?, status))
+                .or_default() += u64::try_from(n).map_err(decode)?;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|((namespace, work_spec, status), count)| SummaryRecord {
+                namespace,
+                work_spec,
+                status,
+                count,
+            })
+            .collect())
+    }
+}
+
+/// A unit's status from its active attempt's status and whether its
+/// not-before time is still ahead, by the shared rule (§2.4). Grouped
+/// queries only know "delayed or not", so a delayed unit is given the
+/// latest instant as its not-before time.
+pub(crate) fn derived_status(
+    active: Option<AttemptStatus>,
+    delayed: bool,
+    now: Time,
+) -> WorkUnitStatus {
+    rules::unit_status(active, delayed.then_some(Time::MAX_UTC), now)
+}
+
+// ---- statement helpers -------------------------------------------------
+
+/// Runs a cached prepared statement and answers its rows.
+pub(crate) async fn query<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let stmt = client.prepare_cached(sql).await.map_err(db)?;
+    client.query(&stmt, params).await.map_err(db)
+}
+
+/// Runs a cached prepared statement and answers its only row, if any.
+pub(crate) async fn query_opt<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>> {
+    let stmt = client.prepare_cached(sql).await.map_err(db)?;
+    client.query_opt(&stmt, params).await.map_err(db)
+}
+
+/// Runs a cached prepared statement and answers how many rows it changed.
+pub(crate) async fn execute<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64> {
+    let stmt = client.prepare_cached(sql).await.map_err(db)?;
+    client.execute(&stmt, params).await.map_err(db)
+}
+
+// ---- row decoding (never panics on what the database holds) -------------
+
+/// Column `i` of `row`.
+pub(crate) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(decode)
+}
+
+/// A `bytea` name column as a string.
+pub(crate) fn text(row: &Row, i: usize) -> Result<String> {
+    let bytes: &[u8] = col(row, i)?;
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(decode)
+}
+
+/// A `jsonb` data map column.
+pub(crate) fn data_map(row: &Row, i: usize) -> Result<DataMap> {
+    let Json(map): Json<DataMap> = col(row, i)?;
+    Ok(nul::unescape(map))
+}
+
+/// An attempt status column.
+pub(crate) fn attempt_status(row: &Row, i: usize) -> Result<AttemptStatus> {
+    let ordinal: i16 = col(row, i)?;
+    AttemptStatus::from_ordinal(i64::from(ordinal)).map_err(decode)
+}
+
+/// A nullable attempt status column (from an outer join).
+pub(crate) fn attempt_status_opt(row: &Row, i: usize) -> Result<Option<AttemptStatus>> {
+    let ordinal: Option<i16> = col(row, i)?;
+    ordinal
+        .map(|o| AttemptStatus::from_ordinal(i64::from(o)).map_err(decode))
+        .transpose()
+}
+
+/// The stored form of an attempt status.
+pub(crate) fn status_code(status: AttemptStatus) -> i16 {
+    // Ordinals are 0..=4.
+    i16::try_from(status.ordinal()).unwrap_or(i16::MAX)
+}
+
+/// A duration as integer microseconds.
+pub(crate) fn micros(d: Duration) -> Result<i64> {
+    d.num_microseconds()
+        .ok_or_else(|| Error::TimeOutOfRange(format!("duration {d} in microseconds")))
+}
+
+/// A data map as a `jsonb` parameter (see the `nul` module).
+pub(crate) fn json(map: &DataMap) -> Json<std::borrow::Cow<'_, DataMap>> {
+    Json(nul::escape(map))
+}
+
+/// The meta columns of `work_spec` (alias `s`), in the order [`read_meta`]
+/// reads them; a macro so statements can `concat!` it.
+macro_rules! meta_columns {
+    () => {
+        "s.priority, s.weight, s.paused, s.continuous, s.can_be_continuous, s.min_memory_gb, \
+         s.interval_us, s.next_continuous, s.max_running, s.max_attempts_returned, \
+         s.max_retries, s.next_work_spec_name, s.runtime"
+    };
+}
+pub(crate) use meta_columns;
+
+/// The number of columns of [`meta_columns!`].
+pub(crate) const META_WIDTH: usize = 13;
+
+/// Reads [`meta_columns!`] starting at column `at`; counts are zero.
+pub(crate) fn read_meta(row: &Row, at: usize) -> Result<WorkSpecMeta> {
+    Ok(WorkSpecMeta {
+        priority: col(row, at)?,
+        weight: col(row, at + 1)?,
+        paused: col(row, at + 2)?,
+        continuous: col(row, at + 3)?,
+        can_be_continuous: col(row, at + 4)?,
+        min_memory_gb: col(row, at + 5)?,
+        interval: Duration::microseconds(col(row, at + 6)?),
+        next_continuous: col(row, at + 7)?,
+        max_running: col(row, at + 8)?,
+        max_attempts_returned: col(row, at + 9)?,
+        max_retries: col(row, at + 10)?,
+        next_work_spec_name: text(row, at + 11)?,
+        available_count: 0,
+        pending_count: 0,
+        runtime: text(row, at + 12)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_status_codes_match_the_sql() {
+        // The SQL of this module spells these ordinals out.
+        assert_eq!(status_code(AttemptStatus::Pending), 0);
+        assert_eq!(status_code(AttemptStatus::Expired), 1);
+        assert_eq!(status_code(AttemptStatus::Finished), 2);
+        assert_eq!(status_code(AttemptStatus::Failed), 3);
+        assert_eq!(status_code(AttemptStatus::Retryable), 4);
+    }
+
+    #[test]
+    fn meta_columns_match_their_width() {
+        assert_eq!(meta_columns!().split(',').count(), META_WIDTH);
+    }
+
+    #[test]
+    fn delayed_groups_derive_delayed() {
+        let now = Time::UNIX_EPOCH;
+        assert_eq!(derived_status(None, true, now), WorkUnitStatus::Delayed);
+        assert_eq!(derived_status(None, false, now), WorkUnitStatus::Available);
+        assert_eq!(
+            derived_status(Some(AttemptStatus::Pending), true, now),
+            WorkUnitStatus::Pending
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! PostgresBackend against the harness's throwaway cluster (or
+//! `POSTGRES_URL`): per-operation latency of name lookups and of the
+//! namespace → spec → unit chain, and `request_attempts` + `finish`
+//! throughput with 1 and 8 concurrent workers at batch size 100.
+//!
+//! Run: `cargo bench --features postgres --bench postgres`.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::PostgresBackend;
+use coordinate::{data, AttemptRequest, Backend, BackendExt, MockClock, WorkUnitMeta};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tokio::runtime::Runtime;
+
+/// Units in the looked-up spec, so lookups hit a real index.
+const UNITS: usize = 10_000;
+/// Attempts each worker requests (and finishes) per iteration.
+const BATCH: i64 = 100;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn cluster() -> &'static TestCluster {
+    TestCluster::shared().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A backend on a fresh database holding namespace "bench", spec "spec"
+/// with [`UNITS`] units, and worker "w"; and the database's name.
+async fn loaded() -> (PostgresBackend, String) {
+    let db = cluster().fresh_database().await.expect("database");
+    let backend = PostgresBackend::builder(cluster().url())
+        .database(&db)
+        .clock(MockClock::new())
+        .build()
+        .await
+        .expect("backend");
+    let ns = backend.namespace("bench").await.expect("namespace");
+    let spec = ns
+        .set_work_spec(data!({"name": "spec"}))
+        .await
+        .expect("spec");
+    for i in 0..UNITS {
+        spec.add_work_unit(
+            &format!("u{i:05}"),
+            data!({"i": i}),
+            WorkUnitMeta::default(),
+        )
+        .await
+        .expect("unit");
+    }
+    ns.worker("w").await.expect("worker");
+    (backend, db)
+}
+
+fn lookups(c: &mut Criterion) {
+    let rt = runtime();
+    let (backend, _) = rt.block_on(loaded());
+    let (ns, spec) = rt.block_on(async {
+        let ns = backend.namespace("bench").await.expect("namespace");
+        let spec = ns.work_spec("spec").await.expect("spec");
+        (ns, spec)
+    });
+
+    let mut group = c.benchmark_group("postgres_lookup_uncached");
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    group.bench_function("namespace", |b| {
+        b.to_async(&rt)
+            .iter(|| async { backend.namespace("bench").await.expect("hit") })
+    });
+    group.bench_function("work_spec", |b| {
+        b.to_async(&rt)
+            .iter(|| async { ns.work_spec("spec").await.expect("hit") })
+    });
+    group.bench_function("work_unit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { spec.work_unit("u05000").await.expect("hit") })
+    });
+    group.bench_function("worker", |b| {
+        b.to_async(&rt)
+            .iter(|| async { ns.worker("w").await.expect("hit") })
+    });
+    group.bench_function("chain_namespace_spec_unit", |b| {
+        b.to_async(&rt).iter(|| async {
+            backend
+                .work_unit_at("bench", "spec", "u05000")
+                .await
+                .expect("hit")
+        })
+    });
+    group.finish();
+
+    // The same lookups through `Cache`: after the first miss, served from
+    // memory without a round trip.
+    let cached = coordinate::cache::Cache::new(backend.clone());
+    let (cns, cspec) = rt.block_on(async {
+        let ns = cached.namespace("bench").await.expect("namespace");
+        let spec = ns.work_spec("spec").await.expect("spec");
+        spec.work_unit("u05000").await.expect("unit");
+        cached
+            .work_unit_at("bench", "spec", "u05000")
+            .await
+            .expect("chain");
+        (ns, spec)
+    });
+    let mut group = c.benchmark_group("postgres_lookup_cached");
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    group.bench_function("namespace", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cached.namespace("bench").await.expect("hit") })
+    });
+    group.bench_function("work_spec", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cns.work_spec("spec").await.expect("hit") })
+    });
+    group.bench_function("work_unit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cspec.work_unit("u05000").await.expect("hit") })
+    });
+    group.bench_function("chain_namespace_spec_unit", |b| {
+        b.to_async(&rt).iter(|| async {
+            cached
+                .work_unit_at("bench", "spec", "u05000")
+                .await
+                .expect("hit")
+        })
+    });
+    group.finish();
+}
+
+/// Measures `iters` rounds in which each of `workers` workers requests
+/// [`BATCH`] attempts and finishes them, all workers at once; units are made
+/// available again between rounds, outside the timing.
+async fn request_finish_rounds(
+    backend: &PostgresBackend,
+    rearm: &tokio_postgres::Client,
+    workers: usize,
+    iters: u64,
+) -> StdDuration {
+    let ns = backend.namespace("bench").await.expect("namespace");
+    let mut handles = Vec::new();
+    for i in 0..workers {
+        handles.push(ns.worker(&format!("tw{i}")).await.expect("worker"));
+    }
+    let mut total = StdDuration::ZERO;
+    for _ in 0..iters {
+        // Setup, untimed: every unit of the throughput spec available again.
+        rearm
+            .execute(
+                "UPDATE work_unit SET active_attempt_id = NULL
+                 WHERE work_spec_id = (SELECT id FROM work_spec WHERE name = 'tp'::bytea)",
+                &[],
+            )
+            .await
+            .expect("rearm");
+        let start = Instant::now();
+        let tasks: Vec<_> = handles
+            .iter()
+            .cloned()
+            .map(|worker| {
+                tokio::spawn(async move {
+                    let got = worker
+                        .request_attempts(AttemptRequest {
+                            number_of_work_units: BATCH,
+                            work_specs: vec!["tp".into()],
+                            ..AttemptRequest::default()
+                        })
+                        .await
+                        .expect("request");
+                    assert_eq!(got.len() as i64, BATCH, "ran out of units");
+                    for attempt in got {
+                        attempt.finish(None).await.expect("finish");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("worker task");
+        }
+        total += start.elapsed();
+    }
+    total
+}
+
+fn throughput(c: &mut Criterion) {
+    let rt = runtime();
+    let (backend, rearm) = rt.block_on(async {
+        let (backend, db) = loaded().await;
+        let ns = backend.namespace("bench").await.expect("namespace");
+        let spec = ns.set_work_spec(data!({"name": "tp"})).await.expect("spec");
+        for i in 0..(8 * BATCH) {
+            spec.add_work_unit(
+                &format!("t{i:04}"),
+                data!({"i": i}),
+                WorkUnitMeta::default(),
+            )
+            .await
+            .expect("unit");
+        }
+        let (rearm, conn) =
+            tokio_postgres::connect(&cluster().database_url(&db), tokio_postgres::NoTls)
+                .await
+                .expect("rearm connection");
+        tokio::spawn(conn);
+        (backend, rearm)
+    });
+
+    let mut group = c.benchmark_group("postgres_request_finish");
+    group
+        .sample_size(10)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5));
+    for workers in [1usize, 8] {
+        group.throughput(Throughput::Elements(workers as u64 * BATCH as u64));
+        group.bench_function(format!("batch100_workers{workers}"), |b| {
+            b.to_async(&rt)
+                .iter_custom(|iters| request_finish_rounds(&backend, &rearm, workers, iters))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, throughput);
+criterion_main!(benches);

@@ -1,0 +1,239 @@
+//! coordbench: the same job-server workload with and without `Cache`, side
+//! by side.
+//!
+//! ```text
+//! cargo run --release --example coordbench                   # embedded memory backend
+//! cargo run --release --features postgres --example coordbench -- --backend postgres://…
+//! ```
+//!
+//! Clients make stateless requests (get work, finish, renew, retry, status,
+//! meta, add and occasionally delete-and-recreate units), each resolving
+//! namespace, work spec and unit (or worker) by name first. The run is made
+//! twice on fresh namespaces of the same store: once on the backend
+//! directly, once through `Cache`. A counting layer under both tells how
+//! many calls reached the backend.
+
+mod report;
+mod workload;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use clap::Parser;
+use coordinate::cache::Cache;
+use coordinate::instrumented::Instrumented;
+use coordinate::memory::MemoryBackend;
+use coordinate::Backend;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use report::{Counts, Figures};
+use workload::Shape;
+
+/// Measures what `Cache` saves a job server on a realistic workload.
+#[derive(Debug, Parser)]
+#[command(name = "coordbench", version)]
+struct Args {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Work units loaded before each run.
+    #[arg(long, default_value_t = 10_000)]
+    units: usize,
+    /// Seconds each run (cached, uncached) lasts.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Work specs the units are spread over.
+    #[arg(long, default_value_t = 4)]
+    specs: usize,
+    /// Units asked for per request for work.
+    #[arg(long, default_value_t = 10)]
+    batch: i64,
+    /// `memory` (embedded) or a `postgres://` URL (needs `--features postgres`).
+    #[arg(long, default_value = "memory")]
+    backend: String,
+    /// Print one JSON object `{"cached": {...}, "uncached": {...}}` instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("coordbench: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    if args.clients == 0 || args.specs == 0 || args.units == 0 {
+        return Err("--clients, --specs and --units must be at least 1".into());
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    let store = open(&args.backend).await?;
+    let base = Shape {
+        namespace: String::new(),
+        clients: args.clients,
+        units: args.units,
+        specs: args.specs,
+        duration: StdDuration::from_secs_f64(args.duration),
+        batch: args.batch.max(1),
+    };
+    let tag = std::process::id();
+    let uncached = measure(&store, &base, format!("coordbench-{tag}-uncached"), false).await?;
+    let cached = measure(&store, &base, format!("coordbench-{tag}-cached"), true).await?;
+    if args.json {
+        let out = serde_json::json!({"cached": cached, "uncached": uncached});
+        println!("{out}");
+    } else {
+        println!(
+            "coordbench: {} clients, {} units in {} specs, {:.1} s per run, backend {}\n",
+            args.clients,
+            args.units,
+            args.specs,
+            args.duration,
+            describe(&args.backend)
+        );
+        print!("{}", report::table(&cached, &uncached));
+    }
+    Ok(())
+}
+
+/// The store both runs share, from `--backend`.
+async fn open(backend: &str) -> Result<Arc<dyn Backend>, String> {
+    if backend == "memory" {
+        return Ok(Arc::new(MemoryBackend::new()));
+    }
+    if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
+        return open_postgres(backend).await;
+    }
+    Err(format!(
+        "unknown backend {backend:?}: use `memory` or a postgres:// URL"
+    ))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> Result<Arc<dyn Backend>, String> {
+    let connect = coordinate::postgres::PostgresBackend::connect(url);
+    match tokio::time::timeout(StdDuration::from_secs(15), connect).await {
+        Ok(Ok(backend)) => Ok(Arc::new(backend)),
+        Ok(Err(e)) => Err(format!("cannot use {}: {}", describe(url), error_chain(&e))),
+        Err(_) => Err(format!("cannot reach {} within 15 s", describe(url))),
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_url: &str) -> Result<Arc<dyn Backend>, String> {
+    Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
+}
+
+/// The error and its sources, each said once (layers often repeat their
+/// source's text in their own).
+#[cfg(feature = "postgres")]
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let said = s.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// The backend as it may be printed: a URL without its password.
+fn describe(backend: &str) -> String {
+    match (backend.find("://"), backend.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…{}", &backend[..scheme], &backend[at..])
+        }
+        _ => backend.to_string(),
+    }
+}
+
+/// Loads a fresh namespace, runs the workload on it (through `Cache` or
+/// not), and removes the namespace again.
+async fn measure(
+    store: &Arc<dyn Backend>,
+    base: &Shape,
+    namespace: String,
+    cached: bool,
+) -> Result<Figures, String> {
+    let shape = Shape {
+        namespace,
+        ..base.clone()
+    };
+    let label = if cached { "cached" } else { "uncached" };
+    workload::load(store.as_ref(), &shape)
+        .await
+        .map_err(|e| format!("loading {label} run: {e}"))?;
+
+    let counted = Arc::new(Instrumented::new(store.clone()));
+    let cache = cached.then(|| Arc::new(Cache::new(counted.clone())));
+    let served: Arc<dyn Backend> = match &cache {
+        Some(cache) => cache.clone(),
+        None => counted.clone(),
+    };
+
+    let progress = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(label, shape.duration);
+    let ticker = tokio::spawn(tick(bar.clone(), progress.clone()));
+    let outcome = workload::run(served, &shape, progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let outcome = outcome.map_err(|e| format!("{label} run failed: {e}"))?;
+
+    let calls = counted.calls();
+    let mut counts = Counts {
+        backend_calls: calls.total(),
+        lookup_calls: calls.lookups(),
+        ..Counts::default()
+    };
+    if let Some(cache) = &cache {
+        let stats = cache.stats();
+        for kind in [
+            stats.namespaces,
+            stats.work_specs,
+            stats.work_units,
+            stats.workers,
+        ] {
+            counts.hits += kind.hits;
+            counts.misses += kind.misses;
+            counts.gone_recoveries += kind.gone_recoveries;
+        }
+    }
+    if let Ok(ns) = store.namespace(&shape.namespace).await {
+        // Best effort: a failed cleanup must not hide the figures.
+        let _ = ns.destroy().await;
+    }
+    Ok(Figures::new(outcome, counts))
+}
+
+fn progress_bar(label: &str, duration: StdDuration) -> ProgressBar {
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+async fn tick(bar: ProgressBar, progress: Arc<AtomicU64>) {
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+        bar.set_position(started.elapsed().as_millis() as u64);
+        bar.set_message(format!("{} requests", progress.load(Ordering::Relaxed)));
+    }
+}

@@ -1,0 +1,269 @@
+//! The simulated job server: clients making stateless requests, each of
+//! which resolves its objects by name before acting, as a real job server
+//! behind an RPC or REST interface does.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use coordinate::{
+    data, AttemptRequest, Backend, DataMap, Duration, Error, WorkUnitMeta, WorkUnitQuery,
+};
+
+/// The shape of one run.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Namespace the run works in.
+    pub namespace: String,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Work units loaded before the run.
+    pub units: usize,
+    /// Work specs the units are spread over.
+    pub specs: usize,
+    /// How long clients run.
+    pub duration: StdDuration,
+    /// Units asked for per `request_attempts`.
+    pub batch: i64,
+}
+
+impl Shape {
+    fn spec_name(i: usize) -> String {
+        format!("spec-{i}")
+    }
+
+    fn unit_name(i: usize) -> String {
+        format!("unit-{i:07}")
+    }
+}
+
+/// What the clients did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Latency of every request, in microseconds.
+    pub latencies_us: Vec<u32>,
+    /// Requests answered with an error that a job server expects under
+    /// concurrency (a unit finished or deleted by someone else, …).
+    pub expected_errors: u64,
+    /// Wall time the clients ran.
+    pub elapsed: StdDuration,
+}
+
+/// Creates the namespace's specs and units, directly on `backend`.
+pub async fn load(backend: &dyn Backend, shape: &Shape) -> coordinate::Result<()> {
+    let ns = backend.namespace(&shape.namespace).await?;
+    let mut specs = Vec::new();
+    for i in 0..shape.specs {
+        let weight = 10 * (i as i64 + 1);
+        specs.push(
+            ns.set_work_spec(data!({"name": Shape::spec_name(i), "weight": weight}))
+                .await?,
+        );
+    }
+    for i in 0..shape.units {
+        let spec = &specs[i % specs.len()];
+        spec.add_work_unit(
+            &Shape::unit_name(i),
+            data!({"n": i}),
+            WorkUnitMeta::default(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The request a client makes next, by the mix a busy job server sees.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    GetWork,
+    Finish,
+    Renew,
+    Retry,
+    Fail,
+    Status,
+    SpecMeta,
+    AddUnit,
+    DeleteAndRecreate,
+}
+
+/// Weights of the mix, out of 100. Self-consistent at steady state: one
+/// request for a batch of ten units is followed by about ten requests that
+/// finish, renew, retry or fail one of them; status polling (dashboards,
+/// clients waiting on results) and unit submission make up the rest.
+const MIX: &[(Request, u32)] = &[
+    (Request::GetWork, 4),
+    (Request::Finish, 34),
+    (Request::Renew, 10),
+    (Request::Retry, 2),
+    (Request::Fail, 2),
+    (Request::Status, 30),
+    (Request::SpecMeta, 4),
+    (Request::AddUnit, 12),
+    (Request::DeleteAndRecreate, 2),
+];
+
+fn pick(rng: &mut fastrand::Rng) -> Request {
+    let mut roll = rng.u32(0..MIX.iter().map(|(_, w)| w).sum());
+    for (request, weight) in MIX {
+        if roll < *weight {
+            return *request;
+        }
+        roll -= weight;
+    }
+    Request::Status
+}
+
+/// Runs `shape.clients` clients against `backend` for `shape.duration`;
+/// `progress` is bumped once per request.
+pub async fn run(
+    backend: Arc<dyn Backend>,
+    shape: &Shape,
+    progress: Arc<AtomicU64>,
+) -> coordinate::Result<Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for id in 0..shape.clients {
+        let client = Client {
+            backend: backend.clone(),
+            shape: shape.clone(),
+            worker: format!("client-{id}"),
+            held: Vec::new(),
+            rng: fastrand::Rng::with_seed(id as u64),
+        };
+        clients.push(tokio::spawn(client.run(stop.clone(), progress.clone())));
+    }
+    tokio::time::sleep(shape.duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut outcome = Outcome::default();
+    for client in clients {
+        let (latencies, errors) = client
+            .await
+            .map_err(|e| Error::backend(format!("client task failed: {e}")))??;
+        outcome.latencies_us.extend(latencies);
+        outcome.expected_errors += errors;
+    }
+    outcome.elapsed = started.elapsed();
+    Ok(outcome)
+}
+
+/// One client: it remembers which units it holds, by name only.
+struct Client {
+    backend: Arc<dyn Backend>,
+    shape: Shape,
+    worker: String,
+    held: Vec<(String, String)>,
+    rng: fastrand::Rng,
+}
+
+impl Client {
+    async fn run(
+        mut self,
+        stop: Arc<AtomicBool>,
+        progress: Arc<AtomicU64>,
+    ) -> coordinate::Result<(Vec<u32>, u64)> {
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let request = pick(&mut self.rng);
+            let started = Instant::now();
+            match self.serve(request).await {
+                Ok(()) => {}
+                Err(e) if expected(&e) => errors += 1,
+                Err(e) => return Err(e),
+            }
+            let micros = started.elapsed().as_micros();
+            latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
+            progress.fetch_add(1, Ordering::Relaxed);
+            // A request to the memory backend never waits, so without this a
+            // client would hold its worker thread and starve the timer.
+            tokio::task::yield_now().await;
+        }
+        Ok((latencies, errors))
+    }
+
+    fn random_unit(&mut self) -> (String, String) {
+        let i = self.rng.usize(0..self.shape.units.max(1));
+        (Shape::spec_name(i % self.shape.specs), Shape::unit_name(i))
+    }
+
+    /// One stateless request: resolve by name, then act.
+    async fn serve(&mut self, request: Request) -> coordinate::Result<()> {
+        let ns = self.backend.namespace(&self.shape.namespace).await?;
+        match request {
+            Request::GetWork => {
+                let worker = ns.worker(&self.worker).await?;
+                let got = worker
+                    .request_attempts(AttemptRequest::units(self.shape.batch))
+                    .await?;
+                for attempt in got {
+                    let unit = attempt.work_unit();
+                    self.held
+                        .push((unit.work_spec().name().to_string(), unit.name().to_string()));
+                }
+            }
+            Request::Finish | Request::Renew | Request::Retry | Request::Fail => {
+                let Some(i) = (!self.held.is_empty()).then(|| self.rng.usize(0..self.held.len()))
+                else {
+                    return Box::pin(self.serve(Request::GetWork)).await;
+                };
+                let (spec, unit) = match request {
+                    Request::Renew => self.held[i].clone(),
+                    _ => self.held.swap_remove(i),
+                };
+                let unit = ns.work_spec(&spec).await?.work_unit(&unit).await?;
+                let Some(attempt) = unit.active_attempt().await? else {
+                    return Err(Error::NotPending);
+                };
+                match request {
+                    Request::Finish => attempt.finish(Some(result_data())).await?,
+                    Request::Renew => attempt.renew(Duration::minutes(15), None).await?,
+                    Request::Retry => attempt.retry(None, Duration::zero()).await?,
+                    _ => attempt.fail(None).await?,
+                }
+            }
+            Request::Status => {
+                let (spec, unit) = self.random_unit();
+                ns.work_spec(&spec)
+                    .await?
+                    .work_unit(&unit)
+                    .await?
+                    .status()
+                    .await?;
+            }
+            Request::SpecMeta => {
+                let (spec, _) = self.random_unit();
+                ns.work_spec(&spec).await?.meta(true).await?;
+            }
+            Request::AddUnit => {
+                let (spec, unit) = self.random_unit();
+                ns.work_spec(&spec)
+                    .await?
+                    .add_work_unit(&unit, data!({"re": true}), WorkUnitMeta::default())
+                    .await?;
+            }
+            Request::DeleteAndRecreate => {
+                let (spec, unit) = self.random_unit();
+                let spec = ns.work_spec(&spec).await?;
+                spec.delete_work_units(&WorkUnitQuery::names([unit.as_str()]))
+                    .await?;
+                spec.add_work_unit(&unit, DataMap::new(), WorkUnitMeta::default())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn result_data() -> DataMap {
+    data!({"ok": true})
+}
+
+/// Errors a job server answers in normal operation when clients race:
+/// someone else finished, expired, deleted or re-added the unit.
+fn expected(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotPending | Error::LostLease | Error::Gone | Error::NoSuchWorkUnit { .. }
+    )
+}

@@ -1,0 +1,116 @@
+//! The PostgreSQL backend's own failures, carried inside
+//! [`Error::Backend`](crate::Error::Backend).
+
+use crate::error::Error;
+
+/// A failure of the PostgreSQL backend itself.
+///
+/// Coordinate operations report it as [`Error::Backend`]; callers who need
+/// the detail downcast the source:
+///
+/// ```
+/// use coordinate::{postgres::PostgresError, Error};
+/// fn schema_too_new(err: &Error) -> bool {
+///     matches!(err, Error::Backend(source)
+///         if matches!(source.downcast_ref::<PostgresError>(),
+///                     Some(PostgresError::SchemaTooNew { .. })))
+/// }
+/// # assert!(!schema_too_new(&Error::Gone));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The connection string could not be parsed.
+    #[error("invalid PostgreSQL connection string: {0}")]
+    Config(#[source] tokio_postgres::Error),
+    /// The connection pool could not be built.
+    #[error("cannot build the PostgreSQL connection pool: {0}")]
+    Pool(String),
+    /// No connection could be made (or taken from the pool) in time.
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] deadpool_postgres::PoolError),
+    /// A statement failed.
+    #[error("PostgreSQL error: {}", describe(.0))]
+    Database(#[source] tokio_postgres::Error),
+    /// The database was migrated by a newer version of this crate.
+    #[error(
+        "the database schema is at version {found}, newer than the latest this code knows \
+         ({supported}); upgrade the coordinate crate"
+    )]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i32,
+        /// The latest version this code can migrate to.
+        supported: i32,
+    },
+    /// The database holds a value this code cannot read back.
+    #[error("unreadable value in the database: {0}")]
+    Decode(String),
+}
+
+/// tokio-postgres displays a server error as just "db error"; show the
+/// server's message, SQLSTATE and detail instead.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} ({})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(": ");
+                text.push_str(detail);
+            }
+            text
+        }
+        None => e.to_string(),
+    }
+}
+
+impl PostgresError {
+    /// The SQLSTATE of a database error, if this is one.
+    pub fn sql_state(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            PostgresError::Database(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+impl From<PostgresError> for Error {
+    fn from(e: PostgresError) -> Self {
+        Error::backend(e)
+    }
+}
+
+/// Converts a statement failure: a foreign-key violation means a parent row
+/// vanished under us (§16: report `Gone`); everything else is a backend error.
+pub(crate) fn db(e: tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+        return Error::Gone;
+    }
+    PostgresError::Database(e).into()
+}
+
+/// Converts a failure to get a pooled connection.
+pub(crate) fn pool(e: deadpool_postgres::PoolError) -> Error {
+    PostgresError::Connect(e).into()
+}
+
+/// A value read back from the database has an unexpected shape.
+pub(crate) fn decode(what: impl std::fmt::Display) -> Error {
+    PostgresError::Decode(what.to_string()).into()
+}
+
+/// True for failures worth retrying the whole transaction for:
+/// serialization failures and deadlocks (§15).
+pub(crate) fn is_retryable(e: &Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e {
+        Error::Backend(source) => source
+            .downcast_ref::<PostgresError>()
+            .and_then(PostgresError::sql_state)
+            .is_some_and(|c| {
+                *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+            }),
+        _ => false,
+    }
+}

@@ -1,0 +1,220 @@
+//! Namespace handles.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::work_spec::PgWorkSpec;
+use super::worker::PgWorker;
+use super::{col, decode, execute, json, micros, query, query_opt, text, Scope, Shared, MAX_TRIES};
+use crate::api::{Namespace, WorkSpecRef, WorkerRef};
+use crate::clock::checked_add;
+use crate::error::{Error, Result};
+use crate::model::{DataMap, Summary, DEFAULT_LIFETIME};
+use crate::rules::parse_definition;
+
+/// A namespace row.
+#[derive(Debug)]
+pub(crate) struct PgNamespace {
+    shared: Arc<Shared>,
+    id: i64,
+    name: String,
+}
+
+/// Creates a spec or replaces its definition and whole meta (§3.2, §5.1):
+/// one statement, so concurrent creators of one name all succeed and end
+/// with one spec. `next_continuous` is reset to unset.
+pub(crate) const UPSERT_SPEC: &str = "INSERT INTO work_spec (namespace_id, name, definition,
+        priority, weight, paused, continuous, can_be_continuous, min_memory_gb, interval_us,
+        next_continuous, max_running, max_attempts_returned, max_retries, next_work_spec_name,
+        runtime)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15)
+    ON CONFLICT (namespace_id, name) DO UPDATE SET definition = EXCLUDED.definition,
+        priority = EXCLUDED.priority, weight = EXCLUDED.weight, paused = EXCLUDED.paused,
+        continuous = EXCLUDED.continuous, can_be_continuous = EXCLUDED.can_be_continuous,
+        min_memory_gb = EXCLUDED.min_memory_gb, interval_us = EXCLUDED.interval_us,
+        next_continuous = NULL, max_running = EXCLUDED.max_running,
+        max_attempts_returned = EXCLUDED.max_attempts_returned,
+        max_retries = EXCLUDED.max_retries,
+        next_work_spec_name = EXCLUDED.next_work_spec_name, runtime = EXCLUDED.runtime
+    RETURNING id";
+
+impl PgNamespace {
+    pub(crate) fn new(shared: Arc<Shared>, id: i64, name: String) -> Self {
+        PgNamespace { shared, id, name }
+    }
+
+    fn spec(&self, id: i64, name: String) -> Arc<PgWorkSpec> {
+        Arc::new(PgWorkSpec::new(self.shared.clone(), self.id, id, name))
+    }
+}
+
+#[async_trait]
+impl Namespace for PgNamespace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn destroy(&self) -> Result<()> {
+        // Cascades to specs, units, attempts and workers; a second destroy
+        // matches no row and touches no newer namespace of the same name.
+        let shared = &self.shared;
+        shared
+            .retrying(|| async {
+                let client = shared.client().await?;
+                execute(&client, "DELETE FROM namespace WHERE id = $1", &[&self.id]).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        let parsed = parse_definition(&definition)?;
+        let m = &parsed.meta;
+        let interval = micros(m.interval)?;
+        let client = self.shared.client().await?;
+        let row = query_opt(
+            &client,
+            UPSERT_SPEC,
+            &[
+                &self.id,
+                &parsed.name.as_bytes(),
+                &json(&definition),
+                &m.priority,
+                &m.weight,
+                &m.paused,
+                &m.continuous,
+                &m.can_be_continuous,
+                &m.min_memory_gb,
+                &interval,
+                &m.max_running,
+                &m.max_attempts_returned,
+                &m.max_retries,
+                &m.next_work_spec_name.as_bytes(),
+                &m.runtime.as_bytes(),
+            ],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        Ok(self.spec(col(&row, 0)?, parsed.name))
+    }
+
+    async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
+        let client = self.shared.client().await?;
+        match query_opt(
+            &client,
+            "SELECT id FROM work_spec WHERE namespace_id = $1 AND name = $2",
+            &[&self.id, &name.as_bytes()],
+        )
+        .await?
+        {
+            Some(row) => Ok(self.spec(col(&row, 0)?, name.to_string())),
+            None => Err(Error::NoSuchWorkSpec {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    async fn destroy_work_spec(&self, name: &str) -> Result<()> {
+        let shared = &self.shared;
+        let deleted = shared
+            .retrying(|| async {
+                let client = shared.client().await?;
+                execute(
+                    &client,
+                    "DELETE FROM work_spec WHERE namespace_id = $1 AND name = $2",
+                    &[&self.id, &name.as_bytes()],
+                )
+                .await
+            })
+            .await?;
+        if deleted == 0 {
+            return Err(Error::NoSuchWorkSpec {
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn work_spec_names(&self) -> Result<Vec<String>> {
+        let client = self.shared.client().await?;
+        let rows = query(
+            &client,
+            "SELECT name FROM work_spec WHERE namespace_id = $1",
+            &[&self.id],
+        )
+        .await?;
+        rows.iter().map(|r| text(r, 0)).collect()
+    }
+
+    async fn worker(&self, name: &str) -> Result<WorkerRef> {
+        const FIND: &str = "SELECT id FROM worker WHERE namespace_id = $1 AND name = $2";
+        const CREATE: &str = "INSERT INTO worker (namespace_id, name, parent_id, active, mode,
+                data, expiration, last_update)
+            VALUES ($1, $2, NULL, true, '', '{}', $3, $4)
+            ON CONFLICT (namespace_id, name) DO NOTHING RETURNING id";
+        let client = self.shared.client().await?;
+        for _ in 0..MAX_TRIES {
+            if let Some(row) = query_opt(&client, FIND, &[&self.id, &name.as_bytes()]).await? {
+                return Ok(Arc::new(PgWorker::new(
+                    self.shared.clone(),
+                    self.id,
+                    col(&row, 0)?,
+                    name.to_string(),
+                )));
+            }
+            let now = self.shared.now();
+            let expiration = checked_add(now, DEFAULT_LIFETIME)?;
+            // A missing namespace shows as a foreign-key violation: Gone.
+            if let Some(row) = query_opt(
+                &client,
+                CREATE,
+                &[&self.id, &name.as_bytes(), &expiration, &now],
+            )
+            .await?
+            {
+                return Ok(Arc::new(PgWorker::new(
+                    self.shared.clone(),
+                    self.id,
+                    col(&row, 0)?,
+                    name.to_string(),
+                )));
+            }
+        }
+        Err(decode(format!(
+            "worker {name:?} keeps vanishing while being created"
+        )))
+    }
+
+    async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
+        let client = self.shared.client().await?;
+        let rows = query(
+            &client,
+            "SELECT id, name FROM worker WHERE namespace_id = $1",
+            &[&self.id],
+        )
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let name = text(row, 1)?;
+                let worker: WorkerRef = Arc::new(PgWorker::new(
+                    self.shared.clone(),
+                    self.id,
+                    col(row, 0)?,
+                    name.clone(),
+                ));
+                Ok((name, worker))
+            })
+            .collect()
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        self.shared.summarize(Scope::Namespace(self.id)).await
+    }
+}

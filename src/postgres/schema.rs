@@ -1,0 +1,113 @@
+//! The database schema: versioned migrations embedded in the crate.
+//!
+//! [`migrate`] runs in one transaction under a transaction-scoped advisory
+//! lock, so job servers starting at once against one database serialise:
+//! the first applies what is missing, the others then find nothing to do.
+//! The applied version is kept in the one-row table `coordinate_schema`. A
+//! database at a newer version than [`SCHEMA_VERSION`] is refused with
+//! [`PostgresError::SchemaTooNew`] rather than used with a schema this code
+//! does not understand.
+
+use deadpool_postgres::GenericClient;
+
+use super::error::{db, decode, PostgresError};
+use crate::error::Result;
+
+/// One schema step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// The version the database is at after this step.
+    pub(crate) version: i32,
+    /// The SQL of the step (several statements).
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, in order. Never edit a released step: add a new one.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("migrations/0001_initial.sql"),
+}];
+
+/// The schema version this code migrates to and works with.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock key that serialises migrations ("coordnat" in ASCII).
+const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;
+
+/// Brings the database to [`SCHEMA_VERSION`]; answers the version it found.
+pub(crate) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<i32> {
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS coordinate_schema (
+             singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+             version   integer NOT NULL
+         )",
+    )
+    .await
+    .map_err(db)?;
+    let found: i32 = match tx
+        .query_opt("SELECT version FROM coordinate_schema", &[])
+        .await
+        .map_err(db)?
+    {
+        Some(row) => row.try_get(0).map_err(decode)?,
+        None => 0,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(PostgresError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }
+        .into());
+    }
+    for step in MIGRATIONS.iter().filter(|m| m.version > found) {
+        tx.batch_execute(step.sql).await.map_err(db)?;
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute(
+            "INSERT INTO coordinate_schema (singleton, version) VALUES (true, $1)
+             ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_consecutive_and_end_at_the_schema_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i32::try_from(i).unwrap() + 1);
+            assert!(!m.sql.trim().is_empty());
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn schema_never_reads_the_database_clock() {
+        for m in MIGRATIONS {
+            let sql = m.sql.to_lowercase();
+            for forbidden in [
+                "now()",
+                "current_timestamp",
+                "clock_timestamp",
+                "localtimestamp",
+            ] {
+                assert!(
+                    !sql.contains(forbidden),
+                    "migration {} uses {forbidden}",
+                    m.version
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Work spec handles.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+
+use super::work_unit::PgWorkUnit;
+use super::{
+    attempt_status_opt, col, data_map, decode, derived_status, execute, json, meta_columns, micros,
+    query, query_opt, read_meta, text, Scope, Shared, META_WIDTH,
+};
+use crate::api::{WorkSpec, WorkUnitRef};
+use crate::error::{Error, Result};
+use crate::model::{
+    DataMap, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
+use crate::rules::{merge_set_meta, parse_definition};
+
+/// A work spec row.
+#[derive(Debug)]
+pub(crate) struct PgWorkSpec {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) namespace_id: i64,
+    pub(crate) id: i64,
+    pub(crate) name: String,
+}
+
+/// Creates a unit or replaces its data and meta (§5.3), in one statement so
+/// concurrent adders of one name all succeed. A unit whose active attempt
+/// is Finished or Failed loses the link (it runs again); an Available,
+/// Pending or Delayed one keeps it. Used by `add_work_unit` and chaining.
+pub(crate) const UPSERT_UNIT: &str = "INSERT INTO work_unit (work_spec_id, name, data, priority,
+        not_before, active_attempt_id)
+    VALUES ($1, $2, $3, $4, $5, NULL)
+    ON CONFLICT (work_spec_id, name) DO UPDATE SET data = EXCLUDED.data,
+        priority = EXCLUDED.priority, not_before = EXCLUDED.not_before,
+        active_attempt_id = CASE WHEN EXISTS (SELECT 1 FROM attempt a
+                WHERE a.id = work_unit.active_attempt_id AND a.status IN (2, 3))
+            THEN NULL ELSE work_unit.active_attempt_id END
+    RETURNING id";
+
+/// Adds (upserts) one unit with [`UPSERT_UNIT`]; answers its id.
+pub(crate) async fn upsert_unit<C: GenericClient>(
+    client: &C,
+    spec_id: i64,
+    name: &str,
+    data: &DataMap,
+    meta: &WorkUnitMeta,
+) -> Result<i64> {
+    let row = query_opt(
+        client,
+        UPSERT_UNIT,
+        &[
+            &spec_id,
+            &name.as_bytes(),
+            &json(data),
+            &meta.priority,
+            &meta.not_before,
+        ],
+    )
+    .await?
+    .ok_or(Error::Gone)?;
+    col(&row, 0)
+}
+
+/// The counted meta of one spec: available units (no active attempt, not
+/// delayed) and pending ones (active attempt pending).
+pub(crate) const COUNTED_META: &str = concat!(
+    "SELECT ",
+    meta_columns!(),
+    ", (SELECT count(*) FROM work_unit u WHERE u.work_spec_id = s.id
+            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2)),
+        (SELECT count(*) FROM attempt a JOIN work_unit u
+            ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
+            WHERE a.work_spec_id = s.id AND a.status = 0)
+    FROM work_spec s WHERE s.id = $1"
+);
+
+/// Reads a meta followed by its available and pending counts.
+pub(crate) fn read_counted_meta(row: &tokio_postgres::Row, at: usize) -> Result<WorkSpecMeta> {
+    let mut meta = read_meta(row, at)?;
+    meta.available_count = col(row, at + META_WIDTH)?;
+    meta.pending_count = col(row, at + META_WIDTH + 1)?;
+    Ok(meta)
+}
+
+/// Units of a spec with their status inputs, by name, for queries (§7).
+const SELECT_UNITS: &str = "SELECT u.id, u.name, a.status, u.not_before
+    FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+    WHERE u.work_spec_id = $1
+      AND (cardinality($2::bytea[]) = 0 OR u.name = ANY($2::bytea[]))
+      AND (length($3::bytea) = 0 OR u.name > $3::bytea)
+    ORDER BY u.name LIMIT $4";
+
+/// [`SELECT_UNITS`], locking the selected units for a change.
+const SELECT_UNITS_FOR_UPDATE: &str = "SELECT u.id, u.name, a.status, u.not_before
+    FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+    WHERE u.work_spec_id = $1
+      AND (cardinality($2::bytea[]) = 0 OR u.name = ANY($2::bytea[]))
+      AND (length($3::bytea) = 0 OR u.name > $3::bytea)
+    ORDER BY u.name LIMIT $4
+    FOR UPDATE OF u";
+
+impl PgWorkSpec {
+    pub(crate) fn new(shared: Arc<Shared>, namespace_id: i64, id: i64, name: String) -> Self {
+        PgWorkSpec {
+            shared,
+            namespace_id,
+            id,
+            name,
+        }
+    }
+
+    fn unit(self: &Arc<Self>, id: i64, name: String) -> WorkUnitRef {
+        Arc::new(PgWorkUnit::new(self.clone(), id, name))
+    }
+
+    /// The ids and names of the units `query` selects at `now` (§7), after
+    /// the caller's expiry check; `lock` takes row locks for a change.
+    async fn select_units<C: GenericClient>(
+        &self,
+        client: &C,
+        query: &WorkUnitQuery,
+        now: Time,
+        lock: bool,
+    ) -> Result<Vec<(i64, String)>> {
+        let names: Vec<&[u8]> = query.names.iter().map(|n| n.as_bytes()).collect();
+        let filters_status = query.filters_status();
+        // With a status filter the limit applies after it, so in Rust.
+        let sql_limit: Option<i64> = match query.limit() {
+            Some(limit) if !filters_status => Some(i64::try_from(limit).unwrap_or(i64::MAX)),
+            _ => None,
+        };
+        let sql = if lock {
+            SELECT_UNITS_FOR_UPDATE
+        } else {
+            SELECT_UNITS
+        };
+        let rows = super::query(
+            client,
+            sql,
+            &[
+                &self.id,
+                &names,
+                &query.previous_name.as_bytes(),
+                &sql_limit,
+            ],
+        )
+        .await?;
+        let mut selected = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if filters_status {
+                let not_before: Option<Time> = col(row, 3)?;
+                let status =
+                    crate::rules::unit_status(attempt_status_opt(row, 2)?, not_before, now);
+                if !query.admits_status(status) {
+                    continue;
+                }
+            }
+            selected.push((col(row, 0)?, text(row, 1)?));
+            if query.limit().is_some_and(|l| selected.len() >= l) {
+                break;
+            }
+        }
+        Ok(selected)
+    }
+
+    /// Runs `change` on the ids `query` selects, in one transaction after
+    /// an expiry check; answers how many were selected.
+    async fn change_units(&self, query: &WorkUnitQuery, change: UnitChange) -> Result<u64> {
+        let shared = &self.shared;
+        shared
+            .retrying(|| async {
+                let mut client = shared.client().await?;
+                let tx = client.transaction().await.map_err(super::error::db)?;
+                let now = shared.now();
+                shared.expire(&tx, Scope::Spec(self.id), now).await?;
+                let ids: Vec<i64> = self
+                    .select_units(&tx, query, now, true)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                if !ids.is_empty() {
+                    match change {
+                        UnitChange::SetPriority(p) => {
+                            execute(
+                                &tx,
+                                "UPDATE work_unit SET priority = $2 WHERE id = ANY($1)",
+                                &[&ids, &p],
+                            )
+                            .await?
+                        }
+                        UnitChange::AdjustPriority(d) => {
+                            execute(
+                                &tx,
+                                "UPDATE work_unit SET priority = priority + $2 WHERE id = ANY($1)",
+                                &[&ids, &d],
+                            )
+                            .await?
+                        }
+                        UnitChange::Delete => {
+                            execute(&tx, "DELETE FROM work_unit WHERE id = ANY($1)", &[&ids])
+                                .await?
+                        }
+                    };
+                }
+                tx.commit().await.map_err(super::error::db)?;
+                u64::try_from(ids.len()).map_err(decode)
+            })
+            .await
+    }
+}
+
+/// A change applied to the units a query selects.
+#[derive(Debug, Clone, Copy)]
+enum UnitChange {
+    SetPriority(f64),
+    AdjustPriority(f64),
+    Delete,
+}
+
+#[async_trait]
+impl WorkSpec for PgWorkSpec {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        let client = self.shared.client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT definition FROM work_spec WHERE id = $1",
+            &[&self.id],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        data_map(&row, 0)
+    }
+
+    async fn set_data(&self, definition: DataMap) -> Result<()> {
+        const SET: &str = "UPDATE work_spec SET definition = $2, priority = $3, weight = $4,
+                paused = $5, continuous = $6, can_be_continuous = $7, min_memory_gb = $8,
+                interval_us = $9, next_continuous = NULL, max_running = $10,
+                max_attempts_returned = $11, max_retries = $12, next_work_spec_name = $13,
+                runtime = $14
+            WHERE id = $1";
+        let parsed = parse_definition(&definition)?;
+        if parsed.name != self.name {
+            return Err(Error::ChangedName);
+        }
+        let m = &parsed.meta;
+        let interval = micros(m.interval)?;
+        let client = self.shared.client().await?;
+        let changed = execute(
+            &client,
+            SET,
+            &[
+                &self.id,
+                &json(&definition),
+                &m.priority,
+                &m.weight,
+                &m.paused,
+                &m.continuous,
+                &m.can_be_continuous,
+                &m.min_memory_gb,
+                &interval,
+                &m.max_running,
+                &m.max_attempts_returned,
+                &m.max_retries,
+                &m.next_work_spec_name.as_bytes(),
+                &m.runtime.as_bytes(),
+            ],
+        )
+        .await?;
+        if changed == 0 {
+            return Err(Error::Gone);
+        }
+        Ok(())
+    }
+
+    async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
+        const PLAIN: &str = concat!(
+            "SELECT ",
+            meta_columns!(),
+            " FROM work_spec s WHERE s.id = $1"
+        );
+        if with_counts {
+            let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
+            let client = self.shared.client().await?;
+            let row = query_opt(&client, COUNTED_META, &[&self.id, &now])
+                .await?
+                .ok_or(Error::Gone)?;
+            read_counted_meta(&row, 0)
+        } else {
+            let client = self.shared.client().await?;
+            let row = query_opt(&client, PLAIN, &[&self.id])
+                .await?
+                .ok_or(Error::Gone)?;
+            read_meta(&row, 0)
+        }
+    }
+
+    async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        const LOCK: &str = concat!(
+            "SELECT ",
+            meta_columns!(),
+            " FROM work_spec s WHERE s.id = $1 FOR NO KEY UPDATE"
+        );
+        const SET: &str = "UPDATE work_spec SET priority = $2, weight = $3, paused = $4,
+                continuous = $5, min_memory_gb = $6, interval_us = $7, next_continuous = $8,
+                max_running = $9, max_attempts_returned = $10, max_retries = $11
+            WHERE id = $1";
+        let shared = &self.shared;
+        shared
+            .retrying(|| async {
+                let mut client = shared.client().await?;
+                let tx = client.transaction().await.map_err(super::error::db)?;
+                let row = query_opt(&tx, LOCK, &[&self.id])
+                    .await?
+                    .ok_or(Error::Gone)?;
+                let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
+                let interval = micros(m.interval)?;
+                execute(
+                    &tx,
+                    SET,
+                    &[
+                        &self.id,
+                        &m.priority,
+                        &m.weight,
+                        &m.paused,
+                        &m.continuous,
+                        &m.min_memory_gb,
+                        &interval,
+                        &m.next_continuous,
+                        &m.max_running,
+                        &m.max_attempts_returned,
+                        &m.max_retries,
+                    ],
+                )
+                .await?;
+                tx.commit().await.map_err(super::error::db)
+            })
+            .await
+    }
+
+    async fn add_work_unit(
+        &self,
+        name: &str,
+        data: DataMap,
+        meta: WorkUnitMeta,
+    ) -> Result<WorkUnitRef> {
+        let shared = &self.shared;
+        let id = shared
+            .retrying(|| async {
+                let client = shared.client().await?;
+                upsert_unit(&client, self.id, name, &data, &meta).await
+            })
+            .await?;
+        Ok(Arc::new(PgWorkUnit::new(
+            Arc::new(self.clone_handle()),
+            id,
+            name.to_string(),
+        )))
+    }
+
+    async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
+        let client = self.shared.client().await?;
+        match query_opt(
+            &client,
+            "SELECT id FROM work_unit WHERE work_spec_id = $1 AND name = $2",
+            &[&self.id, &name.as_bytes()],
+        )
+        .await?
+        {
+            Some(row) => Ok(Arc::new(self.clone_handle()).unit(col(&row, 0)?, name.to_string())),
+            None => Err(Error::NoSuchWorkUnit {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
+        let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
+        let client = self.shared.client().await?;
+        let me = Arc::new(self.clone_handle());
+        Ok(self
+            .select_units(&client, query, now, false)
+            .await?
+            .into_iter()
+            .map(|(id, name)| (name.clone(), me.unit(id, name)))
+            .collect())
+    }
+
+    async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
+        const COUNT: &str = "SELECT a.status, COALESCE(u.not_before > $2, false), count(*)
+            FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+            WHERE u.work_spec_id = $1 GROUP BY 1, 2";
+        let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
+        let client = self.shared.client().await?;
+        let rows = query(&client, COUNT, &[&self.id, &now]).await?;
+        let mut counts = BTreeMap::new();
+        for row in &rows {
+            let status = derived_status(attempt_status_opt(row, 0)?, col(row, 1)?, now);
+            let n: i64 = col(row, 2)?;
+            *counts.entry(status).or_default() += u64::try_from(n).map_err(decode)?;
+        }
+        Ok(counts)
+    }
+
+    async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        self.change_units(query, UnitChange::SetPriority(priority))
+            .await
+            .map(drop)
+    }
+
+    async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        self.change_units(query, UnitChange::AdjustPriority(delta))
+            .await
+            .map(drop)
+    }
+
+    async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
+        self.change_units(query, UnitChange::Delete).await
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        self.shared.summarize(Scope::Spec(self.id)).await
+    }
+}
+
+impl PgWorkSpec {
+    /// Another handle to the same spec row.
+    pub(crate) fn clone_handle(&self) -> Self {
+        PgWorkSpec::new(
+            self.shared.clone(),
+            self.namespace_id,
+            self.id,
+            self.name.clone(),
+        )
+    }
+}

@@ -1,0 +1,219 @@
+//! Work unit handles.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::attempt::PgAttempt;
+use super::work_spec::PgWorkSpec;
+use super::worker::PgWorker;
+use super::{
+    attempt_status_opt, col, data_map, decode, execute, query, query_opt, text, Scope, Shared,
+};
+use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
+use crate::error::{Error, Result};
+use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitStatus};
+use crate::rules::unit_status;
+
+/// A work unit row.
+#[derive(Debug)]
+pub(crate) struct PgWorkUnit {
+    pub(crate) spec: Arc<PgWorkSpec>,
+    pub(crate) id: i64,
+    pub(crate) name: String,
+}
+
+impl PgWorkUnit {
+    pub(crate) fn new(spec: Arc<PgWorkSpec>, id: i64, name: String) -> Self {
+        PgWorkUnit { spec, id, name }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.spec.shared
+    }
+
+    /// An attempt handle on this unit from its id and worker row.
+    /// Reads `a.id, w.id, w.name, w.namespace_id` from `at` on.
+    fn attempt(self: &Arc<Self>, row: &tokio_postgres::Row, at: usize) -> Result<AttemptRef> {
+        let worker = Arc::new(PgWorker::new(
+            self.shared().clone(),
+            col(row, at + 3)?,
+            col(row, at + 1)?,
+            text(row, at + 2)?,
+        ));
+        Ok(Arc::new(PgAttempt::new(
+            self.clone(),
+            worker,
+            col(row, at)?,
+        )))
+    }
+
+    fn clone_handle(&self) -> Arc<Self> {
+        Arc::new(PgWorkUnit::new(
+            self.spec.clone(),
+            self.id,
+            self.name.clone(),
+        ))
+    }
+}
+
+#[async_trait]
+impl WorkUnit for PgWorkUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn work_spec(&self) -> WorkSpecRef {
+        self.spec.clone()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        let client = self.shared().client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT COALESCE(a.data, u.data) FROM work_unit u
+             LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1",
+            &[&self.id],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        data_map(&row, 0)
+    }
+
+    async fn status(&self) -> Result<WorkUnitStatus> {
+        let now = self.shared().expire_now(Scope::Spec(self.spec.id)).await?;
+        let client = self.shared().client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT a.status, u.not_before FROM work_unit u
+             LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1",
+            &[&self.id],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        let not_before: Option<Time> = col(&row, 1)?;
+        Ok(unit_status(attempt_status_opt(&row, 0)?, not_before, now))
+    }
+
+    async fn meta(&self) -> Result<WorkUnitMeta> {
+        let client = self.shared().client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT priority, not_before FROM work_unit WHERE id = $1",
+            &[&self.id],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        Ok(WorkUnitMeta {
+            priority: col(&row, 0)?,
+            not_before: col(&row, 1)?,
+        })
+    }
+
+    async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        let client = self.shared().client().await?;
+        let changed = execute(
+            &client,
+            "UPDATE work_unit SET priority = $2, not_before = $3 WHERE id = $1",
+            &[&self.id, &meta.priority, &meta.not_before],
+        )
+        .await?;
+        if changed == 0 {
+            return Err(Error::Gone);
+        }
+        Ok(())
+    }
+
+    async fn priority(&self) -> Result<f64> {
+        let client = self.shared().client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT priority FROM work_unit WHERE id = $1",
+            &[&self.id],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        col(&row, 0)
+    }
+
+    async fn set_priority(&self, priority: f64) -> Result<()> {
+        let client = self.shared().client().await?;
+        let changed = execute(
+            &client,
+            "UPDATE work_unit SET priority = $2 WHERE id = $1",
+            &[&self.id, &priority],
+        )
+        .await?;
+        if changed == 0 {
+            return Err(Error::Gone);
+        }
+        Ok(())
+    }
+
+    async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
+        self.shared().expire_now(Scope::Spec(self.spec.id)).await?;
+        let client = self.shared().client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT a.id, w.id, w.name, w.namespace_id FROM work_unit u
+             JOIN attempt a ON a.id = u.active_attempt_id
+             JOIN worker w ON w.id = a.worker_id WHERE u.id = $1",
+            &[&self.id],
+        )
+        .await?;
+        match row {
+            Some(row) => Ok(Some(self.clone_handle().attempt(&row, 0)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn clear_active_attempt(&self) -> Result<()> {
+        let shared = self.shared();
+        let changed = shared
+            .retrying(|| async {
+                let client = shared.client().await?;
+                execute(
+                    &client,
+                    "UPDATE work_unit SET active_attempt_id = NULL WHERE id = $1",
+                    &[&self.id],
+                )
+                .await
+            })
+            .await?;
+        if changed == 0 {
+            return Err(Error::Gone);
+        }
+        Ok(())
+    }
+
+    async fn attempts(&self) -> Result<Vec<AttemptRef>> {
+        let client = self.shared().client().await?;
+        let rows = query(
+            &client,
+            "SELECT a.id, w.id, w.name, w.namespace_id FROM attempt a JOIN worker w ON w.id = a.worker_id
+             WHERE a.work_unit_id = $1 ORDER BY a.id",
+            &[&self.id],
+        )
+        .await?;
+        let me = self.clone_handle();
+        rows.iter().map(|row| me.attempt(row, 0)).collect()
+    }
+
+    async fn num_attempts(&self) -> Result<u64> {
+        let client = self.shared().client().await?;
+        let row = query_opt(
+            &client,
+            "SELECT count(*) FROM attempt WHERE work_unit_id = $1",
+            &[&self.id],
+        )
+        .await?
+        .ok_or(Error::Gone)?;
+        let n: i64 = col(&row, 0)?;
+        u64::try_from(n).map_err(decode)
+    }
+}

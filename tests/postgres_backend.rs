@@ -1,0 +1,483 @@
+//! Focused tests of the PostgreSQL backend's tricky parts: object identity,
+//! chaining, retry limits, continuous units, lazy expiry, byte-ordered and
+//! odd names, durations, foreign handles and schema versions.
+#![cfg(feature = "postgres")]
+
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::{PostgresBackend, PostgresError, SCHEMA_VERSION};
+use coordinate::{
+    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitStatus,
+};
+
+/// A fresh backend on its own database, or `None` (test skipped).
+async fn backend(test: &str) -> Option<(PostgresBackend, MockClock)> {
+    let cluster = TestCluster::shared_or_skip(test)?;
+    let clock = MockClock::new();
+    Some((cluster.fresh_backend(clock.clone()).await.unwrap(), clock))
+}
+
+fn is_gone(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Gone | Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. }
+    )
+}
+
+#[tokio::test]
+async fn old_handles_stay_gone_after_recreation() {
+    let Some((b, _)) = backend("old_handles_stay_gone_after_recreation").await else {
+        return;
+    };
+    let ns = b.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({"v": 1}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = worker.make_attempt(&*unit, Duration::zero()).await.unwrap();
+
+    // Unit deleted and re-added: the old unit handle and its attempt are gone.
+    spec.delete_work_units(&WorkUnitQuery::names(["u"]))
+        .await
+        .unwrap();
+    let unit2 = spec
+        .add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(unit.data().await.unwrap_err(), Error::Gone);
+    assert_eq!(unit.set_priority(3.0).await.unwrap_err(), Error::Gone);
+    assert_eq!(attempt.status().await.unwrap_err(), Error::Gone);
+    assert_eq!(attempt.finish(None).await.unwrap_err(), Error::Gone);
+    assert_eq!(unit2.data().await.unwrap(), data!({"v": 2}));
+    assert!(worker.all_attempts().await.unwrap().is_empty());
+
+    // Spec destroyed and recreated: old spec and unit handles are gone.
+    ns.destroy_work_spec("s").await.unwrap();
+    let spec2 = ns
+        .set_work_spec(data!({"name": "s", "priority": 4}))
+        .await
+        .unwrap();
+    assert!(is_gone(&spec.meta(false).await.unwrap_err()));
+    assert!(is_gone(
+        &spec
+            .add_work_unit("x", data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap_err()
+    ));
+    assert!(is_gone(&unit2.status().await.unwrap_err()));
+    assert_eq!(spec2.meta(false).await.unwrap().priority, 4);
+
+    // Namespace destroyed and recreated.
+    ns.destroy().await.unwrap();
+    let ns2 = b.namespace("n").await.unwrap();
+    assert!(is_gone(
+        &ns.set_work_spec(data!({"name": "s"})).await.unwrap_err()
+    ));
+    assert!(is_gone(&ns.worker("w").await.unwrap_err()));
+    assert!(is_gone(&spec2.data().await.unwrap_err()));
+    assert!(is_gone(&worker.active().await.unwrap_err()));
+    ns.destroy().await.unwrap(); // a second destroy does nothing...
+    assert!(ns2.work_spec_names().await.unwrap().is_empty()); // ...to the new one
+    assert_eq!(b.namespaces().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn chaining_follows_the_active_attempt_only() {
+    let Some((b, clock)) = backend("chaining_follows_the_active_attempt_only").await else {
+        return;
+    };
+    let ns = b.namespace("n").await.unwrap();
+    let a = ns
+        .set_work_spec(data!({"name": "a", "then": "b"}))
+        .await
+        .unwrap();
+    let next = ns
+        .set_work_spec(data!({"name": "b", "disabled": true}))
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    for u in ["u1", "u2", "u3"] {
+        a.add_work_unit(u, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let got = worker
+        .request_attempts(AttemptRequest::units(3))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+
+    // Map output, with data.
+    got[0]
+        .finish(Some(data!({"output": {"x": {"k": 1}}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.work_unit("x").await.unwrap().data().await.unwrap(),
+        data!({"k": 1})
+    );
+
+    // List output with a delay and a float priority.
+    got[1]
+        .finish(Some(
+            data!({"output": ["y", ["z", {"d": true}, {"delay": 90, "priority": 2}, 7.5]]}),
+        ))
+        .await
+        .unwrap();
+    let z = next.work_unit("z").await.unwrap();
+    assert_eq!(z.priority().await.unwrap(), 7.5);
+    assert_eq!(z.status().await.unwrap(), WorkUnitStatus::Delayed);
+    clock.advance(Duration::seconds(90));
+    assert_eq!(z.status().await.unwrap(), WorkUnitStatus::Available);
+
+    // A cleared (no longer active) attempt finishes without chaining.
+    got[2].work_unit().clear_active_attempt().await.unwrap();
+    got[2]
+        .finish(Some(data!({"output": ["never"]})))
+        .await
+        .unwrap();
+    let names: Vec<String> = next
+        .work_units(&WorkUnitQuery::all())
+        .await
+        .unwrap()
+        .into_keys()
+        .collect();
+    assert_eq!(names, ["x", "y", "z"]);
+
+    // A missing next spec: finish still succeeds, nothing is created.
+    ns.destroy_work_spec("b").await.unwrap();
+    a.add_work_unit("u4", data!({"output": ["q"]}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap();
+    got[0].finish(None).await.unwrap();
+    assert_eq!(got[0].status().await.unwrap(), AttemptStatus::Finished);
+}
+
+#[tokio::test]
+async fn max_retries_fails_units_and_takes_the_next_batch() {
+    let Some((b, clock)) = backend("max_retries_fails_units_and_takes_the_next_batch").await else {
+        return;
+    };
+    let ns = b.namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "s", "max_retries": 1, "max_getwork": 2}))
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    for u in ["a", "b", "c", "d"] {
+        spec.add_work_unit(u, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let first = worker
+        .request_attempts(AttemptRequest::units(10))
+        .await
+        .unwrap();
+    let names: Vec<_> = first
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    // Let the whole batch expire: the next request fails both and moves on.
+    clock.advance(Duration::hours(1));
+    let second = worker
+        .request_attempts(AttemptRequest::units(10))
+        .await
+        .unwrap();
+    let names: Vec<_> = second
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    assert_eq!(names, ["c", "d"]);
+    let a = spec.work_unit("a").await.unwrap();
+    assert_eq!(a.status().await.unwrap(), WorkUnitStatus::Failed);
+    assert_eq!(
+        a.data().await.unwrap(),
+        data!({"traceback": "too many retries"})
+    );
+    assert_eq!(a.num_attempts().await.unwrap(), 2);
+    assert_eq!(first[0].status().await.unwrap(), AttemptStatus::Expired);
+}
+
+#[tokio::test]
+async fn continuous_specs_generate_one_unit_per_interval() {
+    let Some((b, clock)) = backend("continuous_specs_generate_one_unit_per_interval").await else {
+        return;
+    };
+    clock.advance(Duration::milliseconds(1_400_000_000_005));
+    let ns = b.namespace("").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 86400}))
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::units(5))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].work_unit().name(), "1400000000.005");
+    let meta = spec.meta(false).await.unwrap();
+    assert_eq!(meta.interval, Duration::days(1));
+    assert_eq!(meta.next_continuous, Some(clock.now() + Duration::days(1)));
+    got[0].finish(None).await.unwrap();
+    clock.advance(Duration::hours(12));
+    assert!(worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap()
+        .is_empty());
+    clock.advance(Duration::days(3));
+    assert_eq!(
+        worker
+            .request_attempts(AttemptRequest::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn expiry_is_lazy_and_uses_the_injected_clock() {
+    let Some((b, clock)) = backend("expiry_is_lazy_and_uses_the_injected_clock").await else {
+        return;
+    };
+    // The mock clock is at 1970: a unit due "in a minute" is delayed even
+    // though the database's own clock is decades later.
+    let ns = b.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let later = spec
+        .add_work_unit(
+            "later",
+            data!({}),
+            WorkUnitMeta {
+                priority: 0.0,
+                not_before: Some(clock.now() + Duration::minutes(1)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.status().await.unwrap(), WorkUnitStatus::Delayed);
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let got = worker
+        .request_attempts(AttemptRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(got[0].work_unit().name(), "u");
+
+    // Past the deadline, but no expiry check yet: renew still works.
+    clock.advance(Duration::minutes(16));
+    got[0].renew(Duration::minutes(5), None).await.unwrap();
+    assert_eq!(
+        got[0].expiration_time().await.unwrap(),
+        clock.now() + Duration::minutes(5)
+    );
+    // Past the new deadline: the status check expires it.
+    clock.advance(Duration::minutes(6));
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+    assert_eq!(got[0].status().await.unwrap(), AttemptStatus::Expired);
+    assert_eq!(got[0].end_time().await.unwrap(), Some(clock.now()));
+    assert!(worker.active_attempts().await.unwrap().is_empty());
+    assert_eq!(got[0].finish(None).await.unwrap_err(), Error::NotPending);
+    assert_eq!(
+        got[0].renew(Duration::minutes(1), None).await.unwrap_err(),
+        Error::LostLease
+    );
+}
+
+#[tokio::test]
+async fn names_sort_bytewise_and_may_hold_any_character() {
+    let Some((b, _)) = backend("names_sort_bytewise_and_may_hold_any_character").await else {
+        return;
+    };
+    let ns = b.namespace("\0ns\u{1}").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s\u{7f}"})).await.unwrap();
+    for name in ["é", "Z", "a", "", "\0", "\u{1F600}", "\u{E000}"] {
+        spec.add_work_unit(name, data!({ name: name }), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = spec
+        .work_units(&WorkUnitQuery::all())
+        .await
+        .unwrap()
+        .into_keys()
+        .collect();
+    assert_eq!(names, ["", "\0", "Z", "a", "é", "\u{E000}", "\u{1F600}"]);
+    let page = WorkUnitQuery {
+        previous_name: "Z".into(),
+        limit: 2,
+        ..WorkUnitQuery::default()
+    };
+    let names: Vec<String> = spec.work_units(&page).await.unwrap().into_keys().collect();
+    assert_eq!(names, ["a", "é"]);
+    let unit = spec.work_unit("\0").await.unwrap();
+    assert_eq!(unit.data().await.unwrap(), data!({"\0": "\0"}));
+    assert!(b.namespaces().await.unwrap().contains_key("\0ns\u{1}"));
+}
+
+#[tokio::test]
+async fn intervals_and_data_round_trip_exactly() {
+    let Some((b, _)) = backend("intervals_and_data_round_trip_exactly").await else {
+        return;
+    };
+    let ns = b.namespace("n").await.unwrap();
+    for seconds in [1i64, 59, 3600, 86_399, 86_400, 86_401, 7 * 86_400 + 1] {
+        let spec = ns
+            .set_work_spec(data!({"name": "s", "continuous": true, "interval": seconds}))
+            .await
+            .unwrap();
+        assert_eq!(
+            spec.meta(false).await.unwrap().interval,
+            Duration::seconds(seconds)
+        );
+    }
+    let definition = data!({"name": "d", "nested": {"empty": [], "f": 0.5, "i": 3, "s": "x"}});
+    let spec = ns.set_work_spec(definition.clone()).await.unwrap();
+    assert_eq!(spec.data().await.unwrap(), definition);
+}
+
+#[tokio::test]
+async fn handles_of_other_backends_are_refused() {
+    let Some((b, _)) = backend("handles_of_other_backends_are_refused").await else {
+        return;
+    };
+    let Some((other, _)) = backend("handles_of_other_backends_are_refused").await else {
+        return;
+    };
+    let ns = b.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let worker = ns.worker("w").await.unwrap();
+
+    let memory = coordinate::memory::MemoryBackend::new();
+    let mspec = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    let munit = mspec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let mworker = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("m")
+        .await
+        .unwrap();
+    assert_eq!(
+        worker
+            .make_attempt(&*munit, Duration::zero())
+            .await
+            .unwrap_err(),
+        Error::WrongBackend
+    );
+    assert_eq!(
+        worker.set_parent(Some(&*mworker)).await.unwrap_err(),
+        Error::WrongBackend
+    );
+
+    // Another PostgresBackend instance is another backend, too.
+    let ospec = other
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    let ounit = ospec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        worker
+            .make_attempt(&*ounit, Duration::zero())
+            .await
+            .unwrap_err(),
+        Error::WrongBackend
+    );
+    // A clone is the same backend.
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let clone = b.clone();
+    let cworker = clone
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    cworker
+        .make_attempt(&*unit, Duration::zero())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn schema_is_migrated_once_and_newer_schemas_are_refused() {
+    let Some(cluster) = TestCluster::shared_or_skip("schema_is_migrated_once") else {
+        return;
+    };
+    // A blank database (not from the template): several servers start at once.
+    let db = cluster.fresh_database().await.unwrap();
+    let blank = format!("{db}_blank");
+    let (admin, conn) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE DATABASE {blank}"))
+        .await
+        .unwrap();
+    let url = cluster.database_url(&blank);
+    let starts = (0..6).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { PostgresBackend::connect(&url).await })
+    });
+    for start in starts {
+        let backend = start.await.unwrap().unwrap();
+        assert_eq!(backend.schema_version(), SCHEMA_VERSION);
+    }
+
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let version: i32 = client
+        .query_one("SELECT version FROM coordinate_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, SCHEMA_VERSION);
+    client
+        .execute("UPDATE coordinate_schema SET version = version + 1", &[])
+        .await
+        .unwrap();
+    let err = PostgresBackend::connect(&url).await.unwrap_err();
+    let Error::Backend(source) = &err else {
+        panic!("expected a backend error, got {err:?}")
+    };
+    match source.downcast_ref::<PostgresError>() {
+        Some(PostgresError::SchemaTooNew { found, supported }) => {
+            assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    assert!(err.to_string().contains("newer"), "{err}");
+}
