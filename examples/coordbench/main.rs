@@ -60,6 +60,9 @@ struct Args {
     /// Print one JSON object `{"cached": {...}, "uncached": {...}}` instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also print latency by kind of request (always in the JSON).
+    #[arg(long)]
+    breakdown: bool,
 }
 
 #[tokio::main]
@@ -125,6 +128,12 @@ async fn run(args: &Args) -> Result<(), String> {
             describe(&args.backend)
         );
         print!("{}", report::table(&cached, &uncached));
+        if args.breakdown {
+            print!(
+                "\nlatency by request, µs\n{}",
+                report::breakdown(&cached, &uncached)
+            );
+        }
     }
     Ok(())
 }
