@@ -2,6 +2,7 @@
 
 mod attempt;
 mod builder;
+mod feed;
 mod key;
 mod link;
 mod namespace;
@@ -21,10 +22,12 @@ use async_trait::async_trait;
 pub use builder::{
     CacheBuilder, DEFAULT_NAMESPACES, DEFAULT_WORKERS, DEFAULT_WORK_SPECS, DEFAULT_WORK_UNITS,
 };
+pub use feed::FeedStats;
 pub use stats::{CacheStats, KindStats};
 
 use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, Result};
+use crate::feed::ChangeFeed;
 use crate::model::Summary;
 use key::{Key, KeyRef, ROOT_SCOPE};
 use link::Link;
@@ -58,6 +61,8 @@ pub(crate) struct Shared {
     backend: Arc<dyn Backend>,
     caches: ArcSwapOption<Caches>,
     counters: Arc<Counters>,
+    /// The change-feed subscription's state (see `feed.rs`).
+    feed: Arc<feed::FeedControl>,
 }
 
 /// A cached handle kind: its upstream trait object, its link, and where its
@@ -89,6 +94,10 @@ impl Shared {
     /// A live cached handle, if there is one. Entries whose object is known
     /// to be deleted are dropped instead of returned.
     async fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+        if !self.feed.coherent() {
+            // The feed has a gap: an entry may be stale, so none is served.
+            return None;
+        }
         let caches = self.caches.load();
         let moka = W::moka(caches.as_ref()?);
         let key = KeyRef { scope, name };
@@ -118,7 +127,7 @@ impl Shared {
             counters.loads.inc();
             load.await
         };
-        let caches = self.caches.load_full();
+        let caches = self.caches.load_full().filter(|_| self.feed.coherent());
         match caches {
             Some(caches) => W::moka(&caches)
                 .try_get_with(Key::new(scope, name), load)
@@ -141,7 +150,7 @@ impl Shared {
         if let Some(hit) = self.cached::<W>(scope, name).await {
             return hit;
         }
-        match self.caches.load_full() {
+        match self.caches.load_full().filter(|_| self.feed.coherent()) {
             Some(caches) => {
                 W::moka(&caches)
                     .get_with(Key::new(scope, name), async { make() })
@@ -339,7 +348,9 @@ impl<B: Backend + 'static> Cache<B> {
             backend: Arc::clone(&inner) as Arc<dyn Backend>,
             caches: ArcSwapOption::from_pointee(caches),
             counters,
+            feed: Arc::default(),
         });
+        feed::start(&shared);
         Cache { inner, shared }
     }
 }
@@ -376,6 +387,7 @@ impl<B> Cache<B> {
             work_specs: c.work_specs.snapshot(count(|c| c.work_specs.entry_count())),
             work_units: c.work_units.snapshot(count(|c| c.work_units.entry_count())),
             workers: c.workers.snapshot(count(|c| c.workers.entry_count())),
+            feed: self.shared.feed.snapshot(),
         }
     }
 
@@ -396,6 +408,7 @@ impl<B> Drop for Cache<B> {
         // Entries hold handles and handles hold `Shared`: detaching the caches
         // frees them. Handles still held elsewhere keep working, uncached.
         self.shared.caches.store(None);
+        self.shared.feed.stop();
     }
 }
 
@@ -435,6 +448,10 @@ impl<B: Backend + 'static> Backend for Cache<B> {
 
     async fn summarize(&self) -> Result<Summary> {
         self.inner.summarize().await
+    }
+
+    fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        self.inner.change_feed()
     }
 }
 
