@@ -8,15 +8,19 @@ use coordinate::feed::{ChangeEvent, DeletedUnits, PurgeScope};
 use coordinate::memory::MemoryBackend;
 use coordinate::{data, Backend, BackendExt, Error, SystemClock, WorkUnitMeta, WorkUnitQuery};
 
-/// Waits until `check` holds, at most a second.
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if check().await {
-            return true;
+/// Waits until the (async) condition holds, at most a second.
+macro_rules! eventually {
+    ($check:expr) => {{
+        let mut ok = false;
+        for _ in 0..200 {
+            if $check {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
         }
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
-    }
-    false
+        ok
+    }};
 }
 
 async fn setup(backend: &MemoryBackend) -> coordinate::Result<()> {
@@ -52,7 +56,11 @@ async fn memory_feed_publishes_deletes() -> coordinate::Result<()> {
             units: DeletedUnits::Names(vec!["a".into()]),
         })
     );
-    backend.namespace("ns").await?.destroy_work_spec("spec").await?;
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
+        .await?;
     assert_eq!(
         sub.recv().await,
         Ok(ChangeEvent::WorkSpecDestroyed {
@@ -92,26 +100,24 @@ async fn delete_on_inner_backend_reaches_the_cache() -> coordinate::Result<()> {
             ..Default::default()
         })
         .await?;
-    assert!(
-        eventually(async || matches!(
-            cache.work_unit_at("ns", "spec", "a").await,
-            Err(Error::NoSuchWorkUnit { .. })
-        ))
-        .await
-    );
+    assert!(eventually!(matches!(
+        cache.work_unit_at("ns", "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    )));
     // "b" was not named: still served from the cache.
     let hits = cache.stats().work_units.hits;
     cache.work_unit_at("ns", "spec", "b").await?;
     assert_eq!(cache.stats().work_units.hits, hits + 1);
 
-    backend.namespace("ns").await?.destroy_work_spec("spec").await?;
-    assert!(
-        eventually(async || matches!(
-            cache.work_unit_at("ns", "spec", "b").await,
-            Err(Error::NoSuchWorkSpec { .. })
-        ))
-        .await
-    );
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
+        .await?;
+    assert!(eventually!(matches!(
+        cache.work_unit_at("ns", "spec", "b").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    )));
     assert!(cache.stats().feed.events_applied >= 2);
     Ok(())
 }
@@ -124,13 +130,10 @@ async fn namespace_destroy_and_recreate_seen_by_cached_handle() -> coordinate::R
     let held = cache.work_spec_at("ns", "spec").await?;
     let unit = cache.work_unit_at("ns", "spec", "a").await?;
     backend.namespace("ns").await?.destroy().await?;
-    assert!(
-        eventually(async || matches!(
-            cache.work_spec_at("ns", "spec").await,
-            Err(Error::NoSuchWorkSpec { .. })
-        ))
-        .await
-    );
+    assert!(eventually!(matches!(
+        cache.work_spec_at("ns", "spec").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    )));
     // Recreated behind the cache: the held handles follow the new objects.
     setup(&backend).await?;
     backend
@@ -152,19 +155,16 @@ async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> 
     cache.work_spec_at("ns", "spec").await?;
     for i in 0..10 {
         // Without yielding, the cache's task cannot keep up: it lags.
-        let spec = ns
-            .set_work_spec(data!({"name": format!("s{i}")}))
-            .await?;
+        let spec = ns.set_work_spec(data!({"name": format!("s{i}")})).await?;
         spec.add_work_unit("x", data!({}), WorkUnitMeta::default())
             .await?;
         ns.destroy_work_spec(&format!("s{i}")).await?;
     }
     assert!(
-        eventually(async || {
+        eventually!({
             let feed = cache.stats().feed;
             feed.gaps >= 1 && feed.reconnects >= 1 && feed.subscribed
-        })
-        .await,
+        }),
         "{:?}",
         cache.stats().feed
     );
@@ -176,13 +176,10 @@ async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> 
         .await?
         .delete_work_units(&WorkUnitQuery::default())
         .await?;
-    assert!(
-        eventually(async || matches!(
-            cache.work_unit_at("ns", "spec", "a").await,
-            Err(Error::NoSuchWorkUnit { .. })
-        ))
-        .await
-    );
+    assert!(eventually!(matches!(
+        cache.work_unit_at("ns", "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    )));
     Ok(())
 }
 
@@ -206,7 +203,7 @@ async fn purge_and_broadcast_purge() -> coordinate::Result<()> {
     assert_eq!(one.stats().work_units.backend_loads, loads + 1);
 
     one.broadcast_purge(PurgeScope::Everything, "test").await?;
-    assert!(eventually(async || two.stats().feed.flushes >= 1).await);
+    assert!(eventually!(two.stats().feed.flushes >= 1));
     let loads = two.stats().namespaces.backend_loads;
     two.work_unit_at("ns", "spec", "a").await?;
     assert_eq!(two.stats().namespaces.backend_loads, loads + 1);
@@ -227,7 +224,7 @@ async fn dropping_the_cache_ends_its_subscription() -> coordinate::Result<()> {
     drop(cache);
     let feed = backend.change_feed().expect("feed");
     assert!(
-        eventually(async || format!("{feed:?}").contains("subscribers: 0")).await,
+        eventually!(format!("{feed:?}").contains("subscribers: 0")),
         "{feed:?}"
     );
     Ok(())

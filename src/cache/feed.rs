@@ -99,7 +99,7 @@ pub struct FeedStats {
     pub flushes: u64,
     /// Gaps seen: the subscription fell behind or lost its connection.
     pub gaps: u64,
-    /// Successful resubscriptions after a gap or a failed first subscription.
+    /// Successful resubscriptions after a gap.
     pub reconnects: u64,
 }
 
@@ -157,6 +157,8 @@ async fn follow(
     mut subscription: Option<crate::feed::Subscription>,
 ) {
     let mut backoff = Backoff::new();
+    // A first subscription made here (a remote feed) is no reconnect.
+    let mut had_one = subscription.is_some();
     loop {
         let mut sub = match subscription.take() {
             Some(sub) => sub,
@@ -178,7 +180,10 @@ async fn follow(
                         // Whatever was loaded while unsubscribed may be stale.
                         cache.flush();
                         control.set_coherent(true);
-                        control.reconnects.fetch_add(1, Ordering::Relaxed);
+                        if had_one {
+                            control.reconnects.fetch_add(1, Ordering::Relaxed);
+                        }
+                        had_one = true;
                         backoff.reset();
                         tracing::info!(
                             "cache resubscribed to the change feed; serving from cache again"
@@ -285,15 +290,10 @@ impl Shared {
                         .await;
                 }
             }
-            ChangeEvent::WorkSpecRedefined {
-                namespace,
-                work_spec,
-            } => {
-                if let Some(scope) = self.namespace_scope(caches, namespace).await {
-                    self.drop_entry::<CachedWorkSpec>(caches, scope, work_spec, false)
-                        .await;
-                }
-            }
+            // Same object, new definition: the cached handle stays right
+            // (the cache keeps no definition), and dropping it would orphan
+            // every cached unit of the spec. Nothing to do.
+            ChangeEvent::WorkSpecRedefined { .. } => {}
             ChangeEvent::WorkUnitsDeleted {
                 namespace,
                 work_spec,
