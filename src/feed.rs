@@ -17,6 +17,57 @@
 //! object may already have been created again; subscribers must treat an
 //! event as "forget what you know about this name", never as "this name no
 //! longer exists".
+//!
+//! # Backends
+//!
+//! - `MemoryBackend`: an in-process broadcast channel; every change made
+//!   through the backend or a clone of it, cache or no cache, is published
+//!   under the state lock, so in order.
+//! - `PostgresBackend`: `LISTEN`/`NOTIFY`. Triggers notify from the deleting
+//!   statement's own transaction, so an event is sent on commit and never on
+//!   rollback, whoever deleted (this crate, another job server, an
+//!   administrator in `psql`; `TRUNCATE` makes everyone flush). Payloads stay
+//!   under 7000 bytes: a delete of more than 200 units of a spec is one
+//!   spec-wide event. Each backend listens on one connection of its own,
+//!   outside the pool; losing it ends every subscription with a gap.
+//!
+//! # Coherence of `Cache` (guarantees and caveats)
+//!
+//! A [`Cache`](crate::cache::Cache) built inside a tokio runtime over a
+//! backend with a feed subscribes at once and keeps itself coherent:
+//!
+//! - **Guaranteed.** Once the event of a committed delete has been applied
+//!   (a few milliseconds after the commit on a local PostgreSQL; see
+//!   `BENCHMARKS-feed.md`), no lookup of this cache answers from an entry
+//!   the delete made stale: lookups of a deleted unit, spec or namespace go
+//!   to the backend and answer `NoSuch…` (or find the object created again
+//!   since). A rolled-back delete changes nothing. A gap (the subscription
+//!   fell behind, or the connection was lost) flushes every entry, and until
+//!   the cache has subscribed again it serves and stores no entry at all
+//!   (every lookup goes to the backend); once subscribed again it flushes
+//!   once more. So an entry that may have missed an event is never served.
+//!   Resubscription backs off exponentially with jitter, from about 50 ms
+//!   up to 30 s. [`Cache::broadcast_purge`](crate::cache::Cache::broadcast_purge)
+//!   reaches every subscribed cache of the database.
+//! - **Not guaranteed.** Invalidation is asynchronous: between a commit in
+//!   one job server and the event's arrival in another, the other's lookup
+//!   can still return the deleted object's handle. That handle is never
+//!   used on the wrong object: its operations answer `Gone` and it
+//!   re-resolves its name, as without a feed. A lookup that was already
+//!   loading from the backend when the delete committed may cache the
+//!   deleted object after the event was applied; the entry is then dropped
+//!   by the handle's first `Gone`. Events reach the entries reachable from
+//!   the cache itself; children looked up through a namespace or spec handle
+//!   the caller kept after that handle's own entry was evicted are not
+//!   reached (they still recover on `Gone`). A spec's redefinition drops
+//!   nothing (no definition is cached). After a long outage the cache may
+//!   resubscribe up to ~30 s after the server is back (it bypasses itself
+//!   meanwhile: correct, but every lookup is a round trip).
+//! - **Without a feed** — a cache built outside a tokio runtime, or over a
+//!   backend that has none — nothing changes: deletes made behind the
+//!   cache's back are only noticed when a handle answers `Gone` (bound it
+//!   with a time-to-live if that matters). PostgreSQL sessions running with
+//!   `session_replication_role = replica` skip triggers, and so the feed.
 
 use std::fmt;
 

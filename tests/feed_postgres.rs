@@ -377,18 +377,20 @@ async fn second_job_server_in_another_process() -> coordinate::Result<()> {
         return Ok(());
     };
     add_units(&one, "spec", &["a"]).await?;
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "child_job_server",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FEED_CHILD_URL", &url)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = Reaped(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "child_job_server",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FEED_CHILD_URL", &url)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -409,8 +411,18 @@ async fn second_job_server_in_another_process() -> coordinate::Result<()> {
         start.elapsed()
     );
     assert!(child_ms <= 100.0, "{child_ms} ms");
-    assert!(child.wait().expect("child").success());
+    assert!(child.0.wait().expect("child").success());
     Ok(())
+}
+
+/// A child process that is killed and reaped if the test fails early.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The rest of the first line of the child's output holding `what`.
