@@ -47,7 +47,10 @@
 //!   (every lookup goes to the backend); once subscribed again it flushes
 //!   once more. So an entry that may have missed an event is never served.
 //!   Resubscription backs off exponentially with jitter, from about 50 ms
-//!   up to 30 s. [`Cache::broadcast_purge`](crate::cache::Cache::broadcast_purge)
+//!   up to 30 s; a lookup the backend answers meanwhile (so the server is
+//!   back) cuts the pause short, so a busy job server resubscribes within
+//!   a lookup or two of the server accepting connections again.
+//!   [`Cache::broadcast_purge`](crate::cache::Cache::broadcast_purge)
 //!   reaches every subscribed cache of the database.
 //! - **Not guaranteed.** Invalidation is asynchronous: between a commit in
 //!   one job server and the event's arrival in another, the other's lookup
@@ -60,9 +63,10 @@
 //!   the cache itself; children looked up through a namespace or spec handle
 //!   the caller kept after that handle's own entry was evicted are not
 //!   reached (they still recover on `Gone`). A spec's redefinition drops
-//!   nothing (no definition is cached). After a long outage the cache may
-//!   resubscribe up to ~30 s after the server is back (it bypasses itself
-//!   meanwhile: correct, but every lookup is a round trip).
+//!   nothing (no definition is cached). After a long outage an idle cache
+//!   may resubscribe up to ~30 s after the server is back (its first lookup
+//!   wakes it; it bypasses itself meanwhile: correct, but every lookup is a
+//!   round trip).
 //! - **Without a feed** — a cache built outside a tokio runtime, or over a
 //!   backend that has none — nothing changes: deletes made behind the
 //!   cache's back are only noticed when a handle answers `Gone` (bound it

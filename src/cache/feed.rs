@@ -41,6 +41,8 @@ pub(crate) struct FeedControl {
     subscribed: AtomicBool,
     stopped: AtomicBool,
     stop: Notify,
+    /// Cuts a resubscription pause short: the backend answered a lookup.
+    wake: Notify,
     events: AtomicU64,
     flushes: AtomicU64,
     reconnects: AtomicU64,
@@ -55,6 +57,15 @@ impl FeedControl {
 
     fn set_coherent(&self, coherent: bool) {
         self.incoherent.store(!coherent, Ordering::Release);
+    }
+
+    /// A lookup bypassing the cache was answered by the backend: if the
+    /// feed is down, the server is evidently reachable again, so retry
+    /// subscribing now rather than at the end of the backoff pause.
+    pub(crate) fn backend_answered(&self) {
+        if !self.coherent() && self.subscribed.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
     }
 
     /// Ends the subscription task (the cache was dropped).
@@ -164,9 +175,14 @@ async fn follow(
             Some(sub) => sub,
             None => {
                 let pause = backoff.pause();
+                let started = tokio::time::Instant::now();
                 tokio::select! {
                     () = control.stopped() => return,
                     () = tokio::time::sleep(pause) => {}
+                    () = control.wake.notified() => {
+                        // Never faster than the first retry, even when woken.
+                        tokio::time::sleep_until(started + FIRST_RETRY / 2).await;
+                    }
                 }
                 let attempt = tokio::select! {
                     () = control.stopped() => return,

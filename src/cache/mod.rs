@@ -133,8 +133,15 @@ impl Shared {
                 .try_get_with(Key::new(scope, name), load)
                 .await
                 .map_err(unshare),
-            // Detached (the `Cache` was dropped): handles keep working, uncached.
-            None => load.await,
+            // Detached (the `Cache` was dropped), or bypassed during a feed
+            // gap: handles keep working, uncached.
+            None => {
+                let loaded = load.await;
+                if loaded.is_ok() {
+                    self.feed.backend_answered();
+                }
+                loaded
+            }
         }
     }
 
