@@ -7,12 +7,16 @@
 //! (now cached), A deletes it; B polls its lookup (cache hits, yielding
 //! between polls) until it answers `NoSuchWorkUnit`. Two clocks per sample:
 //! from the start of A's delete call, and from its return (the commit
-//! acknowledged). For reference, the same over `MemoryBackend`, deleting
-//! on the inner backend.
+//! acknowledged). Run once idle and once with two background tasks on A
+//! adding and deleting other units as fast as they can (a steady stream of
+//! events on B's feed). For reference, the same over `MemoryBackend`,
+//! deleting on the inner backend.
 //!
 //! Run: `cargo bench --features postgres --bench feed` (`FEED_BENCH_SAMPLES`
 //! sets the samples, default 500).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::cache::Cache;
@@ -62,7 +66,7 @@ async fn delete(spec: &WorkSpecRef, unit: &str) {
     .expect("delete");
 }
 
-async fn cross_server(samples: usize) {
+async fn cross_server(samples: usize, background: usize) {
     let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
     let (a, lease) = cluster
         .lease_backend(coordinate::SystemClock)
@@ -82,6 +86,28 @@ async fn cross_server(samples: usize) {
         .set_work_spec(data!({"name": "spec"}))
         .await
         .expect("spec");
+    // Background churn: tasks on server A adding and deleting other units
+    // as fast as they can, so B's feed carries a steady stream of events.
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn: Vec<_> = (0..background)
+        .map(|t| {
+            let spec = spec.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let unit = format!("churn-{t}-{n}");
+                    spec.add_work_unit(&unit, data!({}), WorkUnitMeta::default())
+                        .await
+                        .expect("add");
+                    delete(&spec, &unit).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let began = Instant::now();
     let (mut from_call, mut from_commit) = (Vec::new(), Vec::new());
     for i in 0..samples + 20 {
         let unit = format!("u{i}");
@@ -99,6 +125,15 @@ async fn cross_server(samples: usize) {
             from_commit.push(committed.elapsed());
         }
     }
+    stop.store(true, Ordering::Relaxed);
+    let mut churned = 0;
+    for task in churn {
+        churned += task.await.expect("churn");
+    }
+    println!(
+        "-- {background} background add+delete tasks on A ({:.0} extra deletes/s)",
+        churned as f64 / began.elapsed().as_secs_f64()
+    );
     report(
         "postgres: B sees A's delete, from A's delete call",
         from_call,
@@ -159,7 +194,8 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        cross_server(samples).await;
+        cross_server(samples, 0).await;
+        cross_server(samples, 2).await;
         in_process(samples).await;
     });
 }

@@ -397,7 +397,7 @@ impl<B> Cache<B> {
     /// database) to do the same. `reason` is logged by each of them.
     ///
     /// Fails with [`Error::Backend`] holding a
-    /// [`FeedUnsupported`](crate::feed::FeedUnsupported) if the backend has
+    /// [`FeedUnsupported`] if the backend has
     /// no change feed (this cache's entries are dropped all the same).
     pub async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()>
     where
