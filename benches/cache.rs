@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hash::{Hash, Hasher};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -25,20 +25,29 @@ use tokio::runtime::Runtime;
 struct Counting;
 
 static LIVE: AtomicI64 = AtomicI64::new(0);
+/// Counting is on only while measuring memory: a shared counter bumped on
+/// every allocation would itself serialize the throughput benchmarks.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: i64) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        count(layout.size() as i64);
         System.alloc(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        count(-(layout.size() as i64));
         System.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        count(new_size as i64 - layout.size() as i64);
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -163,6 +172,14 @@ fn hits(c: &mut Criterion) {
         }
     });
 
+    let raw_sync: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
+    for n in &names {
+        let key = Key {
+            scope: 7,
+            name: Arc::from(n.as_str()),
+        };
+        raw_sync.insert(key, Arc::new(1));
+    }
     let mut g = c.benchmark_group("hit");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
@@ -173,6 +190,17 @@ fn hits(c: &mut Criterion) {
                 let raw = &raw;
                 async move {
                     black_box(raw.get(&KeyRef { scope: 7, name }).await);
+                }
+            })
+        })
+    });
+    g.bench_function("raw_moka_sync_get", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |i| {
+                let name = &names[i as usize % UNITS];
+                let raw = &raw_sync;
+                async move {
+                    black_box(raw.get(&KeyRef { scope: 7, name }));
                 }
             })
         })
@@ -237,9 +265,79 @@ fn throughput(c: &mut Criterion) {
         }
         spec
     });
+    let raw: Arc<moka::future::Cache<Key, Arc<u64>>> = Arc::new(moka::future::Cache::new(100_000));
+    rt.block_on(async {
+        for n in names.iter() {
+            let key = Key {
+                scope: 7,
+                name: Arc::from(n.as_str()),
+            };
+            raw.insert(key, Arc::new(1)).await;
+        }
+    });
     let mut g = c.benchmark_group("hit_throughput");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
+    let raw_sync: Arc<moka::sync::Cache<Key, Arc<u64>>> = Arc::new(moka::sync::Cache::new(100_000));
+    for n in names.iter() {
+        let key = Key {
+            scope: 7,
+            name: Arc::from(n.as_str()),
+        };
+        raw_sync.insert(key, Arc::new(1));
+    }
+    for tasks in [1u64, 2, 8] {
+        g.throughput(Throughput::Elements(tasks));
+        g.bench_function(format!("raw_moka_sync_tasks_{tasks}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let joins: Vec<_> = (0..tasks)
+                        .map(|t| {
+                            let raw = raw_sync.clone();
+                            let names = names.clone();
+                            tokio::spawn(async move {
+                                for i in 0..iters {
+                                    let name = &names[((i + t * 97) as usize) % UNITS];
+                                    black_box(raw.get(&KeyRef { scope: 7, name }));
+                                }
+                            })
+                        })
+                        .collect();
+                    for j in joins {
+                        j.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    for tasks in [1u64, 2, 8] {
+        g.throughput(Throughput::Elements(tasks));
+        g.bench_function(format!("raw_moka_tasks_{tasks}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let joins: Vec<_> = (0..tasks)
+                        .map(|t| {
+                            let raw = raw.clone();
+                            let names = names.clone();
+                            tokio::spawn(async move {
+                                for i in 0..iters {
+                                    let name = &names[((i + t * 97) as usize) % UNITS];
+                                    black_box(raw.get(&KeyRef { scope: 7, name }).await);
+                                }
+                            })
+                        })
+                        .collect();
+                    for j in joins {
+                        j.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
     for tasks in [1u64, 2, 8] {
         // Each iteration is one hit per task; elements/s is total hits/s.
         g.throughput(Throughput::Elements(tasks));
@@ -308,7 +406,8 @@ async fn concurrent_lookups(
 /// A concurrent-miss case: label, number of tasks, name looked up by task i.
 type MissCase = (&'static str, usize, fn(usize) -> String);
 
-const MISS_CASES: [MissCase; 3] = [
+const MISS_CASES: [MissCase; 4] = [
+    ("single_miss_baseline", 1, |_| "unit-00001".to_string()),
     ("same_name_64", 64, |_| "unit-00001".to_string()),
     ("different_names_8", 8, |t| format!("unit-{:05}", t + 10)),
     ("absent_name_8", 8, |_| "absent".to_string()),
@@ -346,9 +445,100 @@ fn percentile(samples: &mut [StdDuration], p: f64) -> StdDuration {
     samples[i]
 }
 
+/// Hits per second of `tasks` tasks each doing `per_task` lookups through
+/// `lookup` on a 2-worker runtime.
+fn hits_per_second<F, Fut>(rt: &Runtime, tasks: u64, per_task: u64, lookup: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        let joins: Vec<_> = (0..tasks)
+            .map(|t| {
+                let lookup = lookup.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        lookup(i + t * 97).await;
+                    }
+                })
+            })
+            .collect();
+        for j in joins {
+            j.await.expect("task");
+        }
+        (tasks * per_task) as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+/// Throughput scaling, robust to a shared machine: the configurations are
+/// interleaved over many short trials and each keeps its best trial (other
+/// processes only ever slow a trial down).
+fn report_throughput(memory: &MemoryBackend) {
+    let rt = rt_multi();
+    let names = Arc::new(unit_names());
+    let cache = Cache::new(memory.clone());
+    let spec = rt.block_on(async {
+        let spec = cache.work_spec_at("n", "s").await.expect("spec");
+        for n in names.iter() {
+            spec.work_unit(n).await.expect("unit");
+        }
+        spec
+    });
+    let raw: Arc<moka::sync::Cache<Key, Arc<u64>>> = Arc::new(moka::sync::Cache::new(100_000));
+    for n in names.iter() {
+        let key = Key {
+            scope: 7,
+            name: Arc::from(n.as_str()),
+        };
+        raw.insert(key, Arc::new(1));
+    }
+    let per_task = 200_000;
+    let mut best = [[0f64; 3]; 2];
+    for _ in 0..15 {
+        for (k, tasks) in [1u64, 2, 8].into_iter().enumerate() {
+            let spec2 = spec.clone();
+            let names2 = names.clone();
+            let ours = hits_per_second(&rt, tasks, per_task / tasks, move |i| {
+                let spec = spec2.clone();
+                let names = names2.clone();
+                async move {
+                    black_box(spec.work_unit(&names[i as usize % UNITS]).await.ok());
+                }
+            });
+            best[0][k] = best[0][k].max(ours);
+            let raw2 = raw.clone();
+            let names2 = names.clone();
+            let floor = hits_per_second(&rt, tasks, per_task / tasks, move |i| {
+                let raw = raw2.clone();
+                let names = names2.clone();
+                async move {
+                    let name = &names[i as usize % UNITS];
+                    black_box(raw.get(&KeyRef { scope: 7, name }));
+                }
+            });
+            best[1][k] = best[1][k].max(floor);
+        }
+    }
+    for (label, row) in [
+        ("cache work_unit hits", best[0]),
+        ("raw moka sync get", best[1]),
+    ] {
+        println!(
+            "report: {label}, best of 15 interleaved trials: 1 task {:.2} M/s, 2 tasks {:.2} M/s ({:.2}x), 8 tasks {:.2} M/s ({:.2}x)",
+            row[0] / 1e6,
+            row[1] / 1e6,
+            row[1] / row[0],
+            row[2] / 1e6,
+            row[2] / row[0]
+        );
+    }
+}
+
 fn report(_: &mut Criterion) {
     let rt = rt_multi();
     let memory = rt.block_on(populated());
+    report_throughput(&memory);
     rt.block_on(async {
         // Backend calls and wall time of concurrent misses.
         for (label, tasks, name) in MISS_CASES {
@@ -391,6 +581,8 @@ fn report(_: &mut Criterion) {
     });
 
     // Bytes per cached work unit handle, beyond the backend's own handle.
+    // Counted on one thread only, with nothing else running.
+    COUNTING.store(true, Ordering::Relaxed);
     let single = self::rt();
     single.block_on(async {
         let names = unit_names();
@@ -416,6 +608,21 @@ fn report(_: &mut Criterion) {
         }
         cache.run_pending_tasks().await;
         let cached_bytes = LIVE.load(Ordering::Relaxed) - before;
+        let raw: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
+        let before_raw = LIVE.load(Ordering::Relaxed);
+        for n in &names {
+            let key = Key {
+                scope: 7,
+                name: Arc::from(n.as_str()),
+            };
+            raw.insert(key, Arc::new(1));
+        }
+        raw.run_pending_tasks();
+        let raw_bytes = LIVE.load(Ordering::Relaxed) - before_raw;
+        println!(
+            "report: bytes per raw moka entry (same key shape, Arc<u64> value): {:.0}",
+            raw_bytes as f64 / names.len() as f64
+        );
         let per_plain = plain_bytes as f64 / names.len() as f64;
         let per_cached = cached_bytes as f64 / names.len() as f64;
         println!(
@@ -423,6 +630,7 @@ fn report(_: &mut Criterion) {
             per_cached - per_plain
         );
     });
+    COUNTING.store(false, Ordering::Relaxed);
 }
 
 criterion_group!(benches, report, hits, throughput, misses);

@@ -94,3 +94,8 @@ pub use model::{
     sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time,
     WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
 };
+
+/// The README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

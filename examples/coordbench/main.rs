@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use clap::Parser;
-use coordinate::cache::Cache;
+use coordinate::cache::{Cache, CacheStats};
 use coordinate::instrumented::Instrumented;
 use coordinate::memory::MemoryBackend;
 use coordinate::Backend;
@@ -41,9 +41,13 @@ struct Args {
     /// Work units loaded before each run.
     #[arg(long, default_value_t = 10_000)]
     units: usize,
-    /// Seconds each run (cached, uncached) lasts.
+    /// Seconds each run (cached, uncached) is measured.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// Seconds each run works before it is measured, so the figures show a
+    /// server's steady state rather than its first requests (0: none).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
     /// Work specs the units are spread over.
     #[arg(long, default_value_t = 4)]
     specs: usize,
@@ -56,6 +60,9 @@ struct Args {
     /// Print one JSON object `{"cached": {...}, "uncached": {...}}` instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also print latency by kind of request (always in the JSON).
+    #[arg(long)]
+    breakdown: bool,
 }
 
 #[tokio::main]
@@ -77,6 +84,9 @@ async fn run(args: &Args) -> Result<(), String> {
     if !(args.duration.is_finite() && args.duration > 0.0) {
         return Err("--duration must be a positive number of seconds".into());
     }
+    if !(args.warmup.is_finite() && args.warmup >= 0.0) {
+        return Err("--warmup must be zero or a positive number of seconds".into());
+    }
     let store = open(&args.backend).await?;
     let base = Shape {
         namespace: String::new(),
@@ -86,22 +96,44 @@ async fn run(args: &Args) -> Result<(), String> {
         duration: StdDuration::from_secs_f64(args.duration),
         batch: args.batch.max(1),
     };
+    let warmup = StdDuration::from_secs_f64(args.warmup);
     let tag = std::process::id();
-    let uncached = measure(&store, &base, format!("coordbench-{tag}-uncached"), false).await?;
-    let cached = measure(&store, &base, format!("coordbench-{tag}-cached"), true).await?;
+    let uncached = measure(
+        &store,
+        &base,
+        warmup,
+        format!("coordbench-{tag}-uncached"),
+        false,
+    )
+    .await?;
+    let cached = measure(
+        &store,
+        &base,
+        warmup,
+        format!("coordbench-{tag}-cached"),
+        true,
+    )
+    .await?;
     if args.json {
         let out = serde_json::json!({"cached": cached, "uncached": uncached});
         println!("{out}");
     } else {
         println!(
-            "coordbench: {} clients, {} units in {} specs, {:.1} s per run, backend {}\n",
+            "coordbench: {} clients, {} units in {} specs, {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
             args.clients,
             args.units,
             args.specs,
             args.duration,
+            args.warmup,
             describe(&args.backend)
         );
         print!("{}", report::table(&cached, &uncached));
+        if args.breakdown {
+            print!(
+                "\nlatency by request, µs\n{}",
+                report::breakdown(&cached, &uncached)
+            );
+        }
     }
     Ok(())
 }
@@ -134,12 +166,17 @@ async fn open_postgres(_url: &str) -> Result<Arc<dyn Backend>, String> {
     Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
 }
 
+/// The error and its sources, each said once (layers often repeat their
+/// source's text in their own).
 #[cfg(feature = "postgres")]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
+        let said = s.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!(": {said}"));
+        }
         source = s.source();
     }
     text
@@ -156,10 +193,12 @@ fn describe(backend: &str) -> String {
 }
 
 /// Loads a fresh namespace, runs the workload on it (through `Cache` or
-/// not), and removes the namespace again.
+/// not) for the warm-up and then for the measurement, and removes the
+/// namespace again. Only the measurement counts.
 async fn measure(
     store: &Arc<dyn Backend>,
     base: &Shape,
+    warmup: StdDuration,
     namespace: String,
     cached: bool,
 ) -> Result<Figures, String> {
@@ -179,13 +218,26 @@ async fn measure(
         None => counted.clone(),
     };
 
-    let progress = Arc::new(AtomicU64::new(0));
-    let bar = progress_bar(label, shape.duration);
-    let ticker = tokio::spawn(tick(bar.clone(), progress.clone()));
-    let outcome = workload::run(served, &shape, progress).await;
-    ticker.abort();
-    bar.finish_and_clear();
-    let outcome = outcome.map_err(|e| format!("{label} run failed: {e}"))?;
+    if !warmup.is_zero() {
+        let warm = Shape {
+            duration: warmup,
+            ..shape.clone()
+        };
+        let label = format!("{label} (warm-up)");
+        with_progress(&label, warmup, |progress| {
+            workload::run(served.clone(), &warm, progress)
+        })
+        .await
+        .map_err(|e| format!("{label} failed: {e}"))?;
+    }
+    counted.reset();
+    let before = cache.as_ref().map(|c| cache_counts(&c.stats()));
+
+    let outcome = with_progress(label, shape.duration, |progress| {
+        workload::run(served.clone(), &shape, progress)
+    })
+    .await
+    .map_err(|e| format!("{label} run failed: {e}"))?;
 
     let calls = counted.calls();
     let mut counts = Counts {
@@ -193,18 +245,11 @@ async fn measure(
         lookup_calls: calls.lookups(),
         ..Counts::default()
     };
-    if let Some(cache) = &cache {
-        let stats = cache.stats();
-        for kind in [
-            stats.namespaces,
-            stats.work_specs,
-            stats.work_units,
-            stats.workers,
-        ] {
-            counts.hits += kind.hits;
-            counts.misses += kind.misses;
-            counts.gone_recoveries += kind.gone_recoveries;
-        }
+    if let (Some(cache), Some(before)) = (&cache, before) {
+        let after = cache_counts(&cache.stats());
+        counts.hits = after.hits - before.hits;
+        counts.misses = after.misses - before.misses;
+        counts.gone_recoveries = after.gone_recoveries - before.gone_recoveries;
     }
     if let Ok(ns) = store.namespace(&shape.namespace).await {
         // Best effort: a failed cleanup must not hide the figures.
@@ -213,10 +258,41 @@ async fn measure(
     Ok(Figures::new(outcome, counts))
 }
 
+/// Hits, misses and recoveries over every handle kind.
+fn cache_counts(stats: &CacheStats) -> Counts {
+    let mut counts = Counts::default();
+    for kind in [
+        stats.namespaces,
+        stats.work_specs,
+        stats.work_units,
+        stats.workers,
+    ] {
+        counts.hits += kind.hits;
+        counts.misses += kind.misses;
+        counts.gone_recoveries += kind.gone_recoveries;
+    }
+    counts
+}
+
+/// Runs `work` with a progress bar on stderr for its expected duration.
+async fn with_progress<F, Fut, T>(label: &str, duration: StdDuration, work: F) -> T
+where
+    F: FnOnce(Arc<AtomicU64>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let progress = Arc::new(AtomicU64::new(0));
+    let bar = progress_bar(label, duration);
+    let ticker = tokio::spawn(tick(bar.clone(), progress.clone()));
+    let result = work(progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    result
+}
+
 fn progress_bar(label: &str, duration: StdDuration) -> ProgressBar {
     let bar = ProgressBar::new(duration.as_millis() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {elapsed} {msg}")
+        ProgressStyle::with_template("{prefix:>18} [{bar:30}] {elapsed} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

@@ -1,5 +1,7 @@
 //! Turning a run's outcome and counters into the numbers coordbench prints.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::workload::Outcome;
@@ -25,6 +27,19 @@ pub struct Figures {
     pub requests: u64,
     /// Requests answered with an error expected under concurrency.
     pub expected_errors: u64,
+    /// Latency by kind of request.
+    pub by_request: BTreeMap<&'static str, KindFigures>,
+}
+
+/// Latency of one kind of request.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindFigures {
+    /// Requests of this kind.
+    pub requests: u64,
+    /// Median latency, microseconds.
+    pub p50_us: u32,
+    /// 99th-percentile latency, microseconds.
+    pub p99_us: u32,
 }
 
 /// Backend-side counts over one run.
@@ -41,6 +56,19 @@ impl Figures {
     pub fn new(mut outcome: Outcome, counts: Counts) -> Self {
         outcome.latencies_us.sort_unstable();
         let requests = outcome.latencies_us.len() as u64;
+        let by_request = outcome
+            .by_kind
+            .into_iter()
+            .map(|(kind, mut latencies)| {
+                latencies.sort_unstable();
+                let figures = KindFigures {
+                    requests: latencies.len() as u64,
+                    p50_us: percentile(&latencies, 0.50),
+                    p99_us: percentile(&latencies, 0.99),
+                };
+                (kind, figures)
+            })
+            .collect();
         let per_request = |n: u64| n as f64 / requests.max(1) as f64;
         let lookups = counts.hits + counts.misses;
         Figures {
@@ -57,6 +85,7 @@ impl Figures {
             gone_recoveries: counts.gone_recoveries,
             requests,
             expected_errors: outcome.expected_errors,
+            by_request,
         }
     }
 }
@@ -141,6 +170,28 @@ pub fn table(cached: &Figures, uncached: &Figures) -> String {
     );
     for (label, c, u, r) in rows {
         out.push_str(&format!("{label:<24}{c:>16}{u:>16}{r:>10}\n"));
+    }
+    out
+}
+
+/// Median and p99 latency per kind of request, side by side.
+pub fn breakdown(cached: &Figures, uncached: &Figures) -> String {
+    let mut out = format!(
+        "{:<18}{:>10}{:>12}{:>12}{:>12}{:>12}\n",
+        "request", "share", "cached p50", "uncached", "cached p99", "uncached"
+    );
+    let total = uncached.requests.max(1) as f64;
+    for (kind, u) in &uncached.by_request {
+        let c = cached.by_request.get(kind);
+        let share = format!("{:.0}%", 100.0 * u.requests as f64 / total);
+        let cell = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "{kind:<18}{share:>10}{:>12}{:>12}{:>12}{:>12}\n",
+            cell(c.map(|c| c.p50_us)),
+            u.p50_us,
+            cell(c.map(|c| c.p99_us)),
+            u.p99_us,
+        ));
     }
     out
 }

@@ -2,6 +2,7 @@
 //! which resolves its objects by name before acting, as a real job server
 //! behind an RPC or REST interface does.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -42,6 +43,8 @@ impl Shape {
 pub struct Outcome {
     /// Latency of every request, in microseconds.
     pub latencies_us: Vec<u32>,
+    /// The same latencies by kind of request.
+    pub by_kind: BTreeMap<&'static str, Vec<u32>>,
     /// Requests answered with an error that a job server expects under
     /// concurrency (a unit finished or deleted by someone else, …).
     pub expected_errors: u64,
@@ -73,7 +76,7 @@ pub async fn load(backend: &dyn Backend, shape: &Shape) -> coordinate::Result<()
 }
 
 /// The request a client makes next, by the mix a busy job server sees.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Request {
     GetWork,
     Finish,
@@ -86,18 +89,37 @@ enum Request {
     DeleteAndRecreate,
 }
 
-/// Weights of the mix, out of 100.
+/// Weights of the mix, out of 100. Self-consistent at steady state: one
+/// request for a batch of ten units is followed by about ten requests that
+/// finish, renew, retry or fail one of them; status polling (dashboards,
+/// clients waiting on results) and unit submission make up the rest.
 const MIX: &[(Request, u32)] = &[
-    (Request::GetWork, 18),
-    (Request::Finish, 30),
+    (Request::GetWork, 4),
+    (Request::Finish, 34),
     (Request::Renew, 10),
-    (Request::Retry, 3),
+    (Request::Retry, 2),
     (Request::Fail, 2),
-    (Request::Status, 20),
-    (Request::SpecMeta, 5),
-    (Request::AddUnit, 10),
+    (Request::Status, 30),
+    (Request::SpecMeta, 4),
+    (Request::AddUnit, 12),
     (Request::DeleteAndRecreate, 2),
 ];
+
+impl Request {
+    fn label(self) -> &'static str {
+        match self {
+            Request::GetWork => "get work",
+            Request::Finish => "finish",
+            Request::Renew => "renew",
+            Request::Retry => "retry",
+            Request::Fail => "fail",
+            Request::Status => "status",
+            Request::SpecMeta => "spec meta",
+            Request::AddUnit => "add unit",
+            Request::DeleteAndRecreate => "delete+recreate",
+        }
+    }
+}
 
 fn pick(rng: &mut fastrand::Rng) -> Request {
     let mut roll = rng.u32(0..MIX.iter().map(|(_, w)| w).sum());
@@ -137,7 +159,14 @@ pub async fn run(
         let (latencies, errors) = client
             .await
             .map_err(|e| Error::backend(format!("client task failed: {e}")))??;
-        outcome.latencies_us.extend(latencies);
+        for (request, micros) in latencies {
+            outcome.latencies_us.push(micros);
+            outcome
+                .by_kind
+                .entry(request.label())
+                .or_default()
+                .push(micros);
+        }
         outcome.expected_errors += errors;
     }
     outcome.elapsed = started.elapsed();
@@ -158,7 +187,7 @@ impl Client {
         mut self,
         stop: Arc<AtomicBool>,
         progress: Arc<AtomicU64>,
-    ) -> coordinate::Result<(Vec<u32>, u64)> {
+    ) -> coordinate::Result<(Vec<(Request, u32)>, u64)> {
         let mut latencies = Vec::new();
         let mut errors = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -170,7 +199,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
             let micros = started.elapsed().as_micros();
-            latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
+            latencies.push((request, u32::try_from(micros).unwrap_or(u32::MAX)));
             progress.fetch_add(1, Ordering::Relaxed);
             // A request to the memory backend never waits, so without this a
             // client would hold its worker thread and starve the timer.

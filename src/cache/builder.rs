@@ -7,7 +7,7 @@ use moka::notification::RemovalCause;
 
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
-use super::{Cache, Caches, Handle, Moka};
+use super::{Cache, Caches, Handle, Store};
 use crate::api::Backend;
 
 /// Default capacity for namespace handles: job servers use a handful.
@@ -110,24 +110,24 @@ impl CacheBuilder {
     pub fn build<B: Backend + 'static>(self, backend: B) -> Cache<B> {
         let counters = Arc::new(Counters::default());
         let caches = Caches {
-            namespaces: self.moka(self.namespaces, &counters, |c| &c.namespaces),
-            work_specs: self.moka(self.work_specs, &counters, |c| &c.work_specs),
-            work_units: self.moka(self.work_units, &counters, |c| &c.work_units),
-            workers: self.moka(self.workers, &counters, |c| &c.workers),
+            namespaces: self.store(self.namespaces, &counters, |c| &c.namespaces),
+            work_specs: self.store(self.work_specs, &counters, |c| &c.work_specs),
+            work_units: self.store(self.work_units, &counters, |c| &c.work_units),
+            workers: self.store(self.workers, &counters, |c| &c.workers),
         };
         Cache::from_parts(backend, caches, counters)
     }
 
-    fn moka<W: Handle>(
+    fn store<W: Handle>(
         &self,
         capacity: u64,
         counters: &Arc<Counters>,
         kind: fn(&Counters) -> &KindCounters,
-    ) -> Moka<W> {
+    ) -> Store<W> {
         // The listener holds the counters only, never the cache, so entries
         // and listener form no reference cycle.
         let counters = Arc::clone(counters);
-        let mut builder = moka::future::Cache::builder()
+        let mut builder = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .eviction_listener(move |_key, handle: Arc<W>, cause| {
                 if cause.was_evicted() {
@@ -146,6 +146,6 @@ impl CacheBuilder {
         if let Some(live) = self.time_to_live {
             builder = builder.time_to_live(live);
         }
-        builder.build()
+        Store::new(builder.build())
     }
 }

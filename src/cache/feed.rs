@@ -242,10 +242,10 @@ impl Shared {
     /// Drops every entry of every kind.
     pub(crate) fn flush(&self) {
         if let Some(caches) = self.caches.load_full() {
-            caches.namespaces.invalidate_all();
-            caches.work_specs.invalidate_all();
-            caches.work_units.invalidate_all();
-            caches.workers.invalidate_all();
+            caches.namespaces.entries.invalidate_all();
+            caches.work_specs.entries.invalidate_all();
+            caches.work_units.entries.invalidate_all();
+            caches.workers.entries.invalidate_all();
         }
         self.feed.flushes.fetch_add(1, Ordering::Relaxed);
     }
@@ -254,7 +254,7 @@ impl Shared {
     /// children, and with `deleted` is known deleted.
     async fn drop_entry<W: Handle>(&self, caches: &Caches, scope: u64, name: &str, deleted: bool) {
         let key = KeyRef { scope, name };
-        if let Some(gone) = W::moka(caches).remove(&key).await {
+        if let Some(gone) = W::store(caches).entries.remove(&key) {
             let link = gone.link_cell().load();
             link.rescope();
             if deleted {
@@ -270,7 +270,7 @@ impl Shared {
             scope: ROOT_SCOPE,
             name,
         };
-        let ns = caches.namespaces.get(&key).await?;
+        let ns = caches.namespaces.entries.get(&key)?;
         let scope = ns.link.load().scope();
         Some(scope)
     }
@@ -283,7 +283,7 @@ impl Shared {
         spec: &str,
     ) -> Option<Arc<CachedWorkSpec>> {
         let scope = self.namespace_scope(caches, ns).await?;
-        caches.work_specs.get(&KeyRef { scope, name: spec }).await
+        caches.work_specs.entries.get(&KeyRef { scope, name: spec })
     }
 
     /// Applies one feed event (or a local purge) to exactly what it names.

@@ -24,6 +24,7 @@ pub(crate) struct KeyRef<'a> {
 }
 
 impl Key {
+    #[cfg(test)]
     pub(crate) fn new(scope: u64, name: &str) -> Self {
         Key {
             scope,

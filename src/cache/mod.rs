@@ -1,4 +1,31 @@
-//! DOCS_PLACEHOLDER
+//! [`Cache`]: name-identity caching over any [`Backend`].
+//!
+//! A job server answers stateless requests, so every request resolves a
+//! namespace, a work spec and a work unit by name. Wrapped in a [`Cache`],
+//! a backend answers repeated resolutions from memory, without ever acting
+//! on the wrong object or looping on a dead one.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> coordinate::Result<()> {
+//! use coordinate::cache::Cache;
+//! use coordinate::memory::MemoryBackend;
+//! use coordinate::{data, Backend, BackendExt, WorkUnitMeta};
+//! use std::sync::Arc;
+//!
+//! let backend: Arc<dyn Backend> = Arc::new(Cache::new(MemoryBackend::new()));
+//! let spec = backend.namespace("app").await?.set_work_spec(data!({"name": "jobs"})).await?;
+//! spec.add_work_unit("u1", data!({}), WorkUnitMeta::default()).await?;
+//! // Every later request resolves the chain from memory.
+//! let a = backend.work_unit_at("app", "jobs", "u1").await?;
+//! let b = backend.work_unit_at("app", "jobs", "u1").await?;
+//! assert!(Arc::ptr_eq(&a, &b));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See [`Cache`] for what is cached, the identity rule, the caveats and the
+//! concurrency guarantees; [`CacheBuilder`] for capacities and expiry.
 
 mod attempt;
 mod builder;
@@ -16,8 +43,12 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
+use futures::future::{BoxFuture, FutureExt, Shared as Shared_};
+use parking_lot::Mutex;
 
 pub use builder::{
     CacheBuilder, DEFAULT_NAMESPACES, DEFAULT_WORKERS, DEFAULT_WORK_SPECS, DEFAULT_WORK_UNITS,
@@ -43,17 +74,34 @@ use worker::CachedWorker;
 /// (`make_attempt`, `set_parent`) retry once.
 const MAX_RECOVERIES: u32 = 2;
 
-/// One moka cache of handles of one kind.
-pub(crate) type Moka<W> = moka::future::Cache<Key, Arc<W>>;
+/// The entries of one handle kind: a synchronous moka cache for hits (a
+/// hit is a plain function call, no future) and the loads in flight, so
+/// that concurrent misses of one name share one backend call.
+pub(crate) struct Store<W> {
+    entries: moka::sync::Cache<Key, Arc<W>>,
+    inflight: Mutex<HashMap<Key, Pending<W>>>,
+}
+
+/// A load in flight, awaited by every caller that missed on its name.
+type Pending<W> = Shared_<BoxFuture<'static, std::result::Result<Arc<W>, Arc<Error>>>>;
+
+impl<W> Store<W> {
+    pub(crate) fn new(entries: moka::sync::Cache<Key, Arc<W>>) -> Self {
+        Store {
+            entries,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+}
 
 /// The four moka caches. Entries hold their handles, and handles reach the
 /// caches through [`Shared`], so [`Cache`]'s `Drop` detaches them to break
 /// the cycle.
 pub(crate) struct Caches {
-    namespaces: Moka<CachedNamespace>,
-    work_specs: Moka<CachedWorkSpec>,
-    work_units: Moka<CachedWorkUnit>,
-    workers: Moka<CachedWorker>,
+    namespaces: Store<CachedNamespace>,
+    work_specs: Store<CachedWorkSpec>,
+    work_units: Store<CachedWorkUnit>,
+    workers: Store<CachedWorker>,
 }
 
 /// State shared by a cache and every handle it gave out.
@@ -74,8 +122,8 @@ pub(crate) trait Handle: Send + Sync + Sized + 'static {
     /// The current link to the upstream object.
     fn link_cell(&self) -> &ArcSwap<Link<Self::Up>>;
 
-    /// The moka cache of this kind.
-    fn moka(caches: &Caches) -> &Moka<Self>;
+    /// The entries (and loads in flight) of this kind.
+    fn store(caches: &Caches) -> &Store<Self>;
 
     /// The counters of this kind.
     fn counters(counters: &Counters) -> &KindCounters;
@@ -91,19 +139,38 @@ impl Shared {
         W::counters(&self.counters)
     }
 
-    /// A live cached handle, if there is one. Entries whose object is known
-    /// to be deleted are dropped instead of returned.
-    async fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+    /// The cached handle, if any: the hit path of the lookup methods.
+    ///
+    /// No liveness check: an entry is removed when its object is known to
+    /// be deleted (by the delete, or by the recovery that learns it), and the
+    /// children of a known-dead parent are never looked up (the parent
+    /// re-resolves first).
+    fn hit<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         if !self.feed.coherent() {
-            // The feed has a gap: an entry may be stale, so none is served.
+            // The change feed has a gap: an entry may be stale, none is served.
             return None;
         }
         let caches = self.caches.load();
-        let moka = W::moka(caches.as_ref()?);
+        let hit = W::store(caches.as_ref()?)
+            .entries
+            .get(&KeyRef { scope, name })?;
+        self.counters::<W>().hits.inc();
+        Some(hit)
+    }
+
+    /// A live cached handle, if there is one. Entries whose object is known
+    /// to be deleted are dropped instead of returned (the path recoveries
+    /// take, racing with the removal).
+    fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+        if !self.feed.coherent() {
+            return None;
+        }
+        let caches = self.caches.load();
+        let entries = &W::store(caches.as_ref()?).entries;
         let key = KeyRef { scope, name };
-        let hit = moka.get(&key).await?;
+        let hit = entries.get(&key)?;
         if hit.link_cell().load().is_dead() {
-            moka.invalidate(&key).await;
+            entries.invalidate(&key);
             return None;
         }
         self.counters::<W>().hits.inc();
@@ -113,36 +180,65 @@ impl Shared {
     /// The cached handle for `name`, loading it with `load` on a miss.
     /// Concurrent misses of one name share one load; its error is every
     /// waiter's error.
-    async fn get_or_load<W, F>(&self, scope: u64, name: &str, load: F) -> Result<Arc<W>>
+    async fn get_or_load<W, F, Fut>(&self, scope: u64, name: &str, load: F) -> Result<Arc<W>>
     where
         W: Handle,
-        F: Future<Output = Result<Arc<W>>> + Send,
+        F: FnOnce(Arc<str>) -> Fut,
+        Fut: Future<Output = Result<Arc<W>>> + Send + 'static,
     {
-        if let Some(hit) = self.cached::<W>(scope, name).await {
+        if let Some(hit) = self.cached::<W>(scope, name) {
             return Ok(hit);
         }
         let counters = self.counters::<W>();
         counters.misses.inc();
-        let load = async {
+        // One copy of the name, shared by the key and the handle.
+        let name: Arc<str> = Arc::from(name);
+        let Some(caches) = self.caches.load_full().filter(|_| self.feed.coherent()) else {
+            // Detached (the `Cache` was dropped), or bypassed during a change
+            // feed gap: handles keep working, uncached.
             counters.loads.inc();
-            load.await
+            let loaded = load(name).await;
+            if loaded.is_ok() {
+                self.feed.backend_answered();
+            }
+            return loaded;
         };
-        let caches = self.caches.load_full().filter(|_| self.feed.coherent());
-        match caches {
-            Some(caches) => W::moka(&caches)
-                .try_get_with(Key::new(scope, name), load)
-                .await
-                .map_err(unshare),
-            // Detached (the `Cache` was dropped), or bypassed during a feed
-            // gap: handles keep working, uncached.
-            None => {
-                let loaded = load.await;
-                if loaded.is_ok() {
-                    self.feed.backend_answered();
+        let store = W::store(&caches);
+        let key = Key {
+            scope,
+            name: Arc::clone(&name),
+        };
+        let pending = {
+            let mut inflight = store.inflight.lock();
+            // A load that finished since our miss has published its entry
+            // before leaving the in-flight map, so one of the two has it.
+            if let Some(hit) = store.entries.get(&key.as_ref()) {
+                return Ok(hit);
+            }
+            match inflight.get(&key) {
+                Some(pending) => pending.clone(),
+                None => {
+                    counters.loads.inc();
+                    let pending = load(name).map(|r| r.map_err(Arc::new)).boxed().shared();
+                    inflight.insert(key.clone(), pending.clone());
+                    pending
                 }
-                loaded
+            }
+        };
+        let result = pending.clone().await;
+        {
+            // The first waiter to finish publishes: entry first, then out of
+            // the in-flight map (under its lock, see above).
+            let mut inflight = store.inflight.lock();
+            if inflight.get(&key).is_some_and(|p| p.ptr_eq(&pending)) {
+                if let Ok(handle) = &result {
+                    store.entries.insert(key.clone(), Arc::clone(handle));
+                }
+                inflight.remove(&key);
             }
         }
+        drop(pending);
+        result.map_err(unshare)
     }
 
     /// The cached handle for `name` if there is a live one, else `make()`'s,
@@ -151,19 +247,21 @@ impl Shared {
     async fn adopt<W: Handle>(
         &self,
         scope: u64,
-        name: &str,
-        make: impl FnOnce() -> Arc<W>,
+        name: Arc<str>,
+        make: impl FnOnce(Arc<str>) -> Arc<W>,
     ) -> Arc<W> {
-        if let Some(hit) = self.cached::<W>(scope, name).await {
+        if let Some(hit) = self.cached::<W>(scope, &name) {
             return hit;
         }
         match self.caches.load_full().filter(|_| self.feed.coherent()) {
             Some(caches) => {
-                W::moka(&caches)
-                    .get_with(Key::new(scope, name), async { make() })
-                    .await
+                let key = Key {
+                    scope,
+                    name: Arc::clone(&name),
+                };
+                W::store(&caches).entries.get_with(key, || make(name))
             }
-            None => make(),
+            None => make(name),
         }
     }
 
@@ -173,9 +271,9 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let moka = W::moka(&caches);
+        let entries = &W::store(&caches).entries;
         let key = KeyRef { scope, name };
-        if let Some(gone) = moka.remove(&key).await {
+        if let Some(gone) = entries.remove(&key) {
             if deleted {
                 gone.link_cell().load().mark_dead();
             }
@@ -189,11 +287,11 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let moka = W::moka(&caches);
+        let entries = &W::store(&caches).entries;
         let key = KeyRef { scope, name };
-        if let Some(entry) = moka.get(&key).await {
+        if let Some(entry) = entries.get(&key) {
             if Arc::ptr_eq(&entry.link_cell().load_full(), link) {
-                moka.invalidate(&key).await;
+                entries.invalidate(&key);
                 self.counters::<W>().invalidations.inc();
             }
         }
@@ -267,6 +365,10 @@ async fn recover<W: Handle>(
         return Ok(current);
     }
     shared.counters::<W>().recoveries.inc();
+    tracing::debug!(
+        kind = std::any::type_name::<W>(),
+        "cached handle lost its object; re-resolving its name"
+    );
     dead.mark_dead();
     current.mark_dead();
     let fresh = handle.resolve(create).await.map_err(|e| match e {
@@ -336,7 +438,192 @@ impl std::error::Error for SharedSource {
     }
 }
 
-/// PLACEHOLDER
+/// A [`Backend`] that memoizes namespace, work spec, work unit and worker
+/// handles by name.
+///
+/// `Cache<B>` implements [`Backend`] itself, so it stacks and erases:
+/// `Cache<Cache<B>>`, `Cache<Arc<dyn Backend>>` and an `Arc<dyn Backend>`
+/// holding a `Cache` all work. Every handle it gives out — from lookups,
+/// upserts, lists, an attempt's `work_unit()` and `worker()` — is one of its
+/// own wrappers, so a caller never mixes cached and uncached objects.
+///
+/// # Object identity
+///
+/// A plain handle names one *object*: once deleted it answers `Gone`, even
+/// if a new object takes its name (§12 of the specification). A cached
+/// handle names a *name*: it stands for **the object that now has that
+/// name**. It is bound to one object at a time; when the backend answers
+/// `Gone` (or the cache knows the object was deleted), the handle resolves
+/// its name again through its cached parent, swaps to the object found,
+/// and retries — at most twice per call, never in a loop.
+///
+/// * **Recreated name.** After an object is deleted and a new one is
+///   created under its name (through the cache or not), the cached handle
+///   acts on the new object and does not answer `Gone`.
+/// * **Deleted name.** If no object has the name any more, the entry is
+///   evicted and the caller gets the backend's answer: `Gone` from a handle
+///   method, `NoSuchWorkSpec` / `NoSuchWorkUnit` from a lookup.
+/// * **Recovery creates nothing.** Re-resolving a work spec, unit or worker
+///   never creates its namespace or itself: a cached spec whose namespace
+///   was destroyed answers `Gone`, and the namespace stays destroyed.
+/// * **Namespaces are get-or-create.** `Backend::namespace(name)` creates
+///   the namespace if it is missing, and a cached namespace handle stands
+///   for that call: after its namespace is destroyed, its operations act on
+///   a new, empty namespace of the same name, exactly as a fresh
+///   `namespace(name)` would. Its `destroy` never re-resolves, though: on a
+///   handle whose namespace is already gone it is the specification's no-op,
+///   so an old handle cannot destroy a newer namespace by accident.
+/// * **Same handle while cached.** Repeated lookups of a name return the
+///   same `Arc` (`Arc::ptr_eq`) while its entry stays cached; after an
+///   invalidation the next lookup returns a fresh handle. Attempts are not
+///   memoized (they have no name), but their unit and worker are.
+/// * A `Gone` that may be about an argument (`make_attempt` with a deleted
+///   unit, `set_parent`) comes back as `Gone` after at most one retry, with
+///   the argument re-resolved if it is one of this cache's handles.
+///
+/// The law of a recreated name, on a unit deleted behind the cache's back:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// use coordinate::cache::Cache;
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery};
+///
+/// let memory = MemoryBackend::new();
+/// let cache = Cache::new(memory.clone());
+/// let spec = cache.namespace("n").await?.set_work_spec(data!({"name": "s"})).await?;
+/// spec.add_work_unit("u", data!({"v": 1}), WorkUnitMeta::default()).await?;
+/// let cached = cache.work_unit_at("n", "s", "u").await?;
+/// let plain = memory.work_unit_at("n", "s", "u").await?;
+///
+/// // Deleted and recreated directly on the backend.
+/// let direct = memory.work_spec_at("n", "s").await?;
+/// direct.delete_work_units(&WorkUnitQuery::all()).await?;
+/// direct.add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default()).await?;
+///
+/// assert_eq!(cached.data().await?, data!({"v": 2})); // follows the name
+/// assert_eq!(plain.data().await.err(), Some(Error::Gone)); // bound to the object
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The law of a deleted name:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// use coordinate::cache::Cache;
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, Error, WorkUnitMeta};
+///
+/// let memory = MemoryBackend::new();
+/// let cache = Cache::new(memory.clone());
+/// let ns = cache.namespace("n").await?;
+/// let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+/// let unit = spec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await?;
+///
+/// ns.destroy().await?;
+/// assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
+/// assert_eq!(unit.status().await.err(), Some(Error::Gone));
+/// // The spec's recovery did not bring its namespace back…
+/// assert!(!memory.namespaces().await?.contains_key("n"));
+/// // …but the namespace handle is get-or-create: it gets a new, empty one.
+/// assert!(ns.work_spec_names().await?.is_empty());
+/// assert_eq!(
+///     ns.work_spec("s").await.err(),
+///     Some(Error::NoSuchWorkSpec { name: "s".into() })
+/// );
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Operation behavior
+///
+/// | Operation | Behaviour |
+/// |---|---|
+/// | `Backend::namespace`, `Namespace::work_spec`, `Namespace::worker`, `WorkSpec::work_unit` | **cached**: a hit answers from memory; a miss makes one backend lookup (shared by concurrent misses of the name) and caches the handle. Failed lookups are not cached. |
+/// | `set_work_spec`, `add_work_unit` | pass through; the returned handle is **cached** (or the cached one returned) |
+/// | `namespaces`, `workers`, `work_units`, `children`, `parent`, `request_attempts`, `make_attempt`, `active_attempt`, `attempts`, `active_attempts`, `all_attempts`, `child_attempts` | pass through; every handle in the result is the cache's (looked up or adopted into the cache, with no extra backend call) |
+/// | `Namespace::destroy` | pass through, then **invalidates** the namespace and, through it, every cached spec, unit and worker under it |
+/// | `destroy_work_spec(name)` | pass through, then **invalidates** the spec and its units (also when the backend answers `NoSuchWorkSpec`) |
+/// | `delete_work_units(query)` | pass through, then **invalidates**: the named units if the query names units; otherwise every cached unit of the spec, since which units a status or paging query removed is unknown (running the query first would race with other writers, and a lookup per surviving unit is cheaper than a wrong answer) |
+/// | `make_attempt(unit)`, `set_parent(worker)` | the cache's handles passed in are **unwrapped** to the backend's; others go to the backend as given (`WrongBackend` if foreign) |
+/// | every other method (data, meta, status, set_*, summaries, counts, priorities, attempt state changes, …) | **passes through** unchanged, results and errors alike; only `Gone` triggers the recovery above |
+///
+/// Errors are never re-wrapped: callers match on them as on the backend's.
+/// (A backend failure shared by several coalesced callers reaches each of
+/// them as an equal `Error::Backend` with the same message and source chain.)
+///
+/// # Caveats
+///
+/// Coherence across job servers (details and measurements in
+/// [`crate::feed`] and `BENCHMARKS-feed.md`):
+///
+/// * **With a change feed** (a backend whose
+///   [`change_feed`](crate::Backend::change_feed) is `Some` —
+///   `MemoryBackend`, `PostgresBackend` — and a cache built inside a tokio
+///   runtime): deletes made behind the cache's back (on the inner backend,
+///   by another job server, by hand in SQL) reach the cache as events, and
+///   each event drops exactly the entries it names. *Guaranteed:* once the
+///   event is applied (p99 ≈ 6 ms on a local PostgreSQL) no lookup answers
+///   from an entry the delete made stale; a rolled-back delete changes
+///   nothing; after a gap (fell behind, connection lost) the cache flushes,
+///   serves and stores nothing until it has subscribed again (backoff with
+///   jitter from ~50 ms to 30 s, cut short by the first lookup the backend
+///   answers), then flushes again — a possibly stale entry is never served.
+///   [`purge`](Cache::purge) drops entries here,
+///   [`broadcast_purge`](Cache::broadcast_purge) in every subscribed cache of
+///   the database; [`CacheStats::feed`] counts events, flushes, gaps and
+///   reconnects. *Not guaranteed:* invalidation is asynchronous, so in the
+///   milliseconds between a commit elsewhere and its event a lookup can
+///   still return the deleted object's handle (its first fallible call then
+///   re-resolves, as below); a lookup already loading when the delete
+///   committed can cache the deleted object after the event (dropped at
+///   that handle's first `Gone`).
+/// * **Without a feed** (a third-party backend without one, or a cache built
+///   outside a tokio runtime, which does not subscribe): deletes behind the
+///   cache's back are invisible to lookups until a handle notices them: a
+///   lookup may return a cached handle whose object is gone. Its first
+///   fallible call then re-resolves the name — acting on a recreated object,
+///   or answering `Gone` and evicting the entry. A time-to-live or
+///   time-to-idle ([`CacheBuilder`]) bounds how long such entries live.
+/// * Either way, correctness of operations never depends on the feed or on
+///   expiry: a handle whose object is gone answers `Gone` or follows its
+///   name. A namespace handle held across its namespace's destruction
+///   recreates it on its next operation (get-or-create, above).
+/// * A handle kept after its own entry was evicted keeps working and keeps
+///   following its name, but child handles looked up through it are cached
+///   apart from those of the handle now cached under the same name, and
+///   feed events do not reach them (they still recover on `Gone`).
+/// * Attempts pass straight through: an attempt of a deleted unit answers
+///   `Gone`, even if a unit of the same name exists again.
+/// * Entries made unreachable by a bulk invalidation (a destroyed namespace
+///   or spec, a query delete) stay in moka, counted in `entries`, until the
+///   eviction policy drops them; they are never returned.
+///
+/// # Concurrency
+///
+/// * Hits take no lock: a read of a synchronous `moka::sync::Cache` (no
+///   future is built for it) plus lock-free `arc_swap` loads of the parent's
+///   link; statistics use striped counters, so hits on different threads
+///   share no written cache line of ours.
+/// * Concurrent misses of one name make exactly one backend call: the first
+///   registers its load in a per-kind in-flight map (a `parking_lot` mutex
+///   held only to look up or insert, never across an `.await`) and the
+///   others await that same shared future, result or error. This is moka's
+///   `try_get_with` for an asynchronous load over a synchronous cache. A
+///   finished load publishes its entry before leaving the map, so a later
+///   miss finds one or the other. Misses of different names proceed in
+///   parallel, and hits never wait for a miss in flight.
+/// * A recovery swaps the handle's upstream link atomically (`ArcSwap`);
+///   no lock is ever held across an `.await`.
+/// * Entries live in one moka cache per kind, keyed by (parent scope, name):
+///   one global bound per kind however many parents there are (dozens of
+///   specs, millions of units), and a whole parent's children are dropped at
+///   once by giving the parent a new scope. One moka cache per parent would
+///   make that drop trivial too, but cost a moka instance (kilobytes and a
+///   housekeeper) per spec and give no global bound on units.
 pub struct Cache<B> {
     inner: Arc<B>,
     shared: Arc<Shared>,
@@ -390,10 +677,18 @@ impl<B> Cache<B> {
         let caches = self.shared.caches.load();
         let count = |f: fn(&Caches) -> u64| caches.as_ref().map_or(0, |c| f(c));
         CacheStats {
-            namespaces: c.namespaces.snapshot(count(|c| c.namespaces.entry_count())),
-            work_specs: c.work_specs.snapshot(count(|c| c.work_specs.entry_count())),
-            work_units: c.work_units.snapshot(count(|c| c.work_units.entry_count())),
-            workers: c.workers.snapshot(count(|c| c.workers.entry_count())),
+            namespaces: c
+                .namespaces
+                .snapshot(count(|c| c.namespaces.entries.entry_count())),
+            work_specs: c
+                .work_specs
+                .snapshot(count(|c| c.work_specs.entries.entry_count())),
+            work_units: c
+                .work_units
+                .snapshot(count(|c| c.work_units.entries.entry_count())),
+            workers: c
+                .workers
+                .snapshot(count(|c| c.workers.entries.entry_count())),
             feed: self.shared.feed.snapshot(),
         }
     }
@@ -402,10 +697,10 @@ impl<B> Cache<B> {
     /// instead of on a later call; useful before reading [`stats`](Self::stats).
     pub async fn run_pending_tasks(&self) {
         if let Some(caches) = self.shared.caches.load_full() {
-            caches.namespaces.run_pending_tasks().await;
-            caches.work_specs.run_pending_tasks().await;
-            caches.work_units.run_pending_tasks().await;
-            caches.workers.run_pending_tasks().await;
+            caches.namespaces.entries.run_pending_tasks();
+            caches.work_specs.entries.run_pending_tasks();
+            caches.work_units.entries.run_pending_tasks();
+            caches.workers.entries.run_pending_tasks();
         }
     }
 }
@@ -439,7 +734,10 @@ impl fmt::Debug for Shared {
 #[async_trait]
 impl<B: Backend + 'static> Backend for Cache<B> {
     async fn namespace(&self, name: &str) -> Result<NamespaceRef> {
-        let ns = self.shared.lookup_namespace(name).await?;
+        if let Some(hit) = self.shared.hit::<CachedNamespace>(ROOT_SCOPE, name) {
+            return Ok(hit);
+        }
+        let ns = Box::pin(self.shared.lookup_namespace(name)).await?;
         Ok(ns)
     }
 
@@ -465,9 +763,10 @@ impl<B: Backend + 'static> Backend for Cache<B> {
 impl Shared {
     /// `Backend::namespace`: get-or-create, cached.
     async fn lookup_namespace(self: &Arc<Self>, name: &str) -> Result<Arc<CachedNamespace>> {
-        self.get_or_load(ROOT_SCOPE, name, async {
-            let up = self.backend.namespace(name).await?;
-            Ok(CachedNamespace::new(self, name, Link::new(up, None)))
+        let shared = Arc::clone(self);
+        self.get_or_load(ROOT_SCOPE, name, move |name| async move {
+            let up = shared.backend.namespace(&name).await?;
+            Ok(CachedNamespace::new(&shared, name, Link::new(up, None)))
         })
         .await
     }
@@ -475,7 +774,7 @@ impl Shared {
     /// The live namespace called `name`, never creating one: a cached
     /// handle's recovery must not bring a destroyed namespace back.
     async fn existing_namespace(self: &Arc<Self>, name: &str) -> Result<Arc<CachedNamespace>> {
-        if let Some(hit) = self.cached::<CachedNamespace>(ROOT_SCOPE, name).await {
+        if let Some(hit) = self.cached::<CachedNamespace>(ROOT_SCOPE, name) {
             return Ok(hit);
         }
         self.counters::<CachedNamespace>().loads.inc();
@@ -491,8 +790,8 @@ impl Shared {
     /// The cached handle for a namespace handle the backend returned.
     async fn adopt_namespace(self: &Arc<Self>, up: NamespaceRef) -> Arc<CachedNamespace> {
         let name: Arc<str> = Arc::from(up.name());
-        self.adopt(ROOT_SCOPE, &name, || {
-            CachedNamespace::new(self, &name, Link::new(up, None))
+        self.adopt(ROOT_SCOPE, name, |name| {
+            CachedNamespace::new(self, name, Link::new(up, None))
         })
         .await
     }

@@ -13,7 +13,7 @@ use super::link::{parent, Link};
 use super::stats::{Counters, KindCounters};
 use super::work_spec::CachedWorkSpec;
 use super::worker::CachedWorker;
-use super::{run, run_with_budget, Caches, Handle, Moka, Shared, MAX_RECOVERIES};
+use super::{run, run_with_budget, Caches, Handle, Shared, Store, MAX_RECOVERIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary};
@@ -30,13 +30,13 @@ pub(crate) struct CachedNamespace {
 impl CachedNamespace {
     pub(super) fn new(
         shared: &Arc<Shared>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn Namespace>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedNamespace {
             shared: Arc::clone(shared),
             me: me.clone(),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
@@ -58,19 +58,34 @@ impl CachedNamespace {
         name: &str,
         create: bool,
     ) -> Result<Arc<CachedWorkSpec>> {
-        if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorkSpec>(scope, name).await {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cached_spec(name).await {
+            return Ok(hit);
         }
+        Box::pin(self.load_spec(name, create)).await
+    }
+
+    async fn cached_spec(&self, name: &str) -> Option<Arc<CachedWorkSpec>> {
+        let scope = self.live_scope()?;
+        self.shared.cached::<CachedWorkSpec>(scope, name)
+    }
+
+    /// The hit path of the `worker` and `work_spec` trait methods.
+    async fn hit<W: Handle>(&self, name: &str) -> Option<Arc<W>> {
+        let scope = self.live_scope()?;
+        self.shared.hit::<W>(scope, name)
+    }
+
+    /// The miss path of [`lookup_spec`](Self::lookup_spec), boxed there so
+    /// the hit path's future stays small.
+    async fn load_spec(&self, name: &str, create: bool) -> Result<Arc<CachedWorkSpec>> {
         let me = self.me()?;
         run_with_budget(&self.shared, self, MAX_RECOVERIES, create, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, async move {
-                        let up = link.upstream.work_spec(name).await?;
+                    .get_or_load(scope, name, move |name| async move {
+                        let up = link.upstream.work_spec(&name).await?;
                         Ok(CachedWorkSpec::new(
                             &me,
                             name,
@@ -85,19 +100,14 @@ impl CachedNamespace {
 
     /// `worker(name)` (get-or-create), cached.
     pub(super) async fn lookup_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
-        if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name).await {
-                return Ok(hit);
-            }
-        }
         let me = self.me()?;
         run(&self.shared, self, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, async move {
-                        let up = link.upstream.worker(name).await?;
+                    .get_or_load(scope, name, move |name| async move {
+                        let up = link.upstream.worker(&name).await?;
                         Ok(CachedWorker::new(
                             &me,
                             name,
@@ -114,7 +124,7 @@ impl CachedNamespace {
     /// there is none): a cached worker's recovery.
     pub(super) async fn existing_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
         if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name).await {
+            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name) {
                 return Ok(hit);
             }
         }
@@ -144,8 +154,8 @@ impl CachedNamespace {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), &name, || {
-                CachedWorkSpec::new(&me, &name, Link::new(up, Some(parent(link))))
+            .adopt(link.scope(), name, |name| {
+                CachedWorkSpec::new(&me, name, Link::new(up, Some(parent(link))))
             })
             .await)
     }
@@ -160,8 +170,8 @@ impl CachedNamespace {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), &name, || {
-                CachedWorker::new(&me, &name, Link::new(up, Some(parent(link))))
+            .adopt(link.scope(), name, |name| {
+                CachedWorker::new(&me, name, Link::new(up, Some(parent(link))))
             })
             .await)
     }
@@ -186,7 +196,7 @@ impl Handle for CachedNamespace {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.namespaces
     }
 
@@ -248,7 +258,10 @@ impl Namespace for CachedNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
-        let spec = self.lookup_spec(name, true).await?;
+        if let Some(hit) = self.hit::<CachedWorkSpec>(name).await {
+            return Ok(hit);
+        }
+        let spec = Box::pin(self.load_spec(name, true)).await?;
         Ok(spec)
     }
 
@@ -275,7 +288,10 @@ impl Namespace for CachedNamespace {
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
-        let worker = self.lookup_worker(name).await?;
+        if let Some(hit) = self.hit::<CachedWorker>(name).await {
+            return Ok(hit);
+        }
+        let worker = Box::pin(self.lookup_worker(name)).await?;
         Ok(worker)
     }
 

@@ -12,7 +12,7 @@ use super::link::{parent, Link};
 use super::namespace::CachedNamespace;
 use super::stats::{Counters, KindCounters};
 use super::work_unit::CachedWorkUnit;
-use super::{run, Caches, Handle, Moka, Shared};
+use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
@@ -30,14 +30,14 @@ pub(crate) struct CachedWorkSpec {
 impl CachedWorkSpec {
     pub(super) fn new(
         namespace: &Arc<CachedNamespace>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn WorkSpec>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedWorkSpec {
             shared: Arc::clone(&namespace.shared),
             me: me.clone(),
             namespace: Arc::clone(namespace),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
@@ -46,25 +46,34 @@ impl CachedWorkSpec {
         self.me.upgrade().ok_or(Error::Gone)
     }
 
-    /// `work_unit(name)`, cached.
-    pub(super) async fn lookup_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
+    /// A live cached unit handle, without calling the backend.
+    async fn cached_unit(&self, name: &str) -> Option<Arc<CachedWorkUnit>> {
         let scope = {
             let link = self.link.load();
             (!link.is_dead()).then(|| link.scope())
-        };
-        if let Some(scope) = scope {
-            if let Some(hit) = self.shared.cached::<CachedWorkUnit>(scope, name).await {
-                return Ok(hit);
-            }
+        }?;
+        self.shared.cached::<CachedWorkUnit>(scope, name)
+    }
+
+    /// `work_unit(name)`, cached.
+    pub(super) async fn lookup_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
+        if let Some(hit) = self.cached_unit(name).await {
+            return Ok(hit);
         }
+        // The miss path's state is large: boxing it keeps the hit path's
+        // future (which the trait boxes anyway) small.
+        Box::pin(self.load_unit(name)).await
+    }
+
+    async fn load_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
         let me = self.me()?;
         run(&self.shared, self, |link| {
             let me = Arc::clone(&me);
             async move {
                 let scope = link.scope();
                 self.shared
-                    .get_or_load(scope, name, async move {
-                        let up = link.upstream.work_unit(name).await?;
+                    .get_or_load(scope, name, move |name| async move {
+                        let up = link.upstream.work_unit(&name).await?;
                         Ok(CachedWorkUnit::new(
                             &me,
                             name,
@@ -87,8 +96,8 @@ impl CachedWorkSpec {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), &name, || {
-                CachedWorkUnit::new(&me, &name, Link::new(up, Some(parent(link))))
+            .adopt(link.scope(), name, |name| {
+                CachedWorkUnit::new(&me, name, Link::new(up, Some(parent(link))))
             })
             .await)
     }
@@ -107,7 +116,7 @@ impl Handle for CachedWorkSpec {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.work_specs
     }
 
@@ -188,7 +197,18 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
-        let unit = self.lookup_unit(name).await?;
+        let scope = {
+            let link = self.link.load();
+            (!link.is_dead()).then(|| link.scope())
+        };
+        let hit = match scope {
+            Some(scope) => self.shared.hit::<CachedWorkUnit>(scope, name),
+            None => None,
+        };
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        let unit = Box::pin(self.load_unit(name)).await?;
         Ok(unit)
     }
 

@@ -11,7 +11,7 @@ use super::attempt::wrap_attempt;
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
 use super::work_spec::CachedWorkSpec;
-use super::{run, Caches, Handle, Moka, Shared};
+use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitStatus};
@@ -29,14 +29,14 @@ pub(crate) struct CachedWorkUnit {
 impl CachedWorkUnit {
     pub(super) fn new(
         work_spec: &Arc<CachedWorkSpec>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn WorkUnit>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedWorkUnit {
             shared: Arc::clone(&work_spec.shared),
             me: me.clone(),
             work_spec: Arc::clone(work_spec),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
@@ -68,7 +68,7 @@ impl Handle for CachedWorkUnit {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.work_units
     }
 

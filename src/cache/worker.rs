@@ -12,7 +12,7 @@ use super::link::Link;
 use super::namespace::CachedNamespace;
 use super::stats::{Counters, KindCounters};
 use super::work_unit::CachedWorkUnit;
-use super::{live_link, run, run_with_budget, Caches, Handle, Moka, Shared};
+use super::{live_link, run, run_with_budget, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
 use crate::error::{Error, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
@@ -30,14 +30,14 @@ pub(crate) struct CachedWorker {
 impl CachedWorker {
     pub(super) fn new(
         namespace: &Arc<CachedNamespace>,
-        name: &str,
+        name: Arc<str>,
         link: Arc<Link<dyn Worker>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| CachedWorker {
             shared: Arc::clone(&namespace.shared),
             me: me.clone(),
             namespace: Arc::clone(namespace),
-            name: Arc::from(name),
+            name,
             link: ArcSwap::new(link),
         })
     }
@@ -86,7 +86,7 @@ impl Handle for CachedWorker {
         &self.link
     }
 
-    fn moka(caches: &Caches) -> &Moka<Self> {
+    fn store(caches: &Caches) -> &Store<Self> {
         &caches.workers
     }
 

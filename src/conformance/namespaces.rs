@@ -223,9 +223,9 @@ pub async fn namespace_get_or_create(t: TestBackend) {
 ///
 /// Then, after the name has been re-created and populated, `destroy` on the
 /// old handle:
-/// * [`Identity::Object`]: succeeds and must not affect the new namespace
+/// * [`Identity::Object`](super::Identity::Object): succeeds and must not affect the new namespace
 ///   (its spec survives);
-/// * [`Identity::Name`]: the old handle means "the namespace now called
+/// * [`Identity::Name`](super::Identity::Name): the old handle means "the namespace now called
 ///   so", so it destroys the new namespace (the spec is gone).
 pub async fn namespace_destroy_twice(t: TestBackend) {
     let r = Run::new("namespace_destroy_twice", t);

@@ -204,7 +204,11 @@ impl Probe {
         }
         if op.is_lookup() {
             if let Some(latency) = self.lookup_latency {
-                tokio::time::sleep(latency).await;
+                // tokio's timer ticks in whole milliseconds (a 1 ms sleep
+                // takes about 2 ms); a thread sleep on the blocking pool is
+                // precise to tens of microseconds and still lets concurrent
+                // lookups wait in parallel, as round trips on a pool would.
+                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(latency)).await;
             }
         }
     }
@@ -299,8 +303,10 @@ impl<B> Instrumented<B> {
         }
     }
 
-    /// Also sleeps `latency` (with `tokio::time::sleep`) in every name
-    /// lookup, like a database round trip.
+    /// Also waits `latency` in every name lookup, like a database round
+    /// trip. Each waiting lookup occupies a thread of tokio's blocking pool
+    /// for that time (for precision: tokio's timer rounds up to whole
+    /// milliseconds), so concurrent lookups wait in parallel.
     pub fn with_lookup_latency(inner: B, latency: StdDuration) -> Self {
         let mut me = Self::new(inner);
         me.probe = Arc::new(Probe {

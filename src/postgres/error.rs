@@ -30,7 +30,7 @@ pub enum PostgresError {
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] deadpool_postgres::PoolError),
     /// A statement failed.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", describe(.0))]
     Database(#[source] tokio_postgres::Error),
     /// The database was migrated by a newer version of this crate.
     #[error(
@@ -46,6 +46,22 @@ pub enum PostgresError {
     /// The database holds a value this code cannot read back.
     #[error("unreadable value in the database: {0}")]
     Decode(String),
+}
+
+/// tokio-postgres displays a server error as just "db error"; show the
+/// server's message, SQLSTATE and detail instead.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} ({})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(": ");
+                text.push_str(detail);
+            }
+            text
+        }
+        None => e.to_string(),
+    }
 }
 
 impl PostgresError {

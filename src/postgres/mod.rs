@@ -41,7 +41,7 @@
 //! handle answers `Gone` (or a §12.2 variation) even after an object of the
 //! same name is created again, because the new row has a new id. Handles of
 //! another backend, including another `PostgresBackend` instance, are refused
-//! with [`Error::WrongBackend`](crate::Error::WrongBackend).
+//! with [`Error::WrongBackend`].
 //!
 //! # Time
 //!

@@ -7,7 +7,7 @@
 //! * in a fresh directory under the temporary directory (`/tmp` when root);
 //! * as the unprivileged `postgres` user when the process runs as root
 //!   (PostgreSQL refuses to run as root), via
-//!   [`CommandExt::uid`](std::os::unix::process::CommandExt::uid);
+//!   `std::os::unix::process::CommandExt::uid`;
 //! * listening only on a unix socket inside that directory (no TCP port);
 //! * tuned for tests (`fsync`, `synchronous_commit` and `full_page_writes`
 //!   off: a crash loses the cluster, which is thrown away anyway).
@@ -122,8 +122,12 @@ impl TestCluster {
     }
 
     /// [`shared`](Self::shared), or `None` after printing why the calling
-    /// test is skipped. Under CI (`CI` set) a missing server is a failure
-    /// instead: this panics with the reason and how to install PostgreSQL.
+    /// test is skipped.
+    ///
+    /// # Panics
+    ///
+    /// Under CI (`CI` set) a missing server is a failure instead of a skip:
+    /// this panics with the reason and how to install PostgreSQL.
     pub fn shared_or_skip(test: &str) -> Option<&'static TestCluster> {
         match Self::shared() {
             Ok(cluster) => Some(cluster),
