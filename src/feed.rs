@@ -56,10 +56,9 @@
 //!   one job server and the event's arrival in another, the other's lookup
 //!   can still return the deleted object's handle. That handle is never
 //!   used on the wrong object: its operations answer `Gone` and it
-//!   re-resolves its name, as without a feed. A lookup that was already
-//!   loading from the backend when the delete committed may cache the
-//!   deleted object after the event was applied; the entry is then dropped
-//!   by the handle's first `Gone`. Events reach the entries reachable from
+//!   re-resolves its name, as without a feed. A lookup already loading from
+//!   the backend when the event is applied answers what it read, but its
+//!   answer is not cached. Events reach the entries reachable from
 //!   the cache itself; children looked up through a namespace or spec handle
 //!   the caller kept after that handle's own entry was evicted are not
 //!   reached (they still recover on `Gone`). A spec's redefinition drops

@@ -16,7 +16,7 @@ use std::time::Duration as StdDuration;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use super::key::{KeyRef, ROOT_SCOPE};
+use super::key::{Key, KeyRef, ROOT_SCOPE};
 use super::namespace::CachedNamespace;
 use super::work_spec::CachedWorkSpec;
 use super::work_unit::CachedWorkUnit;
@@ -242,6 +242,11 @@ impl Shared {
     /// Drops every entry of every kind.
     pub(crate) fn flush(&self) {
         if let Some(caches) = self.caches.load_full() {
+            // Loads in flight first, so none publishes a pre-flush answer.
+            caches.namespaces.inflight.lock().clear();
+            caches.work_specs.inflight.lock().clear();
+            caches.work_units.inflight.lock().clear();
+            caches.workers.inflight.lock().clear();
             caches.namespaces.entries.invalidate_all();
             caches.work_specs.entries.invalidate_all();
             caches.work_units.entries.invalidate_all();
@@ -253,8 +258,16 @@ impl Shared {
     /// Drops the entry of `W` named `name` under `scope`; its link loses its
     /// children, and with `deleted` is known deleted.
     async fn drop_entry<W: Handle>(&self, caches: &Caches, scope: u64, name: &str, deleted: bool) {
+        let store = W::store(caches);
+        // A load of this name in flight may have read the object before the
+        // change: forgetting it here means it is never published (its
+        // waiters still get its answer, as if they had looked up first).
+        store.inflight.lock().remove(&Key {
+            scope,
+            name: Arc::from(name),
+        });
         let key = KeyRef { scope, name };
-        if let Some(gone) = W::store(caches).entries.remove(&key) {
+        if let Some(gone) = store.entries.remove(&key) {
             let link = gone.link_cell().load();
             link.rescope();
             if deleted {

@@ -578,9 +578,8 @@ impl std::error::Error for SharedSource {
 ///   reconnects. *Not guaranteed:* invalidation is asynchronous, so in the
 ///   milliseconds between a commit elsewhere and its event a lookup can
 ///   still return the deleted object's handle (its first fallible call then
-///   re-resolves, as below); a lookup already loading when the delete
-///   committed can cache the deleted object after the event (dropped at
-///   that handle's first `Gone`).
+///   re-resolves, as below). A lookup already loading when the event is
+///   applied returns what it read but does not cache it.
 /// * **Without a feed** (a third-party backend without one, or a cache built
 ///   outside a tokio runtime, which does not subscribe): deletes behind the
 ///   cache's back are invisible to lookups until a handle notices them: a
