@@ -535,3 +535,35 @@ async fn server_restart_resubscribes_within_a_second() -> coordinate::Result<()>
     drop(lease);
     Ok(())
 }
+
+/// Names too long for a notification: the delete still commits, and the
+/// event degrades to "purge everything" rather than failing or being lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_names_degrade_to_a_full_purge() -> coordinate::Result<()> {
+    let Some((one, two, _url, _lease)) = two_servers("oversized_names").await else {
+        return Ok(());
+    };
+    let long = "n".repeat(5_000);
+    let spec = one
+        .namespace(&long)
+        .await?
+        .set_work_spec(data!({"name": "spec"}))
+        .await?;
+    spec.add_work_unit("a", data!({}), WorkUnitMeta::default())
+        .await?;
+    two.work_unit_at(&long, "spec", "a").await?;
+    let flushes = two.stats().feed.flushes;
+    spec.delete_work_units(&named(&["a"])).await?;
+    assert!(
+        wait_until(StdDuration::from_secs(1), || two.stats().feed.flushes
+            > flushes)
+        .await,
+        "{:?}",
+        two.stats().feed
+    );
+    assert!(matches!(
+        two.work_unit_at(&long, "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    Ok(())
+}
