@@ -17,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::feed::ChangeFeed;
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
@@ -44,6 +45,12 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Summary of every live namespace (§14).
     async fn summarize(&self) -> Result<Summary>;
+
+    /// The backend's change feed, if it has one (see [`crate::feed`]).
+    /// Optional: the default is `None`, and wrappers must forward it.
+    fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        None
+    }
 }
 
 /// Forwards [`Backend`] through a smart pointer, so `Arc<dyn Backend>`,
@@ -62,6 +69,10 @@ macro_rules! forward_backend {
 
             async fn summarize(&self) -> Result<Summary> {
                 (**self).summarize().await
+            }
+
+            fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+                (**self).change_feed()
             }
         }
     };

@@ -76,6 +76,7 @@ pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+pub mod feed;
 pub mod instrumented;
 pub mod memory;
 pub mod model;

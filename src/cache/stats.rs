@@ -121,6 +121,8 @@ pub struct CacheStats {
     pub work_units: KindStats,
     /// Worker handles.
     pub workers: KindStats,
+    /// The change-feed subscription (coherence across job servers).
+    pub feed: super::FeedStats,
 }
 
 impl fmt::Debug for Counters {

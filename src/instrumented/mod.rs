@@ -367,4 +367,9 @@ impl<B: Backend> Backend for Instrumented<B> {
         self.probe.enter(Op::Summarize).await;
         self.inner.summarize().await
     }
+
+    /// The inner backend's feed, uncounted (it is not an API operation).
+    fn change_feed(&self) -> Option<Arc<dyn crate::feed::ChangeFeed>> {
+        self.inner.change_feed()
+    }
 }

@@ -13,6 +13,7 @@ use crate::api::{
     Worker, WorkerRef,
 };
 use crate::error::{Error, Result};
+use crate::feed::{ChangeEvent, DeletedUnits};
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
@@ -170,13 +171,32 @@ impl Namespace for MemNamespace {
     }
 
     async fn destroy(&self) -> Result<()> {
-        self.shared.run(|st, _| st.destroy_namespace(self.id));
+        self.shared.run(|st, _| {
+            let existed = st.namespace_name(self.id).is_some();
+            st.destroy_namespace(self.id);
+            if existed && self.shared.feed.wanted() {
+                self.shared.feed.publish(ChangeEvent::NamespaceDestroyed {
+                    namespace: self.name.clone(),
+                });
+            }
+        });
         Ok(())
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
         self.shared.run(|st, _| {
+            let existed = self.shared.feed.wanted()
+                && definition
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| st.work_spec(self.id, n).is_ok());
             let (id, name) = st.set_work_spec(self.id, definition)?;
+            if existed {
+                self.shared.feed.publish(ChangeEvent::WorkSpecRedefined {
+                    namespace: self.name.clone(),
+                    work_spec: name.clone(),
+                });
+            }
             Ok(spec_handle(&self.shared, id, &name) as WorkSpecRef)
         })
     }
@@ -189,7 +209,16 @@ impl Namespace for MemNamespace {
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
-        self.shared.run(|st, _| st.destroy_work_spec(self.id, name))
+        self.shared.run(|st, _| {
+            st.destroy_work_spec(self.id, name)?;
+            if self.shared.feed.wanted() {
+                self.shared.feed.publish(ChangeEvent::WorkSpecDestroyed {
+                    namespace: self.name.clone(),
+                    work_spec: name.to_string(),
+                });
+            }
+            Ok(())
+        })
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
@@ -237,8 +266,18 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
-        self.shared
-            .run(|st, _| st.set_spec_data(self.id, definition))
+        self.shared.run(|st, _| {
+            st.set_spec_data(self.id, definition)?;
+            if self.shared.feed.wanted() {
+                if let Some((namespace, work_spec)) = st.spec_path(self.id) {
+                    self.shared.feed.publish(ChangeEvent::WorkSpecRedefined {
+                        namespace: namespace.to_string(),
+                        work_spec: work_spec.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        })
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
@@ -297,8 +336,19 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
-        self.shared
-            .run(|st, now| st.delete_work_units(self.id, query, now))
+        self.shared.run(|st, now| {
+            let deleted = st.delete_work_units(self.id, query, now)?;
+            if !deleted.is_empty() && self.shared.feed.wanted() {
+                if let Some((namespace, work_spec)) = st.spec_path(self.id) {
+                    self.shared.feed.publish(ChangeEvent::WorkUnitsDeleted {
+                        namespace: namespace.to_string(),
+                        work_spec: work_spec.to_string(),
+                        units: DeletedUnits::Names(deleted.iter().map(|n| n.to_string()).collect()),
+                    });
+                }
+            }
+            Ok(deleted.len() as u64)
+        })
     }
 
     async fn summarize(&self) -> Result<Summary> {
@@ -394,7 +444,18 @@ impl Worker for MemWorker {
         let parent = parent
             .map(|p| own::<MemWorker>(&self.shared, p.as_any()).map(|p| p.id))
             .transpose()?;
-        self.shared.run(|st, _| st.set_parent(self.id, parent))
+        self.shared.run(|st, _| {
+            st.set_parent(self.id, parent)?;
+            if self.shared.feed.wanted() {
+                if let Some((namespace, worker)) = st.worker_path(self.id) {
+                    self.shared.feed.publish(ChangeEvent::WorkerChanged {
+                        namespace: namespace.to_string(),
+                        worker: worker.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        })
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {

@@ -17,6 +17,7 @@
 //! `count_work_unit_status` and lazy expiry therefore cost a few `O(log n)`
 //! steps, not a scan of the spec (see `benches/memory.rs`).
 
+mod feed;
 mod handles;
 mod index;
 mod state;
@@ -31,6 +32,7 @@ use parking_lot::Mutex;
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Result;
+use crate::feed::ChangeFeed;
 use crate::model::{Summary, Time};
 
 use state::State;
@@ -62,6 +64,7 @@ pub struct MemoryBackend {
 pub(crate) struct Shared {
     state: Mutex<State>,
     clock: SharedClock,
+    feed: Arc<feed::MemoryFeed>,
 }
 
 impl Shared {
@@ -85,10 +88,17 @@ impl MemoryBackend {
 
     /// An empty backend reading time from a shared clock.
     pub fn with_shared_clock(clock: SharedClock) -> Self {
+        Self::with_feed_capacity(clock, feed::DEFAULT_FEED_CAPACITY)
+    }
+
+    /// An empty backend whose change feed lets a subscriber fall at most
+    /// `capacity` events behind before it sees a gap (default 4096).
+    pub fn with_feed_capacity(clock: SharedClock, capacity: usize) -> Self {
         MemoryBackend {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 clock,
+                feed: Arc::new(feed::MemoryFeed::new(capacity)),
             }),
         }
     }
@@ -133,5 +143,11 @@ impl Backend for MemoryBackend {
 
     async fn summarize(&self) -> Result<Summary> {
         self.shared.run(|st, now| st.summarize_all(now))
+    }
+
+    /// An in-process feed: every delete made through this backend (or a
+    /// clone) reaches every subscriber, caches included.
+    fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        Some(Arc::clone(&self.shared.feed) as Arc<dyn ChangeFeed>)
     }
 }

@@ -645,12 +645,13 @@ impl State {
         Ok(())
     }
 
+    /// Deletes the selected units; answers their names (for the change feed).
     pub(crate) fn delete_work_units(
         &mut self,
         spec: SpecId,
         query: &WorkUnitQuery,
         now: Time,
-    ) -> Result<u64> {
+    ) -> Result<Vec<Arc<str>>> {
         let selected = self.select(spec, query, now)?;
         for (name, id) in &selected {
             if let Some(class) = self.class(*id) {
@@ -660,7 +661,26 @@ impl State {
             }
             self.remove_unit(*id);
         }
-        Ok(selected.len() as u64)
+        Ok(selected.into_iter().map(|(name, _)| name).collect())
+    }
+
+    // ----- names, for the change feed ------------------------------------------
+
+    /// The name of a live namespace.
+    pub(crate) fn namespace_name(&self, id: NamespaceId) -> Option<&str> {
+        self.namespaces.get(&id).map(|ns| ns.name.as_str())
+    }
+
+    /// The namespace and spec names of a live spec.
+    pub(crate) fn spec_path(&self, id: SpecId) -> Option<(&str, &str)> {
+        let spec = self.specs.get(&id)?;
+        Some((self.namespace_name(spec.namespace)?, spec.name.as_str()))
+    }
+
+    /// The namespace and worker names of a live worker.
+    pub(crate) fn worker_path(&self, id: WorkerId) -> Option<(&str, &str)> {
+        let worker = self.workers.get(&id)?;
+        Some((self.namespace_name(worker.namespace)?, &worker.name))
     }
 
     // ----- work units ---------------------------------------------------------

@@ -61,6 +61,7 @@
 mod attempt;
 mod error;
 mod namespace;
+mod notify;
 mod nul;
 mod schema;
 pub mod testing;
@@ -126,6 +127,8 @@ pub struct PostgresBackend {
 /// What every handle of one backend shares.
 pub(crate) struct Shared {
     pool: Pool,
+    /// The change feed and its listening connection (outside the pool).
+    feed: Arc<notify::PgFeed>,
     clock: SharedClock,
     /// Distinguishes this backend's handles from another instance's.
     instance: u64,
@@ -211,6 +214,7 @@ impl PostgresBuilder {
         if config.get_application_name().is_none() {
             config.application_name("coordinate");
         }
+        let feed_config = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -227,8 +231,10 @@ impl PostgresBuilder {
             .build()
             .map_err(|e| PostgresError::Pool(e.to_string()))?;
         static INSTANCES: AtomicU64 = AtomicU64::new(1);
+        let feed = Arc::new(notify::PgFeed::new(feed_config, pool.clone()));
         let shared = Arc::new(Shared {
             pool,
+            feed,
             clock: self.clock,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
         });
@@ -268,6 +274,13 @@ impl PostgresBackend {
     /// The schema version of the connected database after migration.
     pub fn schema_version(&self) -> i32 {
         SCHEMA_VERSION
+    }
+
+    /// The server process id of this backend's change-feed listening
+    /// connection, if it is connected (for diagnostics and fault tests,
+    /// e.g. `pg_terminate_backend`).
+    pub async fn feed_listener_pid(&self) -> Option<i32> {
+        self.shared.feed.listener_pid().await
     }
 
     /// Answers a namespace handle from its row.
@@ -310,6 +323,12 @@ impl Backend for PostgresBackend {
 
     async fn summarize(&self) -> Result<Summary> {
         self.shared.summarize(Scope::All).await
+    }
+
+    /// `LISTEN`/`NOTIFY`: deletes committed by any job server (or by hand)
+    /// on this database reach every subscriber (see the `notify` module).
+    fn change_feed(&self) -> Option<Arc<dyn crate::feed::ChangeFeed>> {
+        Some(Arc::clone(&self.shared.feed) as Arc<dyn crate::feed::ChangeFeed>)
     }
 }
 

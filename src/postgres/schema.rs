@@ -23,13 +23,19 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Never edit a released step: add a new one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/0002_change_feed.sql"),
+    },
+];
 
 /// The schema version this code migrates to and works with.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key that serialises migrations ("coordnat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;

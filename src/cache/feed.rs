@@ -1,0 +1,425 @@
+//! Coherence across job servers: the cache's subscription to its backend's
+//! change feed (see [`crate::feed`]).
+//!
+//! A cache built inside a tokio runtime over a backend with a feed spawns
+//! one task. The task holds only a `Weak` to the cache's state and stops when
+//! the [`Cache`] is dropped. It applies every event to exactly the entries
+//! it names. When the feed reports a gap the cache stops serving from its
+//! entries (lookups go to the backend and nothing is cached), flushes, and
+//! resubscribes with exponential backoff and jitter; once subscribed again
+//! it flushes once more and serves from the cache again.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration as StdDuration;
+
+use futures::FutureExt;
+use tokio::sync::Notify;
+
+use super::key::{Key, KeyRef, ROOT_SCOPE};
+use super::namespace::CachedNamespace;
+use super::work_spec::CachedWorkSpec;
+use super::work_unit::CachedWorkUnit;
+use super::worker::CachedWorker;
+use super::{Cache, Caches, Handle, Shared};
+use crate::api::Backend;
+use crate::error::{Error, Result};
+use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, FeedUnsupported, PurgeScope};
+
+/// The first pause before resubscribing (before jitter).
+const FIRST_RETRY: StdDuration = StdDuration::from_millis(50);
+/// The longest pause between two subscription attempts.
+const MAX_RETRY: StdDuration = StdDuration::from_secs(30);
+
+/// The feed state a cache shares with its subscription task.
+#[derive(Debug, Default)]
+pub(crate) struct FeedControl {
+    /// True while the cache is subscribed, or has no feed at all (then it
+    /// behaves as it always did). False entries are never served.
+    incoherent: AtomicBool,
+    /// True once a subscription task runs.
+    subscribed: AtomicBool,
+    stopped: AtomicBool,
+    stop: Notify,
+    /// Cuts a resubscription pause short: the backend answered a lookup.
+    wake: Notify,
+    events: AtomicU64,
+    flushes: AtomicU64,
+    reconnects: AtomicU64,
+    gaps: AtomicU64,
+}
+
+impl FeedControl {
+    /// True if entries may be served and stored.
+    pub(crate) fn coherent(&self) -> bool {
+        !self.incoherent.load(Ordering::Acquire)
+    }
+
+    fn set_coherent(&self, coherent: bool) {
+        self.incoherent.store(!coherent, Ordering::Release);
+    }
+
+    /// A lookup bypassing the cache was answered by the backend: if the
+    /// feed is down, the server is evidently reachable again, so retry
+    /// subscribing now rather than at the end of the backoff pause.
+    pub(crate) fn backend_answered(&self) {
+        if !self.coherent() && self.subscribed.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends the subscription task (the cache was dropped).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+    }
+
+    async fn stopped(&self) {
+        loop {
+            // Created before the check, so a concurrent `stop` wakes it.
+            let notified = self.stop.notified();
+            if self.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> FeedStats {
+        FeedStats {
+            subscribed: self.subscribed.load(Ordering::Relaxed) && self.coherent(),
+            events_applied: self.events.load(Ordering::Relaxed),
+            flushes: self.flushes.load(Ordering::Relaxed),
+            gaps: self.gaps.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Counters of a cache's change-feed subscription, in
+/// [`CacheStats::feed`](super::CacheStats::feed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedStats {
+    /// True while the cache is subscribed to its backend's feed and serves
+    /// from its entries; false without a feed, and during a gap.
+    pub subscribed: bool,
+    /// Feed events applied (each drops the entries it names).
+    pub events_applied: u64,
+    /// Times every entry was dropped: on a gap, on resubscribing, on a purge
+    /// of everything.
+    pub flushes: u64,
+    /// Gaps seen: the subscription fell behind or lost its connection.
+    pub gaps: u64,
+    /// Successful resubscriptions after a gap.
+    pub reconnects: u64,
+}
+
+/// Subscribes a freshly built cache to its backend's feed, if there is one
+/// and a tokio runtime to run the subscription on. Without a runtime the
+/// cache is not subscribed and behaves as a cache without a feed.
+pub(crate) fn start(shared: &Arc<Shared>) {
+    let Some(feed) = shared.backend.change_feed() else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!("cache built outside a tokio runtime: not subscribed to the change feed");
+        return;
+    };
+    let control = Arc::clone(&shared.feed);
+    // An in-process feed subscribes at once, so the cache serves from the
+    // first lookup; a remote one connects in the task, and until then
+    // lookups bypass the cache.
+    let first = feed.subscribe().now_or_never().and_then(Result::ok);
+    control.set_coherent(first.is_some());
+    control.subscribed.store(true, Ordering::Relaxed);
+    if first.is_some() {
+        tracing::debug!("cache subscribed to the change feed");
+    }
+    runtime.spawn(follow(Arc::downgrade(shared), control, feed, first));
+}
+
+/// Exponential backoff with full jitter over `[d/2, d]`.
+struct Backoff {
+    next: StdDuration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff { next: FIRST_RETRY }
+    }
+
+    fn reset(&mut self) {
+        self.next = FIRST_RETRY;
+    }
+
+    fn pause(&mut self) -> StdDuration {
+        let d = self.next;
+        self.next = (d * 2).min(MAX_RETRY);
+        let half = d.as_micros() as u64 / 2;
+        StdDuration::from_micros(half + fastrand::u64(0..=half))
+    }
+}
+
+/// The subscription task: applies events, handles gaps, resubscribes.
+async fn follow(
+    shared: Weak<Shared>,
+    control: Arc<FeedControl>,
+    feed: Arc<dyn ChangeFeed>,
+    mut subscription: Option<crate::feed::Subscription>,
+) {
+    let mut backoff = Backoff::new();
+    // A first subscription made here (a remote feed) is no reconnect.
+    let mut had_one = subscription.is_some();
+    loop {
+        let mut sub = match subscription.take() {
+            Some(sub) => sub,
+            None => {
+                let pause = backoff.pause();
+                let started = tokio::time::Instant::now();
+                tokio::select! {
+                    () = control.stopped() => return,
+                    () = tokio::time::sleep(pause) => {}
+                    () = control.wake.notified() => {
+                        // Never faster than the first retry, even when woken.
+                        tokio::time::sleep_until(started + FIRST_RETRY / 2).await;
+                    }
+                }
+                let attempt = tokio::select! {
+                    () = control.stopped() => return,
+                    attempt = feed.subscribe() => attempt,
+                };
+                let Some(cache) = shared.upgrade() else {
+                    return;
+                };
+                match attempt {
+                    Ok(sub) => {
+                        // Whatever was loaded while unsubscribed may be stale.
+                        cache.flush();
+                        control.set_coherent(true);
+                        if had_one {
+                            control.reconnects.fetch_add(1, Ordering::Relaxed);
+                        }
+                        had_one = true;
+                        backoff.reset();
+                        tracing::info!(
+                            "cache resubscribed to the change feed; serving from cache again"
+                        );
+                        sub
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cache cannot subscribe to the change feed; retrying");
+                        continue;
+                    }
+                }
+            }
+        };
+        loop {
+            let message = tokio::select! {
+                () = control.stopped() => return,
+                message = sub.recv() => message,
+            };
+            let Some(cache) = shared.upgrade() else {
+                return;
+            };
+            match message {
+                Ok(event) => {
+                    cache.apply(&event).await;
+                    control.events.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(gap) => {
+                    control.set_coherent(false);
+                    cache.flush();
+                    control.gaps.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%gap, "cache change feed gap: flushed, bypassing the cache until resubscribed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Drops every entry of every kind.
+    pub(crate) fn flush(&self) {
+        if let Some(caches) = self.caches.load_full() {
+            // Loads in flight first, so none publishes a pre-flush answer.
+            caches.namespaces.inflight.lock().clear();
+            caches.work_specs.inflight.lock().clear();
+            caches.work_units.inflight.lock().clear();
+            caches.workers.inflight.lock().clear();
+            caches.namespaces.entries.invalidate_all();
+            caches.work_specs.entries.invalidate_all();
+            caches.work_units.entries.invalidate_all();
+            caches.workers.entries.invalidate_all();
+        }
+        self.feed.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops the entry of `W` named `name` under `scope`; its link loses its
+    /// children, and with `deleted` is known deleted.
+    async fn drop_entry<W: Handle>(&self, caches: &Caches, scope: u64, name: &str, deleted: bool) {
+        let store = W::store(caches);
+        // A load of this name in flight may have read the object before the
+        // change: forgetting it here means it is never published (its
+        // waiters still get its answer, as if they had looked up first).
+        store.inflight.lock().remove(&Key {
+            scope,
+            name: Arc::from(name),
+        });
+        let key = KeyRef { scope, name };
+        if let Some(gone) = store.entries.remove(&key) {
+            let link = gone.link_cell().load();
+            link.rescope();
+            if deleted {
+                link.mark_dead();
+            }
+            self.counters::<W>().invalidations.inc();
+        }
+    }
+
+    /// The scope of the cached namespace `name`'s children.
+    async fn namespace_scope(&self, caches: &Caches, name: &str) -> Option<u64> {
+        let key = KeyRef {
+            scope: ROOT_SCOPE,
+            name,
+        };
+        let ns = caches.namespaces.entries.get(&key)?;
+        let scope = ns.link.load().scope();
+        Some(scope)
+    }
+
+    /// The cached spec `spec` of namespace `ns`.
+    async fn cached_spec(
+        &self,
+        caches: &Caches,
+        ns: &str,
+        spec: &str,
+    ) -> Option<Arc<CachedWorkSpec>> {
+        let scope = self.namespace_scope(caches, ns).await?;
+        caches.work_specs.entries.get(&KeyRef { scope, name: spec })
+    }
+
+    /// Applies one feed event (or a local purge) to exactly what it names.
+    pub(crate) async fn apply(&self, event: &ChangeEvent) {
+        let Some(caches) = self.caches.load_full() else {
+            return;
+        };
+        let caches = &*caches;
+        match event {
+            ChangeEvent::NamespaceDestroyed { namespace } => {
+                self.drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, true)
+                    .await;
+            }
+            ChangeEvent::WorkSpecDestroyed {
+                namespace,
+                work_spec,
+            } => {
+                if let Some(scope) = self.namespace_scope(caches, namespace).await {
+                    self.drop_entry::<CachedWorkSpec>(caches, scope, work_spec, true)
+                        .await;
+                }
+            }
+            // Same object, new definition: the cached handle stays right
+            // (the cache keeps no definition), and dropping it would orphan
+            // every cached unit of the spec. Nothing to do.
+            ChangeEvent::WorkSpecRedefined { .. } => {}
+            ChangeEvent::WorkUnitsDeleted {
+                namespace,
+                work_spec,
+                units,
+            } => {
+                if let Some(spec) = self.cached_spec(caches, namespace, work_spec).await {
+                    let link = spec.link.load_full();
+                    match units {
+                        DeletedUnits::Names(names) => {
+                            let scope = link.scope();
+                            for name in names {
+                                self.drop_entry::<CachedWorkUnit>(caches, scope, name, true)
+                                    .await;
+                            }
+                        }
+                        // Which units is unknown: drop every unit of the spec.
+                        DeletedUnits::All => {
+                            link.rescope();
+                            self.counters::<CachedWorkUnit>().invalidations.inc();
+                        }
+                    }
+                }
+            }
+            ChangeEvent::WorkerChanged { namespace, worker } => {
+                if let Some(scope) = self.namespace_scope(caches, namespace).await {
+                    self.drop_entry::<CachedWorker>(caches, scope, worker, false)
+                        .await;
+                }
+            }
+            ChangeEvent::Purge { scope, reason } => {
+                tracing::info!(?scope, %reason, "cache purge");
+                self.purge(caches, scope).await;
+            }
+        }
+    }
+
+    async fn purge(&self, caches: &Caches, scope: &PurgeScope) {
+        match scope {
+            PurgeScope::Namespace { namespace } => {
+                self.drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, false)
+                    .await;
+            }
+            PurgeScope::WorkSpec {
+                namespace,
+                work_spec,
+            } => {
+                if let Some(scope) = self.namespace_scope(caches, namespace).await {
+                    self.drop_entry::<CachedWorkSpec>(caches, scope, work_spec, false)
+                        .await;
+                }
+            }
+            PurgeScope::WorkUnit {
+                namespace,
+                work_spec,
+                work_unit,
+            } => {
+                if let Some(spec) = self.cached_spec(caches, namespace, work_spec).await {
+                    let scope = spec.link.load().scope();
+                    self.drop_entry::<CachedWorkUnit>(caches, scope, work_unit, false)
+                        .await;
+                }
+            }
+            PurgeScope::Worker { namespace, worker } => {
+                if let Some(scope) = self.namespace_scope(caches, namespace).await {
+                    self.drop_entry::<CachedWorker>(caches, scope, worker, false)
+                        .await;
+                }
+            }
+            PurgeScope::Everything => self.flush(),
+        }
+    }
+}
+
+impl<B> Cache<B> {
+    /// Drops, in this cache only, every entry `scope` covers. The next
+    /// lookup of a dropped name asks the backend.
+    pub async fn purge(&self, scope: &PurgeScope) {
+        if let Some(caches) = self.shared.caches.load_full() {
+            self.shared.purge(&caches, scope).await;
+        }
+    }
+
+    /// Drops every entry `scope` covers here, and asks every cache
+    /// subscribed to the same backend (every job server on the same
+    /// database) to do the same. `reason` is logged by each of them.
+    ///
+    /// Fails with [`Error::Backend`] holding a
+    /// [`FeedUnsupported`] if the backend has
+    /// no change feed (this cache's entries are dropped all the same).
+    pub async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()>
+    where
+        B: Backend,
+    {
+        self.purge(&scope).await;
+        match self.inner.change_feed() {
+            Some(feed) => feed.broadcast_purge(scope, reason).await,
+            None => Err(Error::backend(FeedUnsupported)),
+        }
+    }
+}

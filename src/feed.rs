@@ -1,0 +1,245 @@
+//! Change feeds: how a backend tells every cache over it that objects were
+//! deleted or changed, so that caches in several job servers stay coherent.
+//!
+//! A feed is an optional capability of a [`Backend`](crate::Backend):
+//! [`Backend::change_feed`](crate::Backend::change_feed) answers `None` by
+//! default, and a backend without a feed works exactly as before. A backend
+//! with one publishes a [`ChangeEvent`] for every delete (and for the few
+//! changes a cache must know of), to every [`Subscription`], including
+//! subscriptions in other processes when the backend is shared (PostgreSQL).
+//!
+//! A subscription reports a [`FeedGap`] when it may have missed events (it
+//! fell behind, or its connection was lost). After a gap the subscriber must
+//! assume anything may have changed, and subscribe again.
+//!
+//! Events are *hints about names*: "the unit called U in spec S of
+//! namespace N was deleted". Between the delete and its event a same-named
+//! object may already have been created again; subscribers must treat an
+//! event as "forget what you know about this name", never as "this name no
+//! longer exists".
+//!
+//! # Backends
+//!
+//! - `MemoryBackend`: an in-process broadcast channel; every change made
+//!   through the backend or a clone of it, cache or no cache, is published
+//!   under the state lock, so in order.
+//! - `PostgresBackend`: `LISTEN`/`NOTIFY`. Triggers notify from the deleting
+//!   statement's own transaction, so an event is sent on commit and never on
+//!   rollback, whoever deleted (this crate, another job server, an
+//!   administrator in `psql`; `TRUNCATE` makes everyone flush). Payloads stay
+//!   under 7000 bytes: a delete of more than 200 units of a spec is one
+//!   spec-wide event. Each backend listens on one connection of its own,
+//!   outside the pool; losing it ends every subscription with a gap.
+//!
+//! # Coherence of `Cache` (guarantees and caveats)
+//!
+//! A [`Cache`](crate::cache::Cache) built inside a tokio runtime over a
+//! backend with a feed subscribes at once and keeps itself coherent:
+//!
+//! - **Guaranteed.** Once the event of a committed delete has been applied
+//!   (a few milliseconds after the commit on a local PostgreSQL; see
+//!   `BENCHMARKS-feed.md`), no lookup of this cache answers from an entry
+//!   the delete made stale: lookups of a deleted unit, spec or namespace go
+//!   to the backend and answer `NoSuch…` (or find the object created again
+//!   since). A rolled-back delete changes nothing. A gap (the subscription
+//!   fell behind, or the connection was lost) flushes every entry, and until
+//!   the cache has subscribed again it serves and stores no entry at all
+//!   (every lookup goes to the backend); once subscribed again it flushes
+//!   once more. So an entry that may have missed an event is never served.
+//!   Resubscription backs off exponentially with jitter, from about 50 ms
+//!   up to 30 s; a lookup the backend answers meanwhile (so the server is
+//!   back) cuts the pause short, so a busy job server resubscribes within
+//!   a lookup or two of the server accepting connections again.
+//!   [`Cache::broadcast_purge`](crate::cache::Cache::broadcast_purge)
+//!   reaches every subscribed cache of the database.
+//! - **Not guaranteed.** Invalidation is asynchronous: between a commit in
+//!   one job server and the event's arrival in another, the other's lookup
+//!   can still return the deleted object's handle. That handle is never
+//!   used on the wrong object: its operations answer `Gone` and it
+//!   re-resolves its name, as without a feed. A lookup already loading from
+//!   the backend when the event is applied answers what it read, but its
+//!   answer is not cached. Events reach the entries reachable from
+//!   the cache itself; children looked up through a namespace or spec handle
+//!   the caller kept after that handle's own entry was evicted are not
+//!   reached (they still recover on `Gone`). A spec's redefinition drops
+//!   nothing (no definition is cached). After a long outage an idle cache
+//!   may resubscribe up to ~30 s after the server is back (its first lookup
+//!   wakes it; it bypasses itself meanwhile: correct, but every lookup is a
+//!   round trip).
+//! - **Without a feed** — a cache built outside a tokio runtime, or over a
+//!   backend that has none — nothing changes: deletes made behind the
+//!   cache's back are only noticed when a handle answers `Gone` (bound it
+//!   with a time-to-live if that matters). PostgreSQL sessions running with
+//!   `session_replication_role = replica` skip triggers, and so the feed.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::error::Result;
+
+/// Which work units a [`ChangeEvent::WorkUnitsDeleted`] names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DeletedUnits {
+    /// Exactly these units (by name) were deleted.
+    Names(Vec<String>),
+    /// Some or all units of the spec were deleted; which ones is not said
+    /// (a large delete, kept within the transport's message size).
+    All,
+}
+
+/// What a purge request covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PurgeScope {
+    /// Everything cached.
+    Everything,
+    /// A namespace and everything under it.
+    Namespace {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A work spec and its units.
+    WorkSpec {
+        /// The spec's namespace.
+        namespace: String,
+        /// The spec.
+        work_spec: String,
+    },
+    /// One work unit.
+    WorkUnit {
+        /// The unit's namespace.
+        namespace: String,
+        /// The unit's spec.
+        work_spec: String,
+        /// The unit.
+        work_unit: String,
+    },
+    /// One worker.
+    Worker {
+        /// The worker's namespace.
+        namespace: String,
+        /// The worker.
+        worker: String,
+    },
+}
+
+/// One change a cache must hear of. Plain data; names are the objects'
+/// names, never backend ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ChangeEvent {
+    /// The namespace and everything in it were deleted.
+    NamespaceDestroyed {
+        /// The namespace.
+        namespace: String,
+    },
+    /// The work spec and its units were deleted.
+    WorkSpecDestroyed {
+        /// The spec's namespace.
+        namespace: String,
+        /// The spec.
+        work_spec: String,
+    },
+    /// The work spec's definition was replaced (the spec itself remains).
+    WorkSpecRedefined {
+        /// The spec's namespace.
+        namespace: String,
+        /// The spec.
+        work_spec: String,
+    },
+    /// Work units of the spec were deleted.
+    WorkUnitsDeleted {
+        /// The spec's namespace.
+        namespace: String,
+        /// The spec.
+        work_spec: String,
+        /// Which units.
+        units: DeletedUnits,
+    },
+    /// The worker was deleted or its parent changed.
+    WorkerChanged {
+        /// The worker's namespace.
+        namespace: String,
+        /// The worker.
+        worker: String,
+    },
+    /// Someone asked every cache to drop what `scope` covers.
+    Purge {
+        /// What to drop.
+        scope: PurgeScope,
+        /// Why, for the logs.
+        reason: String,
+    },
+}
+
+/// Why a subscription may have missed events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedGap {
+    /// The subscriber fell behind and this many events were dropped.
+    Lagged(u64),
+    /// The feed ended: its connection was lost or the backend went away.
+    Closed,
+}
+
+impl fmt::Display for FeedGap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FeedGap::Lagged(n) => write!(f, "the subscriber fell behind by {n} events"),
+            FeedGap::Closed => f.write_str("the change feed was closed"),
+        }
+    }
+}
+
+impl std::error::Error for FeedGap {}
+
+/// The failure of a feed operation on a backend that has no feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedUnsupported;
+
+impl fmt::Display for FeedUnsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this backend has no change feed")
+    }
+}
+
+impl std::error::Error for FeedUnsupported {}
+
+/// A live subscription to a change feed: every event published after it was
+/// made, in order, until a [`FeedGap`].
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<ChangeEvent>,
+}
+
+impl Subscription {
+    /// A subscription reading a broadcast channel; a lagging receiver is a
+    /// [`FeedGap::Lagged`], a closed channel a [`FeedGap::Closed`].
+    pub fn new(rx: broadcast::Receiver<ChangeEvent>) -> Self {
+        Subscription { rx }
+    }
+
+    /// The next event, or the gap that ends this subscription.
+    pub async fn recv(&mut self) -> std::result::Result<ChangeEvent, FeedGap> {
+        match self.rx.recv().await {
+            Ok(event) => Ok(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => Err(FeedGap::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => Err(FeedGap::Closed),
+        }
+    }
+}
+
+/// A backend's change feed (see the [module docs](self)).
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + fmt::Debug {
+    /// A new subscription; events published once this returns reach it.
+    async fn subscribe(&self) -> Result<Subscription>;
+
+    /// Publishes a [`ChangeEvent::Purge`] to every subscriber of this feed
+    /// (in every process sharing the backend).
+    async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()>;
+}

@@ -1,0 +1,300 @@
+//! The PostgreSQL change feed: `LISTEN`/`NOTIFY` on channel
+//! `coordinate_feed`.
+//!
+//! Notifications are sent by triggers (migration 2) in the deleting
+//! transaction itself, so they are delivered on commit and never on
+//! rollback, to every job server on the database. Each backend keeps one
+//! dedicated listening connection, outside the pool, made on the first
+//! subscription and shared by every subscriber; when it is lost every
+//! subscription ends with a gap, and the next subscription connects again.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use futures::StreamExt;
+use tokio::sync::{broadcast, Mutex};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::error::{db, pool};
+use crate::error::{Error, Result};
+use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope, Subscription};
+
+/// The channel every notification goes to.
+const CHANNEL: &str = "coordinate_feed";
+
+/// How many events a subscriber may fall behind by before it sees a gap.
+const CAPACITY: usize = 16_384;
+
+/// Purge payloads stay below this (PostgreSQL refuses 8000 bytes and more).
+const MAX_PAYLOAD: usize = 7_000;
+
+/// The feed of one backend.
+pub(crate) struct PgFeed {
+    config: tokio_postgres::Config,
+    pool: Pool,
+    listener: Mutex<Option<Listener>>,
+}
+
+/// The live listening connection.
+struct Listener {
+    /// A receiver kept to make new ones (`resubscribe`); the connection's
+    /// task owns the only sender, so its end closes every subscription.
+    template: broadcast::Receiver<ChangeEvent>,
+    /// Keeps the connection open.
+    _client: tokio_postgres::Client,
+    /// The server process id of the connection.
+    pid: i32,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PgFeed {
+    pub(crate) fn new(config: tokio_postgres::Config, pool: Pool) -> Self {
+        PgFeed {
+            config,
+            pool,
+            listener: Mutex::new(None),
+        }
+    }
+
+    /// The server pid of the listening connection, if one is up.
+    pub(crate) async fn listener_pid(&self) -> Option<i32> {
+        let guard = self.listener.lock().await;
+        guard
+            .as_ref()
+            .filter(|l| !l.task.is_finished())
+            .map(|l| l.pid)
+    }
+
+    /// Opens the listening connection and starts `LISTEN`ing.
+    async fn connect(&self) -> Result<Listener> {
+        let (client, mut connection) = self.config.connect(NoTls).await.map_err(db)?;
+        let (tx, template) = broadcast::channel(CAPACITY);
+        let task = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if let Some(event) = decode(n.payload()) {
+                            // No receiver only means no cache listens now.
+                            let _ = tx.send(event);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "change feed connection lost");
+                        return;
+                    }
+                }
+            }
+            tracing::warn!("change feed connection closed by the server");
+        });
+        let listening = async {
+            client
+                .batch_execute(&format!("LISTEN {CHANNEL}"))
+                .await
+                .map_err(db)?;
+            let row = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .map_err(db)?;
+            row.try_get::<_, i32>(0).map_err(db)
+        };
+        match listening.await {
+            Ok(pid) => {
+                tracing::info!(pid, "change feed listening");
+                Ok(Listener {
+                    template,
+                    _client: client,
+                    pid,
+                    task,
+                })
+            }
+            Err(e) => {
+                task.abort();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for PgFeed {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.get_mut().as_ref() {
+            listener.task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for PgFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgFeed").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for PgFeed {
+    async fn subscribe(&self) -> Result<Subscription> {
+        let mut guard = self.listener.lock().await;
+        if let Some(listener) = guard.as_ref().filter(|l| !l.task.is_finished()) {
+            return Ok(Subscription::new(listener.template.resubscribe()));
+        }
+        let listener = self.connect().await?;
+        let subscription = Subscription::new(listener.template.resubscribe());
+        *guard = Some(listener);
+        Ok(subscription)
+    }
+
+    async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()> {
+        let reason: String = reason.chars().take(200).collect();
+        let mut payload = encode_purge(&scope, &reason)?;
+        if payload.len() > MAX_PAYLOAD {
+            // A scope too long to send: everyone purges everything.
+            payload = encode_purge(&PurgeScope::Everything, &reason)?;
+        }
+        let client = self.pool.get().await.map_err(pool)?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+fn encode_purge(scope: &PurgeScope, reason: &str) -> Result<String> {
+    serde_json::to_string(&serde_json::json!({"e": "purge", "scope": scope, "reason": reason}))
+        .map_err(Error::backend)
+}
+
+/// A hex-encoded name.
+fn name(value: &serde_json::Value, key: &str) -> Option<String> {
+    let hex = value.get(key)?.as_str()?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The event a payload describes. An unreadable payload becomes a purge of
+/// everything: a possibly stale entry is never kept.
+pub(crate) fn decode(payload: &str) -> Option<ChangeEvent> {
+    let everything = |why: &str| ChangeEvent::Purge {
+        scope: PurgeScope::Everything,
+        reason: why.to_string(),
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return Some(everything("unreadable change notification"));
+    };
+    let event = match v.get("e").and_then(|e| e.as_str()) {
+        Some("none") => return None,
+        Some("all") => Some(everything("large change")),
+        Some("ns") => name(&v, "ns").map(|namespace| ChangeEvent::NamespaceDestroyed { namespace }),
+        Some("spec") => name(&v, "ns")
+            .zip(name(&v, "spec"))
+            .map(|(namespace, work_spec)| ChangeEvent::WorkSpecDestroyed {
+                namespace,
+                work_spec,
+            }),
+        Some("redef") => name(&v, "ns")
+            .zip(name(&v, "spec"))
+            .map(|(namespace, work_spec)| ChangeEvent::WorkSpecRedefined {
+                namespace,
+                work_spec,
+            }),
+        Some("units") => {
+            let units = match v.get("units") {
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|item| name(&serde_json::json!({ "n": item }), "n"))
+                    .collect::<Option<Vec<String>>>()
+                    .map(DeletedUnits::Names),
+                _ => Some(DeletedUnits::All),
+            };
+            name(&v, "ns").zip(name(&v, "spec")).zip(units).map(
+                |((namespace, work_spec), units)| ChangeEvent::WorkUnitsDeleted {
+                    namespace,
+                    work_spec,
+                    units,
+                },
+            )
+        }
+        Some("worker") => name(&v, "ns")
+            .zip(name(&v, "worker"))
+            .map(|(namespace, worker)| ChangeEvent::WorkerChanged { namespace, worker }),
+        Some("purge") => v
+            .get("scope")
+            .and_then(|s| serde_json::from_value::<PurgeScope>(s.clone()).ok())
+            .map(|scope| ChangeEvent::Purge {
+                scope,
+                reason: v
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+        _ => None,
+    };
+    Some(event.unwrap_or_else(|| everything("unknown change notification")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_decode() {
+        assert_eq!(
+            decode(r#"{"e":"units","ns":"6e","spec":"7300","units":["61","62"]}"#),
+            Some(ChangeEvent::WorkUnitsDeleted {
+                namespace: "n".into(),
+                work_spec: "s\0".into(),
+                units: DeletedUnits::Names(vec!["a".into(), "b".into()]),
+            })
+        );
+        assert_eq!(
+            decode(r#"{"e":"units","ns":"6e","spec":"73","units":null}"#),
+            Some(ChangeEvent::WorkUnitsDeleted {
+                namespace: "n".into(),
+                work_spec: "s".into(),
+                units: DeletedUnits::All,
+            })
+        );
+        assert_eq!(decode(r#"{"e":"none"}"#), None);
+        assert!(matches!(
+            decode("garbage"),
+            Some(ChangeEvent::Purge {
+                scope: PurgeScope::Everything,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(r#"{"e":"ns","ns":"zz"}"#),
+            Some(ChangeEvent::Purge {
+                scope: PurgeScope::Everything,
+                ..
+            })
+        ));
+        let purge = encode_purge(
+            &PurgeScope::Worker {
+                namespace: "n".into(),
+                worker: "w".into(),
+            },
+            "why",
+        )
+        .unwrap();
+        assert_eq!(
+            decode(&purge),
+            Some(ChangeEvent::Purge {
+                scope: PurgeScope::Worker {
+                    namespace: "n".into(),
+                    worker: "w".into()
+                },
+                reason: "why".into()
+            })
+        );
+    }
+}

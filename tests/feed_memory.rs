@@ -1,0 +1,231 @@
+//! The in-process change feed of `MemoryBackend`, and a `Cache` following it.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use coordinate::cache::Cache;
+use coordinate::feed::{ChangeEvent, DeletedUnits, PurgeScope};
+use coordinate::memory::MemoryBackend;
+use coordinate::{data, Backend, BackendExt, Error, SystemClock, WorkUnitMeta, WorkUnitQuery};
+
+/// Waits until the (async) condition holds, at most a second.
+macro_rules! eventually {
+    ($check:expr) => {{
+        let mut ok = false;
+        for _ in 0..200 {
+            if $check {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+        ok
+    }};
+}
+
+async fn setup(backend: &MemoryBackend) -> coordinate::Result<()> {
+    let spec = backend
+        .namespace("ns")
+        .await?
+        .set_work_spec(data!({"name": "spec"}))
+        .await?;
+    for u in ["a", "b", "c"] {
+        spec.add_work_unit(u, data!({}), WorkUnitMeta::default())
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn memory_feed_publishes_deletes() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    let feed = backend.change_feed().expect("memory backend has a feed");
+    let mut sub = feed.subscribe().await?;
+    setup(&backend).await?;
+    let spec = backend.work_spec_at("ns", "spec").await?;
+    spec.delete_work_units(&WorkUnitQuery {
+        names: vec!["a".into(), "zz".into()],
+        ..Default::default()
+    })
+    .await?;
+    assert_eq!(
+        sub.recv().await,
+        Ok(ChangeEvent::WorkUnitsDeleted {
+            namespace: "ns".into(),
+            work_spec: "spec".into(),
+            units: DeletedUnits::Names(vec!["a".into()]),
+        })
+    );
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
+        .await?;
+    assert_eq!(
+        sub.recv().await,
+        Ok(ChangeEvent::WorkSpecDestroyed {
+            namespace: "ns".into(),
+            work_spec: "spec".into(),
+        })
+    );
+    backend.namespace("ns").await?.destroy().await?;
+    assert_eq!(
+        sub.recv().await,
+        Ok(ChangeEvent::NamespaceDestroyed {
+            namespace: "ns".into()
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_on_inner_backend_reaches_the_cache() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    setup(&backend).await?;
+    let cache = Cache::new(backend.clone());
+    assert!(cache.stats().feed.subscribed);
+    // Warm the cache.
+    cache.work_unit_at("ns", "spec", "a").await?;
+    cache.work_unit_at("ns", "spec", "b").await?;
+    let hits = cache.stats().work_units.hits;
+    cache.work_unit_at("ns", "spec", "a").await?;
+    assert_eq!(cache.stats().work_units.hits, hits + 1);
+
+    // Delete behind the cache's back, on the inner backend.
+    backend
+        .work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&WorkUnitQuery {
+            names: vec!["a".into()],
+            ..Default::default()
+        })
+        .await?;
+    assert!(eventually!(matches!(
+        cache.work_unit_at("ns", "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    )));
+    // "b" was not named: still served from the cache.
+    let hits = cache.stats().work_units.hits;
+    cache.work_unit_at("ns", "spec", "b").await?;
+    assert_eq!(cache.stats().work_units.hits, hits + 1);
+
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
+        .await?;
+    assert!(eventually!(matches!(
+        cache.work_unit_at("ns", "spec", "b").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    )));
+    assert!(cache.stats().feed.events_applied >= 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn namespace_destroy_and_recreate_seen_by_cached_handle() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    setup(&backend).await?;
+    let cache = Cache::new(backend.clone());
+    let held = cache.work_spec_at("ns", "spec").await?;
+    let unit = cache.work_unit_at("ns", "spec", "a").await?;
+    backend.namespace("ns").await?.destroy().await?;
+    assert!(eventually!(matches!(
+        cache.work_spec_at("ns", "spec").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    )));
+    // Recreated behind the cache: the held handles follow the new objects.
+    setup(&backend).await?;
+    backend
+        .work_unit_at("ns", "spec", "a")
+        .await?
+        .set_priority(7.0)
+        .await?;
+    assert_eq!(unit.priority().await?, 7.0);
+    assert_eq!(held.work_unit("a").await?.priority().await?, 7.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> {
+    let backend = MemoryBackend::with_feed_capacity(Arc::new(SystemClock), 2);
+    setup(&backend).await?;
+    let cache = Cache::new(backend.clone());
+    let ns = backend.namespace("ns").await?;
+    cache.work_spec_at("ns", "spec").await?;
+    for i in 0..10 {
+        // Without yielding, the cache's task cannot keep up: it lags.
+        let spec = ns.set_work_spec(data!({"name": format!("s{i}")})).await?;
+        spec.add_work_unit("x", data!({}), WorkUnitMeta::default())
+            .await?;
+        ns.destroy_work_spec(&format!("s{i}")).await?;
+    }
+    assert!(
+        eventually!({
+            let feed = cache.stats().feed;
+            feed.gaps >= 1 && feed.reconnects >= 1 && feed.subscribed
+        }),
+        "{:?}",
+        cache.stats().feed
+    );
+    assert!(cache.stats().feed.flushes >= 2);
+    // Events flow again after the resubscription.
+    cache.work_unit_at("ns", "spec", "a").await?;
+    backend
+        .work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&WorkUnitQuery::default())
+        .await?;
+    assert!(eventually!(matches!(
+        cache.work_unit_at("ns", "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    )));
+    Ok(())
+}
+
+#[tokio::test]
+async fn purge_and_broadcast_purge() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    setup(&backend).await?;
+    let one = Cache::new(backend.clone());
+    let two = Cache::new(backend.clone());
+    for cache in [&one, &two] {
+        cache.work_unit_at("ns", "spec", "a").await?;
+    }
+    let scope = PurgeScope::WorkUnit {
+        namespace: "ns".into(),
+        work_spec: "spec".into(),
+        work_unit: "a".into(),
+    };
+    one.purge(&scope).await;
+    let loads = one.stats().work_units.backend_loads;
+    one.work_unit_at("ns", "spec", "a").await?;
+    assert_eq!(one.stats().work_units.backend_loads, loads + 1);
+
+    one.broadcast_purge(PurgeScope::Everything, "test").await?;
+    assert!(eventually!(two.stats().feed.flushes >= 1));
+    let loads = two.stats().namespaces.backend_loads;
+    two.work_unit_at("ns", "spec", "a").await?;
+    assert_eq!(two.stats().namespaces.backend_loads, loads + 1);
+    Ok(())
+}
+
+#[test]
+fn cache_built_outside_a_runtime_is_not_subscribed() {
+    let cache = Cache::new(MemoryBackend::new());
+    assert!(!cache.stats().feed.subscribed);
+}
+
+#[tokio::test]
+async fn dropping_the_cache_ends_its_subscription() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    let cache = Cache::new(backend.clone());
+    assert!(format!("{backend:?}").contains("MemoryBackend"));
+    drop(cache);
+    let feed = backend.change_feed().expect("feed");
+    assert!(
+        eventually!(format!("{feed:?}").contains("subscribers: 0")),
+        "{feed:?}"
+    );
+    Ok(())
+}

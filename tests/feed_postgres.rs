@@ -1,0 +1,571 @@
+//! Coherent caches across job servers on PostgreSQL: two caches over two
+//! separate `PostgresBackend`s (two pools, two listening connections) on one
+//! harness database stand for two job servers.
+#![cfg(feature = "postgres")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration as StdDuration, Instant};
+
+use coordinate::cache::Cache;
+use coordinate::feed::PurgeScope;
+use coordinate::postgres::testing::{DatabaseLease, TestCluster};
+use coordinate::postgres::PostgresBackend;
+use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery};
+
+type Server = Cache<PostgresBackend>;
+
+/// Two job servers on one fresh database, both subscribed.
+async fn two_servers(test: &str) -> Option<(Server, Server, String, DatabaseLease)> {
+    let cluster = TestCluster::shared_or_skip(test)?;
+    let (one, lease) = cluster
+        .lease_backend(coordinate::SystemClock)
+        .await
+        .expect("lease");
+    let url = cluster.database_url(lease.database());
+    let two = PostgresBackend::connect(&url)
+        .await
+        .expect("second backend");
+    let (one, two) = (Cache::new(one), Cache::new(two));
+    for cache in [&one, &two] {
+        assert!(
+            wait_until(StdDuration::from_secs(5), || cache.stats().feed.subscribed).await,
+            "not subscribed"
+        );
+    }
+    Some((one, two, url, lease))
+}
+
+async fn wait_until(limit: StdDuration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(StdDuration::from_millis(2)).await;
+    }
+    check()
+}
+
+/// How long until `server`'s lookup of the unit fails with `NoSuch…`
+/// (polled), or `None` after a second.
+async fn time_until_unit_gone(server: &Server, spec: &str, unit: &str) -> Option<StdDuration> {
+    let start = Instant::now();
+    while start.elapsed() < StdDuration::from_secs(1) {
+        match server.work_unit_at("ns", spec, unit).await {
+            Err(Error::NoSuchWorkUnit { .. } | Error::NoSuchWorkSpec { .. }) => {
+                return Some(start.elapsed())
+            }
+            // A lookup racing with the namespace's destruction may find its
+            // cached namespace handle dead and answer `Gone`: poll on.
+            Ok(_) | Err(Error::Gone) => tokio::task::yield_now().await,
+            Err(e) => panic!("lookup failed: {e}"),
+        }
+    }
+    None
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("admin connection");
+    tokio::spawn(connection);
+    client
+}
+
+async fn add_units(server: &Server, spec: &str, names: &[&str]) -> coordinate::Result<()> {
+    let spec = server
+        .namespace("ns")
+        .await?
+        .set_work_spec(data!({ "name": spec }))
+        .await?;
+    for name in names {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await?;
+    }
+    Ok(())
+}
+
+fn named(names: &[&str]) -> WorkUnitQuery {
+    WorkUnitQuery {
+        names: names.iter().map(|n| n.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_in_one_server_reach_the_other_within_100ms() -> coordinate::Result<()> {
+    let Some((one, two, _url, _lease)) = two_servers("deletes_reach_the_other").await else {
+        return Ok(());
+    };
+    add_units(&one, "spec", &["a", "b", "c"]).await?;
+    add_units(&one, "other", &["x"]).await?;
+    for unit in ["a", "b", "c"] {
+        two.work_unit_at("ns", "spec", unit).await?;
+    }
+    two.work_unit_at("ns", "other", "x").await?;
+
+    // A unit.
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["a"]))
+        .await?;
+    let took = time_until_unit_gone(&two, "spec", "a").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    // Only the named entry went: "b" is still a hit.
+    let hits = two.stats().work_units.hits;
+    two.work_unit_at("ns", "spec", "b").await?;
+    assert_eq!(two.stats().work_units.hits, hits + 1);
+
+    // A spec.
+    one.namespace("ns").await?.destroy_work_spec("spec").await?;
+    let took = time_until_unit_gone(&two, "spec", "b").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    assert!(matches!(
+        two.work_spec_at("ns", "spec").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    ));
+
+    // A namespace.
+    one.namespace("ns").await?.destroy().await?;
+    let took = time_until_unit_gone(&two, "other", "x").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    assert!(two.stats().feed.events_applied >= 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_in_one_is_seen_by_the_others_cached_handles() -> coordinate::Result<()> {
+    let Some((one, two, _url, _lease)) = two_servers("recreate_is_seen").await else {
+        return Ok(());
+    };
+    add_units(&one, "spec", &["a"]).await?;
+    let held_spec = two.work_spec_at("ns", "spec").await?;
+    let held_unit = two.work_unit_at("ns", "spec", "a").await?;
+    one.namespace("ns").await?.destroy_work_spec("spec").await?;
+    add_units(&one, "spec", &["a"]).await?;
+    one.work_unit_at("ns", "spec", "a")
+        .await?
+        .set_priority(9.0)
+        .await?;
+    assert_eq!(held_unit.priority().await?, 9.0);
+    assert_eq!(held_spec.work_unit("a").await?.priority().await?, 9.0);
+    assert_eq!(
+        two.work_unit_at("ns", "spec", "a")
+            .await?
+            .priority()
+            .await?,
+        9.0
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordinate::Result<()> {
+    let Some((one, two, url, _lease)) = two_servers("rolled_back_delete").await else {
+        return Ok(());
+    };
+    add_units(&one, "spec", &["a", "b"]).await?;
+    two.work_unit_at("ns", "spec", "a").await?;
+    let before = two.stats().feed;
+    let mut sql = admin(&url).await;
+    let tx = sql.transaction().await.expect("begin");
+    tx.execute("DELETE FROM work_unit WHERE name = 'a'::bytea", &[])
+        .await
+        .expect("delete");
+    tx.rollback().await.expect("rollback");
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert_eq!(two.stats().feed.events_applied, before.events_applied);
+    let hits = two.stats().work_units.hits;
+    two.work_unit_at("ns", "spec", "a").await?;
+    assert_eq!(two.stats().work_units.hits, hits + 1, "entry kept");
+
+    // The same delete, committed by hand, is announced like any other.
+    sql.execute("DELETE FROM work_unit WHERE name = 'a'::bytea", &[])
+        .await
+        .expect("delete");
+    let took = time_until_unit_gone(&two, "spec", "a").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate::Result<()> {
+    let Some((one, two, url, _lease)) = two_servers("lost_listener").await else {
+        return Ok(());
+    };
+    add_units(&one, "spec", &["a", "b"]).await?;
+    two.work_unit_at("ns", "spec", "a").await?;
+    let pid = two.get_ref().feed_listener_pid().await.expect("listening");
+    let before = two.stats().feed;
+    admin(&url)
+        .await
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .expect("terminate");
+    let start = Instant::now();
+    assert!(
+        wait_until(StdDuration::from_secs(1), || {
+            let f = two.stats().feed;
+            f.gaps > before.gaps && f.reconnects > before.reconnects && f.subscribed
+        })
+        .await,
+        "{:?}",
+        two.stats().feed
+    );
+    let reconnected = start.elapsed();
+    eprintln!("reconnected {reconnected:?} after pg_terminate_backend");
+    assert!(two.stats().feed.flushes >= before.flushes + 2);
+    assert_ne!(two.get_ref().feed_listener_pid().await, Some(pid));
+    // Flushed: the next lookup loads again; then events flow again.
+    let loads = two.stats().work_units.backend_loads;
+    two.work_unit_at("ns", "spec", "b").await?;
+    assert_eq!(two.stats().work_units.backend_loads, loads + 1);
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["b"]))
+        .await?;
+    let took = time_until_unit_gone(&two, "spec", "b").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_10000_deletes_leaves_no_stale_entry() -> coordinate::Result<()> {
+    let Some((one, two, url, _lease)) = two_servers("burst_of_deletes").await else {
+        return Ok(());
+    };
+    const N: usize = 10_000;
+    add_units(&one, "burst", &[]).await?;
+    admin(&url)
+        .await
+        .execute(
+            "INSERT INTO work_unit (work_spec_id, name, data, priority)
+             SELECT s.id, convert_to('u' || g, 'UTF8'), '{}'::jsonb, 0
+             FROM work_spec s, generate_series(0, $1::int - 1) g
+             WHERE s.name = 'burst'::bytea",
+            &[&(N as i32)],
+        )
+        .await
+        .expect("insert units");
+    let names: Vec<String> = (0..N).map(|i| format!("u{i}")).collect();
+    let spec = two.work_spec_at("ns", "burst").await?;
+    for name in &names {
+        spec.work_unit(name).await?;
+    }
+    let before = two.stats().feed;
+    // 10,000 separate deleting statements from the other server, 4 at a time.
+    let spec_one = one.work_spec_at("ns", "burst").await?;
+    let tasks: Vec<tokio::task::JoinHandle<coordinate::Result<()>>> = (0..4)
+        .map(|t| {
+            let spec = spec_one.clone();
+            let names: Vec<String> = names.iter().skip(t).step_by(4).cloned().collect();
+            tokio::spawn(async move {
+                for name in names {
+                    let q = WorkUnitQuery {
+                        names: vec![name],
+                        ..Default::default()
+                    };
+                    spec.delete_work_units(&q).await?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join")?;
+    }
+    let deleted_at = Instant::now();
+    assert!(
+        wait_until(StdDuration::from_secs(10), || {
+            let f = two.stats().feed;
+            f.events_applied >= before.events_applied + N as u64 || f.gaps > before.gaps
+        })
+        .await
+    );
+    let drained = deleted_at.elapsed();
+    let mut stale = 0;
+    for name in &names {
+        match spec.work_unit(name).await {
+            Err(Error::NoSuchWorkUnit { .. }) => {}
+            _ => stale += 1,
+        }
+    }
+    eprintln!(
+        "burst: drained {drained:?} after the last delete; {stale} stale; {:?}",
+        two.stats().feed
+    );
+    assert_eq!(stale, 0);
+
+    // A large delete by query becomes one spec-wide event.
+    add_units(&one, "big", &[]).await?;
+    let big_names: Vec<String> = (0..500).map(|i| format!("b{i}")).collect();
+    let big = one.work_spec_at("ns", "big").await?;
+    for name in &big_names {
+        big.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await?;
+    }
+    let spec2 = two.work_spec_at("ns", "big").await?;
+    for name in &big_names {
+        spec2.work_unit(name).await?;
+    }
+    let applied = two.stats().feed.events_applied;
+    big.delete_work_units(&WorkUnitQuery::default()).await?;
+    let took = time_until_unit_gone(&two, "big", "b499").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    for name in &big_names {
+        assert!(matches!(
+            spec2.work_unit(name).await,
+            Err(Error::NoSuchWorkUnit { .. })
+        ));
+    }
+    assert_eq!(two.stats().feed.events_applied, applied + 1, "one event");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_purge_reaches_the_other_server() -> coordinate::Result<()> {
+    let Some((one, two, _url, _lease)) = two_servers("broadcast_purge").await else {
+        return Ok(());
+    };
+    add_units(&one, "spec", &["a"]).await?;
+    two.work_unit_at("ns", "spec", "a").await?;
+    let loads = two.stats().work_units.backend_loads;
+    one.broadcast_purge(
+        PurgeScope::WorkUnit {
+            namespace: "ns".into(),
+            work_spec: "spec".into(),
+            work_unit: "a".into(),
+        },
+        "operator asked",
+    )
+    .await?;
+    assert!(
+        wait_until(StdDuration::from_secs(1), || two
+            .stats()
+            .work_units
+            .invalidations
+            > 0)
+        .await
+    );
+    two.work_unit_at("ns", "spec", "a").await?;
+    assert_eq!(two.stats().work_units.backend_loads, loads + 1);
+    Ok(())
+}
+
+/// The second job server as its own OS process: this test binary run again
+/// with `FEED_CHILD_URL` set runs only [`child_job_server`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_job_server_in_another_process() -> coordinate::Result<()> {
+    let Some((one, _two, url, _lease)) = two_servers("second_process").await else {
+        return Ok(());
+    };
+    add_units(&one, "spec", &["a"]).await?;
+    let mut child = Reaped(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "child_job_server",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FEED_CHILD_URL", &url)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    expect(&mut lines, "READY").await;
+    let start = Instant::now();
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["a"]))
+        .await?;
+    let child_ms: f64 = expect(&mut lines, "SAW_DELETE").await.parse().expect("ms");
+    let seen = start.elapsed();
+    eprintln!("other process reported the delete {seen:?} after the delete call ({child_ms:.1} ms after READY)");
+    assert!(seen <= StdDuration::from_millis(100), "{seen:?}");
+    assert!(child.0.wait().expect("child").success());
+    Ok(())
+}
+
+/// A child process that is killed and reaped if the test fails early.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The rest of the first line of the child's output holding `what`.
+async fn expect(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>, what: &str) -> String {
+    tokio::time::timeout(StdDuration::from_secs(30), async {
+        while let Some(line) = lines.recv().await {
+            // libtest may print "test child_job_server ... " before it.
+            if let Some(at) = line.find(what) {
+                return line[at + what.len()..].trim().to_string();
+            }
+        }
+        panic!("child ended before {what}");
+    })
+    .await
+    .expect("child timed out")
+}
+
+/// The child mode of [`second_job_server_in_another_process`]; does nothing
+/// in a normal run.
+#[test]
+fn child_job_server() {
+    let Ok(url) = std::env::var("FEED_CHILD_URL") else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let cache = Cache::new(PostgresBackend::connect(&url).await.expect("connect"));
+        assert!(wait_until(StdDuration::from_secs(5), || cache.stats().feed.subscribed).await);
+        cache.work_unit_at("ns", "spec", "a").await.expect("warm");
+        println!("READY");
+        // Cached from here on: a lookup answers NoSuch… only after the event.
+        let start = Instant::now();
+        loop {
+            match cache.work_unit_at("ns", "spec", "a").await {
+                Ok(_) => tokio::task::yield_now().await,
+                Err(Error::NoSuchWorkUnit { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(
+                start.elapsed() < StdDuration::from_secs(10),
+                "never saw the delete"
+            );
+        }
+        // Measured from READY, so it includes the parent's delete round trip.
+        println!("SAW_DELETE {}", start.elapsed().as_secs_f64() * 1e3);
+    });
+}
+
+/// A server restart (on a private cluster): the cache flushes, bypasses
+/// itself while the server is down, and resubscribes within a second of the
+/// server accepting connections again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_resubscribes_within_a_second() -> coordinate::Result<()> {
+    let cluster = match TestCluster::start() {
+        Ok(cluster) => cluster,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED server_restart: {e}");
+            return Ok(());
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let (one, lease) = cluster.lease_backend(coordinate::SystemClock).await?;
+    let url = cluster.database_url(lease.database());
+    let two = PostgresBackend::connect(&url).await?;
+    let (one, two) = (Cache::new(one), Cache::new(two));
+    assert!(wait_until(StdDuration::from_secs(5), || two.stats().feed.subscribed).await);
+    add_units(&one, "spec", &["a", "b"]).await?;
+    two.work_unit_at("ns", "spec", "a").await?;
+
+    cluster.stop_server().map_err(Error::backend)?;
+    assert!(
+        wait_until(StdDuration::from_secs(5), || two.stats().feed.gaps >= 1).await,
+        "{:?}",
+        two.stats().feed
+    );
+    assert!(!two.stats().feed.subscribed);
+    // Down for a while: the backoff grows past a second.
+    tokio::time::sleep(StdDuration::from_secs(3)).await;
+    cluster.start_server().map_err(Error::backend)?;
+    let back = Instant::now();
+    // The job server's traffic: lookups (bypassing the cache) until subscribed.
+    let mut subscribed = false;
+    while back.elapsed() < StdDuration::from_secs(5) {
+        let _ = two.work_unit_at("ns", "spec", "a").await;
+        if two.stats().feed.subscribed {
+            subscribed = true;
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    let took = back.elapsed();
+    eprintln!("resubscribed {took:?} after the server accepted connections again");
+    assert!(subscribed && took <= StdDuration::from_secs(1), "{took:?}");
+    assert!(two.stats().feed.reconnects >= 1);
+
+    // Events flow again.
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["b"]))
+        .await?;
+    two.work_unit_at("ns", "spec", "a").await?;
+    let took = time_until_unit_gone(&two, "spec", "b").await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+    drop((one, two));
+    drop(lease);
+    Ok(())
+}
+
+/// Names too long for a notification: the delete still commits, and the
+/// event degrades to "purge everything" rather than failing or being lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_names_degrade_to_a_full_purge() -> coordinate::Result<()> {
+    let Some((one, two, _url, _lease)) = two_servers("oversized_names").await else {
+        return Ok(());
+    };
+    let long = "n".repeat(5_000);
+    let spec = one
+        .namespace(&long)
+        .await?
+        .set_work_spec(data!({"name": "spec"}))
+        .await?;
+    spec.add_work_unit("a", data!({}), WorkUnitMeta::default())
+        .await?;
+    two.work_unit_at(&long, "spec", "a").await?;
+    let flushes = two.stats().feed.flushes;
+    spec.delete_work_units(&named(&["a"])).await?;
+    assert!(
+        wait_until(StdDuration::from_secs(1), || two.stats().feed.flushes
+            > flushes)
+        .await,
+        "{:?}",
+        two.stats().feed
+    );
+    assert!(matches!(
+        two.work_unit_at(&long, "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    Ok(())
+}
