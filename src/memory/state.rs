@@ -507,13 +507,11 @@ impl State {
         with_counts: bool,
         now: Time,
     ) -> Result<WorkSpecMeta> {
-        let mut meta = self.spec(id)?.meta.clone();
-        if with_counts {
-            let counts = self.counts(id, now)?;
-            meta.available_count = saturating_i64(counts.available);
-            meta.pending_count = saturating_i64(counts.pending);
+        if !with_counts {
+            return Ok(self.spec(id)?.meta.clone());
         }
-        Ok(meta)
+        self.expire_spec(id, now)?;
+        Ok(counted_meta(self.spec(id)?))
     }
 
     pub(crate) fn set_spec_meta(&mut self, id: SpecId, meta: &WorkSpecMeta) -> Result<()> {
@@ -880,23 +878,18 @@ impl State {
             let runtime_ok =
                 request.runtimes.is_empty() || request.runtimes.contains(&state.meta.runtime);
             if wanted && runtime_ok {
-                let counts = state.index.counts();
-                let mut meta = state.meta.clone();
-                meta.available_count = saturating_i64(counts.available);
-                meta.pending_count = saturating_i64(counts.pending);
-                metas.insert(name.clone(), (*spec, meta));
+                metas.insert(name.clone(), counted_meta(state));
             }
         }
-        let for_scheduler = metas
-            .iter()
-            .map(|(name, (_, meta))| (name.clone(), meta.clone()))
-            .collect();
-        let chosen = match rules::schedule(&for_scheduler, now, request.available_gb) {
+        let chosen = match rules::schedule(&metas, now, request.available_gb) {
             Ok(name) => name,
             Err(Error::NoWork) => return Ok(Vec::new()),
             Err(other) => return Err(other),
         };
-        let Some((spec, meta)) = metas.remove(&chosen) else {
+        let (Some(meta), Some(spec)) = (
+            metas.remove(&chosen),
+            self.ns(ns)?.specs.get(&chosen).copied(),
+        ) else {
             return Ok(Vec::new());
         };
         let count =
@@ -1153,6 +1146,17 @@ fn counts_by_status(counts: &Counts) -> Vec<(WorkUnitStatus, u64)> {
     .into_iter()
     .filter(|(_, n)| *n > 0)
     .collect()
+}
+
+/// A spec's meta with its available and pending counts, as they stand
+/// (the caller runs the expiry check first).
+fn counted_meta(spec: &SpecState) -> WorkSpecMeta {
+    let counts = spec.index.counts();
+    WorkSpecMeta {
+        available_count: saturating_i64(counts.available),
+        pending_count: saturating_i64(counts.pending),
+        ..spec.meta.clone()
+    }
 }
 
 fn saturating_i64(n: u64) -> i64 {
