@@ -114,12 +114,12 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     tracing::error!("request handler panicked: {text}");
     Problem {
         status: StatusCode::INTERNAL_SERVER_ERROR,
-        document: ErrorDocument {
+        document: Box::new(ErrorDocument {
             error: codes::PANIC.to_owned(),
             message: text.clone(),
             stack: text,
             ..ErrorDocument::default()
-        },
+        }),
     }
     .into_response()
 }
