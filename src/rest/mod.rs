@@ -8,6 +8,7 @@
 //! an [`wire::ErrorDocument`] whose symbolic code maps back to the typed
 //! [`Error`](crate::Error).
 
+pub mod client;
 pub mod names;
 pub mod wire;
 

@@ -765,6 +765,16 @@ pub struct SummaryDocument(
     #[serde(deserialize_with = "null_as_empty")] pub Vec<SummaryRecordDocument>,
 );
 
+/// The worker list: `GET` on a namespace's `workers_url`. An extension of
+/// this server (the reference server has no method there); items are short
+/// forms, like the other lists.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// Every worker of the namespace, unordered.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub workers: Vec<NamedLink>,
+}
+
 /// The answer of a work unit query `DELETE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeletedDocument {
