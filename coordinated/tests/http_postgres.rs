@@ -105,7 +105,7 @@ fn aborted_requests_leave_the_pool_idle() {
     };
     let requests = [
         format!("GET {spec}/work_unit HTTP/1.1\r\nHost: x\r\n\r\n"),
-        format!("GET /summary HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "GET /summary HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
         post(
             "/namespace/abort/worker/w/request_attempts",
             r#"{"number_of_work_units": 5, "lifetime": 60000000000}"#,

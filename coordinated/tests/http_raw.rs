@@ -504,6 +504,11 @@ fn health_and_readiness() {
     let ready = server.get("/readyz");
     assert_eq!(ready.status, 200);
     assert_eq!(ready.json(), json!({"status": "ready"}));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let wrong = server.send_json("POST", path, "{}");
+        assert_eq!(wrong.status, 405, "{path}");
+        assert_eq!(wrong.error_code(), "error", "{path}");
+    }
 }
 
 /// Sends a request's head and the first part of its body, so the server
