@@ -79,6 +79,10 @@ run() { # mode
   statements=$(sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'")
   local requests=${out#*requests=}; requests=${requests%% *}
   echo "cache=$1 ${out#RESULT } statements=$statements statements_per_request=$(python3 -c "print(round($statements / $requests, 3))")"
+  if [ -n "${BREAKDOWN:-}" ]; then # the statements behind the figure, per request
+    sql "SELECT round(calls::numeric / $requests, 3) || '  ' || left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 12"
+  fi
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 }
 

@@ -7,7 +7,9 @@ use coordinate::rest::wire::{
     AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument, RootDocument,
     SummaryDocument, WorkSpecDocument, WorkUnitDocument, WorkerDocument,
 };
-use coordinate::{Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, Worker};
+use coordinate::{
+    Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, WorkUnitStatus, Worker,
+};
 use futures::future::try_join_all;
 
 use crate::links;
@@ -66,13 +68,16 @@ pub async fn work_spec(ns: &str, spec: &dyn WorkSpec) -> Result<WorkSpecDocument
 /// A work unit.
 pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument> {
     let spec_name = unit.work_spec().name().to_owned();
-    let (data, meta, status, active) = futures::try_join!(
-        unit.data(),
-        unit.meta(),
-        unit.status(),
-        unit.active_attempt()
-    )?;
+    let (data, meta, status) = futures::try_join!(unit.data(), unit.meta(), unit.status())?;
     let url = links::work_unit(ns, &spec_name, unit.name());
+    // Only a pending, finished or failed unit has an active attempt; asking
+    // for it otherwise would cost a lazy-expiry pass and a lookup for nothing.
+    let active = match status {
+        WorkUnitStatus::Pending | WorkUnitStatus::Finished | WorkUnitStatus::Failed => {
+            unit.active_attempt().await?
+        }
+        _ => None,
+    };
     let active_attempt_url = match active {
         Some(attempt) => links::attempt(&url, attempt.worker().name(), attempt.start_time().await?),
         None => String::new(),

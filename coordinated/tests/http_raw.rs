@@ -569,3 +569,14 @@ fn pipelined_garbage_gets_a_client_error_not_a_crash() {
     assert_eq!(reply.status, 400);
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+#[test]
+fn a_request_over_the_timeout_is_answered_503() {
+    let server = Server::start(&["--request-timeout", "100ms"]);
+    let mut stream = start_slow_post(&server);
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some(V1));
+    assert_eq!(reply.error_code(), "error");
+    assert_eq!(server.get("/healthz").status, 200);
+}
