@@ -304,6 +304,10 @@ impl Attempt for PgAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        u64::try_from(self.id).ok()
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
         attempt_status(
             &self
