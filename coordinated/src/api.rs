@@ -16,8 +16,7 @@ use coordinate::rest::wire::{
     WorkerUpdateBody,
 };
 use coordinate::{
-    AttemptRef, Backend, DataMap, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef,
-    WorkerRef,
+    AttemptRef, Backend, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef, WorkerRef,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -561,7 +560,7 @@ async fn update_worker(
         let zero = wire::zero_time();
         worker
             .update(
-                body.data.unwrap_or_else(DataMap::new),
+                body.data.unwrap_or_default(),
                 body.last_update.unwrap_or(zero),
                 body.expiration.unwrap_or(zero),
                 &body.mode,

@@ -30,7 +30,8 @@ pub struct Config {
     /// Address to listen on (`HOST:PORT`; `:PORT` means loopback).
     #[arg(long, default_value = "127.0.0.1:5980", value_parser = parse_addr)]
     pub http: SocketAddr,
-    /// `memory` (embedded, the default) or a `postgres://…` URL.
+    /// `memory` (embedded, the default), a `postgres://…` URL, or
+    /// `postgres:` followed by a `key=value` connection string.
     #[arg(long, default_value = "memory")]
     pub backend: String,
     /// Maximum PostgreSQL connections in the pool.
@@ -104,6 +105,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
+/// The PostgreSQL connection string a `--backend` value names, if any.
+fn postgres_connection(backend: &str) -> Option<&str> {
+    if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
+        Some(backend)
+    } else {
+        backend.strip_prefix("postgres:")
+    }
+}
+
 /// The backend to serve, and the cache's counters when the cache is on.
 pub struct ServedBackend {
     /// What the API serves.
@@ -126,18 +136,16 @@ impl Config {
     pub async fn backend(&self) -> coordinate::Result<ServedBackend> {
         let raw: Arc<dyn Backend> = if self.backend == "memory" {
             Arc::new(MemoryBackend::new())
-        } else if self.backend.starts_with("postgres://")
-            || self.backend.starts_with("postgresql://")
-        {
+        } else if let Some(connection) = postgres_connection(&self.backend) {
             Arc::new(
-                PostgresBackend::builder(&self.backend)
+                PostgresBackend::builder(connection)
                     .max_connections(self.postgres_max_connections)
                     .build()
                     .await?,
             )
         } else {
             return Err(coordinate::Error::backend(format!(
-                "unknown backend {:?} (memory or postgres://…)",
+                "unknown backend {:?} (memory, postgres://… or postgres:key=value…)",
                 self.backend
             )));
         };
@@ -201,6 +209,20 @@ mod tests {
     fn addresses_default_to_loopback() {
         assert_eq!(parse_addr(":5980"), Ok("127.0.0.1:5980".parse().unwrap()));
         assert!(parse_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn postgres_backends() {
+        assert_eq!(
+            postgres_connection("postgres://u@h/db"),
+            Some("postgres://u@h/db")
+        );
+        assert_eq!(
+            postgres_connection("postgres:host=/tmp port=5432"),
+            Some("host=/tmp port=5432")
+        );
+        assert_eq!(postgres_connection("memory"), None);
+        assert_eq!(postgres_connection("http://x"), None);
     }
 
     #[test]

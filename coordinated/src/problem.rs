@@ -10,8 +10,8 @@ use coordinate::Error;
 pub struct Problem {
     /// The status code.
     pub status: StatusCode,
-    /// The body.
-    pub document: ErrorDocument,
+    /// The body (boxed: results carrying a `Problem` stay small).
+    pub document: Box<ErrorDocument>,
 }
 
 impl Problem {
@@ -19,7 +19,7 @@ impl Problem {
     pub fn generic(status: StatusCode, message: impl Into<String>) -> Self {
         Problem {
             status,
-            document: ErrorDocument::generic(message),
+            document: Box::new(ErrorDocument::generic(message)),
         }
     }
 
@@ -61,7 +61,7 @@ impl Problem {
     pub fn with_status(status: StatusCode, err: &Error) -> Self {
         Problem {
             status,
-            document: ErrorDocument::from_error(err),
+            document: Box::new(ErrorDocument::from_error(err)),
         }
     }
 
@@ -83,7 +83,7 @@ impl Problem {
 
     /// The response, with the negotiated media type.
     pub fn respond(self, media_type: &'static str) -> Response {
-        let body = serde_json::to_vec(&self.document).unwrap_or_default();
+        let body = serde_json::to_vec(&*self.document).unwrap_or_default();
         let mut response = (self.status, body).into_response();
         response
             .headers_mut()

@@ -72,9 +72,17 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
         timeout: options.readiness_timeout,
     };
     let app = Router::new()
-        .route("/metrics", get(metrics::render).with_state(metrics_state))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz).with_state(readiness))
+        .route(
+            "/metrics",
+            get(metrics::render)
+                .with_state(metrics_state)
+                .fallback(wrong_method),
+        )
+        .route("/healthz", get(healthz).fallback(wrong_method))
+        .route(
+            "/readyz",
+            get(readyz).with_state(readiness).fallback(wrong_method),
+        )
         .fallback(api::handle)
         .with_state(Api::new(backend, options.max_body_bytes));
     let timeout = options.request_timeout;
@@ -114,14 +122,19 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     tracing::error!("request handler panicked: {text}");
     Problem {
         status: StatusCode::INTERNAL_SERVER_ERROR,
-        document: ErrorDocument {
+        document: Box::new(ErrorDocument {
             error: codes::PANIC.to_owned(),
             message: text.clone(),
             stack: text,
             ..ErrorDocument::default()
-        },
+        }),
     }
     .into_response()
+}
+
+/// Any method but `GET`/`HEAD` on the operational endpoints.
+async fn wrong_method(method: axum::http::Method) -> Response {
+    Problem::method_not_allowed(method.as_str()).into_response()
 }
 
 /// `GET /healthz`: the process answers.
