@@ -7,7 +7,9 @@
 //! it names. When the feed reports a gap the cache stops serving from its
 //! entries (lookups go to the backend and nothing is cached), flushes, and
 //! resubscribes with exponential backoff and jitter; once subscribed again
-//! it flushes once more and serves from the cache again.
+//! it flushes once more and serves from the cache again. Each flush starts a
+//! new generation of entries: handles given out in an earlier one (which
+//! events may have missed) re-resolve their name before their next use.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
