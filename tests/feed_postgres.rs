@@ -510,6 +510,7 @@ async fn server_restart_resubscribes_within_a_second() -> coordinate::Result<()>
     assert!(wait_until(StdDuration::from_secs(5), || two.stats().feed.subscribed).await);
     add_units(&one, "spec", &["a", "b"]).await?;
     two.work_unit_at("ns", "spec", "a").await?;
+    let held = two.work_spec_at("ns", "spec").await?;
 
     cluster.stop_server().map_err(Error::backend)?;
     assert!(
@@ -548,6 +549,27 @@ async fn server_restart_resubscribes_within_a_second() -> coordinate::Result<()>
         took.is_some_and(|t| t <= StdDuration::from_millis(100)),
         "{took:?}"
     );
+
+    // The spec handle held since before the restart revalidated: a delete
+    // made now reaches lookups through it as well as fresh ones.
+    held.work_unit("a").await?;
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["a"]))
+        .await?;
+    let deleted = Instant::now();
+    let mut answer = held.work_unit("a").await.map(|_| ());
+    while answer.is_ok() && deleted.elapsed() < StdDuration::from_secs(1) {
+        tokio::time::sleep(StdDuration::from_millis(2)).await;
+        answer = held.work_unit("a").await.map(|_| ());
+    }
+    assert!(
+        matches!(answer, Err(Error::NoSuchWorkUnit { .. })),
+        "{answer:?} after {:?}",
+        deleted.elapsed()
+    );
+    assert!(deleted.elapsed() <= StdDuration::from_millis(100));
+    drop(held);
     drop((one, two));
     drop(lease);
     Ok(())

@@ -151,6 +151,20 @@ impl fmt::Debug for PostgresBackend {
     }
 }
 
+/// The state of a [`PostgresBackend`]'s connection pool, from
+/// [`PostgresBackend::pool_status`]. The listening connection of the change
+/// feed is outside the pool and not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
+
 /// Settings for [`PostgresBackend`]; made by [`PostgresBackend::builder`].
 #[derive(Debug)]
 #[must_use]
@@ -281,6 +295,17 @@ impl PostgresBackend {
     /// e.g. `pg_terminate_backend`).
     pub async fn feed_listener_pid(&self) -> Option<i32> {
         self.shared.feed.listener_pid().await
+    }
+
+    /// The connection pool's state now: for monitoring, and to check that
+    /// no call (finished or cancelled) keeps a connection.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.shared.pool.status();
+        PoolStatus {
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
     }
 
     /// Answers a namespace handle from its row.
