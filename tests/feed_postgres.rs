@@ -11,6 +11,7 @@ use coordinate::cache::Cache;
 use coordinate::feed::PurgeScope;
 use coordinate::postgres::testing::{DatabaseLease, TestCluster};
 use coordinate::postgres::PostgresBackend;
+use coordinate::rules::limits::MAX_NAME_BYTES;
 use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery};
 
 type Server = Cache<PostgresBackend>;
@@ -553,35 +554,45 @@ async fn server_restart_resubscribes_within_a_second() -> coordinate::Result<()>
     Ok(())
 }
 
-/// Names too long for a notification: the delete still commits, and the
-/// event degrades to "purge everything" rather than failing or being lost.
+/// Names at the length limit that do not fit one notification: the delete
+/// still commits, and the event degrades to a spec-wide one rather than
+/// failing or being lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_names_degrade_to_a_full_purge() -> coordinate::Result<()> {
+async fn long_names_degrade_to_a_spec_wide_event() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;
-    let Some((one, two, _url, _lease)) = two_servers("oversized_names").await else {
+    let Some((one, two, _url, _lease)) = two_servers("long_names").await else {
         return Ok(());
     };
-    let long = "n".repeat(5_000);
+    let long = |c: &str| c.repeat(MAX_NAME_BYTES);
+    let (ns, spec_name, a, b) = (long("n"), long("s"), long("a"), long("b"));
     let spec = one
-        .namespace(&long)
+        .namespace(&ns)
         .await?
-        .set_work_spec(data!({"name": "spec"}))
+        .set_work_spec(data!({ "name": spec_name.clone() }))
         .await?;
-    spec.add_work_unit("a", data!({}), WorkUnitMeta::default())
-        .await?;
-    two.work_unit_at(&long, "spec", "a").await?;
-    let flushes = two.stats().feed.flushes;
-    spec.delete_work_units(&named(&["a"])).await?;
+    for unit in [&a, &b, &"c".to_string()] {
+        spec.add_work_unit(unit, data!({}), WorkUnitMeta::default())
+            .await?;
+        two.work_unit_at(&ns, &spec_name, unit).await?;
+    }
+    let applied = two.stats().feed.events_applied;
+    assert_eq!(spec.delete_work_units(&named(&[&a, &b])).await?, 2);
     assert!(
-        wait_until(StdDuration::from_secs(1), || two.stats().feed.flushes
-            > flushes)
+        wait_until(StdDuration::from_secs(1), || two
+            .stats()
+            .feed
+            .events_applied
+            > applied)
         .await,
         "{:?}",
         two.stats().feed
     );
-    assert!(matches!(
-        two.work_unit_at(&long, "spec", "a").await,
-        Err(Error::NoSuchWorkUnit { .. })
-    ));
+    for unit in [&a, &b] {
+        assert!(matches!(
+            two.work_unit_at(&ns, &spec_name, unit).await,
+            Err(Error::NoSuchWorkUnit { .. })
+        ));
+    }
+    two.work_unit_at(&ns, &spec_name, "c").await?;
     Ok(())
 }
