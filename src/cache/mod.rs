@@ -420,6 +420,8 @@ fn copy_error(e: &Arc<Error>) -> Error {
         BadPriority => BadPriority,
         BadOutputItem(d) => BadOutputItem(d.clone()),
         TimeOutOfRange(d) => TimeOutOfRange(d.clone()),
+        NameTooLong { limit } => NameTooLong { limit: *limit },
+        DataTooDeep { limit } => DataTooDeep { limit: *limit },
         Backend(_) => Backend(Box::new(SharedSource(Arc::clone(e)))),
     }
 }

@@ -251,6 +251,8 @@ impl Namespace for CachedNamespace {
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        // Checked before the clone below, which would recurse once per level.
+        let definition = crate::rules::limits::checked_data(definition)?;
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move {

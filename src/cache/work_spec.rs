@@ -163,6 +163,8 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
+        // Checked before the clone below, which would recurse once per level.
+        let definition = crate::rules::limits::checked_data(definition)?;
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move { link.upstream.set_data(definition).await }
@@ -191,6 +193,8 @@ impl WorkSpec for CachedWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
+        // Checked before the clone below, which would recurse once per level.
+        let data = crate::rules::limits::checked_data(data)?;
         run(&self.shared, self, |link| {
             let data = data.clone();
             async move {

@@ -350,14 +350,17 @@ impl Attempt for PgAttempt {
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Renew(extend), data).await
     }
 
     async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Expire, data).await
     }
 
     async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         let shared = self.shared();
         let finished: bool = shared
             .retrying(|| async {
@@ -380,10 +383,12 @@ impl Attempt for PgAttempt {
     }
 
     async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Fail, data).await
     }
 
     async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Retry(delay), data).await
     }
 }

@@ -320,6 +320,7 @@ impl Backend for PostgresBackend {
         const FIND: &str = "SELECT id FROM namespace WHERE name = $1";
         const CREATE: &str =
             "INSERT INTO namespace (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id";
+        crate::rules::limits::check_name(name)?;
         let client = self.shared.client().await?;
         // Usually one round trip; a racing creator makes us look again.
         for _ in 0..MAX_TRIES {

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     DataMap, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
-use crate::rules::{merge_set_meta, parse_definition};
+use crate::rules::{limits, merge_set_meta, parse_definition};
 
 /// A work spec row.
 #[derive(Debug)]
@@ -194,14 +194,13 @@ impl PgWorkSpec {
                             )
                             .await?
                         }
-                        UnitChange::AdjustPriority(d) => {
-                            execute(
-                                &tx,
-                                "UPDATE work_unit SET priority = priority + $2 WHERE id = ANY($1)",
-                                &[&ids, &d],
-                            )
-                            .await?
-                        }
+                        UnitChange::AdjustPriority(d) => execute(
+                            &tx,
+                            "UPDATE work_unit SET priority = priority + $2 WHERE id = ANY($1)",
+                            &[&ids, &d],
+                        )
+                        .await
+                        .map_err(super::error::priority_overflow)?,
                         UnitChange::Delete => {
                             execute(&tx, "DELETE FROM work_unit WHERE id = ANY($1)", &[&ids])
                                 .await?
@@ -252,6 +251,7 @@ impl WorkSpec for PgWorkSpec {
                 max_attempts_returned = $11, max_retries = $12, next_work_spec_name = $13,
                 runtime = $14
             WHERE id = $1";
+        let definition = limits::checked_data(definition)?;
         let parsed = parse_definition(&definition)?;
         if parsed.name != self.name {
             return Err(Error::ChangedName);
@@ -318,6 +318,7 @@ impl WorkSpec for PgWorkSpec {
                 continuous = $5, min_memory_gb = $6, interval_us = $7, next_continuous = $8,
                 max_running = $9, max_attempts_returned = $10, max_retries = $11
             WHERE id = $1";
+        let meta = limits::checked_spec_meta(meta)?;
         let shared = &self.shared;
         shared
             .retrying(|| async {
@@ -357,6 +358,7 @@ impl WorkSpec for PgWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
+        let (data, meta) = limits::checked_new_unit(name, data, meta)?;
         let shared = &self.shared;
         let id = shared
             .retrying(|| async {
@@ -416,12 +418,14 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         self.change_units(query, UnitChange::SetPriority(priority))
             .await
             .map(drop)
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        let delta = limits::checked_priority(delta)?;
         self.change_units(query, UnitChange::AdjustPriority(delta))
             .await
             .map(drop)

@@ -14,7 +14,7 @@ use super::{
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitStatus};
-use crate::rules::unit_status;
+use crate::rules::{limits, unit_status};
 
 /// A work unit row.
 #[derive(Debug)]
@@ -116,6 +116,7 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        let meta = limits::checked_unit_meta(meta)?;
         let client = self.shared().client().await?;
         let changed = execute(
             &client,
@@ -142,6 +143,7 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         let client = self.shared().client().await?;
         let changed = execute(
             &client,

@@ -300,7 +300,7 @@ impl PgWorker {
             .await?
             .ok_or(Error::Gone)?;
         let unit_id: i64 = col(&row, 0)?;
-        let next = checked_add(now, meta.interval)?;
+        let next = rules::limits::next_continuous(now, meta.interval);
         execute(
             tx,
             "UPDATE work_spec SET next_continuous = $2 WHERE id = $1",
@@ -424,6 +424,7 @@ impl Worker for PgWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
+        let (data, now, expiration) = rules::limits::checked_worker_update(data, now, expiration)?;
         let client = self.shared.client().await?;
         let changed = execute(
             &client,
