@@ -60,6 +60,7 @@ mod attempts;
 mod concurrency;
 mod errors;
 mod identity;
+mod limits;
 mod namespaces;
 mod specs;
 mod transitions;
@@ -70,6 +71,7 @@ pub use attempts::*;
 pub use concurrency::*;
 pub use errors::*;
 pub use identity::*;
+pub use limits::*;
 pub use namespaces::*;
 pub use specs::*;
 pub use transitions::*;
@@ -301,6 +303,15 @@ macro_rules! conformance_tests {
                 huge_retry_delay,
                 huge_definition_values,
                 huge_work_unit_times,
+                // Limits (the crate's `# Limits`)
+                name_limits,
+                chained_name_limits,
+                data_depth_limits,
+                interval_limits,
+                long_interval_near_the_end,
+                priority_limits,
+                time_limits,
+                chained_time_limits,
             ],
             pair: [
                 wrong_backend_make_attempt,
