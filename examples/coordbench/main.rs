@@ -69,6 +69,10 @@ struct Args {
     /// Also print latency by kind of request (always in the JSON).
     #[arg(long)]
     breakdown: bool,
+    /// Which requests clients make: `job` (the job server mix) or `reads`
+    /// (lookup-heavy reads: unit status, unit data, spec meta).
+    #[arg(long, value_enum, default_value = "job")]
+    mix: workload::Mix,
     /// Rounds of cached and uncached runs, interleaved.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -114,6 +118,7 @@ async fn run(args: &Args) -> Result<(), String> {
         specs: args.specs,
         duration: StdDuration::from_secs_f64(args.duration),
         batch: args.batch.max(1),
+        mix: args.mix,
     };
     let warmup = StdDuration::from_secs_f64(args.warmup);
     let tag = std::process::id();
@@ -159,8 +164,9 @@ async fn run(args: &Args) -> Result<(), String> {
         println!("{out}");
     } else {
         println!(
-            "coordbench: {} clients, {} units in {} specs, {} round(s) of {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
+            "coordbench: {} clients, {:?} mix, {} units in {} specs, {} round(s) of {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
             args.clients,
+            args.mix,
             args.units,
             args.specs,
             args.rounds,
