@@ -92,10 +92,10 @@ impl fmt::Debug for MockClock {
 pub type SharedClock = Arc<dyn Clock>;
 
 /// `time + by`, or [`Error::TimeOutOfRange`](crate::Error::TimeOutOfRange)
-/// instead of the panic of `+`.
+/// instead of the panic of `+` and for any sum outside the stored time range
+/// (see [`limits::time_after`](crate::rules::limits::time_after)).
 pub fn checked_add(time: Time, by: Duration) -> crate::Result<Time> {
-    time.checked_add_signed(by)
-        .ok_or_else(|| crate::Error::TimeOutOfRange(format!("{time} + {by}")))
+    crate::rules::limits::time_after(time, by)
 }
 
 #[cfg(test)]

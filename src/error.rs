@@ -62,16 +62,35 @@ pub enum Error {
     /// Output parsing: an array item has fewer than two elements.
     #[error("work unit output item is too short")]
     WorkUnitTooShort,
-    /// Output parsing: the fourth element of an item is not a float.
+    /// Output parsing: the fourth element of an item is not a float; or a
+    /// priority is NaN or infinite, or an adjustment overflows (see the
+    /// crate's `# Limits`).
     #[error("work unit output item has a bad priority")]
     BadPriority,
     /// Output parsing: an item's name, data or options have the wrong type.
     #[error("bad work unit output item: {0}")]
     BadOutputItem(String),
-    /// A time or duration argument would move an instant out of the
-    /// representable range (for example `now + Duration::MAX`).
+    /// A time, or an instant computed from a duration argument, lies outside
+    /// [`MIN_TIME`](crate::rules::limits::MIN_TIME) ..=
+    /// [`MAX_TIME`](crate::rules::limits::MAX_TIME) (for example
+    /// `now + Duration::MAX`).
     #[error("time out of range: {0}")]
     TimeOutOfRange(String),
+    /// A namespace, work spec, work unit or worker name is longer than
+    /// [`MAX_NAME_BYTES`](crate::rules::limits::MAX_NAME_BYTES).
+    #[error("name is longer than {limit} bytes")]
+    NameTooLong {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A data map nests deeper than
+    /// [`MAX_DATA_DEPTH`](crate::rules::limits::MAX_DATA_DEPTH); nothing
+    /// was stored.
+    #[error("data nests deeper than {limit} levels")]
+    DataTooDeep {
+        /// The limit, in levels.
+        limit: usize,
+    },
     /// A failure of the backend itself, with its source.
     #[error("backend error: {0}")]
     Backend(#[source] BoxError),
@@ -101,6 +120,8 @@ impl PartialEq for Error {
             (NoSuchWorkUnit { name: a }, NoSuchWorkUnit { name: b }) => a == b,
             (TimeOutOfRange(a), TimeOutOfRange(b)) => a == b,
             (BadOutputItem(a), BadOutputItem(b)) => a == b,
+            (NameTooLong { limit: a }, NameTooLong { limit: b }) => a == b,
+            (DataTooDeep { limit: a }, DataTooDeep { limit: b }) => a == b,
             (Backend(a), Backend(b)) => a.to_string() == b.to_string(),
             (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         }

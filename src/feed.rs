@@ -46,6 +46,9 @@
 //!   the cache has subscribed again it serves and stores no entry at all
 //!   (every lookup goes to the backend); once subscribed again it flushes
 //!   once more. So an entry that may have missed an event is never served.
+//!   Handles obtained before the gap (or during it) re-resolve their name on
+//!   their first use after it, so lookups through a handle kept across a gap
+//!   are covered too.
 //!   Resubscription backs off exponentially with jitter, from about 50 ms
 //!   up to 30 s; a lookup the backend answers meanwhile (so the server is
 //!   back) cuts the pause short, so a busy job server resubscribes within

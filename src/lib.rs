@@ -56,6 +56,32 @@
 //! module's `Cache` wraps any backend, implements the same traits, and
 //! memoizes namespace, work spec, work unit and worker handles by name.
 //!
+//! # Limits
+//!
+//! Every backend accepts exactly the same input, so every stack gives the
+//! same answer. What a caller stores is checked before anything is stored,
+//! by the functions of [`rules::limits`]:
+//!
+//! | What | Limit | Beyond it |
+//! |---|---|---|
+//! | namespace, work spec, work unit and worker names | at most [`MAX_NAME_BYTES`](rules::limits::MAX_NAME_BYTES) = 1,024 bytes of UTF-8 | [`Error::NameTooLong`]; a lookup finds nothing; a chained output item is skipped |
+//! | nesting of data maps (definitions, unit, attempt and worker data) | at most [`MAX_DATA_DEPTH`](rules::limits::MAX_DATA_DEPTH) = 100 levels, the map itself being level 1 | [`Error::DataTooDeep`] |
+//! | continuous `interval` (definition and `set_meta`) | `0 ..=` [`MAX_INTERVAL`](rules::limits::MAX_INTERVAL) = 100 years of 365.25 days, whole microseconds | [`Error::InvalidWorkSpecData`] |
+//! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
+//! | work unit priorities (`add_work_unit`, `set_meta`, `set_priority`, `set_work_unit_priorities`, `adjust_work_unit_priorities` and its sums) | finite; `-0.0` is stored as `0.0` | [`Error::BadPriority`], nothing changed |
+//!
+//! Why these values: PostgreSQL cannot index a row over about 2,700 bytes,
+//! and 1 KiB leaves room for indexes over a name and its parent; its client
+//! decodes `jsonb` with serde_json, which reads at most 127 levels, and 100
+//! leaves a margin; the time range is the one of RFC 3339 and most
+//! languages' date types, well inside both PostgreSQL's `timestamptz` and
+//! chrono; priorities must order the same in Rust and SQL, where NaN and
+//! the sign of zero do not. Depth is checked without recursion and data
+//! over the limit is dismantled without recursion, so no input overflows
+//! the stack. A continuous spec's next time is `now + interval` saturated at
+//! `MAX_TIME`, so one spec's interval never fails a request. The injected
+//! [`Clock`] is trusted to stay inside the time range.
+//!
 //! # Errors
 //!
 //! Every fallible operation returns [`Result`] with the one [`Error`] enum;

@@ -183,6 +183,80 @@ async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> 
     Ok(())
 }
 
+/// Changes the backend so fast, without yielding, that a cache over a feed
+/// of capacity 2 falls behind: a gap.
+async fn cause_a_gap(backend: &MemoryBackend) -> coordinate::Result<()> {
+    let ns = backend.namespace("ns").await?;
+    for i in 0..10 {
+        let name = format!("gap{i}");
+        ns.set_work_spec(data!({ "name": &name })).await?;
+        ns.destroy_work_spec(&name).await?;
+    }
+    Ok(())
+}
+
+/// Handles held across a gap revalidate once the cache is subscribed
+/// again, so deletes made after it reach lookups through them too.
+#[tokio::test(flavor = "current_thread")]
+async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()> {
+    let backend = MemoryBackend::with_feed_capacity(Arc::new(SystemClock), 2);
+    setup(&backend).await?;
+    let cache = Cache::new(backend.clone());
+    let held_ns = cache.namespace("ns").await?;
+    let held_spec = cache.work_spec_at("ns", "spec").await?;
+    held_spec.work_unit("a").await?;
+    cause_a_gap(&backend).await?;
+    assert!(
+        eventually!({
+            let feed = cache.stats().feed;
+            feed.gaps >= 1 && feed.reconnects >= 1 && feed.subscribed
+        }),
+        "{:?}",
+        cache.stats().feed
+    );
+    // Looked up through the held handles after the gap…
+    held_spec.work_unit("a").await?;
+    held_spec.work_unit("b").await?;
+    held_ns.work_spec("spec").await?;
+    // …then deleted behind the cache's back: once the event is applied,
+    // no lookup answers from the stale entry.
+    let applied = cache.stats().feed.events_applied;
+    backend
+        .work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&WorkUnitQuery {
+            names: vec!["a".into()],
+            ..Default::default()
+        })
+        .await?;
+    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    assert!(matches!(
+        held_spec.work_unit("a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    assert!(matches!(
+        cache.work_unit_at("ns", "spec", "a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    // Served from the cache again through the held handle.
+    let hits = cache.stats().work_units.hits;
+    held_spec.work_unit("b").await?;
+    assert_eq!(cache.stats().work_units.hits, hits + 1);
+    let applied = cache.stats().feed.events_applied;
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
+        .await?;
+    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    assert!(matches!(
+        held_ns.work_spec("spec").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    ));
+    assert_eq!(held_spec.work_unit("b").await.err(), Some(Error::Gone));
+    Ok(())
+}
+
 #[tokio::test]
 async fn purge_and_broadcast_purge() -> coordinate::Result<()> {
     let backend = MemoryBackend::new();

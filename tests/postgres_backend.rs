@@ -10,11 +10,11 @@ use coordinate::{
     WorkUnitQuery, WorkUnitStatus,
 };
 
-/// A fresh backend on its own database, or `None` (test skipped).
-async fn backend(test: &str) -> Option<(PostgresBackend, MockClock)> {
-    let cluster = TestCluster::shared_or_skip(test)?;
+/// A fresh backend on its own database; fails the test without a server.
+async fn backend() -> (PostgresBackend, MockClock) {
+    let cluster = TestCluster::shared_or_panic();
     let clock = MockClock::new();
-    Some((cluster.fresh_backend(clock.clone()).await.unwrap(), clock))
+    (cluster.fresh_backend(clock.clone()).await.unwrap(), clock)
 }
 
 fn is_gone(e: &Error) -> bool {
@@ -26,9 +26,7 @@ fn is_gone(e: &Error) -> bool {
 
 #[tokio::test]
 async fn old_handles_stay_gone_after_recreation() {
-    let Some((b, _)) = backend("old_handles_stay_gone_after_recreation").await else {
-        return;
-    };
+    let (b, _) = backend().await;
     let ns = b.namespace("n").await.unwrap();
     let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
     let unit = spec
@@ -85,9 +83,7 @@ async fn old_handles_stay_gone_after_recreation() {
 
 #[tokio::test]
 async fn chaining_follows_the_active_attempt_only() {
-    let Some((b, clock)) = backend("chaining_follows_the_active_attempt_only").await else {
-        return;
-    };
+    let (b, clock) = backend().await;
     let ns = b.namespace("n").await.unwrap();
     let a = ns
         .set_work_spec(data!({"name": "a", "then": "b"}))
@@ -161,9 +157,7 @@ async fn chaining_follows_the_active_attempt_only() {
 
 #[tokio::test]
 async fn max_retries_fails_units_and_takes_the_next_batch() {
-    let Some((b, clock)) = backend("max_retries_fails_units_and_takes_the_next_batch").await else {
-        return;
-    };
+    let (b, clock) = backend().await;
     let ns = b.namespace("n").await.unwrap();
     let spec = ns
         .set_work_spec(data!({"name": "s", "max_retries": 1, "max_getwork": 2}))
@@ -207,9 +201,7 @@ async fn max_retries_fails_units_and_takes_the_next_batch() {
 
 #[tokio::test]
 async fn continuous_specs_generate_one_unit_per_interval() {
-    let Some((b, clock)) = backend("continuous_specs_generate_one_unit_per_interval").await else {
-        return;
-    };
+    let (b, clock) = backend().await;
     clock.advance(Duration::milliseconds(1_400_000_000_005));
     let ns = b.namespace("").await.unwrap();
     let spec = ns
@@ -246,9 +238,7 @@ async fn continuous_specs_generate_one_unit_per_interval() {
 
 #[tokio::test]
 async fn expiry_is_lazy_and_uses_the_injected_clock() {
-    let Some((b, clock)) = backend("expiry_is_lazy_and_uses_the_injected_clock").await else {
-        return;
-    };
+    let (b, clock) = backend().await;
     // The mock clock is at 1970: a unit due "in a minute" is delayed even
     // though the database's own clock is decades later.
     let ns = b.namespace("n").await.unwrap();
@@ -298,9 +288,7 @@ async fn expiry_is_lazy_and_uses_the_injected_clock() {
 
 #[tokio::test]
 async fn names_sort_bytewise_and_may_hold_any_character() {
-    let Some((b, _)) = backend("names_sort_bytewise_and_may_hold_any_character").await else {
-        return;
-    };
+    let (b, _) = backend().await;
     let ns = b.namespace("\0ns\u{1}").await.unwrap();
     let spec = ns.set_work_spec(data!({"name": "s\u{7f}"})).await.unwrap();
     for name in ["é", "Z", "a", "", "\0", "\u{1F600}", "\u{E000}"] {
@@ -329,9 +317,7 @@ async fn names_sort_bytewise_and_may_hold_any_character() {
 
 #[tokio::test]
 async fn intervals_and_data_round_trip_exactly() {
-    let Some((b, _)) = backend("intervals_and_data_round_trip_exactly").await else {
-        return;
-    };
+    let (b, _) = backend().await;
     let ns = b.namespace("n").await.unwrap();
     for seconds in [1i64, 59, 3600, 86_399, 86_400, 86_401, 7 * 86_400 + 1] {
         let spec = ns
@@ -350,12 +336,8 @@ async fn intervals_and_data_round_trip_exactly() {
 
 #[tokio::test]
 async fn handles_of_other_backends_are_refused() {
-    let Some((b, _)) = backend("handles_of_other_backends_are_refused").await else {
-        return;
-    };
-    let Some((other, _)) = backend("handles_of_other_backends_are_refused").await else {
-        return;
-    };
+    let (b, _) = backend().await;
+    let (other, _) = backend().await;
     let ns = b.namespace("n").await.unwrap();
     let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
     let worker = ns.worker("w").await.unwrap();
@@ -431,9 +413,7 @@ async fn handles_of_other_backends_are_refused() {
 
 #[tokio::test]
 async fn schema_is_migrated_once_and_newer_schemas_are_refused() {
-    let Some(cluster) = TestCluster::shared_or_skip("schema_is_migrated_once") else {
-        return;
-    };
+    let cluster = TestCluster::shared_or_panic();
     // A blank database (not from the template): several servers start at once.
     let db = cluster.fresh_database().await.unwrap();
     let blank = format!("{db}_blank");

@@ -412,9 +412,7 @@ proptest! {
 
     #[test]
     fn postgres_matches_the_reference_backend(ops in proptest::collection::vec(op(), 1..40)) {
-        let Some(cluster) = TestCluster::shared_or_skip("postgres_matches_the_reference_backend") else {
-            return Ok(());
-        };
+        let cluster = TestCluster::shared_or_panic();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             // Start away from the epoch, at a fractional second.

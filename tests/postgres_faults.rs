@@ -65,13 +65,6 @@ async fn unreachable_server_fails_fast_naming_the_cause() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_succeed_again_after_a_server_restart() {
-    if TestCluster::shared_or_skip("calls_succeed_again_after_a_server_restart").is_none() {
-        return;
-    }
-    if std::env::var_os("POSTGRES_URL").is_some() {
-        eprintln!("SKIPPED calls_succeed_again_after_a_server_restart: needs its own cluster");
-        return;
-    }
     // A private cluster: restarting the shared one would disturb other tests.
     let cluster = tokio::task::spawn_blocking(TestCluster::start)
         .await
@@ -115,10 +108,7 @@ async fn calls_succeed_again_after_a_server_restart() {
 
 #[tokio::test]
 async fn a_failing_statement_leaves_no_partial_state() {
-    let Some(cluster) = TestCluster::shared_or_skip("a_failing_statement_leaves_no_partial_state")
-    else {
-        return;
-    };
+    let cluster = TestCluster::shared_or_panic();
     let db = cluster.fresh_database().await.unwrap();
     let clock = MockClock::new();
     let backend = PostgresBackend::builder(cluster.url())
@@ -198,9 +188,7 @@ async fn a_failing_statement_leaves_no_partial_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_set_work_spec_of_one_name_makes_one_spec() {
-    let Some(cluster) = TestCluster::shared_or_skip("concurrent_set_work_spec") else {
-        return;
-    };
+    let cluster = TestCluster::shared_or_panic();
     let backend = cluster.fresh_backend(MockClock::new()).await.unwrap();
     let ns = backend.namespace("n").await.unwrap();
     let tasks: Vec<_> = (0..32)
@@ -230,9 +218,7 @@ async fn concurrent_set_work_spec_of_one_name_makes_one_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_workers_never_share_a_unit() {
-    let Some(cluster) = TestCluster::shared_or_skip("concurrent_workers_never_share_a_unit") else {
-        return;
-    };
+    let cluster = TestCluster::shared_or_panic();
     // Two backends on one database stand for two job-server processes.
     let db = cluster.fresh_database().await.unwrap();
     let clock = MockClock::new();

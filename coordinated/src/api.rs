@@ -8,11 +8,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use coordinate::rest::names::start_second;
+use coordinate::rest::names::{split_attempt_segment, start_second};
 use coordinate::rest::wire::{
     self, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
     DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, WorkSpecBody, WorkSpecList,
-    WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitUpdateBody, WorkerUpdateBody,
+    WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitUpdateBody, WorkerList,
+    WorkerUpdateBody,
 };
 use coordinate::{
     AttemptRef, Backend, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef, WorkerRef,
@@ -90,18 +91,20 @@ fn need<T>(value: Option<T>, what: &str) -> Result<T, Problem> {
 }
 
 /// Finds the attempt a path names: the first, in creation order, of the
-/// unit's attempts by that worker that started in that second. Any RFC 3339
-/// spelling of the second is accepted.
+/// unit's attempts by that worker that started in that second and, when the
+/// segment carries an attempt identifier, has it. Any RFC 3339 spelling of
+/// the second is accepted.
 async fn find_attempt(
     unit: &WorkUnitRef,
     worker: &str,
-    start: &str,
+    segment: &str,
 ) -> Result<Option<AttemptRef>, Problem> {
+    let (start, id) = split_attempt_segment(segment);
     let Ok(wanted) = wire::parse_time(start).map(start_second) else {
         return Ok(None);
     };
     for attempt in unit.attempts().await.map_err(Problem::resolving)? {
-        if attempt.worker().name() != worker {
+        if attempt.worker().name() != worker || (id.is_some() && attempt.id() != id) {
             continue;
         }
         let started = attempt.start_time().await.map_err(Problem::resolving)?;
@@ -468,6 +471,15 @@ impl Api {
                     Action::Retry => attempt.retry(body.data, body.delay).await?,
                 }
                 Ok(Reply::NoContent)
+            }
+            (Workers, "GET") => {
+                let workers = need(r.namespace, "namespace")?.workers().await?;
+                ok(&WorkerList {
+                    workers: workers
+                        .keys()
+                        .map(|n| documents::named(n, links::worker(ns_name, n)))
+                        .collect(),
+                })
             }
             (Worker, "GET") => {
                 let worker = need(r.worker, "worker")?;

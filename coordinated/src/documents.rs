@@ -79,7 +79,12 @@ pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument
         _ => None,
     };
     let active_attempt_url = match active {
-        Some(attempt) => links::attempt(&url, attempt.worker().name(), attempt.start_time().await?),
+        Some(attempt) => links::attempt(
+            &url,
+            attempt.worker().name(),
+            attempt.start_time().await?,
+            attempt.id(),
+        ),
         None => String::new(),
     };
     Ok(WorkUnitDocument {
@@ -104,7 +109,7 @@ fn attempt_links(
     let unit_url = links::work_unit(ns, unit.work_spec().name(), unit.name());
     let worker = attempt.worker();
     (
-        links::attempt(&unit_url, worker.name(), start),
+        links::attempt(&unit_url, worker.name(), start, attempt.id()),
         unit_url,
         links::worker(ns, worker.name()),
     )

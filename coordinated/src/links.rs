@@ -3,7 +3,7 @@
 //! Every link to a resource is spelled by one function here, so a resource
 //! has one URL everywhere (clients compare link strings).
 
-use coordinate::rest::names::{encode_segment, start_segment};
+use coordinate::rest::names::{attempt_segment, encode_segment};
 use coordinate::Time;
 
 /// The query template of the work unit query, change and adjust links.
@@ -29,12 +29,12 @@ pub fn work_unit(ns: &str, spec: &str, unit: &str) -> String {
     format!("{}/work_unit/{}", work_spec(ns, spec), encode_segment(unit))
 }
 
-/// `…/work_unit/{unit}/attempt/{worker}/{start second}`
-pub fn attempt(unit_url: &str, worker: &str, start: Time) -> String {
+/// `…/work_unit/{unit}/attempt/{worker}/{start second}[_{id}]`
+pub fn attempt(unit_url: &str, worker: &str, start: Time, id: Option<u64>) -> String {
     format!(
         "{unit_url}/attempt/{}/{}",
         encode_segment(worker),
-        start_segment(start)
+        attempt_segment(start, id)
     )
 }
 
@@ -56,8 +56,12 @@ mod tests {
         assert_eq!(worker(".", ".."), "/namespace/-Lg/worker/-Li4");
         let start = coordinate::rest::wire::parse_time("2024-05-06T07:08:09.25Z").unwrap();
         assert_eq!(
-            attempt("/u", "host-a.1", start),
+            attempt("/u", "host-a.1", start, None),
             "/u/attempt/host-a.1/2024-05-06T07:08:09Z"
+        );
+        assert_eq!(
+            attempt("/u", "w", start, Some(3)),
+            "/u/attempt/w/2024-05-06T07:08:09Z_3"
         );
     }
 }

@@ -9,10 +9,13 @@
 //!
 //! Clients make stateless requests (get work, finish, renew, retry, status,
 //! meta, add and occasionally delete-and-recreate units), each resolving
-//! namespace, work spec and unit (or worker) by name first. The run is made
-//! twice on fresh namespaces of the same store: once on the backend
-//! directly, once through `Cache`. A counting layer under both tells how
-//! many calls reached the backend.
+//! namespace, work spec and unit (or worker) by name first. Each round runs
+//! the workload twice on fresh namespaces of the same store: once on the
+//! backend directly, once through `Cache`, alternating which goes first so
+//! that a machine getting busier or quieter favours neither. The figures
+//! shown are each configuration's median round (by requests/s), and the
+//! ratio is the median of the rounds' cached/uncached ratios. A counting
+//! layer under both tells how many calls reached the backend.
 
 mod report;
 mod workload;
@@ -66,6 +69,23 @@ struct Args {
     /// Also print latency by kind of request (always in the JSON).
     #[arg(long)]
     breakdown: bool,
+    /// Which requests clients make: `job` (the job server mix) or `reads`
+    /// (lookup-heavy reads: unit status, unit data, spec meta).
+    #[arg(long, value_enum, default_value = "job")]
+    mix: workload::Mix,
+    /// Rounds of cached and uncached runs, interleaved.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Run one configuration only (e.g. to count a server's statements for it).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+/// The configuration `--only` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Cached,
+    Uncached,
 }
 
 #[tokio::main]
@@ -81,8 +101,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
-    if args.clients == 0 || args.specs == 0 || args.units == 0 {
-        return Err("--clients, --specs and --units must be at least 1".into());
+    if args.clients == 0 || args.specs == 0 || args.units == 0 || args.rounds == 0 {
+        return Err("--clients, --specs, --units and --rounds must be at least 1".into());
     }
     if !(args.duration.is_finite() && args.duration > 0.0) {
         return Err("--duration must be a positive number of seconds".into());
@@ -98,43 +118,70 @@ async fn run(args: &Args) -> Result<(), String> {
         specs: args.specs,
         duration: StdDuration::from_secs_f64(args.duration),
         batch: args.batch.max(1),
+        mix: args.mix,
     };
     let warmup = StdDuration::from_secs_f64(args.warmup);
     let tag = std::process::id();
-    let uncached = measure(
-        &store,
-        &base,
-        warmup,
-        format!("coordbench-{tag}-uncached"),
-        false,
-    )
-    .await?;
-    let cached = measure(
-        &store,
-        &base,
-        warmup,
-        format!("coordbench-{tag}-cached"),
-        true,
-    )
-    .await?;
+    let mut cached_rounds = Vec::new();
+    let mut uncached_rounds = Vec::new();
+    for round in 0..args.rounds {
+        // Alternate the order so that drift in the machine's load favours
+        // neither configuration.
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for cached in order {
+            let wanted = match args.only {
+                None => true,
+                Some(Only::Cached) => cached,
+                Some(Only::Uncached) => !cached,
+            };
+            if !wanted {
+                continue;
+            }
+            let label = if cached { "cached" } else { "uncached" };
+            let namespace = format!("coordbench-{tag}-{label}-{round}");
+            let figures = measure(&store, &base, warmup, namespace, cached).await?;
+            if cached {
+                cached_rounds.push(figures);
+            } else {
+                uncached_rounds.push(figures);
+            }
+        }
+    }
+    let ratio = report::median_ratio(&cached_rounds, &uncached_rounds);
+    let cached = report::median_round(cached_rounds);
+    let uncached = report::median_round(uncached_rounds);
     if args.json {
-        let out = serde_json::json!({"cached": cached, "uncached": uncached});
+        let out = serde_json::json!({
+            "cached": cached,
+            "uncached": uncached,
+            "rounds": args.rounds,
+            "median_requests_per_sec_ratio": ratio,
+        });
         println!("{out}");
     } else {
         println!(
-            "coordbench: {} clients, {} units in {} specs, {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
+            "coordbench: {} clients, {:?} mix, {} units in {} specs, {} round(s) of {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
             args.clients,
+            args.mix,
             args.units,
             args.specs,
+            args.rounds,
             args.duration,
             args.warmup,
             describe(&args.backend)
         );
-        print!("{}", report::table(&cached, &uncached));
-        if args.breakdown {
+        print!(
+            "{}",
+            report::table(cached.as_ref(), uncached.as_ref(), ratio)
+        );
+        if let (true, Some(cached), Some(uncached)) = (args.breakdown, &cached, &uncached) {
             print!(
                 "\nlatency by request, µs\n{}",
-                report::breakdown(&cached, &uncached)
+                report::breakdown(cached, uncached)
             );
         }
     }

@@ -99,68 +99,93 @@ fn percentile(sorted: &[u32], q: f64) -> u32 {
     sorted[rank - 1]
 }
 
-/// The side-by-side table.
-pub fn table(cached: &Figures, uncached: &Figures) -> String {
-    let ratio = |c: f64, u: f64| {
-        if u == 0.0 {
-            "-".to_string()
-        } else {
-            format!("{:.2}x", c / u)
-        }
+/// The round whose requests/s is the median of `rounds` (the lower middle
+/// one for an even count); `None` for no rounds.
+pub fn median_round(mut rounds: Vec<Figures>) -> Option<Figures> {
+    rounds.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+    let middle = rounds.len().checked_sub(1)? / 2;
+    Some(rounds.swap_remove(middle))
+}
+
+/// The median of the rounds' cached/uncached requests/s ratios (rounds
+/// paired in the order they ran); `None` unless both configurations ran.
+pub fn median_ratio(cached: &[Figures], uncached: &[Figures]) -> Option<f64> {
+    let mut ratios: Vec<f64> = cached
+        .iter()
+        .zip(uncached)
+        .filter(|(_, u)| u.requests_per_sec > 0.0)
+        .map(|(c, u)| c.requests_per_sec / u.requests_per_sec)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(ratios[n / 2]),
+        _ => Some((ratios[n / 2 - 1] + ratios[n / 2]) / 2.0),
+    }
+}
+
+/// The side-by-side table of the median rounds (`-` for a configuration
+/// not run); the requests/s ratio is `ratio`, the median over the rounds.
+pub fn table(cached: Option<&Figures>, uncached: Option<&Figures>, ratio: Option<f64>) -> String {
+    let cell = |f: Option<&Figures>, show: &dyn Fn(&Figures) -> String| {
+        f.map_or_else(|| "-".to_string(), show)
+    };
+    let quotient = |value: &dyn Fn(&Figures) -> f64| match (cached, uncached) {
+        (Some(c), Some(u)) if value(u) != 0.0 => format!("{:.2}x", value(c) / value(u)),
+        _ => "-".to_string(),
     };
     let rows = [
         (
             "requests/s",
-            format!("{:.0}", cached.requests_per_sec),
-            format!("{:.0}", uncached.requests_per_sec),
-            ratio(cached.requests_per_sec, uncached.requests_per_sec),
+            cell(cached, &|f| format!("{:.0}", f.requests_per_sec)),
+            cell(uncached, &|f| format!("{:.0}", f.requests_per_sec)),
+            ratio.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x")),
         ),
         (
             "p50 latency (µs)",
-            cached.p50_us.to_string(),
-            uncached.p50_us.to_string(),
-            ratio(f64::from(cached.p50_us), f64::from(uncached.p50_us)),
+            cell(cached, &|f| f.p50_us.to_string()),
+            cell(uncached, &|f| f.p50_us.to_string()),
+            quotient(&|f| f64::from(f.p50_us)),
         ),
         (
             "p99 latency (µs)",
-            cached.p99_us.to_string(),
-            uncached.p99_us.to_string(),
-            ratio(f64::from(cached.p99_us), f64::from(uncached.p99_us)),
+            cell(cached, &|f| f.p99_us.to_string()),
+            cell(uncached, &|f| f.p99_us.to_string()),
+            quotient(&|f| f64::from(f.p99_us)),
         ),
         (
             "backend calls/request",
-            format!("{:.3}", cached.backend_calls_per_request),
-            format!("{:.3}", uncached.backend_calls_per_request),
-            ratio(
-                cached.backend_calls_per_request,
-                uncached.backend_calls_per_request,
-            ),
+            cell(cached, &|f| format!("{:.3}", f.backend_calls_per_request)),
+            cell(uncached, &|f| format!("{:.3}", f.backend_calls_per_request)),
+            quotient(&|f| f.backend_calls_per_request),
         ),
         (
             "lookup calls/request",
-            format!("{:.3}", cached.lookup_calls_per_request),
-            format!("{:.3}", uncached.lookup_calls_per_request),
-            ratio(
-                cached.lookup_calls_per_request,
-                uncached.lookup_calls_per_request,
-            ),
+            cell(cached, &|f| format!("{:.3}", f.lookup_calls_per_request)),
+            cell(uncached, &|f| format!("{:.3}", f.lookup_calls_per_request)),
+            quotient(&|f| f.lookup_calls_per_request),
         ),
         (
             "cache hit ratio",
-            format!("{:.4}", cached.hit_ratio),
+            cell(cached, &|f| format!("{:.4}", f.hit_ratio)),
             "-".to_string(),
             String::new(),
         ),
         (
             "Gone recoveries",
-            cached.gone_recoveries.to_string(),
+            cell(cached, &|f| f.gone_recoveries.to_string()),
             "-".to_string(),
             String::new(),
         ),
         (
             "requests (errors)",
-            format!("{} ({})", cached.requests, cached.expected_errors),
-            format!("{} ({})", uncached.requests, uncached.expected_errors),
+            cell(cached, &|f| {
+                format!("{} ({})", f.requests, f.expected_errors)
+            }),
+            cell(uncached, &|f| {
+                format!("{} ({})", f.requests, f.expected_errors)
+            }),
             String::new(),
         ),
     ];
@@ -207,5 +232,36 @@ mod tests {
         assert_eq!(percentile(&samples, 0.99), 99);
         assert_eq!(percentile(&[], 0.5), 0);
         assert_eq!(percentile(&[7], 0.99), 7);
+    }
+
+    fn at(requests_per_sec: f64) -> Figures {
+        let outcome = Outcome {
+            elapsed: std::time::Duration::from_secs(1),
+            ..Outcome::default()
+        };
+        Figures {
+            requests_per_sec,
+            ..Figures::new(outcome, Counts::default())
+        }
+    }
+
+    #[test]
+    fn median_round_is_the_middle_by_requests_per_sec() {
+        let rounds = vec![at(5.0), at(1.0), at(3.0)];
+        assert_eq!(median_round(rounds).map(|f| f.requests_per_sec), Some(3.0));
+        assert_eq!(
+            median_round(vec![at(2.0), at(1.0)]).map(|f| f.requests_per_sec),
+            Some(1.0)
+        );
+        assert!(median_round(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn median_ratio_pairs_rounds_in_order() {
+        let cached = [at(30.0), at(10.0), at(40.0)];
+        let uncached = [at(10.0), at(10.0), at(10.0)];
+        assert_eq!(median_ratio(&cached, &uncached), Some(3.0));
+        assert_eq!(median_ratio(&cached[..2], &uncached[..2]), Some(2.0));
+        assert_eq!(median_ratio(&cached, &[]), None);
     }
 }

@@ -7,7 +7,9 @@
 //! it names. When the feed reports a gap the cache stops serving from its
 //! entries (lookups go to the backend and nothing is cached), flushes, and
 //! resubscribes with exponential backoff and jitter; once subscribed again
-//! it flushes once more and serves from the cache again.
+//! it flushes once more and serves from the cache again. Each flush starts a
+//! new generation of entries: handles given out in an earlier one (which
+//! events may have missed) re-resolve their name before their next use.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -37,6 +39,9 @@ pub(crate) struct FeedControl {
     /// True while the cache is subscribed, or has no feed at all (then it
     /// behaves as it always did). False entries are never served.
     incoherent: AtomicBool,
+    /// The generation of entries, one more after each flush: a handle whose
+    /// link was cached in an earlier one may have missed events.
+    generation: AtomicU64,
     /// True once a subscription task runs.
     subscribed: AtomicBool,
     stopped: AtomicBool,
@@ -53,6 +58,11 @@ impl FeedControl {
     /// True if entries may be served and stored.
     pub(crate) fn coherent(&self) -> bool {
         !self.incoherent.load(Ordering::Acquire)
+    }
+
+    /// The current generation of entries.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn set_coherent(&self, coherent: bool) {
@@ -160,6 +170,20 @@ impl Backoff {
     }
 }
 
+/// Ends the cache's service from its entries if the subscription task is
+/// dropped without being stopped (its runtime shut down): no event would
+/// reach them any more, so the cache bypasses itself from then on.
+struct Unfollowed(Arc<FeedControl>);
+
+impl Drop for Unfollowed {
+    fn drop(&mut self) {
+        if !self.0.stopped.load(Ordering::Acquire) {
+            self.0.set_coherent(false);
+            self.0.subscribed.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The subscription task: applies events, handles gaps, resubscribes.
 async fn follow(
     shared: Weak<Shared>,
@@ -167,6 +191,7 @@ async fn follow(
     feed: Arc<dyn ChangeFeed>,
     mut subscription: Option<crate::feed::Subscription>,
 ) {
+    let _unfollowed = Unfollowed(Arc::clone(&control));
     let mut backoff = Backoff::new();
     // A first subscription made here (a remote feed) is no reconnect.
     let mut had_one = subscription.is_some();
@@ -239,19 +264,23 @@ async fn follow(
 }
 
 impl Shared {
-    /// Drops every entry of every kind.
+    /// Drops every entry of every kind, and outdates every handle given out
+    /// so far: each re-resolves its name on its next use.
     pub(crate) fn flush(&self) {
         if let Some(caches) = self.caches.load_full() {
             // Loads in flight first, so none publishes a pre-flush answer.
-            caches.namespaces.inflight.lock().clear();
-            caches.work_specs.inflight.lock().clear();
-            caches.work_units.inflight.lock().clear();
-            caches.workers.inflight.lock().clear();
+            caches.namespaces.forget_all();
+            caches.work_specs.forget_all();
+            caches.work_units.forget_all();
+            caches.workers.forget_all();
             caches.namespaces.entries.invalidate_all();
             caches.work_specs.entries.invalidate_all();
             caches.work_units.entries.invalidate_all();
             caches.workers.entries.invalidate_all();
         }
+        // Last: a load published before the loads were forgotten carries the
+        // old generation, so its handle is outdated too.
+        self.feed.generation.fetch_add(1, Ordering::AcqRel);
         self.feed.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -262,7 +291,7 @@ impl Shared {
         // A load of this name in flight may have read the object before the
         // change: forgetting it here means it is never published (its
         // waiters still get its answer, as if they had looked up first).
-        store.inflight.lock().remove(&Key {
+        store.forget(&Key {
             scope,
             name: Arc::from(name),
         });

@@ -6,6 +6,11 @@
 //! the object that now has the handle's name. Links are shared: a handle that
 //! recovers adopts the link of the handle currently cached under its name, so
 //! both see the same object and the same child entries.
+//!
+//! A link also records the cache generation in which it was last cached (see
+//! `Shared::outdated`): a held handle whose link is from an earlier
+//! generation — cached before a flush, so change events may have missed it —
+//! re-resolves its name before it is used.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +34,13 @@ pub(crate) struct Link<T: ?Sized> {
     scope: AtomicU64,
     /// The link of the parent object this one was resolved under.
     parent: Option<Arc<dyn Liveness>>,
+    /// The cache generation in which this link was cached, or
+    /// [`UNCACHED`].
+    generation: AtomicU64,
 }
+
+/// The generation of a link never cached: outdated in every generation.
+const UNCACHED: u64 = u64::MAX;
 
 /// A process-wide source of scopes, so no two links ever share one.
 fn fresh_scope() -> u64 {
@@ -45,6 +56,7 @@ impl<T: ?Sized> Link<T> {
             dead: AtomicBool::new(false),
             scope: AtomicU64::new(fresh_scope()),
             parent,
+            generation: AtomicU64::new(UNCACHED),
         })
     }
 
@@ -56,6 +68,16 @@ impl<T: ?Sized> Link<T> {
     /// Drops every child entry (they stay in moka, unreachable, until evicted).
     pub(crate) fn rescope(&self) {
         self.scope.store(fresh_scope(), Ordering::Release);
+    }
+
+    /// The cache generation in which this link was last cached.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Records that this link is cached in `generation`.
+    pub(crate) fn cached_in(&self, generation: u64) {
+        self.generation.store(generation, Ordering::Release);
     }
 
     /// Records that the object is deleted.
@@ -95,5 +117,13 @@ mod tests {
         assert!(!child.is_dead());
         parent.mark_dead();
         assert!(child.is_dead());
+    }
+
+    #[test]
+    fn a_link_is_of_no_generation_until_cached() {
+        let link = Link::new(Arc::new(1u8), None);
+        assert_ne!(link.generation(), 0);
+        link.cached_in(3);
+        assert_eq!(link.generation(), 3);
     }
 }

@@ -30,6 +30,7 @@
 mod attempt;
 mod builder;
 mod feed;
+mod inflight;
 mod key;
 mod link;
 mod namespace;
@@ -43,12 +44,9 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
 use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
-use futures::future::{BoxFuture, FutureExt, Shared as Shared_};
-use parking_lot::Mutex;
+use futures::future::FutureExt;
 
 pub use builder::{
     CacheBuilder, DEFAULT_NAMESPACES, DEFAULT_WORKERS, DEFAULT_WORK_SPECS, DEFAULT_WORK_UNITS,
@@ -60,6 +58,7 @@ use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, Result};
 use crate::feed::ChangeFeed;
 use crate::model::Summary;
+use inflight::Store;
 use key::{Key, KeyRef, ROOT_SCOPE};
 use link::Link;
 use namespace::CachedNamespace;
@@ -73,26 +72,6 @@ use worker::CachedWorker;
 /// still converges; calls whose `Gone` may be about an argument
 /// (`make_attempt`, `set_parent`) retry once.
 const MAX_RECOVERIES: u32 = 2;
-
-/// The entries of one handle kind: a synchronous moka cache for hits (a
-/// hit is a plain function call, no future) and the loads in flight, so
-/// that concurrent misses of one name share one backend call.
-pub(crate) struct Store<W> {
-    entries: moka::sync::Cache<Key, Arc<W>>,
-    inflight: Mutex<HashMap<Key, Pending<W>>>,
-}
-
-/// A load in flight, awaited by every caller that missed on its name.
-type Pending<W> = Shared_<BoxFuture<'static, std::result::Result<Arc<W>, Arc<Error>>>>;
-
-impl<W> Store<W> {
-    pub(crate) fn new(entries: moka::sync::Cache<Key, Arc<W>>) -> Self {
-        Store {
-            entries,
-            inflight: Mutex::new(HashMap::new()),
-        }
-    }
-}
 
 /// The four moka caches. Entries hold their handles, and handles reach the
 /// caches through [`Shared`], so [`Cache`]'s `Drop` detaches them to break
@@ -159,8 +138,9 @@ impl Shared {
     }
 
     /// A live cached handle, if there is one. Entries whose object is known
-    /// to be deleted are dropped instead of returned (the path recoveries
-    /// take, racing with the removal).
+    /// to be deleted, or cached before the last flush (see
+    /// [`outdated`](Self::outdated)), are dropped instead of returned (the
+    /// path recoveries take, racing with the removal).
     fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         if !self.feed.coherent() {
             return None;
@@ -169,7 +149,7 @@ impl Shared {
         let entries = &W::store(caches.as_ref()?).entries;
         let key = KeyRef { scope, name };
         let hit = entries.get(&key)?;
-        if hit.link_cell().load().is_dead() {
+        if !self.serves_children(&hit.link_cell().load()) {
             entries.invalidate(&key);
             return None;
         }
@@ -177,9 +157,28 @@ impl Shared {
         Some(hit)
     }
 
+    /// True if child entries may be served through `link`: its object is
+    /// not known to be deleted, and it was cached in the current generation
+    /// (since the last flush), so change events reach its children.
+    fn serves_children<T: ?Sized>(&self, link: &Link<T>) -> bool {
+        !link.is_dead() && link.generation() == self.feed.generation()
+    }
+
+    /// True if a handle on `link` must re-resolve its name before use: the
+    /// cache serves from its entries, and the link was not cached in the
+    /// current generation — it was cached before a flush (a change-feed gap:
+    /// events may have missed it), or never (it was loaded during a gap, or
+    /// its load was superseded). Re-resolving makes the handle share the
+    /// link of the entry now cached, which events reach.
+    fn outdated<T: ?Sized>(&self, link: &Link<T>) -> bool {
+        link.generation() != self.feed.generation()
+            && self.feed.coherent()
+            && self.caches.load().is_some()
+    }
+
     /// The cached handle for `name`, loading it with `load` on a miss.
     /// Concurrent misses of one name share one load; its error is every
-    /// waiter's error.
+    /// waiter's error. Cancel-safe (see [`inflight::Store::get_or_load`]).
     async fn get_or_load<W, F, Fut>(&self, scope: u64, name: &str, load: F) -> Result<Arc<W>>
     where
         W: Handle,
@@ -203,53 +202,42 @@ impl Shared {
             }
             return loaded;
         };
-        let store = W::store(&caches);
         let key = Key {
             scope,
             name: Arc::clone(&name),
         };
-        let pending = {
-            let mut inflight = store.inflight.lock();
-            // A load that finished since our miss has published its entry
-            // before leaving the in-flight map, so one of the two has it.
-            if let Some(hit) = store.entries.get(&key.as_ref()) {
-                return Ok(hit);
-            }
-            match inflight.get(&key) {
-                Some(pending) => pending.clone(),
-                None => {
+        W::store(&caches)
+            .get_or_load(
+                key,
+                || {
                     counters.loads.inc();
-                    let pending = load(name).map(|r| r.map_err(Arc::new)).boxed().shared();
-                    inflight.insert(key.clone(), pending.clone());
-                    pending
-                }
-            }
-        };
-        let result = pending.clone().await;
-        {
-            // The first waiter to finish publishes: entry first, then out of
-            // the in-flight map (under its lock, see above).
-            let mut inflight = store.inflight.lock();
-            if inflight.get(&key).is_some_and(|p| p.ptr_eq(&pending)) {
-                if let Ok(handle) = &result {
-                    store.entries.insert(key.clone(), Arc::clone(handle));
-                }
-                inflight.remove(&key);
-            }
-        }
-        drop(pending);
-        result.map_err(unshare)
+                    load(name).map(|r| r.map_err(Arc::new)).boxed()
+                },
+                |handle| {
+                    // Under the in-flight lock, which a flush takes before it
+                    // moves to the next generation.
+                    handle.link_cell().load().cached_in(self.feed.generation());
+                },
+            )
+            .await
+            .map_err(unshare)
     }
 
     /// The cached handle for `name` if there is a live one, else `make()`'s,
     /// which is cached. For handles the backend just returned (lists,
-    /// upserts, an attempt's unit and worker): no backend call.
+    /// upserts, an attempt's unit and worker): no backend call. `scope` is
+    /// `None` if the parent's link serves no children (see
+    /// [`serves_children`](Self::serves_children)): the handle is then not
+    /// cached, and re-resolves its name on first use.
     async fn adopt<W: Handle>(
         &self,
-        scope: u64,
+        scope: Option<u64>,
         name: Arc<str>,
         make: impl FnOnce(Arc<str>) -> Arc<W>,
     ) -> Arc<W> {
+        let Some(scope) = scope else {
+            return make(name);
+        };
         if let Some(hit) = self.cached::<W>(scope, &name) {
             return hit;
         }
@@ -259,7 +247,14 @@ impl Shared {
                     scope,
                     name: Arc::clone(&name),
                 };
-                W::store(&caches).entries.get_with(key, || make(name))
+                // Read before the insert: if a flush comes between, the
+                // handle is of the old generation, hence outdated.
+                let generation = self.feed.generation();
+                W::store(&caches).entries.get_with(key, || {
+                    let handle = make(name);
+                    handle.link_cell().load().cached_in(generation);
+                    handle
+                })
             }
             None => make(name),
         }
@@ -299,7 +294,7 @@ impl Shared {
 }
 
 /// The current link of `handle`, re-resolved first if its object is known
-/// to be deleted.
+/// to be deleted or the link is outdated.
 async fn live_link<W: Handle>(
     shared: &Shared,
     handle: &W,
@@ -310,6 +305,13 @@ async fn live_link<W: Handle>(
     if link.is_dead() && *budget > 0 {
         *budget -= 1;
         return recover(shared, handle, &link, create).await;
+    }
+    if shared.outdated(&link) {
+        tracing::debug!(
+            kind = std::any::type_name::<W>(),
+            "handle from before a cache flush; re-resolving its name"
+        );
+        return rebind(handle, create).await;
     }
     Ok(link)
 }
@@ -371,6 +373,13 @@ async fn recover<W: Handle>(
     );
     dead.mark_dead();
     current.mark_dead();
+    rebind(handle, create).await
+}
+
+/// Binds `handle` to the link of the handle now cached under its name.
+/// `Gone` if there is none. Cancel-safe: cancelled, the handle keeps its
+/// link, and its next call re-resolves again.
+async fn rebind<W: Handle>(handle: &W, create: bool) -> Result<Arc<Link<W::Up>>> {
     let fresh = handle.resolve(create).await.map_err(|e| match e {
         Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } => Error::Gone,
         other => other,
@@ -411,6 +420,8 @@ fn copy_error(e: &Arc<Error>) -> Error {
         BadPriority => BadPriority,
         BadOutputItem(d) => BadOutputItem(d.clone()),
         TimeOutOfRange(d) => TimeOutOfRange(d.clone()),
+        NameTooLong { limit } => NameTooLong { limit: *limit },
+        DataTooDeep { limit } => DataTooDeep { limit: *limit },
         Backend(_) => Backend(Box::new(SharedSource(Arc::clone(e)))),
     }
 }
@@ -579,7 +590,12 @@ impl std::error::Error for SharedSource {
 ///   milliseconds between a commit elsewhere and its event a lookup can
 ///   still return the deleted object's handle (its first fallible call then
 ///   re-resolves, as below). A lookup already loading when the event is
-///   applied returns what it read but does not cache it.
+///   applied returns what it read but does not cache it. Handles given out
+///   before a gap (or during it) re-resolve their name on their first use
+///   once the cache is subscribed again, and from then on share the link of
+///   the entry now cached: events reach them, and a lookup through a handle
+///   kept across a gap never answers from an entry the gap may have made
+///   stale.
 /// * **Without a feed** (a third-party backend without one, or a cache built
 ///   outside a tokio runtime, which does not subscribe): deletes behind the
 ///   cache's back are invisible to lookups until a handle notices them: a
@@ -609,12 +625,44 @@ impl std::error::Error for SharedSource {
 ///   share no written cache line of ours.
 /// * Concurrent misses of one name make exactly one backend call: the first
 ///   registers its load in a per-kind in-flight map (a `parking_lot` mutex
-///   held only to look up or insert, never across an `.await`) and the
-///   others await that same shared future, result or error. This is moka's
-///   `try_get_with` for an asynchronous load over a synchronous cache. A
-///   finished load publishes its entry before leaving the map, so a later
-///   miss finds one or the other. Misses of different names proceed in
-///   parallel, and hits never wait for a miss in flight.
+///   held only to look up, insert or remove, never across an `.await`) and
+///   the others await that same shared future, result or error. This is
+///   moka's `try_get_with` for an asynchronous load over a synchronous
+///   cache. A finished load publishes its entry before leaving the map, so
+///   a later miss finds one or the other. Misses of different names proceed
+///   in parallel, and hits never wait for a miss in flight.
+/// * **Cancellation.** Any lookup may be cancelled — its future dropped at
+///   an `.await`, as a job server does when a client disconnects or a
+///   timeout fires. A load belongs to the lookups awaiting it and to nothing
+///   else: when the last of them is dropped, the load leaves the in-flight
+///   map and its future is dropped at once, with whatever it holds (a pooled
+///   connection, a statement in progress). Nothing is parked for a later
+///   lookup to resume, and no runtime or spawned task is needed to clean up
+///   (a cache works the same outside tokio). So the in-flight map is empty
+///   whenever no lookup is running ([`KindStats::loads_in_flight`]), memory
+///   stays bounded by the capacities however many lookups are given up, and
+///   a load whose every waiter gave up costs the next lookup a new backend
+///   call, exactly as without a cache.
+/// * **How old an answer can be.** A lookup receives the answer of a
+///   backend call started by itself or by a concurrent lookup of the same
+///   name at most 250 ms before it: a miss arriving later than that after a
+///   load started does not join it but starts its own, which replaces the
+///   older one in the map (the older load still answers its own waiters but
+///   is not cached). So whatever was committed 250 ms before a lookup began
+///   — a unit created on another server, say — is in its answer. The window
+///   is far above a healthy round trip, so concurrent misses still share a
+///   call; while a backend stalls (a lock, a failover), a name looked up
+///   without pause costs at most one extra load per window.
+/// * Every other step that awaits is cancel-safe too. A `Gone` recovery
+///   cancelled midway leaves the handle bound to its dead object, so its
+///   next call recovers again; adopting returned handles never awaits; the
+///   change-feed task is only cancelled by the cache's drop or its runtime's
+///   shutdown, and in the latter case the cache stops serving from its
+///   entries (as during a gap) rather than serve entries no event reaches.
+///   A delete through the cache (`destroy`, `destroy_work_spec`,
+///   `delete_work_units`) cancelled while the backend runs it may still be
+///   applied by the backend; the cache then learns of it as of a delete
+///   behind its back (the feed's event, or the handle's next `Gone`).
 /// * A recovery swaps the handle's upstream link atomically (`ArcSwap`);
 ///   no lock is ever held across an `.await`.
 /// * Entries live in one moka cache per kind, keyed by (parent scope, name):
@@ -674,20 +722,19 @@ impl<B> Cache<B> {
     pub fn stats(&self) -> CacheStats {
         let c = &self.shared.counters;
         let caches = self.shared.caches.load();
-        let count = |f: fn(&Caches) -> u64| caches.as_ref().map_or(0, |c| f(c));
+        fn kind<W: Handle>(caches: Option<&Caches>, counters: &KindCounters) -> KindStats {
+            let (entries, in_flight) = caches.map_or((0, 0), |c| {
+                let store = W::store(c);
+                (store.entries.entry_count(), store.in_flight() as u64)
+            });
+            counters.snapshot(entries, in_flight)
+        }
+        let caches = caches.as_deref();
         CacheStats {
-            namespaces: c
-                .namespaces
-                .snapshot(count(|c| c.namespaces.entries.entry_count())),
-            work_specs: c
-                .work_specs
-                .snapshot(count(|c| c.work_specs.entries.entry_count())),
-            work_units: c
-                .work_units
-                .snapshot(count(|c| c.work_units.entries.entry_count())),
-            workers: c
-                .workers
-                .snapshot(count(|c| c.workers.entries.entry_count())),
+            namespaces: kind::<CachedNamespace>(caches, &c.namespaces),
+            work_specs: kind::<CachedWorkSpec>(caches, &c.work_specs),
+            work_units: kind::<CachedWorkUnit>(caches, &c.work_units),
+            workers: kind::<CachedWorker>(caches, &c.workers),
             feed: self.shared.feed.snapshot(),
         }
     }
@@ -789,7 +836,7 @@ impl Shared {
     /// The cached handle for a namespace handle the backend returned.
     async fn adopt_namespace(self: &Arc<Self>, up: NamespaceRef) -> Arc<CachedNamespace> {
         let name: Arc<str> = Arc::from(up.name());
-        self.adopt(ROOT_SCOPE, name, |name| {
+        self.adopt(Some(ROOT_SCOPE), name, |name| {
             CachedNamespace::new(self, name, Link::new(up, None))
         })
         .await

@@ -45,10 +45,11 @@ impl CachedNamespace {
         self.me.upgrade().ok_or(Error::Gone)
     }
 
-    /// The scope of child entries, unless this namespace is known deleted.
+    /// The scope of child entries, unless this namespace is known deleted
+    /// or its link outdated (see [`Shared::serves_children`]).
     fn live_scope(&self) -> Option<u64> {
         let link = self.link.load();
-        (!link.is_dead()).then(|| link.scope())
+        self.shared.serves_children(&link).then(|| link.scope())
     }
 
     /// `work_spec(name)`, cached; `create` as in [`Handle::resolve`]
@@ -154,9 +155,11 @@ impl CachedNamespace {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), name, |name| {
-                CachedWorkSpec::new(&me, name, Link::new(up, Some(parent(link))))
-            })
+            .adopt(
+                self.shared.serves_children(link).then(|| link.scope()),
+                name,
+                |name| CachedWorkSpec::new(&me, name, Link::new(up, Some(parent(link)))),
+            )
             .await)
     }
 
@@ -170,9 +173,11 @@ impl CachedNamespace {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), name, |name| {
-                CachedWorker::new(&me, name, Link::new(up, Some(parent(link))))
-            })
+            .adopt(
+                self.shared.serves_children(link).then(|| link.scope()),
+                name,
+                |name| CachedWorker::new(&me, name, Link::new(up, Some(parent(link)))),
+            )
             .await)
     }
 
@@ -246,6 +251,8 @@ impl Namespace for CachedNamespace {
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        // Checked before the clone below, which would recurse once per level.
+        let definition = crate::rules::limits::checked_data(definition)?;
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move {

@@ -61,7 +61,7 @@ pub(crate) struct KindCounters {
 }
 
 impl KindCounters {
-    pub(crate) fn snapshot(&self, entries: u64) -> KindStats {
+    pub(crate) fn snapshot(&self, entries: u64, loads_in_flight: u64) -> KindStats {
         KindStats {
             hits: self.hits.get(),
             misses: self.misses.get(),
@@ -70,6 +70,7 @@ impl KindCounters {
             invalidations: self.invalidations.get(),
             evictions: self.evictions.get(),
             entries,
+            loads_in_flight,
         }
     }
 }
@@ -108,6 +109,10 @@ pub struct KindStats {
     /// Approximate number of entries held (moka's estimate; it includes
     /// entries made unreachable by a bulk invalidation until they age out).
     pub entries: u64,
+    /// Backend lookups in flight now, each awaited by at least one lookup
+    /// (a lookup given up, its future dropped, leaves none behind): zero
+    /// whenever no lookup of this kind is running.
+    pub loads_in_flight: u64,
 }
 
 /// Counters of the whole cache, per handle kind.
@@ -128,10 +133,10 @@ pub struct CacheStats {
 impl fmt::Debug for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Counters")
-            .field("namespaces", &self.namespaces.snapshot(0))
-            .field("work_specs", &self.work_specs.snapshot(0))
-            .field("work_units", &self.work_units.snapshot(0))
-            .field("workers", &self.workers.snapshot(0))
+            .field("namespaces", &self.namespaces.snapshot(0, 0))
+            .field("work_specs", &self.work_specs.snapshot(0, 0))
+            .field("work_units", &self.work_units.snapshot(0, 0))
+            .field("workers", &self.workers.snapshot(0, 0))
             .finish()
     }
 }

@@ -46,12 +46,16 @@ impl CachedWorkSpec {
         self.me.upgrade().ok_or(Error::Gone)
     }
 
+    /// The scope of child entries, unless this spec is known deleted or its
+    /// link outdated (see [`Shared::serves_children`]).
+    fn live_scope(&self) -> Option<u64> {
+        let link = self.link.load();
+        self.shared.serves_children(&link).then(|| link.scope())
+    }
+
     /// A live cached unit handle, without calling the backend.
     async fn cached_unit(&self, name: &str) -> Option<Arc<CachedWorkUnit>> {
-        let scope = {
-            let link = self.link.load();
-            (!link.is_dead()).then(|| link.scope())
-        }?;
+        let scope = self.live_scope()?;
         self.shared.cached::<CachedWorkUnit>(scope, name)
     }
 
@@ -96,9 +100,11 @@ impl CachedWorkSpec {
         let name: Arc<str> = Arc::from(up.name());
         Ok(self
             .shared
-            .adopt(link.scope(), name, |name| {
-                CachedWorkUnit::new(&me, name, Link::new(up, Some(parent(link))))
-            })
+            .adopt(
+                self.shared.serves_children(link).then(|| link.scope()),
+                name,
+                |name| CachedWorkUnit::new(&me, name, Link::new(up, Some(parent(link)))),
+            )
             .await)
     }
 
@@ -157,6 +163,8 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
+        // Checked before the clone below, which would recurse once per level.
+        let definition = crate::rules::limits::checked_data(definition)?;
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move { link.upstream.set_data(definition).await }
@@ -185,6 +193,8 @@ impl WorkSpec for CachedWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
+        // Checked before the clone below, which would recurse once per level.
+        let data = crate::rules::limits::checked_data(data)?;
         run(&self.shared, self, |link| {
             let data = data.clone();
             async move {
@@ -197,11 +207,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
-        let scope = {
-            let link = self.link.load();
-            (!link.is_dead()).then(|| link.scope())
-        };
-        let hit = match scope {
+        let hit = match self.live_scope() {
             Some(scope) => self.shared.hit::<CachedWorkUnit>(scope, name),
             None => None,
         };

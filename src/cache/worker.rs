@@ -206,6 +206,8 @@ impl Worker for CachedWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
+        // Checked before the clone below, which would recurse once per level.
+        let data = crate::rules::limits::checked_data(data)?;
         run(&self.shared, self, |link| {
             let data = data.clone();
             async move { link.upstream.update(data, now, expiration, mode).await }

@@ -1148,12 +1148,13 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
     );
 }
 
-/// Any string is a unit name (§1.4): empty, control characters, non-ASCII;
+/// Any string up to the length limit is a unit name (§1.4): empty, control
+/// characters, non-ASCII, the longest allowed;
 /// byte order decides paging and execution order.
 pub async fn odd_unit_names(t: TestBackend) {
     let r = Run::new("odd_unit_names", t);
     let (_ns, spec, worker) = r.basic("odd_unit_names", "spec").await;
-    let long = "x".repeat(10_000);
+    let long = "x".repeat(crate::rules::limits::MAX_NAME_BYTES);
     let odd = [
         "",
         "\u{0}",

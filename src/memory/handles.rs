@@ -18,6 +18,7 @@ use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
 };
+use crate::rules::limits;
 
 use super::state::{
     AttemptId, AttemptParts, NamespaceId, SpecId, State, UnitId, UnitParts, WorkerId,
@@ -184,6 +185,7 @@ impl Namespace for MemNamespace {
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        let definition = limits::checked_data(definition)?;
         self.shared.run(|st, _| {
             let existed = self.shared.feed.wanted()
                 && definition
@@ -226,6 +228,7 @@ impl Namespace for MemNamespace {
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
+        limits::check_name(name)?;
         self.shared.run(|st, now| {
             let id = st.worker_named(self.id, name, now)?;
             Ok(worker_handle(&self.shared, id, name.into()) as WorkerRef)
@@ -266,6 +269,7 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
+        let definition = limits::checked_data(definition)?;
         self.shared.run(|st, _| {
             st.set_spec_data(self.id, definition)?;
             if self.shared.feed.wanted() {
@@ -286,6 +290,7 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        let meta = limits::checked_spec_meta(meta)?;
         self.shared.run(|st, _| st.set_spec_meta(self.id, &meta))
     }
 
@@ -295,6 +300,7 @@ impl WorkSpec for MemWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
+        let (data, meta) = limits::checked_new_unit(name, data, meta)?;
         self.shared.run(|st, now| {
             let id = st.add_work_unit(self.id, name, data, meta, now)?;
             Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
@@ -326,13 +332,16 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         self.shared
-            .run(|st, now| st.change_priorities(self.id, query, now, |_| priority))
+            .run(|st, now| st.change_priorities(self.id, query, now, |_| Ok(priority)))
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
-        self.shared
-            .run(|st, now| st.change_priorities(self.id, query, now, |p| p + delta))
+        let delta = limits::checked_priority(delta)?;
+        self.shared.run(|st, now| {
+            st.change_priorities(self.id, query, now, |p| limits::adjusted_priority(p, delta))
+        })
     }
 
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
@@ -383,6 +392,7 @@ impl WorkUnit for MemWorkUnit {
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        let meta = limits::checked_unit_meta(meta)?;
         self.shared
             .run(|st, now| st.set_unit_meta(self.id, now, |m| *m = meta))
     }
@@ -392,6 +402,7 @@ impl WorkUnit for MemWorkUnit {
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         self.shared
             .run(|st, now| st.set_unit_meta(self.id, now, |m| m.priority = priority))
     }
@@ -490,6 +501,7 @@ impl Worker for MemWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
+        let (data, now, expiration) = limits::checked_worker_update(data, now, expiration)?;
         self.shared
             .run(|st, _| st.update_worker(self.id, data, now, expiration, mode))
     }
@@ -545,6 +557,10 @@ impl Attempt for MemAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        Some(self.id.0)
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
         self.shared.run(|st, now| st.attempt_status(self.id, now))
     }
@@ -567,23 +583,28 @@ impl Attempt for MemAttempt {
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
+        let data = limits::checked_optional_data(data)?;
         self.shared
             .run(|st, now| st.renew(self.id, extend, data, now))
     }
 
     async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+        let data = limits::checked_optional_data(data)?;
         self.shared.run(|st, now| st.expire(self.id, data, now))
     }
 
     async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+        let data = limits::checked_optional_data(data)?;
         self.shared.run(|st, now| st.finish(self.id, data, now))
     }
 
     async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+        let data = limits::checked_optional_data(data)?;
         self.shared.run(|st, now| st.fail(self.id, data, now))
     }
 
     async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
+        let data = limits::checked_optional_data(data)?;
         self.shared
             .run(|st, now| st.retry(self.id, data, delay, now))
     }

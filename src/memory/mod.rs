@@ -126,6 +126,7 @@ impl fmt::Debug for MemoryBackend {
 #[async_trait]
 impl Backend for MemoryBackend {
     async fn namespace(&self, name: &str) -> Result<NamespaceRef> {
+        crate::rules::limits::check_name(name)?;
         let id = self.shared.run(|st, _| st.namespace(name));
         Ok(handles::namespace_handle(&self.shared, id, name))
     }

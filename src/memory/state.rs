@@ -631,12 +631,16 @@ impl State {
         spec: SpecId,
         query: &WorkUnitQuery,
         now: Time,
-        change: impl Fn(f64) -> f64,
+        change: impl Fn(f64) -> Result<f64>,
     ) -> Result<()> {
+        // Every new priority first: one that fails changes nothing.
+        let mut changed = Vec::new();
         for (_, id) in self.select(spec, query, now)? {
+            changed.push((id, change(self.unit(id)?.meta.priority)?));
+        }
+        for (id, priority) in changed {
             self.reindex(id, now, |st| {
-                let unit = st.unit_mut(id)?;
-                unit.meta.priority = change(unit.meta.priority);
+                st.unit_mut(id)?.meta.priority = priority;
                 Ok(())
             })?;
         }
@@ -938,7 +942,7 @@ impl State {
 
     /// The unit a continuous spec generates now (§10.4), existing or new.
     fn continuous_unit(&mut self, spec: SpecId, meta: &WorkSpecMeta, now: Time) -> Result<UnitId> {
-        let next = checked_add(now, meta.interval)?;
+        let next = rules::limits::next_continuous(now, meta.interval);
         let name = rules::continuous_unit_name(now);
         let existing = self.spec(spec)?.units.get(name.as_str()).copied();
         let unit = match existing {
@@ -1027,11 +1031,11 @@ impl State {
         if !matches!(status, AttemptStatus::Pending | AttemptStatus::Expired) {
             return Err(Error::NotPending);
         }
-        let expiration = checked_add(now, extend)?;
         if !self.is_active(id)? {
             self.complete(id, AttemptStatus::Expired, data, now)?;
             return Err(Error::LostLease);
         }
+        let expiration = checked_add(now, extend)?;
         self.reindex(unit, now, |st| {
             let attempt = st.attempt_mut(id)?;
             attempt.expiration = expiration;

@@ -4,15 +4,15 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
-use super::error::db;
-use super::work_spec::{upsert_unit, PgWorkSpec};
+use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::worker::PgWorker;
 use super::{
-    attempt_status, col, data_map, execute, json, query_opt, status_code, text, Scope, Shared,
+    attempt_status, col, data_map, decode, expirable, json, query_opt, status_code, text, Scope,
+    Shared, MAX_TRIES,
 };
 use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
 use crate::clock::checked_add;
@@ -57,61 +57,90 @@ pub(crate) struct PgAttempt {
     id: i64,
 }
 
-/// The attempt's state, its unit's link to it and its spec's chaining
-/// target, with the attempt and unit rows locked for the change.
-const LOCK: &str = "SELECT a.status, COALESCE(u.active_attempt_id = a.id, false),
-        s.next_work_spec_name, s.namespace_id
-    FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
-    JOIN work_spec s ON s.id = u.work_spec_id
-    WHERE a.id = $1
-    FOR UPDATE OF a, u";
+/// The attempt's status, end and expiration times as an expiry check at
+/// `$2` would leave them, and whether such a check over its spec would
+/// expire anything.
+const STATE: &str = concat!(
+    "SELECT a.status, a.end_time, a.expiration_time,
+        a.status = 0 AND a.expiration_time < $2 AND u.active_attempt_id IS NOT DISTINCT FROM a.id, ",
+    expirable!("x.work_spec_id = $3", "$2"),
+    " FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id WHERE a.id = $1"
+);
 
-/// complete(S, data) of §9.2: status, end time, data if given, and off the
-/// worker's active list.
-const COMPLETE: &str = "UPDATE attempt SET status = $2, end_time = $3,
-        data = COALESCE($4, data), on_active_list = false
-    WHERE id = $1";
+/// renew, expire, fail and retry, in one statement (the function's codes
+/// for them are the attempt statuses they lead to, renew 0).
+const CHANGE: &str = "SELECT coordinate_change($1, $2, $3, $4, $5)";
 
-/// Clears unit `$1`'s active link if it is attempt `$2`.
-const CLEAR_LINK: &str =
-    "UPDATE work_unit SET active_attempt_id = NULL WHERE id = $1 AND active_attempt_id = $2";
-
-/// The common `finish` in one statement: a pending attempt whose finish
-/// cannot chain (its spec has no `then`, or it is not the active attempt)
-/// is completed as Finished. Anything else changes nothing here and takes
-/// the general path. Answers nothing for a missing attempt, else whether
-/// it finished.
-const FINISH_SIMPLE: &str = "WITH cur AS (
-        SELECT a.id, a.status, COALESCE(u.active_attempt_id = a.id, false) AS active,
-            length(s.next_work_spec_name) = 0 AS no_chain
-        FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
-        JOIN work_spec s ON s.id = u.work_spec_id
-        WHERE a.id = $1
-        FOR UPDATE OF a, u),
-    done AS (
-        UPDATE attempt SET status = 2, end_time = $2, data = COALESCE($3, attempt.data),
-            on_active_list = false
-        FROM cur
-        WHERE attempt.id = cur.id AND cur.status = 0 AND (cur.no_chain OR NOT cur.active)
-        RETURNING attempt.id)
-    SELECT EXISTS (SELECT 1 FROM done) FROM cur";
-
-/// What a state change found under its locks.
-struct Locked {
-    status: AttemptStatus,
-    active: bool,
-    next_spec: String,
-    namespace_id: i64,
-}
+/// finish, including chaining, in one statement.
+const FINISH: &str =
+    "SELECT outcome, stored FROM coordinate_finish($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// A state-changing call (§9.2).
 #[derive(Debug, Clone, Copy)]
 enum Change {
     Renew(Duration),
     Expire,
-    Finish,
     Fail,
     Retry(Duration),
+}
+
+/// What the state-changing functions answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Gone,
+    NotPending,
+    LostLease,
+    /// Chaining needs the units parsed from the stored data.
+    NeedsUnits,
+}
+
+impl Outcome {
+    fn from_code(code: i16) -> Result<Self> {
+        match code {
+            0 => Ok(Outcome::Done),
+            1 => Ok(Outcome::Gone),
+            2 => Ok(Outcome::NotPending),
+            3 => Ok(Outcome::LostLease),
+            4 => Ok(Outcome::NeedsUnits),
+            _ => Err(decode(format!("unknown state change outcome {code}"))),
+        }
+    }
+
+    fn into_result(self) -> Result<()> {
+        match self {
+            Outcome::Done => Ok(()),
+            Outcome::Gone => Err(Error::Gone),
+            Outcome::NotPending => Err(Error::NotPending),
+            Outcome::LostLease => Err(Error::LostLease),
+            Outcome::NeedsUnits => Err(decode("chaining asked for units it was given")),
+        }
+    }
+}
+
+/// Units for chaining, as the columns `coordinate_finish` takes.
+#[derive(Debug, Default)]
+struct Chained {
+    names: Vec<Vec<u8>>,
+    datas: Vec<Json<DataMap>>,
+    priorities: Vec<f64>,
+    not_befores: Vec<Option<Time>>,
+}
+
+impl Chained {
+    /// The units `effective` chains at `now` (§11), NUL-escaped for storage.
+    fn parse(effective: &DataMap, now: Time) -> Self {
+        let mut chained = Chained::default();
+        for unit in chained_units(effective, now) {
+            chained.names.push(unit.name.into_bytes());
+            chained
+                .datas
+                .push(Json(super::nul::escape(&unit.data).into_owned()));
+            chained.priorities.push(unit.meta.priority);
+            chained.not_befores.push(unit.meta.not_before);
+        }
+        chained
+    }
 }
 
 impl PgAttempt {
@@ -123,170 +152,112 @@ impl PgAttempt {
         self.unit.shared()
     }
 
-    /// One value of this attempt's row, optionally after an expiry check.
-    async fn field(&self, sql: &str, expire: bool) -> Result<Row> {
-        if expire {
-            self.shared()
-                .expire_now(Scope::Spec(self.unit.spec.id))
-                .await?;
-        }
+    /// A value of this attempt's row that needs no expiry check.
+    async fn field(&self, sql: &str) -> Result<Row> {
         let client = self.shared().client().await?;
         query_opt(&client, sql, &[&self.id])
             .await?
             .ok_or(Error::Gone)
     }
 
-    /// Runs `change` in one transaction, retried on deadlock.
-    async fn change(&self, change: Change, data: Option<DataMap>) -> Result<()> {
+    /// Status, end time and expiration time after an expiry check (§13.2),
+    /// read in one statement.
+    async fn state(&self) -> Result<(AttemptStatus, Option<Time>, Time)> {
         let shared = self.shared();
-        shared
-            .retrying(|| self.change_once(change, data.as_ref()))
-            .await
-    }
-
-    async fn change_once(&self, change: Change, data: Option<&DataMap>) -> Result<()> {
-        let shared = self.shared();
+        let spec = self.unit.spec.id;
         let now = shared.now();
-        let mut client = shared.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let row = query_opt(&tx, LOCK, &[&self.id])
+        let client = shared.client().await?;
+        let row = query_opt(&client, STATE, &[&self.id, &now, &spec])
             .await?
             .ok_or(Error::Gone)?;
-        let locked = Locked {
-            status: attempt_status(&row, 0)?,
-            active: col(&row, 1)?,
-            next_spec: text(&row, 2)?,
-            namespace_id: col(&row, 3)?,
+        drop(client);
+        let expired: bool = col(&row, 3)?;
+        let state = if expired {
+            (AttemptStatus::Expired, Some(now), col(&row, 2)?)
+        } else {
+            (attempt_status(&row, 0)?, col(&row, 1)?, col(&row, 2)?)
         };
-        use AttemptStatus::*;
-        // *live*: pending, or expired while still active (§9.2).
-        let live = locked.status == Pending || (locked.status == Expired && locked.active);
-        let outcome = match change {
-            Change::Renew(extend) => {
-                if !matches!(locked.status, Pending | Expired) {
-                    return Err(Error::NotPending);
-                }
-                if locked.active {
-                    let expiration = checked_add(now, extend)?;
-                    execute(
-                        &tx,
-                        "UPDATE attempt SET expiration_time = $2, status = 0,
-                             data = COALESCE($3, data)
-                         WHERE id = $1",
-                        &[&self.id, &expiration, &data.map(json)],
-                    )
-                    .await?;
-                    Ok(())
-                } else {
-                    self.complete(&tx, Expired, now, data).await?;
-                    Err(Error::LostLease)
-                }
-            }
-            Change::Expire => match locked.status {
-                Expired => Ok(()),
-                Pending => {
-                    self.complete(&tx, Expired, now, data).await?;
-                    if locked.active {
-                        execute(&tx, CLEAR_LINK, &[&self.unit.id, &self.id]).await?;
-                    }
-                    Ok(())
-                }
-                _ => return Err(Error::NotPending),
-            },
-            Change::Finish => {
-                if !(live || locked.status == Failed) {
-                    return Err(Error::NotPending);
-                }
-                self.complete(&tx, Finished, now, data).await?;
-                if locked.active {
-                    self.chain(&tx, &locked, data, now).await?;
-                }
-                Ok(())
-            }
-            Change::Fail => {
-                if !live {
-                    return Err(Error::NotPending);
-                }
-                self.complete(&tx, Failed, now, data).await?;
-                Ok(())
-            }
-            Change::Retry(delay) => {
-                if !live {
-                    return Err(Error::NotPending);
-                }
-                let not_before = checked_add(now, delay)?;
-                self.complete(&tx, Retryable, now, data).await?;
-                execute(
-                    &tx,
-                    "UPDATE work_unit SET not_before = $3,
-                         active_attempt_id = CASE WHEN active_attempt_id = $2 THEN NULL
-                                                  ELSE active_attempt_id END
-                     WHERE id = $1",
-                    &[&self.unit.id, &self.id, &not_before],
-                )
-                .await?;
-                Ok(())
-            }
-        };
-        tx.commit().await.map_err(db)?;
-        outcome
+        shared.settle(Scope::Spec(spec), now, col(&row, 4)?).await?;
+        Ok(state)
     }
 
-    async fn complete<C: GenericClient>(
-        &self,
-        tx: &C,
-        status: AttemptStatus,
-        now: Time,
-        data: Option<&DataMap>,
-    ) -> Result<()> {
-        execute(
-            tx,
-            COMPLETE,
-            &[&self.id, &status_code(status), &now, &data.map(json)],
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Work unit chaining (§11) after a successful finish of the active
-    /// attempt, in the finishing transaction.
-    async fn chain<C: GenericClient>(
-        &self,
-        tx: &C,
-        locked: &Locked,
-        data: Option<&DataMap>,
-        now: Time,
-    ) -> Result<()> {
-        if locked.next_spec.is_empty() {
-            return Ok(());
-        }
-        let effective = match data {
-            Some(d) => d.clone(),
-            None => {
-                let row = query_opt(tx, "SELECT data FROM attempt WHERE id = $1", &[&self.id])
+    /// Runs `change` in one statement, retried on deadlock.
+    async fn change(&self, change: Change, data: Option<DataMap>) -> Result<()> {
+        let shared = self.shared();
+        let data = data.as_ref().map(json);
+        let code: i16 = shared
+            .retrying(|| async {
+                let now = shared.now();
+                let (kind, until) = match change {
+                    Change::Renew(extend) => (0, Some(checked_add(now, extend)?)),
+                    Change::Expire => (status_code(AttemptStatus::Expired), None),
+                    Change::Fail => (status_code(AttemptStatus::Failed), None),
+                    Change::Retry(delay) => (
+                        status_code(AttemptStatus::Retryable),
+                        Some(checked_add(now, delay)?),
+                    ),
+                };
+                let client = shared.client().await?;
+                let row = query_opt(&client, CHANGE, &[&self.id, &kind, &now, &data, &until])
                     .await?
-                    .ok_or(Error::Gone)?;
-                data_map(&row, 0)?
+                    .ok_or_else(|| decode("a state change answered no row"))?;
+                col(&row, 0)
+            })
+            .await?;
+        Outcome::from_code(code)?.into_result()
+    }
+
+    /// finish (§9.2) and chaining (§11) in one statement. Units to chain
+    /// are parsed here from the finishing data; without data, and only if
+    /// chaining would happen, the function first answers the stored data to
+    /// parse and is called again with its units.
+    async fn finish_chaining(&self, data: Option<DataMap>) -> Result<()> {
+        let shared = self.shared();
+        let escaped = data.as_ref().map(json);
+        let mut parsed: Option<Json<serde_json::Value>> = None;
+        let mut chained = Chained::default();
+        for _ in 0..MAX_TRIES {
+            let now = shared.now();
+            if let Some(d) = &data {
+                chained = Chained::parse(d, now);
             }
-        };
-        let units = chained_units(&effective, now);
-        if units.is_empty() {
-            return Ok(());
+            let row = shared
+                .retrying(|| async {
+                    let client = shared.client().await?;
+                    query_opt(
+                        &client,
+                        FINISH,
+                        &[
+                            &self.id,
+                            &now,
+                            &escaped,
+                            &parsed,
+                            &chained.names,
+                            &chained.datas,
+                            &chained.priorities,
+                            &chained.not_befores,
+                        ],
+                    )
+                    .await?
+                    .ok_or_else(|| decode("finish answered no row"))
+                })
+                .await?;
+            let outcome = Outcome::from_code(col(&row, 0)?)?;
+            if outcome != Outcome::NeedsUnits {
+                return outcome.into_result();
+            }
+            // The stored data has an `output` to chain: parse it, and have
+            // the function check that it is still the stored data.
+            let Json(stored): Json<serde_json::Value> = col(&row, 1)?;
+            let serde_json::Value::Object(map) = &stored else {
+                return Err(decode("attempt data is not an object"));
+            };
+            chained = Chained::parse(&super::nul::unescape(map.clone()), now);
+            parsed = Some(Json(stored));
         }
-        let Some(row) = query_opt(
-            tx,
-            "SELECT id FROM work_spec WHERE namespace_id = $1 AND name = $2",
-            &[&locked.namespace_id, &locked.next_spec.as_bytes()],
-        )
-        .await?
-        else {
-            return Ok(());
-        };
-        let next_id: i64 = col(&row, 0)?;
-        for unit in &units {
-            upsert_unit(tx, next_id, &unit.name, &unit.data, &unit.meta).await?;
-        }
-        Ok(())
+        Err(decode(
+            "the attempt's data kept changing while it was finished",
+        ))
     }
 }
 
@@ -304,20 +275,17 @@ impl Attempt for PgAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        u64::try_from(self.id).ok()
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
-        attempt_status(
-            &self
-                .field("SELECT status FROM attempt WHERE id = $1", true)
-                .await?,
-            0,
-        )
+        Ok(self.state().await?.0)
     }
 
     async fn data(&self) -> Result<DataMap> {
         data_map(
-            &self
-                .field("SELECT data FROM attempt WHERE id = $1", false)
-                .await?,
+            &self.field("SELECT data FROM attempt WHERE id = $1").await?,
             0,
         )
     }
@@ -325,65 +293,42 @@ impl Attempt for PgAttempt {
     async fn start_time(&self) -> Result<Time> {
         col(
             &self
-                .field("SELECT start_time FROM attempt WHERE id = $1", false)
+                .field("SELECT start_time FROM attempt WHERE id = $1")
                 .await?,
             0,
         )
     }
 
     async fn end_time(&self) -> Result<Option<Time>> {
-        col(
-            &self
-                .field("SELECT end_time FROM attempt WHERE id = $1", true)
-                .await?,
-            0,
-        )
+        Ok(self.state().await?.1)
     }
 
     async fn expiration_time(&self) -> Result<Time> {
-        col(
-            &self
-                .field("SELECT expiration_time FROM attempt WHERE id = $1", true)
-                .await?,
-            0,
-        )
+        Ok(self.state().await?.2)
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Renew(extend), data).await
     }
 
     async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Expire, data).await
     }
 
     async fn finish(&self, data: Option<DataMap>) -> Result<()> {
-        let shared = self.shared();
-        let finished: bool = shared
-            .retrying(|| async {
-                let now = shared.now();
-                let client = shared.client().await?;
-                let row = query_opt(
-                    &client,
-                    FINISH_SIMPLE,
-                    &[&self.id, &now, &data.as_ref().map(json)],
-                )
-                .await?
-                .ok_or(Error::Gone)?;
-                col(&row, 0)
-            })
-            .await?;
-        if finished {
-            return Ok(());
-        }
-        self.change(Change::Finish, data).await
+        let data = crate::rules::limits::checked_optional_data(data)?;
+        self.finish_chaining(data).await
     }
 
     async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Fail, data).await
     }
 
     async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
+        let data = crate::rules::limits::checked_optional_data(data)?;
         self.change(Change::Retry(delay), data).await
     }
 }

@@ -100,6 +100,23 @@ pub(crate) fn decode(what: impl std::fmt::Display) -> Error {
     PostgresError::Decode(what.to_string()).into()
 }
 
+/// A priority sum that overflowed `float8` (SQLSTATE 22003) is
+/// [`Error::BadPriority`], as [`adjusted_priority`](crate::rules::limits::adjusted_priority)
+/// answers; the transaction rolls back, so nothing changed.
+pub(crate) fn priority_overflow(e: Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    let overflow = matches!(&e, Error::Backend(source)
+        if source
+            .downcast_ref::<PostgresError>()
+            .and_then(PostgresError::sql_state)
+            == Some(&SqlState::NUMERIC_VALUE_OUT_OF_RANGE));
+    if overflow {
+        Error::BadPriority
+    } else {
+        e
+    }
+}
+
 /// True for failures worth retrying the whole transaction for:
 /// serialization failures and deadlocks (§15).
 pub(crate) fn is_retryable(e: &Error) -> bool {

@@ -48,15 +48,49 @@
 //! Every "now" is read from the injected [`Clock`] and sent as a statement
 //! parameter; the database's own clock (`now()`) is never used.
 //!
+//! # One round trip per operation
+//!
+//! In its common case every operation is one statement, so one round trip.
+//! Operations that change several rows (the attempt state changes with
+//! chaining, adding a unit, handing out work, expiry) are PL/pgSQL
+//! functions installed by the migrations and called by one statement.
+//! `request_attempts` takes two (the scheduler's counts, then the
+//! hand-out); `finish` without data whose stored data chains takes two (the
+//! stored output is parsed here, by the rules every backend shares); name
+//! lookups that create (`namespace`, `worker`) take two on creation; and
+//! the query-selected unit changes (`delete_work_units`, the priority
+//! setters) are one transaction.
+//!
+//! # Expiry without writes on reads
+//!
+//! Reads that perform an expiry check (§13.2: `status`, `active_attempt`,
+//! the attempt's times, `meta(true)`, `work_units`, counts, summaries)
+//! compute their answer as of that check inside one read-only statement: a
+//! pending active attempt past its deadline counts as expired, its unit as
+//! without an active attempt. The same statement says whether the check
+//! would expire anything; only then is the expiry written, by a second
+//! statement, so that a later `finish` or `renew` — from this job server or
+//! another — finds the attempt Expired as the read reported it. With no
+//! lease past its deadline (the usual state of a healthy job server) reads
+//! write nothing. `request_attempts` reads the namespace's counts the same
+//! way and applies a due expiry inside its hand-out statement.
+//!
 //! # Concurrency
 //!
-//! Every operation is one statement or one transaction. `request_attempts`
-//! locks the chosen work spec's row (so `max_running` and continuous
-//! generation hold across processes) and takes units with
-//! `FOR UPDATE SKIP LOCKED`, so no unit is ever handed to two workers.
-//! Transactions failing with a serialization failure or a deadlock are
-//! retried a bounded number of times. A backend and its handles belong to the
-//! tokio runtime they were created on (the pool's connections run there).
+//! `request_attempts` takes units with `FOR UPDATE SKIP LOCKED`, so no unit
+//! is ever handed to two workers and concurrent requests take different
+//! units without waiting. The spec's row is locked only where a limit needs
+//! it: under a `max_running` (the running attempts are counted under the
+//! lock, so concurrent requests never exceed it) and to generate a
+//! continuous unit (its conditions are checked again under the lock, so one
+//! interval makes one unit). Every function locks a unit's row before an
+//! attempt of it, so they never deadlock with each other; adding a unit
+//! reads its active attempt's status after locking the unit, so a `finish`
+//! racing with it is either seen (the unit runs again) or comes after
+//! (the unit ends Finished). Statements failing with a serialization
+//! failure or a deadlock are retried a bounded number of times. A backend
+//! and its handles belong to the tokio runtime they were created on (the
+//! pool's connections run there).
 
 mod attempt;
 mod error;
@@ -149,6 +183,20 @@ impl fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.shared.fmt(f)
     }
+}
+
+/// The state of a [`PostgresBackend`]'s connection pool, from
+/// [`PostgresBackend::pool_status`]. The listening connection of the change
+/// feed is outside the pool and not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
 }
 
 /// Settings for [`PostgresBackend`]; made by [`PostgresBackend::builder`].
@@ -283,6 +331,17 @@ impl PostgresBackend {
         self.shared.feed.listener_pid().await
     }
 
+    /// The connection pool's state now: for monitoring, and to check that
+    /// no call (finished or cancelled) keeps a connection.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = self.shared.pool.status();
+        PoolStatus {
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     /// Answers a namespace handle from its row.
     fn namespace_handle(&self, id: i64, name: String) -> NamespaceRef {
         Arc::new(PgNamespace::new(self.shared.clone(), id, name))
@@ -295,6 +354,7 @@ impl Backend for PostgresBackend {
         const FIND: &str = "SELECT id FROM namespace WHERE name = $1";
         const CREATE: &str =
             "INSERT INTO namespace (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id";
+        crate::rules::limits::check_name(name)?;
         let client = self.shared.client().await?;
         // Usually one round trip; a racing creator makes us look again.
         for _ in 0..MAX_TRIES {
@@ -379,95 +439,98 @@ impl Shared {
         }
     }
 
-    /// Lazy expiry (§13.2) over `scope` at `now`, on `client` (which may be a
-    /// transaction): every active, pending attempt whose deadline is strictly
-    /// before now becomes Expired and leaves its worker's active list, and
-    /// its unit's active link is cleared.
+    /// Lazy expiry (§13.2) over `scope` at `now`, in one statement: every
+    /// active, pending attempt whose deadline is strictly before now
+    /// becomes Expired and leaves its worker's active list, and its unit's
+    /// active link is cleared.
     pub(crate) async fn expire<C: GenericClient>(
         &self,
         client: &C,
         scope: Scope,
         now: Time,
     ) -> Result<()> {
-        // Two data-modifying steps in one statement: the attempts, then the
-        // links of the units whose active attempt each one was.
-        const SPEC: &str = "WITH expired AS (
-                UPDATE attempt a SET status = 1, end_time = $2, on_active_list = false
-                FROM work_unit u
-                WHERE a.work_spec_id = $1 AND a.status = 0 AND a.expiration_time < $2
-                  AND u.id = a.work_unit_id AND u.active_attempt_id = a.id
-                RETURNING a.id, a.work_unit_id)
-            UPDATE work_unit u SET active_attempt_id = NULL FROM expired e
-            WHERE u.id = e.work_unit_id AND u.active_attempt_id = e.id";
-        const NAMESPACE: &str = "WITH expired AS (
-                UPDATE attempt a SET status = 1, end_time = $2, on_active_list = false
-                FROM work_unit u
-                WHERE a.work_spec_id IN (SELECT id FROM work_spec WHERE namespace_id = $1)
-                  AND a.status = 0 AND a.expiration_time < $2
-                  AND u.id = a.work_unit_id AND u.active_attempt_id = a.id
-                RETURNING a.id, a.work_unit_id)
-            UPDATE work_unit u SET active_attempt_id = NULL FROM expired e
-            WHERE u.id = e.work_unit_id AND u.active_attempt_id = e.id";
-        const ALL: &str = "WITH expired AS (
-                UPDATE attempt a SET status = 1, end_time = $1, on_active_list = false
-                FROM work_unit u
-                WHERE a.status = 0 AND a.expiration_time < $1
-                  AND u.id = a.work_unit_id AND u.active_attempt_id = a.id
-                RETURNING a.id, a.work_unit_id)
-            UPDATE work_unit u SET active_attempt_id = NULL FROM expired e
-            WHERE u.id = e.work_unit_id AND u.active_attempt_id = e.id";
-        match scope {
-            Scope::All => execute(client, ALL, &[&now]).await?,
-            Scope::Namespace(id) => execute(client, NAMESPACE, &[&id, &now]).await?,
-            Scope::Spec(id) => execute(client, SPEC, &[&id, &now]).await?,
+        const EXPIRE: &str = "SELECT coordinate_expire($1, $2, $3)";
+        let (namespace, spec) = match scope {
+            Scope::All => (None, None),
+            Scope::Namespace(id) => (Some(id), None),
+            Scope::Spec(id) => (None, Some(id)),
         };
+        execute(client, EXPIRE, &[&namespace, &spec, &now]).await?;
         Ok(())
     }
 
-    /// Lazy expiry over `scope` in its own statement, retried on deadlock.
-    pub(crate) async fn expire_now(&self, scope: Scope) -> Result<Time> {
-        let now = self.now();
+    /// Makes a read's expiry check durable: a read computes its answer as
+    /// of expiry at `now` without writing; when it found an attempt to
+    /// expire (`stale`), the expiry is applied here, so that every later
+    /// call, on any job server, sees the attempt Expired as the read did.
+    /// Nothing to expire (the usual case) costs nothing.
+    pub(crate) async fn settle(&self, scope: Scope, now: Time, stale: bool) -> Result<()> {
+        if !stale {
+            return Ok(());
+        }
         self.retrying(|| async {
             let client = self.client().await?;
             self.expire(&client, scope, now).await
         })
-        .await?;
-        Ok(now)
+        .await
     }
 
-    /// The summary of `scope` (§14), after an expiry check.
+    /// The summary of `scope` (§14) as of an expiry check at now: one
+    /// read-only statement (see [`Shared::settle`]).
     pub(crate) async fn summarize(&self, scope: Scope) -> Result<Summary> {
-        const GROUPS: &str = "n.name, s.name, a.status, COALESCE(u.not_before > $1, false)";
-        const FROM: &str = "FROM work_unit u
+        const GROUPS: &str = concat!(
+            "SELECT n.name, s.name, ",
+            live_status!("a", "$1"),
+            ", COALESCE(u.not_before > $1, false), count(*)
+            FROM work_unit u
             JOIN work_spec s ON s.id = u.work_spec_id
             JOIN namespace n ON n.id = s.namespace_id
-            LEFT JOIN attempt a ON a.id = u.active_attempt_id";
+            LEFT JOIN attempt a ON a.id = u.active_attempt_id"
+        );
         // Built from constants only; the statement text never holds data.
+        // The groups are joined to a one-row flag so that an empty scope
+        // still answers whether anything needs expiring.
         let sql = match scope {
-            Scope::All => format!("SELECT {GROUPS}, count(*) {FROM} GROUP BY 1, 2, 3, 4"),
-            Scope::Namespace(_) => {
-                format!("SELECT {GROUPS}, count(*) {FROM} WHERE s.namespace_id = $2 GROUP BY 1, 2, 3, 4")
-            }
-            Scope::Spec(_) => {
-                format!("SELECT {GROUPS}, count(*) {FROM} WHERE s.id = $2 GROUP BY 1, 2, 3, 4")
-            }
+            Scope::All => format!(
+                "SELECT g.*, f.stale FROM (SELECT {}) f(stale)
+                 LEFT JOIN ({GROUPS} GROUP BY 1, 2, 3, 4) g ON true",
+                expirable!("true", "$1")
+            ),
+            Scope::Namespace(_) => format!(
+                "SELECT g.*, f.stale FROM (SELECT {}) f(stale)
+                 LEFT JOIN ({GROUPS} WHERE s.namespace_id = $2 GROUP BY 1, 2, 3, 4) g ON true",
+                expirable!(
+                    "x.work_spec_id IN (SELECT id FROM work_spec WHERE namespace_id = $2)",
+                    "$1"
+                )
+            ),
+            Scope::Spec(_) => format!(
+                "SELECT g.*, f.stale FROM (SELECT {}) f(stale)
+                 LEFT JOIN ({GROUPS} WHERE s.id = $2 GROUP BY 1, 2, 3, 4) g ON true",
+                expirable!("x.work_spec_id = $2", "$1")
+            ),
         };
-        let now = self.expire_now(scope).await?;
+        let now = self.now();
         let client = self.client().await?;
         let rows = match scope {
             Scope::All => query(&client, &sql, &[&now]).await?,
             Scope::Namespace(id) | Scope::Spec(id) => query(&client, &sql, &[&now, &id]).await?,
         };
+        drop(client);
         // Several groups can map to one status (e.g. no attempt and an
         // expired one both make Available); merge them.
         let mut counts: BTreeMap<(String, String, WorkUnitStatus), u64> = BTreeMap::new();
+        let mut stale = false;
         for row in &rows {
+            stale = col(row, 5)?;
+            let n: Option<i64> = col(row, 4)?;
+            let Some(n) = n else { continue };
             let status = derived_status(attempt_status_opt(row, 2)?, col(row, 3)?, now);
-            let n: i64 = col(row, 4)?;
             *counts
                 .entry((text(row, 0)?, text(row, 1)?, status))
                 .or_default() += u64::try_from(n).map_err(decode)?;
         }
+        self.settle(scope, now, stale).await?;
         Ok(counts
             .into_iter()
             .map(|((namespace, work_spec, status), count)| SummaryRecord {
@@ -575,6 +638,44 @@ pub(crate) fn micros(d: Duration) -> Result<i64> {
 pub(crate) fn json(map: &DataMap) -> Json<std::borrow::Cow<'_, DataMap>> {
     Json(nul::escape(map))
 }
+
+/// SQL: the status of active attempt `$a` (an alias of `attempt`) as an
+/// expiry check at `$now` would leave it: a pending attempt past its
+/// deadline is expired, and an expired attempt is no longer active, so the
+/// unit has none (NULL). A macro so statements can `concat!` it.
+macro_rules! live_status {
+    ($a:literal, $now:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $a,
+            ".status = 0 AND ",
+            $a,
+            ".expiration_time < ",
+            $now,
+            " THEN NULL ELSE ",
+            $a,
+            ".status END"
+        )
+    };
+}
+pub(crate) use live_status;
+
+/// SQL: true if an expiry check at `$now` over the attempts `x` that
+/// `$scope` admits would expire one (an active, pending attempt past its
+/// deadline).
+macro_rules! expirable {
+    ($scope:literal, $now:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM attempt x JOIN work_unit y ",
+            "ON y.id = x.work_unit_id AND y.active_attempt_id = x.id WHERE ",
+            $scope,
+            " AND x.status = 0 AND x.expiration_time < ",
+            $now,
+            ")"
+        )
+    };
+}
+pub(crate) use expirable;
 
 /// The meta columns of `work_spec` (alias `s`), in the order [`read_meta`]
 /// reads them; a macro so statements can `concat!` it.

@@ -13,7 +13,7 @@ use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, DEFAULT_LIFETIME};
-use crate::rules::parse_definition;
+use crate::rules::{limits, parse_definition};
 
 /// A namespace row.
 #[derive(Debug)]
@@ -75,6 +75,7 @@ impl Namespace for PgNamespace {
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        let definition = limits::checked_data(definition)?;
         let parsed = parse_definition(&definition)?;
         let m = &parsed.meta;
         let interval = micros(m.interval)?;
@@ -159,6 +160,7 @@ impl Namespace for PgNamespace {
                 data, expiration, last_update)
             VALUES ($1, $2, NULL, true, '', '{}', $3, $4)
             ON CONFLICT (namespace_id, name) DO NOTHING RETURNING id";
+        limits::check_name(name)?;
         let client = self.shared.client().await?;
         for _ in 0..MAX_TRIES {
             if let Some(row) = query_opt(&client, FIND, &[&self.id, &name.as_bytes()]).await? {

@@ -32,10 +32,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("migrations/0002_change_feed.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/0003_one_statement_operations.sql"),
+    },
 ];
 
 /// The schema version this code migrates to and works with.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock key that serialises migrations ("coordnat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;

@@ -121,22 +121,15 @@ impl TestCluster {
             .map_err(Clone::clone)
     }
 
-    /// [`shared`](Self::shared), or `None` after printing why the calling
-    /// test is skipped.
+    /// [`shared`](Self::shared) for a test: a test that needs PostgreSQL
+    /// fails, never silently passes, when no server can be had.
     ///
     /// # Panics
     ///
-    /// Under CI (`CI` set) a missing server is a failure instead of a skip:
-    /// this panics with the reason and how to install PostgreSQL.
-    pub fn shared_or_skip(test: &str) -> Option<&'static TestCluster> {
-        match Self::shared() {
-            Ok(cluster) => Some(cluster),
-            Err(e) if std::env::var_os("CI").is_some() => panic!("{e}"),
-            Err(e) => {
-                eprintln!("SKIPPED {test}: {e}");
-                None
-            }
-        }
+    /// When no server can be started or reached, with the reason and how to
+    /// install PostgreSQL.
+    pub fn shared_or_panic() -> &'static TestCluster {
+        Self::shared().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A server given by connection string, used as it is.

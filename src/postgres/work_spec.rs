@@ -9,15 +9,16 @@ use deadpool_postgres::GenericClient;
 
 use super::work_unit::PgWorkUnit;
 use super::{
-    attempt_status_opt, col, data_map, decode, derived_status, execute, json, meta_columns, micros,
-    query, query_opt, read_meta, text, Scope, Shared, META_WIDTH,
+    attempt_status_opt, col, data_map, decode, derived_status, execute, expirable, json,
+    live_status, meta_columns, micros, query, query_opt, read_meta, text, Scope, Shared,
+    META_WIDTH,
 };
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{
     DataMap, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
-use crate::rules::{merge_set_meta, parse_definition};
+use crate::rules::{limits, merge_set_meta, parse_definition};
 
 /// A work spec row.
 #[derive(Debug)]
@@ -28,55 +29,29 @@ pub(crate) struct PgWorkSpec {
     pub(crate) name: String,
 }
 
-/// Creates a unit or replaces its data and meta (§5.3), in one statement so
-/// concurrent adders of one name all succeed. A unit whose active attempt
-/// is Finished or Failed loses the link (it runs again); an Available,
-/// Pending or Delayed one keeps it. Used by `add_work_unit` and chaining.
-pub(crate) const UPSERT_UNIT: &str = "INSERT INTO work_unit (work_spec_id, name, data, priority,
-        not_before, active_attempt_id)
-    VALUES ($1, $2, $3, $4, $5, NULL)
-    ON CONFLICT (work_spec_id, name) DO UPDATE SET data = EXCLUDED.data,
-        priority = EXCLUDED.priority, not_before = EXCLUDED.not_before,
-        active_attempt_id = CASE WHEN EXISTS (SELECT 1 FROM attempt a
-                WHERE a.id = work_unit.active_attempt_id AND a.status IN (2, 3))
-            THEN NULL ELSE work_unit.active_attempt_id END
-    RETURNING id";
+/// Creates a unit or replaces its data and meta (§5.3), in one statement
+/// (see the migration's `coordinate_upsert_unit`); concurrent adders of one
+/// name all succeed. Answers the unit's id.
+const UPSERT_UNIT: &str = "SELECT coordinate_upsert_unit($1, $2, $3, $4, $5)";
 
-/// Adds (upserts) one unit with [`UPSERT_UNIT`]; answers its id.
-pub(crate) async fn upsert_unit<C: GenericClient>(
-    client: &C,
-    spec_id: i64,
-    name: &str,
-    data: &DataMap,
-    meta: &WorkUnitMeta,
-) -> Result<i64> {
-    let row = query_opt(
-        client,
-        UPSERT_UNIT,
-        &[
-            &spec_id,
-            &name.as_bytes(),
-            &json(data),
-            &meta.priority,
-            &meta.not_before,
-        ],
-    )
-    .await?
-    .ok_or(Error::Gone)?;
-    col(&row, 0)
-}
-
-/// The counted meta of one spec: available units (no active attempt, not
-/// delayed) and pending ones (active attempt pending).
-pub(crate) const COUNTED_META: &str = concat!(
+/// The counted meta of one spec as of an expiry check at `$2`: available
+/// units (no active attempt, or one that check would expire, and not
+/// delayed), pending ones (active attempt pending, not past its deadline),
+/// and whether the check would expire anything.
+const COUNTED_META: &str = concat!(
     "SELECT ",
     meta_columns!(),
     ", (SELECT count(*) FROM work_unit u WHERE u.work_spec_id = s.id
-            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2)),
+            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2))
+        + (SELECT count(*) FROM attempt a JOIN work_unit u
+            ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
+            WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time < $2
+              AND (u.not_before IS NULL OR u.not_before <= $2)),
         (SELECT count(*) FROM attempt a JOIN work_unit u
             ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
-            WHERE a.work_spec_id = s.id AND a.status = 0)
-    FROM work_spec s WHERE s.id = $1"
+            WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time >= $2), ",
+    expirable!("x.work_spec_id = s.id", "$2"),
+    " FROM work_spec s WHERE s.id = $1"
 );
 
 /// Reads a meta followed by its available and pending counts.
@@ -87,15 +62,25 @@ pub(crate) fn read_counted_meta(row: &tokio_postgres::Row, at: usize) -> Result<
     Ok(meta)
 }
 
-/// Units of a spec with their status inputs, by name, for queries (§7).
-const SELECT_UNITS: &str = "SELECT u.id, u.name, a.status, u.not_before
-    FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
-    WHERE u.work_spec_id = $1
-      AND (cardinality($2::bytea[]) = 0 OR u.name = ANY($2::bytea[]))
-      AND (length($3::bytea) = 0 OR u.name > $3::bytea)
-    ORDER BY u.name LIMIT $4";
+/// Units of a spec with their status inputs as of an expiry check at `$5`,
+/// by name, for queries (§7); joined to a one-row flag saying whether that
+/// check would expire anything, so it is answered even when no unit is.
+const SELECT_UNITS: &str = concat!(
+    "SELECT r.*, f.stale FROM (SELECT ",
+    expirable!("x.work_spec_id = $1", "$5"),
+    ") f(stale) LEFT JOIN (SELECT u.id, u.name, ",
+    live_status!("a", "$5"),
+    ", u.not_before
+        FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+        WHERE u.work_spec_id = $1
+          AND (cardinality($2::bytea[]) = 0 OR u.name = ANY($2::bytea[]))
+          AND (length($3::bytea) = 0 OR u.name > $3::bytea)
+        ORDER BY u.name LIMIT $4) r ON true
+    ORDER BY r.name"
+);
 
-/// [`SELECT_UNITS`], locking the selected units for a change.
+/// Units of a spec with their status inputs, locked for a change, after
+/// the caller's expiry check.
 const SELECT_UNITS_FOR_UPDATE: &str = "SELECT u.id, u.name, a.status, u.not_before
     FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
     WHERE u.work_spec_id = $1
@@ -118,15 +103,17 @@ impl PgWorkSpec {
         Arc::new(PgWorkUnit::new(self.clone(), id, name))
     }
 
-    /// The ids and names of the units `query` selects at `now` (§7), after
-    /// the caller's expiry check; `lock` takes row locks for a change.
+    /// The ids and names of the units `query` selects at `now` (§7), and
+    /// whether an expiry check at now would expire anything. `lock` takes
+    /// row locks for a change, after the caller's expiry check; otherwise
+    /// statuses are computed as of that check, writing nothing.
     async fn select_units<C: GenericClient>(
         &self,
         client: &C,
         query: &WorkUnitQuery,
         now: Time,
         lock: bool,
-    ) -> Result<Vec<(i64, String)>> {
+    ) -> Result<(Vec<(i64, String)>, bool)> {
         let names: Vec<&[u8]> = query.names.iter().map(|n| n.as_bytes()).collect();
         let filters_status = query.filters_status();
         // With a status filter the limit applies after it, so in Rust.
@@ -134,24 +121,30 @@ impl PgWorkSpec {
             Some(limit) if !filters_status => Some(i64::try_from(limit).unwrap_or(i64::MAX)),
             _ => None,
         };
-        let sql = if lock {
-            SELECT_UNITS_FOR_UPDATE
+        let previous = query.previous_name.as_bytes();
+        let rows = if lock {
+            super::query(
+                client,
+                SELECT_UNITS_FOR_UPDATE,
+                &[&self.id, &names, &previous, &sql_limit],
+            )
+            .await?
         } else {
-            SELECT_UNITS
+            super::query(
+                client,
+                SELECT_UNITS,
+                &[&self.id, &names, &previous, &sql_limit, &now],
+            )
+            .await?
         };
-        let rows = super::query(
-            client,
-            sql,
-            &[
-                &self.id,
-                &names,
-                &query.previous_name.as_bytes(),
-                &sql_limit,
-            ],
-        )
-        .await?;
         let mut selected = Vec::with_capacity(rows.len());
+        let mut stale = false;
         for row in &rows {
+            if !lock {
+                stale = col(row, 4)?;
+            }
+            let id: Option<i64> = col(row, 0)?;
+            let Some(id) = id else { continue };
             if filters_status {
                 let not_before: Option<Time> = col(row, 3)?;
                 let status =
@@ -160,12 +153,12 @@ impl PgWorkSpec {
                     continue;
                 }
             }
-            selected.push((col(row, 0)?, text(row, 1)?));
             if query.limit().is_some_and(|l| selected.len() >= l) {
-                break;
+                continue;
             }
+            selected.push((id, text(row, 1)?));
         }
-        Ok(selected)
+        Ok((selected, stale))
     }
 
     /// Runs `change` on the ids `query` selects, in one transaction after
@@ -181,6 +174,7 @@ impl PgWorkSpec {
                 let ids: Vec<i64> = self
                     .select_units(&tx, query, now, true)
                     .await?
+                    .0
                     .into_iter()
                     .map(|(id, _)| id)
                     .collect();
@@ -194,14 +188,13 @@ impl PgWorkSpec {
                             )
                             .await?
                         }
-                        UnitChange::AdjustPriority(d) => {
-                            execute(
-                                &tx,
-                                "UPDATE work_unit SET priority = priority + $2 WHERE id = ANY($1)",
-                                &[&ids, &d],
-                            )
-                            .await?
-                        }
+                        UnitChange::AdjustPriority(d) => execute(
+                            &tx,
+                            "UPDATE work_unit SET priority = priority + $2 WHERE id = ANY($1)",
+                            &[&ids, &d],
+                        )
+                        .await
+                        .map_err(super::error::priority_overflow)?,
                         UnitChange::Delete => {
                             execute(&tx, "DELETE FROM work_unit WHERE id = ANY($1)", &[&ids])
                                 .await?
@@ -252,6 +245,7 @@ impl WorkSpec for PgWorkSpec {
                 max_attempts_returned = $11, max_retries = $12, next_work_spec_name = $13,
                 runtime = $14
             WHERE id = $1";
+        let definition = limits::checked_data(definition)?;
         let parsed = parse_definition(&definition)?;
         if parsed.name != self.name {
             return Err(Error::ChangedName);
@@ -293,12 +287,16 @@ impl WorkSpec for PgWorkSpec {
             " FROM work_spec s WHERE s.id = $1"
         );
         if with_counts {
-            let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
+            let now = self.shared.now();
             let client = self.shared.client().await?;
             let row = query_opt(&client, COUNTED_META, &[&self.id, &now])
                 .await?
                 .ok_or(Error::Gone)?;
-            read_counted_meta(&row, 0)
+            drop(client);
+            let meta = read_counted_meta(&row, 0)?;
+            let stale = col(&row, META_WIDTH + 2)?;
+            self.shared.settle(Scope::Spec(self.id), now, stale).await?;
+            Ok(meta)
         } else {
             let client = self.shared.client().await?;
             let row = query_opt(&client, PLAIN, &[&self.id])
@@ -318,6 +316,7 @@ impl WorkSpec for PgWorkSpec {
                 continuous = $5, min_memory_gb = $6, interval_us = $7, next_continuous = $8,
                 max_running = $9, max_attempts_returned = $10, max_retries = $11
             WHERE id = $1";
+        let meta = limits::checked_spec_meta(meta)?;
         let shared = &self.shared;
         shared
             .retrying(|| async {
@@ -357,11 +356,25 @@ impl WorkSpec for PgWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
+        let (data, meta) = limits::checked_new_unit(name, data, meta)?;
         let shared = &self.shared;
         let id = shared
             .retrying(|| async {
                 let client = shared.client().await?;
-                upsert_unit(&client, self.id, name, &data, &meta).await
+                let row = query_opt(
+                    &client,
+                    UPSERT_UNIT,
+                    &[
+                        &self.id,
+                        &name.as_bytes(),
+                        &json(&data),
+                        &meta.priority,
+                        &meta.not_before,
+                    ],
+                )
+                .await?
+                .ok_or(Error::Gone)?;
+                col::<i64>(&row, 0)
             })
             .await?;
         Ok(Arc::new(PgWorkUnit::new(
@@ -388,40 +401,54 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
-        let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
+        let now = self.shared.now();
         let client = self.shared.client().await?;
+        let (selected, stale) = self.select_units(&client, query, now, false).await?;
+        drop(client);
+        self.shared.settle(Scope::Spec(self.id), now, stale).await?;
         let me = Arc::new(self.clone_handle());
-        Ok(self
-            .select_units(&client, query, now, false)
-            .await?
+        Ok(selected
             .into_iter()
             .map(|(id, name)| (name.clone(), me.unit(id, name)))
             .collect())
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        const COUNT: &str = "SELECT a.status, COALESCE(u.not_before > $2, false), count(*)
-            FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
-            WHERE u.work_spec_id = $1 GROUP BY 1, 2";
-        let now = self.shared.expire_now(Scope::Spec(self.id)).await?;
+        const COUNT: &str = concat!(
+            "SELECT g.*, f.stale FROM (SELECT ",
+            expirable!("x.work_spec_id = $1", "$2"),
+            ") f(stale) LEFT JOIN (SELECT ",
+            live_status!("a", "$2"),
+            ", COALESCE(u.not_before > $2, false), count(*)
+                FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+                WHERE u.work_spec_id = $1 GROUP BY 1, 2) g ON true"
+        );
+        let now = self.shared.now();
         let client = self.shared.client().await?;
         let rows = query(&client, COUNT, &[&self.id, &now]).await?;
+        drop(client);
         let mut counts = BTreeMap::new();
+        let mut stale = false;
         for row in &rows {
+            stale = col(row, 3)?;
+            let n: Option<i64> = col(row, 2)?;
+            let Some(n) = n else { continue };
             let status = derived_status(attempt_status_opt(row, 0)?, col(row, 1)?, now);
-            let n: i64 = col(row, 2)?;
             *counts.entry(status).or_default() += u64::try_from(n).map_err(decode)?;
         }
+        self.shared.settle(Scope::Spec(self.id), now, stale).await?;
         Ok(counts)
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         self.change_units(query, UnitChange::SetPriority(priority))
             .await
             .map(drop)
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        let delta = limits::checked_priority(delta)?;
         self.change_units(query, UnitChange::AdjustPriority(delta))
             .await
             .map(drop)

@@ -9,12 +9,13 @@ use super::attempt::PgAttempt;
 use super::work_spec::PgWorkSpec;
 use super::worker::PgWorker;
 use super::{
-    attempt_status_opt, col, data_map, decode, execute, query, query_opt, text, Scope, Shared,
+    attempt_status_opt, col, data_map, decode, execute, expirable, live_status, query, query_opt,
+    text, Scope, Shared,
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitStatus};
-use crate::rules::unit_status;
+use crate::rules::{limits, unit_status};
 
 /// A work unit row.
 #[derive(Debug)]
@@ -86,18 +87,26 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        let now = self.shared().expire_now(Scope::Spec(self.spec.id)).await?;
-        let client = self.shared().client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT a.status, u.not_before FROM work_unit u
-             LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1",
-            &[&self.id],
-        )
-        .await?
-        .ok_or(Error::Gone)?;
+        const STATUS: &str = concat!(
+            "SELECT ",
+            live_status!("a", "$2"),
+            ", u.not_before, ",
+            expirable!("x.work_spec_id = $3", "$2"),
+            " FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
+        );
+        let shared = self.shared();
+        let now = shared.now();
+        let client = shared.client().await?;
+        let row = query_opt(&client, STATUS, &[&self.id, &now, &self.spec.id])
+            .await?
+            .ok_or(Error::Gone)?;
+        drop(client);
         let not_before: Option<Time> = col(&row, 1)?;
-        Ok(unit_status(attempt_status_opt(&row, 0)?, not_before, now))
+        let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
+        shared
+            .settle(Scope::Spec(self.spec.id), now, col(&row, 2)?)
+            .await?;
+        Ok(status)
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
@@ -116,6 +125,7 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        let meta = limits::checked_unit_meta(meta)?;
         let client = self.shared().client().await?;
         let changed = execute(
             &client,
@@ -142,6 +152,7 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         let client = self.shared().client().await?;
         let changed = execute(
             &client,
@@ -156,20 +167,32 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
-        self.shared().expire_now(Scope::Spec(self.spec.id)).await?;
-        let client = self.shared().client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT a.id, w.id, w.name, w.namespace_id FROM work_unit u
-             JOIN attempt a ON a.id = u.active_attempt_id
-             JOIN worker w ON w.id = a.worker_id WHERE u.id = $1",
-            &[&self.id],
-        )
-        .await?;
-        match row {
-            Some(row) => Ok(Some(self.clone_handle().attempt(&row, 0)?)),
-            None => Ok(None),
-        }
+        // The flag row makes the answer say whether anything needs
+        // expiring even when the unit has no active attempt.
+        const ACTIVE: &str = concat!(
+            "SELECT r.*, f.stale FROM (SELECT ",
+            expirable!("x.work_spec_id = $3", "$2"),
+            ") f(stale) LEFT JOIN (SELECT a.id, w.id, w.name, w.namespace_id FROM work_unit u
+                JOIN attempt a ON a.id = u.active_attempt_id
+                JOIN worker w ON w.id = a.worker_id
+                WHERE u.id = $1 AND NOT (a.status = 0 AND a.expiration_time < $2)) r ON true"
+        );
+        let shared = self.shared();
+        let now = shared.now();
+        let client = shared.client().await?;
+        let row = query_opt(&client, ACTIVE, &[&self.id, &now, &self.spec.id])
+            .await?
+            .ok_or_else(|| decode("the flag row is missing"))?;
+        drop(client);
+        let id: Option<i64> = col(&row, 0)?;
+        let active = match id {
+            Some(_) => Some(self.clone_handle().attempt(&row, 0)?),
+            None => None,
+        };
+        shared
+            .settle(Scope::Spec(self.spec.id), now, col(&row, 4)?)
+            .await?;
+        Ok(active)
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {

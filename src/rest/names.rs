@@ -136,6 +136,30 @@ pub fn start_segment(start: Time) -> String {
     encode_segment(&start_second(start)).into_owned()
 }
 
+/// An attempt's path segment: its start second and, when the backend
+/// identifies attempts ([`Attempt::id`](crate::Attempt::id)), `_` and that
+/// identifier, so that attempts of one unit by one worker started in the
+/// same second have distinct URLs. Clients only follow these links.
+pub fn attempt_segment(start: Time, id: Option<u64>) -> String {
+    match id {
+        Some(id) => encode_segment(&format!("{}_{id}", start_second(start))).into_owned(),
+        None => start_segment(start),
+    }
+}
+
+/// The start time text and the attempt identifier a (decoded) attempt
+/// segment carries; a segment without a well-formed identifier is all
+/// start time.
+pub fn split_attempt_segment(segment: &str) -> (&str, Option<u64>) {
+    match segment.rsplit_once('_') {
+        Some((start, id)) => match id.parse() {
+            Ok(id) => (start, Some(id)),
+            Err(_) => (segment, None),
+        },
+        None => (segment, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +257,16 @@ mod tests {
             .unwrap()
             .to_utc();
         assert_eq!(start_segment(t), "2024-05-06T07:08:09Z");
+        assert_eq!(attempt_segment(t, None), "2024-05-06T07:08:09Z");
+        assert_eq!(attempt_segment(t, Some(17)), "2024-05-06T07:08:09Z_17");
+        assert_eq!(
+            split_attempt_segment("2024-05-06T07:08:09Z_17"),
+            ("2024-05-06T07:08:09Z", Some(17))
+        );
+        assert_eq!(
+            split_attempt_segment("2024-05-06T07:08:09Z"),
+            ("2024-05-06T07:08:09Z", None)
+        );
+        assert_eq!(split_attempt_segment("x_y"), ("x_y", None));
     }
 }

@@ -158,23 +158,69 @@ pub mod int {
 pub mod duration {
     use super::*;
 
-    /// Nanoseconds, saturating beyond about 292 years.
-    pub fn to_nanos(d: Duration) -> i64 {
-        d.num_nanoseconds().unwrap_or(if d < Duration::zero() {
-            i64::MIN
-        } else {
-            i64::MAX
-        })
+    const NANOS_PER_SECOND: i128 = 1_000_000_000;
+
+    /// Exact nanoseconds (beyond 64 bits for spans over about 292 years).
+    pub fn to_nanos(d: Duration) -> i128 {
+        i128::from(d.num_seconds()) * NANOS_PER_SECOND + i128::from(d.subsec_nanos())
+    }
+
+    /// The duration of `nanos` nanoseconds, saturating at the ends of the
+    /// representable range (so an overflowing request reaches the backend,
+    /// which answers `TimeOutOfRange`, instead of failing to decode).
+    pub fn from_nanos(nanos: i128) -> Duration {
+        let seconds = nanos.div_euclid(NANOS_PER_SECOND);
+        let rest = nanos.rem_euclid(NANOS_PER_SECOND);
+        i64::try_from(seconds)
+            .ok()
+            .and_then(Duration::try_seconds)
+            .and_then(|s| s.checked_add(&Duration::nanoseconds(rest as i64)))
+            .unwrap_or(if nanos < 0 {
+                Duration::MIN
+            } else {
+                Duration::MAX
+            })
     }
 
     /// Writes integer nanoseconds.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(to_nanos(*d))
+        let nanos = to_nanos(*d);
+        match i64::try_from(nanos) {
+            Ok(n) => s.serialize_i64(n),
+            Err(_) => s.serialize_i128(nanos),
+        }
     }
 
-    /// Reads integer nanoseconds.
+    /// Reads integer nanoseconds (exponent form allowed, no fraction).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        lenient_i64(d).map(Duration::nanoseconds)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer number of nanoseconds")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                Ok(from_nanos(i128::from(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(from_nanos(i128::from(v)))
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Duration, E> {
+                Ok(from_nanos(v))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Duration, E> {
+                Ok(from_nanos(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+                // Integers beyond 64 bits arrive as floats; `as` saturates.
+                if v.is_finite() && v.fract() == 0.0 {
+                    Ok(from_nanos(v as i128))
+                } else {
+                    Err(E::custom(format!("{v} is not an integer")))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -1255,7 +1301,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out, json!({"extend_duration": -1000000000i64, "delay": 0}));
-        assert_eq!(duration::to_nanos(Duration::MAX), i64::MAX);
+        // Spans beyond 64-bit nanoseconds travel exactly; beyond the
+        // representable range they saturate.
+        let millennium = Duration::days(365_000);
+        let out = serde_json::to_string(&AttemptActionBody {
+            data: None,
+            extend_duration: millennium,
+            delay: Duration::MAX,
+        })
+        .unwrap();
+        assert!(
+            out.contains(r#""extend_duration":31536000000000000000,"#),
+            "{out}"
+        );
+        let back: AttemptActionBody = serde_json::from_str(&out).unwrap();
+        assert_eq!(back.extend_duration, millennium);
+        assert_eq!(back.delay, Duration::MAX);
+        let back: AttemptActionBody =
+            serde_json::from_value(json!({"delay": -1e40, "extend_duration": 1e40})).unwrap();
+        assert_eq!(back.delay, Duration::MIN);
+        assert_eq!(back.extend_duration, Duration::MAX);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::limits::{check_name, checked_interval};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Duration, WorkSpecMeta};
 
@@ -17,8 +18,13 @@ pub struct ParsedDefinition {
 /// Validates `definition` and derives its meta.
 ///
 /// Errors, in this order: `"name"` absent or null → `NoWorkSpecName`; not a
-/// string → `BadWorkSpecName`; empty → `NoWorkSpecName`; any other
-/// recognised key with an unusable type → `InvalidWorkSpecData`.
+/// string → `BadWorkSpecName`; empty → `NoWorkSpecName`; longer than
+/// [`MAX_NAME_BYTES`](super::limits::MAX_NAME_BYTES) → `NameTooLong`; any
+/// other recognised key with an unusable type, or an `interval` outside
+/// `0..=`[`MAX_INTERVAL`](super::limits::MAX_INTERVAL) seconds →
+/// `InvalidWorkSpecData`. The nesting of the definition is the caller's
+/// to check ([`checked_data`](super::limits::checked_data)), since only an
+/// owner can drop rejected data safely.
 ///
 /// ```
 /// use coordinate::{data, rules::parse_definition};
@@ -33,6 +39,7 @@ pub fn parse_definition(definition: &DataMap) -> Result<ParsedDefinition> {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(Error::BadWorkSpecName),
     };
+    check_name(&name)?;
 
     let priority = integer(definition, "priority")?.unwrap_or(0);
     let explicit_weight = integer(definition, "weight")?.unwrap_or(0);
@@ -47,9 +54,11 @@ pub fn parse_definition(definition: &DataMap) -> Result<ParsedDefinition> {
     }
     let continuous = boolean(definition, "continuous")?.unwrap_or(false);
     let interval_seconds = integer(definition, "interval")?.unwrap_or(0);
-    let interval = Duration::try_seconds(interval_seconds).ok_or_else(|| {
-        Error::InvalidWorkSpecData(format!("interval {interval_seconds} s is out of range"))
-    })?;
+    let interval = Duration::try_seconds(interval_seconds)
+        .ok_or_else(|| {
+            Error::InvalidWorkSpecData(format!("interval {interval_seconds} s is out of range"))
+        })
+        .and_then(checked_interval)?;
 
     let meta = WorkSpecMeta {
         priority,
@@ -248,6 +257,21 @@ mod tests {
         ));
         let week = parse_definition(&data!({"name": "s", "interval": 604800})).unwrap();
         assert_eq!(week.meta.interval, Duration::days(7));
+    }
+
+    #[test]
+    fn long_names_and_out_of_range_intervals_are_rejected() {
+        let long = "x".repeat(super::super::limits::MAX_NAME_BYTES + 1);
+        assert!(matches!(
+            parse_definition(&data!({ "name": long })),
+            Err(Error::NameTooLong { .. })
+        ));
+        for interval in [serde_json::json!(-1), serde_json::json!(9.2e12)] {
+            assert!(matches!(
+                parse_definition(&data!({"name": "s", "interval": interval})),
+                Err(Error::InvalidWorkSpecData(_))
+            ));
+        }
     }
 
     #[test]

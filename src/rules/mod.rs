@@ -1,10 +1,12 @@
 //! Backend-neutral rules every backend shares: deriving a work spec's meta
-//! from its definition, parsing `output` for chaining, and the scheduler.
+//! from its definition, parsing `output` for chaining, the scheduler, and
+//! the [`limits`] on what callers store.
 //!
 //! They are pure functions of their inputs (time included), so each is unit
 //! tested here once rather than through every backend.
 
 mod definition;
+pub mod limits;
 mod output;
 mod schedule;
 

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::limits::{check_name, checked_priority};
 use crate::clock::checked_add;
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Duration, Time, WorkUnitMeta};
@@ -27,7 +28,10 @@ pub fn chained_units(effective_data: &DataMap, now: Time) -> Vec<NewUnit> {
 }
 
 /// Parses an `output` value (§11.2). Bad items of an array are skipped; one
-/// bad entry of an object voids the whole object; when two items name the
+/// bad entry of an object voids the whole object (a name longer than
+/// [`MAX_NAME_BYTES`](super::limits::MAX_NAME_BYTES) makes an item or entry
+/// bad, and priorities are normalised as
+/// [`checked_priority`](super::limits::checked_priority) does); when two items name the
 /// same unit the later one wins (in the position of the first).
 ///
 /// ```
@@ -41,6 +45,9 @@ pub fn parse_output(output: &Value, now: Time) -> Vec<NewUnit> {
         Value::Object(entries) => {
             let mut units = Vec::with_capacity(entries.len());
             for (name, value) in entries {
+                if check_name(name).is_err() {
+                    return Vec::new();
+                }
                 let data = match value {
                     Value::Object(map) => map.clone(),
                     Value::Null => DataMap::new(),
@@ -79,11 +86,12 @@ pub fn parse_output(output: &Value, now: Time) -> Vec<NewUnit> {
 pub fn parse_item(item: &Value, now: Time) -> Result<NewUnit> {
     let elements = match item {
         Value::String(name) => {
+            check_name(name).map_err(long_name)?;
             return Ok(NewUnit {
                 name: name.clone(),
                 data: DataMap::new(),
                 meta: WorkUnitMeta::default(),
-            })
+            });
         }
         Value::Array(elements) => elements,
         _ => return Err(Error::WorkUnitNotList),
@@ -96,6 +104,7 @@ pub fn parse_item(item: &Value, now: Time) -> Result<NewUnit> {
         Value::Null => String::new(),
         other => return Err(bad_item(format!("name {other} is not a string"))),
     };
+    check_name(&name).map_err(long_name)?;
     let data = match &elements[1] {
         Value::Object(map) => map.clone(),
         Value::Null => DataMap::new(),
@@ -106,7 +115,7 @@ pub fn parse_item(item: &Value, now: Time) -> Result<NewUnit> {
         None | Some(Value::Null) => {}
         Some(Value::Object(options)) => {
             if let Some(priority) = option_number(options, "priority")? {
-                meta.priority = priority;
+                meta.priority = checked_priority(priority)?;
             }
             if let Some(delay) = option_number(options, "delay")? {
                 let seconds = delay.trunc();
@@ -122,7 +131,9 @@ pub fn parse_item(item: &Value, now: Time) -> Result<NewUnit> {
     }
     match elements.get(3) {
         None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.is_f64() => meta.priority = n.as_f64().unwrap_or_default(),
+        Some(Value::Number(n)) if n.is_f64() => {
+            meta.priority = checked_priority(n.as_f64().unwrap_or_default())?
+        }
         Some(_) => return Err(Error::BadPriority),
     }
     Ok(NewUnit { name, data, meta })
@@ -134,6 +145,11 @@ fn option_number(options: &DataMap, key: &str) -> Result<Option<f64>> {
         Some(Value::Number(n)) => Ok(n.as_f64()),
         Some(other) => Err(bad_item(format!("{key} {other} is not a number"))),
     }
+}
+
+/// An item whose name is longer than the limit, like any bad item, is skipped.
+fn long_name(e: Error) -> Error {
+    bad_item(e.to_string())
 }
 
 /// An item whose elements have the wrong types; like the catalogue's
@@ -203,6 +219,18 @@ mod tests {
         assert!(item(json!(["a", {}, {"delay": 1e300}])).is_err());
         assert_eq!(item(json!([null, null])).unwrap().name, "");
         assert_eq!(item(json!(7)), Err(Error::WorkUnitNotList));
+    }
+
+    #[test]
+    fn long_names_are_bad_items_and_negative_zero_is_zero() {
+        let long = "x".repeat(super::super::limits::MAX_NAME_BYTES + 1);
+        assert!(item(json!(long.clone())).is_err());
+        assert!(item(json!([long.clone(), {}])).is_err());
+        assert!(parse_output(&json!({ long: {}, "a": {} }), t0()).is_empty());
+        let zero = item(json!(["a", {}, {"priority": -0.0}])).unwrap();
+        assert_eq!(zero.meta.priority.to_bits(), 0);
+        let zero = item(json!(["a", {}, null, -0.0])).unwrap();
+        assert_eq!(zero.meta.priority.to_bits(), 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,6 +32,9 @@ pub(crate) struct RestNamespace {
     /// The namespace document; only its links are used, and they never
     /// change for a given URL.
     links: OnceCell<NamespaceDocument>,
+    /// Set once `destroy` succeeded through this handle: destroying again
+    /// is a no-op, even after the name was taken by a new namespace.
+    destroyed: AtomicBool,
 }
 
 impl fmt::Debug for RestNamespace {
@@ -54,6 +58,7 @@ impl RestNamespace {
             name,
             url,
             links: OnceCell::new_with(links),
+            destroyed: AtomicBool::new(false),
         }
     }
 
@@ -101,11 +106,16 @@ impl Namespace for RestNamespace {
     }
 
     async fn destroy(&self) -> Result<()> {
+        if self.destroyed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         self.shared
             .transport()
             .call(Method::DELETE, &self.url, None::<&()>)
             .await
-            .map_err(Failure::lookup)
+            .map_err(Failure::lookup)?;
+        self.destroyed.store(true, Ordering::Release);
+        Ok(())
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {

@@ -1,0 +1,368 @@
+//! The entries of one handle kind and the loads in flight for them.
+//!
+//! Concurrent misses of one name share one load. A load is owned by the
+//! lookups awaiting it and nothing else: each waiter is counted in the
+//! in-flight map, and when the last one goes away — finished or cancelled
+//! (its future dropped, as a job server does when a client disconnects) —
+//! the map entry is removed and the load future is dropped with whatever
+//! it holds (a pooled connection, a statement in progress). No load is ever
+//! parked, so the map is empty whenever no lookup is running, and nothing
+//! needs a runtime to clean up after a cancelled lookup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::key::Key;
+use crate::error::Error;
+
+/// How long after a load started a miss of the same name may still join
+/// it. Far above a healthy round trip, so concurrent misses still share one
+/// backend call; short enough that no lookup receives an answer read
+/// noticeably before it started. A miss arriving later starts a load of its
+/// own, which replaces the older one in the map (the older one still
+/// answers its own waiters, but is not cached). While a backend stalls, a
+/// name looked up without pause costs at most one extra load per window.
+pub(crate) const JOIN_WINDOW: StdDuration = StdDuration::from_millis(250);
+
+/// The answer of a load: shared by its waiters, hence the `Arc`'d error.
+pub(crate) type Answer<W> = std::result::Result<Arc<W>, Arc<Error>>;
+
+/// A load's future, polled by every waiter.
+type Load<W> = Shared<BoxFuture<'static, Answer<W>>>;
+
+/// A load in flight.
+struct Pending<W> {
+    load: Load<W>,
+    /// Lookups awaiting it; the entry goes when this drops to zero.
+    waiters: usize,
+    started: Instant,
+}
+
+/// The entries of one handle kind — a synchronous moka cache, so a hit is a
+/// plain function call — and the loads in flight for it.
+pub(crate) struct Store<W> {
+    pub(crate) entries: moka::sync::Cache<Key, Arc<W>>,
+    inflight: Mutex<HashMap<Key, Pending<W>>>,
+}
+
+impl<W: Send + Sync + 'static> Store<W> {
+    pub(crate) fn new(entries: moka::sync::Cache<Key, Arc<W>>) -> Self {
+        Store {
+            entries,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads in flight: zero whenever no lookup of this kind is running.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.inflight.lock().len()
+    }
+
+    /// Forgets the load of `key`, if any: it still answers its waiters but
+    /// is not cached (it may have read the name before a change).
+    pub(crate) fn forget(&self, key: &Key) {
+        let forgotten = self.inflight.lock().remove(key);
+        // Dropped outside the lock (its waiters still hold the load).
+        drop(forgotten);
+    }
+
+    /// Forgets every load in flight (see [`forget`](Self::forget)).
+    pub(crate) fn forget_all(&self) {
+        let forgotten = std::mem::take(&mut *self.inflight.lock());
+        drop(forgotten);
+    }
+
+    /// The entry for `key`, else the answer of the load for it: joined if
+    /// one started within [`JOIN_WINDOW`], else started by `start`. The
+    /// first waiter to see a load finish caches a successful answer (after
+    /// `publish`, under the in-flight lock) unless the load was forgotten or
+    /// replaced meanwhile. Cancel-safe: dropping the returned future leaves
+    /// the load to its other waiters, or drops it if there are none.
+    pub(crate) async fn get_or_load(
+        &self,
+        key: Key,
+        start: impl FnOnce() -> BoxFuture<'static, Answer<W>>,
+        publish: impl FnOnce(&Arc<W>),
+    ) -> Answer<W> {
+        let replaced;
+        let (mut waiter, load) = {
+            let mut inflight = self.inflight.lock();
+            // A load that finished since the caller's miss published its
+            // entry before leaving the map, so one of the two has it.
+            if let Some(hit) = self.entries.get(&key.as_ref()) {
+                return Ok(hit);
+            }
+            let now = Instant::now();
+            let load = match inflight
+                .get_mut(&key)
+                .filter(|p| now.saturating_duration_since(p.started) <= JOIN_WINDOW)
+            {
+                Some(pending) => {
+                    pending.waiters += 1;
+                    replaced = None;
+                    pending.load.clone()
+                }
+                None => {
+                    let load = start().shared();
+                    let pending = Pending {
+                        load: load.clone(),
+                        waiters: 1,
+                        started: now,
+                    };
+                    replaced = inflight.insert(key.clone(), pending);
+                    load
+                }
+            };
+            let waiter = Waiter {
+                store: self,
+                key,
+                load: Some(load.clone()),
+            };
+            (waiter, load)
+        };
+        drop(replaced);
+        let answer = load.await;
+        waiter.finish(&answer, publish);
+        answer
+    }
+}
+
+/// One lookup's share of a load. Dropping it unfinished (the lookup was
+/// cancelled) removes the lookup from the load's waiters.
+struct Waiter<'a, W: Send + Sync + 'static> {
+    store: &'a Store<W>,
+    key: Key,
+    /// Taken when the waiter leaves.
+    load: Option<Load<W>>,
+}
+
+impl<W: Send + Sync + 'static> Waiter<'_, W> {
+    /// The load answered: the first waiter to see it caches a success and
+    /// takes the load out of the map (later waiters find it gone).
+    fn finish(&mut self, answer: &Answer<W>, publish: impl FnOnce(&Arc<W>)) {
+        let Some(load) = self.load.take() else {
+            return;
+        };
+        let done = {
+            let mut inflight = self.store.inflight.lock();
+            if !inflight
+                .get(&self.key)
+                .is_some_and(|p| p.load.ptr_eq(&load))
+            {
+                return;
+            }
+            if let Ok(handle) = answer {
+                publish(handle);
+                self.store
+                    .entries
+                    .insert(self.key.clone(), Arc::clone(handle));
+            }
+            inflight.remove(&self.key)
+        };
+        drop(done);
+    }
+}
+
+impl<W: Send + Sync + 'static> Drop for Waiter<'_, W> {
+    fn drop(&mut self) {
+        let Some(load) = self.load.take() else {
+            return;
+        };
+        let orphaned = {
+            let mut inflight = self.store.inflight.lock();
+            match inflight.get_mut(&self.key) {
+                Some(pending) if pending.load.ptr_eq(&load) => {
+                    pending.waiters -= 1;
+                    if pending.waiters == 0 {
+                        inflight.remove(&self.key)
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        // The last waiter's copies of the load are dropped here, outside
+        // the lock: dropping the load may release a connection.
+        drop(orphaned);
+        drop(load);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tokio::time::{sleep, timeout};
+
+    const SECOND: StdDuration = StdDuration::from_secs(1);
+
+    /// A store and counters of the loads started and dropped.
+    #[derive(Default)]
+    struct Probe {
+        started: AtomicUsize,
+        dropped: Arc<AtomicUsize>,
+        published: AtomicUsize,
+    }
+
+    /// Counts its drop: whether a load's future was dropped.
+    struct OnDrop(Arc<AtomicUsize>);
+
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Probe {
+        /// A load answering `value` after `after` (paused tokio time).
+        fn load(&self, value: &str, after: StdDuration) -> BoxFuture<'static, Answer<String>> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let guard = OnDrop(Arc::clone(&self.dropped));
+            let value = value.to_string();
+            async move {
+                let _guard = guard;
+                sleep(after).await;
+                Ok(Arc::new(value))
+            }
+            .boxed()
+        }
+
+        async fn lookup(
+            &self,
+            store: &Store<String>,
+            value: &str,
+            after: StdDuration,
+        ) -> Answer<String> {
+            store
+                .get_or_load(
+                    key(),
+                    || self.load(value, after),
+                    |_| {
+                        self.published.fetch_add(1, Ordering::SeqCst);
+                    },
+                )
+                .await
+        }
+
+        fn counts(&self) -> (usize, usize, usize) {
+            (
+                self.started.load(Ordering::SeqCst),
+                self.dropped.load(Ordering::SeqCst),
+                self.published.load(Ordering::SeqCst),
+            )
+        }
+    }
+
+    fn key() -> Key {
+        Key::new(1, "u")
+    }
+
+    fn store() -> Store<String> {
+        Store::new(moka::sync::Cache::new(16))
+    }
+
+    fn cached(store: &Store<String>) -> Option<String> {
+        store.entries.get(&key().as_ref()).map(|v| (*v).clone())
+    }
+
+    fn value(answer: Answer<String>) -> String {
+        answer
+            .map(|v| (*v).clone())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_load_nobody_awaits_is_dropped_at_once() {
+        let (store, probe) = (store(), Probe::default());
+        let cancelled = timeout(SECOND, probe.lookup(&store, "v", 10 * SECOND)).await;
+        assert!(cancelled.is_err());
+        // Dropped with its last waiter, not parked until the next lookup.
+        assert_eq!(probe.counts(), (1, 1, 0));
+        assert_eq!(store.in_flight(), 0);
+        // The next lookup starts afresh and caches its answer.
+        assert_eq!(value(probe.lookup(&store, "w", SECOND).await), "w");
+        assert_eq!(probe.counts(), (2, 2, 1));
+        assert_eq!(cached(&store).as_deref(), Some("w"));
+        assert_eq!(store.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_load_outlives_a_cancelled_waiter_while_another_waits() {
+        let (store, probe) = (store(), Probe::default());
+        let (first, second) = tokio::join!(
+            timeout(SECOND, probe.lookup(&store, "v", 2 * SECOND)),
+            probe.lookup(&store, "other", SECOND),
+        );
+        assert!(first.is_err());
+        assert_eq!(value(second), "v");
+        assert_eq!(probe.counts(), (1, 1, 1));
+        assert_eq!(cached(&store).as_deref(), Some("v"));
+        assert_eq!(store.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn misses_join_a_load_only_within_the_window() {
+        let (store, probe) = (store(), Probe::default());
+        let after = |delay: StdDuration, value: &'static str| {
+            let (store, probe) = (&store, &probe);
+            async move {
+                sleep(delay).await;
+                probe.lookup(store, value, SECOND).await
+            }
+        };
+        let (old, joined, fresh) = tokio::join!(
+            probe.lookup(&store, "old", 3 * SECOND),
+            after(JOIN_WINDOW - StdDuration::from_millis(1), "joined"),
+            after(JOIN_WINDOW + StdDuration::from_millis(1), "fresh"),
+        );
+        assert_eq!(value(old), "old");
+        // Joined the load started just under a window before…
+        assert_eq!(value(joined), "old");
+        // …but a miss later than a window after it starts its own, whose
+        // answer replaces the older load's in the cache.
+        assert_eq!(value(fresh), "fresh");
+        assert_eq!(probe.counts(), (2, 2, 1));
+        assert_eq!(cached(&store).as_deref(), Some("fresh"));
+        assert_eq!(store.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forgotten_load_answers_but_is_not_cached() {
+        let (store, probe) = (store(), Probe::default());
+        let forget = async {
+            sleep(StdDuration::from_millis(10)).await;
+            store.forget(&key());
+        };
+        let (answer, ()) = tokio::join!(probe.lookup(&store, "v", SECOND), forget);
+        assert_eq!(value(answer), "v");
+        assert_eq!(cached(&store), None);
+        let (answer, ()) = tokio::join!(probe.lookup(&store, "w", SECOND), async {
+            sleep(StdDuration::from_millis(10)).await;
+            store.forget_all();
+        });
+        assert_eq!(value(answer), "w");
+        assert_eq!(cached(&store), None);
+        assert_eq!(probe.counts(), (2, 2, 0));
+    }
+
+    #[test]
+    fn needs_no_runtime() {
+        let store = store();
+        let published = AtomicBool::new(false);
+        let answer = futures::executor::block_on(store.get_or_load(
+            key(),
+            || futures::future::ready(Ok(Arc::new("v".to_string()))).boxed(),
+            |_| published.store(true, Ordering::SeqCst),
+        ));
+        assert_eq!(value(answer), "v");
+        assert!(published.load(Ordering::SeqCst));
+        assert_eq!(cached(&store).as_deref(), Some("v"));
+        assert_eq!(store.in_flight(), 0);
+    }
+}

@@ -1,0 +1,831 @@
+//! The limits of the crate's `# Limits` section, at and beyond each one:
+//! name length, data nesting, continuous intervals, priorities and times.
+//! Within a limit everything is stored and read back exactly; beyond it
+//! the typed error comes back and nothing is stored.
+
+use serde_json::Value;
+
+use super::{Run, TestBackend};
+use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkerRef};
+use crate::data;
+use crate::error::Error;
+use crate::model::{
+    AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
+use crate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
+
+/// A name of exactly `len` bytes that compresses badly (a database may
+/// compress repetitive index entries), distinct per `seed`.
+fn name_of(len: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.usize(..ALPHABET.len())]))
+        .collect()
+}
+
+/// A map `depth` levels deep: key `"d"` holds nested arrays around a
+/// string. Built without recursion, so any depth can be made.
+pub(crate) fn nested(depth: usize) -> DataMap {
+    let mut value = Value::String("bottom".into());
+    for _ in 1..depth {
+        value = Value::Array(vec![value]);
+    }
+    let mut map = DataMap::new();
+    map.insert("d".into(), value);
+    map
+}
+
+fn too_long() -> Error {
+    Error::NameTooLong {
+        limit: MAX_NAME_BYTES,
+    }
+}
+
+fn too_deep() -> Error {
+    Error::DataTooDeep {
+        limit: MAX_DATA_DEPTH,
+    }
+}
+
+fn out_of_range(e: &Error) -> bool {
+    matches!(e, Error::TimeOutOfRange(_))
+}
+
+fn invalid_spec_data(e: &Error) -> bool {
+    matches!(e, Error::InvalidWorkSpecData(_))
+}
+
+/// The over-long names tried for every kind: one byte over (also as a
+/// two-byte character straddling the limit) and a megabyte.
+fn over_long() -> Vec<String> {
+    vec![
+        name_of(MAX_NAME_BYTES + 1, 1),
+        format!("{}é", name_of(MAX_NAME_BYTES - 1, 2)),
+        "n".repeat(1 << 20),
+    ]
+}
+
+/// **NameLimits.** Namespace, work spec, work unit and worker names of
+/// exactly `MAX_NAME_BYTES` bytes work like any other; one byte more
+/// answers `NameTooLong` and creates nothing, and looking such a name up
+/// finds nothing.
+pub async fn name_limits(t: TestBackend) {
+    let r = Run::new("name_limits", t);
+    let ns_name = name_of(MAX_NAME_BYTES, 10);
+    let ns = r.ns(&ns_name).await;
+    check_eq!(r, ns.name(), ns_name, "namespace name at the limit");
+    let spec_name = name_of(MAX_NAME_BYTES, 11);
+    let spec = r.named_spec(&ns, &spec_name).await;
+    let unit_name = name_of(MAX_NAME_BYTES, 12);
+    r.unit(&spec, &unit_name, data!({"k": 1})).await;
+    let worker_name = name_of(MAX_NAME_BYTES, 13);
+    let worker = r.worker(&ns, &worker_name).await;
+    let a = r.request_unit(&worker, &unit_name, "request").await;
+    check_eq!(r, a.worker().name(), worker_name, "worker name");
+    r.ok(a.finish(None).await, "finish");
+    let again = r.ok(
+        r.backend()
+            .work_unit_at(&ns_name, &spec_name, &unit_name)
+            .await,
+        "lookup by long names",
+    );
+    check_eq!(
+        r,
+        r.unit_status(&again).await,
+        WorkUnitStatus::Finished,
+        "status"
+    );
+    check!(
+        r,
+        r.ok(ns.workers().await, "workers")
+            .contains_key(&worker_name),
+        "worker listed"
+    );
+
+    for long in over_long() {
+        let step = format!("{} bytes", long.len());
+        r.fails(r.backend().namespace(&long).await, too_long(), &step);
+        r.fails(
+            ns.set_work_spec(data!({ "name": long.clone() })).await,
+            too_long(),
+            &step,
+        );
+        r.fails(
+            spec.add_work_unit(&long, data!({}), WorkUnitMeta::default())
+                .await,
+            too_long(),
+            &step,
+        );
+        r.fails(ns.worker(&long).await, too_long(), &step);
+        r.fails(
+            ns.work_spec(&long).await,
+            Error::NoSuchWorkSpec { name: long.clone() },
+            &step,
+        );
+        r.fails(
+            spec.work_unit(&long).await,
+            Error::NoSuchWorkUnit { name: long.clone() },
+            &step,
+        );
+    }
+    let namespaces = r.ok(r.backend().namespaces().await, "namespaces");
+    check!(
+        r,
+        namespaces.keys().all(|n| n.len() <= MAX_NAME_BYTES),
+        "no long namespace"
+    );
+    check_eq!(
+        r,
+        r.ok(ns.work_spec_names().await, "specs").len(),
+        1,
+        "specs"
+    );
+    check_eq!(
+        r,
+        r.unit_names(&spec, "units").await.len(),
+        1,
+        "units of the spec"
+    );
+    check_eq!(r, r.ok(ns.workers().await, "workers").len(), 1, "workers");
+}
+
+/// **ChainedNameLimits.** Chaining skips an output item whose name is over
+/// the limit and adds the others, a name at the limit included.
+pub async fn chained_name_limits(t: TestBackend) {
+    let r = Run::new("chained_name_limits", t);
+    let ns = r.ns("chained_name_limits").await;
+    let first = r
+        .spec(&ns, data!({"name": "first", "then": "second"}))
+        .await;
+    let second = r.named_spec(&ns, "second").await;
+    let worker = r.worker(&ns, "worker").await;
+    r.unit(&first, "u", DataMap::new()).await;
+    let fits = name_of(MAX_NAME_BYTES, 20);
+    let over = name_of(MAX_NAME_BYTES + 1, 21);
+    let a = r.request_unit(&worker, "u", "request").await;
+    r.ok(
+        a.finish(Some(
+            data!({"output": [fits.clone(), over.clone(), "short"]}),
+        ))
+        .await,
+        "finish with long output names",
+    );
+    check_eq!(
+        r,
+        r.unit_names(&second, "chained").await,
+        super::names([fits.as_str(), "short"]),
+        "chained units"
+    );
+}
+
+/// Makes a fresh data map for each write path.
+type MakeData = fn() -> DataMap;
+
+/// Every way a caller stores a data map, on fresh objects of `spec`.
+async fn store_everywhere(
+    r: &Run,
+    spec: &WorkSpecRef,
+    worker: &WorkerRef,
+    make: MakeData,
+) -> Vec<Result<(), Error>> {
+    let mut results = Vec::new();
+    let ns = r.ok(r.backend().namespace("data_depth_limits").await, "ns");
+    let mut definition = make();
+    definition.insert("name".into(), Value::String("deep".into()));
+    results.push(ns.set_work_spec(definition).await.map(drop));
+    let mut definition = make();
+    definition.insert("name".into(), Value::String(spec.name().into()));
+    results.push(spec.set_data(definition).await);
+    results.push(
+        spec.add_work_unit("deep", make(), WorkUnitMeta::default())
+            .await
+            .map(drop),
+    );
+    results.push(
+        worker
+            .update(make(), r.now(), r.now() + Duration::hours(1), "deep")
+            .await,
+    );
+    let attempt = |name: &'static str| async move {
+        let unit = r.unit(spec, name, data!({"plain": true})).await;
+        r.ok(
+            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            format_args!("make_attempt({name})"),
+        )
+    };
+    let a: AttemptRef = attempt("renewed").await;
+    results.push(a.renew(Duration::hours(1), Some(make())).await);
+    let a = attempt("expired").await;
+    results.push(a.expire(Some(make())).await);
+    let a = attempt("finished").await;
+    results.push(a.finish(Some(make())).await);
+    let a = attempt("failed").await;
+    results.push(a.fail(Some(make())).await);
+    let a = attempt("retried").await;
+    results.push(a.retry(Some(make()), Duration::zero()).await);
+    results
+}
+
+/// **DataDepthLimits.** Data maps nested exactly `MAX_DATA_DEPTH` levels
+/// are stored through every write path and read back exactly; one level
+/// more, or 100,000, answers `DataTooDeep` on every path without storing
+/// anything (and without crashing).
+pub async fn data_depth_limits(t: TestBackend) {
+    let r = Run::new("data_depth_limits", t);
+    let ns = r.ns("data_depth_limits").await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    let over: [(MakeData, &str); 2] = [
+        (|| nested(MAX_DATA_DEPTH + 1), "one level over"),
+        (|| nested(100_000), "100,000 levels"),
+    ];
+    for (make, what) in over {
+        for (i, result) in store_everywhere(&r, &spec, &worker, make)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            r.fails(result, too_deep(), format_args!("{what}: write path {i}"));
+        }
+        r.fails(
+            ns.work_spec("deep").await,
+            Error::NoSuchWorkSpec {
+                name: "deep".into(),
+            },
+            format_args!("{what}: no deep spec"),
+        );
+        let units = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "units");
+        for (name, unit) in units {
+            let data = r.ok(unit.data().await, "data");
+            check_eq!(
+                r,
+                data,
+                data!({"plain": true}),
+                "{what}: data of {name:?} kept"
+            );
+            for a in r.ok(unit.attempts().await, "attempts") {
+                let data = r.ok(a.data().await, "attempt data");
+                check_eq!(
+                    r,
+                    data,
+                    data!({"plain": true}),
+                    "{what}: attempt of {name:?}"
+                );
+            }
+        }
+        check!(
+            r,
+            r.ok(worker.data().await, "worker data").is_empty(),
+            "{what}: worker data kept"
+        );
+        r.ok(
+            spec.delete_work_units(&WorkUnitQuery::all()).await,
+            "clean up",
+        );
+    }
+
+    let deepest = nested(MAX_DATA_DEPTH);
+    for (i, result) in store_everywhere(&r, &spec, &worker, || nested(MAX_DATA_DEPTH))
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        r.ok(result, format_args!("at the limit: write path {i}"));
+    }
+    let mut definition = deepest.clone();
+    definition.insert("name".into(), Value::String("deep".into()));
+    let deep_spec = r.ok(ns.work_spec("deep").await, "deep spec");
+    check_eq!(
+        r,
+        r.ok(deep_spec.data().await, "definition"),
+        definition,
+        "definition"
+    );
+    let mut definition = deepest.clone();
+    definition.insert("name".into(), Value::String("spec".into()));
+    check_eq!(
+        r,
+        r.ok(spec.data().await, "set_data"),
+        definition,
+        "set_data"
+    );
+    check_eq!(
+        r,
+        r.ok(worker.data().await, "worker"),
+        deepest,
+        "worker data"
+    );
+    for name in [
+        "deep", "renewed", "expired", "finished", "failed", "retried",
+    ] {
+        let unit = r.ok(spec.work_unit(name).await, name);
+        let attempts = r.ok(unit.attempts().await, "attempts");
+        let data = match attempts.last() {
+            Some(a) => r.ok(a.data().await, "attempt data"),
+            None => r.ok(unit.data().await, "unit data"),
+        };
+        check_eq!(r, data, deepest, "data of {name:?}");
+    }
+    // A unit at the limit can be handed out and its data read from the attempt.
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "request deep units")
+        .await;
+    for a in got {
+        r.ok(a.data().await, "attempt data at the limit");
+        r.ok(a.finish(None).await, "finish at the limit");
+    }
+}
+
+/// **IntervalLimits.** Continuous intervals from 0 to `MAX_INTERVAL` are
+/// accepted by `set_work_spec` and `set_meta` alike; negative or longer
+/// ones answer `InvalidWorkSpecData` from both and change nothing.
+pub async fn interval_limits(t: TestBackend) {
+    let r = Run::new("interval_limits", t);
+    let ns = r.ns("interval_limits").await;
+    let max_secs = MAX_INTERVAL.num_seconds();
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "continuous": true, "interval": max_secs}),
+        )
+        .await;
+    check_eq!(
+        r,
+        r.ok(spec.meta(false).await, "meta").interval,
+        MAX_INTERVAL,
+        "longest interval"
+    );
+    for bad in [
+        Value::from(max_secs + 1),
+        Value::from(-1),
+        Value::from(9.2e12),
+        Value::from(1e13),
+        Value::from(i64::MIN),
+    ] {
+        r.fails_like(
+            ns.set_work_spec(data!({"name": "bad", "continuous": true, "interval": bad.clone()}))
+                .await,
+            invalid_spec_data,
+            "InvalidWorkSpecData",
+            format_args!("set_work_spec interval {bad}"),
+        );
+        let mut def = data!({"name": "spec", "continuous": true});
+        def.insert("interval".into(), bad.clone());
+        r.fails_like(
+            spec.set_data(def).await,
+            invalid_spec_data,
+            "InvalidWorkSpecData",
+            format_args!("set_data interval {bad}"),
+        );
+    }
+    let meta = r.ok(spec.meta(false).await, "meta");
+    for bad in [
+        MAX_INTERVAL + Duration::microseconds(1),
+        Duration::seconds(-1),
+        Duration::MAX,
+        Duration::MIN,
+    ] {
+        let mut given = meta.clone();
+        given.interval = bad;
+        r.fails_like(
+            spec.set_meta(given).await,
+            invalid_spec_data,
+            "InvalidWorkSpecData",
+            format_args!("set_meta interval {bad}"),
+        );
+    }
+    check_eq!(
+        r,
+        r.ok(spec.meta(false).await, "meta"),
+        meta,
+        "meta unchanged"
+    );
+    check!(
+        r,
+        r.ok(ns.work_spec_names().await, "names") == vec!["spec".to_string()],
+        "no bad spec"
+    );
+    let mut given = meta.clone();
+    given.interval = Duration::zero();
+    r.ok(spec.set_meta(given).await, "zero interval");
+    let mut given = meta.clone();
+    given.interval = MAX_INTERVAL;
+    r.ok(spec.set_meta(given).await, "longest interval by set_meta");
+}
+
+/// **LongIntervalNearTheEnd.** Near the end of the time range, a continuous
+/// spec with the longest interval still generates its unit, its next time
+/// saturates at `MAX_TIME` (and round-trips through `set_meta`), and
+/// requests for the other specs of the namespace keep succeeding.
+pub async fn long_interval_near_the_end(t: TestBackend) {
+    let r = Run::new("long_interval_near_the_end", t);
+    r.t.clock.set(MAX_TIME - Duration::days(2));
+    let ns = r.ns("long_interval_near_the_end").await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "forever", "continuous": true, "interval": MAX_INTERVAL.num_seconds()}),
+        )
+        .await;
+    let healthy = r.named_spec(&ns, "healthy").await;
+    let names: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+    for name in &names {
+        r.unit(&healthy, name, DataMap::new()).await;
+    }
+    let worker = r.worker(&ns, "worker").await;
+    let mut continuous = 0;
+    for i in 0..21 {
+        r.advance_secs(1);
+        let got = r
+            .request(
+                &worker,
+                AttemptRequest::default(),
+                format_args!("request {i}"),
+            )
+            .await;
+        for a in got {
+            if a.work_unit().work_spec().name() == "forever" {
+                continuous += 1;
+            }
+            r.ok(a.finish(None).await, "finish");
+        }
+    }
+    check_eq!(r, continuous, 1, "one continuous unit");
+    let meta = r.ok(spec.meta(false).await, "meta");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(MAX_TIME),
+        "saturated next time"
+    );
+    r.ok(spec.set_meta(meta.clone()).await, "set_meta round trip");
+    check_eq!(r, r.ok(spec.meta(false).await, "meta"), meta, "meta kept");
+    let left = r.ok(
+        healthy
+            .work_units(&WorkUnitQuery::statuses([WorkUnitStatus::Available]))
+            .await,
+        "available",
+    );
+    check!(
+        r,
+        left.is_empty(),
+        "every healthy unit handed out: {:?}",
+        left.keys()
+    );
+}
+
+fn bad_priorities() -> [f64; 4] {
+    [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY]
+}
+
+/// **PriorityLimits.** NaN and infinite priorities answer `BadPriority`
+/// wherever a caller gives one, and change nothing; `-0.0` is stored as
+/// `0.0` and orders like it; an adjustment that overflows answers
+/// `BadPriority` and changes no unit.
+pub async fn priority_limits(t: TestBackend) {
+    let r = Run::new("priority_limits", t);
+    let (_ns, spec, worker) = r.basic("priority_limits", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let all = WorkUnitQuery::all();
+    for bad in bad_priorities() {
+        let step = format!("priority {bad}");
+        r.fails(
+            spec.add_work_unit("bad", DataMap::new(), WorkUnitMeta::with_priority(bad))
+                .await,
+            Error::BadPriority,
+            &step,
+        );
+        r.fails(
+            unit.set_meta(WorkUnitMeta::with_priority(bad)).await,
+            Error::BadPriority,
+            &step,
+        );
+        r.fails(unit.set_priority(bad).await, Error::BadPriority, &step);
+        r.fails(
+            spec.set_work_unit_priorities(&all, bad).await,
+            Error::BadPriority,
+            &step,
+        );
+        r.fails(
+            spec.adjust_work_unit_priorities(&all, bad).await,
+            Error::BadPriority,
+            &step,
+        );
+    }
+    check_eq!(
+        r,
+        r.unit_names(&spec, "units").await.len(),
+        1,
+        "no bad unit"
+    );
+    check_eq!(r, r.ok(unit.priority().await, "priority"), 0.0, "unchanged");
+
+    let is_positive_zero = |p: f64| p.to_bits() == 0;
+    let neg = r
+        .unit_meta(
+            &spec,
+            "b-neg",
+            DataMap::new(),
+            WorkUnitMeta::with_priority(-0.0),
+        )
+        .await;
+    check!(
+        r,
+        is_positive_zero(r.ok(neg.priority().await, "p")),
+        "add: -0.0 stored as 0.0"
+    );
+    r.ok(unit.set_priority(-0.0).await, "set_priority(-0.0)");
+    check!(
+        r,
+        is_positive_zero(r.ok(unit.priority().await, "p")),
+        "set_priority"
+    );
+    r.ok(
+        unit.set_meta(WorkUnitMeta::with_priority(-0.0)).await,
+        "set_meta",
+    );
+    check!(
+        r,
+        is_positive_zero(r.ok(unit.meta().await, "m").priority),
+        "set_meta"
+    );
+    r.ok(spec.set_work_unit_priorities(&all, -0.0).await, "set all");
+    check!(
+        r,
+        is_positive_zero(r.ok(neg.priority().await, "p")),
+        "set all"
+    );
+    r.ok(
+        spec.adjust_work_unit_priorities(&all, -0.0).await,
+        "adjust by -0",
+    );
+    check!(
+        r,
+        is_positive_zero(r.ok(neg.priority().await, "p")),
+        "adjust by -0"
+    );
+    r.unit_meta(
+        &spec,
+        "c-pos",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(0.0),
+    )
+    .await;
+    r.unit_meta(
+        &spec,
+        "a-neg",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(-0.0),
+    )
+    .await;
+    r.drain(
+        &worker,
+        &["a-neg", "b-neg", "c-pos", "u"],
+        "equal zeros order by name",
+    )
+    .await;
+
+    let high = r
+        .unit_meta(
+            &spec,
+            "high",
+            DataMap::new(),
+            WorkUnitMeta::with_priority(f64::MAX),
+        )
+        .await;
+    let low = r
+        .unit_meta(
+            &spec,
+            "low",
+            DataMap::new(),
+            WorkUnitMeta::with_priority(1.0),
+        )
+        .await;
+    r.fails(
+        spec.adjust_work_unit_priorities(&all, f64::MAX).await,
+        Error::BadPriority,
+        "adjust overflowing f64::MAX",
+    );
+    check_eq!(
+        r,
+        r.ok(high.priority().await, "high"),
+        f64::MAX,
+        "high unchanged"
+    );
+    check_eq!(r, r.ok(low.priority().await, "low"), 1.0, "low unchanged");
+    r.ok(
+        spec.adjust_work_unit_priorities(&all, -f64::MAX).await,
+        "adjust down",
+    );
+    check!(
+        r,
+        is_positive_zero(r.ok(high.priority().await, "high")),
+        "MAX - MAX is 0.0"
+    );
+}
+
+/// **TimeLimits.** Every time a caller gives, or makes with a duration, is
+/// accepted from `MIN_TIME` to `MAX_TIME` and answers `TimeOutOfRange`
+/// outside, changing nothing; sub-microsecond parts are dropped.
+pub async fn time_limits(t: TestBackend) {
+    let r = Run::new("time_limits", t);
+    let (_ns, spec, worker) = r.basic("time_limits", "spec").await;
+    let before = MIN_TIME - Duration::microseconds(1);
+    let after = MAX_TIME + Duration::microseconds(1);
+    for edge in [MIN_TIME, MAX_TIME] {
+        let meta = WorkUnitMeta {
+            priority: 1.0,
+            not_before: Some(edge),
+        };
+        let unit = r.unit_meta(&spec, "edge", DataMap::new(), meta).await;
+        check_eq!(
+            r,
+            r.ok(unit.meta().await, "meta"),
+            meta,
+            "not_before {edge}"
+        );
+        r.ok(unit.set_meta(meta).await, "set_meta at the edge");
+        r.ok(
+            worker.update(DataMap::new(), edge, edge, "edge").await,
+            "update at the edge",
+        );
+        check_eq!(
+            r,
+            r.ok(worker.last_update().await, "last"),
+            edge,
+            "last_update"
+        );
+        check_eq!(
+            r,
+            r.ok(worker.expiration().await, "exp"),
+            edge,
+            "expiration"
+        );
+    }
+    let unit = r.ok(spec.work_unit("edge").await, "edge");
+    let kept = r.ok(unit.meta().await, "meta");
+    for bad in [before, after, Time::MIN_UTC, Time::MAX_UTC] {
+        let step = format!("time {bad}");
+        let meta = WorkUnitMeta {
+            priority: 0.0,
+            not_before: Some(bad),
+        };
+        r.fails_like(
+            spec.add_work_unit("bad", DataMap::new(), meta).await,
+            out_of_range,
+            "TimeOutOfRange",
+            &step,
+        );
+        r.fails_like(
+            unit.set_meta(meta).await,
+            out_of_range,
+            "TimeOutOfRange",
+            &step,
+        );
+        r.fails_like(
+            worker.update(DataMap::new(), bad, MAX_TIME, "bad").await,
+            out_of_range,
+            "TimeOutOfRange",
+            &step,
+        );
+        r.fails_like(
+            worker.update(DataMap::new(), MIN_TIME, bad, "bad").await,
+            out_of_range,
+            "TimeOutOfRange",
+            &step,
+        );
+        let mut meta = r.ok(spec.meta(false).await, "spec meta");
+        meta.next_continuous = Some(bad);
+        r.fails_like(
+            spec.set_meta(meta).await,
+            out_of_range,
+            "TimeOutOfRange",
+            &step,
+        );
+    }
+    check_eq!(r, r.ok(unit.meta().await, "meta"), kept, "unit meta kept");
+    check_eq!(r, r.ok(worker.mode().await, "mode"), "edge", "worker kept");
+    check_eq!(
+        r,
+        r.ok(spec.meta(false).await, "m").next_continuous,
+        None,
+        "spec kept"
+    );
+    r.fails(
+        spec.work_unit("bad").await,
+        Error::NoSuchWorkUnit { name: "bad".into() },
+        "no bad unit",
+    );
+
+    // Durations that reach past the end: the whole operation is refused.
+    let beyond = MAX_TIME - r.now() + Duration::microseconds(1);
+    let to_end = MAX_TIME - r.now();
+    let plain = r.unit(&spec, "plain", DataMap::new()).await;
+    let request = AttemptRequest {
+        lifetime: beyond,
+        work_specs: vec!["spec".into()],
+        ..Default::default()
+    };
+    r.fails_like(
+        worker.request_attempts(request).await,
+        out_of_range,
+        "TimeOutOfRange",
+        "request lifetime past the end",
+    );
+    r.fails_like(
+        worker.make_attempt(plain.as_ref(), beyond).await,
+        out_of_range,
+        "TimeOutOfRange",
+        "make_attempt past the end",
+    );
+    r.fails_like(
+        worker
+            .make_attempt(
+                plain.as_ref(),
+                -(r.now() - MIN_TIME) - Duration::microseconds(1),
+            )
+            .await,
+        out_of_range,
+        "TimeOutOfRange",
+        "make_attempt before the start",
+    );
+    let a = r.ok(
+        worker.make_attempt(plain.as_ref(), to_end).await,
+        "to the end",
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        MAX_TIME,
+        "lease to the end"
+    );
+    r.fails_like(
+        a.renew(beyond, None).await,
+        out_of_range,
+        "TimeOutOfRange",
+        "renew past the end",
+    );
+    r.fails_like(
+        a.retry(None, beyond).await,
+        out_of_range,
+        "TimeOutOfRange",
+        "retry past the end",
+    );
+    r.ok(a.retry(None, to_end).await, "retry to the end");
+    check_eq!(
+        r,
+        r.ok(plain.meta().await, "meta").not_before,
+        Some(MAX_TIME),
+        "delayed to the end"
+    );
+
+    // Sub-microsecond parts are dropped (toward the past).
+    let fine = Time::UNIX_EPOCH + Duration::nanoseconds(1_999);
+    let meta = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(fine),
+    };
+    let unit = r.unit_meta(&spec, "fine", DataMap::new(), meta).await;
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta").not_before,
+        Some(Time::UNIX_EPOCH + Duration::microseconds(1)),
+        "truncated not_before"
+    );
+}
+
+/// **ChainedTimeLimits.** An output item whose delay reaches past
+/// `MAX_TIME` is skipped; the others are chained.
+pub async fn chained_time_limits(t: TestBackend) {
+    let r = Run::new("chained_time_limits", t);
+    let ns = r.ns("chained_time_limits").await;
+    let first = r
+        .spec(&ns, data!({"name": "first", "then": "second"}))
+        .await;
+    let second = r.named_spec(&ns, "second").await;
+    let worker = r.worker(&ns, "worker").await;
+    r.unit(&first, "u", DataMap::new()).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    let beyond = (MAX_TIME - r.now()).num_seconds() + 1;
+    r.ok(
+        a.finish(Some(data!({"output": [
+            ["late", {}, {"delay": beyond}],
+            ["ok", {}, {"delay": 60, "priority": -0.0}]
+        ]})))
+        .await,
+        "finish",
+    );
+    check_eq!(
+        r,
+        r.unit_names(&second, "chained").await,
+        super::names(["ok"]),
+        "late item skipped"
+    );
+    let ok = r.ok(second.work_unit("ok").await, "ok");
+    check!(
+        r,
+        r.ok(ok.priority().await, "priority").to_bits() == 0,
+        "-0.0 chained as 0.0"
+    );
+}

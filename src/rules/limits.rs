@@ -1,0 +1,375 @@
+//! The limits on what callers store, checked the same way by every backend
+//! before anything is stored (see the crate's [`# Limits`](crate#limits)
+//! section).
+//!
+//! Each check answers a typed error for input beyond a limit and
+//! normalises what two backends would otherwise store differently
+//! (`-0.0` priorities, sub-microsecond times and intervals).
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::model::{DataMap, Duration, Time, WorkSpecMeta, WorkUnitMeta};
+
+/// The longest name, in UTF-8 bytes, of a namespace, work spec, work unit
+/// or worker.
+///
+/// PostgreSQL cannot index a row over about 2,700 bytes; 1 KiB leaves room
+/// for indexes over a name and its parent's id (or two names).
+pub const MAX_NAME_BYTES: usize = 1024;
+
+/// The deepest nesting of a data map: the map itself is level 1, and each
+/// object or array inside adds a level (`{"a": [1]}` is 2 deep).
+///
+/// PostgreSQL's client decodes `jsonb` with serde_json, whose recursion
+/// limit lets it read a map at most 127 levels deep; 100 leaves a margin,
+/// so everything stored reads back.
+pub const MAX_DATA_DEPTH: usize = 100;
+
+/// The longest continuous `interval` of a work spec: 100 years of 365.25
+/// days. Intervals are never negative.
+pub const MAX_INTERVAL: Duration = Duration::seconds(3_155_760_000);
+
+/// The earliest instant a caller may store: 0001-01-01T00:00:00Z.
+pub const MIN_TIME: Time = match Time::from_timestamp(-62_135_596_800, 0) {
+    Some(t) => t,
+    None => panic!("0001-01-01 is a valid instant"),
+};
+
+/// The latest instant a caller may store: 9999-12-31T23:59:59.999999Z.
+pub const MAX_TIME: Time = match Time::from_timestamp(253_402_300_799, 999_999_000) {
+    Some(t) => t,
+    None => panic!("9999-12-31 is a valid instant"),
+};
+
+/// `name` if it is at most [`MAX_NAME_BYTES`] long, else
+/// [`Error::NameTooLong`].
+pub fn check_name(name: &str) -> Result<()> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Error::NameTooLong {
+            limit: MAX_NAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// `data` if it nests at most [`MAX_DATA_DEPTH`] levels, else
+/// [`Error::DataTooDeep`].
+///
+/// Checked without recursion, and rejected data is taken apart without
+/// recursion too, so no depth of input can overflow the stack.
+pub fn checked_data(data: DataMap) -> Result<DataMap> {
+    if depth_exceeds(&data, MAX_DATA_DEPTH) {
+        dismantle(data);
+        return Err(Error::DataTooDeep {
+            limit: MAX_DATA_DEPTH,
+        });
+    }
+    Ok(data)
+}
+
+/// [`checked_data`] of optional data.
+pub fn checked_optional_data(data: Option<DataMap>) -> Result<Option<DataMap>> {
+    data.map(checked_data).transpose()
+}
+
+/// True if `map` nests deeper than `limit` levels (the map itself is 1).
+pub fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
+    if limit == 0 {
+        return true;
+    }
+    // Only containers go on the stack, each with its own level.
+    let mut stack: Vec<(&Value, usize)> = map
+        .values()
+        .filter(|v| is_container(v))
+        .map(|v| (v, 2))
+        .collect();
+    while let Some((value, depth)) = stack.pop() {
+        if depth > limit {
+            return true;
+        }
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => Box::new(std::iter::empty()),
+        };
+        stack.extend(children.filter(|v| is_container(v)).map(|v| (v, depth + 1)));
+    }
+    false
+}
+
+fn is_container(value: &Value) -> bool {
+    matches!(value, Value::Array(_) | Value::Object(_))
+}
+
+/// Drops `map` one container at a time: the drop glue of a deeply nested
+/// `Value` recurses once per level and would overflow the stack.
+pub fn dismantle(map: DataMap) {
+    let mut stack: Vec<Value> = map.into_iter().map(|(_, v)| v).collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// `time` if it lies in [`MIN_TIME`]`..=`[`MAX_TIME`], else
+/// [`Error::TimeOutOfRange`]; truncated to whole microseconds, the
+/// resolution every backend stores.
+pub fn checked_time(time: Time) -> Result<Time> {
+    if !(MIN_TIME..=MAX_TIME).contains(&time) {
+        return Err(Error::TimeOutOfRange(format!(
+            "{time} is outside {MIN_TIME} ..= {MAX_TIME}"
+        )));
+    }
+    let nanos = time.timestamp_subsec_nanos();
+    Ok(time - Duration::nanoseconds(i64::from(nanos % 1_000)))
+}
+
+/// [`checked_time`] of an optional time.
+pub fn checked_optional_time(time: Option<Time>) -> Result<Option<Time>> {
+    time.map(checked_time).transpose()
+}
+
+/// `time + by` if it lies in [`MIN_TIME`]`..=`[`MAX_TIME`], else
+/// [`Error::TimeOutOfRange`] (never the panic of `+`).
+pub fn time_after(time: Time, by: Duration) -> Result<Time> {
+    time.checked_add_signed(by)
+        .filter(|t| (MIN_TIME..=MAX_TIME).contains(t))
+        .ok_or_else(|| Error::TimeOutOfRange(format!("{time} + {by}")))
+}
+
+/// The next continuous time of a spec that generated a unit at `now`:
+/// `now + interval`, saturating at [`MAX_TIME`] (or [`MIN_TIME`]) so that one
+/// spec's interval can never fail a request.
+pub fn next_continuous(now: Time, interval: Duration) -> Time {
+    let next = now
+        .checked_add_signed(interval)
+        .unwrap_or(if interval < Duration::zero() {
+            MIN_TIME
+        } else {
+            MAX_TIME
+        });
+    next.clamp(MIN_TIME, MAX_TIME)
+}
+
+/// A work unit priority: finite, with `-0.0` stored as `0.0`; NaN and
+/// infinities are [`Error::BadPriority`].
+pub fn checked_priority(priority: f64) -> Result<f64> {
+    if !priority.is_finite() {
+        return Err(Error::BadPriority);
+    }
+    // -0.0 == 0.0, so this maps both zeros to +0.0.
+    Ok(if priority == 0.0 { 0.0 } else { priority })
+}
+
+/// `priority + delta` for `adjust_work_unit_priorities`: a sum that is not
+/// finite (it overflowed) is [`Error::BadPriority`].
+pub fn adjusted_priority(priority: f64, delta: f64) -> Result<f64> {
+    checked_priority(priority + delta)
+}
+
+/// A work unit meta with a [`checked_priority`] and a [`checked_time`].
+pub fn checked_unit_meta(meta: WorkUnitMeta) -> Result<WorkUnitMeta> {
+    Ok(WorkUnitMeta {
+        priority: checked_priority(meta.priority)?,
+        not_before: checked_optional_time(meta.not_before)?,
+    })
+}
+
+/// The data and meta of a new or replaced work unit, checked in this
+/// order: data depth, name length, priority, not-before time.
+pub fn checked_new_unit(
+    name: &str,
+    data: DataMap,
+    meta: WorkUnitMeta,
+) -> Result<(DataMap, WorkUnitMeta)> {
+    let data = checked_data(data)?;
+    check_name(name)?;
+    Ok((data, checked_unit_meta(meta)?))
+}
+
+/// A continuous interval: whole microseconds in `0..=`[`MAX_INTERVAL`],
+/// else [`Error::InvalidWorkSpecData`].
+pub fn checked_interval(interval: Duration) -> Result<Duration> {
+    if interval < Duration::zero() || interval > MAX_INTERVAL {
+        return Err(Error::InvalidWorkSpecData(format!(
+            "interval {interval} is outside 0 ..= {MAX_INTERVAL}"
+        )));
+    }
+    let nanos = interval.subsec_nanos();
+    Ok(interval - Duration::nanoseconds(i64::from(nanos % 1_000)))
+}
+
+/// The meta given to a work spec's `set_meta`: a [`checked_interval`]
+/// (`InvalidWorkSpecData`) and a [`checked_time`] `next_continuous`
+/// (`TimeOutOfRange`), in that order.
+pub fn checked_spec_meta(meta: WorkSpecMeta) -> Result<WorkSpecMeta> {
+    Ok(WorkSpecMeta {
+        interval: checked_interval(meta.interval)?,
+        next_continuous: checked_optional_time(meta.next_continuous)?,
+        ..meta
+    })
+}
+
+/// The arguments of a worker's `update`, checked in this order: data
+/// depth, `now`, `expiration`.
+pub fn checked_worker_update(
+    data: DataMap,
+    now: Time,
+    expiration: Time,
+) -> Result<(DataMap, Time, Time)> {
+    let data = checked_data(data)?;
+    Ok((data, checked_time(now)?, checked_time(expiration)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data;
+
+    /// A map whose key `"d"` holds arrays nested so the map is `depth` deep.
+    fn nested(depth: usize) -> DataMap {
+        let mut value = Value::Null;
+        for _ in 1..depth {
+            value = Value::Array(vec![value]);
+        }
+        let mut map = DataMap::new();
+        map.insert("d".into(), value);
+        map
+    }
+
+    #[test]
+    fn limits_are_what_the_docs_say() {
+        assert_eq!(MIN_TIME.to_rfc3339(), "0001-01-01T00:00:00+00:00");
+        assert_eq!(MAX_TIME.to_rfc3339(), "9999-12-31T23:59:59.999999+00:00");
+        assert_eq!(MAX_INTERVAL, Duration::days(36_525));
+    }
+
+    #[test]
+    fn depth_counts_the_map_as_one() {
+        assert!(!depth_exceeds(&DataMap::new(), 1));
+        assert!(!depth_exceeds(&data!({"a": 1}), 1));
+        assert!(depth_exceeds(&data!({"a": []}), 1));
+        assert!(!depth_exceeds(&data!({"a": [{"b": 1}]}), 3));
+        assert!(depth_exceeds(&data!({"a": [{"b": {}}]}), 3));
+        assert!(!depth_exceeds(&nested(MAX_DATA_DEPTH), MAX_DATA_DEPTH));
+        assert!(depth_exceeds(&nested(MAX_DATA_DEPTH + 1), MAX_DATA_DEPTH));
+    }
+
+    #[test]
+    fn data_at_the_limit_passes_and_deeper_is_rejected() {
+        assert!(checked_data(nested(MAX_DATA_DEPTH)).is_ok());
+        assert_eq!(
+            checked_data(nested(MAX_DATA_DEPTH + 1)),
+            Err(Error::DataTooDeep {
+                limit: MAX_DATA_DEPTH
+            })
+        );
+    }
+
+    #[test]
+    fn very_deep_data_is_rejected_and_dropped_without_recursion() {
+        // Recursion over 1,000,000 levels would overflow any test stack.
+        assert!(matches!(
+            checked_data(nested(1_000_000)),
+            Err(Error::DataTooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn data_at_the_limit_reads_back_through_serde_json() {
+        let map = nested(MAX_DATA_DEPTH);
+        let text = serde_json::to_vec(&map).unwrap();
+        let back: DataMap = serde_json::from_slice(&text).unwrap();
+        assert_eq!(back, map);
+    }
+
+    #[test]
+    fn names_up_to_the_limit_pass() {
+        assert!(check_name(&"é".repeat(MAX_NAME_BYTES / 2)).is_ok());
+        assert_eq!(
+            check_name(&"x".repeat(MAX_NAME_BYTES + 1)),
+            Err(Error::NameTooLong {
+                limit: MAX_NAME_BYTES
+            })
+        );
+    }
+
+    #[test]
+    fn priorities_are_finite_and_zero_has_one_sign() {
+        assert_eq!(checked_priority(-0.0).map(f64::to_bits), Ok(0));
+        assert_eq!(checked_priority(-1.5), Ok(-1.5));
+        for bad in [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(checked_priority(bad), Err(Error::BadPriority), "{bad}");
+        }
+        assert_eq!(
+            adjusted_priority(f64::MAX, f64::MAX),
+            Err(Error::BadPriority)
+        );
+        assert_eq!(adjusted_priority(1.0, -1.0).map(f64::to_bits), Ok(0));
+    }
+
+    #[test]
+    fn times_outside_the_range_are_rejected_and_inside_truncated() {
+        assert_eq!(checked_time(MIN_TIME), Ok(MIN_TIME));
+        assert_eq!(checked_time(MAX_TIME), Ok(MAX_TIME));
+        let before = MIN_TIME - Duration::nanoseconds(1);
+        assert!(matches!(
+            checked_time(before),
+            Err(Error::TimeOutOfRange(_))
+        ));
+        assert!(matches!(
+            checked_time(Time::MAX_UTC),
+            Err(Error::TimeOutOfRange(_))
+        ));
+        let fine = Time::UNIX_EPOCH - Duration::nanoseconds(1_500);
+        assert_eq!(
+            checked_time(fine),
+            Ok(Time::UNIX_EPOCH - Duration::microseconds(2))
+        );
+    }
+
+    #[test]
+    fn time_after_stays_in_range() {
+        assert!(time_after(MAX_TIME, Duration::microseconds(1)).is_err());
+        assert!(time_after(Time::UNIX_EPOCH, Duration::MAX).is_err());
+        assert_eq!(
+            time_after(Time::UNIX_EPOCH, Duration::seconds(2)),
+            Ok(Time::UNIX_EPOCH + Duration::seconds(2))
+        );
+    }
+
+    #[test]
+    fn next_continuous_saturates() {
+        assert_eq!(next_continuous(MAX_TIME, MAX_INTERVAL), MAX_TIME);
+        assert_eq!(next_continuous(Time::MAX_UTC, Duration::MAX), MAX_TIME);
+        assert_eq!(next_continuous(Time::MIN_UTC, Duration::zero()), MIN_TIME);
+        let now = Time::UNIX_EPOCH;
+        assert_eq!(
+            next_continuous(now, Duration::hours(1)),
+            now + Duration::hours(1)
+        );
+    }
+
+    #[test]
+    fn intervals_are_bounded_and_whole_microseconds() {
+        assert_eq!(checked_interval(MAX_INTERVAL), Ok(MAX_INTERVAL));
+        for bad in [
+            MAX_INTERVAL + Duration::microseconds(1),
+            Duration::seconds(-1),
+            Duration::MAX,
+        ] {
+            assert!(matches!(
+                checked_interval(bad),
+                Err(Error::InvalidWorkSpecData(_))
+            ));
+        }
+        assert_eq!(
+            checked_interval(Duration::nanoseconds(1_999)),
+            Ok(Duration::microseconds(1))
+        );
+    }
+}

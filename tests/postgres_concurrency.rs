@@ -1,0 +1,324 @@
+//! Limits and races under concurrency on PostgreSQL: `max_running`,
+//! `max_attempts_returned` and continuous generation stay exact when many
+//! requests of two job servers run at once (the spec's row is not locked
+//! on the common path), and `add_work_unit` racing with `finish` on one unit
+//! ends as one of the two orders would, in every interleaving.
+#![cfg(feature = "postgres")]
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::PostgresBackend;
+use coordinate::{
+    data, AttemptRef, AttemptRequest, AttemptStatus, Backend, MockClock, NamespaceRef, WorkSpecRef,
+    WorkUnitMeta, WorkUnitStatus,
+};
+use tokio::sync::Barrier;
+
+fn cluster() -> &'static TestCluster {
+    TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"))
+}
+
+/// Two backends (two pools, like two job-server processes) on one fresh
+/// database, sharing a clock; and the database's name.
+async fn two_servers() -> (Vec<PostgresBackend>, String, MockClock) {
+    let db = cluster().fresh_database().await.unwrap();
+    let clock = MockClock::new();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        servers.push(
+            PostgresBackend::builder(cluster().url())
+                .database(&db)
+                .clock(clock.clone())
+                .build()
+                .await
+                .unwrap(),
+        );
+    }
+    (servers, db, clock)
+}
+
+async fn spec_with_units(
+    ns: &NamespaceRef,
+    definition: coordinate::DataMap,
+    units: usize,
+) -> WorkSpecRef {
+    let spec = ns.set_work_spec(definition).await.unwrap();
+    for i in 0..units {
+        spec.add_work_unit(&format!("u{i:04}"), data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    spec
+}
+
+/// `requests` requests of `per_request` units each, released at once by a
+/// barrier, alternately on the two servers; answers each one's attempts.
+async fn requests_at_once(
+    servers: &[PostgresBackend],
+    requests: usize,
+    per_request: i64,
+) -> Vec<Vec<AttemptRef>> {
+    let barrier = Arc::new(Barrier::new(requests));
+    let tasks: Vec<_> = (0..requests)
+        .map(|i| {
+            let backend = servers[i % servers.len()].clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let worker = backend
+                    .namespace("n")
+                    .await
+                    .unwrap()
+                    .worker(&format!("w{i}"))
+                    .await
+                    .unwrap();
+                barrier.wait().await;
+                worker
+                    .request_attempts(AttemptRequest::units(per_request))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_running_is_never_exceeded_by_concurrent_requests() {
+    let (servers, _db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    spec_with_units(&ns, data!({"name": "s", "max_running": 5}), 400).await;
+    for round in 0..15 {
+        // Nothing runs: 16 requests for 3 units each must share exactly 5.
+        let answers = requests_at_once(&servers, 16, 3).await;
+        let granted: usize = answers.iter().map(Vec::len).sum();
+        assert_eq!(granted, 5, "round {round}: {granted} attempts running");
+        // One more request while they run gets nothing.
+        assert!(requests_at_once(&servers, 1, 3).await[0].is_empty());
+        for attempt in answers.into_iter().flatten() {
+            attempt.finish(None).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_attempts_returned_caps_every_concurrent_request() {
+    let (servers, _db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    spec_with_units(&ns, data!({"name": "s", "max_getwork": 2}), 30).await;
+    let answers = requests_at_once(&servers, 12, 10).await;
+    assert!(
+        answers.iter().all(|a| a.len() <= 2),
+        "a request got more than 2"
+    );
+    let mut names: Vec<String> = answers
+        .iter()
+        .flatten()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    let total = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), total, "a unit was handed out twice");
+    // 12 requests of at most 2 from 30 units: all 24 are handed out,
+    // since units are taken with SKIP LOCKED and no request waits for another.
+    assert_eq!(total, 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_continuous_unit_per_interval_under_concurrent_requests() {
+    let (servers, _db, clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 60}))
+        .await
+        .unwrap();
+    for interval in 0..5 {
+        let answers = requests_at_once(&servers, 10, 1).await;
+        let granted: Vec<&AttemptRef> = answers.iter().flatten().collect();
+        assert_eq!(
+            granted.len(),
+            1,
+            "interval {interval}: {} units",
+            granted.len()
+        );
+        granted[0].finish(None).await.unwrap();
+        // Within the interval nothing more is generated.
+        assert!(requests_at_once(&servers, 4, 1)
+            .await
+            .iter()
+            .all(Vec::is_empty));
+        clock.advance(coordinate::Duration::seconds(61));
+    }
+    let units = spec
+        .work_units(&coordinate::WorkUnitQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(units.len(), 5);
+}
+
+/// How many sessions of database `db` wait for a lock.
+async fn lock_waiters(admin: &tokio_postgres::Client, db: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            &[&db],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn wait_for_waiters(admin: &tokio_postgres::Client, db: &str, n: i64) {
+    let started = Instant::now();
+    while lock_waiters(admin, db).await < n {
+        assert!(
+            started.elapsed() < StdDuration::from_secs(10),
+            "{n} sessions never queued on the lock"
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Which of `finish` and `add_work_unit` reaches the unit first.
+#[derive(Debug, Clone, Copy)]
+enum First {
+    Finish,
+    Add,
+}
+
+/// Queues `finish` and `add_work_unit` of one pending unit behind a lock
+/// held on the unit's row, in the order `first` says, releases the lock,
+/// and answers the unit's status, the attempt's status and the unit's
+/// visible data once both are done.
+async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataMap) {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
+    let unit = spec
+        .add_work_unit("u", data!({"v": "old"}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = worker
+        .request_attempts(AttemptRequest::units(1))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+
+    let url = cluster().database_url(&db);
+    let admin = connect(&url).await;
+    let mut blocker = connect(&url).await;
+    let hold = blocker.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR NO KEY UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let finish = {
+        let attempt = attempt.clone();
+        async move { attempt.finish(Some(data!({"v": "finished"}))).await }
+    };
+    let add = {
+        let other = servers[1].namespace("n").await.unwrap();
+        let spec = other.work_spec("s").await.unwrap();
+        async move {
+            spec.add_work_unit("u", data!({"v": "added"}), WorkUnitMeta::default())
+                .await
+                .map(drop)
+        }
+    };
+    let (finish, add) = match first {
+        First::Finish => {
+            let finish = tokio::spawn(finish);
+            wait_for_waiters(&admin, &db, 1).await;
+            let add = tokio::spawn(add);
+            wait_for_waiters(&admin, &db, 2).await;
+            (finish, add)
+        }
+        First::Add => {
+            let add = tokio::spawn(add);
+            wait_for_waiters(&admin, &db, 1).await;
+            let finish = tokio::spawn(finish);
+            wait_for_waiters(&admin, &db, 2).await;
+            (finish, add)
+        }
+    };
+    hold.commit().await.unwrap();
+    finish.await.unwrap().unwrap();
+    add.await.unwrap().unwrap();
+    (
+        unit.status().await.unwrap(),
+        attempt.status().await.unwrap(),
+        unit.data().await.unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_after_a_racing_finish_makes_the_unit_run_again() {
+    // finish, then add: the add finds the unit Finished and clears the link.
+    let (unit, attempt, data) = race(First::Finish).await;
+    assert_eq!(attempt, AttemptStatus::Finished);
+    assert_eq!(unit, WorkUnitStatus::Available);
+    assert_eq!(data, data!({"v": "added"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn finish_after_a_racing_add_leaves_the_unit_finished() {
+    // add, then finish: the add keeps the pending attempt, which finishes.
+    let (unit, attempt, data) = race(First::Add).await;
+    assert_eq!(attempt, AttemptStatus::Finished);
+    assert_eq!(unit, WorkUnitStatus::Finished);
+    assert_eq!(data, data!({"v": "finished"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_and_finish_in_sequence_match_the_reference() {
+    for add_first in [false, true] {
+        let (servers, _db, _clock) = two_servers().await;
+        let ns = servers[0].namespace("n").await.unwrap();
+        let spec = spec_with_units(&ns, data!({"name": "s"}), 1).await;
+        let worker = ns.worker("w").await.unwrap();
+        let attempt = worker
+            .request_attempts(AttemptRequest::units(1))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let readd = || spec.add_work_unit("u0000", data!({"v": 2}), WorkUnitMeta::default());
+        let unit = if add_first {
+            let unit = readd().await.unwrap();
+            attempt.finish(None).await.unwrap();
+            unit
+        } else {
+            attempt.finish(None).await.unwrap();
+            readd().await.unwrap()
+        };
+        let expected = if add_first {
+            WorkUnitStatus::Finished
+        } else {
+            WorkUnitStatus::Available
+        };
+        assert_eq!(
+            unit.status().await.unwrap(),
+            expected,
+            "add first: {add_first}"
+        );
+    }
+}
