@@ -280,6 +280,14 @@ pub trait Attempt: Send + Sync + Debug {
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 
+    /// An identifier unique among the backend's attempts and never reused,
+    /// if the backend has one. A server that addresses attempts by URL
+    /// uses it to tell apart attempts of one unit by one worker that
+    /// started in the same instant. Wrappers must forward it.
+    fn id(&self) -> Option<u64> {
+        None
+    }
+
     /// The status, after lazy expiry.
     async fn status(&self) -> Result<AttemptStatus>;
 

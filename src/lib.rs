@@ -108,6 +108,8 @@ pub mod memory;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "rest")]
+pub mod rest;
 pub mod rules;
 
 pub use api::{

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example coordbench                   # embedded memory backend
 //! cargo run --release --features postgres --example coordbench -- --backend postgres://…
+//! cargo run --release --features rest --example coordbench -- --backend http://127.0.0.1:5980
 //! ```
 //!
 //! Clients make stateless requests (get work, finish, renew, retry, status,
@@ -57,7 +58,9 @@ struct Args {
     /// Units asked for per request for work.
     #[arg(long, default_value_t = 10)]
     batch: i64,
-    /// `memory` (embedded) or a `postgres://` URL (needs `--features postgres`).
+    /// `memory` (embedded), a `postgres://` URL (needs `--features postgres`)
+    /// or the `http://` base URL of a Coordinate REST server (needs
+    /// `--features rest`; the client side is then `RestBackend`).
     #[arg(long, default_value = "memory")]
     backend: String,
     /// Print one JSON object `{"cached": {...}, "uncached": {...}}` instead of a table.
@@ -66,6 +69,10 @@ struct Args {
     /// Also print latency by kind of request (always in the JSON).
     #[arg(long)]
     breakdown: bool,
+    /// Which requests clients make: `job` (the job server mix) or `reads`
+    /// (lookup-heavy reads: unit status, unit data, spec meta).
+    #[arg(long, value_enum, default_value = "job")]
+    mix: workload::Mix,
     /// Rounds of cached and uncached runs, interleaved.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -111,6 +118,7 @@ async fn run(args: &Args) -> Result<(), String> {
         specs: args.specs,
         duration: StdDuration::from_secs_f64(args.duration),
         batch: args.batch.max(1),
+        mix: args.mix,
     };
     let warmup = StdDuration::from_secs_f64(args.warmup);
     let tag = std::process::id();
@@ -156,8 +164,9 @@ async fn run(args: &Args) -> Result<(), String> {
         println!("{out}");
     } else {
         println!(
-            "coordbench: {} clients, {} units in {} specs, {} round(s) of {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
+            "coordbench: {} clients, {:?} mix, {} units in {} specs, {} round(s) of {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
             args.clients,
+            args.mix,
             args.units,
             args.specs,
             args.rounds,
@@ -187,9 +196,25 @@ async fn open(backend: &str) -> Result<Arc<dyn Backend>, String> {
     if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
         return open_postgres(backend).await;
     }
+    if backend.starts_with("http://") || backend.starts_with("https://") {
+        return open_rest(backend).await;
+    }
     Err(format!(
-        "unknown backend {backend:?}: use `memory` or a postgres:// URL"
+        "unknown backend {backend:?}: use `memory`, a postgres:// URL or an http:// URL"
     ))
+}
+
+#[cfg(feature = "rest")]
+async fn open_rest(url: &str) -> Result<Arc<dyn Backend>, String> {
+    match coordinate::rest::client::RestBackend::connect(url).await {
+        Ok(backend) => Ok(Arc::new(backend)),
+        Err(e) => Err(format!("cannot use {}: {}", describe(url), error_chain(&e))),
+    }
+}
+
+#[cfg(not(feature = "rest"))]
+async fn open_rest(_url: &str) -> Result<Arc<dyn Backend>, String> {
+    Err("this build has no REST client: run with `--features rest`".into())
 }
 
 #[cfg(feature = "postgres")]
@@ -209,7 +234,7 @@ async fn open_postgres(_url: &str) -> Result<Arc<dyn Backend>, String> {
 
 /// The error and its sources, each said once (layers often repeat their
 /// source's text in their own).
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "rest"))]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -26,6 +26,17 @@ pub struct Shape {
     pub duration: StdDuration,
     /// Units asked for per `request_attempts`.
     pub batch: i64,
+    /// Which requests the clients make.
+    pub mix: Mix,
+}
+
+/// The request mixes a run can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// A busy job server: work handed out and finished, polling, submission.
+    Job,
+    /// Lookup-heavy reads only: unit status, unit data, spec meta.
+    Reads,
 }
 
 impl Shape {
@@ -84,6 +95,7 @@ enum Request {
     Retry,
     Fail,
     Status,
+    UnitData,
     SpecMeta,
     AddUnit,
     DeleteAndRecreate,
@@ -105,6 +117,14 @@ const MIX: &[(Request, u32)] = &[
     (Request::DeleteAndRecreate, 2),
 ];
 
+/// The read mix: what dashboards and clients waiting on results ask; each
+/// request resolves namespace, spec (and unit) by name, then reads once.
+const READ_MIX: &[(Request, u32)] = &[
+    (Request::Status, 40),
+    (Request::UnitData, 30),
+    (Request::SpecMeta, 30),
+];
+
 impl Request {
     fn label(self) -> &'static str {
         match self {
@@ -114,6 +134,7 @@ impl Request {
             Request::Retry => "retry",
             Request::Fail => "fail",
             Request::Status => "status",
+            Request::UnitData => "unit data",
             Request::SpecMeta => "spec meta",
             Request::AddUnit => "add unit",
             Request::DeleteAndRecreate => "delete+recreate",
@@ -121,9 +142,13 @@ impl Request {
     }
 }
 
-fn pick(rng: &mut fastrand::Rng) -> Request {
-    let mut roll = rng.u32(0..MIX.iter().map(|(_, w)| w).sum());
-    for (request, weight) in MIX {
+fn pick(rng: &mut fastrand::Rng, mix: Mix) -> Request {
+    let mix = match mix {
+        Mix::Job => MIX,
+        Mix::Reads => READ_MIX,
+    };
+    let mut roll = rng.u32(0..mix.iter().map(|(_, w)| w).sum());
+    for (request, weight) in mix {
         if roll < *weight {
             return *request;
         }
@@ -191,7 +216,7 @@ impl Client {
         let mut latencies = Vec::new();
         let mut errors = 0;
         while !stop.load(Ordering::Relaxed) {
-            let request = pick(&mut self.rng);
+            let request = pick(&mut self.rng, self.shape.mix);
             let started = Instant::now();
             match self.serve(request).await {
                 Ok(()) => {}
@@ -255,6 +280,15 @@ impl Client {
                     .work_unit(&unit)
                     .await?
                     .status()
+                    .await?;
+            }
+            Request::UnitData => {
+                let (spec, unit) = self.random_unit();
+                ns.work_spec(&spec)
+                    .await?
+                    .work_unit(&unit)
+                    .await?
+                    .data()
                     .await?;
             }
             Request::SpecMeta => {

@@ -86,6 +86,10 @@ impl Attempt for CachedAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        self.upstream.id()
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
         self.upstream.status().await
     }

@@ -411,6 +411,10 @@ impl Attempt for InstAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        self.inner.id()
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
         self.probe.enter(Op::AttemptStatus).await;
         self.inner.status().await

@@ -557,6 +557,10 @@ impl Attempt for MemAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        Some(self.id.0)
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
         self.shared.run(|st, now| st.attempt_status(self.id, now))
     }

@@ -275,6 +275,10 @@ impl Attempt for PgAttempt {
         self
     }
 
+    fn id(&self) -> Option<u64> {
+        u64::try_from(self.id).ok()
+    }
+
     async fn status(&self) -> Result<AttemptStatus> {
         Ok(self.state().await?.0)
     }

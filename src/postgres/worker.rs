@@ -164,7 +164,10 @@ impl PgWorker {
         };
         let (continuous_name, next_continuous) = if rules::can_start_continuous(meta, now) {
             let name = rules::continuous_unit_name(now);
-            (Some(name), Some(rules::limits::next_continuous(now, meta.interval)))
+            (
+                Some(name),
+                Some(rules::limits::next_continuous(now, meta.interval)),
+            )
         } else {
             (None, None)
         };

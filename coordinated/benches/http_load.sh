@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# End-to-end HTTP load: wrk against a release `coordinated` over PostgreSQL,
+# server cache on vs off, 8 connections, the read mix of read_mix.lua.
+# Reports requests/s, p50/p99 latency and PostgreSQL statements per request
+# (pg_stat_statements). Benchmark only: never run by CI.
+#
+#   cargo build --release -p coordinated
+#   bash coordinated/benches/http_load.sh            # DURATION=15s WARMUP=5s SPECS=4 UNITS=2500
+#
+# Starts its own throwaway PostgreSQL 15 cluster (unix socket only, as the
+# `postgres` user when run as root) and removes it at exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-15s}
+WARMUP=${WARMUP:-5s}
+export SPECS=${SPECS:-4} UNITS=${UNITS:-2500}
+PORT=${PORT:-5981}
+BIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+SERVER=target/release/coordinated
+SCRIPT=coordinated/benches/read_mix.lua
+[ -x "$SERVER" ] || { echo "build first: cargo build --release -p coordinated" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+DIR=$(mktemp -d /tmp/http-load.XXXXXX)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$DIR"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  as_pg "$BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+as_pg "$BIN/initdb" -D "$DIR/data" -A trust -U postgres >/dev/null
+as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -o "-k $DIR -c listen_addresses='' \
+  -c shared_preload_libraries=pg_stat_statements -c synchronous_commit=off \
+  -c max_connections=100" start >/dev/null
+sql() { psql -h "$DIR" -U postgres -d "${2:-bench}" -qAtc "$1"; }
+sql "CREATE DATABASE bench" postgres
+sql "CREATE EXTENSION pg_stat_statements"
+BACKEND="postgres:host=$DIR user=postgres dbname=bench"
+
+start_server() {
+  "$SERVER" --http "127.0.0.1:$PORT" --backend "$BACKEND" --cache "$1" >"$DIR/server-$1.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return
+    sleep 0.1
+  done
+  echo "coordinated did not start" >&2; exit 1
+}
+
+seed() {
+  python3 - "$PORT" <<'PY'
+import http.client, json, os, sys
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+hdr = {"Content-Type": "application/json"}
+def post(path, body):
+    conn.request("POST", path, json.dumps(body), hdr)
+    r = conn.getresponse(); r.read()
+    assert r.status == 201, (path, r.status)
+for s in range(int(os.environ["SPECS"])):
+    post("/namespace/bench/work_spec", {"data": {"name": f"s{s}"}})
+    for u in range(int(os.environ["UNITS"])):
+        post(f"/namespace/bench/work_spec/s{s}/work_unit",
+             {"name": f"u{u:05d}", "data": {"url": f"https://example.com/{s}/{u}"}})
+PY
+}
+
+run() { # mode
+  start_server "$1"
+  wrk -t2 -c8 -d"$WARMUP" -s "$SCRIPT" "http://127.0.0.1:$PORT" >/dev/null
+  sql "SELECT pg_stat_statements_reset()" >/dev/null
+  local out
+  out=$(wrk -t2 -c8 -d"$DURATION" -s "$SCRIPT" "http://127.0.0.1:$PORT" | grep '^RESULT')
+  local statements
+  statements=$(sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'")
+  local requests=${out#*requests=}; requests=${requests%% *}
+  echo "cache=$1 ${out#RESULT } statements=$statements statements_per_request=$(python3 -c "print(round($statements / $requests, 3))")"
+  if [ -n "${BREAKDOWN:-}" ]; then # the statements behind the figure, per request
+    sql "SELECT round(calls::numeric / $requests, 3) || '  ' || left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%' ORDER BY calls DESC LIMIT 12"
+  fi
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+}
+
+start_server on; seed; kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "data: $SPECS specs x $UNITS units; wrk -t2 -c8 -d$DURATION after $WARMUP warm-up"
+run on
+run off

@@ -1,0 +1,574 @@
+//! The REST API: one handler that negotiates, routes, resolves the path's
+//! names, reads the body and runs the operation, in that order (which
+//! decides which error wins: a bad body beats a wrong method).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coordinate::rest::names::{split_attempt_segment, start_second};
+use coordinate::rest::wire::{
+    self, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
+    DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, WorkSpecBody, WorkSpecList,
+    WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitUpdateBody, WorkerList,
+    WorkerUpdateBody,
+};
+use coordinate::{
+    AttemptRef, Backend, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef, WorkerRef,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::documents;
+use crate::links;
+use crate::negotiate::{check_content_type, negotiate};
+use crate::path::{self, Action, PathNames, Resource, Target};
+use crate::problem::Problem;
+
+/// The route template a response was produced by, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTemplate(pub &'static str);
+
+/// The template recorded for paths that match no resource.
+pub const UNMATCHED: &str = "unmatched";
+
+/// What the API handler needs: the backend and the body bound.
+#[derive(Debug, Clone)]
+pub struct Api {
+    backend: Arc<dyn Backend>,
+    max_body_bytes: usize,
+}
+
+impl Api {
+    /// The API over `backend`, reading bodies up to `max_body_bytes`.
+    pub fn new(backend: Arc<dyn Backend>, max_body_bytes: usize) -> Self {
+        Api {
+            backend,
+            max_body_bytes,
+        }
+    }
+}
+
+/// A successful answer.
+enum Reply {
+    /// `200` with a body.
+    Ok(Vec<u8>),
+    /// `201` with `Location` and a body.
+    Created(String, Vec<u8>),
+    /// `204`.
+    NoContent,
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, Problem> {
+    serde_json::to_vec(value).map_err(|e| Problem::operation(Error::backend(e)))
+}
+
+fn ok<T: Serialize>(value: &T) -> Result<Reply, Problem> {
+    json(value).map(Reply::Ok)
+}
+
+/// The names a path resolved to.
+#[derive(Default)]
+struct Resolved {
+    namespace: Option<NamespaceRef>,
+    work_spec: Option<WorkSpecRef>,
+    work_unit: Option<WorkUnitRef>,
+    worker: Option<WorkerRef>,
+    attempt: Option<AttemptRef>,
+}
+
+/// A path component the route guarantees; its absence is a server bug.
+fn need<T>(value: Option<T>, what: &str) -> Result<T, Problem> {
+    value.ok_or_else(|| {
+        Problem::generic(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("route has no {what}"),
+        )
+    })
+}
+
+/// Finds the attempt a path names: the first, in creation order, of the
+/// unit's attempts by that worker that started in that second and, when the
+/// segment carries an attempt identifier, has it. Any RFC 3339 spelling of
+/// the second is accepted.
+async fn find_attempt(
+    unit: &WorkUnitRef,
+    worker: &str,
+    segment: &str,
+) -> Result<Option<AttemptRef>, Problem> {
+    let (start, id) = split_attempt_segment(segment);
+    let Ok(wanted) = wire::parse_time(start).map(start_second) else {
+        return Ok(None);
+    };
+    for attempt in unit.attempts().await.map_err(Problem::resolving)? {
+        if attempt.worker().name() != worker || (id.is_some() && attempt.id() != id) {
+            continue;
+        }
+        let started = attempt.start_time().await.map_err(Problem::resolving)?;
+        if start_second(started) == wanted {
+            return Ok(Some(attempt));
+        }
+    }
+    Ok(None)
+}
+
+impl Api {
+    /// Resolves the path's names: namespaces and workers are created when
+    /// missing, a missing work spec is `404`, a missing unit `400`, a
+    /// missing attempt `404`.
+    async fn resolve(&self, names: &PathNames) -> Result<Resolved, Problem> {
+        let mut r = Resolved::default();
+        let Some(ns_name) = &names.namespace else {
+            return Ok(r);
+        };
+        let ns = self
+            .backend
+            .namespace(ns_name)
+            .await
+            .map_err(Problem::resolving)?;
+        if let Some(spec) = &names.work_spec {
+            let spec = ns.work_spec(spec).await.map_err(Problem::resolving)?;
+            if let Some(unit) = &names.work_unit {
+                r.work_unit = Some(spec.work_unit(unit).await.map_err(Problem::resolving)?);
+            }
+            r.work_spec = Some(spec);
+        }
+        if let Some(worker) = &names.worker {
+            r.worker = Some(ns.worker(worker).await.map_err(Problem::resolving)?);
+        }
+        if let (Some(start), Some(unit), Some(worker)) = (&names.start, &r.work_unit, &names.worker)
+        {
+            r.attempt = Some(
+                find_attempt(unit, worker, start)
+                    .await?
+                    .ok_or_else(|| Problem::not_found("no such attempt"))?,
+            );
+        }
+        r.namespace = Some(ns);
+        Ok(r)
+    }
+
+    /// Reads a `PUT`/`POST` body as JSON: `415` unless declared JSON, `413`
+    /// beyond the bound, `400` unless valid JSON.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Value, Problem> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| Problem::bad_request("Invalid Content-Type: header"))
+            })
+            .transpose()?;
+        check_content_type(content_type)?;
+        let bytes: Bytes = axum::body::to_bytes(body, self.max_body_bytes)
+            .await
+            .map_err(|e| {
+                let too_large = e
+                    .into_inner()
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                if too_large {
+                    Problem::generic(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body exceeds {} bytes", self.max_body_bytes),
+                    )
+                } else {
+                    Problem::bad_request("request body could not be read")
+                }
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(e.to_string()))
+    }
+}
+
+/// Decodes a body already read as JSON into the operation's type.
+fn decode<T: DeserializeOwned>(body: Option<Value>) -> Result<T, Problem> {
+    serde_json::from_value(body.unwrap_or(Value::Null))
+        .map_err(|e| Problem::bad_request(e.to_string()))
+}
+
+/// The work unit query of a request: bad values are `500`, as in the
+/// reference server.
+fn query(raw: &str) -> Result<WorkUnitQuery, Problem> {
+    wire::parse_work_unit_query(raw)
+        .map_err(|e| Problem::generic(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
+pub async fn handle(State(api): State<Api>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let accept = parts.headers.get(header::ACCEPT).map(|v| v.to_str());
+    let media = match accept {
+        Some(Err(_)) => Err(Problem::bad_request("Invalid Accept: header")),
+        Some(Ok(a)) => negotiate(Some(a)),
+        None => negotiate(None),
+    };
+    let media = match media {
+        Ok(media) => media,
+        Err(problem) => return tagged(problem.into_response(), UNMATCHED),
+    };
+    let route = match path::route(parts.uri.path()) {
+        Ok(Target::Route(route)) => route,
+        Ok(Target::Redirect(to)) => {
+            let location = match parts.uri.query() {
+                Some(q) => format!("{to}?{q}"),
+                None => to,
+            };
+            return tagged(redirect(&location), UNMATCHED);
+        }
+        Ok(Target::NotFound) => {
+            let problem = Problem::not_found(format!("no resource at {}", parts.uri.path()));
+            return tagged(problem.respond(media), UNMATCHED);
+        }
+        Err(problem) => return tagged(problem.respond(media), UNMATCHED),
+    };
+    let template = route.resource.template();
+    let result = async {
+        let resolved = api.resolve(&route.names).await?;
+        let body = match parts.method {
+            Method::PUT | Method::POST => Some(api.read_body(&parts.headers, body).await?),
+            _ => None,
+        };
+        let query = parts.uri.query().unwrap_or("");
+        api.operate(route.resource, &parts.method, resolved, query, body)
+            .await
+    }
+    .await;
+    let response = match result {
+        Ok(reply) => respond(reply, media),
+        Err(problem) => problem.respond(media),
+    };
+    tagged(response, template)
+}
+
+fn tagged(mut response: Response, template: &'static str) -> Response {
+    response.extensions_mut().insert(RouteTemplate(template));
+    response
+}
+
+fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn respond(reply: Reply, media: &'static str) -> Response {
+    let mut response = match reply {
+        Reply::Ok(body) => (StatusCode::OK, body).into_response(),
+        Reply::Created(location, body) => {
+            let mut response = (StatusCode::CREATED, body).into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        Reply::NoContent => StatusCode::NO_CONTENT.into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
+impl Api {
+    /// Runs the operation `method` names on `resource`.
+    async fn operate(
+        &self,
+        resource: Resource,
+        method: &Method,
+        r: Resolved,
+        raw_query: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, Problem> {
+        use Resource::*;
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        let ns_name = r.namespace.as_ref().map(|n| n.name().to_owned());
+        let ns_name = ns_name.as_deref().unwrap_or("");
+        match (resource, method.as_str()) {
+            (Root, "GET") => ok(&documents::root()),
+            (Summary, "GET") => ok(&documents::summary(self.backend.summarize().await?)),
+            (Namespaces, "GET") => {
+                let namespaces = self.backend.namespaces().await?;
+                ok(&NamespaceList {
+                    namespaces: namespaces
+                        .keys()
+                        .map(|n| documents::named(n, links::namespace(n)))
+                        .collect(),
+                })
+            }
+            (Namespaces, "POST") => {
+                let body: NamespaceBody = decode(body)?;
+                let ns = self.backend.namespace(&body.name).await?;
+                let doc = documents::namespace(ns.name());
+                Ok(Reply::Created(doc.url.clone(), json(&doc)?))
+            }
+            (Namespace, "GET") => ok(&documents::namespace(ns_name)),
+            (Namespace, "DELETE") => {
+                need(r.namespace, "namespace")?.destroy().await?;
+                Ok(Reply::NoContent)
+            }
+            (NamespaceSummary, "GET") => {
+                let ns = need(r.namespace, "namespace")?;
+                ok(&documents::summary(ns.summarize().await?))
+            }
+            (WorkSpecs, "GET") => {
+                let ns = need(r.namespace, "namespace")?;
+                let names = ns.work_spec_names().await?;
+                ok(&WorkSpecList {
+                    work_specs: names
+                        .iter()
+                        .map(|n| documents::named(n, links::work_spec(ns_name, n)))
+                        .collect(),
+                })
+            }
+            (WorkSpecs, "POST") => {
+                let body: WorkSpecBody = decode(body)?;
+                let data = body
+                    .data
+                    .ok_or_else(|| Problem::bad_request("Missing data"))?;
+                let ns = need(r.namespace, "namespace")?;
+                let spec = ns.set_work_spec(data).await.map_err(|e| match e {
+                    Error::NoWorkSpecName | Error::BadWorkSpecName => {
+                        Problem::with_status(StatusCode::BAD_REQUEST, &e)
+                    }
+                    e => Problem::operation(e),
+                })?;
+                let url = links::work_spec(ns_name, spec.name());
+                let doc = documents::named(spec.name(), url.clone());
+                Ok(Reply::Created(url, json(&doc)?))
+            }
+            (WorkSpec, "GET") => {
+                let spec = need(r.work_spec, "work spec")?;
+                ok(&documents::work_spec(ns_name, &*spec).await?)
+            }
+            (WorkSpec, "PUT") => {
+                let body: WorkSpecBody = decode(body)?;
+                if let Some(data) = body.data {
+                    need(r.work_spec, "work spec")?.set_data(data).await?;
+                }
+                Ok(Reply::NoContent)
+            }
+            (WorkSpec, "DELETE") => {
+                let spec = need(r.work_spec, "work spec")?;
+                need(r.namespace, "namespace")?
+                    .destroy_work_spec(spec.name())
+                    .await?;
+                Ok(Reply::NoContent)
+            }
+            (WorkSpecMeta, "GET") => {
+                let spec = need(r.work_spec, "work spec")?;
+                let meta = spec.meta(wire::parse_counts_flag(raw_query)).await?;
+                ok(&WorkSpecMetaDocument::from(meta))
+            }
+            (WorkSpecMeta, "PUT") => {
+                let body: WorkSpecMetaDocument = decode(body)?;
+                need(r.work_spec, "work spec")?
+                    .set_meta(body.into())
+                    .await?;
+                Ok(Reply::NoContent)
+            }
+            (WorkSpecCounts, "GET") => {
+                let counts = need(r.work_spec, "work spec")?
+                    .count_work_unit_status()
+                    .await?;
+                let doc: CountsDocument = counts
+                    .into_iter()
+                    .map(|(status, n)| (status.as_str().to_owned(), n))
+                    .collect();
+                ok(&doc)
+            }
+            (WorkSpecChange | WorkSpecAdjust, "POST") => {
+                let query = query(raw_query)?;
+                let body: WorkUnitBody = decode(body)?;
+                if let Some(meta) = body.meta {
+                    let spec = need(r.work_spec, "work spec")?;
+                    if resource == WorkSpecChange {
+                        spec.set_work_unit_priorities(&query, meta.priority).await?;
+                    } else {
+                        spec.adjust_work_unit_priorities(&query, meta.priority)
+                            .await?;
+                    }
+                }
+                Ok(Reply::NoContent)
+            }
+            (WorkSpecSummary, "GET") => {
+                let spec = need(r.work_spec, "work spec")?;
+                ok(&documents::summary(spec.summarize().await?))
+            }
+            (WorkUnits, "GET") => {
+                let query = query(raw_query)?;
+                let spec = need(r.work_spec, "work spec")?;
+                let units = spec.work_units(&query).await?;
+                ok(&WorkUnitList {
+                    work_units: units
+                        .keys()
+                        .map(|n| documents::named(n, links::work_unit(ns_name, spec.name(), n)))
+                        .collect(),
+                })
+            }
+            (WorkUnits, "DELETE") => {
+                let query = query(raw_query)?;
+                let deleted = need(r.work_spec, "work spec")?
+                    .delete_work_units(&query)
+                    .await?;
+                ok(&DeletedDocument { deleted })
+            }
+            (WorkUnits, "POST") => {
+                let body: WorkUnitBody = decode(body)?;
+                let spec = need(r.work_spec, "work spec")?;
+                let unit = spec
+                    .add_work_unit(
+                        &body.name,
+                        body.data.unwrap_or_default(),
+                        body.meta.map(Into::into).unwrap_or_default(),
+                    )
+                    .await?;
+                let url = links::work_unit(ns_name, spec.name(), unit.name());
+                let doc = documents::named(unit.name(), url.clone());
+                Ok(Reply::Created(url, json(&doc)?))
+            }
+            (WorkUnit, "GET") => {
+                let unit = need(r.work_unit, "work unit")?;
+                ok(&documents::work_unit(ns_name, &*unit).await?)
+            }
+            (WorkUnit, "PUT") => {
+                let body: WorkUnitUpdateBody = decode(body)?;
+                let unit = need(r.work_unit, "work unit")?;
+                if body.active_attempt_url.as_deref()
+                    == Some(WorkUnitUpdateBody::CLEAR_ACTIVE_ATTEMPT)
+                {
+                    unit.clear_active_attempt().await?;
+                }
+                if let Some(meta) = body.meta {
+                    unit.set_meta(meta.into()).await?;
+                }
+                Ok(Reply::NoContent)
+            }
+            (UnitAttempts, "GET") => {
+                let attempts = need(r.work_unit, "work unit")?.attempts().await?;
+                ok(&documents::attempt_list(ns_name, &attempts).await?)
+            }
+            (NumAttempts, "GET") => ok(&need(r.work_unit, "work unit")?.num_attempts().await?),
+            (Attempt, "GET") => {
+                let attempt = need(r.attempt, "attempt")?;
+                ok(&documents::attempt(ns_name, &*attempt).await?)
+            }
+            (AttemptAction(action), "POST") => {
+                let body: AttemptActionBody = decode(body)?;
+                let attempt = need(r.attempt, "attempt")?;
+                match action {
+                    Action::Renew => attempt.renew(body.extend_duration, body.data).await?,
+                    Action::Expire => attempt.expire(body.data).await?,
+                    Action::Finish => attempt.finish(body.data).await?,
+                    Action::Fail => attempt.fail(body.data).await?,
+                    Action::Retry => attempt.retry(body.data, body.delay).await?,
+                }
+                Ok(Reply::NoContent)
+            }
+            (Workers, "GET") => {
+                let workers = need(r.namespace, "namespace")?.workers().await?;
+                ok(&WorkerList {
+                    workers: workers
+                        .keys()
+                        .map(|n| documents::named(n, links::worker(ns_name, n)))
+                        .collect(),
+                })
+            }
+            (Worker, "GET") => {
+                let worker = need(r.worker, "worker")?;
+                ok(&documents::worker(ns_name, &*worker).await?)
+            }
+            (Worker, "PUT") => {
+                let body: WorkerUpdateBody = decode(body)?;
+                let ns = need(r.namespace, "namespace")?;
+                let worker = need(r.worker, "worker")?;
+                update_worker(&ns, &worker, body).await?;
+                Ok(Reply::NoContent)
+            }
+            (RequestAttempts, "POST") => {
+                let body: AttemptRequestBody = decode(body)?;
+                let attempts = need(r.worker, "worker")?
+                    .request_attempts(body.into())
+                    .await?;
+                let work_spec_url = attempts
+                    .first()
+                    .map(|a| links::work_spec(ns_name, a.work_unit().work_spec().name()));
+                let attempts = futures::future::try_join_all(
+                    attempts.iter().map(|a| documents::attempt(ns_name, &**a)),
+                )
+                .await?;
+                ok(&AttemptRequestResult {
+                    work_spec_url,
+                    attempts,
+                })
+            }
+            (MakeAttempt, "POST") => {
+                let body: MakeAttemptBody = decode(body)?;
+                let ns = need(r.namespace, "namespace")?;
+                let unit = ns
+                    .work_spec(&body.work_spec)
+                    .await?
+                    .work_unit(&body.work_unit)
+                    .await?;
+                let attempt = need(r.worker, "worker")?
+                    .make_attempt(&*unit, body.lifetime)
+                    .await?;
+                ok(&documents::attempt(ns_name, &*attempt).await?)
+            }
+            (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {
+                let worker = need(r.worker, "worker")?;
+                let attempts = match resource {
+                    ActiveAttempts => worker.active_attempts().await?,
+                    AllAttempts => worker.all_attempts().await?,
+                    _ => worker.child_attempts().await?,
+                };
+                ok(&documents::attempt_list(ns_name, &attempts).await?)
+            }
+            (_, method) => Err(Problem::method_not_allowed(method)),
+        }
+    }
+}
+
+/// `PUT` on a worker: first the parent (a name different from the current
+/// parent's sets it, `""` clears it), then update (`active: true`) or
+/// deactivate an active worker.
+async fn update_worker(
+    ns: &NamespaceRef,
+    worker: &WorkerRef,
+    body: WorkerUpdateBody,
+) -> Result<(), Error> {
+    if let Some(parent) = body.parent {
+        let current = worker.parent().await?;
+        let current = current.as_ref().map_or("", |p| p.name());
+        if parent != current {
+            if parent.is_empty() {
+                worker.set_parent(None).await?;
+            } else {
+                let parent = ns.worker(&parent).await?;
+                worker.set_parent(Some(&*parent)).await?;
+            }
+        }
+    }
+    if body.active {
+        let zero = wire::zero_time();
+        worker
+            .update(
+                body.data.unwrap_or_default(),
+                body.last_update.unwrap_or(zero),
+                body.expiration.unwrap_or(zero),
+                &body.mode,
+            )
+            .await
+    } else if worker.active().await? {
+        worker.deactivate().await
+    } else {
+        Ok(())
+    }
+}

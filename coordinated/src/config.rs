@@ -1,0 +1,236 @@
+//! Command-line configuration and the backend it describes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use coordinate::cache::Cache;
+use coordinate::memory::MemoryBackend;
+use coordinate::postgres::PostgresBackend;
+use coordinate::Backend;
+
+use crate::metrics::CacheStatsFn;
+use crate::server::ServerOptions;
+
+/// Whether the cache sits in front of the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheMode {
+    /// Name lookups go through `Cache` (the default).
+    On,
+    /// Every request resolves its names in the backend.
+    Off,
+}
+
+/// A Coordinate job server: the REST API over an embedded or a PostgreSQL
+/// backend, with the name cache in front.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "coordinated", version)]
+pub struct Config {
+    /// Address to listen on (`HOST:PORT`; `:PORT` means loopback).
+    #[arg(long, default_value = "127.0.0.1:5980", value_parser = parse_addr)]
+    pub http: SocketAddr,
+    /// `memory` (embedded, the default), a `postgres://…` URL, or
+    /// `postgres:` followed by a `key=value` connection string.
+    #[arg(long, default_value = "memory")]
+    pub backend: String,
+    /// Maximum PostgreSQL connections in the pool.
+    #[arg(long, default_value_t = 16)]
+    pub postgres_max_connections: usize,
+    /// Put the name cache in front of the backend.
+    #[arg(long, value_enum, default_value_t = CacheMode::On)]
+    pub cache: CacheMode,
+    /// Cached namespace handles.
+    #[arg(long, default_value_t = coordinate::cache::DEFAULT_NAMESPACES)]
+    pub cache_namespaces: u64,
+    /// Cached work spec handles.
+    #[arg(long, default_value_t = coordinate::cache::DEFAULT_WORK_SPECS)]
+    pub cache_work_specs: u64,
+    /// Cached work unit handles.
+    #[arg(long, default_value_t = coordinate::cache::DEFAULT_WORK_UNITS)]
+    pub cache_work_units: u64,
+    /// Cached worker handles.
+    #[arg(long, default_value_t = coordinate::cache::DEFAULT_WORKERS)]
+    pub cache_workers: u64,
+    /// Drop a cached handle unused this long (e.g. `5m`; none by default).
+    #[arg(long, value_parser = parse_duration)]
+    pub cache_time_to_idle: Option<Duration>,
+    /// Drop a cached handle this long after loading it (none by default).
+    #[arg(long, value_parser = parse_duration)]
+    pub cache_time_to_live: Option<Duration>,
+    /// Interval between work unit summaries for `/metrics`.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub metrics_period: Duration,
+    /// Log every request.
+    #[arg(long)]
+    pub log_requests: bool,
+    /// Longest time one request may take.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, how long in-flight requests may still run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_deadline: Duration,
+}
+
+/// `HOST:PORT`, or `:PORT` for the loopback interface.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = match text.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text.to_owned(),
+    };
+    text.parse()
+        .map_err(|e| format!("invalid address {text:?}: {e}"))
+}
+
+/// A duration: a number with a unit `ms`, `s`, `m` or `h` (`s` if none).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+/// The PostgreSQL connection string a `--backend` value names, if any.
+fn postgres_connection(backend: &str) -> Option<&str> {
+    if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
+        Some(backend)
+    } else {
+        backend.strip_prefix("postgres:")
+    }
+}
+
+/// The backend to serve, and the cache's counters when the cache is on.
+pub struct ServedBackend {
+    /// What the API serves.
+    pub backend: Arc<dyn Backend>,
+    /// The cache's counters, for `/metrics`.
+    pub cache_stats: Option<CacheStatsFn>,
+}
+
+impl std::fmt::Debug for ServedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedBackend")
+            .field("backend", &self.backend)
+            .field("cache", &self.cache_stats.is_some())
+            .finish()
+    }
+}
+
+impl Config {
+    /// Connects the configured backend and wraps it in the cache if asked.
+    pub async fn backend(&self) -> coordinate::Result<ServedBackend> {
+        let raw: Arc<dyn Backend> = if self.backend == "memory" {
+            Arc::new(MemoryBackend::new())
+        } else if let Some(connection) = postgres_connection(&self.backend) {
+            Arc::new(
+                PostgresBackend::builder(connection)
+                    .max_connections(self.postgres_max_connections)
+                    .build()
+                    .await?,
+            )
+        } else {
+            return Err(coordinate::Error::backend(format!(
+                "unknown backend {:?} (memory, postgres://… or postgres:key=value…)",
+                self.backend
+            )));
+        };
+        Ok(self.cached(raw))
+    }
+
+    /// `raw`, behind the cache when it is on.
+    pub fn cached(&self, raw: Arc<dyn Backend>) -> ServedBackend {
+        if self.cache == CacheMode::Off {
+            return ServedBackend {
+                backend: raw,
+                cache_stats: None,
+            };
+        }
+        let mut builder = Cache::builder()
+            .namespaces(self.cache_namespaces)
+            .work_specs(self.cache_work_specs)
+            .work_units(self.cache_work_units)
+            .workers(self.cache_workers);
+        if let Some(idle) = self.cache_time_to_idle {
+            builder = builder.time_to_idle(idle);
+        }
+        if let Some(live) = self.cache_time_to_live {
+            builder = builder.time_to_live(live);
+        }
+        let cache = Arc::new(builder.build(raw));
+        let stats = Arc::clone(&cache);
+        ServedBackend {
+            backend: cache,
+            cache_stats: Some(Arc::new(move || stats.stats())),
+        }
+    }
+
+    /// The server options these flags describe.
+    pub fn server_options(&self, cache_stats: Option<CacheStatsFn>) -> ServerOptions {
+        ServerOptions {
+            request_timeout: self.request_timeout,
+            max_body_bytes: self.max_body_bytes,
+            log_requests: self.log_requests,
+            cache_stats,
+            ..ServerOptions::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+
+    #[test]
+    fn addresses_default_to_loopback() {
+        assert_eq!(parse_addr(":5980"), Ok("127.0.0.1:5980".parse().unwrap()));
+        assert!(parse_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn postgres_backends() {
+        assert_eq!(
+            postgres_connection("postgres://u@h/db"),
+            Some("postgres://u@h/db")
+        );
+        assert_eq!(
+            postgres_connection("postgres:host=/tmp port=5432"),
+            Some("host=/tmp port=5432")
+        );
+        assert_eq!(postgres_connection("memory"), None);
+        assert_eq!(postgres_connection("http://x"), None);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse_from(["coordinated"]);
+        assert_eq!(c.http, "127.0.0.1:5980".parse().unwrap());
+        assert_eq!(c.cache, CacheMode::On);
+        assert_eq!(c.backend, "memory");
+        assert_eq!(c.metrics_period, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,201 @@
+//! Representations built from handles.
+//!
+//! Attempts do not know their namespace, so every builder takes the
+//! namespace name from the request path.
+
+use coordinate::rest::wire::{
+    AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument, RootDocument,
+    SummaryDocument, WorkSpecDocument, WorkUnitDocument, WorkerDocument,
+};
+use coordinate::{
+    Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, WorkUnitStatus, Worker,
+};
+use futures::future::try_join_all;
+
+use crate::links;
+
+/// The root document.
+pub fn root() -> RootDocument {
+    RootDocument {
+        url: String::new(),
+        summary_url: "/summary".into(),
+        namespaces_url: "/namespace".into(),
+        namespace_url: "/namespace/{namespace}".into(),
+    }
+}
+
+/// A short form: name and URL.
+pub fn named(name: &str, url: String) -> NamedLink {
+    NamedLink {
+        name: name.to_owned(),
+        url,
+    }
+}
+
+/// A namespace.
+pub fn namespace(ns: &str) -> NamespaceDocument {
+    let url = links::namespace(ns);
+    NamespaceDocument {
+        name: ns.to_owned(),
+        summary_url: format!("{url}/summary"),
+        work_specs_url: format!("{url}/work_spec"),
+        work_spec_url: format!("{url}/work_spec/{{spec}}"),
+        workers_url: format!("{url}/worker"),
+        worker_url: format!("{url}/worker/{{worker}}"),
+        url,
+    }
+}
+
+/// A work spec.
+pub async fn work_spec(ns: &str, spec: &dyn WorkSpec) -> Result<WorkSpecDocument> {
+    let data = spec.data().await?;
+    let url = links::work_spec(ns, spec.name());
+    Ok(WorkSpecDocument {
+        name: spec.name().to_owned(),
+        data: Some(data),
+        summary_url: format!("{url}/summary"),
+        work_units_url: format!("{url}/work_unit"),
+        work_unit_url: format!("{url}/work_unit/{{unit}}"),
+        work_unit_query_url: links::query_template(&url, "work_unit"),
+        work_unit_counts_url: format!("{url}/counts"),
+        work_unit_change_url: links::query_template(&url, "change"),
+        work_unit_adjust_url: links::query_template(&url, "adjust"),
+        meta: format!("{url}/meta{{?counts}}"),
+        url,
+    })
+}
+
+/// A work unit.
+pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument> {
+    let spec_name = unit.work_spec().name().to_owned();
+    let (data, meta, status) = futures::try_join!(unit.data(), unit.meta(), unit.status())?;
+    let url = links::work_unit(ns, &spec_name, unit.name());
+    // Only a pending, finished or failed unit has an active attempt; asking
+    // for it otherwise would cost a lazy-expiry pass and a lookup for nothing.
+    let active = match status {
+        WorkUnitStatus::Pending | WorkUnitStatus::Finished | WorkUnitStatus::Failed => {
+            unit.active_attempt().await?
+        }
+        _ => None,
+    };
+    let active_attempt_url = match active {
+        Some(attempt) => links::attempt(
+            &url,
+            attempt.worker().name(),
+            attempt.start_time().await?,
+            attempt.id(),
+        ),
+        None => String::new(),
+    };
+    Ok(WorkUnitDocument {
+        name: unit.name().to_owned(),
+        data: Some(data),
+        meta: meta.into(),
+        status,
+        work_spec_url: links::work_spec(ns, &spec_name),
+        attempts_url: format!("{url}/attempts"),
+        active_attempt_url,
+        url,
+    })
+}
+
+/// The links of an attempt: its URL, its unit's and its worker's.
+fn attempt_links(
+    ns: &str,
+    attempt: &dyn Attempt,
+    start: coordinate::Time,
+) -> (String, String, String) {
+    let unit = attempt.work_unit();
+    let unit_url = links::work_unit(ns, unit.work_spec().name(), unit.name());
+    let worker = attempt.worker();
+    (
+        links::attempt(&unit_url, worker.name(), start, attempt.id()),
+        unit_url,
+        links::worker(ns, worker.name()),
+    )
+}
+
+/// An attempt's short form.
+pub async fn attempt_summary(ns: &str, attempt: &dyn Attempt) -> Result<AttemptSummary> {
+    let start_time = attempt.start_time().await?;
+    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    Ok(AttemptSummary {
+        url,
+        work_unit_url,
+        worker_url,
+        start_time,
+    })
+}
+
+/// A list of attempts' short forms, in the given order.
+pub async fn attempt_list(ns: &str, attempts: &[AttemptRef]) -> Result<AttemptList> {
+    let attempts = try_join_all(attempts.iter().map(|a| attempt_summary(ns, &**a))).await?;
+    Ok(AttemptList { attempts })
+}
+
+/// An attempt.
+pub async fn attempt(ns: &str, attempt: &dyn Attempt) -> Result<AttemptDocument> {
+    let (start_time, status, data, end_time, expiration_time) = futures::try_join!(
+        attempt.start_time(),
+        attempt.status(),
+        attempt.data(),
+        attempt.end_time(),
+        attempt.expiration_time()
+    )?;
+    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    Ok(AttemptDocument {
+        work_unit_url,
+        worker_url,
+        start_time,
+        status,
+        data: Some(data),
+        end_time,
+        expiration_time,
+        renew_url: format!("{url}/renew"),
+        expire_url: format!("{url}/expire"),
+        finish_url: format!("{url}/finish"),
+        fail_url: format!("{url}/fail"),
+        retry_url: format!("{url}/retry"),
+        url,
+    })
+}
+
+/// A worker.
+pub async fn worker(ns: &str, worker: &dyn Worker) -> Result<WorkerDocument> {
+    let (parent, children, active, mode, data, expiration, last_update) = futures::try_join!(
+        worker.parent(),
+        worker.children(),
+        worker.active(),
+        worker.mode(),
+        worker.data(),
+        worker.expiration(),
+        worker.last_update()
+    )?;
+    let url = links::worker(ns, worker.name());
+    let parent_name = parent.map(|p| p.name().to_owned());
+    Ok(WorkerDocument {
+        name: worker.name().to_owned(),
+        parent_url: parent_name.as_deref().map(|p| links::worker(ns, p)),
+        parent: parent_name,
+        child_urls: children
+            .iter()
+            .map(|c| links::worker(ns, c.name()))
+            .collect(),
+        active,
+        mode,
+        data: (!data.is_empty()).then_some(data),
+        expiration,
+        last_update,
+        request_attempts_url: format!("{url}/request_attempts"),
+        make_attempt_url: format!("{url}/make_attempt"),
+        active_attempts_url: format!("{url}/active_attempts"),
+        all_attempts_url: format!("{url}/all_attempts"),
+        child_attempts_url: format!("{url}/child_attempts"),
+        url,
+    })
+}
+
+/// A summary.
+pub fn summary(summary: Summary) -> SummaryDocument {
+    SummaryDocument(summary.into_iter().map(Into::into).collect())
+}

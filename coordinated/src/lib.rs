@@ -1,0 +1,36 @@
+//! `coordinated`: a Coordinate job server.
+//!
+//! It serves the Coordinate REST API (version 1, see `coordinate::rest`)
+//! over any [`Backend`](coordinate::Backend), normally with
+//! [`Cache`](coordinate::cache::Cache) in front, plus Prometheus metrics
+//! (`/metrics`), liveness (`/healthz`) and readiness (`/readyz`).
+//!
+//! The binary is configured by [`Config`]; tests and embedding programs
+//! build the application with [`router`] and run it with [`serve`]:
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use coordinate::memory::MemoryBackend;
+//!
+//! let app = coordinated::router(Arc::new(MemoryBackend::new()), &Default::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! coordinated::serve(listener, app, coordinated::shutdown_signal(), std::time::Duration::from_secs(10)).await
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod api;
+pub mod config;
+pub mod documents;
+pub mod links;
+pub mod metrics;
+pub mod negotiate;
+pub mod path;
+pub mod problem;
+pub mod server;
+
+pub use config::Config;
+pub use server::{router, serve, shutdown_signal, ServerOptions};

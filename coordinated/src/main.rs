@@ -1,0 +1,50 @@
+//! The `coordinated` binary: parses flags, builds the backend, serves.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use coordinated::Config;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let served = config.backend().await?;
+    let options = config.server_options(served.cache_stats.clone());
+    let app = coordinated::router(served.backend.clone(), &options);
+    let summaries = tokio::spawn(coordinated::metrics::collect_summaries(
+        served.backend.clone(),
+        config.metrics_period,
+    ));
+    let listener = tokio::net::TcpListener::bind(config.http).await?;
+    // The first line on stdout tells scripts and tests where to connect.
+    println!("coordinated listening on http://{}", listener.local_addr()?);
+    tracing::info!(backend = %config.backend, cache = ?config.cache, "serving");
+    let result = coordinated::serve(
+        listener,
+        app,
+        coordinated::shutdown_signal(),
+        config.shutdown_deadline,
+    )
+    .await;
+    summaries.abort();
+    let _ = summaries.await;
+    // The last reference: dropping it closes the PostgreSQL pool.
+    drop(served);
+    tracing::info!("stopped");
+    Ok(result?)
+}

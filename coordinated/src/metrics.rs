@@ -1,0 +1,210 @@
+//! Prometheus metrics: requests per route, the cache's counters, and work
+//! unit counts from a periodic summary.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use coordinate::cache::{CacheStats, KindStats};
+use coordinate::Backend;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::api::{RouteTemplate, UNMATCHED};
+
+/// Reads the cache's counters (the cache behind `Arc<dyn Backend>` keeps
+/// its type here).
+pub type CacheStatsFn = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+
+/// Request latency buckets, in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Summary duration buckets: 1/32 s doubling twelve times, up to 64 s.
+fn summary_buckets() -> Vec<f64> {
+    (0..12).map(|i| f64::from(1u32 << i) / 32.0).collect()
+}
+
+/// The process-wide Prometheus recorder, installed on first use. Several
+/// servers in one process (tests) share it.
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("coordinate_summary_seconds".into()),
+                        &summary_buckets(),
+                    )
+                });
+            let recorder = match builder {
+                Ok(builder) => builder.build_recorder(),
+                Err(e) => {
+                    tracing::warn!("metrics buckets rejected: {e}");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// What `/metrics` needs.
+#[derive(Clone)]
+pub struct MetricsState {
+    /// The recorder to render.
+    pub handle: PrometheusHandle,
+    /// The cache's counters, when the cache is on.
+    pub cache_stats: Option<CacheStatsFn>,
+}
+
+impl std::fmt::Debug for MetricsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsState")
+            .field("cache", &self.cache_stats.is_some())
+            .finish()
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition format.
+pub async fn render(State(state): State<MetricsState>) -> Response {
+    if let Some(stats) = &state.cache_stats {
+        record_cache_stats(&stats());
+    }
+    state.handle.run_upkeep();
+    let mut response = state.handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response.extensions_mut().insert(RouteTemplate("/metrics"));
+    response
+}
+
+fn record_kind(kind: &'static str, s: &KindStats) {
+    counter!("coordinate_cache_hits_total", "kind" => kind).absolute(s.hits);
+    counter!("coordinate_cache_misses_total", "kind" => kind).absolute(s.misses);
+    counter!("coordinate_cache_loads_total", "kind" => kind).absolute(s.backend_loads);
+    counter!("coordinate_cache_recoveries_total", "kind" => kind).absolute(s.gone_recoveries);
+    counter!("coordinate_cache_invalidations_total", "kind" => kind).absolute(s.invalidations);
+    counter!("coordinate_cache_evictions_total", "kind" => kind).absolute(s.evictions);
+    gauge!("coordinate_cache_entries", "kind" => kind).set(s.entries as f64);
+}
+
+/// Copies the cache's counters into the registry.
+fn record_cache_stats(stats: &CacheStats) {
+    record_kind("namespace", &stats.namespaces);
+    record_kind("work_spec", &stats.work_specs);
+    record_kind("work_unit", &stats.work_units);
+    record_kind("worker", &stats.workers);
+    let feed = &stats.feed;
+    gauge!("coordinate_cache_feed_subscribed").set(if feed.subscribed { 1.0 } else { 0.0 });
+    counter!("coordinate_cache_feed_events_total").absolute(feed.events_applied);
+    counter!("coordinate_cache_feed_flushes_total").absolute(feed.flushes);
+    counter!("coordinate_cache_feed_gaps_total").absolute(feed.gaps);
+    counter!("coordinate_cache_feed_reconnects_total").absolute(feed.reconnects);
+}
+
+/// The method as a label, bounded to the methods HTTP defines.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Middleware: counts every answered request and records its latency, by
+/// route template (never the raw path), method and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or(UNMATCHED, |t| t.0);
+    let status = response.status().as_u16().to_string();
+    counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Every `period` (the first one period after start), summarises the
+/// backend into `coordinate_work_units` gauges and times it into
+/// `coordinate_summary_seconds`. A series that disappears is set to zero.
+pub async fn collect_summaries(backend: Arc<dyn Backend>, period: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: BTreeSet<(String, String, &'static str)> = BTreeSet::new();
+    loop {
+        ticks.tick().await;
+        let started = Instant::now();
+        let summary = backend.summarize().await;
+        histogram!("coordinate_summary_seconds").record(started.elapsed().as_secs_f64());
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(e) => {
+                tracing::warn!("summary for metrics failed: {e}");
+                continue;
+            }
+        };
+        let mut now_seen = BTreeSet::new();
+        for record in summary {
+            let key = (record.namespace, record.work_spec, record.status.as_str());
+            gauge!(
+                "coordinate_work_units",
+                "namespace" => key.0.clone(),
+                "work_spec" => key.1.clone(),
+                "status" => key.2
+            )
+            .set(record.count as f64);
+            now_seen.insert(key);
+        }
+        for (namespace, work_spec, status) in seen.difference(&now_seen) {
+            gauge!(
+                "coordinate_work_units",
+                "namespace" => namespace.clone(),
+                "work_spec" => work_spec.clone(),
+                "status" => *status
+            )
+            .set(0.0);
+        }
+        seen = now_seen;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_buckets_double_from_a_32nd_to_64_seconds() {
+        let b = summary_buckets();
+        assert_eq!(b.len(), 12);
+        assert_eq!(b[0], 1.0 / 32.0);
+        assert_eq!(b[11], 64.0);
+    }
+}

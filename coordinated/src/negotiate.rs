@@ -1,0 +1,213 @@
+//! Content negotiation: which JSON media type answers a request (`Accept`),
+//! and whether a request body is JSON (`Content-Type`).
+
+use coordinate::rest::wire::{
+    json_media_type, JSON_MEDIA_TYPES, MEDIA_TYPE_TEXT_JSON, MEDIA_TYPE_V1,
+};
+
+use crate::problem::Problem;
+
+/// One parsed media range: lower-cased `type/subtype` and its `q`.
+#[derive(Debug, PartialEq)]
+struct MediaRange {
+    essence: String,
+    q: f64,
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Parses `type/subtype *(; name=value)`; `None` when malformed.
+fn parse_media_range(entry: &str) -> Option<MediaRange> {
+    let mut parts = entry.split(';');
+    let essence = parts.next()?.trim();
+    let (kind, subtype) = essence.split_once('/')?;
+    if !is_token(kind) || !is_token(subtype) {
+        return None;
+    }
+    let mut q = 1.0;
+    for param in parts {
+        let param = param.trim();
+        if param.is_empty() {
+            continue;
+        }
+        let (name, value) = param.split_once('=')?;
+        let (name, value) = (name.trim(), value.trim());
+        let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+        if !is_token(name) || !(quoted || is_token(value)) {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("q") {
+            q = value
+                .parse::<f64>()
+                .ok()
+                .filter(|q| (0.0..=1.0).contains(q))?;
+        }
+    }
+    Some(MediaRange {
+        essence: essence.to_ascii_lowercase(),
+        q,
+    })
+}
+
+/// What the best entry so far was, for the tie-breaking rules.
+#[derive(Clone, Copy, PartialEq)]
+enum Best {
+    AnyType,
+    AnySubtype(&'static str),
+    Known(&'static str),
+}
+
+/// The media type to answer with, given the request's `Accept` header
+/// (absent is `*/*`): the first known type at the highest quality, where a
+/// known type beats a wildcard of equal quality. Malformed → `400`, nothing
+/// acceptable → `406`.
+pub fn negotiate(accept: Option<&str>) -> Result<&'static str, Problem> {
+    let accept = accept
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("*/*");
+    let mut best: Option<(Best, f64)> = None;
+    for entry in accept.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let range = parse_media_range(entry)
+            .ok_or_else(|| Problem::bad_request(format!("Invalid Accept: header {accept:?}")))?;
+        let best_q = best.map_or(0.0, |(_, q)| q);
+        if range.q < best_q {
+            continue;
+        }
+        let higher = range.q > best_q;
+        let best_is_wildcard = matches!(best, Some((Best::AnyType | Best::AnySubtype(_), _)));
+        let candidate = match range.essence.as_str() {
+            "*/*" if higher => Best::AnyType,
+            "application/*" if higher || matches!(best, Some((Best::AnyType, _))) => {
+                Best::AnySubtype(MEDIA_TYPE_V1)
+            }
+            "text/*" if higher || matches!(best, Some((Best::AnyType, _))) => {
+                Best::AnySubtype(MEDIA_TYPE_TEXT_JSON)
+            }
+            other => match JSON_MEDIA_TYPES.into_iter().find(|t| *t == other) {
+                Some(known) if higher || best_is_wildcard => Best::Known(known),
+                _ => continue,
+            },
+        };
+        best = Some((candidate, range.q));
+    }
+    match best {
+        Some((_, q)) if q > 0.0 => Ok(match best.map(|(b, _)| b) {
+            Some(Best::AnySubtype(t) | Best::Known(t)) => t,
+            _ => MEDIA_TYPE_V1,
+        }),
+        _ => Err(Problem::not_acceptable()),
+    }
+}
+
+/// Checks that a `PUT`/`POST` body is declared as one of the JSON types:
+/// absent or another type → `415`, malformed → `400`.
+pub fn check_content_type(content_type: Option<&str>) -> Result<(), Problem> {
+    let Some(content_type) = content_type else {
+        return Err(Problem::unsupported_media_type("application/octet-stream"));
+    };
+    if parse_media_range(content_type.trim()).is_none() {
+        return Err(Problem::bad_request(format!(
+            "Invalid Content-Type: header {content_type:?}"
+        )));
+    }
+    match json_media_type(content_type) {
+        Some(_) => Ok(()),
+        None => Err(Problem::unsupported_media_type(content_type)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use coordinate::rest::wire::{MEDIA_TYPE_JSON, MEDIA_TYPE_LATEST};
+
+    use super::*;
+
+    fn status(r: Result<&'static str, Problem>) -> StatusCode {
+        r.err().map(|p| p.status).unwrap_or(StatusCode::OK)
+    }
+
+    #[test]
+    fn the_worked_examples() {
+        assert_eq!(negotiate(None).ok(), Some(MEDIA_TYPE_V1));
+        assert_eq!(negotiate(Some("")).ok(), Some(MEDIA_TYPE_V1));
+        assert_eq!(
+            negotiate(Some("application/json")).ok(),
+            Some(MEDIA_TYPE_JSON)
+        );
+        assert_eq!(negotiate(Some("text/*")).ok(), Some(MEDIA_TYPE_TEXT_JSON));
+        assert_eq!(
+            negotiate(Some("application/*;q=0.5, text/json;q=0.4")).ok(),
+            Some(MEDIA_TYPE_V1)
+        );
+        assert_eq!(
+            status(negotiate(Some("text/html"))),
+            StatusCode::NOT_ACCEPTABLE
+        );
+        assert_eq!(
+            status(negotiate(Some("application/json;q=2"))),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn known_types_beat_wildcards_and_the_first_wins() {
+        assert_eq!(
+            negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).ok(),
+            Some(MEDIA_TYPE_V1)
+        );
+        assert_eq!(
+            negotiate(Some("*/*, Application/Vnd.Diffeo.Coordinate+JSON")).ok(),
+            Some(MEDIA_TYPE_LATEST)
+        );
+        assert_eq!(
+            negotiate(Some("text/json, application/json")).ok(),
+            Some(MEDIA_TYPE_TEXT_JSON)
+        );
+        assert_eq!(
+            negotiate(Some("*/*, text/*")).ok(),
+            Some(MEDIA_TYPE_TEXT_JSON)
+        );
+        assert_eq!(
+            negotiate(Some("application/json; charset=utf-8")).ok(),
+            Some(MEDIA_TYPE_JSON)
+        );
+    }
+
+    #[test]
+    fn zero_quality_and_garbage() {
+        assert_eq!(
+            status(negotiate(Some("application/json;q=0"))),
+            StatusCode::NOT_ACCEPTABLE
+        );
+        assert_eq!(
+            status(negotiate(Some("image/*"))),
+            StatusCode::NOT_ACCEPTABLE
+        );
+        for bad in ["json", "a/b;q=x", "a/b;q=-0.1", "/json", "a/b;=1", "a b/c"] {
+            assert_eq!(
+                status(negotiate(Some(bad))),
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(check_content_type(Some(MEDIA_TYPE_V1)).is_ok());
+        assert!(check_content_type(Some("text/json; charset=utf-8")).is_ok());
+        let code = |ct| check_content_type(ct).err().map(|p| p.status);
+        assert_eq!(code(None), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        assert_eq!(
+            code(Some("text/plain")),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        assert_eq!(code(Some("garbage")), Some(StatusCode::BAD_REQUEST));
+    }
+}

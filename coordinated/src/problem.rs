@@ -1,0 +1,105 @@
+//! Failed requests: a status code and the API's error document.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coordinate::rest::wire::{ErrorDocument, MEDIA_TYPE_V1};
+use coordinate::Error;
+
+/// A request that failed: what to answer.
+#[derive(Debug)]
+pub struct Problem {
+    /// The status code.
+    pub status: StatusCode,
+    /// The body (boxed: results carrying a `Problem` stay small).
+    pub document: Box<ErrorDocument>,
+}
+
+impl Problem {
+    /// A generic failure with this status.
+    pub fn generic(status: StatusCode, message: impl Into<String>) -> Self {
+        Problem {
+            status,
+            document: Box::new(ErrorDocument::generic(message)),
+        }
+    }
+
+    /// `400`: the request cannot be read.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::generic(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// `404` with a message.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::generic(StatusCode::NOT_FOUND, message)
+    }
+
+    /// `406`: no acceptable representation.
+    pub fn not_acceptable() -> Self {
+        Self::generic(
+            StatusCode::NOT_ACCEPTABLE,
+            "No acceptable representation for response",
+        )
+    }
+
+    /// `415`: the body is not declared as JSON.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::generic(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Unsupported Content-Type {content_type:?}"),
+        )
+    }
+
+    /// `405`: the resource has no handler for the method.
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self::generic(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Method {method} not allowed"),
+        )
+    }
+
+    /// A Coordinate error with an explicit status.
+    pub fn with_status(status: StatusCode, err: &Error) -> Self {
+        Problem {
+            status,
+            document: Box::new(ErrorDocument::from_error(err)),
+        }
+    }
+
+    /// An error of the operation itself: `500` with the mapped code.
+    pub fn operation(err: Error) -> Self {
+        Self::with_status(StatusCode::INTERNAL_SERVER_ERROR, &err)
+    }
+
+    /// An error while resolving the names of the path: a missing work spec
+    /// is `404`, the backend's own failure `500`, anything else `400`.
+    pub fn resolving(err: Error) -> Self {
+        let status = match err {
+            Error::NoSuchWorkSpec { .. } => StatusCode::NOT_FOUND,
+            Error::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::with_status(status, &err)
+    }
+
+    /// The response, with the negotiated media type.
+    pub fn respond(self, media_type: &'static str) -> Response {
+        let body = serde_json::to_vec(&*self.document).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+        response
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.respond(MEDIA_TYPE_V1)
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(err: Error) -> Self {
+        Problem::operation(err)
+    }
+}

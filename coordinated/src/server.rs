@@ -1,0 +1,224 @@
+//! The HTTP server: the API, `/metrics`, `/healthz` and `/readyz` behind
+//! request tracking, a per-request timeout and panic recovery, served until
+//! a shutdown signal and then drained within a deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use coordinate::rest::wire::{codes, ErrorDocument};
+use coordinate::Backend;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, Api, RouteTemplate};
+use crate::metrics::{self, CacheStatsFn, MetricsState};
+use crate::problem::Problem;
+
+/// Everything about the server but its backend and address.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Longest time one request may take before it is answered `503`.
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Log every request through `tracing`.
+    pub log_requests: bool,
+    /// How long `/readyz` waits for the backend.
+    pub readiness_timeout: Duration,
+    /// The cache's counters for `/metrics`, when the cache is on.
+    pub cache_stats: Option<CacheStatsFn>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 8 << 20,
+            log_requests: false,
+            readiness_timeout: Duration::from_secs(2),
+            cache_stats: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_requests", &self.log_requests)
+            .field("readiness_timeout", &self.readiness_timeout)
+            .field("cache", &self.cache_stats.is_some())
+            .finish()
+    }
+}
+
+/// The whole application over `backend`.
+pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
+    let metrics_state = MetricsState {
+        handle: metrics::recorder(),
+        cache_stats: options.cache_stats.clone(),
+    };
+    let readiness = Readiness {
+        backend: Arc::clone(&backend),
+        timeout: options.readiness_timeout,
+    };
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(metrics::render)
+                .with_state(metrics_state)
+                .fallback(wrong_method),
+        )
+        .route("/healthz", get(healthz).fallback(wrong_method))
+        .route(
+            "/readyz",
+            get(readyz).with_state(readiness).fallback(wrong_method),
+        )
+        .fallback(api::handle)
+        .with_state(Api::new(backend, options.max_body_bytes));
+    let timeout = options.request_timeout;
+    let app = app
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(move |req, next| {
+            with_timeout(timeout, req, next)
+        }))
+        .layer(middleware::from_fn(metrics::track));
+    if options.log_requests {
+        app.layer(TraceLayer::new_for_http())
+    } else {
+        app
+    }
+}
+
+/// Answers `503` when the request takes longer than `timeout`; the
+/// request's future is dropped, which cancels its backend work.
+async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::generic(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("request took longer than {timeout:?}"),
+        )
+        .into_response(),
+    }
+}
+
+/// An internal crash: `500` with the `panic` code.
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "internal error".to_owned());
+    tracing::error!("request handler panicked: {text}");
+    Problem {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        document: Box::new(ErrorDocument {
+            error: codes::PANIC.to_owned(),
+            message: text.clone(),
+            stack: text,
+            ..ErrorDocument::default()
+        }),
+    }
+    .into_response()
+}
+
+/// Any method but `GET`/`HEAD` on the operational endpoints.
+async fn wrong_method(method: axum::http::Method) -> Response {
+    Problem::method_not_allowed(method.as_str()).into_response()
+}
+
+/// `GET /healthz`: the process answers.
+async fn healthz() -> Response {
+    let mut response = Json(serde_json::json!({"status": "ok"})).into_response();
+    response.extensions_mut().insert(RouteTemplate("/healthz"));
+    response
+}
+
+#[derive(Clone)]
+struct Readiness {
+    backend: Arc<dyn Backend>,
+    timeout: Duration,
+}
+
+/// `GET /readyz`: the backend answers a cheap call in time.
+async fn readyz(State(r): State<Readiness>) -> Response {
+    let mut response = match tokio::time::timeout(r.timeout, r.backend.namespaces()).await {
+        Ok(Ok(_)) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(Err(e)) => {
+            Problem::generic(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
+        Err(_) => Problem::generic(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend did not answer in time",
+        )
+        .into_response(),
+    };
+    response.extensions_mut().insert(RouteTemplate("/readyz"));
+    response
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then stops
+/// accepting and waits up to `deadline` for in-flight requests. Requests
+/// still running after the deadline are abandoned (the caller drops them
+/// with the runtime).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    deadline: Duration,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    let mut serving = std::pin::pin!(std::future::IntoFuture::into_future(serving));
+    tokio::select! {
+        result = &mut serving => return result,
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests for up to {deadline:?}");
+    let _ = stop.send(true);
+    match tokio::time::timeout(deadline, serving).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("drain deadline passed with requests in flight");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

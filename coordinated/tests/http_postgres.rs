@@ -1,0 +1,219 @@
+//! `coordinated` over PostgreSQL (the crate's throwaway test cluster): many
+//! requests whose clients hang up leave the pool idle, and two servers over
+//! one database see each other's deletes through the change feed.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use coordinate::postgres::testing::TestCluster;
+use serde_json::json;
+use support::{eventually, request, Server};
+
+/// A fresh database on the shared test cluster: its `--backend` value and
+/// its name. Fails (never skips) when no cluster can be started.
+fn fresh_database(runtime: &tokio::runtime::Runtime) -> (String, String) {
+    let cluster = TestCluster::shared().expect("a PostgreSQL test cluster");
+    let name = runtime
+        .block_on(cluster.fresh_database())
+        .expect("a fresh database");
+    let url = cluster.database_url(&name);
+    let backend = if url.contains("://") {
+        url
+    } else {
+        format!("postgres:{url}")
+    };
+    (backend, name)
+}
+
+/// Connections of database `name` that are not idle (running a statement or
+/// holding a transaction open), and all of its connections.
+fn activity(runtime: &tokio::runtime::Runtime, name: &str) -> (i64, i64) {
+    let cluster = TestCluster::shared().expect("a PostgreSQL test cluster");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect for pg_stat_activity");
+        let driver = tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE state <> 'idle'), count(*) \
+                 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .await
+            .expect("query pg_stat_activity");
+        drop(client);
+        let _ = driver.await;
+        (row.get(0), row.get(1))
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Writes a whole request and hangs up without reading the answer, after
+/// `linger` (so some requests are cut before, some during the backend work).
+fn abort_request(server: &Server, raw: &str, linger: Duration) {
+    let Ok(mut stream) = TcpStream::connect(server.addr) else {
+        return;
+    };
+    let _ = stream.write_all(raw.as_bytes());
+    std::thread::sleep(linger);
+    drop(stream);
+}
+
+#[test]
+fn aborted_requests_leave_the_pool_idle() {
+    let rt = runtime();
+    let (backend, name) = fresh_database(&rt);
+    let server = Server::start(&[
+        "--backend",
+        &backend,
+        "--cache",
+        "off",
+        "--postgres-max-connections",
+        "4",
+    ]);
+    let spec = "/namespace/abort/work_spec/s";
+    server.send_json(
+        "POST",
+        "/namespace/abort/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    for i in 0..100 {
+        let body = json!({"name": format!("u{i:03}"), "data": {"i": i}}).to_string();
+        assert_eq!(
+            server
+                .send_json("POST", &format!("{spec}/work_unit"), &body)
+                .status,
+            201
+        );
+    }
+
+    let post = |path: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let requests = [
+        format!("GET {spec}/work_unit HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "GET /summary HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        post(
+            "/namespace/abort/worker/w/request_attempts",
+            r#"{"number_of_work_units": 5, "lifetime": 60000000000}"#,
+        ),
+        post(&format!("{spec}/change"), r#"{"meta": {"priority": 2.0}}"#),
+        format!("DELETE {spec}/work_unit?name=nobody HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ];
+    std::thread::scope(|scope| {
+        for t in 0..8u64 {
+            let requests = &requests;
+            let server = &server;
+            scope.spawn(move || {
+                for i in 0..40u64 {
+                    let raw = &requests[((t + i) % requests.len() as u64) as usize];
+                    abort_request(server, raw, Duration::from_micros((t * 7 + i * 13) % 3000));
+                }
+            });
+        }
+    });
+
+    // Nothing is left running or holding a transaction, within the pool bound.
+    let (busy, total) = eventually(Duration::from_secs(10), || {
+        let (busy, total) = activity(&rt, &name);
+        (busy == 0).then_some((busy, total))
+    });
+    assert_eq!(busy, 0);
+    assert!(total <= 4, "{total} connections for a pool of 4");
+
+    // And the server still answers, with every unit accounted for.
+    let counts = server.get(&format!("{spec}/counts"));
+    assert_eq!(counts.status, 200, "{}", counts.text());
+    let total_units: u64 = counts
+        .json()
+        .as_object()
+        .expect("counts object")
+        .values()
+        .map(|v| v.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total_units, 100);
+    let work = server.send_json(
+        "POST",
+        "/namespace/abort/worker/w2/request_attempts",
+        r#"{"number_of_work_units": 1}"#,
+    );
+    assert_eq!(work.status, 200, "{}", work.text());
+    assert_eq!(server.get("/readyz").status, 200);
+}
+
+#[test]
+fn a_delete_through_one_server_reaches_the_other_within_100ms() {
+    let rt = runtime();
+    let (backend, _name) = fresh_database(&rt);
+    let a = Server::start(&["--backend", &backend]);
+    let b = Server::start(&["--backend", &backend]);
+    let specs = "/namespace/feed/work_spec";
+    let spec = "/namespace/feed/work_spec/s";
+    assert_eq!(
+        a.send_json("POST", specs, r#"{"data": {"name": "s"}}"#)
+            .status,
+        201
+    );
+    for unit in ["u1", "u2"] {
+        let body = json!({"name": unit}).to_string();
+        assert_eq!(
+            a.send_json("POST", &format!("{spec}/work_unit"), &body)
+                .status,
+            201
+        );
+    }
+    // B resolves (and caches) the names first.
+    for path in [format!("{spec}/work_unit/u1"), spec.to_owned()] {
+        assert_eq!(b.get(&path).status, 200, "{path}");
+        assert_eq!(b.get(&path).status, 200, "{path}");
+    }
+
+    let deleted = request(
+        a.addr,
+        "DELETE",
+        &format!("{spec}/work_unit?name=u1"),
+        &[],
+        None,
+    );
+    assert_eq!(deleted.json(), json!({"Deleted": 1}));
+    let since = Instant::now();
+    let gone = eventually(Duration::from_secs(5), || {
+        let r = b.get(&format!("{spec}/work_unit/u1"));
+        (r.status == 400).then_some(r)
+    });
+    let unit_latency = since.elapsed();
+    assert_eq!(gone.error_code(), "ErrNoSuchWorkUnit");
+
+    let deleted = request(a.addr, "DELETE", spec, &[], None);
+    assert_eq!(deleted.status, 204);
+    let since = Instant::now();
+    let gone = eventually(Duration::from_secs(5), || {
+        let r = b.get(spec);
+        (r.status == 404).then_some(r)
+    });
+    let spec_latency = since.elapsed();
+    assert_eq!(gone.error_code(), "ErrNoSuchWorkSpec");
+
+    assert!(
+        unit_latency < Duration::from_millis(100) && spec_latency < Duration::from_millis(100),
+        "unit delete seen after {unit_latency:?}, spec delete after {spec_latency:?}"
+    );
+    let metrics = b.get("/metrics").text();
+    assert!(
+        metrics.contains("coordinate_cache_feed_subscribed 1"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,582 @@
+//! The real `coordinated` binary, spoken to as a plain HTTP client would:
+//! negotiation, names in URLs, status codes and error documents, attempt
+//! addressing, metrics, health and shutdown.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{eventually, exchange, read_reply, request, Server};
+
+const V1: &str = "application/vnd.diffeo.coordinate.v1+json";
+
+fn get_accept(server: &Server, accept: &str) -> support::Reply {
+    request(server.addr, "GET", "/", &[("Accept", accept)], None)
+}
+
+#[test]
+fn negotiation_follows_the_accept_algorithm() {
+    let server = Server::start(&[]);
+    let root = server.get("/");
+    assert_eq!(root.status, 200);
+    assert_eq!(root.header("content-type"), Some(V1));
+    assert_eq!(
+        root.json(),
+        json!({"url": "", "summary_url": "/summary", "namespaces_url": "/namespace",
+               "namespace_url": "/namespace/{namespace}"})
+    );
+    for (accept, status, content_type) in [
+        ("", 200, V1),
+        ("application/json", 200, "application/json"),
+        ("text/*", 200, "text/json"),
+        ("application/*;q=0.5, text/json;q=0.4", 200, V1),
+        ("text/html,application/xhtml+xml,*/*;q=0.8", 200, V1),
+        ("TEXT/JSON; charset=utf-8", 200, "text/json"),
+        ("text/html", 406, V1),
+        ("application/json;q=0", 406, V1),
+        ("application/json;q=2", 400, V1),
+        ("garbage", 400, V1),
+    ] {
+        let reply = get_accept(&server, accept);
+        assert_eq!(reply.status, status, "Accept: {accept}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some(content_type),
+            "Accept: {accept}"
+        );
+        if status != 200 {
+            assert_eq!(reply.error_code(), "error", "Accept: {accept}");
+        }
+    }
+}
+
+#[test]
+fn odd_names_travel_encoded_and_come_back() {
+    let server = Server::start(&[]);
+    let spec = server.send_json(
+        "POST",
+        "/namespace/-/work_spec",
+        r#"{"data": {"name": "-"}}"#,
+    );
+    assert_eq!(spec.status, 201, "{}", spec.text());
+    assert_eq!(spec.header("location"), Some("/namespace/-/work_spec/-LQ"));
+    assert_eq!(
+        spec.json(),
+        json!({"name": "-", "url": "/namespace/-/work_spec/-LQ"})
+    );
+
+    let base = "/namespace/-/work_spec/-LQ/work_unit";
+    for (name, segment) in [
+        ("", "-"),
+        ("-", "-LQ"),
+        ("a/b", "-YS9i"),
+        ("\u{0}", "-AA"),
+        (".", "-Lg"),
+        ("..", "-Li4"),
+        ("é", "-w6k"),
+        ("job:1", "job:1"),
+        ("my spec", "-bXkgc3BlYw"),
+        ("~tilde", "-fnRpbGRl"),
+    ] {
+        let body = json!({"name": name}).to_string();
+        let created = server.send_json("POST", base, &body);
+        assert_eq!(created.status, 201, "{name:?}: {}", created.text());
+        let location = format!("{base}/{segment}");
+        assert_eq!(
+            created.header("location"),
+            Some(location.as_str()),
+            "{name:?}"
+        );
+        let unit = server.get(&location);
+        assert_eq!(unit.status, 200, "{name:?}: {}", unit.text());
+        assert_eq!(unit.json()["name"], name);
+        assert_eq!(unit.json()["url"], location.as_str());
+        assert_eq!(unit.json()["work_spec_url"], "/namespace/-/work_spec/-LQ");
+    }
+
+    // Percent-encoded spellings are decoded before the name rule.
+    for (path, name) in [
+        ("job%3A1", "job:1"),
+        ("my%20spec", "my spec"),
+        ("%C3%A9", "é"),
+        ("-bXkgc3BlYw", "my spec"),
+    ] {
+        let unit = server.get(&format!("{base}/{path}"));
+        assert_eq!(unit.status, 200, "{path}: {}", unit.text());
+        assert_eq!(unit.json()["name"], name, "{path}");
+    }
+
+    // The namespace list shows the empty name under `-`.
+    let list = server.get("/namespace").json();
+    assert!(
+        list["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "", "url": "/namespace/-"})),
+        "{list}"
+    );
+
+    // Bad encodings are client errors with the error document.
+    for path in [
+        format!("{base}/-__4"), // valid base64, not UTF-8
+        format!("{base}/-!!"),
+        format!("{base}/-LQ=="),
+        "/namespace/%FF".to_owned(),
+        "/namespace/-__4/work_spec".to_owned(),
+    ] {
+        let reply = server.get(&path);
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+        assert_eq!(reply.header("content-type"), Some(V1), "{path}");
+        assert_eq!(reply.error_code(), "error", "{path}");
+    }
+    // A percent-encoded slash splits the segment: no such resource.
+    assert_eq!(server.get(&format!("{base}/a%2Fb")).status, 404);
+    // Dot segments are cleaned by a redirect, so `.` and `..` only work encoded.
+    let dot = server.get(&format!("{base}/."));
+    assert_eq!(dot.status, 301);
+    assert_eq!(dot.header("location"), Some(base));
+}
+
+#[test]
+fn status_codes_and_error_documents() {
+    let server = Server::start(&[]);
+    let spec = "/namespace/e/work_spec/s";
+    assert_eq!(
+        server
+            .send_json(
+                "POST",
+                "/namespace/e/work_spec",
+                r#"{"data": {"name": "s"}}"#
+            )
+            .status,
+        201
+    );
+    assert_eq!(
+        server
+            .send_json("POST", &format!("{spec}/work_unit"), r#"{"name": "u"}"#)
+            .status,
+        201
+    );
+
+    let check = |reply: support::Reply, status: u16, code: &str| {
+        assert_eq!(reply.status, status, "{}", reply.text());
+        assert_eq!(reply.header("content-type"), Some(V1));
+        assert_eq!(reply.error_code(), code, "{}", reply.text());
+        reply
+    };
+
+    let missing = check(
+        server.get("/namespace/e/work_spec/nope"),
+        404,
+        "ErrNoSuchWorkSpec",
+    );
+    assert_eq!(missing.json()["value"], "nope");
+    let missing = check(
+        server.get(&format!("{spec}/work_unit/nope")),
+        400,
+        "ErrNoSuchWorkUnit",
+    );
+    assert_eq!(missing.json()["value"], "nope");
+    check(
+        server.get(&format!(
+            "{spec}/work_unit/u/attempt/w/2024-05-06T07:08:09Z"
+        )),
+        404,
+        "error",
+    );
+    check(
+        server.get(&format!("{spec}/work_unit/u/attempt/w/-")),
+        404,
+        "error",
+    );
+
+    // Work spec creation: data and name problems are 400s with their codes.
+    let post_spec = |body: &str| server.send_json("POST", "/namespace/e/work_spec", body);
+    check(post_spec("{}"), 400, "error");
+    check(
+        post_spec(r#"{"data": {"priority": 1}}"#),
+        400,
+        "ErrNoWorkSpecName",
+    );
+    check(
+        post_spec(r#"{"data": {"name": 7}}"#),
+        400,
+        "ErrBadWorkSpecName",
+    );
+    // ...but 500s on PUT.
+    check(
+        server.send_json("PUT", spec, r#"{"data": {"name": "t"}}"#),
+        500,
+        "ErrChangedName",
+    );
+
+    // Bodies: content type first, then JSON.
+    let put_meta = format!("{spec}/meta");
+    check(
+        request(server.addr, "PUT", &put_meta, &[], Some("{}")),
+        415,
+        "error",
+    );
+    check(
+        request(
+            server.addr,
+            "PUT",
+            &put_meta,
+            &[("Content-Type", "text/plain")],
+            Some("{}"),
+        ),
+        415,
+        "error",
+    );
+    check(
+        request(
+            server.addr,
+            "PUT",
+            &put_meta,
+            &[("Content-Type", "json")],
+            Some("{}"),
+        ),
+        400,
+        "error",
+    );
+    check(server.send_json("PUT", &put_meta, "{"), 400, "error");
+    check(server.send_json("PUT", &put_meta, ""), 400, "error");
+    check(
+        server.send_json("PUT", &put_meta, r#"{"priority": "high"}"#),
+        400,
+        "error",
+    );
+    check(
+        server.send_json("PUT", &put_meta, r#"{"priority": 1.5}"#),
+        400,
+        "error",
+    );
+    // The body is read before the method is checked.
+    check(
+        server.send_json("POST", &format!("{spec}/counts"), "nope"),
+        400,
+        "error",
+    );
+
+    // Methods without a handler.
+    check(
+        request(
+            server.addr,
+            "DELETE",
+            &format!("{spec}/work_unit/u"),
+            &[],
+            None,
+        ),
+        405,
+        "error",
+    );
+    check(
+        request(server.addr, "OPTIONS", "/", &[], None),
+        405,
+        "error",
+    );
+    check(
+        request(server.addr, "GET", "/namespace/e/worker", &[], None),
+        405,
+        "error",
+    );
+    check(
+        request(
+            server.addr,
+            "GET",
+            &format!("{spec}/work_unit/u/attempt"),
+            &[],
+            None,
+        ),
+        405,
+        "error",
+    );
+    check(
+        server.send_json("POST", &format!("{spec}/counts"), "{}"),
+        405,
+        "error",
+    );
+
+    // Query values.
+    check(
+        server.get(&format!("{spec}/work_unit?status=bogus")),
+        500,
+        "error",
+    );
+    check(
+        server.get(&format!("{spec}/work_unit?limit=x")),
+        500,
+        "error",
+    );
+
+    // make_attempt naming a missing spec or unit.
+    let make = "/namespace/e/worker/w/make_attempt";
+    let r = check(
+        server.send_json("POST", make, r#"{"work_spec": "s", "work_unit": "v"}"#),
+        500,
+        "ErrNoSuchWorkUnit",
+    );
+    assert_eq!(r.json()["value"], "v");
+    check(
+        server.send_json("POST", make, r#"{"work_spec": "x", "work_unit": "u"}"#),
+        500,
+        "ErrNoSuchWorkSpec",
+    );
+
+    // Unknown paths and trailing slashes.
+    check(server.get("/nope"), 404, "error");
+    check(server.get("/namespace/"), 404, "error");
+    let moved = server.get("//namespace?x=1");
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("/namespace?x=1"));
+
+    // Bodies beyond the bound.
+    let small = Server::start(&["--max-body-bytes", "64"]);
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(100));
+    check(small.send_json("POST", "/namespace", &big), 413, "error");
+
+    // Successes: 204 carries the content type too; HEAD has no body.
+    let no_content = server.send_json("PUT", &put_meta, r#"{"priority": 3}"#);
+    assert_eq!(no_content.status, 204);
+    assert_eq!(no_content.header("content-type"), Some(V1));
+    assert!(no_content.body.is_empty());
+    let head = request(server.addr, "HEAD", spec, &[], None);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        server.get(&format!("{spec}/meta?counts=yes")).json()["priority"],
+        3
+    );
+    assert_eq!(
+        server
+            .get(&format!("{spec}/work_unit/u/num-attempts"))
+            .json(),
+        json!(0)
+    );
+    let deleted = request(
+        server.addr,
+        "DELETE",
+        &format!("{spec}/work_unit?name=u"),
+        &[],
+        None,
+    );
+    assert_eq!(deleted.json(), json!({"Deleted": 1}));
+}
+
+#[test]
+fn attempts_are_addressed_by_worker_and_start_second() {
+    let server = Server::start(&[]);
+    server.send_json(
+        "POST",
+        "/namespace/a/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    server.send_json(
+        "POST",
+        "/namespace/a/work_spec/s/work_unit",
+        r#"{"name": "u", "data": {"k": 1}}"#,
+    );
+    let got = server.send_json(
+        "POST",
+        "/namespace/a/worker/w%20one/request_attempts",
+        r#"{"number_of_work_units": 1, "work_specs": null, "runtimes": null}"#,
+    );
+    assert_eq!(got.status, 200, "{}", got.text());
+    let got = got.json();
+    assert_eq!(got["work_spec_url"], "/namespace/a/work_spec/s");
+    let attempt = &got["attempts"][0];
+    let url = attempt["url"].as_str().unwrap().to_owned();
+    let prefix = "/namespace/a/work_spec/s/work_unit/u/attempt/-dyBvbmU/";
+    assert!(url.starts_with(prefix), "{url}");
+    assert_eq!(attempt["worker_url"], "/namespace/a/worker/-dyBvbmU");
+    assert_eq!(attempt["status"], "pending");
+    assert_eq!(attempt["end_time"], "0001-01-01T00:00:00Z");
+
+    let fetched = server.get(&url);
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.json()["url"], url.as_str());
+    let unit = server.get("/namespace/a/work_spec/s/work_unit/u").json();
+    assert_eq!(unit["active_attempt_url"], url.as_str());
+    assert_eq!(unit["status"], "pending");
+
+    // The same second spelled in another zone also resolves.
+    let second = &url[prefix.len()..];
+    let start = chrono::DateTime::parse_from_rfc3339(second).unwrap();
+    let shifted = start
+        .with_timezone(&chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap())
+        .to_rfc3339();
+    let encoded = coordinate::rest::names::encode_segment(&shifted).into_owned();
+    assert_eq!(server.get(&format!("{prefix}{encoded}")).status, 200);
+
+    let renew = server.send_json(
+        "POST",
+        &format!("{url}/renew"),
+        r#"{"data": {"progress": 0.5}, "extend_duration": 300000000000, "delay": 0}"#,
+    );
+    assert_eq!(renew.status, 204, "{}", renew.text());
+    assert_eq!(server.get(&url).json()["data"], json!({"progress": 0.5}));
+    let finish = server.send_json("POST", &format!("{url}/finish"), r#"{"data": {}}"#);
+    assert_eq!(finish.status, 204);
+    let finished = server.get(&url).json();
+    assert_eq!(finished["status"], "finished");
+    assert!(finished.get("data").is_none(), "{finished}");
+    let again = server.send_json("POST", &format!("{url}/finish"), "{}");
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (500, "ErrNotPending")
+    );
+    assert_eq!(
+        server.get("/namespace/a/work_spec/s/counts").json(),
+        json!({"finished": 1})
+    );
+    let listed = server
+        .get("/namespace/a/worker/w%20one/all_attempts")
+        .json();
+    assert_eq!(listed["attempts"][0]["url"], url.as_str());
+}
+
+#[test]
+fn metrics_count_routes_cache_and_work_units() {
+    let server = Server::start(&["--metrics-period", "50ms"]);
+    server.send_json(
+        "POST",
+        "/namespace/m/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    for name in ["u1", "u2"] {
+        let body = json!({"name": name}).to_string();
+        server.send_json("POST", "/namespace/m/work_spec/s/work_unit", &body);
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            server.get("/namespace/m/work_spec/s/work_unit/u1").status,
+            200
+        );
+    }
+    let text = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        text.contains(r#"coordinate_work_units{namespace="m",work_spec="s",status="available"} 2"#)
+            .then_some(text)
+    });
+    let reply = server.get("/metrics");
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/plain"));
+    for expected in [
+        r#"http_requests_total{route="/namespace/{namespace}/work_spec/{spec}/work_unit/{unit}",method="GET",status="200"} 3"#,
+        r#"http_requests_total{route="/namespace/{namespace}/work_spec/{spec}/work_unit",method="POST",status="201"} 2"#,
+        r#"http_request_duration_seconds_bucket{route="/namespace/{namespace}/work_spec/{spec}/work_unit/{unit}",method="GET",le="#,
+        r#"coordinate_cache_hits_total{kind="work_unit"}"#,
+        r#"coordinate_cache_misses_total{kind="work_spec"}"#,
+        "coordinate_cache_loads_total",
+        "coordinate_cache_recoveries_total",
+        "coordinate_cache_invalidations_total",
+        "coordinate_cache_evictions_total",
+        "coordinate_cache_feed_subscribed",
+        "coordinate_cache_feed_reconnects_total",
+        "coordinate_summary_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    assert!(
+        !text.contains("u1"),
+        "raw paths leaked into labels:\n{text}"
+    );
+
+    let uncached = Server::start(&["--cache", "off"]);
+    uncached.get("/");
+    let text = uncached.get("/metrics").text();
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(!text.contains("coordinate_cache_hits_total"), "{text}");
+}
+
+#[test]
+fn health_and_readiness() {
+    let server = Server::start(&[]);
+    let health = server.get("/healthz");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json(), json!({"status": "ok"}));
+    let ready = server.get("/readyz");
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json(), json!({"status": "ready"}));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let wrong = server.send_json("POST", path, "{}");
+        assert_eq!(wrong.status, 405, "{path}");
+        assert_eq!(wrong.error_code(), "error", "{path}");
+    }
+}
+
+/// Sends a request's head and the first part of its body, so the server
+/// holds it in flight until the rest arrives.
+fn start_slow_post(server: &Server) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{{\"name\"",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    // Give the server time to read the head: only a request it has started
+    // counts as in flight (nothing observable marks that moment).
+    std::thread::sleep(Duration::from_millis(200));
+    stream
+}
+
+#[test]
+fn sigterm_drains_the_request_in_flight() {
+    let mut server = Server::start(&["--shutdown-deadline", "20s"]);
+    let mut stream = start_slow_post(&server);
+    server.terminate();
+    // New connections are refused once the listener is closed...
+    eventually(Duration::from_secs(5), || {
+        TcpStream::connect(server.addr).is_err().then_some(())
+    });
+    // ...but the request in flight completes.
+    stream.write_all(br#":"x"}"#).expect("write the rest");
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(reply.json()["name"], "x");
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn shutdown_deadline_abandons_a_stuck_request() {
+    let mut server = Server::start(&["--shutdown-deadline", "200ms"]);
+    let _stream = start_slow_post(&server);
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn pipelined_garbage_gets_a_client_error_not_a_crash() {
+    let server = Server::start(&[]);
+    let reply = exchange(
+        server.addr,
+        b"BREW /pot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(reply.status, 404);
+    let reply = exchange(
+        server.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nAccept: \xff\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_request_over_the_timeout_is_answered_503() {
+    let server = Server::start(&["--request-timeout", "100ms"]);
+    let mut stream = start_slow_post(&server);
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some(V1));
+    assert_eq!(reply.error_code(), "error");
+    assert_eq!(server.get("/healthz").status, 200);
+}

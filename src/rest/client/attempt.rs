@@ -1,0 +1,184 @@
+//! Attempt handles: the attempt's URL (never built by the client), its
+//! unit and worker, and its action endpoints.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{Method, Url};
+use tokio::sync::OnceCell;
+
+use crate::api::{Attempt, WorkUnitRef, WorkerRef};
+use crate::error::Result;
+use crate::model::{AttemptStatus, DataMap, Duration, Time};
+use crate::rest::wire::{AttemptActionBody, AttemptDocument};
+
+use super::owner::Owner;
+use super::work_unit::RestWorkUnit;
+use super::worker::RestWorker;
+use super::Shared;
+
+/// The five action endpoints of an attempt, resolved.
+pub(crate) struct Actions {
+    renew: Url,
+    expire: Url,
+    finish: Url,
+    fail: Url,
+    retry: Url,
+}
+
+impl Actions {
+    pub(crate) fn of(shared: &Shared, doc: &AttemptDocument) -> Result<Self> {
+        Ok(Actions {
+            renew: shared.resolve(&doc.renew_url)?,
+            expire: shared.resolve(&doc.expire_url)?,
+            finish: shared.resolve(&doc.finish_url)?,
+            fail: shared.resolve(&doc.fail_url)?,
+            retry: shared.resolve(&doc.retry_url)?,
+        })
+    }
+}
+
+pub(crate) struct RestAttempt {
+    shared: Arc<Shared>,
+    url: Url,
+    unit: RestWorkUnit,
+    worker: RestWorker,
+    actions: OnceCell<Actions>,
+}
+
+impl fmt::Debug for RestAttempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestAttempt")
+            .field("url", &self.url.as_str())
+            .finish()
+    }
+}
+
+impl RestAttempt {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        url: Url,
+        unit: RestWorkUnit,
+        worker: RestWorker,
+        actions: Option<Actions>,
+    ) -> Self {
+        RestAttempt {
+            shared: Arc::clone(shared),
+            url,
+            unit,
+            worker,
+            actions: OnceCell::new_with(actions),
+        }
+    }
+
+    fn owner(&self) -> Owner<'_> {
+        Owner::Attempt {
+            spec: self.unit.spec().name(),
+            unit: self.unit.name(),
+        }
+    }
+
+    /// The attempt document, read fresh.
+    async fn document(&self) -> Result<AttemptDocument> {
+        let doc: AttemptDocument = self
+            .shared
+            .transport()
+            .get(&self.url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        if !self.actions.initialized() {
+            let _ = self.actions.set(Actions::of(&self.shared, &doc)?);
+        }
+        Ok(doc)
+    }
+
+    async fn actions(&self) -> Result<&Actions> {
+        if let Some(actions) = self.actions.get() {
+            return Ok(actions);
+        }
+        let doc = self.document().await?;
+        self.actions
+            .get_or_try_init(|| async { Actions::of(&self.shared, &doc) })
+            .await
+    }
+
+    async fn act(
+        &self,
+        endpoint: impl Fn(&Actions) -> &Url,
+        data: Option<DataMap>,
+        extend_duration: Duration,
+        delay: Duration,
+    ) -> Result<()> {
+        let url = endpoint(self.actions().await?);
+        let body = AttemptActionBody {
+            data,
+            extend_duration,
+            delay,
+        };
+        self.shared
+            .transport()
+            .call(Method::POST, url, Some(&body))
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+}
+
+#[async_trait]
+impl Attempt for RestAttempt {
+    fn work_unit(&self) -> WorkUnitRef {
+        Arc::new(self.unit.clone())
+    }
+
+    fn worker(&self) -> WorkerRef {
+        Arc::new(self.worker.clone())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn status(&self) -> Result<AttemptStatus> {
+        Ok(self.document().await?.status)
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        Ok(self.document().await?.data.unwrap_or_default())
+    }
+
+    async fn start_time(&self) -> Result<Time> {
+        Ok(self.document().await?.start_time)
+    }
+
+    async fn end_time(&self) -> Result<Option<Time>> {
+        Ok(self.document().await?.end_time)
+    }
+
+    async fn expiration_time(&self) -> Result<Time> {
+        Ok(self.document().await?.expiration_time)
+    }
+
+    async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
+        self.act(|a| &a.renew, data, extend, Duration::zero()).await
+    }
+
+    async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+        self.act(|a| &a.expire, data, Duration::zero(), Duration::zero())
+            .await
+    }
+
+    async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+        self.act(|a| &a.finish, data, Duration::zero(), Duration::zero())
+            .await
+    }
+
+    async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+        self.act(|a| &a.fail, data, Duration::zero(), Duration::zero())
+            .await
+    }
+
+    async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
+        self.act(|a| &a.retry, data, Duration::zero(), delay).await
+    }
+}

@@ -1,0 +1,321 @@
+//! [`RestBackend`]: the Coordinate API over HTTP, against any server of the
+//! Coordinate REST API (version 1).
+//!
+//! The backend is configured with one base URL. It reads the root
+//! document once, when it connects, and from then on only follows the links
+//! and URI templates the server publishes; it never builds a URL itself.
+//! All requests share one pooled HTTP/1.1 client, so connections are
+//! reused.
+//!
+//! # Handles and identity
+//!
+//! A handle keeps the URL of its object. URLs name objects by name, so a
+//! handle follows its *name*: after an object is deleted and a new one is
+//! created under the same name, an old handle acts on the new object (the
+//! identity rule of [`Cache`](crate::cache::Cache)). A handle whose object
+//! no longer exists answers [`Error::Gone`]; namespace and worker
+//! handles never do, because the API creates namespaces and workers when
+//! it resolves their URLs. An attempt is addressed by its unit, worker and
+//! start time, so an attempt handle stays dead once its unit is deleted.
+//!
+//! # Errors
+//!
+//! The server's error documents come back as the typed errors they name
+//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Anything else — a
+//! connection failure, a timeout, a response the API does not specify — is
+//! [`Error::Backend`] with the cause as its source ([`ProtocolError`] for
+//! unexpected responses).
+//!
+//! # Example
+//!
+//! A worker process wraps the backend in a [`Cache`](crate::cache::Cache),
+//! so that resolving names costs no round trip after the first time:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use coordinate::cache::Cache;
+//! use coordinate::rest::client::RestBackend;
+//! use coordinate::{AttemptRequest, Backend, BackendExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> coordinate::Result<()> {
+//! let rest = RestBackend::builder("http://127.0.0.1:5980/")
+//!     .timeout(Duration::from_secs(10))
+//!     .connect()
+//!     .await?;
+//! let backend = Cache::new(rest);
+//! let worker = backend.worker_at("app", "host-1").await?;
+//! for attempt in worker.request_attempts(AttemptRequest::units(10)).await? {
+//!     // … do the work named by attempt.work_unit() …
+//!     attempt.finish(None).await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod attempt;
+mod namespace;
+mod owner;
+mod resolve;
+mod template;
+mod transport;
+mod work_spec;
+mod work_unit;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use reqwest::Url;
+
+use crate::api::{Backend, NamespaceRef};
+use crate::error::{Error, Result};
+use crate::model::Summary;
+use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument};
+
+pub use transport::ProtocolError;
+
+use namespace::RestNamespace;
+use template::Var;
+use transport::{Failure, Transport};
+
+/// Default limit on one whole request (connect, send, receive).
+pub const DEFAULT_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// Default limit on establishing a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+/// Default time an idle pooled connection is kept.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: StdDuration = StdDuration::from_secs(90);
+
+/// The Coordinate API over HTTP (see the [module docs](self)).
+///
+/// Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct RestBackend {
+    shared: Arc<Shared>,
+}
+
+/// What every handle of one backend shares: the transport and the root
+/// document.
+pub(crate) struct Shared {
+    transport: Transport,
+    root: RootDocument,
+}
+
+impl Shared {
+    /// The absolute URL of a plain link.
+    pub(crate) fn resolve(&self, link: &str) -> Result<Url> {
+        self.transport.resolve(link)
+    }
+
+    /// Expands a URI template and resolves the result.
+    pub(crate) fn expand(&self, template: &str, vars: &[(&str, Var<'_>)]) -> Result<Url> {
+        let link = template::expand(template, vars).map_err(|e| {
+            Error::backend(ProtocolError::Link {
+                link: template.to_owned(),
+                reason: e.to_string(),
+            })
+        })?;
+        self.resolve(&link)
+    }
+
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// True if `other` talks to the same server (the same store).
+    pub(crate) fn same_store(&self, other: &Shared) -> bool {
+        self.transport.base() == other.transport.base()
+    }
+}
+
+/// Configures and connects a [`RestBackend`].
+#[derive(Debug, Clone)]
+pub struct RestBackendBuilder {
+    base_url: String,
+    timeout: StdDuration,
+    connect_timeout: StdDuration,
+    pool_idle_timeout: StdDuration,
+    max_idle_per_host: usize,
+}
+
+/// The base URL given to the builder is not an `http` URL.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid base URL {url:?}: {reason}")]
+pub struct BaseUrlError {
+    url: String,
+    reason: String,
+}
+
+impl RestBackendBuilder {
+    /// Limit on each whole request; a request that takes longer fails
+    /// with [`Error::Backend`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: StdDuration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Limit on establishing one connection.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: StdDuration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an idle pooled connection is kept for reuse.
+    #[must_use]
+    pub fn pool_idle_timeout(mut self, timeout: StdDuration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections the pool keeps (default: unbounded).
+    #[must_use]
+    pub fn max_idle_connections(mut self, max: usize) -> Self {
+        self.max_idle_per_host = max;
+        self
+    }
+
+    /// Builds the HTTP client and reads the root document.
+    pub async fn connect(self) -> Result<RestBackend> {
+        let base = base_url(&self.base_url)?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.max_idle_per_host)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(Error::backend)?;
+        let transport = Transport::new(http, base);
+        let root: RootDocument = transport
+            .get(transport.base())
+            .await
+            .map_err(Failure::lookup)?;
+        Ok(RestBackend {
+            shared: Arc::new(Shared { transport, root }),
+        })
+    }
+}
+
+/// The root URL: the base as given, with the trailing slash of a root.
+fn base_url(text: &str) -> Result<Url> {
+    let bad = |reason: String| {
+        Error::backend(BaseUrlError {
+            url: text.to_owned(),
+            reason,
+        })
+    };
+    let mut url = Url::parse(text).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("not an http URL".to_owned()));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+impl RestBackend {
+    /// A builder for a server whose root document is at `base_url`
+    /// (`http://host:port/`, or under a path prefix).
+    pub fn builder(base_url: impl Into<String>) -> RestBackendBuilder {
+        RestBackendBuilder {
+            base_url: base_url.into(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            max_idle_per_host: usize::MAX,
+        }
+    }
+
+    /// Connects with the default timeouts.
+    pub async fn connect(base_url: impl Into<String>) -> Result<Self> {
+        Self::builder(base_url).connect().await
+    }
+
+    /// The root URL this backend talks to.
+    pub fn base_url(&self) -> &str {
+        self.shared.transport.base().as_str()
+    }
+}
+
+impl fmt::Debug for RestBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestBackend")
+            .field("base_url", &self.base_url())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Backend for RestBackend {
+    async fn namespace(&self, name: &str) -> Result<NamespaceRef> {
+        let url = self.shared.expand(
+            &self.shared.root.namespace_url,
+            &[("namespace", Var::Name(name))],
+        )?;
+        let ns = RestNamespace::fetch(&self.shared, url).await?;
+        Ok(Arc::new(ns))
+    }
+
+    async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>> {
+        let url = self.shared.resolve(&self.shared.root.namespaces_url)?;
+        let list: NamespaceList = self
+            .shared
+            .transport
+            .get(&url)
+            .await
+            .map_err(Failure::lookup)?;
+        list.namespaces
+            .into_iter()
+            .map(|item| {
+                let url = self.shared.resolve(&item.url)?;
+                let ns = RestNamespace::new(&self.shared, item.name.clone(), url, None);
+                Ok((item.name, Arc::new(ns) as NamespaceRef))
+            })
+            .collect()
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        let url = self.shared.resolve(&self.shared.root.summary_url)?;
+        summary_at(&self.shared, &url, owner::Owner::Lookup).await
+    }
+}
+
+/// `GET` a summary document.
+pub(crate) async fn summary_at(
+    shared: &Shared,
+    url: &Url,
+    owner: owner::Owner<'_>,
+) -> Result<Summary> {
+    let doc: SummaryDocument = shared
+        .transport
+        .get(url)
+        .await
+        .map_err(|f| f.error_for(owner))?;
+    Ok(doc.0.into_iter().map(Into::into).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_get_the_root_slash() {
+        let root = |s| base_url(s).map(|u| u.to_string());
+        assert_eq!(
+            root("http://127.0.0.1:5980").unwrap(),
+            "http://127.0.0.1:5980/"
+        );
+        assert_eq!(root("http://h/api").unwrap(), "http://h/api/");
+        assert_eq!(root("http://h/api/").unwrap(), "http://h/api/");
+        assert!(root("ftp://h/").is_err());
+        assert!(root("not a url").is_err());
+    }
+}

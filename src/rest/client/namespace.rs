@@ -1,0 +1,218 @@
+//! Namespace handles: the namespace document's links, read once.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{Method, Url};
+use tokio::sync::OnceCell;
+
+use crate::api::{Namespace, WorkSpecRef, WorkerRef};
+use crate::error::Result;
+use crate::model::{DataMap, Summary};
+use crate::rest::wire::{
+    NamedLink, NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument,
+    WorkerList,
+};
+
+use super::owner::Owner;
+use super::template::Var;
+use super::transport::Failure;
+use super::work_spec::RestWorkSpec;
+use super::worker::RestWorker;
+use super::{summary_at, Shared};
+
+pub(crate) struct RestNamespace {
+    shared: Arc<Shared>,
+    name: String,
+    url: Url,
+    /// The namespace document; only its links are used, and they never
+    /// change for a given URL.
+    links: OnceCell<NamespaceDocument>,
+    /// Set once `destroy` succeeded through this handle: destroying again
+    /// is a no-op, even after the name was taken by a new namespace.
+    destroyed: AtomicBool,
+}
+
+impl fmt::Debug for RestNamespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestNamespace")
+            .field("name", &self.name)
+            .field("url", &self.url.as_str())
+            .finish()
+    }
+}
+
+impl RestNamespace {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        name: String,
+        url: Url,
+        links: Option<NamespaceDocument>,
+    ) -> Self {
+        RestNamespace {
+            shared: Arc::clone(shared),
+            name,
+            url,
+            links: OnceCell::new_with(links),
+            destroyed: AtomicBool::new(false),
+        }
+    }
+
+    /// `GET` the namespace (which creates it) and keep its document.
+    pub(crate) async fn fetch(shared: &Arc<Shared>, url: Url) -> Result<Self> {
+        let doc: NamespaceDocument = shared
+            .transport()
+            .get(&url)
+            .await
+            .map_err(Failure::lookup)?;
+        let url = if doc.url.is_empty() {
+            url
+        } else {
+            shared.resolve(&doc.url)?
+        };
+        Ok(Self::new(shared, doc.name.clone(), url, Some(doc)))
+    }
+
+    async fn links(&self) -> Result<&NamespaceDocument> {
+        self.links
+            .get_or_try_init(|| async {
+                self.shared
+                    .transport()
+                    .get(&self.url)
+                    .await
+                    .map_err(Failure::lookup)
+            })
+            .await
+    }
+
+    fn work_spec_url(&self, links: &NamespaceDocument, name: &str) -> Result<Url> {
+        self.shared
+            .expand(&links.work_spec_url, &[("spec", Var::Name(name))])
+    }
+}
+
+#[async_trait]
+impl Namespace for RestNamespace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn destroy(&self) -> Result<()> {
+        if self.destroyed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.shared
+            .transport()
+            .call(Method::DELETE, &self.url, None::<&()>)
+            .await
+            .map_err(Failure::lookup)?;
+        self.destroyed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
+        let links = self.links().await?;
+        let url = self.shared.resolve(&links.work_specs_url)?;
+        let body = WorkSpecBody {
+            data: Some(definition),
+        };
+        let created: NamedLink = self
+            .shared
+            .transport()
+            .exchange(Method::POST, &url, Some(&body))
+            .await
+            .map_err(Failure::lookup)?;
+        let url = self.shared.resolve(&created.url)?;
+        Ok(Arc::new(RestWorkSpec::new(
+            &self.shared,
+            created.name,
+            url,
+            None,
+        )))
+    }
+
+    async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
+        let links = self.links().await?;
+        let url = self.work_spec_url(links, name)?;
+        let doc: WorkSpecDocument = self
+            .shared
+            .transport()
+            .get(&url)
+            .await
+            .map_err(Failure::lookup)?;
+        Ok(Arc::new(RestWorkSpec::from_document(
+            &self.shared,
+            url,
+            doc,
+        )?))
+    }
+
+    async fn destroy_work_spec(&self, name: &str) -> Result<()> {
+        let links = self.links().await?;
+        let url = self.work_spec_url(links, name)?;
+        self.shared
+            .transport()
+            .call(Method::DELETE, &url, None::<&()>)
+            .await
+            .map_err(Failure::lookup)
+    }
+
+    async fn work_spec_names(&self) -> Result<Vec<String>> {
+        let links = self.links().await?;
+        let url = self.shared.resolve(&links.work_specs_url)?;
+        let list: WorkSpecList = self
+            .shared
+            .transport()
+            .get(&url)
+            .await
+            .map_err(Failure::lookup)?;
+        Ok(list.work_specs.into_iter().map(|s| s.name).collect())
+    }
+
+    async fn worker(&self, name: &str) -> Result<WorkerRef> {
+        let links = self.links().await?;
+        let url = self
+            .shared
+            .expand(&links.worker_url, &[("worker", Var::Name(name))])?;
+        let doc: WorkerDocument = self
+            .shared
+            .transport()
+            .get(&url)
+            .await
+            .map_err(Failure::lookup)?;
+        Ok(Arc::new(RestWorker::from_document(&self.shared, url, doc)?))
+    }
+
+    async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
+        let links = self.links().await?;
+        let url = self.shared.resolve(&links.workers_url)?;
+        let list: WorkerList = self
+            .shared
+            .transport()
+            .get(&url)
+            .await
+            .map_err(Failure::lookup)?;
+        list.workers
+            .into_iter()
+            .map(|item| {
+                let url = self.shared.resolve(&item.url)?;
+                let worker = RestWorker::new(&self.shared, item.name.clone(), url, None);
+                Ok((item.name, Arc::new(worker) as WorkerRef))
+            })
+            .collect()
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        let links = self.links().await?;
+        let url = self.shared.resolve(&links.summary_url)?;
+        summary_at(&self.shared, &url, Owner::Lookup).await
+    }
+}

@@ -1,0 +1,137 @@
+//! Which failures mean that the object behind a held handle is gone.
+//!
+//! Every URL a handle keeps names its object by name, so a request on a
+//! deleted object reaches the server, which answers that the name is
+//! unknown (`NoSuchWorkSpec`, `NoSuchWorkUnit`, or for an attempt a plain
+//! `404`). For a lookup that is the answer; for a handle's own object it
+//! is `Gone`.
+
+use crate::error::Error;
+
+use super::transport::Failure;
+
+/// The handle a request was made for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner<'a> {
+    /// A lookup or listing: errors pass through as the server gave them.
+    Lookup,
+    /// A work spec handle's own object.
+    Spec(&'a str),
+    /// A work unit handle's own object (in its spec).
+    Unit {
+        /// The unit's spec.
+        spec: &'a str,
+        /// The unit.
+        unit: &'a str,
+    },
+    /// An attempt handle's own object (of this unit).
+    Attempt {
+        /// The unit's spec.
+        spec: &'a str,
+        /// The attempt's unit.
+        unit: &'a str,
+    },
+}
+
+impl Failure {
+    /// The error this failure means for `owner`.
+    pub(crate) fn error_for(self, owner: Owner<'_>) -> Error {
+        let gone = match (&self.error, owner) {
+            (_, Owner::Lookup) => false,
+            (Error::NoSuchWorkSpec { name }, Owner::Spec(spec)) => name == spec,
+            (
+                Error::NoSuchWorkSpec { name },
+                Owner::Unit { spec, .. } | Owner::Attempt { spec, .. },
+            ) => name == spec,
+            (
+                Error::NoSuchWorkUnit { name },
+                Owner::Unit { unit, .. } | Owner::Attempt { unit, .. },
+            ) => name == unit,
+            (_, Owner::Attempt { .. }) => self.status == Some(reqwest::StatusCode::NOT_FOUND),
+            _ => false,
+        };
+        if gone {
+            Error::Gone
+        } else {
+            self.error
+        }
+    }
+
+    /// The error of a lookup.
+    pub(crate) fn lookup(self) -> Error {
+        self.error_for(Owner::Lookup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+
+    use super::*;
+
+    fn failure(status: u16, error: Error) -> Failure {
+        Failure {
+            status: StatusCode::from_u16(status).ok(),
+            error,
+        }
+    }
+
+    fn no_spec(name: &str) -> Error {
+        Error::NoSuchWorkSpec { name: name.into() }
+    }
+
+    fn no_unit(name: &str) -> Error {
+        Error::NoSuchWorkUnit { name: name.into() }
+    }
+
+    #[test]
+    fn own_names_mean_gone_other_names_pass() {
+        let unit = Owner::Unit {
+            spec: "s",
+            unit: "u",
+        };
+        assert_eq!(
+            failure(404, no_spec("s")).error_for(Owner::Spec("s")),
+            Error::Gone
+        );
+        assert_eq!(
+            failure(404, no_spec("t")).error_for(Owner::Spec("s")),
+            no_spec("t")
+        );
+        assert_eq!(failure(404, no_spec("s")).error_for(unit), Error::Gone);
+        assert_eq!(failure(400, no_unit("u")).error_for(unit), Error::Gone);
+        assert_eq!(failure(400, no_unit("v")).error_for(unit), no_unit("v"));
+        assert_eq!(failure(400, no_unit("u")).lookup(), no_unit("u"));
+        assert_eq!(
+            failure(400, no_unit("u")).error_for(Owner::Spec("s")),
+            no_unit("u")
+        );
+    }
+
+    #[test]
+    fn a_missing_attempt_is_gone_only_for_its_handle() {
+        let attempt = Owner::Attempt {
+            spec: "s",
+            unit: "u",
+        };
+        let missing = || {
+            failure(
+                404,
+                Error::backend(std::io::Error::other("no such attempt")),
+            )
+        };
+        assert_eq!(missing().error_for(attempt), Error::Gone);
+        assert!(matches!(missing().lookup(), Error::Backend(_)));
+        let spec = Owner::Spec("s");
+        assert!(matches!(missing().error_for(spec), Error::Backend(_)));
+        let timeout = Failure {
+            status: None,
+            error: Error::backend(std::io::Error::other("timed out")),
+        };
+        assert!(matches!(timeout.error_for(attempt), Error::Backend(_)));
+        assert_eq!(
+            failure(500, Error::NotPending).error_for(attempt),
+            Error::NotPending
+        );
+    }
+}

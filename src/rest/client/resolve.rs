@@ -1,0 +1,237 @@
+//! Turning attempt links into handles.
+//!
+//! Attempt documents carry the URLs of their work unit and worker, not
+//! their names, so building handles means following those links (and the
+//! unit's link to its spec). A [`Resolver`] follows each distinct link once
+//! per call, a few at a time, and reuses the handles the caller already
+//! has when their URLs match.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+
+use crate::api::AttemptRef;
+use crate::error::{Error, Result};
+use crate::rest::wire::{
+    AttemptDocument, AttemptSummary, WorkSpecDocument, WorkUnitDocument, WorkerDocument,
+};
+
+use super::attempt::{Actions, RestAttempt};
+use super::transport::Failure;
+use super::work_spec::RestWorkSpec;
+use super::work_unit::RestWorkUnit;
+use super::worker::RestWorker;
+use super::Shared;
+
+/// How many links one call follows at once.
+const CONCURRENT_FETCHES: usize = 8;
+
+/// One attempt to build: its resolved links and, for a full document, its
+/// action endpoints.
+struct Item {
+    url: Url,
+    unit: Url,
+    worker: Url,
+    actions: Option<Actions>,
+}
+
+/// Handles found so far in one call; `None` marks an object that no
+/// longer exists (its attempts are left out).
+pub(crate) struct Resolver<'a> {
+    shared: &'a Arc<Shared>,
+    units: HashMap<Url, Option<RestWorkUnit>>,
+    specs: HashMap<Url, Option<RestWorkSpec>>,
+    workers: HashMap<Url, RestWorker>,
+}
+
+/// `GET` a document; `None` when the server says its object does not exist.
+async fn fetch_existing<T: DeserializeOwned>(
+    shared: &Shared,
+    url: Url,
+) -> Result<(Url, Option<T>)> {
+    match shared.transport().get::<T>(&url).await {
+        Ok(doc) => Ok((url, Some(doc))),
+        Err(Failure {
+            error: Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone,
+            ..
+        }) => Ok((url, None)),
+        Err(failure) => Err(failure.lookup()),
+    }
+}
+
+impl<'a> Resolver<'a> {
+    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
+        Resolver {
+            shared,
+            units: HashMap::new(),
+            specs: HashMap::new(),
+            workers: HashMap::new(),
+        }
+    }
+
+    /// Reuse `unit` for attempts whose unit link is its URL.
+    pub(crate) fn know_unit(&mut self, unit: &RestWorkUnit) {
+        self.units.insert(unit.url().clone(), Some(unit.clone()));
+        self.specs
+            .insert(unit.spec().url().clone(), Some(unit.spec().clone()));
+    }
+
+    /// Reuse `worker` for attempts whose worker link is its URL.
+    pub(crate) fn know_worker(&mut self, worker: &RestWorker) {
+        self.workers.insert(worker.url().clone(), worker.clone());
+    }
+
+    /// Reads the work spec at `link` now (the spec of a batch of attempts).
+    pub(crate) async fn prefetch_spec(&mut self, link: &str) -> Result<()> {
+        let url = self.shared.resolve(link)?;
+        self.fetch_specs(vec![url]).await
+    }
+
+    /// Worker handles for worker links.
+    pub(crate) async fn workers(&mut self, links: &[String]) -> Result<Vec<RestWorker>> {
+        let urls = links
+            .iter()
+            .map(|l| self.shared.resolve(l))
+            .collect::<Result<Vec<_>>>()?;
+        self.fetch_workers(urls.clone()).await?;
+        Ok(urls
+            .iter()
+            .filter_map(|u| self.workers.get(u).cloned())
+            .collect())
+    }
+
+    /// Handles for the attempts of an attempt list.
+    pub(crate) async fn attempts_from_summaries(
+        &mut self,
+        summaries: Vec<AttemptSummary>,
+    ) -> Result<Vec<AttemptRef>> {
+        let items = summaries
+            .into_iter()
+            .map(|s| {
+                Ok(Item {
+                    url: self.shared.resolve(&s.url)?,
+                    unit: self.shared.resolve(&s.work_unit_url)?,
+                    worker: self.shared.resolve(&s.worker_url)?,
+                    actions: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.build(items).await
+    }
+
+    /// Handles for full attempt documents.
+    pub(crate) async fn attempts_from_documents(
+        &mut self,
+        documents: Vec<AttemptDocument>,
+    ) -> Result<Vec<AttemptRef>> {
+        let items = documents
+            .into_iter()
+            .map(|d| {
+                Ok(Item {
+                    url: self.shared.resolve(&d.url)?,
+                    unit: self.shared.resolve(&d.work_unit_url)?,
+                    worker: self.shared.resolve(&d.worker_url)?,
+                    actions: Some(Actions::of(self.shared, &d)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.build(items).await
+    }
+
+    async fn build(&mut self, items: Vec<Item>) -> Result<Vec<AttemptRef>> {
+        self.fetch_units(items.iter().map(|i| i.unit.clone()).collect())
+            .await?;
+        self.fetch_workers(items.iter().map(|i| i.worker.clone()).collect())
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let (Some(Some(unit)), Some(worker)) =
+                (self.units.get(&item.unit), self.workers.get(&item.worker))
+            else {
+                continue;
+            };
+            let attempt = RestAttempt::new(
+                self.shared,
+                item.url,
+                unit.clone(),
+                worker.clone(),
+                item.actions,
+            );
+            out.push(Arc::new(attempt) as AttemptRef);
+        }
+        Ok(out)
+    }
+
+    /// The distinct URLs of `urls` that `known` does not hold yet.
+    fn missing<V>(known: &HashMap<Url, V>, mut urls: Vec<Url>) -> Vec<Url> {
+        urls.sort();
+        urls.dedup();
+        urls.retain(|u| !known.contains_key(u));
+        urls
+    }
+
+    async fn fetch_all<T: DeserializeOwned>(
+        &self,
+        urls: Vec<Url>,
+    ) -> Result<Vec<(Url, Option<T>)>> {
+        stream::iter(urls)
+            .map(|url| fetch_existing::<T>(self.shared, url))
+            .buffer_unordered(CONCURRENT_FETCHES)
+            .try_collect()
+            .await
+    }
+
+    async fn fetch_specs(&mut self, urls: Vec<Url>) -> Result<()> {
+        let urls = Self::missing(&self.specs, urls);
+        for (url, doc) in self.fetch_all::<WorkSpecDocument>(urls).await? {
+            let spec = match doc {
+                Some(doc) => Some(RestWorkSpec::from_document(self.shared, url.clone(), doc)?),
+                None => None,
+            };
+            self.specs.insert(url, spec);
+        }
+        Ok(())
+    }
+
+    async fn fetch_units(&mut self, urls: Vec<Url>) -> Result<()> {
+        let urls = Self::missing(&self.units, urls);
+        let docs = self.fetch_all::<WorkUnitDocument>(urls).await?;
+        let mut spec_urls = Vec::new();
+        for (_, doc) in &docs {
+            if let Some(doc) = doc {
+                spec_urls.push(self.shared.resolve(&doc.work_spec_url)?);
+            }
+        }
+        self.fetch_specs(spec_urls).await?;
+        for (url, doc) in docs {
+            let unit = match doc {
+                Some(doc) => {
+                    let spec_url = self.shared.resolve(&doc.work_spec_url)?;
+                    match self.specs.get(&spec_url) {
+                        Some(Some(spec)) => {
+                            Some(RestWorkUnit::from_document(spec.clone(), url.clone(), doc)?)
+                        }
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            self.units.insert(url, unit);
+        }
+        Ok(())
+    }
+
+    async fn fetch_workers(&mut self, urls: Vec<Url>) -> Result<()> {
+        let urls = Self::missing(&self.workers, urls);
+        for (url, doc) in self.fetch_all::<WorkerDocument>(urls).await? {
+            if let Some(doc) = doc {
+                let worker = RestWorker::from_document(self.shared, url.clone(), doc)?;
+                self.workers.insert(url, worker);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! One pooled HTTP client and the request/response conventions of the API:
+//! JSON bodies of the v1 media type, error documents turned back into
+//! typed errors, and links resolved against the base URL.
+
+use std::fmt;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::rest::wire::{json_media_type, ErrorDocument, MEDIA_TYPE_V1};
+
+/// A request that failed: the HTTP status when the server answered, and
+/// the error it means.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// `None` when no response arrived (connection, timeout).
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) error: Error,
+}
+
+impl Failure {
+    fn local(error: Error) -> Self {
+        Failure {
+            status: None,
+            error,
+        }
+    }
+}
+
+/// A failure of the HTTP exchange itself, outside the API's error
+/// documents: a response that is not what the API specifies.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// A non-2xx answer without a JSON error document (a proxy's or a
+    /// router's page, say).
+    #[error("HTTP {status} from {url}: {body}")]
+    Status {
+        /// The status line's code.
+        status: StatusCode,
+        /// The request URL.
+        url: String,
+        /// The start of the body, for diagnosis.
+        body: String,
+    },
+    /// A 2xx answer whose body is not the expected JSON document.
+    #[error("unexpected response from {url}: {reason}")]
+    Body {
+        /// The request URL.
+        url: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A link or template in a representation that cannot be used.
+    #[error("unusable link {link:?}: {reason}")]
+    Link {
+        /// The link as the server sent it.
+        link: String,
+        /// Why it cannot be followed.
+        reason: String,
+    },
+}
+
+/// The HTTP client of one backend: a connection pool and the base URL
+/// every link is resolved against.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Media type of every request body, and the only one the client asks for.
+const V1: HeaderValue = HeaderValue::from_static(MEDIA_TYPE_V1);
+
+/// How much of an unexpected body an error keeps.
+const BODY_EXCERPT: usize = 200;
+
+impl Transport {
+    pub(crate) fn new(http: reqwest::Client, base: Url) -> Self {
+        Transport { http, base }
+    }
+
+    pub(crate) fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The absolute URL of a link (an absolute path or an absolute URL).
+    pub(crate) fn resolve(&self, link: &str) -> Result<Url, Error> {
+        self.base.join(link).map_err(|e| {
+            Error::backend(ProtocolError::Link {
+                link: link.to_owned(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// `GET url`, decoding the JSON answer.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: &Url) -> Result<T, Failure> {
+        self.exchange(Method::GET, url, None::<&()>).await
+    }
+
+    /// A request whose answer carries a JSON document.
+    pub(crate) async fn exchange<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+    ) -> Result<T, Failure> {
+        let bytes = self.send(method, url, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::local(Error::backend(ProtocolError::Body {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }))
+        })
+    }
+
+    /// A request whose answer has no body that matters (`204`).
+    pub(crate) async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+    ) -> Result<(), Failure> {
+        self.send(method, url, body).await.map(drop)
+    }
+
+    /// Sends one request and answers the body of a 2xx response; any other
+    /// status becomes the error its document names.
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+    ) -> Result<Bytes, Failure> {
+        let mut request = self.http.request(method, url.clone()).header(ACCEPT, V1);
+        if let Some(body) = body {
+            let json = serde_json::to_vec(body).map_err(|e| Failure::local(Error::backend(e)))?;
+            request = request.header(CONTENT_TYPE, V1).body(json);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::local(Error::backend(e)))?;
+        let status = response.status();
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(json_media_type)
+            .is_some();
+        let bytes = response.bytes().await.map_err(|e| Failure {
+            status: Some(status),
+            error: Error::backend(e),
+        })?;
+        if status.is_success() {
+            if !bytes.is_empty() && !is_json {
+                return Err(Failure {
+                    status: Some(status),
+                    error: Error::backend(ProtocolError::Body {
+                        url: url.to_string(),
+                        reason: "not a JSON media type".to_owned(),
+                    }),
+                });
+            }
+            return Ok(bytes);
+        }
+        let document = is_json
+            .then(|| serde_json::from_slice::<ErrorDocument>(&bytes).ok())
+            .flatten();
+        let error = match document {
+            Some(document) => document.into_error(),
+            None => Error::backend(ProtocolError::Status {
+                status,
+                url: url.to_string(),
+                body: String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_EXCERPT)]).into_owned(),
+            }),
+        };
+        Err(Failure {
+            status: Some(status),
+            error,
+        })
+    }
+}

@@ -1,0 +1,357 @@
+//! Work spec handles: the spec's links are read once; its definition,
+//! meta and units are read on every call.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{Method, Url};
+use tokio::sync::OnceCell;
+
+use crate::api::{WorkSpec, WorkUnitRef};
+use crate::error::{Error, Result};
+use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::rest::names::encode_previous;
+use crate::rest::wire::{
+    CountsDocument, DeletedDocument, NamedLink, WorkSpecBody, WorkSpecDocument,
+    WorkSpecMetaDocument, WorkUnitBody, WorkUnitDocument, WorkUnitList, WorkUnitMetaDocument,
+};
+
+use super::owner::Owner;
+use super::template::Var;
+use super::work_unit::RestWorkUnit;
+use super::{summary_at, ProtocolError, Shared};
+
+/// A work spec handle; clones share the links.
+#[derive(Clone)]
+pub(crate) struct RestWorkSpec(Arc<SpecInner>);
+
+pub(crate) struct SpecInner {
+    shared: Arc<Shared>,
+    name: String,
+    url: Url,
+    /// The spec document without its definition: only the links are used.
+    links: OnceCell<WorkSpecDocument>,
+}
+
+impl fmt::Debug for RestWorkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestWorkSpec")
+            .field("name", &self.0.name)
+            .field("url", &self.0.url.as_str())
+            .finish()
+    }
+}
+
+/// The query variables of a work unit query template.
+fn query_vars<'a>(
+    query: &'a WorkUnitQuery,
+    statuses: &'a [String],
+    previous: &'a str,
+    limit: &'a str,
+) -> Vec<(&'static str, Var<'a>)> {
+    let mut vars = vec![
+        ("name", Var::List(&query.names)),
+        ("status", Var::List(statuses)),
+    ];
+    if !previous.is_empty() {
+        vars.push(("previous", Var::Text(previous)));
+    }
+    if query.limit > 0 {
+        vars.push(("limit", Var::Text(limit)));
+    }
+    vars
+}
+
+impl RestWorkSpec {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        name: String,
+        url: Url,
+        doc: Option<WorkSpecDocument>,
+    ) -> Self {
+        let links = OnceCell::new_with(doc.map(|mut d| {
+            d.data = None;
+            d
+        }));
+        RestWorkSpec(Arc::new(SpecInner {
+            shared: Arc::clone(shared),
+            name,
+            url,
+            links,
+        }))
+    }
+
+    /// A handle for a fetched document (`requested` is the URL it came from).
+    pub(crate) fn from_document(
+        shared: &Arc<Shared>,
+        requested: Url,
+        doc: WorkSpecDocument,
+    ) -> Result<Self> {
+        let url = if doc.url.is_empty() {
+            requested
+        } else {
+            shared.resolve(&doc.url)?
+        };
+        Ok(Self::new(shared, doc.name.clone(), url, Some(doc)))
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub(crate) fn url(&self) -> &Url {
+        &self.0.url
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0.shared
+    }
+
+    fn owner(&self) -> Owner<'_> {
+        Owner::Spec(&self.0.name)
+    }
+
+    /// The full spec document (read fresh), keeping its links.
+    async fn document(&self) -> Result<WorkSpecDocument> {
+        let doc = self.fetch().await?;
+        if !self.0.links.initialized() {
+            let mut links = doc.clone();
+            links.data = None;
+            // Losing the race to another caller is fine: same links.
+            let _ = self.0.links.set(links);
+        }
+        Ok(doc)
+    }
+
+    pub(crate) async fn links(&self) -> Result<&WorkSpecDocument> {
+        self.0
+            .links
+            .get_or_try_init(|| async {
+                let mut doc = self.fetch().await?;
+                doc.data = None;
+                Ok(doc)
+            })
+            .await
+    }
+
+    async fn fetch(&self) -> Result<WorkSpecDocument> {
+        self.shared()
+            .transport()
+            .get(&self.0.url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+
+    /// The URL of a work unit query template for `query`.
+    async fn query_url(
+        &self,
+        template: impl Fn(&WorkSpecDocument) -> &str,
+        query: &WorkUnitQuery,
+    ) -> Result<Url> {
+        let links = self.links().await?;
+        let statuses: Vec<String> = query
+            .statuses
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let previous = encode_previous(&query.previous_name);
+        let limit = query.limit.to_string();
+        let vars = query_vars(query, &statuses, &previous, &limit);
+        self.shared().expand(template(links), &vars)
+    }
+
+    /// The URL of the work unit with this name.
+    pub(crate) async fn work_unit_url(&self, name: &str) -> Result<Url> {
+        let links = self.links().await?;
+        self.shared()
+            .expand(&links.work_unit_url, &[("unit", Var::Name(name))])
+    }
+
+    /// `POST` a priority change (`change` or `adjust`) for the selected units.
+    pub(crate) async fn post_priority(
+        &self,
+        template: impl Fn(&WorkSpecDocument) -> &str,
+        query: &WorkUnitQuery,
+        priority: f64,
+    ) -> Result<()> {
+        let url = self.query_url(template, query).await?;
+        let body = WorkUnitBody {
+            meta: Some(WorkUnitMetaDocument {
+                priority,
+                not_before: None,
+            }),
+            ..WorkUnitBody::default()
+        };
+        self.shared()
+            .transport()
+            .call(Method::POST, &url, Some(&body))
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+}
+
+#[async_trait]
+impl WorkSpec for RestWorkSpec {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        Ok(self.document().await?.data.unwrap_or_default())
+    }
+
+    async fn set_data(&self, definition: DataMap) -> Result<()> {
+        let body = WorkSpecBody {
+            data: Some(definition),
+        };
+        self.shared()
+            .transport()
+            .call(Method::PUT, &self.0.url, Some(&body))
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+
+    async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
+        let links = self.links().await?;
+        let counts = if with_counts { "true" } else { "false" };
+        let url = self
+            .shared()
+            .expand(&links.meta, &[("counts", Var::Text(counts))])?;
+        let doc: WorkSpecMetaDocument = self
+            .shared()
+            .transport()
+            .get(&url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        Ok(doc.into())
+    }
+
+    async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        let links = self.links().await?;
+        let url = self.shared().expand(&links.meta, &[])?;
+        let body = WorkSpecMetaDocument::from(meta);
+        self.shared()
+            .transport()
+            .call(Method::PUT, &url, Some(&body))
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+
+    async fn add_work_unit(
+        &self,
+        name: &str,
+        data: DataMap,
+        meta: WorkUnitMeta,
+    ) -> Result<WorkUnitRef> {
+        let links = self.links().await?;
+        let url = self.shared().resolve(&links.work_units_url)?;
+        let body = WorkUnitBody {
+            name: name.to_owned(),
+            data: Some(data),
+            meta: Some(meta.into()),
+        };
+        let created: NamedLink = self
+            .shared()
+            .transport()
+            .exchange(Method::POST, &url, Some(&body))
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        let url = self.shared().resolve(&created.url)?;
+        Ok(Arc::new(RestWorkUnit::new(
+            self.clone(),
+            created.name,
+            url,
+            None,
+        )))
+    }
+
+    async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
+        let url = self.work_unit_url(name).await?;
+        let doc: WorkUnitDocument = self
+            .shared()
+            .transport()
+            .get(&url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        Ok(Arc::new(RestWorkUnit::from_document(
+            self.clone(),
+            url,
+            doc,
+        )?))
+    }
+
+    async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
+        let url = self.query_url(|l| &l.work_unit_query_url, query).await?;
+        let list: WorkUnitList = self
+            .shared()
+            .transport()
+            .get(&url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        list.work_units
+            .into_iter()
+            .map(|item| {
+                let url = self.shared().resolve(&item.url)?;
+                let unit = RestWorkUnit::new(self.clone(), item.name.clone(), url, None);
+                Ok((item.name, Arc::new(unit) as WorkUnitRef))
+            })
+            .collect()
+    }
+
+    async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
+        let links = self.links().await?;
+        let url = self.shared().resolve(&links.work_unit_counts_url)?;
+        let counts: CountsDocument = self
+            .shared()
+            .transport()
+            .get(&url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        counts
+            .into_iter()
+            .map(|(status, n)| {
+                let status = status.parse().map_err(|e: crate::StatusConversionError| {
+                    Error::backend(ProtocolError::Body {
+                        url: url.to_string(),
+                        reason: e.to_string(),
+                    })
+                })?;
+                Ok((status, n))
+            })
+            .collect()
+    }
+
+    async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        self.post_priority(|l| &l.work_unit_change_url, query, priority)
+            .await
+    }
+
+    async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        self.post_priority(|l| &l.work_unit_adjust_url, query, delta)
+            .await
+    }
+
+    async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
+        let url = self.query_url(|l| &l.work_unit_query_url, query).await?;
+        let deleted: DeletedDocument = self
+            .shared()
+            .transport()
+            .exchange(Method::DELETE, &url, None::<&()>)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        Ok(deleted.deleted)
+    }
+
+    async fn summarize(&self) -> Result<Summary> {
+        let links = self.links().await?;
+        let url = self.shared().resolve(&links.summary_url)?;
+        summary_at(self.shared(), &url, self.owner()).await
+    }
+}

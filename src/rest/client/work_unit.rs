@@ -1,0 +1,222 @@
+//! Work unit handles: every read is one `GET` of the unit.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{Method, Url};
+use tokio::sync::OnceCell;
+
+use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
+use crate::error::Result;
+use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::rest::wire::{AttemptDocument, AttemptList, WorkUnitDocument, WorkUnitUpdateBody};
+
+use super::owner::Owner;
+use super::resolve::Resolver;
+use super::work_spec::RestWorkSpec;
+use super::Shared;
+
+/// A work unit handle; clones share the attempts link.
+#[derive(Clone)]
+pub(crate) struct RestWorkUnit(Arc<UnitInner>);
+
+pub(crate) struct UnitInner {
+    spec: RestWorkSpec,
+    name: String,
+    url: Url,
+    attempts_url: OnceCell<Url>,
+}
+
+impl fmt::Debug for RestWorkUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestWorkUnit")
+            .field("name", &self.0.name)
+            .field("url", &self.0.url.as_str())
+            .finish()
+    }
+}
+
+impl RestWorkUnit {
+    pub(crate) fn new(
+        spec: RestWorkSpec,
+        name: String,
+        url: Url,
+        attempts_url: Option<Url>,
+    ) -> Self {
+        RestWorkUnit(Arc::new(UnitInner {
+            spec,
+            name,
+            url,
+            attempts_url: OnceCell::new_with(attempts_url),
+        }))
+    }
+
+    /// A handle for a fetched document (`requested` is the URL it came from).
+    pub(crate) fn from_document(
+        spec: RestWorkSpec,
+        requested: Url,
+        doc: WorkUnitDocument,
+    ) -> Result<Self> {
+        let shared = spec.shared();
+        let url = if doc.url.is_empty() {
+            requested
+        } else {
+            shared.resolve(&doc.url)?
+        };
+        let attempts = shared.resolve(&doc.attempts_url)?;
+        Ok(Self::new(spec, doc.name, url, Some(attempts)))
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub(crate) fn url(&self) -> &Url {
+        &self.0.url
+    }
+
+    pub(crate) fn spec(&self) -> &RestWorkSpec {
+        &self.0.spec
+    }
+
+    pub(crate) fn owner(&self) -> Owner<'_> {
+        Owner::Unit {
+            spec: self.0.spec.name(),
+            unit: &self.0.name,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        self.0.spec.shared()
+    }
+
+    /// The unit document, read fresh.
+    async fn document(&self) -> Result<WorkUnitDocument> {
+        let doc: WorkUnitDocument = self
+            .shared()
+            .transport()
+            .get(&self.0.url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        if !self.0.attempts_url.initialized() {
+            let url = self.shared().resolve(&doc.attempts_url)?;
+            let _ = self.0.attempts_url.set(url);
+        }
+        Ok(doc)
+    }
+
+    async fn attempts_url(&self) -> Result<Url> {
+        if let Some(url) = self.0.attempts_url.get() {
+            return Ok(url.clone());
+        }
+        let doc = self.document().await?;
+        self.shared().resolve(&doc.attempts_url)
+    }
+
+    async fn update(&self, body: &WorkUnitUpdateBody) -> Result<()> {
+        self.shared()
+            .transport()
+            .call(Method::PUT, &self.0.url, Some(body))
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+
+    async fn attempt_list(&self) -> Result<AttemptList> {
+        let url = self.attempts_url().await?;
+        self.shared()
+            .transport()
+            .get(&url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))
+    }
+}
+
+#[async_trait]
+impl WorkUnit for RestWorkUnit {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn work_spec(&self) -> WorkSpecRef {
+        Arc::new(self.0.spec.clone())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        Ok(self.document().await?.data.unwrap_or_default())
+    }
+
+    async fn status(&self) -> Result<WorkUnitStatus> {
+        Ok(self.document().await?.status)
+    }
+
+    async fn meta(&self) -> Result<WorkUnitMeta> {
+        Ok(self.document().await?.meta.into())
+    }
+
+    async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        self.update(&WorkUnitUpdateBody {
+            active_attempt_url: None,
+            meta: Some(meta.into()),
+        })
+        .await
+    }
+
+    async fn priority(&self) -> Result<f64> {
+        Ok(self.document().await?.meta.priority)
+    }
+
+    /// The API changes one unit's priority through a query naming it, which
+    /// answers success whether or not the unit exists; reading the unit
+    /// first makes a deleted unit answer `Gone`.
+    async fn set_priority(&self, priority: f64) -> Result<()> {
+        self.document().await?;
+        let query = WorkUnitQuery::names([self.0.name.as_str()]);
+        self.0
+            .spec
+            .post_priority(|l| &l.work_unit_change_url, &query, priority)
+            .await
+    }
+
+    async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
+        let doc = self.document().await?;
+        if doc.active_attempt_url.is_empty() {
+            return Ok(None);
+        }
+        let url = self.shared().resolve(&doc.active_attempt_url)?;
+        let attempt: AttemptDocument = self
+            .shared()
+            .transport()
+            .get(&url)
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_unit(self);
+        let mut got = resolver.attempts_from_documents(vec![attempt]).await?;
+        Ok(got.pop())
+    }
+
+    async fn clear_active_attempt(&self) -> Result<()> {
+        self.update(&WorkUnitUpdateBody {
+            active_attempt_url: Some(WorkUnitUpdateBody::CLEAR_ACTIVE_ATTEMPT.to_owned()),
+            meta: None,
+        })
+        .await
+    }
+
+    async fn attempts(&self) -> Result<Vec<AttemptRef>> {
+        let list = self.attempt_list().await?;
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_unit(self);
+        resolver.attempts_from_summaries(list.attempts).await
+    }
+
+    async fn num_attempts(&self) -> Result<u64> {
+        Ok(self.attempt_list().await?.attempts.len() as u64)
+    }
+}

@@ -1,0 +1,303 @@
+//! Worker handles: reads `GET` the worker; updates, deactivation and
+//! parent changes `PUT` it; attempts come from its `POST` endpoints and
+//! attempt lists.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{Method, Url};
+use tokio::sync::OnceCell;
+
+use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
+use crate::error::{Error, Result};
+use crate::model::{AttemptRequest, DataMap, Duration, Time};
+use crate::rest::wire::{
+    AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
+    WorkerDocument, WorkerUpdateBody,
+};
+
+use super::resolve::Resolver;
+use super::transport::Failure;
+use super::work_unit::RestWorkUnit;
+use super::Shared;
+
+/// A worker handle; clones share the links.
+#[derive(Clone)]
+pub(crate) struct RestWorker(Arc<WorkerInner>);
+
+pub(crate) struct WorkerInner {
+    shared: Arc<Shared>,
+    name: String,
+    url: Url,
+    links: OnceCell<WorkerLinks>,
+}
+
+/// The worker's endpoints, resolved.
+struct WorkerLinks {
+    request_attempts: Url,
+    make_attempt: Url,
+    active_attempts: Url,
+    all_attempts: Url,
+    child_attempts: Url,
+}
+
+impl WorkerLinks {
+    fn of(shared: &Shared, doc: &WorkerDocument) -> Result<Self> {
+        Ok(WorkerLinks {
+            request_attempts: shared.resolve(&doc.request_attempts_url)?,
+            make_attempt: shared.resolve(&doc.make_attempt_url)?,
+            active_attempts: shared.resolve(&doc.active_attempts_url)?,
+            all_attempts: shared.resolve(&doc.all_attempts_url)?,
+            child_attempts: shared.resolve(&doc.child_attempts_url)?,
+        })
+    }
+}
+
+impl fmt::Debug for RestWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestWorker")
+            .field("name", &self.0.name)
+            .field("url", &self.0.url.as_str())
+            .finish()
+    }
+}
+
+impl RestWorker {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        name: String,
+        url: Url,
+        doc: Option<&WorkerDocument>,
+    ) -> Self {
+        let links = OnceCell::new_with(doc.and_then(|d| WorkerLinks::of(shared, d).ok()));
+        RestWorker(Arc::new(WorkerInner {
+            shared: Arc::clone(shared),
+            name,
+            url,
+            links,
+        }))
+    }
+
+    /// A handle for a fetched document (`requested` is the URL it came from).
+    pub(crate) fn from_document(
+        shared: &Arc<Shared>,
+        requested: Url,
+        doc: WorkerDocument,
+    ) -> Result<Self> {
+        let url = if doc.url.is_empty() {
+            requested
+        } else {
+            shared.resolve(&doc.url)?
+        };
+        Ok(Self::new(shared, doc.name.clone(), url, Some(&doc)))
+    }
+
+    pub(crate) fn url(&self) -> &Url {
+        &self.0.url
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.0.shared
+    }
+
+    /// The worker document, read fresh (which creates the worker if its
+    /// name is free).
+    async fn document(&self) -> Result<WorkerDocument> {
+        let doc: WorkerDocument = self
+            .shared()
+            .transport()
+            .get(&self.0.url)
+            .await
+            .map_err(Failure::lookup)?;
+        if !self.0.links.initialized() {
+            let _ = self.0.links.set(WorkerLinks::of(self.shared(), &doc)?);
+        }
+        Ok(doc)
+    }
+
+    async fn links(&self) -> Result<&WorkerLinks> {
+        if let Some(links) = self.0.links.get() {
+            return Ok(links);
+        }
+        let doc = self.document().await?;
+        self.0
+            .links
+            .get_or_try_init(|| async { WorkerLinks::of(self.shared(), &doc) })
+            .await
+    }
+
+    async fn put(&self, body: &WorkerUpdateBody) -> Result<()> {
+        self.shared()
+            .transport()
+            .call(Method::PUT, &self.0.url, Some(body))
+            .await
+            .map_err(Failure::lookup)
+    }
+
+    /// The attempts of one of the worker's attempt lists.
+    async fn attempt_list(&self, url: &Url) -> Result<Vec<AttemptRef>> {
+        let list: AttemptList = self
+            .shared()
+            .transport()
+            .get(url)
+            .await
+            .map_err(Failure::lookup)?;
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_worker(self);
+        resolver.attempts_from_summaries(list.attempts).await
+    }
+
+    /// Recognises a worker handle of this backend's server.
+    fn own<'a>(&self, other: &'a dyn Worker) -> Result<&'a RestWorker> {
+        match other.as_any().downcast_ref::<RestWorker>() {
+            Some(w) if w.shared().same_store(self.shared()) => Ok(w),
+            _ => Err(Error::WrongBackend),
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for RestWorker {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn parent(&self) -> Result<Option<WorkerRef>> {
+        let doc = self.document().await?;
+        match (doc.parent, doc.parent_url) {
+            (Some(name), Some(url)) => {
+                let url = self.shared().resolve(&url)?;
+                Ok(Some(Arc::new(RestWorker::new(
+                    self.shared(),
+                    name,
+                    url,
+                    None,
+                ))))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+        let parent = match parent {
+            Some(p) => self.own(p)?.0.name.clone(),
+            None => String::new(),
+        };
+        self.put(&WorkerUpdateBody {
+            parent: Some(parent),
+            ..WorkerUpdateBody::default()
+        })
+        .await
+    }
+
+    async fn children(&self) -> Result<Vec<WorkerRef>> {
+        let doc = self.document().await?;
+        let mut resolver = Resolver::new(self.shared());
+        let mut out = Vec::with_capacity(doc.child_urls.len());
+        for child in resolver.workers(&doc.child_urls).await? {
+            out.push(Arc::new(child) as WorkerRef);
+        }
+        Ok(out)
+    }
+
+    async fn active(&self) -> Result<bool> {
+        Ok(self.document().await?.active)
+    }
+
+    async fn deactivate(&self) -> Result<()> {
+        self.put(&WorkerUpdateBody::default()).await
+    }
+
+    async fn mode(&self) -> Result<String> {
+        Ok(self.document().await?.mode)
+    }
+
+    async fn data(&self) -> Result<DataMap> {
+        Ok(self.document().await?.data.unwrap_or_default())
+    }
+
+    async fn expiration(&self) -> Result<Time> {
+        Ok(self.document().await?.expiration)
+    }
+
+    async fn last_update(&self) -> Result<Time> {
+        Ok(self.document().await?.last_update)
+    }
+
+    async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
+        self.put(&WorkerUpdateBody {
+            parent: None,
+            active: true,
+            data: Some(data),
+            mode: mode.to_owned(),
+            expiration: Some(expiration),
+            last_update: Some(now),
+        })
+        .await
+    }
+
+    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let links = self.links().await?;
+        let body = AttemptRequestBody::from(request);
+        let result: AttemptRequestResult = self
+            .shared()
+            .transport()
+            .exchange(Method::POST, &links.request_attempts, Some(&body))
+            .await
+            .map_err(Failure::lookup)?;
+        if result.attempts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_worker(self);
+        if let Some(spec_url) = &result.work_spec_url {
+            resolver.prefetch_spec(spec_url).await?;
+        }
+        resolver.attempts_from_documents(result.attempts).await
+    }
+
+    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+        let unit = match unit.as_any().downcast_ref::<RestWorkUnit>() {
+            Some(u) if u.spec().shared().same_store(self.shared()) => u,
+            _ => return Err(Error::WrongBackend),
+        };
+        let links = self.links().await?;
+        let body = MakeAttemptBody {
+            work_spec: unit.spec().name().to_owned(),
+            work_unit: unit.name().to_owned(),
+            lifetime,
+        };
+        let doc: AttemptDocument = self
+            .shared()
+            .transport()
+            .exchange(Method::POST, &links.make_attempt, Some(&body))
+            .await
+            .map_err(|f| f.error_for(unit.owner()))?;
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_worker(self);
+        resolver.know_unit(unit);
+        let mut made = resolver.attempts_from_documents(vec![doc]).await?;
+        made.pop().ok_or(Error::Gone)
+    }
+
+    async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
+        let url = self.links().await?.active_attempts.clone();
+        self.attempt_list(&url).await
+    }
+
+    async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
+        let url = self.links().await?.all_attempts.clone();
+        self.attempt_list(&url).await
+    }
+
+    async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
+        let url = self.links().await?.child_attempts.clone();
+        self.attempt_list(&url).await
+    }
+}

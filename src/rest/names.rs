@@ -1,0 +1,272 @@
+//! Names in URL path segments.
+//!
+//! A name travels verbatim when it is non-empty, does not start with `-`,
+//! consists only of `A–Z a–z 0–9 - . _ :` and is not `.` or `..` (which URL
+//! normalisation would rewrite). Every other name becomes `-` followed by the
+//! unpadded URL-safe base64 of its UTF-8 bytes, so a segment starting with
+//! `-` is always an encoded name and decoding is total.
+//!
+//! A server percent-decodes a segment first ([`percent_decode`]), then
+//! applies [`decode_segment`]; a client percent-encodes the encoded name
+//! ([`expand_path_variable`]) when it fills a URI template.
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::model::Time;
+
+/// A path segment or query value that does not decode to a name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The segment starts with `-` but the rest is not unpadded URL-safe base64.
+    #[error("invalid name encoding {segment:?}: {reason}")]
+    BadBase64 {
+        /// The segment as received (after percent-decoding).
+        segment: String,
+        /// The decoder's explanation.
+        reason: String,
+    },
+    /// The decoded bytes are not UTF-8; names in this crate are strings.
+    #[error("name in segment {0:?} is not valid UTF-8")]
+    NotUtf8(String),
+}
+
+/// True if `c` may appear in a name kept verbatim.
+fn is_safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':')
+}
+
+/// True if `name` travels verbatim in a path segment.
+pub fn is_verbatim(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name != "."
+        && name != ".."
+        && name.chars().all(is_safe_char)
+}
+
+/// The path segment for `name` (before any percent-encoding).
+pub fn encode_segment(name: &str) -> Cow<'_, str> {
+    if is_verbatim(name) {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(format!("-{}", URL_SAFE_NO_PAD.encode(name.as_bytes())))
+    }
+}
+
+/// The name a (percent-decoded) path segment carries.
+pub fn decode_segment(segment: &str) -> Result<String, NameError> {
+    let Some(encoded) = segment.strip_prefix('-') else {
+        return Ok(segment.to_owned());
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|e| NameError::BadBase64 {
+            segment: segment.to_owned(),
+            reason: e.to_string(),
+        })?;
+    String::from_utf8(bytes).map_err(|_| NameError::NotUtf8(segment.to_owned()))
+}
+
+/// Percent-decodes one raw path segment; the result must be UTF-8.
+pub fn percent_decode(raw: &str) -> Result<String, NameError> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| NameError::NotUtf8(raw.to_owned()))
+}
+
+/// Percent-decodes a raw path segment, then decodes the name it carries.
+pub fn decode_raw_segment(raw: &str) -> Result<String, NameError> {
+    decode_segment(&percent_decode(raw)?)
+}
+
+/// Every byte outside RFC 3986's unreserved set `A–Z a–z 0–9 - . _ ~`.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes every byte outside the unreserved set, as RFC 6570
+/// simple-string expansion does (used for query values too).
+pub fn percent_encode(value: &str) -> String {
+    utf8_percent_encode(value, NOT_UNRESERVED).to_string()
+}
+
+/// The value of a path variable (`{namespace}`, `{spec}`, `{unit}`,
+/// `{worker}`) in an expanded URI template: the name encoding, then
+/// percent-encoding.
+pub fn expand_path_variable(name: &str) -> String {
+    percent_encode(&encode_segment(name))
+}
+
+/// The `previous` query parameter's value as sent: names that do not start
+/// with `-` go plain, which every server reads right; the others go through
+/// the name encoding, which a decoding server reads right.
+pub fn encode_previous(name: &str) -> Cow<'_, str> {
+    if name.starts_with('-') {
+        encode_segment(name)
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// The name a received `previous` query value means: decoded with the name
+/// encoding when it starts with `-` and decodes cleanly, literal otherwise.
+pub fn decode_previous(value: &str) -> String {
+    match value.strip_prefix('-') {
+        Some(_) => decode_segment(value).unwrap_or_else(|_| value.to_owned()),
+        None => value.to_owned(),
+    }
+}
+
+/// An attempt's start time as the (unencoded) text of its URL segment:
+/// RFC 3339 in UTC, truncated to whole seconds.
+pub fn start_second(start: Time) -> String {
+    start.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// An attempt's start time as its path segment (name-encoded, though the
+/// UTC form is always verbatim).
+pub fn start_segment(start: Time) -> String {
+    encode_segment(&start_second(start)).into_owned()
+}
+
+/// An attempt's path segment: its start second and, when the backend
+/// identifies attempts ([`Attempt::id`](crate::Attempt::id)), `_` and that
+/// identifier, so that attempts of one unit by one worker started in the
+/// same second have distinct URLs. Clients only follow these links.
+pub fn attempt_segment(start: Time, id: Option<u64>) -> String {
+    match id {
+        Some(id) => encode_segment(&format!("{}_{id}", start_second(start))).into_owned(),
+        None => start_segment(start),
+    }
+}
+
+/// The start time text and the attempt identifier a (decoded) attempt
+/// segment carries; a segment without a well-formed identifier is all
+/// start time.
+pub fn split_attempt_segment(segment: &str) -> (&str, Option<u64>) {
+    match segment.rsplit_once('_') {
+        Some((start, id)) => match id.parse() {
+            Ok(id) => (start, Some(id)),
+            Err(_) => (segment, None),
+        },
+        None => (segment, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worked examples of the wire specification.
+    const EXAMPLES: &[(&str, &str)] = &[
+        ("foo", "foo"),
+        ("host-a.1", "host-a.1"),
+        ("job:1", "job:1"),
+        ("", "-"),
+        ("-", "-LQ"),
+        ("-c", "-LWM"),
+        ("my spec", "-bXkgc3BlYw"),
+        ("new ns", "-bmV3IG5z"),
+        ("a/b", "-YS9i"),
+        ("x+y", "-eCt5"),
+        ("~tilde", "-fnRpbGRl"),
+        ("é", "-w6k"),
+        ("\0", "-AA"),
+        ("\u{1}\u{2}\u{3}\u{4}", "-AQIDBA"),
+        ("2024-05-06T07:08:09Z", "2024-05-06T07:08:09Z"),
+        (
+            "2024-05-06T07:08:09+05:30",
+            "-MjAyNC0wNS0wNlQwNzowODowOSswNTozMA",
+        ),
+    ];
+
+    #[test]
+    fn worked_examples_encode_and_decode() {
+        for (name, segment) in EXAMPLES {
+            assert_eq!(encode_segment(name), *segment, "encoding {name:?}");
+            assert_eq!(
+                decode_segment(segment).as_deref(),
+                Ok(*name),
+                "decoding {segment:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dot_names_are_encoded() {
+        assert_eq!(encode_segment("."), "-Lg");
+        assert_eq!(encode_segment(".."), "-Li4");
+        assert_eq!(decode_segment("-Li4").as_deref(), Ok(".."));
+        assert_eq!(encode_segment("..."), "...");
+    }
+
+    #[test]
+    fn raw_segments_are_percent_decoded_first() {
+        assert_eq!(decode_raw_segment("job%3A1").as_deref(), Ok("job:1"));
+        assert_eq!(decode_raw_segment("new%20ns").as_deref(), Ok("new ns"));
+        assert_eq!(decode_raw_segment("%C3%A9").as_deref(), Ok("é"));
+        assert_eq!(decode_raw_segment("-bXkgc3BlYw").as_deref(), Ok("my spec"));
+        assert!(decode_raw_segment("%FF").is_err());
+    }
+
+    #[test]
+    fn bad_base64_is_an_error() {
+        for bad in ["-!!", "-LQ==", "-a+b/", "-A"] {
+            assert!(
+                matches!(decode_segment(bad), Err(NameError::BadBase64 { .. })),
+                "{bad:?}"
+            );
+        }
+        // 0xFF 0xFE is valid base64 but not UTF-8.
+        assert_eq!(
+            decode_segment("-__4"),
+            Err(NameError::NotUtf8("-__4".into()))
+        );
+    }
+
+    #[test]
+    fn path_variables_are_percent_encoded_after_name_encoding() {
+        assert_eq!(expand_path_variable("job:1"), "job%3A1");
+        assert_eq!(expand_path_variable("my spec"), "-bXkgc3BlYw");
+        assert_eq!(percent_encode("b b"), "b%20b");
+        assert_eq!(percent_encode("f+g"), "f%2Bg");
+        assert_eq!(percent_encode("é"), "%C3%A9");
+        assert_eq!(percent_encode("-c~"), "-c~");
+    }
+
+    #[test]
+    fn previous_is_plain_unless_it_starts_with_a_dash() {
+        assert_eq!(encode_previous("b b"), "b b");
+        assert_eq!(encode_previous("-c"), "-LWM");
+        assert_eq!(decode_previous("-LWM"), "-c");
+        assert_eq!(decode_previous("-YiBi"), "b b");
+        assert_eq!(decode_previous("-!"), "-!");
+        assert_eq!(decode_previous("b b"), "b b");
+    }
+
+    #[test]
+    fn start_segment_truncates_to_utc_seconds() {
+        let t = chrono::DateTime::parse_from_rfc3339("2024-05-06T09:08:09.999+02:00")
+            .unwrap()
+            .to_utc();
+        assert_eq!(start_segment(t), "2024-05-06T07:08:09Z");
+        assert_eq!(attempt_segment(t, None), "2024-05-06T07:08:09Z");
+        assert_eq!(attempt_segment(t, Some(17)), "2024-05-06T07:08:09Z_17");
+        assert_eq!(
+            split_attempt_segment("2024-05-06T07:08:09Z_17"),
+            ("2024-05-06T07:08:09Z", Some(17))
+        );
+        assert_eq!(
+            split_attempt_segment("2024-05-06T07:08:09Z"),
+            ("2024-05-06T07:08:09Z", None)
+        );
+        assert_eq!(split_attempt_segment("x_y"), ("x_y", None));
+    }
+}
