@@ -451,3 +451,57 @@ async fn debug_shows_counts_only() -> coordinate::Result<()> {
     assert!(!text.contains("\"u\""), "{text}");
     Ok(())
 }
+
+/// Entries moka evicts are never answered by a hit afterwards: once its
+/// maintenance has run, only what it still holds is served.
+#[tokio::test]
+async fn evicted_entries_are_not_served() -> coordinate::Result<()> {
+    const CAPACITY: u64 = 16;
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let spec = memory
+        .namespace("n")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?;
+    let names: Vec<String> = (0..200).map(|i| format!("u{i}")).collect();
+    for name in &names {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await?;
+    }
+    let cache = Cache::builder()
+        .work_units(CAPACITY)
+        .build(Instrumented::new(memory));
+    for name in &names {
+        cache.work_unit_at("n", "s", name).await?;
+    }
+    cache.run_pending_tasks().await;
+    assert!(cache.stats().work_units.entries <= CAPACITY);
+    let before = calls(&cache, Op::WorkUnit);
+    for name in &names {
+        cache.work_unit_at("n", "s", name).await?;
+    }
+    // Each name once: a hit can only be an entry held before this pass.
+    let hits = names.len() as u64 - (calls(&cache, Op::WorkUnit) - before);
+    assert!(hits <= CAPACITY, "{hits} hits with room for {CAPACITY}");
+    Ok(())
+}
+
+/// A hit never returns a handle whose invalidation has returned.
+#[tokio::test]
+async fn no_hit_after_invalidation_returned() -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    for round in 0..50 {
+        spec.add_work_unit("u", data!({ "round": round }), WorkUnitMeta::default())
+            .await?;
+        let unit = spec.work_unit("u").await?;
+        assert_eq!(unit.data().await?, data!({ "round": round }));
+        spec.delete_work_units(&WorkUnitQuery::names(["u"])).await?;
+        assert!(matches!(
+            spec.work_unit("u").await,
+            Err(Error::NoSuchWorkUnit { .. })
+        ));
+    }
+    Ok(())
+}

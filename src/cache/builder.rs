@@ -1,13 +1,15 @@
 //! Configuration of a [`Cache`]: per-kind capacities and optional expiry.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration as StdDuration;
 
 use moka::notification::RemovalCause;
 
+use super::key::Key;
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
-use super::{Cache, Caches, Handle, Store};
+use super::store::{self, Store};
+use super::{Cache, Caches, Handle};
 use crate::api::Backend;
 
 /// Default capacity for namespace handles: job servers use a handful.
@@ -124,12 +126,19 @@ impl CacheBuilder {
         counters: &Arc<Counters>,
         kind: fn(&Counters) -> &KindCounters,
     ) -> Store<W> {
-        // The listener holds the counters only, never the cache, so entries
-        // and listener form no reference cycle.
+        // Entries that expire get no front: moka expires them lazily, unseen.
+        let front =
+            (self.time_to_idle.is_none() && self.time_to_live.is_none()).then(store::front::<W>);
+        // The listener holds the counters and (weakly) the front, never the
+        // cache, so entries and listener form no reference cycle.
         let counters = Arc::clone(counters);
+        let listener_front = front.as_ref().map(Arc::downgrade);
         let mut builder = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .eviction_listener(move |_key, handle: Arc<W>, cause| {
+            .eviction_listener(move |key: Arc<Key>, handle: Arc<W>, cause| {
+                if let Some(front) = listener_front.as_ref().and_then(Weak::upgrade) {
+                    store::unfront(&front, &key, &handle);
+                }
                 if cause.was_evicted() {
                     kind(&counters).evictions.inc();
                 }
@@ -146,6 +155,6 @@ impl CacheBuilder {
         if let Some(live) = self.time_to_live {
             builder = builder.time_to_live(live);
         }
-        Store::new(builder.build())
+        Store::new(builder.build(), front)
     }
 }

@@ -273,10 +273,10 @@ impl Shared {
             caches.work_specs.forget_all();
             caches.work_units.forget_all();
             caches.workers.forget_all();
-            caches.namespaces.entries.invalidate_all();
-            caches.work_specs.entries.invalidate_all();
-            caches.work_units.entries.invalidate_all();
-            caches.workers.entries.invalidate_all();
+            caches.namespaces.clear();
+            caches.work_specs.clear();
+            caches.work_units.clear();
+            caches.workers.clear();
         }
         // Last: a load published before the loads were forgotten carries the
         // old generation, so its handle is outdated too.
@@ -296,7 +296,7 @@ impl Shared {
             name: Arc::from(name),
         });
         let key = KeyRef { scope, name };
-        if let Some(gone) = store.entries.remove(&key) {
+        if let Some(gone) = store.remove(key) {
             let link = gone.link_cell().load();
             link.rescope();
             if deleted {
@@ -312,7 +312,7 @@ impl Shared {
             scope: ROOT_SCOPE,
             name,
         };
-        let ns = caches.namespaces.entries.get(&key)?;
+        let ns = caches.namespaces.get(key)?;
         let scope = ns.link.load().scope();
         Some(scope)
     }
@@ -325,7 +325,7 @@ impl Shared {
         spec: &str,
     ) -> Option<Arc<CachedWorkSpec>> {
         let scope = self.namespace_scope(caches, ns).await?;
-        caches.work_specs.entries.get(&KeyRef { scope, name: spec })
+        caches.work_specs.get(KeyRef { scope, name: spec })
     }
 
     /// Applies one feed event (or a local purge) to exactly what it names.

@@ -1,4 +1,4 @@
-//! The entries of one handle kind and the loads in flight for them.
+//! The loads in flight of one handle kind.
 //!
 //! Concurrent misses of one name share one load. A load is owned by the
 //! lookups awaiting it and nothing else: each waiter is counted in the
@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::key::Key;
+use super::store::Store;
 use crate::error::Error;
 
 /// How long after a load started a miss of the same name may still join
@@ -43,37 +44,32 @@ struct Pending<W> {
     started: Instant,
 }
 
-/// The entries of one handle kind — a synchronous moka cache, so a hit is a
-/// plain function call — and the loads in flight for it.
-pub(crate) struct Store<W> {
-    pub(crate) entries: moka::sync::Cache<Key, Arc<W>>,
-    inflight: Mutex<HashMap<Key, Pending<W>>>,
+/// The loads in flight of one kind, by key.
+pub(crate) struct Loads<W>(Mutex<HashMap<Key, Pending<W>>>);
+
+impl<W> Default for Loads<W> {
+    fn default() -> Self {
+        Loads(Mutex::new(HashMap::new()))
+    }
 }
 
 impl<W: Send + Sync + 'static> Store<W> {
-    pub(crate) fn new(entries: moka::sync::Cache<Key, Arc<W>>) -> Self {
-        Store {
-            entries,
-            inflight: Mutex::new(HashMap::new()),
-        }
-    }
-
     /// Loads in flight: zero whenever no lookup of this kind is running.
     pub(crate) fn in_flight(&self) -> usize {
-        self.inflight.lock().len()
+        self.loads.0.lock().len()
     }
 
     /// Forgets the load of `key`, if any: it still answers its waiters but
     /// is not cached (it may have read the name before a change).
     pub(crate) fn forget(&self, key: &Key) {
-        let forgotten = self.inflight.lock().remove(key);
+        let forgotten = self.loads.0.lock().remove(key);
         // Dropped outside the lock (its waiters still hold the load).
         drop(forgotten);
     }
 
     /// Forgets every load in flight (see [`forget`](Self::forget)).
     pub(crate) fn forget_all(&self) {
-        let forgotten = std::mem::take(&mut *self.inflight.lock());
+        let forgotten = std::mem::take(&mut *self.loads.0.lock());
         drop(forgotten);
     }
 
@@ -91,10 +87,10 @@ impl<W: Send + Sync + 'static> Store<W> {
     ) -> Answer<W> {
         let replaced;
         let (mut waiter, load) = {
-            let mut inflight = self.inflight.lock();
+            let mut inflight = self.loads.0.lock();
             // A load that finished since the caller's miss published its
             // entry before leaving the map, so one of the two has it.
-            if let Some(hit) = self.entries.get(&key.as_ref()) {
+            if let Some(hit) = self.get(key.as_ref()) {
                 return Ok(hit);
             }
             let now = Instant::now();
@@ -149,7 +145,7 @@ impl<W: Send + Sync + 'static> Waiter<'_, W> {
             return;
         };
         let done = {
-            let mut inflight = self.store.inflight.lock();
+            let mut inflight = self.store.loads.0.lock();
             if !inflight
                 .get(&self.key)
                 .is_some_and(|p| p.load.ptr_eq(&load))
@@ -158,9 +154,7 @@ impl<W: Send + Sync + 'static> Waiter<'_, W> {
             }
             if let Ok(handle) = answer {
                 publish(handle);
-                self.store
-                    .entries
-                    .insert(self.key.clone(), Arc::clone(handle));
+                self.store.insert(self.key.clone(), Arc::clone(handle));
             }
             inflight.remove(&self.key)
         };
@@ -174,7 +168,7 @@ impl<W: Send + Sync + 'static> Drop for Waiter<'_, W> {
             return;
         };
         let orphaned = {
-            let mut inflight = self.store.inflight.lock();
+            let mut inflight = self.store.loads.0.lock();
             match inflight.get_mut(&self.key) {
                 Some(pending) if pending.load.ptr_eq(&load) => {
                     pending.waiters -= 1;
@@ -264,11 +258,14 @@ mod tests {
     }
 
     fn store() -> Store<String> {
-        Store::new(moka::sync::Cache::new(16))
+        Store::new(
+            moka::sync::Cache::new(16),
+            Some(super::super::store::front()),
+        )
     }
 
     fn cached(store: &Store<String>) -> Option<String> {
-        store.entries.get(&key().as_ref()).map(|v| (*v).clone())
+        store.get(key().as_ref()).map(|v| (*v).clone())
     }
 
     fn value(answer: Answer<String>) -> String {

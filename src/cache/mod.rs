@@ -35,6 +35,7 @@ mod key;
 mod link;
 mod namespace;
 mod stats;
+mod store;
 mod work_spec;
 mod work_unit;
 mod worker;
@@ -58,11 +59,11 @@ use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, Result};
 use crate::feed::ChangeFeed;
 use crate::model::Summary;
-use inflight::Store;
 use key::{Key, KeyRef, ROOT_SCOPE};
 use link::Link;
 use namespace::CachedNamespace;
 use stats::{Counters, KindCounters};
+use store::Store;
 use work_spec::CachedWorkSpec;
 use work_unit::CachedWorkUnit;
 use worker::CachedWorker;
@@ -130,9 +131,7 @@ impl Shared {
             return None;
         }
         let caches = self.caches.load();
-        let hit = W::store(caches.as_ref()?)
-            .entries
-            .get(&KeyRef { scope, name })?;
+        let hit = W::store(caches.as_ref()?).hit(KeyRef { scope, name })?;
         self.counters::<W>().hits.inc();
         Some(hit)
     }
@@ -146,11 +145,11 @@ impl Shared {
             return None;
         }
         let caches = self.caches.load();
-        let entries = &W::store(caches.as_ref()?).entries;
+        let store = W::store(caches.as_ref()?);
         let key = KeyRef { scope, name };
-        let hit = entries.get(&key)?;
+        let hit = store.get(key)?;
         if !self.serves_children(&hit.link_cell().load()) {
-            entries.invalidate(&key);
+            store.remove(key);
             return None;
         }
         self.counters::<W>().hits.inc();
@@ -178,7 +177,7 @@ impl Shared {
 
     /// The cached handle for `name`, loading it with `load` on a miss.
     /// Concurrent misses of one name share one load; its error is every
-    /// waiter's error. Cancel-safe (see [`inflight::Store::get_or_load`]).
+    /// waiter's error. Cancel-safe (see [`Store::get_or_load`]).
     async fn get_or_load<W, F, Fut>(&self, scope: u64, name: &str, load: F) -> Result<Arc<W>>
     where
         W: Handle,
@@ -250,7 +249,7 @@ impl Shared {
                 // Read before the insert: if a flush comes between, the
                 // handle is of the old generation, hence outdated.
                 let generation = self.feed.generation();
-                W::store(&caches).entries.get_with(key, || {
+                W::store(&caches).get_with(key, || {
                     let handle = make(name);
                     handle.link_cell().load().cached_in(generation);
                     handle
@@ -266,9 +265,8 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let entries = &W::store(&caches).entries;
         let key = KeyRef { scope, name };
-        if let Some(gone) = entries.remove(&key) {
+        if let Some(gone) = W::store(&caches).remove(key) {
             if deleted {
                 gone.link_cell().load().mark_dead();
             }
@@ -282,11 +280,11 @@ impl Shared {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        let entries = &W::store(&caches).entries;
+        let store = W::store(&caches);
         let key = KeyRef { scope, name };
-        if let Some(entry) = entries.get(&key) {
+        if let Some(entry) = store.get(key) {
             if Arc::ptr_eq(&entry.link_cell().load_full(), link) {
-                entries.invalidate(&key);
+                store.remove(key);
                 self.counters::<W>().invalidations.inc();
             }
         }
@@ -619,10 +617,19 @@ impl std::error::Error for SharedSource {
 ///
 /// # Concurrency
 ///
-/// * Hits take no lock: a read of a synchronous `moka::sync::Cache` (no
-///   future is built for it) plus lock-free `arc_swap` loads of the parent's
+/// * Hits take no lock. Each kind's entries live in a `moka::sync::Cache`,
+///   the authority for capacity, eviction, admission and expiry, and — when
+///   no time-to-live or time-to-idle is set — also in a lock-free front map
+///   (papaya, foldhash) that answers hits: an entry enters the front before
+///   moka and leaves moka before the front, moka's removal listener takes
+///   out of the front what moka drops on its own, so no entry is served
+///   after its eviction or invalidation has returned. One front hit in 8 per
+///   thread is also reported to moka as an access (keeping its policy's view
+///   of popularity), and detects an entry moka dropped whose listener has
+///   not run yet. A hit adds lock-free `arc_swap` loads of the parent's
 ///   link; statistics use striped counters, so hits on different threads
-///   share no written cache line of ours.
+///   share no written cache line of ours. With expiry set, hits read moka
+///   directly (it expires entries lazily, unseen by a front).
 /// * Concurrent misses of one name make exactly one backend call: the first
 ///   registers its load in a per-kind in-flight map (a `parking_lot` mutex
 ///   held only to look up, insert or remove, never across an `.await`) and
@@ -725,7 +732,7 @@ impl<B> Cache<B> {
         fn kind<W: Handle>(caches: Option<&Caches>, counters: &KindCounters) -> KindStats {
             let (entries, in_flight) = caches.map_or((0, 0), |c| {
                 let store = W::store(c);
-                (store.entries.entry_count(), store.in_flight() as u64)
+                (store.entry_count(), store.in_flight() as u64)
             });
             counters.snapshot(entries, in_flight)
         }
@@ -743,10 +750,10 @@ impl<B> Cache<B> {
     /// instead of on a later call; useful before reading [`stats`](Self::stats).
     pub async fn run_pending_tasks(&self) {
         if let Some(caches) = self.shared.caches.load_full() {
-            caches.namespaces.entries.run_pending_tasks();
-            caches.work_specs.entries.run_pending_tasks();
-            caches.work_units.entries.run_pending_tasks();
-            caches.workers.entries.run_pending_tasks();
+            caches.namespaces.run_pending_tasks();
+            caches.work_specs.run_pending_tasks();
+            caches.work_units.run_pending_tasks();
+            caches.workers.run_pending_tasks();
         }
     }
 }

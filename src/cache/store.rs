@@ -1,0 +1,148 @@
+//! The entries of one handle kind.
+//!
+//! moka is the authority: it holds every entry and decides capacity,
+//! eviction, expiry and admission. Hits are answered by a *front*, a
+//! lock-free map (papaya, hashed with foldhash) holding the same live
+//! entries: a hit reads it without locks and writes no shared cache line of
+//! ours. One hit in [`SAMPLE`] per thread is also reported to moka as an
+//! access, so its policy sees the same relative popularity as if it
+//! answered every hit.
+//!
+//! The two agree by construction: an entry is put in the front before moka,
+//! and taken out of moka before the front; moka's removal listener takes out
+//! of the front whatever moka drops on its own (size eviction, admission
+//! refusal), and a sampled hit that moka no longer has removes it from the
+//! front too. So an entry moka dropped is never served once its removal has
+//! returned. With a time-to-live or time-to-idle there is no front (moka
+//! expires entries lazily, unseen by a front); hits then read moka itself.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use super::inflight::Loads;
+use super::key::{Key, KeyRef};
+
+/// The lock-free map in front of moka.
+pub(crate) type Front<W> = papaya::HashMap<Key, Arc<W>, foldhash::fast::RandomState>;
+
+/// One front hit in this many, per thread, is reported to moka.
+const SAMPLE: u32 = 8;
+
+/// The entries of one handle kind, and the loads in flight for it.
+pub(crate) struct Store<W> {
+    entries: moka::sync::Cache<Key, Arc<W>>,
+    front: Option<Arc<Front<W>>>,
+    pub(super) loads: Loads<W>,
+}
+
+/// An empty front, for a moka cache built without expiry; the moka cache's
+/// removal listener must call [`unfront`] with it.
+pub(crate) fn front<W>() -> Arc<Front<W>> {
+    Arc::new(
+        papaya::HashMap::builder()
+            .hasher(foldhash::fast::RandomState::default())
+            .build(),
+    )
+}
+
+/// Takes out of `front` an entry moka dropped, unless the front already
+/// holds a newer handle under its key.
+pub(crate) fn unfront<W>(front: &Front<W>, key: &Key, handle: &Arc<W>) {
+    let _ = front
+        .pin()
+        .remove_if(key, |_, held| Arc::ptr_eq(held, handle));
+}
+
+/// True once every [`SAMPLE`] calls on this thread.
+fn sampled() -> bool {
+    thread_local! {
+        static HITS: Cell<u32> = const { Cell::new(0) };
+    }
+    HITS.with(|hits| {
+        let n = hits.get().wrapping_add(1);
+        hits.set(n);
+        n % SAMPLE == 0
+    })
+}
+
+impl<W: Send + Sync + 'static> Store<W> {
+    /// A store over `entries`, with `front` if they never expire.
+    pub(crate) fn new(
+        entries: moka::sync::Cache<Key, Arc<W>>,
+        front: Option<Arc<Front<W>>>,
+    ) -> Self {
+        Store {
+            entries,
+            front,
+            loads: Loads::default(),
+        }
+    }
+
+    /// The hit path: the entry for `key`, from the front if there is one.
+    pub(crate) fn hit(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
+        let Some(front) = &self.front else {
+            return self.entries.get(&key);
+        };
+        let hit = Arc::clone(front.pin().get(&key)?);
+        if sampled() && self.entries.get(&key).is_none() {
+            // moka dropped it and its listener has not run yet.
+            let _ = front
+                .pin()
+                .remove_if(&key, |_, held| Arc::ptr_eq(held, &hit));
+            return None;
+        }
+        Some(hit)
+    }
+
+    /// The entry for `key`, from moka itself (recoveries, events).
+    pub(crate) fn get(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
+        self.entries.get(&key)
+    }
+
+    /// Caches `handle` under `key`.
+    pub(crate) fn insert(&self, key: Key, handle: Arc<W>) {
+        if let Some(front) = &self.front {
+            front.pin().insert(key.clone(), Arc::clone(&handle));
+        }
+        self.entries.insert(key, handle);
+    }
+
+    /// The entry for `key`, else `make()`'s, cached.
+    pub(crate) fn get_with(&self, key: Key, make: impl FnOnce() -> Arc<W>) -> Arc<W> {
+        let front_key = self.front.as_ref().map(|_| key.clone());
+        self.entries.get_with(key, || {
+            let handle = make();
+            if let (Some(front), Some(key)) = (&self.front, front_key) {
+                front.pin().insert(key, Arc::clone(&handle));
+            }
+            handle
+        })
+    }
+
+    /// Drops the entry for `key`, answering it.
+    pub(crate) fn remove(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
+        let gone = self.entries.remove(&key);
+        if let Some(front) = &self.front {
+            front.pin().remove(&key);
+        }
+        gone
+    }
+
+    /// Drops every entry.
+    pub(crate) fn clear(&self) {
+        self.entries.invalidate_all();
+        if let Some(front) = &self.front {
+            front.pin().clear();
+        }
+    }
+
+    /// moka's estimate of the number of entries.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    /// Runs moka's pending maintenance now.
+    pub(crate) fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks();
+    }
+}
