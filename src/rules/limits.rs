@@ -89,28 +89,44 @@ struct Scan {
     negative_zero: bool,
 }
 
-/// Walks `map` with an explicit stack, stopping at the first level past
-/// `limit`.
+/// Walks `map` with an explicit stack of containers, stopping at the first
+/// level past `limit`.
 fn scan(map: &DataMap, limit: usize) -> Scan {
     let mut found = Scan {
         too_deep: limit == 0,
         negative_zero: false,
     };
-    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 1)).collect();
-    while let Some((value, depth)) = stack.pop() {
-        let level = depth + 1;
+    // Each container with its own level; the map itself is level 1.
+    let mut stack: Vec<(&Value, usize)> = Vec::new();
+    visit(map.values(), 2, &mut stack, &mut found);
+    while let Some((value, level)) = stack.pop() {
+        if level > limit {
+            found.too_deep = true;
+            return found;
+        }
         match value {
-            Value::Array(_) | Value::Object(_) if level > limit => {
-                found.too_deep = true;
-                return found;
-            }
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, level))),
-            Value::Object(map) => stack.extend(map.values().map(|v| (v, level))),
-            Value::Number(n) => found.negative_zero |= is_negative_zero(n),
+            Value::Array(items) => visit(items.iter(), level + 1, &mut stack, &mut found),
+            Value::Object(map) => visit(map.values(), level + 1, &mut stack, &mut found),
             _ => {}
         }
     }
     found
+}
+
+/// Stacks the containers among `children` at `level`; notes a `-0.0`.
+fn visit<'a>(
+    children: impl Iterator<Item = &'a Value>,
+    level: usize,
+    stack: &mut Vec<(&'a Value, usize)>,
+    found: &mut Scan,
+) {
+    for child in children {
+        match child {
+            Value::Array(_) | Value::Object(_) => stack.push((child, level)),
+            Value::Number(n) => found.negative_zero |= is_negative_zero(n),
+            _ => {}
+        }
+    }
 }
 
 fn is_negative_zero(n: &serde_json::Number) -> bool {
