@@ -7,7 +7,8 @@
 //!
 //! Immutable facts (names, a unit's work spec, an attempt's unit and worker)
 //! are plain getters that never fail; everything that reads or writes state
-//! is `async` and returns a [`Result`].
+//! is `async` and returns a [`Result`]. What callers store is bounded by the
+//! crate's [Limits](crate#limits), the same on every backend.
 
 use std::any::Any;
 use std::collections::BTreeMap;

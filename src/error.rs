@@ -65,7 +65,7 @@ pub enum Error {
     /// Output parsing: the fourth element of an item is not a float; or a
     /// priority is NaN or infinite, or an adjustment overflows (see the
     /// crate's `# Limits`).
-    #[error("work unit output item has a bad priority")]
+    #[error("work unit priority is not a finite float")]
     BadPriority,
     /// Output parsing: an item's name, data or options have the wrong type.
     #[error("bad work unit output item: {0}")]

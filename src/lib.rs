@@ -65,7 +65,7 @@
 //! | What | Limit | Beyond it |
 //! |---|---|---|
 //! | namespace, work spec, work unit and worker names | at most [`MAX_NAME_BYTES`](rules::limits::MAX_NAME_BYTES) = 1,024 bytes of UTF-8 | [`Error::NameTooLong`]; a lookup finds nothing; a chained output item is skipped |
-//! | nesting of data maps (definitions, unit, attempt and worker data) | at most [`MAX_DATA_DEPTH`](rules::limits::MAX_DATA_DEPTH) = 100 levels, the map itself being level 1 | [`Error::DataTooDeep`] |
+//! | nesting of data maps (definitions, unit, attempt and worker data) | at most [`MAX_DATA_DEPTH`](rules::limits::MAX_DATA_DEPTH) = 100 levels, the map itself being level 1; a number `-0.0` in a map is stored as `0.0` | [`Error::DataTooDeep`] |
 //! | continuous `interval` (definition and `set_meta`) | `0 ..=` [`MAX_INTERVAL`](rules::limits::MAX_INTERVAL) = 100 years of 365.25 days, whole microseconds | [`Error::InvalidWorkSpecData`] |
 //! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
 //! | work unit priorities (`add_work_unit`, `set_meta`, `set_priority`, `set_work_unit_priorities`, `adjust_work_unit_priorities` and its sums) | finite; `-0.0` is stored as `0.0` | [`Error::BadPriority`], nothing changed |

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::StatusConversionError;
 
 /// A data map: work spec definitions, work unit, attempt and worker data.
+///
+/// Nested at most 100 levels deep (see [Limits](crate#limits)).
 pub type DataMap = serde_json::Map<String, serde_json::Value>;
 
-/// An absolute instant (UTC).
+/// An absolute instant (UTC). Stored instants lie in the years 1 to 9999,
+/// at microsecond resolution (see [Limits](crate#limits)).
 pub type Time = chrono::DateTime<chrono::Utc>;
 
 /// A signed duration with nanosecond resolution.
@@ -157,7 +160,8 @@ pub struct WorkSpecMeta {
     pub can_be_continuous: bool,
     /// Stored and reported; no influence on scheduling.
     pub min_memory_gb: f64,
-    /// Minimum time between two generated continuous units.
+    /// Minimum time between two generated continuous units; 0 to 100 years
+    /// (see [Limits](crate#limits)).
     pub interval: Duration,
     /// Earliest time of the next continuous unit; `None` is "no restriction".
     pub next_continuous: Option<Time>,
@@ -202,7 +206,8 @@ impl Default for WorkSpecMeta {
 /// Metadata of a work unit (§6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkUnitMeta {
-    /// Higher runs first.
+    /// Higher runs first. Finite; `-0.0` is stored as `0.0` (see
+    /// [Limits](crate#limits)).
     pub priority: f64,
     /// Not handed out before this instant; `None` is "no restriction".
     pub not_before: Option<Time>,

@@ -10,16 +10,26 @@
 //!
 //! Only one spec is schedulable (the chaining target is paused), so the
 //! scheduler's random choice never makes the two differ.
+//!
+//! Besides ordinary values, the operations draw extreme ones at and beyond
+//! each of the crate's limits (`coordinate::rules::limits`): names around
+//! `MAX_NAME_BYTES`, data around `MAX_DATA_DEPTH` (up to 100,000 levels),
+//! intervals around `MAX_INTERVAL`, NaN, infinite and signed-zero
+//! priorities, and times and durations at, inside and beyond
+//! `MIN_TIME ..= MAX_TIME`, with the clock itself near either end.
 #![cfg(feature = "postgres")]
 
 use coordinate::memory::MemoryBackend;
 use coordinate::postgres::testing::TestCluster;
+use coordinate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
 use coordinate::{
     data, sort_summary, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, Error,
-    MockClock, NamespaceRef, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, WorkerRef,
+    MockClock, NamespaceRef, Time, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    WorkerRef,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
+use serde_json::Value;
 
 const UNITS: &[&str] = &["a", "b", "c", "d", "\u{1}e"];
 const WORKERS: &[&str] = &["w1", "w2", "w3"];
@@ -54,7 +64,7 @@ enum Op {
     },
     Finish {
         attempt: usize,
-        chain: bool,
+        chain: Chain,
     },
     Fail {
         attempt: usize,
@@ -87,6 +97,220 @@ enum Op {
         child: usize,
         parent: Option<usize>,
     },
+    /// Adds a unit with an extreme name, data depth, priority and not-before.
+    ExtremeUnit {
+        name: usize,
+        depth: usize,
+        priority: usize,
+        time: usize,
+    },
+    /// Sets a unit's meta, or one or all priorities, to extreme values.
+    ExtremeUnitMeta {
+        unit: usize,
+        priority: usize,
+        time: usize,
+        how: PriorityWay,
+    },
+    /// Uses an extreme duration as a lease, extension, delay or lifetime.
+    ExtremeDuration {
+        attempt: usize,
+        worker: usize,
+        duration: usize,
+        how: DurationWay,
+    },
+    /// Sets an extreme interval by `set_meta` or by the definition.
+    ExtremeInterval {
+        interval: usize,
+        by_definition: bool,
+    },
+    /// Sets an extreme `next_continuous`.
+    ExtremeNextContinuous {
+        time: usize,
+    },
+    /// Creates and looks up namespaces, specs and workers with extreme names.
+    ExtremeNames {
+        name: usize,
+    },
+    /// Updates a worker with extreme data and times.
+    ExtremeWorkerUpdate {
+        worker: usize,
+        depth: usize,
+        now: usize,
+        expiration: usize,
+    },
+    /// Gives an attempt extreme data.
+    ExtremeAttemptData {
+        attempt: usize,
+        depth: usize,
+        finish: bool,
+    },
+    /// Moves the clock near either end of the time range.
+    Jump {
+        to: usize,
+    },
+}
+
+/// The output a finish chains.
+#[derive(Debug, Clone, Copy)]
+enum Chain {
+    None,
+    Plain,
+    Extreme,
+}
+
+/// How [`Op::ExtremeUnitMeta`] sets the priority.
+#[derive(Debug, Clone, Copy)]
+enum PriorityWay {
+    Meta,
+    One,
+    All,
+    Adjust,
+}
+
+/// Where [`Op::ExtremeDuration`] uses its duration.
+#[derive(Debug, Clone, Copy)]
+enum DurationWay {
+    MakeAttempt,
+    Renew,
+    Retry,
+    Request,
+}
+
+/// Name lengths around the limit (the fourth straddles it with a two-byte
+/// character; the last is far over).
+const NAME_LENGTHS: &[usize] = &[
+    1,
+    MAX_NAME_BYTES - 1,
+    MAX_NAME_BYTES,
+    MAX_NAME_BYTES + 1,
+    0,
+    1 << 16,
+];
+
+fn extreme_name(i: usize, tag: char) -> String {
+    match NAME_LENGTHS[i % NAME_LENGTHS.len()] {
+        0 => format!("{}é", tag.to_string().repeat(MAX_NAME_BYTES - 1)),
+        len => tag.to_string().repeat(len),
+    }
+}
+
+/// Data depths around the limit, up to one that would overflow a stack.
+const DEPTHS: &[usize] = &[
+    1,
+    2,
+    MAX_DATA_DEPTH - 1,
+    MAX_DATA_DEPTH,
+    MAX_DATA_DEPTH + 1,
+    1_000,
+    100_000,
+];
+
+/// A map `DEPTHS[i]` levels deep, built without recursion.
+fn deep(i: usize) -> DataMap {
+    let mut value = Value::from(i);
+    for _ in 1..DEPTHS[i % DEPTHS.len()] {
+        value = Value::Array(vec![value]);
+    }
+    let mut map = DataMap::new();
+    map.insert("deep".into(), value);
+    map
+}
+
+const PRIORITIES: &[f64] = &[
+    f64::NAN,
+    -f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    -0.0,
+    0.0,
+    f64::MAX,
+    -f64::MAX,
+    f64::MIN_POSITIVE,
+    1.5,
+];
+
+fn priority_at(i: usize) -> f64 {
+    PRIORITIES[i % PRIORITIES.len()]
+}
+
+/// Instants at, inside and beyond the time range, and finer than a microsecond.
+fn time_at(i: usize, now: Time) -> Time {
+    let micro = Duration::microseconds(1);
+    [
+        MIN_TIME,
+        MIN_TIME - micro,
+        MAX_TIME,
+        MAX_TIME + micro,
+        Time::MIN_UTC,
+        Time::MAX_UTC,
+        now + Duration::nanoseconds(1_999),
+        now - Duration::nanoseconds(1),
+    ][i % 8]
+}
+
+/// Durations reaching exactly to, and just past, either end from `now`.
+fn duration_at(i: usize, now: Time) -> Duration {
+    let micro = Duration::microseconds(1);
+    [
+        Duration::MAX,
+        Duration::MIN,
+        MAX_TIME - now,
+        MAX_TIME - now + micro,
+        MIN_TIME - now,
+        MIN_TIME - now - micro,
+        Duration::nanoseconds(1_999),
+        Duration::zero(),
+    ][i % 8]
+}
+
+fn interval_at(i: usize) -> Duration {
+    let micro = Duration::microseconds(1);
+    [
+        Duration::zero(),
+        MAX_INTERVAL,
+        MAX_INTERVAL + micro,
+        -Duration::seconds(1),
+        Duration::MAX,
+        Duration::MIN,
+        Duration::nanoseconds(1_999),
+        Duration::days(1),
+    ][i % 8]
+}
+
+/// `interval` values of a definition, in seconds.
+fn definition_interval_at(i: usize) -> Value {
+    let max = MAX_INTERVAL.num_seconds();
+    [
+        Value::from(max),
+        Value::from(max + 1),
+        Value::from(-1),
+        Value::from(9.2e12),
+        Value::from(1e13),
+        Value::from(1.9),
+        Value::from(0),
+        Value::from(i64::MAX),
+    ][i % 8]
+        .clone()
+}
+
+/// Where [`Op::Jump`] moves the clock, forward or back.
+fn jump_target(i: usize) -> Time {
+    [
+        MAX_TIME - Duration::hours(1),
+        MIN_TIME + Duration::hours(1),
+        start_at(1),
+    ][i % 3]
+}
+
+/// Where a case starts: away from the epoch at a fractional second, or
+/// near the start of the time range.
+fn start_at(i: usize) -> Time {
+    let fraction = Duration::milliseconds(123);
+    if i == 0 {
+        MIN_TIME + Duration::hours(1) + fraction
+    } else {
+        Time::UNIX_EPOCH + Duration::seconds(1_700_000_000) + fraction
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -106,21 +330,31 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (worker.clone(), unit.clone(), -60i16..2000).prop_map(|(worker, unit, lifetime)| Op::MakeAttempt { worker, unit, lifetime }),
         2 => (attempt.clone(), -60i16..2000).prop_map(|(attempt, extend)| Op::Renew { attempt, extend }),
         2 => attempt.clone().prop_map(|attempt| Op::Expire { attempt }),
-        3 => (attempt.clone(), any::<bool>()).prop_map(|(attempt, chain)| Op::Finish { attempt, chain }),
+        3 => (attempt.clone(), prop_oneof![Just(Chain::None), Just(Chain::Plain), Just(Chain::Extreme)]).prop_map(|(attempt, chain)| Op::Finish { attempt, chain }),
         2 => attempt.clone().prop_map(|attempt| Op::Fail { attempt }),
-        2 => (attempt, -10i16..600).prop_map(|(attempt, delay)| Op::Retry { attempt, delay }),
+        2 => (attempt.clone(), -10i16..600).prop_map(|(attempt, delay)| Op::Retry { attempt, delay }),
         1 => unit.clone().prop_map(|unit| Op::ClearActive { unit }),
         1 => (status(), -3i8..3).prop_map(|(status, delta)| Op::AdjustPriority { status, delta }),
         3 => (0u16..1200).prop_map(|seconds| Op::Advance { seconds }),
         1 => (-1i8..3, -1i8..3, -1i8..3).prop_map(|(max_running, max_retries, max_getwork)| Op::Limits { max_running, max_retries, max_getwork }),
         1 => (any::<bool>(), 0u8..30).prop_map(|(on, interval)| Op::Continuous { on, interval }),
         1 => Just(Op::RecreateNextSpec),
-        1 => (worker.clone(), proptest::option::of(worker)).prop_map(|(child, parent)| Op::SetParent { child, parent }),
+        1 => (worker.clone(), proptest::option::of(worker.clone())).prop_map(|(child, parent)| Op::SetParent { child, parent }),
+        1 => (0..NAME_LENGTHS.len(), 0..DEPTHS.len(), 0..PRIORITIES.len(), 0usize..9).prop_map(|(name, depth, priority, time)| Op::ExtremeUnit { name, depth, priority, time }),
+        2 => (unit.clone(), 0..PRIORITIES.len(), 0usize..8, prop_oneof![Just(PriorityWay::Meta), Just(PriorityWay::One), Just(PriorityWay::All), Just(PriorityWay::Adjust)]).prop_map(|(unit, priority, time, how)| Op::ExtremeUnitMeta { unit, priority, time, how }),
+        2 => (attempt.clone(), worker.clone(), 0usize..8, prop_oneof![Just(DurationWay::MakeAttempt), Just(DurationWay::Renew), Just(DurationWay::Retry), Just(DurationWay::Request)]).prop_map(|(attempt, worker, duration, how)| Op::ExtremeDuration { attempt, worker, duration, how }),
+        1 => (0usize..8, any::<bool>()).prop_map(|(interval, by_definition)| Op::ExtremeInterval { interval, by_definition }),
+        1 => (0usize..8).prop_map(|time| Op::ExtremeNextContinuous { time }),
+        1 => (0..NAME_LENGTHS.len()).prop_map(|name| Op::ExtremeNames { name }),
+        1 => (worker, 0..DEPTHS.len(), 0usize..8, 0usize..8).prop_map(|(worker, depth, now, expiration)| Op::ExtremeWorkerUpdate { worker, depth, now, expiration }),
+        1 => (attempt, 0..DEPTHS.len(), any::<bool>()).prop_map(|(attempt, depth, finish)| Op::ExtremeAttemptData { attempt, depth, finish }),
+        1 => (0usize..3).prop_map(|to| Op::Jump { to }),
     ]
 }
 
 /// One backend's view of the scenario.
-struct World {
+struct World<'a> {
+    backend: &'a dyn Backend,
     ns: NamespaceRef,
     spec: WorkSpecRef,
     workers: Vec<WorkerRef>,
@@ -131,7 +365,7 @@ fn secs(n: impl Into<i64>) -> Duration {
     Duration::seconds(n.into())
 }
 
-async fn world(backend: &dyn Backend) -> World {
+async fn world(backend: &dyn Backend) -> World<'_> {
     let ns = backend.namespace("p").await.unwrap();
     let spec = ns
         .set_work_spec(data!({"name": "s", "then": "next", "continuous": true}))
@@ -145,6 +379,7 @@ async fn world(backend: &dyn Backend) -> World {
         workers.push(ns.worker(w).await.unwrap());
     }
     World {
+        backend,
         ns,
         spec,
         workers,
@@ -164,7 +399,7 @@ fn kind<T>(r: &Result<T, Error>) -> String {
 }
 
 /// Runs one op; answers a description of its outcome.
-async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
+async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
     let attempt = |i: usize| w.attempts.get(i % w.attempts.len().max(1)).cloned();
     match op {
         Op::AddUnit {
@@ -239,7 +474,17 @@ async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
         },
         Op::Finish { attempt: i, chain } => match attempt(*i) {
             Some(a) => {
-                let data = chain.then(|| data!({"output": ["x", ["y", {"k": 1}, {"delay": 5}]]}));
+                let data = match chain {
+                    Chain::None => None,
+                    Chain::Plain => Some(data!({"output": ["x", ["y", {"k": 1}, {"delay": 5}]]})),
+                    Chain::Extreme => Some(data!({"output": [
+                        extreme_name(2, 'o'),
+                        extreme_name(3, 'o'),
+                        ["far", {}, {"delay": (MAX_TIME - clock.now()).num_seconds() + 1}],
+                        ["end", {}, {"delay": (MAX_TIME - clock.now()).num_seconds(), "priority": -0.0}],
+                        ["zero", {}, null, -0.0]
+                    ]})),
+                };
                 kind(&a.finish(data).await)
             }
             None => "none".into(),
@@ -298,12 +543,159 @@ async fn apply(w: &mut World, clock: &MockClock, op: &Op) -> String {
             let parent = parent.map(|p| w.workers[p].clone());
             kind(&w.workers[*child].set_parent(parent.as_deref()).await)
         }
+        Op::ExtremeUnit {
+            name,
+            depth,
+            priority,
+            time,
+        } => {
+            let meta = WorkUnitMeta {
+                priority: priority_at(*priority),
+                not_before: (*time < 8).then(|| time_at(*time, clock.now())),
+            };
+            kind(
+                &w.spec
+                    .add_work_unit(&extreme_name(*name, 'u'), deep(*depth), meta)
+                    .await,
+            )
+        }
+        Op::ExtremeUnitMeta {
+            unit,
+            priority,
+            time,
+            how,
+        } => {
+            let p = priority_at(*priority);
+            let all = WorkUnitQuery::all();
+            match how {
+                PriorityWay::All => kind(&w.spec.set_work_unit_priorities(&all, p).await),
+                PriorityWay::Adjust => kind(&w.spec.adjust_work_unit_priorities(&all, p).await),
+                PriorityWay::Meta | PriorityWay::One => {
+                    match w.spec.work_unit(UNITS[*unit]).await {
+                        Ok(u) if matches!(how, PriorityWay::One) => kind(&u.set_priority(p).await),
+                        Ok(u) => {
+                            let meta = WorkUnitMeta {
+                                priority: p,
+                                not_before: Some(time_at(*time, clock.now())),
+                            };
+                            kind(&u.set_meta(meta).await)
+                        }
+                        Err(e) => kind::<()>(&Err(e)),
+                    }
+                }
+            }
+        }
+        Op::ExtremeDuration {
+            attempt: i,
+            worker,
+            duration,
+            how,
+        } => {
+            let d = duration_at(*duration, clock.now());
+            match how {
+                DurationWay::Request => {
+                    let request = AttemptRequest {
+                        lifetime: d,
+                        ..AttemptRequest::default()
+                    };
+                    match w.workers[*worker].request_attempts(request).await {
+                        Ok(got) => {
+                            let n = got.len();
+                            w.attempts.extend(got);
+                            format!("got {n}")
+                        }
+                        Err(e) => kind::<()>(&Err(e)),
+                    }
+                }
+                DurationWay::MakeAttempt => match w.spec.work_unit(UNITS[*i % UNITS.len()]).await {
+                    Ok(unit) => match w.workers[*worker].make_attempt(&*unit, d).await {
+                        Ok(a) => {
+                            w.attempts.push(a);
+                            "ok".into()
+                        }
+                        Err(e) => kind::<()>(&Err(e)),
+                    },
+                    Err(e) => kind::<()>(&Err(e)),
+                },
+                DurationWay::Renew => match attempt(*i) {
+                    Some(a) => kind(&a.renew(d, None).await),
+                    None => "none".into(),
+                },
+                DurationWay::Retry => match attempt(*i) {
+                    Some(a) => kind(&a.retry(None, d).await),
+                    None => "none".into(),
+                },
+            }
+        }
+        Op::ExtremeInterval {
+            interval,
+            by_definition,
+        } => {
+            if *by_definition {
+                let mut definition = data!({"name": "s", "then": "next", "continuous": true});
+                definition.insert("interval".into(), definition_interval_at(*interval));
+                kind(&w.spec.set_data(definition).await)
+            } else {
+                let mut meta = w.spec.meta(false).await.unwrap();
+                meta.interval = interval_at(*interval);
+                kind(&w.spec.set_meta(meta).await)
+            }
+        }
+        Op::ExtremeNextContinuous { time } => {
+            let mut meta = w.spec.meta(false).await.unwrap();
+            meta.next_continuous = Some(time_at(*time, clock.now()));
+            kind(&w.spec.set_meta(meta).await)
+        }
+        Op::ExtremeNames { name } => {
+            let ns = extreme_name(*name, 'n');
+            let spec = extreme_name(*name, 's');
+            let worker = extreme_name(*name, 'w');
+            let unit = extreme_name(*name, 'u');
+            format!(
+                "ns {} spec {} lookup {} worker {} unit {}",
+                kind(&w.backend.namespace(&ns).await),
+                kind(
+                    &w.ns
+                        .set_work_spec(data!({ "name": spec.clone(), "disabled": true }))
+                        .await
+                ),
+                kind(&w.ns.work_spec(&spec).await),
+                kind(&w.ns.worker(&worker).await),
+                kind(&w.spec.work_unit(&unit).await),
+            )
+        }
+        Op::ExtremeWorkerUpdate {
+            worker,
+            depth,
+            now,
+            expiration,
+        } => {
+            let at = |i: usize| time_at(i, clock.now());
+            kind(
+                &w.workers[*worker]
+                    .update(deep(*depth), at(*now), at(*expiration), "extreme")
+                    .await,
+            )
+        }
+        Op::ExtremeAttemptData {
+            attempt: i,
+            depth,
+            finish,
+        } => match attempt(*i) {
+            Some(a) if *finish => kind(&a.finish(Some(deep(*depth))).await),
+            Some(a) => kind(&a.renew(Duration::minutes(1), Some(deep(*depth))).await),
+            None => "none".into(),
+        },
+        Op::Jump { to } => {
+            clock.set(jump_target(*to));
+            "ok".into()
+        }
     }
 }
 
 /// Everything observable, as text lines (one per fact, so a mismatch
 /// points at the fact).
-async fn snapshot(w: &World) -> Vec<String> {
+async fn snapshot(w: &World<'_>) -> Vec<String> {
     let mut out = Vec::new();
     for spec_name in ["s", "next"] {
         let spec = match w.ns.work_spec(spec_name).await {
@@ -374,6 +766,14 @@ async fn snapshot(w: &World) -> Vec<String> {
         let mut child_attempts = names(worker.child_attempts().await.unwrap());
         child_attempts.sort();
         out.push(format!(
+            "worker {} data {:?} last {:?} exp {:?} mode {:?}",
+            worker.name(),
+            worker.data().await.unwrap(),
+            worker.last_update().await.unwrap(),
+            worker.expiration().await.unwrap(),
+            worker.mode().await.unwrap(),
+        ));
+        out.push(format!(
             "worker {} active {:?} all {:?} children {children:?} child_attempts {child_attempts:?} parent {:?}",
             worker.name(),
             names(worker.active_attempts().await.unwrap()),
@@ -384,6 +784,14 @@ async fn snapshot(w: &World) -> Vec<String> {
     let mut summary = w.ns.summarize().await.unwrap();
     sort_summary(&mut summary);
     out.push(format!("namespace summary {summary:?}"));
+    let mut specs = w.ns.work_spec_names().await.unwrap();
+    specs.sort();
+    out.push(format!("spec names {specs:?}"));
+    let mut workers: Vec<String> = w.ns.workers().await.unwrap().into_keys().collect();
+    workers.sort();
+    out.push(format!("worker names {workers:?}"));
+    let namespaces: Vec<String> = w.backend.namespaces().await.unwrap().into_keys().collect();
+    out.push(format!("namespaces {namespaces:?}"));
     out
 }
 
@@ -411,12 +819,11 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn postgres_matches_the_reference_backend(ops in proptest::collection::vec(op(), 1..40)) {
+    fn postgres_matches_the_reference_backend(start in 0usize..4, ops in proptest::collection::vec(op(), 1..40)) {
         let cluster = TestCluster::shared_or_panic();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            // Start away from the epoch, at a fractional second.
-            let start = coordinate::Time::UNIX_EPOCH + Duration::milliseconds(1_700_000_000_123);
+            let start = start_at(start);
             let mem_clock = MockClock::starting_at(start);
             let pg_clock = MockClock::starting_at(start);
             let memory = MemoryBackend::with_clock(mem_clock.clone());

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Run, TestBackend};
+use super::{at_secs, Run, TestBackend};
 use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::error::Error;
@@ -828,4 +828,50 @@ pub async fn chained_time_limits(t: TestBackend) {
         r.ok(ok.priority().await, "priority").to_bits() == 0,
         "-0.0 chained as 0.0"
     );
+}
+
+/// **ClockSetBack.** A unit whose not-before time has passed is delayed
+/// again when the clock is set back before it (to the start of the time
+/// range, say): its status, the counts and requests all agree.
+pub async fn clock_set_back(t: TestBackend) {
+    let r = Run::new("clock_set_back", t);
+    let (_ns, spec, worker) = r.basic("clock_set_back", "spec").await;
+    let meta = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(r.now() + Duration::seconds(10)),
+    };
+    let unit = r.unit_meta(&spec, "u", DataMap::new(), meta).await;
+    r.advance_secs(20);
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "due"
+    );
+    let counts = r.ok(spec.count_work_unit_status().await, "counts");
+    check_eq!(
+        r,
+        counts.get(&WorkUnitStatus::Available),
+        Some(&1),
+        "counted available"
+    );
+    r.t.clock.set(MIN_TIME + Duration::hours(1));
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Delayed,
+        "set back"
+    );
+    let counts = r.ok(spec.count_work_unit_status().await, "counts");
+    check_eq!(
+        r,
+        counts.get(&WorkUnitStatus::Delayed),
+        Some(&1),
+        "counted delayed"
+    );
+    let meta = r.ok(spec.meta(true).await, "meta");
+    check_eq!(r, meta.available_count, 0, "meta counts");
+    r.request_none(&worker, "nothing while set back").await;
+    r.t.clock.set(at_secs(20));
+    r.request_unit(&worker, "u", "due again").await;
 }

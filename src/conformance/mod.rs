@@ -312,6 +312,7 @@ macro_rules! conformance_tests {
                 priority_limits,
                 time_limits,
                 chained_time_limits,
+                clock_set_back,
             ],
             pair: [
                 wrong_backend_make_attempt,

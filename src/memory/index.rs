@@ -5,7 +5,7 @@
 //!
 //! | class | index |
 //! |---|---|
-//! | no active attempt, not-before reached | `ready`, by priority desc then name |
+//! | no active attempt, not-before reached | `ready`, by priority desc then name (and in `ready_timed`, by not-before, if it has one) |
 //! | no active attempt, not-before ahead | `delayed`, by not-before |
 //! | active attempt Pending | `pending`, by expiration (for lazy expiry) |
 //! | active attempt Finished / Failed | a counter each |
@@ -43,6 +43,9 @@ impl Ord for Priority {
 /// Order of hand-out: descending priority, then ascending name (§10.3).
 pub(crate) type ReadyKey = (Reverse<Priority>, Arc<str>, UnitId);
 
+/// A unit with a not-before time, by that time.
+type TimedKey = (Time, UnitId, Arc<str>, Priority);
+
 /// What the index needs to know about a unit to file it.
 #[derive(Debug, Clone)]
 pub(crate) struct UnitClass {
@@ -68,7 +71,10 @@ pub(crate) struct Counts {
 #[derive(Debug, Default)]
 pub(crate) struct SpecIndex {
     ready: BTreeSet<ReadyKey>,
-    delayed: BTreeSet<(Time, UnitId, Arc<str>, Priority)>,
+    /// The ready units that have a not-before time, so that they can go
+    /// back to `delayed` when the clock is set back.
+    ready_timed: BTreeSet<TimedKey>,
+    delayed: BTreeSet<TimedKey>,
     pending: BTreeSet<(Time, AttemptId)>,
     finished: u64,
     failed: u64,
@@ -90,6 +96,9 @@ impl SpecIndex {
                 }
                 _ => {
                     self.ready.insert(ready_key(unit));
+                    if let Some(key) = timed_key(unit) {
+                        self.ready_timed.insert(key);
+                    }
                 }
             },
         }
@@ -105,28 +114,32 @@ impl SpecIndex {
             Some((_, AttemptStatus::Failed, _)) => self.failed -= 1,
             _ => {
                 // Filed under ready or delayed depending on the time it was filed.
-                if !self.ready.remove(&ready_key(unit)) {
-                    if let Some(nb) = unit.not_before {
-                        self.delayed.remove(&(
-                            nb,
-                            unit.id,
-                            unit.name.clone(),
-                            Priority(unit.priority),
-                        ));
+                let in_ready = self.ready.remove(&ready_key(unit));
+                if let Some(key) = timed_key(unit) {
+                    if in_ready {
+                        self.ready_timed.remove(&key);
+                    } else {
+                        self.delayed.remove(&key);
                     }
                 }
             }
         }
     }
 
-    /// Moves delayed units whose not-before has come to `ready`.
-    pub(crate) fn promote(&mut self, now: Time) {
-        while let Some(first) = self.delayed.first() {
-            if first.0 > now {
-                break;
+    /// Files units by their not-before time as seen at `now`: delayed ones
+    /// whose time has come become ready, and ready ones whose time is ahead
+    /// again (the clock was set back) become delayed.
+    pub(crate) fn refile(&mut self, now: Time) {
+        while self.delayed.first().is_some_and(|first| first.0 <= now) {
+            if let Some(key) = self.delayed.pop_first() {
+                self.ready.insert((Reverse(key.3), key.2.clone(), key.1));
+                self.ready_timed.insert(key);
             }
-            if let Some((_, id, name, priority)) = self.delayed.pop_first() {
-                self.ready.insert((Reverse(priority), name, id));
+        }
+        while self.ready_timed.last().is_some_and(|last| last.0 > now) {
+            if let Some(key) = self.ready_timed.pop_last() {
+                self.ready.remove(&(Reverse(key.3), key.2.clone(), key.1));
+                self.delayed.insert(key);
             }
         }
     }
@@ -145,7 +158,7 @@ impl SpecIndex {
         self.ready.iter().map(|(_, _, id)| *id)
     }
 
-    /// Counts per status; call [`promote`](Self::promote) first.
+    /// Counts per status; call [`refile`](Self::refile) first.
     pub(crate) fn counts(&self) -> Counts {
         Counts {
             available: self.ready.len() as u64,
@@ -159,6 +172,16 @@ impl SpecIndex {
 
 fn ready_key(unit: &UnitClass) -> ReadyKey {
     (Reverse(Priority(unit.priority)), unit.name.clone(), unit.id)
+}
+
+fn timed_key(unit: &UnitClass) -> Option<TimedKey> {
+    let not_before = unit.not_before?;
+    Some((
+        not_before,
+        unit.id,
+        unit.name.clone(),
+        Priority(unit.priority),
+    ))
 }
 
 #[cfg(test)]
@@ -197,13 +220,31 @@ mod tests {
         u.not_before = Some(t(10));
         index.insert(&u, t(0));
         assert_eq!(index.counts().delayed, 1);
-        index.promote(t(9));
+        index.refile(t(9));
         assert_eq!(index.counts().available, 0);
-        index.promote(t(10));
+        index.refile(t(10));
         assert_eq!(index.counts().available, 1);
         // Removal finds it wherever it was filed.
         index.remove(&u);
         assert_eq!(index.counts(), Counts::default());
+    }
+
+    #[test]
+    fn ready_units_are_delayed_again_when_the_clock_goes_back() {
+        let mut index = SpecIndex::default();
+        let mut u = unit(1, "a", 0.0);
+        u.not_before = Some(t(10));
+        index.insert(&u, t(20));
+        index.insert(&unit(2, "b", 0.0), t(20));
+        assert_eq!(index.counts().available, 2);
+        index.refile(t(5));
+        assert_eq!((index.counts().available, index.counts().delayed), (1, 1));
+        assert_eq!(index.ready().collect::<Vec<_>>(), [UnitId(2)]);
+        index.refile(t(10));
+        assert_eq!(index.counts().available, 2);
+        index.remove(&u);
+        index.refile(t(0));
+        assert_eq!((index.counts().available, index.counts().delayed), (1, 0));
     }
 
     #[test]

@@ -241,7 +241,8 @@ impl State {
         result
     }
 
-    /// Lazy expiry over one spec (§13.2), then promotion of due units.
+    /// Lazy expiry over one spec (§13.2), then refiling units by their
+    /// not-before time.
     fn expire_spec(&mut self, spec: SpecId, now: Time) -> Result<()> {
         for attempt in self.spec(spec)?.index.expired(now) {
             let Some(unit) = self.attempts.get(&attempt).map(|a| a.unit) else {
@@ -253,7 +254,7 @@ impl State {
                 Ok(())
             })?;
         }
-        self.spec_mut(spec)?.index.promote(now);
+        self.spec_mut(spec)?.index.refile(now);
         Ok(())
     }
 

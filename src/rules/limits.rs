@@ -54,16 +54,21 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// `data` if it nests at most [`MAX_DATA_DEPTH`] levels, else
-/// [`Error::DataTooDeep`].
+/// [`Error::DataTooDeep`]; a number `-0.0` anywhere in it becomes `0.0`
+/// (PostgreSQL's `jsonb` has no negative zero).
 ///
 /// Checked without recursion, and rejected data is taken apart without
 /// recursion too, so no depth of input can overflow the stack.
-pub fn checked_data(data: DataMap) -> Result<DataMap> {
-    if depth_exceeds(&data, MAX_DATA_DEPTH) {
+pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
+    let scan = scan(&data, MAX_DATA_DEPTH);
+    if scan.too_deep {
         dismantle(data);
         return Err(Error::DataTooDeep {
             limit: MAX_DATA_DEPTH,
         });
+    }
+    if scan.negative_zero {
+        positive_zeros(&mut data);
     }
     Ok(data)
 }
@@ -75,31 +80,71 @@ pub fn checked_optional_data(data: Option<DataMap>) -> Result<Option<DataMap>> {
 
 /// True if `map` nests deeper than `limit` levels (the map itself is 1).
 pub fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
-    if limit == 0 {
-        return true;
-    }
-    // Only containers go on the stack, each with its own level.
-    let mut stack: Vec<(&Value, usize)> = map
-        .values()
-        .filter(|v| is_container(v))
-        .map(|v| (v, 2))
-        .collect();
-    while let Some((value, depth)) = stack.pop() {
-        if depth > limit {
-            return true;
-        }
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => Box::new(std::iter::empty()),
-        };
-        stack.extend(children.filter(|v| is_container(v)).map(|v| (v, depth + 1)));
-    }
-    false
+    scan(map, limit).too_deep
 }
 
-fn is_container(value: &Value) -> bool {
-    matches!(value, Value::Array(_) | Value::Object(_))
+/// What one pass over a data map found.
+struct Scan {
+    too_deep: bool,
+    negative_zero: bool,
+}
+
+/// Walks `map` with an explicit stack of containers, stopping at the first
+/// level past `limit`.
+fn scan(map: &DataMap, limit: usize) -> Scan {
+    let mut found = Scan {
+        too_deep: limit == 0,
+        negative_zero: false,
+    };
+    // Each container with its own level; the map itself is level 1.
+    let mut stack: Vec<(&Value, usize)> = Vec::new();
+    visit(map.values(), 2, &mut stack, &mut found);
+    while let Some((value, level)) = stack.pop() {
+        if level > limit {
+            found.too_deep = true;
+            return found;
+        }
+        match value {
+            Value::Array(items) => visit(items.iter(), level + 1, &mut stack, &mut found),
+            Value::Object(map) => visit(map.values(), level + 1, &mut stack, &mut found),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Stacks the containers among `children` at `level`; notes a `-0.0`.
+fn visit<'a>(
+    children: impl Iterator<Item = &'a Value>,
+    level: usize,
+    stack: &mut Vec<(&'a Value, usize)>,
+    found: &mut Scan,
+) {
+    for child in children {
+        match child {
+            Value::Array(_) | Value::Object(_) => stack.push((child, level)),
+            Value::Number(n) => found.negative_zero |= is_negative_zero(n),
+            _ => {}
+        }
+    }
+}
+
+fn is_negative_zero(n: &serde_json::Number) -> bool {
+    n.as_f64()
+        .is_some_and(|f| f == 0.0 && f.is_sign_negative() && n.is_f64())
+}
+
+/// Replaces every `-0.0` of `map` by `0.0`, without recursion.
+fn positive_zeros(map: &mut DataMap) {
+    let mut stack: Vec<&mut Value> = map.values_mut().collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(map) => stack.extend(map.values_mut()),
+            Value::Number(n) if is_negative_zero(n) => *value = Value::from(0.0),
+            _ => {}
+        }
+    }
 }
 
 /// Drops `map` one container at a time: the drop glue of a deeply nested
@@ -134,11 +179,12 @@ pub fn checked_optional_time(time: Option<Time>) -> Result<Option<Time>> {
 }
 
 /// `time + by` if it lies in [`MIN_TIME`]`..=`[`MAX_TIME`], else
-/// [`Error::TimeOutOfRange`] (never the panic of `+`).
+/// [`Error::TimeOutOfRange`] (never the panic of `+`); truncated to whole
+/// microseconds like [`checked_time`].
 pub fn time_after(time: Time, by: Duration) -> Result<Time> {
     time.checked_add_signed(by)
-        .filter(|t| (MIN_TIME..=MAX_TIME).contains(t))
         .ok_or_else(|| Error::TimeOutOfRange(format!("{time} + {by}")))
+        .and_then(checked_time)
 }
 
 /// The next continuous time of a spec that generated a unit at `now`:
@@ -288,6 +334,15 @@ mod tests {
     }
 
     #[test]
+    fn negative_zeros_in_data_become_positive() {
+        let data = checked_data(data!({"a": -0.0, "b": [{"c": -0.0}], "d": 0, "e": -1.5})).unwrap();
+        assert_eq!(data["a"].as_f64().map(f64::to_bits), Some(0));
+        assert_eq!(data["b"][0]["c"].as_f64().map(f64::to_bits), Some(0));
+        assert_eq!(data["d"], 0);
+        assert_eq!(data["e"], -1.5);
+    }
+
+    #[test]
     fn names_up_to_the_limit_pass() {
         assert!(check_name(&"é".repeat(MAX_NAME_BYTES / 2)).is_ok());
         assert_eq!(
@@ -339,6 +394,14 @@ mod tests {
         assert_eq!(
             time_after(Time::UNIX_EPOCH, Duration::seconds(2)),
             Ok(Time::UNIX_EPOCH + Duration::seconds(2))
+        );
+    }
+
+    #[test]
+    fn time_after_drops_sub_microseconds() {
+        assert_eq!(
+            time_after(Time::UNIX_EPOCH, Duration::nanoseconds(-1)),
+            Ok(Time::UNIX_EPOCH - Duration::microseconds(1))
         );
     }
 
