@@ -1,7 +1,8 @@
 //! PostgresBackend against the harness's throwaway cluster (or
 //! `POSTGRES_URL`): per-operation latency of name lookups and of the
-//! namespace → spec → unit chain, and `request_attempts` + `finish`
-//! throughput with 1 and 8 concurrent workers at batch size 100.
+//! namespace → spec → unit chain, of the reads and writes a job server
+//! makes on held handles (one task, no contention), and `request_attempts`
+//! + `finish` throughput with 1 and 8 concurrent workers at batch size 100.
 //!
 //! Run: `cargo bench --features postgres --bench postgres`.
 
@@ -9,7 +10,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
-use coordinate::{data, AttemptRequest, Backend, BackendExt, MockClock, WorkUnitMeta};
+use coordinate::{
+    data, AttemptRef, AttemptRequest, Backend, BackendExt, Duration, MockClock, WorkUnitMeta,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
@@ -139,6 +142,149 @@ fn lookups(c: &mut Criterion) {
     group.finish();
 }
 
+/// Time spent in `op` over `iters` calls, each after an untimed `setup`
+/// that makes the attempt it acts on.
+async fn timed_on_fresh_attempts<S, SF, O, OF>(iters: u64, mut setup: S, mut op: O) -> StdDuration
+where
+    S: FnMut() -> SF,
+    SF: std::future::Future<Output = AttemptRef>,
+    O: FnMut(AttemptRef) -> OF,
+    OF: std::future::Future<Output = ()>,
+{
+    let mut total = StdDuration::ZERO;
+    for _ in 0..iters {
+        let attempt = setup().await;
+        let start = Instant::now();
+        op(attempt).await;
+        total += start.elapsed();
+    }
+    total
+}
+
+fn operations(c: &mut Criterion) {
+    let rt = runtime();
+    let (backend, _) = rt.block_on(loaded());
+    let (spec, unit, worker, ops, held) = rt.block_on(async {
+        let ns = backend.namespace("bench").await.expect("namespace");
+        let spec = ns.work_spec("spec").await.expect("spec");
+        let unit = spec.work_unit("u05000").await.expect("unit");
+        let worker = ns.worker("w").await.expect("worker");
+        // A small spec whose units are taken and given back.
+        let ops = ns
+            .set_work_spec(data!({"name": "ops"}))
+            .await
+            .expect("spec");
+        for i in 0..100 {
+            ops.add_work_unit(
+                &format!("o{i:03}"),
+                data!({"i": i}),
+                WorkUnitMeta::default(),
+            )
+            .await
+            .expect("unit");
+        }
+        let held = worker
+            .make_attempt(unit.as_ref(), Duration::minutes(15))
+            .await
+            .expect("attempt");
+        (spec, unit, worker, ops, held)
+    });
+    let ops_unit = rt.block_on(async { ops.work_unit("o000").await.expect("unit") });
+    let fresh = || {
+        let worker = worker.clone();
+        let unit = ops_unit.clone();
+        async move {
+            worker
+                .make_attempt(unit.as_ref(), Duration::minutes(15))
+                .await
+                .expect("attempt")
+        }
+    };
+
+    let mut group = c.benchmark_group("postgres_operation");
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    group.bench_function("unit_status", |b| {
+        b.to_async(&rt)
+            .iter(|| async { unit.status().await.expect("status") })
+    });
+    group.bench_function("unit_active_attempt", |b| {
+        b.to_async(&rt)
+            .iter(|| async { unit.active_attempt().await.expect("active") })
+    });
+    group.bench_function("attempt_status", |b| {
+        b.to_async(&rt)
+            .iter(|| async { held.status().await.expect("status") })
+    });
+    group.bench_function("spec_meta_counted_100_units", |b| {
+        b.to_async(&rt)
+            .iter(|| async { ops.meta(true).await.expect("meta") })
+    });
+    group.bench_function("add_work_unit_existing", |b| {
+        b.to_async(&rt).iter(|| async {
+            spec.add_work_unit("u05001", data!({"re": true}), WorkUnitMeta::default())
+                .await
+                .expect("add")
+        })
+    });
+    group.bench_function("renew", |b| {
+        b.to_async(&rt).iter(|| async {
+            held.renew(Duration::minutes(15), None)
+                .await
+                .expect("renew")
+        })
+    });
+    group.bench_function("finish", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            timed_on_fresh_attempts(iters, fresh, |a| async move {
+                a.finish(Some(data!({"ok": true}))).await.expect("finish")
+            })
+        })
+    });
+    group.bench_function("fail", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            timed_on_fresh_attempts(iters, fresh, |a| async move {
+                a.fail(None).await.expect("fail")
+            })
+        })
+    });
+    group.bench_function("retry", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            timed_on_fresh_attempts(iters, fresh, |a| async move {
+                a.retry(None, Duration::zero()).await.expect("retry")
+            })
+        })
+    });
+    group.bench_function("request_attempts_1", |b| {
+        // The attempt is expired again, untimed, so the spec keeps its units.
+        b.to_async(&rt).iter_custom(|iters| {
+            let worker = worker.clone();
+            async move {
+                let request = AttemptRequest {
+                    work_specs: vec!["ops".into()],
+                    ..AttemptRequest::default()
+                };
+                let mut total = StdDuration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let got = worker
+                        .request_attempts(request.clone())
+                        .await
+                        .expect("request");
+                    total += start.elapsed();
+                    for a in got {
+                        a.expire(None).await.expect("expire");
+                    }
+                }
+                total
+            }
+        })
+    });
+    group.finish();
+}
+
 /// Measures `iters` rounds in which each of `workers` workers requests
 /// [`BATCH`] attempts and finishes them, all workers at once; units are made
 /// available again between rounds, outside the timing.
@@ -231,5 +377,5 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, throughput);
+criterion_group!(benches, lookups, operations, throughput);
 criterion_main!(benches);

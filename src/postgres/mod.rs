@@ -50,16 +50,15 @@
 //!
 //! # One round trip per operation
 //!
-//! In its common case every operation is one statement, so one round trip.
-//! Operations that change several rows (the attempt state changes with
-//! chaining, adding a unit, handing out work, expiry) are PL/pgSQL
+//! In its common case every operation is one statement, so one round trip,
+//! and none opens a transaction from the client. Operations that change
+//! several rows (the attempt state changes with chaining, adding a unit,
+//! handing out work, the query-selected unit changes, expiry) are PL/pgSQL
 //! functions installed by the migrations and called by one statement.
 //! `request_attempts` takes two (the scheduler's counts, then the
 //! hand-out); `finish` without data whose stored data chains takes two (the
-//! stored output is parsed here, by the rules every backend shares); name
-//! lookups that create (`namespace`, `worker`) take two on creation; and
-//! the query-selected unit changes (`delete_work_units`, the priority
-//! setters) are one transaction.
+//! stored output is parsed here, by the rules every backend shares); and
+//! name lookups that create (`namespace`, `worker`) take two on creation.
 //!
 //! # Expiry without writes on reads
 //!

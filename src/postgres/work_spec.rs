@@ -79,16 +79,6 @@ const SELECT_UNITS: &str = concat!(
     ORDER BY r.name"
 );
 
-/// Units of a spec with their status inputs, locked for a change, after
-/// the caller's expiry check.
-const SELECT_UNITS_FOR_UPDATE: &str = "SELECT u.id, u.name, a.status, u.not_before
-    FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
-    WHERE u.work_spec_id = $1
-      AND (cardinality($2::bytea[]) = 0 OR u.name = ANY($2::bytea[]))
-      AND (length($3::bytea) = 0 OR u.name > $3::bytea)
-    ORDER BY u.name LIMIT $4
-    FOR UPDATE OF u";
-
 impl PgWorkSpec {
     pub(crate) fn new(shared: Arc<Shared>, namespace_id: i64, id: i64, name: String) -> Self {
         PgWorkSpec {
@@ -103,16 +93,14 @@ impl PgWorkSpec {
         Arc::new(PgWorkUnit::new(self.clone(), id, name))
     }
 
-    /// The ids and names of the units `query` selects at `now` (§7), and
-    /// whether an expiry check at now would expire anything. `lock` takes
-    /// row locks for a change, after the caller's expiry check; otherwise
-    /// statuses are computed as of that check, writing nothing.
+    /// The ids and names of the units `query` selects at `now` (§7), with
+    /// statuses as of an expiry check at now, and whether that check would
+    /// expire anything; read-only.
     async fn select_units<C: GenericClient>(
         &self,
         client: &C,
         query: &WorkUnitQuery,
         now: Time,
-        lock: bool,
     ) -> Result<(Vec<(i64, String)>, bool)> {
         let names: Vec<&[u8]> = query.names.iter().map(|n| n.as_bytes()).collect();
         let filters_status = query.filters_status();
@@ -122,27 +110,16 @@ impl PgWorkSpec {
             _ => None,
         };
         let previous = query.previous_name.as_bytes();
-        let rows = if lock {
-            super::query(
-                client,
-                SELECT_UNITS_FOR_UPDATE,
-                &[&self.id, &names, &previous, &sql_limit],
-            )
-            .await?
-        } else {
-            super::query(
-                client,
-                SELECT_UNITS,
-                &[&self.id, &names, &previous, &sql_limit, &now],
-            )
-            .await?
-        };
+        let rows = super::query(
+            client,
+            SELECT_UNITS,
+            &[&self.id, &names, &previous, &sql_limit, &now],
+        )
+        .await?;
         let mut selected = Vec::with_capacity(rows.len());
         let mut stale = false;
         for row in &rows {
-            if !lock {
-                stale = col(row, 4)?;
-            }
+            stale = col(row, 4)?;
             let id: Option<i64> = col(row, 0)?;
             let Some(id) = id else { continue };
             if filters_status {
@@ -161,50 +138,51 @@ impl PgWorkSpec {
         Ok((selected, stale))
     }
 
-    /// Runs `change` on the ids `query` selects, in one transaction after
-    /// an expiry check; answers how many were selected.
+    /// Runs `change` on the units `query` selects, after an expiry check,
+    /// in one statement; answers how many were selected.
     async fn change_units(&self, query: &WorkUnitQuery, change: UnitChange) -> Result<u64> {
+        const CHANGE: &str = "SELECT coordinate_change_units($1, $2, $3, $4, $5, $6, $7, $8)";
+        let names: Vec<&[u8]> = query.names.iter().map(|n| n.as_bytes()).collect();
+        let statuses: Option<Vec<i16>> = query.filters_status().then(|| {
+            query
+                .statuses
+                .iter()
+                .map(|s| i16::try_from(s.ordinal()).unwrap_or(i16::MAX))
+                .collect()
+        });
+        let limit: Option<i64> = query.limit().map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let (kind, value): (i16, f64) = match change {
+            UnitChange::SetPriority(p) => (0, p),
+            UnitChange::AdjustPriority(d) => (1, d),
+            UnitChange::Delete => (2, 0.0),
+        };
         let shared = &self.shared;
-        shared
+        let selected: i64 = shared
             .retrying(|| async {
-                let mut client = shared.client().await?;
-                let tx = client.transaction().await.map_err(super::error::db)?;
                 let now = shared.now();
-                shared.expire(&tx, Scope::Spec(self.id), now).await?;
-                let ids: Vec<i64> = self
-                    .select_units(&tx, query, now, true)
-                    .await?
-                    .0
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
-                if !ids.is_empty() {
-                    match change {
-                        UnitChange::SetPriority(p) => {
-                            execute(
-                                &tx,
-                                "UPDATE work_unit SET priority = $2 WHERE id = ANY($1)",
-                                &[&ids, &p],
-                            )
-                            .await?
-                        }
-                        UnitChange::AdjustPriority(d) => execute(
-                            &tx,
-                            "UPDATE work_unit SET priority = priority + $2 WHERE id = ANY($1)",
-                            &[&ids, &d],
-                        )
-                        .await
-                        .map_err(super::error::priority_overflow)?,
-                        UnitChange::Delete => {
-                            execute(&tx, "DELETE FROM work_unit WHERE id = ANY($1)", &[&ids])
-                                .await?
-                        }
-                    };
-                }
-                tx.commit().await.map_err(super::error::db)?;
-                u64::try_from(ids.len()).map_err(decode)
+                let client = shared.client().await?;
+                let row = query_opt(
+                    &client,
+                    CHANGE,
+                    &[
+                        &self.id,
+                        &names,
+                        &query.previous_name.as_bytes(),
+                        &limit,
+                        &statuses,
+                        &now,
+                        &kind,
+                        &value,
+                    ],
+                )
+                .await
+                // An adjustment past float8's range is a bad priority.
+                .map_err(super::error::priority_overflow)?
+                .ok_or_else(|| decode("a unit change answered no row"))?;
+                col(&row, 0)
             })
-            .await
+            .await?;
+        u64::try_from(selected).map_err(decode)
     }
 }
 
@@ -403,7 +381,7 @@ impl WorkSpec for PgWorkSpec {
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         let now = self.shared.now();
         let client = self.shared.client().await?;
-        let (selected, stale) = self.select_units(&client, query, now, false).await?;
+        let (selected, stale) = self.select_units(&client, query, now).await?;
         drop(client);
         self.shared.settle(Scope::Spec(self.id), now, stale).await?;
         let me = Arc::new(self.clone_handle());

@@ -89,14 +89,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     link bigint;
 BEGIN
-    SELECT a.work_unit_id INTO unit_id FROM attempt a WHERE a.id = p_attempt;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    SELECT u.active_attempt_id INTO link FROM work_unit u WHERE u.id = unit_id
+    SELECT u.id, u.active_attempt_id INTO unit_id, link FROM work_unit u
+    WHERE u.id = (SELECT a.work_unit_id FROM attempt a WHERE a.id = p_attempt)
     FOR NO KEY UPDATE;
     IF NOT FOUND THEN
-        unit_id := NULL;
         RETURN;
     END IF;
     SELECT a.status, a.work_spec_id INTO status, spec_id FROM attempt a WHERE a.id = p_attempt
@@ -174,7 +170,6 @@ CREATE FUNCTION coordinate_finish(p_attempt bigint, p_now timestamptz, p_data js
 LANGUAGE plpgsql AS $$
 DECLARE
     cur record;
-    spec record;
     next_id bigint;
     effective jsonb;
 BEGIN
@@ -188,12 +183,9 @@ BEGIN
         RETURN;
     END IF;
     IF cur.active THEN
-        SELECT s.namespace_id, s.next_work_spec_name INTO spec FROM work_spec s
-        WHERE s.id = cur.spec_id;
-        IF FOUND AND length(spec.next_work_spec_name) > 0 THEN
-            SELECT id INTO next_id FROM work_spec
-            WHERE namespace_id = spec.namespace_id AND name = spec.next_work_spec_name;
-        END IF;
+        SELECT n.id INTO next_id FROM work_spec s
+        JOIN work_spec n ON n.namespace_id = s.namespace_id AND n.name = s.next_work_spec_name
+        WHERE s.id = cur.spec_id AND length(s.next_work_spec_name) > 0;
     END IF;
     IF next_id IS NOT NULL AND p_data IS NULL THEN
         SELECT data INTO effective FROM attempt WHERE id = p_attempt;
@@ -376,4 +368,47 @@ BEGIN
     RETURNING id INTO unit_id;
     UPDATE work_spec SET next_continuous = p_next WHERE id = p_spec;
     RETURN unit_id;
+END $$;
+
+-- The units of spec p_spec a query selects, after an expiry check at p_now:
+-- names in p_names (all if empty), after p_previous (if not empty), with a
+-- status in p_statuses (WorkUnitStatus ordinals; all if NULL), by name,
+-- at most p_limit (all if NULL); locked, then changed: p_change 0 sets their
+-- priority to p_value, 1 adds p_value to it, 2 deletes them. Answers how
+-- many were selected.
+CREATE FUNCTION coordinate_change_units(p_spec bigint, p_names bytea[], p_previous bytea,
+    p_limit bigint, p_statuses smallint[], p_now timestamptz, p_change smallint,
+    p_value double precision)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM attempt a
+               JOIN work_unit u ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
+               WHERE a.work_spec_id = p_spec AND a.status = 0 AND a.expiration_time < p_now) THEN
+        PERFORM coordinate_expire(NULL, p_spec, p_now);
+    END IF;
+    -- The unit's status (available 1, pending 2, finished 3, failed 4,
+    -- delayed 5) from its active attempt and not-before time.
+    ids := ARRAY(
+        SELECT u.id FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+        WHERE u.work_spec_id = p_spec
+          AND (cardinality(p_names) = 0 OR u.name = ANY (p_names))
+          AND (length(p_previous) = 0 OR u.name > p_previous)
+          AND (p_statuses IS NULL
+               OR (CASE WHEN a.status = 0 THEN 2 WHEN a.status = 2 THEN 3
+                        WHEN a.status = 3 THEN 4 WHEN u.not_before > p_now THEN 5
+                        ELSE 1 END) = ANY (p_statuses))
+        ORDER BY u.name
+        LIMIT p_limit
+        FOR UPDATE OF u);
+    IF p_change = 0 THEN
+        UPDATE work_unit SET priority = p_value WHERE id = ANY (ids);
+    ELSIF p_change = 1 THEN
+        UPDATE work_unit SET priority = priority + p_value WHERE id = ANY (ids);
+    ELSE
+        DELETE FROM work_unit WHERE id = ANY (ids);
+    END IF;
+    RETURN cardinality(ids);
 END $$;
