@@ -78,39 +78,50 @@ pub fn checked_optional_data(data: Option<DataMap>) -> Result<Option<DataMap>> {
     data.map(checked_data).transpose()
 }
 
-/// True if `map` nests deeper than `limit` levels (the map itself is 1).
-pub fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
-    scan(map, limit).too_deep
-}
-
 /// What one pass over a data map found.
 struct Scan {
     too_deep: bool,
     negative_zero: bool,
 }
 
-/// Walks `map` with an explicit stack, stopping at the first level past
-/// `limit`.
+/// Walks `map` with an explicit stack of containers, stopping at the first
+/// level past `limit`.
 fn scan(map: &DataMap, limit: usize) -> Scan {
     let mut found = Scan {
         too_deep: limit == 0,
         negative_zero: false,
     };
-    let mut stack: Vec<(&Value, usize)> = map.values().map(|v| (v, 1)).collect();
-    while let Some((value, depth)) = stack.pop() {
-        let level = depth + 1;
+    // Each container with its own level; the map itself is level 1.
+    let mut stack: Vec<(&Value, usize)> = Vec::new();
+    visit(map.values(), 2, &mut stack, &mut found);
+    while let Some((value, level)) = stack.pop() {
+        if level > limit {
+            found.too_deep = true;
+            return found;
+        }
         match value {
-            Value::Array(_) | Value::Object(_) if level > limit => {
-                found.too_deep = true;
-                return found;
-            }
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, level))),
-            Value::Object(map) => stack.extend(map.values().map(|v| (v, level))),
-            Value::Number(n) => found.negative_zero |= is_negative_zero(n),
+            Value::Array(items) => visit(items.iter(), level + 1, &mut stack, &mut found),
+            Value::Object(map) => visit(map.values(), level + 1, &mut stack, &mut found),
             _ => {}
         }
     }
     found
+}
+
+/// Stacks the containers among `children` at `level`; notes a `-0.0`.
+fn visit<'a>(
+    children: impl Iterator<Item = &'a Value>,
+    level: usize,
+    stack: &mut Vec<(&'a Value, usize)>,
+    found: &mut Scan,
+) {
+    for child in children {
+        match child {
+            Value::Array(_) | Value::Object(_) => stack.push((child, level)),
+            Value::Number(n) => found.negative_zero |= is_negative_zero(n),
+            _ => {}
+        }
+    }
 }
 
 fn is_negative_zero(n: &serde_json::Number) -> bool {
@@ -276,6 +287,10 @@ mod tests {
         assert_eq!(MIN_TIME.to_rfc3339(), "0001-01-01T00:00:00+00:00");
         assert_eq!(MAX_TIME.to_rfc3339(), "9999-12-31T23:59:59.999999+00:00");
         assert_eq!(MAX_INTERVAL, Duration::days(36_525));
+    }
+
+    fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
+        scan(map, limit).too_deep
     }
 
     #[test]
