@@ -4,7 +4,7 @@
 //!
 //! Each check answers a typed error for input beyond a limit and
 //! normalises what two backends would otherwise store differently
-//! (`-0.0` priorities, sub-microsecond times and intervals).
+//! (`-0.0` in priorities and data, sub-microsecond times and intervals).
 
 use serde_json::Value;
 
@@ -42,7 +42,7 @@ pub const MAX_TIME: Time = match Time::from_timestamp(253_402_300_799, 999_999_0
     None => panic!("9999-12-31 is a valid instant"),
 };
 
-/// `name` if it is at most [`MAX_NAME_BYTES`] long, else
+/// Accepts a name at most [`MAX_NAME_BYTES`] long; a longer one is
 /// [`Error::NameTooLong`].
 pub fn check_name(name: &str) -> Result<()> {
     if name.len() > MAX_NAME_BYTES {
