@@ -4,7 +4,7 @@
 //!
 //! Each check answers a typed error for input beyond a limit and
 //! normalises what two backends would otherwise store differently
-//! (`-0.0` priorities, sub-microsecond times and intervals).
+//! (`-0.0` in priorities and data, sub-microsecond times and intervals).
 
 use serde_json::Value;
 
@@ -42,7 +42,7 @@ pub const MAX_TIME: Time = match Time::from_timestamp(253_402_300_799, 999_999_0
     None => panic!("9999-12-31 is a valid instant"),
 };
 
-/// `name` if it is at most [`MAX_NAME_BYTES`] long, else
+/// Accepts a name at most [`MAX_NAME_BYTES`] long; a longer one is
 /// [`Error::NameTooLong`].
 pub fn check_name(name: &str) -> Result<()> {
     if name.len() > MAX_NAME_BYTES {
@@ -76,11 +76,6 @@ pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
 /// [`checked_data`] of optional data.
 pub fn checked_optional_data(data: Option<DataMap>) -> Result<Option<DataMap>> {
     data.map(checked_data).transpose()
-}
-
-/// True if `map` nests deeper than `limit` levels (the map itself is 1).
-pub fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
-    scan(map, limit).too_deep
 }
 
 /// What one pass over a data map found.
@@ -292,6 +287,10 @@ mod tests {
         assert_eq!(MIN_TIME.to_rfc3339(), "0001-01-01T00:00:00+00:00");
         assert_eq!(MAX_TIME.to_rfc3339(), "9999-12-31T23:59:59.999999+00:00");
         assert_eq!(MAX_INTERVAL, Duration::days(36_525));
+    }
+
+    fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
+        scan(map, limit).too_deep
     }
 
     #[test]
