@@ -122,7 +122,7 @@ impl PgWorker {
             .collect()
     }
 
-    /// One try of `request_attempts` (§10.3), in two statements: the
+    /// One try of `request_attempts`, in two statements: the
     /// schedulable specs' counts as of an expiry check, read-only; then the
     /// hand-out from the spec the scheduler chose, which also applies that
     /// expiry check when it found anything to expire.
