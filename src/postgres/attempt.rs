@@ -128,7 +128,7 @@ struct Chained {
 }
 
 impl Chained {
-    /// The units `effective` chains at `now` (§11), NUL-escaped for storage.
+    /// The units `effective` chains at `now`, NUL-escaped for storage.
     fn parse(effective: &DataMap, now: Time) -> Self {
         let mut chained = Chained::default();
         for unit in chained_units(effective, now) {
@@ -160,7 +160,7 @@ impl PgAttempt {
             .ok_or(Error::Gone)
     }
 
-    /// Status, end time and expiration time after an expiry check (§13.2),
+    /// Status, end time and expiration time after an expiry check,
     /// read in one statement.
     async fn state(&self) -> Result<(AttemptStatus, Option<Time>, Time)> {
         let shared = self.shared();
@@ -207,7 +207,7 @@ impl PgAttempt {
         Outcome::from_code(code)?.into_result()
     }
 
-    /// finish (§9.2) and chaining (§11) in one statement. Units to chain
+    /// finish and chaining in one statement. Units to chain
     /// are parsed here from the finishing data; without data, and only if
     /// chaining would happen, the function first answers the stored data to
     /// parse and is called again with its units.

@@ -62,7 +62,7 @@
 //!
 //! # Expiry without writes on reads
 //!
-//! Reads that perform an expiry check (§13.2: `status`, `active_attempt`,
+//! Reads that perform an expiry check (`status`, `active_attempt`,
 //! the attempt's times, `meta(true)`, `work_units`, counts, summaries)
 //! compute their answer as of that check inside one read-only statement: a
 //! pending active attempt past its deadline counts as expired, its unit as
@@ -438,7 +438,7 @@ impl Shared {
         }
     }
 
-    /// Lazy expiry (§13.2) over `scope` at `now`, in one statement: every
+    /// Lazy expiry over `scope` at `now`, in one statement: every
     /// active, pending attempt whose deadline is strictly before now
     /// becomes Expired and leaves its worker's active list, and its unit's
     /// active link is cleared.
@@ -474,7 +474,7 @@ impl Shared {
         .await
     }
 
-    /// The summary of `scope` (§14) as of an expiry check at now: one
+    /// The summary of `scope` as of an expiry check at now: one
     /// read-only statement (see [`Shared::settle`]).
     pub(crate) async fn summarize(&self, scope: Scope) -> Result<Summary> {
         const GROUPS: &str = concat!(

@@ -29,7 +29,7 @@ pub(crate) struct PgWorkSpec {
     pub(crate) name: String,
 }
 
-/// Creates a unit or replaces its data and meta (§5.3), in one statement
+/// Creates a unit or replaces its data and meta, in one statement
 /// (see the migration's `coordinate_upsert_unit`); concurrent adders of one
 /// name all succeed. Answers the unit's id.
 const UPSERT_UNIT: &str = "SELECT coordinate_upsert_unit($1, $2, $3, $4, $5)";
@@ -63,7 +63,7 @@ pub(crate) fn read_counted_meta(row: &tokio_postgres::Row, at: usize) -> Result<
 }
 
 /// Units of a spec with their status inputs as of an expiry check at `$5`,
-/// by name, for queries (§7); joined to a one-row flag saying whether that
+/// by name, for queries; joined to a one-row flag saying whether that
 /// check would expire anything, so it is answered even when no unit is.
 const SELECT_UNITS: &str = concat!(
     "SELECT r.*, f.stale FROM (SELECT ",
@@ -93,7 +93,7 @@ impl PgWorkSpec {
         Arc::new(PgWorkUnit::new(self.clone(), id, name))
     }
 
-    /// The ids and names of the units `query` selects at `now` (§7), with
+    /// The ids and names of the units `query` selects at `now`, with
     /// statuses as of an expiry check at now, and whether that check would
     /// expire anything; read-only.
     async fn select_units<C: GenericClient>(

@@ -33,12 +33,16 @@ pub(crate) struct PgWorker {
 /// expiry check at `$2`, read-only: exact pending counts; "available" is
 /// only 0 or 1, which is all the scheduler distinguishes (`> 0`, `== 0`),
 /// and spares counting every idle unit; last, whether the check would
-/// expire anything in the spec.
+/// expire anything in the spec. The first idle unit is looked up in the
+/// idle index's order, so that the plan walks that index rather than
+/// scanning the table for a match (an `EXISTS` would let it, and a spec
+/// whose units sit behind a large one's would pay for the large one).
 const REQUEST_METAS: &str = concat!(
     "SELECT s.id, s.name, ",
     meta_columns!(),
-    ", (EXISTS (SELECT 1 FROM work_unit u WHERE u.work_spec_id = s.id
-            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2))
+    ", ((SELECT u.id FROM work_unit u WHERE u.work_spec_id = s.id
+            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2)
+            ORDER BY u.priority DESC, u.name LIMIT 1) IS NOT NULL
         OR EXISTS (SELECT 1 FROM attempt a JOIN work_unit u
             ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
             WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time < $2
@@ -118,7 +122,7 @@ impl PgWorker {
             .collect()
     }
 
-    /// One try of `request_attempts` (§10.3), in two statements: the
+    /// One try of `request_attempts`, in two statements: the
     /// schedulable specs' counts as of an expiry check, read-only; then the
     /// hand-out from the spec the scheduler chose, which also applies that
     /// expiry check when it found anything to expire.
