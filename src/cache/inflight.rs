@@ -90,7 +90,7 @@ impl<W: Send + Sync + 'static> Store<W> {
             let mut inflight = self.loads.0.lock();
             // A load that finished since the caller's miss published its
             // entry before leaving the map, so one of the two has it.
-            if let Some(hit) = self.get(key.as_ref()) {
+            if let Some(hit) = self.peek(key.as_ref()) {
                 return Ok(hit);
             }
             let now = Instant::now();

@@ -147,7 +147,7 @@ impl Shared {
         let caches = self.caches.load();
         let store = W::store(caches.as_ref()?);
         let key = KeyRef { scope, name };
-        let hit = store.get(key)?;
+        let hit = store.peek(key)?;
         if !self.serves_children(&hit.link_cell().load()) {
             store.remove(key);
             return None;
@@ -621,10 +621,10 @@ impl std::error::Error for SharedSource {
 ///   (papaya, foldhash) that answers hits: an entry enters the front before
 ///   moka and leaves moka before the front, moka's removal listener takes
 ///   out of the front what moka drops on its own, so no entry is served
-///   after its eviction or invalidation has returned. One front hit in 8 per
-///   thread is also reported to moka as an access (keeping its policy's view
-///   of popularity), and detects an entry moka dropped whose listener has
-///   not run yet. A hit adds lock-free `arc_swap` loads of the parent's
+///   after its eviction or invalidation has returned. One lookup in 8 per
+///   thread, hit or miss, is also made on moka, so its policy sees an
+///   unbiased sample of the accesses (and the lookup detects an entry moka
+///   dropped whose listener has not run yet). A hit adds lock-free `arc_swap` loads of the parent's
 ///   link; statistics use striped counters, so hits on different threads
 ///   share no written cache line of ours. With expiry set, hits read moka
 ///   directly (it expires entries lazily, unseen by a front).
