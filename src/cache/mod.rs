@@ -621,7 +621,7 @@ impl std::error::Error for SharedSource {
 ///   (papaya, foldhash) that answers hits: an entry enters the front before
 ///   moka and leaves moka before the front, moka's removal listener takes
 ///   out of the front what moka drops on its own, so no entry is served
-///   after its eviction or invalidation has returned. One lookup in 8 per
+///   after its eviction or invalidation has returned. One lookup in 4 per
 ///   thread, hit or miss, is also made on moka, so its policy sees an
 ///   unbiased sample of the accesses (and the lookup detects an entry moka
 ///   dropped whose listener has not run yet). A hit adds lock-free `arc_swap` loads of the parent's

@@ -26,8 +26,10 @@ use super::key::{Key, KeyRef};
 /// The lock-free map in front of moka.
 pub(crate) type Front<W> = papaya::HashMap<Key, Arc<W>, foldhash::fast::RandomState>;
 
-/// One lookup in this many, per thread, is made on moka too.
-const SAMPLE: u32 = 8;
+/// One lookup in this many, per thread, is made on moka too. At 8 the hit
+/// ratio on a skewed workload fell 1.3 points below moka alone's; at 4 it
+/// is within 0.6 (`report: hit ratio` of `benches/cache.rs`).
+const SAMPLE: u32 = 4;
 
 /// The entries of one handle kind, and the loads in flight for it.
 pub(crate) struct Store<W> {
