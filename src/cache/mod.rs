@@ -650,10 +650,10 @@ impl std::error::Error for SharedSource {
 ///   call, exactly as without a cache.
 /// * **How old an answer can be.** A lookup receives the answer of a
 ///   backend call started by itself or by a concurrent lookup of the same
-///   name at most 250 ms before it: a miss arriving later than that after a
+///   name at most 1 s before it: a miss arriving later than that after a
 ///   load started does not join it but starts its own, which replaces the
 ///   older one in the map (the older load still answers its own waiters but
-///   is not cached). So whatever was committed 250 ms before a lookup began
+///   is not cached). So whatever was committed 1 s before a lookup began
 ///   — a unit created on another server, say — is in its answer. The window
 ///   is far above a healthy round trip, so concurrent misses still share a
 ///   call; while a backend stalls (a lock, a failover), a name looked up
