@@ -1,12 +1,15 @@
-//! Cache benchmarks: hit latency against moka's floor, hit throughput
-//! across tasks, misses over a slow (1 ms per lookup) backend, and memory
-//! per cached work unit handle. Results and method: `BENCHMARKS.md`.
+//! Cache benchmarks: hit latency against moka's and a mutex-guarded map's
+//! floors, hit throughput across tasks, misses over a slow (1 ms per lookup)
+//! backend, and memory per cached work unit handle. Results and method:
+//! `BENCHMARKS.md`.
 //!
 //! Besides criterion's groups, the run prints a short report (backend call
 //! counts, wall times, p50 of a hit during another name's miss, bytes per
-//! handle) prefixed with `report:`.
+//! handle, hit ratio against moka alone on a skewed workload) prefixed with
+//! `report:`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -180,6 +183,9 @@ fn hits(c: &mut Criterion) {
         };
         raw_sync.insert(key, Arc::new(1));
     }
+    // The floor: a plain mutex-guarded map, as a simple LRU would have.
+    let floor: std::sync::Mutex<HashMap<String, Arc<u64>, foldhash::fast::RandomState>> =
+        std::sync::Mutex::new(names.iter().map(|n| (n.clone(), Arc::new(1))).collect());
     let mut g = c.benchmark_group("hit");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
@@ -201,6 +207,18 @@ fn hits(c: &mut Criterion) {
                 let raw = &raw_sync;
                 async move {
                     black_box(raw.get(&KeyRef { scope: 7, name }));
+                }
+            })
+        })
+    });
+    g.bench_function("mutex_hashmap_get", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |i| {
+                let name = &names[i as usize % UNITS];
+                let floor = &floor;
+                async move {
+                    let map = floor.lock().expect("floor");
+                    black_box(map.get(name.as_str()).cloned());
                 }
             })
         })
@@ -599,6 +617,75 @@ fn report(_: &mut Criterion) {
         );
     });
     COUNTING.store(false, Ordering::Relaxed);
+    report_hit_ratio();
+}
+
+/// Hit ratio of `Cache` and of moka alone, on one skewed workload: lookups
+/// of 10,000 units drawn from a Zipf distribution (s = 1), with room for a
+/// tenth of them.
+fn report_hit_ratio() {
+    const DISTINCT: usize = 10_000;
+    const ROOM: u64 = 1_000;
+    const LOOKUPS: usize = 300_000;
+    let names: Vec<String> = (0..DISTINCT).map(|i| format!("z-{i:05}")).collect();
+    let mut cdf: Vec<f64> = (1..=DISTINCT)
+        .scan(0.0, |sum, k| {
+            *sum += 1.0 / k as f64;
+            Some(*sum)
+        })
+        .collect();
+    let total = cdf.last().copied().unwrap_or(1.0);
+    cdf.iter_mut().for_each(|c| *c /= total);
+    let mut rng = fastrand::Rng::with_seed(11);
+    let picks: Vec<usize> = (0..LOOKUPS)
+        .map(|_| {
+            let u = rng.f64();
+            cdf.partition_point(|&c| c < u).min(DISTINCT - 1)
+        })
+        .collect();
+
+    let rt = rt();
+    let cache_ratio = rt.block_on(async {
+        let memory = MemoryBackend::new();
+        let spec = memory
+            .namespace("n")
+            .await
+            .expect("ns")
+            .set_work_spec(data!({"name": "s"}))
+            .await
+            .expect("spec");
+        for name in &names {
+            spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+                .await
+                .expect("unit");
+        }
+        let cache = Cache::builder().work_units(ROOM).build(memory);
+        let spec = cache.work_spec_at("n", "s").await.expect("spec");
+        for &i in &picks {
+            black_box(spec.work_unit(&names[i]).await.expect("unit"));
+        }
+        let units = cache.stats().work_units;
+        units.hits as f64 / (units.hits + units.misses) as f64
+    });
+    let raw: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(ROOM);
+    let mut raw_hits = 0u64;
+    for &i in &picks {
+        let name = names[i].as_str();
+        if raw.get(&KeyRef { scope: 7, name }).is_some() {
+            raw_hits += 1;
+        } else {
+            let key = Key {
+                scope: 7,
+                name: Arc::from(name),
+            };
+            raw.insert(key, Arc::new(1));
+        }
+    }
+    println!(
+        "report: hit ratio, Zipf s=1 over {DISTINCT} units with room for {ROOM}, {LOOKUPS} lookups: Cache {:.2}%, moka alone {:.2}%",
+        cache_ratio * 100.0,
+        raw_hits as f64 * 100.0 / LOOKUPS as f64
+    );
 }
 
 criterion_group!(benches, report, hits, throughput, misses);

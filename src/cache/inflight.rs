@@ -22,13 +22,16 @@ use super::store::Store;
 use crate::error::Error;
 
 /// How long after a load started a miss of the same name may still join
-/// it. Far above a healthy round trip, so concurrent misses still share one
-/// backend call; short enough that no lookup receives an answer read
-/// noticeably before it started. A miss arriving later starts a load of its
-/// own, which replaces the older one in the map (the older one still
-/// answers its own waiters, but is not cached). While a backend stalls, a
-/// name looked up without pause costs at most one extra load per window.
-pub(crate) const JOIN_WINDOW: StdDuration = StdDuration::from_millis(250);
+/// it. Far above a healthy round trip, and above the scheduling stalls of
+/// an overloaded machine (at 250 ms, concurrent misses released together
+/// on a 2-core machine at load 15 were occasionally split into several
+/// loads), so concurrent misses share one backend call; short enough that
+/// no lookup receives an answer read long before it started. A miss
+/// arriving later starts a load of its own, which replaces the older one in
+/// the map (the older one still answers its own waiters, but is not
+/// cached). While a backend stalls, a name looked up without pause costs at
+/// most one extra load per window.
+pub(crate) const JOIN_WINDOW: StdDuration = StdDuration::from_secs(1);
 
 /// The answer of a load: shared by its waiters, hence the `Arc`'d error.
 pub(crate) type Answer<W> = std::result::Result<Arc<W>, Arc<Error>>;
@@ -90,7 +93,7 @@ impl<W: Send + Sync + 'static> Store<W> {
             let mut inflight = self.loads.0.lock();
             // A load that finished since the caller's miss published its
             // entry before leaving the map, so one of the two has it.
-            if let Some(hit) = self.get(key.as_ref()) {
+            if let Some(hit) = self.peek(key.as_ref()) {
                 return Ok(hit);
             }
             let now = Instant::now();

@@ -147,7 +147,7 @@ impl Shared {
         let caches = self.caches.load();
         let store = W::store(caches.as_ref()?);
         let key = KeyRef { scope, name };
-        let hit = store.get(key)?;
+        let hit = store.peek(key)?;
         if !self.serves_children(&hit.link_cell().load()) {
             store.remove(key);
             return None;
@@ -623,10 +623,10 @@ impl std::error::Error for SharedSource {
 ///   (papaya, foldhash) that answers hits: an entry enters the front before
 ///   moka and leaves moka before the front, moka's removal listener takes
 ///   out of the front what moka drops on its own, so no entry is served
-///   after its eviction or invalidation has returned. One front hit in 8 per
-///   thread is also reported to moka as an access (keeping its policy's view
-///   of popularity), and detects an entry moka dropped whose listener has
-///   not run yet. A hit adds lock-free `arc_swap` loads of the parent's
+///   after its eviction or invalidation has returned. One lookup in 4 per
+///   thread, hit or miss, is also made on moka, so its policy sees an
+///   unbiased sample of the accesses (and the lookup detects an entry moka
+///   dropped whose listener has not run yet). A hit adds lock-free `arc_swap` loads of the parent's
 ///   link; statistics use striped counters, so hits on different threads
 ///   share no written cache line of ours. With expiry set, hits read moka
 ///   directly (it expires entries lazily, unseen by a front).
@@ -652,10 +652,10 @@ impl std::error::Error for SharedSource {
 ///   call, exactly as without a cache.
 /// * **How old an answer can be.** A lookup receives the answer of a
 ///   backend call started by itself or by a concurrent lookup of the same
-///   name at most 250 ms before it: a miss arriving later than that after a
+///   name at most 1 s before it: a miss arriving later than that after a
 ///   load started does not join it but starts its own, which replaces the
 ///   older one in the map (the older load still answers its own waiters but
-///   is not cached). So whatever was committed 250 ms before a lookup began
+///   is not cached). So whatever was committed 1 s before a lookup began
 ///   — a unit created on another server, say — is in its answer. The window
 ///   is far above a healthy round trip, so concurrent misses still share a
 ///   call; while a backend stalls (a lock, a failover), a name looked up
