@@ -107,15 +107,17 @@ impl Namespace for PgNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
+        // One round trip that also tells a destroyed namespace (no row:
+        // `Gone`) from a missing spec (a row without a spec).
+        const FIND: &str = "SELECT s.id FROM namespace n
+            LEFT JOIN work_spec s ON s.namespace_id = n.id AND s.name = $2
+            WHERE n.id = $1";
         let client = self.shared.client().await?;
-        match query_opt(
-            &client,
-            "SELECT id FROM work_spec WHERE namespace_id = $1 AND name = $2",
-            &[&self.id, &name.as_bytes()],
-        )
-        .await?
-        {
-            Some(row) => Ok(self.spec(col(&row, 0)?, name.to_string())),
+        let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
+            .await?
+            .ok_or(Error::Gone)?;
+        match col::<Option<i64>>(&row, 0)? {
+            Some(id) => Ok(self.spec(id, name.to_string())),
             None => Err(Error::NoSuchWorkSpec {
                 name: name.to_string(),
             }),

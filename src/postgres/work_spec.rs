@@ -363,15 +363,18 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
+        // One round trip that also tells a deleted spec (no row: `Gone`)
+        // from a missing unit (a row without a unit), so a cache holding
+        // this spec's handle knows to re-resolve the spec itself.
+        const FIND: &str = "SELECT u.id FROM work_spec s
+            LEFT JOIN work_unit u ON u.work_spec_id = s.id AND u.name = $2
+            WHERE s.id = $1";
         let client = self.shared.client().await?;
-        match query_opt(
-            &client,
-            "SELECT id FROM work_unit WHERE work_spec_id = $1 AND name = $2",
-            &[&self.id, &name.as_bytes()],
-        )
-        .await?
-        {
-            Some(row) => Ok(Arc::new(self.clone_handle()).unit(col(&row, 0)?, name.to_string())),
+        let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
+            .await?
+            .ok_or(Error::Gone)?;
+        match col::<Option<i64>>(&row, 0)? {
+            Some(id) => Ok(Arc::new(self.clone_handle()).unit(id, name.to_string())),
             None => Err(Error::NoSuchWorkUnit {
                 name: name.to_string(),
             }),
