@@ -1027,6 +1027,9 @@ impl State {
         data: Option<DataMap>,
         now: Time,
     ) -> Result<()> {
+        // Bad input is refused before the attempt is looked at, as the
+        // PostgreSQL backend does.
+        let expiration = checked_add(now, extend)?;
         let unit = self.attempt_unit(id)?;
         let status = self.attempt(id)?.status;
         if !matches!(status, AttemptStatus::Pending | AttemptStatus::Expired) {
@@ -1036,7 +1039,6 @@ impl State {
             self.complete(id, AttemptStatus::Expired, data, now)?;
             return Err(Error::LostLease);
         }
-        let expiration = checked_add(now, extend)?;
         self.reindex(unit, now, |st| {
             let attempt = st.attempt_mut(id)?;
             attempt.expiration = expiration;
@@ -1125,11 +1127,11 @@ impl State {
         delay: Duration,
         now: Time,
     ) -> Result<()> {
+        let not_before = checked_add(now, delay)?;
         let unit = self.attempt_unit(id)?;
         if !self.is_live(id)? {
             return Err(Error::NotPending);
         }
-        let not_before = checked_add(now, delay)?;
         self.reindex(unit, now, |st| {
             st.complete(id, AttemptStatus::Retryable, data, now)?;
             st.clear_if_active(unit, id)?;
