@@ -1,0 +1,192 @@
+//! `RestBackend` beyond the conformance suite: names that need the URL
+//! encoding (including `.` and `..`), typed errors, and failures of the
+//! HTTP exchange itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coordinate::memory::MemoryBackend;
+use coordinate::rest::client::{ProtocolError, RestBackend};
+use coordinate::{data, Backend, Error, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Serves a fresh memory backend until the returned sender is dropped.
+async fn server() -> (String, oneshot::Sender<()>) {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let app = coordinated::router(backend, &coordinated::ServerOptions::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        coordinated::serve(listener, app, shutdown, Duration::from_secs(5))
+            .await
+            .unwrap();
+    });
+    (format!("http://{addr}"), stop)
+}
+
+#[tokio::test]
+async fn odd_names_round_trip_through_every_kind_of_handle() {
+    let (url, _stop) = server().await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    for name in [
+        ".", "..", "", "-", "-c", "a/b", "my spec", "é", "job:1", "x+y", "~t", "%41",
+    ] {
+        let ns = rest.namespace(name).await.unwrap();
+        assert_eq!(ns.name(), name);
+        // A work spec needs a non-empty name.
+        let spec_name = if name.is_empty() { "." } else { name };
+        let spec = ns
+            .set_work_spec(data!({ "name": spec_name }))
+            .await
+            .unwrap();
+        assert_eq!(spec.name(), spec_name);
+        let unit = spec
+            .add_work_unit(name, data!({ "n": name }), WorkUnitMeta::default())
+            .await
+            .unwrap();
+        assert_eq!(unit.name(), name);
+        let worker = ns.worker(name).await.unwrap();
+        assert_eq!(worker.name(), name);
+        let attempt = worker
+            .make_attempt(unit.as_ref(), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(attempt.work_unit().name(), name, "{name:?}");
+        assert_eq!(attempt.worker().name(), name, "{name:?}");
+        attempt.finish(None).await.unwrap();
+        let again = ns
+            .work_spec(spec_name)
+            .await
+            .unwrap()
+            .work_unit(name)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.status().await.unwrap(),
+            WorkUnitStatus::Finished,
+            "{name:?}"
+        );
+        assert_eq!(again.data().await.unwrap(), data!({ "n": name }));
+        let listed = spec
+            .work_units(&WorkUnitQuery::names([name]))
+            .await
+            .unwrap();
+        assert!(listed.contains_key(name), "{name:?}");
+        assert!(ns.workers().await.unwrap().contains_key(name), "{name:?}");
+    }
+    let names = rest.namespaces().await.unwrap();
+    assert!(names.contains_key(".") && names.contains_key("..") && names.contains_key(""));
+}
+
+#[tokio::test]
+async fn errors_come_back_typed_and_held_handles_answer_gone() {
+    let (url, _stop) = server().await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    assert_eq!(
+        ns.work_spec("missing").await.unwrap_err(),
+        Error::NoSuchWorkSpec {
+            name: "missing".into()
+        }
+    );
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    assert_eq!(
+        ns.set_work_spec(data!({"priority": 1})).await.unwrap_err(),
+        Error::NoWorkSpecName
+    );
+    assert_eq!(
+        spec.work_unit("u").await.unwrap_err(),
+        Error::NoSuchWorkUnit { name: "u".into() }
+    );
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = worker
+        .make_attempt(unit.as_ref(), Default::default())
+        .await
+        .unwrap();
+    attempt.finish(None).await.unwrap();
+    assert_eq!(attempt.finish(None).await.unwrap_err(), Error::NotPending);
+    ns.destroy_work_spec("s").await.unwrap();
+    assert_eq!(spec.meta(false).await.unwrap_err(), Error::Gone);
+    assert_eq!(unit.status().await.unwrap_err(), Error::Gone);
+    assert_eq!(attempt.status().await.unwrap_err(), Error::Gone);
+}
+
+#[tokio::test]
+async fn transport_failures_are_backend_errors_with_their_cause() {
+    // A port nobody listens on.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let err = RestBackend::connect(format!("http://{addr}/"))
+        .await
+        .unwrap_err();
+    let Error::Backend(source) = &err else {
+        panic!("expected a backend error, got {err:?}");
+    };
+    assert!(
+        source.downcast_ref::<reqwest::Error>().is_some(),
+        "{source:?}"
+    );
+
+    // A server that accepts and never answers: the request timeout fires.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let err = RestBackend::builder(format!("http://{addr}/"))
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    let Error::Backend(source) = &err else {
+        panic!("expected a backend error, got {err:?}");
+    };
+    let timed_out = source
+        .downcast_ref::<reqwest::Error>()
+        .is_some_and(reqwest::Error::is_timeout);
+    assert!(timed_out, "{source:?}");
+    held.abort();
+
+    // Not a Coordinate server: a web page is a protocol error.
+    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = web.local_addr().unwrap();
+    let page = tokio::spawn(async move {
+        if let Ok((mut socket, _)) = web.accept().await {
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let response =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi";
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    let err = RestBackend::connect(format!("http://{addr}/"))
+        .await
+        .unwrap_err();
+    page.abort();
+    let Error::Backend(source) = &err else {
+        panic!("expected a backend error, got {err:?}");
+    };
+    assert!(
+        source.downcast_ref::<ProtocolError>().is_some(),
+        "{source:?}"
+    );
+
+    assert!(matches!(
+        RestBackend::connect("ftp://127.0.0.1/").await,
+        Err(Error::Backend(_))
+    ));
+}
