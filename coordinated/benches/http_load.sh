@@ -5,7 +5,10 @@
 # (pg_stat_statements). Benchmark only: never run by CI.
 #
 #   cargo build --release -p coordinated
-#   bash coordinated/benches/http_load.sh            # DURATION=15s WARMUP=5s SPECS=4 UNITS=2500
+#   bash coordinated/benches/http_load.sh   # DURATION=15s WARMUP=5s ROUNDS=1 SPECS=4 UNITS=2500
+#
+# Each round runs cache on, then off, on the same data; on a busy machine
+# compare the rounds' ratios rather than single figures.
 #
 # Starts its own throwaway PostgreSQL 15 cluster (unix socket only, as the
 # `postgres` user when run as root) and removes it at exit.
@@ -13,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-15s}
+ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-5s}
 export SPECS=${SPECS:-4} UNITS=${UNITS:-2500}
 PORT=${PORT:-5981}
@@ -89,5 +93,8 @@ run() { # mode
 start_server on; seed; kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "data: $SPECS specs x $UNITS units; wrk -t2 -c8 -d$DURATION after $WARMUP warm-up"
-run on
-run off
+for round in $(seq "$ROUNDS"); do
+  echo "round $round"
+  run on
+  run off
+done

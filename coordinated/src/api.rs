@@ -178,7 +178,20 @@ impl Api {
                     Problem::bad_request("request body could not be read")
                 }
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| Problem::bad_request(e.to_string()))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            // The decoder stops at a fixed depth, beyond the deepest data
+            // map a backend stores: such a body carries data too deep.
+            if e.to_string().starts_with("recursion limit exceeded") {
+                Problem::with_status(
+                    StatusCode::BAD_REQUEST,
+                    &Error::DataTooDeep {
+                        limit: coordinate::rules::limits::MAX_DATA_DEPTH,
+                    },
+                )
+            } else {
+                Problem::bad_request(e.to_string())
+            }
+        })
     }
 }
 

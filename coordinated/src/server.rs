@@ -16,7 +16,8 @@ use coordinate::rest::wire::{codes, ErrorDocument};
 use coordinate::Backend;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::api::{self, Api, RouteTemplate};
 use crate::metrics::{self, CacheStatsFn, MetricsState};
@@ -93,7 +94,12 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
         }))
         .layer(middleware::from_fn(metrics::track));
     if options.log_requests {
-        app.layer(TraceLayer::new_for_http())
+        // One line per request at INFO, the level the binary logs by default.
+        app.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
     } else {
         app
     }

@@ -279,7 +279,7 @@ fn status_codes_and_error_documents() {
         "error",
     );
     check(
-        request(server.addr, "GET", "/namespace/e/worker", &[], None),
+        server.send_json("PUT", "/namespace/e/worker", "{}"),
         405,
         "error",
     );
@@ -402,14 +402,22 @@ fn attempts_are_addressed_by_worker_and_start_second() {
     assert_eq!(unit["active_attempt_url"], url.as_str());
     assert_eq!(unit["status"], "pending");
 
-    // The same second spelled in another zone also resolves.
-    let second = &url[prefix.len()..];
+    // The start second and the backend's attempt identifier; the same
+    // second spelled in another zone also resolves.
+    let segment = &url[prefix.len()..];
+    let (second, id) = coordinate::rest::names::split_attempt_segment(segment);
     let start = chrono::DateTime::parse_from_rfc3339(second).unwrap();
     let shifted = start
         .with_timezone(&chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap())
         .to_rfc3339();
+    let shifted = match id {
+        Some(id) => format!("{shifted}_{id}"),
+        None => shifted,
+    };
     let encoded = coordinate::rest::names::encode_segment(&shifted).into_owned();
     assert_eq!(server.get(&format!("{prefix}{encoded}")).status, 200);
+    let other_second = format!("{}_{}", "2001-01-01T00:00:00Z", id.unwrap_or(0));
+    assert_eq!(server.get(&format!("{prefix}{other_second}")).status, 404);
 
     let renew = server.send_json(
         "POST",
@@ -579,4 +587,34 @@ fn a_request_over_the_timeout_is_answered_503() {
     assert_eq!(reply.header("content-type"), Some(V1));
     assert_eq!(reply.error_code(), "error");
     assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn data_too_deep_for_the_decoder_is_data_too_deep() {
+    let server = Server::start(&[]);
+    server.send_json(
+        "POST",
+        "/namespace/d/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    let deep = format!(
+        r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &deep);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["kind"], "DataTooDeep");
+    let just_over = format!(
+        r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &just_over);
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(reply.json()["kind"], "DataTooDeep");
+    assert_eq!(
+        server.get("/namespace/d/work_spec/s/work_unit/u").status,
+        400
+    );
 }

@@ -58,7 +58,9 @@ pub fn zero_time() -> Time {
         .unwrap_or(Time::MIN_UTC)
 }
 
-/// Formats a time: RFC 3339 in UTC, fractional seconds without trailing zeros.
+/// Formats a time: RFC 3339 in UTC, fractional seconds without trailing
+/// zeros. Years beyond 9999 (outside every backend's range, but a caller
+/// may ask) carry a `+` and five or more digits, as ISO 8601 extends them.
 pub fn format_time(t: Time) -> String {
     let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
     let nanos = t.timestamp_subsec_nanos() % 1_000_000_000;
@@ -71,9 +73,17 @@ pub fn format_time(t: Time) -> String {
     out
 }
 
-/// Parses an RFC 3339 time with any offset.
+/// Parses an RFC 3339 time with any offset (and the extended years
+/// [`format_time`] writes).
 pub fn parse_time(text: &str) -> Result<Time, String> {
     chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|e| {
+            if text.starts_with(['+', '-']) {
+                chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%#z")
+            } else {
+                Err(e)
+            }
+        })
         .map(|t| t.to_utc())
         .map_err(|e| format!("invalid time {text:?}: {e}"))
 }
@@ -97,18 +107,74 @@ pub mod time {
 }
 
 /// Serde adapter for an optional [`Time`]: `None` is the zero instant.
+///
+/// The zero instant is also a real time (the earliest a backend keeps), so
+/// `Some` of it is written `0001-01-01T00:00:00+00:00`: every reader takes
+/// that for the same instant, and this module reads back only the canonical
+/// `0001-01-01T00:00:00Z` (and `null`, and absence) as `None`.
 pub mod opt_time {
     use super::*;
 
+    /// The spelling of `None`.
+    const UNSET: &str = "0001-01-01T00:00:00Z";
+    /// The spelling of `Some` of the zero instant.
+    const ZERO: &str = "0001-01-01T00:00:00+00:00";
+
     /// Writes the time, or the zero instant for `None`.
     pub fn serialize<S: Serializer>(t: &Option<Time>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_time(t.unwrap_or_else(zero_time)))
+        match t {
+            None => s.serialize_str(UNSET),
+            Some(t) if *t == zero_time() => s.serialize_str(ZERO),
+            Some(t) => s.serialize_str(&format_time(*t)),
+        }
     }
 
-    /// Reads RFC 3339; `null` and the zero instant are `None`.
+    /// Reads RFC 3339; `null` and the canonical zero instant are `None`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Time>, D::Error> {
-        let t = time::deserialize(d)?;
-        Ok((t != zero_time()).then_some(t))
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) if text == UNSET => Ok(None),
+            Some(text) => parse_time(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Serde adapter for a priority: a JSON number, or for the values JSON
+/// numbers cannot hold the strings `"NaN"`, `"Infinity"` and `"-Infinity"`
+/// (so a backend, not the encoder, answers that they are bad priorities).
+pub mod priority {
+    use super::*;
+
+    /// Writes the number, or its string for a non-finite one.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v.is_infinite() {
+            s.serialize_str(if *v > 0.0 { "Infinity" } else { "-Infinity" })
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    /// Reads a number or one of the three strings.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Number(f64),
+            Text(String),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Number(v) => Ok(v),
+            Wire::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                _ => Err(serde::de::Error::custom(format!("invalid priority {t:?}"))),
+            },
+        }
     }
 }
 
@@ -155,6 +221,11 @@ pub mod int {
 }
 
 /// Serde adapter for a [`Duration`] as integer nanoseconds.
+///
+/// A span beyond 64-bit nanoseconds (about 292 years) is written as a
+/// string of its decimal nanoseconds: a JSON decoder reads integers that
+/// large as floats and would round them. Numeric strings are read for any
+/// duration, as the reference decoder does.
 pub mod duration {
     use super::*;
 
@@ -187,7 +258,7 @@ pub mod duration {
         let nanos = to_nanos(*d);
         match i64::try_from(nanos) {
             Ok(n) => s.serialize_i64(n),
-            Err(_) => s.serialize_i128(nanos),
+            Err(_) => s.serialize_str(&nanos.to_string()),
         }
     }
 
@@ -210,6 +281,12 @@ pub mod duration {
             }
             fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Duration, E> {
                 Ok(from_nanos(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                v.trim()
+                    .parse::<i128>()
+                    .map(from_nanos)
+                    .map_err(|_| E::custom(format!("{v:?} is not an integer")))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
                 // Integers beyond 64 bits arrive as floats; `as` saturates.
@@ -582,6 +659,7 @@ pub type CountsDocument = BTreeMap<String, u64>;
 #[serde(default)]
 pub struct WorkUnitMetaDocument {
     /// Higher runs first.
+    #[serde(with = "priority")]
     pub priority: f64,
     /// Not handed out before this instant.
     #[serde(with = "opt_time")]
@@ -1116,6 +1194,8 @@ mod kinds {
     pub(super) const INVALID_WORK_SPEC_DATA: &str = "InvalidWorkSpecData";
     pub(super) const BAD_OUTPUT_ITEM: &str = "BadOutputItem";
     pub(super) const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
+    pub(super) const NAME_TOO_LONG: &str = "NameTooLong";
+    pub(super) const DATA_TOO_DEEP: &str = "DataTooDeep";
 }
 
 /// The body of every error response.
@@ -1186,6 +1266,8 @@ impl ErrorDocument {
             Error::InvalidWorkSpecData(arg) => (arg.clone(), kinds::INVALID_WORK_SPEC_DATA.into()),
             Error::BadOutputItem(arg) => (arg.clone(), kinds::BAD_OUTPUT_ITEM.into()),
             Error::TimeOutOfRange(arg) => (arg.clone(), kinds::TIME_OUT_OF_RANGE.into()),
+            Error::NameTooLong { limit } => (limit.to_string(), kinds::NAME_TOO_LONG.into()),
+            Error::DataTooDeep { limit } => (limit.to_string(), kinds::DATA_TOO_DEEP.into()),
             _ => (String::new(), String::new()),
         };
         ErrorDocument {
@@ -1218,10 +1300,13 @@ impl ErrorDocument {
             NO_SUCH_WORK_UNIT => return Error::NoSuchWorkUnit { name: self.value },
             _ => {}
         }
-        match self.kind.as_str() {
-            kinds::INVALID_WORK_SPEC_DATA => Error::InvalidWorkSpecData(self.value),
-            kinds::BAD_OUTPUT_ITEM => Error::BadOutputItem(self.value),
-            kinds::TIME_OUT_OF_RANGE => Error::TimeOutOfRange(self.value),
+        let limit = self.value.parse::<usize>();
+        match (self.kind.as_str(), limit) {
+            (kinds::INVALID_WORK_SPEC_DATA, _) => Error::InvalidWorkSpecData(self.value),
+            (kinds::BAD_OUTPUT_ITEM, _) => Error::BadOutputItem(self.value),
+            (kinds::TIME_OUT_OF_RANGE, _) => Error::TimeOutOfRange(self.value),
+            (kinds::NAME_TOO_LONG, Ok(limit)) => Error::NameTooLong { limit },
+            (kinds::DATA_TOO_DEEP, Ok(limit)) => Error::DataTooDeep { limit },
             _ => Error::backend(RemoteError {
                 code: self.error,
                 message: self.message,
@@ -1286,6 +1371,44 @@ mod tests {
     }
 
     #[test]
+    fn the_zero_instant_as_a_real_time_keeps_a_spelling_of_its_own() {
+        let set = WorkUnitMetaDocument {
+            priority: 1.0,
+            not_before: Some(zero_time()),
+        };
+        let v = serde_json::to_value(set).unwrap();
+        assert_eq!(v["not_before"], "0001-01-01T00:00:00+00:00");
+        assert_eq!(
+            serde_json::from_value::<WorkUnitMetaDocument>(v).unwrap(),
+            set
+        );
+        let far = parse_time("+10000-01-01T00:00:00Z").unwrap();
+        assert_eq!(format_time(far), "+10000-01-01T00:00:00Z");
+        let before = zero_time() - Duration::microseconds(1);
+        assert_eq!(parse_time(&format_time(before)).unwrap(), before);
+    }
+
+    #[test]
+    fn non_finite_priorities_travel_as_strings() {
+        for p in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5, f64::MAX] {
+            let doc = WorkUnitMetaDocument {
+                priority: p,
+                not_before: None,
+            };
+            let back: WorkUnitMetaDocument =
+                serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+            assert!(back.priority.total_cmp(&p).is_eq() || (p.is_nan() && back.priority.is_nan()));
+        }
+        assert!(
+            serde_json::from_value::<WorkUnitMetaDocument>(json!({"priority": "high"})).is_err()
+        );
+        assert_eq!(
+            serde_json::to_value(WorkUnitMetaDocument::default()).unwrap()["priority"],
+            json!(0.0)
+        );
+    }
+
+    #[test]
     fn durations_are_integer_nanoseconds() {
         let body: AttemptActionBody =
             serde_json::from_value(json!({"extend_duration": 900000000000i64, "delay": 1e3}))
@@ -1293,7 +1416,9 @@ mod tests {
         assert_eq!(body.extend_duration, Duration::minutes(15));
         assert_eq!(body.delay, Duration::nanoseconds(1000));
         assert!(serde_json::from_value::<AttemptActionBody>(json!({"delay": 1.5})).is_err());
-        assert!(serde_json::from_value::<AttemptActionBody>(json!({"delay": "5"})).is_err());
+        let body: AttemptActionBody = serde_json::from_value(json!({"delay": "5"})).unwrap();
+        assert_eq!(body.delay, Duration::nanoseconds(5));
+        assert!(serde_json::from_value::<AttemptActionBody>(json!({"delay": "5.5"})).is_err());
         let out = serde_json::to_value(AttemptActionBody {
             data: None,
             extend_duration: Duration::seconds(-1),
@@ -1311,12 +1436,22 @@ mod tests {
         })
         .unwrap();
         assert!(
-            out.contains(r#""extend_duration":31536000000000000000,"#),
+            out.contains(r#""extend_duration":"31536000000000000000","#),
             "{out}"
         );
         let back: AttemptActionBody = serde_json::from_str(&out).unwrap();
         assert_eq!(back.extend_duration, millennium);
         assert_eq!(back.delay, Duration::MAX);
+        let exact = -Duration::days(719_162) - Duration::microseconds(1);
+        let back: AttemptActionBody = serde_json::from_str(
+            &serde_json::to_string(&AttemptActionBody {
+                delay: exact,
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back.delay, exact);
         let back: AttemptActionBody =
             serde_json::from_value(json!({"delay": -1e40, "extend_duration": 1e40})).unwrap();
         assert_eq!(back.delay, Duration::MIN);
@@ -1436,6 +1571,8 @@ mod tests {
             Error::InvalidWorkSpecData("priority".into()),
             Error::BadOutputItem("x".into()),
             Error::TimeOutOfRange("y".into()),
+            Error::NameTooLong { limit: 1024 },
+            Error::DataTooDeep { limit: 100 },
         ];
         for err in cases {
             let doc = ErrorDocument::from_error(&err);

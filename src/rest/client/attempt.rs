@@ -13,6 +13,7 @@ use crate::api::{Attempt, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
 use crate::rest::wire::{AttemptActionBody, AttemptDocument};
+use crate::rules::limits::checked_optional_data;
 
 use super::owner::Owner;
 use super::work_unit::RestWorkUnit;
@@ -111,6 +112,7 @@ impl RestAttempt {
         extend_duration: Duration,
         delay: Duration,
     ) -> Result<()> {
+        let data = checked_optional_data(data)?;
         let url = endpoint(self.actions().await?);
         let body = AttemptActionBody {
             data,

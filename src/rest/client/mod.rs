@@ -21,7 +21,9 @@
 //! # Errors
 //!
 //! The server's error documents come back as the typed errors they name
-//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Anything else — a
+//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Data maps nested
+//! deeper than the server may store are refused before they are sent
+//! ([`Error::DataTooDeep`]), so no depth of input can exhaust the stack. Anything else — a
 //! connection failure, a timeout, a response the API does not specify — is
 //! [`Error::Backend`] with the cause as its source ([`ProtocolError`] for
 //! unexpected responses).
@@ -75,6 +77,7 @@ use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, Result};
 use crate::model::Summary;
 use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument};
+use crate::rules::limits::{check_name, MAX_NAME_BYTES};
 
 pub use transport::ProtocolError;
 
@@ -256,6 +259,7 @@ impl fmt::Debug for RestBackend {
 #[async_trait]
 impl Backend for RestBackend {
     async fn namespace(&self, name: &str) -> Result<NamespaceRef> {
+        check_name(name)?;
         let url = self.shared.expand(
             &self.shared.root.namespace_url,
             &[("namespace", Var::Name(name))],
@@ -286,6 +290,13 @@ impl Backend for RestBackend {
         let url = self.shared.resolve(&self.shared.root.summary_url)?;
         summary_at(&self.shared, &url, owner::Owner::Lookup).await
     }
+}
+
+/// True if `name` is longer than any object's name can be: a lookup of it
+/// answers "no such" without asking the server (the URL could be too long
+/// to send).
+pub(crate) fn impossible_name(name: &str) -> bool {
+    name.len() > MAX_NAME_BYTES
 }
 
 /// `GET` a summary document.

@@ -11,19 +11,20 @@ use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary};
 use crate::rest::wire::{
     NamedLink, NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument,
     WorkerList,
 };
+use crate::rules::limits::{check_name, checked_data};
 
 use super::owner::Owner;
 use super::template::Var;
 use super::transport::Failure;
 use super::work_spec::RestWorkSpec;
 use super::worker::RestWorker;
-use super::{summary_at, Shared};
+use super::{impossible_name, summary_at, Shared};
 
 pub(crate) struct RestNamespace {
     shared: Arc<Shared>,
@@ -122,7 +123,7 @@ impl Namespace for RestNamespace {
         let links = self.links().await?;
         let url = self.shared.resolve(&links.work_specs_url)?;
         let body = WorkSpecBody {
-            data: Some(definition),
+            data: Some(checked_data(definition)?),
         };
         let created: NamedLink = self
             .shared
@@ -140,6 +141,9 @@ impl Namespace for RestNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
+        if impossible_name(name) {
+            return Err(Error::NoSuchWorkSpec { name: name.into() });
+        }
         let links = self.links().await?;
         let url = self.work_spec_url(links, name)?;
         let doc: WorkSpecDocument = self
@@ -156,6 +160,9 @@ impl Namespace for RestNamespace {
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
+        if impossible_name(name) {
+            return Err(Error::NoSuchWorkSpec { name: name.into() });
+        }
         let links = self.links().await?;
         let url = self.work_spec_url(links, name)?;
         self.shared
@@ -178,6 +185,7 @@ impl Namespace for RestNamespace {
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
+        check_name(name)?;
         let links = self.links().await?;
         let url = self
             .shared

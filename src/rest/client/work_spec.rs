@@ -18,11 +18,12 @@ use crate::rest::wire::{
     CountsDocument, DeletedDocument, NamedLink, WorkSpecBody, WorkSpecDocument,
     WorkSpecMetaDocument, WorkUnitBody, WorkUnitDocument, WorkUnitList, WorkUnitMetaDocument,
 };
+use crate::rules::limits::{check_name, checked_data};
 
 use super::owner::Owner;
 use super::template::Var;
 use super::work_unit::RestWorkUnit;
-use super::{summary_at, ProtocolError, Shared};
+use super::{impossible_name, summary_at, ProtocolError, Shared};
 
 /// A work spec handle; clones share the links.
 #[derive(Clone)]
@@ -209,7 +210,7 @@ impl WorkSpec for RestWorkSpec {
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
         let body = WorkSpecBody {
-            data: Some(definition),
+            data: Some(checked_data(definition)?),
         };
         self.shared()
             .transport()
@@ -250,11 +251,12 @@ impl WorkSpec for RestWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
+        check_name(name)?;
         let links = self.links().await?;
         let url = self.shared().resolve(&links.work_units_url)?;
         let body = WorkUnitBody {
             name: name.to_owned(),
-            data: Some(data),
+            data: Some(checked_data(data)?),
             meta: Some(meta.into()),
         };
         let created: NamedLink = self
@@ -273,6 +275,9 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
+        if impossible_name(name) {
+            return Err(Error::NoSuchWorkUnit { name: name.into() });
+        }
         let url = self.work_unit_url(name).await?;
         let doc: WorkUnitDocument = self
             .shared()

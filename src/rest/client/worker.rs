@@ -17,6 +17,7 @@ use crate::rest::wire::{
     AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
     WorkerDocument, WorkerUpdateBody,
 };
+use crate::rules::limits::checked_data;
 
 use super::resolve::Resolver;
 use super::transport::Failure;
@@ -234,7 +235,7 @@ impl Worker for RestWorker {
         self.put(&WorkerUpdateBody {
             parent: None,
             active: true,
-            data: Some(data),
+            data: Some(checked_data(data)?),
             mode: mode.to_owned(),
             expiration: Some(expiration),
             last_update: Some(now),
