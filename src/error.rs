@@ -131,7 +131,7 @@ impl PartialEq for Error {
 /// The result type of every fallible operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A status text conversion failed (§2.3 of the specification); the message
+/// A status text conversion failed; the message
 /// text is part of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusConversionError {
