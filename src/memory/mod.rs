@@ -9,7 +9,7 @@
 //! it, and every operation is short and synchronous: no lock is ever held
 //! across an `.await`). Objects live in flat maps under ids that are never
 //! reused, so a handle to a deleted object answers `Gone` even after a
-//! same-named object is created (object identity, §12.1).
+//! same-named object is created (object identity).
 //!
 //! Each work spec keeps indexes (see `index.rs`): idle units by priority
 //! then name, delayed units by not-before, pending attempts by expiration,
