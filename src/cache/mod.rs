@@ -480,8 +480,8 @@ impl std::error::Error for SharedSource {
 ///   for that call: after its namespace is destroyed, its operations act on
 ///   a new, empty namespace of the same name, exactly as a fresh
 ///   `namespace(name)` would. Its `destroy` never re-resolves, though: on a
-///   handle whose namespace is already gone it is the specification's no-op,
-///   so an old handle cannot destroy a newer namespace by accident.
+///   handle whose namespace is already gone it is a no-op (as on any
+///   backend), so an old handle cannot destroy a newer namespace by accident.
 /// * **Same handle while cached.** Repeated lookups of a name return the
 ///   same `Arc` (`Arc::ptr_eq`) while its entry stays cached; after an
 ///   invalidation the next lookup returns a fresh handle. Attempts are not

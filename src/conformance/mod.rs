@@ -1,5 +1,5 @@
-//! The generic conformance suite: every behaviour of `COORDINATE-SPEC.md`
-//! as a plain `pub async fn`, runnable against any [`Backend`].
+//! The generic conformance suite: every behaviour the [`Backend`] traits
+//! document, as plain `pub async fn`s runnable against any backend.
 //!
 //! Each scenario takes a fresh [`TestBackend`] (a backend, the
 //! [`MockClock`] it reads, and the [`Identity`] rule its handles follow) and

@@ -5,9 +5,9 @@
 //!
 //! # Design
 //!
-//! All state sits behind one `parking_lot` mutex (the specification allows
-//! it, and every operation is short and synchronous: no lock is ever held
-//! across an `.await`). Objects live in flat maps under ids that are never
+//! All state sits behind one `parking_lot` mutex (each operation only has to
+//! be atomic, and every operation is short and synchronous: no lock is ever
+//! held across an `.await`). Objects live in flat maps under ids that are never
 //! reused, so a handle to a deleted object answers `Gone` even after a
 //! same-named object is created (object identity).
 //!
