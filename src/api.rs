@@ -184,7 +184,8 @@ pub trait WorkUnit: Send + Sync + Debug {
     /// The active attempt's data if there is one, else the unit's own.
     async fn data(&self) -> Result<DataMap>;
 
-    /// The status, after lazy expiry.
+    /// The status, after lazy expiry (an active attempt whose lease ran
+    /// out is expired first, leaving the unit Available or Delayed).
     async fn status(&self) -> Result<WorkUnitStatus>;
 
     /// Priority and not-before time.
@@ -316,10 +317,12 @@ pub trait Attempt: Send + Sync + Debug {
     /// Gives the unit up (→ Expired).
     async fn expire(&self, data: Option<DataMap>) -> Result<()>;
 
-    /// Completes successfully (→ Finished). If the attempt is its unit's
-    /// active one, its data's `"output"` then adds units to the spec's
-    /// `then` spec ([`WorkSpecMeta::next_work_spec_name`]; see
-    /// [`crate::rules::chained_units`]).
+    /// Completes successfully (→ Finished). If the attempt is still its
+    /// unit's active one, the `"output"` of its data then adds (upserts)
+    /// units to the spec named by the unit's spec's `then`
+    /// ([`WorkSpecMeta::next_work_spec_name`]) in the same namespace; a
+    /// missing target spec or unparseable output creates nothing and does
+    /// not fail the call (see [`crate::rules::chained_units`]).
     async fn finish(&self, data: Option<DataMap>) -> Result<()>;
 
     /// Completes unsuccessfully (→ Failed).
