@@ -35,7 +35,7 @@ pub type WorkerRef = Arc<dyn Worker>;
 /// A shared attempt handle.
 pub type AttemptRef = Arc<dyn Attempt>;
 
-/// The root of a Coordinate store: a set of namespaces (§3.1).
+/// The root of a Coordinate store: a set of namespaces.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug {
     /// The live namespace with this name, created empty if there is none.
@@ -44,7 +44,7 @@ pub trait Backend: Send + Sync + Debug {
     /// Every live namespace, by name.
     async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>>;
 
-    /// Summary of every live namespace (§14).
+    /// Summary of every live namespace.
     async fn summarize(&self) -> Result<Summary>;
 
     /// The backend's change feed, if it has one (see [`crate::feed`]).
@@ -82,7 +82,7 @@ macro_rules! forward_backend {
 forward_backend!(Arc);
 forward_backend!(Box);
 
-/// An isolated application state: work specs and workers (§3.2).
+/// An isolated application state: work specs and workers.
 #[async_trait]
 pub trait Namespace: Send + Sync + Debug {
     /// The namespace's name.
@@ -114,11 +114,11 @@ pub trait Namespace: Send + Sync + Debug {
     /// Every worker of the namespace, by name.
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>>;
 
-    /// Summary of this namespace (§14).
+    /// Summary of this namespace.
     async fn summarize(&self) -> Result<Summary>;
 }
 
-/// A family of jobs: a definition, its meta, and its work units (§5).
+/// A family of jobs: a definition, its meta, and its work units.
 #[async_trait]
 pub trait WorkSpec: Send + Sync + Debug {
     /// The spec's name (the definition's `"name"`).
@@ -136,10 +136,10 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// The meta; with counts, after lazy expiry.
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta>;
 
-    /// Overwrites the settable fields of the meta (§5.2).
+    /// Overwrites the settable fields of the meta.
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()>;
 
-    /// Creates or replaces (upsert) the unit with this name (§5.3).
+    /// Creates or replaces (upsert) the unit with this name.
     async fn add_work_unit(
         &self,
         name: &str,
@@ -165,11 +165,11 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// Deletes every selected unit with its attempts; answers how many.
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64>;
 
-    /// Summary of this spec (§14).
+    /// Summary of this spec.
     async fn summarize(&self) -> Result<Summary>;
 }
 
-/// One job: a name, data and meta, and its attempts (§6).
+/// One job: a name, data and meta, and its attempts.
 #[async_trait]
 pub trait WorkUnit: Send + Sync + Debug {
     /// The unit's name.
@@ -184,7 +184,8 @@ pub trait WorkUnit: Send + Sync + Debug {
     /// The active attempt's data if there is one, else the unit's own.
     async fn data(&self) -> Result<DataMap>;
 
-    /// The status, after lazy expiry (§2.4).
+    /// The status, after lazy expiry (an active attempt whose lease ran
+    /// out is expired first, leaving the unit Available or Delayed).
     async fn status(&self) -> Result<WorkUnitStatus>;
 
     /// Priority and not-before time.
@@ -212,7 +213,7 @@ pub trait WorkUnit: Send + Sync + Debug {
     async fn num_attempts(&self) -> Result<u64>;
 }
 
-/// An executing process, or a supervisor of such (§8).
+/// An executing process, or a supervisor of such.
 #[async_trait]
 pub trait Worker: Send + Sync + Debug {
     /// The worker's name.
@@ -252,7 +253,13 @@ pub trait Worker: Send + Sync + Debug {
     /// Sets active and stores data, the caller's `now`, expiration and mode.
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()>;
 
-    /// Asks for work (§10.3).
+    /// Asks for work: the scheduler ([`crate::rules::schedule`]) picks one
+    /// spec of this namespace, and up to the requested number of its
+    /// Available units (highest priority first, then by name; capped by
+    /// the spec's `max_attempts_returned` and `max_running`) get a new
+    /// attempt of this worker. A continuous spec with nothing to do may
+    /// generate one unit instead. All attempts returned are of one spec;
+    /// two concurrent requests are never handed the same unit.
     async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>>;
 
     /// Creates an attempt for exactly this unit, whatever its state; a zero
@@ -269,7 +276,7 @@ pub trait Worker: Send + Sync + Debug {
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>>;
 }
 
-/// One worker doing one work unit (§9).
+/// One worker doing one work unit.
 #[async_trait]
 pub trait Attempt: Send + Sync + Debug {
     /// The unit being done.
@@ -310,7 +317,12 @@ pub trait Attempt: Send + Sync + Debug {
     /// Gives the unit up (→ Expired).
     async fn expire(&self, data: Option<DataMap>) -> Result<()>;
 
-    /// Completes successfully (→ Finished), then chains (§11).
+    /// Completes successfully (→ Finished). If the attempt is still its
+    /// unit's active one, the `"output"` of its data then adds (upserts)
+    /// units to the spec named by the unit's spec's `then`
+    /// ([`WorkSpecMeta::next_work_spec_name`]) in the same namespace; a
+    /// missing target spec or unparseable output creates nothing and does
+    /// not fail the call (see [`crate::rules::chained_units`]).
     async fn finish(&self, data: Option<DataMap>) -> Result<()>;
 
     /// Completes unsuccessfully (→ Failed).

@@ -8,8 +8,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Every error a Coordinate operation can answer.
 ///
-/// The variants follow the error catalogue of the specification. Callers are
-/// expected to match on them (`Gone` in particular), so layers such as
+/// Each variant says when it is answered. Callers are expected to match on them (`Gone` in particular), so layers such as
 /// [`Cache`](crate::cache::Cache) pass them through unchanged.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,7 +31,8 @@ pub enum Error {
     /// An attempt state change was requested from a state that forbids it.
     #[error("attempt is not pending")]
     NotPending,
-    /// Reserved by the specification; never returned.
+    /// Reserved for compatibility with other Coordinate implementations;
+    /// never returned.
     #[error("work spec cannot become continuous")]
     CannotBecomeContinuous,
     /// An object of another backend was passed where one of this backend is required.
@@ -131,7 +131,7 @@ impl PartialEq for Error {
 /// The result type of every fallible operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A status text conversion failed (§2.3 of the specification); the message
+/// A status text conversion failed; the message
 /// text is part of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusConversionError {

@@ -38,9 +38,9 @@
 //!
 //! - **Guaranteed.** Once the event of a committed delete has been applied
 //!   (a few milliseconds after the commit on a local PostgreSQL; see
-//!   `BENCHMARKS-feed.md`), no lookup of this cache answers from an entry
-//!   the delete made stale: lookups of a deleted unit, spec or namespace go
-//!   to the backend and answer `NoSuch…` (or find the object created again
+//!   `BENCHMARKS.md#cross-server-cache-invalidation`), no lookup of this
+//!   cache answers from an entry the delete made stale: lookups of a
+//!   deleted unit, spec or namespace go to the backend and answer `NoSuch…` (or find the object created again
 //!   since). A rolled-back delete changes nothing. A gap (the subscription
 //!   fell behind, or the connection was lost) flushes every entry, and until
 //!   the cache has subscribed again it serves and stores no entry at all

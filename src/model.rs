@@ -40,7 +40,7 @@ macro_rules! data {
     };
 }
 
-/// The status of a work unit (§2.1). The ordinal order is significant:
+/// The status of a work unit. The ordinal order is significant:
 /// summaries sort by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,7 +59,7 @@ pub enum WorkUnitStatus {
     Delayed,
 }
 
-/// The status of an attempt (§2.2).
+/// The status of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptStatus {
@@ -144,7 +144,7 @@ status_conversions!(AttemptStatus {
     Retryable = 4 => "retryable",
 });
 
-/// Scheduling metadata of a work spec (§4.1), derived from its definition
+/// Scheduling metadata of a work spec, derived from its definition
 /// and adjustable with `set_meta`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkSpecMeta {
@@ -203,7 +203,7 @@ impl Default for WorkSpecMeta {
     }
 }
 
-/// Metadata of a work unit (§6.2).
+/// Metadata of a work unit.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkUnitMeta {
     /// Higher runs first. Finite; `-0.0` is stored as `0.0` (see
@@ -223,7 +223,7 @@ impl WorkUnitMeta {
     }
 }
 
-/// Selects work units of a spec (§7). The default query selects every unit.
+/// Selects work units of a spec. The default query selects every unit.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkUnitQuery {
     /// If non-empty, only these names (missing ones are ignored).
@@ -262,13 +262,13 @@ impl WorkUnitQuery {
         }
     }
 
-    /// True if the names constraint admits `name` (§7).
+    /// True if the names constraint admits `name`.
     pub fn admits_name(&self, name: &str) -> bool {
         (self.names.is_empty() || self.names.iter().any(|n| n == name))
             && (self.previous_name.is_empty() || name > self.previous_name.as_str())
     }
 
-    /// True if the statuses constraint admits `status` (§7).
+    /// True if the statuses constraint admits `status`.
     pub fn admits_status(&self, status: WorkUnitStatus) -> bool {
         self.statuses.is_empty()
             || self
@@ -288,7 +288,7 @@ impl WorkUnitQuery {
     }
 }
 
-/// A worker's request for work (§10.1). The default asks for one unit of any spec.
+/// A worker's request for work. The default asks for one unit of any spec.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AttemptRequest {
     /// Accepted, but has no effect.
@@ -323,7 +323,7 @@ impl AttemptRequest {
     }
 }
 
-/// One line of a summary (§14).
+/// One line of a summary.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SummaryRecord {
     /// Namespace name.

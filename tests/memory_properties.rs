@@ -283,7 +283,7 @@ impl NowPlus for MockClock {
 }
 
 async fn check_invariants(w: &World) {
-    // Worker lists do not run expiry checks (§13.2); summarizing the
+    // Worker lists do not run expiry checks; summarizing the
     // namespace does, over every spec, so lists and statuses agree.
     w.ns.summarize().await.unwrap();
     let units = w.spec.work_units(&WorkUnitQuery::all()).await.unwrap();

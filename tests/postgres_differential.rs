@@ -3,10 +3,11 @@
 //!
 //! **Law:** from the same start, with clocks moved in step, the two backends
 //! answer every operation alike (same success, same error kind — counting
-//! `Gone` and the `NoSuch…` lookups of §12.2 as one kind — same units handed
-//! out in the same order) and, after every operation, show the same state:
-//! unit statuses, data, metas and attempt histories, attempt states, worker
-//! lists, counts and summaries.
+//! `Gone` and the `NoSuch…` errors a durable backend may report for a
+//! deleted object as one kind — same units handed out in the same order)
+//! and, after every operation, show the same state: unit statuses, data,
+//! metas and attempt histories, attempt states, worker lists, counts and
+//! summaries.
 //!
 //! Only one spec is schedulable (the chaining target is paused), so the
 //! scheduler's random choice never makes the two differ.

@@ -36,8 +36,11 @@ const MAX_RETRY: StdDuration = StdDuration::from_secs(30);
 /// The feed state a cache shares with its subscription task.
 #[derive(Debug, Default)]
 pub(crate) struct FeedControl {
-    /// True while the cache is subscribed, or has no feed at all (then it
-    /// behaves as it always did). False entries are never served.
+    /// True while the cache has a feed but is not subscribed to it (not yet
+    /// connected, after a gap, or after the subscription task ended): no
+    /// entry is then served or stored, every lookup goes to the backend.
+    /// False while subscribed, or when the cache has no feed at all (then it
+    /// serves entries as a cache without a feed does).
     incoherent: AtomicBool,
     /// The generation of entries, one more after each flush: a handle whose
     /// link was cached in an earlier one may have missed events.

@@ -459,7 +459,7 @@ impl std::error::Error for SharedSource {
 /// # Object identity
 ///
 /// A plain handle names one *object*: once deleted it answers `Gone`, even
-/// if a new object takes its name (§12 of the specification). A cached
+/// if a new object takes its name. A cached
 /// handle names a *name*: it stands for **the object that now has that
 /// name**. It is bound to one object at a time; when the backend answers
 /// `Gone` (or the cache knows the object was deleted), the handle resolves
@@ -480,8 +480,8 @@ impl std::error::Error for SharedSource {
 ///   for that call: after its namespace is destroyed, its operations act on
 ///   a new, empty namespace of the same name, exactly as a fresh
 ///   `namespace(name)` would. Its `destroy` never re-resolves, though: on a
-///   handle whose namespace is already gone it is the specification's no-op,
-///   so an old handle cannot destroy a newer namespace by accident.
+///   handle whose namespace is already gone it is a no-op (as on any
+///   backend), so an old handle cannot destroy a newer namespace by accident.
 /// * **Same handle while cached.** Repeated lookups of a name return the
 ///   same `Arc` (`Arc::ptr_eq`) while its entry stays cached; after an
 ///   invalidation the next lookup returns a fresh handle. Attempts are not
@@ -567,7 +567,7 @@ impl std::error::Error for SharedSource {
 /// # Caveats
 ///
 /// Coherence across job servers (details and measurements in
-/// [`crate::feed`] and `BENCHMARKS-feed.md`):
+/// [`crate::feed`] and `BENCHMARKS.md#cross-server-cache-invalidation`):
 ///
 /// * **With a change feed** (a backend whose
 ///   [`change_feed`](crate::Backend::change_feed) is `Some` —

@@ -1,5 +1,5 @@
-//! §17 "Attempts" scenarios, plus chaining edge cases, retry limits and
-//! lazy expiry (§13.2).
+//! Attempt scenarios, plus chaining edge cases, retry limits and
+//! lazy expiry.
 
 use super::{at_secs, names, Dead, Run, TestBackend};
 use crate::api::{NamespaceRef, WorkSpecRef, WorkerRef};
@@ -383,7 +383,7 @@ pub async fn chaining_duplicate(t: TestBackend) {
 }
 
 /// Chaining edge cases: a `then` naming a missing spec, or a spec in
-/// another namespace, creates nothing and `finish` still succeeds (§11.1).
+/// another namespace, creates nothing and `finish` still succeeds.
 pub async fn chaining_missing_next_spec(t: TestBackend) {
     let r = Run::new("chaining_missing_next_spec", t);
     let ns = r.ns("chaining_missing_next_spec").await;
@@ -460,7 +460,7 @@ pub async fn chaining_ignored_outputs(t: TestBackend) {
 }
 
 /// Chaining onto a Pending unit replaces its data and meta but keeps its
-/// attempt; onto a Failed unit makes it Available again (§11.1 step 5).
+/// attempt; onto a Failed unit makes it Available again.
 pub async fn chaining_pending_target(t: TestBackend) {
     let r = Run::new("chaining_pending_target", t);
     let (_ns, a, b, worker) = chain_fixture(&r, "chaining_pending_target").await;
@@ -820,7 +820,8 @@ pub async fn max_retries_set_meta(t: TestBackend) {
     check_eq!(r, r.ok(unit.num_attempts().await, "num"), 3, "attempts");
 }
 
-/// §13.2: without an expiry check, an attempt past its deadline can still
+/// Lazy expiry: without an expiry check, an attempt past its deadline can
+/// still
 /// be renewed and finished.
 pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     let r = Run::new("lazy_expiry_finish_before_check", t);
@@ -867,7 +868,8 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     );
 }
 
-/// §13.2: once an expiry check has run, `finish`/`fail`/`retry` fail with
+/// Lazy expiry: once an expiry check has run, `finish`/`fail`/`retry` fail
+/// with
 /// `NotPending` and `renew` with `LostLease`; the expired attempt keeps its
 /// expiration time, ends at the check, and leaves the worker's list. Every
 /// listed operation performs the check.
@@ -980,7 +982,7 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
     }
 }
 
-/// The expiry boundary (§13.2): an attempt is expired only when its
+/// The expiry boundary: an attempt is expired only when its
 /// deadline is strictly earlier than now.
 pub async fn expiry_boundary(t: TestBackend) {
     let r = Run::new("expiry_boundary", t);
@@ -1026,7 +1028,7 @@ pub async fn expiry_boundary(t: TestBackend) {
     );
 }
 
-/// `make_attempt` (§8): no state checks (it restarts a finished unit of a
+/// `make_attempt`: no state checks (it restarts a finished unit of a
 /// paused spec), supersedes the previous active attempt, which keeps its
 /// status and stays on its worker's active list; a zero lifetime is 15
 /// minutes.
@@ -1116,8 +1118,8 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
 }
 
-/// "An empty map is a real replacement; not provided keeps the old data"
-/// (§9.2 complete): `renew`, `finish` and `fail` with `Some({})` empty the
+/// An empty map is a real replacement, `None` keeps the old data:
+/// `renew`, `finish` and `fail` with `Some({})` empty the
 /// attempt's data (and the unit's visible data), `None` keeps it.
 pub async fn empty_map_replaces_data(t: TestBackend) {
     let r = Run::new("empty_map_replaces_data", t);

@@ -1,4 +1,4 @@
-//! §17 "Concurrency" scenarios (§15). They spawn tokio tasks, so they need
+//! Concurrency scenarios. They spawn tokio tasks, so they need
 //! a multi-thread runtime to exercise real parallelism.
 
 use std::collections::BTreeMap;
@@ -117,7 +117,7 @@ pub async fn add_same_unit(t: TestBackend) {
     );
 }
 
-/// Concurrent batch requests (§10.3, §15) never hand the same unit to two
+/// Concurrent batch requests never hand the same unit to two
 /// workers: eight tasks request batches of five until nothing is left,
 /// without finishing anything; the batches are disjoint and cover all 200
 /// units.
@@ -168,7 +168,7 @@ pub async fn concurrent_requests_disjoint(t: TestBackend) {
     );
 }
 
-/// Concurrent get-or-create (§3.1, §3.2, §15): eight tasks at once look up
+/// Concurrent get-or-create: eight tasks at once look up
 /// the same namespace, define the same spec, look up the same worker and
 /// define one spec each; every call succeeds and each name exists once.
 pub async fn concurrent_get_or_create(t: TestBackend) {
@@ -220,7 +220,7 @@ pub async fn concurrent_get_or_create(t: TestBackend) {
     );
 }
 
-/// Concurrent chaining (§11, §15): eight workers finish units that all
+/// Concurrent chaining: eight workers finish units that all
 /// chain to the same unit name at once; every `finish` succeeds and the
 /// next spec holds that unit once.
 pub async fn concurrent_chaining_same_output(t: TestBackend) {

@@ -1,4 +1,4 @@
-//! The error catalogue (§0.5): one scenario per error an API method can
+//! The error catalogue: one scenario per error an API method can
 //! return, and bad input (odd names, wrongly typed keys, zero, negative and
 //! huge durations) — each followed by a check that earlier data is intact.
 
@@ -192,7 +192,7 @@ pub async fn changed_name(t: TestBackend) {
     intact(&r, &ns, &spec, &def, "after ChangedName").await;
 }
 
-/// `LostLease` (§9.2 step 2): renewing an attempt that is no longer active
+/// `LostLease`: renewing an attempt that is no longer active
 /// (cleared, or superseded by another worker's attempt) expires it (end
 /// time now, data replaced) and fails; the unit and its actual active
 /// attempt are left alone; renewing again fails again.
@@ -436,7 +436,7 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     );
 }
 
-/// Zero and negative `make_attempt` lifetimes (§8): zero is 15 minutes; a
+/// Zero and negative `make_attempt` lifetimes: zero is 15 minutes; a
 /// negative lifetime is used as given and the attempt expires at the next
 /// expiry check. Requests with a negative lifetime get 15 minutes.
 pub async fn zero_and_negative_lifetimes(t: TestBackend) {
@@ -506,7 +506,7 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
     );
 }
 
-/// Zero and negative `renew` extensions (§9.2): the deadline becomes
+/// Zero and negative `renew` extensions: the deadline becomes
 /// `now + extend`; the attempt expires once the clock is strictly past it.
 pub async fn zero_and_negative_renew(t: TestBackend) {
     let r = Run::new("zero_and_negative_renew", t);
@@ -562,7 +562,7 @@ pub async fn zero_and_negative_renew(t: TestBackend) {
     );
 }
 
-/// Zero and negative `retry` delays (§9.2): `not_before = now + delay`
+/// Zero and negative `retry` delays: `not_before = now + delay`
 /// (now or in the past), so the unit is Available at once.
 pub async fn zero_and_negative_retry_delay(t: TestBackend) {
     let r = Run::new("zero_and_negative_retry_delay", t);

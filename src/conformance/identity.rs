@@ -1,4 +1,5 @@
-//! Dead handles (§12.1, with the §12.2 variations) and what old handles do
+//! Dead handles (with the permitted variations of the module docs) and what
+//! old handles do
 //! after an object with the same name is re-created, under both
 //! [`Identity`] rules.
 
@@ -6,7 +7,7 @@ use super::{Dead, Identity, Run, TestBackend};
 use crate::data;
 use crate::model::{DataMap, Duration, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery};
 
-/// Every namespace operation of §12.1 on a destroyed namespace handle.
+/// Every namespace operation on a destroyed namespace handle.
 ///
 /// * [`Identity::Object`]: `set_work_spec` and `worker` fail with `Gone`;
 ///   `work_spec` / `destroy_work_spec` with `Gone` or `NoSuchWorkSpec`;
@@ -81,7 +82,7 @@ pub async fn dead_namespace_handle(t: TestBackend) {
     );
 }
 
-/// Every work spec operation of §12.1 on a destroyed spec's handle (the
+/// Every work spec operation on a destroyed spec's handle (the
 /// same in both identity modes, as nothing is re-created): single-object
 /// calls fail with `Gone` or `NoSuchWorkSpec`, list/count calls may answer
 /// empty, priority updates may be no-ops; nothing re-creates the spec.
@@ -156,7 +157,7 @@ pub async fn dead_spec_handle(t: TestBackend) {
     );
 }
 
-/// Every work unit operation of §12.1 on a deleted unit's handle (same in
+/// Every work unit operation on a deleted unit's handle (same in
 /// both identity modes): single-object calls fail with `Gone` or a
 /// `NoSuch…`, `active_attempt` / `attempts` / `num_attempts` may answer
 /// empty, `make_attempt` on it fails; nothing re-creates the unit and the
@@ -214,7 +215,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
     );
 }
 
-/// Every attempt operation of §12.1 on an attempt whose unit was deleted:
+/// Every attempt operation on an attempt whose unit was deleted:
 /// `Gone` (or a `NoSuch…`), and the attempt leaves every worker list
 /// (active, all, and the parent's child attempts). Attempts have no name,
 /// so they stay dead after the unit is re-created in both identity modes,
@@ -266,7 +267,7 @@ pub async fn dead_attempt_handle(t: TestBackend) {
         }
     };
     check_dead("after deletion").await;
-    // Immutable accessors keep answering on dead handles (§12.1).
+    // Immutable accessors keep answering on dead handles.
     check_eq!(r, a.work_unit().name(), "u", "dead attempt's unit name");
     check_eq!(
         r,
@@ -308,8 +309,9 @@ pub async fn dead_attempt_handle(t: TestBackend) {
 
 /// A namespace handle after the name is destroyed and re-created.
 ///
-/// * [`Identity::Object`]: the old handle stays dead (`Gone`, or the §12.2
-///   variations); nothing it is asked to do reaches the new namespace.
+/// * [`Identity::Object`]: the old handle stays dead (`Gone`, or the
+///   permitted `NoSuch…` variations); nothing it is asked to do reaches the
+///   new namespace.
 /// * [`Identity::Name`]: the old handle acts on the new namespace: it lists
 ///   and finds the new spec, and a spec it creates is seen by a fresh
 ///   lookup.

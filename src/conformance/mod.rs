@@ -1,5 +1,5 @@
-//! The generic conformance suite: every behaviour of `COORDINATE-SPEC.md`
-//! as a plain `pub async fn`, runnable against any [`Backend`].
+//! The generic conformance suite: every behaviour the [`Backend`] traits
+//! document, as plain `pub async fn`s runnable against any backend.
 //!
 //! Each scenario takes a fresh [`TestBackend`] (a backend, the
 //! [`MockClock`] it reads, and the [`Identity`] rule its handles follow) and
@@ -26,7 +26,8 @@
 //!
 //! # Permitted variations
 //!
-//! Every scenario accepts the variations of spec §12.2 (a `NoSuchWorkSpec` /
+//! Every scenario accepts these variations of a durable backend (a
+//! `NoSuchWorkSpec` /
 //! `NoSuchWorkUnit` naming the object instead of `Gone`, empty lists under a
 //! dead parent), so the durable backend runs the same suite unchanged.
 
@@ -82,7 +83,7 @@ pub use workers::*;
 /// new one with the same name is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
-    /// Plain backends (spec §0.4, §12): a handle is bound to the object it
+    /// Plain backends: a handle is bound to the object it
     /// was obtained for; after delete-and-recreate the old handle stays dead
     /// (`Gone`) and only a fresh lookup reaches the new object.
     Object,
@@ -164,7 +165,7 @@ macro_rules! conformance_tests {
             factory: ($factory),
             known: [$($($known),*)?],
             single: [
-                // Namespaces (§17)
+                // Namespaces
                 namespace_trivial,
                 namespaces,
                 spec_create_destroy,
@@ -175,7 +176,7 @@ macro_rules! conformance_tests {
                 namespace_empty_name,
                 namespace_destroy_contents,
                 namespace_isolation,
-                // Work specs (§17)
+                // Work specs
                 change_spec_data,
                 data_empty_list,
                 default_meta,
@@ -193,7 +194,7 @@ macro_rules! conformance_tests {
                 set_work_spec_upsert,
                 meta_counts_exclude_delayed,
                 data_round_trip,
-                // Work units (§17)
+                // Work units
                 trivial_work_unit_flow,
                 work_unit_queries,
                 delete_work_units,
@@ -231,7 +232,7 @@ macro_rules! conformance_tests {
                 scheduler_fair_share,
                 scheduler_weights,
                 scheduler_exclusions,
-                // Attempts (§17)
+                // Attempts
                 attempt_lifetime,
                 attempt_metadata,
                 work_unit_chaining,
@@ -256,7 +257,7 @@ macro_rules! conformance_tests {
                 expiry_boundary,
                 make_attempt_semantics,
                 empty_map_replaces_data,
-                // Workers (§17)
+                // Workers
                 worker_ancestry,
                 worker_adoption,
                 worker_metadata,
@@ -267,13 +268,13 @@ macro_rules! conformance_tests {
                 deleted_attempts_leave_worker_lists,
                 child_attempts_scope,
                 worker_list_order,
-                // Concurrency (§17)
+                // Concurrency
                 concurrent_execution,
                 add_same_unit,
                 concurrent_requests_disjoint,
                 concurrent_get_or_create,
                 concurrent_chaining_same_output,
-                // The error catalogue (§0.5)
+                // The error catalogue
                 no_work_spec_name,
                 bad_work_spec_name,
                 invalid_work_spec_data,
@@ -383,7 +384,7 @@ where
 /// An attempt compared by value: (worker, unit, spec, start time).
 pub(crate) type AttemptKey = (String, String, String, Time);
 
-/// The names a dead handle may report instead of `Gone` (§12.2).
+/// The names a dead handle may report instead of `Gone`.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Dead<'a> {
     /// `NoSuchWorkSpec { spec }` is accepted.
@@ -424,7 +425,7 @@ impl<'a> Dead<'a> {
     }
 }
 
-/// Things whose emptiness §12.2 lets a dead parent report.
+/// Things a dead parent may report empty instead of failing.
 pub(crate) trait MaybeEmpty {
     fn is_empty_result(&self) -> bool;
 }
@@ -534,7 +535,7 @@ impl Run {
         e
     }
 
-    /// Fails with `Gone` or one of the §12.2 `NoSuch…` variations `dead`
+    /// Fails with `Gone` or one of the `NoSuch…` variations `dead`
     /// admits.
     #[track_caller]
     pub(crate) fn gone<T: Debug>(&self, res: Result<T>, dead: Dead<'_>, step: impl Display) {
@@ -551,7 +552,7 @@ impl Run {
         }
     }
 
-    /// Like [`Run::gone`], but an empty result is also accepted (§12.2).
+    /// Like [`Run::gone`], but an empty result is also accepted.
     #[track_caller]
     pub(crate) fn gone_or_empty<T: Debug + MaybeEmpty>(
         &self,
@@ -583,7 +584,7 @@ impl Run {
     }
 
     /// `set_work_spec(definition)`, adding the fixture's small `min_gb`
-    /// unless the definition has one (§17).
+    /// unless the definition has one.
     pub(crate) async fn spec(&self, ns: &NamespaceRef, definition: DataMap) -> WorkSpecRef {
         let mut definition = definition;
         if !definition.contains_key("min_gb") {
@@ -700,7 +701,7 @@ impl Run {
         );
     }
 
-    /// §17 *drain in order*: advance a few seconds, request one attempt,
+    /// Drains in order: advance a few seconds, request one attempt,
     /// record its unit and finish it, until a request returns nothing; the
     /// recorded names must equal `expected`.
     pub(crate) async fn drain(&self, worker: &WorkerRef, expected: &[&str], step: impl Display) {
@@ -788,7 +789,8 @@ impl Run {
         }
     }
 
-    /// The seven-state fixture of §17 in a new spec of `ns`.
+    /// The seven-state fixture (one unit per reachable state) in a new spec of
+    /// `ns`.
     pub(crate) async fn seven(&self, ns: &NamespaceRef, spec_name: &str) -> Seven {
         let spec = self.named_spec(ns, spec_name).await;
         let worker = self.worker(ns, "seven-state worker").await;
@@ -843,7 +845,7 @@ pub(crate) const SEVEN: [&str; 7] = [
     "retried",
 ];
 
-/// The seven-state fixture (§17): one unit per reachable state.
+/// The seven-state fixture: one unit per reachable state.
 pub(crate) struct Seven {
     pub(crate) spec: WorkSpecRef,
     pub(crate) worker: WorkerRef,

@@ -1,4 +1,4 @@
-//! §17 "Namespaces" scenarios, plus namespace get-or-create and destroy.
+//! Namespace scenarios, plus namespace get-or-create and destroy.
 
 use super::{names, Run, TestBackend};
 use crate::data;
@@ -175,7 +175,7 @@ pub async fn two_work_specs_basic(t: TestBackend) {
     }
 }
 
-/// Namespace get-or-create (§3.1): two lookups of one name reach the same
+/// Namespace get-or-create: two lookups of one name reach the same
 /// namespace (a spec created through one is seen through the other), and
 /// distinct names are isolated from each other.
 pub async fn namespace_get_or_create(t: TestBackend) {
@@ -217,7 +217,7 @@ pub async fn namespace_get_or_create(t: TestBackend) {
     );
 }
 
-/// Destroying twice (§3.2): the second `destroy` on the same handle
+/// Destroying twice: the second `destroy` on the same handle
 /// succeeds and does nothing; a fresh `namespace(name)` afterwards is a new,
 /// empty namespace.
 ///
@@ -267,7 +267,7 @@ pub async fn namespace_destroy_twice(t: TestBackend) {
     check_eq!(r, specs, vec!["new".to_string()], "new namespace intact");
 }
 
-/// The empty string is a valid namespace name (§1.2), distinct from others.
+/// The empty string is a valid namespace name, distinct from others.
 pub async fn namespace_empty_name(t: TestBackend) {
     let r = Run::new("namespace_empty_name", t);
     let ns = r.ns("").await;
@@ -290,7 +290,7 @@ pub async fn namespace_empty_name(t: TestBackend) {
     check!(r, specs.is_empty(), "control-char namespace not distinct");
 }
 
-/// `destroy` removes everything in the namespace (§3.2): specs, units,
+/// `destroy` removes everything in the namespace: specs, units,
 /// attempts and workers; the re-created namespace is empty, its workers are
 /// new (defaults), and other namespaces are untouched.
 pub async fn namespace_destroy_contents(t: TestBackend) {

@@ -1,4 +1,4 @@
-//! §17 "Work specs" scenarios, plus meta resets and float truncation.
+//! Work spec scenarios, plus meta resets and float truncation.
 
 use super::{at_secs, Dead, Run, TestBackend};
 use crate::data;
@@ -78,7 +78,7 @@ pub async fn data_empty_list(t: TestBackend) {
     check_eq!(r, stored, def, "whole definition");
 }
 
-/// **DefaultMeta.** A spec with only its name reports the §4.1 defaults.
+/// **DefaultMeta.** A spec with only its name reports the default meta.
 pub async fn default_meta(t: TestBackend) {
     let r = Run::new("default_meta", t);
     let ns = r.ns("default_meta").await;
@@ -169,7 +169,7 @@ pub async fn set_data_sets_meta(t: TestBackend) {
     );
 }
 
-/// **NiceWeight.** Weight derivation through successive `set_data` calls (§4.3).
+/// **NiceWeight.** Weight derivation through successive `set_data` calls.
 pub async fn nice_weight(t: TestBackend) {
     let r = Run::new("nice_weight", t);
     let ns = r.ns("nice_weight").await;
@@ -392,7 +392,7 @@ pub async fn one_day_interval(t: TestBackend) {
         .await;
 }
 
-/// `set_data` replaces the *entire* meta (§5.1): earlier `set_meta` changes
+/// `set_data` replaces the *entire* meta: earlier `set_meta` changes
 /// are discarded and `next_continuous` is reset, so a continuous spec
 /// generates a unit right after its definition is reloaded.
 pub async fn set_data_resets_meta(t: TestBackend) {
@@ -441,7 +441,7 @@ pub async fn set_data_resets_meta(t: TestBackend) {
 }
 
 /// Float values of integer keys are truncated toward zero; `interval` is
-/// truncated to whole seconds before conversion (§4.2).
+/// truncated to whole seconds before conversion.
 pub async fn definition_float_truncation(t: TestBackend) {
     let r = Run::new("definition_float_truncation", t);
     let ns = r.ns("definition_float_truncation").await;
@@ -468,7 +468,7 @@ pub async fn definition_float_truncation(t: TestBackend) {
     check_eq!(r, meta.next_work_spec_name, "", "null then is absent");
 }
 
-/// `set_work_spec` on an existing name is `set_data` on that spec (§3.2):
+/// `set_work_spec` on an existing name is `set_data` on that spec:
 /// its identity, handles and units are kept, the definition and meta
 /// replaced.
 pub async fn set_work_spec_upsert(t: TestBackend) {
@@ -523,7 +523,7 @@ pub async fn set_work_spec_upsert(t: TestBackend) {
     );
 }
 
-/// Counted meta never counts Delayed units as available (§5.2); on the
+/// Counted meta never counts Delayed units as available; on the
 /// seven-state fixture: three available, one pending.
 pub async fn meta_counts_exclude_delayed(t: TestBackend) {
     let r = Run::new("meta_counts_exclude_delayed", t);

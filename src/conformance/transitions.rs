@@ -1,5 +1,7 @@
-//! The attempt state-transition table of §9.2, one scenario per row, every
-//! column (`renew`, `expire`, `finish`, `fail`, `retry`) checked on its own
+//! The attempt state-transition table (rows: the attempt's status and
+//! whether it is its unit's active attempt; columns: the state changes), one
+//! scenario per row, every column (`renew`, `expire`, `finish`, `fail`,
+//! `retry`) checked on its own
 //! attempt: the result (`NotPending` / `LostLease` / success), the attempt's
 //! status, data and end time afterwards, the unit's status, active attempt
 //! and not-before time, and the worker's active list.
@@ -99,7 +101,7 @@ fn refused(status: AttemptStatus, unit: WorkUnitStatus, active: Active) -> Cell 
     }
 }
 
-/// The §9.2 table.
+/// The state-transition table: what `call` does to an attempt in `row`.
 fn expected(row: Row, call: Call) -> Cell {
     use Active::{Nothing, Other, This};
     match (row, call) {
@@ -290,7 +292,7 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
     }
 }
 
-/// §9.2 row "Pending, active": `renew` keeps it Pending (new expiration
+/// Row "Pending, active": `renew` keeps it Pending (new expiration
 /// `now + extend`, data replaced); `expire` → Expired (unit Available);
 /// `finish` → Finished; `fail` → Failed (both stay active); `retry` →
 /// Retryable (unit Available, `not_before = now`).
@@ -298,7 +300,7 @@ pub async fn transitions_pending_active(t: TestBackend) {
     run_row(t, "transitions_pending_active", Row::PendingActive).await;
 }
 
-/// §9.2 row "Pending, not active" (superseded by `make_attempt`): `renew`
+/// Row "Pending, not active" (superseded by `make_attempt`): `renew`
 /// → Expired + `LostLease`; `expire`, `finish` (no chaining), `fail` and
 /// `retry` succeed; the unit stays Pending with the other attempt; `retry`
 /// still sets the unit's `not_before`.
@@ -306,25 +308,25 @@ pub async fn transitions_pending_not_active(t: TestBackend) {
     run_row(t, "transitions_pending_not_active", Row::PendingNotActive).await;
 }
 
-/// §9.2 row "Expired": `renew` → Expired again (end time and data
+/// Row "Expired": `renew` → Expired again (end time and data
 /// replaced) + `LostLease`; `expire` is a no-op success (data kept);
 /// `finish`, `fail`, `retry` → `NotPending`.
 pub async fn transitions_expired(t: TestBackend) {
     run_row(t, "transitions_expired", Row::Expired).await;
 }
 
-/// §9.2 row "Finished": every call → `NotPending`, nothing changes.
+/// Row "Finished": every call → `NotPending`, nothing changes.
 pub async fn transitions_finished(t: TestBackend) {
     run_row(t, "transitions_finished", Row::Finished).await;
 }
 
-/// §9.2 row "Failed": `finish` → Finished (unit Finished); every other
+/// Row "Failed": `finish` → Finished (unit Finished); every other
 /// call → `NotPending`.
 pub async fn transitions_failed(t: TestBackend) {
     run_row(t, "transitions_failed", Row::Failed).await;
 }
 
-/// §9.2 row "Retryable": every call → `NotPending`, nothing changes.
+/// Row "Retryable": every call → `NotPending`, nothing changes.
 pub async fn transitions_retryable(t: TestBackend) {
     run_row(t, "transitions_retryable", Row::Retryable).await;
 }

@@ -1,4 +1,4 @@
-//! §17 "Work units" scenarios, plus upsert, meta, query and request details.
+//! Work unit scenarios, plus upsert, meta, query and request details.
 
 use std::collections::BTreeMap;
 
@@ -481,7 +481,7 @@ pub async fn continuous_interval(t: TestBackend) {
     );
 }
 
-/// Continuous unit names are `secs.mmm` of now (§10.4); a generated name
+/// Continuous unit names are `secs.mmm` of now; a generated name
 /// that already exists reuses that unit.
 pub async fn continuous_unit_name(t: TestBackend) {
     let r = Run::new("continuous_unit_name", t);
@@ -917,7 +917,7 @@ pub async fn summarize_levels(t: TestBackend) {
     );
 }
 
-/// `add_work_unit` upsert (§5.3): data and whole meta replaced, identity and
+/// `add_work_unit` upsert: data and whole meta replaced, identity and
 /// history kept; Finished/Failed units lose their active attempt (which
 /// keeps its status), Pending units keep theirs.
 pub async fn add_work_unit_upsert(t: TestBackend) {
@@ -1041,7 +1041,7 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
     );
 }
 
-/// Work unit meta operations (§6.2): `set_meta` replaces both fields (unset
+/// Work unit meta operations: `set_meta` replaces both fields (unset
 /// `not_before` clears a delay), `set_priority` changes only the priority.
 pub async fn work_unit_meta_ops(t: TestBackend) {
     let r = Run::new("work_unit_meta_ops", t);
@@ -1095,7 +1095,7 @@ pub async fn work_unit_meta_ops(t: TestBackend) {
 }
 
 /// The query limit applies to `delete_work_units`,
-/// `set_work_unit_priorities` and `adjust_work_unit_priorities` (§7).
+/// `set_work_unit_priorities` and `adjust_work_unit_priorities`.
 pub async fn query_limits_apply_to_mutators(t: TestBackend) {
     let r = Run::new("query_limits_apply_to_mutators", t);
     let ns = r.ns("query_limits_apply_to_mutators").await;
@@ -1148,7 +1148,7 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
     );
 }
 
-/// Any string up to the length limit is a unit name (§1.4): empty, control
+/// Any string up to the length limit is a unit name: empty, control
 /// characters, non-ASCII, the longest allowed;
 /// byte order decides paging and execution order.
 pub async fn odd_unit_names(t: TestBackend) {
@@ -1192,7 +1192,7 @@ pub async fn odd_unit_names(t: TestBackend) {
     r.drain(&worker, &odd, "drain in byte order").await;
 }
 
-/// Request parameters (§10.1, §10.3): a count below one means one; a
+/// Request parameters: a count below one means one; a
 /// non-positive lifetime means 15 minutes; `available_gb` is ignored;
 /// `max_getwork` caps the batch; the batch is priority-desc, name-asc and
 /// has the request's lifetime.
@@ -1236,7 +1236,7 @@ pub async fn request_attempts_parameters(t: TestBackend) {
     }
 }
 
-/// Numbers compare by value (§0.2): integers and floats equal when their
+/// Numbers compare by value: integers and floats equal when their
 /// values are; everything else structurally.
 fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value;
@@ -1260,7 +1260,7 @@ fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     }
 }
 
-/// The data value model (§0.2) round-trips through spec definitions, unit,
+/// The data value model round-trips through spec definitions, unit,
 /// attempt and worker data: integers (up to `u64::MAX`), floats, strings
 /// with control characters and non-ASCII, null, booleans, empty and nested
 /// arrays and objects, odd keys.
@@ -1320,7 +1320,7 @@ pub async fn data_round_trip(t: TestBackend) {
     check("worker data", r.ok(worker.data().await, "worker data"));
 }
 
-/// Fair share (§10.2): among equal priorities a spec far above its share
+/// Fair share: among equal priorities a spec far above its share
 /// of pending work (score ≤ 0) is never chosen while another qualifies.
 pub async fn scheduler_fair_share(t: TestBackend) {
     let r = Run::new("scheduler_fair_share", t);
@@ -1363,7 +1363,7 @@ pub async fn scheduler_fair_share(t: TestBackend) {
     );
 }
 
-/// Weighted choice (§10.2): with weights 1 and 3 and nothing pending, the
+/// Weighted choice: with weights 1 and 3 and nothing pending, the
 /// heavier spec gets about three quarters of 200 single requests (the
 /// bounds are over six standard deviations wide).
 pub async fn scheduler_weights(t: TestBackend) {
@@ -1394,7 +1394,7 @@ pub async fn scheduler_weights(t: TestBackend) {
     );
 }
 
-/// Specs that cannot do work (§10.2) are never chosen: weight zero or
+/// Specs that cannot do work are never chosen: weight zero or
 /// negative (set via `set_meta`), paused, empty, or at `max_running`.
 pub async fn scheduler_exclusions(t: TestBackend) {
     let r = Run::new("scheduler_exclusions", t);
@@ -1454,7 +1454,7 @@ pub async fn scheduler_exclusions(t: TestBackend) {
     );
 }
 
-/// Namespaces are isolated (§1.1): requests only see the worker's own
+/// Namespaces are isolated: requests only see the worker's own
 /// namespace, and same-named specs and units in two namespaces are
 /// independent.
 pub async fn namespace_isolation(t: TestBackend) {
@@ -1485,7 +1485,7 @@ pub async fn namespace_isolation(t: TestBackend) {
     check_eq!(r, b_all.len(), 1, "b's worker keeps its attempt");
 }
 
-/// One request's attempts all come from one spec (§10.3 step 8), and the
+/// One request's attempts all come from one spec, and the
 /// `work_specs` and `runtimes` filters combine.
 pub async fn batch_from_one_spec(t: TestBackend) {
     let r = Run::new("batch_from_one_spec", t);
@@ -1543,7 +1543,7 @@ pub async fn batch_from_one_spec(t: TestBackend) {
     );
 }
 
-/// `next_continuous` from `set_meta` gates generation (§10.2): a future
+/// `next_continuous` from `set_meta` gates generation: a future
 /// value blocks it until reached; clearing it allows it at once.
 pub async fn continuous_next_gate(t: TestBackend) {
     let r = Run::new("continuous_next_gate", t);
@@ -1573,7 +1573,7 @@ pub async fn continuous_next_gate(t: TestBackend) {
         .await;
 }
 
-/// Paging (§7) through 250 units seven at a time, passing the last name of
+/// Paging through 250 units seven at a time, passing the last name of
 /// each page as `previous_name`, visits every unit exactly once in byte
 /// order.
 pub async fn query_paging(t: TestBackend) {

@@ -1,4 +1,4 @@
-//! §17 "Workers" scenarios, plus defaults, parent edge cases and list
+//! Worker scenarios, plus defaults, parent edge cases and list
 //! clean-up on deletion.
 
 use super::{at_secs, names, Run, TestBackend};
@@ -246,7 +246,7 @@ pub async fn deactivate_child(t: TestBackend) {
         .await;
 }
 
-/// Worker defaults and lookup (§1.5, §3.2): defaults from the clock at
+/// Worker defaults and lookup: defaults from the clock at
 /// creation; a second lookup changes nothing; `workers()` lists every
 /// worker (parents, children, inactive) by name.
 pub async fn worker_defaults(t: TestBackend) {
@@ -316,7 +316,7 @@ pub async fn worker_defaults(t: TestBackend) {
     );
 }
 
-/// Parent edge cases (§8): setting the same parent twice is a no-op;
+/// Parent edge cases: setting the same parent twice is a no-op;
 /// `None` clears; cycles and parents from another namespace are not
 /// checked.
 pub async fn worker_parent_edge_cases(t: TestBackend) {
@@ -374,8 +374,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     );
 }
 
-/// Deleted attempts leave every worker list (§3.2, §5.3, §12.1), while
-/// `clear_active_attempt` and supersession do not remove them (§9.1).
+/// Deleted attempts leave every worker list, while
+/// `clear_active_attempt` and supersession do not remove them.
 pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     let r = Run::new("deleted_attempts_leave_worker_lists", t);
     let ns = r.ns("deleted_attempts_leave_worker_lists").await;
@@ -476,7 +476,7 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     );
 }
 
-/// `child_attempts` (§8) is the union of the direct children's *active*
+/// `child_attempts` is the union of the direct children's *active*
 /// lists: not grandchildren's, not the worker's own, not finished ones.
 pub async fn child_attempts_scope(t: TestBackend) {
     let r = Run::new("child_attempts_scope", t);
@@ -529,7 +529,7 @@ pub async fn child_attempts_scope(t: TestBackend) {
     );
 }
 
-/// Worker lists are ordered (§8): `active_attempts` in the order the
+/// Worker lists are ordered: `active_attempts` in the order the
 /// attempts were added, `all_attempts` in creation order.
 pub async fn worker_list_order(t: TestBackend) {
     let r = Run::new("worker_list_order", t);

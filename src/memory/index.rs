@@ -40,7 +40,7 @@ impl Ord for Priority {
     }
 }
 
-/// Order of hand-out: descending priority, then ascending name (§10.3).
+/// Order of hand-out: descending priority, then ascending name.
 pub(crate) type ReadyKey = (Reverse<Priority>, Arc<str>, UnitId);
 
 /// A unit with a not-before time, by that time.
@@ -144,7 +144,7 @@ impl SpecIndex {
         }
     }
 
-    /// Active pending attempts whose lease ran out before `now` (§13.2).
+    /// Active pending attempts whose lease ran out before `now`.
     pub(crate) fn expired(&self, now: Time) -> Vec<AttemptId> {
         self.pending
             .iter()

@@ -5,11 +5,11 @@
 //!
 //! # Design
 //!
-//! All state sits behind one `parking_lot` mutex (the specification allows
-//! it, and every operation is short and synchronous: no lock is ever held
-//! across an `.await`). Objects live in flat maps under ids that are never
+//! All state sits behind one `parking_lot` mutex (each operation only has to
+//! be atomic, and every operation is short and synchronous: no lock is ever
+//! held across an `.await`). Objects live in flat maps under ids that are never
 //! reused, so a handle to a deleted object answers `Gone` even after a
-//! same-named object is created (object identity, §12.1).
+//! same-named object is created (object identity).
 //!
 //! Each work spec keeps indexes (see `index.rs`): idle units by priority
 //! then name, delayed units by not-before, pending attempts by expiration,

@@ -3,7 +3,7 @@
 //!
 //! Objects live in flat maps keyed by ids that are never reused, so a
 //! handle whose id is missing is `Gone`, and a same-named object created
-//! later has a new id: old handles stay dead (§12.1). Deleting an object
+//! later has a new id: old handles stay dead. Deleting an object
 //! removes its descendants from the maps too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -241,7 +241,7 @@ impl State {
         result
     }
 
-    /// Lazy expiry over one spec (§13.2), then refiling units by their
+    /// Lazy expiry over one spec, then refiling units by their
     /// not-before time.
     fn expire_spec(&mut self, spec: SpecId, now: Time) -> Result<()> {
         for attempt in self.spec(spec)?.index.expired(now) {
@@ -531,7 +531,7 @@ impl State {
     ) -> Result<UnitId> {
         let existing = self.spec(spec)?.units.get(name).copied();
         if let Some(id) = existing {
-            // Status before the replacement, without running expiry (§5.3).
+            // Status before the replacement, without running expiry.
             let status = self.unit_status_at(id, now)?;
             self.reindex(id, now, |st| {
                 let unit = st.unit_mut(id)?;
@@ -572,7 +572,7 @@ impl State {
             .ok_or_else(|| Error::NoSuchWorkUnit { name: name.into() })
     }
 
-    /// The units a query selects (§7), in ascending name order, after expiry.
+    /// The units a query selects, in ascending name order, after expiry.
     pub(crate) fn select(
         &mut self,
         spec: SpecId,
@@ -817,7 +817,7 @@ impl State {
             .collect())
     }
 
-    /// Creates an attempt of `unit` for `worker` (§1.6), superseding any
+    /// Creates an attempt of `unit` for `worker`, superseding any
     /// previous active attempt.
     fn create_attempt(
         &mut self,
@@ -866,7 +866,7 @@ impl State {
         self.create_attempt(worker, unit, expiration, now)
     }
 
-    /// Hands out work (§10.3).
+    /// Hands out work.
     pub(crate) fn request_attempts(
         &mut self,
         worker: WorkerId,
@@ -941,7 +941,7 @@ impl State {
         }
     }
 
-    /// The unit a continuous spec generates now (§10.4), existing or new.
+    /// The unit a continuous spec generates now, existing or new.
     fn continuous_unit(&mut self, spec: SpecId, meta: &WorkSpecMeta, now: Time) -> Result<UnitId> {
         let next = rules::limits::next_continuous(now, meta.interval);
         let name = rules::continuous_unit_name(now);
@@ -958,8 +958,9 @@ impl State {
 
     // ----- attempts -------------------------------------------------------------
 
-    /// complete(S, data) of §9.2: the status, end time, data, and leaving the
-    /// worker's active list. The caller handles the unit's index.
+    /// Ends attempt `id` with `status`: sets the status, end time and data
+    /// (`None` keeps the old data) and takes it off the worker's active
+    /// list. The caller handles the unit's index.
     fn complete(
         &mut self,
         id: AttemptId,
@@ -1070,7 +1071,8 @@ impl State {
         Ok(())
     }
 
-    /// *live* of §9.2: Pending, or Expired and still active.
+    /// True if `finish`, `fail` and `retry` accept the attempt (`finish`
+    /// also accepts a Failed one): Pending, or Expired and still active.
     fn is_live(&self, id: AttemptId) -> Result<bool> {
         Ok(match self.attempt(id)?.status {
             AttemptStatus::Pending => true,
@@ -1093,7 +1095,7 @@ impl State {
         Ok(())
     }
 
-    /// Work unit chaining (§11) after `attempt` finished as the active one.
+    /// Work unit chaining after `attempt` finished as the active one.
     fn chain(&mut self, attempt: AttemptId, now: Time) -> Result<()> {
         let unit = self.attempt(attempt)?.unit;
         let spec = self.spec(self.unit(unit)?.spec)?;

@@ -1,4 +1,4 @@
-//! Attempt handles and their state changes (§9).
+//! Attempt handles and their state changes.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -75,7 +75,7 @@ const CHANGE: &str = "SELECT coordinate_change($1, $2, $3, $4, $5)";
 const FINISH: &str =
     "SELECT outcome, stored FROM coordinate_finish($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// A state-changing call (§9.2).
+/// A state-changing call.
 #[derive(Debug, Clone, Copy)]
 enum Change {
     Renew(Duration),

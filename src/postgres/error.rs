@@ -81,7 +81,8 @@ impl From<PostgresError> for Error {
 }
 
 /// Converts a statement failure: a foreign-key violation means a parent row
-/// vanished under us (§16: report `Gone`); everything else is a backend error.
+/// vanished under us, so the caller's handle is `Gone`; everything else is
+/// a backend error.
 pub(crate) fn db(e: tokio_postgres::Error) -> Error {
     use tokio_postgres::error::SqlState;
     if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
@@ -118,7 +119,7 @@ pub(crate) fn priority_overflow(e: Error) -> Error {
 }
 
 /// True for failures worth retrying the whole transaction for:
-/// serialization failures and deadlocks (§15).
+/// serialization failures and deadlocks.
 pub(crate) fn is_retryable(e: &Error) -> bool {
     use tokio_postgres::error::SqlState;
     match e {

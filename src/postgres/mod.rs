@@ -28,8 +28,8 @@
 //! The schema ([`SCHEMA_VERSION`]) is created and migrated by
 //! [`PostgresBackend::connect`] itself, in one transaction under an advisory
 //! lock (see the `schema` module); a database migrated by newer code is
-//! refused with [`PostgresError::SchemaTooNew`]. Tables follow COORDINATE-SPEC
-//! §16: data maps are `jsonb`; names are `bytea`, so they sort byte-wise and
+//! refused with [`PostgresError::SchemaTooNew`]. In the tables, data maps
+//! are `jsonb`; names are `bytea`, so they sort byte-wise and
 //! may contain any character; durations are integer microseconds; unset times
 //! are `NULL`. PostgreSQL's `jsonb` cannot hold the character U+0000, so
 //! strings and keys holding it are stored escaped, losslessly (the `nul`
@@ -38,7 +38,8 @@
 //! # Identity and `Gone`
 //!
 //! Handles carry row ids, never names: once an object is deleted, every old
-//! handle answers `Gone` (or a §12.2 variation) even after an object of the
+//! handle answers `Gone` (or the `NoSuch…` error naming the object; see
+//! [`crate::conformance`]) even after an object of the
 //! same name is created again, because the new row has a new id. Handles of
 //! another backend, including another `PostgresBackend` instance, are refused
 //! with [`Error::WrongBackend`].
@@ -543,7 +544,7 @@ impl Shared {
 }
 
 /// A unit's status from its active attempt's status and whether its
-/// not-before time is still ahead, by the shared rule (§2.4). Grouped
+/// not-before time is still ahead, by the shared rule. Grouped
 /// queries only know "delayed or not", so a delayed unit is given the
 /// latest instant as its not-before time.
 pub(crate) fn derived_status(

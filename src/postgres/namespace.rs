@@ -23,7 +23,7 @@ pub(crate) struct PgNamespace {
     name: String,
 }
 
-/// Creates a spec or replaces its definition and whole meta (§3.2, §5.1):
+/// Creates a spec or replaces its definition and whole meta:
 /// one statement, so concurrent creators of one name all succeed and end
 /// with one spec. `next_continuous` is reset to unset.
 pub(crate) const UPSERT_SPEC: &str = "INSERT INTO work_spec (namespace_id, name, definition,

@@ -1,7 +1,7 @@
 //! Lossless storage of data maps holding U+0000 in `jsonb`.
 //!
 //! PostgreSQL's `jsonb` refuses the character U+0000 in strings and keys,
-//! but data maps may hold any string (§0.2). Before storing, every string
+//! but data maps may hold any string. Before storing, every string
 //! and key containing U+0000 or the escape character U+E000 (a private-use
 //! code point) is rewritten: U+0000 → U+E000 `0`, U+E000 → U+E000 U+E000.
 //! Reading reverses it. The mapping is injective, so every map round-trips

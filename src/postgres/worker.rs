@@ -1,4 +1,4 @@
-//! Worker handles, including requesting work (§10).
+//! Worker handles, including requesting work.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -61,7 +61,7 @@ const REQUEST_METAS: &str = concat!(
 const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
     FROM coordinate_request($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// Gives unit `$1` a new pending attempt of worker `$2` (§1.6) and makes it
+/// Gives unit `$1` a new pending attempt of worker `$2` and makes it
 /// the active one; answers the attempt id and the unit's attempt count.
 pub(crate) const MAKE_ATTEMPT: &str = "WITH target AS (
         SELECT id, work_spec_id, data FROM work_unit WHERE id = $1 FOR UPDATE),

@@ -1,4 +1,4 @@
-//! Validating a work spec definition and deriving its meta (§4).
+//! Validating a work spec definition and deriving its meta.
 
 use serde_json::Value;
 
@@ -11,7 +11,7 @@ use crate::model::{DataMap, Duration, WorkSpecMeta};
 pub struct ParsedDefinition {
     /// The non-empty `"name"`.
     pub name: String,
-    /// The meta derived from the definition (§4.3), counts zero.
+    /// The meta derived from the definition, counts zero.
     pub meta: WorkSpecMeta,
 }
 
@@ -80,7 +80,7 @@ pub fn parse_definition(definition: &DataMap) -> Result<ParsedDefinition> {
     Ok(ParsedDefinition { name, meta })
 }
 
-/// The meta `set_meta(given)` stores over `stored` (§5.2): the settable
+/// The meta `set_meta(given)` stores over `stored`: the settable
 /// fields come from `given`; `can_be_continuous`, `next_work_spec_name` and
 /// `runtime` are kept; counts are not stored; `continuous` is forced off
 /// unless the spec can be continuous.

@@ -1,4 +1,4 @@
-//! Parsing a finished attempt's `output` into units of the next spec (§11).
+//! Parsing a finished attempt's `output` into units of the next spec.
 
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ pub struct NewUnit {
 }
 
 /// The units chaining creates from an attempt's effective data: nothing
-/// unless it has an `"output"` key (§11.1).
+/// unless it has an `"output"` key.
 pub fn chained_units(effective_data: &DataMap, now: Time) -> Vec<NewUnit> {
     effective_data
         .get("output")
@@ -27,7 +27,7 @@ pub fn chained_units(effective_data: &DataMap, now: Time) -> Vec<NewUnit> {
         .unwrap_or_default()
 }
 
-/// Parses an `output` value (§11.2). Bad items of an array are skipped; one
+/// Parses an `output` value. Bad items of an array are skipped; one
 /// bad entry of an object voids the whole object (a name longer than
 /// [`MAX_NAME_BYTES`](super::limits::MAX_NAME_BYTES) makes an item or entry
 /// bad, and priorities are normalised as
@@ -75,7 +75,7 @@ pub fn parse_output(output: &Value, now: Time) -> Vec<NewUnit> {
     }
 }
 
-/// Parses one item of an `output` array (§11.3).
+/// Parses one item of an `output` array.
 ///
 /// ```
 /// use coordinate::{rules::parse_item, Error, Time};

@@ -1,5 +1,6 @@
-//! Choosing a work spec for a worker (§10.2) and the small per-request rules
-//! around it (§10.3, §10.4, §2.4).
+//! Choosing a work spec for a worker and the small per-request rules
+//! around it: how many units one request may take, a unit's status from
+//! its active attempt and not-before time, continuous unit names.
 
 use std::collections::BTreeMap;
 
@@ -93,7 +94,7 @@ pub fn schedule_with(
 }
 
 /// How many attempts a request for `requested` units may get from a spec
-/// with counted meta `meta` (§10.3 step 3); may be zero or negative when the
+/// with counted meta `meta`; may be zero or negative when the
 /// spec is at its `max_running`.
 pub fn attempt_count(requested: i64, meta: &WorkSpecMeta) -> i64 {
     let mut count = requested.max(1);
@@ -107,7 +108,7 @@ pub fn attempt_count(requested: i64, meta: &WorkSpecMeta) -> i64 {
 }
 
 /// The status of a unit from its active attempt's status and its not-before
-/// time (§2.4).
+/// time.
 pub fn unit_status(
     active: Option<AttemptStatus>,
     not_before: Option<Time>,
@@ -123,7 +124,7 @@ pub fn unit_status(
 }
 
 /// The name of a generated continuous unit: whole Unix seconds, a dot, and
-/// three digits of milliseconds (§10.4).
+/// three digits of milliseconds.
 ///
 /// ```
 /// use coordinate::{rules::continuous_unit_name, Duration, Time};

@@ -1,6 +1,6 @@
--- Version 1: the whole Coordinate object model (COORDINATE-SPEC §16).
+-- Version 1: the whole Coordinate object model.
 --
--- Names are bytea: they sort byte-wise (§1.4) and may hold any character,
+-- Names are bytea: they sort byte-wise and may hold any character,
 -- NUL included, which text cannot. Attempt statuses are the ordinals of
 -- AttemptStatus (0 pending, 1 expired, 2 finished, 3 failed, 4 retryable).
 -- Durations are integer microseconds; unset times are NULL. No column
@@ -59,7 +59,7 @@ CREATE TABLE work_unit (
     active_attempt_id bigint,
     UNIQUE (work_spec_id, name)
 );
--- Units without an active attempt, in execution order (§10.3 step 4).
+-- Units without an active attempt, in execution order.
 CREATE INDEX work_unit_idle ON work_unit (work_spec_id, priority DESC, name)
     WHERE active_attempt_id IS NULL;
 
