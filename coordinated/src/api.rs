@@ -201,11 +201,10 @@ fn decode<T: DeserializeOwned>(body: Option<Value>) -> Result<T, Problem> {
         .map_err(|e| Problem::bad_request(e.to_string()))
 }
 
-/// The work unit query of a request: bad values are `500`, as in the
-/// reference server.
+/// The work unit query of a request: a bad value is a malformed request,
+/// `400` (the reference server answers `500`; no client depends on it).
 fn query(raw: &str) -> Result<WorkUnitQuery, Problem> {
-    wire::parse_work_unit_query(raw)
-        .map_err(|e| Problem::generic(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    wire::parse_work_unit_query(raw).map_err(|e| Problem::bad_request(e.to_string()))
 }
 
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.

@@ -300,15 +300,15 @@ fn status_codes_and_error_documents() {
         "error",
     );
 
-    // Query values.
+    // Query values: a malformed request.
     check(
         server.get(&format!("{spec}/work_unit?status=bogus")),
-        500,
+        400,
         "error",
     );
     check(
         server.get(&format!("{spec}/work_unit?limit=x")),
-        500,
+        400,
         "error",
     );
 
