@@ -7,6 +7,10 @@
 #   cargo build --release -p coordinated
 #   bash coordinated/benches/http_load.sh   # DURATION=15s WARMUP=5s ROUNDS=1 SPECS=4 UNITS=2500
 #
+# CLIENT=coordbench runs coordbench's read mix instead of wrk (the worker's
+# view: Cache<RestBackend> vs uncached; build it with
+# `cargo build --release --features rest --example coordbench`).
+#
 # Each round runs cache on, then off, on the same data; on a busy machine
 # compare the rounds' ratios rather than single figures.
 #
@@ -23,8 +27,14 @@ PORT=${PORT:-5981}
 BIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
 SERVER=target/release/coordinated
 SCRIPT=coordinated/benches/read_mix.lua
+CLIENT=${CLIENT:-wrk}
 [ -x "$SERVER" ] || { echo "build first: cargo build --release -p coordinated" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+if [ "$CLIENT" = coordbench ]; then
+  [ -x target/release/examples/coordbench ] ||
+    { echo "build first: cargo build --release --features rest --example coordbench" >&2; exit 1; }
+else
+  command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+fi
 
 DIR=$(mktemp -d /tmp/http-load.XXXXXX)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -90,6 +100,15 @@ run() { # mode
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 }
 
+if [ "$CLIENT" = coordbench ]; then
+  # The worker side: coordbench's read mix through RestBackend, with and
+  # without Cache<RestBackend>, against a server whose own cache is on.
+  start_server on
+  echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  target/release/examples/coordbench --backend "http://127.0.0.1:$PORT" --mix reads \
+    --rounds "$ROUNDS" --specs "$SPECS" --units $((SPECS * UNITS))
+  exit
+fi
 start_server on; seed; kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "data: $SPECS specs x $UNITS units; wrk -t2 -c8 -d$DURATION after $WARMUP warm-up"
