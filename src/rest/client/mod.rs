@@ -113,6 +113,16 @@ impl Shared {
         self.transport.resolve(link)
     }
 
+    /// The URL of a fetched document: its own `url` link, or the URL it
+    /// was fetched from when the server left that link empty.
+    pub(crate) fn document_url(&self, own: &str, fetched_from: Url) -> Result<Url> {
+        if own.is_empty() {
+            Ok(fetched_from)
+        } else {
+            self.resolve(own)
+        }
+    }
+
     /// Expands a URI template and resolves the result.
     pub(crate) fn expand(&self, template: &str, vars: &[(&str, Var<'_>)]) -> Result<Url> {
         let link = template::expand(template, vars).map_err(|e| {

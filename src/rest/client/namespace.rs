@@ -70,11 +70,7 @@ impl RestNamespace {
             .get(&url)
             .await
             .map_err(Failure::lookup)?;
-        let url = if doc.url.is_empty() {
-            url
-        } else {
-            shared.resolve(&doc.url)?
-        };
+        let url = shared.document_url(&doc.url, url)?;
         Ok(Self::new(shared, doc.name.clone(), url, Some(doc)))
     }
 

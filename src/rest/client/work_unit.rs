@@ -60,11 +60,7 @@ impl RestWorkUnit {
         doc: WorkUnitDocument,
     ) -> Result<Self> {
         let shared = spec.shared();
-        let url = if doc.url.is_empty() {
-            requested
-        } else {
-            shared.resolve(&doc.url)?
-        };
+        let url = shared.document_url(&doc.url, requested)?;
         let attempts = shared.resolve(&doc.attempts_url)?;
         Ok(Self::new(spec, doc.name, url, Some(attempts)))
     }

@@ -87,11 +87,7 @@ impl RestWorker {
         requested: Url,
         doc: WorkerDocument,
     ) -> Result<Self> {
-        let url = if doc.url.is_empty() {
-            requested
-        } else {
-            shared.resolve(&doc.url)?
-        };
+        let url = shared.document_url(&doc.url, requested)?;
         Ok(Self::new(shared, doc.name.clone(), url, Some(&doc)))
     }
 
