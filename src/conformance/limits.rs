@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{at_secs, Run, TestBackend};
-use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkerRef};
+use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::data;
 use crate::error::Error;
 use crate::model::{
@@ -842,36 +842,26 @@ pub async fn clock_set_back(t: TestBackend) {
     };
     let unit = r.unit_meta(&spec, "u", DataMap::new(), meta).await;
     r.advance_secs(20);
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        WorkUnitStatus::Available,
-        "due"
-    );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts.get(&WorkUnitStatus::Available),
-        Some(&1),
-        "counted available"
-    );
+    status_and_count(&r, &spec, &unit, WorkUnitStatus::Available, "due").await;
     r.t.clock.set(MIN_TIME + Duration::hours(1));
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        WorkUnitStatus::Delayed,
-        "set back"
-    );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts.get(&WorkUnitStatus::Delayed),
-        Some(&1),
-        "counted delayed"
-    );
+    status_and_count(&r, &spec, &unit, WorkUnitStatus::Delayed, "set back").await;
     let meta = r.ok(spec.meta(true).await, "meta");
     check_eq!(r, meta.available_count, 0, "meta counts");
     r.request_none(&worker, "nothing while set back").await;
     r.t.clock.set(at_secs(20));
     r.request_unit(&worker, "u", "due again").await;
+}
+
+/// Checks that the spec's only unit reports `want`, and that the spec's
+/// counts agree.
+async fn status_and_count(
+    r: &Run,
+    spec: &WorkSpecRef,
+    unit: &WorkUnitRef,
+    want: WorkUnitStatus,
+    step: &str,
+) {
+    check_eq!(r, r.unit_status(unit).await, want, "{step}");
+    let counts = r.ok(spec.count_work_unit_status().await, "counts");
+    check_eq!(r, counts.get(&want), Some(&1), "counted, {step}");
 }
