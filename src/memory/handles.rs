@@ -175,11 +175,11 @@ impl Namespace for MemNamespace {
         self.shared.run(|st, _| {
             let existed = st.namespace_name(self.id).is_some();
             st.destroy_namespace(self.id);
-            if existed && self.shared.feed.wanted() {
-                self.shared.feed.publish(ChangeEvent::NamespaceDestroyed {
+            self.shared.announce(|| {
+                existed.then(|| ChangeEvent::NamespaceDestroyed {
                     namespace: self.name.clone(),
-                });
-            }
+                })
+            });
         });
         Ok(())
     }
@@ -213,12 +213,12 @@ impl Namespace for MemNamespace {
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
         self.shared.run(|st, _| {
             st.destroy_work_spec(self.id, name)?;
-            if self.shared.feed.wanted() {
-                self.shared.feed.publish(ChangeEvent::WorkSpecDestroyed {
+            self.shared.announce(|| {
+                Some(ChangeEvent::WorkSpecDestroyed {
                     namespace: self.name.clone(),
                     work_spec: name.to_string(),
-                });
-            }
+                })
+            });
             Ok(())
         })
     }
@@ -272,14 +272,13 @@ impl WorkSpec for MemWorkSpec {
         let definition = limits::checked_data(definition)?;
         self.shared.run(|st, _| {
             st.set_spec_data(self.id, definition)?;
-            if self.shared.feed.wanted() {
-                if let Some((namespace, work_spec)) = st.spec_path(self.id) {
-                    self.shared.feed.publish(ChangeEvent::WorkSpecRedefined {
-                        namespace: namespace.to_string(),
-                        work_spec: work_spec.to_string(),
-                    });
-                }
-            }
+            self.shared.announce(|| {
+                let (namespace, work_spec) = st.spec_path(self.id)?;
+                Some(ChangeEvent::WorkSpecRedefined {
+                    namespace,
+                    work_spec,
+                })
+            });
             Ok(())
         })
     }
@@ -347,15 +346,14 @@ impl WorkSpec for MemWorkSpec {
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
         self.shared.run(|st, now| {
             let deleted = st.delete_work_units(self.id, query, now)?;
-            if !deleted.is_empty() && self.shared.feed.wanted() {
-                if let Some((namespace, work_spec)) = st.spec_path(self.id) {
-                    self.shared.feed.publish(ChangeEvent::WorkUnitsDeleted {
-                        namespace: namespace.to_string(),
-                        work_spec: work_spec.to_string(),
-                        units: DeletedUnits::Names(deleted.iter().map(|n| n.to_string()).collect()),
-                    });
-                }
-            }
+            self.shared.announce(|| {
+                let (namespace, work_spec) = st.spec_path(self.id)?;
+                (!deleted.is_empty()).then(|| ChangeEvent::WorkUnitsDeleted {
+                    namespace,
+                    work_spec,
+                    units: DeletedUnits::Names(deleted.iter().map(|n| n.to_string()).collect()),
+                })
+            });
             Ok(deleted.len() as u64)
         })
     }
@@ -457,14 +455,10 @@ impl Worker for MemWorker {
             .transpose()?;
         self.shared.run(|st, _| {
             st.set_parent(self.id, parent)?;
-            if self.shared.feed.wanted() {
-                if let Some((namespace, worker)) = st.worker_path(self.id) {
-                    self.shared.feed.publish(ChangeEvent::WorkerChanged {
-                        namespace: namespace.to_string(),
-                        worker: worker.to_string(),
-                    });
-                }
-            }
+            self.shared.announce(|| {
+                let (namespace, worker) = st.worker_path(self.id)?;
+                Some(ChangeEvent::WorkerChanged { namespace, worker })
+            });
             Ok(())
         })
     }

@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Result;
-use crate::feed::ChangeFeed;
+use crate::feed::{ChangeEvent, ChangeFeed};
 use crate::model::{Summary, Time};
 
 use state::State;
@@ -72,6 +72,16 @@ impl Shared {
     fn run<R>(&self, operation: impl FnOnce(&mut State, Time) -> R) -> R {
         let now = self.clock.now();
         operation(&mut self.state.lock(), now)
+    }
+
+    /// Publishes the event `event` builds, if anyone listens (events are
+    /// only built then).
+    fn announce(&self, event: impl FnOnce() -> Option<ChangeEvent>) {
+        if self.feed.wanted() {
+            if let Some(event) = event() {
+                self.feed.publish(event);
+            }
+        }
     }
 }
 
