@@ -58,6 +58,7 @@ macro_rules! check {
 }
 
 mod attempts;
+mod bulk;
 mod concurrency;
 mod errors;
 mod identity;
@@ -69,6 +70,7 @@ mod units;
 mod workers;
 
 pub use attempts::*;
+pub use bulk::*;
 pub use concurrency::*;
 pub use errors::*;
 pub use identity::*;
@@ -232,6 +234,12 @@ macro_rules! conformance_tests {
                 scheduler_fair_share,
                 scheduler_weights,
                 scheduler_exclusions,
+                // Bulk add
+                bulk_add_upsert,
+                bulk_add_duplicates,
+                bulk_add_all_or_nothing,
+                bulk_add_empty,
+                bulk_add_counts,
                 // Attempts
                 attempt_lifetime,
                 attempt_metadata,

@@ -15,8 +15,8 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, DeletedUnits};
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use crate::rules::limits;
 
@@ -34,14 +34,17 @@ pub(crate) struct MemNamespace {
 pub(crate) struct MemWorkSpec {
     shared: Arc<Shared>,
     id: SpecId,
-    name: String,
+    name: Arc<str>,
 }
 
+/// Shares its name and its spec's name with the state, and builds its
+/// spec's handle only when asked: a unit handle is one small allocation.
 pub(crate) struct MemWorkUnit {
     shared: Arc<Shared>,
     id: UnitId,
     name: Arc<str>,
-    spec: Arc<MemWorkSpec>,
+    spec: SpecId,
+    spec_name: Arc<str>,
 }
 
 pub(crate) struct MemWorker {
@@ -83,11 +86,11 @@ pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str
     })
 }
 
-fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: &str) -> Arc<MemWorkSpec> {
+fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: Arc<str>) -> Arc<MemWorkSpec> {
     Arc::new(MemWorkSpec {
         shared: shared.clone(),
         id,
-        name: name.to_string(),
+        name,
     })
 }
 
@@ -96,7 +99,8 @@ fn unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
         shared: shared.clone(),
         id: parts.id,
         name: parts.name,
-        spec: spec_handle(shared, parts.spec, &parts.spec_name),
+        spec: parts.spec,
+        spec_name: parts.spec_name,
     })
 }
 
@@ -199,14 +203,14 @@ impl Namespace for MemNamespace {
                     work_spec: name.clone(),
                 });
             }
-            Ok(spec_handle(&self.shared, id, &name) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
         })
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
         self.shared.run(|st, _| {
             let id = st.work_spec(self.id, name)?;
-            Ok(spec_handle(&self.shared, id, name) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
         })
     }
 
@@ -306,6 +310,18 @@ impl WorkSpec for MemWorkSpec {
         })
     }
 
+    /// The whole batch under one lock acquisition: stored all at once.
+    async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
+        let units = limits::checked_new_units(units)?;
+        let added = self
+            .shared
+            .run(|st, now| st.add_work_units(self.id, units, now))?;
+        Ok(added
+            .into_iter()
+            .map(|parts| unit_handle(&self.shared, parts) as WorkUnitRef)
+            .collect())
+    }
+
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
         self.shared.run(|st, _| {
             let id = st.work_unit(self.id, name)?;
@@ -370,7 +386,7 @@ impl WorkUnit for MemWorkUnit {
     }
 
     fn work_spec(&self) -> WorkSpecRef {
-        self.spec.clone()
+        spec_handle(&self.shared, self.spec, self.spec_name.clone())
     }
 
     fn as_any(&self) -> &dyn Any {

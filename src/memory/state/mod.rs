@@ -40,7 +40,8 @@ struct NamespaceState {
 #[derive(Debug)]
 struct SpecState {
     namespace: NamespaceId,
-    name: String,
+    /// Shared with the handles of its units.
+    name: Arc<str>,
     definition: DataMap,
     meta: WorkSpecMeta,
     units: BTreeMap<Arc<str>, UnitId>,
@@ -101,7 +102,7 @@ pub(crate) struct UnitParts {
     pub(crate) id: UnitId,
     pub(crate) name: Arc<str>,
     pub(crate) spec: SpecId,
-    pub(crate) spec_name: String,
+    pub(crate) spec_name: Arc<str>,
 }
 
 /// Sizes, for `Debug`.
@@ -315,7 +316,7 @@ impl State {
         let spec = self.specs.get(&id)?;
         Some((
             self.namespace_name(spec.namespace)?.into(),
-            spec.name.clone(),
+            spec.name.to_string(),
         ))
     }
 

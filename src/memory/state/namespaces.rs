@@ -68,7 +68,7 @@ impl State {
             id,
             SpecState {
                 namespace: ns,
-                name: parsed.name.clone(),
+                name: parsed.name.as_str().into(),
                 definition,
                 meta: parsed.meta,
                 units: BTreeMap::new(),

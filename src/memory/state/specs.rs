@@ -19,7 +19,7 @@ impl State {
             .into_iter()
             .map(|(status, count)| SummaryRecord {
                 namespace: namespace.clone(),
-                work_spec: spec.name.clone(),
+                work_spec: spec.name.to_string(),
                 status,
                 count,
             })
@@ -53,7 +53,7 @@ impl State {
     pub(crate) fn set_spec_data(&mut self, id: SpecId, definition: DataMap) -> Result<()> {
         let parsed = rules::parse_definition(&definition)?;
         let spec = self.spec_mut(id)?;
-        if parsed.name != spec.name {
+        if *parsed.name != *spec.name {
             return Err(Error::ChangedName);
         }
         spec.definition = definition;

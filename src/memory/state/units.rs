@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
 use super::*;
 
@@ -18,8 +18,45 @@ impl State {
         meta: WorkUnitMeta,
         now: Time,
     ) -> Result<UnitId> {
-        let existing = self.spec(spec)?.units.get(name).copied();
-        if let Some(id) = existing {
+        Ok(self.upsert_unit(spec, name, data, meta, now)?.0)
+    }
+
+    /// Adds or replaces every unit of a batch in order, as `add_work_unit`
+    /// once per entry would. Once the spec is found nothing can fail (the
+    /// entries were checked before), so the batch is stored whole.
+    pub(crate) fn add_work_units(
+        &mut self,
+        spec: SpecId,
+        units: Vec<NewWorkUnit>,
+        now: Time,
+    ) -> Result<Vec<UnitParts>> {
+        let spec_name = self.spec(spec)?.name.clone();
+        units
+            .into_iter()
+            .map(|unit| {
+                let (id, name) = self.upsert_unit(spec, &unit.name, unit.data, unit.meta, now)?;
+                Ok(UnitParts {
+                    id,
+                    name,
+                    spec,
+                    spec_name: spec_name.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The upsert behind both adds: answers the unit's id and shared name.
+    fn upsert_unit(
+        &mut self,
+        spec: SpecId,
+        name: &str,
+        data: DataMap,
+        meta: WorkUnitMeta,
+        now: Time,
+    ) -> Result<(UnitId, Arc<str>)> {
+        let existing = self.spec(spec)?.units.get_key_value(name);
+        if let Some((name, &id)) = existing {
+            let name = name.clone();
             // Status before the replacement, without running expiry.
             let status = self.unit_status_at(id, now)?;
             self.reindex(id, now, |st| {
@@ -31,7 +68,7 @@ impl State {
                 }
                 Ok(())
             })?;
-            return Ok(id);
+            return Ok((id, name));
         }
         let id = UnitId(self.next_id());
         let name: Arc<str> = name.into();
@@ -48,9 +85,9 @@ impl State {
         );
         let class = self.class(id).ok_or(Error::Gone)?;
         let spec = self.spec_mut(spec)?;
-        spec.units.insert(name, id);
+        spec.units.insert(name.clone(), id);
         spec.index.insert(&class, now);
-        Ok(id)
+        Ok((id, name))
     }
 
     pub(crate) fn work_unit(&self, spec: SpecId, name: &str) -> Result<UnitId> {
