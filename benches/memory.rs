@@ -44,7 +44,11 @@ async fn load(n: usize) -> Loaded {
 
 /// `n` units named `u0000000`… with one-key data and seven priorities.
 fn new_units(n: usize) -> Vec<NewWorkUnit> {
-    (0..n)
+    units_in(0..n)
+}
+
+fn units_in(range: std::ops::Range<usize>) -> Vec<NewWorkUnit> {
+    range
         .map(|i| NewWorkUnit {
             name: format!("u{i:07}"),
             data: data!({"i": i}),
@@ -61,19 +65,21 @@ fn resident_bytes() -> Option<u64> {
 }
 
 /// Prints the resident bytes one stored unit costs, loading `n` units
-/// with one-key data into an otherwise empty backend.
+/// with one-key data into an otherwise empty backend, in batches of
+/// [`BATCH`] (so that little of the growth is freed batches).
 fn report_bytes_per_unit(rt: &Runtime, n: usize) {
-    let units = new_units(n);
     let before = resident_bytes();
     let loaded = rt.block_on(async {
         let backend = MemoryBackend::with_clock(MockClock::new());
         let ns = backend.namespace("bytes").await.unwrap();
         let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
-        spec.add_work_units(units).await.unwrap();
+        for start in (0..n).step_by(BATCH) {
+            let units = units_in(start..n.min(start + BATCH));
+            spec.add_work_units(units).await.unwrap();
+        }
         backend
     });
     if let (Some(before), Some(after)) = (before, resident_bytes()) {
-        // The batch itself was freed by the add, so the growth is the store.
         let per_unit = after.saturating_sub(before) as f64 / n as f64;
         println!("report: resident bytes per unit with one-key data at {n}: {per_unit:.0}");
     }

@@ -17,6 +17,7 @@
 //! `count_work_unit_status` and lazy expiry therefore cost a few `O(log n)`
 //! steps, not a scan of the spec (see `benches/memory.rs`).
 
+mod compact;
 mod feed;
 mod handles;
 mod index;

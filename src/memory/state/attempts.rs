@@ -20,6 +20,7 @@ impl State {
         data: Option<DataMap>,
         now: Time,
     ) -> Result<()> {
+        let data = data.as_ref().map(CompactData::encode).transpose()?;
         let attempt = self.attempt_mut(id)?;
         attempt.status = status;
         attempt.end = Some(now);
@@ -56,7 +57,7 @@ impl State {
     }
 
     pub(crate) fn attempt_data(&self, id: AttemptId) -> Result<DataMap> {
-        Ok(self.attempt(id)?.data.clone())
+        self.attempt(id)?.data.decode()
     }
 
     pub(crate) fn attempt_start(&self, id: AttemptId) -> Result<Time> {
@@ -92,6 +93,7 @@ impl State {
             self.complete(id, AttemptStatus::Expired, data, now)?;
             return Err(Error::LostLease);
         }
+        let data = data.as_ref().map(CompactData::encode).transpose()?;
         self.reindex(unit, now, |st| {
             let attempt = st.attempt_mut(id)?;
             attempt.expiration = expiration;
@@ -158,7 +160,7 @@ impl State {
         let Some(next_spec) = self.ns(spec.namespace)?.specs.get(next).copied() else {
             return Ok(());
         };
-        for new in rules::chained_units(&self.attempt(attempt)?.data, now) {
+        for new in rules::chained_units(&self.attempt(attempt)?.data.decode()?, now) {
             self.add_work_unit(next_spec, &new.name, new.data, new.meta, now)?;
         }
         Ok(())

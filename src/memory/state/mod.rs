@@ -13,12 +13,15 @@ use crate::error::{Error, Result};
 use crate::model::{AttemptStatus, DataMap, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitStatus};
 use crate::rules;
 
+use super::compact::CompactData;
 use super::index::{Counts, SpecIndex, UnitClass};
 
 mod attempts;
 mod namespaces;
 mod scheduler;
 mod specs;
+#[cfg(test)]
+mod tests;
 mod units;
 mod workers;
 
@@ -52,7 +55,7 @@ struct SpecState {
 struct UnitState {
     spec: SpecId,
     name: Arc<str>,
-    data: DataMap,
+    data: CompactData,
     meta: WorkUnitMeta,
     active: Option<AttemptId>,
     attempts: Vec<AttemptId>,
@@ -65,7 +68,7 @@ struct AttemptState {
     /// Kept so the attempt's handle can be built even if the worker is gone.
     worker_name: Arc<str>,
     status: AttemptStatus,
-    data: DataMap,
+    data: CompactData,
     start: Time,
     end: Option<Time>,
     expiration: Time,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
+use super::super::index::STATUSES;
 use super::*;
 
 impl State {
@@ -18,6 +19,7 @@ impl State {
         meta: WorkUnitMeta,
         now: Time,
     ) -> Result<UnitId> {
+        let data = CompactData::encode(&data)?;
         Ok(self.upsert_unit(spec, name, data, meta, now)?.0)
     }
 
@@ -31,10 +33,15 @@ impl State {
         now: Time,
     ) -> Result<Vec<UnitParts>> {
         let spec_name = self.spec(spec)?.name.clone();
-        units
+        let encoded = units
             .into_iter()
-            .map(|unit| {
-                let (id, name) = self.upsert_unit(spec, &unit.name, unit.data, unit.meta, now)?;
+            .map(|unit| Ok((unit.name, CompactData::encode(&unit.data)?, unit.meta)))
+            .collect::<Result<Vec<_>>>()?;
+        self.units.reserve(encoded.len());
+        encoded
+            .into_iter()
+            .map(|(name, data, meta)| {
+                let (id, name) = self.upsert_unit(spec, &name, data, meta, now)?;
                 Ok(UnitParts {
                     id,
                     name,
@@ -50,7 +57,7 @@ impl State {
         &mut self,
         spec: SpecId,
         name: &str,
-        data: DataMap,
+        data: CompactData,
         meta: WorkUnitMeta,
         now: Time,
     ) -> Result<(UnitId, Arc<str>)> {
@@ -115,11 +122,23 @@ impl State {
                         .unit_status_at(id, now)
                         .is_ok_and(|s| query.admits_status(s)))
         };
-        let selected = if query.names.is_empty() {
-            let start = match query.previous_name.as_str() {
-                "" => Bound::Unbounded,
-                previous => Bound::Excluded(previous),
-            };
+        let start = match query.previous_name.as_str() {
+            "" => Bound::Unbounded,
+            previous => Bound::Excluded(previous),
+        };
+        let selected = if query.names.is_empty() && query.filters_status() {
+            // The first `limit` names of each admitted status, merged: the
+            // page reads only what it may return.
+            let mut page = BTreeSet::new();
+            for status in STATUSES.into_iter().filter(|s| query.admits_status(*s)) {
+                page.extend(state.index.names(status, start).take(limit));
+            }
+            page.into_iter()
+                .take(limit)
+                .filter_map(|name| state.units.get_key_value(&**name))
+                .map(|(name, id)| (name.clone(), *id))
+                .collect()
+        } else if query.names.is_empty() {
             state
                 .units
                 .range::<str, _>((start, Bound::Unbounded))
@@ -189,8 +208,8 @@ impl State {
     pub(crate) fn unit_data(&self, id: UnitId) -> Result<DataMap> {
         let unit = self.unit(id)?;
         match unit.active.and_then(|a| self.attempts.get(&a)) {
-            Some(attempt) => Ok(attempt.data.clone()),
-            None => Ok(unit.data.clone()),
+            Some(attempt) => attempt.data.decode(),
+            None => unit.data.decode(),
         }
     }
 
