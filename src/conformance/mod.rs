@@ -59,22 +59,30 @@ macro_rules! check {
 
 mod attempts;
 mod concurrency;
+mod continuous;
 mod errors;
 mod identity;
 mod limits;
 mod namespaces;
+mod scheduler;
 mod specs;
+mod summaries;
+mod time;
 mod transitions;
 mod units;
 mod workers;
 
 pub use attempts::*;
 pub use concurrency::*;
+pub use continuous::*;
 pub use errors::*;
 pub use identity::*;
 pub use limits::*;
 pub use namespaces::*;
+pub use scheduler::*;
 pub use specs::*;
+pub use summaries::*;
+pub use time::*;
 pub use transitions::*;
 pub use units::*;
 pub use workers::*;
