@@ -58,12 +58,15 @@ macro_rules! check {
 }
 
 mod attempts;
+mod chaining;
 mod concurrency;
 mod continuous;
 mod errors;
+mod expiry;
 mod identity;
 mod limits;
 mod namespaces;
+mod retries;
 mod scheduler;
 mod specs;
 mod summaries;
@@ -73,12 +76,15 @@ mod units;
 mod workers;
 
 pub use attempts::*;
+pub use chaining::*;
 pub use concurrency::*;
 pub use continuous::*;
 pub use errors::*;
+pub use expiry::*;
 pub use identity::*;
 pub use limits::*;
 pub use namespaces::*;
+pub use retries::*;
 pub use scheduler::*;
 pub use specs::*;
 pub use summaries::*;
