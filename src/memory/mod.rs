@@ -13,9 +13,13 @@
 //!
 //! Each work spec keeps indexes (see `index.rs`): idle units by priority
 //! then name, delayed units by not-before, pending attempts by expiration,
-//! and counters of finished and failed units. `status`, `request_attempts`,
-//! `count_work_unit_status` and lazy expiry therefore cost a few `O(log n)`
+//! and unit names per status. `status`, `request_attempts`, counts,
+//! status-filtered pages and lazy expiry therefore cost a few `O(log n)`
 //! steps, not a scan of the spec (see `benches/memory.rs`).
+//!
+//! Unit and attempt data are stored as JSON text (see `compact.rs`) and
+//! converted at the API boundary; `add_work_units` stores a whole batch
+//! under one lock acquisition.
 
 mod compact;
 mod feed;
