@@ -71,7 +71,7 @@ pub(crate) const MAKE_ATTEMPT: &str = "WITH target AS (
         SELECT t.id, t.work_spec_id, $2, 0, t.data, $3, $4, true FROM target t
         RETURNING id, work_unit_id),
     linked AS (
-        UPDATE work_unit u SET active_attempt_id = c.id FROM created c
+        UPDATE work_unit u SET active_attempt_id = c.id, state = 1 FROM created c
         WHERE u.id = c.work_unit_id)
     SELECT c.id, (SELECT count(*) FROM attempt x WHERE x.work_unit_id = c.work_unit_id) + 1
     FROM created c";
