@@ -98,6 +98,8 @@ mod error;
 mod namespace;
 mod notify;
 mod nul;
+#[cfg(test)]
+mod plan_tests;
 mod schema;
 mod selection;
 pub mod testing;
@@ -629,16 +631,16 @@ pub(crate) use live_status;
 
 /// SQL: true if an expiry check at `$now` over the attempts `x` that
 /// `$scope` admits would expire one (an active, pending attempt past its
-/// deadline).
+/// deadline). The attempt's unit is looked up by a subquery of its own, so
+/// the plan fetches it by key rather than joining every unit.
 macro_rules! expirable {
     ($scope:literal, $now:literal) => {
         concat!(
-            "EXISTS (SELECT 1 FROM attempt x JOIN work_unit y ",
-            "ON y.id = x.work_unit_id AND y.active_attempt_id = x.id WHERE ",
+            "EXISTS (SELECT 1 FROM attempt x WHERE ",
             $scope,
             " AND x.status = 0 AND x.expiration_time < ",
             $now,
-            ")"
+            " AND (SELECT y.active_attempt_id FROM work_unit y WHERE y.id = x.work_unit_id) = x.id)"
         )
     };
 }

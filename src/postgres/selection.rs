@@ -6,7 +6,9 @@
 //! index when names are given). Every shape keeps the query's limit in SQL:
 //! the status shape reads each status's units from the `(spec, state, name)`
 //! index in name order, and the pending attempts past their deadline from
-//! the pending-attempt index, so it costs O(limit · log n).
+//! the pending-attempt index (each attempt's unit fetched by key: `OFFSET 0`
+//! keeps that lookup a subquery the planner cannot turn into a join over
+//! every unit), so it costs O(limit · log n).
 //!
 //! Parameters common to every shape: `$1` the spec, `$2` the least name
 //! admitted (inclusive), `$3` the limit (NULL for none), `$4` now; then the
@@ -67,7 +69,8 @@ macro_rules! sel_status {
              ORDER BY u.name LIMIT $3)
             UNION ALL
             (SELECT u.id, u.name FROM attempt a
-             JOIN work_unit u ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
+             CROSS JOIN LATERAL (SELECT v.id, v.name, v.not_before FROM work_unit v
+                 WHERE v.id = a.work_unit_id AND v.active_attempt_id = a.id OFFSET 0) u
              WHERE ($5 OR $9) AND a.work_spec_id = $1 AND a.status = 0
                AND a.expiration_time < $4 AND u.name >= $2
                AND CASE WHEN u.not_before > $4 THEN $9 ELSE $5 END
@@ -94,13 +97,15 @@ macro_rules! read_units {
 /// SQL: the selection `$sel` locked (in id order) and changed by `$change`
 /// (which reads the locked ids from `picked`), in one statement; answers
 /// how many were selected and whether an expiry check at `$4` would expire
-/// anything in the spec.
+/// anything in the spec. Ids are passed on as arrays, not joined, so the
+/// plan fetches each unit by key whatever the planner guesses of a
+/// selection's size.
 macro_rules! change_units {
     ($sel:ident, $change:expr) => {
         concat!(
-            "WITH picked AS (SELECT w.id FROM work_unit w WHERE w.id IN (SELECT s.id FROM (",
+            "WITH picked AS (SELECT w.id FROM work_unit w WHERE w.id = ANY (ARRAY(SELECT s.id FROM (",
             $sel!(),
-            ") s) ORDER BY w.id FOR UPDATE), changed AS (",
+            ") s)) ORDER BY w.id FOR UPDATE), changed AS (",
             $change,
             ") SELECT (SELECT count(*) FROM picked), ",
             super::expirable!("x.work_spec_id = $1", "$4")
@@ -193,7 +198,7 @@ impl Selection {
                         concat!(
                             "UPDATE work_unit SET priority = ",
                             $value,
-                            "::float8 WHERE id IN (SELECT id FROM picked)"
+                            "::float8 WHERE id = ANY (ARRAY(SELECT id FROM picked))"
                         )
                     ),
                     UnitChange::AdjustPriority(_) => change_units!(
@@ -201,12 +206,12 @@ impl Selection {
                         concat!(
                             "UPDATE work_unit SET priority = priority + ",
                             $value,
-                            "::float8 WHERE id IN (SELECT id FROM picked)"
+                            "::float8 WHERE id = ANY (ARRAY(SELECT id FROM picked))"
                         )
                     ),
                     UnitChange::Delete => change_units!(
                         $sel,
-                        "DELETE FROM work_unit WHERE id IN (SELECT id FROM picked)"
+                        "DELETE FROM work_unit WHERE id = ANY (ARRAY(SELECT id FROM picked))"
                     ),
                 }
             };

@@ -37,7 +37,7 @@ const UPSERT_UNIT: &str = "SELECT coordinate_upsert_unit($1, $2, $3, $4, $5)";
 
 /// The counted meta of one spec as of an expiry check at `$2`, from its
 /// counters (see the `counts` module).
-const COUNTED_META: &str = concat!(
+pub(crate) const COUNTED_META: &str = concat!(
     "SELECT ",
     meta_columns!(),
     ", ",
