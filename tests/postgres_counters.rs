@@ -149,10 +149,7 @@ fn tolerated(result: coordinate::Result<()>) {
         assert!(
             matches!(
                 e,
-                Error::NotPending
-                    | Error::LostLease
-                    | Error::Gone { .. }
-                    | Error::NoSuchWorkUnit { .. }
+                Error::NotPending | Error::LostLease | Error::Gone | Error::NoSuchWorkUnit { .. }
             ),
             "unexpected error: {e:?}"
         );
@@ -226,7 +223,7 @@ async fn mixed_load(backend: PostgresBackend, clock: MockClock, task: u64) {
                     .map(|_| NewWorkUnit {
                         name: unit_name(&mut rng),
                         data: data!({}),
-                        meta: meta.clone(),
+                        meta,
                     })
                     .collect();
                 a.add_work_units(units).await.unwrap();

@@ -517,9 +517,7 @@ impl Shared {
             }
         }
         self.settle(scope, now, stale).await?;
-        summary.sort_by(|a, b| {
-            (&a.namespace, &a.work_spec, a.status).cmp(&(&b.namespace, &b.work_spec, b.status))
-        });
+        crate::model::sort_summary(&mut summary);
         Ok(summary)
     }
 }
