@@ -61,6 +61,16 @@
 //! stored output is parsed here, by the rules every backend shares); and
 //! name lookups that create (`namespace`, `worker`) take two on creation.
 //!
+//! # Cost at scale
+//!
+//! Counts, counted metas and summaries read per-spec counters that
+//! statement triggers keep in every changing transaction, plus two small
+//! index ranges for what depends on now (the `counts` module), so they cost
+//! O(specs), not O(units). Queries by status read a `(spec, state, name)`
+//! index with the limit in SQL, and each query shape is its own statement,
+//! so no generic plan made for one shape serves another (the `selection`
+//! module). `add_work_units` stores a whole batch in one statement.
+//!
 //! # Expiry without writes on reads
 //!
 //! Reads that perform an expiry check (`status`, `active_attempt`,
