@@ -14,6 +14,7 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
+use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock,
     WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
@@ -510,6 +511,17 @@ enum Kind {
     Worker,
 }
 
+/// What a call on a handle of `kind` answers when its object is gone.
+fn gone(kind: Kind) -> Error {
+    let kind = match kind {
+        Kind::Namespace => ObjectKind::Namespace,
+        Kind::Spec => ObjectKind::WorkSpec,
+        Kind::Unit => ObjectKind::WorkUnit,
+        Kind::Worker => ObjectKind::Worker,
+    };
+    Error::Gone { kind }
+}
+
 fn kind() -> impl Strategy<Value = Kind> {
     prop_oneof![
         Just(Kind::Namespace),
@@ -720,7 +732,7 @@ proptest! {
             for (op, result) in every_operation(&cached).await {
                 prop_assert!(result.is_ok(), "cached {} answered {:?}", op, result);
             }
-            prop_assert_eq!(read_version(&plain).await.err(), Some(Error::Gone));
+            prop_assert_eq!(read_version(&plain).await.err(), Some(gone(kind)));
             // The cache did not create anything on its own: exactly one of each.
             let names = ok(ok(memory.namespace("n").await)?.work_spec_names().await)?;
             prop_assert_eq!(names, vec!["s".to_string()]);
@@ -762,7 +774,7 @@ proptest! {
                         Some(Error::NoSuchWorkSpec { name: "s".into() })
                     ),
                     (Kind::Namespace, _) => prop_assert!(result.is_ok(), "cached {} {:?}", op, result),
-                    _ => prop_assert_eq!(result.err(), Some(Error::Gone), "cached {}", op),
+                    _ => prop_assert_eq!(result.err(), Some(gone(kind)), "cached {}", op),
                 }
             }
             if let Handle::Namespace(ns) = &cached {
@@ -810,7 +822,7 @@ proptest! {
                     if let Handle::Worker(w) = &cached {
                         // The namespace is back but the worker is not: still Gone,
                         // and the old handle did not create it.
-                        prop_assert_eq!(w.active().await.err(), Some(Error::Gone));
+                        prop_assert_eq!(w.active().await.err(), Some(gone(Kind::Worker)));
                         prop_assert!(ok(ns.workers().await)?.is_empty());
                     }
                 }
@@ -1211,15 +1223,27 @@ async fn observe(handle: &Handle) -> Result<String, Error> {
 /// directly on the backend without creating anything — except a namespace,
 /// which is get-or-create.
 async fn observe_by_name(memory: &MemoryBackend, t: Target) -> Result<String, Error> {
-    let existing_ns = |n: usize| async move {
-        memory
-            .namespaces()
-            .await?
-            .remove(NAMESPACES[n])
-            .ok_or(Error::Gone)
+    // Whatever is missing, a call on the target's handle answers its `Gone`.
+    let target_gone = gone(match t {
+        Target::Namespace(_) => Kind::Namespace,
+        Target::Spec(..) => Kind::Spec,
+        Target::Unit(..) => Kind::Unit,
+        Target::Worker(..) => Kind::Worker,
+    });
+    let existing_ns = |n: usize| {
+        let target_gone = target_gone.clone();
+        async move {
+            memory
+                .namespaces()
+                .await?
+                .remove(NAMESPACES[n])
+                .ok_or(target_gone)
+        }
     };
     let gone = |e: Error| match e {
-        Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } => Error::Gone,
+        Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone { .. } => {
+            target_gone.clone()
+        }
         other => other,
     };
     match t {
@@ -1249,7 +1273,7 @@ async fn observe_by_name(memory: &MemoryBackend, t: Target) -> Result<String, Er
                 .workers()
                 .await?
                 .remove(WORKERS[w])
-                .ok_or(Error::Gone)?;
+                .ok_or(target_gone)?;
             observe(&Handle::Worker(worker)).await
         }
     }

@@ -26,7 +26,7 @@ use super::worker::CachedWorker;
 use super::{Cache, Caches, Handle, Shared};
 use crate::api::Backend;
 use crate::error::{Error, Result};
-use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, FeedUnsupported, PurgeScope};
+use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope};
 
 /// The first pause before resubscribing (before jitter).
 const FIRST_RETRY: StdDuration = StdDuration::from_millis(50);
@@ -441,9 +441,8 @@ impl<B> Cache<B> {
     /// subscribed to the same backend (every job server on the same
     /// database) to do the same. `reason` is logged by each of them.
     ///
-    /// Fails with [`Error::Backend`] holding a
-    /// [`FeedUnsupported`] if the backend has
-    /// no change feed (this cache's entries are dropped all the same).
+    /// Fails with [`Error::NoChangeFeed`] if the backend has no change feed
+    /// (this cache's entries are dropped all the same).
     pub async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()>
     where
         B: Backend,
@@ -451,7 +450,7 @@ impl<B> Cache<B> {
         self.purge(&scope).await;
         match self.inner.change_feed() {
             Some(feed) => feed.broadcast_purge(scope, reason).await,
-            None => Err(Error::backend(FeedUnsupported)),
+            None => Err(Error::NoChangeFeed),
         }
     }
 }

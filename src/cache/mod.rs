@@ -56,7 +56,7 @@ pub use feed::FeedStats;
 pub use stats::{CacheStats, KindStats};
 
 use crate::api::{Backend, NamespaceRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::feed::ChangeFeed;
 use crate::model::Summary;
 use key::{Key, KeyRef, ROOT_SCOPE};
@@ -98,6 +98,9 @@ pub(crate) struct Shared {
 pub(crate) trait Handle: Send + Sync + Sized + 'static {
     /// The wrapped backend's handle type.
     type Up: ?Sized + Send + Sync + 'static;
+
+    /// The kind of object this handle stands for: what its `Gone` names.
+    const KIND: ObjectKind;
 
     /// The current link to the upstream object.
     fn link_cell(&self) -> &ArcSwap<Link<Self::Up>>;
@@ -210,7 +213,7 @@ impl Shared {
                 key,
                 || {
                     counters.loads.inc();
-                    load(name).map(|r| r.map_err(Arc::new)).boxed()
+                    load(name).boxed()
                 },
                 |handle| {
                     // Under the in-flight lock, which a flush takes before it
@@ -219,7 +222,6 @@ impl Shared {
                 },
             )
             .await
-            .map_err(unshare)
     }
 
     /// The cached handle for `name` if there is a live one, else `make()`'s,
@@ -342,11 +344,11 @@ where
     let mut link = live_link(shared, handle, &mut budget, create).await?;
     loop {
         match op(Arc::clone(&link)).await {
-            Err(Error::Gone) if budget > 0 => {
+            Err(Error::Gone { .. }) if budget > 0 => {
                 budget -= 1;
                 link = recover(shared, handle, &link, create).await?;
             }
-            other => return other,
+            other => return other.map_err(|e| e.on(W::KIND)),
         }
     }
 }
@@ -378,73 +380,17 @@ async fn recover<W: Handle>(
 /// `Gone` if there is none. Cancel-safe: cancelled, the handle keeps its
 /// link, and its next call re-resolves again.
 async fn rebind<W: Handle>(handle: &W, create: bool) -> Result<Arc<Link<W::Up>>> {
+    let gone = Error::Gone { kind: W::KIND };
     let fresh = handle.resolve(create).await.map_err(|e| match e {
-        Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } => Error::Gone,
-        other => other,
+        Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } => gone.clone(),
+        other => other.on(W::KIND),
     })?;
     let link = fresh.link_cell().load_full();
     if link.is_dead() {
-        return Err(Error::Gone);
+        return Err(gone);
     }
     handle.link_cell().store(Arc::clone(&link));
     Ok(link)
-}
-
-/// The error of a shared (coalesced) load: the original if this caller is
-/// the last holder, else an equal copy.
-fn unshare(e: Arc<Error>) -> Error {
-    Arc::try_unwrap(e).unwrap_or_else(|shared| copy_error(&shared))
-}
-
-/// An equal copy of an error. Exhaustive on purpose: a new variant must
-/// decide how it is copied.
-fn copy_error(e: &Arc<Error>) -> Error {
-    use Error::*;
-    match &**e {
-        NoWorkSpecName => NoWorkSpecName,
-        BadWorkSpecName => BadWorkSpecName,
-        InvalidWorkSpecData(d) => InvalidWorkSpecData(d.clone()),
-        ChangedName => ChangedName,
-        LostLease => LostLease,
-        NotPending => NotPending,
-        CannotBecomeContinuous => CannotBecomeContinuous,
-        WrongBackend => WrongBackend,
-        NoWork => NoWork,
-        Gone => Gone,
-        NoSuchWorkSpec { name } => NoSuchWorkSpec { name: name.clone() },
-        NoSuchWorkUnit { name } => NoSuchWorkUnit { name: name.clone() },
-        WorkUnitNotList => WorkUnitNotList,
-        WorkUnitTooShort => WorkUnitTooShort,
-        BadPriority => BadPriority,
-        BadOutputItem(d) => BadOutputItem(d.clone()),
-        TimeOutOfRange(d) => TimeOutOfRange(d.clone()),
-        NameTooLong { limit } => NameTooLong { limit: *limit },
-        DataTooDeep { limit } => DataTooDeep { limit: *limit },
-        Backend(_) => Backend(Box::new(SharedSource(Arc::clone(e)))),
-    }
-}
-
-/// The source of a backend error seen by several coalesced callers: same
-/// message, same source chain.
-#[derive(Debug)]
-struct SharedSource(Arc<Error>);
-
-impl fmt::Display for SharedSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.0 {
-            Error::Backend(source) => fmt::Display::fmt(source, f),
-            other => fmt::Display::fmt(other, f),
-        }
-    }
-}
-
-impl std::error::Error for SharedSource {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &*self.0 {
-            Error::Backend(source) => source.source(),
-            _ => None,
-        }
-    }
 }
 
 /// A [`Backend`] that memoizes namespace, work spec, work unit and worker
@@ -562,7 +508,8 @@ impl std::error::Error for SharedSource {
 ///
 /// Errors are never re-wrapped: callers match on them as on the backend's.
 /// (A backend failure shared by several coalesced callers reaches each of
-/// them as an equal `Error::Backend` with the same message and source chain.)
+/// them as a clone of the same `Error::Backend`: the original source, which
+/// each can `downcast_ref`.)
 ///
 /// # Caveats
 ///
@@ -836,7 +783,9 @@ impl Shared {
             .namespaces()
             .await?
             .remove(name)
-            .ok_or(Error::Gone)?;
+            .ok_or(Error::Gone {
+                kind: ObjectKind::Namespace,
+            })?;
         Ok(self.adopt_namespace(up).await)
     }
 

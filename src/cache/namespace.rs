@@ -15,7 +15,7 @@ use super::work_spec::CachedWorkSpec;
 use super::worker::CachedWorker;
 use super::{run, run_with_budget, Caches, Handle, Shared, Store, MAX_RECOVERIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary};
 
 /// A namespace of a [`Cache`](super::Cache): the namespace that now has this
@@ -42,7 +42,7 @@ impl CachedNamespace {
     }
 
     fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
+        self.me.upgrade().ok_or(Error::Gone { kind: Self::KIND })
     }
 
     /// The scope of child entries, unless this namespace is known deleted
@@ -141,7 +141,9 @@ impl CachedNamespace {
             },
         )
         .await?;
-        let up = up.ok_or(Error::Gone)?;
+        let up = up.ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
+        })?;
         self.adopt_worker(&link, up).await
     }
 
@@ -195,6 +197,7 @@ impl CachedNamespace {
 }
 
 impl Handle for CachedNamespace {
+    const KIND: ObjectKind = ObjectKind::Namespace;
     type Up = dyn Namespace;
 
     fn link_cell(&self) -> &ArcSwap<Link<dyn Namespace>> {

@@ -14,7 +14,7 @@ use super::stats::{Counters, KindCounters};
 use super::work_unit::CachedWorkUnit;
 use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{WorkSpec, WorkUnitRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
 /// A work spec of a [`Cache`](super::Cache): the spec that now has this name
@@ -43,7 +43,7 @@ impl CachedWorkSpec {
     }
 
     fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
+        self.me.upgrade().ok_or(Error::Gone { kind: Self::KIND })
     }
 
     /// The scope of child entries, unless this spec is known deleted or its
@@ -116,6 +116,7 @@ impl CachedWorkSpec {
 }
 
 impl Handle for CachedWorkSpec {
+    const KIND: ObjectKind = ObjectKind::WorkSpec;
     type Up = dyn WorkSpec;
 
     fn link_cell(&self) -> &ArcSwap<Link<dyn WorkSpec>> {

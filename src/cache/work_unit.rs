@@ -13,7 +13,7 @@ use super::stats::{Counters, KindCounters};
 use super::work_spec::CachedWorkSpec;
 use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitStatus};
 
 /// A work unit of a [`Cache`](super::Cache): the unit that now has this name
@@ -42,7 +42,7 @@ impl CachedWorkUnit {
     }
 
     pub(super) fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
+        self.me.upgrade().ok_or(Error::Gone { kind: Self::KIND })
     }
 
     /// The upstream unit to hand to the backend (`make_attempt`), after
@@ -62,6 +62,7 @@ impl CachedWorkUnit {
 }
 
 impl Handle for CachedWorkUnit {
+    const KIND: ObjectKind = ObjectKind::WorkUnit;
     type Up = dyn WorkUnit;
 
     fn link_cell(&self) -> &ArcSwap<Link<dyn WorkUnit>> {

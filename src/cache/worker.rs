@@ -14,7 +14,7 @@ use super::stats::{Counters, KindCounters};
 use super::work_unit::CachedWorkUnit;
 use super::{live_link, run, run_with_budget, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 
 /// A worker of a [`Cache`](super::Cache): the worker that now has this name
@@ -43,7 +43,7 @@ impl CachedWorker {
     }
 
     fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
+        self.me.upgrade().ok_or(Error::Gone { kind: Self::KIND })
     }
 
     /// Wraps attempts the backend returned for this worker (or its children).
@@ -69,7 +69,7 @@ impl CachedWorker {
         let link = live_link(&self.shared, self, &mut budget, false).await?;
         let up_unit = unit.upstream_for_call().await?;
         let up = match link.upstream.make_attempt(&*up_unit, lifetime).await {
-            Err(Error::Gone) => {
+            Err(Error::Gone { .. }) => {
                 let up_unit = unit.refresh().await?;
                 link.upstream.make_attempt(&*up_unit, lifetime).await?
             }
@@ -80,6 +80,7 @@ impl CachedWorker {
 }
 
 impl Handle for CachedWorker {
+    const KIND: ObjectKind = ObjectKind::Worker;
     type Up = dyn Worker;
 
     fn link_cell(&self) -> &ArcSwap<Link<dyn Worker>> {
@@ -232,7 +233,11 @@ impl Worker for CachedWorker {
             .downcast_ref::<CachedWorkUnit>()
             .filter(|u| Arc::ptr_eq(&u.shared, &self.shared));
         if let Some(ours) = ours {
-            return self.make_attempt_cached(ours, lifetime).await;
+            // A `Gone` about the unit is the worker call's `Gone`.
+            return self
+                .make_attempt_cached(ours, lifetime)
+                .await
+                .map_err(|e| e.on(Self::KIND));
         }
         let me = self.me()?;
         let mut budget = 1;

@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::Result;
+use crate::error::{ObjectKind, Result};
 use crate::feed::ChangeFeed;
 use crate::model::{Summary, Time};
 
@@ -72,6 +72,16 @@ impl Shared {
     fn run<R>(&self, operation: impl FnOnce(&mut State, Time) -> R) -> R {
         let now = self.clock.now();
         operation(&mut self.state.lock(), now)
+    }
+
+    /// [`run`](Self::run) for a call on a handle of `kind`: a `Gone` names
+    /// that kind, whichever object was found missing.
+    fn run_on<R>(
+        &self,
+        kind: ObjectKind,
+        operation: impl FnOnce(&mut State, Time) -> Result<R>,
+    ) -> Result<R> {
+        self.run(operation).map_err(|e| e.on(kind))
     }
 }
 

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::clock::checked_add;
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time, WorkSpecMeta,
     WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
@@ -143,43 +143,63 @@ impl State {
     // ----- lookups that answer Gone -------------------------------------
 
     fn ns(&self, id: NamespaceId) -> Result<&NamespaceState> {
-        self.namespaces.get(&id).ok_or(Error::Gone)
+        self.namespaces.get(&id).ok_or(Error::Gone {
+            kind: ObjectKind::Namespace,
+        })
     }
 
     fn ns_mut(&mut self, id: NamespaceId) -> Result<&mut NamespaceState> {
-        self.namespaces.get_mut(&id).ok_or(Error::Gone)
+        self.namespaces.get_mut(&id).ok_or(Error::Gone {
+            kind: ObjectKind::Namespace,
+        })
     }
 
     fn spec(&self, id: SpecId) -> Result<&SpecState> {
-        self.specs.get(&id).ok_or(Error::Gone)
+        self.specs.get(&id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkSpec,
+        })
     }
 
     fn spec_mut(&mut self, id: SpecId) -> Result<&mut SpecState> {
-        self.specs.get_mut(&id).ok_or(Error::Gone)
+        self.specs.get_mut(&id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkSpec,
+        })
     }
 
     fn unit(&self, id: UnitId) -> Result<&UnitState> {
-        self.units.get(&id).ok_or(Error::Gone)
+        self.units.get(&id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })
     }
 
     fn unit_mut(&mut self, id: UnitId) -> Result<&mut UnitState> {
-        self.units.get_mut(&id).ok_or(Error::Gone)
+        self.units.get_mut(&id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })
     }
 
     fn attempt(&self, id: AttemptId) -> Result<&AttemptState> {
-        self.attempts.get(&id).ok_or(Error::Gone)
+        self.attempts.get(&id).ok_or(Error::Gone {
+            kind: ObjectKind::Attempt,
+        })
     }
 
     fn attempt_mut(&mut self, id: AttemptId) -> Result<&mut AttemptState> {
-        self.attempts.get_mut(&id).ok_or(Error::Gone)
+        self.attempts.get_mut(&id).ok_or(Error::Gone {
+            kind: ObjectKind::Attempt,
+        })
     }
 
     fn worker(&self, id: WorkerId) -> Result<&WorkerState> {
-        self.workers.get(&id).ok_or(Error::Gone)
+        self.workers.get(&id).ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
+        })
     }
 
     fn worker_mut(&mut self, id: WorkerId) -> Result<&mut WorkerState> {
-        self.workers.get_mut(&id).ok_or(Error::Gone)
+        self.workers.get_mut(&id).ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
+        })
     }
 
     pub(crate) fn unit_parts(&self, id: UnitId) -> Result<UnitParts> {
@@ -229,7 +249,9 @@ impl State {
         now: Time,
         change: impl FnOnce(&mut Self) -> Result<R>,
     ) -> Result<R> {
-        let before = self.class(id).ok_or(Error::Gone)?;
+        let before = self.class(id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })?;
         let spec = self.unit(id)?.spec;
         self.spec_mut(spec)?.index.remove(&before);
         let result = change(self);
@@ -557,7 +579,9 @@ impl State {
                 attempts: Vec::new(),
             },
         );
-        let class = self.class(id).ok_or(Error::Gone)?;
+        let class = self.class(id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })?;
         let spec = self.spec_mut(spec)?;
         spec.units.insert(name, id);
         spec.index.insert(&class, now);
@@ -886,10 +910,8 @@ impl State {
                 metas.insert(name.clone(), counted_meta(state));
             }
         }
-        let chosen = match rules::schedule(&metas, now, request.available_gb) {
-            Ok(name) => name,
-            Err(Error::NoWork) => return Ok(Vec::new()),
-            Err(other) => return Err(other),
+        let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
+            return Ok(Vec::new());
         };
         let (Some(meta), Some(spec)) = (
             metas.remove(&chosen),

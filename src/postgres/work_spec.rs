@@ -14,11 +14,16 @@ use super::{
     META_WIDTH,
 };
 use crate::api::{WorkSpec, WorkUnitRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{
     DataMap, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use crate::rules::{limits, merge_set_meta, parse_definition};
+
+/// What a call on this handle answers when its row (or an ancestor's) is gone.
+const GONE: Error = Error::Gone {
+    kind: ObjectKind::WorkSpec,
+};
 
 /// A work spec row.
 #[derive(Debug)]
@@ -212,7 +217,7 @@ impl WorkSpec for PgWorkSpec {
             &[&self.id],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         data_map(&row, 0)
     }
 
@@ -253,7 +258,7 @@ impl WorkSpec for PgWorkSpec {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -269,7 +274,7 @@ impl WorkSpec for PgWorkSpec {
             let client = self.shared.client().await?;
             let row = query_opt(&client, COUNTED_META, &[&self.id, &now])
                 .await?
-                .ok_or(Error::Gone)?;
+                .ok_or(GONE)?;
             drop(client);
             let meta = read_counted_meta(&row, 0)?;
             let stale = col(&row, META_WIDTH + 2)?;
@@ -277,9 +282,7 @@ impl WorkSpec for PgWorkSpec {
             Ok(meta)
         } else {
             let client = self.shared.client().await?;
-            let row = query_opt(&client, PLAIN, &[&self.id])
-                .await?
-                .ok_or(Error::Gone)?;
+            let row = query_opt(&client, PLAIN, &[&self.id]).await?.ok_or(GONE)?;
             read_meta(&row, 0)
         }
     }
@@ -300,9 +303,7 @@ impl WorkSpec for PgWorkSpec {
             .retrying(|| async {
                 let mut client = shared.client().await?;
                 let tx = client.transaction().await.map_err(super::error::db)?;
-                let row = query_opt(&tx, LOCK, &[&self.id])
-                    .await?
-                    .ok_or(Error::Gone)?;
+                let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(GONE)?;
                 let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
                 let interval = micros(m.interval)?;
                 execute(
@@ -351,7 +352,7 @@ impl WorkSpec for PgWorkSpec {
                     ],
                 )
                 .await?
-                .ok_or(Error::Gone)?;
+                .ok_or(GONE)?;
                 col::<i64>(&row, 0)
             })
             .await?;
@@ -372,7 +373,7 @@ impl WorkSpec for PgWorkSpec {
         let client = self.shared.client().await?;
         let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
             .await?
-            .ok_or(Error::Gone)?;
+            .ok_or(GONE)?;
         match col::<Option<i64>>(&row, 0)? {
             Some(id) => Ok(Arc::new(self.clone_handle()).unit(id, name.to_string())),
             None => Err(Error::NoSuchWorkUnit {

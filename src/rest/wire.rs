@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, SummaryRecord, Time, WorkSpecMeta,
     WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
@@ -1168,11 +1168,15 @@ pub mod codes {
     pub const LOST_LEASE: &str = "ErrLostLease";
     /// `Error::NotPending`.
     pub const NOT_PENDING: &str = "ErrNotPending";
-    /// `Error::CannotBecomeContinuous`.
+    /// Sent by other Coordinate servers for a work spec that cannot become
+    /// continuous; this crate never answers it and reads it as a backend
+    /// error carrying a [`RemoteError`](super::RemoteError).
     pub const CANNOT_BECOME_CONTINUOUS: &str = "ErrCannotBecomeContinuous";
     /// `Error::WrongBackend`.
     pub const WRONG_BACKEND: &str = "ErrWrongBackend";
-    /// `Error::NoWork`.
+    /// Sent by other Coordinate servers when there is no work; this crate
+    /// answers an empty list instead, and reads it as a backend error
+    /// carrying a [`RemoteError`](super::RemoteError).
     pub const NO_WORK: &str = "ErrNoWork";
     /// `Error::WorkUnitNotList`.
     pub const WORK_UNIT_NOT_LIST: &str = "ErrWorkUnitNotList";
@@ -1248,13 +1252,11 @@ impl ErrorDocument {
             Error::ChangedName => CHANGED_NAME,
             Error::LostLease => LOST_LEASE,
             Error::NotPending => NOT_PENDING,
-            Error::CannotBecomeContinuous => CANNOT_BECOME_CONTINUOUS,
             Error::WrongBackend => WRONG_BACKEND,
-            Error::NoWork => NO_WORK,
             Error::WorkUnitNotList => WORK_UNIT_NOT_LIST,
             Error::WorkUnitTooShort => WORK_UNIT_TOO_SHORT,
             Error::BadPriority => BAD_PRIORITY,
-            Error::Gone => GONE,
+            Error::Gone { .. } => GONE,
             Error::NoSuchWorkSpec { .. } => NO_SUCH_WORK_SPEC,
             Error::NoSuchWorkUnit { .. } => NO_SUCH_WORK_UNIT,
             _ => ERROR,
@@ -1280,8 +1282,10 @@ impl ErrorDocument {
     }
 
     /// The error this document describes: the typed error for a known code
-    /// or kind, else a backend error carrying a [`RemoteError`].
-    pub fn into_error(self) -> Error {
+    /// or kind, else a backend error carrying a [`RemoteError`]. `ErrGone`
+    /// names no object kind on the wire; it becomes a `Gone` of `gone`, the
+    /// kind of the handle the request was made for.
+    pub fn into_error(self, gone: ObjectKind) -> Error {
         use codes::*;
         match self.error.as_str() {
             NO_WORK_SPEC_NAME => return Error::NoWorkSpecName,
@@ -1289,13 +1293,11 @@ impl ErrorDocument {
             CHANGED_NAME => return Error::ChangedName,
             LOST_LEASE => return Error::LostLease,
             NOT_PENDING => return Error::NotPending,
-            CANNOT_BECOME_CONTINUOUS => return Error::CannotBecomeContinuous,
             WRONG_BACKEND => return Error::WrongBackend,
-            NO_WORK => return Error::NoWork,
             WORK_UNIT_NOT_LIST => return Error::WorkUnitNotList,
             WORK_UNIT_TOO_SHORT => return Error::WorkUnitTooShort,
             BAD_PRIORITY => return Error::BadPriority,
-            GONE => return Error::Gone,
+            GONE => return Error::Gone { kind: gone },
             NO_SUCH_WORK_SPEC => return Error::NoSuchWorkSpec { name: self.value },
             NO_SUCH_WORK_UNIT => return Error::NoSuchWorkUnit { name: self.value },
             _ => {}
@@ -1559,13 +1561,13 @@ mod tests {
             Error::ChangedName,
             Error::LostLease,
             Error::NotPending,
-            Error::CannotBecomeContinuous,
             Error::WrongBackend,
-            Error::NoWork,
             Error::WorkUnitNotList,
             Error::WorkUnitTooShort,
             Error::BadPriority,
-            Error::Gone,
+            Error::Gone {
+                kind: ObjectKind::WorkUnit,
+            },
             Error::NoSuchWorkSpec { name: "s".into() },
             Error::NoSuchWorkUnit { name: "".into() },
             Error::InvalidWorkSpecData("priority".into()),
@@ -1578,7 +1580,7 @@ mod tests {
             let doc = ErrorDocument::from_error(&err);
             let json = serde_json::to_string(&doc).unwrap();
             let back: ErrorDocument = serde_json::from_str(&json).unwrap();
-            assert_eq!(back.into_error(), err, "{json}");
+            assert_eq!(back.into_error(ObjectKind::WorkUnit), err, "{json}");
         }
         let doc = ErrorDocument::from_error(&Error::NoSuchWorkSpec {
             name: "crawl2".into(),
@@ -1588,7 +1590,22 @@ mod tests {
         let v = serde_json::to_value(ErrorDocument::generic("boom")).unwrap();
         assert_eq!(v, json!({"error": "error", "message": "boom"}));
         let other: ErrorDocument = serde_json::from_value(json!({})).unwrap();
-        assert!(matches!(other.into_error(), Error::Backend(_)));
+        assert!(matches!(
+            other.into_error(ObjectKind::WorkUnit),
+            Error::Backend(_)
+        ));
+        // Codes of other servers this crate never sends stay readable.
+        for code in [codes::NO_WORK, codes::CANNOT_BECOME_CONTINUOUS] {
+            let doc = ErrorDocument {
+                error: code.into(),
+                ..ErrorDocument::default()
+            };
+            let err = doc.into_error(ObjectKind::WorkUnit);
+            let remote = std::error::Error::source(&err)
+                .and_then(|s| s.downcast_ref::<RemoteError>())
+                .map(|r| r.code.as_str());
+            assert_eq!(remote, Some(code));
+        }
     }
 
     #[test]
