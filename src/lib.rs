@@ -119,8 +119,9 @@ pub use api::{
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use error::{BoxError, Error, ErrorKind, ObjectKind, Result, StatusConversionError};
 pub use model::{
-    sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time,
-    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
+    sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary,
+    SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    DEFAULT_LIFETIME,
 };
 
 /// The README's examples, compiled and run as doc-tests.
