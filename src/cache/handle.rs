@@ -67,6 +67,28 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<Arc<Cached<Self>>>> + Send;
 }
 
+/// The items of a [`Kind`] impl that only name things: the upstream trait
+/// object `$up`, and the field of [`Caches`] and [`Counters`] that holds
+/// this kind's entries and counters.
+macro_rules! kind_tables {
+    ($up:ty, $field:ident) => {
+        type Up = $up;
+
+        fn store(caches: &Caches) -> &Store<Cached<Self>> {
+            &caches.$field
+        }
+
+        fn counters(counters: &Counters) -> &KindCounters {
+            &counters.$field
+        }
+
+        fn up_name(up: &$up) -> &str {
+            up.name()
+        }
+    };
+}
+pub(super) use kind_tables;
+
 /// A handle of a [`Cache`](super::Cache): the object of kind `K` that now
 /// has this name under its parent.
 pub(crate) struct Cached<K: Kind> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 
-use super::handle::{Cached, Kind};
+use super::handle::{kind_tables, Cached, Kind};
 use super::key::ROOT_SCOPE;
 use super::link::Link;
 use super::recover::{run, run_with_budget, MAX_RECOVERIES};
@@ -29,22 +29,10 @@ pub(crate) enum NamespaceKind {}
 pub(crate) type CachedNamespace = Cached<NamespaceKind>;
 
 impl Kind for NamespaceKind {
-    type Up = dyn Namespace;
+    kind_tables!(dyn Namespace, namespaces);
     type Parent = ();
     const OBJECT: ObjectKind = ObjectKind::Namespace;
     const NAME: &'static str = "CachedNamespace";
-
-    fn store(caches: &Caches) -> &Store<CachedNamespace> {
-        &caches.namespaces
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.namespaces
-    }
-
-    fn up_name(up: &dyn Namespace) -> &str {
-        up.name()
-    }
 
     async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
         if create {

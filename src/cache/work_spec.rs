@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 
-use super::handle::{Cached, Kind};
+use super::handle::{kind_tables, Cached, Kind};
 use super::namespace::CachedNamespace;
 use super::recover::run;
 use super::shared::Caches;
@@ -28,22 +28,10 @@ pub(crate) enum WorkSpecKind {}
 pub(crate) type CachedWorkSpec = Cached<WorkSpecKind>;
 
 impl Kind for WorkSpecKind {
-    type Up = dyn WorkSpec;
+    kind_tables!(dyn WorkSpec, work_specs);
     type Parent = Arc<CachedNamespace>;
     const OBJECT: ObjectKind = ObjectKind::WorkSpec;
     const NAME: &'static str = "CachedWorkSpec";
-
-    fn store(caches: &Caches) -> &Store<CachedWorkSpec> {
-        &caches.work_specs
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.work_specs
-    }
-
-    fn up_name(up: &dyn WorkSpec) -> &str {
-        up.name()
-    }
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
-use super::handle::{Cached, Kind};
+use super::handle::{kind_tables, Cached, Kind};
 use super::recover::{live_link, recover, run};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
@@ -24,22 +24,10 @@ pub(crate) enum WorkUnitKind {}
 pub(crate) type CachedWorkUnit = Cached<WorkUnitKind>;
 
 impl Kind for WorkUnitKind {
-    type Up = dyn WorkUnit;
+    kind_tables!(dyn WorkUnit, work_units);
     type Parent = Arc<CachedWorkSpec>;
     const OBJECT: ObjectKind = ObjectKind::WorkUnit;
     const NAME: &'static str = "CachedWorkUnit";
-
-    fn store(caches: &Caches) -> &Store<CachedWorkUnit> {
-        &caches.work_units
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.work_units
-    }
-
-    fn up_name(up: &dyn WorkUnit) -> &str {
-        up.name()
-    }
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
         handle.parent.lookup_unit(&handle.name).await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
-use super::handle::{Cached, Handle, Kind};
+use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
 use super::recover::{live_link, run, run_with_budget};
 use super::shared::Caches;
@@ -25,22 +25,10 @@ pub(crate) enum WorkerKind {}
 pub(crate) type CachedWorker = Cached<WorkerKind>;
 
 impl Kind for WorkerKind {
-    type Up = dyn Worker;
+    kind_tables!(dyn Worker, workers);
     type Parent = Arc<CachedNamespace>;
     const OBJECT: ObjectKind = ObjectKind::Worker;
     const NAME: &'static str = "CachedWorker";
-
-    fn store(caches: &Caches) -> &Store<CachedWorker> {
-        &caches.workers
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.workers
-    }
-
-    fn up_name(up: &dyn Worker) -> &str {
-        up.name()
-    }
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
         handle.parent.existing_worker(&handle.name).await
