@@ -59,7 +59,6 @@ use crate::api::{Backend, NamespaceRef};
 use crate::error::Result;
 use crate::feed::ChangeFeed;
 use crate::model::Summary;
-use handle::Handle;
 use key::ROOT_SCOPE;
 use namespace::CachedNamespace;
 use shared::{Caches, Shared};
@@ -76,13 +75,12 @@ use stats::Counters;
 ///
 /// # Object identity
 ///
-/// A plain handle names one *object*: once deleted it answers `Gone`, even
-/// if a new object takes its name. A cached
-/// handle names a *name*: it stands for **the object that now has that
-/// name**. It is bound to one object at a time; when the backend answers
-/// `Gone` (or the cache knows the object was deleted), the handle resolves
-/// its name again through its cached parent, swaps to the object found,
-/// and retries — at most twice per call, never in a loop.
+/// A plain handle names one *object*: once deleted it answers `Gone`, even if
+/// a new object takes its name. A cached handle names a *name*: it stands for
+/// **the object that now has that name**. It is bound to one object at a time;
+/// when the backend answers `Gone` (or the cache knows the object was deleted),
+/// the handle resolves its name again through its cached parent, swaps to the
+/// object found, and retries — at most twice per call, never in a loop.
 ///
 /// * **Recreated name.** After an object is deleted and a new one is
 ///   created under its name (through the cache or not), the cached handle
@@ -115,7 +113,7 @@ use stats::Counters;
 /// # async fn main() -> coordinate::Result<()> {
 /// use coordinate::cache::Cache;
 /// use coordinate::memory::MemoryBackend;
-/// use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery};
+/// use coordinate::{data, Backend, BackendExt, Error, ObjectKind, WorkUnitMeta, WorkUnitQuery};
 ///
 /// let memory = MemoryBackend::new();
 /// let cache = Cache::new(memory.clone());
@@ -130,7 +128,8 @@ use stats::Counters;
 /// direct.add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default()).await?;
 ///
 /// assert_eq!(cached.data().await?, data!({"v": 2})); // follows the name
-/// assert_eq!(plain.data().await.err(), Some(Error::Gone)); // bound to the object
+/// let gone = Error::Gone { kind: ObjectKind::WorkUnit };
+/// assert_eq!(plain.data().await.err(), Some(gone)); // bound to the object
 /// # Ok(())
 /// # }
 /// ```
@@ -142,7 +141,7 @@ use stats::Counters;
 /// # async fn main() -> coordinate::Result<()> {
 /// use coordinate::cache::Cache;
 /// use coordinate::memory::MemoryBackend;
-/// use coordinate::{data, Backend, Error, WorkUnitMeta};
+/// use coordinate::{data, Backend, Error, ObjectKind, WorkUnitMeta};
 ///
 /// let memory = MemoryBackend::new();
 /// let cache = Cache::new(memory.clone());
@@ -151,8 +150,9 @@ use stats::Counters;
 /// let unit = spec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await?;
 ///
 /// ns.destroy().await?;
-/// assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
-/// assert_eq!(unit.status().await.err(), Some(Error::Gone));
+/// let gone = |kind| Some(Error::Gone { kind });
+/// assert_eq!(spec.meta(false).await.err(), gone(ObjectKind::WorkSpec));
+/// assert_eq!(unit.status().await.err(), gone(ObjectKind::WorkUnit));
 /// // The spec's recovery did not bring its namespace back…
 /// assert!(!memory.namespaces().await?.contains_key("n"));
 /// // …but the namespace handle is get-or-create: it gets a new, empty one.
@@ -304,8 +304,8 @@ impl<B> Cache<B> {
 
 impl<B> Drop for Cache<B> {
     fn drop(&mut self) {
-        // Entries hold handles and handles hold `Shared`: detaching the caches
-        // frees them. Handles still held elsewhere keep working, uncached.
+        // Entries hold handles, which hold `Shared`: detaching breaks the
+        // cycle (handles held elsewhere keep working, uncached).
         self.shared.caches.store(None);
         self.shared.feed.stop();
     }

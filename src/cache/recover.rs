@@ -30,7 +30,7 @@ pub(super) async fn live_link<W: Handle>(
     }
     if shared.outdated(&link) {
         tracing::debug!(
-            kind = std::any::type_name::<W>(),
+            kind = %W::KIND,
             "handle from before a cache flush; re-resolving its name"
         );
         return rebind(handle, create).await;
@@ -90,7 +90,7 @@ pub(super) async fn recover<W: Handle>(
     }
     shared.counters::<W>().recoveries.inc();
     tracing::debug!(
-        kind = std::any::type_name::<W>(),
+        kind = %W::KIND,
         "cached handle lost its object; re-resolving its name"
     );
     dead.mark_dead();
