@@ -23,6 +23,14 @@ use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitRef};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
+#[path = "support/percentile.rs"]
+mod percentile;
+#[path = "support/runtime.rs"]
+mod runtime;
+
+use percentile::percentile;
+use runtime::runtime;
+
 // --- allocation counting, for bytes per handle ------------------------------
 
 struct Counting;
@@ -99,14 +107,6 @@ const UNITS: usize = 1_000;
 
 fn rt() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn rt_multi() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime")
@@ -272,7 +272,7 @@ fn hits(c: &mut Criterion) {
 // --- hit throughput across tasks ------------------------------------------------
 
 fn throughput(c: &mut Criterion) {
-    let rt = rt_multi();
+    let rt = runtime();
     let memory = rt.block_on(populated());
     let cache = Arc::new(Cache::new(memory));
     let names = Arc::new(unit_names());
@@ -376,7 +376,7 @@ const MISS_CASES: [MissCase; 4] = [
 ];
 
 fn misses(c: &mut Criterion) {
-    let rt = rt_multi();
+    let rt = runtime();
     let memory = rt.block_on(populated());
     let mut g = c.benchmark_group("miss_1ms_backend");
     g.warm_up_time(StdDuration::from_secs(1))
@@ -400,12 +400,6 @@ fn misses(c: &mut Criterion) {
 }
 
 // --- the report ---------------------------------------------------------------------
-
-fn percentile(samples: &mut [StdDuration], p: f64) -> StdDuration {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i]
-}
 
 /// Hits per second of `tasks` tasks each running `per_task` lookups (see
 /// [`hits_wall`]) on a 2-worker runtime.
@@ -478,7 +472,7 @@ type BoxedTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 /// interleaved over many short trials and each keeps its best trial (other
 /// processes only ever slow a trial down).
 fn report_throughput(memory: &MemoryBackend) {
-    let rt = rt_multi();
+    let rt = runtime();
     let names = Arc::new(unit_names());
     let cache = Cache::new(memory.clone());
     let spec = rt.block_on(async {
@@ -522,7 +516,7 @@ fn report_throughput(memory: &MemoryBackend) {
 }
 
 fn report(_: &mut Criterion) {
-    let rt = rt_multi();
+    let rt = runtime();
     let memory = rt.block_on(populated());
     report_throughput(&memory);
     rt.block_on(async {
