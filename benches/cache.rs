@@ -20,7 +20,8 @@ use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
 use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitRef};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
 #[path = "support/percentile.rs"]
@@ -145,6 +146,15 @@ where
     })
 }
 
+/// A bench `name` in `g` timing `f` as [`timed`] does.
+fn bench_timed<F, Fut>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, rt: &Runtime, mut f: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    g.bench_function(name, |b| b.iter_custom(|iters| timed(rt, iters, &mut f)));
+}
+
 // --- hit latency ---------------------------------------------------------------
 
 fn hits(c: &mut Criterion) {
@@ -189,82 +199,50 @@ fn hits(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
-    g.bench_function("raw_moka_get", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let raw = &raw;
-                async move {
-                    black_box(raw.get(&KeyRef { scope: 7, name }).await);
-                }
-            })
-        })
+    bench_timed(&mut g, "raw_moka_get", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let raw = &raw;
+        async move {
+            black_box(raw.get(&KeyRef { scope: 7, name }).await);
+        }
     });
-    g.bench_function("raw_moka_sync_get", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let raw = &raw_sync;
-                async move {
-                    black_box(raw.get(&KeyRef { scope: 7, name }));
-                }
-            })
-        })
+    bench_timed(&mut g, "raw_moka_sync_get", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let raw = &raw_sync;
+        async move {
+            black_box(raw.get(&KeyRef { scope: 7, name }));
+        }
     });
-    g.bench_function("mutex_hashmap_get", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let floor = &floor;
-                async move {
-                    let map = floor.lock().expect("floor");
-                    black_box(map.get(name.as_str()).cloned());
-                }
-            })
-        })
+    bench_timed(&mut g, "mutex_hashmap_get", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let floor = &floor;
+        async move {
+            let map = floor.lock().expect("floor");
+            black_box(map.get(name.as_str()).cloned());
+        }
     });
-    g.bench_function("work_unit", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let spec = &spec;
-                async move {
-                    black_box(spec.work_unit(name).await.ok());
-                }
-            })
-        })
+    bench_timed(&mut g, "work_unit", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let spec = &spec;
+        async move {
+            black_box(spec.work_unit(name).await.ok());
+        }
     });
-    g.bench_function("work_spec", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| async {
-                black_box(ns.work_spec("s").await.ok());
-            })
-        })
+    bench_timed(&mut g, "work_spec", &rt, |_| async {
+        black_box(ns.work_spec("s").await.ok());
     });
-    g.bench_function("namespace", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| async {
-                black_box(cache.namespace("n").await.ok());
-            })
-        })
+    bench_timed(&mut g, "namespace", &rt, |_| async {
+        black_box(cache.namespace("n").await.ok());
     });
-    g.bench_function("worker", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| async {
-                black_box(ns.worker("w").await.ok());
-            })
-        })
+    bench_timed(&mut g, "worker", &rt, |_| async {
+        black_box(ns.worker("w").await.ok());
     });
-    g.bench_function("chain_namespace_spec_unit", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let cache = &cache;
-                async move {
-                    black_box(cache.work_unit_at("n", "s", name).await.ok());
-                }
-            })
-        })
+    bench_timed(&mut g, "chain_namespace_spec_unit", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let cache = &cache;
+        async move {
+            black_box(cache.work_unit_at("n", "s", name).await.ok());
+        }
     });
     g.finish();
 }
