@@ -119,8 +119,8 @@ pub use api::{
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use error::{BoxError, Error, Result, StatusConversionError};
 pub use model::{
-    sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time,
-    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
+    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time, WorkSpecMeta,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
 };
 
 /// The README's examples, compiled and run as doc-tests.

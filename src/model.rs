@@ -323,7 +323,8 @@ impl AttemptRequest {
     }
 }
 
-/// One line of a summary.
+/// One line of a summary. Records order by namespace, then work spec, then
+/// status ordinal (then count), so sorting a [`Summary`] gives that order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SummaryRecord {
     /// Namespace name.
@@ -336,13 +337,9 @@ pub struct SummaryRecord {
     pub count: u64,
 }
 
-/// A summary: records in unspecified order (see [`sort_summary`]).
+/// A summary: records in unspecified order; `sort()` orders them by
+/// namespace, work spec and status.
 pub type Summary = Vec<SummaryRecord>;
-
-/// Orders records by namespace, then work spec, then status ordinal.
-pub fn sort_summary(summary: &mut Summary) {
-    summary.sort();
-}
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,7 @@ mod cached_memory {
     });
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "testing")]
 mod postgres {
     use std::sync::Arc;
 
@@ -53,7 +53,7 @@ mod postgres {
     });
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "testing")]
 mod cached_postgres {
     use std::sync::Arc;
 

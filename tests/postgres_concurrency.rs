@@ -3,7 +3,7 @@
 //! requests of two job servers run at once (the spec's row is not locked
 //! on the common path), and `add_work_unit` racing with `finish` on one unit
 //! ends as one of the two orders would, in every interleaving.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};

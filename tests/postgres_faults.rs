@@ -1,7 +1,7 @@
 //! Faults: an unreachable server, a restart mid-run, a statement failing
 //! inside a multi-step operation, and heavy concurrency on one name or one
 //! queue.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use std::collections::HashSet;
 use std::time::{Duration as StdDuration, Instant};

@@ -6,8 +6,8 @@ use super::{at_secs, names, Dead, Run, TestBackend, SEVEN};
 use crate::data;
 use crate::error::Error;
 use crate::model::{
-    sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, SummaryRecord, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    AttemptRequest, AttemptStatus, DataMap, Duration, SummaryRecord, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
 };
 
 use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
@@ -827,7 +827,7 @@ pub async fn summarize(t: TestBackend) {
                 all.push(r.ok(spec.summarize().await, "spec summary"));
             }
             for s in &mut all {
-                sort_summary(s);
+                s.sort();
             }
             all
         }
@@ -886,7 +886,7 @@ pub async fn summarize_levels(t: TestBackend) {
         "make_attempt",
     );
     let mut total = r.ok(r.backend().summarize().await, "backend");
-    sort_summary(&mut total);
+    total.sort();
     check_eq!(
         r,
         total,
@@ -898,7 +898,7 @@ pub async fn summarize_levels(t: TestBackend) {
         "backend summary"
     );
     let mut of_a = r.ok(a.summarize().await, "namespace a");
-    sort_summary(&mut of_a);
+    of_a.sort();
     check_eq!(r, of_a, total[..2].to_vec(), "namespace a summary");
     check_eq!(
         r,
@@ -908,7 +908,7 @@ pub async fn summarize_levels(t: TestBackend) {
     );
     r.advance_secs(11);
     let mut total = r.ok(r.backend().summarize().await, "backend after expiry");
-    sort_summary(&mut total);
+    total.sort();
     check_eq!(
         r,
         total[1],

@@ -98,6 +98,7 @@ mod namespace;
 mod notify;
 mod nul;
 mod schema;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod work_spec;
 mod work_unit;
@@ -317,11 +318,6 @@ impl PostgresBackend {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
-    }
-
-    /// The schema version of the connected database after migration.
-    pub fn schema_version(&self) -> i32 {
-        SCHEMA_VERSION
     }
 
     /// The server process id of this backend's change-feed listening
