@@ -13,12 +13,14 @@ type Counted = Cache<Instrumented<MemoryBackend>>;
 fn counted() -> Counted {
     Cache::builder()
         .work_units(64)
-        .build(Instrumented::new(MemoryBackend::with_clock(MockClock::new())))
+        .build(Instrumented::new(MemoryBackend::with_clock(
+            MockClock::new(),
+        )))
 }
 
 #[tokio::test]
-async fn a_live_handle_keeps_the_backend_and_gives_back_a_working_cache(
-) -> coordinate::Result<()> {
+async fn a_live_handle_keeps_the_backend_and_gives_back_a_working_cache() -> coordinate::Result<()>
+{
     let cache = counted();
     assert!(cache.stats().feed.subscribed, "the memory feed is followed");
     let spec = cache
@@ -71,8 +73,8 @@ async fn a_live_handle_keeps_the_backend_and_gives_back_a_working_cache(
 }
 
 #[tokio::test]
-async fn a_cache_without_handles_gives_its_backend_back_even_with_entries(
-) -> coordinate::Result<()> {
+async fn a_cache_without_handles_gives_its_backend_back_even_with_entries() -> coordinate::Result<()>
+{
     let memory = MemoryBackend::with_clock(MockClock::new());
     let cache = Cache::new(memory.clone());
     for name in ["a", "b", "c"] {

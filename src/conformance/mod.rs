@@ -58,6 +58,7 @@ macro_rules! check {
 }
 
 mod attempts;
+mod available_memory;
 mod concurrency;
 mod errors;
 mod identity;
@@ -69,6 +70,7 @@ mod units;
 mod workers;
 
 pub use attempts::*;
+pub use available_memory::*;
 pub use concurrency::*;
 pub use errors::*;
 pub use identity::*;
@@ -232,6 +234,9 @@ macro_rules! conformance_tests {
                 scheduler_fair_share,
                 scheduler_weights,
                 scheduler_exclusions,
+                available_memory_filters_specs,
+                available_memory_follows_set_meta,
+                available_memory_gates_continuous,
                 // Attempts
                 attempt_lifetime,
                 attempt_metadata,

@@ -1193,7 +1193,8 @@ pub async fn odd_unit_names(t: TestBackend) {
 }
 
 /// Request parameters: a count below one means one; a
-/// non-positive lifetime means 15 minutes; `available_gb` is ignored;
+/// non-positive lifetime means 15 minutes; an `available_gb` of zero
+/// filters nothing (see the `available_memory_*` scenarios);
 /// `max_getwork` caps the batch; the batch is priority-desc, name-asc and
 /// has the request's lifetime.
 pub async fn request_attempts_parameters(t: TestBackend) {
