@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::feed::ChangeFeed;
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 
 /// A shared namespace handle.
@@ -146,6 +146,26 @@ pub trait WorkSpec: Send + Sync + Debug {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef>;
+
+    /// Creates or replaces many units, with the answer `add_work_unit`
+    /// would give called once per entry, in order: one handle per entry
+    /// (entries with the same name answer the same unit, holding the last
+    /// entry's data and meta).
+    ///
+    /// Every entry is checked against the [Limits](crate#limits) before
+    /// anything is stored: if one breaks a limit, that error is answered
+    /// and no unit is added or changed. The in-memory and PostgreSQL
+    /// backends store a batch all at once (one round trip on PostgreSQL);
+    /// this default stores it one `add_work_unit` at a time, so a backend
+    /// failure half-way leaves the units before it stored.
+    async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
+        let units = crate::rules::limits::checked_new_units(units)?;
+        let mut added = Vec::with_capacity(units.len());
+        for unit in units {
+            added.push(self.add_work_unit(&unit.name, unit.data, unit.meta).await?);
+        }
+        Ok(added)
+    }
 
     /// The unit with this name, or `NoSuchWorkUnit`.
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef>;

@@ -126,8 +126,8 @@ pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use error::{BoxError, Error, Result, StatusConversionError};
 pub use memory::MemoryBackend;
 pub use model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, SummaryRecord, Time,
+    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;

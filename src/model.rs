@@ -225,6 +225,42 @@ impl WorkUnitMeta {
     }
 }
 
+/// A work unit to add with [`WorkSpec::add_work_units`](crate::WorkSpec::add_work_units):
+/// what [`add_work_unit`](crate::WorkSpec::add_work_unit) takes, as one value.
+///
+/// ```
+/// use coordinate::{data, NewWorkUnit, WorkUnitMeta};
+///
+/// let unit = NewWorkUnit::new("img-1", data!({"w": 640})).with_meta(WorkUnitMeta::with_priority(2.0));
+/// assert_eq!(unit.meta.priority, 2.0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewWorkUnit {
+    /// The unit's name.
+    pub name: String,
+    /// Its data.
+    pub data: DataMap,
+    /// Its priority and not-before time.
+    pub meta: WorkUnitMeta,
+}
+
+impl NewWorkUnit {
+    /// A unit with this name and data and the default meta.
+    pub fn new(name: impl Into<String>, data: DataMap) -> Self {
+        NewWorkUnit {
+            name: name.into(),
+            data,
+            meta: WorkUnitMeta::default(),
+        }
+    }
+
+    /// The same unit with this meta.
+    pub fn with_meta(mut self, meta: WorkUnitMeta) -> Self {
+        self.meta = meta;
+        self
+    }
+}
+
 /// Selects work units of a spec. The default query selects every unit.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkUnitQuery {

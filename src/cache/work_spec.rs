@@ -15,7 +15,9 @@ use super::work_unit::CachedWorkUnit;
 use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
-use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{
+    DataMap, NewWorkUnit, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
 
 /// A work spec of a [`Cache`](super::Cache): the spec that now has this name
 /// in its namespace.
@@ -201,6 +203,24 @@ impl WorkSpec for CachedWorkSpec {
                 let up = link.upstream.add_work_unit(name, data, meta).await?;
                 let unit: WorkUnitRef = self.adopt_unit(&link, up).await?;
                 Ok(unit)
+            }
+        })
+        .await
+    }
+
+    async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
+        // Checked before the clone below, which would recurse once per level.
+        let units = crate::rules::limits::checked_new_units(units)?;
+        run(&self.shared, self, |link| {
+            let units = units.clone();
+            async move {
+                let ups = link.upstream.add_work_units(units).await?;
+                let mut adopted = Vec::with_capacity(ups.len());
+                for up in ups {
+                    let unit: WorkUnitRef = self.adopt_unit(&link, up).await?;
+                    adopted.push(unit);
+                }
+                Ok(adopted)
             }
         })
         .await

@@ -14,8 +14,8 @@ use crate::api::{
 };
 use crate::error::Result;
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 
 macro_rules! handle {
@@ -181,6 +181,12 @@ impl WorkSpec for InstWorkSpec {
             &self.probe,
             self.inner.add_work_unit(name, data, meta).await?,
         ))
+    }
+
+    async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
+        self.probe.enter(Op::AddWorkUnits).await;
+        let added = self.inner.add_work_units(units).await?;
+        Ok(added.into_iter().map(|u| unit(&self.probe, u)).collect())
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {

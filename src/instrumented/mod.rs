@@ -93,6 +93,8 @@ ops! {
     SpecSetMeta,
     /// `WorkSpec::add_work_unit`.
     AddWorkUnit,
+    /// `WorkSpec::add_work_units`.
+    AddWorkUnits,
     /// `WorkSpec::work_unit` (a lookup).
     WorkUnit,
     /// `WorkSpec::work_units`.

@@ -9,7 +9,7 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::{DataMap, Duration, Time, WorkSpecMeta, WorkUnitMeta};
+use crate::model::{DataMap, Duration, NewWorkUnit, Time, WorkSpecMeta, WorkUnitMeta};
 
 /// The longest name, in UTF-8 bytes, of a namespace, work spec, work unit
 /// or worker.
@@ -230,6 +230,22 @@ pub fn checked_new_unit(
     let data = checked_data(data)?;
     check_name(name)?;
     Ok((data, checked_unit_meta(meta)?))
+}
+
+/// Every entry of a bulk add checked as [`checked_new_unit`] checks one,
+/// in order; the first failure is the answer.
+pub fn checked_new_units(units: Vec<NewWorkUnit>) -> Result<Vec<NewWorkUnit>> {
+    units
+        .into_iter()
+        .map(|unit| {
+            let (data, meta) = checked_new_unit(&unit.name, unit.data, unit.meta)?;
+            Ok(NewWorkUnit {
+                name: unit.name,
+                data,
+                meta,
+            })
+        })
+        .collect()
 }
 
 /// A continuous interval: whole microseconds in `0..=`[`MAX_INTERVAL`],
