@@ -9,6 +9,20 @@
 //! are plain getters that never fail; everything that reads or writes state
 //! is `async` and returns a [`Result`]. What callers store is bounded by the
 //! crate's [Limits](crate#limits), the same on every backend.
+//!
+//! # Passing arguments
+//!
+//! One convention holds for every method:
+//!
+//! - requests and queries, which the backend only reads, are passed by
+//!   reference: [`Worker::request_attempts`] takes `&AttemptRequest`,
+//!   [`WorkSpec::work_units`] `&WorkUnitQuery`;
+//! - data the backend stores is passed by value: definitions, data maps,
+//!   metas, the units of a bulk add;
+//! - handles are passed as the shared aliases, by reference:
+//!   [`Worker::make_attempt`] takes `&WorkUnitRef`, [`Worker::set_parent`]
+//!   `Option<&WorkerRef>`, exactly what lookups return;
+//! - names are `&str`, durations [`Duration`], instants [`Time`].
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -247,7 +261,7 @@ pub trait Worker: Send + Sync + Debug {
 
     /// Changes (or, with `None`, clears) the parent; `WrongBackend` for a
     /// worker of another backend.
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()>;
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()>;
 
     /// Workers whose parent is this one.
     async fn children(&self) -> Result<Vec<WorkerRef>>;
@@ -280,11 +294,11 @@ pub trait Worker: Send + Sync + Debug {
     /// attempt of this worker. A continuous spec with nothing to do may
     /// generate one unit instead. All attempts returned are of one spec;
     /// two concurrent requests are never handed the same unit.
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>>;
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>>;
 
     /// Creates an attempt for exactly this unit, whatever its state; a zero
     /// lifetime is the 15-minute default.
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef>;
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef>;
 
     /// Attempts on this worker's active list, in the order they were added.
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>>;

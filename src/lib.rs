@@ -29,7 +29,7 @@
 //! let spec = backend.namespace("app").await?.set_work_spec(data!({"name": "resize"})).await?;
 //! let unit = spec.add_work_unit("img-1", data!({"w": 640}), WorkUnitMeta::default()).await?;
 //! let worker = backend.namespace("app").await?.worker("host-1").await?;
-//! let attempts = worker.request_attempts(AttemptRequest::default()).await?;
+//! let attempts = worker.request_attempts(&AttemptRequest::default()).await?;
 //! attempts[0].finish(None).await?;
 //! assert_eq!(unit.status().await?, WorkUnitStatus::Finished);
 //! # Ok(())

@@ -32,7 +32,7 @@ async fn a_live_handle_keeps_the_backend_and_gives_back_a_working_cache() -> coo
         .await?;
     let worker = cache.worker_at("n", "w").await?;
     let attempt = worker
-        .request_attempts(AttemptRequest::default())
+        .request_attempts(&AttemptRequest::default())
         .await?
         .pop()
         .expect("one attempt");

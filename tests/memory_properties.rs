@@ -184,7 +184,7 @@ async fn apply(w: &mut World, op: &Op) {
         }
         Op::Request { worker, n } => {
             if let Ok(got) = w.workers[*worker]
-                .request_attempts(AttemptRequest::units(i64::from(*n)))
+                .request_attempts(&AttemptRequest::units(i64::from(*n)))
                 .await
             {
                 w.attempts.extend(got);
@@ -197,7 +197,7 @@ async fn apply(w: &mut World, op: &Op) {
         } => {
             if let Ok(unit) = w.spec.work_unit(UNITS[*unit]).await {
                 if let Ok(a) = w.workers[*worker]
-                    .make_attempt(&*unit, secs(*lifetime))
+                    .make_attempt(&unit, secs(*lifetime))
                     .await
                 {
                     w.attempts.push(a);
@@ -264,10 +264,7 @@ async fn apply(w: &mut World, op: &Op) {
         }
         Op::SetParent { child, parent } => {
             let parent = parent.map(|p| w.workers[p].clone());
-            w.workers[*child]
-                .set_parent(parent.as_deref())
-                .await
-                .unwrap();
+            w.workers[*child].set_parent(parent.as_ref()).await.unwrap();
         }
     }
 }

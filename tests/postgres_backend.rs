@@ -34,7 +34,7 @@ async fn old_handles_stay_gone_after_recreation() {
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let attempt = worker.make_attempt(&*unit, Duration::zero()).await.unwrap();
+    let attempt = worker.make_attempt(&unit, Duration::zero()).await.unwrap();
 
     // Unit deleted and re-added: the old unit handle and its attempt are gone.
     spec.delete_work_units(&WorkUnitQuery::names(["u"]))
@@ -100,7 +100,7 @@ async fn chaining_follows_the_active_attempt_only() {
             .unwrap();
     }
     let got = worker
-        .request_attempts(AttemptRequest::units(3))
+        .request_attempts(&AttemptRequest::units(3))
         .await
         .unwrap();
     assert_eq!(got.len(), 3);
@@ -148,7 +148,7 @@ async fn chaining_follows_the_active_attempt_only() {
         .await
         .unwrap();
     let got = worker
-        .request_attempts(AttemptRequest::default())
+        .request_attempts(&AttemptRequest::default())
         .await
         .unwrap();
     got[0].finish(None).await.unwrap();
@@ -170,7 +170,7 @@ async fn max_retries_fails_units_and_takes_the_next_batch() {
             .unwrap();
     }
     let first = worker
-        .request_attempts(AttemptRequest::units(10))
+        .request_attempts(&AttemptRequest::units(10))
         .await
         .unwrap();
     let names: Vec<_> = first
@@ -181,7 +181,7 @@ async fn max_retries_fails_units_and_takes_the_next_batch() {
     // Let the whole batch expire: the next request fails both and moves on.
     clock.advance(Duration::hours(1));
     let second = worker
-        .request_attempts(AttemptRequest::units(10))
+        .request_attempts(&AttemptRequest::units(10))
         .await
         .unwrap();
     let names: Vec<_> = second
@@ -210,7 +210,7 @@ async fn continuous_specs_generate_one_unit_per_interval() {
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     let got = worker
-        .request_attempts(AttemptRequest::units(5))
+        .request_attempts(&AttemptRequest::units(5))
         .await
         .unwrap();
     assert_eq!(got.len(), 1);
@@ -221,14 +221,14 @@ async fn continuous_specs_generate_one_unit_per_interval() {
     got[0].finish(None).await.unwrap();
     clock.advance(Duration::hours(12));
     assert!(worker
-        .request_attempts(AttemptRequest::default())
+        .request_attempts(&AttemptRequest::default())
         .await
         .unwrap()
         .is_empty());
     clock.advance(Duration::days(3));
     assert_eq!(
         worker
-            .request_attempts(AttemptRequest::default())
+            .request_attempts(&AttemptRequest::default())
             .await
             .unwrap()
             .len(),
@@ -261,7 +261,7 @@ async fn expiry_is_lazy_and_uses_the_injected_clock() {
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     let got = worker
-        .request_attempts(AttemptRequest::default())
+        .request_attempts(&AttemptRequest::default())
         .await
         .unwrap();
     assert_eq!(got[0].work_unit().name(), "u");
@@ -363,13 +363,13 @@ async fn handles_of_other_backends_are_refused() {
         .unwrap();
     assert_eq!(
         worker
-            .make_attempt(&*munit, Duration::zero())
+            .make_attempt(&munit, Duration::zero())
             .await
             .unwrap_err(),
         Error::WrongBackend
     );
     assert_eq!(
-        worker.set_parent(Some(&*mworker)).await.unwrap_err(),
+        worker.set_parent(Some(&mworker)).await.unwrap_err(),
         Error::WrongBackend
     );
 
@@ -387,7 +387,7 @@ async fn handles_of_other_backends_are_refused() {
         .unwrap();
     assert_eq!(
         worker
-            .make_attempt(&*ounit, Duration::zero())
+            .make_attempt(&ounit, Duration::zero())
             .await
             .unwrap_err(),
         Error::WrongBackend
@@ -405,10 +405,7 @@ async fn handles_of_other_backends_are_refused() {
         .worker("w")
         .await
         .unwrap();
-    cworker
-        .make_attempt(&*unit, Duration::zero())
-        .await
-        .unwrap();
+    cworker.make_attempt(&unit, Duration::zero()).await.unwrap();
 }
 
 #[tokio::test]

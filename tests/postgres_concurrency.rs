@@ -75,7 +75,7 @@ async fn requests_at_once(
                     .unwrap();
                 barrier.wait().await;
                 worker
-                    .request_attempts(AttemptRequest::units(per_request))
+                    .request_attempts(&AttemptRequest::units(per_request))
                     .await
                     .unwrap()
             })
@@ -214,7 +214,7 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     let attempt = worker
-        .request_attempts(AttemptRequest::units(1))
+        .request_attempts(&AttemptRequest::units(1))
         .await
         .unwrap()
         .pop()
@@ -296,7 +296,7 @@ async fn add_and_finish_in_sequence_match_the_reference() {
         let spec = spec_with_units(&ns, data!({"name": "s"}), 1).await;
         let worker = ns.worker("w").await.unwrap();
         let attempt = worker
-            .request_attempts(AttemptRequest::units(1))
+            .request_attempts(&AttemptRequest::units(1))
             .await
             .unwrap()
             .pop()

@@ -433,7 +433,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
         }
         Op::Request { worker, n } => {
             match w.workers[*worker]
-                .request_attempts(AttemptRequest::units(i64::from(*n)))
+                .request_attempts(&AttemptRequest::units(i64::from(*n)))
                 .await
             {
                 Ok(got) => {
@@ -453,7 +453,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
             lifetime,
         } => match w.spec.work_unit(UNITS[*unit]).await {
             Ok(unit) => match w.workers[*worker]
-                .make_attempt(&*unit, secs(*lifetime))
+                .make_attempt(&unit, secs(*lifetime))
                 .await
             {
                 Ok(a) => {
@@ -541,7 +541,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
         }
         Op::SetParent { child, parent } => {
             let parent = parent.map(|p| w.workers[p].clone());
-            kind(&w.workers[*child].set_parent(parent.as_deref()).await)
+            kind(&w.workers[*child].set_parent(parent.as_ref()).await)
         }
         Op::ExtremeUnit {
             name,
@@ -598,7 +598,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
                         lifetime: d,
                         ..AttemptRequest::default()
                     };
-                    match w.workers[*worker].request_attempts(request).await {
+                    match w.workers[*worker].request_attempts(&request).await {
                         Ok(got) => {
                             let n = got.len();
                             w.attempts.extend(got);
@@ -608,7 +608,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
                     }
                 }
                 DurationWay::MakeAttempt => match w.spec.work_unit(UNITS[*i % UNITS.len()]).await {
-                    Ok(unit) => match w.workers[*worker].make_attempt(&*unit, d).await {
+                    Ok(unit) => match w.workers[*worker].make_attempt(&unit, d).await {
                         Ok(a) => {
                             w.attempts.push(a);
                             "ok".into()

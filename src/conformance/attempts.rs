@@ -466,14 +466,8 @@ pub async fn chaining_pending_target(t: TestBackend) {
     let (_ns, a, b, worker) = chain_fixture(&r, "chaining_pending_target").await;
     let busy = r.unit(&b, "busy", DataMap::new()).await;
     let broken = r.unit(&b, "broken", DataMap::new()).await;
-    let running = r.ok(
-        worker.make_attempt(busy.as_ref(), Duration::zero()).await,
-        "make",
-    );
-    let failed = r.ok(
-        worker.make_attempt(broken.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let running = r.ok(worker.make_attempt(&busy, Duration::zero()).await, "make");
+    let failed = r.ok(worker.make_attempt(&broken, Duration::zero()).await, "make");
     r.ok(failed.fail(None).await, "fail");
     r.unit(&a, "a", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "a", "request").await;
@@ -796,15 +790,9 @@ pub async fn max_retries_set_meta(t: TestBackend) {
     let r = Run::new("max_retries_set_meta", t);
     let (_ns, spec, worker) = r.basic("max_retries_set_meta", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(a.expire(None).await, "expire");
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(a.retry(None, Duration::zero()).await, "retry");
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.max_retries = 2;
@@ -828,9 +816,7 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("lazy_expiry_finish_before_check", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(10))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(10)).await,
         "make",
     );
     r.advance_secs(20);
@@ -894,9 +880,7 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
     for check in checks {
         let unit = r.unit(&spec, check, DataMap::new()).await;
         let a = r.ok(
-            worker
-                .make_attempt(unit.as_ref(), Duration::seconds(10))
-                .await,
+            worker.make_attempt(&unit, Duration::seconds(10)).await,
             "make",
         );
         let deadline = r.ok(a.expiration_time().await, "expiration");
@@ -989,9 +973,7 @@ pub async fn expiry_boundary(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("expiry_boundary", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(30))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(30)).await,
         "make",
     );
     r.advance_secs(30);
@@ -1044,7 +1026,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     };
     let unit = r.unit_meta(&spec, "u", data!({"v": 1}), meta).await;
     let first = r.ok(
-        one.make_attempt(unit.as_ref(), Duration::zero()).await,
+        one.make_attempt(&unit, Duration::zero()).await,
         "make (delayed)",
     );
     check_eq!(
@@ -1056,7 +1038,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     r.ok(first.finish(None).await, "finish");
     r.advance_secs(1);
     let second = r.ok(
-        two.make_attempt(unit.as_ref(), Duration::seconds(60)).await,
+        two.make_attempt(&unit, Duration::seconds(60)).await,
         "restart",
     );
     check_eq!(
@@ -1067,7 +1049,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
     r.advance_secs(1);
     let third = r.ok(
-        one.make_attempt(unit.as_ref(), Duration::seconds(60)).await,
+        one.make_attempt(&unit, Duration::seconds(60)).await,
         "supersede",
     );
     check_eq!(
@@ -1131,10 +1113,7 @@ pub async fn empty_map_replaces_data(t: TestBackend) {
     }
     for unit in &units {
         let name = unit.name();
-        let a = r.ok(
-            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-            "make",
-        );
+        let a = r.ok(worker.make_attempt(unit, Duration::zero()).await, "make");
         match name {
             "renew" => {
                 r.ok(a.renew(Duration::minutes(1), None).await, "renew(None)");

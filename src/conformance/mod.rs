@@ -653,7 +653,7 @@ impl Run {
         req: AttemptRequest,
         step: impl Display,
     ) -> Vec<AttemptRef> {
-        self.ok(worker.request_attempts(req).await, step)
+        self.ok(worker.request_attempts(&req).await, step)
     }
 
     /// A default request: at most one attempt.
@@ -808,7 +808,7 @@ impl Run {
             let worker = worker.clone();
             async move {
                 self.ok(
-                    worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+                    worker.make_attempt(&unit, Duration::zero()).await,
                     format_args!("seven-state fixture: make_attempt({name})"),
                 )
             }

@@ -507,9 +507,7 @@ pub async fn continuous_unit_name(t: TestBackend) {
     let next = "1400000001.250";
     let existing = r.unit(&spec, next, data!({"k": 1})).await;
     let old = r.ok(
-        worker
-            .make_attempt(existing.as_ref(), Duration::zero())
-            .await,
+        worker.make_attempt(&existing, Duration::zero()).await,
         "make",
     );
     r.ok(old.finish(None).await, "finish pre-existing");
@@ -880,9 +878,7 @@ pub async fn summarize_levels(t: TestBackend) {
     let worker = r.worker(&a, "worker").await;
     let unit = r.ok(a2.work_unit("x").await, "lookup");
     r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(10))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(10)).await,
         "make_attempt",
     );
     let mut total = r.ok(r.backend().summarize().await, "backend");
@@ -930,12 +926,7 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
         let unit = units[i].clone();
         let worker = worker.clone();
         let r = &r;
-        async move {
-            r.ok(
-                worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-                "make",
-            )
-        }
+        async move { r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make") }
     };
     let fin = make(0).await;
     r.ok(fin.finish(Some(data!({"result": 1}))).await, "finish");
@@ -1022,9 +1013,7 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
     );
     // Re-adding a Finished unit with a future not_before makes it Delayed.
     let fin2 = r.ok(
-        worker
-            .make_attempt(units[0].as_ref(), Duration::zero())
-            .await,
+        worker.make_attempt(&units[0], Duration::zero()).await,
         "make",
     );
     r.ok(fin2.finish(None).await, "finish again");
@@ -1299,10 +1288,7 @@ pub async fn data_round_trip(t: TestBackend) {
     check("unit data", r.ok(unit.data().await, "unit data"));
     let fresh = r.ok(spec.work_unit("u").await, "lookup");
     check("unit data via lookup", r.ok(fresh.data().await, "data"));
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     check("attempt snapshot", r.ok(a.data().await, "attempt data"));
     r.ok(
         a.renew(Duration::minutes(1), Some(value.clone())).await,
@@ -1337,7 +1323,7 @@ pub async fn scheduler_fair_share(t: TestBackend) {
         .await;
     for unit in &busy[..5] {
         r.ok(
-            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            worker.make_attempt(unit, Duration::zero()).await,
             "make pending",
         );
     }
@@ -1426,9 +1412,7 @@ pub async fn scheduler_exclusions(t: TestBackend) {
     let full = r.spec(&ns, data!({"name": "full", "max_running": 1})).await;
     let units = r.units(&full, &["a", "b"]).await;
     r.ok(
-        worker
-            .make_attempt(units[0].as_ref(), Duration::zero())
-            .await,
+        worker.make_attempt(&units[0], Duration::zero()).await,
         "make",
     );
     let got = r
