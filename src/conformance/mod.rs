@@ -59,6 +59,7 @@ macro_rules! check {
 
 mod attempts;
 mod available_memory;
+mod bulk;
 mod chaining;
 mod concurrency;
 mod continuous;
@@ -78,6 +79,7 @@ mod workers;
 
 pub use attempts::*;
 pub use available_memory::*;
+pub use bulk::*;
 pub use chaining::*;
 pub use concurrency::*;
 pub use continuous::*;
@@ -251,6 +253,12 @@ macro_rules! conformance_tests {
                 available_memory_filters_specs,
                 available_memory_follows_set_meta,
                 available_memory_gates_continuous,
+                // Bulk add
+                bulk_add_upsert,
+                bulk_add_duplicates,
+                bulk_add_all_or_nothing,
+                bulk_add_empty,
+                bulk_add_counts,
                 // Attempts
                 attempt_lifetime,
                 attempt_metadata,
