@@ -32,7 +32,7 @@ async fn load(n: usize) -> Loaded {
     spec.add_work_units(new_units(n)).await.unwrap();
     let worker = ns.worker("w").await.unwrap();
     let busy = worker
-        .request_attempts(AttemptRequest::units(20))
+        .request_attempts(&AttemptRequest::units(20))
         .await
         .unwrap();
     for attempt in &busy[..10] {
@@ -132,7 +132,7 @@ fn bench(c: &mut Criterion) {
                 b.to_async(&rt).iter(|| async {
                     let got = l
                         .worker
-                        .request_attempts(AttemptRequest::default())
+                        .request_attempts(&AttemptRequest::default())
                         .await
                         .unwrap();
                     got[0].expire(None).await.unwrap();

@@ -114,7 +114,7 @@ fn operations(c: &mut Criterion) {
             .expect("unit");
         }
         let held = worker
-            .make_attempt(unit.as_ref(), Duration::minutes(15))
+            .make_attempt(&unit, Duration::minutes(15))
             .await
             .expect("attempt");
         (spec, unit, worker, ops, held)
@@ -125,7 +125,7 @@ fn operations(c: &mut Criterion) {
         let unit = ops_unit.clone();
         async move {
             worker
-                .make_attempt(unit.as_ref(), Duration::minutes(15))
+                .make_attempt(&unit, Duration::minutes(15))
                 .await
                 .expect("attempt")
         }
@@ -200,7 +200,7 @@ fn operations(c: &mut Criterion) {
                 for _ in 0..iters {
                     let start = Instant::now();
                     let got = worker
-                        .request_attempts(request.clone())
+                        .request_attempts(&request.clone())
                         .await
                         .expect("request");
                     total += start.elapsed();
@@ -247,7 +247,7 @@ async fn request_finish_rounds(
             .map(|worker| {
                 tokio::spawn(async move {
                     let got = worker
-                        .request_attempts(AttemptRequest {
+                        .request_attempts(&AttemptRequest {
                             number_of_work_units: BATCH,
                             work_specs: vec!["tp".into()],
                             ..AttemptRequest::default()

@@ -87,7 +87,7 @@ async fn run(args: &Args) -> coordinate::Result<u64> {
             ..AttemptRequest::units(args.batch)
         };
         let attempts = tokio::select! {
-            got = worker.request_attempts(request) => got?,
+            got = worker.request_attempts(&request) => got?,
             _ = tokio::signal::ctrl_c() => break,
         };
         if attempts.is_empty() {

@@ -47,6 +47,20 @@
 //! past its deadline can still be renewed or finished until a check runs.
 //! Attempts that are Pending but no longer active are never expired
 //! automatically. A backend may check a wider scope than a method names.
+//!
+//! # Passing arguments
+//!
+//! One convention holds for every method:
+//!
+//! - requests and queries, which the backend only reads, are passed by
+//!   reference: [`Worker::request_attempts`] takes `&AttemptRequest`,
+//!   [`WorkSpec::work_units`] `&WorkUnitQuery`;
+//! - data the backend stores is passed by value: definitions, data maps,
+//!   metas, the units of a bulk add;
+//! - handles are passed as the shared aliases, by reference:
+//!   [`Worker::make_attempt`] takes `&WorkUnitRef`, [`Worker::set_parent`]
+//!   `Option<&WorkerRef>`, exactly what lookups return;
+//! - names are `&str`, durations [`Duration`], instants [`Time`].
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -343,7 +357,7 @@ pub trait Worker: Send + Sync + Debug {
     /// old parent's children and joins the new one's; the same parent again
     /// changes nothing. Any worker of this backend may be the parent (no
     /// cycle or namespace check); `WrongBackend` for one of another backend.
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()>;
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()>;
 
     /// Workers whose parent is this one, in no particular order.
     async fn children(&self) -> Result<Vec<WorkerRef>>;
@@ -381,14 +395,15 @@ pub trait Worker: Send + Sync + Debug {
     /// two concurrent requests are never handed the same unit.
     ///
     /// Runs an expiry check over every spec of the namespace first. Delayed
-    /// units are never taken; paused specs are never chosen. A zero or
+    /// units are never taken; paused specs are never chosen, nor, when
+    /// `available_gb` is positive, specs whose `min_memory_gb` exceeds it. A zero or
     /// negative lifetime is the 15-minute default. With the spec's
     /// `max_retries` set, a new attempt whose unit now has more attempts
     /// than that is failed at once with data `{"traceback": "too many
     /// retries"}` and left out (the rest are answered without topping up;
     /// if all were failed, more units are taken). Answers the attempts in
     /// the order made, or an empty list when there is nothing to do.
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>>;
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>>;
 
     /// Creates an attempt for exactly this unit, whatever its state, pause,
     /// limits or not-before, expiring `lifetime` from now (zero is the
@@ -396,7 +411,7 @@ pub trait Worker: Send + Sync + Debug {
     /// becomes the unit's active attempt; a previous one keeps its status
     /// and its place on its worker's active list. `WrongBackend` for a unit
     /// of another backend. Meant for tests and debugging.
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef>;
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef>;
 
     /// Attempts on this worker's active list, in the order they were added.
     /// An attempt is on it from creation until it leaves Pending or is

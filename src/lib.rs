@@ -29,7 +29,7 @@
 //! let spec = backend.namespace("app").await?.set_work_spec(data!({"name": "resize"})).await?;
 //! let unit = spec.add_work_unit("img-1", data!({"w": 640}), WorkUnitMeta::default()).await?;
 //! let worker = backend.namespace("app").await?.worker("host-1").await?;
-//! let attempts = worker.request_attempts(AttemptRequest::default()).await?;
+//! let attempts = worker.request_attempts(&AttemptRequest::default()).await?;
 //! attempts[0].finish(None).await?;
 //! assert_eq!(unit.status().await?, WorkUnitStatus::Finished);
 //! # Ok(())
@@ -38,10 +38,14 @@
 //!
 //! # Backends
 //!
-//! - [`memory::MemoryBackend`]: the reference implementation, the embedded
+//! - [`MemoryBackend`]: the reference implementation, the embedded
 //!   default; everything in one process.
-//! - `postgres::PostgresBackend` (feature `postgres`): the real deployment,
+//! - `PostgresBackend` (feature `postgres`): the real deployment,
 //!   several job servers sharing one database.
+//! - `RestBackend` (feature `rest`): a client of a job server's REST API.
+//!
+//! Each is re-exported here from its module ([`memory`], `postgres`,
+//! `rest::client`), which holds its builder, errors and details.
 //!
 //! Both take an injected [`Clock`]; tests use [`MockClock`] to drive lease
 //! expiry, delays and continuous intervals without sleeping. The behaviour
@@ -54,7 +58,8 @@
 //! in spec S of namespace N"), so every request resolves names to handles,
 //! and against a database each resolution is a round trip. The [`cache`]
 //! module's `Cache` wraps any backend, implements the same traits, and
-//! memoizes namespace, work spec, work unit and worker handles by name.
+//! memoizes namespace, work spec, work unit and worker handles by name
+//! ([`Cache`], re-exported here).
 //!
 //! # Limits
 //!
@@ -116,13 +121,18 @@ pub use api::{
     Attempt, AttemptRef, Backend, BackendExt, Namespace, NamespaceRef, WorkSpec, WorkSpecRef,
     WorkUnit, WorkUnitRef, Worker, WorkerRef,
 };
+pub use cache::Cache;
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use error::{BoxError, Error, ErrorKind, ObjectKind, Result, StatusConversionError};
+pub use memory::MemoryBackend;
 pub use model::{
-    sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary,
-    SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
-    DEFAULT_LIFETIME,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, SummaryRecord, Time,
+    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresBackend;
+#[cfg(feature = "rest")]
+pub use rest::client::RestBackend;
 
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]

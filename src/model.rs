@@ -158,7 +158,9 @@ pub struct WorkSpecMeta {
     pub continuous: bool,
     /// Whether the definition allows `continuous` (not settable).
     pub can_be_continuous: bool,
-    /// Stored and reported; no influence on scheduling.
+    /// Memory a worker needs for this spec (definition key `min_gb`): a
+    /// request with a positive [`AttemptRequest::available_gb`] below it
+    /// is never given this spec's units.
     pub min_memory_gb: f64,
     /// Minimum time between two generated continuous units; 0 to 100 years
     /// (see [Limits](crate#limits)).
@@ -327,7 +329,9 @@ impl WorkUnitQuery {
 /// A worker's request for work. The default asks for one unit of any spec.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AttemptRequest {
-    /// Accepted, but has no effect.
+    /// Memory the worker has: if greater than zero, only specs whose
+    /// [`WorkSpecMeta::min_memory_gb`] is at most this are considered; zero,
+    /// negative or NaN considers every spec.
     pub available_gb: f64,
     /// Lease of the returned attempts; zero or negative is the 15-minute default.
     pub lifetime: Duration,
@@ -359,7 +363,8 @@ impl AttemptRequest {
     }
 }
 
-/// One line of a summary.
+/// One line of a summary. Records order by namespace, then work spec, then
+/// status ordinal (then count), so sorting a [`Summary`] gives that order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SummaryRecord {
     /// Namespace name.
@@ -372,13 +377,9 @@ pub struct SummaryRecord {
     pub count: u64,
 }
 
-/// A summary: records in unspecified order (see [`sort_summary`]).
+/// A summary: records in unspecified order; `sort()` orders them by
+/// namespace, work spec and status.
 pub type Summary = Vec<SummaryRecord>;
-
-/// Orders records by namespace, then work spec, then status ordinal.
-pub fn sort_summary(summary: &mut Summary) {
-    summary.sort();
-}
 
 #[cfg(test)]
 mod tests {

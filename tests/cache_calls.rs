@@ -361,7 +361,7 @@ async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let worker = cache.worker_at("n", "w").await?;
     let spec = cache.work_spec_at("n", "s").await?;
-    let got = worker.request_attempts(AttemptRequest::default()).await?;
+    let got = worker.request_attempts(&AttemptRequest::default()).await?;
     assert_eq!(got.len(), 1);
     assert!(Arc::ptr_eq(&got[0].work_unit(), &unit));
     assert!(Arc::ptr_eq(&got[0].worker(), &worker));
@@ -388,13 +388,13 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let parent = ns.worker("p").await?;
     let child = ns.worker("c").await?;
-    child.set_parent(Some(&*parent)).await?;
+    child.set_parent(Some(&parent)).await?;
     let got = child.parent().await?.ok_or(Error::Gone {
         kind: ObjectKind::Worker,
     })?;
     assert!(Arc::ptr_eq(&got, &parent));
     assert!(Arc::ptr_eq(&parent.children().await?[0], &child));
-    let attempt = child.make_attempt(&*unit, Duration::zero()).await?;
+    let attempt = child.make_attempt(&unit, Duration::zero()).await?;
     assert!(Arc::ptr_eq(&attempt.work_unit(), &unit));
     assert_eq!(unit.status().await?, WorkUnitStatus::Pending);
     // A unit of another backend is the backend's business: WrongBackend.
@@ -407,7 +407,7 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
         .add_work_unit("x", data!({}), WorkUnitMeta::default())
         .await?;
     assert_eq!(
-        child.make_attempt(&*foreign, Duration::zero()).await.err(),
+        child.make_attempt(&foreign, Duration::zero()).await.err(),
         Some(Error::WrongBackend)
     );
     drop(memory);
@@ -426,7 +426,7 @@ async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinat
         .await?;
     cache.get_ref().reset();
     assert_eq!(
-        worker.make_attempt(&*unit, Duration::zero()).await.err(),
+        worker.make_attempt(&unit, Duration::zero()).await.err(),
         Some(Error::Gone {
             kind: ObjectKind::Worker
         })
@@ -438,7 +438,7 @@ async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinat
         .await?
         .add_work_unit("u", data!({}), WorkUnitMeta::default())
         .await?;
-    let attempt = worker.make_attempt(&*unit, Duration::zero()).await?;
+    let attempt = worker.make_attempt(&unit, Duration::zero()).await?;
     assert_eq!(attempt.status().await?, coordinate::AttemptStatus::Pending);
     assert_eq!(unit.status().await?, WorkUnitStatus::Pending);
     Ok(())
@@ -456,7 +456,7 @@ async fn caches_stack_and_erase() -> coordinate::Result<()> {
         .add_work_unit("u", data!({}), WorkUnitMeta::default())
         .await?;
     let worker = ns.worker("w").await?;
-    worker.make_attempt(&*unit, Duration::zero()).await?;
+    worker.make_attempt(&unit, Duration::zero()).await?;
     assert_eq!(
         over_dyn.work_unit_at("n", "s", "u").await?.status().await?,
         WorkUnitStatus::Pending

@@ -35,7 +35,7 @@ mod cached_memory {
 /// A PostgreSQL backend on a database leased from the shared throwaway
 /// cluster. No skipping inside the generated tests: without a server they
 /// fail, saying how to install PostgreSQL.
-#[cfg(feature = "postgres")]
+#[cfg(feature = "testing")]
 async fn leased_postgres(
     clock: coordinate::MockClock,
 ) -> (
@@ -50,7 +50,7 @@ async fn leased_postgres(
         .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"))
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "testing")]
 mod postgres {
     use std::sync::Arc;
 
@@ -64,7 +64,7 @@ mod postgres {
     });
 }
 
-#[cfg(feature = "postgres")]
+#[cfg(feature = "testing")]
 mod cached_postgres {
     use std::sync::Arc;
 

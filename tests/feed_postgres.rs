@@ -1,7 +1,7 @@
 //! Coherent caches across job servers on PostgreSQL: two caches over two
 //! separate `PostgresBackend`s (two pools, two listening connections) on one
 //! harness database stand for two job servers.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

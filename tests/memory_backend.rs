@@ -28,7 +28,7 @@ async fn smoke_lifecycle_through_every_index() {
     }
     let worker = ns.worker("w").await.unwrap();
     let got = worker
-        .request_attempts(AttemptRequest::units(2))
+        .request_attempts(&AttemptRequest::units(2))
         .await
         .unwrap();
     let names: Vec<_> = got
@@ -60,7 +60,7 @@ async fn smoke_lifecycle_through_every_index() {
     );
 
     let again = worker
-        .request_attempts(AttemptRequest::units(5))
+        .request_attempts(&AttemptRequest::units(5))
         .await
         .unwrap();
     assert_eq!(again.len(), 2);

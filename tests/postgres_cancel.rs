@@ -4,7 +4,7 @@
 //! timeout fires. Here lookups wait on a table lock another session holds,
 //! are cancelled, and the lock is released: every connection they held
 //! must be back in the pool, and new calls must succeed.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use std::time::{Duration as StdDuration, Instant};
 

@@ -3,7 +3,7 @@
 //! requests of two job servers run at once (the spec's row is not locked
 //! on the common path), and `add_work_unit` racing with `finish` on one unit
 //! ends as one of the two orders would, in every interleaving.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -69,7 +69,7 @@ async fn requests_at_once(
                 let worker = backend.worker_at("n", &format!("w{i}")).await.unwrap();
                 barrier.wait().await;
                 worker
-                    .request_attempts(AttemptRequest::units(per_request))
+                    .request_attempts(&AttemptRequest::units(per_request))
                     .await
                     .unwrap()
             })
@@ -208,7 +208,7 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     let attempt = worker
-        .request_attempts(AttemptRequest::units(1))
+        .request_attempts(&AttemptRequest::units(1))
         .await
         .unwrap()
         .pop()
@@ -290,7 +290,7 @@ async fn add_and_finish_in_sequence_match_the_reference() {
         let spec = spec_with_units(&ns, data!({"name": "s"}), 1).await;
         let worker = ns.worker("w").await.unwrap();
         let attempt = worker
-            .request_attempts(AttemptRequest::units(1))
+            .request_attempts(&AttemptRequest::units(1))
             .await
             .unwrap()
             .pop()

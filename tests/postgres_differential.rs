@@ -18,14 +18,14 @@
 //! intervals around `MAX_INTERVAL`, NaN, infinite and signed-zero
 //! priorities, and times and durations at, inside and beyond
 //! `MIN_TIME ..= MAX_TIME`, with the clock itself near either end.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use coordinate::memory::MemoryBackend;
 use coordinate::postgres::testing::TestCluster;
 use coordinate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
 use coordinate::{
-    data, sort_summary, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, MockClock,
-    Time, WorkUnitMeta, WorkUnitQuery,
+    data, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, MockClock, Time,
+    WorkUnitMeta, WorkUnitQuery,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
@@ -336,7 +336,7 @@ async fn apply(w: &mut World, backend: &dyn Backend, op: &Op) -> String {
                         lifetime: d,
                         ..AttemptRequest::default()
                     };
-                    match w.workers[*worker].request_attempts(request).await {
+                    match w.workers[*worker].request_attempts(&request).await {
                         Ok(got) => {
                             let n = got.len();
                             w.attempts.extend(got);
@@ -443,7 +443,7 @@ async fn snapshot(w: &World, backend: &dyn Backend) -> Vec<String> {
             spec.count_work_unit_status().await.unwrap()
         ));
         let mut summary = spec.summarize().await.unwrap();
-        sort_summary(&mut summary);
+        summary.sort();
         out.push(format!("spec {spec_name} summary {summary:?}"));
         for (name, unit) in spec.work_units(&WorkUnitQuery::all()).await.unwrap() {
             let status = unit.status().await.unwrap();
@@ -513,7 +513,7 @@ async fn snapshot(w: &World, backend: &dyn Backend) -> Vec<String> {
         ));
     }
     let mut summary = w.ns.summarize().await.unwrap();
-    sort_summary(&mut summary);
+    summary.sort();
     out.push(format!("namespace summary {summary:?}"));
     let mut specs = w.ns.work_spec_names().await.unwrap();
     specs.sort();

@@ -1,7 +1,7 @@
 //! Faults: an unreachable server, a restart mid-run, a statement failing
 //! inside a multi-step operation, and heavy concurrency on one name or one
 //! queue.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use std::collections::HashSet;
 use std::time::{Duration as StdDuration, Instant};
@@ -95,7 +95,7 @@ async fn calls_succeed_again_after_a_server_restart() {
         assert_eq!(spec.meta(true).await.unwrap().available_count, 4);
     }
     let got = worker
-        .request_attempts(AttemptRequest::units(2))
+        .request_attempts(&AttemptRequest::units(2))
         .await
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -151,7 +151,7 @@ async fn a_failing_statement_leaves_no_partial_state() {
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     let got = worker
-        .request_attempts(AttemptRequest::default())
+        .request_attempts(&AttemptRequest::default())
         .await
         .unwrap();
 
@@ -249,7 +249,7 @@ async fn concurrent_workers_never_share_a_unit() {
                 let mut mine = Vec::new();
                 loop {
                     let got = worker
-                        .request_attempts(AttemptRequest::units(7))
+                        .request_attempts(&AttemptRequest::units(7))
                         .await
                         .unwrap();
                     if got.is_empty() {
@@ -288,7 +288,7 @@ async fn concurrent_workers_never_share_a_unit() {
             tokio::spawn(async move {
                 let worker = backend.worker_at("n", &format!("x{i}")).await.unwrap();
                 worker
-                    .request_attempts(AttemptRequest::units(2))
+                    .request_attempts(&AttemptRequest::units(2))
                     .await
                     .unwrap()
                     .len()

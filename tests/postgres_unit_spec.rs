@@ -2,11 +2,11 @@
 //! deleted spec fail as `Gone` and store nothing, also while the spec is
 //! being deleted concurrently; deleting or truncating specs takes their
 //! units with them; a unit cannot be moved to another spec.
-#![cfg(feature = "postgres")]
+#![cfg(feature = "testing")]
 
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
-use coordinate::{data, Backend, Error, MockClock, NewWorkUnit, WorkUnitMeta};
+use coordinate::{data, Backend, Error, MockClock, NewWorkUnit, ObjectKind, WorkUnitMeta};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -65,13 +65,17 @@ async fn adds_to_a_deleted_spec_are_gone_and_store_nothing() {
 
     assert_eq!(
         spec.add_work_units(batch("b", 10)).await.unwrap_err(),
-        Error::Gone
+        Error::Gone {
+            kind: ObjectKind::WorkSpec
+        }
     );
     assert_eq!(
         spec.add_work_unit("c", data!({}), WorkUnitMeta::default())
             .await
             .unwrap_err(),
-        Error::Gone
+        Error::Gone {
+            kind: ObjectKind::WorkSpec
+        }
     );
     assert_eq!(count(&sql, "SELECT count(*) FROM work_unit").await, 0);
 }
@@ -89,7 +93,7 @@ async fn adds_racing_a_spec_delete_leave_no_unit_behind() {
                     for k in 0..5 {
                         match spec.add_work_units(batch(&format!("{t}-{k}-"), 200)).await {
                             Ok(units) => assert_eq!(units.len(), 200),
-                            Err(Error::Gone) => return,
+                            Err(Error::Gone { .. }) => return,
                             Err(e) => panic!("unexpected error: {e}"),
                         }
                     }

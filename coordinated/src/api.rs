@@ -507,7 +507,7 @@ impl Api {
             (RequestAttempts, "POST") => {
                 let body: AttemptRequestBody = decode(body)?;
                 let attempts = need(r.worker, "worker")?
-                    .request_attempts(body.into())
+                    .request_attempts(&body.into())
                     .await?;
                 let work_spec_url = attempts
                     .first()
@@ -530,7 +530,7 @@ impl Api {
                     .work_unit(&body.work_unit)
                     .await?;
                 let attempt = need(r.worker, "worker")?
-                    .make_attempt(&*unit, body.lifetime)
+                    .make_attempt(&unit, body.lifetime)
                     .await?;
                 ok(&documents::attempt(ns_name, &*attempt).await?)
             }
@@ -564,7 +564,7 @@ async fn update_worker(
                 worker.set_parent(None).await?;
             } else {
                 let parent = ns.worker(&parent).await?;
-                worker.set_parent(Some(&*parent)).await?;
+                worker.set_parent(Some(&parent)).await?;
             }
         }
     }

@@ -55,7 +55,7 @@ async fn odd_names_round_trip_through_every_kind_of_handle() {
         let worker = ns.worker(name).await.unwrap();
         assert_eq!(worker.name(), name);
         let attempt = worker
-            .make_attempt(unit.as_ref(), Default::default())
+            .make_attempt(&unit, Default::default())
             .await
             .unwrap();
         assert_eq!(attempt.work_unit().name(), name, "{name:?}");
@@ -111,7 +111,7 @@ async fn errors_come_back_typed_and_held_handles_answer_gone() {
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
     let attempt = worker
-        .make_attempt(unit.as_ref(), Default::default())
+        .make_attempt(&unit, Default::default())
         .await
         .unwrap();
     attempt.finish(None).await.unwrap();

@@ -245,7 +245,7 @@ impl Client {
             Request::GetWork => {
                 let worker = ns.worker(&self.worker).await?;
                 let got = worker
-                    .request_attempts(AttemptRequest::units(self.shape.batch))
+                    .request_attempts(&AttemptRequest::units(self.shape.batch))
                     .await?;
                 for attempt in got {
                     let unit = attempt.work_unit();

@@ -1,5 +1,7 @@
 //! Configuration of a [`Cache`]: per-kind capacities and optional expiry.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 use std::time::Duration as StdDuration;
 
@@ -24,7 +26,8 @@ pub const DEFAULT_WORK_UNITS: u64 = 100_000;
 /// Default capacity for worker handles: one per executing process.
 pub const DEFAULT_WORKERS: u64 = 16_384;
 
-/// Builds a [`Cache`] with chosen capacities and expiry.
+/// Builds a [`Cache`] over a backend of type `B` with chosen capacities and
+/// expiry; made by [`Cache::builder`].
 ///
 /// Capacities count handles (entries) per kind; moka evicts the least useful
 /// entries (TinyLFU admission, LRU eviction) once a kind is full. No expiry is
@@ -44,17 +47,19 @@ pub const DEFAULT_WORKERS: u64 = 16_384;
 /// # drop(cache);
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
-#[derive(Debug, Clone)]
-pub struct CacheBuilder {
+pub struct CacheBuilder<B> {
     namespaces: u64,
     work_specs: u64,
     work_units: u64,
     workers: u64,
     time_to_idle: Option<StdDuration>,
     time_to_live: Option<StdDuration>,
+    /// The backend type is only named, never held: the builder stays `Send`,
+    /// `Sync` and `Clone` whatever `B` is.
+    backend: PhantomData<fn(B) -> Cache<B>>,
 }
 
-impl Default for CacheBuilder {
+impl<B> Default for CacheBuilder<B> {
     fn default() -> Self {
         CacheBuilder {
             namespaces: DEFAULT_NAMESPACES,
@@ -63,11 +68,31 @@ impl Default for CacheBuilder {
             workers: DEFAULT_WORKERS,
             time_to_idle: None,
             time_to_live: None,
+            backend: PhantomData,
         }
     }
 }
 
-impl CacheBuilder {
+impl<B> Clone for CacheBuilder<B> {
+    fn clone(&self) -> Self {
+        CacheBuilder { ..*self }
+    }
+}
+
+impl<B> fmt::Debug for CacheBuilder<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("namespaces", &self.namespaces)
+            .field("work_specs", &self.work_specs)
+            .field("work_units", &self.work_units)
+            .field("workers", &self.workers)
+            .field("time_to_idle", &self.time_to_idle)
+            .field("time_to_live", &self.time_to_live)
+            .finish()
+    }
+}
+
+impl<B: Backend + 'static> CacheBuilder<B> {
     /// A builder with the default capacities and no expiry.
     pub fn new() -> Self {
         Self::default()
@@ -110,15 +135,20 @@ impl CacheBuilder {
     }
 
     /// The cache over `backend`.
-    pub fn build<B: Backend + 'static>(self, backend: B) -> Cache<B> {
-        let counters = Arc::new(Counters::default());
-        let caches = Caches {
-            namespaces: self.store(self.namespaces, &counters, |c| &c.namespaces),
-            work_specs: self.store(self.work_specs, &counters, |c| &c.work_specs),
-            work_units: self.store(self.work_units, &counters, |c| &c.work_units),
-            workers: self.store(self.workers, &counters, |c| &c.workers),
-        };
-        Cache::from_parts(backend, caches, counters)
+    pub fn build(self, backend: B) -> Cache<B> {
+        Cache::from_parts(backend, self)
+    }
+}
+
+impl<B> CacheBuilder<B> {
+    /// Empty entry stores with these settings, counting into `counters`.
+    pub(super) fn caches(&self, counters: &Arc<Counters>) -> Caches {
+        Caches {
+            namespaces: self.store(self.namespaces, counters, |c| &c.namespaces),
+            work_specs: self.store(self.work_specs, counters, |c| &c.work_specs),
+            work_units: self.store(self.work_units, counters, |c| &c.work_units),
+            workers: self.store(self.workers, counters, |c| &c.workers),
+        }
     }
 
     fn store<W: Handle>(

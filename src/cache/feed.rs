@@ -119,6 +119,7 @@ impl FeedControl {
 /// Counters of a cache's change-feed subscription, in
 /// [`CacheStats::feed`](super::CacheStats::feed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FeedStats {
     /// True while the cache is subscribed to its backend's feed and serves
     /// from its entries; false without a feed, and during a gap.

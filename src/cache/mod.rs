@@ -247,8 +247,28 @@ use stats::Counters;
 ///   one global bound per kind however many parents there are, and a whole
 ///   parent's children are dropped at once by giving the parent a new scope.
 pub struct Cache<B> {
+    /// First, so it runs while `shared` is still held (fields drop in order).
+    detach: Detach,
     inner: Arc<B>,
     shared: Arc<Shared>,
+    /// What the entry stores were built with, to build them anew.
+    settings: CacheBuilder<B>,
+}
+
+/// Detaches a cache's entries and stops its feed subscription when the cache
+/// is dropped. Entries hold handles and handles hold [`Shared`]: detaching
+/// the entries frees them; handles still held elsewhere keep working,
+/// uncached. A guard field rather than `Drop` on [`Cache`], so that
+/// [`Cache::into_inner`] can take the cache apart.
+struct Detach(std::sync::Weak<Shared>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.caches.store(None);
+            shared.feed.stop();
+        }
+    }
 }
 
 impl<B: Backend + 'static> Cache<B> {
@@ -258,18 +278,29 @@ impl<B: Backend + 'static> Cache<B> {
         CacheBuilder::new().build(backend)
     }
 
-    fn from_parts(backend: B, caches: Caches, counters: Arc<Counters>) -> Self {
+    fn from_parts(backend: B, settings: CacheBuilder<B>) -> Self {
+        let counters = Arc::new(Counters::default());
+        let caches = settings.caches(&counters);
         let inner = Arc::new(backend);
         let shared = Shared::new(Arc::clone(&inner) as Arc<dyn Backend>, caches, counters);
         feed::start(&shared);
-        Cache { inner, shared }
+        Cache {
+            detach: Detach(Arc::downgrade(&shared)),
+            inner,
+            shared,
+            settings,
+        }
     }
-}
 
-impl Cache<()> {
-    /// A builder for capacities and expiry; `build(backend)` picks the
-    /// backend type.
-    pub fn builder() -> CacheBuilder {
+    /// A builder for capacities and expiry; its `build(backend)` makes the
+    /// cache.
+    ///
+    /// ```
+    /// use coordinate::{Cache, MemoryBackend};
+    /// let cache: Cache<MemoryBackend> = Cache::builder().work_units(10_000).build(MemoryBackend::new());
+    /// # drop(cache);
+    /// ```
+    pub fn builder() -> CacheBuilder<B> {
         CacheBuilder::new()
     }
 }
@@ -280,12 +311,58 @@ impl<B> Cache<B> {
         &self.inner
     }
 
-    /// The wrapped backend. It is shared with the handles this cache gave
-    /// out (they keep working, uncached, after the cache is gone), hence the
-    /// `Arc`; `Arc::try_unwrap` yields the backend itself once they are
-    /// dropped.
-    pub fn into_inner(self) -> Arc<B> {
-        Arc::clone(&self.inner)
+    /// The wrapped backend, by value, or the cache back if the backend is
+    /// still shared.
+    ///
+    /// The backend is shared with every handle this cache gave out (they
+    /// keep working, uncached, after the cache is gone), so it can only be
+    /// taken while none is alive. Either way the cache's entries are dropped
+    /// first (they hold handles too): an `Err` gives back a working but
+    /// empty cache, which reloads names on demand.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> coordinate::Result<()> {
+    /// use coordinate::{Backend, Cache, MemoryBackend};
+    /// let cache = Cache::new(MemoryBackend::new());
+    /// let namespace = cache.namespace("app").await?;
+    /// let cache = cache.into_inner().expect_err("a handle is alive");
+    /// drop(namespace);
+    /// let memory: MemoryBackend = cache.into_inner().expect("no handle is alive");
+    /// assert!(memory.namespaces().await?.contains_key("app"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_inner(self) -> Result<B, Self> {
+        let Cache {
+            detach,
+            inner,
+            shared,
+            settings,
+        } = self;
+        // Loads in flight are forgotten and handles outdated, as on a feed
+        // gap; dropping the stores drops their entries at once.
+        shared.flush();
+        shared.caches.store(None);
+        match Arc::try_unwrap(shared) {
+            Err(shared) => {
+                let caches = settings.caches(&shared.counters);
+                shared.caches.store(Some(Arc::new(caches)));
+                Err(Cache {
+                    detach,
+                    inner,
+                    shared,
+                    settings,
+                })
+            }
+            Ok(shared) => {
+                shared.feed.stop();
+                drop(shared);
+                // The shared state held the only other reference to the
+                // backend: `from_parts` gives it to nothing else.
+                Ok(Arc::into_inner(inner).expect("the cache's shared state was its only co-owner"))
+            }
+        }
     }
 
     /// Counters per handle kind.
@@ -299,15 +376,6 @@ impl<B> Cache<B> {
         if let Some(caches) = self.shared.caches.load_full() {
             caches.run_pending_tasks();
         }
-    }
-}
-
-impl<B> Drop for Cache<B> {
-    fn drop(&mut self) {
-        // Entries hold handles, which hold `Shared`: detaching breaks the
-        // cycle (handles held elsewhere keep working, uncached).
-        self.shared.caches.store(None);
-        self.shared.feed.stop();
     }
 }
 

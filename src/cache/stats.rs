@@ -89,6 +89,7 @@ pub(crate) struct Counters {
 ///
 /// Every counter only grows; compare two snapshots to measure an interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KindStats {
     /// Lookups answered from the cache.
     pub hits: u64,
@@ -117,6 +118,7 @@ pub struct KindStats {
 
 /// Counters of the whole cache, per handle kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheStats {
     /// Namespace handles.
     pub namespaces: KindStats,

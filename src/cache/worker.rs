@@ -13,7 +13,7 @@ use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
 use super::work_unit::CachedWorkUnit;
-use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
+use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 
@@ -58,10 +58,10 @@ impl CachedWorker {
         let mut budget = 1;
         let link = live_link(&self.shared, self, &mut budget, false).await?;
         let up_unit = unit.upstream_for_call().await?;
-        let up = match link.upstream.make_attempt(&*up_unit, lifetime).await {
+        let up = match link.upstream.make_attempt(&up_unit, lifetime).await {
             Err(Error::Gone { .. }) => {
                 let up_unit = unit.refresh().await?;
-                link.upstream.make_attempt(&*up_unit, lifetime).await?
+                link.upstream.make_attempt(&up_unit, lifetime).await?
             }
             other => other?,
         };
@@ -96,7 +96,7 @@ impl Worker for CachedWorker {
     /// A parent from this cache is unwrapped to its current upstream worker;
     /// anything else goes to the backend as given (it answers `WrongBackend`
     /// for a foreign worker).
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
         let ours = parent
             .and_then(|p| p.as_any().downcast_ref::<CachedWorker>())
             .filter(|p| Arc::ptr_eq(&p.shared, &self.shared));
@@ -104,7 +104,7 @@ impl Worker for CachedWorker {
         // A `Gone` here may be about the parent: one retry at most.
         run_with_budget(&self.shared, self, 1, false, |link| {
             let parent = match &unwrapped {
-                Some(up) => Some(&**up),
+                Some(up) => Some(up),
                 None => parent,
             };
             async move { link.upstream.set_parent(parent).await }
@@ -177,10 +177,9 @@ impl Worker for CachedWorker {
         .await
     }
 
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
-        let all = run(&self.shared, self, |link| {
-            let request = request.clone();
-            async move { link.upstream.request_attempts(request).await }
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let all = run(&self.shared, self, |link| async move {
+            link.upstream.request_attempts(request).await
         })
         .await?;
         self.wrap_all(all).await
@@ -188,7 +187,7 @@ impl Worker for CachedWorker {
 
     /// A unit from this cache is unwrapped; on `Gone` it is re-resolved and
     /// the call retried once. Anything else goes to the backend as given.
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let ours = unit
             .as_any()
             .downcast_ref::<CachedWorkUnit>()

@@ -267,7 +267,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     };
     let unit = r.unit_meta(&spec, "u", data!({"v": 1}), meta).await;
     let first = r.ok(
-        one.make_attempt(unit.as_ref(), Duration::zero()).await,
+        one.make_attempt(&unit, Duration::zero()).await,
         "make (delayed)",
     );
     check_eq!(
@@ -279,7 +279,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     r.ok(first.finish(None).await, "finish");
     r.advance_secs(1);
     let second = r.ok(
-        two.make_attempt(unit.as_ref(), Duration::seconds(60)).await,
+        two.make_attempt(&unit, Duration::seconds(60)).await,
         "restart",
     );
     check_eq!(
@@ -290,7 +290,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
     r.advance_secs(1);
     let third = r.ok(
-        one.make_attempt(unit.as_ref(), Duration::seconds(60)).await,
+        one.make_attempt(&unit, Duration::seconds(60)).await,
         "supersede",
     );
     check_eq!(
@@ -354,10 +354,7 @@ pub async fn empty_map_replaces_data(t: TestBackend) {
     }
     for unit in &units {
         let name = unit.name();
-        let a = r.ok(
-            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-            "make",
-        );
+        let a = r.ok(worker.make_attempt(unit, Duration::zero()).await, "make");
         match name {
             "renew" => {
                 r.ok(a.renew(Duration::minutes(1), None).await, "renew(None)");

@@ -59,12 +59,7 @@ pub async fn bulk_add_upsert(t: TestBackend) {
         let unit = units[i].clone();
         let worker = worker.clone();
         let r = &r;
-        async move {
-            r.ok(
-                worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-                "make",
-            )
-        }
+        async move { r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make") }
     };
     let fin = make(0).await;
     r.ok(fin.finish(Some(data!({"result": 1}))).await, "finish");
@@ -326,7 +321,7 @@ pub async fn bulk_add_counts(t: TestBackend) {
         "delayed units listed by status"
     );
     let got = r.ok(
-        worker.request_attempts(AttemptRequest::units(9)).await,
+        worker.request_attempts(&AttemptRequest::units(9)).await,
         "request 9",
     );
     let mut handed: Vec<String> = got

@@ -250,14 +250,8 @@ pub async fn chaining_pending_target(t: TestBackend) {
     let (_ns, a, b, worker) = r.chain_fixture("chaining_pending_target").await;
     let busy = r.unit(&b, "busy", DataMap::new()).await;
     let broken = r.unit(&b, "broken", DataMap::new()).await;
-    let running = r.ok(
-        worker.make_attempt(busy.as_ref(), Duration::zero()).await,
-        "make",
-    );
-    let failed = r.ok(
-        worker.make_attempt(broken.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let running = r.ok(worker.make_attempt(&busy, Duration::zero()).await, "make");
+    let failed = r.ok(worker.make_attempt(&broken, Duration::zero()).await, "make");
     r.ok(failed.fail(None).await, "fail");
     r.unit(&a, "a", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "a", "request").await;

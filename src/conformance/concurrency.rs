@@ -34,7 +34,7 @@ pub async fn concurrent_execution(t: TestBackend) {
         tasks.push(tokio::spawn(async move {
             let mut done: Vec<(String, String)> = Vec::new();
             loop {
-                let got = worker.request_attempts(AttemptRequest::default()).await?;
+                let got = worker.request_attempts(&AttemptRequest::default()).await?;
                 let Some(attempt) = got.into_iter().next() else {
                     break;
                 };
@@ -132,7 +132,7 @@ pub async fn concurrent_requests_disjoint(t: TestBackend) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = worker.request_attempts(AttemptRequest::units(5)).await?;
+                let got = worker.request_attempts(&AttemptRequest::units(5)).await?;
                 if got.is_empty() {
                     break;
                 }
@@ -233,7 +233,7 @@ pub async fn concurrent_chaining_same_output(t: TestBackend) {
         tasks.push(tokio::spawn(async move {
             let mut done = 0usize;
             loop {
-                let got = worker.request_attempts(AttemptRequest::default()).await?;
+                let got = worker.request_attempts(&AttemptRequest::default()).await?;
                 let Some(attempt) = got.into_iter().next() else {
                     break;
                 };

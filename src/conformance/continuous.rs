@@ -126,9 +126,7 @@ pub async fn continuous_unit_name(t: TestBackend) {
     let next = "1400000001.250";
     let existing = r.unit(&spec, next, data!({"k": 1})).await;
     let old = r.ok(
-        worker
-            .make_attempt(existing.as_ref(), Duration::zero())
-            .await,
+        worker.make_attempt(&existing, Duration::zero()).await,
         "make",
     );
     r.ok(old.finish(None).await, "finish pre-existing");

@@ -264,15 +264,9 @@ pub async fn lost_lease(t: TestBackend) {
 
     let b = r.request_unit(&other, "u", "request by other").await;
     let b_exp = r.ok(b.expiration_time().await, "b expiration");
-    let c = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let c = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(unit.clear_active_attempt().await, "clear c");
-    let b2 = r.ok(
-        other.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make b2",
-    );
+    let b2 = r.ok(other.make_attempt(&unit, Duration::zero()).await, "make b2");
     r.advance_secs(5);
     r.fails(
         c.renew(Duration::minutes(1), None).await,
@@ -382,7 +376,7 @@ pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let (_ons, _ospec, foreign) = o.basic("wrong_backend", "spec").await;
     r.fails(
-        foreign.make_attempt(unit.as_ref(), Duration::zero()).await,
+        foreign.make_attempt(&unit, Duration::zero()).await,
         Error::WrongBackend,
         "make_attempt with a foreign unit",
     );
@@ -417,13 +411,13 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     let child = r.worker(&ns, "child").await;
     let parent = r.worker(&ns, "parent").await;
     r.ok(
-        child.set_parent(Some(parent.as_ref())).await,
+        child.set_parent(Some(&parent)).await,
         "set_parent(same backend)",
     );
     let ons = o.ns("wrong_backend").await;
     let foreign = o.worker(&ons, "parent").await;
     r.fails(
-        child.set_parent(Some(foreign.as_ref())).await,
+        child.set_parent(Some(&foreign)).await,
         Error::WrongBackend,
         "set_parent(foreign worker)",
     );
@@ -453,16 +447,14 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
     let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        worker.make_attempt(&unit, Duration::zero()).await,
         "make(0)",
     );
     let exp = r.ok(a.expiration_time().await, "expiration");
     check_eq!(r, exp, r.now() + Duration::minutes(15), "zero lifetime");
     r.ok(a.expire(None).await, "expire");
     let b = r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(-5))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(-5)).await,
         "make(-5 s)",
     );
     check_eq!(
@@ -624,7 +616,7 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     for lifetime in [Duration::MAX, Duration::MIN] {
         r.fails_like(
-            worker.make_attempt(unit.as_ref(), lifetime).await,
+            worker.make_attempt(&unit, lifetime).await,
             out_of_range,
             "TimeOutOfRange",
             format_args!("make_attempt({lifetime})"),
@@ -649,7 +641,7 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
     );
     let long = Duration::days(365 * 1000);
     let a = r.ok(
-        worker.make_attempt(unit.as_ref(), long).await,
+        worker.make_attempt(&unit, long).await,
         "make_attempt(1000 years)",
     );
     check_eq!(
@@ -781,7 +773,7 @@ pub async fn huge_definition_values(t: TestBackend) {
                 work_specs: vec!["huge".into()],
                 ..Default::default()
             };
-            match worker.request_attempts(req).await {
+            match worker.request_attempts(&req).await {
                 Ok(got) => {
                     for a in got {
                         r.ok(a.finish(None).await, "finish huge-interval unit");

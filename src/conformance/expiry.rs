@@ -57,9 +57,7 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("lazy_expiry_finish_before_check", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(10))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(10)).await,
         "make",
     );
     r.advance_secs(20);
@@ -123,9 +121,7 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
     for check in checks {
         let unit = r.unit(&spec, check, DataMap::new()).await;
         let a = r.ok(
-            worker
-                .make_attempt(unit.as_ref(), Duration::seconds(10))
-                .await,
+            worker.make_attempt(&unit, Duration::seconds(10)).await,
             "make",
         );
         let deadline = r.ok(a.expiration_time().await, "expiration");
@@ -218,9 +214,7 @@ pub async fn expiry_boundary(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("expiry_boundary", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(30))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(30)).await,
         "make",
     );
     r.advance_secs(30);

@@ -91,7 +91,7 @@ pub async fn dead_spec_handle(t: TestBackend) {
     let (ns, spec, worker) = r.basic("dead_spec_handle", "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        worker.make_attempt(&unit, Duration::zero()).await,
         "make_attempt",
     );
     r.ok(ns.destroy_work_spec("s").await, "destroy_work_spec");
@@ -168,7 +168,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.unit(&spec, "v", data!({"v": 1})).await;
     r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        worker.make_attempt(&unit, Duration::zero()).await,
         "make_attempt",
     );
     let n = r.ok(
@@ -196,7 +196,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
     r.gone_or_empty(unit.attempts().await, dead, "attempts");
     r.gone_or_empty(unit.num_attempts().await, dead, "num_attempts");
     r.gone(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        worker.make_attempt(&unit, Duration::zero()).await,
         dead,
         "make_attempt",
     );
@@ -224,17 +224,11 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     let r = Run::new("dead_attempt_handle", t);
     let (ns, spec, worker) = r.basic("dead_attempt_handle", "s").await;
     let parent = r.worker(&ns, "parent").await;
-    r.ok(worker.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.ok(worker.set_parent(Some(&parent)).await, "set_parent");
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let done = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let done = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(done.finish(None).await, "finish");
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     let kids = r.ok(parent.child_attempts().await, "child attempts");
     check_eq!(r, kids.len(), 1, "child attempts before deletion");
     r.ok(
@@ -483,10 +477,7 @@ pub async fn recreated_unit_handle(t: TestBackend) {
     let r = Run::new("recreated_unit_handle", t);
     let (_ns, spec, worker) = r.basic("recreated_unit_handle", "s").await;
     let old = r.unit(&spec, "u", data!({"v": 1})).await;
-    let a = r.ok(
-        worker.make_attempt(old.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&old, Duration::zero()).await, "make");
     r.ok(a.finish(None).await, "finish");
     r.ok(
         spec.delete_work_units(&WorkUnitQuery::names(["u"])).await,
@@ -500,7 +491,7 @@ pub async fn recreated_unit_handle(t: TestBackend) {
             r.gone(old.status().await, dead, "status");
             r.gone(old.set_priority(9.0).await, dead, "set_priority");
             r.gone(
-                worker.make_attempt(old.as_ref(), Duration::zero()).await,
+                worker.make_attempt(&old, Duration::zero()).await,
                 dead,
                 "make_attempt",
             );
@@ -533,7 +524,7 @@ pub async fn recreated_unit_handle(t: TestBackend) {
                 "priority via old"
             );
             r.ok(
-                worker.make_attempt(old.as_ref(), Duration::zero()).await,
+                worker.make_attempt(&old, Duration::zero()).await,
                 "make_attempt",
             );
             check_eq!(

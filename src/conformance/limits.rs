@@ -205,7 +205,7 @@ async fn store_everywhere(
     let attempt = |name: &'static str| async move {
         let unit = r.unit(spec, name, data!({"plain": true})).await;
         r.ok(
-            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            worker.make_attempt(&unit, Duration::zero()).await,
             format_args!("make_attempt({name})"),
         )
     };
@@ -723,32 +723,26 @@ pub async fn time_limits(t: TestBackend) {
         ..Default::default()
     };
     r.fails_like(
-        worker.request_attempts(request).await,
+        worker.request_attempts(&request).await,
         out_of_range,
         "TimeOutOfRange",
         "request lifetime past the end",
     );
     r.fails_like(
-        worker.make_attempt(plain.as_ref(), beyond).await,
+        worker.make_attempt(&plain, beyond).await,
         out_of_range,
         "TimeOutOfRange",
         "make_attempt past the end",
     );
     r.fails_like(
         worker
-            .make_attempt(
-                plain.as_ref(),
-                -(r.now() - MIN_TIME) - Duration::microseconds(1),
-            )
+            .make_attempt(&plain, -(r.now() - MIN_TIME) - Duration::microseconds(1))
             .await,
         out_of_range,
         "TimeOutOfRange",
         "make_attempt before the start",
     );
-    let a = r.ok(
-        worker.make_attempt(plain.as_ref(), to_end).await,
-        "to the end",
-    );
+    let a = r.ok(worker.make_attempt(&plain, to_end).await, "to the end");
     check_eq!(
         r,
         r.ok(a.expiration_time().await, "exp"),

@@ -58,6 +58,7 @@ macro_rules! check {
 }
 
 mod attempts;
+mod available_memory;
 mod bulk;
 mod chaining;
 mod concurrency;
@@ -77,6 +78,7 @@ mod units;
 mod workers;
 
 pub use attempts::*;
+pub use available_memory::*;
 pub use bulk::*;
 pub use chaining::*;
 pub use concurrency::*;
@@ -248,6 +250,9 @@ macro_rules! conformance_tests {
                 scheduler_fair_share,
                 scheduler_weights,
                 scheduler_exclusions,
+                available_memory_filters_specs,
+                available_memory_follows_set_meta,
+                available_memory_gates_continuous,
                 // Bulk add
                 bulk_add_upsert,
                 bulk_add_duplicates,
@@ -670,7 +675,7 @@ impl Run {
         req: AttemptRequest,
         step: impl Display,
     ) -> Vec<AttemptRef> {
-        self.ok(worker.request_attempts(req).await, step)
+        self.ok(worker.request_attempts(&req).await, step)
     }
 
     /// A default request: at most one attempt.
@@ -841,7 +846,7 @@ impl Run {
             let worker = worker.clone();
             async move {
                 self.ok(
-                    worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+                    worker.make_attempt(&unit, Duration::zero()).await,
                     format_args!("seven-state fixture: make_attempt({name})"),
                 )
             }

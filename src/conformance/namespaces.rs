@@ -3,7 +3,7 @@
 use super::{names, Run, TestBackend};
 use crate::data;
 use crate::error::Error;
-use crate::model::{sort_summary, DataMap, WorkUnitStatus::Pending};
+use crate::model::{DataMap, WorkUnitStatus::Pending};
 
 /// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
 pub async fn namespace_trivial(t: TestBackend) {
@@ -308,7 +308,7 @@ pub async fn namespace_destroy_contents(t: TestBackend) {
     );
     r.ok(ns.destroy().await, "destroy");
     let mut summary = r.ok(r.backend().summarize().await, "summary");
-    sort_summary(&mut summary);
+    summary.sort();
     let kept: Vec<&str> = summary.iter().map(|s| s.namespace.as_str()).collect();
     check_eq!(r, kept, vec!["kept"], "summary after destroy");
     r.advance_secs(7);

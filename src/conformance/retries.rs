@@ -193,15 +193,9 @@ pub async fn max_retries_set_meta(t: TestBackend) {
     let r = Run::new("max_retries_set_meta", t);
     let (_ns, spec, worker) = r.basic("max_retries_set_meta", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(a.expire(None).await, "expire");
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(a.retry(None, Duration::zero()).await, "retry");
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.max_retries = 2;

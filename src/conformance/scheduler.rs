@@ -122,7 +122,8 @@ pub async fn by_runtime(t: TestBackend) {
 }
 
 /// Request parameters: a count below one means one; a
-/// non-positive lifetime means 15 minutes; `available_gb` is ignored;
+/// non-positive lifetime means 15 minutes; an `available_gb` of zero
+/// filters nothing (see the `available_memory_*` scenarios);
 /// `max_getwork` caps the batch; the batch is priority-desc, name-asc and
 /// has the request's lifetime.
 pub async fn request_attempts_parameters(t: TestBackend) {
@@ -239,7 +240,7 @@ pub async fn scheduler_fair_share(t: TestBackend) {
         .await;
     for unit in &busy[..5] {
         r.ok(
-            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            worker.make_attempt(unit, Duration::zero()).await,
             "make pending",
         );
     }
@@ -328,9 +329,7 @@ pub async fn scheduler_exclusions(t: TestBackend) {
     let full = r.spec(&ns, data!({"name": "full", "max_running": 1})).await;
     let units = r.units(&full, &["a", "b"]).await;
     r.ok(
-        worker
-            .make_attempt(units[0].as_ref(), Duration::zero())
-            .await,
+        worker.make_attempt(&units[0], Duration::zero()).await,
         "make",
     );
     let got = r

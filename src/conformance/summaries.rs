@@ -1,7 +1,7 @@
 //! Summary scenarios at the backend, namespace and work spec levels.
 
 use super::{Run, TestBackend};
-use crate::model::{sort_summary, DataMap, Duration, SummaryRecord, WorkUnitStatus};
+use crate::model::{DataMap, Duration, SummaryRecord, WorkUnitStatus};
 
 use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
 
@@ -29,7 +29,7 @@ pub async fn summarize(t: TestBackend) {
                 all.push(r.ok(spec.summarize().await, "spec summary"));
             }
             for s in &mut all {
-                sort_summary(s);
+                s.sort();
             }
             all
         }
@@ -82,13 +82,11 @@ pub async fn summarize_levels(t: TestBackend) {
     let worker = r.worker(&a, "worker").await;
     let unit = r.ok(a2.work_unit("x").await, "lookup");
     r.ok(
-        worker
-            .make_attempt(unit.as_ref(), Duration::seconds(10))
-            .await,
+        worker.make_attempt(&unit, Duration::seconds(10)).await,
         "make_attempt",
     );
     let mut total = r.ok(r.backend().summarize().await, "backend");
-    sort_summary(&mut total);
+    total.sort();
     check_eq!(
         r,
         total,
@@ -100,7 +98,7 @@ pub async fn summarize_levels(t: TestBackend) {
         "backend summary"
     );
     let mut of_a = r.ok(a.summarize().await, "namespace a");
-    sort_summary(&mut of_a);
+    of_a.sort();
     check_eq!(r, of_a, total[..2].to_vec(), "namespace a summary");
     check_eq!(
         r,
@@ -110,7 +108,7 @@ pub async fn summarize_levels(t: TestBackend) {
     );
     r.advance_secs(11);
     let mut total = r.ok(r.backend().summarize().await, "backend after expiry");
-    sort_summary(&mut total);
+    total.sort();
     check_eq!(
         r,
         total[1],

@@ -164,7 +164,7 @@ async fn set_up(
 ) -> (WorkUnitRef, AttemptRef, Option<AttemptRef>, Option<Time>) {
     let unit = r.unit(&t.spec, name, data!({"unit": name})).await;
     let a = r.ok(
-        t.worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        t.worker.make_attempt(&unit, Duration::zero()).await,
         "set-up make_attempt",
     );
     let mut other = None;
@@ -172,7 +172,7 @@ async fn set_up(
         Row::PendingActive => {}
         Row::PendingNotActive => {
             let b = r.ok(
-                t.other.make_attempt(unit.as_ref(), Duration::zero()).await,
+                t.other.make_attempt(&unit, Duration::zero()).await,
                 "supersede",
             );
             other = Some(b);

@@ -433,12 +433,7 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
         let unit = units[i].clone();
         let worker = worker.clone();
         let r = &r;
-        async move {
-            r.ok(
-                worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-                "make",
-            )
-        }
+        async move { r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make") }
     };
     let fin = make(0).await;
     r.ok(fin.finish(Some(data!({"result": 1}))).await, "finish");
@@ -525,9 +520,7 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
     );
     // Re-adding a Finished unit with a future not_before makes it Delayed.
     let fin2 = r.ok(
-        worker
-            .make_attempt(units[0].as_ref(), Duration::zero())
-            .await,
+        worker.make_attempt(&units[0], Duration::zero()).await,
         "make",
     );
     r.ok(fin2.finish(None).await, "finish again");
@@ -757,10 +750,7 @@ pub async fn data_round_trip(t: TestBackend) {
     check("unit data", r.ok(unit.data().await, "unit data"));
     let fresh = r.ok(spec.work_unit("u").await, "lookup");
     check("unit data via lookup", r.ok(fresh.data().await, "data"));
-    let a = r.ok(
-        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-        "make",
-    );
+    let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     check("attempt snapshot", r.ok(a.data().await, "attempt data"));
     r.ok(
         a.renew(Duration::minutes(1), Some(value.clone())).await,

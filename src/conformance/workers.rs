@@ -27,7 +27,7 @@ pub async fn worker_ancestry(t: TestBackend) {
         "new worker has children"
     );
     let child = r.worker(&ns, "child").await;
-    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     check!(
         r,
         r.ok(parent.parent().await, "parent()").is_none(),
@@ -70,14 +70,8 @@ pub async fn worker_adoption(t: TestBackend) {
     let one = r.worker(&ns, "one").await;
     let two = r.worker(&ns, "two").await;
     let child = r.worker(&ns, "child").await;
-    r.ok(
-        child.set_parent(Some(one.as_ref())).await,
-        "set_parent(one)",
-    );
-    r.ok(
-        child.set_parent(Some(two.as_ref())).await,
-        "set_parent(two)",
-    );
+    r.ok(child.set_parent(Some(&one)).await, "set_parent(one)");
+    r.ok(child.set_parent(Some(&two)).await, "set_parent(two)");
     let p = r.ok(child.parent().await, "parent()");
     check_eq!(
         r,
@@ -174,7 +168,7 @@ pub async fn worker_attempts(t: TestBackend) {
     let (ns, spec, _) = r.basic("worker_attempts", "spec").await;
     let parent = r.worker(&ns, "parent").await;
     let child = r.worker(&ns, "child").await;
-    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.units(&spec, &["a", "b"]).await;
     r.advance_secs(5);
     let first = r.request_unit(&child, "a", "first").await;
@@ -227,7 +221,7 @@ pub async fn deactivate_child(t: TestBackend) {
     let (ns, spec, _) = r.basic("deactivate_child", "spec").await;
     let parent = r.worker(&ns, "parent").await;
     let child = r.worker(&ns, "child").await;
-    r.ok(child.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok(child.deactivate().await, "deactivate");
     check!(r, !r.ok(child.active().await, "active"), "still active");
     check!(
@@ -295,7 +289,7 @@ pub async fn worker_defaults(t: TestBackend) {
     let odd = r.worker(&ns, "").await;
     r.ok(odd.deactivate().await, "deactivate");
     let c = r.worker(&ns, "\u{1}child").await;
-    r.ok(c.set_parent(Some(w.as_ref())).await, "set_parent");
+    r.ok(c.set_parent(Some(&w)).await, "set_parent");
     let all = r.ok(ns.workers().await, "workers()");
     check_eq!(
         r,
@@ -324,8 +318,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     let ns = r.ns("worker_parent_edge_cases").await;
     let p = r.worker(&ns, "p").await;
     let c = r.worker(&ns, "c").await;
-    r.ok(c.set_parent(Some(p.as_ref())).await, "set_parent");
-    r.ok(c.set_parent(Some(p.as_ref())).await, "set_parent again");
+    r.ok(c.set_parent(Some(&p)).await, "set_parent");
+    r.ok(c.set_parent(Some(&p)).await, "set_parent again");
     check_eq!(
         r,
         r.ok(p.children().await, "children").len(),
@@ -345,8 +339,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     );
     r.ok(c.set_parent(None).await, "clear again");
     // A two-worker cycle is allowed.
-    r.ok(c.set_parent(Some(p.as_ref())).await, "c → p");
-    r.ok(p.set_parent(Some(c.as_ref())).await, "p → c");
+    r.ok(c.set_parent(Some(&p)).await, "c → p");
+    r.ok(p.set_parent(Some(&c)).await, "p → c");
     let pp = r.ok(p.parent().await, "p.parent");
     check_eq!(
         r,
@@ -356,10 +350,7 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     );
     let other = r.ns("worker_parent_edge_cases elsewhere").await;
     let far = r.worker(&other, "far").await;
-    r.ok(
-        c.set_parent(Some(far.as_ref())).await,
-        "cross-namespace parent",
-    );
+    r.ok(c.set_parent(Some(&far)).await, "cross-namespace parent");
     let kids = r.ok(far.children().await, "far's children");
     check_eq!(
         r,
@@ -383,7 +374,7 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     let s2 = r.named_spec(&ns, "s2").await;
     let parent = r.worker(&ns, "parent").await;
     let w = r.worker(&ns, "w").await;
-    r.ok(w.set_parent(Some(parent.as_ref())).await, "set_parent");
+    r.ok(w.set_parent(Some(&parent)).await, "set_parent");
     r.units(&s1, &["a", "b"]).await;
     r.units(&s2, &["c"]).await;
     let got = r
@@ -485,18 +476,15 @@ pub async fn child_attempts_scope(t: TestBackend) {
     let mid = r.worker(&ns, "mid").await;
     let low = r.worker(&ns, "low").await;
     let sibling = r.worker(&ns, "sibling").await;
-    r.ok(mid.set_parent(Some(top.as_ref())).await, "mid → top");
-    r.ok(
-        sibling.set_parent(Some(top.as_ref())).await,
-        "sibling → top",
-    );
-    r.ok(low.set_parent(Some(mid.as_ref())).await, "low → mid");
+    r.ok(mid.set_parent(Some(&top)).await, "mid → top");
+    r.ok(sibling.set_parent(Some(&top)).await, "sibling → top");
+    r.ok(low.set_parent(Some(&mid)).await, "low → mid");
     let units = r.units(&spec, &["a", "b", "c", "d", "e"]).await;
     let make = |w: &WorkerRef, i: usize| {
         let w = w.clone();
         let u = units[i].clone();
         let r = &r;
-        async move { r.ok(w.make_attempt(u.as_ref(), Duration::zero()).await, "make") }
+        async move { r.ok(w.make_attempt(&u, Duration::zero()).await, "make") }
     };
     let top_own = make(&top, 0).await;
     let mid_own = make(&mid, 1).await;
@@ -538,10 +526,7 @@ pub async fn worker_list_order(t: TestBackend) {
     let mut made = Vec::new();
     for unit in &units {
         r.advance_secs(1);
-        made.push(r.ok(
-            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
-            "make",
-        ));
+        made.push(r.ok(worker.make_attempt(unit, Duration::zero()).await, "make"));
     }
     r.ok(made[2].finish(None).await, "finish d");
     let active = r.ok(worker.active_attempts().await, "active");

@@ -315,11 +315,11 @@ impl Worker for InstWorker {
         Ok(self.inner.parent().await?.map(|w| worker(&self.probe, w)))
     }
 
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
         self.probe.enter(Op::WorkerSetParent).await;
         // Our own handles are unwrapped; anything else is the backend's call.
         let parent = parent.map(|p| match p.as_any().downcast_ref::<InstWorker>() {
-            Some(ours) => &*ours.inner,
+            Some(ours) => &ours.inner,
             None => p,
         });
         self.inner.set_parent(parent).await
@@ -366,7 +366,7 @@ impl Worker for InstWorker {
         self.inner.update(data, now, expiration, mode).await
     }
 
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         self.probe.enter(Op::RequestAttempts).await;
         Ok(attempts(
             &self.probe,
@@ -374,10 +374,10 @@ impl Worker for InstWorker {
         ))
     }
 
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         self.probe.enter(Op::MakeAttempt).await;
         let unit = match unit.as_any().downcast_ref::<InstWorkUnit>() {
-            Some(ours) => &*ours.inner,
+            Some(ours) => &ours.inner,
             None => unit,
         };
         Ok(attempt(

@@ -484,7 +484,7 @@ impl Worker for MemWorker {
         })
     }
 
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
         let parent = parent
             .map(|p| own::<MemWorker>(&self.shared, p.as_any()).map(|p| p.id))
             .transpose()?;
@@ -542,14 +542,14 @@ impl Worker for MemWorker {
         })
     }
 
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         self.shared.run_on(ObjectKind::Worker, |st, now| {
-            let ids = st.request_attempts(self.id, &request, now)?;
+            let ids = st.request_attempts(self.id, request, now)?;
             attempt_handles(&self.shared, st, ids)
         })
     }
 
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let unit = own::<MemWorkUnit>(&self.shared, unit.as_any())?.id;
         self.shared.run_on(ObjectKind::Worker, |st, now| {
             let id = st.make_attempt(self.id, unit, lifetime, now)?;

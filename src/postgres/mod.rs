@@ -111,10 +111,11 @@ mod error;
 mod namespace;
 mod notify;
 mod nul;
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod plan_tests;
 mod schema;
 mod selection;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod work_spec;
 mod work_unit;
@@ -333,11 +334,6 @@ impl PostgresBackend {
         }
     }
 
-    /// The schema version of the connected database after migration.
-    pub fn schema_version(&self) -> i32 {
-        SCHEMA_VERSION
-    }
-
     /// The server process id of this backend's change-feed listening
     /// connection, if it is connected (for diagnostics and fault tests,
     /// e.g. `pg_terminate_backend`).
@@ -530,7 +526,7 @@ impl Shared {
             }
         }
         self.settle(scope, now, stale).await?;
-        crate::model::sort_summary(&mut summary);
+        summary.sort();
         Ok(summary)
     }
 }

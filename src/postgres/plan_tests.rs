@@ -93,7 +93,7 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
     spec.add_work_units(units).await.unwrap();
     let worker = ns.worker("w").await.unwrap();
     let attempts = worker
-        .request_attempts(AttemptRequest::units(100))
+        .request_attempts(&AttemptRequest::units(100))
         .await
         .unwrap();
     for attempt in attempts.iter().take(50) {

@@ -1,5 +1,8 @@
 //! A throwaway PostgreSQL cluster for tests, benchmarks and examples.
 //!
+//! Only built with the `testing` feature: it runs server binaries and may
+//! switch user, which no production build should be able to do.
+//!
 //! [`TestCluster::shared`] starts one cluster per process, the first time it
 //! is asked for, from the system's PostgreSQL binaries (`initdb`, `pg_ctl`,
 //! found on `PATH`, under `/usr/lib/postgresql/*/bin`, or in `PG_BINDIR`):

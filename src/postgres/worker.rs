@@ -14,7 +14,7 @@ use super::{
     col, data_map, execute, expirable, json, meta_columns, query, query_opt, read_meta, text,
     Scope, Shared, META_WIDTH,
 };
-use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
+use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta};
@@ -236,7 +236,7 @@ impl Worker for PgWorker {
         row.map(|r| self.worker_from_row(&r, 0)).transpose()
     }
 
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
         let parent_id = match parent {
             None => None,
             Some(p) => match p.as_any().downcast_ref::<PgWorker>() {
@@ -340,14 +340,14 @@ impl Worker for PgWorker {
         Ok(())
     }
 
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         self.shared
-            .retrying(|| self.request_once(&request))
+            .retrying(|| self.request_once(request))
             .await
             .map_err(|e| e.on(ObjectKind::Worker))
     }
 
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let unit = match unit.as_any().downcast_ref::<PgWorkUnit>() {
             Some(u) if u.shared().same(&self.shared) => u,
             _ => return Err(Error::WrongBackend),

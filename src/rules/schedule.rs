@@ -27,12 +27,31 @@ pub fn can_do_work(meta: &WorkSpecMeta, now: Time) -> bool {
         && (meta.available_count > 0 || can_start_continuous(meta, now))
 }
 
+/// A spec fits a worker with `available_gb` of memory: its `min_memory_gb`
+/// is at most that. An `available_gb` of zero, below zero or NaN means the
+/// worker did not say, and every spec fits.
+///
+/// ```
+/// use coordinate::{rules::fits_memory, WorkSpecMeta};
+/// let meta = WorkSpecMeta { min_memory_gb: 4.0, ..WorkSpecMeta::default() };
+/// assert!(fits_memory(&meta, 4.0));
+/// assert!(!fits_memory(&meta, 3.5));
+/// assert!(fits_memory(&meta, 0.0));
+/// ```
+pub fn fits_memory(meta: &WorkSpecMeta, available_gb: f64) -> bool {
+    if available_gb > 0.0 {
+        meta.min_memory_gb <= available_gb
+    } else {
+        true
+    }
+}
+
 /// Picks the work spec a worker should get work from, or `None` if no
 /// spec has work to give.
 ///
-/// `metas` are counted metas by spec name; `available_gb` is accepted for
-/// compatibility and ignored. Uses a thread-local random source; see
-/// [`schedule_with`] for a seeded one.
+/// `metas` are counted metas by spec name; only specs that
+/// [fit](fits_memory) `available_gb` are considered. Uses a thread-local
+/// random source; see [`schedule_with`] for a seeded one.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -47,18 +66,20 @@ pub fn schedule(
     now: Time,
     available_gb: f64,
 ) -> Option<String> {
-    let _ = available_gb;
-    schedule_with(metas, now, &mut fastrand::Rng::new())
+    schedule_with(metas, now, available_gb, &mut fastrand::Rng::new())
 }
 
 /// [`schedule`] with a caller-supplied random source.
 pub fn schedule_with(
     metas: &BTreeMap<String, WorkSpecMeta>,
     now: Time,
+    available_gb: f64,
     rng: &mut fastrand::Rng,
 ) -> Option<String> {
-    let candidates: Vec<(&String, &WorkSpecMeta)> =
-        metas.iter().filter(|(_, m)| can_do_work(m, now)).collect();
+    let candidates: Vec<(&String, &WorkSpecMeta)> = metas
+        .iter()
+        .filter(|(_, m)| fits_memory(m, available_gb) && can_do_work(m, now))
+        .collect();
     let top = candidates.iter().map(|(_, m)| m.priority).max()?;
     let best: Vec<(&String, &WorkSpecMeta)> = candidates
         .into_iter()
@@ -176,7 +197,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(7);
         let mut counts = BTreeMap::new();
         for _ in 0..runs {
-            let name = schedule_with(metas, t(), &mut rng).unwrap();
+            let name = schedule_with(metas, t(), 0.0, &mut rng).unwrap();
             *counts.entry(name).or_insert(0) += 1;
         }
         counts
@@ -280,6 +301,28 @@ mod tests {
             ..idle
         };
         assert!(can_do_work(&due, t()));
+    }
+
+    #[test]
+    fn available_memory_filters_only_when_positive() {
+        let big = WorkSpecMeta {
+            min_memory_gb: 8.0,
+            priority: 1,
+            ..spec(20, 1, 0)
+        };
+        let small = WorkSpecMeta {
+            min_memory_gb: 2.0,
+            ..spec(20, 1, 0)
+        };
+        let m = metas(&[("big", big), ("small", small)]);
+        // The higher-priority spec wins unless it needs more than offered.
+        for gb in [0.0, -1.0, f64::NAN, 8.0, 100.0] {
+            assert_eq!(schedule(&m, t(), gb).unwrap(), "big", "{gb} GB");
+        }
+        for gb in [2.0, 7.9] {
+            assert_eq!(schedule(&m, t(), gb).unwrap(), "small", "{gb} GB");
+        }
+        assert_eq!(schedule(&m, t(), 1.0), None);
     }
 
     #[test]

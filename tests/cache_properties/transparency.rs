@@ -267,7 +267,7 @@ async fn apply<B: Backend>(side: &mut Side<B>, step: &Step) -> Result<String, Er
             match parent {
                 Some(p) => {
                     let p = n.worker(WORKERS[*p]).await?;
-                    c.set_parent(Some(&*p)).await?;
+                    c.set_parent(Some(&p)).await?;
                 }
                 None => c.set_parent(None).await?,
             }
@@ -288,7 +288,7 @@ async fn apply<B: Backend>(side: &mut Side<B>, step: &Step) -> Result<String, Er
         Step::Request { ns, worker, n } => {
             let w = b.worker_at(NAMESPACES[*ns], WORKERS[*worker]).await?;
             let got = w
-                .request_attempts(AttemptRequest::units(i64::from(*n)))
+                .request_attempts(&AttemptRequest::units(i64::from(*n)))
                 .await?;
             let out = got
                 .iter()
@@ -314,7 +314,7 @@ async fn apply<B: Backend>(side: &mut Side<B>, step: &Step) -> Result<String, Er
             let u = b
                 .work_unit_at(NAMESPACES[*ns], SPECS[*spec], UNITS[*unit])
                 .await?;
-            let a = w.make_attempt(&*u, Duration::zero()).await?;
+            let a = w.make_attempt(&u, Duration::zero()).await?;
             let out = format!("{:?} {}", a.status().await?, a.worker().name());
             side.attempts.push(a);
             out

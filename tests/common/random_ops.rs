@@ -215,7 +215,7 @@ pub async fn apply(w: &mut World, op: &Op) -> String {
         }
         Op::Request { worker, n } => {
             match w.workers[*worker]
-                .request_attempts(AttemptRequest::units(i64::from(*n)))
+                .request_attempts(&AttemptRequest::units(i64::from(*n)))
                 .await
             {
                 Ok(got) => {
@@ -303,10 +303,7 @@ pub async fn apply(w: &mut World, op: &Op) -> String {
         }
         Op::SetParent { child, parent } => {
             let parent = parent.map(|p| w.workers[p].clone());
-            w.workers[*child]
-                .set_parent(parent.as_deref())
-                .await
-                .unwrap();
+            w.workers[*child].set_parent(parent.as_ref()).await.unwrap();
             "ok".into()
         }
     }
@@ -315,7 +312,7 @@ pub async fn apply(w: &mut World, op: &Op) -> String {
 /// Makes an attempt by `worker` on the unit named `unit` of spec `s`.
 pub async fn make_attempt(w: &mut World, worker: usize, unit: &str, lifetime: Duration) -> String {
     match w.spec.work_unit(unit).await {
-        Ok(unit) => match w.workers[worker].make_attempt(&*unit, lifetime).await {
+        Ok(unit) => match w.workers[worker].make_attempt(&unit, lifetime).await {
             Ok(a) => {
                 w.attempts.push(a);
                 "ok".into()

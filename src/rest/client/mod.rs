@@ -47,7 +47,7 @@
 //!     .await?;
 //! let backend = Cache::new(rest);
 //! let worker = backend.worker_at("app", "host-1").await?;
-//! for attempt in worker.request_attempts(AttemptRequest::units(10)).await? {
+//! for attempt in worker.request_attempts(&AttemptRequest::units(10)).await? {
 //!     // … do the work named by attempt.work_unit() …
 //!     attempt.finish(None).await?;
 //! }

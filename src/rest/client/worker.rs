@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
-use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
+use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
@@ -146,7 +146,7 @@ impl RestWorker {
     }
 
     /// Recognises a worker handle of this backend's server.
-    fn own<'a>(&self, other: &'a dyn Worker) -> Result<&'a RestWorker> {
+    fn own<'a>(&self, other: &'a WorkerRef) -> Result<&'a RestWorker> {
         match other.as_any().downcast_ref::<RestWorker>() {
             Some(w) if w.shared().same_store(self.shared()) => Ok(w),
             _ => Err(Error::WrongBackend),
@@ -180,7 +180,7 @@ impl Worker for RestWorker {
         }
     }
 
-    async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()> {
+    async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
         let parent = match parent {
             Some(p) => self.own(p)?.0.name.clone(),
             None => String::new(),
@@ -238,9 +238,9 @@ impl Worker for RestWorker {
         .await
     }
 
-    async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
+    async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
-        let body = AttemptRequestBody::from(request);
+        let body = AttemptRequestBody::from(request.clone());
         let result: AttemptRequestResult = self
             .shared()
             .transport()
@@ -258,7 +258,7 @@ impl Worker for RestWorker {
         resolver.attempts_from_documents(result.attempts).await
     }
 
-    async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+    async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let unit = match unit.as_any().downcast_ref::<RestWorkUnit>() {
             Some(u) if u.spec().shared().same_store(self.shared()) => u,
             _ => return Err(Error::WrongBackend),

@@ -100,7 +100,7 @@ pub struct WorkerUpdateBody {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttemptRequestBody {
-    /// Accepted; no effect.
+    /// The worker's memory; if positive, only specs needing at most this.
     pub available_gb: f64,
     /// Lease of the returned attempts; 0 is the default.
     #[serde(with = "duration")]
