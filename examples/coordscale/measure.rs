@@ -118,8 +118,8 @@ pub async fn measure(
     let adding = load(&spec, layout, settings.batch).await?;
     footprint.settle().await?;
     let after = footprint.bytes().await?;
-    let bulk_add_units_per_sec = size as f64 / adding.as_secs_f64();
-    let bytes_per_unit = after.saturating_sub(before) as f64 / size as f64;
+    let bulk_add_units_per_sec = (size as f64 / adding.as_secs_f64()).round();
+    let bytes_per_unit = (after.saturating_sub(before) as f64 / size as f64 * 10.0).round() / 10.0;
 
     let holder = ns.worker("holder").await.map_err(failed("worker"))?;
     for i in layout.pending() {

@@ -88,8 +88,8 @@ impl Sampler {
     }
 }
 
-/// The median of these durations in microseconds (the mean of the middle
-/// two for an even count; 0 for none).
+/// The median of these durations in microseconds, to the nanosecond (the
+/// mean of the middle two for an even count; 0 for none).
 pub fn median_us(mut times: Vec<Duration>) -> f64 {
     if times.is_empty() {
         return 0.0;
