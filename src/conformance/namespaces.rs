@@ -3,7 +3,7 @@
 use super::{names, Run, TestBackend};
 use crate::data;
 use crate::error::Error;
-use crate::model::{sort_summary, DataMap};
+use crate::model::{sort_summary, DataMap, WorkUnitStatus::Pending};
 
 /// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
 pub async fn namespace_trivial(t: TestBackend) {
@@ -348,4 +348,35 @@ pub async fn namespace_destroy_contents(t: TestBackend) {
         names(["k"]),
         "other namespace intact"
     );
+}
+
+/// Namespaces are isolated: requests only see the worker's own
+/// namespace, and same-named specs and units in two namespaces are
+/// independent.
+pub async fn namespace_isolation(t: TestBackend) {
+    let r = Run::new("namespace_isolation", t);
+    let (a_ns, a_spec, a_worker) = r.basic("isolation a", "spec").await;
+    let (_b_ns, b_spec, b_worker) = r.basic("isolation b", "spec").await;
+    r.unit(&a_spec, "u", data!({"ns": "a"})).await;
+    r.unit(&b_spec, "u", data!({"ns": "b"})).await;
+    let a = r.request_unit(&a_worker, "u", "request in a").await;
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        data!({"ns": "a"}),
+        "a's unit"
+    );
+    r.request_none(&a_worker, "second request in a").await;
+    let b = r.request_unit(&b_worker, "u", "request in b").await;
+    check_eq!(
+        r,
+        r.ok(b.data().await, "data"),
+        data!({"ns": "b"}),
+        "b's unit"
+    );
+    r.ok(a_ns.destroy_work_spec("spec").await, "destroy a's spec");
+    let b_unit = r.ok(b_spec.work_unit("u").await, "b's unit");
+    check_eq!(r, r.unit_status(&b_unit).await, Pending, "b untouched");
+    let b_all = r.ok(b_worker.all_attempts().await, "b's attempts");
+    check_eq!(r, b_all.len(), 1, "b's worker keeps its attempt");
 }

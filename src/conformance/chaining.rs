@@ -1,0 +1,313 @@
+//! Chaining scenarios: the units a finished attempt's `output` adds to the
+//! spec named by `then`, and the outputs that are skipped.
+
+use super::{names, Run, TestBackend};
+use crate::api::{NamespaceRef, WorkSpecRef, WorkerRef};
+use crate::data;
+use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitStatus};
+
+/// A namespace with spec `a` chaining to a paused spec `b`, and a worker.
+async fn chain_fixture(r: &Run, ns: &str) -> (NamespaceRef, WorkSpecRef, WorkSpecRef, WorkerRef) {
+    let ns = r.ns(ns).await;
+    let a = r.spec(&ns, data!({"name": "a", "then": "b"})).await;
+    let b = r.spec(&ns, data!({"name": "b", "disabled": true})).await;
+    let worker = r.worker(&ns, "worker").await;
+    (ns, a, b, worker)
+}
+
+/// **WorkUnitChaining.** `output` as nothing, a map, a list, and from the
+/// unit's own creation data.
+pub async fn work_unit_chaining(t: TestBackend) {
+    let r = Run::new("work_unit_chaining", t);
+    let (_ns, a, b, worker) = chain_fixture(&r, "work_unit_chaining").await;
+    let steps: [(&str, DataMap, Option<DataMap>, Vec<&str>); 4] = [
+        ("a1", DataMap::new(), None, vec![]),
+        (
+            "a2",
+            DataMap::new(),
+            Some(data!({"output": {"b1": {"k": "v"}}})),
+            vec!["b1"],
+        ),
+        (
+            "a3",
+            DataMap::new(),
+            Some(data!({"output": ["b2", "b3"]})),
+            vec!["b1", "b2", "b3"],
+        ),
+        (
+            "a4",
+            data!({"output": ["b4"]}),
+            None,
+            vec!["b1", "b2", "b3", "b4"],
+        ),
+    ];
+    for (unit, unit_data, finish_data, expected) in steps {
+        r.unit(&a, unit, unit_data).await;
+        r.advance_secs(5);
+        let attempt = r
+            .request_unit(&worker, unit, format_args!("request {unit}"))
+            .await;
+        r.ok(
+            attempt.finish(finish_data).await,
+            format_args!("finish {unit}"),
+        );
+        let got = r
+            .unit_names(&b, format_args!("units of b after {unit}"))
+            .await;
+        check_eq!(r, got, names(expected), "units of b after {unit}");
+    }
+    let b1 = r.ok(b.work_unit("b1").await, "lookup b1");
+    check_eq!(
+        r,
+        r.ok(b1.data().await, "data"),
+        data!({"k": "v"}),
+        "b1 data"
+    );
+    let b2 = r.ok(b.work_unit("b2").await, "lookup b2");
+    check_eq!(r, r.ok(b2.data().await, "data"), DataMap::new(), "b2 data");
+    check_eq!(
+        r,
+        r.unit_status(&b2).await,
+        WorkUnitStatus::Available,
+        "b2 available"
+    );
+}
+
+/// **ChainingMixed.** A plain name and an array item for the same name:
+/// the later item wins (data and float priority).
+pub async fn chaining_mixed(t: TestBackend) {
+    let r = Run::new("chaining_mixed", t);
+    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_mixed").await;
+    r.unit(&a, "a", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "a", "request").await;
+    let output =
+        data!({"output": ["x", ["x", {"d": 1}, {"priority": 2.5}], ["y", null, null, 7.5]]});
+    r.ok(attempt.finish(Some(output)).await, "finish");
+    let x = r.ok(b.work_unit("x").await, "lookup x");
+    check_eq!(r, r.ok(x.data().await, "data"), data!({"d": 1}), "x data");
+    check_eq!(r, r.ok(x.priority().await, "priority"), 2.5, "x priority");
+    let y = r.ok(b.work_unit("y").await, "lookup y");
+    check_eq!(r, r.ok(y.data().await, "data"), DataMap::new(), "y data");
+    check_eq!(r, r.ok(y.priority().await, "priority"), 7.5, "y priority");
+}
+
+/// **ChainingTwoStep.** Output placed by `renew` chains on a data-less
+/// finish; control-character names and integer option priorities work.
+pub async fn chaining_two_step(t: TestBackend) {
+    let r = Run::new("chaining_two_step", t);
+    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_two_step").await;
+    r.unit(&a, "a", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "a", "request").await;
+    let name = "\u{1}\u{2}";
+    let renewed = data!({"output": [name, [name, {}, {"priority": 7}]]});
+    r.ok(
+        attempt.renew(Duration::minutes(5), Some(renewed)).await,
+        "renew",
+    );
+    r.ok(attempt.finish(None).await, "finish");
+    check_eq!(
+        r,
+        r.unit_names(&b, "units of b").await,
+        names([name]),
+        "units of b"
+    );
+    let unit = r.ok(b.work_unit(name).await, "lookup");
+    check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "data");
+    check_eq!(r, r.ok(unit.priority().await, "priority"), 7.0, "priority");
+}
+
+/// **ChainingExpiry.** A finishing attempt that is no longer active does
+/// not chain (but `finish` succeeds).
+pub async fn chaining_expiry(t: TestBackend) {
+    let r = Run::new("chaining_expiry", t);
+    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_expiry").await;
+    let unit = r.unit(&a, "a", DataMap::new()).await;
+    let first = r.request_unit(&worker, "a", "first request").await;
+    r.ok(unit.clear_active_attempt().await, "clear");
+    r.advance_secs(5);
+    let second = r.request_unit(&worker, "a", "second request").await;
+    r.ok(
+        first.finish(Some(data!({"output": ["b"]}))).await,
+        "finish first",
+    );
+    check!(
+        r,
+        r.unit_names(&b, "units of b").await.is_empty(),
+        "inactive attempt chained"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit still pending"
+    );
+    check_eq!(
+        r,
+        r.active_key(&unit).await,
+        Some(r.key(&second).await),
+        "second still active"
+    );
+}
+
+/// **ChainingDuplicate.** Chaining to an already finished unit makes it
+/// available again.
+pub async fn chaining_duplicate(t: TestBackend) {
+    let r = Run::new("chaining_duplicate", t);
+    let ns = r.ns("chaining_duplicate").await;
+    let a = r
+        .spec(&ns, data!({"name": "a", "then": "b", "priority": 0}))
+        .await;
+    r.spec(&ns, data!({"name": "b", "priority": 10})).await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&a, &["a1", "a2"]).await;
+    let output = data!({"output": ["b"]});
+    r.advance_secs(5);
+    let x = r.request_unit(&worker, "a1", "first").await;
+    r.ok(x.finish(Some(output.clone())).await, "finish a1");
+    r.advance_secs(5);
+    let x = r.request_unit(&worker, "b", "second").await;
+    r.ok(x.finish(None).await, "finish b");
+    r.advance_secs(5);
+    let x = r.request_unit(&worker, "a2", "third").await;
+    r.ok(x.finish(Some(output)).await, "finish a2");
+    r.advance_secs(5);
+    let x = r.request_unit(&worker, "b", "fourth").await;
+    r.ok(x.finish(None).await, "finish b again");
+    r.request_none(&worker, "fifth").await;
+}
+
+/// Chaining edge cases: a `then` naming a missing spec, or a spec in
+/// another namespace, creates nothing and `finish` still succeeds.
+pub async fn chaining_missing_next_spec(t: TestBackend) {
+    let r = Run::new("chaining_missing_next_spec", t);
+    let ns = r.ns("chaining_missing_next_spec").await;
+    let elsewhere = r.ns("elsewhere").await;
+    let other = r.named_spec(&elsewhere, "missing").await;
+    let a = r.spec(&ns, data!({"name": "a", "then": "missing"})).await;
+    let worker = r.worker(&ns, "worker").await;
+    let unit = r.unit(&a, "u", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "u", "request").await;
+    r.ok(
+        attempt.finish(Some(data!({"output": ["x"]}))).await,
+        "finish",
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
+    let listed = r.ok(ns.work_spec_names().await, "names");
+    check_eq!(r, listed, vec!["a".to_string()], "no spec created");
+    check!(
+        r,
+        r.unit_names(&other, "other ns").await.is_empty(),
+        "chained across namespaces"
+    );
+    check_eq!(
+        r,
+        r.unit_names(&a, "a's units").await,
+        names(["u"]),
+        "nothing added to a"
+    );
+}
+
+/// Chaining ignores `outputs` (plural), scalar `output`, a map with a
+/// non-object value (whole map rejected), and skips bad array items.
+pub async fn chaining_ignored_outputs(t: TestBackend) {
+    let r = Run::new("chaining_ignored_outputs", t);
+    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_ignored_outputs").await;
+    let cases = [
+        data!({"outputs": ["x"]}),
+        data!({"output": "x"}),
+        data!({"output": 3}),
+        data!({"output": null}),
+        data!({"output": {"x": {}, "y": 5}}),
+        data!({"output": {}}),
+        data!({"output": [["one"], {"k": "v"}, ["bad", {}, {}, 7], [5, {}], ["d", 5]]}),
+    ];
+    for (i, finish) in cases.into_iter().enumerate() {
+        let name = format!("a{i}");
+        r.unit(&a, &name, DataMap::new()).await;
+        r.advance_secs(5);
+        let attempt = r
+            .request_unit(&worker, &name, format_args!("request {name}"))
+            .await;
+        let step = format!("finish with {finish:?}");
+        r.ok(attempt.finish(Some(finish)).await, &step);
+        check!(
+            r,
+            r.unit_names(&b, &step).await.is_empty(),
+            "{step}: created units"
+        );
+    }
+    r.unit(&a, "last", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "last", "request last").await;
+    let mixed = data!({"output": [["eta"], "ok", ["zeta", {}, {}, 7]]});
+    r.ok(attempt.finish(Some(mixed)).await, "finish with mixed items");
+    check_eq!(
+        r,
+        r.unit_names(&b, "after mixed").await,
+        names(["ok"]),
+        "good item kept"
+    );
+}
+
+/// Chaining onto a Pending unit replaces its data and meta but keeps its
+/// attempt; onto a Failed unit makes it Available again.
+pub async fn chaining_pending_target(t: TestBackend) {
+    let r = Run::new("chaining_pending_target", t);
+    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_pending_target").await;
+    let busy = r.unit(&b, "busy", DataMap::new()).await;
+    let broken = r.unit(&b, "broken", DataMap::new()).await;
+    let running = r.ok(
+        worker.make_attempt(busy.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    let failed = r.ok(
+        worker.make_attempt(broken.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    r.ok(failed.fail(None).await, "fail");
+    r.unit(&a, "a", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "a", "request").await;
+    let output = data!({"output": {"busy": {"v": 1}, "broken": {"v": 2}}});
+    r.ok(attempt.finish(Some(output)).await, "finish");
+    check_eq!(
+        r,
+        r.unit_status(&busy).await,
+        WorkUnitStatus::Pending,
+        "busy stays pending"
+    );
+    check_eq!(
+        r,
+        r.active_key(&busy).await,
+        Some(r.key(&running).await),
+        "busy's attempt kept"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&broken).await,
+        WorkUnitStatus::Available,
+        "broken re-armed"
+    );
+    check_eq!(
+        r,
+        r.ok(broken.data().await, "data"),
+        data!({"v": 2}),
+        "broken's new data"
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&failed).await,
+        AttemptStatus::Failed,
+        "old attempt kept"
+    );
+    r.ok(busy.clear_active_attempt().await, "clear busy");
+    check_eq!(
+        r,
+        r.ok(busy.data().await, "data"),
+        data!({"v": 1}),
+        "busy's new own data"
+    );
+}

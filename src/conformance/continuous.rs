@@ -1,0 +1,201 @@
+//! Continuous work spec scenarios: generation per request, intervals,
+//! generated names and the `next_continuous` gate.
+
+use super::{at_secs, names, Run, TestBackend};
+use crate::data;
+use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta};
+
+/// **Continuous.** In the empty-named namespace a continuous spec yields one
+/// attempt per request; `continuous = false` stops it, `true` resumes.
+pub async fn continuous(t: TestBackend) {
+    let r = Run::new("continuous", t);
+    let ns = r.ns("").await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    for round in 0..2 {
+        r.advance_secs(5);
+        let a = r
+            .request_one(&worker, format_args!("request {round}"))
+            .await;
+        let Some(a) = a else {
+            panic!("[continuous] request {round}: no continuous unit")
+        };
+        r.ok(a.finish(None).await, "finish");
+    }
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.continuous = false;
+    r.ok(spec.set_meta(meta).await, "set_meta(continuous = false)");
+    r.advance_secs(5);
+    r.request_none(&worker, "request while not continuous")
+        .await;
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.continuous = true;
+    r.ok(spec.set_meta(meta).await, "set_meta(continuous = true)");
+    r.advance_secs(5);
+    let a = r.request_one(&worker, "request after resuming").await;
+    let Some(a) = a else {
+        panic!("[continuous] no unit after resuming")
+    };
+    r.ok(a.finish(None).await, "finish");
+    let units = r.unit_names(&spec, "units").await;
+    check_eq!(
+        r,
+        units,
+        names(["5.000", "10.000", "20.000"]),
+        "generated unit names"
+    );
+}
+
+/// **ContinuousInterval.** `next_continuous = t0 + I`; nothing before it;
+/// one at it; after a long wait exactly one (no catch-up).
+pub async fn continuous_interval(t: TestBackend) {
+    let r = Run::new("continuous_interval", t);
+    let ns = r.ns("continuous_interval").await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "continuous": true, "interval": 60}),
+        )
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.advance_secs(100);
+    let t0 = r.now();
+    let got = r
+        .request(&worker, AttemptRequest::units(5), "request at t0")
+        .await;
+    check_eq!(r, got.len(), 1, "attempts at t0");
+    check_eq!(r, got[0].work_unit().name(), "100.000", "generated name");
+    r.ok(got[0].finish(None).await, "finish");
+    let meta = r.ok(spec.meta(false).await, "meta");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(t0 + Duration::seconds(60)),
+        "next_continuous"
+    );
+    r.advance_secs(30);
+    r.request_none(&worker, "at t0 + I/2").await;
+    r.advance_secs(30);
+    let a = r.request_unit(&worker, "160.000", "at t0 + I").await;
+    r.ok(a.finish(None).await, "finish");
+    r.advance_secs(150);
+    let got = r
+        .request(&worker, AttemptRequest::units(5), "after a long wait")
+        .await;
+    check_eq!(r, got.len(), 1, "one attempt after a long wait");
+    r.ok(got[0].finish(None).await, "finish");
+    r.request_none(&worker, "immediately after (no catch-up)")
+        .await;
+    let meta = r.ok(spec.meta(false).await, "meta");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(at_secs(370)),
+        "next_continuous from now"
+    );
+}
+
+/// Continuous unit names are `secs.mmm` of now; a generated name
+/// that already exists reuses that unit.
+pub async fn continuous_unit_name(t: TestBackend) {
+    let r = Run::new("continuous_unit_name", t);
+    let ns = r.ns("continuous_unit_name").await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.advance(Duration::seconds(1_400_000_000) + Duration::milliseconds(5));
+    let a = r.request_unit(&worker, "1400000000.005", "request").await;
+    r.ok(a.finish(None).await, "finish");
+    let unit = a.work_unit();
+    check_eq!(
+        r,
+        r.ok(unit.data().await, "data"),
+        DataMap::new(),
+        "generated unit data"
+    );
+    let meta = r.ok(unit.meta().await, "meta");
+    check_eq!(r, meta, WorkUnitMeta::default(), "generated unit meta");
+    // A unit with the next generated name already exists (finished): it is
+    // reused and handed out again.
+    let next = "1400000001.250";
+    let existing = r.unit(&spec, next, data!({"k": 1})).await;
+    let old = r.ok(
+        worker
+            .make_attempt(existing.as_ref(), Duration::zero())
+            .await,
+        "make",
+    );
+    r.ok(old.finish(None).await, "finish pre-existing");
+    let mut meta = r.ok(spec.meta(false).await, "spec meta");
+    meta.next_continuous = None;
+    r.ok(spec.set_meta(meta).await, "set_meta");
+    r.advance(Duration::milliseconds(1245));
+    let a = r.request_unit(&worker, next, "request at .250").await;
+    check_eq!(
+        r,
+        r.ok(existing.num_attempts().await, "num_attempts"),
+        2,
+        "existing unit reused"
+    );
+    r.ok(a.finish(None).await, "finish");
+}
+
+/// One request never yields more than one continuous unit, whatever the
+/// number asked for; none while a unit is available or pending.
+pub async fn continuous_one_per_request(t: TestBackend) {
+    let r = Run::new("continuous_one_per_request", t);
+    let ns = r.ns("continuous_one_per_request").await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.advance_secs(1);
+    let got = r.request(&worker, AttemptRequest::units(10), "first").await;
+    check_eq!(r, got.len(), 1, "one continuous unit");
+    r.advance_secs(1);
+    let got2 = r
+        .request(&worker, AttemptRequest::units(10), "while pending")
+        .await;
+    check!(r, got2.is_empty(), "generated while one is pending");
+    r.ok(got[0].finish(None).await, "finish");
+    r.unit(&spec, "real", DataMap::new()).await;
+    r.advance_secs(1);
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "with a real unit")
+        .await;
+    check_eq!(r, got.len(), 1, "only the real unit");
+    check_eq!(r, got[0].work_unit().name(), "real", "real unit first");
+}
+
+/// `next_continuous` from `set_meta` gates generation: a future
+/// value blocks it until reached; clearing it allows it at once.
+pub async fn continuous_next_gate(t: TestBackend) {
+    let r = Run::new("continuous_next_gate", t);
+    let ns = r.ns("continuous_next_gate").await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "continuous": true}))
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.next_continuous = Some(at_secs(100));
+    r.ok(spec.set_meta(meta.clone()).await, "set_meta(next = 100 s)");
+    r.advance(Duration::seconds(100) - Duration::milliseconds(1));
+    r.request_none(&worker, "1 ms before next_continuous").await;
+    r.advance(Duration::milliseconds(1));
+    let a = r
+        .request_unit(&worker, "100.000", "at next_continuous")
+        .await;
+    r.ok(a.finish(None).await, "finish");
+    meta.next_continuous = Some(at_secs(10_000));
+    r.ok(spec.set_meta(meta.clone()).await, "set_meta(next far)");
+    r.advance_secs(1);
+    r.request_none(&worker, "before the far next_continuous")
+        .await;
+    meta.next_continuous = None;
+    r.ok(spec.set_meta(meta).await, "set_meta(next unset)");
+    r.request_unit(&worker, "101.000", "after clearing next_continuous")
+        .await;
+}

@@ -1,0 +1,258 @@
+//! Expiry scenarios: leases that run out, applied lazily and exactly at
+//! the boundary.
+
+use super::{at_secs, Run, TestBackend};
+use crate::data;
+use crate::error::Error;
+use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitQuery, WorkUnitStatus};
+
+/// **AttemptExpiration.** Past the default lifetime the attempt is Expired,
+/// counts show it available, and it is handed out again.
+pub async fn attempt_expiration(t: TestBackend) {
+    let r = Run::new("attempt_expiration", t);
+    let (_ns, spec, worker) = r.basic("attempt_expiration", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "fresh attempt"
+    );
+    r.request_none(&worker, "second request").await;
+    r.advance(Duration::minutes(15) + Duration::seconds(1));
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "after the lease"
+    );
+    let meta = r.ok(spec.meta(true).await, "meta(true)");
+    check_eq!(
+        r,
+        (meta.available_count, meta.pending_count),
+        (1, 0),
+        "counts"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "unit available"
+    );
+    let again = r.request_unit(&worker, "u", "request again").await;
+    check_eq!(
+        r,
+        r.attempt_status(&again).await,
+        AttemptStatus::Pending,
+        "new attempt"
+    );
+}
+
+/// Lazy expiry: without an expiry check, an attempt past its deadline can
+/// still
+/// be renewed and finished.
+pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
+    let r = Run::new("lazy_expiry_finish_before_check", t);
+    let (_ns, spec, worker) = r.basic("lazy_expiry_finish_before_check", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let a = r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(10))
+            .await,
+        "make",
+    );
+    r.advance_secs(20);
+    // Reads that perform no expiry check.
+    check_eq!(
+        r,
+        r.ok(a.data().await, "data"),
+        DataMap::new(),
+        "attempt data"
+    );
+    r.ok(a.start_time().await, "start_time");
+    r.ok(unit.data().await, "unit data");
+    r.ok(spec.meta(false).await, "meta(false)");
+    r.ok(worker.active_attempts().await, "worker active list");
+    r.ok(
+        a.renew(Duration::seconds(5), None).await,
+        "renew past the deadline",
+    );
+    r.advance_secs(20);
+    r.ok(
+        a.finish(Some(data!({"done": true}))).await,
+        "finish past the deadline",
+    );
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Finished,
+        "attempt finished"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Finished,
+        "unit finished"
+    );
+}
+
+/// Lazy expiry: once an expiry check has run, `finish`/`fail`/`retry` fail
+/// with
+/// `NotPending` and `renew` with `LostLease`; the expired attempt keeps its
+/// expiration time, ends at the check, and leaves the worker's list. Every
+/// listed operation performs the check.
+pub async fn lazy_expiry_after_check(t: TestBackend) {
+    let r = Run::new("lazy_expiry_after_check", t);
+    let (ns, spec, worker) = r.basic("lazy_expiry_after_check", "spec").await;
+    // One unit per checking operation; each gets a 10 s lease.
+    let checks = [
+        "unit.status",
+        "unit.active_attempt",
+        "attempt.status",
+        "attempt.end_time",
+        "attempt.expiration_time",
+        "spec.meta(true)",
+        "spec.work_units",
+        "spec.count_work_unit_status",
+        "spec.summarize",
+        "namespace.summarize",
+        "backend.summarize",
+        "worker.request_attempts",
+    ];
+    for check in checks {
+        let unit = r.unit(&spec, check, DataMap::new()).await;
+        let a = r.ok(
+            worker
+                .make_attempt(unit.as_ref(), Duration::seconds(10))
+                .await,
+            "make",
+        );
+        let deadline = r.ok(a.expiration_time().await, "expiration");
+        r.advance_secs(11);
+        let check_time = r.now();
+        match check {
+            "unit.status" => drop(r.ok(unit.status().await, check)),
+            "unit.active_attempt" => drop(r.ok(unit.active_attempt().await, check)),
+            "attempt.status" => drop(r.ok(a.status().await, check)),
+            "attempt.end_time" => drop(r.ok(a.end_time().await, check)),
+            "attempt.expiration_time" => drop(r.ok(a.expiration_time().await, check)),
+            "spec.meta(true)" => drop(r.ok(spec.meta(true).await, check)),
+            "spec.work_units" => drop(r.ok(spec.work_units(&WorkUnitQuery::all()).await, check)),
+            "spec.count_work_unit_status" => drop(r.ok(spec.count_work_unit_status().await, check)),
+            "spec.summarize" => drop(r.ok(spec.summarize().await, check)),
+            "namespace.summarize" => drop(r.ok(ns.summarize().await, check)),
+            "backend.summarize" => drop(r.ok(r.backend().summarize().await, check)),
+            _ => {
+                // The spec is paused so the request itself takes nothing.
+                let mut meta = r.ok(spec.meta(false).await, "meta");
+                meta.paused = true;
+                r.ok(spec.set_meta(meta.clone()).await, "pause");
+                r.request_none(&worker, check).await;
+                meta.paused = false;
+                r.ok(spec.set_meta(meta).await, "unpause");
+            }
+        }
+        r.advance_secs(1);
+        r.fails(
+            a.finish(None).await,
+            Error::NotPending,
+            format_args!("finish after {check}"),
+        );
+        r.fails(
+            a.fail(None).await,
+            Error::NotPending,
+            format_args!("fail after {check}"),
+        );
+        r.fails(
+            a.retry(None, Duration::zero()).await,
+            Error::NotPending,
+            format_args!("retry after {check}"),
+        );
+        r.fails(
+            a.renew(Duration::minutes(1), None).await,
+            Error::LostLease,
+            format_args!("renew after {check}"),
+        );
+        check_eq!(
+            r,
+            r.attempt_status(&a).await,
+            AttemptStatus::Expired,
+            "status after {check}"
+        );
+        let exp = r.ok(a.expiration_time().await, "expiration");
+        check_eq!(r, exp, deadline, "expiration kept after {check}");
+        check_eq!(
+            r,
+            r.active_key(&unit).await,
+            None,
+            "active cleared after {check}"
+        );
+        check_eq!(
+            r,
+            r.unit_status(&unit).await,
+            WorkUnitStatus::Available,
+            "after {check}"
+        );
+        let end = r.ok(a.end_time().await, "end_time");
+        // renew on an expired attempt re-completes it (end = now); the
+        // check itself ended it at check_time.
+        check!(
+            r,
+            end == Some(check_time) || end == Some(r.now()),
+            "end time after {check}: {end:?}"
+        );
+        let active = r.ok(worker.active_attempts().await, "worker active");
+        check!(
+            r,
+            active.is_empty(),
+            "expired attempt on the worker's list after {check}"
+        );
+    }
+}
+
+/// The expiry boundary: an attempt is expired only when its
+/// deadline is strictly earlier than now.
+pub async fn expiry_boundary(t: TestBackend) {
+    let r = Run::new("expiry_boundary", t);
+    let (_ns, spec, worker) = r.basic("expiry_boundary", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let a = r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(30))
+            .await,
+        "make",
+    );
+    r.advance_secs(30);
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "at the deadline"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Pending,
+        "unit at the deadline"
+    );
+    r.advance(Duration::milliseconds(1));
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Expired,
+        "1 ms past the deadline"
+    );
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(r.now()),
+        "end time"
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        at_secs(30),
+        "expiration kept"
+    );
+}

@@ -1,0 +1,222 @@
+//! Retry scenarios: retry delays and the `max_retries` limit.
+
+use super::{Run, TestBackend};
+use crate::api::WorkerRef;
+use crate::data;
+use crate::model::{AttemptRequest, AttemptStatus, DataMap, Duration, WorkUnitStatus};
+
+/// **RetryDelay.** A retried unit is Delayed until the delay has elapsed.
+pub async fn retry_delay(t: TestBackend) {
+    let r = Run::new("retry_delay", t);
+    let (_ns, spec, worker) = r.basic("retry_delay", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    r.ok(a.retry(None, Duration::seconds(60)).await, "retry(60 s)");
+    check_eq!(
+        r,
+        r.ok(unit.meta().await, "meta").not_before,
+        Some(r.now() + Duration::seconds(60)),
+        "not_before"
+    );
+    r.advance_secs(30);
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Delayed,
+        "before the delay"
+    );
+    r.request_none(&worker, "before the delay").await;
+    r.advance_secs(30);
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Available,
+        "after the delay"
+    );
+    r.drain(&worker, &["u"], "drain").await;
+}
+
+/// Lets the single unit of `spec` be handed out `times` times, each
+/// attempt left to expire (the clock passes the lease).
+async fn expire_repeatedly(r: &Run, worker: &WorkerRef, unit: &str, times: usize) {
+    for i in 0..times {
+        r.request_unit(worker, unit, format_args!("hand-out {i}"))
+            .await;
+        r.advance(Duration::minutes(20));
+    }
+}
+
+/// **MaxRetries.** After `R` expired attempts the next one fails the unit
+/// with a `too many retries` traceback.
+pub async fn max_retries(t: TestBackend) {
+    let r = Run::new("max_retries", t);
+    let ns = r.ns("max_retries").await;
+    let spec = r.spec(&ns, data!({"name": "spec", "max_retries": 3})).await;
+    let worker = r.worker(&ns, "worker").await;
+    let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
+    expire_repeatedly(&r, &worker, "u", 3).await;
+    r.request_none(&worker, "request over the limit").await;
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Failed,
+        "unit failed"
+    );
+    let expected = data!({"traceback": "too many retries"});
+    check_eq!(r, r.ok(unit.data().await, "data"), expected, "traceback");
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num_attempts"),
+        4,
+        "attempts"
+    );
+    let active = r.ok(unit.active_attempt().await, "active");
+    let Some(active) = active else {
+        panic!("[max_retries] failed unit has no active attempt")
+    };
+    check_eq!(
+        r,
+        r.attempt_status(&active).await,
+        AttemptStatus::Failed,
+        "last attempt"
+    );
+    check_eq!(
+        r,
+        r.ok(active.end_time().await, "end"),
+        Some(r.now()),
+        "end time"
+    );
+    let listed = r.ok(worker.active_attempts().await, "worker active");
+    check!(
+        r,
+        listed.is_empty(),
+        "failed attempt on worker's active list"
+    );
+}
+
+/// **MaxRetriesMulti.** A partially failed batch is returned short,
+/// without topping up.
+pub async fn max_retries_multi(t: TestBackend) {
+    let r = Run::new("max_retries_multi", t);
+    let ns = r.ns("max_retries_multi").await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "max_getwork": 2, "max_retries": 1}),
+        )
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&spec, &["a", "b", "c", "d"]).await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "first batch")
+        .await;
+    let got_names = super::unit_names_of(&got);
+    check_eq!(r, got_names, vec!["a", "b"], "first batch");
+    r.ok(got[0].finish(None).await, "finish a");
+    r.advance(Duration::minutes(20));
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "second batch")
+        .await;
+    let got_names = super::unit_names_of(&got);
+    check_eq!(r, got_names, vec!["c"], "second batch, not topped up");
+    let b = r.ok(spec.work_unit("b").await, "lookup b");
+    check_eq!(
+        r,
+        r.unit_status(&b).await,
+        WorkUnitStatus::Failed,
+        "b failed"
+    );
+    let d = r.ok(spec.work_unit("d").await, "lookup d");
+    check_eq!(
+        r,
+        r.unit_status(&d).await,
+        WorkUnitStatus::Available,
+        "d untouched"
+    );
+}
+
+/// **MaxRetriesMultiBatch.** A batch of only over-limit units is failed and
+/// the next batch is returned instead.
+pub async fn max_retries_multi_batch(t: TestBackend) {
+    let r = Run::new("max_retries_multi_batch", t);
+    let ns = r.ns("max_retries_multi_batch").await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "max_getwork": 2, "max_retries": 1}),
+        )
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&spec, &["a", "b", "c", "d", "e"]).await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "first batch")
+        .await;
+    check_eq!(r, got.len(), 2, "first batch size");
+    r.advance(Duration::minutes(20));
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "second batch")
+        .await;
+    let got_names = super::unit_names_of(&got);
+    check_eq!(r, got_names, vec!["c", "d"], "next batch");
+    let counts = r.ok(spec.count_work_unit_status().await, "counts");
+    let expected = [
+        (WorkUnitStatus::Failed, 2),
+        (WorkUnitStatus::Pending, 2),
+        (WorkUnitStatus::Available, 1),
+    ]
+    .into_iter()
+    .collect();
+    check_eq!(r, counts, expected, "status counts");
+}
+
+/// Without `max_retries` (0, unlimited) a unit is handed out again after
+/// any number of expiries.
+pub async fn max_retries_unlimited(t: TestBackend) {
+    let r = Run::new("max_retries_unlimited", t);
+    let (_ns, spec, worker) = r.basic("max_retries_unlimited", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    expire_repeatedly(&r, &worker, "u", 6).await;
+    let a = r.request_unit(&worker, "u", "seventh").await;
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "still handed out"
+    );
+    check_eq!(
+        r,
+        r.ok(unit.num_attempts().await, "num_attempts"),
+        7,
+        "attempts"
+    );
+}
+
+/// `max_retries` set through `set_meta` applies to the next request, and
+/// counts every attempt (including `make_attempt` ones).
+pub async fn max_retries_set_meta(t: TestBackend) {
+    let r = Run::new("max_retries_set_meta", t);
+    let (_ns, spec, worker) = r.basic("max_retries_set_meta", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    r.ok(a.expire(None).await, "expire");
+    let a = r.ok(
+        worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+        "make",
+    );
+    r.ok(a.retry(None, Duration::zero()).await, "retry");
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.max_retries = 2;
+    r.ok(spec.set_meta(meta).await, "set_meta(max_retries = 2)");
+    r.request_none(&worker, "third attempt exceeds the limit")
+        .await;
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        WorkUnitStatus::Failed,
+        "unit failed"
+    );
+    check_eq!(r, r.ok(unit.num_attempts().await, "num"), 3, "attempts");
+}

@@ -1,0 +1,358 @@
+//! Scheduler scenarios: which spec a request draws from (filters, fair
+//! share, weights, exclusions, `max_running`) and the request parameters.
+
+use super::{Run, TestBackend};
+use crate::data;
+use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitStatus};
+
+use WorkUnitStatus::{Available, Pending};
+
+/// **MaxRunning.** `max_running = 1` allows one pending unit at a time.
+pub async fn max_running(t: TestBackend) {
+    let r = Run::new("max_running", t);
+    let ns = r.ns("max_running").await;
+    let spec = r.spec(&ns, data!({"name": "spec", "max_running": 1})).await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&spec, &["a", "b", "c", "d"]).await;
+    let got = r.request(&worker, AttemptRequest::units(10), "first").await;
+    check_eq!(r, got.len(), 1, "first request");
+    r.request_none(&worker, "while one is pending").await;
+    r.ok(got[0].finish(None).await, "finish");
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "after finish")
+        .await;
+    check_eq!(r, got.len(), 1, "request for many after finish");
+}
+
+/// **RequestSpecificSpec.** The `work_specs` filter of a request.
+pub async fn request_specific_spec(t: TestBackend) {
+    let r = Run::new("request_specific_spec", t);
+    let ns = r.ns("request_specific_spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    for (name, priority) in [("low", 0), ("mid", 5), ("high", 10)] {
+        let spec = r
+            .spec(&ns, data!({"name": name, "priority": priority}))
+            .await;
+        r.unit(&spec, &format!("{name}-unit"), DataMap::new()).await;
+    }
+    let cases: [(Vec<&str>, Option<&str>); 5] = [
+        (vec![], Some("high-unit")),
+        (vec!["low"], Some("low-unit")),
+        (vec!["low", "mid"], Some("mid-unit")),
+        (vec!["nonexistent"], None),
+        (vec![], Some("high-unit")),
+    ];
+    for (specs, expected) in cases {
+        r.advance_secs(5);
+        let req = AttemptRequest {
+            work_specs: specs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let step = format!("request restricted to {specs:?}");
+        let got = r.request(&worker, req, &step).await;
+        let got_names = super::unit_names_of(&got);
+        check_eq!(
+            r,
+            got_names,
+            expected.into_iter().collect::<Vec<_>>(),
+            "{step}"
+        );
+        for a in got {
+            r.ok(a.retry(None, Duration::zero()).await, "retry");
+        }
+    }
+}
+
+/// **ByRuntime.** The `runtimes` filter of a request.
+pub async fn by_runtime(t: TestBackend) {
+    let r = Run::new("by_runtime", t);
+    let ns = r.ns("by_runtime").await;
+    let worker = r.worker(&ns, "worker").await;
+    let py = r.spec(&ns, data!({"name": "py", "runtime": ""})).await;
+    let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
+    let py_unit = r.unit(&py, "py-unit", DataMap::new()).await;
+    let go_unit = r.unit(&go, "go-unit", DataMap::new()).await;
+    let mut seen = Vec::new();
+    for i in 0..2 {
+        r.advance_secs(5);
+        let Some(a) = r
+            .request_one(&worker, format_args!("unrestricted {i}"))
+            .await
+        else {
+            panic!("[by_runtime] unrestricted request {i} got nothing")
+        };
+        seen.push(a.work_unit().name().to_string());
+    }
+    seen.sort();
+    check_eq!(
+        r,
+        seen,
+        vec!["go-unit".to_string(), "py-unit".to_string()],
+        "one of each"
+    );
+    r.request_none(&worker, "third unrestricted request").await;
+    r.ok(py_unit.clear_active_attempt().await, "clear py");
+    r.ok(go_unit.clear_active_attempt().await, "clear go");
+    let cases: [(&[&str], &str); 3] = [
+        (&[""], "py-unit"),
+        (&["", "rust", "java"], "py-unit"),
+        (&["go"], "go-unit"),
+    ];
+    for (runtimes, expected) in cases {
+        r.advance_secs(5);
+        let req = AttemptRequest {
+            runtimes: runtimes.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let step = format!("runtimes {runtimes:?}");
+        let got = r.request(&worker, req, &step).await;
+        let got_names = super::unit_names_of(&got);
+        check_eq!(r, got_names, vec![expected], "{step}");
+        r.ok(got[0].retry(None, Duration::zero()).await, "retry");
+    }
+    let req = AttemptRequest {
+        runtimes: vec!["cobol".into()],
+        ..Default::default()
+    };
+    check!(
+        r,
+        r.request(&worker, req, "unknown runtime").await.is_empty(),
+        "unknown runtime"
+    );
+}
+
+/// Request parameters: a count below one means one; a
+/// non-positive lifetime means 15 minutes; `available_gb` is ignored;
+/// `max_getwork` caps the batch; the batch is priority-desc, name-asc and
+/// has the request's lifetime.
+pub async fn request_attempts_parameters(t: TestBackend) {
+    let r = Run::new("request_attempts_parameters", t);
+    let ns = r.ns("request_attempts_parameters").await;
+    let spec = r
+        .spec(&ns, data!({"name": "spec", "max_getwork": 3, "min_gb": 64}))
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&spec, &["a", "b", "c", "d", "e", "f"]).await;
+    let e = r.ok(spec.work_unit("e").await, "lookup e");
+    r.ok(e.set_priority(1.0).await, "set_priority(e)");
+    for n in [0, -5] {
+        let req = AttemptRequest {
+            number_of_work_units: n,
+            lifetime: Duration::seconds(-10),
+            available_gb: 0.0,
+            ..Default::default()
+        };
+        let got = r.request(&worker, req, format_args!("count {n}")).await;
+        check_eq!(r, got.len(), 1, "count {n} means one");
+        let start = r.ok(got[0].start_time().await, "start");
+        check_eq!(r, start, r.now(), "start time");
+        let exp = r.ok(got[0].expiration_time().await, "expiration");
+        check_eq!(r, exp, start + Duration::minutes(15), "default lifetime");
+    }
+    let req = AttemptRequest {
+        number_of_work_units: 10,
+        lifetime: Duration::seconds(90),
+        ..Default::default()
+    };
+    let got = r.request(&worker, req, "batch").await;
+    let got_names = super::unit_names_of(&got);
+    // "e" (priority 1) and "a" went first; the rest by name, capped at 3.
+    check_eq!(r, got_names, vec!["b", "c", "d"], "batch order and cap");
+    for a in &got {
+        let exp = r.ok(a.expiration_time().await, "expiration");
+        check_eq!(r, exp, r.now() + Duration::seconds(90), "request lifetime");
+        check_eq!(r, a.worker().name(), "worker", "attempt's worker");
+    }
+}
+
+/// One request's attempts all come from one spec, and the
+/// `work_specs` and `runtimes` filters combine.
+pub async fn batch_from_one_spec(t: TestBackend) {
+    let r = Run::new("batch_from_one_spec", t);
+    let ns = r.ns("batch_from_one_spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    let one = r.named_spec(&ns, "one").await;
+    let two = r.named_spec(&ns, "two").await;
+    let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
+    for spec in [&one, &two, &go] {
+        r.units(spec, &["a", "b", "c"]).await;
+    }
+    let req = AttemptRequest {
+        number_of_work_units: 10,
+        work_specs: vec!["one".into(), "two".into()],
+        ..Default::default()
+    };
+    let got = r.request(&worker, req, "batch").await;
+    check_eq!(
+        r,
+        super::unit_names_of(&got),
+        vec!["a", "b", "c"],
+        "batch size and order"
+    );
+    let specs: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|a| a.work_unit().work_spec().name().to_string())
+        .collect();
+    check_eq!(r, specs.len(), 1, "batch from a single spec: {specs:?}");
+    let req = AttemptRequest {
+        number_of_work_units: 10,
+        work_specs: vec!["go".into(), "one".into(), "two".into()],
+        runtimes: vec!["go".into()],
+        ..Default::default()
+    };
+    let got = r.request(&worker, req, "filters combined").await;
+    let specs: Vec<String> = got
+        .iter()
+        .map(|a| a.work_unit().work_spec().name().to_string())
+        .collect();
+    check_eq!(
+        r,
+        specs,
+        vec!["go"; 3],
+        "only the go spec passes both filters"
+    );
+    let req = AttemptRequest {
+        work_specs: vec!["go".into()],
+        runtimes: vec![String::new()],
+        ..Default::default()
+    };
+    check!(
+        r,
+        r.request(&worker, req, "disjoint filters").await.is_empty(),
+        "disjoint filters"
+    );
+}
+
+/// Fair share: among equal priorities a spec far above its share
+/// of pending work (score ≤ 0) is never chosen while another qualifies.
+pub async fn scheduler_fair_share(t: TestBackend) {
+    let r = Run::new("scheduler_fair_share", t);
+    let ns = r.ns("scheduler_fair_share").await;
+    let worker = r.worker(&ns, "worker").await;
+    let light = r.spec(&ns, data!({"name": "light", "weight": 1})).await;
+    let heavy = r.spec(&ns, data!({"name": "heavy", "weight": 1})).await;
+    let busy = r
+        .units(
+            &heavy,
+            &["h0", "h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"],
+        )
+        .await;
+    for unit in &busy[..5] {
+        r.ok(
+            worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+            "make pending",
+        );
+    }
+    r.units(
+        &light,
+        &["l0", "l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9"],
+    )
+    .await;
+    // heavy: 1 × (5 + 1) − 2 × 5 = −4 ≤ 0, so light is always chosen.
+    for i in 0..10 {
+        let a = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(a) = a else {
+            panic!("[scheduler_fair_share] request {i} got nothing")
+        };
+        check_eq!(r, a.work_unit().work_spec().name(), "light", "request {i}");
+        r.ok(a.finish(None).await, "finish");
+    }
+    let counts = r.ok(heavy.count_work_unit_status().await, "heavy counts");
+    check_eq!(
+        r,
+        counts,
+        [(Available, 5), (Pending, 5)].into(),
+        "heavy untouched"
+    );
+}
+
+/// Weighted choice: with weights 1 and 3 and nothing pending, the
+/// heavier spec gets about three quarters of 200 single requests (the
+/// bounds are over six standard deviations wide).
+pub async fn scheduler_weights(t: TestBackend) {
+    let r = Run::new("scheduler_weights", t);
+    let ns = r.ns("scheduler_weights").await;
+    let worker = r.worker(&ns, "worker").await;
+    let one = r.spec(&ns, data!({"name": "one", "weight": 1})).await;
+    let three = r.spec(&ns, data!({"name": "three", "weight": 3})).await;
+    for i in 0..200 {
+        r.unit(&one, &format!("u{i:03}"), DataMap::new()).await;
+        r.unit(&three, &format!("u{i:03}"), DataMap::new()).await;
+    }
+    let mut heavy = 0;
+    for i in 0..200 {
+        let a = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(a) = a else {
+            panic!("[scheduler_weights] request {i} got nothing")
+        };
+        if a.work_unit().work_spec().name() == "three" {
+            heavy += 1;
+        }
+        r.ok(a.finish(None).await, "finish");
+    }
+    check!(
+        r,
+        (110..=190).contains(&heavy),
+        "weight-3 spec chosen {heavy} of 200 times"
+    );
+}
+
+/// Specs that cannot do work are never chosen: weight zero or
+/// negative (set via `set_meta`), paused, empty, or at `max_running`.
+pub async fn scheduler_exclusions(t: TestBackend) {
+    let r = Run::new("scheduler_exclusions", t);
+    let ns = r.ns("scheduler_exclusions").await;
+    let worker = r.worker(&ns, "worker").await;
+    let zero = r.named_spec(&ns, "zero").await;
+    let negative = r.named_spec(&ns, "negative").await;
+    for (spec, weight) in [(&zero, 0), (&negative, -3)] {
+        let mut meta = r.ok(spec.meta(false).await, "meta");
+        meta.weight = weight;
+        r.ok(spec.set_meta(meta).await, "set_meta(weight)");
+        check_eq!(
+            r,
+            r.ok(spec.meta(false).await, "meta").weight,
+            weight,
+            "weight stored"
+        );
+        r.unit(spec, "u", DataMap::new()).await;
+    }
+    let paused = r
+        .spec(
+            &ns,
+            data!({"name": "paused", "disabled": true, "priority": 9}),
+        )
+        .await;
+    r.unit(&paused, "u", DataMap::new()).await;
+    r.named_spec(&ns, "empty").await;
+    let full = r.spec(&ns, data!({"name": "full", "max_running": 1})).await;
+    let units = r.units(&full, &["a", "b"]).await;
+    r.ok(
+        worker
+            .make_attempt(units[0].as_ref(), Duration::zero())
+            .await,
+        "make",
+    );
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "request")
+        .await;
+    check!(
+        r,
+        got.is_empty(),
+        "excluded spec chosen: {:?}",
+        super::unit_names_of(&got)
+    );
+    let mut meta = r.ok(zero.meta(false).await, "meta");
+    meta.weight = 5;
+    r.ok(zero.set_meta(meta).await, "set_meta(weight = 5)");
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "after re-weighting")
+        .await;
+    check_eq!(r, got.len(), 1, "one attempt");
+    check_eq!(
+        r,
+        got[0].work_unit().work_spec().name(),
+        "zero",
+        "re-weighted spec"
+    );
+}

@@ -1,0 +1,120 @@
+//! Summary scenarios at the backend, namespace and work spec levels.
+
+use super::{Run, TestBackend};
+use crate::model::{sort_summary, DataMap, Duration, SummaryRecord, WorkUnitStatus};
+
+use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
+
+fn rec(ns: &str, spec: &str, status: WorkUnitStatus, count: u64) -> SummaryRecord {
+    SummaryRecord {
+        namespace: ns.into(),
+        work_spec: spec.into(),
+        status,
+        count,
+    }
+}
+
+/// **Summarize.** Empty at first; one record with one unit; five records
+/// after the seven-state fixture — at all three levels.
+pub async fn summarize(t: TestBackend) {
+    let r = Run::new("summarize", t);
+    let summaries = |ns: crate::api::NamespaceRef, spec: Option<crate::api::WorkSpecRef>| {
+        let r = &r;
+        async move {
+            let mut all = vec![
+                r.ok(r.backend().summarize().await, "backend summary"),
+                r.ok(ns.summarize().await, "namespace summary"),
+            ];
+            if let Some(spec) = spec {
+                all.push(r.ok(spec.summarize().await, "spec summary"));
+            }
+            for s in &mut all {
+                sort_summary(s);
+            }
+            all
+        }
+    };
+    let ns = r.ns("summarize").await;
+    for s in summaries(ns.clone(), None).await {
+        check!(r, s.is_empty(), "summary before anything was added: {s:?}");
+    }
+    let spec = r.named_spec(&ns, "spec").await;
+    for s in summaries(ns.clone(), Some(spec.clone())).await {
+        check!(r, s.is_empty(), "summary with an empty spec: {s:?}");
+    }
+    r.unit(&spec, "one", DataMap::new()).await;
+    for s in summaries(ns.clone(), Some(spec.clone())).await {
+        check_eq!(
+            r,
+            s,
+            vec![rec("summarize", "spec", Available, 1)],
+            "one unit"
+        );
+    }
+    // The fixture re-uses "spec" (set_work_spec keeps the spec and its unit).
+    r.seven(&ns, "spec").await;
+    let expected = vec![
+        rec("summarize", "spec", Available, 4),
+        rec("summarize", "spec", Pending, 1),
+        rec("summarize", "spec", Finished, 1),
+        rec("summarize", "spec", Failed, 1),
+        rec("summarize", "spec", Delayed, 1),
+    ];
+    for s in summaries(ns.clone(), Some(spec.clone())).await {
+        check_eq!(r, s, expected, "seven-state fixture");
+    }
+}
+
+/// Summaries at every level concatenate their parts: several namespaces
+/// and specs, empty ones contributing nothing, lazy expiry applied first.
+pub async fn summarize_levels(t: TestBackend) {
+    let r = Run::new("summarize_levels", t);
+    let a = r.ns("a").await;
+    let b = r.ns("b").await;
+    r.ns("empty").await;
+    let a1 = r.named_spec(&a, "a1").await;
+    let a2 = r.named_spec(&a, "a2").await;
+    r.named_spec(&a, "a3-empty").await;
+    let b1 = r.named_spec(&b, "b1").await;
+    r.units(&a1, &["x", "y"]).await;
+    r.units(&a2, &["x"]).await;
+    r.units(&b1, &["x"]).await;
+    let worker = r.worker(&a, "worker").await;
+    let unit = r.ok(a2.work_unit("x").await, "lookup");
+    r.ok(
+        worker
+            .make_attempt(unit.as_ref(), Duration::seconds(10))
+            .await,
+        "make_attempt",
+    );
+    let mut total = r.ok(r.backend().summarize().await, "backend");
+    sort_summary(&mut total);
+    check_eq!(
+        r,
+        total,
+        vec![
+            rec("a", "a1", Available, 2),
+            rec("a", "a2", Pending, 1),
+            rec("b", "b1", Available, 1),
+        ],
+        "backend summary"
+    );
+    let mut of_a = r.ok(a.summarize().await, "namespace a");
+    sort_summary(&mut of_a);
+    check_eq!(r, of_a, total[..2].to_vec(), "namespace a summary");
+    check_eq!(
+        r,
+        r.ok(a2.summarize().await, "spec a2"),
+        total[1..2].to_vec(),
+        "spec a2"
+    );
+    r.advance_secs(11);
+    let mut total = r.ok(r.backend().summarize().await, "backend after expiry");
+    sort_summary(&mut total);
+    check_eq!(
+        r,
+        total[1],
+        rec("a", "a2", Available, 1),
+        "expired attempt summarised"
+    );
+}

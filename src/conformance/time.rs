@@ -1,0 +1,166 @@
+//! Time scenarios: not-before delays, delayed chained output and a clock
+//! that moves backwards.
+
+use super::{at_secs, Run, TestBackend};
+use crate::data;
+use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
+
+use WorkUnitStatus::{Available, Delayed, Finished};
+
+/// **NotBeforeDelayedStatus.** Delayed until the not-before time; Available
+/// from exactly that instant on.
+pub async fn not_before_delayed_status(t: TestBackend) {
+    let r = Run::new("not_before_delayed_status", t);
+    let ns = r.ns("not_before_delayed_status").await;
+    let spec = r.named_spec(&ns, "spec").await;
+    r.advance_secs(100);
+    let meta = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(at_secs(110)),
+    };
+    let unit = r.unit_meta(&spec, "u", DataMap::new(), meta).await;
+    check_eq!(r, r.unit_status(&unit).await, Delayed, "before not_before");
+    check_eq!(r, r.ok(unit.meta().await, "meta"), meta, "meta reported");
+    r.advance(Duration::seconds(10) - Duration::milliseconds(1));
+    check_eq!(
+        r,
+        r.unit_status(&unit).await,
+        Delayed,
+        "1 ms before not_before"
+    );
+    r.advance(Duration::milliseconds(1));
+    check_eq!(r, r.unit_status(&unit).await, Available, "at not_before");
+    r.advance_secs(1);
+    check_eq!(r, r.unit_status(&unit).await, Available, "after not_before");
+}
+
+/// **NotBeforeAttempt.** A delayed unit is not handed out until its time.
+pub async fn not_before_attempt(t: TestBackend) {
+    let r = Run::new("not_before_attempt", t);
+    let (_ns, spec, worker) = r.basic("not_before_attempt", "spec").await;
+    let meta = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(r.now() + Duration::seconds(60)),
+    };
+    r.unit_meta(&spec, "u", DataMap::new(), meta).await;
+    r.drain(&worker, &[], "drain while delayed").await;
+    r.advance_secs(120);
+    r.drain(&worker, &["u"], "drain after the delay").await;
+}
+
+/// **NotBeforePriority.** A delayed high-priority unit does not block an
+/// available low-priority one.
+pub async fn not_before_priority(t: TestBackend) {
+    let r = Run::new("not_before_priority", t);
+    let (_ns, spec, worker) = r.basic("not_before_priority", "spec").await;
+    r.unit_meta(
+        &spec,
+        "low",
+        DataMap::new(),
+        WorkUnitMeta::with_priority(0.0),
+    )
+    .await;
+    let meta = WorkUnitMeta {
+        priority: 10.0,
+        not_before: Some(r.now() + Duration::seconds(60)),
+    };
+    r.unit_meta(&spec, "high", DataMap::new(), meta).await;
+    r.drain(&worker, &["low"], "drain now").await;
+    r.advance_secs(60);
+    r.drain(&worker, &["high"], "drain after the delay").await;
+}
+
+/// **DelayedOutput.** A chained item with a delay creates a Delayed unit
+/// that runs once the delay has passed.
+pub async fn delayed_output(t: TestBackend) {
+    let r = Run::new("delayed_output", t);
+    let ns = r.ns("delayed_output").await;
+    let one = r.spec(&ns, data!({"name": "one", "then": "two"})).await;
+    let two = r.named_spec(&ns, "two").await;
+    let worker = r.worker(&ns, "worker").await;
+    r.unit(&one, "u", DataMap::new()).await;
+    r.advance_secs(10);
+    let a = r.request_unit(&worker, "u", "request").await;
+    let output = data!({"output": [["later", {"x": 1}, {"delay": 90.7}]]});
+    r.ok(a.finish(Some(output)).await, "finish with delayed output");
+    let later = r.ok(two.work_unit("later").await, "chained unit");
+    let meta = r.ok(later.meta().await, "chained meta");
+    check_eq!(
+        r,
+        meta.not_before,
+        Some(at_secs(100)),
+        "not_before = now + 90 s"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&later).await,
+        Delayed,
+        "chained unit status"
+    );
+    check_eq!(
+        r,
+        r.ok(later.data().await, "data"),
+        data!({"x": 1}),
+        "chained data"
+    );
+    r.advance_secs(5);
+    r.request_none(&worker, "shortly after").await;
+    r.advance_secs(85);
+    r.drain(&worker, &["later"], "drain after the delay").await;
+}
+
+/// A clock that moves backwards (skew) never makes an operation panic or
+/// fail: attempts started "in the future" stay pending, times are reported
+/// as the clock said, and work continues.
+pub async fn clock_skew(t: TestBackend) {
+    let r = Run::new("clock_skew", t);
+    let (ns, spec, worker) = r.basic("clock_skew", "spec").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    r.advance_secs(1000);
+    let a = r.request_unit(&worker, "u", "request at 1000 s").await;
+    r.advance_secs(-2000);
+    check_eq!(
+        r,
+        r.attempt_status(&a).await,
+        AttemptStatus::Pending,
+        "after going back"
+    );
+    r.ok(
+        a.renew(Duration::seconds(10), None).await,
+        "renew in the past",
+    );
+    check_eq!(
+        r,
+        r.ok(a.expiration_time().await, "exp"),
+        at_secs(-990),
+        "deadline from now"
+    );
+    r.ok(a.finish(None).await, "finish before the start");
+    check_eq!(
+        r,
+        r.ok(a.end_time().await, "end"),
+        Some(at_secs(-1000)),
+        "end as the clock said"
+    );
+    check_eq!(r, r.unit_status(&unit).await, Finished, "finished");
+    let late = r.worker(&ns, "late").await;
+    check_eq!(
+        r,
+        r.ok(late.last_update().await, "created"),
+        at_secs(-1000),
+        "worker time"
+    );
+    let meta = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(at_secs(-999)),
+    };
+    r.unit_meta(&spec, "v", DataMap::new(), meta).await;
+    check_eq!(
+        r,
+        r.unit_status(&r.ok(spec.work_unit("v").await, "v")).await,
+        Delayed,
+        "v"
+    );
+    r.advance_secs(2);
+    r.drain(&late, &["v"], "drain after the skew").await;
+}

@@ -1,0 +1,448 @@
+//! Representations: the documents the server answers with.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::data::data_is_empty;
+use super::scalars::{is_empty_str, is_zero_f64, null_as_empty};
+use super::{attempt_status, data, duration, int, opt_time, priority, time, unit_status};
+use crate::model::{
+    AttemptStatus, DataMap, Duration, SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta,
+    WorkUnitStatus,
+};
+
+/// The root document: the entry point of the API.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RootDocument {
+    /// Always empty.
+    pub url: String,
+    /// The summary of every namespace.
+    pub summary_url: String,
+    /// The namespace list.
+    pub namespaces_url: String,
+    /// Template with `{namespace}`.
+    pub namespace_url: String,
+}
+
+/// A named object in a list: namespaces, work specs and work units.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamedLink {
+    /// The object's name.
+    pub name: String,
+    /// The object's URL.
+    pub url: String,
+}
+
+/// The namespace list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NamespaceList {
+    /// Every namespace, unordered.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub namespaces: Vec<NamedLink>,
+}
+
+/// A namespace.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamespaceDocument {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Its summary.
+    pub summary_url: String,
+    /// Its work spec list (`GET`) and creation (`POST`).
+    pub work_specs_url: String,
+    /// Template with `{spec}`.
+    pub work_spec_url: String,
+    /// The worker collection (no methods).
+    pub workers_url: String,
+    /// Template with `{worker}`.
+    pub worker_url: String,
+}
+
+/// The work spec list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkSpecList {
+    /// Every work spec, unordered.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub work_specs: Vec<NamedLink>,
+}
+
+/// A work spec.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkSpecDocument {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Its definition; `null` when none.
+    #[serde(with = "data")]
+    pub data: Option<DataMap>,
+    /// Its summary.
+    pub summary_url: String,
+    /// Its units: `GET` lists all, `POST` creates.
+    pub work_units_url: String,
+    /// Template with `{unit}`.
+    pub work_unit_url: String,
+    /// Template with `{?name*,status*,previous,limit}`: `GET` and `DELETE`.
+    pub work_unit_query_url: String,
+    /// Status counts.
+    pub work_unit_counts_url: String,
+    /// Query template: `POST` sets priorities.
+    pub work_unit_change_url: String,
+    /// Query template: `POST` adds to priorities.
+    pub work_unit_adjust_url: String,
+    /// Template with `{?counts}` (the key is `meta`, not `meta_url`).
+    pub meta: String,
+}
+
+/// A work spec's meta; as a `PUT` body every absent field is zero.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkSpecMetaDocument {
+    /// Absolute priority.
+    #[serde(with = "int")]
+    pub priority: i64,
+    /// Relative weight.
+    #[serde(with = "int")]
+    pub weight: i64,
+    /// Never scheduled while paused.
+    pub paused: bool,
+    /// Generates units when idle.
+    pub continuous: bool,
+    /// Whether the definition allows `continuous` (ignored on input).
+    pub can_be_continuous: bool,
+    /// Memory hint; omitted when 0.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub min_memory_gb: f64,
+    /// Time between generated continuous units.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Earliest next continuous unit.
+    #[serde(with = "opt_time")]
+    pub next_continuous: Option<Time>,
+    /// Maximum pending units; 0 is unlimited.
+    #[serde(with = "int")]
+    pub max_running: i64,
+    /// Maximum attempts per request; 0 is unlimited.
+    #[serde(with = "int")]
+    pub max_attempts_returned: i64,
+    /// Maximum attempts per unit; 0 is unlimited.
+    #[serde(with = "int")]
+    pub max_retries: i64,
+    /// The spec finished units chain to (ignored on input).
+    pub next_work_spec_name: String,
+    /// Available units, when counts were asked for (ignored on input).
+    #[serde(with = "int")]
+    pub available_count: i64,
+    /// Pending units, when counts were asked for (ignored on input).
+    #[serde(with = "int")]
+    pub pending_count: i64,
+    /// Required worker runtime (ignored on input).
+    pub runtime: String,
+}
+
+impl From<WorkSpecMeta> for WorkSpecMetaDocument {
+    fn from(m: WorkSpecMeta) -> Self {
+        WorkSpecMetaDocument {
+            priority: m.priority,
+            weight: m.weight,
+            paused: m.paused,
+            continuous: m.continuous,
+            can_be_continuous: m.can_be_continuous,
+            min_memory_gb: m.min_memory_gb,
+            interval: m.interval,
+            next_continuous: m.next_continuous,
+            max_running: m.max_running,
+            max_attempts_returned: m.max_attempts_returned,
+            max_retries: m.max_retries,
+            next_work_spec_name: m.next_work_spec_name,
+            available_count: m.available_count,
+            pending_count: m.pending_count,
+            runtime: m.runtime,
+        }
+    }
+}
+
+impl From<WorkSpecMetaDocument> for WorkSpecMeta {
+    fn from(m: WorkSpecMetaDocument) -> Self {
+        WorkSpecMeta {
+            priority: m.priority,
+            weight: m.weight,
+            paused: m.paused,
+            continuous: m.continuous,
+            can_be_continuous: m.can_be_continuous,
+            min_memory_gb: m.min_memory_gb,
+            interval: m.interval,
+            next_continuous: m.next_continuous,
+            max_running: m.max_running,
+            max_attempts_returned: m.max_attempts_returned,
+            max_retries: m.max_retries,
+            next_work_spec_name: m.next_work_spec_name,
+            available_count: m.available_count,
+            pending_count: m.pending_count,
+            runtime: m.runtime,
+        }
+    }
+}
+
+/// The status counts of a work spec: status text → count, zero counts absent.
+pub type CountsDocument = BTreeMap<String, u64>;
+
+/// A work unit's meta.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkUnitMetaDocument {
+    /// Higher runs first.
+    #[serde(with = "priority")]
+    pub priority: f64,
+    /// Not handed out before this instant.
+    #[serde(with = "opt_time")]
+    pub not_before: Option<Time>,
+}
+
+impl From<WorkUnitMeta> for WorkUnitMetaDocument {
+    fn from(m: WorkUnitMeta) -> Self {
+        WorkUnitMetaDocument {
+            priority: m.priority,
+            not_before: m.not_before,
+        }
+    }
+}
+
+impl From<WorkUnitMetaDocument> for WorkUnitMeta {
+    fn from(m: WorkUnitMetaDocument) -> Self {
+        WorkUnitMeta {
+            priority: m.priority,
+            not_before: m.not_before,
+        }
+    }
+}
+
+/// The work unit list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkUnitList {
+    /// The selected units, unordered.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub work_units: Vec<NamedLink>,
+}
+
+/// A work unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkUnitDocument {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its URL.
+    #[serde(default)]
+    pub url: String,
+    /// Its visible data; omitted when empty.
+    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    pub data: Option<DataMap>,
+    /// Priority and not-before time; always present.
+    pub meta: WorkUnitMetaDocument,
+    /// Its status.
+    #[serde(with = "unit_status")]
+    pub status: WorkUnitStatus,
+    /// The owning work spec.
+    #[serde(default)]
+    pub work_spec_url: String,
+    /// Its attempt list.
+    #[serde(default)]
+    pub attempts_url: String,
+    /// Its active attempt; omitted when there is none.
+    #[serde(default, skip_serializing_if = "is_empty_str")]
+    pub active_attempt_url: String,
+}
+
+/// An attempt in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptSummary {
+    /// The attempt's URL.
+    #[serde(default)]
+    pub url: String,
+    /// Its work unit.
+    #[serde(default)]
+    pub work_unit_url: String,
+    /// Its worker.
+    #[serde(default)]
+    pub worker_url: String,
+    /// When it started (full precision).
+    #[serde(with = "time")]
+    pub start_time: Time,
+}
+
+/// An attempt list.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AttemptList {
+    /// The attempts.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub attempts: Vec<AttemptSummary>,
+}
+
+/// An attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptDocument {
+    /// The attempt's URL.
+    #[serde(default)]
+    pub url: String,
+    /// Its work unit.
+    #[serde(default)]
+    pub work_unit_url: String,
+    /// Its worker.
+    #[serde(default)]
+    pub worker_url: String,
+    /// When it started (full precision).
+    #[serde(with = "time")]
+    pub start_time: Time,
+    /// Its status.
+    #[serde(with = "attempt_status")]
+    pub status: AttemptStatus,
+    /// Its data; omitted when empty.
+    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    pub data: Option<DataMap>,
+    /// When it left pending; unset while pending.
+    #[serde(default, with = "opt_time")]
+    pub end_time: Option<Time>,
+    /// When its lease runs out.
+    #[serde(with = "time")]
+    pub expiration_time: Time,
+    /// `POST` renews.
+    #[serde(default)]
+    pub renew_url: String,
+    /// `POST` expires.
+    #[serde(default)]
+    pub expire_url: String,
+    /// `POST` finishes.
+    #[serde(default)]
+    pub finish_url: String,
+    /// `POST` fails.
+    #[serde(default)]
+    pub fail_url: String,
+    /// `POST` retries.
+    #[serde(default)]
+    pub retry_url: String,
+}
+
+/// A worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerDocument {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its URL.
+    #[serde(default)]
+    pub url: String,
+    /// The parent's name; omitted when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The parent's URL; present exactly when `parent` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_url: Option<String>,
+    /// The children's URLs; omitted when none.
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub child_urls: Vec<String>,
+    /// The active flag.
+    #[serde(default)]
+    pub active: bool,
+    /// The mode string.
+    #[serde(default)]
+    pub mode: String,
+    /// Its data; `null` when it has none.
+    #[serde(default, with = "data")]
+    pub data: Option<DataMap>,
+    /// Informational expiration.
+    #[serde(with = "time")]
+    pub expiration: Time,
+    /// The last update, as the worker said.
+    #[serde(with = "time")]
+    pub last_update: Time,
+    /// `POST` asks for work.
+    #[serde(default)]
+    pub request_attempts_url: String,
+    /// `POST` makes an attempt for a named unit.
+    #[serde(default)]
+    pub make_attempt_url: String,
+    /// Its active attempts.
+    #[serde(default)]
+    pub active_attempts_url: String,
+    /// All its attempts.
+    #[serde(default)]
+    pub all_attempts_url: String,
+    /// Its children's active attempts.
+    #[serde(default)]
+    pub child_attempts_url: String,
+}
+
+/// One record of a summary (capitalised keys on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryRecordDocument {
+    /// Namespace name.
+    #[serde(rename = "Namespace", default)]
+    pub namespace: String,
+    /// Work spec name.
+    #[serde(rename = "WorkSpec", default)]
+    pub work_spec: String,
+    /// The status.
+    #[serde(rename = "Status", with = "unit_status")]
+    pub status: WorkUnitStatus,
+    /// How many units have it.
+    #[serde(rename = "Count", default)]
+    pub count: u64,
+}
+
+impl From<SummaryRecord> for SummaryRecordDocument {
+    fn from(r: SummaryRecord) -> Self {
+        SummaryRecordDocument {
+            namespace: r.namespace,
+            work_spec: r.work_spec,
+            status: r.status,
+            count: r.count,
+        }
+    }
+}
+
+impl From<SummaryRecordDocument> for SummaryRecord {
+    fn from(r: SummaryRecordDocument) -> Self {
+        SummaryRecord {
+            namespace: r.namespace,
+            work_spec: r.work_spec,
+            status: r.status,
+            count: r.count,
+        }
+    }
+}
+
+/// A summary: a JSON array (`null` read as empty).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SummaryDocument(
+    #[serde(deserialize_with = "null_as_empty")] pub Vec<SummaryRecordDocument>,
+);
+
+/// The worker list: `GET` on a namespace's `workers_url`. An extension of
+/// this server (the reference server has no method there); items are short
+/// forms, like the other lists.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// Every worker of the namespace, unordered.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub workers: Vec<NamedLink>,
+}
+
+/// The answer of a work unit query `DELETE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeletedDocument {
+    /// How many units were deleted.
+    #[serde(rename = "Deleted", default)]
+    pub deleted: u64,
+}

@@ -1,0 +1,168 @@
+//! The error document and the symbolic codes it carries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The symbolic codes of the error document.
+pub mod codes {
+    /// Anything without a code of its own.
+    pub const ERROR: &str = "error";
+    /// An internal failure of the server.
+    pub const PANIC: &str = "panic";
+    /// `Error::NoWorkSpecName`.
+    pub const NO_WORK_SPEC_NAME: &str = "ErrNoWorkSpecName";
+    /// `Error::BadWorkSpecName`.
+    pub const BAD_WORK_SPEC_NAME: &str = "ErrBadWorkSpecName";
+    /// `Error::ChangedName`.
+    pub const CHANGED_NAME: &str = "ErrChangedName";
+    /// `Error::LostLease`.
+    pub const LOST_LEASE: &str = "ErrLostLease";
+    /// `Error::NotPending`.
+    pub const NOT_PENDING: &str = "ErrNotPending";
+    /// `Error::CannotBecomeContinuous`.
+    pub const CANNOT_BECOME_CONTINUOUS: &str = "ErrCannotBecomeContinuous";
+    /// `Error::WrongBackend`.
+    pub const WRONG_BACKEND: &str = "ErrWrongBackend";
+    /// `Error::NoWork`.
+    pub const NO_WORK: &str = "ErrNoWork";
+    /// `Error::WorkUnitNotList`.
+    pub const WORK_UNIT_NOT_LIST: &str = "ErrWorkUnitNotList";
+    /// `Error::WorkUnitTooShort`.
+    pub const WORK_UNIT_TOO_SHORT: &str = "ErrWorkUnitTooShort";
+    /// `Error::BadPriority`.
+    pub const BAD_PRIORITY: &str = "ErrBadPriority";
+    /// `Error::Gone`.
+    pub const GONE: &str = "ErrGone";
+    /// `Error::NoSuchWorkSpec` (the name in `value`).
+    pub const NO_SUCH_WORK_SPEC: &str = "ErrNoSuchWorkSpec";
+    /// `Error::NoSuchWorkUnit` (the name in `value`).
+    pub const NO_SUCH_WORK_UNIT: &str = "ErrNoSuchWorkUnit";
+}
+
+/// Kinds of this crate's errors that have no symbolic code, carried in the
+/// error document's `kind` field so a client of this server restores them.
+mod kinds {
+    pub(super) const INVALID_WORK_SPEC_DATA: &str = "InvalidWorkSpecData";
+    pub(super) const BAD_OUTPUT_ITEM: &str = "BadOutputItem";
+    pub(super) const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
+    pub(super) const NAME_TOO_LONG: &str = "NameTooLong";
+    pub(super) const DATA_TOO_DEEP: &str = "DataTooDeep";
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorDocument {
+    /// The symbolic code ([`codes`]).
+    pub error: String,
+    /// Human-readable text.
+    pub message: String,
+    /// The name carried by the two "no such" errors.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    /// Diagnostic text of an internal failure.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stack: String,
+    /// For `error`-coded errors of this crate that have a kind of their own
+    /// (invalid work spec data, bad output item, time out of range): the
+    /// kind; `value` then holds its argument. Other clients ignore it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+}
+
+/// A failure the server reported without a code this crate knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server error ({code}): {message}")]
+pub struct RemoteError {
+    /// The error document's code.
+    pub code: String,
+    /// The error document's message.
+    pub message: String,
+}
+
+impl ErrorDocument {
+    /// A generic (`error`-coded) document.
+    pub fn generic(message: impl Into<String>) -> Self {
+        ErrorDocument {
+            error: codes::ERROR.to_owned(),
+            message: message.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The document describing `err`.
+    pub fn from_error(err: &Error) -> Self {
+        use codes::*;
+        let code = match err {
+            Error::NoWorkSpecName => NO_WORK_SPEC_NAME,
+            Error::BadWorkSpecName => BAD_WORK_SPEC_NAME,
+            Error::ChangedName => CHANGED_NAME,
+            Error::LostLease => LOST_LEASE,
+            Error::NotPending => NOT_PENDING,
+            Error::CannotBecomeContinuous => CANNOT_BECOME_CONTINUOUS,
+            Error::WrongBackend => WRONG_BACKEND,
+            Error::NoWork => NO_WORK,
+            Error::WorkUnitNotList => WORK_UNIT_NOT_LIST,
+            Error::WorkUnitTooShort => WORK_UNIT_TOO_SHORT,
+            Error::BadPriority => BAD_PRIORITY,
+            Error::Gone => GONE,
+            Error::NoSuchWorkSpec { .. } => NO_SUCH_WORK_SPEC,
+            Error::NoSuchWorkUnit { .. } => NO_SUCH_WORK_UNIT,
+            _ => ERROR,
+        };
+        let (value, kind) = match err {
+            Error::NoSuchWorkSpec { name } | Error::NoSuchWorkUnit { name } => {
+                (name.clone(), String::new())
+            }
+            Error::InvalidWorkSpecData(arg) => (arg.clone(), kinds::INVALID_WORK_SPEC_DATA.into()),
+            Error::BadOutputItem(arg) => (arg.clone(), kinds::BAD_OUTPUT_ITEM.into()),
+            Error::TimeOutOfRange(arg) => (arg.clone(), kinds::TIME_OUT_OF_RANGE.into()),
+            Error::NameTooLong { limit } => (limit.to_string(), kinds::NAME_TOO_LONG.into()),
+            Error::DataTooDeep { limit } => (limit.to_string(), kinds::DATA_TOO_DEEP.into()),
+            _ => (String::new(), String::new()),
+        };
+        ErrorDocument {
+            error: code.to_owned(),
+            message: err.to_string(),
+            value,
+            stack: String::new(),
+            kind,
+        }
+    }
+
+    /// The error this document describes: the typed error for a known code
+    /// or kind, else a backend error carrying a [`RemoteError`].
+    pub fn into_error(self) -> Error {
+        use codes::*;
+        match self.error.as_str() {
+            NO_WORK_SPEC_NAME => return Error::NoWorkSpecName,
+            BAD_WORK_SPEC_NAME => return Error::BadWorkSpecName,
+            CHANGED_NAME => return Error::ChangedName,
+            LOST_LEASE => return Error::LostLease,
+            NOT_PENDING => return Error::NotPending,
+            CANNOT_BECOME_CONTINUOUS => return Error::CannotBecomeContinuous,
+            WRONG_BACKEND => return Error::WrongBackend,
+            NO_WORK => return Error::NoWork,
+            WORK_UNIT_NOT_LIST => return Error::WorkUnitNotList,
+            WORK_UNIT_TOO_SHORT => return Error::WorkUnitTooShort,
+            BAD_PRIORITY => return Error::BadPriority,
+            GONE => return Error::Gone,
+            NO_SUCH_WORK_SPEC => return Error::NoSuchWorkSpec { name: self.value },
+            NO_SUCH_WORK_UNIT => return Error::NoSuchWorkUnit { name: self.value },
+            _ => {}
+        }
+        let limit = self.value.parse::<usize>();
+        match (self.kind.as_str(), limit) {
+            (kinds::INVALID_WORK_SPEC_DATA, _) => Error::InvalidWorkSpecData(self.value),
+            (kinds::BAD_OUTPUT_ITEM, _) => Error::BadOutputItem(self.value),
+            (kinds::TIME_OUT_OF_RANGE, _) => Error::TimeOutOfRange(self.value),
+            (kinds::NAME_TOO_LONG, Ok(limit)) => Error::NameTooLong { limit },
+            (kinds::DATA_TOO_DEEP, Ok(limit)) => Error::DataTooDeep { limit },
+            _ => Error::backend(RemoteError {
+                code: self.error,
+                message: self.message,
+            }),
+        }
+    }
+}

@@ -1,0 +1,334 @@
+use serde_json::json;
+
+use super::*;
+use crate::error::Error;
+use crate::model::{DataMap, Duration, Time, WorkSpecMeta, WorkUnitQuery, WorkUnitStatus};
+
+fn t(text: &str) -> Time {
+    parse_time(text).unwrap()
+}
+
+#[test]
+fn times_format_in_utc_without_trailing_zeros() {
+    assert_eq!(
+        format_time(t("2024-05-06T07:08:09.5Z")),
+        "2024-05-06T07:08:09.5Z"
+    );
+    assert_eq!(
+        format_time(t("2024-05-06T07:08:09Z")),
+        "2024-05-06T07:08:09Z"
+    );
+    assert_eq!(
+        format_time(t("2024-05-06T09:08:09.123456789+02:00")),
+        "2024-05-06T07:08:09.123456789Z"
+    );
+    assert_eq!(
+        format_time(t("2024-05-06T07:08:09.120000Z")),
+        "2024-05-06T07:08:09.12Z"
+    );
+    assert_eq!(format_time(zero_time()), "0001-01-01T00:00:00Z");
+}
+
+#[test]
+fn unset_times_are_the_zero_instant_or_null() {
+    let meta: WorkUnitMetaDocument =
+        serde_json::from_value(json!({"priority": 1, "not_before": "0001-01-01T00:00:00Z"}))
+            .unwrap();
+    assert_eq!(meta.not_before, None);
+    let meta: WorkUnitMetaDocument = serde_json::from_value(json!({"not_before": null})).unwrap();
+    assert_eq!(meta.not_before, None);
+    let meta: WorkUnitMetaDocument = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(meta, WorkUnitMetaDocument::default());
+    assert_eq!(
+        serde_json::to_value(meta).unwrap(),
+        json!({"priority": 0.0, "not_before": "0001-01-01T00:00:00Z"})
+    );
+    let meta: WorkUnitMetaDocument =
+        serde_json::from_value(json!({"not_before": "2024-05-06T07:08:09+05:30"})).unwrap();
+    assert_eq!(meta.not_before, Some(t("2024-05-06T01:38:09Z")));
+    assert!(
+        serde_json::from_value::<WorkUnitMetaDocument>(json!({"not_before": "yesterday"})).is_err()
+    );
+}
+
+#[test]
+fn the_zero_instant_as_a_real_time_keeps_a_spelling_of_its_own() {
+    let set = WorkUnitMetaDocument {
+        priority: 1.0,
+        not_before: Some(zero_time()),
+    };
+    let v = serde_json::to_value(set).unwrap();
+    assert_eq!(v["not_before"], "0001-01-01T00:00:00+00:00");
+    assert_eq!(
+        serde_json::from_value::<WorkUnitMetaDocument>(v).unwrap(),
+        set
+    );
+    let far = parse_time("+10000-01-01T00:00:00Z").unwrap();
+    assert_eq!(format_time(far), "+10000-01-01T00:00:00Z");
+    let before = zero_time() - Duration::microseconds(1);
+    assert_eq!(parse_time(&format_time(before)).unwrap(), before);
+}
+
+#[test]
+fn non_finite_priorities_travel_as_strings() {
+    for p in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5, f64::MAX] {
+        let doc = WorkUnitMetaDocument {
+            priority: p,
+            not_before: None,
+        };
+        let back: WorkUnitMetaDocument =
+            serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
+        assert!(back.priority.total_cmp(&p).is_eq() || (p.is_nan() && back.priority.is_nan()));
+    }
+    assert!(serde_json::from_value::<WorkUnitMetaDocument>(json!({"priority": "high"})).is_err());
+    assert_eq!(
+        serde_json::to_value(WorkUnitMetaDocument::default()).unwrap()["priority"],
+        json!(0.0)
+    );
+}
+
+#[test]
+fn durations_are_integer_nanoseconds() {
+    let body: AttemptActionBody =
+        serde_json::from_value(json!({"extend_duration": 900000000000i64, "delay": 1e3})).unwrap();
+    assert_eq!(body.extend_duration, Duration::minutes(15));
+    assert_eq!(body.delay, Duration::nanoseconds(1000));
+    assert!(serde_json::from_value::<AttemptActionBody>(json!({"delay": 1.5})).is_err());
+    let body: AttemptActionBody = serde_json::from_value(json!({"delay": "5"})).unwrap();
+    assert_eq!(body.delay, Duration::nanoseconds(5));
+    assert!(serde_json::from_value::<AttemptActionBody>(json!({"delay": "5.5"})).is_err());
+    let out = serde_json::to_value(AttemptActionBody {
+        data: None,
+        extend_duration: Duration::seconds(-1),
+        delay: Duration::zero(),
+    })
+    .unwrap();
+    assert_eq!(out, json!({"extend_duration": -1000000000i64, "delay": 0}));
+    // Spans beyond 64-bit nanoseconds travel exactly; beyond the
+    // representable range they saturate.
+    let millennium = Duration::days(365_000);
+    let out = serde_json::to_string(&AttemptActionBody {
+        data: None,
+        extend_duration: millennium,
+        delay: Duration::MAX,
+    })
+    .unwrap();
+    assert!(
+        out.contains(r#""extend_duration":"31536000000000000000","#),
+        "{out}"
+    );
+    let back: AttemptActionBody = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.extend_duration, millennium);
+    assert_eq!(back.delay, Duration::MAX);
+    let exact = -Duration::days(719_162) - Duration::microseconds(1);
+    let back: AttemptActionBody = serde_json::from_str(
+        &serde_json::to_string(&AttemptActionBody {
+            delay: exact,
+            ..Default::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(back.delay, exact);
+    let back: AttemptActionBody =
+        serde_json::from_value(json!({"delay": -1e40, "extend_duration": 1e40})).unwrap();
+    assert_eq!(back.delay, Duration::MIN);
+    assert_eq!(back.extend_duration, Duration::MAX);
+}
+
+#[test]
+fn action_data_distinguishes_absent_null_and_empty() {
+    let read = |v| serde_json::from_value::<AttemptActionBody>(v).unwrap().data;
+    assert_eq!(read(json!({})), None);
+    assert_eq!(read(json!({"data": null})), None);
+    assert_eq!(read(json!({"data": {}})), Some(DataMap::new()));
+}
+
+#[test]
+fn cbor_data_decodes_tuples_uuids_and_bytes() {
+    let body: WorkUnitBody = serde_json::from_value(json!({"data": "oWRwYWly2ICCYWEB"})).unwrap();
+    assert_eq!(body.data, Some(crate::data!({"pair": ["a", 1]})));
+    let body: WorkUnitBody =
+        serde_json::from_value(json!({"data": "oWJpZNglUA9OSyqMHU5Vmgs8LR4Pmos="})).unwrap();
+    assert_eq!(
+        body.data,
+        Some(crate::data!({"id": "0f4e4b2a-8c1d-4e55-9a0b-3c2d1e0f9a8b"}))
+    );
+    // {"k": bytes 01 02 03 04}: valid UTF-8 control bytes become text.
+    let body: WorkUnitBody = serde_json::from_value(json!({"data": "oWFrRAECAwQ="})).unwrap();
+    assert_eq!(body.data, Some(crate::data!({"k": "\u{1}\u{2}\u{3}\u{4}"})));
+    for bad in ["not base64!", "AQID", "gQE=", "oWFrQv/+"] {
+        assert!(
+            serde_json::from_value::<WorkUnitBody>(json!({ "data": bad })).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(serde_json::from_value::<WorkUnitBody>(json!({"data": 3})).is_err());
+}
+
+#[test]
+fn work_unit_document_omits_empty_data_and_active_attempt() {
+    let doc = WorkUnitDocument {
+        name: "u".into(),
+        url: "/u".into(),
+        data: Some(DataMap::new()),
+        meta: WorkUnitMetaDocument::default(),
+        status: WorkUnitStatus::Available,
+        work_spec_url: "/s".into(),
+        attempts_url: "/u/attempts".into(),
+        active_attempt_url: String::new(),
+    };
+    let v = serde_json::to_value(&doc).unwrap();
+    assert!(v.get("data").is_none());
+    assert!(v.get("active_attempt_url").is_none());
+    assert_eq!(v["status"], "available");
+    assert_eq!(v["meta"]["not_before"], "0001-01-01T00:00:00Z");
+    let back: WorkUnitDocument = serde_json::from_value(v).unwrap();
+    assert_eq!(back.data, None);
+}
+
+#[test]
+fn spec_meta_omits_zero_memory_and_reads_absent_as_zero() {
+    let v = serde_json::to_value(WorkSpecMetaDocument::from(WorkSpecMeta::default())).unwrap();
+    assert!(v.get("min_memory_gb").is_none());
+    assert_eq!(v["weight"], 20);
+    assert_eq!(v["interval"], 0);
+    assert_eq!(v["next_continuous"], "0001-01-01T00:00:00Z");
+    let m: WorkSpecMetaDocument = serde_json::from_value(json!({"priority": 5})).unwrap();
+    assert_eq!(m.weight, 0);
+    assert_eq!(m.priority, 5);
+    assert!(serde_json::from_value::<WorkSpecMetaDocument>(json!({"priority": 1.5})).is_err());
+}
+
+#[test]
+fn lists_accept_null() {
+    let l: WorkUnitList = serde_json::from_value(json!({"work_units": null})).unwrap();
+    assert!(l.work_units.is_empty());
+    let s: SummaryDocument = serde_json::from_value(json!(null)).unwrap();
+    assert!(s.0.is_empty());
+    let r: AttemptRequestResult = serde_json::from_value(json!({"attempts": null})).unwrap();
+    assert!(r.attempts.is_empty());
+}
+
+#[test]
+fn summary_and_deleted_keys_are_capitalised() {
+    let s = SummaryDocument(vec![SummaryRecordDocument {
+        namespace: "prod".into(),
+        work_spec: "crawl".into(),
+        status: WorkUnitStatus::Pending,
+        count: 3,
+    }]);
+    assert_eq!(
+        serde_json::to_value(&s).unwrap(),
+        json!([{"Namespace": "prod", "WorkSpec": "crawl", "Status": "pending", "Count": 3}])
+    );
+    assert_eq!(
+        serde_json::to_value(DeletedDocument { deleted: 2 }).unwrap(),
+        json!({"Deleted": 2})
+    );
+}
+
+#[test]
+fn error_documents_round_trip_typed_errors() {
+    let cases = [
+        Error::NoWorkSpecName,
+        Error::BadWorkSpecName,
+        Error::ChangedName,
+        Error::LostLease,
+        Error::NotPending,
+        Error::CannotBecomeContinuous,
+        Error::WrongBackend,
+        Error::NoWork,
+        Error::WorkUnitNotList,
+        Error::WorkUnitTooShort,
+        Error::BadPriority,
+        Error::Gone,
+        Error::NoSuchWorkSpec { name: "s".into() },
+        Error::NoSuchWorkUnit { name: "".into() },
+        Error::InvalidWorkSpecData("priority".into()),
+        Error::BadOutputItem("x".into()),
+        Error::TimeOutOfRange("y".into()),
+        Error::NameTooLong { limit: 1024 },
+        Error::DataTooDeep { limit: 100 },
+    ];
+    for err in cases {
+        let doc = ErrorDocument::from_error(&err);
+        let json = serde_json::to_string(&doc).unwrap();
+        let back: ErrorDocument = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_error(), err, "{json}");
+    }
+    let doc = ErrorDocument::from_error(&Error::NoSuchWorkSpec {
+        name: "crawl2".into(),
+    });
+    assert_eq!(doc.error, "ErrNoSuchWorkSpec");
+    assert_eq!(doc.value, "crawl2");
+    let v = serde_json::to_value(ErrorDocument::generic("boom")).unwrap();
+    assert_eq!(v, json!({"error": "error", "message": "boom"}));
+    let other: ErrorDocument = serde_json::from_value(json!({})).unwrap();
+    assert!(matches!(other.into_error(), Error::Backend(_)));
+}
+
+#[test]
+fn queries_parse_form_encoding_and_tolerate_empty_components() {
+    let q = parse_work_unit_query("name=a&&name=b%20b&name=f+g&status=available&status=any&previous=-YiBi&previous=z&limit=5&limit=9&x=1").unwrap();
+    assert_eq!(q.names, ["a", "b b", "f g"]);
+    assert_eq!(
+        q.statuses,
+        [WorkUnitStatus::Available, WorkUnitStatus::AnyStatus]
+    );
+    assert_eq!(q.previous_name, "b b");
+    assert_eq!(q.limit, 5);
+    assert_eq!(parse_work_unit_query("").unwrap(), WorkUnitQuery::all());
+    assert_eq!(parse_work_unit_query("limit=-3").unwrap().limit, 0);
+    assert_eq!(
+        parse_work_unit_query("status=Available"),
+        Err(QueryError::BadStatus("Available".into()))
+    );
+    assert_eq!(
+        parse_work_unit_query("limit=1.5"),
+        Err(QueryError::BadLimit("1.5".into()))
+    );
+}
+
+#[test]
+fn query_strings_round_trip() {
+    let q = WorkUnitQuery {
+        names: vec!["b b".into(), "-c".into(), "é".into()],
+        statuses: vec![WorkUnitStatus::Pending],
+        previous_name: "-c".into(),
+        limit: 7,
+    };
+    let s = work_unit_query_string(&q);
+    assert_eq!(
+        s,
+        "name=b%20b&name=-c&name=%C3%A9&status=pending&previous=-LWM&limit=7"
+    );
+    assert_eq!(parse_work_unit_query(&s).unwrap(), q);
+    assert_eq!(work_unit_query_string(&WorkUnitQuery::all()), "");
+}
+
+#[test]
+fn counts_flag_spellings() {
+    for yes in [
+        "counts=1",
+        "counts=T",
+        "counts=yes",
+        "counts=On",
+        "counts=true",
+    ] {
+        assert!(parse_counts_flag(yes), "{yes}");
+    }
+    for no in ["", "counts=0", "counts=false", "counts=maybe", "count=true"] {
+        assert!(!parse_counts_flag(no), "{no}");
+    }
+}
+
+#[test]
+fn media_types_match_case_insensitively_with_parameters() {
+    assert_eq!(
+        json_media_type("Application/JSON; charset=utf-8"),
+        Some(MEDIA_TYPE_JSON)
+    );
+    assert_eq!(json_media_type(MEDIA_TYPE_V1), Some(MEDIA_TYPE_V1));
+    assert_eq!(json_media_type("text/html"), None);
+}
