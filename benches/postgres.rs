@@ -1,8 +1,9 @@
 //! PostgresBackend against the harness's throwaway cluster (or
 //! `POSTGRES_URL`): per-operation latency of name lookups and of the
 //! namespace → spec → unit chain, of the reads and writes a job server
-//! makes on held handles (one task, no contention), and `request_attempts`
-//! + `finish` throughput with 1 and 8 concurrent workers at batch size 100.
+//! makes on held handles (one task, no contention), `request_attempts` +
+//! `finish` throughput with 1 and 8 concurrent workers at batch size 100,
+//! and `add_work_units` throughput in batches of 1,000 and 10,000.
 //!
 //! Run: `cargo bench --features postgres --bench postgres`.
 
@@ -11,7 +12,8 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, Backend, BackendExt, Duration, MockClock, WorkUnitMeta,
+    data, AttemptRef, AttemptRequest, Backend, BackendExt, Duration, MockClock, NewWorkUnit,
+    WorkUnitMeta,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -377,5 +379,52 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, operations, throughput);
+/// `add_work_units` of new units in one batch, at two batch sizes; the
+/// throughput is units stored per second.
+fn bulk_add(c: &mut Criterion) {
+    let rt = runtime();
+    let (backend, _) = rt.block_on(loaded());
+    let spec = rt.block_on(async {
+        let ns = backend.namespace("bench").await.expect("namespace");
+        ns.set_work_spec(data!({"name": "bulk"}))
+            .await
+            .expect("spec")
+    });
+    let mut next = 0usize;
+    let mut group = c.benchmark_group("postgres_bulk_add");
+    group
+        .sample_size(10)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5));
+    for batch in [1_000usize, 10_000] {
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("new_units_batch{batch}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let first = next;
+                next += batch * usize::try_from(iters).expect("iterations");
+                let spec = spec.clone();
+                async move {
+                    let mut elapsed = StdDuration::ZERO;
+                    for i in 0..usize::try_from(iters).expect("iterations") {
+                        let start = first + i * batch;
+                        let units = (start..start + batch)
+                            .map(|j| NewWorkUnit {
+                                name: format!("b{j:09}"),
+                                data: data!({"i": j}),
+                                meta: WorkUnitMeta::default(),
+                            })
+                            .collect();
+                        let began = Instant::now();
+                        spec.add_work_units(units).await.expect("bulk add");
+                        elapsed += began.elapsed();
+                    }
+                    elapsed
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, operations, throughput, bulk_add);
 criterion_main!(benches);

@@ -61,6 +61,16 @@
 //! stored output is parsed here, by the rules every backend shares); and
 //! name lookups that create (`namespace`, `worker`) take two on creation.
 //!
+//! # Cost at scale
+//!
+//! Counts, counted metas and summaries read per-spec counters that
+//! statement triggers keep in every changing transaction, plus two small
+//! index ranges for what depends on now (the `counts` module), so they cost
+//! O(specs), not O(units). Queries by status read a `(spec, state, name)`
+//! index with the limit in SQL, and each query shape is its own statement,
+//! so no generic plan made for one shape serves another (the `selection`
+//! module). `add_work_units` stores a whole batch in one statement.
+//!
 //! # Expiry without writes on reads
 //!
 //! Reads that perform an expiry check (`status`, `active_attempt`,
@@ -93,11 +103,15 @@
 //! pool's connections run there).
 
 mod attempt;
+mod counts;
 mod error;
 mod namespace;
 mod notify;
 mod nul;
+#[cfg(test)]
+mod plan_tests;
 mod schema;
+mod selection;
 pub mod testing;
 mod work_spec;
 mod work_unit;
@@ -121,10 +135,7 @@ pub use schema::SCHEMA_VERSION;
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{Error, Result};
-use crate::model::{
-    AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time, WorkSpecMeta, WorkUnitStatus,
-};
-use crate::rules;
+use crate::model::{AttemptStatus, DataMap, Duration, Summary, SummaryRecord, Time, WorkSpecMeta};
 
 use self::error::{db, decode, is_retryable, pool};
 use self::namespace::PgNamespace;
@@ -476,83 +487,49 @@ impl Shared {
     }
 
     /// The summary of `scope` as of an expiry check at now: one
-    /// read-only statement (see [`Shared::settle`]).
+    /// read-only statement over the specs' counters (see [`Shared::settle`]
+    /// and the `counts` module).
     pub(crate) async fn summarize(&self, scope: Scope) -> Result<Summary> {
-        const GROUPS: &str = concat!(
-            "SELECT n.name, s.name, ",
-            live_status!("a", "$1"),
-            ", COALESCE(u.not_before > $1, false), count(*)
-            FROM work_unit u
-            JOIN work_spec s ON s.id = u.work_spec_id
-            JOIN namespace n ON n.id = s.namespace_id
-            LEFT JOIN attempt a ON a.id = u.active_attempt_id"
-        );
-        // Built from constants only; the statement text never holds data.
-        // The groups are joined to a one-row flag so that an empty scope
-        // still answers whether anything needs expiring.
-        let sql = match scope {
-            Scope::All => format!(
-                "SELECT g.*, f.stale FROM (SELECT {}) f(stale)
-                 LEFT JOIN ({GROUPS} GROUP BY 1, 2, 3, 4) g ON true",
-                expirable!("true", "$1")
-            ),
-            Scope::Namespace(_) => format!(
-                "SELECT g.*, f.stale FROM (SELECT {}) f(stale)
-                 LEFT JOIN ({GROUPS} WHERE s.namespace_id = $2 GROUP BY 1, 2, 3, 4) g ON true",
-                expirable!(
-                    "x.work_spec_id IN (SELECT id FROM work_spec WHERE namespace_id = $2)",
-                    "$1"
+        macro_rules! per_spec {
+            ($filter:literal) => {
+                concat!(
+                    "SELECT n.name, s.name, ",
+                    counts::spec_counts!("s.id", "$1"),
+                    " FROM work_spec s JOIN namespace n ON n.id = s.namespace_id",
+                    $filter
                 )
-            ),
-            Scope::Spec(_) => format!(
-                "SELECT g.*, f.stale FROM (SELECT {}) f(stale)
-                 LEFT JOIN ({GROUPS} WHERE s.id = $2 GROUP BY 1, 2, 3, 4) g ON true",
-                expirable!("x.work_spec_id = $2", "$1")
-            ),
-        };
+            };
+        }
+        const ALL: &str = per_spec!("");
+        const NAMESPACE: &str = per_spec!(" WHERE s.namespace_id = $2");
+        const SPEC: &str = per_spec!(" WHERE s.id = $2");
         let now = self.now();
         let client = self.client().await?;
         let rows = match scope {
-            Scope::All => query(&client, &sql, &[&now]).await?,
-            Scope::Namespace(id) | Scope::Spec(id) => query(&client, &sql, &[&now, &id]).await?,
+            Scope::All => query(&client, ALL, &[&now]).await?,
+            Scope::Namespace(id) => query(&client, NAMESPACE, &[&now, &id]).await?,
+            Scope::Spec(id) => query(&client, SPEC, &[&now, &id]).await?,
         };
         drop(client);
-        // Several groups can map to one status (e.g. no attempt and an
-        // expired one both make Available); merge them.
-        let mut counts: BTreeMap<(String, String, WorkUnitStatus), u64> = BTreeMap::new();
+        let mut summary = Vec::new();
         let mut stale = false;
         for row in &rows {
-            stale = col(row, 5)?;
-            let n: Option<i64> = col(row, 4)?;
-            let Some(n) = n else { continue };
-            let status = derived_status(attempt_status_opt(row, 2)?, col(row, 3)?, now);
-            *counts
-                .entry((text(row, 0)?, text(row, 1)?, status))
-                .or_default() += u64::try_from(n).map_err(decode)?;
+            let counts = counts::SpecCounts::from_row(row, 2)?;
+            stale |= counts.stale();
+            let (namespace, work_spec) = (text(row, 0)?, text(row, 1)?);
+            for (status, count) in counts.statuses()? {
+                summary.push(SummaryRecord {
+                    namespace: namespace.clone(),
+                    work_spec: work_spec.clone(),
+                    status,
+                    count,
+                });
+            }
         }
         self.settle(scope, now, stale).await?;
-        Ok(counts
-            .into_iter()
-            .map(|((namespace, work_spec, status), count)| SummaryRecord {
-                namespace,
-                work_spec,
-                status,
-                count,
-            })
-            .collect())
+        crate::model::sort_summary(&mut summary);
+        Ok(summary)
     }
-}
-
-/// A unit's status from its active attempt's status and whether its
-/// not-before time is still ahead, by the shared rule. Grouped
-/// queries only know "delayed or not", so a delayed unit is given the
-/// latest instant as its not-before time.
-pub(crate) fn derived_status(
-    active: Option<AttemptStatus>,
-    delayed: bool,
-    now: Time,
-) -> WorkUnitStatus {
-    rules::unit_status(active, delayed.then_some(Time::MAX_UTC), now)
 }
 
 // ---- statement helpers -------------------------------------------------
@@ -662,16 +639,16 @@ pub(crate) use live_status;
 
 /// SQL: true if an expiry check at `$now` over the attempts `x` that
 /// `$scope` admits would expire one (an active, pending attempt past its
-/// deadline).
+/// deadline). The attempt's unit is looked up by a subquery of its own, so
+/// the plan fetches it by key rather than joining every unit.
 macro_rules! expirable {
     ($scope:literal, $now:literal) => {
         concat!(
-            "EXISTS (SELECT 1 FROM attempt x JOIN work_unit y ",
-            "ON y.id = x.work_unit_id AND y.active_attempt_id = x.id WHERE ",
+            "EXISTS (SELECT 1 FROM attempt x WHERE ",
             $scope,
             " AND x.status = 0 AND x.expiration_time < ",
             $now,
-            ")"
+            " AND (SELECT y.active_attempt_id FROM work_unit y WHERE y.id = x.work_unit_id) = x.id)"
         )
     };
 }
@@ -729,16 +706,5 @@ mod tests {
     #[test]
     fn meta_columns_match_their_width() {
         assert_eq!(meta_columns!().split(',').count(), META_WIDTH);
-    }
-
-    #[test]
-    fn delayed_groups_derive_delayed() {
-        let now = Time::UNIX_EPOCH;
-        assert_eq!(derived_status(None, true, now), WorkUnitStatus::Delayed);
-        assert_eq!(derived_status(None, false, now), WorkUnitStatus::Available);
-        assert_eq!(
-            derived_status(Some(AttemptStatus::Pending), true, now),
-            WorkUnitStatus::Pending
-        );
     }
 }

@@ -36,10 +36,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("migrations/0003_one_statement_operations.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("migrations/0004_unit_counters.sql"),
+    },
 ];
 
 /// The schema version this code migrates to and works with.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock key that serialises migrations ("coordnat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;

@@ -1,22 +1,23 @@
 //! Work spec handles.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
+use super::counts::{spec_counts, SpecCounts};
+use super::selection::{Selection, UnitChange};
 use super::work_unit::PgWorkUnit;
 use super::{
-    attempt_status_opt, col, data_map, decode, derived_status, execute, expirable, json,
-    live_status, meta_columns, micros, query, query_opt, read_meta, text, Scope, Shared,
-    META_WIDTH,
+    col, data_map, decode, execute, json, meta_columns, micros, query, query_opt, read_meta, text,
+    Scope, Shared, META_WIDTH,
 };
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{
-    DataMap, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    DataMap, NewWorkUnit, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use crate::rules::{limits, merge_set_meta, parse_definition};
 
@@ -34,50 +35,40 @@ pub(crate) struct PgWorkSpec {
 /// name all succeed. Answers the unit's id.
 const UPSERT_UNIT: &str = "SELECT coordinate_upsert_unit($1, $2, $3, $4, $5)";
 
-/// The counted meta of one spec as of an expiry check at `$2`: available
-/// units (no active attempt, or one that check would expire, and not
-/// delayed), pending ones (active attempt pending, not past its deadline),
-/// and whether the check would expire anything.
-const COUNTED_META: &str = concat!(
+/// The counted meta of one spec as of an expiry check at `$2`, from its
+/// counters (see the `counts` module).
+pub(crate) const COUNTED_META: &str = concat!(
     "SELECT ",
     meta_columns!(),
-    ", (SELECT count(*) FROM work_unit u WHERE u.work_spec_id = s.id
-            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2))
-        + (SELECT count(*) FROM attempt a JOIN work_unit u
-            ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
-            WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time < $2
-              AND (u.not_before IS NULL OR u.not_before <= $2)),
-        (SELECT count(*) FROM attempt a JOIN work_unit u
-            ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
-            WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time >= $2), ",
-    expirable!("x.work_spec_id = s.id", "$2"),
+    ", ",
+    spec_counts!("s.id", "$2"),
     " FROM work_spec s WHERE s.id = $1"
 );
 
-/// Reads a meta followed by its available and pending counts.
-pub(crate) fn read_counted_meta(row: &tokio_postgres::Row, at: usize) -> Result<WorkSpecMeta> {
-    let mut meta = read_meta(row, at)?;
-    meta.available_count = col(row, at + META_WIDTH)?;
-    meta.pending_count = col(row, at + META_WIDTH + 1)?;
-    Ok(meta)
-}
+/// Adds or replaces units `$2` (names, sorted, distinct) with data `$3`,
+/// priorities `$4` and not-before times `$5` in spec `$1`, each as
+/// `coordinate_upsert_unit` does, in one statement; answers their ids and
+/// names.
+const UPSERT_UNITS: &str = "INSERT INTO work_unit AS u (work_spec_id, name, data, priority,
+        not_before, active_attempt_id, state)
+    SELECT $1, n.name, n.data, n.priority, n.not_before, NULL, 0
+    FROM unnest($2::bytea[], $3::jsonb[], $4::float8[], $5::timestamptz[])
+        AS n(name, data, priority, not_before)
+    ON CONFLICT (work_spec_id, name) DO UPDATE SET data = EXCLUDED.data,
+        priority = EXCLUDED.priority, not_before = EXCLUDED.not_before,
+        active_attempt_id = CASE WHEN u.state IN (2, 3) THEN NULL ELSE u.active_attempt_id END,
+        state = CASE WHEN u.state IN (2, 3) THEN 0 ELSE u.state END
+    RETURNING u.id, u.name";
 
-/// Units of a spec with their status inputs as of an expiry check at `$5`,
-/// by name, for queries; joined to a one-row flag saying whether that
-/// check would expire anything, so it is answered even when no unit is.
-const SELECT_UNITS: &str = concat!(
-    "SELECT r.*, f.stale FROM (SELECT ",
-    expirable!("x.work_spec_id = $1", "$5"),
-    ") f(stale) LEFT JOIN (SELECT u.id, u.name, ",
-    live_status!("a", "$5"),
-    ", u.not_before
-        FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
-        WHERE u.work_spec_id = $1
-          AND (cardinality($2::bytea[]) = 0 OR u.name = ANY($2::bytea[]))
-          AND (length($3::bytea) = 0 OR u.name > $3::bytea)
-        ORDER BY u.name LIMIT $4) r ON true
-    ORDER BY r.name"
-);
+/// Reads a meta followed by its counts; also answers whether an expiry
+/// check would expire anything.
+fn read_counted_meta(row: &tokio_postgres::Row) -> Result<(WorkSpecMeta, bool)> {
+    let mut meta = read_meta(row, 0)?;
+    let counts = SpecCounts::from_row(row, META_WIDTH)?;
+    meta.available_count = counts.available();
+    meta.pending_count = counts.pending();
+    Ok((meta, counts.stale()))
+}
 
 impl PgWorkSpec {
     pub(crate) fn new(shared: Arc<Shared>, namespace_id: i64, id: i64, name: String) -> Self {
@@ -102,96 +93,77 @@ impl PgWorkSpec {
         query: &WorkUnitQuery,
         now: Time,
     ) -> Result<(Vec<(i64, String)>, bool)> {
-        let names: Vec<&[u8]> = query.names.iter().map(|n| n.as_bytes()).collect();
-        let filters_status = query.filters_status();
-        // With a status filter the limit applies after it, so in Rust.
-        let sql_limit: Option<i64> = match query.limit() {
-            Some(limit) if !filters_status => Some(i64::try_from(limit).unwrap_or(i64::MAX)),
-            _ => None,
-        };
-        let previous = query.previous_name.as_bytes();
+        let selection = Selection::new(query);
         let rows = super::query(
             client,
-            SELECT_UNITS,
-            &[&self.id, &names, &previous, &sql_limit, &now],
+            selection.read_sql(),
+            &selection.params(&self.id, &now),
         )
         .await?;
         let mut selected = Vec::with_capacity(rows.len());
         let mut stale = false;
         for row in &rows {
-            stale = col(row, 4)?;
-            let id: Option<i64> = col(row, 0)?;
-            let Some(id) = id else { continue };
-            if filters_status {
-                let not_before: Option<Time> = col(row, 3)?;
-                let status =
-                    crate::rules::unit_status(attempt_status_opt(row, 2)?, not_before, now);
-                if !query.admits_status(status) {
-                    continue;
-                }
+            stale = col(row, 2)?;
+            if let Some(id) = col::<Option<i64>>(row, 0)? {
+                selected.push((id, text(row, 1)?));
             }
-            if query.limit().is_some_and(|l| selected.len() >= l) {
-                continue;
-            }
-            selected.push((id, text(row, 1)?));
         }
         Ok((selected, stale))
     }
 
-    /// Runs `change` on the units `query` selects, after an expiry check,
-    /// in one statement; answers how many were selected.
+    /// Runs `change` on the units `query` selects, in one statement (and
+    /// the expiry check it found due in a second); answers how many were
+    /// selected.
     async fn change_units(&self, query: &WorkUnitQuery, change: UnitChange) -> Result<u64> {
-        const CHANGE: &str = "SELECT coordinate_change_units($1, $2, $3, $4, $5, $6, $7, $8)";
-        let names: Vec<&[u8]> = query.names.iter().map(|n| n.as_bytes()).collect();
-        let statuses: Option<Vec<i16>> = query.filters_status().then(|| {
-            query
-                .statuses
-                .iter()
-                .map(|s| i16::try_from(s.ordinal()).unwrap_or(i16::MAX))
-                .collect()
-        });
-        let limit: Option<i64> = query.limit().map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        let (kind, value): (i16, f64) = match change {
-            UnitChange::SetPriority(p) => (0, p),
-            UnitChange::AdjustPriority(d) => (1, d),
-            UnitChange::Delete => (2, 0.0),
-        };
+        let selection = Selection::new(query);
+        let sql = selection.change_sql(change);
         let shared = &self.shared;
-        let selected: i64 = shared
+        let (selected, stale, now): (i64, bool, Time) = shared
             .retrying(|| async {
                 let now = shared.now();
+                let mut params = selection.params(&self.id, &now);
+                if let Some(value) = change.value() {
+                    params.push(value);
+                }
                 let client = shared.client().await?;
-                let row = query_opt(
-                    &client,
-                    CHANGE,
-                    &[
-                        &self.id,
-                        &names,
-                        &query.previous_name.as_bytes(),
-                        &limit,
-                        &statuses,
-                        &now,
-                        &kind,
-                        &value,
-                    ],
-                )
-                .await
-                // An adjustment past float8's range is a bad priority.
-                .map_err(super::error::priority_overflow)?
-                .ok_or_else(|| decode("a unit change answered no row"))?;
-                col(&row, 0)
+                let row = query_opt(&client, sql, &params)
+                    .await
+                    // An adjustment past float8's range is a bad priority.
+                    .map_err(super::error::priority_overflow)?
+                    .ok_or_else(|| decode("a unit change answered no row"))?;
+                Ok((col(&row, 0)?, col(&row, 1)?, now))
             })
             .await?;
+        shared.settle(Scope::Spec(self.id), now, stale).await?;
         u64::try_from(selected).map_err(decode)
     }
-}
 
-/// A change applied to the units a query selects.
-#[derive(Debug, Clone, Copy)]
-enum UnitChange {
-    SetPriority(f64),
-    AdjustPriority(f64),
-    Delete,
+    /// Stores `units` (checked, names distinct) in one statement; answers
+    /// each name's unit id.
+    async fn upsert_units(&self, mut units: Vec<NewWorkUnit>) -> Result<HashMap<String, i64>> {
+        // Name order, so that concurrent batches lock shared units in one
+        // order and never deadlock.
+        units.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        let names: Vec<&[u8]> = units.iter().map(|u| u.name.as_bytes()).collect();
+        let datas: Vec<_> = units.iter().map(|u| json(&u.data)).collect();
+        let priorities: Vec<f64> = units.iter().map(|u| u.meta.priority).collect();
+        let not_befores: Vec<Option<Time>> = units.iter().map(|u| u.meta.not_before).collect();
+        let shared = &self.shared;
+        let rows = shared
+            .retrying(|| async {
+                let client = shared.client().await?;
+                query(
+                    &client,
+                    UPSERT_UNITS,
+                    &[&self.id, &names, &datas, &priorities, &not_befores],
+                )
+                .await
+            })
+            .await?;
+        rows.iter()
+            .map(|row| Ok((text(row, 1)?, col(row, 0)?)))
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -271,8 +243,7 @@ impl WorkSpec for PgWorkSpec {
                 .await?
                 .ok_or(Error::Gone)?;
             drop(client);
-            let meta = read_counted_meta(&row, 0)?;
-            let stale = col(&row, META_WIDTH + 2)?;
+            let (meta, stale) = read_counted_meta(&row)?;
             self.shared.settle(Scope::Spec(self.id), now, stale).await?;
             Ok(meta)
         } else {
@@ -362,6 +333,29 @@ impl WorkSpec for PgWorkSpec {
         )))
     }
 
+    async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
+        let units = limits::checked_new_units(units)?;
+        let order: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+        // The last entry of a name wins.
+        let mut last: HashMap<String, NewWorkUnit> = HashMap::with_capacity(units.len());
+        for unit in units {
+            last.insert(unit.name.clone(), unit);
+        }
+        let ids = if last.is_empty() {
+            HashMap::new()
+        } else {
+            self.upsert_units(last.into_values().collect()).await?
+        };
+        let me = Arc::new(self.clone_handle());
+        order
+            .into_iter()
+            .map(|name| match ids.get(&name) {
+                Some(id) => Ok(me.unit(*id, name)),
+                None => Err(decode(format!("unit {name:?} was not stored"))),
+            })
+            .collect()
+    }
+
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
         // One round trip that also tells a deleted spec (no row: `Gone`)
         // from a missing unit (a row without a unit), so a cache holding
@@ -395,30 +389,18 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        const COUNT: &str = concat!(
-            "SELECT g.*, f.stale FROM (SELECT ",
-            expirable!("x.work_spec_id = $1", "$2"),
-            ") f(stale) LEFT JOIN (SELECT ",
-            live_status!("a", "$2"),
-            ", COALESCE(u.not_before > $2, false), count(*)
-                FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
-                WHERE u.work_spec_id = $1 GROUP BY 1, 2) g ON true"
-        );
+        const COUNT: &str = concat!("SELECT ", spec_counts!("$1", "$2"));
         let now = self.shared.now();
         let client = self.shared.client().await?;
-        let rows = query(&client, COUNT, &[&self.id, &now]).await?;
+        let row = query_opt(&client, COUNT, &[&self.id, &now])
+            .await?
+            .ok_or_else(|| decode("a count answered no row"))?;
         drop(client);
-        let mut counts = BTreeMap::new();
-        let mut stale = false;
-        for row in &rows {
-            stale = col(row, 3)?;
-            let n: Option<i64> = col(row, 2)?;
-            let Some(n) = n else { continue };
-            let status = derived_status(attempt_status_opt(row, 0)?, col(row, 1)?, now);
-            *counts.entry(status).or_default() += u64::try_from(n).map_err(decode)?;
-        }
-        self.shared.settle(Scope::Spec(self.id), now, stale).await?;
-        Ok(counts)
+        let counts = SpecCounts::from_row(&row, 0)?;
+        self.shared
+            .settle(Scope::Spec(self.id), now, counts.stale())
+            .await?;
+        counts.statuses()
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {

@@ -202,7 +202,7 @@ impl WorkUnit for PgWorkUnit {
                 let client = shared.client().await?;
                 execute(
                     &client,
-                    "UPDATE work_unit SET active_attempt_id = NULL WHERE id = $1",
+                    "UPDATE work_unit SET active_attempt_id = NULL, state = 0 WHERE id = $1",
                     &[&self.id],
                 )
                 .await

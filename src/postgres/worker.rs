@@ -36,20 +36,25 @@ pub(crate) struct PgWorker {
 /// expire anything in the spec. The first idle unit is looked up in the
 /// idle index's order, so that the plan walks that index rather than
 /// scanning the table for a match (an `EXISTS` would let it, and a spec
-/// whose units sit behind a large one's would pay for the large one).
-const REQUEST_METAS: &str = concat!(
+/// whose units sit behind a large one's would pay for the large one). The
+/// pending count is the spec's counter less the attempts past their
+/// deadline; an attempt's unit is fetched by key in a subquery of its own.
+pub(crate) const REQUEST_METAS: &str = concat!(
     "SELECT s.id, s.name, ",
     meta_columns!(),
     ", ((SELECT u.id FROM work_unit u WHERE u.work_spec_id = s.id
             AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2)
             ORDER BY u.priority DESC, u.name LIMIT 1) IS NOT NULL
-        OR EXISTS (SELECT 1 FROM attempt a JOIN work_unit u
-            ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
+        OR EXISTS (SELECT 1 FROM attempt a
             WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time < $2
-              AND (u.not_before IS NULL OR u.not_before <= $2)))::int::int8,
-        (SELECT count(*) FROM attempt a JOIN work_unit u
-            ON u.id = a.work_unit_id AND u.active_attempt_id = a.id
-            WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time >= $2), ",
+              AND (SELECT u.not_before IS NULL OR u.not_before <= $2 FROM work_unit u
+                   WHERE u.id = a.work_unit_id AND u.active_attempt_id = a.id)))::int::int8,
+        (SELECT COALESCE(sum(k.pending), 0)::int8 FROM work_unit_count k
+            WHERE k.work_spec_id = s.id)
+        - (SELECT count(*) FROM attempt a
+            WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time < $2
+              AND (SELECT u.active_attempt_id FROM work_unit u WHERE u.id = a.work_unit_id)
+                  = a.id), ",
     expirable!("x.work_spec_id = s.id", "$2"),
     " FROM work_spec s WHERE s.namespace_id = $1"
 );
@@ -71,7 +76,7 @@ pub(crate) const MAKE_ATTEMPT: &str = "WITH target AS (
         SELECT t.id, t.work_spec_id, $2, 0, t.data, $3, $4, true FROM target t
         RETURNING id, work_unit_id),
     linked AS (
-        UPDATE work_unit u SET active_attempt_id = c.id FROM created c
+        UPDATE work_unit u SET active_attempt_id = c.id, state = 1 FROM created c
         WHERE u.id = c.work_unit_id)
     SELECT c.id, (SELECT count(*) FROM attempt x WHERE x.work_unit_id = c.work_unit_id) + 1
     FROM created c";

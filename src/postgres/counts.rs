@@ -1,0 +1,180 @@
+//! Unit counts per status from the per-spec counters.
+//!
+//! The counters (table `work_unit_count`, kept by triggers in every
+//! changing transaction) hold how many units of a spec are in each stored
+//! state. What depends on now is read from two small index ranges: the
+//! idle units whose not-before time is still ahead (Delayed), and the
+//! pending active attempts past their deadline, whose units an expiry
+//! check would make Available or Delayed. So a count costs O(delayed +
+//! expired) rows, not O(units).
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::Row;
+
+use super::{col, decode};
+use crate::error::Result;
+use crate::model::WorkUnitStatus;
+
+/// SQL: the [`SpecCounts`] columns of spec `$spec` as of an expiry check
+/// at `$now`, as scalar subqueries; a macro so statements can `concat!` it.
+/// An attempt's unit is looked up by a subquery of its own, so the plan
+/// fetches it by key rather than joining (and perhaps walking) every unit.
+macro_rules! spec_counts {
+    ($spec:literal, $now:literal) => {
+        concat!(
+            "(SELECT COALESCE(sum(k.idle), 0)::int8 FROM work_unit_count k WHERE k.work_spec_id = ",
+            $spec,
+            "), (SELECT COALESCE(sum(k.pending), 0)::int8 FROM work_unit_count k WHERE k.work_spec_id = ",
+            $spec,
+            "), (SELECT COALESCE(sum(k.finished), 0)::int8 FROM work_unit_count k WHERE k.work_spec_id = ",
+            $spec,
+            "), (SELECT COALESCE(sum(k.failed), 0)::int8 FROM work_unit_count k WHERE k.work_spec_id = ",
+            $spec,
+            "), (SELECT count(*) FROM work_unit d WHERE d.work_spec_id = ",
+            $spec,
+            " AND d.state = 0 AND d.not_before > ",
+            $now,
+            "), (SELECT count(*) FROM attempt x WHERE x.work_spec_id = ",
+            $spec,
+            " AND x.status = 0 AND x.expiration_time < ",
+            $now,
+            " AND (SELECT y.active_attempt_id FROM work_unit y WHERE y.id = x.work_unit_id) = x.id",
+            "), (SELECT count(*) FROM attempt x WHERE x.work_spec_id = ",
+            $spec,
+            " AND x.status = 0 AND x.expiration_time < ",
+            $now,
+            " AND (SELECT y.not_before > ",
+            $now,
+            " FROM work_unit y WHERE y.id = x.work_unit_id AND y.active_attempt_id = x.id)",
+            ")"
+        )
+    };
+}
+pub(crate) use spec_counts;
+
+/// One spec's counters and corrections as of an expiry check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SpecCounts {
+    /// Units without a running or ended active attempt.
+    idle: i64,
+    /// Units whose active attempt is pending (some maybe past deadline).
+    pending: i64,
+    finished: i64,
+    failed: i64,
+    /// Idle units whose not-before time is ahead.
+    delayed: i64,
+    /// Pending units whose attempt is past its deadline.
+    expired: i64,
+    /// Those of them whose not-before time is ahead.
+    expired_delayed: i64,
+}
+
+impl SpecCounts {
+    /// Reads [`spec_counts!`] starting at column `at`.
+    pub(crate) fn from_row(row: &Row, at: usize) -> Result<Self> {
+        Ok(SpecCounts {
+            idle: col(row, at)?,
+            pending: col(row, at + 1)?,
+            finished: col(row, at + 2)?,
+            failed: col(row, at + 3)?,
+            delayed: col(row, at + 4)?,
+            expired: col(row, at + 5)?,
+            expired_delayed: col(row, at + 6)?,
+        })
+    }
+
+    /// True if an expiry check would expire an attempt of the spec.
+    pub(crate) fn stale(&self) -> bool {
+        self.expired > 0
+    }
+
+    /// Units that could run now.
+    pub(crate) fn available(&self) -> i64 {
+        self.idle - self.delayed + self.expired - self.expired_delayed
+    }
+
+    /// Units whose active attempt is pending and within its deadline.
+    pub(crate) fn pending(&self) -> i64 {
+        self.pending - self.expired
+    }
+
+    /// Units per status, only the non-zero ones.
+    pub(crate) fn statuses(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
+        let all = [
+            (WorkUnitStatus::Available, self.available()),
+            (WorkUnitStatus::Pending, self.pending()),
+            (WorkUnitStatus::Finished, self.finished),
+            (WorkUnitStatus::Failed, self.failed),
+            (WorkUnitStatus::Delayed, self.delayed + self.expired_delayed),
+        ];
+        let mut counts = BTreeMap::new();
+        for (status, n) in all {
+            let n = u64::try_from(n).map_err(|_| decode(format!("negative {status:?} count")))?;
+            if n > 0 {
+                counts.insert(status, n);
+            }
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_column_per_field() {
+        let mut depth = 0;
+        let mut columns = 0;
+        let sql = spec_counts!("$1", "$2");
+        for (i, c) in sql.char_indices() {
+            match c {
+                '(' if depth == 0 && sql[i..].starts_with("(SELECT") => {
+                    columns += 1;
+                    depth += 1;
+                }
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        assert_eq!(columns, 7);
+    }
+
+    #[test]
+    fn expired_attempts_move_their_units_to_available_or_delayed() {
+        let c = SpecCounts {
+            idle: 10,
+            pending: 5,
+            finished: 2,
+            failed: 0,
+            delayed: 3,
+            expired: 2,
+            expired_delayed: 1,
+        };
+        assert_eq!(c.available(), 8);
+        assert_eq!(c.pending(), 3);
+        assert!(c.stale());
+        let statuses = c.statuses().unwrap();
+        assert_eq!(
+            statuses.into_iter().collect::<Vec<_>>(),
+            vec![
+                (WorkUnitStatus::Available, 8),
+                (WorkUnitStatus::Pending, 3),
+                (WorkUnitStatus::Finished, 2),
+                (WorkUnitStatus::Delayed, 4),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_negative_count_is_a_decode_error_not_a_panic() {
+        let c = SpecCounts {
+            pending: 0,
+            expired: 1,
+            ..SpecCounts::default()
+        };
+        assert!(c.statuses().is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! The units a [`WorkUnitQuery`] selects, as SQL.
+//!
+//! Each query shape (every unit, named units, units by status) is its own
+//! statement, so that a prepared statement's generic plan never has to serve
+//! a shape it was not made for (a plan for "no names" walks the whole name
+//! index when names are given). Every shape keeps the query's limit in SQL:
+//! the status shape reads each status's units from the `(spec, state, name)`
+//! index in name order, and the pending attempts past their deadline from
+//! the pending-attempt index (each attempt's unit fetched by key: `OFFSET 0`
+//! keeps that lookup a subquery the planner cannot turn into a join over
+//! every unit), so it costs O(limit · log n).
+//!
+//! Parameters common to every shape: `$1` the spec, `$2` the least name
+//! admitted (inclusive), `$3` the limit (NULL for none), `$4` now; then the
+//! shape's own (see [`Shape::params`]).
+
+use tokio_postgres::types::ToSql;
+
+use crate::model::{Time, WorkUnitQuery, WorkUnitStatus};
+
+/// SQL: every unit of the spec, by name.
+macro_rules! sel_all {
+    () => {
+        "SELECT u.id, u.name FROM work_unit u WHERE u.work_spec_id = $1 AND u.name >= $2
+         ORDER BY u.name LIMIT $3"
+    };
+}
+
+/// SQL: the units named in `$5` whose status (as of an expiry check at
+/// `$4`) has an ordinal in `$6`, by name.
+macro_rules! sel_named {
+    () => {
+        "SELECT u.id, u.name FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+         WHERE u.work_spec_id = $1 AND u.name = ANY ($5::bytea[]) AND u.name >= $2
+           AND (CASE WHEN u.state = 1 AND a.expiration_time >= $4 THEN 2
+                     WHEN u.state = 2 THEN 3 WHEN u.state = 3 THEN 4
+                     WHEN u.not_before > $4 THEN 5 ELSE 1 END) = ANY ($6::int2[])
+         ORDER BY u.name LIMIT $3"
+    };
+}
+
+/// SQL: the units whose status (as of an expiry check at `$4`) is one the
+/// flags admit: `$5` Available, `$6` Pending, `$7` Finished, `$8` Failed,
+/// `$9` Delayed; by name. A branch whose flag is false is not run.
+macro_rules! sel_status {
+    () => {
+        "SELECT b.id, b.name FROM (
+            (SELECT u.id, u.name FROM work_unit u
+             WHERE $5::bool AND u.work_spec_id = $1 AND u.state = 0 AND u.name >= $2
+               AND (u.not_before IS NULL OR u.not_before <= $4)
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
+            (SELECT u.id, u.name FROM work_unit u JOIN attempt a ON a.id = u.active_attempt_id
+             WHERE $6::bool AND u.work_spec_id = $1 AND u.state = 1 AND u.name >= $2
+               AND a.expiration_time >= $4
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
+            (SELECT u.id, u.name FROM work_unit u
+             WHERE $7::bool AND u.work_spec_id = $1 AND u.state = 2 AND u.name >= $2
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
+            (SELECT u.id, u.name FROM work_unit u
+             WHERE $8::bool AND u.work_spec_id = $1 AND u.state = 3 AND u.name >= $2
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
+            (SELECT u.id, u.name FROM work_unit u
+             WHERE $9::bool AND u.work_spec_id = $1 AND u.state = 0 AND u.name >= $2
+               AND u.not_before > $4
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
+            (SELECT u.id, u.name FROM attempt a
+             CROSS JOIN LATERAL (SELECT v.id, v.name, v.not_before FROM work_unit v
+                 WHERE v.id = a.work_unit_id AND v.active_attempt_id = a.id OFFSET 0) u
+             WHERE ($5 OR $9) AND a.work_spec_id = $1 AND a.status = 0
+               AND a.expiration_time < $4 AND u.name >= $2
+               AND CASE WHEN u.not_before > $4 THEN $9 ELSE $5 END
+             ORDER BY u.name LIMIT $3)
+         ) b ORDER BY b.name LIMIT $3"
+    };
+}
+
+/// SQL: the selection `$sel` read, as `id, name` rows joined to a one-row
+/// flag saying whether an expiry check at `$4` would expire anything in
+/// the spec, so that it is answered even when no unit is selected.
+macro_rules! read_units {
+    ($sel:ident) => {
+        concat!(
+            "SELECT r.id, r.name, f.stale FROM (SELECT ",
+            super::expirable!("x.work_spec_id = $1", "$4"),
+            ") f(stale) LEFT JOIN (",
+            $sel!(),
+            ") r ON true ORDER BY r.name"
+        )
+    };
+}
+
+/// SQL: the selection `$sel` locked (in id order) and changed by `$change`
+/// (which reads the locked ids from `picked`), in one statement; answers
+/// how many were selected and whether an expiry check at `$4` would expire
+/// anything in the spec. Ids are passed on as arrays, not joined, so the
+/// plan fetches each unit by key whatever the planner guesses of a
+/// selection's size.
+macro_rules! change_units {
+    ($sel:ident, $change:expr) => {
+        concat!(
+            "WITH picked AS (SELECT w.id FROM work_unit w WHERE w.id = ANY (ARRAY(SELECT s.id FROM (",
+            $sel!(),
+            ") s)) ORDER BY w.id FOR UPDATE), changed AS (",
+            $change,
+            ") SELECT (SELECT count(*) FROM picked), ",
+            super::expirable!("x.work_spec_id = $1", "$4")
+        )
+    };
+}
+
+/// A change applied to the units a query selects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum UnitChange {
+    SetPriority(f64),
+    AdjustPriority(f64),
+    Delete,
+}
+
+/// The statement shape a query needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Shape {
+    /// No names, no status filter.
+    All,
+    /// Names, with the status ordinals admitted.
+    Named(Vec<Vec<u8>>, Vec<i16>),
+    /// No names, a status filter: Available, Pending, Finished, Failed,
+    /// Delayed admitted.
+    ByStatus([bool; 5]),
+}
+
+/// The order of the flags of [`Shape::ByStatus`].
+const FLAGGED: [WorkUnitStatus; 5] = [
+    WorkUnitStatus::Available,
+    WorkUnitStatus::Pending,
+    WorkUnitStatus::Finished,
+    WorkUnitStatus::Failed,
+    WorkUnitStatus::Delayed,
+];
+
+/// A query in the form its statement takes.
+#[derive(Debug, Clone)]
+pub(crate) struct Selection {
+    pub(crate) shape: Shape,
+    /// The least name admitted: just after the previous name.
+    lower: Vec<u8>,
+    limit: Option<i64>,
+}
+
+impl Selection {
+    pub(crate) fn new(query: &WorkUnitQuery) -> Self {
+        let shape = if !query.names.is_empty() {
+            let statuses = FLAGGED
+                .iter()
+                .filter(|s| query.admits_status(**s))
+                .map(|s| i16::try_from(s.ordinal()).unwrap_or(i16::MAX))
+                .collect();
+            let names = query.names.iter().map(|n| n.as_bytes().to_vec()).collect();
+            Shape::Named(names, statuses)
+        } else if query.filters_status() {
+            Shape::ByStatus(FLAGGED.map(|s| query.admits_status(s)))
+        } else {
+            Shape::All
+        };
+        // The least byte string greater than a name is the name and a 0.
+        let mut lower = query.previous_name.as_bytes().to_vec();
+        if !lower.is_empty() {
+            lower.push(0);
+        }
+        Selection {
+            shape,
+            lower,
+            limit: query.limit().map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The read statement of this shape.
+    pub(crate) fn read_sql(&self) -> &'static str {
+        match self.shape {
+            Shape::All => read_units!(sel_all),
+            Shape::Named(..) => read_units!(sel_named),
+            Shape::ByStatus(_) => read_units!(sel_status),
+        }
+    }
+
+    /// The change statement of this shape; its value, if any, is the
+    /// parameter after [`Selection::params`].
+    pub(crate) fn change_sql(&self, change: UnitChange) -> &'static str {
+        macro_rules! by_change {
+            ($sel:ident, $value:literal) => {
+                match change {
+                    UnitChange::SetPriority(_) => change_units!(
+                        $sel,
+                        concat!(
+                            "UPDATE work_unit SET priority = ",
+                            $value,
+                            "::float8 WHERE id = ANY (ARRAY(SELECT id FROM picked))"
+                        )
+                    ),
+                    UnitChange::AdjustPriority(_) => change_units!(
+                        $sel,
+                        concat!(
+                            "UPDATE work_unit SET priority = priority + ",
+                            $value,
+                            "::float8 WHERE id = ANY (ARRAY(SELECT id FROM picked))"
+                        )
+                    ),
+                    UnitChange::Delete => change_units!(
+                        $sel,
+                        "DELETE FROM work_unit WHERE id = ANY (ARRAY(SELECT id FROM picked))"
+                    ),
+                }
+            };
+        }
+        match self.shape {
+            Shape::All => by_change!(sel_all, "$5"),
+            Shape::Named(..) => by_change!(sel_named, "$7"),
+            Shape::ByStatus(_) => by_change!(sel_status, "$10"),
+        }
+    }
+
+    /// The statement's parameters for spec `spec` at `now`.
+    pub(crate) fn params<'a>(
+        &'a self,
+        spec: &'a i64,
+        now: &'a Time,
+    ) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![spec, &self.lower, &self.limit, now];
+        match &self.shape {
+            Shape::All => {}
+            Shape::Named(names, statuses) => {
+                params.push(names);
+                params.push(statuses);
+            }
+            Shape::ByStatus(flags) => {
+                params.extend(flags.iter().map(|f| f as &(dyn ToSql + Sync)));
+            }
+        }
+        params
+    }
+}
+
+impl UnitChange {
+    /// The value parameter of the change, if it has one.
+    pub(crate) fn value(&self) -> Option<&f64> {
+        match self {
+            UnitChange::SetPriority(v) | UnitChange::AdjustPriority(v) => Some(v),
+            UnitChange::Delete => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_query_form_gets_its_own_shape() {
+        assert_eq!(Selection::new(&WorkUnitQuery::all()).shape, Shape::All);
+        let by_status = Selection::new(&WorkUnitQuery::statuses([WorkUnitStatus::Pending]));
+        assert_eq!(
+            by_status.shape,
+            Shape::ByStatus([false, true, false, false, false])
+        );
+        let any = Selection::new(&WorkUnitQuery::statuses([WorkUnitStatus::AnyStatus]));
+        assert_eq!(any.shape, Shape::All);
+        let named = Selection::new(&WorkUnitQuery::names(["a"]));
+        assert_eq!(
+            named.shape,
+            Shape::Named(vec![b"a".to_vec()], vec![1, 2, 3, 4, 5])
+        );
+    }
+
+    #[test]
+    fn the_lower_bound_admits_exactly_the_names_after_the_previous_one() {
+        let mut q = WorkUnitQuery::all();
+        assert_eq!(Selection::new(&q).lower, b"");
+        q.previous_name = "b".into();
+        let lower = Selection::new(&q).lower;
+        assert!(b"b".as_slice() < lower.as_slice());
+        assert!(lower.as_slice() <= b"b\0".as_slice());
+        assert!(lower.as_slice() <= b"ba".as_slice());
+    }
+
+    #[test]
+    fn statements_number_their_parameters_as_params_gives_them() {
+        let now = Time::UNIX_EPOCH;
+        let spec = 1;
+        for query in [
+            WorkUnitQuery::all(),
+            WorkUnitQuery::names(["a"]),
+            WorkUnitQuery::statuses([WorkUnitStatus::Failed]),
+        ] {
+            let s = Selection::new(&query);
+            let n = s.params(&spec, &now).len();
+            for sql in [s.read_sql(), s.change_sql(UnitChange::Delete)] {
+                assert!(sql.contains(&format!("${n}")));
+                assert!(!sql.contains(&format!("${}", n + 1)));
+            }
+            let set = s.change_sql(UnitChange::SetPriority(1.0));
+            assert!(set.contains(&format!("${}::float8", n + 1)));
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The per-spec unit counters of the PostgreSQL backend stay exact: after
+//! many concurrent mixed operations from two job servers (hand-outs,
+//! finishes with chaining, failures, retries, expiry, upserts, bulk adds,
+//! deletes, meta changes), counts, counted metas and summaries equal a full
+//! recount of the unit rows, and so do the stored counters and unit states;
+//! and a database of the previous schema version migrates to counters that
+//! match its units.
+#![cfg(feature = "postgres")]
+
+use std::collections::BTreeMap;
+
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::PostgresBackend;
+use coordinate::{
+    data, AttemptRef, AttemptRequest, Backend, Clock, Duration, Error, MockClock, NewWorkUnit,
+    Time, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
+use tokio_postgres::Client;
+
+fn cluster() -> &'static TestCluster {
+    TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"))
+}
+
+async fn sql_client(db: &str) -> Client {
+    let (client, connection) =
+        tokio_postgres::connect(&cluster().database_url(db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn server(db: &str, clock: &MockClock) -> PostgresBackend {
+    PostgresBackend::builder(cluster().url())
+        .database(db)
+        .clock(clock.clone())
+        .max_connections(4)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The statuses of spec `spec` of namespace "n" as of `now` by a plain
+/// `GROUP BY` over every unit and its active attempt.
+async fn recount(sql: &Client, spec: &str, now: Time) -> BTreeMap<WorkUnitStatus, u64> {
+    let rows = sql
+        .query(
+            "SELECT CASE WHEN a.status = 0 AND a.expiration_time >= $2 THEN 2
+                         WHEN a.status = 2 THEN 3 WHEN a.status = 3 THEN 4
+                         WHEN u.not_before > $2 THEN 5 ELSE 1 END::int8, count(*)
+             FROM work_unit u JOIN work_spec s ON s.id = u.work_spec_id
+             JOIN namespace n ON n.id = s.namespace_id
+             LEFT JOIN attempt a ON a.id = u.active_attempt_id
+             WHERE n.name = 'n' AND s.name = $1 GROUP BY 1",
+            &[&spec.as_bytes(), &now],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let status = WorkUnitStatus::from_ordinal(r.get(0)).unwrap();
+            (status, u64::try_from(r.get::<_, i64>(1)).unwrap())
+        })
+        .collect()
+}
+
+/// Checks the stored side: each unit's state is its active attempt's, and
+/// each spec's counters are the units per state.
+async fn assert_stored_counters_exact(sql: &Client) {
+    let wrong_states: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
+             WHERE u.state <> CASE WHEN a.status = 0 THEN 1 WHEN a.status IN (2, 3)
+                                   THEN a.status ELSE 0 END",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong_states, 0, "unit states differ from their attempts'");
+    let mismatches: i64 = sql
+        .query_one(
+            "WITH counted AS (
+                 SELECT work_spec_id, sum(idle) AS idle, sum(pending) AS pending,
+                     sum(finished) AS finished, sum(failed) AS failed
+                 FROM work_unit_count GROUP BY work_spec_id),
+             recounted AS (
+                 SELECT s.id AS work_spec_id,
+                     count(u.id) FILTER (WHERE u.state = 0) AS idle,
+                     count(u.id) FILTER (WHERE u.state = 1) AS pending,
+                     count(u.id) FILTER (WHERE u.state = 2) AS finished,
+                     count(u.id) FILTER (WHERE u.state = 3) AS failed
+                 FROM work_spec s LEFT JOIN work_unit u ON u.work_spec_id = s.id GROUP BY s.id)
+             SELECT count(*) FROM recounted r LEFT JOIN counted c USING (work_spec_id)
+             WHERE (COALESCE(c.idle, 0), COALESCE(c.pending, 0), COALESCE(c.finished, 0),
+                    COALESCE(c.failed, 0))
+                   <> (r.idle, r.pending, r.finished, r.failed)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mismatches, 0, "counters differ from a recount");
+}
+
+/// Checks every counted answer of the backend against the recount.
+async fn assert_answers_exact(backend: &PostgresBackend, sql: &Client, now: Time) {
+    let ns = backend.namespace("n").await.unwrap();
+    let mut summary = BTreeMap::new();
+    for record in ns.summarize().await.unwrap() {
+        summary.insert((record.work_spec.clone(), record.status), record.count);
+    }
+    for name in ["a", "b"] {
+        let expected = recount(sql, name, now).await;
+        let spec = ns.work_spec(name).await.unwrap();
+        assert_eq!(spec.count_work_unit_status().await.unwrap(), expected);
+        let meta = spec.meta(true).await.unwrap();
+        let of = |s| i64::try_from(expected.get(&s).copied().unwrap_or(0)).unwrap();
+        assert_eq!(meta.available_count, of(WorkUnitStatus::Available));
+        assert_eq!(meta.pending_count, of(WorkUnitStatus::Pending));
+        let summarized: BTreeMap<WorkUnitStatus, u64> = summary
+            .iter()
+            .filter(|((spec, _), _)| spec == name)
+            .map(|((_, status), n)| (*status, *n))
+            .collect();
+        assert_eq!(summarized, expected);
+        for status in [
+            WorkUnitStatus::Available,
+            WorkUnitStatus::Pending,
+            WorkUnitStatus::Finished,
+            WorkUnitStatus::Failed,
+            WorkUnitStatus::Delayed,
+        ] {
+            let listed = spec
+                .work_units(&WorkUnitQuery::statuses([status]))
+                .await
+                .unwrap();
+            assert_eq!(
+                listed.len() as u64,
+                expected.get(&status).copied().unwrap_or(0)
+            );
+        }
+    }
+}
+
+/// Errors a racing operation may rightly meet; anything else fails the test.
+fn tolerated(result: coordinate::Result<()>) {
+    if let Err(e) = result {
+        assert!(
+            matches!(
+                e,
+                Error::NotPending | Error::LostLease | Error::Gone | Error::NoSuchWorkUnit { .. }
+            ),
+            "unexpected error: {e:?}"
+        );
+    }
+}
+
+fn unit_name(rng: &mut fastrand::Rng) -> String {
+    format!("u{:03}", rng.usize(0..300))
+}
+
+/// One task's share of the mixed load.
+async fn mixed_load(backend: PostgresBackend, clock: MockClock, task: u64) {
+    let mut rng = fastrand::Rng::with_seed(task);
+    let ns = backend.namespace("n").await.unwrap();
+    let a = ns.work_spec("a").await.unwrap();
+    let worker = ns.worker(&format!("w{task}")).await.unwrap();
+    let mut held: Vec<AttemptRef> = Vec::new();
+    for step in 0..80 {
+        let later = clock.now() + Duration::minutes(30);
+        let meta = WorkUnitMeta {
+            priority: rng.f64(),
+            not_before: rng.bool().then_some(later),
+        };
+        let pick = |rng: &mut fastrand::Rng, held: &mut Vec<AttemptRef>| {
+            (!held.is_empty()).then(|| held.swap_remove(rng.usize(0..held.len())))
+        };
+        match rng.u8(0..14) {
+            0..=3 => {
+                let request = AttemptRequest {
+                    number_of_work_units: rng.i64(1..5),
+                    lifetime: Duration::minutes(5),
+                    ..AttemptRequest::default()
+                };
+                held.extend(worker.request_attempts(request).await.unwrap());
+            }
+            4 | 5 => {
+                if let Some(attempt) = pick(&mut rng, &mut held) {
+                    let output = data!({"output": [format!("c{task}-{step}")]});
+                    tolerated(attempt.finish(rng.bool().then_some(output)).await);
+                }
+            }
+            6 => {
+                if let Some(attempt) = pick(&mut rng, &mut held) {
+                    tolerated(attempt.fail(None).await);
+                }
+            }
+            7 => {
+                if let Some(attempt) = pick(&mut rng, &mut held) {
+                    let delay = Duration::minutes(rng.i64(0..2) * 10);
+                    tolerated(attempt.retry(None, delay).await);
+                }
+            }
+            8 => {
+                if let Some(attempt) = pick(&mut rng, &mut held) {
+                    if rng.bool() {
+                        tolerated(attempt.expire(None).await);
+                    } else {
+                        tolerated(attempt.renew(Duration::minutes(5), None).await);
+                        held.push(attempt);
+                    }
+                }
+            }
+            9 => {
+                let name = unit_name(&mut rng);
+                a.add_work_unit(&name, data!({"again": step}), meta)
+                    .await
+                    .unwrap();
+            }
+            10 => {
+                let units = (0..20)
+                    .map(|_| NewWorkUnit {
+                        name: unit_name(&mut rng),
+                        data: data!({}),
+                        meta,
+                    })
+                    .collect();
+                a.add_work_units(units).await.unwrap();
+            }
+            11 => {
+                let query = if rng.bool() {
+                    WorkUnitQuery::names((0..5).map(|_| unit_name(&mut rng)))
+                } else {
+                    WorkUnitQuery {
+                        statuses: vec![WorkUnitStatus::Finished, WorkUnitStatus::Failed],
+                        limit: 3,
+                        ..WorkUnitQuery::default()
+                    }
+                };
+                a.delete_work_units(&query).await.unwrap();
+            }
+            12 => {
+                if let Ok(unit) = a.work_unit(&unit_name(&mut rng)).await {
+                    if rng.bool() {
+                        tolerated(unit.set_meta(meta).await);
+                    } else {
+                        tolerated(unit.clear_active_attempt().await);
+                    }
+                }
+            }
+            _ => {
+                if task == 0 {
+                    clock.advance(Duration::minutes(3));
+                } else {
+                    let query = WorkUnitQuery::statuses([WorkUnitStatus::Available]);
+                    a.adjust_work_unit_priorities(&query, 1.0).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+async fn two_specs(backend: &PostgresBackend) -> (WorkSpecRef, WorkSpecRef) {
+    let ns = backend.namespace("n").await.unwrap();
+    let a = ns
+        .set_work_spec(data!({"name": "a", "then": "b", "max_retries": 4}))
+        .await
+        .unwrap();
+    let b = ns.set_work_spec(data!({"name": "b"})).await.unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counters_equal_a_recount_after_concurrent_mixed_operations() {
+    let db = cluster().fresh_database().await.unwrap();
+    let clock = MockClock::new();
+    let servers = [server(&db, &clock).await, server(&db, &clock).await];
+    let (a, _) = two_specs(&servers[0]).await;
+    let units = (0..300)
+        .map(|i| NewWorkUnit {
+            name: format!("u{i:03}"),
+            data: data!({"i": i}),
+            meta: WorkUnitMeta::default(),
+        })
+        .collect();
+    a.add_work_units(units).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for task in 0..8u64 {
+        let backend = servers[usize::try_from(task % 2).unwrap()].clone();
+        tasks.push(tokio::spawn(mixed_load(backend, clock.clone(), task)));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let sql = sql_client(&db).await;
+    assert_stored_counters_exact(&sql).await;
+    // Leases run out, so the answers must correct for attempts past their
+    // deadline that no expiry has written yet.
+    clock.advance(Duration::minutes(4));
+    assert_answers_exact(&servers[1], &sql, clock.now()).await;
+    assert_stored_counters_exact(&sql).await;
+    let b_units = recount(&sql, "b", clock.now()).await;
+    assert!(
+        !b_units.is_empty(),
+        "chaining never ran: the load is too thin"
+    );
+}
+
+#[tokio::test]
+async fn a_previous_version_database_migrates_to_exact_counters() {
+    let db = cluster().fresh_database().await.unwrap();
+    let clock = MockClock::new();
+    let backend = server(&db, &clock).await;
+    let (a, _) = two_specs(&backend).await;
+    let ns = backend.namespace("n").await.unwrap();
+    for i in 0..20 {
+        let meta = WorkUnitMeta {
+            not_before: (i % 5 == 0).then(|| clock.now() + Duration::hours(1)),
+            ..WorkUnitMeta::default()
+        };
+        a.add_work_unit(&format!("u{i:03}"), data!({}), meta)
+            .await
+            .unwrap();
+    }
+    let worker = ns.worker("w").await.unwrap();
+    let attempts = worker
+        .request_attempts(AttemptRequest::units(9))
+        .await
+        .unwrap();
+    attempts[0].finish(None).await.unwrap();
+    attempts[1].fail(None).await.unwrap();
+    attempts[2].retry(None, Duration::hours(2)).await.unwrap();
+    attempts[3].expire(None).await.unwrap();
+    attempts[4]
+        .finish(Some(data!({"output": ["x", "y"]})))
+        .await
+        .unwrap();
+    drop(backend);
+
+    // Back to the previous schema: its functions, no counters, no states.
+    let sql = sql_client(&db).await;
+    let previous = include_str!("../src/postgres/migrations/0003_one_statement_operations.sql")
+        .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION");
+    sql.batch_execute(&format!(
+        "BEGIN;
+         DROP TRIGGER coordinate_count_insert ON work_unit;
+         DROP TRIGGER coordinate_count_update ON work_unit;
+         DROP TRIGGER coordinate_count_delete ON work_unit;
+         DROP FUNCTION coordinate_count_units();
+         DROP TABLE work_unit_count;
+         ALTER TABLE work_unit DROP COLUMN state;
+         {previous}
+         UPDATE coordinate_schema SET version = 3;
+         COMMIT;"
+    ))
+    .await
+    .unwrap();
+
+    let backend = server(&db, &clock).await;
+    assert_stored_counters_exact(&sql).await;
+    clock.advance(Duration::minutes(20));
+    assert_answers_exact(&backend, &sql, clock.now()).await;
+}
