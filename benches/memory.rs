@@ -1,16 +1,21 @@
-//! MemoryBackend: per-operation cost as a spec grows from 1,000 to 100,000
-//! units. The indexes should keep every curve flat.
+//! MemoryBackend: per-operation cost as a spec grows from 1,000 to
+//! 1,000,000 units (the indexes should keep every curve flat), bulk add
+//! throughput, and resident bytes per stored unit.
 
 use std::time::Duration as StdDuration;
 
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, AttemptRequest, Backend, MockClock, WorkSpecRef, WorkUnitMeta, WorkUnitRef, WorkerRef,
+    data, AttemptRequest, Backend, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
-const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
+
+/// Units per bulk add in the throughput bench.
+const BATCH: usize = 10_000;
 
 struct Loaded {
     spec: WorkSpecRef,
@@ -24,12 +29,7 @@ async fn load(n: usize) -> Loaded {
     let backend = MemoryBackend::with_clock(MockClock::new());
     let ns = backend.namespace("bench").await.unwrap();
     let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
-    for i in 0..n {
-        let meta = WorkUnitMeta::with_priority((i % 7) as f64);
-        spec.add_work_unit(&format!("u{i:07}"), data!({"i": i}), meta)
-            .await
-            .unwrap();
-    }
+    spec.add_work_units(new_units(n)).await.unwrap();
     let worker = ns.worker("w").await.unwrap();
     let busy = worker
         .request_attempts(AttemptRequest::units(20))
@@ -42,8 +42,54 @@ async fn load(n: usize) -> Loaded {
     Loaded { spec, unit, worker }
 }
 
+/// `n` units named `u0000000`… with one-key data and seven priorities.
+fn new_units(n: usize) -> Vec<NewWorkUnit> {
+    units_in(0..n)
+}
+
+fn units_in(range: std::ops::Range<usize>) -> Vec<NewWorkUnit> {
+    range
+        .map(|i| NewWorkUnit {
+            name: format!("u{i:07}"),
+            data: data!({"i": i}),
+            meta: WorkUnitMeta::with_priority((i % 7) as f64),
+        })
+        .collect()
+}
+
+/// This process's resident set size, where the platform tells it.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Prints the resident bytes one stored unit costs, loading `n` units
+/// with one-key data into an otherwise empty backend, in batches of
+/// [`BATCH`] (so that little of the growth is freed batches).
+fn report_bytes_per_unit(rt: &Runtime, n: usize) {
+    let before = resident_bytes();
+    let loaded = rt.block_on(async {
+        let backend = MemoryBackend::with_clock(MockClock::new());
+        let ns = backend.namespace("bytes").await.unwrap();
+        let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+        for start in (0..n).step_by(BATCH) {
+            let units = units_in(start..n.min(start + BATCH));
+            spec.add_work_units(units).await.unwrap();
+        }
+        backend
+    });
+    if let (Some(before), Some(after)) = (before, resident_bytes()) {
+        let per_unit = after.saturating_sub(before) as f64 / n as f64;
+        println!("report: resident bytes per unit with one-key data at {n}: {per_unit:.0}");
+    }
+    drop(loaded);
+}
+
 fn bench(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
+    // First, while the heap holds nothing freed that a load could reuse.
+    report_bytes_per_unit(&rt, 1_000_000);
     let mut group = c.benchmark_group("memory");
     group
         .warm_up_time(StdDuration::from_millis(500))
@@ -62,6 +108,22 @@ fn bench(c: &mut Criterion) {
                     .iter(|| async { l.spec.count_work_unit_status().await.unwrap() })
             },
         );
+        group.bench_with_input(
+            BenchmarkId::new("work_units_pending_100", n),
+            &loaded,
+            |b, l| {
+                let query = WorkUnitQuery {
+                    limit: 100,
+                    ..WorkUnitQuery::statuses([WorkUnitStatus::Pending])
+                };
+                b.to_async(&rt)
+                    .iter(|| async { l.spec.work_units(&query).await.unwrap() })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("meta_counted", n), &loaded, |b, l| {
+            b.to_async(&rt)
+                .iter(|| async { l.spec.meta(true).await.unwrap() })
+        });
         // Take one unit and give it back, so the spec stays the same size.
         group.bench_with_input(
             BenchmarkId::new("request_attempts+expire", n),
@@ -78,6 +140,21 @@ fn bench(c: &mut Criterion) {
             },
         );
     }
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(BenchmarkId::new("add_work_units", BATCH), |b| {
+        b.iter_batched(
+            || {
+                let spec = rt.block_on(async {
+                    let backend = MemoryBackend::with_clock(MockClock::new());
+                    let ns = backend.namespace("bulk").await.unwrap();
+                    ns.set_work_spec(data!({"name": "s"})).await.unwrap()
+                });
+                (spec, new_units(BATCH))
+            },
+            |(spec, units)| rt.block_on(spec.add_work_units(units)).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 }
 

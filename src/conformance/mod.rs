@@ -58,6 +58,7 @@ macro_rules! check {
 }
 
 mod attempts;
+mod bulk;
 mod chaining;
 mod concurrency;
 mod continuous;
@@ -76,6 +77,7 @@ mod units;
 mod workers;
 
 pub use attempts::*;
+pub use bulk::*;
 pub use chaining::*;
 pub use concurrency::*;
 pub use continuous::*;
@@ -246,6 +248,12 @@ macro_rules! conformance_tests {
                 scheduler_fair_share,
                 scheduler_weights,
                 scheduler_exclusions,
+                // Bulk add
+                bulk_add_upsert,
+                bulk_add_duplicates,
+                bulk_add_all_or_nothing,
+                bulk_add_empty,
+                bulk_add_counts,
                 // Attempts
                 attempt_lifetime,
                 attempt_metadata,

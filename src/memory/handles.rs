@@ -15,8 +15,8 @@ use crate::api::{
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, DeletedUnits};
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, Summary, Time, WorkSpecMeta, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use crate::rules::limits;
 
@@ -34,14 +34,17 @@ pub(crate) struct MemNamespace {
 pub(crate) struct MemWorkSpec {
     shared: Arc<Shared>,
     id: SpecId,
-    name: String,
+    name: Arc<str>,
 }
 
+/// Shares its name and its spec's name with the state, and builds its
+/// spec's handle only when asked: a unit handle is one small allocation.
 pub(crate) struct MemWorkUnit {
     shared: Arc<Shared>,
     id: UnitId,
     name: Arc<str>,
-    spec: Arc<MemWorkSpec>,
+    spec: SpecId,
+    spec_name: Arc<str>,
 }
 
 pub(crate) struct MemWorker {
@@ -83,11 +86,11 @@ pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str
     })
 }
 
-fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: &str) -> Arc<MemWorkSpec> {
+fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: Arc<str>) -> Arc<MemWorkSpec> {
     Arc::new(MemWorkSpec {
         shared: shared.clone(),
         id,
-        name: name.to_string(),
+        name,
     })
 }
 
@@ -96,7 +99,8 @@ fn unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
         shared: shared.clone(),
         id: parts.id,
         name: parts.name,
-        spec: spec_handle(shared, parts.spec, &parts.spec_name),
+        spec: parts.spec,
+        spec_name: parts.spec_name,
     })
 }
 
@@ -175,11 +179,11 @@ impl Namespace for MemNamespace {
         self.shared.run(|st, _| {
             let existed = st.namespace_name(self.id).is_some();
             st.destroy_namespace(self.id);
-            if existed && self.shared.feed.wanted() {
-                self.shared.feed.publish(ChangeEvent::NamespaceDestroyed {
+            self.shared.announce(|| {
+                existed.then(|| ChangeEvent::NamespaceDestroyed {
                     namespace: self.name.clone(),
-                });
-            }
+                })
+            });
         });
         Ok(())
     }
@@ -199,26 +203,26 @@ impl Namespace for MemNamespace {
                     work_spec: name.clone(),
                 });
             }
-            Ok(spec_handle(&self.shared, id, &name) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
         })
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
         self.shared.run(|st, _| {
             let id = st.work_spec(self.id, name)?;
-            Ok(spec_handle(&self.shared, id, name) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
         })
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
         self.shared.run(|st, _| {
             st.destroy_work_spec(self.id, name)?;
-            if self.shared.feed.wanted() {
-                self.shared.feed.publish(ChangeEvent::WorkSpecDestroyed {
+            self.shared.announce(|| {
+                Some(ChangeEvent::WorkSpecDestroyed {
                     namespace: self.name.clone(),
                     work_spec: name.to_string(),
-                });
-            }
+                })
+            });
             Ok(())
         })
     }
@@ -272,14 +276,13 @@ impl WorkSpec for MemWorkSpec {
         let definition = limits::checked_data(definition)?;
         self.shared.run(|st, _| {
             st.set_spec_data(self.id, definition)?;
-            if self.shared.feed.wanted() {
-                if let Some((namespace, work_spec)) = st.spec_path(self.id) {
-                    self.shared.feed.publish(ChangeEvent::WorkSpecRedefined {
-                        namespace: namespace.to_string(),
-                        work_spec: work_spec.to_string(),
-                    });
-                }
-            }
+            self.shared.announce(|| {
+                let (namespace, work_spec) = st.spec_path(self.id)?;
+                Some(ChangeEvent::WorkSpecRedefined {
+                    namespace,
+                    work_spec,
+                })
+            });
             Ok(())
         })
     }
@@ -305,6 +308,18 @@ impl WorkSpec for MemWorkSpec {
             let id = st.add_work_unit(self.id, name, data, meta, now)?;
             Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
         })
+    }
+
+    /// The whole batch under one lock acquisition: stored all at once.
+    async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
+        let units = limits::checked_new_units(units)?;
+        let added = self
+            .shared
+            .run(|st, now| st.add_work_units(self.id, units, now))?;
+        Ok(added
+            .into_iter()
+            .map(|parts| unit_handle(&self.shared, parts) as WorkUnitRef)
+            .collect())
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
@@ -347,15 +362,14 @@ impl WorkSpec for MemWorkSpec {
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
         self.shared.run(|st, now| {
             let deleted = st.delete_work_units(self.id, query, now)?;
-            if !deleted.is_empty() && self.shared.feed.wanted() {
-                if let Some((namespace, work_spec)) = st.spec_path(self.id) {
-                    self.shared.feed.publish(ChangeEvent::WorkUnitsDeleted {
-                        namespace: namespace.to_string(),
-                        work_spec: work_spec.to_string(),
-                        units: DeletedUnits::Names(deleted.iter().map(|n| n.to_string()).collect()),
-                    });
-                }
-            }
+            self.shared.announce(|| {
+                let (namespace, work_spec) = st.spec_path(self.id)?;
+                (!deleted.is_empty()).then(|| ChangeEvent::WorkUnitsDeleted {
+                    namespace,
+                    work_spec,
+                    units: DeletedUnits::Names(deleted.iter().map(|n| n.to_string()).collect()),
+                })
+            });
             Ok(deleted.len() as u64)
         })
     }
@@ -372,7 +386,7 @@ impl WorkUnit for MemWorkUnit {
     }
 
     fn work_spec(&self) -> WorkSpecRef {
-        self.spec.clone()
+        spec_handle(&self.shared, self.spec, self.spec_name.clone())
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -457,14 +471,10 @@ impl Worker for MemWorker {
             .transpose()?;
         self.shared.run(|st, _| {
             st.set_parent(self.id, parent)?;
-            if self.shared.feed.wanted() {
-                if let Some((namespace, worker)) = st.worker_path(self.id) {
-                    self.shared.feed.publish(ChangeEvent::WorkerChanged {
-                        namespace: namespace.to_string(),
-                        worker: worker.to_string(),
-                    });
-                }
-            }
+            self.shared.announce(|| {
+                let (namespace, worker) = st.worker_path(self.id)?;
+                Some(ChangeEvent::WorkerChanged { namespace, worker })
+            });
             Ok(())
         })
     }

@@ -8,7 +8,11 @@
 //! | no active attempt, not-before reached | `ready`, by priority desc then name (and in `ready_timed`, by not-before, if it has one) |
 //! | no active attempt, not-before ahead | `delayed`, by not-before |
 //! | active attempt Pending | `pending`, by expiration (for lazy expiry) |
-//! | active attempt Finished / Failed | a counter each |
+//! | active attempt Finished / Failed | none |
+//!
+//! Besides, every unit's name is in the name-ordered set of its status, so
+//! that counts are set sizes and a status-filtered page reads only the
+//! names it returns.
 //!
 //! Mutations of a unit go through [`SpecIndex::remove`] (with the unit's
 //! state before) and [`SpecIndex::insert`] (with the state after), so the
@@ -16,9 +20,10 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::model::{AttemptStatus, Time};
+use crate::model::{AttemptStatus, Time, WorkUnitStatus};
 
 use super::state::{AttemptId, UnitId};
 
@@ -76,42 +81,67 @@ pub(crate) struct SpecIndex {
     ready_timed: BTreeSet<TimedKey>,
     delayed: BTreeSet<TimedKey>,
     pending: BTreeSet<(Time, AttemptId)>,
-    finished: u64,
-    failed: u64,
+    /// Unit names by status, in [`STATUSES`] order.
+    names: [BTreeSet<Arc<str>>; 5],
 }
+
+/// The statuses a unit can have, in the order of [`SpecIndex`]'s name sets.
+pub(crate) const STATUSES: [WorkUnitStatus; 5] = [
+    WorkUnitStatus::Available,
+    WorkUnitStatus::Pending,
+    WorkUnitStatus::Finished,
+    WorkUnitStatus::Failed,
+    WorkUnitStatus::Delayed,
+];
+
+/// The position of `status` in [`STATUSES`] (`AnyStatus` has none).
+fn slot(status: WorkUnitStatus) -> Option<usize> {
+    STATUSES.iter().position(|s| *s == status)
+}
+
+const AVAILABLE: usize = 0;
+const PENDING: usize = 1;
+const FINISHED: usize = 2;
+const FAILED: usize = 3;
+const DELAYED: usize = 4;
 
 impl SpecIndex {
     /// Files a unit by its current state, as seen at `now`.
     pub(crate) fn insert(&mut self, unit: &UnitClass, now: Time) {
-        match unit.active {
+        let status = match unit.active {
             Some((attempt, AttemptStatus::Pending, expiration)) => {
                 self.pending.insert((expiration, attempt));
+                PENDING
             }
-            Some((_, AttemptStatus::Finished, _)) => self.finished += 1,
-            Some((_, AttemptStatus::Failed, _)) => self.failed += 1,
+            Some((_, AttemptStatus::Finished, _)) => FINISHED,
+            Some((_, AttemptStatus::Failed, _)) => FAILED,
             _ => match unit.not_before {
                 Some(nb) if now < nb => {
                     self.delayed
                         .insert((nb, unit.id, unit.name.clone(), Priority(unit.priority)));
+                    DELAYED
                 }
                 _ => {
                     self.ready.insert(ready_key(unit));
                     if let Some(key) = timed_key(unit) {
                         self.ready_timed.insert(key);
                     }
+                    AVAILABLE
                 }
             },
-        }
+        };
+        self.names[status].insert(unit.name.clone());
     }
 
     /// Unfiles a unit, given the state it was filed with.
     pub(crate) fn remove(&mut self, unit: &UnitClass) {
-        match unit.active {
+        let status = match unit.active {
             Some((attempt, AttemptStatus::Pending, expiration)) => {
                 self.pending.remove(&(expiration, attempt));
+                PENDING
             }
-            Some((_, AttemptStatus::Finished, _)) => self.finished -= 1,
-            Some((_, AttemptStatus::Failed, _)) => self.failed -= 1,
+            Some((_, AttemptStatus::Finished, _)) => FINISHED,
+            Some((_, AttemptStatus::Failed, _)) => FAILED,
             _ => {
                 // Filed under ready or delayed depending on the time it was filed.
                 let in_ready = self.ready.remove(&ready_key(unit));
@@ -122,8 +152,14 @@ impl SpecIndex {
                         self.delayed.remove(&key);
                     }
                 }
+                if in_ready {
+                    AVAILABLE
+                } else {
+                    DELAYED
+                }
             }
-        }
+        };
+        self.names[status].remove(&unit.name);
     }
 
     /// Files units by their not-before time as seen at `now`: delayed ones
@@ -132,12 +168,16 @@ impl SpecIndex {
     pub(crate) fn refile(&mut self, now: Time) {
         while self.delayed.first().is_some_and(|first| first.0 <= now) {
             if let Some(key) = self.delayed.pop_first() {
+                self.names[DELAYED].remove(&key.2);
+                self.names[AVAILABLE].insert(key.2.clone());
                 self.ready.insert((Reverse(key.3), key.2.clone(), key.1));
                 self.ready_timed.insert(key);
             }
         }
         while self.ready_timed.last().is_some_and(|last| last.0 > now) {
             if let Some(key) = self.ready_timed.pop_last() {
+                self.names[AVAILABLE].remove(&key.2);
+                self.names[DELAYED].insert(key.2.clone());
                 self.ready.remove(&(Reverse(key.3), key.2.clone(), key.1));
                 self.delayed.insert(key);
             }
@@ -158,14 +198,27 @@ impl SpecIndex {
         self.ready.iter().map(|(_, _, id)| *id)
     }
 
+    /// Names of the units with `status` after `start`, in byte order; call
+    /// [`refile`](Self::refile) first.
+    pub(crate) fn names<'a>(
+        &'a self,
+        status: WorkUnitStatus,
+        start: Bound<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+        slot(status)
+            .into_iter()
+            .flat_map(move |slot| self.names[slot].range::<str, _>((start, Bound::Unbounded)))
+    }
+
     /// Counts per status; call [`refile`](Self::refile) first.
     pub(crate) fn counts(&self) -> Counts {
+        let count = |slot: usize| self.names[slot].len() as u64;
         Counts {
-            available: self.ready.len() as u64,
-            pending: self.pending.len() as u64,
-            finished: self.finished,
-            failed: self.failed,
-            delayed: self.delayed.len() as u64,
+            available: count(AVAILABLE),
+            pending: count(PENDING),
+            finished: count(FINISHED),
+            failed: count(FAILED),
+            delayed: count(DELAYED),
         }
     }
 }

@@ -13,10 +13,15 @@
 //!
 //! Each work spec keeps indexes (see `index.rs`): idle units by priority
 //! then name, delayed units by not-before, pending attempts by expiration,
-//! and counters of finished and failed units. `status`, `request_attempts`,
-//! `count_work_unit_status` and lazy expiry therefore cost a few `O(log n)`
+//! and unit names per status. `status`, `request_attempts`, counts,
+//! status-filtered pages and lazy expiry therefore cost a few `O(log n)`
 //! steps, not a scan of the spec (see `benches/memory.rs`).
+//!
+//! Unit and attempt data are stored as JSON text (see `compact.rs`) and
+//! converted at the API boundary; `add_work_units` stores a whole batch
+//! under one lock acquisition.
 
+mod compact;
 mod feed;
 mod handles;
 mod index;
@@ -32,7 +37,7 @@ use parking_lot::Mutex;
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Result;
-use crate::feed::ChangeFeed;
+use crate::feed::{ChangeEvent, ChangeFeed};
 use crate::model::{Summary, Time};
 
 use state::State;
@@ -72,6 +77,16 @@ impl Shared {
     fn run<R>(&self, operation: impl FnOnce(&mut State, Time) -> R) -> R {
         let now = self.clock.now();
         operation(&mut self.state.lock(), now)
+    }
+
+    /// Publishes the event `event` builds, if anyone listens (events are
+    /// only built then).
+    fn announce(&self, event: impl FnOnce() -> Option<ChangeEvent>) {
+        if self.feed.wanted() {
+            if let Some(event) = event() {
+                self.feed.publish(event);
+            }
+        }
     }
 }
 

@@ -1,0 +1,356 @@
+//! Bulk add scenarios: `add_work_units` answers and stores what
+//! `add_work_unit` once per entry would, all at once or not at all.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Identity, Run, TestBackend};
+use crate::api::{WorkSpecRef, WorkUnitRef};
+use crate::data;
+use crate::error::Error;
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
+};
+use crate::rules::limits::MAX_NAME_BYTES;
+
+use WorkUnitStatus::{Available, Delayed, Pending};
+
+fn entry(name: &str, data: DataMap, meta: WorkUnitMeta) -> NewWorkUnit {
+    NewWorkUnit {
+        name: name.into(),
+        data,
+        meta,
+    }
+}
+
+impl Run {
+    /// `add_work_units(units)`, which must succeed.
+    async fn bulk(&self, spec: &WorkSpecRef, units: Vec<NewWorkUnit>) -> Vec<WorkUnitRef> {
+        let n = units.len();
+        self.ok(
+            spec.add_work_units(units).await,
+            format_args!("add_work_units of {n} to {:?}", spec.name()),
+        )
+    }
+
+    /// Every unit of `spec` with its data, in name order.
+    async fn stored(&self, spec: &WorkSpecRef) -> BTreeMap<String, DataMap> {
+        let mut out = BTreeMap::new();
+        for (name, unit) in self.ok(spec.work_units(&WorkUnitQuery::all()).await, "work_units") {
+            let data = self.ok(unit.data().await, format_args!("data of {name}"));
+            out.insert(name, data);
+        }
+        out
+    }
+}
+
+/// **BulkAddUpsert.** Re-adding units in Finished, Failed, Pending and
+/// Delayed states in one batch does what `add_work_unit` does to each: data
+/// and meta replaced, the unit (and so its old handles and history) kept, a
+/// finished or failed unit made available again, a pending one left with its
+/// attempt; a new name in the same batch is created.
+pub async fn bulk_add_upsert(t: TestBackend) {
+    let r = Run::new("bulk_add_upsert", t);
+    let (_ns, spec, worker) = r.basic("bulk_add_upsert", "spec").await;
+    let names = ["finished", "failed", "pending", "delayed"];
+    let units = r.units(&spec, &names).await;
+    let make = |i: usize| {
+        let unit = units[i].clone();
+        let worker = worker.clone();
+        let r = &r;
+        async move {
+            r.ok(
+                worker.make_attempt(unit.as_ref(), Duration::zero()).await,
+                "make",
+            )
+        }
+    };
+    let fin = make(0).await;
+    r.ok(fin.finish(Some(data!({"result": 1}))).await, "finish");
+    let fail = make(1).await;
+    r.ok(fail.fail(None).await, "fail");
+    let pend = make(2).await;
+    let delayed_meta = WorkUnitMeta {
+        priority: 1.0,
+        not_before: Some(r.now() + Duration::seconds(30)),
+    };
+    r.unit_meta(&spec, "delayed", DataMap::new(), delayed_meta)
+        .await;
+
+    let new_meta = WorkUnitMeta::with_priority(3.0);
+    let batch = names
+        .iter()
+        .chain(&["fresh"])
+        .map(|name| entry(name, data!({"re": name}), new_meta))
+        .collect();
+    let added = r.bulk(&spec, batch).await;
+    check_eq!(r, added.len(), 5, "one handle per entry");
+    let expect = [
+        ("finished", Available, None, 1),
+        ("failed", Available, None, 1),
+        ("pending", Pending, Some(r.key(&pend).await), 1),
+        ("delayed", Available, None, 0),
+    ];
+    for (i, (name, status, active, history)) in expect.into_iter().enumerate() {
+        for (which, unit) in [("old handle", &units[i]), ("new handle", &added[i])] {
+            check_eq!(r, unit.name(), name, "{name}: {which} name");
+            check_eq!(
+                r,
+                r.unit_status(unit).await,
+                status,
+                "{name}: {which} status after bulk re-add"
+            );
+            check_eq!(
+                r,
+                r.active_key(unit).await,
+                active.clone(),
+                "{name}: {which} active attempt"
+            );
+            check_eq!(
+                r,
+                r.ok(unit.meta().await, "meta"),
+                new_meta,
+                "{name}: {which} meta replaced"
+            );
+            let n = r.ok(unit.num_attempts().await, "num_attempts");
+            check_eq!(r, n, history, "{name}: {which} history kept");
+        }
+    }
+    check_eq!(
+        r,
+        r.attempt_status(&fin).await,
+        AttemptStatus::Finished,
+        "old attempt keeps its status"
+    );
+    check_eq!(
+        r,
+        r.ok(added[0].data().await, "data"),
+        data!({"re": "finished"}),
+        "finished unit's data replaced"
+    );
+    // A pending unit shows its attempt's snapshot until the attempt goes.
+    check_eq!(
+        r,
+        r.ok(added[2].data().await, "data"),
+        DataMap::new(),
+        "pending unit shows its attempt's data"
+    );
+    r.ok(added[2].clear_active_attempt().await, "clear");
+    check_eq!(
+        r,
+        r.ok(added[2].data().await, "data"),
+        data!({"re": "pending"}),
+        "pending unit's own data replaced"
+    );
+    check_eq!(
+        r,
+        r.unit_status(&added[4]).await,
+        Available,
+        "new unit in the batch is created"
+    );
+}
+
+/// **BulkAddDuplicates.** Handles come back in entry order, one per entry;
+/// entries with the same name answer the same unit, which keeps the last
+/// entry's data and meta. For a name-identity stack that keeps unit
+/// handles, the handle of each name's last entry is the one a later lookup
+/// answers.
+pub async fn bulk_add_duplicates(t: TestBackend) {
+    let r = Run::new("bulk_add_duplicates", t);
+    let ns = r.ns("bulk_add_duplicates").await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let batch = vec![
+        entry("b", data!({"v": 1}), WorkUnitMeta::with_priority(1.0)),
+        entry("a", data!({"v": 2}), WorkUnitMeta::default()),
+        entry("b", data!({"v": 3}), WorkUnitMeta::with_priority(5.0)),
+        entry("c", data!({"v": 4}), WorkUnitMeta::default()),
+    ];
+    let added = r.bulk(&spec, batch).await;
+    let order: Vec<&str> = added.iter().map(|u| u.name()).collect();
+    check_eq!(r, order, ["b", "a", "b", "c"], "handles in entry order");
+    check_eq!(
+        r,
+        r.stored(&spec).await,
+        [
+            ("a".to_string(), data!({"v": 2})),
+            ("b".to_string(), data!({"v": 3})),
+            ("c".to_string(), data!({"v": 4})),
+        ]
+        .into(),
+        "each name once, the last entry wins"
+    );
+    for (i, unit) in added.iter().enumerate() {
+        let looked_up = r.ok(spec.work_unit(unit.name()).await, "work_unit");
+        check_eq!(
+            r,
+            r.ok(unit.data().await, "data"),
+            r.ok(looked_up.data().await, "data"),
+            "handle {i} reads its unit"
+        );
+    }
+    check_eq!(
+        r,
+        r.ok(added[0].meta().await, "meta"),
+        WorkUnitMeta::with_priority(5.0),
+        "the first entry's handle sees the last entry's meta"
+    );
+    if r.identity() == Identity::Name {
+        // Where the stack keeps unit handles (two lookups answer one
+        // object), a bulk add answers the kept handle.
+        let kept = r.ok(spec.work_unit("a").await, "work_unit");
+        let again = r.ok(spec.work_unit("a").await, "work_unit");
+        if Arc::ptr_eq(&kept, &again) {
+            let readded = r
+                .bulk(
+                    &spec,
+                    vec![entry("a", data!({"v": 5}), WorkUnitMeta::default())],
+                )
+                .await;
+            check!(
+                r,
+                Arc::ptr_eq(&readded[0], &kept),
+                "the bulk add's handle is the cached one"
+            );
+        }
+    }
+}
+
+/// **BulkAddAllOrNothing.** An entry that breaks a limit in the middle of a
+/// batch fails the batch with `add_work_unit`'s error for that entry, and
+/// nothing of the batch is stored: no new unit, no replaced data.
+pub async fn bulk_add_all_or_nothing(t: TestBackend) {
+    let r = Run::new("bulk_add_all_or_nothing", t);
+    let ns = r.ns("bulk_add_all_or_nothing").await;
+    let spec = r.named_spec(&ns, "spec").await;
+    r.unit(&spec, "keep", data!({"v": 1})).await;
+    let long = "n".repeat(MAX_NAME_BYTES + 1);
+    let bad_entries = [
+        (
+            entry(&long, DataMap::new(), WorkUnitMeta::default()),
+            Error::NameTooLong {
+                limit: MAX_NAME_BYTES,
+            },
+        ),
+        (
+            entry("bad", DataMap::new(), WorkUnitMeta::with_priority(f64::NAN)),
+            Error::BadPriority,
+        ),
+    ];
+    for (bad, expected) in bad_entries {
+        let step = format!("batch with {expected:?} in the middle");
+        let batch = vec![
+            entry("new1", data!({"v": 2}), WorkUnitMeta::default()),
+            entry("keep", data!({"v": 3}), WorkUnitMeta::default()),
+            bad,
+            entry("new2", data!({"v": 4}), WorkUnitMeta::default()),
+        ];
+        r.fails(spec.add_work_units(batch).await, expected, &step);
+        check_eq!(
+            r,
+            r.stored(&spec).await,
+            [("keep".to_string(), data!({"v": 1}))].into(),
+            "{step}: nothing stored"
+        );
+    }
+}
+
+/// **BulkAddEmpty.** An empty batch answers no handles and changes nothing.
+pub async fn bulk_add_empty(t: TestBackend) {
+    let r = Run::new("bulk_add_empty", t);
+    let ns = r.ns("bulk_add_empty").await;
+    let spec = r.named_spec(&ns, "spec").await;
+    check!(
+        r,
+        r.bulk(&spec, Vec::new()).await.is_empty(),
+        "no handles for an empty batch"
+    );
+    check!(
+        r,
+        r.ok(spec.count_work_unit_status().await, "counts")
+            .is_empty(),
+        "no units"
+    );
+    r.unit(&spec, "u", DataMap::new()).await;
+    check!(
+        r,
+        r.bulk(&spec, Vec::new()).await.is_empty(),
+        "no handles for an empty batch"
+    );
+    check_eq!(
+        r,
+        r.stored(&spec).await,
+        [("u".to_string(), DataMap::new())].into(),
+        "the spec is unchanged"
+    );
+}
+
+/// **BulkAddCounts.** Units added in bulk are counted, listed by status and
+/// scheduled like units added one by one: delayed ones by their not-before
+/// time, available ones by priority.
+pub async fn bulk_add_counts(t: TestBackend) {
+    let r = Run::new("bulk_add_counts", t);
+    let (_ns, spec, worker) = r.basic("bulk_add_counts", "spec").await;
+    let later = r.now() + Duration::seconds(60);
+    let batch = (0..50)
+        .map(|i| {
+            let meta = WorkUnitMeta {
+                priority: f64::from(i % 5),
+                not_before: (i % 10 == 0).then_some(later),
+            };
+            entry(&format!("u{i:02}"), data!({"i": i}), meta)
+        })
+        .collect();
+    r.bulk(&spec, batch).await;
+    check_eq!(
+        r,
+        r.ok(spec.count_work_unit_status().await, "counts"),
+        [(Available, 45), (Delayed, 5)].into(),
+        "counts after bulk add"
+    );
+    let meta = r.ok(spec.meta(true).await, "meta(true)");
+    check_eq!(
+        r,
+        (meta.available_count, meta.pending_count),
+        (45, 0),
+        "counted meta after bulk add"
+    );
+    let delayed = r.ok(
+        spec.work_units(&WorkUnitQuery::statuses([Delayed])).await,
+        "work_units(delayed)",
+    );
+    check_eq!(
+        r,
+        delayed.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["u00", "u10", "u20", "u30", "u40"],
+        "delayed units listed by status"
+    );
+    let got = r.ok(
+        worker.request_attempts(AttemptRequest::units(9)).await,
+        "request 9",
+    );
+    let mut handed: Vec<String> = got
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    handed.sort();
+    check_eq!(
+        r,
+        handed,
+        ["u04", "u09", "u14", "u19", "u24", "u29", "u34", "u39", "u44"],
+        "the highest priority goes first"
+    );
+    check_eq!(
+        r,
+        r.ok(spec.count_work_unit_status().await, "counts"),
+        [(Available, 36), (Pending, 9), (Delayed, 5)].into(),
+        "counts after the request"
+    );
+    r.advance_secs(60);
+    check_eq!(
+        r,
+        r.ok(spec.count_work_unit_status().await, "counts"),
+        [(Available, 41), (Pending, 9)].into(),
+        "delayed units become available"
+    );
+}

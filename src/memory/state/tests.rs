@@ -1,0 +1,134 @@
+//! The per-status counters and name sets against a recount of every unit,
+//! after many random operations.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::data;
+use crate::model::{AttemptRequest, Duration, WorkUnitQuery, WorkUnitStatus};
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % sides
+    }
+}
+
+/// Every unit's status computed from the unit itself, and each status's
+/// names as the index lists them.
+fn recount(st: &mut State, spec: SpecId, now: Time) -> (Counts, Counts) {
+    let counted = st.counts(spec, now).unwrap();
+    let mut by_unit = BTreeMap::<WorkUnitStatus, u64>::new();
+    let ids: Vec<UnitId> = st.spec(spec).unwrap().units.values().copied().collect();
+    for id in ids {
+        *by_unit
+            .entry(st.unit_status_at(id, now).unwrap())
+            .or_default() += 1;
+    }
+    let mut listed = |status| {
+        st.select(spec, &WorkUnitQuery::statuses([status]), now)
+            .unwrap()
+            .len() as u64
+    };
+    let from_names = Counts {
+        available: listed(WorkUnitStatus::Available),
+        pending: listed(WorkUnitStatus::Pending),
+        finished: listed(WorkUnitStatus::Finished),
+        failed: listed(WorkUnitStatus::Failed),
+        delayed: listed(WorkUnitStatus::Delayed),
+    };
+    let n = |status| by_unit.get(&status).copied().unwrap_or(0);
+    let recounted = Counts {
+        available: n(WorkUnitStatus::Available),
+        pending: n(WorkUnitStatus::Pending),
+        finished: n(WorkUnitStatus::Finished),
+        failed: n(WorkUnitStatus::Failed),
+        delayed: n(WorkUnitStatus::Delayed),
+    };
+    assert_eq!(from_names, counted, "status pages against the counters");
+    (counted, recounted)
+}
+
+#[test]
+fn counters_equal_a_recount_after_random_operations() {
+    let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
+    let mut st = State::default();
+    let mut now = Time::UNIX_EPOCH + Duration::days(365);
+    let ns = st.namespace("ns");
+    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
+    let worker = st.worker_named(ns, "w", now).unwrap();
+    let mut attempts: Vec<AttemptId> = Vec::new();
+    for step in 0..5_000 {
+        let name = format!("u{}", dice.roll(60));
+        let pick = |dice: &mut Dice, attempts: &[AttemptId]| {
+            (!attempts.is_empty()).then(|| attempts[dice.roll(attempts.len() as u64) as usize])
+        };
+        // Refusals (NotPending, LostLease, Gone) are part of the exercise.
+        let _ = match dice.roll(12) {
+            0 | 1 => {
+                let not_before =
+                    (dice.roll(3) == 0).then(|| now + Duration::seconds(dice.roll(120) as i64));
+                let meta = WorkUnitMeta {
+                    priority: dice.roll(4) as f64,
+                    not_before,
+                };
+                st.add_work_unit(spec, &name, data!({"i": step}), meta, now)
+                    .map(drop)
+            }
+            2 | 3 => {
+                let request = AttemptRequest {
+                    number_of_work_units: dice.roll(4) as i64 + 1,
+                    lifetime: Duration::seconds(dice.roll(90) as i64 + 1),
+                    ..AttemptRequest::default()
+                };
+                st.request_attempts(worker, &request, now)
+                    .map(|got| attempts.extend(got))
+            }
+            4 => pick(&mut dice, &attempts).map_or(Ok(()), |a| st.finish(a, None, now)),
+            5 => pick(&mut dice, &attempts).map_or(Ok(()), |a| st.fail(a, None, now)),
+            6 => pick(&mut dice, &attempts).map_or(Ok(()), |a| {
+                st.retry(a, None, Duration::seconds(dice.roll(60) as i64), now)
+            }),
+            7 => pick(&mut dice, &attempts).map_or(Ok(()), |a| st.expire(a, None, now)),
+            8 => {
+                now += Duration::seconds(dice.roll(40) as i64);
+                Ok(())
+            }
+            9 => {
+                // The clock may be set back, too.
+                now -= Duration::seconds(dice.roll(20) as i64);
+                Ok(())
+            }
+            10 => {
+                let status = crate::memory::index::STATUSES[dice.roll(5) as usize];
+                let query = WorkUnitQuery {
+                    limit: dice.roll(3) as i64,
+                    ..WorkUnitQuery::statuses([status])
+                };
+                if dice.roll(2) == 0 {
+                    st.delete_work_units(spec, &query, now).map(drop)
+                } else {
+                    st.change_priorities(spec, &query, now, |p| Ok(p + 1.0))
+                }
+            }
+            _ => st
+                .work_unit(spec, &name)
+                .and_then(|id| st.clear_active_attempt(id, now)),
+        };
+        if step % 50 == 0 {
+            let (counted, recounted) = recount(&mut st, spec, now);
+            assert_eq!(counted, recounted, "after step {step}");
+        }
+    }
+    let (counted, recounted) = recount(&mut st, spec, now);
+    assert_eq!(counted, recounted, "at the end");
+    assert!(
+        counted.finished + counted.failed + counted.pending > 0,
+        "{counted:?}"
+    );
+}
