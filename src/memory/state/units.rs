@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
 use super::super::index::STATUSES;
@@ -90,7 +90,9 @@ impl State {
                 attempts: Vec::new(),
             },
         );
-        let class = self.class(id).ok_or(Error::Gone)?;
+        let class = self.class(id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })?;
         let spec = self.spec_mut(spec)?;
         spec.units.insert(name.clone(), id);
         spec.index.insert(&class, now);
