@@ -1,0 +1,255 @@
+//! coordscale: what each operation costs as one work spec grows.
+//!
+//! ```text
+//! cargo run --release --example coordscale -- --sizes 10000,1000000 --json
+//! cargo run --release --features postgres --example coordscale -- --backend harness
+//! cargo run --release --features postgres --example coordscale -- --backend postgres://…
+//! ```
+//!
+//! For each size, a fresh store gets one spec of that many units, loaded
+//! with `add_work_units`, and then each operation is called (after a
+//! warm-up) and its median time taken; see the `measure` module for the
+//! scenario. The in-memory backend is always measured, each size in a
+//! process of its own when there are several, so that one size's freed
+//! memory does not hide the next one's resident growth. `--backend` adds
+//! PostgreSQL: `harness` starts the crate's throwaway test cluster (a
+//! fresh database per size, removed at exit), a connection string uses
+//! that database (a namespace per size, destroyed afterwards). Prints a
+//! table, or with `--json` one object
+//! `{"memory": {"<size>": {"<key>": value, …}, …}, "postgres": {…}}`.
+
+mod footprint;
+mod measure;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod report;
+mod sampler;
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use coordinate::memory::MemoryBackend;
+use coordinate::MockClock;
+
+use footprint::Footprint;
+use measure::Settings;
+use report::Run;
+use sampler::Plan;
+
+/// Measures each operation's cost at several spec sizes.
+#[derive(Debug, Parser)]
+#[command(name = "coordscale", version)]
+struct Args {
+    /// Units in the spec, one run per size.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    sizes: Vec<usize>,
+    /// Also measure PostgreSQL: `harness` (a throwaway cluster) or a
+    /// `postgres://` connection string (needs `--features postgres`).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Skip the in-memory backend (with `--backend`).
+    #[arg(long, requires = "backend")]
+    no_memory: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Units per `add_work_units` call while loading.
+    #[arg(long, default_value_t = 10_000)]
+    batch: usize,
+    /// Timed calls per operation.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Untimed calls per operation before the timed ones.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Seconds one operation may take in all, warm-up included; when
+    /// spent, fewer calls are made (and stderr says so).
+    #[arg(long, default_value_t = 120.0)]
+    budget: f64,
+}
+
+/// The smallest size the scenario fits in.
+const MIN_SIZE: usize = 100;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("coordscale: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    if args.sizes.iter().any(|&size| size < MIN_SIZE) {
+        return Err(format!("every size must be at least {MIN_SIZE} units"));
+    }
+    if args.batch == 0 || args.samples == 0 {
+        return Err("--batch and --samples must be at least 1".into());
+    }
+    if !(args.budget.is_finite() && args.budget >= 0.0) {
+        return Err("--budget must be zero or a positive number of seconds".into());
+    }
+    let settings = Settings {
+        batch: args.batch,
+        plan: Plan {
+            warmup: args.warmup,
+            samples: args.samples,
+            budget: Duration::from_secs_f64(args.budget),
+        },
+    };
+    let mut runs = Vec::new();
+    if !args.no_memory {
+        for &size in &args.sizes {
+            let run = if args.sizes.len() == 1 {
+                memory(size, settings).await?
+            } else {
+                memory_in_child(args, size)?
+            };
+            runs.push(run);
+        }
+    }
+    if let Some(backend) = &args.backend {
+        runs.extend(postgres(backend, &args.sizes, settings).await?);
+    }
+    if args.json {
+        println!("{}", report::json(&runs));
+    } else {
+        print!("{}", report::table(&runs));
+    }
+    Ok(())
+}
+
+/// The in-memory backend at one size, in this process.
+async fn memory(size: usize, settings: Settings) -> Result<Run, String> {
+    let backend = MemoryBackend::with_clock(MockClock::new());
+    let figures =
+        measure::measure(&backend, &Footprint::Resident, "coordscale", size, settings).await?;
+    Ok(Run {
+        backend: "memory",
+        size,
+        figures,
+    })
+}
+
+/// The in-memory backend at one size, in a new process of this program.
+fn memory_in_child(args: &Args, size: usize) -> Result<Run, String> {
+    let program = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let output = Command::new(program)
+        .args(["--json", "--sizes", &size.to_string()])
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--samples", &args.samples.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--budget", &args.budget.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run the measurement at {size} units: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the measurement at {size} units failed ({})",
+            output.status
+        ));
+    }
+    report::parse_one(&String::from_utf8_lossy(&output.stdout), "memory", size)
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(backend: &str, sizes: &[usize], settings: Settings) -> Result<Vec<Run>, String> {
+    let server = postgres::Server::open(backend).await?;
+    let mut runs = Vec::new();
+    for &size in sizes {
+        let store = server.store(size).await?;
+        let figures = measure::measure(
+            &store.backend,
+            &store.footprint,
+            &store.namespace,
+            size,
+            settings,
+        )
+        .await?;
+        server.clean(store).await?;
+        runs.push(Run {
+            backend: "postgres",
+            size,
+            figures,
+        });
+    }
+    Ok(runs)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_: &str, _: &[usize], _: Settings) -> Result<Vec<Run>, String> {
+    Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The keys every size of every backend reports.
+    const KEYS: [&str; 11] = [
+        "work_unit",
+        "status",
+        "count_work_unit_status",
+        "meta_counted",
+        "summarize",
+        "work_units_pending_100",
+        "delete_1000_names",
+        "request_attempts_10",
+        "finish",
+        "bulk_add_units_per_sec",
+        "bytes_per_unit",
+    ];
+
+    fn tiny() -> Settings {
+        Settings {
+            batch: 64,
+            plan: Plan {
+                warmup: 2,
+                samples: 5,
+                budget: Duration::from_secs(60),
+            },
+        }
+    }
+
+    /// Checks `{"<backend>": {"200": {KEYS…}}}`, every value a number, the
+    /// times positive (resident growth at 200 units may round to nothing).
+    fn assert_exact_keys(runs: &[Run], backend: &str) {
+        let json = report::json(runs);
+        let backends: Vec<&String> = json.as_object().expect("an object").keys().collect();
+        assert_eq!(backends, [backend]);
+        let sizes = json[backend].as_object().expect("sizes");
+        assert_eq!(sizes.keys().collect::<Vec<_>>(), ["200"]);
+        let figures = sizes["200"].as_object().expect("figures");
+        let keys: BTreeSet<&str> = figures.keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(KEYS));
+        for (key, value) in figures {
+            let value = value.as_f64().unwrap_or(-1.0);
+            let least = if key == "bytes_per_unit" {
+                0.0
+            } else {
+                f64::MIN_POSITIVE
+            };
+            assert!(value.is_finite() && value >= least, "{key}: {value}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn memory_at_200_units_reports_exactly_the_keys() {
+        let run = memory(200, tiny()).await.expect("measured");
+        assert_exact_keys(&[run], "memory");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn harness_at_200_units_reports_exactly_the_keys() {
+        let runs = postgres("harness", &[200], tiny()).await.expect("measured");
+        assert_exact_keys(&runs, "postgres");
+    }
+}

@@ -1,0 +1,91 @@
+//! The PostgreSQL server measured: the crate's throwaway test cluster, or
+//! a server given by connection string.
+
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::PostgresBackend;
+use coordinate::{Backend, MockClock};
+
+use crate::footprint::Footprint;
+
+/// Where the PostgreSQL stores are made.
+#[derive(Debug)]
+pub enum Server {
+    /// A cluster this process starts and removes at exit: a fresh
+    /// database per size.
+    Harness(&'static TestCluster),
+    /// A database given by connection string: a namespace of its own per
+    /// size, destroyed afterwards.
+    Database(String),
+}
+
+/// One size's store on the server.
+#[derive(Debug)]
+pub struct Store {
+    /// One pooled connection, so that every statement, repeated or not,
+    /// runs on the same session.
+    pub backend: PostgresBackend,
+    /// A separate connection for `VACUUM` and table sizes.
+    pub footprint: Footprint,
+    /// The namespace to load.
+    pub namespace: String,
+}
+
+impl Server {
+    /// `harness` or a `postgres://` connection string.
+    pub async fn open(backend: &str) -> Result<Server, String> {
+        if backend == "harness" {
+            let cluster = tokio::task::spawn_blocking(TestCluster::shared)
+                .await
+                .map_err(|e| format!("starting the cluster: {e}"))?
+                .map_err(|e| e.to_string())?;
+            Ok(Server::Harness(cluster))
+        } else {
+            Ok(Server::Database(backend.to_string()))
+        }
+    }
+
+    /// A store for one size.
+    pub async fn store(&self, size: usize) -> Result<Store, String> {
+        let (url, namespace) = match self {
+            Server::Harness(cluster) => {
+                let db = cluster.fresh_database().await.map_err(|e| e.to_string())?;
+                (cluster.database_url(&db), "coordscale".to_string())
+            }
+            Server::Database(url) => (
+                url.clone(),
+                format!("coordscale-{size}-{}", std::process::id()),
+            ),
+        };
+        let backend = PostgresBackend::builder(&url)
+            .clock(MockClock::new())
+            .max_connections(1)
+            .build()
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        tokio::spawn(connection);
+        Ok(Store {
+            backend,
+            footprint: Footprint::Postgres(client),
+            namespace,
+        })
+    }
+
+    /// Removes what a store of a given database holds; a harness
+    /// database goes with the cluster.
+    pub async fn clean(&self, store: Store) -> Result<(), String> {
+        if let Server::Database(_) = self {
+            let ns = store
+                .backend
+                .namespace(&store.namespace)
+                .await
+                .map_err(|e| format!("namespace failed: {e}"))?;
+            ns.destroy()
+                .await
+                .map_err(|e| format!("cannot remove {}: {e}", store.namespace))?;
+        }
+        Ok(())
+    }
+}
