@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example coordscale -- --sizes 10000,1000000 --json
-//! cargo run --release --features postgres --example coordscale -- --backend harness
+//! cargo run --release --features testing --example coordscale -- --backend harness
 //! cargo run --release --features postgres --example coordscale -- --backend postgres://…
 //! ```
 //!
@@ -44,8 +44,9 @@ struct Args {
     /// Units in the spec, one run per size.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     sizes: Vec<usize>,
-    /// Also measure PostgreSQL: `harness` (a throwaway cluster) or a
-    /// `postgres://` connection string (needs `--features postgres`).
+    /// Also measure PostgreSQL: `harness` (a throwaway cluster; needs
+    /// `--features testing`) or a `postgres://` connection string (needs
+    /// `--features postgres`).
     #[arg(long)]
     backend: Option<String>,
     /// Skip the in-memory backend (with `--backend`).
@@ -246,7 +247,7 @@ mod tests {
         assert_exact_keys(&[run], "memory");
     }
 
-    #[cfg(feature = "postgres")]
+    #[cfg(feature = "testing")]
     #[tokio::test(flavor = "current_thread")]
     async fn harness_at_200_units_reports_exactly_the_keys() {
         let runs = postgres("harness", &[200], tiny()).await.expect("measured");

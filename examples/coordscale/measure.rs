@@ -128,7 +128,7 @@ pub async fn measure(
             .await
             .map_err(failed("work_unit"))?;
         holder
-            .make_attempt(&*unit, Duration::days(1))
+            .make_attempt(&unit, Duration::days(1))
             .await
             .map_err(failed("make_attempt"))?;
     }
@@ -247,7 +247,7 @@ pub async fn measure(
     while sampler.more() {
         let start = Instant::now();
         let attempts = worker
-            .request_attempts(AttemptRequest::units(REQUEST_UNITS))
+            .request_attempts(&AttemptRequest::units(REQUEST_UNITS))
             .await
             .map_err(failed("request_attempts"))?;
         sampler.record(start.elapsed());

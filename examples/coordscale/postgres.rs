@@ -1,6 +1,7 @@
-//! The PostgreSQL server measured: the crate's throwaway test cluster, or
-//! a server given by connection string.
+//! The PostgreSQL server measured: the crate's throwaway test cluster
+//! (feature `testing`), or a server given by connection string.
 
+#[cfg(feature = "testing")]
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{Backend, MockClock};
@@ -12,6 +13,7 @@ use crate::footprint::Footprint;
 pub enum Server {
     /// A cluster this process starts and removes at exit: a fresh
     /// database per size.
+    #[cfg(feature = "testing")]
     Harness(&'static TestCluster),
     /// A database given by connection string: a namespace of its own per
     /// size, destroyed afterwards.
@@ -34,19 +36,30 @@ impl Server {
     /// `harness` or a `postgres://` connection string.
     pub async fn open(backend: &str) -> Result<Server, String> {
         if backend == "harness" {
-            let cluster = tokio::task::spawn_blocking(TestCluster::shared)
-                .await
-                .map_err(|e| format!("starting the cluster: {e}"))?
-                .map_err(|e| e.to_string())?;
-            Ok(Server::Harness(cluster))
+            Self::harness().await
         } else {
             Ok(Server::Database(backend.to_string()))
         }
     }
 
+    #[cfg(feature = "testing")]
+    async fn harness() -> Result<Server, String> {
+        let cluster = tokio::task::spawn_blocking(TestCluster::shared)
+            .await
+            .map_err(|e| format!("starting the cluster: {e}"))?
+            .map_err(|e| e.to_string())?;
+        Ok(Server::Harness(cluster))
+    }
+
+    #[cfg(not(feature = "testing"))]
+    async fn harness() -> Result<Server, String> {
+        Err("`--backend harness` needs the test cluster: run with `--features testing`".into())
+    }
+
     /// A store for one size.
     pub async fn store(&self, size: usize) -> Result<Store, String> {
         let (url, namespace) = match self {
+            #[cfg(feature = "testing")]
             Server::Harness(cluster) => {
                 let db = cluster.fresh_database().await.map_err(|e| e.to_string())?;
                 (cluster.database_url(&db), "coordscale".to_string())
