@@ -130,7 +130,7 @@ async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
     };
     match reported {
         Ok(()) => Ok(true),
-        Err(Error::NotPending | Error::LostLease | Error::Gone) => Ok(false),
+        Err(Error::NotPending | Error::LostLease | Error::Gone { .. }) => Ok(false),
         Err(e) => Err(e),
     }
 }

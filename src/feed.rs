@@ -200,18 +200,6 @@ impl fmt::Display for FeedGap {
 
 impl std::error::Error for FeedGap {}
 
-/// The failure of a feed operation on a backend that has no feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeedUnsupported;
-
-impl fmt::Display for FeedUnsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("this backend has no change feed")
-    }
-}
-
-impl std::error::Error for FeedUnsupported {}
-
 /// A live subscription to a change feed: every event published after it was
 /// made, in order, until a [`FeedGap`].
 #[derive(Debug)]

@@ -117,7 +117,7 @@ pub use api::{
     WorkUnit, WorkUnitRef, Worker, WorkerRef,
 };
 pub use clock::{Clock, MockClock, SharedClock, SystemClock};
-pub use error::{BoxError, Error, Result, StatusConversionError};
+pub use error::{BoxError, Error, ErrorKind, ObjectKind, Result, StatusConversionError};
 pub use model::{
     sort_summary, AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary,
     SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,

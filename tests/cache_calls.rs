@@ -7,6 +7,7 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
+use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
@@ -125,7 +126,12 @@ async fn delete_all_then_lookup_answers_no_such_work_unit() -> coordinate::Resul
         spec.work_unit("u").await.err(),
         Some(Error::NoSuchWorkUnit { name: "u".into() })
     );
-    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    assert_eq!(
+        unit.status().await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkUnit
+        })
+    );
     assert_eq!(cache.stats().work_units.invalidations, 1);
     // Recreated: a fresh handle, and the old one follows the name.
     let again = spec
@@ -171,15 +177,32 @@ async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::R
         ns.destroy_work_spec("s").await.err(),
         Some(Error::NoSuchWorkSpec { name: "s".into() })
     );
-    assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
+    assert_eq!(
+        spec.meta(false).await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkSpec
+        })
+    );
     assert_eq!(
         spec.add_work_unit("v", data!({}), WorkUnitMeta::default())
             .await
             .err(),
-        Some(Error::Gone)
+        Some(Error::Gone {
+            kind: ObjectKind::WorkSpec
+        })
     );
-    assert_eq!(unit.status().await.err(), Some(Error::Gone));
-    assert_eq!(spec.work_unit("u").await.err(), Some(Error::Gone));
+    assert_eq!(
+        unit.status().await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkUnit
+        })
+    );
+    assert_eq!(
+        spec.work_unit("u").await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkSpec
+        })
+    );
     Ok(())
 }
 
@@ -216,7 +239,12 @@ async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()>
         .delete_work_units(&WorkUnitQuery::all())
         .await?;
     cache.get_ref().reset();
-    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    assert_eq!(
+        unit.status().await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkUnit
+        })
+    );
     assert_eq!(calls(&cache, Op::UnitStatus), 1);
     assert_eq!(calls(&cache, Op::WorkUnit), 1);
     // The entry is gone: the next lookup asks the backend and gets NoSuch.
@@ -281,8 +309,18 @@ async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::R
     let spec = ns.work_spec("s").await?;
     let worker = ns.worker("w").await?;
     ns.destroy().await?;
-    assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
-    assert_eq!(worker.active().await.err(), Some(Error::Gone));
+    assert_eq!(
+        spec.meta(false).await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkSpec
+        })
+    );
+    assert_eq!(
+        worker.active().await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::Worker
+        })
+    );
     assert!(!memory.namespaces().await?.contains_key("n"));
     // The namespace handle itself stands for get-or-create.
     assert!(ns.work_spec_names().await?.is_empty());
@@ -292,7 +330,12 @@ async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::R
     seed(&cache).await?;
     let spec = cache.work_spec_at("n", "s").await?;
     memory.namespace("n").await?.destroy().await?;
-    assert_eq!(spec.meta(false).await.err(), Some(Error::Gone));
+    assert_eq!(
+        spec.meta(false).await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkSpec
+        })
+    );
     assert!(!memory.namespaces().await?.contains_key("n"));
     Ok(())
 }
@@ -324,7 +367,9 @@ async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     assert!(Arc::ptr_eq(&got[0].work_unit(), &unit));
     assert!(Arc::ptr_eq(&got[0].worker(), &worker));
     assert!(Arc::ptr_eq(&got[0].work_unit().work_spec(), &spec));
-    let active = unit.active_attempt().await?.ok_or(Error::Gone)?;
+    let active = unit.active_attempt().await?.ok_or(Error::Gone {
+        kind: ObjectKind::WorkUnit,
+    })?;
     assert!(Arc::ptr_eq(&active.worker(), &worker));
     let listed = spec.work_units(&WorkUnitQuery::all()).await?;
     assert!(Arc::ptr_eq(&listed["u"], &unit));
@@ -346,7 +391,9 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
     let parent = ns.worker("p").await?;
     let child = ns.worker("c").await?;
     child.set_parent(Some(&*parent)).await?;
-    let got = child.parent().await?.ok_or(Error::Gone)?;
+    let got = child.parent().await?.ok_or(Error::Gone {
+        kind: ObjectKind::Worker,
+    })?;
     assert!(Arc::ptr_eq(&got, &parent));
     assert!(Arc::ptr_eq(&parent.children().await?[0], &child));
     let attempt = child.make_attempt(&*unit, Duration::zero()).await?;
@@ -383,7 +430,9 @@ async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinat
     cache.get_ref().reset();
     assert_eq!(
         worker.make_attempt(&*unit, Duration::zero()).await.err(),
-        Some(Error::Gone)
+        Some(Error::Gone {
+            kind: ObjectKind::Worker
+        })
     );
     assert!(calls(&cache, Op::MakeAttempt) <= 2);
     // Recreated behind the back: the cached unit follows its name.
@@ -420,7 +469,12 @@ async fn caches_stack_and_erase() -> coordinate::Result<()> {
         WorkUnitStatus::Pending
     );
     ns.destroy().await?;
-    assert_eq!(unit.status().await.err(), Some(Error::Gone));
+    assert_eq!(
+        unit.status().await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkUnit
+        })
+    );
     Ok(())
 }
 
@@ -504,4 +558,74 @@ async fn no_hit_after_invalidation_returned() -> coordinate::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A backend's own failure type, to find again behind `Error::Backend`.
+#[derive(Debug, PartialEq)]
+struct Refused {
+    code: u32,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused ({})", self.code)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A backend whose namespace lookups wait for a permit, then fail with
+/// [`Refused`].
+#[derive(Debug)]
+struct Refusing {
+    gate: tokio::sync::Semaphore,
+    lookups: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Backend for Refusing {
+    async fn namespace(&self, _name: &str) -> coordinate::Result<coordinate::NamespaceRef> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _permit = self.gate.acquire().await.map_err(Error::backend)?;
+        Err(Error::backend(Refused { code: 7 }))
+    }
+
+    async fn namespaces(
+        &self,
+    ) -> coordinate::Result<std::collections::BTreeMap<String, coordinate::NamespaceRef>> {
+        Err(Error::backend(Refused { code: 8 }))
+    }
+
+    async fn summarize(&self) -> coordinate::Result<coordinate::Summary> {
+        Err(Error::backend(Refused { code: 9 }))
+    }
+}
+
+#[tokio::test]
+async fn coalesced_callers_all_get_the_original_failure() {
+    let cache = Cache::new(Refusing {
+        gate: tokio::sync::Semaphore::new(0),
+        lookups: Default::default(),
+    });
+    // Both lookups are in flight (the second joins the first's load) before
+    // the gate opens.
+    let (a, b, ()) = tokio::join!(cache.namespace("n"), cache.namespace("n"), async {
+        cache.get_ref().gate.add_permits(1)
+    });
+    assert_eq!(
+        cache
+            .get_ref()
+            .lookups
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    for result in [a, b] {
+        let err = result.err();
+        let source = err
+            .as_ref()
+            .and_then(std::error::Error::source)
+            .and_then(|s| s.downcast_ref::<Refused>());
+        assert_eq!(source, Some(&Refused { code: 7 }), "{err:?}");
+    }
 }

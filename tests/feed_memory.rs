@@ -6,6 +6,7 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::Cache;
 use coordinate::feed::{ChangeEvent, DeletedUnits, PurgeScope};
 use coordinate::memory::MemoryBackend;
+use coordinate::ObjectKind;
 use coordinate::{data, Backend, BackendExt, Error, SystemClock, WorkUnitMeta, WorkUnitQuery};
 
 /// Waits until the (async) condition holds, at most a second.
@@ -253,7 +254,12 @@ async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()>
         held_ns.work_spec("spec").await,
         Err(Error::NoSuchWorkSpec { .. })
     ));
-    assert_eq!(held_spec.work_unit("b").await.err(), Some(Error::Gone));
+    assert_eq!(
+        held_spec.work_unit("b").await.err(),
+        Some(Error::Gone {
+            kind: ObjectKind::WorkSpec
+        })
+    );
     Ok(())
 }
 

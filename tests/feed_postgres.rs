@@ -64,7 +64,7 @@ async fn time_until_unit_gone(server: &Server, spec: &str, unit: &str) -> Option
             }
             // A lookup racing with the namespace's destruction may find its
             // cached namespace handle dead and answer `Gone`: poll on.
-            Ok(_) | Err(Error::Gone) => tokio::task::yield_now().await,
+            Ok(_) | Err(Error::Gone { .. }) => tokio::task::yield_now().await,
             Err(e) => panic!("lookup failed: {e}"),
         }
     }

@@ -2,6 +2,7 @@
 //! indexes stay consistent through every kind of transition.
 
 use coordinate::memory::MemoryBackend;
+use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRequest, AttemptStatus, Backend, Duration, Error, MockClock, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
@@ -74,8 +75,18 @@ async fn smoke_lifecycle_through_every_index() {
         spec.delete_work_units(&WorkUnitQuery::all()).await.unwrap(),
         3
     );
-    assert_eq!(again[0].status().await, Err(Error::Gone));
+    assert_eq!(
+        again[0].status().await,
+        Err(Error::Gone {
+            kind: ObjectKind::Attempt
+        })
+    );
     assert!(spec.count_work_unit_status().await.unwrap().is_empty());
     ns.destroy().await.unwrap();
-    assert_eq!(spec.meta(false).await.unwrap_err(), Error::Gone);
+    assert_eq!(
+        spec.meta(false).await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::WorkSpec
+        }
+    );
 }

@@ -5,6 +5,7 @@
 
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError, SCHEMA_VERSION};
+use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
@@ -20,7 +21,7 @@ async fn backend() -> (PostgresBackend, MockClock) {
 fn is_gone(e: &Error) -> bool {
     matches!(
         e,
-        Error::Gone | Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. }
+        Error::Gone { .. } | Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. }
     )
 }
 
@@ -44,10 +45,30 @@ async fn old_handles_stay_gone_after_recreation() {
         .add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default())
         .await
         .unwrap();
-    assert_eq!(unit.data().await.unwrap_err(), Error::Gone);
-    assert_eq!(unit.set_priority(3.0).await.unwrap_err(), Error::Gone);
-    assert_eq!(attempt.status().await.unwrap_err(), Error::Gone);
-    assert_eq!(attempt.finish(None).await.unwrap_err(), Error::Gone);
+    assert_eq!(
+        unit.data().await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::WorkUnit
+        }
+    );
+    assert_eq!(
+        unit.set_priority(3.0).await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::WorkUnit
+        }
+    );
+    assert_eq!(
+        attempt.status().await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::Attempt
+        }
+    );
+    assert_eq!(
+        attempt.finish(None).await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::Attempt
+        }
+    );
     assert_eq!(unit2.data().await.unwrap(), data!({"v": 2}));
     assert!(worker.all_attempts().await.unwrap().is_empty());
 

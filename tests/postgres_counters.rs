@@ -149,7 +149,10 @@ fn tolerated(result: coordinate::Result<()>) {
         assert!(
             matches!(
                 e,
-                Error::NotPending | Error::LostLease | Error::Gone | Error::NoSuchWorkUnit { .. }
+                Error::NotPending
+                    | Error::LostLease
+                    | Error::Gone { .. }
+                    | Error::NoSuchWorkUnit { .. }
             ),
             "unexpected error: {e:?}"
         );

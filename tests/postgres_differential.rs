@@ -392,7 +392,7 @@ async fn world(backend: &dyn Backend) -> World<'_> {
 fn kind<T>(r: &Result<T, Error>) -> String {
     match r {
         Ok(_) => "ok".into(),
-        Err(Error::Gone | Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. }) => {
+        Err(Error::Gone { .. } | Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. }) => {
             "gone".into()
         }
         Err(e) => format!("{e:?}"),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{ProtocolError, RestBackend};
+use coordinate::ObjectKind;
 use coordinate::{data, Backend, Error, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -116,9 +117,24 @@ async fn errors_come_back_typed_and_held_handles_answer_gone() {
     attempt.finish(None).await.unwrap();
     assert_eq!(attempt.finish(None).await.unwrap_err(), Error::NotPending);
     ns.destroy_work_spec("s").await.unwrap();
-    assert_eq!(spec.meta(false).await.unwrap_err(), Error::Gone);
-    assert_eq!(unit.status().await.unwrap_err(), Error::Gone);
-    assert_eq!(attempt.status().await.unwrap_err(), Error::Gone);
+    assert_eq!(
+        spec.meta(false).await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::WorkSpec
+        }
+    );
+    assert_eq!(
+        unit.status().await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::WorkUnit
+        }
+    );
+    assert_eq!(
+        attempt.status().await.unwrap_err(),
+        Error::Gone {
+            kind: ObjectKind::Attempt
+        }
+    );
 }
 
 #[tokio::test]

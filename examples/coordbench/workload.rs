@@ -324,6 +324,6 @@ fn result_data() -> DataMap {
 fn expected(e: &Error) -> bool {
     matches!(
         e,
-        Error::NotPending | Error::LostLease | Error::Gone | Error::NoSuchWorkUnit { .. }
+        Error::NotPending | Error::LostLease | Error::Gone { .. } | Error::NoSuchWorkUnit { .. }
     )
 }

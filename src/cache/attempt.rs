@@ -8,8 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::namespace::CachedNamespace;
-use super::work_unit::CachedWorkUnit;
-use super::worker::CachedWorker;
+use super::work_spec::WorkSpecKind;
+use super::work_unit::{CachedWorkUnit, WorkUnitKind};
+use super::worker::{CachedWorker, WorkerKind};
 use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
@@ -50,14 +51,16 @@ pub(super) async fn wrap_attempt(
     let work_unit = match unit {
         Some(u) if u.name() == up_unit.name() => Arc::clone(u),
         _ => {
-            let spec = namespace.adopt_spec_here(up_unit.work_spec()).await?;
-            spec.adopt_unit_here(up_unit).await?
+            let spec = namespace
+                .adopt_here::<WorkSpecKind>(up_unit.work_spec())
+                .await?;
+            spec.adopt_here::<WorkUnitKind>(up_unit).await?
         }
     };
     let up_worker = upstream.worker();
     let worker = match worker {
         Some(w) if w.name() == up_worker.name() => Arc::clone(w),
-        _ => namespace.adopt_worker_here(up_worker).await?,
+        _ => namespace.adopt_here::<WorkerKind>(up_worker).await?,
     };
     Ok(CachedAttempt::handle(upstream, work_unit, worker))
 }

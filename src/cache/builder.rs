@@ -5,11 +5,12 @@ use std::time::Duration as StdDuration;
 
 use moka::notification::RemovalCause;
 
+use super::handle::Handle;
 use super::key::Key;
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
 use super::store::{self, Store};
-use super::{Cache, Caches, Handle};
+use super::{Cache, Caches};
 use crate::api::Backend;
 
 /// Default capacity for namespace handles: job servers use a handful.

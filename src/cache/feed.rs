@@ -18,15 +18,16 @@ use std::time::Duration as StdDuration;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
-use super::key::{Key, KeyRef, ROOT_SCOPE};
+use super::key::{KeyRef, ROOT_SCOPE};
 use super::namespace::CachedNamespace;
+use super::shared::{Caches, Shared};
 use super::work_spec::CachedWorkSpec;
 use super::work_unit::CachedWorkUnit;
 use super::worker::CachedWorker;
-use super::{Cache, Caches, Handle, Shared};
+use super::Cache;
 use crate::api::Backend;
 use crate::error::{Error, Result};
-use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, FeedUnsupported, PurgeScope};
+use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope};
 
 /// The first pause before resubscribing (before jitter).
 const FIRST_RETRY: StdDuration = StdDuration::from_millis(50);
@@ -66,6 +67,12 @@ impl FeedControl {
     /// The current generation of entries.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Starts a new generation of entries: a flush, counted.
+    pub(crate) fn next_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
     fn set_coherent(&self, coherent: bool) {
@@ -251,7 +258,7 @@ async fn follow(
             };
             match message {
                 Ok(event) => {
-                    cache.apply(&event).await;
+                    apply(&cache, &event).await;
                     control.events.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(gap) => {
@@ -266,165 +273,124 @@ async fn follow(
     }
 }
 
-impl Shared {
-    /// Drops every entry of every kind, and outdates every handle given out
-    /// so far: each re-resolves its name on its next use.
-    pub(crate) fn flush(&self) {
-        if let Some(caches) = self.caches.load_full() {
-            // Loads in flight first, so none publishes a pre-flush answer.
-            caches.namespaces.forget_all();
-            caches.work_specs.forget_all();
-            caches.work_units.forget_all();
-            caches.workers.forget_all();
-            caches.namespaces.clear();
-            caches.work_specs.clear();
-            caches.work_units.clear();
-            caches.workers.clear();
+/// The scope of the cached namespace `name`'s children.
+async fn namespace_scope(caches: &Caches, name: &str) -> Option<u64> {
+    let key = KeyRef {
+        scope: ROOT_SCOPE,
+        name,
+    };
+    let ns = caches.namespaces.get(key)?;
+    let scope = ns.link.load().scope();
+    Some(scope)
+}
+
+/// The cached spec `spec` of namespace `ns`.
+async fn cached_spec(caches: &Caches, ns: &str, spec: &str) -> Option<Arc<CachedWorkSpec>> {
+    let scope = namespace_scope(caches, ns).await?;
+    caches.work_specs.get(KeyRef { scope, name: spec })
+}
+
+/// Applies one feed event (or a local purge) to exactly what it names.
+pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
+    let Some(caches) = shared.caches.load_full() else {
+        return;
+    };
+    let caches = &*caches;
+    match event {
+        ChangeEvent::NamespaceDestroyed { namespace } => {
+            shared
+                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, true)
+                .await;
         }
-        // Last: a load published before the loads were forgotten carries the
-        // old generation, so its handle is outdated too.
-        self.feed.generation.fetch_add(1, Ordering::AcqRel);
-        self.feed.flushes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Drops the entry of `W` named `name` under `scope`; its link loses its
-    /// children, and with `deleted` is known deleted.
-    async fn drop_entry<W: Handle>(&self, caches: &Caches, scope: u64, name: &str, deleted: bool) {
-        let store = W::store(caches);
-        // A load of this name in flight may have read the object before the
-        // change: forgetting it here means it is never published (its
-        // waiters still get its answer, as if they had looked up first).
-        store.forget(&Key {
-            scope,
-            name: Arc::from(name),
-        });
-        let key = KeyRef { scope, name };
-        if let Some(gone) = store.remove(key) {
-            let link = gone.link_cell().load();
-            link.rescope();
-            if deleted {
-                link.mark_dead();
-            }
-            self.counters::<W>().invalidations.inc();
-        }
-    }
-
-    /// The scope of the cached namespace `name`'s children.
-    async fn namespace_scope(&self, caches: &Caches, name: &str) -> Option<u64> {
-        let key = KeyRef {
-            scope: ROOT_SCOPE,
-            name,
-        };
-        let ns = caches.namespaces.get(key)?;
-        let scope = ns.link.load().scope();
-        Some(scope)
-    }
-
-    /// The cached spec `spec` of namespace `ns`.
-    async fn cached_spec(
-        &self,
-        caches: &Caches,
-        ns: &str,
-        spec: &str,
-    ) -> Option<Arc<CachedWorkSpec>> {
-        let scope = self.namespace_scope(caches, ns).await?;
-        caches.work_specs.get(KeyRef { scope, name: spec })
-    }
-
-    /// Applies one feed event (or a local purge) to exactly what it names.
-    pub(crate) async fn apply(&self, event: &ChangeEvent) {
-        let Some(caches) = self.caches.load_full() else {
-            return;
-        };
-        let caches = &*caches;
-        match event {
-            ChangeEvent::NamespaceDestroyed { namespace } => {
-                self.drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, true)
+        ChangeEvent::WorkSpecDestroyed {
+            namespace,
+            work_spec,
+        } => {
+            if let Some(scope) = namespace_scope(caches, namespace).await {
+                shared
+                    .drop_entry::<CachedWorkSpec>(caches, scope, work_spec, true)
                     .await;
             }
-            ChangeEvent::WorkSpecDestroyed {
-                namespace,
-                work_spec,
-            } => {
-                if let Some(scope) = self.namespace_scope(caches, namespace).await {
-                    self.drop_entry::<CachedWorkSpec>(caches, scope, work_spec, true)
-                        .await;
-                }
-            }
-            // Same object, new definition: the cached handle stays right
-            // (the cache keeps no definition), and dropping it would orphan
-            // every cached unit of the spec. Nothing to do.
-            ChangeEvent::WorkSpecRedefined { .. } => {}
-            ChangeEvent::WorkUnitsDeleted {
-                namespace,
-                work_spec,
-                units,
-            } => {
-                if let Some(spec) = self.cached_spec(caches, namespace, work_spec).await {
-                    let link = spec.link.load_full();
-                    match units {
-                        DeletedUnits::Names(names) => {
-                            let scope = link.scope();
-                            for name in names {
-                                self.drop_entry::<CachedWorkUnit>(caches, scope, name, true)
-                                    .await;
-                            }
+        }
+        // Same object, new definition: the cached handle stays right
+        // (the cache keeps no definition), and dropping it would orphan
+        // every cached unit of the spec. Nothing to do.
+        ChangeEvent::WorkSpecRedefined { .. } => {}
+        ChangeEvent::WorkUnitsDeleted {
+            namespace,
+            work_spec,
+            units,
+        } => {
+            if let Some(spec) = cached_spec(caches, namespace, work_spec).await {
+                let link = spec.link.load_full();
+                match units {
+                    DeletedUnits::Names(names) => {
+                        let scope = link.scope();
+                        for name in names {
+                            shared
+                                .drop_entry::<CachedWorkUnit>(caches, scope, name, true)
+                                .await;
                         }
-                        // Which units is unknown: drop every unit of the spec.
-                        DeletedUnits::All => {
-                            link.rescope();
-                            self.counters::<CachedWorkUnit>().invalidations.inc();
-                        }
+                    }
+                    // Which units is unknown: drop every unit of the spec.
+                    DeletedUnits::All => {
+                        link.rescope();
+                        shared.counters::<CachedWorkUnit>().invalidations.inc();
                     }
                 }
             }
-            ChangeEvent::WorkerChanged { namespace, worker } => {
-                if let Some(scope) = self.namespace_scope(caches, namespace).await {
-                    self.drop_entry::<CachedWorker>(caches, scope, worker, false)
-                        .await;
-                }
-            }
-            ChangeEvent::Purge { scope, reason } => {
-                tracing::info!(?scope, %reason, "cache purge");
-                self.purge(caches, scope).await;
-            }
         }
-    }
-
-    async fn purge(&self, caches: &Caches, scope: &PurgeScope) {
-        match scope {
-            PurgeScope::Namespace { namespace } => {
-                self.drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, false)
+        ChangeEvent::WorkerChanged { namespace, worker } => {
+            if let Some(scope) = namespace_scope(caches, namespace).await {
+                shared
+                    .drop_entry::<CachedWorker>(caches, scope, worker, false)
                     .await;
             }
-            PurgeScope::WorkSpec {
-                namespace,
-                work_spec,
-            } => {
-                if let Some(scope) = self.namespace_scope(caches, namespace).await {
-                    self.drop_entry::<CachedWorkSpec>(caches, scope, work_spec, false)
-                        .await;
-                }
-            }
-            PurgeScope::WorkUnit {
-                namespace,
-                work_spec,
-                work_unit,
-            } => {
-                if let Some(spec) = self.cached_spec(caches, namespace, work_spec).await {
-                    let scope = spec.link.load().scope();
-                    self.drop_entry::<CachedWorkUnit>(caches, scope, work_unit, false)
-                        .await;
-                }
-            }
-            PurgeScope::Worker { namespace, worker } => {
-                if let Some(scope) = self.namespace_scope(caches, namespace).await {
-                    self.drop_entry::<CachedWorker>(caches, scope, worker, false)
-                        .await;
-                }
-            }
-            PurgeScope::Everything => self.flush(),
         }
+        ChangeEvent::Purge { scope, reason } => {
+            tracing::info!(?scope, %reason, "cache purge");
+            purge(shared, caches, scope).await;
+        }
+    }
+}
+
+async fn purge(shared: &Shared, caches: &Caches, scope: &PurgeScope) {
+    match scope {
+        PurgeScope::Namespace { namespace } => {
+            shared
+                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, false)
+                .await;
+        }
+        PurgeScope::WorkSpec {
+            namespace,
+            work_spec,
+        } => {
+            if let Some(scope) = namespace_scope(caches, namespace).await {
+                shared
+                    .drop_entry::<CachedWorkSpec>(caches, scope, work_spec, false)
+                    .await;
+            }
+        }
+        PurgeScope::WorkUnit {
+            namespace,
+            work_spec,
+            work_unit,
+        } => {
+            if let Some(spec) = cached_spec(caches, namespace, work_spec).await {
+                let scope = spec.link.load().scope();
+                shared
+                    .drop_entry::<CachedWorkUnit>(caches, scope, work_unit, false)
+                    .await;
+            }
+        }
+        PurgeScope::Worker { namespace, worker } => {
+            if let Some(scope) = namespace_scope(caches, namespace).await {
+                shared
+                    .drop_entry::<CachedWorker>(caches, scope, worker, false)
+                    .await;
+            }
+        }
+        PurgeScope::Everything => shared.flush(),
     }
 }
 
@@ -433,7 +399,7 @@ impl<B> Cache<B> {
     /// lookup of a dropped name asks the backend.
     pub async fn purge(&self, scope: &PurgeScope) {
         if let Some(caches) = self.shared.caches.load_full() {
-            self.shared.purge(&caches, scope).await;
+            purge(&self.shared, &caches, scope).await;
         }
     }
 
@@ -441,9 +407,8 @@ impl<B> Cache<B> {
     /// subscribed to the same backend (every job server on the same
     /// database) to do the same. `reason` is logged by each of them.
     ///
-    /// Fails with [`Error::Backend`] holding a
-    /// [`FeedUnsupported`] if the backend has
-    /// no change feed (this cache's entries are dropped all the same).
+    /// Fails with [`Error::NoChangeFeed`] if the backend has no change feed
+    /// (this cache's entries are dropped all the same).
     pub async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()>
     where
         B: Backend,
@@ -451,7 +416,7 @@ impl<B> Cache<B> {
         self.purge(&scope).await;
         match self.inner.change_feed() {
             Some(feed) => feed.broadcast_purge(scope, reason).await,
-            None => Err(Error::backend(FeedUnsupported)),
+            None => Err(Error::NoChangeFeed),
         }
     }
 }

@@ -33,8 +33,9 @@ use crate::error::Error;
 /// most one extra load per window.
 pub(crate) const JOIN_WINDOW: StdDuration = StdDuration::from_secs(1);
 
-/// The answer of a load: shared by its waiters, hence the `Arc`'d error.
-pub(crate) type Answer<W> = std::result::Result<Arc<W>, Arc<Error>>;
+/// The answer of a load, cloned for each of its waiters (an error's clones
+/// share its backend source).
+pub(crate) type Answer<W> = std::result::Result<Arc<W>, Error>;
 
 /// A load's future, polled by every waiter.
 type Load<W> = Shared<BoxFuture<'static, Answer<W>>>;

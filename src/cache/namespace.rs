@@ -1,122 +1,105 @@
-//! The cached namespace handle.
+//! The cached namespace handle, and the namespace lookups of the cache
+//! itself (the root of every name).
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use futures::FutureExt;
 
+use super::handle::{kind_tables, Cached, Kind};
 use super::key::ROOT_SCOPE;
-use super::link::{parent, Link};
+use super::link::Link;
+use super::recover::{run, run_with_budget, MAX_RECOVERIES};
+use super::shared::{Caches, Shared};
 use super::stats::{Counters, KindCounters};
-use super::work_spec::CachedWorkSpec;
-use super::worker::CachedWorker;
-use super::{run, run_with_budget, Caches, Handle, Shared, Store, MAX_RECOVERIES};
-use crate::api::{Namespace, WorkSpecRef, WorkerRef};
-use crate::error::{Error, Result};
+use super::store::Store;
+use super::work_spec::{CachedWorkSpec, WorkSpecKind};
+use super::worker::{CachedWorker, WorkerKind};
+use crate::api::{Namespace, NamespaceRef, WorkSpecRef, WorkerRef};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary};
+
+/// The namespace kind of [`Cached`] handle.
+pub(crate) enum NamespaceKind {}
 
 /// A namespace of a [`Cache`](super::Cache): the namespace that now has this
 /// name.
-pub(crate) struct CachedNamespace {
-    pub(super) shared: Arc<Shared>,
-    me: Weak<CachedNamespace>,
-    name: Arc<str>,
-    pub(super) link: ArcSwap<Link<dyn Namespace>>,
+pub(crate) type CachedNamespace = Cached<NamespaceKind>;
+
+impl Kind for NamespaceKind {
+    kind_tables!(dyn Namespace, namespaces);
+    type Parent = ();
+    const OBJECT: ObjectKind = ObjectKind::Namespace;
+    const NAME: &'static str = "CachedNamespace";
+
+    async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
+        if create {
+            CachedNamespace::lookup(&handle.shared, &handle.name).await
+        } else {
+            CachedNamespace::existing(&handle.shared, &handle.name).await
+        }
+    }
 }
 
 impl CachedNamespace {
-    pub(super) fn new(
-        shared: &Arc<Shared>,
-        name: Arc<str>,
-        link: Arc<Link<dyn Namespace>>,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| CachedNamespace {
-            shared: Arc::clone(shared),
-            me: me.clone(),
-            name,
-            link: ArcSwap::new(link),
-        })
+    /// `Backend::namespace`: get-or-create, cached.
+    pub(super) async fn lookup(shared: &Arc<Shared>, name: &str) -> Result<Arc<Self>> {
+        let for_load = Arc::clone(shared);
+        shared
+            .get_or_load(ROOT_SCOPE, name, move |name| async move {
+                let up = for_load.backend.namespace(&name).await?;
+                Ok(Cached::new(&for_load, (), name, Link::new(up, None)))
+            })
+            .await
     }
 
-    fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
+    /// The live namespace called `name`, never creating one: a cached
+    /// handle's recovery must not bring a destroyed namespace back.
+    async fn existing(shared: &Arc<Shared>, name: &str) -> Result<Arc<Self>> {
+        if let Some(hit) = shared.cached::<CachedNamespace>(ROOT_SCOPE, name) {
+            return Ok(hit);
+        }
+        shared.counters::<CachedNamespace>().loads.inc();
+        let up = shared
+            .backend
+            .namespaces()
+            .await?
+            .remove(name)
+            .ok_or(Error::Gone {
+                kind: ObjectKind::Namespace,
+            })?;
+        Ok(Self::adopt_root(shared, up).await)
     }
 
-    /// The scope of child entries, unless this namespace is known deleted
-    /// or its link outdated (see [`Shared::serves_children`]).
-    fn live_scope(&self) -> Option<u64> {
-        let link = self.link.load();
-        self.shared.serves_children(&link).then(|| link.scope())
+    /// The cached handle for a namespace handle the backend returned.
+    pub(super) async fn adopt_root(shared: &Arc<Shared>, up: NamespaceRef) -> Arc<Self> {
+        let name: Arc<str> = Arc::from(up.name());
+        shared
+            .adopt(Some(ROOT_SCOPE), name, |name| {
+                Cached::new(shared, (), name, Link::new(up, None))
+            })
+            .await
     }
 
-    /// `work_spec(name)`, cached; `create` as in [`Handle::resolve`]
-    /// (false when a spec re-resolves itself).
+    /// `work_spec(name)`, cached; `create` as in
+    /// [`Handle::resolve`](super::handle::Handle::resolve) (false when a
+    /// spec re-resolves itself).
     pub(super) async fn lookup_spec(
         &self,
         name: &str,
         create: bool,
     ) -> Result<Arc<CachedWorkSpec>> {
-        if let Some(hit) = self.cached_spec(name).await {
+        if let Some(hit) = self.cached::<WorkSpecKind>(name) {
             return Ok(hit);
         }
         Box::pin(self.load_spec(name, create)).await
     }
 
-    async fn cached_spec(&self, name: &str) -> Option<Arc<CachedWorkSpec>> {
-        let scope = self.live_scope()?;
-        self.shared.cached::<CachedWorkSpec>(scope, name)
-    }
-
-    /// The hit path of the `worker` and `work_spec` trait methods.
-    async fn hit<W: Handle>(&self, name: &str) -> Option<Arc<W>> {
-        let scope = self.live_scope()?;
-        self.shared.hit::<W>(scope, name)
-    }
-
-    /// The miss path of [`lookup_spec`](Self::lookup_spec), boxed there so
-    /// the hit path's future stays small.
     async fn load_spec(&self, name: &str, create: bool) -> Result<Arc<CachedWorkSpec>> {
-        let me = self.me()?;
-        run_with_budget(&self.shared, self, MAX_RECOVERIES, create, |link| {
-            let me = Arc::clone(&me);
-            async move {
-                let scope = link.scope();
-                self.shared
-                    .get_or_load(scope, name, move |name| async move {
-                        let up = link.upstream.work_spec(&name).await?;
-                        Ok(CachedWorkSpec::new(
-                            &me,
-                            name,
-                            Link::new(up, Some(parent(&link))),
-                        ))
-                    })
-                    .await
-            }
-        })
-        .await
-    }
-
-    /// `worker(name)` (get-or-create), cached.
-    pub(super) async fn lookup_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
-        let me = self.me()?;
-        run(&self.shared, self, |link| {
-            let me = Arc::clone(&me);
-            async move {
-                let scope = link.scope();
-                self.shared
-                    .get_or_load(scope, name, move |name| async move {
-                        let up = link.upstream.worker(&name).await?;
-                        Ok(CachedWorker::new(
-                            &me,
-                            name,
-                            Link::new(up, Some(parent(&link))),
-                        ))
-                    })
-                    .await
-            }
+        self.load::<WorkSpecKind, _>(name, create, |up, name| {
+            async move { up.work_spec(&name).await }.boxed()
         })
         .await
     }
@@ -124,10 +107,8 @@ impl CachedNamespace {
     /// The existing worker called `name`, never creating one (`Gone` if
     /// there is none): a cached worker's recovery.
     pub(super) async fn existing_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
-        if let Some(scope) = self.live_scope() {
-            if let Some(hit) = self.shared.cached::<CachedWorker>(scope, name) {
-                return Ok(hit);
-            }
+        if let Some(hit) = self.cached::<WorkerKind>(name) {
+            return Ok(hit);
         }
         let (link, up) = run_with_budget(
             &self.shared,
@@ -141,88 +122,10 @@ impl CachedNamespace {
             },
         )
         .await?;
-        let up = up.ok_or(Error::Gone)?;
-        self.adopt_worker(&link, up).await
-    }
-
-    /// The cached handle for a spec handle the backend returned under `link`.
-    pub(super) async fn adopt_spec(
-        &self,
-        link: &Arc<Link<dyn Namespace>>,
-        up: WorkSpecRef,
-    ) -> Result<Arc<CachedWorkSpec>> {
-        let me = self.me()?;
-        let name: Arc<str> = Arc::from(up.name());
-        Ok(self
-            .shared
-            .adopt(
-                self.shared.serves_children(link).then(|| link.scope()),
-                name,
-                |name| CachedWorkSpec::new(&me, name, Link::new(up, Some(parent(link)))),
-            )
-            .await)
-    }
-
-    /// The cached handle for a worker handle the backend returned under `link`.
-    pub(super) async fn adopt_worker(
-        &self,
-        link: &Arc<Link<dyn Namespace>>,
-        up: WorkerRef,
-    ) -> Result<Arc<CachedWorker>> {
-        let me = self.me()?;
-        let name: Arc<str> = Arc::from(up.name());
-        Ok(self
-            .shared
-            .adopt(
-                self.shared.serves_children(link).then(|| link.scope()),
-                name,
-                |name| CachedWorker::new(&me, name, Link::new(up, Some(parent(link)))),
-            )
-            .await)
-    }
-
-    /// `adopt_worker` under the current link, for handles found in lists.
-    pub(super) async fn adopt_worker_here(&self, up: WorkerRef) -> Result<Arc<CachedWorker>> {
-        let link = self.link.load_full();
-        self.adopt_worker(&link, up).await
-    }
-
-    /// `adopt_spec` under the current link, for an attempt's unit's spec.
-    pub(super) async fn adopt_spec_here(&self, up: WorkSpecRef) -> Result<Arc<CachedWorkSpec>> {
-        let link = self.link.load_full();
-        self.adopt_spec(&link, up).await
-    }
-}
-
-impl Handle for CachedNamespace {
-    type Up = dyn Namespace;
-
-    fn link_cell(&self) -> &ArcSwap<Link<dyn Namespace>> {
-        &self.link
-    }
-
-    fn store(caches: &Caches) -> &Store<Self> {
-        &caches.namespaces
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.namespaces
-    }
-
-    async fn resolve(&self, create: bool) -> Result<Arc<Self>> {
-        if create {
-            self.shared.lookup_namespace(&self.name).await
-        } else {
-            self.shared.existing_namespace(&self.name).await
-        }
-    }
-}
-
-impl fmt::Debug for CachedNamespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedNamespace")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        let up = up.ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
+        })?;
+        self.adopt(&link, up).await
     }
 }
 
@@ -257,7 +160,7 @@ impl Namespace for CachedNamespace {
             let definition = definition.clone();
             async move {
                 let up = link.upstream.set_work_spec(definition).await?;
-                let spec: WorkSpecRef = self.adopt_spec(&link, up).await?;
+                let spec: WorkSpecRef = self.adopt::<WorkSpecKind>(&link, up).await?;
                 Ok(spec)
             }
         })
@@ -265,7 +168,7 @@ impl Namespace for CachedNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
-        if let Some(hit) = self.hit::<CachedWorkSpec>(name).await {
+        if let Some(hit) = self.hit::<WorkSpecKind>(name) {
             return Ok(hit);
         }
         let spec = Box::pin(self.load_spec(name, true)).await?;
@@ -295,10 +198,13 @@ impl Namespace for CachedNamespace {
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
-        if let Some(hit) = self.hit::<CachedWorker>(name).await {
+        if let Some(hit) = self.hit::<WorkerKind>(name) {
             return Ok(hit);
         }
-        let worker = Box::pin(self.lookup_worker(name)).await?;
+        let load = self.load::<WorkerKind, _>(name, true, |up, name| {
+            async move { up.worker(&name).await }.boxed()
+        });
+        let worker = Box::pin(load).await?;
         Ok(worker)
     }
 
@@ -307,7 +213,7 @@ impl Namespace for CachedNamespace {
             let all = link.upstream.workers().await?;
             let mut out = BTreeMap::new();
             for (name, up) in all {
-                let worker: WorkerRef = self.adopt_worker(&link, up).await?;
+                let worker: WorkerRef = self.adopt::<WorkerKind>(&link, up).await?;
                 out.insert(name, worker);
             }
             Ok(out)

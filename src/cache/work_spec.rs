@@ -2,147 +2,57 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use futures::FutureExt;
 
-use super::link::{parent, Link};
+use super::handle::{kind_tables, Cached, Kind};
 use super::namespace::CachedNamespace;
+use super::recover::run;
+use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
-use super::work_unit::CachedWorkUnit;
-use super::{run, Caches, Handle, Shared, Store};
+use super::store::Store;
+use super::work_unit::{CachedWorkUnit, WorkUnitKind};
 use crate::api::{WorkSpec, WorkUnitRef};
-use crate::error::{Error, Result};
+use crate::error::{ObjectKind, Result};
 use crate::model::{
     DataMap, NewWorkUnit, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 
+/// The work spec kind of [`Cached`] handle.
+pub(crate) enum WorkSpecKind {}
+
 /// A work spec of a [`Cache`](super::Cache): the spec that now has this name
 /// in its namespace.
-pub(crate) struct CachedWorkSpec {
-    pub(super) shared: Arc<Shared>,
-    me: Weak<CachedWorkSpec>,
-    pub(super) namespace: Arc<CachedNamespace>,
-    name: Arc<str>,
-    pub(super) link: ArcSwap<Link<dyn WorkSpec>>,
+pub(crate) type CachedWorkSpec = Cached<WorkSpecKind>;
+
+impl Kind for WorkSpecKind {
+    kind_tables!(dyn WorkSpec, work_specs);
+    type Parent = Arc<CachedNamespace>;
+    const OBJECT: ObjectKind = ObjectKind::WorkSpec;
+    const NAME: &'static str = "CachedWorkSpec";
+
+    async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
+        // Never through get-or-create: a spec must not bring its namespace back.
+        handle.parent.lookup_spec(&handle.name, false).await
+    }
 }
 
 impl CachedWorkSpec {
-    pub(super) fn new(
-        namespace: &Arc<CachedNamespace>,
-        name: Arc<str>,
-        link: Arc<Link<dyn WorkSpec>>,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| CachedWorkSpec {
-            shared: Arc::clone(&namespace.shared),
-            me: me.clone(),
-            namespace: Arc::clone(namespace),
-            name,
-            link: ArcSwap::new(link),
-        })
-    }
-
-    fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
-    }
-
-    /// The scope of child entries, unless this spec is known deleted or its
-    /// link outdated (see [`Shared::serves_children`]).
-    fn live_scope(&self) -> Option<u64> {
-        let link = self.link.load();
-        self.shared.serves_children(&link).then(|| link.scope())
-    }
-
-    /// A live cached unit handle, without calling the backend.
-    async fn cached_unit(&self, name: &str) -> Option<Arc<CachedWorkUnit>> {
-        let scope = self.live_scope()?;
-        self.shared.cached::<CachedWorkUnit>(scope, name)
-    }
-
     /// `work_unit(name)`, cached.
     pub(super) async fn lookup_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
-        if let Some(hit) = self.cached_unit(name).await {
+        if let Some(hit) = self.cached::<WorkUnitKind>(name) {
             return Ok(hit);
         }
-        // The miss path's state is large: boxing it keeps the hit path's
-        // future (which the trait boxes anyway) small.
         Box::pin(self.load_unit(name)).await
     }
 
     async fn load_unit(&self, name: &str) -> Result<Arc<CachedWorkUnit>> {
-        let me = self.me()?;
-        run(&self.shared, self, |link| {
-            let me = Arc::clone(&me);
-            async move {
-                let scope = link.scope();
-                self.shared
-                    .get_or_load(scope, name, move |name| async move {
-                        let up = link.upstream.work_unit(&name).await?;
-                        Ok(CachedWorkUnit::new(
-                            &me,
-                            name,
-                            Link::new(up, Some(parent(&link))),
-                        ))
-                    })
-                    .await
-            }
+        self.load::<WorkUnitKind, _>(name, true, |up, name| {
+            async move { up.work_unit(&name).await }.boxed()
         })
         .await
-    }
-
-    /// The cached handle for a unit handle the backend returned under `link`.
-    pub(super) async fn adopt_unit(
-        &self,
-        link: &Arc<Link<dyn WorkSpec>>,
-        up: WorkUnitRef,
-    ) -> Result<Arc<CachedWorkUnit>> {
-        let me = self.me()?;
-        let name: Arc<str> = Arc::from(up.name());
-        Ok(self
-            .shared
-            .adopt(
-                self.shared.serves_children(link).then(|| link.scope()),
-                name,
-                |name| CachedWorkUnit::new(&me, name, Link::new(up, Some(parent(link)))),
-            )
-            .await)
-    }
-
-    /// `adopt_unit` under the current link, for an attempt's unit.
-    pub(super) async fn adopt_unit_here(&self, up: WorkUnitRef) -> Result<Arc<CachedWorkUnit>> {
-        let link = self.link.load_full();
-        self.adopt_unit(&link, up).await
-    }
-}
-
-impl Handle for CachedWorkSpec {
-    type Up = dyn WorkSpec;
-
-    fn link_cell(&self) -> &ArcSwap<Link<dyn WorkSpec>> {
-        &self.link
-    }
-
-    fn store(caches: &Caches) -> &Store<Self> {
-        &caches.work_specs
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.work_specs
-    }
-
-    async fn resolve(&self, _create: bool) -> Result<Arc<Self>> {
-        // Never through get-or-create: a spec must not bring its namespace back.
-        self.namespace.lookup_spec(&self.name, false).await
-    }
-}
-
-impl fmt::Debug for CachedWorkSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedWorkSpec")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
     }
 }
 
@@ -201,7 +111,7 @@ impl WorkSpec for CachedWorkSpec {
             let data = data.clone();
             async move {
                 let up = link.upstream.add_work_unit(name, data, meta).await?;
-                let unit: WorkUnitRef = self.adopt_unit(&link, up).await?;
+                let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up).await?;
                 Ok(unit)
             }
         })
@@ -217,7 +127,7 @@ impl WorkSpec for CachedWorkSpec {
                 let ups = link.upstream.add_work_units(units).await?;
                 let mut adopted = Vec::with_capacity(ups.len());
                 for up in ups {
-                    let unit: WorkUnitRef = self.adopt_unit(&link, up).await?;
+                    let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up).await?;
                     adopted.push(unit);
                 }
                 Ok(adopted)
@@ -227,11 +137,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
-        let hit = match self.live_scope() {
-            Some(scope) => self.shared.hit::<CachedWorkUnit>(scope, name),
-            None => None,
-        };
-        if let Some(hit) = hit {
+        if let Some(hit) = self.hit::<WorkUnitKind>(name) {
             return Ok(hit);
         }
         let unit = Box::pin(self.load_unit(name)).await?;
@@ -243,7 +149,7 @@ impl WorkSpec for CachedWorkSpec {
             let units = link.upstream.work_units(query).await?;
             let mut out = BTreeMap::new();
             for (name, up) in units {
-                let unit: WorkUnitRef = self.adopt_unit(&link, up).await?;
+                let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up).await?;
                 out.insert(name, unit);
             }
             Ok(out)

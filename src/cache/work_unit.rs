@@ -1,91 +1,53 @@
 //! The cached work unit handle.
 
 use std::any::Any;
-use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
-use super::link::Link;
+use super::handle::{kind_tables, Cached, Kind};
+use super::recover::{live_link, recover, run};
+use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
+use super::store::Store;
 use super::work_spec::CachedWorkSpec;
-use super::{run, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
-use crate::error::{Error, Result};
+use crate::error::{ObjectKind, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitStatus};
+
+/// The work unit kind of [`Cached`] handle.
+pub(crate) enum WorkUnitKind {}
 
 /// A work unit of a [`Cache`](super::Cache): the unit that now has this name
 /// in its work spec.
-pub(crate) struct CachedWorkUnit {
-    pub(super) shared: Arc<Shared>,
-    me: Weak<CachedWorkUnit>,
-    pub(super) work_spec: Arc<CachedWorkSpec>,
-    name: Arc<str>,
-    pub(super) link: ArcSwap<Link<dyn WorkUnit>>,
+pub(crate) type CachedWorkUnit = Cached<WorkUnitKind>;
+
+impl Kind for WorkUnitKind {
+    kind_tables!(dyn WorkUnit, work_units);
+    type Parent = Arc<CachedWorkSpec>;
+    const OBJECT: ObjectKind = ObjectKind::WorkUnit;
+    const NAME: &'static str = "CachedWorkUnit";
+
+    async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
+        handle.parent.lookup_unit(&handle.name).await
+    }
 }
 
 impl CachedWorkUnit {
-    pub(super) fn new(
-        work_spec: &Arc<CachedWorkSpec>,
-        name: Arc<str>,
-        link: Arc<Link<dyn WorkUnit>>,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| CachedWorkUnit {
-            shared: Arc::clone(&work_spec.shared),
-            me: me.clone(),
-            work_spec: Arc::clone(work_spec),
-            name,
-            link: ArcSwap::new(link),
-        })
-    }
-
-    pub(super) fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
-    }
-
     /// The upstream unit to hand to the backend (`make_attempt`), after
     /// re-resolving if it is known to be deleted.
     pub(super) async fn upstream_for_call(&self) -> Result<Arc<dyn WorkUnit>> {
         let mut budget = 1;
-        let link = super::live_link(&self.shared, self, &mut budget, false).await?;
+        let link = live_link(&self.shared, self, &mut budget, false).await?;
         Ok(Arc::clone(&link.upstream))
     }
 
     /// Re-resolves after a `Gone` that may be about this unit.
     pub(super) async fn refresh(&self) -> Result<Arc<dyn WorkUnit>> {
         let link = self.link.load_full();
-        let link = super::recover(&self.shared, self, &link, false).await?;
+        let link = recover(&self.shared, self, &link, false).await?;
         Ok(Arc::clone(&link.upstream))
-    }
-}
-
-impl Handle for CachedWorkUnit {
-    type Up = dyn WorkUnit;
-
-    fn link_cell(&self) -> &ArcSwap<Link<dyn WorkUnit>> {
-        &self.link
-    }
-
-    fn store(caches: &Caches) -> &Store<Self> {
-        &caches.work_units
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.work_units
-    }
-
-    async fn resolve(&self, _create: bool) -> Result<Arc<Self>> {
-        self.work_spec.lookup_unit(&self.name).await
-    }
-}
-
-impl fmt::Debug for CachedWorkUnit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedWorkUnit")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +59,7 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     fn work_spec(&self) -> WorkSpecRef {
-        Arc::clone(&self.work_spec) as WorkSpecRef
+        Arc::clone(&self.parent) as WorkSpecRef
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -153,7 +115,7 @@ impl WorkUnit for CachedWorkUnit {
             async move {
                 match link.upstream.active_attempt().await? {
                     Some(up) => Ok(Some(
-                        wrap_attempt(up, &me.work_spec.namespace, Some(&me), None).await?,
+                        wrap_attempt(up, &me.parent.parent, Some(&me), None).await?,
                     )),
                     None => Ok(None),
                 }
@@ -177,7 +139,7 @@ impl WorkUnit for CachedWorkUnit {
                 let all = link.upstream.attempts().await?;
                 let mut out = Vec::with_capacity(all.len());
                 for up in all {
-                    out.push(wrap_attempt(up, &me.work_spec.namespace, Some(&me), None).await?);
+                    out.push(wrap_attempt(up, &me.parent.parent, Some(&me), None).await?);
                 }
                 Ok(out)
             }

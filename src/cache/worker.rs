@@ -1,57 +1,47 @@
 //! The cached worker handle.
 
 use std::any::Any;
-use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
-use super::link::Link;
+use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
+use super::recover::{live_link, run, run_with_budget};
+use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
+use super::store::Store;
 use super::work_unit::CachedWorkUnit;
-use super::{live_link, run, run_with_budget, Caches, Handle, Shared, Store};
 use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
+
+/// The worker kind of [`Cached`] handle.
+pub(crate) enum WorkerKind {}
 
 /// A worker of a [`Cache`](super::Cache): the worker that now has this name
 /// in its namespace.
-pub(crate) struct CachedWorker {
-    pub(super) shared: Arc<Shared>,
-    me: Weak<CachedWorker>,
-    pub(super) namespace: Arc<CachedNamespace>,
-    name: Arc<str>,
-    pub(super) link: ArcSwap<Link<dyn Worker>>,
+pub(crate) type CachedWorker = Cached<WorkerKind>;
+
+impl Kind for WorkerKind {
+    kind_tables!(dyn Worker, workers);
+    type Parent = Arc<CachedNamespace>;
+    const OBJECT: ObjectKind = ObjectKind::Worker;
+    const NAME: &'static str = "CachedWorker";
+
+    async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
+        handle.parent.existing_worker(&handle.name).await
+    }
 }
 
 impl CachedWorker {
-    pub(super) fn new(
-        namespace: &Arc<CachedNamespace>,
-        name: Arc<str>,
-        link: Arc<Link<dyn Worker>>,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| CachedWorker {
-            shared: Arc::clone(&namespace.shared),
-            me: me.clone(),
-            namespace: Arc::clone(namespace),
-            name,
-            link: ArcSwap::new(link),
-        })
-    }
-
-    fn me(&self) -> Result<Arc<Self>> {
-        self.me.upgrade().ok_or(Error::Gone)
-    }
-
     /// Wraps attempts the backend returned for this worker (or its children).
     async fn wrap_all(&self, all: Vec<AttemptRef>) -> Result<Vec<AttemptRef>> {
         let me = self.me()?;
         let mut out = Vec::with_capacity(all.len());
         for up in all {
-            out.push(wrap_attempt(up, &self.namespace, None, Some(&me)).await?);
+            out.push(wrap_attempt(up, &self.parent, None, Some(&me)).await?);
         }
         Ok(out)
     }
@@ -69,41 +59,13 @@ impl CachedWorker {
         let link = live_link(&self.shared, self, &mut budget, false).await?;
         let up_unit = unit.upstream_for_call().await?;
         let up = match link.upstream.make_attempt(&*up_unit, lifetime).await {
-            Err(Error::Gone) => {
+            Err(Error::Gone { .. }) => {
                 let up_unit = unit.refresh().await?;
                 link.upstream.make_attempt(&*up_unit, lifetime).await?
             }
             other => other?,
         };
-        wrap_attempt(up, &self.namespace, Some(&unit), Some(&me)).await
-    }
-}
-
-impl Handle for CachedWorker {
-    type Up = dyn Worker;
-
-    fn link_cell(&self) -> &ArcSwap<Link<dyn Worker>> {
-        &self.link
-    }
-
-    fn store(caches: &Caches) -> &Store<Self> {
-        &caches.workers
-    }
-
-    fn counters(counters: &Counters) -> &KindCounters {
-        &counters.workers
-    }
-
-    async fn resolve(&self, _create: bool) -> Result<Arc<Self>> {
-        self.namespace.existing_worker(&self.name).await
-    }
-}
-
-impl fmt::Debug for CachedWorker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedWorker")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        wrap_attempt(up, &self.parent, Some(&unit), Some(&me)).await
     }
 }
 
@@ -122,7 +84,7 @@ impl Worker for CachedWorker {
         run(&self.shared, self, |link| async move {
             match link.upstream.parent().await? {
                 Some(up) => {
-                    let parent: WorkerRef = self.namespace.adopt_worker_here(up).await?;
+                    let parent: WorkerRef = self.parent.adopt_here::<WorkerKind>(up).await?;
                     Ok(Some(parent))
                 }
                 None => Ok(None),
@@ -155,7 +117,7 @@ impl Worker for CachedWorker {
             let all = link.upstream.children().await?;
             let mut out = Vec::with_capacity(all.len());
             for up in all {
-                let child: WorkerRef = self.namespace.adopt_worker_here(up).await?;
+                let child: WorkerRef = self.parent.adopt_here::<WorkerKind>(up).await?;
                 out.push(child);
             }
             Ok(out)
@@ -232,13 +194,17 @@ impl Worker for CachedWorker {
             .downcast_ref::<CachedWorkUnit>()
             .filter(|u| Arc::ptr_eq(&u.shared, &self.shared));
         if let Some(ours) = ours {
-            return self.make_attempt_cached(ours, lifetime).await;
+            // A `Gone` about the unit is the worker call's `Gone`.
+            return self
+                .make_attempt_cached(ours, lifetime)
+                .await
+                .map_err(|e| e.on(Self::KIND));
         }
         let me = self.me()?;
         let mut budget = 1;
         let link = live_link(&self.shared, self, &mut budget, false).await?;
         let up = link.upstream.make_attempt(unit, lifetime).await?;
-        wrap_attempt(up, &self.namespace, None, Some(&me)).await
+        wrap_attempt(up, &self.parent, None, Some(&me)).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {

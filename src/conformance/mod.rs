@@ -439,7 +439,7 @@ impl<'a> Dead<'a> {
 
     fn accepts(&self, err: &Error) -> bool {
         match err {
-            Error::Gone => true,
+            Error::Gone { .. } => true,
             Error::NoSuchWorkSpec { name } => self.spec == Some(name.as_str()),
             Error::NoSuchWorkUnit { name } => self.unit == Some(name.as_str()),
             _ => false,

@@ -12,7 +12,7 @@ use crate::api::{
     Attempt, AttemptRef, Namespace, NamespaceRef, WorkSpec, WorkSpecRef, WorkUnit, WorkUnitRef,
     Worker, WorkerRef,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::feed::{ChangeEvent, DeletedUnits};
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
@@ -190,7 +190,7 @@ impl Namespace for MemNamespace {
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
         let definition = limits::checked_data(definition)?;
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Namespace, |st, _| {
             let existed = self.shared.feed.wanted()
                 && definition
                     .get("name")
@@ -208,14 +208,14 @@ impl Namespace for MemNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Namespace, |st, _| {
             let id = st.work_spec(self.id, name)?;
             Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
         })
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Namespace, |st, _| {
             st.destroy_work_spec(self.id, name)?;
             self.shared.announce(|| {
                 Some(ChangeEvent::WorkSpecDestroyed {
@@ -228,19 +228,20 @@ impl Namespace for MemNamespace {
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
-        self.shared.run(|st, _| st.work_spec_names(self.id))
+        self.shared
+            .run_on(ObjectKind::Namespace, |st, _| st.work_spec_names(self.id))
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
         limits::check_name(name)?;
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::Namespace, |st, now| {
             let id = st.worker_named(self.id, name, now)?;
             Ok(worker_handle(&self.shared, id, name.into()) as WorkerRef)
         })
     }
 
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Namespace, |st, _| {
             Ok(st
                 .workers_of(self.id)?
                 .into_iter()
@@ -253,8 +254,9 @@ impl Namespace for MemNamespace {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        self.shared
-            .run(|st, now| st.summarize_namespace(self.id, now))
+        self.shared.run_on(ObjectKind::Namespace, |st, now| {
+            st.summarize_namespace(self.id, now)
+        })
     }
 }
 
@@ -269,12 +271,13 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.shared.run(|st, _| st.spec_data(self.id))
+        self.shared
+            .run_on(ObjectKind::WorkSpec, |st, _| st.spec_data(self.id))
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
         let definition = limits::checked_data(definition)?;
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::WorkSpec, |st, _| {
             st.set_spec_data(self.id, definition)?;
             self.shared.announce(|| {
                 let (namespace, work_spec) = st.spec_path(self.id)?;
@@ -288,13 +291,16 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
-        self.shared
-            .run(|st, now| st.spec_meta(self.id, with_counts, now))
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
+            st.spec_meta(self.id, with_counts, now)
+        })
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
         let meta = limits::checked_spec_meta(meta)?;
-        self.shared.run(|st, _| st.set_spec_meta(self.id, &meta))
+        self.shared.run_on(ObjectKind::WorkSpec, |st, _| {
+            st.set_spec_meta(self.id, &meta)
+        })
     }
 
     async fn add_work_unit(
@@ -304,7 +310,7 @@ impl WorkSpec for MemWorkSpec {
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
         let (data, meta) = limits::checked_new_unit(name, data, meta)?;
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             let id = st.add_work_unit(self.id, name, data, meta, now)?;
             Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
         })
@@ -313,9 +319,9 @@ impl WorkSpec for MemWorkSpec {
     /// The whole batch under one lock acquisition: stored all at once.
     async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
         let units = limits::checked_new_units(units)?;
-        let added = self
-            .shared
-            .run(|st, now| st.add_work_units(self.id, units, now))?;
+        let added = self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
+            st.add_work_units(self.id, units, now)
+        })?;
         Ok(added
             .into_iter()
             .map(|parts| unit_handle(&self.shared, parts) as WorkUnitRef)
@@ -323,14 +329,14 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::WorkSpec, |st, _| {
             let id = st.work_unit(self.id, name)?;
             Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
         })
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             st.select(self.id, query, now)?
                 .into_iter()
                 .map(|(name, id)| {
@@ -342,25 +348,27 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        self.shared
-            .run(|st, now| st.count_work_unit_status(self.id, now))
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
+            st.count_work_unit_status(self.id, now)
+        })
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
         let priority = limits::checked_priority(priority)?;
-        self.shared
-            .run(|st, now| st.change_priorities(self.id, query, now, |_| Ok(priority)))
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
+            st.change_priorities(self.id, query, now, |_| Ok(priority))
+        })
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
         let delta = limits::checked_priority(delta)?;
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             st.change_priorities(self.id, query, now, |p| limits::adjusted_priority(p, delta))
         })
     }
 
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             let deleted = st.delete_work_units(self.id, query, now)?;
             self.shared.announce(|| {
                 let (namespace, work_spec) = st.spec_path(self.id)?;
@@ -375,7 +383,9 @@ impl WorkSpec for MemWorkSpec {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        self.shared.run(|st, now| st.summarize_spec(self.id, now))
+        self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
+            st.summarize_spec(self.id, now)
+        })
     }
 }
 
@@ -394,35 +404,42 @@ impl WorkUnit for MemWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.shared.run(|st, _| st.unit_data(self.id))
+        self.shared
+            .run_on(ObjectKind::WorkUnit, |st, _| st.unit_data(self.id))
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        self.shared.run(|st, now| st.unit_status(self.id, now))
+        self.shared
+            .run_on(ObjectKind::WorkUnit, |st, now| st.unit_status(self.id, now))
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        self.shared.run(|st, _| st.unit_meta(self.id))
+        self.shared
+            .run_on(ObjectKind::WorkUnit, |st, _| st.unit_meta(self.id))
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         let meta = limits::checked_unit_meta(meta)?;
-        self.shared
-            .run(|st, now| st.set_unit_meta(self.id, now, |m| *m = meta))
+        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+            st.set_unit_meta(self.id, now, |m| *m = meta)
+        })
     }
 
     async fn priority(&self) -> Result<f64> {
-        self.shared.run(|st, _| Ok(st.unit_meta(self.id)?.priority))
+        self.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+            Ok(st.unit_meta(self.id)?.priority)
+        })
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
         let priority = limits::checked_priority(priority)?;
-        self.shared
-            .run(|st, now| st.set_unit_meta(self.id, now, |m| m.priority = priority))
+        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+            st.set_unit_meta(self.id, now, |m| m.priority = priority)
+        })
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
             st.active_attempt(self.id, now)?
                 .map(|id| Ok(attempt_handle(&self.shared, st.attempt_parts(id)?)))
                 .transpose()
@@ -430,20 +447,22 @@ impl WorkUnit for MemWorkUnit {
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
-        self.shared
-            .run(|st, now| st.clear_active_attempt(self.id, now))
+        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+            st.clear_active_attempt(self.id, now)
+        })
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::WorkUnit, |st, _| {
             let ids = st.unit_attempts(self.id)?;
             attempt_handles(&self.shared, st, ids)
         })
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        self.shared
-            .run(|st, _| Ok(st.unit_attempts(self.id)?.len() as u64))
+        self.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+            Ok(st.unit_attempts(self.id)?.len() as u64)
+        })
     }
 }
 
@@ -458,7 +477,7 @@ impl Worker for MemWorker {
     }
 
     async fn parent(&self) -> Result<Option<WorkerRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
             st.parent(self.id)?
                 .map(|id| Ok(worker_handle(&self.shared, id, st.worker_name(id)?) as WorkerRef))
                 .transpose()
@@ -469,7 +488,7 @@ impl Worker for MemWorker {
         let parent = parent
             .map(|p| own::<MemWorker>(&self.shared, p.as_any()).map(|p| p.id))
             .transpose()?;
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
             st.set_parent(self.id, parent)?;
             self.shared.announce(|| {
                 let (namespace, worker) = st.worker_path(self.id)?;
@@ -480,44 +499,51 @@ impl Worker for MemWorker {
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
             let ids = st.children(self.id)?;
             worker_handles(&self.shared, st, ids)
         })
     }
 
     async fn active(&self) -> Result<bool> {
-        self.shared.run(|st, _| st.worker_active(self.id))
+        self.shared
+            .run_on(ObjectKind::Worker, |st, _| st.worker_active(self.id))
     }
 
     async fn deactivate(&self) -> Result<()> {
-        self.shared.run(|st, _| st.deactivate(self.id))
+        self.shared
+            .run_on(ObjectKind::Worker, |st, _| st.deactivate(self.id))
     }
 
     async fn mode(&self) -> Result<String> {
-        self.shared.run(|st, _| st.worker_mode(self.id))
+        self.shared
+            .run_on(ObjectKind::Worker, |st, _| st.worker_mode(self.id))
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.shared.run(|st, _| st.worker_data(self.id))
+        self.shared
+            .run_on(ObjectKind::Worker, |st, _| st.worker_data(self.id))
     }
 
     async fn expiration(&self) -> Result<Time> {
-        self.shared.run(|st, _| st.worker_expiration(self.id))
+        self.shared
+            .run_on(ObjectKind::Worker, |st, _| st.worker_expiration(self.id))
     }
 
     async fn last_update(&self) -> Result<Time> {
-        self.shared.run(|st, _| st.worker_last_update(self.id))
+        self.shared
+            .run_on(ObjectKind::Worker, |st, _| st.worker_last_update(self.id))
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
         let (data, now, expiration) = limits::checked_worker_update(data, now, expiration)?;
-        self.shared
-            .run(|st, _| st.update_worker(self.id, data, now, expiration, mode))
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
+            st.update_worker(self.id, data, now, expiration, mode)
+        })
     }
 
     async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::Worker, |st, now| {
             let ids = st.request_attempts(self.id, &request, now)?;
             attempt_handles(&self.shared, st, ids)
         })
@@ -525,28 +551,28 @@ impl Worker for MemWorker {
 
     async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
         let unit = own::<MemWorkUnit>(&self.shared, unit.as_any())?.id;
-        self.shared.run(|st, now| {
+        self.shared.run_on(ObjectKind::Worker, |st, now| {
             let id = st.make_attempt(self.id, unit, lifetime, now)?;
             Ok(attempt_handle(&self.shared, st.attempt_parts(id)?))
         })
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
             let ids = st.active_attempts(self.id)?;
             attempt_handles(&self.shared, st, ids)
         })
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
             let ids = st.all_attempts(self.id)?;
             attempt_handles(&self.shared, st, ids)
         })
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.shared.run(|st, _| {
+        self.shared.run_on(ObjectKind::Worker, |st, _| {
             let ids = st.child_attempts(self.id)?;
             attempt_handles(&self.shared, st, ids)
         })
@@ -572,50 +598,61 @@ impl Attempt for MemAttempt {
     }
 
     async fn status(&self) -> Result<AttemptStatus> {
-        self.shared.run(|st, now| st.attempt_status(self.id, now))
+        self.shared.run_on(ObjectKind::Attempt, |st, now| {
+            st.attempt_status(self.id, now)
+        })
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.shared.run(|st, _| st.attempt_data(self.id))
+        self.shared
+            .run_on(ObjectKind::Attempt, |st, _| st.attempt_data(self.id))
     }
 
     async fn start_time(&self) -> Result<Time> {
-        self.shared.run(|st, _| st.attempt_start(self.id))
+        self.shared
+            .run_on(ObjectKind::Attempt, |st, _| st.attempt_start(self.id))
     }
 
     async fn end_time(&self) -> Result<Option<Time>> {
-        self.shared.run(|st, now| st.attempt_end(self.id, now))
+        self.shared
+            .run_on(ObjectKind::Attempt, |st, now| st.attempt_end(self.id, now))
     }
 
     async fn expiration_time(&self) -> Result<Time> {
-        self.shared
-            .run(|st, now| st.attempt_expiration(self.id, now))
+        self.shared.run_on(ObjectKind::Attempt, |st, now| {
+            st.attempt_expiration(self.id, now)
+        })
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
         let data = limits::checked_optional_data(data)?;
-        self.shared
-            .run(|st, now| st.renew(self.id, extend, data, now))
+        self.shared.run_on(ObjectKind::Attempt, |st, now| {
+            st.renew(self.id, extend, data, now)
+        })
     }
 
     async fn expire(&self, data: Option<DataMap>) -> Result<()> {
         let data = limits::checked_optional_data(data)?;
-        self.shared.run(|st, now| st.expire(self.id, data, now))
+        self.shared
+            .run_on(ObjectKind::Attempt, |st, now| st.expire(self.id, data, now))
     }
 
     async fn finish(&self, data: Option<DataMap>) -> Result<()> {
         let data = limits::checked_optional_data(data)?;
-        self.shared.run(|st, now| st.finish(self.id, data, now))
+        self.shared
+            .run_on(ObjectKind::Attempt, |st, now| st.finish(self.id, data, now))
     }
 
     async fn fail(&self, data: Option<DataMap>) -> Result<()> {
         let data = limits::checked_optional_data(data)?;
-        self.shared.run(|st, now| st.fail(self.id, data, now))
+        self.shared
+            .run_on(ObjectKind::Attempt, |st, now| st.fail(self.id, data, now))
     }
 
     async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
         let data = limits::checked_optional_data(data)?;
-        self.shared
-            .run(|st, now| st.retry(self.id, data, delay, now))
+        self.shared.run_on(ObjectKind::Attempt, |st, now| {
+            st.retry(self.id, data, delay, now)
+        })
     }
 }

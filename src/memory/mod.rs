@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::Result;
+use crate::error::{ObjectKind, Result};
 use crate::feed::{ChangeEvent, ChangeFeed};
 use crate::model::{Summary, Time};
 
@@ -87,6 +87,16 @@ impl Shared {
                 self.feed.publish(event);
             }
         }
+    }
+
+    /// [`run`](Self::run) for a call on a handle of `kind`: a `Gone` names
+    /// that kind, whichever object was found missing.
+    fn run_on<R>(
+        &self,
+        kind: ObjectKind,
+        operation: impl FnOnce(&mut State, Time) -> Result<R>,
+    ) -> Result<R> {
+        self.run(operation).map_err(|e| e.on(kind))
     }
 }
 

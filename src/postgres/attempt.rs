@@ -16,9 +16,14 @@ use super::{
 };
 use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
 use crate::clock::checked_add;
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
 use crate::rules::chained_units;
+
+/// What a call on this handle answers when its row (or an ancestor's) is gone.
+const GONE: Error = Error::Gone {
+    kind: ObjectKind::Attempt,
+};
 
 /// The columns [`attempt_from_row`] reads, and the joins they need; a macro
 /// so statements can `concat!` it.
@@ -110,7 +115,7 @@ impl Outcome {
     fn into_result(self) -> Result<()> {
         match self {
             Outcome::Done => Ok(()),
-            Outcome::Gone => Err(Error::Gone),
+            Outcome::Gone => Err(GONE),
             Outcome::NotPending => Err(Error::NotPending),
             Outcome::LostLease => Err(Error::LostLease),
             Outcome::NeedsUnits => Err(decode("chaining asked for units it was given")),
@@ -155,9 +160,7 @@ impl PgAttempt {
     /// A value of this attempt's row that needs no expiry check.
     async fn field(&self, sql: &str) -> Result<Row> {
         let client = self.shared().client().await?;
-        query_opt(&client, sql, &[&self.id])
-            .await?
-            .ok_or(Error::Gone)
+        query_opt(&client, sql, &[&self.id]).await?.ok_or(GONE)
     }
 
     /// Status, end time and expiration time after an expiry check,
@@ -169,7 +172,7 @@ impl PgAttempt {
         let client = shared.client().await?;
         let row = query_opt(&client, STATE, &[&self.id, &now, &spec])
             .await?
-            .ok_or(Error::Gone)?;
+            .ok_or(GONE)?;
         drop(client);
         let expired: bool = col(&row, 3)?;
         let state = if expired {

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend's own failures, carried inside
 //! [`Error::Backend`](crate::Error::Backend).
 
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 
 /// A failure of the PostgreSQL backend itself.
 ///
@@ -15,7 +15,7 @@ use crate::error::Error;
 ///         if matches!(source.downcast_ref::<PostgresError>(),
 ///                     Some(PostgresError::SchemaTooNew { .. })))
 /// }
-/// # assert!(!schema_too_new(&Error::Gone));
+/// # assert!(!schema_too_new(&Error::NotPending));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -81,14 +81,33 @@ impl From<PostgresError> for Error {
 }
 
 /// Converts a statement failure: a foreign-key violation means a parent row
-/// vanished under us, so the caller's handle is `Gone`; everything else is
-/// a backend error.
+/// vanished under us, so the caller's handle is `Gone` — the handle of that
+/// parent, which is the handle the call was made on wherever a row is
+/// inserted (a worker's calls that insert under a unit retag it);
+/// everything else is a backend error.
 pub(crate) fn db(e: tokio_postgres::Error) -> Error {
     use tokio_postgres::error::SqlState;
     if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
-        return Error::Gone;
+        let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
+        return Error::Gone {
+            kind: referenced_kind(constraint),
+        };
     }
     PostgresError::Database(e).into()
+}
+
+/// The kind of object a foreign-key constraint of the schema references,
+/// from its column (`work_unit_work_spec_id_fkey` references a work spec).
+fn referenced_kind(constraint: &str) -> ObjectKind {
+    if constraint.contains("work_spec_id") {
+        ObjectKind::WorkSpec
+    } else if constraint.contains("work_unit_id") {
+        ObjectKind::WorkUnit
+    } else if constraint.contains("worker_id") || constraint.contains("parent_id") {
+        ObjectKind::Worker
+    } else {
+        ObjectKind::Namespace
+    }
 }
 
 /// Converts a failure to get a pooled connection.

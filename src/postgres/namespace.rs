@@ -11,9 +11,14 @@ use super::worker::PgWorker;
 use super::{col, decode, execute, json, micros, query, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary, DEFAULT_LIFETIME};
 use crate::rules::{limits, parse_definition};
+
+/// What a call on this handle answers when its row (or an ancestor's) is gone.
+const GONE: Error = Error::Gone {
+    kind: ObjectKind::Namespace,
+};
 
 /// A namespace row.
 #[derive(Debug)]
@@ -102,7 +107,7 @@ impl Namespace for PgNamespace {
             ],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         Ok(self.spec(col(&row, 0)?, parsed.name))
     }
 
@@ -115,7 +120,7 @@ impl Namespace for PgNamespace {
         let client = self.shared.client().await?;
         let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
             .await?
-            .ok_or(Error::Gone)?;
+            .ok_or(GONE)?;
         match col::<Option<i64>>(&row, 0)? {
             Some(id) => Ok(self.spec(id, name.to_string())),
             None => Err(Error::NoSuchWorkSpec {

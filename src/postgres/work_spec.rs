@@ -15,11 +15,16 @@ use super::{
     Scope, Shared, META_WIDTH,
 };
 use crate::api::{WorkSpec, WorkUnitRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{
     DataMap, NewWorkUnit, Summary, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use crate::rules::{limits, merge_set_meta, parse_definition};
+
+/// What a call on this handle answers when its row (or an ancestor's) is gone.
+const GONE: Error = Error::Gone {
+    kind: ObjectKind::WorkSpec,
+};
 
 /// A work spec row.
 #[derive(Debug)]
@@ -184,7 +189,7 @@ impl WorkSpec for PgWorkSpec {
             &[&self.id],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         data_map(&row, 0)
     }
 
@@ -225,7 +230,7 @@ impl WorkSpec for PgWorkSpec {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -241,16 +246,14 @@ impl WorkSpec for PgWorkSpec {
             let client = self.shared.client().await?;
             let row = query_opt(&client, COUNTED_META, &[&self.id, &now])
                 .await?
-                .ok_or(Error::Gone)?;
+                .ok_or(GONE)?;
             drop(client);
             let (meta, stale) = read_counted_meta(&row)?;
             self.shared.settle(Scope::Spec(self.id), now, stale).await?;
             Ok(meta)
         } else {
             let client = self.shared.client().await?;
-            let row = query_opt(&client, PLAIN, &[&self.id])
-                .await?
-                .ok_or(Error::Gone)?;
+            let row = query_opt(&client, PLAIN, &[&self.id]).await?.ok_or(GONE)?;
             read_meta(&row, 0)
         }
     }
@@ -271,9 +274,7 @@ impl WorkSpec for PgWorkSpec {
             .retrying(|| async {
                 let mut client = shared.client().await?;
                 let tx = client.transaction().await.map_err(super::error::db)?;
-                let row = query_opt(&tx, LOCK, &[&self.id])
-                    .await?
-                    .ok_or(Error::Gone)?;
+                let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(GONE)?;
                 let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
                 let interval = micros(m.interval)?;
                 execute(
@@ -322,7 +323,7 @@ impl WorkSpec for PgWorkSpec {
                     ],
                 )
                 .await?
-                .ok_or(Error::Gone)?;
+                .ok_or(GONE)?;
                 col::<i64>(&row, 0)
             })
             .await?;
@@ -366,7 +367,7 @@ impl WorkSpec for PgWorkSpec {
         let client = self.shared.client().await?;
         let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
             .await?
-            .ok_or(Error::Gone)?;
+            .ok_or(GONE)?;
         match col::<Option<i64>>(&row, 0)? {
             Some(id) => Ok(Arc::new(self.clone_handle()).unit(id, name.to_string())),
             None => Err(Error::NoSuchWorkUnit {

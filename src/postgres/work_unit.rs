@@ -13,9 +13,14 @@ use super::{
     text, Scope, Shared,
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitStatus};
 use crate::rules::{limits, unit_status};
+
+/// What a call on this handle answers when its row (or an ancestor's) is gone.
+const GONE: Error = Error::Gone {
+    kind: ObjectKind::WorkUnit,
+};
 
 /// A work unit row.
 #[derive(Debug)]
@@ -82,7 +87,7 @@ impl WorkUnit for PgWorkUnit {
             &[&self.id],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         data_map(&row, 0)
     }
 
@@ -99,7 +104,7 @@ impl WorkUnit for PgWorkUnit {
         let client = shared.client().await?;
         let row = query_opt(&client, STATUS, &[&self.id, &now, &self.spec.id])
             .await?
-            .ok_or(Error::Gone)?;
+            .ok_or(GONE)?;
         drop(client);
         let not_before: Option<Time> = col(&row, 1)?;
         let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
@@ -117,7 +122,7 @@ impl WorkUnit for PgWorkUnit {
             &[&self.id],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         Ok(WorkUnitMeta {
             priority: col(&row, 0)?,
             not_before: col(&row, 1)?,
@@ -134,7 +139,7 @@ impl WorkUnit for PgWorkUnit {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -147,7 +152,7 @@ impl WorkUnit for PgWorkUnit {
             &[&self.id],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         col(&row, 0)
     }
 
@@ -161,7 +166,7 @@ impl WorkUnit for PgWorkUnit {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -209,7 +214,7 @@ impl WorkUnit for PgWorkUnit {
             })
             .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -235,7 +240,7 @@ impl WorkUnit for PgWorkUnit {
             &[&self.id],
         )
         .await?
-        .ok_or(Error::Gone)?;
+        .ok_or(GONE)?;
         let n: i64 = col(&row, 0)?;
         u64::try_from(n).map_err(decode)
     }

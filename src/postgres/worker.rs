@@ -16,9 +16,14 @@ use super::{
 };
 use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
 use crate::clock::checked_add;
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta};
 use crate::rules;
+
+/// What a call on this handle answers when its row (or an ancestor's) is gone.
+const GONE: Error = Error::Gone {
+    kind: ObjectKind::Worker,
+};
 
 /// A worker row.
 #[derive(Debug)]
@@ -113,9 +118,7 @@ impl PgWorker {
     /// One value of this worker's row.
     async fn field(&self, sql: &str) -> Result<Row> {
         let client = self.shared.client().await?;
-        query_opt(&client, sql, &[&self.id])
-            .await?
-            .ok_or(Error::Gone)
+        query_opt(&client, sql, &[&self.id]).await?.ok_or(GONE)
     }
 
     /// Attempts of this worker's row selected by `sql` (in [`attempt_columns!`]).
@@ -156,16 +159,12 @@ impl PgWorker {
             ids.insert(name.clone(), col(row, 0)?);
             metas.insert(name, meta);
         }
-        let chosen = match rules::schedule(&metas, now, request.available_gb) {
-            Ok(name) => name,
-            Err(Error::NoWork) => {
-                drop(client);
-                shared
-                    .settle(Scope::Namespace(self.namespace_id), now, stale)
-                    .await?;
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(e),
+        let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
+            drop(client);
+            shared
+                .settle(Scope::Namespace(self.namespace_id), now, stale)
+                .await?;
+            return Ok(Vec::new());
         };
         let (spec_id, meta) = match (ids.get(&chosen), metas.get(&chosen)) {
             (Some(id), Some(meta)) => (*id, meta),
@@ -253,7 +252,7 @@ impl Worker for PgWorker {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -287,7 +286,7 @@ impl Worker for PgWorker {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
@@ -336,13 +335,16 @@ impl Worker for PgWorker {
         )
         .await?;
         if changed == 0 {
-            return Err(Error::Gone);
+            return Err(GONE);
         }
         Ok(())
     }
 
     async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>> {
-        self.shared.retrying(|| self.request_once(&request)).await
+        self.shared
+            .retrying(|| self.request_once(&request))
+            .await
+            .map_err(|e| e.on(ObjectKind::Worker))
     }
 
     async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef> {
@@ -362,10 +364,11 @@ impl Worker for PgWorker {
                     &[&unit.id, &self.id, &now, &expiration],
                 )
                 .await?
-                .ok_or(Error::Gone)?;
+                .ok_or(GONE)?;
                 col(&row, 0)
             })
-            .await?;
+            .await
+            .map_err(|e| e.on(ObjectKind::Worker))?;
         let unit = Arc::new(PgWorkUnit::new(
             unit.spec.clone(),
             unit.id,

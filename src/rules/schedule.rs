@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use crate::data;
-use crate::error::{Error, Result};
 use crate::model::{
     AttemptStatus, DataMap, Duration, Time, WorkSpecMeta, WorkUnitStatus, DEFAULT_LIFETIME,
 };
@@ -28,7 +27,8 @@ pub fn can_do_work(meta: &WorkSpecMeta, now: Time) -> bool {
         && (meta.available_count > 0 || can_start_continuous(meta, now))
 }
 
-/// Picks the work spec a worker should get work from, or `NoWork`.
+/// Picks the work spec a worker should get work from, or `None` if no
+/// spec has work to give.
 ///
 /// `metas` are counted metas by spec name; `available_gb` is accepted for
 /// compatibility and ignored. Uses a thread-local random source; see
@@ -36,17 +36,17 @@ pub fn can_do_work(meta: &WorkSpecMeta, now: Time) -> bool {
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use coordinate::{rules::schedule, Error, Time, WorkSpecMeta};
+/// use coordinate::{rules::schedule, Time, WorkSpecMeta};
 /// let mut metas = BTreeMap::new();
-/// assert_eq!(schedule(&metas, Time::UNIX_EPOCH, 0.0), Err(Error::NoWork));
+/// assert_eq!(schedule(&metas, Time::UNIX_EPOCH, 0.0), None);
 /// metas.insert("s".to_string(), WorkSpecMeta { available_count: 1, ..WorkSpecMeta::default() });
-/// assert_eq!(schedule(&metas, Time::UNIX_EPOCH, 0.0).unwrap(), "s");
+/// assert_eq!(schedule(&metas, Time::UNIX_EPOCH, 0.0).as_deref(), Some("s"));
 /// ```
 pub fn schedule(
     metas: &BTreeMap<String, WorkSpecMeta>,
     now: Time,
     available_gb: f64,
-) -> Result<String> {
+) -> Option<String> {
     let _ = available_gb;
     schedule_with(metas, now, &mut fastrand::Rng::new())
 }
@@ -56,14 +56,10 @@ pub fn schedule_with(
     metas: &BTreeMap<String, WorkSpecMeta>,
     now: Time,
     rng: &mut fastrand::Rng,
-) -> Result<String> {
+) -> Option<String> {
     let candidates: Vec<(&String, &WorkSpecMeta)> =
         metas.iter().filter(|(_, m)| can_do_work(m, now)).collect();
-    let top = candidates
-        .iter()
-        .map(|(_, m)| m.priority)
-        .max()
-        .ok_or(Error::NoWork)?;
+    let top = candidates.iter().map(|(_, m)| m.priority).max()?;
     let best: Vec<(&String, &WorkSpecMeta)> = candidates
         .into_iter()
         .filter(|(_, m)| m.priority == top)
@@ -81,16 +77,16 @@ pub fn schedule_with(
         .filter(|(_, score)| *score > 0)
         .collect();
     let total: i128 = scored.iter().map(|(_, s)| s).sum();
-    let (first, _) = scored.first().ok_or(Error::NoWork)?;
+    let (first, _) = scored.first()?;
     // Scores fit u128 and their sum is positive; pick uniformly in [0, total).
     let mut pick = i128::try_from(rng.u128(0..total.unsigned_abs())).unwrap_or(0);
     for (name, score) in &scored {
         if pick < *score {
-            return Ok((*name).clone());
+            return Some((*name).clone());
         }
         pick -= score;
     }
-    Ok((*first).clone())
+    Some((*first).clone())
 }
 
 /// How many attempts a request for `requested` units may get from a spec
@@ -192,7 +188,7 @@ mod tests {
 
     #[test]
     fn empty_input_is_no_work() {
-        assert_eq!(schedule(&BTreeMap::new(), t(), 0.0), Err(Error::NoWork));
+        assert_eq!(schedule(&BTreeMap::new(), t(), 0.0), None);
     }
 
     #[test]
@@ -211,7 +207,7 @@ mod tests {
             ("empty", spec(20, 0, 0)),
             ("full", full),
         ]);
-        assert_eq!(schedule(&m, t(), 0.0), Err(Error::NoWork));
+        assert_eq!(schedule(&m, t(), 0.0), None);
         let mut m = m;
         m.insert("ok".into(), spec(1, 1, 0));
         for _ in 0..50 {

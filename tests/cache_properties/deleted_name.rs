@@ -5,8 +5,8 @@ use coordinate::{Backend, BackendExt, Error};
 use proptest::prelude::*;
 
 use crate::handles::{
-    build, counted, delete, every_operation, handle, kind, route, unit_delete, Handle, Kind, Route,
-    UnitDelete,
+    build, counted, delete, every_operation, gone, handle, kind, route, unit_delete, Handle, Kind,
+    Route, UnitDelete,
 };
 use crate::{block_on, config, ok};
 
@@ -47,7 +47,7 @@ proptest! {
                         Some(Error::NoSuchWorkSpec { name: "s".into() })
                     ),
                     (Kind::Namespace, _) => prop_assert!(result.is_ok(), "cached {} {:?}", op, result),
-                    _ => prop_assert_eq!(result.err(), Some(Error::Gone), "cached {}", op),
+                    _ => prop_assert_eq!(result.err(), Some(gone(kind)), "cached {}", op),
                 }
             }
             if let Handle::Namespace(ns) = &cached {
@@ -95,7 +95,7 @@ proptest! {
                     if let Handle::Worker(w) = &cached {
                         // The namespace is back but the worker is not: still Gone,
                         // and the old handle did not create it.
-                        prop_assert_eq!(w.active().await.err(), Some(Error::Gone));
+                        prop_assert_eq!(w.active().await.err(), Some(gone(Kind::Worker)));
                         prop_assert!(ok(ns.workers().await)?.is_empty());
                     }
                 }

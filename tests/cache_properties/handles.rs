@@ -5,7 +5,8 @@ use coordinate::cache::Cache;
 use coordinate::instrumented::Instrumented;
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, Backend, BackendExt, Error, MockClock, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    data, Backend, BackendExt, Error, MockClock, ObjectKind, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
 };
 use proptest::prelude::*;
 
@@ -16,6 +17,17 @@ pub(crate) enum Kind {
     Spec,
     Unit,
     Worker,
+}
+
+/// What a call on a handle of `kind` answers when its object is gone.
+pub(crate) fn gone(kind: Kind) -> Error {
+    let kind = match kind {
+        Kind::Namespace => ObjectKind::Namespace,
+        Kind::Spec => ObjectKind::WorkSpec,
+        Kind::Unit => ObjectKind::WorkUnit,
+        Kind::Worker => ObjectKind::Worker,
+    };
+    Error::Gone { kind }
 }
 
 pub(crate) fn kind() -> impl Strategy<Value = Kind> {

@@ -5,7 +5,7 @@ use coordinate::memory::MemoryBackend;
 use coordinate::{data, Backend, BackendExt, Error, MockClock, WorkUnitMeta};
 use proptest::prelude::*;
 
-use crate::handles::{route, Handle, Route};
+use crate::handles::{gone, route, Handle, Kind, Route};
 use crate::names::{query, Query, NAMESPACES, SPECS, UNITS, WORKERS};
 use crate::{block_on, config, ok};
 
@@ -188,15 +188,27 @@ async fn observe(handle: &Handle) -> Result<String, Error> {
 /// directly on the backend without creating anything — except a namespace,
 /// which is get-or-create.
 async fn observe_by_name(memory: &MemoryBackend, t: Target) -> Result<String, Error> {
-    let existing_ns = |n: usize| async move {
-        memory
-            .namespaces()
-            .await?
-            .remove(NAMESPACES[n])
-            .ok_or(Error::Gone)
+    // Whatever is missing, a call on the target's handle answers its `Gone`.
+    let target_gone = gone(match t {
+        Target::Namespace(_) => Kind::Namespace,
+        Target::Spec(..) => Kind::Spec,
+        Target::Unit(..) => Kind::Unit,
+        Target::Worker(..) => Kind::Worker,
+    });
+    let existing_ns = |n: usize| {
+        let target_gone = target_gone.clone();
+        async move {
+            memory
+                .namespaces()
+                .await?
+                .remove(NAMESPACES[n])
+                .ok_or(target_gone)
+        }
     };
     let gone = |e: Error| match e {
-        Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } => Error::Gone,
+        Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone { .. } => {
+            target_gone.clone()
+        }
         other => other,
     };
     match t {
@@ -226,7 +238,7 @@ async fn observe_by_name(memory: &MemoryBackend, t: Target) -> Result<String, Er
                 .workers()
                 .await?
                 .remove(WORKERS[w])
-                .ok_or(Error::Gone)?;
+                .ok_or(target_gone)?;
             observe(&Handle::Worker(worker)).await
         }
     }

@@ -1,10 +1,11 @@
 //! (b) A cached handle follows its name to a re-created object.
 
-use coordinate::{Backend, Error};
+use coordinate::Backend;
 use proptest::prelude::*;
 
 use crate::handles::{
-    build, counted, delete, every_operation, handle, kind, read_version, route, unit_delete, Route,
+    build, counted, delete, every_operation, gone, handle, kind, read_version, route, unit_delete,
+    Route,
 };
 use crate::{block_on, config, ok};
 
@@ -46,7 +47,7 @@ proptest! {
             for (op, result) in every_operation(&cached).await {
                 prop_assert!(result.is_ok(), "cached {} answered {:?}", op, result);
             }
-            prop_assert_eq!(read_version(&plain).await.err(), Some(Error::Gone));
+            prop_assert_eq!(read_version(&plain).await.err(), Some(gone(kind)));
             // The cache did not create anything on its own: exactly one of each.
             let names = ok(ok(memory.namespace("n").await)?.work_spec_names().await)?;
             prop_assert_eq!(names, vec!["s".to_string()]);

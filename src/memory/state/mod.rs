@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptStatus, DataMap, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitStatus};
 use crate::rules;
 
@@ -137,24 +137,24 @@ pub(crate) struct State {
 /// Lookups by id that answer `Gone` for an id that is not (or no longer)
 /// stored: `$get` and `$get_mut` over the map `$map`.
 macro_rules! lookups {
-    ($($get:ident, $get_mut:ident: $map:ident[$id:ty] => $state:ty;)+) => {
+    ($($get:ident, $get_mut:ident: $map:ident[$id:ty] => $state:ty, $kind:ident;)+) => {
         impl State {$(
             fn $get(&self, id: $id) -> Result<&$state> {
-                self.$map.get(&id).ok_or(Error::Gone)
+                self.$map.get(&id).ok_or(Error::Gone { kind: ObjectKind::$kind })
             }
 
             fn $get_mut(&mut self, id: $id) -> Result<&mut $state> {
-                self.$map.get_mut(&id).ok_or(Error::Gone)
+                self.$map.get_mut(&id).ok_or(Error::Gone { kind: ObjectKind::$kind })
             }
         )+}
     };
 }
 lookups! {
-    ns, ns_mut: namespaces[NamespaceId] => NamespaceState;
-    spec, spec_mut: specs[SpecId] => SpecState;
-    unit, unit_mut: units[UnitId] => UnitState;
-    attempt, attempt_mut: attempts[AttemptId] => AttemptState;
-    worker, worker_mut: workers[WorkerId] => WorkerState;
+    ns, ns_mut: namespaces[NamespaceId] => NamespaceState, Namespace;
+    spec, spec_mut: specs[SpecId] => SpecState, WorkSpec;
+    unit, unit_mut: units[UnitId] => UnitState, WorkUnit;
+    attempt, attempt_mut: attempts[AttemptId] => AttemptState, Attempt;
+    worker, worker_mut: workers[WorkerId] => WorkerState, Worker;
 }
 
 impl State {
@@ -220,7 +220,9 @@ impl State {
         now: Time,
         change: impl FnOnce(&mut Self) -> Result<R>,
     ) -> Result<R> {
-        let before = self.class(id).ok_or(Error::Gone)?;
+        let before = self.class(id).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })?;
         let spec = self.unit(id)?.spec;
         self.spec_mut(spec)?.index.remove(&before);
         let result = change(self);

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::clock::checked_add;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkSpecMeta, WorkUnitMeta,
 };
@@ -82,10 +82,8 @@ impl State {
                 metas.insert(name.clone(), counted_meta(state));
             }
         }
-        let chosen = match rules::schedule(&metas, now, request.available_gb) {
-            Ok(name) => name,
-            Err(Error::NoWork) => return Ok(Vec::new()),
-            Err(other) => return Err(other),
+        let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
+            return Ok(Vec::new());
         };
         let (Some(meta), Some(spec)) = (
             metas.remove(&chosen),

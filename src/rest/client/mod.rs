@@ -74,7 +74,7 @@ use async_trait::async_trait;
 use reqwest::Url;
 
 use crate::api::{Backend, NamespaceRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::Summary;
 use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument};
 use crate::rules::limits::{check_name, MAX_NAME_BYTES};
@@ -83,7 +83,7 @@ pub use transport::ProtocolError;
 
 use namespace::RestNamespace;
 use template::Var;
-use transport::{Failure, Transport};
+use transport::Transport;
 
 /// Default limit on one whole request (connect, send, receive).
 pub const DEFAULT_TIMEOUT: StdDuration = StdDuration::from_secs(30);
@@ -208,7 +208,7 @@ impl RestBackendBuilder {
         let root: RootDocument = transport
             .get(transport.base())
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         Ok(RestBackend {
             shared: Arc::new(Shared { transport, root }),
         })
@@ -285,7 +285,7 @@ impl Backend for RestBackend {
             .transport
             .get(&url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         list.namespaces
             .into_iter()
             .map(|item| {
@@ -298,7 +298,12 @@ impl Backend for RestBackend {
 
     async fn summarize(&self) -> Result<Summary> {
         let url = self.shared.resolve(&self.shared.root.summary_url)?;
-        summary_at(&self.shared, &url, owner::Owner::Lookup).await
+        summary_at(
+            &self.shared,
+            &url,
+            owner::Owner::Lookup(ObjectKind::Namespace),
+        )
+        .await
     }
 }
 

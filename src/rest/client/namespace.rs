@@ -11,7 +11,7 @@ use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary};
 use crate::rest::wire::{
     NamedLink, NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument,
@@ -21,7 +21,6 @@ use crate::rules::limits::{check_name, checked_data};
 
 use super::owner::Owner;
 use super::template::Var;
-use super::transport::Failure;
 use super::work_spec::RestWorkSpec;
 use super::worker::RestWorker;
 use super::{impossible_name, summary_at, Shared};
@@ -69,7 +68,7 @@ impl RestNamespace {
             .transport()
             .get(&url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         let url = shared.document_url(&doc.url, url)?;
         Ok(Self::new(shared, doc.name.clone(), url, Some(doc)))
     }
@@ -81,7 +80,7 @@ impl RestNamespace {
                     .transport()
                     .get(&self.url)
                     .await
-                    .map_err(Failure::lookup)
+                    .map_err(|f| f.lookup(ObjectKind::Namespace))
             })
             .await
     }
@@ -110,7 +109,7 @@ impl Namespace for RestNamespace {
             .transport()
             .call(Method::DELETE, &self.url, None::<&()>)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         self.destroyed.store(true, Ordering::Release);
         Ok(())
     }
@@ -126,7 +125,7 @@ impl Namespace for RestNamespace {
             .transport()
             .exchange(Method::POST, &url, Some(&body))
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         let url = self.shared.resolve(&created.url)?;
         Ok(Arc::new(RestWorkSpec::new(
             &self.shared,
@@ -147,7 +146,7 @@ impl Namespace for RestNamespace {
             .transport()
             .get(&url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         Ok(Arc::new(RestWorkSpec::from_document(
             &self.shared,
             url,
@@ -165,7 +164,7 @@ impl Namespace for RestNamespace {
             .transport()
             .call(Method::DELETE, &url, None::<&()>)
             .await
-            .map_err(Failure::lookup)
+            .map_err(|f| f.lookup(ObjectKind::Namespace))
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
@@ -176,7 +175,7 @@ impl Namespace for RestNamespace {
             .transport()
             .get(&url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         Ok(list.work_specs.into_iter().map(|s| s.name).collect())
     }
 
@@ -191,7 +190,7 @@ impl Namespace for RestNamespace {
             .transport()
             .get(&url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         Ok(Arc::new(RestWorker::from_document(&self.shared, url, doc)?))
     }
 
@@ -203,7 +202,7 @@ impl Namespace for RestNamespace {
             .transport()
             .get(&url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
         list.workers
             .into_iter()
             .map(|item| {
@@ -217,6 +216,6 @@ impl Namespace for RestNamespace {
     async fn summarize(&self) -> Result<Summary> {
         let links = self.links().await?;
         let url = self.shared.resolve(&links.summary_url)?;
-        summary_at(&self.shared, &url, Owner::Lookup).await
+        summary_at(&self.shared, &url, Owner::Lookup(ObjectKind::Namespace)).await
     }
 }

@@ -6,15 +6,17 @@
 //! `404`). For a lookup that is the answer; for a handle's own object it
 //! is `Gone`.
 
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 
 use super::transport::Failure;
 
 /// The handle a request was made for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Owner<'a> {
-    /// A lookup or listing: errors pass through as the server gave them.
-    Lookup,
+    /// A namespace or worker handle (or the backend itself), which names no
+    /// URL of its own object: errors pass through as the server gave them,
+    /// a `Gone` naming this kind.
+    Lookup(ObjectKind),
     /// A work spec handle's own object.
     Spec(&'a str),
     /// A work unit handle's own object (in its spec).
@@ -33,11 +35,24 @@ pub(crate) enum Owner<'a> {
     },
 }
 
+impl Owner<'_> {
+    /// The kind of the handle the request was made for.
+    fn kind(self) -> ObjectKind {
+        match self {
+            Owner::Lookup(kind) => kind,
+            Owner::Spec(_) => ObjectKind::WorkSpec,
+            Owner::Unit { .. } => ObjectKind::WorkUnit,
+            Owner::Attempt { .. } => ObjectKind::Attempt,
+        }
+    }
+}
+
 impl Failure {
-    /// The error this failure means for `owner`.
+    /// The error this failure means for `owner`; a `Gone` names the kind of
+    /// `owner`'s handle.
     pub(crate) fn error_for(self, owner: Owner<'_>) -> Error {
         let gone = match (&self.error, owner) {
-            (_, Owner::Lookup) => false,
+            (_, Owner::Lookup(_)) => false,
             (Error::NoSuchWorkSpec { name }, Owner::Spec(spec)) => name == spec,
             (
                 Error::NoSuchWorkSpec { name },
@@ -51,15 +66,16 @@ impl Failure {
             _ => false,
         };
         if gone {
-            Error::Gone
+            Error::Gone { kind: owner.kind() }
         } else {
-            self.error
+            self.error.on(owner.kind())
         }
     }
 
-    /// The error of a lookup.
-    pub(crate) fn lookup(self) -> Error {
-        self.error_for(Owner::Lookup)
+    /// The error of a request made for a namespace or worker handle (or the
+    /// backend itself) of `kind`.
+    pub(crate) fn lookup(self, kind: ObjectKind) -> Error {
+        self.error_for(Owner::Lookup(kind))
     }
 }
 
@@ -92,16 +108,24 @@ mod tests {
         };
         assert_eq!(
             failure(404, no_spec("s")).error_for(Owner::Spec("s")),
-            Error::Gone
+            Error::Gone {
+                kind: ObjectKind::WorkSpec
+            }
         );
         assert_eq!(
             failure(404, no_spec("t")).error_for(Owner::Spec("s")),
             no_spec("t")
         );
-        assert_eq!(failure(404, no_spec("s")).error_for(unit), Error::Gone);
-        assert_eq!(failure(400, no_unit("u")).error_for(unit), Error::Gone);
+        let unit_gone = Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        };
+        assert_eq!(failure(404, no_spec("s")).error_for(unit), unit_gone);
+        assert_eq!(failure(400, no_unit("u")).error_for(unit), unit_gone);
         assert_eq!(failure(400, no_unit("v")).error_for(unit), no_unit("v"));
-        assert_eq!(failure(400, no_unit("u")).lookup(), no_unit("u"));
+        assert_eq!(
+            failure(400, no_unit("u")).lookup(ObjectKind::Namespace),
+            no_unit("u")
+        );
         assert_eq!(
             failure(400, no_unit("u")).error_for(Owner::Spec("s")),
             no_unit("u")
@@ -120,8 +144,16 @@ mod tests {
                 Error::backend(std::io::Error::other("no such attempt")),
             )
         };
-        assert_eq!(missing().error_for(attempt), Error::Gone);
-        assert!(matches!(missing().lookup(), Error::Backend(_)));
+        assert_eq!(
+            missing().error_for(attempt),
+            Error::Gone {
+                kind: ObjectKind::Attempt
+            }
+        );
+        assert!(matches!(
+            missing().lookup(ObjectKind::Worker),
+            Error::Backend(_)
+        ));
         let spec = Owner::Spec("s");
         assert!(matches!(missing().error_for(spec), Error::Backend(_)));
         let timeout = Failure {

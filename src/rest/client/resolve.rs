@@ -55,10 +55,10 @@ async fn fetch_existing<T: DeserializeOwned>(
     match shared.transport().get::<T>(&url).await {
         Ok(doc) => Ok((url, Some(doc))),
         Err(Failure {
-            error: Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone,
+            error: Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone { .. },
             ..
         }) => Ok((url, None)),
-        Err(failure) => Err(failure.lookup()),
+        Err(failure) => Err(failure.error),
     }
 }
 

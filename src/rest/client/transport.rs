@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 use crate::rest::wire::{json_media_type, ErrorDocument, MEDIA_TYPE_V1};
 
 /// A request that failed: the HTTP status when the server answered, and
@@ -179,7 +179,10 @@ impl Transport {
             .then(|| serde_json::from_slice::<ErrorDocument>(&bytes).ok())
             .flatten();
         let error = match document {
-            Some(document) => document.into_error(),
+            // The wire names no object kind: every caller turns the
+            // failure into its error with `error_for`, which sets the kind
+            // of the handle the request was made for.
+            Some(document) => document.into_error(ObjectKind::Namespace),
             None => Error::backend(ProtocolError::Status {
                 status,
                 url: url.to_string(),

@@ -11,7 +11,7 @@ use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkUnit, Worker, WorkerRef};
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
     AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
@@ -20,7 +20,6 @@ use crate::rest::wire::{
 use crate::rules::limits::checked_data;
 
 use super::resolve::Resolver;
-use super::transport::Failure;
 use super::work_unit::RestWorkUnit;
 use super::Shared;
 
@@ -107,7 +106,7 @@ impl RestWorker {
             .transport()
             .get(&self.0.url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Worker))?;
         if !self.0.links.initialized() {
             let _ = self.0.links.set(WorkerLinks::of(self.shared(), &doc)?);
         }
@@ -130,7 +129,7 @@ impl RestWorker {
             .transport()
             .call(Method::PUT, &self.0.url, Some(body))
             .await
-            .map_err(Failure::lookup)
+            .map_err(|f| f.lookup(ObjectKind::Worker))
     }
 
     /// The attempts of one of the worker's attempt lists.
@@ -140,7 +139,7 @@ impl RestWorker {
             .transport()
             .get(url)
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Worker))?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.attempts_from_summaries(list.attempts).await
@@ -247,7 +246,7 @@ impl Worker for RestWorker {
             .transport()
             .exchange(Method::POST, &links.request_attempts, Some(&body))
             .await
-            .map_err(Failure::lookup)?;
+            .map_err(|f| f.lookup(ObjectKind::Worker))?;
         if result.attempts.is_empty() {
             return Ok(Vec::new());
         }
@@ -275,12 +274,14 @@ impl Worker for RestWorker {
             .transport()
             .exchange(Method::POST, &links.make_attempt, Some(&body))
             .await
-            .map_err(|f| f.error_for(unit.owner()))?;
+            .map_err(|f| f.error_for(unit.owner()).on(ObjectKind::Worker))?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.know_unit(unit);
         let mut made = resolver.attempts_from_documents(vec![doc]).await?;
-        made.pop().ok_or(Error::Gone)
+        made.pop().ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
+        })
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {

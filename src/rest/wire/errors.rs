@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 
 /// The symbolic codes of the error document.
 pub mod codes {
@@ -20,11 +20,15 @@ pub mod codes {
     pub const LOST_LEASE: &str = "ErrLostLease";
     /// `Error::NotPending`.
     pub const NOT_PENDING: &str = "ErrNotPending";
-    /// `Error::CannotBecomeContinuous`.
+    /// Sent by other Coordinate servers for a work spec that cannot become
+    /// continuous; this crate never answers it and reads it as a backend
+    /// error carrying a [`RemoteError`](super::RemoteError).
     pub const CANNOT_BECOME_CONTINUOUS: &str = "ErrCannotBecomeContinuous";
     /// `Error::WrongBackend`.
     pub const WRONG_BACKEND: &str = "ErrWrongBackend";
-    /// `Error::NoWork`.
+    /// Sent by other Coordinate servers when there is no work; this crate
+    /// answers an empty list instead, and reads it as a backend error
+    /// carrying a [`RemoteError`](super::RemoteError).
     pub const NO_WORK: &str = "ErrNoWork";
     /// `Error::WorkUnitNotList`.
     pub const WORK_UNIT_NOT_LIST: &str = "ErrWorkUnitNotList";
@@ -100,13 +104,11 @@ impl ErrorDocument {
             Error::ChangedName => CHANGED_NAME,
             Error::LostLease => LOST_LEASE,
             Error::NotPending => NOT_PENDING,
-            Error::CannotBecomeContinuous => CANNOT_BECOME_CONTINUOUS,
             Error::WrongBackend => WRONG_BACKEND,
-            Error::NoWork => NO_WORK,
             Error::WorkUnitNotList => WORK_UNIT_NOT_LIST,
             Error::WorkUnitTooShort => WORK_UNIT_TOO_SHORT,
             Error::BadPriority => BAD_PRIORITY,
-            Error::Gone => GONE,
+            Error::Gone { .. } => GONE,
             Error::NoSuchWorkSpec { .. } => NO_SUCH_WORK_SPEC,
             Error::NoSuchWorkUnit { .. } => NO_SUCH_WORK_UNIT,
             _ => ERROR,
@@ -132,8 +134,10 @@ impl ErrorDocument {
     }
 
     /// The error this document describes: the typed error for a known code
-    /// or kind, else a backend error carrying a [`RemoteError`].
-    pub fn into_error(self) -> Error {
+    /// or kind, else a backend error carrying a [`RemoteError`]. `ErrGone`
+    /// names no object kind on the wire; it becomes a `Gone` of `gone`, the
+    /// kind of the handle the request was made for.
+    pub fn into_error(self, gone: ObjectKind) -> Error {
         use codes::*;
         match self.error.as_str() {
             NO_WORK_SPEC_NAME => return Error::NoWorkSpecName,
@@ -141,13 +145,11 @@ impl ErrorDocument {
             CHANGED_NAME => return Error::ChangedName,
             LOST_LEASE => return Error::LostLease,
             NOT_PENDING => return Error::NotPending,
-            CANNOT_BECOME_CONTINUOUS => return Error::CannotBecomeContinuous,
             WRONG_BACKEND => return Error::WrongBackend,
-            NO_WORK => return Error::NoWork,
             WORK_UNIT_NOT_LIST => return Error::WorkUnitNotList,
             WORK_UNIT_TOO_SHORT => return Error::WorkUnitTooShort,
             BAD_PRIORITY => return Error::BadPriority,
-            GONE => return Error::Gone,
+            GONE => return Error::Gone { kind: gone },
             NO_SUCH_WORK_SPEC => return Error::NoSuchWorkSpec { name: self.value },
             NO_SUCH_WORK_UNIT => return Error::NoSuchWorkUnit { name: self.value },
             _ => {}

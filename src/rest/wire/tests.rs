@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::error::Error;
+use crate::error::{Error, ObjectKind};
 use crate::model::{DataMap, Duration, Time, WorkSpecMeta, WorkUnitQuery, WorkUnitStatus};
 
 fn t(text: &str) -> Time {
@@ -236,13 +236,13 @@ fn error_documents_round_trip_typed_errors() {
         Error::ChangedName,
         Error::LostLease,
         Error::NotPending,
-        Error::CannotBecomeContinuous,
         Error::WrongBackend,
-        Error::NoWork,
         Error::WorkUnitNotList,
         Error::WorkUnitTooShort,
         Error::BadPriority,
-        Error::Gone,
+        Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        },
         Error::NoSuchWorkSpec { name: "s".into() },
         Error::NoSuchWorkUnit { name: "".into() },
         Error::InvalidWorkSpecData("priority".into()),
@@ -255,7 +255,7 @@ fn error_documents_round_trip_typed_errors() {
         let doc = ErrorDocument::from_error(&err);
         let json = serde_json::to_string(&doc).unwrap();
         let back: ErrorDocument = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.into_error(), err, "{json}");
+        assert_eq!(back.into_error(ObjectKind::WorkUnit), err, "{json}");
     }
     let doc = ErrorDocument::from_error(&Error::NoSuchWorkSpec {
         name: "crawl2".into(),
@@ -265,7 +265,22 @@ fn error_documents_round_trip_typed_errors() {
     let v = serde_json::to_value(ErrorDocument::generic("boom")).unwrap();
     assert_eq!(v, json!({"error": "error", "message": "boom"}));
     let other: ErrorDocument = serde_json::from_value(json!({})).unwrap();
-    assert!(matches!(other.into_error(), Error::Backend(_)));
+    assert!(matches!(
+        other.into_error(ObjectKind::WorkUnit),
+        Error::Backend(_)
+    ));
+    // Codes of other servers this crate never sends stay readable.
+    for code in [codes::NO_WORK, codes::CANNOT_BECOME_CONTINUOUS] {
+        let doc = ErrorDocument {
+            error: code.into(),
+            ..ErrorDocument::default()
+        };
+        let err = doc.into_error(ObjectKind::WorkUnit);
+        let remote = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<RemoteError>())
+            .map(|r| r.code.as_str());
+        assert_eq!(remote, Some(code));
+    }
 }
 
 #[test]

@@ -1,0 +1,238 @@
+//! The cached handle: one generic type for namespaces, work specs, work
+//! units and workers. What differs between them is a [`Kind`]; each kind's
+//! file implements its Coordinate trait on `Cached<ItsKind>`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+
+use super::link::{parent, Link};
+use super::recover::{run_with_budget, MAX_RECOVERIES};
+use super::shared::{Caches, Shared};
+use super::stats::{Counters, KindCounters};
+use super::store::Store;
+use crate::error::{Error, ObjectKind, Result};
+
+/// What the cache's machinery needs of a handle: its upstream trait object,
+/// its link, and where its entries and counters live.
+pub(crate) trait Handle: Send + Sync + Sized + 'static {
+    /// The wrapped backend's handle type.
+    type Up: ?Sized + Send + Sync + 'static;
+
+    /// The kind of object this handle stands for: what its `Gone` names.
+    const KIND: ObjectKind;
+
+    /// The current link to the upstream object.
+    fn link_cell(&self) -> &ArcSwap<Link<Self::Up>>;
+
+    /// The entries (and loads in flight) of this kind.
+    fn store(caches: &Caches) -> &Store<Self>;
+
+    /// The counters of this kind.
+    fn counters(counters: &Counters) -> &KindCounters;
+
+    /// Resolves this handle's name again, through its (cached) parent: the
+    /// handle now cached under the name. Parents are never created; a
+    /// namespace handle re-runs its own get-or-create lookup if `create`.
+    fn resolve(&self, create: bool) -> impl Future<Output = Result<Arc<Self>>> + Send;
+}
+
+/// One kind of cached handle: what [`Cached`] needs to know of it.
+pub(crate) trait Kind: Send + Sync + Sized + 'static {
+    /// The wrapped backend's handle type.
+    type Up: ?Sized + Send + Sync + 'static;
+    /// The cached parent handle (`()` for a namespace).
+    type Parent: Send + Sync + 'static;
+    /// The kind of object, for `Gone`.
+    const OBJECT: ObjectKind;
+    /// The name `Debug` shows.
+    const NAME: &'static str;
+
+    /// The entries (and loads in flight) of this kind.
+    fn store(caches: &Caches) -> &Store<Cached<Self>>;
+
+    /// The counters of this kind.
+    fn counters(counters: &Counters) -> &KindCounters;
+
+    /// The name of an upstream handle.
+    fn up_name(up: &Self::Up) -> &str;
+
+    /// [`Handle::resolve`] for this kind.
+    fn resolve(
+        handle: &Cached<Self>,
+        create: bool,
+    ) -> impl Future<Output = Result<Arc<Cached<Self>>>> + Send;
+}
+
+/// The items of a [`Kind`] impl that only name things: the upstream trait
+/// object `$up`, and the field of [`Caches`] and [`Counters`] that holds
+/// this kind's entries and counters.
+macro_rules! kind_tables {
+    ($up:ty, $field:ident) => {
+        type Up = $up;
+
+        fn store(caches: &Caches) -> &Store<Cached<Self>> {
+            &caches.$field
+        }
+
+        fn counters(counters: &Counters) -> &KindCounters {
+            &counters.$field
+        }
+
+        fn up_name(up: &$up) -> &str {
+            up.name()
+        }
+    };
+}
+pub(super) use kind_tables;
+
+/// A handle of a [`Cache`](super::Cache): the object of kind `K` that now
+/// has this name under its parent.
+pub(crate) struct Cached<K: Kind> {
+    pub(super) shared: Arc<Shared>,
+    me: Weak<Cached<K>>,
+    pub(super) parent: K::Parent,
+    pub(super) name: Arc<str>,
+    pub(super) link: ArcSwap<Link<K::Up>>,
+}
+
+impl<K: Kind> Cached<K> {
+    pub(super) fn new(
+        shared: &Arc<Shared>,
+        parent: K::Parent,
+        name: Arc<str>,
+        link: Arc<Link<K::Up>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Cached {
+            shared: Arc::clone(shared),
+            me: me.clone(),
+            parent,
+            name,
+            link: ArcSwap::new(link),
+        })
+    }
+
+    /// This handle as an `Arc`, to hand to its children.
+    pub(super) fn me(&self) -> Result<Arc<Self>> {
+        self.me.upgrade().ok_or(Error::Gone { kind: K::OBJECT })
+    }
+
+    /// The scope of child entries, unless this object is known deleted or
+    /// its link outdated (see [`Shared::serves_children`]).
+    pub(super) fn live_scope(&self) -> Option<u64> {
+        let link = self.link.load();
+        self.shared.serves_children(&link).then(|| link.scope())
+    }
+
+    /// The hit path of a child lookup (see [`Shared::hit`]).
+    pub(super) fn hit<C: Kind>(&self, name: &str) -> Option<Arc<Cached<C>>> {
+        let scope = self.live_scope()?;
+        self.shared.hit::<Cached<C>>(scope, name)
+    }
+
+    /// A live cached child, without calling the backend (see
+    /// [`Shared::cached`]).
+    pub(super) fn cached<C: Kind>(&self, name: &str) -> Option<Arc<Cached<C>>> {
+        let scope = self.live_scope()?;
+        self.shared.cached::<Cached<C>>(scope, name)
+    }
+
+    /// The miss path of a child lookup: `fetch` on this handle's upstream
+    /// object, one load shared by concurrent misses, the answer cached;
+    /// this handle recovers on `Gone` (`create` as in [`Handle::resolve`]).
+    /// Callers box it, so their hit path's future stays small.
+    pub(super) async fn load<C, F>(
+        &self,
+        name: &str,
+        create: bool,
+        fetch: F,
+    ) -> Result<Arc<Cached<C>>>
+    where
+        C: Kind<Parent = Arc<Self>>,
+        F: Fn(Arc<K::Up>, Arc<str>) -> BoxFuture<'static, Result<Arc<C::Up>>>
+            + Copy
+            + Send
+            + 'static,
+    {
+        let me = self.me()?;
+        run_with_budget(&self.shared, self, MAX_RECOVERIES, create, |link| {
+            let me = Arc::clone(&me);
+            async move {
+                let scope = link.scope();
+                self.shared
+                    .get_or_load(scope, name, move |name| async move {
+                        let up = fetch(Arc::clone(&link.upstream), Arc::clone(&name)).await?;
+                        let shared = Arc::clone(&me.shared);
+                        let link = Link::new(up, Some(parent(&link)));
+                        Ok(Cached::new(&shared, me, name, link))
+                    })
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// The cached handle for a child handle the backend returned under
+    /// `link` (no backend call).
+    pub(super) async fn adopt<C>(
+        &self,
+        link: &Arc<Link<K::Up>>,
+        up: Arc<C::Up>,
+    ) -> Result<Arc<Cached<C>>>
+    where
+        C: Kind<Parent = Arc<Self>>,
+    {
+        let me = self.me()?;
+        let name: Arc<str> = Arc::from(C::up_name(&up));
+        let scope = self.shared.serves_children(link).then(|| link.scope());
+        let handle = self
+            .shared
+            .adopt(scope, name, |name| {
+                Cached::new(&self.shared, me, name, Link::new(up, Some(parent(link))))
+            })
+            .await;
+        Ok(handle)
+    }
+
+    /// [`adopt`](Self::adopt) under the current link, for handles found in
+    /// lists and attempts.
+    pub(super) async fn adopt_here<C>(&self, up: Arc<C::Up>) -> Result<Arc<Cached<C>>>
+    where
+        C: Kind<Parent = Arc<Self>>,
+    {
+        let link = self.link.load_full();
+        self.adopt(&link, up).await
+    }
+}
+
+impl<K: Kind> Handle for Cached<K> {
+    type Up = K::Up;
+    const KIND: ObjectKind = K::OBJECT;
+
+    fn link_cell(&self) -> &ArcSwap<Link<K::Up>> {
+        &self.link
+    }
+
+    fn store(caches: &Caches) -> &Store<Self> {
+        K::store(caches)
+    }
+
+    fn counters(counters: &Counters) -> &KindCounters {
+        K::counters(counters)
+    }
+
+    fn resolve(&self, create: bool) -> impl Future<Output = Result<Arc<Self>>> + Send {
+        K::resolve(self, create)
+    }
+}
+
+impl<K: Kind> fmt::Debug for Cached<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(K::NAME)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,331 @@
+//! The state a cache shares with every handle it gave out, and the entry
+//! operations on it: hits, coalesced loads, adoption, invalidation, flush.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use futures::future::FutureExt;
+
+use super::feed::FeedControl;
+use super::handle::Handle;
+use super::key::{Key, KeyRef};
+use super::link::Link;
+use super::namespace::CachedNamespace;
+use super::stats::{CacheStats, Counters, KindCounters, KindStats};
+use super::store::Store;
+use super::work_spec::CachedWorkSpec;
+use super::work_unit::CachedWorkUnit;
+use super::worker::CachedWorker;
+use crate::api::Backend;
+use crate::error::Result;
+
+/// The four moka caches, one per kind, keyed by (parent scope, name). One
+/// cache per parent would make dropping a parent's children as trivial, but
+/// cost a moka instance (kilobytes and a housekeeper) per spec and give no
+/// global bound on units.
+///
+/// Entries hold their handles, and handles reach the caches through
+/// [`Shared`], so [`Cache`](super::Cache)'s `Drop` detaches them to break
+/// the cycle.
+pub(crate) struct Caches {
+    pub(super) namespaces: Store<CachedNamespace>,
+    pub(super) work_specs: Store<CachedWorkSpec>,
+    pub(super) work_units: Store<CachedWorkUnit>,
+    pub(super) workers: Store<CachedWorker>,
+}
+
+/// State shared by a cache and every handle it gave out.
+pub(crate) struct Shared {
+    pub(super) backend: Arc<dyn Backend>,
+    pub(super) caches: ArcSwapOption<Caches>,
+    pub(super) counters: Arc<Counters>,
+    /// The change-feed subscription's state (see `feed.rs`).
+    pub(super) feed: Arc<FeedControl>,
+}
+
+impl Caches {
+    /// Runs moka's pending maintenance on every kind.
+    pub(super) fn run_pending_tasks(&self) {
+        self.namespaces.run_pending_tasks();
+        self.work_specs.run_pending_tasks();
+        self.work_units.run_pending_tasks();
+        self.workers.run_pending_tasks();
+    }
+}
+
+impl Shared {
+    pub(super) fn new(
+        backend: Arc<dyn Backend>,
+        caches: Caches,
+        counters: Arc<Counters>,
+    ) -> Arc<Self> {
+        Arc::new(Shared {
+            backend,
+            caches: ArcSwapOption::from_pointee(caches),
+            counters,
+            feed: Arc::default(),
+        })
+    }
+
+    /// The counters and entry counts of every kind.
+    pub(super) fn stats(&self) -> CacheStats {
+        fn kind<W: Handle>(caches: Option<&Caches>, counters: &KindCounters) -> KindStats {
+            let (entries, in_flight) = caches.map_or((0, 0), |c| {
+                let store = W::store(c);
+                (store.entry_count(), store.in_flight() as u64)
+            });
+            counters.snapshot(entries, in_flight)
+        }
+        let c = &self.counters;
+        let caches = self.caches.load();
+        let caches = caches.as_deref();
+        CacheStats {
+            namespaces: kind::<CachedNamespace>(caches, &c.namespaces),
+            work_specs: kind::<CachedWorkSpec>(caches, &c.work_specs),
+            work_units: kind::<CachedWorkUnit>(caches, &c.work_units),
+            workers: kind::<CachedWorker>(caches, &c.workers),
+            feed: self.feed.snapshot(),
+        }
+    }
+
+    pub(super) fn counters<W: Handle>(&self) -> &KindCounters {
+        W::counters(&self.counters)
+    }
+
+    /// The cached handle, if any: the hit path of the lookup methods.
+    ///
+    /// No liveness check: an entry is removed when its object is known to
+    /// be deleted (by the delete, or by the recovery that learns it), and the
+    /// children of a known-dead parent are never looked up (the parent
+    /// re-resolves first).
+    pub(super) fn hit<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+        if !self.feed.coherent() {
+            // The change feed has a gap: an entry may be stale, none is served.
+            return None;
+        }
+        let caches = self.caches.load();
+        let hit = W::store(caches.as_ref()?).hit(KeyRef { scope, name })?;
+        self.counters::<W>().hits.inc();
+        Some(hit)
+    }
+
+    /// A live cached handle, if there is one. Entries whose object is known
+    /// to be deleted, or cached before the last flush (see
+    /// [`outdated`](Self::outdated)), are dropped instead of returned (the
+    /// path recoveries take, racing with the removal).
+    pub(super) fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+        if !self.feed.coherent() {
+            return None;
+        }
+        let caches = self.caches.load();
+        let store = W::store(caches.as_ref()?);
+        let key = KeyRef { scope, name };
+        let hit = store.peek(key)?;
+        if !self.serves_children(&hit.link_cell().load()) {
+            store.remove(key);
+            return None;
+        }
+        self.counters::<W>().hits.inc();
+        Some(hit)
+    }
+
+    /// True if child entries may be served through `link`: its object is
+    /// not known to be deleted, and it was cached in the current generation
+    /// (since the last flush), so change events reach its children.
+    pub(super) fn serves_children<T: ?Sized>(&self, link: &Link<T>) -> bool {
+        !link.is_dead() && link.generation() == self.feed.generation()
+    }
+
+    /// True if a handle on `link` must re-resolve its name before use: the
+    /// cache serves from its entries, and the link was not cached in the
+    /// current generation — it was cached before a flush (a change-feed gap:
+    /// events may have missed it), or never (it was loaded during a gap, or
+    /// its load was superseded). Re-resolving makes the handle share the
+    /// link of the entry now cached, which events reach.
+    pub(super) fn outdated<T: ?Sized>(&self, link: &Link<T>) -> bool {
+        link.generation() != self.feed.generation()
+            && self.feed.coherent()
+            && self.caches.load().is_some()
+    }
+
+    /// The cached handle for `name`, loading it with `load` on a miss.
+    /// Concurrent misses of one name share one load; its error is every
+    /// waiter's error. Cancel-safe (see [`Store::get_or_load`]).
+    pub(super) async fn get_or_load<W, F, Fut>(
+        &self,
+        scope: u64,
+        name: &str,
+        load: F,
+    ) -> Result<Arc<W>>
+    where
+        W: Handle,
+        F: FnOnce(Arc<str>) -> Fut,
+        Fut: Future<Output = Result<Arc<W>>> + Send + 'static,
+    {
+        if let Some(hit) = self.cached::<W>(scope, name) {
+            return Ok(hit);
+        }
+        let counters = self.counters::<W>();
+        counters.misses.inc();
+        // One copy of the name, shared by the key and the handle.
+        let name: Arc<str> = Arc::from(name);
+        let Some(caches) = self.caches.load_full().filter(|_| self.feed.coherent()) else {
+            // Detached (the `Cache` was dropped), or bypassed during a change
+            // feed gap: handles keep working, uncached.
+            counters.loads.inc();
+            let loaded = load(name).await;
+            if loaded.is_ok() {
+                self.feed.backend_answered();
+            }
+            return loaded;
+        };
+        let key = Key {
+            scope,
+            name: Arc::clone(&name),
+        };
+        W::store(&caches)
+            .get_or_load(
+                key,
+                || {
+                    counters.loads.inc();
+                    load(name).boxed()
+                },
+                |handle| {
+                    // Under the in-flight lock, which a flush takes before it
+                    // moves to the next generation.
+                    handle.link_cell().load().cached_in(self.feed.generation());
+                },
+            )
+            .await
+    }
+
+    /// The cached handle for `name` if there is a live one, else `make()`'s,
+    /// which is cached. For handles the backend just returned (lists,
+    /// upserts, an attempt's unit and worker): no backend call. `scope` is
+    /// `None` if the parent's link serves no children (see
+    /// [`serves_children`](Self::serves_children)): the handle is then not
+    /// cached, and re-resolves its name on first use.
+    pub(super) async fn adopt<W: Handle>(
+        &self,
+        scope: Option<u64>,
+        name: Arc<str>,
+        make: impl FnOnce(Arc<str>) -> Arc<W>,
+    ) -> Arc<W> {
+        let Some(scope) = scope else {
+            return make(name);
+        };
+        if let Some(hit) = self.cached::<W>(scope, &name) {
+            return hit;
+        }
+        match self.caches.load_full().filter(|_| self.feed.coherent()) {
+            Some(caches) => {
+                let key = Key {
+                    scope,
+                    name: Arc::clone(&name),
+                };
+                // Read before the insert: if a flush comes between, the
+                // handle is of the old generation, hence outdated.
+                let generation = self.feed.generation();
+                W::store(&caches).get_with(key, || {
+                    let handle = make(name);
+                    handle.link_cell().load().cached_in(generation);
+                    handle
+                })
+            }
+            None => make(name),
+        }
+    }
+
+    /// Drops the entry for `name` after a delete through the cache; with
+    /// `deleted`, also records that its object is known to be deleted.
+    pub(super) async fn invalidate<W: Handle>(&self, scope: u64, name: &str, deleted: bool) {
+        let Some(caches) = self.caches.load_full() else {
+            return;
+        };
+        let key = KeyRef { scope, name };
+        if let Some(gone) = W::store(&caches).remove(key) {
+            if deleted {
+                gone.link_cell().load().mark_dead();
+            }
+            self.counters::<W>().invalidations.inc();
+        }
+    }
+
+    /// Drops the entry for `name` only if it is still `handle`, e.g. after
+    /// `destroy` on a handle that may have been superseded.
+    pub(super) async fn invalidate_if<W: Handle>(
+        &self,
+        scope: u64,
+        name: &str,
+        link: &Arc<Link<W::Up>>,
+    ) {
+        let Some(caches) = self.caches.load_full() else {
+            return;
+        };
+        let store = W::store(&caches);
+        let key = KeyRef { scope, name };
+        if let Some(entry) = store.get(key) {
+            if Arc::ptr_eq(&entry.link_cell().load_full(), link) {
+                store.remove(key);
+                self.counters::<W>().invalidations.inc();
+            }
+        }
+    }
+
+    /// Drops every entry of every kind, and outdates every handle given out
+    /// so far: each re-resolves its name on its next use.
+    pub(crate) fn flush(&self) {
+        if let Some(caches) = self.caches.load_full() {
+            // Loads in flight first, so none publishes a pre-flush answer.
+            caches.namespaces.forget_all();
+            caches.work_specs.forget_all();
+            caches.work_units.forget_all();
+            caches.workers.forget_all();
+            caches.namespaces.clear();
+            caches.work_specs.clear();
+            caches.work_units.clear();
+            caches.workers.clear();
+        }
+        // Last: a load published before the loads were forgotten carries the
+        // old generation, so its handle is outdated too.
+        self.feed.next_generation();
+    }
+
+    /// Drops the entry of `W` named `name` under `scope`; its link loses its
+    /// children, and with `deleted` is known deleted.
+    pub(super) async fn drop_entry<W: Handle>(
+        &self,
+        caches: &Caches,
+        scope: u64,
+        name: &str,
+        deleted: bool,
+    ) {
+        let store = W::store(caches);
+        // A load of this name in flight may have read the object before the
+        // change: forgetting it here means it is never published (its
+        // waiters still get its answer, as if they had looked up first).
+        store.forget(&Key {
+            scope,
+            name: Arc::from(name),
+        });
+        let key = KeyRef { scope, name };
+        if let Some(gone) = store.remove(key) {
+            let link = gone.link_cell().load();
+            link.rescope();
+            if deleted {
+                link.mark_dead();
+            }
+            self.counters::<W>().invalidations.inc();
+        }
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
