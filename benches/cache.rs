@@ -20,8 +20,17 @@ use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
 use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitRef};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tokio::runtime::Runtime;
+
+#[path = "support/percentile.rs"]
+mod percentile;
+#[path = "support/runtime.rs"]
+mod runtime;
+
+use percentile::percentile;
+use runtime::runtime;
 
 // --- allocation counting, for bytes per handle ------------------------------
 
@@ -104,14 +113,6 @@ fn rt() -> Runtime {
         .expect("runtime")
 }
 
-fn rt_multi() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn unit_names() -> Vec<String> {
     (0..UNITS).map(|i| format!("unit-{i:05}")).collect()
 }
@@ -143,6 +144,15 @@ where
         }
         start.elapsed()
     })
+}
+
+/// A bench `name` in `g` timing `f` as [`timed`] does.
+fn bench_timed<F, Fut>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, rt: &Runtime, mut f: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    g.bench_function(name, |b| b.iter_custom(|iters| timed(rt, iters, &mut f)));
 }
 
 // --- hit latency ---------------------------------------------------------------
@@ -189,82 +199,50 @@ fn hits(c: &mut Criterion) {
     let mut g = c.benchmark_group("hit");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
-    g.bench_function("raw_moka_get", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let raw = &raw;
-                async move {
-                    black_box(raw.get(&KeyRef { scope: 7, name }).await);
-                }
-            })
-        })
+    bench_timed(&mut g, "raw_moka_get", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let raw = &raw;
+        async move {
+            black_box(raw.get(&KeyRef { scope: 7, name }).await);
+        }
     });
-    g.bench_function("raw_moka_sync_get", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let raw = &raw_sync;
-                async move {
-                    black_box(raw.get(&KeyRef { scope: 7, name }));
-                }
-            })
-        })
+    bench_timed(&mut g, "raw_moka_sync_get", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let raw = &raw_sync;
+        async move {
+            black_box(raw.get(&KeyRef { scope: 7, name }));
+        }
     });
-    g.bench_function("mutex_hashmap_get", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let floor = &floor;
-                async move {
-                    let map = floor.lock().expect("floor");
-                    black_box(map.get(name.as_str()).cloned());
-                }
-            })
-        })
+    bench_timed(&mut g, "mutex_hashmap_get", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let floor = &floor;
+        async move {
+            let map = floor.lock().expect("floor");
+            black_box(map.get(name.as_str()).cloned());
+        }
     });
-    g.bench_function("work_unit", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let spec = &spec;
-                async move {
-                    black_box(spec.work_unit(name).await.ok());
-                }
-            })
-        })
+    bench_timed(&mut g, "work_unit", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let spec = &spec;
+        async move {
+            black_box(spec.work_unit(name).await.ok());
+        }
     });
-    g.bench_function("work_spec", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| async {
-                black_box(ns.work_spec("s").await.ok());
-            })
-        })
+    bench_timed(&mut g, "work_spec", &rt, |_| async {
+        black_box(ns.work_spec("s").await.ok());
     });
-    g.bench_function("namespace", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| async {
-                black_box(cache.namespace("n").await.ok());
-            })
-        })
+    bench_timed(&mut g, "namespace", &rt, |_| async {
+        black_box(cache.namespace("n").await.ok());
     });
-    g.bench_function("worker", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| async {
-                black_box(ns.worker("w").await.ok());
-            })
-        })
+    bench_timed(&mut g, "worker", &rt, |_| async {
+        black_box(ns.worker("w").await.ok());
     });
-    g.bench_function("chain_namespace_spec_unit", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |i| {
-                let name = &names[i as usize % UNITS];
-                let cache = &cache;
-                async move {
-                    black_box(cache.work_unit_at("n", "s", name).await.ok());
-                }
-            })
-        })
+    bench_timed(&mut g, "chain_namespace_spec_unit", &rt, |i| {
+        let name = &names[i as usize % UNITS];
+        let cache = &cache;
+        async move {
+            black_box(cache.work_unit_at("n", "s", name).await.ok());
+        }
     });
     g.finish();
 }
@@ -272,7 +250,7 @@ fn hits(c: &mut Criterion) {
 // --- hit throughput across tasks ------------------------------------------------
 
 fn throughput(c: &mut Criterion) {
-    let rt = rt_multi();
+    let rt = runtime();
     let memory = rt.block_on(populated());
     let cache = Arc::new(Cache::new(memory));
     let names = Arc::new(unit_names());
@@ -376,7 +354,7 @@ const MISS_CASES: [MissCase; 4] = [
 ];
 
 fn misses(c: &mut Criterion) {
-    let rt = rt_multi();
+    let rt = runtime();
     let memory = rt.block_on(populated());
     let mut g = c.benchmark_group("miss_1ms_backend");
     g.warm_up_time(StdDuration::from_secs(1))
@@ -400,12 +378,6 @@ fn misses(c: &mut Criterion) {
 }
 
 // --- the report ---------------------------------------------------------------------
-
-fn percentile(samples: &mut [StdDuration], p: f64) -> StdDuration {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i]
-}
 
 /// Hits per second of `tasks` tasks each running `per_task` lookups (see
 /// [`hits_wall`]) on a 2-worker runtime.
@@ -478,7 +450,7 @@ type BoxedTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
 /// interleaved over many short trials and each keeps its best trial (other
 /// processes only ever slow a trial down).
 fn report_throughput(memory: &MemoryBackend) {
-    let rt = rt_multi();
+    let rt = runtime();
     let names = Arc::new(unit_names());
     let cache = Cache::new(memory.clone());
     let spec = rt.block_on(async {
@@ -522,7 +494,7 @@ fn report_throughput(memory: &MemoryBackend) {
 }
 
 fn report(_: &mut Criterion) {
-    let rt = rt_multi();
+    let rt = runtime();
     let memory = rt.block_on(populated());
     report_throughput(&memory);
     rt.block_on(async {

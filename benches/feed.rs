@@ -25,18 +25,21 @@ use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{data, Backend, BackendExt, Error, WorkSpecRef, WorkUnitMeta, WorkUnitQuery};
 
-fn percentile(sorted: &[StdDuration], p: f64) -> StdDuration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+#[path = "support/percentile.rs"]
+mod percentile;
+#[path = "support/runtime.rs"]
+mod runtime;
+
+use percentile::percentile;
+use runtime::runtime;
 
 fn report(what: &str, mut samples: Vec<StdDuration>) {
     samples.sort();
     println!(
         "{what:<58} n={:<5} p50={:>9.3?} p99={:>9.3?} max={:>9.3?}",
         samples.len(),
-        percentile(&samples, 0.50),
-        percentile(&samples, 0.99),
+        percentile(&mut samples, 0.50),
+        percentile(&mut samples, 0.99),
         samples[samples.len() - 1],
     );
 }
@@ -188,11 +191,7 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(500)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         cross_server(samples, 0).await;
         cross_server(samples, 2).await;

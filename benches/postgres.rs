@@ -12,24 +12,22 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, Backend, BackendExt, Duration, MockClock, NewWorkUnit,
-    WorkUnitMeta,
+    data, AttemptRef, AttemptRequest, Backend, Duration, MockClock, NewWorkUnit, WorkUnitMeta,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tokio::runtime::Runtime;
+
+#[path = "support/lookups.rs"]
+mod lookups;
+#[path = "support/runtime.rs"]
+mod runtime;
+
+use lookups::lookup_group;
+use runtime::runtime;
 
 /// Units in the looked-up spec, so lookups hit a real index.
 const UNITS: usize = 10_000;
 /// Attempts each worker requests (and finishes) per iteration.
 const BATCH: i64 = 100;
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn cluster() -> &'static TestCluster {
     TestCluster::shared().unwrap_or_else(|e| panic!("{e}"))
@@ -66,82 +64,12 @@ async fn loaded() -> (PostgresBackend, String) {
 fn lookups(c: &mut Criterion) {
     let rt = runtime();
     let (backend, _) = rt.block_on(loaded());
-    let (ns, spec) = rt.block_on(async {
-        let ns = backend.namespace("bench").await.expect("namespace");
-        let spec = ns.work_spec("spec").await.expect("spec");
-        (ns, spec)
-    });
-
-    let mut group = c.benchmark_group("postgres_lookup_uncached");
-    group
-        .sample_size(30)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(3));
-    group.bench_function("namespace", |b| {
-        b.to_async(&rt)
-            .iter(|| async { backend.namespace("bench").await.expect("hit") })
-    });
-    group.bench_function("work_spec", |b| {
-        b.to_async(&rt)
-            .iter(|| async { ns.work_spec("spec").await.expect("hit") })
-    });
-    group.bench_function("work_unit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { spec.work_unit("u05000").await.expect("hit") })
-    });
-    group.bench_function("worker", |b| {
-        b.to_async(&rt)
-            .iter(|| async { ns.worker("w").await.expect("hit") })
-    });
-    group.bench_function("chain_namespace_spec_unit", |b| {
-        b.to_async(&rt).iter(|| async {
-            backend
-                .work_unit_at("bench", "spec", "u05000")
-                .await
-                .expect("hit")
-        })
-    });
-    group.finish();
-
+    let names = ["bench", "spec", "u05000", "w"];
+    lookup_group(c, &rt, "postgres_lookup_uncached", &backend, names);
     // The same lookups through `Cache`: after the first miss, served from
     // memory without a round trip.
-    let cached = coordinate::cache::Cache::new(backend.clone());
-    let (cns, cspec) = rt.block_on(async {
-        let ns = cached.namespace("bench").await.expect("namespace");
-        let spec = ns.work_spec("spec").await.expect("spec");
-        spec.work_unit("u05000").await.expect("unit");
-        cached
-            .work_unit_at("bench", "spec", "u05000")
-            .await
-            .expect("chain");
-        (ns, spec)
-    });
-    let mut group = c.benchmark_group("postgres_lookup_cached");
-    group
-        .sample_size(30)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(3));
-    group.bench_function("namespace", |b| {
-        b.to_async(&rt)
-            .iter(|| async { cached.namespace("bench").await.expect("hit") })
-    });
-    group.bench_function("work_spec", |b| {
-        b.to_async(&rt)
-            .iter(|| async { cns.work_spec("spec").await.expect("hit") })
-    });
-    group.bench_function("work_unit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { cspec.work_unit("u05000").await.expect("hit") })
-    });
-    group.bench_function("chain_namespace_spec_unit", |b| {
-        b.to_async(&rt).iter(|| async {
-            cached
-                .work_unit_at("bench", "spec", "u05000")
-                .await
-                .expect("hit")
-        })
-    });
-    group.finish();
+    let cached = coordinate::cache::Cache::new(backend);
+    lookup_group(c, &rt, "postgres_lookup_cached", &cached, names);
 }
 
 /// Time spent in `op` over `iters` calls, each after an untimed `setup`

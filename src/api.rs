@@ -9,6 +9,44 @@
 //! are plain getters that never fail; everything that reads or writes state
 //! is `async` and returns a [`Result`]. What callers store is bounded by the
 //! crate's [Limits](crate#limits), the same on every backend.
+//!
+//! # Handles and identity
+//!
+//! A handle refers to the object that existed when it was obtained, not to
+//! its name. Two lookups of the same live object observe the same state. If
+//! an object is deleted and another is later created under the same name,
+//! old handles keep referring to the deleted one; only a fresh lookup
+//! answers the new object.
+//!
+//! # Deleted objects
+//!
+//! Deleting an object (destroying a namespace or spec, deleting units)
+//! deletes everything beneath it, and every handle to any of those is
+//! *dead*: its plain getters still answer, and every fallible method fails
+//! with [`Error::Gone`](crate::Error::Gone), except [`Namespace::destroy`],
+//! which succeeds and does nothing. Deleted attempts vanish from every
+//! worker's lists. A durable backend, which only notices a deletion when a
+//! row is missing, may answer differently where a caller cannot tell the
+//! difference: name lookups inside a deleted parent fail with
+//! `NoSuchWorkSpec`/`NoSuchWorkUnit` (and a dead spec or unit handle may
+//! report those for its own name); list, map, count and summary reads
+//! under a dead parent answer an empty result; priority changes on a dead
+//! spec may do nothing. Reads and writes of one object (data, metas,
+//! statuses, adding a unit, every attempt method, `make_attempt`) always
+//! fail with `Gone`.
+//!
+//! # Lazy expiry
+//!
+//! An attempt whose lease has run out is not expired at that instant but
+//! by the next *expiry check* over its spec: every Pending active attempt
+//! with `expiration_time` strictly before now becomes Expired (its end time
+//! is now; it leaves its worker's active list) and its unit loses its
+//! active attempt (Available, or Delayed by `not_before`). The methods that
+//! run a check say so; the others (notably `data`, `start_time`, the attempt
+//! state changes, the worker lists and `meta(false)`) do not, so an attempt
+//! past its deadline can still be renewed or finished until a check runs.
+//! Attempts that are Pending but no longer active are never expired
+//! automatically. A backend may check a wider scope than a method names.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -38,13 +76,17 @@ pub type AttemptRef = Arc<dyn Attempt>;
 /// The root of a Coordinate store: a set of namespaces.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug {
-    /// The live namespace with this name, created empty if there is none.
+    /// The live namespace with this name, created empty if there is none
+    /// (a destroyed one is never revived: the name gets a new namespace).
+    /// Fails only with a backend error.
     async fn namespace(&self, name: &str) -> Result<NamespaceRef>;
 
-    /// Every live namespace, by name.
+    /// Every live namespace, by name; destroyed ones are absent.
     async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>>;
 
-    /// Summary of every live namespace.
+    /// One record per (namespace, spec, status) with a non-zero count, over
+    /// every live namespace, after an expiry check; in no particular order
+    /// (a durable backend may skip the check, so counts may lag).
     async fn summarize(&self) -> Result<Summary>;
 
     /// The backend's change feed, if it has one (see [`crate::feed`]).
@@ -83,6 +125,9 @@ forward_backend!(Arc);
 forward_backend!(Box);
 
 /// An isolated application state: work specs and workers.
+///
+/// Every method but `name` and `destroy` fails on a destroyed namespace
+/// (see [deleted objects](self#deleted-objects)).
 #[async_trait]
 pub trait Namespace: Send + Sync + Debug {
     /// The namespace's name.
@@ -91,34 +136,50 @@ pub trait Namespace: Send + Sync + Debug {
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 
-    /// Deletes the namespace and everything in it. Succeeds and does nothing
-    /// on an already destroyed handle.
+    /// Deletes the namespace and everything in it: specs, units, attempts
+    /// and workers. Succeeds and does nothing on an already destroyed
+    /// handle, and never touches a newer namespace of the same name.
     async fn destroy(&self) -> Result<()>;
 
-    /// Creates the work spec the definition names, or replaces the
-    /// definition of the existing one (`set_data`).
+    /// Creates the work spec the definition names, with meta derived from
+    /// the definition, or replaces the definition of the existing one
+    /// exactly as [`WorkSpec::set_data`] does, keeping its identity.
+    ///
+    /// The definition is checked first, in this order, and on an error
+    /// nothing is created or changed: `"name"` absent or null →
+    /// `NoWorkSpecName`; not a string → `BadWorkSpecName`; empty →
+    /// `NoWorkSpecName`; another recognised key with an unusable value →
+    /// `InvalidWorkSpecData`.
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef>;
 
-    /// The work spec with this name, or `NoSuchWorkSpec`.
+    /// The work spec with this name, or `NoSuchWorkSpec` carrying the name.
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef>;
 
-    /// Deletes the work spec with this name, its units and their attempts.
+    /// Deletes the work spec with this name, its units and their attempts
+    /// (which leave every worker's lists); `NoSuchWorkSpec` if there is
+    /// none, including on a second destroy of the same name.
     async fn destroy_work_spec(&self, name: &str) -> Result<()>;
 
-    /// The names of every work spec, in no particular order.
+    /// The names of every work spec, in no particular order; empty if none.
     async fn work_spec_names(&self) -> Result<Vec<String>>;
 
-    /// The worker with this name, created with the defaults if there is none.
+    /// The worker with this name, created if there is none: active, no
+    /// parent, empty data and mode, last updated now and expiring 15
+    /// minutes later. Looking up an existing worker changes nothing.
     async fn worker(&self, name: &str) -> Result<WorkerRef>;
 
-    /// Every worker of the namespace, by name.
+    /// Every worker of the namespace (parents, children, active or not), by
+    /// name.
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>>;
 
-    /// Summary of this namespace.
+    /// [`Backend::summarize`] for this namespace only.
     async fn summarize(&self) -> Result<Summary>;
 }
 
 /// A family of jobs: a definition, its meta, and its work units.
+///
+/// Every method but `name` fails once the spec or its namespace is
+/// destroyed (see [deleted objects](self#deleted-objects)).
 #[async_trait]
 pub trait WorkSpec: Send + Sync + Debug {
     /// The spec's name (the definition's `"name"`).
@@ -127,19 +188,35 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 
-    /// The definition exactly as last stored.
+    /// The definition exactly as last stored, unrecognised keys included.
     async fn data(&self) -> Result<DataMap>;
 
-    /// Replaces the definition and re-derives the whole meta from it.
+    /// Replaces the definition and re-derives the whole meta from it,
+    /// discarding every earlier [`set_meta`](WorkSpec::set_meta) and
+    /// resetting `next_continuous` (so a continuous spec may generate a unit
+    /// at once). Units and attempts are untouched. The definition is checked
+    /// as by [`Namespace::set_work_spec`], and a different name fails with
+    /// `ChangedName`; on any error nothing changes.
     async fn set_data(&self, definition: DataMap) -> Result<()>;
 
-    /// The meta; with counts, after lazy expiry.
+    /// The meta. With `with_counts`, after an expiry check over the spec,
+    /// `available_count` and `pending_count` count the Available (not
+    /// Delayed) and Pending units; without, both are 0.
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta>;
 
-    /// Overwrites the settable fields of the meta.
+    /// Overwrites the settable fields of the meta (priority, weight, paused,
+    /// continuous, memory, interval, `next_continuous` and the limits) and
+    /// ignores the derived ones. `continuous` stays false on a spec that
+    /// cannot be continuous; field values never make the call fail. Read,
+    /// modify and write back, since `next_continuous` is taken as given.
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()>;
 
-    /// Creates or replaces (upsert) the unit with this name.
+    /// Creates or replaces (upsert) the unit with this name, answering its
+    /// handle. A replaced unit keeps its identity and attempts and takes the
+    /// new data and whole meta; if it was Finished or Failed its active
+    /// attempt is cleared (the attempt keeps its status), so it becomes
+    /// Available or Delayed, while an Available, Pending or Delayed unit
+    /// keeps its state. Concurrent adds of one name all succeed.
     async fn add_work_unit(
         &self,
         name: &str,
@@ -167,29 +244,38 @@ pub trait WorkSpec: Send + Sync + Debug {
         Ok(added)
     }
 
-    /// The unit with this name, or `NoSuchWorkUnit`.
+    /// The unit with this name, or `NoSuchWorkUnit` carrying the name.
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef>;
 
-    /// The units the query selects, by name.
+    /// The units the query selects, by name, after an expiry check over the
+    /// spec (see [`WorkUnitQuery`] for the selection and paging rules).
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>>;
 
-    /// Units per status; only non-zero counts appear.
+    /// Units per status after an expiry check; only non-zero counts appear.
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>>;
 
-    /// Sets the priority of every selected unit.
+    /// Sets the priority of every selected unit (after an expiry check).
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()>;
 
-    /// Adds `delta` to the priority of every selected unit.
+    /// Adds `delta` to the priority of every selected unit (after an expiry
+    /// check).
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()>;
 
-    /// Deletes every selected unit with its attempts; answers how many.
+    /// Deletes every selected unit with its attempts (after an expiry check);
+    /// answers how many, 0 if none matched. The deleted attempts leave every
+    /// worker's lists; their workers are not told otherwise. The default
+    /// query deletes every unit.
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64>;
 
-    /// Summary of this spec.
+    /// [`Backend::summarize`] for this spec only.
     async fn summarize(&self) -> Result<Summary>;
 }
 
 /// One job: a name, data and meta, and its attempts.
+///
+/// Every method but `name` and `work_spec` fails once the unit is deleted
+/// or its spec or namespace destroyed (see
+/// [deleted objects](self#deleted-objects)).
 #[async_trait]
 pub trait WorkUnit: Send + Sync + Debug {
     /// The unit's name.
@@ -201,17 +287,20 @@ pub trait WorkUnit: Send + Sync + Debug {
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 
-    /// The active attempt's data if there is one, else the unit's own.
+    /// The active attempt's data if there is one (whatever its status),
+    /// else the unit's own. No expiry check.
     async fn data(&self) -> Result<DataMap>;
 
-    /// The status, after lazy expiry (an active attempt whose lease ran
-    /// out is expired first, leaving the unit Available or Delayed).
+    /// The status, after an expiry check over the spec (an active attempt
+    /// whose lease ran out is expired first, leaving the unit Available or
+    /// Delayed).
     async fn status(&self) -> Result<WorkUnitStatus>;
 
-    /// Priority and not-before time.
+    /// Priority (higher runs first) and not-before time (`None`: no
+    /// restriction).
     async fn meta(&self) -> Result<WorkUnitMeta>;
 
-    /// Replaces priority and not-before time.
+    /// Replaces priority and not-before time (`None` lifts the restriction).
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()>;
 
     /// The priority.
@@ -220,13 +309,18 @@ pub trait WorkUnit: Send + Sync + Debug {
     /// Changes only the priority.
     async fn set_priority(&self, priority: f64) -> Result<()>;
 
-    /// The active attempt, after lazy expiry.
+    /// The active attempt, after an expiry check over the spec. A finished
+    /// or failed attempt stays active; after expiry or retry there is none.
     async fn active_attempt(&self) -> Result<Option<AttemptRef>>;
 
-    /// Removes the active-attempt link; the attempt itself is untouched.
+    /// Removes the active-attempt link, so the unit is Available or Delayed
+    /// and shows its own data. The attempt itself is untouched: it keeps its
+    /// status (even Pending), its place in the history and on its worker's
+    /// active list.
     async fn clear_active_attempt(&self) -> Result<()>;
 
-    /// Every attempt ever made for this unit, in creation order.
+    /// Every attempt ever made for this unit, the active one included, in
+    /// creation order.
     async fn attempts(&self) -> Result<Vec<AttemptRef>>;
 
     /// The number of attempts ever made for this unit.
@@ -242,17 +336,20 @@ pub trait Worker: Send + Sync + Debug {
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 
-    /// The parent worker, if any.
+    /// The parent worker, if any (none is not an error).
     async fn parent(&self) -> Result<Option<WorkerRef>>;
 
-    /// Changes (or, with `None`, clears) the parent; `WrongBackend` for a
-    /// worker of another backend.
+    /// Changes (or, with `None`, clears) the parent: the worker leaves the
+    /// old parent's children and joins the new one's; the same parent again
+    /// changes nothing. Any worker of this backend may be the parent (no
+    /// cycle or namespace check); `WrongBackend` for one of another backend.
     async fn set_parent(&self, parent: Option<&dyn Worker>) -> Result<()>;
 
-    /// Workers whose parent is this one.
+    /// Workers whose parent is this one, in no particular order.
     async fn children(&self) -> Result<Vec<WorkerRef>>;
 
-    /// The active flag.
+    /// The active flag. Neither it, nor mode or expiration, has any effect
+    /// on scheduling: an inactive worker can still request attempts.
     async fn active(&self) -> Result<bool>;
 
     /// Clears the active flag.
@@ -264,13 +361,15 @@ pub trait Worker: Send + Sync + Debug {
     /// The worker's data.
     async fn data(&self) -> Result<DataMap>;
 
-    /// The (informational) expiration instant.
+    /// The expiration instant: informational only, nothing deactivates a
+    /// worker when it passes.
     async fn expiration(&self) -> Result<Time>;
 
     /// The time of the last update, as the caller said.
     async fn last_update(&self) -> Result<Time>;
 
-    /// Sets active and stores data, the caller's `now`, expiration and mode.
+    /// Sets active and stores data, the caller's `now` (the clock is not
+    /// read), expiration and mode.
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()>;
 
     /// Asks for work: the scheduler ([`crate::rules::schedule`]) picks one
@@ -280,23 +379,56 @@ pub trait Worker: Send + Sync + Debug {
     /// attempt of this worker. A continuous spec with nothing to do may
     /// generate one unit instead. All attempts returned are of one spec;
     /// two concurrent requests are never handed the same unit.
+    ///
+    /// Runs an expiry check over every spec of the namespace first. Delayed
+    /// units are never taken; paused specs are never chosen. A zero or
+    /// negative lifetime is the 15-minute default. With the spec's
+    /// `max_retries` set, a new attempt whose unit now has more attempts
+    /// than that is failed at once with data `{"traceback": "too many
+    /// retries"}` and left out (the rest are answered without topping up;
+    /// if all were failed, more units are taken). Answers the attempts in
+    /// the order made, or an empty list when there is nothing to do.
     async fn request_attempts(&self, request: AttemptRequest) -> Result<Vec<AttemptRef>>;
 
-    /// Creates an attempt for exactly this unit, whatever its state; a zero
-    /// lifetime is the 15-minute default.
+    /// Creates an attempt for exactly this unit, whatever its state, pause,
+    /// limits or not-before, expiring `lifetime` from now (zero is the
+    /// 15-minute default; a negative one expires at the next check). It
+    /// becomes the unit's active attempt; a previous one keeps its status
+    /// and its place on its worker's active list. `WrongBackend` for a unit
+    /// of another backend. Meant for tests and debugging.
     async fn make_attempt(&self, unit: &dyn WorkUnit, lifetime: Duration) -> Result<AttemptRef>;
 
     /// Attempts on this worker's active list, in the order they were added.
+    /// An attempt is on it from creation until it leaves Pending or is
+    /// deleted; clearing or superseding it does not remove it.
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>>;
 
-    /// Every attempt given to this worker whose unit still exists.
+    /// Every attempt given to this worker whose unit still exists, in
+    /// creation order.
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>>;
 
-    /// The active attempts of this worker's direct children.
+    /// The active attempts of this worker's direct children (not its own,
+    /// not grandchildren's), in no particular order.
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>>;
 }
 
 /// One worker doing one work unit.
+///
+/// An attempt is *active* while it is its unit's active attempt. Every
+/// fallible method fails once its unit is deleted or its spec or namespace
+/// destroyed (see [deleted objects](self#deleted-objects)). A state change
+/// that completes the attempt sets its status, sets its end time to now,
+/// replaces its data if data is given (an empty map is a replacement), and
+/// takes it off its worker's active list. None of them changes the unit's
+/// own data, and none runs an expiry check. The allowed changes, with
+/// anything else failing with `NotPending`:
+///
+/// | from \ call | renew | expire | finish | fail | retry |
+/// |---|---|---|---|---|---|
+/// | Pending, active | stays Pending | Expired | Finished, chains | Failed | Retryable |
+/// | Pending, not active | Expired, `LostLease` | Expired | Finished | Failed | Retryable |
+/// | Expired | Expired, `LostLease` | no-op | | | |
+/// | Failed | | | Finished | | |
 #[async_trait]
 pub trait Attempt: Send + Sync + Debug {
     /// The unit being done.
@@ -316,28 +448,39 @@ pub trait Attempt: Send + Sync + Debug {
         None
     }
 
-    /// The status, after lazy expiry.
+    /// The status, after an expiry check over the spec.
     async fn status(&self) -> Result<AttemptStatus>;
 
-    /// The attempt's own data.
+    /// The attempt's own data: a snapshot of the unit's at creation, or
+    /// whatever last replaced it. No expiry check.
     async fn data(&self) -> Result<DataMap>;
 
     /// When the attempt was made.
     async fn start_time(&self) -> Result<Time>;
 
-    /// When it left Pending; `None` while pending. After lazy expiry.
+    /// When it left Pending; `None` while pending. After an expiry check.
     async fn end_time(&self) -> Result<Option<Time>>;
 
-    /// When its lease runs out. After lazy expiry.
+    /// When its lease runs out (left as it was when the attempt expires).
+    /// After an expiry check.
     async fn expiration_time(&self) -> Result<Time>;
 
-    /// Extends the lease to now + `extend`, optionally replacing the data.
+    /// Extends the lease to now + `extend` (not from the old deadline; zero
+    /// or negative expires at the next check after that), optionally
+    /// replacing the data. An attempt that is Pending or Expired but no
+    /// longer active is completed as Expired instead (data replaced if
+    /// given) and the call fails with `LostLease`; any other status fails
+    /// with `NotPending`.
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()>;
 
-    /// Gives the unit up (→ Expired).
+    /// Gives the unit up (Pending → Expired, clearing the unit's active
+    /// attempt if it is this one). On an Expired attempt, succeeds and
+    /// changes nothing (the data is not replaced); otherwise `NotPending`.
     async fn expire(&self, data: Option<DataMap>) -> Result<()>;
 
-    /// Completes successfully (→ Finished). If the attempt is still its
+    /// Completes successfully (→ Finished) from Pending, or from Failed;
+    /// otherwise `NotPending`. An active attempt stays active, so its unit
+    /// is Finished and shows the attempt's data. If the attempt is still its
     /// unit's active one, the `"output"` of its data then adds (upserts)
     /// units to the spec named by the unit's spec's `then`
     /// ([`WorkSpecMeta::next_work_spec_name`]) in the same namespace; a
@@ -345,10 +488,14 @@ pub trait Attempt: Send + Sync + Debug {
     /// not fail the call (see [`crate::rules::chained_units`]).
     async fn finish(&self, data: Option<DataMap>) -> Result<()>;
 
-    /// Completes unsuccessfully (→ Failed).
+    /// Completes unsuccessfully (Pending → Failed; otherwise `NotPending`).
+    /// An active attempt stays active, so its unit is Failed.
     async fn fail(&self, data: Option<DataMap>) -> Result<()>;
 
-    /// Completes unsuccessfully but runnable again after `delay` (→ Retryable).
+    /// Completes unsuccessfully but runnable again (Pending → Retryable;
+    /// otherwise `NotPending`), clearing the unit's active attempt if it is
+    /// this one. The unit's `not_before` becomes now + `delay`, even for a
+    /// zero delay and even if the attempt was not active.
     async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()>;
 }
 

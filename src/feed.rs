@@ -30,50 +30,14 @@
 //!   under 7000 bytes: a delete of more than 200 units of a spec is one
 //!   spec-wide event. Each backend listens on one connection of its own,
 //!   outside the pool; losing it ends every subscription with a gap.
+//!   Sessions running with `session_replication_role = replica` skip
+//!   triggers, and so the feed.
 //!
-//! # Coherence of `Cache` (guarantees and caveats)
+//! # Caches
 //!
-//! A [`Cache`](crate::cache::Cache) built inside a tokio runtime over a
-//! backend with a feed subscribes at once and keeps itself coherent:
-//!
-//! - **Guaranteed.** Once the event of a committed delete has been applied
-//!   (a few milliseconds after the commit on a local PostgreSQL; see
-//!   `BENCHMARKS.md#cross-server-cache-invalidation`), no lookup of this
-//!   cache answers from an entry the delete made stale: lookups of a
-//!   deleted unit, spec or namespace go to the backend and answer `NoSuch…` (or find the object created again
-//!   since). A rolled-back delete changes nothing. A gap (the subscription
-//!   fell behind, or the connection was lost) flushes every entry, and until
-//!   the cache has subscribed again it serves and stores no entry at all
-//!   (every lookup goes to the backend); once subscribed again it flushes
-//!   once more. So an entry that may have missed an event is never served.
-//!   Handles obtained before the gap (or during it) re-resolve their name on
-//!   their first use after it, so lookups through a handle kept across a gap
-//!   are covered too.
-//!   Resubscription backs off exponentially with jitter, from about 50 ms
-//!   up to 30 s; a lookup the backend answers meanwhile (so the server is
-//!   back) cuts the pause short, so a busy job server resubscribes within
-//!   a lookup or two of the server accepting connections again.
-//!   [`Cache::broadcast_purge`](crate::cache::Cache::broadcast_purge)
-//!   reaches every subscribed cache of the database.
-//! - **Not guaranteed.** Invalidation is asynchronous: between a commit in
-//!   one job server and the event's arrival in another, the other's lookup
-//!   can still return the deleted object's handle. That handle is never
-//!   used on the wrong object: its operations answer `Gone` and it
-//!   re-resolves its name, as without a feed. A lookup already loading from
-//!   the backend when the event is applied answers what it read, but its
-//!   answer is not cached. Events reach the entries reachable from
-//!   the cache itself; children looked up through a namespace or spec handle
-//!   the caller kept after that handle's own entry was evicted are not
-//!   reached (they still recover on `Gone`). A spec's redefinition drops
-//!   nothing (no definition is cached). After a long outage an idle cache
-//!   may resubscribe up to ~30 s after the server is back (its first lookup
-//!   wakes it; it bypasses itself meanwhile: correct, but every lookup is a
-//!   round trip).
-//! - **Without a feed** — a cache built outside a tokio runtime, or over a
-//!   backend that has none — nothing changes: deletes made behind the
-//!   cache's back are only noticed when a handle answers `Gone` (bound it
-//!   with a time-to-live if that matters). PostgreSQL sessions running with
-//!   `session_replication_role = replica` skip triggers, and so the feed.
+//! [`Cache`](crate::cache::Cache) subscribes to its backend's feed; what it
+//! then guarantees across job servers, and what it does not, is written
+//! once, in its [caveats](crate::cache::Cache#caveats).
 
 use std::fmt;
 

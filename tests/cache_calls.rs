@@ -35,10 +35,16 @@ async fn seed(cache: &Counted) -> coordinate::Result<()> {
     Ok(())
 }
 
+/// [`setup`] with the [`seed`] objects created through the cache.
+async fn seeded() -> coordinate::Result<(Counted, MemoryBackend)> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    Ok((cache, memory))
+}
+
 #[tokio::test]
 async fn repeated_lookups_hit_and_return_the_same_handle() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     cache.get_ref().reset();
     let u1 = cache.work_unit_at("n", "s", "u").await?;
     let u2 = cache.work_unit_at("n", "s", "u").await?;
@@ -117,8 +123,7 @@ async fn errors_pass_through_unchanged() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn delete_all_then_lookup_answers_no_such_work_unit() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let spec = cache.work_spec_at("n", "s").await?;
     let unit = spec.work_unit("u").await?;
     assert_eq!(spec.delete_work_units(&WorkUnitQuery::all()).await?, 1);
@@ -144,8 +149,7 @@ async fn delete_all_then_lookup_answers_no_such_work_unit() -> coordinate::Resul
 
 #[tokio::test]
 async fn delete_by_name_invalidates_only_those_names() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let spec = cache.work_spec_at("n", "s").await?;
     let keep = spec
         .add_work_unit("keep", data!({}), WorkUnitMeta::default())
@@ -163,8 +167,7 @@ async fn delete_by_name_invalidates_only_those_names() -> coordinate::Result<()>
 
 #[tokio::test]
 async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let ns = cache.namespace("n").await?;
     let spec = ns.work_spec("s").await?;
     let unit = spec.work_unit("u").await?;
@@ -208,8 +211,7 @@ async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::R
 
 #[tokio::test]
 async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinate::Result<()> {
-    let (cache, memory) = setup();
-    seed(&cache).await?;
+    let (cache, memory) = seeded().await?;
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let spec = memory.work_spec_at("n", "s").await?;
     spec.delete_work_units(&WorkUnitQuery::all()).await?;
@@ -230,8 +232,7 @@ async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinat
 
 #[tokio::test]
 async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
-    let (cache, memory) = setup();
-    seed(&cache).await?;
+    let (cache, memory) = seeded().await?;
     let unit = cache.work_unit_at("n", "s", "u").await?;
     memory
         .work_spec_at("n", "s")
@@ -303,8 +304,7 @@ async fn concurrent_misses_of_one_name_share_one_backend_call() -> coordinate::R
 
 #[tokio::test]
 async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::Result<()> {
-    let (cache, memory) = setup();
-    seed(&cache).await?;
+    let (cache, memory) = seeded().await?;
     let ns = cache.namespace("n").await?;
     let spec = ns.work_spec("s").await?;
     let worker = ns.worker("w").await?;
@@ -357,8 +357,7 @@ async fn an_old_namespace_handle_never_destroys_a_newer_namespace() -> coordinat
 
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let worker = cache.worker_at("n", "w").await?;
     let spec = cache.work_spec_at("n", "s").await?;
@@ -384,8 +383,7 @@ async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
-    let (cache, memory) = setup();
-    seed(&cache).await?;
+    let (cache, memory) = seeded().await?;
     let ns = cache.namespace("n").await?;
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let parent = ns.worker("p").await?;
@@ -418,8 +416,7 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinate::Result<()> {
-    let (cache, memory) = setup();
-    seed(&cache).await?;
+    let (cache, memory) = seeded().await?;
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let worker = cache.worker_at("n", "w").await?;
     memory
@@ -480,8 +477,7 @@ async fn caches_stack_and_erase() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn dropping_the_cache_frees_its_entries() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let unit = cache.work_unit_at("n", "s", "u").await?;
     let weak = Arc::downgrade(&unit);
     let kept = cache.work_spec_at("n", "s").await?;
@@ -498,8 +494,7 @@ async fn dropping_the_cache_frees_its_entries() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn debug_shows_counts_only() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let text = format!("{cache:?}");
     assert!(text.contains("hits"), "{text}");
     assert!(!text.contains("\"u\""), "{text}");
@@ -543,8 +538,7 @@ async fn evicted_entries_are_not_served() -> coordinate::Result<()> {
 /// A hit never returns a handle whose invalidation has returned.
 #[tokio::test]
 async fn no_hit_after_invalidation_returned() -> coordinate::Result<()> {
-    let (cache, _) = setup();
-    seed(&cache).await?;
+    let (cache, _) = seeded().await?;
     let spec = cache.work_spec_at("n", "s").await?;
     for round in 0..50 {
         spec.add_work_unit("u", data!({ "round": round }), WorkUnitMeta::default())

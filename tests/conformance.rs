@@ -32,23 +32,34 @@ mod cached_memory {
     });
 }
 
+/// A PostgreSQL backend on a database leased from the shared throwaway
+/// cluster. No skipping inside the generated tests: without a server they
+/// fail, saying how to install PostgreSQL.
+#[cfg(feature = "postgres")]
+async fn leased_postgres(
+    clock: coordinate::MockClock,
+) -> (
+    coordinate::postgres::PostgresBackend,
+    coordinate::postgres::testing::DatabaseLease,
+) {
+    let cluster =
+        coordinate::postgres::testing::TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
+    cluster
+        .lease_backend(clock)
+        .await
+        .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"))
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::sync::Arc;
 
     use coordinate::conformance::TestBackend;
-    use coordinate::postgres::testing::TestCluster;
     use coordinate::MockClock;
 
     coordinate::conformance_tests!(|| async {
         let clock = MockClock::new();
-        // No skipping inside the generated tests: without a server they
-        // fail, saying how to install PostgreSQL.
-        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
-        let (backend, lease) = cluster
-            .lease_backend(clock.clone())
-            .await
-            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        let (backend, lease) = super::leased_postgres(clock.clone()).await;
         TestBackend::object(Arc::new(backend), clock).with_guard(lease)
     });
 }
@@ -59,16 +70,11 @@ mod cached_postgres {
 
     use coordinate::cache::Cache;
     use coordinate::conformance::TestBackend;
-    use coordinate::postgres::testing::TestCluster;
     use coordinate::MockClock;
 
     coordinate::conformance_tests!(|| async {
         let clock = MockClock::new();
-        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
-        let (backend, lease) = cluster
-            .lease_backend(clock.clone())
-            .await
-            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        let (backend, lease) = super::leased_postgres(clock.clone()).await;
         TestBackend::name_identity(Arc::new(Cache::new(backend)), clock).with_guard(lease)
     });
 }

@@ -161,14 +161,7 @@ async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> 
             .await?;
         ns.destroy_work_spec(&format!("s{i}")).await?;
     }
-    assert!(
-        eventually!({
-            let feed = cache.stats().feed;
-            feed.gaps >= 1 && feed.reconnects >= 1 && feed.subscribed
-        }),
-        "{:?}",
-        cache.stats().feed
-    );
+    assert_resubscribed_after_a_gap(&cache).await;
     assert!(cache.stats().feed.flushes >= 2);
     // Events flow again after the resubscription.
     cache.work_unit_at("ns", "spec", "a").await?;
@@ -182,6 +175,18 @@ async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> 
         Err(Error::NoSuchWorkUnit { .. })
     )));
     Ok(())
+}
+
+/// Waits until `cache` has had a gap and subscribed again.
+async fn assert_resubscribed_after_a_gap(cache: &Cache<MemoryBackend>) {
+    assert!(
+        eventually!({
+            let feed = cache.stats().feed;
+            feed.gaps >= 1 && feed.reconnects >= 1 && feed.subscribed
+        }),
+        "{:?}",
+        cache.stats().feed
+    );
 }
 
 /// Changes the backend so fast, without yielding, that a cache over a feed
@@ -207,14 +212,7 @@ async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()>
     let held_spec = cache.work_spec_at("ns", "spec").await?;
     held_spec.work_unit("a").await?;
     cause_a_gap(&backend).await?;
-    assert!(
-        eventually!({
-            let feed = cache.stats().feed;
-            feed.gaps >= 1 && feed.reconnects >= 1 && feed.subscribed
-        }),
-        "{:?}",
-        cache.stats().feed
-    );
+    assert_resubscribed_after_a_gap(&cache).await;
     // Looked up through the held handles after the gap…
     held_spec.work_unit("a").await?;
     held_spec.work_unit("b").await?;

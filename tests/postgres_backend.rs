@@ -8,7 +8,7 @@ use coordinate::postgres::{PostgresBackend, PostgresError, SCHEMA_VERSION};
 use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
 
 /// A fresh backend on its own database; fails the test without a server.
@@ -355,6 +355,17 @@ async fn intervals_and_data_round_trip_exactly() {
     assert_eq!(spec.data().await.unwrap(), definition);
 }
 
+/// Unit "u" of spec "s" and worker "m", in namespace "n" of `backend`.
+async fn unit_and_worker(backend: &dyn Backend) -> (WorkUnitRef, WorkerRef) {
+    let ns = backend.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    (unit, ns.worker("m").await.unwrap())
+}
+
 #[tokio::test]
 async fn handles_of_other_backends_are_refused() {
     let (b, _) = backend().await;
@@ -364,55 +375,23 @@ async fn handles_of_other_backends_are_refused() {
     let worker = ns.worker("w").await.unwrap();
 
     let memory = coordinate::memory::MemoryBackend::new();
-    let mspec = memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    let munit = mspec
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
-    let mworker = memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("m")
-        .await
-        .unwrap();
-    assert_eq!(
-        worker
-            .make_attempt(&*munit, Duration::zero())
-            .await
-            .unwrap_err(),
-        Error::WrongBackend
-    );
-    assert_eq!(
-        worker.set_parent(Some(&*mworker)).await.unwrap_err(),
-        Error::WrongBackend
-    );
-
     // Another PostgresBackend instance is another backend, too.
-    let ospec = other
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    let ounit = ospec
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        worker
-            .make_attempt(&*ounit, Duration::zero())
-            .await
-            .unwrap_err(),
-        Error::WrongBackend
-    );
+    for (label, foreign) in [("memory", &memory as &dyn Backend), ("other", &other)] {
+        let (unit, parent) = unit_and_worker(foreign).await;
+        assert_eq!(
+            worker
+                .make_attempt(&*unit, Duration::zero())
+                .await
+                .unwrap_err(),
+            Error::WrongBackend,
+            "make_attempt on a unit of the {label} backend"
+        );
+        assert_eq!(
+            worker.set_parent(Some(&*parent)).await.unwrap_err(),
+            Error::WrongBackend,
+            "set_parent to a worker of the {label} backend"
+        );
+    }
     // A clone is the same backend.
     let unit = spec
         .add_work_unit("u", data!({}), WorkUnitMeta::default())

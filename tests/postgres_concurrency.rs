@@ -11,8 +11,8 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, AttemptStatus, Backend, MockClock, NamespaceRef, WorkSpecRef,
-    WorkUnitMeta, WorkUnitStatus,
+    data, AttemptRef, AttemptRequest, AttemptStatus, Backend, BackendExt, MockClock, NamespaceRef,
+    WorkSpecRef, WorkUnitMeta, WorkUnitStatus,
 };
 use tokio::sync::Barrier;
 
@@ -66,13 +66,7 @@ async fn requests_at_once(
             let backend = servers[i % servers.len()].clone();
             let barrier = barrier.clone();
             tokio::spawn(async move {
-                let worker = backend
-                    .namespace("n")
-                    .await
-                    .unwrap()
-                    .worker(&format!("w{i}"))
-                    .await
-                    .unwrap();
+                let worker = backend.worker_at("n", &format!("w{i}")).await.unwrap();
                 barrier.wait().await;
                 worker
                     .request_attempts(AttemptRequest::units(per_request))

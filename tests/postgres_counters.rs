@@ -3,8 +3,8 @@
 //! finishes with chaining, failures, retries, expiry, upserts, bulk adds,
 //! deletes, meta changes), counts, counted metas and summaries equal a full
 //! recount of the unit rows, and so do the stored counters and unit states;
-//! and a database of the previous schema version migrates to counters that
-//! match its units.
+//! and a database of schema version 3 migrates to counters that match its
+//! units.
 #![cfg(feature = "postgres")]
 
 use std::collections::BTreeMap;
@@ -343,12 +343,23 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
         .unwrap();
     drop(backend);
 
-    // Back to the previous schema: its functions, no counters, no states.
+    // Back to version 3: the unit's spec by foreign key again, its
+    // functions, no counters, no states.
     let sql = sql_client(&db).await;
     let previous = include_str!("../src/postgres/migrations/0003_one_statement_operations.sql")
         .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION");
     sql.batch_execute(&format!(
         "BEGIN;
+         DROP TRIGGER coordinate_unit_spec_check ON work_unit;
+         DROP TRIGGER coordinate_unit_spec_fixed ON work_unit;
+         DROP TRIGGER coordinate_unit_spec_cascade ON work_spec;
+         DROP TRIGGER coordinate_unit_spec_truncate ON work_spec;
+         DROP FUNCTION coordinate_unit_spec_check();
+         DROP FUNCTION coordinate_unit_spec_fixed();
+         DROP FUNCTION coordinate_unit_spec_cascade();
+         DROP FUNCTION coordinate_unit_spec_truncate();
+         ALTER TABLE work_unit ADD CONSTRAINT work_unit_work_spec_id_fkey
+             FOREIGN KEY (work_spec_id) REFERENCES work_spec (id) ON DELETE CASCADE;
          DROP TRIGGER coordinate_count_insert ON work_unit;
          DROP TRIGGER coordinate_count_update ON work_unit;
          DROP TRIGGER coordinate_count_delete ON work_unit;

@@ -24,80 +24,24 @@ use coordinate::memory::MemoryBackend;
 use coordinate::postgres::testing::TestCluster;
 use coordinate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
 use coordinate::{
-    data, sort_summary, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, Error,
-    MockClock, NamespaceRef, Time, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
-    WorkerRef,
+    data, sort_summary, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, MockClock,
+    Time, WorkUnitMeta, WorkUnitQuery,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use serde_json::Value;
 
-const UNITS: &[&str] = &["a", "b", "c", "d", "\u{1}e"];
-const WORKERS: &[&str] = &["w1", "w2", "w3"];
+mod common;
+
+use common::random_ops::{self, kind, make_attempt, spec_definition, world, World, ATTEMPTS};
+use common::random_ops::{UNITS, WORKERS};
 
 #[derive(Debug, Clone)]
 enum Op {
-    AddUnit {
-        unit: usize,
-        priority: i8,
-        delay: i8,
-    },
-    DeleteUnits {
-        unit: Option<usize>,
-        status: Option<WorkUnitStatus>,
-        limit: i8,
-    },
-    Request {
-        worker: usize,
-        n: i8,
-    },
-    MakeAttempt {
-        worker: usize,
-        unit: usize,
-        lifetime: i16,
-    },
-    Renew {
-        attempt: usize,
-        extend: i16,
-    },
-    Expire {
-        attempt: usize,
-    },
-    Finish {
-        attempt: usize,
-        chain: Chain,
-    },
-    Fail {
-        attempt: usize,
-    },
-    Retry {
-        attempt: usize,
-        delay: i16,
-    },
-    ClearActive {
-        unit: usize,
-    },
-    AdjustPriority {
-        status: Option<WorkUnitStatus>,
-        delta: i8,
-    },
-    Advance {
-        seconds: u16,
-    },
-    Limits {
-        max_running: i8,
-        max_retries: i8,
-        max_getwork: i8,
-    },
-    Continuous {
-        on: bool,
-        interval: u8,
-    },
-    RecreateNextSpec,
-    SetParent {
-        child: usize,
-        parent: Option<usize>,
-    },
+    /// An ordinary operation of the shared model.
+    Model(random_ops::Op),
+    /// Finishes an attempt with output that chains extreme names and delays.
+    FinishExtreme { attempt: usize },
     /// Adds a unit with an extreme name, data depth, priority and not-before.
     ExtremeUnit {
         name: usize,
@@ -125,13 +69,9 @@ enum Op {
         by_definition: bool,
     },
     /// Sets an extreme `next_continuous`.
-    ExtremeNextContinuous {
-        time: usize,
-    },
+    ExtremeNextContinuous { time: usize },
     /// Creates and looks up namespaces, specs and workers with extreme names.
-    ExtremeNames {
-        name: usize,
-    },
+    ExtremeNames { name: usize },
     /// Updates a worker with extreme data and times.
     ExtremeWorkerUpdate {
         worker: usize,
@@ -146,17 +86,7 @@ enum Op {
         finish: bool,
     },
     /// Moves the clock near either end of the time range.
-    Jump {
-        to: usize,
-    },
-}
-
-/// The output a finish chains.
-#[derive(Debug, Clone, Copy)]
-enum Chain {
-    None,
-    Plain,
-    Extreme,
+    Jump { to: usize },
 }
 
 /// How [`Op::ExtremeUnitMeta`] sets the priority.
@@ -317,30 +247,10 @@ fn start_at(i: usize) -> Time {
 fn op() -> impl Strategy<Value = Op> {
     let unit = 0..UNITS.len();
     let worker = 0..WORKERS.len();
-    let attempt = 0usize..12;
-    let status = || {
-        prop_oneof![
-            Just(None),
-            proptest::sample::select(WorkUnitStatus::ALL).prop_map(Some)
-        ]
-    };
+    let attempt = ATTEMPTS;
     prop_oneof![
-        4 => (unit.clone(), -3i8..3, -3i8..3).prop_map(|(unit, priority, delay)| Op::AddUnit { unit, priority, delay }),
-        1 => (proptest::option::of(unit.clone()), status(), -1i8..3).prop_map(|(unit, status, limit)| Op::DeleteUnits { unit, status, limit }),
-        4 => (worker.clone(), -1i8..4).prop_map(|(worker, n)| Op::Request { worker, n }),
-        2 => (worker.clone(), unit.clone(), -60i16..2000).prop_map(|(worker, unit, lifetime)| Op::MakeAttempt { worker, unit, lifetime }),
-        2 => (attempt.clone(), -60i16..2000).prop_map(|(attempt, extend)| Op::Renew { attempt, extend }),
-        2 => attempt.clone().prop_map(|attempt| Op::Expire { attempt }),
-        3 => (attempt.clone(), prop_oneof![Just(Chain::None), Just(Chain::Plain), Just(Chain::Extreme)]).prop_map(|(attempt, chain)| Op::Finish { attempt, chain }),
-        2 => attempt.clone().prop_map(|attempt| Op::Fail { attempt }),
-        2 => (attempt.clone(), -10i16..600).prop_map(|(attempt, delay)| Op::Retry { attempt, delay }),
-        1 => unit.clone().prop_map(|unit| Op::ClearActive { unit }),
-        1 => (status(), -3i8..3).prop_map(|(status, delta)| Op::AdjustPriority { status, delta }),
-        3 => (0u16..1200).prop_map(|seconds| Op::Advance { seconds }),
-        1 => (-1i8..3, -1i8..3, -1i8..3).prop_map(|(max_running, max_retries, max_getwork)| Op::Limits { max_running, max_retries, max_getwork }),
-        1 => (any::<bool>(), 0u8..30).prop_map(|(on, interval)| Op::Continuous { on, interval }),
-        1 => Just(Op::RecreateNextSpec),
-        1 => (worker.clone(), proptest::option::of(worker.clone())).prop_map(|(child, parent)| Op::SetParent { child, parent }),
+        31 => random_ops::op(-3..=3).prop_map(Op::Model),
+        1 => attempt.clone().prop_map(|attempt| Op::FinishExtreme { attempt }),
         1 => (0..NAME_LENGTHS.len(), 0..DEPTHS.len(), 0..PRIORITIES.len(), 0usize..9).prop_map(|(name, depth, priority, time)| Op::ExtremeUnit { name, depth, priority, time }),
         2 => (unit.clone(), 0..PRIORITIES.len(), 0usize..8, prop_oneof![Just(PriorityWay::Meta), Just(PriorityWay::One), Just(PriorityWay::All), Just(PriorityWay::Adjust)]).prop_map(|(unit, priority, time, how)| Op::ExtremeUnitMeta { unit, priority, time, how }),
         2 => (attempt.clone(), worker.clone(), 0usize..8, prop_oneof![Just(DurationWay::MakeAttempt), Just(DurationWay::Renew), Just(DurationWay::Retry), Just(DurationWay::Request)]).prop_map(|(attempt, worker, duration, how)| Op::ExtremeDuration { attempt, worker, duration, how }),
@@ -353,197 +263,24 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// One backend's view of the scenario.
-struct World<'a> {
-    backend: &'a dyn Backend,
-    ns: NamespaceRef,
-    spec: WorkSpecRef,
-    workers: Vec<WorkerRef>,
-    attempts: Vec<AttemptRef>,
-}
-
-fn secs(n: impl Into<i64>) -> Duration {
-    Duration::seconds(n.into())
-}
-
-async fn world(backend: &dyn Backend) -> World<'_> {
-    let ns = backend.namespace("p").await.unwrap();
-    let spec = ns
-        .set_work_spec(data!({"name": "s", "then": "next", "continuous": true}))
-        .await
-        .unwrap();
-    ns.set_work_spec(data!({"name": "next", "disabled": true}))
-        .await
-        .unwrap();
-    let mut workers = Vec::new();
-    for w in WORKERS {
-        workers.push(ns.worker(w).await.unwrap());
-    }
-    World {
-        backend,
-        ns,
-        spec,
-        workers,
-        attempts: Vec::new(),
-    }
-}
-
-/// An answer reduced to what both backends must agree on.
-fn kind<T>(r: &Result<T, Error>) -> String {
-    match r {
-        Ok(_) => "ok".into(),
-        Err(Error::Gone { .. } | Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. }) => {
-            "gone".into()
-        }
-        Err(e) => format!("{e:?}"),
-    }
-}
-
 /// Runs one op; answers a description of its outcome.
-async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
-    let attempt = |i: usize| w.attempts.get(i % w.attempts.len().max(1)).cloned();
+async fn apply(w: &mut World, backend: &dyn Backend, op: &Op) -> String {
+    let clock = w.clock.clone();
     match op {
-        Op::AddUnit {
-            unit,
-            priority,
-            delay,
-        } => {
-            let not_before = (*delay != 0).then(|| clock.now() + secs(*delay));
-            let meta = WorkUnitMeta {
-                priority: f64::from(*priority),
-                not_before,
-            };
-            kind(
-                &w.spec
-                    .add_work_unit(UNITS[*unit], data!({"u": unit}), meta)
-                    .await,
-            )
-        }
-        Op::DeleteUnits {
-            unit,
-            status,
-            limit,
-        } => {
-            let query = WorkUnitQuery {
-                names: unit.map(|u| vec![UNITS[u].to_string()]).unwrap_or_default(),
-                statuses: status.map(|s| vec![s]).unwrap_or_default(),
-                limit: i64::from(*limit),
-                ..WorkUnitQuery::default()
-            };
-            format!("{:?}", w.spec.delete_work_units(&query).await.ok())
-        }
-        Op::Request { worker, n } => {
-            match w.workers[*worker]
-                .request_attempts(AttemptRequest::units(i64::from(*n)))
-                .await
-            {
-                Ok(got) => {
-                    let names: Vec<String> = got
-                        .iter()
-                        .map(|a| a.work_unit().name().to_string())
-                        .collect();
-                    w.attempts.extend(got);
-                    format!("{names:?}")
-                }
-                Err(e) => format!("{e:?}"),
-            }
-        }
-        Op::MakeAttempt {
-            worker,
-            unit,
-            lifetime,
-        } => match w.spec.work_unit(UNITS[*unit]).await {
-            Ok(unit) => match w.workers[*worker]
-                .make_attempt(&*unit, secs(*lifetime))
-                .await
-            {
-                Ok(a) => {
-                    w.attempts.push(a);
-                    "ok".into()
-                }
-                Err(e) => kind::<()>(&Err(e)),
-            },
-            Err(e) => kind::<()>(&Err(e)),
-        },
-        Op::Renew { attempt: i, extend } => match attempt(*i) {
-            Some(a) => kind(&a.renew(secs(*extend), Some(data!({"renewed": true}))).await),
-            None => "none".into(),
-        },
-        Op::Expire { attempt: i } => match attempt(*i) {
-            Some(a) => kind(&a.expire(None).await),
-            None => "none".into(),
-        },
-        Op::Finish { attempt: i, chain } => match attempt(*i) {
+        Op::Model(op) => random_ops::apply(w, op).await,
+        Op::FinishExtreme { attempt } => match w.attempt(*attempt) {
             Some(a) => {
-                let data = match chain {
-                    Chain::None => None,
-                    Chain::Plain => Some(data!({"output": ["x", ["y", {"k": 1}, {"delay": 5}]]})),
-                    Chain::Extreme => Some(data!({"output": [
-                        extreme_name(2, 'o'),
-                        extreme_name(3, 'o'),
-                        ["far", {}, {"delay": (MAX_TIME - clock.now()).num_seconds() + 1}],
-                        ["end", {}, {"delay": (MAX_TIME - clock.now()).num_seconds(), "priority": -0.0}],
-                        ["zero", {}, null, -0.0]
-                    ]})),
-                };
-                kind(&a.finish(data).await)
+                let data = data!({"output": [
+                    extreme_name(2, 'o'),
+                    extreme_name(3, 'o'),
+                    ["far", {}, {"delay": (MAX_TIME - clock.now()).num_seconds() + 1}],
+                    ["end", {}, {"delay": (MAX_TIME - clock.now()).num_seconds(), "priority": -0.0}],
+                    ["zero", {}, null, -0.0]
+                ]});
+                kind(&a.finish(Some(data)).await)
             }
             None => "none".into(),
         },
-        Op::Fail { attempt: i } => match attempt(*i) {
-            Some(a) => kind(&a.fail(Some(DataMap::new())).await),
-            None => "none".into(),
-        },
-        Op::Retry { attempt: i, delay } => match attempt(*i) {
-            Some(a) => kind(&a.retry(None, secs(*delay)).await),
-            None => "none".into(),
-        },
-        Op::ClearActive { unit } => match w.spec.work_unit(UNITS[*unit]).await {
-            Ok(unit) => kind(&unit.clear_active_attempt().await),
-            Err(e) => kind::<()>(&Err(e)),
-        },
-        Op::AdjustPriority { status, delta } => {
-            let query = WorkUnitQuery::statuses(status.iter().copied());
-            kind(
-                &w.spec
-                    .adjust_work_unit_priorities(&query, f64::from(*delta))
-                    .await,
-            )
-        }
-        Op::Advance { seconds } => {
-            clock.advance(secs(*seconds));
-            "ok".into()
-        }
-        Op::Limits {
-            max_running,
-            max_retries,
-            max_getwork,
-        } => {
-            let mut meta = w.spec.meta(false).await.unwrap();
-            meta.max_running = i64::from(*max_running);
-            meta.max_retries = i64::from(*max_retries);
-            meta.max_attempts_returned = i64::from(*max_getwork);
-            kind(&w.spec.set_meta(meta).await)
-        }
-        Op::Continuous { on, interval } => {
-            let mut meta = w.spec.meta(false).await.unwrap();
-            meta.continuous = *on;
-            meta.interval = secs(*interval);
-            kind(&w.spec.set_meta(meta).await)
-        }
-        Op::RecreateNextSpec => {
-            let a = kind(&w.ns.destroy_work_spec("next").await);
-            let b = kind(
-                &w.ns
-                    .set_work_spec(data!({"name": "next", "disabled": true}))
-                    .await,
-            );
-            format!("{a} {b}")
-        }
-        Op::SetParent { child, parent } => {
-            let parent = parent.map(|p| w.workers[p].clone());
-            kind(&w.workers[*child].set_parent(parent.as_deref()).await)
-        }
         Op::ExtremeUnit {
             name,
             depth,
@@ -608,21 +345,14 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
                         Err(e) => kind::<()>(&Err(e)),
                     }
                 }
-                DurationWay::MakeAttempt => match w.spec.work_unit(UNITS[*i % UNITS.len()]).await {
-                    Ok(unit) => match w.workers[*worker].make_attempt(&*unit, d).await {
-                        Ok(a) => {
-                            w.attempts.push(a);
-                            "ok".into()
-                        }
-                        Err(e) => kind::<()>(&Err(e)),
-                    },
-                    Err(e) => kind::<()>(&Err(e)),
-                },
-                DurationWay::Renew => match attempt(*i) {
+                DurationWay::MakeAttempt => {
+                    make_attempt(w, *worker, UNITS[*i % UNITS.len()], d).await
+                }
+                DurationWay::Renew => match w.attempt(*i) {
                     Some(a) => kind(&a.renew(d, None).await),
                     None => "none".into(),
                 },
-                DurationWay::Retry => match attempt(*i) {
+                DurationWay::Retry => match w.attempt(*i) {
                     Some(a) => kind(&a.retry(None, d).await),
                     None => "none".into(),
                 },
@@ -633,7 +363,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
             by_definition,
         } => {
             if *by_definition {
-                let mut definition = data!({"name": "s", "then": "next", "continuous": true});
+                let mut definition = spec_definition();
                 definition.insert("interval".into(), definition_interval_at(*interval));
                 kind(&w.spec.set_data(definition).await)
             } else {
@@ -654,7 +384,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
             let unit = extreme_name(*name, 'u');
             format!(
                 "ns {} spec {} lookup {} worker {} unit {}",
-                kind(&w.backend.namespace(&ns).await),
+                kind(&backend.namespace(&ns).await),
                 kind(
                     &w.ns
                         .set_work_spec(data!({ "name": spec.clone(), "disabled": true }))
@@ -682,7 +412,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
             attempt: i,
             depth,
             finish,
-        } => match attempt(*i) {
+        } => match w.attempt(*i) {
             Some(a) if *finish => kind(&a.finish(Some(deep(*depth))).await),
             Some(a) => kind(&a.renew(Duration::minutes(1), Some(deep(*depth))).await),
             None => "none".into(),
@@ -696,7 +426,7 @@ async fn apply(w: &mut World<'_>, clock: &MockClock, op: &Op) -> String {
 
 /// Everything observable, as text lines (one per fact, so a mismatch
 /// points at the fact).
-async fn snapshot(w: &World<'_>) -> Vec<String> {
+async fn snapshot(w: &World, backend: &dyn Backend) -> Vec<String> {
     let mut out = Vec::new();
     for spec_name in ["s", "next"] {
         let spec = match w.ns.work_spec(spec_name).await {
@@ -791,7 +521,7 @@ async fn snapshot(w: &World<'_>) -> Vec<String> {
     let mut workers: Vec<String> = w.ns.workers().await.unwrap().into_keys().collect();
     workers.sort();
     out.push(format!("worker names {workers:?}"));
-    let namespaces: Vec<String> = w.backend.namespaces().await.unwrap().into_keys().collect();
+    let namespaces: Vec<String> = backend.namespaces().await.unwrap().into_keys().collect();
     out.push(format!("namespaces {namespaces:?}"));
     out
 }
@@ -829,14 +559,15 @@ proptest! {
             let pg_clock = MockClock::starting_at(start);
             let memory = MemoryBackend::with_clock(mem_clock.clone());
             let (postgres, _lease) = cluster.lease_backend(pg_clock.clone()).await.unwrap();
-            let mut mem = world(&memory).await;
-            let mut pg = world(&postgres).await;
+            let next = data!({"name": "next", "disabled": true});
+            let mut mem = world(&memory, mem_clock, next.clone()).await;
+            let mut pg = world(&postgres, pg_clock, next).await;
             for (step, op) in ops.iter().enumerate() {
-                let want = apply(&mut mem, &mem_clock, op).await;
-                let got = apply(&mut pg, &pg_clock, op).await;
+                let want = apply(&mut mem, &memory, op).await;
+                let got = apply(&mut pg, &postgres, op).await;
                 assert_eq!(got, want, "step {step}: {op:?}");
-                let want = snapshot(&mem).await;
-                let got = snapshot(&pg).await;
+                let want = snapshot(&mem, &memory).await;
+                let got = snapshot(&pg, &postgres).await;
                 for (g, w) in got.iter().zip(&want) {
                     assert_eq!(g, w, "after step {step}: {op:?}");
                 }

@@ -9,8 +9,8 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRequest, AttemptStatus, Backend, Error, MockClock, WorkUnitMeta, WorkUnitQuery,
-    WorkUnitStatus,
+    data, AttemptRequest, AttemptStatus, Backend, BackendExt, Error, MockClock, WorkUnitMeta,
+    WorkUnitQuery, WorkUnitStatus,
 };
 
 /// The text of an error and all its sources.
@@ -245,13 +245,7 @@ async fn concurrent_workers_never_share_a_unit() {
         .map(|i| {
             let backend = servers[i % 2].clone();
             tokio::spawn(async move {
-                let worker = backend
-                    .namespace("n")
-                    .await
-                    .unwrap()
-                    .worker(&format!("w{i}"))
-                    .await
-                    .unwrap();
+                let worker = backend.worker_at("n", &format!("w{i}")).await.unwrap();
                 let mut mine = Vec::new();
                 loop {
                     let got = worker
@@ -292,13 +286,7 @@ async fn concurrent_workers_never_share_a_unit() {
         .map(|i| {
             let backend = servers[i % 2].clone();
             tokio::spawn(async move {
-                let worker = backend
-                    .namespace("n")
-                    .await
-                    .unwrap()
-                    .worker(&format!("x{i}"))
-                    .await
-                    .unwrap();
+                let worker = backend.worker_at("n", &format!("x{i}")).await.unwrap();
                 worker
                     .request_attempts(AttemptRequest::units(2))
                     .await

@@ -2,24 +2,14 @@
 //! spec named by `then`, and the outputs that are skipped.
 
 use super::{names, Run, TestBackend};
-use crate::api::{NamespaceRef, WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitStatus};
-
-/// A namespace with spec `a` chaining to a paused spec `b`, and a worker.
-async fn chain_fixture(r: &Run, ns: &str) -> (NamespaceRef, WorkSpecRef, WorkSpecRef, WorkerRef) {
-    let ns = r.ns(ns).await;
-    let a = r.spec(&ns, data!({"name": "a", "then": "b"})).await;
-    let b = r.spec(&ns, data!({"name": "b", "disabled": true})).await;
-    let worker = r.worker(&ns, "worker").await;
-    (ns, a, b, worker)
-}
 
 /// **WorkUnitChaining.** `output` as nothing, a map, a list, and from the
 /// unit's own creation data.
 pub async fn work_unit_chaining(t: TestBackend) {
     let r = Run::new("work_unit_chaining", t);
-    let (_ns, a, b, worker) = chain_fixture(&r, "work_unit_chaining").await;
+    let (_ns, a, b, worker) = r.chain_fixture("work_unit_chaining").await;
     let steps: [(&str, DataMap, Option<DataMap>, Vec<&str>); 4] = [
         ("a1", DataMap::new(), None, vec![]),
         (
@@ -77,7 +67,7 @@ pub async fn work_unit_chaining(t: TestBackend) {
 /// the later item wins (data and float priority).
 pub async fn chaining_mixed(t: TestBackend) {
     let r = Run::new("chaining_mixed", t);
-    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_mixed").await;
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_mixed").await;
     r.unit(&a, "a", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "a", "request").await;
     let output =
@@ -95,7 +85,7 @@ pub async fn chaining_mixed(t: TestBackend) {
 /// finish; control-character names and integer option priorities work.
 pub async fn chaining_two_step(t: TestBackend) {
     let r = Run::new("chaining_two_step", t);
-    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_two_step").await;
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_two_step").await;
     r.unit(&a, "a", DataMap::new()).await;
     let attempt = r.request_unit(&worker, "a", "request").await;
     let name = "\u{1}\u{2}";
@@ -120,7 +110,7 @@ pub async fn chaining_two_step(t: TestBackend) {
 /// not chain (but `finish` succeeds).
 pub async fn chaining_expiry(t: TestBackend) {
     let r = Run::new("chaining_expiry", t);
-    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_expiry").await;
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_expiry").await;
     let unit = r.unit(&a, "a", DataMap::new()).await;
     let first = r.request_unit(&worker, "a", "first request").await;
     r.ok(unit.clear_active_attempt().await, "clear");
@@ -216,7 +206,7 @@ pub async fn chaining_missing_next_spec(t: TestBackend) {
 /// non-object value (whole map rejected), and skips bad array items.
 pub async fn chaining_ignored_outputs(t: TestBackend) {
     let r = Run::new("chaining_ignored_outputs", t);
-    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_ignored_outputs").await;
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_ignored_outputs").await;
     let cases = [
         data!({"outputs": ["x"]}),
         data!({"output": "x"}),
@@ -257,7 +247,7 @@ pub async fn chaining_ignored_outputs(t: TestBackend) {
 /// attempt; onto a Failed unit makes it Available again.
 pub async fn chaining_pending_target(t: TestBackend) {
     let r = Run::new("chaining_pending_target", t);
-    let (_ns, a, b, worker) = chain_fixture(&r, "chaining_pending_target").await;
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_pending_target").await;
     let busy = r.unit(&b, "busy", DataMap::new()).await;
     let broken = r.unit(&b, "broken", DataMap::new()).await;
     let running = r.ok(

@@ -225,13 +225,7 @@ pub async fn concurrent_get_or_create(t: TestBackend) {
 /// next spec holds that unit once.
 pub async fn concurrent_chaining_same_output(t: TestBackend) {
     let r = Run::new("concurrent_chaining_same_output", t);
-    let ns = r.ns("concurrent_chaining_same_output").await;
-    let first = r
-        .spec(&ns, data!({"name": "first", "then": "second"}))
-        .await;
-    let second = r
-        .spec(&ns, data!({"name": "second", "disabled": true}))
-        .await;
+    let (ns, first, second, _) = r.chain_fixture("concurrent_chaining_same_output").await;
     numbered_units(&r, &first, 40).await;
     let mut tasks = Vec::new();
     for i in 0..8 {

@@ -2,18 +2,22 @@
 //! generated names and the `next_continuous` gate.
 
 use super::{at_secs, names, Run, TestBackend};
+use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta};
+
+/// Namespace `ns` holding the spec `definition` defines, and a worker.
+async fn fixture(r: &Run, ns: &str, definition: DataMap) -> (WorkSpecRef, WorkerRef) {
+    let ns = r.ns(ns).await;
+    let spec = r.spec(&ns, definition).await;
+    (spec, r.worker(&ns, "worker").await)
+}
 
 /// **Continuous.** In the empty-named namespace a continuous spec yields one
 /// attempt per request; `continuous = false` stops it, `true` resumes.
 pub async fn continuous(t: TestBackend) {
     let r = Run::new("continuous", t);
-    let ns = r.ns("").await;
-    let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true}))
-        .await;
-    let worker = r.worker(&ns, "worker").await;
+    let (spec, worker) = fixture(&r, "", data!({"name": "spec", "continuous": true})).await;
     for round in 0..2 {
         r.advance_secs(5);
         let a = r
@@ -52,14 +56,12 @@ pub async fn continuous(t: TestBackend) {
 /// one at it; after a long wait exactly one (no catch-up).
 pub async fn continuous_interval(t: TestBackend) {
     let r = Run::new("continuous_interval", t);
-    let ns = r.ns("continuous_interval").await;
-    let spec = r
-        .spec(
-            &ns,
-            data!({"name": "spec", "continuous": true, "interval": 60}),
-        )
-        .await;
-    let worker = r.worker(&ns, "worker").await;
+    let (spec, worker) = fixture(
+        &r,
+        "continuous_interval",
+        data!({"name": "spec", "continuous": true, "interval": 60}),
+    )
+    .await;
     r.advance_secs(100);
     let t0 = r.now();
     let got = r
@@ -101,11 +103,12 @@ pub async fn continuous_interval(t: TestBackend) {
 /// that already exists reuses that unit.
 pub async fn continuous_unit_name(t: TestBackend) {
     let r = Run::new("continuous_unit_name", t);
-    let ns = r.ns("continuous_unit_name").await;
-    let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true}))
-        .await;
-    let worker = r.worker(&ns, "worker").await;
+    let (spec, worker) = fixture(
+        &r,
+        "continuous_unit_name",
+        data!({"name": "spec", "continuous": true}),
+    )
+    .await;
     r.advance(Duration::seconds(1_400_000_000) + Duration::milliseconds(5));
     let a = r.request_unit(&worker, "1400000000.005", "request").await;
     r.ok(a.finish(None).await, "finish");
@@ -147,11 +150,12 @@ pub async fn continuous_unit_name(t: TestBackend) {
 /// number asked for; none while a unit is available or pending.
 pub async fn continuous_one_per_request(t: TestBackend) {
     let r = Run::new("continuous_one_per_request", t);
-    let ns = r.ns("continuous_one_per_request").await;
-    let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true}))
-        .await;
-    let worker = r.worker(&ns, "worker").await;
+    let (spec, worker) = fixture(
+        &r,
+        "continuous_one_per_request",
+        data!({"name": "spec", "continuous": true}),
+    )
+    .await;
     r.advance_secs(1);
     let got = r.request(&worker, AttemptRequest::units(10), "first").await;
     check_eq!(r, got.len(), 1, "one continuous unit");
@@ -174,11 +178,12 @@ pub async fn continuous_one_per_request(t: TestBackend) {
 /// value blocks it until reached; clearing it allows it at once.
 pub async fn continuous_next_gate(t: TestBackend) {
     let r = Run::new("continuous_next_gate", t);
-    let ns = r.ns("continuous_next_gate").await;
-    let spec = r
-        .spec(&ns, data!({"name": "spec", "continuous": true}))
-        .await;
-    let worker = r.worker(&ns, "worker").await;
+    let (spec, worker) = fixture(
+        &r,
+        "continuous_next_gate",
+        data!({"name": "spec", "continuous": true}),
+    )
+    .await;
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.next_continuous = Some(at_secs(100));
     r.ok(spec.set_meta(meta.clone()).await, "set_meta(next = 100 s)");

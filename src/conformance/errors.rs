@@ -65,16 +65,28 @@ pub async fn no_work_spec_name(t: TestBackend) {
         data!({"name": "", "continuous": 1}),
     ];
     for d in bad {
-        let step = format!("set_work_spec({d:?})");
-        r.fails(
-            ns.set_work_spec(d.clone()).await,
-            Error::NoWorkSpecName,
-            &step,
-        );
-        let step = format!("set_data({d:?})");
-        r.fails(spec.set_data(d).await, Error::NoWorkSpecName, &step);
+        refused(&r, &ns, &spec, d, "NoWorkSpecName", |e| {
+            matches!(e, Error::NoWorkSpecName)
+        })
+        .await;
     }
     intact(&r, &ns, &spec, &def, "after NoWorkSpecName").await;
+}
+
+/// `set_work_spec(d)` and `set_data(d)` both fail with the error `pred`
+/// accepts (`what` names it).
+async fn refused(
+    r: &Run,
+    ns: &NamespaceRef,
+    spec: &WorkSpecRef,
+    d: DataMap,
+    what: &str,
+    pred: impl Fn(&Error) -> bool,
+) {
+    let step = format!("set_work_spec({d:?})");
+    r.fails_like(ns.set_work_spec(d.clone()).await, &pred, what, &step);
+    let step = format!("set_data({d:?})");
+    r.fails_like(spec.set_data(d).await, &pred, what, &step);
 }
 
 /// `BadWorkSpecName`: `"name"` present but not a string, from
@@ -97,14 +109,10 @@ pub async fn bad_work_spec_name(t: TestBackend) {
             if let Some((k, v)) = &extra {
                 d.insert((*k).into(), v.clone());
             }
-            let step = format!("set_work_spec({d:?})");
-            r.fails(
-                ns.set_work_spec(d.clone()).await,
-                Error::BadWorkSpecName,
-                &step,
-            );
-            let step = format!("set_data({d:?})");
-            r.fails(spec.set_data(d).await, Error::BadWorkSpecName, &step);
+            refused(&r, &ns, &spec, d, "BadWorkSpecName", |e| {
+                matches!(e, Error::BadWorkSpecName)
+            })
+            .await;
         }
     }
     intact(&r, &ns, &spec, &def, "after BadWorkSpecName").await;

@@ -154,12 +154,7 @@ pub async fn name_limits(t: TestBackend) {
 /// the limit and adds the others, a name at the limit included.
 pub async fn chained_name_limits(t: TestBackend) {
     let r = Run::new("chained_name_limits", t);
-    let ns = r.ns("chained_name_limits").await;
-    let first = r
-        .spec(&ns, data!({"name": "first", "then": "second"}))
-        .await;
-    let second = r.named_spec(&ns, "second").await;
-    let worker = r.worker(&ns, "worker").await;
+    let (_ns, first, second, worker) = r.chain_fixture("chained_name_limits").await;
     r.unit(&first, "u", DataMap::new()).await;
     let fits = name_of(MAX_NAME_BYTES, 20);
     let over = name_of(MAX_NAME_BYTES + 1, 21);
@@ -799,12 +794,7 @@ pub async fn time_limits(t: TestBackend) {
 /// `MAX_TIME` is skipped; the others are chained.
 pub async fn chained_time_limits(t: TestBackend) {
     let r = Run::new("chained_time_limits", t);
-    let ns = r.ns("chained_time_limits").await;
-    let first = r
-        .spec(&ns, data!({"name": "first", "then": "second"}))
-        .await;
-    let second = r.named_spec(&ns, "second").await;
-    let worker = r.worker(&ns, "worker").await;
+    let (_ns, first, second, worker) = r.chain_fixture("chained_time_limits").await;
     r.unit(&first, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     let beyond = (MAX_TIME - r.now()).num_seconds() + 1;

@@ -746,6 +746,22 @@ impl Run {
         check_eq!(self, seen, expected, "{step}: drained units in order");
     }
 
+    /// A namespace with spec `a` chaining to a paused spec `b`, and a worker.
+    pub(crate) async fn chain_fixture(
+        &self,
+        ns_name: &str,
+    ) -> (NamespaceRef, WorkSpecRef, WorkSpecRef, WorkerRef) {
+        let ns = self.ns(ns_name).await;
+        let a = self
+            .spec(&ns, crate::data!({"name": "a", "then": "b"}))
+            .await;
+        let b = self
+            .spec(&ns, crate::data!({"name": "b", "disabled": true}))
+            .await;
+        let worker = self.worker(&ns, "worker").await;
+        (ns, a, b, worker)
+    }
+
     // --- observations ------------------------------------------------------
 
     pub(crate) async fn key(&self, attempt: &AttemptRef) -> AttemptKey {

@@ -1,7 +1,7 @@
 //! Retry scenarios: retry delays and the `max_retries` limit.
 
 use super::{Run, TestBackend};
-use crate::api::WorkerRef;
+use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::model::{AttemptRequest, AttemptStatus, DataMap, Duration, WorkUnitStatus};
 
@@ -94,19 +94,22 @@ pub async fn max_retries(t: TestBackend) {
     );
 }
 
+/// A spec handing out two units a request, each tried at most once, holding
+/// `units`; and a worker.
+async fn one_retry_batches(r: &Run, ns: &str, units: &[&str]) -> (WorkSpecRef, WorkerRef) {
+    let ns = r.ns(ns).await;
+    let definition = data!({"name": "spec", "max_getwork": 2, "max_retries": 1});
+    let spec = r.spec(&ns, definition).await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&spec, units).await;
+    (spec, worker)
+}
+
 /// **MaxRetriesMulti.** A partially failed batch is returned short,
 /// without topping up.
 pub async fn max_retries_multi(t: TestBackend) {
     let r = Run::new("max_retries_multi", t);
-    let ns = r.ns("max_retries_multi").await;
-    let spec = r
-        .spec(
-            &ns,
-            data!({"name": "spec", "max_getwork": 2, "max_retries": 1}),
-        )
-        .await;
-    let worker = r.worker(&ns, "worker").await;
-    r.units(&spec, &["a", "b", "c", "d"]).await;
+    let (spec, worker) = one_retry_batches(&r, "max_retries_multi", &["a", "b", "c", "d"]).await;
     let got = r
         .request(&worker, AttemptRequest::units(10), "first batch")
         .await;
@@ -139,15 +142,8 @@ pub async fn max_retries_multi(t: TestBackend) {
 /// the next batch is returned instead.
 pub async fn max_retries_multi_batch(t: TestBackend) {
     let r = Run::new("max_retries_multi_batch", t);
-    let ns = r.ns("max_retries_multi_batch").await;
-    let spec = r
-        .spec(
-            &ns,
-            data!({"name": "spec", "max_getwork": 2, "max_retries": 1}),
-        )
-        .await;
-    let worker = r.worker(&ns, "worker").await;
-    r.units(&spec, &["a", "b", "c", "d", "e"]).await;
+    let (spec, worker) =
+        one_retry_batches(&r, "max_retries_multi_batch", &["a", "b", "c", "d", "e"]).await;
     let got = r
         .request(&worker, AttemptRequest::units(10), "first batch")
         .await;

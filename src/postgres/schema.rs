@@ -40,10 +40,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("migrations/0004_unit_counters.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("migrations/0005_unit_spec_check.sql"),
+    },
 ];
 
 /// The schema version this code migrates to and works with.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The advisory lock key that serialises migrations ("coordnat" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;

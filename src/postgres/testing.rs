@@ -375,7 +375,7 @@ impl Drop for DatabaseLease {
                 };
                 let task = tokio::spawn(connection);
                 let emptied = client
-                    .batch_execute("SET lock_timeout = '5s'; TRUNCATE namespace CASCADE")
+                    .batch_execute("SET lock_timeout = '5s'; TRUNCATE namespace, work_unit CASCADE")
                     .await
                     .is_ok();
                 drop(client);

@@ -116,29 +116,13 @@ pub struct AttemptRequestBody {
     pub runtimes: Vec<String>,
 }
 
-impl From<AttemptRequestBody> for AttemptRequest {
-    fn from(b: AttemptRequestBody) -> Self {
-        AttemptRequest {
-            available_gb: b.available_gb,
-            lifetime: b.lifetime,
-            number_of_work_units: b.number_of_work_units,
-            work_specs: b.work_specs,
-            runtimes: b.runtimes,
-        }
-    }
-}
-
-impl From<AttemptRequest> for AttemptRequestBody {
-    fn from(r: AttemptRequest) -> Self {
-        AttemptRequestBody {
-            available_gb: r.available_gb,
-            lifetime: r.lifetime,
-            number_of_work_units: r.number_of_work_units,
-            work_specs: r.work_specs,
-            runtimes: r.runtimes,
-        }
-    }
-}
+same_fields!(AttemptRequest <=> AttemptRequestBody {
+    available_gb,
+    lifetime,
+    number_of_work_units,
+    work_specs,
+    runtimes,
+});
 
 /// The answer of `request_attempts`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

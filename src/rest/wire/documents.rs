@@ -147,49 +147,23 @@ pub struct WorkSpecMetaDocument {
     pub runtime: String,
 }
 
-impl From<WorkSpecMeta> for WorkSpecMetaDocument {
-    fn from(m: WorkSpecMeta) -> Self {
-        WorkSpecMetaDocument {
-            priority: m.priority,
-            weight: m.weight,
-            paused: m.paused,
-            continuous: m.continuous,
-            can_be_continuous: m.can_be_continuous,
-            min_memory_gb: m.min_memory_gb,
-            interval: m.interval,
-            next_continuous: m.next_continuous,
-            max_running: m.max_running,
-            max_attempts_returned: m.max_attempts_returned,
-            max_retries: m.max_retries,
-            next_work_spec_name: m.next_work_spec_name,
-            available_count: m.available_count,
-            pending_count: m.pending_count,
-            runtime: m.runtime,
-        }
-    }
-}
-
-impl From<WorkSpecMetaDocument> for WorkSpecMeta {
-    fn from(m: WorkSpecMetaDocument) -> Self {
-        WorkSpecMeta {
-            priority: m.priority,
-            weight: m.weight,
-            paused: m.paused,
-            continuous: m.continuous,
-            can_be_continuous: m.can_be_continuous,
-            min_memory_gb: m.min_memory_gb,
-            interval: m.interval,
-            next_continuous: m.next_continuous,
-            max_running: m.max_running,
-            max_attempts_returned: m.max_attempts_returned,
-            max_retries: m.max_retries,
-            next_work_spec_name: m.next_work_spec_name,
-            available_count: m.available_count,
-            pending_count: m.pending_count,
-            runtime: m.runtime,
-        }
-    }
-}
+same_fields!(WorkSpecMeta <=> WorkSpecMetaDocument {
+    priority,
+    weight,
+    paused,
+    continuous,
+    can_be_continuous,
+    min_memory_gb,
+    interval,
+    next_continuous,
+    max_running,
+    max_attempts_returned,
+    max_retries,
+    next_work_spec_name,
+    available_count,
+    pending_count,
+    runtime,
+});
 
 /// The status counts of a work spec: status text → count, zero counts absent.
 pub type CountsDocument = BTreeMap<String, u64>;
@@ -206,23 +180,10 @@ pub struct WorkUnitMetaDocument {
     pub not_before: Option<Time>,
 }
 
-impl From<WorkUnitMeta> for WorkUnitMetaDocument {
-    fn from(m: WorkUnitMeta) -> Self {
-        WorkUnitMetaDocument {
-            priority: m.priority,
-            not_before: m.not_before,
-        }
-    }
-}
-
-impl From<WorkUnitMetaDocument> for WorkUnitMeta {
-    fn from(m: WorkUnitMetaDocument) -> Self {
-        WorkUnitMeta {
-            priority: m.priority,
-            not_before: m.not_before,
-        }
-    }
-}
+same_fields!(WorkUnitMeta <=> WorkUnitMetaDocument {
+    priority,
+    not_before,
+});
 
 /// The work unit list.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -400,27 +361,12 @@ pub struct SummaryRecordDocument {
     pub count: u64,
 }
 
-impl From<SummaryRecord> for SummaryRecordDocument {
-    fn from(r: SummaryRecord) -> Self {
-        SummaryRecordDocument {
-            namespace: r.namespace,
-            work_spec: r.work_spec,
-            status: r.status,
-            count: r.count,
-        }
-    }
-}
-
-impl From<SummaryRecordDocument> for SummaryRecord {
-    fn from(r: SummaryRecordDocument) -> Self {
-        SummaryRecord {
-            namespace: r.namespace,
-            work_spec: r.work_spec,
-            status: r.status,
-            count: r.count,
-        }
-    }
-}
+same_fields!(SummaryRecord <=> SummaryRecordDocument {
+    namespace,
+    work_spec,
+    status,
+    count,
+});
 
 /// A summary: a JSON array (`null` read as empty).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

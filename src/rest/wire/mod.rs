@@ -12,6 +12,24 @@
 //!   base64 CBOR string ([`data`]);
 //! * request bodies ignore unknown fields, and every field is optional.
 
+/// `From` both ways between a model type and its wire form, which hold the
+/// same fields under the same names (only their serde differs).
+macro_rules! same_fields {
+    ($model:ident <=> $wire:ident { $($field:ident),+ $(,)? }) => {
+        impl From<$model> for $wire {
+            fn from(m: $model) -> Self {
+                $wire { $($field: m.$field),+ }
+            }
+        }
+
+        impl From<$wire> for $model {
+            fn from(w: $wire) -> Self {
+                $model { $($field: w.$field),+ }
+            }
+        }
+    };
+}
+
 mod bodies;
 pub mod data;
 mod documents;

@@ -1,0 +1,3 @@
+//! Helpers shared by the test crates under `tests/`.
+
+pub mod random_ops;
