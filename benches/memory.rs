@@ -1,12 +1,14 @@
 //! MemoryBackend: per-operation cost as a spec grows from 1,000 to
 //! 1,000,000 units (the indexes should keep every curve flat), bulk add
-//! throughput, and resident bytes per stored unit.
+//! throughput, resident bytes per stored unit and per unit handle a `Cache`
+//! holds.
 
 use std::time::Duration as StdDuration;
 
+use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, AttemptRequest, Backend, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta,
+    data, AttemptRequest, Backend, BackendExt, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta,
     WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
@@ -66,10 +68,12 @@ fn resident_bytes() -> Option<u64> {
 
 /// Prints the resident bytes one stored unit costs, loading `n` units
 /// with one-key data into an otherwise empty backend, in batches of
-/// [`BATCH`] (so that little of the growth is freed batches).
-fn report_bytes_per_unit(rt: &Runtime, n: usize) {
+/// [`BATCH`] (so that little of the growth is freed batches); then what
+/// one unit handle held by a [`Cache`] over it costs, looking up every
+/// unit once through a cache with room for all.
+fn report_resident_bytes(rt: &Runtime, n: usize) {
     let before = resident_bytes();
-    let loaded = rt.block_on(async {
+    let backend = rt.block_on(async {
         let backend = MemoryBackend::with_clock(MockClock::new());
         let ns = backend.namespace("bytes").await.unwrap();
         let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
@@ -79,17 +83,32 @@ fn report_bytes_per_unit(rt: &Runtime, n: usize) {
         }
         backend
     });
-    if let (Some(before), Some(after)) = (before, resident_bytes()) {
+    let loaded = resident_bytes();
+    if let (Some(before), Some(after)) = (before, loaded) {
         let per_unit = after.saturating_sub(before) as f64 / n as f64;
         println!("report: resident bytes per unit with one-key data at {n}: {per_unit:.0}");
     }
-    drop(loaded);
+    let cache = Cache::builder().work_units(n as u64).build(backend);
+    rt.block_on(async {
+        let spec = cache.work_spec_at("bytes", "s").await.unwrap();
+        for i in 0..n {
+            spec.work_unit(&format!("u{i:07}")).await.unwrap();
+        }
+        cache.run_pending_tasks().await;
+    });
+    if let (Some(before), Some(after)) = (loaded, resident_bytes()) {
+        let per_handle = after.saturating_sub(before) as f64 / n as f64;
+        println!(
+            "report: resident bytes per cached unit handle over memory at {n}: {per_handle:.0}"
+        );
+    }
+    drop(cache);
 }
 
 fn bench(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     // First, while the heap holds nothing freed that a load could reuse.
-    report_bytes_per_unit(&rt, 1_000_000);
+    report_resident_bytes(&rt, 1_000_000);
     let mut group = c.benchmark_group("memory");
     group
         .warm_up_time(StdDuration::from_millis(500))

@@ -16,11 +16,18 @@ pub(crate) struct CompactData(Box<[u8]>);
 
 impl CompactData {
     pub(crate) fn encode(data: &DataMap) -> Result<Self> {
+        Self::encode_with(data, &mut Vec::new())
+    }
+
+    /// [`encode`](Self::encode) writing through `buffer`, so that a batch
+    /// allocates only each text's exact size.
+    pub(crate) fn encode_with(data: &DataMap, buffer: &mut Vec<u8>) -> Result<Self> {
         if data.is_empty() {
             return Ok(Self::default());
         }
-        let text = serde_json::to_vec(data).map_err(Error::backend)?;
-        Ok(CompactData(text.into_boxed_slice()))
+        buffer.clear();
+        serde_json::to_writer(&mut *buffer, data).map_err(Error::backend)?;
+        Ok(CompactData(Box::from(buffer.as_slice())))
     }
 
     pub(crate) fn decode(&self) -> Result<DataMap> {
@@ -61,5 +68,15 @@ mod tests {
         let compact = CompactData::encode(&data!({"i": 123})).unwrap();
         assert_eq!(&*compact.0, br#"{"i":123}"#);
         assert!(CompactData::encode(&DataMap::new()).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn a_reused_buffer_leaves_nothing_behind() {
+        let mut buffer = Vec::new();
+        let long =
+            CompactData::encode_with(&data!({"long": "x".repeat(100)}), &mut buffer).unwrap();
+        let short = CompactData::encode_with(&data!({"i": 1}), &mut buffer).unwrap();
+        assert_eq!(long.decode().unwrap(), data!({"long": "x".repeat(100)}));
+        assert_eq!(&*short.0, br#"{"i":1}"#);
     }
 }

@@ -118,16 +118,20 @@ pub(crate) struct Sizes {
     pub(crate) workers: usize,
 }
 
+/// A map keyed by id. Ids are small integers no caller chooses, so a fast
+/// hash suffices; bulk adds hash every new unit's id.
+type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Everything a memory backend stores.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     next_id: u64,
     namespace_names: HashMap<String, NamespaceId>,
-    namespaces: HashMap<NamespaceId, NamespaceState>,
-    specs: HashMap<SpecId, SpecState>,
-    units: HashMap<UnitId, UnitState>,
-    attempts: HashMap<AttemptId, AttemptState>,
-    workers: HashMap<WorkerId, WorkerState>,
+    namespaces: IdMap<NamespaceId, NamespaceState>,
+    specs: IdMap<SpecId, SpecState>,
+    units: IdMap<UnitId, UnitState>,
+    attempts: IdMap<AttemptId, AttemptState>,
+    workers: IdMap<WorkerId, WorkerState>,
 }
 
 /// Lookups by id that answer `Gone` for an id that is not (or no longer)

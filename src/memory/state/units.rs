@@ -1,10 +1,11 @@
 //! Adding, selecting, changing and deleting work units.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::error::{Error, ObjectKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
 use super::super::index::STATUSES;
@@ -25,7 +26,7 @@ impl State {
 
     /// Adds or replaces every unit of a batch in order, as `add_work_unit`
     /// once per entry would. Once the spec is found nothing can fail (the
-    /// entries were checked before), so the batch is stored whole.
+    /// entries were encoded before), so the batch is stored whole.
     pub(crate) fn add_work_units(
         &mut self,
         spec: SpecId,
@@ -33,9 +34,13 @@ impl State {
         now: Time,
     ) -> Result<Vec<UnitParts>> {
         let spec_name = self.spec(spec)?.name.clone();
+        let mut buffer = Vec::new();
         let encoded = units
             .into_iter()
-            .map(|unit| Ok((unit.name, CompactData::encode(&unit.data)?, unit.meta)))
+            .map(|unit| {
+                let data = CompactData::encode_with(&unit.data, &mut buffer)?;
+                Ok((unit.name, data, unit.meta))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.units.reserve(encoded.len());
         encoded
@@ -53,6 +58,7 @@ impl State {
     }
 
     /// The upsert behind both adds: answers the unit's id and shared name.
+    /// The spec's name map is searched once, for the new and the existing.
     fn upsert_unit(
         &mut self,
         spec: SpecId,
@@ -61,24 +67,29 @@ impl State {
         meta: WorkUnitMeta,
         now: Time,
     ) -> Result<(UnitId, Arc<str>)> {
-        let existing = self.spec(spec)?.units.get_key_value(name);
-        if let Some((name, &id)) = existing {
-            let name = name.clone();
-            // Status before the replacement, without running expiry.
-            let status = self.unit_status_at(id, now)?;
-            self.reindex(id, now, |st| {
-                let unit = st.unit_mut(id)?;
-                unit.data = data;
-                unit.meta = meta;
-                if matches!(status, WorkUnitStatus::Finished | WorkUnitStatus::Failed) {
-                    unit.active = None;
-                }
-                Ok(())
-            })?;
-            return Ok((id, name));
-        }
-        let id = UnitId(self.next_id());
-        let name: Arc<str> = name.into();
+        // The next id, taken only if the name is new.
+        let id = UnitId(self.next_id + 1);
+        let spec_state = self.spec_mut(spec)?;
+        let name = match spec_state.units.entry(Arc::from(name)) {
+            Entry::Occupied(entry) => {
+                let (name, id) = (entry.key().clone(), *entry.get());
+                return self.replace_unit(id, name, data, meta, now);
+            }
+            Entry::Vacant(entry) => {
+                let name = entry.key().clone();
+                entry.insert(id);
+                name
+            }
+        };
+        let class = UnitClass {
+            id,
+            name: name.clone(),
+            priority: meta.priority,
+            not_before: meta.not_before,
+            active: None,
+        };
+        spec_state.index.insert(&class, now);
+        self.next_id = id.0;
         self.units.insert(
             id,
             UnitState {
@@ -90,12 +101,30 @@ impl State {
                 attempts: Vec::new(),
             },
         );
-        let class = self.class(id).ok_or(Error::Gone {
-            kind: ObjectKind::WorkUnit,
+        Ok((id, name))
+    }
+
+    /// A new data and meta for an existing unit, which becomes available
+    /// again unless it is pending.
+    fn replace_unit(
+        &mut self,
+        id: UnitId,
+        name: Arc<str>,
+        data: CompactData,
+        meta: WorkUnitMeta,
+        now: Time,
+    ) -> Result<(UnitId, Arc<str>)> {
+        // Status before the replacement, without running expiry.
+        let status = self.unit_status_at(id, now)?;
+        self.reindex(id, now, |st| {
+            let unit = st.unit_mut(id)?;
+            unit.data = data;
+            unit.meta = meta;
+            if matches!(status, WorkUnitStatus::Finished | WorkUnitStatus::Failed) {
+                unit.active = None;
+            }
+            Ok(())
         })?;
-        let spec = self.spec_mut(spec)?;
-        spec.units.insert(name.clone(), id);
-        spec.index.insert(&class, now);
         Ok((id, name))
     }
 
