@@ -16,12 +16,9 @@ use crate::rules::limits::MAX_NAME_BYTES;
 
 use WorkUnitStatus::{Available, Delayed, Pending};
 
+/// One bulk entry, built as callers build them.
 fn entry(name: &str, data: DataMap, meta: WorkUnitMeta) -> NewWorkUnit {
-    NewWorkUnit {
-        name: name.into(),
-        data,
-        meta,
-    }
+    NewWorkUnit::new(name, data).with_meta(meta)
 }
 
 impl Run {
