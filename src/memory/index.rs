@@ -198,16 +198,31 @@ impl SpecIndex {
         self.ready.iter().map(|(_, _, id)| *id)
     }
 
-    /// Names of the units with `status` after `start`, in byte order; call
+    /// Names of the units with any of `statuses` after `start`, in byte
+    /// order (the name sets of those statuses merged); call
     /// [`refile`](Self::refile) first.
     pub(crate) fn names<'a>(
         &'a self,
-        status: WorkUnitStatus,
+        statuses: impl IntoIterator<Item = WorkUnitStatus>,
         start: Bound<&'a str>,
     ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
-        slot(status)
+        let mut heads: Vec<_> = statuses
             .into_iter()
-            .flat_map(move |slot| self.names[slot].range::<str, _>((start, Bound::Unbounded)))
+            .filter_map(slot)
+            .map(|slot| {
+                self.names[slot]
+                    .range::<str, _>((start, Bound::Unbounded))
+                    .peekable()
+            })
+            .collect();
+        std::iter::from_fn(move || {
+            let (first, _) = heads
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, head)| head.peek().map(|name| (i, *name)))
+                .min_by(|a, b| a.1.cmp(b.1))?;
+            heads[first].next()
+        })
     }
 
     /// Counts per status; call [`refile`](Self::refile) first.

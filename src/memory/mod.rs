@@ -25,6 +25,7 @@ mod compact;
 mod feed;
 mod handles;
 mod index;
+mod slab;
 mod state;
 
 use std::collections::BTreeMap;
