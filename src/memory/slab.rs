@@ -41,7 +41,7 @@ impl<T> Default for Slab<T> {
 }
 
 fn pack(slot: u32, generation: u32) -> u64 {
-    u64::from(generation) << 32 | u64::from(slot)
+    (u64::from(generation) << 32) | u64::from(slot)
 }
 
 /// The slot of an id; the lower half of the `u64` is the slot.

@@ -127,7 +127,7 @@ pub(crate) struct Sizes {
 }
 
 /// A map keyed by id. Ids are small integers no caller chooses, so a fast
-/// hash suffices; bulk adds hash every new unit's id.
+/// hash suffices.
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Everything a memory backend stores.
