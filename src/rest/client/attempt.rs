@@ -96,12 +96,7 @@ impl RestAttempt {
 
     /// The attempt document, read fresh.
     async fn document(&self) -> Result<AttemptDocument> {
-        let doc: AttemptDocument = self
-            .shared
-            .transport()
-            .get(&self.url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+        let doc: AttemptDocument = self.shared.get(&self.url, self.owner()).await?;
         if !self.actions.initialized() {
             let _ = self.actions.set(Actions::of(&self.shared, &doc)?);
         }
@@ -148,10 +143,8 @@ impl RestAttempt {
             delay,
         };
         self.shared
-            .transport()
-            .call(Method::POST, url, Some(&body))
+            .call(Method::POST, url, Some(&body), self.owner())
             .await
-            .map_err(|f| f.error_for(self.owner()))
     }
 }
 

@@ -82,17 +82,20 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use reqwest::Url;
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::Summary;
-use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
+use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::{check_name, MAX_NAME_BYTES};
 
 pub use transport::ProtocolError;
 
 use namespace::RestNamespace;
+use owner::Owner;
 use template::Var;
 use transport::Transport;
 
@@ -162,6 +165,55 @@ impl Shared {
 
     pub(crate) fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// `GET` the document at `url`; a failure is the error a call on
+    /// `owner` answers.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: &Url, owner: Owner<'_>) -> Result<T> {
+        let answer = self.transport.get(url).await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
+    /// A `method` request with `body` whose answer is a JSON document; a
+    /// failure is the error a call on `owner` answers.
+    pub(crate) async fn exchange<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        owner: Owner<'_>,
+    ) -> Result<T> {
+        let answer = self.transport.exchange(method, url, body).await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
+    /// A `method` request with `body` whose answer carries nothing needed; a
+    /// failure is the error a call on `owner` answers.
+    pub(crate) async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        owner: Owner<'_>,
+    ) -> Result<()> {
+        let answer = self.transport.call(method, url, body).await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
+    /// Handles by name for the links of a list document, each made by
+    /// `handle` from its name and resolved URL.
+    pub(crate) fn named<H>(
+        &self,
+        items: Vec<NamedLink>,
+        handle: impl Fn(String, Url) -> H,
+    ) -> Result<BTreeMap<String, H>> {
+        items
+            .into_iter()
+            .map(|item| {
+                let url = self.resolve(&item.url)?;
+                Ok((item.name.clone(), handle(item.name, url)))
+            })
+            .collect()
     }
 
     /// True if `other` talks to the same server (the same store).
@@ -308,28 +360,16 @@ impl Backend for RestBackend {
         let url = self.shared.resolve(&self.shared.root.namespaces_url)?;
         let list: NamespaceList = self
             .shared
-            .transport
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
-        list.namespaces
-            .into_iter()
-            .map(|item| {
-                let url = self.shared.resolve(&item.url)?;
-                let ns = RestNamespace::new(&self.shared, item.name.clone(), url, None);
-                Ok((item.name, Arc::new(ns) as NamespaceRef))
-            })
-            .collect()
+            .get(&url, Owner::Lookup(ObjectKind::Namespace))
+            .await?;
+        self.shared.named(list.namespaces, |name, url| {
+            Arc::new(RestNamespace::new(&self.shared, name, url, None)) as NamespaceRef
+        })
     }
 
     async fn summarize(&self) -> Result<Summary> {
         let url = self.shared.resolve(&self.shared.root.summary_url)?;
-        summary_at(
-            &self.shared,
-            &url,
-            owner::Owner::Lookup(ObjectKind::Namespace),
-        )
-        .await
+        summary_at(&self.shared, &url, Owner::Lookup(ObjectKind::Namespace)).await
     }
 }
 
@@ -341,16 +381,8 @@ pub(crate) fn impossible_name(name: &str) -> bool {
 }
 
 /// `GET` a summary document.
-pub(crate) async fn summary_at(
-    shared: &Shared,
-    url: &Url,
-    owner: owner::Owner<'_>,
-) -> Result<Summary> {
-    let doc: SummaryDocument = shared
-        .transport
-        .get(url)
-        .await
-        .map_err(|f| f.error_for(owner))?;
+pub(crate) async fn summary_at(shared: &Shared, url: &Url, owner: Owner<'_>) -> Result<Summary> {
+    let doc: SummaryDocument = shared.get(url, owner).await?;
     Ok(doc.0.into_iter().map(Into::into).collect())
 }
 

@@ -38,6 +38,19 @@ struct Item {
     actions: Option<Actions>,
 }
 
+impl Item {
+    /// The item of an attempt at link `url`, of the unit and worker at
+    /// links `unit` and `worker`, without actions.
+    fn resolve(shared: &Shared, [url, unit, worker]: [&str; 3]) -> Result<Self> {
+        Ok(Item {
+            url: shared.resolve(url)?,
+            unit: shared.resolve(unit)?,
+            worker: shared.resolve(worker)?,
+            actions: None,
+        })
+    }
+}
+
 /// Handles found so far in one call; `None` marks an object that no
 /// longer exists (its attempts are left out).
 pub(crate) struct Resolver<'a> {
@@ -112,14 +125,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<Vec<AttemptRef>> {
         let items = summaries
             .into_iter()
-            .map(|s| {
-                Ok(Item {
-                    url: self.shared.resolve(&s.url)?,
-                    unit: self.shared.resolve(&s.work_unit_url)?,
-                    worker: self.shared.resolve(&s.worker_url)?,
-                    actions: None,
-                })
-            })
+            .map(|s| Item::resolve(self.shared, [&s.url, &s.work_unit_url, &s.worker_url]))
             .collect::<Result<Vec<_>>>()?;
         self.build(items).await
     }
@@ -132,12 +138,10 @@ impl<'a> Resolver<'a> {
         let items = documents
             .into_iter()
             .map(|d| {
-                Ok(Item {
-                    url: self.shared.resolve(&d.url)?,
-                    unit: self.shared.resolve(&d.work_unit_url)?,
-                    worker: self.shared.resolve(&d.worker_url)?,
-                    actions: Some(Actions::of(self.shared, &d)?),
-                })
+                let mut item =
+                    Item::resolve(self.shared, [&d.url, &d.work_unit_url, &d.worker_url])?;
+                item.actions = Some(Actions::of(self.shared, &d)?);
+                Ok(item)
             })
             .collect::<Result<Vec<_>>>()?;
         self.build(items).await

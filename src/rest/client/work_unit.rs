@@ -93,12 +93,7 @@ impl RestWorkUnit {
 
     /// The unit document, read fresh.
     async fn document(&self) -> Result<WorkUnitDocument> {
-        let doc: WorkUnitDocument = self
-            .shared()
-            .transport()
-            .get(&self.0.url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+        let doc: WorkUnitDocument = self.shared().get(&self.0.url, self.owner()).await?;
         if !self.0.attempts_url.initialized() {
             let url = self.shared().resolve(&doc.attempts_url)?;
             let _ = self.0.attempts_url.set(url);
@@ -131,19 +126,13 @@ impl RestWorkUnit {
 
     async fn update(&self, body: &WorkUnitUpdateBody) -> Result<()> {
         self.shared()
-            .transport()
-            .call(Method::PUT, &self.0.url, Some(body))
+            .call(Method::PUT, &self.0.url, Some(body), self.owner())
             .await
-            .map_err(|f| f.error_for(self.owner()))
     }
 
     async fn attempt_list(&self) -> Result<AttemptList> {
         let url = self.attempts_url().await?;
-        self.shared()
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))
+        self.shared().get(&url, self.owner()).await
     }
 }
 
@@ -203,12 +192,7 @@ impl WorkUnit for RestWorkUnit {
             return Ok(None);
         }
         let url = self.shared().resolve(&doc.active_attempt_url)?;
-        let attempt: AttemptDocument = self
-            .shared()
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+        let attempt: AttemptDocument = self.shared().get(&url, self.owner()).await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_unit(self);
         let mut got = resolver.attempts_from_documents(vec![attempt]).await?;
