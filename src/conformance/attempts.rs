@@ -11,33 +11,17 @@ pub async fn attempt_lifetime(t: TestBackend) {
     let r = Run::new("attempt_lifetime", t);
     let (_ns, spec, worker) = r.basic("attempt_lifetime", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Available,
-        "initial status"
+        "initial status",
     );
-    check_eq!(
-        r,
-        r.ok(unit.data().await, "data"),
-        DataMap::new(),
-        "initial data"
-    );
+    r.ok_eq(unit.data().await, DataMap::new(), "initial data");
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "request").await;
     let key = r.key(&a).await;
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        WorkUnitStatus::Pending,
-        "unit pending"
-    );
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
-        AttemptStatus::Pending,
-        "attempt pending"
-    );
+    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "unit pending");
+    r.ok_eq(a.status().await, AttemptStatus::Pending, "attempt pending");
     check_eq!(
         r,
         r.active_key(&unit).await,
@@ -51,26 +35,19 @@ pub async fn attempt_lifetime(t: TestBackend) {
         vec![key.clone()],
         "worker's active attempts"
     );
-    check_eq!(
-        r,
-        r.ok(unit.data().await, "data"),
-        DataMap::new(),
-        "data while pending"
-    );
+    r.ok_eq(unit.data().await, DataMap::new(), "data while pending");
 
     let result = data!({"outputs": ["not", "chained"], "n": 1});
     r.ok(a.finish(Some(result.clone())).await, "finish");
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Finished,
-        "unit finished"
+        "unit finished",
     );
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
+    r.ok_eq(
+        a.status().await,
         AttemptStatus::Finished,
-        "attempt finished"
+        "attempt finished",
     );
     check_eq!(
         r,
@@ -93,26 +70,15 @@ pub async fn attempt_lifetime(t: TestBackend) {
         vec![key.clone()],
         "worker all attempts"
     );
-    check_eq!(
-        r,
-        r.ok(unit.data().await, "data"),
-        result,
-        "unit data is the finish data"
-    );
+    r.ok_eq(unit.data().await, result, "unit data is the finish data");
 
     r.ok(unit.clear_active_attempt().await, "clear_active_attempt");
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Available,
-        "available after clear"
+        "available after clear",
     );
-    check_eq!(
-        r,
-        r.ok(unit.data().await, "data"),
-        DataMap::new(),
-        "own data after clear"
-    );
+    r.ok_eq(unit.data().await, DataMap::new(), "own data after clear");
     check_eq!(
         r,
         r.active_key(&unit).await,
@@ -128,11 +94,10 @@ pub async fn attempt_lifetime(t: TestBackend) {
     );
     let all = r.ok(worker.all_attempts().await, "worker all");
     check_eq!(r, r.keys(&all).await, vec![key], "worker all after clear");
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
+    r.ok_eq(
+        a.status().await,
         AttemptStatus::Finished,
-        "attempt keeps status"
+        "attempt keeps status",
     );
 }
 
@@ -145,14 +110,9 @@ pub async fn attempt_metadata(t: TestBackend) {
     r.advance_secs(10);
     let start = r.now();
     let a = r.request_unit(&worker, "u", "request").await;
-    check_eq!(r, r.ok(a.start_time().await, "start"), start, "start time");
-    check_eq!(
-        r,
-        r.ok(a.data().await, "data"),
-        unit_data,
-        "attempt data snapshot"
-    );
-    check_eq!(r, r.ok(a.end_time().await, "end"), None, "end time unset");
+    r.ok_eq(a.start_time().await, start, "start time");
+    r.ok_eq(a.data().await, unit_data.clone(), "attempt data snapshot");
+    r.ok_eq(a.end_time().await, None, "end time unset");
     let exp = r.ok(a.expiration_time().await, "expiration");
     check_eq!(r, exp, start + Duration::minutes(15), "default lifetime");
 
@@ -162,14 +122,9 @@ pub async fn attempt_metadata(t: TestBackend) {
         a.renew(Duration::minutes(3), Some(renewed.clone())).await,
         "renew",
     );
-    check_eq!(
-        r,
-        r.ok(a.start_time().await, "start"),
-        start,
-        "start after renew"
-    );
-    check_eq!(r, r.ok(a.data().await, "data"), renewed, "data after renew");
-    check_eq!(r, r.ok(a.end_time().await, "end"), None, "end after renew");
+    r.ok_eq(a.start_time().await, start, "start after renew");
+    r.ok_eq(a.data().await, renewed, "data after renew");
+    r.ok_eq(a.end_time().await, None, "end after renew");
     let exp = r.ok(a.expiration_time().await, "expiration");
     check_eq!(
         r,
@@ -181,31 +136,16 @@ pub async fn attempt_metadata(t: TestBackend) {
     r.advance_secs(60);
     let finished = data!({"from": "finish"});
     r.ok(a.finish(Some(finished.clone())).await, "finish");
-    check_eq!(
-        r,
-        r.ok(a.start_time().await, "start"),
-        start,
-        "start after finish"
-    );
-    check_eq!(
-        r,
-        r.ok(a.data().await, "data"),
-        finished,
-        "data after finish"
-    );
+    r.ok_eq(a.start_time().await, start, "start after finish");
+    r.ok_eq(a.data().await, finished.clone(), "data after finish");
     let end = r.ok(a.end_time().await, "end");
     check_eq!(r, end, Some(at_secs(130)), "end time after finish");
     check!(r, end > Some(start), "end after start");
     let unit = a.work_unit();
     let own = r.ok(spec.work_unit("u").await, "lookup");
-    check_eq!(r, r.ok(unit.data().await, "data"), finished, "visible data");
+    r.ok_eq(unit.data().await, finished, "visible data");
     r.ok(own.clear_active_attempt().await, "clear");
-    check_eq!(
-        r,
-        r.ok(own.data().await, "data"),
-        unit_data,
-        "unit's own data untouched"
-    );
+    r.ok_eq(own.data().await, unit_data, "unit's own data untouched");
 }
 
 /// **AttemptFractionalStart.** An attempt starting at a fractional second
@@ -217,20 +157,10 @@ pub async fn attempt_fractional_start(t: TestBackend) {
     r.advance(Duration::milliseconds(1_234));
     let start = r.now();
     let a = r.request_unit(&worker, "u", "request").await;
-    check_eq!(
-        r,
-        r.ok(a.start_time().await, "start"),
-        start,
-        "fractional start kept"
-    );
+    r.ok_eq(a.start_time().await, start, "fractional start kept");
     r.advance(Duration::milliseconds(1_001));
     r.ok(a.finish(None).await, "finish");
-    check_eq!(
-        r,
-        r.ok(a.end_time().await, "end"),
-        Some(r.now()),
-        "fractional end kept"
-    );
+    r.ok_eq(a.end_time().await, Some(r.now()), "fractional end kept");
 }
 
 /// **AttemptGone.** `status()` on an attempt of a deleted unit fails with
@@ -270,11 +200,10 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         one.make_attempt(&unit, Duration::zero()).await,
         "make (delayed)",
     );
-    check_eq!(
-        r,
-        r.ok(first.expiration_time().await, "exp"),
+    r.ok_eq(
+        first.expiration_time().await,
         r.now() + Duration::minutes(15),
-        "zero lifetime means 15 minutes"
+        "zero lifetime means 15 minutes",
     );
     r.ok(first.finish(None).await, "finish");
     r.advance_secs(1);
@@ -282,12 +211,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         two.make_attempt(&unit, Duration::seconds(60)).await,
         "restart",
     );
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        WorkUnitStatus::Pending,
-        "restarted"
-    );
+    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "restarted");
     r.advance_secs(1);
     let third = r.ok(
         one.make_attempt(&unit, Duration::seconds(60)).await,
@@ -299,11 +223,10 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         Some(r.key(&third).await),
         "newest is active"
     );
-    check_eq!(
-        r,
-        r.attempt_status(&second).await,
+    r.ok_eq(
+        second.status().await,
         AttemptStatus::Pending,
-        "superseded status"
+        "superseded status",
     );
     let two_active = r.ok(two.active_attempts().await, "two's active list");
     check_eq!(
@@ -312,7 +235,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         vec![r.key(&second).await],
         "superseded listed"
     );
-    check_eq!(r, r.ok(unit.num_attempts().await, "num"), 3, "history");
+    r.ok_eq(unit.num_attempts().await, 3, "history");
     let history = r.ok(unit.attempts().await, "attempts");
     let expected = vec![
         r.key(&first).await,
@@ -327,17 +250,15 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
     // A superseded pending attempt is not subject to automatic expiry.
     r.advance_secs(120);
-    check_eq!(
-        r,
-        r.attempt_status(&second).await,
+    r.ok_eq(
+        second.status().await,
         AttemptStatus::Pending,
-        "not auto-expired"
+        "not auto-expired",
     );
-    check_eq!(
-        r,
-        r.attempt_status(&third).await,
+    r.ok_eq(
+        third.status().await,
         AttemptStatus::Expired,
-        "active one expired"
+        "active one expired",
     );
 }
 
@@ -358,12 +279,7 @@ pub async fn empty_map_replaces_data(t: TestBackend) {
         match name {
             "renew" => {
                 r.ok(a.renew(Duration::minutes(1), None).await, "renew(None)");
-                check_eq!(
-                    r,
-                    r.ok(a.data().await, "data"),
-                    full,
-                    "renew(None) keeps data"
-                );
+                r.ok_eq(a.data().await, full.clone(), "renew(None) keeps data");
                 r.ok(
                     a.renew(Duration::minutes(1), Some(DataMap::new())).await,
                     "renew({})",
@@ -373,26 +289,23 @@ pub async fn empty_map_replaces_data(t: TestBackend) {
             "fail" => r.ok(a.fail(Some(DataMap::new())).await, "fail({})"),
             _ => r.ok(a.expire(Some(DataMap::new())).await, "expire({})"),
         }
-        check_eq!(
-            r,
-            r.ok(a.data().await, "data"),
+        r.ok_eq(
+            a.data().await,
             DataMap::new(),
-            "{name}: attempt data"
+            format_args!("{name}: attempt data"),
         );
         if name != "expire" {
-            check_eq!(
-                r,
-                r.ok(unit.data().await, "data"),
+            r.ok_eq(
+                unit.data().await,
                 DataMap::new(),
-                "{name}: visible"
+                format_args!("{name}: visible"),
             );
         }
         r.ok(unit.clear_active_attempt().await, "clear");
-        check_eq!(
-            r,
-            r.ok(unit.data().await, "data"),
-            full,
-            "{name}: unit's own data"
+        r.ok_eq(
+            unit.data().await,
+            full.clone(),
+            format_args!("{name}: unit's own data"),
         );
     }
 }

@@ -42,20 +42,50 @@ impl Run {
     }
 }
 
-/// **BulkAddUpsert.** Re-adding units in Finished, Failed, Pending and
-/// Delayed states in one batch does what `add_work_unit` does to each: data
-/// and meta replaced, the unit (and so its old handles and history) kept, a
-/// finished or failed unit made available again, a pending one left with its
-/// attempt; a new name in the same batch is created.
-pub async fn bulk_add_upsert(t: TestBackend) {
-    let r = Run::new("bulk_add_upsert", t);
-    let (_ns, spec, worker) = r.basic("bulk_add_upsert", "spec").await;
+/// The two ways a batch of units can be added: one `add_work_unit` call per
+/// entry, or one `add_work_units` call for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adding {
+    /// `add_work_unit` once per entry, in order.
+    OneByOne,
+    /// One `add_work_units` call.
+    Bulk,
+}
+
+impl Run {
+    /// Adds `entries` to `spec` the `adding` way; one handle per entry.
+    async fn add_entries(
+        &self,
+        spec: &WorkSpecRef,
+        entries: Vec<NewWorkUnit>,
+        adding: Adding,
+    ) -> Vec<WorkUnitRef> {
+        match adding {
+            Adding::Bulk => self.bulk(spec, entries).await,
+            Adding::OneByOne => {
+                let mut out = Vec::new();
+                for e in entries {
+                    out.push(self.unit_meta(spec, &e.name, e.data, e.meta).await);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The upsert fixture both adding paths share: units in the Finished,
+/// Failed, Pending and Delayed states are re-added (with a new name among
+/// them) the `adding` way; data and whole meta are replaced, identity and
+/// history kept; Finished/Failed units lose their active attempt (which
+/// keeps its status), Pending units keep theirs; a Finished unit re-added
+/// with a future `not_before` becomes Delayed.
+pub(crate) async fn upsert(r: &Run, adding: Adding) {
+    let (_ns, spec, worker) = r.basic(r.name, "spec").await;
     let names = ["finished", "failed", "pending", "delayed"];
     let units = r.units(&spec, &names).await;
     let make = |i: usize| {
         let unit = units[i].clone();
         let worker = worker.clone();
-        let r = &r;
         async move { r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make") }
     };
     let fin = make(0).await;
@@ -76,7 +106,7 @@ pub async fn bulk_add_upsert(t: TestBackend) {
         .chain(&["fresh"])
         .map(|name| entry(name, data!({"re": name}), new_meta))
         .collect();
-    let added = r.bulk(&spec, batch).await;
+    let added = r.add_entries(&spec, batch, adding).await;
     check_eq!(r, added.len(), 5, "one handle per entry");
     let expect = [
         ("finished", Available, None, 1),
@@ -87,60 +117,82 @@ pub async fn bulk_add_upsert(t: TestBackend) {
     for (i, (name, status, active, history)) in expect.into_iter().enumerate() {
         for (which, unit) in [("old handle", &units[i]), ("new handle", &added[i])] {
             check_eq!(r, unit.name(), name, "{name}: {which} name");
-            check_eq!(
-                r,
-                r.unit_status(unit).await,
+            let step = format!("{name}: {which}");
+            r.ok_eq(
+                unit.status().await,
                 status,
-                "{name}: {which} status after bulk re-add"
+                format_args!("{step} status after re-add"),
             );
-            check_eq!(
-                r,
-                r.active_key(unit).await,
-                active.clone(),
-                "{name}: {which} active attempt"
-            );
-            check_eq!(
-                r,
-                r.ok(unit.meta().await, "meta"),
+            let active_now = r.active_key(unit).await;
+            check_eq!(r, active_now, active.clone(), "{step} active attempt");
+            r.ok_eq(
+                unit.meta().await,
                 new_meta,
-                "{name}: {which} meta replaced"
+                format_args!("{step} meta replaced"),
             );
-            let n = r.ok(unit.num_attempts().await, "num_attempts");
-            check_eq!(r, n, history, "{name}: {which} history kept");
+            r.ok_eq(
+                unit.num_attempts().await,
+                history,
+                format_args!("{step} history kept"),
+            );
         }
     }
-    check_eq!(
-        r,
-        r.attempt_status(&fin).await,
+    r.ok_eq(
+        fin.status().await,
         AttemptStatus::Finished,
-        "old attempt keeps its status"
+        "finished attempt keeps its status",
     );
-    check_eq!(
-        r,
-        r.ok(added[0].data().await, "data"),
-        data!({"re": "finished"}),
-        "finished unit's data replaced"
+    r.ok_eq(
+        fail.status().await,
+        AttemptStatus::Failed,
+        "failed attempt keeps its status",
     );
+    for (which, unit) in [("old handle", &units[0]), ("new handle", &added[0])] {
+        let want = data!({"re": "finished"});
+        r.ok_eq(
+            unit.data().await,
+            want,
+            format_args!("finished unit's data replaced ({which})"),
+        );
+    }
     // A pending unit shows its attempt's snapshot until the attempt goes.
-    check_eq!(
-        r,
-        r.ok(added[2].data().await, "data"),
-        DataMap::new(),
-        "pending unit shows its attempt's data"
-    );
+    let pending = [("old handle", &units[2]), ("new handle", &added[2])];
+    for (which, unit) in pending {
+        let step = format!("pending unit shows its attempt's data ({which})");
+        r.ok_eq(unit.data().await, DataMap::new(), step);
+    }
     r.ok(added[2].clear_active_attempt().await, "clear");
-    check_eq!(
-        r,
-        r.ok(added[2].data().await, "data"),
-        data!({"re": "pending"}),
-        "pending unit's own data replaced"
-    );
-    check_eq!(
-        r,
-        r.unit_status(&added[4]).await,
+    for (which, unit) in pending {
+        let step = format!("pending unit's own data replaced ({which})");
+        r.ok_eq(unit.data().await, data!({"re": "pending"}), step);
+    }
+    r.ok_eq(
+        added[4].status().await,
         Available,
-        "new unit in the batch is created"
+        "new unit in the batch is created",
     );
+    // Re-adding a Finished unit with a future not_before makes it Delayed.
+    let again = r.ok(
+        worker.make_attempt(&units[0], Duration::zero()).await,
+        "make",
+    );
+    r.ok(again.finish(None).await, "finish again");
+    let later = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(r.now() + Duration::seconds(30)),
+    };
+    let batch = vec![entry("finished", DataMap::new(), later)];
+    r.add_entries(&spec, batch, adding).await;
+    r.ok_eq(units[0].status().await, Delayed, "re-added with a delay");
+}
+
+/// **BulkAddUpsert.** Re-adding units in Finished, Failed, Pending and
+/// Delayed states in one batch does what `add_work_unit` does to each: data
+/// and meta replaced, the unit (and so its old handles and history) kept, a
+/// finished or failed unit made available again, a pending one left with its
+/// attempt; a new name in the same batch is created.
+pub async fn bulk_add_upsert(t: TestBackend) {
+    upsert(&Run::new("bulk_add_upsert", t), Adding::Bulk).await;
 }
 
 /// **BulkAddDuplicates.** Handles come back in entry order, one per entry;
@@ -174,18 +226,16 @@ pub async fn bulk_add_duplicates(t: TestBackend) {
     );
     for (i, unit) in added.iter().enumerate() {
         let looked_up = r.ok(spec.work_unit(unit.name()).await, "work_unit");
-        check_eq!(
-            r,
-            r.ok(unit.data().await, "data"),
+        r.ok_eq(
+            unit.data().await,
             r.ok(looked_up.data().await, "data"),
-            "handle {i} reads its unit"
+            format_args!("handle {i} reads its unit"),
         );
     }
-    check_eq!(
-        r,
-        r.ok(added[0].meta().await, "meta"),
+    r.ok_eq(
+        added[0].meta().await,
         WorkUnitMeta::with_priority(5.0),
-        "the first entry's handle sees the last entry's meta"
+        "the first entry's handle sees the last entry's meta",
     );
     if r.identity() == Identity::Name {
         // Where the stack keeps unit handles (two lookups answer one
@@ -294,11 +344,10 @@ pub async fn bulk_add_counts(t: TestBackend) {
         })
         .collect();
     r.bulk(&spec, batch).await;
-    check_eq!(
-        r,
-        r.ok(spec.count_work_unit_status().await, "counts"),
+    r.ok_eq(
+        spec.count_work_unit_status().await,
         [(Available, 45), (Delayed, 5)].into(),
-        "counts after bulk add"
+        "counts after bulk add",
     );
     let meta = r.ok(spec.meta(true).await, "meta(true)");
     check_eq!(
@@ -332,17 +381,15 @@ pub async fn bulk_add_counts(t: TestBackend) {
         ["u04", "u09", "u14", "u19", "u24", "u29", "u34", "u39", "u44"],
         "the highest priority goes first"
     );
-    check_eq!(
-        r,
-        r.ok(spec.count_work_unit_status().await, "counts"),
+    r.ok_eq(
+        spec.count_work_unit_status().await,
         [(Available, 36), (Pending, 9), (Delayed, 5)].into(),
-        "counts after the request"
+        "counts after the request",
     );
     r.advance_secs(60);
-    check_eq!(
-        r,
-        r.ok(spec.count_work_unit_status().await, "counts"),
+    r.ok_eq(
+        spec.count_work_unit_status().await,
         [(Available, 41), (Pending, 9)].into(),
-        "delayed units become available"
+        "delayed units become available",
     );
 }

@@ -47,20 +47,10 @@ pub async fn work_unit_chaining(t: TestBackend) {
         check_eq!(r, got, names(expected), "units of b after {unit}");
     }
     let b1 = r.ok(b.work_unit("b1").await, "lookup b1");
-    check_eq!(
-        r,
-        r.ok(b1.data().await, "data"),
-        data!({"k": "v"}),
-        "b1 data"
-    );
+    r.ok_eq(b1.data().await, data!({"k": "v"}), "b1 data");
     let b2 = r.ok(b.work_unit("b2").await, "lookup b2");
-    check_eq!(r, r.ok(b2.data().await, "data"), DataMap::new(), "b2 data");
-    check_eq!(
-        r,
-        r.unit_status(&b2).await,
-        WorkUnitStatus::Available,
-        "b2 available"
-    );
+    r.ok_eq(b2.data().await, DataMap::new(), "b2 data");
+    r.ok_eq(b2.status().await, WorkUnitStatus::Available, "b2 available");
 }
 
 /// **ChainingMixed.** A plain name and an array item for the same name:
@@ -74,11 +64,11 @@ pub async fn chaining_mixed(t: TestBackend) {
         data!({"output": ["x", ["x", {"d": 1}, {"priority": 2.5}], ["y", null, null, 7.5]]});
     r.ok(attempt.finish(Some(output)).await, "finish");
     let x = r.ok(b.work_unit("x").await, "lookup x");
-    check_eq!(r, r.ok(x.data().await, "data"), data!({"d": 1}), "x data");
-    check_eq!(r, r.ok(x.priority().await, "priority"), 2.5, "x priority");
+    r.ok_eq(x.data().await, data!({"d": 1}), "x data");
+    r.ok_eq(x.priority().await, 2.5, "x priority");
     let y = r.ok(b.work_unit("y").await, "lookup y");
-    check_eq!(r, r.ok(y.data().await, "data"), DataMap::new(), "y data");
-    check_eq!(r, r.ok(y.priority().await, "priority"), 7.5, "y priority");
+    r.ok_eq(y.data().await, DataMap::new(), "y data");
+    r.ok_eq(y.priority().await, 7.5, "y priority");
 }
 
 /// **ChainingTwoStep.** Output placed by `renew` chains on a data-less
@@ -102,8 +92,8 @@ pub async fn chaining_two_step(t: TestBackend) {
         "units of b"
     );
     let unit = r.ok(b.work_unit(name).await, "lookup");
-    check_eq!(r, r.ok(unit.data().await, "data"), DataMap::new(), "data");
-    check_eq!(r, r.ok(unit.priority().await, "priority"), 7.0, "priority");
+    r.ok_eq(unit.data().await, DataMap::new(), "data");
+    r.ok_eq(unit.priority().await, 7.0, "priority");
 }
 
 /// **ChainingExpiry.** A finishing attempt that is no longer active does
@@ -125,11 +115,10 @@ pub async fn chaining_expiry(t: TestBackend) {
         r.unit_names(&b, "units of b").await.is_empty(),
         "inactive attempt chained"
     );
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Pending,
-        "unit still pending"
+        "unit still pending",
     );
     check_eq!(
         r,
@@ -181,11 +170,10 @@ pub async fn chaining_missing_next_spec(t: TestBackend) {
         attempt.finish(Some(data!({"output": ["x"]}))).await,
         "finish",
     );
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Finished,
-        "unit finished"
+        "unit finished",
     );
     let listed = r.ok(ns.work_spec_names().await, "names");
     check_eq!(r, listed, vec!["a".to_string()], "no spec created");
@@ -257,11 +245,10 @@ pub async fn chaining_pending_target(t: TestBackend) {
     let attempt = r.request_unit(&worker, "a", "request").await;
     let output = data!({"output": {"busy": {"v": 1}, "broken": {"v": 2}}});
     r.ok(attempt.finish(Some(output)).await, "finish");
-    check_eq!(
-        r,
-        r.unit_status(&busy).await,
+    r.ok_eq(
+        busy.status().await,
         WorkUnitStatus::Pending,
-        "busy stays pending"
+        "busy stays pending",
     );
     check_eq!(
         r,
@@ -269,29 +256,17 @@ pub async fn chaining_pending_target(t: TestBackend) {
         Some(r.key(&running).await),
         "busy's attempt kept"
     );
-    check_eq!(
-        r,
-        r.unit_status(&broken).await,
+    r.ok_eq(
+        broken.status().await,
         WorkUnitStatus::Available,
-        "broken re-armed"
+        "broken re-armed",
     );
-    check_eq!(
-        r,
-        r.ok(broken.data().await, "data"),
-        data!({"v": 2}),
-        "broken's new data"
-    );
-    check_eq!(
-        r,
-        r.attempt_status(&failed).await,
+    r.ok_eq(broken.data().await, data!({"v": 2}), "broken's new data");
+    r.ok_eq(
+        failed.status().await,
         AttemptStatus::Failed,
-        "old attempt kept"
+        "old attempt kept",
     );
     r.ok(busy.clear_active_attempt().await, "clear busy");
-    check_eq!(
-        r,
-        r.ok(busy.data().await, "data"),
-        data!({"v": 1}),
-        "busy's new own data"
-    );
+    r.ok_eq(busy.data().await, data!({"v": 1}), "busy's new own data");
 }

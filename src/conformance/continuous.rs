@@ -113,12 +113,7 @@ pub async fn continuous_unit_name(t: TestBackend) {
     let a = r.request_unit(&worker, "1400000000.005", "request").await;
     r.ok(a.finish(None).await, "finish");
     let unit = a.work_unit();
-    check_eq!(
-        r,
-        r.ok(unit.data().await, "data"),
-        DataMap::new(),
-        "generated unit data"
-    );
+    r.ok_eq(unit.data().await, DataMap::new(), "generated unit data");
     let meta = r.ok(unit.meta().await, "meta");
     check_eq!(r, meta, WorkUnitMeta::default(), "generated unit meta");
     // A unit with the next generated name already exists (finished): it is
@@ -135,12 +130,7 @@ pub async fn continuous_unit_name(t: TestBackend) {
     r.ok(spec.set_meta(meta).await, "set_meta");
     r.advance(Duration::milliseconds(1245));
     let a = r.request_unit(&worker, next, "request at .250").await;
-    check_eq!(
-        r,
-        r.ok(existing.num_attempts().await, "num_attempts"),
-        2,
-        "existing unit reused"
-    );
+    r.ok_eq(existing.num_attempts().await, 2, "existing unit reused");
     r.ok(a.finish(None).await, "finish");
 }
 

@@ -13,20 +13,10 @@ pub async fn attempt_expiration(t: TestBackend) {
     let (_ns, spec, worker) = r.basic("attempt_expiration", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
-        AttemptStatus::Pending,
-        "fresh attempt"
-    );
+    r.ok_eq(a.status().await, AttemptStatus::Pending, "fresh attempt");
     r.request_none(&worker, "second request").await;
     r.advance(Duration::minutes(15) + Duration::seconds(1));
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
-        AttemptStatus::Expired,
-        "after the lease"
-    );
+    r.ok_eq(a.status().await, AttemptStatus::Expired, "after the lease");
     let meta = r.ok(spec.meta(true).await, "meta(true)");
     check_eq!(
         r,
@@ -34,19 +24,13 @@ pub async fn attempt_expiration(t: TestBackend) {
         (1, 0),
         "counts"
     );
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Available,
-        "unit available"
+        "unit available",
     );
     let again = r.request_unit(&worker, "u", "request again").await;
-    check_eq!(
-        r,
-        r.attempt_status(&again).await,
-        AttemptStatus::Pending,
-        "new attempt"
-    );
+    r.ok_eq(again.status().await, AttemptStatus::Pending, "new attempt");
 }
 
 /// Lazy expiry: without an expiry check, an attempt past its deadline can
@@ -62,12 +46,7 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     );
     r.advance_secs(20);
     // Reads that perform no expiry check.
-    check_eq!(
-        r,
-        r.ok(a.data().await, "data"),
-        DataMap::new(),
-        "attempt data"
-    );
+    r.ok_eq(a.data().await, DataMap::new(), "attempt data");
     r.ok(a.start_time().await, "start_time");
     r.ok(unit.data().await, "unit data");
     r.ok(spec.meta(false).await, "meta(false)");
@@ -81,17 +60,15 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
         a.finish(Some(data!({"done": true}))).await,
         "finish past the deadline",
     );
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
+    r.ok_eq(
+        a.status().await,
         AttemptStatus::Finished,
-        "attempt finished"
+        "attempt finished",
     );
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Finished,
-        "unit finished"
+        "unit finished",
     );
 }
 
@@ -170,11 +147,10 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
             Error::LostLease,
             format_args!("renew after {check}"),
         );
-        check_eq!(
-            r,
-            r.attempt_status(&a).await,
+        r.ok_eq(
+            a.status().await,
             AttemptStatus::Expired,
-            "status after {check}"
+            format_args!("status after {check}"),
         );
         let exp = r.ok(a.expiration_time().await, "expiration");
         check_eq!(r, exp, deadline, "expiration kept after {check}");
@@ -184,11 +160,10 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
             None,
             "active cleared after {check}"
         );
-        check_eq!(
-            r,
-            r.unit_status(&unit).await,
+        r.ok_eq(
+            unit.status().await,
             WorkUnitStatus::Available,
-            "after {check}"
+            format_args!("after {check}"),
         );
         let end = r.ok(a.end_time().await, "end_time");
         // renew on an expired attempt re-completes it (end = now); the
@@ -218,35 +193,18 @@ pub async fn expiry_boundary(t: TestBackend) {
         "make",
     );
     r.advance_secs(30);
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
-        AttemptStatus::Pending,
-        "at the deadline"
-    );
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(a.status().await, AttemptStatus::Pending, "at the deadline");
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Pending,
-        "unit at the deadline"
+        "unit at the deadline",
     );
     r.advance(Duration::milliseconds(1));
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
+    r.ok_eq(
+        a.status().await,
         AttemptStatus::Expired,
-        "1 ms past the deadline"
+        "1 ms past the deadline",
     );
-    check_eq!(
-        r,
-        r.ok(a.end_time().await, "end"),
-        Some(r.now()),
-        "end time"
-    );
-    check_eq!(
-        r,
-        r.ok(a.expiration_time().await, "exp"),
-        at_secs(30),
-        "expiration kept"
-    );
+    r.ok_eq(a.end_time().await, Some(r.now()), "end time");
+    r.ok_eq(a.expiration_time().await, at_secs(30), "expiration kept");
 }

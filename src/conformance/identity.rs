@@ -207,12 +207,8 @@ pub async fn dead_unit_handle(t: TestBackend) {
         "units left"
     );
     let v = r.ok(spec.work_unit("v").await, "lookup v");
-    check_eq!(r, r.ok(v.data().await, "data"), data!({"v": 1}), "v intact");
-    check!(
-        r,
-        r.ok(worker.all_attempts().await, "all").is_empty(),
-        "deleted attempt listed"
-    );
+    r.ok_eq(v.data().await, data!({"v": 1}), "v intact");
+    r.ok_empty(worker.all_attempts().await, "deleted attempt listed");
 }
 
 /// Every attempt operation on an attempt whose unit was deleted:
@@ -270,29 +266,12 @@ pub async fn dead_attempt_handle(t: TestBackend) {
         "dead attempt's spec name"
     );
     check_eq!(r, a.worker().name(), "worker", "dead attempt's worker name");
-    check!(
-        r,
-        r.ok(worker.active_attempts().await, "active").is_empty(),
-        "active list"
-    );
-    check!(
-        r,
-        r.ok(worker.all_attempts().await, "all").is_empty(),
-        "all list"
-    );
-    check!(
-        r,
-        r.ok(parent.child_attempts().await, "kids").is_empty(),
-        "child attempts"
-    );
+    r.ok_empty(worker.active_attempts().await, "active list");
+    r.ok_empty(worker.all_attempts().await, "all list");
+    r.ok_empty(parent.child_attempts().await, "child attempts");
     let fresh = r.unit(&spec, "u", DataMap::new()).await;
     check_dead("after re-creating the unit").await;
-    check_eq!(
-        r,
-        r.ok(fresh.num_attempts().await, "num"),
-        0,
-        "re-created unit's history"
-    );
+    r.ok_eq(fresh.num_attempts().await, 0, "re-created unit's history");
     check_eq!(
         r,
         r.active_key(&fresh).await,
@@ -419,26 +398,11 @@ pub async fn recreated_spec_handle(t: TestBackend) {
                 r.unit_names(&fresh, "fresh").await.is_empty(),
                 "old handle added a unit"
             );
-            check_eq!(
-                r,
-                r.ok(fresh.data().await, "data"),
-                def,
-                "new definition untouched"
-            );
+            r.ok_eq(fresh.data().await, def, "new definition untouched");
         }
         Identity::Name => {
-            check_eq!(
-                r,
-                r.ok(old.data().await, "data"),
-                def,
-                "old handle reads the new spec"
-            );
-            check_eq!(
-                r,
-                r.ok(old.meta(false).await, "meta").priority,
-                4,
-                "new meta"
-            );
+            r.ok_eq(old.data().await, def, "old handle reads the new spec");
+            r.ok_eq(old.meta(false).await.map(|v| v.priority), 4, "new meta");
             r.ok(
                 old.add_work_unit("x", DataMap::new(), WorkUnitMeta::default())
                     .await,
@@ -495,51 +459,21 @@ pub async fn recreated_unit_handle(t: TestBackend) {
                 dead,
                 "make_attempt",
             );
-            check_eq!(
-                r,
-                r.ok(fresh.num_attempts().await, "num"),
-                0,
-                "new unit untouched"
-            );
-            check_eq!(
-                r,
-                r.ok(fresh.priority().await, "priority"),
-                0.0,
-                "new priority"
-            );
+            r.ok_eq(fresh.num_attempts().await, 0, "new unit untouched");
+            r.ok_eq(fresh.priority().await, 0.0, "new priority");
         }
         Identity::Name => {
-            check_eq!(
-                r,
-                r.ok(old.data().await, "data"),
-                data!({"v": 2}),
-                "old reads new"
-            );
-            check_eq!(r, r.ok(old.num_attempts().await, "num"), 0, "no history");
+            r.ok_eq(old.data().await, data!({"v": 2}), "old reads new");
+            r.ok_eq(old.num_attempts().await, 0, "no history");
             r.ok(old.set_priority(9.0).await, "set_priority");
-            check_eq!(
-                r,
-                r.ok(fresh.priority().await, "priority"),
-                9.0,
-                "priority via old"
-            );
+            r.ok_eq(fresh.priority().await, 9.0, "priority via old");
             r.ok(
                 worker.make_attempt(&old, Duration::zero()).await,
                 "make_attempt",
             );
-            check_eq!(
-                r,
-                r.ok(fresh.num_attempts().await, "num"),
-                1,
-                "attempt on the new unit"
-            );
+            r.ok_eq(fresh.num_attempts().await, 1, "attempt on the new unit");
         }
     }
     r.gone(a.status().await, dead, "old attempt");
-    check_eq!(
-        r,
-        r.ok(fresh.data().await, "data"),
-        data!({"v": 2}),
-        "new unit's data"
-    );
+    r.ok_eq(fresh.data().await, data!({"v": 2}), "new unit's data");
 }

@@ -39,9 +39,7 @@ use std::sync::Arc;
 use crate::api::{AttemptRef, Backend, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::clock::{Clock, MockClock};
 use crate::error::{Error, Result};
-use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkUnitMeta, WorkUnitStatus,
-};
+use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitMeta};
 
 /// `assert_eq!` that names the scenario and the step.
 macro_rules! check_eq {
@@ -469,6 +467,12 @@ impl<K, V> MaybeEmpty for BTreeMap<K, V> {
     }
 }
 
+impl MaybeEmpty for DataMap {
+    fn is_empty_result(&self) -> bool {
+        self.is_empty()
+    }
+}
+
 impl<T> MaybeEmpty for Option<T> {
     fn is_empty_result(&self) -> bool {
         self.is_none()
@@ -526,6 +530,30 @@ impl Run {
             Ok(v) => v,
             Err(e) => panic!("[{}] {step}: unexpected error {e:?} ({e})", self.name),
         }
+    }
+
+    /// The value, which must equal `want`; a panic naming the step
+    /// otherwise (an error, or another value).
+    #[track_caller]
+    pub(crate) fn ok_eq<T, W>(&self, res: Result<T>, want: W, step: impl Display)
+    where
+        T: PartialEq<W> + Debug,
+        W: Debug,
+    {
+        let got = self.ok(res, &step);
+        assert_eq!(got, want, "[{}] {step}", self.name);
+    }
+
+    /// The value, which must be empty (see [`MaybeEmpty`]); a panic naming
+    /// the step otherwise.
+    #[track_caller]
+    pub(crate) fn ok_empty<T: MaybeEmpty + Debug>(&self, res: Result<T>, step: impl Display) {
+        let got = self.ok(res, &step);
+        assert!(
+            got.is_empty_result(),
+            "[{}] {step}: expected an empty result, got {got:?}",
+            self.name
+        );
     }
 
     /// The error, or a panic naming the step and the unexpected success.
@@ -796,20 +824,6 @@ impl Run {
             out.push(self.key(a).await);
         }
         out
-    }
-
-    pub(crate) async fn unit_status(&self, unit: &WorkUnitRef) -> WorkUnitStatus {
-        self.ok(
-            unit.status().await,
-            format_args!("status of unit {:?}", unit.name()),
-        )
-    }
-
-    pub(crate) async fn attempt_status(&self, attempt: &AttemptRef) -> AttemptStatus {
-        self.ok(
-            attempt.status().await,
-            format_args!("status of attempt on {:?}", attempt.work_unit().name()),
-        )
     }
 
     /// The names of the units of `spec` (all of them).

@@ -55,18 +55,8 @@ pub async fn spec_create_destroy(t: TestBackend) {
     check_eq!(r, spec.name(), "spec", "returned handle name");
     let again = r.ok(ns.work_spec("spec").await, "lookup after creation");
     check_eq!(r, again.name(), "spec", "looked-up handle name");
-    check_eq!(
-        r,
-        r.ok(spec.data().await, "data()"),
-        def,
-        "stored definition"
-    );
-    check_eq!(
-        r,
-        r.ok(again.data().await, "data() of lookup"),
-        def,
-        "stored definition via lookup"
-    );
+    r.ok_eq(spec.data().await, def.clone(), "stored definition");
+    r.ok_eq(again.data().await, def, "stored definition via lookup");
     let listed = r.ok(ns.work_spec_names().await, "names after creation");
     check_eq!(r, listed, vec!["spec".to_string()], "names after creation");
 
@@ -313,35 +303,13 @@ pub async fn namespace_destroy_contents(t: TestBackend) {
     check_eq!(r, kept, vec!["kept"], "summary after destroy");
     r.advance_secs(7);
     let fresh = r.ns("doomed").await;
-    check!(
-        r,
-        r.ok(fresh.work_spec_names().await, "names").is_empty(),
-        "specs survived"
-    );
-    check!(
-        r,
-        r.ok(fresh.workers().await, "workers").is_empty(),
-        "workers survived"
-    );
+    r.ok_empty(fresh.work_spec_names().await, "specs survived");
+    r.ok_empty(fresh.workers().await, "workers survived");
     let w = r.worker(&fresh, "worker").await;
-    check_eq!(
-        r,
-        r.ok(w.data().await, "data"),
-        DataMap::new(),
-        "new worker's data"
-    );
-    check_eq!(r, r.ok(w.mode().await, "mode"), "", "new worker's mode");
-    check_eq!(
-        r,
-        r.ok(w.last_update().await, "last_update"),
-        r.now(),
-        "new worker created now"
-    );
-    check!(
-        r,
-        r.ok(w.all_attempts().await, "attempts").is_empty(),
-        "attempts survived"
-    );
+    r.ok_eq(w.data().await, DataMap::new(), "new worker's data");
+    r.ok_eq(w.mode().await, "", "new worker's mode");
+    r.ok_eq(w.last_update().await, r.now(), "new worker created now");
+    r.ok_empty(w.all_attempts().await, "attempts survived");
     check_eq!(
         r,
         r.unit_names(&keep_spec, "kept").await,
@@ -360,23 +328,13 @@ pub async fn namespace_isolation(t: TestBackend) {
     r.unit(&a_spec, "u", data!({"ns": "a"})).await;
     r.unit(&b_spec, "u", data!({"ns": "b"})).await;
     let a = r.request_unit(&a_worker, "u", "request in a").await;
-    check_eq!(
-        r,
-        r.ok(a.data().await, "data"),
-        data!({"ns": "a"}),
-        "a's unit"
-    );
+    r.ok_eq(a.data().await, data!({"ns": "a"}), "a's unit");
     r.request_none(&a_worker, "second request in a").await;
     let b = r.request_unit(&b_worker, "u", "request in b").await;
-    check_eq!(
-        r,
-        r.ok(b.data().await, "data"),
-        data!({"ns": "b"}),
-        "b's unit"
-    );
+    r.ok_eq(b.data().await, data!({"ns": "b"}), "b's unit");
     r.ok(a_ns.destroy_work_spec("spec").await, "destroy a's spec");
     let b_unit = r.ok(b_spec.work_unit("u").await, "b's unit");
-    check_eq!(r, r.unit_status(&b_unit).await, Pending, "b untouched");
+    r.ok_eq(b_unit.status().await, Pending, "b untouched");
     let b_all = r.ok(b_worker.all_attempts().await, "b's attempts");
     check_eq!(r, b_all.len(), 1, "b's worker keeps its attempt");
 }

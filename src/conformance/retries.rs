@@ -12,26 +12,23 @@ pub async fn retry_delay(t: TestBackend) {
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.ok(a.retry(None, Duration::seconds(60)).await, "retry(60 s)");
-    check_eq!(
-        r,
-        r.ok(unit.meta().await, "meta").not_before,
+    r.ok_eq(
+        unit.meta().await.map(|v| v.not_before),
         Some(r.now() + Duration::seconds(60)),
-        "not_before"
+        "not_before",
     );
     r.advance_secs(30);
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Delayed,
-        "before the delay"
+        "before the delay",
     );
     r.request_none(&worker, "before the delay").await;
     r.advance_secs(30);
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
+    r.ok_eq(
+        unit.status().await,
         WorkUnitStatus::Available,
-        "after the delay"
+        "after the delay",
     );
     r.drain(&worker, &["u"], "drain").await;
 }
@@ -56,36 +53,16 @@ pub async fn max_retries(t: TestBackend) {
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     expire_repeatedly(&r, &worker, "u", 3).await;
     r.request_none(&worker, "request over the limit").await;
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        WorkUnitStatus::Failed,
-        "unit failed"
-    );
+    r.ok_eq(unit.status().await, WorkUnitStatus::Failed, "unit failed");
     let expected = data!({"traceback": "too many retries"});
-    check_eq!(r, r.ok(unit.data().await, "data"), expected, "traceback");
-    check_eq!(
-        r,
-        r.ok(unit.num_attempts().await, "num_attempts"),
-        4,
-        "attempts"
-    );
+    r.ok_eq(unit.data().await, expected, "traceback");
+    r.ok_eq(unit.num_attempts().await, 4, "attempts");
     let active = r.ok(unit.active_attempt().await, "active");
     let Some(active) = active else {
         panic!("[max_retries] failed unit has no active attempt")
     };
-    check_eq!(
-        r,
-        r.attempt_status(&active).await,
-        AttemptStatus::Failed,
-        "last attempt"
-    );
-    check_eq!(
-        r,
-        r.ok(active.end_time().await, "end"),
-        Some(r.now()),
-        "end time"
-    );
+    r.ok_eq(active.status().await, AttemptStatus::Failed, "last attempt");
+    r.ok_eq(active.end_time().await, Some(r.now()), "end time");
     let listed = r.ok(worker.active_attempts().await, "worker active");
     check!(
         r,
@@ -123,19 +100,9 @@ pub async fn max_retries_multi(t: TestBackend) {
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["c"], "second batch, not topped up");
     let b = r.ok(spec.work_unit("b").await, "lookup b");
-    check_eq!(
-        r,
-        r.unit_status(&b).await,
-        WorkUnitStatus::Failed,
-        "b failed"
-    );
+    r.ok_eq(b.status().await, WorkUnitStatus::Failed, "b failed");
     let d = r.ok(spec.work_unit("d").await, "lookup d");
-    check_eq!(
-        r,
-        r.unit_status(&d).await,
-        WorkUnitStatus::Available,
-        "d untouched"
-    );
+    r.ok_eq(d.status().await, WorkUnitStatus::Available, "d untouched");
 }
 
 /// **MaxRetriesMultiBatch.** A batch of only over-limit units is failed and
@@ -173,18 +140,8 @@ pub async fn max_retries_unlimited(t: TestBackend) {
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     expire_repeatedly(&r, &worker, "u", 6).await;
     let a = r.request_unit(&worker, "u", "seventh").await;
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
-        AttemptStatus::Pending,
-        "still handed out"
-    );
-    check_eq!(
-        r,
-        r.ok(unit.num_attempts().await, "num_attempts"),
-        7,
-        "attempts"
-    );
+    r.ok_eq(a.status().await, AttemptStatus::Pending, "still handed out");
+    r.ok_eq(unit.num_attempts().await, 7, "attempts");
 }
 
 /// `max_retries` set through `set_meta` applies to the next request, and
@@ -202,11 +159,6 @@ pub async fn max_retries_set_meta(t: TestBackend) {
     r.ok(spec.set_meta(meta).await, "set_meta(max_retries = 2)");
     r.request_none(&worker, "third attempt exceeds the limit")
         .await;
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        WorkUnitStatus::Failed,
-        "unit failed"
-    );
-    check_eq!(r, r.ok(unit.num_attempts().await, "num"), 3, "attempts");
+    r.ok_eq(unit.status().await, WorkUnitStatus::Failed, "unit failed");
+    r.ok_eq(unit.num_attempts().await, 3, "attempts");
 }

@@ -40,12 +40,7 @@ pub async fn change_spec_data(t: TestBackend) {
         Error::ChangedName,
         "set_data with another name",
     );
-    check_eq!(
-        r,
-        r.ok(spec.data().await, "data() after failures"),
-        def,
-        "definition kept"
-    );
+    r.ok_eq(spec.data().await, def, "definition kept");
     let listed = r.ok(ns.work_spec_names().await, "names");
     check_eq!(
         r,
@@ -137,18 +132,8 @@ pub async fn prefilled_meta(t: TestBackend) {
     let ns = r.ns("prefilled_meta").await;
     let (def, expected) = full_definition();
     let spec = r.spec(&ns, def).await;
-    check_eq!(
-        r,
-        r.ok(spec.meta(false).await, "meta(false)"),
-        expected,
-        "meta"
-    );
-    check_eq!(
-        r,
-        r.ok(spec.meta(true).await, "meta(true)"),
-        expected,
-        "counted meta"
-    );
+    r.ok_eq(spec.meta(false).await, expected.clone(), "meta");
+    r.ok_eq(spec.meta(true).await, expected, "counted meta");
 }
 
 /// **SetDataSetsMeta.** `set_data` with every recognised key turns the
@@ -161,12 +146,7 @@ pub async fn set_data_sets_meta(t: TestBackend) {
     check_eq!(r, before.weight, 20, "default weight");
     let (def, expected) = full_definition();
     r.ok(spec.set_data(def).await, "set_data");
-    check_eq!(
-        r,
-        r.ok(spec.meta(false).await, "meta after"),
-        expected,
-        "meta after set_data"
-    );
+    r.ok_eq(spec.meta(false).await, expected, "meta after set_data");
 }
 
 /// **NiceWeight.** Weight derivation through successive `set_data` calls.
@@ -478,17 +458,11 @@ pub async fn set_work_spec_upsert(t: TestBackend) {
     let unit = r.unit(&old, "u", data!({"k": 1})).await;
     let def = data!({"name": "spec", "priority": 5, "min_gb": 0.1, "new": true});
     let new = r.spec(&ns, def.clone()).await;
-    check_eq!(
-        r,
-        r.ok(old.data().await, "old handle data"),
-        def,
-        "old handle sees it"
-    );
-    check_eq!(
-        r,
-        r.ok(old.meta(false).await, "meta").priority,
+    r.ok_eq(old.data().await, def.clone(), "old handle sees it");
+    r.ok_eq(
+        old.meta(false).await.map(|v| v.priority),
         5,
-        "meta re-derived"
+        "meta re-derived",
     );
     check_eq!(
         r,
@@ -496,18 +470,8 @@ pub async fn set_work_spec_upsert(t: TestBackend) {
         "u",
         "units kept"
     );
-    check_eq!(
-        r,
-        r.ok(unit.data().await, "data"),
-        data!({"k": 1}),
-        "unit handle still live"
-    );
-    check_eq!(
-        r,
-        r.ok(ns.work_spec_names().await, "names").len(),
-        1,
-        "one spec"
-    );
+    r.ok_eq(unit.data().await, data!({"k": 1}), "unit handle still live");
+    r.ok_eq(ns.work_spec_names().await.map(|v| v.len()), 1, "one spec");
     r.fails_like(
         ns.set_work_spec(data!({"name": "spec", "priority": "x"}))
             .await,
@@ -515,12 +479,7 @@ pub async fn set_work_spec_upsert(t: TestBackend) {
         "InvalidWorkSpecData",
         "invalid re-definition",
     );
-    check_eq!(
-        r,
-        r.ok(old.data().await, "data"),
-        def,
-        "definition kept after the failure"
-    );
+    r.ok_eq(old.data().await, def, "definition kept after the failure");
 }
 
 /// Counted meta never counts Delayed units as available; on the

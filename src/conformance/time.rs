@@ -19,19 +19,14 @@ pub async fn not_before_delayed_status(t: TestBackend) {
         not_before: Some(at_secs(110)),
     };
     let unit = r.unit_meta(&spec, "u", DataMap::new(), meta).await;
-    check_eq!(r, r.unit_status(&unit).await, Delayed, "before not_before");
-    check_eq!(r, r.ok(unit.meta().await, "meta"), meta, "meta reported");
+    r.ok_eq(unit.status().await, Delayed, "before not_before");
+    r.ok_eq(unit.meta().await, meta, "meta reported");
     r.advance(Duration::seconds(10) - Duration::milliseconds(1));
-    check_eq!(
-        r,
-        r.unit_status(&unit).await,
-        Delayed,
-        "1 ms before not_before"
-    );
+    r.ok_eq(unit.status().await, Delayed, "1 ms before not_before");
     r.advance(Duration::milliseconds(1));
-    check_eq!(r, r.unit_status(&unit).await, Available, "at not_before");
+    r.ok_eq(unit.status().await, Available, "at not_before");
     r.advance_secs(1);
-    check_eq!(r, r.unit_status(&unit).await, Available, "after not_before");
+    r.ok_eq(unit.status().await, Available, "after not_before");
 }
 
 /// **NotBeforeAttempt.** A delayed unit is not handed out until its time.
@@ -91,18 +86,8 @@ pub async fn delayed_output(t: TestBackend) {
         Some(at_secs(100)),
         "not_before = now + 90 s"
     );
-    check_eq!(
-        r,
-        r.unit_status(&later).await,
-        Delayed,
-        "chained unit status"
-    );
-    check_eq!(
-        r,
-        r.ok(later.data().await, "data"),
-        data!({"x": 1}),
-        "chained data"
-    );
+    r.ok_eq(later.status().await, Delayed, "chained unit status");
+    r.ok_eq(later.data().await, data!({"x": 1}), "chained data");
     r.advance_secs(5);
     r.request_none(&worker, "shortly after").await;
     r.advance_secs(85);
@@ -119,48 +104,32 @@ pub async fn clock_skew(t: TestBackend) {
     r.advance_secs(1000);
     let a = r.request_unit(&worker, "u", "request at 1000 s").await;
     r.advance_secs(-2000);
-    check_eq!(
-        r,
-        r.attempt_status(&a).await,
-        AttemptStatus::Pending,
-        "after going back"
-    );
+    r.ok_eq(a.status().await, AttemptStatus::Pending, "after going back");
     r.ok(
         a.renew(Duration::seconds(10), None).await,
         "renew in the past",
     );
-    check_eq!(
-        r,
-        r.ok(a.expiration_time().await, "exp"),
+    r.ok_eq(
+        a.expiration_time().await,
         at_secs(-990),
-        "deadline from now"
+        "deadline from now",
     );
     r.ok(a.finish(None).await, "finish before the start");
-    check_eq!(
-        r,
-        r.ok(a.end_time().await, "end"),
+    r.ok_eq(
+        a.end_time().await,
         Some(at_secs(-1000)),
-        "end as the clock said"
+        "end as the clock said",
     );
-    check_eq!(r, r.unit_status(&unit).await, Finished, "finished");
+    r.ok_eq(unit.status().await, Finished, "finished");
     let late = r.worker(&ns, "late").await;
-    check_eq!(
-        r,
-        r.ok(late.last_update().await, "created"),
-        at_secs(-1000),
-        "worker time"
-    );
+    r.ok_eq(late.last_update().await, at_secs(-1000), "worker time");
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(at_secs(-999)),
     };
     r.unit_meta(&spec, "v", DataMap::new(), meta).await;
-    check_eq!(
-        r,
-        r.unit_status(&r.ok(spec.work_unit("v").await, "v")).await,
-        Delayed,
-        "v"
-    );
+    let looked_up = r.ok(spec.work_unit("v").await, "v");
+    r.ok_eq(looked_up.status().await, Delayed, "v");
     r.advance_secs(2);
     r.drain(&late, &["v"], "drain after the skew").await;
 }

@@ -214,11 +214,10 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
             None => r.ok(result, &step),
             Some(e) => r.fails(result, e, &step),
         }
-        check_eq!(
-            r,
-            r.attempt_status(&a).await,
+        r.ok_eq(
+            a.status().await,
             cell.status,
-            "{step}: attempt status"
+            format_args!("{step}: attempt status"),
         );
         let data = r.ok(a.data().await, format_args!("{step}: data"));
         let expected_data = if cell.data_replaced {
@@ -243,11 +242,10 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
                 "{step}: renewed expiration"
             );
         }
-        check_eq!(
-            r,
-            r.unit_status(&unit).await,
+        r.ok_eq(
+            unit.status().await,
             cell.unit,
-            "{step}: unit status"
+            format_args!("{step}: unit status"),
         );
         let active = r.active_key(&unit).await;
         let expected_active = match cell.active {
@@ -278,11 +276,10 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
             "{step}: on the worker's active list"
         );
         if let Some(b) = &other {
-            check_eq!(
-                r,
-                r.attempt_status(b).await,
+            r.ok_eq(
+                b.status().await,
                 A::Pending,
-                "{step}: other attempt untouched"
+                format_args!("{step}: other attempt untouched"),
             );
         }
         // The unit's own data is never modified by attempt calls.

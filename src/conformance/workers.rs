@@ -16,23 +16,11 @@ pub async fn worker_ancestry(t: TestBackend) {
     let r = Run::new("worker_ancestry", t);
     let ns = r.ns("worker_ancestry").await;
     let parent = r.worker(&ns, "parent").await;
-    check!(
-        r,
-        r.ok(parent.parent().await, "parent()").is_none(),
-        "new worker has a parent"
-    );
-    check!(
-        r,
-        r.ok(parent.children().await, "children()").is_empty(),
-        "new worker has children"
-    );
+    r.ok_empty(parent.parent().await, "new worker has a parent");
+    r.ok_empty(parent.children().await, "new worker has children");
     let child = r.worker(&ns, "child").await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
-    check!(
-        r,
-        r.ok(parent.parent().await, "parent()").is_none(),
-        "parent got a parent"
-    );
+    r.ok_empty(parent.parent().await, "parent got a parent");
     let kids = r.ok(parent.children().await, "children()");
     check_eq!(
         r,
@@ -47,11 +35,7 @@ pub async fn worker_ancestry(t: TestBackend) {
         Some("parent".into()),
         "child's parent"
     );
-    check!(
-        r,
-        r.ok(child.children().await, "children()").is_empty(),
-        "child has children"
-    );
+    r.ok_empty(child.children().await, "child has children");
     // A fresh handle sees the same.
     let again = r.ok(ns.worker("child").await, "lookup child");
     let p = r.ok(again.parent().await, "parent() via lookup");
@@ -79,11 +63,7 @@ pub async fn worker_adoption(t: TestBackend) {
         Some("two".into()),
         "new parent"
     );
-    check!(
-        r,
-        r.ok(one.children().await, "one").is_empty(),
-        "old parent keeps the child"
-    );
+    r.ok_empty(one.children().await, "old parent keeps the child");
     let kids = r.ok(two.children().await, "two");
     check_eq!(
         r,
@@ -91,21 +71,9 @@ pub async fn worker_adoption(t: TestBackend) {
         names(["child"]),
         "new parent's children"
     );
-    check!(
-        r,
-        r.ok(one.parent().await, "one.parent").is_none(),
-        "one has a parent"
-    );
-    check!(
-        r,
-        r.ok(two.parent().await, "two.parent").is_none(),
-        "two has a parent"
-    );
-    check!(
-        r,
-        r.ok(child.children().await, "child").is_empty(),
-        "child has children"
-    );
+    r.ok_empty(one.parent().await, "one has a parent");
+    r.ok_empty(two.parent().await, "two has a parent");
+    r.ok_empty(child.children().await, "child has children");
 }
 
 /// **WorkerMetadata.** Defaults, `update` (caller's now), `deactivate`, and
@@ -117,39 +85,23 @@ pub async fn worker_metadata(t: TestBackend) {
     let created = r.now();
     let w = r.worker(&ns, "w").await;
     check!(r, r.ok(w.active().await, "active"), "new worker inactive");
-    check_eq!(r, r.ok(w.mode().await, "mode"), "", "mode");
-    check_eq!(r, r.ok(w.data().await, "data"), DataMap::new(), "data");
-    check_eq!(
-        r,
-        r.ok(w.last_update().await, "last_update"),
-        created,
-        "last_update"
-    );
-    check_eq!(
-        r,
-        r.ok(w.expiration().await, "expiration"),
+    r.ok_eq(w.mode().await, "", "mode");
+    r.ok_eq(w.data().await, DataMap::new(), "data");
+    r.ok_eq(w.last_update().await, created, "last_update");
+    r.ok_eq(
+        w.expiration().await,
         created + Duration::minutes(15),
-        "expiration"
+        "expiration",
     );
     r.advance_secs(10);
     let when = at_secs(1000);
     let until = at_secs(2000);
     let d = data!({"host": "x", "n": [1, 2.5]});
     r.ok(w.update(d.clone(), when, until, "run").await, "update");
-    check_eq!(r, r.ok(w.data().await, "data"), d, "updated data");
-    check_eq!(
-        r,
-        r.ok(w.last_update().await, "last_update"),
-        when,
-        "caller's now"
-    );
-    check_eq!(
-        r,
-        r.ok(w.expiration().await, "expiration"),
-        until,
-        "expiration"
-    );
-    check_eq!(r, r.ok(w.mode().await, "mode"), "run", "mode");
+    r.ok_eq(w.data().await, d.clone(), "updated data");
+    r.ok_eq(w.last_update().await, when, "caller's now");
+    r.ok_eq(w.expiration().await, until, "expiration");
+    r.ok_eq(w.mode().await, "run", "mode");
     check!(r, r.ok(w.active().await, "active"), "active after update");
     r.ok(w.deactivate().await, "deactivate");
     check!(
@@ -229,12 +181,7 @@ pub async fn deactivate_child(t: TestBackend) {
         r.ok(parent.active().await, "parent active"),
         "parent deactivated"
     );
-    check_eq!(
-        r,
-        r.ok(parent.children().await, "children").len(),
-        1,
-        "still a child"
-    );
+    r.ok_eq(parent.children().await.map(|v| v.len()), 1, "still a child");
     r.unit(&spec, "u", DataMap::new()).await;
     r.request_unit(&child, "u", "inactive worker requests")
         .await;
@@ -252,40 +199,20 @@ pub async fn worker_defaults(t: TestBackend) {
     r.advance_secs(100);
     let again = r.worker(&ns, "w").await;
     check_eq!(r, again.name(), "w", "name");
-    check_eq!(
-        r,
-        r.ok(again.last_update().await, "last_update"),
-        created,
-        "lookup kept"
-    );
-    check_eq!(
-        r,
-        r.ok(again.expiration().await, "expiration"),
+    r.ok_eq(again.last_update().await, created, "lookup kept");
+    r.ok_eq(
+        again.expiration().await,
         created + Duration::minutes(15),
-        "lookup kept expiration"
+        "lookup kept expiration",
     );
-    check!(
-        r,
-        r.ok(again.parent().await, "parent").is_none(),
-        "no parent"
-    );
+    r.ok_empty(again.parent().await, "no parent");
     r.ok(
         w.update(data!({"a": 1}), r.now(), r.now(), "m").await,
         "update",
     );
     let third = r.worker(&ns, "w").await;
-    check_eq!(
-        r,
-        r.ok(third.data().await, "data"),
-        data!({"a": 1}),
-        "lookup keeps data"
-    );
-    check_eq!(
-        r,
-        r.ok(third.mode().await, "mode"),
-        "m",
-        "lookup keeps mode"
-    );
+    r.ok_eq(third.data().await, data!({"a": 1}), "lookup keeps data");
+    r.ok_eq(third.mode().await, "m", "lookup keeps mode");
     let odd = r.worker(&ns, "").await;
     r.ok(odd.deactivate().await, "deactivate");
     let c = r.worker(&ns, "\u{1}child").await;
@@ -303,11 +230,7 @@ pub async fn worker_defaults(t: TestBackend) {
         check_eq!(r, handle.name(), name.as_str(), "listed handle name");
     }
     let other = r.ns("worker_defaults other").await;
-    check!(
-        r,
-        r.ok(other.workers().await, "other").is_empty(),
-        "workers leak across namespaces"
-    );
+    r.ok_empty(other.workers().await, "workers leak across namespaces");
 }
 
 /// Parent edge cases: setting the same parent twice is a no-op;
@@ -320,23 +243,10 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     let c = r.worker(&ns, "c").await;
     r.ok(c.set_parent(Some(&p)).await, "set_parent");
     r.ok(c.set_parent(Some(&p)).await, "set_parent again");
-    check_eq!(
-        r,
-        r.ok(p.children().await, "children").len(),
-        1,
-        "no duplicate child"
-    );
+    r.ok_eq(p.children().await.map(|v| v.len()), 1, "no duplicate child");
     r.ok(c.set_parent(None).await, "set_parent(None)");
-    check!(
-        r,
-        r.ok(c.parent().await, "parent").is_none(),
-        "parent cleared"
-    );
-    check!(
-        r,
-        r.ok(p.children().await, "children").is_empty(),
-        "child left"
-    );
+    r.ok_empty(c.parent().await, "parent cleared");
+    r.ok_empty(p.children().await, "child left");
     r.ok(c.set_parent(None).await, "clear again");
     // A two-worker cycle is allowed.
     r.ok(c.set_parent(Some(&p)).await, "c → p");
@@ -358,11 +268,7 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
         names(["c"]),
         "cross-namespace child"
     );
-    check!(
-        r,
-        r.ok(p.children().await, "p").is_empty(),
-        "old parent released"
-    );
+    r.ok_empty(p.children().await, "old parent released");
 }
 
 /// Deleted attempts leave every worker list, while
@@ -392,17 +298,15 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     let c = r.request_unit(&w, "c", "s2").await;
     let a_unit = r.ok(s1.work_unit("a").await, "lookup a");
     r.ok(a_unit.clear_active_attempt().await, "clear a");
-    check_eq!(
-        r,
-        r.ok(w.active_attempts().await, "active").len(),
+    r.ok_eq(
+        w.active_attempts().await.map(|v| v.len()),
         3,
-        "clear keeps it listed"
+        "clear keeps it listed",
     );
-    check_eq!(
-        r,
-        r.ok(parent.child_attempts().await, "kids").len(),
+    r.ok_eq(
+        parent.child_attempts().await.map(|v| v.len()),
         3,
-        "child attempts"
+        "child attempts",
     );
 
     r.ok(
@@ -454,16 +358,11 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
         "child attempts after destroying s1"
     );
     r.ok(c.finish(None).await, "finish c");
-    check!(
-        r,
-        r.ok(w.active_attempts().await, "active").is_empty(),
-        "finished c listed"
-    );
-    check_eq!(
-        r,
-        r.ok(w.all_attempts().await, "all").len(),
+    r.ok_empty(w.active_attempts().await, "finished c listed");
+    r.ok_eq(
+        w.all_attempts().await.map(|v| v.len()),
         1,
-        "all keeps finished c"
+        "all keeps finished c",
     );
 }
 
@@ -503,11 +402,7 @@ pub async fn child_attempts_scope(t: TestBackend) {
     );
     let kids = r.ok(mid.child_attempts().await, "mid's child attempts");
     check_eq!(r, r.keys(&kids).await, vec![r.key(&low_own).await], "mid");
-    check!(
-        r,
-        r.ok(low.child_attempts().await, "low").is_empty(),
-        "low has none"
-    );
+    r.ok_empty(low.child_attempts().await, "low has none");
     let own = r.ok(top.active_attempts().await, "top's own");
     check_eq!(
         r,
