@@ -19,7 +19,7 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
-use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitRef};
+use coordinate::{data, Backend, BackendExt, WorkSpecRef, WorkUnitMeta, WorkUnitRef};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -82,6 +82,23 @@ struct KeyRef<'a> {
     name: &'a str,
 }
 
+/// The key of `name` in the scope every floor uses.
+fn key(name: &str) -> Key {
+    Key {
+        scope: 7,
+        name: Arc::from(name),
+    }
+}
+
+/// A raw moka sync cache holding every one of `names`.
+fn raw_sync_of(names: &[String]) -> moka::sync::Cache<Key, Arc<u64>> {
+    let raw = moka::sync::Cache::new(100_000);
+    for n in names {
+        raw.insert(key(n), Arc::new(1));
+    }
+    raw
+}
+
 impl Hash for Key {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.scope.hash(h);
@@ -115,6 +132,16 @@ fn rt() -> Runtime {
 
 fn unit_names() -> Vec<String> {
     (0..UNITS).map(|i| format!("unit-{i:05}")).collect()
+}
+
+/// Spec "s" of namespace "n" through `cache`, with every one of `names`
+/// looked up once, so that the cache holds them.
+async fn warmed_spec<B: Backend + 'static>(cache: &Cache<B>, names: &[String]) -> WorkSpecRef {
+    let spec = cache.work_spec_at("n", "s").await.expect("spec");
+    for n in names {
+        spec.work_unit(n).await.expect("unit");
+    }
+    spec
 }
 
 /// A memory backend with namespace "n", spec "s", `UNITS` units, worker "w".
@@ -174,25 +201,11 @@ fn hits(c: &mut Criterion) {
     let raw: moka::future::Cache<Key, Arc<u64>> = moka::future::Cache::new(100_000);
     rt.block_on(async {
         for n in &names {
-            raw.insert(
-                Key {
-                    scope: 7,
-                    name: Arc::from(n.as_str()),
-                },
-                Arc::new(1),
-            )
-            .await;
+            raw.insert(key(n), Arc::new(1)).await;
         }
     });
 
-    let raw_sync: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
-    for n in &names {
-        let key = Key {
-            scope: 7,
-            name: Arc::from(n.as_str()),
-        };
-        raw_sync.insert(key, Arc::new(1));
-    }
+    let raw_sync = raw_sync_of(&names);
     // The floor: a plain mutex-guarded map, as a simple LRU would have.
     let floor: std::sync::Mutex<HashMap<String, Arc<u64>, foldhash::fast::RandomState>> =
         std::sync::Mutex::new(names.iter().map(|n| (n.clone(), Arc::new(1))).collect());
@@ -254,34 +267,17 @@ fn throughput(c: &mut Criterion) {
     let memory = rt.block_on(populated());
     let cache = Arc::new(Cache::new(memory));
     let names = Arc::new(unit_names());
-    let spec = rt.block_on(async {
-        let spec = cache.work_spec_at("n", "s").await.expect("spec");
-        for n in names.iter() {
-            spec.work_unit(n).await.expect("unit");
-        }
-        spec
-    });
+    let spec = rt.block_on(warmed_spec(&cache, &names));
     let raw: Arc<moka::future::Cache<Key, Arc<u64>>> = Arc::new(moka::future::Cache::new(100_000));
     rt.block_on(async {
         for n in names.iter() {
-            let key = Key {
-                scope: 7,
-                name: Arc::from(n.as_str()),
-            };
-            raw.insert(key, Arc::new(1)).await;
+            raw.insert(key(n), Arc::new(1)).await;
         }
     });
     let mut g = c.benchmark_group("hit_throughput");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
-    let raw_sync: Arc<moka::sync::Cache<Key, Arc<u64>>> = Arc::new(moka::sync::Cache::new(100_000));
-    for n in names.iter() {
-        let key = Key {
-            scope: 7,
-            name: Arc::from(n.as_str()),
-        };
-        raw_sync.insert(key, Arc::new(1));
-    }
+    let raw_sync = Arc::new(raw_sync_of(&names));
     // Each iteration is one hit per task; elements/s is total hits/s.
     for tasks in [1u64, 2, 8] {
         g.throughput(Throughput::Elements(tasks));
@@ -453,21 +449,8 @@ fn report_throughput(memory: &MemoryBackend) {
     let rt = runtime();
     let names = Arc::new(unit_names());
     let cache = Cache::new(memory.clone());
-    let spec = rt.block_on(async {
-        let spec = cache.work_spec_at("n", "s").await.expect("spec");
-        for n in names.iter() {
-            spec.work_unit(n).await.expect("unit");
-        }
-        spec
-    });
-    let raw: Arc<moka::sync::Cache<Key, Arc<u64>>> = Arc::new(moka::sync::Cache::new(100_000));
-    for n in names.iter() {
-        let key = Key {
-            scope: 7,
-            name: Arc::from(n.as_str()),
-        };
-        raw.insert(key, Arc::new(1));
-    }
+    let spec = rt.block_on(warmed_spec(&cache, &names));
+    let raw = Arc::new(raw_sync_of(&names));
     let per_task = 200_000;
     let mut best = [[0f64; 3]; 2];
     for _ in 0..15 {
@@ -508,10 +491,11 @@ fn report(_: &mut Criterion) {
                 calls.push(cache.get_ref().calls().get(Op::WorkUnit));
             }
             let max_calls = calls.iter().max().copied().unwrap_or(0);
+            walls.sort();
             println!(
                 "report: miss over 1 ms backend, {label}: backend calls max {max_calls}, wall p50 {:?} p90 {:?}",
-                percentile(&mut walls, 0.5),
-                percentile(&mut walls, 0.9)
+                percentile(&walls, 0.5),
+                percentile(&walls, 0.9)
             );
         }
 
@@ -530,10 +514,11 @@ fn report(_: &mut Criterion) {
             samples.push(start.elapsed());
             miss.await.expect("miss");
         }
+        samples.sort();
         println!(
             "report: hit during another name's miss: p50 {:?} p99 {:?} (backend unit lookups {})",
-            percentile(&mut samples, 0.5),
-            percentile(&mut samples, 0.99),
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
             cache.get_ref().calls().get(Op::WorkUnit)
         );
     });
@@ -569,11 +554,7 @@ fn report(_: &mut Criterion) {
         let raw: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
         let before_raw = LIVE.load(Ordering::Relaxed);
         for n in &names {
-            let key = Key {
-                scope: 7,
-                name: Arc::from(n.as_str()),
-            };
-            raw.insert(key, Arc::new(1));
+            raw.insert(key(n), Arc::new(1));
         }
         raw.run_pending_tasks();
         let raw_bytes = LIVE.load(Ordering::Relaxed) - before_raw;
@@ -646,11 +627,7 @@ fn report_hit_ratio() {
         if raw.get(&KeyRef { scope: 7, name }).is_some() {
             raw_hits += 1;
         } else {
-            let key = Key {
-                scope: 7,
-                name: Arc::from(name),
-            };
-            raw.insert(key, Arc::new(1));
+            raw.insert(key(name), Arc::new(1));
         }
     }
     println!(

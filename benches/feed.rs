@@ -38,8 +38,8 @@ fn report(what: &str, mut samples: Vec<StdDuration>) {
     println!(
         "{what:<58} n={:<5} p50={:>9.3?} p99={:>9.3?} max={:>9.3?}",
         samples.len(),
-        percentile(&mut samples, 0.50),
-        percentile(&mut samples, 0.99),
+        percentile(&samples, 0.50),
+        percentile(&samples, 0.99),
         samples[samples.len() - 1],
     );
 }
@@ -58,6 +58,17 @@ async fn until_gone<B: Backend + 'static>(server: &Cache<B>, unit: &str) {
             "never invalidated"
         );
     }
+}
+
+/// Spec "spec" of namespace "bench", created on `backend`.
+async fn bench_spec(backend: &dyn Backend) -> WorkSpecRef {
+    backend
+        .namespace("bench")
+        .await
+        .expect("ns")
+        .set_work_spec(data!({"name": "spec"}))
+        .await
+        .expect("spec")
 }
 
 async fn delete(spec: &WorkSpecRef, unit: &str) {
@@ -82,13 +93,7 @@ async fn cross_server(samples: usize, background: usize) {
     while !(a.stats().feed.subscribed && b.stats().feed.subscribed) {
         tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
-    let spec = a
-        .namespace("bench")
-        .await
-        .expect("ns")
-        .set_work_spec(data!({"name": "spec"}))
-        .await
-        .expect("spec");
+    let spec = bench_spec(&a).await;
     // Background churn: tasks on server A adding and deleting other units
     // as fast as they can, so B's feed carries a steady stream of events.
     let stop = Arc::new(AtomicBool::new(false));
@@ -151,13 +156,7 @@ async fn cross_server(samples: usize, background: usize) {
 async fn in_process(samples: usize) {
     let backend = MemoryBackend::new();
     let cache = Cache::new(backend.clone());
-    let spec = backend
-        .namespace("bench")
-        .await
-        .expect("ns")
-        .set_work_spec(data!({"name": "spec"}))
-        .await
-        .expect("spec");
+    let spec = bench_spec(&backend).await;
     let mut from_call = Vec::new();
     for i in 0..samples {
         let unit = format!("u{i}");

@@ -17,6 +17,10 @@
 //! ratio is the median of the rounds' cached/uncached ratios. A counting
 //! layer under both tells how many calls reached the backend.
 
+#[path = "../support/exit.rs"]
+mod exit;
+#[path = "../../benches/support/percentile.rs"]
+mod percentile;
 mod report;
 mod workload;
 
@@ -32,6 +36,7 @@ use coordinate::memory::MemoryBackend;
 use coordinate::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use exit::exit_code;
 use report::{Counts, Figures};
 use workload::Shape;
 
@@ -90,14 +95,7 @@ enum Only {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("coordbench: {message}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code("coordbench", run(&Args::parse()).await)
 }
 
 async fn run(args: &Args) -> Result<(), String> {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::percentile::percentile;
 use crate::workload::Outcome;
 
 /// The figures of one run (cached or uncached), as printed and as JSON.
@@ -88,15 +89,6 @@ impl Figures {
             by_request,
         }
     }
-}
-
-/// The value below which `q` of the sorted samples fall.
-fn percentile(sorted: &[u32], q: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// The round whose requests/s is the median of `rounds` (the lower middle

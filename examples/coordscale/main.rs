@@ -18,6 +18,8 @@
 //! table, or with `--json` one object
 //! `{"memory": {"<size>": {"<key>": value, …}, …}, "postgres": {…}}`.
 
+#[path = "../support/exit.rs"]
+mod exit;
 mod footprint;
 mod measure;
 #[cfg(feature = "postgres")]
@@ -32,6 +34,7 @@ use clap::Parser;
 use coordinate::memory::MemoryBackend;
 use coordinate::MockClock;
 
+use exit::exit_code;
 use footprint::Footprint;
 use measure::Settings;
 use report::Run;
@@ -75,14 +78,7 @@ const MIN_SIZE: usize = 100;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("coordscale: {message}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code("coordscale", run(&Args::parse()).await)
 }
 
 async fn run(args: &Args) -> Result<(), String> {

@@ -159,8 +159,7 @@ impl PgAttempt {
 
     /// A value of this attempt's row that needs no expiry check.
     async fn field(&self, sql: &str) -> Result<Row> {
-        let client = self.shared().client().await?;
-        query_opt(&client, sql, &[&self.id]).await?.ok_or(GONE)
+        self.shared().row_or(GONE, sql, &[&self.id]).await
     }
 
     /// Status, end time and expiration time after an expiry check,
@@ -169,11 +168,7 @@ impl PgAttempt {
         let shared = self.shared();
         let spec = self.unit.spec.id;
         let now = shared.now();
-        let client = shared.client().await?;
-        let row = query_opt(&client, STATE, &[&self.id, &now, &spec])
-            .await?
-            .ok_or(GONE)?;
-        drop(client);
+        let row = shared.row_or(GONE, STATE, &[&self.id, &now, &spec]).await?;
         let expired: bool = col(&row, 3)?;
         let state = if expired {
             (AttemptStatus::Expired, Some(now), col(&row, 2)?)

@@ -381,8 +381,10 @@ impl Backend for PostgresBackend {
     }
 
     async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>> {
-        let client = self.shared.client().await?;
-        let rows = query(&client, "SELECT id, name FROM namespace", &[]).await?;
+        let rows = self
+            .shared
+            .rows("SELECT id, name FROM namespace", &[])
+            .await?;
         rows.iter()
             .map(|row| {
                 let name = text(row, 1)?;
@@ -422,6 +424,39 @@ impl Shared {
     /// Now, by the injected clock.
     pub(crate) fn now(&self) -> Time {
         self.clock.now()
+    }
+
+    /// The rows `sql` answers on a pooled connection.
+    pub(crate) async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        query(&client, sql, params).await
+    }
+
+    /// The only row `sql` answers on a pooled connection, or `gone` when it
+    /// answers none: the handle's row (or an ancestor's) no longer exists.
+    pub(crate) async fn row_or(
+        &self,
+        gone: Error,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        let client = self.client().await?;
+        query_opt(&client, sql, params).await?.ok_or(gone)
+    }
+
+    /// Runs `sql`, which changes the handle's own row, on a pooled
+    /// connection; `gone` when it changed no row.
+    pub(crate) async fn change_or(
+        &self,
+        gone: Error,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<()> {
+        let client = self.client().await?;
+        match execute(&client, sql, params).await? {
+            0 => Err(gone),
+            _ => Ok(()),
+        }
     }
 
     /// True if `other` is a handle's view of this same backend.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::work_spec::PgWorkSpec;
+use super::work_spec::{DefinedColumns, PgWorkSpec};
 use super::worker::PgWorker;
-use super::{col, decode, execute, json, micros, query, query_opt, text, Scope, Shared, MAX_TRIES};
+use super::{col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
@@ -54,6 +54,10 @@ impl PgNamespace {
     fn spec(&self, id: i64, name: String) -> Arc<PgWorkSpec> {
         Arc::new(PgWorkSpec::new(self.shared.clone(), self.id, id, name))
     }
+
+    fn worker_handle(&self, id: i64, name: String) -> WorkerRef {
+        Arc::new(PgWorker::new(self.shared.clone(), self.id, id, name))
+    }
 }
 
 #[async_trait]
@@ -82,32 +86,10 @@ impl Namespace for PgNamespace {
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
         let definition = limits::checked_data(definition)?;
         let parsed = parse_definition(&definition)?;
-        let m = &parsed.meta;
-        let interval = micros(m.interval)?;
-        let client = self.shared.client().await?;
-        let row = query_opt(
-            &client,
-            UPSERT_SPEC,
-            &[
-                &self.id,
-                &parsed.name.as_bytes(),
-                &json(&definition),
-                &m.priority,
-                &m.weight,
-                &m.paused,
-                &m.continuous,
-                &m.can_be_continuous,
-                &m.min_memory_gb,
-                &interval,
-                &m.max_running,
-                &m.max_attempts_returned,
-                &m.max_retries,
-                &m.next_work_spec_name.as_bytes(),
-                &m.runtime.as_bytes(),
-            ],
-        )
-        .await?
-        .ok_or(GONE)?;
+        let columns = DefinedColumns::new(&parsed.meta)?;
+        let (name, definition) = (parsed.name.as_bytes(), json(&definition));
+        let params = columns.params(&[&self.id, &name, &definition]);
+        let row = self.shared.row_or(GONE, UPSERT_SPEC, &params).await?;
         Ok(self.spec(col(&row, 0)?, parsed.name))
     }
 
@@ -117,10 +99,10 @@ impl Namespace for PgNamespace {
         const FIND: &str = "SELECT s.id FROM namespace n
             LEFT JOIN work_spec s ON s.namespace_id = n.id AND s.name = $2
             WHERE n.id = $1";
-        let client = self.shared.client().await?;
-        let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
-            .await?
-            .ok_or(GONE)?;
+        let row = self
+            .shared
+            .row_or(GONE, FIND, &[&self.id, &name.as_bytes()])
+            .await?;
         match col::<Option<i64>>(&row, 0)? {
             Some(id) => Ok(self.spec(id, name.to_string())),
             None => Err(Error::NoSuchWorkSpec {
@@ -151,13 +133,8 @@ impl Namespace for PgNamespace {
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
-        let client = self.shared.client().await?;
-        let rows = query(
-            &client,
-            "SELECT name FROM work_spec WHERE namespace_id = $1",
-            &[&self.id],
-        )
-        .await?;
+        const NAMES: &str = "SELECT name FROM work_spec WHERE namespace_id = $1";
+        let rows = self.shared.rows(NAMES, &[&self.id]).await?;
         rows.iter().map(|r| text(r, 0)).collect()
     }
 
@@ -171,12 +148,7 @@ impl Namespace for PgNamespace {
         let client = self.shared.client().await?;
         for _ in 0..MAX_TRIES {
             if let Some(row) = query_opt(&client, FIND, &[&self.id, &name.as_bytes()]).await? {
-                return Ok(Arc::new(PgWorker::new(
-                    self.shared.clone(),
-                    self.id,
-                    col(&row, 0)?,
-                    name.to_string(),
-                )));
+                return Ok(self.worker_handle(col(&row, 0)?, name.to_string()));
             }
             let now = self.shared.now();
             let expiration = checked_add(now, DEFAULT_LIFETIME)?;
@@ -188,12 +160,7 @@ impl Namespace for PgNamespace {
             )
             .await?
             {
-                return Ok(Arc::new(PgWorker::new(
-                    self.shared.clone(),
-                    self.id,
-                    col(&row, 0)?,
-                    name.to_string(),
-                )));
+                return Ok(self.worker_handle(col(&row, 0)?, name.to_string()));
             }
         }
         Err(decode(format!(
@@ -202,23 +169,12 @@ impl Namespace for PgNamespace {
     }
 
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
-        let client = self.shared.client().await?;
-        let rows = query(
-            &client,
-            "SELECT id, name FROM worker WHERE namespace_id = $1",
-            &[&self.id],
-        )
-        .await?;
+        const WORKERS: &str = "SELECT id, name FROM worker WHERE namespace_id = $1";
+        let rows = self.shared.rows(WORKERS, &[&self.id]).await?;
         rows.iter()
             .map(|row| {
                 let name = text(row, 1)?;
-                let worker: WorkerRef = Arc::new(PgWorker::new(
-                    self.shared.clone(),
-                    self.id,
-                    col(row, 0)?,
-                    name.clone(),
-                ));
-                Ok((name, worker))
+                Ok((name.clone(), self.worker_handle(col(row, 0)?, name)))
             })
             .collect()
     }

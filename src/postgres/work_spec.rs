@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 
 use super::counts::{spec_counts, SpecCounts};
 use super::selection::{Selection, UnitChange};
@@ -33,6 +34,52 @@ pub(crate) struct PgWorkSpec {
     pub(crate) namespace_id: i64,
     pub(crate) id: i64,
     pub(crate) name: String,
+}
+
+/// The columns a spec definition sets besides its name and the definition
+/// itself, bound in the order `priority, weight, paused, continuous,
+/// can_be_continuous, min_memory_gb, interval_us, max_running,
+/// max_attempts_returned, max_retries, next_work_spec_name, runtime`.
+pub(crate) struct DefinedColumns<'a> {
+    meta: &'a WorkSpecMeta,
+    interval_us: i64,
+    next_work_spec_name: &'a [u8],
+    runtime: &'a [u8],
+}
+
+impl<'a> DefinedColumns<'a> {
+    pub(crate) fn new(meta: &'a WorkSpecMeta) -> Result<Self> {
+        Ok(DefinedColumns {
+            meta,
+            interval_us: micros(meta.interval)?,
+            next_work_spec_name: meta.next_work_spec_name.as_bytes(),
+            runtime: meta.runtime.as_bytes(),
+        })
+    }
+
+    /// The statement parameters, after those `before` them.
+    pub(crate) fn params<'p>(
+        &'p self,
+        before: &[&'p (dyn ToSql + Sync)],
+    ) -> Vec<&'p (dyn ToSql + Sync)> {
+        let m = self.meta;
+        let mut params = before.to_vec();
+        params.extend_from_slice(&[
+            &m.priority,
+            &m.weight,
+            &m.paused,
+            &m.continuous,
+            &m.can_be_continuous,
+            &m.min_memory_gb,
+            &self.interval_us,
+            &m.max_running,
+            &m.max_attempts_returned,
+            &m.max_retries,
+            &self.next_work_spec_name,
+            &self.runtime,
+        ]);
+        params
+    }
 }
 
 /// Creates a unit or replaces its data and meta, in one statement
@@ -182,15 +229,8 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        let client = self.shared.client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT definition FROM work_spec WHERE id = $1",
-            &[&self.id],
-        )
-        .await?
-        .ok_or(GONE)?;
-        data_map(&row, 0)
+        const DEFINITION: &str = "SELECT definition FROM work_spec WHERE id = $1";
+        data_map(&self.shared.row_or(GONE, DEFINITION, &[&self.id]).await?, 0)
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
@@ -205,34 +245,10 @@ impl WorkSpec for PgWorkSpec {
         if parsed.name != self.name {
             return Err(Error::ChangedName);
         }
-        let m = &parsed.meta;
-        let interval = micros(m.interval)?;
-        let client = self.shared.client().await?;
-        let changed = execute(
-            &client,
-            SET,
-            &[
-                &self.id,
-                &json(&definition),
-                &m.priority,
-                &m.weight,
-                &m.paused,
-                &m.continuous,
-                &m.can_be_continuous,
-                &m.min_memory_gb,
-                &interval,
-                &m.max_running,
-                &m.max_attempts_returned,
-                &m.max_retries,
-                &m.next_work_spec_name.as_bytes(),
-                &m.runtime.as_bytes(),
-            ],
-        )
-        .await?;
-        if changed == 0 {
-            return Err(GONE);
-        }
-        Ok(())
+        let columns = DefinedColumns::new(&parsed.meta)?;
+        let definition = json(&definition);
+        let params = columns.params(&[&self.id, &definition]);
+        self.shared.change_or(GONE, SET, &params).await
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
@@ -243,18 +259,15 @@ impl WorkSpec for PgWorkSpec {
         );
         if with_counts {
             let now = self.shared.now();
-            let client = self.shared.client().await?;
-            let row = query_opt(&client, COUNTED_META, &[&self.id, &now])
-                .await?
-                .ok_or(GONE)?;
-            drop(client);
+            let row = self
+                .shared
+                .row_or(GONE, COUNTED_META, &[&self.id, &now])
+                .await?;
             let (meta, stale) = read_counted_meta(&row)?;
             self.shared.settle(Scope::Spec(self.id), now, stale).await?;
             Ok(meta)
         } else {
-            let client = self.shared.client().await?;
-            let row = query_opt(&client, PLAIN, &[&self.id]).await?.ok_or(GONE)?;
-            read_meta(&row, 0)
+            read_meta(&self.shared.row_or(GONE, PLAIN, &[&self.id]).await?, 0)
         }
     }
 
@@ -364,10 +377,10 @@ impl WorkSpec for PgWorkSpec {
         const FIND: &str = "SELECT u.id FROM work_spec s
             LEFT JOIN work_unit u ON u.work_spec_id = s.id AND u.name = $2
             WHERE s.id = $1";
-        let client = self.shared.client().await?;
-        let row = query_opt(&client, FIND, &[&self.id, &name.as_bytes()])
-            .await?
-            .ok_or(GONE)?;
+        let row = self
+            .shared
+            .row_or(GONE, FIND, &[&self.id, &name.as_bytes()])
+            .await?;
         match col::<Option<i64>>(&row, 0)? {
             Some(id) => Ok(Arc::new(self.clone_handle()).unit(id, name.to_string())),
             None => Err(Error::NoSuchWorkUnit {

@@ -9,8 +9,8 @@ use super::attempt::PgAttempt;
 use super::work_spec::PgWorkSpec;
 use super::worker::PgWorker;
 use super::{
-    attempt_status_opt, col, data_map, decode, execute, expirable, live_status, query, query_opt,
-    text, Scope, Shared,
+    attempt_status_opt, col, data_map, decode, execute, expirable, live_status, query_opt, text,
+    Scope, Shared,
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, ObjectKind, Result};
@@ -79,15 +79,9 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        let client = self.shared().client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT COALESCE(a.data, u.data) FROM work_unit u
-             LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1",
-            &[&self.id],
-        )
-        .await?
-        .ok_or(GONE)?;
+        const DATA: &str = "SELECT COALESCE(a.data, u.data) FROM work_unit u
+             LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1";
+        let row = self.shared().row_or(GONE, DATA, &[&self.id]).await?;
         data_map(&row, 0)
     }
 
@@ -101,11 +95,9 @@ impl WorkUnit for PgWorkUnit {
         );
         let shared = self.shared();
         let now = shared.now();
-        let client = shared.client().await?;
-        let row = query_opt(&client, STATUS, &[&self.id, &now, &self.spec.id])
-            .await?
-            .ok_or(GONE)?;
-        drop(client);
+        let row = shared
+            .row_or(GONE, STATUS, &[&self.id, &now, &self.spec.id])
+            .await?;
         let not_before: Option<Time> = col(&row, 1)?;
         let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
         shared
@@ -115,14 +107,8 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        let client = self.shared().client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT priority, not_before FROM work_unit WHERE id = $1",
-            &[&self.id],
-        )
-        .await?
-        .ok_or(GONE)?;
+        const META: &str = "SELECT priority, not_before FROM work_unit WHERE id = $1";
+        let row = self.shared().row_or(GONE, META, &[&self.id]).await?;
         Ok(WorkUnitMeta {
             priority: col(&row, 0)?,
             not_before: col(&row, 1)?,
@@ -131,44 +117,29 @@ impl WorkUnit for PgWorkUnit {
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         let meta = limits::checked_unit_meta(meta)?;
-        let client = self.shared().client().await?;
-        let changed = execute(
-            &client,
-            "UPDATE work_unit SET priority = $2, not_before = $3 WHERE id = $1",
-            &[&self.id, &meta.priority, &meta.not_before],
-        )
-        .await?;
-        if changed == 0 {
-            return Err(GONE);
-        }
-        Ok(())
+        self.shared()
+            .change_or(
+                GONE,
+                "UPDATE work_unit SET priority = $2, not_before = $3 WHERE id = $1",
+                &[&self.id, &meta.priority, &meta.not_before],
+            )
+            .await
     }
 
     async fn priority(&self) -> Result<f64> {
-        let client = self.shared().client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT priority FROM work_unit WHERE id = $1",
-            &[&self.id],
-        )
-        .await?
-        .ok_or(GONE)?;
-        col(&row, 0)
+        const PRIORITY: &str = "SELECT priority FROM work_unit WHERE id = $1";
+        col(&self.shared().row_or(GONE, PRIORITY, &[&self.id]).await?, 0)
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
         let priority = limits::checked_priority(priority)?;
-        let client = self.shared().client().await?;
-        let changed = execute(
-            &client,
-            "UPDATE work_unit SET priority = $2 WHERE id = $1",
-            &[&self.id, &priority],
-        )
-        .await?;
-        if changed == 0 {
-            return Err(GONE);
-        }
-        Ok(())
+        self.shared()
+            .change_or(
+                GONE,
+                "UPDATE work_unit SET priority = $2 WHERE id = $1",
+                &[&self.id, &priority],
+            )
+            .await
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
@@ -220,27 +191,17 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
-        let client = self.shared().client().await?;
-        let rows = query(
-            &client,
-            "SELECT a.id, w.id, w.name, w.namespace_id FROM attempt a JOIN worker w ON w.id = a.worker_id
-             WHERE a.work_unit_id = $1 ORDER BY a.id",
-            &[&self.id],
-        )
-        .await?;
+        const ATTEMPTS: &str = "SELECT a.id, w.id, w.name, w.namespace_id
+            FROM attempt a JOIN worker w ON w.id = a.worker_id
+            WHERE a.work_unit_id = $1 ORDER BY a.id";
+        let rows = self.shared().rows(ATTEMPTS, &[&self.id]).await?;
         let me = self.clone_handle();
         rows.iter().map(|row| me.attempt(row, 0)).collect()
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        let client = self.shared().client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT count(*) FROM attempt WHERE work_unit_id = $1",
-            &[&self.id],
-        )
-        .await?
-        .ok_or(GONE)?;
+        const COUNT: &str = "SELECT count(*) FROM attempt WHERE work_unit_id = $1";
+        let row = self.shared().row_or(GONE, COUNT, &[&self.id]).await?;
         let n: i64 = col(&row, 0)?;
         u64::try_from(n).map_err(decode)
     }

@@ -11,8 +11,8 @@ use super::attempt::{attempt_columns, attempt_from_row, PgAttempt};
 use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::{
-    col, data_map, execute, expirable, json, meta_columns, query, query_opt, read_meta, text,
-    Scope, Shared, META_WIDTH,
+    col, data_map, expirable, json, meta_columns, query, query_opt, read_meta, text, Scope, Shared,
+    META_WIDTH,
 };
 use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::clock::checked_add;
@@ -117,14 +117,12 @@ impl PgWorker {
 
     /// One value of this worker's row.
     async fn field(&self, sql: &str) -> Result<Row> {
-        let client = self.shared.client().await?;
-        query_opt(&client, sql, &[&self.id]).await?.ok_or(GONE)
+        self.shared.row_or(GONE, sql, &[&self.id]).await
     }
 
     /// Attempts of this worker's row selected by `sql` (in [`attempt_columns!`]).
     async fn attempt_list(&self, sql: &str) -> Result<Vec<AttemptRef>> {
-        let client = self.shared.client().await?;
-        let rows = query(&client, sql, &[&self.id]).await?;
+        let rows = self.shared.rows(sql, &[&self.id]).await?;
         rows.iter()
             .map(|row| attempt_from_row(&self.shared, row))
             .collect()
@@ -244,27 +242,18 @@ impl Worker for PgWorker {
                 _ => return Err(Error::WrongBackend),
             },
         };
-        let client = self.shared.client().await?;
-        let changed = execute(
-            &client,
-            "UPDATE worker SET parent_id = $2 WHERE id = $1",
-            &[&self.id, &parent_id],
-        )
-        .await?;
-        if changed == 0 {
-            return Err(GONE);
-        }
-        Ok(())
+        self.shared
+            .change_or(
+                GONE,
+                "UPDATE worker SET parent_id = $2 WHERE id = $1",
+                &[&self.id, &parent_id],
+            )
+            .await
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
-        let client = self.shared.client().await?;
-        let rows = query(
-            &client,
-            "SELECT id, name, namespace_id FROM worker WHERE parent_id = $1",
-            &[&self.id],
-        )
-        .await?;
+        const CHILDREN: &str = "SELECT id, name, namespace_id FROM worker WHERE parent_id = $1";
+        let rows = self.shared.rows(CHILDREN, &[&self.id]).await?;
         rows.iter().map(|r| self.worker_from_row(r, 0)).collect()
     }
 
@@ -278,17 +267,13 @@ impl Worker for PgWorker {
     }
 
     async fn deactivate(&self) -> Result<()> {
-        let client = self.shared.client().await?;
-        let changed = execute(
-            &client,
-            "UPDATE worker SET active = false WHERE id = $1",
-            &[&self.id],
-        )
-        .await?;
-        if changed == 0 {
-            return Err(GONE);
-        }
-        Ok(())
+        self.shared
+            .change_or(
+                GONE,
+                "UPDATE worker SET active = false WHERE id = $1",
+                &[&self.id],
+            )
+            .await
     }
 
     async fn mode(&self) -> Result<String> {
@@ -325,19 +310,16 @@ impl Worker for PgWorker {
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
         let (data, now, expiration) = rules::limits::checked_worker_update(data, now, expiration)?;
-        let client = self.shared.client().await?;
-        let changed = execute(
-            &client,
-            "UPDATE worker SET active = true, data = $2, last_update = $3, expiration = $4,
-                 mode = $5
-             WHERE id = $1",
-            &[&self.id, &json(&data), &now, &expiration, &mode.as_bytes()],
-        )
-        .await?;
-        if changed == 0 {
-            return Err(GONE);
-        }
-        Ok(())
+        const UPDATE: &str = "UPDATE worker SET active = true, data = $2, last_update = $3,
+                 expiration = $4, mode = $5
+             WHERE id = $1";
+        self.shared
+            .change_or(
+                GONE,
+                UPDATE,
+                &[&self.id, &json(&data), &now, &expiration, &mode.as_bytes()],
+            )
+            .await
     }
 
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {

@@ -18,6 +18,17 @@
 //! it resolves their URLs. An attempt is addressed by its unit, worker and
 //! start time, so an attempt handle stays dead once its unit is deleted.
 //!
+//! # Expiry checks
+//!
+//! In the API every work unit and attempt document carries a status, and
+//! computing a status is the lazy expiry check. Reads that are no check in
+//! process — a unit's data and meta, an attempt's data and start time, the
+//! handles built for an attempt list — therefore ask for the document with
+//! the query `check=false`, an extension under which a server answers
+//! without the status and runs no check. A server without the extension
+//! ignores the query and answers the whole document, so the client works
+//! with it as before, with that server's checks.
+//!
 //! # Errors
 //!
 //! The server's error documents come back as the typed errors they name
@@ -71,17 +82,20 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use reqwest::Url;
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::Summary;
-use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument};
+use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::{check_name, MAX_NAME_BYTES};
 
 pub use transport::ProtocolError;
 
 use namespace::RestNamespace;
+use owner::Owner;
 use template::Var;
 use transport::Transport;
 
@@ -134,8 +148,72 @@ impl Shared {
         self.resolve(&link)
     }
 
+    /// The URL of a work unit's or attempt's document read without an
+    /// expiry check (an extension other servers ignore: they answer the
+    /// whole document, which performs the check there).
+    pub(crate) fn unchecked(url: &Url) -> Url {
+        let mut url = url.clone();
+        match url.query() {
+            Some(query) if !query.is_empty() => {
+                let query = format!("{query}&{UNCHECKED_QUERY}");
+                url.set_query(Some(&query));
+            }
+            _ => url.set_query(Some(UNCHECKED_QUERY)),
+        }
+        url
+    }
+
     pub(crate) fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// `GET` the document at `url`; a failure is the error a call on
+    /// `owner` answers.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: &Url, owner: Owner<'_>) -> Result<T> {
+        let answer = self.transport.get(url).await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
+    /// A `method` request with `body` whose answer is a JSON document; a
+    /// failure is the error a call on `owner` answers.
+    pub(crate) async fn exchange<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        owner: Owner<'_>,
+    ) -> Result<T> {
+        let answer = self.transport.exchange(method, url, body).await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
+    /// A `method` request with `body` whose answer carries nothing needed; a
+    /// failure is the error a call on `owner` answers.
+    pub(crate) async fn call<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        owner: Owner<'_>,
+    ) -> Result<()> {
+        let answer = self.transport.call(method, url, body).await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
+    /// Handles by name for the links of a list document, each made by
+    /// `handle` from its name and resolved URL.
+    pub(crate) fn named<H>(
+        &self,
+        items: Vec<NamedLink>,
+        handle: impl Fn(String, Url) -> H,
+    ) -> Result<BTreeMap<String, H>> {
+        items
+            .into_iter()
+            .map(|item| {
+                let url = self.resolve(&item.url)?;
+                Ok((item.name.clone(), handle(item.name, url)))
+            })
+            .collect()
     }
 
     /// True if `other` talks to the same server (the same store).
@@ -282,28 +360,16 @@ impl Backend for RestBackend {
         let url = self.shared.resolve(&self.shared.root.namespaces_url)?;
         let list: NamespaceList = self
             .shared
-            .transport
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
-        list.namespaces
-            .into_iter()
-            .map(|item| {
-                let url = self.shared.resolve(&item.url)?;
-                let ns = RestNamespace::new(&self.shared, item.name.clone(), url, None);
-                Ok((item.name, Arc::new(ns) as NamespaceRef))
-            })
-            .collect()
+            .get(&url, Owner::Lookup(ObjectKind::Namespace))
+            .await?;
+        self.shared.named(list.namespaces, |name, url| {
+            Arc::new(RestNamespace::new(&self.shared, name, url, None)) as NamespaceRef
+        })
     }
 
     async fn summarize(&self) -> Result<Summary> {
         let url = self.shared.resolve(&self.shared.root.summary_url)?;
-        summary_at(
-            &self.shared,
-            &url,
-            owner::Owner::Lookup(ObjectKind::Namespace),
-        )
-        .await
+        summary_at(&self.shared, &url, Owner::Lookup(ObjectKind::Namespace)).await
     }
 }
 
@@ -315,16 +381,8 @@ pub(crate) fn impossible_name(name: &str) -> bool {
 }
 
 /// `GET` a summary document.
-pub(crate) async fn summary_at(
-    shared: &Shared,
-    url: &Url,
-    owner: owner::Owner<'_>,
-) -> Result<Summary> {
-    let doc: SummaryDocument = shared
-        .transport
-        .get(url)
-        .await
-        .map_err(|f| f.error_for(owner))?;
+pub(crate) async fn summary_at(shared: &Shared, url: &Url, owner: Owner<'_>) -> Result<Summary> {
+    let doc: SummaryDocument = shared.get(url, owner).await?;
     Ok(doc.0.into_iter().map(Into::into).collect())
 }
 

@@ -25,6 +25,9 @@ use super::work_spec::RestWorkSpec;
 use super::worker::RestWorker;
 use super::{impossible_name, summary_at, Shared};
 
+/// Whom a failed request on a namespace speaks for: a lookup by name.
+const LOOKUP: Owner<'static> = Owner::Lookup(ObjectKind::Namespace);
+
 pub(crate) struct RestNamespace {
     shared: Arc<Shared>,
     name: String,
@@ -64,24 +67,14 @@ impl RestNamespace {
 
     /// `GET` the namespace (which creates it) and keep its document.
     pub(crate) async fn fetch(shared: &Arc<Shared>, url: Url) -> Result<Self> {
-        let doc: NamespaceDocument = shared
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+        let doc: NamespaceDocument = shared.get(&url, LOOKUP).await?;
         let url = shared.document_url(&doc.url, url)?;
         Ok(Self::new(shared, doc.name.clone(), url, Some(doc)))
     }
 
     async fn links(&self) -> Result<&NamespaceDocument> {
         self.links
-            .get_or_try_init(|| async {
-                self.shared
-                    .transport()
-                    .get(&self.url)
-                    .await
-                    .map_err(|f| f.lookup(ObjectKind::Namespace))
-            })
+            .get_or_try_init(|| async { self.shared.get(&self.url, LOOKUP).await })
             .await
     }
 
@@ -106,10 +99,8 @@ impl Namespace for RestNamespace {
             return Ok(());
         }
         self.shared
-            .transport()
-            .call(Method::DELETE, &self.url, None::<&()>)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+            .call(Method::DELETE, &self.url, None::<&()>, LOOKUP)
+            .await?;
         self.destroyed.store(true, Ordering::Release);
         Ok(())
     }
@@ -122,10 +113,8 @@ impl Namespace for RestNamespace {
         };
         let created: NamedLink = self
             .shared
-            .transport()
-            .exchange(Method::POST, &url, Some(&body))
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+            .exchange(Method::POST, &url, Some(&body), LOOKUP)
+            .await?;
         let url = self.shared.resolve(&created.url)?;
         Ok(Arc::new(RestWorkSpec::new(
             &self.shared,
@@ -141,12 +130,7 @@ impl Namespace for RestNamespace {
         }
         let links = self.links().await?;
         let url = self.work_spec_url(links, name)?;
-        let doc: WorkSpecDocument = self
-            .shared
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+        let doc: WorkSpecDocument = self.shared.get(&url, LOOKUP).await?;
         Ok(Arc::new(RestWorkSpec::from_document(
             &self.shared,
             url,
@@ -161,21 +145,14 @@ impl Namespace for RestNamespace {
         let links = self.links().await?;
         let url = self.work_spec_url(links, name)?;
         self.shared
-            .transport()
-            .call(Method::DELETE, &url, None::<&()>)
+            .call(Method::DELETE, &url, None::<&()>, LOOKUP)
             .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
         let links = self.links().await?;
         let url = self.shared.resolve(&links.work_specs_url)?;
-        let list: WorkSpecList = self
-            .shared
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+        let list: WorkSpecList = self.shared.get(&url, LOOKUP).await?;
         Ok(list.work_specs.into_iter().map(|s| s.name).collect())
     }
 
@@ -185,37 +162,22 @@ impl Namespace for RestNamespace {
         let url = self
             .shared
             .expand(&links.worker_url, &[("worker", Var::Name(name))])?;
-        let doc: WorkerDocument = self
-            .shared
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+        let doc: WorkerDocument = self.shared.get(&url, LOOKUP).await?;
         Ok(Arc::new(RestWorker::from_document(&self.shared, url, doc)?))
     }
 
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
         let links = self.links().await?;
         let url = self.shared.resolve(&links.workers_url)?;
-        let list: WorkerList = self
-            .shared
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
-        list.workers
-            .into_iter()
-            .map(|item| {
-                let url = self.shared.resolve(&item.url)?;
-                let worker = RestWorker::new(&self.shared, item.name.clone(), url, None);
-                Ok((item.name, Arc::new(worker) as WorkerRef))
-            })
-            .collect()
+        let list: WorkerList = self.shared.get(&url, LOOKUP).await?;
+        self.shared.named(list.workers, |name, url| {
+            Arc::new(RestWorker::new(&self.shared, name, url, None)) as WorkerRef
+        })
     }
 
     async fn summarize(&self) -> Result<Summary> {
         let links = self.links().await?;
         let url = self.shared.resolve(&links.summary_url)?;
-        summary_at(&self.shared, &url, Owner::Lookup(ObjectKind::Namespace)).await
+        summary_at(&self.shared, &url, LOOKUP).await
     }
 }

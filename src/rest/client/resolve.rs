@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::api::AttemptRef;
 use crate::error::{Error, Result};
 use crate::rest::wire::{
-    AttemptDocument, AttemptSummary, WorkSpecDocument, WorkUnitDocument, WorkerDocument,
+    AttemptDocument, AttemptSummary, UncheckedWorkUnitDocument, WorkSpecDocument, WorkerDocument,
 };
 
 use super::attempt::{Actions, RestAttempt};
@@ -38,6 +38,19 @@ struct Item {
     actions: Option<Actions>,
 }
 
+impl Item {
+    /// The item of an attempt at link `url`, of the unit and worker at
+    /// links `unit` and `worker`, without actions.
+    fn resolve(shared: &Shared, [url, unit, worker]: [&str; 3]) -> Result<Self> {
+        Ok(Item {
+            url: shared.resolve(url)?,
+            unit: shared.resolve(unit)?,
+            worker: shared.resolve(worker)?,
+            actions: None,
+        })
+    }
+}
+
 /// Handles found so far in one call; `None` marks an object that no
 /// longer exists (its attempts are left out).
 pub(crate) struct Resolver<'a> {
@@ -47,12 +60,14 @@ pub(crate) struct Resolver<'a> {
     workers: HashMap<Url, RestWorker>,
 }
 
-/// `GET` a document; `None` when the server says its object does not exist.
+/// `GET` the document of the object at `url` from `request(url)`; `None`
+/// when the server says its object does not exist.
 async fn fetch_existing<T: DeserializeOwned>(
     shared: &Shared,
     url: Url,
+    request: fn(&Url) -> Url,
 ) -> Result<(Url, Option<T>)> {
-    match shared.transport().get::<T>(&url).await {
+    match shared.transport().get::<T>(&request(&url)).await {
         Ok(doc) => Ok((url, Some(doc))),
         Err(Failure {
             error: Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone { .. },
@@ -110,14 +125,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<Vec<AttemptRef>> {
         let items = summaries
             .into_iter()
-            .map(|s| {
-                Ok(Item {
-                    url: self.shared.resolve(&s.url)?,
-                    unit: self.shared.resolve(&s.work_unit_url)?,
-                    worker: self.shared.resolve(&s.worker_url)?,
-                    actions: None,
-                })
-            })
+            .map(|s| Item::resolve(self.shared, [&s.url, &s.work_unit_url, &s.worker_url]))
             .collect::<Result<Vec<_>>>()?;
         self.build(items).await
     }
@@ -130,12 +138,10 @@ impl<'a> Resolver<'a> {
         let items = documents
             .into_iter()
             .map(|d| {
-                Ok(Item {
-                    url: self.shared.resolve(&d.url)?,
-                    unit: self.shared.resolve(&d.work_unit_url)?,
-                    worker: self.shared.resolve(&d.worker_url)?,
-                    actions: Some(Actions::of(self.shared, &d)?),
-                })
+                let mut item =
+                    Item::resolve(self.shared, [&d.url, &d.work_unit_url, &d.worker_url])?;
+                item.actions = Some(Actions::of(self.shared, &d)?);
+                Ok(item)
             })
             .collect::<Result<Vec<_>>>()?;
         self.build(items).await
@@ -176,9 +182,10 @@ impl<'a> Resolver<'a> {
     async fn fetch_all<T: DeserializeOwned>(
         &self,
         urls: Vec<Url>,
+        request: fn(&Url) -> Url,
     ) -> Result<Vec<(Url, Option<T>)>> {
         stream::iter(urls)
-            .map(|url| fetch_existing::<T>(self.shared, url))
+            .map(|url| fetch_existing::<T>(self.shared, url, request))
             .buffer_unordered(CONCURRENT_FETCHES)
             .try_collect()
             .await
@@ -186,7 +193,7 @@ impl<'a> Resolver<'a> {
 
     async fn fetch_specs(&mut self, urls: Vec<Url>) -> Result<()> {
         let urls = Self::missing(&self.specs, urls);
-        for (url, doc) in self.fetch_all::<WorkSpecDocument>(urls).await? {
+        for (url, doc) in self.fetch_all::<WorkSpecDocument>(urls, Url::clone).await? {
             let spec = match doc {
                 Some(doc) => Some(RestWorkSpec::from_document(self.shared, url.clone(), doc)?),
                 None => None,
@@ -198,7 +205,11 @@ impl<'a> Resolver<'a> {
 
     async fn fetch_units(&mut self, urls: Vec<Url>) -> Result<()> {
         let urls = Self::missing(&self.units, urls);
-        let docs = self.fetch_all::<WorkUnitDocument>(urls).await?;
+        // Handles need the unit's name and links, not its status: reading
+        // them is no expiry check.
+        let docs = self
+            .fetch_all::<UncheckedWorkUnitDocument>(urls, Shared::unchecked)
+            .await?;
         let mut spec_urls = Vec::new();
         for (_, doc) in &docs {
             if let Some(doc) = doc {
@@ -226,7 +237,7 @@ impl<'a> Resolver<'a> {
 
     async fn fetch_workers(&mut self, urls: Vec<Url>) -> Result<()> {
         let urls = Self::missing(&self.workers, urls);
-        for (url, doc) in self.fetch_all::<WorkerDocument>(urls).await? {
+        for (url, doc) in self.fetch_all::<WorkerDocument>(urls, Url::clone).await? {
             if let Some(doc) = doc {
                 let worker = RestWorker::from_document(self.shared, url.clone(), doc)?;
                 self.workers.insert(url, worker);

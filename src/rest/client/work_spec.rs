@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use crate::rest::names::encode_previous;
 use crate::rest::wire::{
-    CountsDocument, DeletedDocument, NamedLink, WorkSpecBody, WorkSpecDocument,
-    WorkSpecMetaDocument, WorkUnitBody, WorkUnitDocument, WorkUnitList, WorkUnitMetaDocument,
+    CountsDocument, DeletedDocument, NamedLink, UncheckedWorkUnitDocument, WorkSpecBody,
+    WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
 };
 use crate::rules::limits::{check_name, checked_data};
 
@@ -135,11 +135,7 @@ impl RestWorkSpec {
     }
 
     async fn fetch(&self) -> Result<WorkSpecDocument> {
-        self.shared()
-            .transport()
-            .get(&self.0.url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))
+        self.shared().get(&self.0.url, self.owner()).await
     }
 
     /// The URL of a work unit query template for `query`.
@@ -183,10 +179,8 @@ impl RestWorkSpec {
             ..WorkUnitBody::default()
         };
         self.shared()
-            .transport()
-            .call(Method::POST, &url, Some(&body))
+            .call(Method::POST, &url, Some(&body), self.owner())
             .await
-            .map_err(|f| f.error_for(self.owner()))
     }
 }
 
@@ -209,10 +203,8 @@ impl WorkSpec for RestWorkSpec {
             data: Some(checked_data(definition)?),
         };
         self.shared()
-            .transport()
-            .call(Method::PUT, &self.0.url, Some(&body))
+            .call(Method::PUT, &self.0.url, Some(&body), self.owner())
             .await
-            .map_err(|f| f.error_for(self.owner()))
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
@@ -221,12 +213,7 @@ impl WorkSpec for RestWorkSpec {
         let url = self
             .shared()
             .expand(&links.meta, &[("counts", Var::Text(counts))])?;
-        let doc: WorkSpecMetaDocument = self
-            .shared()
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+        let doc: WorkSpecMetaDocument = self.shared().get(&url, self.owner()).await?;
         Ok(doc.into())
     }
 
@@ -235,10 +222,8 @@ impl WorkSpec for RestWorkSpec {
         let url = self.shared().expand(&links.meta, &[])?;
         let body = WorkSpecMetaDocument::from(meta);
         self.shared()
-            .transport()
-            .call(Method::PUT, &url, Some(&body))
+            .call(Method::PUT, &url, Some(&body), self.owner())
             .await
-            .map_err(|f| f.error_for(self.owner()))
     }
 
     async fn add_work_unit(
@@ -257,10 +242,8 @@ impl WorkSpec for RestWorkSpec {
         };
         let created: NamedLink = self
             .shared()
-            .transport()
-            .exchange(Method::POST, &url, Some(&body))
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+            .exchange(Method::POST, &url, Some(&body), self.owner())
+            .await?;
         let url = self.shared().resolve(&created.url)?;
         Ok(Arc::new(RestWorkUnit::new(
             self.clone(),
@@ -275,12 +258,10 @@ impl WorkSpec for RestWorkSpec {
             return Err(Error::NoSuchWorkUnit { name: name.into() });
         }
         let url = self.work_unit_url(name).await?;
-        let doc: WorkUnitDocument = self
+        let doc: UncheckedWorkUnitDocument = self
             .shared()
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+            .get(&Shared::unchecked(&url), self.owner())
+            .await?;
         Ok(Arc::new(RestWorkUnit::from_document(
             self.clone(),
             url,
@@ -290,31 +271,16 @@ impl WorkSpec for RestWorkSpec {
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         let url = self.query_url(|l| &l.work_unit_query_url, query).await?;
-        let list: WorkUnitList = self
-            .shared()
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
-        list.work_units
-            .into_iter()
-            .map(|item| {
-                let url = self.shared().resolve(&item.url)?;
-                let unit = RestWorkUnit::new(self.clone(), item.name.clone(), url, None);
-                Ok((item.name, Arc::new(unit) as WorkUnitRef))
-            })
-            .collect()
+        let list: WorkUnitList = self.shared().get(&url, self.owner()).await?;
+        self.shared().named(list.work_units, |name, url| {
+            Arc::new(RestWorkUnit::new(self.clone(), name, url, None)) as WorkUnitRef
+        })
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
         let links = self.links().await?;
         let url = self.shared().resolve(&links.work_unit_counts_url)?;
-        let counts: CountsDocument = self
-            .shared()
-            .transport()
-            .get(&url)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+        let counts: CountsDocument = self.shared().get(&url, self.owner()).await?;
         counts
             .into_iter()
             .map(|(status, n)| {
@@ -343,10 +309,8 @@ impl WorkSpec for RestWorkSpec {
         let url = self.query_url(|l| &l.work_unit_query_url, query).await?;
         let deleted: DeletedDocument = self
             .shared()
-            .transport()
-            .exchange(Method::DELETE, &url, None::<&()>)
-            .await
-            .map_err(|f| f.error_for(self.owner()))?;
+            .exchange(Method::DELETE, &url, None::<&()>, self.owner())
+            .await?;
         Ok(deleted.deleted)
     }
 

@@ -19,6 +19,7 @@ use crate::rest::wire::{
 };
 use crate::rules::limits::checked_data;
 
+use super::owner::Owner;
 use super::resolve::Resolver;
 use super::work_unit::RestWorkUnit;
 use super::Shared;
@@ -103,10 +104,8 @@ impl RestWorker {
     async fn document(&self) -> Result<WorkerDocument> {
         let doc: WorkerDocument = self
             .shared()
-            .transport()
-            .get(&self.0.url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Worker))?;
+            .get(&self.0.url, Owner::Lookup(ObjectKind::Worker))
+            .await?;
         if !self.0.links.initialized() {
             let _ = self.0.links.set(WorkerLinks::of(self.shared(), &doc)?);
         }
@@ -126,20 +125,21 @@ impl RestWorker {
 
     async fn put(&self, body: &WorkerUpdateBody) -> Result<()> {
         self.shared()
-            .transport()
-            .call(Method::PUT, &self.0.url, Some(body))
+            .call(
+                Method::PUT,
+                &self.0.url,
+                Some(body),
+                Owner::Lookup(ObjectKind::Worker),
+            )
             .await
-            .map_err(|f| f.lookup(ObjectKind::Worker))
     }
 
     /// The attempts of one of the worker's attempt lists.
     async fn attempt_list(&self, url: &Url) -> Result<Vec<AttemptRef>> {
         let list: AttemptList = self
             .shared()
-            .transport()
-            .get(url)
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Worker))?;
+            .get(url, Owner::Lookup(ObjectKind::Worker))
+            .await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.attempts_from_summaries(list.attempts).await
@@ -243,10 +243,13 @@ impl Worker for RestWorker {
         let body = AttemptRequestBody::from(request.clone());
         let result: AttemptRequestResult = self
             .shared()
-            .transport()
-            .exchange(Method::POST, &links.request_attempts, Some(&body))
-            .await
-            .map_err(|f| f.lookup(ObjectKind::Worker))?;
+            .exchange(
+                Method::POST,
+                &links.request_attempts,
+                Some(&body),
+                Owner::Lookup(ObjectKind::Worker),
+            )
+            .await?;
         if result.attempts.is_empty() {
             return Ok(Vec::new());
         }
