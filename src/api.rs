@@ -60,7 +60,11 @@
 //! - handles are passed as the shared aliases, by reference:
 //!   [`Worker::make_attempt`] takes `&WorkUnitRef`, [`Worker::set_parent`]
 //!   `Option<&WorkerRef>`, exactly what lookups return;
-//! - names are `&str`, durations [`Duration`], instants [`Time`].
+//! - names are `&str`, durations [`Duration`], instants [`Time`]. A
+//!   `std::time::Duration` converts with `.into()`
+//!   (`attempt.renew(std::time::Duration::from_secs(60).into(), None)`),
+//!   saturating at [`Duration::MAX`], which then gets the operation's usual
+//!   range error rather than a panic.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -486,6 +490,24 @@ pub trait Attempt: Send + Sync + Debug {
     /// longer active is completed as Expired instead (data replaced if
     /// given) and the call fails with `LostLease`; any other status fails
     /// with `NotPending`.
+    ///
+    /// ```
+    /// use coordinate::{data, AttemptRequest, Backend, MemoryBackend, MockClock, WorkUnitMeta};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> coordinate::Result<()> {
+    /// let clock = MockClock::new();
+    /// let ns = MemoryBackend::with_clock(clock.clone()).namespace("app").await?;
+    /// let spec = ns.set_work_spec(data!({"name": "resize"})).await?;
+    /// spec.add_work_unit("img-1", data!({}), WorkUnitMeta::default()).await?;
+    /// let worker = ns.worker("host-1").await?;
+    /// let attempt = worker.request_attempts(&AttemptRequest::default()).await?.remove(0);
+    ///
+    /// attempt.renew(std::time::Duration::from_secs(60).into(), None).await?;
+    /// assert_eq!(attempt.expiration_time().await?.timestamp(), 60);
+    /// # Ok(())
+    /// # }
+    /// ```
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()>;
 
     /// Gives the unit up (Pending → Expired, clearing the unit's active

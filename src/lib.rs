@@ -48,7 +48,28 @@
 //! `rest::client`), which holds its builder, errors and details.
 //!
 //! Both take an injected [`Clock`]; tests use [`MockClock`] to drive lease
-//! expiry, delays and continuous intervals without sleeping. The behaviour
+//! expiry, delays and continuous intervals without sleeping.
+//!
+//! # Time
+//!
+//! Instants are [`Time`] (UTC) and spans of time [`Duration`], a signed
+//! span that reads like chrono's `TimeDelta` and converts from a
+//! `std::time::Duration` with `.into()`, so leases, renewals and delays can
+//! come from either:
+//!
+//! ```
+//! use coordinate::{AttemptRequest, Duration};
+//!
+//! let request = AttemptRequest {
+//!     lifetime: std::time::Duration::from_secs(600).into(),
+//!     ..AttemptRequest::units(4)
+//! };
+//! assert_eq!(request.effective_lifetime(), Duration::minutes(10));
+//! ```
+//!
+//! Durations and their arithmetic saturate instead of panicking; an
+//! operation given a span that reaches past the stored time range answers
+//! a typed error (see [Limits](#limits)). The behaviour
 //! every backend must have is checked by the generic conformance suite
 //! (feature `conformance`), which third-party backends can run too.
 //!
@@ -106,6 +127,7 @@ pub mod cache;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod duration;
 pub mod error;
 pub mod feed;
 pub mod instrumented;
@@ -126,8 +148,9 @@ pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use error::{BoxError, Error, ErrorKind, ObjectKind, Result, StatusConversionError};
 pub use memory::MemoryBackend;
 pub use model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, SummaryRecord, Time,
-    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus, DEFAULT_LIFETIME,
+    AttemptRequest, AttemptStatus, DataMap, Duration, NegativeDurationError, NewWorkUnit, Summary,
+    SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    DEFAULT_LIFETIME,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;

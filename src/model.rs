@@ -16,8 +16,7 @@ pub type DataMap = serde_json::Map<String, serde_json::Value>;
 /// at microsecond resolution (see [Limits](crate#limits)).
 pub type Time = chrono::DateTime<chrono::Utc>;
 
-/// A signed duration with nanosecond resolution.
-pub type Duration = chrono::TimeDelta;
+pub use crate::duration::{Duration, NegativeDurationError};
 
 /// The default lease of an attempt and the default lifetime of a new worker.
 pub const DEFAULT_LIFETIME: Duration = Duration::minutes(15);

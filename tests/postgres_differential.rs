@@ -185,10 +185,10 @@ fn duration_at(i: usize, now: Time) -> Duration {
     [
         Duration::MAX,
         Duration::MIN,
-        MAX_TIME - now,
-        MAX_TIME - now + micro,
-        MIN_TIME - now,
-        MIN_TIME - now - micro,
+        Duration::between(now, MAX_TIME),
+        Duration::between(now, MAX_TIME) + micro,
+        Duration::between(now, MIN_TIME),
+        Duration::between(now, MIN_TIME) - micro,
         Duration::nanoseconds(1_999),
         Duration::zero(),
     ][i % 8]

@@ -661,8 +661,8 @@ pub async fn time_limits(t: TestBackend) {
     );
 
     // Durations that reach past the end: the whole operation is refused.
-    let beyond = MAX_TIME - r.now() + Duration::microseconds(1);
-    let to_end = MAX_TIME - r.now();
+    let beyond = Duration::between(r.now(), MAX_TIME) + Duration::microseconds(1);
+    let to_end = Duration::between(r.now(), MAX_TIME);
     let plain = r.unit(&spec, "plain", DataMap::new()).await;
     let request = AttemptRequest {
         lifetime: beyond,
@@ -683,7 +683,10 @@ pub async fn time_limits(t: TestBackend) {
     );
     r.fails_like(
         worker
-            .make_attempt(&plain, -(r.now() - MIN_TIME) - Duration::microseconds(1))
+            .make_attempt(
+                &plain,
+                -Duration::between(MIN_TIME, r.now()) - Duration::microseconds(1),
+            )
             .await,
         out_of_range,
         "TimeOutOfRange",

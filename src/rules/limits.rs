@@ -177,7 +177,7 @@ pub fn checked_optional_time(time: Option<Time>) -> Result<Option<Time>> {
 /// [`Error::TimeOutOfRange`] (never the panic of `+`); truncated to whole
 /// microseconds like [`checked_time`].
 pub fn time_after(time: Time, by: Duration) -> Result<Time> {
-    time.checked_add_signed(by)
+    time.checked_add_signed(by.into())
         .ok_or_else(|| Error::TimeOutOfRange(format!("{time} + {by}")))
         .and_then(checked_time)
 }
@@ -186,14 +186,7 @@ pub fn time_after(time: Time, by: Duration) -> Result<Time> {
 /// `now + interval`, saturating at [`MAX_TIME`] (or [`MIN_TIME`]) so that one
 /// spec's interval can never fail a request.
 pub fn next_continuous(now: Time, interval: Duration) -> Time {
-    let next = now
-        .checked_add_signed(interval)
-        .unwrap_or(if interval < Duration::zero() {
-            MIN_TIME
-        } else {
-            MAX_TIME
-        });
-    next.clamp(MIN_TIME, MAX_TIME)
+    (now + interval).clamp(MIN_TIME, MAX_TIME)
 }
 
 /// A work unit priority: finite, with `-0.0` stored as `0.0`; NaN and

@@ -199,7 +199,7 @@ pub mod duration {
         i64::try_from(seconds)
             .ok()
             .and_then(Duration::try_seconds)
-            .and_then(|s| s.checked_add(&Duration::nanoseconds(rest as i64)))
+            .and_then(|s| s.checked_add(Duration::nanoseconds(rest as i64)))
             .unwrap_or(if nanos < 0 {
                 Duration::MIN
             } else {
