@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use moka::notification::RemovalCause;
 
 use super::handle::Handle;
-use super::key::Key;
+use super::key::Entry;
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
 use super::store::{self, Store};
@@ -166,9 +166,9 @@ impl<B> CacheBuilder<B> {
         let listener_front = front.as_ref().map(Arc::downgrade);
         let mut builder = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .eviction_listener(move |key: Arc<Key>, handle: Arc<W>, cause| {
+            .eviction_listener(move |_: Arc<Entry<W>>, handle: Arc<W>, cause| {
                 if let Some(front) = listener_front.as_ref().and_then(Weak::upgrade) {
-                    store::unfront(&front, &key, &handle);
+                    store::unfront(&front, &handle);
                 }
                 if cause.was_evicted() {
                     kind(&counters).evictions.inc();
