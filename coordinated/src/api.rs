@@ -448,7 +448,11 @@ impl Api {
             }
             (WorkUnit, "GET") => {
                 let unit = need(r.work_unit, "work unit")?;
-                ok(&documents::work_unit(ns_name, &*unit).await?)
+                if wire::parse_unchecked(raw_query) {
+                    ok(&documents::unchecked_work_unit(ns_name, &*unit).await?)
+                } else {
+                    ok(&documents::work_unit(ns_name, &*unit).await?)
+                }
             }
             (WorkUnit, "PUT") => {
                 let body: WorkUnitUpdateBody = decode(body)?;
@@ -470,7 +474,11 @@ impl Api {
             (NumAttempts, "GET") => ok(&need(r.work_unit, "work unit")?.num_attempts().await?),
             (Attempt, "GET") => {
                 let attempt = need(r.attempt, "attempt")?;
-                ok(&documents::attempt(ns_name, &*attempt).await?)
+                if wire::parse_unchecked(raw_query) {
+                    ok(&documents::unchecked_attempt(ns_name, &*attempt).await?)
+                } else {
+                    ok(&documents::attempt(ns_name, &*attempt).await?)
+                }
             }
             (AttemptAction(action), "POST") => {
                 let body: AttemptActionBody = decode(body)?;

@@ -5,7 +5,8 @@
 
 use coordinate::rest::wire::{
     AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument, RootDocument,
-    SummaryDocument, WorkSpecDocument, WorkUnitDocument, WorkerDocument,
+    SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument, WorkSpecDocument,
+    WorkUnitDocument, WorkerDocument,
 };
 use coordinate::{
     Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, WorkUnitStatus, Worker,
@@ -99,6 +100,24 @@ pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument
     })
 }
 
+/// A work unit without its status and active attempt: no expiry check.
+pub async fn unchecked_work_unit(
+    ns: &str,
+    unit: &dyn WorkUnit,
+) -> Result<UncheckedWorkUnitDocument> {
+    let spec_name = unit.work_spec().name().to_owned();
+    let (data, meta) = futures::try_join!(unit.data(), unit.meta())?;
+    let url = links::work_unit(ns, &spec_name, unit.name());
+    Ok(UncheckedWorkUnitDocument {
+        name: unit.name().to_owned(),
+        data: Some(data),
+        meta: meta.into(),
+        work_spec_url: links::work_spec(ns, &spec_name),
+        attempts_url: format!("{url}/attempts"),
+        url,
+    })
+}
+
 /// The links of an attempt: its URL, its unit's and its worker's.
 fn attempt_links(
     ns: &str,
@@ -151,6 +170,28 @@ pub async fn attempt(ns: &str, attempt: &dyn Attempt) -> Result<AttemptDocument>
         data: Some(data),
         end_time,
         expiration_time,
+        renew_url: format!("{url}/renew"),
+        expire_url: format!("{url}/expire"),
+        finish_url: format!("{url}/finish"),
+        fail_url: format!("{url}/fail"),
+        retry_url: format!("{url}/retry"),
+        url,
+    })
+}
+
+/// An attempt without its status and times other than the start: no
+/// expiry check.
+pub async fn unchecked_attempt(
+    ns: &str,
+    attempt: &dyn Attempt,
+) -> Result<UncheckedAttemptDocument> {
+    let (start_time, data) = futures::try_join!(attempt.start_time(), attempt.data())?;
+    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    Ok(UncheckedAttemptDocument {
+        work_unit_url,
+        worker_url,
+        start_time,
+        data: Some(data),
         renew_url: format!("{url}/renew"),
         expire_url: format!("{url}/expire"),
         finish_url: format!("{url}/finish"),

@@ -18,6 +18,21 @@
 //! coordinated::serve(listener, app, coordinated::shutdown_signal(), std::time::Duration::from_secs(10)).await
 //! # }
 //! ```
+//!
+//! # Extensions
+//!
+//! Beyond the API's version 1, which existing clients use unchanged, the
+//! server answers requests those clients never make:
+//!
+//! * `GET` on a namespace's `workers_url` lists its workers
+//!   ([`WorkerList`](coordinate::rest::wire::WorkerList)).
+//! * `GET` of a work unit or an attempt with the query `check=false`
+//!   answers the document without the fields whose computation is the
+//!   expiry check (the status; a unit's active attempt; an attempt's end
+//!   and expiration times), and runs no check: reading a unit's or an
+//!   attempt's data, meta or start time then expires nothing, as in
+//!   process ([`UncheckedWorkUnitDocument`](coordinate::rest::wire::UncheckedWorkUnitDocument),
+//!   [`UncheckedAttemptDocument`](coordinate::rest::wire::UncheckedAttemptDocument)).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

@@ -6,21 +6,13 @@
 //! Handles over the REST API name objects by URL, and URLs by name, so both
 //! stacks follow the name-identity rule of the suite.
 //!
-//! Two scenarios ask for what the wire format cannot express, and are run
-//! as known limitations (their tests pass while the scenario fails):
-//!
-//! * `lazy_expiry_finish_before_check`: it reads an attempt's data and
-//!   start time, its unit's data, its spec's meta and the worker's active
-//!   list past the deadline, and requires that none of these reads expires
-//!   the attempt. Every one of them is a `GET` of a whole representation,
-//!   and each representation carries a status (the attempt's or the
-//!   unit's), whose computation is the expiry check; so the first read
-//!   expires the attempt and the scenario's `renew` answers `LostLease`.
-//! * `worker_parent_edge_cases`: it makes a worker of another namespace the
-//!   parent. A worker `PUT` names the parent by name only, resolved in the
-//!   child's namespace, and a worker document links its parent and children
-//!   within its own namespace, so a parent in another namespace cannot be
-//!   set or shown.
+//! One scenario asks for what the wire format cannot express, and is run
+//! as a known limitation (its tests pass while the scenario fails):
+//! `worker_parent_edge_cases` makes a worker of another namespace the
+//! parent. A worker `PUT` names the parent by name only, resolved in the
+//! child's namespace, and a worker document links its parent and children
+//! within its own namespace, so a parent in another namespace cannot be
+//! set or shown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +68,7 @@ mod rest {
         let clock = MockClock::new();
         let (rest, server) = super::client(&clock).await;
         TestBackend::name_identity(Arc::new(rest), clock).with_guard(server)
-    }, known_limitations: [lazy_expiry_finish_before_check, worker_parent_edge_cases]);
+    }, known_limitations: [worker_parent_edge_cases]);
 }
 
 /// What a worker process runs: `Cache<RestBackend>`.
@@ -91,5 +83,5 @@ mod cached_rest {
         let clock = MockClock::new();
         let (rest, server) = super::client(&clock).await;
         TestBackend::name_identity(Arc::new(Cache::new(rest)), clock).with_guard(server)
-    }, known_limitations: [lazy_expiry_finish_before_check, worker_parent_edge_cases]);
+    }, known_limitations: [worker_parent_edge_cases]);
 }

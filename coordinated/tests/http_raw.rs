@@ -402,6 +402,26 @@ fn attempts_are_addressed_by_worker_and_start_second() {
     assert_eq!(unit["active_attempt_url"], url.as_str());
     assert_eq!(unit["status"], "pending");
 
+    // The extension `check=false`: the same documents without what the
+    // expiry check computes.
+    let unchecked = server
+        .get("/namespace/a/work_spec/s/work_unit/u?check=false")
+        .json();
+    assert_eq!(unchecked["data"], json!({"k": 1}));
+    assert_eq!(
+        unchecked["attempts_url"],
+        "/namespace/a/work_spec/s/work_unit/u/attempts"
+    );
+    for field in ["status", "active_attempt_url"] {
+        assert!(unchecked.get(field).is_none(), "{unchecked}");
+    }
+    let unchecked = server.get(&format!("{url}?check=false")).json();
+    assert_eq!(unchecked["start_time"], attempt["start_time"]);
+    assert_eq!(unchecked["finish_url"], attempt["finish_url"]);
+    for field in ["status", "end_time", "expiration_time"] {
+        assert!(unchecked.get(field).is_none(), "{unchecked}");
+    }
+
     // The start second and the backend's attempt identifier; the same
     // second spelled in another zone also resolves.
     let segment = &url[prefix.len()..];

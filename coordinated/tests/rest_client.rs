@@ -2,6 +2,7 @@
 //! encoding (including `.` and `..`), typed errors, and failures of the
 //! HTTP exchange itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,6 +136,78 @@ async fn errors_come_back_typed_and_held_handles_answer_gone() {
             kind: ObjectKind::Attempt
         }
     );
+}
+
+/// Serves a fresh memory backend, counting the requests it answers.
+async fn counting_server() -> (String, Arc<AtomicU64>, oneshot::Sender<()>) {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let requests = Arc::new(AtomicU64::new(0));
+    let counted = requests.clone();
+    let app = coordinated::router(backend, &coordinated::ServerOptions::default()).layer(
+        axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                next.run(request)
+            },
+        ),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        coordinated::serve(listener, app, shutdown, Duration::from_secs(5))
+            .await
+            .unwrap();
+    });
+    (format!("http://{addr}"), requests, stop)
+}
+
+/// The requests one stateless read costs: resolve namespace, spec and
+/// (except for the meta) unit by name, then read.
+async fn requests_per_read(backend: &dyn Backend, requests: &AtomicU64) -> [u64; 3] {
+    let mut costs = [0; 3];
+    for (read, cost) in costs.iter_mut().enumerate() {
+        let before = requests.load(Ordering::Relaxed);
+        let spec = backend
+            .namespace("n")
+            .await
+            .unwrap()
+            .work_spec("s")
+            .await
+            .unwrap();
+        match read {
+            0 => drop(spec.work_unit("u").await.unwrap().status().await.unwrap()),
+            1 => drop(spec.work_unit("u").await.unwrap().data().await.unwrap()),
+            _ => drop(spec.meta(true).await.unwrap()),
+        }
+        *cost = requests.load(Ordering::Relaxed) - before;
+    }
+    costs
+}
+
+#[tokio::test]
+async fn a_cached_read_is_one_request() {
+    let (url, requests, _stop) = counting_server().await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let spec = rest
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    spec.add_work_unit("u", data!({"k": 1}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    // Uncached, every name costs a request; the unit status, unit data and
+    // spec meta reads are the last request of each.
+    assert_eq!(requests_per_read(&rest, &requests).await, [4, 4, 3]);
+    let cached = coordinate::cache::Cache::new(rest);
+    requests_per_read(&cached, &requests).await;
+    assert_eq!(requests_per_read(&cached, &requests).await, [1, 1, 1]);
 }
 
 #[tokio::test]

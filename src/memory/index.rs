@@ -14,10 +14,16 @@
 //! that counts are set sizes and a status-filtered page reads only the
 //! names it returns.
 //!
+//! Names in these ordered sets are [`NameKey`]s: a name with its first
+//! eight bytes kept beside it as a number, compared first, so that a walk
+//! down a set of a million names reads a name's bytes only when the
+//! prefixes tie.
+//!
 //! Mutations of a unit go through [`SpecIndex::remove`] (with the unit's
 //! state before) and [`SpecIndex::insert`] (with the state after), so the
 //! indexes cannot drift from the units.
 
+use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -45,8 +51,63 @@ impl Ord for Priority {
     }
 }
 
+/// A unit name ordered as its bytes are, comparing a copy of its first
+/// eight bytes (big-endian, zero-padded) before reading the name itself.
+#[derive(Debug, Clone)]
+pub(crate) struct NameKey {
+    prefix: u64,
+    name: Arc<str>,
+}
+
+impl NameKey {
+    pub(crate) fn new(name: Arc<str>) -> Self {
+        let mut bytes = [0; 8];
+        let head = &name.as_bytes()[..name.len().min(8)];
+        bytes[..head.len()].copy_from_slice(head);
+        NameKey {
+            prefix: u64::from_be_bytes(bytes),
+            name,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+}
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.prefix == other.prefix && self.name == other.name
+    }
+}
+
+impl Eq for NameKey {}
+
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The byte order of the names: a smaller prefix means a smaller name, and
+/// equal prefixes leave the order to the names.
+impl Ord for NameKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.name.cmp(&other.name))
+    }
+}
+
+/// Orders as the key does, so a set of keys can be ranged by a `&str`.
+impl Borrow<str> for NameKey {
+    fn borrow(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Order of hand-out: descending priority, then ascending name.
-pub(crate) type ReadyKey = (Reverse<Priority>, Arc<str>, UnitId);
+pub(crate) type ReadyKey = (Reverse<Priority>, NameKey, UnitId);
 
 /// A unit with a not-before time, by that time.
 type TimedKey = (Time, UnitId, Arc<str>, Priority);
@@ -82,7 +143,7 @@ pub(crate) struct SpecIndex {
     delayed: BTreeSet<TimedKey>,
     pending: BTreeSet<(Time, AttemptId)>,
     /// Unit names by status, in [`STATUSES`] order.
-    names: [BTreeSet<Arc<str>>; 5],
+    names: [BTreeSet<NameKey>; 5],
 }
 
 /// The statuses a unit can have, in the order of [`SpecIndex`]'s name sets.
@@ -130,7 +191,7 @@ impl SpecIndex {
                 }
             },
         };
-        self.names[status].insert(unit.name.clone());
+        self.names[status].insert(NameKey::new(unit.name.clone()));
     }
 
     /// Unfiles a unit, given the state it was filed with.
@@ -159,7 +220,7 @@ impl SpecIndex {
                 }
             }
         };
-        self.names[status].remove(&unit.name);
+        self.names[status].remove(&NameKey::new(unit.name.clone()));
     }
 
     /// Files units by their not-before time as seen at `now`: delayed ones
@@ -168,17 +229,19 @@ impl SpecIndex {
     pub(crate) fn refile(&mut self, now: Time) {
         while self.delayed.first().is_some_and(|first| first.0 <= now) {
             if let Some(key) = self.delayed.pop_first() {
-                self.names[DELAYED].remove(&key.2);
-                self.names[AVAILABLE].insert(key.2.clone());
-                self.ready.insert((Reverse(key.3), key.2.clone(), key.1));
+                let name = NameKey::new(key.2.clone());
+                self.names[DELAYED].remove(&name);
+                self.names[AVAILABLE].insert(name.clone());
+                self.ready.insert((Reverse(key.3), name, key.1));
                 self.ready_timed.insert(key);
             }
         }
         while self.ready_timed.last().is_some_and(|last| last.0 > now) {
             if let Some(key) = self.ready_timed.pop_last() {
-                self.names[AVAILABLE].remove(&key.2);
-                self.names[DELAYED].insert(key.2.clone());
-                self.ready.remove(&(Reverse(key.3), key.2.clone(), key.1));
+                let name = NameKey::new(key.2.clone());
+                self.names[AVAILABLE].remove(&name);
+                self.ready.remove(&(Reverse(key.3), name.clone(), key.1));
+                self.names[DELAYED].insert(name);
                 self.delayed.insert(key);
             }
         }
@@ -198,16 +261,31 @@ impl SpecIndex {
         self.ready.iter().map(|(_, _, id)| *id)
     }
 
-    /// Names of the units with `status` after `start`, in byte order; call
+    /// Names of the units with any of `statuses` after `start`, in byte
+    /// order (the name sets of those statuses merged); call
     /// [`refile`](Self::refile) first.
     pub(crate) fn names<'a>(
         &'a self,
-        status: WorkUnitStatus,
+        statuses: impl IntoIterator<Item = WorkUnitStatus>,
         start: Bound<&'a str>,
     ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
-        slot(status)
+        let mut heads: Vec<_> = statuses
             .into_iter()
-            .flat_map(move |slot| self.names[slot].range::<str, _>((start, Bound::Unbounded)))
+            .filter_map(slot)
+            .map(|slot| {
+                self.names[slot]
+                    .range::<str, _>((start, Bound::Unbounded))
+                    .peekable()
+            })
+            .collect();
+        std::iter::from_fn(move || {
+            let (first, _) = heads
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, head)| head.peek().map(|name| (i, *name)))
+                .min_by(|a, b| a.1.cmp(b.1))?;
+            heads[first].next().map(NameKey::name)
+        })
     }
 
     /// Counts per status; call [`refile`](Self::refile) first.
@@ -224,7 +302,11 @@ impl SpecIndex {
 }
 
 fn ready_key(unit: &UnitClass) -> ReadyKey {
-    (Reverse(Priority(unit.priority)), unit.name.clone(), unit.id)
+    (
+        Reverse(Priority(unit.priority)),
+        NameKey::new(unit.name.clone()),
+        unit.id,
+    )
 }
 
 fn timed_key(unit: &UnitClass) -> Option<TimedKey> {
@@ -254,6 +336,61 @@ mod tests {
 
     fn t(s: i64) -> Time {
         Time::UNIX_EPOCH + Duration::seconds(s)
+    }
+
+    #[test]
+    fn name_keys_order_as_the_names_bytes() {
+        let names = [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgz",
+            "b",
+            "\u{e9}",
+            "\u{1F600}",
+        ];
+        for a in names {
+            for b in names {
+                let (ka, kb) = (NameKey::new(a.into()), NameKey::new(b.into()));
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} against {b:?}");
+                assert_eq!(ka == kb, a == b);
+            }
+        }
+    }
+
+    #[test]
+    fn names_of_several_statuses_merge_in_order() {
+        let mut index = SpecIndex::default();
+        index.insert(&unit(1, "c", 0.0), t(0));
+        index.insert(&unit(2, "a", 0.0), t(0));
+        let mut pending = unit(3, "b", 0.0);
+        pending.active = Some((AttemptId(9), AttemptStatus::Pending, t(5)));
+        index.insert(&pending, t(0));
+        let mut delayed = unit(4, "d", 0.0);
+        delayed.not_before = Some(t(10));
+        index.insert(&delayed, t(0));
+        let names = |statuses: &[WorkUnitStatus], start| {
+            index
+                .names(statuses.iter().copied(), start)
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&STATUSES, Bound::Unbounded), ["a", "b", "c", "d"]);
+        assert_eq!(names(&STATUSES, Bound::Excluded("a")), ["b", "c", "d"]);
+        assert_eq!(
+            names(
+                &[WorkUnitStatus::Delayed, WorkUnitStatus::Available],
+                Bound::Unbounded
+            ),
+            ["a", "c", "d"]
+        );
+        assert!(names(&[WorkUnitStatus::Finished], Bound::Unbounded).is_empty());
     }
 
     #[test]

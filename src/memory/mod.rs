@@ -11,11 +11,16 @@
 //! reused, so a handle to a deleted object answers `Gone` even after a
 //! same-named object is created (object identity).
 //!
-//! Each work spec keeps indexes (see `index.rs`): idle units by priority
-//! then name, delayed units by not-before, pending attempts by expiration,
-//! and unit names per status. `status`, `request_attempts`, counts,
-//! status-filtered pages and lazy expiry therefore cost a few `O(log n)`
-//! steps, not a scan of the spec (see `benches/memory.rs`).
+//! Work units sit in a slab (see `slab.rs`) under ids that hold their
+//! slot, so a unit handle reaches its record by index; each work spec finds
+//! its units by name through a hash table of slots (see `state/names.rs`).
+//! Each work spec also keeps indexes (see `index.rs`): idle units by
+//! priority then name, delayed units by not-before, pending attempts by
+//! expiration, and unit names per status, which give name order to pages.
+//! A lookup by name and `status` therefore cost the same in a spec of any
+//! size, and `request_attempts`, counts, pages and lazy expiry a few
+//! `O(log n)` steps, not a scan of the spec (see `benches/memory.rs` and
+//! the `coordscale` example).
 //!
 //! Unit and attempt data are stored as JSON text (see `compact.rs`) and
 //! converted at the API boundary; `add_work_units` stores a whole batch
@@ -25,6 +30,7 @@ mod compact;
 mod feed;
 mod handles;
 mod index;
+mod slab;
 mod state;
 
 use std::collections::BTreeMap;

@@ -5,8 +5,13 @@
 //! handle whose id is missing is `Gone`, and a same-named object created
 //! later has a new id: old handles stay dead. Deleting an object
 //! removes its descendants from the maps too.
+//!
+//! Work units, the objects there are millions of, live in a slab instead
+//! (see `slab.rs`): a unit's id holds its slot, so a handle reaches its
+//! record without hashing, and each spec finds its units by name through a
+//! hash table of slots (see `names.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::error::{Error, ObjectKind, Result};
@@ -15,8 +20,11 @@ use crate::rules;
 
 use super::compact::CompactData;
 use super::index::{Counts, SpecIndex, UnitClass};
+use super::slab::Slab;
+use names::NameIndex;
 
 mod attempts;
+mod names;
 mod namespaces;
 mod scheduler;
 mod specs;
@@ -47,7 +55,7 @@ struct SpecState {
     name: Arc<str>,
     definition: DataMap,
     meta: WorkSpecMeta,
-    units: BTreeMap<Arc<str>, UnitId>,
+    units: NameIndex,
     index: SpecIndex,
 }
 
@@ -119,7 +127,7 @@ pub(crate) struct Sizes {
 }
 
 /// A map keyed by id. Ids are small integers no caller chooses, so a fast
-/// hash suffices; bulk adds hash every new unit's id.
+/// hash suffices.
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Everything a memory backend stores.
@@ -129,7 +137,7 @@ pub(crate) struct State {
     namespace_names: HashMap<String, NamespaceId>,
     namespaces: IdMap<NamespaceId, NamespaceState>,
     specs: IdMap<SpecId, SpecState>,
-    units: IdMap<UnitId, UnitState>,
+    units: Slab<UnitState>,
     attempts: IdMap<AttemptId, AttemptState>,
     workers: IdMap<WorkerId, WorkerState>,
 }
@@ -152,12 +160,23 @@ macro_rules! lookups {
 lookups! {
     ns, ns_mut: namespaces[NamespaceId] => NamespaceState, Namespace;
     spec, spec_mut: specs[SpecId] => SpecState, WorkSpec;
-    unit, unit_mut: units[UnitId] => UnitState, WorkUnit;
     attempt, attempt_mut: attempts[AttemptId] => AttemptState, Attempt;
     worker, worker_mut: workers[WorkerId] => WorkerState, Worker;
 }
 
 impl State {
+    fn unit(&self, id: UnitId) -> Result<&UnitState> {
+        self.units.get(id.0).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })
+    }
+
+    fn unit_mut(&mut self, id: UnitId) -> Result<&mut UnitState> {
+        self.units.get_mut(id.0).ok_or(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })
+    }
+
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -200,7 +219,7 @@ impl State {
     // ----- the unit index -------------------------------------------------
 
     fn class(&self, id: UnitId) -> Option<UnitClass> {
-        let unit = self.units.get(&id)?;
+        let unit = self.units.get(id.0)?;
         let active = unit
             .active
             .and_then(|a| self.attempts.get(&a).map(|s| (a, s.status, s.expiration)));
@@ -275,7 +294,8 @@ impl State {
 
     fn remove_spec(&mut self, id: SpecId) {
         if let Some(spec) = self.specs.remove(&id) {
-            for unit in spec.units.into_values() {
+            let units: Vec<UnitId> = spec.units.ids(&self.units).collect();
+            for unit in units {
                 self.remove_unit(unit);
             }
         }
@@ -283,7 +303,7 @@ impl State {
 
     /// Removes a unit and its attempts (the spec's maps are the caller's).
     fn remove_unit(&mut self, id: UnitId) {
-        let Some(unit) = self.units.remove(&id) else {
+        let Some(unit) = self.units.remove(id.0) else {
             return;
         };
         for attempt in unit.attempts {

@@ -1,6 +1,6 @@
 //! Namespaces and the specs and workers they name.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::clock::checked_add;
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ impl State {
                 name: parsed.name.as_str().into(),
                 definition,
                 meta: parsed.meta,
-                units: BTreeMap::new(),
+                units: NameIndex::default(),
                 index: SpecIndex::default(),
             },
         );

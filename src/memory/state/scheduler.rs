@@ -144,7 +144,7 @@ impl State {
     ) -> Result<UnitId> {
         let next = rules::limits::next_continuous(now, meta.interval);
         let name = rules::continuous_unit_name(now);
-        let existing = self.spec(spec)?.units.get(name.as_str()).copied();
+        let existing = self.spec(spec)?.units.get(&self.units, &name);
         let unit = match existing {
             Some(unit) => unit,
             None => {

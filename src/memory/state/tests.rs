@@ -24,7 +24,7 @@ impl Dice {
 fn recount(st: &mut State, spec: SpecId, now: Time) -> (Counts, Counts) {
     let counted = st.counts(spec, now).unwrap();
     let mut by_unit = BTreeMap::<WorkUnitStatus, u64>::new();
-    let ids: Vec<UnitId> = st.spec(spec).unwrap().units.values().copied().collect();
+    let ids: Vec<UnitId> = st.spec(spec).unwrap().units.ids(&st.units).collect();
     for id in ids {
         *by_unit
             .entry(st.unit_status_at(id, now).unwrap())

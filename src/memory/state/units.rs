@@ -1,6 +1,5 @@
 //! Adding, selecting, changing and deleting work units.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -43,6 +42,9 @@ impl State {
             })
             .collect::<Result<Vec<_>>>()?;
         self.units.reserve(encoded.len());
+        if let Some(spec_state) = self.specs.get_mut(&spec) {
+            spec_state.units.reserve(&self.units, encoded.len());
+        }
         encoded
             .into_iter()
             .map(|(name, data, meta)| {
@@ -58,7 +60,6 @@ impl State {
     }
 
     /// The upsert behind both adds: answers the unit's id and shared name.
-    /// The spec's name map is searched once, for the new and the existing.
     fn upsert_unit(
         &mut self,
         spec: SpecId,
@@ -67,39 +68,36 @@ impl State {
         meta: WorkUnitMeta,
         now: Time,
     ) -> Result<(UnitId, Arc<str>)> {
-        // The next id, taken only if the name is new.
-        let id = UnitId(self.next_id + 1);
-        let spec_state = self.spec_mut(spec)?;
-        let name = match spec_state.units.entry(Arc::from(name)) {
-            Entry::Occupied(entry) => {
-                let (name, id) = (entry.key().clone(), *entry.get());
-                return self.replace_unit(id, name, data, meta, now);
-            }
-            Entry::Vacant(entry) => {
-                let name = entry.key().clone();
-                entry.insert(id);
-                name
-            }
-        };
-        let class = UnitClass {
-            id,
-            name: name.clone(),
-            priority: meta.priority,
-            not_before: meta.not_before,
-            active: None,
-        };
-        spec_state.index.insert(&class, now);
-        self.next_id = id.0;
-        self.units.insert(
-            id,
-            UnitState {
-                spec,
+        let spec_state = self.specs.get_mut(&spec).ok_or(Error::Gone {
+            kind: ObjectKind::WorkSpec,
+        })?;
+        if let Some(id) = spec_state.units.get(&self.units, name) {
+            let name = self.unit(id)?.name.clone();
+            return self.replace_unit(id, name, data, meta, now);
+        }
+        let name: Arc<str> = Arc::from(name);
+        let id = UnitId(
+            self.units
+                .insert(UnitState {
+                    spec,
+                    name: name.clone(),
+                    data,
+                    meta,
+                    active: None,
+                    attempts: Vec::new(),
+                })
+                .map_err(Error::backend)?,
+        );
+        spec_state.units.insert(&self.units, id);
+        spec_state.index.insert(
+            &UnitClass {
+                id,
                 name: name.clone(),
-                data,
-                meta,
+                priority: meta.priority,
+                not_before: meta.not_before,
                 active: None,
-                attempts: Vec::new(),
             },
+            now,
         );
         Ok((id, name))
     }
@@ -131,12 +129,13 @@ impl State {
     pub(crate) fn work_unit(&self, spec: SpecId, name: &str) -> Result<UnitId> {
         self.spec(spec)?
             .units
-            .get(name)
-            .copied()
+            .get(&self.units, name)
             .ok_or_else(|| Error::NoSuchWorkUnit { name: name.into() })
     }
 
     /// The units a query selects, in ascending name order, after expiry.
+    /// Without names, the page is read from the per-status name sets of
+    /// the statuses it admits, merged: it reads only what it may return.
     pub(crate) fn select(
         &mut self,
         spec: SpecId,
@@ -146,50 +145,42 @@ impl State {
         self.expire_spec(spec, now)?;
         let state = self.spec(spec)?;
         let limit = query.limit().unwrap_or(usize::MAX);
-        let admitted = |name: &str, id: UnitId| {
-            query.admits_name(name)
-                && (!query.filters_status()
-                    || self
-                        .unit_status_at(id, now)
-                        .is_ok_and(|s| query.admits_status(s)))
-        };
-        let start = match query.previous_name.as_str() {
-            "" => Bound::Unbounded,
-            previous => Bound::Excluded(previous),
-        };
-        let selected = if query.names.is_empty() && query.filters_status() {
-            // The first `limit` names of each admitted status, merged: the
-            // page reads only what it may return.
-            let mut page = BTreeSet::new();
-            for status in STATUSES.into_iter().filter(|s| query.admits_status(*s)) {
-                page.extend(state.index.names(status, start).take(limit));
-            }
-            page.into_iter()
-                .take(limit)
-                .filter_map(|name| state.units.get_key_value(&**name))
-                .map(|(name, id)| (name.clone(), *id))
-                .collect()
-        } else if query.names.is_empty() {
+        let with_name = |id: UnitId| self.units.get(id.0).map(|unit| (unit.name.clone(), id));
+        let selected = if query.names.is_empty() {
+            let start = match query.previous_name.as_str() {
+                "" => Bound::Unbounded,
+                previous => Bound::Excluded(previous),
+            };
+            let statuses = STATUSES.into_iter().filter(|s| query.admits_status(*s));
             state
-                .units
-                .range::<str, _>((start, Bound::Unbounded))
-                .filter(|(name, id)| admitted(name, **id))
+                .index
+                .names(statuses, start)
                 .take(limit)
-                .map(|(name, id)| (name.clone(), *id))
+                .filter_map(|name| state.units.get(&self.units, name))
+                .filter_map(with_name)
                 .collect()
         } else {
-            let mut named: Vec<(Arc<str>, UnitId)> = query
+            let after_previous = |name: &&str| {
+                query.previous_name.is_empty() || *name > query.previous_name.as_str()
+            };
+            // A set, so the names come out once each and in byte order.
+            query
                 .names
                 .iter()
-                .collect::<BTreeSet<_>>()
+                .map(String::as_str)
+                .filter(after_previous)
+                .collect::<BTreeSet<&str>>()
                 .into_iter()
-                .filter_map(|name| state.units.get_key_value(name.as_str()))
-                .filter(|(name, id)| admitted(name, **id))
-                .map(|(name, id)| (name.clone(), *id))
-                .collect();
-            // The names came out of a set, so they are already in byte order.
-            named.truncate(limit);
-            named
+                .filter_map(|name| state.units.get(&self.units, name))
+                .filter(|id| {
+                    !query.filters_status()
+                        || self
+                            .unit_status_at(*id, now)
+                            .is_ok_and(|s| query.admits_status(s))
+                })
+                .take(limit)
+                .filter_map(with_name)
+                .collect()
         };
         Ok(selected)
     }
@@ -225,9 +216,11 @@ impl State {
         let selected = self.select(spec, query, now)?;
         for (name, id) in &selected {
             if let Some(class) = self.class(*id) {
-                let spec = self.spec_mut(spec)?;
+                let spec = self.specs.get_mut(&spec).ok_or(Error::Gone {
+                    kind: ObjectKind::WorkSpec,
+                })?;
                 spec.index.remove(&class);
-                spec.units.remove(name);
+                spec.units.remove(&self.units, name);
             }
             self.remove_unit(*id);
         }

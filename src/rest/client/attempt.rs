@@ -1,5 +1,7 @@
 //! Attempt handles: the attempt's URL (never built by the client), its
-//! unit and worker, and its action endpoints.
+//! unit and worker, and its action endpoints. Reads that are no expiry
+//! check (data, start time, the action endpoints) ask for the attempt
+//! without its status.
 
 use std::any::Any;
 use std::fmt;
@@ -12,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::api::{Attempt, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
-use crate::rest::wire::{AttemptActionBody, AttemptDocument};
+use crate::rest::wire::{AttemptActionBody, AttemptDocument, UncheckedAttemptDocument};
 use crate::rules::limits::checked_optional_data;
 
 use super::owner::Owner;
@@ -29,15 +31,26 @@ pub(crate) struct Actions {
     retry: Url,
 }
 
+/// The action links of an attempt document, checked or not.
+macro_rules! actions_of {
+    ($shared:expr, $doc:expr) => {
+        Ok(Actions {
+            renew: $shared.resolve(&$doc.renew_url)?,
+            expire: $shared.resolve(&$doc.expire_url)?,
+            finish: $shared.resolve(&$doc.finish_url)?,
+            fail: $shared.resolve(&$doc.fail_url)?,
+            retry: $shared.resolve(&$doc.retry_url)?,
+        })
+    };
+}
+
 impl Actions {
     pub(crate) fn of(shared: &Shared, doc: &AttemptDocument) -> Result<Self> {
-        Ok(Actions {
-            renew: shared.resolve(&doc.renew_url)?,
-            expire: shared.resolve(&doc.expire_url)?,
-            finish: shared.resolve(&doc.finish_url)?,
-            fail: shared.resolve(&doc.fail_url)?,
-            retry: shared.resolve(&doc.retry_url)?,
-        })
+        actions_of!(shared, doc)
+    }
+
+    fn of_unchecked(shared: &Shared, doc: &UncheckedAttemptDocument) -> Result<Self> {
+        actions_of!(shared, doc)
     }
 }
 
@@ -95,13 +108,28 @@ impl RestAttempt {
         Ok(doc)
     }
 
+    /// The attempt document without its status, read fresh: no expiry
+    /// check.
+    async fn unchecked(&self) -> Result<UncheckedAttemptDocument> {
+        let doc: UncheckedAttemptDocument = self
+            .shared
+            .transport()
+            .get(&Shared::unchecked(&self.url))
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        if !self.actions.initialized() {
+            let _ = self.actions.set(Actions::of_unchecked(&self.shared, &doc)?);
+        }
+        Ok(doc)
+    }
+
     async fn actions(&self) -> Result<&Actions> {
         if let Some(actions) = self.actions.get() {
             return Ok(actions);
         }
-        let doc = self.document().await?;
+        let doc = self.unchecked().await?;
         self.actions
-            .get_or_try_init(|| async { Actions::of(&self.shared, &doc) })
+            .get_or_try_init(|| async { Actions::of_unchecked(&self.shared, &doc) })
             .await
     }
 
@@ -146,11 +174,11 @@ impl Attempt for RestAttempt {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        Ok(self.document().await?.data.unwrap_or_default())
+        Ok(self.unchecked().await?.data.unwrap_or_default())
     }
 
     async fn start_time(&self) -> Result<Time> {
-        Ok(self.document().await?.start_time)
+        Ok(self.unchecked().await?.start_time)
     }
 
     async fn end_time(&self) -> Result<Option<Time>> {

@@ -18,6 +18,17 @@
 //! it resolves their URLs. An attempt is addressed by its unit, worker and
 //! start time, so an attempt handle stays dead once its unit is deleted.
 //!
+//! # Expiry checks
+//!
+//! In the API every work unit and attempt document carries a status, and
+//! computing a status is the lazy expiry check. Reads that are no check in
+//! process — a unit's data and meta, an attempt's data and start time, the
+//! handles built for an attempt list — therefore ask for the document with
+//! the query `check=false`, an extension under which a server answers
+//! without the status and runs no check. A server without the extension
+//! ignores the query and answers the whole document, so the client works
+//! with it as before, with that server's checks.
+//!
 //! # Errors
 //!
 //! The server's error documents come back as the typed errors they name
@@ -76,7 +87,7 @@ use reqwest::Url;
 use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::Summary;
-use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument};
+use crate::rest::wire::{NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::{check_name, MAX_NAME_BYTES};
 
 pub use transport::ProtocolError;
@@ -132,6 +143,21 @@ impl Shared {
             })
         })?;
         self.resolve(&link)
+    }
+
+    /// The URL of a work unit's or attempt's document read without an
+    /// expiry check (an extension other servers ignore: they answer the
+    /// whole document, which performs the check there).
+    pub(crate) fn unchecked(url: &Url) -> Url {
+        let mut url = url.clone();
+        match url.query() {
+            Some(query) if !query.is_empty() => {
+                let query = format!("{query}&{UNCHECKED_QUERY}");
+                url.set_query(Some(&query));
+            }
+            _ => url.set_query(Some(UNCHECKED_QUERY)),
+        }
+        url
     }
 
     pub(crate) fn transport(&self) -> &Transport {

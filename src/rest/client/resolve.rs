@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::api::AttemptRef;
 use crate::error::{Error, Result};
 use crate::rest::wire::{
-    AttemptDocument, AttemptSummary, WorkSpecDocument, WorkUnitDocument, WorkerDocument,
+    AttemptDocument, AttemptSummary, UncheckedWorkUnitDocument, WorkSpecDocument, WorkerDocument,
 };
 
 use super::attempt::{Actions, RestAttempt};
@@ -47,12 +47,14 @@ pub(crate) struct Resolver<'a> {
     workers: HashMap<Url, RestWorker>,
 }
 
-/// `GET` a document; `None` when the server says its object does not exist.
+/// `GET` the document of the object at `url` from `request(url)`; `None`
+/// when the server says its object does not exist.
 async fn fetch_existing<T: DeserializeOwned>(
     shared: &Shared,
     url: Url,
+    request: fn(&Url) -> Url,
 ) -> Result<(Url, Option<T>)> {
-    match shared.transport().get::<T>(&url).await {
+    match shared.transport().get::<T>(&request(&url)).await {
         Ok(doc) => Ok((url, Some(doc))),
         Err(Failure {
             error: Error::NoSuchWorkSpec { .. } | Error::NoSuchWorkUnit { .. } | Error::Gone { .. },
@@ -176,9 +178,10 @@ impl<'a> Resolver<'a> {
     async fn fetch_all<T: DeserializeOwned>(
         &self,
         urls: Vec<Url>,
+        request: fn(&Url) -> Url,
     ) -> Result<Vec<(Url, Option<T>)>> {
         stream::iter(urls)
-            .map(|url| fetch_existing::<T>(self.shared, url))
+            .map(|url| fetch_existing::<T>(self.shared, url, request))
             .buffer_unordered(CONCURRENT_FETCHES)
             .try_collect()
             .await
@@ -186,7 +189,7 @@ impl<'a> Resolver<'a> {
 
     async fn fetch_specs(&mut self, urls: Vec<Url>) -> Result<()> {
         let urls = Self::missing(&self.specs, urls);
-        for (url, doc) in self.fetch_all::<WorkSpecDocument>(urls).await? {
+        for (url, doc) in self.fetch_all::<WorkSpecDocument>(urls, Url::clone).await? {
             let spec = match doc {
                 Some(doc) => Some(RestWorkSpec::from_document(self.shared, url.clone(), doc)?),
                 None => None,
@@ -198,7 +201,11 @@ impl<'a> Resolver<'a> {
 
     async fn fetch_units(&mut self, urls: Vec<Url>) -> Result<()> {
         let urls = Self::missing(&self.units, urls);
-        let docs = self.fetch_all::<WorkUnitDocument>(urls).await?;
+        // Handles need the unit's name and links, not its status: reading
+        // them is no expiry check.
+        let docs = self
+            .fetch_all::<UncheckedWorkUnitDocument>(urls, Shared::unchecked)
+            .await?;
         let mut spec_urls = Vec::new();
         for (_, doc) in &docs {
             if let Some(doc) = doc {
@@ -226,7 +233,7 @@ impl<'a> Resolver<'a> {
 
     async fn fetch_workers(&mut self, urls: Vec<Url>) -> Result<()> {
         let urls = Self::missing(&self.workers, urls);
-        for (url, doc) in self.fetch_all::<WorkerDocument>(urls).await? {
+        for (url, doc) in self.fetch_all::<WorkerDocument>(urls, Url::clone).await? {
             if let Some(doc) = doc {
                 let worker = RestWorker::from_document(self.shared, url.clone(), doc)?;
                 self.workers.insert(url, worker);

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use crate::rest::names::encode_previous;
 use crate::rest::wire::{
-    CountsDocument, DeletedDocument, NamedLink, WorkSpecBody, WorkSpecDocument,
-    WorkSpecMetaDocument, WorkUnitBody, WorkUnitDocument, WorkUnitList, WorkUnitMetaDocument,
+    CountsDocument, DeletedDocument, NamedLink, UncheckedWorkUnitDocument, WorkSpecBody,
+    WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
 };
 use crate::rules::limits::{check_name, checked_data};
 
@@ -275,10 +275,10 @@ impl WorkSpec for RestWorkSpec {
             return Err(Error::NoSuchWorkUnit { name: name.into() });
         }
         let url = self.work_unit_url(name).await?;
-        let doc: WorkUnitDocument = self
+        let doc: UncheckedWorkUnitDocument = self
             .shared()
             .transport()
-            .get(&url)
+            .get(&Shared::unchecked(&url))
             .await
             .map_err(|f| f.error_for(self.owner()))?;
         Ok(Arc::new(RestWorkUnit::from_document(

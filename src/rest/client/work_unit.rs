@@ -1,4 +1,5 @@
-//! Work unit handles: every read is one `GET` of the unit.
+//! Work unit handles: every read is one `GET` of the unit; reads that are
+//! no expiry check (data, meta) ask for the unit without its status.
 
 use std::any::Any;
 use std::fmt;
@@ -11,7 +12,9 @@ use tokio::sync::OnceCell;
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::Result;
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
-use crate::rest::wire::{AttemptDocument, AttemptList, WorkUnitDocument, WorkUnitUpdateBody};
+use crate::rest::wire::{
+    AttemptDocument, AttemptList, UncheckedWorkUnitDocument, WorkUnitDocument, WorkUnitUpdateBody,
+};
 
 use super::owner::Owner;
 use super::resolve::Resolver;
@@ -57,7 +60,7 @@ impl RestWorkUnit {
     pub(crate) fn from_document(
         spec: RestWorkSpec,
         requested: Url,
-        doc: WorkUnitDocument,
+        doc: UncheckedWorkUnitDocument,
     ) -> Result<Self> {
         let shared = spec.shared();
         let url = shared.document_url(&doc.url, requested)?;
@@ -103,11 +106,26 @@ impl RestWorkUnit {
         Ok(doc)
     }
 
+    /// The unit document without its status, read fresh: no expiry check.
+    async fn unchecked(&self) -> Result<UncheckedWorkUnitDocument> {
+        let doc: UncheckedWorkUnitDocument = self
+            .shared()
+            .transport()
+            .get(&Shared::unchecked(&self.0.url))
+            .await
+            .map_err(|f| f.error_for(self.owner()))?;
+        if !self.0.attempts_url.initialized() {
+            let url = self.shared().resolve(&doc.attempts_url)?;
+            let _ = self.0.attempts_url.set(url);
+        }
+        Ok(doc)
+    }
+
     async fn attempts_url(&self) -> Result<Url> {
         if let Some(url) = self.0.attempts_url.get() {
             return Ok(url.clone());
         }
-        let doc = self.document().await?;
+        let doc = self.unchecked().await?;
         self.shared().resolve(&doc.attempts_url)
     }
 
@@ -144,7 +162,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        Ok(self.document().await?.data.unwrap_or_default())
+        Ok(self.unchecked().await?.data.unwrap_or_default())
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
@@ -152,7 +170,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        Ok(self.document().await?.meta.into())
+        Ok(self.unchecked().await?.meta.into())
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
@@ -164,14 +182,14 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn priority(&self) -> Result<f64> {
-        Ok(self.document().await?.meta.priority)
+        Ok(self.unchecked().await?.meta.priority)
     }
 
     /// The API changes one unit's priority through a query naming it, which
     /// answers success whether or not the unit exists; reading the unit
     /// first makes a deleted unit answer `Gone`.
     async fn set_priority(&self, priority: f64) -> Result<()> {
-        self.document().await?;
+        self.unchecked().await?;
         let query = WorkUnitQuery::names([self.0.name.as_str()]);
         self.0
             .spec

@@ -221,6 +221,33 @@ pub struct WorkUnitDocument {
     pub active_attempt_url: String,
 }
 
+/// A work unit read without an expiry check: the answer to
+/// `GET <unit url>?check=false`, an extension of this server. It is the
+/// work unit document without `status` and `active_attempt_url`, whose
+/// computation is the expiry check; a server without the extension
+/// ignores the query and answers the whole document, which reads as this
+/// one too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UncheckedWorkUnitDocument {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its URL.
+    #[serde(default)]
+    pub url: String,
+    /// Its visible data; omitted when empty.
+    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    pub data: Option<DataMap>,
+    /// Priority and not-before time; always present.
+    pub meta: WorkUnitMetaDocument,
+    /// The owning work spec.
+    #[serde(default)]
+    pub work_spec_url: String,
+    /// Its attempt list.
+    #[serde(default)]
+    pub attempts_url: String,
+}
+
 /// An attempt in a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptSummary {
@@ -273,6 +300,45 @@ pub struct AttemptDocument {
     /// When its lease runs out.
     #[serde(with = "time")]
     pub expiration_time: Time,
+    /// `POST` renews.
+    #[serde(default)]
+    pub renew_url: String,
+    /// `POST` expires.
+    #[serde(default)]
+    pub expire_url: String,
+    /// `POST` finishes.
+    #[serde(default)]
+    pub finish_url: String,
+    /// `POST` fails.
+    #[serde(default)]
+    pub fail_url: String,
+    /// `POST` retries.
+    #[serde(default)]
+    pub retry_url: String,
+}
+
+/// An attempt read without an expiry check: the answer to
+/// `GET <attempt url>?check=false`, an extension of this server. It is the
+/// attempt document without `status`, `end_time` and `expiration_time`,
+/// whose computation is the expiry check; a whole attempt document reads
+/// as this one too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UncheckedAttemptDocument {
+    /// The attempt's URL.
+    #[serde(default)]
+    pub url: String,
+    /// Its work unit.
+    #[serde(default)]
+    pub work_unit_url: String,
+    /// Its worker.
+    #[serde(default)]
+    pub worker_url: String,
+    /// When it started (full precision).
+    #[serde(with = "time")]
+    pub start_time: Time,
+    /// Its data; omitted when empty.
+    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    pub data: Option<DataMap>,
     /// `POST` renews.
     #[serde(default)]
     pub renew_url: String,

@@ -80,3 +80,21 @@ pub fn parse_counts_flag(raw: &str) -> bool {
                 .any(|yes| v.eq_ignore_ascii_case(yes))
         })
 }
+
+/// The query of a work unit or attempt `GET` that asks for the document
+/// without an expiry check ([`UncheckedWorkUnitDocument`](super::UncheckedWorkUnitDocument),
+/// [`UncheckedAttemptDocument`](super::UncheckedAttemptDocument)): an
+/// extension of this server, which other servers ignore.
+pub const UNCHECKED_QUERY: &str = "check=false";
+
+/// True when a work unit or attempt `GET`'s query asks to skip the expiry
+/// check: a `check` parameter of `0 f n false off no` (any case).
+pub fn parse_unchecked(raw: &str) -> bool {
+    form_urlencoded::parse(raw.as_bytes())
+        .find(|(k, _)| k == "check")
+        .is_some_and(|(_, v)| {
+            ["0", "f", "n", "false", "off", "no"]
+                .iter()
+                .any(|no| v.eq_ignore_ascii_case(no))
+        })
+}

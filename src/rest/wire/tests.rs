@@ -339,6 +339,46 @@ fn counts_flag_spellings() {
 }
 
 #[test]
+fn unchecked_reads_are_asked_for_by_a_false_check() {
+    assert!(parse_unchecked(UNCHECKED_QUERY));
+    for no in ["check=0", "check=F", "check=off", "a=1&check=no"] {
+        assert!(parse_unchecked(no), "{no}");
+    }
+    for yes in ["", "check=true", "check=1", "check", "checks=false"] {
+        assert!(!parse_unchecked(yes), "{yes}");
+    }
+}
+
+#[test]
+fn whole_documents_read_as_unchecked_ones() {
+    let unit = json!({
+        "name": "u", "url": "/u", "data": {"k": 1},
+        "meta": {"priority": 2.0, "not_before": "0001-01-01T00:00:00Z"},
+        "status": "pending", "work_spec_url": "/s", "attempts_url": "/u/attempts",
+        "active_attempt_url": "/u/attempt/w/2024-05-06T07:08:09Z"
+    });
+    let read: UncheckedWorkUnitDocument = serde_json::from_value(unit).unwrap();
+    assert_eq!(read.name, "u");
+    assert_eq!(read.meta.priority, 2.0);
+    assert_eq!(read.data, Some(crate::data!({"k": 1})));
+    assert_eq!(read.attempts_url, "/u/attempts");
+    let attempt = json!({
+        "url": "/a", "work_unit_url": "/u", "worker_url": "/w",
+        "start_time": "2024-05-06T07:08:09.25Z", "status": "pending",
+        "end_time": "0001-01-01T00:00:00Z", "expiration_time": "2024-05-06T07:23:09.25Z",
+        "renew_url": "/a/renew", "expire_url": "/a/expire", "finish_url": "/a/finish",
+        "fail_url": "/a/fail", "retry_url": "/a/retry"
+    });
+    let read: UncheckedAttemptDocument = serde_json::from_value(attempt).unwrap();
+    assert_eq!(read.start_time, t("2024-05-06T07:08:09.25Z"));
+    assert_eq!(read.data, None);
+    assert_eq!(read.retry_url, "/a/retry");
+    let unchecked = serde_json::to_value(&read).unwrap();
+    assert!(unchecked.get("status").is_none());
+    assert!(unchecked.get("expiration_time").is_none());
+}
+
+#[test]
 fn media_types_match_case_insensitively_with_parameters() {
     assert_eq!(
         json_media_type("Application/JSON; charset=utf-8"),
