@@ -46,7 +46,6 @@ pub(super) async fn wrap_attempt(
     unit: Option<&Arc<CachedWorkUnit>>,
     worker: Option<&Arc<CachedWorker>>,
 ) -> Result<AttemptRef> {
-    use crate::api::{WorkUnit, Worker};
     let up_unit = upstream.work_unit();
     let work_unit = match unit {
         Some(u) if u.name() == up_unit.name() => Arc::clone(u),

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use moka::notification::RemovalCause;
 
 use super::handle::Handle;
-use super::key::Key;
+use super::key::Entry;
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
 use super::store::{self, Store};
@@ -20,8 +20,10 @@ pub const DEFAULT_NAMESPACES: u64 = 1_024;
 /// Default capacity for work spec handles: dozens of specs per namespace.
 pub const DEFAULT_WORK_SPECS: u64 = 16_384;
 /// Default capacity for work unit handles: a job server may address millions
-/// of units, but only the ones in flight are looked up repeatedly; 100 000
-/// handles cost a few tens of megabytes at most.
+/// of units, but only the ones in flight are looked up repeatedly. Each
+/// cached work unit handle costs about 550 bytes beyond the backend's own
+/// handle (BENCHMARKS.md has the measurement), so a full default capacity
+/// holds about 55 MB.
 pub const DEFAULT_WORK_UNITS: u64 = 100_000;
 /// Default capacity for worker handles: one per executing process.
 pub const DEFAULT_WORKERS: u64 = 16_384;
@@ -166,9 +168,9 @@ impl<B> CacheBuilder<B> {
         let listener_front = front.as_ref().map(Arc::downgrade);
         let mut builder = moka::sync::Cache::builder()
             .max_capacity(capacity)
-            .eviction_listener(move |key: Arc<Key>, handle: Arc<W>, cause| {
+            .eviction_listener(move |_: Arc<Entry<W>>, handle: Arc<W>, cause| {
                 if let Some(front) = listener_front.as_ref().and_then(Weak::upgrade) {
-                    store::unfront(&front, &key, &handle);
+                    store::unfront(&front, &handle);
                 }
                 if cause.was_evicted() {
                     kind(&counters).evictions.inc();

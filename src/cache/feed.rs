@@ -291,6 +291,48 @@ async fn cached_spec(caches: &Caches, ns: &str, spec: &str) -> Option<Arc<Cached
     caches.work_specs.get(KeyRef { scope, name: spec })
 }
 
+/// One cached name an event or a purge drops.
+enum Named<'a> {
+    Namespace(&'a str),
+    WorkSpec(&'a str, &'a str),
+    WorkUnit(&'a str, &'a str, &'a str),
+    Worker(&'a str, &'a str),
+}
+
+/// Drops the entry of `named`, if its parents are cached; with `deleted`,
+/// its object is known deleted.
+async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted: bool) {
+    match named {
+        Named::Namespace(namespace) => {
+            shared
+                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, deleted)
+                .await;
+        }
+        Named::WorkSpec(namespace, work_spec) => {
+            if let Some(scope) = namespace_scope(caches, namespace).await {
+                shared
+                    .drop_entry::<CachedWorkSpec>(caches, scope, work_spec, deleted)
+                    .await;
+            }
+        }
+        Named::WorkUnit(namespace, work_spec, work_unit) => {
+            if let Some(spec) = cached_spec(caches, namespace, work_spec).await {
+                let scope = spec.link.load().scope();
+                shared
+                    .drop_entry::<CachedWorkUnit>(caches, scope, work_unit, deleted)
+                    .await;
+            }
+        }
+        Named::Worker(namespace, worker) => {
+            if let Some(scope) = namespace_scope(caches, namespace).await {
+                shared
+                    .drop_entry::<CachedWorker>(caches, scope, worker, deleted)
+                    .await;
+            }
+        }
+    }
+}
+
 /// Applies one feed event (or a local purge) to exactly what it names.
 pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
     let Some(caches) = shared.caches.load_full() else {
@@ -299,19 +341,14 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
     let caches = &*caches;
     match event {
         ChangeEvent::NamespaceDestroyed { namespace } => {
-            shared
-                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, true)
-                .await;
+            drop_named(shared, caches, Named::Namespace(namespace), true).await;
         }
         ChangeEvent::WorkSpecDestroyed {
             namespace,
             work_spec,
         } => {
-            if let Some(scope) = namespace_scope(caches, namespace).await {
-                shared
-                    .drop_entry::<CachedWorkSpec>(caches, scope, work_spec, true)
-                    .await;
-            }
+            let named = Named::WorkSpec(namespace, work_spec);
+            drop_named(shared, caches, named, true).await;
         }
         // Same object, new definition: the cached handle stays right
         // (the cache keeps no definition), and dropping it would orphan
@@ -342,11 +379,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
             }
         }
         ChangeEvent::WorkerChanged { namespace, worker } => {
-            if let Some(scope) = namespace_scope(caches, namespace).await {
-                shared
-                    .drop_entry::<CachedWorker>(caches, scope, worker, false)
-                    .await;
-            }
+            drop_named(shared, caches, Named::Worker(namespace, worker), false).await;
         }
         ChangeEvent::Purge { scope, reason } => {
             tracing::info!(?scope, %reason, "cache purge");
@@ -356,43 +389,21 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
 }
 
 async fn purge(shared: &Shared, caches: &Caches, scope: &PurgeScope) {
-    match scope {
-        PurgeScope::Namespace { namespace } => {
-            shared
-                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, false)
-                .await;
-        }
+    let named = match scope {
+        PurgeScope::Namespace { namespace } => Named::Namespace(namespace),
         PurgeScope::WorkSpec {
             namespace,
             work_spec,
-        } => {
-            if let Some(scope) = namespace_scope(caches, namespace).await {
-                shared
-                    .drop_entry::<CachedWorkSpec>(caches, scope, work_spec, false)
-                    .await;
-            }
-        }
+        } => Named::WorkSpec(namespace, work_spec),
         PurgeScope::WorkUnit {
             namespace,
             work_spec,
             work_unit,
-        } => {
-            if let Some(spec) = cached_spec(caches, namespace, work_spec).await {
-                let scope = spec.link.load().scope();
-                shared
-                    .drop_entry::<CachedWorkUnit>(caches, scope, work_unit, false)
-                    .await;
-            }
-        }
-        PurgeScope::Worker { namespace, worker } => {
-            if let Some(scope) = namespace_scope(caches, namespace).await {
-                shared
-                    .drop_entry::<CachedWorker>(caches, scope, worker, false)
-                    .await;
-            }
-        }
-        PurgeScope::Everything => shared.flush(),
-    }
+        } => Named::WorkUnit(namespace, work_spec, work_unit),
+        PurgeScope::Worker { namespace, worker } => Named::Worker(namespace, worker),
+        PurgeScope::Everything => return shared.flush(),
+    };
+    drop_named(shared, caches, named, false).await;
 }
 
 impl<B> Cache<B> {

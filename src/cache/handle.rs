@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 
+use super::key::{KeyRef, Keyed};
 use super::link::{parent, Link};
 use super::recover::{run_with_budget, MAX_RECOVERIES};
 use super::shared::{Caches, Shared};
@@ -18,7 +19,7 @@ use crate::error::{Error, ObjectKind, Result};
 
 /// What the cache's machinery needs of a handle: its upstream trait object,
 /// its link, and where its entries and counters live.
-pub(crate) trait Handle: Send + Sync + Sized + 'static {
+pub(crate) trait Handle: Keyed + Sized {
     /// The wrapped backend's handle type.
     type Up: ?Sized + Send + Sync + 'static;
 
@@ -91,28 +92,43 @@ pub(super) use kind_tables;
 
 /// A handle of a [`Cache`](super::Cache): the object of kind `K` that now
 /// has this name under its parent.
+///
+/// The handle is the key of its own entry ([`Keyed`]): it holds the scope
+/// it is cached under, and its name is the name of the upstream handle it
+/// was made with (every link it swaps to has that name too), so neither the
+/// entry nor the handle keeps a copy of the name.
 pub(crate) struct Cached<K: Kind> {
     pub(super) shared: Arc<Shared>,
     me: Weak<Cached<K>>,
     pub(super) parent: K::Parent,
-    pub(super) name: Arc<str>,
+    /// The scope of the parent link this handle was made under: its key's.
+    scope: u64,
+    /// The upstream handle this handle was made with; it answers the name.
+    named: Arc<K::Up>,
     pub(super) link: ArcSwap<Link<K::Up>>,
 }
 
 impl<K: Kind> Cached<K> {
+    /// A handle on `link`, to be cached under `scope` (its parent link's).
     pub(super) fn new(
         shared: &Arc<Shared>,
         parent: K::Parent,
-        name: Arc<str>,
+        scope: u64,
         link: Arc<Link<K::Up>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Cached {
             shared: Arc::clone(shared),
             me: me.clone(),
             parent,
-            name,
+            scope,
+            named: Arc::clone(&link.upstream),
             link: ArcSwap::new(link),
         })
+    }
+
+    /// The name this handle follows.
+    pub(super) fn name(&self) -> &str {
+        K::up_name(&self.named)
     }
 
     /// This handle as an `Arc`, to hand to its children.
@@ -164,10 +180,10 @@ impl<K: Kind> Cached<K> {
                 let scope = link.scope();
                 self.shared
                     .get_or_load(scope, name, move |name| async move {
-                        let up = fetch(Arc::clone(&link.upstream), Arc::clone(&name)).await?;
+                        let up = fetch(Arc::clone(&link.upstream), name).await?;
                         let shared = Arc::clone(&me.shared);
                         let link = Link::new(up, Some(parent(&link)));
-                        Ok(Cached::new(&shared, me, name, link))
+                        Ok(Cached::new(&shared, me, scope, link))
                     })
                     .await
             }
@@ -186,12 +202,13 @@ impl<K: Kind> Cached<K> {
         C: Kind<Parent = Arc<Self>>,
     {
         let me = self.me()?;
-        let name: Arc<str> = Arc::from(C::up_name(&up));
-        let scope = self.shared.serves_children(link).then(|| link.scope());
+        let scope = link.scope();
+        let serves = self.shared.serves_children(link);
         let handle = self
             .shared
-            .adopt(scope, name, |name| {
-                Cached::new(&self.shared, me, name, Link::new(up, Some(parent(link))))
+            .adopt(serves.then_some(scope), C::up_name(&up), || {
+                let child = Link::new(Arc::clone(&up), Some(parent(link)));
+                Cached::new(&self.shared, me, scope, child)
             })
             .await;
         Ok(handle)
@@ -205,6 +222,15 @@ impl<K: Kind> Cached<K> {
     {
         let link = self.link.load_full();
         self.adopt(&link, up).await
+    }
+}
+
+impl<K: Kind> Keyed for Cached<K> {
+    fn key(&self) -> KeyRef<'_> {
+        KeyRef {
+            scope: self.scope,
+            name: self.name(),
+        }
     }
 }
 
@@ -232,7 +258,7 @@ impl<K: Kind> Handle for Cached<K> {
 impl<K: Kind> fmt::Debug for Cached<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(K::NAME)
-            .field("name", &self.name)
+            .field("name", &self.name())
             .finish_non_exhaustive()
     }
 }

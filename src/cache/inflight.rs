@@ -17,7 +17,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::key::Key;
+use super::key::{Key, Keyed};
 use super::store::Store;
 use crate::error::Error;
 
@@ -57,7 +57,7 @@ impl<W> Default for Loads<W> {
     }
 }
 
-impl<W: Send + Sync + 'static> Store<W> {
+impl<W: Keyed> Store<W> {
     /// Loads in flight: zero whenever no lookup of this kind is running.
     pub(crate) fn in_flight(&self) -> usize {
         self.loads.0.lock().len()
@@ -134,14 +134,14 @@ impl<W: Send + Sync + 'static> Store<W> {
 
 /// One lookup's share of a load. Dropping it unfinished (the lookup was
 /// cancelled) removes the lookup from the load's waiters.
-struct Waiter<'a, W: Send + Sync + 'static> {
+struct Waiter<'a, W: Keyed> {
     store: &'a Store<W>,
     key: Key,
     /// Taken when the waiter leaves.
     load: Option<Load<W>>,
 }
 
-impl<W: Send + Sync + 'static> Waiter<'_, W> {
+impl<W: Keyed> Waiter<'_, W> {
     /// The load answered: the first waiter to see it caches a success and
     /// takes the load out of the map (later waiters find it gone).
     fn finish(&mut self, answer: &Answer<W>, publish: impl FnOnce(&Arc<W>)) {
@@ -158,7 +158,7 @@ impl<W: Send + Sync + 'static> Waiter<'_, W> {
             }
             if let Ok(handle) = answer {
                 publish(handle);
-                self.store.insert(self.key.clone(), Arc::clone(handle));
+                self.store.insert(Arc::clone(handle));
             }
             inflight.remove(&self.key)
         };
@@ -166,7 +166,7 @@ impl<W: Send + Sync + 'static> Waiter<'_, W> {
     }
 }
 
-impl<W: Send + Sync + 'static> Drop for Waiter<'_, W> {
+impl<W: Keyed> Drop for Waiter<'_, W> {
     fn drop(&mut self) {
         let Some(load) = self.load.take() else {
             return;
@@ -195,6 +195,7 @@ impl<W: Send + Sync + 'static> Drop for Waiter<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::key::KeyRef;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::time::{sleep, timeout};
 
@@ -219,24 +220,24 @@ mod tests {
 
     impl Probe {
         /// A load answering `value` after `after` (paused tokio time).
-        fn load(&self, value: &str, after: StdDuration) -> BoxFuture<'static, Answer<String>> {
+        fn load(&self, value: &str, after: StdDuration) -> BoxFuture<'static, Answer<Value>> {
             self.started.fetch_add(1, Ordering::SeqCst);
             let guard = OnDrop(Arc::clone(&self.dropped));
             let value = value.to_string();
             async move {
                 let _guard = guard;
                 sleep(after).await;
-                Ok(Arc::new(value))
+                Ok(Arc::new(Value(value)))
             }
             .boxed()
         }
 
         async fn lookup(
             &self,
-            store: &Store<String>,
+            store: &Store<Value>,
             value: &str,
             after: StdDuration,
-        ) -> Answer<String> {
+        ) -> Answer<Value> {
             store
                 .get_or_load(
                     key(),
@@ -261,20 +262,32 @@ mod tests {
         Key::new(1, "u")
     }
 
-    fn store() -> Store<String> {
+    /// A loaded value, cached under [`key`].
+    struct Value(String);
+
+    impl Keyed for Value {
+        fn key(&self) -> KeyRef<'_> {
+            KeyRef {
+                scope: 1,
+                name: "u",
+            }
+        }
+    }
+
+    fn store() -> Store<Value> {
         Store::new(
             moka::sync::Cache::new(16),
             Some(super::super::store::front()),
         )
     }
 
-    fn cached(store: &Store<String>) -> Option<String> {
-        store.get(key().as_ref()).map(|v| (*v).clone())
+    fn cached(store: &Store<Value>) -> Option<String> {
+        store.get(key().as_ref()).map(|v| v.0.clone())
     }
 
-    fn value(answer: Answer<String>) -> String {
+    fn value(answer: Answer<Value>) -> String {
         answer
-            .map(|v| (*v).clone())
+            .map(|v| v.0.clone())
             .unwrap_or_else(|e| e.to_string())
     }
 
@@ -358,7 +371,7 @@ mod tests {
         let published = AtomicBool::new(false);
         let answer = futures::executor::block_on(store.get_or_load(
             key(),
-            || futures::future::ready(Ok(Arc::new("v".to_string()))).boxed(),
+            || futures::future::ready(Ok(Arc::new(Value("v".to_string())))).boxed(),
             |_| published.store(true, Ordering::SeqCst),
         ));
         assert_eq!(value(answer), "v");

@@ -36,9 +36,9 @@ impl Kind for NamespaceKind {
 
     async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
         if create {
-            CachedNamespace::lookup(&handle.shared, &handle.name).await
+            CachedNamespace::lookup(&handle.shared, handle.name()).await
         } else {
-            CachedNamespace::existing(&handle.shared, &handle.name).await
+            CachedNamespace::existing(&handle.shared, handle.name()).await
         }
     }
 }
@@ -50,7 +50,7 @@ impl CachedNamespace {
         shared
             .get_or_load(ROOT_SCOPE, name, move |name| async move {
                 let up = for_load.backend.namespace(&name).await?;
-                Ok(Cached::new(&for_load, (), name, Link::new(up, None)))
+                Ok(Cached::new(&for_load, (), ROOT_SCOPE, Link::new(up, None)))
             })
             .await
     }
@@ -75,10 +75,9 @@ impl CachedNamespace {
 
     /// The cached handle for a namespace handle the backend returned.
     pub(super) async fn adopt_root(shared: &Arc<Shared>, up: NamespaceRef) -> Arc<Self> {
-        let name: Arc<str> = Arc::from(up.name());
         shared
-            .adopt(Some(ROOT_SCOPE), name, |name| {
-                Cached::new(shared, (), name, Link::new(up, None))
+            .adopt(Some(ROOT_SCOPE), up.name(), || {
+                Cached::new(shared, (), ROOT_SCOPE, Link::new(Arc::clone(&up), None))
             })
             .await
     }
@@ -133,7 +132,7 @@ impl CachedNamespace {
 #[async_trait]
 impl Namespace for CachedNamespace {
     fn name(&self) -> &str {
-        &self.name
+        Cached::name(self)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -148,7 +147,7 @@ impl Namespace for CachedNamespace {
         link.upstream.destroy().await?;
         link.mark_dead();
         self.shared
-            .invalidate_if::<CachedNamespace>(ROOT_SCOPE, &self.name, &link)
+            .invalidate_if::<CachedNamespace>(ROOT_SCOPE, Cached::name(self), &link)
             .await;
         Ok(())
     }

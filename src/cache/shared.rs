@@ -201,40 +201,34 @@ impl Shared {
             .await
     }
 
-    /// The cached handle for `name` if there is a live one, else `make()`'s,
-    /// which is cached. For handles the backend just returned (lists,
-    /// upserts, an attempt's unit and worker): no backend call. `scope` is
-    /// `None` if the parent's link serves no children (see
-    /// [`serves_children`](Self::serves_children)): the handle is then not
-    /// cached, and re-resolves its name on first use.
+    /// The cached handle for `name` if there is a live one, else `make()`'s
+    /// (a handle of that name under `scope`), which is cached. For handles
+    /// the backend just returned (lists, upserts, an attempt's unit and
+    /// worker): no backend call. `scope` is `None` if the parent's link
+    /// serves no children (see [`serves_children`](Self::serves_children)):
+    /// the handle is then not cached, and re-resolves its name on first use.
     pub(super) async fn adopt<W: Handle>(
         &self,
         scope: Option<u64>,
-        name: Arc<str>,
-        make: impl FnOnce(Arc<str>) -> Arc<W>,
+        name: &str,
+        make: impl FnOnce() -> Arc<W>,
     ) -> Arc<W> {
         let Some(scope) = scope else {
-            return make(name);
+            return make();
         };
-        if let Some(hit) = self.cached::<W>(scope, &name) {
+        if let Some(hit) = self.cached::<W>(scope, name) {
             return hit;
         }
         match self.caches.load_full().filter(|_| self.feed.coherent()) {
             Some(caches) => {
-                let key = Key {
-                    scope,
-                    name: Arc::clone(&name),
-                };
                 // Read before the insert: if a flush comes between, the
                 // handle is of the old generation, hence outdated.
                 let generation = self.feed.generation();
-                W::store(&caches).get_with(key, || {
-                    let handle = make(name);
-                    handle.link_cell().load().cached_in(generation);
-                    handle
-                })
+                let handle = make();
+                handle.link_cell().load().cached_in(generation);
+                W::store(&caches).get_with(handle)
             }
-            None => make(name),
+            None => make(),
         }
     }
 
@@ -306,10 +300,7 @@ impl Shared {
         // A load of this name in flight may have read the object before the
         // change: forgetting it here means it is never published (its
         // waiters still get its answer, as if they had looked up first).
-        store.forget(&Key {
-            scope,
-            name: Arc::from(name),
-        });
+        store.forget(&Key::new(scope, name));
         let key = KeyRef { scope, name };
         if let Some(gone) = store.remove(key) {
             let link = gone.link_cell().load();

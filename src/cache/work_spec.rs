@@ -35,7 +35,7 @@ impl Kind for WorkSpecKind {
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.
-        handle.parent.lookup_spec(&handle.name, false).await
+        handle.parent.lookup_spec(handle.name(), false).await
     }
 }
 
@@ -60,7 +60,7 @@ impl CachedWorkSpec {
 #[async_trait]
 impl WorkSpec for CachedWorkSpec {
     fn name(&self) -> &str {
-        &self.name
+        Cached::name(self)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -30,7 +30,7 @@ impl Kind for WorkUnitKind {
     const NAME: &'static str = "CachedWorkUnit";
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
-        handle.parent.lookup_unit(&handle.name).await
+        handle.parent.lookup_unit(handle.name()).await
     }
 }
 
@@ -55,7 +55,7 @@ impl CachedWorkUnit {
 #[async_trait]
 impl WorkUnit for CachedWorkUnit {
     fn name(&self) -> &str {
-        &self.name
+        Cached::name(self)
     }
 
     fn work_spec(&self) -> WorkSpecRef {

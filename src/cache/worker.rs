@@ -31,7 +31,7 @@ impl Kind for WorkerKind {
     const NAME: &'static str = "CachedWorker";
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
-        handle.parent.existing_worker(&handle.name).await
+        handle.parent.existing_worker(handle.name()).await
     }
 }
 
@@ -73,7 +73,7 @@ impl CachedWorker {
 #[async_trait]
 impl Worker for CachedWorker {
     fn name(&self) -> &str {
-        &self.name
+        Cached::name(self)
     }
 
     fn as_any(&self) -> &dyn Any {

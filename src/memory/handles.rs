@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 
@@ -35,16 +35,17 @@ pub(crate) struct MemWorkSpec {
     shared: Arc<Shared>,
     id: SpecId,
     name: Arc<str>,
+    /// This handle, for the unit handles it makes to share.
+    me: Weak<MemWorkSpec>,
 }
 
-/// Shares its name and its spec's name with the state, and builds its
-/// spec's handle only when asked: a unit handle is one small allocation.
+/// Shares its name with the state and its spec's handle with the units
+/// found through that handle: a unit handle is one small allocation.
 pub(crate) struct MemWorkUnit {
     shared: Arc<Shared>,
     id: UnitId,
     name: Arc<str>,
-    spec: SpecId,
-    spec_name: Arc<str>,
+    spec: Arc<MemWorkSpec>,
 }
 
 pub(crate) struct MemWorker {
@@ -87,21 +88,28 @@ pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str
 }
 
 fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: Arc<str>) -> Arc<MemWorkSpec> {
-    Arc::new(MemWorkSpec {
+    Arc::new_cyclic(|me| MemWorkSpec {
         shared: shared.clone(),
         id,
         name,
+        me: me.clone(),
     })
 }
 
-fn unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
+/// A handle on the unit `parts` describes, in `spec` (its spec's handle).
+fn unit_handle(spec: &Arc<MemWorkSpec>, parts: UnitParts) -> Arc<MemWorkUnit> {
     Arc::new(MemWorkUnit {
-        shared: shared.clone(),
+        shared: spec.shared.clone(),
         id: parts.id,
         name: parts.name,
-        spec: parts.spec,
-        spec_name: parts.spec_name,
+        spec: Arc::clone(spec),
     })
+}
+
+/// A handle on the unit `parts` describes, with a handle of its own spec.
+fn lone_unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
+    let spec = spec_handle(shared, parts.spec, Arc::clone(&parts.spec_name));
+    unit_handle(&spec, parts)
 }
 
 fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: Arc<str>) -> Arc<MemWorker> {
@@ -116,7 +124,7 @@ fn attempt_handle(shared: &Arc<Shared>, parts: AttemptParts) -> AttemptRef {
     Arc::new(MemAttempt {
         shared: shared.clone(),
         id: parts.id,
-        unit: unit_handle(shared, parts.unit),
+        unit: lone_unit_handle(shared, parts.unit),
         worker: worker_handle(shared, parts.worker, parts.worker_name),
     })
 }
@@ -260,6 +268,17 @@ impl Namespace for MemNamespace {
     }
 }
 
+impl MemWorkSpec {
+    /// This handle as an `Arc`. Handles are only ever made inside one, so
+    /// the upgrade succeeds while `self` is borrowed; should it not, a new
+    /// handle on the same spec serves as well.
+    fn handle(&self) -> Arc<MemWorkSpec> {
+        self.me
+            .upgrade()
+            .unwrap_or_else(|| spec_handle(&self.shared, self.id, Arc::clone(&self.name)))
+    }
+}
+
 #[async_trait]
 impl WorkSpec for MemWorkSpec {
     fn name(&self) -> &str {
@@ -310,9 +329,10 @@ impl WorkSpec for MemWorkSpec {
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
         let (data, meta) = limits::checked_new_unit(name, data, meta)?;
+        let spec = self.handle();
         self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             let id = st.add_work_unit(self.id, name, data, meta, now)?;
-            Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
+            Ok(unit_handle(&spec, st.unit_parts(id)?) as WorkUnitRef)
         })
     }
 
@@ -322,25 +342,28 @@ impl WorkSpec for MemWorkSpec {
         let added = self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             st.add_work_units(self.id, units, now)
         })?;
+        let spec = self.handle();
         Ok(added
             .into_iter()
-            .map(|parts| unit_handle(&self.shared, parts) as WorkUnitRef)
+            .map(|parts| unit_handle(&spec, parts) as WorkUnitRef)
             .collect())
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
+        let spec = self.handle();
         self.shared.run_on(ObjectKind::WorkSpec, |st, _| {
             let id = st.work_unit(self.id, name)?;
-            Ok(unit_handle(&self.shared, st.unit_parts(id)?) as WorkUnitRef)
+            Ok(unit_handle(&spec, st.unit_parts(id)?) as WorkUnitRef)
         })
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
+        let spec = self.handle();
         self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             st.select(self.id, query, now)?
                 .into_iter()
                 .map(|(name, id)| {
-                    let handle = unit_handle(&self.shared, st.unit_parts(id)?);
+                    let handle = unit_handle(&spec, st.unit_parts(id)?);
                     Ok((name.to_string(), handle as WorkUnitRef))
                 })
                 .collect()
@@ -396,7 +419,7 @@ impl WorkUnit for MemWorkUnit {
     }
 
     fn work_spec(&self) -> WorkSpecRef {
-        spec_handle(&self.shared, self.spec, self.spec_name.clone())
+        Arc::clone(&self.spec) as WorkSpecRef
     }
 
     fn as_any(&self) -> &dyn Any {
