@@ -222,7 +222,7 @@ mod tests {
         let samples: Vec<u32> = (1..=100).collect();
         assert_eq!(percentile(&samples, 0.5), 50);
         assert_eq!(percentile(&samples, 0.99), 99);
-        assert_eq!(percentile(&[], 0.5), 0);
+        assert_eq!(percentile::<u32>(&[], 0.5), 0);
         assert_eq!(percentile(&[7], 0.99), 7);
     }
 
