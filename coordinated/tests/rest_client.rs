@@ -16,8 +16,16 @@ use tokio::sync::oneshot;
 
 /// Serves a fresh memory backend until the returned sender is dropped.
 async fn server() -> (String, oneshot::Sender<()>) {
+    serve(memory_router()).await
+}
+
+fn memory_router() -> axum::Router {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    let app = coordinated::router(backend, &coordinated::ServerOptions::default());
+    coordinated::router(backend, &coordinated::ServerOptions::default())
+}
+
+/// Serves `app` on a loopback port until the returned sender is dropped.
+async fn serve(app: axum::Router) -> (String, oneshot::Sender<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -140,29 +148,16 @@ async fn errors_come_back_typed_and_held_handles_answer_gone() {
 
 /// Serves a fresh memory backend, counting the requests it answers.
 async fn counting_server() -> (String, Arc<AtomicU64>, oneshot::Sender<()>) {
-    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let requests = Arc::new(AtomicU64::new(0));
     let counted = requests.clone();
-    let app = coordinated::router(backend, &coordinated::ServerOptions::default()).layer(
-        axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                counted.fetch_add(1, Ordering::Relaxed);
-                next.run(request)
-            },
-        ),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        coordinated::serve(listener, app, shutdown, Duration::from_secs(5))
-            .await
-            .unwrap();
-    });
-    (format!("http://{addr}"), requests, stop)
+    let app = memory_router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            next.run(request)
+        },
+    ));
+    let (url, stop) = serve(app).await;
+    (url, requests, stop)
 }
 
 /// The requests one stateless read costs: resolve namespace, spec and
