@@ -32,6 +32,13 @@ impl<B> Cache<B> {
     /// first (they hold handles too): an `Err` gives back a working but
     /// empty cache, which reloads names on demand.
     ///
+    /// moka frees what it drops (and copies when it grows) through
+    /// epoch-based reclamation, so a handle the cache let go of can outlive
+    /// it briefly. `into_inner` pushes that reclamation along on the calling
+    /// thread; garbage another thread made and has not yet handed over can
+    /// still hold the backend, and the call then gives the cache back: a
+    /// later call succeeds.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> coordinate::Result<()> {
@@ -56,6 +63,7 @@ impl<B> Cache<B> {
         // gap; dropping the stores drops their entries at once.
         shared.flush();
         shared.caches.store(None);
+        reclaim_dropped_entries(&shared);
         match Arc::try_unwrap(shared) {
             Err(shared) => {
                 let caches = settings.caches(&shared.counters);
@@ -75,5 +83,23 @@ impl<B> Cache<B> {
                 Ok(Arc::into_inner(inner).expect("the cache's shared state was its only co-owner"))
             }
         }
+    }
+}
+
+/// How many times [`reclaim_dropped_entries`] pushes reclamation along: as
+/// often as moka itself does when a cache is dropped.
+const RECLAIM_ROUNDS: usize = 128;
+
+/// Runs moka's deferred frees until `shared` has no co-owner or
+/// [`RECLAIM_ROUNDS`] have passed. Each round hands this thread's garbage to
+/// the global queue and tries to advance the epoch, which waits for threads
+/// inside moka at that moment: yielding lets them leave.
+fn reclaim_dropped_entries(shared: &Arc<Shared>) {
+    for _ in 0..RECLAIM_ROUNDS {
+        if Arc::strong_count(shared) == 1 {
+            return;
+        }
+        crossbeam_epoch::pin().flush();
+        std::thread::yield_now();
     }
 }
