@@ -351,6 +351,12 @@ pub trait Worker: Send + Sync + Debug {
     /// The worker's name.
     fn name(&self) -> &str;
 
+    /// The name of the namespace the worker belongs to, which may differ
+    /// from its parent's and its children's (see
+    /// [`set_parent`](Self::set_parent)). Like [`name`](Self::name), it is
+    /// fixed when the handle is made and never reads the backend.
+    fn namespace_name(&self) -> &str;
+
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 

@@ -509,7 +509,12 @@ impl Api {
                 let body: WorkerUpdateBody = decode(body)?;
                 let ns = need(r.namespace, "namespace")?;
                 let worker = need(r.worker, "worker")?;
-                update_worker(&ns, &worker, body).await?;
+                let parent_at = body
+                    .parent_url
+                    .as_deref()
+                    .map(worker_named_by)
+                    .transpose()?;
+                update_worker(&*self.backend, &ns, &worker, parent_at, body).await?;
                 Ok(Reply::NoContent)
             }
             (RequestAttempts, "POST") => {
@@ -556,18 +561,49 @@ impl Api {
     }
 }
 
-/// `PUT` on a worker: first the parent (a name different from the current
-/// parent's sets it, `""` clears it), then update (`active: true`) or
-/// deactivate an active worker.
+/// The namespace and worker names of a worker URL of this server (an
+/// absolute path or URL); `400` for any other.
+fn worker_named_by(url: &str) -> Result<(String, String), Problem> {
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|_| Problem::bad_request(format!("parent_url {url:?} is no URL")))?;
+    match path::route(uri.path())? {
+        Target::Route(path::Route {
+            resource: Resource::Worker,
+            names:
+                PathNames {
+                    namespace: Some(namespace),
+                    worker: Some(worker),
+                    ..
+                },
+        }) => Ok((namespace, worker)),
+        _ => Err(Problem::bad_request(format!(
+            "parent_url {url:?} names no worker"
+        ))),
+    }
+}
+
+/// `PUT` on a worker: first the parent (`parent_at`, the namespace and
+/// name of a `parent_url`, sets that worker; else a name different from
+/// the current parent's sets that worker of the namespace, `""` clears
+/// it), then update (`active: true`) or deactivate an active worker.
 async fn update_worker(
+    backend: &dyn Backend,
     ns: &NamespaceRef,
     worker: &WorkerRef,
+    parent_at: Option<(String, String)>,
     body: WorkerUpdateBody,
 ) -> Result<(), Error> {
-    if let Some(parent) = body.parent {
+    if let Some((parent_ns, parent)) = parent_at {
+        let parent = backend.namespace(&parent_ns).await?.worker(&parent).await?;
+        worker.set_parent(Some(&parent)).await?;
+    } else if let Some(parent) = body.parent {
         let current = worker.parent().await?;
-        let current = current.as_ref().map_or("", |p| p.name());
-        if parent != current {
+        // The current parent may be another namespace's namesake.
+        let unchanged = current.as_ref().map_or(parent.is_empty(), |p| {
+            p.name() == parent && p.namespace_name() == ns.name()
+        });
+        if !unchanged {
             if parent.is_empty() {
                 worker.set_parent(None).await?;
             } else {

@@ -130,7 +130,7 @@ fn attempt_links(
     (
         links::attempt(&unit_url, worker.name(), start, attempt.id()),
         unit_url,
-        links::worker(ns, worker.name()),
+        links::worker(worker.namespace_name(), worker.name()),
     )
 }
 
@@ -213,15 +213,14 @@ pub async fn worker(ns: &str, worker: &dyn Worker) -> Result<WorkerDocument> {
         worker.last_update()
     )?;
     let url = links::worker(ns, worker.name());
-    let parent_name = parent.map(|p| p.name().to_owned());
+    // A parent or child may belong to another namespace: each link names
+    // the worker's own.
+    let link = |w: &dyn Worker| links::worker(w.namespace_name(), w.name());
     Ok(WorkerDocument {
         name: worker.name().to_owned(),
-        parent_url: parent_name.as_deref().map(|p| links::worker(ns, p)),
-        parent: parent_name,
-        child_urls: children
-            .iter()
-            .map(|c| links::worker(ns, c.name()))
-            .collect(),
+        parent_url: parent.as_deref().map(link),
+        parent: parent.map(|p| p.name().to_owned()),
+        child_urls: children.iter().map(|c| link(&**c)).collect(),
         active,
         mode,
         data: (!data.is_empty()).then_some(data),

@@ -33,6 +33,12 @@
 //!   attempt's data, meta or start time then expires nothing, as in
 //!   process ([`UncheckedWorkUnitDocument`](coordinate::rest::wire::UncheckedWorkUnitDocument),
 //!   [`UncheckedAttemptDocument`](coordinate::rest::wire::UncheckedAttemptDocument)).
+//! * A worker `PUT` with `parent_url` (the URL of a worker of any
+//!   namespace) makes that worker the parent; `parent` names one of the
+//!   worker's own namespace only
+//!   ([`WorkerUpdateBody`](coordinate::rest::wire::WorkerUpdateBody)). A
+//!   worker document's `parent_url` and `child_urls` then link into the
+//!   other namespace, while `parent` carries the bare name.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

@@ -4,15 +4,8 @@
 //! clock, so expiry and delays are driven exactly as in-process.
 //!
 //! Handles over the REST API name objects by URL, and URLs by name, so both
-//! stacks follow the name-identity rule of the suite.
-//!
-//! One scenario asks for what the wire format cannot express, and is run
-//! as a known limitation (its tests pass while the scenario fails):
-//! `worker_parent_edge_cases` makes a worker of another namespace the
-//! parent. A worker `PUT` names the parent by name only, resolved in the
-//! child's namespace, and a worker document links its parent and children
-//! within its own namespace, so a parent in another namespace cannot be
-//! set or shown.
+//! stacks follow the name-identity rule of the suite. A parent in another
+//! namespace goes by URL (the `parent_url` extension of a worker `PUT`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,7 +61,7 @@ mod rest {
         let clock = MockClock::new();
         let (rest, server) = super::client(&clock).await;
         TestBackend::name_identity(Arc::new(rest), clock).with_guard(server)
-    }, known_limitations: [worker_parent_edge_cases]);
+    });
 }
 
 /// What a worker process runs: `Cache<RestBackend>`.
@@ -83,5 +76,5 @@ mod cached_rest {
         let clock = MockClock::new();
         let (rest, server) = super::client(&clock).await;
         TestBackend::name_identity(Arc::new(Cache::new(rest)), clock).with_guard(server)
-    }, known_limitations: [worker_parent_edge_cases]);
+    });
 }

@@ -638,3 +638,48 @@ fn data_too_deep_for_the_decoder_is_data_too_deep() {
         400
     );
 }
+
+#[test]
+fn a_parent_in_another_namespace_goes_by_url() {
+    let server = Server::start(&[]);
+    let put = |body: &str| server.send_json("PUT", "/namespace/a/worker/c", body);
+    assert_eq!(
+        put(r#"{"parent_url": "/namespace/b/worker/p"}"#).status,
+        204
+    );
+    let child = server.get("/namespace/a/worker/c").json();
+    assert_eq!(child["parent"], json!("p"));
+    assert_eq!(child["parent_url"], json!("/namespace/b/worker/p"));
+    let parent = server.get("/namespace/b/worker/p").json();
+    assert_eq!(parent["child_urls"], json!(["/namespace/a/worker/c"]));
+    // The namesake in the child's own namespace is not the parent.
+    let namesake = server.get("/namespace/a/worker/p").json();
+    assert_eq!(namesake.get("child_urls"), None);
+
+    // An absolute URL names a worker as its path does.
+    let absolute = r#"{"parent_url": "http://elsewhere:1/namespace/b/worker/q"}"#;
+    assert_eq!(put(absolute).status, 204);
+    let child = server.get("/namespace/a/worker/c").json();
+    assert_eq!(child["parent_url"], json!("/namespace/b/worker/q"));
+
+    // `parent` then names the own namespace's worker, not the other's.
+    assert_eq!(put(r#"{"parent": "q"}"#).status, 204);
+    let child = server.get("/namespace/a/worker/c").json();
+    assert_eq!(child["parent_url"], json!("/namespace/a/worker/q"));
+
+    for body in [
+        r#"{"parent_url": "/namespace/b/work_spec/s"}"#,
+        r#"{"parent_url": "/namespace/b/worker/p/active_attempts"}"#,
+        r#"{"parent_url": "no url at all"}"#,
+    ] {
+        let reply = put(body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert_eq!(reply.error_code(), "error", "{body}");
+    }
+    let child = server.get("/namespace/a/worker/c").json();
+    assert_eq!(
+        child["parent_url"],
+        json!("/namespace/a/worker/q"),
+        "unchanged"
+    );
+}

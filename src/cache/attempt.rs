@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::namespace::CachedNamespace;
 use super::work_spec::WorkSpecKind;
 use super::work_unit::{CachedWorkUnit, WorkUnitKind};
-use super::worker::{CachedWorker, WorkerKind};
+use super::worker::{adopt_worker, CachedWorker};
 use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
@@ -59,7 +59,7 @@ pub(super) async fn wrap_attempt(
     let up_worker = upstream.worker();
     let worker = match worker {
         Some(w) if w.name() == up_worker.name() => Arc::clone(w),
-        _ => namespace.adopt_here::<WorkerKind>(up_worker).await?,
+        _ => adopt_worker(namespace, up_worker).await?,
     };
     Ok(CachedAttempt::handle(upstream, work_unit, worker))
 }

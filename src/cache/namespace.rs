@@ -57,7 +57,7 @@ impl CachedNamespace {
 
     /// The live namespace called `name`, never creating one: a cached
     /// handle's recovery must not bring a destroyed namespace back.
-    async fn existing(shared: &Arc<Shared>, name: &str) -> Result<Arc<Self>> {
+    pub(super) async fn existing(shared: &Arc<Shared>, name: &str) -> Result<Arc<Self>> {
         if let Some(hit) = shared.cached::<CachedNamespace>(ROOT_SCOPE, name) {
             return Ok(hit);
         }

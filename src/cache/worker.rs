@@ -35,6 +35,22 @@ impl Kind for WorkerKind {
     }
 }
 
+/// The cached handle for a worker handle the backend returned while
+/// answering for `namespace`: adopted there, or in the worker's own
+/// namespace if it belongs to another (a parent, a child and their
+/// attempts may), so that no namespace caches another's worker under its
+/// name.
+pub(super) async fn adopt_worker(
+    namespace: &CachedNamespace,
+    up: WorkerRef,
+) -> Result<Arc<CachedWorker>> {
+    if up.namespace_name() == namespace.name() {
+        return namespace.adopt_here::<WorkerKind>(up).await;
+    }
+    let home = CachedNamespace::existing(&namespace.shared, up.namespace_name()).await?;
+    home.adopt_here::<WorkerKind>(up).await
+}
+
 impl CachedWorker {
     /// Wraps attempts the backend returned for this worker (or its children).
     async fn wrap_all(&self, all: Vec<AttemptRef>) -> Result<Vec<AttemptRef>> {
@@ -76,6 +92,10 @@ impl Worker for CachedWorker {
         Cached::name(self)
     }
 
+    fn namespace_name(&self) -> &str {
+        self.parent.name()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -84,7 +104,7 @@ impl Worker for CachedWorker {
         run(&self.shared, self, |link| async move {
             match link.upstream.parent().await? {
                 Some(up) => {
-                    let parent: WorkerRef = self.parent.adopt_here::<WorkerKind>(up).await?;
+                    let parent: WorkerRef = adopt_worker(&self.parent, up).await?;
                     Ok(Some(parent))
                 }
                 None => Ok(None),
@@ -117,7 +137,7 @@ impl Worker for CachedWorker {
             let all = link.upstream.children().await?;
             let mut out = Vec::with_capacity(all.len());
             for up in all {
-                let child: WorkerRef = self.parent.adopt_here::<WorkerKind>(up).await?;
+                let child: WorkerRef = adopt_worker(&self.parent, up).await?;
                 out.push(child);
             }
             Ok(out)

@@ -168,18 +168,11 @@ impl Debug for TestBackend {
 ///
 /// Use it once per backend module of a test file; the scenario list lives
 /// here only.
-///
-/// A backend that cannot have some behaviour at all (its protocol cannot
-/// express it) lists those scenarios after the factory, as
-/// `conformance_tests!(factory, known_limitations: [scenario, …])`: they
-/// still run, and their tests pass only while the scenario fails, so a
-/// limitation that goes away is noticed.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($factory:expr $(, known_limitations: [$($known:ident),* $(,)?])? $(,)?) => {
+    ($factory:expr $(,)?) => {
         $crate::__conformance_expand! {
             factory: ($factory),
-            known: [$($($known),*)?],
             single: [
                 // Namespaces
                 namespace_trivial,
@@ -354,21 +347,14 @@ macro_rules! conformance_tests {
 macro_rules! __conformance_expand {
     (
         factory: ($factory:expr),
-        known: [$($known:ident),* $(,)?],
         single: [$($single:ident),* $(,)?],
         pair: [$($pair:ident),* $(,)?] $(,)?
     ) => {
-        const KNOWN_LIMITATIONS: &[&str] = &[$(stringify!($known)),*];
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $single() {
                 let factory = $factory;
-                $crate::conformance::run_scenario(
-                    stringify!($single),
-                    KNOWN_LIMITATIONS,
-                    async move { $crate::conformance::$single(factory().await).await },
-                )
-                .await;
+                $crate::conformance::$single(factory().await).await;
             }
         )*
         $(
@@ -381,25 +367,6 @@ macro_rules! __conformance_expand {
             }
         )*
     };
-}
-
-/// Implementation detail of [`conformance_tests!`](crate::conformance_tests):
-/// runs a scenario; one listed as a known limitation must fail.
-#[doc(hidden)]
-pub async fn run_scenario<F>(name: &str, known_limitations: &[&str], scenario: F)
-where
-    F: std::future::Future<Output = ()>,
-{
-    use futures::FutureExt;
-    if known_limitations.contains(&name) {
-        let outcome = std::panic::AssertUnwindSafe(scenario).catch_unwind().await;
-        assert!(
-            outcome.is_err(),
-            "[{name}] is listed as a known limitation of this backend but passes: take it off the list"
-        );
-    } else {
-        scenario.await;
-    }
 }
 
 // ---------------------------------------------------------------------------

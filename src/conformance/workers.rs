@@ -260,6 +260,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     );
     let other = r.ns("worker_parent_edge_cases elsewhere").await;
     let far = r.worker(&other, "far").await;
+    check_eq!(r, c.namespace_name(), ns.name(), "c's namespace");
+    check_eq!(r, far.namespace_name(), other.name(), "far's namespace");
     r.ok(c.set_parent(Some(&far)).await, "cross-namespace parent");
     let kids = r.ok(far.children().await, "far's children");
     check_eq!(
@@ -268,7 +270,25 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
         names(["c"]),
         "cross-namespace child"
     );
+    let kid_namespaces: Vec<&str> = kids.iter().map(|k| k.namespace_name()).collect();
+    check_eq!(r, kid_namespaces, vec![ns.name()], "the child's namespace");
     r.ok_empty(p.children().await, "old parent released");
+    let up = r.ok(c.parent().await, "cross-namespace parent read back");
+    check_eq!(
+        r,
+        up.as_ref().map(|w| (w.name(), w.namespace_name())),
+        Some(("far", other.name())),
+        "the parent is the other namespace's worker"
+    );
+    // The namesake in the child's own namespace is another worker.
+    let near = r.worker(&ns, "far").await;
+    check_eq!(
+        r,
+        near.namespace_name(),
+        ns.name(),
+        "the namesake's namespace"
+    );
+    r.ok_empty(near.children().await, "the namesake has no children");
 }
 
 /// Deleted attempts leave every worker list, while

@@ -306,6 +306,10 @@ impl Worker for InstWorker {
         self.inner.name()
     }
 
+    fn namespace_name(&self) -> &str {
+        self.inner.namespace_name()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

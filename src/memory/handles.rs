@@ -21,14 +21,14 @@ use crate::model::{
 use crate::rules::limits;
 
 use super::state::{
-    AttemptId, AttemptParts, NamespaceId, SpecId, State, UnitId, UnitParts, WorkerId,
+    AttemptId, AttemptParts, NamespaceId, SpecId, State, UnitId, UnitParts, WorkerId, WorkerName,
 };
 use super::Shared;
 
 pub(crate) struct MemNamespace {
     shared: Arc<Shared>,
     id: NamespaceId,
-    name: String,
+    name: Arc<str>,
 }
 
 pub(crate) struct MemWorkSpec {
@@ -51,7 +51,7 @@ pub(crate) struct MemWorkUnit {
 pub(crate) struct MemWorker {
     shared: Arc<Shared>,
     id: WorkerId,
-    name: Arc<str>,
+    name: WorkerName,
 }
 
 pub(crate) struct MemAttempt {
@@ -83,7 +83,7 @@ pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str
     Arc::new(MemNamespace {
         shared: shared.clone(),
         id,
-        name: name.to_string(),
+        name: name.into(),
     })
 }
 
@@ -112,7 +112,7 @@ fn lone_unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> 
     unit_handle(&spec, parts)
 }
 
-fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: Arc<str>) -> Arc<MemWorker> {
+fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: WorkerName) -> Arc<MemWorker> {
     Arc::new(MemWorker {
         shared: shared.clone(),
         id,
@@ -189,7 +189,7 @@ impl Namespace for MemNamespace {
             st.destroy_namespace(self.id);
             self.shared.announce(|| {
                 existed.then(|| ChangeEvent::NamespaceDestroyed {
-                    namespace: self.name.clone(),
+                    namespace: self.name.to_string(),
                 })
             });
         });
@@ -207,7 +207,7 @@ impl Namespace for MemNamespace {
             let (id, name) = st.set_work_spec(self.id, definition)?;
             if existed {
                 self.shared.feed.publish(ChangeEvent::WorkSpecRedefined {
-                    namespace: self.name.clone(),
+                    namespace: self.name.to_string(),
                     work_spec: name.clone(),
                 });
             }
@@ -227,7 +227,7 @@ impl Namespace for MemNamespace {
             st.destroy_work_spec(self.id, name)?;
             self.shared.announce(|| {
                 Some(ChangeEvent::WorkSpecDestroyed {
-                    namespace: self.name.clone(),
+                    namespace: self.name.to_string(),
                     work_spec: name.to_string(),
                 })
             });
@@ -244,7 +244,11 @@ impl Namespace for MemNamespace {
         limits::check_name(name)?;
         self.shared.run_on(ObjectKind::Namespace, |st, now| {
             let id = st.worker_named(self.id, name, now)?;
-            Ok(worker_handle(&self.shared, id, name.into()) as WorkerRef)
+            let name = WorkerName {
+                namespace: self.name.clone(),
+                name: name.into(),
+            };
+            Ok(worker_handle(&self.shared, id, name) as WorkerRef)
         })
     }
 
@@ -254,7 +258,11 @@ impl Namespace for MemNamespace {
                 .workers_of(self.id)?
                 .into_iter()
                 .map(|(name, id)| {
-                    let handle = worker_handle(&self.shared, id, name.as_str().into());
+                    let name_of = WorkerName {
+                        namespace: self.name.clone(),
+                        name: name.as_str().into(),
+                    };
+                    let handle = worker_handle(&self.shared, id, name_of);
                     (name, handle as WorkerRef)
                 })
                 .collect())
@@ -492,7 +500,11 @@ impl WorkUnit for MemWorkUnit {
 #[async_trait]
 impl Worker for MemWorker {
     fn name(&self) -> &str {
-        &self.name
+        &self.name.name
+    }
+
+    fn namespace_name(&self) -> &str {
+        &self.name.namespace
     }
 
     fn as_any(&self) -> &dyn Any {

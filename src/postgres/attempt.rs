@@ -29,9 +29,10 @@ const GONE: Error = Error::Gone {
 /// so statements can `concat!` it.
 macro_rules! attempt_columns {
     () => {
-        "a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id
+        "a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id, wn.name
          FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
-         JOIN work_spec s ON s.id = u.work_spec_id JOIN worker w ON w.id = a.worker_id"
+         JOIN work_spec s ON s.id = u.work_spec_id JOIN worker w ON w.id = a.worker_id
+         JOIN namespace wn ON wn.id = w.namespace_id"
     };
 }
 pub(crate) use attempt_columns;
@@ -47,7 +48,7 @@ pub(crate) fn attempt_from_row(shared: &Arc<Shared>, row: &Row) -> Result<Attemp
     let unit = Arc::new(PgWorkUnit::new(spec, col(row, 1)?, text(row, 2)?));
     let worker = Arc::new(PgWorker::new(
         shared.clone(),
-        col(row, 8)?,
+        (col(row, 8)?, text(row, 9)?),
         col(row, 6)?,
         text(row, 7)?,
     ));

@@ -56,7 +56,8 @@ impl PgNamespace {
     }
 
     fn worker_handle(&self, id: i64, name: String) -> WorkerRef {
-        Arc::new(PgWorker::new(self.shared.clone(), self.id, id, name))
+        let namespace = (self.id, self.name.clone());
+        Arc::new(PgWorker::new(self.shared.clone(), namespace, id, name))
     }
 }
 

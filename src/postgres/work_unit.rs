@@ -40,11 +40,12 @@ impl PgWorkUnit {
     }
 
     /// An attempt handle on this unit from its id and worker row.
-    /// Reads `a.id, w.id, w.name, w.namespace_id` from `at` on.
+    /// Reads `a.id, w.id, w.name, w.namespace_id` and the worker's
+    /// namespace's name from `at` on.
     fn attempt(self: &Arc<Self>, row: &tokio_postgres::Row, at: usize) -> Result<AttemptRef> {
         let worker = Arc::new(PgWorker::new(
             self.shared().clone(),
-            col(row, at + 3)?,
+            (col(row, at + 3)?, text(row, at + 4)?),
             col(row, at + 1)?,
             text(row, at + 2)?,
         ));
@@ -148,9 +149,9 @@ impl WorkUnit for PgWorkUnit {
         const ACTIVE: &str = concat!(
             "SELECT r.*, f.stale FROM (SELECT ",
             expirable!("x.work_spec_id = $3", "$2"),
-            ") f(stale) LEFT JOIN (SELECT a.id, w.id, w.name, w.namespace_id FROM work_unit u
-                JOIN attempt a ON a.id = u.active_attempt_id
-                JOIN worker w ON w.id = a.worker_id
+            ") f(stale) LEFT JOIN (SELECT a.id, w.id, w.name, w.namespace_id, n.name
+                FROM work_unit u JOIN attempt a ON a.id = u.active_attempt_id
+                JOIN worker w ON w.id = a.worker_id JOIN namespace n ON n.id = w.namespace_id
                 WHERE u.id = $1 AND NOT (a.status = 0 AND a.expiration_time < $2)) r ON true"
         );
         let shared = self.shared();
@@ -166,7 +167,7 @@ impl WorkUnit for PgWorkUnit {
             None => None,
         };
         shared
-            .settle(Scope::Spec(self.spec.id), now, col(&row, 4)?)
+            .settle(Scope::Spec(self.spec.id), now, col(&row, 5)?)
             .await?;
         Ok(active)
     }
@@ -191,8 +192,9 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
-        const ATTEMPTS: &str = "SELECT a.id, w.id, w.name, w.namespace_id
+        const ATTEMPTS: &str = "SELECT a.id, w.id, w.name, w.namespace_id, n.name
             FROM attempt a JOIN worker w ON w.id = a.worker_id
+            JOIN namespace n ON n.id = w.namespace_id
             WHERE a.work_unit_id = $1 ORDER BY a.id";
         let rows = self.shared().rows(ATTEMPTS, &[&self.id]).await?;
         let me = self.clone_handle();

@@ -30,6 +30,7 @@ const GONE: Error = Error::Gone {
 pub(crate) struct PgWorker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) namespace_id: i64,
+    pub(crate) namespace_name: String,
     pub(crate) id: i64,
     pub(crate) name: String,
 }
@@ -87,10 +88,18 @@ pub(crate) const MAKE_ATTEMPT: &str = "WITH target AS (
     FROM created c";
 
 impl PgWorker {
-    pub(crate) fn new(shared: Arc<Shared>, namespace_id: i64, id: i64, name: String) -> Self {
+    /// A handle on worker `id`, named `name`, of namespace
+    /// `namespace_name` (`namespace_id`).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        (namespace_id, namespace_name): (i64, String),
+        id: i64,
+        name: String,
+    ) -> Self {
         PgWorker {
             shared,
             namespace_id,
+            namespace_name,
             id,
             name,
         }
@@ -99,17 +108,18 @@ impl PgWorker {
     fn clone_handle(&self) -> Arc<Self> {
         Arc::new(PgWorker::new(
             self.shared.clone(),
-            self.namespace_id,
+            (self.namespace_id, self.namespace_name.clone()),
             self.id,
             self.name.clone(),
         ))
     }
 
-    /// Reads `id, name, namespace_id` of a worker row from `at` on.
+    /// Reads `id, name, namespace_id`, the namespace's name of a worker row
+    /// from `at` on.
     fn worker_from_row(&self, row: &Row, at: usize) -> Result<WorkerRef> {
         Ok(Arc::new(PgWorker::new(
             self.shared.clone(),
-            col(row, at + 2)?,
+            (col(row, at + 2)?, text(row, at + 3)?),
             col(row, at)?,
             text(row, at + 1)?,
         )))
@@ -218,6 +228,10 @@ impl Worker for PgWorker {
         &self.name
     }
 
+    fn namespace_name(&self) -> &str {
+        &self.namespace_name
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -226,7 +240,8 @@ impl Worker for PgWorker {
         let client = self.shared.client().await?;
         let row = query_opt(
             &client,
-            "SELECT p.id, p.name, p.namespace_id FROM worker w JOIN worker p ON p.id = w.parent_id
+            "SELECT p.id, p.name, p.namespace_id, n.name FROM worker w
+             JOIN worker p ON p.id = w.parent_id JOIN namespace n ON n.id = p.namespace_id
              WHERE w.id = $1",
             &[&self.id],
         )
@@ -252,7 +267,8 @@ impl Worker for PgWorker {
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
-        const CHILDREN: &str = "SELECT id, name, namespace_id FROM worker WHERE parent_id = $1";
+        const CHILDREN: &str = "SELECT w.id, w.name, w.namespace_id, n.name FROM worker w
+            JOIN namespace n ON n.id = w.namespace_id WHERE w.parent_id = $1";
         let rows = self.shared.rows(CHILDREN, &[&self.id]).await?;
         rows.iter().map(|r| self.worker_from_row(r, 0)).collect()
     }

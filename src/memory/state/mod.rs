@@ -43,7 +43,8 @@ ids!(NamespaceId, SpecId, UnitId, AttemptId, WorkerId);
 
 #[derive(Debug)]
 struct NamespaceState {
-    name: String,
+    /// Shared with the handles of its workers.
+    name: Arc<str>,
     specs: HashMap<String, SpecId>,
     workers: HashMap<String, WorkerId>,
 }
@@ -74,7 +75,7 @@ struct AttemptState {
     unit: UnitId,
     worker: WorkerId,
     /// Kept so the attempt's handle can be built even if the worker is gone.
-    worker_name: Arc<str>,
+    worker_name: WorkerName,
     status: AttemptStatus,
     data: CompactData,
     start: Time,
@@ -104,7 +105,14 @@ pub(crate) struct AttemptParts {
     pub(crate) id: AttemptId,
     pub(crate) unit: UnitParts,
     pub(crate) worker: WorkerId,
-    pub(crate) worker_name: Arc<str>,
+    pub(crate) worker_name: WorkerName,
+}
+
+/// A worker's namespace and own name, for building its handle.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerName {
+    pub(crate) namespace: Arc<str>,
+    pub(crate) name: Arc<str>,
 }
 
 /// Where a unit stands, for building its handle.
@@ -212,8 +220,15 @@ impl State {
         })
     }
 
-    pub(crate) fn worker_name(&self, id: WorkerId) -> Result<Arc<str>> {
-        Ok(self.worker(id)?.name.clone())
+    pub(crate) fn worker_name(&self, id: WorkerId) -> Result<WorkerName> {
+        let worker = self.worker(id)?;
+        let namespace = self.namespaces.get(&worker.namespace).ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
+        })?;
+        Ok(WorkerName {
+            namespace: namespace.name.clone(),
+            name: worker.name.clone(),
+        })
     }
 
     // ----- the unit index -------------------------------------------------
@@ -337,7 +352,7 @@ impl State {
 
     /// The name of a live namespace.
     pub(crate) fn namespace_name(&self, id: NamespaceId) -> Option<&str> {
-        self.namespaces.get(&id).map(|ns| ns.name.as_str())
+        self.namespaces.get(&id).map(|ns| &*ns.name)
     }
 
     /// The namespace and spec names of a live spec.

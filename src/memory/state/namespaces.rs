@@ -21,7 +21,7 @@ impl State {
         self.namespaces.insert(
             id,
             NamespaceState {
-                name: name.to_string(),
+                name: name.into(),
                 specs: HashMap::new(),
                 workers: HashMap::new(),
             },
@@ -32,7 +32,7 @@ impl State {
     pub(crate) fn namespaces(&self) -> Vec<(String, NamespaceId)> {
         self.namespaces
             .iter()
-            .map(|(id, ns)| (ns.name.clone(), *id))
+            .map(|(id, ns)| (ns.name.to_string(), *id))
             .collect()
     }
 
@@ -40,7 +40,7 @@ impl State {
         let Some(ns) = self.namespaces.remove(&id) else {
             return;
         };
-        self.namespace_names.remove(&ns.name);
+        self.namespace_names.remove(&*ns.name);
         for spec in ns.specs.into_values() {
             self.remove_spec(spec);
         }

@@ -22,7 +22,7 @@ impl State {
         expiration: Time,
         now: Time,
     ) -> Result<AttemptId> {
-        let worker_name = self.worker(worker)?.name.clone();
+        let worker_name = self.worker_name(worker)?;
         let id = AttemptId(self.next_id());
         self.reindex(unit, now, |st| {
             let state = st.unit_mut(unit)?;

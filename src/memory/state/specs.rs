@@ -14,7 +14,7 @@ impl State {
     pub(crate) fn summarize_spec(&mut self, id: SpecId, now: Time) -> Result<Summary> {
         let counts = self.counts(id, now)?;
         let spec = self.spec(id)?;
-        let namespace = self.ns(spec.namespace)?.name.clone();
+        let namespace = self.ns(spec.namespace)?.name.to_string();
         Ok(counts_by_status(&counts)
             .into_iter()
             .map(|(status, count)| SummaryRecord {

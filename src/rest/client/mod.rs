@@ -29,6 +29,14 @@
 //! ignores the query and answers the whole document, so the client works
 //! with it as before, with that server's checks.
 //!
+//! # Workers of other namespaces
+//!
+//! A worker's parent or children may belong to another namespace. Their
+//! handles take the namespace's name from their URL, in the API's layout
+//! (`…/namespace/{namespace}/worker/{worker}`), and a parent of another
+//! namespace is set by URL, with the `parent_url` extension of the worker
+//! `PUT` (a server without it leaves the parent as it was).
+//!
 //! # Errors
 //!
 //! The server's error documents come back as the typed errors they name

@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
+use crate::rest::names;
 use crate::rest::wire::{
     AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
     WorkerDocument, WorkerUpdateBody,
@@ -31,6 +32,8 @@ pub(crate) struct RestWorker(Arc<WorkerInner>);
 pub(crate) struct WorkerInner {
     shared: Arc<Shared>,
     name: String,
+    /// The namespace's name, read from `url`.
+    namespace: String,
     url: Url,
     links: OnceCell<WorkerLinks>,
 }
@@ -76,6 +79,7 @@ impl RestWorker {
         RestWorker(Arc::new(WorkerInner {
             shared: Arc::clone(shared),
             name,
+            namespace: namespace_in(&url),
             url,
             links,
         }))
@@ -160,6 +164,10 @@ impl Worker for RestWorker {
         &self.0.name
     }
 
+    fn namespace_name(&self) -> &str {
+        &self.0.namespace
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -181,15 +189,29 @@ impl Worker for RestWorker {
     }
 
     async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
-        let parent = match parent {
-            Some(p) => self.own(p)?.0.name.clone(),
-            None => String::new(),
+        let body = match parent {
+            None => WorkerUpdateBody {
+                parent: Some(String::new()),
+                ..WorkerUpdateBody::default()
+            },
+            Some(p) => {
+                let p = self.own(p)?;
+                if p.0.namespace == self.0.namespace {
+                    WorkerUpdateBody {
+                        parent: Some(p.0.name.clone()),
+                        ..WorkerUpdateBody::default()
+                    }
+                } else {
+                    // The API names a parent in the worker's own namespace
+                    // only: another namespace's goes by URL.
+                    WorkerUpdateBody {
+                        parent_url: Some(p.0.url.to_string()),
+                        ..WorkerUpdateBody::default()
+                    }
+                }
+            }
         };
-        self.put(&WorkerUpdateBody {
-            parent: Some(parent),
-            ..WorkerUpdateBody::default()
-        })
-        .await
+        self.put(&body).await
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
@@ -228,12 +250,12 @@ impl Worker for RestWorker {
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
         self.put(&WorkerUpdateBody {
-            parent: None,
             active: true,
             data: Some(checked_data(data)?),
             mode: mode.to_owned(),
             expiration: Some(expiration),
             last_update: Some(now),
+            ..WorkerUpdateBody::default()
         })
         .await
     }
@@ -300,5 +322,46 @@ impl Worker for RestWorker {
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
         let url = self.links().await?.child_attempts.clone();
         self.attempt_list(&url).await
+    }
+}
+
+/// The namespace a worker URL names in the API's URL layout
+/// (`…/namespace/{namespace}/worker/{worker}`), decoded; empty for a URL
+/// laid out otherwise, which names no namespace this client can tell.
+fn namespace_in(url: &Url) -> String {
+    let Some(segments) = url.path_segments() else {
+        return String::new();
+    };
+    let tail: Vec<&str> = segments.rev().take(4).collect();
+    match tail.as_slice() {
+        [_, "worker", namespace, "namespace"] => {
+            names::decode_raw_segment(namespace).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(url: &str) -> String {
+        namespace_in(&Url::parse(url).expect("a test URL"))
+    }
+
+    #[test]
+    fn the_namespace_comes_from_the_url_decoded() {
+        assert_eq!(ns("http://h/namespace/prod/worker/w"), "prod");
+        assert_eq!(ns("http://h/mount/namespace/a%20b/worker/w"), "a b");
+        // A name the API encodes (here one starting with `-`).
+        let encoded = names::encode_segment("-x");
+        assert_eq!(ns(&format!("http://h/namespace/{encoded}/worker/w")), "-x");
+    }
+
+    #[test]
+    fn a_url_laid_out_otherwise_names_no_namespace() {
+        assert_eq!(ns("http://h/workers/w"), "");
+        assert_eq!(ns("http://h/namespace/prod/work_spec/w"), "");
+        assert_eq!(ns("http://h/namespace/prod/worker/w/active_attempts"), "");
     }
 }

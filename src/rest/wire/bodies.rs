@@ -80,6 +80,12 @@ pub struct WorkerUpdateBody {
     /// `""` clears it; absent or `null` leaves it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The URL of the worker to make the parent, which may belong to
+    /// another namespace (`parent` names one of the worker's own); takes
+    /// precedence over `parent`. An extension: servers without it ignore
+    /// the field and leave the parent as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_url: Option<String>,
     /// `true`: update with the fields below and mark active; otherwise an
     /// active worker is deactivated.
     pub active: bool,
