@@ -5,23 +5,22 @@ use super::{at_secs, Dead, Run, TestBackend};
 use crate::data;
 use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 /// **AttemptLifetime.** A unit and its attempt through request, finish with
 /// list-valued data and `clear_active_attempt`.
 pub async fn attempt_lifetime(t: TestBackend) {
     let r = Run::new("attempt_lifetime", t);
     let (_ns, spec, worker) = r.basic("attempt_lifetime", "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "initial status",
-    );
+    r.ok_eq(unit.status().await, U::Available, "initial status");
     r.ok_eq(unit.data().await, DataMap::new(), "initial data");
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "request").await;
     let key = r.key(&a).await;
-    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "unit pending");
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "attempt pending");
+    r.ok_eq(unit.status().await, U::Pending, "unit pending");
+    r.ok_eq(a.status().await, A::Pending, "attempt pending");
     check_eq!(
         r,
         r.active_key(&unit).await,
@@ -39,16 +38,8 @@ pub async fn attempt_lifetime(t: TestBackend) {
 
     let result = data!({"outputs": ["not", "chained"], "n": 1});
     r.ok(a.finish(Some(result.clone())).await, "finish");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Finished,
-        "unit finished",
-    );
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Finished,
-        "attempt finished",
-    );
+    r.ok_eq(unit.status().await, U::Finished, "unit finished");
+    r.ok_eq(a.status().await, A::Finished, "attempt finished");
     check_eq!(
         r,
         r.active_key(&unit).await,
@@ -73,18 +64,10 @@ pub async fn attempt_lifetime(t: TestBackend) {
     r.ok_eq(unit.data().await, result, "unit data is the finish data");
 
     r.ok(unit.clear_active_attempt().await, "clear_active_attempt");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "available after clear",
-    );
+    r.ok_eq(unit.status().await, U::Available, "available after clear");
     r.ok_eq(unit.data().await, DataMap::new(), "own data after clear");
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        None,
-        "no active attempt after clear"
-    );
+    r.active_is(&unit, None, "no active attempt after clear")
+        .await;
     let history = r.ok(unit.attempts().await, "unit attempts");
     check_eq!(
         r,
@@ -94,11 +77,7 @@ pub async fn attempt_lifetime(t: TestBackend) {
     );
     let all = r.ok(worker.all_attempts().await, "worker all");
     check_eq!(r, r.keys(&all).await, vec![key], "worker all after clear");
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Finished,
-        "attempt keeps status",
-    );
+    r.ok_eq(a.status().await, A::Finished, "attempt keeps status");
 }
 
 /// **AttemptMetadata.** Start, data, end and expiration through renew and finish.
@@ -189,8 +168,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     let r = Run::new("make_attempt_semantics", t);
     let ns = r.ns("make_attempt_semantics").await;
     let spec = r.spec(&ns, data!({"name": "spec", "disabled": true})).await;
-    let one = r.worker(&ns, "one").await;
-    let two = r.worker(&ns, "two").await;
+    let [one, two] = r.workers(&ns, ["one", "two"]).await;
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::hours(1)),
@@ -211,23 +189,14 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         two.make_attempt(&unit, Duration::seconds(60)).await,
         "restart",
     );
-    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "restarted");
+    r.ok_eq(unit.status().await, U::Pending, "restarted");
     r.advance_secs(1);
     let third = r.ok(
         one.make_attempt(&unit, Duration::seconds(60)).await,
         "supersede",
     );
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(r.key(&third).await),
-        "newest is active"
-    );
-    r.ok_eq(
-        second.status().await,
-        AttemptStatus::Pending,
-        "superseded status",
-    );
+    r.active_is(&unit, Some(&third), "newest is active").await;
+    r.ok_eq(second.status().await, A::Pending, "superseded status");
     let two_active = r.ok(two.active_attempts().await, "two's active list");
     check_eq!(
         r,
@@ -250,16 +219,8 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
     // A superseded pending attempt is not subject to automatic expiry.
     r.advance_secs(120);
-    r.ok_eq(
-        second.status().await,
-        AttemptStatus::Pending,
-        "not auto-expired",
-    );
-    r.ok_eq(
-        third.status().await,
-        AttemptStatus::Expired,
-        "active one expired",
-    );
+    r.ok_eq(second.status().await, A::Pending, "not auto-expired");
+    r.ok_eq(third.status().await, A::Expired, "active one expired");
 }
 
 /// An empty map is a real replacement, `None` keeps the old data:

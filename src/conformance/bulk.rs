@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 use super::{Identity, Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkUnitRef};
 use crate::data;
@@ -14,7 +17,7 @@ use crate::model::{
 };
 use crate::rules::limits::MAX_NAME_BYTES;
 
-use WorkUnitStatus::{Available, Delayed, Pending};
+use U::{Available, Delayed, Pending};
 
 /// One bulk entry, built as callers build them.
 fn entry(name: &str, data: DataMap, meta: WorkUnitMeta) -> NewWorkUnit {
@@ -139,12 +142,12 @@ pub(crate) async fn upsert(r: &Run, adding: Adding) {
     }
     r.ok_eq(
         fin.status().await,
-        AttemptStatus::Finished,
+        A::Finished,
         "finished attempt keeps its status",
     );
     r.ok_eq(
         fail.status().await,
-        AttemptStatus::Failed,
+        A::Failed,
         "failed attempt keeps its status",
     );
     for (which, unit) in [("old handle", &units[0]), ("new handle", &added[0])] {

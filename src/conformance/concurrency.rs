@@ -66,13 +66,8 @@ pub async fn concurrent_execution(t: TestBackend) {
         expected,
         "every unit ran"
     );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Finished, 100)].into(),
-        "all finished"
-    );
+    r.counts_are(&spec, [(WorkUnitStatus::Finished, 100)], "all finished")
+        .await;
 }
 
 /// **AddSameUnit.** Eight tasks concurrently add the same 200 unit names;
@@ -108,13 +103,8 @@ pub async fn add_same_unit(t: TestBackend) {
         *names,
         "each name once"
     );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Available, 200)].into(),
-        "all available"
-    );
+    r.counts_are(&spec, [(WorkUnitStatus::Available, 200)], "all available")
+        .await;
 }
 
 /// Concurrent batch requests never hand the same unit to two
@@ -159,13 +149,8 @@ pub async fn concurrent_requests_disjoint(t: TestBackend) {
         expected,
         "every unit handed out"
     );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Pending, 200)].into(),
-        "all pending"
-    );
+    r.counts_are(&spec, [(WorkUnitStatus::Pending, 200)], "all pending")
+        .await;
 }
 
 /// Concurrent get-or-create: eight tasks at once look up
@@ -254,11 +239,6 @@ pub async fn concurrent_chaining_same_output(t: TestBackend) {
     check_eq!(r, total, 40, "units finished");
     let units = r.unit_names(&second, "second's units").await;
     check_eq!(r, units, super::names(["joined"]), "one chained unit");
-    let counts = r.ok(first.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Finished, 40)].into(),
-        "all finished"
-    );
+    r.counts_are(&first, [(WorkUnitStatus::Finished, 40)], "all finished")
+        .await;
 }

@@ -4,6 +4,9 @@
 
 use serde_json::{json, Value};
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 use super::{Run, TestBackend};
 use crate::api::{NamespaceRef, WorkSpecRef};
 use crate::data;
@@ -219,20 +222,14 @@ pub async fn lost_lease(t: TestBackend) {
         Error::LostLease,
         "renew after clear",
     );
-    r.ok_eq(a.status().await, AttemptStatus::Expired, "expired by renew");
+    r.ok_eq(a.status().await, A::Expired, "expired by renew");
     r.ok_eq(a.end_time().await, Some(r.now()), "end time");
     r.ok_eq(a.data().await, data!({"renewed": 1}), "data replaced");
-    let listed = r.ok(worker.active_attempts().await, "active list");
-    check!(
-        r,
-        listed.is_empty(),
-        "lost attempt still on the active list"
+    r.ok_empty(
+        worker.active_attempts().await,
+        "lost attempt still on the active list",
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit untouched",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit untouched");
     r.advance_secs(5);
     r.fails(
         a.renew(Duration::minutes(5), None).await,
@@ -252,13 +249,8 @@ pub async fn lost_lease(t: TestBackend) {
         Error::LostLease,
         "renew superseded",
     );
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(r.key(&b2).await),
-        "active attempt kept"
-    );
-    r.ok_eq(b.status().await, AttemptStatus::Pending, "b untouched");
+    r.active_is(&unit, Some(&b2), "active attempt kept").await;
+    r.ok_eq(b.status().await, A::Pending, "b untouched");
     r.ok_eq(b.expiration_time().await, b_exp, "b's lease untouched");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data");
 }
@@ -287,11 +279,8 @@ pub async fn no_such_work_spec(t: TestBackend) {
         work_specs: vec!["missing".into()],
         ..Default::default()
     };
-    check!(
-        r,
-        r.request(&worker, req, "request").await.is_empty(),
-        "request for missing spec"
-    );
+    r.request_nothing(&worker, req, "request for missing spec")
+        .await;
     intact(&r, &ns, &spec, &def, "after NoSuchWorkSpec").await;
 }
 
@@ -345,11 +334,7 @@ pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
         "make_attempt with a foreign unit",
     );
     r.ok_eq(unit.num_attempts().await, 0, "no attempt on the unit");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit status",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit status");
     let listed = o.ok(foreign.all_attempts().await, "foreign worker's attempts");
     check!(r, listed.is_empty(), "foreign worker got an attempt");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data intact");
@@ -361,8 +346,7 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     let r = Run::new("wrong_backend_set_parent", t);
     let o = Run::new("wrong_backend_set_parent (second backend)", other);
     let ns = r.ns("wrong_backend").await;
-    let child = r.worker(&ns, "child").await;
-    let parent = r.worker(&ns, "parent").await;
+    let [child, parent] = r.workers(&ns, ["child", "parent"]).await;
     r.ok(
         child.set_parent(Some(&parent)).await,
         "set_parent(same backend)",
@@ -412,11 +396,7 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
     );
     r.ok_eq(b.start_time().await, r.now(), "start time");
     // expiration_time performs the check itself, so read the status first.
-    r.ok_eq(
-        b.status().await,
-        AttemptStatus::Expired,
-        "negative lifetime",
-    );
+    r.ok_eq(b.status().await, A::Expired, "negative lifetime");
     let exp = r.ok(b.expiration_time().await, "expiration");
     check_eq!(
         r,
@@ -424,11 +404,7 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
         r.now() - Duration::seconds(5),
         "negative lifetime stored as given"
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit available",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit available");
     let req = AttemptRequest {
         lifetime: Duration::seconds(-60),
         ..Default::default()
@@ -456,11 +432,7 @@ pub async fn zero_and_negative_renew(t: TestBackend) {
     let a = r.request_unit(&worker, "u", "request").await;
     r.advance_secs(10);
     r.ok(a.renew(Duration::zero(), None).await, "renew(0)");
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Pending,
-        "at the new deadline",
-    );
+    r.ok_eq(a.status().await, A::Pending, "at the new deadline");
     r.ok_eq(a.expiration_time().await, r.now(), "deadline = now");
     r.ok_eq(
         a.data().await,
@@ -468,23 +440,11 @@ pub async fn zero_and_negative_renew(t: TestBackend) {
         "data kept by renew(None)",
     );
     r.advance(Duration::milliseconds(1));
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Expired,
-        "just past the deadline",
-    );
+    r.ok_eq(a.status().await, A::Expired, "just past the deadline");
     let b = r.request_unit(&worker, "u", "request again").await;
     r.ok(b.renew(Duration::seconds(-30), None).await, "renew(-30 s)");
-    r.ok_eq(
-        b.status().await,
-        AttemptStatus::Expired,
-        "negative extension",
-    );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit available",
-    );
+    r.ok_eq(b.status().await, A::Expired, "negative extension");
+    r.ok_eq(unit.status().await, U::Available, "unit available");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data intact");
 }
 
@@ -509,7 +469,7 @@ pub async fn zero_and_negative_retry_delay(t: TestBackend) {
         );
         r.ok_eq(
             unit.status().await,
-            WorkUnitStatus::Available,
+            U::Available,
             format_args!("after retry({delay})"),
         );
     }
@@ -539,11 +499,7 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
     }
     r.ok_eq(unit.num_attempts().await, 0, "no attempt created");
     r.ok_empty(worker.all_attempts().await, "worker got an attempt");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit status",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit status");
     let long = Duration::days(365 * 1000);
     let a = r.ok(
         worker.make_attempt(&unit, long).await,
@@ -569,7 +525,7 @@ pub async fn huge_renew_extend(t: TestBackend) {
             format_args!("renew({extend})"),
         );
     }
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "still pending");
+    r.ok_eq(a.status().await, A::Pending, "still pending");
     r.ok_eq(a.expiration_time().await, exp, "deadline kept");
     r.ok_eq(a.data().await, data!({"k": "v"}), "data kept");
     r.ok(
@@ -577,11 +533,7 @@ pub async fn huge_renew_extend(t: TestBackend) {
         "a valid renew afterwards",
     );
     r.ok(a.finish(None).await, "finish");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Finished,
-        "unit finished",
-    );
+    r.ok_eq(unit.status().await, U::Finished, "unit finished");
 }
 
 /// A `retry` delay that overflows answers `TimeOutOfRange` and changes
@@ -599,8 +551,8 @@ pub async fn huge_retry_delay(t: TestBackend) {
             format_args!("retry({delay})"),
         );
     }
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "still pending");
-    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "unit pending");
+    r.ok_eq(a.status().await, A::Pending, "still pending");
+    r.ok_eq(unit.status().await, U::Pending, "unit pending");
     r.ok_eq(
         unit.meta().await.map(|v| v.not_before),
         None,
@@ -613,7 +565,7 @@ pub async fn huge_retry_delay(t: TestBackend) {
         a.retry(None, Duration::seconds(1)).await,
         "a valid retry afterwards",
     );
-    r.ok_eq(a.status().await, AttemptStatus::Retryable, "retried");
+    r.ok_eq(a.status().await, A::Retryable, "retried");
 }
 
 /// Out-of-range numbers in a definition never panic: a huge `interval`
@@ -696,25 +648,9 @@ pub async fn huge_work_unit_times(t: TestBackend) {
     };
     let unit = r.unit_meta(&spec, "far", data!({"k": "v"}), meta).await;
     r.ok_eq(unit.meta().await, meta, "extreme meta round-trips");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Delayed,
-        "delayed for millennia",
-    );
-    r.unit_meta(
-        &spec,
-        "low",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(-f64::MAX),
-    )
-    .await;
-    r.unit_meta(
-        &spec,
-        "tiny",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(f64::MIN_POSITIVE),
-    )
-    .await;
+    r.ok_eq(unit.status().await, U::Delayed, "delayed for millennia");
+    r.unit_priority(&spec, "low", -f64::MAX).await;
+    r.unit_priority(&spec, "tiny", f64::MIN_POSITIVE).await;
     r.drain(&worker, &["tiny", "low"], "drain").await;
     let expiration = Time::UNIX_EPOCH + Duration::days(365 * 5000);
     let past = Time::UNIX_EPOCH - Duration::days(365 * 1000);

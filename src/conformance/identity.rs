@@ -149,11 +149,9 @@ pub async fn dead_spec_handle(t: TestBackend) {
         listed.is_empty(),
         "a dead-handle call re-created the spec: {listed:?}"
     );
-    let attempts = r.ok(worker.all_attempts().await, "worker's attempts");
-    check!(
-        r,
-        attempts.is_empty(),
-        "attempts of the dead spec still listed"
+    r.ok_empty(
+        worker.all_attempts().await,
+        "attempts of the dead spec still listed",
     );
 }
 
@@ -200,12 +198,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
         dead,
         "make_attempt",
     );
-    check_eq!(
-        r,
-        r.unit_names(&spec, "units").await,
-        super::names(["v"]),
-        "units left"
-    );
+    r.units_are(&spec, ["v"], "units left").await;
     let v = r.ok(spec.work_unit("v").await, "lookup v");
     r.ok_eq(v.data().await, data!({"v": 1}), "v intact");
     r.ok_empty(worker.all_attempts().await, "deleted attempt listed");
@@ -272,12 +265,8 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     let fresh = r.unit(&spec, "u", DataMap::new()).await;
     check_dead("after re-creating the unit").await;
     r.ok_eq(fresh.num_attempts().await, 0, "re-created unit's history");
-    check_eq!(
-        r,
-        r.active_key(&fresh).await,
-        None,
-        "re-created unit's active attempt"
-    );
+    r.active_is(&fresh, None, "re-created unit's active attempt")
+        .await;
 }
 
 /// A namespace handle after the name is destroyed and re-created.
@@ -320,11 +309,9 @@ pub async fn recreated_namespace_handle(t: TestBackend) {
             r.gone_or_empty(old.summarize().await, Dead::strict(), "summarize");
             let names = r.ok(fresh.work_spec_names().await, "fresh names");
             check_eq!(r, names, vec!["new".to_string()], "new namespace untouched");
-            let workers = r.ok(fresh.workers().await, "fresh workers");
-            check!(
-                r,
-                workers.is_empty(),
-                "old handle created a worker in the new namespace"
+            r.ok_empty(
+                fresh.workers().await,
+                "old handle created a worker in the new namespace",
             );
         }
         Identity::Name => {
@@ -408,12 +395,7 @@ pub async fn recreated_spec_handle(t: TestBackend) {
                     .await,
                 "add",
             );
-            check_eq!(
-                r,
-                r.unit_names(&fresh, "fresh").await,
-                super::names(["x"]),
-                "unit added"
-            );
+            r.units_are(&fresh, ["x"], "unit added").await;
             r.fails(
                 old.work_unit("u").await,
                 crate::Error::NoSuchWorkUnit { name: "u".into() },

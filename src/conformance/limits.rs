@@ -156,12 +156,8 @@ pub async fn chained_name_limits(t: TestBackend) {
         .await,
         "finish with long output names",
     );
-    check_eq!(
-        r,
-        r.unit_names(&second, "chained").await,
-        super::names([fits.as_str(), "short"]),
-        "chained units"
-    );
+    r.units_are(&second, [fits.as_str(), "short"], "chained units")
+        .await;
 }
 
 /// Makes a fresh data map for each write path.
@@ -528,20 +524,8 @@ pub async fn priority_limits(t: TestBackend) {
         is_positive_zero(r.ok(neg.priority().await, "p")),
         "adjust by -0"
     );
-    r.unit_meta(
-        &spec,
-        "c-pos",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(0.0),
-    )
-    .await;
-    r.unit_meta(
-        &spec,
-        "a-neg",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(-0.0),
-    )
-    .await;
+    r.unit_priority(&spec, "c-pos", 0.0).await;
+    r.unit_priority(&spec, "a-neg", -0.0).await;
     r.drain(
         &worker,
         &["a-neg", "b-neg", "c-pos", "u"],
@@ -743,12 +727,7 @@ pub async fn chained_time_limits(t: TestBackend) {
         .await,
         "finish",
     );
-    check_eq!(
-        r,
-        r.unit_names(&second, "chained").await,
-        super::names(["ok"]),
-        "late item skipped"
-    );
+    r.units_are(&second, ["ok"], "late item skipped").await;
     let ok = r.ok(second.work_unit("ok").await, "ok");
     check!(
         r,

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use crate::api::{AttemptRef, Backend, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::clock::{Clock, MockClock};
 use crate::error::{Error, Result};
-use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitMeta};
+use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitStatus};
 
 /// `assert_eq!` that names the scenario and the step.
 macro_rules! check_eq {
@@ -599,11 +599,7 @@ impl Run {
                 "[{}] {step}: expected Gone (or {dead:?}), got Ok({v:?})",
                 self.name
             ),
-            Err(e) => assert!(
-                dead.accepts(&e),
-                "[{}] {step}: expected Gone (or {dead:?}), got {e:?}",
-                self.name
-            ),
+            Err(e) => self.dead_error(&e, dead, "", step),
         }
     }
 
@@ -621,12 +617,56 @@ impl Run {
                 "[{}] {step}: expected Gone or an empty result, got Ok({v:?})",
                 self.name
             ),
-            Err(e) => assert!(
-                dead.accepts(&e),
-                "[{}] {step}: expected Gone (or {dead:?}) or empty, got {e:?}",
-                self.name
-            ),
+            Err(e) => self.dead_error(&e, dead, " or empty", step),
         }
+    }
+
+    /// `e` must be `Gone` or a variation `dead` admits; `also` names what
+    /// else the caller would have accepted instead of an error.
+    #[track_caller]
+    fn dead_error(&self, e: &Error, dead: Dead<'_>, also: &str, step: impl Display) {
+        assert!(
+            dead.accepts(e),
+            "[{}] {step}: expected Gone (or {dead:?}){also}, got {e:?}",
+            self.name
+        );
+    }
+
+    /// The unit counts by status of `spec` must be exactly `want`.
+    pub(crate) async fn counts_are<const N: usize>(
+        &self,
+        spec: &WorkSpecRef,
+        want: [(WorkUnitStatus, u64); N],
+        step: impl Display,
+    ) {
+        let want: BTreeMap<WorkUnitStatus, u64> = want.into();
+        self.ok_eq(spec.count_work_unit_status().await, want, step);
+    }
+
+    /// The names of all units of `spec` must be exactly `want`.
+    pub(crate) async fn units_are<const N: usize>(
+        &self,
+        spec: &WorkSpecRef,
+        want: [&str; N],
+        step: impl Display,
+    ) {
+        let got = self.unit_names(spec, &step).await;
+        check_eq!(self, got, names(want), "{step}");
+    }
+
+    /// The active attempt of `unit` must be `want` (compared by
+    /// [`Run::key`]), or absent for `None`.
+    pub(crate) async fn active_is(
+        &self,
+        unit: &WorkUnitRef,
+        want: Option<&AttemptRef>,
+        step: impl Display,
+    ) {
+        let want = match want {
+            Some(a) => Some(self.key(a).await),
+            None => None,
+        };
+        check_eq!(self, self.active_key(unit).await, want, "{step}");
     }
 
     // --- fixtures ---------------------------------------------------------
@@ -672,6 +712,17 @@ impl Run {
         )
     }
 
+    /// Adds a unit with empty data and the given priority.
+    pub(crate) async fn unit_priority(
+        &self,
+        spec: &WorkSpecRef,
+        name: &str,
+        priority: f64,
+    ) -> WorkUnitRef {
+        let meta = WorkUnitMeta::with_priority(priority);
+        self.unit_meta(spec, name, DataMap::new(), meta).await
+    }
+
     /// Adds units with empty data and default meta.
     pub(crate) async fn units(&self, spec: &WorkSpecRef, names: &[&str]) -> Vec<WorkUnitRef> {
         let mut out = Vec::new();
@@ -683,6 +734,32 @@ impl Run {
 
     pub(crate) async fn worker(&self, ns: &NamespaceRef, name: &str) -> WorkerRef {
         self.ok(ns.worker(name).await, format_args!("worker({name:?})"))
+    }
+
+    /// One worker per name, looked up in order.
+    pub(crate) async fn workers<const N: usize>(
+        &self,
+        ns: &NamespaceRef,
+        names: [&str; N],
+    ) -> [WorkerRef; N] {
+        let mut out = Vec::with_capacity(N);
+        for name in names {
+            out.push(self.worker(ns, name).await);
+        }
+        exactly(out)
+    }
+
+    /// One spec with only a name per name, defined in order.
+    pub(crate) async fn named_specs<const N: usize>(
+        &self,
+        ns: &NamespaceRef,
+        names: [&str; N],
+    ) -> [WorkSpecRef; N] {
+        let mut out = Vec::with_capacity(N);
+        for name in names {
+            out.push(self.named_spec(ns, name).await);
+        }
+        exactly(out)
     }
 
     /// A namespace, a spec with only a name, and a worker.
@@ -747,7 +824,18 @@ impl Run {
 
     /// A default request that must return nothing.
     pub(crate) async fn request_none(&self, worker: &WorkerRef, step: impl Display) {
-        let got = self.request(worker, AttemptRequest::default(), &step).await;
+        self.request_nothing(worker, AttemptRequest::default(), step)
+            .await;
+    }
+
+    /// A request that must return nothing.
+    pub(crate) async fn request_nothing(
+        &self,
+        worker: &WorkerRef,
+        req: AttemptRequest,
+        step: impl Display,
+    ) {
+        let got = self.request(worker, req, &step).await;
         let names = unit_names_of(&got);
         check!(
             self,
@@ -921,6 +1009,14 @@ pub(crate) fn unit_names_of(attempts: &[AttemptRef]) -> Vec<String> {
         .iter()
         .map(|a| a.work_unit().name().to_string())
         .collect()
+}
+
+/// A list built with one item per name of an `N`-array, as that array.
+fn exactly<T, const N: usize>(items: Vec<T>) -> [T; N] {
+    match items.try_into() {
+        Ok(all) => all,
+        Err(items) => unreachable!("{} items built for {N} names", items.len()),
+    }
 }
 
 /// The instant `secs` seconds after the epoch.

@@ -71,8 +71,7 @@ pub async fn spec_create_destroy(t: TestBackend) {
         },
         "lookup after destroy",
     );
-    let listed = r.ok(ns.work_spec_names().await, "names after destroy");
-    check!(r, listed.is_empty(), "names after destroy: {listed:?}");
+    r.ok_empty(ns.work_spec_names().await, "names after destroy");
     r.fails(
         ns.destroy_work_spec("spec").await,
         missing,
@@ -96,11 +95,9 @@ pub async fn spec_errors(t: TestBackend) {
         Error::BadWorkSpecName,
         "numeric name",
     );
-    let listed = r.ok(ns.work_spec_names().await, "names after failures");
-    check!(
-        r,
-        listed.is_empty(),
-        "failed definitions created specs: {listed:?}"
+    r.ok_empty(
+        ns.work_spec_names().await,
+        "failed definitions created specs",
     );
 }
 
@@ -181,12 +178,7 @@ pub async fn namespace_get_or_create(t: TestBackend) {
         vec!["s".to_string()],
         "second handle sees the spec"
     );
-    let via_other = r.ok(other.work_spec_names().await, "names in other namespace");
-    check!(
-        r,
-        via_other.is_empty(),
-        "namespaces are not isolated: {via_other:?}"
-    );
+    r.ok_empty(other.work_spec_names().await, "namespaces are not isolated");
     r.ok(b.worker("w").await, "worker via second handle");
     let workers = r.ok(a.workers().await, "workers via first handle");
     check!(
@@ -310,12 +302,8 @@ pub async fn namespace_destroy_contents(t: TestBackend) {
     r.ok_eq(w.mode().await, "", "new worker's mode");
     r.ok_eq(w.last_update().await, r.now(), "new worker created now");
     r.ok_empty(w.all_attempts().await, "attempts survived");
-    check_eq!(
-        r,
-        r.unit_names(&keep_spec, "kept").await,
-        names(["k"]),
-        "other namespace intact"
-    );
+    r.units_are(&keep_spec, ["k"], "other namespace intact")
+        .await;
 }
 
 /// Namespaces are isolated: requests only see the worker's own

@@ -114,11 +114,7 @@ pub async fn by_runtime(t: TestBackend) {
         runtimes: vec!["cobol".into()],
         ..Default::default()
     };
-    check!(
-        r,
-        r.request(&worker, req, "unknown runtime").await.is_empty(),
-        "unknown runtime"
-    );
+    r.request_nothing(&worker, req, "unknown runtime").await;
 }
 
 /// Request parameters: a count below one means one; a
@@ -172,8 +168,7 @@ pub async fn batch_from_one_spec(t: TestBackend) {
     let r = Run::new("batch_from_one_spec", t);
     let ns = r.ns("batch_from_one_spec").await;
     let worker = r.worker(&ns, "worker").await;
-    let one = r.named_spec(&ns, "one").await;
-    let two = r.named_spec(&ns, "two").await;
+    let [one, two] = r.named_specs(&ns, ["one", "two"]).await;
     let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
     for spec in [&one, &two, &go] {
         r.units(spec, &["a", "b", "c"]).await;
@@ -217,11 +212,7 @@ pub async fn batch_from_one_spec(t: TestBackend) {
         runtimes: vec![String::new()],
         ..Default::default()
     };
-    check!(
-        r,
-        r.request(&worker, req, "disjoint filters").await.is_empty(),
-        "disjoint filters"
-    );
+    r.request_nothing(&worker, req, "disjoint filters").await;
 }
 
 /// Fair share: among equal priorities a spec far above its share
@@ -304,8 +295,7 @@ pub async fn scheduler_exclusions(t: TestBackend) {
     let r = Run::new("scheduler_exclusions", t);
     let ns = r.ns("scheduler_exclusions").await;
     let worker = r.worker(&ns, "worker").await;
-    let zero = r.named_spec(&ns, "zero").await;
-    let negative = r.named_spec(&ns, "negative").await;
+    let [zero, negative] = r.named_specs(&ns, ["zero", "negative"]).await;
     for (spec, weight) in [(&zero, 0), (&negative, -3)] {
         let mut meta = r.ok(spec.meta(false).await, "meta");
         meta.weight = weight;

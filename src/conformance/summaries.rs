@@ -72,8 +72,7 @@ pub async fn summarize_levels(t: TestBackend) {
     let a = r.ns("a").await;
     let b = r.ns("b").await;
     r.ns("empty").await;
-    let a1 = r.named_spec(&a, "a1").await;
-    let a2 = r.named_spec(&a, "a2").await;
+    let [a1, a2] = r.named_specs(&a, ["a1", "a2"]).await;
     r.named_spec(&a, "a3-empty").await;
     let b1 = r.named_spec(&b, "b1").await;
     r.units(&a1, &["x", "y"]).await;

@@ -48,13 +48,7 @@ pub async fn not_before_attempt(t: TestBackend) {
 pub async fn not_before_priority(t: TestBackend) {
     let r = Run::new("not_before_priority", t);
     let (_ns, spec, worker) = r.basic("not_before_priority", "spec").await;
-    r.unit_meta(
-        &spec,
-        "low",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(0.0),
-    )
-    .await;
+    r.unit_priority(&spec, "low", 0.0).await;
     let meta = WorkUnitMeta {
         priority: 10.0,
         not_before: Some(r.now() + Duration::seconds(60)),

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use WorkUnitStatus as U;
+
 use super::{names, Dead, Run, TestBackend, SEVEN};
 use crate::data;
 use crate::error::Error;
 use crate::model::{DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
-use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
+use U::{Available, Delayed, Failed, Finished, Pending};
 
 /// **TrivialWorkUnitFlow.** One unit: listed, named, deleted by an empty
 /// query, then absent.
@@ -99,7 +101,7 @@ pub async fn work_unit_queries(t: TestBackend) {
         (vec![Failed], names(["failed"])),
         (vec![Delayed], names(["delayed"])),
         (vec![Finished, Failed], names(["finished", "failed"])),
-        (vec![Pending, WorkUnitStatus::AnyStatus], names(SEVEN)),
+        (vec![Pending, U::AnyStatus], names(SEVEN)),
     ];
     for (statuses, expected) in by_status {
         let step = format!("statuses {statuses:?}");
@@ -152,12 +154,12 @@ pub async fn delete_work_units(t: TestBackend) {
     );
     let by_status = WorkUnitQuery::statuses([Failed, Finished]);
     r.ok_eq(spec.delete_work_units(&by_status).await, 2, "count");
-    check_eq!(
-        r,
-        r.unit_names(spec, "after status delete").await,
-        names(["delayed", "expired", "pending", "retried"]),
-        "units after deleting by status"
-    );
+    r.units_are(
+        spec,
+        ["delayed", "expired", "pending", "retried"],
+        "units after deleting by status",
+    )
+    .await;
     r.ok_eq(
         spec.delete_work_units(&WorkUnitQuery::all()).await,
         4,
@@ -229,9 +231,7 @@ pub async fn work_unit_priority_ctor(t: TestBackend) {
     let r = Run::new("work_unit_priority_ctor", t);
     let (_ns, spec, worker) = r.basic("work_unit_priority_ctor", "spec").await;
     for (name, p) in [("a", 0.0), ("b", 10.0), ("c", 10.0), ("d", -1.5)] {
-        let u = r
-            .unit_meta(&spec, name, DataMap::new(), WorkUnitMeta::with_priority(p))
-            .await;
+        let u = r.unit_priority(&spec, name, p).await;
         r.ok_eq(u.priority().await, p, format_args!("priority of {name}"));
     }
     r.drain(&worker, &["b", "c", "a", "d"], "drain").await;
@@ -308,8 +308,7 @@ pub async fn work_unit_data(t: TestBackend) {
 pub async fn add_work_unit_bleedover(t: TestBackend) {
     let r = Run::new("add_work_unit_bleedover", t);
     let ns = r.ns("add_work_unit_bleedover").await;
-    let one = r.named_spec(&ns, "one").await;
-    let two = r.named_spec(&ns, "two").await;
+    let [one, two] = r.named_specs(&ns, ["one", "two"]).await;
     r.unit(&one, "u", data!({"spec": "one"})).await;
     let old = r.unit(&two, "u", data!({"spec": "two"})).await;
     let new = r.unit(&two, "u", data!({"spec": "two", "v": 2})).await;
@@ -471,12 +470,7 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
     check_eq!(r, priorities, expected, "priorities after limited updates");
     let n = r.ok(spec.delete_work_units(&after_b).await, "delete with limit");
     check_eq!(r, n, 2, "deleted with limit");
-    check_eq!(
-        r,
-        r.unit_names(&spec, "left").await,
-        names(["a", "b", "e"]),
-        "units left"
-    );
+    r.units_are(&spec, ["a", "b", "e"], "units left").await;
     let negative = WorkUnitQuery {
         limit: -1,
         ..Default::default()

@@ -51,9 +51,7 @@ pub async fn worker_ancestry(t: TestBackend) {
 pub async fn worker_adoption(t: TestBackend) {
     let r = Run::new("worker_adoption", t);
     let ns = r.ns("worker_adoption").await;
-    let one = r.worker(&ns, "one").await;
-    let two = r.worker(&ns, "two").await;
-    let child = r.worker(&ns, "child").await;
+    let [one, two, child] = r.workers(&ns, ["one", "two", "child"]).await;
     r.ok(child.set_parent(Some(&one)).await, "set_parent(one)");
     r.ok(child.set_parent(Some(&two)).await, "set_parent(two)");
     let p = r.ok(child.parent().await, "parent()");
@@ -118,8 +116,7 @@ pub async fn worker_metadata(t: TestBackend) {
 pub async fn worker_attempts(t: TestBackend) {
     let r = Run::new("worker_attempts", t);
     let (ns, spec, _) = r.basic("worker_attempts", "spec").await;
-    let parent = r.worker(&ns, "parent").await;
-    let child = r.worker(&ns, "child").await;
+    let [parent, child] = r.workers(&ns, ["parent", "child"]).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.units(&spec, &["a", "b"]).await;
     r.advance_secs(5);
@@ -171,8 +168,7 @@ pub async fn worker_attempts(t: TestBackend) {
 pub async fn deactivate_child(t: TestBackend) {
     let r = Run::new("deactivate_child", t);
     let (ns, spec, _) = r.basic("deactivate_child", "spec").await;
-    let parent = r.worker(&ns, "parent").await;
-    let child = r.worker(&ns, "child").await;
+    let [parent, child] = r.workers(&ns, ["parent", "child"]).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok(child.deactivate().await, "deactivate");
     check!(r, !r.ok(child.active().await, "active"), "still active");
@@ -239,8 +235,7 @@ pub async fn worker_defaults(t: TestBackend) {
 pub async fn worker_parent_edge_cases(t: TestBackend) {
     let r = Run::new("worker_parent_edge_cases", t);
     let ns = r.ns("worker_parent_edge_cases").await;
-    let p = r.worker(&ns, "p").await;
-    let c = r.worker(&ns, "c").await;
+    let [p, c] = r.workers(&ns, ["p", "c"]).await;
     r.ok(c.set_parent(Some(&p)).await, "set_parent");
     r.ok(c.set_parent(Some(&p)).await, "set_parent again");
     r.ok_eq(p.children().await.map(|v| v.len()), 1, "no duplicate child");
@@ -276,10 +271,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
 pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     let r = Run::new("deleted_attempts_leave_worker_lists", t);
     let ns = r.ns("deleted_attempts_leave_worker_lists").await;
-    let s1 = r.named_spec(&ns, "s1").await;
-    let s2 = r.named_spec(&ns, "s2").await;
-    let parent = r.worker(&ns, "parent").await;
-    let w = r.worker(&ns, "w").await;
+    let [s1, s2] = r.named_specs(&ns, ["s1", "s2"]).await;
+    let [parent, w] = r.workers(&ns, ["parent", "w"]).await;
     r.ok(w.set_parent(Some(&parent)).await, "set_parent");
     r.units(&s1, &["a", "b"]).await;
     r.units(&s2, &["c"]).await;
@@ -371,10 +364,7 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
 pub async fn child_attempts_scope(t: TestBackend) {
     let r = Run::new("child_attempts_scope", t);
     let (ns, spec, _) = r.basic("child_attempts_scope", "spec").await;
-    let top = r.worker(&ns, "top").await;
-    let mid = r.worker(&ns, "mid").await;
-    let low = r.worker(&ns, "low").await;
-    let sibling = r.worker(&ns, "sibling").await;
+    let [top, mid, low, sibling] = r.workers(&ns, ["top", "mid", "low", "sibling"]).await;
     r.ok(mid.set_parent(Some(&top)).await, "mid → top");
     r.ok(sibling.set_parent(Some(&top)).await, "sibling → top");
     r.ok(low.set_parent(Some(&mid)).await, "low → mid");
