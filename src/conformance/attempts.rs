@@ -11,8 +11,7 @@ use WorkUnitStatus as U;
 /// **AttemptLifetime.** A unit and its attempt through request, finish with
 /// list-valued data and `clear_active_attempt`.
 pub async fn attempt_lifetime(t: TestBackend) {
-    let r = Run::new("attempt_lifetime", t);
-    let (_ns, spec, worker) = r.basic("attempt_lifetime", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_lifetime", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.ok_eq(unit.status().await, U::Available, "initial status");
     r.ok_eq(unit.data().await, DataMap::new(), "initial data");
@@ -21,12 +20,7 @@ pub async fn attempt_lifetime(t: TestBackend) {
     let key = r.key(&a).await;
     r.ok_eq(unit.status().await, U::Pending, "unit pending");
     r.ok_eq(a.status().await, A::Pending, "attempt pending");
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(key.clone()),
-        "unit's active attempt"
-    );
+    r.active_is(&unit, Some(&a), "unit's active attempt").await;
     let active = r.ok(worker.active_attempts().await, "worker active");
     check_eq!(
         r,
@@ -40,12 +34,7 @@ pub async fn attempt_lifetime(t: TestBackend) {
     r.ok(a.finish(Some(result.clone())).await, "finish");
     r.ok_eq(unit.status().await, U::Finished, "unit finished");
     r.ok_eq(a.status().await, A::Finished, "attempt finished");
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(key.clone()),
-        "still active"
-    );
+    r.active_is(&unit, Some(&a), "still active").await;
     let active = r.ok(worker.active_attempts().await, "worker active");
     check!(
         r,
@@ -82,8 +71,7 @@ pub async fn attempt_lifetime(t: TestBackend) {
 
 /// **AttemptMetadata.** Start, data, end and expiration through renew and finish.
 pub async fn attempt_metadata(t: TestBackend) {
-    let r = Run::new("attempt_metadata", t);
-    let (_ns, spec, worker) = r.basic("attempt_metadata", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_metadata", t, "spec").await;
     let unit_data = data!({"from": "unit", "list": [1, 2]});
     r.unit(&spec, "u", unit_data.clone()).await;
     r.advance_secs(10);
@@ -130,8 +118,7 @@ pub async fn attempt_metadata(t: TestBackend) {
 /// **AttemptFractionalStart.** An attempt starting at a fractional second
 /// works normally, and its times keep the fraction.
 pub async fn attempt_fractional_start(t: TestBackend) {
-    let r = Run::new("attempt_fractional_start", t);
-    let (_ns, spec, worker) = r.basic("attempt_fractional_start", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_fractional_start", t, "spec").await;
     r.unit(&spec, "u", DataMap::new()).await;
     r.advance(Duration::milliseconds(1_234));
     let start = r.now();
@@ -145,8 +132,7 @@ pub async fn attempt_fractional_start(t: TestBackend) {
 /// **AttemptGone.** `status()` on an attempt of a deleted unit fails with
 /// `Gone` (or a `NoSuch…`).
 pub async fn attempt_gone(t: TestBackend) {
-    let r = Run::new("attempt_gone", t);
-    let (_ns, spec, worker) = r.basic("attempt_gone", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_gone", t, "spec").await;
     r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.ok(
@@ -165,8 +151,7 @@ pub async fn attempt_gone(t: TestBackend) {
 /// status and stays on its worker's active list; a zero lifetime is 15
 /// minutes.
 pub async fn make_attempt_semantics(t: TestBackend) {
-    let r = Run::new("make_attempt_semantics", t);
-    let ns = r.ns("make_attempt_semantics").await;
+    let (r, ns) = Run::with_ns("make_attempt_semantics", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "disabled": true})).await;
     let [one, two] = r.workers(&ns, ["one", "two"]).await;
     let meta = WorkUnitMeta {
@@ -227,8 +212,7 @@ pub async fn make_attempt_semantics(t: TestBackend) {
 /// `renew`, `finish` and `fail` with `Some({})` empty the
 /// attempt's data (and the unit's visible data), `None` keeps it.
 pub async fn empty_map_replaces_data(t: TestBackend) {
-    let r = Run::new("empty_map_replaces_data", t);
-    let (_ns, spec, worker) = r.basic("empty_map_replaces_data", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("empty_map_replaces_data", t, "spec").await;
     let full = data!({"k": "v"});
     let mut units = Vec::new();
     for name in ["renew", "finish", "fail", "expire"] {

@@ -121,8 +121,7 @@ pub async fn chaining_expiry(t: TestBackend) {
 /// **ChainingDuplicate.** Chaining to an already finished unit makes it
 /// available again.
 pub async fn chaining_duplicate(t: TestBackend) {
-    let r = Run::new("chaining_duplicate", t);
-    let ns = r.ns("chaining_duplicate").await;
+    let (r, ns) = Run::with_ns("chaining_duplicate", t).await;
     let a = r
         .spec(&ns, data!({"name": "a", "then": "b", "priority": 0}))
         .await;
@@ -148,8 +147,7 @@ pub async fn chaining_duplicate(t: TestBackend) {
 /// Chaining edge cases: a `then` naming a missing spec, or a spec in
 /// another namespace, creates nothing and `finish` still succeeds.
 pub async fn chaining_missing_next_spec(t: TestBackend) {
-    let r = Run::new("chaining_missing_next_spec", t);
-    let ns = r.ns("chaining_missing_next_spec").await;
+    let (r, ns) = Run::with_ns("chaining_missing_next_spec", t).await;
     let elsewhere = r.ns("elsewhere").await;
     let other = r.named_spec(&elsewhere, "missing").await;
     let a = r.spec(&ns, data!({"name": "a", "then": "missing"})).await;

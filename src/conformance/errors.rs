@@ -208,8 +208,7 @@ pub async fn changed_name(t: TestBackend) {
 /// time now, data replaced) and fails; the unit and its actual active
 /// attempt are left alone; renewing again fails again.
 pub async fn lost_lease(t: TestBackend) {
-    let r = Run::new("lost_lease", t);
-    let (_ns, spec, worker) = r.basic("lost_lease", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("lost_lease", t, "spec").await;
     let ns = r.ns("lost_lease").await;
     let other = r.worker(&ns, "other").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
@@ -379,8 +378,7 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
 /// negative lifetime is used as given and the attempt expires at the next
 /// expiry check. Requests with a negative lifetime get 15 minutes.
 pub async fn zero_and_negative_lifetimes(t: TestBackend) {
-    let r = Run::new("zero_and_negative_lifetimes", t);
-    let (_ns, spec, worker) = r.basic("zero_and_negative_lifetimes", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("zero_and_negative_lifetimes", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
     let a = r.ok(
@@ -426,8 +424,7 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
 /// Zero and negative `renew` extensions: the deadline becomes
 /// `now + extend`; the attempt expires once the clock is strictly past it.
 pub async fn zero_and_negative_renew(t: TestBackend) {
-    let r = Run::new("zero_and_negative_renew", t);
-    let (_ns, spec, worker) = r.basic("zero_and_negative_renew", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("zero_and_negative_renew", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.advance_secs(10);
@@ -451,8 +448,7 @@ pub async fn zero_and_negative_renew(t: TestBackend) {
 /// Zero and negative `retry` delays: `not_before = now + delay`
 /// (now or in the past), so the unit is Available at once.
 pub async fn zero_and_negative_retry_delay(t: TestBackend) {
-    let r = Run::new("zero_and_negative_retry_delay", t);
-    let (_ns, spec, worker) = r.basic("zero_and_negative_retry_delay", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("zero_and_negative_retry_delay", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
     for delay in [Duration::zero(), Duration::seconds(-30)] {
@@ -486,8 +482,7 @@ fn out_of_range(e: &Error) -> bool {
 /// A `make_attempt` lifetime that overflows the time range answers
 /// `TimeOutOfRange` (no panic, no attempt); a very long valid one works.
 pub async fn huge_make_attempt_lifetime(t: TestBackend) {
-    let r = Run::new("huge_make_attempt_lifetime", t);
-    let (_ns, spec, worker) = r.basic("huge_make_attempt_lifetime", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_make_attempt_lifetime", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     for lifetime in [Duration::MAX, Duration::MIN] {
         r.fails_like(
@@ -512,8 +507,7 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
 /// A `renew` extension that overflows answers `TimeOutOfRange` and changes
 /// nothing (status, data and deadline kept).
 pub async fn huge_renew_extend(t: TestBackend) {
-    let r = Run::new("huge_renew_extend", t);
-    let (_ns, spec, worker) = r.basic("huge_renew_extend", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_renew_extend", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let a = r.request_unit(&worker, "u", "request").await;
     let exp = r.ok(a.expiration_time().await, "exp");
@@ -539,8 +533,7 @@ pub async fn huge_renew_extend(t: TestBackend) {
 /// A `retry` delay that overflows answers `TimeOutOfRange` and changes
 /// nothing; a valid retry works afterwards.
 pub async fn huge_retry_delay(t: TestBackend) {
-    let r = Run::new("huge_retry_delay", t);
-    let (_ns, spec, worker) = r.basic("huge_retry_delay", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_retry_delay", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let a = r.request_unit(&worker, "u", "request").await;
     for delay in [Duration::MAX, Duration::MIN] {
@@ -639,8 +632,7 @@ pub async fn huge_definition_values(t: TestBackend) {
 /// Extreme but representable times and priorities in work unit meta and
 /// worker updates are stored and reported exactly.
 pub async fn huge_work_unit_times(t: TestBackend) {
-    let r = Run::new("huge_work_unit_times", t);
-    let (_ns, spec, worker) = r.basic("huge_work_unit_times", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_work_unit_times", t, "spec").await;
     let far = Time::UNIX_EPOCH + Duration::days(365 * 8000);
     let meta = WorkUnitMeta {
         priority: f64::MAX,

@@ -12,8 +12,7 @@ use WorkUnitStatus as U;
 /// **AttemptExpiration.** Past the default lifetime the attempt is Expired,
 /// counts show it available, and it is handed out again.
 pub async fn attempt_expiration(t: TestBackend) {
-    let r = Run::new("attempt_expiration", t);
-    let (_ns, spec, worker) = r.basic("attempt_expiration", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_expiration", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.ok_eq(a.status().await, A::Pending, "fresh attempt");
@@ -36,8 +35,8 @@ pub async fn attempt_expiration(t: TestBackend) {
 /// still
 /// be renewed and finished.
 pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
-    let r = Run::new("lazy_expiry_finish_before_check", t);
-    let (_ns, spec, worker) = r.basic("lazy_expiry_finish_before_check", "spec").await;
+    let (r, _ns, spec, worker) =
+        Run::with_basic("lazy_expiry_finish_before_check", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
         worker.make_attempt(&unit, Duration::seconds(10)).await,
@@ -69,8 +68,7 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
 /// expiration time, ends at the check, and leaves the worker's list. Every
 /// listed operation performs the check.
 pub async fn lazy_expiry_after_check(t: TestBackend) {
-    let r = Run::new("lazy_expiry_after_check", t);
-    let (ns, spec, worker) = r.basic("lazy_expiry_after_check", "spec").await;
+    let (r, ns, spec, worker) = Run::with_basic("lazy_expiry_after_check", t, "spec").await;
     // One unit per checking operation; each gets a 10 s lease.
     let checks = [
         "unit.status",
@@ -170,8 +168,7 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
 /// The expiry boundary: an attempt is expired only when its
 /// deadline is strictly earlier than now.
 pub async fn expiry_boundary(t: TestBackend) {
-    let r = Run::new("expiry_boundary", t);
-    let (_ns, spec, worker) = r.basic("expiry_boundary", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("expiry_boundary", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
         worker.make_attempt(&unit, Duration::seconds(30)).await,

@@ -87,8 +87,7 @@ pub async fn dead_namespace_handle(t: TestBackend) {
 /// calls fail with `Gone` or `NoSuchWorkSpec`, list/count calls may answer
 /// empty, priority updates may be no-ops; nothing re-creates the spec.
 pub async fn dead_spec_handle(t: TestBackend) {
-    let r = Run::new("dead_spec_handle", t);
-    let (ns, spec, worker) = r.basic("dead_spec_handle", "s").await;
+    let (r, ns, spec, worker) = Run::with_basic("dead_spec_handle", t, "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.ok(
         worker.make_attempt(&unit, Duration::zero()).await,
@@ -161,8 +160,7 @@ pub async fn dead_spec_handle(t: TestBackend) {
 /// empty, `make_attempt` on it fails; nothing re-creates the unit and the
 /// other unit is untouched.
 pub async fn dead_unit_handle(t: TestBackend) {
-    let r = Run::new("dead_unit_handle", t);
-    let (_ns, spec, worker) = r.basic("dead_unit_handle", "s").await;
+    let (r, _ns, spec, worker) = Run::with_basic("dead_unit_handle", t, "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.unit(&spec, "v", data!({"v": 1})).await;
     r.ok(
@@ -210,8 +208,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
 /// so they stay dead after the unit is re-created in both identity modes,
 /// and the re-created unit has no history.
 pub async fn dead_attempt_handle(t: TestBackend) {
-    let r = Run::new("dead_attempt_handle", t);
-    let (ns, spec, worker) = r.basic("dead_attempt_handle", "s").await;
+    let (r, ns, spec, worker) = Run::with_basic("dead_attempt_handle", t, "s").await;
     let parent = r.worker(&ns, "parent").await;
     r.ok(worker.set_parent(Some(&parent)).await, "set_parent");
     let unit = r.unit(&spec, "u", DataMap::new()).await;
@@ -358,8 +355,7 @@ pub async fn recreated_namespace_handle(t: TestBackend) {
 ///
 /// Old unit handles stay dead in both modes (the new spec has no units).
 pub async fn recreated_spec_handle(t: TestBackend) {
-    let r = Run::new("recreated_spec_handle", t);
-    let ns = r.ns("recreated_spec_handle").await;
+    let (r, ns) = Run::with_ns("recreated_spec_handle", t).await;
     let old = r.spec(&ns, data!({"name": "s", "v": 1})).await;
     let old_unit = r.unit(&old, "u", DataMap::new()).await;
     r.ok(ns.destroy_work_spec("s").await, "destroy");
@@ -420,8 +416,7 @@ pub async fn recreated_spec_handle(t: TestBackend) {
 ///
 /// The old unit's attempt stays dead in both modes.
 pub async fn recreated_unit_handle(t: TestBackend) {
-    let r = Run::new("recreated_unit_handle", t);
-    let (_ns, spec, worker) = r.basic("recreated_unit_handle", "s").await;
+    let (r, _ns, spec, worker) = Run::with_basic("recreated_unit_handle", t, "s").await;
     let old = r.unit(&spec, "u", data!({"v": 1})).await;
     let a = r.ok(worker.make_attempt(&old, Duration::zero()).await, "make");
     r.ok(a.finish(None).await, "finish");

@@ -213,8 +213,7 @@ async fn store_everywhere(
 /// more, or 100,000, answers `DataTooDeep` on every path without storing
 /// anything (and without crashing).
 pub async fn data_depth_limits(t: TestBackend) {
-    let r = Run::new("data_depth_limits", t);
-    let ns = r.ns("data_depth_limits").await;
+    let (r, ns) = Run::with_ns("data_depth_limits", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let worker = r.worker(&ns, "worker").await;
     let over: [(MakeData, &str); 2] = [
@@ -306,8 +305,7 @@ pub async fn data_depth_limits(t: TestBackend) {
 /// accepted by `set_work_spec` and `set_meta` alike; negative or longer
 /// ones answer `InvalidWorkSpecData` from both and change nothing.
 pub async fn interval_limits(t: TestBackend) {
-    let r = Run::new("interval_limits", t);
-    let ns = r.ns("interval_limits").await;
+    let (r, ns) = Run::with_ns("interval_limits", t).await;
     let max_secs = MAX_INTERVAL.num_seconds();
     let spec = r
         .spec(
@@ -443,8 +441,7 @@ fn bad_priorities() -> [f64; 4] {
 /// `0.0` and orders like it; an adjustment that overflows answers
 /// `BadPriority` and changes no unit.
 pub async fn priority_limits(t: TestBackend) {
-    let r = Run::new("priority_limits", t);
-    let (_ns, spec, worker) = r.basic("priority_limits", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("priority_limits", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let all = WorkUnitQuery::all();
     for bad in bad_priorities() {
@@ -571,8 +568,7 @@ pub async fn priority_limits(t: TestBackend) {
 /// accepted from `MIN_TIME` to `MAX_TIME` and answers `TimeOutOfRange`
 /// outside, changing nothing; sub-microsecond parts are dropped.
 pub async fn time_limits(t: TestBackend) {
-    let r = Run::new("time_limits", t);
-    let (_ns, spec, worker) = r.basic("time_limits", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("time_limits", t, "spec").await;
     let before = MIN_TIME - Duration::microseconds(1);
     let after = MAX_TIME + Duration::microseconds(1);
     for edge in [MIN_TIME, MAX_TIME] {
@@ -740,8 +736,7 @@ pub async fn chained_time_limits(t: TestBackend) {
 /// again when the clock is set back before it (to the start of the time
 /// range, say): its status, the counts and requests all agree.
 pub async fn clock_set_back(t: TestBackend) {
-    let r = Run::new("clock_set_back", t);
-    let (_ns, spec, worker) = r.basic("clock_set_back", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("clock_set_back", t, "spec").await;
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::seconds(10)),

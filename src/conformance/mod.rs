@@ -503,6 +503,24 @@ impl Run {
         Run { name, t }
     }
 
+    /// A run with a namespace named after the scenario.
+    pub(crate) async fn with_ns(name: &'static str, t: TestBackend) -> (Self, NamespaceRef) {
+        let r = Run::new(name, t);
+        let ns = r.ns(name).await;
+        (r, ns)
+    }
+
+    /// A run with [`Run::basic`] in a namespace named after the scenario.
+    pub(crate) async fn with_basic(
+        name: &'static str,
+        t: TestBackend,
+        spec_name: &str,
+    ) -> (Self, NamespaceRef, WorkSpecRef, WorkerRef) {
+        let r = Run::new(name, t);
+        let (ns, spec, worker) = r.basic(name, spec_name).await;
+        (r, ns, spec, worker)
+    }
+
     pub(crate) fn backend(&self) -> &dyn Backend {
         self.t.backend.as_ref()
     }
@@ -742,11 +760,7 @@ impl Run {
         ns: &NamespaceRef,
         names: [&str; N],
     ) -> [WorkerRef; N] {
-        let mut out = Vec::with_capacity(N);
-        for name in names {
-            out.push(self.worker(ns, name).await);
-        }
-        exactly(out)
+        each_named(names, |name| self.worker(ns, name)).await
     }
 
     /// One spec with only a name per name, defined in order.
@@ -755,11 +769,7 @@ impl Run {
         ns: &NamespaceRef,
         names: [&str; N],
     ) -> [WorkSpecRef; N] {
-        let mut out = Vec::with_capacity(N);
-        for name in names {
-            out.push(self.named_spec(ns, name).await);
-        }
-        exactly(out)
+        each_named(names, |name| self.named_spec(ns, name)).await
     }
 
     /// A namespace, a spec with only a name, and a worker.
@@ -820,6 +830,20 @@ impl Run {
             "{step}: unit handed out"
         );
         attempt
+    }
+
+    /// A request that must hand out attempts for exactly `want`, in list
+    /// order.
+    pub(crate) async fn request_units(
+        &self,
+        worker: &WorkerRef,
+        req: AttemptRequest,
+        want: &[&str],
+        step: impl Display,
+    ) -> Vec<AttemptRef> {
+        let got = self.request(worker, req, &step).await;
+        check_eq!(self, unit_names_of(&got), want, "{step}");
+        got
     }
 
     /// A default request that must return nothing.
@@ -1011,11 +1035,21 @@ pub(crate) fn unit_names_of(attempts: &[AttemptRef]) -> Vec<String> {
         .collect()
 }
 
-/// A list built with one item per name of an `N`-array, as that array.
-fn exactly<T, const N: usize>(items: Vec<T>) -> [T; N] {
-    match items.try_into() {
+/// One item per name, each made by `make` after the previous one.
+async fn each_named<'a, T, F, const N: usize>(
+    names: [&'a str; N],
+    make: impl Fn(&'a str) -> F,
+) -> [T; N]
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut out = Vec::with_capacity(N);
+    for name in names {
+        out.push(make(name).await);
+    }
+    match out.try_into() {
         Ok(all) => all,
-        Err(items) => unreachable!("{} items built for {N} names", items.len()),
+        Err(out) => unreachable!("{} items made for {N} names", out.len()),
     }
 }
 

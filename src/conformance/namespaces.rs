@@ -7,8 +7,7 @@ use crate::model::{DataMap, WorkUnitStatus::Pending};
 
 /// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
 pub async fn namespace_trivial(t: TestBackend) {
-    let r = Run::new("namespace_trivial", t);
-    let ns = r.ns("namespace_trivial").await;
+    let (r, ns) = Run::with_ns("namespace_trivial", t).await;
     check_eq!(r, ns.name(), "namespace_trivial", "name()");
     r.ok(ns.destroy().await, "destroy");
 }
@@ -16,8 +15,7 @@ pub async fn namespace_trivial(t: TestBackend) {
 /// **Namespaces.** After creating a namespace, the listing contains it under
 /// its name, with a handle reporting that name.
 pub async fn namespaces(t: TestBackend) {
-    let r = Run::new("namespaces", t);
-    let ns = r.ns("namespaces").await;
+    let (r, ns) = Run::with_ns("namespaces", t).await;
     let all = r.ok(r.backend().namespaces().await, "namespaces()");
     let Some(listed) = all.get("namespaces") else {
         panic!("[namespaces] listing lacks the namespace: {:?}", all.keys())
@@ -37,8 +35,7 @@ pub async fn namespaces(t: TestBackend) {
 /// definition and the listing agree; after `destroy_work_spec` everything is
 /// gone again and a second destroy fails with `NoSuchWorkSpec`.
 pub async fn spec_create_destroy(t: TestBackend) {
-    let r = Run::new("spec_create_destroy", t);
-    let ns = r.ns("spec_create_destroy").await;
+    let (r, ns) = Run::with_ns("spec_create_destroy", t).await;
     let missing = Error::NoSuchWorkSpec {
         name: "spec".into(),
     };
@@ -83,8 +80,7 @@ pub async fn spec_create_destroy(t: TestBackend) {
 /// **SpecErrors.** `set_work_spec` with an empty map fails with exactly
 /// `NoWorkSpecName`; with a numeric name with exactly `BadWorkSpecName`.
 pub async fn spec_errors(t: TestBackend) {
-    let r = Run::new("spec_errors", t);
-    let ns = r.ns("spec_errors").await;
+    let (r, ns) = Run::with_ns("spec_errors", t).await;
     r.fails(
         ns.set_work_spec(data!({})).await,
         Error::NoWorkSpecName,
@@ -103,8 +99,7 @@ pub async fn spec_errors(t: TestBackend) {
 
 /// **TwoWorkSpecsBasic.** Two specs in one namespace have independent lifetimes.
 pub async fn two_work_specs_basic(t: TestBackend) {
-    let r = Run::new("two_work_specs_basic", t);
-    let ns = r.ns("two_work_specs_basic").await;
+    let (r, ns) = Run::with_ns("two_work_specs_basic", t).await;
     let listed = |step: &'static str| {
         let ns = ns.clone();
         let r = &r;

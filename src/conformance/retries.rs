@@ -10,8 +10,7 @@ use WorkUnitStatus as U;
 
 /// **RetryDelay.** A retried unit is Delayed until the delay has elapsed.
 pub async fn retry_delay(t: TestBackend) {
-    let r = Run::new("retry_delay", t);
-    let (_ns, spec, worker) = r.basic("retry_delay", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("retry_delay", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.ok(a.retry(None, Duration::seconds(60)).await, "retry(60 s)");
@@ -41,8 +40,7 @@ async fn expire_repeatedly(r: &Run, worker: &WorkerRef, unit: &str, times: usize
 /// **MaxRetries.** After `R` expired attempts the next one fails the unit
 /// with a `too many retries` traceback.
 pub async fn max_retries(t: TestBackend) {
-    let r = Run::new("max_retries", t);
-    let ns = r.ns("max_retries").await;
+    let (r, ns) = Run::with_ns("max_retries", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "max_retries": 3})).await;
     let worker = r.worker(&ns, "worker").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
@@ -124,8 +122,7 @@ pub async fn max_retries_multi_batch(t: TestBackend) {
 /// Without `max_retries` (0, unlimited) a unit is handed out again after
 /// any number of expiries.
 pub async fn max_retries_unlimited(t: TestBackend) {
-    let r = Run::new("max_retries_unlimited", t);
-    let (_ns, spec, worker) = r.basic("max_retries_unlimited", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("max_retries_unlimited", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     expire_repeatedly(&r, &worker, "u", 6).await;
     let a = r.request_unit(&worker, "u", "seventh").await;
@@ -136,8 +133,7 @@ pub async fn max_retries_unlimited(t: TestBackend) {
 /// `max_retries` set through `set_meta` applies to the next request, and
 /// counts every attempt (including `make_attempt` ones).
 pub async fn max_retries_set_meta(t: TestBackend) {
-    let r = Run::new("max_retries_set_meta", t);
-    let (_ns, spec, worker) = r.basic("max_retries_set_meta", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("max_retries_set_meta", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(a.expire(None).await, "expire");

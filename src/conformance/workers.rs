@@ -1,7 +1,7 @@
 //! Worker scenarios, plus defaults, parent edge cases and list
 //! clean-up on deletion.
 
-use super::{at_secs, names, Run, TestBackend};
+use super::{at_secs, names, AttemptKey, Run, TestBackend};
 use crate::api::WorkerRef;
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery};
@@ -11,10 +11,26 @@ fn worker_names(list: &[WorkerRef]) -> std::collections::BTreeSet<String> {
     list.iter().map(|w| w.name().to_string()).collect()
 }
 
+/// The active and all-attempts lists of `worker` and the child attempts of
+/// `parent` must each hold exactly the attempts of `expected`.
+async fn lists_are(
+    r: &Run,
+    worker: &WorkerRef,
+    parent: &WorkerRef,
+    expected: Vec<AttemptKey>,
+    step: &str,
+) {
+    let active = r.ok(worker.active_attempts().await, "active");
+    check_eq!(r, r.keys(&active).await, expected, "active {step}");
+    let all = r.ok(worker.all_attempts().await, "all");
+    check_eq!(r, r.keys(&all).await, expected, "all {step}");
+    let kids = r.ok(parent.child_attempts().await, "kids");
+    check_eq!(r, r.keys(&kids).await, expected, "child attempts {step}");
+}
+
 /// **WorkerAncestry.** A parent lists its child; the child reports its parent.
 pub async fn worker_ancestry(t: TestBackend) {
-    let r = Run::new("worker_ancestry", t);
-    let ns = r.ns("worker_ancestry").await;
+    let (r, ns) = Run::with_ns("worker_ancestry", t).await;
     let parent = r.worker(&ns, "parent").await;
     r.ok_empty(parent.parent().await, "new worker has a parent");
     r.ok_empty(parent.children().await, "new worker has children");
@@ -49,8 +65,7 @@ pub async fn worker_ancestry(t: TestBackend) {
 
 /// **WorkerAdoption.** Moving a child to another parent.
 pub async fn worker_adoption(t: TestBackend) {
-    let r = Run::new("worker_adoption", t);
-    let ns = r.ns("worker_adoption").await;
+    let (r, ns) = Run::with_ns("worker_adoption", t).await;
     let [one, two, child] = r.workers(&ns, ["one", "two", "child"]).await;
     r.ok(child.set_parent(Some(&one)).await, "set_parent(one)");
     r.ok(child.set_parent(Some(&two)).await, "set_parent(two)");
@@ -77,8 +92,7 @@ pub async fn worker_adoption(t: TestBackend) {
 /// **WorkerMetadata.** Defaults, `update` (caller's now), `deactivate`, and
 /// reactivation by `update`.
 pub async fn worker_metadata(t: TestBackend) {
-    let r = Run::new("worker_metadata", t);
-    let ns = r.ns("worker_metadata").await;
+    let (r, ns) = Run::with_ns("worker_metadata", t).await;
     r.advance_secs(42);
     let created = r.now();
     let w = r.worker(&ns, "w").await;
@@ -114,8 +128,7 @@ pub async fn worker_metadata(t: TestBackend) {
 /// **WorkerAttempts.** Active, all and child attempt lists of a child and
 /// its parent.
 pub async fn worker_attempts(t: TestBackend) {
-    let r = Run::new("worker_attempts", t);
-    let (ns, spec, _) = r.basic("worker_attempts", "spec").await;
+    let (r, ns, spec, _) = Run::with_basic("worker_attempts", t, "spec").await;
     let [parent, child] = r.workers(&ns, ["parent", "child"]).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.units(&spec, &["a", "b"]).await;
@@ -166,8 +179,7 @@ pub async fn worker_attempts(t: TestBackend) {
 /// **DeactivateChild.** Deactivating a worker with a parent succeeds; it
 /// keeps its parent and can still request work.
 pub async fn deactivate_child(t: TestBackend) {
-    let r = Run::new("deactivate_child", t);
-    let (ns, spec, _) = r.basic("deactivate_child", "spec").await;
+    let (r, ns, spec, _) = Run::with_basic("deactivate_child", t, "spec").await;
     let [parent, child] = r.workers(&ns, ["parent", "child"]).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok(child.deactivate().await, "deactivate");
@@ -187,8 +199,7 @@ pub async fn deactivate_child(t: TestBackend) {
 /// creation; a second lookup changes nothing; `workers()` lists every
 /// worker (parents, children, inactive) by name.
 pub async fn worker_defaults(t: TestBackend) {
-    let r = Run::new("worker_defaults", t);
-    let ns = r.ns("worker_defaults").await;
+    let (r, ns) = Run::with_ns("worker_defaults", t).await;
     r.advance(Duration::milliseconds(1500));
     let created = r.now();
     let w = r.worker(&ns, "w").await;
@@ -233,8 +244,7 @@ pub async fn worker_defaults(t: TestBackend) {
 /// `None` clears; cycles and parents from another namespace are not
 /// checked.
 pub async fn worker_parent_edge_cases(t: TestBackend) {
-    let r = Run::new("worker_parent_edge_cases", t);
-    let ns = r.ns("worker_parent_edge_cases").await;
+    let (r, ns) = Run::with_ns("worker_parent_edge_cases", t).await;
     let [p, c] = r.workers(&ns, ["p", "c"]).await;
     r.ok(c.set_parent(Some(&p)).await, "set_parent");
     r.ok(c.set_parent(Some(&p)).await, "set_parent again");
@@ -269,8 +279,7 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
 /// Deleted attempts leave every worker list, while
 /// `clear_active_attempt` and supersession do not remove them.
 pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
-    let r = Run::new("deleted_attempts_leave_worker_lists", t);
-    let ns = r.ns("deleted_attempts_leave_worker_lists").await;
+    let (r, ns) = Run::with_ns("deleted_attempts_leave_worker_lists", t).await;
     let [s1, s2] = r.named_specs(&ns, ["s1", "s2"]).await;
     let [parent, w] = r.workers(&ns, ["parent", "w"]).await;
     r.ok(w.set_parent(Some(&parent)).await, "set_parent");
@@ -306,50 +315,12 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
         s1.delete_work_units(&WorkUnitQuery::names(["a"])).await,
         "delete a",
     );
-    let active = r.ok(w.active_attempts().await, "active");
     let expected = vec![r.key(&got[1]).await, r.key(&c).await];
-    check_eq!(
-        r,
-        r.keys(&active).await,
-        expected.clone(),
-        "after deleting a"
-    );
-    let all = r.ok(w.all_attempts().await, "all");
-    check_eq!(
-        r,
-        r.keys(&all).await,
-        expected.clone(),
-        "all after deleting a"
-    );
-    let kids = r.ok(parent.child_attempts().await, "kids");
-    check_eq!(
-        r,
-        r.keys(&kids).await,
-        expected,
-        "child attempts after deleting a"
-    );
+    lists_are(&r, &w, &parent, expected, "after deleting a").await;
 
     r.ok(ns.destroy_work_spec("s1").await, "destroy s1");
     let only_c = vec![r.key(&c).await];
-    check_eq!(
-        r,
-        r.keys(&r.ok(w.active_attempts().await, "a")).await,
-        only_c.clone(),
-        "active"
-    );
-    check_eq!(
-        r,
-        r.keys(&r.ok(w.all_attempts().await, "all")).await,
-        only_c.clone(),
-        "all"
-    );
-    let kids = r.ok(parent.child_attempts().await, "kids");
-    check_eq!(
-        r,
-        r.keys(&kids).await,
-        only_c,
-        "child attempts after destroying s1"
-    );
+    lists_are(&r, &w, &parent, only_c, "after destroying s1").await;
     r.ok(c.finish(None).await, "finish c");
     r.ok_empty(w.active_attempts().await, "finished c listed");
     r.ok_eq(
@@ -362,8 +333,7 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
 /// `child_attempts` is the union of the direct children's *active*
 /// lists: not grandchildren's, not the worker's own, not finished ones.
 pub async fn child_attempts_scope(t: TestBackend) {
-    let r = Run::new("child_attempts_scope", t);
-    let (ns, spec, _) = r.basic("child_attempts_scope", "spec").await;
+    let (r, ns, spec, _) = Run::with_basic("child_attempts_scope", t, "spec").await;
     let [top, mid, low, sibling] = r.workers(&ns, ["top", "mid", "low", "sibling"]).await;
     r.ok(mid.set_parent(Some(&top)).await, "mid → top");
     r.ok(sibling.set_parent(Some(&top)).await, "sibling → top");
@@ -405,8 +375,7 @@ pub async fn child_attempts_scope(t: TestBackend) {
 /// Worker lists are ordered: `active_attempts` in the order the
 /// attempts were added, `all_attempts` in creation order.
 pub async fn worker_list_order(t: TestBackend) {
-    let r = Run::new("worker_list_order", t);
-    let (_ns, spec, worker) = r.basic("worker_list_order", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("worker_list_order", t, "spec").await;
     let units = r.units(&spec, &["c", "a", "d", "b"]).await;
     let mut made = Vec::new();
     for unit in &units {
