@@ -1,7 +1,7 @@
 //! Attempt scenarios: an attempt's life, its metadata and data, and
 //! `make_attempt`.
 
-use super::{at_secs, Dead, Run, TestBackend};
+use super::{at_secs, each_named, Dead, Run, TestBackend};
 use crate::data;
 use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
@@ -153,7 +153,7 @@ pub async fn attempt_gone(t: TestBackend) {
 pub async fn make_attempt_semantics(t: TestBackend) {
     let (r, ns) = Run::with_ns("make_attempt_semantics", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "disabled": true})).await;
-    let [one, two] = r.workers(&ns, ["one", "two"]).await;
+    let [one, two] = each_named(["one", "two"], |n| r.worker(&ns, n)).await;
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::hours(1)),

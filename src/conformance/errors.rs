@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use AttemptStatus as A;
 use WorkUnitStatus as U;
 
-use super::{Run, TestBackend};
+use super::{each_named, Run, TestBackend};
 use crate::api::{NamespaceRef, WorkSpecRef};
 use crate::data;
 use crate::error::Error;
@@ -345,7 +345,7 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     let r = Run::new("wrong_backend_set_parent", t);
     let o = Run::new("wrong_backend_set_parent (second backend)", other);
     let ns = r.ns("wrong_backend").await;
-    let [child, parent] = r.workers(&ns, ["child", "parent"]).await;
+    let [child, parent] = each_named(["child", "parent"], |n| r.worker(&ns, n)).await;
     r.ok(
         child.set_parent(Some(&parent)).await,
         "set_parent(same backend)",

@@ -754,24 +754,6 @@ impl Run {
         self.ok(ns.worker(name).await, format_args!("worker({name:?})"))
     }
 
-    /// One worker per name, looked up in order.
-    pub(crate) async fn workers<const N: usize>(
-        &self,
-        ns: &NamespaceRef,
-        names: [&str; N],
-    ) -> [WorkerRef; N] {
-        each_named(names, |name| self.worker(ns, name)).await
-    }
-
-    /// One spec with only a name per name, defined in order.
-    pub(crate) async fn named_specs<const N: usize>(
-        &self,
-        ns: &NamespaceRef,
-        names: [&str; N],
-    ) -> [WorkSpecRef; N] {
-        each_named(names, |name| self.named_spec(ns, name)).await
-    }
-
     /// A namespace, a spec with only a name, and a worker.
     pub(crate) async fn basic(
         &self,
@@ -1035,8 +1017,9 @@ pub(crate) fn unit_names_of(attempts: &[AttemptRef]) -> Vec<String> {
         .collect()
 }
 
-/// One item per name, each made by `make` after the previous one.
-async fn each_named<'a, T, F, const N: usize>(
+/// One item per name, each made by `make` after the previous one
+/// (several workers or specs for a scenario, say).
+pub(crate) async fn each_named<'a, T, F, const N: usize>(
     names: [&'a str; N],
     make: impl Fn(&'a str) -> F,
 ) -> [T; N]

@@ -1,7 +1,7 @@
 //! Scheduler scenarios: which spec a request draws from (filters, fair
 //! share, weights, exclusions, `max_running`) and the request parameters.
 
-use super::{Run, TestBackend};
+use super::{each_named, Run, TestBackend};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitStatus};
 
@@ -155,7 +155,7 @@ pub async fn request_attempts_parameters(t: TestBackend) {
 pub async fn batch_from_one_spec(t: TestBackend) {
     let (r, ns) = Run::with_ns("batch_from_one_spec", t).await;
     let worker = r.worker(&ns, "worker").await;
-    let [one, two] = r.named_specs(&ns, ["one", "two"]).await;
+    let [one, two] = each_named(["one", "two"], |n| r.named_spec(&ns, n)).await;
     let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
     for spec in [&one, &two, &go] {
         r.units(spec, &["a", "b", "c"]).await;
@@ -279,7 +279,7 @@ pub async fn scheduler_weights(t: TestBackend) {
 pub async fn scheduler_exclusions(t: TestBackend) {
     let (r, ns) = Run::with_ns("scheduler_exclusions", t).await;
     let worker = r.worker(&ns, "worker").await;
-    let [zero, negative] = r.named_specs(&ns, ["zero", "negative"]).await;
+    let [zero, negative] = each_named(["zero", "negative"], |n| r.named_spec(&ns, n)).await;
     for (spec, weight) in [(&zero, 0), (&negative, -3)] {
         let mut meta = r.ok(spec.meta(false).await, "meta");
         meta.weight = weight;

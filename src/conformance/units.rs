@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use WorkUnitStatus as U;
 
-use super::{names, Dead, Run, TestBackend, SEVEN};
+use super::{each_named, names, Dead, Run, TestBackend, SEVEN};
 use crate::data;
 use crate::error::Error;
 use crate::model::{DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
@@ -299,7 +299,7 @@ pub async fn work_unit_data(t: TestBackend) {
 /// same-named unit of another spec.
 pub async fn add_work_unit_bleedover(t: TestBackend) {
     let (r, ns) = Run::with_ns("add_work_unit_bleedover", t).await;
-    let [one, two] = r.named_specs(&ns, ["one", "two"]).await;
+    let [one, two] = each_named(["one", "two"], |n| r.named_spec(&ns, n)).await;
     r.unit(&one, "u", data!({"spec": "one"})).await;
     let old = r.unit(&two, "u", data!({"spec": "two"})).await;
     let new = r.unit(&two, "u", data!({"spec": "two", "v": 2})).await;

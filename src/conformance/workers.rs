@@ -1,14 +1,29 @@
 //! Worker scenarios, plus defaults, parent edge cases and list
 //! clean-up on deletion.
 
-use super::{at_secs, names, AttemptKey, Run, TestBackend};
+use std::collections::BTreeSet;
+
+use super::{at_secs, each_named, names, AttemptKey, Run, TestBackend};
 use crate::api::WorkerRef;
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery};
 
-/// Names of a list of workers, as a set.
-fn worker_names(list: &[WorkerRef]) -> std::collections::BTreeSet<String> {
-    list.iter().map(|w| w.name().to_string()).collect()
+/// The parent of `worker` must be the worker named `want`.
+async fn parent_is(r: &Run, worker: &WorkerRef, want: &str, step: &str) {
+    let parent = r.ok(worker.parent().await, step);
+    check_eq!(
+        r,
+        parent.map(|p| p.name().to_string()),
+        Some(want.to_string()),
+        "{step}"
+    );
+}
+
+/// The children of `worker` must be exactly the workers named `want`.
+async fn children_are<const N: usize>(r: &Run, worker: &WorkerRef, want: [&str; N], step: &str) {
+    let kids = r.ok(worker.children().await, step);
+    let got: BTreeSet<String> = kids.iter().map(|w| w.name().to_string()).collect();
+    check_eq!(r, got, names(want), "{step}");
 }
 
 /// The active and all-attempts lists of `worker` and the child attempts of
@@ -37,53 +52,23 @@ pub async fn worker_ancestry(t: TestBackend) {
     let child = r.worker(&ns, "child").await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok_empty(parent.parent().await, "parent got a parent");
-    let kids = r.ok(parent.children().await, "children()");
-    check_eq!(
-        r,
-        worker_names(&kids),
-        names(["child"]),
-        "parent's children"
-    );
-    let p = r.ok(child.parent().await, "child.parent()");
-    check_eq!(
-        r,
-        p.map(|p| p.name().to_string()),
-        Some("parent".into()),
-        "child's parent"
-    );
+    children_are(&r, &parent, ["child"], "parent's children").await;
+    parent_is(&r, &child, "parent", "child's parent").await;
     r.ok_empty(child.children().await, "child has children");
     // A fresh handle sees the same.
     let again = r.ok(ns.worker("child").await, "lookup child");
-    let p = r.ok(again.parent().await, "parent() via lookup");
-    check_eq!(
-        r,
-        p.map(|p| p.name().to_string()),
-        Some("parent".into()),
-        "via lookup"
-    );
+    parent_is(&r, &again, "parent", "via lookup").await;
 }
 
 /// **WorkerAdoption.** Moving a child to another parent.
 pub async fn worker_adoption(t: TestBackend) {
     let (r, ns) = Run::with_ns("worker_adoption", t).await;
-    let [one, two, child] = r.workers(&ns, ["one", "two", "child"]).await;
+    let [one, two, child] = each_named(["one", "two", "child"], |n| r.worker(&ns, n)).await;
     r.ok(child.set_parent(Some(&one)).await, "set_parent(one)");
     r.ok(child.set_parent(Some(&two)).await, "set_parent(two)");
-    let p = r.ok(child.parent().await, "parent()");
-    check_eq!(
-        r,
-        p.map(|p| p.name().to_string()),
-        Some("two".into()),
-        "new parent"
-    );
+    parent_is(&r, &child, "two", "new parent").await;
     r.ok_empty(one.children().await, "old parent keeps the child");
-    let kids = r.ok(two.children().await, "two");
-    check_eq!(
-        r,
-        worker_names(&kids),
-        names(["child"]),
-        "new parent's children"
-    );
+    children_are(&r, &two, ["child"], "new parent's children").await;
     r.ok_empty(one.parent().await, "one has a parent");
     r.ok_empty(two.parent().await, "two has a parent");
     r.ok_empty(child.children().await, "child has children");
@@ -129,7 +114,7 @@ pub async fn worker_metadata(t: TestBackend) {
 /// its parent.
 pub async fn worker_attempts(t: TestBackend) {
     let (r, ns, spec, _) = Run::with_basic("worker_attempts", t, "spec").await;
-    let [parent, child] = r.workers(&ns, ["parent", "child"]).await;
+    let [parent, child] = each_named(["parent", "child"], |n| r.worker(&ns, n)).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.units(&spec, &["a", "b"]).await;
     r.advance_secs(5);
@@ -180,7 +165,7 @@ pub async fn worker_attempts(t: TestBackend) {
 /// keeps its parent and can still request work.
 pub async fn deactivate_child(t: TestBackend) {
     let (r, ns, spec, _) = Run::with_basic("deactivate_child", t, "spec").await;
-    let [parent, child] = r.workers(&ns, ["parent", "child"]).await;
+    let [parent, child] = each_named(["parent", "child"], |n| r.worker(&ns, n)).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok(child.deactivate().await, "deactivate");
     check!(r, !r.ok(child.active().await, "active"), "still active");
@@ -245,7 +230,7 @@ pub async fn worker_defaults(t: TestBackend) {
 /// checked.
 pub async fn worker_parent_edge_cases(t: TestBackend) {
     let (r, ns) = Run::with_ns("worker_parent_edge_cases", t).await;
-    let [p, c] = r.workers(&ns, ["p", "c"]).await;
+    let [p, c] = each_named(["p", "c"], |n| r.worker(&ns, n)).await;
     r.ok(c.set_parent(Some(&p)).await, "set_parent");
     r.ok(c.set_parent(Some(&p)).await, "set_parent again");
     r.ok_eq(p.children().await.map(|v| v.len()), 1, "no duplicate child");
@@ -266,13 +251,7 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     let other = r.ns("worker_parent_edge_cases elsewhere").await;
     let far = r.worker(&other, "far").await;
     r.ok(c.set_parent(Some(&far)).await, "cross-namespace parent");
-    let kids = r.ok(far.children().await, "far's children");
-    check_eq!(
-        r,
-        worker_names(&kids),
-        names(["c"]),
-        "cross-namespace child"
-    );
+    children_are(&r, &far, ["c"], "cross-namespace child").await;
     r.ok_empty(p.children().await, "old parent released");
 }
 
@@ -280,8 +259,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
 /// `clear_active_attempt` and supersession do not remove them.
 pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
     let (r, ns) = Run::with_ns("deleted_attempts_leave_worker_lists", t).await;
-    let [s1, s2] = r.named_specs(&ns, ["s1", "s2"]).await;
-    let [parent, w] = r.workers(&ns, ["parent", "w"]).await;
+    let [s1, s2] = each_named(["s1", "s2"], |n| r.named_spec(&ns, n)).await;
+    let [parent, w] = each_named(["parent", "w"], |n| r.worker(&ns, n)).await;
     r.ok(w.set_parent(Some(&parent)).await, "set_parent");
     r.units(&s1, &["a", "b"]).await;
     r.units(&s2, &["c"]).await;
@@ -334,7 +313,8 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
 /// lists: not grandchildren's, not the worker's own, not finished ones.
 pub async fn child_attempts_scope(t: TestBackend) {
     let (r, ns, spec, _) = Run::with_basic("child_attempts_scope", t, "spec").await;
-    let [top, mid, low, sibling] = r.workers(&ns, ["top", "mid", "low", "sibling"]).await;
+    let [top, mid, low, sibling] =
+        each_named(["top", "mid", "low", "sibling"], |n| r.worker(&ns, n)).await;
     r.ok(mid.set_parent(Some(&top)).await, "mid → top");
     r.ok(sibling.set_parent(Some(&top)).await, "sibling → top");
     r.ok(low.set_parent(Some(&mid)).await, "low → mid");
