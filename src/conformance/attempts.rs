@@ -3,7 +3,7 @@
 
 use super::{at_secs, each_named, Dead, Run, TestBackend};
 use crate::data;
-use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
 
 use AttemptStatus as A;
 use WorkUnitStatus as U;
@@ -135,10 +135,7 @@ pub async fn attempt_gone(t: TestBackend) {
     let (r, _ns, spec, worker) = Run::with_basic("attempt_gone", t, "spec").await;
     r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
-    r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    r.delete_all(&spec).await;
     r.gone(
         a.status().await,
         Dead::unit("spec", "u"),

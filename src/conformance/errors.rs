@@ -158,20 +158,10 @@ pub async fn invalid_work_spec_data(t: TestBackend) {
             let mut d = data!({"name": name});
             d.insert(key.into(), value.clone());
             let step = format!("set_work_spec({d:?})");
-            r.fails_like(
-                ns.set_work_spec(d.clone()).await,
-                |e| matches!(e, Error::InvalidWorkSpecData(_)),
-                "InvalidWorkSpecData",
-                &step,
-            );
+            r.invalid_data(ns.set_work_spec(d.clone()).await, &step);
             if name == "keep" {
                 let step = format!("set_data({d:?})");
-                r.fails_like(
-                    spec.set_data(d).await,
-                    |e| matches!(e, Error::InvalidWorkSpecData(_)),
-                    "InvalidWorkSpecData",
-                    &step,
-                );
+                r.invalid_data(spec.set_data(d).await, &step);
             }
         }
     }
@@ -193,11 +183,9 @@ pub async fn changed_name(t: TestBackend) {
         );
     }
     // Validation comes first: a wrongly typed key wins over the name change.
-    r.fails_like(
+    r.invalid_data(
         spec.set_data(data!({"name": "other", "priority": "x"}))
             .await,
-        |e| matches!(e, Error::InvalidWorkSpecData(_)),
-        "InvalidWorkSpecData",
         "set_data(other name, bad priority)",
     );
     intact(&r, &ns, &spec, &def, "after ChangedName").await;

@@ -217,10 +217,7 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     let kids = r.ok(parent.child_attempts().await, "child attempts");
     check_eq!(r, kids.len(), 1, "child attempts before deletion");
-    r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    r.delete_all(&spec).await;
     let check_dead = |round: &'static str| {
         let r = &r;
         let a = a.clone();

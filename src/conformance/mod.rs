@@ -39,7 +39,9 @@ use std::sync::Arc;
 use crate::api::{AttemptRef, Backend, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::clock::{Clock, MockClock};
 use crate::error::{Error, Result};
-use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitStatus};
+use crate::model::{
+    AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
 
 /// `assert_eq!` that names the scenario and the step.
 macro_rules! check_eq {
@@ -606,6 +608,23 @@ impl Run {
             self.name
         );
         e
+    }
+
+    /// Fails with `InvalidWorkSpecData`.
+    #[track_caller]
+    pub(crate) fn invalid_data<T: Debug>(&self, res: Result<T>, step: impl Display) {
+        self.fails_like(
+            res,
+            |e| matches!(e, Error::InvalidWorkSpecData(_)),
+            "InvalidWorkSpecData",
+            step,
+        );
+    }
+
+    /// Deletes every unit of `spec`; the number deleted.
+    pub(crate) async fn delete_all(&self, spec: &WorkSpecRef) -> u64 {
+        let query = WorkUnitQuery::all();
+        self.ok(spec.delete_work_units(&query).await, "delete all")
     }
 
     /// Fails with `Gone` or one of the `NoSuch…` variations `dead`

@@ -23,10 +23,7 @@ pub async fn trivial_work_unit_flow(t: TestBackend) {
     let unit = &all["unit"];
     check_eq!(r, unit.name(), "unit", "unit name");
     check_eq!(r, unit.work_spec().name(), "spec", "unit's spec name");
-    let deleted = r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    let deleted = r.delete_all(&spec).await;
     check_eq!(r, deleted, 1, "deleted count");
     r.fails(
         spec.work_unit("unit").await,
@@ -352,10 +349,7 @@ pub async fn unit_deleted_gone(t: TestBackend) {
     let (r, ns) = Run::with_ns("unit_deleted_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    r.delete_all(&spec).await;
     r.gone(
         unit.status().await,
         Dead::unit("spec", "u"),
