@@ -1,33 +1,26 @@
 //! Attempt scenarios: an attempt's life, its metadata and data, and
 //! `make_attempt`.
 
-use super::{at_secs, Dead, Run, TestBackend};
+use super::{at_secs, each_named, Dead, Run, TestBackend};
 use crate::data;
-use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
+
+use AttemptStatus as A;
+use WorkUnitStatus as U;
 
 /// **AttemptLifetime.** A unit and its attempt through request, finish with
 /// list-valued data and `clear_active_attempt`.
 pub async fn attempt_lifetime(t: TestBackend) {
-    let r = Run::new("attempt_lifetime", t);
-    let (_ns, spec, worker) = r.basic("attempt_lifetime", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_lifetime", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "initial status",
-    );
+    r.ok_eq(unit.status().await, U::Available, "initial status");
     r.ok_eq(unit.data().await, DataMap::new(), "initial data");
     r.advance_secs(5);
     let a = r.request_unit(&worker, "u", "request").await;
     let key = r.key(&a).await;
-    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "unit pending");
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "attempt pending");
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(key.clone()),
-        "unit's active attempt"
-    );
+    r.ok_eq(unit.status().await, U::Pending, "unit pending");
+    r.ok_eq(a.status().await, A::Pending, "attempt pending");
+    r.active_is(&unit, Some(&a), "unit's active attempt").await;
     let active = r.ok(worker.active_attempts().await, "worker active");
     check_eq!(
         r,
@@ -39,22 +32,9 @@ pub async fn attempt_lifetime(t: TestBackend) {
 
     let result = data!({"outputs": ["not", "chained"], "n": 1});
     r.ok(a.finish(Some(result.clone())).await, "finish");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Finished,
-        "unit finished",
-    );
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Finished,
-        "attempt finished",
-    );
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(key.clone()),
-        "still active"
-    );
+    r.ok_eq(unit.status().await, U::Finished, "unit finished");
+    r.ok_eq(a.status().await, A::Finished, "attempt finished");
+    r.active_is(&unit, Some(&a), "still active").await;
     let active = r.ok(worker.active_attempts().await, "worker active");
     check!(
         r,
@@ -73,18 +53,10 @@ pub async fn attempt_lifetime(t: TestBackend) {
     r.ok_eq(unit.data().await, result, "unit data is the finish data");
 
     r.ok(unit.clear_active_attempt().await, "clear_active_attempt");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "available after clear",
-    );
+    r.ok_eq(unit.status().await, U::Available, "available after clear");
     r.ok_eq(unit.data().await, DataMap::new(), "own data after clear");
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        None,
-        "no active attempt after clear"
-    );
+    r.active_is(&unit, None, "no active attempt after clear")
+        .await;
     let history = r.ok(unit.attempts().await, "unit attempts");
     check_eq!(
         r,
@@ -94,17 +66,12 @@ pub async fn attempt_lifetime(t: TestBackend) {
     );
     let all = r.ok(worker.all_attempts().await, "worker all");
     check_eq!(r, r.keys(&all).await, vec![key], "worker all after clear");
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Finished,
-        "attempt keeps status",
-    );
+    r.ok_eq(a.status().await, A::Finished, "attempt keeps status");
 }
 
 /// **AttemptMetadata.** Start, data, end and expiration through renew and finish.
 pub async fn attempt_metadata(t: TestBackend) {
-    let r = Run::new("attempt_metadata", t);
-    let (_ns, spec, worker) = r.basic("attempt_metadata", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_metadata", t, "spec").await;
     let unit_data = data!({"from": "unit", "list": [1, 2]});
     r.unit(&spec, "u", unit_data.clone()).await;
     r.advance_secs(10);
@@ -151,8 +118,7 @@ pub async fn attempt_metadata(t: TestBackend) {
 /// **AttemptFractionalStart.** An attempt starting at a fractional second
 /// works normally, and its times keep the fraction.
 pub async fn attempt_fractional_start(t: TestBackend) {
-    let r = Run::new("attempt_fractional_start", t);
-    let (_ns, spec, worker) = r.basic("attempt_fractional_start", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_fractional_start", t, "spec").await;
     r.unit(&spec, "u", DataMap::new()).await;
     r.advance(Duration::milliseconds(1_234));
     let start = r.now();
@@ -166,14 +132,10 @@ pub async fn attempt_fractional_start(t: TestBackend) {
 /// **AttemptGone.** `status()` on an attempt of a deleted unit fails with
 /// `Gone` (or a `NoSuch…`).
 pub async fn attempt_gone(t: TestBackend) {
-    let r = Run::new("attempt_gone", t);
-    let (_ns, spec, worker) = r.basic("attempt_gone", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_gone", t, "spec").await;
     r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
-    r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    r.delete_all(&spec).await;
     r.gone(
         a.status().await,
         Dead::unit("spec", "u"),
@@ -186,11 +148,9 @@ pub async fn attempt_gone(t: TestBackend) {
 /// status and stays on its worker's active list; a zero lifetime is 15
 /// minutes.
 pub async fn make_attempt_semantics(t: TestBackend) {
-    let r = Run::new("make_attempt_semantics", t);
-    let ns = r.ns("make_attempt_semantics").await;
+    let (r, ns) = Run::with_ns("make_attempt_semantics", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "disabled": true})).await;
-    let one = r.worker(&ns, "one").await;
-    let two = r.worker(&ns, "two").await;
+    let [one, two] = each_named(["one", "two"], |n| r.worker(&ns, n)).await;
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::hours(1)),
@@ -211,23 +171,14 @@ pub async fn make_attempt_semantics(t: TestBackend) {
         two.make_attempt(&unit, Duration::seconds(60)).await,
         "restart",
     );
-    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "restarted");
+    r.ok_eq(unit.status().await, U::Pending, "restarted");
     r.advance_secs(1);
     let third = r.ok(
         one.make_attempt(&unit, Duration::seconds(60)).await,
         "supersede",
     );
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(r.key(&third).await),
-        "newest is active"
-    );
-    r.ok_eq(
-        second.status().await,
-        AttemptStatus::Pending,
-        "superseded status",
-    );
+    r.active_is(&unit, Some(&third), "newest is active").await;
+    r.ok_eq(second.status().await, A::Pending, "superseded status");
     let two_active = r.ok(two.active_attempts().await, "two's active list");
     check_eq!(
         r,
@@ -250,24 +201,15 @@ pub async fn make_attempt_semantics(t: TestBackend) {
     );
     // A superseded pending attempt is not subject to automatic expiry.
     r.advance_secs(120);
-    r.ok_eq(
-        second.status().await,
-        AttemptStatus::Pending,
-        "not auto-expired",
-    );
-    r.ok_eq(
-        third.status().await,
-        AttemptStatus::Expired,
-        "active one expired",
-    );
+    r.ok_eq(second.status().await, A::Pending, "not auto-expired");
+    r.ok_eq(third.status().await, A::Expired, "active one expired");
 }
 
 /// An empty map is a real replacement, `None` keeps the old data:
 /// `renew`, `finish` and `fail` with `Some({})` empty the
 /// attempt's data (and the unit's visible data), `None` keeps it.
 pub async fn empty_map_replaces_data(t: TestBackend) {
-    let r = Run::new("empty_map_replaces_data", t);
-    let (_ns, spec, worker) = r.basic("empty_map_replaces_data", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("empty_map_replaces_data", t, "spec").await;
     let full = data!({"k": "v"});
     let mut units = Vec::new();
     for name in ["renew", "finish", "fail", "expire"] {

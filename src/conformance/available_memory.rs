@@ -38,8 +38,7 @@ async fn spec_offered(r: &Run, worker: &WorkerRef, gb: f64) -> Option<String> {
 /// priority; zero or a negative amount means the worker did not say, and
 /// every spec is considered; a spec needing exactly the amount offered fits.
 pub async fn available_memory_filters_specs(t: TestBackend) {
-    let r = Run::new("available_memory_filters_specs", t);
-    let ns = r.ns("available_memory_filters_specs").await;
+    let (r, ns) = Run::with_ns("available_memory_filters_specs", t).await;
     let big = r
         .spec(&ns, data!({"name": "big", "min_gb": 16, "priority": 5}))
         .await;
@@ -76,8 +75,7 @@ pub async fn available_memory_filters_specs(t: TestBackend) {
 /// A spec's `min_memory_gb` changed with `set_meta` is what the next
 /// request is filtered by.
 pub async fn available_memory_follows_set_meta(t: TestBackend) {
-    let r = Run::new("available_memory_follows_set_meta", t);
-    let ns = r.ns("available_memory_follows_set_meta").await;
+    let (r, ns) = Run::with_ns("available_memory_follows_set_meta", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "min_gb": 2})).await;
     r.units(&spec, &["u"]).await;
     let worker = r.worker(&ns, "worker").await;
@@ -99,8 +97,7 @@ async fn set_min_memory(r: &Run, spec: &WorkSpecRef, gb: f64) {
 /// An idle continuous spec generates a unit only for a worker whose memory
 /// fits it, and a worker it does not fit leaves its next time untouched.
 pub async fn available_memory_gates_continuous(t: TestBackend) {
-    let r = Run::new("available_memory_gates_continuous", t);
-    let ns = r.ns("available_memory_gates_continuous").await;
+    let (r, ns) = Run::with_ns("available_memory_gates_continuous", t).await;
     let spec = r
         .spec(
             &ns,

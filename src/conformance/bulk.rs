@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 use super::{Identity, Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkUnitRef};
 use crate::data;
@@ -14,7 +17,7 @@ use crate::model::{
 };
 use crate::rules::limits::MAX_NAME_BYTES;
 
-use WorkUnitStatus::{Available, Delayed, Pending};
+use U::{Available, Delayed, Pending};
 
 /// One bulk entry, built as callers build them.
 fn entry(name: &str, data: DataMap, meta: WorkUnitMeta) -> NewWorkUnit {
@@ -139,12 +142,12 @@ pub(crate) async fn upsert(r: &Run, adding: Adding) {
     }
     r.ok_eq(
         fin.status().await,
-        AttemptStatus::Finished,
+        A::Finished,
         "finished attempt keeps its status",
     );
     r.ok_eq(
         fail.status().await,
-        AttemptStatus::Failed,
+        A::Failed,
         "failed attempt keeps its status",
     );
     for (which, unit) in [("old handle", &units[0]), ("new handle", &added[0])] {
@@ -201,8 +204,7 @@ pub async fn bulk_add_upsert(t: TestBackend) {
 /// handles, the handle of each name's last entry is the one a later lookup
 /// answers.
 pub async fn bulk_add_duplicates(t: TestBackend) {
-    let r = Run::new("bulk_add_duplicates", t);
-    let ns = r.ns("bulk_add_duplicates").await;
+    let (r, ns) = Run::with_ns("bulk_add_duplicates", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let batch = vec![
         entry("b", data!({"v": 1}), WorkUnitMeta::with_priority(1.0)),
@@ -262,8 +264,7 @@ pub async fn bulk_add_duplicates(t: TestBackend) {
 /// batch fails the batch with `add_work_unit`'s error for that entry, and
 /// nothing of the batch is stored: no new unit, no replaced data.
 pub async fn bulk_add_all_or_nothing(t: TestBackend) {
-    let r = Run::new("bulk_add_all_or_nothing", t);
-    let ns = r.ns("bulk_add_all_or_nothing").await;
+    let (r, ns) = Run::with_ns("bulk_add_all_or_nothing", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     r.unit(&spec, "keep", data!({"v": 1})).await;
     let long = "n".repeat(MAX_NAME_BYTES + 1);
@@ -299,8 +300,7 @@ pub async fn bulk_add_all_or_nothing(t: TestBackend) {
 
 /// **BulkAddEmpty.** An empty batch answers no handles and changes nothing.
 pub async fn bulk_add_empty(t: TestBackend) {
-    let r = Run::new("bulk_add_empty", t);
-    let ns = r.ns("bulk_add_empty").await;
+    let (r, ns) = Run::with_ns("bulk_add_empty", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     check!(
         r,
@@ -331,8 +331,7 @@ pub async fn bulk_add_empty(t: TestBackend) {
 /// scheduled like units added one by one: delayed ones by their not-before
 /// time, available ones by priority.
 pub async fn bulk_add_counts(t: TestBackend) {
-    let r = Run::new("bulk_add_counts", t);
-    let (_ns, spec, worker) = r.basic("bulk_add_counts", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("bulk_add_counts", t, "spec").await;
     let later = r.now() + Duration::seconds(60);
     let batch = (0..50)
         .map(|i| {

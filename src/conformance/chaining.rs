@@ -5,6 +5,9 @@ use super::{names, Run, TestBackend};
 use crate::data;
 use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitStatus};
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 /// **WorkUnitChaining.** `output` as nothing, a map, a list, and from the
 /// unit's own creation data.
 pub async fn work_unit_chaining(t: TestBackend) {
@@ -50,7 +53,7 @@ pub async fn work_unit_chaining(t: TestBackend) {
     r.ok_eq(b1.data().await, data!({"k": "v"}), "b1 data");
     let b2 = r.ok(b.work_unit("b2").await, "lookup b2");
     r.ok_eq(b2.data().await, DataMap::new(), "b2 data");
-    r.ok_eq(b2.status().await, WorkUnitStatus::Available, "b2 available");
+    r.ok_eq(b2.status().await, U::Available, "b2 available");
 }
 
 /// **ChainingMixed.** A plain name and an array item for the same name:
@@ -85,12 +88,7 @@ pub async fn chaining_two_step(t: TestBackend) {
         "renew",
     );
     r.ok(attempt.finish(None).await, "finish");
-    check_eq!(
-        r,
-        r.unit_names(&b, "units of b").await,
-        names([name]),
-        "units of b"
-    );
+    r.units_are(&b, [name], "units of b").await;
     let unit = r.ok(b.work_unit(name).await, "lookup");
     r.ok_eq(unit.data().await, DataMap::new(), "data");
     r.ok_eq(unit.priority().await, 7.0, "priority");
@@ -115,24 +113,15 @@ pub async fn chaining_expiry(t: TestBackend) {
         r.unit_names(&b, "units of b").await.is_empty(),
         "inactive attempt chained"
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Pending,
-        "unit still pending",
-    );
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(r.key(&second).await),
-        "second still active"
-    );
+    r.ok_eq(unit.status().await, U::Pending, "unit still pending");
+    r.active_is(&unit, Some(&second), "second still active")
+        .await;
 }
 
 /// **ChainingDuplicate.** Chaining to an already finished unit makes it
 /// available again.
 pub async fn chaining_duplicate(t: TestBackend) {
-    let r = Run::new("chaining_duplicate", t);
-    let ns = r.ns("chaining_duplicate").await;
+    let (r, ns) = Run::with_ns("chaining_duplicate", t).await;
     let a = r
         .spec(&ns, data!({"name": "a", "then": "b", "priority": 0}))
         .await;
@@ -158,8 +147,7 @@ pub async fn chaining_duplicate(t: TestBackend) {
 /// Chaining edge cases: a `then` naming a missing spec, or a spec in
 /// another namespace, creates nothing and `finish` still succeeds.
 pub async fn chaining_missing_next_spec(t: TestBackend) {
-    let r = Run::new("chaining_missing_next_spec", t);
-    let ns = r.ns("chaining_missing_next_spec").await;
+    let (r, ns) = Run::with_ns("chaining_missing_next_spec", t).await;
     let elsewhere = r.ns("elsewhere").await;
     let other = r.named_spec(&elsewhere, "missing").await;
     let a = r.spec(&ns, data!({"name": "a", "then": "missing"})).await;
@@ -170,11 +158,7 @@ pub async fn chaining_missing_next_spec(t: TestBackend) {
         attempt.finish(Some(data!({"output": ["x"]}))).await,
         "finish",
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Finished,
-        "unit finished",
-    );
+    r.ok_eq(unit.status().await, U::Finished, "unit finished");
     let listed = r.ok(ns.work_spec_names().await, "names");
     check_eq!(r, listed, vec!["a".to_string()], "no spec created");
     check!(
@@ -182,12 +166,7 @@ pub async fn chaining_missing_next_spec(t: TestBackend) {
         r.unit_names(&other, "other ns").await.is_empty(),
         "chained across namespaces"
     );
-    check_eq!(
-        r,
-        r.unit_names(&a, "a's units").await,
-        names(["u"]),
-        "nothing added to a"
-    );
+    r.units_are(&a, ["u"], "nothing added to a").await;
 }
 
 /// Chaining ignores `outputs` (plural), scalar `output`, a map with a
@@ -223,12 +202,7 @@ pub async fn chaining_ignored_outputs(t: TestBackend) {
     let attempt = r.request_unit(&worker, "last", "request last").await;
     let mixed = data!({"output": [["eta"], "ok", ["zeta", {}, {}, 7]]});
     r.ok(attempt.finish(Some(mixed)).await, "finish with mixed items");
-    check_eq!(
-        r,
-        r.unit_names(&b, "after mixed").await,
-        names(["ok"]),
-        "good item kept"
-    );
+    r.units_are(&b, ["ok"], "good item kept").await;
 }
 
 /// Chaining onto a Pending unit replaces its data and meta but keeps its
@@ -245,28 +219,12 @@ pub async fn chaining_pending_target(t: TestBackend) {
     let attempt = r.request_unit(&worker, "a", "request").await;
     let output = data!({"output": {"busy": {"v": 1}, "broken": {"v": 2}}});
     r.ok(attempt.finish(Some(output)).await, "finish");
-    r.ok_eq(
-        busy.status().await,
-        WorkUnitStatus::Pending,
-        "busy stays pending",
-    );
-    check_eq!(
-        r,
-        r.active_key(&busy).await,
-        Some(r.key(&running).await),
-        "busy's attempt kept"
-    );
-    r.ok_eq(
-        broken.status().await,
-        WorkUnitStatus::Available,
-        "broken re-armed",
-    );
+    r.ok_eq(busy.status().await, U::Pending, "busy stays pending");
+    r.active_is(&busy, Some(&running), "busy's attempt kept")
+        .await;
+    r.ok_eq(broken.status().await, U::Available, "broken re-armed");
     r.ok_eq(broken.data().await, data!({"v": 2}), "broken's new data");
-    r.ok_eq(
-        failed.status().await,
-        AttemptStatus::Failed,
-        "old attempt kept",
-    );
+    r.ok_eq(failed.status().await, A::Failed, "old attempt kept");
     r.ok(busy.clear_active_attempt().await, "clear busy");
     r.ok_eq(busy.data().await, data!({"v": 1}), "busy's new own data");
 }

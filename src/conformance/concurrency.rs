@@ -2,12 +2,27 @@
 //! a multi-thread runtime to exercise real parallelism.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use super::{Run, TestBackend};
-use crate::api::WorkSpecRef;
+use crate::api::{NamespaceRef, WorkSpecRef};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+
+/// A run of scenario `name` with a namespace named after it holding spec
+/// `spec` with `count` [numbered units](numbered_units), whose names it
+/// returns.
+async fn numbered(
+    name: &'static str,
+    t: TestBackend,
+    count: usize,
+) -> (Run, NamespaceRef, WorkSpecRef, Vec<String>) {
+    let (r, ns) = Run::with_ns(name, t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let names = numbered_units(&r, &spec, count).await;
+    (r, ns, spec, names)
+}
 
 /// Adds `count` units named `u000`, `u001`, ….
 async fn numbered_units(r: &Run, spec: &WorkSpecRef, count: usize) -> Vec<String> {
@@ -18,14 +33,31 @@ async fn numbered_units(r: &Run, spec: &WorkSpecRef, count: usize) -> Vec<String
     names
 }
 
+/// Every unit of `expected` was `what` (run, handed out) exactly once, as
+/// `once` judges a unit's tally, and no other unit was.
+fn each_once<V: Debug>(
+    r: &Run,
+    tally: &BTreeMap<String, V>,
+    once: impl Fn(&V) -> bool,
+    expected: &[String],
+    what: &str,
+) {
+    let more: Vec<_> = tally.iter().filter(|(_, v)| !once(v)).collect();
+    check!(r, more.is_empty(), "units {what} more than once: {more:?}");
+    let units: Vec<&String> = tally.keys().collect();
+    check_eq!(
+        r,
+        units,
+        expected.iter().collect::<Vec<_>>(),
+        "every unit {what}"
+    );
+}
+
 /// **ConcurrentExecution.** Eight concurrent workers (randomly named, one
 /// task each) request and finish single attempts until a request returns
 /// nothing; each of 100 units runs exactly once and none is missed.
 pub async fn concurrent_execution(t: TestBackend) {
-    let r = Run::new("concurrent_execution", t);
-    let ns = r.ns("concurrent_execution").await;
-    let spec = r.named_spec(&ns, "spec").await;
-    let expected = numbered_units(&r, &spec, 100).await;
+    let (r, ns, spec, expected) = numbered("concurrent_execution", t, 100).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let worker = r
@@ -58,28 +90,15 @@ pub async fn concurrent_execution(t: TestBackend) {
             runs.entry(unit).or_default().push(worker);
         }
     }
-    let twice: Vec<_> = runs.iter().filter(|(_, w)| w.len() != 1).collect();
-    check!(r, twice.is_empty(), "units run more than once: {twice:?}");
-    check_eq!(
-        r,
-        runs.keys().cloned().collect::<Vec<_>>(),
-        expected,
-        "every unit ran"
-    );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Finished, 100)].into(),
-        "all finished"
-    );
+    each_once(&r, &runs, |w| w.len() == 1, &expected, "run");
+    r.counts_are(&spec, [(WorkUnitStatus::Finished, 100)], "all finished")
+        .await;
 }
 
 /// **AddSameUnit.** Eight tasks concurrently add the same 200 unit names;
 /// every call succeeds and each name exists once.
 pub async fn add_same_unit(t: TestBackend) {
-    let r = Run::new("add_same_unit", t);
-    let ns = r.ns("add_same_unit").await;
+    let (r, ns) = Run::with_ns("add_same_unit", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let names: Arc<Vec<String>> = Arc::new((0..200).map(|i| format!("u{i:03}")).collect());
     let mut tasks = Vec::new();
@@ -108,13 +127,8 @@ pub async fn add_same_unit(t: TestBackend) {
         *names,
         "each name once"
     );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Available, 200)].into(),
-        "all available"
-    );
+    r.counts_are(&spec, [(WorkUnitStatus::Available, 200)], "all available")
+        .await;
 }
 
 /// Concurrent batch requests never hand the same unit to two
@@ -122,10 +136,7 @@ pub async fn add_same_unit(t: TestBackend) {
 /// without finishing anything; the batches are disjoint and cover all 200
 /// units.
 pub async fn concurrent_requests_disjoint(t: TestBackend) {
-    let r = Run::new("concurrent_requests_disjoint", t);
-    let ns = r.ns("concurrent_requests_disjoint").await;
-    let spec = r.named_spec(&ns, "spec").await;
-    let expected = numbered_units(&r, &spec, 200).await;
+    let (r, ns, spec, expected) = numbered("concurrent_requests_disjoint", t, 200).await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let worker = r.worker(&ns, &format!("worker-{i}")).await;
@@ -151,21 +162,9 @@ pub async fn concurrent_requests_disjoint(t: TestBackend) {
             *seen.entry(name).or_default() += 1;
         }
     }
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
-    check!(r, twice.is_empty(), "units handed out twice: {twice:?}");
-    check_eq!(
-        r,
-        seen.keys().cloned().collect::<Vec<_>>(),
-        expected,
-        "every unit handed out"
-    );
-    let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Pending, 200)].into(),
-        "all pending"
-    );
+    each_once(&r, &seen, |n| *n == 1, &expected, "handed out");
+    r.counts_are(&spec, [(WorkUnitStatus::Pending, 200)], "all pending")
+        .await;
 }
 
 /// Concurrent get-or-create: eight tasks at once look up
@@ -254,11 +253,6 @@ pub async fn concurrent_chaining_same_output(t: TestBackend) {
     check_eq!(r, total, 40, "units finished");
     let units = r.unit_names(&second, "second's units").await;
     check_eq!(r, units, super::names(["joined"]), "one chained unit");
-    let counts = r.ok(first.count_work_unit_status().await, "counts");
-    check_eq!(
-        r,
-        counts,
-        [(WorkUnitStatus::Finished, 40)].into(),
-        "all finished"
-    );
+    r.counts_are(&first, [(WorkUnitStatus::Finished, 40)], "all finished")
+        .await;
 }

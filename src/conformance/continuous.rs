@@ -6,9 +6,14 @@ use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta};
 
-/// Namespace `ns` holding the spec `definition` defines, and a worker.
-async fn fixture(r: &Run, ns: &str, definition: DataMap) -> (WorkSpecRef, WorkerRef) {
+/// Namespace `ns` holding the continuous spec `spec` (with the
+/// `interval` given, if any), and a worker.
+async fn fixture(r: &Run, ns: &str, interval: Option<i64>) -> (WorkSpecRef, WorkerRef) {
     let ns = r.ns(ns).await;
+    let mut definition = data!({"name": "spec", "continuous": true});
+    if let Some(interval) = interval {
+        definition.insert("interval".into(), interval.into());
+    }
     let spec = r.spec(&ns, definition).await;
     (spec, r.worker(&ns, "worker").await)
 }
@@ -17,7 +22,7 @@ async fn fixture(r: &Run, ns: &str, definition: DataMap) -> (WorkSpecRef, Worker
 /// attempt per request; `continuous = false` stops it, `true` resumes.
 pub async fn continuous(t: TestBackend) {
     let r = Run::new("continuous", t);
-    let (spec, worker) = fixture(&r, "", data!({"name": "spec", "continuous": true})).await;
+    let (spec, worker) = fixture(&r, "", None).await;
     for round in 0..2 {
         r.advance_secs(5);
         let a = r
@@ -56,12 +61,7 @@ pub async fn continuous(t: TestBackend) {
 /// one at it; after a long wait exactly one (no catch-up).
 pub async fn continuous_interval(t: TestBackend) {
     let r = Run::new("continuous_interval", t);
-    let (spec, worker) = fixture(
-        &r,
-        "continuous_interval",
-        data!({"name": "spec", "continuous": true, "interval": 60}),
-    )
-    .await;
+    let (spec, worker) = fixture(&r, "continuous_interval", Some(60)).await;
     r.advance_secs(100);
     let t0 = r.now();
     let got = r
@@ -103,12 +103,7 @@ pub async fn continuous_interval(t: TestBackend) {
 /// that already exists reuses that unit.
 pub async fn continuous_unit_name(t: TestBackend) {
     let r = Run::new("continuous_unit_name", t);
-    let (spec, worker) = fixture(
-        &r,
-        "continuous_unit_name",
-        data!({"name": "spec", "continuous": true}),
-    )
-    .await;
+    let (spec, worker) = fixture(&r, "continuous_unit_name", None).await;
     r.advance(Duration::seconds(1_400_000_000) + Duration::milliseconds(5));
     let a = r.request_unit(&worker, "1400000000.005", "request").await;
     r.ok(a.finish(None).await, "finish");
@@ -138,12 +133,7 @@ pub async fn continuous_unit_name(t: TestBackend) {
 /// number asked for; none while a unit is available or pending.
 pub async fn continuous_one_per_request(t: TestBackend) {
     let r = Run::new("continuous_one_per_request", t);
-    let (spec, worker) = fixture(
-        &r,
-        "continuous_one_per_request",
-        data!({"name": "spec", "continuous": true}),
-    )
-    .await;
+    let (spec, worker) = fixture(&r, "continuous_one_per_request", None).await;
     r.advance_secs(1);
     let got = r.request(&worker, AttemptRequest::units(10), "first").await;
     check_eq!(r, got.len(), 1, "one continuous unit");
@@ -166,12 +156,7 @@ pub async fn continuous_one_per_request(t: TestBackend) {
 /// value blocks it until reached; clearing it allows it at once.
 pub async fn continuous_next_gate(t: TestBackend) {
     let r = Run::new("continuous_next_gate", t);
-    let (spec, worker) = fixture(
-        &r,
-        "continuous_next_gate",
-        data!({"name": "spec", "continuous": true}),
-    )
-    .await;
+    let (spec, worker) = fixture(&r, "continuous_next_gate", None).await;
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.next_continuous = Some(at_secs(100));
     r.ok(spec.set_meta(meta.clone()).await, "set_meta(next = 100 s)");

@@ -4,7 +4,10 @@
 
 use serde_json::{json, Value};
 
-use super::{Run, TestBackend};
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
+use super::{each_named, Run, TestBackend};
 use crate::api::{NamespaceRef, WorkSpecRef};
 use crate::data;
 use crate::error::Error;
@@ -155,20 +158,10 @@ pub async fn invalid_work_spec_data(t: TestBackend) {
             let mut d = data!({"name": name});
             d.insert(key.into(), value.clone());
             let step = format!("set_work_spec({d:?})");
-            r.fails_like(
-                ns.set_work_spec(d.clone()).await,
-                |e| matches!(e, Error::InvalidWorkSpecData(_)),
-                "InvalidWorkSpecData",
-                &step,
-            );
+            r.invalid_data(ns.set_work_spec(d.clone()).await, &step);
             if name == "keep" {
                 let step = format!("set_data({d:?})");
-                r.fails_like(
-                    spec.set_data(d).await,
-                    |e| matches!(e, Error::InvalidWorkSpecData(_)),
-                    "InvalidWorkSpecData",
-                    &step,
-                );
+                r.invalid_data(spec.set_data(d).await, &step);
             }
         }
     }
@@ -190,11 +183,9 @@ pub async fn changed_name(t: TestBackend) {
         );
     }
     // Validation comes first: a wrongly typed key wins over the name change.
-    r.fails_like(
+    r.invalid_data(
         spec.set_data(data!({"name": "other", "priority": "x"}))
             .await,
-        |e| matches!(e, Error::InvalidWorkSpecData(_)),
-        "InvalidWorkSpecData",
         "set_data(other name, bad priority)",
     );
     intact(&r, &ns, &spec, &def, "after ChangedName").await;
@@ -205,8 +196,7 @@ pub async fn changed_name(t: TestBackend) {
 /// time now, data replaced) and fails; the unit and its actual active
 /// attempt are left alone; renewing again fails again.
 pub async fn lost_lease(t: TestBackend) {
-    let r = Run::new("lost_lease", t);
-    let (_ns, spec, worker) = r.basic("lost_lease", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("lost_lease", t, "spec").await;
     let ns = r.ns("lost_lease").await;
     let other = r.worker(&ns, "other").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
@@ -219,20 +209,14 @@ pub async fn lost_lease(t: TestBackend) {
         Error::LostLease,
         "renew after clear",
     );
-    r.ok_eq(a.status().await, AttemptStatus::Expired, "expired by renew");
+    r.ok_eq(a.status().await, A::Expired, "expired by renew");
     r.ok_eq(a.end_time().await, Some(r.now()), "end time");
     r.ok_eq(a.data().await, data!({"renewed": 1}), "data replaced");
-    let listed = r.ok(worker.active_attempts().await, "active list");
-    check!(
-        r,
-        listed.is_empty(),
-        "lost attempt still on the active list"
+    r.ok_empty(
+        worker.active_attempts().await,
+        "lost attempt still on the active list",
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit untouched",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit untouched");
     r.advance_secs(5);
     r.fails(
         a.renew(Duration::minutes(5), None).await,
@@ -252,13 +236,8 @@ pub async fn lost_lease(t: TestBackend) {
         Error::LostLease,
         "renew superseded",
     );
-    check_eq!(
-        r,
-        r.active_key(&unit).await,
-        Some(r.key(&b2).await),
-        "active attempt kept"
-    );
-    r.ok_eq(b.status().await, AttemptStatus::Pending, "b untouched");
+    r.active_is(&unit, Some(&b2), "active attempt kept").await;
+    r.ok_eq(b.status().await, A::Pending, "b untouched");
     r.ok_eq(b.expiration_time().await, b_exp, "b's lease untouched");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data");
 }
@@ -287,11 +266,8 @@ pub async fn no_such_work_spec(t: TestBackend) {
         work_specs: vec!["missing".into()],
         ..Default::default()
     };
-    check!(
-        r,
-        r.request(&worker, req, "request").await.is_empty(),
-        "request for missing spec"
-    );
+    r.request_nothing(&worker, req, "request for missing spec")
+        .await;
     intact(&r, &ns, &spec, &def, "after NoSuchWorkSpec").await;
 }
 
@@ -345,11 +321,7 @@ pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
         "make_attempt with a foreign unit",
     );
     r.ok_eq(unit.num_attempts().await, 0, "no attempt on the unit");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit status",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit status");
     let listed = o.ok(foreign.all_attempts().await, "foreign worker's attempts");
     check!(r, listed.is_empty(), "foreign worker got an attempt");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data intact");
@@ -361,8 +333,7 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     let r = Run::new("wrong_backend_set_parent", t);
     let o = Run::new("wrong_backend_set_parent (second backend)", other);
     let ns = r.ns("wrong_backend").await;
-    let child = r.worker(&ns, "child").await;
-    let parent = r.worker(&ns, "parent").await;
+    let [child, parent] = each_named(["child", "parent"], |n| r.worker(&ns, n)).await;
     r.ok(
         child.set_parent(Some(&parent)).await,
         "set_parent(same backend)",
@@ -395,8 +366,7 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
 /// negative lifetime is used as given and the attempt expires at the next
 /// expiry check. Requests with a negative lifetime get 15 minutes.
 pub async fn zero_and_negative_lifetimes(t: TestBackend) {
-    let r = Run::new("zero_and_negative_lifetimes", t);
-    let (_ns, spec, worker) = r.basic("zero_and_negative_lifetimes", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("zero_and_negative_lifetimes", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
     let a = r.ok(
@@ -412,11 +382,7 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
     );
     r.ok_eq(b.start_time().await, r.now(), "start time");
     // expiration_time performs the check itself, so read the status first.
-    r.ok_eq(
-        b.status().await,
-        AttemptStatus::Expired,
-        "negative lifetime",
-    );
+    r.ok_eq(b.status().await, A::Expired, "negative lifetime");
     let exp = r.ok(b.expiration_time().await, "expiration");
     check_eq!(
         r,
@@ -424,11 +390,7 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
         r.now() - Duration::seconds(5),
         "negative lifetime stored as given"
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit available",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit available");
     let req = AttemptRequest {
         lifetime: Duration::seconds(-60),
         ..Default::default()
@@ -450,17 +412,12 @@ pub async fn zero_and_negative_lifetimes(t: TestBackend) {
 /// Zero and negative `renew` extensions: the deadline becomes
 /// `now + extend`; the attempt expires once the clock is strictly past it.
 pub async fn zero_and_negative_renew(t: TestBackend) {
-    let r = Run::new("zero_and_negative_renew", t);
-    let (_ns, spec, worker) = r.basic("zero_and_negative_renew", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("zero_and_negative_renew", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.advance_secs(10);
     r.ok(a.renew(Duration::zero(), None).await, "renew(0)");
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Pending,
-        "at the new deadline",
-    );
+    r.ok_eq(a.status().await, A::Pending, "at the new deadline");
     r.ok_eq(a.expiration_time().await, r.now(), "deadline = now");
     r.ok_eq(
         a.data().await,
@@ -468,31 +425,18 @@ pub async fn zero_and_negative_renew(t: TestBackend) {
         "data kept by renew(None)",
     );
     r.advance(Duration::milliseconds(1));
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Expired,
-        "just past the deadline",
-    );
+    r.ok_eq(a.status().await, A::Expired, "just past the deadline");
     let b = r.request_unit(&worker, "u", "request again").await;
     r.ok(b.renew(Duration::seconds(-30), None).await, "renew(-30 s)");
-    r.ok_eq(
-        b.status().await,
-        AttemptStatus::Expired,
-        "negative extension",
-    );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit available",
-    );
+    r.ok_eq(b.status().await, A::Expired, "negative extension");
+    r.ok_eq(unit.status().await, U::Available, "unit available");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data intact");
 }
 
 /// Zero and negative `retry` delays: `not_before = now + delay`
 /// (now or in the past), so the unit is Available at once.
 pub async fn zero_and_negative_retry_delay(t: TestBackend) {
-    let r = Run::new("zero_and_negative_retry_delay", t);
-    let (_ns, spec, worker) = r.basic("zero_and_negative_retry_delay", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("zero_and_negative_retry_delay", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.advance_secs(100);
     for delay in [Duration::zero(), Duration::seconds(-30)] {
@@ -509,7 +453,7 @@ pub async fn zero_and_negative_retry_delay(t: TestBackend) {
         );
         r.ok_eq(
             unit.status().await,
-            WorkUnitStatus::Available,
+            U::Available,
             format_args!("after retry({delay})"),
         );
     }
@@ -526,8 +470,7 @@ fn out_of_range(e: &Error) -> bool {
 /// A `make_attempt` lifetime that overflows the time range answers
 /// `TimeOutOfRange` (no panic, no attempt); a very long valid one works.
 pub async fn huge_make_attempt_lifetime(t: TestBackend) {
-    let r = Run::new("huge_make_attempt_lifetime", t);
-    let (_ns, spec, worker) = r.basic("huge_make_attempt_lifetime", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_make_attempt_lifetime", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     for lifetime in [Duration::MAX, Duration::MIN] {
         r.fails_like(
@@ -539,11 +482,7 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
     }
     r.ok_eq(unit.num_attempts().await, 0, "no attempt created");
     r.ok_empty(worker.all_attempts().await, "worker got an attempt");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit status",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit status");
     let long = Duration::days(365 * 1000);
     let a = r.ok(
         worker.make_attempt(&unit, long).await,
@@ -556,8 +495,7 @@ pub async fn huge_make_attempt_lifetime(t: TestBackend) {
 /// A `renew` extension that overflows answers `TimeOutOfRange` and changes
 /// nothing (status, data and deadline kept).
 pub async fn huge_renew_extend(t: TestBackend) {
-    let r = Run::new("huge_renew_extend", t);
-    let (_ns, spec, worker) = r.basic("huge_renew_extend", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_renew_extend", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let a = r.request_unit(&worker, "u", "request").await;
     let exp = r.ok(a.expiration_time().await, "exp");
@@ -569,7 +507,7 @@ pub async fn huge_renew_extend(t: TestBackend) {
             format_args!("renew({extend})"),
         );
     }
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "still pending");
+    r.ok_eq(a.status().await, A::Pending, "still pending");
     r.ok_eq(a.expiration_time().await, exp, "deadline kept");
     r.ok_eq(a.data().await, data!({"k": "v"}), "data kept");
     r.ok(
@@ -577,18 +515,13 @@ pub async fn huge_renew_extend(t: TestBackend) {
         "a valid renew afterwards",
     );
     r.ok(a.finish(None).await, "finish");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Finished,
-        "unit finished",
-    );
+    r.ok_eq(unit.status().await, U::Finished, "unit finished");
 }
 
 /// A `retry` delay that overflows answers `TimeOutOfRange` and changes
 /// nothing; a valid retry works afterwards.
 pub async fn huge_retry_delay(t: TestBackend) {
-    let r = Run::new("huge_retry_delay", t);
-    let (_ns, spec, worker) = r.basic("huge_retry_delay", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_retry_delay", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     let a = r.request_unit(&worker, "u", "request").await;
     for delay in [Duration::MAX, Duration::MIN] {
@@ -599,8 +532,8 @@ pub async fn huge_retry_delay(t: TestBackend) {
             format_args!("retry({delay})"),
         );
     }
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "still pending");
-    r.ok_eq(unit.status().await, WorkUnitStatus::Pending, "unit pending");
+    r.ok_eq(a.status().await, A::Pending, "still pending");
+    r.ok_eq(unit.status().await, U::Pending, "unit pending");
     r.ok_eq(
         unit.meta().await.map(|v| v.not_before),
         None,
@@ -613,7 +546,7 @@ pub async fn huge_retry_delay(t: TestBackend) {
         a.retry(None, Duration::seconds(1)).await,
         "a valid retry afterwards",
     );
-    r.ok_eq(a.status().await, AttemptStatus::Retryable, "retried");
+    r.ok_eq(a.status().await, A::Retryable, "retried");
 }
 
 /// Out-of-range numbers in a definition never panic: a huge `interval`
@@ -687,8 +620,7 @@ pub async fn huge_definition_values(t: TestBackend) {
 /// Extreme but representable times and priorities in work unit meta and
 /// worker updates are stored and reported exactly.
 pub async fn huge_work_unit_times(t: TestBackend) {
-    let r = Run::new("huge_work_unit_times", t);
-    let (_ns, spec, worker) = r.basic("huge_work_unit_times", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("huge_work_unit_times", t, "spec").await;
     let far = Time::UNIX_EPOCH + Duration::days(365 * 8000);
     let meta = WorkUnitMeta {
         priority: f64::MAX,
@@ -696,25 +628,9 @@ pub async fn huge_work_unit_times(t: TestBackend) {
     };
     let unit = r.unit_meta(&spec, "far", data!({"k": "v"}), meta).await;
     r.ok_eq(unit.meta().await, meta, "extreme meta round-trips");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Delayed,
-        "delayed for millennia",
-    );
-    r.unit_meta(
-        &spec,
-        "low",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(-f64::MAX),
-    )
-    .await;
-    r.unit_meta(
-        &spec,
-        "tiny",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(f64::MIN_POSITIVE),
-    )
-    .await;
+    r.ok_eq(unit.status().await, U::Delayed, "delayed for millennia");
+    r.unit_priority(&spec, "low", -f64::MAX).await;
+    r.unit_priority(&spec, "tiny", f64::MIN_POSITIVE).await;
     r.drain(&worker, &["tiny", "low"], "drain").await;
     let expiration = Time::UNIX_EPOCH + Duration::days(365 * 5000);
     let past = Time::UNIX_EPOCH - Duration::days(365 * 1000);

@@ -6,17 +6,19 @@ use crate::data;
 use crate::error::Error;
 use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitQuery, WorkUnitStatus};
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 /// **AttemptExpiration.** Past the default lifetime the attempt is Expired,
 /// counts show it available, and it is handed out again.
 pub async fn attempt_expiration(t: TestBackend) {
-    let r = Run::new("attempt_expiration", t);
-    let (_ns, spec, worker) = r.basic("attempt_expiration", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("attempt_expiration", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "fresh attempt");
+    r.ok_eq(a.status().await, A::Pending, "fresh attempt");
     r.request_none(&worker, "second request").await;
     r.advance(Duration::minutes(15) + Duration::seconds(1));
-    r.ok_eq(a.status().await, AttemptStatus::Expired, "after the lease");
+    r.ok_eq(a.status().await, A::Expired, "after the lease");
     let meta = r.ok(spec.meta(true).await, "meta(true)");
     check_eq!(
         r,
@@ -24,21 +26,17 @@ pub async fn attempt_expiration(t: TestBackend) {
         (1, 0),
         "counts"
     );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "unit available",
-    );
+    r.ok_eq(unit.status().await, U::Available, "unit available");
     let again = r.request_unit(&worker, "u", "request again").await;
-    r.ok_eq(again.status().await, AttemptStatus::Pending, "new attempt");
+    r.ok_eq(again.status().await, A::Pending, "new attempt");
 }
 
 /// Lazy expiry: without an expiry check, an attempt past its deadline can
 /// still
 /// be renewed and finished.
 pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
-    let r = Run::new("lazy_expiry_finish_before_check", t);
-    let (_ns, spec, worker) = r.basic("lazy_expiry_finish_before_check", "spec").await;
+    let (r, _ns, spec, worker) =
+        Run::with_basic("lazy_expiry_finish_before_check", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
         worker.make_attempt(&unit, Duration::seconds(10)).await,
@@ -60,16 +58,8 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
         a.finish(Some(data!({"done": true}))).await,
         "finish past the deadline",
     );
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Finished,
-        "attempt finished",
-    );
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Finished,
-        "unit finished",
-    );
+    r.ok_eq(a.status().await, A::Finished, "attempt finished");
+    r.ok_eq(unit.status().await, U::Finished, "unit finished");
 }
 
 /// Lazy expiry: once an expiry check has run, `finish`/`fail`/`retry` fail
@@ -78,8 +68,7 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
 /// expiration time, ends at the check, and leaves the worker's list. Every
 /// listed operation performs the check.
 pub async fn lazy_expiry_after_check(t: TestBackend) {
-    let r = Run::new("lazy_expiry_after_check", t);
-    let (ns, spec, worker) = r.basic("lazy_expiry_after_check", "spec").await;
+    let (r, ns, spec, worker) = Run::with_basic("lazy_expiry_after_check", t, "spec").await;
     // One unit per checking operation; each gets a 10 s lease.
     let checks = [
         "unit.status",
@@ -149,20 +138,16 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
         );
         r.ok_eq(
             a.status().await,
-            AttemptStatus::Expired,
+            A::Expired,
             format_args!("status after {check}"),
         );
         let exp = r.ok(a.expiration_time().await, "expiration");
         check_eq!(r, exp, deadline, "expiration kept after {check}");
-        check_eq!(
-            r,
-            r.active_key(&unit).await,
-            None,
-            "active cleared after {check}"
-        );
+        r.active_is(&unit, None, "active cleared after {check}")
+            .await;
         r.ok_eq(
             unit.status().await,
-            WorkUnitStatus::Available,
+            U::Available,
             format_args!("after {check}"),
         );
         let end = r.ok(a.end_time().await, "end_time");
@@ -173,11 +158,9 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
             end == Some(check_time) || end == Some(r.now()),
             "end time after {check}: {end:?}"
         );
-        let active = r.ok(worker.active_attempts().await, "worker active");
-        check!(
-            r,
-            active.is_empty(),
-            "expired attempt on the worker's list after {check}"
+        r.ok_empty(
+            worker.active_attempts().await,
+            format_args!("expired attempt on the worker's list after {check}"),
         );
     }
 }
@@ -185,26 +168,17 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
 /// The expiry boundary: an attempt is expired only when its
 /// deadline is strictly earlier than now.
 pub async fn expiry_boundary(t: TestBackend) {
-    let r = Run::new("expiry_boundary", t);
-    let (_ns, spec, worker) = r.basic("expiry_boundary", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("expiry_boundary", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(
         worker.make_attempt(&unit, Duration::seconds(30)).await,
         "make",
     );
     r.advance_secs(30);
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "at the deadline");
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Pending,
-        "unit at the deadline",
-    );
+    r.ok_eq(a.status().await, A::Pending, "at the deadline");
+    r.ok_eq(unit.status().await, U::Pending, "unit at the deadline");
     r.advance(Duration::milliseconds(1));
-    r.ok_eq(
-        a.status().await,
-        AttemptStatus::Expired,
-        "1 ms past the deadline",
-    );
+    r.ok_eq(a.status().await, A::Expired, "1 ms past the deadline");
     r.ok_eq(a.end_time().await, Some(r.now()), "end time");
     r.ok_eq(a.expiration_time().await, at_secs(30), "expiration kept");
 }

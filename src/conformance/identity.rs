@@ -87,8 +87,7 @@ pub async fn dead_namespace_handle(t: TestBackend) {
 /// calls fail with `Gone` or `NoSuchWorkSpec`, list/count calls may answer
 /// empty, priority updates may be no-ops; nothing re-creates the spec.
 pub async fn dead_spec_handle(t: TestBackend) {
-    let r = Run::new("dead_spec_handle", t);
-    let (ns, spec, worker) = r.basic("dead_spec_handle", "s").await;
+    let (r, ns, spec, worker) = Run::with_basic("dead_spec_handle", t, "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.ok(
         worker.make_attempt(&unit, Duration::zero()).await,
@@ -149,11 +148,9 @@ pub async fn dead_spec_handle(t: TestBackend) {
         listed.is_empty(),
         "a dead-handle call re-created the spec: {listed:?}"
     );
-    let attempts = r.ok(worker.all_attempts().await, "worker's attempts");
-    check!(
-        r,
-        attempts.is_empty(),
-        "attempts of the dead spec still listed"
+    r.ok_empty(
+        worker.all_attempts().await,
+        "attempts of the dead spec still listed",
     );
 }
 
@@ -163,8 +160,7 @@ pub async fn dead_spec_handle(t: TestBackend) {
 /// empty, `make_attempt` on it fails; nothing re-creates the unit and the
 /// other unit is untouched.
 pub async fn dead_unit_handle(t: TestBackend) {
-    let r = Run::new("dead_unit_handle", t);
-    let (_ns, spec, worker) = r.basic("dead_unit_handle", "s").await;
+    let (r, _ns, spec, worker) = Run::with_basic("dead_unit_handle", t, "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.unit(&spec, "v", data!({"v": 1})).await;
     r.ok(
@@ -200,12 +196,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
         dead,
         "make_attempt",
     );
-    check_eq!(
-        r,
-        r.unit_names(&spec, "units").await,
-        super::names(["v"]),
-        "units left"
-    );
+    r.units_are(&spec, ["v"], "units left").await;
     let v = r.ok(spec.work_unit("v").await, "lookup v");
     r.ok_eq(v.data().await, data!({"v": 1}), "v intact");
     r.ok_empty(worker.all_attempts().await, "deleted attempt listed");
@@ -217,8 +208,7 @@ pub async fn dead_unit_handle(t: TestBackend) {
 /// so they stay dead after the unit is re-created in both identity modes,
 /// and the re-created unit has no history.
 pub async fn dead_attempt_handle(t: TestBackend) {
-    let r = Run::new("dead_attempt_handle", t);
-    let (ns, spec, worker) = r.basic("dead_attempt_handle", "s").await;
+    let (r, ns, spec, worker) = Run::with_basic("dead_attempt_handle", t, "s").await;
     let parent = r.worker(&ns, "parent").await;
     r.ok(worker.set_parent(Some(&parent)).await, "set_parent");
     let unit = r.unit(&spec, "u", DataMap::new()).await;
@@ -227,10 +217,7 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     let kids = r.ok(parent.child_attempts().await, "child attempts");
     check_eq!(r, kids.len(), 1, "child attempts before deletion");
-    r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    r.delete_all(&spec).await;
     let check_dead = |round: &'static str| {
         let r = &r;
         let a = a.clone();
@@ -272,12 +259,8 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     let fresh = r.unit(&spec, "u", DataMap::new()).await;
     check_dead("after re-creating the unit").await;
     r.ok_eq(fresh.num_attempts().await, 0, "re-created unit's history");
-    check_eq!(
-        r,
-        r.active_key(&fresh).await,
-        None,
-        "re-created unit's active attempt"
-    );
+    r.active_is(&fresh, None, "re-created unit's active attempt")
+        .await;
 }
 
 /// A namespace handle after the name is destroyed and re-created.
@@ -320,11 +303,9 @@ pub async fn recreated_namespace_handle(t: TestBackend) {
             r.gone_or_empty(old.summarize().await, Dead::strict(), "summarize");
             let names = r.ok(fresh.work_spec_names().await, "fresh names");
             check_eq!(r, names, vec!["new".to_string()], "new namespace untouched");
-            let workers = r.ok(fresh.workers().await, "fresh workers");
-            check!(
-                r,
-                workers.is_empty(),
-                "old handle created a worker in the new namespace"
+            r.ok_empty(
+                fresh.workers().await,
+                "old handle created a worker in the new namespace",
             );
         }
         Identity::Name => {
@@ -371,8 +352,7 @@ pub async fn recreated_namespace_handle(t: TestBackend) {
 ///
 /// Old unit handles stay dead in both modes (the new spec has no units).
 pub async fn recreated_spec_handle(t: TestBackend) {
-    let r = Run::new("recreated_spec_handle", t);
-    let ns = r.ns("recreated_spec_handle").await;
+    let (r, ns) = Run::with_ns("recreated_spec_handle", t).await;
     let old = r.spec(&ns, data!({"name": "s", "v": 1})).await;
     let old_unit = r.unit(&old, "u", DataMap::new()).await;
     r.ok(ns.destroy_work_spec("s").await, "destroy");
@@ -408,12 +388,7 @@ pub async fn recreated_spec_handle(t: TestBackend) {
                     .await,
                 "add",
             );
-            check_eq!(
-                r,
-                r.unit_names(&fresh, "fresh").await,
-                super::names(["x"]),
-                "unit added"
-            );
+            r.units_are(&fresh, ["x"], "unit added").await;
             r.fails(
                 old.work_unit("u").await,
                 crate::Error::NoSuchWorkUnit { name: "u".into() },
@@ -438,8 +413,7 @@ pub async fn recreated_spec_handle(t: TestBackend) {
 ///
 /// The old unit's attempt stays dead in both modes.
 pub async fn recreated_unit_handle(t: TestBackend) {
-    let r = Run::new("recreated_unit_handle", t);
-    let (_ns, spec, worker) = r.basic("recreated_unit_handle", "s").await;
+    let (r, _ns, spec, worker) = Run::with_basic("recreated_unit_handle", t, "s").await;
     let old = r.unit(&spec, "u", data!({"v": 1})).await;
     let a = r.ok(worker.make_attempt(&old, Duration::zero()).await, "make");
     r.ok(a.finish(None).await, "finish");

@@ -52,10 +52,6 @@ fn out_of_range(e: &Error) -> bool {
     matches!(e, Error::TimeOutOfRange(_))
 }
 
-fn invalid_spec_data(e: &Error) -> bool {
-    matches!(e, Error::InvalidWorkSpecData(_))
-}
-
 /// The over-long names tried for every kind: one byte over (also as a
 /// two-byte character straddling the limit) and a megabyte.
 fn over_long() -> Vec<String> {
@@ -156,12 +152,8 @@ pub async fn chained_name_limits(t: TestBackend) {
         .await,
         "finish with long output names",
     );
-    check_eq!(
-        r,
-        r.unit_names(&second, "chained").await,
-        super::names([fits.as_str(), "short"]),
-        "chained units"
-    );
+    r.units_are(&second, [fits.as_str(), "short"], "chained units")
+        .await;
 }
 
 /// Makes a fresh data map for each write path.
@@ -217,8 +209,7 @@ async fn store_everywhere(
 /// more, or 100,000, answers `DataTooDeep` on every path without storing
 /// anything (and without crashing).
 pub async fn data_depth_limits(t: TestBackend) {
-    let r = Run::new("data_depth_limits", t);
-    let ns = r.ns("data_depth_limits").await;
+    let (r, ns) = Run::with_ns("data_depth_limits", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let worker = r.worker(&ns, "worker").await;
     let over: [(MakeData, &str); 2] = [
@@ -310,8 +301,7 @@ pub async fn data_depth_limits(t: TestBackend) {
 /// accepted by `set_work_spec` and `set_meta` alike; negative or longer
 /// ones answer `InvalidWorkSpecData` from both and change nothing.
 pub async fn interval_limits(t: TestBackend) {
-    let r = Run::new("interval_limits", t);
-    let ns = r.ns("interval_limits").await;
+    let (r, ns) = Run::with_ns("interval_limits", t).await;
     let max_secs = MAX_INTERVAL.num_seconds();
     let spec = r
         .spec(
@@ -331,19 +321,15 @@ pub async fn interval_limits(t: TestBackend) {
         Value::from(1e13),
         Value::from(i64::MIN),
     ] {
-        r.fails_like(
+        r.invalid_data(
             ns.set_work_spec(data!({"name": "bad", "continuous": true, "interval": bad.clone()}))
                 .await,
-            invalid_spec_data,
-            "InvalidWorkSpecData",
             format_args!("set_work_spec interval {bad}"),
         );
         let mut def = data!({"name": "spec", "continuous": true});
         def.insert("interval".into(), bad.clone());
-        r.fails_like(
+        r.invalid_data(
             spec.set_data(def).await,
-            invalid_spec_data,
-            "InvalidWorkSpecData",
             format_args!("set_data interval {bad}"),
         );
     }
@@ -356,10 +342,8 @@ pub async fn interval_limits(t: TestBackend) {
     ] {
         let mut given = meta.clone();
         given.interval = bad;
-        r.fails_like(
+        r.invalid_data(
             spec.set_meta(given).await,
-            invalid_spec_data,
-            "InvalidWorkSpecData",
             format_args!("set_meta interval {bad}"),
         );
     }
@@ -447,8 +431,7 @@ fn bad_priorities() -> [f64; 4] {
 /// `0.0` and orders like it; an adjustment that overflows answers
 /// `BadPriority` and changes no unit.
 pub async fn priority_limits(t: TestBackend) {
-    let r = Run::new("priority_limits", t);
-    let (_ns, spec, worker) = r.basic("priority_limits", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("priority_limits", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let all = WorkUnitQuery::all();
     for bad in bad_priorities() {
@@ -528,20 +511,8 @@ pub async fn priority_limits(t: TestBackend) {
         is_positive_zero(r.ok(neg.priority().await, "p")),
         "adjust by -0"
     );
-    r.unit_meta(
-        &spec,
-        "c-pos",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(0.0),
-    )
-    .await;
-    r.unit_meta(
-        &spec,
-        "a-neg",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(-0.0),
-    )
-    .await;
+    r.unit_priority(&spec, "c-pos", 0.0).await;
+    r.unit_priority(&spec, "a-neg", -0.0).await;
     r.drain(
         &worker,
         &["a-neg", "b-neg", "c-pos", "u"],
@@ -587,8 +558,7 @@ pub async fn priority_limits(t: TestBackend) {
 /// accepted from `MIN_TIME` to `MAX_TIME` and answers `TimeOutOfRange`
 /// outside, changing nothing; sub-microsecond parts are dropped.
 pub async fn time_limits(t: TestBackend) {
-    let r = Run::new("time_limits", t);
-    let (_ns, spec, worker) = r.basic("time_limits", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("time_limits", t, "spec").await;
     let before = MIN_TIME - Duration::microseconds(1);
     let after = MAX_TIME + Duration::microseconds(1);
     for edge in [MIN_TIME, MAX_TIME] {
@@ -743,12 +713,7 @@ pub async fn chained_time_limits(t: TestBackend) {
         .await,
         "finish",
     );
-    check_eq!(
-        r,
-        r.unit_names(&second, "chained").await,
-        super::names(["ok"]),
-        "late item skipped"
-    );
+    r.units_are(&second, ["ok"], "late item skipped").await;
     let ok = r.ok(second.work_unit("ok").await, "ok");
     check!(
         r,
@@ -761,8 +726,7 @@ pub async fn chained_time_limits(t: TestBackend) {
 /// again when the clock is set back before it (to the start of the time
 /// range, say): its status, the counts and requests all agree.
 pub async fn clock_set_back(t: TestBackend) {
-    let r = Run::new("clock_set_back", t);
-    let (_ns, spec, worker) = r.basic("clock_set_back", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("clock_set_back", t, "spec").await;
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::seconds(10)),

@@ -39,7 +39,9 @@ use std::sync::Arc;
 use crate::api::{AttemptRef, Backend, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::clock::{Clock, MockClock};
 use crate::error::{Error, Result};
-use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitMeta};
+use crate::model::{
+    AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
 
 /// `assert_eq!` that names the scenario and the step.
 macro_rules! check_eq {
@@ -470,6 +472,24 @@ impl Run {
         Run { name, t }
     }
 
+    /// A run with a namespace named after the scenario.
+    pub(crate) async fn with_ns(name: &'static str, t: TestBackend) -> (Self, NamespaceRef) {
+        let r = Run::new(name, t);
+        let ns = r.ns(name).await;
+        (r, ns)
+    }
+
+    /// A run with [`Run::basic`] in a namespace named after the scenario.
+    pub(crate) async fn with_basic(
+        name: &'static str,
+        t: TestBackend,
+        spec_name: &str,
+    ) -> (Self, NamespaceRef, WorkSpecRef, WorkerRef) {
+        let r = Run::new(name, t);
+        let (ns, spec, worker) = r.basic(name, spec_name).await;
+        (r, ns, spec, worker)
+    }
+
     pub(crate) fn backend(&self) -> &dyn Backend {
         self.t.backend.as_ref()
     }
@@ -557,6 +577,23 @@ impl Run {
         e
     }
 
+    /// Fails with `InvalidWorkSpecData`.
+    #[track_caller]
+    pub(crate) fn invalid_data<T: Debug>(&self, res: Result<T>, step: impl Display) {
+        self.fails_like(
+            res,
+            |e| matches!(e, Error::InvalidWorkSpecData(_)),
+            "InvalidWorkSpecData",
+            step,
+        );
+    }
+
+    /// Deletes every unit of `spec`; the number deleted.
+    pub(crate) async fn delete_all(&self, spec: &WorkSpecRef) -> u64 {
+        let query = WorkUnitQuery::all();
+        self.ok(spec.delete_work_units(&query).await, "delete all")
+    }
+
     /// Fails with `Gone` or one of the `NoSuch…` variations `dead`
     /// admits.
     #[track_caller]
@@ -566,11 +603,7 @@ impl Run {
                 "[{}] {step}: expected Gone (or {dead:?}), got Ok({v:?})",
                 self.name
             ),
-            Err(e) => assert!(
-                dead.accepts(&e),
-                "[{}] {step}: expected Gone (or {dead:?}), got {e:?}",
-                self.name
-            ),
+            Err(e) => self.dead_error(&e, dead, "", step),
         }
     }
 
@@ -588,12 +621,56 @@ impl Run {
                 "[{}] {step}: expected Gone or an empty result, got Ok({v:?})",
                 self.name
             ),
-            Err(e) => assert!(
-                dead.accepts(&e),
-                "[{}] {step}: expected Gone (or {dead:?}) or empty, got {e:?}",
-                self.name
-            ),
+            Err(e) => self.dead_error(&e, dead, " or empty", step),
         }
+    }
+
+    /// `e` must be `Gone` or a variation `dead` admits; `also` names what
+    /// else the caller would have accepted instead of an error.
+    #[track_caller]
+    fn dead_error(&self, e: &Error, dead: Dead<'_>, also: &str, step: impl Display) {
+        assert!(
+            dead.accepts(e),
+            "[{}] {step}: expected Gone (or {dead:?}){also}, got {e:?}",
+            self.name
+        );
+    }
+
+    /// The unit counts by status of `spec` must be exactly `want`.
+    pub(crate) async fn counts_are<const N: usize>(
+        &self,
+        spec: &WorkSpecRef,
+        want: [(WorkUnitStatus, u64); N],
+        step: impl Display,
+    ) {
+        let want: BTreeMap<WorkUnitStatus, u64> = want.into();
+        self.ok_eq(spec.count_work_unit_status().await, want, step);
+    }
+
+    /// The names of all units of `spec` must be exactly `want`.
+    pub(crate) async fn units_are<const N: usize>(
+        &self,
+        spec: &WorkSpecRef,
+        want: [&str; N],
+        step: impl Display,
+    ) {
+        let got = self.unit_names(spec, &step).await;
+        check_eq!(self, got, names(want), "{step}");
+    }
+
+    /// The active attempt of `unit` must be `want` (compared by
+    /// [`Run::key`]), or absent for `None`.
+    pub(crate) async fn active_is(
+        &self,
+        unit: &WorkUnitRef,
+        want: Option<&AttemptRef>,
+        step: impl Display,
+    ) {
+        let want = match want {
+            Some(a) => Some(self.key(a).await),
+            None => None,
+        };
+        check_eq!(self, self.active_key(unit).await, want, "{step}");
     }
 
     // --- fixtures ---------------------------------------------------------
@@ -637,6 +714,17 @@ impl Run {
             spec.add_work_unit(name, data, meta).await,
             format_args!("add_work_unit({name:?}) to {:?}", spec.name()),
         )
+    }
+
+    /// Adds a unit with empty data and the given priority.
+    pub(crate) async fn unit_priority(
+        &self,
+        spec: &WorkSpecRef,
+        name: &str,
+        priority: f64,
+    ) -> WorkUnitRef {
+        let meta = WorkUnitMeta::with_priority(priority);
+        self.unit_meta(spec, name, DataMap::new(), meta).await
     }
 
     /// Adds units with empty data and default meta.
@@ -712,9 +800,34 @@ impl Run {
         attempt
     }
 
+    /// A request that must hand out attempts for exactly `want`, in list
+    /// order.
+    pub(crate) async fn request_units(
+        &self,
+        worker: &WorkerRef,
+        req: AttemptRequest,
+        want: &[&str],
+        step: impl Display,
+    ) -> Vec<AttemptRef> {
+        let got = self.request(worker, req, &step).await;
+        check_eq!(self, unit_names_of(&got), want, "{step}");
+        got
+    }
+
     /// A default request that must return nothing.
     pub(crate) async fn request_none(&self, worker: &WorkerRef, step: impl Display) {
-        let got = self.request(worker, AttemptRequest::default(), &step).await;
+        self.request_nothing(worker, AttemptRequest::default(), step)
+            .await;
+    }
+
+    /// A request that must return nothing.
+    pub(crate) async fn request_nothing(
+        &self,
+        worker: &WorkerRef,
+        req: AttemptRequest,
+        step: impl Display,
+    ) {
+        let got = self.request(worker, req, &step).await;
         let names = unit_names_of(&got);
         check!(
             self,
@@ -888,6 +1001,25 @@ pub(crate) fn unit_names_of(attempts: &[AttemptRef]) -> Vec<String> {
         .iter()
         .map(|a| a.work_unit().name().to_string())
         .collect()
+}
+
+/// One item per name, each made by `make` after the previous one
+/// (several workers or specs for a scenario, say).
+pub(crate) async fn each_named<'a, T, F, const N: usize>(
+    names: [&'a str; N],
+    make: impl Fn(&'a str) -> F,
+) -> [T; N]
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut out = Vec::with_capacity(N);
+    for name in names {
+        out.push(make(name).await);
+    }
+    match out.try_into() {
+        Ok(all) => all,
+        Err(out) => unreachable!("{} items made for {N} names", out.len()),
+    }
 }
 
 /// The instant `secs` seconds after the epoch.

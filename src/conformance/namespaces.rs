@@ -7,8 +7,7 @@ use crate::model::{DataMap, WorkUnitStatus::Pending};
 
 /// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
 pub async fn namespace_trivial(t: TestBackend) {
-    let r = Run::new("namespace_trivial", t);
-    let ns = r.ns("namespace_trivial").await;
+    let (r, ns) = Run::with_ns("namespace_trivial", t).await;
     check_eq!(r, ns.name(), "namespace_trivial", "name()");
     r.ok(ns.destroy().await, "destroy");
 }
@@ -16,8 +15,7 @@ pub async fn namespace_trivial(t: TestBackend) {
 /// **Namespaces.** After creating a namespace, the listing contains it under
 /// its name, with a handle reporting that name.
 pub async fn namespaces(t: TestBackend) {
-    let r = Run::new("namespaces", t);
-    let ns = r.ns("namespaces").await;
+    let (r, ns) = Run::with_ns("namespaces", t).await;
     let all = r.ok(r.backend().namespaces().await, "namespaces()");
     let Some(listed) = all.get("namespaces") else {
         panic!("[namespaces] listing lacks the namespace: {:?}", all.keys())
@@ -37,8 +35,7 @@ pub async fn namespaces(t: TestBackend) {
 /// definition and the listing agree; after `destroy_work_spec` everything is
 /// gone again and a second destroy fails with `NoSuchWorkSpec`.
 pub async fn spec_create_destroy(t: TestBackend) {
-    let r = Run::new("spec_create_destroy", t);
-    let ns = r.ns("spec_create_destroy").await;
+    let (r, ns) = Run::with_ns("spec_create_destroy", t).await;
     let missing = Error::NoSuchWorkSpec {
         name: "spec".into(),
     };
@@ -71,8 +68,7 @@ pub async fn spec_create_destroy(t: TestBackend) {
         },
         "lookup after destroy",
     );
-    let listed = r.ok(ns.work_spec_names().await, "names after destroy");
-    check!(r, listed.is_empty(), "names after destroy: {listed:?}");
+    r.ok_empty(ns.work_spec_names().await, "names after destroy");
     r.fails(
         ns.destroy_work_spec("spec").await,
         missing,
@@ -84,8 +80,7 @@ pub async fn spec_create_destroy(t: TestBackend) {
 /// **SpecErrors.** `set_work_spec` with an empty map fails with exactly
 /// `NoWorkSpecName`; with a numeric name with exactly `BadWorkSpecName`.
 pub async fn spec_errors(t: TestBackend) {
-    let r = Run::new("spec_errors", t);
-    let ns = r.ns("spec_errors").await;
+    let (r, ns) = Run::with_ns("spec_errors", t).await;
     r.fails(
         ns.set_work_spec(data!({})).await,
         Error::NoWorkSpecName,
@@ -96,18 +91,15 @@ pub async fn spec_errors(t: TestBackend) {
         Error::BadWorkSpecName,
         "numeric name",
     );
-    let listed = r.ok(ns.work_spec_names().await, "names after failures");
-    check!(
-        r,
-        listed.is_empty(),
-        "failed definitions created specs: {listed:?}"
+    r.ok_empty(
+        ns.work_spec_names().await,
+        "failed definitions created specs",
     );
 }
 
 /// **TwoWorkSpecsBasic.** Two specs in one namespace have independent lifetimes.
 pub async fn two_work_specs_basic(t: TestBackend) {
-    let r = Run::new("two_work_specs_basic", t);
-    let ns = r.ns("two_work_specs_basic").await;
+    let (r, ns) = Run::with_ns("two_work_specs_basic", t).await;
     let listed = |step: &'static str| {
         let ns = ns.clone();
         let r = &r;
@@ -181,12 +173,7 @@ pub async fn namespace_get_or_create(t: TestBackend) {
         vec!["s".to_string()],
         "second handle sees the spec"
     );
-    let via_other = r.ok(other.work_spec_names().await, "names in other namespace");
-    check!(
-        r,
-        via_other.is_empty(),
-        "namespaces are not isolated: {via_other:?}"
-    );
+    r.ok_empty(other.work_spec_names().await, "namespaces are not isolated");
     r.ok(b.worker("w").await, "worker via second handle");
     let workers = r.ok(a.workers().await, "workers via first handle");
     check!(
@@ -310,12 +297,8 @@ pub async fn namespace_destroy_contents(t: TestBackend) {
     r.ok_eq(w.mode().await, "", "new worker's mode");
     r.ok_eq(w.last_update().await, r.now(), "new worker created now");
     r.ok_empty(w.all_attempts().await, "attempts survived");
-    check_eq!(
-        r,
-        r.unit_names(&keep_spec, "kept").await,
-        names(["k"]),
-        "other namespace intact"
-    );
+    r.units_are(&keep_spec, ["k"], "other namespace intact")
+        .await;
 }
 
 /// Namespaces are isolated: requests only see the worker's own

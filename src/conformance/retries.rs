@@ -5,10 +5,12 @@ use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::model::{AttemptRequest, AttemptStatus, DataMap, Duration, WorkUnitStatus};
 
+use AttemptStatus as A;
+use WorkUnitStatus as U;
+
 /// **RetryDelay.** A retried unit is Delayed until the delay has elapsed.
 pub async fn retry_delay(t: TestBackend) {
-    let r = Run::new("retry_delay", t);
-    let (_ns, spec, worker) = r.basic("retry_delay", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("retry_delay", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.request_unit(&worker, "u", "request").await;
     r.ok(a.retry(None, Duration::seconds(60)).await, "retry(60 s)");
@@ -18,18 +20,10 @@ pub async fn retry_delay(t: TestBackend) {
         "not_before",
     );
     r.advance_secs(30);
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Delayed,
-        "before the delay",
-    );
+    r.ok_eq(unit.status().await, U::Delayed, "before the delay");
     r.request_none(&worker, "before the delay").await;
     r.advance_secs(30);
-    r.ok_eq(
-        unit.status().await,
-        WorkUnitStatus::Available,
-        "after the delay",
-    );
+    r.ok_eq(unit.status().await, U::Available, "after the delay");
     r.drain(&worker, &["u"], "drain").await;
 }
 
@@ -46,14 +40,13 @@ async fn expire_repeatedly(r: &Run, worker: &WorkerRef, unit: &str, times: usize
 /// **MaxRetries.** After `R` expired attempts the next one fails the unit
 /// with a `too many retries` traceback.
 pub async fn max_retries(t: TestBackend) {
-    let r = Run::new("max_retries", t);
-    let ns = r.ns("max_retries").await;
+    let (r, ns) = Run::with_ns("max_retries", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "max_retries": 3})).await;
     let worker = r.worker(&ns, "worker").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     expire_repeatedly(&r, &worker, "u", 3).await;
     r.request_none(&worker, "request over the limit").await;
-    r.ok_eq(unit.status().await, WorkUnitStatus::Failed, "unit failed");
+    r.ok_eq(unit.status().await, U::Failed, "unit failed");
     let expected = data!({"traceback": "too many retries"});
     r.ok_eq(unit.data().await, expected, "traceback");
     r.ok_eq(unit.num_attempts().await, 4, "attempts");
@@ -61,13 +54,11 @@ pub async fn max_retries(t: TestBackend) {
     let Some(active) = active else {
         panic!("[max_retries] failed unit has no active attempt")
     };
-    r.ok_eq(active.status().await, AttemptStatus::Failed, "last attempt");
+    r.ok_eq(active.status().await, A::Failed, "last attempt");
     r.ok_eq(active.end_time().await, Some(r.now()), "end time");
-    let listed = r.ok(worker.active_attempts().await, "worker active");
-    check!(
-        r,
-        listed.is_empty(),
-        "failed attempt on worker's active list"
+    r.ok_empty(
+        worker.active_attempts().await,
+        "failed attempt on worker's active list",
     );
 }
 
@@ -100,9 +91,9 @@ pub async fn max_retries_multi(t: TestBackend) {
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["c"], "second batch, not topped up");
     let b = r.ok(spec.work_unit("b").await, "lookup b");
-    r.ok_eq(b.status().await, WorkUnitStatus::Failed, "b failed");
+    r.ok_eq(b.status().await, U::Failed, "b failed");
     let d = r.ok(spec.work_unit("d").await, "lookup d");
-    r.ok_eq(d.status().await, WorkUnitStatus::Available, "d untouched");
+    r.ok_eq(d.status().await, U::Available, "d untouched");
 }
 
 /// **MaxRetriesMultiBatch.** A batch of only over-limit units is failed and
@@ -122,33 +113,27 @@ pub async fn max_retries_multi_batch(t: TestBackend) {
     let got_names = super::unit_names_of(&got);
     check_eq!(r, got_names, vec!["c", "d"], "next batch");
     let counts = r.ok(spec.count_work_unit_status().await, "counts");
-    let expected = [
-        (WorkUnitStatus::Failed, 2),
-        (WorkUnitStatus::Pending, 2),
-        (WorkUnitStatus::Available, 1),
-    ]
-    .into_iter()
-    .collect();
+    let expected = [(U::Failed, 2), (U::Pending, 2), (U::Available, 1)]
+        .into_iter()
+        .collect();
     check_eq!(r, counts, expected, "status counts");
 }
 
 /// Without `max_retries` (0, unlimited) a unit is handed out again after
 /// any number of expiries.
 pub async fn max_retries_unlimited(t: TestBackend) {
-    let r = Run::new("max_retries_unlimited", t);
-    let (_ns, spec, worker) = r.basic("max_retries_unlimited", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("max_retries_unlimited", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     expire_repeatedly(&r, &worker, "u", 6).await;
     let a = r.request_unit(&worker, "u", "seventh").await;
-    r.ok_eq(a.status().await, AttemptStatus::Pending, "still handed out");
+    r.ok_eq(a.status().await, A::Pending, "still handed out");
     r.ok_eq(unit.num_attempts().await, 7, "attempts");
 }
 
 /// `max_retries` set through `set_meta` applies to the next request, and
 /// counts every attempt (including `make_attempt` ones).
 pub async fn max_retries_set_meta(t: TestBackend) {
-    let r = Run::new("max_retries_set_meta", t);
-    let (_ns, spec, worker) = r.basic("max_retries_set_meta", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("max_retries_set_meta", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let a = r.ok(worker.make_attempt(&unit, Duration::zero()).await, "make");
     r.ok(a.expire(None).await, "expire");
@@ -159,6 +144,6 @@ pub async fn max_retries_set_meta(t: TestBackend) {
     r.ok(spec.set_meta(meta).await, "set_meta(max_retries = 2)");
     r.request_none(&worker, "third attempt exceeds the limit")
         .await;
-    r.ok_eq(unit.status().await, WorkUnitStatus::Failed, "unit failed");
+    r.ok_eq(unit.status().await, U::Failed, "unit failed");
     r.ok_eq(unit.num_attempts().await, 3, "attempts");
 }

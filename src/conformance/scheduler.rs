@@ -1,7 +1,7 @@
 //! Scheduler scenarios: which spec a request draws from (filters, fair
 //! share, weights, exclusions, `max_running`) and the request parameters.
 
-use super::{Run, TestBackend};
+use super::{each_named, Run, TestBackend};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitStatus};
 
@@ -9,8 +9,7 @@ use WorkUnitStatus::{Available, Pending};
 
 /// **MaxRunning.** `max_running = 1` allows one pending unit at a time.
 pub async fn max_running(t: TestBackend) {
-    let r = Run::new("max_running", t);
-    let ns = r.ns("max_running").await;
+    let (r, ns) = Run::with_ns("max_running", t).await;
     let spec = r.spec(&ns, data!({"name": "spec", "max_running": 1})).await;
     let worker = r.worker(&ns, "worker").await;
     r.units(&spec, &["a", "b", "c", "d"]).await;
@@ -26,8 +25,7 @@ pub async fn max_running(t: TestBackend) {
 
 /// **RequestSpecificSpec.** The `work_specs` filter of a request.
 pub async fn request_specific_spec(t: TestBackend) {
-    let r = Run::new("request_specific_spec", t);
-    let ns = r.ns("request_specific_spec").await;
+    let (r, ns) = Run::with_ns("request_specific_spec", t).await;
     let worker = r.worker(&ns, "worker").await;
     for (name, priority) in [("low", 0), ("mid", 5), ("high", 10)] {
         let spec = r
@@ -48,15 +46,9 @@ pub async fn request_specific_spec(t: TestBackend) {
             work_specs: specs.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         };
+        let want: Vec<&str> = expected.into_iter().collect();
         let step = format!("request restricted to {specs:?}");
-        let got = r.request(&worker, req, &step).await;
-        let got_names = super::unit_names_of(&got);
-        check_eq!(
-            r,
-            got_names,
-            expected.into_iter().collect::<Vec<_>>(),
-            "{step}"
-        );
+        let got = r.request_units(&worker, req, &want, step).await;
         for a in got {
             r.ok(a.retry(None, Duration::zero()).await, "retry");
         }
@@ -65,8 +57,7 @@ pub async fn request_specific_spec(t: TestBackend) {
 
 /// **ByRuntime.** The `runtimes` filter of a request.
 pub async fn by_runtime(t: TestBackend) {
-    let r = Run::new("by_runtime", t);
-    let ns = r.ns("by_runtime").await;
+    let (r, ns) = Run::with_ns("by_runtime", t).await;
     let worker = r.worker(&ns, "worker").await;
     let py = r.spec(&ns, data!({"name": "py", "runtime": ""})).await;
     let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
@@ -105,20 +96,14 @@ pub async fn by_runtime(t: TestBackend) {
             ..Default::default()
         };
         let step = format!("runtimes {runtimes:?}");
-        let got = r.request(&worker, req, &step).await;
-        let got_names = super::unit_names_of(&got);
-        check_eq!(r, got_names, vec![expected], "{step}");
+        let got = r.request_units(&worker, req, &[expected], step).await;
         r.ok(got[0].retry(None, Duration::zero()).await, "retry");
     }
     let req = AttemptRequest {
         runtimes: vec!["cobol".into()],
         ..Default::default()
     };
-    check!(
-        r,
-        r.request(&worker, req, "unknown runtime").await.is_empty(),
-        "unknown runtime"
-    );
+    r.request_nothing(&worker, req, "unknown runtime").await;
 }
 
 /// Request parameters: a count below one means one; a
@@ -127,8 +112,7 @@ pub async fn by_runtime(t: TestBackend) {
 /// `max_getwork` caps the batch; the batch is priority-desc, name-asc and
 /// has the request's lifetime.
 pub async fn request_attempts_parameters(t: TestBackend) {
-    let r = Run::new("request_attempts_parameters", t);
-    let ns = r.ns("request_attempts_parameters").await;
+    let (r, ns) = Run::with_ns("request_attempts_parameters", t).await;
     let spec = r
         .spec(&ns, data!({"name": "spec", "max_getwork": 3, "min_gb": 64}))
         .await;
@@ -169,11 +153,9 @@ pub async fn request_attempts_parameters(t: TestBackend) {
 /// One request's attempts all come from one spec, and the
 /// `work_specs` and `runtimes` filters combine.
 pub async fn batch_from_one_spec(t: TestBackend) {
-    let r = Run::new("batch_from_one_spec", t);
-    let ns = r.ns("batch_from_one_spec").await;
+    let (r, ns) = Run::with_ns("batch_from_one_spec", t).await;
     let worker = r.worker(&ns, "worker").await;
-    let one = r.named_spec(&ns, "one").await;
-    let two = r.named_spec(&ns, "two").await;
+    let [one, two] = each_named(["one", "two"], |n| r.named_spec(&ns, n)).await;
     let go = r.spec(&ns, data!({"name": "go", "runtime": "go"})).await;
     for spec in [&one, &two, &go] {
         r.units(spec, &["a", "b", "c"]).await;
@@ -217,18 +199,13 @@ pub async fn batch_from_one_spec(t: TestBackend) {
         runtimes: vec![String::new()],
         ..Default::default()
     };
-    check!(
-        r,
-        r.request(&worker, req, "disjoint filters").await.is_empty(),
-        "disjoint filters"
-    );
+    r.request_nothing(&worker, req, "disjoint filters").await;
 }
 
 /// Fair share: among equal priorities a spec far above its share
 /// of pending work (score ≤ 0) is never chosen while another qualifies.
 pub async fn scheduler_fair_share(t: TestBackend) {
-    let r = Run::new("scheduler_fair_share", t);
-    let ns = r.ns("scheduler_fair_share").await;
+    let (r, ns) = Run::with_ns("scheduler_fair_share", t).await;
     let worker = r.worker(&ns, "worker").await;
     let light = r.spec(&ns, data!({"name": "light", "weight": 1})).await;
     let heavy = r.spec(&ns, data!({"name": "heavy", "weight": 1})).await;
@@ -271,8 +248,7 @@ pub async fn scheduler_fair_share(t: TestBackend) {
 /// heavier spec gets about three quarters of 200 single requests (the
 /// bounds are over six standard deviations wide).
 pub async fn scheduler_weights(t: TestBackend) {
-    let r = Run::new("scheduler_weights", t);
-    let ns = r.ns("scheduler_weights").await;
+    let (r, ns) = Run::with_ns("scheduler_weights", t).await;
     let worker = r.worker(&ns, "worker").await;
     let one = r.spec(&ns, data!({"name": "one", "weight": 1})).await;
     let three = r.spec(&ns, data!({"name": "three", "weight": 3})).await;
@@ -301,11 +277,9 @@ pub async fn scheduler_weights(t: TestBackend) {
 /// Specs that cannot do work are never chosen: weight zero or
 /// negative (set via `set_meta`), paused, empty, or at `max_running`.
 pub async fn scheduler_exclusions(t: TestBackend) {
-    let r = Run::new("scheduler_exclusions", t);
-    let ns = r.ns("scheduler_exclusions").await;
+    let (r, ns) = Run::with_ns("scheduler_exclusions", t).await;
     let worker = r.worker(&ns, "worker").await;
-    let zero = r.named_spec(&ns, "zero").await;
-    let negative = r.named_spec(&ns, "negative").await;
+    let [zero, negative] = each_named(["zero", "negative"], |n| r.named_spec(&ns, n)).await;
     for (spec, weight) in [(&zero, 0), (&negative, -3)] {
         let mut meta = r.ok(spec.meta(false).await, "meta");
         meta.weight = weight;

@@ -10,8 +10,7 @@ use crate::model::{AttemptRequest, DataMap, Duration, WorkSpecMeta, WorkUnitMeta
 /// different name with `ChangedName`, and the definition is unchanged after
 /// both failures.
 pub async fn change_spec_data(t: TestBackend) {
-    let r = Run::new("change_spec_data", t);
-    let ns = r.ns("change_spec_data").await;
+    let (r, ns) = Run::with_ns("change_spec_data", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let def = data!({"name": "spec", "min_gb": 2, "foo": "bar"});
     r.ok(spec.set_data(def.clone()).await, "set_data with extra keys");
@@ -53,8 +52,7 @@ pub async fn change_spec_data(t: TestBackend) {
 /// **DataEmptyList.** A nested empty list round-trips as an empty list
 /// inside a map.
 pub async fn data_empty_list(t: TestBackend) {
-    let r = Run::new("data_empty_list", t);
-    let ns = r.ns("data_empty_list").await;
+    let (r, ns) = Run::with_ns("data_empty_list", t).await;
     let def = data!({"name": "spec", "min_gb": 0.1, "config": {"empty": []}, "n": {"a": {}}});
     let spec = r.spec(&ns, def.clone()).await;
     let stored = r.ok(spec.data().await, "data()");
@@ -75,8 +73,7 @@ pub async fn data_empty_list(t: TestBackend) {
 
 /// **DefaultMeta.** A spec with only its name reports the default meta.
 pub async fn default_meta(t: TestBackend) {
-    let r = Run::new("default_meta", t);
-    let ns = r.ns("default_meta").await;
+    let (r, ns) = Run::with_ns("default_meta", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let meta = r.ok(spec.meta(false).await, "meta(false)");
     let expected = WorkSpecMeta {
@@ -128,8 +125,7 @@ fn full_definition() -> (DataMap, WorkSpecMeta) {
 
 /// **PrefilledMeta.** Every recognised key lands in its meta field.
 pub async fn prefilled_meta(t: TestBackend) {
-    let r = Run::new("prefilled_meta", t);
-    let ns = r.ns("prefilled_meta").await;
+    let (r, ns) = Run::with_ns("prefilled_meta", t).await;
     let (def, expected) = full_definition();
     let spec = r.spec(&ns, def).await;
     r.ok_eq(spec.meta(false).await, expected.clone(), "meta");
@@ -139,8 +135,7 @@ pub async fn prefilled_meta(t: TestBackend) {
 /// **SetDataSetsMeta.** `set_data` with every recognised key turns the
 /// default meta into exactly the implied one.
 pub async fn set_data_sets_meta(t: TestBackend) {
-    let r = Run::new("set_data_sets_meta", t);
-    let ns = r.ns("set_data_sets_meta").await;
+    let (r, ns) = Run::with_ns("set_data_sets_meta", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let before = r.ok(spec.meta(false).await, "meta before");
     check_eq!(r, before.weight, 20, "default weight");
@@ -151,8 +146,7 @@ pub async fn set_data_sets_meta(t: TestBackend) {
 
 /// **NiceWeight.** Weight derivation through successive `set_data` calls.
 pub async fn nice_weight(t: TestBackend) {
-    let r = Run::new("nice_weight", t);
-    let ns = r.ns("nice_weight").await;
+    let (r, ns) = Run::with_ns("nice_weight", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let cases = [
         (data!({"name": "spec", "nice": 5}), 15),
@@ -176,8 +170,7 @@ pub async fn nice_weight(t: TestBackend) {
 /// **SetMeta.** `set_meta` stores the settable fields and ignores
 /// `can_be_continuous`, the next spec name, the runtime and the counts.
 pub async fn set_meta(t: TestBackend) {
-    let r = Run::new("set_meta", t);
-    let ns = r.ns("set_meta").await;
+    let (r, ns) = Run::with_ns("set_meta", t).await;
     let spec = r
         .spec(
             &ns,
@@ -224,8 +217,7 @@ pub async fn set_meta(t: TestBackend) {
 /// **MetaContinuous.** Making a non-continuous spec continuous via
 /// `set_meta` succeeds silently and changes nothing.
 pub async fn meta_continuous(t: TestBackend) {
-    let r = Run::new("meta_continuous", t);
-    let ns = r.ns("meta_continuous").await;
+    let (r, ns) = Run::with_ns("meta_continuous", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.continuous = true;
@@ -238,49 +230,36 @@ pub async fn meta_continuous(t: TestBackend) {
 
 /// **MetaCounts.** Counted meta follows one unit through its life.
 pub async fn meta_counts(t: TestBackend) {
-    let r = Run::new("meta_counts", t);
-    let (_ns, spec, worker) = r.basic("meta_counts", "spec").await;
-    let counts = |step: &'static str| {
+    let (r, _ns, spec, worker) = Run::with_basic("meta_counts", t, "spec").await;
+    let counts_are = |want: (i64, i64), step: String| {
         let spec = spec.clone();
         let r = &r;
         async move {
-            let m = r.ok(spec.meta(true).await, step);
-            (m.available_count, m.pending_count)
+            let m = r.ok(spec.meta(true).await, &step);
+            check_eq!(r, (m.available_count, m.pending_count), want, "{step}");
         }
     };
-    check_eq!(r, counts("empty").await, (0, 0), "no units");
+    counts_are((0, 0), "no units".into()).await;
     r.unit(&spec, "u", DataMap::new()).await;
-    check_eq!(r, counts("added").await, (1, 0), "after add");
-    r.advance_secs(5);
-    let a = r.request_unit(&worker, "u", "first request").await;
-    check_eq!(
-        r,
-        counts("first request").await,
-        (0, 1),
-        "after first request"
-    );
-    r.ok(a.expire(None).await, "expire");
-    check_eq!(r, counts("expired").await, (1, 0), "after expire");
-    r.advance_secs(5);
-    let a = r.request_unit(&worker, "u", "second request").await;
-    check_eq!(
-        r,
-        counts("second request").await,
-        (0, 1),
-        "after second request"
-    );
-    r.ok(a.retry(None, Duration::zero()).await, "retry");
-    check_eq!(r, counts("retried").await, (1, 0), "after retry");
-    r.advance_secs(5);
-    let a = r.request_unit(&worker, "u", "third request").await;
-    check_eq!(
-        r,
-        counts("third request").await,
-        (0, 1),
-        "after third request"
-    );
-    r.ok(a.finish(None).await, "finish");
-    check_eq!(r, counts("finished").await, (0, 0), "after finish");
+    counts_are((1, 0), "after add".into()).await;
+    // Each round requests the unit, then ends its attempt one way.
+    let rounds = [
+        ("first", "expire", (1, 0)),
+        ("second", "retry", (1, 0)),
+        ("third", "finish", (0, 0)),
+    ];
+    for (round, end, after) in rounds {
+        r.advance_secs(5);
+        let step = format!("{round} request");
+        let a = r.request_unit(&worker, "u", &step).await;
+        counts_are((0, 1), format!("after {step}")).await;
+        match end {
+            "expire" => r.ok(a.expire(None).await, end),
+            "retry" => r.ok(a.retry(None, Duration::zero()).await, end),
+            _ => r.ok(a.finish(None).await, end),
+        }
+        counts_are(after, format!("after {end}")).await;
+    }
     let plain = r.ok(spec.meta(false).await, "meta(false)");
     check_eq!(
         r,
@@ -293,8 +272,7 @@ pub async fn meta_counts(t: TestBackend) {
 /// **SpecDeletedGone.** After `destroy_work_spec`, `meta(false)` and
 /// `add_work_unit` on the old handle fail with `Gone` (or `NoSuchWorkSpec`).
 pub async fn spec_deleted_gone(t: TestBackend) {
-    let r = Run::new("spec_deleted_gone", t);
-    let ns = r.ns("spec_deleted_gone").await;
+    let (r, ns) = Run::with_ns("spec_deleted_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     r.ok(ns.destroy_work_spec("spec").await, "destroy_work_spec");
     r.gone(
@@ -308,11 +286,9 @@ pub async fn spec_deleted_gone(t: TestBackend) {
         Dead::spec("spec"),
         "add_work_unit on dead spec",
     );
-    let listed = r.ok(ns.work_spec_names().await, "names");
-    check!(
-        r,
-        listed.is_empty(),
-        "add_work_unit re-created the spec: {listed:?}"
+    r.ok_empty(
+        ns.work_spec_names().await,
+        "add_work_unit re-created the spec",
     );
 }
 
@@ -320,8 +296,7 @@ pub async fn spec_deleted_gone(t: TestBackend) {
 /// from it fails `meta(false)` and `add_work_unit` with `Gone` (or
 /// `NoSuchWorkSpec`).
 pub async fn spec_in_namespace_gone(t: TestBackend) {
-    let r = Run::new("spec_in_namespace_gone", t);
-    let ns = r.ns("spec_in_namespace_gone").await;
+    let (r, ns) = Run::with_ns("spec_in_namespace_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     r.ok(ns.destroy().await, "destroy namespace");
     r.gone(spec.meta(false).await, Dead::spec("spec"), "meta(false)");
@@ -337,8 +312,7 @@ pub async fn spec_in_namespace_gone(t: TestBackend) {
 /// produces exactly one attempt on the first request; the interval reads
 /// back exactly.
 pub async fn one_day_interval(t: TestBackend) {
-    let r = Run::new("one_day_interval", t);
-    let ns = r.ns("one_day_interval").await;
+    let (r, ns) = Run::with_ns("one_day_interval", t).await;
     let day = 86_400;
     let spec = r
         .spec(
@@ -376,8 +350,7 @@ pub async fn one_day_interval(t: TestBackend) {
 /// are discarded and `next_continuous` is reset, so a continuous spec
 /// generates a unit right after its definition is reloaded.
 pub async fn set_data_resets_meta(t: TestBackend) {
-    let r = Run::new("set_data_resets_meta", t);
-    let ns = r.ns("set_data_resets_meta").await;
+    let (r, ns) = Run::with_ns("set_data_resets_meta", t).await;
     let def = data!({"name": "spec", "min_gb": 0.1, "continuous": true, "interval": 3600});
     let spec = r.spec(&ns, def.clone()).await;
     let worker = r.worker(&ns, "worker").await;
@@ -423,8 +396,7 @@ pub async fn set_data_resets_meta(t: TestBackend) {
 /// Float values of integer keys are truncated toward zero; `interval` is
 /// truncated to whole seconds before conversion.
 pub async fn definition_float_truncation(t: TestBackend) {
-    let r = Run::new("definition_float_truncation", t);
-    let ns = r.ns("definition_float_truncation").await;
+    let (r, ns) = Run::with_ns("definition_float_truncation", t).await;
     let spec = r
         .spec(
             &ns,
@@ -452,8 +424,7 @@ pub async fn definition_float_truncation(t: TestBackend) {
 /// its identity, handles and units are kept, the definition and meta
 /// replaced.
 pub async fn set_work_spec_upsert(t: TestBackend) {
-    let r = Run::new("set_work_spec_upsert", t);
-    let ns = r.ns("set_work_spec_upsert").await;
+    let (r, ns) = Run::with_ns("set_work_spec_upsert", t).await;
     let old = r.spec(&ns, data!({"name": "spec", "priority": 1})).await;
     let unit = r.unit(&old, "u", data!({"k": 1})).await;
     let def = data!({"name": "spec", "priority": 5, "min_gb": 0.1, "new": true});
@@ -472,11 +443,9 @@ pub async fn set_work_spec_upsert(t: TestBackend) {
     );
     r.ok_eq(unit.data().await, data!({"k": 1}), "unit handle still live");
     r.ok_eq(ns.work_spec_names().await.map(|v| v.len()), 1, "one spec");
-    r.fails_like(
+    r.invalid_data(
         ns.set_work_spec(data!({"name": "spec", "priority": "x"}))
             .await,
-        |e| matches!(e, Error::InvalidWorkSpecData(_)),
-        "InvalidWorkSpecData",
         "invalid re-definition",
     );
     r.ok_eq(old.data().await, def, "definition kept after the failure");
@@ -485,8 +454,7 @@ pub async fn set_work_spec_upsert(t: TestBackend) {
 /// Counted meta never counts Delayed units as available; on the
 /// seven-state fixture: three available, one pending.
 pub async fn meta_counts_exclude_delayed(t: TestBackend) {
-    let r = Run::new("meta_counts_exclude_delayed", t);
-    let ns = r.ns("meta_counts_exclude_delayed").await;
+    let (r, ns) = Run::with_ns("meta_counts_exclude_delayed", t).await;
     let seven = r.seven(&ns, "spec").await;
     let meta = r.ok(seven.spec.meta(true).await, "meta(true)");
     check_eq!(

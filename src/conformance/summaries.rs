@@ -1,6 +1,6 @@
 //! Summary scenarios at the backend, namespace and work spec levels.
 
-use super::{Run, TestBackend};
+use super::{each_named, Run, TestBackend};
 use crate::model::{DataMap, Duration, SummaryRecord, WorkUnitStatus};
 
 use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
@@ -72,8 +72,7 @@ pub async fn summarize_levels(t: TestBackend) {
     let a = r.ns("a").await;
     let b = r.ns("b").await;
     r.ns("empty").await;
-    let a1 = r.named_spec(&a, "a1").await;
-    let a2 = r.named_spec(&a, "a2").await;
+    let [a1, a2] = each_named(["a1", "a2"], |n| r.named_spec(&a, n)).await;
     r.named_spec(&a, "a3-empty").await;
     let b1 = r.named_spec(&b, "b1").await;
     r.units(&a1, &["x", "y"]).await;

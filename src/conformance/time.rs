@@ -10,8 +10,7 @@ use WorkUnitStatus::{Available, Delayed, Finished};
 /// **NotBeforeDelayedStatus.** Delayed until the not-before time; Available
 /// from exactly that instant on.
 pub async fn not_before_delayed_status(t: TestBackend) {
-    let r = Run::new("not_before_delayed_status", t);
-    let ns = r.ns("not_before_delayed_status").await;
+    let (r, ns) = Run::with_ns("not_before_delayed_status", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     r.advance_secs(100);
     let meta = WorkUnitMeta {
@@ -31,8 +30,7 @@ pub async fn not_before_delayed_status(t: TestBackend) {
 
 /// **NotBeforeAttempt.** A delayed unit is not handed out until its time.
 pub async fn not_before_attempt(t: TestBackend) {
-    let r = Run::new("not_before_attempt", t);
-    let (_ns, spec, worker) = r.basic("not_before_attempt", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("not_before_attempt", t, "spec").await;
     let meta = WorkUnitMeta {
         priority: 0.0,
         not_before: Some(r.now() + Duration::seconds(60)),
@@ -46,15 +44,8 @@ pub async fn not_before_attempt(t: TestBackend) {
 /// **NotBeforePriority.** A delayed high-priority unit does not block an
 /// available low-priority one.
 pub async fn not_before_priority(t: TestBackend) {
-    let r = Run::new("not_before_priority", t);
-    let (_ns, spec, worker) = r.basic("not_before_priority", "spec").await;
-    r.unit_meta(
-        &spec,
-        "low",
-        DataMap::new(),
-        WorkUnitMeta::with_priority(0.0),
-    )
-    .await;
+    let (r, _ns, spec, worker) = Run::with_basic("not_before_priority", t, "spec").await;
+    r.unit_priority(&spec, "low", 0.0).await;
     let meta = WorkUnitMeta {
         priority: 10.0,
         not_before: Some(r.now() + Duration::seconds(60)),
@@ -68,8 +59,7 @@ pub async fn not_before_priority(t: TestBackend) {
 /// **DelayedOutput.** A chained item with a delay creates a Delayed unit
 /// that runs once the delay has passed.
 pub async fn delayed_output(t: TestBackend) {
-    let r = Run::new("delayed_output", t);
-    let ns = r.ns("delayed_output").await;
+    let (r, ns) = Run::with_ns("delayed_output", t).await;
     let one = r.spec(&ns, data!({"name": "one", "then": "two"})).await;
     let two = r.named_spec(&ns, "two").await;
     let worker = r.worker(&ns, "worker").await;
@@ -98,8 +88,7 @@ pub async fn delayed_output(t: TestBackend) {
 /// fail: attempts started "in the future" stay pending, times are reported
 /// as the clock said, and work continues.
 pub async fn clock_skew(t: TestBackend) {
-    let r = Run::new("clock_skew", t);
-    let (ns, spec, worker) = r.basic("clock_skew", "spec").await;
+    let (r, ns, spec, worker) = Run::with_basic("clock_skew", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.advance_secs(1000);
     let a = r.request_unit(&worker, "u", "request at 1000 s").await;

@@ -289,41 +289,39 @@ async fn run_row(t: TestBackend, scenario: &'static str, row: Row) {
     }
 }
 
-/// Row "Pending, active": `renew` keeps it Pending (new expiration
-/// `now + extend`, data replaced); `expire` → Expired (unit Available);
-/// `finish` → Finished; `fail` → Failed (both stay active); `retry` →
-/// Retryable (unit Available, `not_before = now`).
-pub async fn transitions_pending_active(t: TestBackend) {
-    run_row(t, "transitions_pending_active", Row::PendingActive).await;
+/// Defines one public scenario per row of the transition table, each
+/// running [`run_row`] under its own name.
+macro_rules! row_scenarios {
+    ($($(#[doc = $doc:literal])* $name:ident => $row:expr;)*) => {
+        $(
+            $(#[doc = $doc])*
+            pub async fn $name(t: TestBackend) {
+                run_row(t, stringify!($name), $row).await;
+            }
+        )*
+    };
 }
 
-/// Row "Pending, not active" (superseded by `make_attempt`): `renew`
-/// → Expired + `LostLease`; `expire`, `finish` (no chaining), `fail` and
-/// `retry` succeed; the unit stays Pending with the other attempt; `retry`
-/// still sets the unit's `not_before`.
-pub async fn transitions_pending_not_active(t: TestBackend) {
-    run_row(t, "transitions_pending_not_active", Row::PendingNotActive).await;
-}
-
-/// Row "Expired": `renew` → Expired again (end time and data
-/// replaced) + `LostLease`; `expire` is a no-op success (data kept);
-/// `finish`, `fail`, `retry` → `NotPending`.
-pub async fn transitions_expired(t: TestBackend) {
-    run_row(t, "transitions_expired", Row::Expired).await;
-}
-
-/// Row "Finished": every call → `NotPending`, nothing changes.
-pub async fn transitions_finished(t: TestBackend) {
-    run_row(t, "transitions_finished", Row::Finished).await;
-}
-
-/// Row "Failed": `finish` → Finished (unit Finished); every other
-/// call → `NotPending`.
-pub async fn transitions_failed(t: TestBackend) {
-    run_row(t, "transitions_failed", Row::Failed).await;
-}
-
-/// Row "Retryable": every call → `NotPending`, nothing changes.
-pub async fn transitions_retryable(t: TestBackend) {
-    run_row(t, "transitions_retryable", Row::Retryable).await;
+row_scenarios! {
+    /// Row "Pending, active": `renew` keeps it Pending (new expiration
+    /// `now + extend`, data replaced); `expire` → Expired (unit Available);
+    /// `finish` → Finished; `fail` → Failed (both stay active); `retry` →
+    /// Retryable (unit Available, `not_before = now`).
+    transitions_pending_active => Row::PendingActive;
+    /// Row "Pending, not active" (superseded by `make_attempt`): `renew`
+    /// → Expired + `LostLease`; `expire`, `finish` (no chaining), `fail` and
+    /// `retry` succeed; the unit stays Pending with the other attempt; `retry`
+    /// still sets the unit's `not_before`.
+    transitions_pending_not_active => Row::PendingNotActive;
+    /// Row "Expired": `renew` → Expired again (end time and data
+    /// replaced) + `LostLease`; `expire` is a no-op success (data kept);
+    /// `finish`, `fail`, `retry` → `NotPending`.
+    transitions_expired => Row::Expired;
+    /// Row "Finished": every call → `NotPending`, nothing changes.
+    transitions_finished => Row::Finished;
+    /// Row "Failed": `finish` → Finished (unit Finished); every other
+    /// call → `NotPending`.
+    transitions_failed => Row::Failed;
+    /// Row "Retryable": every call → `NotPending`, nothing changes.
+    transitions_retryable => Row::Retryable;
 }

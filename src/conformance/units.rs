@@ -3,18 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use super::{names, Dead, Run, TestBackend, SEVEN};
+use WorkUnitStatus as U;
+
+use super::{each_named, names, Dead, Run, TestBackend, SEVEN};
 use crate::data;
 use crate::error::Error;
 use crate::model::{DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
-use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
+use U::{Available, Delayed, Failed, Finished, Pending};
 
 /// **TrivialWorkUnitFlow.** One unit: listed, named, deleted by an empty
 /// query, then absent.
 pub async fn trivial_work_unit_flow(t: TestBackend) {
-    let r = Run::new("trivial_work_unit_flow", t);
-    let ns = r.ns("trivial_work_unit_flow").await;
+    let (r, ns) = Run::with_ns("trivial_work_unit_flow", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     r.unit(&spec, "unit", DataMap::new()).await;
     let all = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "work_units");
@@ -22,10 +23,7 @@ pub async fn trivial_work_unit_flow(t: TestBackend) {
     let unit = &all["unit"];
     check_eq!(r, unit.name(), "unit", "unit name");
     check_eq!(r, unit.work_spec().name(), "spec", "unit's spec name");
-    let deleted = r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    let deleted = r.delete_all(&spec).await;
     check_eq!(r, deleted, 1, "deleted count");
     r.fails(
         spec.work_unit("unit").await,
@@ -44,8 +42,7 @@ pub async fn trivial_work_unit_flow(t: TestBackend) {
 /// **WorkUnitQueries.** Limits, paging, status and name filters on the
 /// seven-state fixture.
 pub async fn work_unit_queries(t: TestBackend) {
-    let r = Run::new("work_unit_queries", t);
-    let ns = r.ns("work_unit_queries").await;
+    let (r, ns) = Run::with_ns("work_unit_queries", t).await;
     let seven = r.seven(&ns, "spec").await;
     let spec = &seven.spec;
     let query = |q: WorkUnitQuery, step: String| {
@@ -99,7 +96,7 @@ pub async fn work_unit_queries(t: TestBackend) {
         (vec![Failed], names(["failed"])),
         (vec![Delayed], names(["delayed"])),
         (vec![Finished, Failed], names(["finished", "failed"])),
-        (vec![Pending, WorkUnitStatus::AnyStatus], names(SEVEN)),
+        (vec![Pending, U::AnyStatus], names(SEVEN)),
     ];
     for (statuses, expected) in by_status {
         let step = format!("statuses {statuses:?}");
@@ -131,8 +128,7 @@ pub async fn work_unit_queries(t: TestBackend) {
 
 /// **DeleteWorkUnits.** Deleting by name, again (zero), by status, and all.
 pub async fn delete_work_units(t: TestBackend) {
-    let r = Run::new("delete_work_units", t);
-    let ns = r.ns("delete_work_units").await;
+    let (r, ns) = Run::with_ns("delete_work_units", t).await;
     let seven = r.seven(&ns, "spec").await;
     let spec = &seven.spec;
     let by_name = WorkUnitQuery::names(["available"]);
@@ -152,12 +148,12 @@ pub async fn delete_work_units(t: TestBackend) {
     );
     let by_status = WorkUnitQuery::statuses([Failed, Finished]);
     r.ok_eq(spec.delete_work_units(&by_status).await, 2, "count");
-    check_eq!(
-        r,
-        r.unit_names(spec, "after status delete").await,
-        names(["delayed", "expired", "pending", "retried"]),
-        "units after deleting by status"
-    );
+    r.units_are(
+        spec,
+        ["delayed", "expired", "pending", "retried"],
+        "units after deleting by status",
+    )
+    .await;
     r.ok_eq(
         spec.delete_work_units(&WorkUnitQuery::all()).await,
         4,
@@ -173,8 +169,7 @@ pub async fn delete_work_units(t: TestBackend) {
 /// **CountWorkUnitStatus.** Exact counts on the seven-state fixture, no
 /// zero entries; an empty spec counts nothing.
 pub async fn count_work_unit_status(t: TestBackend) {
-    let r = Run::new("count_work_unit_status", t);
-    let ns = r.ns("count_work_unit_status").await;
+    let (r, ns) = Run::with_ns("count_work_unit_status", t).await;
     let empty = r.named_spec(&ns, "empty").await;
     let counts = r.ok(empty.count_work_unit_status().await, "count empty spec");
     check!(r, counts.is_empty(), "empty spec counts {counts:?}");
@@ -217,8 +212,7 @@ pub async fn count_work_unit_status(t: TestBackend) {
 /// **WorkUnitOrder.** Equal-priority units added in reverse order drain
 /// alphabetically.
 pub async fn work_unit_order(t: TestBackend) {
-    let r = Run::new("work_unit_order", t);
-    let (_ns, spec, worker) = r.basic("work_unit_order", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("work_unit_order", t, "spec").await;
     r.units(&spec, &["c", "b", "a"]).await;
     r.drain(&worker, &["a", "b", "c"], "drain").await;
 }
@@ -226,12 +220,9 @@ pub async fn work_unit_order(t: TestBackend) {
 /// **WorkUnitPriorityCtor.** Creation priorities are reported and decide
 /// the order; ties break alphabetically.
 pub async fn work_unit_priority_ctor(t: TestBackend) {
-    let r = Run::new("work_unit_priority_ctor", t);
-    let (_ns, spec, worker) = r.basic("work_unit_priority_ctor", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("work_unit_priority_ctor", t, "spec").await;
     for (name, p) in [("a", 0.0), ("b", 10.0), ("c", 10.0), ("d", -1.5)] {
-        let u = r
-            .unit_meta(&spec, name, DataMap::new(), WorkUnitMeta::with_priority(p))
-            .await;
+        let u = r.unit_priority(&spec, name, p).await;
         r.ok_eq(u.priority().await, p, format_args!("priority of {name}"));
     }
     r.drain(&worker, &["b", "c", "a", "d"], "drain").await;
@@ -240,8 +231,7 @@ pub async fn work_unit_priority_ctor(t: TestBackend) {
 /// **WorkUnitPrioritySet.** `set_priority`, `set_work_unit_priorities` and
 /// (accumulating) `adjust_work_unit_priorities`, seen through fresh handles.
 pub async fn work_unit_priority_set(t: TestBackend) {
-    let r = Run::new("work_unit_priority_set", t);
-    let (_ns, spec, worker) = r.basic("work_unit_priority_set", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("work_unit_priority_set", t, "spec").await;
     let units = r.units(&spec, &["a", "b", "c", "d"]).await;
     let priority = |name: &'static str| {
         let spec = spec.clone();
@@ -283,8 +273,7 @@ pub async fn work_unit_priority_set(t: TestBackend) {
 
 /// **WorkUnitData.** Two units each return exactly their own data.
 pub async fn work_unit_data(t: TestBackend) {
-    let r = Run::new("work_unit_data", t);
-    let ns = r.ns("work_unit_data").await;
+    let (r, ns) = Run::with_ns("work_unit_data", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let a = data!({"name": "a", "value": 1});
     let b = data!({"name": "b", "value": 2});
@@ -306,10 +295,8 @@ pub async fn work_unit_data(t: TestBackend) {
 /// **AddWorkUnitBleedover.** Re-adding a unit in one spec never touches the
 /// same-named unit of another spec.
 pub async fn add_work_unit_bleedover(t: TestBackend) {
-    let r = Run::new("add_work_unit_bleedover", t);
-    let ns = r.ns("add_work_unit_bleedover").await;
-    let one = r.named_spec(&ns, "one").await;
-    let two = r.named_spec(&ns, "two").await;
+    let (r, ns) = Run::with_ns("add_work_unit_bleedover", t).await;
+    let [one, two] = each_named(["one", "two"], |n| r.named_spec(&ns, n)).await;
     r.unit(&one, "u", data!({"spec": "one"})).await;
     let old = r.unit(&two, "u", data!({"spec": "two"})).await;
     let new = r.unit(&two, "u", data!({"spec": "two", "v": 2})).await;
@@ -330,8 +317,7 @@ pub async fn add_work_unit_bleedover(t: TestBackend) {
 /// **RecreateWorkUnits.** Re-adding every unit of the seven-state fixture
 /// succeeds; all become Available except the pending one.
 pub async fn recreate_work_units(t: TestBackend) {
-    let r = Run::new("recreate_work_units", t);
-    let ns = r.ns("recreate_work_units").await;
+    let (r, ns) = Run::with_ns("recreate_work_units", t).await;
     let seven = r.seven(&ns, "spec").await;
     for name in SEVEN {
         r.unit(&seven.spec, name, DataMap::new()).await;
@@ -360,14 +346,10 @@ pub async fn recreate_work_units(t: TestBackend) {
 /// **UnitDeletedGone.** `status()` on a deleted unit fails with `Gone`
 /// (or `NoSuchWorkUnit` / `NoSuchWorkSpec`).
 pub async fn unit_deleted_gone(t: TestBackend) {
-    let r = Run::new("unit_deleted_gone", t);
-    let ns = r.ns("unit_deleted_gone").await;
+    let (r, ns) = Run::with_ns("unit_deleted_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok(
-        spec.delete_work_units(&WorkUnitQuery::all()).await,
-        "delete all",
-    );
+    r.delete_all(&spec).await;
     r.gone(
         unit.status().await,
         Dead::unit("spec", "u"),
@@ -378,8 +360,7 @@ pub async fn unit_deleted_gone(t: TestBackend) {
 /// **UnitSpecDeletedGone.** `status()` on a unit of a destroyed spec fails
 /// with `Gone` (or a `NoSuch…`).
 pub async fn unit_spec_deleted_gone(t: TestBackend) {
-    let r = Run::new("unit_spec_deleted_gone", t);
-    let ns = r.ns("unit_spec_deleted_gone").await;
+    let (r, ns) = Run::with_ns("unit_spec_deleted_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     r.ok(ns.destroy_work_spec("spec").await, "destroy spec");
@@ -401,8 +382,7 @@ pub async fn add_work_unit_upsert(t: TestBackend) {
 /// Work unit meta operations: `set_meta` replaces both fields (unset
 /// `not_before` clears a delay), `set_priority` changes only the priority.
 pub async fn work_unit_meta_ops(t: TestBackend) {
-    let r = Run::new("work_unit_meta_ops", t);
-    let (_ns, spec, worker) = r.basic("work_unit_meta_ops", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("work_unit_meta_ops", t, "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
     r.ok_eq(unit.meta().await, WorkUnitMeta::default(), "default meta");
     let delayed = WorkUnitMeta {
@@ -438,8 +418,7 @@ pub async fn work_unit_meta_ops(t: TestBackend) {
 /// The query limit applies to `delete_work_units`,
 /// `set_work_unit_priorities` and `adjust_work_unit_priorities`.
 pub async fn query_limits_apply_to_mutators(t: TestBackend) {
-    let r = Run::new("query_limits_apply_to_mutators", t);
-    let ns = r.ns("query_limits_apply_to_mutators").await;
+    let (r, ns) = Run::with_ns("query_limits_apply_to_mutators", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     r.units(&spec, &["e", "d", "c", "b", "a"]).await;
     let two = WorkUnitQuery {
@@ -471,12 +450,7 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
     check_eq!(r, priorities, expected, "priorities after limited updates");
     let n = r.ok(spec.delete_work_units(&after_b).await, "delete with limit");
     check_eq!(r, n, 2, "deleted with limit");
-    check_eq!(
-        r,
-        r.unit_names(&spec, "left").await,
-        names(["a", "b", "e"]),
-        "units left"
-    );
+    r.units_are(&spec, ["a", "b", "e"], "units left").await;
     let negative = WorkUnitQuery {
         limit: -1,
         ..Default::default()
@@ -492,8 +466,7 @@ pub async fn query_limits_apply_to_mutators(t: TestBackend) {
 /// characters, non-ASCII, the longest allowed;
 /// byte order decides paging and execution order.
 pub async fn odd_unit_names(t: TestBackend) {
-    let r = Run::new("odd_unit_names", t);
-    let (_ns, spec, worker) = r.basic("odd_unit_names", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("odd_unit_names", t, "spec").await;
     let long = "x".repeat(crate::rules::limits::MAX_NAME_BYTES);
     let odd = [
         "",
@@ -560,8 +533,7 @@ fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// with control characters and non-ASCII, null, booleans, empty and nested
 /// arrays and objects, odd keys.
 pub async fn data_round_trip(t: TestBackend) {
-    let r = Run::new("data_round_trip", t);
-    let (ns, _spec, worker) = r.basic("data_round_trip", "spec").await;
+    let (r, ns, _spec, worker) = Run::with_basic("data_round_trip", t, "spec").await;
     let value = data!({
         "int": 1, "neg": -7, "big": i64::MAX, "small": i64::MIN, "ubig": u64::MAX,
         "float": 1.5, "exp": 1e300, "tiny": 5e-324, "whole_float": 2.0, "neg_zero": -0.0,
@@ -616,8 +588,7 @@ pub async fn data_round_trip(t: TestBackend) {
 /// each page as `previous_name`, visits every unit exactly once in byte
 /// order.
 pub async fn query_paging(t: TestBackend) {
-    let r = Run::new("query_paging", t);
-    let ns = r.ns("query_paging").await;
+    let (r, ns) = Run::with_ns("query_paging", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let mut expected: Vec<String> = (0..250u32)
         .map(|i| format!("{}-{i}", (i * 7919) % 250))

@@ -1,76 +1,74 @@
 //! Worker scenarios, plus defaults, parent edge cases and list
 //! clean-up on deletion.
 
-use super::{at_secs, names, Run, TestBackend};
+use std::collections::BTreeSet;
+
+use super::{at_secs, each_named, names, AttemptKey, Run, TestBackend};
 use crate::api::WorkerRef;
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery};
 
-/// Names of a list of workers, as a set.
-fn worker_names(list: &[WorkerRef]) -> std::collections::BTreeSet<String> {
-    list.iter().map(|w| w.name().to_string()).collect()
+/// The parent of `worker` must be the worker named `want`.
+async fn parent_is(r: &Run, worker: &WorkerRef, want: &str, step: &str) {
+    let parent = r.ok(worker.parent().await, step);
+    check_eq!(
+        r,
+        parent.map(|p| p.name().to_string()),
+        Some(want.to_string()),
+        "{step}"
+    );
+}
+
+/// The children of `worker` must be exactly the workers named `want`.
+async fn children_are<const N: usize>(r: &Run, worker: &WorkerRef, want: [&str; N], step: &str) {
+    let kids = r.ok(worker.children().await, step);
+    let got: BTreeSet<String> = kids.iter().map(|w| w.name().to_string()).collect();
+    check_eq!(r, got, names(want), "{step}");
+}
+
+/// The active and all-attempts lists of `worker` and the child attempts of
+/// `parent` must each hold exactly the attempts of `expected`.
+async fn lists_are(
+    r: &Run,
+    worker: &WorkerRef,
+    parent: &WorkerRef,
+    expected: Vec<AttemptKey>,
+    step: &str,
+) {
+    let active = r.ok(worker.active_attempts().await, "active");
+    check_eq!(r, r.keys(&active).await, expected, "active {step}");
+    let all = r.ok(worker.all_attempts().await, "all");
+    check_eq!(r, r.keys(&all).await, expected, "all {step}");
+    let kids = r.ok(parent.child_attempts().await, "kids");
+    check_eq!(r, r.keys(&kids).await, expected, "child attempts {step}");
 }
 
 /// **WorkerAncestry.** A parent lists its child; the child reports its parent.
 pub async fn worker_ancestry(t: TestBackend) {
-    let r = Run::new("worker_ancestry", t);
-    let ns = r.ns("worker_ancestry").await;
+    let (r, ns) = Run::with_ns("worker_ancestry", t).await;
     let parent = r.worker(&ns, "parent").await;
     r.ok_empty(parent.parent().await, "new worker has a parent");
     r.ok_empty(parent.children().await, "new worker has children");
     let child = r.worker(&ns, "child").await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok_empty(parent.parent().await, "parent got a parent");
-    let kids = r.ok(parent.children().await, "children()");
-    check_eq!(
-        r,
-        worker_names(&kids),
-        names(["child"]),
-        "parent's children"
-    );
-    let p = r.ok(child.parent().await, "child.parent()");
-    check_eq!(
-        r,
-        p.map(|p| p.name().to_string()),
-        Some("parent".into()),
-        "child's parent"
-    );
+    children_are(&r, &parent, ["child"], "parent's children").await;
+    parent_is(&r, &child, "parent", "child's parent").await;
     r.ok_empty(child.children().await, "child has children");
     // A fresh handle sees the same.
     let again = r.ok(ns.worker("child").await, "lookup child");
-    let p = r.ok(again.parent().await, "parent() via lookup");
-    check_eq!(
-        r,
-        p.map(|p| p.name().to_string()),
-        Some("parent".into()),
-        "via lookup"
-    );
+    parent_is(&r, &again, "parent", "via lookup").await;
 }
 
 /// **WorkerAdoption.** Moving a child to another parent.
 pub async fn worker_adoption(t: TestBackend) {
-    let r = Run::new("worker_adoption", t);
-    let ns = r.ns("worker_adoption").await;
-    let one = r.worker(&ns, "one").await;
-    let two = r.worker(&ns, "two").await;
-    let child = r.worker(&ns, "child").await;
+    let (r, ns) = Run::with_ns("worker_adoption", t).await;
+    let [one, two, child] = each_named(["one", "two", "child"], |n| r.worker(&ns, n)).await;
     r.ok(child.set_parent(Some(&one)).await, "set_parent(one)");
     r.ok(child.set_parent(Some(&two)).await, "set_parent(two)");
-    let p = r.ok(child.parent().await, "parent()");
-    check_eq!(
-        r,
-        p.map(|p| p.name().to_string()),
-        Some("two".into()),
-        "new parent"
-    );
+    parent_is(&r, &child, "two", "new parent").await;
     r.ok_empty(one.children().await, "old parent keeps the child");
-    let kids = r.ok(two.children().await, "two");
-    check_eq!(
-        r,
-        worker_names(&kids),
-        names(["child"]),
-        "new parent's children"
-    );
+    children_are(&r, &two, ["child"], "new parent's children").await;
     r.ok_empty(one.parent().await, "one has a parent");
     r.ok_empty(two.parent().await, "two has a parent");
     r.ok_empty(child.children().await, "child has children");
@@ -79,8 +77,7 @@ pub async fn worker_adoption(t: TestBackend) {
 /// **WorkerMetadata.** Defaults, `update` (caller's now), `deactivate`, and
 /// reactivation by `update`.
 pub async fn worker_metadata(t: TestBackend) {
-    let r = Run::new("worker_metadata", t);
-    let ns = r.ns("worker_metadata").await;
+    let (r, ns) = Run::with_ns("worker_metadata", t).await;
     r.advance_secs(42);
     let created = r.now();
     let w = r.worker(&ns, "w").await;
@@ -116,10 +113,8 @@ pub async fn worker_metadata(t: TestBackend) {
 /// **WorkerAttempts.** Active, all and child attempt lists of a child and
 /// its parent.
 pub async fn worker_attempts(t: TestBackend) {
-    let r = Run::new("worker_attempts", t);
-    let (ns, spec, _) = r.basic("worker_attempts", "spec").await;
-    let parent = r.worker(&ns, "parent").await;
-    let child = r.worker(&ns, "child").await;
+    let (r, ns, spec, _) = Run::with_basic("worker_attempts", t, "spec").await;
+    let [parent, child] = each_named(["parent", "child"], |n| r.worker(&ns, n)).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.units(&spec, &["a", "b"]).await;
     r.advance_secs(5);
@@ -169,10 +164,8 @@ pub async fn worker_attempts(t: TestBackend) {
 /// **DeactivateChild.** Deactivating a worker with a parent succeeds; it
 /// keeps its parent and can still request work.
 pub async fn deactivate_child(t: TestBackend) {
-    let r = Run::new("deactivate_child", t);
-    let (ns, spec, _) = r.basic("deactivate_child", "spec").await;
-    let parent = r.worker(&ns, "parent").await;
-    let child = r.worker(&ns, "child").await;
+    let (r, ns, spec, _) = Run::with_basic("deactivate_child", t, "spec").await;
+    let [parent, child] = each_named(["parent", "child"], |n| r.worker(&ns, n)).await;
     r.ok(child.set_parent(Some(&parent)).await, "set_parent");
     r.ok(child.deactivate().await, "deactivate");
     check!(r, !r.ok(child.active().await, "active"), "still active");
@@ -191,8 +184,7 @@ pub async fn deactivate_child(t: TestBackend) {
 /// creation; a second lookup changes nothing; `workers()` lists every
 /// worker (parents, children, inactive) by name.
 pub async fn worker_defaults(t: TestBackend) {
-    let r = Run::new("worker_defaults", t);
-    let ns = r.ns("worker_defaults").await;
+    let (r, ns) = Run::with_ns("worker_defaults", t).await;
     r.advance(Duration::milliseconds(1500));
     let created = r.now();
     let w = r.worker(&ns, "w").await;
@@ -237,10 +229,8 @@ pub async fn worker_defaults(t: TestBackend) {
 /// `None` clears; cycles and parents from another namespace are not
 /// checked.
 pub async fn worker_parent_edge_cases(t: TestBackend) {
-    let r = Run::new("worker_parent_edge_cases", t);
-    let ns = r.ns("worker_parent_edge_cases").await;
-    let p = r.worker(&ns, "p").await;
-    let c = r.worker(&ns, "c").await;
+    let (r, ns) = Run::with_ns("worker_parent_edge_cases", t).await;
+    let [p, c] = each_named(["p", "c"], |n| r.worker(&ns, n)).await;
     r.ok(c.set_parent(Some(&p)).await, "set_parent");
     r.ok(c.set_parent(Some(&p)).await, "set_parent again");
     r.ok_eq(p.children().await.map(|v| v.len()), 1, "no duplicate child");
@@ -263,13 +253,8 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
     check_eq!(r, c.namespace_name(), ns.name(), "c's namespace");
     check_eq!(r, far.namespace_name(), other.name(), "far's namespace");
     r.ok(c.set_parent(Some(&far)).await, "cross-namespace parent");
+    children_are(&r, &far, ["c"], "cross-namespace child").await;
     let kids = r.ok(far.children().await, "far's children");
-    check_eq!(
-        r,
-        worker_names(&kids),
-        names(["c"]),
-        "cross-namespace child"
-    );
     let kid_namespaces: Vec<&str> = kids.iter().map(|k| k.namespace_name()).collect();
     check_eq!(r, kid_namespaces, vec![ns.name()], "the child's namespace");
     r.ok_empty(p.children().await, "old parent released");
@@ -294,12 +279,9 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
 /// Deleted attempts leave every worker list, while
 /// `clear_active_attempt` and supersession do not remove them.
 pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
-    let r = Run::new("deleted_attempts_leave_worker_lists", t);
-    let ns = r.ns("deleted_attempts_leave_worker_lists").await;
-    let s1 = r.named_spec(&ns, "s1").await;
-    let s2 = r.named_spec(&ns, "s2").await;
-    let parent = r.worker(&ns, "parent").await;
-    let w = r.worker(&ns, "w").await;
+    let (r, ns) = Run::with_ns("deleted_attempts_leave_worker_lists", t).await;
+    let [s1, s2] = each_named(["s1", "s2"], |n| r.named_spec(&ns, n)).await;
+    let [parent, w] = each_named(["parent", "w"], |n| r.worker(&ns, n)).await;
     r.ok(w.set_parent(Some(&parent)).await, "set_parent");
     r.units(&s1, &["a", "b"]).await;
     r.units(&s2, &["c"]).await;
@@ -333,50 +315,12 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
         s1.delete_work_units(&WorkUnitQuery::names(["a"])).await,
         "delete a",
     );
-    let active = r.ok(w.active_attempts().await, "active");
     let expected = vec![r.key(&got[1]).await, r.key(&c).await];
-    check_eq!(
-        r,
-        r.keys(&active).await,
-        expected.clone(),
-        "after deleting a"
-    );
-    let all = r.ok(w.all_attempts().await, "all");
-    check_eq!(
-        r,
-        r.keys(&all).await,
-        expected.clone(),
-        "all after deleting a"
-    );
-    let kids = r.ok(parent.child_attempts().await, "kids");
-    check_eq!(
-        r,
-        r.keys(&kids).await,
-        expected,
-        "child attempts after deleting a"
-    );
+    lists_are(&r, &w, &parent, expected, "after deleting a").await;
 
     r.ok(ns.destroy_work_spec("s1").await, "destroy s1");
     let only_c = vec![r.key(&c).await];
-    check_eq!(
-        r,
-        r.keys(&r.ok(w.active_attempts().await, "a")).await,
-        only_c.clone(),
-        "active"
-    );
-    check_eq!(
-        r,
-        r.keys(&r.ok(w.all_attempts().await, "all")).await,
-        only_c.clone(),
-        "all"
-    );
-    let kids = r.ok(parent.child_attempts().await, "kids");
-    check_eq!(
-        r,
-        r.keys(&kids).await,
-        only_c,
-        "child attempts after destroying s1"
-    );
+    lists_are(&r, &w, &parent, only_c, "after destroying s1").await;
     r.ok(c.finish(None).await, "finish c");
     r.ok_empty(w.active_attempts().await, "finished c listed");
     r.ok_eq(
@@ -389,12 +333,9 @@ pub async fn deleted_attempts_leave_worker_lists(t: TestBackend) {
 /// `child_attempts` is the union of the direct children's *active*
 /// lists: not grandchildren's, not the worker's own, not finished ones.
 pub async fn child_attempts_scope(t: TestBackend) {
-    let r = Run::new("child_attempts_scope", t);
-    let (ns, spec, _) = r.basic("child_attempts_scope", "spec").await;
-    let top = r.worker(&ns, "top").await;
-    let mid = r.worker(&ns, "mid").await;
-    let low = r.worker(&ns, "low").await;
-    let sibling = r.worker(&ns, "sibling").await;
+    let (r, ns, spec, _) = Run::with_basic("child_attempts_scope", t, "spec").await;
+    let [top, mid, low, sibling] =
+        each_named(["top", "mid", "low", "sibling"], |n| r.worker(&ns, n)).await;
     r.ok(mid.set_parent(Some(&top)).await, "mid → top");
     r.ok(sibling.set_parent(Some(&top)).await, "sibling → top");
     r.ok(low.set_parent(Some(&mid)).await, "low → mid");
@@ -435,8 +376,7 @@ pub async fn child_attempts_scope(t: TestBackend) {
 /// Worker lists are ordered: `active_attempts` in the order the
 /// attempts were added, `all_attempts` in creation order.
 pub async fn worker_list_order(t: TestBackend) {
-    let r = Run::new("worker_list_order", t);
-    let (_ns, spec, worker) = r.basic("worker_list_order", "spec").await;
+    let (r, _ns, spec, worker) = Run::with_basic("worker_list_order", t, "spec").await;
     let units = r.units(&spec, &["c", "a", "d", "b"]).await;
     let mut made = Vec::new();
     for unit in &units {
