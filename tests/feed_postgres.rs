@@ -53,6 +53,16 @@ async fn wait_until(limit: StdDuration, mut check: impl FnMut() -> bool) -> bool
     check()
 }
 
+/// Asserts that a lookup of unit `unit` of spec `spec` through `server`
+/// fails as missing within 100 ms.
+async fn assert_unit_gone_within_100ms(server: &Server, spec: &str, unit: &str) {
+    let took = time_until_unit_gone(server, spec, unit).await;
+    assert!(
+        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
+        "{took:?}"
+    );
+}
+
 /// How long until `server`'s lookup of the unit fails with `NoSuch…`
 /// (polled), or `None` after a second.
 async fn time_until_unit_gone(server: &Server, spec: &str, unit: &str) -> Option<StdDuration> {
@@ -115,11 +125,7 @@ async fn deletes_in_one_server_reach_the_other_within_100ms() -> coordinate::Res
         .await?
         .delete_work_units(&named(&["a"]))
         .await?;
-    let took = time_until_unit_gone(&two, "spec", "a").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "spec", "a").await;
     // Only the named entry went: "b" is still a hit.
     let hits = two.stats().work_units.hits;
     two.work_unit_at("ns", "spec", "b").await?;
@@ -127,11 +133,7 @@ async fn deletes_in_one_server_reach_the_other_within_100ms() -> coordinate::Res
 
     // A spec.
     one.namespace("ns").await?.destroy_work_spec("spec").await?;
-    let took = time_until_unit_gone(&two, "spec", "b").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "spec", "b").await;
     assert!(matches!(
         two.work_spec_at("ns", "spec").await,
         Err(Error::NoSuchWorkSpec { .. })
@@ -139,11 +141,7 @@ async fn deletes_in_one_server_reach_the_other_within_100ms() -> coordinate::Res
 
     // A namespace.
     one.namespace("ns").await?.destroy().await?;
-    let took = time_until_unit_gone(&two, "other", "x").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "other", "x").await;
     assert!(two.stats().feed.events_applied >= 3);
     Ok(())
 }
@@ -196,11 +194,7 @@ async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordi
     sql.execute("DELETE FROM work_unit WHERE name = 'a'::bytea", &[])
         .await
         .expect("delete");
-    let took = time_until_unit_gone(&two, "spec", "a").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "spec", "a").await;
     Ok(())
 }
 
@@ -239,11 +233,7 @@ async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate:
         .await?
         .delete_work_units(&named(&["b"]))
         .await?;
-    let took = time_until_unit_gone(&two, "spec", "b").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "spec", "b").await;
     Ok(())
 }
 
@@ -327,11 +317,7 @@ async fn burst_of_10000_deletes_leaves_no_stale_entry() -> coordinate::Result<()
     }
     let applied = two.stats().feed.events_applied;
     big.delete_work_units(&WorkUnitQuery::default()).await?;
-    let took = time_until_unit_gone(&two, "big", "b499").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "big", "b499").await;
     for name in &big_names {
         assert!(matches!(
             spec2.work_unit(name).await,
@@ -524,11 +510,7 @@ async fn server_restart_resubscribes_within_a_second() -> coordinate::Result<()>
         .delete_work_units(&named(&["b"]))
         .await?;
     two.work_unit_at("ns", "spec", "a").await?;
-    let took = time_until_unit_gone(&two, "spec", "b").await;
-    assert!(
-        took.is_some_and(|t| t <= StdDuration::from_millis(100)),
-        "{took:?}"
-    );
+    assert_unit_gone_within_100ms(&two, "spec", "b").await;
 
     // The spec handle held since before the restart revalidated: a delete
     // made now reaches lookups through it as well as fresh ones.
