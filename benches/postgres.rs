@@ -12,7 +12,8 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, Backend, Duration, MockClock, NewWorkUnit, WorkUnitMeta,
+    data, AttemptRef, AttemptRequest, Backend, Duration, MockClock, NamespaceRef, NewWorkUnit,
+    WorkSpecRef, WorkUnitMeta,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -44,21 +45,29 @@ async fn loaded() -> (PostgresBackend, String) {
         .await
         .expect("backend");
     let ns = backend.namespace("bench").await.expect("namespace");
-    let spec = ns
-        .set_work_spec(data!({"name": "spec"}))
-        .await
-        .expect("spec");
-    for i in 0..UNITS {
-        spec.add_work_unit(
-            &format!("u{i:05}"),
-            data!({"i": i}),
-            WorkUnitMeta::default(),
-        )
-        .await
-        .expect("unit");
-    }
+    spec_of_units(&ns, "spec", UNITS, |i| format!("u{i:05}")).await;
     ns.worker("w").await.expect("worker");
     (backend, db)
+}
+
+/// Spec `name` of `ns`, made with `units` units named by `unit_name`, the
+/// i-th with data `{"i": i}`.
+async fn spec_of_units(
+    ns: &NamespaceRef,
+    name: &str,
+    units: usize,
+    unit_name: impl Fn(usize) -> String,
+) -> WorkSpecRef {
+    let spec = ns
+        .set_work_spec(data!({ "name": name }))
+        .await
+        .expect("spec");
+    for i in 0..units {
+        spec.add_work_unit(&unit_name(i), data!({"i": i}), WorkUnitMeta::default())
+            .await
+            .expect("unit");
+    }
+    spec
 }
 
 fn lookups(c: &mut Criterion) {
@@ -100,19 +109,7 @@ fn operations(c: &mut Criterion) {
         let unit = spec.work_unit("u05000").await.expect("unit");
         let worker = ns.worker("w").await.expect("worker");
         // A small spec whose units are taken and given back.
-        let ops = ns
-            .set_work_spec(data!({"name": "ops"}))
-            .await
-            .expect("spec");
-        for i in 0..100 {
-            ops.add_work_unit(
-                &format!("o{i:03}"),
-                data!({"i": i}),
-                WorkUnitMeta::default(),
-            )
-            .await
-            .expect("unit");
-        }
+        let ops = spec_of_units(&ns, "ops", 100, |i| format!("o{i:03}")).await;
         let held = worker
             .make_attempt(&unit, Duration::minutes(15))
             .await

@@ -215,33 +215,17 @@ fn status_codes_and_error_documents() {
 
     // Bodies: content type first, then JSON.
     let put_meta = format!("{spec}/meta");
-    check(
-        request(server.addr, "PUT", &put_meta, &[], Some("{}")),
-        415,
-        "error",
-    );
-    check(
-        request(
-            server.addr,
-            "PUT",
-            &put_meta,
-            &[("Content-Type", "text/plain")],
-            Some("{}"),
-        ),
-        415,
-        "error",
-    );
-    check(
-        request(
-            server.addr,
-            "PUT",
-            &put_meta,
-            &[("Content-Type", "json")],
-            Some("{}"),
-        ),
-        400,
-        "error",
-    );
+    for (headers, status) in [
+        (&[][..], 415),
+        (&[("Content-Type", "text/plain")][..], 415),
+        (&[("Content-Type", "json")][..], 400),
+    ] {
+        check(
+            request(server.addr, "PUT", &put_meta, headers, Some("{}")),
+            status,
+            "error",
+        );
+    }
     check(server.send_json("PUT", &put_meta, "{"), 400, "error");
     check(server.send_json("PUT", &put_meta, ""), 400, "error");
     check(
@@ -617,22 +601,19 @@ fn data_too_deep_for_the_decoder_is_data_too_deep() {
         "/namespace/d/work_spec",
         r#"{"data": {"name": "s"}}"#,
     );
-    let deep = format!(
-        r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
-    let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &deep);
-    assert_eq!(reply.status, 400, "{}", reply.text());
-    assert_eq!(reply.json()["kind"], "DataTooDeep");
-    let just_over = format!(
-        r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
-        "[".repeat(100),
-        "]".repeat(100)
-    );
-    let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &just_over);
-    assert_eq!(reply.status, 500, "{}", reply.text());
-    assert_eq!(reply.json()["kind"], "DataTooDeep");
+    // A unit "u" whose data nests a number `depth` arrays deep.
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    for (depth, status) in [(5000, 400), (100, 500)] {
+        let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &nested(depth));
+        assert_eq!(reply.status, status, "{}", reply.text());
+        assert_eq!(reply.json()["kind"], "DataTooDeep");
+    }
     assert_eq!(
         server.get("/namespace/d/work_spec/s/work_unit/u").status,
         400
