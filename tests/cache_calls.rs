@@ -10,7 +10,7 @@ use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock, NamespaceRef,
-    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
 };
 
 mod common {
@@ -46,6 +46,13 @@ async fn seeded() -> coordinate::Result<(Counted, MemoryBackend)> {
     let (cache, memory) = setup();
     seed(&cache).await?;
     Ok((cache, memory))
+}
+
+/// [`seeded`], with unit "u" looked up through the cache.
+async fn seeded_unit() -> coordinate::Result<(Counted, MemoryBackend, WorkUnitRef)> {
+    let (cache, memory) = seeded().await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    Ok((cache, memory, unit))
 }
 
 /// [`seeded`], with namespace "n" and its spec "s" looked up through the
@@ -177,7 +184,7 @@ async fn delete_by_name_invalidates_only_those_names() -> coordinate::Result<()>
 
 #[tokio::test]
 async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::Result<()> {
-    let (cache, _, ns, spec) = seeded_spec().await?;
+    let (_cache, _, ns, spec) = seeded_spec().await?;
     let unit = spec.work_unit("u").await?;
     ns.destroy_work_spec("s").await?;
     assert_eq!(
@@ -208,8 +215,7 @@ async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::R
 
 #[tokio::test]
 async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, memory, unit) = seeded_unit().await?;
     let spec = memory.work_spec_at("n", "s").await?;
     spec.delete_work_units(&WorkUnitQuery::all()).await?;
     spec.add_work_unit("u", data!({"new": true}), WorkUnitMeta::default())
@@ -229,8 +235,7 @@ async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinat
 
 #[tokio::test]
 async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, memory, unit) = seeded_unit().await?;
     memory
         .work_spec_at("n", "s")
         .await?
@@ -338,8 +343,7 @@ async fn an_old_namespace_handle_never_destroys_a_newer_namespace() -> coordinat
 
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
-    let (cache, _) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, _, unit) = seeded_unit().await?;
     let worker = cache.worker_at("n", "w").await?;
     let spec = cache.work_spec_at("n", "s").await?;
     let got = worker.request_attempts(&AttemptRequest::default()).await?;
@@ -396,8 +400,7 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, memory, unit) = seeded_unit().await?;
     let worker = cache.worker_at("n", "w").await?;
     memory
         .work_spec_at("n", "s")
@@ -450,8 +453,7 @@ async fn caches_stack_and_erase() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn dropping_the_cache_frees_its_entries() -> coordinate::Result<()> {
-    let (cache, _) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, _, unit) = seeded_unit().await?;
     let weak = Arc::downgrade(&unit);
     let kept = cache.work_spec_at("n", "s").await?;
     drop(unit);

@@ -5,6 +5,8 @@
 //! ends as one of the two orders would, in every interleaving.
 #![cfg(feature = "testing")]
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -165,6 +167,9 @@ async fn wait_for_waiters(admin: &tokio_postgres::Client, db: &str, n: i64) {
     }
 }
 
+/// `finish` or `add_work_unit`, as a task to spawn.
+type Call = Pin<Box<dyn Future<Output = coordinate::Result<()>> + Send>>;
+
 /// Which of `finish` and `add_work_unit` reaches the unit first.
 #[derive(Debug, Clone, Copy)]
 enum First {
@@ -200,38 +205,31 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
     .await
     .unwrap();
 
-    let finish = {
+    let finish: Call = {
         let attempt = attempt.clone();
-        async move { attempt.finish(Some(data!({"v": "finished"}))).await }
+        Box::pin(async move { attempt.finish(Some(data!({"v": "finished"}))).await })
     };
-    let add = {
+    let add: Call = {
         let other = servers[1].namespace("n").await.unwrap();
         let spec = other.work_spec("s").await.unwrap();
-        async move {
+        Box::pin(async move {
             spec.add_work_unit("u", data!({"v": "added"}), WorkUnitMeta::default())
                 .await
                 .map(drop)
-        }
+        })
     };
-    let (finish, add) = match first {
-        First::Finish => {
-            let finish = tokio::spawn(finish);
-            wait_for_waiters(&admin, &db.name, 1).await;
-            let add = tokio::spawn(add);
-            wait_for_waiters(&admin, &db.name, 2).await;
-            (finish, add)
-        }
-        First::Add => {
-            let add = tokio::spawn(add);
-            wait_for_waiters(&admin, &db.name, 1).await;
-            let finish = tokio::spawn(finish);
-            wait_for_waiters(&admin, &db.name, 2).await;
-            (finish, add)
-        }
+    let (early, late) = match first {
+        First::Finish => (finish, add),
+        First::Add => (add, finish),
     };
+    // Each one queues on the lock before the next one starts.
+    let early = tokio::spawn(early);
+    wait_for_waiters(&admin, &db.name, 1).await;
+    let late = tokio::spawn(late);
+    wait_for_waiters(&admin, &db.name, 2).await;
     hold.commit().await.unwrap();
-    finish.await.unwrap().unwrap();
-    add.await.unwrap().unwrap();
+    early.await.unwrap().unwrap();
+    late.await.unwrap().unwrap();
     (
         unit.status().await.unwrap(),
         attempt.status().await.unwrap(),

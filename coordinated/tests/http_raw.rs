@@ -13,6 +13,15 @@ use support::{eventually, exchange, read_reply, request, Server};
 
 const V1: &str = "application/vnd.diffeo.coordinate.v1+json";
 
+/// Posts work spec "s" to namespace `ns`.
+fn add_spec_s(server: &Server, ns: &str) -> support::Reply {
+    server.send_json(
+        "POST",
+        &format!("/namespace/{ns}/work_spec"),
+        r#"{"data": {"name": "s"}}"#,
+    )
+}
+
 fn get_accept(server: &Server, accept: &str) -> support::Reply {
     request(server.addr, "GET", "/", &[("Accept", accept)], None)
 }
@@ -144,16 +153,7 @@ fn odd_names_travel_encoded_and_come_back() {
 fn status_codes_and_error_documents() {
     let server = Server::start(&[]);
     let spec = "/namespace/e/work_spec/s";
-    assert_eq!(
-        server
-            .send_json(
-                "POST",
-                "/namespace/e/work_spec",
-                r#"{"data": {"name": "s"}}"#
-            )
-            .status,
-        201
-    );
+    assert_eq!(add_spec_s(&server, "e").status, 201);
     assert_eq!(
         server
             .send_json("POST", &format!("{spec}/work_unit"), r#"{"name": "u"}"#)
@@ -353,11 +353,7 @@ fn status_codes_and_error_documents() {
 #[test]
 fn attempts_are_addressed_by_worker_and_start_second() {
     let server = Server::start(&[]);
-    server.send_json(
-        "POST",
-        "/namespace/a/work_spec",
-        r#"{"data": {"name": "s"}}"#,
-    );
+    add_spec_s(&server, "a");
     server.send_json(
         "POST",
         "/namespace/a/work_spec/s/work_unit",
@@ -453,11 +449,7 @@ fn attempts_are_addressed_by_worker_and_start_second() {
 #[test]
 fn metrics_count_routes_cache_and_work_units() {
     let server = Server::start(&["--metrics-period", "50ms"]);
-    server.send_json(
-        "POST",
-        "/namespace/m/work_spec",
-        r#"{"data": {"name": "s"}}"#,
-    );
+    add_spec_s(&server, "m");
     for name in ["u1", "u2"] {
         let body = json!({"name": name}).to_string();
         server.send_json("POST", "/namespace/m/work_spec/s/work_unit", &body);
@@ -596,11 +588,7 @@ fn a_request_over_the_timeout_is_answered_503() {
 #[test]
 fn data_too_deep_for_the_decoder_is_data_too_deep() {
     let server = Server::start(&[]);
-    server.send_json(
-        "POST",
-        "/namespace/d/work_spec",
-        r#"{"data": {"name": "s"}}"#,
-    );
+    add_spec_s(&server, "d");
     // A unit "u" whose data nests a number `depth` arrays deep.
     let nested = |depth: usize| {
         format!(
