@@ -10,7 +10,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -69,54 +68,38 @@ static ALLOC: Counting = Counting;
 
 // --- the raw moka floor, on the cache's key shape ---------------------------
 
-/// The key shape `Cache` uses: the parent's scope and the name, looked up
-/// by a borrowed form without allocating.
-#[derive(Clone, PartialEq, Eq)]
-struct Key {
-    scope: u64,
-    name: Arc<str>,
-}
-
-struct KeyRef<'a> {
-    scope: u64,
-    name: &'a str,
-}
+/// A raw moka key: the scope and the name a cache entry is hashed and
+/// compared by.
+type RawKey = (u64, Arc<str>);
 
 /// The key of `name` in the scope every floor uses.
-fn key(name: &str) -> Key {
-    Key {
-        scope: 7,
-        name: Arc::from(name),
-    }
+fn raw_key(name: &str) -> RawKey {
+    (7, Arc::from(name))
+}
+
+/// The keys of `names`, built once for the floors' lookups and apart from
+/// the stored ones: a lookup then allocates nothing and hashes and compares
+/// the name, as a hit on the cache does.
+fn raw_keys(names: &[String]) -> Vec<RawKey> {
+    names.iter().map(|n| raw_key(n)).collect()
 }
 
 /// A raw moka sync cache holding every one of `names`.
-fn raw_sync_of(names: &[String]) -> moka::sync::Cache<Key, Arc<u64>> {
+fn raw_sync_of(names: &[String]) -> moka::sync::Cache<RawKey, Arc<u64>> {
     let raw = moka::sync::Cache::new(100_000);
     for n in names {
-        raw.insert(key(n), Arc::new(1));
+        raw.insert(raw_key(n), Arc::new(1));
     }
     raw
 }
 
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.scope.hash(h);
-        self.name.hash(h);
+/// A raw moka future cache holding every one of `names`.
+async fn raw_future_of(names: &[String]) -> moka::future::Cache<RawKey, Arc<u64>> {
+    let raw = moka::future::Cache::new(100_000);
+    for n in names {
+        raw.insert(raw_key(n), Arc::new(1)).await;
     }
-}
-
-impl Hash for KeyRef<'_> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.scope.hash(h);
-        self.name.hash(h);
-    }
-}
-
-impl moka::Equivalent<Key> for KeyRef<'_> {
-    fn equivalent(&self, k: &Key) -> bool {
-        self.scope == k.scope && self.name == &*k.name
-    }
+    raw
 }
 
 // --- fixtures ----------------------------------------------------------------
@@ -198,14 +181,9 @@ fn hits(c: &mut Criterion) {
         ns.worker("w").await.expect("worker");
         (ns, spec)
     });
-    let raw: moka::future::Cache<Key, Arc<u64>> = moka::future::Cache::new(100_000);
-    rt.block_on(async {
-        for n in &names {
-            raw.insert(key(n), Arc::new(1)).await;
-        }
-    });
-
+    let raw = rt.block_on(raw_future_of(&names));
     let raw_sync = raw_sync_of(&names);
+    let keys = raw_keys(&names);
     // The floor: a plain mutex-guarded map, as a simple LRU would have.
     let floor: std::sync::Mutex<HashMap<String, Arc<u64>, foldhash::fast::RandomState>> =
         std::sync::Mutex::new(names.iter().map(|n| (n.clone(), Arc::new(1))).collect());
@@ -213,17 +191,17 @@ fn hits(c: &mut Criterion) {
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
     bench_timed(&mut g, "raw_moka_get", &rt, |i| {
-        let name = &names[i as usize % UNITS];
+        let key = &keys[i as usize % UNITS];
         let raw = &raw;
         async move {
-            black_box(raw.get(&KeyRef { scope: 7, name }).await);
+            black_box(raw.get(key).await);
         }
     });
     bench_timed(&mut g, "raw_moka_sync_get", &rt, |i| {
-        let name = &names[i as usize % UNITS];
+        let key = &keys[i as usize % UNITS];
         let raw = &raw_sync;
         async move {
-            black_box(raw.get(&KeyRef { scope: 7, name }));
+            black_box(raw.get(key));
         }
     });
     bench_timed(&mut g, "mutex_hashmap_get", &rt, |i| {
@@ -268,12 +246,8 @@ fn throughput(c: &mut Criterion) {
     let cache = Arc::new(Cache::new(memory));
     let names = Arc::new(unit_names());
     let spec = rt.block_on(warmed_spec(&cache, &names));
-    let raw: Arc<moka::future::Cache<Key, Arc<u64>>> = Arc::new(moka::future::Cache::new(100_000));
-    rt.block_on(async {
-        for n in names.iter() {
-            raw.insert(key(n), Arc::new(1)).await;
-        }
-    });
+    let raw = Arc::new(rt.block_on(raw_future_of(&names)));
+    let keys = Arc::new(raw_keys(&names));
     let mut g = c.benchmark_group("hit_throughput");
     g.warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
@@ -282,16 +256,15 @@ fn throughput(c: &mut Criterion) {
     for tasks in [1u64, 2, 8] {
         g.throughput(Throughput::Elements(tasks));
         g.bench_function(format!("raw_moka_sync_tasks_{tasks}"), |b| {
-            b.iter_custom(|iters| hits_wall(&rt, tasks, iters, raw_sync_task(&raw_sync, &names)))
+            b.iter_custom(|iters| hits_wall(&rt, tasks, iters, raw_sync_task(&raw_sync, &keys)))
         });
         g.bench_function(format!("raw_moka_tasks_{tasks}"), |b| {
             b.iter_custom(|iters| {
                 hits_wall(&rt, tasks, iters, |offset, n| {
-                    let (raw, names) = (raw.clone(), names.clone());
+                    let (raw, keys) = (raw.clone(), keys.clone());
                     async move {
                         for i in offset..offset + n {
-                            let name = &names[i as usize % UNITS];
-                            black_box(raw.get(&KeyRef { scope: 7, name }).await);
+                            black_box(raw.get(&keys[i as usize % UNITS]).await);
                         }
                     }
                 })
@@ -425,15 +398,14 @@ fn unit_hit_task<'a>(
 
 /// A task of `n` raw moka sync hits on the same key shape (for [`hits_wall`]).
 fn raw_sync_task<'a>(
-    raw: &'a Arc<moka::sync::Cache<Key, Arc<u64>>>,
-    names: &'a Arc<Vec<String>>,
+    raw: &'a Arc<moka::sync::Cache<RawKey, Arc<u64>>>,
+    keys: &'a Arc<Vec<RawKey>>,
 ) -> impl Fn(u64, u64) -> BoxedTask + 'a {
     move |offset, n| {
-        let (raw, names) = (raw.clone(), names.clone());
+        let (raw, keys) = (raw.clone(), keys.clone());
         Box::pin(async move {
             for i in offset..offset + n {
-                let name = &names[i as usize % UNITS];
-                black_box(raw.get(&KeyRef { scope: 7, name }));
+                black_box(raw.get(&keys[i as usize % UNITS]));
             }
         })
     }
@@ -451,13 +423,14 @@ fn report_throughput(memory: &MemoryBackend) {
     let cache = Cache::new(memory.clone());
     let spec = rt.block_on(warmed_spec(&cache, &names));
     let raw = Arc::new(raw_sync_of(&names));
+    let keys = Arc::new(raw_keys(&names));
     let per_task = 200_000;
     let mut best = [[0f64; 3]; 2];
     for _ in 0..15 {
         for (k, tasks) in [1u64, 2, 8].into_iter().enumerate() {
             let ours = hits_per_second(&rt, tasks, per_task / tasks, unit_hit_task(&spec, &names));
             best[0][k] = best[0][k].max(ours);
-            let floor = hits_per_second(&rt, tasks, per_task / tasks, raw_sync_task(&raw, &names));
+            let floor = hits_per_second(&rt, tasks, per_task / tasks, raw_sync_task(&raw, &keys));
             best[1][k] = best[1][k].max(floor);
         }
     }
@@ -551,10 +524,10 @@ fn report(_: &mut Criterion) {
         }
         cache.run_pending_tasks().await;
         let cached_bytes = LIVE.load(Ordering::Relaxed) - before;
-        let raw: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(100_000);
+        let raw: moka::sync::Cache<RawKey, Arc<u64>> = moka::sync::Cache::new(100_000);
         let before_raw = LIVE.load(Ordering::Relaxed);
         for n in &names {
-            raw.insert(key(n), Arc::new(1));
+            raw.insert(raw_key(n), Arc::new(1));
         }
         raw.run_pending_tasks();
         let raw_bytes = LIVE.load(Ordering::Relaxed) - before_raw;
@@ -620,14 +593,14 @@ fn report_hit_ratio() {
         let units = cache.stats().work_units;
         units.hits as f64 / (units.hits + units.misses) as f64
     });
-    let raw: moka::sync::Cache<Key, Arc<u64>> = moka::sync::Cache::new(ROOM);
+    let keys = raw_keys(&names);
+    let raw: moka::sync::Cache<RawKey, Arc<u64>> = moka::sync::Cache::new(ROOM);
     let mut raw_hits = 0u64;
     for &i in &picks {
-        let name = names[i].as_str();
-        if raw.get(&KeyRef { scope: 7, name }).is_some() {
+        if raw.get(&keys[i]).is_some() {
             raw_hits += 1;
         } else {
-            raw.insert(key(name), Arc::new(1));
+            raw.insert(keys[i].clone(), Arc::new(1));
         }
     }
     println!(

@@ -12,9 +12,11 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, Backend, Duration, MockClock, NewWorkUnit, WorkUnitMeta,
+    data, AttemptRef, AttemptRequest, Backend, Duration, MockClock, NamespaceRef, NewWorkUnit,
+    WorkSpecRef, WorkUnitMeta,
 };
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
 #[path = "support/lookups.rs"]
 mod lookups;
@@ -44,21 +46,29 @@ async fn loaded() -> (PostgresBackend, String) {
         .await
         .expect("backend");
     let ns = backend.namespace("bench").await.expect("namespace");
-    let spec = ns
-        .set_work_spec(data!({"name": "spec"}))
-        .await
-        .expect("spec");
-    for i in 0..UNITS {
-        spec.add_work_unit(
-            &format!("u{i:05}"),
-            data!({"i": i}),
-            WorkUnitMeta::default(),
-        )
-        .await
-        .expect("unit");
-    }
+    spec_of_units(&ns, "spec", UNITS, |i| format!("u{i:05}")).await;
     ns.worker("w").await.expect("worker");
     (backend, db)
+}
+
+/// Spec `name` of `ns`, made with `units` units named by `unit_name`, the
+/// i-th with data `{"i": i}`.
+async fn spec_of_units(
+    ns: &NamespaceRef,
+    name: &str,
+    units: usize,
+    unit_name: impl Fn(usize) -> String,
+) -> WorkSpecRef {
+    let spec = ns
+        .set_work_spec(data!({ "name": name }))
+        .await
+        .expect("spec");
+    for i in 0..units {
+        spec.add_work_unit(&unit_name(i), data!({"i": i}), WorkUnitMeta::default())
+            .await
+            .expect("unit");
+    }
+    spec
 }
 
 fn lookups(c: &mut Criterion) {
@@ -100,19 +110,7 @@ fn operations(c: &mut Criterion) {
         let unit = spec.work_unit("u05000").await.expect("unit");
         let worker = ns.worker("w").await.expect("worker");
         // A small spec whose units are taken and given back.
-        let ops = ns
-            .set_work_spec(data!({"name": "ops"}))
-            .await
-            .expect("spec");
-        for i in 0..100 {
-            ops.add_work_unit(
-                &format!("o{i:03}"),
-                data!({"i": i}),
-                WorkUnitMeta::default(),
-            )
-            .await
-            .expect("unit");
-        }
+        let ops = spec_of_units(&ns, "ops", 100, |i| format!("o{i:03}")).await;
         let held = worker
             .make_attempt(&unit, Duration::minutes(15))
             .await
@@ -274,16 +272,8 @@ fn throughput(c: &mut Criterion) {
     let (backend, rearm) = rt.block_on(async {
         let (backend, db) = loaded().await;
         let ns = backend.namespace("bench").await.expect("namespace");
-        let spec = ns.set_work_spec(data!({"name": "tp"})).await.expect("spec");
-        for i in 0..(8 * BATCH) {
-            spec.add_work_unit(
-                &format!("t{i:04}"),
-                data!({"i": i}),
-                WorkUnitMeta::default(),
-            )
-            .await
-            .expect("unit");
-        }
+        let units = usize::try_from(8 * BATCH).expect("unit count");
+        spec_of_units(&ns, "tp", units, |i| format!("t{i:04}")).await;
         let (rearm, conn) =
             tokio_postgres::connect(&cluster().database_url(&db), tokio_postgres::NoTls)
                 .await
@@ -292,11 +282,7 @@ fn throughput(c: &mut Criterion) {
         (backend, rearm)
     });
 
-    let mut group = c.benchmark_group("postgres_request_finish");
-    group
-        .sample_size(10)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(5));
+    let mut group = slow_group(c, "postgres_request_finish");
     for workers in [1usize, 8] {
         group.throughput(Throughput::Elements(workers as u64 * BATCH as u64));
         group.bench_function(format!("batch100_workers{workers}"), |b| {
@@ -305,6 +291,17 @@ fn throughput(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// A bench group of ten samples of 5 s each after 1 s of warm-up, for
+/// operations slow enough that fewer samples suffice.
+fn slow_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(5));
+    group
 }
 
 /// `add_work_units` of new units in one batch, at two batch sizes; the
@@ -319,11 +316,7 @@ fn bulk_add(c: &mut Criterion) {
             .expect("spec")
     });
     let mut next = 0usize;
-    let mut group = c.benchmark_group("postgres_bulk_add");
-    group
-        .sample_size(10)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(5));
+    let mut group = slow_group(c, "postgres_bulk_add");
     for batch in [1_000usize, 10_000] {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("new_units_batch{batch}"), |b| {

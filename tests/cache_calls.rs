@@ -9,9 +9,15 @@ use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
 use coordinate::{
-    data, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    data, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock, NamespaceRef,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
 };
+
+mod common {
+    pub mod gone;
+}
+
+use common::gone::gone;
 
 type Counted = Cache<Instrumented<MemoryBackend>>;
 
@@ -40,6 +46,22 @@ async fn seeded() -> coordinate::Result<(Counted, MemoryBackend)> {
     let (cache, memory) = setup();
     seed(&cache).await?;
     Ok((cache, memory))
+}
+
+/// [`seeded`], with unit "u" looked up through the cache.
+async fn seeded_unit() -> coordinate::Result<(Counted, MemoryBackend, WorkUnitRef)> {
+    let (cache, memory) = seeded().await?;
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    Ok((cache, memory, unit))
+}
+
+/// [`seeded`], with namespace "n" and its spec "s" looked up through the
+/// cache.
+async fn seeded_spec() -> coordinate::Result<(Counted, MemoryBackend, NamespaceRef, WorkSpecRef)> {
+    let (cache, memory) = seeded().await?;
+    let ns = cache.namespace("n").await?;
+    let spec = ns.work_spec("s").await?;
+    Ok((cache, memory, ns, spec))
 }
 
 #[tokio::test]
@@ -131,12 +153,7 @@ async fn delete_all_then_lookup_answers_no_such_work_unit() -> coordinate::Resul
         spec.work_unit("u").await.err(),
         Some(Error::NoSuchWorkUnit { name: "u".into() })
     );
-    assert_eq!(
-        unit.status().await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkUnit
-        })
-    );
+    assert_eq!(unit.status().await.err(), Some(gone(ObjectKind::WorkUnit)));
     assert_eq!(cache.stats().work_units.invalidations, 1);
     // Recreated: a fresh handle, and the old one follows the name.
     let again = spec
@@ -167,9 +184,7 @@ async fn delete_by_name_invalidates_only_those_names() -> coordinate::Result<()>
 
 #[tokio::test]
 async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::Result<()> {
-    let (cache, _) = seeded().await?;
-    let ns = cache.namespace("n").await?;
-    let spec = ns.work_spec("s").await?;
+    let (_cache, _, ns, spec) = seeded_spec().await?;
     let unit = spec.work_unit("u").await?;
     ns.destroy_work_spec("s").await?;
     assert_eq!(
@@ -182,37 +197,25 @@ async fn destroy_work_spec_invalidates_the_spec_and_its_units() -> coordinate::R
     );
     assert_eq!(
         spec.meta(false).await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkSpec
-        })
+        Some(gone(ObjectKind::WorkSpec))
     );
     assert_eq!(
         spec.add_work_unit("v", data!({}), WorkUnitMeta::default())
             .await
             .err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkSpec
-        })
+        Some(gone(ObjectKind::WorkSpec))
     );
-    assert_eq!(
-        unit.status().await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkUnit
-        })
-    );
+    assert_eq!(unit.status().await.err(), Some(gone(ObjectKind::WorkUnit)));
     assert_eq!(
         spec.work_unit("u").await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkSpec
-        })
+        Some(gone(ObjectKind::WorkSpec))
     );
     Ok(())
 }
 
 #[tokio::test]
 async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, memory, unit) = seeded_unit().await?;
     let spec = memory.work_spec_at("n", "s").await?;
     spec.delete_work_units(&WorkUnitQuery::all()).await?;
     spec.add_work_unit("u", data!({"new": true}), WorkUnitMeta::default())
@@ -232,20 +235,14 @@ async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinat
 
 #[tokio::test]
 async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, memory, unit) = seeded_unit().await?;
     memory
         .work_spec_at("n", "s")
         .await?
         .delete_work_units(&WorkUnitQuery::all())
         .await?;
     cache.get_ref().reset();
-    assert_eq!(
-        unit.status().await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkUnit
-        })
-    );
+    assert_eq!(unit.status().await.err(), Some(gone(ObjectKind::WorkUnit)));
     assert_eq!(calls(&cache, Op::UnitStatus), 1);
     assert_eq!(calls(&cache, Op::WorkUnit), 1);
     // The entry is gone: the next lookup asks the backend and gets NoSuch.
@@ -304,23 +301,14 @@ async fn concurrent_misses_of_one_name_share_one_backend_call() -> coordinate::R
 
 #[tokio::test]
 async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let ns = cache.namespace("n").await?;
-    let spec = ns.work_spec("s").await?;
+    let (cache, memory, ns, spec) = seeded_spec().await?;
     let worker = ns.worker("w").await?;
     ns.destroy().await?;
     assert_eq!(
         spec.meta(false).await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkSpec
-        })
+        Some(gone(ObjectKind::WorkSpec))
     );
-    assert_eq!(
-        worker.active().await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::Worker
-        })
-    );
+    assert_eq!(worker.active().await.err(), Some(gone(ObjectKind::Worker)));
     assert!(!memory.namespaces().await?.contains_key("n"));
     // The namespace handle itself stands for get-or-create.
     assert!(ns.work_spec_names().await?.is_empty());
@@ -332,9 +320,7 @@ async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::R
     memory.namespace("n").await?.destroy().await?;
     assert_eq!(
         spec.meta(false).await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkSpec
-        })
+        Some(gone(ObjectKind::WorkSpec))
     );
     assert!(!memory.namespaces().await?.contains_key("n"));
     Ok(())
@@ -357,8 +343,7 @@ async fn an_old_namespace_handle_never_destroys_a_newer_namespace() -> coordinat
 
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
-    let (cache, _) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, _, unit) = seeded_unit().await?;
     let worker = cache.worker_at("n", "w").await?;
     let spec = cache.work_spec_at("n", "s").await?;
     let got = worker.request_attempts(&AttemptRequest::default()).await?;
@@ -366,9 +351,10 @@ async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     assert!(Arc::ptr_eq(&got[0].work_unit(), &unit));
     assert!(Arc::ptr_eq(&got[0].worker(), &worker));
     assert!(Arc::ptr_eq(&got[0].work_unit().work_spec(), &spec));
-    let active = unit.active_attempt().await?.ok_or(Error::Gone {
-        kind: ObjectKind::WorkUnit,
-    })?;
+    let active = unit
+        .active_attempt()
+        .await?
+        .ok_or(gone(ObjectKind::WorkUnit))?;
     assert!(Arc::ptr_eq(&active.worker(), &worker));
     let listed = spec.work_units(&WorkUnitQuery::all()).await?;
     assert!(Arc::ptr_eq(&listed["u"], &unit));
@@ -389,9 +375,7 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
     let parent = ns.worker("p").await?;
     let child = ns.worker("c").await?;
     child.set_parent(Some(&parent)).await?;
-    let got = child.parent().await?.ok_or(Error::Gone {
-        kind: ObjectKind::Worker,
-    })?;
+    let got = child.parent().await?.ok_or(gone(ObjectKind::Worker))?;
     assert!(Arc::ptr_eq(&got, &parent));
     assert!(Arc::ptr_eq(&parent.children().await?[0], &child));
     let attempt = child.make_attempt(&unit, Duration::zero()).await?;
@@ -416,8 +400,7 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, memory, unit) = seeded_unit().await?;
     let worker = cache.worker_at("n", "w").await?;
     memory
         .work_spec_at("n", "s")
@@ -427,9 +410,7 @@ async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinat
     cache.get_ref().reset();
     assert_eq!(
         worker.make_attempt(&unit, Duration::zero()).await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::Worker
-        })
+        Some(gone(ObjectKind::Worker))
     );
     assert!(calls(&cache, Op::MakeAttempt) <= 2);
     // Recreated behind the back: the cached unit follows its name.
@@ -466,19 +447,13 @@ async fn caches_stack_and_erase() -> coordinate::Result<()> {
         WorkUnitStatus::Pending
     );
     ns.destroy().await?;
-    assert_eq!(
-        unit.status().await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkUnit
-        })
-    );
+    assert_eq!(unit.status().await.err(), Some(gone(ObjectKind::WorkUnit)));
     Ok(())
 }
 
 #[tokio::test]
 async fn dropping_the_cache_frees_its_entries() -> coordinate::Result<()> {
-    let (cache, _) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
+    let (cache, _, unit) = seeded_unit().await?;
     let weak = Arc::downgrade(&unit);
     let kept = cache.work_spec_at("n", "s").await?;
     drop(unit);

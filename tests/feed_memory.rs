@@ -9,6 +9,12 @@ use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
 use coordinate::{data, Backend, BackendExt, Error, SystemClock, WorkUnitMeta, WorkUnitQuery};
 
+mod common {
+    pub mod gone;
+}
+
+use common::gone::gone;
+
 /// Waits until the (async) condition holds, at most a second.
 macro_rules! eventually {
     ($check:expr) => {{
@@ -44,11 +50,8 @@ async fn memory_feed_publishes_deletes() -> coordinate::Result<()> {
     let mut sub = feed.subscribe().await?;
     setup(&backend).await?;
     let spec = backend.work_spec_at("ns", "spec").await?;
-    spec.delete_work_units(&WorkUnitQuery {
-        names: vec!["a".into(), "zz".into()],
-        ..Default::default()
-    })
-    .await?;
+    spec.delete_work_units(&WorkUnitQuery::names(["a", "zz"]))
+        .await?;
     assert_eq!(
         sub.recv().await,
         Ok(ChangeEvent::WorkUnitsDeleted {
@@ -81,9 +84,7 @@ async fn memory_feed_publishes_deletes() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn delete_on_inner_backend_reaches_the_cache() -> coordinate::Result<()> {
-    let backend = MemoryBackend::new();
-    setup(&backend).await?;
-    let cache = Cache::new(backend.clone());
+    let (backend, cache) = cached(MemoryBackend::new()).await?;
     assert!(cache.stats().feed.subscribed);
     // Warm the cache.
     cache.work_unit_at("ns", "spec", "a").await?;
@@ -96,10 +97,7 @@ async fn delete_on_inner_backend_reaches_the_cache() -> coordinate::Result<()> {
     backend
         .work_spec_at("ns", "spec")
         .await?
-        .delete_work_units(&WorkUnitQuery {
-            names: vec!["a".into()],
-            ..Default::default()
-        })
+        .delete_work_units(&WorkUnitQuery::names(["a"]))
         .await?;
     assert!(eventually!(matches!(
         cache.work_unit_at("ns", "spec", "a").await,
@@ -125,9 +123,7 @@ async fn delete_on_inner_backend_reaches_the_cache() -> coordinate::Result<()> {
 
 #[tokio::test]
 async fn namespace_destroy_and_recreate_seen_by_cached_handle() -> coordinate::Result<()> {
-    let backend = MemoryBackend::new();
-    setup(&backend).await?;
-    let cache = Cache::new(backend.clone());
+    let (backend, cache) = cached(MemoryBackend::new()).await?;
     let held = cache.work_spec_at("ns", "spec").await?;
     let unit = cache.work_unit_at("ns", "spec", "a").await?;
     backend.namespace("ns").await?.destroy().await?;
@@ -149,9 +145,7 @@ async fn namespace_destroy_and_recreate_seen_by_cached_handle() -> coordinate::R
 
 #[tokio::test(flavor = "current_thread")]
 async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> {
-    let backend = MemoryBackend::with_feed_capacity(Arc::new(SystemClock), 2);
-    setup(&backend).await?;
-    let cache = Cache::new(backend.clone());
+    let (backend, cache) = small_feed().await?;
     let ns = backend.namespace("ns").await?;
     cache.work_spec_at("ns", "spec").await?;
     for i in 0..10 {
@@ -175,6 +169,20 @@ async fn lagged_subscriber_flushes_and_resubscribes() -> coordinate::Result<()> 
         Err(Error::NoSuchWorkUnit { .. })
     )));
     Ok(())
+}
+
+/// `backend`, [`setup`], and a cache over it.
+async fn cached(
+    backend: MemoryBackend,
+) -> coordinate::Result<(MemoryBackend, Cache<MemoryBackend>)> {
+    setup(&backend).await?;
+    let cache = Cache::new(backend.clone());
+    Ok((backend, cache))
+}
+
+/// A backend whose feed holds two events, [`setup`], and a cache over it.
+async fn small_feed() -> coordinate::Result<(MemoryBackend, Cache<MemoryBackend>)> {
+    cached(MemoryBackend::with_feed_capacity(Arc::new(SystemClock), 2)).await
 }
 
 /// Waits until `cache` has had a gap and subscribed again.
@@ -205,9 +213,7 @@ async fn cause_a_gap(backend: &MemoryBackend) -> coordinate::Result<()> {
 /// again, so deletes made after it reach lookups through them too.
 #[tokio::test(flavor = "current_thread")]
 async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()> {
-    let backend = MemoryBackend::with_feed_capacity(Arc::new(SystemClock), 2);
-    setup(&backend).await?;
-    let cache = Cache::new(backend.clone());
+    let (backend, cache) = small_feed().await?;
     let held_ns = cache.namespace("ns").await?;
     let held_spec = cache.work_spec_at("ns", "spec").await?;
     held_spec.work_unit("a").await?;
@@ -223,10 +229,7 @@ async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()>
     backend
         .work_spec_at("ns", "spec")
         .await?
-        .delete_work_units(&WorkUnitQuery {
-            names: vec!["a".into()],
-            ..Default::default()
-        })
+        .delete_work_units(&WorkUnitQuery::names(["a"]))
         .await?;
     assert!(eventually!(cache.stats().feed.events_applied > applied));
     assert!(matches!(
@@ -254,9 +257,7 @@ async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()>
     ));
     assert_eq!(
         held_spec.work_unit("b").await.err(),
-        Some(Error::Gone {
-            kind: ObjectKind::WorkSpec
-        })
+        Some(gone(ObjectKind::WorkSpec))
     );
     Ok(())
 }

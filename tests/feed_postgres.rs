@@ -26,13 +26,6 @@ static TAKE_TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// so that a loaded machine cannot fail the test.
 const PROPAGATION_DEADLINE: StdDuration = StdDuration::from_secs(5);
 
-/// Asserts that a change arrived (`took`, from [`time_until_unit_gone`])
-/// and prints how long it took.
-fn seen(took: Option<StdDuration>) {
-    let took = took.unwrap_or_else(|| panic!("not seen within {PROPAGATION_DEADLINE:?}"));
-    eprintln!("seen after {took:?}");
-}
-
 /// Two job servers on one fresh database, both subscribed.
 async fn two_servers() -> (Server, Server, String, DatabaseLease) {
     let cluster = TestCluster::shared_or_panic();
@@ -65,8 +58,17 @@ async fn wait_until(limit: StdDuration, mut check: impl FnMut() -> bool) -> bool
     check()
 }
 
+/// Asserts that a lookup of unit `unit` of spec `spec` through `server`
+/// comes to fail as missing, and prints how long that took.
+async fn assert_unit_gone(server: &Server, spec: &str, unit: &str) {
+    let took = time_until_unit_gone(server, spec, unit)
+        .await
+        .unwrap_or_else(|| panic!("not seen within {PROPAGATION_DEADLINE:?}"));
+    eprintln!("seen after {took:?}");
+}
+
 /// How long until `server`'s lookup of the unit fails with `NoSuch…`
-/// (polled), or `None` after a second.
+/// (polled), or `None` after [`PROPAGATION_DEADLINE`].
 async fn time_until_unit_gone(server: &Server, spec: &str, unit: &str) -> Option<StdDuration> {
     let start = Instant::now();
     while start.elapsed() < PROPAGATION_DEADLINE {
@@ -127,7 +129,7 @@ async fn deletes_in_one_server_reach_the_other() -> coordinate::Result<()> {
         .await?
         .delete_work_units(&named(&["a"]))
         .await?;
-    seen(time_until_unit_gone(&two, "spec", "a").await);
+    assert_unit_gone(&two, "spec", "a").await;
     // Only the named entry went: "b" is still a hit.
     let hits = two.stats().work_units.hits;
     two.work_unit_at("ns", "spec", "b").await?;
@@ -135,7 +137,7 @@ async fn deletes_in_one_server_reach_the_other() -> coordinate::Result<()> {
 
     // A spec.
     one.namespace("ns").await?.destroy_work_spec("spec").await?;
-    seen(time_until_unit_gone(&two, "spec", "b").await);
+    assert_unit_gone(&two, "spec", "b").await;
     assert!(matches!(
         two.work_spec_at("ns", "spec").await,
         Err(Error::NoSuchWorkSpec { .. })
@@ -143,7 +145,7 @@ async fn deletes_in_one_server_reach_the_other() -> coordinate::Result<()> {
 
     // A namespace.
     one.namespace("ns").await?.destroy().await?;
-    seen(time_until_unit_gone(&two, "other", "x").await);
+    assert_unit_gone(&two, "other", "x").await;
     assert!(two.stats().feed.events_applied >= 3);
     Ok(())
 }
@@ -196,7 +198,7 @@ async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordi
     sql.execute("DELETE FROM work_unit WHERE name = 'a'::bytea", &[])
         .await
         .expect("delete");
-    seen(time_until_unit_gone(&two, "spec", "a").await);
+    assert_unit_gone(&two, "spec", "a").await;
     Ok(())
 }
 
@@ -235,7 +237,7 @@ async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate:
         .await?
         .delete_work_units(&named(&["b"]))
         .await?;
-    seen(time_until_unit_gone(&two, "spec", "b").await);
+    assert_unit_gone(&two, "spec", "b").await;
     Ok(())
 }
 
@@ -319,7 +321,7 @@ async fn burst_of_10000_deletes_leaves_no_stale_entry() -> coordinate::Result<()
     }
     let applied = two.stats().feed.events_applied;
     big.delete_work_units(&WorkUnitQuery::default()).await?;
-    seen(time_until_unit_gone(&two, "big", "b499").await);
+    assert_unit_gone(&two, "big", "b499").await;
     for name in &big_names {
         assert!(matches!(
             spec2.work_unit(name).await,
@@ -511,7 +513,7 @@ async fn server_restart_resubscribes_on_the_next_lookups() -> coordinate::Result
         .delete_work_units(&named(&["b"]))
         .await?;
     two.work_unit_at("ns", "spec", "a").await?;
-    seen(time_until_unit_gone(&two, "spec", "b").await);
+    assert_unit_gone(&two, "spec", "b").await;
 
     // The spec handle held since before the restart revalidated: a delete
     // made now reaches lookups through it as well as fresh ones.

@@ -8,33 +8,30 @@ use coordinate::{
     WorkUnitQuery, WorkUnitStatus,
 };
 
+mod common {
+    pub mod chaining;
+    pub mod gone;
+    pub mod scheduling;
+}
+
+use common::chaining::chained_specs;
+use common::gone::gone;
+use common::scheduling::{request, unit_names};
+
 #[tokio::test]
 async fn smoke_lifecycle_through_every_index() {
     let clock = MockClock::new();
     let backend = MemoryBackend::with_clock(clock.clone());
     let ns = backend.namespace("n").await.unwrap();
-    let spec = ns
-        .set_work_spec(data!({"name": "s", "then": "t"}))
-        .await
-        .unwrap();
-    let next = ns
-        .set_work_spec(data!({"name": "t", "disabled": true}))
-        .await
-        .unwrap();
+    let (spec, next) = chained_specs(&ns, "s", "t").await;
     for (name, prio) in [("b", 0.0), ("a", 0.0), ("c", 5.0)] {
         spec.add_work_unit(name, data!({}), WorkUnitMeta::with_priority(prio))
             .await
             .unwrap();
     }
     let worker = ns.worker("w").await.unwrap();
-    let got = worker
-        .request_attempts(&AttemptRequest::units(2))
-        .await
-        .unwrap();
-    let names: Vec<_> = got
-        .iter()
-        .map(|a| a.work_unit().name().to_string())
-        .collect();
+    let got = request(&worker, AttemptRequest::units(2)).await;
+    let names = unit_names(&got);
     assert_eq!(names, ["c", "a"]);
     let counts = spec.count_work_unit_status().await.unwrap();
     assert_eq!(counts[&WorkUnitStatus::Pending], 2);
@@ -59,10 +56,7 @@ async fn smoke_lifecycle_through_every_index() {
         WorkUnitStatus::Available
     );
 
-    let again = worker
-        .request_attempts(&AttemptRequest::units(5))
-        .await
-        .unwrap();
+    let again = request(&worker, AttemptRequest::units(5)).await;
     assert_eq!(again.len(), 2);
     clock.advance(Duration::minutes(16));
     assert_eq!(again[0].status().await.unwrap(), AttemptStatus::Expired);
@@ -75,18 +69,11 @@ async fn smoke_lifecycle_through_every_index() {
         spec.delete_work_units(&WorkUnitQuery::all()).await.unwrap(),
         3
     );
-    assert_eq!(
-        again[0].status().await,
-        Err(Error::Gone {
-            kind: ObjectKind::Attempt
-        })
-    );
+    assert_eq!(again[0].status().await, Err(gone(ObjectKind::Attempt)));
     assert!(spec.count_work_unit_status().await.unwrap().is_empty());
     ns.destroy().await.unwrap();
     assert_eq!(
         spec.meta(false).await.unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::WorkSpec
-        }
+        gone(ObjectKind::WorkSpec)
     );
 }

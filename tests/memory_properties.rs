@@ -20,7 +20,9 @@ use coordinate::{data, AttemptStatus, MockClock, WorkUnitQuery, WorkUnitStatus};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 
-mod common;
+mod common {
+    pub mod random_ops;
+}
 
 use common::random_ops::{apply, op, world, World};
 

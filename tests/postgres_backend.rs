@@ -7,9 +7,19 @@ use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError, SCHEMA_VERSION};
 use coordinate::ObjectKind;
 use coordinate::{
-    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
+    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkSpecRef,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
+
+mod common {
+    pub mod chaining;
+    pub mod gone;
+    pub mod scheduling;
+}
+
+use common::chaining::chained_specs;
+use common::gone::gone;
+use common::scheduling::{request, unit_names};
 
 /// A fresh backend on its own database; fails the test without a server.
 async fn backend() -> (PostgresBackend, MockClock) {
@@ -45,29 +55,18 @@ async fn old_handles_stay_gone_after_recreation() {
         .add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default())
         .await
         .unwrap();
-    assert_eq!(
-        unit.data().await.unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::WorkUnit
-        }
-    );
+    assert_eq!(unit.data().await.unwrap_err(), gone(ObjectKind::WorkUnit));
     assert_eq!(
         unit.set_priority(3.0).await.unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::WorkUnit
-        }
+        gone(ObjectKind::WorkUnit)
     );
     assert_eq!(
         attempt.status().await.unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::Attempt
-        }
+        gone(ObjectKind::Attempt)
     );
     assert_eq!(
         attempt.finish(None).await.unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::Attempt
-        }
+        gone(ObjectKind::Attempt)
     );
     assert_eq!(unit2.data().await.unwrap(), data!({"v": 2}));
     assert!(worker.all_attempts().await.unwrap().is_empty());
@@ -106,24 +105,14 @@ async fn old_handles_stay_gone_after_recreation() {
 async fn chaining_follows_the_active_attempt_only() {
     let (b, clock) = backend().await;
     let ns = b.namespace("n").await.unwrap();
-    let a = ns
-        .set_work_spec(data!({"name": "a", "then": "b"}))
-        .await
-        .unwrap();
-    let next = ns
-        .set_work_spec(data!({"name": "b", "disabled": true}))
-        .await
-        .unwrap();
+    let (a, next) = chained_specs(&ns, "a", "b").await;
     let worker = ns.worker("w").await.unwrap();
     for u in ["u1", "u2", "u3"] {
         a.add_work_unit(u, data!({}), WorkUnitMeta::default())
             .await
             .unwrap();
     }
-    let got = worker
-        .request_attempts(&AttemptRequest::units(3))
-        .await
-        .unwrap();
+    let got = request(&worker, AttemptRequest::units(3)).await;
     assert_eq!(got.len(), 3);
 
     // Map output, with data.
@@ -155,12 +144,7 @@ async fn chaining_follows_the_active_attempt_only() {
         .finish(Some(data!({"output": ["never"]})))
         .await
         .unwrap();
-    let names: Vec<String> = next
-        .work_units(&WorkUnitQuery::all())
-        .await
-        .unwrap()
-        .into_keys()
-        .collect();
+    let names = names_in(&next).await;
     assert_eq!(names, ["x", "y", "z"]);
 
     // A missing next spec: finish still succeeds, nothing is created.
@@ -168,10 +152,7 @@ async fn chaining_follows_the_active_attempt_only() {
     a.add_work_unit("u4", data!({"output": ["q"]}), WorkUnitMeta::default())
         .await
         .unwrap();
-    let got = worker
-        .request_attempts(&AttemptRequest::default())
-        .await
-        .unwrap();
+    let got = request(&worker, AttemptRequest::default()).await;
     got[0].finish(None).await.unwrap();
     assert_eq!(got[0].status().await.unwrap(), AttemptStatus::Finished);
 }
@@ -190,25 +171,13 @@ async fn max_retries_fails_units_and_takes_the_next_batch() {
             .await
             .unwrap();
     }
-    let first = worker
-        .request_attempts(&AttemptRequest::units(10))
-        .await
-        .unwrap();
-    let names: Vec<_> = first
-        .iter()
-        .map(|a| a.work_unit().name().to_string())
-        .collect();
+    let first = request(&worker, AttemptRequest::units(10)).await;
+    let names = unit_names(&first);
     assert_eq!(names, ["a", "b"]);
     // Let the whole batch expire: the next request fails both and moves on.
     clock.advance(Duration::hours(1));
-    let second = worker
-        .request_attempts(&AttemptRequest::units(10))
-        .await
-        .unwrap();
-    let names: Vec<_> = second
-        .iter()
-        .map(|a| a.work_unit().name().to_string())
-        .collect();
+    let second = request(&worker, AttemptRequest::units(10)).await;
+    let names = unit_names(&second);
     assert_eq!(names, ["c", "d"]);
     let a = spec.work_unit("a").await.unwrap();
     assert_eq!(a.status().await.unwrap(), WorkUnitStatus::Failed);
@@ -230,10 +199,7 @@ async fn continuous_specs_generate_one_unit_per_interval() {
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let got = worker
-        .request_attempts(&AttemptRequest::units(5))
-        .await
-        .unwrap();
+    let got = request(&worker, AttemptRequest::units(5)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].work_unit().name(), "1400000000.005");
     let meta = spec.meta(false).await.unwrap();
@@ -281,10 +247,7 @@ async fn expiry_is_lazy_and_uses_the_injected_clock() {
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let got = worker
-        .request_attempts(&AttemptRequest::default())
-        .await
-        .unwrap();
+    let got = request(&worker, AttemptRequest::default()).await;
     assert_eq!(got[0].work_unit().name(), "u");
 
     // Past the deadline, but no expiry check yet: renew still works.
@@ -317,12 +280,7 @@ async fn names_sort_bytewise_and_may_hold_any_character() {
             .await
             .unwrap();
     }
-    let names: Vec<String> = spec
-        .work_units(&WorkUnitQuery::all())
-        .await
-        .unwrap()
-        .into_keys()
-        .collect();
+    let names = names_in(&spec).await;
     assert_eq!(names, ["", "\0", "Z", "a", "é", "\u{E000}", "\u{1F600}"]);
     let page = WorkUnitQuery {
         previous_name: "Z".into(),
@@ -457,4 +415,13 @@ async fn schema_is_migrated_once_and_newer_schemas_are_refused() {
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+/// The names of every unit of `spec`, in order.
+async fn names_in(spec: &WorkSpecRef) -> Vec<String> {
+    spec.work_units(&WorkUnitQuery::all())
+        .await
+        .unwrap()
+        .into_keys()
+        .collect()
 }

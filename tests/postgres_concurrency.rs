@@ -5,10 +5,11 @@
 //! ends as one of the two orders would, in every interleaving.
 #![cfg(feature = "testing")]
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, AttemptStatus, Backend, BackendExt, MockClock, NamespaceRef,
@@ -16,26 +17,20 @@ use coordinate::{
 };
 use tokio::sync::Barrier;
 
-fn cluster() -> &'static TestCluster {
-    TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"))
+mod common {
+    pub mod postgres;
+    pub mod scheduling;
 }
 
+use common::postgres::Database;
+use common::scheduling::{request, unit_names};
+
 /// Two backends (two pools, like two job-server processes) on one fresh
-/// database, sharing a clock; and the database's name.
-async fn two_servers() -> (Vec<PostgresBackend>, String, MockClock) {
-    let db = cluster().fresh_database().await.unwrap();
+/// database, sharing a clock; and the database.
+async fn two_servers() -> (Vec<PostgresBackend>, Database, MockClock) {
+    let db = Database::fresh().await;
     let clock = MockClock::new();
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        servers.push(
-            PostgresBackend::builder(cluster().url())
-                .database(&db)
-                .clock(clock.clone())
-                .build()
-                .await
-                .unwrap(),
-        );
-    }
+    let servers = vec![db.server(&clock, None).await, db.server(&clock, None).await];
     (servers, db, clock)
 }
 
@@ -68,10 +63,7 @@ async fn requests_at_once(
             tokio::spawn(async move {
                 let worker = backend.worker_at("n", &format!("w{i}")).await.unwrap();
                 barrier.wait().await;
-                worker
-                    .request_attempts(&AttemptRequest::units(per_request))
-                    .await
-                    .unwrap()
+                request(&worker, AttemptRequest::units(per_request)).await
             })
         })
         .collect();
@@ -110,11 +102,7 @@ async fn max_attempts_returned_caps_every_concurrent_request() {
         answers.iter().all(|a| a.len() <= 2),
         "a request got more than 2"
     );
-    let mut names: Vec<String> = answers
-        .iter()
-        .flatten()
-        .map(|a| a.work_unit().name().to_string())
-        .collect();
+    let mut names: Vec<String> = answers.iter().flat_map(|a| unit_names(a)).collect();
     let total = names.len();
     names.sort();
     names.dedup();
@@ -179,13 +167,8 @@ async fn wait_for_waiters(admin: &tokio_postgres::Client, db: &str, n: i64) {
     }
 }
 
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
+/// `finish` or `add_work_unit`, as a task to spawn.
+type Call = Pin<Box<dyn Future<Output = coordinate::Result<()>> + Send>>;
 
 /// Which of `finish` and `add_work_unit` reaches the unit first.
 #[derive(Debug, Clone, Copy)]
@@ -207,16 +190,13 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let attempt = worker
-        .request_attempts(&AttemptRequest::units(1))
+    let attempt = request(&worker, AttemptRequest::units(1))
         .await
-        .unwrap()
         .pop()
         .unwrap();
 
-    let url = cluster().database_url(&db);
-    let admin = connect(&url).await;
-    let mut blocker = connect(&url).await;
+    let admin = db.sql().await;
+    let mut blocker = db.sql().await;
     let hold = blocker.transaction().await.unwrap();
     hold.execute(
         "SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR NO KEY UPDATE",
@@ -225,38 +205,31 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
     .await
     .unwrap();
 
-    let finish = {
+    let finish: Call = {
         let attempt = attempt.clone();
-        async move { attempt.finish(Some(data!({"v": "finished"}))).await }
+        Box::pin(async move { attempt.finish(Some(data!({"v": "finished"}))).await })
     };
-    let add = {
+    let add: Call = {
         let other = servers[1].namespace("n").await.unwrap();
         let spec = other.work_spec("s").await.unwrap();
-        async move {
+        Box::pin(async move {
             spec.add_work_unit("u", data!({"v": "added"}), WorkUnitMeta::default())
                 .await
                 .map(drop)
-        }
+        })
     };
-    let (finish, add) = match first {
-        First::Finish => {
-            let finish = tokio::spawn(finish);
-            wait_for_waiters(&admin, &db, 1).await;
-            let add = tokio::spawn(add);
-            wait_for_waiters(&admin, &db, 2).await;
-            (finish, add)
-        }
-        First::Add => {
-            let add = tokio::spawn(add);
-            wait_for_waiters(&admin, &db, 1).await;
-            let finish = tokio::spawn(finish);
-            wait_for_waiters(&admin, &db, 2).await;
-            (finish, add)
-        }
+    let (early, late) = match first {
+        First::Finish => (finish, add),
+        First::Add => (add, finish),
     };
+    // Each one queues on the lock before the next one starts.
+    let early = tokio::spawn(early);
+    wait_for_waiters(&admin, &db.name, 1).await;
+    let late = tokio::spawn(late);
+    wait_for_waiters(&admin, &db.name, 2).await;
     hold.commit().await.unwrap();
-    finish.await.unwrap().unwrap();
-    add.await.unwrap().unwrap();
+    early.await.unwrap().unwrap();
+    late.await.unwrap().unwrap();
     (
         unit.status().await.unwrap(),
         attempt.status().await.unwrap(),
@@ -264,22 +237,25 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
     )
 }
 
+/// Asserts that after [`race`] the attempt is finished and the unit has
+/// status `unit` and data `{"v": v}`.
+async fn assert_race_ends(first: First, unit: WorkUnitStatus, v: &str) {
+    let (unit_status, attempt_status, unit_data) = race(first).await;
+    assert_eq!(attempt_status, AttemptStatus::Finished);
+    assert_eq!(unit_status, unit);
+    assert_eq!(unit_data, data!({ "v": v }));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn add_after_a_racing_finish_makes_the_unit_run_again() {
     // finish, then add: the add finds the unit Finished and clears the link.
-    let (unit, attempt, data) = race(First::Finish).await;
-    assert_eq!(attempt, AttemptStatus::Finished);
-    assert_eq!(unit, WorkUnitStatus::Available);
-    assert_eq!(data, data!({"v": "added"}));
+    assert_race_ends(First::Finish, WorkUnitStatus::Available, "added").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn finish_after_a_racing_add_leaves_the_unit_finished() {
     // add, then finish: the add keeps the pending attempt, which finishes.
-    let (unit, attempt, data) = race(First::Add).await;
-    assert_eq!(attempt, AttemptStatus::Finished);
-    assert_eq!(unit, WorkUnitStatus::Finished);
-    assert_eq!(data, data!({"v": "finished"}));
+    assert_race_ends(First::Add, WorkUnitStatus::Finished, "finished").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -289,10 +265,8 @@ async fn add_and_finish_in_sequence_match_the_reference() {
         let ns = servers[0].namespace("n").await.unwrap();
         let spec = spec_with_units(&ns, data!({"name": "s"}), 1).await;
         let worker = ns.worker("w").await.unwrap();
-        let attempt = worker
-            .request_attempts(&AttemptRequest::units(1))
+        let attempt = request(&worker, AttemptRequest::units(1))
             .await
-            .unwrap()
             .pop()
             .unwrap();
         let readd = || spec.add_work_unit("u0000", data!({"v": 2}), WorkUnitMeta::default());

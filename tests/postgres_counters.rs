@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, Clock, Duration, Error, MockClock, NewWorkUnit,
@@ -17,28 +16,11 @@ use coordinate::{
 };
 use tokio_postgres::Client;
 
-fn cluster() -> &'static TestCluster {
-    TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"))
+mod common {
+    pub mod postgres;
 }
 
-async fn sql_client(db: &str) -> Client {
-    let (client, connection) =
-        tokio_postgres::connect(&cluster().database_url(db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
-async fn server(db: &str, clock: &MockClock) -> PostgresBackend {
-    PostgresBackend::builder(cluster().url())
-        .database(db)
-        .clock(clock.clone())
-        .max_connections(4)
-        .build()
-        .await
-        .unwrap()
-}
+use common::postgres::Database;
 
 /// The statuses of spec `spec` of namespace "n" as of `now` by a plain
 /// `GROUP BY` over every unit and its active attempt.
@@ -276,9 +258,12 @@ async fn two_specs(backend: &PostgresBackend) -> (WorkSpecRef, WorkSpecRef) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counters_equal_a_recount_after_concurrent_mixed_operations() {
-    let db = cluster().fresh_database().await.unwrap();
+    let db = Database::fresh().await;
     let clock = MockClock::new();
-    let servers = [server(&db, &clock).await, server(&db, &clock).await];
+    let servers = [
+        db.server(&clock, Some(4)).await,
+        db.server(&clock, Some(4)).await,
+    ];
     let (a, _) = two_specs(&servers[0]).await;
     let units = (0..300)
         .map(|i| NewWorkUnit {
@@ -298,7 +283,7 @@ async fn counters_equal_a_recount_after_concurrent_mixed_operations() {
         task.await.unwrap();
     }
 
-    let sql = sql_client(&db).await;
+    let sql = db.sql().await;
     assert_stored_counters_exact(&sql).await;
     // Leases run out, so the answers must correct for attempts past their
     // deadline that no expiry has written yet.
@@ -314,9 +299,9 @@ async fn counters_equal_a_recount_after_concurrent_mixed_operations() {
 
 #[tokio::test]
 async fn a_previous_version_database_migrates_to_exact_counters() {
-    let db = cluster().fresh_database().await.unwrap();
+    let db = Database::fresh().await;
     let clock = MockClock::new();
-    let backend = server(&db, &clock).await;
+    let backend = db.server(&clock, Some(4)).await;
     let (a, _) = two_specs(&backend).await;
     let ns = backend.namespace("n").await.unwrap();
     for i in 0..20 {
@@ -345,7 +330,7 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
 
     // Back to version 3: the unit's spec by foreign key again, its
     // functions, no counters, no states.
-    let sql = sql_client(&db).await;
+    let sql = db.sql().await;
     let previous = include_str!("../src/postgres/migrations/0003_one_statement_operations.sql")
         .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION");
     sql.batch_execute(&format!(
@@ -373,7 +358,7 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
     .await
     .unwrap();
 
-    let backend = server(&db, &clock).await;
+    let backend = db.server(&clock, Some(4)).await;
     assert_stored_counters_exact(&sql).await;
     clock.advance(Duration::minutes(20));
     assert_answers_exact(&backend, &sql, clock.now()).await;

@@ -31,7 +31,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use serde_json::Value;
 
-mod common;
+mod common {
+    pub mod random_ops;
+}
 
 use common::random_ops::{self, kind, make_attempt, spec_definition, world, World, ATTEMPTS};
 use common::random_ops::{UNITS, WORKERS};

@@ -4,14 +4,25 @@
 #![cfg(feature = "testing")]
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRequest, AttemptStatus, Backend, BackendExt, Error, MockClock, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitStatus,
+    WorkUnitQuery, WorkUnitStatus, WorkerRef,
 };
+
+mod common {
+    pub mod chaining;
+    pub mod postgres;
+    pub mod scheduling;
+}
+
+use common::chaining::chained_specs;
+use common::postgres::Database;
+use common::scheduling::{request, unit_names};
 
 /// The text of an error and all its sources.
 fn chain(e: &Error) -> String {
@@ -94,10 +105,7 @@ async fn calls_succeed_again_after_a_server_restart() {
     for _ in 0..8 {
         assert_eq!(spec.meta(true).await.unwrap().available_count, 4);
     }
-    let got = worker
-        .request_attempts(&AttemptRequest::units(2))
-        .await
-        .unwrap();
+    let got = request(&worker, AttemptRequest::units(2)).await;
     assert_eq!(got.len(), 2);
     got[0].finish(None).await.unwrap();
     assert_eq!(
@@ -108,21 +116,12 @@ async fn calls_succeed_again_after_a_server_restart() {
 
 #[tokio::test]
 async fn a_failing_statement_leaves_no_partial_state() {
-    let cluster = TestCluster::shared_or_panic();
-    let db = cluster.fresh_database().await.unwrap();
+    let db = Database::fresh().await;
     let clock = MockClock::new();
-    let backend = PostgresBackend::builder(cluster.url())
-        .database(&db)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
+    let backend = db.server(&clock, None).await;
     // Make the database refuse any unit named "poison".
-    let (admin, conn) = tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
+    db.sql()
         .await
-        .unwrap();
-    tokio::spawn(conn);
-    admin
         .batch_execute(
             "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN
@@ -138,22 +137,12 @@ async fn a_failing_statement_leaves_no_partial_state() {
         .unwrap();
 
     let ns = backend.namespace("n").await.unwrap();
-    let a = ns
-        .set_work_spec(data!({"name": "a", "then": "b"}))
-        .await
-        .unwrap();
-    let b = ns
-        .set_work_spec(data!({"name": "b", "disabled": true}))
-        .await
-        .unwrap();
+    let (a, b) = chained_specs(&ns, "a", "b").await;
     a.add_work_unit("u", data!({}), WorkUnitMeta::default())
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
-    let got = worker
-        .request_attempts(&AttemptRequest::default())
-        .await
-        .unwrap();
+    let got = request(&worker, AttemptRequest::default()).await;
 
     // finish = complete the attempt, then add "fine", then add "poison".
     let err = got[0]
@@ -218,21 +207,10 @@ async fn concurrent_set_work_spec_of_one_name_makes_one_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_workers_never_share_a_unit() {
-    let cluster = TestCluster::shared_or_panic();
     // Two backends on one database stand for two job-server processes.
-    let db = cluster.fresh_database().await.unwrap();
+    let db = Database::fresh().await;
     let clock = MockClock::new();
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        servers.push(
-            PostgresBackend::builder(cluster.url())
-                .database(&db)
-                .clock(clock.clone())
-                .build()
-                .await
-                .unwrap(),
-        );
-    }
+    let servers = [db.server(&clock, None).await, db.server(&clock, None).await];
     let ns = servers[0].namespace("n").await.unwrap();
     let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
     const UNITS: usize = 300;
@@ -241,31 +219,23 @@ async fn concurrent_workers_never_share_a_unit() {
             .await
             .unwrap();
     }
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let backend = servers[i % 2].clone();
-            tokio::spawn(async move {
-                let worker = backend.worker_at("n", &format!("w{i}")).await.unwrap();
-                let mut mine = Vec::new();
-                loop {
-                    let got = worker
-                        .request_attempts(&AttemptRequest::units(7))
-                        .await
-                        .unwrap();
-                    if got.is_empty() {
-                        break mine;
-                    }
-                    for a in got {
-                        mine.push(a.work_unit().name().to_string());
-                        a.finish(None).await.unwrap();
-                    }
-                }
-            })
-        })
-        .collect();
     let mut seen = Vec::new();
-    for t in tasks {
-        seen.extend(t.await.unwrap());
+    for mine in on_eight_workers(&servers, "w", |worker| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = request(&worker, AttemptRequest::units(7)).await;
+            if got.is_empty() {
+                break mine;
+            }
+            mine.extend(unit_names(&got));
+            for a in got {
+                a.finish(None).await.unwrap();
+            }
+        }
+    })
+    .await
+    {
+        seen.extend(mine);
     }
     let distinct: HashSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), seen.len(), "a unit was handed out twice");
@@ -282,23 +252,42 @@ async fn concurrent_workers_never_share_a_unit() {
             .await
             .unwrap();
     }
+    let handed: usize = on_eight_workers(&servers, "x", |worker| async move {
+        request(&worker, AttemptRequest::units(2)).await.len()
+    })
+    .await
+    .into_iter()
+    .sum();
+    assert_eq!(handed, 3);
+    assert_eq!(limited.meta(true).await.unwrap().pending_count, 3);
+}
+
+/// Runs `work` at once on eight workers of namespace "n", `{prefix}0` to
+/// `{prefix}7`, each looked up on one of the two `servers` in turn;
+/// answers what each run returned.
+async fn on_eight_workers<T, F, Fut>(
+    servers: &[PostgresBackend; 2],
+    prefix: &str,
+    work: F,
+) -> Vec<T>
+where
+    F: Fn(WorkerRef) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send,
+    T: Send + 'static,
+{
     let tasks: Vec<_> = (0..8)
         .map(|i| {
-            let backend = servers[i % 2].clone();
+            let (backend, work) = (servers[i % 2].clone(), work.clone());
+            let name = format!("{prefix}{i}");
             tokio::spawn(async move {
-                let worker = backend.worker_at("n", &format!("x{i}")).await.unwrap();
-                worker
-                    .request_attempts(&AttemptRequest::units(2))
-                    .await
-                    .unwrap()
-                    .len()
+                let worker = backend.worker_at("n", &name).await.unwrap();
+                work(worker).await
             })
         })
         .collect();
-    let mut handed = 0;
+    let mut answers = Vec::new();
     for t in tasks {
-        handed += t.await.unwrap();
+        answers.push(t.await.unwrap());
     }
-    assert_eq!(handed, 3);
-    assert_eq!(limited.meta(true).await.unwrap().pending_count, 3);
+    answers
 }

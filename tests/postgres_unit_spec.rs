@@ -4,31 +4,22 @@
 //! units with them; a unit cannot be moved to another spec.
 #![cfg(feature = "testing")]
 
-use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{data, Backend, Error, MockClock, NewWorkUnit, ObjectKind, WorkUnitMeta};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-fn cluster() -> &'static TestCluster {
-    TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"))
+mod common {
+    pub mod gone;
+    pub mod postgres;
 }
 
+use common::gone::gone;
+use common::postgres::Database;
+
 async fn setup() -> (PostgresBackend, Client) {
-    let db = cluster().fresh_database().await.unwrap();
-    let backend = PostgresBackend::builder(cluster().url())
-        .database(&db)
-        .clock(MockClock::new())
-        .max_connections(8)
-        .build()
-        .await
-        .unwrap();
-    let (client, connection) =
-        tokio_postgres::connect(&cluster().database_url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    (backend, client)
+    let db = Database::fresh().await;
+    (db.server(&MockClock::new(), Some(8)).await, db.sql().await)
 }
 
 async fn count(sql: &Client, query: &str) -> i64 {
@@ -65,17 +56,13 @@ async fn adds_to_a_deleted_spec_are_gone_and_store_nothing() {
 
     assert_eq!(
         spec.add_work_units(batch("b", 10)).await.unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::WorkSpec
-        }
+        gone(ObjectKind::WorkSpec)
     );
     assert_eq!(
         spec.add_work_unit("c", data!({}), WorkUnitMeta::default())
             .await
             .unwrap_err(),
-        Error::Gone {
-            kind: ObjectKind::WorkSpec
-        }
+        gone(ObjectKind::WorkSpec)
     );
     assert_eq!(count(&sql, "SELECT count(*) FROM work_unit").await, 0);
 }

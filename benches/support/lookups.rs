@@ -1,9 +1,11 @@
 //! The lookup benches run against a backend and against `Cache` over it.
 
+use std::future::Future;
 use std::time::Duration as StdDuration;
 
 use coordinate::{Backend, BackendExt};
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 use tokio::runtime::Runtime;
 
 /// A bench group `group` timing the name lookups a job server makes —
@@ -34,29 +36,28 @@ pub fn lookup_group(
         .sample_size(30)
         .warm_up_time(StdDuration::from_secs(1))
         .measurement_time(StdDuration::from_secs(3));
-    group.bench_function("namespace", |b| {
-        b.to_async(rt)
-            .iter(|| async { backend.namespace(ns_name).await.expect("hit") })
-    });
-    group.bench_function("work_spec", |b| {
-        b.to_async(rt)
-            .iter(|| async { ns.work_spec(spec_name).await.expect("hit") })
-    });
-    group.bench_function("work_unit", |b| {
-        b.to_async(rt)
-            .iter(|| async { spec.work_unit(unit).await.expect("hit") })
-    });
-    group.bench_function("worker", |b| {
-        b.to_async(rt)
-            .iter(|| async { ns.worker(worker).await.expect("hit") })
-    });
-    group.bench_function("chain_namespace_spec_unit", |b| {
-        b.to_async(rt).iter(|| async {
-            backend
-                .work_unit_at(ns_name, spec_name, unit)
-                .await
-                .expect("hit")
-        })
+    bench_hit(&mut group, rt, "namespace", || backend.namespace(ns_name));
+    bench_hit(&mut group, rt, "work_spec", || ns.work_spec(spec_name));
+    bench_hit(&mut group, rt, "work_unit", || spec.work_unit(unit));
+    bench_hit(&mut group, rt, "worker", || ns.worker(worker));
+    bench_hit(&mut group, rt, "chain_namespace_spec_unit", || {
+        backend.work_unit_at(ns_name, spec_name, unit)
     });
     group.finish();
+}
+
+/// A bench `name` in `group` timing `lookup`, which must succeed.
+fn bench_hit<T, F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    lookup: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = coordinate::Result<T>>,
+{
+    group.bench_function(name, |b| {
+        b.to_async(rt)
+            .iter(|| async { lookup().await.expect("hit") })
+    });
 }

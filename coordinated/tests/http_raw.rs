@@ -13,6 +13,15 @@ use support::{eventually, exchange, read_reply, request, Server};
 
 const V1: &str = "application/vnd.diffeo.coordinate.v1+json";
 
+/// Posts work spec "s" to namespace `ns`.
+fn add_spec_s(server: &Server, ns: &str) -> support::Reply {
+    server.send_json(
+        "POST",
+        &format!("/namespace/{ns}/work_spec"),
+        r#"{"data": {"name": "s"}}"#,
+    )
+}
+
 fn get_accept(server: &Server, accept: &str) -> support::Reply {
     request(server.addr, "GET", "/", &[("Accept", accept)], None)
 }
@@ -144,16 +153,7 @@ fn odd_names_travel_encoded_and_come_back() {
 fn status_codes_and_error_documents() {
     let server = Server::start(&[]);
     let spec = "/namespace/e/work_spec/s";
-    assert_eq!(
-        server
-            .send_json(
-                "POST",
-                "/namespace/e/work_spec",
-                r#"{"data": {"name": "s"}}"#
-            )
-            .status,
-        201
-    );
+    assert_eq!(add_spec_s(&server, "e").status, 201);
     assert_eq!(
         server
             .send_json("POST", &format!("{spec}/work_unit"), r#"{"name": "u"}"#)
@@ -215,33 +215,17 @@ fn status_codes_and_error_documents() {
 
     // Bodies: content type first, then JSON.
     let put_meta = format!("{spec}/meta");
-    check(
-        request(server.addr, "PUT", &put_meta, &[], Some("{}")),
-        415,
-        "error",
-    );
-    check(
-        request(
-            server.addr,
-            "PUT",
-            &put_meta,
-            &[("Content-Type", "text/plain")],
-            Some("{}"),
-        ),
-        415,
-        "error",
-    );
-    check(
-        request(
-            server.addr,
-            "PUT",
-            &put_meta,
-            &[("Content-Type", "json")],
-            Some("{}"),
-        ),
-        400,
-        "error",
-    );
+    for (headers, status) in [
+        (&[][..], 415),
+        (&[("Content-Type", "text/plain")][..], 415),
+        (&[("Content-Type", "json")][..], 400),
+    ] {
+        check(
+            request(server.addr, "PUT", &put_meta, headers, Some("{}")),
+            status,
+            "error",
+        );
+    }
     check(server.send_json("PUT", &put_meta, "{"), 400, "error");
     check(server.send_json("PUT", &put_meta, ""), 400, "error");
     check(
@@ -369,11 +353,7 @@ fn status_codes_and_error_documents() {
 #[test]
 fn attempts_are_addressed_by_worker_and_start_second() {
     let server = Server::start(&[]);
-    server.send_json(
-        "POST",
-        "/namespace/a/work_spec",
-        r#"{"data": {"name": "s"}}"#,
-    );
+    add_spec_s(&server, "a");
     server.send_json(
         "POST",
         "/namespace/a/work_spec/s/work_unit",
@@ -469,11 +449,7 @@ fn attempts_are_addressed_by_worker_and_start_second() {
 #[test]
 fn metrics_count_routes_cache_and_work_units() {
     let server = Server::start(&["--metrics-period", "50ms"]);
-    server.send_json(
-        "POST",
-        "/namespace/m/work_spec",
-        r#"{"data": {"name": "s"}}"#,
-    );
+    add_spec_s(&server, "m");
     for name in ["u1", "u2"] {
         let body = json!({"name": name}).to_string();
         server.send_json("POST", "/namespace/m/work_spec/s/work_unit", &body);
@@ -612,27 +588,20 @@ fn a_request_over_the_timeout_is_answered_503() {
 #[test]
 fn data_too_deep_for_the_decoder_is_data_too_deep() {
     let server = Server::start(&[]);
-    server.send_json(
-        "POST",
-        "/namespace/d/work_spec",
-        r#"{"data": {"name": "s"}}"#,
-    );
-    let deep = format!(
-        r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
-        "[".repeat(5000),
-        "]".repeat(5000)
-    );
-    let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &deep);
-    assert_eq!(reply.status, 400, "{}", reply.text());
-    assert_eq!(reply.json()["kind"], "DataTooDeep");
-    let just_over = format!(
-        r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
-        "[".repeat(100),
-        "]".repeat(100)
-    );
-    let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &just_over);
-    assert_eq!(reply.status, 500, "{}", reply.text());
-    assert_eq!(reply.json()["kind"], "DataTooDeep");
+    add_spec_s(&server, "d");
+    // A unit "u" whose data nests a number `depth` arrays deep.
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"name": "u", "data": {{"k": {}1{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    for (depth, status) in [(5000, 400), (100, 500)] {
+        let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &nested(depth));
+        assert_eq!(reply.status, status, "{}", reply.text());
+        assert_eq!(reply.json()["kind"], "DataTooDeep");
+    }
     assert_eq!(
         server.get("/namespace/d/work_spec/s/work_unit/u").status,
         400

@@ -273,23 +273,14 @@ impl Client {
                     _ => attempt.fail(None).await?,
                 }
             }
-            Request::Status => {
+            Request::Status | Request::UnitData => {
                 let (spec, unit) = self.random_unit();
-                ns.work_spec(&spec)
-                    .await?
-                    .work_unit(&unit)
-                    .await?
-                    .status()
-                    .await?;
-            }
-            Request::UnitData => {
-                let (spec, unit) = self.random_unit();
-                ns.work_spec(&spec)
-                    .await?
-                    .work_unit(&unit)
-                    .await?
-                    .data()
-                    .await?;
+                let unit = ns.work_spec(&spec).await?.work_unit(&unit).await?;
+                if matches!(request, Request::Status) {
+                    unit.status().await?;
+                } else {
+                    unit.data().await?;
+                }
             }
             Request::SpecMeta => {
                 let (spec, _) = self.random_unit();

@@ -330,27 +330,19 @@ async fn apply<B: Backend>(side: &mut Side<B>, step: &Step) -> Result<String, Er
             let all = w.all_attempts().await?.len();
             format!("{active:?} {all}")
         }
-        Step::Finish { attempt: i } => match attempt(*i, &side.attempts) {
-            Some(a) => {
-                a.finish(None).await?;
-                String::new()
+        Step::Finish { attempt: i } | Step::Retry { attempt: i } | Step::Expire { attempt: i } => {
+            match attempt(*i, &side.attempts) {
+                Some(a) => {
+                    match step {
+                        Step::Finish { .. } => a.finish(None).await?,
+                        Step::Retry { .. } => a.retry(None, Duration::zero()).await?,
+                        _ => a.expire(None).await?,
+                    }
+                    String::new()
+                }
+                None => "none".into(),
             }
-            None => "none".into(),
-        },
-        Step::Retry { attempt: i } => match attempt(*i, &side.attempts) {
-            Some(a) => {
-                a.retry(None, Duration::zero()).await?;
-                String::new()
-            }
-            None => "none".into(),
-        },
-        Step::Expire { attempt: i } => match attempt(*i, &side.attempts) {
-            Some(a) => {
-                a.expire(None).await?;
-                String::new()
-            }
-            None => "none".into(),
-        },
+        }
         Step::AttemptStatus { attempt: i } => match attempt(*i, &side.attempts) {
             Some(a) => format!(
                 "{:?} {} {}",

@@ -1,3 +1,0 @@
-//! Helpers shared by the test crates under `tests/`.
-
-pub mod random_ops;

@@ -1,0 +1,50 @@
+//! A fresh database of the shared PostgreSQL test cluster, for the test
+//! crates of the PostgreSQL backend: the job servers on it and a plain SQL
+//! session beside them.
+
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::PostgresBackend;
+use coordinate::MockClock;
+use tokio_postgres::Client;
+
+/// An empty, migrated database of the shared test cluster.
+pub struct Database {
+    pub name: String,
+}
+
+impl Database {
+    /// A new database; fails the test without a server.
+    pub async fn fresh() -> Database {
+        let name = TestCluster::shared_or_panic()
+            .fresh_database()
+            .await
+            .unwrap_or_else(|e| panic!("no fresh database: {e}"));
+        Database { name }
+    }
+
+    /// One job server on this database: a backend with its own pool of at
+    /// most `pool` connections (the backend's default for `None`), on
+    /// `clock`. Servers made from one clock move in step.
+    pub async fn server(&self, clock: &MockClock, pool: Option<usize>) -> PostgresBackend {
+        let builder = PostgresBackend::builder(TestCluster::shared_or_panic().url())
+            .database(&self.name)
+            .clock(clock.clone());
+        match pool {
+            Some(pool) => builder.max_connections(pool),
+            None => builder,
+        }
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("no backend on {}: {e}", self.name))
+    }
+
+    /// A plain SQL session on this database, beside the backends.
+    pub async fn sql(&self) -> Client {
+        let url = TestCluster::shared_or_panic().database_url(&self.name);
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("no SQL session on {}: {e}", self.name));
+        tokio::spawn(connection);
+        client
+    }
+}
