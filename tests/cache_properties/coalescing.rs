@@ -22,11 +22,13 @@ proptest! {
     /// the same handle, or the same `NoSuch…` error.
     #[test]
     fn e_coalescing(kind in kind(), tasks in 2usize..48, exists in any::<bool>()) {
-        // One thread: every task reaches the lookup before the load's timer
-        // can fire, whatever the machine's load (a second worker thread could
-        // be descheduled past the latency and start a second, later load).
+        // One thread that takes wake-ups from other threads (the end of the
+        // load's latency, slept on the blocking pool) only when none of its
+        // own tasks is ready: every task reaches the lookup before the load
+        // can be seen to finish, however long the machine delays them.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .global_queue_interval(u32::MAX)
             .build()
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         rt.block_on(async {
