@@ -203,6 +203,13 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// The spec's name (the definition's `"name"`).
     fn name(&self) -> &str;
 
+    /// The name of the namespace the spec belongs to. A worker's attempts
+    /// may be on units of other namespaces (see [`Worker::make_attempt`]
+    /// and [`Worker::child_attempts`]); this says which. Like
+    /// [`name`](Self::name), it is fixed when the handle is made and never
+    /// reads the backend.
+    fn namespace_name(&self) -> &str;
+
     /// The concrete handle, for backends to recognise their own objects.
     fn as_any(&self) -> &dyn Any;
 

@@ -16,7 +16,8 @@ use coordinate::rest::wire::{
     WorkerUpdateBody,
 };
 use coordinate::{
-    AttemptRef, Backend, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef, WorkerRef,
+    AttemptRef, Backend, BackendExt, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef,
+    WorkerRef,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -469,15 +470,15 @@ impl Api {
             }
             (UnitAttempts, "GET") => {
                 let attempts = need(r.work_unit, "work unit")?.attempts().await?;
-                ok(&documents::attempt_list(ns_name, &attempts).await?)
+                ok(&documents::attempt_list(&attempts).await?)
             }
             (NumAttempts, "GET") => ok(&need(r.work_unit, "work unit")?.num_attempts().await?),
             (Attempt, "GET") => {
                 let attempt = need(r.attempt, "attempt")?;
                 if wire::parse_unchecked(raw_query) {
-                    ok(&documents::unchecked_attempt(ns_name, &*attempt).await?)
+                    ok(&documents::unchecked_attempt(&*attempt).await?)
                 } else {
-                    ok(&documents::attempt(ns_name, &*attempt).await?)
+                    ok(&documents::attempt(&*attempt).await?)
                 }
             }
             (AttemptAction(action), "POST") => {
@@ -524,9 +525,10 @@ impl Api {
                     .await?;
                 let work_spec_url = attempts
                     .first()
-                    .map(|a| links::work_spec(ns_name, a.work_unit().work_spec().name()));
+                    .map(|a| a.work_unit().work_spec())
+                    .map(|spec| links::work_spec(spec.namespace_name(), spec.name()));
                 let attempts = futures::future::try_join_all(
-                    attempts.iter().map(|a| documents::attempt(ns_name, &**a)),
+                    attempts.iter().map(|a| documents::attempt(&**a)),
                 )
                 .await?;
                 ok(&AttemptRequestResult {
@@ -537,15 +539,11 @@ impl Api {
             (MakeAttempt, "POST") => {
                 let body: MakeAttemptBody = decode(body)?;
                 let ns = need(r.namespace, "namespace")?;
-                let unit = ns
-                    .work_spec(&body.work_spec)
-                    .await?
-                    .work_unit(&body.work_unit)
-                    .await?;
+                let unit = unit_to_attempt(&*self.backend, &ns, &body).await?;
                 let attempt = need(r.worker, "worker")?
                     .make_attempt(&unit, body.lifetime)
                     .await?;
-                ok(&documents::attempt(ns_name, &*attempt).await?)
+                ok(&documents::attempt(&*attempt).await?)
             }
             (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {
                 let worker = need(r.worker, "worker")?;
@@ -554,31 +552,61 @@ impl Api {
                     AllAttempts => worker.all_attempts().await?,
                     _ => worker.child_attempts().await?,
                 };
-                ok(&documents::attempt_list(ns_name, &attempts).await?)
+                ok(&documents::attempt_list(&attempts).await?)
             }
             (_, method) => Err(Problem::method_not_allowed(method)),
         }
     }
 }
 
-/// The namespace and worker names of a worker URL of this server (an
-/// absolute path or URL); `400` for any other.
-fn worker_named_by(url: &str) -> Result<(String, String), Problem> {
+/// The names a URL of this server (an absolute path or URL), given as the
+/// body's `field`, carries for a `resource`; `400` for any other URL.
+fn names_in_url(url: &str, field: &str, resource: Resource) -> Result<PathNames, Problem> {
     let uri: axum::http::Uri = url
         .parse()
-        .map_err(|_| Problem::bad_request(format!("parent_url {url:?} is no URL")))?;
+        .map_err(|_| Problem::bad_request(format!("{field} {url:?} is no URL")))?;
     match path::route(uri.path())? {
-        Target::Route(path::Route {
-            resource: Resource::Worker,
-            names:
-                PathNames {
-                    namespace: Some(namespace),
-                    worker: Some(worker),
-                    ..
-                },
-        }) => Ok((namespace, worker)),
+        Target::Route(route) if route.resource == resource => Ok(route.names),
+        _ => Err(Problem::bad_request(format!(
+            "{field} {url:?} names no {resource:?}"
+        ))),
+    }
+}
+
+/// The namespace and worker names of a `parent_url`.
+fn worker_named_by(url: &str) -> Result<(String, String), Problem> {
+    match names_in_url(url, "parent_url", Resource::Worker)? {
+        PathNames {
+            namespace: Some(namespace),
+            worker: Some(worker),
+            ..
+        } => Ok((namespace, worker)),
         _ => Err(Problem::bad_request(format!(
             "parent_url {url:?} names no worker"
+        ))),
+    }
+}
+
+/// The unit a `make_attempt` body names: by `work_unit_url` in any
+/// namespace, else by name in the worker's namespace `ns`.
+async fn unit_to_attempt(
+    backend: &dyn Backend,
+    ns: &NamespaceRef,
+    body: &MakeAttemptBody,
+) -> Result<WorkUnitRef, Problem> {
+    let Some(url) = &body.work_unit_url else {
+        let spec = ns.work_spec(&body.work_spec).await?;
+        return Ok(spec.work_unit(&body.work_unit).await?);
+    };
+    match names_in_url(url, "work_unit_url", Resource::WorkUnit)? {
+        PathNames {
+            namespace: Some(namespace),
+            work_spec: Some(spec),
+            work_unit: Some(unit),
+            ..
+        } => Ok(backend.work_unit_at(&namespace, &spec, &unit).await?),
+        _ => Err(Problem::bad_request(format!(
+            "work_unit_url {url:?} names no work unit"
         ))),
     }
 }

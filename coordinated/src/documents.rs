@@ -118,14 +118,12 @@ pub async fn unchecked_work_unit(
     })
 }
 
-/// The links of an attempt: its URL, its unit's and its worker's.
-fn attempt_links(
-    ns: &str,
-    attempt: &dyn Attempt,
-    start: coordinate::Time,
-) -> (String, String, String) {
+/// The links of an attempt: its URL, its unit's and its worker's, each in
+/// its own namespace (a worker's attempts may be on units of others).
+fn attempt_links(attempt: &dyn Attempt, start: coordinate::Time) -> (String, String, String) {
     let unit = attempt.work_unit();
-    let unit_url = links::work_unit(ns, unit.work_spec().name(), unit.name());
+    let spec = unit.work_spec();
+    let unit_url = links::work_unit(spec.namespace_name(), spec.name(), unit.name());
     let worker = attempt.worker();
     (
         links::attempt(&unit_url, worker.name(), start, attempt.id()),
@@ -135,9 +133,9 @@ fn attempt_links(
 }
 
 /// An attempt's short form.
-pub async fn attempt_summary(ns: &str, attempt: &dyn Attempt) -> Result<AttemptSummary> {
+pub async fn attempt_summary(attempt: &dyn Attempt) -> Result<AttemptSummary> {
     let start_time = attempt.start_time().await?;
-    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    let (url, work_unit_url, worker_url) = attempt_links(attempt, start_time);
     Ok(AttemptSummary {
         url,
         work_unit_url,
@@ -147,13 +145,13 @@ pub async fn attempt_summary(ns: &str, attempt: &dyn Attempt) -> Result<AttemptS
 }
 
 /// A list of attempts' short forms, in the given order.
-pub async fn attempt_list(ns: &str, attempts: &[AttemptRef]) -> Result<AttemptList> {
-    let attempts = try_join_all(attempts.iter().map(|a| attempt_summary(ns, &**a))).await?;
+pub async fn attempt_list(attempts: &[AttemptRef]) -> Result<AttemptList> {
+    let attempts = try_join_all(attempts.iter().map(|a| attempt_summary(&**a))).await?;
     Ok(AttemptList { attempts })
 }
 
 /// An attempt.
-pub async fn attempt(ns: &str, attempt: &dyn Attempt) -> Result<AttemptDocument> {
+pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
     let (start_time, status, data, end_time, expiration_time) = futures::try_join!(
         attempt.start_time(),
         attempt.status(),
@@ -161,7 +159,7 @@ pub async fn attempt(ns: &str, attempt: &dyn Attempt) -> Result<AttemptDocument>
         attempt.end_time(),
         attempt.expiration_time()
     )?;
-    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    let (url, work_unit_url, worker_url) = attempt_links(attempt, start_time);
     Ok(AttemptDocument {
         work_unit_url,
         worker_url,
@@ -181,12 +179,9 @@ pub async fn attempt(ns: &str, attempt: &dyn Attempt) -> Result<AttemptDocument>
 
 /// An attempt without its status and times other than the start: no
 /// expiry check.
-pub async fn unchecked_attempt(
-    ns: &str,
-    attempt: &dyn Attempt,
-) -> Result<UncheckedAttemptDocument> {
+pub async fn unchecked_attempt(attempt: &dyn Attempt) -> Result<UncheckedAttemptDocument> {
     let (start_time, data) = futures::try_join!(attempt.start_time(), attempt.data())?;
-    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    let (url, work_unit_url, worker_url) = attempt_links(attempt, start_time);
     Ok(UncheckedAttemptDocument {
         work_unit_url,
         worker_url,

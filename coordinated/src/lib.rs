@@ -39,6 +39,12 @@
 //!   ([`WorkerUpdateBody`](coordinate::rest::wire::WorkerUpdateBody)). A
 //!   worker document's `parent_url` and `child_urls` then link into the
 //!   other namespace, while `parent` carries the bare name.
+//! * A `make_attempt` body with `work_unit_url` (the URL of a work unit of
+//!   any namespace) makes the attempt on that unit; `work_spec` and
+//!   `work_unit` name one of the worker's own namespace only
+//!   ([`MakeAttemptBody`](coordinate::rest::wire::MakeAttemptBody)). Every
+//!   attempt's links name its unit in the unit's namespace and its worker
+//!   in the worker's.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

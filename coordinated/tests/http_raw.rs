@@ -652,3 +652,48 @@ fn a_parent_in_another_namespace_goes_by_url() {
         "unchanged"
     );
 }
+
+#[test]
+fn a_unit_in_another_namespace_goes_by_url() {
+    let server = Server::start(&[]);
+    for ns in ["a", "b"] {
+        assert_eq!(add_spec_s(&server, ns).status, 201);
+        let units = format!("/namespace/{ns}/work_spec/s/work_unit");
+        let unit = format!(r#"{{"name": "u", "data": {{"at": "{ns}"}}}}"#);
+        assert_eq!(server.send_json("POST", &units, &unit).status, 201);
+    }
+    let make = |body: &str| server.send_json("POST", "/namespace/a/worker/w/make_attempt", body);
+    let far_unit = r#"{"work_spec": "", "work_unit": "", "lifetime": 0,
+        "work_unit_url": "/namespace/b/work_spec/s/work_unit/u"}"#;
+    let reply = make(far_unit);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let attempt = reply.json();
+    let far = "/namespace/b/work_spec/s/work_unit/u";
+    assert_eq!(attempt["work_unit_url"], json!(far));
+    assert_eq!(attempt["worker_url"], json!("/namespace/a/worker/w"));
+    let url = attempt["url"].as_str().unwrap_or_default();
+    assert!(url.starts_with(&format!("{far}/attempt/w/")), "{url}");
+    // The attempt is the other namespace's unit's, and its URL finds it.
+    assert_eq!(server.get(url).status, 200);
+    let unit = server.get(far).json();
+    assert_eq!(unit["active_attempt_url"], json!(url));
+    let namesake = server.get("/namespace/a/work_spec/s/work_unit/u").json();
+    assert_eq!(namesake.get("active_attempt_url"), None);
+    // The worker's lists link the attempt into the unit's namespace.
+    let listed = server.get("/namespace/a/worker/w/active_attempts").json();
+    assert_eq!(listed["attempts"][0]["url"], json!(url));
+
+    for body in [
+        r#"{"work_spec": "", "work_unit": "", "work_unit_url": "/namespace/b/work_spec/s"}"#,
+        r#"{"work_spec": "", "work_unit": "", "work_unit_url": "no url at all"}"#,
+    ] {
+        let reply = make(body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert_eq!(reply.error_code(), "error", "{body}");
+    }
+    let missing = r#"{"work_spec": "", "work_unit": "",
+        "work_unit_url": "/namespace/b/work_spec/s/work_unit/v"}"#;
+    let reply = make(missing);
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(reply.error_code(), "ErrNoSuchWorkUnit");
+}

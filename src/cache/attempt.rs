@@ -11,7 +11,7 @@ use super::namespace::CachedNamespace;
 use super::work_spec::WorkSpecKind;
 use super::work_unit::{CachedWorkUnit, WorkUnitKind};
 use super::worker::{adopt_worker, CachedWorker};
-use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
+use crate::api::{Attempt, AttemptRef, WorkSpec, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
 
@@ -51,7 +51,7 @@ pub(super) async fn wrap_attempt(
         Some(u) if u.name() == up_unit.name() => Arc::clone(u),
         _ => {
             let spec = namespace
-                .adopt_here::<WorkSpecKind>(up_unit.work_spec())
+                .adopt_home::<WorkSpecKind>(up_unit.work_spec(), <dyn WorkSpec>::namespace_name)
                 .await?;
             spec.adopt_here::<WorkUnitKind>(up_unit).await?
         }

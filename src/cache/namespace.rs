@@ -73,6 +73,26 @@ impl CachedNamespace {
         Ok(Self::adopt_root(shared, up).await)
     }
 
+    /// The cached handle for `up`, a spec or worker the backend returned
+    /// while answering for this namespace: adopted here, or in its own
+    /// namespace (`home` answers its name) if that is another, as a
+    /// worker's parent, children and attempts may be. So no namespace
+    /// caches another's object under its name.
+    pub(super) async fn adopt_home<C>(
+        &self,
+        up: Arc<C::Up>,
+        home: fn(&C::Up) -> &str,
+    ) -> Result<Arc<Cached<C>>>
+    where
+        C: Kind<Parent = Arc<Self>>,
+    {
+        if home(&up) == self.name() {
+            return self.adopt_here::<C>(up).await;
+        }
+        let namespace = Self::existing(&self.shared, home(&up)).await?;
+        namespace.adopt_here::<C>(up).await
+    }
+
     /// The cached handle for a namespace handle the backend returned.
     pub(super) async fn adopt_root(shared: &Arc<Shared>, up: NamespaceRef) -> Arc<Self> {
         shared

@@ -63,6 +63,10 @@ impl WorkSpec for CachedWorkSpec {
         Cached::name(self)
     }
 
+    fn namespace_name(&self) -> &str {
+        self.parent.name()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

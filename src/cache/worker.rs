@@ -35,20 +35,16 @@ impl Kind for WorkerKind {
     }
 }
 
-/// The cached handle for a worker handle the backend returned while
-/// answering for `namespace`: adopted there, or in the worker's own
-/// namespace if it belongs to another (a parent, a child and their
-/// attempts may), so that no namespace caches another's worker under its
-/// name.
+/// The cached handle for a worker the backend returned while answering for
+/// `namespace`, adopted in its own namespace (see
+/// [`CachedNamespace::adopt_home`]).
 pub(super) async fn adopt_worker(
     namespace: &CachedNamespace,
     up: WorkerRef,
 ) -> Result<Arc<CachedWorker>> {
-    if up.namespace_name() == namespace.name() {
-        return namespace.adopt_here::<WorkerKind>(up).await;
-    }
-    let home = CachedNamespace::existing(&namespace.shared, up.namespace_name()).await?;
-    home.adopt_here::<WorkerKind>(up).await
+    namespace
+        .adopt_home::<WorkerKind>(up, <dyn Worker>::namespace_name)
+        .await
 }
 
 impl CachedWorker {

@@ -285,6 +285,7 @@ macro_rules! conformance_tests {
                 deactivate_child,
                 worker_defaults,
                 worker_parent_edge_cases,
+                attempts_across_namespaces,
                 deleted_attempts_leave_worker_lists,
                 child_attempts_scope,
                 worker_list_order,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::{at_secs, each_named, names, AttemptKey, Run, TestBackend};
 use crate::api::WorkerRef;
 use crate::data;
-use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery};
+use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery, WorkUnitStatus};
 
 /// The parent of `worker` must be the worker named `want`.
 async fn parent_is(r: &Run, worker: &WorkerRef, want: &str, step: &str) {
@@ -404,4 +404,71 @@ pub async fn worker_list_order(t: TestBackend) {
         expected,
         "all attempts in creation order"
     );
+}
+
+/// A worker's attempts may be on units of other namespaces: `make_attempt`
+/// checks none, and a child may live in another. Each attempt's unit and
+/// spec are then the other namespace's, whatever the worker's own
+/// namespace holds under the same names, and acting on the attempt
+/// changes that unit only.
+pub async fn attempts_across_namespaces(t: TestBackend) {
+    let (r, ns) = Run::with_ns("attempts_across_namespaces", t).await;
+    let other = r.ns("attempts_across_namespaces elsewhere").await;
+    let here = r.named_spec(&ns, "s").await;
+    let there = r.named_spec(&other, "s").await;
+    check_eq!(r, here.namespace_name(), ns.name(), "the spec's namespace");
+    check_eq!(r, there.namespace_name(), other.name(), "the namesake's");
+    r.unit(&here, "u", data!({ "at": "here" })).await;
+    let far = r.unit(&there, "u", data!({ "at": "there" })).await;
+    let far_child_unit = r.unit(&there, "v", data!({ "at": "there" })).await;
+    let w = r.worker(&ns, "w").await;
+    let child = r.worker(&other, "child").await;
+    r.ok(
+        child.set_parent(Some(&w)).await,
+        "a child in the other namespace",
+    );
+    r.ok(w.make_attempt(&far, Duration::zero()).await, "make_attempt");
+    let child_lifetime = Duration::zero();
+    let made = child.make_attempt(&far_child_unit, child_lifetime).await;
+    r.ok(made, "the child's make_attempt");
+
+    let lists = [
+        ("active_attempts", r.ok(w.active_attempts().await, "active")),
+        ("all_attempts", r.ok(w.all_attempts().await, "all")),
+        (
+            "child_attempts",
+            r.ok(w.child_attempts().await, "children's"),
+        ),
+    ];
+    for (list, attempts) in &lists {
+        check_eq!(r, attempts.len(), 1, "{list}: one attempt");
+        for attempt in attempts {
+            let unit = attempt.work_unit();
+            let spec = unit.work_spec();
+            let at = (spec.namespace_name(), spec.name());
+            check_eq!(r, at, (other.name(), "s"), "{list}: its spec");
+            let data = unit.data().await;
+            r.ok_eq(
+                data,
+                data!({ "at": "there" }),
+                format_args!("{list}: its unit"),
+            );
+        }
+    }
+    let [(_, active), ..] = &lists;
+    if let Some(attempt) = active.first() {
+        r.ok(attempt.finish(None).await, "finish through the list");
+    }
+    let status = far.status().await;
+    r.ok_eq(
+        status,
+        WorkUnitStatus::Finished,
+        "the other namespace's unit",
+    );
+    // The worker's own namespace still answers its own spec and unit.
+    let spec = r.ok(ns.work_spec("s").await, "work_spec(s) here");
+    check_eq!(r, spec.namespace_name(), ns.name(), "the spec found here");
+    let unit = r.ok(spec.work_unit("u").await, "work_unit(u) here");
+    r.ok_eq(unit.data().await, data!({ "at": "here" }), "the unit here");
+    r.ok_eq(unit.status().await, WorkUnitStatus::Available, "untouched");
 }

@@ -146,6 +146,10 @@ impl WorkSpec for InstWorkSpec {
         self.inner.name()
     }
 
+    fn namespace_name(&self) -> &str {
+        self.inner.namespace_name()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -21,7 +21,8 @@ use crate::model::{
 use crate::rules::limits;
 
 use super::state::{
-    AttemptId, AttemptParts, NamespaceId, SpecId, State, UnitId, UnitParts, WorkerId, WorkerName,
+    AttemptId, AttemptParts, NamespaceId, SpecId, SpecName, State, UnitId, UnitParts, WorkerId,
+    WorkerName,
 };
 use super::Shared;
 
@@ -34,7 +35,7 @@ pub(crate) struct MemNamespace {
 pub(crate) struct MemWorkSpec {
     shared: Arc<Shared>,
     id: SpecId,
-    name: Arc<str>,
+    name: SpecName,
     /// This handle, for the unit handles it makes to share.
     me: Weak<MemWorkSpec>,
 }
@@ -87,7 +88,7 @@ pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str
     })
 }
 
-fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: Arc<str>) -> Arc<MemWorkSpec> {
+fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: SpecName) -> Arc<MemWorkSpec> {
     Arc::new_cyclic(|me| MemWorkSpec {
         shared: shared.clone(),
         id,
@@ -108,7 +109,7 @@ fn unit_handle(spec: &Arc<MemWorkSpec>, parts: UnitParts) -> Arc<MemWorkUnit> {
 
 /// A handle on the unit `parts` describes, with a handle of its own spec.
 fn lone_unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
-    let spec = spec_handle(shared, parts.spec, Arc::clone(&parts.spec_name));
+    let spec = spec_handle(shared, parts.spec, parts.spec_name.clone());
     unit_handle(&spec, parts)
 }
 
@@ -173,6 +174,16 @@ impl HasShared for MemWorker {
     }
 }
 
+impl MemNamespace {
+    /// The name of this namespace's spec `name`, for its handle.
+    fn spec_name(&self, name: &str) -> SpecName {
+        SpecName {
+            namespace: Arc::clone(&self.name),
+            name: name.into(),
+        }
+    }
+}
+
 #[async_trait]
 impl Namespace for MemNamespace {
     fn name(&self) -> &str {
@@ -211,14 +222,14 @@ impl Namespace for MemNamespace {
                     work_spec: name.clone(),
                 });
             }
-            Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, self.spec_name(&name)) as WorkSpecRef)
         })
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
         self.shared.run_on(ObjectKind::Namespace, |st, _| {
             let id = st.work_spec(self.id, name)?;
-            Ok(spec_handle(&self.shared, id, name.into()) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, self.spec_name(name)) as WorkSpecRef)
         })
     }
 
@@ -283,14 +294,18 @@ impl MemWorkSpec {
     fn handle(&self) -> Arc<MemWorkSpec> {
         self.me
             .upgrade()
-            .unwrap_or_else(|| spec_handle(&self.shared, self.id, Arc::clone(&self.name)))
+            .unwrap_or_else(|| spec_handle(&self.shared, self.id, self.name.clone()))
     }
 }
 
 #[async_trait]
 impl WorkSpec for MemWorkSpec {
     fn name(&self) -> &str {
-        &self.name
+        &self.name.name
+    }
+
+    fn namespace_name(&self) -> &str {
+        &self.name.namespace
     }
 
     fn as_any(&self) -> &dyn Any {

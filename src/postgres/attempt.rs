@@ -29,10 +29,11 @@ const GONE: Error = Error::Gone {
 /// so statements can `concat!` it.
 macro_rules! attempt_columns {
     () => {
-        "a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id, wn.name
+        "a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id, wn.name,
+            sn.name
          FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
-         JOIN work_spec s ON s.id = u.work_spec_id JOIN worker w ON w.id = a.worker_id
-         JOIN namespace wn ON wn.id = w.namespace_id"
+         JOIN work_spec s ON s.id = u.work_spec_id JOIN namespace sn ON sn.id = s.namespace_id
+         JOIN worker w ON w.id = a.worker_id JOIN namespace wn ON wn.id = w.namespace_id"
     };
 }
 pub(crate) use attempt_columns;
@@ -41,7 +42,7 @@ pub(crate) use attempt_columns;
 pub(crate) fn attempt_from_row(shared: &Arc<Shared>, row: &Row) -> Result<AttemptRef> {
     let spec = Arc::new(PgWorkSpec::new(
         shared.clone(),
-        col(row, 5)?,
+        (col(row, 5)?, text(row, 10)?),
         col(row, 3)?,
         text(row, 4)?,
     ));

@@ -52,7 +52,8 @@ impl PgNamespace {
     }
 
     fn spec(&self, id: i64, name: String) -> Arc<PgWorkSpec> {
-        Arc::new(PgWorkSpec::new(self.shared.clone(), self.id, id, name))
+        let namespace = (self.id, self.name.clone());
+        Arc::new(PgWorkSpec::new(self.shared.clone(), namespace, id, name))
     }
 
     fn worker_handle(&self, id: i64, name: String) -> WorkerRef {

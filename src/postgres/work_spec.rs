@@ -32,6 +32,7 @@ const GONE: Error = Error::Gone {
 pub(crate) struct PgWorkSpec {
     pub(crate) shared: Arc<Shared>,
     pub(crate) namespace_id: i64,
+    pub(crate) namespace_name: String,
     pub(crate) id: i64,
     pub(crate) name: String,
 }
@@ -123,10 +124,16 @@ fn read_counted_meta(row: &tokio_postgres::Row) -> Result<(WorkSpecMeta, bool)> 
 }
 
 impl PgWorkSpec {
-    pub(crate) fn new(shared: Arc<Shared>, namespace_id: i64, id: i64, name: String) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        (namespace_id, namespace_name): (i64, String),
+        id: i64,
+        name: String,
+    ) -> Self {
         PgWorkSpec {
             shared,
             namespace_id,
+            namespace_name,
             id,
             name,
         }
@@ -222,6 +229,10 @@ impl PgWorkSpec {
 impl WorkSpec for PgWorkSpec {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn namespace_name(&self) -> &str {
+        &self.namespace_name
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -445,7 +456,7 @@ impl PgWorkSpec {
     pub(crate) fn clone_handle(&self) -> Self {
         PgWorkSpec::new(
             self.shared.clone(),
-            self.namespace_id,
+            (self.namespace_id, self.namespace_name.clone()),
             self.id,
             self.name.clone(),
         )

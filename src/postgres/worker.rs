@@ -208,7 +208,7 @@ impl PgWorker {
 
         let spec = Arc::new(PgWorkSpec::new(
             shared.clone(),
-            self.namespace_id,
+            (self.namespace_id, self.namespace_name.clone()),
             spec_id,
             chosen,
         ));

@@ -121,7 +121,14 @@ pub(crate) struct UnitParts {
     pub(crate) id: UnitId,
     pub(crate) name: Arc<str>,
     pub(crate) spec: SpecId,
-    pub(crate) spec_name: Arc<str>,
+    pub(crate) spec_name: SpecName,
+}
+
+/// A spec's namespace and own name, for building its handle.
+#[derive(Debug, Clone)]
+pub(crate) struct SpecName {
+    pub(crate) namespace: Arc<str>,
+    pub(crate) name: Arc<str>,
 }
 
 /// Sizes, for `Debug`.
@@ -206,7 +213,18 @@ impl State {
             id,
             name: unit.name.clone(),
             spec: unit.spec,
-            spec_name: self.spec(unit.spec)?.name.clone(),
+            spec_name: self.spec_name(unit.spec)?,
+        })
+    }
+
+    pub(crate) fn spec_name(&self, id: SpecId) -> Result<SpecName> {
+        let spec = self.spec(id)?;
+        let namespace = self.namespaces.get(&spec.namespace).ok_or(Error::Gone {
+            kind: ObjectKind::WorkSpec,
+        })?;
+        Ok(SpecName {
+            namespace: namespace.name.clone(),
+            name: spec.name.clone(),
         })
     }
 

@@ -32,7 +32,7 @@ impl State {
         units: Vec<NewWorkUnit>,
         now: Time,
     ) -> Result<Vec<UnitParts>> {
-        let spec_name = self.spec(spec)?.name.clone();
+        let spec_name = self.spec_name(spec)?;
         let mut buffer = Vec::new();
         let encoded = units
             .into_iter()

@@ -75,6 +75,7 @@
 //! ```
 
 mod attempt;
+mod layout;
 mod namespace;
 mod owner;
 mod resolve;

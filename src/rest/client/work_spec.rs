@@ -20,6 +20,7 @@ use crate::rest::wire::{
 };
 use crate::rules::limits::{check_name, checked_data};
 
+use super::layout::namespace_in;
 use super::owner::Owner;
 use super::template::Var;
 use super::work_unit::RestWorkUnit;
@@ -32,6 +33,8 @@ pub(crate) struct RestWorkSpec(Arc<SpecInner>);
 pub(crate) struct SpecInner {
     shared: Arc<Shared>,
     name: String,
+    /// The namespace's name, read from `url`.
+    namespace: String,
     url: Url,
     /// The spec document without its definition: only the links are used.
     links: OnceCell<WorkSpecDocument>,
@@ -80,6 +83,7 @@ impl RestWorkSpec {
         RestWorkSpec(Arc::new(SpecInner {
             shared: Arc::clone(shared),
             name,
+            namespace: namespace_in(&url, "work_spec"),
             url,
             links,
         }))
@@ -188,6 +192,10 @@ impl RestWorkSpec {
 impl WorkSpec for RestWorkSpec {
     fn name(&self) -> &str {
         &self.0.name
+    }
+
+    fn namespace_name(&self) -> &str {
+        &self.0.namespace
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -10,16 +10,16 @@ use async_trait::async_trait;
 use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
-use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
+use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
-use crate::rest::names;
 use crate::rest::wire::{
     AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
     WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::checked_data;
 
+use super::layout::namespace_in;
 use super::owner::Owner;
 use super::resolve::Resolver;
 use super::work_unit::RestWorkUnit;
@@ -79,7 +79,7 @@ impl RestWorker {
         RestWorker(Arc::new(WorkerInner {
             shared: Arc::clone(shared),
             name,
-            namespace: namespace_in(&url),
+            namespace: namespace_in(&url, "worker"),
             url,
             links,
         }))
@@ -289,10 +289,22 @@ impl Worker for RestWorker {
             _ => return Err(Error::WrongBackend),
         };
         let links = self.links().await?;
-        let body = MakeAttemptBody {
-            work_spec: unit.spec().name().to_owned(),
-            work_unit: unit.name().to_owned(),
-            lifetime,
+        let body = if unit.spec().namespace_name() == self.namespace_name() {
+            MakeAttemptBody {
+                work_spec: unit.spec().name().to_owned(),
+                work_unit: unit.name().to_owned(),
+                lifetime,
+                work_unit_url: None,
+            }
+        } else {
+            // The API names a unit in the worker's own namespace only:
+            // another namespace's goes by URL.
+            MakeAttemptBody {
+                work_spec: String::new(),
+                work_unit: String::new(),
+                lifetime,
+                work_unit_url: Some(unit.url().to_string()),
+            }
         };
         let doc: AttemptDocument = self
             .shared()
@@ -322,46 +334,5 @@ impl Worker for RestWorker {
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
         let url = self.links().await?.child_attempts.clone();
         self.attempt_list(&url).await
-    }
-}
-
-/// The namespace a worker URL names in the API's URL layout
-/// (`…/namespace/{namespace}/worker/{worker}`), decoded; empty for a URL
-/// laid out otherwise, which names no namespace this client can tell.
-fn namespace_in(url: &Url) -> String {
-    let Some(segments) = url.path_segments() else {
-        return String::new();
-    };
-    let tail: Vec<&str> = segments.rev().take(4).collect();
-    match tail.as_slice() {
-        [_, "worker", namespace, "namespace"] => {
-            names::decode_raw_segment(namespace).unwrap_or_default()
-        }
-        _ => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ns(url: &str) -> String {
-        namespace_in(&Url::parse(url).expect("a test URL"))
-    }
-
-    #[test]
-    fn the_namespace_comes_from_the_url_decoded() {
-        assert_eq!(ns("http://h/namespace/prod/worker/w"), "prod");
-        assert_eq!(ns("http://h/mount/namespace/a%20b/worker/w"), "a b");
-        // A name the API encodes (here one starting with `-`).
-        let encoded = names::encode_segment("-x");
-        assert_eq!(ns(&format!("http://h/namespace/{encoded}/worker/w")), "-x");
-    }
-
-    #[test]
-    fn a_url_laid_out_otherwise_names_no_namespace() {
-        assert_eq!(ns("http://h/workers/w"), "");
-        assert_eq!(ns("http://h/namespace/prod/work_spec/w"), "");
-        assert_eq!(ns("http://h/namespace/prod/worker/w/active_attempts"), "");
     }
 }

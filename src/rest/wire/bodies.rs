@@ -145,10 +145,17 @@ pub struct AttemptRequestResult {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MakeAttemptBody {
-    /// The work spec's name.
+    /// The work spec's name, in the worker's namespace.
     pub work_spec: String,
     /// The work unit's name.
     pub work_unit: String,
+    /// The URL of the work unit, which may belong to another namespace
+    /// (`work_spec` and `work_unit` name one of the worker's own); takes
+    /// precedence over them. An extension: a client sends it with empty
+    /// names, so a server without it fails instead of choosing the worker
+    /// namespace's namesake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_unit_url: Option<String>,
     /// Lease; 0 is the default.
     #[serde(with = "duration")]
     pub lifetime: Duration,
