@@ -10,23 +10,8 @@ use std::time::{Duration, Instant};
 
 use coordinate::postgres::testing::TestCluster;
 use serde_json::json;
+use support::postgres::fresh_database;
 use support::{eventually, request, Server};
-
-/// A fresh database on the shared test cluster: its `--backend` value and
-/// its name. Fails (never skips) when no cluster can be started.
-fn fresh_database(runtime: &tokio::runtime::Runtime) -> (String, String) {
-    let cluster = TestCluster::shared().expect("a PostgreSQL test cluster");
-    let name = runtime
-        .block_on(cluster.fresh_database())
-        .expect("a fresh database");
-    let url = cluster.database_url(&name);
-    let backend = if url.contains("://") {
-        url
-    } else {
-        format!("postgres:{url}")
-    };
-    (backend, name)
-}
 
 /// Connections of database `name` that are not idle (running a statement or
 /// holding a transaction open), and all of its connections.
