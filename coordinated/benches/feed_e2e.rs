@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use percentile::percentile;
 use support::postgres::fresh_database;
-use support::{Connection, Server};
+use support::{metric, Connection, Server};
 
 /// The requirement: B's answer changes within this.
 const TARGET: Duration = Duration::from_millis(100);
@@ -133,13 +133,9 @@ impl Scenario for Namespace {
 }
 
 /// B's `coordinate_cache_feed_events_total`.
-fn feed_events(b: &mut Connection) -> u64 {
+fn feed_events(b: &mut Connection) -> f64 {
     let metrics = b.get("/metrics").text();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("coordinate_cache_feed_events_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map_or(0, |value| value as u64)
+    metric(&metrics, "coordinate_cache_feed_events_total").unwrap_or(0.0)
 }
 
 /// Waits until the server behind `conn` is subscribed to its feed.

@@ -303,6 +303,14 @@ fn parse_reply(bytes: &[u8]) -> Reply {
     }
 }
 
+/// The value of an unlabelled metric in a Prometheus text exposition.
+pub fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// Polls `probe` every few milliseconds until it answers `Some`, at most
 /// `limit`.
 pub fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
