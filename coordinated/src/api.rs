@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coordinate::rest::names::{split_attempt_segment, start_second};
 use coordinate::rest::wire::{
-    self, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
+    self, codes, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
     DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, WorkSpecBody, WorkSpecList,
     WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitUpdateBody, WorkerList,
     WorkerUpdateBody,
@@ -152,6 +152,20 @@ impl Api {
         Ok(r)
     }
 
+    /// The answer to an operation that failed with `Gone`: an object the
+    /// path names was deleted after its name was resolved, or before, by
+    /// another job server whose delete this server's cache has not heard of
+    /// yet. The failed call has dropped the stale entry, so resolving the
+    /// names again answers what a request made after the delete gets: the
+    /// missing name's `404`/`400`. If every name resolves (the object was
+    /// made again, or the `Gone` was about something else), it stands.
+    async fn settle_gone(&self, names: &PathNames, gone: Problem) -> Problem {
+        match self.resolve(names).await {
+            Err(missing) => missing,
+            Ok(_) => gone,
+        }
+    }
+
     /// Reads a `PUT`/`POST` body as JSON: `415` unless declared JSON, `413`
     /// beyond the bound, `400` unless valid JSON.
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Value, Problem> {
@@ -244,8 +258,15 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
             _ => None,
         };
         let query = parts.uri.query().unwrap_or("");
-        api.operate(route.resource, &parts.method, resolved, query, body)
+        match api
+            .operate(route.resource, &parts.method, resolved, query, body)
             .await
+        {
+            Err(problem) if problem.document.error == codes::GONE => {
+                Err(api.settle_gone(&route.names, problem).await)
+            }
+            done => done,
+        }
     }
     .await;
     let response = match result {

@@ -1,7 +1,10 @@
 //! Test support: the real `coordinated` binary on an ephemeral loopback
-//! port, and a raw HTTP/1.1 client that shows exactly what went over the wire.
+//! port, a raw HTTP/1.1 client that shows exactly what went over the wire,
+//! and databases on the crate's throwaway PostgreSQL cluster.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
+
+pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -141,7 +144,21 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let raw = format_request(addr, method, path, headers, body, "close");
+    exchange(addr, raw.as_bytes())
+}
+
+/// The bytes of one request, with `Connection: {connection}`.
+fn format_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    connection: &str,
+) -> String {
+    let mut raw =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: {connection}\r\n");
     for (name, value) in headers {
         raw.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -150,7 +167,100 @@ pub fn request(
     }
     raw.push_str("\r\n");
     raw.push_str(body.unwrap_or(""));
-    exchange(addr, raw.as_bytes())
+    raw
+}
+
+/// One keep-alive connection: requests one after another on the same
+/// socket, as a polling client or a connection pool sends them.
+pub struct Connection {
+    addr: SocketAddr,
+    stream: TcpStream,
+    /// Bytes read beyond the last response.
+    pending: Vec<u8>,
+}
+
+impl Connection {
+    /// Connects to `addr`, with Nagle's algorithm off so that a request
+    /// leaves at once.
+    pub fn open(addr: SocketAddr) -> Connection {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        Connection {
+            addr,
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// A request with no extra headers and no body.
+    pub fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, &[], None)
+    }
+
+    /// A JSON request of `method` with `body`.
+    pub fn send_json(&mut self, method: &str, path: &str, body: &str) -> Reply {
+        self.send(
+            method,
+            path,
+            &[("Content-Type", "application/vnd.diffeo.coordinate.v1+json")],
+            Some(body),
+        )
+    }
+
+    /// Sends one request and reads its response, which must carry a
+    /// `Content-Length` (unless it has no body) and leave the connection
+    /// open.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let raw = format_request(self.addr, method, path, headers, body, "keep-alive");
+        self.stream
+            .write_all(raw.as_bytes())
+            .expect("write request");
+        let head_end = self.read_until(find_head_end);
+        let head = parse_reply(&self.pending[..head_end + 4]);
+        assert!(
+            head.header("transfer-encoding").is_none(),
+            "chunked response to {method} {path}"
+        );
+        assert_ne!(head.header("connection"), Some("close"), "{method} {path}");
+        let length: usize = match head.status {
+            204 | 304 => 0,
+            _ => head
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no Content-Length for {method} {path}")),
+        };
+        let end = head_end + 4 + length;
+        self.read_until(|bytes| (bytes.len() >= end).then_some(end));
+        let reply = parse_reply(&self.pending[..end]);
+        self.pending.drain(..end);
+        reply
+    }
+
+    /// Reads until `done` finds what it needs in the bytes read so far.
+    fn read_until(&mut self, done: impl Fn(&[u8]) -> Option<usize>) -> usize {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(found) = done(&self.pending) {
+                return found;
+            }
+            let n = self.stream.read(&mut chunk).expect("read response");
+            assert!(n > 0, "server closed a keep-alive connection");
+            self.pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
 /// Writes raw bytes on a fresh connection and reads the response until the
@@ -172,9 +282,7 @@ pub fn read_reply(stream: &mut TcpStream) -> Reply {
 }
 
 fn parse_reply(bytes: &[u8]) -> Reply {
-    let split = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
+    let split = find_head_end(bytes)
         .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(bytes)));
     let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
     let mut lines = head.split("\r\n");
@@ -193,6 +301,14 @@ fn parse_reply(bytes: &[u8]) -> Reply {
         headers,
         body: bytes[split + 4..].to_vec(),
     }
+}
+
+/// The value of an unlabelled metric in a Prometheus text exposition.
+pub fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// Polls `probe` every few milliseconds until it answers `Some`, at most

@@ -1,0 +1,191 @@
+//! A server whose cache has not yet heard of a delete made elsewhere (by
+//! another job server) answers as if it had: the missing name's `400` or
+//! `404`, never `500 ErrGone`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coordinate::cache::Cache;
+use coordinate::memory::MemoryBackend;
+use coordinate::{Backend, NamespaceRef, Summary, WorkUnitQuery};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A memory backend without its change feed: a cache over it hears of no
+/// delete, like one whose feed has not delivered the event yet.
+#[derive(Debug)]
+struct Unfed(MemoryBackend);
+
+#[async_trait]
+impl Backend for Unfed {
+    async fn namespace(&self, name: &str) -> coordinate::Result<NamespaceRef> {
+        self.0.namespace(name).await
+    }
+
+    async fn namespaces(&self) -> coordinate::Result<BTreeMap<String, NamespaceRef>> {
+        self.0.namespaces().await
+    }
+
+    async fn summarize(&self) -> coordinate::Result<Summary> {
+        self.0.summarize().await
+    }
+}
+
+/// A server over `Cache<Unfed>` and the memory backend behind it, where
+/// the "other job server" deletes. Serves until the sender is dropped.
+struct StaleServer {
+    elsewhere: MemoryBackend,
+    url: String,
+    client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+impl StaleServer {
+    async fn start() -> StaleServer {
+        let elsewhere = MemoryBackend::new();
+        let cached: Arc<dyn Backend> = Arc::new(Cache::new(Unfed(elsewhere.clone())));
+        let app = coordinated::router(cached, &coordinated::ServerOptions::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            coordinated::serve(listener, app, shutdown, Duration::from_secs(5))
+                .await
+                .unwrap();
+        });
+        StaleServer {
+            elsewhere,
+            url,
+            client: reqwest::Client::new(),
+            _stop: stop,
+        }
+    }
+
+    /// Status and JSON body.
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+        )
+    }
+
+    async fn post(&self, path: &str, body: Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+    }
+
+    /// Spec `s` of namespace `ns` with unit `u`, read through the server
+    /// twice, so that its cache holds them.
+    async fn cached_unit(&self) {
+        self.post("/namespace/ns/work_spec", json!({"data": {"name": "s"}}))
+            .await;
+        self.post("/namespace/ns/work_spec/s/work_unit", json!({"name": "u"}))
+            .await;
+        for _ in 0..2 {
+            assert_eq!(self.get(UNIT).await.0, 200);
+            assert_eq!(self.get(SPEC).await.0, 200);
+        }
+    }
+}
+
+const SPEC: &str = "/namespace/ns/work_spec/s";
+const UNIT: &str = "/namespace/ns/work_spec/s/work_unit/u";
+
+fn error(code: &str, value: &str) -> Value {
+    json!({"error": code, "value": value})
+}
+
+/// The error code and value of an error document.
+fn code_and_value(body: &Value) -> Value {
+    json!({"error": body["error"], "value": body["value"]})
+}
+
+#[tokio::test]
+async fn a_unit_deleted_elsewhere_is_no_such_work_unit() {
+    let server = StaleServer::start().await;
+    server.cached_unit().await;
+    let spec = server
+        .elsewhere
+        .namespace("ns")
+        .await
+        .unwrap()
+        .work_spec("s")
+        .await
+        .unwrap();
+    let query = WorkUnitQuery {
+        names: vec!["u".into()],
+        ..Default::default()
+    };
+    assert_eq!(spec.delete_work_units(&query).await.unwrap(), 1);
+
+    let (status, body) = server.get(UNIT).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(code_and_value(&body), error("ErrNoSuchWorkUnit", "u"));
+    let (status, _) = server.get(&format!("{UNIT}/attempts")).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_spec_destroyed_elsewhere_is_no_such_work_spec() {
+    let server = StaleServer::start().await;
+    server.cached_unit().await;
+    let ns = server.elsewhere.namespace("ns").await.unwrap();
+    ns.destroy_work_spec("s").await.unwrap();
+
+    for path in [SPEC, UNIT] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(code_and_value(&body), error("ErrNoSuchWorkSpec", "s"));
+    }
+}
+
+#[tokio::test]
+async fn a_namespace_destroyed_elsewhere_has_no_specs() {
+    let server = StaleServer::start().await;
+    server.cached_unit().await;
+    let ns = server.elsewhere.namespace("ns").await.unwrap();
+    ns.destroy().await.unwrap();
+
+    let (status, body) = server.get(SPEC).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(code_and_value(&body), error("ErrNoSuchWorkSpec", "s"));
+}
+
+#[tokio::test]
+async fn a_unit_made_again_elsewhere_is_the_new_one() {
+    let server = StaleServer::start().await;
+    server.cached_unit().await;
+    let ns = server.elsewhere.namespace("ns").await.unwrap();
+    ns.destroy_work_spec("s").await.unwrap();
+    let spec = ns
+        .set_work_spec(coordinate::data!({"name": "s"}))
+        .await
+        .unwrap();
+    spec.add_work_unit("u", coordinate::data!({"again": true}), Default::default())
+        .await
+        .unwrap();
+
+    let (status, body) = server.get(UNIT).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!({"again": true}));
+}
