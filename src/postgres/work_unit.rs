@@ -22,6 +22,19 @@ const GONE: Error = Error::Gone {
     kind: ObjectKind::WorkUnit,
 };
 
+/// [`WorkUnit::snapshot`]'s statement (unit id, now, spec id): `status`'s,
+/// also reading the data as of that expiry check (an attempt it would
+/// expire no longer shows its data) and the meta.
+pub(crate) const SNAPSHOT: &str = concat!(
+    "SELECT ",
+    live_status!("a", "$2"),
+    ", u.not_before, ",
+    expirable!("x.work_spec_id = $3", "$2"),
+    ", COALESCE(CASE WHEN a.status = 0 AND a.expiration_time < $2 THEN NULL
+         ELSE a.data END, u.data), u.priority
+     FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
+);
+
 /// A work unit row.
 #[derive(Debug)]
 pub(crate) struct PgWorkUnit {
@@ -116,19 +129,8 @@ impl WorkUnit for PgWorkUnit {
         })
     }
 
-    /// `status`'s statement, also reading the data as of that expiry
-    /// check (an attempt it would expire no longer shows its data) and the
-    /// meta: one read-only statement while nothing needs expiring.
+    /// One read-only statement, [`SNAPSHOT`], while nothing needs expiring.
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
-        const SNAPSHOT: &str = concat!(
-            "SELECT ",
-            live_status!("a", "$2"),
-            ", u.not_before, ",
-            expirable!("x.work_spec_id = $3", "$2"),
-            ", COALESCE(CASE WHEN a.status = 0 AND a.expiration_time < $2 THEN NULL
-                 ELSE a.data END, u.data), u.priority
-             FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
-        );
         let shared = self.shared();
         let now = shared.now();
         let row = shared
