@@ -77,7 +77,7 @@ use crate::error::Result;
 use crate::feed::ChangeFeed;
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
 };
 
 /// A shared namespace handle.
@@ -324,6 +324,24 @@ pub trait WorkUnit: Send + Sync + Debug {
     /// Priority (higher runs first) and not-before time (`None`: no
     /// restriction).
     async fn meta(&self) -> Result<WorkUnitMeta>;
+
+    /// The status, data and meta together: what [`status`](Self::status)
+    /// followed by [`data`](Self::data) and [`meta`](Self::meta) would
+    /// answer if all three ran at one instant. So the expiry check is
+    /// `status`'s: an active attempt whose lease ran out is expired first,
+    /// and the data is then the unit's own. Fails wherever those calls
+    /// fail, with the same errors (`Gone` on a deleted unit, or the
+    /// `NoSuch…` a durable backend may answer instead).
+    ///
+    /// The in-memory, PostgreSQL and REST backends read all three at once
+    /// (one lock, one statement, one request); this default makes the three
+    /// calls, `status` first, so it is only as consistent as they are with
+    /// concurrent writers.
+    async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
+        let status = self.status().await?;
+        let (data, meta) = futures::try_join!(self.data(), self.meta())?;
+        Ok(WorkUnitSnapshot::new(status, data, meta))
+    }
 
     /// Replaces priority and not-before time (`None` lifts the restriction).
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()>;

@@ -149,8 +149,8 @@ pub use error::{BoxError, Error, ErrorKind, ObjectKind, Result, StatusConversion
 pub use memory::MemoryBackend;
 pub use model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NegativeDurationError, NewWorkUnit, Summary,
-    SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
-    DEFAULT_LIFETIME,
+    SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot,
+    WorkUnitStatus, DEFAULT_LIFETIME,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;

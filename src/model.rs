@@ -224,6 +224,26 @@ impl WorkUnitMeta {
     }
 }
 
+/// A work unit's status, data and meta read together: what
+/// [`WorkUnit::snapshot`](crate::WorkUnit::snapshot) answers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WorkUnitSnapshot {
+    /// The status, after an expiry check over the spec.
+    pub status: WorkUnitStatus,
+    /// The active attempt's data if there is one, else the unit's own.
+    pub data: DataMap,
+    /// Priority and not-before time.
+    pub meta: WorkUnitMeta,
+}
+
+impl WorkUnitSnapshot {
+    /// A snapshot of these three values (for backends outside this crate).
+    pub fn new(status: WorkUnitStatus, data: DataMap, meta: WorkUnitMeta) -> Self {
+        WorkUnitSnapshot { status, data, meta }
+    }
+}
+
 /// A work unit to add with [`WorkSpec::add_work_units`](crate::WorkSpec::add_work_units):
 /// what [`add_work_unit`](crate::WorkSpec::add_work_unit) takes, as one value.
 ///

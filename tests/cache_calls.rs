@@ -234,6 +234,30 @@ async fn recovery_after_a_delete_behind_the_back_costs_one_lookup() -> coordinat
 }
 
 #[tokio::test]
+async fn a_snapshot_is_one_backend_call_and_follows_the_name() -> coordinate::Result<()> {
+    let (cache, memory, unit) = seeded_unit().await?;
+    cache.get_ref().reset();
+    let snapshot = unit.snapshot().await?;
+    assert_eq!(
+        (snapshot.status, snapshot.data),
+        (WorkUnitStatus::Available, data!({"k": 1}))
+    );
+    assert_eq!(calls(&cache, Op::UnitSnapshot), 1);
+    assert_eq!(cache.get_ref().calls().total(), 1);
+    // Re-created behind the cache's back: one Gone, one lookup, one retry.
+    let spec = memory.work_spec_at("n", "s").await?;
+    spec.delete_work_units(&WorkUnitQuery::all()).await?;
+    spec.add_work_unit("u", data!({"new": true}), WorkUnitMeta::default())
+        .await?;
+    cache.get_ref().reset();
+    assert_eq!(unit.snapshot().await?.data, data!({"new": true}));
+    assert_eq!(calls(&cache, Op::UnitSnapshot), 2);
+    assert_eq!(calls(&cache, Op::WorkUnit), 1);
+    assert_eq!(cache.get_ref().calls().total(), 3);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
     let (cache, memory, unit) = seeded_unit().await?;
     memory

@@ -9,7 +9,9 @@
 #
 # CLIENT=coordbench runs coordbench's read mix instead of wrk (the worker's
 # view: Cache<RestBackend> vs uncached; build it with
-# `cargo build --release --features rest --example coordbench`).
+# `cargo build --release --features rest --example coordbench`). Each run
+# first looks up every unit (`--touch`), so the cached client is measured in
+# a long-running worker's steady state, its working set cached.
 #
 # Each round runs cache on, then off, on the same data; on a busy machine
 # compare the rounds' ratios rather than single figures.
@@ -105,7 +107,7 @@ if [ "$CLIENT" = coordbench ]; then
   # without Cache<RestBackend>, against a server whose own cache is on.
   start_server on
   echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  target/release/examples/coordbench --backend "http://127.0.0.1:$PORT" --mix reads \
+  target/release/examples/coordbench --backend "http://127.0.0.1:$PORT" --mix reads --touch \
     --rounds "$ROUNDS" --specs "$SPECS" --units $((SPECS * UNITS))
   exit
 fi

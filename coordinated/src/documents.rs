@@ -69,7 +69,8 @@ pub async fn work_spec(ns: &str, spec: &dyn WorkSpec) -> Result<WorkSpecDocument
 /// A work unit.
 pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument> {
     let spec_name = unit.work_spec().name().to_owned();
-    let (data, meta, status) = futures::try_join!(unit.data(), unit.meta(), unit.status())?;
+    let snapshot = unit.snapshot().await?;
+    let status = snapshot.status;
     let url = links::work_unit(ns, &spec_name, unit.name());
     // Only a pending, finished or failed unit has an active attempt; asking
     // for it otherwise would cost a lazy-expiry pass and a lookup for nothing.
@@ -90,8 +91,8 @@ pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument
     };
     Ok(WorkUnitDocument {
         name: unit.name().to_owned(),
-        data: Some(data),
-        meta: meta.into(),
+        data: Some(snapshot.data),
+        meta: snapshot.meta.into(),
         status,
         work_spec_url: links::work_spec(ns, &spec_name),
         attempts_url: format!("{url}/attempts"),

@@ -57,6 +57,12 @@ struct Args {
     /// server's steady state rather than its first requests (0: none).
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Before the warm-up, look up every unit once through the run's
+    /// backend (so a cached run starts with the working set in its cache,
+    /// as a long-running worker's cache holds it) instead of relying on the
+    /// warm-up's random requests to reach every unit.
+    #[arg(long)]
+    touch: bool,
     /// Work specs the units are spread over.
     #[arg(long, default_value_t = 4)]
     specs: usize,
@@ -141,7 +147,7 @@ async fn run(args: &Args) -> Result<(), String> {
             }
             let label = if cached { "cached" } else { "uncached" };
             let namespace = format!("coordbench-{tag}-{label}-{round}");
-            let figures = measure(&store, &base, warmup, namespace, cached).await?;
+            let figures = measure(&store, &base, (warmup, args.touch), namespace, cached).await?;
             if cached {
                 cached_rounds.push(figures);
             } else {
@@ -162,13 +168,14 @@ async fn run(args: &Args) -> Result<(), String> {
         println!("{out}");
     } else {
         println!(
-            "coordbench: {} clients, {:?} mix, {} units in {} specs, {} round(s) of {:.1} s measured per run after {:.1} s warm-up, backend {}\n",
+            "coordbench: {} clients, {:?} mix, {} units in {} specs, {} round(s) of {:.1} s measured per run after {}{:.1} s warm-up, backend {}\n",
             args.clients,
             args.mix,
             args.units,
             args.specs,
             args.rounds,
             args.duration,
+            if args.touch { "every unit looked up and " } else { "" },
             args.warmup,
             describe(&args.backend)
         );
@@ -257,12 +264,13 @@ fn describe(backend: &str) -> String {
 }
 
 /// Loads a fresh namespace, runs the workload on it (through `Cache` or
-/// not) for the warm-up and then for the measurement, and removes the
-/// namespace again. Only the measurement counts.
+/// not) for the warm-up (after looking up every unit, with `touch`) and
+/// then for the measurement, and removes the namespace again. Only the
+/// measurement counts.
 async fn measure(
     store: &Arc<dyn Backend>,
     base: &Shape,
-    warmup: StdDuration,
+    (warmup, touch): (StdDuration, bool),
     namespace: String,
     cached: bool,
 ) -> Result<Figures, String> {
@@ -282,6 +290,11 @@ async fn measure(
         None => counted.clone(),
     };
 
+    if touch {
+        workload::touch(served.as_ref(), &shape)
+            .await
+            .map_err(|e| format!("{label} (touching every unit) failed: {e}"))?;
+    }
     if !warmup.is_zero() {
         let warm = Shape {
             duration: warmup,

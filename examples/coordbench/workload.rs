@@ -86,6 +86,24 @@ pub async fn load(backend: &dyn Backend, shape: &Shape) -> coordinate::Result<()
     Ok(())
 }
 
+/// Looks up every unit once through `backend`, `shape.clients` at a time:
+/// through a `Cache`, the run then starts with the working set cached, as
+/// a long-running worker's cache is.
+pub async fn touch(backend: &dyn Backend, shape: &Shape) -> coordinate::Result<()> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+
+    let ns = backend.namespace(&shape.namespace).await?;
+    let ns = &ns;
+    stream::iter(0..shape.units)
+        .map(|i| async move {
+            let spec = ns.work_spec(&Shape::spec_name(i % shape.specs)).await?;
+            spec.work_unit(&Shape::unit_name(i)).await.map(drop)
+        })
+        .buffer_unordered(shape.clients.max(1))
+        .try_collect()
+        .await
+}
+
 /// The request a client makes next, by the mix a busy job server sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Request {

@@ -14,7 +14,7 @@ use super::store::Store;
 use super::work_spec::CachedWorkSpec;
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{ObjectKind, Result};
-use crate::model::{DataMap, WorkUnitMeta, WorkUnitStatus};
+use crate::model::{DataMap, WorkUnitMeta, WorkUnitSnapshot, WorkUnitStatus};
 
 /// The work unit kind of [`Cached`] handle.
 pub(crate) enum WorkUnitKind {}
@@ -83,6 +83,13 @@ impl WorkUnit for CachedWorkUnit {
     async fn meta(&self) -> Result<WorkUnitMeta> {
         run(&self.shared, self, |link| async move {
             link.upstream.meta().await
+        })
+        .await
+    }
+
+    async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
+        run(&self.shared, self, |link| async move {
+            link.upstream.snapshot().await
         })
         .await
     }

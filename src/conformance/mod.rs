@@ -70,6 +70,7 @@ mod limits;
 mod namespaces;
 mod retries;
 mod scheduler;
+mod snapshot;
 mod specs;
 mod summaries;
 mod time;
@@ -90,6 +91,7 @@ pub use limits::*;
 pub use namespaces::*;
 pub use retries::*;
 pub use scheduler::*;
+pub use snapshot::*;
 pub use specs::*;
 pub use summaries::*;
 pub use time::*;
@@ -234,6 +236,7 @@ macro_rules! conformance_tests {
                 summarize_levels,
                 add_work_unit_upsert,
                 work_unit_meta_ops,
+                work_unit_snapshot,
                 query_limits_apply_to_mutators,
                 query_paging,
                 clock_skew,

@@ -15,7 +15,7 @@ use crate::api::{
 use crate::error::Result;
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
 };
 
 macro_rules! handle {
@@ -261,6 +261,11 @@ impl WorkUnit for InstWorkUnit {
     async fn meta(&self) -> Result<WorkUnitMeta> {
         self.probe.enter(Op::UnitMeta).await;
         self.inner.meta().await
+    }
+
+    async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
+        self.probe.enter(Op::UnitSnapshot).await;
+        self.inner.snapshot().await
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {

@@ -115,6 +115,8 @@ ops! {
     UnitStatus,
     /// `WorkUnit::meta`.
     UnitMeta,
+    /// `WorkUnit::snapshot`.
+    UnitSnapshot,
     /// `WorkUnit::set_meta`.
     UnitSetMeta,
     /// `WorkUnit::priority`.

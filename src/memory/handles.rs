@@ -16,7 +16,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::feed::{ChangeEvent, DeletedUnits};
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
 };
 use crate::rules::limits;
 
@@ -462,6 +462,17 @@ impl WorkUnit for MemWorkUnit {
     async fn meta(&self) -> Result<WorkUnitMeta> {
         self.shared
             .run_on(ObjectKind::WorkUnit, |st, _| st.unit_meta(self.id))
+    }
+
+    async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
+        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+            let status = st.unit_status(self.id, now)?;
+            Ok(WorkUnitSnapshot::new(
+                status,
+                st.unit_data(self.id)?,
+                st.unit_meta(self.id)?,
+            ))
+        })
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {

@@ -7,6 +7,7 @@ use super::counts::spec_counts;
 use super::selection::{Selection, Shape, UnitChange};
 use super::testing::TestCluster;
 use super::work_spec::COUNTED_META;
+use super::work_unit::SNAPSHOT;
 use super::worker::REQUEST_METAS;
 use super::PostgresBackend;
 use crate::api::Backend;
@@ -130,6 +131,7 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
 
     let mut statements: Vec<(String, String)> = vec![
         (COUNTED_META.into(), format!("{spec_id}, {now}")),
+        (SNAPSHOT.into(), format!("1, {now}, {spec_id}")),
         (REQUEST_METAS.into(), format!("{ns_id}, {now}")),
         (
             concat!("SELECT ", spec_counts!("$1", "$2")).into(),

@@ -14,13 +14,26 @@ use super::{
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, ObjectKind, Result};
-use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitStatus};
+use crate::model::{DataMap, Time, WorkUnitMeta, WorkUnitSnapshot, WorkUnitStatus};
 use crate::rules::{limits, unit_status};
 
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
 const GONE: Error = Error::Gone {
     kind: ObjectKind::WorkUnit,
 };
+
+/// [`WorkUnit::snapshot`]'s statement (unit id, now, spec id): `status`'s,
+/// also reading the data as of that expiry check (an attempt it would
+/// expire no longer shows its data) and the meta.
+pub(crate) const SNAPSHOT: &str = concat!(
+    "SELECT ",
+    live_status!("a", "$2"),
+    ", u.not_before, ",
+    expirable!("x.work_spec_id = $3", "$2"),
+    ", COALESCE(CASE WHEN a.status = 0 AND a.expiration_time < $2 THEN NULL
+         ELSE a.data END, u.data), u.priority
+     FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
+);
 
 /// A work unit row.
 #[derive(Debug)]
@@ -114,6 +127,26 @@ impl WorkUnit for PgWorkUnit {
             priority: col(&row, 0)?,
             not_before: col(&row, 1)?,
         })
+    }
+
+    /// One read-only statement, [`SNAPSHOT`], while nothing needs expiring.
+    async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
+        let shared = self.shared();
+        let now = shared.now();
+        let row = shared
+            .row_or(GONE, SNAPSHOT, &[&self.id, &now, &self.spec.id])
+            .await?;
+        let not_before: Option<Time> = col(&row, 1)?;
+        let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
+        let meta = WorkUnitMeta {
+            priority: col(&row, 4)?,
+            not_before,
+        };
+        let snapshot = WorkUnitSnapshot::new(status, data_map(&row, 3)?, meta);
+        shared
+            .settle(Scope::Spec(self.spec.id), now, col(&row, 2)?)
+            .await?;
+        Ok(snapshot)
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {

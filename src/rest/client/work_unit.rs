@@ -1,5 +1,6 @@
-//! Work unit handles: every read is one `GET` of the unit; reads that are
-//! no expiry check (data, meta) ask for the unit without its status.
+//! Work unit handles: every read is one `GET` of the unit (`snapshot` too:
+//! the document has status, data and meta); reads that are no expiry
+//! check (data, meta) ask for the unit without its status.
 
 use std::any::Any;
 use std::fmt;
@@ -11,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::Result;
-use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus};
 use crate::rest::wire::{
     AttemptDocument, AttemptList, UncheckedWorkUnitDocument, WorkUnitDocument, WorkUnitUpdateBody,
 };
@@ -160,6 +161,16 @@ impl WorkUnit for RestWorkUnit {
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
         Ok(self.unchecked().await?.meta.into())
+    }
+
+    /// The unit document carries all three: one `GET`.
+    async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
+        let doc = self.document().await?;
+        Ok(WorkUnitSnapshot::new(
+            doc.status,
+            doc.data.unwrap_or_default(),
+            doc.meta.into(),
+        ))
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {

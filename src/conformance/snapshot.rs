@@ -1,0 +1,192 @@
+//! `WorkUnit::snapshot`: status, data and meta in one read, equal to the
+//! three separate reads in every state, lazy expiry and deletion included.
+
+use super::{Dead, Identity, Run, TestBackend};
+use crate::api::{AttemptRef, WorkSpecRef, WorkUnitRef, WorkerRef};
+use crate::data;
+use crate::model::{
+    DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
+};
+
+use WorkUnitStatus as U;
+
+/// The unit's snapshot, which must equal `status`, `data` and `meta` read
+/// right after it (the snapshot's expiry check has run by then, so the
+/// separate reads see what it saw).
+async fn snapshot_matches(r: &Run, unit: &WorkUnitRef, step: &str) -> WorkUnitSnapshot {
+    let snapshot = r.ok(unit.snapshot().await, format_args!("{step}: snapshot"));
+    let separate = WorkUnitSnapshot::new(
+        r.ok(unit.status().await, format_args!("{step}: status")),
+        r.ok(unit.data().await, format_args!("{step}: data")),
+        r.ok(unit.meta().await, format_args!("{step}: meta")),
+    );
+    check_eq!(r, snapshot, separate, "{step}: snapshot vs separate reads");
+    snapshot
+}
+
+/// The unit's snapshot must equal `want`, and the separate reads.
+async fn snapshot_is(
+    r: &Run,
+    unit: &WorkUnitRef,
+    status: WorkUnitStatus,
+    data: DataMap,
+    meta: WorkUnitMeta,
+    step: &str,
+) {
+    let got = snapshot_matches(r, unit, step).await;
+    check_eq!(r, got, WorkUnitSnapshot::new(status, data, meta), "{step}");
+}
+
+/// A unit with its own data `{"own": name}` and an attempt of `worker`
+/// with a one-hour lease.
+async fn attempted(
+    r: &Run,
+    spec: &WorkSpecRef,
+    worker: &WorkerRef,
+    name: &str,
+) -> (WorkUnitRef, AttemptRef) {
+    let unit = r.unit(spec, name, data!({ "own": name })).await;
+    let attempt = r.ok(
+        worker.make_attempt(&unit, Duration::hours(1)).await,
+        format_args!("make_attempt({name})"),
+    );
+    (unit, attempt)
+}
+
+/// **WorkUnitSnapshot.** `snapshot()` answers what `status()`, `data()`
+/// and `meta()` answer, in every state a unit reaches: available (with a
+/// priority), pending (the attempt's data), finished and failed (the
+/// attempt's data), retried with and without a delay (the unit's own data,
+/// `not_before` set), an active attempt past its lease (expired by the
+/// snapshot's own check, which takes it off its worker's active list, so
+/// the unit's own data shows), and deleted (the same error as `status()`).
+pub async fn work_unit_snapshot(t: TestBackend) {
+    let (r, ns, spec, worker) = Run::with_basic("work_unit_snapshot", t, "spec").await;
+    let own = |name: &str| data!({ "own": name });
+    let hour = Duration::hours(1);
+
+    let available = r
+        .unit_meta(
+            &spec,
+            "available",
+            own("available"),
+            WorkUnitMeta::with_priority(2.5),
+        )
+        .await;
+    let (pending, a) = attempted(&r, &spec, &worker, "pending").await;
+    r.ok(
+        a.renew(hour, Some(data!({"progress": 1}))).await,
+        "renew with data",
+    );
+    let (finished, a) = attempted(&r, &spec, &worker, "finished").await;
+    r.ok(a.finish(Some(data!({"result": "ok"}))).await, "finish");
+    let (failed, a) = attempted(&r, &spec, &worker, "failed").await;
+    r.ok(a.fail(Some(data!({"error": "boom"}))).await, "fail");
+    let (retried, a) = attempted(&r, &spec, &worker, "retried").await;
+    r.ok(
+        a.retry(Some(data!({"retry": 0})), Duration::zero()).await,
+        "retry now",
+    );
+    let retried_at = r.now();
+    let (delayed, a) = attempted(&r, &spec, &worker, "delayed").await;
+    r.ok(
+        a.retry(Some(data!({"retry": 1})), hour).await,
+        "retry with delay",
+    );
+
+    snapshot_is(
+        &r,
+        &available,
+        U::Available,
+        own("available"),
+        WorkUnitMeta::with_priority(2.5),
+        "available",
+    )
+    .await;
+    let plain = WorkUnitMeta::default();
+    let progress = data!({"progress": 1});
+    snapshot_is(&r, &pending, U::Pending, progress, plain, "pending").await;
+    let result = data!({"result": "ok"});
+    snapshot_is(&r, &finished, U::Finished, result, plain, "finished").await;
+    let error = data!({"error": "boom"});
+    snapshot_is(&r, &failed, U::Failed, error, plain, "failed").await;
+    let now = WorkUnitMeta {
+        not_before: Some(retried_at),
+        ..plain
+    };
+    snapshot_is(&r, &retried, U::Available, own("retried"), now, "retried").await;
+    let later = WorkUnitMeta {
+        not_before: Some(retried_at + hour),
+        ..plain
+    };
+    snapshot_is(&r, &delayed, U::Delayed, own("delayed"), later, "delayed").await;
+
+    // A lease that runs out: in a spec of its own, so no other read's
+    // expiry check reaches it before the snapshot's.
+    let lapsing_spec = r.named_spec(&ns, "lapsing").await;
+    let lapsing = r.unit(&lapsing_spec, "lapsing", own("lapsing")).await;
+    let lapsing_worker = r.worker(&ns, "lapsing worker").await;
+    let a = r.ok(
+        lapsing_worker
+            .make_attempt(&lapsing, Duration::seconds(10))
+            .await,
+        "make_attempt(lapsing)",
+    );
+    r.ok(
+        a.renew(Duration::seconds(10), Some(data!({"partial": true})))
+            .await,
+        "renew lapsing with data",
+    );
+    r.advance_secs(20);
+    let listed = r.ok(lapsing_worker.active_attempts().await, "active list");
+    check_eq!(r, listed.len(), 1, "no expiry check before the snapshot");
+    let expired = r.ok(lapsing.snapshot().await, "snapshot past the lease");
+    let want = WorkUnitSnapshot::new(U::Available, own("lapsing"), plain);
+    check_eq!(r, expired, want, "snapshot past the lease");
+    // Before any other read: the snapshot's check expired the attempt.
+    r.ok_empty(
+        lapsing_worker.active_attempts().await,
+        "active list after the snapshot's expiry check",
+    );
+    snapshot_is(&r, &lapsing, U::Available, own("lapsing"), plain, "expired").await;
+
+    // Deleted: whatever `status` answers.
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["available"]))
+            .await,
+        "delete available",
+    );
+    let dead = Dead::unit("spec", "available");
+    let snapshot = r.err(available.snapshot().await, "snapshot of a deleted unit");
+    let status = r.err(available.status().await, "status of a deleted unit");
+    check_eq!(r, snapshot, status, "deleted unit: snapshot's error");
+    r.gone(Err::<(), _>(snapshot), dead, "deleted unit");
+
+    r.unit(&spec, "available", own("again")).await;
+    match r.identity() {
+        Identity::Object => {
+            r.gone(available.snapshot().await, dead, "old handle, recreated");
+        }
+        Identity::Name => {
+            snapshot_is(
+                &r,
+                &available,
+                U::Available,
+                own("again"),
+                plain,
+                "old handle, recreated",
+            )
+            .await;
+        }
+    }
+
+    r.ok(ns.destroy_work_spec("spec").await, "destroy spec");
+    let snapshot = r.err(pending.snapshot().await, "snapshot in a destroyed spec");
+    let status = r.err(pending.status().await, "status in a destroyed spec");
+    check_eq!(r, snapshot, status, "destroyed spec: snapshot's error");
+    r.gone(
+        Err::<(), _>(snapshot),
+        Dead::unit("spec", "pending"),
+        "destroyed spec",
+    );
+}
