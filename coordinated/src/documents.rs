@@ -4,9 +4,9 @@
 //! namespace name from the request path.
 
 use coordinate::rest::wire::{
-    AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument, RootDocument,
-    SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument, WorkSpecDocument,
-    WorkUnitDocument, WorkerDocument,
+    AttemptActionLinks, AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument,
+    RootDocument, SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument,
+    WorkSpecDocument, WorkUnitDocument, WorkerDocument,
 };
 use coordinate::{
     Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, WorkUnitStatus, Worker,
@@ -118,38 +118,39 @@ pub async fn unchecked_work_unit(
     })
 }
 
-/// The links of an attempt: its URL, its unit's and its worker's.
-fn attempt_links(
-    ns: &str,
-    attempt: &dyn Attempt,
-    start: coordinate::Time,
-) -> (String, String, String) {
+/// An attempt's short form, for the start time the caller has read.
+fn summary_at(ns: &str, attempt: &dyn Attempt, start_time: coordinate::Time) -> AttemptSummary {
     let unit = attempt.work_unit();
-    let unit_url = links::work_unit(ns, unit.work_spec().name(), unit.name());
+    let work_unit_url = links::work_unit(ns, unit.work_spec().name(), unit.name());
     let worker = attempt.worker();
-    (
-        links::attempt(&unit_url, worker.name(), start, attempt.id()),
-        unit_url,
-        links::worker(worker.namespace_name(), worker.name()),
-    )
+    AttemptSummary {
+        url: links::attempt(&work_unit_url, worker.name(), start_time, attempt.id()),
+        work_unit_url,
+        worker_url: links::worker(worker.namespace_name(), worker.name()),
+        start_time,
+    }
 }
 
 /// An attempt's short form.
 pub async fn attempt_summary(ns: &str, attempt: &dyn Attempt) -> Result<AttemptSummary> {
-    let start_time = attempt.start_time().await?;
-    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
-    Ok(AttemptSummary {
-        url,
-        work_unit_url,
-        worker_url,
-        start_time,
-    })
+    Ok(summary_at(ns, attempt, attempt.start_time().await?))
 }
 
 /// A list of attempts' short forms, in the given order.
 pub async fn attempt_list(ns: &str, attempts: &[AttemptRef]) -> Result<AttemptList> {
     let attempts = try_join_all(attempts.iter().map(|a| attempt_summary(ns, &**a))).await?;
     Ok(AttemptList { attempts })
+}
+
+/// The action endpoints below an attempt's URL.
+fn action_links(url: &str) -> AttemptActionLinks {
+    AttemptActionLinks {
+        renew_url: format!("{url}/renew"),
+        expire_url: format!("{url}/expire"),
+        finish_url: format!("{url}/finish"),
+        fail_url: format!("{url}/fail"),
+        retry_url: format!("{url}/retry"),
+    }
 }
 
 /// An attempt.
@@ -161,21 +162,14 @@ pub async fn attempt(ns: &str, attempt: &dyn Attempt) -> Result<AttemptDocument>
         attempt.end_time(),
         attempt.expiration_time()
     )?;
-    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    let summary = summary_at(ns, attempt, start_time);
     Ok(AttemptDocument {
-        work_unit_url,
-        worker_url,
-        start_time,
+        actions: action_links(&summary.url),
+        summary,
         status,
         data: Some(data),
         end_time,
         expiration_time,
-        renew_url: format!("{url}/renew"),
-        expire_url: format!("{url}/expire"),
-        finish_url: format!("{url}/finish"),
-        fail_url: format!("{url}/fail"),
-        retry_url: format!("{url}/retry"),
-        url,
     })
 }
 
@@ -186,18 +180,11 @@ pub async fn unchecked_attempt(
     attempt: &dyn Attempt,
 ) -> Result<UncheckedAttemptDocument> {
     let (start_time, data) = futures::try_join!(attempt.start_time(), attempt.data())?;
-    let (url, work_unit_url, worker_url) = attempt_links(ns, attempt, start_time);
+    let summary = summary_at(ns, attempt, start_time);
     Ok(UncheckedAttemptDocument {
-        work_unit_url,
-        worker_url,
-        start_time,
+        actions: action_links(&summary.url),
+        summary,
         data: Some(data),
-        renew_url: format!("{url}/renew"),
-        expire_url: format!("{url}/expire"),
-        finish_url: format!("{url}/finish"),
-        fail_url: format!("{url}/fail"),
-        retry_url: format!("{url}/retry"),
-        url,
     })
 }
 

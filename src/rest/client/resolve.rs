@@ -39,13 +39,12 @@ struct Item {
 }
 
 impl Item {
-    /// The item of an attempt at link `url`, of the unit and worker at
-    /// links `unit` and `worker`, without actions.
-    fn resolve(shared: &Shared, [url, unit, worker]: [&str; 3]) -> Result<Self> {
+    /// The item of the attempt `summary` names, without actions.
+    fn resolve(shared: &Shared, summary: &AttemptSummary) -> Result<Self> {
         Ok(Item {
-            url: shared.resolve(url)?,
-            unit: shared.resolve(unit)?,
-            worker: shared.resolve(worker)?,
+            url: shared.resolve(&summary.url)?,
+            unit: shared.resolve(&summary.work_unit_url)?,
+            worker: shared.resolve(&summary.worker_url)?,
             actions: None,
         })
     }
@@ -125,7 +124,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<Vec<AttemptRef>> {
         let items = summaries
             .into_iter()
-            .map(|s| Item::resolve(self.shared, [&s.url, &s.work_unit_url, &s.worker_url]))
+            .map(|s| Item::resolve(self.shared, &s))
             .collect::<Result<Vec<_>>>()?;
         self.build(items).await
     }
@@ -138,9 +137,8 @@ impl<'a> Resolver<'a> {
         let items = documents
             .into_iter()
             .map(|d| {
-                let mut item =
-                    Item::resolve(self.shared, [&d.url, &d.work_unit_url, &d.worker_url])?;
-                item.actions = Some(Actions::of(self.shared, &d)?);
+                let mut item = Item::resolve(self.shared, &d.summary)?;
+                item.actions = Some(Actions::of(self.shared, &d.actions)?);
                 Ok(item)
             })
             .collect::<Result<Vec<_>>>()?;

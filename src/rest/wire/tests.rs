@@ -370,9 +370,9 @@ fn whole_documents_read_as_unchecked_ones() {
         "fail_url": "/a/fail", "retry_url": "/a/retry"
     });
     let read: UncheckedAttemptDocument = serde_json::from_value(attempt).unwrap();
-    assert_eq!(read.start_time, t("2024-05-06T07:08:09.25Z"));
+    assert_eq!(read.summary.start_time, t("2024-05-06T07:08:09.25Z"));
     assert_eq!(read.data, None);
-    assert_eq!(read.retry_url, "/a/retry");
+    assert_eq!(read.actions.retry_url, "/a/retry");
     let unchecked = serde_json::to_value(&read).unwrap();
     assert!(unchecked.get("status").is_none());
     assert!(unchecked.get("expiration_time").is_none());
@@ -386,4 +386,25 @@ fn media_types_match_case_insensitively_with_parameters() {
     );
     assert_eq!(json_media_type(MEDIA_TYPE_V1), Some(MEDIA_TYPE_V1));
     assert_eq!(json_media_type("text/html"), None);
+}
+
+#[test]
+fn attempt_documents_keep_their_field_order() {
+    let checked = concat!(
+        r#"{"url":"/a","work_unit_url":"/u","worker_url":"/w","#,
+        r#""start_time":"2024-05-06T07:08:09.25Z","status":"pending","data":{"k":1},"#,
+        r#""end_time":"0001-01-01T00:00:00Z","expiration_time":"2024-05-06T07:23:09.25Z","#,
+        r#""renew_url":"/a/renew","expire_url":"/a/expire","finish_url":"/a/finish","#,
+        r#""fail_url":"/a/fail","retry_url":"/a/retry"}"#
+    );
+    let doc: AttemptDocument = serde_json::from_str(checked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), checked);
+    let unchecked = concat!(
+        r#"{"url":"/a","work_unit_url":"/u","worker_url":"/w","#,
+        r#""start_time":"2024-05-06T07:08:09.25Z","data":{"k":1},"#,
+        r#""renew_url":"/a/renew","expire_url":"/a/expire","finish_url":"/a/finish","#,
+        r#""fail_url":"/a/fail","retry_url":"/a/retry"}"#
+    );
+    let doc: UncheckedAttemptDocument = serde_json::from_str(unchecked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), unchecked);
 }
