@@ -190,10 +190,7 @@ impl Namespace for CachedNamespace {
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.work_spec_names().await
-        })
-        .await
+        forward!(self, work_spec_names())
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
@@ -221,9 +218,6 @@ impl Namespace for CachedNamespace {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.summarize().await
-        })
-        .await
+        forward!(self, summarize())
     }
 }

@@ -68,10 +68,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.data().await
-        })
-        .await
+        forward!(self, data())
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
@@ -85,10 +82,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.meta(with_counts).await
-        })
-        .await
+        forward!(self, meta(with_counts))
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
@@ -158,28 +152,15 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.count_work_unit_status().await
-        })
-        .await
+        forward!(self, count_work_unit_status())
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream
-                .set_work_unit_priorities(query, priority)
-                .await
-        })
-        .await
+        forward!(self, set_work_unit_priorities(query, priority))
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream
-                .adjust_work_unit_priorities(query, delta)
-                .await
-        })
-        .await
+        forward!(self, adjust_work_unit_priorities(query, delta))
     }
 
     /// Deletes through the backend, then drops what it may have removed: the
@@ -212,9 +193,6 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.summarize().await
-        })
-        .await
+        forward!(self, summarize())
     }
 }
