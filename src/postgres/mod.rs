@@ -385,12 +385,7 @@ impl Backend for PostgresBackend {
             .shared
             .rows("SELECT id, name FROM namespace", &[])
             .await?;
-        rows.iter()
-            .map(|row| {
-                let name = text(row, 1)?;
-                Ok((name.clone(), self.namespace_handle(col(row, 0)?, name)))
-            })
-            .collect()
+        by_name(&rows, |id, name| self.namespace_handle(id, name))
     }
 
     async fn summarize(&self) -> Result<Summary> {
@@ -617,6 +612,19 @@ pub(crate) fn text(row: &Row, i: usize) -> Result<String> {
 pub(crate) fn data_map(row: &Row, i: usize) -> Result<DataMap> {
     let Json(map): Json<DataMap> = col(row, i)?;
     Ok(nul::unescape(map))
+}
+
+/// Handles keyed by name from rows of `(id, name)`.
+pub(crate) fn by_name<T>(
+    rows: &[Row],
+    handle: impl Fn(i64, String) -> T,
+) -> Result<BTreeMap<String, T>> {
+    rows.iter()
+        .map(|row| {
+            let name = text(row, 1)?;
+            Ok((name.clone(), handle(col(row, 0)?, name)))
+        })
+        .collect()
 }
 
 /// An attempt status column.

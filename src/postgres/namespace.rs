@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::work_spec::{DefinedColumns, PgWorkSpec};
 use super::worker::PgWorker;
-use super::{col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
+use super::{by_name, col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
@@ -172,12 +172,7 @@ impl Namespace for PgNamespace {
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
         const WORKERS: &str = "SELECT id, name FROM worker WHERE namespace_id = $1";
         let rows = self.shared.rows(WORKERS, &[&self.id]).await?;
-        rows.iter()
-            .map(|row| {
-                let name = text(row, 1)?;
-                Ok((name.clone(), self.worker_handle(col(row, 0)?, name)))
-            })
-            .collect()
+        by_name(&rows, |id, name| self.worker_handle(id, name))
     }
 
     async fn summarize(&self) -> Result<Summary> {
