@@ -195,7 +195,7 @@ impl WorkUnit for RestWorkUnit {
         let attempt: AttemptDocument = self.shared().get(&url, self.owner()).await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_unit(self);
-        let mut got = resolver.attempts_from_documents(vec![attempt]).await?;
+        let mut got = resolver.attempts(vec![attempt]).await?;
         Ok(got.pop())
     }
 
@@ -211,7 +211,7 @@ impl WorkUnit for RestWorkUnit {
         let list = self.attempt_list().await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_unit(self);
-        resolver.attempts_from_summaries(list.attempts).await
+        resolver.attempts(list.attempts).await
     }
 
     async fn num_attempts(&self) -> Result<u64> {
