@@ -2,7 +2,6 @@
 //! no expiry check (data, meta) ask for the unit without its status.
 
 use std::any::Any;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,14 +31,7 @@ pub(crate) struct UnitInner {
     attempts_url: OnceCell<Url>,
 }
 
-impl fmt::Debug for RestWorkUnit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestWorkUnit")
-            .field("name", &self.0.name)
-            .field("url", &self.0.url.as_str())
-            .finish()
-    }
-}
+debug_name_and_url!(RestWorkUnit);
 
 impl RestWorkUnit {
     pub(crate) fn new(

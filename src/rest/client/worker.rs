@@ -3,7 +3,6 @@
 //! attempt lists.
 
 use std::any::Any;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -59,14 +58,7 @@ impl WorkerLinks {
     }
 }
 
-impl fmt::Debug for RestWorker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestWorker")
-            .field("name", &self.0.name)
-            .field("url", &self.0.url.as_str())
-            .finish()
-    }
-}
+debug_name_and_url!(RestWorker);
 
 impl RestWorker {
     pub(crate) fn new(
