@@ -33,6 +33,14 @@ pub fn named(name: &str, url: String) -> NamedLink {
     }
 }
 
+/// The short forms of named objects, each linked by `link`.
+pub fn named_all<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+    link: impl Fn(&str) -> String,
+) -> Vec<NamedLink> {
+    names.into_iter().map(|n| named(n, link(n))).collect()
+}
+
 /// A namespace.
 pub fn namespace(ns: &str) -> NamespaceDocument {
     let url = links::namespace(ns);
