@@ -29,10 +29,7 @@ pub(crate) enum NamespaceKind {}
 pub(crate) type CachedNamespace = Cached<NamespaceKind>;
 
 impl Kind for NamespaceKind {
-    kind_tables!(dyn Namespace, namespaces);
-    type Parent = ();
-    const OBJECT: ObjectKind = ObjectKind::Namespace;
-    const NAME: &'static str = "CachedNamespace";
+    kind_tables!(Namespace, namespaces, ());
 
     async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
         if create {

@@ -28,10 +28,7 @@ pub(crate) enum WorkSpecKind {}
 pub(crate) type CachedWorkSpec = Cached<WorkSpecKind>;
 
 impl Kind for WorkSpecKind {
-    kind_tables!(dyn WorkSpec, work_specs);
-    type Parent = Arc<CachedNamespace>;
-    const OBJECT: ObjectKind = ObjectKind::WorkSpec;
-    const NAME: &'static str = "CachedWorkSpec";
+    kind_tables!(WorkSpec, work_specs, Arc<CachedNamespace>);
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.

@@ -24,10 +24,7 @@ pub(crate) enum WorkUnitKind {}
 pub(crate) type CachedWorkUnit = Cached<WorkUnitKind>;
 
 impl Kind for WorkUnitKind {
-    kind_tables!(dyn WorkUnit, work_units);
-    type Parent = Arc<CachedWorkSpec>;
-    const OBJECT: ObjectKind = ObjectKind::WorkUnit;
-    const NAME: &'static str = "CachedWorkUnit";
+    kind_tables!(WorkUnit, work_units, Arc<CachedWorkSpec>);
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
         handle.parent.lookup_unit(handle.name()).await

@@ -25,10 +25,7 @@ pub(crate) enum WorkerKind {}
 pub(crate) type CachedWorker = Cached<WorkerKind>;
 
 impl Kind for WorkerKind {
-    kind_tables!(dyn Worker, workers);
-    type Parent = Arc<CachedNamespace>;
-    const OBJECT: ObjectKind = ObjectKind::Worker;
-    const NAME: &'static str = "CachedWorker";
+    kind_tables!(Worker, workers, Arc<CachedNamespace>);
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
         handle.parent.existing_worker(handle.name()).await
