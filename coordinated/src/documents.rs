@@ -6,10 +6,11 @@
 use coordinate::rest::wire::{
     AttemptActionLinks, AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument,
     RootDocument, SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument,
-    WorkSpecDocument, WorkUnitDocument, WorkerDocument,
+    WorkSpecDocument, WorkUnitDocument, WorkUnitHead, WorkerDocument,
 };
 use coordinate::{
-    Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, WorkUnitStatus, Worker,
+    Attempt, AttemptRef, DataMap, Result, Summary, WorkSpec, WorkUnit, WorkUnitMeta,
+    WorkUnitStatus, Worker,
 };
 use futures::future::try_join_all;
 
@@ -74,6 +75,16 @@ pub async fn work_spec(ns: &str, spec: &dyn WorkSpec) -> Result<WorkSpecDocument
     })
 }
 
+/// The fields both work unit documents start with.
+fn head(unit: &dyn WorkUnit, url: String, data: DataMap, meta: WorkUnitMeta) -> WorkUnitHead {
+    WorkUnitHead {
+        name: unit.name().to_owned(),
+        url,
+        data: Some(data),
+        meta: meta.into(),
+    }
+}
+
 /// A work unit.
 pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument> {
     let spec_name = unit.work_spec().name().to_owned();
@@ -97,14 +108,11 @@ pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument
         None => String::new(),
     };
     Ok(WorkUnitDocument {
-        name: unit.name().to_owned(),
-        data: Some(data),
-        meta: meta.into(),
-        status,
         work_spec_url: links::work_spec(ns, &spec_name),
         attempts_url: format!("{url}/attempts"),
+        head: head(unit, url, data, meta),
+        status,
         active_attempt_url,
-        url,
     })
 }
 
@@ -117,12 +125,9 @@ pub async fn unchecked_work_unit(
     let (data, meta) = futures::try_join!(unit.data(), unit.meta())?;
     let url = links::work_unit(ns, &spec_name, unit.name());
     Ok(UncheckedWorkUnitDocument {
-        name: unit.name().to_owned(),
-        data: Some(data),
-        meta: meta.into(),
         work_spec_url: links::work_spec(ns, &spec_name),
         attempts_url: format!("{url}/attempts"),
-        url,
+        head: head(unit, url, data, meta),
     })
 }
 

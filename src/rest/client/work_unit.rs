@@ -55,9 +55,9 @@ impl RestWorkUnit {
         doc: UncheckedWorkUnitDocument,
     ) -> Result<Self> {
         let shared = spec.shared();
-        let url = shared.document_url(&doc.url, requested)?;
+        let url = shared.document_url(&doc.head.url, requested)?;
         let attempts = shared.resolve(&doc.attempts_url)?;
-        Ok(Self::new(spec, doc.name, url, Some(attempts)))
+        Ok(Self::new(spec, doc.head.name, url, Some(attempts)))
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -143,7 +143,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        Ok(self.unchecked().await?.data.unwrap_or_default())
+        Ok(self.unchecked().await?.head.data.unwrap_or_default())
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
@@ -151,7 +151,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        Ok(self.unchecked().await?.meta.into())
+        Ok(self.unchecked().await?.head.meta.into())
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
@@ -163,7 +163,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn priority(&self) -> Result<f64> {
-        Ok(self.unchecked().await?.meta.priority)
+        Ok(self.unchecked().await?.head.meta.priority)
     }
 
     /// The API changes one unit's priority through a query naming it, which

@@ -193,9 +193,9 @@ pub struct WorkUnitList {
     pub work_units: Vec<NamedLink>,
 }
 
-/// A work unit.
+/// The first fields of both work unit documents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkUnitDocument {
+pub struct WorkUnitHead {
     /// Its name.
     #[serde(default)]
     pub name: String,
@@ -207,6 +207,14 @@ pub struct WorkUnitDocument {
     pub data: Option<DataMap>,
     /// Priority and not-before time; always present.
     pub meta: WorkUnitMetaDocument,
+}
+
+/// A work unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkUnitDocument {
+    /// Its name, URL, data and meta.
+    #[serde(flatten)]
+    pub head: WorkUnitHead,
     /// Its status.
     #[serde(with = "unit_status")]
     pub status: WorkUnitStatus,
@@ -229,17 +237,9 @@ pub struct WorkUnitDocument {
 /// one too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UncheckedWorkUnitDocument {
-    /// Its name.
-    #[serde(default)]
-    pub name: String,
-    /// Its URL.
-    #[serde(default)]
-    pub url: String,
-    /// Its visible data; omitted when empty.
-    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
-    pub data: Option<DataMap>,
-    /// Priority and not-before time; always present.
-    pub meta: WorkUnitMetaDocument,
+    /// Its name, URL, data and meta.
+    #[serde(flatten)]
+    pub head: WorkUnitHead,
     /// The owning work spec.
     #[serde(default)]
     pub work_spec_url: String,

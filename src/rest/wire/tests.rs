@@ -164,10 +164,12 @@ fn cbor_data_decodes_tuples_uuids_and_bytes() {
 #[test]
 fn work_unit_document_omits_empty_data_and_active_attempt() {
     let doc = WorkUnitDocument {
-        name: "u".into(),
-        url: "/u".into(),
-        data: Some(DataMap::new()),
-        meta: WorkUnitMetaDocument::default(),
+        head: WorkUnitHead {
+            name: "u".into(),
+            url: "/u".into(),
+            data: Some(DataMap::new()),
+            meta: WorkUnitMetaDocument::default(),
+        },
         status: WorkUnitStatus::Available,
         work_spec_url: "/s".into(),
         attempts_url: "/u/attempts".into(),
@@ -179,7 +181,7 @@ fn work_unit_document_omits_empty_data_and_active_attempt() {
     assert_eq!(v["status"], "available");
     assert_eq!(v["meta"]["not_before"], "0001-01-01T00:00:00Z");
     let back: WorkUnitDocument = serde_json::from_value(v).unwrap();
-    assert_eq!(back.data, None);
+    assert_eq!(back.head.data, None);
 }
 
 #[test]
@@ -353,9 +355,9 @@ fn whole_documents_read_as_unchecked_ones() {
         "active_attempt_url": "/u/attempt/w/2024-05-06T07:08:09Z"
     });
     let read: UncheckedWorkUnitDocument = serde_json::from_value(unit).unwrap();
-    assert_eq!(read.name, "u");
-    assert_eq!(read.meta.priority, 2.0);
-    assert_eq!(read.data, Some(crate::data!({"k": 1})));
+    assert_eq!(read.head.name, "u");
+    assert_eq!(read.head.meta.priority, 2.0);
+    assert_eq!(read.head.data, Some(crate::data!({"k": 1})));
     assert_eq!(read.attempts_url, "/u/attempts");
     let attempt = json!({
         "url": "/a", "work_unit_url": "/u", "worker_url": "/w",
@@ -401,5 +403,24 @@ fn attempt_documents_keep_their_field_order() {
         r#""fail_url":"/a/fail","retry_url":"/a/retry"}"#
     );
     let doc: UncheckedAttemptDocument = serde_json::from_str(unchecked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), unchecked);
+}
+
+#[test]
+fn work_unit_documents_keep_their_field_order() {
+    let checked = concat!(
+        r#"{"name":"u","url":"/u","data":{"k":1},"#,
+        r#""meta":{"priority":2.0,"not_before":"0001-01-01T00:00:00Z"},"#,
+        r#""status":"pending","work_spec_url":"/s","attempts_url":"/u/attempts","#,
+        r#""active_attempt_url":"/u/attempt/w/2024-05-06T07:08:09Z"}"#
+    );
+    let doc: WorkUnitDocument = serde_json::from_str(checked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), checked);
+    let unchecked = concat!(
+        r#"{"name":"u","url":"/u","data":{"k":1},"#,
+        r#""meta":{"priority":2.0,"not_before":"0001-01-01T00:00:00Z"},"#,
+        r#""work_spec_url":"/s","attempts_url":"/u/attempts"}"#
+    );
+    let doc: UncheckedWorkUnitDocument = serde_json::from_str(unchecked).unwrap();
     assert_eq!(serde_json::to_string(&doc).unwrap(), unchecked);
 }
