@@ -225,25 +225,20 @@ impl PgAttempt {
                 chained = Chained::parse(d, now);
             }
             let row = shared
-                .retrying(|| async {
-                    let client = shared.client().await?;
-                    query_opt(
-                        &client,
-                        FINISH,
-                        &[
-                            &self.id,
-                            &now,
-                            &escaped,
-                            &parsed,
-                            &chained.names,
-                            &chained.datas,
-                            &chained.priorities,
-                            &chained.not_befores,
-                        ],
-                    )
-                    .await?
-                    .ok_or_else(|| decode("finish answered no row"))
-                })
+                .row_retrying(
+                    || decode("finish answered no row"),
+                    FINISH,
+                    &[
+                        &self.id,
+                        &now,
+                        &escaped,
+                        &parsed,
+                        &chained.names,
+                        &chained.datas,
+                        &chained.priorities,
+                        &chained.not_befores,
+                    ],
+                )
                 .await?;
             let outcome = Outcome::from_code(col(&row, 0)?)?;
             if outcome != Outcome::NeedsUnits {

@@ -454,6 +454,35 @@ impl Shared {
         }
     }
 
+    /// Runs `sql` through [`Shared::retrying`], on a fresh pooled connection
+    /// each try; the number of rows it changed.
+    pub(crate) async fn execute_retrying(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        self.retrying(|| async {
+            let client = self.client().await?;
+            execute(&client, sql, params).await
+        })
+        .await
+    }
+
+    /// The only row `sql` answers, run through [`Shared::retrying`] on a
+    /// fresh pooled connection each try; `missing()` when it answers none.
+    pub(crate) async fn row_retrying(
+        &self,
+        missing: impl Fn() -> Error,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        self.retrying(|| async {
+            let client = self.client().await?;
+            query_opt(&client, sql, params).await?.ok_or_else(&missing)
+        })
+        .await
+    }
+
     /// True if `other` is a handle's view of this same backend.
     pub(crate) fn same(&self, other: &Shared) -> bool {
         self.instance == other.instance

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::work_spec::{DefinedColumns, PgWorkSpec};
 use super::worker::PgWorker;
-use super::{by_name, col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
+use super::{by_name, col, decode, json, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
@@ -76,10 +76,7 @@ impl Namespace for PgNamespace {
         // matches no row and touches no newer namespace of the same name.
         let shared = &self.shared;
         shared
-            .retrying(|| async {
-                let client = shared.client().await?;
-                execute(&client, "DELETE FROM namespace WHERE id = $1", &[&self.id]).await
-            })
+            .execute_retrying("DELETE FROM namespace WHERE id = $1", &[&self.id])
             .await?;
         Ok(())
     }
@@ -115,15 +112,10 @@ impl Namespace for PgNamespace {
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
         let shared = &self.shared;
         let deleted = shared
-            .retrying(|| async {
-                let client = shared.client().await?;
-                execute(
-                    &client,
-                    "DELETE FROM work_spec WHERE namespace_id = $1 AND name = $2",
-                    &[&self.id, &name.as_bytes()],
-                )
-                .await
-            })
+            .execute_retrying(
+                "DELETE FROM work_spec WHERE namespace_id = $1 AND name = $2",
+                &[&self.id, &name.as_bytes()],
+            )
             .await?;
         if deleted == 0 {
             return Err(Error::NoSuchWorkSpec {
