@@ -592,35 +592,34 @@ impl Shared {
 
 // ---- statement helpers -------------------------------------------------
 
-/// Runs a cached prepared statement and answers its rows.
-pub(crate) async fn query<C: GenericClient>(
-    client: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>> {
-    let stmt = client.prepare_cached(sql).await.map_err(db)?;
-    client.query(&stmt, params).await.map_err(db)
+/// A function that runs a cached prepared statement through the
+/// [`GenericClient`] method of the same name.
+macro_rules! prepared {
+    ($(#[$doc:meta])* $method:ident -> $answer:ty) => {
+        $(#[$doc])*
+        pub(crate) async fn $method<C: GenericClient>(
+            client: &C,
+            sql: &str,
+            params: &[&(dyn ToSql + Sync)],
+        ) -> Result<$answer> {
+            let stmt = client.prepare_cached(sql).await.map_err(db)?;
+            client.$method(&stmt, params).await.map_err(db)
+        }
+    };
 }
 
-/// Runs a cached prepared statement and answers its only row, if any.
-pub(crate) async fn query_opt<C: GenericClient>(
-    client: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<Row>> {
-    let stmt = client.prepare_cached(sql).await.map_err(db)?;
-    client.query_opt(&stmt, params).await.map_err(db)
-}
-
-/// Runs a cached prepared statement and answers how many rows it changed.
-pub(crate) async fn execute<C: GenericClient>(
-    client: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64> {
-    let stmt = client.prepare_cached(sql).await.map_err(db)?;
-    client.execute(&stmt, params).await.map_err(db)
-}
+prepared!(
+    /// Runs a cached prepared statement and answers its rows.
+    query -> Vec<Row>
+);
+prepared!(
+    /// Runs a cached prepared statement and answers its only row, if any.
+    query_opt -> Option<Row>
+);
+prepared!(
+    /// Runs a cached prepared statement and answers how many rows it changed.
+    execute -> u64
+);
 
 // ---- row decoding (never panics on what the database holds) -------------
 
