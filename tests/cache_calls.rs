@@ -55,6 +55,21 @@ async fn seeded_unit() -> coordinate::Result<(Counted, MemoryBackend, WorkUnitRe
     Ok((cache, memory, unit))
 }
 
+/// Deletes every unit of "n"/"s" on the backend directly, then zeroes the
+/// call counts.
+async fn delete_units_behind_the_back(
+    cache: &Counted,
+    memory: &MemoryBackend,
+) -> coordinate::Result<()> {
+    memory
+        .work_spec_at("n", "s")
+        .await?
+        .delete_work_units(&WorkUnitQuery::all())
+        .await?;
+    cache.get_ref().reset();
+    Ok(())
+}
+
 /// [`seeded`], with namespace "n" and its spec "s" looked up through the
 /// cache.
 async fn seeded_spec() -> coordinate::Result<(Counted, MemoryBackend, NamespaceRef, WorkSpecRef)> {
@@ -260,12 +275,7 @@ async fn a_snapshot_is_one_backend_call_and_follows_the_name() -> coordinate::Re
 #[tokio::test]
 async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
     let (cache, memory, unit) = seeded_unit().await?;
-    memory
-        .work_spec_at("n", "s")
-        .await?
-        .delete_work_units(&WorkUnitQuery::all())
-        .await?;
-    cache.get_ref().reset();
+    delete_units_behind_the_back(&cache, &memory).await?;
     assert_eq!(unit.status().await.err(), Some(gone(ObjectKind::WorkUnit)));
     assert_eq!(calls(&cache, Op::UnitStatus), 1);
     assert_eq!(calls(&cache, Op::WorkUnit), 1);
@@ -426,12 +436,7 @@ async fn handles_passed_back_in_are_unwrapped() -> coordinate::Result<()> {
 async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinate::Result<()> {
     let (cache, memory, unit) = seeded_unit().await?;
     let worker = cache.worker_at("n", "w").await?;
-    memory
-        .work_spec_at("n", "s")
-        .await?
-        .delete_work_units(&WorkUnitQuery::all())
-        .await?;
-    cache.get_ref().reset();
+    delete_units_behind_the_back(&cache, &memory).await?;
     assert_eq!(
         worker.make_attempt(&unit, Duration::zero()).await.err(),
         Some(gone(ObjectKind::Worker))

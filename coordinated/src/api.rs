@@ -331,10 +331,7 @@ impl Api {
             (Namespaces, "GET") => {
                 let namespaces = self.backend.namespaces().await?;
                 ok(&NamespaceList {
-                    namespaces: namespaces
-                        .keys()
-                        .map(|n| documents::named(n, links::namespace(n)))
-                        .collect(),
+                    namespaces: documents::named_all(namespaces.keys(), links::namespace),
                 })
             }
             (Namespaces, "POST") => {
@@ -356,10 +353,7 @@ impl Api {
                 let ns = need(r.namespace, "namespace")?;
                 let names = ns.work_spec_names().await?;
                 ok(&WorkSpecList {
-                    work_specs: names
-                        .iter()
-                        .map(|n| documents::named(n, links::work_spec(ns_name, n)))
-                        .collect(),
+                    work_specs: documents::named_all(&names, |n| links::work_spec(ns_name, n)),
                 })
             }
             (WorkSpecs, "POST") => {
@@ -441,10 +435,9 @@ impl Api {
                 let spec = need(r.work_spec, "work spec")?;
                 let units = spec.work_units(&query).await?;
                 ok(&WorkUnitList {
-                    work_units: units
-                        .keys()
-                        .map(|n| documents::named(n, links::work_unit(ns_name, spec.name(), n)))
-                        .collect(),
+                    work_units: documents::named_all(units.keys(), |n| {
+                        links::work_unit(ns_name, spec.name(), n)
+                    }),
                 })
             }
             (WorkUnits, "DELETE") => {
@@ -517,10 +510,7 @@ impl Api {
             (Workers, "GET") => {
                 let workers = need(r.namespace, "namespace")?.workers().await?;
                 ok(&WorkerList {
-                    workers: workers
-                        .keys()
-                        .map(|n| documents::named(n, links::worker(ns_name, n)))
-                        .collect(),
+                    workers: documents::named_all(workers.keys(), |n| links::worker(ns_name, n)),
                 })
             }
             (Worker, "GET") => {

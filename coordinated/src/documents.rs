@@ -4,12 +4,13 @@
 //! namespace name from the request path.
 
 use coordinate::rest::wire::{
-    AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument, RootDocument,
-    SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument, WorkSpecDocument,
-    WorkUnitDocument, WorkerDocument,
+    AttemptActionLinks, AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument,
+    RootDocument, SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument,
+    WorkSpecDocument, WorkUnitDocument, WorkUnitHead, WorkerDocument,
 };
 use coordinate::{
-    Attempt, AttemptRef, Result, Summary, WorkSpec, WorkUnit, WorkUnitStatus, Worker,
+    Attempt, AttemptRef, DataMap, Result, Summary, WorkSpec, WorkUnit, WorkUnitMeta,
+    WorkUnitStatus, Worker,
 };
 use futures::future::try_join_all;
 
@@ -31,6 +32,14 @@ pub fn named(name: &str, url: String) -> NamedLink {
         name: name.to_owned(),
         url,
     }
+}
+
+/// The short forms of named objects, each linked by `link`.
+pub fn named_all<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+    link: impl Fn(&str) -> String,
+) -> Vec<NamedLink> {
+    names.into_iter().map(|n| named(n, link(n))).collect()
 }
 
 /// A namespace.
@@ -66,6 +75,16 @@ pub async fn work_spec(ns: &str, spec: &dyn WorkSpec) -> Result<WorkSpecDocument
     })
 }
 
+/// The fields both work unit documents start with.
+fn head(unit: &dyn WorkUnit, url: String, data: DataMap, meta: WorkUnitMeta) -> WorkUnitHead {
+    WorkUnitHead {
+        name: unit.name().to_owned(),
+        url,
+        data: Some(data),
+        meta: meta.into(),
+    }
+}
+
 /// A work unit.
 pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument> {
     let spec_name = unit.work_spec().name().to_owned();
@@ -90,14 +109,11 @@ pub async fn work_unit(ns: &str, unit: &dyn WorkUnit) -> Result<WorkUnitDocument
         None => String::new(),
     };
     Ok(WorkUnitDocument {
-        name: unit.name().to_owned(),
-        data: Some(snapshot.data),
-        meta: snapshot.meta.into(),
-        status,
         work_spec_url: links::work_spec(ns, &spec_name),
         attempts_url: format!("{url}/attempts"),
+        head: head(unit, url, snapshot.data, snapshot.meta),
+        status,
         active_attempt_url,
-        url,
     })
 }
 
@@ -110,45 +126,48 @@ pub async fn unchecked_work_unit(
     let (data, meta) = futures::try_join!(unit.data(), unit.meta())?;
     let url = links::work_unit(ns, &spec_name, unit.name());
     Ok(UncheckedWorkUnitDocument {
-        name: unit.name().to_owned(),
-        data: Some(data),
-        meta: meta.into(),
         work_spec_url: links::work_spec(ns, &spec_name),
         attempts_url: format!("{url}/attempts"),
-        url,
+        head: head(unit, url, data, meta),
     })
 }
 
-/// The links of an attempt: its URL, its unit's and its worker's, each in
-/// its own namespace (a worker's attempts may be on units of others).
-fn attempt_links(attempt: &dyn Attempt, start: coordinate::Time) -> (String, String, String) {
+/// An attempt's short form, for the start time the caller has read: its
+/// unit's link and its own in the unit's namespace, its worker's in the
+/// worker's (a worker's attempts may be on units of other namespaces).
+fn summary_at(attempt: &dyn Attempt, start_time: coordinate::Time) -> AttemptSummary {
     let unit = attempt.work_unit();
     let spec = unit.work_spec();
-    let unit_url = links::work_unit(spec.namespace_name(), spec.name(), unit.name());
+    let work_unit_url = links::work_unit(spec.namespace_name(), spec.name(), unit.name());
     let worker = attempt.worker();
-    (
-        links::attempt(&unit_url, worker.name(), start, attempt.id()),
-        unit_url,
-        links::worker(worker.namespace_name(), worker.name()),
-    )
+    AttemptSummary {
+        url: links::attempt(&work_unit_url, worker.name(), start_time, attempt.id()),
+        work_unit_url,
+        worker_url: links::worker(worker.namespace_name(), worker.name()),
+        start_time,
+    }
 }
 
 /// An attempt's short form.
 pub async fn attempt_summary(attempt: &dyn Attempt) -> Result<AttemptSummary> {
-    let start_time = attempt.start_time().await?;
-    let (url, work_unit_url, worker_url) = attempt_links(attempt, start_time);
-    Ok(AttemptSummary {
-        url,
-        work_unit_url,
-        worker_url,
-        start_time,
-    })
+    Ok(summary_at(attempt, attempt.start_time().await?))
 }
 
 /// A list of attempts' short forms, in the given order.
 pub async fn attempt_list(attempts: &[AttemptRef]) -> Result<AttemptList> {
     let attempts = try_join_all(attempts.iter().map(|a| attempt_summary(&**a))).await?;
     Ok(AttemptList { attempts })
+}
+
+/// The action endpoints below an attempt's URL.
+fn action_links(url: &str) -> AttemptActionLinks {
+    AttemptActionLinks {
+        renew_url: format!("{url}/renew"),
+        expire_url: format!("{url}/expire"),
+        finish_url: format!("{url}/finish"),
+        fail_url: format!("{url}/fail"),
+        retry_url: format!("{url}/retry"),
+    }
 }
 
 /// An attempt.
@@ -160,21 +179,14 @@ pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
         attempt.end_time(),
         attempt.expiration_time()
     )?;
-    let (url, work_unit_url, worker_url) = attempt_links(attempt, start_time);
+    let summary = summary_at(attempt, start_time);
     Ok(AttemptDocument {
-        work_unit_url,
-        worker_url,
-        start_time,
+        actions: action_links(&summary.url),
+        summary,
         status,
         data: Some(data),
         end_time,
         expiration_time,
-        renew_url: format!("{url}/renew"),
-        expire_url: format!("{url}/expire"),
-        finish_url: format!("{url}/finish"),
-        fail_url: format!("{url}/fail"),
-        retry_url: format!("{url}/retry"),
-        url,
     })
 }
 
@@ -182,18 +194,11 @@ pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
 /// expiry check.
 pub async fn unchecked_attempt(attempt: &dyn Attempt) -> Result<UncheckedAttemptDocument> {
     let (start_time, data) = futures::try_join!(attempt.start_time(), attempt.data())?;
-    let (url, work_unit_url, worker_url) = attempt_links(attempt, start_time);
+    let summary = summary_at(attempt, start_time);
     Ok(UncheckedAttemptDocument {
-        work_unit_url,
-        worker_url,
-        start_time,
+        actions: action_links(&summary.url),
+        summary,
         data: Some(data),
-        renew_url: format!("{url}/renew"),
-        expire_url: format!("{url}/expire"),
-        finish_url: format!("{url}/finish"),
-        fail_url: format!("{url}/fail"),
-        retry_url: format!("{url}/retry"),
-        url,
     })
 }
 

@@ -132,69 +132,60 @@ mod tests {
         r.err().map(|p| p.status).unwrap_or(StatusCode::OK)
     }
 
+    /// Each `Accept` header negotiates its media type.
+    fn negotiates(cases: &[(Option<&str>, &str)]) {
+        for &(accept, want) in cases {
+            assert_eq!(negotiate(accept).ok(), Some(want), "{accept:?}");
+        }
+    }
+
+    /// Each `Accept` header is refused with its status.
+    fn refuses(cases: &[(&str, StatusCode)]) {
+        for &(accept, want) in cases {
+            assert_eq!(status(negotiate(Some(accept))), want, "{accept:?}");
+        }
+    }
+
     #[test]
     fn the_worked_examples() {
-        assert_eq!(negotiate(None).ok(), Some(MEDIA_TYPE_V1));
-        assert_eq!(negotiate(Some("")).ok(), Some(MEDIA_TYPE_V1));
-        assert_eq!(
-            negotiate(Some("application/json")).ok(),
-            Some(MEDIA_TYPE_JSON)
-        );
-        assert_eq!(negotiate(Some("text/*")).ok(), Some(MEDIA_TYPE_TEXT_JSON));
-        assert_eq!(
-            negotiate(Some("application/*;q=0.5, text/json;q=0.4")).ok(),
-            Some(MEDIA_TYPE_V1)
-        );
-        assert_eq!(
-            status(negotiate(Some("text/html"))),
-            StatusCode::NOT_ACCEPTABLE
-        );
-        assert_eq!(
-            status(negotiate(Some("application/json;q=2"))),
-            StatusCode::BAD_REQUEST
-        );
+        negotiates(&[
+            (None, MEDIA_TYPE_V1),
+            (Some(""), MEDIA_TYPE_V1),
+            (Some("application/json"), MEDIA_TYPE_JSON),
+            (Some("text/*"), MEDIA_TYPE_TEXT_JSON),
+            (Some("application/*;q=0.5, text/json;q=0.4"), MEDIA_TYPE_V1),
+        ]);
+        refuses(&[
+            ("text/html", StatusCode::NOT_ACCEPTABLE),
+            ("application/json;q=2", StatusCode::BAD_REQUEST),
+        ]);
     }
 
     #[test]
     fn known_types_beat_wildcards_and_the_first_wins() {
-        assert_eq!(
-            negotiate(Some("text/html,application/xhtml+xml,*/*;q=0.8")).ok(),
-            Some(MEDIA_TYPE_V1)
-        );
-        assert_eq!(
-            negotiate(Some("*/*, Application/Vnd.Diffeo.Coordinate+JSON")).ok(),
-            Some(MEDIA_TYPE_LATEST)
-        );
-        assert_eq!(
-            negotiate(Some("text/json, application/json")).ok(),
-            Some(MEDIA_TYPE_TEXT_JSON)
-        );
-        assert_eq!(
-            negotiate(Some("*/*, text/*")).ok(),
-            Some(MEDIA_TYPE_TEXT_JSON)
-        );
-        assert_eq!(
-            negotiate(Some("application/json; charset=utf-8")).ok(),
-            Some(MEDIA_TYPE_JSON)
-        );
+        negotiates(&[
+            (
+                Some("text/html,application/xhtml+xml,*/*;q=0.8"),
+                MEDIA_TYPE_V1,
+            ),
+            (
+                Some("*/*, Application/Vnd.Diffeo.Coordinate+JSON"),
+                MEDIA_TYPE_LATEST,
+            ),
+            (Some("text/json, application/json"), MEDIA_TYPE_TEXT_JSON),
+            (Some("*/*, text/*"), MEDIA_TYPE_TEXT_JSON),
+            (Some("application/json; charset=utf-8"), MEDIA_TYPE_JSON),
+        ]);
     }
 
     #[test]
     fn zero_quality_and_garbage() {
-        assert_eq!(
-            status(negotiate(Some("application/json;q=0"))),
-            StatusCode::NOT_ACCEPTABLE
-        );
-        assert_eq!(
-            status(negotiate(Some("image/*"))),
-            StatusCode::NOT_ACCEPTABLE
-        );
+        refuses(&[
+            ("application/json;q=0", StatusCode::NOT_ACCEPTABLE),
+            ("image/*", StatusCode::NOT_ACCEPTABLE),
+        ]);
         for bad in ["json", "a/b;q=x", "a/b;q=-0.1", "/json", "a/b;=1", "a b/c"] {
-            assert_eq!(
-                status(negotiate(Some(bad))),
-                StatusCode::BAD_REQUEST,
-                "{bad}"
-            );
+            refuses(&[(bad, StatusCode::BAD_REQUEST)]);
         }
     }
 

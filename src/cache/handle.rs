@@ -69,11 +69,15 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
 }
 
 /// The items of a [`Kind`] impl that only name things: the upstream trait
-/// object `$up`, and the field of [`Caches`] and [`Counters`] that holds
-/// this kind's entries and counters.
+/// object `dyn $object` (also the [`ObjectKind`] variant and, after
+/// `Cached`, the handle's name), the field of [`Caches`] and [`Counters`]
+/// that holds this kind's entries and counters, and the parent handle.
 macro_rules! kind_tables {
-    ($up:ty, $field:ident) => {
-        type Up = $up;
+    ($object:ident, $field:ident, $parent:ty) => {
+        type Up = dyn $object;
+        type Parent = $parent;
+        const OBJECT: ObjectKind = ObjectKind::$object;
+        const NAME: &'static str = concat!("Cached", stringify!($object));
 
         fn store(caches: &Caches) -> &Store<Cached<Self>> {
             &caches.$field
@@ -83,7 +87,7 @@ macro_rules! kind_tables {
             &counters.$field
         }
 
-        fn up_name(up: &$up) -> &str {
+        fn up_name(up: &dyn $object) -> &str {
             up.name()
         }
     };

@@ -29,10 +29,7 @@ pub(crate) enum NamespaceKind {}
 pub(crate) type CachedNamespace = Cached<NamespaceKind>;
 
 impl Kind for NamespaceKind {
-    kind_tables!(dyn Namespace, namespaces);
-    type Parent = ();
-    const OBJECT: ObjectKind = ObjectKind::Namespace;
-    const NAME: &'static str = "CachedNamespace";
+    kind_tables!(Namespace, namespaces, ());
 
     async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
         if create {
@@ -210,10 +207,7 @@ impl Namespace for CachedNamespace {
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.work_spec_names().await
-        })
-        .await
+        forward!(self, work_spec_names())
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
@@ -241,9 +235,6 @@ impl Namespace for CachedNamespace {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.summarize().await
-        })
-        .await
+        forward!(self, summarize())
     }
 }

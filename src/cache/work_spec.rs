@@ -28,10 +28,7 @@ pub(crate) enum WorkSpecKind {}
 pub(crate) type CachedWorkSpec = Cached<WorkSpecKind>;
 
 impl Kind for WorkSpecKind {
-    kind_tables!(dyn WorkSpec, work_specs);
-    type Parent = Arc<CachedNamespace>;
-    const OBJECT: ObjectKind = ObjectKind::WorkSpec;
-    const NAME: &'static str = "CachedWorkSpec";
+    kind_tables!(WorkSpec, work_specs, Arc<CachedNamespace>);
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.
@@ -72,10 +69,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.data().await
-        })
-        .await
+        forward!(self, data())
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
@@ -89,10 +83,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.meta(with_counts).await
-        })
-        .await
+        forward!(self, meta(with_counts))
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
@@ -162,28 +153,15 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.count_work_unit_status().await
-        })
-        .await
+        forward!(self, count_work_unit_status())
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream
-                .set_work_unit_priorities(query, priority)
-                .await
-        })
-        .await
+        forward!(self, set_work_unit_priorities(query, priority))
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream
-                .adjust_work_unit_priorities(query, delta)
-                .await
-        })
-        .await
+        forward!(self, adjust_work_unit_priorities(query, delta))
     }
 
     /// Deletes through the backend, then drops what it may have removed: the
@@ -216,9 +194,6 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.summarize().await
-        })
-        .await
+        forward!(self, summarize())
     }
 }

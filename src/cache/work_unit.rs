@@ -24,10 +24,7 @@ pub(crate) enum WorkUnitKind {}
 pub(crate) type CachedWorkUnit = Cached<WorkUnitKind>;
 
 impl Kind for WorkUnitKind {
-    kind_tables!(dyn WorkUnit, work_units);
-    type Parent = Arc<CachedWorkSpec>;
-    const OBJECT: ObjectKind = ObjectKind::WorkUnit;
-    const NAME: &'static str = "CachedWorkUnit";
+    kind_tables!(WorkUnit, work_units, Arc<CachedWorkSpec>);
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
         handle.parent.lookup_unit(handle.name()).await
@@ -67,24 +64,15 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.data().await
-        })
-        .await
+        forward!(self, data())
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.status().await
-        })
-        .await
+        forward!(self, status())
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.meta().await
-        })
-        .await
+        forward!(self, meta())
     }
 
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
@@ -95,24 +83,15 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.set_meta(meta).await
-        })
-        .await
+        forward!(self, set_meta(meta))
     }
 
     async fn priority(&self) -> Result<f64> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.priority().await
-        })
-        .await
+        forward!(self, priority())
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.set_priority(priority).await
-        })
-        .await
+        forward!(self, set_priority(priority))
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
@@ -132,10 +111,7 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.clear_active_attempt().await
-        })
-        .await
+        forward!(self, clear_active_attempt())
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
@@ -155,9 +131,6 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.num_attempts().await
-        })
-        .await
+        forward!(self, num_attempts())
     }
 }

@@ -25,10 +25,7 @@ pub(crate) enum WorkerKind {}
 pub(crate) type CachedWorker = Cached<WorkerKind>;
 
 impl Kind for WorkerKind {
-    kind_tables!(dyn Worker, workers);
-    type Parent = Arc<CachedNamespace>;
-    const OBJECT: ObjectKind = ObjectKind::Worker;
-    const NAME: &'static str = "CachedWorker";
+    kind_tables!(Worker, workers, Arc<CachedNamespace>);
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
         handle.parent.existing_worker(handle.name()).await
@@ -142,45 +139,27 @@ impl Worker for CachedWorker {
     }
 
     async fn active(&self) -> Result<bool> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.active().await
-        })
-        .await
+        forward!(self, active())
     }
 
     async fn deactivate(&self) -> Result<()> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.deactivate().await
-        })
-        .await
+        forward!(self, deactivate())
     }
 
     async fn mode(&self) -> Result<String> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.mode().await
-        })
-        .await
+        forward!(self, mode())
     }
 
     async fn data(&self) -> Result<DataMap> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.data().await
-        })
-        .await
+        forward!(self, data())
     }
 
     async fn expiration(&self) -> Result<Time> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.expiration().await
-        })
-        .await
+        forward!(self, expiration())
     }
 
     async fn last_update(&self) -> Result<Time> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.last_update().await
-        })
-        .await
+        forward!(self, last_update())
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
@@ -194,10 +173,7 @@ impl Worker for CachedWorker {
     }
 
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
-        let all = run(&self.shared, self, |link| async move {
-            link.upstream.request_attempts(request).await
-        })
-        .await?;
+        let all = forward!(self, request_attempts(request))?;
         self.wrap_all(all).await
     }
 
@@ -223,26 +199,17 @@ impl Worker for CachedWorker {
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
-        let all = run(&self.shared, self, |link| async move {
-            link.upstream.active_attempts().await
-        })
-        .await?;
+        let all = forward!(self, active_attempts())?;
         self.wrap_all(all).await
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
-        let all = run(&self.shared, self, |link| async move {
-            link.upstream.all_attempts().await
-        })
-        .await?;
+        let all = forward!(self, all_attempts())?;
         self.wrap_all(all).await
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
-        let all = run(&self.shared, self, |link| async move {
-            link.upstream.child_attempts().await
-        })
-        .await?;
+        let all = forward!(self, child_attempts())?;
         self.wrap_all(all).await
     }
 }

@@ -25,20 +25,24 @@ const GONE: Error = Error::Gone {
     kind: ObjectKind::Attempt,
 };
 
-/// The columns [`attempt_from_row`] reads, and the joins they need; a macro
-/// so statements can `concat!` it.
-macro_rules! attempt_columns {
-    () => {
-        "a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id, wn.name,
+/// A `SELECT` of the columns [`attempt_from_row`] reads, with the joins
+/// they need, followed by `$rest` (the `WHERE` and `ORDER BY`); a macro so
+/// the statement is one constant string.
+macro_rules! select_attempts {
+    ($rest:literal) => {
+        concat!(
+            "SELECT a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id, wn.name,
             sn.name
          FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
          JOIN work_spec s ON s.id = u.work_spec_id JOIN namespace sn ON sn.id = s.namespace_id
-         JOIN worker w ON w.id = a.worker_id JOIN namespace wn ON wn.id = w.namespace_id"
+         JOIN worker w ON w.id = a.worker_id JOIN namespace wn ON wn.id = w.namespace_id",
+            $rest
+        )
     };
 }
-pub(crate) use attempt_columns;
+pub(crate) use select_attempts;
 
-/// An attempt handle from a row of [`attempt_columns!`].
+/// An attempt handle from a row of [`select_attempts!`].
 pub(crate) fn attempt_from_row(shared: &Arc<Shared>, row: &Row) -> Result<AttemptRef> {
     let spec = Arc::new(PgWorkSpec::new(
         shared.clone(),
@@ -222,25 +226,20 @@ impl PgAttempt {
                 chained = Chained::parse(d, now);
             }
             let row = shared
-                .retrying(|| async {
-                    let client = shared.client().await?;
-                    query_opt(
-                        &client,
-                        FINISH,
-                        &[
-                            &self.id,
-                            &now,
-                            &escaped,
-                            &parsed,
-                            &chained.names,
-                            &chained.datas,
-                            &chained.priorities,
-                            &chained.not_befores,
-                        ],
-                    )
-                    .await?
-                    .ok_or_else(|| decode("finish answered no row"))
-                })
+                .row_retrying(
+                    || decode("finish answered no row"),
+                    FINISH,
+                    &[
+                        &self.id,
+                        &now,
+                        &escaped,
+                        &parsed,
+                        &chained.names,
+                        &chained.datas,
+                        &chained.priorities,
+                        &chained.not_befores,
+                    ],
+                )
                 .await?;
             let outcome = Outcome::from_code(col(&row, 0)?)?;
             if outcome != Outcome::NeedsUnits {

@@ -385,12 +385,7 @@ impl Backend for PostgresBackend {
             .shared
             .rows("SELECT id, name FROM namespace", &[])
             .await?;
-        rows.iter()
-            .map(|row| {
-                let name = text(row, 1)?;
-                Ok((name.clone(), self.namespace_handle(col(row, 0)?, name)))
-            })
-            .collect()
+        by_name(&rows, |id, name| self.namespace_handle(id, name))
     }
 
     async fn summarize(&self) -> Result<Summary> {
@@ -457,6 +452,35 @@ impl Shared {
             0 => Err(gone),
             _ => Ok(()),
         }
+    }
+
+    /// Runs `sql` through [`Shared::retrying`], on a fresh pooled connection
+    /// each try; the number of rows it changed.
+    pub(crate) async fn execute_retrying(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        self.retrying(|| async {
+            let client = self.client().await?;
+            execute(&client, sql, params).await
+        })
+        .await
+    }
+
+    /// The only row `sql` answers, run through [`Shared::retrying`] on a
+    /// fresh pooled connection each try; `missing()` when it answers none.
+    pub(crate) async fn row_retrying(
+        &self,
+        missing: impl Fn() -> Error,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        self.retrying(|| async {
+            let client = self.client().await?;
+            query_opt(&client, sql, params).await?.ok_or_else(&missing)
+        })
+        .await
     }
 
     /// True if `other` is a handle's view of this same backend.
@@ -568,35 +592,34 @@ impl Shared {
 
 // ---- statement helpers -------------------------------------------------
 
-/// Runs a cached prepared statement and answers its rows.
-pub(crate) async fn query<C: GenericClient>(
-    client: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Vec<Row>> {
-    let stmt = client.prepare_cached(sql).await.map_err(db)?;
-    client.query(&stmt, params).await.map_err(db)
+/// A function that runs a cached prepared statement through the
+/// [`GenericClient`] method of the same name.
+macro_rules! prepared {
+    ($(#[$doc:meta])* $method:ident -> $answer:ty) => {
+        $(#[$doc])*
+        pub(crate) async fn $method<C: GenericClient>(
+            client: &C,
+            sql: &str,
+            params: &[&(dyn ToSql + Sync)],
+        ) -> Result<$answer> {
+            let stmt = client.prepare_cached(sql).await.map_err(db)?;
+            client.$method(&stmt, params).await.map_err(db)
+        }
+    };
 }
 
-/// Runs a cached prepared statement and answers its only row, if any.
-pub(crate) async fn query_opt<C: GenericClient>(
-    client: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Option<Row>> {
-    let stmt = client.prepare_cached(sql).await.map_err(db)?;
-    client.query_opt(&stmt, params).await.map_err(db)
-}
-
-/// Runs a cached prepared statement and answers how many rows it changed.
-pub(crate) async fn execute<C: GenericClient>(
-    client: &C,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<u64> {
-    let stmt = client.prepare_cached(sql).await.map_err(db)?;
-    client.execute(&stmt, params).await.map_err(db)
-}
+prepared!(
+    /// Runs a cached prepared statement and answers its rows.
+    query -> Vec<Row>
+);
+prepared!(
+    /// Runs a cached prepared statement and answers its only row, if any.
+    query_opt -> Option<Row>
+);
+prepared!(
+    /// Runs a cached prepared statement and answers how many rows it changed.
+    execute -> u64
+);
 
 // ---- row decoding (never panics on what the database holds) -------------
 
@@ -617,6 +640,19 @@ pub(crate) fn text(row: &Row, i: usize) -> Result<String> {
 pub(crate) fn data_map(row: &Row, i: usize) -> Result<DataMap> {
     let Json(map): Json<DataMap> = col(row, i)?;
     Ok(nul::unescape(map))
+}
+
+/// Handles keyed by name from rows of `(id, name)`.
+pub(crate) fn by_name<T>(
+    rows: &[Row],
+    handle: impl Fn(i64, String) -> T,
+) -> Result<BTreeMap<String, T>> {
+    rows.iter()
+        .map(|row| {
+            let name = text(row, 1)?;
+            Ok((name.clone(), handle(col(row, 0)?, name)))
+        })
+        .collect()
 }
 
 /// An attempt status column.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::work_spec::{DefinedColumns, PgWorkSpec};
 use super::worker::PgWorker;
-use super::{col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
+use super::{by_name, col, decode, json, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
@@ -77,10 +77,7 @@ impl Namespace for PgNamespace {
         // matches no row and touches no newer namespace of the same name.
         let shared = &self.shared;
         shared
-            .retrying(|| async {
-                let client = shared.client().await?;
-                execute(&client, "DELETE FROM namespace WHERE id = $1", &[&self.id]).await
-            })
+            .execute_retrying("DELETE FROM namespace WHERE id = $1", &[&self.id])
             .await?;
         Ok(())
     }
@@ -116,15 +113,10 @@ impl Namespace for PgNamespace {
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
         let shared = &self.shared;
         let deleted = shared
-            .retrying(|| async {
-                let client = shared.client().await?;
-                execute(
-                    &client,
-                    "DELETE FROM work_spec WHERE namespace_id = $1 AND name = $2",
-                    &[&self.id, &name.as_bytes()],
-                )
-                .await
-            })
+            .execute_retrying(
+                "DELETE FROM work_spec WHERE namespace_id = $1 AND name = $2",
+                &[&self.id, &name.as_bytes()],
+            )
             .await?;
         if deleted == 0 {
             return Err(Error::NoSuchWorkSpec {
@@ -173,12 +165,7 @@ impl Namespace for PgNamespace {
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
         const WORKERS: &str = "SELECT id, name FROM worker WHERE namespace_id = $1";
         let rows = self.shared.rows(WORKERS, &[&self.id]).await?;
-        rows.iter()
-            .map(|row| {
-                let name = text(row, 1)?;
-                Ok((name.clone(), self.worker_handle(col(row, 0)?, name)))
-            })
-            .collect()
+        by_name(&rows, |id, name| self.worker_handle(id, name))
     }
 
     async fn summarize(&self) -> Result<Summary> {

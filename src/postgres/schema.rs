@@ -22,28 +22,22 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
+impl Migration {
+    const fn new(version: i32, sql: &'static str) -> Self {
+        Migration { version, sql }
+    }
+}
+
 /// Every migration, in order. Never edit a released step: add a new one.
 pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: include_str!("migrations/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        sql: include_str!("migrations/0002_change_feed.sql"),
-    },
-    Migration {
-        version: 3,
-        sql: include_str!("migrations/0003_one_statement_operations.sql"),
-    },
-    Migration {
-        version: 4,
-        sql: include_str!("migrations/0004_unit_counters.sql"),
-    },
-    Migration {
-        version: 5,
-        sql: include_str!("migrations/0005_unit_spec_check.sql"),
-    },
+    Migration::new(1, include_str!("migrations/0001_initial.sql")),
+    Migration::new(2, include_str!("migrations/0002_change_feed.sql")),
+    Migration::new(
+        3,
+        include_str!("migrations/0003_one_statement_operations.sql"),
+    ),
+    Migration::new(4, include_str!("migrations/0004_unit_counters.sql")),
+    Migration::new(5, include_str!("migrations/0005_unit_spec_check.sql")),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

@@ -430,29 +430,17 @@ rm -rf "$1""#;
     }
 
     fn initdb(&self) -> Result<(), HarnessError> {
-        let out = self
-            .command(&self.bindir.join("initdb"))
-            .arg("-D")
-            .arg(self.data())
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| fail(format!("cannot run initdb: {e}")))?;
-        if !out.status.success() {
-            return Err(fail(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+        let args = [
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ];
+        self.run_tool("initdb", &args, "initdb")?;
         let settings = format!(
             "\n# coordinate test cluster\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
              port = 5432\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
@@ -476,18 +464,23 @@ rm -rf "$1""#;
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<(), HarnessError> {
+        self.run_tool("pg_ctl", args, &format!("pg_ctl {}", args.join(" ")))
+    }
+
+    /// Runs the PostgreSQL program `tool` on the data directory; `what`
+    /// names the run when it fails.
+    fn run_tool(&self, tool: &str, args: &[&str], what: &str) -> Result<(), HarnessError> {
         let out = self
-            .command(&self.bindir.join("pg_ctl"))
+            .command(&self.bindir.join(tool))
             .arg("-D")
             .arg(self.data())
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| fail(format!("cannot run pg_ctl: {e}")))?;
+            .map_err(|e| fail(format!("cannot run {tool}: {e}")))?;
         if !out.status.success() {
             return Err(fail(format!(
-                "pg_ctl {} failed: {}",
-                args.join(" "),
+                "{what} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }

@@ -332,25 +332,20 @@ impl WorkSpec for PgWorkSpec {
     ) -> Result<WorkUnitRef> {
         let (data, meta) = limits::checked_new_unit(name, data, meta)?;
         let shared = &self.shared;
-        let id = shared
-            .retrying(|| async {
-                let client = shared.client().await?;
-                let row = query_opt(
-                    &client,
-                    UPSERT_UNIT,
-                    &[
-                        &self.id,
-                        &name.as_bytes(),
-                        &json(&data),
-                        &meta.priority,
-                        &meta.not_before,
-                    ],
-                )
-                .await?
-                .ok_or(GONE)?;
-                col::<i64>(&row, 0)
-            })
+        let row = shared
+            .row_retrying(
+                || GONE,
+                UPSERT_UNIT,
+                &[
+                    &self.id,
+                    &name.as_bytes(),
+                    &json(&data),
+                    &meta.priority,
+                    &meta.not_before,
+                ],
+            )
             .await?;
+        let id = col::<i64>(&row, 0)?;
         Ok(Arc::new(PgWorkUnit::new(
             Arc::new(self.clone_handle()),
             id,

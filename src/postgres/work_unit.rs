@@ -9,8 +9,8 @@ use super::attempt::PgAttempt;
 use super::work_spec::PgWorkSpec;
 use super::worker::PgWorker;
 use super::{
-    attempt_status_opt, col, data_map, decode, execute, expirable, live_status, query_opt, text,
-    Scope, Shared,
+    attempt_status_opt, col, data_map, decode, expirable, live_status, query_opt, text, Scope,
+    Shared,
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, ObjectKind, Result};
@@ -208,15 +208,10 @@ impl WorkUnit for PgWorkUnit {
     async fn clear_active_attempt(&self) -> Result<()> {
         let shared = self.shared();
         let changed = shared
-            .retrying(|| async {
-                let client = shared.client().await?;
-                execute(
-                    &client,
-                    "UPDATE work_unit SET active_attempt_id = NULL, state = 0 WHERE id = $1",
-                    &[&self.id],
-                )
-                .await
-            })
+            .execute_retrying(
+                "UPDATE work_unit SET active_attempt_id = NULL, state = 0 WHERE id = $1",
+                &[&self.id],
+            )
             .await?;
         if changed == 0 {
             return Err(GONE);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-use super::attempt::{attempt_columns, attempt_from_row, PgAttempt};
+use super::attempt::{attempt_from_row, select_attempts, PgAttempt};
 use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::{
@@ -130,7 +130,7 @@ impl PgWorker {
         self.shared.row_or(GONE, sql, &[&self.id]).await
     }
 
-    /// Attempts of this worker's row selected by `sql` (in [`attempt_columns!`]).
+    /// Attempts of this worker's row selected by `sql` (by [`select_attempts!`]).
     async fn attempt_list(&self, sql: &str) -> Result<Vec<AttemptRef>> {
         let rows = self.shared.rows(sql, &[&self.id]).await?;
         rows.iter()
@@ -376,30 +376,22 @@ impl Worker for PgWorker {
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            attempt_columns!(),
+        self.attempt_list(select_attempts!(
             " WHERE a.worker_id = $1 AND a.on_active_list ORDER BY a.id"
-        );
-        self.attempt_list(SQL).await
+        ))
+        .await
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            attempt_columns!(),
-            " WHERE a.worker_id = $1 ORDER BY a.id"
-        );
-        self.attempt_list(SQL).await
+        self.attempt_list(select_attempts!(" WHERE a.worker_id = $1 ORDER BY a.id"))
+            .await
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            attempt_columns!(),
+        self.attempt_list(select_attempts!(
             " WHERE a.worker_id IN (SELECT id FROM worker WHERE parent_id = $1)
                 AND a.on_active_list ORDER BY a.id"
-        );
-        self.attempt_list(SQL).await
+        ))
+        .await
     }
 }

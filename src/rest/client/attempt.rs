@@ -14,7 +14,9 @@ use tokio::sync::OnceCell;
 use crate::api::{Attempt, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptStatus, DataMap, Duration, Time};
-use crate::rest::wire::{AttemptActionBody, AttemptDocument, UncheckedAttemptDocument};
+use crate::rest::wire::{
+    AttemptActionBody, AttemptActionLinks, AttemptDocument, UncheckedAttemptDocument,
+};
 use crate::rules::limits::checked_optional_data;
 
 use super::owner::Owner;
@@ -31,26 +33,15 @@ pub(crate) struct Actions {
     retry: Url,
 }
 
-/// The action links of an attempt document, checked or not.
-macro_rules! actions_of {
-    ($shared:expr, $doc:expr) => {
-        Ok(Actions {
-            renew: $shared.resolve(&$doc.renew_url)?,
-            expire: $shared.resolve(&$doc.expire_url)?,
-            finish: $shared.resolve(&$doc.finish_url)?,
-            fail: $shared.resolve(&$doc.fail_url)?,
-            retry: $shared.resolve(&$doc.retry_url)?,
-        })
-    };
-}
-
 impl Actions {
-    pub(crate) fn of(shared: &Shared, doc: &AttemptDocument) -> Result<Self> {
-        actions_of!(shared, doc)
-    }
-
-    fn of_unchecked(shared: &Shared, doc: &UncheckedAttemptDocument) -> Result<Self> {
-        actions_of!(shared, doc)
+    pub(crate) fn of(shared: &Shared, links: &AttemptActionLinks) -> Result<Self> {
+        Ok(Actions {
+            renew: shared.resolve(&links.renew_url)?,
+            expire: shared.resolve(&links.expire_url)?,
+            finish: shared.resolve(&links.finish_url)?,
+            fail: shared.resolve(&links.fail_url)?,
+            retry: shared.resolve(&links.retry_url)?,
+        })
     }
 }
 
@@ -98,7 +89,7 @@ impl RestAttempt {
     async fn document(&self) -> Result<AttemptDocument> {
         let doc: AttemptDocument = self.shared.get(&self.url, self.owner()).await?;
         if !self.actions.initialized() {
-            let _ = self.actions.set(Actions::of(&self.shared, &doc)?);
+            let _ = self.actions.set(Actions::of(&self.shared, &doc.actions)?);
         }
         Ok(doc)
     }
@@ -113,7 +104,7 @@ impl RestAttempt {
             .await
             .map_err(|f| f.error_for(self.owner()))?;
         if !self.actions.initialized() {
-            let _ = self.actions.set(Actions::of_unchecked(&self.shared, &doc)?);
+            let _ = self.actions.set(Actions::of(&self.shared, &doc.actions)?);
         }
         Ok(doc)
     }
@@ -124,7 +115,7 @@ impl RestAttempt {
         }
         let doc = self.unchecked().await?;
         self.actions
-            .get_or_try_init(|| async { Actions::of_unchecked(&self.shared, &doc) })
+            .get_or_try_init(|| async { Actions::of(&self.shared, &doc.actions) })
             .await
     }
 
@@ -171,7 +162,7 @@ impl Attempt for RestAttempt {
     }
 
     async fn start_time(&self) -> Result<Time> {
-        Ok(self.unchecked().await?.start_time)
+        Ok(self.unchecked().await?.summary.start_time)
     }
 
     async fn end_time(&self) -> Result<Option<Time>> {

@@ -74,6 +74,20 @@
 //! # }
 //! ```
 
+/// `Debug` for a handle whose shared part (`self.0`) has a name and a URL.
+macro_rules! debug_name_and_url {
+    ($handle:ident) => {
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    .field("name", &self.0.name)
+                    .field("url", &self.0.url.as_str())
+                    .finish()
+            }
+        }
+    };
+}
+
 mod attempt;
 mod layout;
 mod namespace;

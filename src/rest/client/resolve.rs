@@ -31,7 +31,7 @@ const CONCURRENT_FETCHES: usize = 8;
 
 /// One attempt to build: its resolved links and, for a full document, its
 /// action endpoints.
-struct Item {
+pub(crate) struct Item {
     url: Url,
     unit: Url,
     worker: Url,
@@ -39,15 +39,35 @@ struct Item {
 }
 
 impl Item {
-    /// The item of an attempt at link `url`, of the unit and worker at
-    /// links `unit` and `worker`, without actions.
-    fn resolve(shared: &Shared, [url, unit, worker]: [&str; 3]) -> Result<Self> {
+    /// The item of the attempt `summary` names, without actions.
+    fn resolve(shared: &Shared, summary: &AttemptSummary) -> Result<Self> {
         Ok(Item {
-            url: shared.resolve(url)?,
-            unit: shared.resolve(unit)?,
-            worker: shared.resolve(worker)?,
+            url: shared.resolve(&summary.url)?,
+            unit: shared.resolve(&summary.work_unit_url)?,
+            worker: shared.resolve(&summary.worker_url)?,
             actions: None,
         })
+    }
+}
+
+/// An answer that names attempts: the short form in a list, or a full
+/// document, which also names the action endpoints.
+pub(crate) trait AttemptLinks {
+    /// The attempt's item.
+    fn item(&self, shared: &Shared) -> Result<Item>;
+}
+
+impl AttemptLinks for AttemptSummary {
+    fn item(&self, shared: &Shared) -> Result<Item> {
+        Item::resolve(shared, self)
+    }
+}
+
+impl AttemptLinks for AttemptDocument {
+    fn item(&self, shared: &Shared) -> Result<Item> {
+        let mut item = Item::resolve(shared, &self.summary)?;
+        item.actions = Some(Actions::of(shared, &self.actions)?);
+        Ok(item)
     }
 }
 
@@ -118,31 +138,15 @@ impl<'a> Resolver<'a> {
             .collect())
     }
 
-    /// Handles for the attempts of an attempt list.
-    pub(crate) async fn attempts_from_summaries(
+    /// Handles for the attempts of an attempt list or of full attempt
+    /// documents.
+    pub(crate) async fn attempts<T: AttemptLinks>(
         &mut self,
-        summaries: Vec<AttemptSummary>,
+        attempts: Vec<T>,
     ) -> Result<Vec<AttemptRef>> {
-        let items = summaries
-            .into_iter()
-            .map(|s| Item::resolve(self.shared, [&s.url, &s.work_unit_url, &s.worker_url]))
-            .collect::<Result<Vec<_>>>()?;
-        self.build(items).await
-    }
-
-    /// Handles for full attempt documents.
-    pub(crate) async fn attempts_from_documents(
-        &mut self,
-        documents: Vec<AttemptDocument>,
-    ) -> Result<Vec<AttemptRef>> {
-        let items = documents
-            .into_iter()
-            .map(|d| {
-                let mut item =
-                    Item::resolve(self.shared, [&d.url, &d.work_unit_url, &d.worker_url])?;
-                item.actions = Some(Actions::of(self.shared, &d)?);
-                Ok(item)
-            })
+        let items = attempts
+            .iter()
+            .map(|a| a.item(self.shared))
             .collect::<Result<Vec<_>>>()?;
         self.build(items).await
     }

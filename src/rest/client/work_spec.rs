@@ -3,7 +3,6 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,14 +39,7 @@ pub(crate) struct SpecInner {
     links: OnceCell<WorkSpecDocument>,
 }
 
-impl fmt::Debug for RestWorkSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestWorkSpec")
-            .field("name", &self.0.name)
-            .field("url", &self.0.url.as_str())
-            .finish()
-    }
-}
+debug_name_and_url!(RestWorkSpec);
 
 /// The query variables of a work unit query template.
 fn query_vars<'a>(

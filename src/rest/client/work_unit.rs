@@ -3,7 +3,6 @@
 //! check (data, meta) ask for the unit without its status.
 
 use std::any::Any;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -33,14 +32,7 @@ pub(crate) struct UnitInner {
     attempts_url: OnceCell<Url>,
 }
 
-impl fmt::Debug for RestWorkUnit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestWorkUnit")
-            .field("name", &self.0.name)
-            .field("url", &self.0.url.as_str())
-            .finish()
-    }
-}
+debug_name_and_url!(RestWorkUnit);
 
 impl RestWorkUnit {
     pub(crate) fn new(
@@ -64,9 +56,9 @@ impl RestWorkUnit {
         doc: UncheckedWorkUnitDocument,
     ) -> Result<Self> {
         let shared = spec.shared();
-        let url = shared.document_url(&doc.url, requested)?;
+        let url = shared.document_url(&doc.head.url, requested)?;
         let attempts = shared.resolve(&doc.attempts_url)?;
-        Ok(Self::new(spec, doc.name, url, Some(attempts)))
+        Ok(Self::new(spec, doc.head.name, url, Some(attempts)))
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -152,7 +144,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        Ok(self.unchecked().await?.data.unwrap_or_default())
+        Ok(self.unchecked().await?.head.data.unwrap_or_default())
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
@@ -160,7 +152,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        Ok(self.unchecked().await?.meta.into())
+        Ok(self.unchecked().await?.head.meta.into())
     }
 
     /// The unit document carries all three: one `GET`.
@@ -168,8 +160,8 @@ impl WorkUnit for RestWorkUnit {
         let doc = self.document().await?;
         Ok(WorkUnitSnapshot::new(
             doc.status,
-            doc.data.unwrap_or_default(),
-            doc.meta.into(),
+            doc.head.data.unwrap_or_default(),
+            doc.head.meta.into(),
         ))
     }
 
@@ -182,7 +174,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn priority(&self) -> Result<f64> {
-        Ok(self.unchecked().await?.meta.priority)
+        Ok(self.unchecked().await?.head.meta.priority)
     }
 
     /// The API changes one unit's priority through a query naming it, which
@@ -206,7 +198,7 @@ impl WorkUnit for RestWorkUnit {
         let attempt: AttemptDocument = self.shared().get(&url, self.owner()).await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_unit(self);
-        let mut got = resolver.attempts_from_documents(vec![attempt]).await?;
+        let mut got = resolver.attempts(vec![attempt]).await?;
         Ok(got.pop())
     }
 
@@ -222,7 +214,7 @@ impl WorkUnit for RestWorkUnit {
         let list = self.attempt_list().await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_unit(self);
-        resolver.attempts_from_summaries(list.attempts).await
+        resolver.attempts(list.attempts).await
     }
 
     async fn num_attempts(&self) -> Result<u64> {

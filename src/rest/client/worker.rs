@@ -3,7 +3,6 @@
 //! attempt lists.
 
 use std::any::Any;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -59,14 +58,7 @@ impl WorkerLinks {
     }
 }
 
-impl fmt::Debug for RestWorker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestWorker")
-            .field("name", &self.0.name)
-            .field("url", &self.0.url.as_str())
-            .finish()
-    }
-}
+debug_name_and_url!(RestWorker);
 
 impl RestWorker {
     pub(crate) fn new(
@@ -146,7 +138,7 @@ impl RestWorker {
             .await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
-        resolver.attempts_from_summaries(list.attempts).await
+        resolver.attempts(list.attempts).await
     }
 
     /// Recognises a worker handle of this backend's server.
@@ -280,7 +272,7 @@ impl Worker for RestWorker {
         if let Some(spec_url) = &result.work_spec_url {
             resolver.prefetch_spec(spec_url).await?;
         }
-        resolver.attempts_from_documents(result.attempts).await
+        resolver.attempts(result.attempts).await
     }
 
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
@@ -315,7 +307,7 @@ impl Worker for RestWorker {
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.know_unit(unit);
-        let mut made = resolver.attempts_from_documents(vec![doc]).await?;
+        let mut made = resolver.attempts(vec![doc]).await?;
         made.pop().ok_or(Error::Gone {
             kind: ObjectKind::Worker,
         })

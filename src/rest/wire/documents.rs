@@ -193,9 +193,9 @@ pub struct WorkUnitList {
     pub work_units: Vec<NamedLink>,
 }
 
-/// A work unit.
+/// The first fields of both work unit documents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkUnitDocument {
+pub struct WorkUnitHead {
     /// Its name.
     #[serde(default)]
     pub name: String,
@@ -207,6 +207,14 @@ pub struct WorkUnitDocument {
     pub data: Option<DataMap>,
     /// Priority and not-before time; always present.
     pub meta: WorkUnitMetaDocument,
+}
+
+/// A work unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkUnitDocument {
+    /// Its name, URL, data and meta.
+    #[serde(flatten)]
+    pub head: WorkUnitHead,
     /// Its status.
     #[serde(with = "unit_status")]
     pub status: WorkUnitStatus,
@@ -229,17 +237,9 @@ pub struct WorkUnitDocument {
 /// one too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UncheckedWorkUnitDocument {
-    /// Its name.
-    #[serde(default)]
-    pub name: String,
-    /// Its URL.
-    #[serde(default)]
-    pub url: String,
-    /// Its visible data; omitted when empty.
-    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
-    pub data: Option<DataMap>,
-    /// Priority and not-before time; always present.
-    pub meta: WorkUnitMetaDocument,
+    /// Its name, URL, data and meta.
+    #[serde(flatten)]
+    pub head: WorkUnitHead,
     /// The owning work spec.
     #[serde(default)]
     pub work_spec_url: String,
@@ -273,21 +273,29 @@ pub struct AttemptList {
     pub attempts: Vec<AttemptSummary>,
 }
 
+/// The action endpoints of an attempt, the last fields of both attempt
+/// documents.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptActionLinks {
+    /// `POST` renews.
+    pub renew_url: String,
+    /// `POST` expires.
+    pub expire_url: String,
+    /// `POST` finishes.
+    pub finish_url: String,
+    /// `POST` fails.
+    pub fail_url: String,
+    /// `POST` retries.
+    pub retry_url: String,
+}
+
 /// An attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptDocument {
-    /// The attempt's URL.
-    #[serde(default)]
-    pub url: String,
-    /// Its work unit.
-    #[serde(default)]
-    pub work_unit_url: String,
-    /// Its worker.
-    #[serde(default)]
-    pub worker_url: String,
-    /// When it started (full precision).
-    #[serde(with = "time")]
-    pub start_time: Time,
+    /// Its URL, its unit's and worker's, and its start.
+    #[serde(flatten)]
+    pub summary: AttemptSummary,
     /// Its status.
     #[serde(with = "attempt_status")]
     pub status: AttemptStatus,
@@ -300,21 +308,9 @@ pub struct AttemptDocument {
     /// When its lease runs out.
     #[serde(with = "time")]
     pub expiration_time: Time,
-    /// `POST` renews.
-    #[serde(default)]
-    pub renew_url: String,
-    /// `POST` expires.
-    #[serde(default)]
-    pub expire_url: String,
-    /// `POST` finishes.
-    #[serde(default)]
-    pub finish_url: String,
-    /// `POST` fails.
-    #[serde(default)]
-    pub fail_url: String,
-    /// `POST` retries.
-    #[serde(default)]
-    pub retry_url: String,
+    /// Its action endpoints.
+    #[serde(flatten)]
+    pub actions: AttemptActionLinks,
 }
 
 /// An attempt read without an expiry check: the answer to
@@ -324,36 +320,15 @@ pub struct AttemptDocument {
 /// as this one too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UncheckedAttemptDocument {
-    /// The attempt's URL.
-    #[serde(default)]
-    pub url: String,
-    /// Its work unit.
-    #[serde(default)]
-    pub work_unit_url: String,
-    /// Its worker.
-    #[serde(default)]
-    pub worker_url: String,
-    /// When it started (full precision).
-    #[serde(with = "time")]
-    pub start_time: Time,
+    /// Its URL, its unit's and worker's, and its start.
+    #[serde(flatten)]
+    pub summary: AttemptSummary,
     /// Its data; omitted when empty.
     #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
     pub data: Option<DataMap>,
-    /// `POST` renews.
-    #[serde(default)]
-    pub renew_url: String,
-    /// `POST` expires.
-    #[serde(default)]
-    pub expire_url: String,
-    /// `POST` finishes.
-    #[serde(default)]
-    pub finish_url: String,
-    /// `POST` fails.
-    #[serde(default)]
-    pub fail_url: String,
-    /// `POST` retries.
-    #[serde(default)]
-    pub retry_url: String,
+    /// Its action endpoints.
+    #[serde(flatten)]
+    pub actions: AttemptActionLinks,
 }
 
 /// A worker.

@@ -72,13 +72,7 @@ pub fn work_unit_query_string(query: &WorkUnitQuery) -> String {
 /// Reads the `counts` parameter of a meta query: `1 t y true on yes` (any
 /// case) are true, anything else false.
 pub fn parse_counts_flag(raw: &str) -> bool {
-    form_urlencoded::parse(raw.as_bytes())
-        .find(|(k, _)| k == "counts")
-        .is_some_and(|(_, v)| {
-            ["1", "t", "y", "true", "on", "yes"]
-                .iter()
-                .any(|yes| v.eq_ignore_ascii_case(yes))
-        })
+    parameter_is_one_of(raw, "counts", &["1", "t", "y", "true", "on", "yes"])
 }
 
 /// The query of a work unit or attempt `GET` that asks for the document
@@ -90,11 +84,13 @@ pub const UNCHECKED_QUERY: &str = "check=false";
 /// True when a work unit or attempt `GET`'s query asks to skip the expiry
 /// check: a `check` parameter of `0 f n false off no` (any case).
 pub fn parse_unchecked(raw: &str) -> bool {
+    parameter_is_one_of(raw, "check", &["0", "f", "n", "false", "off", "no"])
+}
+
+/// True when the first `key` parameter of the query `raw` is one of
+/// `words` (any case).
+fn parameter_is_one_of(raw: &str, key: &str, words: &[&str]) -> bool {
     form_urlencoded::parse(raw.as_bytes())
-        .find(|(k, _)| k == "check")
-        .is_some_and(|(_, v)| {
-            ["0", "f", "n", "false", "off", "no"]
-                .iter()
-                .any(|no| v.eq_ignore_ascii_case(no))
-        })
+        .find(|(k, _)| k == key)
+        .is_some_and(|(_, v)| words.iter().any(|w| v.eq_ignore_ascii_case(w)))
 }

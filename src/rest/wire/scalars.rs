@@ -255,37 +255,36 @@ pub mod duration {
     }
 }
 
-/// Serde adapter for a work unit status as its text (`any` included).
-pub mod unit_status {
-    use super::*;
+/// A serde adapter module for a status written as its text.
+macro_rules! status_text {
+    ($(#[$doc:meta])* $module:ident: $status:ty) => {
+        $(#[$doc])*
+        pub mod $module {
+            use super::*;
 
-    /// Writes the status text.
-    pub fn serialize<S: Serializer>(v: &WorkUnitStatus, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v.as_str())
-    }
+            /// Writes the status text.
+            pub fn serialize<S: Serializer>(v: &$status, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(v.as_str())
+            }
 
-    /// Reads a status text.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<WorkUnitStatus, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
+            /// Reads a status text.
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$status, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-/// Serde adapter for an attempt status as its text.
-pub mod attempt_status {
-    use super::*;
+status_text!(
+    /// Serde adapter for a work unit status as its text (`any` included).
+    unit_status: WorkUnitStatus
+);
 
-    /// Writes the status text.
-    pub fn serialize<S: Serializer>(v: &AttemptStatus, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v.as_str())
-    }
-
-    /// Reads a status text.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AttemptStatus, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+status_text!(
+    /// Serde adapter for an attempt status as its text.
+    attempt_status: AttemptStatus
+);
 
 /// A list that may arrive as `null`.
 pub(super) fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>

@@ -10,22 +10,17 @@ fn t(text: &str) -> Time {
 
 #[test]
 fn times_format_in_utc_without_trailing_zeros() {
-    assert_eq!(
-        format_time(t("2024-05-06T07:08:09.5Z")),
-        "2024-05-06T07:08:09.5Z"
-    );
-    assert_eq!(
-        format_time(t("2024-05-06T07:08:09Z")),
-        "2024-05-06T07:08:09Z"
-    );
-    assert_eq!(
-        format_time(t("2024-05-06T09:08:09.123456789+02:00")),
-        "2024-05-06T07:08:09.123456789Z"
-    );
-    assert_eq!(
-        format_time(t("2024-05-06T07:08:09.120000Z")),
-        "2024-05-06T07:08:09.12Z"
-    );
+    for (text, formatted) in [
+        ("2024-05-06T07:08:09.5Z", "2024-05-06T07:08:09.5Z"),
+        ("2024-05-06T07:08:09Z", "2024-05-06T07:08:09Z"),
+        (
+            "2024-05-06T09:08:09.123456789+02:00",
+            "2024-05-06T07:08:09.123456789Z",
+        ),
+        ("2024-05-06T07:08:09.120000Z", "2024-05-06T07:08:09.12Z"),
+    ] {
+        assert_eq!(format_time(t(text)), formatted, "{text}");
+    }
     assert_eq!(format_time(zero_time()), "0001-01-01T00:00:00Z");
 }
 
@@ -169,10 +164,12 @@ fn cbor_data_decodes_tuples_uuids_and_bytes() {
 #[test]
 fn work_unit_document_omits_empty_data_and_active_attempt() {
     let doc = WorkUnitDocument {
-        name: "u".into(),
-        url: "/u".into(),
-        data: Some(DataMap::new()),
-        meta: WorkUnitMetaDocument::default(),
+        head: WorkUnitHead {
+            name: "u".into(),
+            url: "/u".into(),
+            data: Some(DataMap::new()),
+            meta: WorkUnitMetaDocument::default(),
+        },
         status: WorkUnitStatus::Available,
         work_spec_url: "/s".into(),
         attempts_url: "/u/attempts".into(),
@@ -184,7 +181,7 @@ fn work_unit_document_omits_empty_data_and_active_attempt() {
     assert_eq!(v["status"], "available");
     assert_eq!(v["meta"]["not_before"], "0001-01-01T00:00:00Z");
     let back: WorkUnitDocument = serde_json::from_value(v).unwrap();
-    assert_eq!(back.data, None);
+    assert_eq!(back.head.data, None);
 }
 
 #[test]
@@ -358,9 +355,9 @@ fn whole_documents_read_as_unchecked_ones() {
         "active_attempt_url": "/u/attempt/w/2024-05-06T07:08:09Z"
     });
     let read: UncheckedWorkUnitDocument = serde_json::from_value(unit).unwrap();
-    assert_eq!(read.name, "u");
-    assert_eq!(read.meta.priority, 2.0);
-    assert_eq!(read.data, Some(crate::data!({"k": 1})));
+    assert_eq!(read.head.name, "u");
+    assert_eq!(read.head.meta.priority, 2.0);
+    assert_eq!(read.head.data, Some(crate::data!({"k": 1})));
     assert_eq!(read.attempts_url, "/u/attempts");
     let attempt = json!({
         "url": "/a", "work_unit_url": "/u", "worker_url": "/w",
@@ -370,9 +367,9 @@ fn whole_documents_read_as_unchecked_ones() {
         "fail_url": "/a/fail", "retry_url": "/a/retry"
     });
     let read: UncheckedAttemptDocument = serde_json::from_value(attempt).unwrap();
-    assert_eq!(read.start_time, t("2024-05-06T07:08:09.25Z"));
+    assert_eq!(read.summary.start_time, t("2024-05-06T07:08:09.25Z"));
     assert_eq!(read.data, None);
-    assert_eq!(read.retry_url, "/a/retry");
+    assert_eq!(read.actions.retry_url, "/a/retry");
     let unchecked = serde_json::to_value(&read).unwrap();
     assert!(unchecked.get("status").is_none());
     assert!(unchecked.get("expiration_time").is_none());
@@ -386,4 +383,44 @@ fn media_types_match_case_insensitively_with_parameters() {
     );
     assert_eq!(json_media_type(MEDIA_TYPE_V1), Some(MEDIA_TYPE_V1));
     assert_eq!(json_media_type("text/html"), None);
+}
+
+#[test]
+fn attempt_documents_keep_their_field_order() {
+    let checked = concat!(
+        r#"{"url":"/a","work_unit_url":"/u","worker_url":"/w","#,
+        r#""start_time":"2024-05-06T07:08:09.25Z","status":"pending","data":{"k":1},"#,
+        r#""end_time":"0001-01-01T00:00:00Z","expiration_time":"2024-05-06T07:23:09.25Z","#,
+        r#""renew_url":"/a/renew","expire_url":"/a/expire","finish_url":"/a/finish","#,
+        r#""fail_url":"/a/fail","retry_url":"/a/retry"}"#
+    );
+    let doc: AttemptDocument = serde_json::from_str(checked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), checked);
+    let unchecked = concat!(
+        r#"{"url":"/a","work_unit_url":"/u","worker_url":"/w","#,
+        r#""start_time":"2024-05-06T07:08:09.25Z","data":{"k":1},"#,
+        r#""renew_url":"/a/renew","expire_url":"/a/expire","finish_url":"/a/finish","#,
+        r#""fail_url":"/a/fail","retry_url":"/a/retry"}"#
+    );
+    let doc: UncheckedAttemptDocument = serde_json::from_str(unchecked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), unchecked);
+}
+
+#[test]
+fn work_unit_documents_keep_their_field_order() {
+    let checked = concat!(
+        r#"{"name":"u","url":"/u","data":{"k":1},"#,
+        r#""meta":{"priority":2.0,"not_before":"0001-01-01T00:00:00Z"},"#,
+        r#""status":"pending","work_spec_url":"/s","attempts_url":"/u/attempts","#,
+        r#""active_attempt_url":"/u/attempt/w/2024-05-06T07:08:09Z"}"#
+    );
+    let doc: WorkUnitDocument = serde_json::from_str(checked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), checked);
+    let unchecked = concat!(
+        r#"{"name":"u","url":"/u","data":{"k":1},"#,
+        r#""meta":{"priority":2.0,"not_before":"0001-01-01T00:00:00Z"},"#,
+        r#""work_spec_url":"/s","attempts_url":"/u/attempts"}"#
+    );
+    let doc: UncheckedWorkUnitDocument = serde_json::from_str(unchecked).unwrap();
+    assert_eq!(serde_json::to_string(&doc).unwrap(), unchecked);
 }

@@ -1,0 +1,211 @@
+//! The scenario list, expanded into one test per scenario by
+//! [`conformance_tests!`](crate::conformance_tests).
+
+/// Expands to one `#[tokio::test]` per conformance scenario, each calling
+/// `$factory()` (an async closure or function returning a
+/// [`TestBackend`](crate::conformance::TestBackend)) for a fresh backend.
+///
+/// Use it once per backend module of a test file; the scenario list lives
+/// here only.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__conformance_expand! {
+            factory: ($factory),
+            single: [
+                // Namespaces
+                namespace_trivial,
+                namespaces,
+                spec_create_destroy,
+                spec_errors,
+                two_work_specs_basic,
+                namespace_get_or_create,
+                namespace_destroy_twice,
+                namespace_empty_name,
+                namespace_destroy_contents,
+                namespace_isolation,
+                // Work specs
+                change_spec_data,
+                data_empty_list,
+                default_meta,
+                prefilled_meta,
+                set_data_sets_meta,
+                nice_weight,
+                set_meta,
+                meta_continuous,
+                meta_counts,
+                spec_deleted_gone,
+                spec_in_namespace_gone,
+                one_day_interval,
+                set_data_resets_meta,
+                definition_float_truncation,
+                set_work_spec_upsert,
+                meta_counts_exclude_delayed,
+                data_round_trip,
+                // Work units
+                trivial_work_unit_flow,
+                work_unit_queries,
+                delete_work_units,
+                count_work_unit_status,
+                work_unit_order,
+                work_unit_priority_ctor,
+                work_unit_priority_set,
+                work_unit_data,
+                add_work_unit_bleedover,
+                recreate_work_units,
+                continuous,
+                continuous_interval,
+                continuous_unit_name,
+                continuous_one_per_request,
+                continuous_next_gate,
+                max_running,
+                request_specific_spec,
+                by_runtime,
+                not_before_delayed_status,
+                not_before_attempt,
+                not_before_priority,
+                delayed_output,
+                unit_deleted_gone,
+                unit_spec_deleted_gone,
+                summarize,
+                summarize_levels,
+                add_work_unit_upsert,
+                work_unit_meta_ops,
+                work_unit_snapshot,
+                query_limits_apply_to_mutators,
+                query_paging,
+                clock_skew,
+                odd_unit_names,
+                request_attempts_parameters,
+                batch_from_one_spec,
+                scheduler_fair_share,
+                scheduler_weights,
+                scheduler_exclusions,
+                available_memory_filters_specs,
+                available_memory_follows_set_meta,
+                available_memory_gates_continuous,
+                // Bulk add
+                bulk_add_upsert,
+                bulk_add_duplicates,
+                bulk_add_all_or_nothing,
+                bulk_add_empty,
+                bulk_add_counts,
+                // Attempts
+                attempt_lifetime,
+                attempt_metadata,
+                work_unit_chaining,
+                chaining_mixed,
+                chaining_two_step,
+                chaining_expiry,
+                chaining_duplicate,
+                chaining_missing_next_spec,
+                chaining_ignored_outputs,
+                chaining_pending_target,
+                attempt_expiration,
+                retry_delay,
+                attempt_fractional_start,
+                attempt_gone,
+                max_retries,
+                max_retries_multi,
+                max_retries_multi_batch,
+                max_retries_unlimited,
+                max_retries_set_meta,
+                lazy_expiry_finish_before_check,
+                lazy_expiry_after_check,
+                expiry_boundary,
+                make_attempt_semantics,
+                empty_map_replaces_data,
+                // Workers
+                worker_ancestry,
+                worker_adoption,
+                worker_metadata,
+                worker_attempts,
+                deactivate_child,
+                worker_defaults,
+                worker_parent_edge_cases,
+                attempts_across_namespaces,
+                deleted_attempts_leave_worker_lists,
+                child_attempts_scope,
+                worker_list_order,
+                // Concurrency
+                concurrent_execution,
+                add_same_unit,
+                concurrent_requests_disjoint,
+                concurrent_get_or_create,
+                concurrent_chaining_same_output,
+                // The error catalogue
+                no_work_spec_name,
+                bad_work_spec_name,
+                invalid_work_spec_data,
+                changed_name,
+                lost_lease,
+                no_such_work_spec,
+                no_such_work_unit,
+                transitions_pending_active,
+                transitions_pending_not_active,
+                transitions_expired,
+                transitions_finished,
+                transitions_failed,
+                transitions_retryable,
+                dead_namespace_handle,
+                dead_spec_handle,
+                dead_unit_handle,
+                dead_attempt_handle,
+                recreated_namespace_handle,
+                recreated_spec_handle,
+                recreated_unit_handle,
+                // Bad input (no panics, nothing lost)
+                zero_and_negative_lifetimes,
+                zero_and_negative_renew,
+                zero_and_negative_retry_delay,
+                huge_make_attempt_lifetime,
+                huge_renew_extend,
+                huge_retry_delay,
+                huge_definition_values,
+                huge_work_unit_times,
+                // Limits (the crate's `# Limits`)
+                name_limits,
+                chained_name_limits,
+                data_depth_limits,
+                interval_limits,
+                long_interval_near_the_end,
+                priority_limits,
+                time_limits,
+                chained_time_limits,
+                clock_set_back,
+            ],
+            pair: [
+                wrong_backend_make_attempt,
+                wrong_backend_set_parent,
+            ],
+        }
+    };
+}
+
+/// Implementation detail of [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_expand {
+    (
+        factory: ($factory:expr),
+        single: [$($single:ident),* $(,)?],
+        pair: [$($pair:ident),* $(,)?] $(,)?
+    ) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $single() {
+                let factory = $factory;
+                $crate::conformance::$single(factory().await).await;
+            }
+        )*
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $pair() {
+                let factory = $factory;
+                let first = factory().await;
+                let second = factory().await;
+                $crate::conformance::$pair(first, second).await;
+            }
+        )*
+    };
+}
