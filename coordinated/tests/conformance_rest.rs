@@ -8,12 +8,12 @@
 //! namespace goes by URL (the `parent_url` extension of a worker `PUT`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use coordinate::memory::MemoryBackend;
 use coordinate::{Backend, MockClock};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+mod support;
 
 /// Keeps the server running; dropping it shuts the server down.
 struct Server {
@@ -24,22 +24,8 @@ struct Server {
 async fn start(clock: &MockClock) -> (String, Server) {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
     let app = coordinated::router(backend, &coordinated::ServerOptions::default());
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1: {e}"));
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("no local address: {e}"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        if let Err(e) = coordinated::serve(listener, app, shutdown, Duration::from_secs(5)).await {
-            panic!("server failed: {e}");
-        }
-    });
-    (format!("http://{addr}/"), Server { _stop: stop })
+    let (url, stop) = support::in_process::serve(app).await;
+    (format!("{url}/"), Server { _stop: stop })
 }
 
 /// A client of a fresh server.

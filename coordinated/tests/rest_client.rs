@@ -14,6 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+mod support;
+use support::in_process::serve;
+
 /// Serves a fresh memory backend until the returned sender is dropped.
 async fn server() -> (String, oneshot::Sender<()>) {
     serve(memory_router()).await
@@ -22,22 +25,6 @@ async fn server() -> (String, oneshot::Sender<()>) {
 fn memory_router() -> axum::Router {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     coordinated::router(backend, &coordinated::ServerOptions::default())
-}
-
-/// Serves `app` on a loopback port until the returned sender is dropped.
-async fn serve(app: axum::Router) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        coordinated::serve(listener, app, shutdown, Duration::from_secs(5))
-            .await
-            .unwrap();
-    });
-    (format!("http://{addr}"), stop)
 }
 
 #[tokio::test]

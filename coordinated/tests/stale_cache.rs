@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
 use coordinate::{Backend, NamespaceRef, Summary, WorkUnitQuery};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+mod support;
 
 /// A memory backend without its change feed: a cache over it hears of no
 /// delete, like one whose feed has not delivered the event yet.
@@ -48,17 +48,7 @@ impl StaleServer {
         let elsewhere = MemoryBackend::new();
         let cached: Arc<dyn Backend> = Arc::new(Cache::new(Unfed(elsewhere.clone())));
         let app = coordinated::router(cached, &coordinated::ServerOptions::default());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
-            };
-            coordinated::serve(listener, app, shutdown, Duration::from_secs(5))
-                .await
-                .unwrap();
-        });
+        let (url, stop) = support::in_process::serve(app).await;
         StaleServer {
             elsewhere,
             url,

@@ -1,9 +1,11 @@
 //! Test support: the real `coordinated` binary on an ephemeral loopback
-//! port, a raw HTTP/1.1 client that shows exactly what went over the wire,
-//! and databases on the crate's throwaway PostgreSQL cluster.
+//! port (or its router inside the test process), a raw HTTP/1.1 client that
+//! shows exactly what went over the wire, and databases on the crate's
+//! throwaway PostgreSQL cluster.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod in_process;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,27 @@
+//! `coordinated`'s router served inside the test process.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Serves `app` on an ephemeral loopback port until the returned sender is
+/// dropped; answers its base URL (`http://127.0.0.1:{port}`, no slash).
+pub async fn serve(app: axum::Router) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("no local address: {e}"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = coordinated::serve(listener, app, shutdown, Duration::from_secs(5)).await {
+            panic!("server failed: {e}");
+        }
+    });
+    (format!("http://{addr}"), stop)
+}
