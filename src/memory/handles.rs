@@ -21,8 +21,7 @@ use crate::model::{
 use crate::rules::limits;
 
 use super::state::{
-    AttemptId, AttemptParts, NamespaceId, SpecId, SpecName, State, UnitId, UnitParts, WorkerId,
-    WorkerName,
+    AttemptId, AttemptParts, NamespaceId, ScopedName, SpecId, State, UnitId, UnitParts, WorkerId,
 };
 use super::Shared;
 
@@ -35,7 +34,7 @@ pub(crate) struct MemNamespace {
 pub(crate) struct MemWorkSpec {
     shared: Arc<Shared>,
     id: SpecId,
-    name: SpecName,
+    name: ScopedName,
     /// This handle, for the unit handles it makes to share.
     me: Weak<MemWorkSpec>,
 }
@@ -52,7 +51,7 @@ pub(crate) struct MemWorkUnit {
 pub(crate) struct MemWorker {
     shared: Arc<Shared>,
     id: WorkerId,
-    name: WorkerName,
+    name: ScopedName,
 }
 
 pub(crate) struct MemAttempt {
@@ -88,7 +87,7 @@ pub(crate) fn namespace_handle(shared: &Arc<Shared>, id: NamespaceId, name: &str
     })
 }
 
-fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: SpecName) -> Arc<MemWorkSpec> {
+fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: ScopedName) -> Arc<MemWorkSpec> {
     Arc::new_cyclic(|me| MemWorkSpec {
         shared: shared.clone(),
         id,
@@ -113,7 +112,7 @@ fn lone_unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> 
     unit_handle(&spec, parts)
 }
 
-fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: WorkerName) -> Arc<MemWorker> {
+fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: ScopedName) -> Arc<MemWorker> {
     Arc::new(MemWorker {
         shared: shared.clone(),
         id,
@@ -175,9 +174,9 @@ impl HasShared for MemWorker {
 }
 
 impl MemNamespace {
-    /// The name of this namespace's spec `name`, for its handle.
-    fn spec_name(&self, name: &str) -> SpecName {
-        SpecName {
+    /// `name` in this namespace, for a spec's or worker's handle.
+    fn scoped(&self, name: &str) -> ScopedName {
+        ScopedName {
             namespace: Arc::clone(&self.name),
             name: name.into(),
         }
@@ -222,14 +221,14 @@ impl Namespace for MemNamespace {
                     work_spec: name.clone(),
                 });
             }
-            Ok(spec_handle(&self.shared, id, self.spec_name(&name)) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, self.scoped(&name)) as WorkSpecRef)
         })
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
         self.shared.run_on(ObjectKind::Namespace, |st, _| {
             let id = st.work_spec(self.id, name)?;
-            Ok(spec_handle(&self.shared, id, self.spec_name(name)) as WorkSpecRef)
+            Ok(spec_handle(&self.shared, id, self.scoped(name)) as WorkSpecRef)
         })
     }
 
@@ -255,11 +254,7 @@ impl Namespace for MemNamespace {
         limits::check_name(name)?;
         self.shared.run_on(ObjectKind::Namespace, |st, now| {
             let id = st.worker_named(self.id, name, now)?;
-            let name = WorkerName {
-                namespace: self.name.clone(),
-                name: name.into(),
-            };
-            Ok(worker_handle(&self.shared, id, name) as WorkerRef)
+            Ok(worker_handle(&self.shared, id, self.scoped(name)) as WorkerRef)
         })
     }
 
@@ -269,11 +264,7 @@ impl Namespace for MemNamespace {
                 .workers_of(self.id)?
                 .into_iter()
                 .map(|(name, id)| {
-                    let name_of = WorkerName {
-                        namespace: self.name.clone(),
-                        name: name.as_str().into(),
-                    };
-                    let handle = worker_handle(&self.shared, id, name_of);
+                    let handle = worker_handle(&self.shared, id, self.scoped(&name));
                     (name, handle as WorkerRef)
                 })
                 .collect())

@@ -75,7 +75,7 @@ struct AttemptState {
     unit: UnitId,
     worker: WorkerId,
     /// Kept so the attempt's handle can be built even if the worker is gone.
-    worker_name: WorkerName,
+    worker_name: ScopedName,
     status: AttemptStatus,
     data: CompactData,
     start: Time,
@@ -105,12 +105,12 @@ pub(crate) struct AttemptParts {
     pub(crate) id: AttemptId,
     pub(crate) unit: UnitParts,
     pub(crate) worker: WorkerId,
-    pub(crate) worker_name: WorkerName,
+    pub(crate) worker_name: ScopedName,
 }
 
-/// A worker's namespace and own name, for building its handle.
+/// A spec's or worker's namespace and own name, for building its handle.
 #[derive(Debug, Clone)]
-pub(crate) struct WorkerName {
+pub(crate) struct ScopedName {
     pub(crate) namespace: Arc<str>,
     pub(crate) name: Arc<str>,
 }
@@ -121,14 +121,7 @@ pub(crate) struct UnitParts {
     pub(crate) id: UnitId,
     pub(crate) name: Arc<str>,
     pub(crate) spec: SpecId,
-    pub(crate) spec_name: SpecName,
-}
-
-/// A spec's namespace and own name, for building its handle.
-#[derive(Debug, Clone)]
-pub(crate) struct SpecName {
-    pub(crate) namespace: Arc<str>,
-    pub(crate) name: Arc<str>,
+    pub(crate) spec_name: ScopedName,
 }
 
 /// Sizes, for `Debug`.
@@ -217,15 +210,9 @@ impl State {
         })
     }
 
-    pub(crate) fn spec_name(&self, id: SpecId) -> Result<SpecName> {
+    pub(crate) fn spec_name(&self, id: SpecId) -> Result<ScopedName> {
         let spec = self.spec(id)?;
-        let namespace = self.namespaces.get(&spec.namespace).ok_or(Error::Gone {
-            kind: ObjectKind::WorkSpec,
-        })?;
-        Ok(SpecName {
-            namespace: namespace.name.clone(),
-            name: spec.name.clone(),
-        })
+        self.scoped(spec.namespace, &spec.name, ObjectKind::WorkSpec)
     }
 
     pub(crate) fn attempt_parts(&self, id: AttemptId) -> Result<AttemptParts> {
@@ -238,14 +225,17 @@ impl State {
         })
     }
 
-    pub(crate) fn worker_name(&self, id: WorkerId) -> Result<WorkerName> {
+    pub(crate) fn worker_name(&self, id: WorkerId) -> Result<ScopedName> {
         let worker = self.worker(id)?;
-        let namespace = self.namespaces.get(&worker.namespace).ok_or(Error::Gone {
-            kind: ObjectKind::Worker,
-        })?;
-        Ok(WorkerName {
+        self.scoped(worker.namespace, &worker.name, ObjectKind::Worker)
+    }
+
+    /// `name` in namespace `ns`; `Gone` (about a `kind`) if `ns` is.
+    fn scoped(&self, ns: NamespaceId, name: &Arc<str>, kind: ObjectKind) -> Result<ScopedName> {
+        let namespace = self.namespaces.get(&ns).ok_or(Error::Gone { kind })?;
+        Ok(ScopedName {
             namespace: namespace.name.clone(),
-            name: worker.name.clone(),
+            name: name.clone(),
         })
     }
 
