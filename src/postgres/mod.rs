@@ -439,6 +439,20 @@ impl Shared {
         query_opt(&client, sql, params).await?.ok_or(gone)
     }
 
+    /// The id of child `name` of row `parent`, found by `sql`: one row
+    /// while the parent exists (`gone` otherwise) holding the child's id or
+    /// NULL, so one round trip tells a missing child from a gone parent.
+    pub(crate) async fn child_id(
+        &self,
+        gone: Error,
+        sql: &str,
+        parent: i64,
+        name: &str,
+    ) -> Result<Option<i64>> {
+        let row = self.row_or(gone, sql, &[&parent, &name.as_bytes()]).await?;
+        col(&row, 0)
+    }
+
     /// Runs `sql`, which changes the handle's own row, on a pooled
     /// connection; `gone` when it changed no row.
     pub(crate) async fn change_or(

@@ -98,11 +98,7 @@ impl Namespace for PgNamespace {
         const FIND: &str = "SELECT s.id FROM namespace n
             LEFT JOIN work_spec s ON s.namespace_id = n.id AND s.name = $2
             WHERE n.id = $1";
-        let row = self
-            .shared
-            .row_or(GONE, FIND, &[&self.id, &name.as_bytes()])
-            .await?;
-        match col::<Option<i64>>(&row, 0)? {
+        match self.shared.child_id(GONE, FIND, self.id, name).await? {
             Some(id) => Ok(self.spec(id, name.to_string())),
             None => Err(Error::NoSuchWorkSpec {
                 name: name.to_string(),

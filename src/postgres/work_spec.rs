@@ -383,11 +383,7 @@ impl WorkSpec for PgWorkSpec {
         const FIND: &str = "SELECT u.id FROM work_spec s
             LEFT JOIN work_unit u ON u.work_spec_id = s.id AND u.name = $2
             WHERE s.id = $1";
-        let row = self
-            .shared
-            .row_or(GONE, FIND, &[&self.id, &name.as_bytes()])
-            .await?;
-        match col::<Option<i64>>(&row, 0)? {
+        match self.shared.child_id(GONE, FIND, self.id, name).await? {
             Some(id) => Ok(Arc::new(self.clone_handle()).unit(id, name.to_string())),
             None => Err(Error::NoSuchWorkUnit {
                 name: name.to_string(),
