@@ -139,6 +139,11 @@ fn aborted_requests_leave_the_pool_idle() {
     assert_eq!(server.get("/readyz").status, 200);
 }
 
+/// How long B may take to subscribe to its feed and to apply an event
+/// before the test fails: a liveness bound, far above what
+/// `benches/feed_e2e.rs` measures, so a loaded machine cannot fail it.
+const LIVENESS: Duration = Duration::from_secs(30);
+
 #[test]
 fn a_delete_through_one_server_reaches_the_other() {
     let rt = runtime();
@@ -160,6 +165,14 @@ fn a_delete_through_one_server_reaches_the_other() {
             201
         );
     }
+    // B hears of deletes only once its feed listener is up, which a loaded
+    // machine may delay past the server's start.
+    eventually(LIVENESS, || {
+        let metrics = b.get("/metrics").text();
+        metrics
+            .contains("coordinate_cache_feed_subscribed 1")
+            .then_some(())
+    });
     // B resolves (and caches) the names first.
     for path in [format!("{spec}/work_unit/u1"), spec.to_owned()] {
         assert_eq!(b.get(&path).status, 200, "{path}");
@@ -189,7 +202,7 @@ fn a_delete_through_one_server_reaches_the_other() {
     // Both deletes reach B's cache as feed events. How soon is measured by
     // `benches/feed_e2e.rs`; here they only have to come.
     let since = Instant::now();
-    let metrics = eventually(Duration::from_secs(5), || {
+    let metrics = eventually(LIVENESS, || {
         let metrics = b.get("/metrics").text();
         let events = metric(&metrics, "coordinate_cache_feed_events_total").unwrap_or(0.0);
         (events >= 2.0).then_some(metrics)
