@@ -1,7 +1,9 @@
 //! The whole conformance suite over HTTP: `RestBackend` against an
-//! in-process `coordinated` serving a `MemoryBackend`, plain and with
-//! `Cache` in front of the client. The server reads the scenario's mock
-//! clock, so expiry and delays are driven exactly as in-process.
+//! in-process `coordinated`, plain and with `Cache` in front of the client.
+//! The server serves a `MemoryBackend`, or, as deployed, `Cache` over a
+//! `PostgresBackend` on a database leased from the crate's throwaway
+//! cluster. The server reads the scenario's mock clock, so expiry and
+//! delays are driven exactly as in-process.
 //!
 //! Handles over the REST API name objects by URL, and URLs by name, so both
 //! stacks follow the name-identity rule of the suite. A parent in another
@@ -9,7 +11,11 @@
 
 use std::sync::Arc;
 
+use std::any::Any;
+
+use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
+use coordinate::postgres::testing::TestCluster;
 use coordinate::{Backend, MockClock};
 use tokio::sync::oneshot;
 
@@ -20,21 +26,42 @@ struct Server {
     _stop: oneshot::Sender<()>,
 }
 
-/// Serves a memory backend on the scenario's clock; answers the base URL.
-async fn start(clock: &MockClock) -> (String, Server) {
-    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
+/// Serves `backend`; answers the base URL.
+async fn start(backend: Arc<dyn Backend>) -> (String, Server) {
     let app = coordinated::router(backend, &coordinated::ServerOptions::default());
     let (url, stop) = support::in_process::serve(app).await;
     (format!("{url}/"), Server { _stop: stop })
 }
 
-/// A client of a fresh server.
-async fn client(clock: &MockClock) -> (coordinate::rest::client::RestBackend, Server) {
-    let (url, server) = start(clock).await;
+/// A client of a fresh server over `backend`.
+async fn client(backend: Arc<dyn Backend>) -> (coordinate::rest::client::RestBackend, Server) {
+    let (url, server) = start(backend).await;
     let rest = coordinate::rest::client::RestBackend::connect(url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the in-process server: {e}"));
     (rest, server)
+}
+
+/// A client of a fresh server over a memory backend on `clock`.
+async fn memory_client(clock: &MockClock) -> (coordinate::rest::client::RestBackend, Server) {
+    client(Arc::new(MemoryBackend::with_clock(clock.clone()))).await
+}
+
+/// A client of a fresh server over `Cache<PostgresBackend>` on `clock`, a
+/// database of its own, and what keeps both alive (server first).
+async fn postgres_client(
+    clock: &MockClock,
+) -> (
+    coordinate::rest::client::RestBackend,
+    impl Any + Send + Sync,
+) {
+    let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("{e}"));
+    let (backend, lease) = cluster
+        .lease_backend(clock.clone())
+        .await
+        .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+    let (rest, server) = client(Arc::new(Cache::new(backend))).await;
+    (rest, (server, lease))
 }
 
 mod rest {
@@ -45,7 +72,7 @@ mod rest {
 
     coordinate::conformance_tests!(|| async {
         let clock = MockClock::new();
-        let (rest, server) = super::client(&clock).await;
+        let (rest, server) = super::memory_client(&clock).await;
         TestBackend::name_identity(Arc::new(rest), clock).with_guard(server)
     });
 }
@@ -60,7 +87,37 @@ mod cached_rest {
 
     coordinate::conformance_tests!(|| async {
         let clock = MockClock::new();
-        let (rest, server) = super::client(&clock).await;
+        let (rest, server) = super::memory_client(&clock).await;
         TestBackend::name_identity(Arc::new(Cache::new(rest)), clock).with_guard(server)
+    });
+}
+
+/// `RestBackend` against a server deployed as `coordinated` runs it:
+/// `Cache<PostgresBackend>` behind the HTTP API.
+mod rest_postgres {
+    use std::sync::Arc;
+
+    use coordinate::conformance::TestBackend;
+    use coordinate::MockClock;
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        let (rest, guard) = super::postgres_client(&clock).await;
+        TestBackend::name_identity(Arc::new(rest), clock).with_guard(guard)
+    });
+}
+
+/// A worker process's `Cache<RestBackend>` against that server.
+mod cached_rest_postgres {
+    use std::sync::Arc;
+
+    use coordinate::cache::Cache;
+    use coordinate::conformance::TestBackend;
+    use coordinate::MockClock;
+
+    coordinate::conformance_tests!(|| async {
+        let clock = MockClock::new();
+        let (rest, guard) = super::postgres_client(&clock).await;
+        TestBackend::name_identity(Arc::new(Cache::new(rest)), clock).with_guard(guard)
     });
 }
