@@ -4,6 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::Row;
 
 use super::attempt::PgAttempt;
 use super::work_spec::PgWorkSpec;
@@ -22,17 +23,32 @@ const GONE: Error = Error::Gone {
     kind: ObjectKind::WorkUnit,
 };
 
-/// [`WorkUnit::snapshot`]'s statement (unit id, now, spec id): `status`'s,
-/// also reading the data as of that expiry check (an attempt it would
-/// expire no longer shows its data) and the meta.
-pub(crate) const SNAPSHOT: &str = concat!(
-    "SELECT ",
-    live_status!("a", "$2"),
-    ", u.not_before, ",
-    expirable!("x.work_spec_id = $3", "$2"),
+/// A checked read of a unit (id `$1`, now `$2`, spec id `$3`) and its active
+/// attempt, selecting `$columns` after those [`PgWorkUnit::checked_read`]
+/// reads: the attempt's status as of an expiry check at now, `not_before`,
+/// and whether that check over the spec would expire anything.
+macro_rules! checked_select {
+    ($columns:literal) => {
+        concat!(
+            "SELECT ",
+            live_status!("a", "$2"),
+            ", u.not_before, ",
+            expirable!("x.work_spec_id = $3", "$2"),
+            $columns,
+            " FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
+        )
+    };
+}
+
+/// [`WorkUnit::status`]'s statement.
+const STATUS: &str = checked_select!("");
+
+/// [`WorkUnit::snapshot`]'s statement: `status`'s, also reading the data as
+/// of that expiry check (an attempt it would expire no longer shows its
+/// data) and the priority.
+pub(crate) const SNAPSHOT: &str = checked_select!(
     ", COALESCE(CASE WHEN a.status = 0 AND a.expiration_time < $2 THEN NULL
-         ELSE a.data END, u.data), u.priority
-     FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
+         ELSE a.data END, u.data), u.priority"
 );
 
 /// A work unit row.
@@ -46,6 +62,24 @@ pub(crate) struct PgWorkUnit {
 impl PgWorkUnit {
     pub(crate) fn new(spec: Arc<PgWorkSpec>, id: i64, name: String) -> Self {
         PgWorkUnit { spec, id, name }
+    }
+
+    /// Runs `sql`, a [`checked_select!`]: the unit's status and `not_before`
+    /// as of now, with the row for the columns after them. An expiry the
+    /// check found due is applied before answering, as every checking read
+    /// does.
+    async fn checked_read(&self, sql: &str) -> Result<(WorkUnitStatus, Option<Time>, Row)> {
+        let shared = self.shared();
+        let now = shared.now();
+        let row = shared
+            .row_or(GONE, sql, &[&self.id, &now, &self.spec.id])
+            .await?;
+        let not_before: Option<Time> = col(&row, 1)?;
+        let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
+        shared
+            .settle(Scope::Spec(self.spec.id), now, col(&row, 2)?)
+            .await?;
+        Ok((status, not_before, row))
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -100,23 +134,7 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        const STATUS: &str = concat!(
-            "SELECT ",
-            live_status!("a", "$2"),
-            ", u.not_before, ",
-            expirable!("x.work_spec_id = $3", "$2"),
-            " FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1"
-        );
-        let shared = self.shared();
-        let now = shared.now();
-        let row = shared
-            .row_or(GONE, STATUS, &[&self.id, &now, &self.spec.id])
-            .await?;
-        let not_before: Option<Time> = col(&row, 1)?;
-        let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
-        shared
-            .settle(Scope::Spec(self.spec.id), now, col(&row, 2)?)
-            .await?;
+        let (status, _, _) = self.checked_read(STATUS).await?;
         Ok(status)
     }
 
@@ -131,22 +149,12 @@ impl WorkUnit for PgWorkUnit {
 
     /// One read-only statement, [`SNAPSHOT`], while nothing needs expiring.
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
-        let shared = self.shared();
-        let now = shared.now();
-        let row = shared
-            .row_or(GONE, SNAPSHOT, &[&self.id, &now, &self.spec.id])
-            .await?;
-        let not_before: Option<Time> = col(&row, 1)?;
-        let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
+        let (status, not_before, row) = self.checked_read(SNAPSHOT).await?;
         let meta = WorkUnitMeta {
             priority: col(&row, 4)?,
             not_before,
         };
-        let snapshot = WorkUnitSnapshot::new(status, data_map(&row, 3)?, meta);
-        shared
-            .settle(Scope::Spec(self.spec.id), now, col(&row, 2)?)
-            .await?;
-        Ok(snapshot)
+        Ok(WorkUnitSnapshot::new(status, data_map(&row, 3)?, meta))
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
