@@ -76,10 +76,7 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
-        run(&self.shared, self, |link| async move {
-            link.upstream.snapshot().await
-        })
-        .await
+        forward!(self, snapshot())
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
