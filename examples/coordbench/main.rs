@@ -148,6 +148,12 @@ async fn run(args: &Args) -> Result<(), String> {
             let label = if cached { "cached" } else { "uncached" };
             let namespace = format!("coordbench-{tag}-{label}-{round}");
             let figures = measure(&store, &base, (warmup, args.touch), namespace, cached).await?;
+            // Progress, and the spread the medians below hide.
+            eprintln!(
+                "round {}: {label} {:.0} requests/s",
+                round + 1,
+                figures.requests_per_sec
+            );
             if cached {
                 cached_rounds.push(figures);
             } else {

@@ -143,6 +143,8 @@ impl WorkUnit for RestWorkUnit {
         self
     }
 
+    /// The document without status: reading data runs no expiry check, so
+    /// an attempt past its deadline stays renewable (lazy expiry).
     async fn data(&self) -> Result<DataMap> {
         Ok(self.unchecked().await?.head.data.unwrap_or_default())
     }
