@@ -45,6 +45,18 @@
 //!   ([`MakeAttemptBody`](coordinate::rest::wire::MakeAttemptBody)). Every
 //!   attempt's links name its unit in the unit's namespace and its worker
 //!   in the worker's.
+//!
+//! # Status codes
+//!
+//! As the API specifies, with two departures that no client depends on
+//! (clients read the error document's code, not the status): a bad
+//! `status` or `limit` query value is `400`, not `500`; and input over one
+//! of the crate's limits (see `coordinate`'s `# Limits`: names of at most
+//! 1,024 bytes, data nested at most 100 levels, times in years 1–9999) or a
+//! work spec definition it cannot read is `400` on every route, where the
+//! reference has no such check. The error document's `kind` names the
+//! error (`NameTooLong`, `DataTooDeep`, `TimeOutOfRange`,
+//! `InvalidWorkSpecData`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

@@ -65,9 +65,17 @@ impl Problem {
         }
     }
 
-    /// An error of the operation itself: `500` with the mapped code.
+    /// An error of the operation itself: `500` with the mapped code, as the
+    /// reference server answers; but input this crate rejects and the
+    /// reference has no code for (see `is_bad_input`) is the client's
+    /// mistake, `400` on every route.
     pub fn operation(err: Error) -> Self {
-        Self::with_status(StatusCode::INTERNAL_SERVER_ERROR, &err)
+        let status = if is_bad_input(&err) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        Self::with_status(status, &err)
     }
 
     /// An error while resolving the names of the path: a missing work spec
@@ -90,6 +98,20 @@ impl Problem {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
         response
     }
+}
+
+/// True for the errors of input over one of the crate's documented limits
+/// (a name too long, data nested too deep, a time out of range) or a work
+/// spec definition it cannot read: errors of this crate's own, with no code
+/// in the reference API, whichever operation found them.
+fn is_bad_input(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::NameTooLong { .. }
+            | Error::DataTooDeep { .. }
+            | Error::TimeOutOfRange(_)
+            | Error::InvalidWorkSpecData(_)
+    )
 }
 
 impl IntoResponse for Problem {

@@ -597,15 +597,70 @@ fn data_too_deep_for_the_decoder_is_data_too_deep() {
             "]".repeat(depth)
         )
     };
-    for (depth, status) in [(5000, 400), (100, 500)] {
+    // Too deep for the decoder, or only for the limit: the same answer.
+    for depth in [5000, 100] {
         let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &nested(depth));
-        assert_eq!(reply.status, status, "{}", reply.text());
+        assert_eq!(reply.status, 400, "{}", reply.text());
         assert_eq!(reply.json()["kind"], "DataTooDeep");
     }
     assert_eq!(
         server.get("/namespace/d/work_spec/s/work_unit/u").status,
         400
     );
+}
+
+#[test]
+fn input_over_a_limit_is_400_on_every_route() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "n");
+    let long = "x".repeat(1025);
+    let cases = [
+        (
+            "POST",
+            "/namespace".to_owned(),
+            format!(r#"{{"name": "{long}"}}"#),
+        ),
+        (
+            "POST",
+            "/namespace/n/work_spec".to_owned(),
+            format!(r#"{{"data": {{"name": "{long}"}}}}"#),
+        ),
+        (
+            "POST",
+            "/namespace/n/work_spec/s/work_unit".to_owned(),
+            format!(r#"{{"name": "{long}", "data": {{}}}}"#),
+        ),
+        (
+            "PUT",
+            format!("/namespace/n/worker/{long}"),
+            "{}".to_owned(),
+        ),
+    ];
+    for (method, path, body) in &cases {
+        let reply = server.send_json(method, path, body);
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.text());
+        assert_eq!(reply.error_code(), "error", "{method} {path}");
+        assert_eq!(reply.json()["kind"], "NameTooLong", "{method} {path}");
+        assert_eq!(reply.json()["value"], "1024", "{method} {path}");
+    }
+    // A definition the crate cannot read, on creation and on replacement.
+    let bad = r#"{"data": {"name": "s", "priority": "high"}}"#;
+    for (method, path) in [
+        ("POST", "/namespace/n/work_spec"),
+        ("PUT", "/namespace/n/work_spec/s"),
+    ] {
+        let reply = server.send_json(method, path, bad);
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.text());
+        assert_eq!(
+            reply.json()["kind"],
+            "InvalidWorkSpecData",
+            "{method} {path}"
+        );
+    }
+    // Nothing was stored, and the server still answers.
+    let specs = server.get("/namespace/n/work_spec").json();
+    assert_eq!(specs["work_specs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(server.get("/healthz").status, 200);
 }
 
 #[test]
