@@ -94,6 +94,7 @@
 //! | nesting of data maps (definitions, unit, attempt and worker data) | at most [`MAX_DATA_DEPTH`](rules::limits::MAX_DATA_DEPTH) = 100 levels, the map itself being level 1; a number `-0.0` in a map is stored as `0.0` | [`Error::DataTooDeep`] |
 //! | continuous `interval` (definition and `set_meta`) | `0 ..=` [`MAX_INTERVAL`](rules::limits::MAX_INTERVAL) = 100 years of 365.25 days, whole microseconds | [`Error::InvalidWorkSpecData`] |
 //! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
+//! | the clock's now, wherever a backend records it (start, end and expiry times, chained units' times) | whole microseconds, held inside `MIN_TIME ..= MAX_TIME` ([`stored_now`](rules::limits::stored_now)) | — |
 //! | work unit priorities (`add_work_unit`, `set_meta`, `set_priority`, `set_work_unit_priorities`, `adjust_work_unit_priorities` and its sums) | finite; `-0.0` is stored as `0.0` | [`Error::BadPriority`], nothing changed |
 //!
 //! Why these values: PostgreSQL cannot index a row over about 2,700 bytes,

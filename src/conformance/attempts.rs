@@ -127,6 +127,19 @@ pub async fn attempt_fractional_start(t: TestBackend) {
     r.advance(Duration::milliseconds(1_001));
     r.ok(a.finish(None).await, "finish");
     r.ok_eq(a.end_time().await, Some(r.now()), "fractional end kept");
+    // A clock finer than the stored resolution: every stack records its
+    // time in whole microseconds.
+    r.unit(&spec, "v", DataMap::new()).await;
+    r.advance(Duration::nanoseconds(2_000_789));
+    let start = r.now() - Duration::nanoseconds(789);
+    let b = r
+        .request_unit(&worker, "v", "request at a sub-microsecond time")
+        .await;
+    r.ok_eq(b.start_time().await, start, "start in whole microseconds");
+    r.advance(Duration::nanoseconds(1_000_300));
+    r.ok(b.finish(None).await, "finish at a sub-microsecond time");
+    let end = r.now() - Duration::nanoseconds(89);
+    r.ok_eq(b.end_time().await, Some(end), "end in whole microseconds");
 }
 
 /// **AttemptGone.** `status()` on an attempt of a deleted unit fails with

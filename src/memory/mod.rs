@@ -79,9 +79,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Runs one operation under the lock, with the clock's now.
+    /// Runs one operation under the lock, with the clock's now (at the
+    /// stored resolution).
     fn run<R>(&self, operation: impl FnOnce(&mut State, Time) -> R) -> R {
-        let now = self.clock.now();
+        let now = crate::rules::limits::stored_now(self.clock.now());
         operation(&mut self.state.lock(), now)
     }
 

@@ -416,9 +416,9 @@ impl Shared {
         self.pool.get().await.map_err(pool)
     }
 
-    /// Now, by the injected clock.
+    /// Now, by the injected clock, at the stored resolution.
     pub(crate) fn now(&self) -> Time {
-        self.clock.now()
+        crate::rules::limits::stored_now(self.clock.now())
     }
 
     /// The rows `sql` answers on a pooled connection.

@@ -168,6 +168,14 @@ pub fn checked_time(time: Time) -> Result<Time> {
     Ok(time - Duration::nanoseconds(i64::from(nanos % 1_000)))
 }
 
+/// A clock's `now` as every backend records it: truncated to whole
+/// microseconds like [`checked_time`] and held inside [`MIN_TIME`]`..=`
+/// [`MAX_TIME`], so start and end times read the same from every backend
+/// whatever the clock's resolution.
+pub fn stored_now(now: Time) -> Time {
+    checked_time(now.clamp(MIN_TIME, MAX_TIME)).unwrap_or(MIN_TIME)
+}
+
 /// [`checked_time`] of an optional time.
 pub fn checked_optional_time(time: Option<Time>) -> Result<Option<Time>> {
     time.map(checked_time).transpose()
@@ -411,6 +419,17 @@ mod tests {
             time_after(Time::UNIX_EPOCH, Duration::nanoseconds(-1)),
             Ok(Time::UNIX_EPOCH - Duration::microseconds(1))
         );
+    }
+
+    #[test]
+    fn stored_now_is_whole_microseconds_in_range() {
+        let fine = Time::UNIX_EPOCH + Duration::nanoseconds(1_234_567);
+        assert_eq!(
+            stored_now(fine),
+            Time::UNIX_EPOCH + Duration::microseconds(1_234)
+        );
+        assert_eq!(stored_now(MAX_TIME + Duration::days(1)), MAX_TIME);
+        assert_eq!(stored_now(MIN_TIME - Duration::days(1)), MIN_TIME);
     }
 
     #[test]
