@@ -261,3 +261,69 @@ async fn transport_failures_are_backend_errors_with_their_cause() {
         Err(Error::Backend(_))
     ));
 }
+
+/// The error of connecting to `url` with a response limit of `limit`.
+async fn connect_err(url: String, limit: usize) -> Error {
+    RestBackend::builder(url)
+        .max_response_bytes(limit)
+        .connect()
+        .await
+        .unwrap_err()
+}
+
+fn is_too_large(err: &Error) -> bool {
+    let Error::Backend(source) = err else {
+        return false;
+    };
+    matches!(
+        source.downcast_ref::<ProtocolError>(),
+        Some(ProtocolError::TooLarge { .. })
+    )
+}
+
+#[tokio::test]
+async fn a_response_over_the_limit_is_refused_unread() {
+    // The real server: its root document fits 4 KiB, not 16 bytes.
+    let (url, _stop) = server().await;
+    assert!(RestBackend::builder(url.clone())
+        .max_response_bytes(4096)
+        .connect()
+        .await
+        .is_ok());
+    let err = connect_err(url, 16).await;
+    assert!(is_too_large(&err), "{err:?}");
+
+    // A server announcing more than the limit, or streaming without end:
+    // refused at the header, or as soon as the body passes the limit.
+    for announce in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let endless = tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return 0usize;
+            };
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let head = if announce {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            };
+            let _ = socket.write_all(head.as_bytes()).await;
+            let chunk = format!("400\r\n{}\r\n", " ".repeat(0x400));
+            let mut sent = 0;
+            // Until the client hangs up.
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        let err = connect_err(format!("http://{addr}/"), 64 << 10).await;
+        assert!(is_too_large(&err), "announce={announce}: {err:?}");
+        let sent = tokio::time::timeout(Duration::from_secs(30), endless)
+            .await
+            .expect("the client hangs up")
+            .unwrap();
+        assert!(sent < 64 << 20, "announce={announce}: read {sent} bytes");
+    }
+}

@@ -43,9 +43,10 @@
 //! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Data maps nested
 //! deeper than the server may store are refused before they are sent
 //! ([`Error::DataTooDeep`]), so no depth of input can exhaust the stack. Anything else — a
-//! connection failure, a timeout, a response the API does not specify — is
-//! [`Error::Backend`] with the cause as its source ([`ProtocolError`] for
-//! unexpected responses).
+//! connection failure, a timeout, a response the API does not specify or
+//! longer than the client reads ([`max_response_bytes`](RestBackendBuilder::max_response_bytes))
+//! — is [`Error::Backend`] with the cause as its source ([`ProtocolError`]
+//! for unexpected responses).
 //!
 //! # Example
 //!
@@ -128,6 +129,10 @@ pub const DEFAULT_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// Default time an idle pooled connection is kept.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: StdDuration = StdDuration::from_secs(90);
+/// Default limit on one response body: room for a list of about two
+/// million work units, while a server that never stops sending cannot
+/// exhaust the client's memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// The Coordinate API over HTTP (see the [module docs](self)).
 ///
@@ -253,6 +258,7 @@ pub struct RestBackendBuilder {
     connect_timeout: StdDuration,
     pool_idle_timeout: StdDuration,
     max_idle_per_host: usize,
+    max_response_bytes: usize,
 }
 
 /// The base URL given to the builder is not an `http` URL.
@@ -293,6 +299,15 @@ impl RestBackendBuilder {
         self
     }
 
+    /// Limit on one response body (default [`DEFAULT_MAX_RESPONSE_BYTES`]);
+    /// a longer response fails with [`Error::Backend`] carrying
+    /// [`ProtocolError::TooLarge`], and is not read further.
+    #[must_use]
+    pub fn max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
     /// Builds the HTTP client and reads the root document.
     pub async fn connect(self) -> Result<RestBackend> {
         let base = base_url(&self.base_url)?;
@@ -305,7 +320,7 @@ impl RestBackendBuilder {
             .no_proxy()
             .build()
             .map_err(Error::backend)?;
-        let transport = Transport::new(http, base);
+        let transport = Transport::new(http, base, self.max_response_bytes);
         let root: RootDocument = transport
             .get(transport.base())
             .await
@@ -345,6 +360,7 @@ impl RestBackend {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_idle_per_host: usize::MAX,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 

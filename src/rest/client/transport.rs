@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -34,6 +34,7 @@ impl Failure {
 /// A failure of the HTTP exchange itself, outside the API's error
 /// documents: a response that is not what the API specifies.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// A non-2xx answer without a JSON error document (a proxy's or a
     /// router's page, say).
@@ -54,6 +55,15 @@ pub enum ProtocolError {
         /// What was wrong with it.
         reason: String,
     },
+    /// A response body longer than the client's limit (see
+    /// [`RestBackendBuilder::max_response_bytes`](super::RestBackendBuilder::max_response_bytes)).
+    #[error("response from {url} is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The request URL.
+        url: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A link or template in a representation that cannot be used.
     #[error("unusable link {link:?}: {reason}")]
     Link {
@@ -69,6 +79,7 @@ pub enum ProtocolError {
 pub(crate) struct Transport {
     http: reqwest::Client,
     base: Url,
+    max_response_bytes: usize,
 }
 
 impl fmt::Debug for Transport {
@@ -86,8 +97,12 @@ const V1: HeaderValue = HeaderValue::from_static(MEDIA_TYPE_V1);
 const BODY_EXCERPT: usize = 200;
 
 impl Transport {
-    pub(crate) fn new(http: reqwest::Client, base: Url) -> Self {
-        Transport { http, base }
+    pub(crate) fn new(http: reqwest::Client, base: Url, max_response_bytes: usize) -> Self {
+        Transport {
+            http,
+            base,
+            max_response_bytes,
+        }
     }
 
     pub(crate) fn base(&self) -> &Url {
@@ -135,6 +150,30 @@ impl Transport {
         self.send(method, url, body).await.map(drop)
     }
 
+    /// The whole body of `response`, unless it is over the limit: then
+    /// nothing more is read (dropping the response closes its connection).
+    async fn body(&self, mut response: reqwest::Response, url: &Url) -> Result<Bytes, Error> {
+        let limit = self.max_response_bytes;
+        let too_large = || {
+            Error::backend(ProtocolError::TooLarge {
+                url: url.to_string(),
+                limit,
+            })
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if usize::try_from(announced).map_or(true, |n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(Error::backend)? {
+            if chunk.len() > limit - body.len() {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
     /// Sends one request and answers the body of a 2xx response; any other
     /// status becomes the error its document names.
     async fn send<B: Serialize + ?Sized>(
@@ -159,9 +198,9 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .and_then(json_media_type)
             .is_some();
-        let bytes = response.bytes().await.map_err(|e| Failure {
+        let bytes = self.body(response, url).await.map_err(|error| Failure {
             status: Some(status),
-            error: Error::backend(e),
+            error,
         })?;
         if status.is_success() {
             if !bytes.is_empty() && !is_json {
