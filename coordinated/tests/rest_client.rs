@@ -293,6 +293,37 @@ async fn a_response_over_the_limit_is_refused_unread() {
     let err = connect_err(url, 16).await;
     assert!(is_too_large(&err), "{err:?}");
 
+    // A document under the limit that arrives in several chunks.
+    let (url, _stop) = server().await;
+    let root = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let chunked = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 1024];
+        let _ = socket.read(&mut request).await;
+        let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for part in root.chunks(root.len() / 3 + 1) {
+            response.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            response.extend_from_slice(part);
+            response.extend_from_slice(b"\r\n");
+            socket.write_all(&response).await.unwrap();
+            socket.flush().await.unwrap();
+            response.clear();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        socket.write_all(b"0\r\n\r\n").await.unwrap();
+        // Held open until the client is done.
+        let _ = socket.read(&mut request).await;
+    });
+    let joined = RestBackend::builder(format!("http://{addr}/"))
+        .max_response_bytes(4096)
+        .connect()
+        .await;
+    assert!(joined.is_ok(), "{:?}", joined.err());
+    drop(joined);
+    chunked.abort();
+
     // A server announcing more than the limit, or streaming without end:
     // refused at the header, or as soon as the body passes the limit.
     for announce in [true, false] {

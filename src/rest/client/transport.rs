@@ -164,14 +164,25 @@ impl Transport {
         if usize::try_from(announced).map_or(true, |n| n > limit) {
             return Err(too_large());
         }
-        let mut body = BytesMut::new();
+        // Most bodies arrive as one chunk, which is kept without a copy.
+        let (mut first, mut joined, mut len) = (Bytes::new(), None::<BytesMut>, 0);
         while let Some(chunk) = response.chunk().await.map_err(Error::backend)? {
-            if chunk.len() > limit - body.len() {
+            if chunk.len() > limit - len {
                 return Err(too_large());
             }
-            body.extend_from_slice(&chunk);
+            len += chunk.len();
+            if let Some(joined) = &mut joined {
+                joined.extend_from_slice(&chunk);
+            } else if first.is_empty() {
+                first = chunk;
+            } else {
+                let mut both = BytesMut::with_capacity(len);
+                both.extend_from_slice(&first);
+                both.extend_from_slice(&chunk);
+                joined = Some(both);
+            }
         }
-        Ok(body.freeze())
+        Ok(joined.map_or(first, BytesMut::freeze))
     }
 
     /// Sends one request and answers the body of a 2xx response; any other
