@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::attempt::{attempt_from_row, select_attempts, PgAttempt};
@@ -128,6 +129,14 @@ impl PgWorker {
     /// One value of this worker's row.
     async fn field(&self, sql: &str) -> Result<Row> {
         self.shared.row_or(GONE, sql, &[&self.id]).await
+    }
+
+    /// Runs `sql`, which changes this worker's row: `$1` is its id,
+    /// `values` are `$2` on.
+    async fn change(&self, sql: &str, values: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            [&self.id as _].iter().chain(values).copied().collect();
+        self.shared.change_or(GONE, sql, &params).await
     }
 
     /// Attempts of this worker's row selected by `sql` (by [`select_attempts!`]).
@@ -257,13 +266,11 @@ impl Worker for PgWorker {
                 _ => return Err(Error::WrongBackend),
             },
         };
-        self.shared
-            .change_or(
-                GONE,
-                "UPDATE worker SET parent_id = $2 WHERE id = $1",
-                &[&self.id, &parent_id],
-            )
-            .await
+        self.change(
+            "UPDATE worker SET parent_id = $2 WHERE id = $1",
+            &[&parent_id],
+        )
+        .await
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
@@ -283,12 +290,7 @@ impl Worker for PgWorker {
     }
 
     async fn deactivate(&self) -> Result<()> {
-        self.shared
-            .change_or(
-                GONE,
-                "UPDATE worker SET active = false WHERE id = $1",
-                &[&self.id],
-            )
+        self.change("UPDATE worker SET active = false WHERE id = $1", &[])
             .await
     }
 
@@ -329,12 +331,7 @@ impl Worker for PgWorker {
         const UPDATE: &str = "UPDATE worker SET active = true, data = $2, last_update = $3,
                  expiration = $4, mode = $5
              WHERE id = $1";
-        self.shared
-            .change_or(
-                GONE,
-                UPDATE,
-                &[&self.id, &json(&data), &now, &expiration, &mode.as_bytes()],
-            )
+        self.change(UPDATE, &[&json(&data), &now, &expiration, &mode.as_bytes()])
             .await
     }
 
