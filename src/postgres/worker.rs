@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::types::FromSqlOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -126,9 +127,14 @@ impl PgWorker {
         )))
     }
 
-    /// One value of this worker's row.
-    async fn field(&self, sql: &str) -> Result<Row> {
-        self.shared.row_or(GONE, sql, &[&self.id]).await
+    /// One value of this worker's row, decoded by `read`.
+    async fn field<T>(&self, sql: &str, read: fn(&Row, usize) -> Result<T>) -> Result<T> {
+        read(&self.shared.row_or(GONE, sql, &[&self.id]).await?, 0)
+    }
+
+    /// One value of this worker's row that decodes as it is stored.
+    async fn value<T: FromSqlOwned>(&self, sql: &str) -> Result<T> {
+        self.field(sql, |row, i| col(row, i)).await
     }
 
     /// Runs `sql`, which changes this worker's row: `$1` is its id,
@@ -281,12 +287,7 @@ impl Worker for PgWorker {
     }
 
     async fn active(&self) -> Result<bool> {
-        col(
-            &self
-                .field("SELECT active FROM worker WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT active FROM worker WHERE id = $1").await
     }
 
     async fn deactivate(&self) -> Result<()> {
@@ -295,35 +296,23 @@ impl Worker for PgWorker {
     }
 
     async fn mode(&self) -> Result<String> {
-        text(
-            &self.field("SELECT mode FROM worker WHERE id = $1").await?,
-            0,
-        )
+        self.field("SELECT mode FROM worker WHERE id = $1", text)
+            .await
     }
 
     async fn data(&self) -> Result<DataMap> {
-        data_map(
-            &self.field("SELECT data FROM worker WHERE id = $1").await?,
-            0,
-        )
+        self.field("SELECT data FROM worker WHERE id = $1", data_map)
+            .await
     }
 
     async fn expiration(&self) -> Result<Time> {
-        col(
-            &self
-                .field("SELECT expiration FROM worker WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT expiration FROM worker WHERE id = $1")
+            .await
     }
 
     async fn last_update(&self) -> Result<Time> {
-        col(
-            &self
-                .field("SELECT last_update FROM worker WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT last_update FROM worker WHERE id = $1")
+            .await
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
