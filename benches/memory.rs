@@ -113,51 +113,30 @@ fn bench(c: &mut Criterion) {
     group
         .warm_up_time(StdDuration::from_millis(500))
         .measurement_time(StdDuration::from_secs(2));
+    let pending_100 = WorkUnitQuery {
+        limit: 100,
+        ..WorkUnitQuery::statuses([WorkUnitStatus::Pending])
+    };
     for n in SIZES {
         let loaded = rt.block_on(load(n));
-        group.bench_with_input(BenchmarkId::new("status", n), &loaded, |b, l| {
-            b.to_async(&rt)
-                .iter(|| async { l.unit.status().await.unwrap() })
-        });
-        group.bench_with_input(
-            BenchmarkId::new("count_work_unit_status", n),
-            &loaded,
-            |b, l| {
-                b.to_async(&rt)
-                    .iter(|| async { l.spec.count_work_unit_status().await.unwrap() })
-            },
-        );
-        group.bench_with_input(
-            BenchmarkId::new("work_units_pending_100", n),
-            &loaded,
-            |b, l| {
-                let query = WorkUnitQuery {
-                    limit: 100,
-                    ..WorkUnitQuery::statuses([WorkUnitStatus::Pending])
-                };
-                b.to_async(&rt)
-                    .iter(|| async { l.spec.work_units(&query).await.unwrap() })
-            },
-        );
-        group.bench_with_input(BenchmarkId::new("meta_counted", n), &loaded, |b, l| {
-            b.to_async(&rt)
-                .iter(|| async { l.spec.meta(true).await.unwrap() })
-        });
+        // Times `$call` on the loaded objects `$l`, at size `n`.
+        macro_rules! call {
+            ($name:literal, $l:ident => $call:expr) => {
+                group.bench_with_input(BenchmarkId::new($name, n), &loaded, |b, $l| {
+                    b.to_async(&rt).iter(|| async { $call })
+                });
+            };
+        }
+        call!("status", l => l.unit.status().await.unwrap());
+        call!("count_work_unit_status", l => l.spec.count_work_unit_status().await.unwrap());
+        call!("work_units_pending_100", l => l.spec.work_units(&pending_100).await.unwrap());
+        call!("meta_counted", l => l.spec.meta(true).await.unwrap());
         // Take one unit and give it back, so the spec stays the same size.
-        group.bench_with_input(
-            BenchmarkId::new("request_attempts+expire", n),
-            &loaded,
-            |b, l| {
-                b.to_async(&rt).iter(|| async {
-                    let got = l
-                        .worker
-                        .request_attempts(&AttemptRequest::default())
-                        .await
-                        .unwrap();
-                    got[0].expire(None).await.unwrap();
-                })
-            },
-        );
+        call!("request_attempts+expire", l => {
+            let request = AttemptRequest::default();
+            let got = l.worker.request_attempts(&request).await.unwrap();
+            got[0].expire(None).await.unwrap();
+        });
     }
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function(BenchmarkId::new("add_work_units", BATCH), |b| {

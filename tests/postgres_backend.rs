@@ -7,8 +7,8 @@ use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError, SCHEMA_VERSION};
 use coordinate::ObjectKind;
 use coordinate::{
-    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkSpecRef,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
+    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, NamespaceRef,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
 
 mod common {
@@ -35,11 +35,17 @@ fn is_gone(e: &Error) -> bool {
     )
 }
 
+/// Namespace "n" of `backend` and its spec "s".
+async fn namespace_and_spec(backend: &dyn Backend) -> (NamespaceRef, WorkSpecRef) {
+    let ns = backend.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    (ns, spec)
+}
+
 #[tokio::test]
 async fn old_handles_stay_gone_after_recreation() {
     let (b, _) = backend().await;
-    let ns = b.namespace("n").await.unwrap();
-    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let (ns, spec) = namespace_and_spec(&b).await;
     let unit = spec
         .add_work_unit("u", data!({"v": 1}), WorkUnitMeta::default())
         .await
@@ -228,8 +234,7 @@ async fn expiry_is_lazy_and_uses_the_injected_clock() {
     let (b, clock) = backend().await;
     // The mock clock is at 1970: a unit due "in a minute" is delayed even
     // though the database's own clock is decades later.
-    let ns = b.namespace("n").await.unwrap();
-    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let (ns, spec) = namespace_and_spec(&b).await;
     let later = spec
         .add_work_unit(
             "later",
@@ -315,8 +320,7 @@ async fn intervals_and_data_round_trip_exactly() {
 
 /// Unit "u" of spec "s" and worker "m", in namespace "n" of `backend`.
 async fn unit_and_worker(backend: &dyn Backend) -> (WorkUnitRef, WorkerRef) {
-    let ns = backend.namespace("n").await.unwrap();
-    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let (ns, spec) = namespace_and_spec(backend).await;
     let unit = spec
         .add_work_unit("u", data!({}), WorkUnitMeta::default())
         .await
@@ -328,8 +332,7 @@ async fn unit_and_worker(backend: &dyn Backend) -> (WorkUnitRef, WorkerRef) {
 async fn handles_of_other_backends_are_refused() {
     let (b, _) = backend().await;
     let (other, _) = backend().await;
-    let ns = b.namespace("n").await.unwrap();
-    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let (ns, spec) = namespace_and_spec(&b).await;
     let worker = ns.worker("w").await.unwrap();
 
     let memory = coordinate::memory::MemoryBackend::new();

@@ -40,97 +40,69 @@ const GIVE_UP: Duration = Duration::from_secs(10);
 const WARM_UP: usize = 20;
 
 /// What one scenario creates, reads and deletes for sample `i`.
-trait Scenario {
-    fn name(&self) -> &'static str;
+struct Scenario {
+    name: &'static str,
     /// Creates the object through A; the path B reads it at.
-    fn create(&self, a: &mut Connection, i: usize) -> String;
+    create: fn(a: &mut Connection, i: usize) -> String,
     /// Deletes it through A.
-    fn delete(&self, a: &mut Connection, i: usize);
+    delete: fn(a: &mut Connection, i: usize),
     /// The status B answers once the object is gone.
-    fn gone_status(&self) -> u16;
+    gone_status: u16,
 }
 
-struct WorkUnit;
-
-impl Scenario for WorkUnit {
-    fn name(&self) -> &'static str {
-        "work unit (DELETE …/work_unit?name=)"
-    }
-
-    fn create(&self, a: &mut Connection, i: usize) -> String {
-        let units = "/namespace/bench/work_spec/s/work_unit";
-        let created = a.send_json("POST", units, &format!(r#"{{"name": "u{i}"}}"#));
-        assert_eq!(created.status, 201, "{}", created.text());
-        format!("{units}/u{i}")
-    }
-
-    fn delete(&self, a: &mut Connection, i: usize) {
-        let deleted = a.send(
-            "DELETE",
-            &format!("/namespace/bench/work_spec/s/work_unit?name=u{i}"),
-            &[],
-            None,
-        );
-        assert_eq!(deleted.text(), r#"{"Deleted":1}"#);
-    }
-
-    fn gone_status(&self) -> u16 {
-        400 // ErrNoSuchWorkUnit
-    }
+/// POSTs `body` to `collection` through `a`, expecting `201 Created`.
+fn post_created(a: &mut Connection, collection: &str, body: &str) {
+    let created = a.send_json("POST", collection, body);
+    assert_eq!(created.status, 201, "{}", created.text());
 }
 
-struct WorkSpec;
-
-impl Scenario for WorkSpec {
-    fn name(&self) -> &'static str {
-        "work spec (DELETE …/work_spec/{spec})"
-    }
-
-    fn create(&self, a: &mut Connection, i: usize) -> String {
-        let specs = "/namespace/bench/work_spec";
-        let created = a.send_json("POST", specs, &format!(r#"{{"data": {{"name": "s{i}"}}}}"#));
-        assert_eq!(created.status, 201, "{}", created.text());
-        format!("{specs}/s{i}")
-    }
-
-    fn delete(&self, a: &mut Connection, i: usize) {
-        let deleted = a.send(
-            "DELETE",
-            &format!("/namespace/bench/work_spec/s{i}"),
-            &[],
-            None,
-        );
-        assert_eq!(deleted.status, 204, "{}", deleted.text());
-    }
-
-    fn gone_status(&self) -> u16 {
-        404 // ErrNoSuchWorkSpec
-    }
+/// DELETEs `path` through `a`, expecting `204 No Content`.
+fn delete_no_content(a: &mut Connection, path: &str) {
+    let deleted = a.send("DELETE", path, &[], None);
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
 }
 
-struct Namespace;
-
-impl Scenario for Namespace {
-    fn name(&self) -> &'static str {
-        "namespace (DELETE /namespace/{ns})"
-    }
-
-    fn create(&self, a: &mut Connection, i: usize) -> String {
-        let specs = format!("/namespace/n{i}/work_spec");
-        let created = a.send_json("POST", &specs, r#"{"data": {"name": "s"}}"#);
-        assert_eq!(created.status, 201, "{}", created.text());
-        format!("{specs}/s")
-    }
-
-    fn delete(&self, a: &mut Connection, i: usize) {
-        let deleted = a.send("DELETE", &format!("/namespace/n{i}"), &[], None);
-        assert_eq!(deleted.status, 204, "{}", deleted.text());
-    }
-
-    fn gone_status(&self) -> u16 {
-        404 // ErrNoSuchWorkSpec: the namespace B re-creates has no spec
-    }
-}
+const SCENARIOS: [Scenario; 3] = [
+    Scenario {
+        name: "work unit (DELETE …/work_unit?name=)",
+        create: |a, i| {
+            let units = "/namespace/bench/work_spec/s/work_unit";
+            post_created(a, units, &format!(r#"{{"name": "u{i}"}}"#));
+            format!("{units}/u{i}")
+        },
+        delete: |a, i| {
+            let deleted = a.send(
+                "DELETE",
+                &format!("/namespace/bench/work_spec/s/work_unit?name=u{i}"),
+                &[],
+                None,
+            );
+            assert_eq!(deleted.text(), r#"{"Deleted":1}"#);
+        },
+        gone_status: 400, // ErrNoSuchWorkUnit
+    },
+    Scenario {
+        name: "work spec (DELETE …/work_spec/{spec})",
+        create: |a, i| {
+            let specs = "/namespace/bench/work_spec";
+            post_created(a, specs, &format!(r#"{{"data": {{"name": "s{i}"}}}}"#));
+            format!("{specs}/s{i}")
+        },
+        delete: |a, i| delete_no_content(a, &format!("/namespace/bench/work_spec/s{i}")),
+        gone_status: 404, // ErrNoSuchWorkSpec
+    },
+    Scenario {
+        name: "namespace (DELETE /namespace/{ns})",
+        create: |a, i| {
+            let specs = format!("/namespace/n{i}/work_spec");
+            post_created(a, &specs, r#"{"data": {"name": "s"}}"#);
+            format!("{specs}/s")
+        },
+        delete: |a, i| delete_no_content(a, &format!("/namespace/n{i}")),
+        // ErrNoSuchWorkSpec: the namespace B re-creates has no spec
+        gone_status: 404,
+    },
+];
 
 /// B's `coordinate_cache_feed_events_total`.
 fn feed_events(b: &mut Connection) -> f64 {
@@ -161,25 +133,25 @@ struct Sample {
 }
 
 fn sample(
-    scenario: &dyn Scenario,
+    scenario: &Scenario,
     a: &mut Connection,
     b: &mut Connection,
     b_metrics: &mut Connection,
     i: usize,
 ) -> Sample {
-    let path = scenario.create(a, i);
+    let path = (scenario.create)(a, i);
     for _ in 0..2 {
         let read = b.get(&path);
         assert_eq!(read.status, 200, "{}", read.text());
     }
     let events = feed_events(b_metrics);
-    scenario.delete(a, i);
+    (scenario.delete)(a, i);
     let deleted = Instant::now();
     let (mut answer, mut feed, mut wrong) = (None, None, Vec::new());
     while answer.is_none() || feed.is_none() {
         if answer.is_none() {
             let read = b.get(&path);
-            if read.status == scenario.gone_status() {
+            if read.status == scenario.gone_status {
                 answer = Some(deleted.elapsed());
             } else if read.status != 200 {
                 wrong.push(format!("{} {}", read.status, read.text()));
@@ -249,8 +221,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load.split(' ').take(3).collect::<Vec<_>>().join(" "),
     );
-    let scenarios: [&dyn Scenario; 3] = [&WorkUnit, &WorkSpec, &Namespace];
-    for scenario in scenarios {
+    for scenario in &SCENARIOS {
         let (mut answers, mut feeds, mut wrong) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..warm_up + samples {
             let sample = sample(scenario, &mut a, &mut b, &mut b_metrics, i);
@@ -260,7 +231,7 @@ fn main() {
                 wrong.extend(sample.wrong);
             }
         }
-        println!("{}", scenario.name());
+        println!("{}", scenario.name);
         report("B answers it is gone", answers);
         report("B's feed event applied", feeds);
         println!(

@@ -64,60 +64,43 @@ async fn postgres_client(
     (rest, (server, lease))
 }
 
-mod rest {
-    use std::sync::Arc;
+/// The conformance suite as module `$module`, against the client
+/// `$client` makes, wrapped in `$wrap`.
+macro_rules! suite {
+    ($(#[$doc:meta])* $module:ident: $client:ident, $wrap:expr) => {
+        $(#[$doc])*
+        mod $module {
+            use std::sync::Arc;
 
-    use coordinate::conformance::TestBackend;
-    use coordinate::MockClock;
+            use coordinate::conformance::TestBackend;
+            use coordinate::MockClock;
 
-    coordinate::conformance_tests!(|| async {
-        let clock = MockClock::new();
-        let (rest, server) = super::memory_client(&clock).await;
-        TestBackend::name_identity(Arc::new(rest), clock).with_guard(server)
-    });
+            coordinate::conformance_tests!(|| async {
+                let clock = MockClock::new();
+                let (rest, guard) = super::$client(&clock).await;
+                TestBackend::name_identity(Arc::new($wrap(rest)), clock).with_guard(guard)
+            });
+        }
+    };
 }
 
-/// What a worker process runs: `Cache<RestBackend>`.
-mod cached_rest {
-    use std::sync::Arc;
+suite!(rest: memory_client, std::convert::identity);
 
-    use coordinate::cache::Cache;
-    use coordinate::conformance::TestBackend;
-    use coordinate::MockClock;
+suite!(
+    /// What a worker process runs: `Cache<RestBackend>`.
+    cached_rest: memory_client,
+    coordinate::cache::Cache::new
+);
 
-    coordinate::conformance_tests!(|| async {
-        let clock = MockClock::new();
-        let (rest, server) = super::memory_client(&clock).await;
-        TestBackend::name_identity(Arc::new(Cache::new(rest)), clock).with_guard(server)
-    });
-}
+suite!(
+    /// `RestBackend` against a server deployed as `coordinated` runs it:
+    /// `Cache<PostgresBackend>` behind the HTTP API.
+    rest_postgres: postgres_client,
+    std::convert::identity
+);
 
-/// `RestBackend` against a server deployed as `coordinated` runs it:
-/// `Cache<PostgresBackend>` behind the HTTP API.
-mod rest_postgres {
-    use std::sync::Arc;
-
-    use coordinate::conformance::TestBackend;
-    use coordinate::MockClock;
-
-    coordinate::conformance_tests!(|| async {
-        let clock = MockClock::new();
-        let (rest, guard) = super::postgres_client(&clock).await;
-        TestBackend::name_identity(Arc::new(rest), clock).with_guard(guard)
-    });
-}
-
-/// A worker process's `Cache<RestBackend>` against that server.
-mod cached_rest_postgres {
-    use std::sync::Arc;
-
-    use coordinate::cache::Cache;
-    use coordinate::conformance::TestBackend;
-    use coordinate::MockClock;
-
-    coordinate::conformance_tests!(|| async {
-        let clock = MockClock::new();
-        let (rest, guard) = super::postgres_client(&clock).await;
-        TestBackend::name_identity(Arc::new(Cache::new(rest)), clock).with_guard(guard)
-    });
-}
+suite!(
+    /// A worker process's `Cache<RestBackend>` against that server.
+    cached_rest_postgres: postgres_client,
+    coordinate::cache::Cache::new
+);

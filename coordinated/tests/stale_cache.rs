@@ -44,17 +44,26 @@ struct StaleServer {
 }
 
 impl StaleServer {
+    /// A server whose cache holds spec `s` of namespace `ns` and its unit
+    /// `u`, read through the server twice.
     async fn start() -> StaleServer {
         let elsewhere = MemoryBackend::new();
         let cached: Arc<dyn Backend> = Arc::new(Cache::new(Unfed(elsewhere.clone())));
         let app = coordinated::router(cached, &coordinated::ServerOptions::default());
         let (url, stop) = support::in_process::serve(app).await;
-        StaleServer {
+        let server = StaleServer {
             elsewhere,
             url,
             client: reqwest::Client::new(),
             _stop: stop,
-        }
+        };
+        server.cache_unit().await;
+        server
+    }
+
+    /// Namespace `ns` behind the cache's back.
+    async fn elsewhere_ns(&self) -> NamespaceRef {
+        self.elsewhere.namespace("ns").await.unwrap()
     }
 
     /// Status and JSON body.
@@ -86,7 +95,7 @@ impl StaleServer {
 
     /// Spec `s` of namespace `ns` with unit `u`, read through the server
     /// twice, so that its cache holds them.
-    async fn cached_unit(&self) {
+    async fn cache_unit(&self) {
         self.post("/namespace/ns/work_spec", json!({"data": {"name": "s"}}))
             .await;
         self.post("/namespace/ns/work_spec/s/work_unit", json!({"name": "u"}))
@@ -95,6 +104,13 @@ impl StaleServer {
             assert_eq!(self.get(UNIT).await.0, 200);
             assert_eq!(self.get(SPEC).await.0, 200);
         }
+    }
+
+    /// Asserts that `path` answers `status` with error `code` naming `value`.
+    async fn fails_with(&self, path: &str, status: u16, code: &str, value: &str) {
+        let (got, body) = self.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(code_and_value(&body), error(code, value), "{path}");
     }
 }
 
@@ -113,24 +129,14 @@ fn code_and_value(body: &Value) -> Value {
 #[tokio::test]
 async fn a_unit_deleted_elsewhere_is_no_such_work_unit() {
     let server = StaleServer::start().await;
-    server.cached_unit().await;
-    let spec = server
-        .elsewhere
-        .namespace("ns")
-        .await
-        .unwrap()
-        .work_spec("s")
-        .await
-        .unwrap();
+    let spec = server.elsewhere_ns().await.work_spec("s").await.unwrap();
     let query = WorkUnitQuery {
         names: vec!["u".into()],
         ..Default::default()
     };
     assert_eq!(spec.delete_work_units(&query).await.unwrap(), 1);
 
-    let (status, body) = server.get(UNIT).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(code_and_value(&body), error("ErrNoSuchWorkUnit", "u"));
+    server.fails_with(UNIT, 400, "ErrNoSuchWorkUnit", "u").await;
     let (status, _) = server.get(&format!("{UNIT}/attempts")).await;
     assert_eq!(status, 400);
 }
@@ -138,34 +144,27 @@ async fn a_unit_deleted_elsewhere_is_no_such_work_unit() {
 #[tokio::test]
 async fn a_spec_destroyed_elsewhere_is_no_such_work_spec() {
     let server = StaleServer::start().await;
-    server.cached_unit().await;
-    let ns = server.elsewhere.namespace("ns").await.unwrap();
+    let ns = server.elsewhere_ns().await;
     ns.destroy_work_spec("s").await.unwrap();
 
     for path in [SPEC, UNIT] {
-        let (status, body) = server.get(path).await;
-        assert_eq!(status, 404, "{path}: {body}");
-        assert_eq!(code_and_value(&body), error("ErrNoSuchWorkSpec", "s"));
+        server.fails_with(path, 404, "ErrNoSuchWorkSpec", "s").await;
     }
 }
 
 #[tokio::test]
 async fn a_namespace_destroyed_elsewhere_has_no_specs() {
     let server = StaleServer::start().await;
-    server.cached_unit().await;
-    let ns = server.elsewhere.namespace("ns").await.unwrap();
+    let ns = server.elsewhere_ns().await;
     ns.destroy().await.unwrap();
 
-    let (status, body) = server.get(SPEC).await;
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(code_and_value(&body), error("ErrNoSuchWorkSpec", "s"));
+    server.fails_with(SPEC, 404, "ErrNoSuchWorkSpec", "s").await;
 }
 
 #[tokio::test]
 async fn a_unit_made_again_elsewhere_is_the_new_one() {
     let server = StaleServer::start().await;
-    server.cached_unit().await;
-    let ns = server.elsewhere.namespace("ns").await.unwrap();
+    let ns = server.elsewhere_ns().await;
     ns.destroy_work_spec("s").await.unwrap();
     let spec = ns
         .set_work_spec(coordinate::data!({"name": "s"}))

@@ -33,6 +33,14 @@ macro_rules! handle {
     };
 }
 
+/// Counts `$op`, then forwards the call to the wrapped handle.
+macro_rules! counted {
+    ($self:ident, $op:ident, $method:ident($($arg:expr),*)) => {{
+        $self.probe.enter(Op::$op).await;
+        $self.inner.$method($($arg),*).await
+    }};
+}
+
 handle!(InstNamespace, NamespaceRef);
 handle!(InstWorkSpec, WorkSpecRef);
 handle!(InstWorkUnit, WorkUnitRef);
@@ -92,8 +100,7 @@ impl Namespace for InstNamespace {
     }
 
     async fn destroy(&self) -> Result<()> {
-        self.probe.enter(Op::DestroyNamespace).await;
-        self.inner.destroy().await
+        counted!(self, DestroyNamespace, destroy())
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
@@ -110,13 +117,11 @@ impl Namespace for InstNamespace {
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
-        self.probe.enter(Op::DestroyWorkSpec).await;
-        self.inner.destroy_work_spec(name).await
+        counted!(self, DestroyWorkSpec, destroy_work_spec(name))
     }
 
     async fn work_spec_names(&self) -> Result<Vec<String>> {
-        self.probe.enter(Op::WorkSpecNames).await;
-        self.inner.work_spec_names().await
+        counted!(self, WorkSpecNames, work_spec_names())
     }
 
     async fn worker(&self, name: &str) -> Result<WorkerRef> {
@@ -134,8 +139,7 @@ impl Namespace for InstNamespace {
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        self.probe.enter(Op::NamespaceSummarize).await;
-        self.inner.summarize().await
+        counted!(self, NamespaceSummarize, summarize())
     }
 }
 
@@ -155,23 +159,19 @@ impl WorkSpec for InstWorkSpec {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.probe.enter(Op::SpecData).await;
-        self.inner.data().await
+        counted!(self, SpecData, data())
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
-        self.probe.enter(Op::SpecSetData).await;
-        self.inner.set_data(definition).await
+        counted!(self, SpecSetData, set_data(definition))
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
-        self.probe.enter(Op::SpecMeta).await;
-        self.inner.meta(with_counts).await
+        counted!(self, SpecMeta, meta(with_counts))
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
-        self.probe.enter(Op::SpecSetMeta).await;
-        self.inner.set_meta(meta).await
+        counted!(self, SpecSetMeta, set_meta(meta))
     }
 
     async fn add_work_unit(
@@ -208,28 +208,31 @@ impl WorkSpec for InstWorkSpec {
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        self.probe.enter(Op::CountWorkUnitStatus).await;
-        self.inner.count_work_unit_status().await
+        counted!(self, CountWorkUnitStatus, count_work_unit_status())
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
-        self.probe.enter(Op::SetWorkUnitPriorities).await;
-        self.inner.set_work_unit_priorities(query, priority).await
+        counted!(
+            self,
+            SetWorkUnitPriorities,
+            set_work_unit_priorities(query, priority)
+        )
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
-        self.probe.enter(Op::AdjustWorkUnitPriorities).await;
-        self.inner.adjust_work_unit_priorities(query, delta).await
+        counted!(
+            self,
+            AdjustWorkUnitPriorities,
+            adjust_work_unit_priorities(query, delta)
+        )
     }
 
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
-        self.probe.enter(Op::DeleteWorkUnits).await;
-        self.inner.delete_work_units(query).await
+        counted!(self, DeleteWorkUnits, delete_work_units(query))
     }
 
     async fn summarize(&self) -> Result<Summary> {
-        self.probe.enter(Op::SpecSummarize).await;
-        self.inner.summarize().await
+        counted!(self, SpecSummarize, summarize())
     }
 }
 
@@ -249,38 +252,31 @@ impl WorkUnit for InstWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.probe.enter(Op::UnitData).await;
-        self.inner.data().await
+        counted!(self, UnitData, data())
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        self.probe.enter(Op::UnitStatus).await;
-        self.inner.status().await
+        counted!(self, UnitStatus, status())
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        self.probe.enter(Op::UnitMeta).await;
-        self.inner.meta().await
+        counted!(self, UnitMeta, meta())
     }
 
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
-        self.probe.enter(Op::UnitSnapshot).await;
-        self.inner.snapshot().await
+        counted!(self, UnitSnapshot, snapshot())
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
-        self.probe.enter(Op::UnitSetMeta).await;
-        self.inner.set_meta(meta).await
+        counted!(self, UnitSetMeta, set_meta(meta))
     }
 
     async fn priority(&self) -> Result<f64> {
-        self.probe.enter(Op::UnitPriority).await;
-        self.inner.priority().await
+        counted!(self, UnitPriority, priority())
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
-        self.probe.enter(Op::UnitSetPriority).await;
-        self.inner.set_priority(priority).await
+        counted!(self, UnitSetPriority, set_priority(priority))
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
@@ -293,8 +289,7 @@ impl WorkUnit for InstWorkUnit {
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
-        self.probe.enter(Op::ClearActiveAttempt).await;
-        self.inner.clear_active_attempt().await
+        counted!(self, ClearActiveAttempt, clear_active_attempt())
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
@@ -303,8 +298,7 @@ impl WorkUnit for InstWorkUnit {
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        self.probe.enter(Op::NumAttempts).await;
-        self.inner.num_attempts().await
+        counted!(self, NumAttempts, num_attempts())
     }
 }
 
@@ -345,38 +339,31 @@ impl Worker for InstWorker {
     }
 
     async fn active(&self) -> Result<bool> {
-        self.probe.enter(Op::WorkerActive).await;
-        self.inner.active().await
+        counted!(self, WorkerActive, active())
     }
 
     async fn deactivate(&self) -> Result<()> {
-        self.probe.enter(Op::WorkerDeactivate).await;
-        self.inner.deactivate().await
+        counted!(self, WorkerDeactivate, deactivate())
     }
 
     async fn mode(&self) -> Result<String> {
-        self.probe.enter(Op::WorkerMode).await;
-        self.inner.mode().await
+        counted!(self, WorkerMode, mode())
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.probe.enter(Op::WorkerData).await;
-        self.inner.data().await
+        counted!(self, WorkerData, data())
     }
 
     async fn expiration(&self) -> Result<Time> {
-        self.probe.enter(Op::WorkerExpiration).await;
-        self.inner.expiration().await
+        counted!(self, WorkerExpiration, expiration())
     }
 
     async fn last_update(&self) -> Result<Time> {
-        self.probe.enter(Op::WorkerLastUpdate).await;
-        self.inner.last_update().await
+        counted!(self, WorkerLastUpdate, last_update())
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
-        self.probe.enter(Op::WorkerUpdate).await;
-        self.inner.update(data, now, expiration, mode).await
+        counted!(self, WorkerUpdate, update(data, now, expiration, mode))
     }
 
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
@@ -435,52 +422,42 @@ impl Attempt for InstAttempt {
     }
 
     async fn status(&self) -> Result<AttemptStatus> {
-        self.probe.enter(Op::AttemptStatus).await;
-        self.inner.status().await
+        counted!(self, AttemptStatus, status())
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.probe.enter(Op::AttemptData).await;
-        self.inner.data().await
+        counted!(self, AttemptData, data())
     }
 
     async fn start_time(&self) -> Result<Time> {
-        self.probe.enter(Op::AttemptStartTime).await;
-        self.inner.start_time().await
+        counted!(self, AttemptStartTime, start_time())
     }
 
     async fn end_time(&self) -> Result<Option<Time>> {
-        self.probe.enter(Op::AttemptEndTime).await;
-        self.inner.end_time().await
+        counted!(self, AttemptEndTime, end_time())
     }
 
     async fn expiration_time(&self) -> Result<Time> {
-        self.probe.enter(Op::AttemptExpirationTime).await;
-        self.inner.expiration_time().await
+        counted!(self, AttemptExpirationTime, expiration_time())
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
-        self.probe.enter(Op::Renew).await;
-        self.inner.renew(extend, data).await
+        counted!(self, Renew, renew(extend, data))
     }
 
     async fn expire(&self, data: Option<DataMap>) -> Result<()> {
-        self.probe.enter(Op::Expire).await;
-        self.inner.expire(data).await
+        counted!(self, Expire, expire(data))
     }
 
     async fn finish(&self, data: Option<DataMap>) -> Result<()> {
-        self.probe.enter(Op::Finish).await;
-        self.inner.finish(data).await
+        counted!(self, Finish, finish(data))
     }
 
     async fn fail(&self, data: Option<DataMap>) -> Result<()> {
-        self.probe.enter(Op::Fail).await;
-        self.inner.fail(data).await
+        counted!(self, Fail, fail(data))
     }
 
     async fn retry(&self, data: Option<DataMap>, delay: Duration) -> Result<()> {
-        self.probe.enter(Op::Retry).await;
-        self.inner.retry(data, delay).await
+        counted!(self, Retry, retry(data, delay))
     }
 }

@@ -4,6 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::types::FromSqlOwned;
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
@@ -163,9 +164,15 @@ impl PgAttempt {
         self.unit.shared()
     }
 
-    /// A value of this attempt's row that needs no expiry check.
-    async fn field(&self, sql: &str) -> Result<Row> {
-        self.shared().row_or(GONE, sql, &[&self.id]).await
+    /// One value of this attempt's row that needs no expiry check, decoded
+    /// by `read`.
+    async fn field<T>(&self, sql: &str, read: fn(&Row, usize) -> Result<T>) -> Result<T> {
+        read(&self.shared().row_or(GONE, sql, &[&self.id]).await?, 0)
+    }
+
+    /// One such value that decodes as it is stored.
+    async fn value<T: FromSqlOwned>(&self, sql: &str) -> Result<T> {
+        self.field(sql, |row, i| col(row, i)).await
     }
 
     /// Status, end time and expiration time after an expiry check,
@@ -283,19 +290,13 @@ impl Attempt for PgAttempt {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        data_map(
-            &self.field("SELECT data FROM attempt WHERE id = $1").await?,
-            0,
-        )
+        self.field("SELECT data FROM attempt WHERE id = $1", data_map)
+            .await
     }
 
     async fn start_time(&self) -> Result<Time> {
-        col(
-            &self
-                .field("SELECT start_time FROM attempt WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT start_time FROM attempt WHERE id = $1")
+            .await
     }
 
     async fn end_time(&self) -> Result<Option<Time>> {

@@ -73,14 +73,20 @@ pub(crate) struct SpecCounts {
 impl SpecCounts {
     /// Reads [`spec_counts!`] starting at column `at`.
     pub(crate) fn from_row(row: &Row, at: usize) -> Result<Self> {
+        // Seven consecutive `int8` columns, in the order of the fields.
+        let mut counts = [0i64; 7];
+        for (i, count) in counts.iter_mut().enumerate() {
+            *count = col(row, at + i)?;
+        }
+        let [idle, pending, finished, failed, delayed, expired, expired_delayed] = counts;
         Ok(SpecCounts {
-            idle: col(row, at)?,
-            pending: col(row, at + 1)?,
-            finished: col(row, at + 2)?,
-            failed: col(row, at + 3)?,
-            delayed: col(row, at + 4)?,
-            expired: col(row, at + 5)?,
-            expired_delayed: col(row, at + 6)?,
+            idle,
+            pending,
+            finished,
+            failed,
+            delayed,
+            expired,
+            expired_delayed,
         })
     }
 

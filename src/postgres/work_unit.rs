@@ -4,6 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::attempt::PgAttempt;
@@ -86,6 +87,14 @@ impl PgWorkUnit {
         &self.spec.shared
     }
 
+    /// Runs `sql`, which changes this unit's row: `$1` is its id, `values`
+    /// are `$2` on.
+    async fn change(&self, sql: &str, values: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            [&self.id as _].iter().chain(values).copied().collect();
+        self.shared().change_or(GONE, sql, &params).await
+    }
+
     /// An attempt handle on this unit from its id and worker row.
     /// Reads `a.id, w.id, w.name, w.namespace_id` and the worker's
     /// namespace's name from `at` on.
@@ -159,13 +168,11 @@ impl WorkUnit for PgWorkUnit {
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         let meta = limits::checked_unit_meta(meta)?;
-        self.shared()
-            .change_or(
-                GONE,
-                "UPDATE work_unit SET priority = $2, not_before = $3 WHERE id = $1",
-                &[&self.id, &meta.priority, &meta.not_before],
-            )
-            .await
+        self.change(
+            "UPDATE work_unit SET priority = $2, not_before = $3 WHERE id = $1",
+            &[&meta.priority, &meta.not_before],
+        )
+        .await
     }
 
     async fn priority(&self) -> Result<f64> {
@@ -175,13 +182,11 @@ impl WorkUnit for PgWorkUnit {
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
         let priority = limits::checked_priority(priority)?;
-        self.shared()
-            .change_or(
-                GONE,
-                "UPDATE work_unit SET priority = $2 WHERE id = $1",
-                &[&self.id, &priority],
-            )
-            .await
+        self.change(
+            "UPDATE work_unit SET priority = $2 WHERE id = $1",
+            &[&priority],
+        )
+        .await
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tokio_postgres::types::FromSqlOwned;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::attempt::{attempt_from_row, select_attempts, PgAttempt};
@@ -125,9 +127,22 @@ impl PgWorker {
         )))
     }
 
-    /// One value of this worker's row.
-    async fn field(&self, sql: &str) -> Result<Row> {
-        self.shared.row_or(GONE, sql, &[&self.id]).await
+    /// One value of this worker's row, decoded by `read`.
+    async fn field<T>(&self, sql: &str, read: fn(&Row, usize) -> Result<T>) -> Result<T> {
+        read(&self.shared.row_or(GONE, sql, &[&self.id]).await?, 0)
+    }
+
+    /// One value of this worker's row that decodes as it is stored.
+    async fn value<T: FromSqlOwned>(&self, sql: &str) -> Result<T> {
+        self.field(sql, |row, i| col(row, i)).await
+    }
+
+    /// Runs `sql`, which changes this worker's row: `$1` is its id,
+    /// `values` are `$2` on.
+    async fn change(&self, sql: &str, values: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            [&self.id as _].iter().chain(values).copied().collect();
+        self.shared.change_or(GONE, sql, &params).await
     }
 
     /// Attempts of this worker's row selected by `sql` (by [`select_attempts!`]).
@@ -257,13 +272,11 @@ impl Worker for PgWorker {
                 _ => return Err(Error::WrongBackend),
             },
         };
-        self.shared
-            .change_or(
-                GONE,
-                "UPDATE worker SET parent_id = $2 WHERE id = $1",
-                &[&self.id, &parent_id],
-            )
-            .await
+        self.change(
+            "UPDATE worker SET parent_id = $2 WHERE id = $1",
+            &[&parent_id],
+        )
+        .await
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
@@ -274,54 +287,32 @@ impl Worker for PgWorker {
     }
 
     async fn active(&self) -> Result<bool> {
-        col(
-            &self
-                .field("SELECT active FROM worker WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT active FROM worker WHERE id = $1").await
     }
 
     async fn deactivate(&self) -> Result<()> {
-        self.shared
-            .change_or(
-                GONE,
-                "UPDATE worker SET active = false WHERE id = $1",
-                &[&self.id],
-            )
+        self.change("UPDATE worker SET active = false WHERE id = $1", &[])
             .await
     }
 
     async fn mode(&self) -> Result<String> {
-        text(
-            &self.field("SELECT mode FROM worker WHERE id = $1").await?,
-            0,
-        )
+        self.field("SELECT mode FROM worker WHERE id = $1", text)
+            .await
     }
 
     async fn data(&self) -> Result<DataMap> {
-        data_map(
-            &self.field("SELECT data FROM worker WHERE id = $1").await?,
-            0,
-        )
+        self.field("SELECT data FROM worker WHERE id = $1", data_map)
+            .await
     }
 
     async fn expiration(&self) -> Result<Time> {
-        col(
-            &self
-                .field("SELECT expiration FROM worker WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT expiration FROM worker WHERE id = $1")
+            .await
     }
 
     async fn last_update(&self) -> Result<Time> {
-        col(
-            &self
-                .field("SELECT last_update FROM worker WHERE id = $1")
-                .await?,
-            0,
-        )
+        self.value("SELECT last_update FROM worker WHERE id = $1")
+            .await
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
@@ -329,12 +320,7 @@ impl Worker for PgWorker {
         const UPDATE: &str = "UPDATE worker SET active = true, data = $2, last_update = $3,
                  expiration = $4, mode = $5
              WHERE id = $1";
-        self.shared
-            .change_or(
-                GONE,
-                UPDATE,
-                &[&self.id, &json(&data), &now, &expiration, &mode.as_bytes()],
-            )
+        self.change(UPDATE, &[&json(&data), &now, &expiration, &mode.as_bytes()])
             .await
     }
 

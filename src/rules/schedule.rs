@@ -203,8 +203,14 @@ mod tests {
         counts
     }
 
-    fn near(actual: usize, expected: f64, runs: usize) -> bool {
-        (actual as f64 / runs as f64 - expected).abs() < 0.03
+    /// Asserts that of 10,000 seeded draws between specs "a" and "b", "a"
+    /// gets `expected` within three points.
+    #[track_caller]
+    fn assert_split(a: WorkSpecMeta, b: WorkSpecMeta, expected: f64) {
+        const RUNS: usize = 10_000;
+        let s = shares(&metas(&[("a", a), ("b", b)]), RUNS);
+        let got = s["a"] as f64 / RUNS as f64;
+        assert!((got - expected).abs() < 0.03, "{s:?}");
     }
 
     #[test]
@@ -238,24 +244,18 @@ mod tests {
 
     #[test]
     fn equal_weights_split_evenly() {
-        let m = metas(&[("a", spec(20, 5, 0)), ("b", spec(20, 5, 0))]);
-        let s = shares(&m, 10_000);
-        assert!(near(s["a"], 0.5, 10_000), "{s:?}");
+        assert_split(spec(20, 5, 0), spec(20, 5, 0), 0.5);
     }
 
     #[test]
     fn unequal_weights_split_by_score() {
-        let m = metas(&[("a", spec(1, 5, 0)), ("b", spec(3, 5, 0))]);
-        let s = shares(&m, 10_000);
-        assert!(near(s["a"], 0.25, 10_000), "{s:?}");
+        assert_split(spec(1, 5, 0), spec(3, 5, 0), 0.25);
     }
 
     #[test]
     fn pending_work_shifts_the_split() {
         // Weights 1 and 3, one pending in the heavy spec: scores 2 and 2.
-        let m = metas(&[("a", spec(1, 5, 0)), ("b", spec(3, 5, 1))]);
-        let s = shares(&m, 10_000);
-        assert!(near(s["a"], 0.5, 10_000), "{s:?}");
+        assert_split(spec(1, 5, 0), spec(3, 5, 1), 0.5);
     }
 
     #[test]
@@ -352,25 +352,27 @@ mod tests {
     #[test]
     fn unit_status_rules() {
         let later = Some(t() + Duration::seconds(1));
-        assert_eq!(
-            unit_status(Some(AttemptStatus::Pending), later, t()),
-            WorkUnitStatus::Pending
-        );
-        assert_eq!(
-            unit_status(Some(AttemptStatus::Finished), None, t()),
-            WorkUnitStatus::Finished
-        );
-        assert_eq!(
-            unit_status(Some(AttemptStatus::Failed), None, t()),
-            WorkUnitStatus::Failed
-        );
-        assert_eq!(
-            unit_status(Some(AttemptStatus::Expired), later, t()),
-            WorkUnitStatus::Delayed
-        );
-        assert_eq!(unit_status(None, later, t()), WorkUnitStatus::Delayed);
-        assert_eq!(unit_status(None, Some(t()), t()), WorkUnitStatus::Available);
-        assert_eq!(unit_status(None, None, t()), WorkUnitStatus::Available);
+        // (active attempt's status, not-before, the unit's status)
+        let table = [
+            (Some(AttemptStatus::Pending), later, WorkUnitStatus::Pending),
+            (
+                Some(AttemptStatus::Finished),
+                None,
+                WorkUnitStatus::Finished,
+            ),
+            (Some(AttemptStatus::Failed), None, WorkUnitStatus::Failed),
+            (Some(AttemptStatus::Expired), later, WorkUnitStatus::Delayed),
+            (None, later, WorkUnitStatus::Delayed),
+            (None, Some(t()), WorkUnitStatus::Available),
+            (None, None, WorkUnitStatus::Available),
+        ];
+        for (attempt, not_before, expected) in table {
+            assert_eq!(
+                unit_status(attempt, not_before, t()),
+                expected,
+                "{attempt:?}, not before {not_before:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,13 +10,35 @@ use coordinate::{
 };
 use proptest::prelude::*;
 
-/// The kind of handle a name-identity property is about.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
-    Namespace,
-    Spec,
-    Unit,
-    Worker,
+/// A fieldless enum, and the strategy that picks any of its variants (each
+/// listed once, so none can be left out of the choice).
+macro_rules! choice {
+    (
+        $(#[$doc:meta])*
+        enum $name:ident, chosen by $strategy:ident {
+            $($(#[$vdoc:meta])* $variant:ident),+ $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        pub(crate) fn $strategy() -> impl Strategy<Value = $name> {
+            prop_oneof![$(Just($name::$variant)),+]
+        }
+    };
+}
+
+choice! {
+    /// The kind of handle a name-identity property is about.
+    enum Kind, chosen by kind {
+        Namespace,
+        Spec,
+        Unit,
+        Worker,
+    }
 }
 
 /// What a call on a handle of `kind` answers when its object is gone.
@@ -30,44 +52,24 @@ pub(crate) fn gone(kind: Kind) -> Error {
     Error::Gone { kind }
 }
 
-pub(crate) fn kind() -> impl Strategy<Value = Kind> {
-    prop_oneof![
-        Just(Kind::Namespace),
-        Just(Kind::Spec),
-        Just(Kind::Unit),
-        Just(Kind::Worker)
-    ]
+choice! {
+    /// Where a delete or a re-creation happens.
+    enum Route, chosen by route {
+        /// Through the cache.
+        Cache,
+        /// Directly on the inner backend, behind the cache's back.
+        Behind,
+    }
 }
 
-/// Where a delete or a re-creation happens.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Route {
-    /// Through the cache.
-    Cache,
-    /// Directly on the inner backend, behind the cache's back.
-    Behind,
-}
-
-pub(crate) fn route() -> impl Strategy<Value = Route> {
-    prop_oneof![Just(Route::Cache), Just(Route::Behind)]
-}
-
-/// How a unit is deleted.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum UnitDelete {
-    All,
-    ByName,
-    ByStatus,
-    DestroySpec,
-}
-
-pub(crate) fn unit_delete() -> impl Strategy<Value = UnitDelete> {
-    prop_oneof![
-        Just(UnitDelete::All),
-        Just(UnitDelete::ByName),
-        Just(UnitDelete::ByStatus),
-        Just(UnitDelete::DestroySpec)
-    ]
+choice! {
+    /// How a unit is deleted.
+    enum UnitDelete, chosen by unit_delete {
+        All,
+        ByName,
+        ByStatus,
+        DestroySpec,
+    }
 }
 
 pub(crate) type Counted = Cache<Instrumented<MemoryBackend>>;

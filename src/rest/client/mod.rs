@@ -215,6 +215,18 @@ impl Shared {
         answer.map_err(|f| f.error_for(owner))
     }
 
+    /// `POST` `body` to the collection at `url`: the created object's name
+    /// and resolved URL; a failure is the error a call on `owner` answers.
+    pub(crate) async fn create<B: Serialize + ?Sized>(
+        &self,
+        url: &Url,
+        body: &B,
+        owner: Owner<'_>,
+    ) -> Result<(String, Url)> {
+        let created: NamedLink = self.exchange(Method::POST, url, Some(body), owner).await?;
+        Ok((created.name, self.resolve(&created.url)?))
+    }
+
     /// A `method` request with `body` whose answer carries nothing needed; a
     /// failure is the error a call on `owner` answers.
     pub(crate) async fn call<B: Serialize + ?Sized>(

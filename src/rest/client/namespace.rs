@@ -14,8 +14,7 @@ use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary};
 use crate::rest::wire::{
-    NamedLink, NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument,
-    WorkerList,
+    NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument, WorkerList,
 };
 use crate::rules::limits::{check_name, checked_data};
 
@@ -111,17 +110,8 @@ impl Namespace for RestNamespace {
         let body = WorkSpecBody {
             data: Some(checked_data(definition)?),
         };
-        let created: NamedLink = self
-            .shared
-            .exchange(Method::POST, &url, Some(&body), LOOKUP)
-            .await?;
-        let url = self.shared.resolve(&created.url)?;
-        Ok(Arc::new(RestWorkSpec::new(
-            &self.shared,
-            created.name,
-            url,
-            None,
-        )))
+        let (name, url) = self.shared.create(&url, &body, LOOKUP).await?;
+        Ok(Arc::new(RestWorkSpec::new(&self.shared, name, url, None)))
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {

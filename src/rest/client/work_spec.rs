@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use crate::rest::names::encode_previous;
 use crate::rest::wire::{
-    CountsDocument, DeletedDocument, NamedLink, UncheckedWorkUnitDocument, WorkSpecBody,
-    WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
+    CountsDocument, DeletedDocument, UncheckedWorkUnitDocument, WorkSpecBody, WorkSpecDocument,
+    WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
 };
 use crate::rules::limits::{check_name, checked_data};
 
@@ -240,17 +240,8 @@ impl WorkSpec for RestWorkSpec {
             data: Some(checked_data(data)?),
             meta: Some(meta.into()),
         };
-        let created: NamedLink = self
-            .shared()
-            .exchange(Method::POST, &url, Some(&body), self.owner())
-            .await?;
-        let url = self.shared().resolve(&created.url)?;
-        Ok(Arc::new(RestWorkUnit::new(
-            self.clone(),
-            created.name,
-            url,
-            None,
-        )))
+        let (name, url) = self.shared().create(&url, &body, self.owner()).await?;
+        Ok(Arc::new(RestWorkUnit::new(self.clone(), name, url, None)))
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
