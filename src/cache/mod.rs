@@ -27,17 +27,6 @@
 //! See [`Cache`] for what is cached, the identity rule, the caveats and the
 //! concurrency guarantees; [`CacheBuilder`] for capacities and expiry.
 
-/// Calls `method(args)` on the upstream object of a cached handle through
-/// [`recover::run`], for the operations that need no bookkeeping in the cache.
-macro_rules! forward {
-    ($handle:ident, $method:ident($($arg:expr),* $(,)?)) => {
-        $crate::cache::recover::run(&$handle.shared, $handle, |link| async move {
-            link.upstream.$method($($arg),*).await
-        })
-        .await
-    };
-}
-
 mod attempt;
 mod builder;
 mod feed;

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use super::handle::{kind_tables, Cached, Kind};
 use super::key::ROOT_SCOPE;
 use super::link::Link;
+use super::recover::forward;
 use super::recover::{run, run_with_budget, MAX_RECOVERIES};
 use super::shared::{Caches, Shared};
 use super::stats::{Counters, KindCounters};

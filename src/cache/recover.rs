@@ -9,6 +9,18 @@ use super::link::Link;
 use super::shared::Shared;
 use crate::error::{Error, Result};
 
+/// Calls `method(args)` on the upstream object of a cached handle through
+/// [`run`], for the operations that need no bookkeeping in the cache.
+macro_rules! forward {
+    ($handle:ident, $method:ident($($arg:expr),* $(,)?)) => {
+        $crate::cache::recover::run(&$handle.shared, $handle, |link| async move {
+            link.upstream.$method($($arg),*).await
+        })
+        .await
+    };
+}
+pub(super) use forward;
+
 /// How many times one call re-resolves its handle after `Gone`. Two, so a
 /// handle whose replacement was itself replaced behind the cache's back
 /// still converges; calls whose `Gone` may be about an argument

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::attempt::wrap_attempt;
 use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
+use super::recover::forward;
 use super::recover::{live_link, run, run_with_budget};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
