@@ -130,8 +130,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// Default time an idle pooled connection is kept.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: StdDuration = StdDuration::from_secs(90);
 /// Default limit on one response body: room for a list of about two
-/// million work units, while a server that never stops sending cannot
-/// exhaust the client's memory.
+/// million short-named work units, while a server that never stops
+/// sending cannot exhaust the client's memory.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// The Coordinate API over HTTP (see the [module docs](self)).
