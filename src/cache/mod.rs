@@ -44,11 +44,10 @@ mod work_spec;
 mod work_unit;
 mod worker;
 
+use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-
-use async_trait::async_trait;
 
 pub use builder::{
     CacheBuilder, DEFAULT_NAMESPACES, DEFAULT_WORKERS, DEFAULT_WORK_SPECS, DEFAULT_WORK_UNITS,
@@ -209,8 +208,10 @@ use stats::Counters;
 /// * Attempts pass straight through: an attempt of a deleted unit answers
 ///   `Gone`, even if a unit of the same name exists again.
 /// * Entries made unreachable by a bulk invalidation (a destroyed namespace
-///   or spec, a query delete) stay in moka, counted in `entries`, until the
-///   eviction policy drops them; they are never returned.
+///   or spec, a query delete) stay in moka, counted in `entries` and never
+///   returned, until evicted: they take capacity, and admission by frequency
+///   prefers recently hot ones to new live entries until their counts age,
+///   so give a churning workload's capacities room for what it destroys.
 ///
 /// # Concurrency
 ///
@@ -326,8 +327,7 @@ impl<B: Backend + 'static> Backend for Cache<B> {
         if let Some(hit) = self.shared.hit::<CachedNamespace>(ROOT_SCOPE, name) {
             return Ok(hit);
         }
-        let ns = Box::pin(CachedNamespace::lookup(&self.shared, name)).await?;
-        Ok(ns)
+        Ok(Box::pin(CachedNamespace::lookup(&self.shared, name)).await?)
     }
 
     async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>> {
