@@ -9,8 +9,7 @@ use futures::FutureExt;
 
 use super::handle::{kind_tables, Cached, Kind};
 use super::namespace::CachedNamespace;
-use super::recover::forward;
-use super::recover::run;
+use super::recover::{forward, run};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;

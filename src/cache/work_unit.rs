@@ -7,8 +7,7 @@ use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
 use super::handle::{kind_tables, Cached, Kind};
-use super::recover::forward;
-use super::recover::{live_link, recover, run};
+use super::recover::{forward, live_link, recover, run};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;

@@ -167,7 +167,7 @@ impl PgAttempt {
     /// One value of this attempt's row that needs no expiry check, decoded
     /// by `read`.
     async fn field<T>(&self, sql: &str, read: fn(&Row, usize) -> Result<T>) -> Result<T> {
-        read(&self.shared().row_or(GONE, sql, &[&self.id]).await?, 0)
+        self.shared().field_of(GONE, sql, self.id, read).await
     }
 
     /// One such value that decodes as it is stored.

@@ -439,6 +439,33 @@ impl Shared {
         query_opt(&client, sql, params).await?.ok_or(gone)
     }
 
+    /// One value of row `id` selected by `sql` (`$1` the id), decoded by
+    /// `read`; `gone` if there is no such row.
+    pub(crate) async fn field_of<T>(
+        &self,
+        gone: Error,
+        sql: &str,
+        id: i64,
+        read: fn(&Row, usize) -> Result<T>,
+    ) -> Result<T> {
+        read(&self.row_or(gone, sql, &[&id]).await?, 0)
+    }
+
+    /// Runs `sql`, which changes row `id` (`$1`; `values` are `$2` on);
+    /// `gone` if no row matched.
+    pub(crate) async fn change_of(
+        &self,
+        gone: Error,
+        sql: &str,
+        id: i64,
+        values: &[&(dyn ToSql + Sync)],
+    ) -> Result<()> {
+        let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&id as _)
+            .chain(values.iter().copied())
+            .collect();
+        self.change_or(gone, sql, &params).await
+    }
+
     /// The id of child `name` of row `parent`, found by `sql`: one row
     /// while the parent exists (`gone` otherwise) holding the child's id or
     /// NULL, so one round trip tells a missing child from a gone parent.

@@ -90,9 +90,7 @@ impl PgWorkUnit {
     /// Runs `sql`, which changes this unit's row: `$1` is its id, `values`
     /// are `$2` on.
     async fn change(&self, sql: &str, values: &[&(dyn ToSql + Sync)]) -> Result<()> {
-        let params: Vec<&(dyn ToSql + Sync)> =
-            [&self.id as _].iter().chain(values).copied().collect();
-        self.shared().change_or(GONE, sql, &params).await
+        self.shared().change_of(GONE, sql, self.id, values).await
     }
 
     /// An attempt handle on this unit from its id and worker row.

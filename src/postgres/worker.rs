@@ -129,7 +129,7 @@ impl PgWorker {
 
     /// One value of this worker's row, decoded by `read`.
     async fn field<T>(&self, sql: &str, read: fn(&Row, usize) -> Result<T>) -> Result<T> {
-        read(&self.shared.row_or(GONE, sql, &[&self.id]).await?, 0)
+        self.shared.field_of(GONE, sql, self.id, read).await
     }
 
     /// One value of this worker's row that decodes as it is stored.
@@ -140,9 +140,7 @@ impl PgWorker {
     /// Runs `sql`, which changes this worker's row: `$1` is its id,
     /// `values` are `$2` on.
     async fn change(&self, sql: &str, values: &[&(dyn ToSql + Sync)]) -> Result<()> {
-        let params: Vec<&(dyn ToSql + Sync)> =
-            [&self.id as _].iter().chain(values).copied().collect();
-        self.shared.change_or(GONE, sql, &params).await
+        self.shared.change_of(GONE, sql, self.id, values).await
     }
 
     /// Attempts of this worker's row selected by `sql` (by [`select_attempts!`]).
