@@ -103,6 +103,7 @@ fn record_kind(kind: &'static str, s: &KindStats) {
     counter!("coordinate_cache_recoveries_total", "kind" => kind).absolute(s.gone_recoveries);
     counter!("coordinate_cache_invalidations_total", "kind" => kind).absolute(s.invalidations);
     counter!("coordinate_cache_evictions_total", "kind" => kind).absolute(s.evictions);
+    counter!("coordinate_cache_swept_total", "kind" => kind).absolute(s.swept);
     gauge!("coordinate_cache_entries", "kind" => kind).set(s.entries as f64);
 }
 

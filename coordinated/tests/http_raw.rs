@@ -481,6 +481,7 @@ fn metrics_count_routes_cache_and_work_units() {
         "coordinate_cache_recoveries_total",
         "coordinate_cache_invalidations_total",
         "coordinate_cache_evictions_total",
+        "coordinate_cache_swept_total",
         "coordinate_cache_feed_subscribed",
         "coordinate_cache_feed_reconnects_total",
         "coordinate_summary_seconds_bucket",

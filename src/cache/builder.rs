@@ -12,6 +12,7 @@ use super::key::Entry;
 use super::link::Link;
 use super::stats::{Counters, KindCounters};
 use super::store::{self, Store};
+use super::sweep::Sweep;
 use super::{Cache, Caches};
 use crate::api::Backend;
 
@@ -145,11 +146,13 @@ impl<B: Backend + 'static> CacheBuilder<B> {
 impl<B> CacheBuilder<B> {
     /// Empty entry stores with these settings, counting into `counters`.
     pub(super) fn caches(&self, counters: &Arc<Counters>) -> Caches {
+        let sweep = Arc::new(Sweep::default());
         Caches {
-            namespaces: self.store(self.namespaces, counters, |c| &c.namespaces),
-            work_specs: self.store(self.work_specs, counters, |c| &c.work_specs),
-            work_units: self.store(self.work_units, counters, |c| &c.work_units),
-            workers: self.store(self.workers, counters, |c| &c.workers),
+            namespaces: self.store(self.namespaces, counters, &sweep, |c| &c.namespaces),
+            work_specs: self.store(self.work_specs, counters, &sweep, |c| &c.work_specs),
+            work_units: self.store(self.work_units, counters, &sweep, |c| &c.work_units),
+            workers: self.store(self.workers, counters, &sweep, |c| &c.workers),
+            sweep,
         }
     }
 
@@ -157,14 +160,16 @@ impl<B> CacheBuilder<B> {
         &self,
         capacity: u64,
         counters: &Arc<Counters>,
+        sweep: &Arc<Sweep>,
         kind: fn(&Counters) -> &KindCounters,
     ) -> Store<W> {
         // Entries that expire get no front: moka expires them lazily, unseen.
         let front =
             (self.time_to_idle.is_none() && self.time_to_live.is_none()).then(store::front::<W>);
-        // The listener holds the counters and (weakly) the front, never the
-        // cache, so entries and listener form no reference cycle.
+        // The listener holds the counters, the sweep and (weakly) the front,
+        // never the cache, so entries and listener form no reference cycle.
         let counters = Arc::clone(counters);
+        let listener_sweep = Arc::clone(sweep);
         let listener_front = front.as_ref().map(Arc::downgrade);
         let mut builder = moka::sync::Cache::builder()
             .max_capacity(capacity)
@@ -179,7 +184,10 @@ impl<B> CacheBuilder<B> {
                     // Children are reachable only through a cached parent: a
                     // handle kept after its eviction starts a fresh child scope,
                     // so deletes it can no longer see never leave stale children.
-                    Link::rescope(&handle.link_cell().load());
+                    let unreachable = Link::rescope(&handle.link_cell().load());
+                    if W::HAS_CHILDREN {
+                        listener_sweep.retire(unreachable);
+                    }
                 }
             });
         if let Some(idle) = self.time_to_idle {
@@ -188,6 +196,6 @@ impl<B> CacheBuilder<B> {
         if let Some(live) = self.time_to_live {
             builder = builder.time_to_live(live);
         }
-        Store::new(builder.build(), front)
+        Store::new(builder.build(), front, Arc::clone(sweep))
     }
 }

@@ -372,7 +372,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
                     }
                     // Which units is unknown: drop every unit of the spec.
                     DeletedUnits::All => {
-                        link.rescope();
+                        caches.sweep.retire(link.rescope());
                         shared.counters::<CachedWorkUnit>().invalidations.inc();
                     }
                 }

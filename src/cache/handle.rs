@@ -26,6 +26,10 @@ pub(crate) trait Handle: Keyed + Sized {
     /// The kind of object this handle stands for: what its `Gone` names.
     const KIND: ObjectKind;
 
+    /// Whether entries are cached under this kind's links (namespaces have
+    /// specs and workers, specs have units).
+    const HAS_CHILDREN: bool;
+
     /// The current link to the upstream object.
     fn link_cell(&self) -> &ArcSwap<Link<Self::Up>>;
 
@@ -49,6 +53,8 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     type Parent: Send + Sync + 'static;
     /// The kind of object, for `Gone`.
     const OBJECT: ObjectKind;
+    /// [`Handle::HAS_CHILDREN`] for this kind.
+    const HAS_CHILDREN: bool;
     /// The name `Debug` shows.
     const NAME: &'static str;
 
@@ -73,10 +79,11 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
 /// `Cached`, the handle's name), the field of [`Caches`] and [`Counters`]
 /// that holds this kind's entries and counters, and the parent handle.
 macro_rules! kind_tables {
-    ($object:ident, $field:ident, $parent:ty) => {
+    ($object:ident, $field:ident, $parent:ty, has_children: $children:literal) => {
         type Up = dyn $object;
         type Parent = $parent;
         const OBJECT: ObjectKind = ObjectKind::$object;
+        const HAS_CHILDREN: bool = $children;
         const NAME: &'static str = concat!("Cached", stringify!($object));
 
         fn store(caches: &Caches) -> &Store<Cached<Self>> {
@@ -241,6 +248,7 @@ impl<K: Kind> Keyed for Cached<K> {
 impl<K: Kind> Handle for Cached<K> {
     type Up = K::Up;
     const KIND: ObjectKind = K::OBJECT;
+    const HAS_CHILDREN: bool = K::HAS_CHILDREN;
 
     fn link_cell(&self) -> &ArcSwap<Link<K::Up>> {
         &self.link

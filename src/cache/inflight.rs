@@ -278,6 +278,7 @@ mod tests {
         Store::new(
             moka::sync::Cache::new(16),
             Some(super::super::store::front()),
+            std::sync::Arc::default(),
         )
     }
 

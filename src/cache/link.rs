@@ -30,7 +30,7 @@ pub(crate) struct Link<T: ?Sized> {
     /// or by a `Gone` answer); never cleared, since deletion is final.
     dead: AtomicBool,
     /// The scope of this object's child entries. Changing it drops every
-    /// child entry at once (they become unreachable and age out).
+    /// child entry at once (they become unreachable; see `sweep.rs`).
     scope: AtomicU64,
     /// The link of the parent object this one was resolved under.
     parent: Option<Arc<dyn Liveness>>,
@@ -65,9 +65,10 @@ impl<T: ?Sized> Link<T> {
         self.scope.load(Ordering::Acquire)
     }
 
-    /// Drops every child entry (they stay in moka, unreachable, until evicted).
-    pub(crate) fn rescope(&self) {
-        self.scope.store(fresh_scope(), Ordering::Release);
+    /// Drops every child entry: answers the old scope, whose entries no
+    /// lookup reaches any more (to be swept, see `sweep.rs`).
+    pub(crate) fn rescope(&self) -> u64 {
+        self.scope.swap(fresh_scope(), Ordering::AcqRel)
     }
 
     /// The cache generation in which this link was last cached.
@@ -112,7 +113,7 @@ mod tests {
         let child = Link::new(Arc::new(2u8), Some(parent.clone() as Arc<dyn Liveness>));
         assert_ne!(parent.scope(), child.scope());
         let before = child.scope();
-        child.rescope();
+        assert_eq!(child.rescope(), before);
         assert_ne!(before, child.scope());
         assert!(!child.is_dead());
         parent.mark_dead();

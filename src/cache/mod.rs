@@ -40,6 +40,7 @@ mod recover;
 mod shared;
 mod stats;
 mod store;
+mod sweep;
 mod work_spec;
 mod work_unit;
 mod worker;
@@ -207,11 +208,10 @@ use stats::Counters;
 ///   feed events do not reach them (they still recover on `Gone`).
 /// * Attempts pass straight through: an attempt of a deleted unit answers
 ///   `Gone`, even if a unit of the same name exists again.
-/// * Entries made unreachable by a bulk invalidation (a destroyed namespace
-///   or spec, a query delete) stay in moka, counted in `entries` and never
-///   returned, until evicted: they take capacity, and admission by frequency
-///   prefers recently hot ones to new live entries until their counts age,
-///   so give a churning workload's capacities room for what it destroys.
+/// * A bulk invalidation (a destroyed namespace or spec, a query delete, a
+///   parent's eviction) makes the children unreachable at once; a sweep
+///   drops them once half the cache's size in entries has been inserted
+///   since the last one ([`KindStats::swept`]). Until then they take room.
 ///
 /// # Concurrency
 ///

@@ -29,7 +29,7 @@ pub(crate) enum NamespaceKind {}
 pub(crate) type CachedNamespace = Cached<NamespaceKind>;
 
 impl Kind for NamespaceKind {
-    kind_tables!(Namespace, namespaces, ());
+    kind_tables!(Namespace, namespaces, (), has_children: true);
 
     async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
         if create {

@@ -15,6 +15,7 @@ use super::link::Link;
 use super::namespace::CachedNamespace;
 use super::stats::{CacheStats, Counters, KindCounters, KindStats};
 use super::store::Store;
+use super::sweep::Sweep;
 use super::work_spec::CachedWorkSpec;
 use super::work_unit::CachedWorkUnit;
 use super::worker::CachedWorker;
@@ -34,6 +35,8 @@ pub(crate) struct Caches {
     pub(super) work_specs: Store<CachedWorkSpec>,
     pub(super) work_units: Store<CachedWorkUnit>,
     pub(super) workers: Store<CachedWorker>,
+    /// Scopes whose entries no lookup reaches, to be swept (see `sweep.rs`).
+    pub(super) sweep: Arc<Sweep>,
 }
 
 /// State shared by a cache and every handle it gave out.
@@ -52,6 +55,34 @@ impl Caches {
         self.work_specs.run_pending_tasks();
         self.work_units.run_pending_tasks();
         self.workers.run_pending_tasks();
+    }
+
+    /// Drops the entries under retired scopes if a sweep is due (see
+    /// `sweep.rs`): parents first, so that a swept spec's units go too.
+    pub(super) fn sweep_if_due(&self, counters: &Counters) {
+        let Some(sweep) = self.sweep.start() else {
+            return;
+        };
+        let parents = sweep.take();
+        counters
+            .work_specs
+            .swept
+            .add(self.work_specs.drop_under(&parents));
+        counters
+            .workers
+            .swept
+            .add(self.workers.drop_under(&parents));
+        // The swept specs retired their own scopes.
+        let mut scopes = sweep.take();
+        scopes.extend(parents);
+        counters
+            .work_units
+            .swept
+            .add(self.work_units.drop_under(&scopes));
+        let entries = self.work_specs.entry_count()
+            + self.workers.entry_count()
+            + self.work_units.entry_count();
+        sweep.finish(entries);
     }
 }
 
@@ -185,7 +216,7 @@ impl Shared {
             scope,
             name: Arc::clone(&name),
         };
-        W::store(&caches)
+        let loaded = W::store(&caches)
             .get_or_load(
                 key,
                 || {
@@ -198,7 +229,9 @@ impl Shared {
                     handle.link_cell().load().cached_in(self.feed.generation());
                 },
             )
-            .await
+            .await;
+        caches.sweep_if_due(&self.counters);
+        loaded
     }
 
     /// The cached handle for `name` if there is a live one, else `make()`'s
@@ -226,7 +259,9 @@ impl Shared {
                 let generation = self.feed.generation();
                 let handle = make();
                 handle.link_cell().load().cached_in(generation);
-                W::store(&caches).get_with(handle)
+                let handle = W::store(&caches).get_with(handle);
+                caches.sweep_if_due(&self.counters);
+                handle
             }
             None => make(),
         }
@@ -268,6 +303,13 @@ impl Shared {
         }
     }
 
+    /// Records that no lookup reaches the entries under `scope` any more.
+    pub(super) fn retire(&self, scope: u64) {
+        if let Some(caches) = self.caches.load().as_deref() {
+            caches.sweep.retire(scope);
+        }
+    }
+
     /// Drops every entry of every kind, and outdates every handle given out
     /// so far: each re-resolves its name on its next use.
     pub(crate) fn flush(&self) {
@@ -281,6 +323,7 @@ impl Shared {
             caches.work_specs.clear();
             caches.work_units.clear();
             caches.workers.clear();
+            caches.sweep.clear();
         }
         // Last: a load published before the loads were forgotten carries the
         // old generation, so its handle is outdated too.
@@ -304,7 +347,10 @@ impl Shared {
         let key = KeyRef { scope, name };
         if let Some(gone) = store.remove(key) {
             let link = gone.link_cell().load();
-            link.rescope();
+            let unreachable = link.rescope();
+            if W::HAS_CHILDREN {
+                caches.sweep.retire(unreachable);
+            }
             if deleted {
                 link.mark_dead();
             }

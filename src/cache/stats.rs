@@ -58,6 +58,7 @@ pub(crate) struct KindCounters {
     pub(crate) recoveries: Counter,
     pub(crate) invalidations: Counter,
     pub(crate) evictions: Counter,
+    pub(crate) swept: Counter,
 }
 
 impl KindCounters {
@@ -69,6 +70,7 @@ impl KindCounters {
             gone_recoveries: self.recoveries.get(),
             invalidations: self.invalidations.get(),
             evictions: self.evictions.get(),
+            swept: self.swept.get(),
             entries,
             loads_in_flight,
         }
@@ -107,8 +109,11 @@ pub struct KindStats {
     pub invalidations: u64,
     /// Entries evicted by the size bound or by expiry.
     pub evictions: u64,
+    /// Entries dropped because no lookup could reach them any more: their
+    /// parent was deleted or evicted, or its units deleted by a query.
+    pub swept: u64,
     /// Approximate number of entries held (moka's estimate; it includes
-    /// entries made unreachable by a bulk invalidation until they age out).
+    /// entries no lookup reaches until they are swept).
     pub entries: u64,
     /// Backend lookups in flight now, each awaited by at least one lookup
     /// (a lookup given up, its future dropped, leaves none behind): zero

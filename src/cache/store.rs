@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use super::inflight::Loads;
 use super::key::{Entry, KeyRef, Keyed};
+use super::sweep::{Scopes, Sweep};
 
 /// The lock-free map in front of moka, keyed as moka is (a handle is its
 /// own key; the value is the handle the entry holds now).
@@ -37,6 +38,8 @@ pub(crate) struct Store<W> {
     entries: moka::sync::Cache<Entry<W>, Arc<W>>,
     front: Option<Arc<Front<W>>>,
     pub(super) loads: Loads<W>,
+    /// The cache's sweep, which counts this store's inserts.
+    sweep: Arc<Sweep>,
 }
 
 /// An empty front, for a moka cache built without expiry; the moka cache's
@@ -70,15 +73,18 @@ fn sampled() -> bool {
 }
 
 impl<W: Keyed> Store<W> {
-    /// A store over `entries`, with `front` if they never expire.
+    /// A store over `entries`, with `front` if they never expire, counting
+    /// its inserts into `sweep`.
     pub(crate) fn new(
         entries: moka::sync::Cache<Entry<W>, Arc<W>>,
         front: Option<Arc<Front<W>>>,
+        sweep: Arc<Sweep>,
     ) -> Self {
         Store {
             entries,
             front,
             loads: Loads::default(),
+            sweep,
         }
     }
 
@@ -124,6 +130,7 @@ impl<W: Keyed> Store<W> {
                 .insert(Entry(Arc::clone(&handle)), Arc::clone(&handle));
         }
         self.entries.insert(Entry(Arc::clone(&handle)), handle);
+        self.sweep.inserted();
     }
 
     /// The entry under `handle`'s key, else `handle`, cached.
@@ -136,6 +143,7 @@ impl<W: Keyed> Store<W> {
                         .pin()
                         .insert(Entry(Arc::clone(&handle)), Arc::clone(&handle));
                 }
+                self.sweep.inserted();
                 handle
             })
             .into_value()
@@ -148,6 +156,24 @@ impl<W: Keyed> Store<W> {
             front.pin().remove(&key);
         }
         gone
+    }
+
+    /// Drops every entry cached under one of `scopes`; answers how many.
+    pub(crate) fn drop_under(&self, scopes: &Scopes) -> u64 {
+        let under = |handle: &Arc<W>| scopes.contains(&handle.key().scope);
+        let doomed: Vec<Arc<W>> = match &self.front {
+            Some(front) => front.pin().values().filter(|h| under(h)).cloned().collect(),
+            None => self
+                .entries
+                .iter()
+                .map(|(_, handle)| handle)
+                .filter(under)
+                .collect(),
+        };
+        doomed
+            .iter()
+            .filter(|handle| self.remove(handle.key()).is_some())
+            .count() as u64
     }
 
     /// Drops every entry.

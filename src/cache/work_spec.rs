@@ -28,7 +28,7 @@ pub(crate) enum WorkSpecKind {}
 pub(crate) type CachedWorkSpec = Cached<WorkSpecKind>;
 
 impl Kind for WorkSpecKind {
-    kind_tables!(WorkSpec, work_specs, Arc<CachedNamespace>);
+    kind_tables!(WorkSpec, work_specs, Arc<CachedNamespace>, has_children: true);
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.
@@ -173,7 +173,7 @@ impl WorkSpec for CachedWorkSpec {
             let deleted = link.upstream.delete_work_units(query).await?;
             if deleted > 0 {
                 if query.names.is_empty() {
-                    link.rescope();
+                    self.shared.retire(link.rescope());
                     self.shared.counters::<CachedWorkUnit>().invalidations.inc();
                 } else {
                     // A names-only query deletes every named unit that exists.

@@ -24,7 +24,7 @@ pub(crate) enum WorkUnitKind {}
 pub(crate) type CachedWorkUnit = Cached<WorkUnitKind>;
 
 impl Kind for WorkUnitKind {
-    kind_tables!(WorkUnit, work_units, Arc<CachedWorkSpec>);
+    kind_tables!(WorkUnit, work_units, Arc<CachedWorkSpec>, has_children: false);
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
         handle.parent.lookup_unit(handle.name()).await

@@ -25,7 +25,7 @@ pub(crate) enum WorkerKind {}
 pub(crate) type CachedWorker = Cached<WorkerKind>;
 
 impl Kind for WorkerKind {
-    kind_tables!(Worker, workers, Arc<CachedNamespace>);
+    kind_tables!(Worker, workers, Arc<CachedNamespace>, has_children: false);
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
         handle.parent.existing_worker(handle.name()).await
