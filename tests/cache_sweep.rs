@@ -46,6 +46,19 @@ async fn settled(cache: &Cached) -> CacheStats {
     cache.stats()
 }
 
+async fn destroy_old(backend: &dyn Backend) {
+    let old = backend.namespace("old").await.unwrap();
+    old.destroy().await.unwrap();
+}
+
+/// Namespace "old"'s spec and units were swept; "new"'s units are cached.
+async fn assert_old_namespace_swept(cache: &Cached) {
+    let stats = settled(cache).await;
+    assert_eq!(stats.work_specs.swept, 1, "{stats:?}");
+    assert_eq!(stats.work_units.swept, UNITS as u64, "{stats:?}");
+    assert_eq!(stats.work_units.entries, UNITS as u64, "{stats:?}");
+}
+
 /// The scenario the sweep exists for: a namespace of hot units destroyed,
 /// and a new one of as many units in a cache with room for one of them.
 async fn destroyed_namespace_leaves_room(cache: Cached) {
@@ -53,13 +66,7 @@ async fn destroyed_namespace_leaves_room(cache: Cached) {
     for _ in 0..5 {
         assert_eq!(misses_looking_up(&cache, &old, "u").await, 0);
     }
-    cache
-        .namespace("old")
-        .await
-        .unwrap()
-        .destroy()
-        .await
-        .unwrap();
+    destroy_old(&cache).await;
 
     let new = spec_of_units(&cache, "new", "v").await;
     misses_looking_up(&cache, &new, "v").await;
@@ -70,10 +77,7 @@ async fn destroyed_namespace_leaves_room(cache: Cached) {
         "every new unit is cached: the destroyed ones made room"
     );
 
-    let stats = settled(&cache).await;
-    assert_eq!(stats.work_specs.swept, 1, "{stats:?}");
-    assert_eq!(stats.work_units.swept, UNITS as u64, "{stats:?}");
-    assert_eq!(stats.work_units.entries, UNITS as u64, "{stats:?}");
+    assert_old_namespace_swept(&cache).await;
 }
 
 #[tokio::test]
@@ -129,13 +133,7 @@ async fn a_namespace_destroyed_behind_the_cache_is_swept_after_its_event() {
     let cache = Cache::new(memory.clone());
     spec_of_units(&cache, "old", "u").await;
     let applied = cache.stats().feed.events_applied;
-    memory
-        .namespace("old")
-        .await
-        .unwrap()
-        .destroy()
-        .await
-        .unwrap();
+    destroy_old(&memory).await;
     tokio::time::timeout(StdDuration::from_secs(30), async {
         while cache.stats().feed.events_applied == applied {
             tokio::time::sleep(StdDuration::from_millis(5)).await;
@@ -145,8 +143,5 @@ async fn a_namespace_destroyed_behind_the_cache_is_swept_after_its_event() {
     .expect("the destroy's event reaches the cache");
     spec_of_units(&cache, "new", "v").await;
 
-    let stats = settled(&cache).await;
-    assert_eq!(stats.work_specs.swept, 1, "{stats:?}");
-    assert_eq!(stats.work_units.swept, UNITS as u64, "{stats:?}");
-    assert_eq!(stats.work_units.entries, UNITS as u64, "{stats:?}");
+    assert_old_namespace_swept(&cache).await;
 }
