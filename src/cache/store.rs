@@ -4,10 +4,12 @@
 //! eviction, expiry and admission. Hits are answered by a *front*, a
 //! lock-free map (papaya, hashed with foldhash) holding the same live
 //! entries: a hit reads it without locks and writes no shared cache line of
-//! ours. One lookup in [`SAMPLE`] per thread, hit or miss, is also made on
-//! moka, so its policy (admission by frequency, LRU order) sees an unbiased
-//! sample of the access stream and keeps about the hit ratio it would have
-//! if it answered every lookup.
+//! ours. Once the store is half full, one lookup in [`SAMPLE`] per thread,
+//! hit or miss, is also made on moka, so its policy (admission by
+//! frequency, LRU order) sees an unbiased sample of the access stream and
+//! keeps about the hit ratio it would have if it answered every lookup.
+//! Below half its capacity moka keeps no frequencies and evicts nothing;
+//! the recency order it keeps meanwhile is the order of inserts.
 //!
 //! The two agree by construction: an entry is put in the front before moka,
 //! and taken out of moka before the front; moka's removal listener takes out
@@ -37,6 +39,8 @@ const SAMPLE: u32 = 4;
 pub(crate) struct Store<W> {
     entries: moka::sync::Cache<Entry<W>, Arc<W>>,
     front: Option<Arc<Front<W>>>,
+    /// Hits reach moka (sampled) from this many entries on.
+    sample_from: u64,
     pub(super) loads: Loads<W>,
     /// The cache's sweep, which counts this store's inserts.
     sweep: Arc<Sweep>,
@@ -80,22 +84,24 @@ impl<W: Keyed> Store<W> {
         front: Option<Arc<Front<W>>>,
         sweep: Arc<Sweep>,
     ) -> Self {
+        let sample_from = entries.policy().max_capacity().map_or(0, |c| c / 2);
         Store {
             entries,
             front,
+            sample_from,
             loads: Loads::default(),
             sweep,
         }
     }
 
     /// The hit path of a lookup: the entry for `key`, from the front if
-    /// there is one (sampled, see [`SAMPLE`]).
+    /// there is one (sampled once half full, see [`SAMPLE`]).
     pub(crate) fn hit(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
         let Some(front) = &self.front else {
             return self.entries.get(&key);
         };
         let found = front.pin().get(&key).cloned();
-        if !sampled() {
+        if !sampled() || self.entries.entry_count() < self.sample_from {
             return found;
         }
         match (found, self.entries.get(&key)) {
