@@ -218,9 +218,9 @@ use stats::Counters;
 /// * Hits take no lock. Each kind's entries live in a `moka::sync::Cache`
 ///   (the authority for capacity, eviction, admission and expiry) and,
 ///   without expiry, in a lock-free front map that answers hits and never
-///   serves an entry after its eviction or invalidation has returned; one
-///   lookup in 4 per thread also reaches moka, so its policy sees an
-///   unbiased sample. Statistics use striped counters: hits on different
+///   serves an entry after its eviction or invalidation has returned; once
+///   a kind is half full, one lookup in 4 per thread also reaches moka, so
+///   its policy sees an unbiased sample. Striped counters: hits on different
 ///   threads share no written cache line of ours.
 /// * Concurrent misses of one name make exactly one backend call (moka's
 ///   `try_get_with`, for an asynchronous load): the others await the same
