@@ -69,6 +69,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -568,30 +569,40 @@ pub trait Attempt: Send + Sync + Debug {
 }
 
 /// Conveniences over [`Backend`], implemented once for every backend.
-#[async_trait]
+///
+/// Their futures are not boxed (the trait is never a trait object): a
+/// resolution pays only for the trait calls it makes.
 pub trait BackendExt: Backend {
     /// Resolves `namespace` → `work_spec`, as a stateless job server does
     /// for every request.
-    async fn work_spec_at(&self, namespace: &str, work_spec: &str) -> Result<WorkSpecRef> {
-        self.namespace(namespace).await?.work_spec(work_spec).await
+    fn work_spec_at(
+        &self,
+        namespace: &str,
+        work_spec: &str,
+    ) -> impl Future<Output = Result<WorkSpecRef>> + Send {
+        async move { self.namespace(namespace).await?.work_spec(work_spec).await }
     }
 
     /// Resolves `namespace` → `work_spec` → `work_unit`.
-    async fn work_unit_at(
+    fn work_unit_at(
         &self,
         namespace: &str,
         work_spec: &str,
         work_unit: &str,
-    ) -> Result<WorkUnitRef> {
-        self.work_spec_at(namespace, work_spec)
-            .await?
-            .work_unit(work_unit)
-            .await
+    ) -> impl Future<Output = Result<WorkUnitRef>> + Send {
+        async move {
+            let spec = self.work_spec_at(namespace, work_spec).await?;
+            spec.work_unit(work_unit).await
+        }
     }
 
     /// Resolves `namespace` → `worker`.
-    async fn worker_at(&self, namespace: &str, worker: &str) -> Result<WorkerRef> {
-        self.namespace(namespace).await?.worker(worker).await
+    fn worker_at(
+        &self,
+        namespace: &str,
+        worker: &str,
+    ) -> impl Future<Output = Result<WorkerRef>> + Send {
+        async move { self.namespace(namespace).await?.worker(worker).await }
     }
 }
 
