@@ -96,20 +96,20 @@ fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: ScopedName) -> Arc<MemWor
     })
 }
 
-/// A handle on the unit `parts` describes, in `spec` (its spec's handle).
-fn unit_handle(spec: &Arc<MemWorkSpec>, parts: UnitParts) -> Arc<MemWorkUnit> {
+/// A handle on the unit `id`, named `name`, in `spec` (its spec's handle).
+fn unit_handle(spec: &Arc<MemWorkSpec>, id: UnitId, name: Arc<str>) -> Arc<MemWorkUnit> {
     Arc::new(MemWorkUnit {
         shared: spec.shared.clone(),
-        id: parts.id,
-        name: parts.name,
+        id,
+        name,
         spec: Arc::clone(spec),
     })
 }
 
 /// A handle on the unit `parts` describes, with a handle of its own spec.
 fn lone_unit_handle(shared: &Arc<Shared>, parts: UnitParts) -> Arc<MemWorkUnit> {
-    let spec = spec_handle(shared, parts.spec, parts.spec_name.clone());
-    unit_handle(&spec, parts)
+    let spec = spec_handle(shared, parts.spec, parts.spec_name);
+    unit_handle(&spec, parts.id, parts.name)
 }
 
 fn worker_handle(shared: &Arc<Shared>, id: WorkerId, name: ScopedName) -> Arc<MemWorker> {
@@ -346,7 +346,7 @@ impl WorkSpec for MemWorkSpec {
         let spec = self.handle();
         self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
             let id = st.add_work_unit(self.id, name, data, meta, now)?;
-            Ok(unit_handle(&spec, st.unit_parts(id)?) as WorkUnitRef)
+            Ok(unit_handle(&spec, id, st.unit_name(id)?) as WorkUnitRef)
         })
     }
 
@@ -359,7 +359,7 @@ impl WorkSpec for MemWorkSpec {
         let spec = self.handle();
         Ok(added
             .into_iter()
-            .map(|parts| unit_handle(&spec, parts) as WorkUnitRef)
+            .map(|(id, name)| unit_handle(&spec, id, name) as WorkUnitRef)
             .collect())
     }
 
@@ -367,20 +367,21 @@ impl WorkSpec for MemWorkSpec {
         let spec = self.handle();
         self.shared.run_on(ObjectKind::WorkSpec, |st, _| {
             let id = st.work_unit(self.id, name)?;
-            Ok(unit_handle(&spec, st.unit_parts(id)?) as WorkUnitRef)
+            Ok(unit_handle(&spec, id, st.unit_name(id)?) as WorkUnitRef)
         })
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         let spec = self.handle();
         self.shared.run_on(ObjectKind::WorkSpec, |st, now| {
-            st.select(self.id, query, now)?
+            let selected = st.select(self.id, query, now)?;
+            Ok(selected
                 .into_iter()
                 .map(|(name, id)| {
-                    let handle = unit_handle(&spec, st.unit_parts(id)?);
-                    Ok((name.to_string(), handle as WorkUnitRef))
+                    let key = name.to_string();
+                    (key, unit_handle(&spec, id, name) as WorkUnitRef)
                 })
-                .collect()
+                .collect())
         })
     }
 

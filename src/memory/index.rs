@@ -168,7 +168,7 @@ const DELAYED: usize = 4;
 
 impl SpecIndex {
     /// Files a unit by its current state, as seen at `now`.
-    pub(crate) fn insert(&mut self, unit: &UnitClass, now: Time) {
+    pub(crate) fn insert(&mut self, unit: UnitClass, now: Time) {
         let status = match unit.active {
             Some((attempt, AttemptStatus::Pending, expiration)) => {
                 self.pending.insert((expiration, attempt));
@@ -183,15 +183,15 @@ impl SpecIndex {
                     DELAYED
                 }
                 _ => {
-                    self.ready.insert(ready_key(unit));
-                    if let Some(key) = timed_key(unit) {
+                    self.ready.insert(ready_key(&unit));
+                    if let Some(key) = timed_key(&unit) {
                         self.ready_timed.insert(key);
                     }
                     AVAILABLE
                 }
             },
         };
-        self.names[status].insert(NameKey::new(unit.name.clone()));
+        self.names[status].insert(NameKey::new(unit.name));
     }
 
     /// Unfiles a unit, given the state it was filed with.
@@ -367,14 +367,14 @@ mod tests {
     #[test]
     fn names_of_several_statuses_merge_in_order() {
         let mut index = SpecIndex::default();
-        index.insert(&unit(1, "c", 0.0), t(0));
-        index.insert(&unit(2, "a", 0.0), t(0));
+        index.insert(unit(1, "c", 0.0), t(0));
+        index.insert(unit(2, "a", 0.0), t(0));
         let mut pending = unit(3, "b", 0.0);
         pending.active = Some((AttemptId(9), AttemptStatus::Pending, t(5)));
-        index.insert(&pending, t(0));
+        index.insert(pending, t(0));
         let mut delayed = unit(4, "d", 0.0);
         delayed.not_before = Some(t(10));
-        index.insert(&delayed, t(0));
+        index.insert(delayed, t(0));
         let names = |statuses: &[WorkUnitStatus], start| {
             index
                 .names(statuses.iter().copied(), start)
@@ -396,9 +396,9 @@ mod tests {
     #[test]
     fn ready_order_is_priority_then_name() {
         let mut index = SpecIndex::default();
-        index.insert(&unit(1, "b", 0.0), t(0));
-        index.insert(&unit(2, "a", 0.0), t(0));
-        index.insert(&unit(3, "z", 5.0), t(0));
+        index.insert(unit(1, "b", 0.0), t(0));
+        index.insert(unit(2, "a", 0.0), t(0));
+        index.insert(unit(3, "z", 5.0), t(0));
         let order: Vec<_> = index.ready().collect();
         assert_eq!(order, [UnitId(3), UnitId(2), UnitId(1)]);
     }
@@ -408,7 +408,7 @@ mod tests {
         let mut index = SpecIndex::default();
         let mut u = unit(1, "a", 0.0);
         u.not_before = Some(t(10));
-        index.insert(&u, t(0));
+        index.insert(u.clone(), t(0));
         assert_eq!(index.counts().delayed, 1);
         index.refile(t(9));
         assert_eq!(index.counts().available, 0);
@@ -424,8 +424,8 @@ mod tests {
         let mut index = SpecIndex::default();
         let mut u = unit(1, "a", 0.0);
         u.not_before = Some(t(10));
-        index.insert(&u, t(20));
-        index.insert(&unit(2, "b", 0.0), t(20));
+        index.insert(u.clone(), t(20));
+        index.insert(unit(2, "b", 0.0), t(20));
         assert_eq!(index.counts().available, 2);
         index.refile(t(5));
         assert_eq!((index.counts().available, index.counts().delayed), (1, 1));
@@ -442,7 +442,7 @@ mod tests {
         let mut index = SpecIndex::default();
         let mut u = unit(1, "a", 0.0);
         u.active = Some((AttemptId(7), AttemptStatus::Pending, t(5)));
-        index.insert(&u, t(0));
+        index.insert(u.clone(), t(0));
         assert!(index.expired(t(5)).is_empty());
         assert_eq!(index.expired(t(6)), [AttemptId(7)]);
         index.remove(&u);

@@ -200,6 +200,11 @@ impl State {
         }
     }
 
+    /// A unit's name, shared with its record.
+    pub(crate) fn unit_name(&self, id: UnitId) -> Result<Arc<str>> {
+        Ok(self.unit(id)?.name.clone())
+    }
+
     pub(crate) fn unit_parts(&self, id: UnitId) -> Result<UnitParts> {
         let unit = self.unit(id)?;
         Ok(UnitParts {
@@ -270,7 +275,7 @@ impl State {
         let result = change(self);
         if let Some(after) = self.class(id) {
             if let Some(spec) = self.specs.get_mut(&spec) {
-                spec.index.insert(&after, now);
+                spec.index.insert(after, now);
             }
         }
         result

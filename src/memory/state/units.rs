@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
 use super::super::index::STATUSES;
+use super::names::NameEntry;
 use super::*;
 
 impl State {
@@ -24,15 +25,15 @@ impl State {
     }
 
     /// Adds or replaces every unit of a batch in order, as `add_work_unit`
-    /// once per entry would. Once the spec is found nothing can fail (the
-    /// entries were encoded before), so the batch is stored whole.
+    /// once per entry would; answers each entry's unit and shared name.
+    /// Once the spec is found nothing can fail (the entries were encoded
+    /// before), so the batch is stored whole.
     pub(crate) fn add_work_units(
         &mut self,
         spec: SpecId,
         units: Vec<NewWorkUnit>,
         now: Time,
-    ) -> Result<Vec<UnitParts>> {
-        let spec_name = self.spec_name(spec)?;
+    ) -> Result<Vec<(UnitId, Arc<str>)>> {
         let mut buffer = Vec::new();
         let encoded = units
             .into_iter()
@@ -41,21 +42,11 @@ impl State {
                 Ok((unit.name, data, unit.meta))
             })
             .collect::<Result<Vec<_>>>()?;
+        self.spec_mut(spec)?.units.reserve(encoded.len());
         self.units.reserve(encoded.len());
-        if let Some(spec_state) = self.specs.get_mut(&spec) {
-            spec_state.units.reserve(&self.units, encoded.len());
-        }
         encoded
             .into_iter()
-            .map(|(name, data, meta)| {
-                let (id, name) = self.upsert_unit(spec, &name, data, meta, now)?;
-                Ok(UnitParts {
-                    id,
-                    name,
-                    spec,
-                    spec_name: spec_name.clone(),
-                })
-            })
+            .map(|(name, data, meta)| self.upsert_unit(spec, &name, data, meta, now))
             .collect()
     }
 
@@ -71,10 +62,13 @@ impl State {
         let spec_state = self.specs.get_mut(&spec).ok_or(Error::Gone {
             kind: ObjectKind::WorkSpec,
         })?;
-        if let Some(id) = spec_state.units.get(&self.units, name) {
-            let name = self.unit(id)?.name.clone();
-            return self.replace_unit(id, name, data, meta, now);
-        }
+        let vacant = match spec_state.units.entry(&self.units, name) {
+            NameEntry::Vacant(vacant) => vacant,
+            NameEntry::Filed(id) => {
+                let name = self.unit(id)?.name.clone();
+                return self.replace_unit(id, name, data, meta, now);
+            }
+        };
         let name: Arc<str> = Arc::from(name);
         let id = UnitId(
             self.units
@@ -88,9 +82,9 @@ impl State {
                 })
                 .map_err(Error::backend)?,
         );
-        spec_state.units.insert(&self.units, id);
+        vacant.insert(id);
         spec_state.index.insert(
-            &UnitClass {
+            UnitClass {
                 id,
                 name: name.clone(),
                 priority: meta.priority,
