@@ -82,7 +82,6 @@ impl State {
                 })
                 .map_err(Error::backend)?,
         );
-        vacant.insert(id);
         spec_state.index.insert(
             UnitClass {
                 id,
@@ -93,6 +92,9 @@ impl State {
             },
             now,
         );
+        // Last: the write to the table is usually a cache miss, which the
+        // reference counting above would otherwise wait for.
+        vacant.insert(id);
         Ok((id, name))
     }
 
