@@ -121,12 +121,14 @@ impl NameIndex {
         self.table.reserve(additional, rehash);
     }
 
-    /// Unfiles the unit named `name`, still in `units`.
-    pub(super) fn remove(&mut self, units: &Slab<UnitState>, name: &str) {
-        let tag = self.tag(name);
-        if let Ok(entry) = self.table.find_entry(widen(tag), |filed| {
-            filed.tag == tag && name_at(units, filed.slot) == name
-        }) {
+    /// Unfiles the unit `id`, named `name`: found by its slot, so no
+    /// name is read.
+    pub(super) fn remove(&mut self, id: UnitId, name: &str) {
+        let (tag, slot) = (self.tag(name), slot_of(id.0));
+        if let Ok(entry) = self
+            .table
+            .find_entry(widen(tag), |filed| filed.slot == slot)
+        {
             entry.remove();
         }
     }

@@ -216,7 +216,7 @@ impl State {
                     kind: ObjectKind::WorkSpec,
                 })?;
                 spec.index.remove(&class);
-                spec.units.remove(&self.units, name);
+                spec.units.remove(*id, name);
             }
             self.remove_unit(*id);
         }
