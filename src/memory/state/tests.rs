@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::data;
-use crate::model::{AttemptRequest, Duration, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{AttemptRequest, Duration, NewWorkUnit, WorkUnitQuery, WorkUnitStatus};
 
 /// A small deterministic generator (xorshift), so a failure replays.
 struct Dice(u64);
@@ -131,4 +131,55 @@ fn counters_equal_a_recount_after_random_operations() {
         counted.finished + counted.failed + counted.pending > 0,
         "{counted:?}"
     );
+}
+
+/// Names stay found while the name table grows over several batches, a
+/// batch that names a unit twice stores it once, and deleted names are
+/// unfiled while their neighbours stay.
+#[test]
+fn names_are_found_across_table_growth_and_deletes() {
+    let now = Time::UNIX_EPOCH;
+    let mut st = State::default();
+    let ns = st.namespace("ns");
+    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
+    let name = |i: usize| format!("unit-{i}");
+    let mut ids = BTreeMap::new();
+    for batch in 0..4_usize {
+        // Each batch names its units twice and repeats half of the last one.
+        let range = (batch * 1_500).saturating_sub(750)..(batch + 1) * 1_500;
+        let units = range
+            .clone()
+            .chain(range)
+            .map(|i| NewWorkUnit::new(name(i), data!({ "batch": batch })))
+            .collect();
+        for (id, added) in st.add_work_units(spec, units, now).unwrap() {
+            let known = *ids.entry(added.to_string()).or_insert(id);
+            assert_eq!(known, id, "{added} keeps its unit");
+        }
+    }
+    assert_eq!(ids.len(), 6_000);
+    assert_eq!(st.units.len(), 6_000);
+    for (unit, id) in &ids {
+        assert_eq!(st.work_unit(spec, unit).unwrap(), *id);
+        assert_eq!(&*st.unit_name(*id).unwrap(), unit.as_str());
+    }
+    let deleted: Vec<String> = (0..6_000).step_by(3).map(name).collect();
+    let gone = st
+        .delete_work_units(spec, &WorkUnitQuery::names(deleted.clone()), now)
+        .unwrap();
+    assert_eq!(gone.len(), deleted.len());
+    for (unit, id) in &ids {
+        match st.work_unit(spec, unit) {
+            Ok(found) => assert_eq!(found, *id),
+            Err(Error::NoSuchWorkUnit { .. }) => assert!(deleted.contains(unit)),
+            Err(e) => panic!("{unit}: {e}"),
+        }
+    }
+    let readded = st
+        .add_work_units(spec, vec![NewWorkUnit::new(name(0), data!({}))], now)
+        .unwrap();
+    assert_ne!(readded[0].0, ids[&name(0)], "a re-added name is a new unit");
+    assert_eq!(st.work_unit(spec, &name(0)).unwrap(), readded[0].0);
+    let filed = st.spec(spec).unwrap().units.ids(&st.units).count();
+    assert_eq!(filed, 6_000 - deleted.len() + 1, "each unit filed once");
 }
