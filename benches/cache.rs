@@ -18,7 +18,7 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
-use coordinate::{data, Backend, BackendExt, WorkSpecRef, WorkUnitMeta, WorkUnitRef};
+use coordinate::{data, Backend, BackendExt, NewWorkUnit, WorkSpecRef, WorkUnitMeta, WorkUnitRef};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -544,6 +544,80 @@ fn report(_: &mut Criterion) {
     });
     COUNTING.store(false, Ordering::Relaxed);
     report_hit_ratio();
+    report_sweep();
+}
+
+/// What a sweep costs the inserts after it: the cached units of a destroyed
+/// namespace are found by the next insert and removed a few per insert by
+/// the ones after; each timed against an insert with nothing to sweep.
+fn report_sweep() {
+    const UNITS: usize = 100_000;
+    const TRIALS: usize = 5;
+    const AFTER: usize = 100;
+    let rt = self::rt();
+    let (mut plain, mut walking, mut removing) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        let cache = Cache::builder()
+            .work_units(2 * UNITS as u64)
+            .build(MemoryBackend::new());
+        let other = cache.namespace("other").await.expect("namespace");
+        let spec = other
+            .set_work_spec(data!({"name": "s"}))
+            .await
+            .expect("spec");
+        let add = |name: String| {
+            let spec = spec.clone();
+            async move {
+                let started = Instant::now();
+                spec.add_work_unit(&name, data!({}), WorkUnitMeta::default())
+                    .await
+                    .expect("unit");
+                started.elapsed()
+            }
+        };
+        for trial in 0..TRIALS {
+            let doomed = cache
+                .namespace(&format!("doomed-{trial}"))
+                .await
+                .expect("namespace");
+            let units = (0..UNITS)
+                .map(|i| NewWorkUnit::new(format!("u{i:06}"), data!({})))
+                .collect();
+            let doomed_spec = doomed
+                .set_work_spec(data!({"name": "s"}))
+                .await
+                .expect("spec");
+            doomed_spec.add_work_units(units).await.expect("units");
+            // moka catches up with the load's inserts first, untimed.
+            for i in 0..AFTER {
+                add(format!("settle-{trial}-{i}")).await;
+            }
+            for i in 0..AFTER {
+                plain.push(add(format!("plain-{trial}-{i}")).await);
+            }
+            doomed.destroy().await.expect("destroy");
+            walking.push(add(format!("walking-{trial}")).await);
+            for i in 0..AFTER {
+                removing.push(add(format!("removing-{trial}-{i}")).await);
+            }
+            // The rest, untimed.
+            for i in 0..UNITS {
+                add(format!("rest-{trial}-{i}")).await;
+                if cache.stats().work_units.swept >= ((trial + 1) * UNITS) as u64 {
+                    break;
+                }
+            }
+        }
+    });
+    for times in [&mut plain, &mut walking, &mut removing] {
+        times.sort();
+    }
+    println!(
+        "report: sweep of {UNITS} unreachable unit entries: the insert that finds them {:?}, each of the next {AFTER} (removing them) {:?}, an insert with nothing to sweep {:?} (p50s over {TRIALS} trials)",
+        percentile(&walking, 0.5),
+        percentile(&removing, 0.5),
+        percentile(&plain, 0.5)
+    );
 }
 
 /// Hit ratio of `Cache` and of moka alone, on one skewed workload: lookups

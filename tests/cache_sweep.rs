@@ -7,7 +7,7 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::{Cache, CacheStats};
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, Backend, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitQuery, WorkUnitStatus,
+    data, Backend, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 
 type Cached = Cache<MemoryBackend>;
@@ -144,4 +144,28 @@ async fn a_namespace_destroyed_behind_the_cache_is_swept_after_its_event() {
     spec_of_units(&cache, "new", "v").await;
 
     assert_old_namespace_swept(&cache).await;
+}
+
+#[tokio::test]
+async fn unreachable_units_are_removed_a_few_per_insert() {
+    let cache = Cache::new(MemoryBackend::with_clock(MockClock::new()));
+    spec_of_units(&cache, "old", "u").await;
+    destroy_old(&cache).await;
+    let swept = || cache.stats().work_units.swept;
+    // The first insert finds the old units, the second removes some.
+    let new = cache.namespace("new").await.unwrap();
+    let spec = new.set_work_spec(data!({"name": "s"})).await.unwrap();
+    assert!(
+        (1..UNITS as u64).contains(&swept()),
+        "no insert pays for removing every unit: {}",
+        swept()
+    );
+    let mut inserts = 0;
+    while swept() < UNITS as u64 {
+        inserts += 1;
+        assert!(inserts <= 100, "the units are all removed: {}", swept());
+        spec.add_work_unit(&format!("v{inserts}"), data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
 }

@@ -210,8 +210,8 @@ use stats::Counters;
 ///   `Gone`, even if a unit of the same name exists again.
 /// * A bulk invalidation (a destroyed namespace or spec, a query delete, a
 ///   parent's eviction) makes the children unreachable at once; a sweep
-///   drops them once half the cache's size in entries has been inserted
-///   since the last one ([`KindStats::swept`]). Until then they take room.
+///   after later inserts finds them, and the inserts after it drop them a
+///   few at a time ([`KindStats::swept`]). Until then they take room.
 ///
 /// # Concurrency
 ///

@@ -20,7 +20,10 @@
 //! expires entries lazily, unseen by a front); hits then read moka itself.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::inflight::Loads;
 use super::key::{Entry, KeyRef, Keyed};
@@ -44,6 +47,10 @@ pub(crate) struct Store<W> {
     pub(super) loads: Loads<W>,
     /// The cache's sweep, which counts this store's inserts.
     sweep: Arc<Sweep>,
+    /// Entries a sweep found unreachable, not yet removed (see
+    /// [`drop_doomed`](Self::drop_doomed)), and how many.
+    doomed: Mutex<Vec<Arc<W>>>,
+    doomed_len: AtomicUsize,
 }
 
 /// An empty front, for a moka cache built without expiry; the moka cache's
@@ -91,6 +98,8 @@ impl<W: Keyed> Store<W> {
             sample_from,
             loads: Loads::default(),
             sweep,
+            doomed: Mutex::default(),
+            doomed_len: AtomicUsize::new(0),
         }
     }
 
@@ -164,10 +173,11 @@ impl<W: Keyed> Store<W> {
         gone
     }
 
-    /// Drops every entry cached under one of `scopes`; answers how many.
-    pub(crate) fn drop_under(&self, scopes: &Scopes) -> u64 {
+    /// Queues every entry cached under one of `scopes` for removal by
+    /// [`drop_doomed`](Self::drop_doomed).
+    pub(crate) fn doom_under(&self, scopes: &Scopes) {
         let under = |handle: &Arc<W>| scopes.contains(&handle.key().scope);
-        let doomed: Vec<Arc<W>> = match &self.front {
+        let found: Vec<Arc<W>> = match &self.front {
             Some(front) => front.pin().values().filter(|h| under(h)).cloned().collect(),
             None => self
                 .entries
@@ -176,7 +186,25 @@ impl<W: Keyed> Store<W> {
                 .filter(under)
                 .collect(),
         };
-        doomed
+        let mut doomed = self.doomed.lock();
+        doomed.extend(found);
+        self.doomed_len.store(doomed.len(), Ordering::Relaxed);
+    }
+
+    /// Removes up to `max` of the queued entries; answers how many were
+    /// still cached. Each removal is a moka write, a few microseconds.
+    pub(crate) fn drop_doomed(&self, max: usize) -> u64 {
+        if self.doomed_len.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let batch = {
+            let mut doomed = self.doomed.lock();
+            let keep = doomed.len().saturating_sub(max);
+            let batch = doomed.split_off(keep);
+            self.doomed_len.store(doomed.len(), Ordering::Relaxed);
+            batch
+        };
+        batch
             .iter()
             .filter(|handle| self.remove(handle.key()).is_some())
             .count() as u64
@@ -184,6 +212,8 @@ impl<W: Keyed> Store<W> {
 
     /// Drops every entry.
     pub(crate) fn clear(&self) {
+        self.doomed.lock().clear();
+        self.doomed_len.store(0, Ordering::Relaxed);
         self.entries.invalidate_all();
         if let Some(front) = &self.front {
             front.pin().clear();
