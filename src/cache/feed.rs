@@ -372,8 +372,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
                     }
                     // Which units is unknown: drop every unit of the spec.
                     DeletedUnits::All => {
-                        caches.sweep.retire(link.rescope());
-                        shared.counters::<CachedWorkUnit>().invalidations.inc();
+                        shared.drop_units_of(&link);
                     }
                 }
             }

@@ -19,7 +19,7 @@ use super::sweep::Sweep;
 use super::work_spec::CachedWorkSpec;
 use super::work_unit::CachedWorkUnit;
 use super::worker::CachedWorker;
-use crate::api::Backend;
+use crate::api::{Backend, WorkSpec};
 use crate::error::Result;
 
 /// The four moka caches, one per kind, keyed by (parent scope, name). One
@@ -313,11 +313,14 @@ impl Shared {
         }
     }
 
-    /// Records that no lookup reaches the entries under `scope` any more.
-    pub(super) fn retire(&self, scope: u64) {
+    /// Drops every cached unit of the spec behind `link`, for deletes whose
+    /// units are unknown: unreachable at once, swept later.
+    pub(super) fn drop_units_of(&self, link: &Link<dyn WorkSpec>) {
+        let unreachable = link.rescope();
         if let Some(caches) = self.caches.load().as_deref() {
-            caches.sweep.retire(scope);
+            caches.sweep.retire(unreachable);
         }
+        self.counters::<CachedWorkUnit>().invalidations.inc();
     }
 
     /// Drops every entry of every kind, and outdates every handle given out
@@ -341,7 +344,8 @@ impl Shared {
     }
 
     /// Drops the entry of `W` named `name` under `scope`; its link loses its
-    /// children, and with `deleted` is known deleted.
+    /// children (the removal listener, which moka runs before `remove`
+    /// returns, gives it a fresh scope), and with `deleted` is known deleted.
     pub(super) async fn drop_entry<W: Handle>(
         &self,
         caches: &Caches,
@@ -356,13 +360,8 @@ impl Shared {
         store.forget(&Key::new(scope, name));
         let key = KeyRef { scope, name };
         if let Some(gone) = store.remove(key) {
-            let link = gone.link_cell().load();
-            let unreachable = link.rescope();
-            if W::HAS_CHILDREN {
-                caches.sweep.retire(unreachable);
-            }
             if deleted {
-                link.mark_dead();
+                gone.link_cell().load().mark_dead();
             }
             self.counters::<W>().invalidations.inc();
         }

@@ -173,8 +173,7 @@ impl WorkSpec for CachedWorkSpec {
             let deleted = link.upstream.delete_work_units(query).await?;
             if deleted > 0 {
                 if query.names.is_empty() {
-                    self.shared.retire(link.rescope());
-                    self.shared.counters::<CachedWorkUnit>().invalidations.inc();
+                    self.shared.drop_units_of(&link);
                 } else {
                     // A names-only query deletes every named unit that exists.
                     let exact = query.statuses.is_empty()
