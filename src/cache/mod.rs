@@ -29,6 +29,7 @@
 
 mod attempt;
 mod builder;
+mod counter;
 mod feed;
 mod handle;
 mod inflight;

@@ -1,53 +1,8 @@
 //! Per-kind counters of the cache, cheap enough to bump on every hit.
 
-use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Number of stripes per counter. Tasks on different threads bump different
-/// cache lines, so counting a hit never bounces a line between cores.
-const STRIPES: usize = 8;
-
-#[repr(align(128))]
-#[derive(Default)]
-struct Stripe(AtomicU64);
-
-/// A striped event counter: increments are uncontended, reads sum the stripes.
-#[derive(Default)]
-pub(crate) struct Counter([Stripe; STRIPES]);
-
-thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-fn stripe_index() -> usize {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    STRIPE.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            // usize::MAX never comes out of `% STRIPES`, so this runs once per thread.
-            i = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % STRIPES;
-            s.set(i);
-        }
-        i
-    })
-}
-
-impl Counter {
-    pub(crate) fn inc(&self) {
-        self.add(1);
-    }
-
-    pub(crate) fn add(&self, n: u64) {
-        self.0[stripe_index()].0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn get(&self) -> u64 {
-        self.0
-            .iter()
-            .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Ordering::Relaxed)))
-    }
-}
+use super::counter::Counter;
 
 /// The live counters of one handle kind.
 #[derive(Default)]
@@ -145,26 +100,5 @@ impl fmt::Debug for Counters {
             .field("work_units", &self.work_units.snapshot(0, 0))
             .field("workers", &self.workers.snapshot(0, 0))
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counter_sums_across_threads() {
-        let c = std::sync::Arc::new(Counter::default());
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let c = c.clone();
-                std::thread::spawn(move || (0..1000).for_each(|_| c.inc()))
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        c.add(5);
-        assert_eq!(c.get(), 4005);
     }
 }
