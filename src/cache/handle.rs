@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
+use compact_str::CompactString;
 use futures::future::BoxFuture;
 
 use super::key::{KeyRef, Keyed};
@@ -105,17 +106,17 @@ pub(super) use kind_tables;
 /// has this name under its parent.
 ///
 /// The handle is the key of its own entry ([`Keyed`]): it holds the scope
-/// it is cached under, and its name is the name of the upstream handle it
-/// was made with (every link it swaps to has that name too), so neither the
-/// entry nor the handle keeps a copy of the name.
+/// it is cached under and its name (the name of the upstream handle it was
+/// made with, which every link it swaps to has too), so neither the entry
+/// nor the front keeps a copy of the key. The name is stored inline up to
+/// 24 bytes: a hit compares it without following a pointer.
 pub(crate) struct Cached<K: Kind> {
     pub(super) shared: Arc<Shared>,
     me: Weak<Cached<K>>,
     pub(super) parent: K::Parent,
     /// The scope of the parent link this handle was made under: its key's.
     scope: u64,
-    /// The upstream handle this handle was made with; it answers the name.
-    named: Arc<K::Up>,
+    name: CompactString,
     pub(super) link: ArcSwap<Link<K::Up>>,
 }
 
@@ -132,14 +133,14 @@ impl<K: Kind> Cached<K> {
             me: me.clone(),
             parent,
             scope,
-            named: Arc::clone(&link.upstream),
+            name: CompactString::from(K::up_name(&link.upstream)),
             link: ArcSwap::new(link),
         })
     }
 
     /// The name this handle follows.
     pub(super) fn name(&self) -> &str {
-        K::up_name(&self.named)
+        &self.name
     }
 
     /// This handle as an `Arc`, to hand to its children.
