@@ -6,12 +6,11 @@ use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Weak};
 
-use arc_swap::ArcSwap;
 use compact_str::CompactString;
 use futures::future::BoxFuture;
 
 use super::key::{KeyRef, Keyed};
-use super::link::{parent, Link};
+use super::link::{parent, Link, LinkCell};
 use super::recover::{run_with_budget, MAX_RECOVERIES};
 use super::shared::{Caches, Shared};
 use super::stats::{Counters, KindCounters};
@@ -32,7 +31,7 @@ pub(crate) trait Handle: Keyed + Sized {
     const HAS_CHILDREN: bool;
 
     /// The current link to the upstream object.
-    fn link_cell(&self) -> &ArcSwap<Link<Self::Up>>;
+    fn link_cell(&self) -> &LinkCell<Self::Up>;
 
     /// The entries (and loads in flight) of this kind.
     fn store(caches: &Caches) -> &Store<Self>;
@@ -117,7 +116,7 @@ pub(crate) struct Cached<K: Kind> {
     /// The scope of the parent link this handle was made under: its key's.
     scope: u64,
     name: CompactString,
-    pub(super) link: ArcSwap<Link<K::Up>>,
+    pub(super) link: LinkCell<K::Up>,
 }
 
 impl<K: Kind> Cached<K> {
@@ -134,7 +133,7 @@ impl<K: Kind> Cached<K> {
             parent,
             scope,
             name: CompactString::from(K::up_name(&link.upstream)),
-            link: ArcSwap::new(link),
+            link: LinkCell::new(link),
         })
     }
 
@@ -251,7 +250,7 @@ impl<K: Kind> Handle for Cached<K> {
     const KIND: ObjectKind = K::OBJECT;
     const HAS_CHILDREN: bool = K::HAS_CHILDREN;
 
-    fn link_cell(&self) -> &ArcSwap<Link<K::Up>> {
+    fn link_cell(&self) -> &LinkCell<K::Up> {
         &self.link
     }
 

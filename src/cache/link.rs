@@ -1,19 +1,22 @@
 //! The swappable connection of a cached handle to its upstream object.
 //!
 //! A [`Link`] is one upstream handle, i.e. one *object* of the wrapped backend.
-//! A cached handle holds its current link in an [`ArcSwap`](arc_swap::ArcSwap):
-//! reading it is a lock-free load, and a `Gone` recovery swaps in the link to
-//! the object that now has the handle's name. Links are shared: a handle that
-//! recovers adopts the link of the handle currently cached under its name, so
-//! both see the same object and the same child entries.
+//! A cached handle holds its current link in a [`LinkCell`]: reading it is a
+//! lock-free load, and a `Gone` recovery swaps in the link to the object that
+//! now has the handle's name. Links are shared: a handle that recovers adopts
+//! the link of the handle currently cached under its name, so both see the
+//! same object and the same child entries.
 //!
 //! A link also records the cache generation in which it was last cached (see
 //! `Shared::outdated`): a held handle whose link is from an earlier
 //! generation — cached before a flush, so change events may have missed it —
 //! re-resolves its name before it is used.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
 
 /// Whether the object behind a link (or one of its ancestors) is known to be
 /// deleted.
@@ -103,6 +106,64 @@ pub(crate) fn parent<T: ?Sized + Send + Sync + 'static>(link: &Arc<Link<T>>) -> 
     Arc::clone(link) as Arc<dyn Liveness>
 }
 
+/// A handle's current link. Most handles keep the link they were made with
+/// for life, and every child lookup reads it: until the first swap, a read
+/// is a plain load of a flag, not the reference-counting protocol of an
+/// [`ArcSwap`], which holds the link from the first swap on.
+pub(crate) struct LinkCell<T: ?Sized> {
+    first: Arc<Link<T>>,
+    /// Set, after `current` is, on the first swap; never cleared.
+    swapped: AtomicBool,
+    current: ArcSwap<Link<T>>,
+}
+
+/// A read of a [`LinkCell`].
+pub(crate) enum LinkGuard<'a, T: ?Sized> {
+    First(&'a Arc<Link<T>>),
+    Swapped(Guard<Arc<Link<T>>>),
+}
+
+impl<T: ?Sized> Deref for LinkGuard<'_, T> {
+    type Target = Arc<Link<T>>;
+
+    fn deref(&self) -> &Arc<Link<T>> {
+        match self {
+            LinkGuard::First(link) => link,
+            LinkGuard::Swapped(guard) => guard,
+        }
+    }
+}
+
+impl<T: ?Sized> LinkCell<T> {
+    pub(crate) fn new(link: Arc<Link<T>>) -> Self {
+        LinkCell {
+            first: Arc::clone(&link),
+            swapped: AtomicBool::new(false),
+            current: ArcSwap::new(link),
+        }
+    }
+
+    /// The current link, borrowed.
+    pub(crate) fn load(&self) -> LinkGuard<'_, T> {
+        if self.swapped.load(Ordering::Acquire) {
+            LinkGuard::Swapped(self.current.load())
+        } else {
+            LinkGuard::First(&self.first)
+        }
+    }
+
+    /// The current link.
+    pub(crate) fn load_full(&self) -> Arc<Link<T>> {
+        Arc::clone(&self.load())
+    }
+
+    /// Makes `link` the current link.
+    pub(crate) fn store(&self, link: Arc<Link<T>>) {
+        self.current.store(link);
+        self.swapped.store(true, Ordering::Release);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +179,22 @@ mod tests {
         assert!(!child.is_dead());
         parent.mark_dead();
         assert!(child.is_dead());
+    }
+
+    #[test]
+    fn a_cell_reads_its_first_link_until_a_swap_and_the_latest_after() {
+        let (first, second, third) = (
+            Link::new(Arc::new(1u8), None),
+            Link::new(Arc::new(2u8), None),
+            Link::new(Arc::new(3u8), None),
+        );
+        let cell = LinkCell::new(Arc::clone(&first));
+        assert!(Arc::ptr_eq(&cell.load(), &first));
+        cell.store(Arc::clone(&second));
+        assert!(Arc::ptr_eq(&cell.load(), &second));
+        assert!(Arc::ptr_eq(&cell.load_full(), &second));
+        cell.store(Arc::clone(&third));
+        assert!(Arc::ptr_eq(&cell.load(), &third));
     }
 
     #[test]
