@@ -109,7 +109,9 @@ pub(crate) fn parent<T: ?Sized + Send + Sync + 'static>(link: &Arc<Link<T>>) -> 
 /// A handle's current link. Most handles keep the link they were made with
 /// for life, and every child lookup reads it: until the first swap, a read
 /// is a plain load of a flag, not the reference-counting protocol of an
-/// [`ArcSwap`], which holds the link from the first swap on.
+/// [`ArcSwap`], which holds the link from the first swap on. The first link
+/// stays referenced for the cell's life, so a handle that recovered keeps
+/// its first upstream handle too.
 pub(crate) struct LinkCell<T: ?Sized> {
     first: Arc<Link<T>>,
     /// Set, after `current` is, on the first swap; never cleared.
