@@ -183,3 +183,46 @@ fn names_are_found_across_table_growth_and_deletes() {
     let filed = st.spec(spec).unwrap().units.ids(&st.units).count();
     assert_eq!(filed, 6_000 - deleted.len() + 1, "each unit filed once");
 }
+
+/// Random adds and deletes over a small pool of names: after every step
+/// each name is found exactly when a model says it was added and not
+/// deleted since, and keeps its unit while it stays.
+#[test]
+fn names_stay_found_through_random_adds_and_deletes() {
+    let now = Time::UNIX_EPOCH;
+    let mut st = State::default();
+    let ns = st.namespace("ns");
+    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
+    let mut dice = Dice(0x5eed);
+    let mut model = BTreeMap::<String, UnitId>::new();
+    for step in 0..4_000 {
+        let name = format!("n{}", dice.roll(120));
+        if dice.roll(3) == 0 {
+            let gone = st
+                .delete_work_units(spec, &WorkUnitQuery::names([name.clone()]), now)
+                .unwrap();
+            assert_eq!(gone.len(), usize::from(model.remove(&name).is_some()));
+        } else {
+            let added = st
+                .add_work_units(spec, vec![NewWorkUnit::new(name.clone(), data!({}))], now)
+                .unwrap();
+            let known = *model.entry(name).or_insert(added[0].0);
+            assert_eq!(
+                known, added[0].0,
+                "step {step}: an existing name keeps its unit"
+            );
+        }
+        for i in 0..120 {
+            let name = format!("n{i}");
+            match (st.work_unit(spec, &name), model.get(&name)) {
+                (Ok(found), Some(id)) => assert_eq!(found, *id, "step {step}: {name}"),
+                (Err(Error::NoSuchWorkUnit { .. }), None) => {}
+                (found, expected) => {
+                    panic!("step {step}: {name}: {found:?}, expected {expected:?}")
+                }
+            }
+        }
+    }
+    let filed = st.spec(spec).unwrap().units.ids(&st.units).count();
+    assert_eq!(filed, model.len(), "each unit filed once");
+}
