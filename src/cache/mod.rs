@@ -29,7 +29,6 @@
 
 mod attempt;
 mod builder;
-mod counter;
 mod feed;
 mod handle;
 mod inflight;
@@ -221,9 +220,8 @@ use stats::Counters;
 ///   without expiry, in a lock-free front map that answers hits and never
 ///   serves an entry after its eviction or invalidation has returned; once
 ///   a kind is half full, one lookup in 4 per thread also reaches moka, so
-///   its policy sees an unbiased sample. Counters are striped, and each
-///   counting thread owns a stripe (a plain store, no locked add): hits on
-///   different threads share no written cache line of ours.
+///   its policy sees an unbiased sample. Each counting thread owns a counter
+///   stripe (a plain store): threads share no written cache line of ours.
 /// * Concurrent misses of one name make exactly one backend call (moka's
 ///   `try_get_with`, for an asynchronous load): the others await the same
 ///   shared future, result or error, through a per-kind in-flight map whose

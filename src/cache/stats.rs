@@ -1,8 +1,10 @@
 //! Per-kind counters of the cache, cheap enough to bump on every hit.
 
+mod counter;
+
 use std::fmt;
 
-use super::counter::Counter;
+use counter::Counter;
 
 /// The live counters of one handle kind.
 #[derive(Default)]
