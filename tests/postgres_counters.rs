@@ -335,6 +335,7 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
         .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION");
     sql.batch_execute(&format!(
         "BEGIN;
+         DROP FUNCTION coordinate_spec_counts(bigint, timestamptz);
          DROP TRIGGER coordinate_unit_spec_check ON work_unit;
          DROP TRIGGER coordinate_unit_spec_fixed ON work_unit;
          DROP TRIGGER coordinate_unit_spec_cascade ON work_spec;

@@ -592,9 +592,9 @@ impl Shared {
         macro_rules! per_spec {
             ($filter:literal) => {
                 concat!(
-                    "SELECT n.name, s.name, ",
+                    "SELECT n.name, s.name, c.* FROM work_spec s",
+                    " JOIN namespace n ON n.id = s.namespace_id CROSS JOIN LATERAL ",
                     counts::spec_counts!("s.id", "$1"),
-                    " FROM work_spec s JOIN namespace n ON n.id = s.namespace_id",
                     $filter
                 )
             };

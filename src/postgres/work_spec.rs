@@ -93,9 +93,9 @@ const UPSERT_UNIT: &str = "SELECT coordinate_upsert_unit($1, $2, $3, $4, $5)";
 pub(crate) const COUNTED_META: &str = concat!(
     "SELECT ",
     meta_columns!(),
-    ", ",
+    ", c.* FROM work_spec s, ",
     spec_counts!("s.id", "$2"),
-    " FROM work_spec s WHERE s.id = $1"
+    " WHERE s.id = $1"
 );
 
 /// Adds or replaces units `$2` (names, sorted, distinct) with data `$3`,
@@ -405,7 +405,7 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
-        const COUNT: &str = concat!("SELECT ", spec_counts!("$1", "$2"));
+        const COUNT: &str = concat!("SELECT c.* FROM ", spec_counts!("$1", "$2"));
         let now = self.shared.now();
         let client = self.shared.client().await?;
         let row = query_opt(&client, COUNT, &[&self.id, &now])
