@@ -19,6 +19,14 @@ impl Dice {
     }
 }
 
+/// A state with namespace `ns` holding spec `s`.
+fn one_spec() -> (State, NamespaceId, SpecId) {
+    let mut st = State::default();
+    let ns = st.namespace("ns");
+    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
+    (st, ns, spec)
+}
+
 /// Every unit's status computed from the unit itself, and each status's
 /// names as the index lists them.
 fn recount(st: &mut State, spec: SpecId, now: Time) -> (Counts, Counts) {
@@ -57,10 +65,8 @@ fn recount(st: &mut State, spec: SpecId, now: Time) -> (Counts, Counts) {
 #[test]
 fn counters_equal_a_recount_after_random_operations() {
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
-    let mut st = State::default();
+    let (mut st, ns, spec) = one_spec();
     let mut now = Time::UNIX_EPOCH + Duration::days(365);
-    let ns = st.namespace("ns");
-    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
     let worker = st.worker_named(ns, "w", now).unwrap();
     let mut attempts: Vec<AttemptId> = Vec::new();
     for step in 0..5_000 {
@@ -139,9 +145,7 @@ fn counters_equal_a_recount_after_random_operations() {
 #[test]
 fn names_are_found_across_table_growth_and_deletes() {
     let now = Time::UNIX_EPOCH;
-    let mut st = State::default();
-    let ns = st.namespace("ns");
-    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
+    let (mut st, _, spec) = one_spec();
     let name = |i: usize| format!("unit-{i}");
     let mut ids = BTreeMap::new();
     for batch in 0..4_usize {
@@ -190,9 +194,7 @@ fn names_are_found_across_table_growth_and_deletes() {
 #[test]
 fn names_stay_found_through_random_adds_and_deletes() {
     let now = Time::UNIX_EPOCH;
-    let mut st = State::default();
-    let ns = st.namespace("ns");
-    let (spec, _) = st.set_work_spec(ns, data!({"name": "s"})).unwrap();
+    let (mut st, _, spec) = one_spec();
     let mut dice = Dice(0x5eed);
     let mut model = BTreeMap::<String, UnitId>::new();
     for step in 0..4_000 {
