@@ -68,13 +68,13 @@
 //! index ranges for what depends on now (the `counts` module), so they cost
 //! O(specs), not O(units); that query runs in a function with its generic
 //! plan (migration 6), which each connection makes once, since a custom
-//! plan costs more to make than the query to run. Queries by status read a `(spec, state, name)`
-//! index with the limit in SQL, and each query shape is its own statement,
-//! so no generic plan made for one shape serves another (the `selection`
-//! module). `add_work_units` stores a whole batch in one statement, and
-//! checks (and locks against deletion) the batch's spec once rather than
-//! once per unit: a unit's spec is enforced by statement triggers instead
-//! of a foreign key (migration 5).
+//! plan costs more to make than the query to run. Queries by status read a
+//! `(spec, state, name)` index with the limit in SQL, and each query shape
+//! is its own statement, so no generic plan made for one shape serves
+//! another (the `selection` module). `add_work_units` stores a whole batch
+//! in one statement, and checks (and locks against deletion) the batch's
+//! spec once rather than once per unit: a unit's spec is enforced by
+//! statement triggers instead of a foreign key (migration 5).
 //!
 //! # Expiry without writes on reads
 //!
