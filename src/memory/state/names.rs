@@ -1,58 +1,149 @@
-//! A spec's units by name: a hash table of slab slots.
+//! A spec's units by name: a flat hash table of slab slots.
 //!
-//! The table holds each unit's slot and 32 bits of its name's hash (eight
-//! bytes); the name itself is the unit record's own, read from the slab
-//! only when a lookup meets an entry whose stored hash matches. Growing
-//! the table rehashes from the stored bits, without reading a record. A
-//! lookup is one hash of the name and, usually, one name comparison,
-//! however many units the spec has. Name order, for paging, is the
-//! per-status name sets' (see `index.rs`).
+//! Each entry is eight bytes, the unit's slot and 32 bits of its name's
+//! hash (its *tag*), in one array probed linearly from the tag's home
+//! position. A lookup reads entries side by side, usually within one cache
+//! line, and reads a unit's record only for an entry whose tag matches, to
+//! compare the name. So in a spec too large for the processor's caches a
+//! lookup reads one place for the entries where a table keeping its
+//! control bytes apart from its entries reads two.
+//! Growing rehashes from the stored tags, without reading a record;
+//! removing shifts the entries after it back, so no tombstone is left to
+//! lengthen later probes. Name order, for paging, is the per-status name
+//! sets' (see `index.rs`).
 
 use std::fmt;
 use std::hash::BuildHasher;
-
-use hashbrown::hash_table::{self, HashTable};
+use std::num::NonZeroU32;
 
 use super::super::slab::{slot_of, Slab};
 use super::{UnitId, UnitState};
 
-/// One unit filed by name: its slot and its name's [`tag`].
-#[derive(Clone, Copy)]
+/// One unit filed by name: its name's [`tag`](NameIndex::tag) and its
+/// slot. `Option<Filed>` is eight bytes, `None` an empty entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Filed {
+    tag: NonZeroU32,
     slot: u32,
-    tag: u32,
 }
 
-/// The table's hash of a name whose [`tag`] is `tag`. Both halves are the
-/// tag, so the table's bucket (low bits) and its control byte (top bits)
-/// come from it.
-fn widen(tag: u32) -> u64 {
-    (u64::from(tag) << 32) | u64::from(tag)
+/// Entries in a power-of-two array, at most three quarters full, each at
+/// or after its tag's home position (wrapping), with no empty entry
+/// between the two.
+#[derive(Default)]
+struct Table {
+    entries: Box<[Option<Filed>]>,
+    len: usize,
 }
 
-fn rehash(filed: &Filed) -> u64 {
-    widen(filed.tag)
+/// The smallest table that grows at all.
+const MIN_CAPACITY: usize = 16;
+
+impl Table {
+    fn mask(&self) -> usize {
+        self.entries.len().wrapping_sub(1)
+    }
+
+    fn home(&self, tag: NonZeroU32) -> usize {
+        tag.get() as usize & self.mask()
+    }
+
+    /// The position of the first entry with `tag` that `matches` (what it
+    /// answered, with it), else of the empty entry where one with `tag`
+    /// would go. The table must have an empty entry.
+    fn probe<T>(
+        &self,
+        tag: NonZeroU32,
+        mut matches: impl FnMut(Filed) -> Option<T>,
+    ) -> Result<(usize, T), usize> {
+        let mask = self.mask();
+        let mut at = self.home(tag);
+        loop {
+            match self.entries[at] {
+                None => return Err(at),
+                Some(filed) if filed.tag == tag => {
+                    if let Some(found) = matches(filed) {
+                        return Ok((at, found));
+                    }
+                }
+                Some(_) => {}
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Room for `additional` more entries, within the load limit.
+    fn reserve(&mut self, additional: usize) {
+        let needed = self.len.saturating_add(additional);
+        if needed.saturating_mul(4) <= self.entries.len().saturating_mul(3) {
+            return;
+        }
+        let capacity = (needed.saturating_mul(4) / 3 + 1)
+            .max(MIN_CAPACITY)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << (usize::BITS - 1));
+        let old = std::mem::replace(&mut self.entries, vec![None; capacity].into_boxed_slice());
+        for filed in old.iter().flatten() {
+            if let Err(at) = self.probe(filed.tag, |_| None::<()>) {
+                self.entries[at] = Some(*filed);
+            }
+        }
+    }
+
+    fn insert_at(&mut self, at: usize, filed: Filed) {
+        self.entries[at] = Some(filed);
+        self.len += 1;
+    }
+
+    /// Empties the entry at `at`, then moves back each entry after it that
+    /// may sit there (its home is not between the hole and itself), so that
+    /// no probe meets an empty entry before its target.
+    fn remove_at(&mut self, at: usize) {
+        let mask = self.mask();
+        let mut hole = at;
+        let mut next = at;
+        loop {
+            next = (next + 1) & mask;
+            let Some(filed) = self.entries[next] else {
+                break;
+            };
+            let home = self.home(filed.tag);
+            if next.wrapping_sub(home) & mask >= next.wrapping_sub(hole) & mask {
+                self.entries[hole] = Some(filed);
+                hole = next;
+            }
+        }
+        self.entries[hole] = None;
+        self.len -= 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Filed> + '_ {
+        self.entries.iter().flatten().copied()
+    }
 }
 
 /// The units of one spec by name.
 #[derive(Default)]
 pub(super) struct NameIndex {
-    table: HashTable<Filed>,
+    table: Table,
     hasher: foldhash::fast::RandomState,
 }
 
 impl fmt::Debug for NameIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NameIndex")
-            .field("units", &self.table.len())
+            .field("units", &self.table.len)
             .finish_non_exhaustive()
     }
 }
 
-/// The name of the unit in `slot`; empty for a free slot, which the index
-/// never holds.
-fn name_at(units: &Slab<UnitState>, slot: u32) -> &str {
-    units.at_slot(slot).map_or("", |(_, unit)| &unit.name)
+/// The unit in `slot` if it is named `name`; a free slot, which the index
+/// never holds, is no unit.
+fn named(units: &Slab<UnitState>, slot: u32, name: &str) -> Option<UnitId> {
+    units
+        .at_slot(slot)
+        .filter(|(_, unit)| &*unit.name == name)
+        .map(|(id, _)| UnitId(id))
 }
 
 /// What [`NameIndex::entry`] found under a name.
@@ -65,71 +156,77 @@ pub(super) enum NameEntry<'a> {
 
 /// The place of a name no unit of the spec has.
 pub(super) struct Vacant<'a> {
-    entry: hash_table::VacantEntry<'a, Filed>,
-    tag: u32,
+    table: &'a mut Table,
+    at: usize,
+    tag: NonZeroU32,
 }
 
 impl Vacant<'_> {
     /// Files the unit `id` (whose name this place was found for).
     pub(super) fn insert(self, id: UnitId) {
-        self.entry.insert(Filed {
-            slot: slot_of(id.0),
-            tag: self.tag,
-        });
+        self.table.insert_at(
+            self.at,
+            Filed {
+                tag: self.tag,
+                slot: slot_of(id.0),
+            },
+        );
     }
 }
 
 impl NameIndex {
-    /// 32 bits of the name's hash.
-    fn tag(&self, name: &str) -> u32 {
+    /// 32 bits of the name's hash, never zero.
+    fn tag(&self, name: &str) -> NonZeroU32 {
         // The upper half: foldhash mixes it best.
-        (self.hasher.hash_one(name) >> 32) as u32
+        let bits = (self.hasher.hash_one(name) >> 32) as u32;
+        NonZeroU32::new(bits).unwrap_or(NonZeroU32::MIN)
     }
 
     pub(super) fn get(&self, units: &Slab<UnitState>, name: &str) -> Option<UnitId> {
-        let tag = self.tag(name);
-        let filed = self.table.find(widen(tag), |filed| {
-            filed.tag == tag && name_at(units, filed.slot) == name
-        })?;
-        units.at_slot(filed.slot).map(|(id, _)| UnitId(id))
+        if self.table.len == 0 {
+            return None;
+        }
+        self.table
+            .probe(self.tag(name), |filed| named(units, filed.slot, name))
+            .ok()
+            .map(|(_, id)| id)
     }
 
     /// The unit named `name`, or the place to file one under it: one probe
     /// of the table for both.
     pub(super) fn entry(&mut self, units: &Slab<UnitState>, name: &str) -> NameEntry<'_> {
         let tag = self.tag(name);
-        let found = self.table.entry(
-            widen(tag),
-            |filed| filed.tag == tag && name_at(units, filed.slot) == name,
-            rehash,
-        );
-        match found {
-            hash_table::Entry::Occupied(filed) => match units.at_slot(filed.get().slot) {
-                Some((id, _)) => NameEntry::Filed(UnitId(id)),
-                // The index holds only filled slots; a free one is no unit.
-                None => NameEntry::Vacant(Vacant {
-                    entry: filed.remove().1,
-                    tag,
-                }),
-            },
-            hash_table::Entry::Vacant(entry) => NameEntry::Vacant(Vacant { entry, tag }),
+        self.table.reserve(1);
+        match self
+            .table
+            .probe(tag, |filed| named(units, filed.slot, name))
+        {
+            Ok((_, id)) => NameEntry::Filed(id),
+            Err(at) => NameEntry::Vacant(Vacant {
+                table: &mut self.table,
+                at,
+                tag,
+            }),
         }
     }
 
     /// Room for `additional` more units.
     pub(super) fn reserve(&mut self, additional: usize) {
-        self.table.reserve(additional, rehash);
+        self.table.reserve(additional);
     }
 
     /// Unfiles the unit `id`, named `name`: found by its slot, so no
     /// name is read.
     pub(super) fn remove(&mut self, id: UnitId, name: &str) {
-        let (tag, slot) = (self.tag(name), slot_of(id.0));
-        if let Ok(entry) = self
+        if self.table.len == 0 {
+            return;
+        }
+        let slot = slot_of(id.0);
+        let found = self
             .table
-            .find_entry(widen(tag), |filed| filed.slot == slot)
-        {
-            entry.remove();
+            .probe(self.tag(name), |filed| (filed.slot == slot).then_some(()));
+        if let Ok((at, ())) = found {
+            self.table.remove_at(at);
         }
     }
 
@@ -141,5 +238,105 @@ impl NameIndex {
         self.table
             .iter()
             .filter_map(|filed| units.at_slot(filed.slot).map(|(id, _)| UnitId(id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn tag(bits: u32) -> NonZeroU32 {
+        NonZeroU32::new(bits).unwrap()
+    }
+
+    fn find(table: &Table, filed: Filed) -> bool {
+        table
+            .probe(filed.tag, |f| (f.slot == filed.slot).then_some(()))
+            .is_ok()
+    }
+
+    /// Random inserts and removals of entries whose tags share a few home
+    /// positions, some at the table's end so that runs wrap around: after
+    /// every step each entry is found exactly when a model holds it, every
+    /// entry sits in the run that starts at its home, and the load stays
+    /// within its limit.
+    #[test]
+    fn entries_stay_found_through_collisions_wraparound_and_removals() {
+        let mut rng = fastrand::Rng::with_seed(0x7ab1e);
+        let mut table = Table::default();
+        let mut model = BTreeMap::<u32, Filed>::new();
+        // Homes 1, 2, 15 and 31 at 16 and 32 entries; 47 and 63 wrap at 64.
+        let tags = [1, 17, 33, 2, 18, 15, 31, 47, 63, 79, 95].map(tag);
+        for step in 0..20_000 {
+            let slot = rng.u32(0..40);
+            let filed = Filed {
+                tag: tags[slot as usize % tags.len()],
+                slot,
+            };
+            if model.remove(&slot).is_some() {
+                let found = table.probe(filed.tag, |f| (f.slot == slot).then_some(()));
+                let Ok((at, ())) = found else {
+                    panic!("step {step}: slot {slot} not found for removal")
+                };
+                table.remove_at(at);
+            } else {
+                table.reserve(1);
+                let Err(at) = table.probe(filed.tag, |f| (f.slot == slot).then_some(())) else {
+                    panic!("step {step}: slot {slot} found before its insert")
+                };
+                table.insert_at(at, filed);
+                model.insert(slot, filed);
+            }
+            assert_eq!(table.len, model.len(), "step {step}");
+            assert!(table.len * 4 <= table.entries.len() * 3, "step {step}");
+            for slot in 0..40 {
+                let filed = Filed {
+                    tag: tags[slot as usize % tags.len()],
+                    slot,
+                };
+                assert_eq!(
+                    find(&table, filed),
+                    model.contains_key(&slot),
+                    "step {step}: slot {slot}"
+                );
+            }
+            let mask = table.mask();
+            for (at, filed) in table.entries.iter().enumerate() {
+                let Some(filed) = filed else { continue };
+                let run = (table.home(filed.tag)..)
+                    .map(|i| i & mask)
+                    .take_while(|&i| i != at);
+                for i in run {
+                    assert!(table.entries[i].is_some(), "step {step}: gap before {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn growth_keeps_every_entry() {
+        let mut table = Table::default();
+        for slot in 0..10_000u32 {
+            let filed = Filed {
+                tag: tag(slot.wrapping_mul(0x9e37_79b9) | 1),
+                slot,
+            };
+            table.reserve(1);
+            let Err(at) = table.probe(filed.tag, |_| None::<()>) else {
+                unreachable!("no entry matches")
+            };
+            table.insert_at(at, filed);
+        }
+        assert_eq!(table.len, 10_000);
+        assert_eq!(table.entries.len(), 16_384);
+        for slot in 0..10_000u32 {
+            let filed = Filed {
+                tag: tag(slot.wrapping_mul(0x9e37_79b9) | 1),
+                slot,
+            };
+            assert!(find(&table, filed), "slot {slot}");
+        }
     }
 }
