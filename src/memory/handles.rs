@@ -21,7 +21,8 @@ use crate::model::{
 use crate::rules::limits;
 
 use super::state::{
-    AttemptId, AttemptParts, NamespaceId, ScopedName, SpecId, State, UnitId, UnitParts, WorkerId,
+    AttemptId, AttemptParts, NamespaceId, ScopedName, SpecId, State, UnitId, UnitName, UnitParts,
+    WorkerId,
 };
 use super::Shared;
 
@@ -39,12 +40,13 @@ pub(crate) struct MemWorkSpec {
     me: Weak<MemWorkSpec>,
 }
 
-/// Shares its name with the state and its spec's handle with the units
-/// found through that handle: a unit handle is one small allocation.
+/// Holds its name as the state does (a copy when short, else shared) and
+/// shares its spec's handle with the units found through that handle: a
+/// unit handle is one small allocation.
 pub(crate) struct MemWorkUnit {
     shared: Arc<Shared>,
     id: UnitId,
-    name: Arc<str>,
+    name: UnitName,
     spec: Arc<MemWorkSpec>,
 }
 
@@ -97,7 +99,7 @@ fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: ScopedName) -> Arc<MemWor
 }
 
 /// A handle on the unit `id`, named `name`, in `spec` (its spec's handle).
-fn unit_handle(spec: &Arc<MemWorkSpec>, id: UnitId, name: Arc<str>) -> Arc<MemWorkUnit> {
+fn unit_handle(spec: &Arc<MemWorkSpec>, id: UnitId, name: UnitName) -> Arc<MemWorkUnit> {
     Arc::new(MemWorkUnit {
         shared: spec.shared.clone(),
         id,

@@ -27,11 +27,10 @@ use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeSet;
 use std::ops::Bound;
-use std::sync::Arc;
 
 use crate::model::{AttemptStatus, Time, WorkUnitStatus};
 
-use super::state::{AttemptId, UnitId};
+use super::state::{AttemptId, UnitId, UnitName};
 
 /// A priority with a total order, so it can be part of an index key.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,11 +55,11 @@ impl Ord for Priority {
 #[derive(Debug, Clone)]
 pub(crate) struct NameKey {
     prefix: u64,
-    name: Arc<str>,
+    name: UnitName,
 }
 
 impl NameKey {
-    pub(crate) fn new(name: Arc<str>) -> Self {
+    pub(crate) fn new(name: UnitName) -> Self {
         let mut bytes = [0; 8];
         let head = &name.as_bytes()[..name.len().min(8)];
         bytes[..head.len()].copy_from_slice(head);
@@ -70,7 +69,7 @@ impl NameKey {
         }
     }
 
-    pub(crate) fn name(&self) -> &Arc<str> {
+    pub(crate) fn name(&self) -> &UnitName {
         &self.name
     }
 }
@@ -110,13 +109,13 @@ impl Borrow<str> for NameKey {
 pub(crate) type ReadyKey = (Reverse<Priority>, NameKey, UnitId);
 
 /// A unit with a not-before time, by that time.
-type TimedKey = (Time, UnitId, Arc<str>, Priority);
+type TimedKey = (Time, UnitId, UnitName, Priority);
 
 /// What the index needs to know about a unit to file it.
 #[derive(Debug, Clone)]
 pub(crate) struct UnitClass {
     pub(crate) id: UnitId,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: UnitName,
     pub(crate) priority: f64,
     pub(crate) not_before: Option<Time>,
     /// The active attempt: its id, status and expiration.
@@ -268,7 +267,7 @@ impl SpecIndex {
         &'a self,
         statuses: impl IntoIterator<Item = WorkUnitStatus>,
         start: Bound<&'a str>,
-    ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+    ) -> impl Iterator<Item = &'a UnitName> + 'a {
         let mut heads: Vec<_> = statuses
             .into_iter()
             .filter_map(slot)

@@ -41,6 +41,12 @@ macro_rules! ids {
 }
 ids!(NamespaceId, SpecId, UnitId, AttemptId, WorkerId);
 
+/// A work unit's name as the backend keeps it: inline up to 23 bytes, else
+/// one shared allocation. A short name is then compared and copied where
+/// the record, index key or handle holding it already is, with no read of
+/// memory elsewhere: at a million units, each such read is a cache miss.
+pub(crate) type UnitName = smol_str::SmolStr;
+
 #[derive(Debug)]
 struct NamespaceState {
     /// Shared with the handles of its workers.
@@ -63,7 +69,7 @@ struct SpecState {
 #[derive(Debug)]
 struct UnitState {
     spec: SpecId,
-    name: Arc<str>,
+    name: UnitName,
     data: CompactData,
     meta: WorkUnitMeta,
     active: Option<AttemptId>,
@@ -119,7 +125,7 @@ pub(crate) struct ScopedName {
 #[derive(Debug, Clone)]
 pub(crate) struct UnitParts {
     pub(crate) id: UnitId,
-    pub(crate) name: Arc<str>,
+    pub(crate) name: UnitName,
     pub(crate) spec: SpecId,
     pub(crate) spec_name: ScopedName,
 }
@@ -201,7 +207,7 @@ impl State {
     }
 
     /// A unit's name, shared with its record.
-    pub(crate) fn unit_name(&self, id: UnitId) -> Result<Arc<str>> {
+    pub(crate) fn unit_name(&self, id: UnitId) -> Result<UnitName> {
         Ok(self.unit(id)?.name.clone())
     }
 

@@ -4,9 +4,11 @@
 //! hash (its *tag*), in one array probed linearly from the tag's home
 //! position. A lookup reads entries side by side, usually within one cache
 //! line, and reads a unit's record only for an entry whose tag matches, to
-//! compare the name. So in a spec too large for the processor's caches a
-//! lookup reads one place for the entries where a table keeping its
-//! control bytes apart from its entries reads two.
+//! compare the name, which the record holds inline up to 23 bytes. So in a
+//! spec too large for the processor's caches a lookup waits for two memory
+//! reads, the entries and the record, where a table keeping its control
+//! bytes apart from its entries, with names apart from records, waits for
+//! four.
 //! Growing rehashes from the stored tags, without reading a record;
 //! removing shifts the entries after it back, so no tombstone is left to
 //! lengthen later probes. Name order, for paging, is the per-status name

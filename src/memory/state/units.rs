@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
-use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
@@ -25,7 +24,7 @@ impl State {
     }
 
     /// Adds or replaces every unit of a batch in order, as `add_work_unit`
-    /// once per entry would; answers each entry's unit and shared name.
+    /// once per entry would; answers each entry's unit and name.
     /// Once the spec is found nothing can fail (the entries were encoded
     /// before), so the batch is stored whole.
     pub(crate) fn add_work_units(
@@ -33,7 +32,7 @@ impl State {
         spec: SpecId,
         units: Vec<NewWorkUnit>,
         now: Time,
-    ) -> Result<Vec<(UnitId, Arc<str>)>> {
+    ) -> Result<Vec<(UnitId, UnitName)>> {
         let mut buffer = Vec::new();
         let encoded = units
             .into_iter()
@@ -50,7 +49,7 @@ impl State {
             .collect()
     }
 
-    /// The upsert behind both adds: answers the unit's id and shared name.
+    /// The upsert behind both adds: answers the unit's id and name.
     fn upsert_unit(
         &mut self,
         spec: SpecId,
@@ -58,7 +57,7 @@ impl State {
         data: CompactData,
         meta: WorkUnitMeta,
         now: Time,
-    ) -> Result<(UnitId, Arc<str>)> {
+    ) -> Result<(UnitId, UnitName)> {
         let spec_state = self.specs.get_mut(&spec).ok_or(Error::Gone {
             kind: ObjectKind::WorkSpec,
         })?;
@@ -69,7 +68,7 @@ impl State {
                 return self.replace_unit(id, name, data, meta, now);
             }
         };
-        let name: Arc<str> = Arc::from(name);
+        let name = UnitName::new(name);
         let id = UnitId(
             self.units
                 .insert(UnitState {
@@ -103,11 +102,11 @@ impl State {
     fn replace_unit(
         &mut self,
         id: UnitId,
-        name: Arc<str>,
+        name: UnitName,
         data: CompactData,
         meta: WorkUnitMeta,
         now: Time,
-    ) -> Result<(UnitId, Arc<str>)> {
+    ) -> Result<(UnitId, UnitName)> {
         // Status before the replacement, without running expiry.
         let status = self.unit_status_at(id, now)?;
         self.reindex(id, now, |st| {
@@ -137,7 +136,7 @@ impl State {
         spec: SpecId,
         query: &WorkUnitQuery,
         now: Time,
-    ) -> Result<Vec<(Arc<str>, UnitId)>> {
+    ) -> Result<Vec<(UnitName, UnitId)>> {
         self.expire_spec(spec, now)?;
         let state = self.spec(spec)?;
         let limit = query.limit().unwrap_or(usize::MAX);
@@ -208,7 +207,7 @@ impl State {
         spec: SpecId,
         query: &WorkUnitQuery,
         now: Time,
-    ) -> Result<Vec<Arc<str>>> {
+    ) -> Result<Vec<UnitName>> {
         let selected = self.select(spec, query, now)?;
         for (name, id) in &selected {
             if let Some(class) = self.class(*id) {
