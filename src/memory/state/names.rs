@@ -9,6 +9,7 @@
 //! reads, the entries and the record, where a table keeping its control
 //! bytes apart from its entries, with names apart from records, waits for
 //! four.
+//!
 //! Growing rehashes from the stored tags, without reading a record;
 //! removing shifts the entries after it back, so no tombstone is left to
 //! lengthen later probes. Name order, for paging, is the per-status name
@@ -52,12 +53,16 @@ impl Table {
 
     /// The position of the first entry with `tag` that `matches` (what it
     /// answered, with it), else of the empty entry where one with `tag`
-    /// would go. The table must have an empty entry.
+    /// would go (0 in a table of no entries, which has no room before
+    /// [`reserve`](Self::reserve)).
     fn probe<T>(
         &self,
         tag: NonZeroU32,
         mut matches: impl FnMut(Filed) -> Option<T>,
     ) -> Result<(usize, T), usize> {
+        if self.entries.is_empty() {
+            return Err(0);
+        }
         let mask = self.mask();
         let mut at = self.home(tag);
         loop {
@@ -80,7 +85,9 @@ impl Table {
         if needed.saturating_mul(4) <= self.entries.len().saturating_mul(3) {
             return;
         }
-        let capacity = (needed.saturating_mul(4) / 3 + 1)
+        let capacity = needed
+            .saturating_mul(4)
+            .div_ceil(3)
             .max(MIN_CAPACITY)
             .checked_next_power_of_two()
             .unwrap_or(1 << (usize::BITS - 1));
@@ -185,9 +192,6 @@ impl NameIndex {
     }
 
     pub(super) fn get(&self, units: &Slab<UnitState>, name: &str) -> Option<UnitId> {
-        if self.table.len == 0 {
-            return None;
-        }
         self.table
             .probe(self.tag(name), |filed| named(units, filed.slot, name))
             .ok()
@@ -220,9 +224,6 @@ impl NameIndex {
     /// Unfiles the unit `id`, named `name`: found by its slot, so no
     /// name is read.
     pub(super) fn remove(&mut self, id: UnitId, name: &str) {
-        if self.table.len == 0 {
-            return;
-        }
         let slot = slot_of(id.0);
         let found = self
             .table
@@ -315,6 +316,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_empty_index_finds_and_removes_nothing() {
+        let units = Slab::default();
+        let mut index = NameIndex::default();
+        assert_eq!(index.get(&units, "u"), None);
+        index.remove(UnitId(0), "u");
+        assert_eq!(index.table.len, 0);
+        assert!(index.table.entries.is_empty(), "nothing allocated");
     }
 
     #[test]
