@@ -41,10 +41,9 @@ pub(crate) struct MemWorkSpec {
 }
 
 /// Holds its name as the state does (a copy when short, else shared) and
-/// shares its spec's handle with the units found through that handle: a
-/// unit handle is one small allocation.
+/// shares its spec's handle, through which it reaches the backend, with the
+/// units found through that handle: a unit handle is one small allocation.
 pub(crate) struct MemWorkUnit {
-    shared: Arc<Shared>,
     id: UnitId,
     name: UnitName,
     spec: Arc<MemWorkSpec>,
@@ -101,7 +100,6 @@ fn spec_handle(shared: &Arc<Shared>, id: SpecId, name: ScopedName) -> Arc<MemWor
 /// A handle on the unit `id`, named `name`, in `spec` (its spec's handle).
 fn unit_handle(spec: &Arc<MemWorkSpec>, id: UnitId, name: UnitName) -> Arc<MemWorkUnit> {
     Arc::new(MemWorkUnit {
-        shared: spec.shared.clone(),
         id,
         name,
         spec: Arc::clone(spec),
@@ -165,7 +163,7 @@ trait HasShared {
 
 impl HasShared for MemWorkUnit {
     fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        &self.spec.shared
     }
 }
 
@@ -444,22 +442,25 @@ impl WorkUnit for MemWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.shared
+        self.spec
+            .shared
             .run_on(ObjectKind::WorkUnit, |st, _| st.unit_data(self.id))
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        self.shared
+        self.spec
+            .shared
             .run_on(ObjectKind::WorkUnit, |st, now| st.unit_status(self.id, now))
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        self.shared
+        self.spec
+            .shared
             .run_on(ObjectKind::WorkUnit, |st, _| st.unit_meta(self.id))
     }
 
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
-        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
             let status = st.unit_status(self.id, now)?;
             Ok(WorkUnitSnapshot::new(
                 status,
@@ -471,47 +472,47 @@ impl WorkUnit for MemWorkUnit {
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         let meta = limits::checked_unit_meta(meta)?;
-        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
             st.set_unit_meta(self.id, now, |m| *m = meta)
         })
     }
 
     async fn priority(&self) -> Result<f64> {
-        self.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, _| {
             Ok(st.unit_meta(self.id)?.priority)
         })
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
         let priority = limits::checked_priority(priority)?;
-        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
             st.set_unit_meta(self.id, now, |m| m.priority = priority)
         })
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
-        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
             st.active_attempt(self.id, now)?
-                .map(|id| Ok(attempt_handle(&self.shared, st.attempt_parts(id)?)))
+                .map(|id| Ok(attempt_handle(&self.spec.shared, st.attempt_parts(id)?)))
                 .transpose()
         })
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
-        self.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
             st.clear_active_attempt(self.id, now)
         })
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, _| {
             let ids = st.unit_attempts(self.id)?;
-            attempt_handles(&self.shared, st, ids)
+            attempt_handles(&self.spec.shared, st, ids)
         })
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        self.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, _| {
             Ok(st.unit_attempts(self.id)?.len() as u64)
         })
     }
