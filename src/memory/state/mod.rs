@@ -206,7 +206,7 @@ impl State {
         }
     }
 
-    /// A unit's name, shared with its record.
+    /// A unit's name, as its record holds it.
     pub(crate) fn unit_name(&self, id: UnitId) -> Result<UnitName> {
         Ok(self.unit(id)?.name.clone())
     }

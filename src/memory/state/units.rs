@@ -92,7 +92,7 @@ impl State {
             now,
         );
         // Last: the write to the table is usually a cache miss, which the
-        // reference counting above would otherwise wait for.
+        // record and index writes above would otherwise wait for.
         vacant.insert(id);
         Ok((id, name))
     }
