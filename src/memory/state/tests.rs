@@ -228,3 +228,70 @@ fn names_stay_found_through_random_adds_and_deletes() {
     let filed = st.spec(spec).unwrap().units.ids(&st.units).count();
     assert_eq!(filed, model.len(), "each unit filed once");
 }
+
+/// Names on both sides of the length kept inline (23 bytes), some ending
+/// in a multi-byte character that straddles it, and the empty name: each
+/// is found, pages list them in byte order whichever way each is kept,
+/// and a deleted name re-added is a new unit found under it.
+#[test]
+fn names_inline_and_shared_are_found_and_ordered_alike() {
+    let now = Time::UNIX_EPOCH;
+    let (mut st, _, spec) = one_spec();
+    let mut names: Vec<String> = vec![String::new()];
+    for len in 1..=40 {
+        names.push("n".repeat(len));
+        names.push(format!("{}é", "m".repeat(len)));
+        names.push(format!("{}\u{0}", "z".repeat(len)));
+    }
+    let units = names
+        .iter()
+        .map(|n| NewWorkUnit::new(n.clone(), data!({})))
+        .collect();
+    let added: BTreeMap<String, UnitId> = st
+        .add_work_units(spec, units, now)
+        .unwrap()
+        .into_iter()
+        .map(|(id, name)| (name.to_string(), id))
+        .collect();
+    assert_eq!(added.len(), names.len());
+    for (name, id) in &added {
+        assert_eq!(st.work_unit(spec, name).unwrap(), *id, "{name:?}");
+        assert_eq!(&*st.unit_name(*id).unwrap(), name.as_str());
+    }
+    let listed: Vec<String> = st
+        .select(spec, &WorkUnitQuery::default(), now)
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let sorted: Vec<String> = added.keys().cloned().collect();
+    assert_eq!(listed, sorted, "pages list names in byte order");
+
+    let doomed: Vec<String> = names.iter().step_by(2).cloned().collect();
+    let gone = st
+        .delete_work_units(spec, &WorkUnitQuery::names(doomed.clone()), now)
+        .unwrap();
+    assert_eq!(gone.len(), doomed.len());
+    for name in &doomed {
+        assert!(
+            matches!(st.work_unit(spec, name), Err(Error::NoSuchWorkUnit { .. })),
+            "{name:?} deleted"
+        );
+    }
+    let readded = st
+        .add_work_units(
+            spec,
+            doomed
+                .iter()
+                .map(|n| NewWorkUnit::new(n.clone(), data!({})))
+                .collect(),
+            now,
+        )
+        .unwrap();
+    for (id, name) in readded {
+        assert_ne!(id, added[name.as_str()], "{name:?} is a new unit");
+        assert_eq!(st.work_unit(spec, &name).unwrap(), id);
+    }
+    let filed = st.spec(spec).unwrap().units.ids(&st.units).count();
+    assert_eq!(filed, names.len(), "each unit filed once");
+}
