@@ -39,6 +39,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(4, include_str!("migrations/0004_unit_counters.sql")),
     Migration::new(5, include_str!("migrations/0005_unit_spec_check.sql")),
     Migration::new(6, include_str!("migrations/0006_spec_counts_function.sql")),
+    Migration::new(7, include_str!("migrations/0007_upsert_unit_plpgsql.sql")),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
