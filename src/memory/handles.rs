@@ -442,25 +442,22 @@ impl WorkUnit for MemWorkUnit {
     }
 
     async fn data(&self) -> Result<DataMap> {
-        self.spec
-            .shared
+        self.shared()
             .run_on(ObjectKind::WorkUnit, |st, _| st.unit_data(self.id))
     }
 
     async fn status(&self) -> Result<WorkUnitStatus> {
-        self.spec
-            .shared
+        self.shared()
             .run_on(ObjectKind::WorkUnit, |st, now| st.unit_status(self.id, now))
     }
 
     async fn meta(&self) -> Result<WorkUnitMeta> {
-        self.spec
-            .shared
+        self.shared()
             .run_on(ObjectKind::WorkUnit, |st, _| st.unit_meta(self.id))
     }
 
     async fn snapshot(&self) -> Result<WorkUnitSnapshot> {
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, now| {
             let status = st.unit_status(self.id, now)?;
             Ok(WorkUnitSnapshot::new(
                 status,
@@ -472,47 +469,47 @@ impl WorkUnit for MemWorkUnit {
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         let meta = limits::checked_unit_meta(meta)?;
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, now| {
             st.set_unit_meta(self.id, now, |m| *m = meta)
         })
     }
 
     async fn priority(&self) -> Result<f64> {
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, _| {
             Ok(st.unit_meta(self.id)?.priority)
         })
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
         let priority = limits::checked_priority(priority)?;
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, now| {
             st.set_unit_meta(self.id, now, |m| m.priority = priority)
         })
     }
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, now| {
             st.active_attempt(self.id, now)?
-                .map(|id| Ok(attempt_handle(&self.spec.shared, st.attempt_parts(id)?)))
+                .map(|id| Ok(attempt_handle(self.shared(), st.attempt_parts(id)?)))
                 .transpose()
         })
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, now| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, now| {
             st.clear_active_attempt(self.id, now)
         })
     }
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, _| {
             let ids = st.unit_attempts(self.id)?;
-            attempt_handles(&self.spec.shared, st, ids)
+            attempt_handles(self.shared(), st, ids)
         })
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        self.spec.shared.run_on(ObjectKind::WorkUnit, |st, _| {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, _| {
             Ok(st.unit_attempts(self.id)?.len() as u64)
         })
     }
