@@ -7,11 +7,13 @@ use std::time::Duration as StdDuration;
 
 use moka::notification::RemovalCause;
 
+use super::front::Front;
 use super::handle::Handle;
 use super::key::Entry;
 use super::link::Link;
+use super::shared::Fronts;
 use super::stats::{Counters, KindCounters};
-use super::store::{self, Store};
+use super::store::Store;
 use super::sweep::Sweep;
 use super::{Cache, Caches};
 use crate::api::Backend;
@@ -144,14 +146,29 @@ impl<B: Backend + 'static> CacheBuilder<B> {
 }
 
 impl<B> CacheBuilder<B> {
-    /// Empty entry stores with these settings, counting into `counters`.
-    pub(super) fn caches(&self, counters: &Arc<Counters>) -> Caches {
+    /// The fronts for these settings: one per kind unless entries expire
+    /// (moka expires them lazily, unseen by a front).
+    pub(super) fn fronts(&self) -> Fronts {
+        Fronts::new(self.time_to_idle.is_none() && self.time_to_live.is_none())
+    }
+
+    /// Empty entry stores with these settings, counting into `counters`,
+    /// each opening its kind's front in `fronts`.
+    pub(super) fn caches(&self, counters: &Arc<Counters>, fronts: &Fronts) -> Caches {
         let sweep = Arc::new(Sweep::default());
         Caches {
-            namespaces: self.store(self.namespaces, counters, &sweep, |c| &c.namespaces),
-            work_specs: self.store(self.work_specs, counters, &sweep, |c| &c.work_specs),
-            work_units: self.store(self.work_units, counters, &sweep, |c| &c.work_units),
-            workers: self.store(self.workers, counters, &sweep, |c| &c.workers),
+            namespaces: self.store(self.namespaces, counters, &sweep, &fronts.namespaces, |c| {
+                &c.namespaces
+            }),
+            work_specs: self.store(self.work_specs, counters, &sweep, &fronts.work_specs, |c| {
+                &c.work_specs
+            }),
+            work_units: self.store(self.work_units, counters, &sweep, &fronts.work_units, |c| {
+                &c.work_units
+            }),
+            workers: self.store(self.workers, counters, &sweep, &fronts.workers, |c| {
+                &c.workers
+            }),
             sweep,
         }
     }
@@ -161,11 +178,9 @@ impl<B> CacheBuilder<B> {
         capacity: u64,
         counters: &Arc<Counters>,
         sweep: &Arc<Sweep>,
+        front: &Option<Arc<Front<W>>>,
         kind: fn(&Counters) -> &KindCounters,
     ) -> Store<W> {
-        // Entries that expire get no front: moka expires them lazily, unseen.
-        let front =
-            (self.time_to_idle.is_none() && self.time_to_live.is_none()).then(store::front::<W>);
         // The listener holds the counters, the sweep and (weakly) the front,
         // never the cache, so entries and listener form no reference cycle.
         let counters = Arc::clone(counters);
@@ -175,7 +190,7 @@ impl<B> CacheBuilder<B> {
             .max_capacity(capacity)
             .eviction_listener(move |_: Arc<Entry<W>>, handle: Arc<W>, cause| {
                 if let Some(front) = listener_front.as_ref().and_then(Weak::upgrade) {
-                    store::unfront(&front, &handle);
+                    front.remove_handle(&handle);
                 }
                 if cause.was_evicted() {
                     kind(&counters).evictions.inc();
@@ -196,6 +211,6 @@ impl<B> CacheBuilder<B> {
         if let Some(live) = self.time_to_live {
             builder = builder.time_to_live(live);
         }
-        Store::new(builder.build(), front, Arc::clone(sweep))
+        Store::new(builder.build(), front.clone(), Arc::clone(sweep))
     }
 }

@@ -9,10 +9,11 @@ use std::sync::{Arc, Weak};
 use compact_str::CompactString;
 use futures::future::BoxFuture;
 
+use super::front::Front;
 use super::key::{KeyRef, Keyed};
 use super::link::{parent, Link, LinkCell};
 use super::recover::{run_with_budget, MAX_RECOVERIES};
-use super::shared::{Caches, Shared};
+use super::shared::{Caches, Fronts, Shared};
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
 use crate::error::{Error, ObjectKind, Result};
@@ -35,6 +36,9 @@ pub(crate) trait Handle: Keyed + Sized {
 
     /// The entries (and loads in flight) of this kind.
     fn store(caches: &Caches) -> &Store<Self>;
+
+    /// The front of this kind, if its entries never expire.
+    fn front(fronts: &Fronts) -> Option<&Arc<Front<Self>>>;
 
     /// The counters of this kind.
     fn counters(counters: &Counters) -> &KindCounters;
@@ -60,6 +64,9 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
 
     /// The entries (and loads in flight) of this kind.
     fn store(caches: &Caches) -> &Store<Cached<Self>>;
+
+    /// The front of this kind, if its entries never expire.
+    fn front(fronts: &Fronts) -> Option<&Arc<Front<Cached<Self>>>>;
 
     /// The counters of this kind.
     fn counters(counters: &Counters) -> &KindCounters;
@@ -88,6 +95,12 @@ macro_rules! kind_tables {
 
         fn store(caches: &Caches) -> &Store<Cached<Self>> {
             &caches.$field
+        }
+
+        fn front(
+            fronts: &super::shared::Fronts,
+        ) -> Option<&std::sync::Arc<super::front::Front<Cached<Self>>>> {
+            fronts.$field.as_ref()
         }
 
         fn counters(counters: &Counters) -> &KindCounters {
@@ -256,6 +269,10 @@ impl<K: Kind> Handle for Cached<K> {
 
     fn store(caches: &Caches) -> &Store<Self> {
         K::store(caches)
+    }
+
+    fn front(fronts: &Fronts) -> Option<&Arc<Front<Self>>> {
+        K::front(fronts)
     }
 
     fn counters(counters: &Counters) -> &KindCounters {

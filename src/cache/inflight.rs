@@ -277,7 +277,7 @@ mod tests {
     fn store() -> Store<Value> {
         Store::new(
             moka::sync::Cache::new(16),
-            Some(super::super::store::front()),
+            Some(super::super::front::Front::new()),
             std::sync::Arc::default(),
         )
     }

@@ -17,6 +17,7 @@ impl Drop for Detach {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
             shared.caches.store(None);
+            shared.fronts.close();
             shared.feed.stop();
         }
     }
@@ -63,10 +64,11 @@ impl<B> Cache<B> {
         // gap; dropping the stores drops their entries at once.
         shared.flush();
         shared.caches.store(None);
+        shared.fronts.close();
         reclaim_dropped_entries(&shared);
         match Arc::try_unwrap(shared) {
             Err(shared) => {
-                let caches = settings.caches(&shared.counters);
+                let caches = settings.caches(&shared.counters, &shared.fronts);
                 shared.caches.store(Some(Arc::new(caches)));
                 Err(Cache {
                     detach,

@@ -30,6 +30,7 @@
 mod attempt;
 mod builder;
 mod feed;
+mod front;
 mod handle;
 mod inflight;
 mod key;
@@ -220,8 +221,11 @@ use stats::Counters;
 ///   without expiry, in a lock-free front map that answers hits and never
 ///   serves an entry after its eviction or invalidation has returned; once
 ///   a kind is half full, one lookup in 4 per thread also reaches moka, so
-///   its policy sees an unbiased sample. Each counting thread owns a counter
-///   stripe (a plain store): threads share no written cache line of ours.
+///   its policy sees an unbiased sample. The front lives as long as the
+///   cache's shared state and holds weak references, so a hit reaches it
+///   without taking a reference to the detachable entry stores. Each
+///   counting thread owns a counter stripe (a plain store): threads share
+///   no written cache line of ours.
 /// * Concurrent misses of one name make exactly one backend call (moka's
 ///   `try_get_with`, for an asynchronous load): the others await the same
 ///   shared future, result or error, through a per-kind in-flight map whose
@@ -267,9 +271,15 @@ impl<B: Backend + 'static> Cache<B> {
 
     fn from_parts(backend: B, settings: CacheBuilder<B>) -> Self {
         let counters = Arc::new(Counters::default());
-        let caches = settings.caches(&counters);
+        let fronts = settings.fronts();
+        let caches = settings.caches(&counters, &fronts);
         let inner = Arc::new(backend);
-        let shared = Shared::new(Arc::clone(&inner) as Arc<dyn Backend>, caches, counters);
+        let shared = Shared::new(
+            Arc::clone(&inner) as Arc<dyn Backend>,
+            fronts,
+            caches,
+            counters,
+        );
         feed::start(&shared);
         Cache {
             detach: Detach(Arc::downgrade(&shared)),

@@ -9,12 +9,13 @@ use arc_swap::ArcSwapOption;
 use futures::future::FutureExt;
 
 use super::feed::FeedControl;
+use super::front::Front;
 use super::handle::Handle;
 use super::key::{Key, KeyRef};
 use super::link::Link;
 use super::namespace::CachedNamespace;
 use super::stats::{CacheStats, Counters, KindCounters, KindStats};
-use super::store::Store;
+use super::store::{sampled, Store};
 use super::sweep::Sweep;
 use super::work_spec::CachedWorkSpec;
 use super::work_unit::CachedWorkUnit;
@@ -39,10 +40,54 @@ pub(crate) struct Caches {
     pub(super) sweep: Arc<Sweep>,
 }
 
+/// The fronts of the four kinds, one per kind whose entries never expire
+/// (see `store.rs`). They live as long as the shared state, so a hit
+/// reads one without loading the detachable [`Caches`]; each store of the
+/// kind shares it.
+#[derive(Default)]
+pub(crate) struct Fronts {
+    pub(super) namespaces: Option<Arc<Front<CachedNamespace>>>,
+    pub(super) work_specs: Option<Arc<Front<CachedWorkSpec>>>,
+    pub(super) work_units: Option<Arc<Front<CachedWorkUnit>>>,
+    pub(super) workers: Option<Arc<Front<CachedWorker>>>,
+}
+
+impl Fronts {
+    /// A front for every kind, or none (entries that expire).
+    pub(super) fn new(enabled: bool) -> Self {
+        if !enabled {
+            return Fronts::default();
+        }
+        Fronts {
+            namespaces: Some(Front::new()),
+            work_specs: Some(Front::new()),
+            work_units: Some(Front::new()),
+            workers: Some(Front::new()),
+        }
+    }
+
+    /// Empties every front and keeps it empty (see [`Front::close`]).
+    pub(super) fn close(&self) {
+        if let Some(front) = &self.namespaces {
+            front.close();
+        }
+        if let Some(front) = &self.work_specs {
+            front.close();
+        }
+        if let Some(front) = &self.work_units {
+            front.close();
+        }
+        if let Some(front) = &self.workers {
+            front.close();
+        }
+    }
+}
+
 /// State shared by a cache and every handle it gave out.
 pub(crate) struct Shared {
     pub(super) backend: Arc<dyn Backend>,
     pub(super) caches: ArcSwapOption<Caches>,
+    pub(super) fronts: Fronts,
     pub(super) counters: Arc<Counters>,
     /// The change-feed subscription's state (see `feed.rs`).
     pub(super) feed: Arc<FeedControl>,
@@ -99,12 +144,14 @@ const REMOVALS_PER_INSERT: usize = 64;
 impl Shared {
     pub(super) fn new(
         backend: Arc<dyn Backend>,
+        fronts: Fronts,
         caches: Caches,
         counters: Arc<Counters>,
     ) -> Arc<Self> {
         Arc::new(Shared {
             backend,
             caches: ArcSwapOption::from_pointee(caches),
+            fronts,
             counters,
             feed: Arc::default(),
         })
@@ -146,8 +193,17 @@ impl Shared {
             // The change feed has a gap: an entry may be stale, none is served.
             return None;
         }
-        let caches = self.caches.load();
-        let hit = W::store(caches.as_ref()?).hit(KeyRef { scope, name })?;
+        let key = KeyRef { scope, name };
+        let hit = match W::front(&self.fronts) {
+            // Once the store is half full, one lookup in a few also reaches
+            // moka, for its policy (see `store.rs`).
+            Some(front) if front.sampling() && sampled() => {
+                let found = front.get(key);
+                W::store(self.caches.load().as_ref()?).sample(key, found)?
+            }
+            Some(front) => front.get(key)?,
+            None => W::store(self.caches.load().as_ref()?).get(key)?,
+        };
         self.counters::<W>().hits.inc();
         Some(hit)
     }
@@ -160,12 +216,15 @@ impl Shared {
         if !self.feed.coherent() {
             return None;
         }
-        let caches = self.caches.load();
-        let store = W::store(caches.as_ref()?);
         let key = KeyRef { scope, name };
-        let hit = store.peek(key)?;
+        let hit = match W::front(&self.fronts) {
+            Some(front) => front.get(key)?,
+            None => W::store(self.caches.load().as_ref()?).get(key)?,
+        };
         if !self.serves_children(&hit.link_cell().load()) {
-            store.remove(key);
+            if let Some(caches) = self.caches.load().as_ref() {
+                W::store(caches).remove(key);
+            }
             return None;
         }
         self.counters::<W>().hits.inc();

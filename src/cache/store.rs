@@ -1,15 +1,15 @@
 //! The entries of one handle kind.
 //!
 //! moka is the authority: it holds every entry and decides capacity,
-//! eviction, expiry and admission. Hits are answered by a *front*, a
-//! lock-free map (papaya, hashed with foldhash) holding the same live
-//! entries: a hit reads it without locks and writes no shared cache line of
-//! ours. Once the store is half full, one lookup in [`SAMPLE`] per thread,
-//! hit or miss, is also made on moka, so its policy (admission by
-//! frequency, LRU order) sees an unbiased sample of the access stream and
-//! keeps about the hit ratio it would have if it answered every lookup.
-//! Below half its capacity moka keeps no frequencies and evicts nothing;
-//! the recency order it keeps meanwhile is the order of inserts.
+//! eviction, expiry and admission. Hits are answered by a *front* (see
+//! `front.rs`), a lock-free map holding the same live entries: a hit reads
+//! it without locks and writes no shared cache line of ours. Once the
+//! store is half full, one lookup in [`SAMPLE`] per thread, hit or miss,
+//! is also made on moka, so its policy (admission by frequency, LRU order)
+//! sees an unbiased sample of the access stream and keeps about the hit
+//! ratio it would have if it answered every lookup. Below half its
+//! capacity moka keeps no frequencies and evicts nothing; the recency
+//! order it keeps meanwhile is the order of inserts.
 //!
 //! The two agree by construction: an entry is put in the front before moka,
 //! and taken out of moka before the front; moka's removal listener takes out
@@ -25,13 +25,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::front::Front;
 use super::inflight::Loads;
 use super::key::{Entry, KeyRef, Keyed};
 use super::sweep::{Scopes, Sweep};
-
-/// The lock-free map in front of moka, keyed as moka is (a handle is its
-/// own key; the value is the handle the entry holds now).
-pub(crate) type Front<W> = papaya::HashMap<Entry<W>, Arc<W>, foldhash::fast::RandomState>;
 
 /// One lookup in this many, per thread, is made on moka too. At 8 the hit
 /// ratio on a skewed workload fell 1.3 points below moka alone's; at 4 it
@@ -41,7 +38,8 @@ const SAMPLE: u32 = 4;
 /// The entries of one handle kind, and the loads in flight for it.
 pub(crate) struct Store<W> {
     entries: moka::sync::Cache<Entry<W>, Arc<W>>,
-    front: Option<Arc<Front<W>>>,
+    /// The kind's front, and the epoch in which this store opened it.
+    front: Option<(Arc<Front<W>>, u64)>,
     /// Hits reach moka (sampled) from this many entries on.
     sample_from: u64,
     pub(super) loads: Loads<W>,
@@ -53,26 +51,8 @@ pub(crate) struct Store<W> {
     doomed_len: AtomicUsize,
 }
 
-/// An empty front, for a moka cache built without expiry; the moka cache's
-/// removal listener must call [`unfront`] with it.
-pub(crate) fn front<W>() -> Arc<Front<W>> {
-    Arc::new(
-        papaya::HashMap::builder()
-            .hasher(foldhash::fast::RandomState::default())
-            .build(),
-    )
-}
-
-/// Takes `handle` out of `front`, unless the front holds a newer handle
-/// under its key: for entries moka dropped.
-pub(crate) fn unfront<W: Keyed>(front: &Front<W>, handle: &Arc<W>) {
-    let _ = front
-        .pin()
-        .remove_if(&handle.key(), |_, held| Arc::ptr_eq(held, handle));
-}
-
 /// True once every [`SAMPLE`] calls on this thread.
-fn sampled() -> bool {
+pub(crate) fn sampled() -> bool {
     thread_local! {
         static HITS: Cell<u32> = const { Cell::new(0) };
     }
@@ -84,8 +64,8 @@ fn sampled() -> bool {
 }
 
 impl<W: Keyed> Store<W> {
-    /// A store over `entries`, with `front` if they never expire, counting
-    /// its inserts into `sweep`.
+    /// A store over `entries`, with `front` if they never expire (opened
+    /// for this store), counting its inserts into `sweep`.
     pub(crate) fn new(
         entries: moka::sync::Cache<Entry<W>, Arc<W>>,
         front: Option<Arc<Front<W>>>,
@@ -94,7 +74,10 @@ impl<W: Keyed> Store<W> {
         let sample_from = entries.policy().max_capacity().map_or(0, |c| c / 2);
         Store {
             entries,
-            front,
+            front: front.map(|front| {
+                let epoch = front.open();
+                (front, epoch)
+            }),
             sample_from,
             loads: Loads::default(),
             sweep,
@@ -103,20 +86,15 @@ impl<W: Keyed> Store<W> {
         }
     }
 
-    /// The hit path of a lookup: the entry for `key`, from the front if
-    /// there is one (sampled once half full, see [`SAMPLE`]).
-    pub(crate) fn hit(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
-        let Some(front) = &self.front else {
-            return self.entries.get(&key);
-        };
-        let found = front.pin().get(&key).cloned();
-        if !sampled() || self.entries.entry_count() < self.sample_from {
-            return found;
-        }
+    /// A sampled hit: `found` in the front, checked against moka, which
+    /// counts the access. An entry moka no longer has leaves the front.
+    pub(crate) fn sample(&self, key: KeyRef<'_>, found: Option<Arc<W>>) -> Option<Arc<W>> {
         match (found, self.entries.get(&key)) {
             (Some(hit), None) => {
                 // moka dropped it and its listener has not run yet.
-                unfront(front, &hit);
+                if let Some((front, _)) = &self.front {
+                    front.remove_handle(&hit);
+                }
                 None
             }
             (found, held) => found.or(held),
@@ -124,10 +102,10 @@ impl<W: Keyed> Store<W> {
     }
 
     /// The entry for `key`, without counting as an access when there is a
-    /// front (the lookup already counted in [`hit`](Self::hit)).
+    /// front (the lookup already counted on a hit).
     pub(crate) fn peek(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
         match &self.front {
-            Some(front) => front.pin().get(&key).cloned(),
+            Some((front, _)) => front.get(key),
             None => self.entries.get(&key),
         }
     }
@@ -137,13 +115,20 @@ impl<W: Keyed> Store<W> {
         self.entries.get(&key)
     }
 
+    /// Files `handle` in the front, which samples hits once the store is
+    /// half full.
+    fn front_insert(&self, handle: &Arc<W>) {
+        if let Some((front, epoch)) = &self.front {
+            front.insert(handle, *epoch);
+            if self.entries.entry_count() >= self.sample_from {
+                front.start_sampling();
+            }
+        }
+    }
+
     /// Caches `handle` under its key.
     pub(crate) fn insert(&self, handle: Arc<W>) {
-        if let Some(front) = &self.front {
-            front
-                .pin()
-                .insert(Entry(Arc::clone(&handle)), Arc::clone(&handle));
-        }
+        self.front_insert(&handle);
         self.entries.insert(Entry(Arc::clone(&handle)), handle);
         self.sweep.inserted();
     }
@@ -153,11 +138,7 @@ impl<W: Keyed> Store<W> {
         self.entries
             .entry(Entry(Arc::clone(&handle)))
             .or_insert_with(|| {
-                if let Some(front) = &self.front {
-                    front
-                        .pin()
-                        .insert(Entry(Arc::clone(&handle)), Arc::clone(&handle));
-                }
+                self.front_insert(&handle);
                 self.sweep.inserted();
                 handle
             })
@@ -167,8 +148,8 @@ impl<W: Keyed> Store<W> {
     /// Drops the entry for `key`, answering it.
     pub(crate) fn remove(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
         let gone = self.entries.remove(&key);
-        if let Some(front) = &self.front {
-            front.pin().remove(&key);
+        if let Some((front, _)) = &self.front {
+            front.remove(key);
         }
         gone
     }
@@ -178,7 +159,7 @@ impl<W: Keyed> Store<W> {
     pub(crate) fn doom_under(&self, scopes: &Scopes) {
         let under = |handle: &Arc<W>| scopes.contains(&handle.key().scope);
         let found: Vec<Arc<W>> = match &self.front {
-            Some(front) => front.pin().values().filter(|h| under(h)).cloned().collect(),
+            Some((front, _)) => front.handles().into_iter().filter(under).collect(),
             None => self
                 .entries
                 .iter()
@@ -215,8 +196,8 @@ impl<W: Keyed> Store<W> {
         self.doomed.lock().clear();
         self.doomed_len.store(0, Ordering::Relaxed);
         self.entries.invalidate_all();
-        if let Some(front) = &self.front {
-            front.pin().clear();
+        if let Some((front, _)) = &self.front {
+            front.clear();
         }
     }
 
