@@ -119,9 +119,9 @@ pub(super) use kind_tables;
 ///
 /// The handle is the key of its own entry ([`Keyed`]): it holds the scope
 /// it is cached under and its name (the name of the upstream handle it was
-/// made with, which every link it swaps to has too), so neither the entry
-/// nor the front keeps a copy of the key. The name is stored inline up to
-/// 24 bytes: a hit compares it without following a pointer.
+/// made with, which every link it swaps to has too), so neither its moka
+/// entry nor the front keeps a copy of the key. The name is stored inline
+/// up to 24 bytes: a hit compares it without following a pointer.
 pub(crate) struct Cached<K: Kind> {
     pub(super) shared: Arc<Shared>,
     me: Weak<Cached<K>>,

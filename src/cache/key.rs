@@ -2,7 +2,8 @@
 //!
 //! A cached handle is its own key: it records the scope it was cached
 //! under and answers its name, so an entry stores no copy of either.
-//! [`Entry`] wraps a handle as the key of the moka cache and the front.
+//! [`Entry`] wraps a handle as the key of the moka cache (the front keys
+//! its entries by a hash of the key, see `front.rs`).
 //! Lookups on a hit never allocate: [`KeyRef`] borrows the name and is
 //! [`Equivalent`](moka::Equivalent) to an [`Entry`], with the same hash.
 //! A load in flight has no handle yet; it is keyed by an owned [`Key`].
