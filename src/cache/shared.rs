@@ -201,11 +201,19 @@ impl Shared {
                 let found = front.get(key);
                 W::store(self.caches.load().as_ref()?).sample(key, found)?
             }
-            Some(front) => front.get(key)?,
-            None => W::store(self.caches.load().as_ref()?).get(key)?,
+            _ => self.peek(key)?,
         };
         self.counters::<W>().hits.inc();
         Some(hit)
+    }
+
+    /// The entry for `key`: from the kind's front, else (entries that
+    /// expire) from moka.
+    fn peek<W: Handle>(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
+        match W::front(&self.fronts) {
+            Some(front) => front.get(key),
+            None => W::store(self.caches.load().as_ref()?).get(key),
+        }
     }
 
     /// A live cached handle, if there is one. Entries whose object is known
@@ -217,10 +225,7 @@ impl Shared {
             return None;
         }
         let key = KeyRef { scope, name };
-        let hit = match W::front(&self.fronts) {
-            Some(front) => front.get(key)?,
-            None => W::store(self.caches.load().as_ref()?).get(key)?,
-        };
+        let hit = self.peek::<W>(key)?;
         if !self.serves_children(&hit.link_cell().load()) {
             if let Some(caches) = self.caches.load().as_ref() {
                 W::store(caches).remove(key);
