@@ -210,10 +210,30 @@ impl Api {
     }
 }
 
-/// Decodes a body already read as JSON into the operation's type.
+/// Decodes a body already read as JSON into the operation's type. Every
+/// body is a document, so a JSON object: serde's derived decoders would also
+/// read an array, field by field in order.
 fn decode<T: DeserializeOwned>(body: Option<Value>) -> Result<T, Problem> {
-    serde_json::from_value(body.unwrap_or(Value::Null))
-        .map_err(|e| Problem::bad_request(e.to_string()))
+    let body = body.unwrap_or(Value::Null);
+    if !body.is_object() {
+        return Err(Problem::bad_request(format!(
+            "the request body must be a JSON object, not {}",
+            json_kind(&body)
+        )));
+    }
+    serde_json::from_value(body).map_err(|e| Problem::bad_request(e.to_string()))
+}
+
+/// The kind of a JSON value, for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The work unit query of a request: a bad value is a malformed request,

@@ -52,11 +52,13 @@
 //! (clients read the error document's code, not the status): a bad
 //! `status` or `limit` query value is `400`, not `500`; and input over one
 //! of the crate's limits (see `coordinate`'s `# Limits`: names of at most
-//! 1,024 bytes, data nested at most 100 levels, times in years 1–9999) or a
-//! work spec definition it cannot read is `400` on every route, where the
-//! reference has no such check. The error document's `kind` names the
-//! error (`NameTooLong`, `DataTooDeep`, `TimeOutOfRange`,
-//! `InvalidWorkSpecData`).
+//! 1,024 bytes, data nested at most 100 levels, times in years 1–9999,
+//! finite priorities) or a work spec definition it cannot read is `400` on
+//! every route, where the reference has no such check. The error
+//! document's `kind` names the error (`NameTooLong`, `DataTooDeep`,
+//! `TimeOutOfRange`, `InvalidWorkSpecData`); a priority `adjust` would take
+//! past the largest float is `ErrBadPriority`. A request body that is not
+//! a JSON object is `400`, like any body of the wrong type.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

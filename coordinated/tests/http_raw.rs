@@ -665,6 +665,86 @@ fn input_over_a_limit_is_400_on_every_route() {
 }
 
 #[test]
+fn a_body_that_is_not_an_object_is_400_and_changes_nothing() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "b");
+    let spec = "/namespace/b/work_spec/s";
+    let meta_before = server.get(&format!("{spec}/meta")).json();
+    assert_eq!(
+        server
+            .send_json("POST", &format!("{spec}/work_unit"), r#"{"name": "held"}"#)
+            .status,
+        201
+    );
+    let cases = [
+        ("POST", "/namespace".to_owned(), r#"["foo"]"#),
+        ("PUT", format!("{spec}/meta"), "[]"),
+        ("PUT", format!("{spec}/meta"), "7"),
+        (
+            "POST",
+            format!("{spec}/work_unit"),
+            r#"["u", {"k": 1}, {"priority": 7.0, "not_before": null}]"#,
+        ),
+        // A nested document given as an array.
+        (
+            "POST",
+            format!("{spec}/work_unit"),
+            r#"{"name": "v", "meta": [7.0, null]}"#,
+        ),
+        (
+            "PUT",
+            format!("{spec}/work_unit/held"),
+            r#"{"meta": [7.0, null]}"#,
+        ),
+        ("POST", format!("{spec}/change?name=held"), r#"[[7.0]]"#),
+        ("PUT", "/namespace/b/worker/w".to_owned(), r#"[null, true]"#),
+    ];
+    for (method, path, body) in &cases {
+        let reply = server.send_json(method, path, body);
+        assert_eq!(
+            reply.status,
+            400,
+            "{method} {path} {body}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.header("content-type"), Some(V1));
+        assert_eq!(reply.error_code(), "error", "{method} {path} {body}");
+    }
+    let namespaces = server.get("/namespace").text();
+    assert!(!namespaces.contains("foo"), "{namespaces}");
+    assert_eq!(server.get(&format!("{spec}/meta")).json(), meta_before);
+    for unit in ["u", "v"] {
+        let reply = server.get(&format!("{spec}/work_unit/{unit}"));
+        assert_eq!(reply.error_code(), "ErrNoSuchWorkUnit", "{}", reply.text());
+    }
+    let held = server.get(&format!("{spec}/work_unit/held")).json();
+    assert_eq!(held["meta"]["priority"], 0.0, "{held}");
+}
+
+#[test]
+fn a_priority_adjusted_past_the_largest_float_is_400_and_changes_nothing() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "p");
+    let spec = "/namespace/p/work_spec/s";
+    let add = format!("{spec}/work_unit");
+    for name in ["big", "small"] {
+        let body = format!(r#"{{"name": "{name}", "meta": {{"priority": 1e308}}}}"#);
+        assert_eq!(server.send_json("POST", &add, &body).status, 201);
+    }
+    let reply = server.send_json(
+        "POST",
+        &format!("{spec}/adjust?name=big&name=small"),
+        r#"{"meta": {"priority": 1e308}}"#,
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.error_code(), "ErrBadPriority");
+    for name in ["big", "small"] {
+        let unit = server.get(&format!("{spec}/work_unit/{name}")).json();
+        assert_eq!(unit["meta"]["priority"], 1e308, "{unit}");
+    }
+}
+
+#[test]
 fn a_parent_in_another_namespace_goes_by_url() {
     let server = Server::start(&[]);
     let put = |body: &str| server.send_json("PUT", "/namespace/a/worker/c", body);

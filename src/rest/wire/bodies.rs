@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::documents::{AttemptDocument, WorkUnitMetaDocument};
-use super::scalars::null_as_empty;
+use super::scalars::{null_as_empty, optional_object};
 use super::{data, duration, int, opt_time};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 
@@ -35,7 +35,10 @@ pub struct WorkUnitBody {
     #[serde(with = "data", skip_serializing_if = "Option::is_none")]
     pub data: Option<DataMap>,
     /// Priority and not-before; `None` when absent or `null`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub meta: Option<WorkUnitMetaDocument>,
 }
 
@@ -47,7 +50,10 @@ pub struct WorkUnitUpdateBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_attempt_url: Option<String>,
     /// A new meta (priority and not-before), if present.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub meta: Option<WorkUnitMetaDocument>,
 }
 

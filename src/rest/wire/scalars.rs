@@ -295,6 +295,23 @@ where
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// An optional document field that must be a JSON object (or `null`):
+/// serde's derived decoders would also read a struct from an array, field
+/// by field in order, which the wire format does not allow.
+pub(super) fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let Some(map) = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    T::deserialize(serde_json::Value::Object(map))
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
 pub(super) fn is_empty_str(s: &str) -> bool {
     s.is_empty()
 }
