@@ -1,6 +1,7 @@
 //! Attempt handles and their state changes.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -8,6 +9,7 @@ use tokio_postgres::types::FromSqlOwned;
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
+use super::jsonb::Jsonb;
 use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::worker::PgWorker;
@@ -134,7 +136,7 @@ impl Outcome {
 #[derive(Debug, Default)]
 struct Chained {
     names: Vec<Vec<u8>>,
-    datas: Vec<Json<DataMap>>,
+    datas: Vec<Jsonb<'static>>,
     priorities: Vec<f64>,
     not_befores: Vec<Option<Time>>,
 }
@@ -145,9 +147,9 @@ impl Chained {
         let mut chained = Chained::default();
         for unit in chained_units(effective, now) {
             chained.names.push(unit.name.into_bytes());
-            chained
-                .datas
-                .push(Json(super::nul::escape(&unit.data).into_owned()));
+            chained.datas.push(Jsonb(Cow::Owned(
+                super::nul::escape(&unit.data).into_owned(),
+            )));
             chained.priorities.push(unit.meta.priority);
             chained.not_befores.push(unit.meta.not_before);
         }

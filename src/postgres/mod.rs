@@ -110,6 +110,7 @@
 mod attempt;
 mod counts;
 mod error;
+mod jsonb;
 mod namespace;
 mod notify;
 mod nul;
@@ -134,6 +135,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::{FromSql, Json, ToSql};
 use tokio_postgres::{NoTls, Row};
+
+use self::jsonb::Jsonb;
 
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
@@ -724,9 +727,9 @@ pub(crate) fn micros(d: Duration) -> Result<i64> {
         .ok_or_else(|| Error::TimeOutOfRange(format!("duration {d} in microseconds")))
 }
 
-/// A data map as a `jsonb` parameter (see the `nul` module).
-pub(crate) fn json(map: &DataMap) -> Json<std::borrow::Cow<'_, DataMap>> {
-    Json(nul::escape(map))
+/// A data map as a `jsonb` parameter (see the `nul` and `jsonb` modules).
+pub(crate) fn json(map: &DataMap) -> Jsonb<'_> {
+    Jsonb(nul::escape(map))
 }
 
 /// SQL: the status of active attempt `$a` (an alias of `attempt`) as an

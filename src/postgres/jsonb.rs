@@ -1,0 +1,110 @@
+//! Data maps as `jsonb` parameters, written so that PostgreSQL keeps every
+//! number's kind.
+//!
+//! `jsonb` holds a number as a `numeric` and prints it back in plain
+//! notation, with as many decimals as it was written with. serde_json
+//! writes a float of magnitude 10¹⁶ or more in exponent form (`1e19`),
+//! which would come back as the integer `10000000000000000000`. Such a
+//! float is written here in plain notation with a decimal point
+//! (`10000000000000000000.0`), which comes back as the same float. Smaller
+//! floats keep serde_json's form: it has a decimal point, or an exponent
+//! below zero, which PostgreSQL turns into decimals.
+
+use std::borrow::Cow;
+use std::error::Error;
+use std::io;
+
+use bytes::{BufMut, BytesMut};
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
+use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
+
+use crate::model::DataMap;
+
+/// A data map (NUL-escaped, see the `nul` module) as a `jsonb` parameter.
+#[derive(Debug)]
+pub(crate) struct Jsonb<'a>(pub(crate) Cow<'a, DataMap>);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            // The binary format's version.
+            out.put_u8(1);
+        }
+        let mut serializer = serde_json::Serializer::with_formatter(out.writer(), FloatsAsDecimals);
+        self.0.serialize(&mut serializer)?;
+        Ok(IsNull::No)
+    }
+
+    accepts!(JSON, JSONB);
+    to_sql_checked!();
+}
+
+/// serde_json's compact output, with large floats in plain notation.
+struct FloatsAsDecimals;
+
+/// From here up, serde_json writes floats with an exponent.
+const EXPONENT_FROM: f64 = 1e16;
+
+impl Formatter for FloatsAsDecimals {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        if value.abs() < EXPONENT_FROM {
+            return CompactFormatter.write_f64(writer, value);
+        }
+        // `Display` writes the shortest digits that read back as `value`,
+        // never with an exponent; a float this large has no fraction.
+        write!(writer, "{value}.0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(value: f64) -> String {
+        let mut out = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, FloatsAsDecimals);
+        value.serialize(&mut serializer).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn large_floats_are_written_as_decimals_that_read_back_exactly() {
+        for value in [
+            1e16,
+            -1e16,
+            1e19,
+            12_345_678_901_234_567_890.0,
+            1.5e300,
+            f64::MAX,
+            f64::MIN,
+        ] {
+            let text = written(value);
+            assert!(!text.contains('e'), "{text}");
+            assert!(text.ends_with(".0"), "{text}");
+            assert_eq!(text.parse::<f64>().unwrap(), value, "{text}");
+            // As the client reads `jsonb` back.
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(read, serde_json::json!(value), "{text}");
+        }
+        assert_eq!(written(1e19), "10000000000000000000.0");
+    }
+
+    #[test]
+    fn other_floats_are_written_as_serde_json_writes_them() {
+        for value in [
+            0.0,
+            2.5,
+            1e15,
+            9_999_999_999_999_998.0,
+            1e-7,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(written(value), serde_json::to_string(&value).unwrap());
+        }
+    }
+}
