@@ -556,7 +556,8 @@ pub async fn priority_limits(t: TestBackend) {
 
 /// **TimeLimits.** Every time a caller gives, or makes with a duration, is
 /// accepted from `MIN_TIME` to `MAX_TIME` and answers `TimeOutOfRange`
-/// outside, changing nothing; sub-microsecond parts are dropped.
+/// outside, changing nothing; sub-microsecond parts are dropped, and a leap
+/// second (23:59:60.5) is as far into the next second (00:00:00.5).
 pub async fn time_limits(t: TestBackend) {
     let (r, _ns, spec, worker) = Run::with_basic("time_limits", t, "spec").await;
     let before = MIN_TIME - Duration::microseconds(1);
@@ -695,6 +696,33 @@ pub async fn time_limits(t: TestBackend) {
         Some(Time::UNIX_EPOCH + Duration::microseconds(1)),
         "truncated not_before",
     );
+
+    // A leap second (chrono's 23:59:60.5) is half a second into the next.
+    let leap = Time::from_timestamp(1_483_228_799, 1_500_000_000);
+    let next = Time::from_timestamp(1_483_228_800, 500_000_000);
+    check!(
+        r,
+        leap.is_some() && next.is_some(),
+        "leap second representable"
+    );
+    if let (Some(leap), Some(next)) = (leap, next) {
+        let meta = WorkUnitMeta {
+            priority: 0.0,
+            not_before: Some(leap),
+        };
+        let unit = r.unit_meta(&spec, "leap", DataMap::new(), meta).await;
+        r.ok_eq(
+            unit.meta().await.map(|v| v.not_before),
+            Some(next),
+            "leap not_before",
+        );
+        r.ok(
+            worker.update(DataMap::new(), leap, leap, "leap").await,
+            "update at a leap second",
+        );
+        r.ok_eq(worker.last_update().await, next, "leap last_update");
+        r.ok_eq(worker.expiration().await, next, "leap expiration");
+    }
 }
 
 /// **ChainedTimeLimits.** An output item whose delay reaches past

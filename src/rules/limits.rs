@@ -157,15 +157,23 @@ pub fn dismantle(map: DataMap) {
 
 /// `time` if it lies in [`MIN_TIME`]`..=`[`MAX_TIME`], else
 /// [`Error::TimeOutOfRange`]; truncated to whole microseconds, the
-/// resolution every backend stores.
+/// resolution every backend stores. A leap second (`23:59:60`, which
+/// chrono keeps as a second more than a second's nanoseconds) becomes the
+/// instant as far into the next second, as PostgreSQL stores it.
 pub fn checked_time(time: Time) -> Result<Time> {
     if !(MIN_TIME..=MAX_TIME).contains(&time) {
         return Err(Error::TimeOutOfRange(format!(
             "{time} is outside {MIN_TIME} ..= {MAX_TIME}"
         )));
     }
-    let nanos = time.timestamp_subsec_nanos();
-    Ok(time - Duration::nanoseconds(i64::from(nanos % 1_000)))
+    let (mut seconds, mut nanos) = (time.timestamp(), time.timestamp_subsec_nanos());
+    if nanos >= 1_000_000_000 {
+        seconds += 1;
+        nanos -= 1_000_000_000;
+    }
+    Time::from_timestamp(seconds, nanos - nanos % 1_000)
+        .filter(|t| *t <= MAX_TIME)
+        .ok_or_else(|| Error::TimeOutOfRange(format!("{time} is after {MAX_TIME}")))
 }
 
 /// A clock's `now` as every backend records it: truncated to whole
@@ -297,6 +305,26 @@ mod tests {
         let mut map = DataMap::new();
         map.insert("d".into(), value);
         map
+    }
+
+    #[test]
+    fn a_leap_second_is_the_start_of_the_next_second() {
+        let leap = |text: &str| {
+            let time = chrono::DateTime::parse_from_rfc3339(text).unwrap();
+            checked_time(time.with_timezone(&chrono::Utc)).map(|t| t.to_rfc3339())
+        };
+        assert_eq!(
+            leap("2016-12-31T23:59:60Z"),
+            Ok("2017-01-01T00:00:00+00:00".into())
+        );
+        assert_eq!(
+            leap("2024-05-06T07:08:60.5+01:00"),
+            Ok("2024-05-06T06:09:00.500+00:00".into())
+        );
+        assert_eq!(
+            leap("2024-05-06T07:08:60.1234567Z"),
+            Ok("2024-05-06T07:09:00.123456+00:00".into())
+        );
     }
 
     #[test]
