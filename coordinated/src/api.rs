@@ -2,6 +2,7 @@
 //! names, reads the body and runs the operation, in that order (which
 //! decides which error wins: a bad body beats a wrong method).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -35,6 +36,24 @@ pub struct RouteTemplate(pub &'static str);
 
 /// The template recorded for paths that match no resource.
 pub const UNMATCHED: &str = "unmatched";
+
+/// Whether a request's body is being waited for, shared between the
+/// request timeout (which answers `408` rather than `503` while it is) and
+/// the body's reader.
+#[derive(Debug, Clone, Default)]
+pub struct BodyArrival(Arc<AtomicBool>);
+
+impl BodyArrival {
+    /// True while the body is being read: from the start of the read until
+    /// it ends; a read cut off by the timeout stays marked.
+    pub fn is_arriving(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, arriving: bool) {
+        self.0.store(arriving, Ordering::Release);
+    }
+}
 
 /// What the API handler needs: the backend and the body bound.
 #[derive(Debug, Clone)]
@@ -167,8 +186,14 @@ impl Api {
     }
 
     /// Reads a `PUT`/`POST` body as JSON: `415` unless declared JSON, `413`
-    /// beyond the bound, `400` unless valid JSON.
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Value, Problem> {
+    /// beyond the bound (at once when its declared length is), `400` unless
+    /// valid JSON. `arrival` marks the time spent waiting for it.
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        arrival: Option<&BodyArrival>,
+    ) -> Result<Value, Problem> {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .map(|v| {
@@ -177,22 +202,37 @@ impl Api {
             })
             .transpose()?;
         check_content_type(content_type)?;
-        let bytes: Bytes = axum::body::to_bytes(body, self.max_body_bytes)
-            .await
-            .map_err(|e| {
-                let too_large = e
-                    .into_inner()
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some();
-                if too_large {
-                    Problem::generic(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body exceeds {} bytes", self.max_body_bytes),
-                    )
-                } else {
-                    Problem::bad_request("request body could not be read")
-                }
-            })?;
+        let too_large = || {
+            Problem::generic(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {} bytes", self.max_body_bytes),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
+            return Err(too_large());
+        }
+        let mark = |arriving| {
+            if let Some(arrival) = arrival {
+                arrival.set(arriving);
+            }
+        };
+        mark(true);
+        let read = axum::body::to_bytes(body, self.max_body_bytes).await;
+        mark(false);
+        let bytes: Bytes = read.map_err(|e| {
+            let over = e
+                .into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            if over {
+                too_large()
+            } else {
+                Problem::bad_request("request body could not be read")
+            }
+        })?;
         serde_json::from_slice(&bytes).map_err(|e| {
             // The decoder stops at a fixed depth, beyond the deepest data
             // map a backend stores: such a body carries data too deep.
@@ -274,7 +314,10 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
     let result = async {
         let resolved = api.resolve(&route.names).await?;
         let body = match parts.method {
-            Method::PUT | Method::POST => Some(api.read_body(&parts.headers, body).await?),
+            Method::PUT | Method::POST => {
+                let arrival = parts.extensions.get::<BodyArrival>();
+                Some(api.read_body(&parts.headers, body, arrival).await?)
+            }
             _ => None,
         };
         let query = parts.uri.query().unwrap_or("");

@@ -64,7 +64,8 @@ pub struct Config {
     /// Log every request.
     #[arg(long)]
     pub log_requests: bool,
-    /// Longest time one request may take.
+    /// Longest time one request may take: then it is answered `408` if its
+    /// body was still arriving, else `503`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.

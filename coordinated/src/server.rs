@@ -19,14 +19,15 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::api::{self, Api, RouteTemplate};
+use crate::api::{self, Api, BodyArrival, RouteTemplate};
 use crate::metrics::{self, CacheStatsFn, MetricsState};
 use crate::problem::Problem;
 
 /// Everything about the server but its backend and address.
 #[derive(Clone)]
 pub struct ServerOptions {
-    /// Longest time one request may take before it is answered `503`.
+    /// Longest time one request may take: then it is answered `408` if its
+    /// body was still arriving, else `503`.
     pub request_timeout: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
@@ -105,11 +106,19 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
     }
 }
 
-/// Answers `503` when the request takes longer than `timeout`; the
-/// request's future is dropped, which cancels its backend work.
-async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Response {
+/// Answers when the request takes longer than `timeout`: `408` if its body
+/// was still arriving (the client's delay), else `503`. The request's
+/// future is dropped, which cancels its backend work.
+async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Response {
+    let arrival = BodyArrival::default();
+    request.extensions_mut().insert(arrival.clone());
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
+        Err(_) if arrival.is_arriving() => Problem::generic(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {timeout:?}"),
+        )
+        .into_response(),
         Err(_) => Problem::generic(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("request took longer than {timeout:?}"),

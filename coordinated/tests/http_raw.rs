@@ -576,14 +576,35 @@ fn pipelined_garbage_gets_a_client_error_not_a_crash() {
 }
 
 #[test]
-fn a_request_over_the_timeout_is_answered_503() {
+fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
     let server = Server::start(&["--request-timeout", "100ms"]);
     let mut stream = start_slow_post(&server);
     let reply = read_reply(&mut stream);
-    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.status, 408, "{}", reply.text());
     assert_eq!(reply.header("content-type"), Some(V1));
     assert_eq!(reply.error_code(), "error");
     assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_body_declared_over_the_bound_is_413_before_it_is_sent() {
+    let server = Server::start(&["--max-body-bytes", "1000"]);
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n{{}}",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(reply.error_code(), "error");
+    // One byte over the bound, sent in full: the same answer.
+    let body = format!(r#"{{"name": "{}"}}"#, "x".repeat(1000 - 11));
+    assert_eq!(body.len(), 1001);
+    assert_eq!(server.send_json("POST", "/namespace", &body).status, 413);
 }
 
 #[test]
