@@ -341,7 +341,15 @@ mod tests {
 
     #[test]
     fn bad_encodings_are_bad_requests() {
-        for path in ["/namespace/-!!", "/namespace/%FF", "/namespace/-__4"] {
+        for path in [
+            "/namespace/-!!",
+            "/namespace/%FF",
+            "/namespace/-__4",
+            "/namespace/%",
+            "/namespace/%4",
+            "/namespace/%zz/worker/w",
+            "/namespace/a%2/work_spec",
+        ] {
             let err = route(path).err().map(|p| p.status.as_u16());
             assert_eq!(err, Some(400), "{path}");
         }

@@ -32,6 +32,9 @@ pub enum NameError {
     /// The decoded bytes are not UTF-8; names in this crate are strings.
     #[error("name in segment {0:?} is not valid UTF-8")]
     NotUtf8(String),
+    /// A `%` not followed by two hexadecimal digits.
+    #[error("invalid percent-encoding in {0:?}")]
+    BadPercent(String),
 }
 
 /// True if `c` may appear in a name kept verbatim.
@@ -71,8 +74,19 @@ pub fn decode_segment(segment: &str) -> Result<String, NameError> {
     String::from_utf8(bytes).map_err(|_| NameError::NotUtf8(segment.to_owned()))
 }
 
-/// Percent-decodes one raw path segment; the result must be UTF-8.
+/// Percent-decodes one raw path segment; every `%` must start an escape
+/// (`%` and two hexadecimal digits), and the result must be UTF-8.
 pub fn percent_decode(raw: &str) -> Result<String, NameError> {
+    let bytes = raw.as_bytes();
+    let escapes_are_whole = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_are_whole {
+        return Err(NameError::BadPercent(raw.to_owned()));
+    }
     percent_decode_str(raw)
         .decode_utf8()
         .map(Cow::into_owned)
