@@ -11,7 +11,7 @@ use coordinate::postgres::PostgresBackend;
 use coordinate::Backend;
 
 use crate::metrics::CacheStatsFn;
-use crate::server::ServerOptions;
+use crate::server::{ConnectionOptions, ServerOptions};
 
 /// Whether the cache sits in front of the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +74,10 @@ pub struct Config {
     /// On SIGINT/SIGTERM, how long in-flight requests may still run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_deadline: Duration,
+    /// How long a client may take to send a request's head, idle time on a
+    /// keep-alive connection included; then the connection is closed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
 }
 
 /// `HOST:PORT`, or `:PORT` for the loopback interface.
@@ -188,6 +192,14 @@ impl Config {
             log_requests: self.log_requests,
             cache_stats,
             ..ServerOptions::default()
+        }
+    }
+
+    /// The connection options these flags describe.
+    pub fn connection_options(&self) -> ConnectionOptions {
+        ConnectionOptions {
+            shutdown_deadline: self.shutdown_deadline,
+            header_read_timeout: self.header_read_timeout,
         }
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! let app = coordinated::router(Arc::new(MemoryBackend::new()), &Default::default());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! coordinated::serve(listener, app, coordinated::shutdown_signal(), std::time::Duration::from_secs(10)).await
+//! coordinated::serve(listener, app, coordinated::shutdown_signal(), Default::default()).await
 //! # }
 //! ```
 //!
@@ -74,4 +74,4 @@ pub mod problem;
 pub mod server;
 
 pub use config::Config;
-pub use server::{router, serve, shutdown_signal, ServerOptions};
+pub use server::{router, serve, shutdown_signal, ConnectionOptions, ServerOptions};

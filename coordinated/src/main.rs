@@ -39,7 +39,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         listener,
         app,
         coordinated::shutdown_signal(),
-        config.shutdown_deadline,
+        config.connection_options(),
     )
     .await;
     summaries.abort();

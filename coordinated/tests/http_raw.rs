@@ -4,9 +4,9 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{eventually, exchange, read_reply, request, Server};
@@ -583,6 +583,44 @@ fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
     assert_eq!(reply.status, 408, "{}", reply.text());
     assert_eq!(reply.header("content-type"), Some(V1));
     assert_eq!(reply.error_code(), "error");
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
+fn silent_trickling_and_idle_connections_are_closed_after_the_header_read_timeout() {
+    let server = Server::start(&["--header-read-timeout", "300ms"]);
+    let connect = || {
+        let stream = TcpStream::connect(server.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    };
+    // A head that never ends; a connection that never sends a byte; a
+    // keep-alive connection left idle after one request.
+    let mut trickling = connect();
+    trickling
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ")
+        .expect("write");
+    let mut silent = connect();
+    let mut idle = connect();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let started = Instant::now();
+    let mut answered = Vec::new();
+    for stream in [&mut trickling, &mut silent, &mut idle] {
+        let mut bytes = Vec::new();
+        stream
+            .read_to_end(&mut bytes)
+            .expect("the server closes the connection");
+        answered.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(answered[2].starts_with("HTTP/1.1 200"), "{}", answered[2]);
     assert_eq!(server.get("/healthz").status, 200);
 }
 

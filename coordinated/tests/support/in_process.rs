@@ -19,7 +19,11 @@ pub async fn serve(app: axum::Router) -> (String, oneshot::Sender<()>) {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = coordinated::serve(listener, app, shutdown, Duration::from_secs(5)).await {
+        let options = coordinated::ConnectionOptions {
+            shutdown_deadline: Duration::from_secs(5),
+            ..Default::default()
+        };
+        if let Err(e) = coordinated::serve(listener, app, shutdown, options).await {
             panic!("server failed: {e}");
         }
     });
