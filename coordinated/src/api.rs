@@ -186,8 +186,11 @@ impl Api {
     }
 
     /// Reads a `PUT`/`POST` body as JSON: `415` unless declared JSON, `413`
-    /// beyond the bound (at once when its declared length is), `400` unless
-    /// valid JSON. `arrival` marks the time spent waiting for it.
+    /// beyond the bound, `400` unless valid JSON. `arrival` marks the time
+    /// spent waiting for it. A body declared longer than the bound is still
+    /// read up to it: a client that sends it whole, without waiting for
+    /// `100 Continue`, would otherwise find the connection closed under its
+    /// writes and never see the `413`.
     async fn read_body(
         &self,
         headers: &HeaderMap,
@@ -208,12 +211,6 @@ impl Api {
                 format!("request body exceeds {} bytes", self.max_body_bytes),
             )
         };
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
-            return Err(too_large());
-        }
         let mark = |arriving| {
             if let Some(arrival) = arrival {
                 arrival.set(arriving);
