@@ -10,8 +10,9 @@ use coordinate::memory::MemoryBackend;
 use coordinate::postgres::PostgresBackend;
 use coordinate::Backend;
 
+use crate::connections::ConnectionOptions;
 use crate::metrics::CacheStatsFn;
-use crate::server::{ConnectionOptions, ServerOptions};
+use crate::server::ServerOptions;
 
 /// Whether the cache sits in front of the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,10 +75,11 @@ pub struct Config {
     /// On SIGINT/SIGTERM, how long in-flight requests may still run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_deadline: Duration,
-    /// How long a client may take to send a request's head, idle time on a
-    /// keep-alive connection included; then the connection is closed.
+    /// How long a connection may go without a request in flight (silent,
+    /// trickling a request head, or idle between requests); then it is
+    /// closed.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 /// `HOST:PORT`, or `:PORT` for the loopback interface.
@@ -199,7 +201,7 @@ impl Config {
     pub fn connection_options(&self) -> ConnectionOptions {
         ConnectionOptions {
             shutdown_deadline: self.shutdown_deadline,
-            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
         }
     }
 }

@@ -65,6 +65,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connections;
 pub mod documents;
 pub mod links;
 pub mod metrics;
@@ -74,4 +75,5 @@ pub mod problem;
 pub mod server;
 
 pub use config::Config;
-pub use server::{router, serve, shutdown_signal, ConnectionOptions, ServerOptions};
+pub use connections::{serve, ConnectionOptions};
+pub use server::{router, shutdown_signal, ServerOptions};

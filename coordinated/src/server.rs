@@ -2,7 +2,6 @@
 //! request tracking, a per-request timeout and panic recovery, served until
 //! a shutdown signal and then drained within a deadline.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +13,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use coordinate::rest::wire::{codes, ErrorDocument};
 use coordinate::Backend;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -183,88 +178,6 @@ async fn readyz(State(r): State<Readiness>) -> Response {
     };
     response.extensions_mut().insert(RouteTemplate("/readyz"));
     response
-}
-
-/// How connections are served.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionOptions {
-    /// On shutdown, how long in-flight requests may still run.
-    pub shutdown_deadline: Duration,
-    /// How long a client may take to send a request's head, counted from
-    /// when the server waits for one; an idle keep-alive connection is
-    /// waiting too. Then the connection is closed, so that neither silent
-    /// nor trickling clients hold connections for ever.
-    pub header_read_timeout: Duration,
-}
-
-impl Default for ConnectionOptions {
-    fn default() -> Self {
-        ConnectionOptions {
-            shutdown_deadline: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Serves `app` on `listener` until `shutdown` completes; then stops
-/// accepting and waits up to the shutdown deadline for in-flight requests.
-/// Requests still running after it are abandoned (the caller drops them
-/// with the runtime).
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    options: ConnectionOptions,
-) -> std::io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
-    let connections = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    pause_after_accept_error(e).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = TowerToHyperService::new(app.clone());
-        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    let deadline = options.shutdown_deadline;
-    tracing::info!("shutting down: draining in-flight requests for up to {deadline:?}");
-    if tokio::time::timeout(deadline, connections.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain deadline passed with requests in flight");
-    }
-    Ok(())
-}
-
-/// After a failed `accept`: nothing if the failure was the connecting
-/// client's; otherwise (out of file descriptors, say) a second's pause, so
-/// that a failure that lasts does not spin.
-async fn pause_after_accept_error(e: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("accept failed: {e}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Completes on SIGINT or SIGTERM.

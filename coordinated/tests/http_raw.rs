@@ -587,8 +587,8 @@ fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
 }
 
 #[test]
-fn silent_trickling_and_idle_connections_are_closed_after_the_header_read_timeout() {
-    let server = Server::start(&["--header-read-timeout", "300ms"]);
+fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "300ms"]);
     let connect = || {
         let stream = TcpStream::connect(server.addr).expect("connect");
         stream

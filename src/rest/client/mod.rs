@@ -128,8 +128,8 @@ pub const DEFAULT_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 /// Default limit on establishing a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// Default time an idle pooled connection is kept: less than the 30 s after
-/// which `coordinated` closes a connection that sends no request, so that
-/// a request is not sent on a connection the server is closing.
+/// which `coordinated` closes a connection without a request, so that a
+/// request is not sent on a connection the server is closing.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: StdDuration = StdDuration::from_secs(20);
 /// Default limit on one response body: room for a list of about two
 /// million short-named work units, while a server that never stops

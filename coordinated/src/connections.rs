@@ -1,0 +1,201 @@
+//! Accepting connections and serving requests on them: HTTP/1.1 by hyper,
+//! connections that send no request closed after a while, and a graceful
+//! shutdown that lets requests in flight finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::Response;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// How connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionOptions {
+    /// On shutdown, how long in-flight requests may still run.
+    pub shutdown_deadline: Duration,
+    /// How long a connection may go without a request in flight: from its
+    /// opening or its last response until the next request's head has
+    /// arrived. Then it is closed, so that neither silent clients, nor
+    /// clients trickling a head, nor idle keep-alive connections hold it
+    /// for ever.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            shutdown_deadline: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then stops
+/// accepting and waits up to the shutdown deadline for in-flight requests.
+/// Requests still running after it are abandoned (the caller drops them
+/// with the runtime).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ConnectionOptions,
+) -> std::io::Result<()> {
+    let http = hyper::server::conn::http1::Builder::new();
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    pause_after_accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let activity = Arc::new(Activity::new());
+        let requests = Arc::clone(&activity);
+        let service = ServiceExt::<Request<Incoming>>::map_future(app.clone(), move |response| {
+            let busy = requests.busy();
+            async move {
+                let response: Result<Response, Infallible> = response.await;
+                drop(busy);
+                response
+            }
+        });
+        let connection = connections
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let idle_timeout = options.idle_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                }
+                // Dropping the connection closes it.
+                () = activity.idle_for(idle_timeout) => {
+                    tracing::debug!("connection closed after {idle_timeout:?} without a request");
+                }
+            }
+        });
+    }
+    drop(listener);
+    let deadline = options.shutdown_deadline;
+    tracing::info!("shutting down: draining in-flight requests for up to {deadline:?}");
+    if tokio::time::timeout(deadline, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain deadline passed with requests in flight");
+    }
+    Ok(())
+}
+
+/// After a failed `accept`: nothing if the failure was the connecting
+/// client's; otherwise (out of file descriptors, say) a second's pause, so
+/// that a failure that lasts does not spin.
+async fn pause_after_accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Whether a connection has a request in flight, and since when it has
+/// had none. Kept with two atomic writes per request, where a timer per
+/// request (hyper's header-read timeout) cost 7 % of the requests a
+/// memory-backed server answered.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` when the last request ended.
+    idle_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks a request in flight until the guard is dropped.
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(self))
+    }
+
+    /// How long the connection has had no request in flight.
+    fn idle(&self) -> Duration {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        self.opened.elapsed().saturating_sub(since)
+    }
+
+    /// Completes once the connection has been idle for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let idle = self.idle();
+            if idle >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - idle).await;
+        }
+    }
+}
+
+/// A request in flight on a connection.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let now = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        activity.idle_since_ms.store(now, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_time_counts_from_the_last_request_and_not_during_one() {
+        let step = Duration::from_millis(30);
+        let activity = Arc::new(Activity::new());
+        tokio::time::sleep(step).await;
+        assert!(activity.idle() >= step);
+        let busy = activity.busy();
+        tokio::time::sleep(step).await;
+        assert_eq!(activity.idle(), Duration::ZERO);
+        drop(busy);
+        assert!(activity.idle() < step);
+        let started = Instant::now();
+        activity.idle_for(step).await;
+        assert!(started.elapsed() >= step - Duration::from_millis(1));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
