@@ -516,18 +516,25 @@ fn health_and_readiness() {
     }
 }
 
-/// Sends a request's head and the first part of its body, so the server
-/// holds it in flight until the rest arrives.
-fn start_slow_post(server: &Server) -> TcpStream {
+/// Sends the head of a `POST /namespace` declaring `length` body bytes,
+/// then only `sent`.
+fn partial_post(server: &Server, length: u64, sent: &str) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
-        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{{\"name\"",
+        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{sent}",
         server.addr
     );
     stream.write_all(head.as_bytes()).expect("write");
+    stream
+}
+
+/// Sends a request's head and the first part of its body, so the server
+/// holds it in flight until the rest arrives.
+fn start_slow_post(server: &Server) -> TcpStream {
+    let stream = partial_post(server, 12, r#"{"name""#);
     // Give the server time to read the head: only a request it has started
     // counts as in flight (nothing observable marks that moment).
     std::thread::sleep(Duration::from_millis(200));
@@ -634,15 +641,7 @@ fn a_body_over_the_bound_is_413_and_one_declared_longer_than_sent_408() {
     assert_eq!(reply.status, 413, "{}", reply.text());
     assert_eq!(reply.error_code(), "error");
     // Far more declared than the bound, and two bytes sent.
-    let mut stream = TcpStream::connect(server.addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let head = format!(
-        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n{{}}",
-        server.addr
-    );
-    stream.write_all(head.as_bytes()).expect("write");
+    let mut stream = partial_post(&server, 99_999_999_999, "{}");
     let reply = read_reply(&mut stream);
     assert_eq!(reply.status, 408, "{}", reply.text());
     assert_eq!(reply.error_code(), "error");

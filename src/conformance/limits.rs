@@ -684,44 +684,50 @@ pub async fn time_limits(t: TestBackend) {
         "delayed to the end",
     );
 
-    // Sub-microsecond parts are dropped (toward the past).
-    let fine = Time::UNIX_EPOCH + Duration::nanoseconds(1_999);
-    let meta = WorkUnitMeta {
-        priority: 0.0,
-        not_before: Some(fine),
-    };
-    let unit = r.unit_meta(&spec, "fine", DataMap::new(), meta).await;
-    r.ok_eq(
-        unit.meta().await.map(|v| v.not_before),
-        Some(Time::UNIX_EPOCH + Duration::microseconds(1)),
-        "truncated not_before",
-    );
-
-    // A leap second (chrono's 23:59:60.5) is half a second into the next.
-    let leap = Time::from_timestamp(1_483_228_799, 1_500_000_000);
-    let next = Time::from_timestamp(1_483_228_800, 500_000_000);
-    check!(
-        r,
-        leap.is_some() && next.is_some(),
-        "leap second representable"
-    );
-    if let (Some(leap), Some(next)) = (leap, next) {
+    // Sub-microsecond parts are dropped (toward the past), and a leap
+    // second (chrono's 23:59:60.5) is as far into the next second.
+    let at = Time::from_timestamp;
+    let cases = [
+        ("fine", at(0, 1_999), at(0, 1_000)),
+        (
+            "leap",
+            at(1_483_228_799, 1_500_000_000),
+            at(1_483_228_800, 500_000_000),
+        ),
+    ];
+    for (name, given, stored) in cases {
+        check!(
+            r,
+            given.is_some() && stored.is_some(),
+            "{name}: representable"
+        );
+        let (Some(given), Some(stored)) = (given, stored) else {
+            continue;
+        };
         let meta = WorkUnitMeta {
             priority: 0.0,
-            not_before: Some(leap),
+            not_before: Some(given),
         };
-        let unit = r.unit_meta(&spec, "leap", DataMap::new(), meta).await;
+        let unit = r.unit_meta(&spec, name, DataMap::new(), meta).await;
         r.ok_eq(
             unit.meta().await.map(|v| v.not_before),
-            Some(next),
-            "leap not_before",
+            Some(stored),
+            format_args!("{name} not_before"),
         );
         r.ok(
-            worker.update(DataMap::new(), leap, leap, "leap").await,
-            "update at a leap second",
+            worker.update(DataMap::new(), given, given, name).await,
+            format_args!("{name} update"),
         );
-        r.ok_eq(worker.last_update().await, next, "leap last_update");
-        r.ok_eq(worker.expiration().await, next, "leap expiration");
+        r.ok_eq(
+            worker.last_update().await,
+            stored,
+            format_args!("{name} last_update"),
+        );
+        r.ok_eq(
+            worker.expiration().await,
+            stored,
+            format_args!("{name} expiration"),
+        );
     }
 }
 
