@@ -2,8 +2,13 @@
 //! lookup is answered from what the cache held), and what it held keeps
 //! neither them nor the backend alive.
 
+mod common {
+    pub mod fixture;
+}
+
 use std::sync::{Arc, Weak};
 
+use common::fixture::spec_with_unit;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::{data, Backend, Cache, MemoryBackend, MockClock, WorkUnitMeta, WorkUnitRef};
 
@@ -11,13 +16,7 @@ use coordinate::{data, Backend, Cache, MemoryBackend, MockClock, WorkUnitMeta, W
 async fn handles_of_a_dropped_cache_look_names_up_in_the_backend() -> coordinate::Result<()> {
     let backend = Instrumented::new(MemoryBackend::with_clock(MockClock::new()));
     let cache = Cache::new(backend.clone());
-    let spec = cache
-        .namespace("n")
-        .await?
-        .set_work_spec(data!({"name": "s"}))
-        .await?;
-    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await?;
+    let spec = spec_with_unit(&cache).await?;
     let first = spec.work_unit("u").await?;
     let lookups = backend.calls().get(Op::WorkUnit);
     assert!(Arc::ptr_eq(&first, &spec.work_unit("u").await?), "a hit");

@@ -2,10 +2,14 @@
 //! the cache gave out is alive; until then the cache comes back, emptied
 //! but working.
 
+mod common {
+    pub mod fixture;
+}
+
+use common::fixture::spec_with_unit;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::{
-    data, AttemptRequest, Backend, BackendExt, Cache, MemoryBackend, MockClock, WorkUnitMeta,
-    WorkUnitStatus,
+    AttemptRequest, Backend, BackendExt, Cache, MemoryBackend, MockClock, WorkUnitStatus,
 };
 
 type Counted = Cache<Instrumented<MemoryBackend>>;
@@ -23,13 +27,7 @@ async fn a_live_handle_keeps_the_backend_and_gives_back_a_working_cache() -> coo
 {
     let cache = counted();
     assert!(cache.stats().feed.subscribed, "the memory feed is followed");
-    let spec = cache
-        .namespace("n")
-        .await?
-        .set_work_spec(data!({"name": "s"}))
-        .await?;
-    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await?;
+    let spec = spec_with_unit(&cache).await?;
     let worker = cache.worker_at("n", "w").await?;
     let attempt = worker
         .request_attempts(&AttemptRequest::default())
