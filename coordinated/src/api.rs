@@ -205,12 +205,6 @@ impl Api {
             })
             .transpose()?;
         check_content_type(content_type)?;
-        let too_large = || {
-            Problem::generic(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body exceeds {} bytes", self.max_body_bytes),
-            )
-        };
         let mark = |arriving| {
             if let Some(arrival) = arrival {
                 arrival.set(arriving);
@@ -220,12 +214,15 @@ impl Api {
         let read = axum::body::to_bytes(body, self.max_body_bytes).await;
         mark(false);
         let bytes: Bytes = read.map_err(|e| {
-            let over = e
+            let too_large = e
                 .into_inner()
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            if over {
-                too_large()
+            if too_large {
+                Problem::generic(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body exceeds {} bytes", self.max_body_bytes),
+                )
             } else {
                 Problem::bad_request("request body could not be read")
             }
