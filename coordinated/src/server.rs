@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -108,11 +108,15 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
 /// was still arriving (the client's delay), else `503`. The request's
 /// future is dropped, which cancels its backend work.
 async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Response {
-    let arrival = BodyArrival::default();
-    request.extensions_mut().insert(arrival.clone());
+    // Only the methods whose body the API reads wait for one.
+    let arrival = matches!(*request.method(), Method::PUT | Method::POST).then(|| {
+        let arrival = BodyArrival::default();
+        request.extensions_mut().insert(arrival.clone());
+        arrival
+    });
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) if arrival.is_arriving() => Problem::generic(
+        Err(_) if arrival.is_some_and(|a| a.is_arriving()) => Problem::generic(
             StatusCode::REQUEST_TIMEOUT,
             format!("the request body did not arrive within {timeout:?}"),
         )

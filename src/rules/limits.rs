@@ -171,9 +171,12 @@ pub fn checked_time(time: Time) -> Result<Time> {
         seconds += 1;
         nanos -= 1_000_000_000;
     }
-    Time::from_timestamp(seconds, nanos - nanos % 1_000)
-        .filter(|t| *t <= MAX_TIME)
-        .ok_or_else(|| Error::TimeOutOfRange(format!("{time} is after {MAX_TIME}")))
+    // A leap second in range follows a second before MAX_TIME's (chrono
+    // orders it after every instant of that second), so the next second is
+    // in range too.
+    Time::from_timestamp(seconds, nanos - nanos % 1_000).ok_or_else(|| {
+        Error::TimeOutOfRange(format!("{time} is outside {MIN_TIME} ..= {MAX_TIME}"))
+    })
 }
 
 /// A clock's `now` as every backend records it: truncated to whole
@@ -325,6 +328,9 @@ mod tests {
             leap("2024-05-06T07:08:60.1234567Z"),
             Ok("2024-05-06T07:09:00.123456+00:00".into())
         );
+        // The last second's leap second would end past MAX_TIME: refused.
+        let last = Time::from_timestamp(253_402_300_799, 1_500_000_000).unwrap();
+        assert!(matches!(checked_time(last), Err(Error::TimeOutOfRange(_))));
     }
 
     #[test]
