@@ -344,6 +344,18 @@ pub trait WorkUnit: Send + Sync + Debug {
         Ok(WorkUnitSnapshot::new(status, data, meta))
     }
 
+    /// The data and meta together: what [`data`](Self::data) and
+    /// [`meta`](Self::meta) would answer if both ran at one instant. No
+    /// expiry check, so an active attempt past its lease still shows its
+    /// data. Fails wherever `data` fails, with the same error.
+    ///
+    /// The in-memory, PostgreSQL and REST backends read both at once (one
+    /// lock, one statement, one request); this default makes the two
+    /// calls.
+    async fn data_and_meta(&self) -> Result<(DataMap, WorkUnitMeta)> {
+        futures::try_join!(self.data(), self.meta())
+    }
+
     /// Replaces priority and not-before time (`None` lifts the restriction).
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()>;
 

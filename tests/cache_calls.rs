@@ -273,6 +273,28 @@ async fn a_snapshot_is_one_backend_call_and_follows_the_name() -> coordinate::Re
 }
 
 #[tokio::test]
+async fn data_and_meta_is_one_backend_call_and_follows_the_name() -> coordinate::Result<()> {
+    let (cache, memory, unit) = seeded_unit().await?;
+    cache.get_ref().reset();
+    let (data, _) = unit.data_and_meta().await?;
+    assert_eq!(data, data!({"k": 1}));
+    assert_eq!(calls(&cache, Op::UnitDataAndMeta), 1);
+    assert_eq!(cache.get_ref().calls().total(), 1);
+    // Re-created behind the cache's back: one Gone, one lookup, one retry.
+    let spec = memory.work_spec_at("n", "s").await?;
+    spec.delete_work_units(&WorkUnitQuery::all()).await?;
+    spec.add_work_unit("u", data!({"new": true}), WorkUnitMeta::with_priority(3.0))
+        .await?;
+    cache.get_ref().reset();
+    let (data, meta) = unit.data_and_meta().await?;
+    assert_eq!((data, meta.priority), (data!({"new": true}), 3.0));
+    assert_eq!(calls(&cache, Op::UnitDataAndMeta), 2);
+    assert_eq!(calls(&cache, Op::WorkUnit), 1);
+    assert_eq!(cache.get_ref().calls().total(), 3);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_deleted_name_answers_gone_without_looping() -> coordinate::Result<()> {
     let (cache, memory, unit) = seeded_unit().await?;
     delete_units_behind_the_back(&cache, &memory).await?;

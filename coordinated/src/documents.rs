@@ -123,7 +123,7 @@ pub async fn unchecked_work_unit(
     unit: &dyn WorkUnit,
 ) -> Result<UncheckedWorkUnitDocument> {
     let spec_name = unit.work_spec().name().to_owned();
-    let (data, meta) = futures::try_join!(unit.data(), unit.meta())?;
+    let (data, meta) = unit.data_and_meta().await?;
     let url = links::work_unit(ns, &spec_name, unit.name());
     Ok(UncheckedWorkUnitDocument {
         work_spec_url: links::work_spec(ns, &spec_name),

@@ -79,6 +79,10 @@ impl WorkUnit for CachedWorkUnit {
         forward!(self, snapshot())
     }
 
+    async fn data_and_meta(&self) -> Result<(DataMap, WorkUnitMeta)> {
+        forward!(self, data_and_meta())
+    }
+
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         forward!(self, set_meta(meta))
     }

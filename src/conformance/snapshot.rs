@@ -1,5 +1,6 @@
-//! `WorkUnit::snapshot`: status, data and meta in one read, equal to the
-//! three separate reads in every state, lazy expiry and deletion included.
+//! `WorkUnit::snapshot` and `WorkUnit::data_and_meta`: status, data and
+//! meta in one read, equal to the separate reads in every state, lazy
+//! expiry and deletion included.
 
 use super::{Dead, Identity, Run, TestBackend};
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnitRef, WorkerRef};
@@ -21,6 +22,16 @@ async fn snapshot_matches(r: &Run, unit: &WorkUnitRef, step: &str) -> WorkUnitSn
         r.ok(unit.meta().await, format_args!("{step}: meta")),
     );
     check_eq!(r, snapshot, separate, "{step}: snapshot vs separate reads");
+    let both = r.ok(
+        unit.data_and_meta().await,
+        format_args!("{step}: data_and_meta"),
+    );
+    check_eq!(
+        r,
+        both,
+        (separate.data.clone(), separate.meta),
+        "{step}: data_and_meta vs separate reads"
+    );
     snapshot
 }
 
@@ -60,6 +71,10 @@ async fn attempted(
 /// `not_before` set), an active attempt past its lease (expired by the
 /// snapshot's own check, which takes it off its worker's active list, so
 /// the unit's own data shows), and deleted (the same error as `status()`).
+/// `data_and_meta()` answers what `data()` and `meta()` answer in each of
+/// those states, runs no expiry check (past the lease, before the
+/// snapshot, it shows the attempt's data and leaves the attempt active),
+/// and fails as `data()` does.
 pub async fn work_unit_snapshot(t: TestBackend) {
     let (r, ns, spec, worker) = Run::with_basic("work_unit_snapshot", t, "spec").await;
     let own = |name: &str| data!({ "own": name });
@@ -140,6 +155,18 @@ pub async fn work_unit_snapshot(t: TestBackend) {
     r.advance_secs(20);
     let listed = r.ok(lapsing_worker.active_attempts().await, "active list");
     check_eq!(r, listed.len(), 1, "no expiry check before the snapshot");
+    let unchecked = r.ok(
+        lapsing.data_and_meta().await,
+        "data_and_meta past the lease",
+    );
+    check_eq!(
+        r,
+        unchecked,
+        (data!({"partial": true}), plain),
+        "data_and_meta past the lease: the attempt's data, no expiry"
+    );
+    let listed = r.ok(lapsing_worker.active_attempts().await, "active list");
+    check_eq!(r, listed.len(), 1, "no expiry check by data_and_meta");
     let expired = r.ok(lapsing.snapshot().await, "snapshot past the lease");
     let want = WorkUnitSnapshot::new(U::Available, own("lapsing"), plain);
     check_eq!(r, expired, want, "snapshot past the lease");
@@ -160,6 +187,12 @@ pub async fn work_unit_snapshot(t: TestBackend) {
     let snapshot = r.err(available.snapshot().await, "snapshot of a deleted unit");
     let status = r.err(available.status().await, "status of a deleted unit");
     check_eq!(r, snapshot, status, "deleted unit: snapshot's error");
+    let both = r.err(
+        available.data_and_meta().await,
+        "data_and_meta of a deleted unit",
+    );
+    let data = r.err(available.data().await, "data of a deleted unit");
+    check_eq!(r, both, data, "deleted unit: data_and_meta's error");
     r.gone(Err::<(), _>(snapshot), dead, "deleted unit");
 
     r.unit(&spec, "available", own("again")).await;

@@ -267,6 +267,10 @@ impl WorkUnit for InstWorkUnit {
         counted!(self, UnitSnapshot, snapshot())
     }
 
+    async fn data_and_meta(&self) -> Result<(DataMap, WorkUnitMeta)> {
+        counted!(self, UnitDataAndMeta, data_and_meta())
+    }
+
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         counted!(self, UnitSetMeta, set_meta(meta))
     }

@@ -117,6 +117,8 @@ ops! {
     UnitMeta,
     /// `WorkUnit::snapshot`.
     UnitSnapshot,
+    /// `WorkUnit::data_and_meta`.
+    UnitDataAndMeta,
     /// `WorkUnit::set_meta`.
     UnitSetMeta,
     /// `WorkUnit::priority`.

@@ -467,6 +467,12 @@ impl WorkUnit for MemWorkUnit {
         })
     }
 
+    async fn data_and_meta(&self) -> Result<(DataMap, WorkUnitMeta)> {
+        self.shared().run_on(ObjectKind::WorkUnit, |st, _| {
+            Ok((st.unit_data(self.id)?, st.unit_meta(self.id)?))
+        })
+    }
+
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
         let meta = limits::checked_unit_meta(meta)?;
         self.shared().run_on(ObjectKind::WorkUnit, |st, now| {

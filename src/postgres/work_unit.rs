@@ -140,6 +140,20 @@ impl WorkUnit for PgWorkUnit {
         data_map(&row, 0)
     }
 
+    async fn data_and_meta(&self) -> Result<(DataMap, WorkUnitMeta)> {
+        const DATA_AND_META: &str = "SELECT COALESCE(a.data, u.data), u.priority, u.not_before
+             FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id WHERE u.id = $1";
+        let row = self
+            .shared()
+            .row_or(GONE, DATA_AND_META, &[&self.id])
+            .await?;
+        let meta = WorkUnitMeta {
+            priority: col(&row, 1)?,
+            not_before: col(&row, 2)?,
+        };
+        Ok((data_map(&row, 0)?, meta))
+    }
+
     async fn status(&self) -> Result<WorkUnitStatus> {
         let (status, _, _) = self.checked_read(STATUS).await?;
         Ok(status)

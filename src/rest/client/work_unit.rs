@@ -153,6 +153,12 @@ impl WorkUnit for RestWorkUnit {
         Ok(self.document().await?.status)
     }
 
+    /// The document without status carries both: one `GET`.
+    async fn data_and_meta(&self) -> Result<(DataMap, WorkUnitMeta)> {
+        let head = self.unchecked().await?.head;
+        Ok((head.data.unwrap_or_default(), head.meta.into()))
+    }
+
     async fn meta(&self) -> Result<WorkUnitMeta> {
         Ok(self.unchecked().await?.head.meta.into())
     }
