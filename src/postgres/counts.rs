@@ -17,8 +17,9 @@ use crate::error::Result;
 use crate::model::WorkUnitStatus;
 
 /// SQL: the seven [`SpecCounts`] columns of spec `$spec` as of an expiry
-/// check at `$now`, as columns `c.*` of a `FROM` item (the function of
-/// migration 6, which runs its query with a cached generic plan); a macro
+/// check at `$now`, as columns `c.*` of a `FROM` item (the function
+/// `coordinate_spec_counts`, which runs its query with a cached generic
+/// plan; migrations 6 and 8); a macro
 /// so statements can `concat!` it.
 macro_rules! spec_counts {
     ($spec:literal, $now:literal) => {

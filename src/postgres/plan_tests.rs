@@ -60,7 +60,7 @@ fn whole_table_reads_are_recognised() {
     ])));
 }
 
-/// The query `coordinate_spec_counts` runs (migration 6), as a statement
+/// The query `coordinate_spec_counts` runs (migration 8), as a statement
 /// of its two parameters: its generic plan is the one the function uses.
 async fn spec_counts_query(sql: &tokio_postgres::Client) -> String {
     let source: String = sql

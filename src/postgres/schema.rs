@@ -40,6 +40,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration::new(5, include_str!("migrations/0005_unit_spec_check.sql")),
     Migration::new(6, include_str!("migrations/0006_spec_counts_function.sql")),
     Migration::new(7, include_str!("migrations/0007_upsert_unit_plpgsql.sql")),
+    Migration::new(
+        8,
+        include_str!("migrations/0008_spec_counts_three_reads.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
