@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
                 unit_spec_deleted_gone,
                 summarize,
                 summarize_levels,
+                counts_as_of_expiry,
                 add_work_unit_upsert,
                 work_unit_meta_ops,
                 work_unit_snapshot,

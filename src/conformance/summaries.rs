@@ -1,7 +1,7 @@
 //! Summary scenarios at the backend, namespace and work spec levels.
 
 use super::{each_named, Run, TestBackend};
-use crate::model::{DataMap, Duration, SummaryRecord, WorkUnitStatus};
+use crate::model::{DataMap, Duration, SummaryRecord, WorkUnitMeta, WorkUnitStatus};
 
 use WorkUnitStatus::{Available, Delayed, Failed, Finished, Pending};
 
@@ -109,4 +109,75 @@ pub async fn summarize_levels(t: TestBackend) {
         rec("a", "a2", Available, 1),
         "expired attempt summarised"
     );
+}
+
+/// **Counts as of expiry.** Each counting read — `count_work_unit_status`,
+/// `meta(true)`, and summaries of the spec, the namespace and the backend —
+/// when it is the first read after leases lapsed, counts the units as the
+/// expiry leaves them: a lapsed unit Available, or Delayed if its
+/// not-before time (set while it ran) is still ahead; beside them a unit
+/// Pending within its lease, an idle one, a delayed one and a finished one.
+pub async fn counts_as_of_expiry(t: TestBackend) {
+    let r = Run::new("counts_as_of_expiry", t);
+    let reads = ["count", "meta", "spec", "namespace", "backend"];
+    // One namespace per read, so each read is the first to look at its
+    // units; the backend's, which looks at all, comes last.
+    let mut setups = Vec::new();
+    for read in reads {
+        let ns = r.ns(read).await;
+        let spec = r.named_spec(&ns, "s").await;
+        let worker = r.worker(&ns, "w").await;
+        let hour = Duration::hours(1);
+        let later = WorkUnitMeta {
+            not_before: Some(r.now() + hour),
+            ..WorkUnitMeta::default()
+        };
+        for (name, lease) in [("lapsed", 10), ("lapsed, later", 10), ("running", 3600)] {
+            let unit = r.unit(&spec, name, DataMap::new()).await;
+            r.ok(
+                worker.make_attempt(&unit, Duration::seconds(lease)).await,
+                format_args!("{read}: make_attempt({name})"),
+            );
+        }
+        let unit = r.ok(spec.work_unit("lapsed, later").await, "lookup");
+        r.ok(unit.set_meta(later).await, "not-before while running");
+        r.unit(&spec, "idle", DataMap::new()).await;
+        r.unit_meta(&spec, "waiting", DataMap::new(), later).await;
+        let done = r.unit(&spec, "done", DataMap::new()).await;
+        let attempt = r.ok(worker.make_attempt(&done, hour).await, "make_attempt(done)");
+        r.ok(attempt.finish(None).await, "finish(done)");
+        setups.push((read, ns, spec));
+    }
+    r.advance_secs(11);
+    let expected = [(Available, 2), (Pending, 1), (Finished, 1), (Delayed, 2)];
+    for (read, ns, spec) in setups {
+        let records = |records: Vec<SummaryRecord>| {
+            let mut mine: Vec<_> = records
+                .into_iter()
+                .filter(|x| x.namespace == read)
+                .collect();
+            mine.sort();
+            mine.into_iter()
+                .map(|x| (x.status, x.count))
+                .collect::<Vec<_>>()
+        };
+        let counts: Vec<(WorkUnitStatus, u64)> = match read {
+            "count" => r
+                .ok(spec.count_work_unit_status().await, read)
+                .into_iter()
+                .collect(),
+            "meta" => {
+                let meta = r.ok(spec.meta(true).await, read);
+                let counts = (meta.available_count, meta.pending_count);
+                check_eq!(r, counts, (2, 1), "meta(true) counts as of expiry");
+                continue;
+            }
+            "spec" => records(r.ok(spec.summarize().await, read)),
+            "namespace" => records(r.ok(ns.summarize().await, read)),
+            _ => records(r.ok(r.backend().summarize().await, read)),
+        };
+        let mut want = expected.to_vec();
+        want.sort();
+        check_eq!(r, counts, want, "{read}: counts as of expiry");
+    }
 }
