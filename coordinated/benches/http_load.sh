@@ -12,6 +12,8 @@
 # `cargo build --release --features rest --example coordbench`). Each run
 # first looks up every unit (`--touch`), so the cached client is measured in
 # a long-running worker's steady state, its working set cached.
+# With CPU=1 as well, it runs each configuration alone instead and reports
+# the CPU time server, client and PostgreSQL spend per request.
 #
 # Each round runs cache on, then off, on the same data; on a busy machine
 # compare the rounds' ratios rather than single figures.
@@ -102,11 +104,44 @@ run() { # mode
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 }
 
+# CPU seconds (user + system) the given processes have used so far.
+cpu_seconds() {
+  local ticks=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  python3 -c "print($ticks / $(getconf CLK_TCK))"
+}
+
+# CPU time per read request of server, client and PostgreSQL, for each
+# client configuration run alone: sampled over 8 s in the middle of a 20 s run.
+cpu_per_request() {
+  local only cb out rps s1 c1 p1 s2 c2 p2
+  for only in cached uncached; do
+    out="$DIR/coordbench-$only.out"
+    target/release/examples/coordbench --backend "http://127.0.0.1:$PORT" --mix reads --touch \
+      --rounds 1 --only "$only" --duration 20 --specs "$SPECS" --units $((SPECS * UNITS)) >"$out" 2>&1 &
+    cb=$!
+    sleep 12 # past the look-ups and the warm-up
+    s1=$(cpu_seconds "${PIDS[0]}"); c1=$(cpu_seconds "$cb"); p1=$(cpu_seconds $(pgrep -u "$(stat -c %U "$DIR/data")" postgres))
+    sleep 8
+    s2=$(cpu_seconds "${PIDS[0]}"); c2=$(cpu_seconds "$cb"); p2=$(cpu_seconds $(pgrep -u "$(stat -c %U "$DIR/data")" postgres))
+    wait "$cb"
+    rps=$(awk '/^requests\/s/ {print ($2 == "-") ? $3 : $2}' "$out")
+    python3 -c "
+n = $rps * 8
+s, c, p = ($s2 - $s1) / n * 1e6, ($c2 - $c1) / n * 1e6, ($p2 - $p1) / n * 1e6
+print(f'$only: {$rps:.0f} requests/s; CPU per request: server {s:.0f} µs, client {c:.0f} µs, '
+      f'PostgreSQL {p:.0f} µs, total {s + c + p:.0f} µs')"
+  done
+}
+
 if [ "$CLIENT" = coordbench ]; then
   # The worker side: coordbench's read mix through RestBackend, with and
   # without Cache<RestBackend>, against a server whose own cache is on.
   start_server on
   echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  if [ -n "${CPU:-}" ]; then cpu_per_request; exit; fi
   target/release/examples/coordbench --backend "http://127.0.0.1:$PORT" --mix reads --touch \
     --rounds "$ROUNDS" --specs "$SPECS" --units $((SPECS * UNITS))
   exit
