@@ -4,9 +4,9 @@
 //! namespace name from the request path.
 
 use coordinate::rest::wire::{
-    AttemptActionLinks, AttemptDocument, AttemptList, AttemptSummary, NamedLink, NamespaceDocument,
-    RootDocument, SummaryDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument,
-    WorkSpecDocument, WorkUnitDocument, WorkUnitHead, WorkerDocument,
+    AttemptActionLinks, AttemptDocument, AttemptList, AttemptNames, AttemptSummary, NamedLink,
+    NamespaceDocument, RootDocument, SummaryDocument, UncheckedAttemptDocument,
+    UncheckedWorkUnitDocument, WorkSpecDocument, WorkUnitDocument, WorkUnitHead, WorkerDocument,
 };
 use coordinate::{
     Attempt, AttemptRef, DataMap, Result, Summary, WorkSpec, WorkUnit, WorkUnitMeta,
@@ -145,6 +145,12 @@ fn summary_at(attempt: &dyn Attempt, start_time: coordinate::Time) -> AttemptSum
         work_unit_url,
         worker_url: links::worker(worker.namespace_name(), worker.name()),
         start_time,
+        names: AttemptNames {
+            work_spec_url: Some(links::work_spec(spec.namespace_name(), spec.name())),
+            work_spec_name: Some(spec.name().to_owned()),
+            work_unit_name: Some(unit.name().to_owned()),
+            worker_name: Some(worker.name().to_owned()),
+        },
     }
 }
 

@@ -45,6 +45,11 @@
 //!   ([`MakeAttemptBody`](coordinate::rest::wire::MakeAttemptBody)). Every
 //!   attempt's links name its unit in the unit's namespace and its worker
 //!   in the worker's.
+//! * Every attempt document, whole or in a list, also names what its links
+//!   point at: `work_spec_url`, `work_spec_name`, `work_unit_name` and
+//!   `worker_name` ([`AttemptNames`](coordinate::rest::wire::AttemptNames)),
+//!   so that a client can make handles for them without following the
+//!   links.
 //!
 //! # Status codes
 //!

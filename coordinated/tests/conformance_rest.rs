@@ -3,7 +3,9 @@
 //! The server serves a `MemoryBackend`, or, as deployed, `Cache` over a
 //! `PostgresBackend` on a database leased from the crate's throwaway
 //! cluster. The server reads the scenario's mock clock, so expiry and
-//! delays are driven exactly as in-process.
+//! delays are driven exactly as in-process. One more stack strips the
+//! server's attempt names, as other servers of the API send none, so the
+//! client's way of following attempt links runs every scenario too.
 //!
 //! Handles over the REST API name objects by URL, and URLs by name, so both
 //! stacks follow the name-identity rule of the suite. A parent in another
@@ -45,6 +47,19 @@ async fn client(backend: Arc<dyn Backend>) -> (coordinate::rest::client::RestBac
 /// A client of a fresh server over a memory backend on `clock`.
 async fn memory_client(clock: &MockClock) -> (coordinate::rest::client::RestBackend, Server) {
     client(Arc::new(MemoryBackend::with_clock(clock.clone()))).await
+}
+
+/// A client of a fresh server over a memory backend on `clock` whose
+/// attempt documents lack the names extension, as other servers' do.
+async fn unnamed_client(clock: &MockClock) -> (coordinate::rest::client::RestBackend, Server) {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
+    let app = coordinated::router(backend, &coordinated::ServerOptions::default());
+    let (url, stop) =
+        support::in_process::serve(support::unnamed::without_attempt_names(app)).await;
+    let rest = coordinate::rest::client::RestBackend::connect(format!("{url}/"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the in-process server: {e}"));
+    (rest, Server { _stop: stop })
 }
 
 /// A client of a fresh server over `Cache<PostgresBackend>` on `clock`, a
@@ -90,6 +105,14 @@ suite!(
     /// What a worker process runs: `Cache<RestBackend>`.
     cached_rest: memory_client,
     coordinate::cache::Cache::new
+);
+
+suite!(
+    /// `RestBackend` against a server whose attempt documents name no
+    /// objects, as the API's other servers: handles come from following
+    /// the attempts' links.
+    rest_unnamed: unnamed_client,
+    std::convert::identity
 );
 
 suite!(

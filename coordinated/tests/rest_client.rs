@@ -1,6 +1,6 @@
 //! `RestBackend` beyond the conformance suite: names that need the URL
-//! encoding (including `.` and `..`), typed errors, and failures of the
-//! HTTP exchange itself.
+//! encoding (including `.` and `..`), typed errors, the requests calls
+//! cost, and failures of the HTTP exchange itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -135,9 +135,14 @@ async fn errors_come_back_typed_and_held_handles_answer_gone() {
 
 /// Serves a fresh memory backend, counting the requests it answers.
 async fn counting_server() -> (String, Arc<AtomicU64>, oneshot::Sender<()>) {
+    counting(memory_router()).await
+}
+
+/// Serves `app`, counting the requests it answers.
+async fn counting(app: axum::Router) -> (String, Arc<AtomicU64>, oneshot::Sender<()>) {
     let requests = Arc::new(AtomicU64::new(0));
     let counted = requests.clone();
-    let app = memory_router().layer(axum::middleware::from_fn(
+    let app = app.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             counted.fetch_add(1, Ordering::Relaxed);
             next.run(request)
@@ -190,6 +195,58 @@ async fn a_cached_read_is_one_request() {
     let cached = coordinate::cache::Cache::new(rest);
     requests_per_read(&cached, &requests).await;
     assert_eq!(requests_per_read(&cached, &requests).await, [1, 1, 1]);
+}
+
+/// The requests a worker's attempt calls cost against `app`: a hand-out
+/// of three units, the worker's active attempts, and a unit's active
+/// attempt.
+async fn requests_per_attempt_call(app: axum::Router) -> [u64; 3] {
+    let (url, requests, _stop) = counting(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    for name in ["u1", "u2", "u3"] {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let worker = ns.worker("w").await.unwrap();
+    let unit = spec.work_unit("u1").await.unwrap();
+    let mut costs = [0; 3];
+    for (call, cost) in costs.iter_mut().enumerate() {
+        let before = requests.load(Ordering::Relaxed);
+        let attempts = match call {
+            0 => worker
+                .request_attempts(&coordinate::AttemptRequest::units(3))
+                .await
+                .unwrap(),
+            1 => worker.active_attempts().await.unwrap(),
+            _ => unit.active_attempt().await.unwrap().into_iter().collect(),
+        };
+        *cost = requests.load(Ordering::Relaxed) - before;
+        let mut names: Vec<String> = attempts
+            .iter()
+            .map(|a| format!("{}/{}", a.work_unit().name(), a.worker().name()))
+            .collect();
+        names.sort();
+        let want: &[&str] = match call {
+            2 => &["u1/w"],
+            _ => &["u1/w", "u2/w", "u3/w"],
+        };
+        assert_eq!(names, want, "call {call}");
+    }
+    costs
+}
+
+#[tokio::test]
+async fn attempts_that_name_their_objects_cost_no_further_requests() {
+    // The names in this server's attempt documents make the handles.
+    assert_eq!(requests_per_attempt_call(memory_router()).await, [1, 1, 2]);
+    // Without them, the client reads the spec and every unit a hand-out
+    // returns, every unit (and their spec) of a list, and the worker of a
+    // unit's active attempt.
+    let unnamed = support::unnamed::without_attempt_names(memory_router());
+    assert_eq!(requests_per_attempt_call(unnamed).await, [5, 5, 3]);
 }
 
 #[tokio::test]

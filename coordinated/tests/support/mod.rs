@@ -7,6 +7,7 @@
 
 pub mod in_process;
 pub mod postgres;
+pub mod unnamed;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -29,6 +29,16 @@
 //! ignores the query and answers the whole document, so the client works
 //! with it as before, with that server's checks.
 //!
+//! # Attempts
+//!
+//! The API's attempt documents link to their work unit and worker, so the
+//! handles a hand-out or an attempt list answers are made by reading those
+//! objects' documents (each distinct one once per call, several at a
+//! time). A server that also names them in the attempt document
+//! ([`AttemptNames`](crate::rest::wire::AttemptNames), an extension
+//! `coordinated` serves) saves those reads: a hand-out is then one request
+//! whatever the number of units.
+//!
 //! # Workers of other namespaces
 //!
 //! A worker's parent or children may belong to another namespace. Their

@@ -1,10 +1,12 @@
 //! Turning attempt links into handles.
 //!
-//! Attempt documents carry the URLs of their work unit and worker, not
-//! their names, so building handles means following those links (and the
-//! unit's link to its spec). A [`Resolver`] follows each distinct link once
-//! per call, a few at a time, and reuses the handles the caller already
-//! has when their URLs match.
+//! The API's attempt documents carry the URLs of their work unit and
+//! worker, not their names, so building handles means following those
+//! links (and the unit's link to its spec). A [`Resolver`] follows each
+//! distinct link once per call, a few at a time, and reuses the handles the
+//! caller already has when their URLs match. A document that also names
+//! them ([`AttemptNames`], an extension `coordinated` serves) needs no
+//! request at all.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +18,8 @@ use serde::de::DeserializeOwned;
 use crate::api::AttemptRef;
 use crate::error::{Error, Result};
 use crate::rest::wire::{
-    AttemptDocument, AttemptSummary, UncheckedWorkUnitDocument, WorkSpecDocument, WorkerDocument,
+    AttemptDocument, AttemptNames, AttemptSummary, UncheckedWorkUnitDocument, WorkSpecDocument,
+    WorkerDocument,
 };
 
 use super::attempt::{Actions, RestAttempt};
@@ -35,7 +38,38 @@ pub(crate) struct Item {
     url: Url,
     unit: Url,
     worker: Url,
+    names: Option<Names>,
     actions: Option<Actions>,
+}
+
+/// What an attempt document's names extension gives: enough to make the
+/// unit's and worker's handles without a request.
+struct Names {
+    spec_url: Url,
+    spec: String,
+    unit: String,
+    worker: String,
+}
+
+impl Names {
+    /// The names, if the document has all of them.
+    fn of(shared: &Shared, names: &AttemptNames) -> Result<Option<Self>> {
+        let AttemptNames {
+            work_spec_url: Some(spec_url),
+            work_spec_name: Some(spec),
+            work_unit_name: Some(unit),
+            worker_name: Some(worker),
+        } = names
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Names {
+            spec_url: shared.resolve(spec_url)?,
+            spec: spec.clone(),
+            unit: unit.clone(),
+            worker: worker.clone(),
+        }))
+    }
 }
 
 impl Item {
@@ -45,9 +79,22 @@ impl Item {
             url: shared.resolve(&summary.url)?,
             unit: shared.resolve(&summary.work_unit_url)?,
             worker: shared.resolve(&summary.worker_url)?,
+            names: Names::of(shared, &summary.names)?,
             actions: None,
         })
     }
+}
+
+/// True if every attempt of `attempts` names its spec, unit and worker, so
+/// that making their handles needs no request.
+pub(crate) fn all_named(attempts: &[AttemptDocument]) -> bool {
+    attempts.iter().all(|a| {
+        let n = &a.summary.names;
+        n.work_spec_url.is_some()
+            && n.work_spec_name.is_some()
+            && n.work_unit_name.is_some()
+            && n.worker_name.is_some()
+    })
 }
 
 /// An answer that names attempts: the short form in a list, or a full
@@ -152,9 +199,15 @@ impl<'a> Resolver<'a> {
     }
 
     async fn build(&mut self, items: Vec<Item>) -> Result<Vec<AttemptRef>> {
-        self.fetch_units(items.iter().map(|i| i.unit.clone()).collect())
+        for item in &items {
+            if let Some(names) = &item.names {
+                self.name(item, names);
+            }
+        }
+        let unnamed = || items.iter().filter(|i| i.names.is_none());
+        self.fetch_units(unnamed().map(|i| i.unit.clone()).collect())
             .await?;
-        self.fetch_workers(items.iter().map(|i| i.worker.clone()).collect())
+        self.fetch_workers(unnamed().map(|i| i.worker.clone()).collect())
             .await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
@@ -173,6 +226,31 @@ impl<'a> Resolver<'a> {
             out.push(Arc::new(attempt) as AttemptRef);
         }
         Ok(out)
+    }
+
+    /// Makes the handles of `item`'s unit (and spec) and worker from their
+    /// names, unless handles for their URLs are known already.
+    fn name(&mut self, item: &Item, names: &Names) {
+        if !self.units.contains_key(&item.unit) {
+            let spec = self
+                .specs
+                .entry(names.spec_url.clone())
+                .or_insert_with(|| {
+                    Some(RestWorkSpec::new(
+                        self.shared,
+                        names.spec.clone(),
+                        names.spec_url.clone(),
+                        None,
+                    ))
+                })
+                .clone();
+            let unit = spec
+                .map(|spec| RestWorkUnit::new(spec, names.unit.clone(), item.unit.clone(), None));
+            self.units.insert(item.unit.clone(), unit);
+        }
+        self.workers.entry(item.worker.clone()).or_insert_with(|| {
+            RestWorker::new(self.shared, names.worker.clone(), item.worker.clone(), None)
+        });
     }
 
     /// The distinct URLs of `urls` that `known` does not hold yet.

@@ -263,6 +263,31 @@ pub struct AttemptSummary {
     /// When it started (full precision).
     #[serde(with = "time")]
     pub start_time: Time,
+    /// The names behind the links, an extension of this server.
+    #[serde(flatten)]
+    pub names: AttemptNames,
+}
+
+/// The names of an attempt's spec, unit and worker and its spec's URL: an
+/// extension of this server, absent from other servers' documents (the API
+/// tells clients to ignore fields they do not know). With all four, a
+/// client makes handles for the attempt's unit and worker without
+/// following their links.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptNames {
+    /// Its work spec's URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_spec_url: Option<String>,
+    /// Its work spec's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_spec_name: Option<String>,
+    /// Its work unit's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_unit_name: Option<String>,
+    /// Its worker's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_name: Option<String>,
 }
 
 /// An attempt list.

@@ -1,0 +1,66 @@
+//! A `coordinated` that serves attempt documents as the API defines them,
+//! without this server's names extension, so that `RestBackend` has to
+//! follow their links as it does against other servers.
+
+use axum::body::Body;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::response::Response;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+/// The extension's fields.
+const NAMES: [&str; 4] = [
+    "work_spec_url",
+    "work_spec_name",
+    "work_unit_name",
+    "worker_name",
+];
+
+/// `app` with the names extension removed from every attempt document it
+/// answers.
+pub fn without_attempt_names(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::map_response(strip))
+}
+
+async fn strip(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot read a response body: {e}"))
+        .to_bytes();
+    let json = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.to_str().is_ok_and(|t| t.contains("json")));
+    let Some(mut value) = json
+        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
+        .flatten()
+    else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    remove_names(&mut value);
+    let body = serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"));
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Removes the extension from every attempt document (an object with a
+/// unit link, a worker link and a start time) inside `value`.
+fn remove_names(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let attempt = ["work_unit_url", "worker_url", "start_time"]
+                .iter()
+                .all(|k| map.contains_key(*k));
+            if attempt {
+                for name in NAMES {
+                    map.remove(name);
+                }
+            }
+            map.values_mut().for_each(remove_names);
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_names),
+        _ => {}
+    }
+}
