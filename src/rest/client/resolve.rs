@@ -88,13 +88,7 @@ impl Item {
 /// True if every attempt of `attempts` names its spec, unit and worker, so
 /// that making their handles needs no request.
 pub(crate) fn all_named(attempts: &[AttemptDocument]) -> bool {
-    attempts.iter().all(|a| {
-        let n = &a.summary.names;
-        n.work_spec_url.is_some()
-            && n.work_spec_name.is_some()
-            && n.work_unit_name.is_some()
-            && n.worker_name.is_some()
-    })
+    attempts.iter().all(|a| a.summary.names.is_complete())
 }
 
 /// An answer that names attempts: the short form in a list, or a full

@@ -290,6 +290,16 @@ pub struct AttemptNames {
     pub worker_name: Option<String>,
 }
 
+impl AttemptNames {
+    /// True if all four are present: enough to make the handles.
+    pub fn is_complete(&self) -> bool {
+        self.work_spec_url.is_some()
+            && self.work_spec_name.is_some()
+            && self.work_unit_name.is_some()
+            && self.worker_name.is_some()
+    }
+}
+
 /// An attempt list.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AttemptList {

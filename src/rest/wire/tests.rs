@@ -424,3 +424,35 @@ fn work_unit_documents_keep_their_field_order() {
     let doc: UncheckedWorkUnitDocument = serde_json::from_str(unchecked).unwrap();
     assert_eq!(serde_json::to_string(&doc).unwrap(), unchecked);
 }
+
+#[test]
+fn attempt_names_are_read_when_sent_and_never_written_when_absent() {
+    let named = json!({
+        "url": "/a", "work_unit_url": "/u", "worker_url": "/w",
+        "start_time": "2024-05-06T07:08:09Z", "work_spec_url": "/s",
+        "work_spec_name": "s", "work_unit_name": "", "worker_name": "w"
+    });
+    let read: AttemptSummary = serde_json::from_value(named.clone()).unwrap();
+    assert!(read.names.is_complete());
+    // The empty name is a name.
+    assert_eq!(read.names.work_unit_name.as_deref(), Some(""));
+    assert_eq!(serde_json::to_value(&read).unwrap(), named);
+
+    // Another server's summary: no names, and none written back.
+    let plain = json!({
+        "url": "/a", "work_unit_url": "/u", "worker_url": "/w",
+        "start_time": "2024-05-06T07:08:09Z"
+    });
+    let read: AttemptSummary = serde_json::from_value(plain.clone()).unwrap();
+    assert_eq!(read.names, AttemptNames::default());
+    assert!(!read.names.is_complete());
+    assert_eq!(serde_json::to_value(&read).unwrap(), plain);
+
+    // Some names without the others are not enough to make handles.
+    let partial = json!({
+        "url": "/a", "work_unit_url": "/u", "worker_url": "/w",
+        "start_time": "2024-05-06T07:08:09Z", "work_unit_name": "u"
+    });
+    let read: AttemptSummary = serde_json::from_value(partial).unwrap();
+    assert!(!read.names.is_complete());
+}
