@@ -2,14 +2,14 @@
 //! encoding (including `.` and `..`), typed errors, the requests calls
 //! cost, and failures of the HTTP exchange itself.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{ProtocolError, RestBackend};
 use coordinate::ObjectKind;
-use coordinate::{data, Backend, Error, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -247,6 +247,62 @@ async fn attempts_that_name_their_objects_cost_no_further_requests() {
     // unit's active attempt.
     let unnamed = support::unnamed::without_attempt_names(memory_router());
     assert_eq!(requests_per_attempt_call(unnamed).await, [5, 5, 3]);
+}
+
+#[tokio::test]
+async fn a_unit_deleted_between_its_reads_answers_for_the_unit_that_has_its_name() {
+    let memory = MemoryBackend::new();
+    let backend: Arc<dyn Backend> = Arc::new(memory.clone());
+    // Armed, the server deletes and re-adds unit `u` just before it
+    // answers the next read of an attempt: after the client has read the
+    // unit's document, before it reads the active attempt linked there.
+    let armed = Arc::new(AtomicBool::new(false));
+    let trigger = armed.clone();
+    let app = coordinated::router(backend, &coordinated::ServerOptions::default()).layer(
+        axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let memory = memory.clone();
+                let fire = request.method() == axum::http::Method::GET
+                    && request.uri().path().contains("/attempt/")
+                    && trigger.swap(false, Ordering::SeqCst);
+                async move {
+                    if fire {
+                        let spec = memory.work_spec_at("n", "s").await.unwrap();
+                        spec.delete_work_units(&WorkUnitQuery::names(["u"]))
+                            .await
+                            .unwrap();
+                        spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+                            .await
+                            .unwrap();
+                    }
+                    next.run(request).await
+                }
+            },
+        ),
+    );
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let cached = coordinate::cache::Cache::new(rest.clone());
+    for backend in [&rest as &dyn Backend, &cached] {
+        let unit = backend.work_unit_at("n", "s", "u").await.unwrap();
+        worker
+            .make_attempt(
+                &rest.work_unit_at("n", "s", "u").await.unwrap(),
+                coordinate::Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        armed.store(true, Ordering::SeqCst);
+        // The unit that now has the name has no active attempt.
+        assert!(unit.active_attempt().await.unwrap().is_none());
+        assert!(!armed.load(Ordering::SeqCst), "the deletion ran");
+    }
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use reqwest::{Method, Url};
+use reqwest::{Method, StatusCode, Url};
 use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
-use crate::error::Result;
+use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus};
 use crate::rest::wire::{
     AttemptDocument, AttemptList, UncheckedWorkUnitDocument, WorkUnitDocument, WorkUnitUpdateBody,
@@ -20,6 +20,10 @@ use super::owner::Owner;
 use super::resolve::Resolver;
 use super::work_spec::RestWorkSpec;
 use super::Shared;
+
+/// How many times [`WorkUnit::active_attempt`] reads the unit when its
+/// active attempt vanishes between the unit's read and the attempt's.
+const ACTIVE_ATTEMPT_READS: usize = 3;
 
 /// A work unit handle; clones share the attempts link.
 #[derive(Clone)]
@@ -197,17 +201,31 @@ impl WorkUnit for RestWorkUnit {
             .await
     }
 
+    /// Two reads: the unit's document, then the attempt it links to. The
+    /// unit can be deleted (and its name reused) between them; the attempt
+    /// then answers `404`, and the unit is read again, so the answer is
+    /// about the unit that has the name.
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
-        let doc = self.document().await?;
-        if doc.active_attempt_url.is_empty() {
-            return Ok(None);
+        for _ in 0..ACTIVE_ATTEMPT_READS {
+            let doc = self.document().await?;
+            if doc.active_attempt_url.is_empty() {
+                return Ok(None);
+            }
+            let url = self.shared().resolve(&doc.active_attempt_url)?;
+            let attempt: AttemptDocument = match self.shared().transport().get(&url).await {
+                Ok(attempt) => attempt,
+                Err(failure) if failure.status == Some(StatusCode::NOT_FOUND) => continue,
+                Err(failure) => return Err(failure.error_for(self.owner())),
+            };
+            let mut resolver = Resolver::new(self.shared());
+            resolver.know_unit(self);
+            let mut got = resolver.attempts(vec![attempt]).await?;
+            return Ok(got.pop());
         }
-        let url = self.shared().resolve(&doc.active_attempt_url)?;
-        let attempt: AttemptDocument = self.shared().get(&url, self.owner()).await?;
-        let mut resolver = Resolver::new(self.shared());
-        resolver.know_unit(self);
-        let mut got = resolver.attempts(vec![attempt]).await?;
-        Ok(got.pop())
+        // Deleted under every read: as gone as a handle can be.
+        Err(Error::Gone {
+            kind: ObjectKind::WorkUnit,
+        })
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
