@@ -54,20 +54,14 @@ struct Names {
 impl Names {
     /// The names, if the document has all of them.
     fn of(shared: &Shared, names: &AttemptNames) -> Result<Option<Self>> {
-        let AttemptNames {
-            work_spec_url: Some(spec_url),
-            work_spec_name: Some(spec),
-            work_unit_name: Some(unit),
-            worker_name: Some(worker),
-        } = names
-        else {
+        let Some((spec_url, spec, unit, worker)) = names.all() else {
             return Ok(None);
         };
         Ok(Some(Names {
             spec_url: shared.resolve(spec_url)?,
-            spec: spec.clone(),
-            unit: unit.clone(),
-            worker: worker.clone(),
+            spec: spec.to_owned(),
+            unit: unit.to_owned(),
+            worker: worker.to_owned(),
         }))
     }
 }
@@ -83,12 +77,6 @@ impl Item {
             actions: None,
         })
     }
-}
-
-/// True if every attempt of `attempts` names its spec, unit and worker, so
-/// that making their handles needs no request.
-pub(crate) fn all_named(attempts: &[AttemptDocument]) -> bool {
-    attempts.iter().all(|a| a.summary.names.is_complete())
 }
 
 /// An answer that names attempts: the short form in a list, or a full
@@ -119,6 +107,9 @@ pub(crate) struct Resolver<'a> {
     units: HashMap<Url, Option<RestWorkUnit>>,
     specs: HashMap<Url, Option<RestWorkSpec>>,
     workers: HashMap<Url, RestWorker>,
+    /// The spec every attempt to build is of, if known: read up front
+    /// (alongside nothing else) when some attempt has to be followed.
+    common_spec: Option<Url>,
 }
 
 /// `GET` the document of the object at `url` from `request(url)`; `None`
@@ -145,6 +136,7 @@ impl<'a> Resolver<'a> {
             units: HashMap::new(),
             specs: HashMap::new(),
             workers: HashMap::new(),
+            common_spec: None,
         }
     }
 
@@ -160,10 +152,12 @@ impl<'a> Resolver<'a> {
         self.workers.insert(worker.url().clone(), worker.clone());
     }
 
-    /// Reads the work spec at `link` now (the spec of a batch of attempts).
-    pub(crate) async fn prefetch_spec(&mut self, link: &str) -> Result<()> {
-        let url = self.shared.resolve(link)?;
-        self.fetch_specs(vec![url]).await
+    /// Every attempt to build is of the work spec at `link` (a hand-out):
+    /// if their units' documents have to be read, the spec is read first,
+    /// once, instead of after them.
+    pub(crate) fn common_spec(&mut self, link: &str) -> Result<()> {
+        self.common_spec = Some(self.shared.resolve(link)?);
+        Ok(())
     }
 
     /// Worker handles for worker links.
@@ -199,6 +193,13 @@ impl<'a> Resolver<'a> {
             }
         }
         let unnamed = || items.iter().filter(|i| i.names.is_none());
+        if let Some(spec) = self
+            .common_spec
+            .take()
+            .filter(|_| unnamed().next().is_some())
+        {
+            self.fetch_specs(vec![spec]).await?;
+        }
         self.fetch_units(unnamed().map(|i| i.unit.clone()).collect())
             .await?;
         self.fetch_workers(unnamed().map(|i| i.worker.clone()).collect())

@@ -20,7 +20,7 @@ use crate::rules::limits::checked_data;
 
 use super::layout::namespace_in;
 use super::owner::Owner;
-use super::resolve::{all_named, Resolver};
+use super::resolve::Resolver;
 use super::work_unit::RestWorkUnit;
 use super::Shared;
 
@@ -269,12 +269,8 @@ impl Worker for RestWorker {
         }
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
-        // Handles for attempts without names are made from their units'
-        // documents, which all link to this spec: read it once, up front.
         if let Some(spec_url) = &result.work_spec_url {
-            if !all_named(&result.attempts) {
-                resolver.prefetch_spec(spec_url).await?;
-            }
+            resolver.common_spec(spec_url)?;
         }
         resolver.attempts(result.attempts).await
     }

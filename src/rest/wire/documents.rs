@@ -291,12 +291,23 @@ pub struct AttemptNames {
 }
 
 impl AttemptNames {
-    /// True if all four are present: enough to make the handles.
+    /// The spec's URL and the spec's, unit's and worker's names, if all four
+    /// are present: enough to make the handles.
+    pub fn all(&self) -> Option<(&str, &str, &str, &str)> {
+        match self {
+            AttemptNames {
+                work_spec_url: Some(spec_url),
+                work_spec_name: Some(spec),
+                work_unit_name: Some(unit),
+                worker_name: Some(worker),
+            } => Some((spec_url, spec, unit, worker)),
+            _ => None,
+        }
+    }
+
+    /// True if all four are present.
     pub fn is_complete(&self) -> bool {
-        self.work_spec_url.is_some()
-            && self.work_spec_name.is_some()
-            && self.work_unit_name.is_some()
-            && self.worker_name.is_some()
+        self.all().is_some()
     }
 }
 
