@@ -61,9 +61,15 @@ sql "CREATE EXTENSION pg_stat_statements"
 BACKEND="postgres:host=$DIR user=postgres dbname=bench"
 
 start_server() {
+  # Another process answering on the port would be measured instead.
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+    echo "port $PORT is already in use (set PORT)" >&2; exit 1
+  fi
   "$SERVER" --http "127.0.0.1:$PORT" --backend "$BACKEND" --cache "$1" >"$DIR/server-$1.out" 2>&1 &
-  PIDS+=($!)
+  local pid=$!
+  PIDS+=("$pid")
   for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { cat "$DIR/server-$1.out" >&2; echo "coordinated exited" >&2; exit 1; }
     curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return
     sleep 0.1
   done
