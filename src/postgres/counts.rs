@@ -5,8 +5,9 @@
 //! state. What depends on now is read from two small index ranges: the
 //! idle units whose not-before time is still ahead (Delayed), and the
 //! pending active attempts past their deadline, whose units an expiry
-//! check would make Available or Delayed. So a count costs O(delayed +
-//! expired) rows, not O(units).
+//! check would make Available or Delayed; each range is read only when the
+//! counters hold units it could find (idle, pending). So a count costs
+//! O(delayed + expired) rows, not O(units).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ use crate::model::WorkUnitStatus;
 /// SQL: the seven [`SpecCounts`] columns of spec `$spec` as of an expiry
 /// check at `$now`, as columns `c.*` of a `FROM` item (the function
 /// `coordinate_spec_counts`, which runs its query with a cached generic
-/// plan; migrations 6 and 8); a macro
+/// plan; migrations 6, 8 and 9); a macro
 /// so statements can `concat!` it.
 macro_rules! spec_counts {
     ($spec:literal, $now:literal) => {

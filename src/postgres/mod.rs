@@ -67,7 +67,7 @@
 //! statement triggers keep in every changing transaction, plus two small
 //! index ranges for what depends on now (the `counts` module), so they cost
 //! O(specs), not O(units); that query runs in a function with its generic
-//! plan (migrations 6 and 8), which each connection makes once, since a custom
+//! plan (migrations 6, 8 and 9), which each connection makes once, since a custom
 //! plan costs more to make than the query to run. Queries by status read a
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
 //! is its own statement, so no generic plan made for one shape serves

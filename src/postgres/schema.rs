@@ -44,6 +44,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         8,
         include_str!("migrations/0008_spec_counts_three_reads.sql"),
     ),
+    Migration::new(
+        9,
+        include_str!("migrations/0009_spec_counts_read_when_needed.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
