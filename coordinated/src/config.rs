@@ -11,7 +11,7 @@ use coordinate::postgres::PostgresBackend;
 use coordinate::Backend;
 
 use crate::connections::ConnectionOptions;
-use crate::metrics::CacheStatsFn;
+use crate::metrics::{CacheStatsFn, PoolStatusFn};
 use crate::server::ServerOptions;
 
 /// Whether the cache sits in front of the backend.
@@ -121,12 +121,15 @@ fn postgres_connection(backend: &str) -> Option<&str> {
     }
 }
 
-/// The backend to serve, and the cache's counters when the cache is on.
+/// The backend to serve, the cache's counters when the cache is on, and
+/// the connection pool's state when the backend is PostgreSQL.
 pub struct ServedBackend {
     /// What the API serves.
     pub backend: Arc<dyn Backend>,
     /// The cache's counters, for `/metrics`.
     pub cache_stats: Option<CacheStatsFn>,
+    /// The PostgreSQL pool's state, for `/metrics`.
+    pub pool_status: Option<PoolStatusFn>,
 }
 
 impl std::fmt::Debug for ServedBackend {
@@ -134,6 +137,7 @@ impl std::fmt::Debug for ServedBackend {
         f.debug_struct("ServedBackend")
             .field("backend", &self.backend)
             .field("cache", &self.cache_stats.is_some())
+            .field("pool", &self.pool_status.is_some())
             .finish()
     }
 }
@@ -141,22 +145,23 @@ impl std::fmt::Debug for ServedBackend {
 impl Config {
     /// Connects the configured backend and wraps it in the cache if asked.
     pub async fn backend(&self) -> coordinate::Result<ServedBackend> {
-        let raw: Arc<dyn Backend> = if self.backend == "memory" {
-            Arc::new(MemoryBackend::new())
-        } else if let Some(connection) = postgres_connection(&self.backend) {
-            Arc::new(
-                PostgresBackend::builder(connection)
-                    .max_connections(self.postgres_max_connections)
-                    .build()
-                    .await?,
-            )
-        } else {
+        if self.backend == "memory" {
+            return Ok(self.cached(Arc::new(MemoryBackend::new())));
+        }
+        let Some(connection) = postgres_connection(&self.backend) else {
             return Err(coordinate::Error::backend(format!(
                 "unknown backend {:?} (memory, postgres://… or postgres:key=value…)",
                 self.backend
             )));
         };
-        Ok(self.cached(raw))
+        let postgres = PostgresBackend::builder(connection)
+            .max_connections(self.postgres_max_connections)
+            .build()
+            .await?;
+        let pool = postgres.clone();
+        let mut served = self.cached(Arc::new(postgres));
+        served.pool_status = Some(Arc::new(move || pool.pool_status()));
+        Ok(served)
     }
 
     /// `raw`, behind the cache when it is on.
@@ -165,6 +170,7 @@ impl Config {
             return ServedBackend {
                 backend: raw,
                 cache_stats: None,
+                pool_status: None,
             };
         }
         let mut builder = Cache::builder()
@@ -183,16 +189,19 @@ impl Config {
         ServedBackend {
             backend: cache,
             cache_stats: Some(Arc::new(move || stats.stats())),
+            pool_status: None,
         }
     }
 
-    /// The server options these flags describe.
-    pub fn server_options(&self, cache_stats: Option<CacheStatsFn>) -> ServerOptions {
+    /// The server options these flags describe, reporting `served`'s
+    /// counters in `/metrics`.
+    pub fn server_options(&self, served: &ServedBackend) -> ServerOptions {
         ServerOptions {
             request_timeout: self.request_timeout,
             max_body_bytes: self.max_body_bytes,
             log_requests: self.log_requests,
-            cache_stats,
+            cache_stats: served.cache_stats.clone(),
+            pool_status: served.pool_status.clone(),
             ..ServerOptions::default()
         }
     }

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let served = config.backend().await?;
-    let options = config.server_options(served.cache_stats.clone());
+    let options = config.server_options(&served);
     let app = coordinated::router(served.backend.clone(), &options);
     let summaries = tokio::spawn(coordinated::metrics::collect_summaries(
         served.backend.clone(),
@@ -44,8 +44,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     .await;
     summaries.abort();
     let _ = summaries.await;
-    // The last reference: dropping it closes the PostgreSQL pool.
-    drop(served);
+    // The last references: dropping them closes the PostgreSQL pool.
+    drop((options, served));
     tracing::info!("stopped");
     Ok(result?)
 }

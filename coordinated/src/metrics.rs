@@ -1,5 +1,5 @@
-//! Prometheus metrics: requests per route, the cache's counters, and work
-//! unit counts from a periodic summary.
+//! Prometheus metrics: requests per route, the cache's counters, the
+//! PostgreSQL connection pool, and work unit counts from a periodic summary.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use coordinate::cache::{CacheStats, KindStats};
+use coordinate::postgres::PoolStatus;
 use coordinate::Backend;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -19,6 +20,10 @@ use crate::api::{RouteTemplate, UNMATCHED};
 /// Reads the cache's counters (the cache behind `Arc<dyn Backend>` keeps
 /// its type here).
 pub type CacheStatsFn = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+
+/// Reads the PostgreSQL backend's pool state (the backend behind
+/// `Arc<dyn Backend>` keeps its type here).
+pub type PoolStatusFn = Arc<dyn Fn() -> PoolStatus + Send + Sync>;
 
 /// Request latency buckets, in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -71,12 +76,15 @@ pub struct MetricsState {
     pub handle: PrometheusHandle,
     /// The cache's counters, when the cache is on.
     pub cache_stats: Option<CacheStatsFn>,
+    /// The connection pool's state, when the backend is PostgreSQL.
+    pub pool_status: Option<PoolStatusFn>,
 }
 
 impl std::fmt::Debug for MetricsState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsState")
             .field("cache", &self.cache_stats.is_some())
+            .field("pool", &self.pool_status.is_some())
             .finish()
     }
 }
@@ -85,6 +93,9 @@ impl std::fmt::Debug for MetricsState {
 pub async fn render(State(state): State<MetricsState>) -> Response {
     if let Some(stats) = &state.cache_stats {
         record_cache_stats(&stats());
+    }
+    if let Some(status) = &state.pool_status {
+        record_pool_status(&status());
     }
     state.handle.run_upkeep();
     let mut response = state.handle.render().into_response();
@@ -119,6 +130,18 @@ fn record_cache_stats(stats: &CacheStats) {
     counter!("coordinate_cache_feed_flushes_total").absolute(feed.flushes);
     counter!("coordinate_cache_feed_gaps_total").absolute(feed.gaps);
     counter!("coordinate_cache_feed_reconnects_total").absolute(feed.reconnects);
+}
+
+/// Copies the pool's state into the registry: connections open by state,
+/// the bound, and calls waiting for a connection (a pool too small for the
+/// load, or connections held by something that never lets go).
+fn record_pool_status(status: &PoolStatus) {
+    let idle = status.idle.min(status.size);
+    gauge!("coordinate_postgres_pool_connections", "state" => "idle").set(idle as f64);
+    gauge!("coordinate_postgres_pool_connections", "state" => "busy")
+        .set((status.size - idle) as f64);
+    gauge!("coordinate_postgres_pool_max_connections").set(status.max_size as f64);
+    gauge!("coordinate_postgres_pool_waiting").set(status.waiting as f64);
 }
 
 /// The method as a label, bounded to the methods HTTP defines.

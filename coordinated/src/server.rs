@@ -18,7 +18,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::api::{self, Api, BodyArrival, RouteTemplate};
-use crate::metrics::{self, CacheStatsFn, MetricsState};
+use crate::metrics::{self, CacheStatsFn, MetricsState, PoolStatusFn};
 use crate::problem::Problem;
 
 /// Everything about the server but its backend and address.
@@ -35,6 +35,9 @@ pub struct ServerOptions {
     pub readiness_timeout: Duration,
     /// The cache's counters for `/metrics`, when the cache is on.
     pub cache_stats: Option<CacheStatsFn>,
+    /// The connection pool's state for `/metrics`, when the backend is
+    /// PostgreSQL.
+    pub pool_status: Option<PoolStatusFn>,
 }
 
 impl Default for ServerOptions {
@@ -45,6 +48,7 @@ impl Default for ServerOptions {
             log_requests: false,
             readiness_timeout: Duration::from_secs(2),
             cache_stats: None,
+            pool_status: None,
         }
     }
 }
@@ -57,6 +61,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("log_requests", &self.log_requests)
             .field("readiness_timeout", &self.readiness_timeout)
             .field("cache", &self.cache_stats.is_some())
+            .field("pool", &self.pool_status.is_some())
             .finish()
     }
 }
@@ -66,6 +71,7 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
     let metrics_state = MetricsState {
         handle: metrics::recorder(),
         cache_stats: options.cache_stats.clone(),
+        pool_status: options.pool_status.clone(),
     };
     let readiness = Readiness {
         backend: Arc::clone(&backend),

@@ -118,6 +118,28 @@ fn aborted_requests_leave_the_pool_idle() {
     });
     assert_eq!(busy, 0);
     assert!(total <= 4, "{total} connections for a pool of 4");
+    // The server's own view of its pool says the same.
+    let pool = |exposition: &str, name: &str| {
+        metric(exposition, name).unwrap_or_else(|| panic!("no {name} in:\n{exposition}"))
+    };
+    let exposition = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        (pool(
+            &text,
+            r#"coordinate_postgres_pool_connections{state="busy"}"#,
+        ) == 0.0)
+            .then_some(text)
+    });
+    let idle = pool(
+        &exposition,
+        r#"coordinate_postgres_pool_connections{state="idle"}"#,
+    );
+    assert!((1.0..=4.0).contains(&idle), "{idle} idle connections");
+    assert_eq!(pool(&exposition, "coordinate_postgres_pool_waiting"), 0.0);
+    assert_eq!(
+        pool(&exposition, "coordinate_postgres_pool_max_connections"),
+        4.0
+    );
 
     // And the server still answers, with every unit accounted for.
     let counts = server.get(&format!("{spec}/counts"));

@@ -492,6 +492,10 @@ fn metrics_count_routes_cache_and_work_units() {
         !text.contains("u1"),
         "raw paths leaked into labels:\n{text}"
     );
+    assert!(
+        !text.contains("coordinate_postgres_pool"),
+        "a memory backend has no pool:\n{text}"
+    );
 
     let uncached = Server::start(&["--cache", "off"]);
     uncached.get("/");

@@ -211,6 +211,8 @@ impl fmt::Debug for PostgresBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStatus {
+    /// Most connections the pool opens.
+    pub max_size: usize,
     /// Connections open.
     pub size: usize,
     /// Open connections not in use.
@@ -351,6 +353,7 @@ impl PostgresBackend {
     pub fn pool_status(&self) -> PoolStatus {
         let status = self.shared.pool.status();
         PoolStatus {
+            max_size: status.max_size,
             size: status.size,
             idle: status.available,
             waiting: status.waiting,
