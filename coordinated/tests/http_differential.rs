@@ -1,0 +1,460 @@
+//! The same requests, hostile ones included, get the same bytes back from
+//! `coordinated` over memory and over PostgreSQL (behind `Cache`, as
+//! deployed): status, content type and body. Generated sequences mix odd
+//! and over-long names, data at and past the nesting limit, numbers
+//! without an exact `f64`, NULs and lone surrogates, extreme priorities and
+//! times, and bad query values, with the writes that make them matter. Both
+//! servers read one mock clock, so attempt times agree too.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use coordinate::cache::Cache;
+use coordinate::memory::MemoryBackend;
+use coordinate::postgres::testing::{DatabaseLease, TestCluster};
+use coordinate::{Backend, Duration, MockClock};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
+use support::{request, Reply};
+use tokio::sync::oneshot;
+
+/// Unit and spec names: plain, needing the path's base64 form (space,
+/// leading `-`, non-ASCII, `/`, NUL, empty), and at and past the 1,024-byte
+/// limit.
+fn names() -> Vec<String> {
+    let mut names: Vec<String> = [
+        "a", "job:1", "b b", "-x", "été", "", "n\u{0}ul", "a/b", "🦀",
+    ]
+    .map(String::from)
+    .into();
+    names.push("x".repeat(1024));
+    names.push("x".repeat(1025));
+    names
+}
+
+/// Work unit data bodies (JSON text).
+fn data_bodies() -> Vec<String> {
+    let nested = |depth: usize| format!("{{\"a\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
+    vec![
+        r#"{"a": 1}"#.into(),
+        r#"{"a": 1e308}"#.into(),
+        r#"{"a": 1e400}"#.into(),
+        r#"{"a": 18446744073709551616}"#.into(),
+        r#"{"a": 123456789012345678901234567890}"#.into(),
+        r#"{"a": -0.0}"#.into(),
+        r#"{"a": 5e-324}"#.into(),
+        r#"{"a": 0.1, "b": -9007199254740993}"#.into(),
+        r#"{"a": "\u0000"}"#.into(),
+        r#"{"k\u0000": 1}"#.into(),
+        r#"{"a": "\ud800"}"#.into(),
+        r#"{"output": ["next", {"x": 1}]}"#.into(),
+        "{}".into(),
+        "null".into(),
+        "[1]".into(),
+        nested(98),
+        nested(99),
+        nested(100),
+    ]
+}
+
+/// Work unit meta documents (JSON text).
+const METAS: &[&str] = &[
+    "null",
+    r#"{"priority": 1e308}"#,
+    r#"{"priority": 1e309}"#,
+    r#"{"priority": -5, "not_before": "0001-01-01T00:00:00Z"}"#,
+    r#"{"priority": 2, "not_before": "9999-12-31T23:59:59Z"}"#,
+    r#"{"not_before": "10000-01-01T00:00:00Z"}"#,
+    r#"{"not_before": "2020-01-01T00:00:00.123456789Z"}"#,
+    r#"{"not_before": "2999-01-01T00:00:00+01:00"}"#,
+    r#"{"priority": "high"}"#,
+];
+
+/// Work spec definitions' `name` values that are not names (JSON text).
+const NOT_NAMES: &[&str] = &["5", "null"];
+
+/// A work spec definition's field besides its name (JSON text).
+const SPEC_FIELDS: &[&str] = &[
+    r#""max_retries": 1"#,
+    r#""max_retries": -1"#,
+    r#""priority": 1e20"#,
+    r#""weight": "heavy""#,
+    r#""then": "b b""#,
+    r#""interval": 3.5"#,
+    r#""max_getwork": 3"#,
+];
+
+/// Query strings of a unit list, a delete or a priority change.
+const QUERIES: &[&str] = &[
+    "",
+    "?status=available",
+    "?status=delayed&status=pending",
+    "?status=bogus",
+    "?limit=2",
+    "?limit=-1",
+    "?limit=99999999999999999999",
+    "?previous=a&limit=1",
+    "?previous=-!!",
+];
+
+/// One request, by indexes into the vocabularies above.
+#[derive(Debug, Clone)]
+enum Op {
+    /// `name` indexes the names, then the values that are not names.
+    SetSpec {
+        name: usize,
+        field: usize,
+    },
+    AddUnit {
+        spec: usize,
+        unit: usize,
+        data: usize,
+        meta: usize,
+    },
+    GetUnit {
+        spec: usize,
+        unit: usize,
+    },
+    Counts {
+        spec: usize,
+    },
+    Meta {
+        spec: usize,
+        counts: bool,
+    },
+    List {
+        spec: usize,
+        query: usize,
+    },
+    Change {
+        spec: usize,
+        query: usize,
+        meta: usize,
+    },
+    Delete {
+        spec: usize,
+        unit: usize,
+    },
+    DeleteBy {
+        spec: usize,
+        query: usize,
+    },
+    /// For one spec: with several, the scheduler's pick is random.
+    RequestAttempts {
+        spec: usize,
+        units: i64,
+        lifetime_s: i64,
+    },
+    Summary,
+    Advance {
+        seconds: i64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let spec = 0..names().len();
+    let unit = 0..names().len();
+    prop_oneof![
+        1 => (0..names().len() + NOT_NAMES.len(), 0..SPEC_FIELDS.len())
+            .prop_map(|(name, field)| Op::SetSpec { name, field }),
+        4 => (spec.clone(), unit.clone(), 0..data_bodies().len(), 0..METAS.len())
+            .prop_map(|(spec, unit, data, meta)| Op::AddUnit { spec, unit, data, meta }),
+        1 => (spec.clone(), unit.clone()).prop_map(|(spec, unit)| Op::GetUnit { spec, unit }),
+        1 => spec.clone().prop_map(|spec| Op::Counts { spec }),
+        1 => (spec.clone(), any::<bool>()).prop_map(|(spec, counts)| Op::Meta { spec, counts }),
+        1 => (spec.clone(), 0..QUERIES.len()).prop_map(|(spec, query)| Op::List { spec, query }),
+        1 => (spec.clone(), 0..QUERIES.len(), 0..METAS.len())
+            .prop_map(|(spec, query, meta)| Op::Change { spec, query, meta }),
+        1 => (spec.clone(), unit).prop_map(|(spec, unit)| Op::Delete { spec, unit }),
+        1 => (spec, 0..QUERIES.len()).prop_map(|(spec, query)| Op::DeleteBy { spec, query }),
+        2 => (0..names().len(), -1i64..4, -5i64..120)
+            .prop_map(|(spec, units, lifetime_s)| Op::RequestAttempts { spec, units, lifetime_s }),
+        1 => Just(Op::Summary),
+        1 => (0i64..200).prop_map(|seconds| Op::Advance { seconds }),
+    ]
+}
+
+/// A name as a path segment (REST API §5.1): verbatim when it is non-empty,
+/// does not start with `-` and has only `A-Z a-z 0-9 - . _ :`, else `-` and
+/// its unpadded URL-safe base64.
+fn segment(name: &str) -> String {
+    let verbatim = !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    if verbatim {
+        name.to_owned()
+    } else {
+        format!("-{}", base64url(name.as_bytes()))
+    }
+}
+
+/// A name as a `name` query value (REST API §5.4): percent-encoded.
+fn query_value(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Unpadded URL-safe base64.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The request `op` makes in namespace `ns`: method, path and body.
+fn http(op: &Op, ns: &str) -> (&'static str, String, Option<String>) {
+    let names = names();
+    let spec_path = |spec: usize| format!("/namespace/{ns}/work_spec/{}", segment(&names[spec]));
+    match op {
+        Op::SetSpec { name, field } => (
+            "POST",
+            format!("/namespace/{ns}/work_spec"),
+            Some(format!(
+                r#"{{"data": {{"name": {}, {}}}}}"#,
+                names
+                    .get(*name)
+                    .map(|name| serde_json::Value::from(name.as_str()).to_string())
+                    .unwrap_or_else(|| NOT_NAMES[*name - names.len()].to_owned()),
+                SPEC_FIELDS[*field]
+            )),
+        ),
+        Op::AddUnit {
+            spec,
+            unit,
+            data,
+            meta,
+        } => (
+            "POST",
+            format!("{}/work_unit", spec_path(*spec)),
+            Some(format!(
+                r#"{{"name": {}, "data": {}, "meta": {}}}"#,
+                serde_json::Value::from(names[*unit].as_str()),
+                data_bodies()[*data],
+                METAS[*meta]
+            )),
+        ),
+        Op::GetUnit { spec, unit } => (
+            "GET",
+            format!("{}/work_unit/{}", spec_path(*spec), segment(&names[*unit])),
+            None,
+        ),
+        Op::Counts { spec } => ("GET", format!("{}/counts", spec_path(*spec)), None),
+        Op::Meta { spec, counts } => (
+            "GET",
+            format!("{}/meta?counts={counts}", spec_path(*spec)),
+            None,
+        ),
+        Op::List { spec, query } => (
+            "GET",
+            format!("{}/work_unit{}", spec_path(*spec), QUERIES[*query]),
+            None,
+        ),
+        Op::Change { spec, query, meta } => (
+            "POST",
+            format!("{}/change{}", spec_path(*spec), QUERIES[*query]),
+            Some(format!(r#"{{"meta": {}}}"#, METAS[*meta])),
+        ),
+        Op::Delete { spec, unit } => (
+            "DELETE",
+            format!(
+                "{}/work_unit?name={}",
+                spec_path(*spec),
+                query_value(&names[*unit])
+            ),
+            None,
+        ),
+        Op::DeleteBy { spec, query } => (
+            "DELETE",
+            format!("{}/work_unit{}", spec_path(*spec), QUERIES[*query]),
+            None,
+        ),
+        Op::RequestAttempts {
+            spec,
+            units,
+            lifetime_s,
+        } => (
+            "POST",
+            format!("/namespace/{ns}/worker/w/request_attempts"),
+            Some(format!(
+                r#"{{"number_of_work_units": {units}, "lifetime": {}, "work_specs": [{}]}}"#,
+                lifetime_s * 1_000_000_000,
+                serde_json::Value::from(names[*spec].as_str())
+            )),
+        ),
+        Op::Summary => ("GET", format!("/namespace/{ns}/summary"), None),
+        Op::Advance { .. } => ("GET", "/".into(), None),
+    }
+}
+
+/// The two servers, for the whole test binary: memory, and `Cache` over
+/// PostgreSQL, on one clock.
+struct Servers {
+    clock: MockClock,
+    memory: SocketAddr,
+    postgres: SocketAddr,
+    _stops: Vec<oneshot::Sender<()>>,
+    _lease: DatabaseLease,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let clock = MockClock::new();
+        let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL: {e}"));
+        let (postgres, lease) = runtime
+            .block_on(cluster.lease_backend(clock.clone()))
+            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+        let backends: [Arc<dyn Backend>; 2] = [
+            Arc::new(MemoryBackend::with_clock(clock.clone())),
+            Arc::new(Cache::new(postgres)),
+        ];
+        let mut addrs = Vec::new();
+        let mut stops = Vec::new();
+        for backend in backends {
+            let app = coordinated::router(backend, &coordinated::ServerOptions::default());
+            let (url, stop) = runtime.block_on(support::in_process::serve(app));
+            let addr = url.trim_start_matches("http://").parse().expect("address");
+            addrs.push(addr);
+            stops.push(stop);
+        }
+        Servers {
+            clock,
+            memory: addrs[0],
+            postgres: addrs[1],
+            _stops: stops,
+            _lease: lease,
+            _runtime: runtime,
+        }
+    })
+}
+
+/// What must agree: status, content type and body, with the backend's own
+/// attempt identifiers (the `_{id}` of attempt URLs) left out, and a
+/// summary's records in one order (the API leaves their order open).
+fn answer(reply: &Reply, path: &str) -> (u16, Option<String>, String) {
+    let mut body = without_attempt_ids(&reply.text());
+    if path.ends_with("/summary") && reply.status == 200 {
+        let mut records: Vec<serde_json::Value> =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("summary {body:?}: {e}"));
+        records.sort_by_key(|record| record.to_string());
+        body = serde_json::Value::from(records).to_string();
+    }
+    (
+        reply.status,
+        reply.header("content-type").map(str::to_owned),
+        body,
+    )
+}
+
+/// `text` with the digits after each `Z_` (an attempt URL's start second
+/// and identifier) replaced by `#`.
+fn without_attempt_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("Z_") {
+        out.push_str(&rest[..at + 2]);
+        rest = &rest[at + 2..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push('#');
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn config() -> Config {
+    Config {
+        cases: 48,
+        rng_algorithm: RngAlgorithm::ChaCha,
+        rng_seed: RngSeed::Fixed(0x4854_5450),
+        failure_persistence: None,
+        max_shrink_iters: 400,
+        ..Config::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn memory_and_postgres_servers_answer_alike(ops in proptest::collection::vec(op(), 1..40)) {
+        static CASE: AtomicUsize = AtomicUsize::new(0);
+        let ns = format!("d{}", CASE.fetch_add(1, Ordering::Relaxed));
+        let servers = servers();
+        let json = [("Content-Type", "application/json")];
+        // Every name starts as a spec (the one over the limit is refused),
+        // so that most unit requests reach a spec.
+        let setup = (0..names().len()).map(|name| Op::SetSpec { name, field: 0 });
+        for op in setup.chain(ops.iter().cloned()) {
+            if let Op::Advance { seconds } = op {
+                servers.clock.advance(Duration::seconds(seconds));
+                continue;
+            }
+            let (method, path, body) = http(&op, &ns);
+            let memory = request(servers.memory, method, &path, &json, body.as_deref());
+            let postgres = request(servers.postgres, method, &path, &json, body.as_deref());
+            prop_assert_eq!(
+                answer(&memory, &path),
+                answer(&postgres, &path),
+                "{} {} {:?}",
+                method,
+                path,
+                body
+            );
+        }
+    }
+}
+
+/// The worked examples of REST API §5.2.
+#[test]
+fn segments_follow_the_name_encoding() {
+    for (name, expected) in [
+        ("foo", "foo"),
+        ("host-a.1", "host-a.1"),
+        ("job:1", "job:1"),
+        ("", "-"),
+        ("-", "-LQ"),
+        ("-c", "-LWM"),
+        ("my spec", "-bXkgc3BlYw"),
+        ("a/b", "-YS9i"),
+        ("~tilde", "-fnRpbGRl"),
+        ("é", "-w6k"),
+        ("\u{0}", "-AA"),
+    ] {
+        assert_eq!(segment(name), expected, "{name:?}");
+    }
+    assert_eq!(query_value("b b/é"), "b%20b%2F%C3%A9");
+    assert_eq!(
+        without_attempt_ids(r#"{"url":"/u/attempt/w/1970-01-01T00:00:00Z_265/x","n":"Z_"}"#),
+        r#"{"url":"/u/attempt/w/1970-01-01T00:00:00Z_#/x","n":"Z_"}"#
+    );
+}
