@@ -4,7 +4,10 @@
 //! and over-long names, data at and past the nesting limit, numbers
 //! without an exact `f64`, NULs and lone surrogates, extreme priorities and
 //! times, and bad query values, with the writes that make them matter. Both
-//! servers read one mock clock, so attempt times agree too.
+//! servers read one mock clock, so attempt times agree too. What the API
+//! leaves open is left out: attempt identifiers in URLs, the order of a
+//! summary's records, and which spec a hand-out picks among several (each
+//! hand-out here names one).
 
 mod support;
 
