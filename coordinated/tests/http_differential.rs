@@ -90,6 +90,9 @@ const SPEC_FIELDS: &[&str] = &[
     r#""max_getwork": 3"#,
 ];
 
+/// What can be done to an attempt (REST API §9.8).
+const ACTIONS: &[&str] = &["finish", "fail", "retry", "renew", "expire"];
+
 /// Query strings of a unit list, a delete or a priority change.
 const QUERIES: &[&str] = &[
     "",
@@ -155,10 +158,17 @@ enum Op {
     Advance {
         seconds: i64,
     },
+    /// An action, with data, on one of the attempts handed out so far.
+    Act {
+        attempt: usize,
+        action: usize,
+        data: Option<usize>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let spec = 0..names().len();
+    // Most requests go to three specs, so that units meet hand-outs.
+    let spec = prop_oneof![3 => 0..3usize, 1 => 0..names().len()];
     let unit = 0..names().len();
     prop_oneof![
         1 => (0..names().len() + NOT_NAMES.len(), 0..SPEC_FIELDS.len())
@@ -172,11 +182,17 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (spec.clone(), 0..QUERIES.len(), 0..METAS.len())
             .prop_map(|(spec, query, meta)| Op::Change { spec, query, meta }),
         1 => (spec.clone(), unit).prop_map(|(spec, unit)| Op::Delete { spec, unit }),
-        1 => (spec, 0..QUERIES.len()).prop_map(|(spec, query)| Op::DeleteBy { spec, query }),
-        2 => (0..names().len(), -1i64..4, -5i64..120)
+        1 => (spec.clone(), 0..QUERIES.len()).prop_map(|(spec, query)| Op::DeleteBy { spec, query }),
+        3 => (spec, -1i64..4, -5i64..120)
             .prop_map(|(spec, units, lifetime_s)| Op::RequestAttempts { spec, units, lifetime_s }),
         1 => Just(Op::Summary),
         1 => (0i64..200).prop_map(|seconds| Op::Advance { seconds }),
+        3 => (
+            0..8usize,
+            0..ACTIONS.len(),
+            proptest::option::of(0..data_bodies().len())
+        )
+            .prop_map(|(attempt, action, data)| Op::Act { attempt, action, data }),
     ]
 }
 
@@ -306,7 +322,7 @@ fn http(op: &Op, ns: &str) -> (&'static str, String, Option<String>) {
             )),
         ),
         Op::Summary => ("GET", format!("/namespace/{ns}/summary"), None),
-        Op::Advance { .. } => ("GET", "/".into(), None),
+        Op::Advance { .. } | Op::Act { .. } => ("GET", "/".into(), None),
     }
 }
 
@@ -329,7 +345,8 @@ fn servers() -> &'static Servers {
             .enable_all()
             .build()
             .expect("runtime");
-        let clock = MockClock::new();
+        let start = "2026-01-01T00:00:00Z".parse().expect("a time");
+        let clock = MockClock::starting_at(start);
         let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL: {e}"));
         let (postgres, lease) = runtime
             .block_on(cluster.lease_backend(clock.clone()))
@@ -396,7 +413,7 @@ fn without_attempt_ids(text: &str) -> String {
 
 fn config() -> Config {
     Config {
-        cases: 48,
+        cases: 96,
         rng_algorithm: RngAlgorithm::ChaCha,
         rng_seed: RngSeed::Fixed(0x4854_5450),
         failure_persistence: None,
@@ -417,10 +434,38 @@ proptest! {
         // Every name starts as a spec (the one over the limit is refused),
         // so that most unit requests reach a spec.
         let setup = (0..names().len()).map(|name| Op::SetSpec { name, field: 0 });
+        // The attempts handed out so far: each server's own URL of each.
+        let mut handed: Vec<(String, String)> = Vec::new();
         for op in setup.chain(ops.iter().cloned()) {
-            if let Op::Advance { seconds } = op {
-                servers.clock.advance(Duration::seconds(seconds));
-                continue;
+            match op {
+                Op::Advance { seconds } => {
+                    servers.clock.advance(Duration::seconds(seconds));
+                    continue;
+                }
+                Op::Act { attempt, action, data } if !handed.is_empty() => {
+                    let (memory_url, postgres_url) = &handed[attempt % handed.len()];
+                    let body = format!(
+                        r#"{{"data": {}, "extend_duration": 5000000000, "delay": 3000000000}}"#,
+                        data.map_or_else(|| "null".to_owned(), |d| data_bodies()[d].clone())
+                    );
+                    let action = ACTIONS[action];
+                    let send = |addr, url: &str| {
+                        request(addr, "POST", &format!("{url}/{action}"), &json, Some(&body))
+                    };
+                    let memory = send(servers.memory, memory_url);
+                    let postgres = send(servers.postgres, postgres_url);
+                    prop_assert_eq!(
+                        answer(&memory, ""),
+                        answer(&postgres, ""),
+                        "{} of {} {}",
+                        action,
+                        memory_url,
+                        body
+                    );
+                    continue;
+                }
+                Op::Act { .. } => continue,
+                _ => {}
             }
             let (method, path, body) = http(&op, &ns);
             let memory = request(servers.memory, method, &path, &json, body.as_deref());
@@ -433,6 +478,17 @@ proptest! {
                 path,
                 body
             );
+            if matches!(op, Op::RequestAttempts { .. }) && memory.status == 200 {
+                let urls = |reply: &Reply| -> Vec<String> {
+                    reply.json()["attempts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|attempt| attempt["url"].as_str().map(str::to_owned))
+                        .collect()
+                };
+                handed.extend(urls(&memory).into_iter().zip(urls(&postgres)));
+            }
         }
     }
 }
