@@ -411,11 +411,16 @@ fn without_attempt_ids(text: &str) -> String {
     out
 }
 
+/// 96 cases from a fixed seed, or `DIFF_CASES` from `DIFF_SEED` (as the
+/// backend-level differential test takes them).
 fn config() -> Config {
+    fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok().and_then(|v| v.parse().ok())
+    }
     Config {
-        cases: 96,
+        cases: env("DIFF_CASES").unwrap_or(96),
         rng_algorithm: RngAlgorithm::ChaCha,
-        rng_seed: RngSeed::Fixed(0x4854_5450),
+        rng_seed: RngSeed::Fixed(env("DIFF_SEED").unwrap_or(0x4854_5450)),
         failure_persistence: None,
         max_shrink_iters: 400,
         ..Config::default()
