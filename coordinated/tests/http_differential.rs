@@ -155,6 +155,12 @@ enum Op {
         lifetime_s: i64,
     },
     Summary,
+    /// A list of attempts: the worker's active or all, or a unit's.
+    Attempts {
+        spec: usize,
+        unit: usize,
+        which: usize,
+    },
     Advance {
         seconds: i64,
     },
@@ -183,9 +189,11 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(spec, query, meta)| Op::Change { spec, query, meta }),
         1 => (spec.clone(), unit).prop_map(|(spec, unit)| Op::Delete { spec, unit }),
         1 => (spec.clone(), 0..QUERIES.len()).prop_map(|(spec, query)| Op::DeleteBy { spec, query }),
-        3 => (spec, -1i64..4, -5i64..120)
+        3 => (spec.clone(), -1i64..4, -5i64..120)
             .prop_map(|(spec, units, lifetime_s)| Op::RequestAttempts { spec, units, lifetime_s }),
         1 => Just(Op::Summary),
+        2 => (spec, 0..names().len(), 0..3usize)
+            .prop_map(|(spec, unit, which)| Op::Attempts { spec, unit, which }),
         1 => (0i64..200).prop_map(|seconds| Op::Advance { seconds }),
         3 => (
             0..8usize,
@@ -322,6 +330,19 @@ fn http(op: &Op, ns: &str) -> (&'static str, String, Option<String>) {
             )),
         ),
         Op::Summary => ("GET", format!("/namespace/{ns}/summary"), None),
+        Op::Attempts { spec, unit, which } => (
+            "GET",
+            match which {
+                0 => format!("/namespace/{ns}/worker/w/active_attempts"),
+                1 => format!("/namespace/{ns}/worker/w/all_attempts"),
+                _ => format!(
+                    "{}/work_unit/{}/attempts",
+                    spec_path(*spec),
+                    segment(&names[*unit])
+                ),
+            },
+            None,
+        ),
         Op::Advance { .. } | Op::Act { .. } => ("GET", "/".into(), None),
     }
 }
