@@ -65,10 +65,11 @@
 //!
 //! Counts, counted metas and summaries read per-spec counters that
 //! statement triggers keep in every changing transaction, plus two small
-//! index ranges for what depends on now (the `counts` module), so they cost
-//! O(specs), not O(units); that query runs in a function with its generic
-//! plan (migrations 6, 8 and 9), which each connection makes once, since a custom
-//! plan costs more to make than the query to run. Queries by status read a
+//! index ranges for what depends on now, each read only when the counters
+//! say it can hold something (the `counts` module), so they cost O(specs),
+//! not O(units); those queries run in a function with their generic plans
+//! (migrations 6, 8 and 9), which each connection makes once, since a
+//! custom plan costs more to make than the query to run. Queries by status read a
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
 //! is its own statement, so no generic plan made for one shape serves
 //! another (the `selection` module). `add_work_units` stores a whole batch
