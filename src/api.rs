@@ -105,7 +105,9 @@ pub trait Backend: Send + Sync + Debug {
 
     /// One record per (namespace, spec, status) with a non-zero count, over
     /// every live namespace, after an expiry check; in no particular order
-    /// (a durable backend may skip the check, so counts may lag).
+    /// (a durable backend may skip the check, so counts may lag). This
+    /// crate's backends answer them sorted, in
+    /// [`SummaryRecord`](crate::model::SummaryRecord) order.
     async fn summarize(&self) -> Result<Summary>;
 
     /// The backend's change feed, if it has one (see [`crate::feed`]).

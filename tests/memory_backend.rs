@@ -4,7 +4,7 @@
 use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
 use coordinate::{
-    data, AttemptRequest, AttemptStatus, Backend, Duration, Error, MockClock, WorkUnitMeta,
+    data, AttemptRequest, AttemptStatus, Backend, Clock, Duration, Error, MockClock, WorkUnitMeta,
     WorkUnitQuery, WorkUnitStatus,
 };
 
@@ -76,4 +76,43 @@ async fn smoke_lifecycle_through_every_index() {
         spec.meta(false).await.unwrap_err(),
         gone(ObjectKind::WorkSpec)
     );
+}
+
+/// Specs are found by hash, yet every summary lists its records sorted
+/// (namespace, spec, status), as PostgreSQL's do.
+#[tokio::test]
+async fn summaries_come_sorted() {
+    let clock = MockClock::new();
+    let backend = MemoryBackend::with_clock(clock.clone());
+    for ns_name in ["n2", "n1"] {
+        let ns = backend.namespace(ns_name).await.unwrap();
+        for i in (0..20).rev() {
+            let spec = ns
+                .set_work_spec(data!({"name": format!("s{i:02}")}))
+                .await
+                .unwrap();
+            spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+                .await
+                .unwrap();
+            let later = WorkUnitMeta {
+                not_before: Some(clock.now() + Duration::hours(1)),
+                ..WorkUnitMeta::default()
+            };
+            spec.add_work_unit("v", data!({}), later).await.unwrap();
+        }
+    }
+    let all = backend.summarize().await.unwrap();
+    assert_eq!(all.len(), 80);
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    let one = backend
+        .namespace("n2")
+        .await
+        .unwrap()
+        .summarize()
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 40);
+    assert!(one.windows(2).all(|w| w[0] < w[1]), "{one:?}");
 }

@@ -32,6 +32,9 @@ impl State {
         for spec in specs {
             summary.extend(self.summarize_spec(spec, now)?);
         }
+        // The specs are hashed by name: sorted, every run and every backend
+        // of the crate list the records alike.
+        summary.sort();
         Ok(summary)
     }
 
@@ -41,6 +44,7 @@ impl State {
         for ns in namespaces {
             summary.extend(self.summarize_namespace(ns, now)?);
         }
+        summary.sort();
         Ok(summary)
     }
 
