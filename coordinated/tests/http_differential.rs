@@ -154,7 +154,10 @@ enum Op {
         units: i64,
         lifetime_s: i64,
     },
-    Summary,
+    /// The namespace's summary, or the whole server's.
+    Summary {
+        all: bool,
+    },
     /// A list of attempts: the worker's active or all, or a unit's.
     Attempts {
         spec: usize,
@@ -191,7 +194,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (spec.clone(), 0..QUERIES.len()).prop_map(|(spec, query)| Op::DeleteBy { spec, query }),
         3 => (spec.clone(), -1i64..4, -5i64..120)
             .prop_map(|(spec, units, lifetime_s)| Op::RequestAttempts { spec, units, lifetime_s }),
-        1 => Just(Op::Summary),
+        1 => any::<bool>().prop_map(|all| Op::Summary { all }),
         2 => (spec, 0..names().len(), 0..3usize)
             .prop_map(|(spec, unit, which)| Op::Attempts { spec, unit, which }),
         1 => (0i64..200).prop_map(|seconds| Op::Advance { seconds }),
@@ -329,7 +332,8 @@ fn http(op: &Op, ns: &str) -> (&'static str, String, Option<String>) {
                 serde_json::Value::from(names[*spec].as_str())
             )),
         ),
-        Op::Summary => ("GET", format!("/namespace/{ns}/summary"), None),
+        Op::Summary { all: false } => ("GET", format!("/namespace/{ns}/summary"), None),
+        Op::Summary { all: true } => ("GET", "/summary".into(), None),
         Op::Attempts { spec, unit, which } => (
             "GET",
             match which {
