@@ -1,13 +1,14 @@
 //! The same requests, hostile ones included, get the same bytes back from
-//! `coordinated` over memory and over PostgreSQL (behind `Cache`, as
-//! deployed): status, content type and body. Generated sequences mix odd
-//! and over-long names, data at and past the nesting limit, numbers
-//! without an exact `f64`, NULs and lone surrogates, extreme priorities and
-//! times, and bad query values, with the writes that make them matter. Both
-//! servers read one mock clock, so attempt times agree too. What the API
-//! leaves open is left out: attempt identifiers in URLs, and which spec a
-//! hand-out picks among several (each hand-out here names one). Summaries,
-//! whose order the API leaves open too, come sorted from both backends.
+//! `coordinated` over memory and over PostgreSQL, each plain and behind
+//! `Cache` (as deployed): status, content type and body. Generated
+//! sequences mix odd and over-long names, data at and past the nesting
+//! limit, numbers without an exact `f64`, NULs and lone surrogates, extreme
+//! priorities and times, and bad query values, with the writes that make
+//! them matter. The servers read one mock clock, so attempt times agree
+//! too. What the API leaves open is left out: attempt identifiers in URLs,
+//! and which spec a hand-out picks among several (each hand-out here names
+//! one). Summaries, whose order the API leaves open too, come sorted from
+//! both backends.
 
 mod support;
 
@@ -312,14 +313,14 @@ fn http(op: &Op, ns: &str) -> (&'static str, String, Option<String>) {
     }
 }
 
-/// The two servers, for the whole test binary: memory, and `Cache` over
-/// PostgreSQL, on one clock.
+/// The servers, for the whole test binary, on one clock: memory and
+/// PostgreSQL (a database each), each plain and behind `Cache`; the first
+/// is the reference the others are compared with.
 struct Servers {
     clock: MockClock,
-    memory: SocketAddr,
-    postgres: SocketAddr,
+    stacks: Vec<(&'static str, SocketAddr)>,
     _stops: Vec<oneshot::Sender<()>>,
-    _lease: DatabaseLease,
+    _leases: Vec<DatabaseLease>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -334,28 +335,37 @@ fn servers() -> &'static Servers {
         let start = "2026-01-01T00:00:00Z".parse().expect("a time");
         let clock = MockClock::starting_at(start);
         let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL: {e}"));
-        let (postgres, lease) = runtime
-            .block_on(cluster.lease_backend(clock.clone()))
-            .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
-        let backends: [Arc<dyn Backend>; 2] = [
-            Arc::new(MemoryBackend::with_clock(clock.clone())),
-            Arc::new(Cache::new(postgres)),
+        let mut leases = Vec::new();
+        let mut postgres = || {
+            let (backend, lease) = runtime
+                .block_on(cluster.lease_backend(clock.clone()))
+                .unwrap_or_else(|e| panic!("cannot make a PostgreSQL backend: {e}"));
+            leases.push(lease);
+            backend
+        };
+        let backends: [(&'static str, Arc<dyn Backend>); 4] = [
+            ("memory", Arc::new(MemoryBackend::with_clock(clock.clone()))),
+            (
+                "cached memory",
+                Arc::new(Cache::new(MemoryBackend::with_clock(clock.clone()))),
+            ),
+            ("postgres", Arc::new(postgres())),
+            ("cached postgres", Arc::new(Cache::new(postgres()))),
         ];
-        let mut addrs = Vec::new();
+        let mut stacks = Vec::new();
         let mut stops = Vec::new();
-        for backend in backends {
+        for (label, backend) in backends {
             let app = coordinated::router(backend, &coordinated::ServerOptions::default());
             let (url, stop) = runtime.block_on(support::in_process::serve(app));
             let addr = url.trim_start_matches("http://").parse().expect("address");
-            addrs.push(addr);
+            stacks.push((label, addr));
             stops.push(stop);
         }
         Servers {
             clock,
-            memory: addrs[0],
-            postgres: addrs[1],
+            stacks,
             _stops: stops,
-            _lease: lease,
+            _leases: leases,
             _runtime: runtime,
         }
     })
@@ -409,7 +419,7 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn memory_and_postgres_servers_answer_alike(ops in proptest::collection::vec(op(), 1..40)) {
+    fn every_stack_answers_alike(ops in proptest::collection::vec(op(), 1..40)) {
         static CASE: AtomicUsize = AtomicUsize::new(0);
         let ns = format!("d{}", CASE.fetch_add(1, Ordering::Relaxed));
         let servers = servers();
@@ -418,50 +428,51 @@ proptest! {
         // so that most unit requests reach a spec.
         let setup = (0..names().len()).map(|name| Op::SetSpec { name, field: 0 });
         // The attempts handed out so far: each server's own URL of each.
-        let mut handed: Vec<(String, String)> = Vec::new();
+        let mut handed: Vec<Vec<String>> = Vec::new();
         for op in setup.chain(ops.iter().cloned()) {
-            match op {
+            let (replies, what) = match op {
                 Op::Advance { seconds } => {
                     servers.clock.advance(Duration::seconds(seconds));
                     continue;
                 }
                 Op::Act { attempt, action, data } if !handed.is_empty() => {
-                    let (memory_url, postgres_url) = &handed[attempt % handed.len()];
+                    let urls = &handed[attempt % handed.len()];
                     let body = format!(
                         r#"{{"data": {}, "extend_duration": 5000000000, "delay": 3000000000}}"#,
                         data.map_or_else(|| "null".to_owned(), |d| data_bodies()[d].clone())
                     );
                     let action = ACTIONS[action];
-                    let send = |addr, url: &str| {
-                        request(addr, "POST", &format!("{url}/{action}"), &json, Some(&body))
-                    };
-                    let memory = send(servers.memory, memory_url);
-                    let postgres = send(servers.postgres, postgres_url);
-                    prop_assert_eq!(
-                        answer(&memory),
-                        answer(&postgres),
-                        "{} of {} {}",
-                        action,
-                        memory_url,
-                        body
-                    );
-                    continue;
+                    let replies: Vec<Reply> = servers
+                        .stacks
+                        .iter()
+                        .zip(urls)
+                        .map(|((_, addr), url)| {
+                            request(*addr, "POST", &format!("{url}/{action}"), &json, Some(&body))
+                        })
+                        .collect();
+                    (replies, format!("{action} of {} {body}", urls[0]))
                 }
                 Op::Act { .. } => continue,
-                _ => {}
+                _ => {
+                    let (method, path, body) = http(&op, &ns);
+                    let replies: Vec<Reply> = servers
+                        .stacks
+                        .iter()
+                        .map(|(_, addr)| request(*addr, method, &path, &json, body.as_deref()))
+                        .collect();
+                    (replies, format!("{method} {path} {body:?}"))
+                }
+            };
+            for ((label, _), reply) in servers.stacks.iter().zip(&replies).skip(1) {
+                prop_assert_eq!(
+                    answer(&replies[0]),
+                    answer(reply),
+                    "memory against {}: {}",
+                    label,
+                    what
+                );
             }
-            let (method, path, body) = http(&op, &ns);
-            let memory = request(servers.memory, method, &path, &json, body.as_deref());
-            let postgres = request(servers.postgres, method, &path, &json, body.as_deref());
-            prop_assert_eq!(
-                answer(&memory),
-                answer(&postgres),
-                "{} {} {:?}",
-                method,
-                path,
-                body
-            );
-            if matches!(op, Op::RequestAttempts { .. }) && memory.status == 200 {
+            if matches!(op, Op::RequestAttempts { .. }) && replies[0].status == 200 {
                 let urls = |reply: &Reply| -> Vec<String> {
                     reply.json()["attempts"]
                         .as_array()
@@ -470,7 +481,10 @@ proptest! {
                         .filter_map(|attempt| attempt["url"].as_str().map(str::to_owned))
                         .collect()
                 };
-                handed.extend(urls(&memory).into_iter().zip(urls(&postgres)));
+                let per_server: Vec<Vec<String>> = replies.iter().map(urls).collect();
+                for i in 0..per_server[0].len() {
+                    handed.push(per_server.iter().map(|urls| urls[i].clone()).collect());
+                }
             }
         }
     }
