@@ -29,40 +29,47 @@ use tokio::sync::oneshot;
 /// Unit and spec names: plain, needing the path's base64 form (space,
 /// leading `-`, non-ASCII, `/`, NUL, empty), and at and past the 1,024-byte
 /// limit.
-fn names() -> Vec<String> {
-    let mut names: Vec<String> = [
-        "a", "job:1", "b b", "-x", "été", "", "n\u{0}ul", "a/b", "🦀",
-    ]
-    .map(String::from)
-    .into();
-    names.push("x".repeat(1024));
-    names.push("x".repeat(1025));
-    names
+fn names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<String> = [
+            "a", "job:1", "b b", "-x", "été", "", "n\u{0}ul", "a/b", "🦀",
+        ]
+        .map(String::from)
+        .into();
+        names.push("x".repeat(1024));
+        names.push("x".repeat(1025));
+        names
+    })
 }
 
 /// Work unit data bodies (JSON text).
-fn data_bodies() -> Vec<String> {
-    let nested = |depth: usize| format!("{{\"a\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
-    vec![
-        r#"{"a": 1}"#.into(),
-        r#"{"a": 1e308}"#.into(),
-        r#"{"a": 1e400}"#.into(),
-        r#"{"a": 18446744073709551616}"#.into(),
-        r#"{"a": 123456789012345678901234567890}"#.into(),
-        r#"{"a": -0.0}"#.into(),
-        r#"{"a": 5e-324}"#.into(),
-        r#"{"a": 0.1, "b": -9007199254740993}"#.into(),
-        r#"{"a": "\u0000"}"#.into(),
-        r#"{"k\u0000": 1}"#.into(),
-        r#"{"a": "\ud800"}"#.into(),
-        r#"{"output": ["next", {"x": 1}]}"#.into(),
-        "{}".into(),
-        "null".into(),
-        "[1]".into(),
-        nested(98),
-        nested(99),
-        nested(100),
-    ]
+fn data_bodies() -> &'static [String] {
+    static BODIES: OnceLock<Vec<String>> = OnceLock::new();
+    BODIES.get_or_init(|| {
+        let nested =
+            |depth: usize| format!("{{\"a\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
+        vec![
+            r#"{"a": 1}"#.into(),
+            r#"{"a": 1e308}"#.into(),
+            r#"{"a": 1e400}"#.into(),
+            r#"{"a": 18446744073709551616}"#.into(),
+            r#"{"a": 123456789012345678901234567890}"#.into(),
+            r#"{"a": -0.0}"#.into(),
+            r#"{"a": 5e-324}"#.into(),
+            r#"{"a": 0.1, "b": -9007199254740993}"#.into(),
+            r#"{"a": "\u0000"}"#.into(),
+            r#"{"k\u0000": 1}"#.into(),
+            r#"{"a": "\ud800"}"#.into(),
+            r#"{"output": ["next", {"x": 1}]}"#.into(),
+            "{}".into(),
+            "null".into(),
+            "[1]".into(),
+            nested(98),
+            nested(99),
+            nested(100),
+        ]
+    })
 }
 
 /// Work unit meta documents (JSON text).
@@ -309,7 +316,7 @@ fn http(op: &Op, ns: &str) -> (&'static str, String, Option<String>) {
             },
             None,
         ),
-        Op::Advance { .. } | Op::Act { .. } => ("GET", "/".into(), None),
+        Op::Advance { .. } | Op::Act { .. } => unreachable!("not a request of its own: {op:?}"),
     }
 }
 
@@ -439,7 +446,7 @@ proptest! {
                     let urls = &handed[attempt % handed.len()];
                     let body = format!(
                         r#"{{"data": {}, "extend_duration": 5000000000, "delay": 3000000000}}"#,
-                        data.map_or_else(|| "null".to_owned(), |d| data_bodies()[d].clone())
+                        data.map_or("null", |d| data_bodies()[d].as_str())
                     );
                     let action = ACTIONS[action];
                     let replies: Vec<Reply> = servers

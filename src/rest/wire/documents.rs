@@ -304,11 +304,6 @@ impl AttemptNames {
             _ => None,
         }
     }
-
-    /// True if all four are present.
-    pub fn is_complete(&self) -> bool {
-        self.all().is_some()
-    }
 }
 
 /// An attempt list.

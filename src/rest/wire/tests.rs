@@ -433,7 +433,7 @@ fn attempt_names_are_read_when_sent_and_never_written_when_absent() {
         "work_spec_name": "s", "work_unit_name": "", "worker_name": "w"
     });
     let read: AttemptSummary = serde_json::from_value(named.clone()).unwrap();
-    assert!(read.names.is_complete());
+    assert!(read.names.all().is_some());
     // The empty name is a name.
     assert_eq!(read.names.work_unit_name.as_deref(), Some(""));
     assert_eq!(serde_json::to_value(&read).unwrap(), named);
@@ -445,7 +445,7 @@ fn attempt_names_are_read_when_sent_and_never_written_when_absent() {
     });
     let read: AttemptSummary = serde_json::from_value(plain.clone()).unwrap();
     assert_eq!(read.names, AttemptNames::default());
-    assert!(!read.names.is_complete());
+    assert!(read.names.all().is_none());
     assert_eq!(serde_json::to_value(&read).unwrap(), plain);
 
     // Some names without the others are not enough to make handles.
@@ -454,5 +454,5 @@ fn attempt_names_are_read_when_sent_and_never_written_when_absent() {
         "start_time": "2024-05-06T07:08:09Z", "work_unit_name": "u"
     });
     let read: AttemptSummary = serde_json::from_value(partial).unwrap();
-    assert!(!read.names.is_complete());
+    assert!(read.names.all().is_none());
 }
