@@ -152,6 +152,95 @@ async fn counting(app: axum::Router) -> (String, Arc<AtomicU64>, oneshot::Sender
     (url, requests, stop)
 }
 
+/// A map nested `depth` levels, built without recursion.
+fn nested(depth: usize) -> coordinate::DataMap {
+    let mut value = serde_json::Value::Null;
+    for _ in 1..depth {
+        value = serde_json::Value::Array(vec![value]);
+    }
+    let mut map = coordinate::DataMap::new();
+    map.insert("deep".into(), value);
+    map
+}
+
+/// Every limit that does not depend on the server's clock is checked, in
+/// the in-memory backend's order, before a request is made; data nested far
+/// too deep for a recursive drop is refused without overflowing the stack,
+/// whatever else is wrong with the call.
+#[tokio::test]
+async fn bad_arguments_are_refused_before_any_request() {
+    let (url, requests, _stop) = counting_server().await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("ns").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let too_long = "n".repeat(coordinate::rules::limits::MAX_NAME_BYTES + 1);
+    let deep = || nested(100_000);
+    let after_the_end = coordinate::rules::limits::MAX_TIME + chrono::Duration::microseconds(1);
+    let bad_meta = WorkUnitMeta {
+        priority: f64::NAN,
+        not_before: Some(after_the_end),
+    };
+    let mut spec_meta = spec.meta(false).await.unwrap();
+    let before = requests.load(Ordering::Relaxed);
+
+    let too_deep = |e: Error| assert!(matches!(e, Error::DataTooDeep { .. }), "{e:?}");
+    too_deep(
+        spec.add_work_unit(&too_long, deep(), bad_meta)
+            .await
+            .unwrap_err(),
+    );
+    too_deep(ns.set_work_spec(deep()).await.unwrap_err());
+    too_deep(spec.set_data(deep()).await.unwrap_err());
+    too_deep(
+        worker
+            .update(deep(), after_the_end, after_the_end, "m")
+            .await
+            .unwrap_err(),
+    );
+    let e = spec
+        .add_work_unit(&too_long, data!({}), bad_meta)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NameTooLong { .. }), "{e:?}");
+    for e in [
+        spec.add_work_unit("v", data!({}), bad_meta)
+            .await
+            .unwrap_err(),
+        unit.set_meta(bad_meta).await.unwrap_err(),
+        unit.set_priority(f64::INFINITY).await.unwrap_err(),
+        spec.set_work_unit_priorities(&WorkUnitQuery::all(), f64::NAN)
+            .await
+            .unwrap_err(),
+        spec.adjust_work_unit_priorities(&WorkUnitQuery::all(), f64::NAN)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::BadPriority), "{e:?}");
+    }
+    spec_meta.next_continuous = Some(after_the_end);
+    for e in [
+        unit.set_meta(WorkUnitMeta {
+            priority: 0.0,
+            not_before: Some(after_the_end),
+        })
+        .await
+        .unwrap_err(),
+        worker
+            .update(data!({}), after_the_end, after_the_end, "m")
+            .await
+            .unwrap_err(),
+        spec.set_meta(spec_meta).await.unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::TimeOutOfRange(_)), "{e:?}");
+    }
+    assert_eq!(requests.load(Ordering::Relaxed), before, "requests made");
+}
+
 /// The requests one stateless read costs: resolve namespace, spec and
 /// (except for the meta) unit by name, then read.
 async fn requests_per_read(backend: &dyn Backend, requests: &AtomicU64) -> [u64; 3] {

@@ -105,11 +105,11 @@ impl Namespace for RestNamespace {
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
-        let links = self.links().await?;
-        let url = self.shared.resolve(&links.work_specs_url)?;
         let body = WorkSpecBody {
             data: Some(checked_data(definition)?),
         };
+        let links = self.links().await?;
+        let url = self.shared.resolve(&links.work_specs_url)?;
         let (name, url) = self.shared.create(&url, &body, LOOKUP).await?;
         Ok(Arc::new(RestWorkSpec::new(&self.shared, name, url, None)))
     }

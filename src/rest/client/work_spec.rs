@@ -17,7 +17,7 @@ use crate::rest::wire::{
     CountsDocument, DeletedDocument, UncheckedWorkUnitDocument, WorkSpecBody, WorkSpecDocument,
     WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
 };
-use crate::rules::limits::{check_name, checked_data};
+use crate::rules::limits::{checked_data, checked_new_unit, checked_priority, checked_spec_meta};
 
 use super::layout::namespace_in;
 use super::owner::Owner;
@@ -218,6 +218,7 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        let meta = checked_spec_meta(meta)?;
         let links = self.links().await?;
         let url = self.shared().expand(&links.meta, &[])?;
         let body = WorkSpecMetaDocument::from(meta);
@@ -232,12 +233,12 @@ impl WorkSpec for RestWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
-        check_name(name)?;
+        let (data, meta) = checked_new_unit(name, data, meta)?;
         let links = self.links().await?;
         let url = self.shared().resolve(&links.work_units_url)?;
         let body = WorkUnitBody {
             name: name.to_owned(),
-            data: Some(checked_data(data)?),
+            data: Some(data),
             meta: Some(meta.into()),
         };
         let (name, url) = self.shared().create(&url, &body, self.owner()).await?;
@@ -287,11 +288,13 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        let priority = checked_priority(priority)?;
         self.post_priority(|l| &l.work_unit_change_url, query, priority)
             .await
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        let delta = checked_priority(delta)?;
         self.post_priority(|l| &l.work_unit_adjust_url, query, delta)
             .await
     }

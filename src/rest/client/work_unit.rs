@@ -15,6 +15,7 @@ use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkU
 use crate::rest::wire::{
     AttemptDocument, AttemptList, UncheckedWorkUnitDocument, WorkUnitDocument, WorkUnitUpdateBody,
 };
+use crate::rules::limits::{checked_priority, checked_unit_meta};
 
 use super::owner::Owner;
 use super::resolve::Resolver;
@@ -178,6 +179,7 @@ impl WorkUnit for RestWorkUnit {
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        let meta = checked_unit_meta(meta)?;
         self.update(&WorkUnitUpdateBody {
             active_attempt_url: None,
             meta: Some(meta.into()),
@@ -193,6 +195,7 @@ impl WorkUnit for RestWorkUnit {
     /// answers success whether or not the unit exists; reading the unit
     /// first makes a deleted unit answer `Gone`.
     async fn set_priority(&self, priority: f64) -> Result<()> {
+        let priority = checked_priority(priority)?;
         self.unchecked().await?;
         let query = WorkUnitQuery::names([self.0.name.as_str()]);
         self.0

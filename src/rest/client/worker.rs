@@ -16,7 +16,7 @@ use crate::rest::wire::{
     AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
     WorkerDocument, WorkerUpdateBody,
 };
-use crate::rules::limits::checked_data;
+use crate::rules::limits::checked_worker_update;
 
 use super::layout::namespace_in;
 use super::owner::Owner;
@@ -241,9 +241,10 @@ impl Worker for RestWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
+        let (data, now, expiration) = checked_worker_update(data, now, expiration)?;
         self.put(&WorkerUpdateBody {
             active: true,
-            data: Some(checked_data(data)?),
+            data: Some(data),
             mode: mode.to_owned(),
             expiration: Some(expiration),
             last_update: Some(now),
