@@ -109,6 +109,14 @@
 //! `MAX_TIME`, so one spec's interval never fails a request. The injected
 //! [`Clock`] is trusted to stay inside the time range.
 //!
+//! The limits are judged before the object a call is on is looked at, with
+//! one exception: a lease, renewal or retry delay is measured from the
+//! store's now, so a call on an object that no longer exists answers
+//! [`Error::Gone`] (or a `NoSuch…`) before such a duration is judged. The
+//! REST client checks every other limit itself before it sends a request
+//! and leaves these durations to the server, whose clock they depend on,
+//! so it answers as the store behind the server does.
+//!
 //! # Errors
 //!
 //! Every fallible operation returns [`Result`] with the one [`Error`] enum;

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{at_secs, Run, TestBackend};
+use super::{at_secs, Dead, Identity, Run, TestBackend};
 use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::data;
 use crate::error::Error;
@@ -728,6 +728,51 @@ pub async fn time_limits(t: TestBackend) {
             stored,
             format_args!("{name} expiration"),
         );
+    }
+}
+
+/// **GoneBeforeTimeRange.** A lease or delay that would reach past the
+/// time range, given for an object that no longer exists, answers `Gone`
+/// (or a `NoSuch…`): whether the object exists is decided before the
+/// duration is judged against the clock. Under [`Identity::Name`] a
+/// worker of a destroyed namespace may instead be the worker now so
+/// named, which exists, so its lease is then out of range.
+pub async fn gone_before_time_range(t: TestBackend) {
+    let (r, ns, spec, worker) = Run::with_basic("gone_before_time_range", t, "spec").await;
+    let beyond = Duration::between(r.now(), MAX_TIME) + Duration::microseconds(1);
+    let before = -Duration::between(MIN_TIME, r.now()) - Duration::microseconds(1);
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let a = r.request_unit(&worker, "u", "request").await;
+    r.delete_all(&spec).await;
+    let dead = Dead::unit("spec", "u");
+    r.gone(a.renew(beyond, None).await, dead, "renew past the end");
+    r.gone(a.retry(None, beyond).await, dead, "retry past the end");
+    r.gone(a.retry(None, before).await, dead, "retry before the start");
+    r.gone(
+        worker.make_attempt(&unit, beyond).await,
+        dead,
+        "make_attempt past the end",
+    );
+    r.ok(ns.destroy().await, "destroy the namespace");
+    let request = AttemptRequest {
+        lifetime: beyond,
+        ..Default::default()
+    };
+    let step = "request past the end";
+    match r.identity() {
+        Identity::Object => r.gone(
+            worker.request_attempts(&request).await,
+            Dead::strict(),
+            step,
+        ),
+        Identity::Name => {
+            r.fails_like(
+                worker.request_attempts(&request).await,
+                |e| matches!(e, Error::Gone { .. }) || out_of_range(e),
+                "Gone or TimeOutOfRange",
+                step,
+            );
+        }
     }
 }
 

@@ -172,6 +172,7 @@ macro_rules! conformance_tests {
                 long_interval_near_the_end,
                 priority_limits,
                 time_limits,
+                gone_before_time_range,
                 chained_time_limits,
                 clock_set_back,
             ],

@@ -198,7 +198,7 @@ impl PgAttempt {
     async fn change(&self, change: Change, data: Option<DataMap>) -> Result<()> {
         let shared = self.shared();
         let data = data.as_ref().map(json);
-        let code: i16 = shared
+        let code = shared
             .retrying(|| async {
                 let now = shared.now();
                 let (kind, until) = match change {
@@ -214,8 +214,16 @@ impl PgAttempt {
                 let row = query_opt(&client, CHANGE, &[&self.id, &kind, &now, &data, &until])
                     .await?
                     .ok_or_else(|| decode("a state change answered no row"))?;
-                col(&row, 0)
+                col::<i16>(&row, 0)
             })
+            .await;
+        let code = shared
+            .gone_before_range(
+                code,
+                GONE,
+                "SELECT 1 FROM attempt WHERE id = $1",
+                &[&self.id],
+            )
             .await?;
         Outcome::from_code(code)?.into_result()
     }

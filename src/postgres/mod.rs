@@ -448,6 +448,27 @@ impl Shared {
         query_opt(&client, sql, params).await?.ok_or(gone)
     }
 
+    /// `result`, unless it is a `TimeOutOfRange` and `exists` (a query
+    /// of `params`) finds no row: then `gone`. A lease or delay is judged
+    /// against the clock only for an object that still exists, as the
+    /// in-memory backend judges it (see `rules::limits`); the check runs
+    /// only on that error.
+    pub(crate) async fn gone_before_range<T>(
+        &self,
+        result: Result<T>,
+        gone: Error,
+        exists: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<T> {
+        match result {
+            Err(e @ Error::TimeOutOfRange(_)) => {
+                self.row_or(gone, exists, params).await?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
     /// One value of row `id` selected by `sql` (`$1` the id), decoded by
     /// `read`; `gone` if there is no such row.
     pub(crate) async fn field_of<T>(

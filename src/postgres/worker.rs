@@ -323,8 +323,14 @@ impl Worker for PgWorker {
     }
 
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let result = self.shared.retrying(|| self.request_once(request)).await;
         self.shared
-            .retrying(|| self.request_once(request))
+            .gone_before_range(
+                result,
+                GONE,
+                "SELECT 1 FROM worker WHERE id = $1",
+                &[&self.id],
+            )
             .await
             .map_err(|e| e.on(ObjectKind::Worker))
     }
@@ -335,7 +341,7 @@ impl Worker for PgWorker {
             _ => return Err(Error::WrongBackend),
         };
         let shared = &self.shared;
-        let id: i64 = shared
+        let made = shared
             .retrying(|| async {
                 let now = shared.now();
                 let expiration = checked_add(now, rules::make_attempt_lifetime(lifetime))?;
@@ -347,8 +353,16 @@ impl Worker for PgWorker {
                 )
                 .await?
                 .ok_or(GONE)?;
-                col(&row, 0)
+                col::<i64>(&row, 0)
             })
+            .await;
+        let id = shared
+            .gone_before_range(
+                made,
+                GONE,
+                "SELECT 1 FROM work_unit u, worker w WHERE u.id = $1 AND w.id = $2",
+                &[&unit.id, &self.id],
+            )
             .await
             .map_err(|e| e.on(ObjectKind::Worker))?;
         let unit = Arc::new(PgWorkUnit::new(

@@ -81,10 +81,10 @@ impl State {
         data: Option<DataMap>,
         now: Time,
     ) -> Result<()> {
-        // Bad input is refused before the attempt is looked at, as the
-        // PostgreSQL backend does.
-        let expiration = checked_add(now, extend)?;
+        // A gone attempt is `Gone` before its lease is judged against the
+        // time range, which depends on the clock (see `limits`).
         let unit = self.attempt_unit(id)?;
+        let expiration = checked_add(now, extend)?;
         let status = self.attempt(id)?.status;
         if !matches!(status, AttemptStatus::Pending | AttemptStatus::Expired) {
             return Err(Error::NotPending);
@@ -183,8 +183,8 @@ impl State {
         delay: Duration,
         now: Time,
     ) -> Result<()> {
-        let not_before = checked_add(now, delay)?;
         let unit = self.attempt_unit(id)?;
+        let not_before = checked_add(now, delay)?;
         if !self.is_live(id)? {
             return Err(Error::NotPending);
         }

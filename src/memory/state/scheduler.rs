@@ -58,6 +58,7 @@ impl State {
         now: Time,
     ) -> Result<AttemptId> {
         self.unit(unit)?;
+        self.worker(worker)?;
         let expiration = checked_add(now, rules::make_attempt_lifetime(lifetime))?;
         self.create_attempt(worker, unit, expiration, now)
     }
