@@ -1,7 +1,7 @@
-//! Random operation sequences run against `PostgresBackend` and the
-//! reference `MemoryBackend` side by side.
+//! Random operation sequences, with extreme values, run against the
+//! reference `MemoryBackend` and another stack side by side.
 //!
-//! **Law:** from the same start, with clocks moved in step, the two backends
+//! **Law:** from the same start, with clocks moved in step, the two stacks
 //! answer every operation alike (same success, same error kind — counting
 //! `Gone` and the `NoSuch…` errors a durable backend may report for a
 //! deleted object as one kind — same units handed out in the same order)
@@ -10,7 +10,9 @@
 //! summaries.
 //!
 //! Only one spec is schedulable (the chaining target is paused), so the
-//! scheduler's random choice never makes the two differ.
+//! scheduler's random choice never makes the two differ. The operations
+//! look a unit up by name each time they use it, so stacks whose handles
+//! follow the name-identity rule (`Cache`, the REST client) compare too.
 //!
 //! Besides ordinary values, the operations draw extreme ones at and beyond
 //! each of the crate's limits (`coordinate::rules::limits`): names around
@@ -18,10 +20,10 @@
 //! intervals around `MAX_INTERVAL`, NaN, infinite and signed-zero
 //! priorities, and times and durations at, inside and beyond
 //! `MIN_TIME ..= MAX_TIME`, with the clock itself near either end.
-#![cfg(feature = "testing")]
+//!
+//! Each test binary that uses it declares `random_ops` beside it.
 
 use coordinate::memory::MemoryBackend;
-use coordinate::postgres::testing::TestCluster;
 use coordinate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, MockClock, Time,
@@ -31,15 +33,12 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
 use serde_json::Value;
 
-mod common {
-    pub mod random_ops;
-}
+use super::random_ops::{self, kind, make_attempt, spec_definition, world, World, ATTEMPTS};
+use super::random_ops::{UNITS, WORKERS};
 
-use common::random_ops::{self, kind, make_attempt, spec_definition, world, World, ATTEMPTS};
-use common::random_ops::{UNITS, WORKERS};
-
+/// One step of a case.
 #[derive(Debug, Clone)]
-enum Op {
+pub enum Op {
     /// An ordinary operation of the shared model.
     Model(random_ops::Op),
     /// Finishes an attempt with output that chains extreme names and delays.
@@ -93,7 +92,7 @@ enum Op {
 
 /// How [`Op::ExtremeUnitMeta`] sets the priority.
 #[derive(Debug, Clone, Copy)]
-enum PriorityWay {
+pub enum PriorityWay {
     Meta,
     One,
     All,
@@ -102,7 +101,7 @@ enum PriorityWay {
 
 /// Where [`Op::ExtremeDuration`] uses its duration.
 #[derive(Debug, Clone, Copy)]
-enum DurationWay {
+pub enum DurationWay {
     MakeAttempt,
     Renew,
     Retry,
@@ -528,11 +527,13 @@ async fn snapshot(w: &World, backend: &dyn Backend) -> Vec<String> {
     out
 }
 
-fn config() -> Config {
+/// The proptest configuration: `cases` cases (or `DIFF_CASES`) from a fixed
+/// seed (or `DIFF_SEED`).
+pub fn config(cases: u32) -> Config {
     let cases = std::env::var("DIFF_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(cases);
     Config {
         cases,
         rng_algorithm: RngAlgorithm::ChaCha,
@@ -548,34 +549,32 @@ fn config() -> Config {
     }
 }
 
-proptest! {
-    #![proptest_config(config())]
+/// A case: where its clocks start and what it does.
+pub fn case() -> impl Strategy<Value = (Time, Vec<Op>)> {
+    (0usize..4, proptest::collection::vec(op(), 1..40)).prop_map(|(i, ops)| (start_at(i), ops))
+}
 
-    #[test]
-    fn postgres_matches_the_reference_backend(start in 0usize..4, ops in proptest::collection::vec(op(), 1..40)) {
-        let cluster = TestCluster::shared_or_panic();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let start = start_at(start);
-            let mem_clock = MockClock::starting_at(start);
-            let pg_clock = MockClock::starting_at(start);
-            let memory = MemoryBackend::with_clock(mem_clock.clone());
-            let (postgres, _lease) = cluster.lease_backend(pg_clock.clone()).await.unwrap();
-            let next = data!({"name": "next", "disabled": true});
-            let mut mem = world(&memory, mem_clock, next.clone()).await;
-            let mut pg = world(&postgres, pg_clock, next).await;
-            for (step, op) in ops.iter().enumerate() {
-                let want = apply(&mut mem, &memory, op).await;
-                let got = apply(&mut pg, &postgres, op).await;
-                assert_eq!(got, want, "step {step}: {op:?}");
-                let want = snapshot(&mem, &memory).await;
-                let got = snapshot(&pg, &postgres).await;
-                for (g, w) in got.iter().zip(&want) {
-                    assert_eq!(g, w, "after step {step}: {op:?}");
-                }
-                assert_eq!(got.len(), want.len(), "after step {step}: {op:?}");
-                if std::env::var_os("DIFF_SHOW").is_some() { eprintln!("{op:?}\n  {}", got.join("\n  ")); }
-            }
-        });
+/// Runs `ops` on a fresh reference `MemoryBackend` and on `other`, whose
+/// clock `clock` stands at the case's start, and asserts that every answer
+/// and every state in between are the same.
+pub async fn compare(ops: &[Op], other: &dyn Backend, clock: MockClock) {
+    let reference_clock = MockClock::starting_at(clock.now());
+    let reference = MemoryBackend::with_clock(reference_clock.clone());
+    let next = data!({"name": "next", "disabled": true});
+    let mut want_world = world(&reference, reference_clock, next.clone()).await;
+    let mut got_world = world(other, clock, next).await;
+    for (step, op) in ops.iter().enumerate() {
+        let want = apply(&mut want_world, &reference, op).await;
+        let got = apply(&mut got_world, other, op).await;
+        assert_eq!(got, want, "step {step}: {op:?}");
+        let want = snapshot(&want_world, &reference).await;
+        let got = snapshot(&got_world, other).await;
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "after step {step}: {op:?}");
+        }
+        assert_eq!(got.len(), want.len(), "after step {step}: {op:?}");
+        if std::env::var_os("DIFF_SHOW").is_some() {
+            eprintln!("{op:?}\n  {}", got.join("\n  "));
+        }
     }
 }
