@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
-use crate::rest::names::encode_previous;
+use crate::rest::names::{bounded_name, encode_previous};
 use crate::rest::wire::{
     CountsDocument, DeletedDocument, UncheckedWorkUnitDocument, WorkSpecBody, WorkSpecDocument,
     WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
@@ -43,19 +43,16 @@ debug_name_and_url!(RestWorkSpec);
 
 /// The query variables of a work unit query template.
 fn query_vars<'a>(
-    query: &'a WorkUnitQuery,
+    names: &'a [String],
     statuses: &'a [String],
     previous: &'a str,
-    limit: &'a str,
+    limit: Option<&'a str>,
 ) -> Vec<(&'static str, Var<'a>)> {
-    let mut vars = vec![
-        ("name", Var::List(&query.names)),
-        ("status", Var::List(statuses)),
-    ];
+    let mut vars = vec![("name", Var::List(names)), ("status", Var::List(statuses))];
     if !previous.is_empty() {
         vars.push(("previous", Var::Text(previous)));
     }
-    if query.limit > 0 {
+    if let Some(limit) = limit {
         vars.push(("limit", Var::Text(limit)));
     }
     vars
@@ -146,9 +143,16 @@ impl RestWorkSpec {
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect();
-        let previous = encode_previous(&query.previous_name);
-        let limit = query.limit.to_string();
-        let vars = query_vars(query, &statuses, &previous, &limit);
+        let mut names: Vec<String> = Vec::with_capacity(query.names.len());
+        for name in &query.names {
+            let name = bounded_name(name);
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        let previous = encode_previous(bounded_name(&query.previous_name));
+        let limit = (query.limit > 0).then(|| query.limit.to_string());
+        let vars = query_vars(&names, &statuses, &previous, limit.as_deref());
         self.shared().expand(template(links), &vars)
     }
 
