@@ -62,6 +62,12 @@ proptest! {
             compare(&ops, &Cache::new(rest), clock).await;
         });
     }
+}
+
+proptest! {
+    // Fewer cases: each answer crosses HTTP and PostgreSQL, and the
+    // library's own test already runs PostgreSQL's with more.
+    #![proptest_config(config(16))]
 
     #[test]
     fn rest_over_cached_postgres_matches_the_reference_backend((start, ops) in case()) {

@@ -27,7 +27,7 @@ use coordinate::memory::MemoryBackend;
 use coordinate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, Clock, DataMap, Duration, MockClock, Time,
-    WorkUnitMeta, WorkUnitQuery,
+    WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed};
@@ -88,6 +88,23 @@ pub enum Op {
     },
     /// Moves the clock near either end of the time range.
     Jump { to: usize },
+    /// Lists, deletes or re-prioritises the units an extreme query selects.
+    ExtremeQuery {
+        names: usize,
+        statuses: usize,
+        previous: usize,
+        limit: usize,
+        how: QueryWay,
+    },
+}
+
+/// What [`Op::ExtremeQuery`] does with its selection.
+#[derive(Debug, Clone, Copy)]
+pub enum QueryWay {
+    List,
+    Delete,
+    SetPriority,
+    Adjust,
 }
 
 /// How [`Op::ExtremeUnitMeta`] sets the priority.
@@ -225,6 +242,50 @@ fn definition_interval_at(i: usize) -> Value {
         .clone()
 }
 
+/// Name lists of a query: none, the model's names (one repeated), and
+/// names at, over and far over the limit.
+fn query_names(i: usize) -> Vec<String> {
+    let over = |i| extreme_name(i, 'u');
+    match i % 6 {
+        0 => vec![],
+        1 => vec!["a".into()],
+        2 => vec!["b".into(), "b".into(), "d".into()],
+        3 => vec!["c".into(), over(1), over(2)],
+        4 => vec![UNITS[4].into(), over(3), over(4)],
+        _ => vec!["a".into(), over(5)],
+    }
+}
+
+/// Status lists of a query.
+const QUERY_STATUSES: &[&[WorkUnitStatus]] = &[
+    &[],
+    &[WorkUnitStatus::AnyStatus],
+    &[WorkUnitStatus::Available],
+    &[WorkUnitStatus::Pending, WorkUnitStatus::Finished],
+    &[
+        WorkUnitStatus::Failed,
+        WorkUnitStatus::Delayed,
+        WorkUnitStatus::Available,
+    ],
+    &[WorkUnitStatus::AnyStatus, WorkUnitStatus::Pending],
+];
+
+/// `previous_name` values: empty, between the model's names, with a NUL,
+/// below them all, the last code point, and at, over and far over the
+/// name limit.
+fn query_previous(i: usize) -> String {
+    match i % 9 {
+        0 => String::new(),
+        1 => "b".into(),
+        2 => "b\0".into(),
+        3 => "\u{1}".into(),
+        4 => "\u{10FFFF}".into(),
+        i => extreme_name(i - 4, 'u'),
+    }
+}
+
+const QUERY_LIMITS: &[i64] = &[0, 1, 2, -1, 1_000, i64::MIN, i64::MAX];
+
 /// Where [`Op::Jump`] moves the clock, forward or back.
 fn jump_target(i: usize) -> Time {
     [
@@ -261,6 +322,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (worker, 0..DEPTHS.len(), 0usize..8, 0usize..8).prop_map(|(worker, depth, now, expiration)| Op::ExtremeWorkerUpdate { worker, depth, now, expiration }),
         1 => (attempt, 0..DEPTHS.len(), any::<bool>()).prop_map(|(attempt, depth, finish)| Op::ExtremeAttemptData { attempt, depth, finish }),
         1 => (0usize..3).prop_map(|to| Op::Jump { to }),
+        2 => (prop_oneof![2 => Just(0), 1 => 1usize..6], prop_oneof![Just(0), 0..QUERY_STATUSES.len()], prop_oneof![2 => Just(0), 1 => 1usize..9], 0..QUERY_LIMITS.len(), prop_oneof![3 => Just(QueryWay::List), 1 => Just(QueryWay::Delete), 1 => Just(QueryWay::SetPriority), 1 => Just(QueryWay::Adjust)]).prop_map(|(names, statuses, previous, limit, how)| Op::ExtremeQuery { names, statuses, previous, limit, how }),
     ]
 }
 
@@ -418,10 +480,46 @@ async fn apply(w: &mut World, backend: &dyn Backend, op: &Op) -> String {
             Some(a) => kind(&a.renew(Duration::minutes(1), Some(deep(*depth))).await),
             None => "none".into(),
         },
+        Op::ExtremeQuery {
+            names,
+            statuses,
+            previous,
+            limit,
+            how,
+        } => {
+            let query = WorkUnitQuery {
+                names: query_names(*names),
+                statuses: QUERY_STATUSES[*statuses].to_vec(),
+                previous_name: query_previous(*previous),
+                limit: QUERY_LIMITS[*limit],
+            };
+            match how {
+                QueryWay::List => match w.spec.work_units(&query).await {
+                    Ok(units) => {
+                        format!("{:?}", units.keys().map(|n| short(n)).collect::<Vec<_>>())
+                    }
+                    Err(e) => kind::<()>(&Err(e)),
+                },
+                QueryWay::Delete => match w.spec.delete_work_units(&query).await {
+                    Ok(n) => format!("deleted {n}"),
+                    Err(e) => kind::<()>(&Err(e)),
+                },
+                QueryWay::SetPriority => kind(&w.spec.set_work_unit_priorities(&query, 2.5).await),
+                QueryWay::Adjust => kind(&w.spec.adjust_work_unit_priorities(&query, -1.0).await),
+            }
+        }
         Op::Jump { to } => {
             clock.set(jump_target(*to));
             "ok".into()
         }
+    }
+}
+
+/// A name as a short text: a long one by its length and first character.
+fn short(name: &str) -> String {
+    match name.chars().next() {
+        Some(c) if name.len() > 32 => format!("{c}×{}B", name.len()),
+        _ => format!("{name:?}"),
     }
 }
 
