@@ -241,6 +241,90 @@ async fn bad_arguments_are_refused_before_any_request() {
     assert_eq!(requests.load(Ordering::Relaxed), before, "requests made");
 }
 
+/// A work unit query whose names do not fit one URL is sent in parts,
+/// and selects, lists, deletes and re-prioritises exactly what the store
+/// itself does for the whole query, limits and `previous` included.
+#[tokio::test]
+async fn queries_too_long_for_one_url_are_sent_in_parts() {
+    let served = MemoryBackend::new();
+    let app = coordinated::router(
+        Arc::new(served.clone()),
+        &coordinated::ServerOptions::default(),
+    );
+    let (url, requests, _stop) = counting(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let reference = MemoryBackend::new();
+    // 20-byte names: 3,000 of them make a query URL of about 80 KB, more
+    // than an HTTP URI may hold.
+    let names: Vec<String> = (0..3_000).map(|i| format!("unit-{i:015}")).collect();
+    let units: Vec<coordinate::NewWorkUnit> = names
+        .iter()
+        .map(|n| coordinate::NewWorkUnit::new(n.as_str(), data!({})))
+        .collect();
+    for store in [&served, &reference] {
+        let ns = store.namespace("ns").await.unwrap();
+        let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+        spec.add_work_units(units.clone()).await.unwrap();
+    }
+    async fn spec_of(store: &dyn Backend) -> coordinate::WorkSpecRef {
+        let ns = store.namespace("ns").await.unwrap();
+        ns.work_spec("s").await.unwrap()
+    }
+    let (over_rest, local) = (spec_of(&rest).await, spec_of(&reference).await);
+    let mut all = names.clone();
+    all.push("missing".into());
+    let paged = WorkUnitQuery {
+        previous_name: names[1_000].clone(),
+        limit: 7,
+        ..WorkUnitQuery::names(all.clone())
+    };
+    let available = WorkUnitQuery {
+        statuses: vec![WorkUnitStatus::Available],
+        limit: 1_500,
+        ..WorkUnitQuery::names(all.clone())
+    };
+    for query in [
+        WorkUnitQuery::names(all.clone()),
+        paged.clone(),
+        available.clone(),
+    ] {
+        let before = requests.load(Ordering::Relaxed);
+        let got = over_rest.work_units(&query).await.unwrap();
+        assert!(
+            requests.load(Ordering::Relaxed) - before > 1,
+            "sent in parts"
+        );
+        let want = local.work_units(&query).await.unwrap();
+        assert!(
+            got.keys().eq(want.keys()),
+            "{} against {}",
+            got.len(),
+            want.len()
+        );
+    }
+    for spec in [&over_rest, &local] {
+        spec.set_work_unit_priorities(&paged, 5.0).await.unwrap();
+        spec.adjust_work_unit_priorities(&available, 1.0)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        over_rest.delete_work_units(&paged).await.unwrap(),
+        local.delete_work_units(&paged).await.unwrap()
+    );
+    let served_spec = spec_of(&served).await;
+    let everything = WorkUnitQuery::all();
+    let (got, want) = (
+        served_spec.work_units(&everything).await.unwrap(),
+        local.work_units(&everything).await.unwrap(),
+    );
+    assert!(got.keys().eq(want.keys()));
+    for (name, unit) in &want {
+        let priority = unit.meta().await.unwrap().priority;
+        assert_eq!(got[name].meta().await.unwrap().priority, priority, "{name}");
+    }
+}
+
 /// The requests one stateless read costs: resolve namespace, spec and
 /// (except for the meta) unit by name, then read.
 async fn requests_per_read(backend: &dyn Backend, requests: &AtomicU64) -> [u64; 3] {

@@ -39,6 +39,18 @@
 //! `coordinated` serves) saves those reads: a hand-out is then one request
 //! whatever the number of units.
 //!
+//! # Work unit queries
+//!
+//! The API carries a work unit query in its URL. A query whose names do
+//! not fit one URL of 8 KiB (the request-line limit of common servers and
+//! proxies) is sent in parts, each naming some of its names: a list merges
+//! the parts' pages (keeping the first `limit` names of them all), and a
+//! delete or priority change with a limit first lists what it selects.
+//! Each part is atomic on the server, but the whole is not: a call that
+//! fails or is dropped part-way may have acted on some parts. A name
+//! longer than any stored name is sent cut to just past the limit, which
+//! selects the same units.
+//!
 //! # Workers of other namespaces
 //!
 //! A worker's parent or children may belong to another namespace. Their
@@ -50,9 +62,12 @@
 //! # Errors
 //!
 //! The server's error documents come back as the typed errors they name
-//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Data maps nested
-//! deeper than the server may store are refused before they are sent
-//! ([`Error::DataTooDeep`]), so no depth of input can exhaust the stack. Anything else — a
+//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Every limit of the
+//! crate's `# Limits` that does not depend on the server's clock is
+//! checked before a request is sent, in the order the stores check them,
+//! and data maps nested deeper than the server may store are refused
+//! ([`Error::DataTooDeep`]) without recursion, so no depth of input can
+//! exhaust the stack. Anything else — a
 //! connection failure, a timeout, a response the API does not specify or
 //! longer than the client reads ([`max_response_bytes`](RestBackendBuilder::max_response_bytes))
 //! — is [`Error::Backend`] with the cause as its source ([`ProtocolError`]

@@ -2,7 +2,7 @@
 //! meta and units are read on every call.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,6 +40,10 @@ pub(crate) struct SpecInner {
 }
 
 debug_name_and_url!(RestWorkSpec);
+
+/// The longest work unit query URL sent, in bytes: the request-line limit
+/// of common HTTP servers and proxies. Longer queries are sent in parts.
+const MAX_QUERY_URL: usize = 8 * 1024;
 
 /// The query variables of a work unit query template.
 fn query_vars<'a>(
@@ -131,29 +135,67 @@ impl RestWorkSpec {
         self.shared().get(&self.0.url, self.owner()).await
     }
 
-    /// The URL of a work unit query template for `query`.
-    async fn query_url(
+    /// The URLs of a work unit query template for `query`: one, or, when
+    /// its names do not fit one URL of [`MAX_QUERY_URL`] bytes, one per
+    /// part of the names, each selecting what `query` selects among them.
+    async fn query_urls(
         &self,
         template: impl Fn(&WorkSpecDocument) -> &str,
         query: &WorkUnitQuery,
-    ) -> Result<Url> {
-        let links = self.links().await?;
+    ) -> Result<Vec<Url>> {
+        let template = template(self.links().await?);
         let statuses: Vec<String> = query
             .statuses
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect();
-        let mut names: Vec<String> = Vec::with_capacity(query.names.len());
-        for name in &query.names {
-            let name = bounded_name(name);
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_owned());
-            }
-        }
+        let mut seen = HashSet::with_capacity(query.names.len());
+        let names: Vec<String> = query
+            .names
+            .iter()
+            .map(|name| bounded_name(name))
+            .filter(|name| seen.insert(*name))
+            .map(str::to_owned)
+            .collect();
         let previous = encode_previous(bounded_name(&query.previous_name));
         let limit = (query.limit > 0).then(|| query.limit.to_string());
-        let vars = query_vars(&names, &statuses, &previous, limit.as_deref());
-        self.shared().expand(template(links), &vars)
+        let mut urls = Vec::new();
+        let mut parts = vec![names.as_slice()];
+        while let Some(part) = parts.pop() {
+            let vars = query_vars(part, &statuses, &previous, limit.as_deref());
+            let url = self.shared().expand(template, &vars)?;
+            if url.as_str().len() <= MAX_QUERY_URL || part.len() <= 1 {
+                urls.push(url);
+            } else {
+                let (low, high) = part.split_at(part.len() / 2);
+                parts.extend([high, low]);
+            }
+        }
+        Ok(urls)
+    }
+
+    /// The URLs that act on what `query` selects through `template`. A
+    /// query with a limit whose names need several URLs is first listed,
+    /// so the limit counts across all of them, and then named outright.
+    async fn action_urls(
+        &self,
+        template: impl Fn(&WorkSpecDocument) -> &str,
+        query: &WorkUnitQuery,
+    ) -> Result<Vec<Url>> {
+        let urls = self.query_urls(&template, query).await?;
+        if urls.len() == 1 || query.limit <= 0 {
+            return Ok(urls);
+        }
+        let selected = self.work_units(query).await?;
+        if selected.is_empty() {
+            return Ok(Vec::new());
+        }
+        let named = WorkUnitQuery {
+            names: selected.into_keys().collect(),
+            limit: 0,
+            ..query.clone()
+        };
+        self.query_urls(template, &named).await
     }
 
     /// The URL of the work unit with this name.
@@ -170,7 +212,6 @@ impl RestWorkSpec {
         query: &WorkUnitQuery,
         priority: f64,
     ) -> Result<()> {
-        let url = self.query_url(template, query).await?;
         let body = WorkUnitBody {
             meta: Some(WorkUnitMetaDocument {
                 priority,
@@ -178,9 +219,12 @@ impl RestWorkSpec {
             }),
             ..WorkUnitBody::default()
         };
-        self.shared()
-            .call(Method::POST, &url, Some(&body), self.owner())
-            .await
+        for url in self.action_urls(template, query).await? {
+            self.shared()
+                .call(Method::POST, &url, Some(&body), self.owner())
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -266,11 +310,21 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
-        let url = self.query_url(|l| &l.work_unit_query_url, query).await?;
-        let list: WorkUnitList = self.shared().get(&url, self.owner()).await?;
-        self.shared().named(list.work_units, |name, url| {
-            Arc::new(RestWorkUnit::new(self.clone(), name, url, None)) as WorkUnitRef
-        })
+        let urls = self.query_urls(|l| &l.work_unit_query_url, query).await?;
+        let parts = urls.len();
+        let mut units = BTreeMap::new();
+        for url in urls {
+            let list: WorkUnitList = self.shared().get(&url, self.owner()).await?;
+            units.extend(self.shared().named(list.work_units, |name, url| {
+                Arc::new(RestWorkUnit::new(self.clone(), name, url, None)) as WorkUnitRef
+            })?);
+        }
+        match usize::try_from(query.limit) {
+            // Each part kept its first `limit`; the query keeps the first
+            // `limit` of them all.
+            Ok(limit) if limit > 0 && parts > 1 => Ok(units.into_iter().take(limit).collect()),
+            _ => Ok(units),
+        }
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
@@ -304,12 +358,15 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
-        let url = self.query_url(|l| &l.work_unit_query_url, query).await?;
-        let deleted: DeletedDocument = self
-            .shared()
-            .exchange(Method::DELETE, &url, None::<&()>, self.owner())
-            .await?;
-        Ok(deleted.deleted)
+        let mut deleted = 0;
+        for url in self.action_urls(|l| &l.work_unit_query_url, query).await? {
+            let part: DeletedDocument = self
+                .shared()
+                .exchange(Method::DELETE, &url, None::<&()>, self.owner())
+                .await?;
+            deleted += part.deleted;
+        }
+        Ok(deleted)
     }
 
     async fn summarize(&self) -> Result<Summary> {
