@@ -154,14 +154,29 @@ const DEPTHS: &[usize] = &[
     100_000,
 ];
 
-/// A map `DEPTHS[i]` levels deep, built without recursion.
+/// A map `DEPTHS[i]` levels deep, built without recursion, that also
+/// holds numbers at the ends of JSON's integer and float ranges.
 fn deep(i: usize) -> DataMap {
     let mut value = Value::from(i);
     for _ in 1..DEPTHS[i % DEPTHS.len()] {
         value = Value::Array(vec![value]);
     }
+    let numbers = vec![
+        Value::from(u64::MAX),
+        Value::from(i64::MIN),
+        Value::from((1u64 << 53) + 1),
+        Value::from(f64::MAX),
+        Value::from(-f64::MAX),
+        Value::from(f64::MIN_POSITIVE),
+        Value::from(5e-324),
+        Value::from(0.1),
+        Value::from(1e21),
+        Value::from(-0.0),
+        Value::from(1.0),
+    ];
     let mut map = DataMap::new();
     map.insert("deep".into(), value);
+    map.insert("numbers".into(), Value::Array(numbers));
     map
 }
 
