@@ -5,7 +5,8 @@
 
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
-use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::testing::{DatabaseLease, TestCluster};
+use coordinate::postgres::PostgresBackend;
 use coordinate::MockClock;
 use proptest::prelude::*;
 
@@ -14,12 +15,13 @@ mod common {
     pub mod random_ops;
 }
 
-use common::differential::{case, compare, config};
+use common::differential::{block_on, case, compare, config};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// A backend on a database of its own (while the lease lives), on `clock`.
+async fn postgres(clock: &MockClock) -> (PostgresBackend, DatabaseLease) {
+    TestCluster::shared_or_panic()
+        .lease_backend(clock.clone())
+        .await
         .unwrap()
 }
 
@@ -28,7 +30,7 @@ proptest! {
 
     #[test]
     fn cache_over_memory_matches_the_reference_backend((start, ops) in case()) {
-        runtime().block_on(async {
+        block_on(async {
             let clock = MockClock::starting_at(start);
             let cached = Cache::new(MemoryBackend::with_clock(clock.clone()));
             compare(&ops, &cached, clock).await;
@@ -37,24 +39,18 @@ proptest! {
 
     #[test]
     fn postgres_matches_the_reference_backend((start, ops) in case()) {
-        runtime().block_on(async {
+        block_on(async {
             let clock = MockClock::starting_at(start);
-            let (postgres, _lease) = TestCluster::shared_or_panic()
-                .lease_backend(clock.clone())
-                .await
-                .unwrap();
+            let (postgres, _lease) = postgres(&clock).await;
             compare(&ops, &postgres, clock).await;
         });
     }
 
     #[test]
     fn cache_over_postgres_matches_the_reference_backend((start, ops) in case()) {
-        runtime().block_on(async {
+        block_on(async {
             let clock = MockClock::starting_at(start);
-            let (postgres, _lease) = TestCluster::shared_or_panic()
-                .lease_backend(clock.clone())
-                .await
-                .unwrap();
+            let (postgres, _lease) = postgres(&clock).await;
             compare(&ops, &Cache::new(postgres), clock).await;
         });
     }

@@ -22,14 +22,7 @@ mod random_ops;
 #[path = "../../tests/common/differential.rs"]
 mod differential;
 
-use differential::{case, compare, config};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use differential::{block_on, case, compare, config};
 
 /// A client of a fresh in-process server over `backend`, and the sender
 /// whose drop stops the server.
@@ -47,7 +40,7 @@ proptest! {
 
     #[test]
     fn rest_matches_the_reference_backend((start, ops) in case()) {
-        runtime().block_on(async {
+        block_on(async {
             let clock = MockClock::starting_at(start);
             let (rest, _server) = client(Arc::new(MemoryBackend::with_clock(clock.clone()))).await;
             compare(&ops, &rest, clock).await;
@@ -56,7 +49,7 @@ proptest! {
 
     #[test]
     fn cached_rest_matches_the_reference_backend((start, ops) in case()) {
-        runtime().block_on(async {
+        block_on(async {
             let clock = MockClock::starting_at(start);
             let (rest, _server) = client(Arc::new(MemoryBackend::with_clock(clock.clone()))).await;
             compare(&ops, &Cache::new(rest), clock).await;
@@ -71,7 +64,7 @@ proptest! {
 
     #[test]
     fn rest_over_cached_postgres_matches_the_reference_backend((start, ops) in case()) {
-        runtime().block_on(async {
+        block_on(async {
             let clock = MockClock::starting_at(start);
             let (postgres, _lease) = TestCluster::shared_or_panic()
                 .lease_backend(clock.clone())

@@ -662,6 +662,15 @@ pub fn config(cases: u32) -> Config {
     }
 }
 
+/// Runs one case's future on a runtime of its own.
+pub fn block_on<F: std::future::Future>(case: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(case)
+}
+
 /// A case: where its clocks start and what it does.
 pub fn case() -> impl Strategy<Value = (Time, Vec<Op>)> {
     (0usize..4, proptest::collection::vec(op(), 1..40)).prop_map(|(i, ops)| (start_at(i), ops))
