@@ -264,7 +264,7 @@ fn query_names(i: usize) -> Vec<String> {
     match i % 6 {
         0 => vec![],
         1 => vec!["a".into()],
-        2 => vec!["b".into(), "b".into(), "d".into()],
+        2 => vec!["b".into(), "b".into(), "d".into(), "-c".into()],
         3 => vec!["c".into(), over(1), over(2)],
         4 => vec![UNITS[4].into(), over(3), over(4)],
         _ => vec!["a".into(), over(5)],
@@ -286,16 +286,19 @@ const QUERY_STATUSES: &[&[WorkUnitStatus]] = &[
 ];
 
 /// `previous_name` values: empty, between the model's names, with a NUL,
-/// below them all, the last code point, and at, over and far over the
+/// below them all, the last code point, two that a server might read as
+/// name-encoded (`-YiBi` decodes to `b b`), and at, over and far over the
 /// name limit.
 fn query_previous(i: usize) -> String {
-    match i % 9 {
+    match i % 12 {
         0 => String::new(),
         1 => "b".into(),
         2 => "b\0".into(),
         3 => "\u{1}".into(),
         4 => "\u{10FFFF}".into(),
-        i => extreme_name(i - 4, 'u'),
+        5 => "-YiBi".into(),
+        6 => "-".into(),
+        i => extreme_name(i - 6, 'u'),
     }
 }
 
@@ -337,7 +340,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (worker, 0..DEPTHS.len(), 0usize..8, 0usize..8).prop_map(|(worker, depth, now, expiration)| Op::ExtremeWorkerUpdate { worker, depth, now, expiration }),
         1 => (attempt, 0..DEPTHS.len(), any::<bool>()).prop_map(|(attempt, depth, finish)| Op::ExtremeAttemptData { attempt, depth, finish }),
         1 => (0usize..3).prop_map(|to| Op::Jump { to }),
-        2 => (prop_oneof![2 => Just(0), 1 => 1usize..6], prop_oneof![Just(0), 0..QUERY_STATUSES.len()], prop_oneof![2 => Just(0), 1 => 1usize..9], 0..QUERY_LIMITS.len(), prop_oneof![3 => Just(QueryWay::List), 1 => Just(QueryWay::Delete), 1 => Just(QueryWay::SetPriority), 1 => Just(QueryWay::Adjust)]).prop_map(|(names, statuses, previous, limit, how)| Op::ExtremeQuery { names, statuses, previous, limit, how }),
+        2 => (prop_oneof![2 => Just(0), 1 => 1usize..6], prop_oneof![Just(0), 0..QUERY_STATUSES.len()], prop_oneof![2 => Just(0), 1 => 1usize..12], 0..QUERY_LIMITS.len(), prop_oneof![3 => Just(QueryWay::List), 1 => Just(QueryWay::Delete), 1 => Just(QueryWay::SetPriority), 1 => Just(QueryWay::Adjust)]).prop_map(|(names, statuses, previous, limit, how)| Op::ExtremeQuery { names, statuses, previous, limit, how }),
     ]
 }
 
