@@ -451,8 +451,7 @@ impl Shared {
     /// `result`, unless it is a `TimeOutOfRange` and `exists` (a query
     /// of `params`) finds no row: then `gone`. A lease or delay is judged
     /// against the clock only for an object that still exists, as the
-    /// in-memory backend judges it (see `rules::limits`); the check runs
-    /// only on that error.
+    /// crate's `# Limits` section says; the check runs only on that error.
     pub(crate) async fn gone_before_range<T>(
         &self,
         result: Result<T>,

@@ -82,7 +82,7 @@ impl State {
         now: Time,
     ) -> Result<()> {
         // A gone attempt is `Gone` before its lease is judged against the
-        // time range, which depends on the clock (see `limits`).
+        // time range, which depends on the clock (the crate's `# Limits`).
         let unit = self.attempt_unit(id)?;
         let expiration = checked_add(now, extend)?;
         let status = self.attempt(id)?.status;
