@@ -1,9 +1,11 @@
-//! Cancelled lookups of a `Cache` over PostgreSQL keep no connection.
+//! Calls given up mid-statement leave nothing behind on PostgreSQL.
 //!
 //! Job servers drop a request's future when its client disconnects or a
-//! timeout fires. Here lookups wait on a table lock another session holds,
-//! are cancelled, and the lock is released: every connection they held
-//! must be back in the pool, and new calls must succeed.
+//! timeout fires. A statement still running then is cancelled on the
+//! server, so it neither keeps waiting for (or holding) locks nor commits
+//! later; its connection goes back to the pool, or is closed if it was
+//! inside a transaction. Statements that end soon after their caller gave
+//! up keep their connections.
 #![cfg(feature = "testing")]
 
 use std::time::{Duration as StdDuration, Instant};
@@ -99,5 +101,226 @@ async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> co
         unit.status().await?;
     }
     assert_eq!(cache.stats().work_units.loads_in_flight, 0);
+    Ok(())
+}
+
+/// A backend with a pool of [`POOL`] on a fresh database, its URL, and a
+/// unit `u` of spec `spec` in namespace `ns`.
+async fn backend_with_a_unit(
+) -> coordinate::Result<(PostgresBackend, String, coordinate::WorkUnitRef)> {
+    let cluster = TestCluster::shared().map_err(Error::backend)?;
+    let db = cluster.fresh_database().await.map_err(Error::backend)?;
+    let url = cluster.database_url(&db);
+    let backend = PostgresBackend::builder(&url)
+        .max_connections(POOL)
+        .connect_timeout(StdDuration::from_secs(2))
+        .build()
+        .await?;
+    let spec = backend
+        .namespace("ns")
+        .await?
+        .set_work_spec(data!({"name": "spec"}))
+        .await?;
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    Ok((backend, url, unit))
+}
+
+/// A session of its own, outside the backend's pool.
+async fn admin(url: &str) -> coordinate::Result<tokio_postgres::Client> {
+    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(Error::backend)?;
+    tokio::spawn(connection);
+    Ok(admin)
+}
+
+/// The other sessions of the database waiting for a lock.
+async fn waiting_on_locks(admin: &tokio_postgres::Client) -> coordinate::Result<i64> {
+    let row = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .map_err(Error::backend)?;
+    row.try_get(0).map_err(Error::backend)
+}
+
+/// The database's sessions (other than `admin`'s) started after `since`,
+/// by the server's clock.
+async fn sessions_started_after(
+    admin: &tokio_postgres::Client,
+    since: &str,
+) -> coordinate::Result<i64> {
+    let row = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND pid <> pg_backend_pid() AND backend_start > $1::text::timestamptz",
+            &[&since],
+        )
+        .await
+        .map_err(Error::backend)?;
+    row.try_get(0).map_err(Error::backend)
+}
+
+/// The server's clock now, as text.
+async fn server_now(admin: &tokio_postgres::Client) -> coordinate::Result<String> {
+    let row = admin
+        .query_one("SELECT clock_timestamp()::text", &[])
+        .await
+        .map_err(Error::backend)?;
+    row.try_get(0).map_err(Error::backend)
+}
+
+/// Waits up to `limit` for `check` to hold.
+async fn within<F, Fut>(limit: StdDuration, mut check: F) -> coordinate::Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = coordinate::Result<bool>>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await? {
+            return Ok(true);
+        }
+        if started.elapsed() > limit {
+            return Ok(false);
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+}
+
+/// Whether every connection of the pool is idle and nobody waits for one.
+fn pool_idle(backend: &PostgresBackend) -> bool {
+    let status = backend.pool_status();
+    status.idle == status.size && status.waiting == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordinate::Result<()> {
+    let (backend, url, unit) = backend_with_a_unit().await?;
+    let admin = admin(&url).await?;
+    let before = server_now(&admin).await?;
+    admin
+        .batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE")
+        .await
+        .map_err(Error::backend)?;
+
+    let given_up =
+        tokio::time::timeout(StdDuration::from_millis(200), unit.set_priority(5.0)).await;
+    assert!(given_up.is_err(), "the change finished under the lock");
+
+    // While the lock is still held, the statement stops waiting for it and
+    // its connection is back in the pool, neither closed nor replaced.
+    let size = backend.pool_status().size;
+    assert!(
+        within(StdDuration::from_secs(5), || async {
+            Ok(waiting_on_locks(&admin).await? == 0 && pool_idle(&backend))
+        })
+        .await?,
+        "still waiting on the lock: {:?}",
+        backend.pool_status()
+    );
+    assert_eq!(backend.pool_status().size, size);
+    assert_eq!(sessions_started_after(&admin, &before).await?, 0);
+
+    // Released, the lock lets nothing through: the change never happened.
+    admin
+        .batch_execute("COMMIT")
+        .await
+        .map_err(Error::backend)?;
+    assert_eq!(unit.priority().await?, 0.0);
+    unit.set_priority(2.0).await?;
+    assert_eq!(unit.priority().await?, 2.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_closed(
+) -> coordinate::Result<()> {
+    let (backend, url, unit) = backend_with_a_unit().await?;
+    let spec = unit.work_spec();
+    let mut changed = spec.meta(false).await?;
+    changed.priority = 7;
+    let size = backend.pool_status().size;
+    let admin = admin(&url).await?;
+    admin
+        .batch_execute("BEGIN; LOCK TABLE work_spec IN ACCESS EXCLUSIVE MODE")
+        .await
+        .map_err(Error::backend)?;
+
+    // A spec's meta is read under a row lock and written in one transaction.
+    let given_up = tokio::time::timeout(
+        StdDuration::from_millis(200),
+        spec.set_meta(changed.clone()),
+    )
+    .await;
+    assert!(given_up.is_err(), "the change finished under the lock");
+
+    // The connection that was inside the transaction is closed, not reused.
+    assert!(
+        within(StdDuration::from_secs(5), || async {
+            Ok(waiting_on_locks(&admin).await? == 0 && pool_idle(&backend))
+        })
+        .await?,
+        "still waiting on the lock: {:?}",
+        backend.pool_status()
+    );
+    assert_eq!(backend.pool_status().size, size - 1);
+
+    admin
+        .batch_execute("COMMIT")
+        .await
+        .map_err(Error::backend)?;
+    assert_eq!(spec.meta(false).await?.priority, 0);
+    spec.set_meta(changed).await?;
+    assert_eq!(spec.meta(false).await?.priority, 7);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Result<()> {
+    let (backend, url, unit) = backend_with_a_unit().await?;
+    let spec = unit.work_spec();
+    // Every connection of the pool opened before the calls start.
+    futures::future::try_join_all((0..POOL).map(|_| unit.status())).await?;
+    let admin = admin(&url).await?;
+    let before = server_now(&admin).await?;
+
+    // Calls given up at every point of their statements, most of which end
+    // well within the time a dropped statement gets before it is cancelled.
+    for round in 0..50u64 {
+        let calls = (0..POOL as u64).map(|i| {
+            let (unit, spec) = (unit.clone(), spec.clone());
+            tokio::time::timeout(
+                StdDuration::from_micros((round * 37 + i * 101) % 2_000),
+                async move {
+                    unit.status().await?;
+                    spec.count_work_unit_status().await?;
+                    unit.set_priority(1.0).await
+                },
+            )
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    assert!(
+        within(StdDuration::from_secs(5), || async {
+            Ok(pool_idle(&backend))
+        })
+        .await?,
+        "{:?}",
+        backend.pool_status()
+    );
+    assert_eq!(backend.pool_status().size, POOL, "a connection was closed");
+    assert_eq!(
+        sessions_started_after(&admin, &before).await?,
+        0,
+        "a connection was closed and replaced"
+    );
+    assert!(unit.status().await.is_ok());
     Ok(())
 }

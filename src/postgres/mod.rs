@@ -107,8 +107,20 @@
 //! failure or a deadlock are retried a bounded number of times. A backend
 //! and its handles belong to the tokio runtime they were created on (the
 //! pool's connections run there).
+//!
+//! # Cancellation
+//!
+//! A caller may drop an operation's future at any `.await`: a timeout
+//! fires, an HTTP client disconnects. Each statement is atomic, so a
+//! dropped operation leaves each of its statements applied whole or not at
+//! all. A statement still running when its future is dropped gets 20 ms
+//! to end; then it is cancelled on the server, so it stops holding locks
+//! and commits nothing. Its connection goes back to the pool once idle,
+//! or is closed if it was inside a transaction (which the server then
+//! rolls back), so the next caller never waits behind abandoned work.
 
 mod attempt;
+mod conn;
 mod counts;
 mod error;
 mod jsonb;
@@ -137,6 +149,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio_postgres::types::{FromSql, Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 
+use self::conn::{Conn, Session};
 use self::jsonb::Jsonb;
 
 pub use error::PostgresError;
@@ -420,9 +433,10 @@ pub(crate) enum Scope {
 }
 
 impl Shared {
-    /// A pooled connection.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(pool)
+    /// A pooled connection, which cancels a statement its caller gave up
+    /// on (see the `conn` module).
+    pub(crate) async fn client(&self) -> Result<Conn> {
+        self.pool.get().await.map(Conn::new).map_err(pool)
     }
 
     /// Now, by the injected clock, at the stored resolution.
@@ -582,9 +596,9 @@ impl Shared {
     /// active, pending attempt whose deadline is strictly before now
     /// becomes Expired and leaves its worker's active list, and its unit's
     /// active link is cleared.
-    pub(crate) async fn expire<C: GenericClient>(
+    pub(crate) async fn expire<S: Session>(
         &self,
-        client: &C,
+        client: &S,
         scope: Scope,
         now: Time,
     ) -> Result<()> {
@@ -663,17 +677,23 @@ impl Shared {
 // ---- statement helpers -------------------------------------------------
 
 /// A function that runs a cached prepared statement through the
-/// [`GenericClient`] method of the same name.
+/// [`GenericClient`] method of the same name, noted as in flight on its
+/// connection while it runs.
 macro_rules! prepared {
     ($(#[$doc:meta])* $method:ident -> $answer:ty) => {
         $(#[$doc])*
-        pub(crate) async fn $method<C: GenericClient>(
-            client: &C,
+        pub(crate) async fn $method<S: Session>(
+            session: &S,
             sql: &str,
             params: &[&(dyn ToSql + Sync)],
         ) -> Result<$answer> {
-            let stmt = client.prepare_cached(sql).await.map_err(db)?;
-            client.$method(&stmt, params).await.map_err(db)
+            let (client, flight) = session.parts();
+            flight
+                .run(async {
+                    let stmt = client.prepare_cached(sql).await.map_err(db)?;
+                    client.$method(&stmt, params).await.map_err(db)
+                })
+                .await
         }
     };
 }

@@ -8,9 +8,9 @@
 //! [`PostgresError::SchemaTooNew`] rather than used with a schema this code
 //! does not understand.
 
-use deadpool_postgres::GenericClient;
-
-use super::error::{db, decode, PostgresError};
+use super::conn::Conn;
+use super::error::{decode, PostgresError};
+use super::{execute, query_opt};
 use crate::error::Result;
 
 /// One schema step.
@@ -58,24 +58,17 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;
 
 /// Brings the database to [`SCHEMA_VERSION`]; answers the version it found.
-pub(crate) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<i32> {
-    let tx = client.transaction().await.map_err(db)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(db)?;
+pub(crate) async fn migrate(client: &mut Conn) -> Result<i32> {
+    let tx = client.transaction().await?;
+    execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS coordinate_schema (
              singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
              version   integer NOT NULL
          )",
     )
-    .await
-    .map_err(db)?;
-    let found: i32 = match tx
-        .query_opt("SELECT version FROM coordinate_schema", &[])
-        .await
-        .map_err(db)?
-    {
+    .await?;
+    let found: i32 = match query_opt(&tx, "SELECT version FROM coordinate_schema", &[]).await? {
         Some(row) => row.try_get(0).map_err(decode)?,
         None => 0,
     };
@@ -87,18 +80,18 @@ pub(crate) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<i3
         .into());
     }
     for step in MIGRATIONS.iter().filter(|m| m.version > found) {
-        tx.batch_execute(step.sql).await.map_err(db)?;
+        tx.batch_execute(step.sql).await?;
     }
     if found < SCHEMA_VERSION {
-        tx.execute(
+        execute(
+            &tx,
             "INSERT INTO coordinate_schema (singleton, version) VALUES (true, $1)
              ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version",
             &[&SCHEMA_VERSION],
         )
-        .await
-        .map_err(db)?;
+        .await?;
     }
-    tx.commit().await.map_err(db)?;
+    tx.commit().await?;
     Ok(found)
 }
 

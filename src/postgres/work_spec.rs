@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
+use super::conn::Session;
 use super::counts::{spec_counts, SpecCounts};
 use super::selection::{Selection, UnitChange};
 use super::work_unit::PgWorkUnit;
@@ -146,9 +146,9 @@ impl PgWorkSpec {
     /// The ids and names of the units `query` selects at `now`, with
     /// statuses as of an expiry check at now, and whether that check would
     /// expire anything; read-only.
-    async fn select_units<C: GenericClient>(
+    async fn select_units<S: Session>(
         &self,
-        client: &C,
+        client: &S,
         query: &WorkUnitQuery,
         now: Time,
     ) -> Result<(Vec<(i64, String)>, bool)> {
@@ -297,7 +297,7 @@ impl WorkSpec for PgWorkSpec {
         shared
             .retrying(|| async {
                 let mut client = shared.client().await?;
-                let tx = client.transaction().await.map_err(super::error::db)?;
+                let tx = client.transaction().await?;
                 let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(GONE)?;
                 let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
                 let interval = micros(m.interval)?;
@@ -319,7 +319,7 @@ impl WorkSpec for PgWorkSpec {
                     ],
                 )
                 .await?;
-                tx.commit().await.map_err(super::error::db)
+                tx.commit().await
             })
             .await
     }
