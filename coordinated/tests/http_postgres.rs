@@ -1,6 +1,7 @@
 //! `coordinated` over PostgreSQL (the crate's throwaway test cluster): many
-//! requests whose clients hang up leave the pool idle, and two servers over
-//! one database see each other's deletes through the change feed.
+//! requests whose clients hang up leave the pool idle, a request over its
+//! timeout stops its work in the database, and two servers over one
+//! database see each other's deletes through the change feed.
 
 mod support;
 
@@ -159,6 +160,70 @@ fn aborted_requests_leave_the_pool_idle() {
     );
     assert_eq!(work.status, 200, "{}", work.text());
     assert_eq!(server.get("/readyz").status, 200);
+}
+
+#[test]
+fn a_request_over_its_timeout_stops_its_work_in_the_database() {
+    let rt = runtime();
+    let (backend, name) = fresh_database(&rt);
+    let server = Server::start(&["--backend", &backend, "--request-timeout", "300ms"]);
+    let spec = "/namespace/timeout/work_spec/s";
+    server.send_json(
+        "POST",
+        "/namespace/timeout/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    let unit = server.send_json(
+        "POST",
+        &format!("{spec}/work_unit"),
+        r#"{"name": "u", "data": {}}"#,
+    );
+    assert_eq!(unit.status, 201, "{}", unit.text());
+
+    // Another session holds the unit table, so a priority change waits.
+    let cluster = TestCluster::shared().expect("a PostgreSQL test cluster");
+    let admin = rt.block_on(async {
+        let (admin, connection) =
+            tokio_postgres::connect(&cluster.database_url(&name), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(connection);
+        admin
+            .batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock the unit table");
+        admin
+    });
+    let change = server.send_json(
+        "POST",
+        &format!("{spec}/change"),
+        r#"{"meta": {"priority": 5.0}}"#,
+    );
+    assert_eq!(change.status, 503, "{}", change.text());
+
+    // With the lock still held, the change stops waiting for it...
+    let waiting = |admin: &tokio_postgres::Client| {
+        rt.block_on(async {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .expect("query pg_stat_activity");
+            row.get::<_, i64>(0)
+        })
+    };
+    eventually(Duration::from_secs(10), || {
+        (waiting(&admin) == 0).then_some(())
+    });
+    // ...and, the lock released, it never happens.
+    rt.block_on(admin.batch_execute("COMMIT"))
+        .expect("release the lock");
+    let unit = server.get(&format!("{spec}/work_unit/u"));
+    assert_eq!(unit.status, 200, "{}", unit.text());
+    assert_eq!(unit.json()["meta"]["priority"], 0.0, "{}", unit.text());
 }
 
 /// How long B may take to subscribe to its feed and to apply an event
