@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use coordinate::rest::names::{split_attempt_segment, start_second};
 use coordinate::rest::wire::{
     self, codes, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
-    DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, WorkSpecBody, WorkSpecList,
-    WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitUpdateBody, WorkerList,
-    WorkerUpdateBody,
+    DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, SelectAction, WorkSpecBody,
+    WorkSpecList, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitSelectBody,
+    WorkUnitUpdateBody, WorkerList, WorkerUpdateBody,
 };
 use coordinate::{
     AttemptRef, Backend, BackendExt, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef,
@@ -483,26 +483,41 @@ impl Api {
                 }
                 Ok(Reply::NoContent)
             }
+            (WorkSpecSelect, "POST") => {
+                let body: WorkUnitSelectBody = decode(body)?;
+                let query = body
+                    .query()
+                    .map_err(|e| Problem::bad_request(e.to_string()))?;
+                let spec = need(r.work_spec, "work spec")?;
+                match (body.action, body.meta) {
+                    (SelectAction::List, _) => unit_list(ns_name, &spec, &query).await,
+                    (SelectAction::Delete, _) => delete_units(&spec, &query).await,
+                    (SelectAction::Change, Some(meta)) => {
+                        spec.set_work_unit_priorities(&query, meta.priority).await?;
+                        Ok(Reply::NoContent)
+                    }
+                    (SelectAction::Adjust, Some(meta)) => {
+                        spec.adjust_work_unit_priorities(&query, meta.priority)
+                            .await?;
+                        Ok(Reply::NoContent)
+                    }
+                    (SelectAction::Change | SelectAction::Adjust, None) => Ok(Reply::NoContent),
+                }
+            }
             (WorkSpecSummary, "GET") => {
                 let spec = need(r.work_spec, "work spec")?;
                 ok(&documents::summary(spec.summarize().await?))
             }
             (WorkUnits, "GET") => {
-                let query = query(raw_query)?;
-                let spec = need(r.work_spec, "work spec")?;
-                let units = spec.work_units(&query).await?;
-                ok(&WorkUnitList {
-                    work_units: documents::named_all(units.keys(), |n| {
-                        links::work_unit(ns_name, spec.name(), n)
-                    }),
-                })
+                unit_list(
+                    ns_name,
+                    &need(r.work_spec, "work spec")?,
+                    &query(raw_query)?,
+                )
+                .await
             }
             (WorkUnits, "DELETE") => {
-                let query = query(raw_query)?;
-                let deleted = need(r.work_spec, "work spec")?
-                    .delete_work_units(&query)
-                    .await?;
-                ok(&DeletedDocument { deleted })
+                delete_units(&need(r.work_spec, "work spec")?, &query(raw_query)?).await
             }
             (WorkUnits, "POST") => {
                 let body: WorkUnitBody = decode(body)?;
@@ -625,6 +640,21 @@ impl Api {
             (_, method) => Err(Problem::method_not_allowed(method)),
         }
     }
+}
+
+/// The list of the units `query` selects in `spec`.
+async fn unit_list(ns: &str, spec: &WorkSpecRef, query: &WorkUnitQuery) -> Result<Reply, Problem> {
+    let units = spec.work_units(query).await?;
+    ok(&WorkUnitList {
+        work_units: documents::named_all(units.keys(), |n| links::work_unit(ns, spec.name(), n)),
+    })
+}
+
+/// Deletes the units `query` selects in `spec`, answering how many.
+async fn delete_units(spec: &WorkSpecRef, query: &WorkUnitQuery) -> Result<Reply, Problem> {
+    ok(&DeletedDocument {
+        deleted: spec.delete_work_units(query).await?,
+    })
 }
 
 /// The names a URL of this server (an absolute path or URL), given as the

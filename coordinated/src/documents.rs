@@ -70,6 +70,7 @@ pub async fn work_spec(ns: &str, spec: &dyn WorkSpec) -> Result<WorkSpecDocument
         work_unit_counts_url: format!("{url}/counts"),
         work_unit_change_url: links::query_template(&url, "change"),
         work_unit_adjust_url: links::query_template(&url, "adjust"),
+        work_unit_select_url: format!("{url}/select"),
         meta: format!("{url}/meta{{?counts}}"),
         url,
     })

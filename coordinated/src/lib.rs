@@ -50,6 +50,14 @@
 //!   `worker_name` ([`AttemptNames`](coordinate::rest::wire::AttemptNames)),
 //!   so that a client can make handles for them without following the
 //!   links.
+//! * Every work spec document links `work_unit_select_url`
+//!   (`…/work_spec/{spec}/select`): a `POST` there carries a work unit
+//!   query in its body instead of the URL, with what to do with the units
+//!   it selects: list, delete, or set or adjust their priorities
+//!   ([`WorkUnitSelectBody`](coordinate::rest::wire::WorkUnitSelectBody)).
+//!   The answers are those of the query URLs, and so are the errors. A
+//!   query too long for a URL is then still one request, and so one
+//!   atomic operation.
 //!
 //! # Status codes
 //!

@@ -63,6 +63,8 @@ pub enum Resource {
     WorkSpecChange,
     /// `…/work_spec/{spec}/adjust`
     WorkSpecAdjust,
+    /// `…/work_spec/{spec}/select` (an extension: a work unit query in the body)
+    WorkSpecSelect,
     /// `…/work_spec/{spec}/summary`
     WorkSpecSummary,
     /// `…/work_spec/{spec}/work_unit`
@@ -105,6 +107,7 @@ impl Resource {
             WorkSpecCounts => "/namespace/{namespace}/work_spec/{spec}/counts",
             WorkSpecChange => "/namespace/{namespace}/work_spec/{spec}/change",
             WorkSpecAdjust => "/namespace/{namespace}/work_spec/{spec}/adjust",
+            WorkSpecSelect => "/namespace/{namespace}/work_spec/{spec}/select",
             WorkSpecSummary => "/namespace/{namespace}/work_spec/{spec}/summary",
             WorkUnits => "/namespace/{namespace}/work_spec/{spec}/work_unit",
             WorkUnit => "/namespace/{namespace}/work_spec/{spec}/work_unit/{unit}",
@@ -233,6 +236,7 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
                         ["counts"] => WorkSpecCounts,
                         ["change"] => WorkSpecChange,
                         ["adjust"] => WorkSpecAdjust,
+                        ["select"] => WorkSpecSelect,
                         ["summary"] => WorkSpecSummary,
                         ["work_unit"] => WorkUnits,
                         ["work_unit", unit, rest @ ..] => {

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use coordinate::rest::names;
 use serde_json::json;
 use support::{eventually, exchange, read_reply, request, Server};
 
@@ -762,6 +763,7 @@ fn a_body_that_is_not_an_object_is_400_and_changes_nothing() {
             r#"{"meta": [7.0, null]}"#,
         ),
         ("POST", format!("{spec}/change?name=held"), r#"[[7.0]]"#),
+        ("POST", format!("{spec}/select"), r#"["delete", ["held"]]"#),
         ("PUT", "/namespace/b/worker/w".to_owned(), r#"[null, true]"#),
     ];
     for (method, path, body) in &cases {
@@ -784,6 +786,103 @@ fn a_body_that_is_not_an_object_is_400_and_changes_nothing() {
     }
     let held = server.get(&format!("{spec}/work_unit/held")).json();
     assert_eq!(held["meta"]["priority"], 0.0, "{held}");
+}
+
+/// The names in a work unit list, sorted.
+fn listed(reply: &support::Reply) -> Vec<String> {
+    let mut names: Vec<String> = reply.json()["work_units"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no work unit list: {}", reply.text()))
+        .iter()
+        .map(|unit| unit["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_select_url_does_what_the_query_urls_do() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "q");
+    let spec = "/namespace/q/work_spec/s";
+    for name in ["a", "b b", "c", "-YiBi"] {
+        let body = json!({"name": name}).to_string();
+        let reply = server.send_json("POST", &format!("{spec}/work_unit"), &body);
+        assert_eq!(reply.status, 201);
+    }
+    let select = server.get(spec).json()["work_unit_select_url"].clone();
+    assert_eq!(select, format!("{spec}/select"));
+    let select = format!("{spec}/select");
+    let post = |body: serde_json::Value| server.send_json("POST", &select, &body.to_string());
+
+    // Lists: names and `previous` plain, statuses, a limit; no action lists.
+    let previous = names::percent_encode(&names::encode_previous("-YiBi"));
+    let cases = [
+        (json!({}), String::new()),
+        (
+            json!({"action": "list", "name": ["a", "b b", "nobody"]}),
+            "name=a&name=b%20b&name=nobody".to_owned(),
+        ),
+        (
+            json!({"previous": "a", "limit": 2}),
+            "previous=a&limit=2".to_owned(),
+        ),
+        (
+            json!({"previous": "-YiBi", "limit": 1e0}),
+            format!("previous={previous}&limit=1"),
+        ),
+        (
+            json!({"status": ["available", "finished"], "limit": -5}),
+            "status=available&status=finished".to_owned(),
+        ),
+    ];
+    for (body, query) in cases {
+        let by_body = post(body.clone());
+        let by_url = server.get(&format!("{spec}/work_unit?{query}"));
+        assert_eq!(
+            (by_body.status, by_url.status),
+            (200, 200),
+            "{body}: {}",
+            by_body.text()
+        );
+        assert_eq!(listed(&by_body), listed(&by_url), "{body} against ?{query}");
+    }
+    assert_eq!(
+        listed(&post(json!({"previous": "-YiBi", "limit": 1}))),
+        ["a"]
+    );
+
+    // Priority changes, then a delete.
+    let reply = post(json!({"action": "change", "name": ["a", "c"], "meta": {"priority": 3.0}}));
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    let reply = post(json!({"action": "adjust", "name": ["c"], "meta": {"priority": 1.5}}));
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    let priority = |name: &str| {
+        server.get(&format!("{spec}/work_unit/{name}")).json()["meta"]["priority"].clone()
+    };
+    assert_eq!(
+        (priority("a"), priority("c"), priority("b%20b")),
+        (json!(3.0), json!(4.5), json!(0.0))
+    );
+    let reply = post(json!({"action": "delete", "status": ["available"], "limit": 2}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"Deleted": 2}));
+    assert_eq!(listed(&post(json!({}))), ["b b", "c"]);
+
+    // What the query URLs refuse, the select URL refuses; and it is POST only.
+    for body in [
+        json!({"action": "drop"}),
+        json!({"status": ["nope"]}),
+        json!({"limit": "2"}),
+        json!({"limit": 1.5}),
+        json!({"name": "a"}),
+    ] {
+        let reply = post(body.clone());
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert_eq!(reply.error_code(), "error", "{body}");
+    }
+    assert_eq!(server.get(&select).status, 405);
+    assert_eq!(listed(&post(json!({}))), ["b b", "c"]);
 }
 
 #[test]

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::documents::{AttemptDocument, WorkUnitMetaDocument};
 use super::scalars::{null_as_empty, optional_object};
+use super::QueryError;
 use super::{data, duration, int, opt_time};
-use crate::model::{AttemptRequest, DataMap, Duration, Time};
+use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitQuery};
 
 /// `POST` to the namespace list: get or create a namespace.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -40,6 +41,96 @@ pub struct WorkUnitBody {
         skip_serializing_if = "Option::is_none"
     )]
     pub meta: Option<WorkUnitMetaDocument>,
+}
+
+/// What a `POST` to a work spec's `work_unit_select_url` does with the units
+/// its query selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectAction {
+    /// Answer them, as a work unit list (the query `GET`).
+    #[default]
+    List,
+    /// Delete them, answering `{"Deleted": n}` (the query `DELETE`).
+    Delete,
+    /// Set their priority to `meta.priority` (the `change` `POST`).
+    Change,
+    /// Add `meta.priority` to their priority (the `adjust` `POST`).
+    Adjust,
+}
+
+/// `POST` to a work spec's `work_unit_select_url`, an extension
+/// `coordinated` serves: a work unit query carried in the body, so that a
+/// query of any size is one request, and so one atomic operation. The
+/// fields are the query parameters, read the same way, except that names
+/// and `previous` are plain JSON strings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkUnitSelectBody {
+    /// What to do with the selected units.
+    pub action: SelectAction,
+    /// Select only units of these names (any unit when empty).
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub name: Vec<String>,
+    /// Select only units of these statuses (any status when empty).
+    #[serde(
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub status: Vec<String>,
+    /// Select only names strictly greater than this one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub previous: String,
+    /// At most this many units, the first in name order; 0 or less is no
+    /// limit.
+    #[serde(with = "int", skip_serializing_if = "is_zero")]
+    pub limit: i64,
+    /// For `change` and `adjust`, the priority; without it they do nothing.
+    #[serde(
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub meta: Option<WorkUnitMetaDocument>,
+}
+
+impl WorkUnitSelectBody {
+    /// The body that does `action` to the units `query` selects.
+    pub fn new(action: SelectAction, query: &WorkUnitQuery) -> Self {
+        WorkUnitSelectBody {
+            action,
+            name: query.names.clone(),
+            status: query
+                .statuses
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            previous: query.previous_name.clone(),
+            limit: query.limit.max(0),
+            meta: None,
+        }
+    }
+
+    /// The query it carries.
+    pub fn query(&self) -> Result<WorkUnitQuery, QueryError> {
+        let statuses = self
+            .status
+            .iter()
+            .map(|s| s.parse().map_err(|_| QueryError::BadStatus(s.clone())))
+            .collect::<Result<_, _>>()?;
+        Ok(WorkUnitQuery {
+            names: self.name.clone(),
+            statuses,
+            previous_name: self.previous.clone(),
+            limit: self.limit.max(0),
+        })
+    }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `PUT` on a work unit: clear the active attempt and/or replace the meta.

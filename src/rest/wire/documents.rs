@@ -97,6 +97,12 @@ pub struct WorkSpecDocument {
     pub work_unit_change_url: String,
     /// Query template: `POST` adds to priorities.
     pub work_unit_adjust_url: String,
+    /// An extension `coordinated` serves: `POST` a
+    /// [`WorkUnitSelectBody`](super::WorkUnitSelectBody) to list, delete or
+    /// re-prioritise the units its query selects in one request. Empty from
+    /// a server without it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub work_unit_select_url: String,
     /// Template with `{?counts}` (the key is `meta`, not `meta_url`).
     pub meta: String,
 }

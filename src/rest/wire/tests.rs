@@ -456,3 +456,30 @@ fn attempt_names_are_read_when_sent_and_never_written_when_absent() {
     let read: AttemptSummary = serde_json::from_value(partial).unwrap();
     assert!(read.names.all().is_none());
 }
+
+#[test]
+fn a_select_body_carries_a_query_and_reads_absent_fields_as_empty() {
+    let query = WorkUnitQuery {
+        names: vec!["a b".into(), "-YiBi".into()],
+        statuses: vec![WorkUnitStatus::Available, WorkUnitStatus::Delayed],
+        previous_name: "-".into(),
+        limit: 3,
+    };
+    let body = WorkUnitSelectBody::new(SelectAction::Delete, &query);
+    let json = serde_json::to_value(&body).unwrap();
+    assert_eq!(
+        json,
+        json!({"action": "delete", "name": ["a b", "-YiBi"],
+               "status": ["available", "delayed"], "previous": "-", "limit": 3})
+    );
+    let back: WorkUnitSelectBody = serde_json::from_value(json).unwrap();
+    assert_eq!(back.query().unwrap(), query);
+
+    let empty: WorkUnitSelectBody = serde_json::from_value(json!({"name": null})).unwrap();
+    assert_eq!(empty.action, SelectAction::List);
+    assert_eq!(empty.query().unwrap(), WorkUnitQuery::all());
+    let unlimited: WorkUnitSelectBody = serde_json::from_value(json!({"limit": -4})).unwrap();
+    assert_eq!(unlimited.query().unwrap().limit, 0);
+    let bad: WorkUnitSelectBody = serde_json::from_value(json!({"status": ["Pending"]})).unwrap();
+    assert_eq!(bad.query(), Err(QueryError::BadStatus("Pending".into())));
+}
