@@ -50,12 +50,12 @@ async fn memory_client(clock: &MockClock) -> (coordinate::rest::client::RestBack
 }
 
 /// A client of a fresh server over a memory backend on `clock` whose
-/// attempt documents lack the names extension, as other servers' do.
-async fn unnamed_client(clock: &MockClock) -> (coordinate::rest::client::RestBackend, Server) {
+/// documents lack this server's extensions (attempt names, the select
+/// URL), as other servers' do.
+async fn plain_client(clock: &MockClock) -> (coordinate::rest::client::RestBackend, Server) {
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
     let app = coordinated::router(backend, &coordinated::ServerOptions::default());
-    let (url, stop) =
-        support::in_process::serve(support::unnamed::without_attempt_names(app)).await;
+    let (url, stop) = support::in_process::serve(support::plain::without_extensions(app)).await;
     let rest = coordinate::rest::client::RestBackend::connect(format!("{url}/"))
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the in-process server: {e}"));
@@ -108,10 +108,10 @@ suite!(
 );
 
 suite!(
-    /// `RestBackend` against a server whose attempt documents name no
-    /// objects, as the API's other servers: handles come from following
-    /// the attempts' links.
-    rest_unnamed: unnamed_client,
+    /// `RestBackend` against a server without this server's extensions,
+    /// as the API's other servers: handles come from following the
+    /// attempts' links, and long queries go in parts.
+    rest_plain: plain_client,
     std::convert::identity
 );
 

@@ -241,16 +241,12 @@ async fn bad_arguments_are_refused_before_any_request() {
     assert_eq!(requests.load(Ordering::Relaxed), before, "requests made");
 }
 
-/// A work unit query whose names do not fit one URL is sent in parts,
-/// and selects, lists, deletes and re-prioritises exactly what the store
-/// itself does for the whole query, limits and `previous` included.
-#[tokio::test]
-async fn queries_too_long_for_one_url_are_sent_in_parts() {
-    let served = MemoryBackend::new();
-    let app = coordinated::router(
-        Arc::new(served.clone()),
-        &coordinated::ServerOptions::default(),
-    );
+/// Lists, re-prioritises and deletes with queries whose names do not fit
+/// one URL, through `RestBackend` against `app` and directly on a
+/// `MemoryBackend`, and checks that every answer and the final state
+/// agree, limits and `previous` included. Answers the requests each call
+/// took.
+async fn long_queries_against(app: axum::Router, served: &MemoryBackend) -> Vec<u64> {
     let (url, requests, _stop) = counting(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
     let reference = MemoryBackend::new();
@@ -261,7 +257,7 @@ async fn queries_too_long_for_one_url_are_sent_in_parts() {
         .iter()
         .map(|n| coordinate::NewWorkUnit::new(n.as_str(), data!({})))
         .collect();
-    for store in [&served, &reference] {
+    for store in [served, &reference] {
         let ns = store.namespace("ns").await.unwrap();
         let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
         spec.add_work_units(units.clone()).await.unwrap();
@@ -283,6 +279,8 @@ async fn queries_too_long_for_one_url_are_sent_in_parts() {
         limit: 1_500,
         ..WorkUnitQuery::names(all.clone())
     };
+    let mut costs = Vec::new();
+    let mut cost = |before: u64| costs.push(requests.load(Ordering::Relaxed) - before);
     for query in [
         WorkUnitQuery::names(all.clone()),
         paged.clone(),
@@ -290,10 +288,7 @@ async fn queries_too_long_for_one_url_are_sent_in_parts() {
     ] {
         let before = requests.load(Ordering::Relaxed);
         let got = over_rest.work_units(&query).await.unwrap();
-        assert!(
-            requests.load(Ordering::Relaxed) - before > 1,
-            "sent in parts"
-        );
+        cost(before);
         let want = local.work_units(&query).await.unwrap();
         assert!(
             got.keys().eq(want.keys()),
@@ -302,17 +297,28 @@ async fn queries_too_long_for_one_url_are_sent_in_parts() {
             want.len()
         );
     }
-    for spec in [&over_rest, &local] {
-        spec.set_work_unit_priorities(&paged, 5.0).await.unwrap();
-        spec.adjust_work_unit_priorities(&available, 1.0)
-            .await
-            .unwrap();
-    }
-    assert_eq!(
-        over_rest.delete_work_units(&paged).await.unwrap(),
-        local.delete_work_units(&paged).await.unwrap()
-    );
-    let served_spec = spec_of(&served).await;
+    let before = requests.load(Ordering::Relaxed);
+    over_rest
+        .set_work_unit_priorities(&paged, 5.0)
+        .await
+        .unwrap();
+    cost(before);
+    let before = requests.load(Ordering::Relaxed);
+    over_rest
+        .adjust_work_unit_priorities(&available, 1.0)
+        .await
+        .unwrap();
+    cost(before);
+    local.set_work_unit_priorities(&paged, 5.0).await.unwrap();
+    local
+        .adjust_work_unit_priorities(&available, 1.0)
+        .await
+        .unwrap();
+    let before = requests.load(Ordering::Relaxed);
+    let deleted = over_rest.delete_work_units(&paged).await.unwrap();
+    cost(before);
+    assert_eq!(deleted, local.delete_work_units(&paged).await.unwrap());
+    let served_spec = spec_of(served).await;
     let everything = WorkUnitQuery::all();
     let (got, want) = (
         served_spec.work_units(&everything).await.unwrap(),
@@ -323,6 +329,33 @@ async fn queries_too_long_for_one_url_are_sent_in_parts() {
         let priority = unit.meta().await.unwrap().priority;
         assert_eq!(got[name].meta().await.unwrap().priority, priority, "{name}");
     }
+    costs
+}
+
+/// A query whose names do not fit one URL is one `POST` to the spec's
+/// select URL: one request, so one atomic operation on the server.
+#[tokio::test]
+async fn queries_too_long_for_one_url_are_one_request() {
+    let served = MemoryBackend::new();
+    let app = coordinated::router(
+        Arc::new(served.clone()),
+        &coordinated::ServerOptions::default(),
+    );
+    // Three lists, a change, an adjust and a delete.
+    assert_eq!(long_queries_against(app, &served).await, [1; 6]);
+}
+
+/// From a server without a select URL, such a query is sent in parts, and
+/// selects what the store itself does for the whole query.
+#[tokio::test]
+async fn queries_too_long_for_one_url_are_sent_in_parts_to_other_servers() {
+    let served = MemoryBackend::new();
+    let app = coordinated::router(
+        Arc::new(served.clone()),
+        &coordinated::ServerOptions::default(),
+    );
+    let costs = long_queries_against(support::plain::without_select_url(app), &served).await;
+    assert!(costs.iter().all(|&n| n > 1), "{costs:?}");
 }
 
 /// The requests one stateless read costs: resolve namespace, spec and
@@ -418,7 +451,7 @@ async fn attempts_that_name_their_objects_cost_no_further_requests() {
     // Without them, the client reads the spec and every unit a hand-out
     // returns, every unit (and their spec) of a list, and the worker of a
     // unit's active attempt.
-    let unnamed = support::unnamed::without_attempt_names(memory_router());
+    let unnamed = support::plain::without_attempt_names(memory_router());
     assert_eq!(requests_per_attempt_call(unnamed).await, [5, 5, 3]);
 }
 

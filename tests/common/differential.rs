@@ -257,17 +257,21 @@ fn definition_interval_at(i: usize) -> Value {
         .clone()
 }
 
-/// Name lists of a query: none, the model's names (one repeated), and
-/// names at, over and far over the limit.
+/// Name lists of a query: none, the model's names (one repeated), names
+/// at, over and far over the limit, and more names than one URL holds.
 fn query_names(i: usize) -> Vec<String> {
     let over = |i| extreme_name(i, 'u');
-    match i % 6 {
+    match i % 7 {
         0 => vec![],
         1 => vec!["a".into()],
         2 => vec!["b".into(), "b".into(), "d".into(), "-c".into()],
         3 => vec!["c".into(), over(1), over(2)],
         4 => vec![UNITS[4].into(), over(3), over(4)],
-        _ => vec!["a".into(), over(5)],
+        5 => vec!["a".into(), over(5)],
+        _ => (0..600)
+            .map(|n| format!("many names {n:04}"))
+            .chain(UNITS.iter().map(|name| name.to_string()))
+            .collect(),
     }
 }
 
@@ -340,7 +344,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (worker, 0..DEPTHS.len(), 0usize..8, 0usize..8).prop_map(|(worker, depth, now, expiration)| Op::ExtremeWorkerUpdate { worker, depth, now, expiration }),
         1 => (attempt, 0..DEPTHS.len(), any::<bool>()).prop_map(|(attempt, depth, finish)| Op::ExtremeAttemptData { attempt, depth, finish }),
         1 => (0usize..3).prop_map(|to| Op::Jump { to }),
-        2 => (prop_oneof![2 => Just(0), 1 => 1usize..6], prop_oneof![Just(0), 0..QUERY_STATUSES.len()], prop_oneof![2 => Just(0), 1 => 1usize..12], 0..QUERY_LIMITS.len(), prop_oneof![3 => Just(QueryWay::List), 1 => Just(QueryWay::Delete), 1 => Just(QueryWay::SetPriority), 1 => Just(QueryWay::Adjust)]).prop_map(|(names, statuses, previous, limit, how)| Op::ExtremeQuery { names, statuses, previous, limit, how }),
+        2 => (prop_oneof![2 => Just(0), 1 => 1usize..6, 1 => Just(6)], prop_oneof![Just(0), 0..QUERY_STATUSES.len()], prop_oneof![2 => Just(0), 1 => 1usize..12], 0..QUERY_LIMITS.len(), prop_oneof![3 => Just(QueryWay::List), 1 => Just(QueryWay::Delete), 1 => Just(QueryWay::SetPriority), 1 => Just(QueryWay::Adjust)]).prop_map(|(names, statuses, previous, limit, how)| Op::ExtremeQuery { names, statuses, previous, limit, how }),
     ]
 }
 

@@ -6,8 +6,8 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod in_process;
+pub mod plain;
 pub mod postgres;
-pub mod unnamed;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

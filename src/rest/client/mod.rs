@@ -43,13 +43,17 @@
 //!
 //! The API carries a work unit query in its URL. A query whose names do
 //! not fit one URL of 8 KiB (the request-line limit of common servers and
-//! proxies) is sent in parts, each naming some of its names: a list merges
-//! the parts' pages (keeping the first `limit` names of them all), and a
-//! delete or priority change with a limit first lists what it selects.
-//! Each part is atomic on the server, but the whole is not: a call that
-//! fails or is dropped part-way may have acted on some parts. A name
-//! longer than any stored name is sent cut to just past the limit, which
-//! selects the same units.
+//! proxies) goes instead in the body of one `POST` to the work spec's
+//! `work_unit_select_url`, an extension `coordinated` serves
+//! ([`WorkUnitSelectBody`](crate::rest::wire::WorkUnitSelectBody)), so it
+//! stays one atomic operation. To a server without that link it is sent
+//! in parts, each naming some of its names: a list merges the parts'
+//! pages (keeping the first `limit` names of them all), and a delete or
+//! priority change with a limit first lists what it selects. Each part is
+//! then atomic on the server, but the whole is not: a call that fails or
+//! is dropped part-way may have acted on some parts. A name longer than
+//! any stored name is sent cut to just past the limit, which selects the
+//! same units.
 //!
 //! # Workers of other namespaces
 //!

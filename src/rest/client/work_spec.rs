@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use crate::rest::names::{bounded_name, encode_previous};
 use crate::rest::wire::{
-    CountsDocument, DeletedDocument, UncheckedWorkUnitDocument, WorkSpecBody, WorkSpecDocument,
-    WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
+    CountsDocument, DeletedDocument, SelectAction, UncheckedWorkUnitDocument, WorkSpecBody,
+    WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
+    WorkUnitSelectBody,
 };
 use crate::rules::limits::{checked_data, checked_new_unit, checked_priority, checked_spec_meta};
 
@@ -135,15 +136,17 @@ impl RestWorkSpec {
         self.shared().get(&self.0.url, self.owner()).await
     }
 
-    /// The URLs of a work unit query template for `query`: one, or, when
-    /// its names do not fit one URL of [`MAX_QUERY_URL`] bytes, one per
+    /// Where `query` goes for the query template `template`: one URL when
+    /// it fits [`MAX_QUERY_URL`] bytes; otherwise the body of one `POST` to
+    /// the spec's select URL, or, from a server without one, one URL per
     /// part of the names, each selecting what `query` selects among them.
-    async fn query_urls(
+    async fn selection(
         &self,
         template: impl Fn(&WorkSpecDocument) -> &str,
         query: &WorkUnitQuery,
-    ) -> Result<Vec<Url>> {
-        let template = template(self.links().await?);
+    ) -> Result<Selection> {
+        let links = self.links().await?;
+        let template = template(links);
         let statuses: Vec<String> = query
             .statuses
             .iter()
@@ -159,43 +162,64 @@ impl RestWorkSpec {
             .collect();
         let previous = encode_previous(bounded_name(&query.previous_name));
         let limit = (query.limit > 0).then(|| query.limit.to_string());
-        let mut urls = Vec::new();
-        let mut parts = vec![names.as_slice()];
-        while let Some(part) = parts.pop() {
+        let url = |part| {
             let vars = query_vars(part, &statuses, &previous, limit.as_deref());
-            let url = self.shared().expand(template, &vars)?;
+            self.shared().expand(template, &vars)
+        };
+        let whole = url(&names)?;
+        if whole.as_str().len() <= MAX_QUERY_URL || names.len() <= 1 {
+            return Ok(Selection::Urls(vec![whole]));
+        }
+        if !links.work_unit_select_url.is_empty() {
+            return Ok(Selection::Body(
+                self.shared().resolve(&links.work_unit_select_url)?,
+            ));
+        }
+        let mut urls = Vec::new();
+        let (low, high) = names.split_at(names.len() / 2);
+        let mut pending = vec![high, low];
+        while let Some(part) = pending.pop() {
+            let url = url(part)?;
             if url.as_str().len() <= MAX_QUERY_URL || part.len() <= 1 {
                 urls.push(url);
             } else {
                 let (low, high) = part.split_at(part.len() / 2);
-                parts.extend([high, low]);
+                pending.extend([high, low]);
             }
         }
-        Ok(urls)
+        Ok(Selection::Urls(urls))
     }
 
-    /// The URLs that act on what `query` selects through `template`. A
-    /// query with a limit whose names need several URLs is first listed,
-    /// so the limit counts across all of them, and then named outright.
-    async fn action_urls(
+    /// Where a query that acts on what it selects goes. A query with a
+    /// limit whose names need several URLs is first listed, so the limit
+    /// counts across all of them, and then named outright.
+    async fn action_selection(
         &self,
         template: impl Fn(&WorkSpecDocument) -> &str,
         query: &WorkUnitQuery,
-    ) -> Result<Vec<Url>> {
-        let urls = self.query_urls(&template, query).await?;
-        if urls.len() == 1 || query.limit <= 0 {
-            return Ok(urls);
+    ) -> Result<Selection> {
+        let selection = self.selection(&template, query).await?;
+        match &selection {
+            Selection::Urls(urls) if urls.len() > 1 && query.limit > 0 => {}
+            _ => return Ok(selection),
         }
         let selected = self.work_units(query).await?;
         if selected.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Selection::Urls(Vec::new()));
         }
         let named = WorkUnitQuery {
             names: selected.into_keys().collect(),
             limit: 0,
             ..query.clone()
         };
-        self.query_urls(template, &named).await
+        self.selection(template, &named).await
+    }
+
+    /// Handles on the units of a work unit list.
+    fn units_in(&self, list: WorkUnitList) -> Result<BTreeMap<String, WorkUnitRef>> {
+        self.shared().named(list.work_units, |name, url| {
+            Arc::new(RestWorkUnit::new(self.clone(), name, url, None)) as WorkUnitRef
+        })
     }
 
     /// The URL of the work unit with this name.
@@ -209,23 +233,46 @@ impl RestWorkSpec {
     pub(crate) async fn post_priority(
         &self,
         template: impl Fn(&WorkSpecDocument) -> &str,
+        action: SelectAction,
         query: &WorkUnitQuery,
         priority: f64,
     ) -> Result<()> {
-        let body = WorkUnitBody {
-            meta: Some(WorkUnitMetaDocument {
-                priority,
-                not_before: None,
-            }),
-            ..WorkUnitBody::default()
+        let meta = WorkUnitMetaDocument {
+            priority,
+            not_before: None,
         };
-        for url in self.action_urls(template, query).await? {
-            self.shared()
-                .call(Method::POST, &url, Some(&body), self.owner())
-                .await?;
+        match self.action_selection(template, query).await? {
+            Selection::Body(url) => {
+                let body = WorkUnitSelectBody {
+                    meta: Some(meta),
+                    ..WorkUnitSelectBody::new(action, query)
+                };
+                self.shared()
+                    .call(Method::POST, &url, Some(&body), self.owner())
+                    .await
+            }
+            Selection::Urls(urls) => {
+                let body = WorkUnitBody {
+                    meta: Some(meta),
+                    ..WorkUnitBody::default()
+                };
+                for url in urls {
+                    self.shared()
+                        .call(Method::POST, &url, Some(&body), self.owner())
+                        .await?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
+}
+
+/// Where a work unit query goes (see [`RestWorkSpec::selection`]).
+enum Selection {
+    /// In the query strings of these URLs.
+    Urls(Vec<Url>),
+    /// In the body of one `POST` to this URL.
+    Body(Url),
 }
 
 #[async_trait]
@@ -310,14 +357,22 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
-        let urls = self.query_urls(|l| &l.work_unit_query_url, query).await?;
+        let urls = match self.selection(|l| &l.work_unit_query_url, query).await? {
+            Selection::Body(url) => {
+                let body = WorkUnitSelectBody::new(SelectAction::List, query);
+                let list: WorkUnitList = self
+                    .shared()
+                    .exchange(Method::POST, &url, Some(&body), self.owner())
+                    .await?;
+                return self.units_in(list);
+            }
+            Selection::Urls(urls) => urls,
+        };
         let parts = urls.len();
         let mut units = BTreeMap::new();
         for url in urls {
             let list: WorkUnitList = self.shared().get(&url, self.owner()).await?;
-            units.extend(self.shared().named(list.work_units, |name, url| {
-                Arc::new(RestWorkUnit::new(self.clone(), name, url, None)) as WorkUnitRef
-            })?);
+            units.extend(self.units_in(list)?);
         }
         match usize::try_from(query.limit) {
             // Each part kept its first `limit`; the query keeps the first
@@ -347,19 +402,43 @@ impl WorkSpec for RestWorkSpec {
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
         let priority = checked_priority(priority)?;
-        self.post_priority(|l| &l.work_unit_change_url, query, priority)
-            .await
+        self.post_priority(
+            |l| &l.work_unit_change_url,
+            SelectAction::Change,
+            query,
+            priority,
+        )
+        .await
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
         let delta = checked_priority(delta)?;
-        self.post_priority(|l| &l.work_unit_adjust_url, query, delta)
-            .await
+        self.post_priority(
+            |l| &l.work_unit_adjust_url,
+            SelectAction::Adjust,
+            query,
+            delta,
+        )
+        .await
     }
 
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
+        let urls = match self
+            .action_selection(|l| &l.work_unit_query_url, query)
+            .await?
+        {
+            Selection::Body(url) => {
+                let body = WorkUnitSelectBody::new(SelectAction::Delete, query);
+                let deleted: DeletedDocument = self
+                    .shared()
+                    .exchange(Method::POST, &url, Some(&body), self.owner())
+                    .await?;
+                return Ok(deleted.deleted);
+            }
+            Selection::Urls(urls) => urls,
+        };
         let mut deleted = 0;
-        for url in self.action_urls(|l| &l.work_unit_query_url, query).await? {
+        for url in urls {
             let part: DeletedDocument = self
                 .shared()
                 .exchange(Method::DELETE, &url, None::<&()>, self.owner())

@@ -13,7 +13,8 @@ use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus};
 use crate::rest::wire::{
-    AttemptDocument, AttemptList, UncheckedWorkUnitDocument, WorkUnitDocument, WorkUnitUpdateBody,
+    AttemptDocument, AttemptList, SelectAction, UncheckedWorkUnitDocument, WorkUnitDocument,
+    WorkUnitUpdateBody,
 };
 use crate::rules::limits::{checked_priority, checked_unit_meta};
 
@@ -200,7 +201,12 @@ impl WorkUnit for RestWorkUnit {
         let query = WorkUnitQuery::names([self.0.name.as_str()]);
         self.0
             .spec
-            .post_priority(|l| &l.work_unit_change_url, &query, priority)
+            .post_priority(
+                |l| &l.work_unit_change_url,
+                SelectAction::Change,
+                &query,
+                priority,
+            )
             .await
     }
 

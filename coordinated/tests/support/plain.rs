@@ -1,6 +1,8 @@
-//! A `coordinated` that serves attempt documents as the API defines them,
-//! without this server's names extension, so that `RestBackend` has to
-//! follow their links as it does against other servers.
+//! A `coordinated` that serves the API without this server's extensions,
+//! as other servers do, so that `RestBackend` has to do what it does
+//! against them: follow attempt documents' links instead of reading the
+//! names in them, and send long work unit queries in parts instead of in
+//! one `POST` to the select URL.
 
 use axum::body::Body;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -8,7 +10,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-/// The extension's fields.
+/// The names extension's fields of an attempt document.
 const NAMES: [&str; 4] = [
     "work_spec_url",
     "work_spec_name",
@@ -16,13 +18,28 @@ const NAMES: [&str; 4] = [
     "worker_name",
 ];
 
+/// The select extension's field of a work spec document.
+const SELECT: &str = "work_unit_select_url";
+
 /// `app` with the names extension removed from every attempt document it
 /// answers.
 pub fn without_attempt_names(app: axum::Router) -> axum::Router {
-    app.layer(axum::middleware::map_response(strip))
+    app.layer(axum::middleware::map_response(|r| strip(r, remove_names)))
 }
 
-async fn strip(response: Response) -> Response {
+/// `app` with the select URL removed from every work spec document it
+/// answers.
+pub fn without_select_url(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::map_response(|r| strip(r, remove_select)))
+}
+
+/// `app` without any of the extensions.
+pub fn without_extensions(app: axum::Router) -> axum::Router {
+    without_select_url(without_attempt_names(app))
+}
+
+/// `response` with `remove` applied to its JSON body.
+async fn strip(response: Response, remove: fn(&mut Value)) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = body
         .collect()
@@ -39,14 +56,14 @@ async fn strip(response: Response) -> Response {
     else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    remove_names(&mut value);
+    remove(&mut value);
     let body = serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"));
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Removes the extension from every attempt document (an object with a
-/// unit link, a worker link and a start time) inside `value`.
+/// Removes the names extension from every attempt document (an object with
+/// a unit link, a worker link and a start time) inside `value`.
 fn remove_names(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -62,5 +79,12 @@ fn remove_names(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(remove_names),
         _ => {}
+    }
+}
+
+/// Removes the select URL from a work spec document.
+fn remove_select(value: &mut Value) {
+    if let Value::Object(map) = value {
+        map.remove(SELECT);
     }
 }
