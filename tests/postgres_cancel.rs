@@ -20,15 +20,7 @@ const POOL: usize = 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> coordinate::Result<()>
 {
-    // No silent skip: without a server this test fails.
-    let cluster = TestCluster::shared().map_err(Error::backend)?;
-    let db = cluster.fresh_database().await.map_err(Error::backend)?;
-    let url = cluster.database_url(&db);
-    let backend = PostgresBackend::builder(&url)
-        .max_connections(POOL)
-        .connect_timeout(StdDuration::from_secs(2))
-        .build()
-        .await?;
+    let (backend, url) = pooled_backend().await?;
     let cache = Cache::new(backend);
     // Subscribed to the change feed, so lookups use the cache (until then
     // they bypass it, and the subscription's flush would hide leftovers).
@@ -104,10 +96,9 @@ async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> co
     Ok(())
 }
 
-/// A backend with a pool of [`POOL`] on a fresh database, its URL, and a
-/// unit `u` of spec `spec` in namespace `ns`.
-async fn backend_with_a_unit(
-) -> coordinate::Result<(PostgresBackend, String, coordinate::WorkUnitRef)> {
+/// A backend with a pool of [`POOL`] on a fresh database, and its URL.
+async fn pooled_backend() -> coordinate::Result<(PostgresBackend, String)> {
+    // No silent skip: without a server this fails.
     let cluster = TestCluster::shared().map_err(Error::backend)?;
     let db = cluster.fresh_database().await.map_err(Error::backend)?;
     let url = cluster.database_url(&db);
@@ -116,6 +107,13 @@ async fn backend_with_a_unit(
         .connect_timeout(StdDuration::from_secs(2))
         .build()
         .await?;
+    Ok((backend, url))
+}
+
+/// [`pooled_backend`] with a unit `u` of spec `spec` in namespace `ns`.
+async fn backend_with_a_unit(
+) -> coordinate::Result<(PostgresBackend, String, coordinate::WorkUnitRef)> {
+    let (backend, url) = pooled_backend().await?;
     let spec = backend
         .namespace("ns")
         .await?

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
 use crate::api::{WorkSpec, WorkUnitRef};
@@ -215,6 +216,20 @@ impl RestWorkSpec {
         self.selection(template, &named).await
     }
 
+    /// The answer of `action` on what `query` selects, from the select URL
+    /// `url`.
+    async fn select<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        action: SelectAction,
+        query: &WorkUnitQuery,
+    ) -> Result<T> {
+        let body = WorkUnitSelectBody::new(action, query);
+        self.shared()
+            .exchange(Method::POST, url, Some(&body), self.owner())
+            .await
+    }
+
     /// Handles on the units of a work unit list.
     fn units_in(&self, list: WorkUnitList) -> Result<BTreeMap<String, WorkUnitRef>> {
         self.shared().named(list.work_units, |name, url| {
@@ -359,11 +374,7 @@ impl WorkSpec for RestWorkSpec {
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         let urls = match self.selection(|l| &l.work_unit_query_url, query).await? {
             Selection::Body(url) => {
-                let body = WorkUnitSelectBody::new(SelectAction::List, query);
-                let list: WorkUnitList = self
-                    .shared()
-                    .exchange(Method::POST, &url, Some(&body), self.owner())
-                    .await?;
+                let list = self.select(&url, SelectAction::List, query).await?;
                 return self.units_in(list);
             }
             Selection::Urls(urls) => urls,
@@ -428,11 +439,8 @@ impl WorkSpec for RestWorkSpec {
             .await?
         {
             Selection::Body(url) => {
-                let body = WorkUnitSelectBody::new(SelectAction::Delete, query);
-                let deleted: DeletedDocument = self
-                    .shared()
-                    .exchange(Method::POST, &url, Some(&body), self.owner())
-                    .await?;
+                let deleted: DeletedDocument =
+                    self.select(&url, SelectAction::Delete, query).await?;
                 return Ok(deleted.deleted);
             }
             Selection::Urls(urls) => urls,
