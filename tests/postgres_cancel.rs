@@ -222,7 +222,8 @@ async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordina
         "still waiting on the lock: {:?}",
         backend.pool_status()
     );
-    assert_eq!(backend.pool_status().size, size);
+    let status = backend.pool_status();
+    assert_eq!((status.size, status.cancelled, status.closed), (size, 1, 0));
     assert_eq!(sessions_started_after(&admin, &before).await?, 0);
 
     // Released, the lock lets nothing through: the change never happened.
@@ -267,7 +268,11 @@ async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_clo
         "still waiting on the lock: {:?}",
         backend.pool_status()
     );
-    assert_eq!(backend.pool_status().size, size - 1);
+    let status = backend.pool_status();
+    assert_eq!(
+        (status.size, status.cancelled, status.closed),
+        (size - 1, 1, 1)
+    );
 
     admin
         .batch_execute("COMMIT")
@@ -313,7 +318,12 @@ async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Re
         "{:?}",
         backend.pool_status()
     );
-    assert_eq!(backend.pool_status().size, POOL, "a connection was closed");
+    let status = backend.pool_status();
+    assert_eq!(
+        (status.size, status.closed),
+        (POOL, 0),
+        "a connection was closed"
+    );
     assert_eq!(
         sessions_started_after(&admin, &before).await?,
         0,

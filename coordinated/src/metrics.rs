@@ -133,8 +133,10 @@ fn record_cache_stats(stats: &CacheStats) {
 }
 
 /// Copies the pool's state into the registry: connections open by state,
-/// the bound, and calls waiting for a connection (a pool too small for the
-/// load, or connections held by something that never lets go).
+/// the bound, calls waiting for a connection (a pool too small for the
+/// load, or connections held by something that never lets go), and what
+/// requests abandoned mid-statement cost (cancel requests, connections
+/// closed).
 fn record_pool_status(status: &PoolStatus) {
     let idle = status.idle.min(status.size);
     gauge!("coordinate_postgres_pool_connections", "state" => "idle").set(idle as f64);
@@ -142,6 +144,8 @@ fn record_pool_status(status: &PoolStatus) {
         .set((status.size - idle) as f64);
     gauge!("coordinate_postgres_pool_max_connections").set(status.max_size as f64);
     gauge!("coordinate_postgres_pool_waiting").set(status.waiting as f64);
+    counter!("coordinate_postgres_statements_cancelled_total").absolute(status.cancelled);
+    counter!("coordinate_postgres_connections_closed_total").absolute(status.closed);
 }
 
 /// The method as a label, bounded to the methods HTTP defines.

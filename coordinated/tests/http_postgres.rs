@@ -218,6 +218,16 @@ fn a_request_over_its_timeout_stops_its_work_in_the_database() {
     eventually(Duration::from_secs(10), || {
         (waiting(&admin) == 0).then_some(())
     });
+    // The server counts the cancel; the connection went back to its pool.
+    let exposition = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        let cancelled = metric(&text, "coordinate_postgres_statements_cancelled_total");
+        (cancelled == Some(1.0)).then_some(text)
+    });
+    assert_eq!(
+        metric(&exposition, "coordinate_postgres_connections_closed_total"),
+        Some(0.0)
+    );
     // ...and, the lock released, it never happens.
     rt.block_on(admin.batch_execute("COMMIT"))
         .expect("release the lock");

@@ -24,7 +24,8 @@
 //! the pool only after a statement sent after the cancel has ended.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Client, GenericClient, Object, Transaction};
@@ -49,11 +50,38 @@ const IDLE_AFTER_CANCEL: Duration = Duration::from_secs(5);
 const DROPPED: &str = "a connection used after it was dropped";
 
 /// A pooled connection; see the [module docs](self).
-pub(crate) struct Conn {
+pub(crate) struct Conn<'a> {
     /// Taken only by `drop`, to hand the connection to the task that
     /// waits for it.
     client: Option<Client>,
     flight: Flight,
+    given_up: &'a Arc<GivenUp>,
+}
+
+/// What statements whose callers gave up cost a backend, since it was
+/// built.
+#[derive(Debug, Default)]
+pub(crate) struct GivenUp {
+    /// Cancel requests sent.
+    cancelled: AtomicU64,
+    /// Connections closed rather than given back to the pool.
+    closed: AtomicU64,
+}
+
+impl GivenUp {
+    /// Cancel requests sent, and connections closed.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.cancelled.load(Ordering::Relaxed),
+            self.closed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Takes `client` out of the pool and closes it.
+    fn close(&self, client: Client) {
+        drop(Object::take(client));
+        self.closed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What is under way on a connection.
@@ -84,18 +112,20 @@ pub(crate) trait Session: Sync {
     fn parts(&self) -> (&Self::Client, &Flight);
 }
 
-impl Conn {
-    pub(crate) fn new(client: Client) -> Self {
+impl<'a> Conn<'a> {
+    /// `client`, whose give-ups count in `given_up`.
+    pub(crate) fn new(client: Client, given_up: &'a Arc<GivenUp>) -> Self {
         Conn {
             client: Some(client),
             flight: Flight::default(),
+            given_up,
         }
     }
 
     /// Opens a transaction; dropped without [`ConnTx::commit`], it is
     /// rolled back.
     pub(crate) async fn transaction(&mut self) -> Result<ConnTx<'_>> {
-        let Conn { client, flight } = self;
+        let Conn { client, flight, .. } = self;
         let Some(client) = client.as_mut() else {
             unreachable!("{DROPPED}")
         };
@@ -105,7 +135,7 @@ impl Conn {
     }
 }
 
-impl Session for Conn {
+impl Session for Conn<'_> {
     type Client = Client;
 
     fn parts(&self) -> (&Client, &Flight) {
@@ -116,7 +146,7 @@ impl Session for Conn {
     }
 }
 
-impl Drop for Conn {
+impl Drop for Conn<'_> {
     fn drop(&mut self) {
         if !self.flight.statement.load(Ordering::Relaxed) {
             return; // idle: the client goes back to the pool as it is
@@ -125,28 +155,32 @@ impl Drop for Conn {
             return;
         };
         let in_transaction = self.flight.transaction.load(Ordering::Relaxed);
+        let given_up = Arc::clone(self.given_up);
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(give_up(client, in_transaction))),
+            Ok(runtime) => drop(runtime.spawn(give_up(client, in_transaction, given_up))),
             // Nothing can wait for the statement: close the connection.
-            Err(_) => drop(Object::take(client)),
+            Err(_) => given_up.close(client),
         }
     }
 }
 
 /// Waits for, or cancels, the statement a dropped [`Conn`] left in flight,
 /// then gives the connection back to the pool or closes it.
-async fn give_up(client: Client, in_transaction: bool) {
+async fn give_up(client: Client, in_transaction: bool, given_up: Arc<GivenUp>) {
     if !in_transaction && idle_within(&client, CANCEL_AFTER).await {
         return;
     }
     let cancelled = client.cancel_token().cancel_query(NoTls).await;
-    if let Err(error) = &cancelled {
-        tracing::debug!(%error, "cannot cancel a statement whose caller gave up");
+    match &cancelled {
+        Ok(()) => {
+            given_up.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(error) => tracing::debug!(%error, "cannot cancel a statement whose caller gave up"),
     }
     if cancelled.is_ok() && !in_transaction && idle_within(&client, IDLE_AFTER_CANCEL).await {
         return;
     }
-    drop(Object::take(client));
+    given_up.close(client);
 }
 
 /// Whether the connection answers an empty statement within `limit`, that

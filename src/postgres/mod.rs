@@ -149,7 +149,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio_postgres::types::{FromSql, Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 
-use self::conn::{Conn, Session};
+use self::conn::{Conn, GivenUp, Session};
 use self::jsonb::Jsonb;
 
 pub use error::PostgresError;
@@ -195,6 +195,8 @@ pub struct PostgresBackend {
 /// What every handle of one backend shares.
 pub(crate) struct Shared {
     pool: Pool,
+    /// What calls given up mid-statement cost.
+    given_up: Arc<GivenUp>,
     /// The change feed and its listening connection (outside the pool).
     feed: Arc<notify::PgFeed>,
     clock: SharedClock,
@@ -233,6 +235,14 @@ pub struct PoolStatus {
     pub idle: usize,
     /// Calls waiting for a connection.
     pub waiting: usize,
+    /// Statements cancelled since the backend was built, because their
+    /// callers gave up on them (dropped the call's future) and they ran on
+    /// (see the module docs' `# Cancellation`).
+    pub cancelled: u64,
+    /// Connections closed since the backend was built rather than given
+    /// back to the pool, because their callers gave up on them inside a
+    /// transaction or they did not become idle after a cancel.
+    pub closed: u64,
 }
 
 /// Settings for [`PostgresBackend`]; made by [`PostgresBackend::builder`].
@@ -318,12 +328,12 @@ impl PostgresBuilder {
         let feed = Arc::new(notify::PgFeed::new(feed_config, pool.clone()));
         let shared = Arc::new(Shared {
             pool,
+            given_up: Arc::default(),
             feed,
             clock: self.clock,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
         });
-        let mut client = shared.client().await?;
-        schema::migrate(&mut client).await?;
+        schema::migrate(&mut shared.client().await?).await?;
         Ok(PostgresBackend { shared })
     }
 }
@@ -366,11 +376,14 @@ impl PostgresBackend {
     /// no call (finished or cancelled) keeps a connection.
     pub fn pool_status(&self) -> PoolStatus {
         let status = self.shared.pool.status();
+        let (cancelled, closed) = self.shared.given_up.counts();
         PoolStatus {
             max_size: status.max_size,
             size: status.size,
             idle: status.available,
             waiting: status.waiting,
+            cancelled,
+            closed,
         }
     }
 
@@ -435,8 +448,9 @@ pub(crate) enum Scope {
 impl Shared {
     /// A pooled connection, which cancels a statement its caller gave up
     /// on (see the `conn` module).
-    pub(crate) async fn client(&self) -> Result<Conn> {
-        self.pool.get().await.map(Conn::new).map_err(pool)
+    pub(crate) async fn client(&self) -> Result<Conn<'_>> {
+        let client = self.pool.get().await.map_err(pool)?;
+        Ok(Conn::new(client, &self.given_up))
     }
 
     /// Now, by the injected clock, at the stored resolution.

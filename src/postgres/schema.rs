@@ -58,7 +58,7 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;
 
 /// Brings the database to [`SCHEMA_VERSION`]; answers the version it found.
-pub(crate) async fn migrate(client: &mut Conn) -> Result<i32> {
+pub(crate) async fn migrate(client: &mut Conn<'_>) -> Result<i32> {
     let tx = client.transaction().await?;
     execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
