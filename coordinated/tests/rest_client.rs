@@ -358,6 +358,50 @@ async fn queries_too_long_for_one_url_are_sent_in_parts_to_other_servers() {
     assert!(costs.iter().all(|&n| n > 1), "{costs:?}");
 }
 
+/// A query too big for one body, even to a server with a select URL, is
+/// sent in parts.
+#[tokio::test]
+async fn a_query_too_big_for_one_body_is_sent_in_parts() {
+    let served = MemoryBackend::new();
+    let app = coordinated::router(
+        Arc::new(served.clone()),
+        &coordinated::ServerOptions::default(),
+    );
+    let (url, requests, _stop) = counting(app).await;
+    let spec = served
+        .namespace("ns")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    for name in ["a", "b", "c"] {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let rest = RestBackend::connect(url).await.unwrap();
+    let over_rest = rest
+        .namespace("ns")
+        .await
+        .unwrap()
+        .work_spec("s")
+        .await
+        .unwrap();
+    // About 5 MB of names, none of them stored but "b".
+    let mut names: Vec<String> = (0..200_000).map(|i| format!("absent-{i:013}")).collect();
+    names.push("b".into());
+    let before = requests.load(Ordering::Relaxed);
+    let deleted = over_rest
+        .delete_work_units(&WorkUnitQuery::names(names))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(requests.load(Ordering::Relaxed) - before > 1, "one request");
+    let left = spec.work_units(&WorkUnitQuery::all()).await.unwrap();
+    assert!(left.keys().eq(["a", "c"]));
+}
+
 /// The requests one stateless read costs: resolve namespace, spec and
 /// (except for the meta) unit by name, then read.
 async fn requests_per_read(backend: &dyn Backend, requests: &AtomicU64) -> [u64; 3] {

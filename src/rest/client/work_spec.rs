@@ -44,8 +44,14 @@ pub(crate) struct SpecInner {
 debug_name_and_url!(RestWorkSpec);
 
 /// The longest work unit query URL sent, in bytes: the request-line limit
-/// of common HTTP servers and proxies. Longer queries are sent in parts.
+/// of common HTTP servers and proxies. Longer queries are sent in a body,
+/// or in parts.
 const MAX_QUERY_URL: usize = 8 * 1024;
+
+/// The longest work unit query sent in one body, in bytes of its URL form
+/// (which its JSON form does not exceed but for control characters): half
+/// `coordinated`'s default body bound. Longer queries are sent in parts.
+const MAX_QUERY_BODY: usize = 4 << 20;
 
 /// The query variables of a work unit query template.
 fn query_vars<'a>(
@@ -139,8 +145,9 @@ impl RestWorkSpec {
 
     /// Where `query` goes for the query template `template`: one URL when
     /// it fits [`MAX_QUERY_URL`] bytes; otherwise the body of one `POST` to
-    /// the spec's select URL, or, from a server without one, one URL per
-    /// part of the names, each selecting what `query` selects among them.
+    /// the spec's select URL when it fits [`MAX_QUERY_BODY`]; otherwise, or
+    /// from a server without a select URL, one URL per part of the names,
+    /// each selecting what `query` selects among them.
     async fn selection(
         &self,
         template: impl Fn(&WorkSpecDocument) -> &str,
@@ -171,10 +178,16 @@ impl RestWorkSpec {
         if whole.as_str().len() <= MAX_QUERY_URL || names.len() <= 1 {
             return Ok(Selection::Urls(vec![whole]));
         }
-        if !links.work_unit_select_url.is_empty() {
-            return Ok(Selection::Body(
-                self.shared().resolve(&links.work_unit_select_url)?,
-            ));
+        if !links.work_unit_select_url.is_empty() && whole.as_str().len() <= MAX_QUERY_BODY {
+            let url = self.shared().resolve(&links.work_unit_select_url)?;
+            // The names and `previous` as the URLs would carry them.
+            let sent = WorkUnitQuery {
+                names,
+                statuses: query.statuses.clone(),
+                previous_name: bounded_name(&query.previous_name).to_owned(),
+                limit: query.limit,
+            };
+            return Ok(Selection::Body(url, sent));
         }
         let mut urls = Vec::new();
         let (low, high) = names.split_at(names.len() / 2);
@@ -257,10 +270,10 @@ impl RestWorkSpec {
             not_before: None,
         };
         match self.action_selection(template, query).await? {
-            Selection::Body(url) => {
+            Selection::Body(url, sent) => {
                 let body = WorkUnitSelectBody {
                     meta: Some(meta),
-                    ..WorkUnitSelectBody::new(action, query)
+                    ..WorkUnitSelectBody::new(action, &sent)
                 };
                 self.shared()
                     .call(Method::POST, &url, Some(&body), self.owner())
@@ -286,8 +299,8 @@ impl RestWorkSpec {
 enum Selection {
     /// In the query strings of these URLs.
     Urls(Vec<Url>),
-    /// In the body of one `POST` to this URL.
-    Body(Url),
+    /// In the body of one `POST` to this URL, as this query.
+    Body(Url, WorkUnitQuery),
 }
 
 #[async_trait]
@@ -373,8 +386,8 @@ impl WorkSpec for RestWorkSpec {
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         let urls = match self.selection(|l| &l.work_unit_query_url, query).await? {
-            Selection::Body(url) => {
-                let list = self.select(&url, SelectAction::List, query).await?;
+            Selection::Body(url, sent) => {
+                let list = self.select(&url, SelectAction::List, &sent).await?;
                 return self.units_in(list);
             }
             Selection::Urls(urls) => urls,
@@ -438,9 +451,9 @@ impl WorkSpec for RestWorkSpec {
             .action_selection(|l| &l.work_unit_query_url, query)
             .await?
         {
-            Selection::Body(url) => {
+            Selection::Body(url, sent) => {
                 let deleted: DeletedDocument =
-                    self.select(&url, SelectAction::Delete, query).await?;
+                    self.select(&url, SelectAction::Delete, &sent).await?;
                 return Ok(deleted.deleted);
             }
             Selection::Urls(urls) => urls,
