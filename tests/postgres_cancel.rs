@@ -288,8 +288,10 @@ async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_clo
 async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Result<()> {
     let (backend, url, unit) = backend_with_a_unit().await?;
     let spec = unit.work_spec();
-    // Every connection of the pool opened before the calls start.
+    // Connections opened before the calls start (as many as concurrent
+    // calls needed).
     futures::future::try_join_all((0..POOL).map(|_| unit.status())).await?;
+    let opened = backend.pool_status().size;
     let admin = admin(&url).await?;
     let before = server_now(&admin).await?;
 
@@ -318,16 +320,15 @@ async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Re
         "{:?}",
         backend.pool_status()
     );
+    // None was closed: the pool only grew to its bound, if at all.
     let status = backend.pool_status();
+    assert_eq!(status.closed, 0, "a connection was closed");
+    assert!(status.size >= opened, "{status:?}, {opened} before");
+    let new = sessions_started_after(&admin, &before).await?;
     assert_eq!(
-        (status.size, status.closed),
-        (POOL, 0),
-        "a connection was closed"
-    );
-    assert_eq!(
-        sessions_started_after(&admin, &before).await?,
-        0,
-        "a connection was closed and replaced"
+        new,
+        (status.size - opened) as i64,
+        "a connection was replaced"
     );
     assert!(unit.status().await.is_ok());
     Ok(())
