@@ -197,6 +197,24 @@ fn pool_idle(backend: &PostgresBackend) -> bool {
     status.idle == status.size && status.waiting == 0
 }
 
+/// The pool's state once no session waits for a lock and every connection
+/// is idle; fails if that takes over five seconds.
+async fn unlocked(
+    backend: &PostgresBackend,
+    admin: &tokio_postgres::Client,
+) -> coordinate::Result<coordinate::postgres::PoolStatus> {
+    let settled = within(StdDuration::from_secs(5), || async {
+        Ok(waiting_on_locks(admin).await? == 0 && pool_idle(backend))
+    })
+    .await?;
+    assert!(
+        settled,
+        "still waiting on the lock: {:?}",
+        backend.pool_status()
+    );
+    Ok(backend.pool_status())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordinate::Result<()> {
     let (backend, url, unit) = backend_with_a_unit().await?;
@@ -214,15 +232,7 @@ async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordina
     // While the lock is still held, the statement stops waiting for it and
     // its connection is back in the pool, neither closed nor replaced.
     let size = backend.pool_status().size;
-    assert!(
-        within(StdDuration::from_secs(5), || async {
-            Ok(waiting_on_locks(&admin).await? == 0 && pool_idle(&backend))
-        })
-        .await?,
-        "still waiting on the lock: {:?}",
-        backend.pool_status()
-    );
-    let status = backend.pool_status();
+    let status = unlocked(&backend, &admin).await?;
     assert_eq!((status.size, status.cancelled, status.closed), (size, 1, 0));
     assert_eq!(sessions_started_after(&admin, &before).await?, 0);
 
@@ -260,15 +270,7 @@ async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_clo
     assert!(given_up.is_err(), "the change finished under the lock");
 
     // The connection that was inside the transaction is closed, not reused.
-    assert!(
-        within(StdDuration::from_secs(5), || async {
-            Ok(waiting_on_locks(&admin).await? == 0 && pool_idle(&backend))
-        })
-        .await?,
-        "still waiting on the lock: {:?}",
-        backend.pool_status()
-    );
-    let status = backend.pool_status();
+    let status = unlocked(&backend, &admin).await?;
     assert_eq!(
         (status.size, status.cancelled, status.closed),
         (size - 1, 1, 1)
