@@ -11,16 +11,21 @@
 use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::cache::Cache;
-use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
-use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta};
+use coordinate::{data, Backend, BackendExt, Error, MockClock, WorkUnitMeta};
+
+mod common {
+    pub mod postgres;
+}
+
+use common::postgres::{lock_waiters, Database};
 
 const POOL: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> coordinate::Result<()>
 {
-    let (backend, url) = pooled_backend().await?;
+    let (db, backend) = pooled_backend().await;
     let cache = Cache::new(backend);
     // Subscribed to the change feed, so lookups use the cache (until then
     // they bypass it, and the subscription's flush would hide leftovers).
@@ -47,10 +52,7 @@ async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> co
     // The namespace and spec are cached, so only unit lookups block.
     cache.work_spec_at("ns", "spec").await?;
 
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .map_err(Error::backend)?;
-    tokio::spawn(connection);
+    let admin = db.sql().await;
     admin
         .batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE")
         .await
@@ -71,19 +73,15 @@ async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> co
         .batch_execute("COMMIT")
         .await
         .map_err(Error::backend)?;
-    let released = Instant::now();
-    let idle = loop {
-        let status = cache.get_ref().pool_status();
-        if status.idle == status.size && status.waiting == 0 {
-            break true;
-        }
-        if released.elapsed() > StdDuration::from_secs(1) {
-            eprintln!("{status:?}");
-            break false;
-        }
-        tokio::time::sleep(StdDuration::from_millis(10)).await;
-    };
-    assert!(idle, "the pool was not idle within a second of the release");
+    let idle = within(StdDuration::from_secs(1), || async {
+        Ok(pool_idle(cache.get_ref()))
+    })
+    .await?;
+    assert!(
+        idle,
+        "the pool was not idle within a second of the release: {:?}",
+        cache.get_ref().pool_status()
+    );
     assert_eq!(cache.stats().work_units.loads_in_flight, 0);
 
     // New calls succeed, and every name is found.
@@ -96,24 +94,18 @@ async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> co
     Ok(())
 }
 
-/// A backend with a pool of [`POOL`] on a fresh database, and its URL.
-async fn pooled_backend() -> coordinate::Result<(PostgresBackend, String)> {
-    // No silent skip: without a server this fails.
-    let cluster = TestCluster::shared().map_err(Error::backend)?;
-    let db = cluster.fresh_database().await.map_err(Error::backend)?;
-    let url = cluster.database_url(&db);
-    let backend = PostgresBackend::builder(&url)
-        .max_connections(POOL)
-        .connect_timeout(StdDuration::from_secs(2))
-        .build()
-        .await?;
-    Ok((backend, url))
+/// A fresh database (no silent skip: without a server this fails) and a
+/// backend on it with a pool of [`POOL`].
+async fn pooled_backend() -> (Database, PostgresBackend) {
+    let db = Database::fresh().await;
+    let backend = db.server(&MockClock::new(), Some(POOL)).await;
+    (db, backend)
 }
 
 /// [`pooled_backend`] with a unit `u` of spec `spec` in namespace `ns`.
 async fn backend_with_a_unit(
-) -> coordinate::Result<(PostgresBackend, String, coordinate::WorkUnitRef)> {
-    let (backend, url) = pooled_backend().await?;
+) -> coordinate::Result<(Database, PostgresBackend, coordinate::WorkUnitRef)> {
+    let (db, backend) = pooled_backend().await;
     let spec = backend
         .namespace("ns")
         .await?
@@ -122,29 +114,7 @@ async fn backend_with_a_unit(
     let unit = spec
         .add_work_unit("u", data!({}), WorkUnitMeta::default())
         .await?;
-    Ok((backend, url, unit))
-}
-
-/// A session of its own, outside the backend's pool.
-async fn admin(url: &str) -> coordinate::Result<tokio_postgres::Client> {
-    let (admin, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(Error::backend)?;
-    tokio::spawn(connection);
-    Ok(admin)
-}
-
-/// The other sessions of the database waiting for a lock.
-async fn waiting_on_locks(admin: &tokio_postgres::Client) -> coordinate::Result<i64> {
-    let row = admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-             AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .map_err(Error::backend)?;
-    row.try_get(0).map_err(Error::backend)
+    Ok((db, backend, unit))
 }
 
 /// The database's sessions (other than `admin`'s) started after `since`,
@@ -204,7 +174,7 @@ async fn unlocked(
     admin: &tokio_postgres::Client,
 ) -> coordinate::Result<coordinate::postgres::PoolStatus> {
     let settled = within(StdDuration::from_secs(5), || async {
-        Ok(waiting_on_locks(admin).await? == 0 && pool_idle(backend))
+        Ok(lock_waiters(admin).await == 0 && pool_idle(backend))
     })
     .await?;
     assert!(
@@ -217,8 +187,8 @@ async fn unlocked(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordinate::Result<()> {
-    let (backend, url, unit) = backend_with_a_unit().await?;
-    let admin = admin(&url).await?;
+    let (db, backend, unit) = backend_with_a_unit().await?;
+    let admin = db.sql().await;
     let before = server_now(&admin).await?;
     admin
         .batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE")
@@ -250,12 +220,12 @@ async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordina
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_closed(
 ) -> coordinate::Result<()> {
-    let (backend, url, unit) = backend_with_a_unit().await?;
+    let (db, backend, unit) = backend_with_a_unit().await?;
     let spec = unit.work_spec();
     let mut changed = spec.meta(false).await?;
     changed.priority = 7;
     let size = backend.pool_status().size;
-    let admin = admin(&url).await?;
+    let admin = db.sql().await;
     admin
         .batch_execute("BEGIN; LOCK TABLE work_spec IN ACCESS EXCLUSIVE MODE")
         .await
@@ -288,13 +258,13 @@ async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_clo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Result<()> {
-    let (backend, url, unit) = backend_with_a_unit().await?;
+    let (db, backend, unit) = backend_with_a_unit().await?;
     let spec = unit.work_spec();
     // Connections opened before the calls start (as many as concurrent
     // calls needed).
     futures::future::try_join_all((0..POOL).map(|_| unit.status())).await?;
     let opened = backend.pool_status().size;
-    let admin = admin(&url).await?;
+    let admin = db.sql().await;
     let before = server_now(&admin).await?;
 
     // Calls given up at every point of their statements, most of which end

@@ -22,7 +22,7 @@ mod common {
     pub mod scheduling;
 }
 
-use common::postgres::Database;
+use common::postgres::{lock_waiters, Database};
 use common::scheduling::{request, unit_names};
 
 /// Two backends (two pools, like two job-server processes) on one fresh
@@ -144,21 +144,9 @@ async fn one_continuous_unit_per_interval_under_concurrent_requests() {
     assert_eq!(units.len(), 5);
 }
 
-/// How many sessions of database `db` wait for a lock.
-async fn lock_waiters(admin: &tokio_postgres::Client, db: &str) -> i64 {
-    admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
-            &[&db],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-async fn wait_for_waiters(admin: &tokio_postgres::Client, db: &str, n: i64) {
+async fn wait_for_waiters(admin: &tokio_postgres::Client, n: i64) {
     let started = Instant::now();
-    while lock_waiters(admin, db).await < n {
+    while lock_waiters(admin).await < n {
         assert!(
             started.elapsed() < StdDuration::from_secs(10),
             "{n} sessions never queued on the lock"
@@ -224,9 +212,9 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
     };
     // Each one queues on the lock before the next one starts.
     let early = tokio::spawn(early);
-    wait_for_waiters(&admin, &db.name, 1).await;
+    wait_for_waiters(&admin, 1).await;
     let late = tokio::spawn(late);
-    wait_for_waiters(&admin, &db.name, 2).await;
+    wait_for_waiters(&admin, 2).await;
     hold.commit().await.unwrap();
     early.await.unwrap().unwrap();
     late.await.unwrap().unwrap();

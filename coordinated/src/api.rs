@@ -484,12 +484,13 @@ impl Api {
                 Ok(Reply::NoContent)
             }
             (WorkSpecSelect, "POST") => {
-                let body: WorkUnitSelectBody = decode(body)?;
+                let mut body: WorkUnitSelectBody = decode(body)?;
+                let (action, meta) = (body.action, body.meta.take());
                 let query = body
-                    .query()
+                    .into_query()
                     .map_err(|e| Problem::bad_request(e.to_string()))?;
                 let spec = need(r.work_spec, "work spec")?;
-                match (body.action, body.meta) {
+                match (action, meta) {
                     (SelectAction::List, _) => unit_list(ns_name, &spec, &query).await,
                     (SelectAction::Delete, _) => delete_units(&spec, &query).await,
                     (SelectAction::Change, Some(meta)) => {

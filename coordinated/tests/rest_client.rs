@@ -23,7 +23,12 @@ async fn server() -> (String, oneshot::Sender<()>) {
 }
 
 fn memory_router() -> axum::Router {
-    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    router_over(&MemoryBackend::new())
+}
+
+/// A server's routes over `memory`, which the test can also reach directly.
+fn router_over(memory: &MemoryBackend) -> axum::Router {
+    let backend: Arc<dyn Backend> = Arc::new(memory.clone());
     coordinated::router(backend, &coordinated::ServerOptions::default())
 }
 
@@ -337,10 +342,7 @@ async fn long_queries_against(app: axum::Router, served: &MemoryBackend) -> Vec<
 #[tokio::test]
 async fn queries_too_long_for_one_url_are_one_request() {
     let served = MemoryBackend::new();
-    let app = coordinated::router(
-        Arc::new(served.clone()),
-        &coordinated::ServerOptions::default(),
-    );
+    let app = router_over(&served);
     // Three lists, a change, an adjust and a delete.
     assert_eq!(long_queries_against(app, &served).await, [1; 6]);
 }
@@ -350,10 +352,7 @@ async fn queries_too_long_for_one_url_are_one_request() {
 #[tokio::test]
 async fn queries_too_long_for_one_url_are_sent_in_parts_to_other_servers() {
     let served = MemoryBackend::new();
-    let app = coordinated::router(
-        Arc::new(served.clone()),
-        &coordinated::ServerOptions::default(),
-    );
+    let app = router_over(&served);
     let costs = long_queries_against(support::plain::without_select_url(app), &served).await;
     assert!(costs.iter().all(|&n| n > 1), "{costs:?}");
 }
@@ -363,10 +362,7 @@ async fn queries_too_long_for_one_url_are_sent_in_parts_to_other_servers() {
 #[tokio::test]
 async fn a_query_too_big_for_one_body_is_sent_in_parts() {
     let served = MemoryBackend::new();
-    let app = coordinated::router(
-        Arc::new(served.clone()),
-        &coordinated::ServerOptions::default(),
-    );
+    let app = router_over(&served);
     let (url, requests, _stop) = counting(app).await;
     let spec = served
         .namespace("ns")

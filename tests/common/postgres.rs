@@ -38,7 +38,8 @@ impl Database {
         .unwrap_or_else(|e| panic!("no backend on {}: {e}", self.name))
     }
 
-    /// A plain SQL session on this database, beside the backends.
+    /// A plain SQL session on this database, beside the backends (see
+    /// [`lock_waiters`]).
     pub async fn sql(&self) -> Client {
         let url = TestCluster::shared_or_panic().database_url(&self.name);
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -47,4 +48,18 @@ impl Database {
         tokio::spawn(connection);
         client
     }
+}
+
+/// How many other sessions of `admin`'s database wait for a lock.
+#[allow(dead_code)] // only the test crates that queue calls behind a lock use it
+pub async fn lock_waiters(admin: &Client) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot read pg_stat_activity: {e}"))
+        .get(0)
 }

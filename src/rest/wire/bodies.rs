@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::documents::{AttemptDocument, WorkUnitMetaDocument};
-use super::scalars::{null_as_empty, optional_object};
+use super::query::parse_status;
+use super::scalars::{is_zero_i64, null_as_empty, optional_object};
 use super::QueryError;
 use super::{data, duration, int, opt_time};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitQuery};
@@ -86,7 +87,7 @@ pub struct WorkUnitSelectBody {
     pub previous: String,
     /// At most this many units, the first in name order; 0 or less is no
     /// limit.
-    #[serde(with = "int", skip_serializing_if = "is_zero")]
+    #[serde(with = "int", skip_serializing_if = "is_zero_i64")]
     pub limit: i64,
     /// For `change` and `adjust`, the priority; without it they do nothing.
     #[serde(
@@ -114,23 +115,19 @@ impl WorkUnitSelectBody {
     }
 
     /// The query it carries.
-    pub fn query(&self) -> Result<WorkUnitQuery, QueryError> {
+    pub fn into_query(self) -> Result<WorkUnitQuery, QueryError> {
         let statuses = self
             .status
             .iter()
-            .map(|s| s.parse().map_err(|_| QueryError::BadStatus(s.clone())))
+            .map(|s| parse_status(s))
             .collect::<Result<_, _>>()?;
         Ok(WorkUnitQuery {
-            names: self.name.clone(),
+            names: self.name,
             statuses,
-            previous_name: self.previous.clone(),
+            previous_name: self.previous,
             limit: self.limit.max(0),
         })
     }
-}
-
-fn is_zero(n: &i64) -> bool {
-    *n == 0
 }
 
 /// `PUT` on a work unit: clear the active attempt and/or replace the meta.

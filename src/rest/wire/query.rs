@@ -1,6 +1,6 @@
 //! Work unit queries in a query string.
 
-use crate::model::WorkUnitQuery;
+use crate::model::{WorkUnitQuery, WorkUnitStatus};
 
 /// A query parameter that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,11 +22,7 @@ pub fn parse_work_unit_query(raw: &str) -> Result<WorkUnitQuery, QueryError> {
     for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
         match key.as_ref() {
             "name" => query.names.push(value.into_owned()),
-            "status" => query.statuses.push(
-                value
-                    .parse()
-                    .map_err(|_| QueryError::BadStatus(value.clone().into_owned()))?,
-            ),
+            "status" => query.statuses.push(parse_status(&value)?),
             "previous" if previous.is_none() => previous = Some(value.into_owned()),
             "limit" if limit.is_none() => {
                 limit = Some(
@@ -44,6 +40,13 @@ pub fn parse_work_unit_query(raw: &str) -> Result<WorkUnitQuery, QueryError> {
     }
     query.limit = limit.unwrap_or(0).max(0);
     Ok(query)
+}
+
+/// A `status` value: a status's name (case-sensitive) or `any`.
+pub(super) fn parse_status(value: &str) -> Result<WorkUnitStatus, QueryError> {
+    value
+        .parse()
+        .map_err(|_| QueryError::BadStatus(value.to_owned()))
 }
 
 /// The query string (without `?`) that selects what `query` selects; empty

@@ -319,3 +319,7 @@ pub(super) fn is_empty_str(s: &str) -> bool {
 pub(super) fn is_zero_f64(v: &f64) -> bool {
     *v == 0.0
 }
+
+pub(super) fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}

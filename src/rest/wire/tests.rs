@@ -473,13 +473,16 @@ fn a_select_body_carries_a_query_and_reads_absent_fields_as_empty() {
                "status": ["available", "delayed"], "previous": "-", "limit": 3})
     );
     let back: WorkUnitSelectBody = serde_json::from_value(json).unwrap();
-    assert_eq!(back.query().unwrap(), query);
+    assert_eq!(back.into_query().unwrap(), query);
 
     let empty: WorkUnitSelectBody = serde_json::from_value(json!({"name": null})).unwrap();
     assert_eq!(empty.action, SelectAction::List);
-    assert_eq!(empty.query().unwrap(), WorkUnitQuery::all());
+    assert_eq!(empty.into_query().unwrap(), WorkUnitQuery::all());
     let unlimited: WorkUnitSelectBody = serde_json::from_value(json!({"limit": -4})).unwrap();
-    assert_eq!(unlimited.query().unwrap().limit, 0);
+    assert_eq!(unlimited.into_query().unwrap().limit, 0);
     let bad: WorkUnitSelectBody = serde_json::from_value(json!({"status": ["Pending"]})).unwrap();
-    assert_eq!(bad.query(), Err(QueryError::BadStatus("Pending".into())));
+    assert_eq!(
+        bad.into_query(),
+        Err(QueryError::BadStatus("Pending".into()))
+    );
 }
