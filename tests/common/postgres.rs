@@ -53,6 +53,7 @@ impl Database {
 /// How many other sessions of `admin`'s database wait for a lock.
 #[allow(dead_code)] // only the test crates that queue calls behind a lock use it
 pub async fn lock_waiters(admin: &Client) -> i64 {
+    fresh_activity(admin).await;
     admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
@@ -62,4 +63,14 @@ pub async fn lock_waiters(admin: &Client) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("cannot read pg_stat_activity: {e}"))
         .get(0)
+}
+
+/// Makes `admin`'s next read of `pg_stat_activity` current: inside a
+/// transaction, the server answers the first read's snapshot until it ends.
+#[allow(dead_code)] // only the test crates that read pg_stat_activity use it
+pub async fn fresh_activity(admin: &Client) {
+    admin
+        .batch_execute("SELECT pg_stat_clear_snapshot()")
+        .await
+        .unwrap_or_else(|e| panic!("cannot clear the statistics snapshot: {e}"));
 }
