@@ -325,10 +325,15 @@ impl PostgresBuilder {
             .build()
             .map_err(|e| PostgresError::Pool(e.to_string()))?;
         static INSTANCES: AtomicU64 = AtomicU64::new(1);
-        let feed = Arc::new(notify::PgFeed::new(feed_config, pool.clone()));
+        let given_up = Arc::<GivenUp>::default();
+        let feed = Arc::new(notify::PgFeed::new(
+            feed_config,
+            pool.clone(),
+            Arc::clone(&given_up),
+        ));
         let shared = Arc::new(Shared {
             pool,
-            given_up: Arc::default(),
+            given_up,
             feed,
             clock: self.clock,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),

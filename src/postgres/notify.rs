@@ -9,6 +9,7 @@
 //! subscription ends with a gap, and the next subscription connects again.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -16,7 +17,9 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, Mutex};
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::conn::{Conn, GivenUp};
 use super::error::{db, pool};
+use super::execute;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope, Subscription};
 
@@ -33,6 +36,8 @@ const MAX_PAYLOAD: usize = 7_000;
 pub(crate) struct PgFeed {
     config: tokio_postgres::Config,
     pool: Pool,
+    /// Where the pool's give-ups are counted.
+    given_up: Arc<GivenUp>,
     listener: Mutex<Option<Listener>>,
 }
 
@@ -49,10 +54,11 @@ struct Listener {
 }
 
 impl PgFeed {
-    pub(crate) fn new(config: tokio_postgres::Config, pool: Pool) -> Self {
+    pub(crate) fn new(config: tokio_postgres::Config, pool: Pool, given_up: Arc<GivenUp>) -> Self {
         PgFeed {
             config,
             pool,
+            given_up,
             listener: Mutex::new(None),
         }
     }
@@ -152,11 +158,8 @@ impl ChangeFeed for PgFeed {
             // A scope too long to send: everyone purges everything.
             payload = encode_purge(&PurgeScope::Everything, &reason)?;
         }
-        let client = self.pool.get().await.map_err(pool)?;
-        client
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-            .await
-            .map_err(db)?;
+        let client = Conn::new(self.pool.get().await.map_err(pool)?, &self.given_up);
+        execute(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
         Ok(())
     }
 }
