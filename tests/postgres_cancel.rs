@@ -3,9 +3,9 @@
 //! Job servers drop a request's future when its client disconnects or a
 //! timeout fires. A statement still running then is cancelled on the
 //! server, so it neither keeps waiting for (or holding) locks nor commits
-//! later; its connection goes back to the pool, or is closed if it was
-//! inside a transaction. Statements that end soon after their caller gave
-//! up keep their connections.
+//! later, and its connection is closed once idle (a late cancel must not
+//! reach the next caller). Statements that end soon after their caller
+//! gave up keep their connections.
 #![cfg(feature = "testing")]
 
 use std::time::{Duration as StdDuration, Instant};
@@ -18,7 +18,7 @@ mod common {
     pub mod postgres;
 }
 
-use common::postgres::{lock_waiters, Database};
+use common::postgres::{fresh_activity, lock_waiters, Database};
 
 const POOL: usize = 4;
 
@@ -123,6 +123,7 @@ async fn sessions_started_after(
     admin: &tokio_postgres::Client,
     since: &str,
 ) -> coordinate::Result<i64> {
+    fresh_activity(admin).await;
     let row = admin
         .query_one(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
@@ -200,11 +201,15 @@ async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordina
     assert!(given_up.is_err(), "the change finished under the lock");
 
     // While the lock is still held, the statement stops waiting for it and
-    // its connection is back in the pool, neither closed nor replaced.
+    // its connection is closed, not replaced until needed.
     let size = backend.pool_status().size;
     let status = unlocked(&backend, &admin).await?;
-    assert_eq!((status.size, status.cancelled, status.closed), (size, 1, 0));
+    assert_eq!(
+        (status.size, status.cancelled, status.closed),
+        (size - 1, 1, 1)
+    );
     assert_eq!(sessions_started_after(&admin, &before).await?, 0);
+    assert_sessions_are_the_pools(&backend, &admin).await?;
 
     // Released, the lock lets nothing through: the change never happened.
     admin
@@ -245,6 +250,7 @@ async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_clo
         (status.size, status.cancelled, status.closed),
         (size - 1, 1, 1)
     );
+    assert_sessions_are_the_pools(&backend, &admin).await?;
 
     admin
         .batch_execute("COMMIT")
@@ -257,32 +263,43 @@ async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_clo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Result<()> {
+async fn calls_given_up_mid_statement_leave_every_connection_usable() -> coordinate::Result<()> {
     let (db, backend, unit) = backend_with_a_unit().await?;
     let spec = unit.work_spec();
-    // Connections opened before the calls start (as many as concurrent
-    // calls needed).
-    futures::future::try_join_all((0..POOL).map(|_| unit.status())).await?;
-    let opened = backend.pool_status().size;
     let admin = db.sql().await;
-    let before = server_now(&admin).await?;
 
     // Calls given up at every point of their statements, most of which end
-    // well within the time a dropped statement gets before it is cancelled.
+    // well within the time a dropped statement gets before it is cancelled,
+    // beside one call per round that waits for its answers.
+    let (mut given_up, mut answered) = (0, 0);
     for round in 0..50u64 {
         let calls = (0..POOL as u64).map(|i| {
             let (unit, spec) = (unit.clone(), spec.clone());
-            tokio::time::timeout(
-                StdDuration::from_micros((round * 37 + i * 101) % 2_000),
-                async move {
-                    unit.status().await?;
-                    spec.count_work_unit_status().await?;
-                    unit.set_priority(1.0).await
-                },
-            )
+            let limit = match i {
+                0 => StdDuration::from_secs(5),
+                _ => StdDuration::from_micros((round * 37 + i * 101) % 2_000),
+            };
+            tokio::time::timeout(limit, async move {
+                unit.status().await?;
+                spec.count_work_unit_status().await?;
+                unit.set_priority(1.0).await
+            })
         });
-        futures::future::join_all(calls).await;
+        for outcome in futures::future::join_all(calls).await {
+            match outcome {
+                // No call meets a cancel meant for another.
+                Ok(answer) => {
+                    answer?;
+                    answered += 1;
+                }
+                Err(_) => given_up += 1,
+            }
+        }
     }
+    assert!(
+        given_up > 0 && answered > 0,
+        "{given_up} given up, {answered} answered"
+    );
 
     assert!(
         within(StdDuration::from_secs(5), || async {
@@ -292,16 +309,84 @@ async fn calls_given_up_mid_statement_keep_their_connections() -> coordinate::Re
         "{:?}",
         backend.pool_status()
     );
-    // None was closed: the pool only grew to its bound, if at all.
+    // Exactly the connections a cancel was sent for are closed (on an idle
+    // machine, none), and no session outlives its connection.
     let status = backend.pool_status();
-    assert_eq!(status.closed, 0, "a connection was closed");
-    assert!(status.size >= opened, "{status:?}, {opened} before");
-    let new = sessions_started_after(&admin, &before).await?;
-    assert_eq!(
-        new,
-        (status.size - opened) as i64,
-        "a connection was replaced"
-    );
+    assert_eq!(status.closed, status.cancelled, "{status:?}");
+    assert_sessions_are_the_pools(&backend, &admin).await?;
     assert!(unit.status().await.is_ok());
     Ok(())
+}
+
+#[test]
+fn a_give_up_cut_short_by_its_runtime_closes_the_connection() -> coordinate::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::backend)?;
+    // One connection, opened on this runtime, which runs its I/O.
+    let (db, backend, unit) = runtime.block_on(async {
+        let db = Database::fresh().await;
+        let backend = db.server(&MockClock::new(), Some(1)).await;
+        let unit = backend
+            .namespace("ns")
+            .await?
+            .set_work_spec(data!({"name": "spec"}))
+            .await?
+            .add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await?;
+        Ok::<_, Error>((db, backend, unit))
+    })?;
+    let admin = runtime.block_on(db.sql());
+    runtime
+        .block_on(admin.batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE"))
+        .map_err(Error::backend)?;
+
+    // A change given up under the lock on a runtime of its own, which then
+    // stops before its give-up has waited out the statement.
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::backend)?;
+    let given_up = other.block_on(async {
+        tokio::time::timeout(StdDuration::from_millis(100), unit.set_priority(5.0)).await
+    });
+    assert!(given_up.is_err(), "the change finished under the lock");
+    drop(other);
+
+    // The busy connection is closed, not back in the pool, so a call that
+    // needs no locked table is answered while the lock is held.
+    assert_eq!(backend.pool_status().closed, 1);
+    runtime.block_on(async {
+        let answered =
+            tokio::time::timeout(StdDuration::from_secs(2), backend.namespace("ns")).await;
+        assert!(matches!(answered, Ok(Ok(_))), "{answered:?}");
+        admin
+            .batch_execute("COMMIT")
+            .await
+            .map_err(Error::backend)?;
+        assert_sessions_are_the_pools(&backend, &admin).await
+    })
+}
+
+/// Fails unless, within a second, the database's sessions (other than
+/// `admin`'s) are the pool's connections: none outlives its connection.
+async fn assert_sessions_are_the_pools(
+    backend: &PostgresBackend,
+    admin: &tokio_postgres::Client,
+) -> coordinate::Result<()> {
+    let started = Instant::now();
+    loop {
+        let sessions = sessions_started_after(admin, "-infinity").await?;
+        if sessions == backend.pool_status().size as i64 {
+            return Ok(());
+        }
+        assert!(
+            started.elapsed() < StdDuration::from_secs(1),
+            "{sessions} sessions for {:?}",
+            backend.pool_status()
+        );
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
 }

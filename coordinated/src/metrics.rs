@@ -135,8 +135,8 @@ fn record_cache_stats(stats: &CacheStats) {
 /// Copies the pool's state into the registry: connections open by state,
 /// the bound, calls waiting for a connection (a pool too small for the
 /// load, or connections held by something that never lets go), and what
-/// requests abandoned mid-statement cost (cancel requests, connections
-/// closed).
+/// requests abandoned mid-statement cost (statements cancelled, and the
+/// connections they ran on closed).
 fn record_pool_status(status: &PoolStatus) {
     let idle = status.idle.min(status.size);
     gauge!("coordinate_postgres_pool_connections", "state" => "idle").set(idle as f64);

@@ -11,24 +11,33 @@
 //! one, it keeps the connection out of the pool and, from a task of its
 //! own:
 //!
-//! 1. waits up to [`CANCEL_AFTER`] for the statement to end, as most do;
-//! 2. otherwise asks the server to cancel it, and waits up to
-//!    [`IDLE_AFTER_CANCEL`] for the connection to be idle;
-//! 3. gives the connection back to the pool once it is idle, and closes it
-//!    when it is not idle in time or was inside a transaction (the server
-//!    then rolls the transaction back).
+//! 1. waits up to [`CANCEL_AFTER`] for the statement to end, as most do,
+//!    and then gives the connection back to the pool;
+//! 2. otherwise (at once inside a transaction) asks the server to cancel
+//!    the statement, again every [`CANCEL_AGAIN_AFTER`] until the
+//!    connection is idle or [`IDLE_AFTER_CANCEL`] has passed, and then
+//!    closes the connection.
 //!
-//! A cancelled statement changes nothing, as one that failed. The server
-//! acts on a cancel request only while a statement runs, so the cancel
-//! cannot reach a later caller's statement: the connection goes back to
-//! the pool only after a statement sent after the cancel has ended.
+//! A cancel request is a message to the server on a connection of its own,
+//! acted on a moment after it is sent, and only while a statement runs: one
+//! that arrives before its statement has started is lost (hence the
+//! repeats), and one that arrives after its statement has ended could
+//! cancel the next statement on the connection. So a connection a cancel
+//! was sent for is never used again. It is closed only once idle, keeping
+//! its place in the pool until then, so the server never holds more
+//! sessions than the pool's bound while they wind down.
+//!
+//! A statement cancelled before it ended changes nothing, as one that
+//! failed; one that ended first was applied whole. An open transaction is
+//! rolled back.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Client, GenericClient, Object, Transaction};
+use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
@@ -41,8 +50,11 @@ use crate::error::Result;
 /// otherwise hold the connection.
 const CANCEL_AFTER: Duration = Duration::from_millis(20);
 
-/// How long a connection may take to become idle after a cancel request
-/// before it is closed instead.
+/// How long a cancel request may go unanswered before it is sent again.
+const CANCEL_AGAIN_AFTER: Duration = Duration::from_millis(100);
+
+/// How long a connection may take to become idle after the first cancel
+/// request; it is closed then, idle or not.
 const IDLE_AFTER_CANCEL: Duration = Duration::from_secs(5);
 
 /// `Conn::client` is taken only by `drop`, after which nothing can borrow
@@ -62,33 +74,28 @@ pub(crate) struct Conn<'a> {
 /// built.
 #[derive(Debug, Default)]
 pub(crate) struct GivenUp {
-    /// Cancel requests sent.
+    /// Statements cancelled: those a cancel request was sent for.
     cancelled: AtomicU64,
     /// Connections closed rather than given back to the pool.
     closed: AtomicU64,
 }
 
 impl GivenUp {
-    /// Cancel requests sent, and connections closed.
+    /// Statements cancelled, and connections closed.
     pub(crate) fn counts(&self) -> (u64, u64) {
         (
             self.cancelled.load(Ordering::Relaxed),
             self.closed.load(Ordering::Relaxed),
         )
     }
-
-    /// Takes `client` out of the pool and closes it.
-    fn close(&self, client: Client) {
-        drop(Object::take(client));
-        self.closed.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// What is under way on a connection.
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
-    /// A statement was sent and its answer not yet read.
-    statement: AtomicBool,
+    /// Statements sent whose answers were not read yet (a count, so that
+    /// one ending does not hide another on the same connection).
+    statements: AtomicUsize,
     /// A transaction is open.
     transaction: AtomicBool,
 }
@@ -97,9 +104,9 @@ impl Flight {
     /// Runs `work`, one exchange with the server, noting it as in flight
     /// until it ends; a dropped `work` stays noted.
     pub(crate) async fn run<T>(&self, work: impl Future<Output = T>) -> T {
-        self.statement.store(true, Ordering::Relaxed);
+        self.statements.fetch_add(1, Ordering::Relaxed);
         let out = work.await;
-        self.statement.store(false, Ordering::Relaxed);
+        self.statements.fetch_sub(1, Ordering::Relaxed);
         out
     }
 }
@@ -148,44 +155,88 @@ impl Session for Conn<'_> {
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        if !self.flight.statement.load(Ordering::Relaxed) {
+        if self.flight.statements.load(Ordering::Relaxed) == 0 {
             return; // idle: the client goes back to the pool as it is
         }
         let Some(client) = self.client.take() else {
             return;
         };
         let in_transaction = self.flight.transaction.load(Ordering::Relaxed);
-        let given_up = Arc::clone(self.given_up);
+        let closing = Closing {
+            client: Some(client),
+            given_up: Arc::clone(self.given_up),
+        };
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(give_up(client, in_transaction, given_up))),
+            Ok(runtime) => drop(runtime.spawn(give_up(closing, in_transaction))),
             // Nothing can wait for the statement: close the connection.
-            Err(_) => given_up.close(client),
+            Err(_) => drop(closing),
         }
     }
 }
 
 /// Waits for, or cancels, the statement a dropped [`Conn`] left in flight,
 /// then gives the connection back to the pool or closes it.
-async fn give_up(client: Client, in_transaction: bool, given_up: Arc<GivenUp>) {
-    if !in_transaction && idle_within(&client, CANCEL_AFTER).await {
+async fn give_up(closing: Closing, in_transaction: bool) {
+    if !in_transaction && idle_within(closing.client(), CANCEL_AFTER).await {
+        closing.keep();
         return;
     }
-    let cancelled = client.cancel_token().cancel_query(NoTls).await;
-    match &cancelled {
-        Ok(()) => {
-            given_up.cancelled.fetch_add(1, Ordering::Relaxed);
+    let deadline = Instant::now() + IDLE_AFTER_CANCEL;
+    let mut sent = false;
+    // A connection already broken has nothing left to cancel.
+    while !closing.client().is_closed() {
+        match closing.client().cancel_token().cancel_query(NoTls).await {
+            Ok(()) if !sent => {
+                sent = true;
+                closing.given_up.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(()) => {}
+            Err(error) => tracing::debug!(%error, "cannot cancel a statement whose caller gave up"),
         }
-        Err(error) => tracing::debug!(%error, "cannot cancel a statement whose caller gave up"),
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || idle_within(closing.client(), CANCEL_AGAIN_AFTER.min(left)).await {
+            break;
+        }
     }
-    if cancelled.is_ok() && !in_transaction && idle_within(&client, IDLE_AFTER_CANCEL).await {
-        return;
+    drop(closing); // closes the connection
+}
+
+/// A connection a dropped [`Conn`] left busy: closed when dropped, unless
+/// [kept](Closing::keep). A give-up dropped before it ends, as when its
+/// runtime shuts down, therefore closes its connection too (a statement
+/// already running then ends on the server as it would have).
+struct Closing {
+    /// Taken only by `keep` and `drop`.
+    client: Option<Client>,
+    given_up: Arc<GivenUp>,
+}
+
+impl Closing {
+    fn client(&self) -> &Client {
+        match &self.client {
+            Some(client) => client,
+            None => unreachable!("{DROPPED}"),
+        }
     }
-    given_up.close(client);
+
+    /// Gives the connection back to the pool.
+    fn keep(mut self) {
+        drop(self.client.take());
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+            self.given_up.closed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Whether the connection answers an empty statement within `limit`, that
 /// is, every statement sent before has ended. An answer that it was
-/// cancelled counts: the cancel request was then spent on it.
+/// cancelled counts too: it came after theirs.
 async fn idle_within(client: &Client, limit: Duration) -> bool {
     match tokio::time::timeout(limit, client.simple_query("")).await {
         Ok(Ok(_)) => true,

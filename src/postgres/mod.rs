@@ -114,10 +114,11 @@
 //! fires, an HTTP client disconnects. Each statement is atomic, so a
 //! dropped operation leaves each of its statements applied whole or not at
 //! all. A statement still running when its future is dropped gets 20 ms
-//! to end; then it is cancelled on the server, so it stops holding locks
-//! and commits nothing. Its connection goes back to the pool once idle,
-//! or is closed if it was inside a transaction (which the server then
-//! rolls back), so the next caller never waits behind abandoned work.
+//! to end, and its connection then goes back to the pool. One that runs
+//! on (or any inside a transaction, which the server then rolls back) is
+//! cancelled on the server, so it stops holding locks and commits nothing,
+//! and its connection is closed once idle: the next caller never waits
+//! behind abandoned work, nor meets a cancel meant for it.
 
 mod attempt;
 mod conn;
@@ -235,13 +236,14 @@ pub struct PoolStatus {
     pub idle: usize,
     /// Calls waiting for a connection.
     pub waiting: usize,
-    /// Statements cancelled since the backend was built, because their
-    /// callers gave up on them (dropped the call's future) and they ran on
-    /// (see the module docs' `# Cancellation`).
+    /// Statements the backend asked the server to cancel since it was
+    /// built, because their callers gave up on them (dropped the call's
+    /// future) inside a transaction or they ran on (see the module docs'
+    /// `# Cancellation`). One may have ended before its cancel arrived.
     pub cancelled: u64,
     /// Connections closed since the backend was built rather than given
-    /// back to the pool, because their callers gave up on them inside a
-    /// transaction or they did not become idle after a cancel.
+    /// back to the pool: each one a statement was cancelled on, and those
+    /// given up when no runtime was left to wait for their statements.
     pub closed: u64,
 }
 
