@@ -717,3 +717,100 @@ async fn a_response_over_the_limit_is_refused_unread() {
         assert!(sent < 64 << 20, "announce={announce}: read {sent} bytes");
     }
 }
+
+/// A server over `memory` whose answers to lookups (`GET` of a work spec
+/// or unit) leave `delay` after the object was read, as if slow on their
+/// way back; `read` is set once one was.
+fn slow_answers(memory: &MemoryBackend, delay: Duration, read: Arc<AtomicBool>) -> axum::Router {
+    router_over(memory).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let read = read.clone();
+            async move {
+                let path = request.uri().path();
+                let lookup = request.method() == axum::http::Method::GET
+                    && (path.contains("/work_unit/") || path.contains("/work_spec/"));
+                let response = next.run(request).await;
+                if lookup {
+                    read.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                }
+                response
+            }
+        },
+    ))
+}
+
+/// A delete made through the cache while a lookup of the same name is on
+/// its way back keeps that lookup's answer out of the cache: afterwards
+/// the name is missing, as it is on the server.
+#[tokio::test]
+async fn a_lookup_overtaken_by_a_delete_through_the_cache_is_not_cached() {
+    let served = MemoryBackend::new();
+    served
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap()
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let read = Arc::new(AtomicBool::new(false));
+    let app = slow_answers(&served, Duration::from_millis(300), read.clone());
+    let (url, _stop) = serve(app).await;
+    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
+    let spec = cached.work_spec_at("n", "s").await.unwrap();
+
+    read.store(false, Ordering::SeqCst);
+    let lookup = tokio::spawn({
+        let spec = spec.clone();
+        async move { spec.work_unit("u").await }
+    });
+    while !read.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let deleted = spec.delete_work_units(&WorkUnitQuery::names(["u"])).await;
+    assert_eq!(deleted.unwrap(), 1);
+    // The lookup's own caller still gets its answer...
+    assert_eq!(lookup.await.unwrap().unwrap().name(), "u");
+    // ...which the cache did not keep.
+    let after = spec.work_unit("u").await;
+    assert!(
+        matches!(after, Err(Error::NoSuchWorkUnit { .. })),
+        "{after:?}"
+    );
+}
+
+/// The same for a spec destroyed through the cache.
+#[tokio::test]
+async fn a_lookup_overtaken_by_a_destroy_through_the_cache_is_not_cached() {
+    let served = MemoryBackend::new();
+    served
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    let read = Arc::new(AtomicBool::new(false));
+    let app = slow_answers(&served, Duration::from_millis(300), read.clone());
+    let (url, _stop) = serve(app).await;
+    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
+    let ns = cached.namespace("n").await.unwrap();
+
+    let lookup = tokio::spawn({
+        let ns = ns.clone();
+        async move { ns.work_spec("s").await }
+    });
+    while !read.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    ns.destroy_work_spec("s").await.unwrap();
+    assert_eq!(lookup.await.unwrap().unwrap().name(), "s");
+    let after = ns.work_spec("s").await;
+    assert!(
+        matches!(after, Err(Error::NoSuchWorkSpec { .. })),
+        "{after:?}"
+    );
+}

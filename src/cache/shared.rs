@@ -344,15 +344,8 @@ impl Shared {
     /// Drops the entry for `name` after a delete through the cache; with
     /// `deleted`, also records that its object is known to be deleted.
     pub(super) async fn invalidate<W: Handle>(&self, scope: u64, name: &str, deleted: bool) {
-        let Some(caches) = self.caches.load_full() else {
-            return;
-        };
-        let key = KeyRef { scope, name };
-        if let Some(gone) = W::store(&caches).remove(key) {
-            if deleted {
-                gone.link_cell().load().mark_dead();
-            }
-            self.counters::<W>().invalidations.inc();
+        if let Some(caches) = self.caches.load_full() {
+            self.drop_entry::<W>(&caches, scope, name, deleted).await;
         }
     }
 
@@ -368,6 +361,9 @@ impl Shared {
             return;
         };
         let store = W::store(&caches);
+        // A load in flight may have read the destroyed object: never
+        // published, whatever the entry (see `drop_entry`).
+        store.forget(&Key::new(scope, name));
         let key = KeyRef { scope, name };
         if let Some(entry) = store.get(key) {
             if Arc::ptr_eq(&entry.link_cell().load_full(), link) {
