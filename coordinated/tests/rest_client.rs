@@ -814,3 +814,64 @@ async fn a_lookup_overtaken_by_a_destroy_through_the_cache_is_not_cached() {
         "{after:?}"
     );
 }
+
+/// Moves every resource of `app` under `/moved`: a request elsewhere is
+/// redirected there, a read with `308`, any other method with `303`
+/// (which a client that follows it re-sends as a `GET`).
+fn moved(app: axum::Router) -> axum::Router {
+    use axum::response::IntoResponse;
+    app.layer(axum::middleware::from_fn(
+        |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or_else(String::new, |p| p.as_str().to_owned());
+            if let Some(original) = target.strip_prefix("/moved") {
+                *request.uri_mut() = original.parse().unwrap();
+                return next.run(request).await;
+            }
+            let status = if request.method() == axum::http::Method::GET {
+                axum::http::StatusCode::PERMANENT_REDIRECT
+            } else {
+                axum::http::StatusCode::SEE_OTHER
+            };
+            let location = format!("/moved{target}");
+            (status, [(axum::http::header::LOCATION, location)]).into_response()
+        },
+    ))
+}
+
+/// Reads follow redirects; a change answered with one fails, and is not
+/// made, rather than succeed as the `GET` it would be followed with.
+#[tokio::test]
+async fn reads_follow_redirects_and_changes_do_not() {
+    let served = MemoryBackend::new();
+    let ns = served.namespace("n").await.unwrap();
+    ns.set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap()
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let handed_out = ns
+        .worker("w")
+        .await
+        .unwrap()
+        .request_attempts(&coordinate::AttemptRequest::units(1))
+        .await
+        .unwrap();
+    assert_eq!(handed_out.len(), 1);
+
+    let (url, _stop) = serve(moved(router_over(&served))).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest.work_unit_at("n", "s", "u").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Pending);
+    let attempt = unit.active_attempt().await.unwrap().unwrap();
+    let finished = attempt.finish(None).await;
+    assert!(
+        matches!(&finished, Err(Error::Backend(e)) if e.to_string().contains("303")),
+        "{finished:?}"
+    );
+    let on_server = served.work_unit_at("n", "s", "u").await.unwrap();
+    assert_eq!(on_server.status().await.unwrap(), WorkUnitStatus::Pending);
+}

@@ -363,6 +363,8 @@ impl RestBackendBuilder {
             .pool_max_idle_per_host(self.max_idle_per_host)
             .tcp_nodelay(true)
             .no_proxy()
+            // `Transport` follows redirects itself, for reads only.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::backend)?;
         let transport = Transport::new(http, base, self.max_response_bytes);

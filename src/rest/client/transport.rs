@@ -5,7 +5,7 @@
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -92,6 +92,18 @@ impl fmt::Debug for Transport {
 
 /// Media type of every request body, and the only one the client asks for.
 const V1: HeaderValue = HeaderValue::from_static(MEDIA_TYPE_V1);
+
+/// How many redirects a `GET` follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Where a redirect response sends its request, if it is one.
+fn redirect_target(response: &reqwest::Response, url: &Url) -> Option<Url> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    url.join(location).ok()
+}
 
 /// How much of an unexpected body an error keeps.
 const BODY_EXCERPT: usize = 200;
@@ -185,6 +197,47 @@ impl Transport {
         Ok(joined.map_or(first, BytesMut::freeze))
     }
 
+    /// Sends a request and answers its response and the URL that gave it.
+    /// A `GET` follows up to [`MAX_REDIRECTS`] redirects, as the API's
+    /// reference client does; for any other method a redirect is the
+    /// answer, hence a failure (followed, it would become a `GET`, and a
+    /// change would seem made that was not).
+    async fn respond<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+    ) -> Result<(reqwest::Response, Url), Failure> {
+        let json = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Failure::local(Error::backend(e)))?
+            .map(Bytes::from);
+        let mut url = url.clone();
+        let mut hops = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(ACCEPT, V1);
+            if let Some(json) = &json {
+                request = request.header(CONTENT_TYPE, V1).body(json.clone());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| Failure::local(Error::backend(e)))?;
+            if method == Method::GET && hops < MAX_REDIRECTS {
+                if let Some(next) = redirect_target(&response, &url) {
+                    hops += 1;
+                    url = next;
+                    continue;
+                }
+            }
+            return Ok((response, url));
+        }
+    }
+
     /// Sends one request and answers the body of a 2xx response; any other
     /// status becomes the error its document names.
     async fn send<B: Serialize + ?Sized>(
@@ -193,15 +246,8 @@ impl Transport {
         url: &Url,
         body: Option<&B>,
     ) -> Result<Bytes, Failure> {
-        let mut request = self.http.request(method, url.clone()).header(ACCEPT, V1);
-        if let Some(body) = body {
-            let json = serde_json::to_vec(body).map_err(|e| Failure::local(Error::backend(e)))?;
-            request = request.header(CONTENT_TYPE, V1).body(json);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::local(Error::backend(e)))?;
+        let (response, url) = self.respond(method, url, body).await?;
+        let url = &url;
         let status = response.status();
         let is_json = response
             .headers()
