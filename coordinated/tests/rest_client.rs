@@ -875,3 +875,104 @@ async fn reads_follow_redirects_and_changes_do_not() {
     let on_server = served.work_unit_at("n", "s", "u").await.unwrap();
     assert_eq!(on_server.status().await.unwrap(), WorkUnitStatus::Pending);
 }
+
+/// A server over `memory` that links to attempts it does not serve.
+fn attempts_not_served(memory: &MemoryBackend) -> axum::Router {
+    use axum::response::IntoResponse;
+    router_over(memory).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.method() == axum::http::Method::GET
+                && request.uri().path().contains("/attempt/")
+            {
+                return axum::http::StatusCode::NOT_FOUND.into_response();
+            }
+            next.run(request).await
+        },
+    ))
+}
+
+/// A unit whose active attempt cannot be read is not gone: the unit was
+/// read each time, so the answer is the server's fault.
+#[tokio::test]
+async fn an_active_attempt_never_served_is_a_protocol_error_not_gone() {
+    let served = MemoryBackend::new();
+    let ns = served.namespace("n").await.unwrap();
+    ns.set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap()
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    ns.worker("w")
+        .await
+        .unwrap()
+        .request_attempts(&coordinate::AttemptRequest::units(1))
+        .await
+        .unwrap();
+    let (url, _stop) = serve(attempts_not_served(&served)).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest.work_unit_at("n", "s", "u").await.unwrap();
+    let active = unit.active_attempt().await;
+    assert!(
+        matches!(&active, Err(Error::Backend(e))
+            if e.downcast_ref::<ProtocolError>().is_some_and(|p| matches!(p, ProtocolError::Link { .. }))),
+        "{active:?}"
+    );
+}
+
+/// A server that hands out more attempts than asked for: the client keeps
+/// as many as it asked for.
+#[tokio::test]
+async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
+    let served = MemoryBackend::new();
+    let spec = served
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    for name in ["u1", "u2", "u3"] {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    // Every hand-out request asks the store for three units.
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if !request.uri().path().ends_with("/request_attempts") {
+                return next.run(request).await;
+            }
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            json["number_of_work_units"] = 3.into();
+            let body = axum::body::Body::from(serde_json::to_vec(&json).unwrap());
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let attempts = worker
+        .request_attempts(&coordinate::AttemptRequest::units(1))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    // The server did hand out three.
+    let counts = served
+        .work_spec_at("n", "s")
+        .await
+        .unwrap()
+        .count_work_unit_status()
+        .await
+        .unwrap();
+    assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&3), "{counts:?}");
+}

@@ -458,13 +458,13 @@ impl WorkSpec for RestWorkSpec {
             }
             Selection::Urls(urls) => urls,
         };
-        let mut deleted = 0;
+        let mut deleted: u64 = 0;
         for url in urls {
             let part: DeletedDocument = self
                 .shared()
                 .exchange(Method::DELETE, &url, None::<&()>, self.owner())
                 .await?;
-            deleted += part.deleted;
+            deleted = deleted.saturating_add(part.deleted);
         }
         Ok(deleted)
     }

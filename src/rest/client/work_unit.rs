@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode, Url};
 use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
-use crate::error::{Error, ObjectKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus};
 use crate::rest::wire::{
     AttemptDocument, AttemptList, SelectAction, UncheckedWorkUnitDocument, WorkUnitDocument,
@@ -20,6 +20,7 @@ use crate::rules::limits::{checked_priority, checked_unit_meta};
 
 use super::owner::Owner;
 use super::resolve::Resolver;
+use super::transport::ProtocolError;
 use super::work_spec::RestWorkSpec;
 use super::Shared;
 
@@ -215,6 +216,7 @@ impl WorkUnit for RestWorkUnit {
     /// then answers `404`, and the unit is read again, so the answer is
     /// about the unit that has the name.
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
+        let mut missing = String::new();
         for _ in 0..ACTIVE_ATTEMPT_READS {
             let doc = self.document().await?;
             if doc.active_attempt_url.is_empty() {
@@ -223,7 +225,10 @@ impl WorkUnit for RestWorkUnit {
             let url = self.shared().resolve(&doc.active_attempt_url)?;
             let attempt: AttemptDocument = match self.shared().transport().get(&url).await {
                 Ok(attempt) => attempt,
-                Err(failure) if failure.status == Some(StatusCode::NOT_FOUND) => continue,
+                Err(failure) if failure.status == Some(StatusCode::NOT_FOUND) => {
+                    missing = doc.active_attempt_url;
+                    continue;
+                }
                 Err(failure) => return Err(failure.error_for(self.owner())),
             };
             let mut resolver = Resolver::new(self.shared());
@@ -231,10 +236,14 @@ impl WorkUnit for RestWorkUnit {
             let mut got = resolver.attempts(vec![attempt]).await?;
             return Ok(got.pop());
         }
-        // Deleted under every read: as gone as a handle can be.
-        Err(Error::Gone {
-            kind: ObjectKind::WorkUnit,
-        })
+        // The unit was there at every read, its attempt never: a server
+        // that links to what it does not serve.
+        Err(Error::backend(ProtocolError::Link {
+            link: missing,
+            reason: format!(
+                "the unit's active attempt answered 404 on {ACTIVE_ATTEMPT_READS} reads"
+            ),
+        }))
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {

@@ -256,7 +256,7 @@ impl Worker for RestWorker {
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
         let body = AttemptRequestBody::from(request.clone());
-        let result: AttemptRequestResult = self
+        let mut result: AttemptRequestResult = self
             .shared()
             .exchange(
                 Method::POST,
@@ -265,6 +265,10 @@ impl Worker for RestWorker {
                 Owner::Lookup(ObjectKind::Worker),
             )
             .await?;
+        // No more than were asked for, whatever the server sent: each may
+        // cost a read to resolve.
+        let wanted = usize::try_from(request.number_of_work_units.max(1)).unwrap_or(usize::MAX);
+        result.attempts.truncate(wanted);
         if result.attempts.is_empty() {
             return Ok(Vec::new());
         }
