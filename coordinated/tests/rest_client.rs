@@ -976,3 +976,54 @@ async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
         .unwrap();
     assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&3), "{counts:?}");
 }
+
+/// A lookup answered after the same name was cached from an upsert leaves
+/// that entry in place: the handle the upsert gave is the one the cache
+/// answers, so what is deleted through it is gone for every lookup.
+#[tokio::test]
+async fn a_lookup_answered_after_an_upsert_keeps_the_upserts_entry() {
+    let served = MemoryBackend::new();
+    served
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap()
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let read = Arc::new(AtomicBool::new(false));
+    let app = slow_answers(&served, Duration::from_millis(300), read.clone());
+    let (url, _stop) = serve(app).await;
+    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
+    let ns = cached.namespace("n").await.unwrap();
+
+    let lookup = tokio::spawn({
+        let ns = ns.clone();
+        async move { ns.work_spec("s").await }
+    });
+    while !read.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let upserted = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    lookup.await.unwrap().unwrap();
+
+    // The unit, cached under the spec the cache answers...
+    ns.work_spec("s")
+        .await
+        .unwrap()
+        .work_unit("u")
+        .await
+        .unwrap();
+    // ...is gone for it once deleted through the upsert's handle.
+    let deleted = upserted
+        .delete_work_units(&WorkUnitQuery::names(["u"]))
+        .await;
+    assert_eq!(deleted.unwrap(), 1);
+    let after = ns.work_spec("s").await.unwrap().work_unit("u").await;
+    assert!(
+        matches!(after, Err(Error::NoSuchWorkUnit { .. })),
+        "{after:?}"
+    );
+}

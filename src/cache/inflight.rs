@@ -81,7 +81,7 @@ impl<W: Keyed> Store<W> {
     /// one started within [`JOIN_WINDOW`], else started by `start`. The
     /// first waiter to see a load finish caches a successful answer (after
     /// `publish`, under the in-flight lock) unless the load was forgotten or
-    /// replaced meanwhile. Cancel-safe: dropping the returned future leaves
+    /// replaced, or an entry for `key` made, meanwhile. Cancel-safe: dropping the returned future leaves
     /// the load to its other waiters, or drops it if there are none.
     pub(crate) async fn get_or_load(
         &self,
@@ -157,8 +157,10 @@ impl<W: Keyed> Waiter<'_, W> {
                 return;
             }
             if let Ok(handle) = answer {
-                publish(handle);
-                self.store.insert(Arc::clone(handle));
+                // Not over an entry made meanwhile (from a list or an
+                // upsert): the answer then stays unpublished, and its
+                // holders find that entry on first use.
+                self.store.get_with(Arc::clone(handle), publish);
             }
             inflight.remove(&self.key)
         };

@@ -331,9 +331,9 @@ impl Shared {
                 // Read before the insert: if a flush comes between, the
                 // handle is of the old generation, hence outdated.
                 let generation = self.feed.generation();
-                let handle = make();
-                handle.link_cell().load().cached_in(generation);
-                let handle = W::store(&caches).get_with(handle);
+                let handle = W::store(&caches).get_with(make(), |handle| {
+                    handle.link_cell().load().cached_in(generation);
+                });
                 caches.sweep_if_due(&self.counters);
                 handle
             }

@@ -126,18 +126,14 @@ impl<W: Keyed> Store<W> {
         }
     }
 
-    /// Caches `handle` under its key.
-    pub(crate) fn insert(&self, handle: Arc<W>) {
-        self.front_insert(&handle);
-        self.entries.insert(Entry(Arc::clone(&handle)), handle);
-        self.sweep.inserted();
-    }
-
-    /// The entry under `handle`'s key, else `handle`, cached.
-    pub(crate) fn get_with(&self, handle: Arc<W>) -> Arc<W> {
+    /// The entry under `handle`'s key, else `handle`, cached after
+    /// `inserting` saw it. An entry is never replaced: whoever holds it
+    /// keeps the handle the cache answers, whose children the cache finds.
+    pub(crate) fn get_with(&self, handle: Arc<W>, inserting: impl FnOnce(&Arc<W>)) -> Arc<W> {
         self.entries
             .entry(Entry(Arc::clone(&handle)))
             .or_insert_with(|| {
+                inserting(&handle);
                 self.front_insert(&handle);
                 self.sweep.inserted();
                 handle
