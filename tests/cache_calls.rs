@@ -649,3 +649,35 @@ async fn coalesced_callers_all_get_the_original_failure() {
         assert_eq!(source, Some(&Refused { code: 7 }), "{err:?}");
     }
 }
+
+/// `make_attempt` and `set_parent` take a handle argument, so their `Gone`
+/// may be about it or about the worker: both are followed to the objects
+/// that now have their names.
+#[tokio::test]
+async fn worker_calls_with_handle_arguments_follow_objects_made_again() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    seed(&cache).await?;
+    let ns = cache.namespace("n").await?;
+    let (worker, boss) = (ns.worker("w").await?, ns.worker("boss").await?);
+    let unit = cache.work_unit_at("n", "s", "u").await?;
+    // Everything made again behind the cache's back.
+    memory.namespace("n").await?.destroy().await?;
+    let again = memory.namespace("n").await?;
+    again
+        .set_work_spec(data!({"name": "s"}))
+        .await?
+        .add_work_unit("u", data!({"k": 2}), WorkUnitMeta::default())
+        .await?;
+    again.worker("boss").await?;
+    let worker_again = again.worker("w").await?;
+
+    let attempt = worker.make_attempt(&unit, Duration::minutes(5)).await?;
+    assert_eq!(attempt.work_unit().data().await?, data!({"k": 2}));
+    let active = worker_again.active_attempts().await?;
+    assert_eq!(active.len(), 1);
+
+    worker.set_parent(Some(&boss)).await?;
+    let parent = worker_again.parent().await?;
+    assert_eq!(parent.map(|p| p.name().to_owned()), Some("boss".to_owned()));
+    Ok(())
+}

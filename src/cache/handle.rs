@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use super::front::Front;
 use super::key::{KeyRef, Keyed};
 use super::link::{parent, Link, LinkCell};
-use super::recover::{run_with_budget, MAX_RECOVERIES};
+use super::recover::{live_link, recover, run_with_budget, MAX_RECOVERIES};
 use super::shared::{Caches, Fronts, Shared};
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
@@ -158,6 +158,22 @@ impl<K: Kind> Cached<K> {
     /// This handle as an `Arc`, to hand to its children.
     pub(super) fn me(&self) -> Result<Arc<Self>> {
         self.me.upgrade().ok_or(Error::Gone { kind: K::OBJECT })
+    }
+
+    /// The upstream object to hand to the backend as an argument (a unit
+    /// to `make_attempt`, a parent to `set_parent`), after re-resolving if
+    /// it is known to be deleted.
+    pub(super) async fn upstream_for_call(&self) -> Result<Arc<K::Up>> {
+        let mut budget = 1;
+        let link = live_link(&self.shared, self, &mut budget, false).await?;
+        Ok(Arc::clone(&link.upstream))
+    }
+
+    /// Re-resolves after a `Gone` that may be about this object.
+    pub(super) async fn refresh(&self) -> Result<Arc<K::Up>> {
+        let link = self.link.load_full();
+        let link = recover(&self.shared, self, &link, false).await?;
+        Ok(Arc::clone(&link.upstream))
     }
 
     /// The scope of child entries, unless this object is known deleted or

@@ -105,9 +105,11 @@ use stats::Counters;
 ///   same `Arc` (`Arc::ptr_eq`) while its entry stays cached; after an
 ///   invalidation the next lookup returns a fresh handle. Attempts are not
 ///   memoized (they have no name), but their unit and worker are.
-/// * A `Gone` that may be about an argument (`make_attempt` with a deleted
-///   unit, `set_parent`) comes back as `Gone` after at most one retry, with
-///   the argument re-resolved if it is one of this cache's handles.
+/// * A `Gone` that may be about an argument (`make_attempt`'s unit,
+///   `set_parent`'s worker) re-resolves the argument, if it is one of this
+///   cache's handles, and retries; still `Gone`, it re-resolves the worker
+///   the call was made on and retries once more. A `Gone` after that comes
+///   back to the caller.
 ///
 /// The law of a recreated name, on a unit deleted behind the cache's back:
 ///

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
 use super::handle::{kind_tables, Cached, Kind};
-use super::recover::{forward, live_link, recover, run};
+use super::recover::{forward, run};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
@@ -28,23 +28,6 @@ impl Kind for WorkUnitKind {
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
         handle.parent.lookup_unit(handle.name()).await
-    }
-}
-
-impl CachedWorkUnit {
-    /// The upstream unit to hand to the backend (`make_attempt`), after
-    /// re-resolving if it is known to be deleted.
-    pub(super) async fn upstream_for_call(&self) -> Result<Arc<dyn WorkUnit>> {
-        let mut budget = 1;
-        let link = live_link(&self.shared, self, &mut budget, false).await?;
-        Ok(Arc::clone(&link.upstream))
-    }
-
-    /// Re-resolves after a `Gone` that may be about this unit.
-    pub(super) async fn refresh(&self) -> Result<Arc<dyn WorkUnit>> {
-        let link = self.link.load_full();
-        let link = recover(&self.shared, self, &link, false).await?;
-        Ok(Arc::clone(&link.upstream))
     }
 }
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::attempt::wrap_attempt;
 use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
-use super::recover::{forward, live_link, run, run_with_budget};
+use super::recover::{forward, live_link, recover, run, run_with_budget};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
@@ -55,8 +55,9 @@ impl CachedWorker {
         Ok(out)
     }
 
-    /// `make_attempt` with a unit of this cache: the unit is unwrapped, and
-    /// on `Gone` (which may be about the unit) re-resolved and retried once.
+    /// `make_attempt` with a unit of this cache: the unit is unwrapped. A
+    /// `Gone` may be about the unit or the worker: the unit is re-resolved
+    /// and the call retried, then, still `Gone`, the worker.
     async fn make_attempt_cached(
         &self,
         unit: &CachedWorkUnit,
@@ -65,14 +66,21 @@ impl CachedWorker {
         let me = self.me()?;
         let unit = unit.me()?;
         let mut budget = 1;
-        let link = live_link(&self.shared, self, &mut budget, false).await?;
-        let up_unit = unit.upstream_for_call().await?;
-        let up = match link.upstream.make_attempt(&up_unit, lifetime).await {
-            Err(Error::Gone { .. }) => {
-                let up_unit = unit.refresh().await?;
-                link.upstream.make_attempt(&up_unit, lifetime).await?
+        let mut link = live_link(&self.shared, self, &mut budget, false).await?;
+        let mut up_unit = unit.upstream_for_call().await?;
+        let mut refreshed = false;
+        let up = loop {
+            match link.upstream.make_attempt(&up_unit, lifetime).await {
+                Err(Error::Gone { .. }) if !refreshed => {
+                    refreshed = true;
+                    up_unit = unit.refresh().await?;
+                }
+                Err(Error::Gone { .. }) if budget > 0 => {
+                    budget -= 1;
+                    link = recover(&self.shared, self, &link, false).await?;
+                }
+                other => break other?,
             }
-            other => other?,
         };
         wrap_attempt(up, &self.parent, Some(&unit), Some(&me)).await
     }
@@ -113,16 +121,31 @@ impl Worker for CachedWorker {
         let ours = parent
             .and_then(|p| p.as_any().downcast_ref::<CachedWorker>())
             .filter(|p| Arc::ptr_eq(&p.shared, &self.shared));
-        let unwrapped = ours.map(|p| Arc::clone(&p.link.load().upstream));
-        // A `Gone` here may be about the parent: one retry at most.
-        run_with_budget(&self.shared, self, 1, false, |link| {
-            let parent = match &unwrapped {
-                Some(up) => Some(up),
-                None => parent,
-            };
-            async move { link.upstream.set_parent(parent).await }
-        })
-        .await
+        let Some(ours) = ours else {
+            return run_with_budget(&self.shared, self, 1, false, |link| async move {
+                link.upstream.set_parent(parent).await
+            })
+            .await;
+        };
+        // A `Gone` may be about the parent or this worker: the parent is
+        // re-resolved and the call retried, then, still `Gone`, this worker.
+        let mut budget = 1;
+        let mut link = live_link(&self.shared, self, &mut budget, false).await?;
+        let mut up_parent = ours.upstream_for_call().await?;
+        let mut refreshed = false;
+        loop {
+            match link.upstream.set_parent(Some(&up_parent)).await {
+                Err(Error::Gone { .. }) if !refreshed => {
+                    refreshed = true;
+                    up_parent = ours.refresh().await?;
+                }
+                Err(Error::Gone { .. }) if budget > 0 => {
+                    budget -= 1;
+                    link = recover(&self.shared, self, &link, false).await?;
+                }
+                other => return other.map_err(|e| e.on(ObjectKind::Worker)),
+            }
+        }
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
