@@ -55,9 +55,7 @@ impl CachedWorker {
         Ok(out)
     }
 
-    /// `make_attempt` with a unit of this cache: the unit is unwrapped. A
-    /// `Gone` may be about the unit or the worker: the unit is re-resolved
-    /// and the call retried, then, still `Gone`, the worker.
+    /// `make_attempt` with a unit of this cache, unwrapped.
     async fn make_attempt_cached(
         &self,
         unit: &CachedWorkUnit,
@@ -65,24 +63,41 @@ impl CachedWorker {
     ) -> Result<AttemptRef> {
         let me = self.me()?;
         let unit = unit.me()?;
+        let up = self
+            .with_argument(&unit, |worker, up_unit| async move {
+                worker.make_attempt(&up_unit, lifetime).await
+            })
+            .await?;
+        wrap_attempt(up, &self.parent, Some(&unit), Some(&me)).await
+    }
+
+    /// Runs `call` on this worker's upstream object with `argument`'s, a
+    /// handle of this cache. A `Gone` may be about either: the argument is
+    /// re-resolved and the call retried, then, still `Gone`, this worker.
+    async fn with_argument<K, T, F, Fut>(&self, argument: &Cached<K>, call: F) -> Result<T>
+    where
+        K: Kind,
+        F: Fn(WorkerRef, Arc<K::Up>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut budget = 1;
         let mut link = live_link(&self.shared, self, &mut budget, false).await?;
-        let mut up_unit = unit.upstream_for_call().await?;
+        let mut up_argument = argument.upstream_for_call().await?;
         let mut refreshed = false;
-        let up = loop {
-            match link.upstream.make_attempt(&up_unit, lifetime).await {
+        loop {
+            let upstream = Arc::clone(&link.upstream);
+            match call(upstream, Arc::clone(&up_argument)).await {
                 Err(Error::Gone { .. }) if !refreshed => {
                     refreshed = true;
-                    up_unit = unit.refresh().await?;
+                    up_argument = argument.refresh().await?;
                 }
                 Err(Error::Gone { .. }) if budget > 0 => {
                     budget -= 1;
                     link = recover(&self.shared, self, &link, false).await?;
                 }
-                other => break other?,
+                other => return other.map_err(|e| e.on(ObjectKind::Worker)),
             }
-        };
-        wrap_attempt(up, &self.parent, Some(&unit), Some(&me)).await
+        }
     }
 }
 
@@ -127,25 +142,10 @@ impl Worker for CachedWorker {
             })
             .await;
         };
-        // A `Gone` may be about the parent or this worker: the parent is
-        // re-resolved and the call retried, then, still `Gone`, this worker.
-        let mut budget = 1;
-        let mut link = live_link(&self.shared, self, &mut budget, false).await?;
-        let mut up_parent = ours.upstream_for_call().await?;
-        let mut refreshed = false;
-        loop {
-            match link.upstream.set_parent(Some(&up_parent)).await {
-                Err(Error::Gone { .. }) if !refreshed => {
-                    refreshed = true;
-                    up_parent = ours.refresh().await?;
-                }
-                Err(Error::Gone { .. }) if budget > 0 => {
-                    budget -= 1;
-                    link = recover(&self.shared, self, &link, false).await?;
-                }
-                other => return other.map_err(|e| e.on(ObjectKind::Worker)),
-            }
-        }
+        self.with_argument(ours, |worker, up_parent| async move {
+            worker.set_parent(Some(&up_parent)).await
+        })
+        .await
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
