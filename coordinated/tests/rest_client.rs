@@ -718,33 +718,61 @@ async fn a_response_over_the_limit_is_refused_unread() {
     }
 }
 
-/// A server over `memory` whose answers to lookups (`GET` of a work spec
-/// or unit) leave `delay` after the object was read, as if slow on their
-/// way back; `read` is set once one was.
-fn slow_answers(memory: &MemoryBackend, delay: Duration, read: Arc<AtomicBool>) -> axum::Router {
-    router_over(memory).layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let read = read.clone();
-            async move {
-                let path = request.uri().path();
-                let lookup = request.method() == axum::http::Method::GET
-                    && (path.contains("/work_unit/") || path.contains("/work_spec/"));
-                let response = next.run(request).await;
-                if lookup {
-                    read.store(true, Ordering::SeqCst);
-                    tokio::time::sleep(delay).await;
-                }
-                response
-            }
-        },
-    ))
+/// A `Cache<RestBackend>` whose server answers lookups (`GET` of a work
+/// spec or unit) 300 ms after it read the object, as if slow on their way
+/// back; the server holds unit `u` of spec `s` in namespace `n`.
+struct SlowLookups {
+    cached: coordinate::cache::Cache<RestBackend>,
+    /// Set when the server has read an object for a lookup.
+    read: Arc<AtomicBool>,
+    _stop: oneshot::Sender<()>,
 }
 
-/// A delete made through the cache while a lookup of the same name is on
-/// its way back keeps that lookup's answer out of the cache: afterwards
-/// the name is missing, as it is on the server.
-#[tokio::test]
-async fn a_lookup_overtaken_by_a_delete_through_the_cache_is_not_cached() {
+impl SlowLookups {
+    async fn start() -> SlowLookups {
+        let read = Arc::new(AtomicBool::new(false));
+        let flag = read.clone();
+        let app = router_over(&with_unit().await).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let read = flag.clone();
+                async move {
+                    let path = request.uri().path();
+                    let lookup = request.method() == axum::http::Method::GET
+                        && (path.contains("/work_unit/") || path.contains("/work_spec/"));
+                    let response = next.run(request).await;
+                    if lookup {
+                        read.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    response
+                }
+            },
+        ));
+        let (url, stop) = serve(app).await;
+        let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
+        SlowLookups {
+            cached,
+            read,
+            _stop: stop,
+        }
+    }
+
+    /// Starts `lookup`, and returns once the server has read its object.
+    async fn read_in_flight<T: Send + 'static>(
+        &self,
+        lookup: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.read.store(false, Ordering::SeqCst);
+        let lookup = tokio::spawn(lookup);
+        while !self.read.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        lookup
+    }
+}
+
+/// A memory backend holding unit `u` of spec `s` in namespace `n`.
+async fn with_unit() -> MemoryBackend {
     let served = MemoryBackend::new();
     served
         .namespace("n")
@@ -756,20 +784,23 @@ async fn a_lookup_overtaken_by_a_delete_through_the_cache_is_not_cached() {
         .add_work_unit("u", data!({}), WorkUnitMeta::default())
         .await
         .unwrap();
-    let read = Arc::new(AtomicBool::new(false));
-    let app = slow_answers(&served, Duration::from_millis(300), read.clone());
-    let (url, _stop) = serve(app).await;
-    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
-    let spec = cached.work_spec_at("n", "s").await.unwrap();
+    served
+}
 
-    read.store(false, Ordering::SeqCst);
-    let lookup = tokio::spawn({
-        let spec = spec.clone();
-        async move { spec.work_unit("u").await }
-    });
-    while !read.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+/// A delete made through the cache while a lookup of the same name is on
+/// its way back keeps that lookup's answer out of the cache: afterwards
+/// the name is missing, as it is on the server.
+#[tokio::test]
+async fn a_lookup_overtaken_by_a_delete_through_the_cache_is_not_cached() {
+    let slow = SlowLookups::start().await;
+    let spec = slow.cached.work_spec_at("n", "s").await.unwrap();
+
+    let lookup = slow
+        .read_in_flight({
+            let spec = spec.clone();
+            async move { spec.work_unit("u").await }
+        })
+        .await;
     let deleted = spec.delete_work_units(&WorkUnitQuery::names(["u"])).await;
     assert_eq!(deleted.unwrap(), 1);
     // The lookup's own caller still gets its answer...
@@ -785,27 +816,15 @@ async fn a_lookup_overtaken_by_a_delete_through_the_cache_is_not_cached() {
 /// The same for a spec destroyed through the cache.
 #[tokio::test]
 async fn a_lookup_overtaken_by_a_destroy_through_the_cache_is_not_cached() {
-    let served = MemoryBackend::new();
-    served
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    let read = Arc::new(AtomicBool::new(false));
-    let app = slow_answers(&served, Duration::from_millis(300), read.clone());
-    let (url, _stop) = serve(app).await;
-    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
-    let ns = cached.namespace("n").await.unwrap();
+    let slow = SlowLookups::start().await;
+    let ns = slow.cached.namespace("n").await.unwrap();
 
-    let lookup = tokio::spawn({
-        let ns = ns.clone();
-        async move { ns.work_spec("s").await }
-    });
-    while !read.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let lookup = slow
+        .read_in_flight({
+            let ns = ns.clone();
+            async move { ns.work_spec("s").await }
+        })
+        .await;
     ns.destroy_work_spec("s").await.unwrap();
     assert_eq!(lookup.await.unwrap().unwrap().name(), "s");
     let after = ns.work_spec("s").await;
@@ -845,14 +864,8 @@ fn moved(app: axum::Router) -> axum::Router {
 /// made, rather than succeed as the `GET` it would be followed with.
 #[tokio::test]
 async fn reads_follow_redirects_and_changes_do_not() {
-    let served = MemoryBackend::new();
+    let served = with_unit().await;
     let ns = served.namespace("n").await.unwrap();
-    ns.set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap()
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
     let handed_out = ns
         .worker("w")
         .await
@@ -895,14 +908,8 @@ fn attempts_not_served(memory: &MemoryBackend) -> axum::Router {
 /// read each time, so the answer is the server's fault.
 #[tokio::test]
 async fn an_active_attempt_never_served_is_a_protocol_error_not_gone() {
-    let served = MemoryBackend::new();
+    let served = with_unit().await;
     let ns = served.namespace("n").await.unwrap();
-    ns.set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap()
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
     ns.worker("w")
         .await
         .unwrap()
@@ -982,30 +989,15 @@ async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
 /// answers, so what is deleted through it is gone for every lookup.
 #[tokio::test]
 async fn a_lookup_answered_after_an_upsert_keeps_the_upserts_entry() {
-    let served = MemoryBackend::new();
-    served
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap()
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
-    let read = Arc::new(AtomicBool::new(false));
-    let app = slow_answers(&served, Duration::from_millis(300), read.clone());
-    let (url, _stop) = serve(app).await;
-    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
-    let ns = cached.namespace("n").await.unwrap();
+    let slow = SlowLookups::start().await;
+    let ns = slow.cached.namespace("n").await.unwrap();
 
-    let lookup = tokio::spawn({
-        let ns = ns.clone();
-        async move { ns.work_spec("s").await }
-    });
-    while !read.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let lookup = slow
+        .read_in_flight({
+            let ns = ns.clone();
+            async move { ns.work_spec("s").await }
+        })
+        .await;
     let upserted = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
     lookup.await.unwrap().unwrap();
 
