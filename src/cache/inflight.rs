@@ -81,8 +81,9 @@ impl<W: Keyed> Store<W> {
     /// one started within [`JOIN_WINDOW`], else started by `start`. The
     /// first waiter to see a load finish caches a successful answer (after
     /// `publish`, under the in-flight lock) unless the load was forgotten or
-    /// replaced, or an entry for `key` made, meanwhile. Cancel-safe: dropping the returned future leaves
-    /// the load to its other waiters, or drops it if there are none.
+    /// replaced, or an entry for `key` was made, meanwhile. Cancel-safe:
+    /// dropping the returned future leaves the load to its other waiters,
+    /// or drops it if there are none.
     pub(crate) async fn get_or_load(
         &self,
         key: Key,
