@@ -681,3 +681,21 @@ async fn worker_calls_with_handle_arguments_follow_objects_made_again() -> coord
     assert_eq!(parent.map(|p| p.name().to_owned()), Some("boss".to_owned()));
     Ok(())
 }
+
+/// A handle from before a purge re-resolves its name and shares the link
+/// of the entry that succeeds its own; its own entry, which moka removes
+/// only later, takes no children of that successor with it.
+#[tokio::test]
+async fn a_purged_entry_removed_late_leaves_its_successors_children_cached(
+) -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    seed(&cache).await?;
+    let old = cache.work_spec_at("n", "s").await?;
+    cache.purge(&coordinate::feed::PurgeScope::Everything).await;
+    old.work_unit("u").await?;
+    cache.run_pending_tasks().await;
+    cache.get_ref().reset();
+    cache.work_spec_at("n", "s").await?.work_unit("u").await?;
+    assert_eq!(cache.get_ref().calls().lookups(), 0);
+    Ok(())
+}

@@ -199,7 +199,11 @@ impl<B> CacheBuilder<B> {
                     // Children are reachable only through a cached parent: a
                     // handle kept after its eviction starts a fresh child scope,
                     // so deletes it can no longer see never leave stale children.
-                    let unreachable = Link::rescope(&handle.link_cell().load());
+                    // The link it was cached with: removed late (after a
+                    // flush, or by a sweep), the handle may have rebound to
+                    // the link of the entry that succeeded it, whose children
+                    // stay.
+                    let unreachable = Link::rescope(handle.link_cell().first());
                     if W::HAS_CHILDREN {
                         listener_sweep.retire(unreachable);
                     }

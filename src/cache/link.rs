@@ -154,6 +154,13 @@ impl<T: ?Sized> LinkCell<T> {
         }
     }
 
+    /// The link the cell was made with: the one its handle was cached
+    /// with, if it was (only new handles are cached), whatever it has
+    /// rebound to since.
+    pub(crate) fn first(&self) -> &Arc<Link<T>> {
+        &self.first
+    }
+
     /// The current link.
     pub(crate) fn load_full(&self) -> Arc<Link<T>> {
         Arc::clone(&self.load())
