@@ -77,7 +77,9 @@
 //! connection failure, a timeout, a response the API does not specify or
 //! longer than the client reads ([`max_response_bytes`](RestBackendBuilder::max_response_bytes))
 //! — is [`Error::Backend`] with the cause as its source ([`ProtocolError`]
-//! for unexpected responses).
+//! for unexpected responses). Reads follow up to ten redirects; any other
+//! request answered with a redirect fails with its status (followed, it
+//! would be re-sent as a read, and a change would seem made that was not).
 //!
 //! # Example
 //!
