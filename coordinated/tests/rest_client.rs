@@ -9,7 +9,9 @@ use std::time::Duration;
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{ProtocolError, RestBackend};
 use coordinate::ObjectKind;
-use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
+use coordinate::{
+    data, Backend, BackendExt, Error, NamespaceRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -757,6 +759,17 @@ impl SlowLookups {
         }
     }
 
+    /// Starts a lookup of spec `s` in `ns`, and returns once the server
+    /// has read it.
+    async fn spec_read_in_flight(
+        &self,
+        ns: &NamespaceRef,
+    ) -> tokio::task::JoinHandle<coordinate::Result<coordinate::WorkSpecRef>> {
+        let ns = ns.clone();
+        self.read_in_flight(async move { ns.work_spec("s").await })
+            .await
+    }
+
     /// Starts `lookup`, and returns once the server has read its object.
     async fn read_in_flight<T: Send + 'static>(
         &self,
@@ -819,12 +832,7 @@ async fn a_lookup_overtaken_by_a_destroy_through_the_cache_is_not_cached() {
     let slow = SlowLookups::start().await;
     let ns = slow.cached.namespace("n").await.unwrap();
 
-    let lookup = slow
-        .read_in_flight({
-            let ns = ns.clone();
-            async move { ns.work_spec("s").await }
-        })
-        .await;
+    let lookup = slow.spec_read_in_flight(&ns).await;
     ns.destroy_work_spec("s").await.unwrap();
     assert_eq!(lookup.await.unwrap().unwrap().name(), "s");
     let after = ns.work_spec("s").await;
@@ -992,12 +1000,7 @@ async fn a_lookup_answered_after_an_upsert_keeps_the_upserts_entry() {
     let slow = SlowLookups::start().await;
     let ns = slow.cached.namespace("n").await.unwrap();
 
-    let lookup = slow
-        .read_in_flight({
-            let ns = ns.clone();
-            async move { ns.work_spec("s").await }
-        })
-        .await;
+    let lookup = slow.spec_read_in_flight(&ns).await;
     let upserted = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
     lookup.await.unwrap().unwrap();
 
