@@ -2,6 +2,7 @@
 //! JSON bodies of the v1 media type, error documents turned back into
 //! typed errors, and links resolved against the base URL.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
@@ -202,23 +203,23 @@ impl Transport {
     /// reference client does; for any other method a redirect is the
     /// answer, hence a failure (followed, it would become a `GET`, and a
     /// change would seem made that was not).
-    async fn respond<B: Serialize + ?Sized>(
+    async fn respond<'u, B: Serialize + ?Sized>(
         &self,
         method: Method,
-        url: &Url,
+        url: &'u Url,
         body: Option<&B>,
-    ) -> Result<(reqwest::Response, Url), Failure> {
+    ) -> Result<(reqwest::Response, Cow<'u, Url>), Failure> {
         let json = body
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Failure::local(Error::backend(e)))?
             .map(Bytes::from);
-        let mut url = url.clone();
+        let mut url = Cow::Borrowed(url);
         let mut hops = 0;
         loop {
             let mut request = self
                 .http
-                .request(method.clone(), url.clone())
+                .request(method.clone(), Url::clone(&url))
                 .header(ACCEPT, V1);
             if let Some(json) = &json {
                 request = request.header(CONTENT_TYPE, V1).body(json.clone());
@@ -230,7 +231,7 @@ impl Transport {
             if method == Method::GET && hops < MAX_REDIRECTS {
                 if let Some(next) = redirect_target(&response, &url) {
                     hops += 1;
-                    url = next;
+                    url = Cow::Owned(next);
                     continue;
                 }
             }
@@ -247,7 +248,7 @@ impl Transport {
         body: Option<&B>,
     ) -> Result<Bytes, Failure> {
         let (response, url) = self.respond(method, url, body).await?;
-        let url = &url;
+        let url: &Url = &url;
         let status = response.status();
         let is_json = response
             .headers()
