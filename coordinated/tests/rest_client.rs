@@ -786,17 +786,24 @@ impl SlowLookups {
 
 /// A memory backend holding unit `u` of spec `s` in namespace `n`.
 async fn with_unit() -> MemoryBackend {
+    with_units(&["u"]).await
+}
+
+/// A memory backend holding `units` of spec `s` in namespace `n`.
+async fn with_units(units: &[&str]) -> MemoryBackend {
     let served = MemoryBackend::new();
-    served
+    let spec = served
         .namespace("n")
         .await
         .unwrap()
         .set_work_spec(data!({"name": "s"}))
         .await
-        .unwrap()
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
         .unwrap();
+    for name in units {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
     served
 }
 
@@ -939,19 +946,7 @@ async fn an_active_attempt_never_served_is_a_protocol_error_not_gone() {
 /// as many as it asked for.
 #[tokio::test]
 async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
-    let served = MemoryBackend::new();
-    let spec = served
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    for name in ["u1", "u2", "u3"] {
-        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
-            .await
-            .unwrap();
-    }
+    let served = with_units(&["u1", "u2", "u3"]).await;
     // Every hand-out request asks the store for three units.
     let app = router_over(&served).layer(axum::middleware::from_fn(
         |request: axum::extract::Request, next: axum::middleware::Next| async move {
