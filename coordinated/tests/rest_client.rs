@@ -849,6 +849,45 @@ async fn a_lookup_overtaken_by_a_destroy_through_the_cache_is_not_cached() {
     );
 }
 
+/// A list made through the cache caches the handles it answers, unless
+/// their names were dropped while it was on its way back: a delete made
+/// through the cache meanwhile leaves the name missing afterwards, as it is
+/// on the server, whether the delete named the unit or selected it by
+/// status.
+#[tokio::test]
+async fn a_list_overtaken_by_a_delete_through_the_cache_caches_nothing_deleted() {
+    let by_name = WorkUnitQuery::names(["u"]);
+    let by_status = WorkUnitQuery::statuses([WorkUnitStatus::Available]);
+    for delete in [by_name, by_status] {
+        let slow = SlowLookups::start().await;
+        let spec = slow.cached.work_spec_at("n", "s").await.unwrap();
+
+        let list = slow
+            .read_in_flight({
+                let spec = spec.clone();
+                async move { spec.work_units(&WorkUnitQuery::all()).await }
+            })
+            .await;
+        assert_eq!(spec.delete_work_units(&delete).await.unwrap(), 1);
+        // The list's caller gets its answer, read before the delete...
+        let listed = list.await.unwrap().unwrap();
+        assert!(listed.contains_key("u"), "{delete:?}");
+        // ...which the cache did not keep.
+        let after = spec.work_unit("u").await;
+        assert!(
+            matches!(after, Err(Error::NoSuchWorkUnit { .. })),
+            "{delete:?}: {after:?}"
+        );
+        // A list that no delete overtook is cached as before.
+        spec.add_work_unit("v", data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+        let listed = spec.work_units(&WorkUnitQuery::all()).await.unwrap();
+        let looked_up = spec.work_unit("v").await.unwrap();
+        assert!(Arc::ptr_eq(&listed["v"], &looked_up), "{delete:?}");
+    }
+}
+
 /// Moves every resource of `app` under `/moved`: a request elsewhere is
 /// redirected there, a read with `308`, any other method with `303`
 /// (which a client that follows it re-sends as a `GET`).

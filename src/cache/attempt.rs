@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::changes::Fence;
 use super::namespace::CachedNamespace;
 use super::work_spec::WorkSpecKind;
 use super::work_unit::{CachedWorkUnit, WorkUnitKind};
@@ -37,29 +38,34 @@ impl CachedAttempt {
     }
 }
 
-/// Wraps an attempt the backend returned in `namespace`, using `unit` and
-/// `worker` when they are the attempt's own and the cached handles (adopted
-/// without a backend call) otherwise.
+/// Wraps an attempt the backend returned in `namespace`, in a call started
+/// after `fence`, using `unit` and `worker` when they are the attempt's own
+/// and the cached handles (adopted without a backend call) otherwise.
 pub(super) async fn wrap_attempt(
     upstream: AttemptRef,
     namespace: &CachedNamespace,
     unit: Option<&Arc<CachedWorkUnit>>,
     worker: Option<&Arc<CachedWorker>>,
+    fence: Fence,
 ) -> Result<AttemptRef> {
     let up_unit = upstream.work_unit();
     let work_unit = match unit {
         Some(u) if u.name() == up_unit.name() => Arc::clone(u),
         _ => {
             let spec = namespace
-                .adopt_home::<WorkSpecKind>(up_unit.work_spec(), <dyn WorkSpec>::namespace_name)
+                .adopt_home::<WorkSpecKind>(
+                    up_unit.work_spec(),
+                    <dyn WorkSpec>::namespace_name,
+                    fence,
+                )
                 .await?;
-            spec.adopt_here::<WorkUnitKind>(up_unit).await?
+            spec.adopt_here::<WorkUnitKind>(up_unit, fence).await?
         }
     };
     let up_worker = upstream.worker();
     let worker = match worker {
         Some(w) if w.name() == up_worker.name() => Arc::clone(w),
-        _ => adopt_worker(namespace, up_worker).await?,
+        _ => adopt_worker(namespace, up_worker, fence).await?,
     };
     Ok(CachedAttempt::handle(upstream, work_unit, worker))
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 use compact_str::CompactString;
 use futures::future::BoxFuture;
 
+use super::changes::Fence;
 use super::front::Front;
 use super::key::{KeyRef, Keyed};
 use super::link::{parent, Link, LinkCell};
@@ -232,11 +233,12 @@ impl<K: Kind> Cached<K> {
     }
 
     /// The cached handle for a child handle the backend returned under
-    /// `link` (no backend call).
+    /// `link` (no backend call) in a call started after `fence`.
     pub(super) async fn adopt<C>(
         &self,
         link: &Arc<Link<K::Up>>,
         up: Arc<C::Up>,
+        fence: Fence,
     ) -> Result<Arc<Cached<C>>>
     where
         C: Kind<Parent = Arc<Self>>,
@@ -246,7 +248,7 @@ impl<K: Kind> Cached<K> {
         let serves = self.shared.serves_children(link);
         let handle = self
             .shared
-            .adopt(serves.then_some(scope), C::up_name(&up), || {
+            .adopt(serves.then_some(scope), C::up_name(&up), fence, || {
                 let child = Link::new(Arc::clone(&up), Some(parent(link)));
                 Cached::new(&self.shared, me, scope, child)
             })
@@ -256,12 +258,12 @@ impl<K: Kind> Cached<K> {
 
     /// [`adopt`](Self::adopt) under the current link, for handles found in
     /// lists and attempts.
-    pub(super) async fn adopt_here<C>(&self, up: Arc<C::Up>) -> Result<Arc<Cached<C>>>
+    pub(super) async fn adopt_here<C>(&self, up: Arc<C::Up>, fence: Fence) -> Result<Arc<Cached<C>>>
     where
         C: Kind<Parent = Arc<Self>>,
     {
         let link = self.link.load_full();
-        self.adopt(&link, up).await
+        self.adopt(&link, up, fence).await
     }
 }
 

@@ -71,7 +71,15 @@ impl<T: ?Sized> Link<T> {
     /// Drops every child entry: answers the old scope, whose entries no
     /// lookup reaches any more (to be swept, see `sweep.rs`).
     pub(crate) fn rescope(&self) -> u64 {
-        self.scope.swap(fresh_scope(), Ordering::AcqRel)
+        self.rescope_announced(|_| {})
+    }
+
+    /// [`rescope`](Self::rescope), calling `announce` with the new scope
+    /// before any lookup can use it.
+    pub(crate) fn rescope_announced(&self, announce: impl FnOnce(u64)) -> u64 {
+        let next = fresh_scope();
+        announce(next);
+        self.scope.swap(next, Ordering::AcqRel)
     }
 
     /// The cache generation in which this link was last cached.
@@ -82,6 +90,12 @@ impl<T: ?Sized> Link<T> {
     /// Records that this link is cached in `generation`.
     pub(crate) fn cached_in(&self, generation: u64) {
         self.generation.store(generation, Ordering::Release);
+    }
+
+    /// Records that this link is not cached after all: handles on it
+    /// re-resolve their name before use.
+    pub(crate) fn uncache(&self) {
+        self.generation.store(UNCACHED, Ordering::Release);
     }
 
     /// Records that the object is deleted.
@@ -212,5 +226,16 @@ mod tests {
         assert_ne!(link.generation(), 0);
         link.cached_in(3);
         assert_eq!(link.generation(), 3);
+        link.uncache();
+        assert_ne!(link.generation(), 3);
+    }
+
+    #[test]
+    fn a_rescope_announces_the_scope_it_moves_to() {
+        let link = Link::new(Arc::new(1u8), None);
+        let before = link.scope();
+        let mut announced = 0;
+        assert_eq!(link.rescope_announced(|next| announced = next), before);
+        assert_eq!(link.scope(), announced);
     }
 }

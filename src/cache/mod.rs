@@ -29,6 +29,7 @@
 
 mod attempt;
 mod builder;
+mod changes;
 mod feed;
 mod front;
 mod handle;
@@ -343,10 +344,11 @@ impl<B: Backend + 'static> Backend for Cache<B> {
     }
 
     async fn namespaces(&self) -> Result<BTreeMap<String, NamespaceRef>> {
+        let fence = self.shared.fence();
         let all = self.inner.namespaces().await?;
         let mut out = BTreeMap::new();
         for (name, up) in all {
-            let ns = CachedNamespace::adopt_root(&self.shared, up).await;
+            let ns = CachedNamespace::adopt_root(&self.shared, up, fence).await;
             out.insert(name, ns as NamespaceRef);
         }
         Ok(out)

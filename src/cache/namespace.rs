@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 
+use super::changes::Fence;
 use super::handle::{kind_tables, Cached, Kind};
 use super::key::ROOT_SCOPE;
 use super::link::Link;
@@ -59,6 +60,7 @@ impl CachedNamespace {
             return Ok(hit);
         }
         shared.counters::<CachedNamespace>().loads.inc();
+        let fence = shared.fence();
         let up = shared
             .backend
             .namespaces()
@@ -67,7 +69,7 @@ impl CachedNamespace {
             .ok_or(Error::Gone {
                 kind: ObjectKind::Namespace,
             })?;
-        Ok(Self::adopt_root(shared, up).await)
+        Ok(Self::adopt_root(shared, up, fence).await)
     }
 
     /// The cached handle for `up`, a spec or worker the backend returned
@@ -79,21 +81,27 @@ impl CachedNamespace {
         &self,
         up: Arc<C::Up>,
         home: fn(&C::Up) -> &str,
+        fence: Fence,
     ) -> Result<Arc<Cached<C>>>
     where
         C: Kind<Parent = Arc<Self>>,
     {
         if home(&up) == self.name() {
-            return self.adopt_here::<C>(up).await;
+            return self.adopt_here::<C>(up, fence).await;
         }
         let namespace = Self::existing(&self.shared, home(&up)).await?;
-        namespace.adopt_here::<C>(up).await
+        namespace.adopt_here::<C>(up, fence).await
     }
 
-    /// The cached handle for a namespace handle the backend returned.
-    pub(super) async fn adopt_root(shared: &Arc<Shared>, up: NamespaceRef) -> Arc<Self> {
+    /// The cached handle for a namespace handle the backend returned in a
+    /// call started after `fence`.
+    pub(super) async fn adopt_root(
+        shared: &Arc<Shared>,
+        up: NamespaceRef,
+        fence: Fence,
+    ) -> Arc<Self> {
         shared
-            .adopt(Some(ROOT_SCOPE), up.name(), || {
+            .adopt(Some(ROOT_SCOPE), up.name(), fence, || {
                 Cached::new(shared, (), ROOT_SCOPE, Link::new(Arc::clone(&up), None))
             })
             .await
@@ -126,22 +134,23 @@ impl CachedNamespace {
         if let Some(hit) = self.cached::<WorkerKind>(name) {
             return Ok(hit);
         }
-        let (link, up) = run_with_budget(
+        let (link, up, fence) = run_with_budget(
             &self.shared,
             self,
             MAX_RECOVERIES,
             false,
             |link| async move {
                 self.shared.counters::<CachedWorker>().loads.inc();
+                let fence = self.shared.fence();
                 let mut all = link.upstream.workers().await?;
-                Ok((Arc::clone(&link), all.remove(name)))
+                Ok((Arc::clone(&link), all.remove(name), fence))
             },
         )
         .await?;
         let up = up.ok_or(Error::Gone {
             kind: ObjectKind::Worker,
         })?;
-        self.adopt(&link, up).await
+        self.adopt(&link, up, fence).await
     }
 }
 
@@ -175,8 +184,9 @@ impl Namespace for CachedNamespace {
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move {
+                let fence = self.shared.fence();
                 let up = link.upstream.set_work_spec(definition).await?;
-                let spec: WorkSpecRef = self.adopt::<WorkSpecKind>(&link, up).await?;
+                let spec: WorkSpecRef = self.adopt::<WorkSpecKind>(&link, up, fence).await?;
                 Ok(spec)
             }
         })
@@ -223,10 +233,11 @@ impl Namespace for CachedNamespace {
 
     async fn workers(&self) -> Result<BTreeMap<String, WorkerRef>> {
         run(&self.shared, self, |link| async move {
+            let fence = self.shared.fence();
             let all = link.upstream.workers().await?;
             let mut out = BTreeMap::new();
             for (name, up) in all {
-                let worker: WorkerRef = self.adopt::<WorkerKind>(&link, up).await?;
+                let worker: WorkerRef = self.adopt::<WorkerKind>(&link, up, fence).await?;
                 out.insert(name, worker);
             }
             Ok(out)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use futures::future::FutureExt;
 
+use super::changes::{Changes, Fence, Mark};
 use super::feed::FeedControl;
 use super::front::Front;
 use super::handle::Handle;
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     pub(super) counters: Arc<Counters>,
     /// The change-feed subscription's state (see `feed.rs`).
     pub(super) feed: Arc<FeedControl>,
+    /// Marks of dropped entries, which fence adoptions (see `changes.rs`).
+    changes: Changes,
 }
 
 impl Caches {
@@ -154,6 +157,7 @@ impl Shared {
             fronts,
             counters,
             feed: Arc::default(),
+            changes: Changes::default(),
         })
     }
 
@@ -228,7 +232,8 @@ impl Shared {
         let hit = self.peek::<W>(key)?;
         if !self.serves_children(&hit.link_cell().load()) {
             if let Some(caches) = self.caches.load().as_ref() {
-                W::store(caches).remove(key);
+                // Only this entry: another may have succeeded it meanwhile.
+                W::store(caches).remove_handle(&hit);
             }
             return None;
         }
@@ -308,16 +313,37 @@ impl Shared {
         loaded
     }
 
+    /// A fence for an adoption whose backend call starts now (see
+    /// `changes.rs`).
+    pub(super) fn fence(&self) -> Fence {
+        Fence {
+            seq: self.changes.seq(),
+            generation: self.feed.generation(),
+        }
+    }
+
+    /// True if an entry of `W` under `key` may have been dropped, or the
+    /// cache flushed, after `fence`.
+    fn changed_since<W: Handle>(&self, key: KeyRef<'_>, fence: Fence) -> bool {
+        fence.generation != self.feed.generation()
+            || self.changes.since(&Mark::Entry(W::KIND, key), fence.seq)
+            || self.changes.since(&Mark::Children(key.scope), fence.seq)
+    }
+
     /// The cached handle for `name` if there is a live one, else `make()`'s
     /// (a handle of that name under `scope`), which is cached. For handles
     /// the backend just returned (lists, upserts, an attempt's unit and
     /// worker): no backend call. `scope` is `None` if the parent's link
     /// serves no children (see [`serves_children`](Self::serves_children)):
     /// the handle is then not cached, and re-resolves its name on first use.
+    /// Nor is it cached if its entry was dropped after `fence`, taken before
+    /// the backend call that answered it: the answer may be from before a
+    /// delete (see `changes.rs`).
     pub(super) async fn adopt<W: Handle>(
         &self,
         scope: Option<u64>,
         name: &str,
+        fence: Fence,
         make: impl FnOnce() -> Arc<W>,
     ) -> Arc<W> {
         let Some(scope) = scope else {
@@ -326,19 +352,27 @@ impl Shared {
         if let Some(hit) = self.cached::<W>(scope, name) {
             return hit;
         }
-        match self.caches.load_full().filter(|_| self.feed.coherent()) {
-            Some(caches) => {
-                // Read before the insert: if a flush comes between, the
-                // handle is of the old generation, hence outdated.
-                let generation = self.feed.generation();
-                let handle = W::store(&caches).get_with(make(), |handle| {
-                    handle.link_cell().load().cached_in(generation);
-                });
-                caches.sweep_if_due(&self.counters);
-                handle
-            }
-            None => make(),
+        let key = KeyRef { scope, name };
+        let caches = self.caches.load_full().filter(|_| self.feed.coherent());
+        let Some(caches) = caches.filter(|_| !self.changed_since::<W>(key, fence)) else {
+            return make();
+        };
+        let store = W::store(&caches);
+        let mut inserted = false;
+        let handle = store.get_with(make(), |handle| {
+            // If a flush came since the fence, the handle is of the old
+            // generation, hence outdated.
+            handle.link_cell().load().cached_in(fence.generation);
+            inserted = true;
+        });
+        if inserted && self.changed_since::<W>(key, fence) {
+            // A drop marked since the check above may have found no entry
+            // to remove yet: this one is taken back out.
+            store.remove_handle(&handle);
+            handle.link_cell().load().uncache();
         }
+        caches.sweep_if_due(&self.counters);
+        handle
     }
 
     /// Drops the entry for `name` after a delete through the cache; with
@@ -362,12 +396,13 @@ impl Shared {
         };
         let store = W::store(&caches);
         // A load in flight may have read the destroyed object: never
-        // published, whatever the entry (see `drop_entry`).
+        // published, whatever the entry (see `drop_entry`); nor is an
+        // adoption's answer.
         store.forget(&Key::new(scope, name));
         let key = KeyRef { scope, name };
+        self.changes.mark(&Mark::Entry(W::KIND, key));
         if let Some(entry) = store.get(key) {
-            if Arc::ptr_eq(&entry.link_cell().load_full(), link) {
-                store.remove(key);
+            if Arc::ptr_eq(&entry.link_cell().load_full(), link) && store.remove_handle(&entry) {
                 self.counters::<W>().invalidations.inc();
             }
         }
@@ -376,7 +411,8 @@ impl Shared {
     /// Drops every cached unit of the spec behind `link`, for deletes whose
     /// units are unknown: unreachable at once, swept later.
     pub(super) fn drop_units_of(&self, link: &Link<dyn WorkSpec>) {
-        let unreachable = link.rescope();
+        // Adoptions in flight under the link may have read a deleted unit.
+        let unreachable = link.rescope_announced(|next| self.changes.mark(&Mark::Children(next)));
         if let Some(caches) = self.caches.load().as_deref() {
             caches.sweep.retire(unreachable);
         }
@@ -419,6 +455,8 @@ impl Shared {
         // waiters still get its answer, as if they had looked up first).
         store.forget(&Key::new(scope, name));
         let key = KeyRef { scope, name };
+        // Likewise for an adoption whose backend call is in flight.
+        self.changes.mark(&Mark::Entry(W::KIND, key));
         if let Some(gone) = store.remove(key) {
             if deleted {
                 gone.link_cell().load().mark_dead();

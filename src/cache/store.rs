@@ -23,6 +23,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
 use super::front::Front;
@@ -148,6 +149,23 @@ impl<W: Keyed> Store<W> {
             front.remove(key);
         }
         gone
+    }
+
+    /// Drops the entry of `handle` if it is still cached, and not another
+    /// handle under its key; answers whether it was.
+    pub(crate) fn remove_handle(&self, handle: &Arc<W>) -> bool {
+        let removed = self
+            .entries
+            .entry(Entry(Arc::clone(handle)))
+            .and_compute_with(|held| match held {
+                Some(held) if Arc::ptr_eq(held.value(), handle) => Op::Remove,
+                _ => Op::Nop,
+            });
+        let removed = matches!(removed, CompResult::Removed(_));
+        if let (true, Some((front, _))) = (removed, &self.front) {
+            front.remove_handle(handle);
+        }
+        removed
     }
 
     /// Queues every entry cached under one of `scopes` for removal by

@@ -105,8 +105,9 @@ impl WorkSpec for CachedWorkSpec {
         run(&self.shared, self, |link| {
             let data = data.clone();
             async move {
+                let fence = self.shared.fence();
                 let up = link.upstream.add_work_unit(name, data, meta).await?;
-                let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up).await?;
+                let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up, fence).await?;
                 Ok(unit)
             }
         })
@@ -119,10 +120,11 @@ impl WorkSpec for CachedWorkSpec {
         run(&self.shared, self, |link| {
             let units = units.clone();
             async move {
+                let fence = self.shared.fence();
                 let ups = link.upstream.add_work_units(units).await?;
                 let mut adopted = Vec::with_capacity(ups.len());
                 for up in ups {
-                    let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up).await?;
+                    let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up, fence).await?;
                     adopted.push(unit);
                 }
                 Ok(adopted)
@@ -141,10 +143,11 @@ impl WorkSpec for CachedWorkSpec {
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         run(&self.shared, self, |link| async move {
+            let fence = self.shared.fence();
             let units = link.upstream.work_units(query).await?;
             let mut out = BTreeMap::new();
             for (name, up) in units {
-                let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up).await?;
+                let unit: WorkUnitRef = self.adopt::<WorkUnitKind>(&link, up, fence).await?;
                 out.insert(name, unit);
             }
             Ok(out)

@@ -83,9 +83,10 @@ impl WorkUnit for CachedWorkUnit {
         run(&self.shared, self, |link| {
             let me = Arc::clone(&me);
             async move {
+                let fence = me.shared.fence();
                 match link.upstream.active_attempt().await? {
                     Some(up) => Ok(Some(
-                        wrap_attempt(up, &me.parent.parent, Some(&me), None).await?,
+                        wrap_attempt(up, &me.parent.parent, Some(&me), None, fence).await?,
                     )),
                     None => Ok(None),
                 }
@@ -103,10 +104,11 @@ impl WorkUnit for CachedWorkUnit {
         run(&self.shared, self, |link| {
             let me = Arc::clone(&me);
             async move {
+                let fence = me.shared.fence();
                 let all = link.upstream.attempts().await?;
                 let mut out = Vec::with_capacity(all.len());
                 for up in all {
-                    out.push(wrap_attempt(up, &me.parent.parent, Some(&me), None).await?);
+                    out.push(wrap_attempt(up, &me.parent.parent, Some(&me), None, fence).await?);
                 }
                 Ok(out)
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
+use super::changes::Fence;
 use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
 use super::recover::{forward, live_link, recover, run, run_with_budget};
@@ -33,24 +34,26 @@ impl Kind for WorkerKind {
 }
 
 /// The cached handle for a worker the backend returned while answering for
-/// `namespace`, adopted in its own namespace (see
-/// [`CachedNamespace::adopt_home`]).
+/// `namespace` in a call started after `fence`, adopted in its own
+/// namespace (see [`CachedNamespace::adopt_home`]).
 pub(super) async fn adopt_worker(
     namespace: &CachedNamespace,
     up: WorkerRef,
+    fence: Fence,
 ) -> Result<Arc<CachedWorker>> {
     namespace
-        .adopt_home::<WorkerKind>(up, <dyn Worker>::namespace_name)
+        .adopt_home::<WorkerKind>(up, <dyn Worker>::namespace_name, fence)
         .await
 }
 
 impl CachedWorker {
-    /// Wraps attempts the backend returned for this worker (or its children).
-    async fn wrap_all(&self, all: Vec<AttemptRef>) -> Result<Vec<AttemptRef>> {
+    /// Wraps attempts the backend returned for this worker (or its
+    /// children) in a call started after `fence`.
+    async fn wrap_all(&self, all: Vec<AttemptRef>, fence: Fence) -> Result<Vec<AttemptRef>> {
         let me = self.me()?;
         let mut out = Vec::with_capacity(all.len());
         for up in all {
-            out.push(wrap_attempt(up, &self.parent, None, Some(&me)).await?);
+            out.push(wrap_attempt(up, &self.parent, None, Some(&me), fence).await?);
         }
         Ok(out)
     }
@@ -63,12 +66,13 @@ impl CachedWorker {
     ) -> Result<AttemptRef> {
         let me = self.me()?;
         let unit = unit.me()?;
+        let fence = self.shared.fence();
         let up = self
             .with_argument(&unit, |worker, up_unit| async move {
                 worker.make_attempt(&up_unit, lifetime).await
             })
             .await?;
-        wrap_attempt(up, &self.parent, Some(&unit), Some(&me)).await
+        wrap_attempt(up, &self.parent, Some(&unit), Some(&me), fence).await
     }
 
     /// Runs `call` on this worker's upstream object with `argument`'s, a
@@ -118,9 +122,10 @@ impl Worker for CachedWorker {
 
     async fn parent(&self) -> Result<Option<WorkerRef>> {
         run(&self.shared, self, |link| async move {
+            let fence = self.shared.fence();
             match link.upstream.parent().await? {
                 Some(up) => {
-                    let parent: WorkerRef = adopt_worker(&self.parent, up).await?;
+                    let parent: WorkerRef = adopt_worker(&self.parent, up, fence).await?;
                     Ok(Some(parent))
                 }
                 None => Ok(None),
@@ -150,10 +155,11 @@ impl Worker for CachedWorker {
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
         run(&self.shared, self, |link| async move {
+            let fence = self.shared.fence();
             let all = link.upstream.children().await?;
             let mut out = Vec::with_capacity(all.len());
             for up in all {
-                let child: WorkerRef = adopt_worker(&self.parent, up).await?;
+                let child: WorkerRef = adopt_worker(&self.parent, up, fence).await?;
                 out.push(child);
             }
             Ok(out)
@@ -196,8 +202,9 @@ impl Worker for CachedWorker {
     }
 
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let fence = self.shared.fence();
         let all = forward!(self, request_attempts(request))?;
-        self.wrap_all(all).await
+        self.wrap_all(all, fence).await
     }
 
     /// A unit from this cache is unwrapped; on `Gone` it is re-resolved and
@@ -217,22 +224,26 @@ impl Worker for CachedWorker {
         let me = self.me()?;
         let mut budget = 1;
         let link = live_link(&self.shared, self, &mut budget, false).await?;
+        let fence = self.shared.fence();
         let up = link.upstream.make_attempt(unit, lifetime).await?;
-        wrap_attempt(up, &self.parent, None, Some(&me)).await
+        wrap_attempt(up, &self.parent, None, Some(&me), fence).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
+        let fence = self.shared.fence();
         let all = forward!(self, active_attempts())?;
-        self.wrap_all(all).await
+        self.wrap_all(all, fence).await
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
+        let fence = self.shared.fence();
         let all = forward!(self, all_attempts())?;
-        self.wrap_all(all).await
+        self.wrap_all(all, fence).await
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
+        let fence = self.shared.fence();
         let all = forward!(self, child_attempts())?;
-        self.wrap_all(all).await
+        self.wrap_all(all, fence).await
     }
 }
