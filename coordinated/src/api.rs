@@ -16,6 +16,7 @@ use coordinate::rest::wire::{
     WorkSpecList, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitSelectBody,
     WorkUnitUpdateBody, WorkerList, WorkerUpdateBody,
 };
+use coordinate::rules::limits;
 use coordinate::{
     AttemptRef, Backend, BackendExt, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef,
     WorkerRef,
@@ -234,7 +235,7 @@ impl Api {
                 Problem::with_status(
                     StatusCode::BAD_REQUEST,
                     &Error::DataTooDeep {
-                        limit: coordinate::rules::limits::MAX_DATA_DEPTH,
+                        limit: limits::MAX_DATA_DEPTH,
                     },
                 )
             } else {
@@ -545,13 +546,16 @@ impl Api {
             (WorkUnit, "PUT") => {
                 let body: WorkUnitUpdateBody = decode(body)?;
                 let unit = need(r.work_unit, "work unit")?;
+                // Checked first: a rejected meta leaves the attempt too.
+                let meta = body.meta.map(|m| limits::checked_unit_meta(m.into()));
+                let meta = meta.transpose()?;
                 if body.active_attempt_url.as_deref()
                     == Some(WorkUnitUpdateBody::CLEAR_ACTIVE_ATTEMPT)
                 {
                     unit.clear_active_attempt().await?;
                 }
-                if let Some(meta) = body.meta {
-                    unit.set_meta(meta.into()).await?;
+                if let Some(meta) = meta {
+                    unit.set_meta(meta).await?;
                 }
                 Ok(Reply::NoContent)
             }
@@ -594,9 +598,11 @@ impl Api {
                 let body: WorkerUpdateBody = decode(body)?;
                 let ns = need(r.namespace, "namespace")?;
                 let worker = need(r.worker, "worker")?;
+                // An empty URL is one the client does not know (§4.1).
                 let parent_at = body
                     .parent_url
                     .as_deref()
+                    .filter(|url| !url.is_empty())
                     .map(worker_named_by)
                     .transpose()?;
                 update_worker(&*self.backend, &ns, &worker, parent_at, body).await?;
@@ -693,7 +699,8 @@ async fn unit_to_attempt(
     ns: &NamespaceRef,
     body: &MakeAttemptBody,
 ) -> Result<WorkUnitRef, Problem> {
-    let Some(url) = &body.work_unit_url else {
+    // An empty URL is one the client does not know (§4.1).
+    let Some(url) = body.work_unit_url.as_deref().filter(|url| !url.is_empty()) else {
         let spec = ns.work_spec(&body.work_spec).await?;
         return Ok(spec.work_unit(&body.work_unit).await?);
     };
@@ -713,7 +720,8 @@ async fn unit_to_attempt(
 /// `PUT` on a worker: first the parent (`parent_at`, the namespace and
 /// name of a `parent_url`, sets that worker; else a name different from
 /// the current parent's sets that worker of the namespace, `""` clears
-/// it), then update (`active: true`) or deactivate an active worker.
+/// it), then update (`active: true`) or deactivate an active worker. The
+/// update's data and times are checked before anything changes.
 async fn update_worker(
     backend: &dyn Backend,
     ns: &NamespaceRef,
@@ -721,6 +729,17 @@ async fn update_worker(
     parent_at: Option<(String, String)>,
     body: WorkerUpdateBody,
 ) -> Result<(), Error> {
+    let zero = wire::zero_time();
+    let update = body
+        .active
+        .then(|| {
+            limits::checked_worker_update(
+                body.data.unwrap_or_default(),
+                body.last_update.unwrap_or(zero),
+                body.expiration.unwrap_or(zero),
+            )
+        })
+        .transpose()?;
     if let Some((parent_ns, parent)) = parent_at {
         let parent = backend.namespace(&parent_ns).await?.worker(&parent).await?;
         worker.set_parent(Some(&parent)).await?;
@@ -739,19 +758,9 @@ async fn update_worker(
             }
         }
     }
-    if body.active {
-        let zero = wire::zero_time();
-        worker
-            .update(
-                body.data.unwrap_or_default(),
-                body.last_update.unwrap_or(zero),
-                body.expiration.unwrap_or(zero),
-                &body.mode,
-            )
-            .await
-    } else if worker.active().await? {
-        worker.deactivate().await
-    } else {
-        Ok(())
+    match update {
+        Some((data, now, expiration)) => worker.update(data, now, expiration, &body.mode).await,
+        None if worker.active().await? => worker.deactivate().await,
+        None => Ok(()),
     }
 }

@@ -953,6 +953,69 @@ fn a_parent_in_another_namespace_goes_by_url() {
     );
 }
 
+/// An update the server rejects changes nothing, though it asks for
+/// several changes: its input is checked before the first is made. An
+/// empty URL field is one the client does not know, and is ignored.
+#[test]
+fn a_rejected_update_changes_nothing_and_empty_urls_are_ignored() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "a");
+    let units = "/namespace/a/work_spec/s/work_unit";
+    assert_eq!(
+        server.send_json("POST", units, r#"{"name": "u"}"#).status,
+        201
+    );
+    let got = server.send_json(
+        "POST",
+        "/namespace/a/worker/w/request_attempts",
+        r#"{"number_of_work_units": 1}"#,
+    );
+    assert_eq!(got.status, 200, "{}", got.text());
+    let attempt = got.json()["attempts"][0]["url"].clone();
+
+    let unit = format!("{units}/u");
+    for meta in [
+        r#"{"priority": "NaN"}"#,
+        r#"{"not_before": "0000-01-01T00:00:00Z"}"#,
+    ] {
+        let body = format!(r#"{{"active_attempt_url": "-", "meta": {meta}}}"#);
+        let reply = server.send_json("PUT", &unit, &body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        let now = server.get(&unit).json();
+        assert_eq!(now["active_attempt_url"], attempt, "{body}: {now}");
+    }
+
+    let worker = "/namespace/a/worker/w";
+    for body in [
+        r#"{"parent": "p", "active": true, "expiration": "0000-01-01T00:00:00Z"}"#,
+        r#"{"parent_url": "/namespace/b/worker/p", "active": true,
+            "last_update": "0000-01-01T00:00:00Z"}"#,
+    ] {
+        let reply = server.send_json("PUT", worker, body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        let now = server.get(worker).json();
+        assert_eq!(now.get("parent"), None, "{body}: {now}");
+    }
+
+    let reply = server.send_json(
+        "PUT",
+        worker,
+        r#"{"parent": "p", "parent_url": "", "active": true}"#,
+    );
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(
+        server.get(worker).json()["parent_url"],
+        json!("/namespace/a/worker/p")
+    );
+    let reply = server.send_json(
+        "POST",
+        "/namespace/a/worker/v/make_attempt",
+        r#"{"work_spec": "s", "work_unit": "u", "lifetime": 0, "work_unit_url": ""}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["work_unit_url"], json!(unit));
+}
+
 #[test]
 fn a_unit_in_another_namespace_goes_by_url() {
     let server = Server::start(&[]);
