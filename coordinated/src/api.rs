@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::documents;
 use crate::links;
-use crate::negotiate::{check_content_type, negotiate};
+use crate::negotiate::{check_content_type, negotiated};
 use crate::path::{self, Action, PathNames, Resource, Target};
 use crate::problem::Problem;
 
@@ -280,13 +280,7 @@ fn query(raw: &str) -> Result<WorkUnitQuery, Problem> {
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
 pub async fn handle(State(api): State<Api>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let accept = parts.headers.get(header::ACCEPT).map(|v| v.to_str());
-    let media = match accept {
-        Some(Err(_)) => Err(Problem::bad_request("Invalid Accept: header")),
-        Some(Ok(a)) => negotiate(Some(a)),
-        None => negotiate(None),
-    };
-    let media = match media {
+    let media = match negotiated(&parts.headers) {
         Ok(media) => media,
         Err(problem) => return tagged(problem.into_response(), UNMATCHED),
     };

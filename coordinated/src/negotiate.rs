@@ -1,6 +1,7 @@
 //! Content negotiation: which JSON media type answers a request (`Accept`),
 //! and whether a request body is JSON (`Content-Type`).
 
+use axum::http::{header, HeaderMap};
 use coordinate::rest::wire::{
     json_media_type, JSON_MEDIA_TYPES, MEDIA_TYPE_TEXT_JSON, MEDIA_TYPE_V1,
 };
@@ -101,6 +102,16 @@ pub fn negotiate(accept: Option<&str>) -> Result<&'static str, Problem> {
             _ => MEDIA_TYPE_V1,
         }),
         _ => Err(Problem::not_acceptable()),
+    }
+}
+
+/// [`negotiate`] on a request's headers; an `Accept` header that is not
+/// text is malformed.
+pub fn negotiated(headers: &HeaderMap) -> Result<&'static str, Problem> {
+    match headers.get(header::ACCEPT).map(|v| v.to_str()) {
+        Some(Err(_)) => Err(Problem::bad_request("Invalid Accept: header")),
+        Some(Ok(accept)) => negotiate(Some(accept)),
+        None => negotiate(None),
     }
 }
 

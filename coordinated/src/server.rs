@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use coordinate::rest::wire::{codes, ErrorDocument};
+use coordinate::rest::wire::{codes, ErrorDocument, MEDIA_TYPE_V1};
 use coordinate::Backend;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -19,6 +19,7 @@ use tracing::Level;
 
 use crate::api::{self, Api, BodyArrival, RouteTemplate};
 use crate::metrics::{self, CacheStatsFn, MetricsState, PoolStatusFn};
+use crate::negotiate::negotiated;
 use crate::problem::Problem;
 
 /// Everything about the server but its backend and address.
@@ -111,9 +112,13 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
 }
 
 /// Answers when the request takes longer than `timeout`: `408` if its body
-/// was still arriving (the client's delay), else `503`. The request's
-/// future is dropped, which cancels its backend work.
+/// was still arriving (the client's delay), else `503`, as the negotiated
+/// type. The request's future is dropped: backend work it has not made is
+/// not made, but what the backend has committed stays (attempts granted,
+/// say, expire as those of a response lost on its way).
 async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Response {
+    // A request whose negotiation fails is answered before any timeout.
+    let media = negotiated(request.headers()).unwrap_or(MEDIA_TYPE_V1);
     // Only the methods whose body the API reads wait for one.
     let arrival = matches!(*request.method(), Method::PUT | Method::POST).then(|| {
         let arrival = BodyArrival::default();
@@ -126,12 +131,12 @@ async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Re
             StatusCode::REQUEST_TIMEOUT,
             format!("the request body did not arrive within {timeout:?}"),
         )
-        .into_response(),
+        .respond(media),
         Err(_) => Problem::generic(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("request took longer than {timeout:?}"),
         )
-        .into_response(),
+        .respond(media),
     }
 }
 

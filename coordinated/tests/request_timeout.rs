@@ -47,8 +47,27 @@ async fn backend_work_over_the_timeout_is_503() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 503);
+    let content_type = response.headers().get("content-type").cloned();
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/vnd.diffeo.coordinate.v1+json")
+    );
     let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(body["error"], "error", "{body}");
+
+    // As the type the request negotiated.
+    let response = client
+        .get(format!("{url}/namespace/ns"))
+        .header("Accept", "text/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let content_type = response.headers().get("content-type").cloned();
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("text/json")
+    );
 
     // A request that waits for no namespace is answered as before.
     let response = client.get(format!("{url}/namespace")).send().await.unwrap();
