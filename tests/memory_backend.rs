@@ -1,6 +1,8 @@
 //! Behaviour of `MemoryBackend` beyond the shared conformance suite: its
 //! indexes stay consistent through every kind of transition.
 
+use std::sync::{mpsc, Arc, Mutex};
+
 use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
 use coordinate::{
@@ -115,4 +117,63 @@ async fn summaries_come_sorted() {
         .unwrap();
     assert_eq!(one.len(), 40);
     assert!(one.windows(2).all(|w| w[0] < w[1]), "{one:?}");
+}
+
+/// A clock that, once stalled, holds its next reader until told to go (at
+/// most 200 ms) after reporting the read: the reader's instant is then
+/// older than whatever another caller does meanwhile.
+#[derive(Debug, Clone)]
+struct StallingClock {
+    now: MockClock,
+    /// Where the next reader reports its read, and where it waits.
+    stall: Arc<Mutex<Option<Stall>>>,
+}
+
+type Stall = (mpsc::Sender<()>, mpsc::Receiver<()>);
+
+impl Clock for StallingClock {
+    fn now(&self) -> coordinate::Time {
+        let now = self.now.now();
+        let stall = self.stall.lock().unwrap().take();
+        if let Some((read, go)) = stall {
+            read.send(()).unwrap();
+            let _ = go.recv_timeout(std::time::Duration::from_millis(200));
+        }
+        now
+    }
+}
+
+/// Operations apply in the order of the instants they read: a status read
+/// whose now was taken before a retry never sees that retry's not-before
+/// time as ahead of it (a unit retried without delay is never Delayed).
+#[test]
+fn operations_apply_in_the_order_of_their_nows() {
+    use futures::executor::block_on;
+    let clock = StallingClock {
+        now: MockClock::new(),
+        stall: Arc::default(),
+    };
+    let backend = MemoryBackend::with_clock(clock.clone());
+    let (unit, attempt) = block_on(async {
+        let ns = backend.namespace("n").await.unwrap();
+        let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+        let unit = spec
+            .add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+        let worker = ns.worker("w").await.unwrap();
+        let attempt = request(&worker, AttemptRequest::default()).await.remove(0);
+        (unit, attempt)
+    });
+
+    let (read, has_read) = mpsc::channel();
+    let (go, wait) = mpsc::channel();
+    *clock.stall.lock().unwrap() = Some((read, wait));
+    let status = std::thread::spawn(move || block_on(unit.status()));
+    has_read.recv().unwrap();
+    // The status read has its now; the retry comes a second later.
+    clock.now.advance(Duration::seconds(1));
+    block_on(attempt.retry(None, Duration::zero())).unwrap();
+    let _ = go.send(());
+    assert_eq!(status.join().unwrap().unwrap(), WorkUnitStatus::Pending);
 }

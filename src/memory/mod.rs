@@ -80,10 +80,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Runs one operation under the lock, with the clock's now (at the
-    /// stored resolution).
+    /// stored resolution), read under the lock: operations apply in the
+    /// order of their nows, so none sees a change made at a later instant.
     fn run<R>(&self, operation: impl FnOnce(&mut State, Time) -> R) -> R {
+        let mut state = self.state.lock();
         let now = crate::rules::limits::stored_now(self.clock.now());
-        operation(&mut self.state.lock(), now)
+        operation(&mut state, now)
     }
 
     /// Publishes the event `event` builds, if anyone listens (events are
