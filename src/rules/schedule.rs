@@ -85,18 +85,9 @@ pub fn schedule_with(
         .into_iter()
         .filter(|(_, m)| m.priority == top)
         .collect();
-    // i128: weights are arbitrary i64s and the score multiplies two of them.
-    let total_weight: i128 = best.iter().map(|(_, m)| i128::from(m.weight)).sum();
-    let total_pending: i128 = best.iter().map(|(_, m)| i128::from(m.pending_count)).sum();
-    let scored: Vec<(&String, i128)> = best
-        .iter()
-        .map(|(name, m)| {
-            let score = i128::from(m.weight) * (total_pending + 1)
-                - total_weight * i128::from(m.pending_count);
-            (*name, score)
-        })
-        .filter(|(_, score)| *score > 0)
-        .collect();
+    let scored = (0..i64::BITS)
+        .step_by(8)
+        .find_map(|shift| scores(&best, shift))?;
     let total: i128 = scored.iter().map(|(_, s)| s).sum();
     let (first, _) = scored.first()?;
     // Scores fit u128 and their sum is positive; pick uniformly in [0, total).
@@ -108,6 +99,34 @@ pub fn schedule_with(
         pick -= score;
     }
     Some((*first).clone())
+}
+
+/// The positive scores `weight × (total pending + 1) − total weight ×
+/// pending` of `best`, with weights and pending counts divided by
+/// 2^`shift`; `None` if a score or their sum overflows. i128 holds the
+/// product of two i64s, but not the sums of several: only absurd weights
+/// and counts need a shift, which keeps their proportions.
+fn scores<'a>(best: &[(&'a String, &WorkSpecMeta)], shift: u32) -> Option<Vec<(&'a String, i128)>> {
+    let weight = |m: &WorkSpecMeta| i128::from(m.weight >> shift);
+    let pending = |m: &WorkSpecMeta| i128::from(m.pending_count >> shift);
+    let total_weight = best
+        .iter()
+        .try_fold(0i128, |sum, (_, m)| sum.checked_add(weight(m)))?;
+    let total_pending = best
+        .iter()
+        .try_fold(0i128, |sum, (_, m)| sum.checked_add(pending(m)))?;
+    let mut scored = Vec::with_capacity(best.len());
+    let mut total = 0i128;
+    for (name, m) in best {
+        let score = weight(m)
+            .checked_mul(total_pending.checked_add(1)?)?
+            .checked_sub(total_weight.checked_mul(pending(m))?)?;
+        if score > 0 {
+            total = total.checked_add(score)?;
+            scored.push((*name, score));
+        }
+    }
+    Some(scored)
 }
 
 /// How many attempts a request for `requested` units may get from a spec
@@ -171,6 +190,7 @@ pub fn too_many_retries_data() -> DataMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn spec(weight: i64, available: i64, pending: i64) -> WorkSpecMeta {
         WorkSpecMeta {
@@ -332,6 +352,30 @@ mod tests {
             ("b", spec(i64::MAX, 1, 0)),
         ]);
         assert_eq!(schedule(&m, t(), 0.0).unwrap(), "b");
+    }
+
+    #[test]
+    fn absurd_weights_and_counts_of_many_specs_still_pick_one() {
+        // Sums of three such products overflow i128.
+        let m = metas(&[
+            ("a", spec(i64::MAX, 1, i64::MAX)),
+            ("b", spec(i64::MAX, 1, i64::MAX)),
+            ("c", spec(i64::MAX, 1, i64::MAX)),
+        ]);
+        let mut picked = BTreeSet::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..200 {
+            picked.insert(schedule_with(&m, t(), 0.0, &mut rng).unwrap());
+        }
+        // Equal shares stay equal: each is picked.
+        assert_eq!(picked.len(), 3);
+        // A spec with no pending work still wins over full ones.
+        let m = metas(&[
+            ("a", spec(i64::MAX, 1, i64::MAX)),
+            ("b", spec(i64::MAX, 1, i64::MAX)),
+            ("c", spec(i64::MAX, 1, 0)),
+        ]);
+        assert_eq!(schedule(&m, t(), 0.0).unwrap(), "c");
     }
 
     #[test]
