@@ -4,8 +4,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
@@ -15,7 +18,8 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 /// How connections are served.
@@ -24,8 +28,8 @@ pub struct ConnectionOptions {
     /// On shutdown, how long in-flight requests may still run.
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight: from its
-    /// opening or its last response until the next request's head has
-    /// arrived. Then it is closed, so that neither silent clients, nor
+    /// opening, or its last response's last byte written, until the next
+    /// request's head has arrived. Then it is closed, so that neither silent clients, nor
     /// clients trickling a head, nor idle keep-alive connections hold it
     /// for ever.
     pub idle_timeout: Duration,
@@ -74,6 +78,10 @@ pub async fn serve(
                 response
             }
         });
+        let stream = Watched {
+            stream,
+            activity: Arc::clone(&activity),
+        };
         let connection = connections
             .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         let idle_timeout = options.idle_timeout;
@@ -126,7 +134,8 @@ async fn pause_after_accept_error(e: std::io::Error) {
 struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
-    /// Milliseconds after `opened` when the last request ended.
+    /// Milliseconds after `opened` when the last request ended or the
+    /// last response bytes were written.
     idle_since_ms: AtomicU64,
 }
 
@@ -145,7 +154,15 @@ impl Activity {
         Busy(Arc::clone(self))
     }
 
-    /// How long the connection has had no request in flight.
+    /// Restarts the idle time: a request ended, or a response made
+    /// progress.
+    fn active_now(&self) {
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.store(now, Ordering::Release);
+    }
+
+    /// How long the connection has had no request in flight, nor written
+    /// a byte.
     fn idle(&self) -> Duration {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Duration::ZERO;
@@ -172,9 +189,69 @@ struct Busy(Arc<Activity>);
 impl Drop for Busy {
     fn drop(&mut self) {
         let activity = &self.0;
-        let now = u64::try_from(activity.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        activity.idle_since_ms.store(now, Ordering::Release);
+        activity.active_now();
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's socket, noting each write that makes progress: a
+/// response still on its way to a client that reads it slowly keeps the
+/// connection from being idle, though its request has ended (hyper takes
+/// a body whole before it has written it).
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    /// `written` as answered, noting progress.
+    fn noted(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(1..)) = written {
+            self.activity.active_now();
+        }
+        written
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.noted(written)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.noted(written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

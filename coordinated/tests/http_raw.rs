@@ -636,6 +636,57 @@ fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// A response whose body takes longer to read than the idle timeout is
+/// sent whole: its connection is busy until the body is out.
+#[test]
+fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "300ms", "--max-body-bytes", "33554432"]);
+    add_spec_s(&server, "a");
+    // A unit document of 16 MiB: more than the sockets between buffer.
+    let big = "x".repeat(16 << 20);
+    let unit = format!(r#"{{"name": "u", "data": {{"big": "{big}"}}}}"#);
+    let reply = server.send_json("POST", "/namespace/a/work_spec/s/work_unit", &unit);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /namespace/a/work_spec/s/work_unit/u HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut chunk = vec![0; 64 << 10];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("after {} bytes: {e}", received.len()),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Read over several idle timeouts.
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let head_end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let head = String::from_utf8_lossy(&received[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no length in {head}"));
+    assert!(length > 16 << 20, "{length}");
+    assert_eq!(received.len() - head_end, length);
+}
+
 #[test]
 fn a_body_over_the_bound_is_413_and_one_declared_longer_than_sent_408() {
     let server = Server::start(&["--max-body-bytes", "1000", "--request-timeout", "300ms"]);
