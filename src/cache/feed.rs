@@ -18,6 +18,7 @@ use std::time::Duration as StdDuration;
 use futures::FutureExt;
 use tokio::sync::Notify;
 
+use super::changes::Path;
 use super::key::{KeyRef, ROOT_SCOPE};
 use super::namespace::CachedNamespace;
 use super::shared::{Caches, Shared};
@@ -300,34 +301,48 @@ enum Named<'a> {
 }
 
 /// Drops the entry of `named`, if its parents are cached; with `deleted`,
-/// its object is known deleted.
+/// its object is known deleted. Either way, adoptions in flight do not
+/// cache it (see `changes.rs`).
 async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted: bool) {
     match named {
         Named::Namespace(namespace) => {
+            let path = Path::root(namespace);
             shared
-                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, namespace, deleted)
+                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, path, deleted)
                 .await;
         }
         Named::WorkSpec(namespace, work_spec) => {
-            if let Some(scope) = namespace_scope(caches, namespace).await {
-                shared
-                    .drop_entry::<CachedWorkSpec>(caches, scope, work_spec, deleted)
-                    .await;
+            let path = Path::root(namespace).child(work_spec);
+            match namespace_scope(caches, namespace).await {
+                Some(scope) => {
+                    shared
+                        .drop_entry::<CachedWorkSpec>(caches, scope, path, deleted)
+                        .await;
+                }
+                None => shared.mark_dropped::<CachedWorkSpec>(path),
             }
         }
         Named::WorkUnit(namespace, work_spec, work_unit) => {
-            if let Some(spec) = cached_spec(caches, namespace, work_spec).await {
-                let scope = spec.link.load().scope();
-                shared
-                    .drop_entry::<CachedWorkUnit>(caches, scope, work_unit, deleted)
-                    .await;
+            let path = Path::root(namespace).child(work_spec).child(work_unit);
+            match cached_spec(caches, namespace, work_spec).await {
+                Some(spec) => {
+                    let scope = spec.link.load().scope();
+                    shared
+                        .drop_entry::<CachedWorkUnit>(caches, scope, path, deleted)
+                        .await;
+                }
+                None => shared.mark_dropped::<CachedWorkUnit>(path),
             }
         }
         Named::Worker(namespace, worker) => {
-            if let Some(scope) = namespace_scope(caches, namespace).await {
-                shared
-                    .drop_entry::<CachedWorker>(caches, scope, worker, deleted)
-                    .await;
+            let path = Path::root(namespace).child(worker);
+            match namespace_scope(caches, namespace).await {
+                Some(scope) => {
+                    shared
+                        .drop_entry::<CachedWorker>(caches, scope, path, deleted)
+                        .await;
+                }
+                None => shared.mark_dropped::<CachedWorker>(path),
             }
         }
     }
@@ -359,22 +374,29 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
             work_spec,
             units,
         } => {
-            if let Some(spec) = cached_spec(caches, namespace, work_spec).await {
-                let link = spec.link.load_full();
-                match units {
-                    DeletedUnits::Names(names) => {
-                        let scope = link.scope();
-                        for name in names {
-                            shared
-                                .drop_entry::<CachedWorkUnit>(caches, scope, name, true)
-                                .await;
-                        }
-                    }
-                    // Which units is unknown: drop every unit of the spec.
-                    DeletedUnits::All => {
-                        shared.drop_units_of(&link);
+            let spec_path = Path::root(namespace).child(work_spec);
+            let spec = cached_spec(caches, namespace, work_spec).await;
+            let link = spec.map(|spec| spec.link.load_full());
+            match (units, link) {
+                (DeletedUnits::Names(names), Some(link)) => {
+                    let scope = link.scope();
+                    for name in names {
+                        let path = spec_path.child(name);
+                        shared
+                            .drop_entry::<CachedWorkUnit>(caches, scope, path, true)
+                            .await;
                     }
                 }
+                // Which units is unknown: drop every unit of the spec.
+                (DeletedUnits::All, Some(link)) => shared.drop_units_of(&link, spec_path),
+                // Nothing cached to drop; adoptions in flight still must
+                // not cache a deleted unit.
+                (DeletedUnits::Names(names), None) => {
+                    for name in names {
+                        shared.mark_dropped::<CachedWorkUnit>(spec_path.child(name));
+                    }
+                }
+                (DeletedUnits::All, None) => shared.mark_units_dropped(spec_path),
             }
         }
         ChangeEvent::WorkerChanged { namespace, worker } => {
@@ -429,5 +451,59 @@ impl<B> Cache<B> {
             Some(feed) => feed.broadcast_purge(scope, reason).await,
             None => Err(Error::NoChangeFeed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::WorkUnitRef;
+    use crate::cache::changes::Fence;
+    use crate::cache::work_spec::WorkSpecKind;
+    use crate::cache::work_unit::WorkUnitKind;
+    use crate::memory::MemoryBackend;
+    use crate::{data, Backend, WorkUnitMeta};
+
+    /// Adopts spec `s` of `n` and its unit `u` as an attempt's are, in a
+    /// call started after `fence`; answers whether the unit was cached.
+    async fn adopt_unit(cache: &Cache<MemoryBackend>, fence: Fence) -> Result<bool> {
+        let ns = CachedNamespace::lookup(&cache.shared, "n").await?;
+        let up_spec = cache.get_ref().namespace("n").await?.work_spec("s").await?;
+        let up_unit: WorkUnitRef = up_spec.work_unit("u").await?;
+        let spec = ns.adopt_here::<WorkSpecKind>(up_spec, fence).await?;
+        let unit = spec.adopt_here::<WorkUnitKind>(up_unit, fence).await?;
+        let cached = spec.cached::<WorkUnitKind>("u");
+        Ok(cached.is_some_and(|hit| Arc::ptr_eq(&hit, &unit)))
+    }
+
+    /// An event about a spec this cache never looked up marks its units
+    /// all the same: an adoption whose backend call it overtook, which
+    /// caches the spec only then, does not cache the deleted unit.
+    #[tokio::test]
+    async fn an_event_whose_parent_is_not_cached_fences_adoptions() -> Result<()> {
+        let memory = MemoryBackend::new();
+        let spec = memory
+            .namespace("n")
+            .await?
+            .set_work_spec(data!({"name": "s"}))
+            .await?;
+        spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await?;
+        for units in [DeletedUnits::Names(vec!["u".into()]), DeletedUnits::All] {
+            let cache = Cache::new(memory.clone());
+            let fence = cache.shared.fence();
+            let event = ChangeEvent::WorkUnitsDeleted {
+                namespace: "n".into(),
+                work_spec: "s".into(),
+                units: units.clone(),
+            };
+            apply(&cache.shared, &event).await;
+            assert!(!adopt_unit(&cache, fence).await?, "{units:?}");
+            // A call started after the event caches what it adopts.
+            let fresh = Cache::new(memory.clone());
+            apply(&fresh.shared, &event).await;
+            assert!(adopt_unit(&fresh, fresh.shared.fence()).await?, "{units:?}");
+        }
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use compact_str::CompactString;
 use futures::future::BoxFuture;
 
-use super::changes::Fence;
+use super::changes::{Fence, Path};
 use super::front::Front;
 use super::key::{KeyRef, Keyed};
 use super::link::{parent, Link, LinkCell};
@@ -74,6 +74,9 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
 
     /// The name of an upstream handle.
     fn up_name(up: &Self::Up) -> &str;
+
+    /// The names of a handle's object from its namespace down.
+    fn path(handle: &Cached<Self>) -> Path<'_>;
 
     /// [`Handle::resolve`] for this kind.
     fn resolve(
@@ -154,6 +157,11 @@ impl<K: Kind> Cached<K> {
     /// The name this handle follows.
     pub(super) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The names of this handle's object from its namespace down.
+    pub(super) fn path(&self) -> Path<'_> {
+        K::path(self)
     }
 
     /// This handle as an `Arc`, to hand to its children.
@@ -246,9 +254,10 @@ impl<K: Kind> Cached<K> {
         let me = self.me()?;
         let scope = link.scope();
         let serves = self.shared.serves_children(link);
+        let path = self.path().child(C::up_name(&up));
         let handle = self
             .shared
-            .adopt(serves.then_some(scope), C::up_name(&up), fence, || {
+            .adopt(serves.then_some(scope), path, fence, || {
                 let child = Link::new(Arc::clone(&up), Some(parent(link)));
                 Cached::new(&self.shared, me, scope, child)
             })

@@ -71,15 +71,7 @@ impl<T: ?Sized> Link<T> {
     /// Drops every child entry: answers the old scope, whose entries no
     /// lookup reaches any more (to be swept, see `sweep.rs`).
     pub(crate) fn rescope(&self) -> u64 {
-        self.rescope_announced(|_| {})
-    }
-
-    /// [`rescope`](Self::rescope), calling `announce` with the new scope
-    /// before any lookup can use it.
-    pub(crate) fn rescope_announced(&self, announce: impl FnOnce(u64)) -> u64 {
-        let next = fresh_scope();
-        announce(next);
-        self.scope.swap(next, Ordering::AcqRel)
+        self.scope.swap(fresh_scope(), Ordering::AcqRel)
     }
 
     /// The cache generation in which this link was last cached.
@@ -228,14 +220,5 @@ mod tests {
         assert_eq!(link.generation(), 3);
         link.uncache();
         assert_ne!(link.generation(), 3);
-    }
-
-    #[test]
-    fn a_rescope_announces_the_scope_it_moves_to() {
-        let link = Link::new(Arc::new(1u8), None);
-        let before = link.scope();
-        let mut announced = 0;
-        assert_eq!(link.rescope_announced(|next| announced = next), before);
-        assert_eq!(link.scope(), announced);
     }
 }

@@ -246,6 +246,12 @@ use stats::Counters;
 ///   of its own, which replaces the older one): whatever was committed 1 s
 ///   before a lookup began is in its answer. While a backend stalls, a name
 ///   looked up without pause costs at most one extra load per second.
+/// * **Adoptions and deletes.** A handle a list, an upsert or an attempt
+///   returns is cached without a lookup, unless its name was dropped (a
+///   delete through the cache, a change event, a query delete of its
+///   spec's units) while that call ran: the answer may then be from
+///   before the delete, and the handle is returned uncached, to re-resolve
+///   its name on first use.
 /// * Every other step that awaits is cancel-safe too. A `Gone` recovery
 ///   cancelled midway leaves the handle bound to its dead object, so its
 ///   next call recovers again (a recovery swaps the link atomically); if

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 
-use super::changes::Fence;
+use super::changes::{Fence, Path};
 use super::handle::{kind_tables, Cached, Kind};
 use super::key::ROOT_SCOPE;
 use super::link::Link;
@@ -31,6 +31,10 @@ pub(crate) type CachedNamespace = Cached<NamespaceKind>;
 
 impl Kind for NamespaceKind {
     kind_tables!(Namespace, namespaces, (), has_children: true);
+
+    fn path(handle: &CachedNamespace) -> Path<'_> {
+        Path::root(handle.name())
+    }
 
     async fn resolve(handle: &CachedNamespace, create: bool) -> Result<Arc<CachedNamespace>> {
         if create {
@@ -101,7 +105,7 @@ impl CachedNamespace {
         fence: Fence,
     ) -> Arc<Self> {
         shared
-            .adopt(Some(ROOT_SCOPE), up.name(), fence, || {
+            .adopt(Some(ROOT_SCOPE), Path::root(up.name()), fence, || {
                 Cached::new(shared, (), ROOT_SCOPE, Link::new(Arc::clone(&up), None))
             })
             .await
@@ -173,7 +177,7 @@ impl Namespace for CachedNamespace {
         link.upstream.destroy().await?;
         link.mark_dead();
         self.shared
-            .invalidate_if::<CachedNamespace>(ROOT_SCOPE, Cached::name(self), &link)
+            .invalidate_if::<CachedNamespace>(ROOT_SCOPE, self.path(), &link)
             .await;
         Ok(())
     }
@@ -208,7 +212,7 @@ impl Namespace for CachedNamespace {
                 // Gone either way: drop the entry and mark its object dead,
                 // which also cuts off its cached units.
                 self.shared
-                    .invalidate::<CachedWorkSpec>(link.scope(), name, true)
+                    .invalidate::<CachedWorkSpec>(link.scope(), self.path().child(name), true)
                     .await;
             }
             result

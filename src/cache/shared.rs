@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use futures::future::FutureExt;
 
-use super::changes::{Changes, Fence, Mark};
+use super::changes::{Changes, Fence, Mark, Path};
 use super::feed::FeedControl;
 use super::front::Front;
 use super::handle::Handle;
@@ -322,16 +322,25 @@ impl Shared {
         }
     }
 
-    /// True if an entry of `W` under `key` may have been dropped, or the
+    /// True if the object of `W` at `path` may have been dropped, or the
     /// cache flushed, after `fence`.
-    fn changed_since<W: Handle>(&self, key: KeyRef<'_>, fence: Fence) -> bool {
-        fence.generation != self.feed.generation()
-            || self.changes.since(&Mark::Entry(W::KIND, key), fence.seq)
-            || self.changes.since(&Mark::Children(key.scope), fence.seq)
+    fn changed_since<W: Handle>(&self, path: Path<'_>, fence: Fence) -> bool {
+        fence.generation != self.feed.generation() || self.changes.since(W::KIND, path, fence.seq)
     }
 
-    /// The cached handle for `name` if there is a live one, else `make()`'s
-    /// (a handle of that name under `scope`), which is cached. For handles
+    /// Marks the object of `W` at `path` dropped, and everything under it
+    /// if it has children (see `changes.rs`): before its entry is removed,
+    /// or instead, when no entry of it can be found.
+    pub(super) fn mark_dropped<W: Handle>(&self, path: Path<'_>) {
+        self.changes.mark(&Mark::Object(W::KIND, path));
+        if W::HAS_CHILDREN {
+            self.changes.mark(&Mark::Under(path));
+        }
+    }
+
+    /// The cached handle for the object at `path` if there is a live one,
+    /// else `make()`'s (a handle of that name under `scope`), which is
+    /// cached. For handles
     /// the backend just returned (lists, upserts, an attempt's unit and
     /// worker): no backend call. `scope` is `None` if the parent's link
     /// serves no children (see [`serves_children`](Self::serves_children)):
@@ -342,19 +351,18 @@ impl Shared {
     pub(super) async fn adopt<W: Handle>(
         &self,
         scope: Option<u64>,
-        name: &str,
+        path: Path<'_>,
         fence: Fence,
         make: impl FnOnce() -> Arc<W>,
     ) -> Arc<W> {
         let Some(scope) = scope else {
             return make();
         };
-        if let Some(hit) = self.cached::<W>(scope, name) {
+        if let Some(hit) = self.cached::<W>(scope, path.name()) {
             return hit;
         }
-        let key = KeyRef { scope, name };
         let caches = self.caches.load_full().filter(|_| self.feed.coherent());
-        let Some(caches) = caches.filter(|_| !self.changed_since::<W>(key, fence)) else {
+        let Some(caches) = caches.filter(|_| !self.changed_since::<W>(path, fence)) else {
             return make();
         };
         let store = W::store(&caches);
@@ -365,7 +373,7 @@ impl Shared {
             handle.link_cell().load().cached_in(fence.generation);
             inserted = true;
         });
-        if inserted && self.changed_since::<W>(key, fence) {
+        if inserted && self.changed_since::<W>(path, fence) {
             // A drop marked since the check above may have found no entry
             // to remove yet: this one is taken back out.
             store.remove_handle(&handle);
@@ -375,32 +383,35 @@ impl Shared {
         handle
     }
 
-    /// Drops the entry for `name` after a delete through the cache; with
-    /// `deleted`, also records that its object is known to be deleted.
-    pub(super) async fn invalidate<W: Handle>(&self, scope: u64, name: &str, deleted: bool) {
+    /// Drops the entry for the object at `path` (cached under `scope`)
+    /// after a delete through the cache; with `deleted`, also records that
+    /// its object is known to be deleted.
+    pub(super) async fn invalidate<W: Handle>(&self, scope: u64, path: Path<'_>, deleted: bool) {
         if let Some(caches) = self.caches.load_full() {
-            self.drop_entry::<W>(&caches, scope, name, deleted).await;
+            self.drop_entry::<W>(&caches, scope, path, deleted).await;
         }
     }
 
-    /// Drops the entry for `name` only if it is still `handle`, e.g. after
-    /// `destroy` on a handle that may have been superseded.
+    /// Drops the entry for the object at `path` only if it is still on
+    /// `link`, e.g. after `destroy` on a handle that may have been
+    /// superseded.
     pub(super) async fn invalidate_if<W: Handle>(
         &self,
         scope: u64,
-        name: &str,
+        path: Path<'_>,
         link: &Arc<Link<W::Up>>,
     ) {
         let Some(caches) = self.caches.load_full() else {
             return;
         };
         let store = W::store(&caches);
+        let name = path.name();
         // A load in flight may have read the destroyed object: never
         // published, whatever the entry (see `drop_entry`); nor is an
         // adoption's answer.
         store.forget(&Key::new(scope, name));
+        self.mark_dropped::<W>(path);
         let key = KeyRef { scope, name };
-        self.changes.mark(&Mark::Entry(W::KIND, key));
         if let Some(entry) = store.get(key) {
             if Arc::ptr_eq(&entry.link_cell().load_full(), link) && store.remove_handle(&entry) {
                 self.counters::<W>().invalidations.inc();
@@ -408,11 +419,17 @@ impl Shared {
         }
     }
 
-    /// Drops every cached unit of the spec behind `link`, for deletes whose
-    /// units are unknown: unreachable at once, swept later.
-    pub(super) fn drop_units_of(&self, link: &Link<dyn WorkSpec>) {
-        // Adoptions in flight under the link may have read a deleted unit.
-        let unreachable = link.rescope_announced(|next| self.changes.mark(&Mark::Children(next)));
+    /// Marks every unit of the spec at `path` dropped (see `changes.rs`).
+    pub(super) fn mark_units_dropped(&self, path: Path<'_>) {
+        self.changes.mark(&Mark::Under(path));
+    }
+
+    /// Drops every cached unit of the spec at `path` behind `link`, for
+    /// deletes whose units are unknown: unreachable at once, swept later.
+    pub(super) fn drop_units_of(&self, link: &Link<dyn WorkSpec>, path: Path<'_>) {
+        // Adoptions in flight may have read a deleted unit.
+        self.mark_units_dropped(path);
+        let unreachable = link.rescope();
         if let Some(caches) = self.caches.load().as_deref() {
             caches.sweep.retire(unreachable);
         }
@@ -428,35 +445,38 @@ impl Shared {
             caches.work_specs.forget_all();
             caches.work_units.forget_all();
             caches.workers.forget_all();
+            // Before the entries go: an adoption that inserts after the
+            // clear then finds its fence outdated (see `adopt`).
+            self.feed.next_generation();
             caches.namespaces.clear();
             caches.work_specs.clear();
             caches.work_units.clear();
             caches.workers.clear();
             caches.sweep.clear();
+        } else {
+            self.feed.next_generation();
         }
-        // Last: a load published before the loads were forgotten carries the
-        // old generation, so its handle is outdated too.
-        self.feed.next_generation();
     }
 
-    /// Drops the entry of `W` named `name` under `scope`; its link loses its
+    /// Drops the entry of `W` at `path`, cached under `scope`; its link loses its
     /// children (the removal listener, which moka runs before `remove`
     /// returns, gives it a fresh scope), and with `deleted` is known deleted.
     pub(super) async fn drop_entry<W: Handle>(
         &self,
         caches: &Caches,
         scope: u64,
-        name: &str,
+        path: Path<'_>,
         deleted: bool,
     ) {
         let store = W::store(caches);
+        let name = path.name();
         // A load of this name in flight may have read the object before the
         // change: forgetting it here means it is never published (its
         // waiters still get its answer, as if they had looked up first).
         store.forget(&Key::new(scope, name));
-        let key = KeyRef { scope, name };
         // Likewise for an adoption whose backend call is in flight.
-        self.changes.mark(&Mark::Entry(W::KIND, key));
+        self.mark_dropped::<W>(path);
+        let key = KeyRef { scope, name };
         if let Some(gone) = store.remove(key) {
             if deleted {
                 gone.link_cell().load().mark_dead();

@@ -130,16 +130,28 @@ impl<W: Keyed> Store<W> {
     /// The entry under `handle`'s key, else `handle`, cached after
     /// `inserting` saw it. An entry is never replaced: whoever holds it
     /// keeps the handle the cache answers, whose children the cache finds.
+    /// A compute of moka's, as [`remove_handle`](Self::remove_handle) is,
+    /// so the two never interleave on one key.
     pub(crate) fn get_with(&self, handle: Arc<W>, inserting: impl FnOnce(&Arc<W>)) -> Arc<W> {
-        self.entries
+        let computed = self
+            .entries
             .entry(Entry(Arc::clone(&handle)))
-            .or_insert_with(|| {
-                inserting(&handle);
-                self.front_insert(&handle);
+            .and_compute_with(|held| match held {
+                Some(_) => Op::Nop,
+                None => {
+                    inserting(&handle);
+                    self.front_insert(&handle);
+                    Op::Put(Arc::clone(&handle))
+                }
+            });
+        match computed {
+            CompResult::Unchanged(held) => held.into_value(),
+            // Inserted: nothing else follows from a put on an empty key.
+            _ => {
                 self.sweep.inserted();
                 handle
-            })
-            .into_value()
+            }
+        }
     }
 
     /// Drops the entry for `key`, answering it.
@@ -199,9 +211,10 @@ impl<W: Keyed> Store<W> {
             self.doomed_len.store(doomed.len(), Ordering::Relaxed);
             batch
         };
+        // Each one only if still cached: a successor under its key stays.
         batch
             .iter()
-            .filter(|handle| self.remove(handle.key()).is_some())
+            .filter(|handle| self.remove_handle(handle))
             .count() as u64
     }
 

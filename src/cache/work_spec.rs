@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::FutureExt;
 
+use super::changes::Path;
 use super::handle::{kind_tables, Cached, Kind};
 use super::namespace::CachedNamespace;
 use super::recover::{forward, run};
@@ -29,6 +30,10 @@ pub(crate) type CachedWorkSpec = Cached<WorkSpecKind>;
 
 impl Kind for WorkSpecKind {
     kind_tables!(WorkSpec, work_specs, Arc<CachedNamespace>, has_children: true);
+
+    fn path(handle: &CachedWorkSpec) -> Path<'_> {
+        handle.parent.path().child(handle.name())
+    }
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.
@@ -176,7 +181,7 @@ impl WorkSpec for CachedWorkSpec {
             let deleted = link.upstream.delete_work_units(query).await?;
             if deleted > 0 {
                 if query.names.is_empty() {
-                    self.shared.drop_units_of(&link);
+                    self.shared.drop_units_of(&link, self.path());
                 } else {
                     // A names-only query deletes every named unit that exists.
                     let exact = query.statuses.is_empty()
@@ -184,8 +189,9 @@ impl WorkSpec for CachedWorkSpec {
                         && query.limit <= 0;
                     let scope = link.scope();
                     for name in &query.names {
+                        let path = self.path().child(name);
                         self.shared
-                            .invalidate::<CachedWorkUnit>(scope, name, exact)
+                            .invalidate::<CachedWorkUnit>(scope, path, exact)
                             .await;
                     }
                 }

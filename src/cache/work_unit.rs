@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
+use super::changes::Path;
 use super::handle::{kind_tables, Cached, Kind};
 use super::recover::{forward, run};
 use super::shared::Caches;
@@ -25,6 +26,10 @@ pub(crate) type CachedWorkUnit = Cached<WorkUnitKind>;
 
 impl Kind for WorkUnitKind {
     kind_tables!(WorkUnit, work_units, Arc<CachedWorkSpec>, has_children: false);
+
+    fn path(handle: &CachedWorkUnit) -> Path<'_> {
+        handle.parent.path().child(handle.name())
+    }
 
     async fn resolve(handle: &CachedWorkUnit, _create: bool) -> Result<Arc<CachedWorkUnit>> {
         handle.parent.lookup_unit(handle.name()).await

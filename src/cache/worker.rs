@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::attempt::wrap_attempt;
-use super::changes::Fence;
+use super::changes::{Fence, Path};
 use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
 use super::recover::{forward, live_link, recover, run, run_with_budget};
@@ -27,6 +27,10 @@ pub(crate) type CachedWorker = Cached<WorkerKind>;
 
 impl Kind for WorkerKind {
     kind_tables!(Worker, workers, Arc<CachedNamespace>, has_children: false);
+
+    fn path(handle: &CachedWorker) -> Path<'_> {
+        handle.parent.path().child(handle.name())
+    }
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
         handle.parent.existing_worker(handle.name()).await
