@@ -13,7 +13,7 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, AttemptStatus, Backend, BackendExt, MockClock, NamespaceRef,
-    WorkSpecRef, WorkUnitMeta, WorkUnitStatus,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
 use tokio::sync::Barrier;
 
@@ -277,4 +277,51 @@ async fn add_and_finish_in_sequence_match_the_reference() {
             "add first: {add_first}"
         );
     }
+}
+
+/// A delete by status that waited for a unit's row judges the unit as the
+/// change it waited for left it: a unit re-added meanwhile (Finished, then
+/// Available with new data) is not deleted as Finished, as it is not in
+/// either order of the two calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_by_status_spares_a_unit_whose_status_changed_while_it_waited() {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
+    let unit = spec
+        .add_work_unit("u", data!({"v": "old"}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = request(&worker, AttemptRequest::units(1))
+        .await
+        .pop()
+        .unwrap();
+    attempt.finish(None).await.unwrap();
+
+    // The re-add, as `add_work_unit` makes it, held uncommitted.
+    let admin = db.sql().await;
+    let mut other = db.sql().await;
+    let readd = other.transaction().await.unwrap();
+    readd
+        .execute(
+            "SELECT coordinate_upsert_unit(
+                 (SELECT id FROM work_spec WHERE name = 's'::bytea), 'u'::bytea,
+                 '{\"v\": \"added\"}'::jsonb, 0, NULL)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let delete = tokio::spawn({
+        let spec = spec.clone();
+        async move {
+            let finished = WorkUnitQuery::statuses([WorkUnitStatus::Finished]);
+            spec.delete_work_units(&finished).await
+        }
+    });
+    wait_for_waiters(&admin, 1).await;
+    readd.commit().await.unwrap();
+    assert_eq!(delete.await.unwrap().unwrap(), 0);
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+    assert_eq!(unit.data().await.unwrap(), data!({"v": "added"}));
 }

@@ -94,18 +94,37 @@ macro_rules! read_units {
     };
 }
 
+/// SQL: the status ordinal (as [`WorkUnitStatus::ordinal`]) of unit `w` as
+/// of an expiry check at `$4`. A pending unit whose attempt this statement
+/// cannot see (made by a transaction that committed after it started) is
+/// Pending.
+macro_rules! locked_status {
+    () => {
+        "(CASE WHEN w.state = 1 AND NOT EXISTS (SELECT 1 FROM attempt a
+                    WHERE a.id = w.active_attempt_id AND a.expiration_time < $4) THEN 2
+               WHEN w.state = 2 THEN 3 WHEN w.state = 3 THEN 4
+               WHEN w.not_before > $4 THEN 5 ELSE 1 END)"
+    };
+}
+
 /// SQL: the selection `$sel` locked (in id order) and changed by `$change`
 /// (which reads the locked ids from `picked`), in one statement; answers
 /// how many were selected and whether an expiry check at `$4` would expire
 /// anything in the spec. Ids are passed on as arrays, not joined, so the
 /// plan fetches each unit by key whatever the planner guesses of a
-/// selection's size.
+/// selection's size. `$admits` is the shape's status filter on the locked
+/// row `w`: a row that another transaction changed while this one waited
+/// for its lock is judged again, as that change left it (PostgreSQL
+/// re-evaluates a locking query's conditions on the new row version), so
+/// a unit whose status no longer matches is left alone.
 macro_rules! change_units {
-    ($sel:ident, $change:expr) => {
+    ($sel:ident, $admits:expr, $change:expr) => {
         concat!(
             "WITH picked AS (SELECT w.id FROM work_unit w WHERE w.id = ANY (ARRAY(SELECT s.id FROM (",
             $sel!(),
-            ") s)) ORDER BY w.id FOR UPDATE), changed AS (",
+            ") s)) AND ",
+            $admits,
+            " ORDER BY w.id FOR UPDATE), changed AS (",
             $change,
             ") SELECT (SELECT count(*) FROM picked), ",
             super::expirable!("x.work_spec_id = $1", "$4")
@@ -191,10 +210,11 @@ impl Selection {
     /// parameter after [`Selection::params`].
     pub(crate) fn change_sql(&self, change: UnitChange) -> &'static str {
         macro_rules! by_change {
-            ($sel:ident, $value:literal) => {
+            ($sel:ident, $admits:expr, $value:literal) => {
                 match change {
                     UnitChange::SetPriority(_) => change_units!(
                         $sel,
+                        $admits,
                         concat!(
                             "UPDATE work_unit SET priority = ",
                             $value,
@@ -203,6 +223,7 @@ impl Selection {
                     ),
                     UnitChange::AdjustPriority(_) => change_units!(
                         $sel,
+                        $admits,
                         concat!(
                             "UPDATE work_unit SET priority = priority + ",
                             $value,
@@ -211,15 +232,28 @@ impl Selection {
                     ),
                     UnitChange::Delete => change_units!(
                         $sel,
+                        $admits,
                         "DELETE FROM work_unit WHERE id = ANY (ARRAY(SELECT id FROM picked))"
                     ),
                 }
             };
         }
         match self.shape {
-            Shape::All => by_change!(sel_all, "$5"),
-            Shape::Named(..) => by_change!(sel_named, "$7"),
-            Shape::ByStatus(_) => by_change!(sel_status, "$10"),
+            Shape::All => by_change!(sel_all, "true", "$5"),
+            Shape::Named(..) => by_change!(
+                sel_named,
+                concat!(locked_status!(), " = ANY ($6::int2[])"),
+                "$7"
+            ),
+            Shape::ByStatus(_) => by_change!(
+                sel_status,
+                concat!(
+                    "(ARRAY[$5::bool, $6::bool, $7::bool, $8::bool, $9::bool])[",
+                    locked_status!(),
+                    "]"
+                ),
+                "$10"
+            ),
         }
     }
 
