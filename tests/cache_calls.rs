@@ -699,3 +699,29 @@ async fn a_purged_entry_removed_late_leaves_its_successors_children_cached(
     assert_eq!(cache.get_ref().calls().lookups(), 0);
     Ok(())
 }
+
+/// A destroy through any handle of a namespace drops whatever the cache
+/// holds under the name: here the entry of another handle of the same
+/// namespace (cached after a purge outdated the destroying handle), whose
+/// specs would otherwise still be served. The cache is built outside a
+/// runtime, so no change feed drops the entry instead.
+#[test]
+fn a_destroy_through_an_outdated_handle_drops_the_entry_of_its_name() {
+    use futures::executor::block_on;
+    let (cache, _memory) = setup();
+    block_on(async {
+        let old = cache.namespace("n").await.unwrap();
+        old.set_work_spec(data!({"name": "s"})).await.unwrap();
+        cache.purge(&coordinate::feed::PurgeScope::Everything).await;
+        let current = cache.namespace("n").await.unwrap();
+        assert!(!Arc::ptr_eq(&old, &current));
+        current.work_spec("s").await.unwrap();
+
+        old.destroy().await.unwrap();
+        let after = cache.work_spec_at("n", "s").await;
+        assert!(
+            matches!(after, Err(Error::NoSuchWorkSpec { .. })),
+            "{after:?}"
+        );
+    });
+}

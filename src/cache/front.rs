@@ -108,13 +108,6 @@ impl<W: Keyed> Front<W> {
         }
     }
 
-    /// Takes out the entry for `key` (and a dead one sharing its slot).
-    pub(crate) fn remove(&self, key: KeyRef<'_>) {
-        let _ = self.map.pin().remove_if(&self.slot(key), |_, held| {
-            held.upgrade().map_or(true, |handle| handle.key() == key)
-        });
-    }
-
     /// Takes out `handle`'s entry, unless the front holds another handle
     /// under its key: for entries moka dropped.
     pub(crate) fn remove_handle(&self, handle: &Arc<W>) {
@@ -233,9 +226,8 @@ mod tests {
         *a.0.lock() = "z";
         // The slot of "a" holds a handle now keyed "z": not an answer for "a".
         assert!(front.get(key("a")).is_none());
-        // Removing "a", or another handle named "a", leaves the live handle
-        // keyed "z"; removing that handle under its own key takes it out.
-        front.remove(key("a"));
+        // Removing another handle named "a" leaves the live handle keyed
+        // "z"; removing that handle under its own key takes it out.
         front.remove_handle(&named("a"));
         assert_eq!(front.handles().len(), 1);
         *a.0.lock() = "a";
@@ -244,17 +236,19 @@ mod tests {
     }
 
     #[test]
-    fn remove_takes_out_the_key_and_a_dead_entry_in_its_slot() {
+    fn remove_handle_takes_out_that_handle_only() {
         let (front, epoch) = opened();
         let (a, b) = (named("a"), named("b"));
         front.insert(&a, epoch);
         front.insert(&b, epoch);
-        front.remove(key("a"));
+        front.remove_handle(&a);
         assert!(front.get(key("a")).is_none());
         assert!(front.get(key("b")).is_some());
-        drop(b);
-        front.remove(key("b"));
-        assert_eq!(front.map.len(), 0);
+        // A successor under a's key is not taken out with a.
+        let successor = named("a");
+        front.insert(&successor, epoch);
+        front.remove_handle(&a);
+        assert!(front.get(key("a")).is_some());
     }
 
     #[test]

@@ -176,8 +176,12 @@ impl Namespace for CachedNamespace {
         let link = self.link.load_full();
         link.upstream.destroy().await?;
         link.mark_dead();
+        // Whatever is cached under the name goes: another link to the
+        // destroyed namespace (one a racing lookup cached, say) must not
+        // stay, and a newer namespace's entry costs one lookup. Only this
+        // link is known dead.
         self.shared
-            .invalidate_if::<CachedNamespace>(ROOT_SCOPE, self.path(), &link)
+            .invalidate::<CachedNamespace>(ROOT_SCOPE, self.path(), false)
             .await;
         Ok(())
     }

@@ -325,7 +325,9 @@ impl Shared {
     /// True if the object of `W` at `path` may have been dropped, or the
     /// cache flushed, after `fence`.
     fn changed_since<W: Handle>(&self, path: Path<'_>, fence: Fence) -> bool {
-        fence.generation != self.feed.generation() || self.changes.since(W::KIND, path, fence.seq)
+        // The marks first: their read is fenced, so a flush seen there is
+        // seen in the generation too.
+        self.changes.since(W::KIND, path, fence.seq) || fence.generation != self.feed.generation()
     }
 
     /// Marks the object of `W` at `path` dropped, and everything under it
@@ -392,33 +394,6 @@ impl Shared {
         }
     }
 
-    /// Drops the entry for the object at `path` only if it is still on
-    /// `link`, e.g. after `destroy` on a handle that may have been
-    /// superseded.
-    pub(super) async fn invalidate_if<W: Handle>(
-        &self,
-        scope: u64,
-        path: Path<'_>,
-        link: &Arc<Link<W::Up>>,
-    ) {
-        let Some(caches) = self.caches.load_full() else {
-            return;
-        };
-        let store = W::store(&caches);
-        let name = path.name();
-        // A load in flight may have read the destroyed object: never
-        // published, whatever the entry (see `drop_entry`); nor is an
-        // adoption's answer.
-        store.forget(&Key::new(scope, name));
-        self.mark_dropped::<W>(path);
-        let key = KeyRef { scope, name };
-        if let Some(entry) = store.get(key) {
-            if Arc::ptr_eq(&entry.link_cell().load_full(), link) && store.remove_handle(&entry) {
-                self.counters::<W>().invalidations.inc();
-            }
-        }
-    }
-
     /// Marks every unit of the spec at `path` dropped (see `changes.rs`).
     pub(super) fn mark_units_dropped(&self, path: Path<'_>) {
         self.changes.mark(&Mark::Under(path));
@@ -448,6 +423,7 @@ impl Shared {
             // Before the entries go: an adoption that inserts after the
             // clear then finds its fence outdated (see `adopt`).
             self.feed.next_generation();
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             caches.namespaces.clear();
             caches.work_specs.clear();
             caches.work_units.clear();

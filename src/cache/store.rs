@@ -154,11 +154,13 @@ impl<W: Keyed> Store<W> {
         }
     }
 
-    /// Drops the entry for `key`, answering it.
+    /// Drops the entry for `key`, answering it. The front loses that
+    /// handle only: a successor being inserted under the key (in the front
+    /// before moka) stays.
     pub(crate) fn remove(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
         let gone = self.entries.remove(&key);
-        if let Some((front, _)) = &self.front {
-            front.remove(key);
+        if let (Some(gone), Some((front, _))) = (&gone, &self.front) {
+            front.remove_handle(gone);
         }
         gone
     }
