@@ -13,7 +13,7 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, AttemptStatus, Backend, BackendExt, MockClock, NamespaceRef,
-    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
 };
 use tokio::sync::Barrier;
 
@@ -165,13 +165,10 @@ enum First {
     Add,
 }
 
-/// Queues `finish` and `add_work_unit` of one pending unit behind a lock
-/// held on the unit's row, in the order `first` says, releases the lock,
-/// and answers the unit's status, the attempt's status and the unit's
-/// visible data once both are done.
-async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataMap) {
-    let (servers, db, _clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
+/// Spec "s" of namespace "n" with unit "u" (data `{"v": "old"}`), and an
+/// attempt of worker "w" on it.
+async fn pending_unit(backend: &PostgresBackend) -> (WorkSpecRef, WorkUnitRef, AttemptRef) {
+    let ns = backend.namespace("n").await.unwrap();
     let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
     let unit = spec
         .add_work_unit("u", data!({"v": "old"}), WorkUnitMeta::default())
@@ -182,6 +179,16 @@ async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataM
         .await
         .pop()
         .unwrap();
+    (spec, unit, attempt)
+}
+
+/// Queues `finish` and `add_work_unit` of one pending unit behind a lock
+/// held on the unit's row, in the order `first` says, releases the lock,
+/// and answers the unit's status, the attempt's status and the unit's
+/// visible data once both are done.
+async fn race(first: First) -> (WorkUnitStatus, AttemptStatus, coordinate::DataMap) {
+    let (servers, db, _clock) = two_servers().await;
+    let (_, unit, attempt) = pending_unit(&servers[0]).await;
 
     let admin = db.sql().await;
     let mut blocker = db.sql().await;
@@ -286,17 +293,7 @@ async fn add_and_finish_in_sequence_match_the_reference() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delete_by_status_spares_a_unit_whose_status_changed_while_it_waited() {
     let (servers, db, _clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
-    let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
-    let unit = spec
-        .add_work_unit("u", data!({"v": "old"}), WorkUnitMeta::default())
-        .await
-        .unwrap();
-    let worker = ns.worker("w").await.unwrap();
-    let attempt = request(&worker, AttemptRequest::units(1))
-        .await
-        .pop()
-        .unwrap();
+    let (spec, unit, attempt) = pending_unit(&servers[0]).await;
     attempt.finish(None).await.unwrap();
 
     // The re-add, as `add_work_unit` makes it, held uncommitted.
