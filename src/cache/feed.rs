@@ -308,42 +308,30 @@ async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted:
         Named::Namespace(namespace) => {
             let path = Path::root(namespace);
             shared
-                .drop_entry::<CachedNamespace>(caches, ROOT_SCOPE, path, deleted)
+                .drop_entry::<CachedNamespace>(caches, Some(ROOT_SCOPE), path, deleted)
                 .await;
         }
         Named::WorkSpec(namespace, work_spec) => {
+            let scope = namespace_scope(caches, namespace).await;
             let path = Path::root(namespace).child(work_spec);
-            match namespace_scope(caches, namespace).await {
-                Some(scope) => {
-                    shared
-                        .drop_entry::<CachedWorkSpec>(caches, scope, path, deleted)
-                        .await;
-                }
-                None => shared.mark_dropped::<CachedWorkSpec>(path),
-            }
+            shared
+                .drop_entry::<CachedWorkSpec>(caches, scope, path, deleted)
+                .await;
         }
         Named::WorkUnit(namespace, work_spec, work_unit) => {
+            let spec = cached_spec(caches, namespace, work_spec).await;
+            let scope = spec.map(|spec| spec.link.load().scope());
             let path = Path::root(namespace).child(work_spec).child(work_unit);
-            match cached_spec(caches, namespace, work_spec).await {
-                Some(spec) => {
-                    let scope = spec.link.load().scope();
-                    shared
-                        .drop_entry::<CachedWorkUnit>(caches, scope, path, deleted)
-                        .await;
-                }
-                None => shared.mark_dropped::<CachedWorkUnit>(path),
-            }
+            shared
+                .drop_entry::<CachedWorkUnit>(caches, scope, path, deleted)
+                .await;
         }
         Named::Worker(namespace, worker) => {
+            let scope = namespace_scope(caches, namespace).await;
             let path = Path::root(namespace).child(worker);
-            match namespace_scope(caches, namespace).await {
-                Some(scope) => {
-                    shared
-                        .drop_entry::<CachedWorker>(caches, scope, path, deleted)
-                        .await;
-                }
-                None => shared.mark_dropped::<CachedWorker>(path),
-            }
+            shared
+                .drop_entry::<CachedWorker>(caches, scope, path, deleted)
+                .await;
         }
     }
 }
@@ -377,9 +365,9 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
             let spec_path = Path::root(namespace).child(work_spec);
             let spec = cached_spec(caches, namespace, work_spec).await;
             let link = spec.map(|spec| spec.link.load_full());
-            match (units, link) {
-                (DeletedUnits::Names(names), Some(link)) => {
-                    let scope = link.scope();
+            match units {
+                DeletedUnits::Names(names) => {
+                    let scope = link.map(|link| link.scope());
                     for name in names {
                         let path = spec_path.child(name);
                         shared
@@ -388,15 +376,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
                     }
                 }
                 // Which units is unknown: drop every unit of the spec.
-                (DeletedUnits::All, Some(link)) => shared.drop_units_of(&link, spec_path),
-                // Nothing cached to drop; adoptions in flight still must
-                // not cache a deleted unit.
-                (DeletedUnits::Names(names), None) => {
-                    for name in names {
-                        shared.mark_dropped::<CachedWorkUnit>(spec_path.child(name));
-                    }
-                }
-                (DeletedUnits::All, None) => shared.mark_units_dropped(spec_path),
+                DeletedUnits::All => shared.drop_units_of(link.as_deref(), spec_path),
             }
         }
         ChangeEvent::WorkerChanged { namespace, worker } => {

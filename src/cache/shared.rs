@@ -331,9 +331,8 @@ impl Shared {
     }
 
     /// Marks the object of `W` at `path` dropped, and everything under it
-    /// if it has children (see `changes.rs`): before its entry is removed,
-    /// or instead, when no entry of it can be found.
-    pub(super) fn mark_dropped<W: Handle>(&self, path: Path<'_>) {
+    /// if it has children (see `changes.rs`).
+    fn mark_dropped<W: Handle>(&self, path: Path<'_>) {
         self.changes.mark(&Mark::Object(W::KIND, path));
         if W::HAS_CHILDREN {
             self.changes.mark(&Mark::Under(path));
@@ -390,20 +389,20 @@ impl Shared {
     /// its object is known to be deleted.
     pub(super) async fn invalidate<W: Handle>(&self, scope: u64, path: Path<'_>, deleted: bool) {
         if let Some(caches) = self.caches.load_full() {
-            self.drop_entry::<W>(&caches, scope, path, deleted).await;
+            self.drop_entry::<W>(&caches, Some(scope), path, deleted)
+                .await;
         }
     }
 
-    /// Marks every unit of the spec at `path` dropped (see `changes.rs`).
-    pub(super) fn mark_units_dropped(&self, path: Path<'_>) {
+    /// Drops every cached unit of the spec at `path`, for deletes whose
+    /// units are unknown: those cached under `link` (the spec's cached
+    /// link, if any) become unreachable at once and are swept later, and
+    /// adoptions in flight cache none (see `changes.rs`).
+    pub(super) fn drop_units_of(&self, link: Option<&Link<dyn WorkSpec>>, path: Path<'_>) {
         self.changes.mark(&Mark::Under(path));
-    }
-
-    /// Drops every cached unit of the spec at `path` behind `link`, for
-    /// deletes whose units are unknown: unreachable at once, swept later.
-    pub(super) fn drop_units_of(&self, link: &Link<dyn WorkSpec>, path: Path<'_>) {
-        // Adoptions in flight may have read a deleted unit.
-        self.mark_units_dropped(path);
+        let Some(link) = link else {
+            return;
+        };
         let unreachable = link.rescope();
         if let Some(caches) = self.caches.load().as_deref() {
             caches.sweep.retire(unreachable);
@@ -434,13 +433,15 @@ impl Shared {
         }
     }
 
-    /// Drops the entry of `W` at `path`, cached under `scope`; its link loses its
-    /// children (the removal listener, which moka runs before `remove`
-    /// returns, gives it a fresh scope), and with `deleted` is known deleted.
+    /// Drops the entry of `W` at `path`, cached under `scope` (`None`: its
+    /// parent is not cached, so neither is it, and only adoptions in flight
+    /// are kept from caching it); its link loses its children (the removal
+    /// listener, which moka runs before `remove` returns, gives it a fresh
+    /// scope), and with `deleted` is known deleted.
     pub(super) async fn drop_entry<W: Handle>(
         &self,
         caches: &Caches,
-        scope: u64,
+        scope: Option<u64>,
         path: Path<'_>,
         deleted: bool,
     ) {
@@ -449,9 +450,14 @@ impl Shared {
         // A load of this name in flight may have read the object before the
         // change: forgetting it here means it is never published (its
         // waiters still get its answer, as if they had looked up first).
-        store.forget(&Key::new(scope, name));
+        if let Some(scope) = scope {
+            store.forget(&Key::new(scope, name));
+        }
         // Likewise for an adoption whose backend call is in flight.
         self.mark_dropped::<W>(path);
+        let Some(scope) = scope else {
+            return;
+        };
         let key = KeyRef { scope, name };
         if let Some(gone) = store.remove(key) {
             if deleted {

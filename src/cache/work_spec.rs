@@ -181,7 +181,7 @@ impl WorkSpec for CachedWorkSpec {
             let deleted = link.upstream.delete_work_units(query).await?;
             if deleted > 0 {
                 if query.names.is_empty() {
-                    self.shared.drop_units_of(&link, self.path());
+                    self.shared.drop_units_of(Some(&link), self.path());
                 } else {
                     // A names-only query deletes every named unit that exists.
                     let exact = query.statuses.is_empty()
