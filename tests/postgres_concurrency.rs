@@ -2,7 +2,8 @@
 //! `max_attempts_returned` and continuous generation stay exact when many
 //! requests of two job servers run at once (the spec's row is not locked
 //! on the common path), and `add_work_unit` racing with `finish` on one unit
-//! ends as one of the two orders would, in every interleaving.
+//! ends as one of the two orders would, in every interleaving, as does a
+//! `finish` chaining into a spec whose destroy is in flight.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -321,4 +322,42 @@ async fn a_delete_by_status_spares_a_unit_whose_status_changed_while_it_waited()
     assert_eq!(delete.await.unwrap().unwrap(), 0);
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
     assert_eq!(unit.data().await.unwrap(), data!({"v": "added"}));
+}
+
+#[tokio::test]
+async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let next = spec_with_units(&ns, data!({"name": "t"}), 0).await;
+    let spec = spec_with_units(&ns, data!({"name": "s", "then": "t"}), 1).await;
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = request(&worker, AttemptRequest::units(1))
+        .await
+        .pop()
+        .unwrap();
+
+    // The destroy of "t", as `destroy_work_spec` makes it, held uncommitted.
+    let admin = db.sql().await;
+    let mut other = db.sql().await;
+    let destroy = other.transaction().await.unwrap();
+    destroy
+        .execute("DELETE FROM work_spec WHERE name = 't'::bytea", &[])
+        .await
+        .unwrap();
+    let finish = tokio::spawn({
+        let attempt = attempt.clone();
+        async move { attempt.finish(Some(data!({"output": ["child"]}))).await }
+    });
+    wait_for_waiters(&admin, 1).await;
+    destroy.commit().await.unwrap();
+
+    // Ordered after the destroy, the finish has no spec to chain into.
+    finish.await.unwrap().unwrap();
+    assert_eq!(attempt.status().await.unwrap(), AttemptStatus::Finished);
+    let unit = spec.work_unit("u0000").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
+    assert!(matches!(
+        next.data().await,
+        Err(coordinate::Error::Gone { .. })
+    ));
 }

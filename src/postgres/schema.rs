@@ -48,6 +48,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         9,
         include_str!("migrations/0009_spec_counts_read_when_needed.sql"),
     ),
+    Migration::new(
+        10,
+        include_str!("migrations/0010_finish_locks_next_spec.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
