@@ -3,7 +3,8 @@
 //! requests of two job servers run at once (the spec's row is not locked
 //! on the common path), and `add_work_unit` racing with `finish` on one unit
 //! ends as one of the two orders would, in every interleaving, as does a
-//! `finish` chaining into a spec whose destroy is in flight.
+//! `finish` chaining into a spec whose destroy is in flight. A request whose
+//! chosen spec concurrent requests emptied gets another spec's work.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -360,4 +361,31 @@ async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
         next.data().await,
         Err(coordinate::Error::Gone { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_request_whose_chosen_spec_was_emptied_meanwhile_gets_another_specs_work() {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    // "a" outranks "b", so the scheduler chooses it while it counts a unit.
+    spec_with_units(&ns, data!({"name": "a", "priority": 1}), 1).await;
+    spec_with_units(&ns, data!({"name": "b"}), 1).await;
+    let worker = ns.worker("w").await.unwrap();
+
+    // A concurrent request holding "a"'s only unit, not yet committed.
+    let mut other = db.sql().await;
+    let taker = other.transaction().await.unwrap();
+    taker
+        .execute(
+            "SELECT 1 FROM work_unit u JOIN work_spec s ON s.id = u.work_spec_id
+             WHERE s.name = 'a'::bytea FOR UPDATE OF u",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got = request(&worker, AttemptRequest::units(1)).await;
+    taker.rollback().await.unwrap();
+
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].work_unit().work_spec().name(), "b");
 }

@@ -154,7 +154,10 @@ impl PgWorker {
     /// One try of `request_attempts`, in two statements: the
     /// schedulable specs' counts as of an expiry check, read-only; then the
     /// hand-out from the spec the scheduler chose, which also applies that
-    /// expiry check when it found anything to expire.
+    /// expiry check when it found anything to expire. A spec that concurrent
+    /// requests emptied after the counts were read yields nothing: the
+    /// scheduler then chooses again from the counts without it, one more
+    /// statement per such spec.
     async fn request_once(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let shared = &self.shared;
         let now = shared.now();
@@ -180,43 +183,53 @@ impl PgWorker {
             ids.insert(name.clone(), col(row, 0)?);
             metas.insert(name, meta);
         }
-        let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
-            drop(client);
-            shared
-                .settle(Scope::Namespace(self.namespace_id), now, stale)
-                .await?;
-            return Ok(Vec::new());
-        };
-        let (spec_id, meta) = match (ids.get(&chosen), metas.get(&chosen)) {
-            (Some(id), Some(meta)) => (*id, meta),
-            _ => return Err(super::decode("scheduler chose an unknown spec")),
-        };
-        let (continuous_name, next_continuous) = if rules::can_start_continuous(meta, now) {
-            let name = rules::continuous_unit_name(now);
-            (
-                Some(name),
-                Some(rules::limits::next_continuous(now, meta.interval)),
+        let (chosen, spec_id, made) = loop {
+            let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
+                drop(client);
+                shared
+                    .settle(Scope::Namespace(self.namespace_id), now, stale)
+                    .await?;
+                return Ok(Vec::new());
+            };
+            let (Some(spec_id), Some(meta)) = (ids.get(&chosen).copied(), metas.remove(&chosen))
+            else {
+                return Err(super::decode("scheduler chose an unknown spec"));
+            };
+            let (continuous_name, next_continuous) = if rules::can_start_continuous(&meta, now) {
+                let name = rules::continuous_unit_name(now);
+                (
+                    Some(name),
+                    Some(rules::limits::next_continuous(now, meta.interval)),
+                )
+            } else {
+                (None, None)
+            };
+            let made = query(
+                &client,
+                REQUEST,
+                &[
+                    &spec_id,
+                    &self.id,
+                    &request.number_of_work_units,
+                    &now,
+                    &expiration,
+                    &json(&rules::too_many_retries_data()),
+                    &continuous_name.as_deref().map(str::as_bytes),
+                    &next_continuous,
+                    &stale.then_some(self.namespace_id),
+                ],
             )
-        } else {
-            (None, None)
+            .await?;
+            // The hand-out applied the expiry check.
+            stale = false;
+            // Without retries to exhaust, a chosen spec yields nothing only
+            // when concurrent requests took its units after the counts were
+            // read; had they run first, the choice would have been among the
+            // other specs.
+            if !made.is_empty() || meta.max_retries > 0 {
+                break (chosen, spec_id, made);
+            }
         };
-        let expire_namespace = stale.then_some(self.namespace_id);
-        let made = query(
-            &client,
-            REQUEST,
-            &[
-                &spec_id,
-                &self.id,
-                &request.number_of_work_units,
-                &now,
-                &expiration,
-                &json(&rules::too_many_retries_data()),
-                &continuous_name.as_deref().map(str::as_bytes),
-                &next_continuous,
-                &expire_namespace,
-            ],
-        )
-        .await?;
         drop(client);
 
         let spec = Arc::new(PgWorkSpec::new(
