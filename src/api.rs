@@ -158,8 +158,11 @@ pub trait Namespace: Send + Sync + Debug {
     fn as_any(&self) -> &dyn Any;
 
     /// Deletes the namespace and everything in it: specs, units, attempts
-    /// and workers. Succeeds and does nothing on an already destroyed
-    /// handle, and never touches a newer namespace of the same name.
+    /// and workers. Its workers' attempts on other namespaces' units go too:
+    /// such a unit loses them from its history and, if one was its active
+    /// attempt, has none (as after [`WorkUnit::clear_active_attempt`]).
+    /// Succeeds and does nothing on an already destroyed handle, and never
+    /// touches a newer namespace of the same name.
     async fn destroy(&self) -> Result<()>;
 
     /// Creates the work spec the definition names, with meta derived from

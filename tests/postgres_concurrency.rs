@@ -4,7 +4,8 @@
 //! on the common path), and `add_work_unit` racing with `finish` on one unit
 //! ends as one of the two orders would, in every interleaving, as does a
 //! `finish` chaining into a spec whose destroy is in flight. A request whose
-//! chosen spec concurrent requests emptied gets another spec's work.
+//! chosen spec concurrent requests emptied gets another spec's work, and a
+//! namespace destroy unlinks a unit elsewhere its worker took meanwhile.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -388,4 +389,41 @@ async fn a_request_whose_chosen_spec_was_emptied_meanwhile_gets_another_specs_wo
 
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].work_unit().work_spec().name(), "b");
+}
+
+#[tokio::test]
+async fn a_namespace_destroy_unlinks_a_unit_its_worker_took_while_it_waited() {
+    let (servers, db, _clock) = two_servers().await;
+    let (spec, unit, _) = pending_unit(&servers[0]).await;
+    unit.clear_active_attempt().await.unwrap();
+    let doomed = servers[1].namespace("doomed").await.unwrap();
+    doomed.worker("leaving").await.unwrap();
+
+    // The doomed namespace's worker takes the unit of "n", as `make_attempt`
+    // does, held uncommitted.
+    let admin = db.sql().await;
+    let mut other = db.sql().await;
+    let make = other.transaction().await.unwrap();
+    make.execute(
+        "WITH created AS (
+             INSERT INTO attempt (work_unit_id, work_spec_id, worker_id, status, data,
+                 start_time, expiration_time, on_active_list)
+             SELECT u.id, u.work_spec_id, w.id, 0, u.data, now(), now(), true
+             FROM work_unit u, worker w
+             WHERE u.name = 'u'::bytea AND w.name = 'leaving'::bytea
+             RETURNING id, work_unit_id)
+         UPDATE work_unit u SET active_attempt_id = c.id, state = 1 FROM created c
+         WHERE u.id = c.work_unit_id",
+        &[],
+    )
+    .await
+    .unwrap();
+    let destroy = tokio::spawn(async move { doomed.destroy().await });
+    wait_for_waiters(&admin, 1).await;
+    make.commit().await.unwrap();
+    destroy.await.unwrap().unwrap();
+
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+    let counts = spec.count_work_unit_status().await.unwrap();
+    assert_eq!(counts, [(WorkUnitStatus::Available, 1)].into());
 }

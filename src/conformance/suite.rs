@@ -125,6 +125,7 @@ macro_rules! conformance_tests {
                 worker_defaults,
                 worker_parent_edge_cases,
                 attempts_across_namespaces,
+                namespace_destroy_takes_workers_attempts_elsewhere,
                 deleted_attempts_leave_worker_lists,
                 child_attempts_scope,
                 worker_list_order,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{at_secs, each_named, names, AttemptKey, Run, TestBackend};
+use super::{at_secs, each_named, names, AttemptKey, Dead, Run, TestBackend};
 use crate::api::WorkerRef;
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitQuery, WorkUnitStatus};
@@ -404,6 +404,88 @@ pub async fn worker_list_order(t: TestBackend) {
         expected,
         "all attempts in creation order"
     );
+}
+
+/// Destroying a namespace deletes its workers with every attempt they
+/// made, on other namespaces' units too: such a unit loses the attempt from
+/// its history and, if it was the active one, is Available again, whatever
+/// the attempt's status. Attempts of the other namespace's own workers stay.
+pub async fn namespace_destroy_takes_workers_attempts_elsewhere(t: TestBackend) {
+    let (r, doomed) = Run::with_ns("namespace_destroy_takes_workers_attempts_elsewhere", t).await;
+    let other = r
+        .ns("namespace_destroy_takes_workers_attempts_elsewhere kept")
+        .await;
+    let spec = r.named_spec(&other, "s").await;
+    let [pending, finished, kept] =
+        each_named(["p", "f", "k"], |n| r.unit(&spec, n, DataMap::new())).await;
+    let leaving = r.worker(&doomed, "leaving").await;
+    let staying = r.worker(&other, "staying").await;
+    let gone = r.ok(
+        leaving.make_attempt(&pending, Duration::zero()).await,
+        "make p",
+    );
+    let done = r.ok(
+        leaving.make_attempt(&finished, Duration::zero()).await,
+        "make f",
+    );
+    r.ok(done.finish(None).await, "finish f");
+    let own = r.ok(
+        staying.make_attempt(&kept, Duration::zero()).await,
+        "make k",
+    );
+    r.ok(
+        leaving.make_attempt(&kept, Duration::zero()).await,
+        "supersede k",
+    );
+    r.counts_are(
+        &spec,
+        [(WorkUnitStatus::Pending, 2), (WorkUnitStatus::Finished, 1)],
+        "before",
+    )
+    .await;
+
+    r.ok(doomed.destroy().await, "destroy");
+    r.gone(gone.status().await, Dead::strict(), "the pending attempt");
+    r.gone(done.status().await, Dead::strict(), "the finished attempt");
+    for (unit, name) in [(&pending, "p"), (&finished, "f")] {
+        r.ok_eq(
+            unit.status().await,
+            WorkUnitStatus::Available,
+            format_args!("{name} again"),
+        );
+        r.active_is(unit, None, format_args!("{name}'s active attempt"))
+            .await;
+        r.ok_eq(
+            unit.num_attempts().await,
+            0,
+            format_args!("{name}'s history"),
+        );
+    }
+    // "k" keeps its own worker's superseded attempt in its history only.
+    r.ok_eq(
+        kept.status().await,
+        WorkUnitStatus::Available,
+        "k without its active attempt",
+    );
+    let history = r.ok(kept.attempts().await, "k's history");
+    check_eq!(
+        r,
+        r.keys(&history).await,
+        vec![r.key(&own).await],
+        "k keeps its worker's attempt"
+    );
+    let listed = r.ok(staying.active_attempts().await, "the staying worker's list");
+    check_eq!(
+        r,
+        r.keys(&listed).await,
+        vec![r.key(&own).await],
+        "still listed"
+    );
+    r.counts_are(&spec, [(WorkUnitStatus::Available, 3)], "after")
+        .await;
+    let request = AttemptRequest::units(3);
+    let handed = r.ok(staying.request_attempts(&request).await, "request");
+    check_eq!(r, handed.len(), 3, "every unit runs again");
 }
 
 /// A worker's attempts may be on units of other namespaces: `make_attempt`

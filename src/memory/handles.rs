@@ -194,9 +194,9 @@ impl Namespace for MemNamespace {
     }
 
     async fn destroy(&self) -> Result<()> {
-        self.shared.run(|st, _| {
+        self.shared.run(|st, now| {
             let existed = st.namespace_name(self.id).is_some();
-            st.destroy_namespace(self.id);
+            st.destroy_namespace(self.id, now);
             self.shared.announce(|| {
                 existed.then(|| ChangeEvent::NamespaceDestroyed {
                     namespace: self.name.to_string(),

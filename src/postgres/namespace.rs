@@ -73,11 +73,12 @@ impl Namespace for PgNamespace {
     }
 
     async fn destroy(&self) -> Result<()> {
-        // Cascades to specs, units, attempts and workers; a second destroy
-        // matches no row and touches no newer namespace of the same name.
+        // Cascades to specs, units, attempts and workers, after unlinking
+        // units elsewhere from its workers' attempts; a second destroy finds
+        // no row and touches no newer namespace of the same name.
         let shared = &self.shared;
         shared
-            .execute_retrying("DELETE FROM namespace WHERE id = $1", &[&self.id])
+            .execute_retrying("SELECT coordinate_destroy_namespace($1)", &[&self.id])
             .await?;
         Ok(())
     }

@@ -52,6 +52,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         10,
         include_str!("migrations/0010_finish_locks_next_spec.sql"),
     ),
+    Migration::new(11, include_str!("migrations/0011_destroy_namespace.sql")),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

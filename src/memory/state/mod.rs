@@ -80,7 +80,7 @@ struct UnitState {
 struct AttemptState {
     unit: UnitId,
     worker: WorkerId,
-    /// Kept so the attempt's handle can be built even if the worker is gone.
+    /// Kept so building the attempt's handle reads no worker state.
     worker_name: ScopedName,
     status: AttemptStatus,
     data: CompactData,
@@ -351,8 +351,9 @@ impl State {
     }
 
     /// Removes a worker, unlinking it from its parent and children (which
-    /// may live in other namespaces).
-    fn remove_worker(&mut self, id: WorkerId) {
+    /// may live in other namespaces), and its attempts: a unit whose active
+    /// attempt goes has none, as after `clear_active_attempt`.
+    fn remove_worker(&mut self, id: WorkerId, now: Time) {
         let Some(worker) = self.workers.remove(&id) else {
             return;
         };
@@ -364,7 +365,25 @@ impl State {
                 child.parent = None;
             }
         }
-        // Its attempts die with their units; the worker's own lists go with it.
+        for attempt in worker.all_attempts {
+            let Some(unit) = self.attempts.get(&attempt).map(|a| a.unit) else {
+                continue;
+            };
+            let detached = self.reindex(unit, now, |st| {
+                st.attempts.remove(&attempt);
+                let unit = st.unit_mut(unit)?;
+                unit.attempts.retain(|a| *a != attempt);
+                if unit.active == Some(attempt) {
+                    unit.active = None;
+                }
+                Ok(())
+            });
+            // Units outlive their attempts; were one missing, its attempt
+            // still goes.
+            if detached.is_err() {
+                self.attempts.remove(&attempt);
+            }
+        }
     }
 
     // ----- names, for the change feed ------------------------------------------

@@ -36,7 +36,9 @@ impl State {
             .collect()
     }
 
-    pub(crate) fn destroy_namespace(&mut self, id: NamespaceId) {
+    /// Removes a namespace and everything in it; its workers' attempts on
+    /// other namespaces' units go too.
+    pub(crate) fn destroy_namespace(&mut self, id: NamespaceId, now: Time) {
         let Some(ns) = self.namespaces.remove(&id) else {
             return;
         };
@@ -45,7 +47,7 @@ impl State {
             self.remove_spec(spec);
         }
         for worker in ns.workers.into_values() {
-            self.remove_worker(worker);
+            self.remove_worker(worker, now);
         }
     }
 
