@@ -329,12 +329,13 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
     drop(backend);
 
     // Back to version 3: the unit's spec by foreign key again, its
-    // functions, no counters, no states.
+    // functions, no counters, no states, no functions of later versions.
     let sql = db.sql().await;
     let previous = include_str!("../src/postgres/migrations/0003_one_statement_operations.sql")
         .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION");
     sql.batch_execute(&format!(
         "BEGIN;
+         DROP FUNCTION coordinate_destroy_namespace(bigint);
          DROP FUNCTION coordinate_spec_counts(bigint, timestamptz);
          DROP TRIGGER coordinate_unit_spec_check ON work_unit;
          DROP TRIGGER coordinate_unit_spec_fixed ON work_unit;
