@@ -3,7 +3,9 @@
 //! namespace → spec → unit chain, of the reads and writes a job server
 //! makes on held handles (one task, no contention), `request_attempts` +
 //! `finish` throughput with 1 and 8 concurrent workers at batch size 100,
-//! and `add_work_units` throughput in batches of 1,000 and 10,000.
+//! `add_work_units` throughput in batches of 1,000 and 10,000, and
+//! `request_attempts` with none or 100,000 units waiting for their
+//! not-before time ahead of the ready ones.
 //!
 //! Run: `cargo bench --features postgres --bench postgres`.
 
@@ -13,7 +15,7 @@ use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, Duration, MockClock, NamespaceRef, NewWorkUnit,
-    WorkSpecRef, WorkUnitMeta,
+    Time, WorkSpecRef, WorkUnitMeta,
 };
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
@@ -229,10 +231,12 @@ async fn request_finish_rounds(
     }
     let mut total = StdDuration::ZERO;
     for _ in 0..iters {
-        // Setup, untimed: every unit of the throughput spec available again.
+        // Setup, untimed: every unit of the throughput spec available again
+        // (without an active attempt, its state says so, for the counters
+        // and the index of ready units).
         rearm
             .execute(
-                "UPDATE work_unit SET active_attempt_id = NULL
+                "UPDATE work_unit SET active_attempt_id = NULL, state = 0
                  WHERE work_spec_id = (SELECT id FROM work_spec WHERE name = 'tp'::bytea)",
                 &[],
             )
@@ -347,5 +351,77 @@ fn bulk_add(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, operations, throughput, bulk_add);
+/// `request_attempts` of one unit from a spec of 1,000 ready units behind
+/// none or 100,000 units that come first in execution order (a higher
+/// priority) but wait for a not-before time an hour ahead, as after a wave
+/// of retries with a delay; each attempt is expired again, untimed.
+fn waiting_units(c: &mut Criterion) {
+    const READY: usize = 1_000;
+    let rt = runtime();
+    let (backend, _) = rt.block_on(loaded());
+    let mut group = c.benchmark_group("postgres_waiting_units");
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    for waiting in [0usize, 100_000] {
+        let name = format!("waiting{waiting}");
+        let worker = rt.block_on(async {
+            let ns = backend.namespace("bench").await.expect("namespace");
+            let spec = ns
+                .set_work_spec(data!({ "name": name.clone() }))
+                .await
+                .expect("spec");
+            // The backend's mock clock stays at the epoch.
+            let later = Time::UNIX_EPOCH + Duration::hours(1);
+            let delayed = (0..waiting).map(|i| NewWorkUnit {
+                name: format!("d{i:06}"),
+                data: data!({"i": i}),
+                meta: WorkUnitMeta {
+                    priority: 1.0,
+                    not_before: Some(later),
+                },
+            });
+            let ready = (0..READY).map(|i| NewWorkUnit::new(format!("r{i:04}"), data!({"i": i})));
+            let units: Vec<NewWorkUnit> = delayed.chain(ready).collect();
+            for batch in units.chunks(10_000) {
+                spec.add_work_units(batch.to_vec()).await.expect("units");
+            }
+            ns.worker("w").await.expect("worker")
+        });
+        let request = AttemptRequest {
+            work_specs: vec![name.clone()],
+            ..AttemptRequest::default()
+        };
+        group.bench_function(format!("request_attempts_1_behind_{waiting}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let worker = worker.clone();
+                let request = request.clone();
+                async move {
+                    let mut total = StdDuration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        let got = worker.request_attempts(&request).await.expect("request");
+                        total += start.elapsed();
+                        assert_eq!(got.len(), 1, "a ready unit is handed out");
+                        for a in got {
+                            a.expire(None).await.expect("expire");
+                        }
+                    }
+                    total
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    lookups,
+    operations,
+    throughput,
+    bulk_add,
+    waiting_units
+);
 criterion_main!(benches);

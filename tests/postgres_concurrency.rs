@@ -15,8 +15,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, AttemptStatus, Backend, BackendExt, MockClock, NamespaceRef,
-    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
+    data, AttemptRef, AttemptRequest, AttemptStatus, Backend, BackendExt, Clock, MockClock,
+    NamespaceRef, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
 };
 use tokio::sync::Barrier;
 
@@ -426,4 +426,46 @@ async fn a_namespace_destroy_unlinks_a_unit_its_worker_took_while_it_waited() {
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
     let counts = spec.count_work_unit_status().await.unwrap();
     assert_eq!(counts, [(WorkUnitStatus::Available, 1)].into());
+}
+
+#[tokio::test]
+async fn a_request_waits_for_a_concurrent_check_making_units_ready_and_takes_them() {
+    let (servers, db, clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
+    let later = WorkUnitMeta {
+        priority: 1.0,
+        not_before: Some(clock.now() + coordinate::Duration::minutes(1)),
+    };
+    for name in ["a", "b"] {
+        spec.add_work_unit(name, data!({}), later).await.unwrap();
+    }
+    spec.add_work_unit("c", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    clock.advance(coordinate::Duration::minutes(2));
+
+    // Another job server's expiry check, making "a" and "b" ready, held
+    // uncommitted.
+    let admin = db.sql().await;
+    let mut other = db.sql().await;
+    let check = other.transaction().await.unwrap();
+    check
+        .execute(
+            "SELECT coordinate_expire(NULL, (SELECT id FROM work_spec WHERE name = 's'::bytea), $1)",
+            &[&clock.now()],
+        )
+        .await
+        .unwrap();
+    let requested = tokio::spawn(async move { request(&worker, AttemptRequest::units(1)).await });
+    wait_for_waiters(&admin, 1).await;
+    check.commit().await.unwrap();
+
+    let got = requested.await.unwrap();
+    let names: Vec<String> = got
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    assert_eq!(names, ["a"], "the first unit in execution order");
 }

@@ -46,14 +46,16 @@ async fn recount(sql: &Client, spec: &str, now: Time) -> BTreeMap<WorkUnitStatus
         .collect()
 }
 
-/// Checks the stored side: each unit's state is its active attempt's, and
-/// each spec's counters are the units per state.
+/// Checks the stored side: each unit's state is its active attempt's (a
+/// unit without one ready or, with a not-before time, waiting), and each
+/// spec's counters are the units per state.
 async fn assert_stored_counters_exact(sql: &Client) {
     let wrong_states: i64 = sql
         .query_one(
             "SELECT count(*) FROM work_unit u LEFT JOIN attempt a ON a.id = u.active_attempt_id
-             WHERE u.state <> CASE WHEN a.status = 0 THEN 1 WHEN a.status IN (2, 3)
-                                   THEN a.status ELSE 0 END",
+             WHERE CASE WHEN u.state = 4 AND u.not_before IS NOT NULL THEN 0 ELSE u.state END
+                   <> CASE WHEN a.status = 0 THEN 1 WHEN a.status IN (2, 3)
+                           THEN a.status ELSE 0 END",
             &[],
         )
         .await
@@ -64,19 +66,20 @@ async fn assert_stored_counters_exact(sql: &Client) {
         .query_one(
             "WITH counted AS (
                  SELECT work_spec_id, sum(idle) AS idle, sum(pending) AS pending,
-                     sum(finished) AS finished, sum(failed) AS failed
+                     sum(finished) AS finished, sum(failed) AS failed, sum(waiting) AS waiting
                  FROM work_unit_count GROUP BY work_spec_id),
              recounted AS (
                  SELECT s.id AS work_spec_id,
                      count(u.id) FILTER (WHERE u.state = 0) AS idle,
                      count(u.id) FILTER (WHERE u.state = 1) AS pending,
                      count(u.id) FILTER (WHERE u.state = 2) AS finished,
-                     count(u.id) FILTER (WHERE u.state = 3) AS failed
+                     count(u.id) FILTER (WHERE u.state = 3) AS failed,
+                     count(u.id) FILTER (WHERE u.state = 4) AS waiting
                  FROM work_spec s LEFT JOIN work_unit u ON u.work_spec_id = s.id GROUP BY s.id)
              SELECT count(*) FROM recounted r LEFT JOIN counted c USING (work_spec_id)
              WHERE (COALESCE(c.idle, 0), COALESCE(c.pending, 0), COALESCE(c.finished, 0),
-                    COALESCE(c.failed, 0))
-                   <> (r.idle, r.pending, r.finished, r.failed)",
+                    COALESCE(c.failed, 0), COALESCE(c.waiting, 0))
+                   <> (r.idle, r.pending, r.finished, r.failed, r.waiting)",
             &[],
         )
         .await
@@ -336,6 +339,11 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
     sql.batch_execute(&format!(
         "BEGIN;
          DROP FUNCTION coordinate_destroy_namespace(bigint);
+         DROP TRIGGER coordinate_unit_waits_insert ON work_unit;
+         DROP TRIGGER coordinate_unit_waits_update ON work_unit;
+         DROP FUNCTION coordinate_unit_waits();
+         CREATE INDEX work_unit_idle ON work_unit (work_spec_id, priority DESC, name)
+             WHERE active_attempt_id IS NULL;
          DROP FUNCTION coordinate_spec_counts(bigint, timestamptz);
          DROP TRIGGER coordinate_unit_spec_check ON work_unit;
          DROP TRIGGER coordinate_unit_spec_fixed ON work_unit;

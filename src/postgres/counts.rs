@@ -2,12 +2,14 @@
 //!
 //! The counters (table `work_unit_count`, kept by triggers in every
 //! changing transaction) hold how many units of a spec are in each stored
-//! state. What depends on now is read from two small index ranges: the
-//! idle units whose not-before time is still ahead (Delayed), and the
-//! pending active attempts past their deadline, whose units an expiry
+//! state, waiting ones (idle until their not-before time) apart from ready
+//! ones. What depends on now is read from small index ranges: the waiting
+//! units whose time has come (Available, not Delayed), the ready units
+//! whose not-before time is ahead (none unless the clock went back), and
+//! the pending active attempts past their deadline, whose units an expiry
 //! check would make Available or Delayed; each range is read only when the
-//! counters hold units it could find (idle, pending). So a count costs
-//! O(delayed + expired) rows, not O(units).
+//! counters hold units it could find. So a count costs O(due + expired)
+//! rows, not O(units).
 
 use std::collections::BTreeMap;
 
@@ -17,10 +19,10 @@ use super::{col, decode};
 use crate::error::Result;
 use crate::model::WorkUnitStatus;
 
-/// SQL: the seven [`SpecCounts`] columns of spec `$spec` as of an expiry
+/// SQL: the eight [`SpecCounts`] columns of spec `$spec` as of an expiry
 /// check at `$now`, as columns `c.*` of a `FROM` item (the function
 /// `coordinate_spec_counts`, which runs its query with a cached generic
-/// plan; migrations 6, 8 and 9); a macro
+/// plan; migrations 6, 8, 9 and 12); a macro
 /// so statements can `concat!` it.
 macro_rules! spec_counts {
     ($spec:literal, $now:literal) => {
@@ -44,17 +46,20 @@ pub(crate) struct SpecCounts {
     expired: i64,
     /// Those of them whose not-before time is ahead.
     expired_delayed: i64,
+    /// Idle units waiting for a not-before time that has come, which an
+    /// expiry check would make ready.
+    due: i64,
 }
 
 impl SpecCounts {
     /// Reads the columns of [`spec_counts!`] starting at column `at`.
     pub(crate) fn from_row(row: &Row, at: usize) -> Result<Self> {
-        // Seven consecutive `int8` columns, in the order of the fields.
-        let mut counts = [0i64; 7];
+        // Eight consecutive `int8` columns, in the order of the fields.
+        let mut counts = [0i64; 8];
         for (i, count) in counts.iter_mut().enumerate() {
             *count = col(row, at + i)?;
         }
-        let [idle, pending, finished, failed, delayed, expired, expired_delayed] = counts;
+        let [idle, pending, finished, failed, delayed, expired, expired_delayed, due] = counts;
         Ok(SpecCounts {
             idle,
             pending,
@@ -63,12 +68,14 @@ impl SpecCounts {
             delayed,
             expired,
             expired_delayed,
+            due,
         })
     }
 
-    /// True if an expiry check would expire an attempt of the spec.
+    /// True if an expiry check would change anything in the spec: expire an
+    /// attempt or make a waiting unit ready.
     pub(crate) fn stale(&self) -> bool {
-        self.expired > 0
+        self.expired > 0 || self.due > 0
     }
 
     /// Units that could run now.
@@ -115,6 +122,7 @@ mod tests {
             delayed: 3,
             expired: 2,
             expired_delayed: 1,
+            due: 0,
         };
         assert_eq!(c.available(), 8);
         assert_eq!(c.pending(), 3);
@@ -129,6 +137,18 @@ mod tests {
                 (WorkUnitStatus::Delayed, 4),
             ]
         );
+    }
+
+    #[test]
+    fn a_waiting_unit_whose_time_has_come_makes_the_counts_stale() {
+        let waiting = SpecCounts {
+            idle: 1,
+            ..SpecCounts::default()
+        };
+        assert!(!waiting.stale());
+        let due = SpecCounts { due: 1, ..waiting };
+        assert!(due.stale());
+        assert_eq!(due.available(), 1);
     }
 
     #[test]

@@ -68,14 +68,19 @@
 //! index ranges for what depends on now, each read only when the counters
 //! say it can hold something (the `counts` module), so they cost O(specs),
 //! not O(units); those queries run in a function with their generic plans
-//! (migrations 6, 8 and 9), which each connection makes once, since a
+//! (migrations 6, 8, 9 and 12), which each connection makes once, since a
 //! custom plan costs more to make than the query to run. Queries by status read a
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
 //! is its own statement, so no generic plan made for one shape serves
 //! another (the `selection` module). `add_work_units` stores a whole batch
 //! in one statement, and checks (and locks against deletion) the batch's
 //! spec once rather than once per unit: a unit's spec is enforced by
-//! statement triggers instead of a foreign key (migration 5).
+//! statement triggers instead of a foreign key (migration 5). A unit
+//! without an active attempt whose not-before time was set is *waiting*
+//! (a state of its own) until an expiry check finds its time has come and
+//! makes it ready, so requests take ready units in execution order from an
+//! index of those alone: units delayed by retries cost a request nothing
+//! (migration 12).
 //!
 //! # Expiry without writes on reads
 //!
@@ -83,8 +88,9 @@
 //! the attempt's times, `meta(true)`, `work_units`, counts, summaries)
 //! compute their answer as of that check inside one read-only statement: a
 //! pending active attempt past its deadline counts as expired, its unit as
-//! without an active attempt. The same statement says whether the check
-//! would expire anything; only then is the expiry written, by a second
+//! without an active attempt, and a waiting unit whose time has come as
+//! Available. The same statement says whether the check would change
+//! anything; only then is the expiry written, by a second
 //! statement, so that a later `finish` or `renew` — from this job server or
 //! another — finds the attempt Expired as the read reported it. With no
 //! lease past its deadline (the usual state of a healthy job server) reads
@@ -818,18 +824,25 @@ macro_rules! live_status {
 }
 pub(crate) use live_status;
 
-/// SQL: true if an expiry check at `$now` over the attempts `x` that
-/// `$scope` admits would expire one (an active, pending attempt past its
-/// deadline). The attempt's unit is looked up by a subquery of its own, so
-/// the plan fetches it by key rather than joining every unit.
+/// SQL: true if an expiry check at `$now` over the specs that `$scope`
+/// admits (a condition on `x.work_spec_id`) would change anything: expire
+/// an attempt `x` (an active, pending attempt past its deadline) or make a
+/// unit `x` waiting for its not-before time ready. The attempt's unit is
+/// looked up by a subquery of its own, so the plan fetches it by key rather
+/// than joining every unit.
 macro_rules! expirable {
     ($scope:literal, $now:literal) => {
         concat!(
-            "EXISTS (SELECT 1 FROM attempt x WHERE ",
+            "(EXISTS (SELECT 1 FROM attempt x WHERE ",
             $scope,
             " AND x.status = 0 AND x.expiration_time < ",
             $now,
-            " AND (SELECT y.active_attempt_id FROM work_unit y WHERE y.id = x.work_unit_id) = x.id)"
+            " AND (SELECT y.active_attempt_id FROM work_unit y WHERE y.id = x.work_unit_id) = x.id)",
+            " OR EXISTS (SELECT 1 FROM work_unit x WHERE ",
+            $scope,
+            " AND x.state = 4 AND x.not_before <= ",
+            $now,
+            "))"
         )
     };
 }

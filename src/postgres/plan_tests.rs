@@ -7,7 +7,7 @@ use super::selection::{Selection, Shape, UnitChange};
 use super::testing::TestCluster;
 use super::work_spec::COUNTED_META;
 use super::work_unit::SNAPSHOT;
-use super::worker::REQUEST_METAS;
+use super::worker::{REQUEST, REQUEST_METAS};
 use super::PostgresBackend;
 use crate::api::Backend;
 use crate::clock::{Clock, MockClock};
@@ -60,7 +60,7 @@ fn whole_table_reads_are_recognised() {
     ])));
 }
 
-/// The queries `coordinate_spec_counts` runs (migration 9), each as a
+/// The queries `coordinate_spec_counts` runs (migration 12), each as a
 /// statement of the function's two parameters with its `INTO` clause
 /// dropped: their generic plans are the ones the function uses.
 async fn spec_counts_queries(sql: &tokio_postgres::Client) -> Vec<String> {
@@ -91,7 +91,7 @@ async fn spec_counts_queries(sql: &tokio_postgres::Client) -> Vec<String> {
             )
         })
         .collect();
-    assert_eq!(queries.len(), 3, "the function's queries: {queries:?}");
+    assert_eq!(queries.len(), 4, "the function's queries: {queries:?}");
     queries
 }
 
@@ -232,4 +232,129 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
             plan.join("\n")
         );
     }
+}
+
+/// Unit rows the transaction `sql` has fetched so far, by index or by
+/// sequential scan.
+async fn unit_rows_read(sql: &tokio_postgres::Transaction<'_>) -> i64 {
+    sql.query_one(
+        "SELECT COALESCE(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_xact_user_tables
+         WHERE relname = 'work_unit'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reads_no_unit_waiting_for_its_time() {
+    const WAITING: usize = 5_000;
+    let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"));
+    let db = cluster.fresh_database().await.unwrap();
+    let clock = MockClock::new();
+    let backend = PostgresBackend::builder(cluster.url())
+        .database(&db)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let ns = backend.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(crate::data!({"name": "s"})).await.unwrap();
+    // Waiting units first in execution order (higher priority), then one
+    // ready unit.
+    let later = clock.now() + Duration::hours(1);
+    let mut units: Vec<NewWorkUnit> = (0..WAITING)
+        .map(|i| NewWorkUnit {
+            name: format!("w{i:05}"),
+            data: crate::data!({}),
+            meta: WorkUnitMeta {
+                priority: 1.0,
+                not_before: Some(later),
+            },
+        })
+        .collect();
+    units.push(NewWorkUnit::new("ready", crate::data!({})));
+    spec.add_work_units(units).await.unwrap();
+    ns.worker("w").await.unwrap();
+
+    let (mut sql, connection) =
+        tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sql.batch_execute("ANALYZE").await.unwrap();
+    let ids = sql
+        .query_one(
+            "SELECT s.namespace_id, s.id, w.id FROM work_spec s, worker w WHERE s.name = 's'::bytea",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (ns_id, spec_id, worker_id): (i64, i64, i64) = (ids.get(0), ids.get(1), ids.get(2));
+    let no_name: Option<&[u8]> = None;
+    let no_time: Option<crate::Time> = None;
+    let no_namespace: Option<i64> = None;
+    let request = |now: crate::Time| {
+        let expiration = now + Duration::minutes(15);
+        (now, expiration)
+    };
+
+    // Before the units' time: the counts and the hand-out read a handful of
+    // rows, not the waiting ones.
+    let tx = sql.transaction().await.unwrap();
+    let (now, expiration) = request(clock.now());
+    let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
+    assert_eq!(metas.len(), 1);
+    let made = tx
+        .query(
+            REQUEST,
+            &[
+                &spec_id,
+                &worker_id,
+                &10i64,
+                &now,
+                &expiration,
+                &serde_json::json!({}),
+                &no_name,
+                &no_time,
+                &no_namespace,
+            ],
+        )
+        .await
+        .unwrap();
+    let names: Vec<Vec<u8>> = made.iter().map(|r| r.get(2)).collect();
+    assert_eq!(names, vec![b"ready".to_vec()]);
+    let read = unit_rows_read(&tx).await;
+    assert!(read < 100, "{read} unit rows read for a request");
+    tx.rollback().await.unwrap();
+
+    // Once their time has come, the counts call for an expiry check, which
+    // the hand-out makes first; then they run first, by priority then name.
+    clock.advance(Duration::hours(2));
+    let tx = sql.transaction().await.unwrap();
+    let (now, expiration) = request(clock.now());
+    let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
+    let stale: bool = metas[0].get(metas[0].len() - 1);
+    assert!(stale, "due waiting units call for an expiry check");
+    let made = tx
+        .query(
+            REQUEST,
+            &[
+                &spec_id,
+                &worker_id,
+                &2i64,
+                &now,
+                &expiration,
+                &serde_json::json!({}),
+                &no_name,
+                &no_time,
+                &Some(ns_id),
+            ],
+        )
+        .await
+        .unwrap();
+    let names: Vec<Vec<u8>> = made.iter().map(|r| r.get(2)).collect();
+    assert_eq!(names, vec![b"w00000".to_vec(), b"w00001".to_vec()]);
+    tx.rollback().await.unwrap();
 }

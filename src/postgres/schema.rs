@@ -53,6 +53,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         include_str!("migrations/0010_finish_locks_next_spec.sql"),
     ),
     Migration::new(11, include_str!("migrations/0011_destroy_namespace.sql")),
+    Migration::new(12, include_str!("migrations/0012_waiting_units.sql")),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

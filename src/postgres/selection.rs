@@ -50,6 +50,11 @@ macro_rules! sel_status {
                AND (u.not_before IS NULL OR u.not_before <= $4)
              ORDER BY u.name LIMIT $3)
             UNION ALL
+            (SELECT u.id, u.name FROM work_unit u
+             WHERE $5::bool AND u.work_spec_id = $1 AND u.state = 4 AND u.name >= $2
+               AND u.not_before <= $4
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
             (SELECT u.id, u.name FROM work_unit u JOIN attempt a ON a.id = u.active_attempt_id
              WHERE $6::bool AND u.work_spec_id = $1 AND u.state = 1 AND u.name >= $2
                AND a.expiration_time >= $4
@@ -65,6 +70,11 @@ macro_rules! sel_status {
             UNION ALL
             (SELECT u.id, u.name FROM work_unit u
              WHERE $9::bool AND u.work_spec_id = $1 AND u.state = 0 AND u.name >= $2
+               AND u.not_before > $4
+             ORDER BY u.name LIMIT $3)
+            UNION ALL
+            (SELECT u.id, u.name FROM work_unit u
+             WHERE $9::bool AND u.work_spec_id = $1 AND u.state = 4 AND u.name >= $2
                AND u.not_before > $4
              ORDER BY u.name LIMIT $3)
             UNION ALL

@@ -234,7 +234,11 @@ impl WorkUnit for PgWorkUnit {
         let shared = self.shared();
         let changed = shared
             .execute_retrying(
-                "UPDATE work_unit SET active_attempt_id = NULL, state = 0 WHERE id = $1",
+                // A unit without an active attempt keeps its state: ready
+                // or waiting for its not-before time.
+                "UPDATE work_unit SET active_attempt_id = NULL,
+                     state = CASE WHEN active_attempt_id IS NULL THEN state ELSE 0 END
+                 WHERE id = $1",
                 &[&self.id],
             )
             .await?;

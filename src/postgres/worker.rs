@@ -41,18 +41,21 @@ pub(crate) struct PgWorker {
 /// expiry check at `$2`, read-only: exact pending counts; "available" is
 /// only 0 or 1, which is all the scheduler distinguishes (`> 0`, `== 0`),
 /// and spares counting every idle unit; last, whether the check would
-/// expire anything in the spec. The first idle unit is looked up in the
-/// idle index's order, so that the plan walks that index rather than
+/// expire anything in the spec. The first ready unit is looked up in the
+/// ready index's order, so that the plan walks that index rather than
 /// scanning the table for a match (an `EXISTS` would let it, and a spec
-/// whose units sit behind a large one's would pay for the large one). The
+/// whose units sit behind a large one's would pay for the large one);
+/// waiting units whose time has come are a range of the waiting index. The
 /// pending count is the spec's counter less the attempts past their
 /// deadline; an attempt's unit is fetched by key in a subquery of its own.
 pub(crate) const REQUEST_METAS: &str = concat!(
     "SELECT s.id, s.name, ",
     meta_columns!(),
     ", ((SELECT u.id FROM work_unit u WHERE u.work_spec_id = s.id
-            AND u.active_attempt_id IS NULL AND (u.not_before IS NULL OR u.not_before <= $2)
+            AND u.state = 0 AND (u.not_before IS NULL OR u.not_before <= $2)
             ORDER BY u.priority DESC, u.name LIMIT 1) IS NOT NULL
+        OR EXISTS (SELECT 1 FROM work_unit u WHERE u.work_spec_id = s.id
+            AND u.state = 4 AND u.not_before <= $2)
         OR EXISTS (SELECT 1 FROM attempt a
             WHERE a.work_spec_id = s.id AND a.status = 0 AND a.expiration_time < $2
               AND (SELECT u.not_before IS NULL OR u.not_before <= $2 FROM work_unit u
@@ -71,7 +74,7 @@ pub(crate) const REQUEST_METAS: &str = concat!(
 /// `coordinate_request`): the expiry check when one is due, `max_running`,
 /// `max_attempts_returned`, `max_retries` and continuous generation, in one
 /// statement.
-const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
+pub(crate) const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
     FROM coordinate_request($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Gives unit `$1` a new pending attempt of worker `$2` and makes it
