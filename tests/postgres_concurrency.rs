@@ -3,7 +3,8 @@
 //! requests of two job servers run at once (the spec's row is not locked
 //! on the common path), and `add_work_unit` racing with `finish` on one unit
 //! ends as one of the two orders would, in every interleaving, as does a
-//! `finish` chaining into a spec whose destroy is in flight. A request whose
+//! `finish` chaining into a spec whose destroy is in flight (one with no
+//! units to chain does not wait for that destroy). A request whose
 //! chosen spec concurrent requests emptied gets another spec's work, and a
 //! namespace destroy unlinks a unit elsewhere its worker took meanwhile.
 #![cfg(feature = "testing")]
@@ -468,4 +469,31 @@ async fn a_request_waits_for_a_concurrent_check_making_units_ready_and_takes_the
         .map(|a| a.work_unit().name().to_string())
         .collect();
     assert_eq!(names, ["a"], "the first unit in execution order");
+}
+
+#[tokio::test]
+async fn a_finish_without_units_to_chain_does_not_wait_for_a_destroy_of_the_next_spec() {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    spec_with_units(&ns, data!({"name": "t"}), 0).await;
+    spec_with_units(&ns, data!({"name": "s", "then": "t"}), 1).await;
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = request(&worker, AttemptRequest::units(1))
+        .await
+        .pop()
+        .unwrap();
+
+    let mut other = db.sql().await;
+    let destroy = other.transaction().await.unwrap();
+    destroy
+        .execute("DELETE FROM work_spec WHERE name = 't'::bytea", &[])
+        .await
+        .unwrap();
+    let finish = tokio::time::timeout(StdDuration::from_secs(10), attempt.finish(None));
+    let finished = finish.await;
+    destroy.rollback().await.unwrap();
+    finished
+        .expect("the finish waited for the destroy")
+        .unwrap();
+    assert_eq!(attempt.status().await.unwrap(), AttemptStatus::Finished);
 }

@@ -54,6 +54,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     ),
     Migration::new(11, include_str!("migrations/0011_destroy_namespace.sql")),
     Migration::new(12, include_str!("migrations/0012_waiting_units.sql")),
+    Migration::new(
+        13,
+        include_str!("migrations/0013_finish_locks_next_spec_to_chain.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
