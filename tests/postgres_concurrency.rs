@@ -6,7 +6,8 @@
 //! `finish` chaining into a spec whose destroy is in flight (one with no
 //! units to chain does not wait for that destroy). A request whose
 //! chosen spec concurrent requests emptied gets another spec's work, and a
-//! namespace destroy unlinks a unit elsewhere its worker took meanwhile.
+//! namespace destroy unlinks a unit elsewhere its worker took meanwhile, and
+//! waits for a hand-out by its worker without a deadlock.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -496,4 +497,41 @@ async fn a_finish_without_units_to_chain_does_not_wait_for_a_destroy_of_the_next
         .expect("the finish waited for the destroy")
         .unwrap();
     assert_eq!(attempt.status().await.unwrap(), AttemptStatus::Finished);
+}
+
+#[tokio::test]
+async fn a_namespace_destroy_waits_for_a_hand_out_by_its_worker_without_deadlock() {
+    let (servers, db, _clock) = two_servers().await;
+    let (_spec, _unit, attempt) = pending_unit(&servers[0]).await;
+    attempt.expire(None).await.unwrap();
+    let ns = servers[1].namespace("n").await.unwrap();
+
+    // A hand-out by worker "w", as `request_attempts` makes it: the unit
+    // taken, its attempt not yet made.
+    let admin = db.sql().await;
+    let mut other = db.sql().await;
+    let hand_out = other.transaction().await.unwrap();
+    // Were there a deadlock, this session would detect it, and fail.
+    hand_out
+        .batch_execute(
+            "SET LOCAL deadlock_timeout = '10ms';
+             SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR UPDATE",
+        )
+        .await
+        .unwrap();
+    let destroy = tokio::spawn(async move { ns.destroy().await });
+    wait_for_waiters(&admin, 1).await;
+    hand_out
+        .execute(
+            "INSERT INTO attempt (work_unit_id, work_spec_id, worker_id, status, data,
+                 start_time, expiration_time, on_active_list)
+             SELECT u.id, u.work_spec_id, w.id, 0, u.data, now(), now(), true
+             FROM work_unit u, worker w WHERE u.name = 'u'::bytea AND w.name = 'w'::bytea",
+            &[],
+        )
+        .await
+        .expect("the hand-out is not a deadlock victim");
+    hand_out.commit().await.unwrap();
+    destroy.await.unwrap().unwrap();
+    assert!(servers[0].namespaces().await.unwrap().is_empty());
 }

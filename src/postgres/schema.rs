@@ -58,6 +58,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         13,
         include_str!("migrations/0013_finish_locks_next_spec_to_chain.sql"),
     ),
+    Migration::new(
+        14,
+        include_str!("migrations/0014_destroy_namespace_specs_first.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
