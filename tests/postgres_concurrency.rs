@@ -328,10 +328,10 @@ async fn a_delete_by_status_spares_a_unit_whose_status_changed_while_it_waited()
     assert_eq!(unit.data().await.unwrap(), data!({"v": "added"}));
 }
 
-#[tokio::test]
-async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
-    let (servers, db, _clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
+/// Spec "s" of namespace "n", whose units chain into spec "t", with one
+/// unit; "t"; and an attempt of worker "w" on the unit.
+async fn chaining_attempt(backend: &PostgresBackend) -> (WorkSpecRef, WorkSpecRef, AttemptRef) {
+    let ns = backend.namespace("n").await.unwrap();
     let next = spec_with_units(&ns, data!({"name": "t"}), 0).await;
     let spec = spec_with_units(&ns, data!({"name": "s", "then": "t"}), 1).await;
     let worker = ns.worker("w").await.unwrap();
@@ -339,6 +339,13 @@ async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
         .await
         .pop()
         .unwrap();
+    (spec, next, attempt)
+}
+
+#[tokio::test]
+async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
+    let (servers, db, _clock) = two_servers().await;
+    let (spec, next, attempt) = chaining_attempt(&servers[0]).await;
 
     // The destroy of "t", as `destroy_work_spec` makes it, held uncommitted.
     let admin = db.sql().await;
@@ -475,14 +482,7 @@ async fn a_request_waits_for_a_concurrent_check_making_units_ready_and_takes_the
 #[tokio::test]
 async fn a_finish_without_units_to_chain_does_not_wait_for_a_destroy_of_the_next_spec() {
     let (servers, db, _clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
-    spec_with_units(&ns, data!({"name": "t"}), 0).await;
-    spec_with_units(&ns, data!({"name": "s", "then": "t"}), 1).await;
-    let worker = ns.worker("w").await.unwrap();
-    let attempt = request(&worker, AttemptRequest::units(1))
-        .await
-        .pop()
-        .unwrap();
+    let (_, _, attempt) = chaining_attempt(&servers[0]).await;
 
     let mut other = db.sql().await;
     let destroy = other.transaction().await.unwrap();

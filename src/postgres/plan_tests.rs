@@ -95,8 +95,9 @@ async fn spec_counts_queries(sql: &tokio_postgres::Client) -> Vec<String> {
     queries
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_spec_statements_stay_index_driven_as_generic_plans() {
+/// The shared cluster, a fresh database on it, a mock clock and a backend
+/// on that database with that clock.
+async fn fresh_backend() -> (&'static TestCluster, String, MockClock, PostgresBackend) {
     let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"));
     let db = cluster.fresh_database().await.unwrap();
     let clock = MockClock::new();
@@ -106,6 +107,12 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
         .build()
         .await
         .unwrap();
+    (cluster, db, clock, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_spec_statements_stay_index_driven_as_generic_plans() {
+    let (cluster, db, clock, backend) = fresh_backend().await;
     let ns = backend.namespace("n").await.unwrap();
     let spec = ns
         .set_work_spec(crate::data!({"name": "big"}))
@@ -250,15 +257,7 @@ async fn unit_rows_read(sql: &tokio_postgres::Transaction<'_>) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_reads_no_unit_waiting_for_its_time() {
     const WAITING: usize = 5_000;
-    let cluster = TestCluster::shared().unwrap_or_else(|e| panic!("no PostgreSQL cluster: {e}"));
-    let db = cluster.fresh_database().await.unwrap();
-    let clock = MockClock::new();
-    let backend = PostgresBackend::builder(cluster.url())
-        .database(&db)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
+    let (cluster, db, clock, backend) = fresh_backend().await;
     let ns = backend.namespace("n").await.unwrap();
     let spec = ns.set_work_spec(crate::data!({"name": "s"})).await.unwrap();
     // Waiting units first in execution order (higher priority), then one
