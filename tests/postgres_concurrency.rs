@@ -179,12 +179,7 @@ async fn pending_unit(backend: &PostgresBackend) -> (WorkSpecRef, WorkUnitRef, A
         .add_work_unit("u", data!({"v": "old"}), WorkUnitMeta::default())
         .await
         .unwrap();
-    let worker = ns.worker("w").await.unwrap();
-    let attempt = request(&worker, AttemptRequest::units(1))
-        .await
-        .pop()
-        .unwrap();
-    (spec, unit, attempt)
+    (spec, unit, first_attempt(&ns).await)
 }
 
 /// Queues `finish` and `add_work_unit` of one pending unit behind a lock
@@ -334,12 +329,16 @@ async fn chaining_attempt(backend: &PostgresBackend) -> (WorkSpecRef, WorkSpecRe
     let ns = backend.namespace("n").await.unwrap();
     let next = spec_with_units(&ns, data!({"name": "t"}), 0).await;
     let spec = spec_with_units(&ns, data!({"name": "s", "then": "t"}), 1).await;
+    (spec, next, first_attempt(&ns).await)
+}
+
+/// The attempt worker "w" of `ns` gets when it requests one unit.
+async fn first_attempt(ns: &NamespaceRef) -> AttemptRef {
     let worker = ns.worker("w").await.unwrap();
-    let attempt = request(&worker, AttemptRequest::units(1))
+    request(&worker, AttemptRequest::units(1))
         .await
         .pop()
-        .unwrap();
-    (spec, next, attempt)
+        .unwrap()
 }
 
 #[tokio::test]
