@@ -7,7 +7,9 @@
 //! units to chain does not wait for that destroy). A request whose
 //! chosen spec concurrent requests emptied gets another spec's work, and a
 //! namespace destroy unlinks a unit elsewhere its worker took meanwhile, and
-//! waits for a hand-out by its worker without a deadlock.
+//! waits for a hand-out by its worker without a deadlock. A read that finds
+//! an attempt past its deadline answers a finish that committed before its
+//! expiry could.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -533,4 +535,72 @@ async fn a_namespace_destroy_waits_for_a_hand_out_by_its_worker_without_deadlock
     hand_out.commit().await.unwrap();
     destroy.await.unwrap().unwrap();
     assert!(servers[0].namespaces().await.unwrap().is_empty());
+}
+
+/// What one read on a job server whose clock is past a pending attempt's
+/// deadline answers, and the attempt's status once everything is done,
+/// when a finish from a server whose clock has not reached the deadline
+/// commits between that read and the expiry the read makes durable: the
+/// finish queues on a lock held on the unit's row, the read finds the
+/// attempt due and queues its expiry behind the finish, and the lock goes.
+async fn read_racing_a_finish_before_the_deadline<T, F, Fut>(read: F) -> (T, AttemptStatus)
+where
+    F: FnOnce(WorkSpecRef, WorkUnitRef, AttemptRef) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let db = Database::fresh().await;
+    let (behind, ahead) = (MockClock::new(), MockClock::new());
+    let (slow, fast) = (
+        db.server(&behind, None).await,
+        db.server(&ahead, None).await,
+    );
+    let (_, _, attempt) = pending_unit(&slow).await;
+    ahead.advance(coordinate::Duration::days(1));
+    let spec = fast.namespace("n").await.unwrap().work_spec("s").await;
+    let spec = spec.unwrap();
+    let unit = spec.work_unit("u").await.unwrap();
+    let seen = unit.attempts().await.unwrap().pop().unwrap();
+
+    let admin = db.sql().await;
+    let blocker = db.sql().await;
+    blocker
+        .batch_execute("BEGIN; SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR SHARE")
+        .await
+        .unwrap();
+    let finish = tokio::spawn({
+        let attempt = attempt.clone();
+        async move { attempt.finish(None).await }
+    });
+    wait_for_waiters(&admin, 1).await;
+    let read = tokio::spawn(read(spec, unit, seen));
+    wait_for_waiters(&admin, 2).await;
+    blocker.batch_execute("COMMIT").await.unwrap();
+    finish.await.unwrap().unwrap();
+    (read.await.unwrap(), attempt.status().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_read_as_due_answers_the_finish_that_beat_its_expiry() {
+    let (seen, last) =
+        read_racing_a_finish_before_the_deadline(|_, _, a| async move { a.status().await }).await;
+    assert_eq!(last, AttemptStatus::Finished);
+    assert_eq!(seen.unwrap(), AttemptStatus::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_unit_read_as_due_answers_the_finish_that_beat_its_expiry() {
+    let (seen, _) =
+        read_racing_a_finish_before_the_deadline(|_, u, _| async move { u.status().await }).await;
+    assert_eq!(seen.unwrap(), WorkUnitStatus::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_read_as_due_answer_the_finish_that_beat_the_expiry() {
+    let (seen, _) = read_racing_a_finish_before_the_deadline(|s, _, _| async move {
+        s.count_work_unit_status().await
+    })
+    .await;
+    let finished = [(WorkUnitStatus::Finished, 1)].into_iter().collect();
+    assert_eq!(seen.unwrap(), finished);
 }

@@ -183,15 +183,18 @@ impl PgAttempt {
         let shared = self.shared();
         let spec = self.unit.spec.id;
         let now = shared.now();
-        let row = shared.row_or(GONE, STATE, &[&self.id, &now, &spec]).await?;
-        let expired: bool = col(&row, 3)?;
-        let state = if expired {
-            (AttemptStatus::Expired, Some(now), col(&row, 2)?)
-        } else {
-            (attempt_status(&row, 0)?, col(&row, 1)?, col(&row, 2)?)
-        };
-        shared.settle(Scope::Spec(spec), now, col(&row, 4)?).await?;
-        Ok(state)
+        shared
+            .checked(Scope::Spec(spec), now, || async {
+                let row = shared.row_or(GONE, STATE, &[&self.id, &now, &spec]).await?;
+                let expired: bool = col(&row, 3)?;
+                let state = if expired {
+                    (AttemptStatus::Expired, Some(now), col(&row, 2)?)
+                } else {
+                    (attempt_status(&row, 0)?, col(&row, 1)?, col(&row, 2)?)
+                };
+                Ok((state, col(&row, 4)?))
+            })
+            .await
     }
 
     /// Runs `change` in one statement, retried on deadlock.

@@ -92,9 +92,12 @@
 //! Available. The same statement says whether the check would change
 //! anything; only then is the expiry written, by a second
 //! statement, so that a later `finish` or `renew` — from this job server or
-//! another — finds the attempt Expired as the read reported it. With no
-//! lease past its deadline (the usual state of a healthy job server) reads
-//! write nothing. `request_attempts` reads the namespace's counts the same
+//! another — finds the attempt Expired, and the read made again by a third,
+//! so that it answers what the store holds after the expiry: a `finish`
+//! from a server whose clock had not reached the deadline, committed
+//! between the first read and the expiry, is answered rather than
+//! contradicted. With no lease past its deadline (the usual state of a
+//! healthy job server) reads write nothing and make one statement. `request_attempts` reads the namespace's counts the same
 //! way and applies a due expiry inside its hand-out statement.
 //!
 //! # Concurrency
@@ -639,10 +642,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes a read's expiry check durable: a read computes its answer as
-    /// of expiry at `now` without writing; when it found an attempt to
-    /// expire (`stale`), the expiry is applied here, so that every later
-    /// call, on any job server, sees the attempt Expired as the read did.
+    /// Makes an expiry check durable: when a read or change found an
+    /// attempt to expire at `now` (`stale`), the expiry is applied here, so
+    /// that every later call, on any job server, sees the attempt Expired.
     /// Nothing to expire (the usual case) costs nothing.
     pub(crate) async fn settle(&self, scope: Scope, now: Time, stale: bool) -> Result<()> {
         if !stale {
@@ -653,6 +655,29 @@ impl Shared {
             self.expire(&client, scope, now).await
         })
         .await
+    }
+
+    /// A checking read made durable: `read` answers as of expiry at
+    /// `now`, without writing, and says whether it found an attempt to
+    /// expire. When it did, the expiry is applied (see [`Shared::settle`])
+    /// and the read made again, so that the answer is what the store holds
+    /// after the expiry: a change that committed between the first read and
+    /// the expiry (a finish from a server whose clock had not reached the
+    /// deadline) is answered, not contradicted. Nothing to expire (the usual
+    /// case) costs one statement.
+    pub(crate) async fn checked<T, F, Fut>(&self, scope: Scope, now: Time, mut read: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<(T, bool)>>,
+    {
+        let (answer, stale) = read().await?;
+        if !stale {
+            return Ok(answer);
+        }
+        self.settle(scope, now, true).await?;
+        let (answer, stale) = read().await?;
+        self.settle(scope, now, stale).await?;
+        Ok(answer)
     }
 
     /// The summary of `scope` as of an expiry check at now: one
@@ -673,29 +698,33 @@ impl Shared {
         const NAMESPACE: &str = per_spec!(" WHERE s.namespace_id = $2");
         const SPEC: &str = per_spec!(" WHERE s.id = $2");
         let now = self.now();
-        let client = self.client().await?;
-        let rows = match scope {
-            Scope::All => query(&client, ALL, &[&now]).await?,
-            Scope::Namespace(id) => query(&client, NAMESPACE, &[&now, &id]).await?,
-            Scope::Spec(id) => query(&client, SPEC, &[&now, &id]).await?,
-        };
-        drop(client);
-        let mut summary = Vec::new();
-        let mut stale = false;
-        for row in &rows {
-            let counts = counts::SpecCounts::from_row(row, 2)?;
-            stale |= counts.stale();
-            let (namespace, work_spec) = (text(row, 0)?, text(row, 1)?);
-            for (status, count) in counts.statuses()? {
-                summary.push(SummaryRecord {
-                    namespace: namespace.clone(),
-                    work_spec: work_spec.clone(),
-                    status,
-                    count,
-                });
-            }
-        }
-        self.settle(scope, now, stale).await?;
+        let mut summary = self
+            .checked(scope, now, || async {
+                let client = self.client().await?;
+                let rows = match scope {
+                    Scope::All => query(&client, ALL, &[&now]).await?,
+                    Scope::Namespace(id) => query(&client, NAMESPACE, &[&now, &id]).await?,
+                    Scope::Spec(id) => query(&client, SPEC, &[&now, &id]).await?,
+                };
+                drop(client);
+                let mut summary = Vec::new();
+                let mut stale = false;
+                for row in &rows {
+                    let counts = counts::SpecCounts::from_row(row, 2)?;
+                    stale |= counts.stale();
+                    let (namespace, work_spec) = (text(row, 0)?, text(row, 1)?);
+                    for (status, count) in counts.statuses()? {
+                        summary.push(SummaryRecord {
+                            namespace: namespace.clone(),
+                            work_spec: work_spec.clone(),
+                            status,
+                            count,
+                        });
+                    }
+                }
+                Ok((summary, stale))
+            })
+            .await?;
         summary.sort();
         Ok(summary)
     }

@@ -270,13 +270,16 @@ impl WorkSpec for PgWorkSpec {
         );
         if with_counts {
             let now = self.shared.now();
-            let row = self
-                .shared
-                .row_or(GONE, COUNTED_META, &[&self.id, &now])
-                .await?;
-            let (meta, stale) = read_counted_meta(&row)?;
-            self.shared.settle(Scope::Spec(self.id), now, stale).await?;
-            Ok(meta)
+            self.shared
+                .checked(Scope::Spec(self.id), now, || async {
+                    read_counted_meta(
+                        &self
+                            .shared
+                            .row_or(GONE, COUNTED_META, &[&self.id, &now])
+                            .await?,
+                    )
+                })
+                .await
         } else {
             read_meta(&self.shared.row_or(GONE, PLAIN, &[&self.id]).await?, 0)
         }
@@ -393,10 +396,13 @@ impl WorkSpec for PgWorkSpec {
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
         let now = self.shared.now();
-        let client = self.shared.client().await?;
-        let (selected, stale) = self.select_units(&client, query, now).await?;
-        drop(client);
-        self.shared.settle(Scope::Spec(self.id), now, stale).await?;
+        let selected = self
+            .shared
+            .checked(Scope::Spec(self.id), now, || async {
+                let client = self.shared.client().await?;
+                self.select_units(&client, query, now).await
+            })
+            .await?;
         let me = Arc::new(self.clone_handle());
         Ok(selected
             .into_iter()
@@ -407,14 +413,17 @@ impl WorkSpec for PgWorkSpec {
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {
         const COUNT: &str = concat!("SELECT c.* FROM ", spec_counts!("$1", "$2"));
         let now = self.shared.now();
-        let client = self.shared.client().await?;
-        let row = query_opt(&client, COUNT, &[&self.id, &now])
-            .await?
-            .ok_or_else(|| decode("a count answered no row"))?;
-        drop(client);
-        let counts = SpecCounts::from_row(&row, 0)?;
-        self.shared
-            .settle(Scope::Spec(self.id), now, counts.stale())
+        let counts = self
+            .shared
+            .checked(Scope::Spec(self.id), now, || async {
+                let client = self.shared.client().await?;
+                let row = query_opt(&client, COUNT, &[&self.id, &now])
+                    .await?
+                    .ok_or_else(|| decode("a count answered no row"))?;
+                let counts = SpecCounts::from_row(&row, 0)?;
+                let stale = counts.stale();
+                Ok((counts, stale))
+            })
             .await?;
         counts.statuses()
     }

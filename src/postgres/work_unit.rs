@@ -72,15 +72,17 @@ impl PgWorkUnit {
     async fn checked_read(&self, sql: &str) -> Result<(WorkUnitStatus, Option<Time>, Row)> {
         let shared = self.shared();
         let now = shared.now();
-        let row = shared
-            .row_or(GONE, sql, &[&self.id, &now, &self.spec.id])
-            .await?;
-        let not_before: Option<Time> = col(&row, 1)?;
-        let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
         shared
-            .settle(Scope::Spec(self.spec.id), now, col(&row, 2)?)
-            .await?;
-        Ok((status, not_before, row))
+            .checked(Scope::Spec(self.spec.id), now, || async {
+                let row = shared
+                    .row_or(GONE, sql, &[&self.id, &now, &self.spec.id])
+                    .await?;
+                let not_before: Option<Time> = col(&row, 1)?;
+                let status = unit_status(attempt_status_opt(&row, 0)?, not_before, now);
+                let stale = col(&row, 2)?;
+                Ok(((status, not_before, row), stale))
+            })
+            .await
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -214,20 +216,21 @@ impl WorkUnit for PgWorkUnit {
         );
         let shared = self.shared();
         let now = shared.now();
-        let client = shared.client().await?;
-        let row = query_opt(&client, ACTIVE, &[&self.id, &now, &self.spec.id])
-            .await?
-            .ok_or_else(|| decode("the flag row is missing"))?;
-        drop(client);
-        let id: Option<i64> = col(&row, 0)?;
-        let active = match id {
-            Some(_) => Some(self.clone_handle().attempt(&row, 0)?),
-            None => None,
-        };
         shared
-            .settle(Scope::Spec(self.spec.id), now, col(&row, 5)?)
-            .await?;
-        Ok(active)
+            .checked(Scope::Spec(self.spec.id), now, || async {
+                let client = shared.client().await?;
+                let row = query_opt(&client, ACTIVE, &[&self.id, &now, &self.spec.id])
+                    .await?
+                    .ok_or_else(|| decode("the flag row is missing"))?;
+                drop(client);
+                let id: Option<i64> = col(&row, 0)?;
+                let active = match id {
+                    Some(_) => Some(self.clone_handle().attempt(&row, 0)?),
+                    None => None,
+                };
+                Ok((active, col(&row, 5)?))
+            })
+            .await
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
