@@ -714,8 +714,10 @@ async fn unit_to_attempt(
 /// `PUT` on a worker: first the parent (`parent_at`, the namespace and
 /// name of a `parent_url`, sets that worker; else a name different from
 /// the current parent's sets that worker of the namespace, `""` clears
-/// it), then update (`active: true`) or deactivate an active worker. The
-/// update's data and times are checked before anything changes.
+/// it), then update (`active: true`) or deactivate an active worker —
+/// unless the body named a parent: a parent change leaves the worker's
+/// state alone, as in process (clients' parent bodies say `active: false`).
+/// The update's data and times are checked before anything changes.
 async fn update_worker(
     backend: &dyn Backend,
     ns: &NamespaceRef,
@@ -734,6 +736,7 @@ async fn update_worker(
             )
         })
         .transpose()?;
+    let names_parent = parent_at.is_some() || body.parent.is_some();
     if let Some((parent_ns, parent)) = parent_at {
         let parent = backend.namespace(&parent_ns).await?.worker(&parent).await?;
         worker.set_parent(Some(&parent)).await?;
@@ -754,7 +757,7 @@ async fn update_worker(
     }
     match update {
         Some((data, now, expiration)) => worker.update(data, now, expiration, &body.mode).await,
-        None if worker.active().await? => worker.deactivate().await,
+        None if !names_parent && worker.active().await? => worker.deactivate().await,
         None => Ok(()),
     }
 }

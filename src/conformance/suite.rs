@@ -120,6 +120,7 @@ macro_rules! conformance_tests {
                 worker_ancestry,
                 worker_adoption,
                 worker_metadata,
+                parent_changes_keep_worker_state,
                 worker_attempts,
                 deactivate_child,
                 worker_defaults,

@@ -110,6 +110,32 @@ pub async fn worker_metadata(t: TestBackend) {
     check!(r, r.ok(w.active().await, "active"), "update reactivates");
 }
 
+/// **ParentKeepsState.** Setting, re-setting and clearing a parent (of
+/// the worker's namespace or another) leaves the worker's active flag,
+/// mode, data and times as they were.
+pub async fn parent_changes_keep_worker_state(t: TestBackend) {
+    let (r, ns) = Run::with_ns("parent_changes_keep_worker_state", t).await;
+    let other = r.ns("parent_changes_keep_worker_state elsewhere").await;
+    let [p, c] = each_named(["p", "c"], |n| r.worker(&ns, n)).await;
+    let far = r.worker(&other, "far").await;
+    let (when, until) = (at_secs(1000), at_secs(2000));
+    let d = data!({"host": "x"});
+    r.ok(c.update(d.clone(), when, until, "run").await, "update");
+    for (parent, step) in [
+        (Some(&p), "set_parent"),
+        (Some(&p), "set_parent again"),
+        (Some(&far), "cross-namespace parent"),
+        (None, "set_parent(None)"),
+    ] {
+        r.ok(c.set_parent(parent).await, step);
+        check!(r, r.ok(c.active().await, "active"), "active after {step}");
+        r.ok_eq(c.mode().await, "run", step);
+        r.ok_eq(c.data().await, d.clone(), step);
+        r.ok_eq(c.last_update().await, when, step);
+        r.ok_eq(c.expiration().await, until, step);
+    }
+}
+
 /// **WorkerAttempts.** Active, all and child attempt lists of a child and
 /// its parent.
 pub async fn worker_attempts(t: TestBackend) {
