@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use futures::executor::block_on;
+
 use coordinate::cache::Cache;
 use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
@@ -707,7 +709,6 @@ async fn a_purged_entry_removed_late_leaves_its_successors_children_cached(
 /// runtime, so no change feed drops the entry instead.
 #[test]
 fn a_destroy_through_an_outdated_handle_drops_the_entry_of_its_name() {
-    use futures::executor::block_on;
     let (cache, _memory) = setup();
     block_on(async {
         let old = cache.namespace("n").await.unwrap();
@@ -722,6 +723,90 @@ fn a_destroy_through_an_outdated_handle_drops_the_entry_of_its_name() {
         assert!(
             matches!(after, Err(Error::NoSuchWorkSpec { .. })),
             "{after:?}"
+        );
+    });
+}
+
+/// A [`seeded`] cache built outside a runtime (so no change feed drops
+/// entries instead), with namespace "n" purged from it while `old`, a
+/// handle of it, was held; and `current`, the handle looked up after:
+/// another entry of the same namespace, under which spec "s" and unit "u"
+/// are cached.
+fn purged_namespace_handle() -> (Counted, NamespaceRef, NamespaceRef) {
+    let (cache, _memory) = setup();
+    let (old, current) = block_on(async {
+        seed(&cache).await.unwrap();
+        let old = cache.namespace("n").await.unwrap();
+        let purge = coordinate::feed::PurgeScope::Namespace {
+            namespace: "n".into(),
+        };
+        cache.purge(&purge).await;
+        let current = cache.namespace("n").await.unwrap();
+        assert!(!Arc::ptr_eq(&old, &current));
+        current
+            .work_spec("s")
+            .await
+            .unwrap()
+            .work_unit("u")
+            .await
+            .unwrap();
+        (old, current)
+    });
+    (cache, old, current)
+}
+
+/// A delete through a handle whose entry was dropped while it was held
+/// reaches the children of the entry now cached under its name.
+#[test]
+fn a_spec_destroyed_through_a_purged_handle_is_not_served_by_its_successor() {
+    let (cache, old, current) = purged_namespace_handle();
+    block_on(async {
+        old.destroy_work_spec("s").await.unwrap();
+        let held = current.work_spec("s").await;
+        assert!(
+            matches!(held, Err(Error::NoSuchWorkSpec { .. })),
+            "{held:?}"
+        );
+        let looked_up = cache.work_spec_at("n", "s").await;
+        assert!(
+            matches!(looked_up, Err(Error::NoSuchWorkSpec { .. })),
+            "{looked_up:?}"
+        );
+    });
+}
+
+#[test]
+fn units_deleted_through_a_purged_spec_handle_are_not_served_by_its_successor() {
+    for query in [WorkUnitQuery::names(["u"]), WorkUnitQuery::default()] {
+        let (cache, old, current) = purged_namespace_handle();
+        block_on(async {
+            let old_spec = old.work_spec("s").await.unwrap();
+            let purge = coordinate::feed::PurgeScope::WorkSpec {
+                namespace: "n".into(),
+                work_spec: "s".into(),
+            };
+            cache.purge(&purge).await;
+            let spec = current.work_spec("s").await.unwrap();
+            spec.work_unit("u").await.unwrap();
+            assert_eq!(old_spec.delete_work_units(&query).await.unwrap(), 1);
+            let held = spec.work_unit("u").await;
+            assert!(
+                matches!(held, Err(Error::NoSuchWorkUnit { .. })),
+                "{query:?}: {held:?}"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_namespace_destroyed_through_a_purged_handle_serves_no_spec_to_its_successor() {
+    let (_cache, old, current) = purged_namespace_handle();
+    block_on(async {
+        old.destroy().await.unwrap();
+        let held = current.work_spec("s").await;
+        assert!(
+            matches!(held, Err(Error::NoSuchWorkSpec { .. })),
+            "{held:?}"
         );
     });
 }

@@ -70,6 +70,11 @@ impl<'a> Path<'a> {
         self.names[self.len - 1]
     }
 
+    /// The path of this object's parent; none for a namespace.
+    pub(crate) fn parent(self) -> Option<Path<'a>> {
+        self.ancestors().last()
+    }
+
     /// The paths of this object's ancestors, from its namespace down.
     fn ancestors(self) -> impl Iterator<Item = Path<'a>> {
         (1..self.len).map(move |len| Path {

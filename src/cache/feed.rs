@@ -19,7 +19,7 @@ use futures::FutureExt;
 use tokio::sync::Notify;
 
 use super::changes::Path;
-use super::key::{KeyRef, ROOT_SCOPE};
+use super::key::ROOT_SCOPE;
 use super::namespace::CachedNamespace;
 use super::shared::{Caches, Shared};
 use super::work_spec::CachedWorkSpec;
@@ -275,23 +275,6 @@ async fn follow(
     }
 }
 
-/// The scope of the cached namespace `name`'s children.
-async fn namespace_scope(caches: &Caches, name: &str) -> Option<u64> {
-    let key = KeyRef {
-        scope: ROOT_SCOPE,
-        name,
-    };
-    let ns = caches.namespaces.get(key)?;
-    let scope = ns.link.load().scope();
-    Some(scope)
-}
-
-/// The cached spec `spec` of namespace `ns`.
-async fn cached_spec(caches: &Caches, ns: &str, spec: &str) -> Option<Arc<CachedWorkSpec>> {
-    let scope = namespace_scope(caches, ns).await?;
-    caches.work_specs.get(KeyRef { scope, name: spec })
-}
-
 /// One cached name an event or a purge drops.
 enum Named<'a> {
     Namespace(&'a str),
@@ -312,14 +295,14 @@ async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted:
                 .await;
         }
         Named::WorkSpec(namespace, work_spec) => {
-            let scope = namespace_scope(caches, namespace).await;
+            let scope = caches.namespace_scope(namespace);
             let path = Path::root(namespace).child(work_spec);
             shared
                 .drop_entry::<CachedWorkSpec>(caches, scope, path, deleted)
                 .await;
         }
         Named::WorkUnit(namespace, work_spec, work_unit) => {
-            let spec = cached_spec(caches, namespace, work_spec).await;
+            let spec = caches.spec(namespace, work_spec);
             let scope = spec.map(|spec| spec.link.load().scope());
             let path = Path::root(namespace).child(work_spec).child(work_unit);
             shared
@@ -327,7 +310,7 @@ async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted:
                 .await;
         }
         Named::Worker(namespace, worker) => {
-            let scope = namespace_scope(caches, namespace).await;
+            let scope = caches.namespace_scope(namespace);
             let path = Path::root(namespace).child(worker);
             shared
                 .drop_entry::<CachedWorker>(caches, scope, path, deleted)
@@ -363,7 +346,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
             units,
         } => {
             let spec_path = Path::root(namespace).child(work_spec);
-            let spec = cached_spec(caches, namespace, work_spec).await;
+            let spec = caches.spec(namespace, work_spec);
             let link = spec.map(|spec| spec.link.load_full());
             match units {
                 DeletedUnits::Names(names) => {

@@ -209,7 +209,9 @@ use stats::Counters;
 /// * A handle kept after its own entry was evicted keeps working and keeps
 ///   following its name, but child handles looked up through it are cached
 ///   apart from those of the handle now cached under the same name, and
-///   feed events do not reach them (they still recover on `Gone`).
+///   feed events do not reach them (they still recover on `Gone`). A
+///   delete made through such a handle drops the deleted children both
+///   among its own and among those of the handle now cached.
 /// * Attempts pass straight through: an attempt of a deleted unit answers
 ///   `Gone`, even if a unit of the same name exists again.
 /// * A bulk invalidation (a destroyed namespace or spec, a query delete, a

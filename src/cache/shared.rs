@@ -12,7 +12,7 @@ use super::changes::{Changes, Fence, Mark, Path};
 use super::feed::FeedControl;
 use super::front::Front;
 use super::handle::Handle;
-use super::key::{Key, KeyRef};
+use super::key::{Key, KeyRef, ROOT_SCOPE};
 use super::link::Link;
 use super::namespace::CachedNamespace;
 use super::stats::{CacheStats, Counters, KindCounters, KindStats};
@@ -39,6 +39,32 @@ pub(crate) struct Caches {
     pub(super) workers: Store<CachedWorker>,
     /// Scopes whose entries no lookup reaches, to be swept (see `sweep.rs`).
     pub(super) sweep: Arc<Sweep>,
+}
+
+impl Caches {
+    /// The scope of the children of the namespace now cached as `name`.
+    pub(super) fn namespace_scope(&self, name: &str) -> Option<u64> {
+        let key = KeyRef {
+            scope: ROOT_SCOPE,
+            name,
+        };
+        Some(self.namespaces.get(key)?.link.load().scope())
+    }
+
+    /// The spec now cached as `spec` of namespace `ns`.
+    pub(super) fn spec(&self, ns: &str, spec: &str) -> Option<Arc<CachedWorkSpec>> {
+        let scope = self.namespace_scope(ns)?;
+        self.work_specs.get(KeyRef { scope, name: spec })
+    }
+
+    /// The scope the children of the object at `path` are now cached
+    /// under: its cached entry's, for a namespace or a spec.
+    fn children_scope(&self, path: Path<'_>) -> Option<u64> {
+        match path.parent() {
+            None => self.namespace_scope(path.name()),
+            Some(ns) => Some(self.spec(ns.name(), path.name())?.link.load().scope()),
+        }
+    }
 }
 
 /// The fronts of the four kinds, one per kind whose entries never expire
@@ -384,30 +410,51 @@ impl Shared {
         handle
     }
 
-    /// Drops the entry for the object at `path` (cached under `scope`)
-    /// after a delete through the cache; with `deleted`, also records that
-    /// its object is known to be deleted.
+    /// Drops the entry for the object at `path` after a delete through the
+    /// cache, under `scope` (that of the parent handle the delete went
+    /// through) and under the scope of the parent entry now cached, if that
+    /// is another: the handle's own entry may have been evicted or purged
+    /// while it was held, and the entry that succeeded it (the same
+    /// object, or a dead one) must not keep serving the deleted child.
+    /// With `deleted`, also records that the object is known to be deleted.
     pub(super) async fn invalidate<W: Handle>(&self, scope: u64, path: Path<'_>, deleted: bool) {
-        if let Some(caches) = self.caches.load_full() {
-            self.drop_entry::<W>(&caches, Some(scope), path, deleted)
+        let Some(caches) = self.caches.load_full() else {
+            return;
+        };
+        self.drop_entry::<W>(&caches, Some(scope), path, deleted)
+            .await;
+        let current = path.parent().and_then(|p| caches.children_scope(p));
+        if let Some(current) = current.filter(|current| *current != scope) {
+            self.drop_entry::<W>(&caches, Some(current), path, deleted)
                 .await;
         }
     }
 
     /// Drops every cached unit of the spec at `path`, for deletes whose
-    /// units are unknown: those cached under `link` (the spec's cached
-    /// link, if any) become unreachable at once and are swept later, and
-    /// adoptions in flight cache none (see `changes.rs`).
+    /// units are unknown: those cached under `link` (the link of the
+    /// handle the delete went through, or of the spec's cached entry) and
+    /// under the link of the entry now cached for the spec, if that is
+    /// another (see [`invalidate`](Self::invalidate)), become unreachable
+    /// at once and are swept later, and adoptions in flight cache none
+    /// (see `changes.rs`).
     pub(super) fn drop_units_of(&self, link: Option<&Link<dyn WorkSpec>>, path: Path<'_>) {
         self.changes.mark(&Mark::Under(path));
-        let Some(link) = link else {
-            return;
-        };
-        let unreachable = link.rescope();
-        if let Some(caches) = self.caches.load().as_deref() {
-            caches.sweep.retire(unreachable);
+        let caches = self.caches.load_full();
+        let current = caches.as_deref().and_then(|caches| {
+            let ns = path.parent()?;
+            caches.spec(ns.name(), path.name())
+        });
+        let current = current.as_ref().map(|spec| spec.link.load_full());
+        let current = current
+            .as_deref()
+            .filter(|current| !matches!(link, Some(link) if std::ptr::eq(*current, link)));
+        for link in link.into_iter().chain(current) {
+            let unreachable = link.rescope();
+            if let Some(caches) = caches.as_deref() {
+                caches.sweep.retire(unreachable);
+            }
+            self.counters::<CachedWorkUnit>().invalidations.inc();
         }
-        self.counters::<CachedWorkUnit>().invalidations.inc();
     }
 
     /// Drops every entry of every kind, and outdates every handle given out
