@@ -12,11 +12,14 @@
 //! order it keeps meanwhile is the order of inserts.
 //!
 //! The two agree by construction: an entry is put in the front before moka,
-//! and taken out of moka before the front; moka's removal listener takes out
-//! of the front whatever moka drops on its own (size eviction, admission
-//! refusal), and a sampled hit that moka no longer has removes it from the
-//! front too. So an entry moka dropped is never served once its removal has
-//! returned. With a time-to-live or time-to-idle there is no front (moka
+//! and taken out of moka before the front, each under moka's lock on its
+//! key; moka's removal listener takes out of the front whatever moka drops
+//! on its own (size eviction, admission refusal), and a sampled hit that
+//! moka no longer has removes it from the front too (under the key's lock,
+//! so an insert whose put has not landed yet keeps it). So an entry moka
+//! dropped is never served once its removal has returned. An insert that
+//! finds an entry moka holds and the front lacks (a clear racing with an
+//! insert) files it in the front again. With a time-to-live or time-to-idle there is no front (moka
 //! expires entries lazily, unseen by a front); hits then read moka itself.
 
 use std::cell::Cell;
@@ -92,11 +95,25 @@ impl<W: Keyed> Store<W> {
     pub(crate) fn sample(&self, key: KeyRef<'_>, found: Option<Arc<W>>) -> Option<Arc<W>> {
         match (found, self.entries.get(&key)) {
             (Some(hit), None) => {
-                // moka dropped it and its listener has not run yet.
-                if let Some((front, _)) = &self.front {
-                    front.remove_handle(&hit);
+                // Either moka dropped it and its listener has not run yet,
+                // or an insert filed it in the front and its put has not
+                // landed: told apart under the key's lock, which that
+                // insert holds until it has.
+                let held = self
+                    .entries
+                    .entry(Entry(Arc::clone(&hit)))
+                    .and_compute_with(|held| {
+                        if held.is_none() {
+                            if let Some((front, _)) = &self.front {
+                                front.remove_handle(&hit);
+                            }
+                        }
+                        Op::Nop
+                    });
+                match held {
+                    CompResult::Unchanged(held) => Some(held.into_value()),
+                    _ => None,
                 }
-                None
             }
             (found, held) => found.or(held),
         }
@@ -127,6 +144,16 @@ impl<W: Keyed> Store<W> {
         }
     }
 
+    /// Files `held`, an entry moka holds, in the front if the front lacks
+    /// it (under the key's lock: no removal interleaves).
+    fn refile(&self, held: &Arc<W>) {
+        if let Some((front, epoch)) = &self.front {
+            if !front.get(held.key()).is_some_and(|f| Arc::ptr_eq(&f, held)) {
+                front.insert(held, *epoch);
+            }
+        }
+    }
+
     /// The entry under `handle`'s key, else `handle`, cached after
     /// `inserting` saw it. An entry is never replaced: whoever holds it
     /// keeps the handle the cache answers, whose children the cache finds.
@@ -137,10 +164,13 @@ impl<W: Keyed> Store<W> {
             .entries
             .entry(Entry(Arc::clone(&handle)))
             .and_compute_with(|held| match held {
-                Some(_) => Op::Nop,
+                Some(held) => {
+                    self.refile(held.value());
+                    Op::Nop
+                }
                 None => {
-                    inserting(&handle);
                     self.front_insert(&handle);
+                    inserting(&handle);
                     Op::Put(Arc::clone(&handle))
                 }
             });
@@ -158,11 +188,22 @@ impl<W: Keyed> Store<W> {
     /// handle only: a successor being inserted under the key (in the front
     /// before moka) stays.
     pub(crate) fn remove(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
-        let gone = self.entries.remove(&key);
-        if let (Some(gone), Some((front, _))) = (&gone, &self.front) {
-            front.remove_handle(gone);
+        let held = self.entries.get(&key)?;
+        let removed = self
+            .entries
+            .entry(Entry(held))
+            .and_compute_with(|held| match held {
+                Some(_) => Op::Remove,
+                None => Op::Nop,
+            });
+        let CompResult::Removed(gone) = removed else {
+            return None;
+        };
+        let gone = gone.into_value();
+        if let Some((front, _)) = &self.front {
+            front.remove_handle(&gone);
         }
-        gone
+        Some(gone)
     }
 
     /// Drops the entry of `handle` if it is still cached, and not another
@@ -238,5 +279,95 @@ impl<W: Keyed> Store<W> {
     /// Runs moka's pending maintenance now.
     pub(crate) fn run_pending_tasks(&self) {
         self.entries.run_pending_tasks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Duration;
+
+    use super::*;
+
+    struct Value;
+
+    impl Keyed for Value {
+        fn key(&self) -> KeyRef<'_> {
+            KEY
+        }
+    }
+
+    const KEY: KeyRef<'static> = KeyRef {
+        scope: 1,
+        name: "u",
+    };
+
+    fn store() -> Arc<Store<Value>> {
+        Arc::new(Store::new(
+            moka::sync::Cache::new(16),
+            Some(Front::new()),
+            Arc::default(),
+        ))
+    }
+
+    fn served(store: &Store<Value>, handle: &Arc<Value>) -> bool {
+        let front = store.peek(KEY).is_some_and(|h| Arc::ptr_eq(&h, handle));
+        let moka = store.get(KEY).is_some_and(|h| Arc::ptr_eq(&h, handle));
+        front && moka
+    }
+
+    /// A sampled hit that finds an entry in the front whose put into moka
+    /// has not landed waits for it, and leaves the entry in both.
+    #[test]
+    fn a_sampled_hit_during_an_insert_keeps_the_entry() {
+        let store = store();
+        let handle = Arc::new(Value);
+        let (filed, in_front) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let inserter = thread::spawn({
+            let (store, handle) = (Arc::clone(&store), Arc::clone(&handle));
+            move || {
+                store.get_with(handle, |_| {
+                    filed.send(()).unwrap();
+                    released.recv().unwrap();
+                })
+            }
+        });
+        in_front.recv().unwrap();
+        let sampler = thread::spawn({
+            let store = Arc::clone(&store);
+            move || store.sample(KEY, store.peek(KEY)).is_some()
+        });
+        // Time for a sampler that does not wait to finish first.
+        thread::sleep(Duration::from_millis(100));
+        release.send(()).unwrap();
+        inserter.join().unwrap();
+        assert!(sampler.join().unwrap(), "the sampled hit missed");
+        assert!(served(&store, &handle));
+    }
+
+    /// An insert over an entry moka holds but the front lost files it in
+    /// the front again.
+    #[test]
+    fn an_insert_over_an_entry_missing_from_the_front_refiles_it() {
+        let store = store();
+        let held = store.get_with(Arc::new(Value), |_| {});
+        if let Some((front, _)) = &store.front {
+            front.clear();
+        }
+        let answered = store.get_with(Arc::new(Value), |_| {});
+        assert!(Arc::ptr_eq(&answered, &held));
+        assert!(served(&store, &held));
+    }
+
+    #[test]
+    fn a_removal_takes_the_entry_out_of_both() {
+        let store = store();
+        let held = store.get_with(Arc::new(Value), |_| {});
+        let gone = store.remove(KEY).expect("cached");
+        assert!(Arc::ptr_eq(&gone, &held));
+        assert!(store.peek(KEY).is_none() && store.get(KEY).is_none());
+        assert!(store.remove(KEY).is_none());
     }
 }
