@@ -627,7 +627,11 @@ impl Api {
                 let attempt = need(r.worker, "worker")?
                     .make_attempt(&unit, body.lifetime)
                     .await?;
-                ok(&documents::attempt(&*attempt).await?)
+                if wire::parse_unchecked(raw_query) {
+                    ok(&documents::unchecked_attempt(&*attempt).await?)
+                } else {
+                    ok(&documents::attempt(&*attempt).await?)
+                }
             }
             (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {
                 let worker = need(r.worker, "worker")?;

@@ -33,6 +33,8 @@
 //!   attempt's data, meta or start time then expires nothing, as in
 //!   process ([`UncheckedWorkUnitDocument`](coordinate::rest::wire::UncheckedWorkUnitDocument),
 //!   [`UncheckedAttemptDocument`](coordinate::rest::wire::UncheckedAttemptDocument)).
+//!   A `make_attempt` `POST` with that query answers the attempt it made
+//!   in that form, so that making an attempt expires nothing either.
 //! * A worker `PUT` with `parent_url` (the URL of a worker of any
 //!   namespace) makes that worker the parent; `parent` names one of the
 //!   worker's own namespace only

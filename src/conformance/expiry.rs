@@ -38,12 +38,17 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     let (r, _ns, spec, worker) =
         Run::with_basic("lazy_expiry_finish_before_check", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let other = r.unit(&spec, "v", DataMap::new()).await;
     let a = r.ok(
         worker.make_attempt(&unit, Duration::seconds(10)).await,
         "make",
     );
     r.advance_secs(20);
-    // Reads that perform no expiry check.
+    // Calls that perform no expiry check.
+    r.ok(
+        worker.make_attempt(&other, Duration::seconds(10)).await,
+        "make another attempt in the spec",
+    );
     r.ok_eq(a.data().await, DataMap::new(), "attempt data");
     r.ok(a.start_time().await, "start_time");
     r.ok(unit.data().await, "unit data");

@@ -23,11 +23,14 @@
 //! In the API every work unit and attempt document carries a status, and
 //! computing a status is the lazy expiry check. Reads that are no check in
 //! process — a unit's data and meta, an attempt's data and start time, the
-//! handles built for an attempt list — therefore ask for the document with
-//! the query `check=false`, an extension under which a server answers
-//! without the status and runs no check. A server without the extension
-//! ignores the query and answers the whole document, so the client works
-//! with it as before, with that server's checks.
+//! handles built for an attempt list — and `make_attempt`, whose answer is
+//! an attempt document, therefore ask for the document with the query
+//! `check=false`, an extension under which a server answers without the
+//! status and runs no check. A server without the extension ignores the
+//! query and answers the whole document, so the client works with it as
+//! before, with that server's checks. One call is a check over REST that
+//! is none in process: a unit's `set_priority`, which the API carries as a
+//! priority change of the units a query naming it selects.
 //!
 //! # Attempts
 //!

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use crate::api::AttemptRef;
 use crate::error::{Error, Result};
 use crate::rest::wire::{
-    AttemptDocument, AttemptNames, AttemptSummary, UncheckedWorkUnitDocument, WorkSpecDocument,
-    WorkerDocument,
+    AttemptDocument, AttemptNames, AttemptSummary, UncheckedAttemptDocument,
+    UncheckedWorkUnitDocument, WorkSpecDocument, WorkerDocument,
 };
 
 use super::attempt::{Actions, RestAttempt};
@@ -93,6 +93,14 @@ impl AttemptLinks for AttemptSummary {
 }
 
 impl AttemptLinks for AttemptDocument {
+    fn item(&self, shared: &Shared) -> Result<Item> {
+        let mut item = Item::resolve(shared, &self.summary)?;
+        item.actions = Some(Actions::of(shared, &self.actions)?);
+        Ok(item)
+    }
+}
+
+impl AttemptLinks for UncheckedAttemptDocument {
     fn item(&self, shared: &Shared) -> Result<Item> {
         let mut item = Item::resolve(shared, &self.summary)?;
         item.actions = Some(Actions::of(shared, &self.actions)?);

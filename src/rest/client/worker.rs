@@ -13,8 +13,8 @@ use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
-    AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
-    WorkerDocument, WorkerUpdateBody,
+    AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
+    UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::checked_worker_update;
 
@@ -303,10 +303,13 @@ impl Worker for RestWorker {
                 work_unit_url: Some(unit.url().to_string()),
             }
         };
-        let doc: AttemptDocument = self
+        // Making an attempt is no expiry check in process: the answer is
+        // asked for without the fields whose computation is one.
+        let url = Shared::unchecked(&links.make_attempt);
+        let doc: UncheckedAttemptDocument = self
             .shared()
             .transport()
-            .exchange(Method::POST, &links.make_attempt, Some(&body))
+            .exchange(Method::POST, &url, Some(&body))
             .await
             .map_err(|f| f.error_for(unit.owner()).on(ObjectKind::Worker))?;
         let mut resolver = Resolver::new(self.shared());

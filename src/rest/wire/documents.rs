@@ -361,7 +361,8 @@ pub struct AttemptDocument {
 }
 
 /// An attempt read without an expiry check: the answer to
-/// `GET <attempt url>?check=false`, an extension of this server. It is the
+/// `GET <attempt url>?check=false` and to `POST <make_attempt url>?check=false`,
+/// an extension of this server. It is the
 /// attempt document without `status`, `end_time` and `expiration_time`,
 /// whose computation is the expiry check; a whole attempt document reads
 /// as this one too.
