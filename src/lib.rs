@@ -96,14 +96,18 @@
 //! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped; a leap second, 23:59:60.5, is read as 00:00:00.5 of the next minute) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
 //! | the clock's now, wherever a backend records it (start, end and expiry times, chained units' times) | whole microseconds, held inside `MIN_TIME ..= MAX_TIME` ([`stored_now`](rules::limits::stored_now)) | — |
 //! | work unit priorities (`add_work_unit`, `set_meta`, `set_priority`, `set_work_unit_priorities`, `adjust_work_unit_priorities` and its sums) | finite; `-0.0` is stored as `0.0` | [`Error::BadPriority`], nothing changed |
+//! | a work spec's `min_memory_gb` (`set_meta`) | finite; `-0.0` is stored as `0.0` | [`Error::InvalidWorkSpecData`] |
 //!
 //! Why these values: PostgreSQL cannot index a row over about 2,700 bytes,
 //! and 1 KiB leaves room for indexes over a name and its parent; its client
 //! decodes `jsonb` with serde_json, which reads at most 127 levels, and 100
 //! leaves a margin; the time range is the one of RFC 3339 and most
 //! languages' date types, well inside both PostgreSQL's `timestamptz` and
-//! chrono; priorities must order the same in Rust and SQL, where NaN and
-//! the sign of zero do not. Depth is checked without recursion and data
+//! chrono; priorities and memory figures must order the same in Rust and
+//! SQL, where NaN and the sign of zero do not, and JSON carries no NaN or
+//! infinity. A request's `available_gb` needs no limit: NaN and any
+//! amount not above zero mean the worker did not say, and infinity fits
+//! every spec. Depth is checked without recursion and data
 //! over the limit is dismantled without recursion, so no input overflows
 //! the stack. A continuous spec's next time is `now + interval` saturated at
 //! `MAX_TIME`, so one spec's interval never fails a request. The injected

@@ -4,7 +4,7 @@
 use super::{unit_names_of, Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
-use crate::model::AttemptRequest;
+use crate::model::{AttemptRequest, WorkSpecMeta};
 
 /// A request for up to ten units with `gb` of memory.
 fn with_memory(gb: f64) -> AttemptRequest {
@@ -47,7 +47,15 @@ pub async fn available_memory_filters_specs(t: TestBackend) {
     r.units(&small, &["s1", "s2"]).await;
     let worker = r.worker(&ns, "worker").await;
 
-    for gb in [0.0, -4.0, 16.0, 64.0] {
+    for gb in [
+        0.0,
+        -4.0,
+        16.0,
+        64.0,
+        f64::NAN,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+    ] {
         let got = spec_offered(&r, &worker, gb).await;
         check_eq!(r, got.as_deref(), Some("big"), "{gb} GB: highest priority");
     }
@@ -84,6 +92,19 @@ pub async fn available_memory_follows_set_meta(t: TestBackend) {
     set_min_memory(&r, &spec, 8.0).await;
     let got = spec_offered(&r, &worker, 8.0).await;
     check_eq!(r, got.as_deref(), Some("spec"), "needs 8 GB");
+    // Only finite figures are stored.
+    let meta = r.ok(spec.meta(false).await, "meta");
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let given = WorkSpecMeta {
+            min_memory_gb: bad,
+            ..meta.clone()
+        };
+        r.invalid_data(
+            spec.set_meta(given).await,
+            format_args!("set_meta({bad} GB)"),
+        );
+    }
+    r.ok_eq(spec.meta(false).await, meta, "meta unchanged");
 }
 
 async fn set_min_memory(r: &Run, spec: &WorkSpecRef, gb: f64) {

@@ -272,12 +272,24 @@ pub fn checked_interval(interval: Duration) -> Result<Duration> {
     Ok(interval - Duration::nanoseconds(i64::from(nanos % 1_000)))
 }
 
+/// A work spec's `min_memory_gb`: finite, with `-0.0` stored as `0.0`,
+/// else [`Error::InvalidWorkSpecData`].
+pub fn checked_min_memory(gb: f64) -> Result<f64> {
+    if !gb.is_finite() {
+        return Err(Error::InvalidWorkSpecData(format!(
+            "min_memory_gb {gb} is not a finite number"
+        )));
+    }
+    Ok(if gb == 0.0 { 0.0 } else { gb })
+}
+
 /// The meta given to a work spec's `set_meta`: a [`checked_interval`]
-/// (`InvalidWorkSpecData`) and a [`checked_time`] `next_continuous`
-/// (`TimeOutOfRange`), in that order.
+/// and a [`checked_min_memory`] (`InvalidWorkSpecData`), and a
+/// [`checked_time`] `next_continuous` (`TimeOutOfRange`), in that order.
 pub fn checked_spec_meta(meta: WorkSpecMeta) -> Result<WorkSpecMeta> {
     Ok(WorkSpecMeta {
         interval: checked_interval(meta.interval)?,
+        min_memory_gb: checked_min_memory(meta.min_memory_gb)?,
         next_continuous: checked_optional_time(meta.next_continuous)?,
         ..meta
     })
@@ -495,5 +507,20 @@ mod tests {
             checked_interval(Duration::nanoseconds(1_999)),
             Ok(Duration::microseconds(1))
         );
+    }
+
+    #[test]
+    fn a_memory_figure_is_finite_and_its_zero_unsigned() {
+        assert_eq!(
+            checked_min_memory(-0.0).map(f64::to_bits),
+            Ok(0.0f64.to_bits())
+        );
+        assert_eq!(checked_min_memory(1.5), Ok(1.5));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(matches!(
+                checked_min_memory(bad),
+                Err(Error::InvalidWorkSpecData(_))
+            ));
+        }
     }
 }

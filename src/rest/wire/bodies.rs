@@ -201,6 +201,7 @@ pub struct WorkerUpdateBody {
 #[serde(default)]
 pub struct AttemptRequestBody {
     /// The worker's memory; if positive, only specs needing at most this.
+    #[serde(serialize_with = "super::scalars::finite_gb")]
     pub available_gb: f64,
     /// Lease of the returned attempts; 0 is the default.
     #[serde(with = "duration")]

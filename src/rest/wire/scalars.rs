@@ -132,6 +132,19 @@ pub mod priority {
     }
 }
 
+/// Writes a request's `available_gb` as a number JSON carries that selects
+/// the same specs: NaN and minus infinity (the worker did not say, as zero
+/// says) as `0`, infinity (every spec fits, as with the largest float,
+/// since a spec's `min_memory_gb` is finite) as `f64::MAX`.
+pub(super) fn finite_gb<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    let v = match *v {
+        v if v.is_nan() || v == f64::NEG_INFINITY => 0.0,
+        f64::INFINITY => f64::MAX,
+        v => v,
+    };
+    s.serialize_f64(v)
+}
+
 /// An integer that may be written with an exponent (`1e3`) but not with a
 /// fraction.
 pub(super) fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

@@ -486,3 +486,18 @@ fn a_select_body_carries_a_query_and_reads_absent_fields_as_empty() {
         Err(QueryError::BadStatus("Pending".into()))
     );
 }
+
+#[test]
+fn an_available_memory_json_cannot_carry_is_sent_as_one_selecting_the_same_specs() {
+    let sent = |gb: f64| {
+        let body = AttemptRequestBody {
+            available_gb: gb,
+            ..AttemptRequestBody::default()
+        };
+        serde_json::to_value(body).unwrap()["available_gb"].clone()
+    };
+    assert_eq!(sent(f64::NAN), json!(0.0));
+    assert_eq!(sent(f64::NEG_INFINITY), json!(0.0));
+    assert_eq!(sent(f64::INFINITY), json!(f64::MAX));
+    assert_eq!(sent(2.5), json!(2.5));
+}
