@@ -77,8 +77,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::feed::ChangeFeed;
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
+    AttemptRequest, AttemptSnapshot, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time,
+    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
 };
 
 /// A shared namespace handle.
@@ -532,6 +532,33 @@ pub trait Attempt: Send + Sync + Debug {
     /// When its lease runs out (left as it was when the attempt expires).
     /// After an expiry check.
     async fn expiration_time(&self) -> Result<Time>;
+
+    /// The status, data and times together: what [`status`](Self::status),
+    /// [`data`](Self::data), [`start_time`](Self::start_time),
+    /// [`end_time`](Self::end_time) and
+    /// [`expiration_time`](Self::expiration_time) would answer if all ran
+    /// at one instant, with `status`'s expiry check. Fails wherever those
+    /// calls fail, with the same errors.
+    ///
+    /// The in-memory, PostgreSQL and REST backends read all five at once
+    /// (one lock, one statement, one request); this default makes the five
+    /// calls, `status` first.
+    async fn snapshot(&self) -> Result<AttemptSnapshot> {
+        let status = self.status().await?;
+        let (data, start_time, end_time, expiration_time) = futures::try_join!(
+            self.data(),
+            self.start_time(),
+            self.end_time(),
+            self.expiration_time()
+        )?;
+        Ok(AttemptSnapshot::new(
+            status,
+            data,
+            start_time,
+            end_time,
+            expiration_time,
+        ))
+    }
 
     /// Extends the lease to now + `extend` (not from the old deadline; zero
     /// or negative expires at the next check after that), optionally

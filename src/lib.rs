@@ -161,9 +161,9 @@ pub use clock::{Clock, MockClock, SharedClock, SystemClock};
 pub use error::{BoxError, Error, ErrorKind, ObjectKind, Result, StatusConversionError};
 pub use memory::MemoryBackend;
 pub use model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, NegativeDurationError, NewWorkUnit, Summary,
-    SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot,
-    WorkUnitStatus, DEFAULT_LIFETIME,
+    AttemptRequest, AttemptSnapshot, AttemptStatus, DataMap, Duration, NegativeDurationError,
+    NewWorkUnit, Summary, SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitSnapshot, WorkUnitStatus, DEFAULT_LIFETIME,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresBackend;

@@ -244,6 +244,42 @@ impl WorkUnitSnapshot {
     }
 }
 
+/// An attempt's status, data and times read together: what
+/// [`Attempt::snapshot`](crate::Attempt::snapshot) answers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AttemptSnapshot {
+    /// The status, after an expiry check over the spec.
+    pub status: AttemptStatus,
+    /// The attempt's own data.
+    pub data: DataMap,
+    /// When the attempt was made.
+    pub start_time: Time,
+    /// When it left Pending; `None` while pending.
+    pub end_time: Option<Time>,
+    /// When its lease runs out.
+    pub expiration_time: Time,
+}
+
+impl AttemptSnapshot {
+    /// A snapshot of these five values (for backends outside this crate).
+    pub fn new(
+        status: AttemptStatus,
+        data: DataMap,
+        start_time: Time,
+        end_time: Option<Time>,
+        expiration_time: Time,
+    ) -> Self {
+        AttemptSnapshot {
+            status,
+            data,
+            start_time,
+            end_time,
+            expiration_time,
+        }
+    }
+}
+
 /// A work unit to add with [`WorkSpec::add_work_units`](crate::WorkSpec::add_work_units):
 /// what [`add_work_unit`](crate::WorkSpec::add_work_unit) takes, as one value.
 ///

@@ -179,21 +179,15 @@ fn action_links(url: &str) -> AttemptActionLinks {
 
 /// An attempt.
 pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
-    let (start_time, status, data, end_time, expiration_time) = futures::try_join!(
-        attempt.start_time(),
-        attempt.status(),
-        attempt.data(),
-        attempt.end_time(),
-        attempt.expiration_time()
-    )?;
-    let summary = summary_at(attempt, start_time);
+    let snapshot = attempt.snapshot().await?;
+    let summary = summary_at(attempt, snapshot.start_time);
     Ok(AttemptDocument {
         actions: action_links(&summary.url),
         summary,
-        status,
-        data: Some(data),
-        end_time,
-        expiration_time,
+        status: snapshot.status,
+        data: Some(snapshot.data),
+        end_time: snapshot.end_time,
+        expiration_time: snapshot.expiration_time,
     })
 }
 

@@ -1056,3 +1056,42 @@ async fn a_lookup_answered_after_an_upsert_keeps_the_upserts_entry() {
         "{after:?}"
     );
 }
+
+/// The server reads an attempt's document in one backend call: for a `GET`
+/// of the attempt, and for each attempt a hand-out answers.
+#[tokio::test]
+async fn an_attempt_document_is_one_backend_read_on_the_server() {
+    use coordinate::instrumented::{Instrumented, Op};
+    let counted = Instrumented::new(MemoryBackend::new());
+    let backend: Arc<dyn Backend> = Arc::new(counted.clone());
+    let app = coordinated::router(backend, &coordinated::ServerOptions::default());
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    for unit in ["a", "b", "c"] {
+        spec.add_work_unit(unit, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let worker = ns.worker("w").await.unwrap();
+    counted.reset();
+    let handed_out = worker
+        .request_attempts(&coordinate::AttemptRequest::units(3))
+        .await
+        .unwrap();
+    assert_eq!(handed_out.len(), 3);
+    handed_out[0].status().await.unwrap();
+    let calls = counted.calls();
+    assert_eq!(calls.get(Op::AttemptSnapshot), 4);
+    // (Finding the attempt a URL names reads its unit's attempts' start
+    // times: that is path resolution, not the document.)
+    for field in [
+        Op::AttemptStatus,
+        Op::AttemptData,
+        Op::AttemptEndTime,
+        Op::AttemptExpirationTime,
+    ] {
+        assert_eq!(calls.get(field), 0, "{field:?}");
+    }
+}

@@ -14,7 +14,7 @@ use super::work_unit::{CachedWorkUnit, WorkUnitKind};
 use super::worker::{adopt_worker, CachedWorker};
 use crate::api::{Attempt, AttemptRef, WorkSpec, WorkUnitRef, WorkerRef};
 use crate::error::Result;
-use crate::model::{AttemptStatus, DataMap, Duration, Time};
+use crate::model::{AttemptSnapshot, AttemptStatus, DataMap, Duration, Time};
 
 /// An attempt of a [`Cache`](super::Cache). Every call passes straight
 /// through: an attempt has no name to re-resolve, so a `Gone` is final.
@@ -116,6 +116,10 @@ impl Attempt for CachedAttempt {
 
     async fn expiration_time(&self) -> Result<Time> {
         self.upstream.expiration_time().await
+    }
+
+    async fn snapshot(&self) -> Result<AttemptSnapshot> {
+        self.upstream.snapshot().await
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {

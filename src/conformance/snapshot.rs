@@ -1,14 +1,16 @@
 //! `WorkUnit::snapshot` and `WorkUnit::data_and_meta`: status, data and
 //! meta in one read, equal to the separate reads in every state, lazy
-//! expiry and deletion included.
+//! expiry and deletion included; and `Attempt::snapshot`, likewise.
 
 use super::{Dead, Identity, Run, TestBackend};
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::data;
 use crate::model::{
-    DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
+    AttemptSnapshot, AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitSnapshot, WorkUnitStatus,
 };
 
+use AttemptStatus as A;
 use WorkUnitStatus as U;
 
 /// The unit's snapshot, which must equal `status`, `data` and `meta` read
@@ -222,4 +224,100 @@ pub async fn work_unit_snapshot(t: TestBackend) {
         Dead::unit("spec", "pending"),
         "destroyed spec",
     );
+}
+
+/// The attempt's snapshot, which must equal the five separate reads made
+/// right after it (the snapshot's expiry check has run by then).
+async fn attempt_snapshot_matches(r: &Run, attempt: &AttemptRef, step: &str) -> AttemptSnapshot {
+    let snapshot = r.ok(attempt.snapshot().await, format_args!("{step}: snapshot"));
+    let separate = AttemptSnapshot::new(
+        r.ok(attempt.status().await, format_args!("{step}: status")),
+        r.ok(attempt.data().await, format_args!("{step}: data")),
+        r.ok(attempt.start_time().await, format_args!("{step}: start")),
+        r.ok(attempt.end_time().await, format_args!("{step}: end")),
+        r.ok(
+            attempt.expiration_time().await,
+            format_args!("{step}: expiration"),
+        ),
+    );
+    check_eq!(r, snapshot, separate, "{step}: snapshot vs separate reads");
+    snapshot
+}
+
+/// **AttemptSnapshot.** `snapshot()` answers what `status()`, `data()`,
+/// `start_time()`, `end_time()` and `expiration_time()` answer: pending
+/// (renewed data and lease), finished and failed (ended now), past its
+/// lease (expired by the snapshot's own check, which ends it at the check,
+/// keeps its expiration time and takes it off its worker's active list),
+/// and on a deleted unit (the same error as `status()`).
+pub async fn attempt_snapshot(t: TestBackend) {
+    let (r, ns, spec, worker) = Run::with_basic("attempt_snapshot", t, "spec").await;
+    let hour = Duration::hours(1);
+    let start = r.now();
+    let (_, pending) = attempted(&r, &spec, &worker, "pending").await;
+    r.advance_secs(5);
+    let progress = data!({"progress": 1});
+    r.ok(pending.renew(hour, Some(progress.clone())).await, "renew");
+    let want = AttemptSnapshot::new(A::Pending, progress, start, None, r.now() + hour);
+    let got = attempt_snapshot_matches(&r, &pending, "pending").await;
+    check_eq!(r, got, want, "pending");
+
+    let (_, finished) = attempted(&r, &spec, &worker, "finished").await;
+    let made = r.now();
+    r.advance_secs(5);
+    let result = data!({"result": "ok"});
+    r.ok(finished.finish(Some(result.clone())).await, "finish");
+    let want = AttemptSnapshot::new(A::Finished, result, made, Some(r.now()), made + hour);
+    let got = attempt_snapshot_matches(&r, &finished, "finished").await;
+    check_eq!(r, got, want, "finished");
+
+    let (_, failed) = attempted(&r, &spec, &worker, "failed").await;
+    r.ok(failed.fail(None).await, "fail");
+    let got = attempt_snapshot_matches(&r, &failed, "failed").await;
+    check_eq!(
+        r,
+        (got.status, got.end_time),
+        (A::Failed, Some(r.now())),
+        "failed"
+    );
+
+    // A lease that runs out, in a spec of its own, so no other read's
+    // expiry check reaches it before the snapshot's.
+    let lapsing_spec = r.named_spec(&ns, "lapsing").await;
+    let lapsing = r.unit(&lapsing_spec, "lapsing", DataMap::new()).await;
+    let lapsing_worker = r.worker(&ns, "lapsing worker").await;
+    let made = r.now();
+    let a = r.ok(
+        lapsing_worker
+            .make_attempt(&lapsing, Duration::seconds(10))
+            .await,
+        "make_attempt(lapsing)",
+    );
+    r.advance_secs(20);
+    let got = r.ok(a.snapshot().await, "snapshot past the lease");
+    let want = AttemptSnapshot::new(
+        A::Expired,
+        DataMap::new(),
+        made,
+        Some(r.now()),
+        made + Duration::seconds(10),
+    );
+    check_eq!(r, got, want, "snapshot past the lease");
+    r.ok_empty(
+        lapsing_worker.active_attempts().await,
+        "active list after the snapshot's expiry check",
+    );
+    attempt_snapshot_matches(&r, &a, "expired").await;
+
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::names(["pending"]))
+            .await,
+        "delete pending",
+    );
+    let snapshot = r.err(
+        pending.snapshot().await,
+        "snapshot of a deleted unit's attempt",
+    );
+    let status = r.err(pending.status().await, "status of a deleted unit's attempt");
+    check_eq!(r, snapshot, status, "deleted unit: snapshot's error");
 }

@@ -73,6 +73,7 @@ macro_rules! conformance_tests {
                 add_work_unit_upsert,
                 work_unit_meta_ops,
                 work_unit_snapshot,
+                attempt_snapshot,
                 query_limits_apply_to_mutators,
                 query_paging,
                 clock_skew,

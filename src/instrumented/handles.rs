@@ -14,8 +14,8 @@ use crate::api::{
 };
 use crate::error::Result;
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
+    AttemptRequest, AttemptSnapshot, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time,
+    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
 };
 
 macro_rules! handle {
@@ -443,6 +443,10 @@ impl Attempt for InstAttempt {
 
     async fn expiration_time(&self) -> Result<Time> {
         counted!(self, AttemptExpirationTime, expiration_time())
+    }
+
+    async fn snapshot(&self) -> Result<AttemptSnapshot> {
+        counted!(self, AttemptSnapshot, snapshot())
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {

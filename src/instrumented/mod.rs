@@ -173,6 +173,8 @@ ops! {
     AttemptEndTime,
     /// `Attempt::expiration_time`.
     AttemptExpirationTime,
+    /// `Attempt::snapshot`.
+    AttemptSnapshot,
     /// `Attempt::renew`.
     Renew,
     /// `Attempt::expire`.

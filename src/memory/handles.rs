@@ -15,8 +15,8 @@ use crate::api::{
 use crate::error::{Error, ObjectKind, Result};
 use crate::feed::{ChangeEvent, DeletedUnits};
 use crate::model::{
-    AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time, WorkSpecMeta,
-    WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
+    AttemptRequest, AttemptSnapshot, AttemptStatus, DataMap, Duration, NewWorkUnit, Summary, Time,
+    WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitSnapshot, WorkUnitStatus,
 };
 use crate::rules::limits;
 
@@ -680,6 +680,19 @@ impl Attempt for MemAttempt {
     async fn expiration_time(&self) -> Result<Time> {
         self.shared.run_on(ObjectKind::Attempt, |st, now| {
             st.attempt_expiration(self.id, now)
+        })
+    }
+
+    async fn snapshot(&self) -> Result<AttemptSnapshot> {
+        self.shared.run_on(ObjectKind::Attempt, |st, now| {
+            let status = st.attempt_status(self.id, now)?;
+            Ok(AttemptSnapshot::new(
+                status,
+                st.attempt_data(self.id)?,
+                st.attempt_start(self.id)?,
+                st.attempt_end(self.id, now)?,
+                st.attempt_expiration(self.id, now)?,
+            ))
         })
     }
 

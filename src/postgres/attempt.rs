@@ -20,7 +20,7 @@ use super::{
 use crate::api::{Attempt, AttemptRef, WorkUnitRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
-use crate::model::{AttemptStatus, DataMap, Duration, Time};
+use crate::model::{AttemptSnapshot, AttemptStatus, DataMap, Duration, Time};
 use crate::rules::chained_units;
 
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
@@ -71,15 +71,29 @@ pub(crate) struct PgAttempt {
     id: i64,
 }
 
-/// The attempt's status, end and expiration times as an expiry check at
-/// `$2` would leave them, and whether such a check over its spec would
-/// expire anything.
-const STATE: &str = concat!(
-    "SELECT a.status, a.end_time, a.expiration_time,
-        a.status = 0 AND a.expiration_time < $2 AND u.active_attempt_id IS NOT DISTINCT FROM a.id, ",
-    expirable!("x.work_spec_id = $3", "$2"),
-    " FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id WHERE a.id = $1"
-);
+/// A read of attempt `$1` (now `$2`, spec id `$3`): its status, end and
+/// expiration times, whether an expiry check at `$2` would expire it, and
+/// whether such a check over its spec would expire anything; then
+/// `$columns`.
+macro_rules! checked_attempt {
+    ($columns:literal) => {
+        concat!(
+            "SELECT a.status, a.end_time, a.expiration_time,
+                a.status = 0 AND a.expiration_time < $2
+                AND u.active_attempt_id IS NOT DISTINCT FROM a.id, ",
+            expirable!("x.work_spec_id = $3", "$2"),
+            $columns,
+            " FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id WHERE a.id = $1"
+        )
+    };
+}
+
+/// The status, end and expiration times.
+const STATE: &str = checked_attempt!("");
+
+/// [`Attempt::snapshot`]'s statement: [`STATE`]'s, then the data and the
+/// start time.
+const SNAPSHOT: &str = checked_attempt!(", a.data, a.start_time");
 
 /// renew, expire, fail and retry, in one statement (the function's codes
 /// for them are the attempt statuses they lead to, renew 0).
@@ -177,24 +191,32 @@ impl PgAttempt {
         self.field(sql, |row, i| col(row, i)).await
     }
 
-    /// Status, end time and expiration time after an expiry check,
-    /// read in one statement.
-    async fn state(&self) -> Result<(AttemptStatus, Option<Time>, Time)> {
+    /// Status, end time and expiration time after an expiry check, and
+    /// the row of `sql`, a [`checked_attempt!`] read, for its columns after
+    /// them.
+    async fn checked_read(&self, sql: &str) -> Result<(AttemptStatus, Option<Time>, Time, Row)> {
         let shared = self.shared();
         let spec = self.unit.spec.id;
         let now = shared.now();
         shared
             .checked(Scope::Spec(spec), now, || async {
-                let row = shared.row_or(GONE, STATE, &[&self.id, &now, &spec]).await?;
+                let row = shared.row_or(GONE, sql, &[&self.id, &now, &spec]).await?;
                 let expired: bool = col(&row, 3)?;
-                let state = if expired {
-                    (AttemptStatus::Expired, Some(now), col(&row, 2)?)
+                let (status, end) = if expired {
+                    (AttemptStatus::Expired, Some(now))
                 } else {
-                    (attempt_status(&row, 0)?, col(&row, 1)?, col(&row, 2)?)
+                    (attempt_status(&row, 0)?, col(&row, 1)?)
                 };
-                Ok((state, col(&row, 4)?))
+                let (expiration, stale) = (col(&row, 2)?, col(&row, 4)?);
+                Ok(((status, end, expiration, row), stale))
             })
             .await
+    }
+
+    /// Status, end time and expiration time after an expiry check.
+    async fn state(&self) -> Result<(AttemptStatus, Option<Time>, Time)> {
+        let (status, end, expiration, _) = self.checked_read(STATE).await?;
+        Ok((status, end, expiration))
     }
 
     /// Runs `change` in one statement, retried on deadlock.
@@ -318,6 +340,18 @@ impl Attempt for PgAttempt {
 
     async fn expiration_time(&self) -> Result<Time> {
         Ok(self.state().await?.2)
+    }
+
+    /// One read-only statement, [`SNAPSHOT`], while nothing needs expiring.
+    async fn snapshot(&self) -> Result<AttemptSnapshot> {
+        let (status, end, expiration, row) = self.checked_read(SNAPSHOT).await?;
+        Ok(AttemptSnapshot::new(
+            status,
+            data_map(&row, 5)?,
+            col(&row, 6)?,
+            end,
+            expiration,
+        ))
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use crate::api::{Attempt, WorkUnitRef, WorkerRef};
 use crate::error::Result;
-use crate::model::{AttemptStatus, DataMap, Duration, Time};
+use crate::model::{AttemptSnapshot, AttemptStatus, DataMap, Duration, Time};
 use crate::rest::wire::{
     AttemptActionBody, AttemptActionLinks, AttemptDocument, UncheckedAttemptDocument,
 };
@@ -171,6 +171,18 @@ impl Attempt for RestAttempt {
 
     async fn expiration_time(&self) -> Result<Time> {
         Ok(self.document().await?.expiration_time)
+    }
+
+    /// The attempt document carries all five: one `GET`.
+    async fn snapshot(&self) -> Result<AttemptSnapshot> {
+        let doc = self.document().await?;
+        Ok(AttemptSnapshot::new(
+            doc.status,
+            doc.data.unwrap_or_default(),
+            doc.summary.start_time,
+            doc.end_time,
+            doc.expiration_time,
+        ))
     }
 
     async fn renew(&self, extend: Duration, data: Option<DataMap>) -> Result<()> {
