@@ -148,6 +148,24 @@ fn operations(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { held.status().await.expect("status") })
     });
+    // An attempt document: the five reads at once, as separate calls and
+    // as one snapshot.
+    group.bench_function("attempt_five_reads", |b| {
+        b.to_async(&rt).iter(|| async {
+            futures::try_join!(
+                held.status(),
+                held.data(),
+                held.start_time(),
+                held.end_time(),
+                held.expiration_time()
+            )
+            .expect("reads")
+        })
+    });
+    group.bench_function("attempt_snapshot", |b| {
+        b.to_async(&rt)
+            .iter(|| async { held.snapshot().await.expect("snapshot") })
+    });
     group.bench_function("spec_meta_counted_100_units", |b| {
         b.to_async(&rt)
             .iter(|| async { ops.meta(true).await.expect("meta") })
