@@ -810,3 +810,18 @@ fn a_namespace_destroyed_through_a_purged_handle_serves_no_spec_to_its_successor
         );
     });
 }
+
+/// Handles a list answers are adopted from the cache's entries, but they
+/// are no lookups: the hit count does not move.
+#[tokio::test]
+async fn listing_cached_units_counts_no_hits() -> coordinate::Result<()> {
+    let (cache, _memory, _unit) = seeded_unit().await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    let before = cache.stats().work_units.hits;
+    let listed = spec.work_units(&WorkUnitQuery::default()).await?;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(cache.stats().work_units.hits, before);
+    spec.work_unit("u").await?;
+    assert_eq!(cache.stats().work_units.hits, before + 1);
+    Ok(())
+}

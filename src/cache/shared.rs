@@ -251,6 +251,14 @@ impl Shared {
     /// [`outdated`](Self::outdated)), are dropped instead of returned (the
     /// path recoveries take, racing with the removal).
     pub(super) fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+        let hit = self.live_entry::<W>(scope, name)?;
+        self.counters::<W>().hits.inc();
+        Some(hit)
+    }
+
+    /// [`cached`](Self::cached) without counting a hit: for handles a
+    /// call answered, which are no lookups.
+    fn live_entry<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         if !self.feed.coherent() {
             return None;
         }
@@ -263,7 +271,6 @@ impl Shared {
             }
             return None;
         }
-        self.counters::<W>().hits.inc();
         Some(hit)
     }
 
@@ -385,7 +392,7 @@ impl Shared {
         let Some(scope) = scope else {
             return make();
         };
-        if let Some(hit) = self.cached::<W>(scope, path.name()) {
+        if let Some(hit) = self.live_entry::<W>(scope, path.name()) {
             return hit;
         }
         let caches = self.caches.load_full().filter(|_| self.feed.coherent());

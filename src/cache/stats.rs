@@ -61,8 +61,9 @@ pub struct KindStats {
     /// Times a handle of this kind re-resolved its name after a `Gone` (or
     /// after learning through the cache that its object was deleted).
     pub gone_recoveries: u64,
-    /// Entries dropped because of a delete made through the cache: one per
-    /// named entry, one per bulk drop of a parent's children.
+    /// Entries dropped because their object was deleted or changed — by a
+    /// delete made through the cache, a change-feed event or a purge: one
+    /// per named entry, one per bulk drop of a parent's children.
     pub invalidations: u64,
     /// Entries evicted by the size bound or by expiry.
     pub evictions: u64,
@@ -72,9 +73,12 @@ pub struct KindStats {
     /// Approximate number of entries held (moka's estimate; it includes
     /// entries no lookup reaches until they are swept).
     pub entries: u64,
-    /// Backend lookups in flight now, each awaited by at least one lookup
+    /// Loads of entries in flight now, each awaited by at least one lookup
     /// (a lookup given up, its future dropped, leaves none behind): zero
-    /// whenever no lookup of this kind is running.
+    /// whenever no lookup of this kind is running. Not counted: a load
+    /// whose name a change made meanwhile (it answers its waiters but
+    /// fills no entry), and lookups that bypass the cache during a
+    /// change-feed gap.
     pub loads_in_flight: u64,
 }
 
