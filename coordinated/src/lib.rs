@@ -67,9 +67,13 @@
 //!
 //! # Status codes
 //!
-//! As the API specifies, with two departures that no client depends on
+//! As the API specifies, with three departures that no client depends on
 //! (clients read the error document's code, not the status): a bad
-//! `status` or `limit` query value is `400`, not `500`; and input over one
+//! `status` or `limit` query value is `400`, not `500`; a failure of the
+//! backend itself while the path's names are resolved (the database out
+//! of reach, say) is `500`, where the reference answers `400` for every
+//! failure of that step, since the fault is the server's, not the
+//! request's; and input over one
 //! of the crate's limits (see `coordinate`'s `# Limits`: names of at most
 //! 1,024 bytes, data nested at most 100 levels, times in years 1–9999,
 //! finite priorities) or a work spec definition it cannot read is `400` on

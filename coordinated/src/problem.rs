@@ -127,3 +127,25 @@ impl From<Error> for Problem {
         Problem::operation(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use coordinate::ObjectKind;
+
+    use super::*;
+
+    #[test]
+    fn resolving_answers_404_for_a_spec_500_for_the_backend_and_400_otherwise() {
+        let status = |err: Error| Problem::resolving(err).status;
+        let spec = Error::NoSuchWorkSpec { name: "s".into() };
+        assert_eq!(status(spec), StatusCode::NOT_FOUND);
+        let unit = Error::NoSuchWorkUnit { name: "u".into() };
+        assert_eq!(status(unit), StatusCode::BAD_REQUEST);
+        let gone = Error::Gone {
+            kind: ObjectKind::WorkSpec,
+        };
+        assert_eq!(status(gone), StatusCode::BAD_REQUEST);
+        let down = Error::backend(std::io::Error::other("connection refused"));
+        assert_eq!(status(down), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
