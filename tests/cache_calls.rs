@@ -825,21 +825,3 @@ async fn listing_cached_units_counts_no_hits() -> coordinate::Result<()> {
     assert_eq!(cache.stats().work_units.hits, before + 1);
     Ok(())
 }
-
-/// A `Gone` about the worker of a `make_attempt` re-resolves the worker,
-/// not the unit it was given: here the worker's namespace was destroyed
-/// behind the cache's back while the unit, in another namespace, lives.
-#[tokio::test]
-async fn a_gone_worker_is_answered_without_re_resolving_a_live_unit() -> coordinate::Result<()> {
-    let (cache, memory) = seeded().await?;
-    let unit = cache.work_unit_at("n", "s", "u").await?;
-    let worker = cache.namespace("elsewhere").await?.worker("w").await?;
-    memory.namespace("elsewhere").await?.destroy().await?;
-    let made = worker.make_attempt(&unit, Duration::minutes(1)).await;
-    assert_eq!(made.unwrap_err(), gone(ObjectKind::Worker));
-    let stats = cache.stats();
-    assert_eq!(stats.work_units.gone_recoveries, 0);
-    assert_eq!(stats.workers.gone_recoveries, 1);
-    unit.status().await?;
-    Ok(())
-}

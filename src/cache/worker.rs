@@ -80,10 +80,8 @@ impl CachedWorker {
     }
 
     /// Runs `call` on this worker's upstream object with `argument`'s, a
-    /// handle of this cache. A `Gone` may be about either: one that names
-    /// a worker when the argument is none re-resolves this worker, any
-    /// other the argument first, and the call is retried; each once at most
-    /// (a mislabelled `Gone` costs one needless re-resolution).
+    /// handle of this cache. A `Gone` may be about either: the argument is
+    /// re-resolved and the call retried, then, still `Gone`, this worker.
     async fn with_argument<K, T, F, Fut>(&self, argument: &Cached<K>, call: F) -> Result<T>
     where
         K: Kind,
@@ -97,12 +95,6 @@ impl CachedWorker {
         loop {
             let upstream = Arc::clone(&link.upstream);
             match call(upstream, Arc::clone(&up_argument)).await {
-                Err(Error::Gone {
-                    kind: ObjectKind::Worker,
-                }) if budget > 0 && K::OBJECT != ObjectKind::Worker => {
-                    budget -= 1;
-                    link = recover(&self.shared, self, &link, false).await?;
-                }
                 Err(Error::Gone { .. }) if !refreshed => {
                     refreshed = true;
                     up_argument = argument.refresh().await?;
