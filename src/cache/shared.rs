@@ -48,13 +48,13 @@ impl Caches {
             scope: ROOT_SCOPE,
             name,
         };
-        Some(self.namespaces.get(key)?.link.load().scope())
+        Some(self.namespaces.peek(key)?.link.load().scope())
     }
 
     /// The spec now cached as `spec` of namespace `ns`.
     pub(super) fn spec(&self, ns: &str, spec: &str) -> Option<Arc<CachedWorkSpec>> {
         let scope = self.namespace_scope(ns)?;
-        self.work_specs.get(KeyRef { scope, name: spec })
+        self.work_specs.peek(KeyRef { scope, name: spec })
     }
 
     /// The scope the children of the object at `path` are now cached
@@ -419,11 +419,13 @@ impl Shared {
 
     /// Drops the entry for the object at `path` after a delete through the
     /// cache, under `scope` (that of the parent handle the delete went
-    /// through) and under the scope of the parent entry now cached, if that
-    /// is another: the handle's own entry may have been evicted or purged
-    /// while it was held, and the entry that succeeded it (the same
-    /// object, or a dead one) must not keep serving the deleted child.
-    /// With `deleted`, also records that the object is known to be deleted.
+    /// through), with `deleted` recording that its object is known to be
+    /// deleted; and under the scope of the parent entry now cached, if that
+    /// is another, without: the handle's own entry may have been evicted or
+    /// purged while it was held, and the entry that succeeded it must not
+    /// keep serving the deleted child. Whether that entry's child is the
+    /// object deleted is not known (its parent may be a newer object of the
+    /// same name), so it only costs its next lookup.
     pub(super) async fn invalidate<W: Handle>(&self, scope: u64, path: Path<'_>, deleted: bool) {
         let Some(caches) = self.caches.load_full() else {
             return;
@@ -432,7 +434,7 @@ impl Shared {
             .await;
         let current = path.parent().and_then(|p| caches.children_scope(p));
         if let Some(current) = current.filter(|current| *current != scope) {
-            self.drop_entry::<W>(&caches, Some(current), path, deleted)
+            self.drop_entry::<W>(&caches, Some(current), path, false)
                 .await;
         }
     }
@@ -460,8 +462,8 @@ impl Shared {
             if let Some(caches) = caches.as_deref() {
                 caches.sweep.retire(unreachable);
             }
-            self.counters::<CachedWorkUnit>().invalidations.inc();
         }
+        self.counters::<CachedWorkUnit>().invalidations.inc();
     }
 
     /// Drops every entry of every kind, and outdates every handle given out

@@ -76,9 +76,9 @@ pub struct KindStats {
     /// Loads of entries in flight now, each awaited by at least one lookup
     /// (a lookup given up, its future dropped, leaves none behind): zero
     /// whenever no lookup of this kind is running. Not counted: a load
-    /// whose name a change made meanwhile (it answers its waiters but
-    /// fills no entry), and lookups that bypass the cache during a
-    /// change-feed gap.
+    /// forgotten because its name was deleted or changed meanwhile (it
+    /// answers its waiters but fills no entry), and lookups that bypass the
+    /// cache during a change-feed gap.
     pub loads_in_flight: u64,
 }
 
