@@ -90,15 +90,16 @@
 //! pending active attempt past its deadline counts as expired, its unit as
 //! without an active attempt, and a waiting unit whose time has come as
 //! Available. The same statement says whether the check would change
-//! anything; only then is the expiry written, by a second
-//! statement, so that a later `finish` or `renew` — from this job server or
-//! another — finds the attempt Expired, and the read made again by a third,
-//! so that it answers what the store holds after the expiry: a `finish`
-//! from a server whose clock had not reached the deadline, committed
-//! between the first read and the expiry, is answered rather than
-//! contradicted. With no lease past its deadline (the usual state of a
-//! healthy job server) reads write nothing and make one statement. `request_attempts` reads the namespace's counts the same
-//! way and applies a due expiry inside its hand-out statement.
+//! anything; only then is the expiry written, by a second statement, so
+//! that a later `finish` or `renew` — from this job server or another —
+//! finds the attempt Expired, and the read made again by a third, so that
+//! it answers what the store holds after the expiry: a `finish` from a
+//! server whose clock had not reached the deadline, committed between the
+//! first read and the expiry, is answered rather than contradicted. With
+//! no lease past its deadline (the usual state of a healthy job server)
+//! reads write nothing and make one statement. `request_attempts` reads
+//! the namespace's counts the same way and applies a due expiry inside its
+//! hand-out statement.
 //!
 //! # Concurrency
 //!
