@@ -162,6 +162,17 @@ async fn wait_for_waiters(admin: &tokio_postgres::Client, n: i64) {
     }
 }
 
+/// A plain SQL session of `db` in a transaction that has run `sql` and
+/// holds what it locked until the test sends `COMMIT` or `ROLLBACK`.
+async fn held(db: &Database, sql: &str) -> tokio_postgres::Client {
+    let session = db.sql().await;
+    session
+        .batch_execute(&format!("BEGIN; {sql}"))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    session
+}
+
 /// `finish` or `add_work_unit`, as a task to spawn.
 type Call = Pin<Box<dyn Future<Output = coordinate::Result<()>> + Send>>;
 
@@ -350,18 +361,13 @@ async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
 
     // The destroy of "t", as `destroy_work_spec` makes it, held uncommitted.
     let admin = db.sql().await;
-    let mut other = db.sql().await;
-    let destroy = other.transaction().await.unwrap();
-    destroy
-        .execute("DELETE FROM work_spec WHERE name = 't'::bytea", &[])
-        .await
-        .unwrap();
+    let destroy = held(&db, "DELETE FROM work_spec WHERE name = 't'::bytea").await;
     let finish = tokio::spawn({
         let attempt = attempt.clone();
         async move { attempt.finish(Some(data!({"output": ["child"]}))).await }
     });
     wait_for_waiters(&admin, 1).await;
-    destroy.commit().await.unwrap();
+    destroy.batch_execute("COMMIT").await.unwrap();
 
     // Ordered after the destroy, the finish has no spec to chain into.
     finish.await.unwrap().unwrap();
@@ -485,15 +491,10 @@ async fn a_finish_without_units_to_chain_does_not_wait_for_a_destroy_of_the_next
     let (servers, db, _clock) = two_servers().await;
     let (_, _, attempt) = chaining_attempt(&servers[0]).await;
 
-    let mut other = db.sql().await;
-    let destroy = other.transaction().await.unwrap();
-    destroy
-        .execute("DELETE FROM work_spec WHERE name = 't'::bytea", &[])
-        .await
-        .unwrap();
+    let destroy = held(&db, "DELETE FROM work_spec WHERE name = 't'::bytea").await;
     let finish = tokio::time::timeout(StdDuration::from_secs(10), attempt.finish(None));
     let finished = finish.await;
-    destroy.rollback().await.unwrap();
+    destroy.batch_execute("ROLLBACK").await.unwrap();
     finished
         .expect("the finish waited for the destroy")
         .unwrap();
@@ -563,11 +564,11 @@ where
     let seen = unit.attempts().await.unwrap().pop().unwrap();
 
     let admin = db.sql().await;
-    let blocker = db.sql().await;
-    blocker
-        .batch_execute("BEGIN; SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR SHARE")
-        .await
-        .unwrap();
+    let blocker = held(
+        &db,
+        "SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR SHARE",
+    )
+    .await;
     let finish = tokio::spawn({
         let attempt = attempt.clone();
         async move { attempt.finish(None).await }

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use crate::api::AttemptRef;
 use crate::error::{Error, Result};
 use crate::rest::wire::{
-    AttemptDocument, AttemptNames, AttemptSummary, UncheckedAttemptDocument,
+    AttemptActionLinks, AttemptDocument, AttemptNames, AttemptSummary, UncheckedAttemptDocument,
     UncheckedWorkUnitDocument, WorkSpecDocument, WorkerDocument,
 };
 
@@ -92,19 +92,27 @@ impl AttemptLinks for AttemptSummary {
     }
 }
 
+/// The item of a whole attempt document (checked or not): its summary's,
+/// with its action endpoints.
+fn with_actions(
+    shared: &Shared,
+    summary: &AttemptSummary,
+    actions: &AttemptActionLinks,
+) -> Result<Item> {
+    let mut item = Item::resolve(shared, summary)?;
+    item.actions = Some(Actions::of(shared, actions)?);
+    Ok(item)
+}
+
 impl AttemptLinks for AttemptDocument {
     fn item(&self, shared: &Shared) -> Result<Item> {
-        let mut item = Item::resolve(shared, &self.summary)?;
-        item.actions = Some(Actions::of(shared, &self.actions)?);
-        Ok(item)
+        with_actions(shared, &self.summary, &self.actions)
     }
 }
 
 impl AttemptLinks for UncheckedAttemptDocument {
     fn item(&self, shared: &Shared) -> Result<Item> {
-        let mut item = Item::resolve(shared, &self.summary)?;
-        item.actions = Some(Actions::of(shared, &self.actions)?);
-        Ok(item)
+        with_actions(shared, &self.summary, &self.actions)
     }
 }
 
