@@ -162,6 +162,60 @@ fn cbor_data_decodes_tuples_uuids_and_bytes() {
 }
 
 #[test]
+fn cbor_data_errors_say_what_json_cannot_hold() {
+    use base64::Engine as _;
+    let decode = |hex: &str| {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        super::data::from_cbor_base64(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    };
+    // Each case is {"t": item}.
+    for (item, error) in [
+        ("d88001", "CBOR tuple (tag 128) does not wrap an array"),
+        ("d880d88080", "CBOR tuple (tag 128) does not wrap an array"),
+        ("d82543010203", "CBOR UUID (tag 37) is not 16 bytes"),
+        ("d8630b", "unsupported CBOR tag 99"),
+        ("f97e00", "CBOR float NaN has no JSON form"),
+        ("f97c00", "CBOR float inf has no JSON form"),
+        (
+            "c249010000000000000000",
+            "CBOR integer 18446744073709551616 out of range",
+        ),
+        (
+            "3bffffffffffffffff",
+            "CBOR integer -18446744073709551616 out of range",
+        ),
+        ("a10102", "CBOR map key is not a string"),
+        ("42fffe", "CBOR byte string is not UTF-8"),
+    ] {
+        assert_eq!(
+            decode(&format!("a16174{item}")),
+            Err(error.to_owned()),
+            "{item}"
+        );
+    }
+    assert_eq!(decode("8101"), Err("CBOR data is not a map".to_owned()));
+    let truncated = decode("a16174").unwrap_err();
+    assert!(truncated.starts_with("data is not CBOR: "), "{truncated}");
+    // Integers at the edges of JSON's range; a tuple holding a UUID.
+    assert_eq!(
+        decode(concat!(
+            "a3",
+            "616c3b7fffffffffffffff",
+            "61751bffffffffffffffff",
+            "6174d88081d825500f4e4b2a8c1d4e559a0b3c2d1e0f9a8b",
+        )),
+        Ok(crate::data!({
+            "l": i64::MIN,
+            "u": u64::MAX,
+            "t": ["0f4e4b2a-8c1d-4e55-9a0b-3c2d1e0f9a8b"],
+        }))
+    );
+}
+
+#[test]
 fn work_unit_document_omits_empty_data_and_active_attempt() {
     let doc = WorkUnitDocument {
         head: WorkUnitHead {
