@@ -28,7 +28,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use crate::model::{AttemptStatus, Time, WorkUnitStatus};
+use crate::model::{AttemptStatus, Time, WorkUnitQuery, WorkUnitStatus};
 
 use super::state::{AttemptId, UnitId, UnitName};
 
@@ -157,6 +157,26 @@ pub(crate) const STATUSES: [WorkUnitStatus; 5] = [
 /// The position of `status` in [`STATUSES`] (`AnyStatus` has none).
 fn slot(status: WorkUnitStatus) -> Option<usize> {
     STATUSES.iter().position(|s| *s == status)
+}
+
+/// The statuses a query admits, each decided once: testing a unit then
+/// costs the same however long, or repetitive, the query's list is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatusSet([bool; 5]);
+
+impl StatusSet {
+    pub(crate) fn of(query: &WorkUnitQuery) -> Self {
+        StatusSet(STATUSES.map(|s| query.admits_status(s)))
+    }
+
+    pub(crate) fn contains(self, status: WorkUnitStatus) -> bool {
+        slot(status).is_some_and(|i| self.0[i])
+    }
+
+    /// True if every status is admitted: the query filters none out.
+    pub(crate) fn is_all(self) -> bool {
+        self.0.iter().all(|admitted| *admitted)
+    }
 }
 
 const AVAILABLE: usize = 0;
@@ -446,5 +466,18 @@ mod tests {
         assert_eq!(index.expired(t(6)), [AttemptId(7)]);
         index.remove(&u);
         assert_eq!(index.counts().pending, 0);
+    }
+
+    #[test]
+    fn status_sets_read_long_and_repetitive_lists_once() {
+        use WorkUnitStatus::*;
+        let repeated = WorkUnitQuery::statuses(vec![Failed; 10_000]);
+        let set = StatusSet::of(&repeated);
+        assert!(set.contains(Failed) && !set.contains(Finished) && !set.is_all());
+        assert!(StatusSet::of(&WorkUnitQuery::default()).is_all());
+        let with_any = WorkUnitQuery::statuses([Failed, Failed, AnyStatus]);
+        assert!(StatusSet::of(&with_any).is_all());
+        let every = StatusSet::of(&WorkUnitQuery::statuses(STATUSES));
+        assert!(every.is_all() && STATUSES.iter().all(|s| every.contains(*s)));
     }
 }

@@ -171,18 +171,16 @@ impl PgWorker {
         let mut metas: BTreeMap<String, WorkSpecMeta> = BTreeMap::new();
         let mut ids: HashMap<String, i64> = HashMap::new();
         let mut stale = false;
+        let choice = rules::SpecChoice::of(request);
         for row in &rows {
             stale |= col::<bool>(row, 4 + META_WIDTH)?;
             let name = text(row, 1)?;
-            if !request.work_specs.is_empty() && !request.work_specs.contains(&name) {
+            let mut meta = read_meta(row, 2)?;
+            if !choice.admits(&name, &meta.runtime) {
                 continue;
             }
-            let mut meta = read_meta(row, 2)?;
             meta.available_count = col(row, 2 + META_WIDTH)?;
             meta.pending_count = col(row, 3 + META_WIDTH)?;
-            if !request.runtimes.is_empty() && !request.runtimes.contains(&meta.runtime) {
-                continue;
-            }
             ids.insert(name.clone(), col(row, 0)?);
             metas.insert(name, meta);
         }

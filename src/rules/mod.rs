@@ -14,5 +14,5 @@ pub use definition::{merge_set_meta, parse_definition, ParsedDefinition};
 pub use output::{chained_units, parse_item, parse_output, NewUnit};
 pub use schedule::{
     attempt_count, can_do_work, can_start_continuous, continuous_unit_name, fits_memory,
-    make_attempt_lifetime, schedule, schedule_with, too_many_retries_data, unit_status,
+    make_attempt_lifetime, schedule, schedule_with, too_many_retries_data, unit_status, SpecChoice,
 };

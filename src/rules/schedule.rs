@@ -2,12 +2,50 @@
 //! around it: how many units one request may take, a unit's status from
 //! its active attempt and not-before time, continuous unit names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::data;
 use crate::model::{
-    AttemptStatus, DataMap, Duration, Time, WorkSpecMeta, WorkUnitStatus, DEFAULT_LIFETIME,
+    AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkSpecMeta, WorkUnitStatus,
+    DEFAULT_LIFETIME,
 };
+
+/// The specs an [`AttemptRequest`] admits by name and runtime, its lists
+/// made sets once: testing every spec of a namespace then costs the same
+/// however long, or repetitive, a caller made those lists.
+///
+/// ```
+/// use coordinate::{rules::SpecChoice, AttemptRequest};
+/// let request = AttemptRequest {
+///     work_specs: vec!["a".into(), "b".into(), "a".into()],
+///     ..AttemptRequest::default()
+/// };
+/// let choice = SpecChoice::of(&request);
+/// assert!(choice.admits("b", "python"));
+/// assert!(!choice.admits("c", "python"));
+/// assert!(SpecChoice::of(&AttemptRequest::default()).admits("c", ""));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SpecChoice<'a> {
+    names: BTreeSet<&'a str>,
+    runtimes: BTreeSet<&'a str>,
+}
+
+impl<'a> SpecChoice<'a> {
+    /// The choice `request` makes: empty lists admit every spec.
+    pub fn of(request: &'a AttemptRequest) -> Self {
+        SpecChoice {
+            names: request.work_specs.iter().map(String::as_str).collect(),
+            runtimes: request.runtimes.iter().map(String::as_str).collect(),
+        }
+    }
+
+    /// True if a spec called `name` with this `runtime` may be chosen.
+    pub fn admits(&self, name: &str, runtime: &str) -> bool {
+        (self.names.is_empty() || self.names.contains(name))
+            && (self.runtimes.is_empty() || self.runtimes.contains(runtime))
+    }
+}
 
 /// A spec can generate a continuous unit now: it is continuous, has no
 /// available and no pending units, and its next continuous time has come.
@@ -438,5 +476,22 @@ mod tests {
             make_attempt_lifetime(Duration::seconds(-1)),
             Duration::seconds(-1)
         );
+    }
+
+    #[test]
+    fn spec_choices_read_long_and_repetitive_lists_once() {
+        let request = AttemptRequest {
+            work_specs: vec!["s".into(); 10_000],
+            runtimes: vec!["go".into(), "".into(), "go".into()],
+            ..AttemptRequest::default()
+        };
+        let choice = SpecChoice::of(&request);
+        assert!(choice.admits("s", "go") && choice.admits("s", ""));
+        assert!(!choice.admits("t", "go") && !choice.admits("s", "python"));
+        let any_runtime = AttemptRequest {
+            work_specs: vec!["s".into()],
+            ..AttemptRequest::default()
+        };
+        assert!(SpecChoice::of(&any_runtime).admits("s", "anything"));
     }
 }

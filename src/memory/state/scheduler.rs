@@ -74,12 +74,10 @@ impl State {
         let expiration = checked_add(now, request.effective_lifetime())?;
         self.expire_namespace(ns, now)?;
         let mut metas = BTreeMap::new();
+        let choice = rules::SpecChoice::of(request);
         for (name, spec) in &self.ns(ns)?.specs {
             let state = self.spec(*spec)?;
-            let wanted = request.work_specs.is_empty() || request.work_specs.contains(name);
-            let runtime_ok =
-                request.runtimes.is_empty() || request.runtimes.contains(&state.meta.runtime);
-            if wanted && runtime_ok {
+            if choice.admits(name, &state.meta.runtime) {
                 metas.insert(name.clone(), counted_meta(state));
             }
         }

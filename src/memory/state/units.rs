@@ -6,7 +6,7 @@ use std::ops::Bound;
 use crate::error::{Error, Result};
 use crate::model::{DataMap, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 
-use super::super::index::STATUSES;
+use super::super::index::{StatusSet, STATUSES};
 use super::names::NameEntry;
 use super::*;
 
@@ -146,7 +146,8 @@ impl State {
                 "" => Bound::Unbounded,
                 previous => Bound::Excluded(previous),
             };
-            let statuses = STATUSES.into_iter().filter(|s| query.admits_status(*s));
+            let admitted = StatusSet::of(query);
+            let statuses = STATUSES.into_iter().filter(|s| admitted.contains(*s));
             state
                 .index
                 .names(statuses, start)
@@ -158,6 +159,9 @@ impl State {
             let after_previous = |name: &&str| {
                 query.previous_name.is_empty() || *name > query.previous_name.as_str()
             };
+            // Decided once per status, not per unit: a caller's status list
+            // may be long.
+            let admitted = StatusSet::of(query);
             // A set, so the names come out once each and in byte order.
             query
                 .names
@@ -168,10 +172,10 @@ impl State {
                 .into_iter()
                 .filter_map(|name| state.units.get(&self.units, name))
                 .filter(|id| {
-                    !query.filters_status()
+                    admitted.is_all()
                         || self
                             .unit_status_at(*id, now)
-                            .is_ok_and(|s| query.admits_status(s))
+                            .is_ok_and(|s| admitted.contains(s))
                 })
                 .take(limit)
                 .filter_map(with_name)
