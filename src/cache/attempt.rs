@@ -64,7 +64,12 @@ pub(super) async fn wrap_attempt(
     };
     let up_worker = upstream.worker();
     let worker = match worker {
-        Some(w) if w.name() == up_worker.name() => Arc::clone(w),
+        // A child may have its parent's name in another namespace.
+        Some(w)
+            if w.name() == up_worker.name() && w.parent.name() == up_worker.namespace_name() =>
+        {
+            Arc::clone(w)
+        }
         _ => adopt_worker(namespace, up_worker, fence).await?,
     };
     Ok(CachedAttempt::handle(upstream, work_unit, worker))

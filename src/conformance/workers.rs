@@ -515,10 +515,10 @@ pub async fn namespace_destroy_takes_workers_attempts_elsewhere(t: TestBackend) 
 }
 
 /// A worker's attempts may be on units of other namespaces: `make_attempt`
-/// checks none, and a child may live in another. Each attempt's unit and
-/// spec are then the other namespace's, whatever the worker's own
-/// namespace holds under the same names, and acting on the attempt
-/// changes that unit only.
+/// checks none, and a child may live in another, under its parent's name.
+/// Each attempt's unit, spec and worker are then the other namespace's,
+/// whatever the worker's own namespace holds under the same names, and
+/// acting on the attempt changes that unit only.
 pub async fn attempts_across_namespaces(t: TestBackend) {
     let (r, ns) = Run::with_ns("attempts_across_namespaces", t).await;
     let other = r.ns("attempts_across_namespaces elsewhere").await;
@@ -530,7 +530,7 @@ pub async fn attempts_across_namespaces(t: TestBackend) {
     let far = r.unit(&there, "u", data!({ "at": "there" })).await;
     let far_child_unit = r.unit(&there, "v", data!({ "at": "there" })).await;
     let w = r.worker(&ns, "w").await;
-    let child = r.worker(&other, "child").await;
+    let child = r.worker(&other, "w").await;
     r.ok(
         child.set_parent(Some(&w)).await,
         "a child in the other namespace",
@@ -550,7 +550,15 @@ pub async fn attempts_across_namespaces(t: TestBackend) {
     ];
     for (list, attempts) in &lists {
         check_eq!(r, attempts.len(), 1, "{list}: one attempt");
+        let by = if *list == "child_attempts" {
+            &other
+        } else {
+            &ns
+        };
         for attempt in attempts {
+            let worker = attempt.worker();
+            let named = (worker.namespace_name(), worker.name());
+            check_eq!(r, named, (by.name(), "w"), "{list}: its worker");
             let unit = attempt.work_unit();
             let spec = unit.work_spec();
             let at = (spec.namespace_name(), spec.name());
