@@ -175,6 +175,42 @@ async fn recreate_in_one_is_seen_by_the_others_cached_handles() -> coordinate::R
     Ok(())
 }
 
+/// A cache that hears of no change (built outside a runtime, so never
+/// subscribed) holds a worker whose namespace another server destroys and
+/// makes again. PostgreSQL lists no workers under a destroyed namespace
+/// rather than failing; the held worker must still follow its name to the
+/// new namespace's worker, and answer `Gone` when there is none, creating
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_worker_follows_its_namespace_made_again_unheard() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let cluster = TestCluster::shared_or_panic();
+    let (plain, lease) = cluster
+        .lease_backend(coordinate::SystemClock)
+        .await
+        .expect("lease");
+    let other = PostgresBackend::connect(&cluster.database_url(lease.database())).await?;
+    let deaf = std::thread::spawn(move || Cache::new(other))
+        .join()
+        .expect("cache built");
+    let held = deaf.namespace("ns").await?.worker("w").await?;
+    let kept = deaf.namespace("ns").await?.worker("kept").await?;
+    plain.namespace("ns").await?.destroy().await?;
+    let again = plain.namespace("ns").await?;
+    let now = coordinate::Clock::now(&coordinate::SystemClock);
+    again
+        .worker("w")
+        .await?
+        .update(data!({"made": "again"}), now, now, "")
+        .await?;
+
+    assert_eq!(held.data().await?, data!({"made": "again"}));
+    assert!(matches!(kept.data().await, Err(Error::Gone { .. })));
+    let names: Vec<String> = again.workers().await?.into_keys().collect();
+    assert_eq!(names, ["w"], "recovery created no worker");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;

@@ -12,7 +12,7 @@ use super::changes::{Fence, Path};
 use super::handle::{kind_tables, Cached, Kind};
 use super::key::ROOT_SCOPE;
 use super::link::Link;
-use super::recover::{forward, run, run_with_budget, MAX_RECOVERIES};
+use super::recover::{forward, run, run_with_budget};
 use super::shared::{Caches, Shared};
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
@@ -134,25 +134,35 @@ impl CachedNamespace {
 
     /// The existing worker called `name`, never creating one (`Gone` if
     /// there is none): a cached worker's recovery.
+    ///
+    /// A worker is only ever deleted with its namespace, so one missing
+    /// from the list of the namespace it was made in means that namespace
+    /// is gone (a durable backend lists nothing under a destroyed one
+    /// rather than failing): the namespace handle is re-resolved and the
+    /// worker looked for once more, in the namespace that now has the name.
     pub(super) async fn existing_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
         if let Some(hit) = self.cached::<WorkerKind>(name) {
             return Ok(hit);
         }
-        let (link, up, fence) = run_with_budget(
-            &self.shared,
-            self,
-            MAX_RECOVERIES,
-            false,
-            |link| async move {
-                self.shared.counters::<CachedWorker>().loads.inc();
-                let fence = self.shared.fence();
-                let mut all = link.upstream.workers().await?;
-                Ok((Arc::clone(&link), all.remove(name), fence))
+        let (link, up, fence) = run_with_budget(&self.shared, self, 1, false, |link| async move {
+            self.shared.counters::<CachedWorker>().loads.inc();
+            let fence = self.shared.fence();
+            let up = link
+                .upstream
+                .workers()
+                .await?
+                .remove(name)
+                .ok_or(Error::Gone {
+                    kind: ObjectKind::Namespace,
+                })?;
+            Ok((Arc::clone(&link), up, fence))
+        })
+        .await
+        .map_err(|e| match e {
+            Error::Gone { .. } => Error::Gone {
+                kind: ObjectKind::Worker,
             },
-        )
-        .await?;
-        let up = up.ok_or(Error::Gone {
-            kind: ObjectKind::Worker,
+            other => other,
         })?;
         self.adopt(&link, up, fence).await
     }
