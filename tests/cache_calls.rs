@@ -684,6 +684,47 @@ async fn worker_calls_with_handle_arguments_follow_objects_made_again() -> coord
     Ok(())
 }
 
+/// A worker given a unit handle that is not the cache's follows its own
+/// name too: its namespace made again unheard (the cache is built outside
+/// a runtime, so no change feed tells it), the call re-resolves the worker
+/// and makes the attempt for the worker that now has the name.
+#[test]
+fn make_attempt_with_an_outside_unit_follows_the_worker_made_again() {
+    let (cache, memory) = setup();
+    block_on(async {
+        seed(&cache).await.unwrap();
+        let worker = cache
+            .namespace("n")
+            .await
+            .unwrap()
+            .worker("w")
+            .await
+            .unwrap();
+        memory
+            .namespace("n")
+            .await
+            .unwrap()
+            .destroy()
+            .await
+            .unwrap();
+        let again = memory.namespace("n").await.unwrap();
+        let outside = again
+            .set_work_spec(data!({"name": "s"}))
+            .await
+            .unwrap()
+            .add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+        let worker_again = again.worker("w").await.unwrap();
+
+        worker
+            .make_attempt(&outside, Duration::minutes(5))
+            .await
+            .unwrap();
+        assert_eq!(worker_again.active_attempts().await.unwrap().len(), 1);
+    });
+}
+
 /// A handle from before a purge re-resolves its name and shares the link
 /// of the entry that succeeds its own; its own entry, which moka removes
 /// only later, takes no children of that successor with it.

@@ -212,7 +212,9 @@ impl Worker for CachedWorker {
     }
 
     /// A unit from this cache is unwrapped; on `Gone` it is re-resolved and
-    /// the call retried once. Anything else goes to the backend as given.
+    /// the call retried once. Anything else goes to the backend as given,
+    /// and on `Gone` this worker is re-resolved and the call retried once
+    /// (the `Gone` may be about the unit, which the cache cannot follow).
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let ours = unit
             .as_any()
@@ -226,10 +228,11 @@ impl Worker for CachedWorker {
                 .map_err(|e| e.on(Self::KIND));
         }
         let me = self.me()?;
-        let mut budget = 1;
-        let link = live_link(&self.shared, self, &mut budget, false).await?;
         let fence = self.shared.fence();
-        let up = link.upstream.make_attempt(unit, lifetime).await?;
+        let up = run_with_budget(&self.shared, self, 1, false, |link| async move {
+            link.upstream.make_attempt(unit, lifetime).await
+        })
+        .await?;
         wrap_attempt(up, &self.parent, None, Some(&me), fence).await
     }
 
