@@ -78,24 +78,26 @@ impl<W: Keyed> Store<W> {
     }
 
     /// The entry for `key`, else the answer of the load for it: joined if
-    /// one started within [`JOIN_WINDOW`], else started by `start`. The
-    /// first waiter to see a load finish caches a successful answer (after
-    /// `publish`, under the in-flight lock) unless the load was forgotten or
-    /// replaced, or an entry for `key` was made, meanwhile. Cancel-safe:
-    /// dropping the returned future leaves the load to its other waiters,
-    /// or drops it if there are none.
+    /// one started within [`JOIN_WINDOW`], else started by `start`. With
+    /// `publish`, the first waiter to see a load finish caches a successful
+    /// answer (after `publish`, under the in-flight lock) unless the load
+    /// was forgotten or replaced, or an entry for `key` was made,
+    /// meanwhile; without, the load is shared but its answer not cached.
+    /// Cancel-safe: dropping the returned future leaves the load to its
+    /// other waiters, or drops it if there are none.
     pub(crate) async fn get_or_load(
         &self,
         key: Key,
         start: impl FnOnce() -> BoxFuture<'static, Answer<W>>,
-        publish: impl FnOnce(&Arc<W>),
+        publish: Option<impl FnOnce(&Arc<W>)>,
     ) -> Answer<W> {
         let replaced;
         let (mut waiter, load) = {
             let mut inflight = self.loads.0.lock();
             // A load that finished since the caller's miss published its
             // entry before leaving the map, so one of the two has it.
-            if let Some(hit) = self.peek(key.as_ref()) {
+            // (Entries are not served while answers are not cached.)
+            if let Some(hit) = publish.as_ref().and_then(|_| self.peek(key.as_ref())) {
                 return Ok(hit);
             }
             let now = Instant::now();
@@ -143,9 +145,10 @@ struct Waiter<'a, W: Keyed> {
 }
 
 impl<W: Keyed> Waiter<'_, W> {
-    /// The load answered: the first waiter to see it caches a success and
-    /// takes the load out of the map (later waiters find it gone).
-    fn finish(&mut self, answer: &Answer<W>, publish: impl FnOnce(&Arc<W>)) {
+    /// The load answered: the first waiter to see it caches a success (if
+    /// it may `publish`) and takes the load out of the map (later waiters
+    /// find it gone).
+    fn finish(&mut self, answer: &Answer<W>, publish: Option<impl FnOnce(&Arc<W>)>) {
         let Some(load) = self.load.take() else {
             return;
         };
@@ -157,7 +160,7 @@ impl<W: Keyed> Waiter<'_, W> {
             {
                 return;
             }
-            if let Ok(handle) = answer {
+            if let (Ok(handle), Some(publish)) = (answer, publish) {
                 // Not over an entry made meanwhile (from a list or an
                 // upsert): the answer then stays unpublished, and its
                 // holders find that entry on first use.
@@ -245,10 +248,23 @@ mod tests {
                 .get_or_load(
                     key(),
                     || self.load(value, after),
-                    |_| {
+                    Some(|_: &Arc<Value>| {
                         self.published.fetch_add(1, Ordering::SeqCst);
-                    },
+                    }),
                 )
+                .await
+        }
+
+        /// [`lookup`](Self::lookup) while answers are not cached.
+        async fn lookup_uncached(
+            &self,
+            store: &Store<Value>,
+            value: &str,
+            after: StdDuration,
+        ) -> Answer<Value> {
+            let publish: Option<fn(&Arc<Value>)> = None;
+            store
+                .get_or_load(key(), || self.load(value, after), publish)
                 .await
         }
 
@@ -308,6 +324,23 @@ mod tests {
         assert_eq!(probe.counts(), (2, 2, 1));
         assert_eq!(cached(&store).as_deref(), Some("w"));
         assert_eq!(store.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn loads_not_cached_are_still_shared() {
+        let (store, probe) = (store(), Probe::default());
+        let (first, second) = tokio::join!(
+            probe.lookup_uncached(&store, "v", SECOND),
+            probe.lookup_uncached(&store, "other", SECOND),
+        );
+        assert_eq!((value(first), value(second)), ("v".into(), "v".into()));
+        assert_eq!(probe.counts(), (1, 1, 0));
+        assert_eq!(cached(&store), None);
+        assert_eq!(store.in_flight(), 0);
+        // An entry is not served either while answers are not cached.
+        assert_eq!(value(probe.lookup(&store, "w", SECOND).await), "w");
+        let again = probe.lookup_uncached(&store, "x", SECOND).await;
+        assert_eq!(value(again), "x");
     }
 
     #[tokio::test(start_paused = true)]
@@ -376,7 +409,7 @@ mod tests {
         let answer = futures::executor::block_on(store.get_or_load(
             key(),
             || futures::future::ready(Ok(Arc::new(Value("v".to_string())))).boxed(),
-            |_| published.store(true, Ordering::SeqCst),
+            Some(|_: &Arc<Value>| published.store(true, Ordering::SeqCst)),
         ));
         assert_eq!(value(answer), "v");
         assert!(published.load(Ordering::SeqCst));

@@ -195,7 +195,9 @@ use stats::Counters;
 /// [`change_feed`](crate::Backend::change_feed) is `Some`, and a cache
 /// built inside a tokio runtime), deletes made behind the cache's back reach
 /// it as events, each dropping exactly the entries it names, and after a
-/// feed gap a possibly stale entry is never served; without one, such
+/// feed gap a possibly stale entry is never served (until subscribed
+/// again, every lookup goes to the backend, concurrent misses of one name
+/// still sharing one call); without one, such
 /// deletes are noticed only when a handle answers `Gone`, and a
 /// time-to-live or time-to-idle ([`CacheBuilder`]) bounds how long stale
 /// entries live. [`crate::feed`] states what is and is not guaranteed;

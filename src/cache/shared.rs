@@ -314,16 +314,15 @@ impl Shared {
         counters.misses.inc();
         // One copy of the name, shared by the key and the handle.
         let name: Arc<str> = Arc::from(name);
-        let Some(caches) = self.caches.load_full().filter(|_| self.feed.coherent()) else {
-            // Detached (the `Cache` was dropped), or bypassed during a change
-            // feed gap: handles keep working, uncached.
+        let Some(caches) = self.caches.load_full() else {
+            // Detached (the `Cache` was dropped): handles keep working,
+            // uncached.
             counters.loads.inc();
-            let loaded = load(name).await;
-            if loaded.is_ok() {
-                self.feed.backend_answered();
-            }
-            return loaded;
+            return load(name).await;
         };
+        // Bypassed during a change-feed gap (or before the first
+        // subscription): loads are still shared, but not cached.
+        let coherent = self.feed.coherent();
         let key = Key {
             scope,
             name: Arc::clone(&name),
@@ -335,14 +334,18 @@ impl Shared {
                     counters.loads.inc();
                     load(name).boxed()
                 },
-                |handle| {
+                coherent.then_some(|handle: &Arc<W>| {
                     // Under the in-flight lock, which a flush takes before it
                     // moves to the next generation.
                     handle.link_cell().load().cached_in(self.feed.generation());
-                },
+                }),
             )
             .await;
-        caches.sweep_if_due(&self.counters);
+        if coherent {
+            caches.sweep_if_due(&self.counters);
+        } else if loaded.is_ok() {
+            self.feed.backend_answered();
+        }
         loaded
     }
 

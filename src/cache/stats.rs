@@ -75,10 +75,10 @@ pub struct KindStats {
     pub entries: u64,
     /// Loads of entries in flight now, each awaited by at least one lookup
     /// (a lookup given up, its future dropped, leaves none behind): zero
-    /// whenever no lookup of this kind is running. Not counted: a load
-    /// forgotten because its name was deleted or changed meanwhile (it
-    /// answers its waiters but fills no entry), and lookups that bypass the
-    /// cache during a change-feed gap.
+    /// whenever no lookup of this kind is running. Loads during a
+    /// change-feed gap are counted too (shared, but filling no entry); a
+    /// load forgotten because its name was deleted or changed meanwhile
+    /// is not (it answers its waiters but fills no entry).
     pub loads_in_flight: u64,
 }
 
