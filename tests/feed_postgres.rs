@@ -27,8 +27,9 @@ static TAKE_TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// so that a loaded machine cannot fail the test.
 const PROPAGATION_DEADLINE: StdDuration = StdDuration::from_secs(5);
 
-/// Two job servers on one fresh database, both subscribed.
-async fn two_servers() -> (Server, Server, String, DatabaseLease) {
+/// Two backends (two pools, two listening connections) on one fresh
+/// database, and its URL.
+async fn two_backends() -> (PostgresBackend, PostgresBackend, String, DatabaseLease) {
     let cluster = TestCluster::shared_or_panic();
     let (one, lease) = cluster
         .lease_backend(coordinate::SystemClock)
@@ -38,6 +39,12 @@ async fn two_servers() -> (Server, Server, String, DatabaseLease) {
     let two = PostgresBackend::connect(&url)
         .await
         .expect("second backend");
+    (one, two, url, lease)
+}
+
+/// Two job servers on one fresh database, both subscribed.
+async fn two_servers() -> (Server, Server, String, DatabaseLease) {
+    let (one, two, url, lease) = two_backends().await;
     let (one, two) = (Cache::new(one), Cache::new(two));
     for cache in [&one, &two] {
         assert!(
@@ -182,14 +189,9 @@ async fn recreate_in_one_is_seen_by_the_others_cached_handles() -> coordinate::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misses_before_the_first_subscription_share_one_load() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;
-    let cluster = TestCluster::shared_or_panic();
-    let (plain, lease) = cluster
-        .lease_backend(coordinate::SystemClock)
-        .await
-        .expect("lease");
+    let (plain, other, _url, _lease) = two_backends().await;
     plain.namespace("ns").await?;
-    let url = cluster.database_url(lease.database());
-    let cache = Cache::new(Instrumented::new(PostgresBackend::connect(&url).await?));
+    let cache = Cache::new(Instrumented::new(other));
     assert!(!cache.stats().feed.subscribed);
 
     let lookups = (0..8).map(|_| cache.namespace("ns"));
@@ -207,12 +209,7 @@ async fn misses_before_the_first_subscription_share_one_load() -> coordinate::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_worker_follows_its_namespace_made_again_unheard() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;
-    let cluster = TestCluster::shared_or_panic();
-    let (plain, lease) = cluster
-        .lease_backend(coordinate::SystemClock)
-        .await
-        .expect("lease");
-    let other = PostgresBackend::connect(&cluster.database_url(lease.database())).await?;
+    let (plain, other, _url, _lease) = two_backends().await;
     let deaf = std::thread::spawn(move || Cache::new(other))
         .join()
         .expect("cache built");
