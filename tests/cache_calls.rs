@@ -357,6 +357,48 @@ async fn concurrent_misses_of_one_name_share_one_backend_call() -> coordinate::R
     Ok(())
 }
 
+/// Handles whose objects were made again behind the cache's back (it is
+/// built outside a runtime, so no change feed tells it) all answer `Gone`
+/// at once: their concurrent recoveries of one name share one backend call.
+#[test]
+fn concurrent_recoveries_of_one_name_share_one_backend_call() {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let counted = Instrumented::with_lookup_latency(memory.clone(), StdDuration::from_millis(20));
+    let cache = Arc::new(Cache::new(counted));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ns = cache.namespace("n").await.unwrap();
+        let worker = ns.worker("w").await.unwrap();
+        memory
+            .namespace("n")
+            .await
+            .unwrap()
+            .destroy()
+            .await
+            .unwrap();
+        memory
+            .namespace("n")
+            .await
+            .unwrap()
+            .worker("w")
+            .await
+            .unwrap();
+        cache.get_ref().reset();
+
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let worker = worker.clone();
+                tokio::spawn(async move { worker.active().await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap());
+        }
+        let calls = cache.get_ref().calls();
+        assert_eq!((calls.get(Op::Workers), calls.get(Op::Namespaces)), (2, 1));
+    });
+}
+
 #[tokio::test]
 async fn a_spec_in_a_destroyed_namespace_does_not_recreate_it() -> coordinate::Result<()> {
     let (cache, memory, ns, spec) = seeded_spec().await?;

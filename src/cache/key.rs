@@ -38,12 +38,24 @@ pub(crate) struct KeyRef<'a> {
     pub(crate) name: &'a str,
 }
 
+/// Marks the in-flight keys of loads that only find an existing object
+/// (see [`Key::finding`]). Scopes come from a counter that never gets there.
+const FINDING: u64 = 1 << 63;
+
 impl Key {
     pub(crate) fn new(scope: u64, name: &str) -> Self {
         Key {
             scope,
             name: Arc::from(name),
         }
+    }
+
+    /// The in-flight key of a load that finds the existing object `name`
+    /// under `scope`, never creating one (a recovery's): apart from the
+    /// lookups' keys, since a lookup may create what such a load answers
+    /// is gone. Never the key of an entry.
+    pub(crate) fn finding(scope: u64, name: &str) -> Self {
+        Key::new(scope | FINDING, name)
     }
 
     pub(crate) fn as_ref(&self) -> KeyRef<'_> {

@@ -233,11 +233,13 @@ use stats::Counters;
 ///   without taking a reference to the detachable entry stores. Each
 ///   counting thread owns a counter stripe (a plain store): threads share
 ///   no written cache line of ours.
-/// * Concurrent misses of one name make exactly one backend call (moka's
-///   `try_get_with`, for an asynchronous load): the others await the same
-///   shared future, result or error, through a per-kind in-flight map whose
-///   mutex is never held across an `.await`. Misses of different names
-///   proceed in parallel, and hits never wait for a miss in flight.
+/// * Concurrent misses of one name make exactly one backend call: the
+///   others await the same shared future, result or error, through a
+///   per-kind in-flight map whose mutex is never held across an `.await`.
+///   So do concurrent recoveries of one name after `Gone` (each of which
+///   finds the existing object, never creating one, so they share calls
+///   with each other, not with lookups). Misses of different names proceed
+///   in parallel, and hits never wait for a miss in flight.
 /// * **Cancellation.** Any lookup may be cancelled (its future dropped, as
 ///   when a client disconnects). A load belongs to the lookups awaiting it:
 ///   when the last of them is dropped, the load leaves the in-flight map and

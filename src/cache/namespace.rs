@@ -63,17 +63,23 @@ impl CachedNamespace {
         if let Some(hit) = shared.cached::<CachedNamespace>(ROOT_SCOPE, name) {
             return Ok(hit);
         }
-        shared.counters::<CachedNamespace>().loads.inc();
-        let fence = shared.fence();
-        let up = shared
-            .backend
-            .namespaces()
-            .await?
-            .remove(name)
-            .ok_or(Error::Gone {
-                kind: ObjectKind::Namespace,
-            })?;
-        Ok(Self::adopt_root(shared, up, fence).await)
+        let shared_for_find = Arc::clone(shared);
+        shared
+            .find(ROOT_SCOPE, name, move |name| async move {
+                let shared = shared_for_find;
+                shared.counters::<CachedNamespace>().loads.inc();
+                let fence = shared.fence();
+                let up = shared
+                    .backend
+                    .namespaces()
+                    .await?
+                    .remove(&*name)
+                    .ok_or(Error::Gone {
+                        kind: ObjectKind::Namespace,
+                    })?;
+                Ok(Self::adopt_root(&shared, up, fence).await)
+            })
+            .await
     }
 
     /// The cached handle for `up`, a spec or worker the backend returned
@@ -144,6 +150,17 @@ impl CachedNamespace {
         if let Some(hit) = self.cached::<WorkerKind>(name) {
             return Ok(hit);
         }
+        let me = self.me()?;
+        let scope = self.link.load().scope();
+        self.shared
+            .find(scope, name, move |name| async move {
+                me.find_worker(&name).await
+            })
+            .await
+    }
+
+    /// [`existing_worker`](Self::existing_worker)'s backend calls.
+    async fn find_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
         let (link, up, fence) = run_with_budget(&self.shared, self, 1, false, |link| async move {
             self.shared.counters::<CachedWorker>().loads.inc();
             let fence = self.shared.fence();

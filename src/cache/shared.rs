@@ -349,6 +349,27 @@ impl Shared {
         loaded
     }
 
+    /// The existing object `name` under `scope`, found by `find` (which
+    /// caches what it finds, by adoption), never created: concurrent finds
+    /// of one name share one backend call, apart from lookups of it (see
+    /// [`Key::finding`]). Cancel-safe, as [`get_or_load`](Self::get_or_load).
+    pub(super) async fn find<W, F, Fut>(&self, scope: u64, name: &str, find: F) -> Result<Arc<W>>
+    where
+        W: Handle,
+        F: FnOnce(Arc<str>) -> Fut,
+        Fut: Future<Output = Result<Arc<W>>> + Send + 'static,
+    {
+        let Some(caches) = self.caches.load_full() else {
+            return find(Arc::from(name)).await;
+        };
+        let key = Key::finding(scope, name);
+        let name = Arc::clone(&key.name);
+        let publish: Option<fn(&Arc<W>)> = None;
+        W::store(&caches)
+            .get_or_load(key, || find(name).boxed(), publish)
+            .await
+    }
+
     /// A fence for an adoption whose backend call starts now (see
     /// `changes.rs`).
     pub(super) fn fence(&self) -> Fence {
@@ -511,6 +532,7 @@ impl Shared {
         // waiters still get its answer, as if they had looked up first).
         if let Some(scope) = scope {
             store.forget(&Key::new(scope, name));
+            store.forget(&Key::finding(scope, name));
         }
         // Likewise for an adoption whose backend call is in flight.
         self.mark_dropped::<W>(path);

@@ -205,12 +205,12 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
-    /// Counts `op`, and waits the lookup latency if it is a lookup.
+    /// Counts `op`, and waits the lookup latency if it resolves names.
     pub(crate) async fn enter(&self, op: Op) {
         if let Some(slot) = self.counts.get(op as usize) {
             slot.fetch_add(1, Ordering::Relaxed);
         }
-        if op.is_lookup() {
+        if op.is_lookup() || matches!(op, Op::Namespaces | Op::Workers) {
             if let Some(latency) = self.lookup_latency {
                 // tokio's timer ticks in whole milliseconds (a 1 ms sleep
                 // takes about 2 ms); a thread sleep on the blocking pool is
@@ -311,8 +311,9 @@ impl<B> Instrumented<B> {
         }
     }
 
-    /// Also waits `latency` in every name lookup, like a database round
-    /// trip. Each waiting lookup occupies a thread of tokio's blocking pool
+    /// Also waits `latency` in every name lookup, and in the lists a cache
+    /// finds existing objects in (`namespaces`, `workers`), like a database
+    /// round trip. Each waiting lookup occupies a thread of tokio's blocking pool
     /// for that time (for precision: tokio's timer rounds up to whole
     /// milliseconds), so concurrent lookups wait in parallel.
     pub fn with_lookup_latency(inner: B, latency: StdDuration) -> Self {
