@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::documents;
 use crate::links;
 use crate::negotiate::{check_content_type, negotiated};
-use crate::path::{self, Action, PathNames, Resource, Target};
+use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
 
 /// The route template a response was produced by, for metrics.
@@ -137,33 +137,45 @@ async fn find_attempt(
 }
 
 impl Api {
-    /// Resolves the path's names: namespaces and workers are created when
-    /// missing, a missing work spec is `404`, a missing unit `400`, a
-    /// missing attempt `404`.
+    /// Resolves the path's names in order, each decoded just before it is
+    /// looked up, so the first bad name decides the error: namespaces and
+    /// workers are created when missing, a missing work spec is `404`, a
+    /// missing unit `400`, a missing attempt `404`.
     async fn resolve(&self, names: &PathNames) -> Result<Resolved, Problem> {
         let mut r = Resolved::default();
-        let Some(ns_name) = &names.namespace else {
+        let Some(ns) = &names.namespace else {
             return Ok(r);
         };
         let ns = self
             .backend
-            .namespace(ns_name)
+            .namespace(&ns.decode()?)
             .await
             .map_err(Problem::resolving)?;
         if let Some(spec) = &names.work_spec {
-            let spec = ns.work_spec(spec).await.map_err(Problem::resolving)?;
+            let spec = ns
+                .work_spec(&spec.decode()?)
+                .await
+                .map_err(Problem::resolving)?;
             if let Some(unit) = &names.work_unit {
-                r.work_unit = Some(spec.work_unit(unit).await.map_err(Problem::resolving)?);
+                r.work_unit = Some(
+                    spec.work_unit(&unit.decode()?)
+                        .await
+                        .map_err(Problem::resolving)?,
+                );
             }
             r.work_spec = Some(spec);
         }
         if let Some(worker) = &names.worker {
-            r.worker = Some(ns.worker(worker).await.map_err(Problem::resolving)?);
+            r.worker = Some(
+                ns.worker(&worker.decode()?)
+                    .await
+                    .map_err(Problem::resolving)?,
+            );
         }
         if let (Some(start), Some(unit), Some(worker)) = (&names.start, &r.work_unit, &names.worker)
         {
             r.attempt = Some(
-                find_attempt(unit, worker, start)
+                find_attempt(unit, &worker.decode()?, &start.decode()?)
                     .await?
                     .ok_or_else(|| Problem::not_found("no such attempt"))?,
             );
@@ -676,18 +688,26 @@ fn names_in_url(url: &str, field: &str, resource: Resource) -> Result<PathNames,
     }
 }
 
-/// The namespace and worker names of a `parent_url`.
-fn worker_named_by(url: &str) -> Result<(String, String), Problem> {
-    match names_in_url(url, "parent_url", Resource::Worker)? {
-        PathNames {
-            namespace: Some(namespace),
-            worker: Some(worker),
-            ..
-        } => Ok((namespace, worker)),
-        _ => Err(Problem::bad_request(format!(
-            "parent_url {url:?} names no worker"
+/// The name a body's URL carries: `400` if it is missing or badly encoded.
+fn url_name(
+    segment: Option<Segment>,
+    field: &str,
+    url: &str,
+    what: &str,
+) -> Result<String, Problem> {
+    match segment {
+        Some(segment) => segment.decode(),
+        None => Err(Problem::bad_request(format!(
+            "{field} {url:?} names no {what}"
         ))),
     }
+}
+
+/// The namespace and worker names of a `parent_url`.
+fn worker_named_by(url: &str) -> Result<(String, String), Problem> {
+    let names = names_in_url(url, "parent_url", Resource::Worker)?;
+    let name = |segment| url_name(segment, "parent_url", url, "worker");
+    Ok((name(names.namespace)?, name(names.worker)?))
 }
 
 /// The unit a `make_attempt` body names: by `work_unit_url` in any
@@ -702,17 +722,14 @@ async fn unit_to_attempt(
         let spec = ns.work_spec(&body.work_spec).await?;
         return Ok(spec.work_unit(&body.work_unit).await?);
     };
-    match names_in_url(url, "work_unit_url", Resource::WorkUnit)? {
-        PathNames {
-            namespace: Some(namespace),
-            work_spec: Some(spec),
-            work_unit: Some(unit),
-            ..
-        } => Ok(backend.work_unit_at(&namespace, &spec, &unit).await?),
-        _ => Err(Problem::bad_request(format!(
-            "work_unit_url {url:?} names no work unit"
-        ))),
-    }
+    let names = names_in_url(url, "work_unit_url", Resource::WorkUnit)?;
+    let name = |segment| url_name(segment, "work_unit_url", url, "work unit");
+    let (namespace, spec, unit) = (
+        name(names.namespace)?,
+        name(names.work_spec)?,
+        name(names.work_unit)?,
+    );
+    Ok(backend.work_unit_at(&namespace, &spec, &unit).await?)
 }
 
 /// `PUT` on a worker: first the parent (`parent_at`, the namespace and

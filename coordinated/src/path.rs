@@ -2,8 +2,11 @@
 //!
 //! The whole path is percent-decoded first (so `job%3A1` is `job:1`, and a
 //! `%2F` splits a segment, as in the reference server); a path with empty
-//! or dot segments redirects to its cleaned form; then each name segment is
-//! decoded with the name encoding.
+//! or dot segments redirects to its cleaned form; then the path's shape
+//! picks the resource. The names it carries stay in the name encoding
+//! until resolution reaches each one: a path of no known shape is `404`
+//! whatever its names, and a badly encoded name does not hide an error
+//! about a name before it.
 
 use coordinate::rest::names::{self, percent_encode};
 
@@ -126,19 +129,31 @@ impl Resource {
     }
 }
 
-/// The decoded names a path carries.
+/// A name segment of a path, percent-decoded but still in the name
+/// encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment(String);
+
+impl Segment {
+    /// The name: `400` if the segment is not in the name encoding.
+    pub fn decode(&self) -> Result<String, Problem> {
+        names::decode_segment(&self.0).map_err(|e| Problem::bad_request(e.to_string()))
+    }
+}
+
+/// The names a path carries, each still encoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathNames {
     /// The namespace, if the path names one.
-    pub namespace: Option<String>,
+    pub namespace: Option<Segment>,
     /// The work spec, if the path names one.
-    pub work_spec: Option<String>,
+    pub work_spec: Option<Segment>,
     /// The work unit, if the path names one.
-    pub work_unit: Option<String>,
+    pub work_unit: Option<Segment>,
     /// The worker, if the path names one.
-    pub worker: Option<String>,
+    pub worker: Option<Segment>,
     /// The attempt's start-second text, if the path names an attempt.
-    pub start: Option<String>,
+    pub start: Option<Segment>,
 }
 
 /// A routed request path.
@@ -180,11 +195,12 @@ fn clean(path: &str) -> String {
     cleaned
 }
 
-fn name(segment: &str) -> Result<String, Problem> {
-    names::decode_segment(segment).map_err(|e| Problem::bad_request(e.to_string()))
+fn name(segment: &str) -> Option<Segment> {
+    Some(Segment(segment.to_owned()))
 }
 
-/// Routes a raw (still percent-encoded) request path.
+/// Routes a raw (still percent-encoded) request path: `400` only if it is
+/// not percent-encoded properly.
 pub fn route(raw_path: &str) -> Result<Target, Problem> {
     let path = names::percent_decode(raw_path).map_err(|e| Problem::bad_request(e.to_string()))?;
     if !path.starts_with('/') {
@@ -209,7 +225,7 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
         ["summary"] => Summary,
         ["namespace"] => Namespaces,
         ["namespace", ns, rest @ ..] => {
-            names.namespace = Some(name(ns)?);
+            names.namespace = name(ns);
             match rest {
                 [] => Namespace,
                 ["summary"] => NamespaceSummary,
@@ -225,11 +241,11 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
                         ["child_attempts"] => ChildAttempts,
                         _ => return Ok(Target::NotFound),
                     };
-                    names.worker = Some(name(worker)?);
+                    names.worker = name(worker);
                     resource
                 }
                 ["work_spec", spec, rest @ ..] => {
-                    names.work_spec = Some(name(spec)?);
+                    names.work_spec = name(spec);
                     match rest {
                         [] => WorkSpec,
                         ["meta"] => WorkSpecMeta,
@@ -256,10 +272,10 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
                                 }),
                                 _ => return Ok(Target::NotFound),
                             };
-                            names.work_unit = Some(name(unit)?);
+                            names.work_unit = name(unit);
                             if let ["attempt", worker, start, ..] = rest {
-                                names.worker = Some(name(worker)?);
-                                names.start = Some(name(start)?);
+                                names.worker = name(worker);
+                                names.start = name(start);
                             }
                             resource
                         }
@@ -289,23 +305,30 @@ mod tests {
         }
     }
 
+    fn decoded(segment: &Option<Segment>) -> Option<String> {
+        segment.as_ref().and_then(|s| s.decode().ok())
+    }
+
     #[test]
     fn routes_and_names() {
         assert_eq!(routed("/").resource, Resource::Root);
         let r = routed("/namespace/-/work_spec/-LQ/work_unit/-bXkgc3BlYw");
         assert_eq!(r.resource, Resource::WorkUnit);
-        assert_eq!(r.names.namespace.as_deref(), Some(""));
-        assert_eq!(r.names.work_spec.as_deref(), Some("-"));
-        assert_eq!(r.names.work_unit.as_deref(), Some("my spec"));
+        assert_eq!(decoded(&r.names.namespace).as_deref(), Some(""));
+        assert_eq!(decoded(&r.names.work_spec).as_deref(), Some("-"));
+        assert_eq!(decoded(&r.names.work_unit).as_deref(), Some("my spec"));
         let r = routed("/namespace/job%3A1/worker/new%20ns/all_attempts");
         assert_eq!(r.resource, Resource::AllAttempts);
-        assert_eq!(r.names.namespace.as_deref(), Some("job:1"));
-        assert_eq!(r.names.worker.as_deref(), Some("new ns"));
+        assert_eq!(decoded(&r.names.namespace).as_deref(), Some("job:1"));
+        assert_eq!(decoded(&r.names.worker).as_deref(), Some("new ns"));
         let r =
             routed("/namespace/p/work_spec/s/work_unit/u/attempt/w/2024-05-06T07:08:09Z/finish");
         assert_eq!(r.resource, Resource::AttemptAction(Action::Finish));
-        assert_eq!(r.names.start.as_deref(), Some("2024-05-06T07:08:09Z"));
-        assert_eq!(r.names.worker.as_deref(), Some("w"));
+        assert_eq!(
+            decoded(&r.names.start).as_deref(),
+            Some("2024-05-06T07:08:09Z")
+        );
+        assert_eq!(decoded(&r.names.worker).as_deref(), Some("w"));
     }
 
     #[test]
@@ -318,6 +341,10 @@ mod tests {
             "/namespace/a%2Fb",
             "/namespace/x/work_spec/s/work_unit/u/attempt/w/t/jump",
             "relative",
+            // The shape is checked before any name is decoded.
+            "/namespace/-!!/bogus",
+            "/namespace/-!!/work_spec/-!!/work_unit/-!!/attempt/-!!",
+            "/namespace/-!!/worker/-!!/jump",
         ] {
             assert_eq!(route(path).ok(), Some(Target::NotFound), "{path}");
         }
@@ -344,11 +371,9 @@ mod tests {
     }
 
     #[test]
-    fn bad_encodings_are_bad_requests() {
+    fn bad_percent_encodings_are_bad_requests() {
         for path in [
-            "/namespace/-!!",
             "/namespace/%FF",
-            "/namespace/-__4",
             "/namespace/%",
             "/namespace/%4",
             "/namespace/%zz/worker/w",
@@ -356,6 +381,30 @@ mod tests {
         ] {
             let err = route(path).err().map(|p| p.status.as_u16());
             assert_eq!(err, Some(400), "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_name_encodings_route_and_fail_when_decoded() {
+        for (path, bad) in [
+            ("/namespace/-!!", "-!!"),
+            ("/namespace/-__4/summary", "-__4"),
+            ("/namespace/n/work_spec/s/work_unit/-!!", "-!!"),
+        ] {
+            let names = routed(path).names;
+            let last = [
+                names.namespace,
+                names.work_spec,
+                names.work_unit,
+                names.worker,
+                names.start,
+            ]
+            .into_iter()
+            .flatten()
+            .last();
+            assert_eq!(last, Some(Segment(bad.to_owned())), "{path}");
+            let status = last.and_then(|s| s.decode().err()).map(|p| p.status);
+            assert_eq!(status.map(|s| s.as_u16()), Some(400), "{path}");
         }
     }
 }

@@ -150,6 +150,40 @@ fn odd_names_travel_encoded_and_come_back() {
     assert_eq!(dot.header("location"), Some(base));
 }
 
+/// The names of the namespace list.
+fn namespace_names(server: &Server) -> Vec<String> {
+    let list = server.get("/namespace").json();
+    list["namespaces"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no namespace list: {list}"))
+        .iter()
+        .map(|ns| ns["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_route_shape_comes_first_then_each_name_in_order() {
+    let server = Server::start(&[]);
+    // No resource has this shape, whatever its names.
+    for path in ["/namespace/-!!/bogus", "/namespace/-!!/worker/-!!/jump"] {
+        let reply = server.get(path);
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text());
+    }
+    // The work spec is looked up before the unit's name is decoded.
+    let missing = server.get("/namespace/new/work_spec/missing/work_unit/-!!");
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert_eq!(missing.error_code(), "ErrNoSuchWorkSpec");
+    assert_eq!(missing.json()["value"], "missing");
+    // A bad name fails when its turn comes, after the namespace before it
+    // has been made (§13).
+    let bad = server.get("/namespace/fresh/work_spec/-!!");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(bad.error_code(), "error");
+    let names = namespace_names(&server);
+    assert!(names.iter().any(|n| n == "fresh"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "-!!"), "{names:?}");
+}
+
 #[test]
 fn status_codes_and_error_documents() {
     let server = Server::start(&[]);
