@@ -1,4 +1,4 @@
-//! The REST API: one handler that negotiates, routes, resolves the path's
+//! The REST API: one handler that routes, negotiates, resolves the path's
 //! names, reads the body and runs the operation, in that order (which
 //! decides which error wins: a bad body beats a wrong method).
 
@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::documents;
 use crate::links;
-use crate::negotiate::{check_content_type, negotiated};
+use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
 
@@ -292,10 +292,8 @@ fn query(raw: &str) -> Result<WorkUnitQuery, Problem> {
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
 pub async fn handle(State(api): State<Api>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let media = match negotiated(&parts.headers) {
-        Ok(media) => media,
-        Err(problem) => return tagged(problem.into_response(), UNMATCHED),
-    };
+    // The router answers first, as in the reference server: a redirect or
+    // an unknown path does not depend on `Accept`.
     let route = match path::route(parts.uri.path()) {
         Ok(Target::Route(route)) => route,
         Ok(Target::Redirect(to)) => {
@@ -307,11 +305,17 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         }
         Ok(Target::NotFound) => {
             let problem = Problem::not_found(format!("no resource at {}", parts.uri.path()));
-            return tagged(problem.respond(media), UNMATCHED);
+            return tagged(problem.respond(negotiated_or_v1(&parts.headers)), UNMATCHED);
         }
-        Err(problem) => return tagged(problem.respond(media), UNMATCHED),
+        Err(problem) => {
+            return tagged(problem.respond(negotiated_or_v1(&parts.headers)), UNMATCHED)
+        }
     };
     let template = route.resource.template();
+    let media = match negotiated(&parts.headers) {
+        Ok(media) => media,
+        Err(problem) => return tagged(problem.into_response(), template),
+    };
     let result = async {
         let resolved = api.resolve(&route.names).await?;
         let body = match parts.method {

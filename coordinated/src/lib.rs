@@ -67,21 +67,25 @@
 //!
 //! # Status codes
 //!
-//! As the API specifies, with three departures that no client depends on
-//! (clients read the error document's code, not the status): a bad
-//! `status` or `limit` query value is `400`, not `500`; a failure of the
-//! backend itself while the path's names are resolved (the database out
-//! of reach, say) is `500`, where the reference answers `400` for every
-//! failure of that step, since the fault is the server's, not the
-//! request's; and input over one
-//! of the crate's limits (see `coordinate`'s `# Limits`: names of at most
-//! 1,024 bytes, data nested at most 100 levels, times in years 1–9999,
-//! finite priorities) or a work spec definition it cannot read is `400` on
-//! every route, where the reference has no such check. The error
-//! document's `kind` names the error (`NameTooLong`, `DataTooDeep`,
-//! `TimeOutOfRange`, `InvalidWorkSpecData`); a priority `adjust` would take
-//! past the largest float is `ErrBadPriority`. A request body that is not
-//! a JSON object is `400`, like any body of the wrong type.
+//! As the API specifies, with four departures that no client depends on.
+//! An unknown path (a trailing slash included) is `404` with an error
+//! document (code `error`), where the reference router answers plain text;
+//! like a redirect, it does not depend on `Accept`, and comes in the
+//! negotiated type or, when `Accept` names none, the v1 type. The other
+//! three change only a status (clients read the error document's code,
+//! not the status): a bad `status` or `limit` query value is `400`, not
+//! `500`; a failure of the backend itself while the path's names are
+//! resolved (the database out of reach, say) is `500`, where the reference
+//! answers `400` for every failure of that step, since the fault is the
+//! server's, not the request's; and input over one of the crate's limits
+//! (see `coordinate`'s `# Limits`: names of at most 1,024 bytes, data
+//! nested at most 100 levels, times in years 1–9999, finite priorities) or
+//! a work spec definition it cannot read is `400` on every route, where
+//! the reference has no such check. The error document's `kind` names the
+//! error (`NameTooLong`, `DataTooDeep`, `TimeOutOfRange`,
+//! `InvalidWorkSpecData`); a priority `adjust` would take past the
+//! largest float is `ErrBadPriority`. A request body that is not a JSON
+//! object is `400`, like any body of the wrong type.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

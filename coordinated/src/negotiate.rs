@@ -115,6 +115,12 @@ pub fn negotiated(headers: &HeaderMap) -> Result<&'static str, Problem> {
     }
 }
 
+/// The media type of an answer that does not wait for negotiation (the
+/// router's, a timeout's): the negotiated one, else the v1 type.
+pub fn negotiated_or_v1(headers: &HeaderMap) -> &'static str {
+    negotiated(headers).unwrap_or(MEDIA_TYPE_V1)
+}
+
 /// Checks that a `PUT`/`POST` body is declared as one of the JSON types:
 /// absent or another type → `415`, malformed → `400`.
 pub fn check_content_type(content_type: Option<&str>) -> Result<(), Problem> {

@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use coordinate::rest::wire::{codes, ErrorDocument, MEDIA_TYPE_V1};
+use coordinate::rest::wire::{codes, ErrorDocument};
 use coordinate::Backend;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -19,7 +19,7 @@ use tracing::Level;
 
 use crate::api::{self, Api, BodyArrival, RouteTemplate};
 use crate::metrics::{self, CacheStatsFn, MetricsState, PoolStatusFn};
-use crate::negotiate::negotiated;
+use crate::negotiate::negotiated_or_v1;
 use crate::problem::Problem;
 
 /// Everything about the server but its backend and address.
@@ -118,7 +118,7 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
 /// say, expire as those of a response lost on its way).
 async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Response {
     // A request whose negotiation fails is answered before any timeout.
-    let media = negotiated(request.headers()).unwrap_or(MEDIA_TYPE_V1);
+    let media = negotiated_or_v1(request.headers());
     // Only the methods whose body the API reads wait for one.
     let arrival = matches!(*request.method(), Method::PUT | Method::POST).then(|| {
         let arrival = BodyArrival::default();

@@ -64,6 +64,35 @@ fn negotiation_follows_the_accept_algorithm() {
 }
 
 #[test]
+fn the_router_answers_whatever_the_accept_header() {
+    let server = Server::start(&[]);
+    let get =
+        |path: &str, accept: &str| request(server.addr, "GET", path, &[("Accept", accept)], None);
+    for (accept, negotiated) in [
+        ("text/html", 406),
+        ("application/json;q=0", 406),
+        ("garbage", 400),
+    ] {
+        // Unknown paths and trailing slashes: the error document in the
+        // v1 type, for want of an acceptable one.
+        for path in ["/nope", "/namespace/"] {
+            let missing = get(path, accept);
+            assert_eq!(missing.status, 404, "{path} {accept}: {}", missing.text());
+            assert_eq!(missing.header("content-type"), Some(V1), "{path} {accept}");
+            assert_eq!(missing.error_code(), "error", "{path} {accept}");
+        }
+        let moved = get("//namespace", accept);
+        assert_eq!(moved.status, 301, "{accept}");
+        assert_eq!(moved.header("location"), Some("/namespace"), "{accept}");
+        // A resource negotiates.
+        assert_eq!(get("/namespace", accept).status, negotiated, "{accept}");
+    }
+    let missing = get("/nope", "application/json");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-type"), Some("application/json"));
+}
+
+#[test]
 fn odd_names_travel_encoded_and_come_back() {
     let server = Server::start(&[]);
     let spec = server.send_json(
