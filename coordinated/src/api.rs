@@ -386,6 +386,8 @@ impl Api {
         body: Option<Value>,
     ) -> Result<Reply, Problem> {
         use Resource::*;
+        // `HEAD` runs the `GET` handler; a refusal names what was asked.
+        let asked = method;
         let method = if method == Method::HEAD {
             &Method::GET
         } else {
@@ -658,7 +660,7 @@ impl Api {
                 };
                 ok(&documents::attempt_list(&attempts).await?)
             }
-            (_, method) => Err(Problem::method_not_allowed(method)),
+            _ => Err(Problem::method_not_allowed(asked.as_str())),
         }
     }
 }
@@ -784,5 +786,43 @@ async fn update_worker(
         Some((data, now, expiration)) => worker.update(data, now, expiration, &body.mode).await,
         None if !names_parent && worker.active().await? => worker.deactivate().await,
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use coordinate::memory::MemoryBackend;
+    use coordinate::rest::wire::ErrorDocument;
+
+    use super::*;
+
+    /// The error document of the request's answer, straight from the
+    /// handler (a server sends no body with a `HEAD` answer).
+    async fn refusal(method: Method, path: &str) -> (StatusCode, ErrorDocument) {
+        let api = Api::new(Arc::new(MemoryBackend::new()), 1 << 10);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .expect("a valid request");
+        let response = handle(State(api), request).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("a body");
+        let document = serde_json::from_slice(&body).expect("an error document");
+        (status, document)
+    }
+
+    #[tokio::test]
+    async fn a_refused_head_names_head() {
+        for path in [
+            "/namespace/n/worker/w/make_attempt",
+            "/namespace/n/worker/w/request_attempts",
+        ] {
+            let (status, document) = refusal(Method::HEAD, path).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+            assert_eq!(document.message, "Method HEAD not allowed", "{path}");
+        }
     }
 }
