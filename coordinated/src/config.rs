@@ -11,7 +11,7 @@ use coordinate::postgres::PostgresBackend;
 use coordinate::Backend;
 
 use crate::connections::ConnectionOptions;
-use crate::metrics::{CacheStatsFn, PoolStatusFn};
+use crate::metrics::{CacheStatsFn, PoolStatusFn, SummaryPeriod};
 use crate::server::ServerOptions;
 
 /// Whether the cache sits in front of the backend.
@@ -59,15 +59,15 @@ pub struct Config {
     /// Drop a cached handle this long after loading it (none by default).
     #[arg(long, value_parser = parse_duration)]
     pub cache_time_to_live: Option<Duration>,
-    /// Interval between work unit summaries for `/metrics`.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
-    pub metrics_period: Duration,
+    /// Interval between work unit summaries for `/metrics` (not zero).
+    #[arg(long, default_value = "2m", value_parser = parse_summary_period)]
+    pub metrics_period: SummaryPeriod,
     /// Log every request.
     #[arg(long)]
     pub log_requests: bool,
-    /// Longest time one request may take: then it is answered `408` if its
-    /// body was still arriving, else `503`.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Longest time one request may take (not zero): then it is answered
+    /// `408` if its body was still arriving, else `503`.
+    #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 8 << 20)]
@@ -77,8 +77,8 @@ pub struct Config {
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight (silent,
     /// trickling a request head, or idle between requests); then it is
-    /// closed.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// closed. Not zero.
+    #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub idle_timeout: Duration,
 }
 
@@ -92,7 +92,13 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("invalid address {text:?}: {e}"))
 }
 
-/// A duration: a number with a unit `ms`, `s`, `m` or `h` (`s` if none).
+/// The longest duration a flag takes: 100 years of 365.25 days. The
+/// cache refuses expiry times over 1,000 years, and a timer's deadline
+/// overflows long before the largest `Duration`.
+pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
+
+/// A duration: a number with a unit `ms`, `s`, `m` or `h` (`s` if none),
+/// at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -109,7 +115,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => number * 3600.0,
         _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m, h)")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
+    let duration = Duration::try_from_secs_f64(seconds)
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("duration {text:?} is over 100 years"));
+    }
+    Ok(duration)
+}
+
+/// A duration that is not zero, for a timeout: at zero, a request would
+/// have no time to run, and a connection none to send one.
+pub fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        duration if duration.is_zero() => Err(zero_duration(text)),
+        duration => Ok(duration),
+    }
+}
+
+/// The period of the summaries for `/metrics`: not zero.
+fn parse_summary_period(text: &str) -> Result<SummaryPeriod, String> {
+    SummaryPeriod::new(parse_duration(text)?).ok_or_else(|| zero_duration(text))
+}
+
+fn zero_duration(text: &str) -> String {
+    format!("duration {text:?} is zero; it must be more than zero")
 }
 
 /// The PostgreSQL connection string a `--backend` value names, if any.
@@ -255,6 +284,29 @@ mod tests {
         assert_eq!(c.http, "127.0.0.1:5980".parse().unwrap());
         assert_eq!(c.cache, CacheMode::On);
         assert_eq!(c.backend, "memory");
-        assert_eq!(c.metrics_period, Duration::from_secs(120));
+        assert_eq!(c.metrics_period.get(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn zero_timers_and_durations_over_a_century_are_refused() {
+        let parse = |flag: &str, value: &str| Config::try_parse_from(["coordinated", flag, value]);
+        for flag in ["--metrics-period", "--request-timeout", "--idle-timeout"] {
+            for zero in ["0", "0s", "0.0ms"] {
+                let err = parse(flag, zero).err().map(|e| e.to_string());
+                let err = err.unwrap_or_else(|| panic!("{flag} {zero} accepted"));
+                assert!(
+                    err.contains("must be more than zero"),
+                    "{flag} {zero}: {err}"
+                );
+            }
+        }
+        // Leaving no time to drain is a choice, not a broken timer.
+        assert!(parse("--shutdown-deadline", "0").is_ok());
+        for flag in ["--cache-time-to-live", "--metrics-period", "--idle-timeout"] {
+            let err = parse(flag, "900000h").err().map(|e| e.to_string());
+            let err = err.unwrap_or_else(|| panic!("{flag} 900000h accepted"));
+            assert!(err.contains("over 100 years"), "{flag}: {err}");
+        }
+        assert!(parse("--cache-time-to-live", "876000h").is_ok());
     }
 }

@@ -180,11 +180,31 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// How often [`collect_summaries`] runs: a duration that is not zero,
+/// which a timer cannot tick at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryPeriod(Duration);
+
+impl SummaryPeriod {
+    /// `period`, unless it is zero.
+    pub fn new(period: Duration) -> Option<Self> {
+        (!period.is_zero()).then_some(SummaryPeriod(period))
+    }
+
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
 /// Every `period` (the first one period after start), summarises the
 /// backend into `coordinate_work_units` gauges and times it into
 /// `coordinate_summary_seconds`. A series that disappears is set to zero.
-pub async fn collect_summaries(backend: Arc<dyn Backend>, period: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod) {
+    let mut ticks = tokio::time::interval(period.get());
+    // One period from now: the timer caps a period of centuries, where
+    // adding it to the present would overflow.
+    ticks.reset();
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen: BTreeSet<(String, String, &'static str)> = BTreeSet::new();
     loop {
@@ -227,6 +247,21 @@ pub async fn collect_summaries(backend: Arc<dyn Backend>, period: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_period_of_centuries_waits_without_overflowing() {
+        let period = SummaryPeriod::new(Duration::MAX);
+        let backend: Arc<dyn Backend> = Arc::new(coordinate::memory::MemoryBackend::new());
+        let task = tokio::spawn(collect_summaries(backend, period.expect("not zero")));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!task.is_finished(), "{:?}", task.await);
+        task.abort();
+    }
+
+    #[test]
+    fn a_zero_period_is_refused() {
+        assert_eq!(SummaryPeriod::new(Duration::ZERO), None);
+    }
 
     #[test]
     fn summary_buckets_double_from_a_32nd_to_64_seconds() {
