@@ -240,20 +240,21 @@ impl Api {
                 Problem::bad_request("request body could not be read")
             }
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            // The decoder stops at a fixed depth, beyond the deepest data
-            // map a backend stores: such a body carries data too deep.
-            if e.to_string().starts_with("recursion limit exceeded") {
-                Problem::with_status(
-                    StatusCode::BAD_REQUEST,
-                    &Error::DataTooDeep {
-                        limit: limits::MAX_DATA_DEPTH,
-                    },
-                )
-            } else {
-                Problem::bad_request(e.to_string())
-            }
-        })
+        serde_json::from_slice(&bytes).map_err(undecodable)
+    }
+}
+
+/// A body that does not decode: `400`, and `DataTooDeep` when it holds
+/// data nested deeper than the decoders read, beyond the deepest data map a
+/// backend stores, which is the answer to any data over that limit.
+fn undecodable(e: serde_json::Error) -> Problem {
+    if wire::data::is_too_deep(&e) {
+        let too_deep = Error::DataTooDeep {
+            limit: limits::MAX_DATA_DEPTH,
+        };
+        Problem::with_status(StatusCode::BAD_REQUEST, &too_deep)
+    } else {
+        Problem::bad_request(e.to_string())
     }
 }
 
@@ -268,7 +269,7 @@ fn decode<T: DeserializeOwned>(body: Option<Value>) -> Result<T, Problem> {
             json_kind(&body)
         )));
     }
-    serde_json::from_value(body).map_err(|e| Problem::bad_request(e.to_string()))
+    serde_json::from_value(body).map_err(undecodable)
 }
 
 /// The kind of a JSON value, for messages.

@@ -8,7 +8,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use coordinate::rest::names;
+use coordinate::rest::wire::ErrorDocument;
+use coordinate::rules::limits::MAX_DATA_DEPTH;
+use coordinate::{Error, ObjectKind};
 use serde_json::json;
 use support::{eventually, exchange, read_reply, request, Server};
 
@@ -778,11 +783,31 @@ fn data_too_deep_for_the_decoder_is_data_too_deep() {
             "]".repeat(depth)
         )
     };
-    // Too deep for the decoder, or only for the limit: the same answer.
-    for depth in [5000, 100] {
-        let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &nested(depth));
+    // The same in the base64 CBOR form.
+    let nested_cbor = |depth: usize| {
+        let mut cbor = vec![0xa1, 0x61, b'k'];
+        cbor.resize(cbor.len() + depth, 0x81);
+        cbor.push(0x01);
+        json!({"name": "u", "data": STANDARD.encode(cbor)}).to_string()
+    };
+    // Too deep for a decoder, or only for the limit: the same answer, which
+    // a client reads back as the typed error.
+    for body in [
+        nested(5000),
+        nested(100),
+        nested_cbor(5000),
+        nested_cbor(100),
+    ] {
+        let reply = server.send_json("POST", "/namespace/d/work_spec/s/work_unit", &body);
         assert_eq!(reply.status, 400, "{}", reply.text());
-        assert_eq!(reply.json()["kind"], "DataTooDeep");
+        assert_eq!(reply.json()["kind"], "DataTooDeep", "{}", reply.text());
+        let document: ErrorDocument = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            document.into_error(ObjectKind::WorkUnit),
+            Error::DataTooDeep {
+                limit: MAX_DATA_DEPTH
+            }
+        );
     }
     assert_eq!(
         server.get("/namespace/d/work_spec/s/work_unit/u").status,

@@ -5,6 +5,8 @@
 //! map. CBOR tuples (tag 128) become arrays, UUIDs (tag 37) their canonical
 //! text, byte strings text when they are UTF-8; anything JSON cannot hold
 //! (other tags, non-UTF-8 bytes, non-finite floats, huge integers) is an error.
+//! So is CBOR nested deeper than the reader goes, as JSON is past
+//! `serde_json`'s limit; [`is_too_deep`] tells either failure apart.
 //!
 //! CBOR is read straight into the JSON form, item by item, so decoding holds
 //! one tree, never a CBOR tree beside its JSON copy: a body of tiny CBOR
@@ -37,6 +39,25 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataMap>, D
     }
 }
 
+/// The message of CBOR data nested deeper than the CBOR reader goes
+/// (256 levels), which [`is_too_deep`] recognises.
+const CBOR_TOO_DEEP: &str = "CBOR data nests too deep to read";
+
+/// The start of `serde_json`'s message for JSON nested deeper than it
+/// reads (128 levels).
+const JSON_TOO_DEEP: &str = "recursion limit exceeded";
+
+/// True when `error`, from decoding a document that holds a data map, says
+/// the data nests deeper than a decoder reads: JSON past `serde_json`'s
+/// recursion limit, or CBOR past the CBOR reader's. Both limits lie beyond
+/// [`MAX_DATA_DEPTH`](crate::rules::limits::MAX_DATA_DEPTH), so such data
+/// is [`Error::DataTooDeep`](crate::Error::DataTooDeep), as any data over
+/// that limit is.
+pub fn is_too_deep(error: &serde_json::Error) -> bool {
+    let text = error.to_string();
+    text.starts_with(JSON_TOO_DEEP) || text.starts_with(CBOR_TOO_DEEP)
+}
+
 /// Decodes the base64 CBOR form of a data map.
 pub fn from_cbor_base64(text: &str) -> Result<DataMap, String> {
     let bytes = STANDARD
@@ -47,6 +68,7 @@ pub fn from_cbor_base64(text: &str) -> Result<DataMap, String> {
         Ok(_) => Err("CBOR data is not a map".to_owned()),
         // Raised by `Item`: the message says what JSON cannot hold.
         Err(ciborium::de::Error::Semantic(None, message)) => Err(message),
+        Err(ciborium::de::Error::RecursionLimitExceeded) => Err(CBOR_TOO_DEEP.to_owned()),
         Err(e) => Err(format!("data is not CBOR: {e}")),
     }
 }

@@ -216,6 +216,37 @@ fn cbor_data_errors_say_what_json_cannot_hold() {
 }
 
 #[test]
+fn data_too_deep_for_either_decoder_is_recognised() {
+    use base64::Engine as _;
+    // {"k": [[…[1]…]]}, `depth` arrays deep, in either form.
+    let cbor = |depth: usize| {
+        let mut bytes = vec![0xa1, 0x61, b'k'];
+        bytes.resize(bytes.len() + depth, 0x81);
+        bytes.push(0x01);
+        json!({ "data": base64::engine::general_purpose::STANDARD.encode(bytes) })
+    };
+    let json = |depth: usize| {
+        format!(
+            r#"{{"data": {{"k": {}1{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    let too_deep = |result: serde_json::Result<WorkUnitBody>| {
+        result.err().is_some_and(|e| super::data::is_too_deep(&e))
+    };
+    assert!(too_deep(serde_json::from_value(cbor(300))));
+    assert!(too_deep(serde_json::from_str(&cbor(300).to_string())));
+    assert!(too_deep(serde_json::from_str(&json(300))));
+    // Deep, but readable: the limit is the backends' to check.
+    assert!(serde_json::from_value::<WorkUnitBody>(cbor(200)).is_ok());
+    assert!(serde_json::from_str::<WorkUnitBody>(&json(100)).is_ok());
+    // Other failures are not depth.
+    assert!(!too_deep(serde_json::from_value(json!({"data": "gQE="}))));
+    assert!(!too_deep(serde_json::from_str(r#"{"data": {"k": [}}"#)));
+}
+
+#[test]
 fn work_unit_document_omits_empty_data_and_active_attempt() {
     let doc = WorkUnitDocument {
         head: WorkUnitHead {
