@@ -112,9 +112,9 @@ fn need<T>(value: Option<T>, what: &str) -> Result<T, Problem> {
 }
 
 /// Finds the attempt a path names: the first, in creation order, of the
-/// unit's attempts by that worker that started in that second and, when the
-/// segment carries an attempt identifier, has it. Any RFC 3339 spelling of
-/// the second is accepted.
+/// unit's attempts by a worker of that name, of any namespace, that
+/// started in that second and, when the segment carries an attempt
+/// identifier, has it. Any RFC 3339 spelling of the second is accepted.
 async fn find_attempt(
     unit: &WorkUnitRef,
     worker: &str,
@@ -139,8 +139,9 @@ async fn find_attempt(
 impl Api {
     /// Resolves the path's names in order, each decoded just before it is
     /// looked up, so the first bad name decides the error: namespaces and
-    /// workers are created when missing, a missing work spec is `404`, a
-    /// missing unit `400`, a missing attempt `404`.
+    /// workers are created when missing (but not an attempt's worker), a
+    /// missing work spec is `404`, a missing unit `400`, a missing attempt
+    /// `404`.
     async fn resolve(&self, names: &PathNames) -> Result<Resolved, Problem> {
         let mut r = Resolved::default();
         let Some(ns) = &names.namespace else {
@@ -165,20 +166,20 @@ impl Api {
             }
             r.work_spec = Some(spec);
         }
-        if let Some(worker) = &names.worker {
-            r.worker = Some(
-                ns.worker(&worker.decode()?)
-                    .await
-                    .map_err(Problem::resolving)?,
-            );
-        }
-        if let (Some(start), Some(unit), Some(worker)) = (&names.start, &r.work_unit, &names.worker)
-        {
-            r.attempt = Some(
-                find_attempt(unit, &worker.decode()?, &start.decode()?)
-                    .await?
-                    .ok_or_else(|| Problem::not_found("no such attempt"))?,
-            );
+        match (&names.worker, &names.start) {
+            // An attempt's worker may live in another namespace than its
+            // unit, the path's: it is known by name among the unit's
+            // attempts, and no worker is made in the path's namespace.
+            (Some(worker), Some(start)) => {
+                let unit = need(r.work_unit.as_ref(), "work unit")?;
+                let attempt = find_attempt(unit, &worker.decode()?, &start.decode()?).await?;
+                r.attempt = Some(attempt.ok_or_else(|| Problem::not_found("no such attempt"))?);
+            }
+            (Some(worker), None) => {
+                let worker = ns.worker(&worker.decode()?).await;
+                r.worker = Some(worker.map_err(Problem::resolving)?);
+            }
+            (None, _) => {}
         }
         r.namespace = Some(ns);
         Ok(r)

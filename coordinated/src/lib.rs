@@ -50,7 +50,16 @@
 //!   `work_unit` name one of the worker's own namespace only
 //!   ([`MakeAttemptBody`](coordinate::rest::wire::MakeAttemptBody)). Every
 //!   attempt's links name its unit in the unit's namespace and its worker
-//!   in the worker's.
+//!   in the worker's. The attempt's own URL lies under its unit's and
+//!   names the worker by name alone. Resolving it finds the attempt among
+//!   the unit's by a worker of that name, of any namespace, and makes no
+//!   worker, where the reference server makes the named worker in the
+//!   URL's namespace: for an attempt by a worker of another namespace that
+//!   would be an unrelated namesake, and for a URL that names no attempt, a
+//!   worker nobody asked for. Attempts of one unit by namesakes are told
+//!   apart by the attempt identifier in the URL's last segment; over a
+//!   backend without identifiers, two started in the same second share a
+//!   URL, which finds the earlier, as the API specifies for one worker.
 //! * Every attempt document, whole or in a list, also names what its links
 //!   point at: `work_spec_url`, `work_spec_name`, `work_unit_name` and
 //!   `worker_name` ([`AttemptNames`](coordinate::rest::wire::AttemptNames)),

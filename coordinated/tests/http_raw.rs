@@ -1199,3 +1199,62 @@ fn a_unit_in_another_namespace_goes_by_url() {
     assert_eq!(reply.status, 500, "{}", reply.text());
     assert_eq!(reply.error_code(), "ErrNoSuchWorkUnit");
 }
+
+/// The names of a namespace's workers.
+fn worker_names(server: &Server, ns: &str) -> Vec<String> {
+    let list = server.get(&format!("/namespace/{ns}/worker")).json();
+    list["workers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no worker list: {list}"))
+        .iter()
+        .map(|w| w["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_attempt_on_another_namespaces_unit_makes_no_worker_there() {
+    let server = Server::start(&[]);
+    assert_eq!(add_spec_s(&server, "b").status, 201);
+    let far = "/namespace/b/work_spec/s/work_unit/u";
+    let units = "/namespace/b/work_spec/s/work_unit";
+    assert_eq!(
+        server.send_json("POST", units, r#"{"name": "u"}"#).status,
+        201
+    );
+    let make = |worker: &str, body: &str| {
+        let path = format!("/namespace/{worker}/make_attempt");
+        let reply = server.send_json("POST", &path, body);
+        assert_eq!(reply.status, 200, "{worker}: {}", reply.text());
+        let url = reply.json()["url"].as_str().unwrap_or_default().to_owned();
+        assert!(url.starts_with(&format!("{far}/attempt/w/")), "{url}");
+        url
+    };
+    let by_url = format!(r#"{{"work_spec": "", "work_unit": "", "work_unit_url": "{far}"}}"#);
+    let away = make("a/worker/w", &by_url);
+
+    // Read and finished through its URL, the attempt is a/w's...
+    let attempt = server.get(&away);
+    assert_eq!(attempt.status, 200, "{}", attempt.text());
+    assert_eq!(attempt.json()["worker_url"], "/namespace/a/worker/w");
+    let finish = server.send_json("POST", &format!("{away}/finish"), "{}");
+    assert_eq!(finish.status, 204, "{}", finish.text());
+    assert_eq!(server.get(&away).json()["status"], "finished");
+    // ...and no worker of its name appeared in the unit's namespace.
+    assert!(worker_names(&server, "b").is_empty());
+    let nobody = format!("{far}/attempt/nobody/2001-01-01T00:00:00Z");
+    assert_eq!(server.get(&nobody).status, 404);
+    assert!(worker_names(&server, "b").is_empty());
+
+    // A namesake of the unit's namespace: each URL finds its own attempt.
+    let home = make("b/worker/w", r#"{"work_spec": "s", "work_unit": "u"}"#);
+    assert_ne!(home, away);
+    assert_eq!(worker_names(&server, "b"), ["w"]);
+    for (url, worker) in [
+        (&away, "/namespace/a/worker/w"),
+        (&home, "/namespace/b/worker/w"),
+    ] {
+        let attempt = server.get(url);
+        assert_eq!(attempt.status, 200, "{url}: {}", attempt.text());
+        assert_eq!(attempt.json()["worker_url"], worker, "{url}");
+    }
+}
