@@ -201,10 +201,12 @@ impl SummaryPeriod {
 /// backend into `coordinate_work_units` gauges and times it into
 /// `coordinate_summary_seconds`. A series that disappears is set to zero.
 pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod) {
-    let mut ticks = tokio::time::interval(period.get());
-    // One period from now: the timer caps a period of centuries, where
-    // adding it to the present would overflow.
-    ticks.reset();
+    // The first tick one period from now; a period past what the clock can
+    // count to never ticks.
+    let Some(first) = tokio::time::Instant::now().checked_add(period.get()) else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval_at(first, period.get());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen: BTreeSet<(String, String, &'static str)> = BTreeSet::new();
     loop {
