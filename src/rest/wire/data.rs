@@ -211,8 +211,10 @@ impl<'de> Visitor<'de> for Item {
         if !matches!(self, Item::Any | Item::Tuple) {
             return Err(self.mismatch());
         }
-        // The declared length is the sender's claim: reserve little up front.
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        // The declared length is only the sender's claim: nothing is
+        // reserved for it, or nested arrays claiming many items would make
+        // a few bytes reserve megabytes.
+        let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(Item::Any)? {
             items.push(item);
         }
