@@ -357,6 +357,27 @@ async fn concurrent_misses_of_one_name_share_one_backend_call() -> coordinate::R
     Ok(())
 }
 
+/// A worker lost with its namespace stays lost when the namespace is made
+/// again without it, and its recoveries leave the new namespace alone:
+/// they neither re-resolve it nor make its other handles do so.
+#[tokio::test]
+async fn a_lost_worker_leaves_its_namespace_made_again_alone() -> coordinate::Result<()> {
+    let (cache, _memory) = setup();
+    let ns = cache.namespace("n").await?;
+    let worker = ns.worker("w").await?;
+    ns.destroy().await?;
+    let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+    cache.get_ref().reset();
+    for _ in 0..2 {
+        assert_eq!(worker.data().await, Err(gone(ObjectKind::Worker)));
+    }
+    spec.meta(false).await?;
+    assert_eq!(cache.namespace("n").await?.work_spec_names().await?, ["s"]);
+    let calls = cache.get_ref().calls();
+    assert_eq!((calls.lookups(), calls.get(Op::Namespaces)), (0, 0));
+    Ok(())
+}
+
 /// Handles whose objects were made again behind the cache's back (it is
 /// built outside a runtime, so no change feed tells it) all answer `Gone`
 /// at once: their concurrent recoveries of one name share one backend call.

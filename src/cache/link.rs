@@ -95,6 +95,13 @@ impl<T: ?Sized> Link<T> {
         self.dead.store(true, Ordering::Release);
     }
 
+    /// True if this link was resolved under `parent`.
+    pub(crate) fn is_under<P: ?Sized>(&self, parent: &Link<P>) -> bool {
+        self.parent
+            .as_ref()
+            .is_some_and(|p| std::ptr::addr_eq(Arc::as_ptr(p), parent))
+    }
+
     /// True once the object or an ancestor is known to be deleted.
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_dead())

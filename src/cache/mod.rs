@@ -250,8 +250,11 @@ use stats::Counters;
 /// * **How old an answer can be.** A lookup receives the answer of a
 ///   backend call started at most 1 s before it (a later miss starts a load
 ///   of its own, which replaces the older one): whatever was committed 1 s
-///   before a lookup began is in its answer. While a backend stalls, a name
-///   looked up without pause costs at most one extra load per second.
+///   before a lookup began is in its answer. The same holds for a `Gone`
+///   recovery, whose answer may be `Gone` again: an object made under the
+///   name within that second may be missed, and the call answers `Gone`.
+///   While a backend stalls, a name looked up without pause costs at most
+///   one extra load per second.
 /// * **Adoptions and deletes.** A handle a list, an upsert or an attempt
 ///   returns is cached without a lookup, unless its name was dropped (a
 ///   delete through the cache, a change event, a query delete of its

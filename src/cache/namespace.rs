@@ -18,7 +18,7 @@ use super::stats::{Counters, KindCounters};
 use super::store::Store;
 use super::work_spec::{CachedWorkSpec, WorkSpecKind};
 use super::worker::{CachedWorker, WorkerKind};
-use crate::api::{Namespace, NamespaceRef, WorkSpecRef, WorkerRef};
+use crate::api::{Namespace, NamespaceRef, WorkSpecRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary};
 
@@ -139,14 +139,20 @@ impl CachedNamespace {
     }
 
     /// The existing worker called `name`, never creating one (`Gone` if
-    /// there is none): a cached worker's recovery.
+    /// there is none): the recovery of a cached worker whose link, `lost`,
+    /// lost its object.
     ///
     /// A worker is only ever deleted with its namespace, so one missing
-    /// from the list of the namespace it was made in means that namespace
-    /// is gone (a durable backend lists nothing under a destroyed one
-    /// rather than failing): the namespace handle is re-resolved and the
-    /// worker looked for once more, in the namespace that now has the name.
-    pub(super) async fn existing_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
+    /// from the list of the namespace object it was made in means that
+    /// object is gone (a durable backend lists nothing under a destroyed
+    /// one rather than failing): the namespace handle is re-resolved and
+    /// the worker looked for once more, in the namespace that now has the
+    /// name. Missing from a newer namespace object, it is simply gone.
+    pub(super) async fn existing_worker(
+        &self,
+        name: &str,
+        lost: Arc<Link<dyn Worker>>,
+    ) -> Result<Arc<CachedWorker>> {
         if let Some(hit) = self.cached::<WorkerKind>(name) {
             return Ok(hit);
         }
@@ -154,25 +160,23 @@ impl CachedNamespace {
         let scope = self.link.load().scope();
         self.shared
             .find(scope, name, move |name| async move {
-                me.find_worker(&name).await
+                me.find_worker(&name, &lost).await
             })
             .await
     }
 
     /// [`existing_worker`](Self::existing_worker)'s backend calls.
-    async fn find_worker(&self, name: &str) -> Result<Arc<CachedWorker>> {
+    async fn find_worker(&self, name: &str, lost: &Link<dyn Worker>) -> Result<Arc<CachedWorker>> {
         let (link, up, fence) = run_with_budget(&self.shared, self, 1, false, |link| async move {
             self.shared.counters::<CachedWorker>().loads.inc();
             let fence = self.shared.fence();
-            let up = link
-                .upstream
-                .workers()
-                .await?
-                .remove(name)
-                .ok_or(Error::Gone {
+            match link.upstream.workers().await?.remove(name) {
+                Some(up) => Ok((Arc::clone(&link), Some(up), fence)),
+                None if lost.is_under(link.as_ref()) => Err(Error::Gone {
                     kind: ObjectKind::Namespace,
-                })?;
-            Ok((Arc::clone(&link), up, fence))
+                }),
+                None => Ok((Arc::clone(&link), None, fence)),
+            }
         })
         .await
         .map_err(|e| match e {
@@ -180,6 +184,9 @@ impl CachedNamespace {
                 kind: ObjectKind::Worker,
             },
             other => other,
+        })?;
+        let up = up.ok_or(Error::Gone {
+            kind: ObjectKind::Worker,
         })?;
         self.adopt(&link, up, fence).await
     }

@@ -73,9 +73,9 @@ pub struct KindStats {
     /// Approximate number of entries held (moka's estimate; it includes
     /// entries no lookup reaches until they are swept).
     pub entries: u64,
-    /// Loads of entries in flight now, each awaited by at least one lookup
-    /// (a lookup given up, its future dropped, leaves none behind): zero
-    /// whenever no lookup of this kind is running. Loads during a
+    /// Loads in flight now, each awaited by at least one lookup or `Gone`
+    /// recovery (one given up, its future dropped, leaves none behind):
+    /// zero whenever none of this kind is running. Loads during a
     /// change-feed gap are counted too (shared, but filling no entry); a
     /// load forgotten because its name was deleted or changed meanwhile
     /// is not (it answers its waiters but fills no entry).

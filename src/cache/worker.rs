@@ -33,7 +33,8 @@ impl Kind for WorkerKind {
     }
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
-        handle.parent.existing_worker(handle.name()).await
+        let lost = handle.link.load_full();
+        handle.parent.existing_worker(handle.name(), lost).await
     }
 }
 
