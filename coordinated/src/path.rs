@@ -195,8 +195,9 @@ fn clean(path: &str) -> String {
     cleaned
 }
 
-fn name(segment: &str) -> Option<Segment> {
-    Some(Segment(segment.to_owned()))
+/// A path segment that carries a name, kept encoded until it is resolved.
+fn name(segment: &str) -> Segment {
+    Segment(segment.to_owned())
 }
 
 /// Routes a raw (still percent-encoded) request path: `400` only if it is
@@ -225,7 +226,7 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
         ["summary"] => Summary,
         ["namespace"] => Namespaces,
         ["namespace", ns, rest @ ..] => {
-            names.namespace = name(ns);
+            names.namespace = Some(name(ns));
             match rest {
                 [] => Namespace,
                 ["summary"] => NamespaceSummary,
@@ -241,11 +242,11 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
                         ["child_attempts"] => ChildAttempts,
                         _ => return Ok(Target::NotFound),
                     };
-                    names.worker = name(worker);
+                    names.worker = Some(name(worker));
                     resource
                 }
                 ["work_spec", spec, rest @ ..] => {
-                    names.work_spec = name(spec);
+                    names.work_spec = Some(name(spec));
                     match rest {
                         [] => WorkSpec,
                         ["meta"] => WorkSpecMeta,
@@ -272,10 +273,10 @@ pub fn route(raw_path: &str) -> Result<Target, Problem> {
                                 }),
                                 _ => return Ok(Target::NotFound),
                             };
-                            names.work_unit = name(unit);
+                            names.work_unit = Some(name(unit));
                             if let ["attempt", worker, start, ..] = rest {
-                                names.worker = name(worker);
-                                names.start = name(start);
+                                names.worker = Some(name(worker));
+                                names.start = Some(name(start));
                             }
                             resource
                         }

@@ -185,13 +185,14 @@ fn odd_names_travel_encoded_and_come_back() {
 }
 
 /// The names of the namespace list.
-fn namespace_names(server: &Server) -> Vec<String> {
-    let list = server.get("/namespace").json();
-    list["namespaces"]
+/// The names in the list document at `path`, under `key`.
+fn listed_names(server: &Server, path: &str, key: &str) -> Vec<String> {
+    let list = server.get(path).json();
+    list[key]
         .as_array()
-        .unwrap_or_else(|| panic!("no namespace list: {list}"))
+        .unwrap_or_else(|| panic!("no {key} list: {list}"))
         .iter()
-        .map(|ns| ns["name"].as_str().unwrap_or_default().to_owned())
+        .map(|item| item["name"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
 
@@ -213,7 +214,7 @@ fn the_route_shape_comes_first_then_each_name_in_order() {
     let bad = server.get("/namespace/fresh/work_spec/-!!");
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert_eq!(bad.error_code(), "error");
-    let names = namespace_names(&server);
+    let names = listed_names(&server, "/namespace", "namespaces");
     assert!(names.iter().any(|n| n == "fresh"), "{names:?}");
     assert!(!names.iter().any(|n| n == "-!!"), "{names:?}");
 }
@@ -1202,13 +1203,7 @@ fn a_unit_in_another_namespace_goes_by_url() {
 
 /// The names of a namespace's workers.
 fn worker_names(server: &Server, ns: &str) -> Vec<String> {
-    let list = server.get(&format!("/namespace/{ns}/worker")).json();
-    list["workers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no worker list: {list}"))
-        .iter()
-        .map(|w| w["name"].as_str().unwrap_or_default().to_owned())
-        .collect()
+    listed_names(server, &format!("/namespace/{ns}/worker"), "workers")
 }
 
 #[test]
