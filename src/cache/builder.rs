@@ -30,6 +30,9 @@ pub const DEFAULT_WORK_SPECS: u64 = 16_384;
 pub const DEFAULT_WORK_UNITS: u64 = 100_000;
 /// Default capacity for worker handles: one per executing process.
 pub const DEFAULT_WORKERS: u64 = 16_384;
+/// The longest time to idle or to live: 1,000 years of 365 days, the
+/// longest moka keeps an entry for.
+pub const MAX_EXPIRY: StdDuration = StdDuration::from_secs(1_000 * 365 * 24 * 3_600);
 
 /// Builds a [`Cache`] over a backend of type `B` with chosen capacities and
 /// expiry; made by [`Cache::builder`].
@@ -127,15 +130,17 @@ impl<B: Backend + 'static> CacheBuilder<B> {
         self
     }
 
-    /// Drops an entry that has not been looked up for this long.
+    /// Drops an entry that has not been looked up for this long (at most
+    /// [`MAX_EXPIRY`]; a longer time counts as that).
     pub fn time_to_idle(mut self, idle: StdDuration) -> Self {
-        self.time_to_idle = Some(idle);
+        self.time_to_idle = Some(idle.min(MAX_EXPIRY));
         self
     }
 
-    /// Drops an entry this long after it was loaded, however often it is used.
+    /// Drops an entry this long after it was loaded, however often it is
+    /// used (at most [`MAX_EXPIRY`]; a longer time counts as that).
     pub fn time_to_live(mut self, live: StdDuration) -> Self {
-        self.time_to_live = Some(live);
+        self.time_to_live = Some(live.min(MAX_EXPIRY));
         self
     }
 
@@ -216,5 +221,27 @@ impl<B> CacheBuilder<B> {
             builder = builder.time_to_live(live);
         }
         Store::new(builder.build(), front.clone(), Arc::clone(sweep))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+
+    #[test]
+    fn expiry_past_a_thousand_years_counts_as_a_thousand() {
+        let builder = CacheBuilder::<MemoryBackend>::new()
+            .time_to_idle(StdDuration::MAX)
+            .time_to_live(StdDuration::MAX);
+        assert_eq!(builder.time_to_idle, Some(MAX_EXPIRY));
+        assert_eq!(builder.time_to_live, Some(MAX_EXPIRY));
+        let cache = builder.build(MemoryBackend::new());
+        let looked_up = futures::executor::block_on(async {
+            cache.namespace("n").await?;
+            cache.namespace("n").await
+        });
+        assert!(looked_up.is_ok());
+        assert_eq!(cache.stats().namespaces.hits, 1);
     }
 }

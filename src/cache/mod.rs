@@ -54,6 +54,7 @@ use std::sync::Arc;
 
 pub use builder::{
     CacheBuilder, DEFAULT_NAMESPACES, DEFAULT_WORKERS, DEFAULT_WORK_SPECS, DEFAULT_WORK_UNITS,
+    MAX_EXPIRY,
 };
 pub use feed::FeedStats;
 pub use stats::{CacheStats, KindStats};
