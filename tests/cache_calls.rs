@@ -382,28 +382,15 @@ async fn a_lost_worker_leaves_its_namespace_made_again_alone() -> coordinate::Re
 /// built outside a runtime, so no change feed tells it) all answer `Gone`
 /// at once: their concurrent recoveries of one name share one backend call.
 #[test]
-fn concurrent_recoveries_of_one_name_share_one_backend_call() {
+fn concurrent_recoveries_of_one_name_share_one_backend_call() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());
     let counted = Instrumented::with_lookup_latency(memory.clone(), StdDuration::from_millis(20));
     let cache = Arc::new(Cache::new(counted));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::backend)?;
     runtime.block_on(async {
-        let ns = cache.namespace("n").await.unwrap();
-        let worker = ns.worker("w").await.unwrap();
-        memory
-            .namespace("n")
-            .await
-            .unwrap()
-            .destroy()
-            .await
-            .unwrap();
-        memory
-            .namespace("n")
-            .await
-            .unwrap()
-            .worker("w")
-            .await
-            .unwrap();
+        let worker = cache.namespace("n").await?.worker("w").await?;
+        memory.namespace("n").await?.destroy().await?;
+        memory.namespace("n").await?.worker("w").await?;
         cache.get_ref().reset();
 
         let tasks: Vec<_> = (0..16)
@@ -413,11 +400,12 @@ fn concurrent_recoveries_of_one_name_share_one_backend_call() {
             })
             .collect();
         for task in tasks {
-            assert!(task.await.unwrap().unwrap());
+            assert!(task.await.map_err(Error::backend)??);
         }
         let calls = cache.get_ref().calls();
         assert_eq!((calls.get(Op::Workers), calls.get(Op::Namespaces)), (2, 1));
-    });
+        Ok(())
+    })
 }
 
 #[tokio::test]
@@ -752,40 +740,24 @@ async fn worker_calls_with_handle_arguments_follow_objects_made_again() -> coord
 /// a runtime, so no change feed tells it), the call re-resolves the worker
 /// and makes the attempt for the worker that now has the name.
 #[test]
-fn make_attempt_with_an_outside_unit_follows_the_worker_made_again() {
+fn make_attempt_with_an_outside_unit_follows_the_worker_made_again() -> coordinate::Result<()> {
     let (cache, memory) = setup();
     block_on(async {
-        seed(&cache).await.unwrap();
-        let worker = cache
-            .namespace("n")
-            .await
-            .unwrap()
-            .worker("w")
-            .await
-            .unwrap();
-        memory
-            .namespace("n")
-            .await
-            .unwrap()
-            .destroy()
-            .await
-            .unwrap();
-        let again = memory.namespace("n").await.unwrap();
+        seed(&cache).await?;
+        let worker = cache.namespace("n").await?.worker("w").await?;
+        memory.namespace("n").await?.destroy().await?;
+        let again = memory.namespace("n").await?;
         let outside = again
             .set_work_spec(data!({"name": "s"}))
-            .await
-            .unwrap()
+            .await?
             .add_work_unit("u", data!({}), WorkUnitMeta::default())
-            .await
-            .unwrap();
-        let worker_again = again.worker("w").await.unwrap();
+            .await?;
+        let worker_again = again.worker("w").await?;
 
-        worker
-            .make_attempt(&outside, Duration::minutes(5))
-            .await
-            .unwrap();
-        assert_eq!(worker_again.active_attempts().await.unwrap().len(), 1);
-    });
+        worker.make_attempt(&outside, Duration::minutes(5)).await?;
+        assert_eq!(worker_again.active_attempts().await?.len(), 1);
+        Ok(())
+    })
 }
 
 /// A handle from before a purge re-resolves its name and shares the link
