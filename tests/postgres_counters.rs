@@ -4,17 +4,21 @@
 //! deletes, meta changes), counts, counted metas and summaries equal a full
 //! recount of the unit rows, and so do the stored counters and unit states;
 //! and a database of the previous schema version migrates to counters that
-//! match its units.
+//! match its units. Counting an update of many units, and handing many out,
+//! stay linear on a session whose plans were made for one unit.
 #![cfg(feature = "testing")]
 
 use std::collections::BTreeMap;
 
+use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, Clock, Duration, Error, MockClock, NewWorkUnit,
     Time, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
-use tokio_postgres::Client;
+use futures::future::poll_fn;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 mod common {
     pub mod postgres;
@@ -372,4 +376,119 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
     assert_stored_counters_exact(&sql).await;
     clock.advance(Duration::minutes(20));
     assert_answers_exact(&backend, &sql, clock.now()).await;
+}
+
+/// A plain SQL session on `db` whose notices arrive on the returned
+/// channel.
+async fn session_with_notices(db: &Database) -> (Client, UnboundedReceiver<String>) {
+    let url = TestCluster::shared_or_panic().database_url(&db.name);
+    let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    let (notices, received) = unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = poll_fn(|cx| connection.poll_message(cx)).await {
+            if let AsyncMessage::Notice(notice) = message {
+                let _ = notices.send(notice.message().to_owned());
+            }
+        }
+    });
+    (client, received)
+}
+
+/// A session keeps the plan of each statement of the counters trigger,
+/// made after a few one-unit updates for one row on each side. An update of
+/// many units must still be counted in linear time: the statement counting
+/// an update joins nothing (a join planned for one row a side is a nested
+/// loop, every old row against every new one). Read from the plans
+/// `auto_explain` sends the session.
+#[tokio::test]
+async fn counting_an_update_of_many_units_joins_nothing() {
+    let db = Database::fresh().await;
+    let backend = db.server(&MockClock::new(), Some(1)).await;
+    let (a, _) = two_specs(&backend).await;
+    let units = (0..200)
+        .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
+        .collect();
+    a.add_work_units(units).await.unwrap();
+    let (sql, mut notices) = session_with_notices(&db).await;
+    sql.batch_execute(
+        "LOAD 'auto_explain';
+         SET auto_explain.log_min_duration = 0;
+         SET auto_explain.log_nested_statements = on;
+         SET auto_explain.log_level = notice;",
+    )
+    .await
+    .unwrap();
+    for _ in 0..8 {
+        sql.batch_execute("UPDATE work_unit SET priority = priority + 1 WHERE name = 'u000'")
+            .await
+            .unwrap();
+    }
+    sql.batch_execute("UPDATE work_unit SET priority = priority + 1")
+        .await
+        .unwrap();
+    sql.batch_execute("SELECT 1").await.unwrap();
+
+    let mut counted = 0;
+    while let Ok(plan) = notices.try_recv() {
+        if plan.contains("INSERT INTO work_unit_count") && plan.contains("old_rows") {
+            counted += 1;
+            assert!(
+                !plan.contains("Join") && !plan.contains("Nested Loop"),
+                "{plan}"
+            );
+        }
+    }
+    assert_eq!(counted, 9, "one counting statement per update");
+}
+
+/// The hand-out's statement, planned (and kept) for the one unit most
+/// requests want, must not compare the units it took with the attempts it
+/// made pair by pair when a request wants many: it reads the units it took
+/// once. Read from the plans `auto_explain` sends the session.
+#[tokio::test]
+async fn a_hand_out_of_many_units_reads_the_units_it_took_once() {
+    let db = Database::fresh().await;
+    let backend = db.server(&MockClock::new(), Some(1)).await;
+    let (a, _) = two_specs(&backend).await;
+    let units = (0..200)
+        .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
+        .collect();
+    a.add_work_units(units).await.unwrap();
+    backend
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let (sql, mut notices) = session_with_notices(&db).await;
+    sql.batch_execute(
+        "LOAD 'auto_explain';
+         SET auto_explain.log_min_duration = 0;
+         SET auto_explain.log_nested_statements = on;
+         SET auto_explain.log_level = notice;",
+    )
+    .await
+    .unwrap();
+    let request = |wanted: u32| {
+        format!(
+            "SELECT count(*) FROM coordinate_request(
+                 (SELECT id FROM work_spec WHERE name = 'a'),
+                 (SELECT id FROM worker WHERE name = 'w'), {wanted},
+                 '3000-01-01T00:00:00Z', '3000-01-01T01:00:00Z', '{{}}', NULL, NULL, NULL)"
+        )
+    };
+    for _ in 0..8 {
+        sql.batch_execute(&request(1)).await.unwrap();
+    }
+    sql.batch_execute(&request(100)).await.unwrap();
+
+    let mut hand_outs = 0;
+    while let Ok(plan) = notices.try_recv() {
+        if plan.contains("CTE picked") {
+            hand_outs += 1;
+            assert_eq!(plan.matches("CTE Scan on picked").count(), 1, "{plan}");
+        }
+    }
+    assert_eq!(hand_outs, 9, "one hand-out statement per request");
 }

@@ -62,6 +62,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         14,
         include_str!("migrations/0014_destroy_namespace_specs_first.sql"),
     ),
+    Migration::new(
+        15,
+        include_str!("migrations/0015_bulk_changes_in_linear_time.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
