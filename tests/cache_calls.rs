@@ -378,6 +378,38 @@ async fn a_lost_worker_leaves_its_namespace_made_again_alone() -> coordinate::Re
     Ok(())
 }
 
+/// A cache whose change-feed task is gone (its runtime shut down) serves
+/// nothing from its entries, as during a feed gap; concurrent misses of one
+/// name still share one backend call.
+#[test]
+fn misses_share_one_load_while_the_feed_is_down() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let counted = Instrumented::with_lookup_latency(memory.clone(), StdDuration::from_millis(20));
+    let subscribed = tokio::runtime::Runtime::new().map_err(Error::backend)?;
+    let cache = subscribed.block_on(async { Arc::new(Cache::new(counted)) });
+    assert!(cache.stats().feed.subscribed);
+    drop(subscribed);
+    assert!(!cache.stats().feed.subscribed);
+
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::backend)?;
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.namespace("n").await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.map_err(Error::backend)??;
+        }
+        assert_eq!(cache.get_ref().calls().get(Op::Namespace), 1);
+        // Nothing was cached: the next lookup goes to the backend again.
+        cache.namespace("n").await?;
+        assert_eq!(cache.get_ref().calls().get(Op::Namespace), 2);
+        Ok(())
+    })
+}
+
 /// Handles whose objects were made again behind the cache's back (it is
 /// built outside a runtime, so no change feed tells it) all answer `Gone`
 /// at once: their concurrent recoveries of one name share one backend call.

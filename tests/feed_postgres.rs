@@ -9,7 +9,6 @@ use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::cache::Cache;
 use coordinate::feed::PurgeScope;
-use coordinate::instrumented::{Instrumented, Op};
 use coordinate::postgres::testing::{DatabaseLease, TestCluster};
 use coordinate::postgres::PostgresBackend;
 use coordinate::rules::limits::MAX_NAME_BYTES;
@@ -180,23 +179,6 @@ async fn recreate_in_one_is_seen_by_the_others_cached_handles() -> coordinate::R
             .await?,
         9.0
     );
-    Ok(())
-}
-
-/// Until its first subscription to PostgreSQL's feed (a connection away
-/// when it is built) a cache serves nothing from its entries, yet
-/// concurrent misses of one name still share one backend call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn misses_before_the_first_subscription_share_one_load() -> coordinate::Result<()> {
-    let _turn = TAKE_TURNS.lock().await;
-    let (plain, other, _url, _lease) = two_backends().await;
-    plain.namespace("ns").await?;
-    let cache = Cache::new(Instrumented::new(other));
-    assert!(!cache.stats().feed.subscribed);
-
-    let lookups = (0..8).map(|_| cache.namespace("ns"));
-    futures::future::try_join_all(lookups).await?;
-    assert_eq!(cache.get_ref().calls().get(Op::Namespace), 1);
     Ok(())
 }
 
