@@ -378,9 +378,26 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
     assert_answers_exact(&backend, &sql, clock.now()).await;
 }
 
-/// A plain SQL session on `db` whose notices arrive on the returned
-/// channel.
-async fn session_with_notices(db: &Database) -> (Client, UnboundedReceiver<String>) {
+/// A fresh database whose spec "a" of namespace "n" holds 200 units and
+/// whose namespace has worker "w", and a plain SQL session on it that
+/// `auto_explain` sends the plan of every statement, nested ones included,
+/// as a notice arriving on the returned channel.
+async fn explained_session() -> (Database, Client, UnboundedReceiver<String>) {
+    let db = Database::fresh().await;
+    let backend = db.server(&MockClock::new(), Some(1)).await;
+    let (a, _) = two_specs(&backend).await;
+    let units = (0..200)
+        .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
+        .collect();
+    a.add_work_units(units).await.unwrap();
+    backend
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+
     let url = TestCluster::shared_or_panic().database_url(&db.name);
     let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
     let (notices, received) = unbounded_channel();
@@ -391,7 +408,16 @@ async fn session_with_notices(db: &Database) -> (Client, UnboundedReceiver<Strin
             }
         }
     });
-    (client, received)
+    client
+        .batch_execute(
+            "LOAD 'auto_explain';
+             SET auto_explain.log_min_duration = 0;
+             SET auto_explain.log_nested_statements = on;
+             SET auto_explain.log_level = notice;",
+        )
+        .await
+        .unwrap();
+    (db, client, received)
 }
 
 /// A session keeps the plan of each statement of the counters trigger,
@@ -402,22 +428,7 @@ async fn session_with_notices(db: &Database) -> (Client, UnboundedReceiver<Strin
 /// `auto_explain` sends the session.
 #[tokio::test]
 async fn counting_an_update_of_many_units_joins_nothing() {
-    let db = Database::fresh().await;
-    let backend = db.server(&MockClock::new(), Some(1)).await;
-    let (a, _) = two_specs(&backend).await;
-    let units = (0..200)
-        .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
-        .collect();
-    a.add_work_units(units).await.unwrap();
-    let (sql, mut notices) = session_with_notices(&db).await;
-    sql.batch_execute(
-        "LOAD 'auto_explain';
-         SET auto_explain.log_min_duration = 0;
-         SET auto_explain.log_nested_statements = on;
-         SET auto_explain.log_level = notice;",
-    )
-    .await
-    .unwrap();
+    let (_db, sql, mut notices) = explained_session().await;
     for _ in 0..8 {
         sql.batch_execute("UPDATE work_unit SET priority = priority + 1 WHERE name = 'u000'")
             .await
@@ -447,29 +458,7 @@ async fn counting_an_update_of_many_units_joins_nothing() {
 /// once. Read from the plans `auto_explain` sends the session.
 #[tokio::test]
 async fn a_hand_out_of_many_units_reads_the_units_it_took_once() {
-    let db = Database::fresh().await;
-    let backend = db.server(&MockClock::new(), Some(1)).await;
-    let (a, _) = two_specs(&backend).await;
-    let units = (0..200)
-        .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
-        .collect();
-    a.add_work_units(units).await.unwrap();
-    backend
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
-    let (sql, mut notices) = session_with_notices(&db).await;
-    sql.batch_execute(
-        "LOAD 'auto_explain';
-         SET auto_explain.log_min_duration = 0;
-         SET auto_explain.log_nested_statements = on;
-         SET auto_explain.log_level = notice;",
-    )
-    .await
-    .unwrap();
+    let (_db, sql, mut notices) = explained_session().await;
     let request = |wanted: u32| {
         format!(
             "SELECT count(*) FROM coordinate_request(
