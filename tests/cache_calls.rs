@@ -385,23 +385,26 @@ async fn a_lost_worker_leaves_its_namespace_made_again_alone() -> coordinate::Re
 fn misses_share_one_load_while_the_feed_is_down() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());
     let counted = Instrumented::with_lookup_latency(memory.clone(), StdDuration::from_millis(20));
-    let subscribed = tokio::runtime::Runtime::new().map_err(Error::backend)?;
-    let cache = subscribed.block_on(async { Arc::new(Cache::new(counted)) });
+    // A current-thread runtime drops its tasks before its drop returns.
+    let subscribed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::backend)?;
+    let cache = subscribed.block_on(async {
+        let cache = Arc::new(Cache::new(counted));
+        // The feed task starts following.
+        tokio::task::yield_now().await;
+        cache
+    });
     assert!(cache.stats().feed.subscribed);
     drop(subscribed);
     assert!(!cache.stats().feed.subscribed);
 
     let runtime = tokio::runtime::Runtime::new().map_err(Error::backend)?;
     runtime.block_on(async {
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let cache = Arc::clone(&cache);
-                tokio::spawn(async move { cache.namespace("n").await })
-            })
-            .collect();
-        for task in tasks {
-            task.await.map_err(Error::backend)??;
-        }
+        // Polled together, so every miss is made while the first load waits.
+        let lookups = (0..8).map(|_| cache.namespace("n"));
+        futures::future::try_join_all(lookups).await?;
         assert_eq!(cache.get_ref().calls().get(Op::Namespace), 1);
         // Nothing was cached: the next lookup goes to the backend again.
         cache.namespace("n").await?;
