@@ -244,15 +244,7 @@ mod tests {
             value: &str,
             after: StdDuration,
         ) -> Answer<Value> {
-            store
-                .get_or_load(
-                    key(),
-                    || self.load(value, after),
-                    Some(|_: &Arc<Value>| {
-                        self.published.fetch_add(1, Ordering::SeqCst);
-                    }),
-                )
-                .await
+            self.lookup_caching(store, value, after, true).await
         }
 
         /// [`lookup`](Self::lookup) while answers are not cached.
@@ -262,9 +254,25 @@ mod tests {
             value: &str,
             after: StdDuration,
         ) -> Answer<Value> {
-            let publish: Option<fn(&Arc<Value>)> = None;
+            self.lookup_caching(store, value, after, false).await
+        }
+
+        async fn lookup_caching(
+            &self,
+            store: &Store<Value>,
+            value: &str,
+            after: StdDuration,
+            caching: bool,
+        ) -> Answer<Value> {
+            let publish = |_: &Arc<Value>| {
+                self.published.fetch_add(1, Ordering::SeqCst);
+            };
             store
-                .get_or_load(key(), || self.load(value, after), publish)
+                .get_or_load(
+                    key(),
+                    || self.load(value, after),
+                    caching.then_some(publish),
+                )
                 .await
         }
 
