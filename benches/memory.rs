@@ -8,8 +8,8 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, AttemptRequest, Backend, BackendExt, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta,
-    WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
+    data, AttemptRef, AttemptRequest, Backend, BackendExt, DataMap, MockClock, NewWorkUnit,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -153,7 +153,43 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    group.throughput(Throughput::Elements(CHAINED as u64));
+    group.bench_function(BenchmarkId::new("finish_chaining", CHAINED), |b| {
+        b.iter_batched(
+            || rt.block_on(chaining_attempt()),
+            |(attempt, data)| rt.block_on(attempt.finish(Some(data))).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
+}
+
+/// Units one finish chains in the chaining bench.
+const CHAINED: usize = 10_000;
+
+/// A pending attempt of a spec that chains into another, and finishing
+/// data whose `output` names [`CHAINED`] units, each with data.
+async fn chaining_attempt() -> (AttemptRef, DataMap) {
+    let backend = MemoryBackend::with_clock(MockClock::new());
+    let ns = backend.namespace("chain").await.unwrap();
+    let first = ns
+        .set_work_spec(data!({"name": "first", "then": "second"}))
+        .await
+        .unwrap();
+    ns.set_work_spec(data!({"name": "second"})).await.unwrap();
+    first
+        .add_work_unit("u", DataMap::new(), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let mut attempts = worker
+        .request_attempts(&AttemptRequest::default())
+        .await
+        .unwrap();
+    let output: Vec<_> = (0..CHAINED)
+        .map(|i| serde_json::json!([format!("out{i:07}"), {"i": i}]))
+        .collect();
+    (attempts.remove(0), data!({ "output": output }))
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,7 @@
 //! Parsing a finished attempt's `output` into units of the next spec.
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use serde_json::Value;
 
 use super::limits::{check_name, checked_priority};
@@ -63,10 +65,17 @@ pub fn parse_output(output: &Value, now: Time) -> Vec<NewUnit> {
         }
         Value::Array(items) => {
             let mut units: Vec<NewUnit> = Vec::with_capacity(items.len());
+            // Where each name first appeared: an output may name
+            // hundreds of thousands of units, and backends parse it under
+            // their locks, so no pass per item.
+            let mut first: HashMap<String, usize> = HashMap::with_capacity(items.len());
             for unit in items.iter().filter_map(|item| parse_item(item, now).ok()) {
-                match units.iter_mut().find(|u| u.name == unit.name) {
-                    Some(earlier) => *earlier = unit,
-                    None => units.push(unit),
+                match first.entry(unit.name.clone()) {
+                    Entry::Occupied(at) => units[*at.get()] = unit,
+                    Entry::Vacant(at) => {
+                        at.insert(units.len());
+                        units.push(unit);
+                    }
                 }
             }
             units
@@ -285,6 +294,22 @@ mod tests {
         assert_eq!(units[0].name, "a");
         assert_eq!(units[0].data, data!({"k": 1}));
         assert_eq!(units[0].meta.priority, 2.5);
+    }
+
+    #[test]
+    fn many_names_keep_first_positions_and_last_values() {
+        let mut items: Vec<Value> = (0..10_000).map(|i| json!(format!("u{i}"))).collect();
+        items.extend(
+            (0..10_000)
+                .rev()
+                .map(|i| json!([format!("u{i}"), {"i": i}])),
+        );
+        let units = parse_output(&Value::Array(items), t0());
+        assert_eq!(units.len(), 10_000);
+        for (i, unit) in units.iter().enumerate() {
+            assert_eq!(unit.name, format!("u{i}"));
+            assert_eq!(unit.data, data!({"i": i}));
+        }
     }
 
     #[test]
