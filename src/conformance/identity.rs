@@ -98,6 +98,12 @@ pub async fn dead_spec_handle(t: TestBackend) {
     let all = WorkUnitQuery::all();
     r.gone(spec.data().await, dead, "data");
     r.gone(spec.set_data(data!({"name": "s"})).await, dead, "set_data");
+    // Whether the name changes is a question about a spec that exists.
+    r.gone(
+        spec.set_data(data!({"name": "other"})).await,
+        dead,
+        "set_data with another name",
+    );
     r.gone(spec.meta(false).await, dead, "meta(false)");
     r.gone(spec.meta(true).await, dead, "meta(true)");
     r.gone(

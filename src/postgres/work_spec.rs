@@ -254,6 +254,9 @@ impl WorkSpec for PgWorkSpec {
         let definition = limits::checked_data(definition)?;
         let parsed = parse_definition(&definition)?;
         if parsed.name != self.name {
+            // A renaming is refused only for a spec that still exists.
+            const EXISTS: &str = "SELECT 1 FROM work_spec WHERE id = $1";
+            self.shared.row_or(GONE, EXISTS, &[&self.id]).await?;
             return Err(Error::ChangedName);
         }
         let columns = DefinedColumns::new(&parsed.meta)?;
