@@ -3,12 +3,14 @@
 //! Within a limit everything is stored and read back exactly; beyond it
 //! the typed error comes back and nothing is stored.
 
+use std::fmt::Debug;
+
 use serde_json::Value;
 
 use super::{at_secs, Dead, Identity, Run, TestBackend};
 use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::data;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::model::{
     AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
@@ -734,7 +736,9 @@ pub async fn time_limits(t: TestBackend) {
 /// **GoneBeforeTimeRange.** A lease or delay that would reach past the
 /// time range, given for an object that no longer exists, answers `Gone`
 /// (or a `NoSuch…`): whether the object exists is decided before the
-/// duration is judged against the clock. Under [`Identity::Name`] a
+/// duration is judged against the clock. Creating a worker in a destroyed
+/// namespace, when its default lifetime would end past the range, answers
+/// `Gone` too. Under [`Identity::Name`] a
 /// worker of a destroyed namespace may instead be the worker now so
 /// named, which exists, so its lease is then out of range.
 pub async fn gone_before_time_range(t: TestBackend) {
@@ -758,20 +762,30 @@ pub async fn gone_before_time_range(t: TestBackend) {
         lifetime: beyond,
         ..Default::default()
     };
-    let step = "request past the end";
-    match r.identity() {
-        Identity::Object => r.gone(
-            worker.request_attempts(&request).await,
-            Dead::strict(),
-            step,
-        ),
-        Identity::Name => {
-            r.fails_like(
-                worker.request_attempts(&request).await,
-                |e| matches!(e, Error::Gone { .. }) || out_of_range(e),
-                "Gone or TimeOutOfRange",
-                step,
-            );
+    r.gone_or_out_of_range(
+        worker.request_attempts(&request).await,
+        "request past the end",
+    );
+    // A new worker's default lifetime would end past the time range.
+    r.t.clock.set(MAX_TIME - Duration::minutes(1));
+    r.gone_or_out_of_range(ns.worker("new").await, "new worker near the end");
+}
+
+impl Run {
+    /// `Gone` under [`Identity::Object`]; under [`Identity::Name`] the
+    /// object now so named may exist, so `TimeOutOfRange` is accepted too.
+    #[track_caller]
+    fn gone_or_out_of_range<T: Debug>(&self, res: Result<T>, step: &str) {
+        match self.identity() {
+            Identity::Object => self.gone(res, Dead::strict(), step),
+            Identity::Name => {
+                self.fails_like(
+                    res,
+                    |e| matches!(e, Error::Gone { .. }) || out_of_range(e),
+                    "Gone or TimeOutOfRange",
+                    step,
+                );
+            }
         }
     }
 }

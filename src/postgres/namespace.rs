@@ -135,6 +135,7 @@ impl Namespace for PgNamespace {
                 data, expiration, last_update)
             VALUES ($1, $2, NULL, true, '', '{}', $3, $4)
             ON CONFLICT (namespace_id, name) DO NOTHING RETURNING id";
+        const EXISTS: &str = "SELECT 1 FROM namespace WHERE id = $1";
         limits::check_name(name)?;
         let client = self.shared.client().await?;
         for _ in 0..MAX_TRIES {
@@ -142,7 +143,15 @@ impl Namespace for PgNamespace {
                 return Ok(self.worker_handle(col(&row, 0)?, name.to_string()));
             }
             let now = self.shared.now();
-            let expiration = checked_add(now, DEFAULT_LIFETIME)?;
+            let expiration = match checked_add(now, DEFAULT_LIFETIME) {
+                Ok(expiration) => expiration,
+                // Near the end of time only a namespace that exists is
+                // out of range; a destroyed one is Gone, whatever the time.
+                Err(out_of_range) => {
+                    query_opt(&client, EXISTS, &[&self.id]).await?.ok_or(GONE)?;
+                    return Err(out_of_range);
+                }
+            };
             // A missing namespace shows as a foreign-key violation: Gone.
             if let Some(row) = query_opt(
                 &client,
