@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the PostgreSQL server binaries (initdb, pg_ctl) exist, so the
-# PostgreSQL tests start their throwaway cluster instead of being skipped.
-# Installs Debian's `postgresql` package when they are missing.
+# Makes sure the PostgreSQL server binaries (initdb, pg_ctl) exist: the
+# PostgreSQL tests start their own throwaway cluster from them, and fail
+# without them. Installs Debian's `postgresql` package when they are missing.
 set -euo pipefail
 
 have_binaries() {
@@ -16,7 +16,13 @@ fi
 
 echo "postgres-setup: installing the postgresql package"
 SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "postgres-setup: not root and no sudo: install the postgresql package as root" >&2
+        exit 1
+    }
+    SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq postgresql >/dev/null

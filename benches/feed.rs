@@ -12,7 +12,7 @@
 //! events on B's feed). For reference, the same over `MemoryBackend`,
 //! deleting on the inner backend.
 //!
-//! Run: `cargo bench --features postgres --bench feed` (`FEED_BENCH_SAMPLES`
+//! Run: `cargo bench --features testing --bench feed` (`FEED_BENCH_SAMPLES`
 //! sets the samples, default 500).
 
 use std::sync::atomic::{AtomicBool, Ordering};

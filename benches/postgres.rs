@@ -7,7 +7,7 @@
 //! `request_attempts` with none or 100,000 units waiting for their
 //! not-before time ahead of the ready ones.
 //!
-//! Run: `cargo bench --features postgres --bench postgres`.
+//! Run: `cargo bench --features testing --bench postgres`.
 
 use std::time::{Duration as StdDuration, Instant};
 

@@ -3,7 +3,8 @@
 //!
 //! A feed is an optional capability of a [`Backend`](crate::Backend):
 //! [`Backend::change_feed`](crate::Backend::change_feed) answers `None` by
-//! default, and a backend without a feed works exactly as before. A backend
+//! default, and a cache over a backend without a feed relies on `Gone`
+//! recovery alone (see [`cache`](crate::cache)). A backend
 //! with one publishes a [`ChangeEvent`] for every delete (and for the few
 //! changes a cache must know of), to every [`Subscription`], including
 //! subscriptions in other processes when the backend is shared (PostgreSQL).

@@ -15,9 +15,11 @@
 //! definition's `"then"`.
 //!
 //! Every object is reached through a cheap shared handle (`Arc<dyn …>`, see
-//! [`NamespaceRef`] and friends). A handle names one object: once the object
-//! is deleted, the handle answers [`Error::Gone`], even if a new object with
-//! the same name appears later.
+//! [`NamespaceRef`] and friends). A handle of the memory or PostgreSQL
+//! backend names one object: once the object is deleted, the handle answers
+//! [`Error::Gone`], even if a new object with the same name appears later.
+//! [`Cache`] handles, and the handles of the REST client, name a *name*
+//! instead: they act on whatever object has that name now (see [`cache`]).
 //!
 //! ```
 //! use coordinate::memory::MemoryBackend;
@@ -47,8 +49,9 @@
 //! Each is re-exported here from its module ([`memory`], `postgres`,
 //! `rest::client`), which holds its builder, errors and details.
 //!
-//! Both take an injected [`Clock`]; tests use [`MockClock`] to drive lease
-//! expiry, delays and continuous intervals without sleeping.
+//! The memory and PostgreSQL backends take an injected [`Clock`]; tests use
+//! [`MockClock`] to drive lease expiry, delays and continuous intervals
+//! without sleeping. Over REST, times are the server's.
 //!
 //! # Time
 //!

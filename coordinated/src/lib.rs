@@ -1,7 +1,9 @@
 //! `coordinated`: a Coordinate job server.
 //!
-//! It serves the Coordinate REST API (version 1, see `coordinate::rest`)
-//! over any [`Backend`](coordinate::Backend), normally with
+//! It serves the Coordinate REST API, version 1 — the protocol of the
+//! original Coordinate job server, called the reference server below, whose
+//! clients work with this one unchanged; `coordinate::rest` holds its wire
+//! format — over any [`Backend`](coordinate::Backend), normally with
 //! [`Cache`](coordinate::cache::Cache) in front, plus Prometheus metrics
 //! (`/metrics`), liveness (`/healthz`) and readiness (`/readyz`).
 //!

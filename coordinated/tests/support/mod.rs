@@ -51,12 +51,13 @@ impl Server {
         self.child.id()
     }
 
-    /// Sends SIGTERM.
+    /// Sends SIGTERM, through the shell's `kill` built-in: a minimal
+    /// system may lack the `kill` program.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+        let status = Command::new("sh")
+            .args(["-c", "kill -TERM \"$0\"", &self.pid().to_string()])
             .status()
-            .expect("run kill");
+            .expect("run sh");
         assert!(status.success());
     }
 

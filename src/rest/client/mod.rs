@@ -27,8 +27,8 @@
 //! an attempt document, therefore ask for the document with the query
 //! `check=false`, an extension under which a server answers without the
 //! status and runs no check. A server without the extension ignores the
-//! query and answers the whole document, so the client works with it as
-//! before, with that server's checks. One call is a check over REST that
+//! query and answers the whole document, so the client works with it
+//! unchanged, with that server's checks. One call is a check over REST that
 //! is none in process: a unit's `set_priority`, which the API carries as a
 //! priority change of the units a query naming it selects.
 //!
