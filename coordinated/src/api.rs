@@ -744,8 +744,10 @@ async fn unit_to_attempt(
 /// name of a `parent_url`, sets that worker; else a name different from
 /// the current parent's sets that worker of the namespace, `""` clears
 /// it), then update (`active: true`) or deactivate an active worker —
-/// unless the body named a parent: a parent change leaves the worker's
-/// state alone, as in process (clients' parent bodies say `active: false`).
+/// unless the body has `parent` (`""` included) or `parent_at`: setting or
+/// clearing the parent leaves the worker's state alone, as `set_parent`
+/// does in process (clients' parent bodies say `active: false`, and
+/// `RestBackend`'s `set_parent(None)` sends `"parent": ""`).
 /// The update's data and times are checked before anything changes.
 async fn update_worker(
     backend: &dyn Backend,
