@@ -285,10 +285,21 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The work unit query of a request: a bad value is a malformed request,
-/// `400` (the reference server answers `500`; no client depends on it).
+/// A query that cannot be read is a malformed request, `400` (for a bad
+/// status or limit the reference server answers `500`; no client depends
+/// on it).
+fn bad_query(e: wire::QueryError) -> Problem {
+    Problem::bad_request(e.to_string())
+}
+
+/// The work unit query of a request.
 fn query(raw: &str) -> Result<WorkUnitQuery, Problem> {
-    wire::parse_work_unit_query(raw).map_err(|e| Problem::bad_request(e.to_string()))
+    wire::parse_work_unit_query(raw).map_err(bad_query)
+}
+
+/// Whether a request's query asks for a document without the expiry check.
+fn unchecked(raw: &str) -> Result<bool, Problem> {
+    wire::parse_unchecked(raw).map_err(bad_query)
 }
 
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
@@ -464,7 +475,8 @@ impl Api {
             }
             (WorkSpecMeta, "GET") => {
                 let spec = need(r.work_spec, "work spec")?;
-                let meta = spec.meta(wire::parse_counts_flag(raw_query)).await?;
+                let counts = wire::parse_counts_flag(raw_query).map_err(bad_query)?;
+                let meta = spec.meta(counts).await?;
                 ok(&WorkSpecMetaDocument::from(meta))
             }
             (WorkSpecMeta, "PUT") => {
@@ -501,9 +513,7 @@ impl Api {
             (WorkSpecSelect, "POST") => {
                 let mut body: WorkUnitSelectBody = decode(body)?;
                 let (action, meta) = (body.action, body.meta.take());
-                let query = body
-                    .into_query()
-                    .map_err(|e| Problem::bad_request(e.to_string()))?;
+                let query = body.into_query().map_err(bad_query)?;
                 let spec = need(r.work_spec, "work spec")?;
                 match (action, meta) {
                     (SelectAction::List, _) => unit_list(ns_name, &spec, &query).await,
@@ -551,7 +561,7 @@ impl Api {
             }
             (WorkUnit, "GET") => {
                 let unit = need(r.work_unit, "work unit")?;
-                if wire::parse_unchecked(raw_query) {
+                if unchecked(raw_query)? {
                     ok(&documents::unchecked_work_unit(ns_name, &*unit).await?)
                 } else {
                     ok(&documents::work_unit(ns_name, &*unit).await?)
@@ -580,7 +590,7 @@ impl Api {
             (NumAttempts, "GET") => ok(&need(r.work_unit, "work unit")?.num_attempts().await?),
             (Attempt, "GET") => {
                 let attempt = need(r.attempt, "attempt")?;
-                if wire::parse_unchecked(raw_query) {
+                if unchecked(raw_query)? {
                     ok(&documents::unchecked_attempt(&*attempt).await?)
                 } else {
                     ok(&documents::attempt(&*attempt).await?)
@@ -642,12 +652,15 @@ impl Api {
             }
             (MakeAttempt, "POST") => {
                 let body: MakeAttemptBody = decode(body)?;
+                // Read first: a query refused after the attempt is made
+                // would leave it made.
+                let unchecked = unchecked(raw_query)?;
                 let ns = need(r.namespace, "namespace")?;
                 let unit = unit_to_attempt(&*self.backend, &ns, &body).await?;
                 let attempt = need(r.worker, "worker")?
                     .make_attempt(&unit, body.lifetime)
                     .await?;
-                if wire::parse_unchecked(raw_query) {
+                if unchecked {
                     ok(&documents::unchecked_attempt(&*attempt).await?)
                 } else {
                     ok(&documents::attempt(&*attempt).await?)

@@ -11,25 +11,53 @@ pub enum QueryError {
     /// A `limit` that is not a decimal integer.
     #[error("invalid limit {0:?}")]
     BadLimit(String),
+    /// A parameter (as received) whose name or value, percent-decoded, is
+    /// not UTF-8; names in this crate are strings.
+    #[error("query parameter {0:?} is not valid UTF-8")]
+    NotUtf8(String),
 }
 
-/// Reads a work unit query from a raw query string (form-urlencoded; empty
-/// components and unknown parameters ignored; `previous` and `limit`: first
-/// wins; `previous` name-decoded when it starts with `-` and decodes).
+/// The parameters of a raw query string, read as
+/// `application/x-www-form-urlencoded` (`&`-separated, empty components
+/// skipped, `+` a space, a `%` without two hexadecimal digits kept as it
+/// is) but strictly: a name or value whose bytes are not UTF-8 is an error,
+/// where form decoding would put U+FFFD in their place and so name
+/// something else.
+fn parameters(raw: &str) -> Result<Vec<(String, String)>, QueryError> {
+    let decode = |part: &str, component: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+            .map_err(|_| QueryError::NotUtf8(component.to_owned()))
+    };
+    raw.split('&')
+        .filter(|component| !component.is_empty())
+        .map(|component| {
+            let (name, value) = component.split_once('=').unwrap_or((component, ""));
+            Ok((decode(name, component)?, decode(value, component)?))
+        })
+        .collect()
+}
+
+/// Reads a work unit query from a raw query string (form-urlencoded, every
+/// parameter UTF-8; empty components and unknown parameters ignored;
+/// `previous` and `limit`: first wins; `previous` name-decoded when it
+/// starts with `-` and decodes).
 pub fn parse_work_unit_query(raw: &str) -> Result<WorkUnitQuery, QueryError> {
     let mut query = WorkUnitQuery::default();
     let (mut previous, mut limit) = (None, None);
-    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        match key.as_ref() {
-            "name" => query.names.push(value.into_owned()),
+    for (key, value) in parameters(raw)? {
+        match key.as_str() {
+            "name" => query.names.push(value),
             "status" => query.statuses.push(parse_status(&value)?),
-            "previous" if previous.is_none() => previous = Some(value.into_owned()),
+            "previous" if previous.is_none() => previous = Some(value),
             "limit" if limit.is_none() => {
                 limit = Some(
                     value
                         .trim()
                         .parse::<i64>()
-                        .map_err(|_| QueryError::BadLimit(value.clone().into_owned()))?,
+                        .map_err(|_| QueryError::BadLimit(value.clone()))?,
                 )
             }
             _ => {}
@@ -73,8 +101,9 @@ pub fn work_unit_query_string(query: &WorkUnitQuery) -> String {
 }
 
 /// Reads the `counts` parameter of a meta query: `1 t y true on yes` (any
-/// case) are true, anything else false.
-pub fn parse_counts_flag(raw: &str) -> bool {
+/// case) are true, anything else false; a query with a parameter that is
+/// not UTF-8 is an error.
+pub fn parse_counts_flag(raw: &str) -> Result<bool, QueryError> {
     parameter_is_one_of(raw, "counts", &["1", "t", "y", "true", "on", "yes"])
 }
 
@@ -85,15 +114,17 @@ pub fn parse_counts_flag(raw: &str) -> bool {
 pub const UNCHECKED_QUERY: &str = "check=false";
 
 /// True when a work unit or attempt `GET`'s query asks to skip the expiry
-/// check: a `check` parameter of `0 f n false off no` (any case).
-pub fn parse_unchecked(raw: &str) -> bool {
+/// check: a `check` parameter of `0 f n false off no` (any case); a query
+/// with a parameter that is not UTF-8 is an error.
+pub fn parse_unchecked(raw: &str) -> Result<bool, QueryError> {
     parameter_is_one_of(raw, "check", &["0", "f", "n", "false", "off", "no"])
 }
 
 /// True when the first `key` parameter of the query `raw` is one of
 /// `words` (any case).
-fn parameter_is_one_of(raw: &str, key: &str, words: &[&str]) -> bool {
-    form_urlencoded::parse(raw.as_bytes())
+fn parameter_is_one_of(raw: &str, key: &str, words: &[&str]) -> Result<bool, QueryError> {
+    Ok(parameters(raw)?
+        .into_iter()
         .find(|(k, _)| k == key)
-        .is_some_and(|(_, v)| words.iter().any(|w| v.eq_ignore_ascii_case(w)))
+        .is_some_and(|(_, v)| words.iter().any(|w| v.eq_ignore_ascii_case(w))))
 }

@@ -387,6 +387,33 @@ fn queries_parse_form_encoding_and_tolerate_empty_components() {
     );
 }
 
+/// Form decoding would read a byte that is no UTF-8 as U+FFFD, and so
+/// select a unit of that name; every parameter must decode to UTF-8.
+#[test]
+fn query_parameters_must_be_utf8() {
+    for raw in [
+        "name=%FF",
+        "name=a&previous=%C3",
+        "status=%FFany",
+        "limit=%FF",
+        "x%FF=1",
+        "unknown=%E9",
+    ] {
+        let refused = Err(QueryError::NotUtf8(
+            raw.rsplit('&').next().unwrap_or(raw).to_owned(),
+        ));
+        assert_eq!(parse_work_unit_query(raw), refused, "{raw}");
+    }
+    assert!(parse_counts_flag("counts=true&x=%FF").is_err());
+    assert!(parse_unchecked("check=%FF").is_err());
+    // UTF-8 percent-encoded, a space as `+`, and a stray `%` are read as
+    // form decoding reads them.
+    let q = parse_work_unit_query("name=%C3%A9&name=a+b&name=a%2Bb&name=100%&name=%zz").unwrap();
+    assert_eq!(q.names, ["é", "a b", "a+b", "100%", "%zz"]);
+    let q = parse_work_unit_query("name=%EF%BF%BD").unwrap();
+    assert_eq!(q.names, ["\u{fffd}"]);
+}
+
 #[test]
 fn query_strings_round_trip() {
     let q = WorkUnitQuery {
@@ -413,21 +440,21 @@ fn counts_flag_spellings() {
         "counts=On",
         "counts=true",
     ] {
-        assert!(parse_counts_flag(yes), "{yes}");
+        assert_eq!(parse_counts_flag(yes), Ok(true), "{yes}");
     }
     for no in ["", "counts=0", "counts=false", "counts=maybe", "count=true"] {
-        assert!(!parse_counts_flag(no), "{no}");
+        assert_eq!(parse_counts_flag(no), Ok(false), "{no}");
     }
 }
 
 #[test]
 fn unchecked_reads_are_asked_for_by_a_false_check() {
-    assert!(parse_unchecked(UNCHECKED_QUERY));
+    assert_eq!(parse_unchecked(UNCHECKED_QUERY), Ok(true));
     for no in ["check=0", "check=F", "check=off", "a=1&check=no"] {
-        assert!(parse_unchecked(no), "{no}");
+        assert_eq!(parse_unchecked(no), Ok(true), "{no}");
     }
     for yes in ["", "check=true", "check=1", "check", "checks=false"] {
-        assert!(!parse_unchecked(yes), "{yes}");
+        assert_eq!(parse_unchecked(yes), Ok(false), "{yes}");
     }
 }
 
