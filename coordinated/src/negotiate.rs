@@ -21,15 +21,16 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Parses `type/subtype *(; name=value)`; `None` when malformed.
-fn parse_media_range(entry: &str) -> Option<MediaRange> {
-    let mut parts = entry.split(';');
+/// Parses `type/subtype *(; name=value)` into the lower-cased essence and
+/// the parameters; `None` when malformed.
+fn parse_media_type(text: &str) -> Option<(String, Vec<(&str, &str)>)> {
+    let mut parts = text.split(';');
     let essence = parts.next()?.trim();
     let (kind, subtype) = essence.split_once('/')?;
     if !is_token(kind) || !is_token(subtype) {
         return None;
     }
-    let mut q = 1.0;
+    let mut parameters = Vec::new();
     for param in parts {
         let param = param.trim();
         if param.is_empty() {
@@ -41,6 +42,17 @@ fn parse_media_range(entry: &str) -> Option<MediaRange> {
         if !is_token(name) || !(quoted || is_token(value)) {
             return None;
         }
+        parameters.push((name, value));
+    }
+    Some((essence.to_ascii_lowercase(), parameters))
+}
+
+/// Parses an `Accept` entry; `None` when malformed or its `q` is not a
+/// number in `[0, 1]`.
+fn parse_media_range(entry: &str) -> Option<MediaRange> {
+    let (essence, parameters) = parse_media_type(entry)?;
+    let mut q = 1.0;
+    for (name, value) in parameters {
         if name.eq_ignore_ascii_case("q") {
             q = value
                 .parse::<f64>()
@@ -48,10 +60,7 @@ fn parse_media_range(entry: &str) -> Option<MediaRange> {
                 .filter(|q| (0.0..=1.0).contains(q))?;
         }
     }
-    Some(MediaRange {
-        essence: essence.to_ascii_lowercase(),
-        q,
-    })
+    Some(MediaRange { essence, q })
 }
 
 /// What the best entry so far was, for the tie-breaking rules.
@@ -122,12 +131,15 @@ pub fn negotiated_or_v1(headers: &HeaderMap) -> &'static str {
 }
 
 /// Checks that a `PUT`/`POST` body is declared as one of the JSON types:
-/// absent or another type → `415`, malformed → `400`.
+/// absent (or empty, as the reference server reads it) or another type →
+/// `415`, malformed → `400`. Parameters are ignored, whatever they say
+/// (a `q` means nothing here, and the body is JSON, so UTF-8, whatever
+/// the `charset`), once well-formed.
 pub fn check_content_type(content_type: Option<&str>) -> Result<(), Problem> {
-    let Some(content_type) = content_type else {
+    let Some(content_type) = content_type.filter(|t| !t.trim().is_empty()) else {
         return Err(Problem::unsupported_media_type("application/octet-stream"));
     };
-    if parse_media_range(content_type.trim()).is_none() {
+    if parse_media_type(content_type.trim()).is_none() {
         return Err(Problem::bad_request(format!(
             "Invalid Content-Type: header {content_type:?}"
         )));
@@ -217,5 +229,25 @@ mod tests {
             Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
         );
         assert_eq!(code(Some("garbage")), Some(StatusCode::BAD_REQUEST));
+        // Empty reads as absent; parameters, `q` included, mean nothing.
+        for absent in ["", "  "] {
+            assert_eq!(
+                code(Some(absent)),
+                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                "{absent:?}"
+            );
+        }
+        for json in [
+            "application/json; q=5",
+            "application/json;q=x",
+            "application/json; charset=latin1",
+            "Application/JSON; Charset=\"UTF-8\"; v=1",
+        ] {
+            assert!(check_content_type(Some(json)).is_ok(), "{json}");
+        }
+        assert_eq!(
+            code(Some("application/json; =x")),
+            Some(StatusCode::BAD_REQUEST)
+        );
     }
 }
