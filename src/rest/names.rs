@@ -12,7 +12,9 @@
 
 use std::borrow::Cow;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -61,12 +63,22 @@ pub fn encode_segment(name: &str) -> Cow<'_, str> {
     }
 }
 
+/// The decoder of encoded names: the URL-safe alphabet without padding,
+/// as the API requires, and lenient about the unused bits of the last
+/// character, as the reference server is (`-LR` is `-LQ`).
+const NAME_DECODER: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// The name a (percent-decoded) path segment carries.
 pub fn decode_segment(segment: &str) -> Result<String, NameError> {
     let Some(encoded) = segment.strip_prefix('-') else {
         return Ok(segment.to_owned());
     };
-    let bytes = URL_SAFE_NO_PAD
+    let bytes = NAME_DECODER
         .decode(encoded)
         .map_err(|e| NameError::BadBase64 {
             segment: segment.to_owned(),
@@ -280,6 +292,10 @@ mod tests {
                 matches!(decode_segment(bad), Err(NameError::BadBase64 { .. })),
                 "{bad:?}"
             );
+        }
+        // The unused bits of the last character need not be zero.
+        for (lenient, name) in [("-LR", "-"), ("-LWN", "-c"), ("-w6l", "é")] {
+            assert_eq!(decode_segment(lenient).as_deref(), Ok(name), "{lenient}");
         }
         // 0xFF 0xFE is valid base64 but not UTF-8.
         assert_eq!(
