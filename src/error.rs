@@ -107,6 +107,13 @@ pub enum Error {
         /// The limit, in levels.
         limit: usize,
     },
+    /// A data map's compact JSON encoding is longer than
+    /// [`MAX_DATA_BYTES`](crate::rules::limits::MAX_DATA_BYTES); nothing
+    /// was stored.
+    DataTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A change-feed operation on a backend that has no change feed.
     NoChangeFeed,
     /// A failure of the backend itself, with its source (shared by clones).
@@ -135,6 +142,9 @@ impl fmt::Display for Error {
             Error::TimeOutOfRange(what) => write!(f, "time out of range: {what}"),
             Error::NameTooLong { limit } => write!(f, "name is longer than {limit} bytes"),
             Error::DataTooDeep { limit } => write!(f, "data nests deeper than {limit} levels"),
+            Error::DataTooLarge { limit } => {
+                write!(f, "data is longer than {limit} bytes as JSON")
+            }
             Error::NoChangeFeed => f.write_str("this backend has no change feed"),
             Error::Backend(source) => write!(f, "backend error: {source}"),
         }
@@ -191,6 +201,8 @@ pub enum ErrorKind {
     NameTooLong,
     /// [`Error::DataTooDeep`].
     DataTooDeep,
+    /// [`Error::DataTooLarge`].
+    DataTooLarge,
     /// [`Error::NoChangeFeed`].
     NoChangeFeed,
     /// [`Error::Backend`].
@@ -238,6 +250,7 @@ impl Error {
             Error::TimeOutOfRange(_) => ErrorKind::TimeOutOfRange,
             Error::NameTooLong { .. } => ErrorKind::NameTooLong,
             Error::DataTooDeep { .. } => ErrorKind::DataTooDeep,
+            Error::DataTooLarge { .. } => ErrorKind::DataTooLarge,
             Error::NoChangeFeed => ErrorKind::NoChangeFeed,
             Error::Backend(_) => ErrorKind::Backend,
         }
@@ -258,6 +271,7 @@ impl PartialEq for Error {
             (BadOutputItem(a), BadOutputItem(b)) => a == b,
             (NameTooLong { limit: a }, NameTooLong { limit: b }) => a == b,
             (DataTooDeep { limit: a }, DataTooDeep { limit: b }) => a == b,
+            (DataTooLarge { limit: a }, DataTooLarge { limit: b }) => a == b,
             (a, b) => a.kind() == b.kind(),
         }
     }

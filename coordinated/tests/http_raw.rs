@@ -709,21 +709,28 @@ fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
 /// sent whole: its connection is busy until the body is out.
 #[test]
 fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
-    let server = Server::start(&["--idle-timeout", "300ms", "--max-body-bytes", "33554432"]);
+    let server = Server::start(&["--idle-timeout", "300ms"]);
     add_spec_s(&server, "a");
-    // A unit document of 16 MiB: more than the sockets between buffer.
-    let big = "x".repeat(16 << 20);
-    let unit = format!(r#"{{"name": "u", "data": {{"big": "{big}"}}}}"#);
-    let reply = server.send_json("POST", "/namespace/a/work_spec/s/work_unit", &unit);
-    assert_eq!(reply.status, 201, "{}", reply.text());
+    // Five units with the longest data, handed out in one response of
+    // 20 MiB: more than the sockets between buffer.
+    let big = "x".repeat(MAX_DATA_BYTES - r#"{"big":""}"#.len());
+    for i in 0..5 {
+        let unit = format!(r#"{{"name": "u{i}", "data": {{"big": "{big}"}}}}"#);
+        let reply = server.send_json("POST", "/namespace/a/work_spec/s/work_unit", &unit);
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    }
 
     let mut stream = TcpStream::connect(server.addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    stream
-        .write_all(b"GET /namespace/a/work_spec/s/work_unit/u HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    let body = r#"{"number_of_work_units": 5}"#;
+    let request = format!(
+        "POST /namespace/a/worker/w/request_attempts HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: {V1}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("write");
     let started = Instant::now();
     let mut received = Vec::new();
     let mut chunk = vec![0; 64 << 10];
@@ -752,7 +759,7 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
         .find_map(|line| line.strip_prefix("content-length: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no length in {head}"));
-    assert!(length > 16 << 20, "{length}");
+    assert!(length > 5 * MAX_DATA_BYTES, "{length}");
     assert_eq!(received.len() - head_end, length);
 }
 

@@ -22,9 +22,9 @@ pub struct ParsedDefinition {
 /// [`MAX_NAME_BYTES`](super::limits::MAX_NAME_BYTES) → `NameTooLong`; any
 /// other recognised key with an unusable type, or an `interval` outside
 /// `0..=`[`MAX_INTERVAL`](super::limits::MAX_INTERVAL) seconds →
-/// `InvalidWorkSpecData`. The nesting of the definition is the caller's
-/// to check ([`checked_data`](super::limits::checked_data)), since only an
-/// owner can drop rejected data safely.
+/// `InvalidWorkSpecData`. The nesting and length of the definition are the
+/// caller's to check ([`checked_data`](super::limits::checked_data)), since
+/// only an owner can drop rejected data safely.
 ///
 /// ```
 /// use coordinate::{data, rules::parse_definition};

@@ -6,6 +6,8 @@
 //! normalises what two backends would otherwise store differently
 //! (`-0.0` in priorities and data, sub-microsecond times and intervals).
 
+use std::io;
+
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -25,6 +27,16 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// limit lets it read a map at most 127 levels deep; 100 leaves a margin,
 /// so everything stored reads back.
 pub const MAX_DATA_DEPTH: usize = 100;
+
+/// The longest data map, in bytes of its compact JSON encoding (as
+/// `serde_json::to_vec` writes it).
+///
+/// PostgreSQL's `jsonb` refuses a string or container over 256 MiB, and
+/// `coordinated` reads request bodies up to 8 MiB by default: 4 MiB keeps
+/// any data far inside the first, even in `jsonb`'s binary form (several
+/// times longer than the JSON for an array of two million zeros), and
+/// leaves the second room for the request around the data.
+pub const MAX_DATA_BYTES: usize = 4 << 20;
 
 /// The longest continuous `interval` of a work spec: 100 years of 365.25
 /// days. Intervals are never negative.
@@ -54,11 +66,14 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// `data` if it nests at most [`MAX_DATA_DEPTH`] levels, else
-/// [`Error::DataTooDeep`]; a number `-0.0` anywhere in it becomes `0.0`
-/// (PostgreSQL's `jsonb` has no negative zero).
+/// [`Error::DataTooDeep`], and then if its JSON is at most
+/// [`MAX_DATA_BYTES`] long, else [`Error::DataTooLarge`]; a number `-0.0`
+/// anywhere in it becomes `0.0` (PostgreSQL's `jsonb` has no negative
+/// zero), before its length is measured.
 ///
-/// Checked without recursion, and rejected data is taken apart without
-/// recursion too, so no depth of input can overflow the stack.
+/// Depth is checked without recursion, and rejected data is taken apart
+/// without recursion too, so no depth of input can overflow the stack;
+/// the length is measured only then, since serializing recurses.
 pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
     let scan = scan(&data, MAX_DATA_DEPTH);
     if scan.too_deep {
@@ -70,7 +85,46 @@ pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
     if scan.negative_zero {
         positive_zeros(&mut data);
     }
+    if json_len(&data, MAX_DATA_BYTES)?.is_none() {
+        return Err(Error::DataTooLarge {
+            limit: MAX_DATA_BYTES,
+        });
+    }
     Ok(data)
+}
+
+/// The length of `map`'s compact JSON encoding, or `None` once it passes
+/// `limit`: the encoding is counted as it is written, never held, and
+/// writing stops at the first byte past the limit.
+fn json_len(map: &DataMap, limit: usize) -> Result<Option<usize>> {
+    let mut sink = CountingSink { len: 0, limit };
+    match serde_json::to_writer(&mut sink, map) {
+        Ok(()) => Ok(Some(sink.len)),
+        Err(_) if sink.len > limit => Ok(None),
+        // Not reached: a map of JSON values always serializes, and the
+        // sink fails only past the limit.
+        Err(e) => Err(Error::backend(e)),
+    }
+}
+
+/// Counts the bytes written to it, failing once they pass `limit`.
+struct CountingSink {
+    len: usize,
+    limit: usize,
+}
+
+impl io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.len = self.len.saturating_add(buf.len());
+        if self.len > self.limit {
+            return Err(io::Error::other("longer than the limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// [`checked_data`] of optional data.
@@ -233,7 +287,7 @@ pub fn checked_unit_meta(meta: WorkUnitMeta) -> Result<WorkUnitMeta> {
 }
 
 /// The data and meta of a new or replaced work unit, checked in this
-/// order: data depth, name length, priority, not-before time.
+/// order: data depth and length, name length, priority, not-before time.
 pub fn checked_new_unit(
     name: &str,
     data: DataMap,
@@ -296,7 +350,7 @@ pub fn checked_spec_meta(meta: WorkSpecMeta) -> Result<WorkSpecMeta> {
 }
 
 /// The arguments of a worker's `update`, checked in this order: data
-/// depth, `now`, `expiration`.
+/// depth and length, `now`, `expiration`.
 pub fn checked_worker_update(
     data: DataMap,
     now: Time,
@@ -308,6 +362,9 @@ pub fn checked_worker_update(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, RngSeed};
+
     use super::*;
     use crate::data;
 
@@ -350,6 +407,118 @@ mod tests {
         assert_eq!(MIN_TIME.to_rfc3339(), "0001-01-01T00:00:00+00:00");
         assert_eq!(MAX_TIME.to_rfc3339(), "9999-12-31T23:59:59.999999+00:00");
         assert_eq!(MAX_INTERVAL, Duration::days(36_525));
+        assert_eq!(MAX_DATA_BYTES, 4 * 1024 * 1024);
+    }
+
+    /// `{"s":"…"}`, `len` bytes long as JSON: `fill`, which encodes as
+    /// `fill_len` bytes, repeated, then as many `x` as make up the rest.
+    fn sized(len: usize, fill: &str, fill_len: usize) -> DataMap {
+        let room = len - r#"{"s":""}"#.len();
+        let text = fill.repeat(room / fill_len) + &"x".repeat(room % fill_len);
+        let mut map = DataMap::new();
+        map.insert("s".into(), text.into());
+        map
+    }
+
+    fn too_large() -> Result<DataMap> {
+        Err(Error::DataTooLarge {
+            limit: MAX_DATA_BYTES,
+        })
+    }
+
+    #[test]
+    fn data_as_long_as_the_limit_passes_and_a_byte_more_is_rejected() {
+        let longest = sized(MAX_DATA_BYTES, "x", 1);
+        assert_eq!(serde_json::to_vec(&longest).unwrap().len(), MAX_DATA_BYTES);
+        assert_eq!(checked_data(longest.clone()), Ok(longest));
+        assert_eq!(checked_data(sized(MAX_DATA_BYTES + 1, "x", 1)), too_large());
+        assert_eq!(checked_data(sized(64 << 20, "x", 1)), too_large());
+    }
+
+    #[test]
+    fn escaped_characters_count_as_written() {
+        let map = data!({"s": "\"\\\n\u{1}é"});
+        // `"\"\\\n\u0001é"`: 2 + 2 + 2 + 6 + 2 bytes between the quotes.
+        assert_eq!(json_len(&map, usize::MAX), Ok(Some(8 + 14)));
+        // Counted as characters, each would be far below the limit.
+        for (fill, fill_len) in [("\"", 2), ("\\", 2), ("\n", 2), ("\u{1}", 6)] {
+            let longest = sized(MAX_DATA_BYTES, fill, fill_len);
+            assert_eq!(json_len(&longest, usize::MAX), Ok(Some(MAX_DATA_BYTES)));
+            assert!(checked_data(longest).is_ok(), "{fill:?}");
+            let over = sized(MAX_DATA_BYTES + 1, fill, fill_len);
+            assert_eq!(checked_data(over), too_large(), "{fill:?}");
+        }
+    }
+
+    #[test]
+    fn a_negative_zero_is_measured_as_stored() {
+        // `-0.0` is four bytes, and stored as the three of `0.0`.
+        let mut map = sized(MAX_DATA_BYTES - r#","z":0.0"#.len(), "x", 1);
+        map.insert("z".into(), Value::from(-0.0));
+        assert_eq!(serde_json::to_vec(&map).unwrap().len(), MAX_DATA_BYTES + 1);
+        let stored = checked_data(map).unwrap();
+        assert_eq!(serde_json::to_vec(&stored).unwrap().len(), MAX_DATA_BYTES);
+    }
+
+    #[test]
+    fn measuring_stops_just_past_the_limit() {
+        let mut map = DataMap::new();
+        for i in 0..100_000 {
+            map.insert(format!("k{i}"), Value::from("v".repeat(100)));
+        }
+        let mut sink = CountingSink {
+            len: 0,
+            limit: 1000,
+        };
+        assert!(serde_json::to_writer(&mut sink, &map).is_err());
+        // Stopped at the write that crossed the limit, not at the end.
+        assert!(sink.len <= 1000 + 100, "{}", sink.len);
+        assert_eq!(json_len(&map, 1000), Ok(None));
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (i64::MAX as u64..=u64::MAX).prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            rng_algorithm: RngAlgorithm::ChaCha,
+            rng_seed: RngSeed::Fixed(0x512E),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// The length counted is the length of the encoding, which passes
+        /// a limit one byte shorter.
+        #[test]
+        fn the_length_counted_is_the_length_written(
+            entries in proptest::collection::vec((any::<String>(), json_value()), 0..8)
+        ) {
+            let map: DataMap = entries.into_iter().collect();
+            let written = serde_json::to_vec(&map).unwrap().len();
+            prop_assert_eq!(json_len(&map, usize::MAX), Ok(Some(written)));
+            prop_assert_eq!(json_len(&map, written), Ok(Some(written)));
+            prop_assert_eq!(json_len(&map, written - 1), Ok(None));
+        }
     }
 
     fn depth_exceeds(map: &DataMap, limit: usize) -> bool {
