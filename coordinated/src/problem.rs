@@ -101,15 +101,16 @@ impl Problem {
 }
 
 /// True for the errors of input over one of the crate's documented limits
-/// (a name too long, data nested too deep, a time out of range, a priority
-/// that is not finite) or a work spec definition it cannot read: checks of
-/// this crate's own, which the reference API never makes on an operation,
-/// whichever operation found them.
+/// (a name too long, data nested too deep or too long, a time out of range,
+/// a priority that is not finite) or a work spec definition it cannot read:
+/// checks of this crate's own, which the reference API never makes on an
+/// operation, whichever operation found them.
 fn is_bad_input(err: &Error) -> bool {
     matches!(
         err,
         Error::NameTooLong { .. }
             | Error::DataTooDeep { .. }
+            | Error::DataTooLarge { .. }
             | Error::TimeOutOfRange(_)
             | Error::InvalidWorkSpecData(_)
             | Error::BadPriority

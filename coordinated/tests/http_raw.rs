@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use coordinate::rest::names;
 use coordinate::rest::wire::ErrorDocument;
-use coordinate::rules::limits::MAX_DATA_DEPTH;
+use coordinate::rules::limits::{MAX_DATA_BYTES, MAX_DATA_DEPTH};
 use coordinate::{Error, ObjectKind};
 use serde_json::json;
 use support::{eventually, exchange, read_reply, request, Server};
@@ -821,6 +821,53 @@ fn data_too_deep_for_the_decoder_is_data_too_deep() {
         server.get("/namespace/d/work_spec/s/work_unit/u").status,
         400
     );
+}
+
+#[test]
+fn data_too_long_is_data_too_large() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "l");
+    let units = "/namespace/l/work_spec/s/work_unit";
+    // `{"k":"x…"}`, `len` bytes long as compact JSON.
+    let data = |len: usize| json!({"k": "x".repeat(len - r#"{"k":""}"#.len())});
+    let over = json!({"name": "u", "data": data(MAX_DATA_BYTES + 1)}).to_string();
+    let spec_over = json!({"data": {"name": "s", "k": "x".repeat(MAX_DATA_BYTES)}}).to_string();
+    for (method, path, body) in [
+        ("POST", units, &over),
+        ("PUT", "/namespace/l/work_spec/s", &spec_over),
+    ] {
+        let reply = server.send_json(method, path, body);
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.text());
+        assert_eq!(reply.json()["kind"], "DataTooLarge", "{}", reply.text());
+        assert_eq!(reply.json()["value"], MAX_DATA_BYTES.to_string());
+        let document: ErrorDocument = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(
+            document.into_error(ObjectKind::WorkUnit),
+            Error::DataTooLarge {
+                limit: MAX_DATA_BYTES
+            }
+        );
+    }
+    assert_eq!(server.get(&format!("{units}/u")).status, 400);
+    assert_eq!(
+        server.get("/namespace/l/work_spec/s").json()["data"],
+        json!({"name": "s"})
+    );
+    // The length is the data's as compact JSON, however it was sent: here
+    // with spaces, and half a million of the `x` escaped (`\u0078`, six
+    // bytes each), so over 6 MiB on the wire.
+    let escaped = 500_000;
+    let plain = MAX_DATA_BYTES - r#"{"k":""}"#.len() - escaped;
+    let at_limit = format!(
+        r#"{{"name": "u", "data": {{ "k" : "{}{}" }}}}"#,
+        r"\u0078".repeat(escaped),
+        "x".repeat(plain)
+    );
+    assert!(at_limit.len() > 6 << 20);
+    let reply = server.send_json("POST", units, &at_limit);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let stored = server.get(&format!("{units}/u")).json();
+    assert_eq!(stored["data"], data(MAX_DATA_BYTES));
 }
 
 #[test]

@@ -52,6 +52,7 @@ mod kinds {
     pub(super) const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
     pub(super) const NAME_TOO_LONG: &str = "NameTooLong";
     pub(super) const DATA_TOO_DEEP: &str = "DataTooDeep";
+    pub(super) const DATA_TOO_LARGE: &str = "DataTooLarge";
 }
 
 /// The body of every error response.
@@ -122,6 +123,7 @@ impl ErrorDocument {
             Error::TimeOutOfRange(arg) => (arg.clone(), kinds::TIME_OUT_OF_RANGE.into()),
             Error::NameTooLong { limit } => (limit.to_string(), kinds::NAME_TOO_LONG.into()),
             Error::DataTooDeep { limit } => (limit.to_string(), kinds::DATA_TOO_DEEP.into()),
+            Error::DataTooLarge { limit } => (limit.to_string(), kinds::DATA_TOO_LARGE.into()),
             _ => (String::new(), String::new()),
         };
         ErrorDocument {
@@ -161,6 +163,7 @@ impl ErrorDocument {
             (kinds::TIME_OUT_OF_RANGE, _) => Error::TimeOutOfRange(self.value),
             (kinds::NAME_TOO_LONG, Ok(limit)) => Error::NameTooLong { limit },
             (kinds::DATA_TOO_DEEP, Ok(limit)) => Error::DataTooDeep { limit },
+            (kinds::DATA_TOO_LARGE, Ok(limit)) => Error::DataTooLarge { limit },
             _ => Error::backend(RemoteError {
                 code: self.error,
                 message: self.message,

@@ -332,6 +332,7 @@ fn error_documents_round_trip_typed_errors() {
         Error::TimeOutOfRange("y".into()),
         Error::NameTooLong { limit: 1024 },
         Error::DataTooDeep { limit: 100 },
+        Error::DataTooLarge { limit: 4 << 20 },
     ];
     for err in cases {
         let doc = ErrorDocument::from_error(&err);
