@@ -1,5 +1,6 @@
 //! The limits of the crate's `# Limits` section, at and beyond each one:
-//! name length, data nesting, continuous intervals, priorities and times.
+//! name length, data nesting and length, continuous intervals, priorities
+//! and times.
 //! Within a limit everything is stored and read back exactly; beyond it
 //! the typed error comes back and nothing is stored.
 
@@ -7,14 +8,17 @@ use std::fmt::Debug;
 
 use serde_json::Value;
 
-use super::{at_secs, Dead, Identity, Run, TestBackend};
-use crate::api::{AttemptRef, BackendExt, WorkSpecRef, WorkUnitRef, WorkerRef};
+use super::{at_secs, names, Dead, Identity, Run, TestBackend};
+use crate::api::{AttemptRef, BackendExt, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::data;
 use crate::error::{Error, Result};
 use crate::model::{
-    AttemptRequest, DataMap, Duration, Time, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    AttemptRequest, DataMap, Duration, NewWorkUnit, Time, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
 };
-use crate::rules::limits::{MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME};
+use crate::rules::limits::{
+    MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME,
+};
 
 /// A name of exactly `len` bytes that compresses badly (a database may
 /// compress repetitive index entries), distinct per `seed`.
@@ -158,34 +162,45 @@ pub async fn chained_name_limits(t: TestBackend) {
         .await;
 }
 
-/// Makes a fresh data map for each write path.
-type MakeData = fn() -> DataMap;
+/// Makes a fresh data map for each write path: given a name, a work spec
+/// definition with that `"name"`.
+type MakeData = fn(Option<&str>) -> DataMap;
 
-/// Every way a caller stores a data map, on fresh objects of `spec`.
+/// `map`, with `name` as its `"name"` if given.
+fn named(mut map: DataMap, name: Option<&str>) -> DataMap {
+    if let Some(name) = name {
+        map.insert("name".into(), Value::String(name.into()));
+    }
+    map
+}
+
+/// Each way an attempt ends, or is renewed, with data, by the name of the
+/// unit [`store_everywhere`] makes for it.
+const ENDS: [&str; 5] = ["renewed", "expired", "finished", "failed", "retried"];
+
+/// The units [`store_everywhere`] adds with data.
+const ADDED: [&str; 2] = ["added", "bulk"];
+
+/// Every way a caller stores a data map, on fresh objects of `spec` (a
+/// new spec `"added"`, the units of [`ADDED`] and a unit per name of
+/// `ends`, a subset of [`ENDS`]): each path's name and answer.
 async fn store_everywhere(
     r: &Run,
-    spec: &WorkSpecRef,
-    worker: &WorkerRef,
+    (ns, spec, worker): Objects<'_>,
     make: MakeData,
-) -> Vec<Result<(), Error>> {
+    ends: &[&'static str],
+) -> Vec<(&'static str, Result<(), Error>)> {
     let mut results = Vec::new();
-    let ns = r.ok(r.backend().namespace("data_depth_limits").await, "ns");
-    let mut definition = make();
-    definition.insert("name".into(), Value::String("deep".into()));
-    results.push(ns.set_work_spec(definition).await.map(drop));
-    let mut definition = make();
-    definition.insert("name".into(), Value::String(spec.name().into()));
-    results.push(spec.set_data(definition).await);
-    results.push(
-        spec.add_work_unit("deep", make(), WorkUnitMeta::default())
-            .await
-            .map(drop),
-    );
-    results.push(
-        worker
-            .update(make(), r.now(), r.now() + Duration::hours(1), "deep")
-            .await,
-    );
+    let set = ns.set_work_spec(make(Some("added"))).await.map(drop);
+    results.push(("set_work_spec", set));
+    results.push(("set_data", spec.set_data(make(Some(spec.name()))).await));
+    let add = spec.add_work_unit("added", make(None), WorkUnitMeta::default());
+    results.push(("add_work_unit", add.await.map(drop)));
+    let bulk = spec.add_work_units(vec![NewWorkUnit::new("bulk", make(None))]);
+    results.push(("add_work_units", bulk.await.map(drop)));
+    let until = r.now() + Duration::hours(1);
+    let update = worker.update(make(None), r.now(), until, "mode").await;
+    results.push(("worker update", update));
     let attempt = |name: &'static str| async move {
         let unit = r.unit(spec, name, data!({"plain": true})).await;
         r.ok(
@@ -193,17 +208,147 @@ async fn store_everywhere(
             format_args!("make_attempt({name})"),
         )
     };
-    let a: AttemptRef = attempt("renewed").await;
-    results.push(a.renew(Duration::hours(1), Some(make())).await);
-    let a = attempt("expired").await;
-    results.push(a.expire(Some(make())).await);
-    let a = attempt("finished").await;
-    results.push(a.finish(Some(make())).await);
-    let a = attempt("failed").await;
-    results.push(a.fail(Some(make())).await);
-    let a = attempt("retried").await;
-    results.push(a.retry(Some(make()), Duration::zero()).await);
+    for &end in ends {
+        let a: AttemptRef = attempt(end).await;
+        let data = Some(make(None));
+        let result = match end {
+            "renewed" => a.renew(Duration::hours(1), data).await,
+            "expired" => a.expire(data).await,
+            "finished" => a.finish(data).await,
+            "failed" => a.fail(data).await,
+            "retried" => a.retry(data, Duration::zero()).await,
+            other => panic!("[{}] no attempt ends as {other:?}", r.name),
+        };
+        results.push((end, result));
+    }
     results
+}
+
+/// The namespace, spec and worker a data scenario stores through.
+type Objects<'a> = (&'a NamespaceRef, &'a WorkSpecRef, &'a WorkerRef);
+
+/// `got` must equal `want`; a failure names their lengths, not the data,
+/// which may be megabytes.
+fn same_data(r: &Run, got: &DataMap, want: &DataMap, step: impl std::fmt::Display) {
+    check!(
+        r,
+        got == want,
+        "{step}: read back {} bytes as JSON where {} were stored",
+        json_len(got),
+        json_len(want)
+    );
+}
+
+/// The length of `map` as compact JSON.
+fn json_len(map: &DataMap) -> usize {
+    match serde_json::to_vec(map) {
+        Ok(json) => json.len(),
+        Err(e) => panic!("a data map always encodes as JSON: {e}"),
+    }
+}
+
+/// Stores `make`'s data on every path, each of which must answer
+/// `expected`, then checks that nothing was stored: no new spec or unit,
+/// and the spec's definition, the attempts' data and the worker's data
+/// as they were. Deletes the units it made.
+async fn refused_everywhere(
+    r: &Run,
+    objects: Objects<'_>,
+    (make, ends): (MakeData, &[&'static str]),
+    expected: Error,
+    what: &str,
+) {
+    let (ns, spec, worker) = objects;
+    let definition = r.ok(spec.data().await, "definition");
+    for (path, result) in store_everywhere(r, objects, make, ends).await {
+        r.fails(result, expected.clone(), format_args!("{what}: {path}"));
+    }
+    r.fails(
+        ns.work_spec("added").await,
+        Error::NoSuchWorkSpec {
+            name: "added".into(),
+        },
+        format_args!("{what}: no spec added"),
+    );
+    r.ok_eq(
+        spec.data().await,
+        definition,
+        format_args!("{what}: definition kept"),
+    );
+    check_eq!(
+        r,
+        r.unit_names(spec, "units").await,
+        names(ends.iter().copied()),
+        "{what}: no unit added"
+    );
+    let units = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "units");
+    for (name, unit) in units {
+        let data = r.ok(unit.data().await, "data");
+        check_eq!(
+            r,
+            data,
+            data!({"plain": true}),
+            "{what}: data of {name:?} kept"
+        );
+        for a in r.ok(unit.attempts().await, "attempts") {
+            let data = r.ok(a.data().await, "attempt data");
+            check_eq!(
+                r,
+                data,
+                data!({"plain": true}),
+                "{what}: attempt of {name:?}"
+            );
+        }
+    }
+    r.ok_empty(
+        worker.data().await,
+        format_args!("{what}: worker data kept"),
+    );
+    r.ok(
+        spec.delete_work_units(&WorkUnitQuery::all()).await,
+        "clean up",
+    );
+}
+
+/// Stores `make`'s data on every path, each of which must accept it, then
+/// reads every value back: each equals what was stored, and the units
+/// added with it are handed out and finished.
+async fn stored_everywhere(
+    r: &Run,
+    objects: Objects<'_>,
+    (make, ends): (MakeData, &[&'static str]),
+    what: &str,
+) {
+    let (ns, spec, worker) = objects;
+    for (path, result) in store_everywhere(r, objects, make, ends).await {
+        r.ok(result, format_args!("{what}: {path}"));
+    }
+    let added = r.ok(ns.work_spec("added").await, "spec added");
+    let definition = r.ok(added.data().await, "definition");
+    same_data(r, &definition, &make(Some("added")), "set_work_spec");
+    let definition = r.ok(spec.data().await, "definition");
+    same_data(r, &definition, &make(Some(spec.name())), "set_data");
+    let data = r.ok(worker.data().await, "worker data");
+    same_data(r, &data, &make(None), "worker data");
+    let want = make(None);
+    for &name in ADDED.iter().chain(ends) {
+        let unit = r.ok(spec.work_unit(name).await, name);
+        let attempts = r.ok(unit.attempts().await, "attempts");
+        let data = match attempts.last() {
+            Some(a) => r.ok(a.data().await, "attempt data"),
+            None => r.ok(unit.data().await, "unit data"),
+        };
+        same_data(r, &data, &want, format_args!("{what}: data of {name:?}"));
+    }
+    // The units added with the data can be handed out and their data read
+    // from the attempt.
+    let got = r
+        .request(worker, AttemptRequest::units(10), "request the units")
+        .await;
+    for a in got {
+        r.ok(a.data().await, format_args!("{what}: attempt data"));
+        r.ok(a.finish(None).await, format_args!("{what}: finish"));
+    }
 }
 
 /// **DataDepthLimits.** Data maps nested exactly `MAX_DATA_DEPTH` levels
@@ -214,89 +359,65 @@ pub async fn data_depth_limits(t: TestBackend) {
     let (r, ns) = Run::with_ns("data_depth_limits", t).await;
     let spec = r.named_spec(&ns, "spec").await;
     let worker = r.worker(&ns, "worker").await;
+    let objects = (&ns, &spec, &worker);
     let over: [(MakeData, &str); 2] = [
-        (|| nested(MAX_DATA_DEPTH + 1), "one level over"),
-        (|| nested(100_000), "100,000 levels"),
+        (
+            |name| named(nested(MAX_DATA_DEPTH + 1), name),
+            "one level over",
+        ),
+        (|name| named(nested(100_000), name), "100,000 levels"),
     ];
     for (make, what) in over {
-        for (i, result) in store_everywhere(&r, &spec, &worker, make)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            r.fails(result, too_deep(), format_args!("{what}: write path {i}"));
-        }
-        r.fails(
-            ns.work_spec("deep").await,
-            Error::NoSuchWorkSpec {
-                name: "deep".into(),
-            },
-            format_args!("{what}: no deep spec"),
-        );
-        let units = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "units");
-        for (name, unit) in units {
-            let data = r.ok(unit.data().await, "data");
-            check_eq!(
-                r,
-                data,
-                data!({"plain": true}),
-                "{what}: data of {name:?} kept"
-            );
-            for a in r.ok(unit.attempts().await, "attempts") {
-                let data = r.ok(a.data().await, "attempt data");
-                check_eq!(
-                    r,
-                    data,
-                    data!({"plain": true}),
-                    "{what}: attempt of {name:?}"
-                );
-            }
-        }
-        r.ok_empty(
-            worker.data().await,
-            format_args!("{what}: worker data kept"),
-        );
-        r.ok(
-            spec.delete_work_units(&WorkUnitQuery::all()).await,
-            "clean up",
-        );
+        refused_everywhere(&r, objects, (make, &ENDS), too_deep(), what).await;
     }
+    let deepest = |name: Option<&str>| named(nested(MAX_DATA_DEPTH), name);
+    stored_everywhere(&r, objects, (deepest, &ENDS), "at the limit").await;
+}
 
-    let deepest = nested(MAX_DATA_DEPTH);
-    for (i, result) in store_everywhere(&r, &spec, &worker, || nested(MAX_DATA_DEPTH))
-        .await
-        .into_iter()
-        .enumerate()
-    {
-        r.ok(result, format_args!("at the limit: write path {i}"));
-    }
-    let mut definition = deepest.clone();
-    definition.insert("name".into(), Value::String("deep".into()));
-    let deep_spec = r.ok(ns.work_spec("deep").await, "deep spec");
-    r.ok_eq(deep_spec.data().await, definition, "definition");
-    let mut definition = deepest.clone();
-    definition.insert("name".into(), Value::String("spec".into()));
-    r.ok_eq(spec.data().await, definition, "set_data");
-    r.ok_eq(worker.data().await, deepest.clone(), "worker data");
-    for name in [
-        "deep", "renewed", "expired", "finished", "failed", "retried",
-    ] {
-        let unit = r.ok(spec.work_unit(name).await, name);
-        let attempts = r.ok(unit.attempts().await, "attempts");
-        let data = match attempts.last() {
-            Some(a) => r.ok(a.data().await, "attempt data"),
-            None => r.ok(unit.data().await, "unit data"),
-        };
-        check_eq!(r, data, deepest, "data of {name:?}");
-    }
-    // A unit at the limit can be handed out and its data read from the attempt.
-    let got = r
-        .request(&worker, AttemptRequest::units(10), "request deep units")
-        .await;
-    for a in got {
-        r.ok(a.data().await, "attempt data at the limit");
-        r.ok(a.finish(None).await, "finish at the limit");
-    }
+/// A data map `len` bytes long as compact JSON, with `name` as its
+/// `"name"` if given: under `"pad"`, a thousand pieces of text mixing
+/// characters JSON escapes (`"`, `\`, a newline, U+0001) with others
+/// (non-ASCII, letters), then as many `x` as make up the length. Counted
+/// unescaped, the text would be 10,000 bytes shorter.
+fn data_of_len(len: usize, name: Option<&str>) -> DataMap {
+    const PIECE: &str = "\"\\\n\u{1}é€ size ";
+    // `\"`, `\\`, `\n` and `\u0001`, then 2 + 3 bytes of UTF-8 and 6 of ASCII.
+    const PIECE_LEN: usize = 2 + 2 + 2 + 6 + 2 + 3 + 6;
+    const PIECES: usize = 1000;
+    let mut map = named(DataMap::new(), name);
+    map.insert("pad".into(), Value::String(String::new()));
+    let room = len - json_len(&map) - PIECES * PIECE_LEN;
+    let pad = PIECE.repeat(PIECES) + &"x".repeat(room);
+    map.insert("pad".into(), Value::String(pad));
+    map
+}
+
+/// **DataSizeLimits.** Data maps exactly `MAX_DATA_BYTES` long as compact
+/// JSON, escapes counted as written, are stored through every write path
+/// and read back exactly; one byte more answers `DataTooLarge` on every
+/// path without storing anything. Of an attempt's ends only `finish` is
+/// tried: every end checks its data with the one function whose depth
+/// check `DataDepthLimits` tries on each, and megabytes take time on
+/// every stack.
+pub async fn data_size_limits(t: TestBackend) {
+    let (r, ns) = Run::with_ns("data_size_limits", t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    let objects = (&ns, &spec, &worker);
+    let longest: MakeData = |name| data_of_len(MAX_DATA_BYTES, name);
+    check_eq!(
+        r,
+        json_len(&longest(Some("spec"))),
+        MAX_DATA_BYTES,
+        "the longest definition"
+    );
+    let too_large = Error::DataTooLarge {
+        limit: MAX_DATA_BYTES,
+    };
+    let over: MakeData = |name| data_of_len(MAX_DATA_BYTES + 1, name);
+    let ends: &[&str] = &["finished"];
+    refused_everywhere(&r, objects, (over, ends), too_large, "one byte over").await;
+    stored_everywhere(&r, objects, (longest, ends), "at the limit").await;
 }
 
 /// **IntervalLimits.** Continuous intervals from 0 to `MAX_INTERVAL` are
