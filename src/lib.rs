@@ -95,6 +95,7 @@
 //! |---|---|---|
 //! | namespace, work spec, work unit and worker names | at most [`MAX_NAME_BYTES`](rules::limits::MAX_NAME_BYTES) = 1,024 bytes of UTF-8 | [`Error::NameTooLong`]; a lookup finds nothing; a chained output item is skipped |
 //! | nesting of data maps (definitions, unit, attempt and worker data) | at most [`MAX_DATA_DEPTH`](rules::limits::MAX_DATA_DEPTH) = 100 levels, the map itself being level 1; a number `-0.0` in a map is stored as `0.0` | [`Error::DataTooDeep`] |
+//! | length of data maps (the same), checked once their nesting passes | at most [`MAX_DATA_BYTES`](rules::limits::MAX_DATA_BYTES) = 4 MiB (4,194,304 bytes) of compact JSON, as `serde_json::to_vec` writes it (escapes counted as written, `-0.0` as `0.0`) | [`Error::DataTooLarge`] |
 //! | continuous `interval` (definition and `set_meta`) | `0 ..=` [`MAX_INTERVAL`](rules::limits::MAX_INTERVAL) = 100 years of 365.25 days, whole microseconds | [`Error::InvalidWorkSpecData`] |
 //! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped; a leap second, 23:59:60.5, is read as 00:00:00.5 of the next minute) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
 //! | the clock's now, wherever a backend records it (start, end and expiry times, chained units' times) | whole microseconds, held inside `MIN_TIME ..= MAX_TIME` ([`stored_now`](rules::limits::stored_now)) | — |
@@ -104,17 +105,22 @@
 //! Why these values: PostgreSQL cannot index a row over about 2,700 bytes,
 //! and 1 KiB leaves room for indexes over a name and its parent; its client
 //! decodes `jsonb` with serde_json, which reads at most 127 levels, and 100
-//! leaves a margin; the time range is the one of RFC 3339 and most
-//! languages' date types, well inside both PostgreSQL's `timestamptz` and
-//! chrono; priorities and memory figures must order the same in Rust and
-//! SQL, where NaN and the sign of zero do not, and JSON carries no NaN or
-//! infinity. A request's `available_gb` needs no limit: NaN and any
-//! amount not above zero mean the worker did not say, and infinity fits
-//! every spec. Depth is checked without recursion and data
+//! leaves a margin; `jsonb` refuses a string or container over 256 MiB, and
+//! `coordinated` reads request bodies up to 8 MiB by default, so 4 MiB of
+//! JSON stays far inside the first even in `jsonb`'s longer binary form and
+//! fits the second with the request around it; the time range is the one of
+//! RFC 3339 and most languages' date types, well inside both PostgreSQL's
+//! `timestamptz` and chrono; priorities and memory figures must order the
+//! same in Rust and SQL, where NaN and the sign of zero do not, and JSON
+//! carries no NaN or infinity. A request's `available_gb` needs no limit:
+//! NaN and any amount not above zero mean the worker did not say, and
+//! infinity fits every spec. Depth is checked without recursion and data
 //! over the limit is dismantled without recursion, so no input overflows
-//! the stack. A continuous spec's next time is `now + interval` saturated at
-//! `MAX_TIME`, so one spec's interval never fails a request. The injected
-//! [`Clock`] is trusted to stay inside the time range.
+//! the stack; length is measured once depth has passed, by counting the
+//! encoding as it is written and stopping past the limit, so it holds no
+//! copy of the data. A continuous spec's next time is `now + interval`
+//! saturated at `MAX_TIME`, so one spec's interval never fails a request.
+//! The injected [`Clock`] is trusted to stay inside the time range.
 //!
 //! The limits are judged before the object a call is on is looked at, with
 //! one exception: a lease, renewal or retry delay is measured from the

@@ -28,7 +28,9 @@ pub struct ServerOptions {
     /// Longest time one request may take: then it is answered `408` if its
     /// body was still arriving, else `503`.
     pub request_timeout: Duration,
-    /// Largest request body accepted.
+    /// Largest request body accepted; the default, 8 MiB, holds any data
+    /// map within [`MAX_DATA_BYTES`](coordinate::rules::limits::MAX_DATA_BYTES)
+    /// with the request around it.
     pub max_body_bytes: usize,
     /// Log every request through `tracing`.
     pub log_requests: bool,
