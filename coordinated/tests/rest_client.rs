@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{ProtocolError, RestBackend};
+use coordinate::rules::limits::MAX_DATA_BYTES;
 use coordinate::ObjectKind;
 use coordinate::{
     data, Backend, BackendExt, Error, NamespaceRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
@@ -185,8 +186,17 @@ async fn bad_arguments_are_refused_before_any_request() {
         .await
         .unwrap();
     let worker = ns.worker("w").await.unwrap();
+    let attempt = worker
+        .make_attempt(&unit, Default::default())
+        .await
+        .unwrap();
     let too_long = "n".repeat(coordinate::rules::limits::MAX_NAME_BYTES + 1);
     let deep = || nested(100_000);
+    // One byte longer than the limit as JSON.
+    let large = || {
+        let x = "x".repeat(MAX_DATA_BYTES + 1 - r#"{"k":""}"#.len());
+        data!({ "k": x })
+    };
     let after_the_end = coordinate::rules::limits::MAX_TIME + chrono::Duration::microseconds(1);
     let bad_meta = WorkUnitMeta {
         priority: f64::NAN,
@@ -209,6 +219,24 @@ async fn bad_arguments_are_refused_before_any_request() {
             .await
             .unwrap_err(),
     );
+    let too_large = |e: Error| {
+        let limit = MAX_DATA_BYTES;
+        assert_eq!(e, Error::DataTooLarge { limit });
+    };
+    too_large(
+        spec.add_work_unit(&too_long, large(), bad_meta)
+            .await
+            .unwrap_err(),
+    );
+    too_large(ns.set_work_spec(large()).await.unwrap_err());
+    too_large(spec.set_data(large()).await.unwrap_err());
+    too_large(
+        worker
+            .update(large(), after_the_end, after_the_end, "m")
+            .await
+            .unwrap_err(),
+    );
+    too_large(attempt.finish(Some(large())).await.unwrap_err());
     let e = spec
         .add_work_unit(&too_long, data!({}), bad_meta)
         .await
