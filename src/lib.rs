@@ -118,9 +118,11 @@
 //! over the limit is dismantled without recursion, so no input overflows
 //! the stack; length is measured once depth has passed, by counting the
 //! encoding as it is written and stopping past the limit, so it holds no
-//! copy of the data. A continuous spec's next time is `now + interval`
-//! saturated at `MAX_TIME`, so one spec's interval never fails a request.
-//! The injected [`Clock`] is trusted to stay inside the time range.
+//! copy of the data, and only for data that a bound taken while checking
+//! depth cannot already place within the limit. A continuous spec's next
+//! time is `now + interval` saturated at `MAX_TIME`, so one spec's interval
+//! never fails a request. The injected [`Clock`] is trusted to stay inside
+//! the time range.
 //!
 //! The limits are judged before the object a call is on is looked at, with
 //! one exception: a lease, renewal or retry delay is measured from the

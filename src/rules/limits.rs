@@ -73,7 +73,10 @@ pub fn check_name(name: &str) -> Result<()> {
 ///
 /// Depth is checked without recursion, and rejected data is taken apart
 /// without recursion too, so no depth of input can overflow the stack;
-/// the length is measured only then, since serializing recurses.
+/// the length is measured only then, since serializing recurses, and only
+/// when the depth pass's bound on it (every string byte taken as a
+/// six-byte escape, every number as the longest) is over the limit, so
+/// data of ordinary size is never serialized here.
 pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
     let scan = scan(&data, MAX_DATA_DEPTH);
     if scan.too_deep {
@@ -85,7 +88,9 @@ pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
     if scan.negative_zero {
         positive_zeros(&mut data);
     }
-    if json_len(&data, MAX_DATA_BYTES)?.is_none() {
+    // Most data is far shorter than the limit even counted at its worst,
+    // and needs no exact measure.
+    if scan.json_bound > MAX_DATA_BYTES && json_len(&data, MAX_DATA_BYTES)?.is_none() {
         return Err(Error::DataTooLarge {
             limit: MAX_DATA_BYTES,
         });
@@ -136,6 +141,37 @@ pub fn checked_optional_data(data: Option<DataMap>) -> Result<Option<DataMap>> {
 struct Scan {
     too_deep: bool,
     negative_zero: bool,
+    /// At least the length of the map's compact JSON (see [`json_bound`]).
+    json_bound: usize,
+}
+
+/// The longest JSON text serde_json writes for a number
+/// (`-2.2250738585072014e-308`; integers take at most 20).
+const MAX_NUMBER_LEN: usize = 24;
+
+/// At least the length of `value`'s compact JSON, not counting what is
+/// inside a container: a string may escape each byte as six
+/// (`\u001f`), a number takes at most [`MAX_NUMBER_LEN`], and a container
+/// its brackets, a comma per element and, for an object, each key (as a
+/// string) and its colon.
+fn json_bound(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => MAX_NUMBER_LEN,
+        Value::String(s) => string_bound(s),
+        Value::Array(items) => items.len().saturating_add(2),
+        Value::Object(map) => object_bound(map),
+    }
+}
+
+fn string_bound(s: &str) -> usize {
+    s.len().saturating_mul(6).saturating_add(2)
+}
+
+fn object_bound(map: &DataMap) -> usize {
+    map.keys().fold(map.len().saturating_add(2), |sum, key| {
+        sum.saturating_add(string_bound(key)).saturating_add(1)
+    })
 }
 
 /// Walks `map` with an explicit stack of containers, stopping at the first
@@ -144,6 +180,7 @@ fn scan(map: &DataMap, limit: usize) -> Scan {
     let mut found = Scan {
         too_deep: limit == 0,
         negative_zero: false,
+        json_bound: object_bound(map),
     };
     // Each container with its own level; the map itself is level 1.
     let mut stack: Vec<(&Value, usize)> = Vec::new();
@@ -153,6 +190,7 @@ fn scan(map: &DataMap, limit: usize) -> Scan {
             found.too_deep = true;
             return found;
         }
+        found.json_bound = found.json_bound.saturating_add(json_bound(value));
         match value {
             Value::Array(items) => visit(items.iter(), level + 1, &mut stack, &mut found),
             Value::Object(map) => visit(map.values(), level + 1, &mut stack, &mut found),
@@ -172,8 +210,11 @@ fn visit<'a>(
     for child in children {
         match child {
             Value::Array(_) | Value::Object(_) => stack.push((child, level)),
-            Value::Number(n) => found.negative_zero |= is_negative_zero(n),
-            _ => {}
+            Value::Number(n) => {
+                found.negative_zero |= is_negative_zero(n);
+                found.json_bound = found.json_bound.saturating_add(MAX_NUMBER_LEN);
+            }
+            leaf => found.json_bound = found.json_bound.saturating_add(json_bound(leaf)),
         }
     }
 }
@@ -461,6 +502,22 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_holds_for_the_longest_encodings() {
+        let map = data!({
+            "\u{1}": ["\u{1f}\u{0}", -2.225_073_858_507_201_4e-308, u64::MAX, i64::MIN],
+            "b": [false, null, true, [], {}, [[{"\u{7}": -0.0}]]],
+        });
+        let written = serde_json::to_vec(&map).unwrap().len();
+        assert!(scan(&map, MAX_DATA_DEPTH).json_bound >= written);
+        assert_eq!(
+            serde_json::to_string(&Value::from(-2.225_073_858_507_201_4e-308))
+                .unwrap()
+                .len(),
+            MAX_NUMBER_LEN
+        );
+    }
+
+    #[test]
     fn measuring_stops_just_past_the_limit() {
         let mut map = DataMap::new();
         for i in 0..100_000 {
@@ -518,6 +575,7 @@ mod tests {
             prop_assert_eq!(json_len(&map, usize::MAX), Ok(Some(written)));
             prop_assert_eq!(json_len(&map, written), Ok(Some(written)));
             prop_assert_eq!(json_len(&map, written - 1), Ok(None));
+            prop_assert!(scan(&map, MAX_DATA_DEPTH).json_bound >= written);
         }
     }
 
