@@ -205,38 +205,29 @@ async fn bad_arguments_are_refused_before_any_request() {
     let mut spec_meta = spec.meta(false).await.unwrap();
     let before = requests.load(Ordering::Relaxed);
 
-    let too_deep = |e: Error| assert!(matches!(e, Error::DataTooDeep { .. }), "{e:?}");
-    too_deep(
-        spec.add_work_unit(&too_long, deep(), bad_meta)
-            .await
-            .unwrap_err(),
-    );
-    too_deep(ns.set_work_spec(deep()).await.unwrap_err());
-    too_deep(spec.set_data(deep()).await.unwrap_err());
-    too_deep(
-        worker
-            .update(deep(), after_the_end, after_the_end, "m")
-            .await
-            .unwrap_err(),
-    );
-    let too_large = |e: Error| {
-        let limit = MAX_DATA_BYTES;
-        assert_eq!(e, Error::DataTooLarge { limit });
+    let too_deep: fn(&Error) -> bool = |e| matches!(e, Error::DataTooDeep { .. });
+    let too_large: fn(&Error) -> bool = |e| {
+        *e == Error::DataTooLarge {
+            limit: MAX_DATA_BYTES,
+        }
     };
-    too_large(
-        spec.add_work_unit(&too_long, large(), bad_meta)
-            .await
-            .unwrap_err(),
-    );
-    too_large(ns.set_work_spec(large()).await.unwrap_err());
-    too_large(spec.set_data(large()).await.unwrap_err());
-    too_large(
-        worker
-            .update(large(), after_the_end, after_the_end, "m")
-            .await
-            .unwrap_err(),
-    );
-    too_large(attempt.finish(Some(large())).await.unwrap_err());
+    let cases: [(fn() -> coordinate::DataMap, _); 2] = [(deep, too_deep), (large, too_large)];
+    for (bad, refused) in cases {
+        for e in [
+            spec.add_work_unit(&too_long, bad(), bad_meta)
+                .await
+                .unwrap_err(),
+            ns.set_work_spec(bad()).await.unwrap_err(),
+            spec.set_data(bad()).await.unwrap_err(),
+            worker
+                .update(bad(), after_the_end, after_the_end, "m")
+                .await
+                .unwrap_err(),
+            attempt.finish(Some(bad())).await.unwrap_err(),
+        ] {
+            assert!(refused(&e), "{e:?}");
+        }
+    }
     let e = spec
         .add_work_unit(&too_long, data!({}), bad_meta)
         .await
