@@ -1,5 +1,7 @@
 //! Work unit queries in a query string.
 
+use std::borrow::Cow;
+
 use crate::model::{WorkUnitQuery, WorkUnitStatus};
 
 /// A query parameter that cannot be read.
@@ -25,7 +27,12 @@ pub enum QueryError {
 /// something else.
 fn parameters(raw: &str) -> Result<Vec<(String, String)>, QueryError> {
     let decode = |part: &str, component: &str| {
-        let spaced = part.replace('+', " ");
+        // Most parts hold no `+`: only those are copied to respell it.
+        let spaced: Cow<'_, str> = if part.contains('+') {
+            Cow::Owned(part.replace('+', " "))
+        } else {
+            Cow::Borrowed(part)
+        };
         percent_encoding::percent_decode_str(&spaced)
             .decode_utf8()
             .map(|text| text.into_owned())
