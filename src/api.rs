@@ -263,7 +263,8 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// Every entry is checked against the [Limits](crate#limits) before
     /// anything is stored: if one breaks a limit, that error is answered
     /// and no unit is added or changed. The in-memory and PostgreSQL
-    /// backends store a batch all at once (one round trip on PostgreSQL);
+    /// backends store a batch all at once (on PostgreSQL in one
+    /// transaction, of one round trip unless the batch is very large);
     /// this default stores it one `add_work_unit` at a time, so a backend
     /// failure half-way leaves the units before it stored.
     async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {

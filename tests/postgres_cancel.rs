@@ -12,7 +12,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::cache::Cache;
 use coordinate::postgres::PostgresBackend;
-use coordinate::{data, Backend, BackendExt, Error, MockClock, WorkUnitMeta};
+use coordinate::rules::limits::MAX_DATA_BYTES;
+use coordinate::{data, Backend, BackendExt, Error, MockClock, NewWorkUnit, WorkUnitMeta};
 
 mod common {
     pub mod postgres;
@@ -389,4 +390,71 @@ async fn assert_sessions_are_the_pools(
         );
         tokio::time::sleep(StdDuration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_several_statements_is_one_transaction_even_when_given_up(
+) -> coordinate::Result<()> {
+    let (db, backend, unit) = backend_with_a_unit().await?;
+    let spec = unit.work_spec();
+    // Six units of 4 MiB: the first three go in one statement, the last
+    // three (with the existing `u`) in a second.
+    let batch = || {
+        let pad = "x".repeat(MAX_DATA_BYTES - 20);
+        ["a", "b", "c", "d", "e", "u"]
+            .map(|name| NewWorkUnit::new(name, data!({ "pad": pad.clone() })))
+            .to_vec()
+    };
+    let size = backend.pool_status().size;
+    let admin = db.sql().await;
+    admin
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM work_unit WHERE name = convert_to('u', 'UTF8') FOR UPDATE",
+        )
+        .await
+        .map_err(Error::backend)?;
+
+    let adding = tokio::spawn({
+        let spec = spec.clone();
+        let batch = batch();
+        async move { spec.add_work_units(batch).await }
+    });
+    let waiting = within(StdDuration::from_secs(20), || async {
+        Ok(lock_waiters(&admin).await > 0)
+    })
+    .await?;
+    assert!(waiting, "the second statement never waited for the lock");
+    // The first statement's units are not visible while the second waits.
+    let row = admin
+        .query_one("SELECT count(*) FROM work_unit", &[])
+        .await
+        .map_err(Error::backend)?;
+    assert_eq!(row.try_get::<_, i64>(0).map_err(Error::backend)?, 1);
+
+    adding.abort();
+    assert!(adding.await.is_err_and(|e| e.is_cancelled()));
+    let status = unlocked(&backend, &admin).await?;
+    assert_eq!(
+        (status.size, status.cancelled, status.closed),
+        (size - 1, 1, 1)
+    );
+    admin
+        .batch_execute("COMMIT")
+        .await
+        .map_err(Error::backend)?;
+    assert_eq!(
+        spec.count_work_unit_status().await?.values().sum::<u64>(),
+        1
+    );
+    assert_eq!(unit.data().await?, data!({}));
+
+    let added = spec.add_work_units(batch()).await?;
+    assert_eq!(added.len(), 6);
+    assert_eq!(
+        spec.count_work_unit_status().await?.values().sum::<u64>(),
+        6
+    );
+    assert_eq!(unit.data().await?, batch()[5].data);
+    assert_sessions_are_the_pools(&backend, &admin).await?;
+    Ok(())
 }

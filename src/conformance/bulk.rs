@@ -7,6 +7,7 @@ use std::sync::Arc;
 use AttemptStatus as A;
 use WorkUnitStatus as U;
 
+use super::limits::json_len;
 use super::{Identity, Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkUnitRef};
 use crate::data;
@@ -15,7 +16,7 @@ use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, WorkUnitMeta, WorkUnitQuery,
     WorkUnitStatus,
 };
-use crate::rules::limits::MAX_NAME_BYTES;
+use crate::rules::limits::{MAX_DATA_BYTES, MAX_NAME_BYTES};
 
 use U::{Available, Delayed, Pending};
 
@@ -295,6 +296,52 @@ pub async fn bulk_add_all_or_nothing(t: TestBackend) {
             [("keep".to_string(), data!({"v": 1}))].into(),
             "{step}: nothing stored"
         );
+    }
+}
+
+/// **BulkAddLarge.** A batch of 24 MiB, six units of data
+/// `MAX_DATA_BYTES` long (more than a PostgreSQL backend sends in one
+/// statement), is stored whole like any other: a handle per entry in
+/// order, every unit available, a unit added before replaced, the data of
+/// the first and last read back exactly.
+pub async fn bulk_add_large(t: TestBackend) {
+    let (r, ns) = Run::with_ns("bulk_add_large", t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    const UNITS: usize = 6;
+    let name = |i: usize| format!("u{i}");
+    let data = |i: usize| {
+        let mut map = data!({ "i": i, "pad": "" });
+        let pad = MAX_DATA_BYTES - json_len(&map);
+        map.insert("pad".into(), "x".repeat(pad).into());
+        map
+    };
+    r.unit(&spec, &name(UNITS - 1), data!({"old": true})).await;
+    let batch = (0..UNITS)
+        .map(|i| entry(&name(i), data(i), WorkUnitMeta::default()))
+        .collect();
+    let handles = r.bulk(&spec, batch).await;
+    let names: Vec<&str> = handles.iter().map(|u| u.name()).collect();
+    check_eq!(
+        r,
+        names,
+        (0..UNITS).map(name).collect::<Vec<_>>(),
+        "a handle per entry, in order"
+    );
+    check_eq!(
+        r,
+        r.ok(spec.count_work_unit_status().await, "counts"),
+        [(Available, UNITS as u64)].into(),
+        "every unit stored, available"
+    );
+    for i in [0, UNITS - 1] {
+        let stored = r.ok(handles[i].data().await, format_args!("data of {}", name(i)));
+        check!(
+            r,
+            json_len(&stored) == MAX_DATA_BYTES,
+            "length of {}",
+            name(i)
+        );
+        check!(r, stored == data(i), "data of {}", name(i));
     }
 }
 

@@ -240,7 +240,7 @@ fn same_data(r: &Run, got: &DataMap, want: &DataMap, step: impl std::fmt::Displa
 }
 
 /// The length of `map` as compact JSON.
-fn json_len(map: &DataMap) -> usize {
+pub(super) fn json_len(map: &DataMap) -> usize {
     match serde_json::to_vec(map) {
         Ok(json) => json.len(),
         Err(e) => panic!("a data map always encodes as JSON: {e}"),

@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
                 bulk_add_duplicates,
                 bulk_add_all_or_nothing,
                 bulk_add_empty,
+                bulk_add_large,
                 bulk_add_counts,
                 // Attempts
                 attempt_lifetime,

@@ -31,17 +31,48 @@ impl ToSql for Jsonb<'_> {
         ty: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        if *ty == Type::JSONB {
-            // The binary format's version.
-            out.put_u8(1);
-        }
-        let mut serializer = serde_json::Serializer::with_formatter(out.writer(), FloatsAsDecimals);
-        self.0.serialize(&mut serializer)?;
+        put_version(ty, out);
+        write(&self.0, out.writer())?;
         Ok(IsNull::No)
     }
 
     accepts!(JSON, JSONB);
     to_sql_checked!();
+}
+
+/// A data map already written by [`write`], as a `jsonb` parameter.
+#[derive(Debug)]
+pub(crate) struct WrittenJsonb<'a>(pub(crate) &'a [u8]);
+
+impl ToSql for WrittenJsonb<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        put_version(ty, out);
+        out.put_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    accepts!(JSON, JSONB);
+    to_sql_checked!();
+}
+
+/// Writes `map` (already NUL-escaped) as compact JSON with large floats in
+/// plain notation: the text of a `jsonb` parameter.
+pub(crate) fn write(map: &DataMap, out: impl io::Write) -> serde_json::Result<()> {
+    map.serialize(&mut serde_json::Serializer::with_formatter(
+        out,
+        FloatsAsDecimals,
+    ))
+}
+
+/// The binary format's version, which a `jsonb` parameter starts with.
+fn put_version(ty: &Type, out: &mut BytesMut) {
+    if *ty == Type::JSONB {
+        out.put_u8(1);
+    }
 }
 
 /// serde_json's compact output, with large floats in plain notation.

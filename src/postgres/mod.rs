@@ -73,7 +73,9 @@
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
 //! is its own statement, so no generic plan made for one shape serves
 //! another (the `selection` module). `add_work_units` stores a whole batch
-//! in one statement, and checks (and locks against deletion) the batch's
+//! in one statement (a batch of over 16 MiB of names and data in several,
+//! in one transaction, since PostgreSQL refuses a message over 1 GiB), and
+//! checks (and locks against deletion) the batch's
 //! spec once rather than once per unit: a unit's spec is enforced by
 //! statement triggers instead of a foreign key (migration 5). A unit
 //! without an active attempt whose not-before time was set is *waiting*
@@ -131,6 +133,7 @@
 //! behind abandoned work, nor meets a cancel meant for it.
 
 mod attempt;
+mod bulk;
 mod conn;
 mod counts;
 mod error;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
+use super::bulk::{WrittenUnits, STATEMENT_BYTES};
 use super::conn::Session;
 use super::counts::{spec_counts, SpecCounts};
 use super::selection::{Selection, UnitChange};
@@ -197,26 +198,31 @@ impl PgWorkSpec {
         u64::try_from(selected).map_err(decode)
     }
 
-    /// Stores `units` (checked, names distinct) in one statement; answers
-    /// each name's unit id.
+    /// Stores `units` (checked, names distinct) all at once: in one
+    /// statement, or for a batch over [`STATEMENT_BYTES`] in several in one
+    /// transaction; answers each name's unit id.
     async fn upsert_units(&self, mut units: Vec<NewWorkUnit>) -> Result<HashMap<String, i64>> {
         // Name order, so that concurrent batches lock shared units in one
         // order and never deadlock.
         units.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        let names: Vec<&[u8]> = units.iter().map(|u| u.name.as_bytes()).collect();
-        let datas: Vec<_> = units.iter().map(|u| json(&u.data)).collect();
-        let priorities: Vec<f64> = units.iter().map(|u| u.meta.priority).collect();
-        let not_befores: Vec<Option<Time>> = units.iter().map(|u| u.meta.not_before).collect();
+        let written = WrittenUnits::new(&units)?;
+        let chunks = written.chunks(STATEMENT_BYTES);
         let shared = &self.shared;
         let rows = shared
             .retrying(|| async {
-                let client = shared.client().await?;
-                query(
-                    &client,
-                    UPSERT_UNITS,
-                    &[&self.id, &names, &datas, &priorities, &not_befores],
-                )
-                .await
+                let mut client = shared.client().await?;
+                if let [all] = chunks.as_slice() {
+                    let params = written.params(all.clone());
+                    return query(&client, UPSERT_UNITS, &params.as_sql(&self.id)).await;
+                }
+                let tx = client.transaction().await?;
+                let mut rows = Vec::with_capacity(units.len());
+                for chunk in &chunks {
+                    let params = written.params(chunk.clone());
+                    rows.extend(query(&tx, UPSERT_UNITS, &params.as_sql(&self.id)).await?);
+                }
+                tx.commit().await?;
+                Ok(rows)
             })
             .await?;
         rows.iter()

@@ -1,0 +1,155 @@
+//! A batch of new units as the parameters of the upsert statement: one
+//! statement for a batch of ordinary size, several in one transaction for
+//! a batch larger than one statement may carry.
+
+use std::ops::Range;
+
+use tokio_postgres::types::ToSql;
+
+use super::jsonb::{self, WrittenJsonb};
+use super::nul;
+use crate::error::Result;
+use crate::model::{NewWorkUnit, Time};
+
+/// The most bytes of names and data one statement carries.
+///
+/// PostgreSQL refuses a message over 1 GiB and builds the `jsonb[]`
+/// parameter in memory from it, several times longer than its JSON for
+/// data of small numbers; 16 MiB keeps both far inside the limit, and a
+/// batch of a hundred thousand small units still goes in one statement.
+pub(crate) const STATEMENT_BYTES: usize = 16 << 20;
+
+/// What a unit costs in a statement besides its name and data: its
+/// priority, its not-before time and four array element lengths.
+const ROW_BYTES: usize = 32;
+
+/// Units with their data written as `jsonb` text, once, so a batch's size
+/// is known before any of it is sent.
+pub(crate) struct WrittenUnits<'a> {
+    units: &'a [NewWorkUnit],
+    json: Vec<u8>,
+    /// Where each unit's text ends in `json`.
+    ends: Vec<usize>,
+}
+
+/// The parameters of one upsert statement over some units: names, data,
+/// priorities and not-before times.
+pub(crate) struct UpsertParams<'a> {
+    names: Vec<&'a [u8]>,
+    data: Vec<WrittenJsonb<'a>>,
+    priorities: Vec<f64>,
+    not_befores: Vec<Option<Time>>,
+}
+
+impl<'a> WrittenUnits<'a> {
+    /// Writes the data of `units`.
+    pub(crate) fn new(units: &'a [NewWorkUnit]) -> Result<Self> {
+        let mut json = Vec::new();
+        let mut ends = Vec::with_capacity(units.len());
+        for unit in units {
+            jsonb::write(&nul::escape(&unit.data), &mut json).map_err(super::decode)?;
+            ends.push(json.len());
+        }
+        Ok(WrittenUnits { units, json, ends })
+    }
+
+    /// Consecutive ranges of the units, in order, each carrying at most
+    /// `budget` bytes unless a single unit alone is larger.
+    pub(crate) fn chunks(&self, budget: usize) -> Vec<Range<usize>> {
+        let mut chunks = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for i in 0..self.units.len() {
+            let cost = self.units[i].name.len() + self.text(i).len() + ROW_BYTES;
+            if i > start && bytes + cost > budget {
+                chunks.push(start..i);
+                (start, bytes) = (i, 0);
+            }
+            bytes += cost;
+        }
+        if start < self.units.len() {
+            chunks.push(start..self.units.len());
+        }
+        chunks
+    }
+
+    /// The statement parameters for the units in `range`.
+    pub(crate) fn params(&self, range: Range<usize>) -> UpsertParams<'_> {
+        let units = &self.units[range.clone()];
+        UpsertParams {
+            names: units.iter().map(|u| u.name.as_bytes()).collect(),
+            data: range.map(|i| WrittenJsonb(self.text(i))).collect(),
+            priorities: units.iter().map(|u| u.meta.priority).collect(),
+            not_befores: units.iter().map(|u| u.meta.not_before).collect(),
+        }
+    }
+
+    /// The `jsonb` text of unit `i`.
+    fn text(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.json[start..self.ends[i]]
+    }
+}
+
+impl UpsertParams<'_> {
+    /// The parameters after the spec's id, in the statement's order.
+    pub(crate) fn as_sql<'p>(&'p self, spec: &'p i64) -> [&'p (dyn ToSql + Sync); 5] {
+        [
+            spec,
+            &self.names,
+            &self.data,
+            &self.priorities,
+            &self.not_befores,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data;
+    use crate::model::WorkUnitMeta;
+
+    fn unit(name: &str, text: &str) -> NewWorkUnit {
+        NewWorkUnit {
+            name: name.to_string(),
+            data: data!({ "s": text }),
+            meta: WorkUnitMeta::default(),
+        }
+    }
+
+    #[test]
+    fn each_unit_text_is_its_data_as_json() {
+        let units = [unit("a", "x"), unit("b", "\0"), unit("c", "")];
+        let written = WrittenUnits::new(&units).unwrap();
+        let texts: Vec<&[u8]> = (0..3).map(|i| written.text(i)).collect();
+        assert_eq!(
+            texts,
+            [
+                &br#"{"s":"x"}"#[..],
+                "{\"s\":\"\u{E000}0\"}".as_bytes(),
+                br#"{"s":""}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn chunks_cover_every_unit_in_order_within_the_budget() {
+        // Each unit costs its name (1), its text (8 + 10) and ROW_BYTES.
+        let cost = 1 + 18 + ROW_BYTES;
+        let units: Vec<_> = (0..10)
+            .map(|i| unit(&i.to_string(), &"x".repeat(10)))
+            .collect();
+        let written = WrittenUnits::new(&units).unwrap();
+        let whole = vec![Range { start: 0, end: 10 }];
+        assert_eq!(written.chunks(usize::MAX), whole);
+        assert_eq!(written.chunks(10 * cost), whole);
+        assert_eq!(written.chunks(10 * cost - 1), [0..9, 9..10]);
+        assert_eq!(written.chunks(3 * cost), [0..3, 3..6, 6..9, 9..10]);
+        // A unit larger than the budget goes alone.
+        assert_eq!(
+            written.chunks(1),
+            (0..10).map(|i| i..i + 1).collect::<Vec<_>>()
+        );
+        assert!(WrittenUnits::new(&[]).unwrap().chunks(1).is_empty());
+    }
+}
