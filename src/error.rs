@@ -114,6 +114,13 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// A worker's mode is longer than
+    /// [`MAX_MODE_BYTES`](crate::rules::limits::MAX_MODE_BYTES); nothing
+    /// was stored.
+    ModeTooLong {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// A change-feed operation on a backend that has no change feed.
     NoChangeFeed,
     /// A failure of the backend itself, with its source (shared by clones).
@@ -145,6 +152,7 @@ impl fmt::Display for Error {
             Error::DataTooLarge { limit } => {
                 write!(f, "data is longer than {limit} bytes as JSON")
             }
+            Error::ModeTooLong { limit } => write!(f, "worker mode is longer than {limit} bytes"),
             Error::NoChangeFeed => f.write_str("this backend has no change feed"),
             Error::Backend(source) => write!(f, "backend error: {source}"),
         }
@@ -203,6 +211,8 @@ pub enum ErrorKind {
     DataTooDeep,
     /// [`Error::DataTooLarge`].
     DataTooLarge,
+    /// [`Error::ModeTooLong`].
+    ModeTooLong,
     /// [`Error::NoChangeFeed`].
     NoChangeFeed,
     /// [`Error::Backend`].
@@ -251,6 +261,7 @@ impl Error {
             Error::NameTooLong { .. } => ErrorKind::NameTooLong,
             Error::DataTooDeep { .. } => ErrorKind::DataTooDeep,
             Error::DataTooLarge { .. } => ErrorKind::DataTooLarge,
+            Error::ModeTooLong { .. } => ErrorKind::ModeTooLong,
             Error::NoChangeFeed => ErrorKind::NoChangeFeed,
             Error::Backend(_) => ErrorKind::Backend,
         }
@@ -272,6 +283,7 @@ impl PartialEq for Error {
             (NameTooLong { limit: a }, NameTooLong { limit: b }) => a == b,
             (DataTooDeep { limit: a }, DataTooDeep { limit: b }) => a == b,
             (DataTooLarge { limit: a }, DataTooLarge { limit: b }) => a == b,
+            (ModeTooLong { limit: a }, ModeTooLong { limit: b }) => a == b,
             (a, b) => a.kind() == b.kind(),
         }
     }

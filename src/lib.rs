@@ -96,6 +96,7 @@
 //! | namespace, work spec, work unit and worker names | at most [`MAX_NAME_BYTES`](rules::limits::MAX_NAME_BYTES) = 1,024 bytes of UTF-8 | [`Error::NameTooLong`]; a lookup finds nothing; a chained output item is skipped |
 //! | nesting of data maps (definitions, unit, attempt and worker data) | at most [`MAX_DATA_DEPTH`](rules::limits::MAX_DATA_DEPTH) = 100 levels, the map itself being level 1; a number `-0.0` in a map is stored as `0.0` | [`Error::DataTooDeep`] |
 //! | length of data maps (the same), checked once their nesting passes | at most [`MAX_DATA_BYTES`](rules::limits::MAX_DATA_BYTES) = 4 MiB (4,194,304 bytes) of compact JSON, as `serde_json::to_vec` writes it (escapes counted as written, `-0.0` as `0.0`) | [`Error::DataTooLarge`] |
+//! | a worker's mode (`update`) | at most [`MAX_MODE_BYTES`](rules::limits::MAX_MODE_BYTES) = 1,024 bytes of UTF-8 | [`Error::ModeTooLong`] |
 //! | continuous `interval` (definition and `set_meta`) | `0 ..=` [`MAX_INTERVAL`](rules::limits::MAX_INTERVAL) = 100 years of 365.25 days, whole microseconds | [`Error::InvalidWorkSpecData`] |
 //! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped; a leap second, 23:59:60.5, is read as 00:00:00.5 of the next minute) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
 //! | the clock's now, wherever a backend records it (start, end and expiry times, chained units' times) | whole microseconds, held inside `MIN_TIME ..= MAX_TIME` ([`stored_now`](rules::limits::stored_now)) | — |
@@ -108,8 +109,9 @@
 //! leaves a margin; `jsonb` refuses a string or container over 256 MiB, and
 //! `coordinated` reads request bodies up to 8 MiB by default, so 4 MiB of
 //! JSON stays far inside the first even in `jsonb`'s longer binary form and
-//! fits the second with the request around it; the time range is the one of
-//! RFC 3339 and most languages' date types, well inside both PostgreSQL's
+//! fits the second with the request around it (a worker's update with a
+//! mode of 1 KiB, far more than a label needs, included); the time range is
+//! the one of RFC 3339 and most languages' date types, well inside both PostgreSQL's
 //! `timestamptz` and chrono; priorities and memory figures must order the
 //! same in Rust and SQL, where NaN and the sign of zero do not, and JSON
 //! carries no NaN or infinity. A request's `available_gb` needs no limit:

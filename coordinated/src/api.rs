@@ -777,6 +777,7 @@ async fn update_worker(
                 body.data.unwrap_or_default(),
                 body.last_update.unwrap_or(zero),
                 body.expiration.unwrap_or(zero),
+                &body.mode,
             )
         })
         .transpose()?;

@@ -101,7 +101,8 @@ impl Problem {
 }
 
 /// True for the errors of input over one of the crate's documented limits
-/// (a name too long, data nested too deep or too long, a time out of range,
+/// (a name too long, data nested too deep or too long, a worker mode too
+/// long, a time out of range,
 /// a priority that is not finite) or a work spec definition it cannot read:
 /// checks of this crate's own, which the reference API never makes on an
 /// operation, whichever operation found them.
@@ -111,6 +112,7 @@ fn is_bad_input(err: &Error) -> bool {
         Error::NameTooLong { .. }
             | Error::DataTooDeep { .. }
             | Error::DataTooLarge { .. }
+            | Error::ModeTooLong { .. }
             | Error::TimeOutOfRange(_)
             | Error::InvalidWorkSpecData(_)
             | Error::BadPriority

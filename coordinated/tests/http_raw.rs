@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use coordinate::rest::names;
 use coordinate::rest::wire::ErrorDocument;
-use coordinate::rules::limits::{MAX_DATA_BYTES, MAX_DATA_DEPTH};
+use coordinate::rules::limits::{MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_MODE_BYTES};
 use coordinate::{Error, ObjectKind};
 use serde_json::json;
 use support::{eventually, exchange, read_reply, request, Server};
@@ -868,6 +868,28 @@ fn data_too_long_is_data_too_large() {
     assert_eq!(reply.status, 201, "{}", reply.text());
     let stored = server.get(&format!("{units}/u")).json();
     assert_eq!(stored["data"], data(MAX_DATA_BYTES));
+}
+
+#[test]
+fn a_worker_mode_too_long_is_mode_too_long() {
+    let server = Server::start(&[]);
+    let worker = "/namespace/m/worker/w";
+    let update = |mode: &str| json!({"active": true, "mode": mode, "data": {"v": 1}}).to_string();
+    let longest = "é".repeat(MAX_MODE_BYTES / 2);
+    let reply = server.send_json("PUT", worker, &update(&longest));
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    let reply = server.send_json("PUT", worker, &update(&format!("{longest}x")));
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["kind"], "ModeTooLong", "{}", reply.text());
+    assert_eq!(reply.json()["value"], MAX_MODE_BYTES.to_string());
+    let document: ErrorDocument = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        document.into_error(ObjectKind::Worker),
+        Error::ModeTooLong {
+            limit: MAX_MODE_BYTES
+        }
+    );
+    assert_eq!(server.get(worker).json()["mode"], longest.as_str());
 }
 
 #[test]

@@ -17,7 +17,8 @@ use crate::model::{
     WorkUnitStatus,
 };
 use crate::rules::limits::{
-    MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_INTERVAL, MAX_NAME_BYTES, MAX_TIME, MIN_TIME,
+    MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_INTERVAL, MAX_MODE_BYTES, MAX_NAME_BYTES, MAX_TIME,
+    MIN_TIME,
 };
 
 /// A name of exactly `len` bytes that compresses badly (a database may
@@ -418,6 +419,42 @@ pub async fn data_size_limits(t: TestBackend) {
     let ends: &[&str] = &["finished"];
     refused_everywhere(&r, objects, (over, ends), too_large, "one byte over").await;
     stored_everywhere(&r, objects, (longest, ends), "at the limit").await;
+}
+
+/// **ModeLimits.** A worker's mode of `MAX_MODE_BYTES` (counted in UTF-8
+/// bytes, multi-byte characters included) is stored by `update` and read
+/// back exactly; one byte more, or megabytes more, answers `ModeTooLong`
+/// and changes nothing of the worker.
+pub async fn mode_limits(t: TestBackend) {
+    let (r, ns) = Run::with_ns("mode_limits", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let longest = "é".repeat(MAX_MODE_BYTES / 2);
+    let at = r.now();
+    r.ok(
+        worker.update(data!({"v": 1}), at, at, &longest).await,
+        "update with the longest mode",
+    );
+    r.ok_eq(worker.mode().await, longest.clone(), "the longest mode");
+    let too_long = Error::ModeTooLong {
+        limit: MAX_MODE_BYTES,
+    };
+    let over = format!("{longest}x");
+    let later = at + Duration::seconds(1);
+    r.fails(
+        worker.update(data!({"v": 2}), later, later, &over).await,
+        too_long.clone(),
+        "a mode one byte over",
+    );
+    r.fails(
+        worker
+            .update(data!({"v": 2}), later, later, &"m".repeat(8 << 20))
+            .await,
+        too_long,
+        "a mode of 8 MiB",
+    );
+    r.ok_eq(worker.mode().await, longest, "the mode kept");
+    r.ok_eq(worker.data().await, data!({"v": 1}), "the data kept");
+    r.ok_eq(worker.last_update().await, at, "the time kept");
 }
 
 /// **IntervalLimits.** Continuous intervals from 0 to `MAX_INTERVAL` are

@@ -173,6 +173,7 @@ macro_rules! conformance_tests {
                 chained_name_limits,
                 data_depth_limits,
                 data_size_limits,
+                mode_limits,
                 interval_limits,
                 long_interval_near_the_end,
                 priority_limits,

@@ -595,7 +595,7 @@ impl Worker for MemWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
-        let (data, now, expiration) = limits::checked_worker_update(data, now, expiration)?;
+        let (data, now, expiration) = limits::checked_worker_update(data, now, expiration, mode)?;
         self.shared.run_on(ObjectKind::Worker, |st, _| {
             st.update_worker(self.id, data, now, expiration, mode)
         })

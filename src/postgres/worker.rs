@@ -328,7 +328,8 @@ impl Worker for PgWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
-        let (data, now, expiration) = rules::limits::checked_worker_update(data, now, expiration)?;
+        let (data, now, expiration) =
+            rules::limits::checked_worker_update(data, now, expiration, mode)?;
         const UPDATE: &str = "UPDATE worker SET active = true, data = $2, last_update = $3,
                  expiration = $4, mode = $5
              WHERE id = $1";

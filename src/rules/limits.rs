@@ -38,6 +38,13 @@ pub const MAX_DATA_DEPTH: usize = 100;
 /// leaves the second room for the request around the data.
 pub const MAX_DATA_BYTES: usize = 4 << 20;
 
+/// The longest worker mode, in UTF-8 bytes.
+///
+/// A mode is a short label (`"RUN"`, `"IDLE"`); 1 KiB is far more than one
+/// needs and keeps a worker's update with data at [`MAX_DATA_BYTES`]
+/// inside `coordinated`'s request body limit.
+pub const MAX_MODE_BYTES: usize = 1024;
+
 /// The longest continuous `interval` of a work spec: 100 years of 365.25
 /// days. Intervals are never negative.
 pub const MAX_INTERVAL: Duration = Duration::seconds(3_155_760_000);
@@ -391,14 +398,22 @@ pub fn checked_spec_meta(meta: WorkSpecMeta) -> Result<WorkSpecMeta> {
 }
 
 /// The arguments of a worker's `update`, checked in this order: data
-/// depth and length, `now`, `expiration`.
+/// depth and length, `now`, `expiration`, then `mode` at most
+/// [`MAX_MODE_BYTES`] long, else [`Error::ModeTooLong`].
 pub fn checked_worker_update(
     data: DataMap,
     now: Time,
     expiration: Time,
+    mode: &str,
 ) -> Result<(DataMap, Time, Time)> {
     let data = checked_data(data)?;
-    Ok((data, checked_time(now)?, checked_time(expiration)?))
+    let times = (checked_time(now)?, checked_time(expiration)?);
+    if mode.len() > MAX_MODE_BYTES {
+        return Err(Error::ModeTooLong {
+            limit: MAX_MODE_BYTES,
+        });
+    }
+    Ok((data, times.0, times.1))
 }
 
 #[cfg(test)]

@@ -241,7 +241,7 @@ impl Worker for RestWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
-        let (data, now, expiration) = checked_worker_update(data, now, expiration)?;
+        let (data, now, expiration) = checked_worker_update(data, now, expiration, mode)?;
         self.put(&WorkerUpdateBody {
             active: true,
             data: Some(data),

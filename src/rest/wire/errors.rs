@@ -53,6 +53,7 @@ mod kinds {
     pub(super) const NAME_TOO_LONG: &str = "NameTooLong";
     pub(super) const DATA_TOO_DEEP: &str = "DataTooDeep";
     pub(super) const DATA_TOO_LARGE: &str = "DataTooLarge";
+    pub(super) const MODE_TOO_LONG: &str = "ModeTooLong";
 }
 
 /// The body of every error response.
@@ -124,6 +125,7 @@ impl ErrorDocument {
             Error::NameTooLong { limit } => (limit.to_string(), kinds::NAME_TOO_LONG.into()),
             Error::DataTooDeep { limit } => (limit.to_string(), kinds::DATA_TOO_DEEP.into()),
             Error::DataTooLarge { limit } => (limit.to_string(), kinds::DATA_TOO_LARGE.into()),
+            Error::ModeTooLong { limit } => (limit.to_string(), kinds::MODE_TOO_LONG.into()),
             _ => (String::new(), String::new()),
         };
         ErrorDocument {
@@ -164,6 +166,7 @@ impl ErrorDocument {
             (kinds::NAME_TOO_LONG, Ok(limit)) => Error::NameTooLong { limit },
             (kinds::DATA_TOO_DEEP, Ok(limit)) => Error::DataTooDeep { limit },
             (kinds::DATA_TOO_LARGE, Ok(limit)) => Error::DataTooLarge { limit },
+            (kinds::MODE_TOO_LONG, Ok(limit)) => Error::ModeTooLong { limit },
             _ => Error::backend(RemoteError {
                 code: self.error,
                 message: self.message,

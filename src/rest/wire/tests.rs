@@ -333,6 +333,7 @@ fn error_documents_round_trip_typed_errors() {
         Error::NameTooLong { limit: 1024 },
         Error::DataTooDeep { limit: 100 },
         Error::DataTooLarge { limit: 4 << 20 },
+        Error::ModeTooLong { limit: 1024 },
     ];
     for err in cases {
         let doc = ErrorDocument::from_error(&err);
