@@ -130,9 +130,11 @@
 //! one exception: a lease, renewal or retry delay is measured from the
 //! store's now, so a call on an object that no longer exists answers
 //! [`Error::Gone`] (or a `NoSuch…`) before such a duration is judged. The
-//! REST client checks every other limit itself before it sends a request
-//! and leaves these durations to the server, whose clock they depend on,
-//! so it answers as the store behind the server does.
+//! REST client and `Cache` check every other limit, and that a definition
+//! can be read, themselves before they send a request or re-resolve a
+//! handle whose object is gone, and leave these durations to the store,
+//! whose clock they depend on, so they answer as the store does and a
+//! refused call brings back nothing.
 //!
 //! # Errors
 //!

@@ -21,6 +21,7 @@ use super::worker::{CachedWorker, WorkerKind};
 use crate::api::{Namespace, NamespaceRef, WorkSpecRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{DataMap, Summary};
+use crate::rules::{self, limits};
 
 /// The namespace kind of [`Cached`] handle.
 pub(crate) enum NamespaceKind {}
@@ -221,8 +222,7 @@ impl Namespace for CachedNamespace {
     }
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
-        // Checked before the clone below, which would recurse once per level.
-        let definition = crate::rules::limits::checked_data(definition)?;
+        let definition = rules::checked_definition(definition)?;
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move {
@@ -266,6 +266,8 @@ impl Namespace for CachedNamespace {
         if let Some(hit) = self.hit::<WorkerKind>(name) {
             return Ok(hit);
         }
+        // Refused before a dead namespace is re-resolved (and re-created).
+        limits::check_name(name)?;
         let load = self.load::<WorkerKind, _>(name, true, |up, name| {
             async move { up.worker(&name).await }.boxed()
         });

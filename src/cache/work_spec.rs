@@ -20,6 +20,7 @@ use crate::error::{ObjectKind, Result};
 use crate::model::{
     DataMap, NewWorkUnit, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
 };
+use crate::rules::{self, limits};
 
 /// The work spec kind of [`Cached`] handle.
 pub(crate) enum WorkSpecKind {}
@@ -78,8 +79,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
-        // Checked before the clone below, which would recurse once per level.
-        let definition = crate::rules::limits::checked_data(definition)?;
+        let definition = rules::checked_definition(definition)?;
         run(&self.shared, self, |link| {
             let definition = definition.clone();
             async move { link.upstream.set_data(definition).await }
@@ -92,6 +92,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        let meta = limits::checked_spec_meta(meta)?;
         run(&self.shared, self, |link| {
             let meta = meta.clone();
             async move { link.upstream.set_meta(meta).await }
@@ -105,8 +106,7 @@ impl WorkSpec for CachedWorkSpec {
         data: DataMap,
         meta: WorkUnitMeta,
     ) -> Result<WorkUnitRef> {
-        // Checked before the clone below, which would recurse once per level.
-        let data = crate::rules::limits::checked_data(data)?;
+        let (data, meta) = limits::checked_new_unit(name, data, meta)?;
         run(&self.shared, self, |link| {
             let data = data.clone();
             async move {
@@ -120,8 +120,7 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
-        // Checked before the clone below, which would recurse once per level.
-        let units = crate::rules::limits::checked_new_units(units)?;
+        let units = limits::checked_new_units(units)?;
         run(&self.shared, self, |link| {
             let units = units.clone();
             async move {
@@ -165,10 +164,12 @@ impl WorkSpec for CachedWorkSpec {
     }
 
     async fn set_work_unit_priorities(&self, query: &WorkUnitQuery, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         forward!(self, set_work_unit_priorities(query, priority))
     }
 
     async fn adjust_work_unit_priorities(&self, query: &WorkUnitQuery, delta: f64) -> Result<()> {
+        let delta = limits::checked_priority(delta)?;
         forward!(self, adjust_work_unit_priorities(query, delta))
     }
 

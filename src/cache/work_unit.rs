@@ -16,6 +16,7 @@ use super::work_spec::CachedWorkSpec;
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{ObjectKind, Result};
 use crate::model::{DataMap, WorkUnitMeta, WorkUnitSnapshot, WorkUnitStatus};
+use crate::rules::limits;
 
 /// The work unit kind of [`Cached`] handle.
 pub(crate) enum WorkUnitKind {}
@@ -72,6 +73,7 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn set_meta(&self, meta: WorkUnitMeta) -> Result<()> {
+        let meta = limits::checked_unit_meta(meta)?;
         forward!(self, set_meta(meta))
     }
 
@@ -80,6 +82,7 @@ impl WorkUnit for CachedWorkUnit {
     }
 
     async fn set_priority(&self, priority: f64) -> Result<()> {
+        let priority = limits::checked_priority(priority)?;
         forward!(self, set_priority(priority))
     }
 

@@ -17,6 +17,7 @@ use super::work_unit::CachedWorkUnit;
 use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
+use crate::rules::limits;
 
 /// The worker kind of [`Cached`] handle.
 pub(crate) enum WorkerKind {}
@@ -197,8 +198,7 @@ impl Worker for CachedWorker {
     }
 
     async fn update(&self, data: DataMap, now: Time, expiration: Time, mode: &str) -> Result<()> {
-        // Checked before the clone below, which would recurse once per level.
-        let data = crate::rules::limits::checked_data(data)?;
+        let (data, now, expiration) = limits::checked_worker_update(data, now, expiration, mode)?;
         run(&self.shared, self, |link| {
             let data = data.clone();
             async move { link.upstream.update(data, now, expiration, mode).await }

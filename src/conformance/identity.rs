@@ -6,6 +6,7 @@
 use super::{Dead, Identity, Run, TestBackend};
 use crate::data;
 use crate::model::{DataMap, Duration, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery};
+use crate::rules::limits::{MAX_MODE_BYTES, MAX_NAME_BYTES};
 
 /// Every namespace operation on a destroyed namespace handle.
 ///
@@ -23,13 +24,47 @@ pub async fn dead_namespace_handle(t: TestBackend) {
     let ns = r.ns("dead").await;
     let spec = r.named_spec(&ns, "s").await;
     r.unit(&spec, "u", DataMap::new()).await;
-    r.worker(&ns, "w").await;
+    let worker = r.worker(&ns, "w").await;
     r.ok(ns.destroy().await, "destroy");
     let listed = r.ok(r.backend().namespaces().await, "namespaces()");
     check!(
         r,
         !listed.contains_key("dead"),
         "destroyed namespace listed"
+    );
+    // Input over a limit, or a definition that cannot be read, is refused
+    // before anything is looked at, and brings nothing back.
+    r.fails(
+        worker
+            .update(
+                DataMap::new(),
+                r.now(),
+                r.now(),
+                &"m".repeat(MAX_MODE_BYTES + 1),
+            )
+            .await,
+        crate::Error::ModeTooLong {
+            limit: MAX_MODE_BYTES,
+        },
+        "update with a long mode",
+    );
+    r.fails(
+        ns.worker(&"w".repeat(MAX_NAME_BYTES + 1)).await,
+        crate::Error::NameTooLong {
+            limit: MAX_NAME_BYTES,
+        },
+        "worker with a long name",
+    );
+    r.fails(
+        ns.set_work_spec(data!({"name": 7})).await,
+        crate::Error::BadWorkSpecName,
+        "set_work_spec with a numeric name",
+    );
+    let listed = r.ok(r.backend().namespaces().await, "namespaces()");
+    check!(
+        r,
+        !listed.contains_key("dead"),
+        "a refused call re-created the namespace"
     );
     match r.identity() {
         Identity::Object => {
@@ -84,7 +119,8 @@ pub async fn dead_namespace_handle(t: TestBackend) {
 
 /// Every work spec operation on a destroyed spec's handle (the
 /// same in both identity modes, as nothing is re-created): single-object
-/// calls fail with `Gone` or `NoSuchWorkSpec`, list/count calls may answer
+/// calls fail with `Gone` or `NoSuchWorkSpec` (a definition that cannot be
+/// read with its own error first), list/count calls may answer
 /// empty, priority updates may be no-ops; nothing re-creates the spec.
 pub async fn dead_spec_handle(t: TestBackend) {
     let (r, ns, spec, worker) = Run::with_basic("dead_spec_handle", t, "s").await;
@@ -103,6 +139,44 @@ pub async fn dead_spec_handle(t: TestBackend) {
         spec.set_data(data!({"name": "other"})).await,
         dead,
         "set_data with another name",
+    );
+    // Input over a limit, or a definition that cannot be read, is refused
+    // with its own error before the spec is looked at.
+    r.invalid_data(
+        spec.set_data(data!({"name": "s", "interval": "x"})).await,
+        "set_data with a bad interval",
+    );
+    r.fails(
+        spec.set_data(data!({"priority": 1})).await,
+        crate::Error::NoWorkSpecName,
+        "set_data without a name",
+    );
+    let bad_meta = WorkSpecMeta {
+        min_memory_gb: f64::NAN,
+        ..WorkSpecMeta::default()
+    };
+    r.invalid_data(spec.set_meta(bad_meta).await, "set_meta with NaN memory");
+    r.fails(
+        spec.add_work_unit(
+            &"x".repeat(MAX_NAME_BYTES + 1),
+            DataMap::new(),
+            WorkUnitMeta::default(),
+        )
+        .await,
+        crate::Error::NameTooLong {
+            limit: MAX_NAME_BYTES,
+        },
+        "add_work_unit with a long name",
+    );
+    r.fails(
+        spec.set_work_unit_priorities(&all, f64::NAN).await,
+        crate::Error::BadPriority,
+        "set_priorities to NaN",
+    );
+    r.fails(
+        spec.adjust_work_unit_priorities(&all, f64::INFINITY).await,
+        crate::Error::BadPriority,
+        "adjust_priorities by infinity",
     );
     r.gone(spec.meta(false).await, dead, "meta(false)");
     r.gone(spec.meta(true).await, dead, "meta(true)");
@@ -189,6 +263,18 @@ pub async fn dead_unit_handle(t: TestBackend) {
     );
     r.gone(unit.priority().await, dead, "priority");
     r.gone(unit.set_priority(2.0).await, dead, "set_priority");
+    // Input over a limit is refused with its own error before the unit is
+    // looked at.
+    r.fails(
+        unit.set_meta(WorkUnitMeta::with_priority(f64::NAN)).await,
+        crate::Error::BadPriority,
+        "set_meta with a NaN priority",
+    );
+    r.fails(
+        unit.set_priority(f64::NEG_INFINITY).await,
+        crate::Error::BadPriority,
+        "set_priority to -infinity",
+    );
     r.gone_or_empty(unit.active_attempt().await, dead, "active_attempt");
     r.gone(
         unit.clear_active_attempt().await,

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::limits::{check_name, checked_interval};
+use super::limits::{check_name, checked_data, checked_interval};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Duration, WorkSpecMeta};
 
@@ -78,6 +78,23 @@ pub fn parse_definition(definition: &DataMap) -> Result<ParsedDefinition> {
         runtime: string(definition, "runtime")?.unwrap_or_default(),
     };
     Ok(ParsedDefinition { name, meta })
+}
+
+/// `definition` once [`checked_data`] and then [`parse_definition`] accept
+/// it, with the error of the first that refuses it: what a layer that
+/// forwards definitions (a cache, a client) checks before anything else,
+/// so that it refuses what the store would, as the store would, before
+/// looking up the object the call is on.
+///
+/// ```
+/// use coordinate::{data, rules::checked_definition, Error};
+/// assert!(checked_definition(data!({"name": "s", "priority": 2})).is_ok());
+/// assert_eq!(checked_definition(data!({"name": 7})), Err(Error::BadWorkSpecName));
+/// ```
+pub fn checked_definition(definition: DataMap) -> Result<DataMap> {
+    let definition = checked_data(definition)?;
+    parse_definition(&definition)?;
+    Ok(definition)
 }
 
 /// The meta `set_meta(given)` stores over `stored`: the settable

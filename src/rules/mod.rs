@@ -10,7 +10,7 @@ pub mod limits;
 mod output;
 mod schedule;
 
-pub use definition::{merge_set_meta, parse_definition, ParsedDefinition};
+pub use definition::{checked_definition, merge_set_meta, parse_definition, ParsedDefinition};
 pub use output::{chained_units, parse_item, parse_output, NewUnit};
 pub use schedule::{
     attempt_count, can_do_work, can_start_continuous, continuous_unit_name, fits_memory,

@@ -16,7 +16,8 @@ use crate::model::{DataMap, Summary};
 use crate::rest::wire::{
     NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument, WorkerList,
 };
-use crate::rules::limits::{check_name, checked_data};
+use crate::rules::checked_definition;
+use crate::rules::limits::check_name;
 
 use super::owner::Owner;
 use super::template::Var;
@@ -106,7 +107,7 @@ impl Namespace for RestNamespace {
 
     async fn set_work_spec(&self, definition: DataMap) -> Result<WorkSpecRef> {
         let body = WorkSpecBody {
-            data: Some(checked_data(definition)?),
+            data: Some(checked_definition(definition)?),
         };
         let links = self.links().await?;
         let url = self.shared.resolve(&links.work_specs_url)?;

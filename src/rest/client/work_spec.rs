@@ -19,7 +19,8 @@ use crate::rest::wire::{
     WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
     WorkUnitSelectBody,
 };
-use crate::rules::limits::{checked_data, checked_new_unit, checked_priority, checked_spec_meta};
+use crate::rules::checked_definition;
+use crate::rules::limits::{checked_new_unit, checked_priority, checked_spec_meta};
 
 use super::layout::namespace_in;
 use super::owner::Owner;
@@ -323,7 +324,7 @@ impl WorkSpec for RestWorkSpec {
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
         let body = WorkSpecBody {
-            data: Some(checked_data(definition)?),
+            data: Some(checked_definition(definition)?),
         };
         self.shared()
             .call(Method::PUT, &self.0.url, Some(&body), self.owner())
