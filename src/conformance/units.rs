@@ -39,8 +39,8 @@ pub async fn trivial_work_unit_flow(t: TestBackend) {
     check!(r, all.is_empty(), "units remain: {:?}", all.keys());
 }
 
-/// **WorkUnitQueries.** Limits, paging, status and name filters on the
-/// seven-state fixture.
+/// **WorkUnitQueries.** Limits, paging, status and name filters (statuses
+/// repeated thousands of times included) on the seven-state fixture.
 pub async fn work_unit_queries(t: TestBackend) {
     let (r, ns) = Run::with_ns("work_unit_queries", t).await;
     let seven = r.seven(&ns, "spec").await;
@@ -97,9 +97,16 @@ pub async fn work_unit_queries(t: TestBackend) {
         (vec![Delayed], names(["delayed"])),
         (vec![Finished, Failed], names(["finished", "failed"])),
         (vec![Pending, U::AnyStatus], names(SEVEN)),
+        // A status repeated is a status given once, however long the list.
+        (vec![Finished; 10_000], names(["finished"])),
+        (
+            [Failed, Pending].repeat(5_000),
+            names(["failed", "pending"]),
+        ),
     ];
     for (statuses, expected) in by_status {
-        let step = format!("statuses {statuses:?}");
+        let shown = &statuses[..statuses.len().min(2)];
+        let step = format!("{} statuses from {shown:?}", statuses.len());
         let got = query(WorkUnitQuery::statuses(statuses), step.clone()).await;
         check_eq!(r, got, expected, "{step}");
     }

@@ -156,11 +156,15 @@ impl RestWorkSpec {
     ) -> Result<Selection> {
         let links = self.links().await?;
         let template = template(links);
-        let statuses: Vec<String> = query
-            .statuses
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect();
+        // Each status once: a list repeating them selects the same units,
+        // and would not fit a URL.
+        let mut distinct: Vec<WorkUnitStatus> = Vec::new();
+        for status in &query.statuses {
+            if !distinct.contains(status) {
+                distinct.push(*status);
+            }
+        }
+        let statuses: Vec<String> = distinct.iter().map(|s| s.as_str().to_owned()).collect();
         let mut seen = HashSet::with_capacity(query.names.len());
         let names: Vec<String> = query
             .names
@@ -184,7 +188,7 @@ impl RestWorkSpec {
             // The names and `previous` as the URLs would carry them.
             let sent = WorkUnitQuery {
                 names,
-                statuses: query.statuses.clone(),
+                statuses: distinct,
                 previous_name: bounded_name(&query.previous_name).to_owned(),
                 limit: query.limit,
             };
