@@ -787,10 +787,12 @@ async fn update_worker(
         worker.set_parent(Some(&parent)).await?;
     } else if let Some(parent) = body.parent {
         let current = worker.parent().await?;
-        // The current parent may be another namespace's namesake.
-        let unchanged = current.as_ref().map_or(parent.is_empty(), |p| {
-            p.name() == parent && p.namespace_name() == ns.name()
-        });
+        // The current parent may be another namespace's namesake; `""`
+        // clears any parent, even a worker named `""` (set by URL).
+        let unchanged = match &current {
+            None => parent.is_empty(),
+            Some(p) => !parent.is_empty() && p.name() == parent && p.namespace_name() == ns.name(),
+        };
         if !unchanged {
             if parent.is_empty() {
                 worker.set_parent(None).await?;

@@ -253,7 +253,8 @@ pub async fn worker_defaults(t: TestBackend) {
 
 /// Parent edge cases: setting the same parent twice is a no-op;
 /// `None` clears; cycles and parents from another namespace are not
-/// checked.
+/// checked; a worker named `""` is set and cleared as a parent like any
+/// other.
 pub async fn worker_parent_edge_cases(t: TestBackend) {
     let (r, ns) = Run::with_ns("worker_parent_edge_cases", t).await;
     let [p, c] = each_named(["p", "c"], |n| r.worker(&ns, n)).await;
@@ -300,6 +301,20 @@ pub async fn worker_parent_edge_cases(t: TestBackend) {
         "the namesake's namespace"
     );
     r.ok_empty(near.children().await, "the namesake has no children");
+    // A worker named "" is a parent like any other, and can be let go.
+    let nameless = r.worker(&ns, "").await;
+    r.ok(c.set_parent(Some(&nameless)).await, "the parent named \"\"");
+    let up = r.ok(c.parent().await, "the parent named \"\" read back");
+    check_eq!(
+        r,
+        up.as_ref().map(|w| (w.name(), w.namespace_name())),
+        Some(("", ns.name())),
+        "the parent is the worker named \"\""
+    );
+    children_are(&r, &nameless, ["c"], "the child of the worker named \"\"").await;
+    r.ok(c.set_parent(None).await, "clear the parent named \"\"");
+    r.ok_empty(c.parent().await, "the parent named \"\" cleared");
+    r.ok_empty(nameless.children().await, "the worker named \"\" let go");
 }
 
 /// Deleted attempts leave every worker list, while

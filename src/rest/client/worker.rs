@@ -188,7 +188,9 @@ impl Worker for RestWorker {
             },
             Some(p) => {
                 let p = self.own(p)?;
-                if p.0.namespace == self.0.namespace {
+                // `""` as a name clears the parent, so a worker named so
+                // goes by URL too.
+                if p.0.namespace == self.0.namespace && !p.0.name.is_empty() {
                     WorkerUpdateBody {
                         parent: Some(p.0.name.clone()),
                         ..WorkerUpdateBody::default()
