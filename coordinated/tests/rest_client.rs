@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{ProtocolError, RestBackend};
-use coordinate::rules::limits::MAX_DATA_BYTES;
+use coordinate::rest::names;
+use coordinate::rules::limits::{MAX_DATA_BYTES, MAX_NAME_BYTES};
 use coordinate::ObjectKind;
 use coordinate::{
-    data, Backend, BackendExt, Error, NamespaceRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    data, AttemptRequest, Backend, BackendExt, Error, NamespaceRef, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
 };
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -1113,4 +1116,92 @@ async fn an_attempt_document_is_one_backend_read_on_the_server() {
     ] {
         assert_eq!(calls.get(field), 0, "{field:?}");
     }
+}
+
+#[tokio::test]
+async fn a_hand_out_is_read_whole_past_the_response_limit() {
+    let (url, _stop) = server().await;
+    let limit = 64 << 10;
+    let rest = RestBackend::builder(url)
+        .max_response_bytes(limit)
+        .connect()
+        .await
+        .unwrap();
+    let spec = rest
+        .namespace("big")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    let data = data!({"pad": "x".repeat(limit)});
+    for name in ["a", "b", "c"] {
+        spec.add_work_unit(name, data.clone(), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let worker = rest
+        .namespace("big")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    // Three attempts of more than the limit each: made, so read whole.
+    let got = worker
+        .request_attempts(&AttemptRequest::units(3))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    // Other answers keep the limit.
+    let err = got[0].data().await.unwrap_err();
+    assert!(is_too_large(&err), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_attempt_document_besides_its_data_is_at_most_128_kib() {
+    // Every name as long as allowed and as long as possible once escaped:
+    // control characters, six bytes each in JSON and base64 in URLs.
+    let longest = "\u{1}".repeat(MAX_NAME_BYTES);
+    let (url, _stop) = server().await;
+    let url = url.trim_end_matches('/');
+    let spec = format!(
+        "{url}/namespace/{}/work_spec",
+        names::encode_segment(&longest)
+    );
+    let http = reqwest::Client::new();
+    let made = http
+        .post(&spec)
+        .header("content-type", "application/json")
+        .body(json!({"data": {"name": longest}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let spec = format!("{spec}/{}", names::encode_segment(&longest));
+    let made = http
+        .post(format!("{spec}/work_unit"))
+        .header("content-type", "application/json")
+        .body(json!({"name": longest, "data": {}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let worker = format!(
+        "{url}/namespace/{}/worker/{}",
+        names::encode_segment(&longest),
+        names::encode_segment(&longest)
+    );
+    let answer = http
+        .post(format!("{worker}/request_attempts"))
+        .header("content-type", "application/json")
+        .body(json!({"number_of_work_units": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body = answer.bytes().await.unwrap();
+    let attempts: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(attempts["attempts"].as_array().map(Vec::len), Some(1));
+    assert!(body.len() < 128 << 10, "{} bytes", body.len());
 }

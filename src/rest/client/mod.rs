@@ -253,6 +253,23 @@ impl Shared {
         answer.map_err(|f| f.error_for(owner))
     }
 
+    /// [`exchange`](Self::exchange), reading an answer of up to `at_least`
+    /// bytes when that is more than the client's limit.
+    pub(crate) async fn exchange_allowing<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        owner: Owner<'_>,
+        at_least: usize,
+    ) -> Result<T> {
+        let answer = self
+            .transport
+            .exchange_allowing(method, url, body, at_least)
+            .await;
+        answer.map_err(|f| f.error_for(owner))
+    }
+
     /// `POST` `body` to the collection at `url`: the created object's name
     /// and resolved URL; a failure is the error a call on `owner` answers.
     pub(crate) async fn create<B: Serialize + ?Sized>(
@@ -351,7 +368,11 @@ impl RestBackendBuilder {
 
     /// Limit on one response body (default [`DEFAULT_MAX_RESPONSE_BYTES`]);
     /// a longer response fails with [`Error::Backend`] carrying
-    /// [`ProtocolError::TooLarge`], and is not read further.
+    /// [`ProtocolError::TooLarge`], and is not read further. The answer to
+    /// `request_attempts` is the one exception: its attempts are made
+    /// before it is sent, so it is read up to what the units asked for can
+    /// make it (their data at most `MAX_DATA_BYTES` each, and 128 KiB of
+    /// links each), so that attempts made are never lost to the limit.
     #[must_use]
     pub fn max_response_bytes(mut self, max: usize) -> Self {
         self.max_response_bytes = max;

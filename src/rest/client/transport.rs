@@ -144,7 +144,20 @@ impl Transport {
         url: &Url,
         body: Option<&B>,
     ) -> Result<T, Failure> {
-        let bytes = self.send(method, url, body).await?;
+        self.exchange_allowing(method, url, body, 0).await
+    }
+
+    /// [`exchange`](Self::exchange), reading an answer of up to `at_least`
+    /// bytes when that is more than the client's limit.
+    pub(crate) async fn exchange_allowing<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        at_least: usize,
+    ) -> Result<T, Failure> {
+        let limit = self.max_response_bytes.max(at_least);
+        let bytes = self.send(method, url, body, limit).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Failure::local(Error::backend(ProtocolError::Body {
                 url: url.to_string(),
@@ -160,13 +173,14 @@ impl Transport {
         url: &Url,
         body: Option<&B>,
     ) -> Result<(), Failure> {
-        self.send(method, url, body).await.map(drop)
+        let limit = self.max_response_bytes;
+        self.send(method, url, body, limit).await.map(drop)
     }
 
-    /// The whole body of `response`, unless it is over the limit: then
+    /// The whole body of `response`, unless it is over `limit` bytes: then
     /// nothing more is read (dropping the response closes its connection).
-    async fn body(&self, mut response: reqwest::Response, url: &Url) -> Result<Bytes, Error> {
-        let limit = self.max_response_bytes;
+    async fn body(response: reqwest::Response, url: &Url, limit: usize) -> Result<Bytes, Error> {
+        let mut response = response;
         let too_large = || {
             Error::backend(ProtocolError::TooLarge {
                 url: url.to_string(),
@@ -239,13 +253,15 @@ impl Transport {
         }
     }
 
-    /// Sends one request and answers the body of a 2xx response; any other
-    /// status becomes the error its document names.
+    /// Sends one request and answers the body of a 2xx response, of at
+    /// most `limit` bytes; any other status becomes the error its document
+    /// names.
     async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         url: &Url,
         body: Option<&B>,
+        limit: usize,
     ) -> Result<Bytes, Failure> {
         let (response, url) = self.respond(method, url, body).await?;
         let url: &Url = &url;
@@ -256,10 +272,12 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .and_then(json_media_type)
             .is_some();
-        let bytes = self.body(response, url).await.map_err(|error| Failure {
-            status: Some(status),
-            error,
-        })?;
+        let bytes = Self::body(response, url, limit)
+            .await
+            .map_err(|error| Failure {
+                status: Some(status),
+                error,
+            })?;
         if status.is_success() {
             if !bytes.is_empty() && !is_json {
                 return Err(Failure {

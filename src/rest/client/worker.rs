@@ -16,13 +16,17 @@ use crate::rest::wire::{
     AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
     UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
-use crate::rules::limits::checked_worker_update;
+use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
 
 use super::layout::namespace_in;
 use super::owner::Owner;
 use super::resolve::Resolver;
 use super::work_unit::RestWorkUnit;
 use super::Shared;
+
+/// The most an attempt document holds besides its data: its links, each
+/// carrying names of up to `MAX_NAME_BYTES`, escaped.
+const ATTEMPT_DOCUMENT_BYTES: usize = 128 << 10;
 
 /// A worker handle; clones share the links.
 #[derive(Clone)]
@@ -258,18 +262,22 @@ impl Worker for RestWorker {
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
         let body = AttemptRequestBody::from(request.clone());
+        let wanted = usize::try_from(request.number_of_work_units.max(1)).unwrap_or(usize::MAX);
+        // The attempts are made before the answer is sent, so it is read
+        // whole however long the data of the units asked for makes it.
+        let longest = wanted.saturating_mul(MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES);
         let mut result: AttemptRequestResult = self
             .shared()
-            .exchange(
+            .exchange_allowing(
                 Method::POST,
                 &links.request_attempts,
                 Some(&body),
                 Owner::Lookup(ObjectKind::Worker),
+                longest,
             )
             .await?;
         // No more than were asked for, whatever the server sent: each may
         // cost a read to resolve.
-        let wanted = usize::try_from(request.number_of_work_units.max(1)).unwrap_or(usize::MAX);
         result.attempts.truncate(wanted);
         if result.attempts.is_empty() {
             return Ok(Vec::new());
