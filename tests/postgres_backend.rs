@@ -428,3 +428,27 @@ async fn names_in(spec: &WorkSpecRef) -> Vec<String> {
         .into_keys()
         .collect()
 }
+
+#[tokio::test]
+async fn queries_naming_more_than_a_message_holds_select_what_they_name() {
+    let (b, _) = backend().await;
+    let (_, spec) = namespace_and_spec(&b).await;
+    for name in ["a", "b"] {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    // Over 1 GiB of names, more than PostgreSQL takes in one message: a
+    // name longer than any name can be, and one name repeated.
+    let mut names = vec!["x".repeat(1100 << 20), "a".to_string()];
+    names.extend(std::iter::repeat("b".to_string()).take(1 << 20));
+    let query = WorkUnitQuery::names(names);
+    let listed = spec.work_units(&query).await.unwrap();
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["a", "b"]);
+    spec.set_work_unit_priorities(&query, 2.0).await.unwrap();
+    assert_eq!(
+        spec.work_unit("b").await.unwrap().priority().await.unwrap(),
+        2.0
+    );
+    assert_eq!(spec.delete_work_units(&query).await.unwrap(), 2);
+}

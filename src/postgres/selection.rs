@@ -14,9 +14,12 @@
 //! admitted (inclusive), `$3` the limit (NULL for none), `$4` now; then the
 //! shape's own (see [`Shape::params`]).
 
+use std::collections::HashSet;
+
 use tokio_postgres::types::ToSql;
 
 use crate::model::{Time, WorkUnitQuery, WorkUnitStatus};
+use crate::rules::limits::MAX_NAME_BYTES;
 
 /// SQL: every unit of the spec, by name.
 macro_rules! sel_all {
@@ -188,7 +191,16 @@ impl Selection {
                 .filter(|s| query.admits_status(**s))
                 .map(|s| i16::try_from(s.ordinal()).unwrap_or(i16::MAX))
                 .collect();
-            let names = query.names.iter().map(|n| n.as_bytes().to_vec()).collect();
+            // Each name once, and none longer than a name can be: those
+            // select nothing, and could pass the largest message the
+            // server takes.
+            let mut seen = HashSet::with_capacity(query.names.len());
+            let names = query
+                .names
+                .iter()
+                .filter(|n| n.len() <= MAX_NAME_BYTES && seen.insert(n.as_str()))
+                .map(|n| n.as_bytes().to_vec())
+                .collect();
             Shape::Named(names, statuses)
         } else if query.filters_status() {
             Shape::ByStatus(FLAGGED.map(|s| query.admits_status(s)))
