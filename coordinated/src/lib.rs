@@ -89,14 +89,14 @@
 //! resolved (the database out of reach, say) is `500`, where the reference
 //! answers `400` for every failure of that step, since the fault is the
 //! server's, not the request's; and input over one of the crate's limits
-//! (see `coordinate`'s `# Limits`: names and worker modes of at most 1,024
-//! bytes, data nested at most 100 levels and at most 4 MiB as JSON, times
-//! in years 1–9999, finite priorities), a work spec definition it cannot read, or a
-//! path segment or query parameter that is not UTF-8 once percent-decoded
-//! (names are strings here; a route that reads no query ignores it) is
-//! `400` on every route, where the reference has no such check. The error
-//! document's `kind` names the error (`NameTooLong`, `DataTooDeep`,
-//! `DataTooLarge`, `ModeTooLong`, `TimeOutOfRange`, `InvalidWorkSpecData`); a priority
+//! (the length of names and worker modes, the nesting and length of data,
+//! times and priorities; the values are under `coordinate`'s `# Limits`),
+//! a work spec definition it cannot read, or a path segment or query
+//! parameter that is not UTF-8 once percent-decoded (names are strings
+//! here; a route that reads no query ignores it) is `400` on every route,
+//! where the reference has no such check. The error document's `kind`
+//! names the error (`NameTooLong`, `DataTooDeep`, `DataTooLarge`,
+//! `ModeTooLong`, `TimeOutOfRange`, `InvalidWorkSpecData`); a priority
 //! `adjust` would take past the largest float is `ErrBadPriority`. A
 //! request body that is not a JSON object is `400`, like any body of the
 //! wrong type.
