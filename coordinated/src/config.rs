@@ -70,9 +70,9 @@ pub struct Config {
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes. The default holds any data
-    /// map within `coordinate`'s `MAX_DATA_BYTES` (4 MiB as JSON) with the
-    /// request around it.
-    #[arg(long, default_value_t = 8 << 20)]
+    /// map within `coordinate`'s `MAX_DATA_BYTES` with the request around
+    /// it, in the longest forms clients write (escaped JSON, base64 CBOR).
+    #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may still run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

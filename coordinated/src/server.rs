@@ -28,9 +28,11 @@ pub struct ServerOptions {
     /// Longest time one request may take: then it is answered `408` if its
     /// body was still arriving, else `503`.
     pub request_timeout: Duration,
-    /// Largest request body accepted; the default, 8 MiB, holds any data
+    /// Largest request body accepted; the default, 16 MiB, holds any data
     /// map within [`MAX_DATA_BYTES`](coordinate::rules::limits::MAX_DATA_BYTES)
-    /// with the request around it.
+    /// with the request around it, in the longest forms clients write:
+    /// JSON with every non-ASCII character escaped, and the base64 CBOR
+    /// form, each up to three times the compact JSON.
     pub max_body_bytes: usize,
     /// Log every request through `tracing`.
     pub log_requests: bool,
@@ -47,7 +49,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             request_timeout: Duration::from_secs(30),
-            max_body_bytes: 8 << 20,
+            max_body_bytes: 16 << 20,
             log_requests: false,
             readiness_timeout: Duration::from_secs(2),
             cache_stats: None,

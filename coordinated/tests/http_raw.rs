@@ -893,6 +893,41 @@ fn a_worker_mode_too_long_is_mode_too_long() {
 }
 
 #[test]
+fn data_at_the_limit_fits_the_default_body_in_the_longest_forms_clients_write() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "f");
+    let units = "/namespace/f/work_spec/s/work_unit";
+    // Accented text with every character escaped, as JSON encoders that
+    // write ASCII only do: six bytes on the wire for two stored.
+    let chars = (MAX_DATA_BYTES - r#"{"k":""}"#.len()) / 2;
+    let escaped = format!(
+        r#"{{"name": "escaped", "data": {{"k": "{}"}}}}"#,
+        r"\u00e9".repeat(chars)
+    );
+    assert!(escaped.len() > 12 << 20);
+    let reply = server.send_json("POST", units, &escaped);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let stored = server.get(&format!("{units}/escaped")).json();
+    assert_eq!(stored["data"], json!({"k": "é".repeat(chars)}));
+    // Small floats in the base64 CBOR form: nine bytes each in CBOR for
+    // the four of `1.5,` in JSON, and a third more in base64.
+    let floats = (MAX_DATA_BYTES - r#"{"k":[]}"#.len() + 1) / 4;
+    let count = u32::try_from(floats).unwrap().to_be_bytes();
+    let mut cbor = vec![0xa1, 0x61, b'k', 0x9a];
+    cbor.extend_from_slice(&count);
+    for _ in 0..floats {
+        cbor.extend_from_slice(&[0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+    }
+    let body = json!({"name": "cbor", "data": STANDARD.encode(&cbor)}).to_string();
+    assert!(body.len() > 12 << 20);
+    let reply = server.send_json("POST", units, &body);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let stored = server.get(&format!("{units}/cbor")).json();
+    let stored = stored["data"]["k"].as_array().map(Vec::len);
+    assert_eq!(stored, Some(floats));
+}
+
+#[test]
 fn input_over_a_limit_is_400_on_every_route() {
     let server = Server::start(&[]);
     add_spec_s(&server, "n");

@@ -32,10 +32,11 @@ pub const MAX_DATA_DEPTH: usize = 100;
 /// `serde_json::to_vec` writes it).
 ///
 /// PostgreSQL's `jsonb` refuses a string or container over 256 MiB, and
-/// `coordinated` reads request bodies up to 8 MiB by default: 4 MiB keeps
+/// `coordinated` reads request bodies up to 16 MiB by default: 4 MiB keeps
 /// any data far inside the first, even in `jsonb`'s binary form (several
 /// times longer than the JSON for an array of two million zeros), and
-/// leaves the second room for the request around the data.
+/// inside the second even in the forms clients write up to three times
+/// longer (every non-ASCII character escaped, base64 CBOR of small floats).
 pub const MAX_DATA_BYTES: usize = 4 << 20;
 
 /// The longest worker mode, in UTF-8 bytes.
