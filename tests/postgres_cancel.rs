@@ -397,8 +397,8 @@ async fn a_batch_of_several_statements_is_one_transaction_even_when_given_up(
 ) -> coordinate::Result<()> {
     let (db, backend, unit) = backend_with_a_unit().await?;
     let spec = unit.work_spec();
-    // Six units of 4 MiB: the first three go in one statement, the last
-    // three (with the existing `u`) in a second.
+    // Six units of 4 MiB, more than one statement carries: sent in two
+    // parts, the second with the existing `u`.
     let batch = || {
         let pad = "x".repeat(MAX_DATA_BYTES - 20);
         ["a", "b", "c", "d", "e", "u"]
@@ -424,12 +424,19 @@ async fn a_batch_of_several_statements_is_one_transaction_even_when_given_up(
     })
     .await?;
     assert!(waiting, "the second statement never waited for the lock");
-    // The first statement's units are not visible while the second waits.
+    // The first part's units are not visible while the rest waits, and the
+    // batch holds none of the spec's counters: it takes them after the
+    // units, as every other writer does, so it deadlocks with none.
     let row = admin
         .query_one("SELECT count(*) FROM work_unit", &[])
         .await
         .map_err(Error::backend)?;
     assert_eq!(row.try_get::<_, i64>(0).map_err(Error::backend)?, 1);
+    let counters = admin
+        .query("SELECT 1 FROM work_unit_count FOR UPDATE NOWAIT", &[])
+        .await
+        .map_err(Error::backend)?;
+    assert!(!counters.is_empty());
 
     adding.abort();
     assert!(adding.await.is_err_and(|e| e.is_cancelled()));

@@ -1,6 +1,11 @@
-//! A batch of new units as the parameters of the upsert statement: one
-//! statement for a batch of ordinary size, several in one transaction for
-//! a batch larger than one statement may carry.
+//! A batch of new units and the statements that store it all at once.
+//!
+//! A batch of ordinary size is one statement, its units passed as arrays.
+//! A batch larger than one statement may carry is sent in parts into a
+//! temporary table, then stored from it by one statement, all in one
+//! transaction: its units are then locked, and the spec's counters after
+//! them, in the order every other writer takes them, so it deadlocks with
+//! none.
 
 use std::ops::Range;
 
@@ -8,8 +13,50 @@ use tokio_postgres::types::ToSql;
 
 use super::jsonb::{self, WrittenJsonb};
 use super::nul;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{NewWorkUnit, Time};
+
+/// `INSERT … SELECT` of new units from `$source` (aliased `n`, with the
+/// columns `name`, `data`, `priority`, `not_before`) into spec `$1`, each
+/// added or replaced as `coordinate_upsert_unit` does; answers their ids
+/// and names.
+macro_rules! upsert_units_from {
+    ($source:literal) => {
+        concat!(
+            "INSERT INTO work_unit AS u (work_spec_id, name, data, priority,
+                not_before, active_attempt_id, state)
+            SELECT $1, n.name, n.data, n.priority, n.not_before, NULL, 0 FROM ",
+            $source,
+            " ON CONFLICT (work_spec_id, name) DO UPDATE SET data = EXCLUDED.data,
+                priority = EXCLUDED.priority, not_before = EXCLUDED.not_before,
+                active_attempt_id = CASE WHEN u.state IN (2, 3) THEN NULL
+                    ELSE u.active_attempt_id END,
+                state = CASE WHEN u.state IN (2, 3) THEN 0 ELSE u.state END
+            RETURNING u.id, u.name"
+        )
+    };
+}
+
+/// Adds or replaces units `$2` (names, sorted, distinct) with data `$3`,
+/// priorities `$4` and not-before times `$5` in spec `$1`.
+pub(crate) const UPSERT_UNITS: &str = upsert_units_from!(
+    "unnest($2::bytea[], $3::jsonb[], $4::float8[], $5::timestamptz[])
+        AS n(name, data, priority, not_before)"
+);
+
+/// The table a large batch is gathered in, dropped when its transaction
+/// ends.
+pub(crate) const CREATE_STAGED: &str = "CREATE TEMPORARY TABLE coordinate_staged_unit
+    (name bytea, data jsonb, priority float8, not_before timestamptz) ON COMMIT DROP";
+
+/// Adds part of a large batch, as [`UPSERT_UNITS`] takes it less the spec,
+/// to the staging table.
+pub(crate) const STAGE_UNITS: &str = "INSERT INTO coordinate_staged_unit
+    SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::float8[], $4::timestamptz[])";
+
+/// Adds or replaces the staged units in spec `$1`, in name order.
+pub(crate) const UPSERT_STAGED: &str =
+    upsert_units_from!("coordinate_staged_unit n ORDER BY n.name");
 
 /// The most bytes of names and data one statement carries.
 ///
@@ -47,7 +94,7 @@ impl<'a> WrittenUnits<'a> {
         let mut json = Vec::new();
         let mut ends = Vec::with_capacity(units.len());
         for unit in units {
-            jsonb::write(&nul::escape(&unit.data), &mut json).map_err(super::decode)?;
+            jsonb::write(&nul::escape(&unit.data), &mut json).map_err(Error::backend)?;
             ends.push(json.len());
         }
         Ok(WrittenUnits { units, json, ends })
@@ -91,8 +138,8 @@ impl<'a> WrittenUnits<'a> {
 }
 
 impl UpsertParams<'_> {
-    /// The parameters after the spec's id, in the statement's order.
-    pub(crate) fn as_sql<'p>(&'p self, spec: &'p i64) -> [&'p (dyn ToSql + Sync); 5] {
+    /// The parameters of [`UPSERT_UNITS`], into spec `spec`.
+    pub(crate) fn with_spec<'p>(&'p self, spec: &'p i64) -> [&'p (dyn ToSql + Sync); 5] {
         [
             spec,
             &self.names,
@@ -100,6 +147,11 @@ impl UpsertParams<'_> {
             &self.priorities,
             &self.not_befores,
         ]
+    }
+
+    /// The parameters of [`STAGE_UNITS`].
+    pub(crate) fn alone(&self) -> [&(dyn ToSql + Sync); 4] {
+        [&self.names, &self.data, &self.priorities, &self.not_befores]
     }
 }
 

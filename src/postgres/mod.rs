@@ -73,9 +73,10 @@
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
 //! is its own statement, so no generic plan made for one shape serves
 //! another (the `selection` module). `add_work_units` stores a whole batch
-//! in one statement (a batch of over 16 MiB of names and data in several,
-//! in one transaction, since PostgreSQL refuses a message over 1 GiB), and
-//! checks (and locks against deletion) the batch's
+//! in one statement (a batch of over 16 MiB of names and data, more than
+//! PostgreSQL takes in one message, is first sent in parts to a temporary
+//! table in the same transaction; the `bulk` module), and checks (and
+//! locks against deletion) the batch's
 //! spec once rather than once per unit: a unit's spec is enforced by
 //! statement triggers instead of a foreign key (migration 5). A unit
 //! without an active attempt whose not-before time was set is *waiting*

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
-use super::bulk::{WrittenUnits, STATEMENT_BYTES};
+use super::bulk::{
+    WrittenUnits, CREATE_STAGED, STAGE_UNITS, STATEMENT_BYTES, UPSERT_STAGED, UPSERT_UNITS,
+};
 use super::conn::Session;
 use super::counts::{spec_counts, SpecCounts};
 use super::selection::{Selection, UnitChange};
@@ -99,21 +101,6 @@ pub(crate) const COUNTED_META: &str = concat!(
     " WHERE s.id = $1"
 );
 
-/// Adds or replaces units `$2` (names, sorted, distinct) with data `$3`,
-/// priorities `$4` and not-before times `$5` in spec `$1`, each as
-/// `coordinate_upsert_unit` does, in one statement; answers their ids and
-/// names.
-const UPSERT_UNITS: &str = "INSERT INTO work_unit AS u (work_spec_id, name, data, priority,
-        not_before, active_attempt_id, state)
-    SELECT $1, n.name, n.data, n.priority, n.not_before, NULL, 0
-    FROM unnest($2::bytea[], $3::jsonb[], $4::float8[], $5::timestamptz[])
-        AS n(name, data, priority, not_before)
-    ON CONFLICT (work_spec_id, name) DO UPDATE SET data = EXCLUDED.data,
-        priority = EXCLUDED.priority, not_before = EXCLUDED.not_before,
-        active_attempt_id = CASE WHEN u.state IN (2, 3) THEN NULL ELSE u.active_attempt_id END,
-        state = CASE WHEN u.state IN (2, 3) THEN 0 ELSE u.state END
-    RETURNING u.id, u.name";
-
 /// Reads a meta followed by its counts; also answers whether an expiry
 /// check would expire anything.
 fn read_counted_meta(row: &tokio_postgres::Row) -> Result<(WorkSpecMeta, bool)> {
@@ -198,9 +185,8 @@ impl PgWorkSpec {
         u64::try_from(selected).map_err(decode)
     }
 
-    /// Stores `units` (checked, names distinct) all at once: in one
-    /// statement, or for a batch over [`STATEMENT_BYTES`] in several in one
-    /// transaction; answers each name's unit id.
+    /// Stores `units` (checked, names distinct) all at once, in one
+    /// statement (see the `bulk` module); answers each name's unit id.
     async fn upsert_units(&self, mut units: Vec<NewWorkUnit>) -> Result<HashMap<String, i64>> {
         // Name order, so that concurrent batches lock shared units in one
         // order and never deadlock.
@@ -213,14 +199,15 @@ impl PgWorkSpec {
                 let mut client = shared.client().await?;
                 if let [all] = chunks.as_slice() {
                     let params = written.params(all.clone());
-                    return query(&client, UPSERT_UNITS, &params.as_sql(&self.id)).await;
+                    return query(&client, UPSERT_UNITS, &params.with_spec(&self.id)).await;
                 }
                 let tx = client.transaction().await?;
-                let mut rows = Vec::with_capacity(units.len());
+                tx.batch_execute(CREATE_STAGED).await?;
                 for chunk in &chunks {
                     let params = written.params(chunk.clone());
-                    rows.extend(query(&tx, UPSERT_UNITS, &params.as_sql(&self.id)).await?);
+                    execute(&tx, STAGE_UNITS, &params.alone()).await?;
                 }
+                let rows = query(&tx, UPSERT_STAGED, &[&self.id]).await?;
                 tx.commit().await?;
                 Ok(rows)
             })
