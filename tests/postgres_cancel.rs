@@ -463,5 +463,11 @@ async fn a_batch_of_several_statements_is_one_transaction_even_when_given_up(
     );
     assert_eq!(unit.data().await?, batch()[5].data);
     assert_sessions_are_the_pools(&backend, &admin).await?;
+    // Twice on one connection: the second stages in a table of its own.
+    let single = db.server(&MockClock::new(), Some(1)).await;
+    let spec = single.namespace("ns").await?.work_spec("spec").await?;
+    for _ in 0..2 {
+        assert_eq!(spec.add_work_units(batch()).await?.len(), 6);
+    }
     Ok(())
 }
