@@ -1156,6 +1156,26 @@ async fn a_hand_out_is_read_whole_past_the_response_limit() {
     // Other answers keep the limit.
     let err = got[0].data().await.unwrap_err();
     assert!(is_too_large(&err), "{err:?}");
+    // So does an attempt made by name.
+    let unit = spec
+        .add_work_unit("d", data.clone(), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let made = worker
+        .make_attempt(&unit, coordinate::Duration::minutes(1))
+        .await;
+    assert!(made.is_ok(), "{:?}", made.err());
+    // Never past sixteen times the limit, however many units are asked for.
+    for i in 0..16 {
+        spec.add_work_unit(&format!("e{i}"), data.clone(), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let err = worker
+        .request_attempts(&AttemptRequest::units(16))
+        .await
+        .unwrap_err();
+    assert!(is_too_large(&err), "{err:?}");
 }
 
 #[tokio::test]

@@ -249,8 +249,7 @@ impl Shared {
         body: Option<&B>,
         owner: Owner<'_>,
     ) -> Result<T> {
-        let answer = self.transport.exchange(method, url, body).await;
-        answer.map_err(|f| f.error_for(owner))
+        self.exchange_allowing(method, url, body, owner, 0).await
     }
 
     /// [`exchange`](Self::exchange), reading an answer of up to `at_least`
@@ -368,11 +367,13 @@ impl RestBackendBuilder {
 
     /// Limit on one response body (default [`DEFAULT_MAX_RESPONSE_BYTES`]);
     /// a longer response fails with [`Error::Backend`] carrying
-    /// [`ProtocolError::TooLarge`], and is not read further. The answer to
-    /// `request_attempts` is the one exception: its attempts are made
-    /// before it is sent, so it is read up to what the units asked for can
-    /// make it (their data at most `MAX_DATA_BYTES` each, and 128 KiB of
-    /// links each), so that attempts made are never lost to the limit.
+    /// [`ProtocolError::TooLarge`], and is not read further. The answers to
+    /// `request_attempts` and `make_attempt` are the exception: their
+    /// attempts are made before they are sent, so they are read up to what the units asked for can make it (their data at most
+    /// `MAX_DATA_BYTES` each, and 128 KiB of links each), so that attempts
+    /// made are not lost to the limit, though never past sixteen times the
+    /// limit, which a hand-out of hundreds of units at the data limit
+    /// reaches.
     #[must_use]
     pub fn max_response_bytes(mut self, max: usize) -> Self {
         self.max_response_bytes = max;

@@ -106,6 +106,10 @@ fn redirect_target(response: &reqwest::Response, url: &Url) -> Option<Url> {
     url.join(location).ok()
 }
 
+/// How many times the client's response limit an answer may be read past
+/// it when the request made objects the answer must report.
+const MAX_ALLOWANCE: usize = 16;
+
 /// How much of an unexpected body an error keeps.
 const BODY_EXCERPT: usize = 200;
 
@@ -148,7 +152,8 @@ impl Transport {
     }
 
     /// [`exchange`](Self::exchange), reading an answer of up to `at_least`
-    /// bytes when that is more than the client's limit.
+    /// bytes when that is more than the client's limit, but
+    /// never more than [`MAX_ALLOWANCE`] times the limit.
     pub(crate) async fn exchange_allowing<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -156,7 +161,8 @@ impl Transport {
         body: Option<&B>,
         at_least: usize,
     ) -> Result<T, Failure> {
-        let limit = self.max_response_bytes.max(at_least);
+        let most = self.max_response_bytes.saturating_mul(MAX_ALLOWANCE);
+        let limit = self.max_response_bytes.max(at_least.min(most));
         let bytes = self.send(method, url, body, limit).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Failure::local(Error::backend(ProtocolError::Body {

@@ -316,10 +316,12 @@ impl Worker for RestWorker {
         // Making an attempt is no expiry check in process: the answer is
         // asked for without the fields whose computation is one.
         let url = Shared::unchecked(&links.make_attempt);
+        // Made before the answer is sent, the attempt is read whole.
+        let longest = MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES;
         let doc: UncheckedAttemptDocument = self
             .shared()
             .transport()
-            .exchange(Method::POST, &url, Some(&body))
+            .exchange_allowing(Method::POST, &url, Some(&body), longest)
             .await
             .map_err(|f| f.error_for(unit.owner()).on(ObjectKind::Worker))?;
         let mut resolver = Resolver::new(self.shared());
