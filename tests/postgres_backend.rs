@@ -451,4 +451,17 @@ async fn queries_naming_more_than_a_message_holds_select_what_they_name() {
         2.0
     );
     assert_eq!(spec.delete_work_units(&query).await.unwrap(), 2);
+    drop(query);
+    // A previous name as long: the units after it.
+    for name in ["a", "b"] {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let query = WorkUnitQuery {
+        previous_name: format!("a{}", "x".repeat(1100 << 20)),
+        ..Default::default()
+    };
+    let listed = spec.work_units(&query).await.unwrap();
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["b"]);
 }

@@ -239,11 +239,18 @@ impl Namespace for CachedNamespace {
         if let Some(hit) = self.hit::<WorkSpecKind>(name) {
             return Ok(hit);
         }
+        // Found nowhere, before a dead namespace is re-resolved.
+        if !limits::fits_name(name) {
+            return Err(Error::NoSuchWorkSpec { name: name.into() });
+        }
         let spec = Box::pin(self.load_spec(name, true)).await?;
         Ok(spec)
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
+        if !limits::fits_name(name) {
+            return Err(Error::NoSuchWorkSpec { name: name.into() });
+        }
         run(&self.shared, self, |link| async move {
             let result = link.upstream.destroy_work_spec(name).await;
             if matches!(result, Ok(()) | Err(Error::NoSuchWorkSpec { .. })) {

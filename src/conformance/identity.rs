@@ -60,6 +60,21 @@ pub async fn dead_namespace_handle(t: TestBackend) {
         crate::Error::BadWorkSpecName,
         "set_work_spec with a numeric name",
     );
+    // A name no spec can have is found nowhere, and looked for nowhere.
+    let long = "s".repeat(MAX_NAME_BYTES + 1);
+    for (found, step) in [
+        (ns.work_spec(&long).await.map(drop), "work_spec"),
+        (ns.destroy_work_spec(&long).await, "destroy_work_spec"),
+    ] {
+        check!(
+            r,
+            matches!(
+                found,
+                Err(crate::Error::Gone { .. } | crate::Error::NoSuchWorkSpec { .. })
+            ),
+            "{step} with a long name: {found:?}"
+        );
+    }
     let listed = r.ok(r.backend().namespaces().await, "namespaces()");
     check!(
         r,

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use tokio_postgres::types::ToSql;
 
 use crate::model::{Time, WorkUnitQuery, WorkUnitStatus};
-use crate::rules::limits::MAX_NAME_BYTES;
+use crate::rules::limits::{bounded_name, fits_name};
 
 /// SQL: every unit of the spec, by name.
 macro_rules! sel_all {
@@ -198,7 +198,7 @@ impl Selection {
             let names = query
                 .names
                 .iter()
-                .filter(|n| n.len() <= MAX_NAME_BYTES && seen.insert(n.as_str()))
+                .filter(|n| fits_name(n) && seen.insert(n.as_str()))
                 .map(|n| n.as_bytes().to_vec())
                 .collect();
             Shape::Named(names, statuses)
@@ -207,8 +207,9 @@ impl Selection {
         } else {
             Shape::All
         };
-        // The least byte string greater than a name is the name and a 0.
-        let mut lower = query.previous_name.as_bytes().to_vec();
+        // The least byte string greater than a name is the name and a 0;
+        // a previous name longer than any name orders as its cut form.
+        let mut lower = bounded_name(&query.previous_name).as_bytes().to_vec();
         if !lower.is_empty() {
             lower.push(0);
         }
@@ -313,6 +314,33 @@ impl UnitChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::limits::MAX_NAME_BYTES;
+
+    #[test]
+    fn names_are_sent_once_each_and_only_if_they_could_name_a_unit() {
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        let longest = "y".repeat(MAX_NAME_BYTES);
+        let query = WorkUnitQuery::names(["b", &long, "a", "b", &longest, "a"]);
+        let Shape::Named(names, _) = Selection::new(&query).shape else {
+            panic!("a query with names is of the named shape");
+        };
+        assert_eq!(names, [b"b".to_vec(), b"a".to_vec(), longest.into_bytes()]);
+        // Named only by impossible names, a query selects nothing.
+        let none = Selection::new(&WorkUnitQuery::names([long.as_str()]));
+        assert_eq!(none.shape, Shape::Named(Vec::new(), vec![1, 2, 3, 4, 5]));
+    }
+
+    #[test]
+    fn a_previous_name_longer_than_any_name_is_sent_cut() {
+        let long = "x".repeat(10 * MAX_NAME_BYTES);
+        let query = WorkUnitQuery {
+            previous_name: long.clone(),
+            ..Default::default()
+        };
+        let mut lower = long.as_bytes()[..=MAX_NAME_BYTES].to_vec();
+        lower.push(0);
+        assert_eq!(Selection::new(&query).lower, lower);
+    }
 
     #[test]
     fn each_query_form_gets_its_own_shape() {

@@ -19,7 +19,6 @@ use base64::Engine as _;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::model::Time;
-use crate::rules::limits::MAX_NAME_BYTES;
 
 /// A path segment or query value that does not decode to a name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,22 +141,6 @@ pub fn encode_previous(name: &str) -> Cow<'_, str> {
     }
 }
 
-/// `name`, or, when it is longer than [`MAX_NAME_BYTES`], its shortest
-/// prefix (at a character boundary) that is still longer. No stored name
-/// equals either, and every stored name orders against both alike (they
-/// differ only past its length), so a work unit query selects the same
-/// units with the cut form, in a URL of bounded length.
-pub(crate) fn bounded_name(name: &str) -> &str {
-    if name.len() <= MAX_NAME_BYTES {
-        return name;
-    }
-    let mut end = MAX_NAME_BYTES + 1;
-    while !name.is_char_boundary(end) {
-        end += 1;
-    }
-    &name[..end]
-}
-
 /// The name a received `previous` query value means: decoded with the name
 /// encoding when it starts with `-` and decodes cleanly, literal otherwise.
 pub fn decode_previous(value: &str) -> String {
@@ -206,32 +189,6 @@ pub fn split_attempt_segment(segment: &str) -> (&str, Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bounded_name_selects_and_orders_as_the_name() {
-        let limit = MAX_NAME_BYTES;
-        // A long name, one cut inside a two-byte character, and stored
-        // names around both.
-        let long = "u".repeat(1 << 16);
-        let straddling = format!("{}é{}", "u".repeat(limit), "z".repeat(10));
-        for name in [long.as_str(), straddling.as_str()] {
-            let cut = bounded_name(name);
-            assert!(cut.len() > limit && cut.len() <= limit + 4, "{}", cut.len());
-            assert!(name.starts_with(cut));
-            let stored = [
-                String::new(),
-                "u".repeat(limit),
-                format!("{}v", "u".repeat(limit - 1)),
-                format!("{}t", "u".repeat(limit - 1)),
-                "é".into(),
-            ];
-            for s in &stored {
-                assert_eq!(s.as_str().cmp(cut), s.as_str().cmp(name), "{s:?}");
-            }
-        }
-        assert_eq!(bounded_name("short"), "short");
-        assert_eq!(bounded_name(&"a".repeat(limit)).len(), limit);
-    }
 
     /// The worked examples of the wire specification.
     const EXAMPLES: &[(&str, &str)] = &[

@@ -62,10 +62,32 @@ pub const MAX_TIME: Time = match Time::from_timestamp(253_402_300_799, 999_999_0
     None => panic!("9999-12-31 is a valid instant"),
 };
 
+/// True if `name` is at most [`MAX_NAME_BYTES`] long: a longer one names
+/// no object, so a lookup of it finds nothing.
+pub fn fits_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_BYTES
+}
+
+/// `name`, or, when it is longer than [`MAX_NAME_BYTES`], its shortest
+/// prefix (at a character boundary) that is still longer. No stored name
+/// equals either, and every stored name orders against both alike (they
+/// differ only past its length), so a work unit query's `previous_name`
+/// or names select the same units in the cut form, of bounded length.
+pub fn bounded_name(name: &str) -> &str {
+    if fits_name(name) {
+        return name;
+    }
+    let mut end = MAX_NAME_BYTES + 1;
+    while !name.is_char_boundary(end) {
+        end += 1;
+    }
+    &name[..end]
+}
+
 /// Accepts a name at most [`MAX_NAME_BYTES`] long; a longer one is
 /// [`Error::NameTooLong`].
 pub fn check_name(name: &str) -> Result<()> {
-    if name.len() > MAX_NAME_BYTES {
+    if !fits_name(name) {
         return Err(Error::NameTooLong {
             limit: MAX_NAME_BYTES,
         });
@@ -424,6 +446,32 @@ mod tests {
 
     use super::*;
     use crate::data;
+
+    #[test]
+    fn a_bounded_name_selects_and_orders_as_the_name() {
+        let limit = MAX_NAME_BYTES;
+        // A long name, one cut inside a two-byte character, and stored
+        // names around both.
+        let long = "u".repeat(1 << 16);
+        let straddling = format!("{}é{}", "u".repeat(limit), "z".repeat(10));
+        for name in [long.as_str(), straddling.as_str()] {
+            let cut = bounded_name(name);
+            assert!(cut.len() > limit && cut.len() <= limit + 4, "{}", cut.len());
+            assert!(name.starts_with(cut));
+            let stored = [
+                String::new(),
+                "u".repeat(limit),
+                format!("{}v", "u".repeat(limit - 1)),
+                format!("{}t", "u".repeat(limit - 1)),
+                "é".into(),
+            ];
+            for s in &stored {
+                assert_eq!(s.as_str().cmp(cut), s.as_str().cmp(name), "{s:?}");
+            }
+        }
+        assert_eq!(bounded_name("short"), "short");
+        assert_eq!(bounded_name(&"a".repeat(limit)).len(), limit);
+    }
 
     /// A map whose key `"d"` holds arrays nested so the map is `depth` deep.
     fn nested(depth: usize) -> DataMap {

@@ -150,7 +150,7 @@ use crate::api::{Backend, NamespaceRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::Summary;
 use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
-use crate::rules::limits::{check_name, MAX_NAME_BYTES};
+use crate::rules::limits::check_name;
 
 pub use transport::ProtocolError;
 
@@ -484,13 +484,6 @@ impl Backend for RestBackend {
         let url = self.shared.resolve(&self.shared.root.summary_url)?;
         summary_at(&self.shared, &url, Owner::Lookup(ObjectKind::Namespace)).await
     }
-}
-
-/// True if `name` is longer than any object's name can be: a lookup of it
-/// answers "no such" without asking the server (the URL could be too long
-/// to send).
-pub(crate) fn impossible_name(name: &str) -> bool {
-    name.len() > MAX_NAME_BYTES
 }
 
 /// `GET` a summary document.

@@ -17,13 +17,13 @@ use crate::rest::wire::{
     NamespaceDocument, WorkSpecBody, WorkSpecDocument, WorkSpecList, WorkerDocument, WorkerList,
 };
 use crate::rules::checked_definition;
-use crate::rules::limits::check_name;
+use crate::rules::limits::{check_name, fits_name};
 
 use super::owner::Owner;
 use super::template::Var;
 use super::work_spec::RestWorkSpec;
 use super::worker::RestWorker;
-use super::{impossible_name, summary_at, Shared};
+use super::{summary_at, Shared};
 
 /// Whom a failed request on a namespace speaks for: a lookup by name.
 const LOOKUP: Owner<'static> = Owner::Lookup(ObjectKind::Namespace);
@@ -116,7 +116,7 @@ impl Namespace for RestNamespace {
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {
-        if impossible_name(name) {
+        if !fits_name(name) {
             return Err(Error::NoSuchWorkSpec { name: name.into() });
         }
         let links = self.links().await?;
@@ -130,7 +130,7 @@ impl Namespace for RestNamespace {
     }
 
     async fn destroy_work_spec(&self, name: &str) -> Result<()> {
-        if impossible_name(name) {
+        if !fits_name(name) {
             return Err(Error::NoSuchWorkSpec { name: name.into() });
         }
         let links = self.links().await?;

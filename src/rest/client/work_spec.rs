@@ -13,20 +13,22 @@ use tokio::sync::OnceCell;
 use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
-use crate::rest::names::{bounded_name, encode_previous};
+use crate::rest::names::encode_previous;
 use crate::rest::wire::{
     CountsDocument, DeletedDocument, SelectAction, UncheckedWorkUnitDocument, WorkSpecBody,
     WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
     WorkUnitSelectBody,
 };
 use crate::rules::checked_definition;
-use crate::rules::limits::{checked_new_unit, checked_priority, checked_spec_meta};
+use crate::rules::limits::{
+    bounded_name, checked_new_unit, checked_priority, checked_spec_meta, fits_name,
+};
 
 use super::layout::namespace_in;
 use super::owner::Owner;
 use super::template::Var;
 use super::work_unit::RestWorkUnit;
-use super::{impossible_name, summary_at, ProtocolError, Shared};
+use super::{summary_at, ProtocolError, Shared};
 
 /// A work spec handle; clones share the links.
 #[derive(Clone)]
@@ -374,7 +376,7 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
-        if impossible_name(name) {
+        if !fits_name(name) {
             return Err(Error::NoSuchWorkUnit { name: name.into() });
         }
         let url = self.work_unit_url(name).await?;
