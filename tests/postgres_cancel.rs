@@ -440,6 +440,12 @@ async fn a_batch_of_several_statements_is_one_transaction_even_when_given_up(
 
     adding.abort();
     assert!(adding.await.is_err_and(|e| e.is_cancelled()));
+    // The connection is closed once its cancelled statement has ended.
+    let closed = within(StdDuration::from_secs(5), || async {
+        Ok(backend.pool_status().closed == 1)
+    })
+    .await?;
+    assert!(closed, "not closed: {:?}", backend.pool_status());
     let status = unlocked(&backend, &admin).await?;
     assert_eq!(
         (status.size, status.cancelled, status.closed),
