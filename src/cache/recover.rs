@@ -69,6 +69,45 @@ pub(super) async fn run_with_budget<W, T, F, Fut>(
     handle: &W,
     mut budget: u32,
     create: bool,
+    op: F,
+) -> Result<T>
+where
+    W: Handle,
+    F: FnMut(Arc<Link<W::Up>>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let link = live_link(shared, handle, &mut budget, create).await?;
+    recovering(shared, handle, link, budget, create, op).await
+}
+
+/// [`run_with_budget`] for a call with an argument that is not one of the
+/// cache's handles, which the backend may refuse whatever the state of
+/// this handle's object (`WrongBackend`): asked first on the current link,
+/// even one known to be dead, and re-resolved only on `Gone`.
+pub(super) async fn run_asking_first<W, T, F, Fut>(
+    shared: &Shared,
+    handle: &W,
+    budget: u32,
+    create: bool,
+    op: F,
+) -> Result<T>
+where
+    W: Handle,
+    F: FnMut(Arc<Link<W::Up>>) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let link = handle.link_cell().load_full();
+    recovering(shared, handle, link, budget, create, op).await
+}
+
+/// Runs `op` on `link`; on `Gone`, re-resolves the handle's name and
+/// retries, at most `budget` times.
+async fn recovering<W, T, F, Fut>(
+    shared: &Shared,
+    handle: &W,
+    mut link: Arc<Link<W::Up>>,
+    mut budget: u32,
+    create: bool,
     mut op: F,
 ) -> Result<T>
 where
@@ -76,7 +115,6 @@ where
     F: FnMut(Arc<Link<W::Up>>) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut link = live_link(shared, handle, &mut budget, create).await?;
     loop {
         match op(Arc::clone(&link)).await {
             Err(Error::Gone { .. }) if budget > 0 => {

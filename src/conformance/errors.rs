@@ -308,13 +308,14 @@ pub async fn no_such_work_unit(t: TestBackend) {
 }
 
 /// `WrongBackend`: a worker of one backend given a unit of another backend
-/// instance by `make_attempt`; nothing is created on either side.
+/// instance by `make_attempt`; nothing is created on either side, and a
+/// destroyed worker answers the same.
 pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
     let r = Run::new("wrong_backend_make_attempt", t);
     let o = Run::new("wrong_backend_make_attempt (second backend)", other);
     let (_ns, spec, _worker) = r.basic("wrong_backend", "spec").await;
     let unit = r.unit(&spec, "u", data!({"k": "v"})).await;
-    let (_ons, _ospec, foreign) = o.basic("wrong_backend", "spec").await;
+    let (ons, _ospec, foreign) = o.basic("wrong_backend", "spec").await;
     r.fails(
         foreign.make_attempt(&unit, Duration::zero()).await,
         Error::WrongBackend,
@@ -325,10 +326,18 @@ pub async fn wrong_backend_make_attempt(t: TestBackend, other: TestBackend) {
     let listed = o.ok(foreign.all_attempts().await, "foreign worker's attempts");
     check!(r, listed.is_empty(), "foreign worker got an attempt");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "unit data intact");
+    // The foreign unit is refused first, even by a worker that is gone.
+    o.ok(ons.destroy().await, "destroy the worker's namespace");
+    let _ = foreign.mode().await;
+    r.fails(
+        foreign.make_attempt(&unit, Duration::zero()).await,
+        Error::WrongBackend,
+        "make_attempt with a foreign unit by a destroyed worker",
+    );
 }
 
 /// `WrongBackend`: `set_parent` with a worker of another backend instance;
-/// the previous parent is kept.
+/// the previous parent is kept, and a destroyed worker answers the same.
 pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
     let r = Run::new("wrong_backend_set_parent", t);
     let o = Run::new("wrong_backend_set_parent (second backend)", other);
@@ -359,6 +368,14 @@ pub async fn wrong_backend_set_parent(t: TestBackend, other: TestBackend) {
         r,
         foreign_kids.is_empty(),
         "foreign worker adopted the child"
+    );
+    // The foreign worker is refused first, even by a child that is gone.
+    r.ok(ns.destroy().await, "destroy");
+    let _ = child.parent().await;
+    r.fails(
+        child.set_parent(Some(&foreign)).await,
+        Error::WrongBackend,
+        "set_parent(foreign worker) of a destroyed child",
     );
 }
 
