@@ -439,7 +439,9 @@ async fn queries_naming_more_than_a_message_holds_select_what_they_name() {
             .unwrap();
     }
     // Over 1 GiB of names, more than PostgreSQL takes in one message: a
-    // name longer than any name can be, and one name repeated.
+    // name longer than any name can be. A name repeated a million times
+    // answers as once (that it is sent once, the selection's unit tests
+    // check).
     let mut names = vec!["x".repeat(1100 << 20), "a".to_string()];
     names.extend(std::iter::repeat("b".to_string()).take(1 << 20));
     let query = WorkUnitQuery::names(names);

@@ -111,7 +111,17 @@ use stats::Counters;
 ///   `set_parent`'s worker) re-resolves the argument, if it is one of this
 ///   cache's handles, and retries; still `Gone`, it re-resolves the worker
 ///   the call was made on and retries once more. A `Gone` after that comes
-///   back to the caller.
+///   back to the caller. An argument that is not one of this cache's
+///   handles goes to the backend first, even on a handle known to be dead,
+///   so a foreign one is refused (`WrongBackend`) as the backend refuses it.
+/// * **Limits first.** Every call checks its input against the crate's
+///   [Limits](crate#limits) (and reads a definition) before anything else,
+///   with the functions the backends use: bad input gets the backend's
+///   error, never a `Gone` from a handle known to be dead, and re-creates
+///   no destroyed namespace; and data nested too deep is refused before
+///   the cache clones it, which would recurse once per level. A dead
+///   handle is re-resolved without first asking its dead object, so these
+///   checks cannot be left to the backend.
 ///
 /// The law of a recreated name, on a unit deleted behind the cache's back:
 ///

@@ -80,24 +80,18 @@ where
     recovering(shared, handle, link, budget, create, op).await
 }
 
-/// [`run_with_budget`] for a call with an argument that is not one of the
-/// cache's handles, which the backend may refuse whatever the state of
-/// this handle's object (`WrongBackend`): asked first on the current link,
-/// even one known to be dead, and re-resolved only on `Gone`.
-pub(super) async fn run_asking_first<W, T, F, Fut>(
-    shared: &Shared,
-    handle: &W,
-    budget: u32,
-    create: bool,
-    op: F,
-) -> Result<T>
+/// Runs `op`, whose argument is not one of the cache's handles and may be
+/// refused whatever the state of this handle's object (`WrongBackend`), on
+/// the current link, even one known to be dead; on `Gone`, re-resolves the
+/// handle (never creating) and retries once.
+pub(super) async fn run_asking_first<W, T, F, Fut>(shared: &Shared, handle: &W, op: F) -> Result<T>
 where
     W: Handle,
     F: FnMut(Arc<Link<W::Up>>) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
     let link = handle.link_cell().load_full();
-    recovering(shared, handle, link, budget, create, op).await
+    recovering(shared, handle, link, 1, false, op).await
 }
 
 /// Runs `op` on `link`; on `Gone`, re-resolves the handle's name and

@@ -148,7 +148,7 @@ impl Worker for CachedWorker {
             .and_then(|p| p.as_any().downcast_ref::<CachedWorker>())
             .filter(|p| Arc::ptr_eq(&p.shared, &self.shared));
         let Some(ours) = ours else {
-            return run_asking_first(&self.shared, self, 1, false, |link| async move {
+            return run_asking_first(&self.shared, self, |link| async move {
                 link.upstream.set_parent(parent).await
             })
             .await;
@@ -230,7 +230,7 @@ impl Worker for CachedWorker {
         }
         let me = self.me()?;
         let fence = self.shared.fence();
-        let up = run_asking_first(&self.shared, self, 1, false, |link| async move {
+        let up = run_asking_first(&self.shared, self, |link| async move {
             link.upstream.make_attempt(unit, lifetime).await
         })
         .await?;

@@ -185,8 +185,11 @@ impl Transport {
 
     /// The whole body of `response`, unless it is over `limit` bytes: then
     /// nothing more is read (dropping the response closes its connection).
-    async fn body(response: reqwest::Response, url: &Url, limit: usize) -> Result<Bytes, Error> {
-        let mut response = response;
+    async fn body(
+        mut response: reqwest::Response,
+        url: &Url,
+        limit: usize,
+    ) -> Result<Bytes, Error> {
         let too_large = || {
             Error::backend(ProtocolError::TooLarge {
                 url: url.to_string(),
