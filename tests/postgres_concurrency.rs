@@ -5,7 +5,8 @@
 //! ends as one of the two orders would, in every interleaving, as does a
 //! `finish` chaining into a spec whose destroy is in flight (one with no
 //! units to chain does not wait for that destroy). A request whose
-//! chosen spec concurrent requests emptied gets another spec's work, and a
+//! chosen spec concurrent requests emptied gets another spec's work (one
+//! that only failed units on their retry limit answers nothing), and a
 //! namespace destroy unlinks a unit elsewhere its worker took meanwhile, and
 //! waits for a hand-out by its worker without a deadlock. A read that finds
 //! an attempt past its deadline answers a finish that committed before its
@@ -382,14 +383,53 @@ async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
 
 #[tokio::test]
 async fn a_request_whose_chosen_spec_was_emptied_meanwhile_gets_another_specs_work() {
+    request_while_the_chosen_spec_is_emptied(data!({"name": "a", "priority": 1})).await;
+}
+
+/// With a retry limit, an empty hand-out could also mean every unit taken
+/// was over it; here none was taken, so the scheduler still chooses again.
+#[tokio::test]
+async fn a_request_whose_chosen_spec_with_a_retry_limit_was_emptied_gets_another_specs_work() {
+    request_while_the_chosen_spec_is_emptied(data!({"name": "a", "priority": 1, "max_retries": 2}))
+        .await;
+}
+
+/// A request that takes only units over their retry limit answers nothing,
+/// as the reference does, though another spec has work.
+#[tokio::test]
+async fn a_request_that_fails_every_unit_it_takes_on_its_retry_limit_answers_nothing() {
+    let (servers, _db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(
+        &ns,
+        data!({"name": "a", "priority": 1, "max_retries": 1}),
+        1,
+    )
+    .await;
+    spec_with_units(&ns, data!({"name": "b"}), 1).await;
+    let worker = ns.worker("w").await.unwrap();
+    let first = request(&worker, AttemptRequest::units(1)).await;
+    assert_eq!(first[0].work_unit().work_spec().name(), "a");
+    first[0]
+        .retry(None, coordinate::Duration::zero())
+        .await
+        .unwrap();
+
+    assert!(request(&worker, AttemptRequest::units(1)).await.is_empty());
+    let unit = spec.work_unit("u0000").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Failed);
+}
+
+/// A request of one unit of worker "w", made while a concurrent request,
+/// uncommitted, holds the only unit of spec "a" (`definition`, which
+/// outranks "b"), gets "b"'s unit.
+async fn request_while_the_chosen_spec_is_emptied(definition: coordinate::DataMap) {
     let (servers, db, _clock) = two_servers().await;
     let ns = servers[0].namespace("n").await.unwrap();
-    // "a" outranks "b", so the scheduler chooses it while it counts a unit.
-    spec_with_units(&ns, data!({"name": "a", "priority": 1}), 1).await;
+    spec_with_units(&ns, definition, 1).await;
     spec_with_units(&ns, data!({"name": "b"}), 1).await;
     let worker = ns.worker("w").await.unwrap();
 
-    // A concurrent request holding "a"'s only unit, not yet committed.
     let mut other = db.sql().await;
     let taker = other.transaction().await.unwrap();
     taker

@@ -66,6 +66,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         15,
         include_str!("migrations/0015_bulk_changes_in_linear_time.sql"),
     ),
+    Migration::new(
+        16,
+        include_str!("migrations/0016_request_says_when_retries_failed_all.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

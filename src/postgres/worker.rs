@@ -73,7 +73,8 @@ pub(crate) const REQUEST_METAS: &str = concat!(
 /// Hands out units of the chosen spec (see the migration's
 /// `coordinate_request`): the expiry check when one is due, `max_running`,
 /// `max_attempts_returned`, `max_retries` and continuous generation, in one
-/// statement.
+/// statement. A row without an attempt says every unit taken was over its
+/// retry limit.
 pub(crate) const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
     FROM coordinate_request($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
@@ -223,11 +224,10 @@ impl PgWorker {
             .await?;
             // The hand-out applied the expiry check.
             stale = false;
-            // Without retries to exhaust, a chosen spec yields nothing only
-            // when concurrent requests took its units after the counts were
-            // read; had they run first, the choice would have been among the
-            // other specs.
-            if !made.is_empty() || meta.max_retries > 0 {
+            // A chosen spec yields no row only when concurrent requests took
+            // its units after the counts were read; had they run first, the
+            // choice would have been among the other specs.
+            if !made.is_empty() {
                 break (chosen, spec_id, made);
             }
         };
@@ -240,12 +240,17 @@ impl PgWorker {
             chosen,
         ));
         let me = self.clone_handle();
-        made.iter()
-            .map(|row| {
-                let unit = Arc::new(PgWorkUnit::new(spec.clone(), col(row, 1)?, text(row, 2)?));
-                Ok(Arc::new(PgAttempt::new(unit, me.clone(), col(row, 0)?)) as AttemptRef)
-            })
-            .collect()
+        let mut attempts = Vec::with_capacity(made.len());
+        for row in &made {
+            // The row without an attempt, when the units were all over their
+            // retry limit.
+            let Some(attempt_id) = col::<Option<i64>>(row, 0)? else {
+                continue;
+            };
+            let unit = Arc::new(PgWorkUnit::new(spec.clone(), col(row, 1)?, text(row, 2)?));
+            attempts.push(Arc::new(PgAttempt::new(unit, me.clone(), attempt_id)) as AttemptRef);
+        }
+        Ok(attempts)
     }
 }
 
