@@ -262,6 +262,104 @@ async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()>
     Ok(())
 }
 
+/// Deletes `names` of "ns"/"spec" behind `cache`, and waits until the
+/// cache has applied the event.
+async fn delete_behind(
+    backend: &MemoryBackend,
+    cache: &Cache<MemoryBackend>,
+    names: &[&str],
+) -> coordinate::Result<()> {
+    let applied = cache.stats().feed.events_applied;
+    backend
+        .work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&WorkUnitQuery::names(names.iter().copied()))
+        .await?;
+    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    Ok(())
+}
+
+/// A held spec handle whose entry was purged goes on caching units, and
+/// deletes behind the cache still reach them.
+#[tokio::test]
+async fn a_held_spec_whose_entry_was_purged_sees_later_deletes() -> coordinate::Result<()> {
+    let (backend, cache) = cached(MemoryBackend::new()).await?;
+    let held = cache.work_spec_at("ns", "spec").await?;
+    let scope = PurgeScope::WorkSpec {
+        namespace: "ns".into(),
+        work_spec: "spec".into(),
+    };
+    cache.purge(&scope).await;
+    held.work_unit("a").await?;
+    held.work_unit("a").await?;
+    delete_behind(&backend, &cache, &["a"]).await?;
+    assert!(matches!(
+        held.work_unit("a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    Ok(())
+}
+
+/// As above, for a spec whose entry expired while it was held.
+#[tokio::test]
+async fn a_held_spec_whose_entry_expired_sees_later_deletes() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    setup(&backend).await?;
+    let cache = Cache::builder()
+        .time_to_idle(StdDuration::from_millis(100))
+        .build(backend.clone());
+    let held = cache.work_spec_at("ns", "spec").await?;
+    let namespace = cache.namespace("ns").await?;
+    assert!(eventually!({
+        // Keeps the namespace's entry while the spec's expires.
+        namespace.work_spec_names().await?;
+        cache.namespace("ns").await?;
+        cache.run_pending_tasks().await;
+        cache.stats().work_specs.entries == 0
+    }));
+    held.work_unit("a").await?;
+    delete_behind(&backend, &cache, &["a"]).await?;
+    assert!(matches!(
+        held.work_unit("a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    Ok(())
+}
+
+/// A held namespace handle whose entry was purged, and a held spec handle
+/// under it, see later destroys and deletes too.
+#[tokio::test]
+async fn handles_under_a_purged_namespace_see_later_changes() -> coordinate::Result<()> {
+    let (backend, cache) = cached(MemoryBackend::new()).await?;
+    let held_ns = cache.namespace("ns").await?;
+    let held_spec = cache.work_spec_at("ns", "spec").await?;
+    let scope = PurgeScope::Namespace {
+        namespace: "ns".into(),
+    };
+    cache.purge(&scope).await;
+    held_spec.work_unit("a").await?;
+    delete_behind(&backend, &cache, &["a"]).await?;
+    assert!(matches!(
+        held_spec.work_unit("a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+
+    cache.purge(&scope).await;
+    held_ns.work_spec("spec").await?;
+    let applied = cache.stats().feed.events_applied;
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
+        .await?;
+    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    assert!(matches!(
+        held_ns.work_spec("spec").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    ));
+    Ok(())
+}
+
 #[tokio::test]
 async fn purge_and_broadcast_purge() -> coordinate::Result<()> {
     let backend = MemoryBackend::new();

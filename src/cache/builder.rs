@@ -10,7 +10,6 @@ use moka::notification::RemovalCause;
 use super::front::Front;
 use super::handle::Handle;
 use super::key::Entry;
-use super::link::Link;
 use super::shared::Fronts;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
@@ -201,15 +200,18 @@ impl<B> CacheBuilder<B> {
                     kind(&counters).evictions.inc();
                 }
                 if cause != RemovalCause::Replaced {
-                    // Children are reachable only through a cached parent: a
-                    // handle kept after its eviction starts a fresh child scope,
-                    // so deletes it can no longer see never leave stale children.
-                    // The link it was cached with: removed late (after a
-                    // flush, or by a sweep), the handle may have rebound to
-                    // the link of the entry that succeeded it, whose children
-                    // stay.
-                    let unreachable = Link::rescope(handle.link_cell().first());
+                    // Change events reach children only through a cached
+                    // parent: the link this handle was cached with drops its
+                    // children, and handles kept on it (or under it)
+                    // re-resolve their name before use, so that they never
+                    // cache children that events cannot reach. The link it
+                    // was cached with: removed late (after a flush, or by a
+                    // sweep), the handle may have rebound to the link of the
+                    // entry that succeeded it, whose children stay.
+                    let link = handle.link_cell().first();
+                    let unreachable = link.rescope();
                     if W::HAS_CHILDREN {
+                        link.uncache();
                         listener_sweep.retire(unreachable);
                     }
                 }

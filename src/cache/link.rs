@@ -10,7 +10,9 @@
 //! A link also records the cache generation in which it was last cached (see
 //! `Shared::outdated`): a held handle whose link is from an earlier
 //! generation — cached before a flush, so change events may have missed it —
-//! re-resolves its name before it is used.
+//! re-resolves its name before it is used. So does a handle whose link of a
+//! namespace or spec left the cache, or is under one that did: change
+//! events reach children only through the parent entry now cached.
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,11 +20,14 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-/// Whether the object behind a link (or one of its ancestors) is known to be
-/// deleted.
+/// What a child link asks of its parent: whether the object behind it (or
+/// one of its ancestors) is known to be deleted, or left the cache.
 pub(crate) trait Liveness: Send + Sync {
     /// True once the object or an ancestor is known to be deleted.
     fn is_dead(&self) -> bool;
+
+    /// True if this link and every ancestor are cached in `generation`.
+    fn is_current(&self, generation: u64) -> bool;
 }
 
 /// One upstream object, with what the cache knows about it.
@@ -84,8 +89,8 @@ impl<T: ?Sized> Link<T> {
         self.generation.store(generation, Ordering::Release);
     }
 
-    /// Records that this link is not cached after all: handles on it
-    /// re-resolve their name before use.
+    /// Records that this link is not cached (any more): handles on it, or
+    /// on links under it, re-resolve their name before use.
     pub(crate) fn uncache(&self) {
         self.generation.store(UNCACHED, Ordering::Release);
     }
@@ -106,11 +111,24 @@ impl<T: ?Sized> Link<T> {
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_dead())
     }
+
+    /// True if this link and every ancestor are cached in `generation`.
+    pub(crate) fn is_current(&self, generation: u64) -> bool {
+        self.generation() == generation
+            && self
+                .parent
+                .as_ref()
+                .map_or(true, |p| p.is_current(generation))
+    }
 }
 
 impl<T: ?Sized + Send + Sync> Liveness for Link<T> {
     fn is_dead(&self) -> bool {
         Link::is_dead(self)
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        Link::is_current(self, generation)
     }
 }
 
@@ -227,5 +245,17 @@ mod tests {
         assert_eq!(link.generation(), 3);
         link.uncache();
         assert_ne!(link.generation(), 3);
+    }
+
+    #[test]
+    fn a_link_is_current_only_while_its_ancestors_are() {
+        let parent = Link::new(Arc::new(1u8), None);
+        let child = Link::new(Arc::new(2u8), Some(parent.clone() as Arc<dyn Liveness>));
+        parent.cached_in(3);
+        child.cached_in(3);
+        assert!(child.is_current(3));
+        assert!(!child.is_current(4));
+        parent.uncache();
+        assert!(!child.is_current(3));
     }
 }

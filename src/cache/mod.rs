@@ -219,12 +219,13 @@ use stats::Counters;
 /// * Either way, correctness of operations never depends on the feed or on
 ///   expiry: a handle whose object is gone answers `Gone` or follows its
 ///   name (a namespace handle recreates its namespace, as above).
-/// * A handle kept after its own entry was evicted keeps working and keeps
-///   following its name, but child handles looked up through it are cached
-///   apart from those of the handle now cached under the same name, and
-///   feed events do not reach them (they still recover on `Gone`). A
-///   delete made through such a handle drops the deleted children both
-///   among its own and among those of the handle now cached.
+/// * Feed events reach children only through the parent entry now cached.
+///   So a namespace or spec handle kept after its entry left the cache
+///   (evicted, expired or purged), and any handle under it, re-resolves its
+///   name on its next use (one backend lookup on a miss) and from then on
+///   shares the entry now cached: a delete behind the cache reaches the
+///   children it looks up. A unit or worker handle kept after its entry was
+///   evicted keeps working on its object and recovers on `Gone`.
 /// * Attempts pass straight through: an attempt of a deleted unit answers
 ///   `Gone`, even if a unit of the same name exists again.
 /// * A bulk invalidation (a destroyed namespace or spec, a query delete, a

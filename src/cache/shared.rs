@@ -275,20 +275,23 @@ impl Shared {
     }
 
     /// True if child entries may be served through `link`: its object is
-    /// not known to be deleted, and it was cached in the current generation
-    /// (since the last flush), so change events reach its children.
+    /// not known to be deleted, and it and its ancestors are cached in the
+    /// current generation (since the last flush), so change events reach
+    /// its children.
     pub(super) fn serves_children<T: ?Sized>(&self, link: &Link<T>) -> bool {
-        !link.is_dead() && link.generation() == self.feed.generation()
+        !link.is_dead() && link.is_current(self.feed.generation())
     }
 
     /// True if a handle on `link` must re-resolve its name before use: the
-    /// cache serves from its entries, and the link was not cached in the
-    /// current generation — it was cached before a flush (a change-feed gap:
-    /// events may have missed it), or never (it was loaded during a gap, or
-    /// its load was superseded). Re-resolving makes the handle share the
-    /// link of the entry now cached, which events reach.
+    /// cache serves from its entries, and the link or an ancestor is not
+    /// cached in the current generation — cached before a flush (a
+    /// change-feed gap: events may have missed it), never cached (loaded
+    /// during a gap, or its load was superseded), or, for a namespace or
+    /// spec, its entry left the cache (see `builder.rs`). Re-resolving makes
+    /// the handle share the link of the entry now cached, which events
+    /// reach.
     pub(super) fn outdated<T: ?Sized>(&self, link: &Link<T>) -> bool {
-        link.generation() != self.feed.generation()
+        !link.is_current(self.feed.generation())
             && self.feed.coherent()
             && self.caches.load().is_some()
     }
