@@ -360,6 +360,24 @@ async fn handles_under_a_purged_namespace_see_later_changes() -> coordinate::Res
     Ok(())
 }
 
+/// The echo of a destroy made through the cache, applied once the name
+/// was given to a new spec, is about the old one: the new spec is looked
+/// up again, but never taken for deleted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_late_event_does_not_take_the_object_now_named_for_deleted() -> coordinate::Result<()> {
+    let (_backend, cache) = cached(MemoryBackend::new()).await?;
+    let ns = cache.namespace("ns").await?;
+    let applied = cache.stats().feed.events_applied;
+    ns.destroy_work_spec("spec").await?;
+    let spec = ns.set_work_spec(data!({"name": "spec"})).await?;
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    assert_eq!(spec.work_unit("u").await?.name(), "u");
+    assert_eq!(cache.stats().work_specs.gone_recoveries, 0);
+    Ok(())
+}
+
 #[tokio::test]
 async fn purge_and_broadcast_purge() -> coordinate::Result<()> {
     let backend = MemoryBackend::new();

@@ -283,22 +283,26 @@ enum Named<'a> {
     Worker(&'a str, &'a str),
 }
 
-/// Drops the entry of `named`, if its parents are cached; with `deleted`,
-/// its object is known deleted. Either way, adoptions in flight do not
-/// cache it (see `changes.rs`).
-async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted: bool) {
+/// Drops the entry of `named`, if its parents are cached, and keeps
+/// adoptions in flight from caching it (see `changes.rs`). Its object is
+/// not marked deleted: the event may be older than the object now cached
+/// under the name (see `crate::feed`). Handles kept on a dropped namespace
+/// or spec re-resolve their name before use all the same (see
+/// `builder.rs`); a kept unit or worker handle learns of a delete from
+/// the backend's `Gone`.
+async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>) {
     match named {
         Named::Namespace(namespace) => {
             let path = Path::root(namespace);
             shared
-                .drop_entry::<CachedNamespace>(caches, Some(ROOT_SCOPE), path, deleted)
+                .drop_entry::<CachedNamespace>(caches, Some(ROOT_SCOPE), path, false)
                 .await;
         }
         Named::WorkSpec(namespace, work_spec) => {
             let scope = caches.namespace_scope(namespace);
             let path = Path::root(namespace).child(work_spec);
             shared
-                .drop_entry::<CachedWorkSpec>(caches, scope, path, deleted)
+                .drop_entry::<CachedWorkSpec>(caches, scope, path, false)
                 .await;
         }
         Named::WorkUnit(namespace, work_spec, work_unit) => {
@@ -306,14 +310,14 @@ async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>, deleted:
             let scope = spec.map(|spec| spec.link.load().scope());
             let path = Path::root(namespace).child(work_spec).child(work_unit);
             shared
-                .drop_entry::<CachedWorkUnit>(caches, scope, path, deleted)
+                .drop_entry::<CachedWorkUnit>(caches, scope, path, false)
                 .await;
         }
         Named::Worker(namespace, worker) => {
             let scope = caches.namespace_scope(namespace);
             let path = Path::root(namespace).child(worker);
             shared
-                .drop_entry::<CachedWorker>(caches, scope, path, deleted)
+                .drop_entry::<CachedWorker>(caches, scope, path, false)
                 .await;
         }
     }
@@ -327,14 +331,14 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
     let caches = &*caches;
     match event {
         ChangeEvent::NamespaceDestroyed { namespace } => {
-            drop_named(shared, caches, Named::Namespace(namespace), true).await;
+            drop_named(shared, caches, Named::Namespace(namespace)).await;
         }
         ChangeEvent::WorkSpecDestroyed {
             namespace,
             work_spec,
         } => {
             let named = Named::WorkSpec(namespace, work_spec);
-            drop_named(shared, caches, named, true).await;
+            drop_named(shared, caches, named).await;
         }
         // Same object, new definition: the cached handle stays right
         // (the cache keeps no definition), and dropping it would orphan
@@ -354,7 +358,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
                     for name in names {
                         let path = spec_path.child(name);
                         shared
-                            .drop_entry::<CachedWorkUnit>(caches, scope, path, true)
+                            .drop_entry::<CachedWorkUnit>(caches, scope, path, false)
                             .await;
                     }
                 }
@@ -363,7 +367,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
             }
         }
         ChangeEvent::WorkerChanged { namespace, worker } => {
-            drop_named(shared, caches, Named::Worker(namespace, worker), false).await;
+            drop_named(shared, caches, Named::Worker(namespace, worker)).await;
         }
         ChangeEvent::Purge { scope, reason } => {
             tracing::info!(?scope, %reason, "cache purge");
@@ -387,7 +391,7 @@ async fn purge(shared: &Shared, caches: &Caches, scope: &PurgeScope) {
         PurgeScope::Worker { namespace, worker } => Named::Worker(namespace, worker),
         PurgeScope::Everything => return shared.flush(),
     };
-    drop_named(shared, caches, named, false).await;
+    drop_named(shared, caches, named).await;
 }
 
 impl<B> Cache<B> {
