@@ -634,17 +634,15 @@ impl Api {
             }
             (RequestAttempts, "POST") => {
                 let body: AttemptRequestBody = decode(body)?;
-                let attempts = need(r.worker, "worker")?
+                let granted = need(r.worker, "worker")?
                     .request_attempts(&body.into())
                     .await?;
-                let work_spec_url = attempts
+                let attempts = documents::granted_attempts(&granted).await?;
+                let work_spec_url = granted
                     .first()
+                    .filter(|_| !attempts.is_empty())
                     .map(|a| a.work_unit().work_spec())
                     .map(|spec| links::work_spec(spec.namespace_name(), spec.name()));
-                let attempts = futures::future::try_join_all(
-                    attempts.iter().map(|a| documents::attempt(&**a)),
-                )
-                .await?;
                 ok(&AttemptRequestResult {
                     work_spec_url,
                     attempts,

@@ -9,10 +9,10 @@ use coordinate::rest::wire::{
     UncheckedWorkUnitDocument, WorkSpecDocument, WorkUnitDocument, WorkUnitHead, WorkerDocument,
 };
 use coordinate::{
-    Attempt, AttemptRef, DataMap, Result, Summary, WorkSpec, WorkUnit, WorkUnitMeta,
+    Attempt, AttemptRef, DataMap, Error, Result, Summary, WorkSpec, WorkUnit, WorkUnitMeta,
     WorkUnitStatus, Worker,
 };
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 
 use crate::links;
 
@@ -191,6 +191,23 @@ pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
     })
 }
 
+/// The attempts a request was just granted, in their order, but for any
+/// whose unit was deleted since (its read answers `Gone`): a grant already
+/// made is answered, so that its other attempts are worked on rather than
+/// left pending until their leases run out.
+pub async fn granted_attempts(attempts: &[AttemptRef]) -> Result<Vec<AttemptDocument>> {
+    let read = join_all(attempts.iter().map(|a| attempt(&**a))).await;
+    let mut documents = Vec::with_capacity(read.len());
+    for document in read {
+        match document {
+            Ok(document) => documents.push(document),
+            Err(Error::Gone { .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(documents)
+}
+
 /// An attempt without its status and times other than the start: no
 /// expiry check.
 pub async fn unchecked_attempt(attempt: &dyn Attempt) -> Result<UncheckedAttemptDocument> {
@@ -240,4 +257,43 @@ pub async fn worker(ns: &str, worker: &dyn Worker) -> Result<WorkerDocument> {
 /// A summary.
 pub fn summary(summary: Summary) -> SummaryDocument {
     SummaryDocument(summary.into_iter().map(Into::into).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use coordinate::memory::MemoryBackend;
+    use coordinate::{data, AttemptRequest, Backend, NewWorkUnit, WorkUnitQuery};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_grant_is_answered_without_the_attempts_whose_units_were_deleted_since() {
+        let ns = MemoryBackend::new().namespace("n").await.unwrap();
+        let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+        let units = ["a", "b", "c"].map(|n| NewWorkUnit::new(n, data!({})));
+        spec.add_work_units(units.into()).await.unwrap();
+        let worker = ns.worker("w").await.unwrap();
+        let granted = worker
+            .request_attempts(&AttemptRequest::units(3))
+            .await
+            .unwrap();
+        assert_eq!(granted.len(), 3);
+
+        spec.delete_work_units(&WorkUnitQuery::names(["b"]))
+            .await
+            .unwrap();
+
+        let answered = granted_attempts(&granted).await.unwrap();
+        let units: Vec<_> = answered
+            .iter()
+            .map(|a| {
+                a.summary
+                    .names
+                    .work_unit_name
+                    .as_deref()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(units, ["a", "c"]);
+    }
 }
