@@ -3,7 +3,7 @@
 //! decides which error wins: a bad body beats a wrong method).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -31,9 +31,26 @@ use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
 
-/// The route template a response was produced by, for metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteTemplate(pub &'static str);
+/// The route template a request matched, for metrics: a request
+/// extension the tracking middleware inserts and the handler sets as soon
+/// as it knows its route, so that a request answered by the timeout or the
+/// panic handler, or dropped when its client went away, still counts under
+/// it.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTemplate(Arc<OnceLock<&'static str>>);
+
+impl RouteTemplate {
+    /// Records `template`; the first one set stays.
+    pub fn set(&self, template: &'static str) {
+        // A second route for one request cannot happen; the first stays.
+        let _ = self.0.set(template);
+    }
+
+    /// The template set, or [`UNMATCHED`].
+    pub fn get(&self) -> &'static str {
+        self.0.get().copied().unwrap_or(UNMATCHED)
+    }
+}
 
 /// The template recorded for paths that match no resource.
 pub const UNMATCHED: &str = "unmatched";
@@ -314,20 +331,20 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
                 Some(q) => format!("{to}?{q}"),
                 None => to,
             };
-            return tagged(redirect(&location), UNMATCHED);
+            return redirect(&location);
         }
         Ok(Target::NotFound) => {
             let problem = Problem::not_found(format!("no resource at {}", parts.uri.path()));
-            return tagged(problem.respond(negotiated_or_v1(&parts.headers)), UNMATCHED);
+            return problem.respond(negotiated_or_v1(&parts.headers));
         }
-        Err(problem) => {
-            return tagged(problem.respond(negotiated_or_v1(&parts.headers)), UNMATCHED)
-        }
+        Err(problem) => return problem.respond(negotiated_or_v1(&parts.headers)),
     };
-    let template = route.resource.template();
+    if let Some(template) = parts.extensions.get::<RouteTemplate>() {
+        template.set(route.resource.template());
+    }
     let media = match negotiated(&parts.headers) {
         Ok(media) => media,
-        Err(problem) => return tagged(problem.into_response(), template),
+        Err(problem) => return problem.into_response(),
     };
     let result = async {
         let resolved = api.resolve(&route.names).await?;
@@ -350,16 +367,10 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         }
     }
     .await;
-    let response = match result {
+    match result {
         Ok(reply) => respond(reply, media),
         Err(problem) => problem.respond(media),
-    };
-    tagged(response, template)
-}
-
-fn tagged(mut response: Response, template: &'static str) -> Response {
-    response.extensions_mut().insert(RouteTemplate(template));
-    response
+    }
 }
 
 fn redirect(location: &str) -> Response {

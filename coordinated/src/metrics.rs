@@ -9,13 +9,14 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use coordinate::cache::{CacheStats, KindStats};
 use coordinate::postgres::PoolStatus;
 use coordinate::Backend;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::api::{RouteTemplate, UNMATCHED};
+use crate::api::RouteTemplate;
 
 /// Reads the cache's counters (the cache behind `Arc<dyn Backend>` keeps
 /// its type here).
@@ -90,7 +91,11 @@ impl std::fmt::Debug for MetricsState {
 }
 
 /// `GET /metrics`: the Prometheus text exposition format.
-pub async fn render(State(state): State<MetricsState>) -> Response {
+pub async fn render(
+    State(state): State<MetricsState>,
+    Extension(template): Extension<RouteTemplate>,
+) -> Response {
+    template.set("/metrics");
     if let Some(stats) = &state.cache_stats {
         record_cache_stats(&stats());
     }
@@ -103,7 +108,6 @@ pub async fn render(State(state): State<MetricsState>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    response.extensions_mut().insert(RouteTemplate("/metrics"));
     response
 }
 
@@ -162,22 +166,49 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Middleware: counts every answered request and records its latency, by
-/// route template (never the raw path), method and status.
-pub async fn track(request: Request, next: Next) -> Response {
-    let method = method_label(request.method());
-    let started = Instant::now();
+/// The status recorded for a request dropped before it was answered: its
+/// client closed the connection (nginx's code for it; nothing is sent).
+pub const CLIENT_CLOSED: &str = "499";
+
+/// Middleware: counts every request and records its latency, by route
+/// template (never the raw path), method and status — also one answered
+/// by the timeout or the panic handler, and one whose client went away
+/// first, which is counted as [`CLIENT_CLOSED`].
+pub async fn track(mut request: Request, next: Next) -> Response {
+    let template = RouteTemplate::default();
+    request.extensions_mut().insert(template.clone());
+    let mut outcome = Outcome {
+        method: method_label(request.method()),
+        template,
+        started: Instant::now(),
+        status: None,
+    };
     let response = next.run(request).await;
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or(UNMATCHED, |t| t.0);
-    let status = response.status().as_u16().to_string();
-    counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    outcome.status = Some(response.status().as_u16().to_string());
     response
+}
+
+/// One request being tracked: recorded when dropped, answered or not.
+struct Outcome {
+    method: &'static str,
+    template: RouteTemplate,
+    started: Instant,
+    /// The answer's status, once there is one.
+    status: Option<String>,
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        let (route, method) = (self.template.get(), self.method);
+        let status = self
+            .status
+            .take()
+            .unwrap_or_else(|| CLIENT_CLOSED.to_owned());
+        counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
+            .increment(1);
+        histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// How often [`collect_summaries`] runs: a duration that is not zero,

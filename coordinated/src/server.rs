@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use coordinate::rest::wire::{codes, ErrorDocument};
 use coordinate::Backend;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -170,10 +170,9 @@ async fn wrong_method(method: axum::http::Method) -> Response {
 }
 
 /// `GET /healthz`: the process answers.
-async fn healthz() -> Response {
-    let mut response = Json(serde_json::json!({"status": "ok"})).into_response();
-    response.extensions_mut().insert(RouteTemplate("/healthz"));
-    response
+async fn healthz(Extension(template): Extension<RouteTemplate>) -> Response {
+    template.set("/healthz");
+    Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
 #[derive(Clone)]
@@ -183,8 +182,12 @@ struct Readiness {
 }
 
 /// `GET /readyz`: the backend answers a cheap call in time.
-async fn readyz(State(r): State<Readiness>) -> Response {
-    let mut response = match tokio::time::timeout(r.timeout, r.backend.namespaces()).await {
+async fn readyz(
+    State(r): State<Readiness>,
+    Extension(template): Extension<RouteTemplate>,
+) -> Response {
+    template.set("/readyz");
+    match tokio::time::timeout(r.timeout, r.backend.namespaces()).await {
         Ok(Ok(_)) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Ok(Err(e)) => {
             Problem::generic(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
@@ -194,9 +197,7 @@ async fn readyz(State(r): State<Readiness>) -> Response {
             "backend did not answer in time",
         )
         .into_response(),
-    };
-    response.extensions_mut().insert(RouteTemplate("/readyz"));
-    response
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

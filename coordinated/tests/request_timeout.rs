@@ -1,5 +1,7 @@
 //! The per-request timeout: a request whose backend work outlasts it is
-//! `503`, and the server goes on answering.
+//! `503`, and the server goes on answering. Requests answered by the
+//! timeout, and requests whose client went away first, are counted under
+//! their route.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -72,4 +74,64 @@ async fn backend_work_over_the_timeout_is_503() {
     // A request that waits for no namespace is answered as before.
     let response = client.get(format!("{url}/namespace")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
+}
+
+/// The count of `http_requests_total` for the route of `GET
+/// /namespace/…/work_spec` (which no other test here asks for) with
+/// `status`, as `/metrics` of the server at `url` shows it.
+async fn spec_list_gets(client: &reqwest::Client, url: &str, status: &str) -> u64 {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(
+        "http_requests_total{{route=\"/namespace/{{namespace}}/work_spec\",method=\"GET\",status=\"{status}\"}} "
+    );
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.parse().unwrap())
+}
+
+#[tokio::test]
+async fn requests_answered_by_the_timeout_or_left_by_their_client_count_under_their_route() {
+    let options = coordinated::ServerOptions {
+        request_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let app = coordinated::router(Arc::new(Slow(MemoryBackend::new())), &options);
+    let (url, _stop) = support::in_process::serve(app).await;
+    let client = reqwest::Client::new();
+
+    let timed_out = spec_list_gets(&client, &url, "503").await;
+    let response = client
+        .get(format!("{url}/namespace/ns/work_spec"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(spec_list_gets(&client, &url, "503").await, timed_out + 1);
+
+    let left = spec_list_gets(&client, &url, coordinated::metrics::CLIENT_CLOSED).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .get(format!("{url}/namespace/ns/work_spec"))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    let mut counted = false;
+    for _ in 0..100 {
+        if spec_list_gets(&client, &url, coordinated::metrics::CLIENT_CLOSED).await > left {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(counted, "a request its client left is counted");
 }
