@@ -30,7 +30,9 @@
 //!   administrator in `psql`; `TRUNCATE` makes everyone flush). Payloads stay
 //!   under 7000 bytes: a delete of more than 200 units of a spec is one
 //!   spec-wide event. Each backend listens on one connection of its own,
-//!   outside the pool; losing it ends every subscription with a gap.
+//!   outside the pool; losing it ends every subscription with a gap, and
+//!   so does its not answering a periodic probe in time (see
+//!   `PostgresBuilder::feed_heartbeat`).
 //!   Sessions running with `session_replication_role = replica` skip
 //!   triggers, and so the feed.
 //!

@@ -503,6 +503,68 @@ fn child_job_server() {
     });
 }
 
+/// A listening connection that stops answering without closing (its server
+/// process stopped, as a connection dropped by the network looks): the
+/// heartbeat takes it for lost, the cache flushes and listens again on a new
+/// connection, and events flow again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_stops_answering_is_taken_for_lost() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let cluster = TestCluster::shared_or_panic();
+    if cluster.dir().is_none() {
+        eprintln!("skipped: the server is not this machine's to signal");
+        return Ok(());
+    }
+    let (one, lease) = cluster.lease_backend(coordinate::SystemClock).await?;
+    let url = cluster.database_url(lease.database());
+    let two = PostgresBackend::builder(&url)
+        .connect_timeout(StdDuration::from_millis(500))
+        .feed_heartbeat(StdDuration::from_millis(100))
+        .build()
+        .await?;
+    let (one, two) = (Cache::new(one), Cache::new(two));
+    assert!(wait_until(StdDuration::from_secs(5), || two.stats().feed.subscribed).await);
+    add_units(&one, "spec", &["a", "b"]).await?;
+    let pid = two.get_ref().feed_listener_pid().await.expect("listening");
+    let before = two.stats().feed;
+
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid}");
+    };
+    signal("STOP");
+    let lost = wait_until(StdDuration::from_secs(5), || {
+        two.stats().feed.gaps > before.gaps
+    })
+    .await;
+    signal("CONT");
+    assert!(lost, "{:?}", two.stats().feed);
+
+    // The job server's traffic resubscribes it, on a new connection.
+    let mut subscribed = false;
+    let start = Instant::now();
+    while start.elapsed() < StdDuration::from_secs(5) {
+        two.work_unit_at("ns", "spec", "a").await?;
+        if two.stats().feed.subscribed {
+            subscribed = true;
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert!(subscribed, "{:?}", two.stats().feed);
+    assert_ne!(two.get_ref().feed_listener_pid().await, Some(pid));
+    two.work_unit_at("ns", "spec", "b").await?;
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["b"]))
+        .await?;
+    assert_unit_gone(&two, "spec", "b").await;
+    Ok(())
+}
+
 /// A server restart (on a private cluster): the cache flushes, bypasses
 /// itself while the server is down, and resubscribes within a second of the
 /// server accepting connections again.

@@ -184,6 +184,8 @@ const MAX_TRIES: u32 = 8;
 
 /// The default limit on establishing one connection (socket and handshake).
 const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the change feed's listening connection is probed.
+const DEFAULT_FEED_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The default number of pooled connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 16;
@@ -270,6 +272,7 @@ pub struct PostgresBuilder {
     database: Option<String>,
     max_connections: usize,
     connect_timeout: std::time::Duration,
+    feed_heartbeat: std::time::Duration,
 }
 
 impl PostgresBuilder {
@@ -302,6 +305,17 @@ impl PostgresBuilder {
     /// that cannot get a connection fail after at most about twice this.
     pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How often the change feed's listening connection is probed (default
+    /// 10 s). A probe not answered within the connect timeout ends every
+    /// subscription with a gap, as a lost connection does: a connection
+    /// that died without closing (a failover, an idle connection dropped
+    /// by the network) holds caches on stale entries for at most this plus
+    /// the connect timeout.
+    pub fn feed_heartbeat(mut self, every: std::time::Duration) -> Self {
+        self.feed_heartbeat = every;
         self
     }
 
@@ -343,7 +357,11 @@ impl PostgresBuilder {
         static INSTANCES: AtomicU64 = AtomicU64::new(1);
         let given_up = Arc::<GivenUp>::default();
         let feed = Arc::new(notify::PgFeed::new(
-            feed_config,
+            notify::Listening {
+                config: feed_config,
+                heartbeat: self.feed_heartbeat,
+                timeout,
+            },
             pool.clone(),
             Arc::clone(&given_up),
         ));
@@ -383,6 +401,7 @@ impl PostgresBackend {
             database: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            feed_heartbeat: DEFAULT_FEED_HEARTBEAT,
         }
     }
 

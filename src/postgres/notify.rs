@@ -7,18 +7,24 @@
 //! dedicated listening connection, outside the pool, made on the first
 //! subscription and shared by every subscriber; when it is lost every
 //! subscription ends with a gap, and the next subscription connects again.
+//! A listening connection only ever reads, so one that died without closing
+//! (a failover, an idle connection dropped by the network) would look alive
+//! for hours: a heartbeat probes it, and one that does not answer in time
+//! is taken for lost.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use futures::StreamExt;
 use tokio::sync::{broadcast, Mutex};
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::conn::{Conn, GivenUp};
-use super::error::{db, pool};
+use super::error::{db, pool, PostgresError};
 use super::execute;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope, Subscription};
@@ -32,9 +38,19 @@ const CAPACITY: usize = 16_384;
 /// Purge payloads stay below this (PostgreSQL refuses 8000 bytes and more).
 const MAX_PAYLOAD: usize = 7_000;
 
+/// How the listening connection is made and watched.
+pub(crate) struct Listening {
+    /// The backend's connection settings.
+    pub(crate) config: tokio_postgres::Config,
+    /// How often the connection is probed.
+    pub(crate) heartbeat: Duration,
+    /// How long `LISTEN`, and each probe, may take.
+    pub(crate) timeout: Duration,
+}
+
 /// The feed of one backend.
 pub(crate) struct PgFeed {
-    config: tokio_postgres::Config,
+    listening: Listening,
     pool: Pool,
     /// Where the pool's give-ups are counted.
     given_up: Arc<GivenUp>,
@@ -46,17 +62,26 @@ struct Listener {
     /// A receiver kept to make new ones (`resubscribe`); the connection's
     /// task owns the only sender, so its end closes every subscription.
     template: broadcast::Receiver<ChangeEvent>,
-    /// Keeps the connection open.
-    _client: tokio_postgres::Client,
     /// The server process id of the connection.
     pid: i32,
-    task: tokio::task::JoinHandle<()>,
+    /// Reads the connection's notifications.
+    task: JoinHandle<()>,
+    /// Owns the client and probes the connection; ends `task` when a probe
+    /// fails.
+    heartbeat: JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.heartbeat.abort();
+    }
 }
 
 impl PgFeed {
-    pub(crate) fn new(config: tokio_postgres::Config, pool: Pool, given_up: Arc<GivenUp>) -> Self {
+    pub(crate) fn new(listening: Listening, pool: Pool, given_up: Arc<GivenUp>) -> Self {
         PgFeed {
-            config,
+            listening,
             pool,
             given_up,
             listener: Mutex::new(None),
@@ -74,7 +99,12 @@ impl PgFeed {
 
     /// Opens the listening connection and starts `LISTEN`ing.
     async fn connect(&self) -> Result<Listener> {
-        let (client, mut connection) = self.config.connect(NoTls).await.map_err(db)?;
+        let Listening {
+            config,
+            heartbeat,
+            timeout,
+        } = &self.listening;
+        let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
         let (tx, template) = broadcast::channel(CAPACITY);
         let task = tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -106,14 +136,17 @@ impl PgFeed {
                 .map_err(db)?;
             row.try_get::<_, i32>(0).map_err(db)
         };
-        match listening.await {
+        let listened = tokio::time::timeout(*timeout, listening).await;
+        match listened.unwrap_or_else(|_| Err(unanswered(*timeout))) {
             Ok(pid) => {
                 tracing::info!(pid, "change feed listening");
+                let heartbeat =
+                    tokio::spawn(probe(client, *heartbeat, *timeout, task.abort_handle()));
                 Ok(Listener {
                     template,
-                    _client: client,
                     pid,
                     task,
+                    heartbeat,
                 })
             }
             Err(e) => {
@@ -124,12 +157,36 @@ impl PgFeed {
     }
 }
 
-impl Drop for PgFeed {
-    fn drop(&mut self) {
-        if let Some(listener) = self.listener.get_mut().as_ref() {
-            listener.task.abort();
+/// The error of a listening connection that did not answer in time.
+fn unanswered(timeout: Duration) -> Error {
+    PostgresError::FeedTimeout(timeout).into()
+}
+
+/// Probes the listening connection of `client` every `every`; when a probe
+/// fails or is not answered within `timeout`, ends the connection's task
+/// (`reader`), which ends every subscription with a gap.
+async fn probe(
+    client: tokio_postgres::Client,
+    every: Duration,
+    timeout: Duration,
+    reader: AbortHandle,
+) {
+    let every = every.max(Duration::from_millis(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(timeout, client.simple_query("SELECT 1")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "change feed connection failed its probe");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(?timeout, "change feed connection did not answer its probe");
+                break;
+            }
         }
     }
+    reader.abort();
 }
 
 impl fmt::Debug for PgFeed {
