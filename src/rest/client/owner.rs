@@ -7,6 +7,7 @@
 //! is `Gone`.
 
 use crate::error::{Error, ObjectKind};
+use crate::rest::wire::RemoteError;
 
 use super::transport::Failure;
 
@@ -62,13 +63,25 @@ impl Failure {
                 Error::NoSuchWorkUnit { name },
                 Owner::Unit { unit, .. } | Owner::Attempt { unit, .. },
             ) => name == unit,
-            (_, Owner::Attempt { .. }) => self.status == Some(reqwest::StatusCode::NOT_FOUND),
+            (_, Owner::Attempt { .. }) => {
+                self.status == Some(reqwest::StatusCode::NOT_FOUND) && self.answered_by_the_api()
+            }
             _ => false,
         };
         if gone {
             Error::Gone { kind: owner.kind() }
         } else {
             self.error.on(owner.kind())
+        }
+    }
+
+    /// True if the server's error document said what failed: a 404 without
+    /// one (a proxy's page, a body cut off or over the limit) says nothing
+    /// of the attempt.
+    fn answered_by_the_api(&self) -> bool {
+        match &self.error {
+            Error::Backend(source) => source.downcast_ref::<RemoteError>().is_some(),
+            _ => true,
         }
     }
 
@@ -84,6 +97,7 @@ mod tests {
     use reqwest::StatusCode;
 
     use super::*;
+    use crate::rest::client::ProtocolError;
 
     fn failure(status: u16, error: Error) -> Failure {
         Failure {
@@ -141,7 +155,10 @@ mod tests {
         let missing = || {
             failure(
                 404,
-                Error::backend(std::io::Error::other("no such attempt")),
+                Error::backend(RemoteError {
+                    code: "error".into(),
+                    message: "no such attempt".into(),
+                }),
             )
         };
         assert_eq!(
@@ -161,6 +178,21 @@ mod tests {
             error: Error::backend(std::io::Error::other("timed out")),
         };
         assert!(matches!(timeout.error_for(attempt), Error::Backend(_)));
+        // A 404 that is not the API's answer: a proxy's page, or a body
+        // that could not be read.
+        for unread in [
+            Error::backend(ProtocolError::Status {
+                status: StatusCode::NOT_FOUND,
+                url: "http://proxy/".into(),
+                body: "Not Found".into(),
+            }),
+            Error::backend(std::io::Error::other("body timed out")),
+        ] {
+            assert!(matches!(
+                failure(404, unread).error_for(attempt),
+                Error::Backend(_)
+            ));
+        }
         assert_eq!(
             failure(500, Error::NotPending).error_for(attempt),
             Error::NotPending
