@@ -85,15 +85,19 @@ pub(super) fn parse_status(value: &str) -> Result<WorkUnitStatus, QueryError> {
 }
 
 /// The query string (without `?`) that selects what `query` selects; empty
-/// for the query of every unit.
+/// for the query of every unit. A status list with `AnyStatus` filters
+/// nothing and is left out, as the reference server's `any` matches
+/// nothing.
 pub fn work_unit_query_string(query: &WorkUnitQuery) -> String {
     use crate::rest::names::{encode_previous, percent_encode};
     let mut parts = Vec::new();
     for name in &query.names {
         parts.push(format!("name={}", percent_encode(name)));
     }
-    for status in &query.statuses {
-        parts.push(format!("status={}", status.as_str()));
+    if query.filters_status() {
+        for status in &query.statuses {
+            parts.push(format!("status={}", status.as_str()));
+        }
     }
     if !query.previous_name.is_empty() {
         parts.push(format!(

@@ -431,6 +431,8 @@ fn query_strings_round_trip() {
     );
     assert_eq!(parse_work_unit_query(&s).unwrap(), q);
     assert_eq!(work_unit_query_string(&WorkUnitQuery::all()), "");
+    let any = WorkUnitQuery::statuses([WorkUnitStatus::Pending, WorkUnitStatus::AnyStatus]);
+    assert_eq!(work_unit_query_string(&any), "");
 }
 
 #[test]
