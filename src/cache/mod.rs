@@ -74,7 +74,10 @@ use stats::Counters;
 ///
 /// `Cache<B>` implements [`Backend`] itself, so it stacks and erases:
 /// `Cache<Cache<B>>`, `Cache<Arc<dyn Backend>>` and an `Arc<dyn Backend>`
-/// holding a `Cache` all work. Every handle it gives out — from lookups,
+/// holding a `Cache` all work. (Over a backend with a change feed, stack
+/// no caches: each level follows the feed on its own, and an outer level
+/// that applies an event before the inner one may reload the inner level's
+/// stale entry and keep it.) Every handle it gives out — from lookups,
 /// upserts, lists, an attempt's `work_unit()` and `worker()` — is one of its
 /// own wrappers, so a caller never mixes cached and uncached objects.
 ///
