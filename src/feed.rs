@@ -27,7 +27,8 @@
 //! - `PostgresBackend`: `LISTEN`/`NOTIFY`. Triggers notify from the deleting
 //!   statement's own transaction, so an event is sent on commit and never on
 //!   rollback, whoever deleted (this crate, another job server, an
-//!   administrator in `psql`; `TRUNCATE` makes everyone flush). Payloads stay
+//!   administrator in `psql`, whose renames and moves count as deletes of
+//!   the old names; `TRUNCATE` makes everyone flush). Payloads stay
 //!   under 7000 bytes: a delete of more than 200 units of a spec is one
 //!   spec-wide event. Each backend listens on one connection of its own,
 //!   outside the pool; losing it ends every subscription with a gap, and

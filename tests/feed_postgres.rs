@@ -240,6 +240,53 @@ async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordi
     Ok(())
 }
 
+/// A unit, spec, namespace or worker renamed by hand is announced as the
+/// old name's delete: a cache that resolved the old name stops answering
+/// with the renamed object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_renames_are_seen_as_deletes_of_the_old_names() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, two, url, _lease) = two_servers().await;
+    add_units(&one, "spec", &["a", "b"]).await?;
+    let sql = admin(&url).await;
+    let rename = |table: &str, from: &str, to: &str| {
+        format!("UPDATE {table} SET name = '{to}'::bytea WHERE name = '{from}'::bytea")
+    };
+
+    two.work_unit_at("ns", "spec", "a").await?;
+    sql.execute(&rename("work_unit", "a", "z"), &[])
+        .await
+        .expect("rename unit");
+    assert_unit_gone(&two, "spec", "a").await;
+
+    two.work_unit_at("ns", "spec", "b").await?;
+    sql.execute(&rename("work_spec", "spec", "other"), &[])
+        .await
+        .expect("rename spec");
+    assert_unit_gone(&two, "spec", "b").await;
+
+    two.worker_at("ns", "w").await?;
+    let before = two.stats().feed.events_applied;
+    sql.execute(&rename("worker", "w", "v"), &[])
+        .await
+        .expect("rename worker");
+    assert!(
+        wait_until(PROPAGATION_DEADLINE, || two.stats().feed.events_applied
+            > before)
+        .await
+    );
+    let loads = two.stats().workers.backend_loads;
+    two.worker_at("ns", "w").await?;
+    assert_eq!(two.stats().workers.backend_loads, loads + 1, "entry kept");
+
+    two.work_unit_at("ns", "other", "b").await?;
+    sql.execute(&rename("namespace", "ns", "elsewhere"), &[])
+        .await
+        .expect("rename namespace");
+    assert_unit_gone(&two, "other", "b").await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;

@@ -70,6 +70,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         16,
         include_str!("migrations/0016_request_says_when_retries_failed_all.sql"),
     ),
+    Migration::new(
+        17,
+        include_str!("migrations/0017_renames_are_announced.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
