@@ -287,6 +287,37 @@ async fn admin_renames_are_seen_as_deletes_of_the_old_names() -> coordinate::Res
     Ok(())
 }
 
+/// A namespace of many specs destroyed: one event, not one per spec, so no
+/// listener falls behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroying_a_namespace_of_many_specs_is_one_event() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, two, _url, _lease) = two_servers().await;
+    let ns = one.namespace("many").await?;
+    for i in 0..300 {
+        ns.set_work_spec(data!({ "name": format!("s{i:03}") }))
+            .await?;
+    }
+    two.work_spec_at("many", "s000").await?;
+    let before = two.stats().feed;
+    ns.destroy().await?;
+    let seen = wait_until(PROPAGATION_DEADLINE, || {
+        two.stats().feed.events_applied > before.events_applied
+    })
+    .await;
+    assert!(seen, "{:?}", two.stats().feed);
+    // Stragglers, if the events were many, arrive meanwhile.
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    let after = two.stats().feed;
+    assert_eq!(after.events_applied - before.events_applied, 1, "{after:?}");
+    assert_eq!(after.gaps, before.gaps);
+    assert!(matches!(
+        two.work_spec_at("many", "s000").await,
+        Err(Error::NoSuchWorkSpec { .. })
+    ));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;

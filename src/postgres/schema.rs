@@ -72,7 +72,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     ),
     Migration::new(
         17,
-        include_str!("migrations/0017_renames_are_announced.sql"),
+        include_str!("migrations/0017_feed_renames_and_spec_bursts.sql"),
     ),
 ];
 

@@ -1,4 +1,5 @@
--- Version 17: renames and moves made outside this crate are announced.
+-- Version 17: renames and moves made outside this crate are announced, and
+-- a delete of many specs of a namespace is one event.
 --
 -- This crate never renames an object or moves it to another parent, but an
 -- administrator in psql may: caches that resolved the old name kept the
@@ -83,3 +84,34 @@ CREATE TRIGGER coordinate_feed_worker_moved AFTER UPDATE OF name, namespace_id O
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name
                        OR OLD.namespace_id IS DISTINCT FROM NEW.namespace_id)
     EXECUTE FUNCTION coordinate_feed_worker_moved();
+
+-- A statement deleting more than 200 specs of one namespace (a namespace
+-- destroy deletes all of them first) announces the namespace once, as a
+-- delete of more than 200 units of a spec is one spec-wide event: one
+-- notification per spec could put every listener behind (a gap, and a
+-- flush of every cache) for one change. Otherwise as version 2.
+CREATE OR REPLACE FUNCTION coordinate_feed_work_spec() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    spec bytea;
+BEGIN
+    FOR r IN SELECT n.name AS ns,
+                    CASE WHEN count(*) <= 200 THEN array_agg(o.name) END AS specs
+             FROM old_rows o JOIN namespace n ON n.id = o.namespace_id
+             GROUP BY n.name LOOP
+        IF r.specs IS NULL THEN
+            PERFORM coordinate_feed_send(
+                json_build_object('e', 'ns', 'ns', encode(r.ns, 'hex'))::text,
+                '{"e":"all"}');
+            CONTINUE;
+        END IF;
+        FOREACH spec IN ARRAY r.specs LOOP
+            PERFORM coordinate_feed_send(
+                json_build_object('e', 'spec', 'ns', encode(r.ns, 'hex'),
+                                  'spec', encode(spec, 'hex'))::text,
+                json_build_object('e', 'ns', 'ns', encode(r.ns, 'hex'))::text);
+        END LOOP;
+    END LOOP;
+    RETURN NULL;
+END $$;
