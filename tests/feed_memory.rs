@@ -7,7 +7,9 @@ use coordinate::cache::Cache;
 use coordinate::feed::{ChangeEvent, DeletedUnits, PurgeScope};
 use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
-use coordinate::{data, Backend, BackendExt, Error, SystemClock, WorkUnitMeta, WorkUnitQuery};
+use coordinate::{
+    data, Backend, BackendExt, Error, SystemClock, WorkSpecRef, WorkUnitMeta, WorkUnitQuery,
+};
 
 mod common {
     pub mod gone;
@@ -279,6 +281,22 @@ async fn delete_behind(
     Ok(())
 }
 
+/// Asserts that `held` looks up unit "a" (caching it where it caches), and
+/// answers it missing once it is deleted behind `cache`.
+async fn assert_held_spec_sees_a_deleted(
+    held: &WorkSpecRef,
+    backend: &MemoryBackend,
+    cache: &Cache<MemoryBackend>,
+) -> coordinate::Result<()> {
+    held.work_unit("a").await?;
+    delete_behind(backend, cache, &["a"]).await?;
+    assert!(matches!(
+        held.work_unit("a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    Ok(())
+}
+
 /// A held spec handle whose entry was purged goes on caching units, and
 /// deletes behind the cache still reach them.
 #[tokio::test]
@@ -290,14 +308,7 @@ async fn a_held_spec_whose_entry_was_purged_sees_later_deletes() -> coordinate::
         work_spec: "spec".into(),
     };
     cache.purge(&scope).await;
-    held.work_unit("a").await?;
-    held.work_unit("a").await?;
-    delete_behind(&backend, &cache, &["a"]).await?;
-    assert!(matches!(
-        held.work_unit("a").await,
-        Err(Error::NoSuchWorkUnit { .. })
-    ));
-    Ok(())
+    assert_held_spec_sees_a_deleted(&held, &backend, &cache).await
 }
 
 /// As above, for a spec whose entry expired while it was held.
@@ -317,13 +328,7 @@ async fn a_held_spec_whose_entry_expired_sees_later_deletes() -> coordinate::Res
         cache.run_pending_tasks().await;
         cache.stats().work_specs.entries == 0
     }));
-    held.work_unit("a").await?;
-    delete_behind(&backend, &cache, &["a"]).await?;
-    assert!(matches!(
-        held.work_unit("a").await,
-        Err(Error::NoSuchWorkUnit { .. })
-    ));
-    Ok(())
+    assert_held_spec_sees_a_deleted(&held, &backend, &cache).await
 }
 
 /// A held namespace handle whose entry was purged, and a held spec handle
@@ -337,12 +342,7 @@ async fn handles_under_a_purged_namespace_see_later_changes() -> coordinate::Res
         namespace: "ns".into(),
     };
     cache.purge(&scope).await;
-    held_spec.work_unit("a").await?;
-    delete_behind(&backend, &cache, &["a"]).await?;
-    assert!(matches!(
-        held_spec.work_unit("a").await,
-        Err(Error::NoSuchWorkUnit { .. })
-    ));
+    assert_held_spec_sees_a_deleted(&held_spec, &backend, &cache).await?;
 
     cache.purge(&scope).await;
     held_ns.work_spec("spec").await?;

@@ -249,27 +249,27 @@ async fn admin_renames_are_seen_as_deletes_of_the_old_names() -> coordinate::Res
     let (one, two, url, _lease) = two_servers().await;
     add_units(&one, "spec", &["a", "b"]).await?;
     let sql = admin(&url).await;
-    let rename = |table: &str, from: &str, to: &str| {
-        format!("UPDATE {table} SET name = '{to}'::bytea WHERE name = '{from}'::bytea")
+    let rename = |table: &'static str, from: &'static str, to: &'static str| {
+        let sql = &sql;
+        async move {
+            let statement =
+                format!("UPDATE {table} SET name = '{to}'::bytea WHERE name = '{from}'::bytea");
+            let renamed = sql.execute(&statement, &[]).await;
+            assert_eq!(renamed.map_err(|e| e.to_string()), Ok(1), "{statement}");
+        }
     };
 
     two.work_unit_at("ns", "spec", "a").await?;
-    sql.execute(&rename("work_unit", "a", "z"), &[])
-        .await
-        .expect("rename unit");
+    rename("work_unit", "a", "z").await;
     assert_unit_gone(&two, "spec", "a").await;
 
     two.work_unit_at("ns", "spec", "b").await?;
-    sql.execute(&rename("work_spec", "spec", "other"), &[])
-        .await
-        .expect("rename spec");
+    rename("work_spec", "spec", "other").await;
     assert_unit_gone(&two, "spec", "b").await;
 
     two.worker_at("ns", "w").await?;
     let before = two.stats().feed.events_applied;
-    sql.execute(&rename("worker", "w", "v"), &[])
-        .await
-        .expect("rename worker");
+    rename("worker", "w", "v").await;
     assert!(
         wait_until(PROPAGATION_DEADLINE, || two.stats().feed.events_applied
             > before)
@@ -280,9 +280,7 @@ async fn admin_renames_are_seen_as_deletes_of_the_old_names() -> coordinate::Res
     assert_eq!(two.stats().workers.backend_loads, loads + 1, "entry kept");
 
     two.work_unit_at("ns", "other", "b").await?;
-    sql.execute(&rename("namespace", "ns", "elsewhere"), &[])
-        .await
-        .expect("rename namespace");
+    rename("namespace", "ns", "elsewhere").await;
     assert_unit_gone(&two, "other", "b").await;
     Ok(())
 }

@@ -21,16 +21,19 @@ CREATE TRIGGER coordinate_feed_namespace_moved AFTER UPDATE OF name ON namespace
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
     EXECUTE FUNCTION coordinate_feed_namespace_moved();
 
-CREATE FUNCTION coordinate_feed_work_spec_moved() RETURNS trigger
+-- A spec or worker: the event of its kind ('spec' or 'worker'), naming it
+-- by the key of the same name.
+CREATE FUNCTION coordinate_feed_member_moved() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     ns bytea;
+    kind text := CASE TG_TABLE_NAME WHEN 'work_spec' THEN 'spec' ELSE 'worker' END;
 BEGIN
     SELECT name INTO ns FROM namespace WHERE id = OLD.namespace_id;
     IF ns IS NOT NULL THEN
         PERFORM coordinate_feed_send(
-            json_build_object('e', 'spec', 'ns', encode(ns, 'hex'),
-                              'spec', encode(OLD.name, 'hex'))::text,
+            json_build_object('e', kind, 'ns', encode(ns, 'hex'),
+                              kind, encode(OLD.name, 'hex'))::text,
             json_build_object('e', 'ns', 'ns', encode(ns, 'hex'))::text);
     END IF;
     RETURN NULL;
@@ -39,7 +42,7 @@ END $$;
 CREATE TRIGGER coordinate_feed_work_spec_moved AFTER UPDATE OF name, namespace_id ON work_spec
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name
                        OR OLD.namespace_id IS DISTINCT FROM NEW.namespace_id)
-    EXECUTE FUNCTION coordinate_feed_work_spec_moved();
+    EXECUTE FUNCTION coordinate_feed_member_moved();
 
 CREATE FUNCTION coordinate_feed_work_unit_moved() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -65,25 +68,10 @@ CREATE TRIGGER coordinate_feed_work_unit_moved AFTER UPDATE OF name, work_spec_i
                        OR OLD.work_spec_id IS DISTINCT FROM NEW.work_spec_id)
     EXECUTE FUNCTION coordinate_feed_work_unit_moved();
 
-CREATE FUNCTION coordinate_feed_worker_moved() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    ns bytea;
-BEGIN
-    SELECT name INTO ns FROM namespace WHERE id = OLD.namespace_id;
-    IF ns IS NOT NULL THEN
-        PERFORM coordinate_feed_send(
-            json_build_object('e', 'worker', 'ns', encode(ns, 'hex'),
-                              'worker', encode(OLD.name, 'hex'))::text,
-            json_build_object('e', 'ns', 'ns', encode(ns, 'hex'))::text);
-    END IF;
-    RETURN NULL;
-END $$;
-
 CREATE TRIGGER coordinate_feed_worker_moved AFTER UPDATE OF name, namespace_id ON worker
     FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name
                        OR OLD.namespace_id IS DISTINCT FROM NEW.namespace_id)
-    EXECUTE FUNCTION coordinate_feed_worker_moved();
+    EXECUTE FUNCTION coordinate_feed_member_moved();
 
 -- A statement deleting more than 200 specs of one namespace (a namespace
 -- destroy deletes all of them first) announces the namespace once, as a
