@@ -84,6 +84,35 @@ async fn memory_feed_publishes_deletes() -> coordinate::Result<()> {
     Ok(())
 }
 
+/// A destroyed namespace's worker that was the parent of a worker of
+/// another namespace: that child's parent changed, and the feed says so.
+#[tokio::test]
+async fn a_destroy_announces_the_children_elsewhere_it_orphans() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    let parent = backend.worker_at("a", "p").await?;
+    let child = backend.worker_at("b", "c").await?;
+    child.set_parent(Some(&parent)).await?;
+    let feed = backend.change_feed().expect("memory backend has a feed");
+    let mut sub = feed.subscribe().await?;
+    backend.namespace("a").await?.destroy().await?;
+    assert_eq!(
+        sub.recv().await,
+        Ok(ChangeEvent::NamespaceDestroyed {
+            namespace: "a".into()
+        })
+    );
+    let next = tokio::time::timeout(StdDuration::from_secs(1), sub.recv()).await;
+    assert_eq!(
+        next.ok(),
+        Some(Ok(ChangeEvent::WorkerChanged {
+            namespace: "b".into(),
+            worker: "c".into(),
+        }))
+    );
+    assert!(child.parent().await?.is_none());
+    Ok(())
+}
+
 #[tokio::test]
 async fn delete_on_inner_backend_reaches_the_cache() -> coordinate::Result<()> {
     let (backend, cache) = cached(MemoryBackend::new()).await?;

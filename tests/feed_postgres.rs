@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::cache::Cache;
-use coordinate::feed::PurgeScope;
+use coordinate::feed::{ChangeEvent, PurgeScope};
 use coordinate::postgres::testing::{DatabaseLease, TestCluster};
 use coordinate::postgres::PostgresBackend;
 use coordinate::rules::limits::MAX_NAME_BYTES;
@@ -237,6 +237,38 @@ async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordi
         .await
         .expect("delete");
     assert_unit_gone(&two, "spec", "a").await;
+    Ok(())
+}
+
+/// A destroyed namespace's worker that was the parent of a worker of
+/// another namespace: that child's parent changed, and the feed says so,
+/// as the memory backend's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_announces_the_children_elsewhere_it_orphans() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, _two, _url, _lease) = two_backends().await;
+    let parent = one.worker_at("a", "p").await?;
+    let child = one.worker_at("b", "c").await?;
+    child.set_parent(Some(&parent)).await?;
+    let feed = one.change_feed().expect("a feed");
+    let mut sub = feed.subscribe().await?;
+    one.namespace("a").await?.destroy().await?;
+    let mut events = Vec::new();
+    while let Ok(Ok(event)) = tokio::time::timeout(StdDuration::from_millis(500), sub.recv()).await
+    {
+        events.push(event);
+    }
+    for expected in [
+        ChangeEvent::NamespaceDestroyed {
+            namespace: "a".into(),
+        },
+        ChangeEvent::WorkerChanged {
+            namespace: "b".into(),
+            worker: "c".into(),
+        },
+    ] {
+        assert!(events.contains(&expected), "{expected:?} not in {events:?}");
+    }
     Ok(())
 }
 

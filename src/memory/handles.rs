@@ -196,12 +196,17 @@ impl Namespace for MemNamespace {
     async fn destroy(&self) -> Result<()> {
         self.shared.run(|st, now| {
             let existed = st.namespace_name(self.id).is_some();
-            st.destroy_namespace(self.id, now);
+            let orphans = st.destroy_namespace(self.id, now);
             self.shared.announce(|| {
                 existed.then(|| ChangeEvent::NamespaceDestroyed {
                     namespace: self.name.to_string(),
                 })
             });
+            // Workers elsewhere whose parent went: their parent changed.
+            for (namespace, worker) in orphans {
+                self.shared
+                    .announce(|| Some(ChangeEvent::WorkerChanged { namespace, worker }));
+            }
         });
         Ok(())
     }

@@ -352,17 +352,20 @@ impl State {
 
     /// Removes a worker, unlinking it from its parent and children (which
     /// may live in other namespaces), and its attempts: a unit whose active
-    /// attempt goes has none, as after `clear_active_attempt`.
-    fn remove_worker(&mut self, id: WorkerId, now: Time) {
+    /// attempt goes has none, as after `clear_active_attempt`. Answers the
+    /// children still live that it unlinked.
+    fn remove_worker(&mut self, id: WorkerId, now: Time) -> Vec<WorkerId> {
         let Some(worker) = self.workers.remove(&id) else {
-            return;
+            return Vec::new();
         };
         if let Some(parent) = worker.parent.and_then(|p| self.workers.get_mut(&p)) {
             parent.children.remove(&id);
         }
+        let mut orphans = Vec::new();
         for child in worker.children {
-            if let Some(child) = self.workers.get_mut(&child) {
-                child.parent = None;
+            if let Some(state) = self.workers.get_mut(&child) {
+                state.parent = None;
+                orphans.push(child);
             }
         }
         for attempt in worker.all_attempts {
@@ -384,6 +387,7 @@ impl State {
                 self.attempts.remove(&attempt);
             }
         }
+        orphans
     }
 
     // ----- names, for the change feed ------------------------------------------

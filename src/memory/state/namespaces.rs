@@ -37,18 +37,28 @@ impl State {
     }
 
     /// Removes a namespace and everything in it; its workers' attempts on
-    /// other namespaces' units go too.
-    pub(crate) fn destroy_namespace(&mut self, id: NamespaceId, now: Time) {
+    /// other namespaces' units go too. Answers the workers of other
+    /// namespaces that lost their parent, by namespace and worker name.
+    pub(crate) fn destroy_namespace(
+        &mut self,
+        id: NamespaceId,
+        now: Time,
+    ) -> Vec<(String, String)> {
         let Some(ns) = self.namespaces.remove(&id) else {
-            return;
+            return Vec::new();
         };
         self.namespace_names.remove(&*ns.name);
         for spec in ns.specs.into_values() {
             self.remove_spec(spec);
         }
+        let mut orphans = Vec::new();
         for worker in ns.workers.into_values() {
-            self.remove_worker(worker, now);
+            orphans.extend(self.remove_worker(worker, now));
         }
+        orphans
+            .into_iter()
+            .filter_map(|child| self.worker_path(child))
+            .collect()
     }
 
     pub(crate) fn set_work_spec(
