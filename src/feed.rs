@@ -30,7 +30,8 @@
 //!   administrator in `psql`, whose renames and moves count as deletes of
 //!   the old names; `TRUNCATE` makes everyone flush). Payloads stay
 //!   under 7000 bytes: a delete of more than 200 units of a spec is one
-//!   spec-wide event. Each backend listens on one connection of its own,
+//!   spec-wide event, and of more than 200 specs of a namespace one
+//!   namespace-wide event. Each backend listens on one connection of its own,
 //!   outside the pool; losing it ends every subscription with a gap, and
 //!   so does its not answering a periodic probe in time (see
 //!   `PostgresBuilder::feed_heartbeat`).
@@ -103,7 +104,9 @@ pub enum PurgeScope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ChangeEvent {
-    /// The namespace and everything in it were deleted.
+    /// The namespace and everything in it were deleted — or much in it
+    /// changed at once (a delete of more than 200 of its specs, a rename):
+    /// forget everything under the name.
     NamespaceDestroyed {
         /// The namespace.
         namespace: String,

@@ -360,6 +360,29 @@ async fn a_held_spec_whose_entry_expired_sees_later_deletes() -> coordinate::Res
     assert_held_spec_sees_a_deleted(&held, &backend, &cache).await
 }
 
+/// A held worker handle goes on working on its object when its
+/// namespace's entry leaves the cache: it caches no children, so it has
+/// nothing to re-resolve.
+#[tokio::test]
+async fn a_held_worker_under_a_purged_namespace_is_not_resolved_again() -> coordinate::Result<()> {
+    let (_backend, cache) = cached(MemoryBackend::new()).await?;
+    let worker = cache.worker_at("ns", "w").await?;
+    cache
+        .purge(&PurgeScope::Namespace {
+            namespace: "ns".into(),
+        })
+        .await;
+    let before = cache.stats();
+    worker.active_attempts().await?;
+    let after = cache.stats();
+    assert_eq!(
+        after.namespaces.backend_loads,
+        before.namespaces.backend_loads
+    );
+    assert_eq!(after.workers.backend_loads, before.workers.backend_loads);
+    Ok(())
+}
+
 /// A held namespace handle whose entry was purged, and a held spec handle
 /// under it, see later destroys and deletes too.
 #[tokio::test]

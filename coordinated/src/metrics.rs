@@ -170,10 +170,10 @@ fn method_label(method: &Method) -> &'static str {
 /// client closed the connection (nginx's code for it; nothing is sent).
 pub const CLIENT_CLOSED: &str = "499";
 
-/// Middleware: counts every request and records its latency, by route
-/// template (never the raw path), method and status — also one answered
-/// by the timeout or the panic handler, and one whose client went away
-/// first, which is counted as [`CLIENT_CLOSED`].
+/// Middleware: counts every request by route template (never the raw
+/// path), method and status, and records its latency by route and method
+/// — also a request answered by the timeout or the panic handler, and one
+/// whose client went away first, which is counted as [`CLIENT_CLOSED`].
 pub async fn track(mut request: Request, next: Next) -> Response {
     let template = RouteTemplate::default();
     request.extensions_mut().insert(template.clone());

@@ -40,8 +40,12 @@ pub const MAX_EXPIRY: StdDuration = StdDuration::from_secs(1_000 * 365 * 24 * 3_
 /// entries (TinyLFU admission, LRU eviction) once a kind is full. No expiry is
 /// set by default: correctness never depends on it, because a stale handle
 /// re-resolves its name on `Gone` (see [`Cache`]). A time-to-live or
-/// time-to-idle only bounds how long a delete made *behind the cache's back*
-/// can go unnoticed by lookups.
+/// time-to-idle bounds how long a delete made *behind the cache's back*
+/// can go unnoticed by lookups (without a change feed). Each namespace or
+/// spec entry that leaves the cache makes the handles kept on it, and the
+/// spec handles kept under it, re-resolve their names once, and its cached
+/// children be looked up again: a time-to-idle shorter than the gaps
+/// between lookups of a namespace by name costs that much every period.
 ///
 /// ```
 /// # use coordinate::cache::Cache;

@@ -224,11 +224,15 @@ use stats::Counters;
 ///   name (a namespace handle recreates its namespace, as above).
 /// * Feed events reach children only through the parent entry now cached.
 ///   So a namespace or spec handle kept after its entry left the cache
-///   (evicted, expired or purged), and any handle under it, re-resolves its
-///   name on its next use (one backend lookup on a miss) and from then on
-///   shares the entry now cached: a delete behind the cache reaches the
-///   children it looks up. A unit or worker handle kept after its entry was
-///   evicted keeps working on its object and recovers on `Gone`.
+///   (evicted, expired, purged, or dropped by an event), or kept under a
+///   namespace whose entry did, re-resolves its name on its next use and
+///   from then on shares the entry now cached: a delete behind the cache
+///   reaches the children it looks up. Re-resolving a name without
+///   creating its object costs a lookup through the cache, or on a miss a
+///   listing of the namespaces (the API has no "existing namespace"
+///   lookup). A unit or worker handle has no children: kept after its
+///   entry (or a parent's) left, it keeps working on its object and
+///   recovers on `Gone`.
 /// * Attempts pass straight through: an attempt of a deleted unit answers
 ///   `Gone`, even if a unit of the same name exists again.
 /// * A bulk invalidation (a destroyed namespace or spec, a query delete, a

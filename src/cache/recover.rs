@@ -41,7 +41,7 @@ pub(super) async fn live_link<W: Handle>(
         *budget -= 1;
         return recover(shared, handle, &link, create).await;
     }
-    if shared.outdated(&link) {
+    if shared.outdated::<W>(&link) {
         tracing::debug!(
             kind = %W::KIND,
             "handle from before a cache flush; re-resolving its name"

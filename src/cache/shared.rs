@@ -247,9 +247,10 @@ impl Shared {
     }
 
     /// A live cached handle, if there is one. Entries whose object is known
-    /// to be deleted, or cached before the last flush (see
-    /// [`outdated`](Self::outdated)), are dropped instead of returned (the
-    /// path recoveries take, racing with the removal).
+    /// to be deleted, or whose link or an ancestor's is not cached in the
+    /// current generation (see [`serves_children`](Self::serves_children)),
+    /// are dropped instead of returned (the path recoveries take, racing
+    /// with the removal).
     pub(super) fn cached<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         let hit = self.live_entry::<W>(scope, name)?;
         self.counters::<W>().hits.inc();
@@ -282,18 +283,25 @@ impl Shared {
         !link.is_dead() && link.is_current(self.feed.generation())
     }
 
-    /// True if a handle on `link` must re-resolve its name before use: the
-    /// cache serves from its entries, and the link or an ancestor is not
-    /// cached in the current generation — cached before a flush (a
-    /// change-feed gap: events may have missed it), never cached (loaded
-    /// during a gap, or its load was superseded), or, for a namespace or
-    /// spec, its entry left the cache (see `builder.rs`). Re-resolving makes
-    /// the handle share the link of the entry now cached, which events
-    /// reach.
-    pub(super) fn outdated<T: ?Sized>(&self, link: &Link<T>) -> bool {
-        !link.is_current(self.feed.generation())
-            && self.feed.coherent()
-            && self.caches.load().is_some()
+    /// True if a handle of `W` on `link` must re-resolve its name before
+    /// use: the cache serves from its entries, and the link is not cached
+    /// in the current generation — cached before a flush (a change-feed
+    /// gap: events may have missed it), never cached (loaded during a gap,
+    /// or its load was superseded), or, for a namespace or spec, its entry
+    /// left the cache (see `builder.rs`). A namespace or spec handle also
+    /// re-resolves when an ancestor's link is outdated: the children it
+    /// looks up must be cached where events reach them. A unit or worker
+    /// handle has no children, and its calls go to its object, so its
+    /// ancestors do not matter. Re-resolving makes the handle share the
+    /// link of the entry now cached, which events reach.
+    pub(super) fn outdated<W: Handle>(&self, link: &Link<W::Up>) -> bool {
+        let generation = self.feed.generation();
+        let current = if W::HAS_CHILDREN {
+            link.is_current(generation)
+        } else {
+            link.generation() == generation
+        };
+        !current && self.feed.coherent() && self.caches.load().is_some()
     }
 
     /// The cached handle for `name`, loading it with `load` on a miss.
@@ -520,7 +528,8 @@ impl Shared {
     /// parent is not cached, so neither is it, and only adoptions in flight
     /// are kept from caching it); its link loses its children (the removal
     /// listener, which moka runs before `remove` returns, gives it a fresh
-    /// scope), and with `deleted` is known deleted.
+    /// scope and, for a namespace or spec, outdates it), and with `deleted`
+    /// is known deleted.
     pub(super) async fn drop_entry<W: Handle>(
         &self,
         caches: &Caches,
