@@ -342,6 +342,15 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
         .replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION");
     sql.batch_execute(&format!(
         "BEGIN;
+         DROP FUNCTION coordinate_hand_out(bigint, bigint, bigint, timestamptz, timestamptz,
+             jsonb, bytea, timestamptz, bigint);
+         DROP TRIGGER coordinate_feed_namespace_moved ON namespace;
+         DROP TRIGGER coordinate_feed_work_spec_moved ON work_spec;
+         DROP TRIGGER coordinate_feed_work_unit_moved ON work_unit;
+         DROP TRIGGER coordinate_feed_worker_moved ON worker;
+         DROP FUNCTION coordinate_feed_namespace_moved();
+         DROP FUNCTION coordinate_feed_member_moved();
+         DROP FUNCTION coordinate_feed_work_unit_moved();
          DROP FUNCTION coordinate_destroy_namespace(bigint);
          DROP TRIGGER coordinate_unit_waits_insert ON work_unit;
          DROP TRIGGER coordinate_unit_waits_update ON work_unit;
@@ -461,7 +470,7 @@ async fn a_hand_out_of_many_units_reads_the_units_it_took_once() {
     let (_db, sql, mut notices) = explained_session().await;
     let request = |wanted: u32| {
         format!(
-            "SELECT count(*) FROM coordinate_request(
+            "SELECT count(*) FROM coordinate_hand_out(
                  (SELECT id FROM work_spec WHERE name = 'a'),
                  (SELECT id FROM worker WHERE name = 'w'), {wanted},
                  '3000-01-01T00:00:00Z', '3000-01-01T01:00:00Z', '{{}}', NULL, NULL, NULL)"

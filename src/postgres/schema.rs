@@ -68,7 +68,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     ),
     Migration::new(
         16,
-        include_str!("migrations/0016_request_says_when_retries_failed_all.sql"),
+        include_str!("migrations/0016_hand_out_says_when_retries_failed_all.sql"),
     ),
     Migration::new(
         17,

@@ -71,12 +71,12 @@ pub(crate) const REQUEST_METAS: &str = concat!(
 );
 
 /// Hands out units of the chosen spec (see the migration's
-/// `coordinate_request`): the expiry check when one is due, `max_running`,
+/// `coordinate_hand_out`): the expiry check when one is due, `max_running`,
 /// `max_attempts_returned`, `max_retries` and continuous generation, in one
 /// statement. A row without an attempt says every unit taken was over its
 /// retry limit.
 pub(crate) const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
-    FROM coordinate_request($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    FROM coordinate_hand_out($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Gives unit `$1` a new pending attempt of worker `$2` and makes it
 /// the active one; answers the attempt id and the unit's attempt count.

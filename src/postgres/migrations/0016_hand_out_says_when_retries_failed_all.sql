@@ -7,10 +7,13 @@
 -- taken was over its retry limit and failed, and the request answers
 -- nothing. The caller told the two apart only by whether the spec had a
 -- retry limit, so a spec with one that concurrent requests emptied ended
--- the request empty-handed although other specs had work. Now the second
--- case answers one row without an attempt. Otherwise as version 15.
-
-CREATE OR REPLACE FUNCTION coordinate_request(p_spec bigint, p_worker bigint, p_wanted bigint,
+-- the request empty-handed although other specs had work.
+--
+-- coordinate_hand_out is version 15's coordinate_request but for one more
+-- row, without an attempt, in the second case. It is a new function, and
+-- coordinate_request stays as it was, so that job servers of the previous
+-- version, still running while the new one rolls out, read what they know.
+CREATE FUNCTION coordinate_hand_out(p_spec bigint, p_worker bigint, p_wanted bigint,
     p_now timestamptz, p_expiration timestamptz, p_retry_data jsonb,
     p_continuous_name bytea, p_next_continuous timestamptz, p_expire_namespace bigint)
 RETURNS TABLE (attempt_id bigint, unit_id bigint, unit_name bytea)
