@@ -673,6 +673,40 @@ async fn a_listener_that_stops_answering_is_taken_for_lost() -> coordinate::Resu
     Ok(())
 }
 
+/// The heartbeat probes the listening connection as often as asked, and
+/// never when asked for zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_probes_as_often_as_asked_and_zero_is_never() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let cluster = TestCluster::shared_or_panic();
+    let (_one, lease) = cluster.lease_backend(coordinate::SystemClock).await?;
+    let url = cluster.database_url(lease.database());
+    let sql = admin(&url).await;
+    for (every, probed) in [
+        (StdDuration::from_millis(20), true),
+        (StdDuration::ZERO, false),
+    ] {
+        let backend = PostgresBackend::builder(&url)
+            .feed_heartbeat(every)
+            .build()
+            .await?;
+        let _subscription = backend.change_feed().expect("a feed").subscribe().await?;
+        let pid = backend.feed_listener_pid().await.expect("listening");
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+        let row = sql
+            .query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .await
+            .expect("the listener's activity");
+        let last: String = row.get(0);
+        assert_eq!(
+            last == "SELECT 1",
+            probed,
+            "{every:?}: last statement {last:?}"
+        );
+    }
+    Ok(())
+}
+
 /// A server restart (on a private cluster): the cache flushes, bypasses
 /// itself while the server is down, and resubscribes within a second of the
 /// server accepting connections again.

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use coordinate::rest::names::{split_attempt_segment, start_second};
 use coordinate::rest::wire::{
     self, codes, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
@@ -44,6 +45,13 @@ impl RouteTemplate {
     pub fn set(&self, template: &'static str) {
         // A second route for one request cannot happen; the first stays.
         let _ = self.0.set(template);
+    }
+
+    /// Sets `template` on the request's template, if it is tracked.
+    pub fn claim(tracked: Option<Extension<RouteTemplate>>, template: &'static str) {
+        if let Some(Extension(tracked)) = tracked {
+            tracked.set(template);
+        }
     }
 
     /// The template set, or [`UNMATCHED`].

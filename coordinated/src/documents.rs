@@ -192,16 +192,20 @@ pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
 }
 
 /// The attempts a request was just granted, in their order, but for any
-/// whose unit was deleted since (its read answers `Gone`): a grant already
-/// made is answered, so that its other attempts are worked on rather than
-/// left pending until their leases run out.
+/// whose unit was deleted since (its read answers `Gone`, or as a backend
+/// may for an attempt of a deleted unit, `NoSuchWorkUnit` or
+/// `NoSuchWorkSpec`): a grant already made is answered, so that its other
+/// attempts are worked on rather than left pending until their leases run
+/// out.
 pub async fn granted_attempts(attempts: &[AttemptRef]) -> Result<Vec<AttemptDocument>> {
     let read = join_all(attempts.iter().map(|a| attempt(&**a))).await;
     let mut documents = Vec::with_capacity(read.len());
     for document in read {
         match document {
             Ok(document) => documents.push(document),
-            Err(Error::Gone { .. }) => {}
+            Err(
+                Error::Gone { .. } | Error::NoSuchWorkUnit { .. } | Error::NoSuchWorkSpec { .. },
+            ) => {}
             Err(other) => return Err(other),
         }
     }

@@ -93,9 +93,9 @@ impl std::fmt::Debug for MetricsState {
 /// `GET /metrics`: the Prometheus text exposition format.
 pub async fn render(
     State(state): State<MetricsState>,
-    Extension(template): Extension<RouteTemplate>,
+    template: Option<Extension<RouteTemplate>>,
 ) -> Response {
-    template.set("/metrics");
+    RouteTemplate::claim(template, "/metrics");
     if let Some(stats) = &state.cache_stats {
         record_cache_stats(&stats());
     }

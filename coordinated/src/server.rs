@@ -170,8 +170,8 @@ async fn wrong_method(method: axum::http::Method) -> Response {
 }
 
 /// `GET /healthz`: the process answers.
-async fn healthz(Extension(template): Extension<RouteTemplate>) -> Response {
-    template.set("/healthz");
+async fn healthz(template: Option<Extension<RouteTemplate>>) -> Response {
+    RouteTemplate::claim(template, "/healthz");
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
@@ -184,9 +184,9 @@ struct Readiness {
 /// `GET /readyz`: the backend answers a cheap call in time.
 async fn readyz(
     State(r): State<Readiness>,
-    Extension(template): Extension<RouteTemplate>,
+    template: Option<Extension<RouteTemplate>>,
 ) -> Response {
-    template.set("/readyz");
+    RouteTemplate::claim(template, "/readyz");
     match tokio::time::timeout(r.timeout, r.backend.namespaces()).await {
         Ok(Ok(_)) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Ok(Err(e)) => {

@@ -309,11 +309,11 @@ impl PostgresBuilder {
     }
 
     /// How often the change feed's listening connection is probed (default
-    /// 10 s). A probe not answered within the connect timeout ends every
-    /// subscription with a gap, as a lost connection does: a connection
-    /// that died without closing (a failover, an idle connection dropped
-    /// by the network) holds caches on stale entries for at most this plus
-    /// the connect timeout.
+    /// 10 s; zero, never). A probe not answered within the connect timeout
+    /// ends every subscription with a gap, as a lost connection does: a
+    /// connection that died without closing (a failover, an idle connection
+    /// dropped by the network) holds caches on stale entries for at most
+    /// this plus the connect timeout.
     pub fn feed_heartbeat(mut self, every: std::time::Duration) -> Self {
         self.feed_heartbeat = every;
         self

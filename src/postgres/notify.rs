@@ -162,16 +162,20 @@ fn unanswered(timeout: Duration) -> Error {
     PostgresError::FeedTimeout(timeout).into()
 }
 
-/// Probes the listening connection of `client` every `every`; when a probe
-/// fails or is not answered within `timeout`, ends the connection's task
-/// (`reader`), which ends every subscription with a gap.
+/// Probes the listening connection of `client` every `every` (zero:
+/// never, holding the client until aborted); when a probe fails or is not
+/// answered within `timeout`, ends the connection's task (`reader`), which
+/// ends every subscription with a gap.
 async fn probe(
     client: tokio_postgres::Client,
     every: Duration,
     timeout: Duration,
     reader: AbortHandle,
 ) {
-    let every = every.max(Duration::from_millis(1));
+    if every.is_zero() {
+        let _client = client;
+        return std::future::pending().await;
+    }
     loop {
         tokio::time::sleep(every).await;
         match tokio::time::timeout(timeout, client.simple_query("SELECT 1")).await {
