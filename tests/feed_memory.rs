@@ -275,13 +275,7 @@ async fn handles_held_across_a_gap_see_later_deletes() -> coordinate::Result<()>
     let hits = cache.stats().work_units.hits;
     held_spec.work_unit("b").await?;
     assert_eq!(cache.stats().work_units.hits, hits + 1);
-    let applied = cache.stats().feed.events_applied;
-    backend
-        .namespace("ns")
-        .await?
-        .destroy_work_spec("spec")
-        .await?;
-    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    destroy_spec_behind(&backend, &cache).await?;
     assert!(matches!(
         held_ns.work_spec("spec").await,
         Err(Error::NoSuchWorkSpec { .. })
@@ -305,6 +299,22 @@ async fn delete_behind(
         .work_spec_at("ns", "spec")
         .await?
         .delete_work_units(&WorkUnitQuery::names(names.iter().copied()))
+        .await?;
+    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    Ok(())
+}
+
+/// Destroys "ns"/"spec" behind `cache`, and waits until the cache has
+/// applied the event.
+async fn destroy_spec_behind(
+    backend: &MemoryBackend,
+    cache: &Cache<MemoryBackend>,
+) -> coordinate::Result<()> {
+    let applied = cache.stats().feed.events_applied;
+    backend
+        .namespace("ns")
+        .await?
+        .destroy_work_spec("spec")
         .await?;
     assert!(eventually!(cache.stats().feed.events_applied > applied));
     Ok(())
@@ -398,13 +408,7 @@ async fn handles_under_a_purged_namespace_see_later_changes() -> coordinate::Res
 
     cache.purge(&scope).await;
     held_ns.work_spec("spec").await?;
-    let applied = cache.stats().feed.events_applied;
-    backend
-        .namespace("ns")
-        .await?
-        .destroy_work_spec("spec")
-        .await?;
-    assert!(eventually!(cache.stats().feed.events_applied > applied));
+    destroy_spec_behind(&backend, &cache).await?;
     assert!(matches!(
         held_ns.work_spec("spec").await,
         Err(Error::NoSuchWorkSpec { .. })

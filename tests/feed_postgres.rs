@@ -113,6 +113,33 @@ async fn add_units(server: &Server, spec: &str, names: &[&str]) -> coordinate::R
     Ok(())
 }
 
+/// Looks unit "a" up through `server` (its job server's traffic, which
+/// resubscribes it after a gap; answers bypass the cache meanwhile) until
+/// it is subscribed again, at most five seconds; answers whether it is.
+async fn resubscribed_by_lookups(server: &Server) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < StdDuration::from_secs(5) {
+        let _ = server.work_unit_at("ns", "spec", "a").await;
+        if server.stats().feed.subscribed {
+            return true;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Deletes unit "b" through `one` and asserts that `two`, which looked it
+/// up, comes to answer it missing: events flow from one to two.
+async fn assert_delete_of_b_seen(one: &Server, two: &Server) -> coordinate::Result<()> {
+    two.work_unit_at("ns", "spec", "b").await?;
+    one.work_spec_at("ns", "spec")
+        .await?
+        .delete_work_units(&named(&["b"]))
+        .await?;
+    assert_unit_gone(two, "spec", "b").await;
+    Ok(())
+}
+
 fn named(names: &[&str]) -> WorkUnitQuery {
     WorkUnitQuery {
         names: names.iter().map(|n| n.to_string()).collect(),
@@ -379,12 +406,7 @@ async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate:
     let loads = two.stats().work_units.backend_loads;
     two.work_unit_at("ns", "spec", "b").await?;
     assert_eq!(two.stats().work_units.backend_loads, loads + 1);
-    one.work_spec_at("ns", "spec")
-        .await?
-        .delete_work_units(&named(&["b"]))
-        .await?;
-    assert_unit_gone(&two, "spec", "b").await;
-    Ok(())
+    assert_delete_of_b_seen(&one, &two).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -652,25 +674,13 @@ async fn a_listener_that_stops_answering_is_taken_for_lost() -> coordinate::Resu
     assert!(lost, "{:?}", two.stats().feed);
 
     // The job server's traffic resubscribes it, on a new connection.
-    let mut subscribed = false;
-    let start = Instant::now();
-    while start.elapsed() < StdDuration::from_secs(5) {
-        two.work_unit_at("ns", "spec", "a").await?;
-        if two.stats().feed.subscribed {
-            subscribed = true;
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
-    }
-    assert!(subscribed, "{:?}", two.stats().feed);
+    assert!(
+        resubscribed_by_lookups(&two).await,
+        "{:?}",
+        two.stats().feed
+    );
     assert_ne!(two.get_ref().feed_listener_pid().await, Some(pid));
-    two.work_unit_at("ns", "spec", "b").await?;
-    one.work_spec_at("ns", "spec")
-        .await?
-        .delete_work_units(&named(&["b"]))
-        .await?;
-    assert_unit_gone(&two, "spec", "b").await;
-    Ok(())
+    assert_delete_of_b_seen(&one, &two).await
 }
 
 /// The heartbeat probes the listening connection as often as asked, and
@@ -735,15 +745,7 @@ async fn server_restart_resubscribes_on_the_next_lookups() -> coordinate::Result
     cluster.start_server().map_err(Error::backend)?;
     let back = Instant::now();
     // The job server's traffic: lookups (bypassing the cache) until subscribed.
-    let mut subscribed = false;
-    while back.elapsed() < StdDuration::from_secs(5) {
-        let _ = two.work_unit_at("ns", "spec", "a").await;
-        if two.stats().feed.subscribed {
-            subscribed = true;
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
-    }
+    let subscribed = resubscribed_by_lookups(&two).await;
     let took = back.elapsed();
     eprintln!("resubscribed {took:?} after the server accepted connections again");
     assert!(subscribed, "not resubscribed {took:?} after the restart");
