@@ -14,6 +14,7 @@ use crate::api::{WorkSpec, WorkUnitRef};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus};
 use crate::rest::names::encode_previous;
+use crate::rest::wire::sent_statuses;
 use crate::rest::wire::{
     CountsDocument, DeletedDocument, SelectAction, UncheckedWorkUnitDocument, WorkSpecBody,
     WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
@@ -473,37 +474,5 @@ impl WorkSpec for RestWorkSpec {
         let links = self.links().await?;
         let url = self.shared().resolve(&links.summary_url)?;
         summary_at(self.shared(), &url, self.owner()).await
-    }
-}
-
-/// The statuses to send for `query`: each once (a list repeating them
-/// selects the same units, and would not fit a URL), and none when it
-/// filters no status — the reference server's `any` matches nothing.
-fn sent_statuses(query: &WorkUnitQuery) -> Vec<WorkUnitStatus> {
-    let mut distinct: Vec<WorkUnitStatus> = Vec::new();
-    if query.filters_status() {
-        for status in &query.statuses {
-            if !distinct.contains(status) {
-                distinct.push(*status);
-            }
-        }
-    }
-    distinct
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_are_sent_once_and_not_at_all_when_any_is_among_them() {
-        use WorkUnitStatus::*;
-        let sent = |statuses: &[WorkUnitStatus]| {
-            sent_statuses(&WorkUnitQuery::statuses(statuses.iter().copied()))
-        };
-        assert_eq!(sent(&[Pending, Failed, Pending]), [Pending, Failed]);
-        assert_eq!(sent(&[Pending, AnyStatus]), []);
-        assert_eq!(sent(&[AnyStatus]), []);
-        assert_eq!(sent(&[]), []);
     }
 }

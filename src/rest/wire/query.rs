@@ -84,20 +84,31 @@ pub(super) fn parse_status(value: &str) -> Result<WorkUnitStatus, QueryError> {
         .map_err(|_| QueryError::BadStatus(value.to_owned()))
 }
 
+/// The statuses to send for `query`: each once (a list repeating them
+/// selects the same units, and would not fit a URL), and none when it
+/// filters no status — the reference server's `any` matches nothing.
+pub(crate) fn sent_statuses(query: &WorkUnitQuery) -> Vec<WorkUnitStatus> {
+    let mut distinct: Vec<WorkUnitStatus> = Vec::new();
+    if query.filters_status() {
+        for status in &query.statuses {
+            if !distinct.contains(status) {
+                distinct.push(*status);
+            }
+        }
+    }
+    distinct
+}
+
 /// The query string (without `?`) that selects what `query` selects; empty
-/// for the query of every unit. A status list with `AnyStatus` filters
-/// nothing and is left out, as the reference server's `any` matches
-/// nothing.
+/// for the query of every unit. Statuses go as [`sent_statuses`] says.
 pub fn work_unit_query_string(query: &WorkUnitQuery) -> String {
     use crate::rest::names::{encode_previous, percent_encode};
     let mut parts = Vec::new();
     for name in &query.names {
         parts.push(format!("name={}", percent_encode(name)));
     }
-    if query.filters_status() {
-        for status in &query.statuses {
-            parts.push(format!("status={}", status.as_str()));
-        }
+    for status in sent_statuses(query) {
+        parts.push(format!("status={}", status.as_str()));
     }
     if !query.previous_name.is_empty() {
         parts.push(format!(

@@ -617,3 +617,16 @@ fn an_available_memory_json_cannot_carry_is_sent_as_one_selecting_the_same_specs
     assert_eq!(sent(f64::INFINITY), json!(f64::MAX));
     assert_eq!(sent(2.5), json!(2.5));
 }
+
+#[test]
+fn statuses_are_sent_once_and_not_at_all_when_any_is_among_them() {
+    use super::query::sent_statuses;
+    use WorkUnitStatus::*;
+    let sent = |statuses: &[WorkUnitStatus]| {
+        sent_statuses(&WorkUnitQuery::statuses(statuses.iter().copied()))
+    };
+    assert_eq!(sent(&[Pending, Failed, Pending]), [Pending, Failed]);
+    assert_eq!(sent(&[Pending, AnyStatus]), []);
+    assert_eq!(sent(&[AnyStatus]), []);
+    assert_eq!(sent(&[]), []);
+}
