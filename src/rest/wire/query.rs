@@ -100,7 +100,8 @@ pub(crate) fn sent_statuses(query: &WorkUnitQuery) -> Vec<WorkUnitStatus> {
 }
 
 /// The query string (without `?`) that selects what `query` selects; empty
-/// for the query of every unit. Statuses go as [`sent_statuses`] says.
+/// for the query of every unit. Each status goes once, and none when the
+/// list holds `AnyStatus` (the reference server's `any` matches nothing).
 pub fn work_unit_query_string(query: &WorkUnitQuery) -> String {
     use crate::rest::names::{encode_previous, percent_encode};
     let mut parts = Vec::new();
