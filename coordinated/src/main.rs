@@ -26,6 +26,7 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let served = config.backend().await?;
     let options = config.server_options(&served);
+    coordinated::metrics::install(config.metrics_period);
     let app = coordinated::router(served.backend.clone(), &options);
     let summaries = tokio::spawn(coordinated::metrics::collect_summaries(
         served.backend.clone(),

@@ -15,6 +15,7 @@ use coordinate::postgres::PoolStatus;
 use coordinate::Backend;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
 use crate::api::RouteTemplate;
 
@@ -37,13 +38,34 @@ fn summary_buckets() -> Vec<f64> {
     (0..12).map(|i| f64::from(1u32 << i) / 32.0).collect()
 }
 
-/// The process-wide Prometheus recorder, installed on first use. Several
+/// How many summary periods a `coordinate_work_units` series may go
+/// unset before `/metrics` drops it: a vanished spec's series, or every
+/// series while summaries fail.
+const SUMMARY_PERIODS_KEPT: u32 = 3;
+
+/// Installs the process-wide Prometheus recorder for a server whose work
+/// unit summaries run every `summaries`, so that series no summary sets
+/// any more leave `/metrics`. Call it before [`router`](crate::router):
+/// a recorder already installed keeps its settings.
+pub fn install(summaries: SummaryPeriod) -> PrometheusHandle {
+    installed(Some(summaries.get().saturating_mul(SUMMARY_PERIODS_KEPT)))
+}
+
+/// The process-wide Prometheus recorder, installed on first use without
+/// dropping idle series if [`install`] was not called first. Several
 /// servers in one process (tests) share it.
 pub fn recorder() -> PrometheusHandle {
+    installed(None)
+}
+
+/// The recorder; the first call decides after how long unset gauges go.
+/// Every other gauge is set at each render, so only summaries' can idle.
+fn installed(gauges_idle: Option<Duration>) -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
+                .idle_timeout(MetricKindMask::GAUGE, gauges_idle)
                 .set_buckets_for_metric(
                     Matcher::Full("http_request_duration_seconds".into()),
                     LATENCY_BUCKETS,
@@ -58,7 +80,9 @@ pub fn recorder() -> PrometheusHandle {
                 Ok(builder) => builder.build_recorder(),
                 Err(e) => {
                     tracing::warn!("metrics buckets rejected: {e}");
-                    PrometheusBuilder::new().build_recorder()
+                    PrometheusBuilder::new()
+                        .idle_timeout(MetricKindMask::GAUGE, gauges_idle)
+                        .build_recorder()
                 }
             };
             let handle = recorder.handle();
@@ -230,7 +254,9 @@ impl SummaryPeriod {
 
 /// Every `period` (the first one period after start), summarises the
 /// backend into `coordinate_work_units` gauges and times it into
-/// `coordinate_summary_seconds`. A series that disappears is set to zero.
+/// `coordinate_summary_seconds`. A series that disappears is set to zero,
+/// and leaves `/metrics` some periods later if the recorder was
+/// [`install`]ed for `period`.
 pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod) {
     // The first tick one period from now; a period past what the clock can
     // count to never ticks.

@@ -575,6 +575,41 @@ fn metrics_count_routes_cache_and_work_units() {
 }
 
 #[test]
+fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
+    let server = Server::start(&["--metrics-period", "50ms"]);
+    add_spec_s(&server, "gone");
+    let body = json!({"name": "u"}).to_string();
+    server.send_json("POST", "/namespace/gone/work_spec/s/work_unit", &body);
+    let series = r#"coordinate_work_units{namespace="gone",work_spec="s",status="available"}"#;
+    eventually(Duration::from_secs(10), || {
+        server
+            .get("/metrics")
+            .text()
+            .contains(&format!("{series} 1"))
+            .then_some(())
+    });
+    let destroyed = request(
+        server.addr,
+        "DELETE",
+        "/namespace/gone/work_spec/s",
+        &[],
+        None,
+    );
+    assert_eq!(destroyed.status, 204);
+    eventually(Duration::from_secs(10), || {
+        server
+            .get("/metrics")
+            .text()
+            .contains(&format!("{series} 0"))
+            .then_some(())
+    });
+    // Three periods after the last summary that had it, the series goes.
+    eventually(Duration::from_secs(10), || {
+        (!server.get("/metrics").text().contains(series)).then_some(())
+    });
+}
+
+#[test]
 fn health_and_readiness() {
     let server = Server::start(&[]);
     let health = server.get("/healthz");
