@@ -115,6 +115,7 @@ macro_rules! conformance_tests {
                 max_retries_set_meta,
                 lazy_expiry_finish_before_check,
                 lazy_expiry_after_check,
+                lazy_expiry_in_query_mutators,
                 expiry_boundary,
                 make_attempt_semantics,
                 empty_map_replaces_data,

@@ -514,7 +514,7 @@ pub async fn odd_unit_names(t: TestBackend) {
 /// The data value model round-trips through spec definitions, unit,
 /// attempt and worker data: integers (up to `u64::MAX`), floats of every
 /// magnitude (each keeping its kind: `2.0` and `1e19` stay floats), strings
-/// with control characters and non-ASCII, null, booleans, empty and nested
+/// with control characters (NUL included) and non-ASCII, null, booleans, empty and nested
 /// arrays and objects, odd keys.
 pub async fn data_round_trip(t: TestBackend) {
     let (r, ns, _spec, worker) = Run::with_basic("data_round_trip", t, "spec").await;
@@ -527,6 +527,8 @@ pub async fn data_round_trip(t: TestBackend) {
         "arr": [1, "a", null, [], {}, [[]]], "empty_arr": [],
         "obj": {"nested": {"deep": [[], {"e": []}]}, "empty": {}},
         "": "empty key", "\u{1}key": 1, "ключ": "значение",
+        "nul": "a\u{0}b", "\u{0}key": ["\u{0}", ["\u{0}\u{0}"]],
+        "escape_like": "\u{E000}0\u{E000}\u{E000}1", "\u{E000}0": "\u{0}\u{E000}",
     });
     let check = |what: &str, got: DataMap| {
         let got = serde_json::Value::Object(got);
