@@ -1,7 +1,7 @@
 //! Scheduler scenarios: which spec a request draws from (filters, fair
 //! share, weights, exclusions, `max_running`) and the request parameters.
 
-use super::{each_named, Run, TestBackend};
+use super::{each_named, unit_names_of, Run, TestBackend};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitStatus};
 
@@ -21,6 +21,34 @@ pub async fn max_running(t: TestBackend) {
         .request(&worker, AttemptRequest::units(10), "after finish")
         .await;
     check_eq!(r, got.len(), 1, "request for many after finish");
+}
+
+/// A request takes only the headroom `max_running` leaves: the limit less
+/// the units pending once lapsed leases have expired.
+pub async fn max_running_headroom(t: TestBackend) {
+    let (r, ns) = Run::with_ns("max_running_headroom", t).await;
+    let spec = r.spec(&ns, data!({"name": "spec", "max_running": 3})).await;
+    let worker = r.worker(&ns, "worker").await;
+    let units = r.units(&spec, &["a", "b", "c", "d", "e", "f"]).await;
+    r.ok(
+        worker.make_attempt(&units[0], Duration::minutes(5)).await,
+        "a stays pending",
+    );
+    r.ok(
+        worker.make_attempt(&units[1], Duration::seconds(10)).await,
+        "b's lease lapses",
+    );
+    r.advance_secs(11);
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "request")
+        .await;
+    check_eq!(
+        r,
+        unit_names_of(&got),
+        vec!["b", "c"],
+        "two of three running places are free"
+    );
+    r.request_none(&worker, "at the limit").await;
 }
 
 /// **RequestSpecificSpec.** The `work_specs` filter of a request.

@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
                 continuous_one_per_request,
                 continuous_next_gate,
                 max_running,
+                max_running_headroom,
                 request_specific_spec,
                 by_runtime,
                 not_before_delayed_status,
