@@ -370,6 +370,34 @@ async fn a_held_spec_whose_entry_expired_sees_later_deletes() -> coordinate::Res
     assert_held_spec_sees_a_deleted(&held, &backend, &cache).await
 }
 
+/// A delete behind the cache reaches the units a held spec handle cached
+/// once the entries of its namespace and spec have expired, before moka's
+/// maintenance has removed them: the held handle answers that the unit is
+/// gone, not the cached handle of the deleted one.
+#[tokio::test]
+async fn a_delete_reaches_units_under_expired_entries_not_yet_removed() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    setup(&backend).await?;
+    let idle = StdDuration::from_millis(400);
+    let cache = Cache::builder().time_to_idle(idle).build(backend.clone());
+    assert!(eventually!(cache.stats().feed.subscribed));
+    let held = cache.work_spec_at("ns", "spec").await?;
+    held.work_unit("a").await?;
+    tokio::time::sleep(idle * 5 / 8).await;
+    // A hit through the held spec keeps the unit's entry, not its
+    // parents'; after this maintenance the next is 300 ms away, past the
+    // parents' expiry.
+    held.work_unit("a").await?;
+    cache.run_pending_tasks().await;
+    tokio::time::sleep(idle / 2).await;
+    delete_behind(&backend, &cache, &["a"]).await?;
+    assert!(matches!(
+        held.work_unit("a").await,
+        Err(Error::NoSuchWorkUnit { .. })
+    ));
+    Ok(())
+}
+
 /// A held worker handle goes on working on its object when its
 /// namespace's entry leaves the cache: it caches no children, so it has
 /// nothing to re-resolve.

@@ -42,19 +42,21 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    /// The scope of the children of the namespace now cached as `name`.
+    /// The scope of the children of the namespace now cached as `name`,
+    /// for a change to them (see [`Store::live`]).
     pub(super) fn namespace_scope(&self, name: &str) -> Option<u64> {
         let key = KeyRef {
             scope: ROOT_SCOPE,
             name,
         };
-        Some(self.namespaces.peek(key)?.link.load().scope())
+        Some(self.namespaces.live(key)?.link.load().scope())
     }
 
-    /// The spec now cached as `spec` of namespace `ns`.
+    /// The spec now cached as `spec` of namespace `ns`, for a change to its
+    /// units (see [`Store::live`]).
     pub(super) fn spec(&self, ns: &str, spec: &str) -> Option<Arc<CachedWorkSpec>> {
         let scope = self.namespace_scope(ns)?;
-        self.work_specs.peek(KeyRef { scope, name: spec })
+        self.work_specs.live(KeyRef { scope, name: spec })
     }
 
     /// The scope the children of the object at `path` are now cached

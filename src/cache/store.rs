@@ -126,6 +126,20 @@ impl<W: Keyed> Store<W> {
         }
     }
 
+    /// The entry for `key`, for a change to its children. In a store whose
+    /// entries expire, one that has expired but is still held is removed
+    /// first: moka runs its listener, which outdates the handles kept on
+    /// it, only at its next maintenance otherwise, and until then those
+    /// handles serve children the change no longer reaches.
+    pub(crate) fn live(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
+        let found = self.peek(key);
+        if found.is_none() && self.front.is_none() {
+            // A successor inserted meanwhile goes too: one more lookup.
+            self.entries.remove(&key);
+        }
+        found
+    }
+
     /// The entry for `key`, from moka itself (events, conditional removal).
     pub(crate) fn get(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
         self.entries.get(&key)
