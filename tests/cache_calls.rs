@@ -936,3 +936,139 @@ async fn listing_cached_units_counts_no_hits() -> coordinate::Result<()> {
     assert_eq!(cache.stats().work_units.hits, before + 1);
     Ok(())
 }
+
+/// A backend whose `destroy_work_spec` destroys, then waits for a permit
+/// before answering: the window in which another caller makes the name
+/// again.
+#[derive(Debug, Clone)]
+struct SlowDestroy {
+    memory: MemoryBackend,
+    answer: Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Debug)]
+struct SlowDestroyNamespace {
+    inner: NamespaceRef,
+    answer: Arc<tokio::sync::Semaphore>,
+}
+
+impl SlowDestroy {
+    fn wrap(&self, inner: NamespaceRef) -> NamespaceRef {
+        Arc::new(SlowDestroyNamespace {
+            inner,
+            answer: Arc::clone(&self.answer),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SlowDestroy {
+    async fn namespace(&self, name: &str) -> coordinate::Result<NamespaceRef> {
+        Ok(self.wrap(self.memory.namespace(name).await?))
+    }
+
+    async fn namespaces(
+        &self,
+    ) -> coordinate::Result<std::collections::BTreeMap<String, NamespaceRef>> {
+        let all = self.memory.namespaces().await?;
+        Ok(all.into_iter().map(|(n, ns)| (n, self.wrap(ns))).collect())
+    }
+
+    async fn summarize(&self) -> coordinate::Result<coordinate::Summary> {
+        self.memory.summarize().await
+    }
+}
+
+#[async_trait::async_trait]
+impl coordinate::Namespace for SlowDestroyNamespace {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    async fn destroy(&self) -> coordinate::Result<()> {
+        self.inner.destroy().await
+    }
+
+    async fn set_work_spec(
+        &self,
+        definition: coordinate::DataMap,
+    ) -> coordinate::Result<WorkSpecRef> {
+        self.inner.set_work_spec(definition).await
+    }
+
+    async fn work_spec(&self, name: &str) -> coordinate::Result<WorkSpecRef> {
+        self.inner.work_spec(name).await
+    }
+
+    async fn destroy_work_spec(&self, name: &str) -> coordinate::Result<()> {
+        let result = self.inner.destroy_work_spec(name).await;
+        let _permit = self.answer.acquire().await.map_err(Error::backend)?;
+        result
+    }
+
+    async fn work_spec_names(&self) -> coordinate::Result<Vec<String>> {
+        self.inner.work_spec_names().await
+    }
+
+    async fn worker(&self, name: &str) -> coordinate::Result<coordinate::WorkerRef> {
+        self.inner.worker(name).await
+    }
+
+    async fn workers(
+        &self,
+    ) -> coordinate::Result<std::collections::BTreeMap<String, coordinate::WorkerRef>> {
+        self.inner.workers().await
+    }
+
+    async fn summarize(&self) -> coordinate::Result<coordinate::Summary> {
+        self.inner.summarize().await
+    }
+}
+
+/// A destroy through the cache marks dead the spec it had cached before,
+/// not one made under the name while the destroy's answer was on its way:
+/// the newer spec's unit handles go on without re-resolving.
+#[tokio::test]
+async fn a_destroy_marks_dead_only_what_was_cached_before_it() -> coordinate::Result<()> {
+    let memory = MemoryBackend::new();
+    memory
+        .namespace("n")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?;
+    let answer = Arc::new(tokio::sync::Semaphore::new(0));
+    let cache = Cache::new(Instrumented::new(SlowDestroy {
+        memory: memory.clone(),
+        answer: Arc::clone(&answer),
+    }));
+    let ns = cache.namespace("n").await?;
+    let destroy = tokio::spawn({
+        let ns = Arc::clone(&ns);
+        async move { ns.destroy_work_spec("s").await }
+    });
+    while !memory
+        .namespace("n")
+        .await?
+        .work_spec_names()
+        .await?
+        .is_empty()
+    {
+        tokio::task::yield_now().await;
+    }
+    let remade = ns.set_work_spec(data!({"name": "s"})).await?;
+    let unit = remade
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    answer.add_permits(1);
+    destroy.await.map_err(Error::backend)??;
+
+    let before = cache.get_ref().calls();
+    assert_eq!(unit.status().await?, WorkUnitStatus::Available);
+    assert_eq!(cache.get_ref().calls().lookups(), before.lookups());
+    assert_eq!(remade.work_unit("u").await?.name(), "u");
+    Ok(())
+}

@@ -295,14 +295,14 @@ async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>) {
         Named::Namespace(namespace) => {
             let path = Path::root(namespace);
             shared
-                .drop_entry::<CachedNamespace>(caches, Some(ROOT_SCOPE), path, false)
+                .drop_entry::<CachedNamespace>(caches, Some(ROOT_SCOPE), path)
                 .await;
         }
         Named::WorkSpec(namespace, work_spec) => {
             let scope = caches.namespace_scope(namespace);
             let path = Path::root(namespace).child(work_spec);
             shared
-                .drop_entry::<CachedWorkSpec>(caches, scope, path, false)
+                .drop_entry::<CachedWorkSpec>(caches, scope, path)
                 .await;
         }
         Named::WorkUnit(namespace, work_spec, work_unit) => {
@@ -310,15 +310,13 @@ async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>) {
             let scope = spec.map(|spec| spec.link.load().scope());
             let path = Path::root(namespace).child(work_spec).child(work_unit);
             shared
-                .drop_entry::<CachedWorkUnit>(caches, scope, path, false)
+                .drop_entry::<CachedWorkUnit>(caches, scope, path)
                 .await;
         }
         Named::Worker(namespace, worker) => {
             let scope = caches.namespace_scope(namespace);
             let path = Path::root(namespace).child(worker);
-            shared
-                .drop_entry::<CachedWorker>(caches, scope, path, false)
-                .await;
+            shared.drop_entry::<CachedWorker>(caches, scope, path).await;
         }
     }
 }
@@ -358,7 +356,7 @@ pub(crate) async fn apply(shared: &Shared, event: &ChangeEvent) {
                     for name in names {
                         let path = spec_path.child(name);
                         shared
-                            .drop_entry::<CachedWorkUnit>(caches, scope, path, false)
+                            .drop_entry::<CachedWorkUnit>(caches, scope, path)
                             .await;
                     }
                 }

@@ -216,7 +216,7 @@ impl Namespace for CachedNamespace {
         // stay, and a newer namespace's entry costs one lookup. Only this
         // link is known dead.
         self.shared
-            .invalidate::<CachedNamespace>(ROOT_SCOPE, self.path(), false)
+            .invalidate::<CachedNamespace>(ROOT_SCOPE, self.path(), None)
             .await;
         Ok(())
     }
@@ -252,12 +252,15 @@ impl Namespace for CachedNamespace {
             return Err(Error::NoSuchWorkSpec { name: name.into() });
         }
         run(&self.shared, self, |link| async move {
+            let before = self
+                .shared
+                .link_before_delete::<CachedWorkSpec>(link.scope(), name);
             let result = link.upstream.destroy_work_spec(name).await;
             if matches!(result, Ok(()) | Err(Error::NoSuchWorkSpec { .. })) {
-                // Gone either way: drop the entry and mark its object dead,
-                // which also cuts off its cached units.
+                // Gone either way: drop the entry and mark the object cached
+                // before dead, which also cuts off its cached units.
                 self.shared
-                    .invalidate::<CachedWorkSpec>(link.scope(), self.path().child(name), true)
+                    .invalidate::<CachedWorkSpec>(link.scope(), self.path().child(name), before)
                     .await;
             }
             result

@@ -248,6 +248,21 @@ impl Shared {
         }
     }
 
+    /// The link of the entry cached for `name` under `scope`, taken before
+    /// a delete of the name: whatever the backend then answers (deleted,
+    /// or no such object), the object this link is bound to no longer has
+    /// the name, so [`invalidate`](Self::invalidate) marks it dead. An entry
+    /// cached after the snapshot may be a newer object's and is only
+    /// dropped.
+    pub(super) fn link_before_delete<W: Handle>(
+        &self,
+        scope: u64,
+        name: &str,
+    ) -> Option<Arc<Link<W::Up>>> {
+        let entry = self.peek::<W>(KeyRef { scope, name })?;
+        Some(entry.link_cell().load_full())
+    }
+
     /// A live cached handle, if there is one. Entries whose object is known
     /// to be deleted, or whose link or an ancestor's is not cached in the
     /// current generation (see [`serves_children`](Self::serves_children)),
@@ -456,23 +471,30 @@ impl Shared {
 
     /// Drops the entry for the object at `path` after a delete through the
     /// cache, under `scope` (that of the parent handle the delete went
-    /// through), with `deleted` recording that its object is known to be
-    /// deleted; and under the scope of the parent entry now cached, if that
-    /// is another, without: the handle's own entry may have been evicted or
+    /// through), and marks `deleted` (the link
+    /// [`link_before_delete`](Self::link_before_delete) took) dead; and
+    /// drops the entry under the scope of the parent entry now cached, if
+    /// that is another: the handle's own entry may have been evicted or
     /// purged while it was held, and the entry that succeeded it must not
     /// keep serving the deleted child. Whether that entry's child is the
     /// object deleted is not known (its parent may be a newer object of the
     /// same name), so it only costs its next lookup.
-    pub(super) async fn invalidate<W: Handle>(&self, scope: u64, path: Path<'_>, deleted: bool) {
+    pub(super) async fn invalidate<W: Handle>(
+        &self,
+        scope: u64,
+        path: Path<'_>,
+        deleted: Option<Arc<Link<W::Up>>>,
+    ) {
+        if let Some(deleted) = deleted {
+            deleted.mark_dead();
+        }
         let Some(caches) = self.caches.load_full() else {
             return;
         };
-        self.drop_entry::<W>(&caches, Some(scope), path, deleted)
-            .await;
+        self.drop_entry::<W>(&caches, Some(scope), path).await;
         let current = path.parent().and_then(|p| caches.children_scope(p));
         if let Some(current) = current.filter(|current| *current != scope) {
-            self.drop_entry::<W>(&caches, Some(current), path, false)
-                .await;
+            self.drop_entry::<W>(&caches, Some(current), path).await;
         }
     }
 
@@ -530,14 +552,13 @@ impl Shared {
     /// parent is not cached, so neither is it, and only adoptions in flight
     /// are kept from caching it); its link loses its children (the removal
     /// listener, which moka runs before `remove` returns, gives it a fresh
-    /// scope and, for a namespace or spec, outdates it), and with `deleted`
-    /// is known deleted.
+    /// scope and, for a namespace or spec, outdates it). The entry may be
+    /// a newer object's than the change is about, so it is not marked dead.
     pub(super) async fn drop_entry<W: Handle>(
         &self,
         caches: &Caches,
         scope: Option<u64>,
         path: Path<'_>,
-        deleted: bool,
     ) {
         let store = W::store(caches);
         let name = path.name();
@@ -554,10 +575,7 @@ impl Shared {
             return;
         };
         let key = KeyRef { scope, name };
-        if let Some(gone) = store.remove(key) {
-            if deleted {
-                gone.link_cell().load().mark_dead();
-            }
+        if store.remove(key).is_some() {
             self.counters::<W>().invalidations.inc();
         }
     }

@@ -179,20 +179,30 @@ impl WorkSpec for CachedWorkSpec {
     /// and asking first would race with other writers).
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
         run(&self.shared, self, |link| async move {
+            let scope = link.scope();
+            // A names-only query deletes every named unit that exists, so
+            // the units cached under those names before it are gone after.
+            let exact =
+                query.statuses.is_empty() && query.previous_name.is_empty() && query.limit <= 0;
+            let mut before: Vec<_> = if exact {
+                let cached = |name: &String| {
+                    self.shared
+                        .link_before_delete::<CachedWorkUnit>(scope, name)
+                };
+                query.names.iter().map(cached).collect()
+            } else {
+                Vec::new()
+            };
             let deleted = link.upstream.delete_work_units(query).await?;
             if deleted > 0 {
                 if query.names.is_empty() {
                     self.shared.drop_units_of(Some(&link), self.path());
                 } else {
-                    // A names-only query deletes every named unit that exists.
-                    let exact = query.statuses.is_empty()
-                        && query.previous_name.is_empty()
-                        && query.limit <= 0;
-                    let scope = link.scope();
-                    for name in &query.names {
+                    before.resize(query.names.len(), None);
+                    for (name, before) in query.names.iter().zip(before) {
                         let path = self.path().child(name);
                         self.shared
-                            .invalidate::<CachedWorkUnit>(scope, path, exact)
+                            .invalidate::<CachedWorkUnit>(scope, path, before)
                             .await;
                     }
                 }
