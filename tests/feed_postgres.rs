@@ -318,13 +318,24 @@ async fn admin_renames_are_seen_as_deletes_of_the_old_names() -> coordinate::Res
         }
     };
 
-    two.work_unit_at("ns", "spec", "a").await?;
+    let held = two.work_unit_at("ns", "spec", "a").await?;
     rename("work_unit", "a", "z").await;
     assert_unit_gone(&two, "spec", "a").await;
+    let got = held.status().await;
+    assert!(
+        matches!(got, Err(Error::Gone { .. } | Error::NoSuchWorkUnit { .. })),
+        "a kept handle of the old name answers for no object: {got:?}"
+    );
 
+    let held = two.work_spec_at("ns", "spec").await?;
     two.work_unit_at("ns", "spec", "b").await?;
     rename("work_spec", "spec", "other").await;
     assert_unit_gone(&two, "spec", "b").await;
+    let got = held.meta(false).await;
+    assert!(
+        matches!(got, Err(Error::Gone { .. } | Error::NoSuchWorkSpec { .. })),
+        "a kept handle of the old name answers for no object: {got:?}"
+    );
 
     two.worker_at("ns", "w").await?;
     let before = two.stats().feed.events_applied;

@@ -286,10 +286,10 @@ enum Named<'a> {
 /// Drops the entry of `named`, if its parents are cached, and keeps
 /// adoptions in flight from caching it (see `changes.rs`). Its object is
 /// not marked deleted: the event may be older than the object now cached
-/// under the name (see `crate::feed`). Handles kept on a dropped namespace
-/// or spec re-resolve their name before use all the same (see
-/// `builder.rs`); a kept unit or worker handle learns of a delete from
-/// the backend's `Gone`.
+/// under the name (see `crate::feed`). Handles kept on a dropped namespace,
+/// spec or unit re-resolve their name before use all the same (see
+/// `builder.rs` and [`Shared::drop_entry`]); a kept worker handle learns of
+/// a delete from the backend's `Gone`.
 async fn drop_named(shared: &Shared, caches: &Caches, named: Named<'_>) {
     match named {
         Named::Namespace(namespace) => {
