@@ -22,9 +22,8 @@ use coordinate::{
     AttemptRef, Backend, BackendExt, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef,
     WorkerRef,
 };
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::documents;
 use crate::links;
@@ -235,7 +234,7 @@ impl Api {
         headers: &HeaderMap,
         body: Body,
         arrival: Option<&BodyArrival>,
-    ) -> Result<Value, Problem> {
+    ) -> Result<JsonBody, Problem> {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .map(|v| {
@@ -266,7 +265,7 @@ impl Api {
                 Problem::bad_request("request body could not be read")
             }
         })?;
-        serde_json::from_slice(&bytes).map_err(undecodable)
+        JsonBody::checked(bytes)
     }
 }
 
@@ -284,29 +283,50 @@ fn undecodable(e: serde_json::Error) -> Problem {
     }
 }
 
-/// Decodes a body already read as JSON into the operation's type. Every
-/// body is a document, so a JSON object: serde's derived decoders would also
-/// read an array, field by field in order.
-fn decode<T: DeserializeOwned>(body: Option<Value>) -> Result<T, Problem> {
-    let body = body.unwrap_or(Value::Null);
-    if !body.is_object() {
-        return Err(Problem::bad_request(format!(
-            "the request body must be a JSON object, not {}",
-            json_kind(&body)
-        )));
+/// A request body known to be one JSON value, not decoded yet: each
+/// operation decodes only the fields it reads, and skips the others without
+/// building them, so a body costs about its own size in memory whatever
+/// else it carries.
+pub(crate) struct JsonBody(Bytes);
+
+impl JsonBody {
+    /// `bytes` if they are one JSON value. The check builds nothing and
+    /// nests without recursion, so a body that is valid JSON is refused
+    /// only by the operation, for the fields it reads.
+    fn checked(bytes: Bytes) -> Result<Self, Problem> {
+        serde_json::from_slice::<IgnoredAny>(&bytes).map_err(undecodable)?;
+        Ok(JsonBody(bytes))
     }
-    serde_json::from_value(body).map_err(undecodable)
 }
 
-/// The kind of a JSON value, for messages.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// Decodes a body into the operation's type. Every body is a document, so
+/// a JSON object: serde's derived decoders would also read an array, field
+/// by field in order.
+fn decode<T: DeserializeOwned>(body: Option<JsonBody>) -> Result<T, Problem> {
+    let bytes = body.as_ref().map_or(&[][..], |body| &body.0[..]);
+    let first = bytes
+        .iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(b'{') {
+        return Err(Problem::bad_request(format!(
+            "the request body must be a JSON object, not {}",
+            json_kind(first)
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(undecodable)
+}
+
+/// The kind of a JSON value starting with `first` (none: no body), for
+/// messages.
+fn json_kind(first: Option<u8>) -> &'static str {
+    match first {
+        None | Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        Some(_) => "a number",
     }
 }
 
@@ -415,7 +435,7 @@ impl Api {
         method: &Method,
         r: Resolved,
         raw_query: &str,
-        body: Option<Value>,
+        body: Option<JsonBody>,
     ) -> Result<Reply, Problem> {
         use Resource::*;
         // `HEAD` runs the `GET` handler; a refusal names what was asked.

@@ -858,6 +858,32 @@ fn data_too_deep_for_the_decoder_is_data_too_deep() {
     );
 }
 
+/// Unknown fields are ignored however deep they nest or long they are:
+/// skipped, never built, so only the fields an operation reads can be
+/// refused.
+#[test]
+fn unknown_fields_are_skipped_whatever_their_depth_or_length() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "x");
+    let meta = "/namespace/x/work_spec/s/meta";
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let long = format!("[{}0]", "0,".repeat(1_000_000));
+    for (priority, extension) in [(3, deep), (4, long)] {
+        let body = format!(r#"{{"priority": {priority}, "x-extension": {extension}}}"#);
+        let reply = server.send_json("PUT", meta, &body);
+        assert_eq!(reply.status, 204, "{}", reply.text());
+        assert_eq!(server.get(meta).json()["priority"], priority);
+    }
+    for (body, kind) in [("[]", "an array"), ("  \n\"s\"", "a string"), ("null", "null")] {
+        let reply = server.send_json("PUT", meta, body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert_eq!(
+            reply.json()["message"],
+            format!("the request body must be a JSON object, not {kind}")
+        );
+    }
+}
+
 #[test]
 fn data_too_long_is_data_too_large() {
     let server = Server::start(&[]);
