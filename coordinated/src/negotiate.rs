@@ -21,10 +21,51 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// `text` split at each `delimiter` outside quoted strings (RFC 9110
+/// §5.6.4: `"…"`, in which `\` escapes the next character), so a quoted
+/// parameter value may hold `;` and `,`.
+fn split_unquoted(text: &str, delimiter: u8) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in text.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && b == delimiter {
+            // An ASCII delimiter: `i` is a character boundary.
+            parts.push(&text[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&text[start..]);
+    parts.into_iter()
+}
+
+/// True for a whole quoted string: `"`, characters with `"` and `\` only
+/// escaped, `"`.
+fn is_quoted_string(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return false;
+    };
+    let mut escaped = false;
+    for b in inner.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => return false,
+            _ => {}
+        }
+    }
+    !escaped
+}
+
 /// Parses `type/subtype *(; name=value)` into the lower-cased essence and
 /// the parameters; `None` when malformed.
 fn parse_media_type(text: &str) -> Option<(String, Vec<(&str, &str)>)> {
-    let mut parts = text.split(';');
+    let mut parts = split_unquoted(text, b';');
     let essence = parts.next()?.trim();
     let (kind, subtype) = essence.split_once('/')?;
     if !is_token(kind) || !is_token(subtype) {
@@ -38,8 +79,7 @@ fn parse_media_type(text: &str) -> Option<(String, Vec<(&str, &str)>)> {
         }
         let (name, value) = param.split_once('=')?;
         let (name, value) = (name.trim(), value.trim());
-        let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
-        if !is_token(name) || !(quoted || is_token(value)) {
+        if !is_token(name) || !(is_quoted_string(value) || is_token(value)) {
             return None;
         }
         parameters.push((name, value));
@@ -81,7 +121,8 @@ pub fn negotiate(accept: Option<&str>) -> Result<&'static str, Problem> {
         .filter(|a| !a.is_empty())
         .unwrap_or("*/*");
     let mut best: Option<(Best, f64)> = None;
-    for entry in accept.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    let entries = split_unquoted(accept, b',').map(str::trim);
+    for entry in entries.filter(|e| !e.is_empty()) {
         let range = parse_media_range(entry)
             .ok_or_else(|| Problem::bad_request(format!("Invalid Accept: header {accept:?}")))?;
         let best_q = best.map_or(0.0, |(_, q)| q);
@@ -205,6 +246,27 @@ mod tests {
             (Some("*/*, text/*"), MEDIA_TYPE_TEXT_JSON),
             (Some("application/json; charset=utf-8"), MEDIA_TYPE_JSON),
         ]);
+    }
+
+    #[test]
+    fn quoted_parameter_values_may_hold_delimiters() {
+        negotiates(&[
+            (Some(r#"application/json; ext="x,y""#), MEDIA_TYPE_JSON),
+            (
+                Some(r#"text/html; p="a,\"b\";c", application/json"#),
+                MEDIA_TYPE_JSON,
+            ),
+        ]);
+        assert!(check_content_type(Some(r#"application/json; profile="a;b""#)).is_ok());
+        for bad in [
+            r#"application/json; p="open"#,
+            r#"application/json; p="a"b""#,
+            r#"application/json; p="a\""#,
+        ] {
+            refuses(&[(bad, StatusCode::BAD_REQUEST)]);
+            let refused = check_content_type(Some(bad)).err().map(|p| p.status);
+            assert_eq!(refused, Some(StatusCode::BAD_REQUEST), "{bad}");
+        }
     }
 
     #[test]

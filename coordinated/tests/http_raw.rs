@@ -874,7 +874,11 @@ fn unknown_fields_are_skipped_whatever_their_depth_or_length() {
         assert_eq!(reply.status, 204, "{}", reply.text());
         assert_eq!(server.get(meta).json()["priority"], priority);
     }
-    for (body, kind) in [("[]", "an array"), ("  \n\"s\"", "a string"), ("null", "null")] {
+    for (body, kind) in [
+        ("[]", "an array"),
+        ("  \n\"s\"", "a string"),
+        ("null", "null"),
+    ] {
         let reply = server.send_json("PUT", meta, body);
         assert_eq!(reply.status, 400, "{body}: {}", reply.text());
         assert_eq!(
