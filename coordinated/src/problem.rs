@@ -90,7 +90,9 @@ impl Problem {
     }
 
     /// The response, with the negotiated media type.
-    pub fn respond(self, media_type: &'static str) -> Response {
+    pub fn respond(mut self, media_type: &'static str) -> Response {
+        shorten(&mut self.document.message);
+        shorten(&mut self.document.stack);
         let body = serde_json::to_vec(&*self.document).unwrap_or_default();
         let mut response = (self.status, body).into_response();
         response
@@ -98,6 +100,27 @@ impl Problem {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
         response
     }
+}
+
+/// The longest message (or stack) an error document carries, in bytes:
+/// what a message quotes of the request (a URL, a serde message's value, a
+/// name) is cut there, so an answer never grows with what the client sent.
+/// The `value` field, which clients read back into typed errors, stays
+/// whole.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Cuts `text` to [`MAX_MESSAGE_BYTES`] at a character boundary, marking
+/// the cut with `…`.
+fn shorten(text: &mut String) {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return;
+    }
+    let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
 }
 
 /// True for the errors of input over one of the crate's documented limits
@@ -136,6 +159,27 @@ mod tests {
     use coordinate::ObjectKind;
 
     use super::*;
+
+    #[test]
+    fn messages_are_cut_values_kept() {
+        let name = "é".repeat(100_000);
+        let problem = Problem::resolving(Error::NoSuchWorkUnit { name: name.clone() });
+        let body = axum::body::to_bytes(problem.respond(MEDIA_TYPE_V1).into_body(), usize::MAX);
+        let body = futures::executor::block_on(body).expect("body");
+        let document: ErrorDocument = serde_json::from_slice(&body).expect("document");
+        assert_eq!(document.value, name);
+        let cut = document.message.len();
+        assert!(
+            (MAX_MESSAGE_BYTES - 4..=MAX_MESSAGE_BYTES).contains(&cut),
+            "{cut}"
+        );
+        assert!(document.message.ends_with("é…"), "{}", document.message);
+
+        let short = Problem::bad_request("short").respond(MEDIA_TYPE_V1);
+        let body = futures::executor::block_on(axum::body::to_bytes(short.into_body(), 1000));
+        let document: ErrorDocument = serde_json::from_slice(&body.expect("body")).expect("doc");
+        assert_eq!(document.message, "short");
+    }
 
     #[test]
     fn resolving_answers_404_for_a_spec_500_for_the_backend_and_400_otherwise() {
