@@ -29,9 +29,9 @@
 //!   rollback, whoever deleted (this crate, another job server, an
 //!   administrator in `psql`, whose renames and moves count as deletes of
 //!   the old names; `TRUNCATE` makes everyone flush). Payloads stay
-//!   under 7000 bytes: a delete of more than 200 units of a spec is one
-//!   spec-wide event, and of more than 200 specs of a namespace one
-//!   namespace-wide event. Each backend listens on one connection of its own,
+//!   under 7000 bytes (names hex-encoded): a delete of more than 200 units
+//!   of a spec, or of fewer whose names do not fit, is one spec-wide event,
+//!   and of more than 200 specs of a namespace one namespace-wide event. Each backend listens on one connection of its own,
 //!   outside the pool; losing it ends every subscription with a gap, and
 //!   so does its not answering a periodic probe in time (see
 //!   `PostgresBuilder::feed_heartbeat`).

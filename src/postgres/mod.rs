@@ -52,7 +52,9 @@
 //! # One round trip per operation
 //!
 //! In its common case every operation is one statement, so one round trip,
-//! and none opens a transaction from the client. Operations that change
+//! and opens no transaction from the client (only a spec's `set_meta`, which
+//! locks the spec row for its check and update, and an `add_work_units`
+//! batch sent in parts do). Operations that change
 //! several rows (the attempt state changes with chaining, adding a unit,
 //! handing out work, the query-selected unit changes, expiry) are PL/pgSQL
 //! functions installed by the migrations and called by one statement.
@@ -73,8 +75,8 @@
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
 //! is its own statement, so no generic plan made for one shape serves
 //! another (the `selection` module). `add_work_units` stores a whole batch
-//! in one statement (a batch of over 16 MiB of names and data, more than
-//! PostgreSQL takes in one message, is first sent in parts to a temporary
+//! in one statement (a batch of over 16 MiB of names and data, a margin far
+//! inside PostgreSQL's 1 GiB message limit, is first sent in parts to a temporary
 //! table in the same transaction; the `bulk` module), and checks (and
 //! locks against deletion) the batch's
 //! spec once rather than once per unit: a unit's spec is enforced by

@@ -50,8 +50,8 @@
 //! `work_unit_select_url`, an extension `coordinated` serves
 //! ([`WorkUnitSelectBody`](crate::rest::wire::WorkUnitSelectBody)), so it
 //! stays one atomic operation. To a server without that link, or when the
-//! query is over 4 MiB (some 150,000 names of 20 bytes, half
-//! `coordinated`'s default body bound), it is sent in parts, each naming
+//! query is over 4 MiB (some 150,000 names of 20 bytes, a quarter
+//! of `coordinated`'s default body bound), it is sent in parts, each naming
 //! some of its names: a list merges the parts'
 //! pages (keeping the first `limit` names of them all), and a delete or
 //! priority change with a limit first lists what it selects. Each part is
