@@ -38,8 +38,8 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     batch: i64,
     /// Seconds to wait before asking again when there is no work.
-    #[arg(long, default_value_t = 1.0)]
-    poll: f64,
+    #[arg(long, default_value = "1", value_parser = seconds)]
+    poll: StdDuration,
     /// First create the work spec `words` with this many units.
     #[arg(long, default_value_t = 0)]
     seed: usize,
@@ -78,7 +78,11 @@ async fn run(args: &Args) -> coordinate::Result<u64> {
         .clone()
         .unwrap_or_else(|| format!("worker-{}", std::process::id()));
     let worker = ns.worker(&name).await?;
-    let poll = StdDuration::from_secs_f64(args.poll.max(0.01));
+    let poll = args.poll.max(StdDuration::from_millis(10));
+    // One listener for the whole run: a Ctrl-C while a batch is worked on
+    // ends the loop at the next wait.
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
     let mut done = 0;
     loop {
         heartbeat(&worker).await?;
@@ -88,7 +92,7 @@ async fn run(args: &Args) -> coordinate::Result<u64> {
         };
         let attempts = tokio::select! {
             got = worker.request_attempts(&request) => got?,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
         };
         if attempts.is_empty() {
             if args.exit_when_idle {
@@ -96,7 +100,7 @@ async fn run(args: &Args) -> coordinate::Result<u64> {
             }
             tokio::select! {
                 _ = tokio::time::sleep(poll) => continue,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut stop => break,
             }
         }
         for attempt in attempts {
@@ -136,6 +140,12 @@ async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
 }
 
 /// The job: count the words in the unit's text fields.
+/// A flag's number of seconds, as a duration (zero or more, finite).
+fn seconds(text: &str) -> Result<StdDuration, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    StdDuration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
 fn work(unit: &str, input: &DataMap) -> Result<DataMap, String> {
     let words: usize = input
         .values()

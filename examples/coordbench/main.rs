@@ -120,11 +120,12 @@ async fn run(args: &Args) -> Result<(), String> {
         clients: args.clients,
         units: args.units,
         specs: args.specs,
-        duration: StdDuration::from_secs_f64(args.duration),
+        duration: StdDuration::try_from_secs_f64(args.duration)
+            .map_err(|_| "--duration is too long")?,
         batch: args.batch.max(1),
         mix: args.mix,
     };
-    let warmup = StdDuration::from_secs_f64(args.warmup);
+    let warmup = StdDuration::try_from_secs_f64(args.warmup).map_err(|_| "--warmup is too long")?;
     let tag = std::process::id();
     let mut cached_rounds = Vec::new();
     let mut uncached_rounds = Vec::new();

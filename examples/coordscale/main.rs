@@ -9,7 +9,7 @@
 //! For each size, a fresh store gets one spec of that many units, loaded
 //! with `add_work_units`, and then each operation is called (after a
 //! warm-up) and its median time taken; see the `measure` module for the
-//! scenario. The in-memory backend is always measured, each size in a
+//! scenario. The in-memory backend is measured (unless `--no-memory`), each size in a
 //! process of its own when there are several, so that one size's freed
 //! memory does not hide the next one's resident growth. `--backend` adds
 //! PostgreSQL: `harness` starts the crate's throwaway test cluster (a
@@ -73,7 +73,7 @@ struct Args {
     budget: f64,
 }
 
-/// The smallest size the scenario fits in.
+/// The smallest size the scenario fits in, whatever the samples.
 const MIN_SIZE: usize = 100;
 
 #[tokio::main(flavor = "current_thread")]
@@ -82,8 +82,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
-    if args.sizes.iter().any(|&size| size < MIN_SIZE) {
-        return Err(format!("every size must be at least {MIN_SIZE} units"));
+    // Each timed or warm-up `request_attempts` takes units of its own.
+    let requested = (args.warmup.saturating_add(args.samples))
+        .saturating_mul(measure::REQUEST_UNITS.unsigned_abs() as usize);
+    let least = MIN_SIZE.max(requested);
+    if args.sizes.iter().any(|&size| size < least) {
+        return Err(format!(
+            "every size must be at least {least} units (for {} warm-up and {} timed calls)",
+            args.warmup, args.samples
+        ));
     }
     if args.batch == 0 || args.samples == 0 {
         return Err("--batch and --samples must be at least 1".into());
@@ -96,7 +103,7 @@ async fn run(args: &Args) -> Result<(), String> {
         plan: Plan {
             warmup: args.warmup,
             samples: args.samples,
-            budget: Duration::from_secs_f64(args.budget),
+            budget: Duration::try_from_secs_f64(args.budget).map_err(|_| "--budget is too long")?,
         },
     };
     let mut runs = Vec::new();

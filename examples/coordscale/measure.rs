@@ -38,7 +38,7 @@ const DELETE_NAMES: usize = 1_000;
 /// Pending units at full size.
 const PENDING_UNITS: usize = 200;
 /// Units per `request_attempts` call.
-const REQUEST_UNITS: i64 = 10;
+pub const REQUEST_UNITS: i64 = 10;
 /// Distinct units the lookups pick from.
 const LOOKUP_UNITS: usize = 1_000;
 
