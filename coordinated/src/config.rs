@@ -95,8 +95,8 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// The longest duration a flag takes: 100 years of 365.25 days. The
-/// cache refuses expiry times over 1,000 years, and a timer's deadline
-/// overflows long before the largest `Duration`.
+/// cache counts an expiry time over 1,000 years as 1,000 years, and a
+/// timer's deadline overflows long before the largest `Duration`.
 pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
 
 /// A duration: a number with a unit `ms`, `s`, `m` or `h` (`s` if none),
