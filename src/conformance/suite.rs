@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
                 query_limits_apply_to_mutators,
                 query_paging,
                 clock_skew,
+                epoch_is_not_unset,
                 odd_unit_names,
                 request_attempts_parameters,
                 batch_from_one_spec,

@@ -3,7 +3,9 @@
 
 use super::{at_secs, Run, TestBackend};
 use crate::data;
-use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkUnitMeta, WorkUnitStatus,
+};
 
 use WorkUnitStatus::{Available, Delayed, Finished};
 
@@ -121,4 +123,79 @@ pub async fn clock_skew(t: TestBackend) {
     r.ok_eq(looked_up.status().await, Delayed, "v");
     r.advance_secs(2);
     r.drain(&late, &["v"], "drain after the skew").await;
+}
+
+/// An unset time is distinct from every real instant, the Unix epoch
+/// included (§0.3). With the clock at the epoch: a unit's `not_before`
+/// set to the epoch (by `set_meta` or `add_work_unit`), a spec's
+/// `next_continuous` set to the epoch or generated as now + a zero
+/// interval, the `not_before` of a zero-delay retry and the `end_time` of
+/// a finish all read back as the epoch, never as unset.
+pub async fn epoch_is_not_unset(t: TestBackend) {
+    let (r, ns) = Run::with_ns("epoch_is_not_unset", t).await;
+    let epoch = Time::UNIX_EPOCH;
+    check_eq!(r, r.now(), epoch, "the mock clock starts at the epoch");
+    let spec = r.named_spec(&ns, "spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    let at_epoch = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(epoch),
+    };
+    let unit = r.unit(&spec, "set", DataMap::new()).await;
+    r.ok(
+        unit.set_meta(at_epoch).await,
+        "set_meta(not_before = epoch)",
+    );
+    r.ok_eq(unit.meta().await, at_epoch, "not_before set to the epoch");
+    let fresh = r.ok(spec.work_unit("set").await, "lookup set");
+    r.ok_eq(fresh.meta().await, at_epoch, "not_before via a lookup");
+    r.ok_eq(unit.status().await, Available, "not_before = now");
+    let added = r.unit_meta(&spec, "added", DataMap::new(), at_epoch).await;
+    r.ok_eq(added.meta().await, at_epoch, "not_before given when added");
+
+    let retried = r.unit(&spec, "retried", DataMap::new()).await;
+    let a = r.ok(
+        worker.make_attempt(&retried, Duration::zero()).await,
+        "make",
+    );
+    r.ok(a.retry(None, Duration::zero()).await, "retry with no delay");
+    r.ok_eq(retried.meta().await, at_epoch, "not_before after the retry");
+    r.ok_eq(retried.status().await, Available, "retried unit");
+
+    let finished = r.unit(&spec, "finished", DataMap::new()).await;
+    let a = r.ok(
+        worker.make_attempt(&finished, Duration::zero()).await,
+        "make",
+    );
+    r.ok_eq(a.end_time().await, None, "end_time while pending");
+    r.ok(a.finish(None).await, "finish");
+    r.ok_eq(a.end_time().await, Some(epoch), "end_time of the finish");
+
+    let mut meta = r.ok(spec.meta(false).await, "spec meta");
+    check_eq!(r, meta.next_continuous, None, "next_continuous at first");
+    meta.next_continuous = Some(epoch);
+    r.ok(
+        spec.set_meta(meta).await,
+        "set_meta(next_continuous = epoch)",
+    );
+    r.ok_eq(
+        spec.meta(false).await.map(|m| m.next_continuous),
+        Some(epoch),
+        "next_continuous set to the epoch",
+    );
+
+    let generating = r
+        .spec(&ns, data!({"name": "generating", "continuous": true}))
+        .await;
+    let request = AttemptRequest {
+        work_specs: vec!["generating".into()],
+        ..AttemptRequest::default()
+    };
+    r.request_units(&worker, request, &["0.000"], "generate at the epoch")
+        .await;
+    r.ok_eq(
+        generating.meta(false).await.map(|m| m.next_continuous),
+        Some(epoch),
+        "next_continuous = the epoch + a zero interval",
+    );
 }
