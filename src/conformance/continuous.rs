@@ -177,3 +177,50 @@ pub async fn continuous_next_gate(t: TestBackend) {
     r.request_unit(&worker, "101.000", "after clearing next_continuous")
         .await;
 }
+
+/// Sub-second times (§0.3, §16, §10.4): a `set_meta` interval of 1.5 s
+/// reads back exactly and moves `next_continuous` by exactly 1.5 s; a
+/// continuous unit's name truncates now to whole milliseconds (65 s +
+/// 999 µs is `65.000`, 66.999999 s is `66.999`).
+pub async fn continuous_sub_second(t: TestBackend) {
+    let r = Run::new("continuous_sub_second", t);
+    let (spec, worker) = fixture(&r, "continuous_sub_second", None).await;
+    let first = at_secs(65) + Duration::microseconds(999);
+    r.t.clock.set(first);
+    let a = r
+        .request_unit(&worker, "65.000", "request at 65 s + 999 µs")
+        .await;
+    r.ok(a.finish(None).await, "finish 65.000");
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    check_eq!(
+        r,
+        meta.next_continuous,
+        Some(first),
+        "next_continuous after a zero interval"
+    );
+    let interval = Duration::milliseconds(1500);
+    meta.interval = interval;
+    r.ok(spec.set_meta(meta).await, "set_meta(interval = 1.5 s)");
+    r.ok_eq(
+        spec.meta(false).await.map(|m| m.interval),
+        interval,
+        "interval read back",
+    );
+    let second = at_secs(66) + Duration::microseconds(999_999);
+    r.t.clock.set(second);
+    let a = r
+        .request_unit(&worker, "66.999", "request at 66.999999 s")
+        .await;
+    r.ok(a.finish(None).await, "finish 66.999");
+    let next = second + interval;
+    r.ok_eq(
+        spec.meta(false).await.map(|m| m.next_continuous),
+        Some(next),
+        "next_continuous = now + 1.5 s",
+    );
+    r.t.clock.set(next - Duration::microseconds(1));
+    r.request_none(&worker, "1 µs before next_continuous").await;
+    r.t.clock.set(next);
+    r.request_unit(&worker, "68.499", "at next_continuous")
+        .await;
+}

@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
                 continuous_unit_name,
                 continuous_one_per_request,
                 continuous_next_gate,
+                continuous_sub_second,
                 max_running,
                 max_running_headroom,
                 request_specific_spec,
