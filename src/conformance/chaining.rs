@@ -3,7 +3,7 @@
 
 use super::{names, Run, TestBackend};
 use crate::data;
-use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitStatus};
+use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
 
 use AttemptStatus as A;
 use WorkUnitStatus as U;
@@ -227,4 +227,73 @@ pub async fn chaining_pending_target(t: TestBackend) {
     r.ok_eq(failed.status().await, A::Failed, "old attempt kept");
     r.ok(busy.clear_active_attempt().await, "clear busy");
     r.ok_eq(busy.data().await, data!({"v": 1}), "busy's new own data");
+}
+
+/// Parsing output items (§11.3, §11.2): a null name is the empty name and
+/// null data is empty data; a `delay` that truncates to zero or below
+/// (0.9, 0, -30, -30.5) leaves `not_before` unset; other option keys are
+/// ignored; a non-numeric `delay` or `priority` (null included), options
+/// that are not an object, or data that is not an object make the item
+/// invalid, and only it is skipped. In an object output a null value is
+/// empty data.
+pub async fn chaining_item_rules(t: TestBackend) {
+    let r = Run::new("chaining_item_rules", t);
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_item_rules").await;
+    r.advance_secs(100);
+    r.unit(&a, "list", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "list", "request list").await;
+    let output = data!({"output": [
+        [null, {"k": 1}],
+        ["null-data", null],
+        ["null-options", {"k": 2}, null],
+        ["other-keys", {}, {"colour": "red"}],
+        ["delay-0.9", {}, {"delay": 0.9}],
+        ["delay-0", {}, {"delay": 0}],
+        ["delay-minus-30", {}, {"delay": -30}],
+        ["delay-minus-30.5", {}, {"delay": -30.5}],
+        ["delay-text", {}, {"delay": "5"}],
+        ["delay-null", {}, {"delay": null}],
+        ["priority-text", {}, {"priority": "5"}],
+        ["priority-bool", {}, {"priority": true}],
+        ["options-list", {}, [{"priority": 1}]],
+        ["options-text", {}, "fast"],
+        ["options-number", {}, 3],
+        ["data-list", []],
+    ]});
+    r.ok(attempt.finish(Some(output)).await, "finish list");
+    let valid = [
+        ("", data!({"k": 1})),
+        ("null-data", DataMap::new()),
+        ("null-options", data!({"k": 2})),
+        ("other-keys", DataMap::new()),
+        ("delay-0.9", DataMap::new()),
+        ("delay-0", DataMap::new()),
+        ("delay-minus-30", DataMap::new()),
+        ("delay-minus-30.5", DataMap::new()),
+    ];
+    r.units_are(&b, valid.clone().map(|(name, _)| name), "valid items")
+        .await;
+    for (name, want) in valid {
+        let unit = r.ok(b.work_unit(name).await, format_args!("lookup {name:?}"));
+        r.ok_eq(unit.data().await, want, format_args!("data of {name:?}"));
+        r.ok_eq(
+            unit.meta().await,
+            WorkUnitMeta::default(),
+            format_args!("meta of {name:?}"),
+        );
+        r.ok_eq(unit.status().await, U::Available, format_args!("{name:?}"));
+    }
+
+    r.unit(&a, "map", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "map", "request map").await;
+    let output = data!({"output": {"map-null": null, "map-object": {"x": 1}}});
+    r.ok(attempt.finish(Some(output)).await, "finish map");
+    let null = r.ok(b.work_unit("map-null").await, "lookup map-null");
+    r.ok_eq(
+        null.data().await,
+        DataMap::new(),
+        "null value is empty data",
+    );
+    let object = r.ok(b.work_unit("map-object").await, "lookup map-object");
+    r.ok_eq(object.data().await, data!({"x": 1}), "object value");
 }

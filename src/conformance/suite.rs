@@ -107,6 +107,7 @@ macro_rules! conformance_tests {
                 chaining_missing_next_spec,
                 chaining_ignored_outputs,
                 chaining_pending_target,
+                chaining_item_rules,
                 attempt_expiration,
                 retry_delay,
                 attempt_fractional_start,
