@@ -297,3 +297,90 @@ pub async fn chaining_item_rules(t: TestBackend) {
     let object = r.ok(b.work_unit("map-object").await, "lookup map-object");
     r.ok_eq(object.data().await, data!({"x": 1}), "object value");
 }
+
+/// `finish` is allowed from Failed (§9.2) and then chains, as the attempt
+/// is still its unit's active attempt, from the data the finish leaves:
+/// the failing data when the finish gives none. `fail` itself never
+/// chains.
+pub async fn chaining_after_fail(t: TestBackend) {
+    let r = Run::new("chaining_after_fail", t);
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_after_fail").await;
+    let first = r.unit(&a, "first", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "first", "request first").await;
+    let failing = data!({"output": ["from-fail"]});
+    r.ok(
+        attempt.fail(Some(failing.clone())).await,
+        "fail with output",
+    );
+    r.units_are(&b, [], "after fail").await;
+    r.ok(attempt.finish(None).await, "finish the failed attempt");
+    r.units_are(&b, ["from-fail"], "after finishing with no data")
+        .await;
+    r.ok_eq(first.status().await, U::Finished, "first finished");
+    r.ok_eq(first.data().await, failing, "first's visible data");
+
+    let second = r.unit(&a, "second", DataMap::new()).await;
+    r.advance_secs(5);
+    let attempt = r.request_unit(&worker, "second", "request second").await;
+    r.ok(attempt.fail(None).await, "fail without data");
+    let finishing = data!({"output": ["from-finish"]});
+    r.ok(
+        attempt.finish(Some(finishing.clone())).await,
+        "finish with output",
+    );
+    r.units_are(
+        &b,
+        ["from-fail", "from-finish"],
+        "after finishing with data",
+    )
+    .await;
+    r.ok_eq(second.data().await, finishing, "second's visible data");
+}
+
+/// An attempt superseded by `make_attempt` does not chain when it
+/// finishes (§9.2, §11.1), whether it was Failed or still Pending; the
+/// attempt that superseded them does.
+pub async fn chaining_superseded(t: TestBackend) {
+    let r = Run::new("chaining_superseded", t);
+    let (ns, a, b, worker) = r.chain_fixture("chaining_superseded").await;
+    let other = r.worker(&ns, "other").await;
+    let unit = r.unit(&a, "u", DataMap::new()).await;
+    let failed = r.request_unit(&worker, "u", "request").await;
+    r.ok(failed.fail(None).await, "fail the first attempt");
+    r.advance_secs(5);
+    let pending = r.ok(
+        other.make_attempt(&unit, Duration::zero()).await,
+        "make_attempt supersedes the failed attempt",
+    );
+    r.ok(
+        failed
+            .finish(Some(data!({"output": ["from-failed"]})))
+            .await,
+        "finish the superseded failed attempt",
+    );
+    r.ok_eq(failed.status().await, A::Finished, "superseded failed one");
+    r.units_are(&b, [], "after the superseded failed attempt")
+        .await;
+    r.advance_secs(5);
+    let last = r.ok(
+        worker.make_attempt(&unit, Duration::zero()).await,
+        "make_attempt supersedes the pending attempt",
+    );
+    r.ok(
+        pending
+            .finish(Some(data!({"output": ["from-pending"]})))
+            .await,
+        "finish the superseded pending attempt",
+    );
+    r.units_are(&b, [], "after the superseded pending attempt")
+        .await;
+    r.ok_eq(unit.status().await, U::Pending, "unit still pending");
+    r.active_is(&unit, Some(&last), "the last attempt still active")
+        .await;
+    r.ok(
+        last.finish(Some(data!({"output": ["from-active"]}))).await,
+        "finish the active attempt",
+    );
+    r.units_are(&b, ["from-active"], "after the active attempt")
+        .await;
+}

@@ -108,6 +108,8 @@ macro_rules! conformance_tests {
                 chaining_ignored_outputs,
                 chaining_pending_target,
                 chaining_item_rules,
+                chaining_after_fail,
+                chaining_superseded,
                 attempt_expiration,
                 retry_delay,
                 attempt_fractional_start,
