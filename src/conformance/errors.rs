@@ -661,3 +661,136 @@ pub async fn huge_work_unit_times(t: TestBackend) {
     r.ok_eq(worker.expiration().await, expiration, "expiration");
     r.ok_eq(unit.data().await, data!({"k": "v"}), "data intact");
 }
+
+/// Integer extremes in spec meta (§4.1, §10.2): `set_meta` stores
+/// priorities `i64::MIN` and `i64::MAX`, and `i64::MAX` as weight,
+/// `max_running`, `max_attempts_returned` and `max_retries`, exactly (no
+/// clamping). The `i64::MAX` priority comes first; two specs of it with
+/// weight `i64::MAX` each (whose sum is past `i64::MAX`) take turns, as
+/// the one with a unit more pending scores 0, until all their units are
+/// out; only then does the `i64::MIN` spec get requests.
+pub async fn extreme_spec_meta_integers(t: TestBackend) {
+    let (r, ns) = Run::with_ns("extreme_spec_meta_integers", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    for (name, priority) in [("low", i64::MIN), ("top-a", i64::MAX), ("top-b", i64::MAX)] {
+        let spec = r.named_spec(&ns, name).await;
+        let mut meta = r.ok(spec.meta(false).await, format_args!("meta of {name}"));
+        meta.priority = priority;
+        meta.weight = i64::MAX;
+        meta.max_running = i64::MAX;
+        meta.max_attempts_returned = i64::MAX;
+        meta.max_retries = i64::MAX;
+        r.ok(
+            spec.set_meta(meta.clone()).await,
+            format_args!("set_meta of {name}"),
+        );
+        r.ok_eq(
+            spec.meta(false).await,
+            meta,
+            format_args!("meta of {name} read back"),
+        );
+        for i in 0..3 {
+            r.unit(&spec, &format!("{name}-{i}"), DataMap::new()).await;
+        }
+    }
+    let mut handed = std::collections::BTreeMap::<String, usize>::new();
+    for i in 1..=6 {
+        let attempt = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(attempt) = attempt else {
+            panic!("[{}] request {i}: no attempt", r.name)
+        };
+        let spec = attempt.work_unit().work_spec().name().to_string();
+        check!(
+            r,
+            spec != "low",
+            "request {i}: the lowest priority came first"
+        );
+        *handed.entry(spec).or_default() += 1;
+        if i % 2 == 0 {
+            check_eq!(
+                r,
+                handed.values().copied().collect::<Vec<_>>(),
+                vec![i / 2, i / 2],
+                "request {i}: turns of the top specs"
+            );
+        }
+    }
+    for i in 0..3 {
+        let unit = format!("low-{i}");
+        r.request_unit(&worker, &unit, format_args!("request {unit}"))
+            .await;
+    }
+    r.request_none(&worker, "all handed out").await;
+}
+
+/// Integer extremes in definitions and requests (§4.2, §4.3, §10.1):
+/// `nice` of `i64::MIN` gives the largest weight (`20 − nice`, saturated
+/// at `i64::MAX`), `nice` of `i64::MAX` or `u64::MAX` and `weight` of
+/// `i64::MIN` give 1. `u64::MAX` is an Integer, so it is accepted for
+/// every integer key, kept verbatim in the definition and saturated at
+/// `i64::MAX` in the meta, as a huge float is; as an `interval` it is
+/// past `MAX_INTERVAL` and refused. A request for `i64::MAX` units hands
+/// out every available unit; one for `i64::MIN` hands out one.
+pub async fn extreme_definition_integers(t: TestBackend) {
+    let (r, ns) = Run::with_ns("extreme_definition_integers", t).await;
+    let cases = [
+        (data!({"name": "nice-min", "nice": i64::MIN}), i64::MAX),
+        (data!({"name": "nice-max", "nice": i64::MAX}), 1),
+        (data!({"name": "nice-u64", "nice": u64::MAX}), 1),
+        (data!({"name": "weight-min", "weight": i64::MIN}), 1),
+    ];
+    for (def, weight) in cases {
+        let step = format!("set_work_spec({def:?})");
+        let spec = r.ok(ns.set_work_spec(def.clone()).await, &step);
+        r.ok_eq(spec.meta(false).await.map(|m| m.weight), weight, &step);
+        r.ok_eq(spec.data().await, def, format_args!("{step}: definition"));
+    }
+    r.invalid_data(
+        ns.set_work_spec(data!({"name": "bad", "continuous": true, "interval": u64::MAX}))
+            .await,
+        "interval u64::MAX",
+    );
+    let def = data!({
+        "name": "huge", "min_gb": 0.1, "priority": u64::MAX, "weight": u64::MAX,
+        "max_running": u64::MAX, "max_getwork": u64::MAX, "max_retries": u64::MAX,
+    });
+    let spec = r.spec(&ns, def.clone()).await;
+    r.ok_eq(spec.data().await, def, "definition with u64::MAX kept");
+    let meta = r.ok(spec.meta(false).await, "meta of huge");
+    check_eq!(
+        r,
+        (
+            meta.priority,
+            meta.weight,
+            meta.max_running,
+            meta.max_attempts_returned,
+            meta.max_retries
+        ),
+        (i64::MAX, i64::MAX, i64::MAX, i64::MAX, i64::MAX),
+        "u64::MAX saturated in the meta"
+    );
+    let listed = r.ok(ns.work_spec_names().await, "names");
+    check!(
+        r,
+        !listed.iter().any(|n| n == "bad"),
+        "refused spec created: {listed:?}"
+    );
+
+    r.units(&spec, &["u2", "u0", "u1"]).await;
+    let worker = r.worker(&ns, "worker").await;
+    r.request_units(
+        &worker,
+        AttemptRequest::units(i64::MAX),
+        &["u0", "u1", "u2"],
+        "request i64::MAX units",
+    )
+    .await;
+    r.units(&spec, &["v0", "v1"]).await;
+    r.request_units(
+        &worker,
+        AttemptRequest::units(i64::MIN),
+        &["v0"],
+        "request i64::MIN units",
+    )
+    .await;
+}

@@ -175,6 +175,8 @@ macro_rules! conformance_tests {
                 huge_retry_delay,
                 huge_definition_values,
                 huge_work_unit_times,
+                extreme_spec_meta_integers,
+                extreme_definition_integers,
                 // Limits (the crate's `# Limits`)
                 name_limits,
                 chained_name_limits,
