@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
                 attempt_snapshot,
                 query_limits_apply_to_mutators,
                 query_paging,
+                query_edges,
                 clock_skew,
                 epoch_is_not_unset,
                 odd_unit_names,

@@ -604,3 +604,92 @@ pub async fn query_paging(t: TestBackend) {
     }
     check_eq!(r, seen, expected, "pages cover every unit once, in order");
 }
+
+/// Query edges (§7): `names = [""]` is a constraint selecting only the
+/// unit named `""`, for reads and mutators alike; a limit of `i64::MAX`
+/// keeps every match and `i64::MIN` is no limit; a non-ASCII
+/// `previous_name`, stored or not, pages in UTF-8 byte order (code point
+/// order: not UTF-16 order, not a collation).
+pub async fn query_edges(t: TestBackend) {
+    let (r, ns) = Run::with_ns("query_edges", t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    // In byte order.
+    let all = ["", "a", "z", "é", "ÿ", "ā", "\u{FF61}", "\u{1F600}"];
+    r.units(&spec, &all).await;
+    let selected = |query: WorkUnitQuery, step: String| {
+        let spec = spec.clone();
+        let r = &r;
+        async move {
+            let got = r.ok(spec.work_units(&query).await, &step);
+            got.into_keys().collect::<Vec<_>>()
+        }
+    };
+    let empty_name = WorkUnitQuery::names([""]);
+    check_eq!(
+        r,
+        selected(empty_name.clone(), "names [\"\"]".into()).await,
+        vec![""],
+        "names [\"\"]"
+    );
+    check_eq!(
+        r,
+        selected(WorkUnitQuery::names(["", "missing"]), "names".into()).await,
+        vec![""],
+        "names [\"\", \"missing\"]"
+    );
+    r.ok(
+        spec.set_work_unit_priorities(&empty_name, 3.0).await,
+        "set priority of names [\"\"]",
+    );
+    for name in all {
+        let unit = r.ok(spec.work_unit(name).await, format_args!("{name:?}"));
+        let want = if name.is_empty() { 3.0 } else { 0.0 };
+        r.ok_eq(
+            unit.priority().await,
+            want,
+            format_args!("priority of {name:?}"),
+        );
+    }
+    for limit in [i64::MAX, i64::MIN] {
+        let query = WorkUnitQuery {
+            limit,
+            ..WorkUnitQuery::default()
+        };
+        check_eq!(
+            r,
+            selected(query, format!("limit {limit}")).await,
+            all.to_vec(),
+            "limit {limit}"
+        );
+    }
+    let page = |previous: &str, limit: i64| WorkUnitQuery {
+        previous_name: previous.into(),
+        limit,
+        ..WorkUnitQuery::default()
+    };
+    let pages: [(&str, i64, &[&str]); 5] = [
+        ("é", 2, &["ÿ", "ā"]),
+        ("ā", 2, &["\u{FF61}", "\u{1F600}"]),
+        ("\u{1F600}", 2, &[]),
+        ("é", i64::MAX, &["ÿ", "ā", "\u{FF61}", "\u{1F600}"]),
+        ("e\u{301}", 3, &["z", "é", "ÿ"]),
+    ];
+    for (previous, limit, want) in pages {
+        let step = format!("after {previous:?}, limit {limit}");
+        check_eq!(
+            r,
+            selected(page(previous, limit), step.clone()).await,
+            want.to_vec(),
+            "{step}"
+        );
+    }
+    let deleted = r.ok(
+        spec.delete_work_units(&page("ā", i64::MAX)).await,
+        "delete after \"ā\"",
+    );
+    check_eq!(r, deleted, 2, "deleted after \"ā\"");
+    let deleted = r.ok(spec.delete_work_units(&empty_name).await, "delete \"\"");
+    check_eq!(r, deleted, 1, "deleted by names [\"\"]");
+    r.units_are(&spec, ["a", "z", "é", "ÿ", "ā"], "units left")
+        .await;
+}
