@@ -3,7 +3,10 @@
 use super::{names, Run, TestBackend};
 use crate::data;
 use crate::error::Error;
-use crate::model::{DataMap, WorkUnitStatus::Pending};
+use crate::model::{
+    AttemptRequest, DataMap,
+    WorkUnitStatus::{Finished, Pending},
+};
 
 /// **NamespaceTrivial.** A namespace fetched by name reports exactly that name.
 pub async fn namespace_trivial(t: TestBackend) {
@@ -320,4 +323,156 @@ pub async fn namespace_isolation(t: TestBackend) {
     r.ok_eq(b_unit.status().await, Pending, "b untouched");
     let b_all = r.ok(b_worker.all_attempts().await, "b's attempts");
     check_eq!(r, b_all.len(), 1, "b's worker keeps its attempt");
+}
+
+/// Names that look like paths, escapes or other encodings, a control
+/// character, and `é` composed (NFC) and decomposed (NFD).
+const ODD_NAMES: [&str; 9] = [
+    ".", "..", "-x", "a/b", "%2F", "?#", "\u{1}", "\u{E9}", "e\u{301}",
+];
+
+/// Odd names (§0.2, §1.2–§1.5): namespaces, work specs and workers named
+/// `.`, `..`, `-x`, `a/b`, `%2F`, `?#`, `\u{1}`, NFC `é` and NFD
+/// `e\u{301}` are all distinct objects (no path handling, no decoding, no
+/// Unicode normalisation), found by exact lookup and listed back exactly;
+/// as specs they work as `then` targets and in a request's `work_specs`
+/// filter.
+pub async fn odd_object_names(t: TestBackend) {
+    let (r, ns) = Run::with_ns("odd_object_names", t).await;
+    let mut want: Vec<String> = ODD_NAMES.iter().map(|n| n.to_string()).collect();
+    want.sort();
+
+    for (i, name) in ODD_NAMES.into_iter().enumerate() {
+        let mut def = data!({"name": name});
+        if let Some(next) = ODD_NAMES.get(i + 1) {
+            def.insert("then".into(), (*next).into());
+        }
+        let spec = r.spec(&ns, def).await;
+        check_eq!(r, spec.name(), name, "handle of spec {name:?}");
+        r.unit(&spec, "decoy", data!({"spec": name})).await;
+    }
+    let mut listed = r.ok(ns.work_spec_names().await, "work_spec_names");
+    listed.sort();
+    check_eq!(r, listed, want, "spec names listed back");
+    for name in ODD_NAMES {
+        let spec = r.ok(ns.work_spec(name).await, format_args!("spec {name:?}"));
+        check_eq!(r, spec.name(), name, "looked-up spec {name:?}");
+        let def = r.ok(spec.data().await, format_args!("definition of {name:?}"));
+        check_eq!(r, def["name"], name, "name in the definition of {name:?}");
+        let decoy = r.ok(spec.work_unit("decoy").await, format_args!("{name:?}"));
+        r.ok_eq(
+            decoy.data().await,
+            data!({"spec": name}),
+            format_args!("decoy of spec {name:?}"),
+        );
+    }
+
+    let worker = r.worker(&ns, ODD_NAMES[0]).await;
+    let first = r.ok(ns.work_spec(ODD_NAMES[0]).await, "first spec");
+    r.unit(&first, "hop", DataMap::new()).await;
+    for (i, name) in ODD_NAMES.into_iter().enumerate() {
+        r.advance_secs(1);
+        let request = AttemptRequest {
+            number_of_work_units: 10,
+            work_specs: vec![name.to_string()],
+            ..AttemptRequest::default()
+        };
+        let step = format!("request from {name:?}");
+        let got = r
+            .request_units(&worker, request, &["decoy", "hop"], &step)
+            .await;
+        for attempt in &got {
+            check_eq!(r, attempt.work_unit().work_spec().name(), name, "{step}");
+        }
+        r.ok(got[0].finish(None).await, format_args!("{step}: finish"));
+        let output = data!({"output": ["hop"]});
+        r.ok(
+            got[1].finish(Some(output)).await,
+            format_args!("{step}: chain"),
+        );
+        if let Some(next) = ODD_NAMES.get(i + 1) {
+            let spec = r.ok(ns.work_spec(next).await, format_args!("{next:?}"));
+            r.units_are(
+                &spec,
+                ["decoy", "hop"],
+                format_args!("{next:?} after {step}"),
+            )
+            .await;
+        }
+    }
+    for name in ODD_NAMES {
+        let spec = r.ok(ns.work_spec(name).await, format_args!("spec {name:?}"));
+        r.counts_are(&spec, [(Finished, 2)], format_args!("units of {name:?}"))
+            .await;
+    }
+
+    for name in ODD_NAMES {
+        let worker = r.worker(&ns, name).await;
+        check_eq!(r, worker.name(), name, "handle of worker {name:?}");
+        let now = r.now();
+        r.ok(
+            worker.update(data!({"worker": name}), now, now, name).await,
+            format_args!("update worker {name:?}"),
+        );
+    }
+    let workers = r.ok(ns.workers().await, "workers");
+    check_eq!(
+        r,
+        workers.keys().cloned().collect::<Vec<_>>(),
+        want,
+        "worker names listed back"
+    );
+    for (name, worker) in &workers {
+        check_eq!(r, worker.name(), name, "listed worker {name:?}");
+        let fresh = r.worker(&ns, name).await;
+        r.ok_eq(
+            fresh.data().await,
+            data!({"worker": name}),
+            format_args!("data of worker {name:?}"),
+        );
+        r.ok_eq(
+            fresh.mode().await,
+            name.as_str(),
+            format_args!("mode of {name:?}"),
+        );
+    }
+    let (dot, dots) = (&workers["."], &workers[".."]);
+    r.ok(dot.set_parent(Some(dots)).await, "set_parent(\"..\")");
+    let parent = r.ok(dot.parent().await, "parent of \".\"");
+    check_eq!(
+        r,
+        parent.as_ref().map(|p| p.name()),
+        Some(".."),
+        "parent of \".\""
+    );
+    let children = r.ok(dots.children().await, "children of \"..\"");
+    let children: Vec<&str> = children.iter().map(|c| c.name()).collect();
+    check_eq!(r, children, vec!["."], "children of \"..\"");
+
+    for name in ODD_NAMES {
+        let odd = r.ns(name).await;
+        check_eq!(r, odd.name(), name, "handle of namespace {name:?}");
+        r.spec(&odd, data!({"name": "probe", "namespace": name}))
+            .await;
+    }
+    let listed = r.ok(r.backend().namespaces().await, "namespaces()");
+    for name in ODD_NAMES {
+        let Some(odd) = listed.get(name) else {
+            panic!(
+                "[{}] namespace {name:?} not listed: {:?}",
+                r.name,
+                listed.keys()
+            )
+        };
+        check_eq!(r, odd.name(), name, "listed namespace {name:?}");
+        let fresh = r.ns(name).await;
+        r.ok_eq(
+            fresh.work_spec_names().await,
+            vec!["probe".to_string()],
+            format_args!("specs of namespace {name:?}"),
+        );
+        let probe = r.ok(fresh.work_spec("probe").await, format_args!("{name:?}"));
+        let def = r.ok(probe.data().await, format_args!("probe in {name:?}"));
+        check_eq!(r, def["namespace"], name, "probe in namespace {name:?}");
+    }
 }

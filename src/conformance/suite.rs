@@ -24,6 +24,7 @@ macro_rules! conformance_tests {
                 namespace_empty_name,
                 namespace_destroy_contents,
                 namespace_isolation,
+                odd_object_names,
                 // Work specs
                 change_spec_data,
                 data_empty_list,
