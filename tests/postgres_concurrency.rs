@@ -645,3 +645,46 @@ async fn counts_read_as_due_answer_the_finish_that_beat_the_expiry() {
     let finished = [(WorkUnitStatus::Finished, 1)].into_iter().collect();
     assert_eq!(seen.unwrap(), finished);
 }
+
+/// A one-statement change chosen as a deadlock's victim runs again:
+/// clearing a waiting unit's not-before time locks the unit, then its
+/// spec's counter, and a session holding the counters that then asks for
+/// the unit makes a cycle, which PostgreSQL breaks by failing the change.
+#[tokio::test]
+async fn a_unit_change_chosen_as_a_deadlock_victim_is_run_again() {
+    let (servers, db, clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
+    let later = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(clock.now() + coordinate::Duration::hours(1)),
+    };
+    let unit = spec.add_work_unit("u", data!({}), later).await.unwrap();
+
+    let admin = db.sql().await;
+    // Every counter stripe of the spec, made or locked, by a session that
+    // waits long before it looks for a deadlock: the change is the victim.
+    let counters = held(
+        &db,
+        "SET LOCAL deadlock_timeout = '20s';
+         INSERT INTO work_unit_count AS c
+             (work_spec_id, stripe, idle, pending, finished, failed, waiting)
+         SELECT s.id, g, 0, 0, 0, 0, 0
+         FROM work_spec s, generate_series(0, 15) g WHERE s.name = 's'::bytea
+         ON CONFLICT (work_spec_id, stripe) DO UPDATE SET idle = c.idle",
+    )
+    .await;
+    let change = tokio::spawn({
+        let unit = unit.clone();
+        async move { unit.set_meta(WorkUnitMeta::default()).await }
+    });
+    wait_for_waiters(&admin, 1).await;
+    counters
+        .batch_execute("SELECT 1 FROM work_unit WHERE name = 'u'::bytea FOR UPDATE")
+        .await
+        .expect("the change, not this session, is the victim");
+    counters.batch_execute("ROLLBACK").await.unwrap();
+    change.await.unwrap().expect("the change ran again");
+    assert_eq!(unit.meta().await.unwrap(), WorkUnitMeta::default());
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+}

@@ -508,14 +508,21 @@ impl Shared {
 
     /// The only row `sql` answers on a pooled connection, or `gone` when it
     /// answers none: the handle's row (or an ancestor's) no longer exists.
+    /// One statement, run again if it was a deadlock's victim (see
+    /// [`retrying`](Self::retrying)).
     pub(crate) async fn row_or(
         &self,
         gone: Error,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row> {
-        let client = self.client().await?;
-        query_opt(&client, sql, params).await?.ok_or(gone)
+        let row = self
+            .retrying(|| async {
+                let client = self.client().await?;
+                query_opt(&client, sql, params).await
+            })
+            .await?;
+        row.ok_or(gone)
     }
 
     /// `result`, unless it is a `TimeOutOfRange` and `exists` (a query
@@ -580,15 +587,15 @@ impl Shared {
     }
 
     /// Runs `sql`, which changes the handle's own row, on a pooled
-    /// connection; `gone` when it changed no row.
+    /// connection (again if it was a deadlock's victim); `gone` when it
+    /// changed no row.
     pub(crate) async fn change_or(
         &self,
         gone: Error,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<()> {
-        let client = self.client().await?;
-        match execute(&client, sql, params).await? {
+        match self.execute_retrying(sql, params).await? {
             0 => Err(gone),
             _ => Ok(()),
         }
