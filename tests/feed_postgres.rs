@@ -8,11 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::cache::Cache;
-use coordinate::feed::{ChangeEvent, PurgeScope};
+use coordinate::feed::{ChangeEvent, DeletedUnits, PurgeScope};
 use coordinate::postgres::testing::{DatabaseLease, TestCluster};
 use coordinate::postgres::PostgresBackend;
 use coordinate::rules::limits::MAX_NAME_BYTES;
-use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta, WorkUnitQuery};
+use coordinate::{data, Backend, BackendExt, Error, NewWorkUnit, WorkUnitMeta, WorkUnitQuery};
 
 type Server = Cache<PostgresBackend>;
 
@@ -264,6 +264,71 @@ async fn rolled_back_delete_sends_nothing_and_admin_deletes_are_seen() -> coordi
         .await
         .expect("delete");
     assert_unit_gone(&two, "spec", "a").await;
+    Ok(())
+}
+
+/// One statement deleting units of several specs: each spec's event lists
+/// its names when they are at most 200, and is spec-wide past that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_delete_lists_up_to_200_names_per_spec() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, _two, url, _lease) = two_backends().await;
+    let ns = one.namespace("ns").await?;
+    for (spec, units) in [("few", 3), ("edge", 200), ("many", 201)] {
+        let spec = ns.set_work_spec(data!({ "name": spec })).await?;
+        let units = (0..units)
+            .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
+            .collect();
+        spec.add_work_units(units).await?;
+    }
+    let feed = one.change_feed().expect("a feed");
+    let mut sub = feed.subscribe().await?;
+    let deleted = admin(&url)
+        .await
+        .execute("DELETE FROM work_unit", &[])
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 404);
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let next = tokio::time::timeout(StdDuration::from_secs(5), sub.recv()).await;
+        events.push(next.expect("an event").expect("no gap"));
+    }
+    let listed = |spec: &str, n: usize| ChangeEvent::WorkUnitsDeleted {
+        namespace: "ns".into(),
+        work_spec: spec.into(),
+        units: DeletedUnits::Names((0..n).map(|i| format!("u{i:03}")).collect()),
+    };
+    for expected in [
+        listed("few", 3),
+        listed("edge", 200),
+        ChangeEvent::WorkUnitsDeleted {
+            namespace: "ns".into(),
+            work_spec: "many".into(),
+            units: DeletedUnits::All,
+        },
+    ] {
+        let sorted = events.iter().map(|e| match e {
+            ChangeEvent::WorkUnitsDeleted {
+                namespace,
+                work_spec,
+                units: DeletedUnits::Names(names),
+            } => {
+                let mut names = names.clone();
+                names.sort();
+                ChangeEvent::WorkUnitsDeleted {
+                    namespace: namespace.clone(),
+                    work_spec: work_spec.clone(),
+                    units: DeletedUnits::Names(names),
+                }
+            }
+            other => other.clone(),
+        });
+        assert!(
+            sorted.clone().any(|e| e == expected),
+            "{expected:?} not in {events:?}"
+        );
+    }
     Ok(())
 }
 

@@ -74,6 +74,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         17,
         include_str!("migrations/0017_feed_renames_and_spec_bursts.sql"),
     ),
+    Migration::new(
+        18,
+        include_str!("migrations/0018_feed_lists_only_small_unit_deletes.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
