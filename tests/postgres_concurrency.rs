@@ -688,3 +688,95 @@ async fn a_unit_change_chosen_as_a_deadlock_victim_is_run_again() {
     assert_eq!(unit.meta().await.unwrap(), WorkUnitMeta::default());
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
 }
+
+/// A spec destroy whose delete waits for a unit held by another writer
+/// (here, a session that locked unit "u0000"); answers the destroy's task.
+async fn destroy_waiting_for_a_held_unit(
+    servers: &[PostgresBackend],
+    db: &Database,
+) -> (
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<coordinate::Result<()>>,
+) {
+    let ns = servers[0].namespace("n").await.unwrap();
+    spec_with_units(&ns, data!({"name": "s"}), 2).await;
+    let holder = held(
+        db,
+        "SELECT 1 FROM work_unit WHERE name = 'u0000'::bytea FOR UPDATE",
+    )
+    .await;
+    let destroy = tokio::spawn(async move { ns.destroy_work_spec("s").await });
+    wait_for_waiters(&db.sql().await, 1).await;
+    (holder, destroy)
+}
+
+/// A writer that took a unit of a spec being destroyed and then adds to
+/// the spec's counters (as every unit change does, after its units) is not
+/// a deadlock's victim: the destroy takes the counters after the units.
+#[tokio::test]
+async fn a_unit_change_finishes_before_a_destroy_of_its_spec_without_deadlock() {
+    let (servers, db, _clock) = two_servers().await;
+    let (holder, destroy) = destroy_waiting_for_a_held_unit(&servers, &db).await;
+    // Were there a deadlock, this session would detect it, and fail.
+    holder
+        .batch_execute(
+            "SET LOCAL deadlock_timeout = '10ms';
+             INSERT INTO work_unit_count AS c
+                 (work_spec_id, stripe, idle, pending, finished, failed, waiting)
+             SELECT id, 0, 0, 0, 0, 0, 0 FROM work_spec WHERE name = 's'::bytea
+             ON CONFLICT (work_spec_id, stripe) DO UPDATE SET idle = c.idle",
+        )
+        .await
+        .expect("the unit's writer is not a deadlock victim");
+    holder.batch_execute("COMMIT").await.unwrap();
+    destroy.await.unwrap().unwrap();
+    let left = db.sql().await;
+    let counters = left
+        .query_one("SELECT count(*) FROM work_unit_count", &[])
+        .await
+        .unwrap();
+    assert_eq!(counters.get::<_, i64>(0), 0, "a destroyed spec's counters");
+}
+
+/// A unit added to a spec being destroyed waits for the destroy and then
+/// fails as an add to a spec that does not exist, not as a deadlock: it
+/// checks its spec before it adds to the counters.
+#[tokio::test]
+async fn a_unit_add_racing_a_destroy_of_its_spec_fails_without_deadlock() {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    spec_with_units(&ns, data!({"name": "s"}), 0).await;
+    // A counter row for every stripe, so the add's is one the destroy
+    // deletes.
+    db.sql()
+        .await
+        .batch_execute(
+            "INSERT INTO work_unit_count
+                 (work_spec_id, stripe, idle, pending, finished, failed, waiting)
+             SELECT id, g, 0, 0, 0, 0, 0 FROM work_spec, generate_series(0, 15) g
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .unwrap();
+    let (holder, destroy) = destroy_waiting_for_a_held_unit(&servers, &db).await;
+    let adder = db.sql().await;
+    let add = tokio::spawn(async move {
+        adder
+            .batch_execute(
+                "BEGIN; SET LOCAL deadlock_timeout = '10ms';
+                 INSERT INTO work_unit (work_spec_id, name, data, priority)
+                 SELECT id, 'new'::bytea, '{}', 0 FROM work_spec WHERE name = 's'::bytea;
+                 COMMIT",
+            )
+            .await
+    });
+    wait_for_waiters(&db.sql().await, 2).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    destroy.await.unwrap().unwrap();
+    let refused = add.await.unwrap().expect_err("an add to a destroyed spec");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+        "{refused}"
+    );
+}

@@ -358,7 +358,7 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
          CREATE INDEX work_unit_idle ON work_unit (work_spec_id, priority DESC, name)
              WHERE active_attempt_id IS NULL;
          DROP FUNCTION coordinate_spec_counts(bigint, timestamptz);
-         DROP TRIGGER coordinate_unit_spec_check ON work_unit;
+         DROP TRIGGER coordinate_check_unit_spec ON work_unit;
          DROP TRIGGER coordinate_unit_spec_fixed ON work_unit;
          DROP TRIGGER coordinate_unit_spec_cascade ON work_spec;
          DROP TRIGGER coordinate_unit_spec_truncate ON work_spec;

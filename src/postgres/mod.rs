@@ -115,7 +115,9 @@
 //! lock, so concurrent requests never exceed it) and to generate a
 //! continuous unit (its conditions are checked again under the lock, so one
 //! interval makes one unit). Every function locks a unit's row before an
-//! attempt of it, so they never deadlock with each other; adding a unit
+//! attempt of it, and a unit's row before its spec's counters (a destroy
+//! too: it deletes the units, then the counters), so they never deadlock
+//! with each other; adding a unit
 //! reads its active attempt's status after locking the unit, so a `finish`
 //! racing with it is either seen (the unit runs again) or comes after
 //! (the unit ends Finished). Statements failing with a serialization

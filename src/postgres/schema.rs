@@ -78,6 +78,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         18,
         include_str!("migrations/0018_feed_lists_only_small_unit_deletes.sql"),
     ),
+    Migration::new(
+        19,
+        include_str!("migrations/0019_spec_counters_go_after_units.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
