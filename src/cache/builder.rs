@@ -134,7 +134,10 @@ impl<B: Backend + 'static> CacheBuilder<B> {
     }
 
     /// Drops an entry that has not been looked up for this long (at most
-    /// [`MAX_EXPIRY`]; a longer time counts as that).
+    /// [`MAX_EXPIRY`]; a longer time counts as that). A namespace's or
+    /// spec's entry is also used by each change to its children that the
+    /// cache applies (a delete through it, a change-feed event), which
+    /// keeps it as a lookup does.
     pub fn time_to_idle(mut self, idle: StdDuration) -> Self {
         self.time_to_idle = Some(idle.min(MAX_EXPIRY));
         self
