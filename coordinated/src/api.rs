@@ -290,18 +290,21 @@ fn undecodable(e: serde_json::Error) -> Problem {
 pub(crate) struct JsonBody(Bytes);
 
 impl JsonBody {
-    /// `bytes` if they are one JSON value. The check builds nothing and
-    /// nests without recursion, so a body that is valid JSON is refused
-    /// only by the operation, for the fields it reads.
+    /// `bytes` if they are UTF-8 text of one JSON value. The check builds
+    /// nothing and nests without recursion; escapes, the range of numbers
+    /// and the depth of nesting are checked in the fields an operation
+    /// reads, so a field the API ignores is ignored whatever it holds.
     fn checked(bytes: Bytes) -> Result<Self, Problem> {
-        serde_json::from_slice::<IgnoredAny>(&bytes).map_err(undecodable)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| Problem::bad_request(format!("the request body is not UTF-8: {e}")))?;
+        serde_json::from_str::<IgnoredAny>(text).map_err(undecodable)?;
         Ok(JsonBody(bytes))
     }
 }
 
 /// Decodes a body into the operation's type. Every body is a document, so
 /// a JSON object: serde's derived decoders would also read an array, field
-/// by field in order.
+/// by field in order. A field the operation reads given twice is refused.
 fn decode<T: DeserializeOwned>(body: Option<JsonBody>) -> Result<T, Problem> {
     let bytes = body.as_ref().map_or(&[][..], |body| &body.0[..]);
     let first = bytes

@@ -888,6 +888,38 @@ fn unknown_fields_are_skipped_whatever_their_depth_or_length() {
     }
 }
 
+/// What the body check itself refuses: text that is not UTF-8, and a
+/// field the operation reads given twice. A field the API ignores is
+/// ignored whatever it holds, a lone surrogate or a number past any float.
+#[test]
+fn bodies_are_utf8_with_read_fields_once() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "b");
+    let meta = "/namespace/b/work_spec/s/meta";
+    let send_bytes = |body: &[u8]| {
+        let mut stream = TcpStream::connect(server.addr).expect("connect");
+        let head = format!(
+            "PUT {meta} HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            server.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write head");
+        stream.write_all(body).expect("write body");
+        read_reply(&mut stream)
+    };
+    let not_utf8 = send_bytes(b"{\"priority\": 1, \"x-extension\": \"\xff\"}");
+    assert_eq!(not_utf8.status, 400, "{}", not_utf8.text());
+    assert_eq!(not_utf8.error_code(), "error");
+    let twice = server.send_json("PUT", meta, r#"{"priority": 1, "priority": 2}"#);
+    assert_eq!(twice.status, 400, "{}", twice.text());
+    for (priority, ignored) in [(5, r#""\ud800""#), (6, "1e400")] {
+        let body = format!(r#"{{"priority": {priority}, "x-extension": {ignored}}}"#);
+        let reply = server.send_json("PUT", meta, &body);
+        assert_eq!(reply.status, 204, "{body}: {}", reply.text());
+        assert_eq!(server.get(meta).json()["priority"], priority);
+    }
+}
+
 #[test]
 fn data_too_long_is_data_too_large() {
     let server = Server::start(&[]);
