@@ -139,13 +139,13 @@ async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
     }
 }
 
-/// The job: count the words in the unit's text fields.
 /// A flag's number of seconds, as a duration (zero or more, finite).
 fn seconds(text: &str) -> Result<StdDuration, String> {
     let secs: f64 = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
     StdDuration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// The job: count the words in the unit's text fields.
 fn work(unit: &str, input: &DataMap) -> Result<DataMap, String> {
     let words: usize = input
         .values()

@@ -121,11 +121,12 @@ async fn run(args: &Args) -> Result<(), String> {
         units: args.units,
         specs: args.specs,
         duration: StdDuration::try_from_secs_f64(args.duration)
-            .map_err(|_| "--duration is too long")?,
+            .map_err(|_| "--duration is more seconds than a duration holds")?,
         batch: args.batch.max(1),
         mix: args.mix,
     };
-    let warmup = StdDuration::try_from_secs_f64(args.warmup).map_err(|_| "--warmup is too long")?;
+    let warmup = StdDuration::try_from_secs_f64(args.warmup)
+        .map_err(|_| "--warmup is more seconds than a duration holds")?;
     let tag = std::process::id();
     let mut cached_rounds = Vec::new();
     let mut uncached_rounds = Vec::new();

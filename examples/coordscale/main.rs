@@ -82,14 +82,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
-    // Each timed or warm-up `request_attempts` takes units of its own.
+    // Each timed or warm-up `request_attempts` takes units of its own,
+    // from those the scenario does not hold pending.
     let requested = (args.warmup.saturating_add(args.samples))
         .saturating_mul(measure::REQUEST_UNITS.unsigned_abs() as usize);
-    let least = MIN_SIZE.max(requested);
-    if args.sizes.iter().any(|&size| size < least) {
+    let too_small = |size: usize| size < MIN_SIZE || measure::requestable(size) < requested;
+    if let Some(size) = args.sizes.iter().copied().find(|&size| too_small(size)) {
         return Err(format!(
-            "every size must be at least {least} units (for {} warm-up and {} timed calls)",
-            args.warmup, args.samples
+            "{size} units are too few for {} warm-up and {} timed calls of {} units each \
+             beside the units held pending",
+            args.warmup,
+            args.samples,
+            measure::REQUEST_UNITS
         ));
     }
     if args.batch == 0 || args.samples == 0 {

@@ -94,6 +94,12 @@ impl Layout {
     }
 }
 
+/// How many units of a spec of `size` are left for `request_attempts`,
+/// once the scenario holds some pending.
+pub fn requestable(size: usize) -> usize {
+    size - Layout::new(size).pending().count()
+}
+
 /// Runs the scenario at `size` units on `backend`, whose size `footprint`
 /// reads, in the namespace `namespace`; answers the figures.
 pub async fn measure(

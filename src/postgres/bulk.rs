@@ -5,7 +5,8 @@
 //! temporary table, then stored from it by one statement, all in one
 //! transaction: its units are then locked, and the spec's counters after
 //! them, in the order every other writer takes them, so it deadlocks with
-//! none.
+//! none but a destroy of the spec racing a batch that replaces units
+//! (retried, as every deadlock's victim is).
 
 use std::ops::Range;
 

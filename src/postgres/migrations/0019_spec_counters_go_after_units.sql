@@ -11,8 +11,11 @@
 -- A unit insert checks its spec (version 5's trigger, which locks the
 -- spec's row) before it adds to the counters: statement triggers run in
 -- the order of their names, and the check is renamed to sort first. A
--- destroy in progress makes the insert wait, holding no counter row, then
--- fail; and no counter row of a destroyed spec is made after these go.
+-- destroy in progress makes a new unit's insert wait, holding no counter
+-- row, then fail; and no counter row of a destroyed spec is made after
+-- these go. (An add that also replaces existing units has taken them, and
+-- counted them, before the check: it can still deadlock with a destroy,
+-- and is retried as every deadlock's victim is.)
 ALTER TABLE work_unit_count DROP CONSTRAINT work_unit_count_work_spec_id_fkey;
 ALTER TRIGGER coordinate_unit_spec_check ON work_unit RENAME TO coordinate_check_unit_spec;
 
