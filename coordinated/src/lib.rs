@@ -99,7 +99,9 @@
 //! `ModeTooLong`, `TimeOutOfRange`, `InvalidWorkSpecData`); a priority
 //! `adjust` would take past the largest float is `ErrBadPriority`. A
 //! request body that is not a JSON object is `400`, like any body of the
-//! wrong type.
+//! wrong type, and so is one that is not UTF-8 or gives a field the
+//! operation reads twice; fields the operation does not read are skipped
+//! unread, whatever they hold.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
