@@ -66,7 +66,7 @@ struct Args {
     /// Work specs the units are spread over.
     #[arg(long, default_value_t = 4)]
     specs: usize,
-    /// Units asked for per request for work.
+    /// Units asked for per request for work (at least one is asked for).
     #[arg(long, default_value_t = 10)]
     batch: i64,
     /// `memory` (embedded), a `postgres://` URL (needs `--features postgres`)
@@ -74,7 +74,9 @@ struct Args {
     /// `--features rest`; the client side is then `RestBackend`).
     #[arg(long, default_value = "memory")]
     backend: String,
-    /// Print one JSON object `{"cached": {...}, "uncached": {...}}` instead of a table.
+    /// Print one JSON object instead of a table: `cached` and `uncached`
+    /// (`null` for the one `--only` leaves out), `rounds` and
+    /// `median_requests_per_sec_ratio`.
     #[arg(long)]
     json: bool,
     /// Also print latency by kind of request (always in the JSON).
