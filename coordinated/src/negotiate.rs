@@ -25,23 +25,27 @@ fn is_token(s: &str) -> bool {
 /// §5.6.4: `"…"`, in which `\` escapes the next character), so a quoted
 /// parameter value may hold `;` and `,`.
 fn split_unquoted(text: &str, delimiter: u8) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in text.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-        } else if quoted && b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            quoted = !quoted;
-        } else if !quoted && b == delimiter {
-            // An ASCII delimiter: `i` is a character boundary.
-            parts.push(&text[start..i]);
-            start = i + 1;
+    // Every request negotiates, so the parts are found lazily, unallocated.
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let part = rest?;
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, b) in part.bytes().enumerate() {
+            if escaped {
+                escaped = false;
+            } else if quoted && b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                quoted = !quoted;
+            } else if !quoted && b == delimiter {
+                // An ASCII delimiter: `i` and `i + 1` are character boundaries.
+                rest = Some(&part[i + 1..]);
+                return Some(&part[..i]);
+            }
         }
-    }
-    parts.push(&text[start..]);
-    parts.into_iter()
+        rest = None;
+        Some(part)
+    })
 }
 
 /// True for a whole quoted string: `"`, characters with `"` and `\` only

@@ -184,21 +184,23 @@ impl WorkSpec for CachedWorkSpec {
             // the units cached under those names before it are gone after.
             let exact =
                 query.statuses.is_empty() && query.previous_name.is_empty() && query.limit <= 0;
-            let mut before: Vec<_> = if exact {
-                let cached = |name: &String| {
-                    self.shared
-                        .link_before_delete::<CachedWorkUnit>(scope, name)
-                };
-                query.names.iter().map(cached).collect()
-            } else {
-                Vec::new()
-            };
+            let before: Vec<_> = query
+                .names
+                .iter()
+                .map(|name| {
+                    exact
+                        .then(|| {
+                            self.shared
+                                .link_before_delete::<CachedWorkUnit>(scope, name)
+                        })
+                        .flatten()
+                })
+                .collect();
             let deleted = link.upstream.delete_work_units(query).await?;
             if deleted > 0 {
                 if query.names.is_empty() {
                     self.shared.drop_units_of(Some(&link), self.path());
                 } else {
-                    before.resize(query.names.len(), None);
                     for (name, before) in query.names.iter().zip(before) {
                         let path = self.path().child(name);
                         self.shared
