@@ -74,6 +74,31 @@ async fn unreachable_server_fails_fast_naming_the_cause() {
     silent.abort();
 }
 
+#[tokio::test]
+async fn a_pool_larger_than_a_server_takes_is_refused_before_connecting() {
+    use coordinate::postgres::{PostgresError, MAX_CONNECTIONS};
+    // Nothing listens here, so only the size check can answer at once.
+    let url = "host=127.0.0.1 port=9 user=postgres";
+    for size in [MAX_CONNECTIONS + 1, usize::MAX] {
+        let err = PostgresBackend::builder(url)
+            .max_connections(size)
+            .build()
+            .await
+            .unwrap_err();
+        let Error::Backend(source) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            matches!(
+                source.downcast_ref::<PostgresError>(),
+                Some(PostgresError::Pool(_))
+            ),
+            "{err:?}"
+        );
+        assert!(chain(&err).contains("over the limit"), "{}", chain(&err));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_succeed_again_after_a_server_restart() {
     // A private cluster: restarting the shared one would disturb other tests.

@@ -35,8 +35,9 @@ pub struct Config {
     /// `postgres:` followed by a `key=value` connection string.
     #[arg(long, default_value = "memory")]
     pub backend: String,
-    /// Maximum PostgreSQL connections in the pool.
-    #[arg(long, default_value_t = 16)]
+    /// Maximum PostgreSQL connections in the pool (1 to 262,143, the most
+    /// a PostgreSQL server accepts).
+    #[arg(long, default_value_t = 16, value_parser = parse_pool_size)]
     pub postgres_max_connections: usize,
     /// Put the name cache in front of the backend.
     #[arg(long, value_enum, default_value_t = CacheMode::On)]
@@ -92,6 +93,18 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     };
     text.parse()
         .map_err(|e| format!("invalid address {text:?}: {e}"))
+}
+
+/// A pool size: at least one connection, at most
+/// [`coordinate::postgres::MAX_CONNECTIONS`].
+fn parse_pool_size(text: &str) -> Result<usize, String> {
+    use coordinate::postgres::MAX_CONNECTIONS;
+    match text.trim().parse::<usize>() {
+        Ok(size @ 1..=MAX_CONNECTIONS) => Ok(size),
+        _ => Err(format!(
+            "invalid pool size {text:?}: a whole number from 1 to {MAX_CONNECTIONS}"
+        )),
+    }
 }
 
 /// The longest duration a flag takes: 100 years of 365.25 days. The
@@ -310,5 +323,21 @@ mod tests {
             assert!(err.contains("over 100 years"), "{flag}: {err}");
         }
         assert!(parse("--cache-time-to-live", "876000h").is_ok());
+    }
+
+    #[test]
+    fn pool_sizes_run_from_one_to_what_a_server_accepts() {
+        let parse = |value: &str| {
+            let flag = format!("--postgres-max-connections={value}");
+            Config::try_parse_from(["coordinated", &flag])
+                .map(|c| c.postgres_max_connections)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse("1"), Ok(1));
+        assert_eq!(parse("262143"), Ok(262_143));
+        for refused in ["0", "262144", "100000000000", "-1", "many"] {
+            let err = parse(refused).expect_err(refused);
+            assert!(err.contains("from 1 to 262143"), "{refused}: {err}");
+        }
     }
 }

@@ -194,6 +194,12 @@ const DEFAULT_FEED_HEARTBEAT: std::time::Duration = std::time::Duration::from_se
 /// The default number of pooled connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
+/// The largest pool [`PostgresBuilder::max_connections`] takes: the most
+/// connections a PostgreSQL server accepts (its `max_connections` setting
+/// goes no higher). The pool sets aside room for every connection it may
+/// open, so a larger number only wastes memory, or aborts the process.
+pub const MAX_CONNECTIONS: usize = 262_143;
+
 /// The Coordinate backend on PostgreSQL.
 ///
 /// Cheap to clone; clones share the pool and are the same backend.
@@ -298,7 +304,8 @@ impl PostgresBuilder {
         self
     }
 
-    /// The most connections the pool opens (default 16).
+    /// The most connections the pool opens (default 16; zero counts as
+    /// one). Over [`MAX_CONNECTIONS`], [`build`](Self::build) fails.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
@@ -326,9 +333,17 @@ impl PostgresBuilder {
     /// Connects, creates or migrates the schema, and answers the backend.
     ///
     /// Fails with [`Error::Backend`] holding a [`PostgresError`]: `Config`
-    /// for a bad URL, `Connect` when the server cannot be reached in time,
-    /// `SchemaTooNew` for a database of a newer version of this crate.
+    /// for a bad URL, `Pool` for a pool over [`MAX_CONNECTIONS`], `Connect`
+    /// when the server cannot be reached in time, `SchemaTooNew` for a
+    /// database of a newer version of this crate.
     pub async fn build(self) -> Result<PostgresBackend> {
+        if self.max_connections > MAX_CONNECTIONS {
+            return Err(PostgresError::Pool(format!(
+                "{} connections is over the limit of {MAX_CONNECTIONS}",
+                self.max_connections
+            ))
+            .into());
+        }
         let mut config =
             tokio_postgres::Config::from_str(&self.url).map_err(PostgresError::Config)?;
         let timeout = match config.get_connect_timeout() {
