@@ -508,3 +508,67 @@ async fn dropping_the_cache_ends_its_subscription() -> coordinate::Result<()> {
     );
     Ok(())
 }
+
+/// Memory behind a feed that refuses every subscription (as a server
+/// refusing more connections does) and counts them.
+#[derive(Debug, Default)]
+struct RefusingFeed {
+    memory: MemoryBackend,
+    tries: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl coordinate::feed::ChangeFeed for RefusingFeed {
+    async fn subscribe(&self) -> coordinate::Result<coordinate::feed::Subscription> {
+        self.tries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::backend("too many connections"))
+    }
+
+    async fn broadcast_purge(&self, _: PurgeScope, _: &str) -> coordinate::Result<()> {
+        Err(Error::backend("too many connections"))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct BehindRefusingFeed(Arc<RefusingFeed>);
+
+#[async_trait::async_trait]
+impl Backend for BehindRefusingFeed {
+    async fn namespace(&self, name: &str) -> coordinate::Result<coordinate::NamespaceRef> {
+        self.0.memory.namespace(name).await
+    }
+
+    async fn namespaces(
+        &self,
+    ) -> coordinate::Result<std::collections::BTreeMap<String, coordinate::NamespaceRef>> {
+        self.0.memory.namespaces().await
+    }
+
+    async fn summarize(&self) -> coordinate::Result<coordinate::Summary> {
+        self.0.memory.summarize().await
+    }
+
+    fn change_feed(&self) -> Option<Arc<dyn coordinate::feed::ChangeFeed>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Lookups the backend answers while the feed cannot be subscribed to may
+/// hasten one retry, not turn the backoff into a retry per lookup.
+#[tokio::test(start_paused = true)]
+async fn answered_lookups_do_not_hurry_a_failing_subscription() -> coordinate::Result<()> {
+    let backend = BehindRefusingFeed::default();
+    let cache = Cache::new(backend.clone());
+    assert!(!cache.stats().feed.subscribed);
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < StdDuration::from_secs(3) {
+        cache.namespace("n").await?;
+        tokio::time::sleep(StdDuration::from_millis(1)).await;
+    }
+    // Backoff alone: pauses from 25–50 ms doubling, seven tries in 3 s at
+    // most; each lookup retrying would be over a hundred.
+    let tries = backend.0.tries.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((2..=10).contains(&tries), "{tries} tries");
+    Ok(())
+}

@@ -207,16 +207,23 @@ async fn follow(
     let mut backoff = Backoff::new();
     // A first subscription made here (a remote feed) is no reconnect.
     let mut had_one = subscription.is_some();
+    // Whether an answered lookup may cut a pause short. Not after such a
+    // retry failed: the feed's own connection is what fails (the server
+    // refuses more connections, say), and every answered lookup would
+    // otherwise retry it at once, tens of times a second.
+    let mut wakes_honoured = true;
     loop {
         let mut sub = match subscription.take() {
             Some(sub) => sub,
             None => {
                 let pause = backoff.pause();
                 let started = tokio::time::Instant::now();
+                let mut woken = false;
                 tokio::select! {
                     () = control.stopped() => return,
                     () = tokio::time::sleep(pause) => {}
-                    () = control.wake.notified() => {
+                    () = control.wake.notified(), if wakes_honoured => {
+                        woken = true;
                         // Never faster than the first retry, even when woken.
                         tokio::time::sleep_until(started + FIRST_RETRY / 2).await;
                     }
@@ -238,6 +245,7 @@ async fn follow(
                         }
                         had_one = true;
                         backoff.reset();
+                        wakes_honoured = true;
                         tracing::info!(
                             "cache resubscribed to the change feed; serving from cache again"
                         );
@@ -245,6 +253,7 @@ async fn follow(
                     }
                     Err(error) => {
                         tracing::warn!(%error, "cache cannot subscribe to the change feed; retrying");
+                        wakes_honoured &= !woken;
                         continue;
                     }
                 }
