@@ -59,23 +59,49 @@ pub(crate) struct PgFeed {
 
 /// The live listening connection.
 struct Listener {
-    /// A receiver kept to make new ones (`resubscribe`); the connection's
-    /// task owns the only sender, so its end closes every subscription.
-    template: broadcast::Receiver<ChangeEvent>,
+    /// Makes new subscriptions. The connection's task owns the only strong
+    /// sender, so its end closes every subscription; and no receiver is
+    /// kept here, which would hold the last events in memory unread.
+    events: broadcast::WeakSender<ChangeEvent>,
     /// The server process id of the connection.
     pid: i32,
     /// Reads the connection's notifications.
-    task: JoinHandle<()>,
+    task: Aborting,
     /// Owns the client and probes the connection; ends `task` when a probe
-    /// fails.
-    heartbeat: JoinHandle<()>,
+    /// fails. Held to end with the listener.
+    _heartbeat: Aborting,
 }
 
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.heartbeat.abort();
+impl Listener {
+    /// A new subscription, unless the connection has ended.
+    fn subscribe(&self) -> Option<Subscription> {
+        if self.task.0.is_finished() {
+            return None;
+        }
+        let sender = self.events.upgrade()?;
+        Some(Subscription::new(sender.subscribe()))
     }
+}
+
+/// A task that ends when its handle is dropped: with its listener, or when
+/// a `subscribe` making one is cancelled.
+struct Aborting(JoinHandle<()>);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The channel of a listening connection's events: the sender for its
+/// task, and the weak one the listener keeps.
+fn event_channel() -> (
+    broadcast::Sender<ChangeEvent>,
+    broadcast::WeakSender<ChangeEvent>,
+) {
+    let (tx, _) = broadcast::channel(CAPACITY);
+    let events = tx.downgrade();
+    (tx, events)
 }
 
 impl PgFeed {
@@ -93,7 +119,7 @@ impl PgFeed {
         let guard = self.listener.lock().await;
         guard
             .as_ref()
-            .filter(|l| !l.task.is_finished())
+            .filter(|l| !l.task.0.is_finished())
             .map(|l| l.pid)
     }
 
@@ -105,8 +131,8 @@ impl PgFeed {
             timeout,
         } = &self.listening;
         let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
-        let (tx, template) = broadcast::channel(CAPACITY);
-        let task = tokio::spawn(async move {
+        let (tx, events) = event_channel();
+        let task = Aborting(tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(message) = messages.next().await {
                 match message {
@@ -124,7 +150,7 @@ impl PgFeed {
                 }
             }
             tracing::warn!("change feed connection closed by the server");
-        });
+        }));
         let listening = async {
             client
                 .batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -137,23 +163,21 @@ impl PgFeed {
             row.try_get::<_, i32>(0).map_err(db)
         };
         let listened = tokio::time::timeout(*timeout, listening).await;
-        match listened.unwrap_or_else(|_| Err(unanswered(*timeout))) {
-            Ok(pid) => {
-                tracing::info!(pid, "change feed listening");
-                let heartbeat =
-                    tokio::spawn(probe(client, *heartbeat, *timeout, task.abort_handle()));
-                Ok(Listener {
-                    template,
-                    pid,
-                    task,
-                    heartbeat,
-                })
-            }
-            Err(e) => {
-                task.abort();
-                Err(e)
-            }
-        }
+        // On failure, or if this call is dropped, `task` ends with it.
+        let pid = listened.unwrap_or_else(|_| Err(unanswered(*timeout)))?;
+        tracing::info!(pid, "change feed listening");
+        let heartbeat = Aborting(tokio::spawn(probe(
+            client,
+            *heartbeat,
+            *timeout,
+            task.0.abort_handle(),
+        )));
+        Ok(Listener {
+            events,
+            pid,
+            task,
+            _heartbeat: heartbeat,
+        })
     }
 }
 
@@ -203,11 +227,13 @@ impl fmt::Debug for PgFeed {
 impl ChangeFeed for PgFeed {
     async fn subscribe(&self) -> Result<Subscription> {
         let mut guard = self.listener.lock().await;
-        if let Some(listener) = guard.as_ref().filter(|l| !l.task.is_finished()) {
-            return Ok(Subscription::new(listener.template.resubscribe()));
+        if let Some(subscription) = guard.as_ref().and_then(Listener::subscribe) {
+            return Ok(subscription);
         }
         let listener = self.connect().await?;
-        let subscription = Subscription::new(listener.template.resubscribe());
+        let subscription = listener
+            .subscribe()
+            .ok_or_else(|| Error::backend("the change feed connection closed as it opened"))?;
         *guard = Some(listener);
         Ok(subscription)
     }
@@ -308,6 +334,29 @@ pub(crate) fn decode(payload: &str) -> Option<ChangeEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_no_subscriber_reads_are_not_kept() {
+        let (tx, events) = event_channel();
+        let purge = || ChangeEvent::Purge {
+            scope: PurgeScope::Everything,
+            reason: "test".into(),
+        };
+        for _ in 0..100 {
+            let _ = tx.send(purge());
+        }
+        assert_eq!(tx.len(), 0);
+        let mut rx = events.upgrade().expect("sender alive").subscribe();
+        for _ in 0..100 {
+            tx.send(purge()).expect("a subscriber");
+        }
+        assert_eq!(tx.len(), 100);
+        while rx.try_recv().is_ok() {}
+        assert_eq!(tx.len(), 0);
+        // The task's sender gone, no subscription can be made.
+        drop(tx);
+        assert!(events.upgrade().is_none());
+    }
 
     #[test]
     fn payloads_decode() {
