@@ -480,4 +480,28 @@ mod tests {
         }
         Ok(())
     }
+
+    /// A bulk drop counts as an invalidation only where the spec's units
+    /// were cached.
+    #[tokio::test]
+    async fn deletes_in_a_spec_never_cached_invalidate_nothing() -> Result<()> {
+        let memory = MemoryBackend::new();
+        let cache = Cache::new(memory.clone());
+        let event = |spec: &str| ChangeEvent::WorkUnitsDeleted {
+            namespace: "n".into(),
+            work_spec: spec.into(),
+            units: DeletedUnits::All,
+        };
+        apply(&cache.shared, &event("elsewhere")).await;
+        assert_eq!(cache.stats().work_units.invalidations, 0);
+        memory
+            .namespace("n")
+            .await?
+            .set_work_spec(data!({"name": "s"}))
+            .await?;
+        cache.namespace("n").await?.work_spec("s").await?;
+        apply(&cache.shared, &event("s")).await;
+        assert_eq!(cache.stats().work_units.invalidations, 1);
+        Ok(())
+    }
 }

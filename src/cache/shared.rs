@@ -517,13 +517,18 @@ impl Shared {
         let current = current
             .as_deref()
             .filter(|current| !matches!(link, Some(link) if std::ptr::eq(*current, link)));
+        let mut dropped = false;
         for link in link.into_iter().chain(current) {
             let unreachable = link.rescope();
             if let Some(caches) = caches.as_deref() {
                 caches.sweep.retire(unreachable);
             }
+            dropped = true;
         }
-        self.counters::<CachedWorkUnit>().invalidations.inc();
+        // A spec never cached has no units to drop.
+        if dropped {
+            self.counters::<CachedWorkUnit>().invalidations.inc();
+        }
     }
 
     /// Drops every entry of every kind, and outdates every handle given out
