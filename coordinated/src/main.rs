@@ -36,13 +36,29 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // The first line on stdout tells scripts and tests where to connect.
     println!("coordinated listening on http://{}", listener.local_addr()?);
     tracing::info!(backend = %config.backend, cache = ?config.cache, "serving");
-    let result = coordinated::serve(
+    let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
+    let serving = coordinated::serve(
         listener,
         app,
-        coordinated::shutdown_signal(),
+        async {
+            let _ = stop.await;
+        },
         config.connection_options(),
-    )
-    .await;
+    );
+    // The first signal starts the drain; a second one ends it at once, as
+    // an operator pressing Ctrl-C again expects.
+    let signals = async {
+        coordinated::shutdown_signal().await;
+        let _ = stop_tx.send(());
+        coordinated::shutdown_signal().await;
+    };
+    let result = tokio::select! {
+        result = serving => result,
+        () = signals => {
+            tracing::warn!("second signal: abandoning the requests in flight");
+            Ok(())
+        }
+    };
     summaries.abort();
     let _ = summaries.await;
     // The last references: dropping them closes the PostgreSQL pool.

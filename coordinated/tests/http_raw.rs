@@ -676,6 +676,19 @@ fn shutdown_deadline_abandons_a_stuck_request() {
 }
 
 #[test]
+fn a_second_signal_ends_the_drain_at_once() {
+    let mut server = Server::start(&["--shutdown-deadline", "60s"]);
+    let _stream = start_slow_post(&server);
+    server.terminate();
+    // Draining: the listener is closed, the request still held.
+    eventually(Duration::from_secs(5), || {
+        TcpStream::connect(server.addr).is_err().then_some(())
+    });
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
 fn pipelined_garbage_gets_a_client_error_not_a_crash() {
     let server = Server::start(&[]);
     let reply = exchange(
