@@ -79,8 +79,9 @@ pub struct Config {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight (silent,
-    /// trickling a request head, or idle between requests); then it is
-    /// closed. Not zero.
+    /// trickling a request head, idle between requests, or reading its
+    /// response slower than 64 KiB per timeout); then it is closed. Not
+    /// zero.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub idle_timeout: Duration,
 }

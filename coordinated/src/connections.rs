@@ -31,7 +31,10 @@ pub struct ConnectionOptions {
     /// opening, or its last response's last byte written, until the next
     /// request's head has arrived. Then it is closed, so that neither silent clients, nor
     /// clients trickling a head, nor idle keep-alive connections hold it
-    /// for ever.
+    /// for ever. A response being written counts as activity while at
+    /// least [`STEADY_WRITE_BYTES`] of it go out per idle timeout: a
+    /// client reading a large answer a few bytes at a time does not hold
+    /// it for ever either.
     pub idle_timeout: Duration,
 }
 
@@ -126,6 +129,11 @@ async fn pause_after_accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+/// How much of a response must be written for the connection to count as
+/// active again (see [`ConnectionOptions::idle_timeout`]): a TCP window's
+/// worth, which any client reading steadily frees within moments.
+pub const STEADY_WRITE_BYTES: u64 = 64 << 10;
+
 /// Whether a connection has a request in flight, and since when it has
 /// had none. Kept with two atomic writes per request, where a timer per
 /// request (hyper's header-read timeout) cost 7 % of the requests a
@@ -135,8 +143,10 @@ struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `opened` when the last request ended or the
-    /// last response bytes were written.
+    /// last [`STEADY_WRITE_BYTES`] of a response were written.
     idle_since_ms: AtomicU64,
+    /// Bytes written since the idle time last restarted.
+    unnoted_bytes: AtomicU64,
 }
 
 impl Activity {
@@ -145,6 +155,7 @@ impl Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
+            unnoted_bytes: AtomicU64::new(0),
         }
     }
 
@@ -158,11 +169,22 @@ impl Activity {
     /// progress.
     fn active_now(&self) {
         let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.unnoted_bytes.store(0, Ordering::Release);
         self.idle_since_ms.store(now, Ordering::Release);
     }
 
+    /// Counts `bytes` of a response written; every
+    /// [`STEADY_WRITE_BYTES`] restart the idle time.
+    fn wrote(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        let unnoted = self.unnoted_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if unnoted.saturating_add(bytes) >= STEADY_WRITE_BYTES {
+            self.active_now();
+        }
+    }
+
     /// How long the connection has had no request in flight, nor written
-    /// a byte.
+    /// much of a response.
     fn idle(&self) -> Duration {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Duration::ZERO;
@@ -194,20 +216,20 @@ impl Drop for Busy {
     }
 }
 
-/// A connection's socket, noting each write that makes progress: a
-/// response still on its way to a client that reads it slowly keeps the
-/// connection from being idle, though its request has ended (hyper takes
-/// a body whole before it has written it).
+/// A connection's socket, counting the bytes written: a response still on
+/// its way to a client that reads it steadily keeps the connection from
+/// being idle, though its request has ended (hyper takes a body whole
+/// before it has written it).
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
 }
 
 impl Watched {
-    /// `written` as answered, noting progress.
+    /// `written` as answered, counting it.
     fn noted(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
-        if let Poll::Ready(Ok(1..)) = written {
-            self.activity.active_now();
+        if let Poll::Ready(Ok(bytes @ 1..)) = written {
+            self.activity.wrote(bytes);
         }
         written
     }
@@ -274,5 +296,22 @@ mod tests {
         activity.idle_for(step).await;
         assert!(started.elapsed() >= step - Duration::from_millis(1));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn only_a_steady_write_restarts_the_idle_time() {
+        let step = Duration::from_millis(30);
+        let activity = Arc::new(Activity::new());
+        tokio::time::sleep(step).await;
+        for _ in 0..16 {
+            activity.wrote(1024);
+        }
+        assert!(activity.idle() >= step);
+        activity.wrote(usize::try_from(STEADY_WRITE_BYTES).expect("fits") - 16 * 1024);
+        assert!(activity.idle() < step);
+        // Counted afresh from there.
+        tokio::time::sleep(step).await;
+        activity.wrote(1024);
+        assert!(activity.idle() >= step);
     }
 }
