@@ -110,6 +110,15 @@ pub trait Backend: Send + Sync + Debug {
     /// [`SummaryRecord`](crate::model::SummaryRecord) order.
     async fn summarize(&self) -> Result<Summary>;
 
+    /// Answers once the backend can serve calls, for readiness checks: the
+    /// cheapest round trip to its store, reading and writing nothing (a
+    /// query of `SELECT 1` on PostgreSQL, the root document over REST).
+    /// The default lists the namespaces; a backend with a cheaper way to
+    /// reach its store overrides it.
+    async fn ping(&self) -> Result<()> {
+        self.namespaces().await.map(drop)
+    }
+
     /// The backend's change feed, if it has one (see [`crate::feed`]).
     /// Optional: the default is `None`, and wrappers must forward it.
     fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
@@ -133,6 +142,10 @@ macro_rules! forward_backend {
 
             async fn summarize(&self) -> Result<Summary> {
                 (**self).summarize().await
+            }
+
+            async fn ping(&self) -> Result<()> {
+                (**self).ping().await
             }
 
             fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {

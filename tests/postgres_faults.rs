@@ -124,7 +124,10 @@ async fn calls_succeed_again_after_a_server_restart() {
     tokio::task::block_in_place(|| c.stop_server()).unwrap();
     let err = spec.meta(false).await.unwrap_err();
     assert!(matches!(err, Error::Backend(_)), "{err:?}");
+    let err = backend.ping().await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)), "{err:?}");
     tokio::task::block_in_place(|| c.start_server()).unwrap();
+    backend.ping().await.unwrap();
 
     // Every later call works: dead connections are dropped, new ones made.
     for _ in 0..8 {

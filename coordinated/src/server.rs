@@ -181,13 +181,13 @@ struct Readiness {
     timeout: Duration,
 }
 
-/// `GET /readyz`: the backend answers a cheap call in time.
+/// `GET /readyz`: the backend answers a ping in time.
 async fn readyz(
     State(r): State<Readiness>,
     template: Option<Extension<RouteTemplate>>,
 ) -> Response {
     RouteTemplate::claim(template, "/readyz");
-    match tokio::time::timeout(r.timeout, r.backend.namespaces()).await {
+    match tokio::time::timeout(r.timeout, r.backend.ping()).await {
         Ok(Ok(_)) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Ok(Err(e)) => {
             Problem::generic(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()

@@ -1,7 +1,7 @@
 //! The per-request timeout: a request whose backend work outlasts it is
 //! `503`, and the server goes on answering. Requests answered by the
 //! timeout, and requests whose client went away first, are counted under
-//! their route.
+//! their route. Readiness: a ping of the backend, within its own timeout.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use coordinate::{Backend, NamespaceRef, Summary};
 
 mod support;
 
-/// A memory backend whose namespace lookups take a second.
+/// A memory backend whose namespace lookups take a second, and whose
+/// ping never answers.
 #[derive(Debug)]
 struct Slow(MemoryBackend);
 
@@ -30,6 +31,10 @@ impl Backend for Slow {
 
     async fn summarize(&self) -> coordinate::Result<Summary> {
         self.0.summarize().await
+    }
+
+    async fn ping(&self) -> coordinate::Result<()> {
+        std::future::pending().await
     }
 }
 
@@ -134,4 +139,36 @@ async fn requests_answered_by_the_timeout_or_left_by_their_client_count_under_th
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(counted, "a request its client left is counted");
+}
+
+#[tokio::test]
+async fn readiness_is_a_ping_answered_within_its_timeout() {
+    use coordinate::instrumented::{Instrumented, Op};
+    let options = coordinated::ServerOptions {
+        readiness_timeout: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let client = reqwest::Client::new();
+
+    // However many namespaces there are, readiness lists none of them.
+    let counted = Arc::new(Instrumented::new(MemoryBackend::new()));
+    for i in 0..3 {
+        counted.namespace(&format!("n{i}")).await.unwrap();
+    }
+    counted.reset();
+    let app = coordinated::router(counted.clone(), &options);
+    let (url, _stop) = support::in_process::serve(app).await;
+    let response = client.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let calls = counted.calls();
+    assert_eq!(calls.get(Op::Ping), 1);
+    assert_eq!(calls.total(), 1, "{calls:?}");
+
+    // A backend that does not answer in time is not ready.
+    let app = coordinated::router(Arc::new(Slow(MemoryBackend::new())), &options);
+    let (url, _stop) = support::in_process::serve(app).await;
+    let response = client.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["message"], "backend did not answer in time", "{body}");
 }

@@ -392,6 +392,10 @@ impl<B: Backend + 'static> Backend for Cache<B> {
         self.inner.summarize().await
     }
 
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+
     fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
         self.inner.change_feed()
     }

@@ -33,6 +33,21 @@ pub async fn namespaces(t: TestBackend) {
     );
 }
 
+/// **Ping.** A ping of a fresh backend answers, and creates nothing: the
+/// namespace listing stays empty.
+pub async fn ping(t: TestBackend) {
+    let r = Run::new("ping", t);
+    r.ok(r.backend().ping().await, "ping");
+    r.ok(r.backend().ping().await, "second ping");
+    let all = r.ok(r.backend().namespaces().await, "namespaces()");
+    check!(
+        r,
+        all.is_empty(),
+        "a ping made namespaces: {:?}",
+        all.keys()
+    );
+}
+
 /// **SpecCreateDestroy.** Lookups of a missing spec fail with
 /// `NoSuchWorkSpec`; after `set_work_spec` the handle, a fresh lookup, the
 /// definition and the listing agree; after `destroy_work_spec` everything is

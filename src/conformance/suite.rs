@@ -16,6 +16,7 @@ macro_rules! conformance_tests {
                 // Namespaces
                 namespace_trivial,
                 namespaces,
+                ping,
                 spec_create_destroy,
                 spec_errors,
                 two_work_specs_basic,

@@ -67,6 +67,8 @@ ops! {
     Namespaces,
     /// `Backend::summarize`.
     Summarize,
+    /// `Backend::ping`.
+    Ping,
     /// `Namespace::destroy`.
     DestroyNamespace,
     /// `Namespace::set_work_spec`.
@@ -375,6 +377,11 @@ impl<B: Backend> Backend for Instrumented<B> {
     async fn summarize(&self) -> Result<Summary> {
         self.probe.enter(Op::Summarize).await;
         self.inner.summarize().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.probe.enter(Op::Ping).await;
+        self.inner.ping().await
     }
 
     /// The inner backend's feed, uncounted (it is not an API operation).

@@ -180,6 +180,11 @@ impl Backend for MemoryBackend {
         self.shared.run(|st, now| st.summarize_all(now))
     }
 
+    /// Always ready: the store is this process's memory.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// An in-process feed: every delete made through this backend (or a
     /// clone) reaches every subscriber, caches included.
     fn change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {

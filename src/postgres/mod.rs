@@ -486,6 +486,12 @@ impl Backend for PostgresBackend {
         self.shared.summarize(Scope::All).await
     }
 
+    /// A pooled connection answers `SELECT 1`.
+    async fn ping(&self) -> Result<()> {
+        let client = self.shared.client().await?;
+        execute(&client, "SELECT 1", &[]).await.map(drop)
+    }
+
     /// `LISTEN`/`NOTIFY`: deletes committed by any job server (or by hand)
     /// on this database reach every subscriber (see the `notify` module).
     fn change_feed(&self) -> Option<Arc<dyn crate::feed::ChangeFeed>> {

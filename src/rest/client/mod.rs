@@ -484,6 +484,16 @@ impl Backend for RestBackend {
         let url = self.shared.resolve(&self.shared.root.summary_url)?;
         summary_at(&self.shared, &url, Owner::Lookup(ObjectKind::Namespace)).await
     }
+
+    /// The server answers its root document (which touches no store).
+    async fn ping(&self) -> Result<()> {
+        let transport = &self.shared.transport;
+        let _: RootDocument = transport
+            .get(transport.base())
+            .await
+            .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+        Ok(())
+    }
 }
 
 /// `GET` a summary document.
