@@ -414,6 +414,10 @@ impl<B> Cache<B> {
     /// subscribed to the same backend (every job server on the same
     /// database) to do the same. `reason` is logged by each of them.
     ///
+    /// This cache drops its entries before the call returns, and again
+    /// when its own request comes back on the feed (its stats count both):
+    /// entries loaded in between are dropped too.
+    ///
     /// Fails with [`Error::NoChangeFeed`] if the backend has no change feed
     /// (this cache's entries are dropped all the same).
     pub async fn broadcast_purge(&self, scope: PurgeScope, reason: &str) -> Result<()>
