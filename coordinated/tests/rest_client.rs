@@ -1004,12 +1004,13 @@ async fn an_active_attempt_never_served_is_a_protocol_error_not_gone() {
 }
 
 /// A server that hands out more attempts than asked for: the client keeps
-/// as many as it asked for.
+/// as many as it asked for and releases the others.
 #[tokio::test]
 async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
     let served = with_units(&["u1", "u2", "u3"]).await;
+    let (expired, recorded) = expires();
     // Every hand-out request asks the store for three units.
-    let app = router_over(&served).layer(axum::middleware::from_fn(
+    let app = recorded(router_over(&served)).layer(axum::middleware::from_fn(
         |request: axum::extract::Request, next: axum::middleware::Next| async move {
             if !request.uri().path().ends_with("/request_attempts") {
                 return next.run(request).await;
@@ -1037,7 +1038,8 @@ async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
         .await
         .unwrap();
     assert_eq!(attempts.len(), 1);
-    // The server did hand out three.
+    // The server did hand out three; the two not kept are available again.
+    assert_eq!(expired.load(Ordering::SeqCst), 2);
     let counts = served
         .work_spec_at("n", "s")
         .await
@@ -1045,7 +1047,90 @@ async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
         .count_work_unit_status()
         .await
         .unwrap();
-    assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&3), "{counts:?}");
+    assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get(&WorkUnitStatus::Available),
+        Some(&2),
+        "{counts:?}"
+    );
+}
+
+/// A counter of the attempt expiries a server answers, and a layer for
+/// the server that counts them.
+fn expires() -> (Arc<AtomicU64>, impl Fn(axum::Router) -> axum::Router) {
+    let expired = Arc::new(AtomicU64::new(0));
+    let counter = expired.clone();
+    let layer = move |app: axum::Router| {
+        let counter = counter.clone();
+        app.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let expire = request.method() == axum::http::Method::POST
+                    && request.uri().path().ends_with("/expire");
+                let counter = counter.clone();
+                async move {
+                    let response = next.run(request).await;
+                    if expire && response.status().is_success() {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    response
+                }
+            },
+        ))
+    };
+    (expired, layer)
+}
+
+/// A hand-out whose handles cannot be built, against a server without the
+/// attempt names (so the client reads the attempts' spec and units), is an
+/// error that leaves no attempt pending: the client expires every attempt
+/// the server made before it answers, rather than leave the units held for
+/// a whole lease.
+#[tokio::test]
+async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
+    use axum::response::IntoResponse;
+    // The follow-up reads of the hand-out: its spec's, and its units'.
+    let spec_read: fn(&str) -> bool = |path| path.ends_with("/work_spec/s");
+    let unit_read: fn(&str) -> bool = |path| path.contains("/work_unit/");
+    for (failing, fails) in [("spec", spec_read), ("unit", unit_read)] {
+        let served = with_units(&["u1", "u2"]).await;
+        let (expired, recorded) = expires();
+        let app = support::plain::without_attempt_names(router_over(&served));
+        let app = recorded(app.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                if request.method() == axum::http::Method::GET && fails(request.uri().path()) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                next.run(request).await
+            },
+        )));
+        let (url, _stop) = serve(app).await;
+        let rest = RestBackend::connect(url).await.unwrap();
+        let worker = rest
+            .namespace("n")
+            .await
+            .unwrap()
+            .worker("w")
+            .await
+            .unwrap();
+        let got = worker.request_attempts(&AttemptRequest::units(2)).await;
+        assert!(
+            matches!(&got, Err(Error::Backend(e)) if e.to_string().contains("503")),
+            "{failing}: {got:?}"
+        );
+        assert_eq!(expired.load(Ordering::SeqCst), 2, "{failing}");
+        let counts = served
+            .work_spec_at("n", "s")
+            .await
+            .unwrap()
+            .count_work_unit_status()
+            .await
+            .unwrap();
+        assert_eq!(
+            counts.get(&WorkUnitStatus::Available),
+            Some(&2),
+            "{failing}: {counts:?}"
+        );
+    }
 }
 
 /// A lookup answered after the same name was cached from an upsert leaves

@@ -42,6 +42,13 @@
 //! `coordinated` serves) saves those reads: a hand-out is then one request
 //! whatever the number of units.
 //!
+//! A hand-out's attempts exist on the server before the client builds their
+//! handles. So `request_attempts` hands back handles for all of them or
+//! answers an error and leaves none pending: attempts past the number asked
+//! for, and all of them when their handles cannot be built, are expired on
+//! the server (best effort) before the call answers, which makes their
+//! units available again instead of held for a whole lease.
+//!
 //! # Work unit queries
 //!
 //! The API carries a work unit query in its URL. A query whose names do

@@ -30,7 +30,7 @@ use super::worker::RestWorker;
 use super::Shared;
 
 /// How many links one call follows at once.
-const CONCURRENT_FETCHES: usize = 8;
+pub(crate) const CONCURRENT_FETCHES: usize = 8;
 
 /// One attempt to build: its resolved links and, for a full document, its
 /// action endpoints.
@@ -193,7 +193,7 @@ impl<'a> Resolver<'a> {
     /// documents.
     pub(crate) async fn attempts<T: AttemptLinks>(
         &mut self,
-        attempts: Vec<T>,
+        attempts: &[T],
     ) -> Result<Vec<AttemptRef>> {
         let items = attempts
             .iter()

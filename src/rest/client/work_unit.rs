@@ -233,7 +233,7 @@ impl WorkUnit for RestWorkUnit {
             };
             let mut resolver = Resolver::new(self.shared());
             resolver.know_unit(self);
-            let mut got = resolver.attempts(vec![attempt]).await?;
+            let mut got = resolver.attempts(&[attempt]).await?;
             return Ok(got.pop());
         }
         // The unit was there at every read, its attempt never: a server
@@ -258,7 +258,7 @@ impl WorkUnit for RestWorkUnit {
         let list = self.attempt_list().await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_unit(self);
-        resolver.attempts(list.attempts).await
+        resolver.attempts(&list.attempts).await
     }
 
     async fn num_attempts(&self) -> Result<u64> {

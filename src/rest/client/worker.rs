@@ -6,6 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
 use reqwest::{Method, Url};
 use tokio::sync::OnceCell;
 
@@ -13,20 +14,47 @@ use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
-    AttemptList, AttemptRequestBody, AttemptRequestResult, MakeAttemptBody,
-    UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
+    AttemptActionBody, AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult,
+    MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
 
 use super::layout::namespace_in;
 use super::owner::Owner;
-use super::resolve::Resolver;
+use super::resolve::{Resolver, CONCURRENT_FETCHES};
 use super::work_unit::RestWorkUnit;
 use super::Shared;
 
 /// The most an attempt document holds besides its data: its links, each
 /// carrying names of up to `MAX_NAME_BYTES`, escaped.
 const ATTEMPT_DOCUMENT_BYTES: usize = 128 << 10;
+
+/// Releases attempts made on the server but not handed to the caller, so
+/// that their units are available again at once. Best effort: an attempt
+/// whose release fails is left to expire at the end of its lease.
+///
+/// The release is `expire`, which does early what the server does itself
+/// when the lease runs out (spec §9.2, §13.2): the attempt becomes Expired and
+/// its unit available, with the unit's meta untouched. `retry` would record
+/// the attempt as completed unsuccessfully and overwrite the unit's
+/// `not_before` (even with no delay), and `fail` would fail the unit. No
+/// action removes an attempt, so a released one still counts toward the
+/// spec's `max_retries`, exactly as if its lease had run out. Expiring an
+/// expired attempt is a no-op, so a release that races the server's own
+/// expiry is harmless.
+async fn release(shared: &Shared, attempts: &[AttemptDocument]) {
+    stream::iter(attempts)
+        .filter_map(|attempt| async { shared.resolve(&attempt.actions.expire_url).ok() })
+        .for_each_concurrent(CONCURRENT_FETCHES, |url| async move {
+            let body = AttemptActionBody::default();
+            // Best effort: the caller answers its own outcome.
+            let _ = shared
+                .transport()
+                .call(Method::POST, &url, Some(&body))
+                .await;
+        })
+        .await;
+}
 
 /// A worker handle; clones share the links.
 #[derive(Clone)]
@@ -142,7 +170,7 @@ impl RestWorker {
             .await?;
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
-        resolver.attempts(list.attempts).await
+        resolver.attempts(&list.attempts).await
     }
 
     /// Recognises a worker handle of this backend's server.
@@ -259,6 +287,14 @@ impl Worker for RestWorker {
         .await
     }
 
+    /// Once the server has made attempts, the call hands back handles for
+    /// all of them or leaves none pending: attempts past the number asked
+    /// for, and every attempt when their handles cannot be built (a read of
+    /// their unit or spec fails, a link is unusable), are released on the
+    /// server before the call answers. A failure then answers its error
+    /// rather than the attempts that did resolve: the released units are
+    /// available again, so the worker's next request can take them, while
+    /// a partial answer would look like less work than there is.
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
         let body = AttemptRequestBody::from(request.clone());
@@ -277,17 +313,26 @@ impl Worker for RestWorker {
             )
             .await?;
         // No more than were asked for, whatever the server sent: each may
-        // cost a read to resolve.
-        result.attempts.truncate(wanted);
+        // cost a read to resolve, and the caller expects no more.
+        let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
+        release(self.shared(), &extra).await;
         if result.attempts.is_empty() {
             return Ok(Vec::new());
         }
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
-        if let Some(spec_url) = &result.work_spec_url {
-            resolver.common_spec(spec_url)?;
+        let handles = match &result.work_spec_url {
+            Some(spec_url) => resolver.common_spec(spec_url),
+            None => Ok(()),
+        };
+        let handles = match handles {
+            Ok(()) => resolver.attempts(&result.attempts).await,
+            Err(e) => Err(e),
+        };
+        if handles.is_err() {
+            release(self.shared(), &result.attempts).await;
         }
-        resolver.attempts(result.attempts).await
+        handles
     }
 
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
@@ -327,7 +372,7 @@ impl Worker for RestWorker {
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.know_unit(unit);
-        let mut made = resolver.attempts(vec![doc]).await?;
+        let mut made = resolver.attempts(&[doc]).await?;
         made.pop().ok_or(Error::Gone {
             kind: ObjectKind::Worker,
         })
