@@ -1003,6 +1003,51 @@ async fn an_active_attempt_never_served_is_a_protocol_error_not_gone() {
     );
 }
 
+/// A 404 whose JSON body is not the API's error document (it has no error
+/// code: a gateway's page, say) says nothing of the attempt: it is the
+/// status it came with, not `Gone`.
+#[tokio::test]
+async fn a_404_without_an_error_code_is_not_gone() {
+    use axum::response::IntoResponse;
+    let served = with_unit().await;
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.uri().path().ends_with("/finish") {
+                let page = axum::Json(json!({"message": "Not Found"}));
+                return (axum::http::StatusCode::NOT_FOUND, page).into_response();
+            }
+            next.run(request).await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let attempt = worker
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let finished = attempt.finish(None).await;
+    assert!(
+        matches!(&finished, Err(Error::Backend(e))
+            if matches!(e.downcast_ref::<ProtocolError>(),
+                Some(ProtocolError::Status { status, .. }) if status.as_u16() == 404)),
+        "{finished:?}"
+    );
+    // The attempt is live on the server all the same.
+    assert_eq!(
+        attempt.status().await.unwrap(),
+        coordinate::AttemptStatus::Pending
+    );
+}
+
 /// A server that hands out more attempts than asked for: the client keeps
 /// as many as it asked for and releases the others.
 #[tokio::test]

@@ -76,8 +76,8 @@ impl Failure {
     }
 
     /// True if the server's error document said what failed: a 404 without
-    /// one (a proxy's page, a body cut off or over the limit) says nothing
-    /// of the attempt.
+    /// one (a proxy's page, a JSON body without an error code, a body cut
+    /// off or over the limit) says nothing of the attempt.
     fn answered_by_the_api(&self) -> bool {
         match &self.error {
             Error::Backend(source) => source.downcast_ref::<RemoteError>().is_some(),

@@ -37,8 +37,8 @@ impl Failure {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
-    /// A non-2xx answer without a JSON error document (a proxy's or a
-    /// router's page, say).
+    /// A non-2xx answer without the API's error document, one with an
+    /// error code (a proxy's or a router's page, say, JSON or not).
     #[error("HTTP {status} from {url}: {body}")]
     Status {
         /// The status line's code.
@@ -299,9 +299,13 @@ impl Transport {
             }
             return Ok(bytes);
         }
+        // Only a document with a code is the API's error document: a
+        // gateway's JSON page (`{"message": "Not Found"}`) reads as one
+        // with every field empty, and says nothing of what failed.
         let document = is_json
             .then(|| serde_json::from_slice::<ErrorDocument>(&bytes).ok())
-            .flatten();
+            .flatten()
+            .filter(|document| !document.error.is_empty());
         let error = match document {
             // The wire names no object kind: every caller turns the
             // failure into its error with `error_for`, which sets the kind
