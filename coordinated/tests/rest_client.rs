@@ -1048,6 +1048,104 @@ async fn a_404_without_an_error_code_is_not_gone() {
     );
 }
 
+fn is_link_error(err: &Error) -> bool {
+    let Error::Backend(source) = err else {
+        return false;
+    };
+    matches!(
+        source.downcast_ref::<ProtocolError>(),
+        Some(ProtocolError::Link { .. })
+    )
+}
+
+/// A link the server leaves out of a document is a protocol error when the
+/// client needs it, not the base URL, whose root document would read as an
+/// empty list.
+#[tokio::test]
+async fn a_missing_link_is_a_protocol_error() {
+    let served = with_unit().await;
+    ns_worker_with_attempt(&served).await;
+    // The server leaves the link out of its worker documents.
+    let app = router_over(&served).layer(axum::middleware::map_response(
+        |response: axum::response::Response| async move {
+            let (mut parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                return axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
+            };
+            if let Some(doc) = json.as_object_mut() {
+                doc.remove("active_attempts_url");
+            }
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            let body = axum::body::Body::from(serde_json::to_vec(&json).unwrap());
+            axum::response::Response::from_parts(parts, body)
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let active = worker.active_attempts().await;
+    assert!(
+        active.as_ref().is_err_and(is_link_error),
+        "{:?}",
+        active.map(|a| a.len())
+    );
+}
+
+/// Gives worker `w` of namespace `n` an attempt at unit `u` of spec `s`.
+async fn ns_worker_with_attempt(served: &MemoryBackend) {
+    let attempts = served
+        .worker_at("n", "w")
+        .await
+        .unwrap()
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+}
+
+/// A root document without a link the client follows from it is refused
+/// at connect.
+#[tokio::test]
+async fn a_root_document_without_its_links_is_refused_at_connect() {
+    let whole = json!({
+        "url": "",
+        "summary_url": "/summary",
+        "namespaces_url": "/namespace",
+        "namespace_url": "/namespace/{namespace}",
+    });
+    let mut cases = vec![("none", whole.clone())];
+    for field in ["summary_url", "namespaces_url", "namespace_url"] {
+        let mut root = whole.clone();
+        root.as_object_mut().unwrap().remove(field);
+        cases.push((field, root));
+    }
+    let mut plain = whole.clone();
+    plain["namespace_url"] = "/namespace/x".into();
+    cases.push(("{namespace}", plain));
+    for (missing, root) in cases {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move { axum::Json(root) }),
+        );
+        let (url, _stop) = serve(app).await;
+        let connected = RestBackend::connect(url).await;
+        if missing == "none" {
+            assert!(connected.is_ok(), "{:?}", connected.err());
+        } else {
+            let err = connected.unwrap_err();
+            assert!(is_link_error(&err), "{missing}: {err:?}");
+            assert!(err.to_string().contains(missing), "{missing}: {err}");
+        }
+    }
+}
+
 /// A server that hands out more attempts than asked for: the client keeps
 /// as many as it asked for and releases the others.
 #[tokio::test]

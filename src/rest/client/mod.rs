@@ -406,10 +406,37 @@ impl RestBackendBuilder {
             .get(transport.base())
             .await
             .map_err(|f| f.lookup(ObjectKind::Namespace))?;
+        check_root(&transport, &root)?;
         Ok(RestBackend {
             shared: Arc::new(Shared { transport, root }),
         })
     }
+}
+
+/// Checks that the root document has the links the client follows from
+/// it, so that a server without one is refused at connect rather than at
+/// the first call that needs it.
+fn check_root(transport: &Transport, root: &RootDocument) -> Result<()> {
+    let missing = |field: &str, link: &str, needs: &str| {
+        Error::backend(ProtocolError::Link {
+            link: link.to_owned(),
+            reason: format!("the root document's {field} {needs}"),
+        })
+    };
+    for (field, link) in [
+        ("summary_url", &root.summary_url),
+        ("namespaces_url", &root.namespaces_url),
+    ] {
+        if link.is_empty() {
+            return Err(missing(field, link, "is missing"));
+        }
+        transport.resolve(link)?;
+    }
+    if !root.namespace_url.contains("{namespace}") {
+        let needs = "is not a template with {namespace}";
+        return Err(missing("namespace_url", &root.namespace_url, needs));
+    }
+    Ok(())
 }
 
 /// The root URL: the base as given, with the trailing slash of a root.

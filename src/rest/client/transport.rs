@@ -65,7 +65,8 @@ pub enum ProtocolError {
         /// The limit, in bytes.
         limit: usize,
     },
-    /// A link or template in a representation that cannot be used.
+    /// A link or template in a representation that is missing or cannot
+    /// be used.
     #[error("unusable link {link:?}: {reason}")]
     Link {
         /// The link as the server sent it.
@@ -127,7 +128,17 @@ impl Transport {
     }
 
     /// The absolute URL of a link (an absolute path or an absolute URL).
+    /// An empty link is refused: it is what a field the server left out
+    /// decodes to, and resolved it would be the base URL, whose root
+    /// document reads as an empty instance of most documents. (Callers
+    /// that give an empty link a meaning check for it first.)
     pub(crate) fn resolve(&self, link: &str) -> Result<Url, Error> {
+        if link.is_empty() {
+            return Err(Error::backend(ProtocolError::Link {
+                link: String::new(),
+                reason: "missing from the server's document".to_owned(),
+            }));
+        }
         self.base.join(link).map_err(|e| {
             Error::backend(ProtocolError::Link {
                 link: link.to_owned(),
