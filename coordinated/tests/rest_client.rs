@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinate::memory::MemoryBackend;
-use coordinate::rest::client::{ProtocolError, RestBackend};
+use coordinate::rest::client::{BaseUrlError, ProtocolError, RestBackend};
 use coordinate::rest::names;
 use coordinate::rules::limits::{MAX_DATA_BYTES, MAX_NAME_BYTES};
 use coordinate::ObjectKind;
@@ -643,6 +643,101 @@ async fn transport_failures_are_backend_errors_with_their_cause() {
         RestBackend::connect("ftp://127.0.0.1/").await,
         Err(Error::Backend(_))
     ));
+}
+
+/// A base URL's credentials reach the server (as basic authentication)
+/// but no error message or `Debug` output: they show `***` instead.
+#[tokio::test]
+async fn credentials_in_the_base_url_are_never_shown() {
+    use axum::response::IntoResponse;
+    let authorized = Arc::new(AtomicU64::new(0));
+    let counter = authorized.clone();
+    // Answers 503 to reads of namespace `broken`, counts requests that
+    // carry the credentials.
+    let app = memory_router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let basic = request
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .is_some_and(|v| v == "Basic dXNlcjpzZWNyZXQ=");
+            if basic {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            let broken = request.uri().path().ends_with("/broken");
+            async move {
+                if broken {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                next.run(request).await
+            }
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let with_credentials = url.replacen("http://", "http://user:secret@", 1);
+    let builder = RestBackend::builder(with_credentials.clone());
+    let rest = builder.clone().connect().await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let attempt = worker
+        .make_attempt(&unit, Default::default())
+        .await
+        .unwrap();
+    assert!(authorized.load(Ordering::SeqCst) > 0, "no basic auth sent");
+    let failed = rest.namespace("broken").await.unwrap_err();
+
+    // A port nobody listens on: the HTTP client's own error.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let unreachable = RestBackend::connect(format!("http://user:secret@{addr}/"))
+        .await
+        .unwrap_err();
+    // Not a URL at all.
+    let invalid = RestBackend::connect("http://user:secret@[::1")
+        .await
+        .unwrap_err();
+
+    let shown = [
+        format!("{builder:?}"),
+        format!("{rest:?}"),
+        rest.base_url().to_owned(),
+        format!("{ns:?} {spec:?} {unit:?} {worker:?} {attempt:?}"),
+        format!("{failed} {failed:?}"),
+        format!("{unreachable} {unreachable:?}"),
+        format!("{invalid} {invalid:?}"),
+    ];
+    for text in shown {
+        assert!(!text.contains("secret"), "{text}");
+    }
+    assert!(
+        rest.base_url().contains("***@127.0.0.1"),
+        "{}",
+        rest.base_url()
+    );
+    assert!(failed.to_string().contains("***@"), "{failed}");
+}
+
+/// The client has no TLS: an `https` base URL is refused when it is
+/// built, with an error that says so, not at the first request.
+#[tokio::test]
+async fn an_https_base_url_is_refused_when_built() {
+    let err = RestBackend::connect("https://user:secret@127.0.0.1:1/")
+        .await
+        .unwrap_err();
+    let Error::Backend(source) = &err else {
+        panic!("expected a backend error, got {err:?}");
+    };
+    let refused = source.downcast_ref::<BaseUrlError>();
+    assert!(
+        matches!(refused, Some(BaseUrlError::Https { url }) if url == "https://***@127.0.0.1:1/"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("TLS"), "{err}");
 }
 
 /// The error of connecting to `url` with a response limit of `limit`.

@@ -20,6 +20,7 @@ use crate::rest::wire::{
 use crate::rules::limits::checked_optional_data;
 
 use super::owner::Owner;
+use super::transport::shown;
 use super::work_unit::RestWorkUnit;
 use super::worker::RestWorker;
 use super::Shared;
@@ -56,7 +57,7 @@ pub(crate) struct RestAttempt {
 impl fmt::Debug for RestAttempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RestAttempt")
-            .field("url", &self.url.as_str())
+            .field("url", &shown(&self.url))
             .finish()
     }
 }

@@ -77,6 +77,12 @@
 //!
 //! # Errors
 //!
+//! A base URL the client cannot use — not a URL, not `http`, or `https`,
+//! which this client (built without TLS) cannot speak — is refused by
+//! [`connect`](RestBackendBuilder::connect) with a [`BaseUrlError`]. A
+//! base URL's user name and password are sent as basic authentication and
+//! never shown: error messages and `Debug` output show `***` instead.
+//!
 //! The server's error documents come back as the typed errors they name
 //! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Every limit of the
 //! crate's `# Limits` that does not depend on the server's clock is
@@ -125,7 +131,7 @@ macro_rules! debug_name_and_url {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($handle))
                     .field("name", &self.0.name)
-                    .field("url", &self.0.url.as_str())
+                    .field("url", &$crate::rest::client::transport::shown(&self.0.url))
                     .finish()
             }
         }
@@ -324,7 +330,7 @@ impl Shared {
 }
 
 /// Configures and connects a [`RestBackend`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RestBackendBuilder {
     base_url: String,
     timeout: StdDuration,
@@ -334,12 +340,49 @@ pub struct RestBackendBuilder {
     max_response_bytes: usize,
 }
 
-/// The base URL given to the builder is not an `http` URL.
+impl fmt::Debug for RestBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestBackendBuilder")
+            .field("base_url", &shown_text(&self.base_url))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("max_idle_per_host", &self.max_idle_per_host)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// The base URL given to the builder cannot be used; refused by
+/// [`connect`](RestBackendBuilder::connect) before any request. Each
+/// carries the URL as given, its credentials hidden behind `***`.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid base URL {url:?}: {reason}")]
-pub struct BaseUrlError {
-    url: String,
-    reason: String,
+#[non_exhaustive]
+pub enum BaseUrlError {
+    /// Not a URL.
+    #[error("invalid base URL {url:?}: {reason}")]
+    Invalid {
+        /// The URL as given, credentials hidden.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A URL of a scheme other than `http` and `https`.
+    #[error("base URL {url:?} is not an http:// URL")]
+    NotHttp {
+        /// The URL as given, credentials hidden.
+        url: String,
+    },
+    /// An `https` URL: the client is built without TLS, so every request
+    /// to it would fail.
+    #[error(
+        "base URL {url:?} is https://, but this client has no TLS: use an http:// URL \
+         (a TLS-terminating proxy in front of a remote server, say)"
+    )]
+    Https {
+        /// The URL as given, credentials hidden.
+        url: String,
+    },
 }
 
 impl RestBackendBuilder {
@@ -400,7 +443,7 @@ impl RestBackendBuilder {
             // `Transport` follows redirects itself, for reads only.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(Error::backend)?;
+            .map_err(transport::http_error)?;
         let transport = Transport::new(http, base, self.max_response_bytes);
         let root: RootDocument = transport
             .get(transport.base())
@@ -441,15 +484,22 @@ fn check_root(transport: &Transport, root: &RootDocument) -> Result<()> {
 
 /// The root URL: the base as given, with the trailing slash of a root.
 fn base_url(text: &str) -> Result<Url> {
-    let bad = |reason: String| {
-        Error::backend(BaseUrlError {
-            url: text.to_owned(),
-            reason,
+    let mut url = Url::parse(text).map_err(|e| {
+        Error::backend(BaseUrlError::Invalid {
+            url: shown_text(text),
+            reason: e.to_string(),
         })
-    };
-    let mut url = Url::parse(text).map_err(|e| bad(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("not an http URL".to_owned()));
+    })?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            let url = shown_text(text);
+            return Err(Error::backend(BaseUrlError::Https { url }));
+        }
+        _ => {
+            let url = shown_text(text);
+            return Err(Error::backend(BaseUrlError::NotHttp { url }));
+        }
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -458,9 +508,29 @@ fn base_url(text: &str) -> Result<Url> {
     Ok(url)
 }
 
+/// A URL as given, which may not parse, shown with the user information
+/// of its authority (what precedes its last `@`) hidden.
+fn shown_text(text: &str) -> String {
+    let start = text.find("://").map_or(0, |scheme| scheme + 3);
+    let authority = &text[start..];
+    let authority = authority
+        .find(['/', '?', '#', '\\'])
+        .map_or(authority, |end| &authority[..end]);
+    match authority.rfind('@') {
+        Some(at) => format!(
+            "{}{}{}",
+            &text[..start],
+            transport::HIDDEN_USERINFO,
+            &text[start + at..]
+        ),
+        None => text.to_owned(),
+    }
+}
+
 impl RestBackend {
     /// A builder for a server whose root document is at `base_url`
-    /// (`http://host:port/`, or under a path prefix).
+    /// (`http://host:port/`, or under a path prefix; not `https`, see
+    /// [`BaseUrlError::Https`]).
     pub fn builder(base_url: impl Into<String>) -> RestBackendBuilder {
         RestBackendBuilder {
             base_url: base_url.into(),
@@ -477,9 +547,10 @@ impl RestBackend {
         Self::builder(base_url).connect().await
     }
 
-    /// The root URL this backend talks to.
+    /// The root URL this backend talks to, as shown: its credentials, if
+    /// it has any, are hidden behind `***`.
     pub fn base_url(&self) -> &str {
-        self.shared.transport.base().as_str()
+        self.shared.transport.shown_base()
     }
 }
 
@@ -551,5 +622,19 @@ mod tests {
         assert_eq!(root("http://h/api/").unwrap(), "http://h/api/");
         assert!(root("ftp://h/").is_err());
         assert!(root("not a url").is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_url_as_given_are_hidden() {
+        for (given, shown) in [
+            ("http://u:p@h:1/x", "http://***@h:1/x"),
+            ("http://u@h/", "http://***@h/"),
+            ("http://u:p@@h?a@b", "http://***@h?a@b"),
+            ("u:p@h:1/x@y", "***@h:1/x@y"),
+            ("http://h/a@b", "http://h/a@b"),
+            ("http://u:p@h:bad", "http://***@h:bad"),
+        ] {
+            assert_eq!(shown_text(given), shown, "{given}");
+        }
     }
 }

@@ -21,6 +21,7 @@ use crate::rules::limits::{check_name, fits_name};
 
 use super::owner::Owner;
 use super::template::Var;
+use super::transport::shown;
 use super::work_spec::RestWorkSpec;
 use super::worker::RestWorker;
 use super::{summary_at, Shared};
@@ -44,7 +45,7 @@ impl fmt::Debug for RestNamespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RestNamespace")
             .field("name", &self.name)
-            .field("url", &self.url.as_str())
+            .field("url", &shown(&self.url))
             .finish()
     }
 }

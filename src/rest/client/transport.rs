@@ -81,15 +81,47 @@ pub enum ProtocolError {
 pub(crate) struct Transport {
     http: reqwest::Client,
     base: Url,
+    /// `base` as shown, without its credentials.
+    shown_base: String,
     max_response_bytes: usize,
 }
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transport")
-            .field("base", &self.base.as_str())
+            .field("base", &self.shown_base)
             .finish_non_exhaustive()
     }
+}
+
+/// What stands for the user information of a URL wherever one is shown.
+pub(crate) const HIDDEN_USERINFO: &str = "***";
+
+/// Hides the credentials of `url` (its user name and password, which
+/// `reqwest` sends as basic authentication) behind [`HIDDEN_USERINFO`].
+fn redact(url: &mut Url) {
+    if !url.username().is_empty() || url.password().is_some() {
+        // Setting fails only for a URL that cannot have a host, which
+        // has no credentials to hide.
+        let _ = url.set_password(None);
+        let _ = url.set_username(HIDDEN_USERINFO);
+    }
+}
+
+/// `url` as error messages and `Debug` show it: without its credentials.
+pub(crate) fn shown(url: &Url) -> String {
+    let mut url = url.clone();
+    redact(&mut url);
+    url.into()
+}
+
+/// A failure of the HTTP client, the URL it names shown without its
+/// credentials.
+pub(crate) fn http_error(mut error: reqwest::Error) -> Error {
+    if let Some(url) = error.url_mut() {
+        redact(url);
+    }
+    Error::backend(error)
 }
 
 /// Media type of every request body, and the only one the client asks for.
@@ -118,6 +150,7 @@ impl Transport {
     pub(crate) fn new(http: reqwest::Client, base: Url, max_response_bytes: usize) -> Self {
         Transport {
             http,
+            shown_base: shown(&base),
             base,
             max_response_bytes,
         }
@@ -125,6 +158,11 @@ impl Transport {
 
     pub(crate) fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// The base URL as shown, without its credentials.
+    pub(crate) fn shown_base(&self) -> &str {
+        &self.shown_base
     }
 
     /// The absolute URL of a link (an absolute path or an absolute URL).
@@ -177,7 +215,7 @@ impl Transport {
         let bytes = self.send(method, url, body, limit).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Failure::local(Error::backend(ProtocolError::Body {
-                url: url.to_string(),
+                url: shown(url),
                 reason: e.to_string(),
             }))
         })
@@ -203,7 +241,7 @@ impl Transport {
     ) -> Result<Bytes, Error> {
         let too_large = || {
             Error::backend(ProtocolError::TooLarge {
-                url: url.to_string(),
+                url: shown(url),
                 limit,
             })
         };
@@ -213,7 +251,7 @@ impl Transport {
         }
         // Most bodies arrive as one chunk, which is kept without a copy.
         let (mut first, mut joined, mut len) = (Bytes::new(), None::<BytesMut>, 0);
-        while let Some(chunk) = response.chunk().await.map_err(Error::backend)? {
+        while let Some(chunk) = response.chunk().await.map_err(http_error)? {
             if chunk.len() > limit - len {
                 return Err(too_large());
             }
@@ -261,7 +299,7 @@ impl Transport {
             let response = request
                 .send()
                 .await
-                .map_err(|e| Failure::local(Error::backend(e)))?;
+                .map_err(|e| Failure::local(http_error(e)))?;
             if method == Method::GET && hops < MAX_REDIRECTS {
                 if let Some(next) = redirect_target(&response, &url) {
                     hops += 1;
@@ -303,7 +341,7 @@ impl Transport {
                 return Err(Failure {
                     status: Some(status),
                     error: Error::backend(ProtocolError::Body {
-                        url: url.to_string(),
+                        url: shown(url),
                         reason: "not a JSON media type".to_owned(),
                     }),
                 });
@@ -324,7 +362,7 @@ impl Transport {
             Some(document) => document.into_error(ObjectKind::Namespace),
             None => Error::backend(ProtocolError::Status {
                 status,
-                url: url.to_string(),
+                url: shown(url),
                 body: String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_EXCERPT)]).into_owned(),
             }),
         };

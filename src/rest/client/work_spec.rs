@@ -28,6 +28,7 @@ use crate::rules::limits::{
 use super::layout::namespace_in;
 use super::owner::Owner;
 use super::template::Var;
+use super::transport::shown;
 use super::work_unit::RestWorkUnit;
 use super::{summary_at, ProtocolError, Shared};
 
@@ -416,7 +417,7 @@ impl WorkSpec for RestWorkSpec {
             .map(|(status, n)| {
                 let status = status.parse().map_err(|e: crate::StatusConversionError| {
                     Error::backend(ProtocolError::Body {
-                        url: url.to_string(),
+                        url: shown(&url),
                         reason: e.to_string(),
                     })
                 })?;
