@@ -34,8 +34,8 @@ const ATTEMPT_DOCUMENT_BYTES: usize = 128 << 10;
 /// whose release fails is left to expire at the end of its lease.
 ///
 /// The release is `expire`, which does early what the server does itself
-/// when the lease runs out (spec §9.2, §13.2): the attempt becomes Expired and
-/// its unit available, with the unit's meta untouched. `retry` would record
+/// when the lease runs out: the attempt becomes Expired and its unit
+/// available, with the unit's meta untouched. `retry` would record
 /// the attempt as completed unsuccessfully and overwrite the unit's
 /// `not_before` (even with no delay), and `fail` would fail the unit. No
 /// action removes an attempt, so a released one still counts toward the
