@@ -168,6 +168,10 @@ pub mod postgres;
 pub mod rest;
 pub mod rules;
 
+/// For [`data!`]: a crate using the macro need not depend on `serde_json`.
+#[doc(hidden)]
+pub use serde_json as __serde_json;
+
 pub use api::{
     Attempt, AttemptRef, Backend, BackendExt, Namespace, NamespaceRef, WorkSpec, WorkSpecRef,
     WorkUnit, WorkUnitRef, Worker, WorkerRef,

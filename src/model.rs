@@ -32,8 +32,8 @@ pub const DEFAULT_LIFETIME: Duration = Duration::minutes(15);
 #[macro_export]
 macro_rules! data {
     ($($json:tt)+) => {
-        match ::serde_json::json!($($json)+) {
-            ::serde_json::Value::Object(map) => map,
+        match $crate::__serde_json::json!($($json)+) {
+            $crate::__serde_json::Value::Object(map) => map,
             _ => $crate::DataMap::new(),
         }
     };
