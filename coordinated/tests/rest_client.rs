@@ -647,6 +647,53 @@ async fn transport_failures_are_backend_errors_with_their_cause() {
 
 /// A base URL's credentials reach the server (as basic authentication)
 /// but no error message or `Debug` output: they show `***` instead.
+/// Objects of another namespace go by URL in a request body; the base
+/// URL's credentials stay in the authorization header.
+#[tokio::test]
+async fn urls_in_request_bodies_carry_no_credentials() {
+    let leaks = Arc::new(AtomicU64::new(0));
+    let counter = leaks.clone();
+    let app = memory_router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let counter = counter.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                if bytes.windows(b"secret".len()).any(|w| w == b"secret") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                let body = axum::body::Body::from(bytes);
+                next.run(axum::extract::Request::from_parts(parts, body))
+                    .await
+            }
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url.replacen("http://", "http://user:secret@", 1))
+        .await
+        .unwrap();
+    let here = rest.namespace("here").await.unwrap();
+    let there = rest.namespace("there").await.unwrap();
+    let spec = there.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = here.worker("w").await.unwrap();
+    let parent = there.worker("p").await.unwrap();
+    worker.set_parent(Some(&parent)).await.unwrap();
+    let attempt = worker
+        .make_attempt(&unit, Default::default())
+        .await
+        .unwrap();
+    let parent = worker.parent().await.unwrap().expect("a parent");
+    assert_eq!((parent.namespace_name(), parent.name()), ("there", "p"));
+    assert_eq!(attempt.work_unit().name(), "u");
+    assert_eq!(leaks.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn credentials_in_the_base_url_are_never_shown() {
     use axum::response::IntoResponse;

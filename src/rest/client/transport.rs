@@ -108,6 +108,17 @@ fn redact(url: &mut Url) {
     }
 }
 
+/// `url` as a request body carries it, naming an object to the server:
+/// without the credentials of the base URL it was made from, which travel
+/// in the authorization header only.
+pub(crate) fn linked(url: &Url) -> String {
+    let mut url = url.clone();
+    // Fails only for a URL that cannot have a host, which has none.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    url.into()
+}
+
 /// `url` as error messages and `Debug` show it: without its credentials.
 pub(crate) fn shown(url: &Url) -> String {
     let mut url = url.clone();

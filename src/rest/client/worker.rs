@@ -22,6 +22,7 @@ use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
 use super::layout::namespace_in;
 use super::owner::Owner;
 use super::resolve::{Resolver, CONCURRENT_FETCHES};
+use super::transport::linked;
 use super::work_unit::RestWorkUnit;
 use super::Shared;
 
@@ -231,7 +232,7 @@ impl Worker for RestWorker {
                     // The API names a parent in the worker's own namespace
                     // only: another namespace's goes by URL.
                     WorkerUpdateBody {
-                        parent_url: Some(p.0.url.to_string()),
+                        parent_url: Some(linked(&p.0.url)),
                         ..WorkerUpdateBody::default()
                     }
                 }
@@ -355,7 +356,7 @@ impl Worker for RestWorker {
                 work_spec: String::new(),
                 work_unit: String::new(),
                 lifetime,
-                work_unit_url: Some(unit.url().to_string()),
+                work_unit_url: Some(linked(unit.url())),
             }
         };
         // Making an attempt is no expiry check in process: the answer is
