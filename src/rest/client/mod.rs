@@ -75,6 +75,12 @@
 //! namespace is set by URL, with the `parent_url` extension of the worker
 //! `PUT` (a server without it leaves the parent as it was).
 //!
+//! The API sets a parent with the worker update's body, whose `active`
+//! field the client sends as `false`. `coordinated` leaves the worker's
+//! active flag alone then, as a backend in process does; a server that
+//! follows the reference server to the letter deactivates the worker, so
+//! over it a worker sets its parent before it first updates itself.
+//!
 //! # Errors
 //!
 //! A base URL the client cannot use — not a URL, not `http`, or `https`,
