@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
+use super::builder::CacheBuilder;
 use super::shared::Shared;
 use super::Cache;
 
@@ -68,8 +69,7 @@ impl<B> Cache<B> {
         reclaim_dropped_entries(&shared);
         match Arc::try_unwrap(shared) {
             Err(shared) => {
-                let caches = settings.caches(&shared.counters, &shared.fronts);
-                shared.caches.store(Some(Arc::new(caches)));
+                reopen(&shared, &settings);
                 Err(Cache {
                     detach,
                     inner,
@@ -88,6 +88,16 @@ impl<B> Cache<B> {
     }
 }
 
+/// Gives `shared` empty stores again after a failed `into_inner`, in a new
+/// generation: a call that took its fence while there were none saw no
+/// change event in that time (there was nothing to drop), so what it read
+/// then must not be cached now.
+fn reopen<B>(shared: &Shared, settings: &CacheBuilder<B>) {
+    let caches = settings.caches(&shared.counters, &shared.fronts);
+    shared.caches.store(Some(Arc::new(caches)));
+    shared.flush();
+}
+
 /// How many times [`reclaim_dropped_entries`] pushes reclamation along: as
 /// often as moka itself does when a cache is dropped.
 const RECLAIM_ROUNDS: usize = 128;
@@ -103,5 +113,27 @@ fn reclaim_dropped_entries(shared: &Arc<Shared>) {
         }
         crossbeam_epoch::pin().flush();
         std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+    use crate::Backend;
+
+    /// A fence taken while `into_inner` held no stores is outdated once the
+    /// cache is given back.
+    #[tokio::test]
+    async fn a_cache_given_back_outdates_fences_taken_without_stores() -> crate::Result<()> {
+        let cache = Cache::new(MemoryBackend::new());
+        let held = cache.namespace("n").await?;
+        let cache = cache.into_inner().expect_err("a handle is alive");
+        cache.shared.caches.store(None);
+        let fence = cache.shared.fence();
+        reopen(&cache.shared, &cache.settings);
+        assert_ne!(fence.generation, cache.shared.feed.generation());
+        drop(held);
+        Ok(())
     }
 }
