@@ -384,3 +384,48 @@ pub async fn chaining_superseded(t: TestBackend) {
     r.units_are(&b, ["from-active"], "after the active attempt")
         .await;
 }
+
+/// Chaining onto an existing unit replaces its meta whole: the map form
+/// and a bare list item give priority 0 and no `not_before`; a list item's
+/// options give what they say, and nothing of the old meta is kept.
+pub async fn chaining_replaces_meta(t: TestBackend) {
+    let r = Run::new("chaining_replaces_meta", t);
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_replaces_meta").await;
+    let old = WorkUnitMeta {
+        priority: 5.0,
+        not_before: Some(r.now() + Duration::hours(1)),
+    };
+    let outputs = [
+        data!({"output": {"t": {"v": 1}}}),
+        data!({"output": ["t"]}),
+        data!({"output": [["t", {}, {"delay": 30}]]}),
+        data!({"output": [["t", {}, {"priority": 2}]]}),
+    ];
+    for (round, output) in outputs.into_iter().enumerate() {
+        let target = r.unit_meta(&b, "t", DataMap::new(), old).await;
+        r.ok_eq(target.status().await, U::Delayed, "target delayed");
+        let source = format!("s{round}");
+        r.unit(&a, &source, DataMap::new()).await;
+        let attempt = r.request_unit(&worker, &source, "request").await;
+        r.ok(attempt.finish(Some(output)).await, "finish");
+        let want = match round {
+            2 => WorkUnitMeta {
+                priority: 0.0,
+                not_before: Some(r.now() + Duration::seconds(30)),
+            },
+            3 => WorkUnitMeta::with_priority(2.0),
+            _ => WorkUnitMeta::default(),
+        };
+        r.ok_eq(
+            target.meta().await,
+            want,
+            format_args!("round {round}: meta"),
+        );
+        let status = if round == 2 { U::Delayed } else { U::Available };
+        r.ok_eq(
+            target.status().await,
+            status,
+            format_args!("round {round}: status"),
+        );
+    }
+}

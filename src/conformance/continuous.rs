@@ -224,3 +224,50 @@ pub async fn continuous_sub_second(t: TestBackend) {
     r.request_unit(&worker, "68.499", "at next_continuous")
         .await;
 }
+
+/// A paused continuous spec generates nothing and keeps no gate; unpaused,
+/// it generates. A unit already named as the generated one is used, in
+/// whatever state: here a failed one gets a new attempt.
+pub async fn continuous_paused_and_reused(t: TestBackend) {
+    let r = Run::new("continuous_paused_and_reused", t);
+    let ns = r.ns("continuous_paused_and_reused").await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "continuous": true, "disabled": true}),
+        )
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    r.advance_secs(5);
+    r.request_none(&worker, "paused").await;
+    r.ok_eq(
+        spec.meta(false).await.map(|m| m.next_continuous),
+        None,
+        "no gate while paused",
+    );
+    r.advance_secs(5);
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.paused = false;
+    r.ok(spec.set_meta(meta).await, "unpause");
+    let first = r.request_unit(&worker, "10.000", "unpaused").await;
+    r.ok(first.finish(None).await, "finish");
+
+    let taken = r.unit(&spec, "20.000", DataMap::new()).await;
+    let failed = r.ok(
+        worker.make_attempt(&taken, Duration::zero()).await,
+        "make_attempt(20.000)",
+    );
+    r.ok(failed.fail(None).await, "fail 20.000");
+    r.advance_secs(10);
+    let again = r
+        .request_unit(&worker, "20.000", "the generated name exists")
+        .await;
+    r.ok_eq(taken.num_attempts().await, 2, "a second attempt on it");
+    r.ok_eq(
+        again.status().await,
+        crate::model::AttemptStatus::Pending,
+        "the new attempt",
+    );
+    let units = r.unit_names(&spec, "units").await;
+    check_eq!(r, units, names(["10.000", "20.000"]), "no other unit made");
+}

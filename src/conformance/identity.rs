@@ -4,6 +4,7 @@
 //! [`Identity`] rules.
 
 use super::{Dead, Identity, Run, TestBackend};
+use crate::api::AttemptRef;
 use crate::data;
 use crate::model::{DataMap, Duration, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery};
 use crate::rules::limits::{MAX_MODE_BYTES, MAX_NAME_BYTES};
@@ -23,8 +24,12 @@ pub async fn dead_namespace_handle(t: TestBackend) {
     let r = Run::new("dead_namespace_handle", t);
     let ns = r.ns("dead").await;
     let spec = r.named_spec(&ns, "s").await;
-    r.unit(&spec, "u", DataMap::new()).await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
     let worker = r.worker(&ns, "w").await;
+    let attempt = r.ok(
+        worker.make_attempt(&unit, Duration::zero()).await,
+        "make_attempt",
+    );
     r.ok(ns.destroy().await, "destroy");
     let listed = r.ok(r.backend().namespaces().await, "namespaces()");
     check!(
@@ -124,6 +129,8 @@ pub async fn dead_namespace_handle(t: TestBackend) {
         Dead::spec("s"),
         "spec handle of the dead namespace",
     );
+    // Last: over REST, a call naming the namespace creates it again.
+    attempt_is_dead(&r, &attempt, "the dead namespace's attempt").await;
     let fresh = r.ns("dead").await;
     r.fails(
         fresh.work_spec("s").await,
@@ -140,11 +147,17 @@ pub async fn dead_namespace_handle(t: TestBackend) {
 pub async fn dead_spec_handle(t: TestBackend) {
     let (r, ns, spec, worker) = Run::with_basic("dead_spec_handle", t, "s").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
-    r.ok(
+    let attempt = r.ok(
         worker.make_attempt(&unit, Duration::zero()).await,
         "make_attempt",
     );
     r.ok(ns.destroy_work_spec("s").await, "destroy_work_spec");
+    attempt_is_dead(&r, &attempt, "the dead spec's attempt").await;
+    r.gone(
+        worker.make_attempt(&unit, Duration::zero()).await,
+        Dead::unit("s", "u"),
+        "make_attempt on the dead spec's unit",
+    );
     let dead = Dead::spec("s");
     let all = WorkUnitQuery::all();
     r.gone(spec.data().await, dead, "data");
@@ -330,23 +343,8 @@ pub async fn dead_attempt_handle(t: TestBackend) {
         let a = a.clone();
         let done = done.clone();
         async move {
-            let dead = Dead::unit("s", "u");
             for (name, x) in [("pending", &a), ("finished", &done)] {
-                let step = |op: &str| format!("{round}: {op} on {name} attempt");
-                r.gone(x.status().await, dead, step("status"));
-                r.gone(x.data().await, dead, step("data"));
-                r.gone(x.start_time().await, dead, step("start_time"));
-                r.gone(x.end_time().await, dead, step("end_time"));
-                r.gone(x.expiration_time().await, dead, step("expiration_time"));
-                r.gone(
-                    x.renew(Duration::minutes(1), None).await,
-                    dead,
-                    step("renew"),
-                );
-                r.gone(x.expire(None).await, dead, step("expire"));
-                r.gone(x.finish(None).await, dead, step("finish"));
-                r.gone(x.fail(None).await, dead, step("fail"));
-                r.gone(x.retry(None, Duration::zero()).await, dead, step("retry"));
+                attempt_is_dead(r, x, &format!("{round}: {name} attempt")).await;
             }
         }
     };
@@ -368,6 +366,35 @@ pub async fn dead_attempt_handle(t: TestBackend) {
     r.ok_eq(fresh.num_attempts().await, 0, "re-created unit's history");
     r.active_is(&fresh, None, "re-created unit's active attempt")
         .await;
+}
+
+/// Every call on `attempt`, whose unit `u` of spec `s` is gone, fails with
+/// `Gone` (or `NoSuch…` naming them).
+async fn attempt_is_dead(r: &Run, attempt: &AttemptRef, which: &str) {
+    let dead = Dead::unit("s", "u");
+    let step = |op: &str| format!("{op} on {which}");
+    r.gone(attempt.status().await, dead, step("status"));
+    r.gone(attempt.data().await, dead, step("data"));
+    r.gone(attempt.start_time().await, dead, step("start_time"));
+    r.gone(attempt.end_time().await, dead, step("end_time"));
+    r.gone(
+        attempt.expiration_time().await,
+        dead,
+        step("expiration_time"),
+    );
+    r.gone(
+        attempt.renew(Duration::minutes(1), None).await,
+        dead,
+        step("renew"),
+    );
+    r.gone(attempt.expire(None).await, dead, step("expire"));
+    r.gone(attempt.finish(None).await, dead, step("finish"));
+    r.gone(attempt.fail(None).await, dead, step("fail"));
+    r.gone(
+        attempt.retry(None, Duration::zero()).await,
+        dead,
+        step("retry"),
+    );
 }
 
 /// A namespace handle after the name is destroyed and re-created.

@@ -3,7 +3,7 @@
 
 use super::{each_named, unit_names_of, Run, TestBackend};
 use crate::data;
-use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitStatus};
+use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
 
 use WorkUnitStatus::{Available, Pending};
 
@@ -355,4 +355,91 @@ pub async fn scheduler_exclusions(t: TestBackend) {
         "zero",
         "re-weighted spec"
     );
+}
+
+/// A higher-priority spec that cannot do work now (its only unit delayed,
+/// its `max_running` reached, its lapsed unit held back by `not_before`)
+/// leaves the request to a lower one; once it can, it is chosen first.
+pub async fn unworkable_priority_yields(t: TestBackend) {
+    let (r, ns) = Run::with_ns("unworkable_priority_yields", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let high = r.spec(&ns, data!({"name": "high", "priority": 10})).await;
+    let low = r.spec(&ns, data!({"name": "low", "priority": 0})).await;
+    r.units(&low, &["l1", "l2", "l3", "l4"]).await;
+    let in_a_minute = WorkUnitMeta {
+        not_before: Some(r.now() + Duration::seconds(60)),
+        ..WorkUnitMeta::default()
+    };
+    r.unit_meta(&high, "h1", DataMap::new(), in_a_minute).await;
+    r.request_unit(&worker, "l1", "high's only unit delayed")
+        .await;
+    r.advance_secs(60);
+    let h1 = r.request_unit(&worker, "h1", "high's unit ready").await;
+
+    // At max_running with a unit available.
+    let mut meta = r.ok(high.meta(false).await, "meta");
+    meta.max_running = 1;
+    r.ok(high.set_meta(meta).await, "set_meta(max_running = 1)");
+    let h2 = r.unit(&high, "h2", DataMap::new()).await;
+    r.request_unit(&worker, "l2", "high at max_running").await;
+    r.ok(h1.finish(None).await, "finish h1");
+
+    // Its unit's lease lapses while its not_before lies ahead.
+    let lease = r.ok(
+        worker.make_attempt(&h2, Duration::seconds(10)).await,
+        "make_attempt(h2)",
+    );
+    let an_hour_on = WorkUnitMeta {
+        not_before: Some(r.now() + Duration::hours(1)),
+        ..WorkUnitMeta::default()
+    };
+    r.ok(h2.set_meta(an_hour_on).await, "delay h2 while it runs");
+    r.advance_secs(11);
+    r.request_unit(&worker, "l3", "high's lapsed unit delayed")
+        .await;
+    r.ok_eq(h2.status().await, WorkUnitStatus::Delayed, "h2 once lapsed");
+    r.ok_eq(
+        lease.status().await,
+        crate::model::AttemptStatus::Expired,
+        "h2's lease",
+    );
+    r.advance(Duration::hours(1));
+    r.request_unit(&worker, "h2", "h2 ready").await;
+}
+
+/// A request takes the smaller of `max_attempts_returned` and the headroom
+/// `max_running` leaves, whether the limits come from the definition or
+/// from `set_meta`.
+pub async fn both_request_caps(t: TestBackend) {
+    let (r, ns) = Run::with_ns("both_request_caps", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "max_getwork": 5, "max_running": 2}),
+        )
+        .await;
+    let names: Vec<String> = (0..12).map(|i| format!("u{i:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let units = r.units(&spec, &names).await;
+    r.ok(
+        worker.make_attempt(&units[0], Duration::minutes(5)).await,
+        "one already pending",
+    );
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "running headroom 1")
+        .await;
+    check_eq!(r, got.len(), 1, "the smaller cap: max_running headroom");
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.max_running = 10;
+    meta.max_attempts_returned = 2;
+    r.ok(spec.set_meta(meta).await, "set_meta(limits)");
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "after set_meta")
+        .await;
+    check_eq!(r, got.len(), 2, "the smaller cap: max_attempts_returned");
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "headroom 6 again")
+        .await;
+    check_eq!(r, got.len(), 2, "max_attempts_returned again");
 }

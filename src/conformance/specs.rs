@@ -237,6 +237,14 @@ pub async fn meta_counts(t: TestBackend) {
         async move {
             let m = r.ok(spec.meta(true).await, &step);
             check_eq!(r, (m.available_count, m.pending_count), want, "{step}");
+            // Uncounted meta reports zero counts, whatever the units.
+            let plain = r.ok(spec.meta(false).await, &step);
+            check_eq!(
+                r,
+                (plain.available_count, plain.pending_count),
+                (0, 0),
+                "{step}: uncounted"
+            );
         }
     };
     counts_are((0, 0), "no units".into()).await;
@@ -260,13 +268,6 @@ pub async fn meta_counts(t: TestBackend) {
         }
         counts_are(after, format!("after {end}")).await;
     }
-    let plain = r.ok(spec.meta(false).await, "meta(false)");
-    check_eq!(
-        r,
-        (plain.available_count, plain.pending_count),
-        (0, 0),
-        "uncounted meta"
-    );
 }
 
 /// **SpecDeletedGone.** After `destroy_work_spec`, `meta(false)` and

@@ -693,3 +693,138 @@ pub async fn query_edges(t: TestBackend) {
     r.units_are(&spec, ["a", "z", "é", "ÿ", "ā"], "units left")
         .await;
 }
+
+/// `limit` keeps the first matches in name order after every other filter:
+/// statuses, names and `previous_name`, for reads and mutators alike.
+pub async fn limit_after_filters(t: TestBackend) {
+    let (r, ns) = Run::with_ns("limit_after_filters", t).await;
+    let seven = r.seven(&ns, "spec").await;
+    let spec = &seven.spec;
+    let available_two = WorkUnitQuery {
+        limit: 2,
+        ..WorkUnitQuery::statuses([Available])
+    };
+    let listed = |query: WorkUnitQuery, step: &'static str| {
+        let r = &r;
+        async move {
+            let got = r.ok(spec.work_units(&query).await, step);
+            got.into_keys().collect::<Vec<_>>()
+        }
+    };
+    check_eq!(
+        r,
+        listed(available_two.clone(), "available, limit 2").await,
+        vec!["available", "expired"],
+        "statuses then limit"
+    );
+    let after = WorkUnitQuery {
+        limit: 1,
+        previous_name: "available".into(),
+        ..WorkUnitQuery::statuses([Available])
+    };
+    check_eq!(
+        r,
+        listed(after, "available after \"available\", limit 1").await,
+        vec!["expired"],
+        "statuses, previous_name, then limit"
+    );
+    let named = WorkUnitQuery {
+        limit: 2,
+        ..WorkUnitQuery::names(["retried", "failed", "available"])
+    };
+    check_eq!(
+        r,
+        listed(named, "three names, limit 2").await,
+        vec!["available", "failed"],
+        "names then limit"
+    );
+    r.ok(
+        spec.set_work_unit_priorities(&available_two, 4.0).await,
+        "set priorities of available, limit 2",
+    );
+    for (name, want) in [("available", 4.0), ("expired", 4.0), ("retried", 0.0)] {
+        r.ok_eq(
+            seven.units[name].priority().await,
+            want,
+            format_args!("priority of {name}"),
+        );
+    }
+    r.ok_eq(
+        spec.delete_work_units(&available_two).await,
+        2,
+        "delete available, limit 2",
+    );
+    r.units_are(
+        spec,
+        ["delayed", "failed", "finished", "pending", "retried"],
+        "after the limited delete",
+    )
+    .await;
+}
+
+/// An active attempt decides a unit's status whatever its `not_before`;
+/// once the attempt is cleared or expires, `not_before` does.
+pub async fn active_attempt_outranks_not_before(t: TestBackend) {
+    let (r, ns) = Run::with_ns("active_attempt_outranks_not_before", t).await;
+    let seven = r.seven(&ns, "spec").await;
+    let spec = &seven.spec;
+    let an_hour_on = WorkUnitMeta {
+        not_before: Some(r.now() + Duration::hours(1)),
+        ..WorkUnitMeta::default()
+    };
+    for name in ["finished", "failed", "pending"] {
+        r.ok(
+            seven.units[name].set_meta(an_hour_on).await,
+            format_args!("delay {name}"),
+        );
+    }
+    r.counts_are(
+        spec,
+        [
+            (Available, 3),
+            (Pending, 1),
+            (Finished, 1),
+            (Failed, 1),
+            (Delayed, 1),
+        ],
+        "statuses kept under a future not_before",
+    )
+    .await;
+    r.ok_eq(seven.units["finished"].status().await, Finished, "finished");
+    r.ok(
+        seven.units["finished"].clear_active_attempt().await,
+        "clear finished",
+    );
+    r.ok_eq(
+        seven.units["finished"].status().await,
+        Delayed,
+        "cleared, before its not_before",
+    );
+    r.ok(seven.pending.expire(None).await, "expire the pending one");
+    r.ok_eq(
+        seven.units["pending"].status().await,
+        Delayed,
+        "expired, before its not_before",
+    );
+    r.counts_are(
+        spec,
+        [(Available, 3), (Failed, 1), (Delayed, 3)],
+        "after clear and expire",
+    )
+    .await;
+    let got = r
+        .request(
+            &seven.worker,
+            crate::model::AttemptRequest::units(10),
+            "request",
+        )
+        .await;
+    let mut got = super::unit_names_of(&got);
+    got.sort();
+    check_eq!(
+        r,
+        got,
+        vec!["available", "expired", "retried"],
+        "delayed units are not handed out"
+    );
+}

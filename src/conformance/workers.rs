@@ -108,6 +108,25 @@ pub async fn worker_metadata(t: TestBackend) {
     );
     r.ok(w.update(d, when, until, "again").await, "update again");
     check!(r, r.ok(w.active().await, "active"), "update reactivates");
+    // An expiration is information: passing it deactivates nothing.
+    let fresh = r.worker(&ns, "fresh").await;
+    r.advance(Duration::minutes(40));
+    for (name, worker) in [("updated", &w), ("new", &fresh)] {
+        let expiration = r.ok(worker.expiration().await, "expiration");
+        check!(r, expiration < r.now(), "{name} worker's expiration passed");
+        check!(
+            r,
+            r.ok(worker.active().await, "active"),
+            "{name} worker inactive once its expiration passed"
+        );
+    }
+    let listed = r.ok(ns.workers().await, "workers");
+    check!(
+        r,
+        listed.contains_key("w") && listed.contains_key("fresh"),
+        "expired workers listed: {:?}",
+        listed.keys()
+    );
 }
 
 /// **ParentKeepsState.** Setting, re-setting and clearing a parent (of
