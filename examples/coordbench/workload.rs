@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use coordinate::{
-    data, AttemptRequest, Backend, DataMap, Duration, Error, WorkUnitMeta, WorkUnitQuery,
+    data, AttemptRequest, Backend, DataMap, Duration, Error, NamespaceRef, WorkUnitMeta,
+    WorkUnitQuery,
 };
 
 /// The shape of one run.
@@ -186,13 +187,7 @@ pub async fn run(
     let started = Instant::now();
     let mut clients = Vec::new();
     for id in 0..shape.clients {
-        let client = Client {
-            backend: backend.clone(),
-            shape: shape.clone(),
-            worker: format!("client-{id}"),
-            held: Vec::new(),
-            rng: fastrand::Rng::with_seed(id as u64),
-        };
+        let client = Client::new(backend.clone(), shape, id);
         clients.push(tokio::spawn(client.run(stop.clone(), progress.clone())));
     }
     tokio::time::sleep(shape.duration).await;
@@ -226,6 +221,16 @@ struct Client {
 }
 
 impl Client {
+    fn new(backend: Arc<dyn Backend>, shape: &Shape, id: usize) -> Self {
+        Client {
+            backend,
+            shape: shape.clone(),
+            worker: format!("client-{id}"),
+            held: Vec::new(),
+            rng: fastrand::Rng::with_seed(id as u64),
+        }
+    }
+
     async fn run(
         mut self,
         stop: Arc<AtomicBool>,
@@ -234,9 +239,10 @@ impl Client {
         let mut latencies = Vec::new();
         let mut errors = 0;
         while !stop.load(Ordering::Relaxed) {
-            let request = pick(&mut self.rng, self.shape.mix);
+            let picked = pick(&mut self.rng, self.shape.mix);
             let started = Instant::now();
-            match self.serve(request).await {
+            let (request, result) = self.serve(picked).await;
+            match result {
                 Ok(()) => {}
                 Err(e) if expected(&e) => errors += 1,
                 Err(e) => return Err(e),
@@ -256,71 +262,107 @@ impl Client {
         (Shape::spec_name(i % self.shape.specs), Shape::unit_name(i))
     }
 
-    /// One stateless request: resolve by name, then act.
-    async fn serve(&mut self, request: Request) -> coordinate::Result<()> {
-        let ns = self.backend.namespace(&self.shape.namespace).await?;
-        match request {
-            Request::GetWork => {
-                let worker = ns.worker(&self.worker).await?;
-                let got = worker
-                    .request_attempts(&AttemptRequest::units(self.shape.batch))
-                    .await?;
-                for attempt in got {
-                    let unit = attempt.work_unit();
-                    self.held
-                        .push((unit.work_spec().name().to_string(), unit.name().to_string()));
-                }
-            }
+    /// One stateless request: resolve by name, then act. Answers the kind
+    /// of request served, which is not the one picked when the client holds
+    /// no unit to finish, renew, retry or fail: it asks for work instead.
+    async fn serve(&mut self, picked: Request) -> (Request, coordinate::Result<()>) {
+        let result = match picked {
+            Request::GetWork => self.get_work().await,
             Request::Finish | Request::Renew | Request::Retry | Request::Fail => {
-                let Some(i) = (!self.held.is_empty()).then(|| self.rng.usize(0..self.held.len()))
-                else {
-                    return Box::pin(self.serve(Request::GetWork)).await;
-                };
-                let (spec, unit) = match request {
-                    Request::Renew => self.held[i].clone(),
-                    _ => self.held.swap_remove(i),
-                };
-                let unit = ns.work_spec(&spec).await?.work_unit(&unit).await?;
-                let Some(attempt) = unit.active_attempt().await? else {
-                    return Err(Error::NotPending);
-                };
-                match request {
-                    Request::Finish => attempt.finish(Some(result_data())).await?,
-                    Request::Renew => attempt.renew(Duration::minutes(15), None).await?,
-                    Request::Retry => attempt.retry(None, Duration::zero()).await?,
-                    _ => attempt.fail(None).await?,
+                match self.take_held(picked) {
+                    Some((spec, unit)) => self.act_on_held(picked, &spec, &unit).await,
+                    None => return (Request::GetWork, self.get_work().await),
                 }
             }
-            Request::Status | Request::UnitData => {
-                let (spec, unit) = self.random_unit();
-                let unit = ns.work_spec(&spec).await?.work_unit(&unit).await?;
-                if matches!(request, Request::Status) {
-                    unit.status().await?;
-                } else {
-                    unit.data().await?;
-                }
-            }
-            Request::SpecMeta => {
-                let (spec, _) = self.random_unit();
-                ns.work_spec(&spec).await?.meta(true).await?;
-            }
-            Request::AddUnit => {
-                let (spec, unit) = self.random_unit();
-                ns.work_spec(&spec)
-                    .await?
-                    .add_work_unit(&unit, data!({"re": true}), WorkUnitMeta::default())
-                    .await?;
-            }
-            Request::DeleteAndRecreate => {
-                let (spec, unit) = self.random_unit();
-                let spec = ns.work_spec(&spec).await?;
-                spec.delete_work_units(&WorkUnitQuery::names([unit.as_str()]))
-                    .await?;
-                spec.add_work_unit(&unit, DataMap::new(), WorkUnitMeta::default())
-                    .await?;
-            }
+            Request::Status | Request::UnitData => self.read_unit(picked).await,
+            Request::SpecMeta => self.spec_meta().await,
+            Request::AddUnit => self.add_unit().await,
+            Request::DeleteAndRecreate => self.delete_and_recreate().await,
+        };
+        (picked, result)
+    }
+
+    async fn namespace(&self) -> coordinate::Result<NamespaceRef> {
+        self.backend.namespace(&self.shape.namespace).await
+    }
+
+    async fn get_work(&mut self) -> coordinate::Result<()> {
+        let worker = self.namespace().await?.worker(&self.worker).await?;
+        let got = worker
+            .request_attempts(&AttemptRequest::units(self.shape.batch))
+            .await?;
+        for attempt in got {
+            let unit = attempt.work_unit();
+            self.held
+                .push((unit.work_spec().name().to_string(), unit.name().to_string()));
         }
         Ok(())
+    }
+
+    /// A random held unit for `request` to act on (still held after a
+    /// renewal, given up otherwise); `None` when the client holds none.
+    fn take_held(&mut self, request: Request) -> Option<(String, String)> {
+        let i = (!self.held.is_empty()).then(|| self.rng.usize(0..self.held.len()))?;
+        Some(match request {
+            Request::Renew => self.held[i].clone(),
+            _ => self.held.swap_remove(i),
+        })
+    }
+
+    async fn act_on_held(
+        &self,
+        request: Request,
+        spec: &str,
+        unit: &str,
+    ) -> coordinate::Result<()> {
+        let ns = self.namespace().await?;
+        let unit = ns.work_spec(spec).await?.work_unit(unit).await?;
+        let Some(attempt) = unit.active_attempt().await? else {
+            return Err(Error::NotPending);
+        };
+        match request {
+            Request::Finish => attempt.finish(Some(result_data())).await,
+            Request::Renew => attempt.renew(Duration::minutes(15), None).await,
+            Request::Retry => attempt.retry(None, Duration::zero()).await,
+            _ => attempt.fail(None).await,
+        }
+    }
+
+    async fn read_unit(&mut self, request: Request) -> coordinate::Result<()> {
+        let (spec, unit) = self.random_unit();
+        let ns = self.namespace().await?;
+        let unit = ns.work_spec(&spec).await?.work_unit(&unit).await?;
+        if matches!(request, Request::Status) {
+            unit.status().await.map(drop)
+        } else {
+            unit.data().await.map(drop)
+        }
+    }
+
+    async fn spec_meta(&mut self) -> coordinate::Result<()> {
+        let (spec, _) = self.random_unit();
+        let ns = self.namespace().await?;
+        ns.work_spec(&spec).await?.meta(true).await.map(drop)
+    }
+
+    async fn add_unit(&mut self) -> coordinate::Result<()> {
+        let (spec, unit) = self.random_unit();
+        let ns = self.namespace().await?;
+        ns.work_spec(&spec)
+            .await?
+            .add_work_unit(&unit, data!({"re": true}), WorkUnitMeta::default())
+            .await
+            .map(drop)
+    }
+
+    async fn delete_and_recreate(&mut self) -> coordinate::Result<()> {
+        let (spec, unit) = self.random_unit();
+        let spec = self.namespace().await?.work_spec(&spec).await?;
+        spec.delete_work_units(&WorkUnitQuery::names([unit.as_str()]))
+            .await?;
+        spec.add_work_unit(&unit, DataMap::new(), WorkUnitMeta::default())
+            .await
+            .map(drop)
     }
 }
 
@@ -335,4 +377,48 @@ fn expected(e: &Error) -> bool {
         e,
         Error::NotPending | Error::LostLease | Error::Gone { .. } | Error::NoSuchWorkUnit { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use coordinate::MemoryBackend;
+
+    use super::*;
+
+    async fn loaded() -> (Arc<dyn Backend>, Shape) {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let shape = Shape {
+            namespace: "test".into(),
+            clients: 2,
+            units: 40,
+            specs: 2,
+            duration: StdDuration::from_millis(50),
+            batch: 5,
+            mix: Mix::Job,
+        };
+        load(backend.as_ref(), &shape).await.expect("loaded");
+        (backend, shape)
+    }
+
+    #[tokio::test]
+    async fn a_request_on_a_held_unit_without_one_is_served_and_told_as_get_work() {
+        let (backend, shape) = loaded().await;
+        let mut client = Client::new(backend, &shape, 0);
+        for picked in [
+            Request::Finish,
+            Request::Renew,
+            Request::Retry,
+            Request::Fail,
+        ] {
+            client.held.clear();
+            let (served, result) = client.serve(picked).await;
+            result.expect("served");
+            assert_eq!(served, Request::GetWork, "{picked:?}");
+            assert!(!client.held.is_empty(), "{picked:?}");
+        }
+        let held = client.held.len();
+        let (served, result) = client.serve(Request::Finish).await;
+        result.expect("finished");
+        assert_eq!((served, client.held.len()), (Request::Finish, held - 1));
+    }
 }
