@@ -193,10 +193,10 @@ async fn run(args: &Args) -> Result<(), String> {
             "{}",
             report::table(cached.as_ref(), uncached.as_ref(), ratio)
         );
-        if let (true, Some(cached), Some(uncached)) = (args.breakdown, &cached, &uncached) {
+        if args.breakdown {
             print!(
                 "\nlatency by request, µs\n{}",
-                report::breakdown(cached, uncached)
+                report::breakdown(cached.as_ref(), uncached.as_ref())
             );
         }
     }

@@ -1,6 +1,6 @@
 //! Turning a run's outcome and counters into the numbers coordbench prints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -191,23 +191,36 @@ pub fn table(cached: Option<&Figures>, uncached: Option<&Figures>, ratio: Option
     out
 }
 
-/// Median and p99 latency per kind of request, side by side.
-pub fn breakdown(cached: &Figures, uncached: &Figures) -> String {
+/// Median and p99 latency per kind of request, side by side (`-` for a
+/// configuration not run, or a kind of request it did not make); the share
+/// is of the uncached run's requests, or of the cached run's without one.
+pub fn breakdown<'a>(cached: Option<&'a Figures>, uncached: Option<&'a Figures>) -> String {
     let mut out = format!(
         "{:<18}{:>10}{:>12}{:>12}{:>12}{:>12}\n",
         "request", "share", "cached p50", "uncached", "cached p99", "uncached"
     );
-    let total = uncached.requests.max(1) as f64;
-    for (kind, u) in &uncached.by_request {
-        let c = cached.by_request.get(kind);
-        let share = format!("{:.0}%", 100.0 * u.requests as f64 / total);
-        let cell = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+    let kinds: BTreeSet<&str> = [cached, uncached]
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f.by_request.keys().copied())
+        .collect();
+    let shared = uncached.or(cached);
+    let total = shared.map_or(1, |f| f.requests.max(1)) as f64;
+    for kind in kinds {
+        let of = |f: Option<&'a Figures>| f.and_then(|f| f.by_request.get(kind));
+        let (c, u) = (of(cached), of(uncached));
+        let cell = |k: Option<&KindFigures>, value: fn(&KindFigures) -> u32| {
+            k.map_or("-".to_string(), |k| value(k).to_string())
+        };
+        let share = of(shared).map_or("-".to_string(), |k| {
+            format!("{:.0}%", 100.0 * k.requests as f64 / total)
+        });
         out.push_str(&format!(
             "{kind:<18}{share:>10}{:>12}{:>12}{:>12}{:>12}\n",
-            cell(c.map(|c| c.p50_us)),
-            u.p50_us,
-            cell(c.map(|c| c.p99_us)),
-            u.p99_us,
+            cell(c, |k| k.p50_us),
+            cell(u, |k| k.p50_us),
+            cell(c, |k| k.p99_us),
+            cell(u, |k| k.p99_us),
         ));
     }
     out
@@ -255,5 +268,35 @@ mod tests {
         assert_eq!(median_ratio(&cached, &uncached), Some(3.0));
         assert_eq!(median_ratio(&cached[..2], &uncached[..2]), Some(2.0));
         assert_eq!(median_ratio(&cached, &[]), None);
+    }
+
+    #[test]
+    fn breakdown_shows_a_configuration_run_alone() {
+        let outcome = Outcome {
+            latencies_us: vec![10, 30],
+            by_kind: BTreeMap::from([("finish", vec![10]), ("status", vec![30])]),
+            elapsed: std::time::Duration::from_secs(1),
+            ..Outcome::default()
+        };
+        let figures = Figures::new(outcome, Counts::default());
+        let rows = |text: String| -> Vec<Vec<String>> {
+            let rows = text.lines().skip(1);
+            rows.map(|row| row.split_whitespace().map(String::from).collect())
+                .collect()
+        };
+        assert_eq!(
+            rows(breakdown(None, Some(&figures))),
+            [
+                ["finish", "50%", "-", "10", "-", "10"],
+                ["status", "50%", "-", "30", "-", "30"]
+            ]
+        );
+        assert_eq!(
+            rows(breakdown(Some(&figures), None)),
+            [
+                ["finish", "50%", "10", "-", "10", "-"],
+                ["status", "50%", "30", "-", "30", "-"]
+            ]
+        );
     }
 }
