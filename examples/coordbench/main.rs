@@ -305,23 +305,20 @@ async fn measure(
             .await
             .map_err(|e| format!("{label} (touching every unit) failed: {e}"))?;
     }
+    // The same clients warm up and are measured, so that the units they
+    // hold at the end of the warm-up are theirs to finish.
+    let mut clients = workload::Clients::new(served.clone(), &shape);
     if !warmup.is_zero() {
-        let warm = Shape {
-            duration: warmup,
-            ..shape.clone()
-        };
         let label = format!("{label} (warm-up)");
-        with_progress(&label, warmup, |progress| {
-            workload::run(served.clone(), &warm, progress)
-        })
-        .await
-        .map_err(|e| format!("{label} failed: {e}"))?;
+        with_progress(&label, warmup, |progress| clients.run(warmup, progress))
+            .await
+            .map_err(|e| format!("{label} failed: {e}"))?;
     }
     counted.reset();
     let before = cache.as_ref().map(|c| cache_counts(&c.stats()));
 
     let outcome = with_progress(label, shape.duration, |progress| {
-        workload::run(served.clone(), &shape, progress)
+        clients.run(shape.duration, progress)
     })
     .await
     .map_err(|e| format!("{label} run failed: {e}"))?;

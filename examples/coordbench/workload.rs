@@ -23,7 +23,7 @@ pub struct Shape {
     pub units: usize,
     /// Work specs the units are spread over.
     pub specs: usize,
-    /// How long clients run.
+    /// How long clients are measured (after any warm-up).
     pub duration: StdDuration,
     /// Units asked for per `request_attempts`.
     pub batch: i64,
@@ -176,39 +176,57 @@ fn pick(rng: &mut fastrand::Rng, mix: Mix) -> Request {
     Request::Status
 }
 
-/// Runs `shape.clients` clients against `backend` for `shape.duration`;
-/// `progress` is bumped once per request.
-pub async fn run(
-    backend: Arc<dyn Backend>,
-    shape: &Shape,
-    progress: Arc<AtomicU64>,
-) -> coordinate::Result<Outcome> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut clients = Vec::new();
-    for id in 0..shape.clients {
-        let client = Client::new(backend.clone(), shape, id);
-        clients.push(tokio::spawn(client.run(stop.clone(), progress.clone())));
+/// The clients of one run, kept from its warm-up to its measurement: the
+/// units they hold and their random sequences carry on, as on a server
+/// that keeps running.
+pub struct Clients {
+    clients: Vec<Client>,
+}
+
+impl Clients {
+    /// `shape.clients` clients working on `backend`.
+    pub fn new(backend: Arc<dyn Backend>, shape: &Shape) -> Self {
+        let clients = (0..shape.clients)
+            .map(|id| Client::new(backend.clone(), shape, id))
+            .collect();
+        Clients { clients }
     }
-    tokio::time::sleep(shape.duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut outcome = Outcome::default();
-    for client in clients {
-        let (latencies, errors) = client
-            .await
-            .map_err(|e| Error::backend(format!("client task failed: {e}")))??;
-        for (request, micros) in latencies {
-            outcome.latencies_us.push(micros);
-            outcome
-                .by_kind
-                .entry(request.label())
-                .or_default()
-                .push(micros);
+
+    /// Runs the clients for `duration`; `progress` is bumped once per
+    /// request. The outcome is of this run's requests only.
+    pub async fn run(
+        &mut self,
+        duration: StdDuration,
+        progress: Arc<AtomicU64>,
+    ) -> coordinate::Result<Outcome> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let tasks: Vec<_> = self
+            .clients
+            .drain(..)
+            .map(|client| tokio::spawn(client.run(stop.clone(), progress.clone())))
+            .collect();
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut outcome = Outcome::default();
+        for task in tasks {
+            let mut client = task
+                .await
+                .map_err(|e| Error::backend(format!("client task failed: {e}")))??;
+            for (request, micros) in client.latencies.drain(..) {
+                outcome.latencies_us.push(micros);
+                outcome
+                    .by_kind
+                    .entry(request.label())
+                    .or_default()
+                    .push(micros);
+            }
+            outcome.expected_errors += std::mem::take(&mut client.expected_errors);
+            self.clients.push(client);
         }
-        outcome.expected_errors += errors;
+        outcome.elapsed = started.elapsed();
+        Ok(outcome)
     }
-    outcome.elapsed = started.elapsed();
-    Ok(outcome)
 }
 
 /// One client: it remembers which units it holds, by name only.
@@ -218,6 +236,10 @@ struct Client {
     worker: String,
     held: Vec<(String, String)>,
     rng: fastrand::Rng,
+    /// What the current run measured: latencies by request, and requests
+    /// answered with an expected error.
+    latencies: Vec<(Request, u32)>,
+    expected_errors: u64,
 }
 
 impl Client {
@@ -228,33 +250,35 @@ impl Client {
             worker: format!("client-{id}"),
             held: Vec::new(),
             rng: fastrand::Rng::with_seed(id as u64),
+            latencies: Vec::new(),
+            expected_errors: 0,
         }
     }
 
+    /// Makes requests until `stop`, then hands itself back.
     async fn run(
         mut self,
         stop: Arc<AtomicBool>,
         progress: Arc<AtomicU64>,
-    ) -> coordinate::Result<(Vec<(Request, u32)>, u64)> {
-        let mut latencies = Vec::new();
-        let mut errors = 0;
+    ) -> coordinate::Result<Self> {
         while !stop.load(Ordering::Relaxed) {
             let picked = pick(&mut self.rng, self.shape.mix);
             let started = Instant::now();
             let (request, result) = self.serve(picked).await;
             match result {
                 Ok(()) => {}
-                Err(e) if expected(&e) => errors += 1,
+                Err(e) if expected(&e) => self.expected_errors += 1,
                 Err(e) => return Err(e),
             }
             let micros = started.elapsed().as_micros();
-            latencies.push((request, u32::try_from(micros).unwrap_or(u32::MAX)));
+            self.latencies
+                .push((request, u32::try_from(micros).unwrap_or(u32::MAX)));
             progress.fetch_add(1, Ordering::Relaxed);
             // A request to the memory backend never waits, so without this a
             // client would hold its worker thread and starve the timer.
             tokio::task::yield_now().await;
         }
-        Ok((latencies, errors))
+        Ok(self)
     }
 
     fn random_unit(&mut self) -> (String, String) {
@@ -381,7 +405,9 @@ fn expected(e: &Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use coordinate::MemoryBackend;
+    use std::collections::BTreeSet;
+
+    use coordinate::{MemoryBackend, WorkUnitStatus};
 
     use super::*;
 
@@ -420,5 +446,50 @@ mod tests {
         let (served, result) = client.serve(Request::Finish).await;
         result.expect("finished");
         assert_eq!((served, client.held.len()), (Request::Finish, held - 1));
+    }
+
+    /// The units pending in the run's namespace, as (spec, unit) names.
+    async fn pending(backend: &dyn Backend, shape: &Shape) -> BTreeSet<(String, String)> {
+        let ns = backend
+            .namespace(&shape.namespace)
+            .await
+            .expect("namespace");
+        let mut pending = BTreeSet::new();
+        for i in 0..shape.specs {
+            let spec = ns.work_spec(&Shape::spec_name(i)).await.expect("spec");
+            let query = WorkUnitQuery::statuses([WorkUnitStatus::Pending]);
+            let units = spec.work_units(&query).await.expect("units");
+            pending.extend(
+                units
+                    .into_keys()
+                    .map(|unit| (spec.name().to_string(), unit)),
+            );
+        }
+        pending
+    }
+
+    #[tokio::test]
+    async fn clients_keep_the_units_they_hold_from_one_run_to_the_next() {
+        let (backend, shape) = loaded().await;
+        let mut clients = Clients::new(backend.clone(), &shape);
+        let (_, result) = clients.clients[0].serve(Request::GetWork).await;
+        result.expect("got work");
+        assert!(!pending(backend.as_ref(), &shape).await.is_empty());
+        // A warm-up and a measured run: no unit is left pending under a
+        // worker no client knows it holds.
+        for _ in 0..2 {
+            let outcome = clients
+                .run(shape.duration, Arc::default())
+                .await
+                .expect("ran");
+            assert!(!outcome.latencies_us.is_empty());
+            let held: BTreeSet<_> = clients
+                .clients
+                .iter()
+                .flat_map(|c| c.held.clone())
+                .collect();
+            let pending = pending(backend.as_ref(), &shape).await;
+            assert!(pending.is_subset(&held), "{pending:?} not all in {held:?}");
+        }
     }
 }
