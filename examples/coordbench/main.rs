@@ -215,7 +215,8 @@ async fn open(backend: &str) -> Result<Arc<dyn Backend>, String> {
         return open_rest(backend).await;
     }
     Err(format!(
-        "unknown backend {backend:?}: use `memory`, a postgres:// URL or an http:// URL"
+        "unknown backend {:?}: use `memory`, a postgres:// URL or an http:// URL",
+        describe(backend)
     ))
 }
 
@@ -263,14 +264,72 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The backend as it may be printed: a URL without its password.
+/// The backend as it may be printed: a URL without its user information
+/// or `password` query parameter, a key=value connection string without
+/// its `password` value.
 fn describe(backend: &str) -> String {
-    match (backend.find("://"), backend.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…{}", &backend[..scheme], &backend[at..])
+    let Some((scheme, rest)) = backend.split_once("://") else {
+        return hide_password_value(backend);
+    };
+    // The user information ends at the last `@`, as a password may hold
+    // `/` or `?`; an `@` in the query then hides more, never less.
+    let (user, rest) = match rest.rsplit_once('@') {
+        Some((_, rest)) => ("…@", rest),
+        None => ("", rest),
+    };
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some(("password", _)) => "password=…",
+                    _ => param,
+                })
+                .collect();
+            format!("{scheme}://{user}{path}?{}", query.join("&"))
         }
-        _ => backend.to_string(),
+        None => format!("{scheme}://{user}{rest}"),
     }
+}
+
+/// A libpq key=value connection string (`host=h password='a b'`) with
+/// the password's value replaced.
+fn hide_password_value(conninfo: &str) -> String {
+    let mut out = String::with_capacity(conninfo.len());
+    let mut rest = conninfo;
+    while let Some(eq) = rest.find('=') {
+        let keyword = rest[..eq].split_whitespace().next_back();
+        let value = rest[eq + 1..].trim_start();
+        out.push_str(&rest[..rest.len() - value.len()]);
+        let end = value_end(value);
+        out.push_str(if keyword == Some("password") {
+            "…"
+        } else {
+            &value[..end]
+        });
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a key=value connection string's value ends: after its closing
+/// quote if quoted (`\` escaping the next character), else at whitespace.
+fn value_end(value: &str) -> usize {
+    let Some(quoted) = value.strip_prefix('\'') else {
+        return value.find(char::is_whitespace).unwrap_or(value.len());
+    };
+    let mut escaped = false;
+    for (i, c) in quoted.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            // Past the opening quote, and past this closing one.
+            '\'' => return 1 + i + 1,
+            _ => {}
+        }
+    }
+    value.len()
 }
 
 /// Loads a fresh namespace, runs the workload on it (through `Cache` or
@@ -390,5 +449,46 @@ async fn tick(bar: ProgressBar, progress: Arc<AtomicU64>) {
         tokio::time::sleep(StdDuration::from_millis(100)).await;
         bar.set_position(started.elapsed().as_millis() as u64);
         bar.set_message(format!("{} requests", progress.load(Ordering::Relaxed)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_hides_passwords() {
+        let cases = [
+            ("memory", "memory"),
+            ("http://127.0.0.1:5980/", "http://127.0.0.1:5980/"),
+            (
+                "postgres://me:secret@db.local/app",
+                "postgres://…@db.local/app",
+            ),
+            (
+                "postgresql://me:se/c?r@t@db.local:5433/app?sslmode=require",
+                "postgresql://…@db.local:5433/app?sslmode=require",
+            ),
+            (
+                "postgres://db.local/app?password=secret&sslmode=disable",
+                "postgres://db.local/app?password=…&sslmode=disable",
+            ),
+            (
+                "postgres://db.local/app?user=me&password=secret",
+                "postgres://db.local/app?user=me&password=…",
+            ),
+            (
+                "host=/tmp user=me password=secret dbname=app",
+                "host=/tmp user=me password=… dbname=app",
+            ),
+            (
+                r"password = 'a \'quoted\' secret' dbname='my app'",
+                "password = … dbname='my app'",
+            ),
+            ("passwordless=yes", "passwordless=yes"),
+        ];
+        for (backend, shown) in cases {
+            assert_eq!(describe(backend), shown, "{backend}");
+        }
     }
 }
