@@ -10,6 +10,9 @@
 //! once; after that every operation on them is one HTTP request. The work
 //! here is a stand-in (counting the words in a unit's text fields); a real
 //! worker puts its job where `work` is.
+//!
+//! On Ctrl-C or an error, the units not worked yet are given back at once,
+//! and the worker is deactivated either way.
 
 use std::process::ExitCode;
 use std::time::Duration as StdDuration;
@@ -20,6 +23,7 @@ use coordinate::rest::client::RestBackend;
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, DataMap, Duration, Error, WorkUnitMeta, WorkerRef,
 };
+use tokio::sync::watch;
 
 /// A Coordinate worker over the REST API.
 #[derive(Debug, Parser)]
@@ -63,6 +67,9 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The lease asked for per unit, and for the worker's heartbeat.
+const LEASE: StdDuration = StdDuration::from_secs(5 * 60);
+
 async fn run(args: &Args) -> coordinate::Result<u64> {
     let rest = RestBackend::builder(&args.server)
         .timeout(StdDuration::from_secs(30))
@@ -78,37 +85,95 @@ async fn run(args: &Args) -> coordinate::Result<u64> {
         .clone()
         .unwrap_or_else(|| format!("worker-{}", std::process::id()));
     let worker = ns.worker(&name).await?;
+    let worked = work_until_stopped(&worker, args, ctrl_c()).await;
+    // However the work ended, the server stops counting on this worker.
+    let deactivated = worker.deactivate().await;
+    let done = worked?;
+    deactivated?;
+    Ok(done)
+}
+
+/// Asks for batches and works them until there is no work (with
+/// `--exit-when-idle`), Ctrl-C or an error; answers the units done.
+async fn work_until_stopped(
+    worker: &WorkerRef,
+    args: &Args,
+    mut stop: watch::Receiver<bool>,
+) -> coordinate::Result<u64> {
     let poll = args.poll.max(StdDuration::from_millis(10));
-    // One listener for the whole run: a Ctrl-C while a batch is worked on
-    // ends the loop at the next wait.
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
+    let request = AttemptRequest {
+        lifetime: LEASE.into(),
+        ..AttemptRequest::units(args.batch)
+    };
     let mut done = 0;
-    loop {
-        heartbeat(&worker).await?;
-        let request = AttemptRequest {
-            lifetime: Duration::minutes(5),
-            ..AttemptRequest::units(args.batch)
-        };
-        let attempts = tokio::select! {
-            got = worker.request_attempts(&request) => got?,
-            _ = &mut stop => break,
-        };
+    // Ctrl-C is checked between requests, never raced against one: a
+    // request for work dropped half-way may have been granted already,
+    // leaving its units leased to a worker that has gone.
+    while !stopped(&stop) {
+        heartbeat(worker).await?;
+        let attempts = worker.request_attempts(&request).await?;
         if attempts.is_empty() {
             if args.exit_when_idle {
                 break;
             }
             tokio::select! {
-                _ = tokio::time::sleep(poll) => continue,
-                _ = &mut stop => break,
+                _ = tokio::time::sleep(poll) => {}
+                Ok(()) = stop.changed() => {}
+            }
+            continue;
+        }
+        done += work_batch(&attempts, &stop).await?;
+    }
+    Ok(done)
+}
+
+/// Works a batch's attempts in turn; answers how many units it finished or
+/// failed. The attempts not done because of an error or Ctrl-C are given
+/// back (`expire`, as if their lease ran out) so that other workers get
+/// them now rather than minutes later.
+async fn work_batch(
+    attempts: &[AttemptRef],
+    stop: &watch::Receiver<bool>,
+) -> coordinate::Result<u64> {
+    let mut done = 0;
+    for (i, attempt) in attempts.iter().enumerate() {
+        if stopped(stop) {
+            release(&attempts[i..]).await;
+            break;
+        }
+        match complete(attempt).await {
+            Ok(finished) => done += u64::from(finished),
+            Err(e) => {
+                release(&attempts[i..]).await;
+                return Err(e);
             }
         }
-        for attempt in attempts {
-            done += u64::from(complete(&attempt).await?);
-        }
     }
-    worker.deactivate().await?;
     Ok(done)
+}
+
+/// Gives the attempts' units back. Best effort: a unit finished or taken
+/// over meanwhile refuses, and one that cannot be reached is given back
+/// when its lease runs out.
+async fn release(attempts: &[AttemptRef]) {
+    for attempt in attempts {
+        let _ = attempt.expire(None).await;
+    }
+}
+
+/// Ctrl-C, as a flag checked between steps.
+fn ctrl_c() -> watch::Receiver<bool> {
+    let (pressed, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            pressed.send_replace(true);
+        }
+    });
+    stop
+}
+
+fn stopped(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow()
 }
 
 /// Tells the server the worker is alive for the next few minutes.
@@ -116,7 +181,7 @@ async fn heartbeat(worker: &WorkerRef) -> coordinate::Result<()> {
     let now = chrono::Utc::now();
     let info = data!({"pid": std::process::id()});
     worker
-        .update(info, now, now + Duration::minutes(5), "run")
+        .update(info, now, now + Duration::from(LEASE), "run")
         .await
 }
 
@@ -128,11 +193,16 @@ async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
         Ok(input) => work(unit.name(), &input),
         Err(e) => Err(e.to_string()),
     };
-    let reported = match outcome {
+    reported(match outcome {
         Ok(result) => attempt.finish(Some(result)).await,
         Err(reason) => attempt.fail(Some(data!({ "error": reason }))).await,
-    };
-    match reported {
+    })
+}
+
+/// A call on an attempt: true if it went through, false if the lease was
+/// lost meanwhile (someone else has the unit now, which is not an error).
+fn reported(call: coordinate::Result<()>) -> coordinate::Result<bool> {
+    match call {
         Ok(()) => Ok(true),
         Err(Error::NotPending | Error::LostLease | Error::Gone { .. }) => Ok(false),
         Err(e) => Err(e),
@@ -169,4 +239,37 @@ async fn seed(backend: &dyn Backend, namespace: &str, count: usize) -> coordinat
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use coordinate::instrumented::Instrumented;
+    use coordinate::{MemoryBackend, WorkUnitStatus};
+
+    use super::*;
+
+    /// A worker of a fresh store holding `units` units of spec `words`.
+    async fn holding(units: usize) -> (Instrumented<MemoryBackend>, Vec<AttemptRef>) {
+        let backend = Instrumented::new(MemoryBackend::new());
+        seed(&backend, "test", units).await.expect("seeded");
+        let ns = backend.namespace("test").await.expect("namespace");
+        let worker = ns.worker("w").await.expect("worker");
+        let request = AttemptRequest::units(units as i64);
+        let attempts = worker.request_attempts(&request).await.expect("work");
+        assert_eq!(attempts.len(), units);
+        backend.reset();
+        (backend, attempts)
+    }
+
+    #[tokio::test]
+    async fn a_stopped_worker_gives_back_the_units_it_has_not_worked() {
+        let (_, attempts) = holding(3).await;
+        let (_pressed, stop) = watch::channel(true);
+        let done = work_batch(&attempts, &stop).await;
+        assert_eq!(done.expect("worked"), 0);
+        for attempt in &attempts {
+            let status = attempt.work_unit().status().await.expect("status");
+            assert_eq!(status, WorkUnitStatus::Available);
+        }
+    }
 }
