@@ -11,11 +11,13 @@
 //! here is a stand-in (counting the words in a unit's text fields); a real
 //! worker puts its job where `work` is.
 //!
-//! On Ctrl-C or an error, the units not worked yet are given back at once,
-//! and the worker is deactivated either way.
+//! Units are leased for five minutes a batch; one still waiting when half
+//! of that is gone is renewed before it is worked. On Ctrl-C or an error,
+//! the units not worked yet are given back at once, and the worker is
+//! deactivated either way.
 
 use std::process::ExitCode;
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant};
 
 use clap::Parser;
 use coordinate::cache::Cache;
@@ -111,6 +113,7 @@ async fn work_until_stopped(
     // leaving its units leased to a worker that has gone.
     while !stopped(&stop) {
         heartbeat(worker).await?;
+        let asked = Instant::now();
         let attempts = worker.request_attempts(&request).await?;
         if attempts.is_empty() {
             if args.exit_when_idle {
@@ -122,17 +125,18 @@ async fn work_until_stopped(
             }
             continue;
         }
-        done += work_batch(&attempts, &stop).await?;
+        done += work_batch(&attempts, asked, &stop).await?;
     }
     Ok(done)
 }
 
-/// Works a batch's attempts in turn; answers how many units it finished or
-/// failed. The attempts not done because of an error or Ctrl-C are given
-/// back (`expire`, as if their lease ran out) so that other workers get
-/// them now rather than minutes later.
+/// Works a batch's attempts in turn, leased from `leased` on; answers how
+/// many units it finished or failed. The attempts not done because of an
+/// error or Ctrl-C are given back (`expire`, as if their lease ran out)
+/// so that other workers get them now rather than minutes later.
 async fn work_batch(
     attempts: &[AttemptRef],
+    leased: Instant,
     stop: &watch::Receiver<bool>,
 ) -> coordinate::Result<u64> {
     let mut done = 0;
@@ -141,7 +145,11 @@ async fn work_batch(
             release(&attempts[i..]).await;
             break;
         }
-        match complete(attempt).await {
+        let worked = match keep_leased(attempt, leased).await {
+            Ok(true) => complete(attempt).await,
+            lost_or_failed => lost_or_failed,
+        };
+        match worked {
             Ok(finished) => done += u64::from(finished),
             Err(e) => {
                 release(&attempts[i..]).await;
@@ -150,6 +158,16 @@ async fn work_batch(
         }
     }
     Ok(done)
+}
+
+/// Renews an attempt leased at `leased` if less than half of its lease is
+/// left, so that it cannot run out while the attempt is worked on; false
+/// if the lease was lost meanwhile.
+async fn keep_leased(attempt: &AttemptRef, leased: Instant) -> coordinate::Result<bool> {
+    if leased.elapsed() < LEASE / 2 {
+        return Ok(true);
+    }
+    reported(attempt.renew(LEASE.into(), None).await)
 }
 
 /// Gives the attempts' units back. Best effort: a unit finished or taken
@@ -243,7 +261,7 @@ async fn seed(backend: &dyn Backend, namespace: &str, count: usize) -> coordinat
 
 #[cfg(test)]
 mod tests {
-    use coordinate::instrumented::Instrumented;
+    use coordinate::instrumented::{Instrumented, Op};
     use coordinate::{MemoryBackend, WorkUnitStatus};
 
     use super::*;
@@ -265,11 +283,26 @@ mod tests {
     async fn a_stopped_worker_gives_back_the_units_it_has_not_worked() {
         let (_, attempts) = holding(3).await;
         let (_pressed, stop) = watch::channel(true);
-        let done = work_batch(&attempts, &stop).await;
+        let done = work_batch(&attempts, Instant::now(), &stop).await;
         assert_eq!(done.expect("worked"), 0);
         for attempt in &attempts {
             let status = attempt.work_unit().status().await.expect("status");
             assert_eq!(status, WorkUnitStatus::Available);
         }
+    }
+
+    #[tokio::test]
+    async fn attempts_are_renewed_once_half_their_lease_is_gone() {
+        let (_pressed, stop) = watch::channel(false);
+        let (backend, attempts) = holding(2).await;
+        let done = work_batch(&attempts, Instant::now(), &stop).await;
+        assert_eq!(done.expect("worked"), 2);
+        assert_eq!(backend.calls().get(Op::Renew), 0);
+
+        let (backend, attempts) = holding(2).await;
+        let long_ago = Instant::now().checked_sub(LEASE / 2 + StdDuration::from_secs(1));
+        let done = work_batch(&attempts, long_ago.expect("an instant"), &stop).await;
+        assert_eq!(done.expect("worked"), 2);
+        assert_eq!(backend.calls().get(Op::Renew), 2);
     }
 }
