@@ -12,9 +12,12 @@
 //! scenario. The in-memory backend is measured (unless `--no-memory`), each size in a
 //! process of its own when there are several, so that one size's freed
 //! memory does not hide the next one's resident growth. `--backend` adds
-//! PostgreSQL: `harness` starts the crate's throwaway test cluster (a
-//! fresh database per size, removed at exit), a connection string uses
-//! that database (a namespace per size, destroyed afterwards). Prints a
+//! PostgreSQL, and is checked (built in, server reachable) before anything
+//! is measured: `harness` starts the crate's throwaway test cluster (a
+//! fresh database per size, removed with the cluster at exit; with
+//! `POSTGRES_URL` set, the databases are made on that server instead and
+//! left there), a connection string uses that database (a namespace per
+//! size, destroyed afterwards, also when its measurement fails). Prints a
 //! table, or with `--json` one object
 //! `{"memory": {"<size>": {"<key>": value, …}, …}, "postgres": {…}}`.
 
@@ -37,6 +40,8 @@ use coordinate::MockClock;
 use exit::exit_code;
 use footprint::Footprint;
 use measure::Settings;
+#[cfg(feature = "postgres")]
+use postgres::Server;
 use report::Run;
 use sampler::Plan;
 
@@ -110,6 +115,12 @@ async fn run(args: &Args) -> Result<(), String> {
             budget: Duration::try_from_secs_f64(args.budget).map_err(|_| "--budget is too long")?,
         },
     };
+    // Before the memory runs, so that a mistake fails at once, not after
+    // minutes of work.
+    let server = match &args.backend {
+        Some(backend) => Some(Server::open(backend).await?),
+        None => None,
+    };
     let mut runs = Vec::new();
     if !args.no_memory {
         for &size in &args.sizes {
@@ -121,8 +132,8 @@ async fn run(args: &Args) -> Result<(), String> {
             runs.push(run);
         }
     }
-    if let Some(backend) = &args.backend {
-        runs.extend(postgres(backend, &args.sizes, settings).await?);
+    if let Some(server) = &server {
+        runs.extend(postgres(server, &args.sizes, settings).await?);
     }
     if args.json {
         println!("{}", report::json(&runs));
@@ -166,20 +177,28 @@ fn memory_in_child(args: &Args, size: usize) -> Result<Run, String> {
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres(backend: &str, sizes: &[usize], settings: Settings) -> Result<Vec<Run>, String> {
-    let server = postgres::Server::open(backend).await?;
+async fn postgres(
+    server: &Server,
+    sizes: &[usize],
+    settings: Settings,
+) -> Result<Vec<Run>, String> {
     let mut runs = Vec::new();
     for &size in sizes {
         let store = server.store(size).await?;
-        let figures = measure::measure(
+        let measured = measure::measure(
             &store.backend,
             &store.footprint,
             &store.namespace,
             size,
             settings,
         )
-        .await?;
-        server.clean(store).await?;
+        .await;
+        // Whether or not the measurement succeeded, what it made goes.
+        let figures = match (measured, server.clean(store).await) {
+            (Ok(figures), Ok(())) => figures,
+            (Err(e), Ok(())) | (Ok(_), Err(e)) => return Err(e),
+            (Err(e), Err(cleaning)) => return Err(format!("{e}; {cleaning}")),
+        };
         runs.push(Run {
             backend: "postgres",
             size,
@@ -189,9 +208,20 @@ async fn postgres(backend: &str, sizes: &[usize], settings: Settings) -> Result<
     Ok(runs)
 }
 
+/// A build without PostgreSQL has no server to open.
 #[cfg(not(feature = "postgres"))]
-async fn postgres(_: &str, _: &[usize], _: Settings) -> Result<Vec<Run>, String> {
-    Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
+enum Server {}
+
+#[cfg(not(feature = "postgres"))]
+impl Server {
+    async fn open(_: &str) -> Result<Server, String> {
+        Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(server: &Server, _: &[usize], _: Settings) -> Result<Vec<Run>, String> {
+    match *server {}
 }
 
 #[cfg(test)]
@@ -254,10 +284,20 @@ mod tests {
         assert_exact_keys(&[run], "memory");
     }
 
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_unreachable_server_is_refused_when_opened() {
+        // Port 1 on loopback: nothing listens there, so the refusal is quick.
+        let opened = Server::open("postgres://coordscale@127.0.0.1:1/none").await;
+        let refused = opened.expect_err("no server there");
+        assert!(refused.starts_with("cannot connect"), "{refused}");
+    }
+
     #[cfg(feature = "testing")]
     #[tokio::test(flavor = "current_thread")]
     async fn harness_at_200_units_reports_exactly_the_keys() {
-        let runs = postgres("harness", &[200], tiny()).await.expect("measured");
+        let server = Server::open("harness").await.expect("a server");
+        let runs = postgres(&server, &[200], tiny()).await.expect("measured");
         assert_exact_keys(&runs, "postgres");
     }
 }

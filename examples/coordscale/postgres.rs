@@ -1,6 +1,8 @@
 //! The PostgreSQL server measured: the crate's throwaway test cluster
 //! (feature `testing`), or a server given by connection string.
 
+use std::time::Duration;
+
 #[cfg(feature = "testing")]
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::PostgresBackend;
@@ -12,7 +14,8 @@ use crate::footprint::Footprint;
 #[derive(Debug)]
 pub enum Server {
     /// A cluster this process starts and removes at exit: a fresh
-    /// database per size.
+    /// database per size. With `POSTGRES_URL` set, the harness makes the
+    /// databases on that server instead, and they stay there.
     #[cfg(feature = "testing")]
     Harness(&'static TestCluster),
     /// A database given by connection string: a namespace of its own per
@@ -33,12 +36,24 @@ pub struct Store {
 }
 
 impl Server {
-    /// `harness` or a `postgres://` connection string.
+    /// `harness` or a `postgres://` connection string, once the server has
+    /// been reached.
     pub async fn open(backend: &str) -> Result<Server, String> {
-        if backend == "harness" {
-            Self::harness().await
+        let server = if backend == "harness" {
+            Self::harness().await?
         } else {
-            Ok(Server::Database(backend.to_string()))
+            Server::Database(backend.to_string())
+        };
+        let url = match &server {
+            #[cfg(feature = "testing")]
+            Server::Harness(cluster) => cluster.url(),
+            Server::Database(url) => url,
+        };
+        let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
+        match tokio::time::timeout(Duration::from_secs(15), connect).await {
+            Ok(Ok(_)) => Ok(server),
+            Ok(Err(e)) => Err(format!("cannot connect to the server: {e}")),
+            Err(_) => Err("cannot reach the server within 15 s".into()),
         }
     }
 
@@ -87,7 +102,7 @@ impl Server {
     }
 
     /// Removes what a store of a given database holds; a harness
-    /// database goes with the cluster.
+    /// database goes with the cluster (or stays, on `POSTGRES_URL`).
     pub async fn clean(&self, store: Store) -> Result<(), String> {
         if let Server::Database(_) = self {
             let ns = store
