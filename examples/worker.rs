@@ -125,18 +125,18 @@ async fn work_until_stopped(
             }
             continue;
         }
-        done += work_batch(&attempts, asked, &stop).await?;
+        done += work_batch(&attempts, asked + LEASE / 2, &stop).await?;
     }
     Ok(done)
 }
 
-/// Works a batch's attempts in turn, leased from `leased` on; answers how
-/// many units it finished or failed. The attempts not done because of an
+/// Works a batch's attempts in turn, renewing from `renew_from` on (when
+/// half their lease is gone); answers how many units it finished or failed. The attempts not done because of an
 /// error or Ctrl-C are given back (`expire`, as if their lease ran out)
 /// so that other workers get them now rather than minutes later.
 async fn work_batch(
     attempts: &[AttemptRef],
-    leased: Instant,
+    renew_from: Instant,
     stop: &watch::Receiver<bool>,
 ) -> coordinate::Result<u64> {
     let mut done = 0;
@@ -145,7 +145,7 @@ async fn work_batch(
             release(&attempts[i..]).await;
             break;
         }
-        let worked = match keep_leased(attempt, leased).await {
+        let worked = match keep_leased(attempt, renew_from).await {
             Ok(true) => complete(attempt).await,
             lost_or_failed => lost_or_failed,
         };
@@ -160,11 +160,11 @@ async fn work_batch(
     Ok(done)
 }
 
-/// Renews an attempt leased at `leased` if less than half of its lease is
-/// left, so that it cannot run out while the attempt is worked on; false
-/// if the lease was lost meanwhile.
-async fn keep_leased(attempt: &AttemptRef, leased: Instant) -> coordinate::Result<bool> {
-    if leased.elapsed() < LEASE / 2 {
+/// Renews an attempt once `renew_from` has come (less than half of its
+/// lease is left), so that it cannot run out while the attempt is worked
+/// on; false if the lease was lost meanwhile.
+async fn keep_leased(attempt: &AttemptRef, renew_from: Instant) -> coordinate::Result<bool> {
+    if Instant::now() < renew_from {
         return Ok(true);
     }
     reported(attempt.renew(LEASE.into(), None).await)
@@ -283,7 +283,7 @@ mod tests {
     async fn a_stopped_worker_gives_back_the_units_it_has_not_worked() {
         let (_, attempts) = holding(3).await;
         let (_pressed, stop) = watch::channel(true);
-        let done = work_batch(&attempts, Instant::now(), &stop).await;
+        let done = work_batch(&attempts, Instant::now() + LEASE, &stop).await;
         assert_eq!(done.expect("worked"), 0);
         for attempt in &attempts {
             let status = attempt.work_unit().status().await.expect("status");
@@ -295,13 +295,12 @@ mod tests {
     async fn attempts_are_renewed_once_half_their_lease_is_gone() {
         let (_pressed, stop) = watch::channel(false);
         let (backend, attempts) = holding(2).await;
-        let done = work_batch(&attempts, Instant::now(), &stop).await;
+        let done = work_batch(&attempts, Instant::now() + LEASE, &stop).await;
         assert_eq!(done.expect("worked"), 2);
         assert_eq!(backend.calls().get(Op::Renew), 0);
 
         let (backend, attempts) = holding(2).await;
-        let long_ago = Instant::now().checked_sub(LEASE / 2 + StdDuration::from_secs(1));
-        let done = work_batch(&attempts, long_ago.expect("an instant"), &stop).await;
+        let done = work_batch(&attempts, Instant::now(), &stop).await;
         assert_eq!(done.expect("worked"), 2);
         assert_eq!(backend.calls().get(Op::Renew), 2);
     }
