@@ -796,14 +796,16 @@ async fn connect_err(url: String, limit: usize) -> Error {
         .unwrap_err()
 }
 
-fn is_too_large(err: &Error) -> bool {
+/// The protocol error `err` carries, if it is one.
+fn protocol_error(err: &Error) -> Option<&ProtocolError> {
     let Error::Backend(source) = err else {
-        return false;
+        return None;
     };
-    matches!(
-        source.downcast_ref::<ProtocolError>(),
-        Some(ProtocolError::TooLarge { .. })
-    )
+    source.downcast_ref::<ProtocolError>()
+}
+
+fn is_too_large(err: &Error) -> bool {
+    matches!(protocol_error(err), Some(ProtocolError::TooLarge { .. }))
 }
 
 #[tokio::test]
@@ -1138,11 +1140,7 @@ async fn an_active_attempt_never_served_is_a_protocol_error_not_gone() {
     let rest = RestBackend::connect(url).await.unwrap();
     let unit = rest.work_unit_at("n", "s", "u").await.unwrap();
     let active = unit.active_attempt().await;
-    assert!(
-        matches!(&active, Err(Error::Backend(e))
-            if e.downcast_ref::<ProtocolError>().is_some_and(|p| matches!(p, ProtocolError::Link { .. }))),
-        "{active:?}"
-    );
+    assert!(active.as_ref().is_err_and(is_link_error), "{active:?}");
 }
 
 /// A 404 whose JSON body is not the API's error document (it has no error
@@ -1177,10 +1175,9 @@ async fn a_404_without_an_error_code_is_not_gone() {
         .pop()
         .unwrap();
     let finished = attempt.finish(None).await;
+    let status = finished.as_ref().err().and_then(protocol_error);
     assert!(
-        matches!(&finished, Err(Error::Backend(e))
-            if matches!(e.downcast_ref::<ProtocolError>(),
-                Some(ProtocolError::Status { status, .. }) if status.as_u16() == 404)),
+        matches!(status, Some(ProtocolError::Status { status, .. }) if status.as_u16() == 404),
         "{finished:?}"
     );
     // The attempt is live on the server all the same.
@@ -1191,13 +1188,7 @@ async fn a_404_without_an_error_code_is_not_gone() {
 }
 
 fn is_link_error(err: &Error) -> bool {
-    let Error::Backend(source) = err else {
-        return false;
-    };
-    matches!(
-        source.downcast_ref::<ProtocolError>(),
-        Some(ProtocolError::Link { .. })
-    )
+    matches!(protocol_error(err), Some(ProtocolError::Link { .. }))
 }
 
 /// A link the server leaves out of a document is a protocol error when the
