@@ -1161,13 +1161,7 @@ async fn a_404_without_an_error_code_is_not_gone() {
     ));
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
-    let worker = rest
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
     let attempt = worker
         .request_attempts(&AttemptRequest::units(1))
         .await
@@ -1216,13 +1210,7 @@ async fn a_missing_link_is_a_protocol_error() {
     ));
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
-    let worker = rest
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
     let active = worker.active_attempts().await;
     assert!(
         active.as_ref().is_err_and(is_link_error),
@@ -1302,13 +1290,7 @@ async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
     ));
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
-    let worker = rest
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
     let attempts = worker
         .request_attempts(&coordinate::AttemptRequest::units(1))
         .await
@@ -1381,13 +1363,7 @@ async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
         )));
         let (url, _stop) = serve(app).await;
         let rest = RestBackend::connect(url).await.unwrap();
-        let worker = rest
-            .namespace("n")
-            .await
-            .unwrap()
-            .worker("w")
-            .await
-            .unwrap();
+        let worker = rest.worker_at("n", "w").await.unwrap();
         let got = worker.request_attempts(&AttemptRequest::units(2)).await;
         assert!(
             matches!(&got, Err(Error::Backend(e)) if e.to_string().contains("503")),
