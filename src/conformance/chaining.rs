@@ -296,6 +296,29 @@ pub async fn chaining_item_rules(t: TestBackend) {
     );
     let object = r.ok(b.work_unit("map-object").await, "lookup map-object");
     r.ok_eq(object.data().await, data!({"x": 1}), "object value");
+
+    // The fourth element overrides the options' priority unless null, and
+    // elements past it are ignored.
+    r.unit(&a, "fourth", DataMap::new()).await;
+    let attempt = r.request_unit(&worker, "fourth", "request fourth").await;
+    let output = data!({"output": [
+        ["overridden", {}, {"priority": 1}, 7.5],
+        ["null-fourth", {}, {"priority": 3}, null],
+        ["past-fourth", {}, null, 2.5, "junk", 9],
+    ]});
+    r.ok(attempt.finish(Some(output)).await, "finish fourth");
+    for (name, priority) in [
+        ("overridden", 7.5),
+        ("null-fourth", 3.0),
+        ("past-fourth", 2.5),
+    ] {
+        let unit = r.ok(b.work_unit(name).await, format_args!("lookup {name}"));
+        r.ok_eq(
+            unit.priority().await,
+            priority,
+            format_args!("priority of {name}"),
+        );
+    }
 }
 
 /// `finish` is allowed from Failed (§9.2) and then chains, as the attempt

@@ -5,7 +5,9 @@ use super::{at_secs, Run, TestBackend};
 use crate::api::WorkUnitRef;
 use crate::data;
 use crate::error::Error;
-use crate::model::{AttemptStatus, DataMap, Duration, WorkUnitQuery, WorkUnitStatus};
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, WorkUnitQuery, WorkUnitStatus,
+};
 
 use AttemptStatus as A;
 use WorkUnitStatus as U;
@@ -252,4 +254,84 @@ pub async fn expiry_boundary(t: TestBackend) {
     r.ok_eq(a.status().await, A::Expired, "1 ms past the deadline");
     r.ok_eq(a.end_time().await, Some(r.now()), "end time");
     r.ok_eq(a.expiration_time().await, at_secs(30), "expiration kept");
+}
+
+/// An expiry check covers at least its scope: a read of one unit or
+/// attempt expires every lapsed lease of its spec, a request every lapsed
+/// lease of the worker's namespace whatever its filters; a lease expired
+/// by a check keeps the attempt's data.
+pub async fn expiry_check_scope(t: TestBackend) {
+    let (r, ns, spec, worker) = Run::with_basic("expiry_check_scope", t, "spec").await;
+    let checks = [
+        "unit.status",
+        "unit.active_attempt",
+        "attempt.status",
+        "attempt.end_time",
+        "attempt.expiration_time",
+    ];
+    for check in checks {
+        let x = r.unit(&spec, &format!("{check} x"), DataMap::new()).await;
+        let y = r.unit(&spec, &format!("{check} y"), DataMap::new()).await;
+        let ax = r.ok(worker.make_attempt(&x, Duration::seconds(10)).await, "x");
+        let ay = r.ok(worker.make_attempt(&y, Duration::seconds(10)).await, "y");
+        r.ok(
+            ay.renew(Duration::seconds(10), Some(data!({"p": 1}))).await,
+            "y's data",
+        );
+        r.advance_secs(11);
+        let check_time = r.now();
+        match check {
+            "unit.status" => drop(r.ok(x.status().await, check)),
+            "unit.active_attempt" => drop(r.ok(x.active_attempt().await, check)),
+            "attempt.status" => drop(r.ok(ax.status().await, check)),
+            "attempt.end_time" => drop(r.ok(ax.end_time().await, check)),
+            _ => drop(r.ok(ax.expiration_time().await, check)),
+        }
+        r.advance_secs(1);
+        r.ok_eq(
+            ay.end_time().await,
+            Some(check_time),
+            format_args!("the other unit's lease, ended by {check}"),
+        );
+        r.ok_eq(
+            ay.data().await,
+            data!({"p": 1}),
+            format_args!("data kept after {check}"),
+        );
+    }
+
+    // A request restricted to another spec, by name or by runtime.
+    let other = r.spec(&ns, data!({"name": "other", "runtime": "go"})).await;
+    r.units(&other, &["o1", "o2"]).await;
+    let filters = [
+        AttemptRequest {
+            work_specs: vec!["other".into()],
+            ..AttemptRequest::default()
+        },
+        AttemptRequest {
+            runtimes: vec!["go".into()],
+            ..AttemptRequest::default()
+        },
+    ];
+    for (round, request) in filters.into_iter().enumerate() {
+        let unit = r
+            .unit(&spec, &format!("lapsed {round}"), DataMap::new())
+            .await;
+        let lapsed = r.ok(
+            worker.make_attempt(&unit, Duration::seconds(10)).await,
+            "make",
+        );
+        r.advance_secs(11);
+        let check_time = r.now();
+        let got = r
+            .request(&worker, request, format_args!("request {round}"))
+            .await;
+        check_eq!(r, got.len(), 1, "request {round} got its unit");
+        r.advance_secs(1);
+        r.ok_eq(
+            lapsed.end_time().await,
+            Some(check_time),
+            format_args!("a lease of a spec request {round} left out"),
+        );
+    }
 }

@@ -474,3 +474,25 @@ pub async fn meta_counts_exclude_delayed(t: TestBackend) {
         "counts a day later"
     );
 }
+
+/// A recognised definition key whose value is null counts as absent: a
+/// definition of nulls derives the meta of one with only a name.
+pub async fn null_keys_are_absent(t: TestBackend) {
+    let (r, ns) = Run::with_ns("null_keys_are_absent", t).await;
+    let nulls = r
+        .spec(
+            &ns,
+            data!({
+                "name": "nulls", "priority": null, "weight": null, "nice": null,
+                "interval": null, "continuous": null, "disabled": null,
+                "max_running": null, "max_getwork": null, "max_retries": null,
+                "runtime": null, "min_gb": null, "then": null
+            }),
+        )
+        .await;
+    // The fixture adds a `min_gb` only where the key is missing.
+    let plain = r.spec(&ns, data!({"name": "plain", "min_gb": 0})).await;
+    let derived = r.ok(nulls.meta(false).await, "meta of nulls");
+    let default = r.ok(plain.meta(false).await, "meta of a name only");
+    check_eq!(r, derived, default, "nulls derive the defaults");
+}
