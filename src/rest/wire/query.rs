@@ -50,7 +50,7 @@ fn parameters(raw: &str) -> Result<Vec<(String, String)>, QueryError> {
 /// Reads a work unit query from a raw query string (form-urlencoded, every
 /// parameter UTF-8; empty components and unknown parameters ignored;
 /// `previous` and `limit`: first wins; `previous` name-decoded when it
-/// starts with `-` and decodes).
+/// starts with `-` and decodes; an empty `limit` is no limit).
 pub fn parse_work_unit_query(raw: &str) -> Result<WorkUnitQuery, QueryError> {
     let mut query = WorkUnitQuery::default();
     let (mut previous, mut limit) = (None, None);
@@ -59,10 +59,11 @@ pub fn parse_work_unit_query(raw: &str) -> Result<WorkUnitQuery, QueryError> {
             "name" => query.names.push(value),
             "status" => query.statuses.push(parse_status(&value)?),
             "previous" if previous.is_none() => previous = Some(value),
+            // Empty is no limit, as in the reference server.
+            "limit" if limit.is_none() && value.is_empty() => limit = Some(0),
             "limit" if limit.is_none() => {
                 limit = Some(
                     value
-                        .trim()
                         .parse::<i64>()
                         .map_err(|_| QueryError::BadLimit(value.clone()))?,
                 )

@@ -379,6 +379,14 @@ fn queries_parse_form_encoding_and_tolerate_empty_components() {
     assert_eq!(q.limit, 5);
     assert_eq!(parse_work_unit_query("").unwrap(), WorkUnitQuery::all());
     assert_eq!(parse_work_unit_query("limit=-3").unwrap().limit, 0);
+    // Empty is no limit, and as the first value it wins.
+    assert_eq!(parse_work_unit_query("limit=&limit=2").unwrap().limit, 0);
+    for spaced in ["limit=%205", "limit=5+"] {
+        assert!(matches!(
+            parse_work_unit_query(spaced),
+            Err(QueryError::BadLimit(_))
+        ));
+    }
     assert_eq!(
         parse_work_unit_query("status=Available"),
         Err(QueryError::BadStatus("Available".into()))
