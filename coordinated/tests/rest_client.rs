@@ -174,15 +174,19 @@ fn nested(depth: usize) -> coordinate::DataMap {
     map
 }
 
-/// Every limit that does not depend on the server's clock is checked, in
-/// the in-memory backend's order, before a request is made; data nested far
-/// too deep for a recursive drop is refused without overflowing the stack,
-/// whatever else is wrong with the call.
-#[tokio::test]
-async fn bad_arguments_are_refused_before_any_request() {
-    let (url, requests, _stop) = counting_server().await;
-    let rest = RestBackend::connect(url).await.unwrap();
-    let ns = rest.namespace("ns").await.unwrap();
+/// Namespace `ns` through `rest`, with spec `s`, its unit `u`, worker `w`
+/// and an attempt of `w` on `u`.
+async fn one_of_each(
+    rest: &RestBackend,
+    ns: &str,
+) -> (
+    NamespaceRef,
+    coordinate::WorkSpecRef,
+    coordinate::WorkUnitRef,
+    coordinate::WorkerRef,
+    coordinate::AttemptRef,
+) {
+    let ns = rest.namespace(ns).await.unwrap();
     let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
     let unit = spec
         .add_work_unit("u", data!({}), WorkUnitMeta::default())
@@ -193,6 +197,18 @@ async fn bad_arguments_are_refused_before_any_request() {
         .make_attempt(&unit, Default::default())
         .await
         .unwrap();
+    (ns, spec, unit, worker, attempt)
+}
+
+/// Every limit that does not depend on the server's clock is checked, in
+/// the in-memory backend's order, before a request is made; data nested far
+/// too deep for a recursive drop is refused without overflowing the stack,
+/// whatever else is wrong with the call.
+#[tokio::test]
+async fn bad_arguments_are_refused_before_any_request() {
+    let (url, requests, _stop) = counting_server().await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let (ns, spec, unit, worker, attempt) = one_of_each(&rest, "ns").await;
     let too_long = "n".repeat(coordinate::rules::limits::MAX_NAME_BYTES + 1);
     let deep = || nested(100_000);
     // One byte longer than the limit as JSON.
@@ -723,17 +739,7 @@ async fn credentials_in_the_base_url_are_never_shown() {
     let with_credentials = url.replacen("http://", "http://user:secret@", 1);
     let builder = RestBackend::builder(with_credentials.clone());
     let rest = builder.clone().connect().await.unwrap();
-    let ns = rest.namespace("n").await.unwrap();
-    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
-    let unit = spec
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
-    let worker = ns.worker("w").await.unwrap();
-    let attempt = worker
-        .make_attempt(&unit, Default::default())
-        .await
-        .unwrap();
+    let (ns, spec, unit, worker, attempt) = one_of_each(&rest, "n").await;
     assert!(authorized.load(Ordering::SeqCst) > 0, "no basic auth sent");
     let failed = rest.namespace("broken").await.unwrap_err();
 

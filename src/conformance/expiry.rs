@@ -2,7 +2,7 @@
 //! the boundary.
 
 use super::{at_secs, Run, TestBackend};
-use crate::api::WorkUnitRef;
+use crate::api::{AttemptRef, WorkUnitRef};
 use crate::data;
 use crate::error::Error;
 use crate::model::{
@@ -78,12 +78,7 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
 pub async fn lazy_expiry_after_check(t: TestBackend) {
     let (r, ns, spec, worker) = Run::with_basic("lazy_expiry_after_check", t, "spec").await;
     // One unit per checking operation; each gets a 10 s lease.
-    let checks = [
-        "unit.status",
-        "unit.active_attempt",
-        "attempt.status",
-        "attempt.end_time",
-        "attempt.expiration_time",
+    let checks = OBJECT_CHECKS.into_iter().chain([
         "spec.meta(true)",
         "spec.work_units",
         "spec.count_work_unit_status",
@@ -91,7 +86,7 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
         "namespace.summarize",
         "backend.summarize",
         "worker.request_attempts",
-    ];
+    ]);
     for check in checks {
         let unit = r.unit(&spec, check, DataMap::new()).await;
         let a = r.ok(
@@ -102,11 +97,7 @@ pub async fn lazy_expiry_after_check(t: TestBackend) {
         r.advance_secs(11);
         let check_time = r.now();
         match check {
-            "unit.status" => drop(r.ok(unit.status().await, check)),
-            "unit.active_attempt" => drop(r.ok(unit.active_attempt().await, check)),
-            "attempt.status" => drop(r.ok(a.status().await, check)),
-            "attempt.end_time" => drop(r.ok(a.end_time().await, check)),
-            "attempt.expiration_time" => drop(r.ok(a.expiration_time().await, check)),
+            _ if OBJECT_CHECKS.contains(&check) => check_by_read(&r, check, &unit, &a).await,
             "spec.meta(true)" => drop(r.ok(spec.meta(true).await, check)),
             "spec.work_units" => drop(r.ok(spec.work_units(&WorkUnitQuery::all()).await, check)),
             "spec.count_work_unit_status" => drop(r.ok(spec.count_work_unit_status().await, check)),
@@ -256,20 +247,34 @@ pub async fn expiry_boundary(t: TestBackend) {
     r.ok_eq(a.expiration_time().await, at_secs(30), "expiration kept");
 }
 
+/// The reads of one unit or attempt that perform an expiry check.
+const OBJECT_CHECKS: [&str; 5] = [
+    "unit.status",
+    "unit.active_attempt",
+    "attempt.status",
+    "attempt.end_time",
+    "attempt.expiration_time",
+];
+
+/// Performs the read `check` (one of [`OBJECT_CHECKS`]) on `unit` or its
+/// `attempt`.
+async fn check_by_read(r: &Run, check: &str, unit: &WorkUnitRef, attempt: &AttemptRef) {
+    match check {
+        "unit.status" => drop(r.ok(unit.status().await, check)),
+        "unit.active_attempt" => drop(r.ok(unit.active_attempt().await, check)),
+        "attempt.status" => drop(r.ok(attempt.status().await, check)),
+        "attempt.end_time" => drop(r.ok(attempt.end_time().await, check)),
+        _ => drop(r.ok(attempt.expiration_time().await, check)),
+    }
+}
+
 /// An expiry check covers at least its scope: a read of one unit or
 /// attempt expires every lapsed lease of its spec, a request every lapsed
 /// lease of the worker's namespace whatever its filters; a lease expired
 /// by a check keeps the attempt's data.
 pub async fn expiry_check_scope(t: TestBackend) {
     let (r, ns, spec, worker) = Run::with_basic("expiry_check_scope", t, "spec").await;
-    let checks = [
-        "unit.status",
-        "unit.active_attempt",
-        "attempt.status",
-        "attempt.end_time",
-        "attempt.expiration_time",
-    ];
-    for check in checks {
+    for check in OBJECT_CHECKS {
         let x = r.unit(&spec, &format!("{check} x"), DataMap::new()).await;
         let y = r.unit(&spec, &format!("{check} y"), DataMap::new()).await;
         let ax = r.ok(worker.make_attempt(&x, Duration::seconds(10)).await, "x");
@@ -280,13 +285,7 @@ pub async fn expiry_check_scope(t: TestBackend) {
         );
         r.advance_secs(11);
         let check_time = r.now();
-        match check {
-            "unit.status" => drop(r.ok(x.status().await, check)),
-            "unit.active_attempt" => drop(r.ok(x.active_attempt().await, check)),
-            "attempt.status" => drop(r.ok(ax.status().await, check)),
-            "attempt.end_time" => drop(r.ok(ax.end_time().await, check)),
-            _ => drop(r.ok(ax.expiration_time().await, check)),
-        }
+        check_by_read(&r, check, &x, &ax).await;
         r.advance_secs(1);
         r.ok_eq(
             ay.end_time().await,

@@ -97,15 +97,21 @@ impl fmt::Debug for Transport {
 /// What stands for the user information of a URL wherever one is shown.
 pub(crate) const HIDDEN_USERINFO: &str = "***";
 
-/// Hides the credentials of `url` (its user name and password, which
-/// `reqwest` sends as basic authentication) behind [`HIDDEN_USERINFO`].
-fn redact(url: &mut Url) {
+/// Puts `user`, without a password, in place of the credentials of `url`
+/// (its user name and password, which `reqwest` sends as basic
+/// authentication), if it has any.
+fn replace_credentials(url: &mut Url, user: &str) {
     if !url.username().is_empty() || url.password().is_some() {
         // Setting fails only for a URL that cannot have a host, which
-        // has no credentials to hide.
+        // has no credentials.
         let _ = url.set_password(None);
-        let _ = url.set_username(HIDDEN_USERINFO);
+        let _ = url.set_username(user);
     }
+}
+
+/// Hides the credentials of `url` behind [`HIDDEN_USERINFO`].
+fn redact(url: &mut Url) {
+    replace_credentials(url, HIDDEN_USERINFO);
 }
 
 /// `url` as a request body carries it, naming an object to the server:
@@ -113,9 +119,7 @@ fn redact(url: &mut Url) {
 /// in the authorization header only.
 pub(crate) fn linked(url: &Url) -> String {
     let mut url = url.clone();
-    // Fails only for a URL that cannot have a host, which has none.
-    let _ = url.set_password(None);
-    let _ = url.set_username("");
+    replace_credentials(&mut url, "");
     url.into()
 }
 
