@@ -1391,6 +1391,71 @@ async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
     }
 }
 
+/// An attempt made whose handle cannot be built is an error that leaves
+/// it pending no longer: the client expires it before it answers, as for a
+/// hand-out.
+#[tokio::test]
+async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
+    use axum::response::IntoResponse;
+    let served = with_unit().await;
+    let (expired, recorded) = expires();
+    // The server links the attempt's unit where no read succeeds.
+    let app = support::plain::without_attempt_names(router_over(&served));
+    let app = recorded(app.layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let path = request.uri().path().to_owned();
+            if path.ends_with("/work_unit/elsewhere") {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            let response = next.run(request).await;
+            if !path.ends_with("/make_attempt") {
+                return response;
+            }
+            let (mut parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let unit = json["work_unit_url"]
+                .as_str()
+                .unwrap()
+                .replace("/u", "/elsewhere");
+            json["work_unit_url"] = unit.into();
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            let body = axum::body::Body::from(serde_json::to_vec(&json).unwrap());
+            axum::response::Response::from_parts(parts, body)
+        },
+    )));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let unit = rest
+        .work_spec_at("n", "s")
+        .await
+        .unwrap()
+        .work_unit("u")
+        .await
+        .unwrap();
+    let made = worker
+        .make_attempt(&unit, coordinate::Duration::minutes(1))
+        .await;
+    assert!(
+        matches!(&made, Err(Error::Backend(e)) if e.to_string().contains("503")),
+        "{:?}",
+        made.as_ref().err()
+    );
+    assert_eq!(expired.load(Ordering::SeqCst), 1);
+    let status = served
+        .work_spec_at("n", "s")
+        .await
+        .unwrap()
+        .work_unit("u")
+        .await
+        .unwrap()
+        .status()
+        .await
+        .unwrap();
+    assert_eq!(status, WorkUnitStatus::Available);
+}
+
 /// A lookup answered after the same name was cached from an upsert leaves
 /// that entry in place: the handle the upsert gave is the one the cache
 /// answers, so what is deleted through it is gone for every lookup.

@@ -14,8 +14,9 @@ use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
-    AttemptActionBody, AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult,
-    MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
+    AttemptActionBody, AttemptActionLinks, AttemptDocument, AttemptList, AttemptRequestBody,
+    AttemptRequestResult, MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument,
+    WorkerUpdateBody,
 };
 use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
 
@@ -43,9 +44,9 @@ const ATTEMPT_DOCUMENT_BYTES: usize = 128 << 10;
 /// spec's `max_retries`, exactly as if its lease had run out. Expiring an
 /// expired attempt is a no-op, so a release that races the server's own
 /// expiry is harmless.
-async fn release(shared: &Shared, attempts: &[AttemptDocument]) {
+async fn release(shared: &Shared, attempts: &[&AttemptActionLinks]) {
     stream::iter(attempts)
-        .filter_map(|attempt| async { shared.resolve(&attempt.actions.expire_url).ok() })
+        .filter_map(|actions| async { shared.resolve(&actions.expire_url).ok() })
         .for_each_concurrent(CONCURRENT_FETCHES, |url| async move {
             let body = AttemptActionBody::default();
             // Best effort: the caller answers its own outcome.
@@ -55,6 +56,11 @@ async fn release(shared: &Shared, attempts: &[AttemptDocument]) {
                 .await;
         })
         .await;
+}
+
+/// The action links of `attempts`, to release them.
+fn actions_of(attempts: &[AttemptDocument]) -> Vec<&AttemptActionLinks> {
+    attempts.iter().map(|a| &a.actions).collect()
 }
 
 /// A worker handle; clones share the links.
@@ -316,7 +322,7 @@ impl Worker for RestWorker {
         // No more than were asked for, whatever the server sent: each may
         // cost a read to resolve, and the caller expects no more.
         let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
-        release(self.shared(), &extra).await;
+        release(self.shared(), &actions_of(&extra)).await;
         if result.attempts.is_empty() {
             return Ok(Vec::new());
         }
@@ -331,7 +337,7 @@ impl Worker for RestWorker {
             Err(e) => Err(e),
         };
         if handles.is_err() {
-            release(self.shared(), &result.attempts).await;
+            release(self.shared(), &actions_of(&result.attempts)).await;
         }
         handles
     }
@@ -373,10 +379,20 @@ impl Worker for RestWorker {
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.know_unit(unit);
-        let mut made = resolver.attempts(&[doc]).await?;
-        made.pop().ok_or(Error::Gone {
-            kind: ObjectKind::Worker,
-        })
+        // As for a hand-out, an attempt whose handle cannot be built is
+        // released rather than left holding its unit for a whole lease.
+        let made = resolver
+            .attempts(std::slice::from_ref(&doc))
+            .await
+            .and_then(|mut made| {
+                made.pop().ok_or(Error::Gone {
+                    kind: ObjectKind::Worker,
+                })
+            });
+        if made.is_err() {
+            release(self.shared(), &[&doc.actions]).await;
+        }
+        made
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
