@@ -901,6 +901,36 @@ fn unknown_fields_are_skipped_whatever_their_depth_or_length() {
     }
 }
 
+/// Inside a unit's `meta` too, unknown fields are skipped unbuilt, however
+/// deep, long or out of range they are, while a field it reads given twice
+/// is refused.
+#[test]
+fn unknown_fields_in_a_units_meta_are_skipped() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "m");
+    let unit = "/namespace/m/work_spec/s/work_unit/u";
+    let added = server.send_json(
+        "POST",
+        "/namespace/m/work_spec/s/work_unit",
+        r#"{"name": "u"}"#,
+    );
+    assert_eq!(added.status, 201, "{}", added.text());
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let long = format!("[{}0]", "0,".repeat(1_000_000));
+    let ignored = [deep, long, "1e400".to_owned(), r#""\ud800""#.to_owned()];
+    for (priority, extension) in ignored.iter().enumerate() {
+        let body =
+            format!(r#"{{"data": {{}}, "meta": {{"priority": {priority}, "x": {extension}}}}}"#);
+        let reply = server.send_json("PUT", unit, &body);
+        assert_eq!(reply.status, 204, "{}", reply.text());
+        assert_eq!(server.get(unit).json()["meta"]["priority"], priority as f64);
+    }
+    let twice = r#"{"data": {}, "meta": {"priority": 7, "priority": 8}}"#;
+    let reply = server.send_json("PUT", unit, twice);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(server.get(unit).json()["meta"]["priority"], 3.0);
+}
+
 /// What the body check itself refuses: text that is not UTF-8, and a
 /// field the operation reads given twice. A field the API ignores is
 /// ignored whatever it holds, a lone surrogate or a number past any float.

@@ -310,19 +310,42 @@ where
 
 /// An optional document field that must be a JSON object (or `null`):
 /// serde's derived decoders would also read a struct from an array, field
-/// by field in order, which the wire format does not allow.
+/// by field in order, which the wire format does not allow. The object is
+/// decoded as it is read, so the fields `T` does not know are skipped
+/// unbuilt, whatever they hold, and a field it knows given twice is
+/// refused, as in the body around it.
 pub(super) fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    use serde::de::Error;
-    let Some(map) = Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? else {
-        return Ok(None);
-    };
-    T::deserialize(serde_json::Value::Object(map))
-        .map(Some)
-        .map_err(D::Error::custom)
+    struct ObjectOrNull<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOrNull<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    d.deserialize_option(ObjectOrNull(std::marker::PhantomData))
 }
 
 pub(super) fn is_empty_str(s: &str) -> bool {
