@@ -355,6 +355,42 @@ async fn first_attempt(ns: &NamespaceRef) -> AttemptRef {
         .unwrap()
 }
 
+/// A finish without data is two calls when its spec chains: the first
+/// answers the stored data, whose `output` the caller parses, the second
+/// finishes with the parsed units. When a renew replaced the data in
+/// between, the second call answers the new data to parse rather than
+/// chain units the attempt no longer has, even when the new data has no
+/// `output` at all.
+#[tokio::test]
+async fn a_finish_chains_no_output_a_renew_took_away_between_its_calls() {
+    let (servers, db, _clock) = two_servers().await;
+    let (_, next, attempt) = chaining_attempt(&servers[0]).await;
+    attempt
+        .renew(coordinate::Duration::minutes(1), Some(data!({})))
+        .await
+        .unwrap();
+
+    // The second call of a finish whose first call read
+    // `{"output": ["child"]}`, before the renew.
+    let second_call = "SELECT outcome FROM coordinate_finish((SELECT id FROM attempt), now(),
+        NULL, '{\"output\": [\"child\"]}', ARRAY['child'::bytea], ARRAY['{}'::jsonb],
+        ARRAY[0.0::float8], ARRAY[NULL::timestamptz])";
+    let outcome: i16 = db
+        .sql()
+        .await
+        .query_one(second_call, &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(outcome, 4, "the changed data is answered to parse again");
+    let all = WorkUnitQuery::default();
+    assert!(next.work_units(&all).await.unwrap().is_empty());
+
+    attempt.finish(None).await.unwrap();
+    assert_eq!(attempt.status().await.unwrap(), AttemptStatus::Finished);
+    assert!(next.work_units(&all).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_finish_chaining_into_a_spec_being_destroyed_still_finishes() {
     let (servers, db, _clock) = two_servers().await;

@@ -82,6 +82,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         19,
         include_str!("migrations/0019_spec_counters_go_after_units.sql"),
     ),
+    Migration::new(
+        20,
+        include_str!("migrations/0020_finish_chains_only_current_output.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
