@@ -164,7 +164,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
+};
 use tokio_postgres::types::{FromSql, Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 
@@ -190,6 +192,13 @@ const MAX_TRIES: u32 = 8;
 const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often the change feed's listening connection is probed.
 const DEFAULT_FEED_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Run on every pooled connection when it opens. Every statement of this
+/// backend that locks a row and then reads it again relies on each
+/// statement's snapshot being taken when it starts, as under PostgreSQL's
+/// default isolation level: a database or role whose default is stricter
+/// would have those statements fail on every conflict instead.
+const READ_COMMITTED: &str = "SET default_transaction_isolation TO 'read committed'";
 
 /// The default number of pooled connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 16;
@@ -366,6 +375,14 @@ impl PostgresBuilder {
             },
         );
         let pool = Pool::builder(manager)
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(READ_COMMITTED)
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
             .max_size(self.max_connections)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(timeout))
@@ -989,5 +1006,35 @@ mod tests {
     #[test]
     fn meta_columns_match_their_width() {
         assert_eq!(meta_columns!().split(',').count(), META_WIDTH);
+    }
+
+    /// On a database whose default isolation level is stricter, the
+    /// backend's statements still run at read committed.
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn pooled_connections_run_at_read_committed() {
+        let cluster = testing::TestCluster::shared_or_panic();
+        let db = cluster.fresh_database().await.unwrap();
+        let (admin, connection) = tokio_postgres::connect(&cluster.database_url(&db), NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {db} SET default_transaction_isolation = 'serializable'"
+            ))
+            .await
+            .unwrap();
+        let backend = PostgresBackend::builder(cluster.url())
+            .database(&db)
+            .build()
+            .await
+            .unwrap();
+        let rows = backend
+            .shared
+            .rows("SHOW transaction_isolation", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows[0].get::<_, String>(0), "read committed");
     }
 }
