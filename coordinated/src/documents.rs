@@ -160,10 +160,20 @@ pub async fn attempt_summary(attempt: &dyn Attempt) -> Result<AttemptSummary> {
     Ok(summary_at(attempt, attempt.start_time().await?))
 }
 
+/// Reads of a list's attempts run at most this many at once: each may be a
+/// database round trip, and a long list must not take every pooled
+/// connection from the requests beside it.
+const CONCURRENT_READS: usize = 8;
+
 /// A list of attempts' short forms, in the given order.
 pub async fn attempt_list(attempts: &[AttemptRef]) -> Result<AttemptList> {
-    let attempts = try_join_all(attempts.iter().map(|a| attempt_summary(&**a))).await?;
-    Ok(AttemptList { attempts })
+    let mut summaries = Vec::with_capacity(attempts.len());
+    for chunk in attempts.chunks(CONCURRENT_READS) {
+        summaries.extend(try_join_all(chunk.iter().map(|a| attempt_summary(&**a))).await?);
+    }
+    Ok(AttemptList {
+        attempts: summaries,
+    })
 }
 
 /// The action endpoints below an attempt's URL.
@@ -198,7 +208,10 @@ pub async fn attempt(attempt: &dyn Attempt) -> Result<AttemptDocument> {
 /// attempts are worked on rather than left pending until their leases run
 /// out.
 pub async fn granted_attempts(attempts: &[AttemptRef]) -> Result<Vec<AttemptDocument>> {
-    let read = join_all(attempts.iter().map(|a| attempt(&**a))).await;
+    let mut read = Vec::with_capacity(attempts.len());
+    for chunk in attempts.chunks(CONCURRENT_READS) {
+        read.extend(join_all(chunk.iter().map(|a| attempt(&**a))).await);
+    }
     let mut documents = Vec::with_capacity(read.len());
     for document in read {
         match document {
@@ -265,6 +278,9 @@ pub fn summary(summary: Summary) -> SummaryDocument {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use coordinate::memory::MemoryBackend;
     use coordinate::{data, AttemptRequest, Backend, NewWorkUnit, WorkUnitQuery};
 
@@ -299,5 +315,117 @@ mod tests {
             })
             .collect();
         assert_eq!(units, ["a", "c"]);
+    }
+
+    /// An attempt whose reads count how many of them run at once.
+    #[derive(Debug)]
+    struct Counted {
+        inner: AttemptRef,
+        running: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Counted {
+        async fn read<T>(&self, read: impl std::future::Future<Output = T>) -> T {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            let out = read.await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            out
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Attempt for Counted {
+        fn work_unit(&self) -> coordinate::WorkUnitRef {
+            self.inner.work_unit()
+        }
+        fn worker(&self) -> coordinate::WorkerRef {
+            self.inner.worker()
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        async fn status(&self) -> Result<coordinate::AttemptStatus> {
+            self.read(self.inner.status()).await
+        }
+        async fn data(&self) -> Result<DataMap> {
+            self.read(self.inner.data()).await
+        }
+        async fn start_time(&self) -> Result<coordinate::Time> {
+            self.read(self.inner.start_time()).await
+        }
+        async fn end_time(&self) -> Result<Option<coordinate::Time>> {
+            self.read(self.inner.end_time()).await
+        }
+        async fn expiration_time(&self) -> Result<coordinate::Time> {
+            self.read(self.inner.expiration_time()).await
+        }
+        async fn snapshot(&self) -> Result<coordinate::AttemptSnapshot> {
+            self.read(self.inner.snapshot()).await
+        }
+        async fn renew(&self, extend: coordinate::Duration, data: Option<DataMap>) -> Result<()> {
+            self.inner.renew(extend, data).await
+        }
+        async fn expire(&self, data: Option<DataMap>) -> Result<()> {
+            self.inner.expire(data).await
+        }
+        async fn finish(&self, data: Option<DataMap>) -> Result<()> {
+            self.inner.finish(data).await
+        }
+        async fn fail(&self, data: Option<DataMap>) -> Result<()> {
+            self.inner.fail(data).await
+        }
+        async fn retry(&self, data: Option<DataMap>, delay: coordinate::Duration) -> Result<()> {
+            self.inner.retry(data, delay).await
+        }
+    }
+
+    /// A long list of attempts is read a few at a time, in its order, so
+    /// that it cannot take every pooled connection of a database backend.
+    #[tokio::test]
+    async fn a_long_attempt_list_is_read_a_few_attempts_at_a_time() {
+        let ns = MemoryBackend::new().namespace("n").await.unwrap();
+        let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+        let units = (0..50).map(|i| NewWorkUnit::new(format!("u{i:02}"), data!({})));
+        spec.add_work_units(units.collect()).await.unwrap();
+        let granted = ns
+            .worker("w")
+            .await
+            .unwrap()
+            .request_attempts(&AttemptRequest::units(50))
+            .await
+            .unwrap();
+        // One count of the reads running, over the whole list.
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let counted: Vec<AttemptRef> = granted
+            .iter()
+            .map(|a| {
+                Arc::new(Counted {
+                    inner: a.clone(),
+                    running: running.clone(),
+                    most: most.clone(),
+                }) as AttemptRef
+            })
+            .collect();
+
+        let list = attempt_list(&counted).await.unwrap();
+        let read_most = most.swap(0, Ordering::SeqCst);
+        let documents = granted_attempts(&counted).await.unwrap();
+        let granted_most = most.load(Ordering::SeqCst);
+
+        let names = |names: Vec<Option<String>>| names.into_iter().flatten().collect::<Vec<_>>();
+        let expected: Vec<String> = (0..50).map(|i| format!("u{i:02}")).collect();
+        let listed = list.attempts.into_iter().map(|a| a.names.work_unit_name);
+        assert_eq!(names(listed.collect()), expected);
+        let answered = documents
+            .into_iter()
+            .map(|d| d.summary.names.work_unit_name);
+        assert_eq!(names(answered.collect()), expected);
+        for most in [read_most, granted_most] {
+            assert!((2..=CONCURRENT_READS).contains(&most), "{most} at once");
+        }
     }
 }
