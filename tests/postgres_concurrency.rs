@@ -10,7 +10,9 @@
 //! namespace destroy unlinks a unit elsewhere its worker took meanwhile, and
 //! waits for a hand-out by its worker without a deadlock. A read that finds
 //! an attempt past its deadline answers a finish that committed before its
-//! expiry could.
+//! expiry could. A continuous unit generated while the spec's interval
+//! changed sets the next time by the new interval, and a finish chains no
+//! output a renew took away between its two calls.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -150,6 +152,38 @@ async fn one_continuous_unit_per_interval_under_concurrent_requests() {
         .await
         .unwrap();
     assert_eq!(units.len(), 5);
+}
+
+/// A continuous unit generated while a new interval was being stored
+/// (after the request read the old one) sets the next unit's time by the
+/// interval the spec has once it generates, as if the change came first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_next_continuous_time_follows_an_interval_changed_during_the_request() {
+    let (servers, db, clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 86_400}))
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+
+    let admin = db.sql().await;
+    let change = held(
+        &db,
+        "UPDATE work_spec SET interval_us = 60000000 WHERE name = 'c'::bytea",
+    )
+    .await;
+    let granted = tokio::spawn(async move { request(&worker, AttemptRequest::units(1)).await });
+    wait_for_waiters(&admin, 1).await;
+    change.batch_execute("COMMIT").await.unwrap();
+
+    assert_eq!(granted.await.unwrap().len(), 1);
+    let meta = spec.meta(false).await.unwrap();
+    assert_eq!(meta.interval, coordinate::Duration::seconds(60));
+    assert_eq!(
+        meta.next_continuous,
+        Some(clock.now() + coordinate::Duration::seconds(60))
+    );
 }
 
 async fn wait_for_waiters(admin: &tokio_postgres::Client, n: i64) {

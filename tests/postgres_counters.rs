@@ -344,6 +344,9 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
         "BEGIN;
          DROP FUNCTION coordinate_hand_out(bigint, bigint, bigint, timestamptz, timestamptz,
              jsonb, bytea, timestamptz, bigint);
+         DROP FUNCTION coordinate_hand_out(bigint, bigint, bigint, timestamptz, timestamptz,
+             jsonb, bytea, bigint);
+         DROP FUNCTION coordinate_continuous(bigint, timestamptz, bytea);
          DROP TRIGGER coordinate_feed_namespace_moved ON namespace;
          DROP TRIGGER coordinate_feed_work_spec_moved ON work_spec;
          DROP TRIGGER coordinate_feed_work_unit_moved ON work_unit;
@@ -473,7 +476,7 @@ async fn a_hand_out_of_many_units_reads_the_units_it_took_once() {
             "SELECT count(*) FROM coordinate_hand_out(
                  (SELECT id FROM work_spec WHERE name = 'a'),
                  (SELECT id FROM worker WHERE name = 'w'), {wanted},
-                 '3000-01-01T00:00:00Z', '3000-01-01T01:00:00Z', '{{}}', NULL, NULL, NULL)"
+                 '3000-01-01T00:00:00Z', '3000-01-01T01:00:00Z', '{{}}', NULL, NULL)"
         )
     };
     for _ in 0..8 {

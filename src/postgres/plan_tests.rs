@@ -292,7 +292,6 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
         .unwrap();
     let (ns_id, spec_id, worker_id): (i64, i64, i64) = (ids.get(0), ids.get(1), ids.get(2));
     let no_name: Option<&[u8]> = None;
-    let no_time: Option<crate::Time> = None;
     let no_namespace: Option<i64> = None;
     let request = |now: crate::Time| {
         let expiration = now + Duration::minutes(15);
@@ -316,7 +315,6 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
                 &expiration,
                 &serde_json::json!({}),
                 &no_name,
-                &no_time,
                 &no_namespace,
             ],
         )
@@ -347,7 +345,6 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
                 &expiration,
                 &serde_json::json!({}),
                 &no_name,
-                &no_time,
                 &Some(ns_id),
             ],
         )

@@ -86,6 +86,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         20,
         include_str!("migrations/0020_finish_chains_only_current_output.sql"),
     ),
+    Migration::new(
+        21,
+        include_str!("migrations/0021_continuous_time_from_current_interval.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

@@ -76,7 +76,7 @@ pub(crate) const REQUEST_METAS: &str = concat!(
 /// statement. A row without an attempt says every unit taken was over its
 /// retry limit.
 pub(crate) const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
-    FROM coordinate_hand_out($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    FROM coordinate_hand_out($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Gives unit `$1` a new pending attempt of worker `$2` and makes it
 /// the active one; answers the attempt id and the unit's attempt count.
@@ -197,15 +197,8 @@ impl PgWorker {
             else {
                 return Err(super::decode("scheduler chose an unknown spec"));
             };
-            let (continuous_name, next_continuous) = if rules::can_start_continuous(&meta, now) {
-                let name = rules::continuous_unit_name(now);
-                (
-                    Some(name),
-                    Some(rules::limits::next_continuous(now, meta.interval)),
-                )
-            } else {
-                (None, None)
-            };
+            let continuous_name =
+                rules::can_start_continuous(&meta, now).then(|| rules::continuous_unit_name(now));
             let made = query(
                 &client,
                 REQUEST,
@@ -217,7 +210,6 @@ impl PgWorker {
                     &expiration,
                     &json(&rules::too_many_retries_data()),
                     &continuous_name.as_deref().map(str::as_bytes),
-                    &next_continuous,
                     &stale.then_some(self.namespace_id),
                 ],
             )
