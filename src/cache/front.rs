@@ -13,7 +13,9 @@
 //! that detaches its stores closes the fronts: each is emptied, and an
 //! insert by a store that did not open the front now is refused (an insert
 //! and an open or close exclude each other). So a closed front stays empty,
-//! and a reopened one holds only what its new store holds.
+//! and a reopened one holds only what its new store holds. A store's clear
+//! excludes inserts too, from its moka clear to its front clear (see
+//! [`clear_after`](Front::clear_after)).
 //!
 //! [`Shared`]: super::shared::Shared
 
@@ -21,7 +23,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use super::key::{KeyRef, Keyed};
 
@@ -64,7 +66,8 @@ pub(crate) struct Front<W> {
     /// Hashes cache keys into slots.
     keys: foldhash::fast::RandomState,
     /// The store whose entries may be added: taken shared by inserts,
-    /// exclusively by [`open`](Self::open) and [`close`](Self::close).
+    /// exclusively by [`open`](Self::open), [`close`](Self::close) and
+    /// [`clear_after`](Self::clear_after).
     gate: RwLock<Gate>,
     /// Whether hits are sampled for moka (see `store.rs`): set once its
     /// store is half full, cleared when the front is emptied.
@@ -98,14 +101,16 @@ impl<W: Keyed> Front<W> {
     }
 
     /// Files `handle` under its key, if the store that opened the front in
-    /// `epoch` may still add entries.
-    pub(crate) fn insert(&self, handle: &Arc<W>, epoch: u64) {
+    /// `epoch` may still add entries. No clear starts until the answer is
+    /// dropped: an insert keeps it until its put into moka has landed.
+    pub(crate) fn insert(&self, handle: &Arc<W>, epoch: u64) -> Filed<'_> {
         let gate = self.gate.read();
         if gate.open && gate.epoch == epoch {
             self.map
                 .pin()
                 .insert(self.slot(handle.key()), Arc::downgrade(handle));
         }
+        Filed { _gate: gate }
     }
 
     /// Takes out `handle`'s entry, unless the front holds another handle
@@ -124,8 +129,20 @@ impl<W: Keyed> Front<W> {
         self.map.pin().values().filter_map(Weak::upgrade).collect()
     }
 
+    /// Runs `clear_store` (the store's moka clear), then drops every entry,
+    /// with inserts held off across both. An insert files its entry here
+    /// before its put into moka lands, and moka keeps a put that lands after
+    /// its clear: a clear between the two would leave moka an entry the
+    /// front never holds again, and the name uncached (a miss finds the
+    /// entry in moka and files nothing).
+    pub(crate) fn clear_after(&self, clear_store: impl FnOnce()) {
+        let _gate = self.gate.write();
+        clear_store();
+        self.clear();
+    }
+
     /// Drops every entry.
-    pub(crate) fn clear(&self) {
+    fn clear(&self) {
         self.sampling.store(false, Ordering::Relaxed);
         self.map.pin().clear();
     }
@@ -147,6 +164,14 @@ impl<W: Keyed> Front<W> {
         gate.epoch
     }
 
+    /// True while a clear holds the gate or waits for inserts to leave it
+    /// (a waiting writer already holds the lock's writer bit): for tests
+    /// that pause an insert.
+    #[cfg(test)]
+    pub(crate) fn clear_waiting(&self) -> bool {
+        self.gate.is_locked_exclusive()
+    }
+
     /// Whether hits are sampled for moka.
     pub(crate) fn sampling(&self) -> bool {
         self.sampling.load(Ordering::Relaxed)
@@ -158,6 +183,11 @@ impl<W: Keyed> Front<W> {
             self.sampling.store(true, Ordering::Relaxed);
         }
     }
+}
+
+/// An insert's hold on its front's gate (see [`Front::insert`]).
+pub(crate) struct Filed<'a> {
+    _gate: RwLockReadGuard<'a, Gate>,
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! order it keeps meanwhile is the order of inserts.
 //!
 //! The two agree by construction: an entry is put in the front before moka,
-//! and taken out of moka before the front; moka's removal listener takes out
+//! and taken out of moka before the front; a clear of both waits for inserts
+//! between the two puts; moka's removal listener takes out
 //! of the front whatever moka drops on its own (size eviction, admission
 //! refusal), and a sampled hit that moka no longer has removes it from the
 //! front too (under moka's lock on the key, so an insert whose put has not
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
-use super::front::Front;
+use super::front::{Filed, Front};
 use super::inflight::Loads;
 use super::key::{Entry, KeyRef, Keyed};
 use super::sweep::{Scopes, Sweep};
@@ -51,6 +52,13 @@ pub(crate) struct Store<W> {
     /// [`drop_doomed`](Self::drop_doomed)), and how many.
     doomed: Mutex<Vec<Arc<W>>>,
     doomed_len: AtomicUsize,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Run by this thread's next insert once its entry is in the front and
+    /// its put into moka is still to come: where tests pause an insert.
+    static BEFORE_PUT: Cell<Option<Box<dyn FnOnce()>>> = const { Cell::new(None) };
 }
 
 /// True once every [`SAMPLE`] calls on this thread.
@@ -146,14 +154,14 @@ impl<W: Keyed> Store<W> {
     }
 
     /// Files `handle` in the front, which samples hits once the store is
-    /// half full.
-    fn front_insert(&self, handle: &Arc<W>) {
-        if let Some((front, epoch)) = &self.front {
-            front.insert(handle, *epoch);
-            if self.entries.entry_count() >= self.sample_from {
-                front.start_sampling();
-            }
+    /// half full; no clear starts while the answer is held.
+    fn front_insert(&self, handle: &Arc<W>) -> Option<Filed<'_>> {
+        let (front, epoch) = self.front.as_ref()?;
+        let filed = front.insert(handle, *epoch);
+        if self.entries.entry_count() >= self.sample_from {
+            front.start_sampling();
         }
+        Some(filed)
     }
 
     /// The entry under `handle`'s key, else `handle`, cached after
@@ -162,6 +170,9 @@ impl<W: Keyed> Store<W> {
     /// A compute of moka's, as [`remove_handle`](Self::remove_handle) is,
     /// so the two never interleave on one key.
     pub(crate) fn get_with(&self, handle: Arc<W>, inserting: impl FnOnce(&Arc<W>)) -> Arc<W> {
+        // Held from the front insert until the put has landed, so that a
+        // clear comes wholly before or after the two (see `Front::clear_after`).
+        let mut filed = None;
         let computed = self
             .entries
             .entry(Entry(Arc::clone(&handle)))
@@ -169,10 +180,15 @@ impl<W: Keyed> Store<W> {
                 Some(_) => Op::Nop,
                 None => {
                     inserting(&handle);
-                    self.front_insert(&handle);
+                    filed = self.front_insert(&handle);
+                    #[cfg(test)]
+                    if let Some(pause) = BEFORE_PUT.take() {
+                        pause();
+                    }
                     Op::Put(Arc::clone(&handle))
                 }
             });
+        drop(filed);
         match computed {
             CompResult::Unchanged(held) => held.into_value(),
             // Inserted: nothing else follows from a put on an empty key.
@@ -253,9 +269,9 @@ impl<W: Keyed> Store<W> {
     pub(crate) fn clear(&self) {
         self.doomed.lock().clear();
         self.doomed_len.store(0, Ordering::Relaxed);
-        self.entries.invalidate_all();
-        if let Some((front, _)) = &self.front {
-            front.clear();
+        match &self.front {
+            Some((front, _)) => front.clear_after(|| self.entries.invalidate_all()),
+            None => self.entries.invalidate_all(),
         }
     }
 
@@ -272,11 +288,15 @@ impl<W: Keyed> Store<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
     use std::thread;
     use std::time::Duration;
 
+    use futures::FutureExt;
+
     use super::*;
+    use crate::cache::key::Key;
 
     struct Value;
 
@@ -338,6 +358,63 @@ mod tests {
         inserter.join().unwrap();
         assert!(sampler.join().unwrap(), "the sampled hit missed");
         assert!(served(&store, &handle));
+    }
+
+    /// A clear that meets an insert between its front insert and its put
+    /// leaves moka and the front agreeing, so the name is served from the
+    /// front again after one load at most.
+    #[test]
+    fn a_clear_during_an_insert_leaves_the_name_cached() {
+        let store = store();
+        let (filed, in_front) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let inserter = thread::spawn({
+            let store = Arc::clone(&store);
+            move || {
+                BEFORE_PUT.set(Some(Box::new(move || {
+                    filed.send(()).unwrap();
+                    released.recv().unwrap();
+                })));
+                store.get_with(Arc::new(Value), |_| {});
+            }
+        });
+        in_front.recv().unwrap();
+        let cleared = Arc::new(AtomicBool::new(false));
+        let clearer = thread::spawn({
+            let (store, cleared) = (Arc::clone(&store), Arc::clone(&cleared));
+            move || {
+                store.clear();
+                cleared.store(true, Ordering::SeqCst);
+            }
+        });
+        // The put comes once the clear has either finished or is waiting
+        // for the insert.
+        let (front, _) = store.front.as_ref().unwrap();
+        while !cleared.load(Ordering::SeqCst) && !front.clear_waiting() {
+            thread::yield_now();
+        }
+        release.send(()).unwrap();
+        inserter.join().unwrap();
+        clearer.join().unwrap();
+
+        let loads = AtomicUsize::new(0);
+        let lookup = || {
+            let load = || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                futures::future::ready(Ok(Arc::new(Value))).boxed()
+            };
+            futures::executor::block_on(store.get_or_load(
+                Key::new(KEY.scope, KEY.name),
+                load,
+                Some(|_: &Arc<Value>| {}),
+            ))
+            .unwrap()
+        };
+        let first = lookup();
+        let second = lookup();
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "the name stayed uncached");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(served(&store, &second));
     }
 
     #[test]
