@@ -72,8 +72,14 @@ impl FeedControl {
 
     /// Starts a new generation of entries: a flush, counted.
     pub(crate) fn next_generation(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.advance_generation();
         self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts a new generation of entries without counting a flush: the
+    /// second step of one (see `Shared::flush`).
+    pub(crate) fn advance_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn set_coherent(&self, coherent: bool) {

@@ -548,6 +548,11 @@ impl Shared {
             caches.work_specs.clear();
             caches.work_units.clear();
             caches.workers.clear();
+            // Once more after the clears: an insert between the first new
+            // generation and its kind's clear was cached in it and then
+            // dropped, so its handles would count as cached where no change
+            // event reaches them.
+            self.feed.advance_generation();
             caches.sweep.clear();
         } else {
             self.feed.next_generation();
