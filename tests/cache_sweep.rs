@@ -1,6 +1,7 @@
 //! Entries no lookup can reach any more — a destroyed namespace's specs and
 //! units, the units of a query delete — are swept out of `Cache`, so that
-//! they stop taking the room of live entries.
+//! they stop taking the room of live entries, whether new entries are
+//! inserted or query deletes follow.
 
 use std::time::Duration as StdDuration;
 
@@ -168,4 +169,50 @@ async fn unreachable_units_are_removed_a_few_per_insert() {
             .await
             .unwrap();
     }
+}
+
+/// Query deletes make sweeps due as inserts do, so that a cache that
+/// mostly hits while units are deleted keeps a bounded record of what to
+/// sweep: the deleted units go with the deletes that follow, nothing
+/// inserted.
+#[tokio::test]
+async fn query_deletes_sweep_with_nothing_inserted() {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let cache = Cache::new(memory.clone());
+    let spec = spec_of_units(&cache, "n", "u").await;
+    let swept = || cache.stats().work_units.swept;
+    let loads = cache.stats().work_units.backend_loads;
+    assert_eq!(
+        spec.delete_work_units(&WorkUnitQuery::all()).await.unwrap(),
+        UNITS as u64
+    );
+    // The delete found the units to sweep; the deletes that follow remove
+    // them, a few each: units added behind the cache, deleted through it.
+    let behind = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .work_spec("s")
+        .await
+        .unwrap();
+    let mut deletes = 0;
+    while swept() < UNITS as u64 {
+        deletes += 1;
+        assert!(deletes <= 100, "the units are all removed: {}", swept());
+        let name = format!("d{deletes}");
+        behind
+            .add_work_unit(&name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+        let available = WorkUnitQuery {
+            statuses: vec![WorkUnitStatus::Available],
+            ..WorkUnitQuery::default()
+        };
+        assert_eq!(spec.delete_work_units(&available).await.unwrap(), 1);
+    }
+    assert_eq!(
+        cache.stats().work_units.backend_loads,
+        loads,
+        "nothing loaded"
+    );
 }

@@ -133,8 +133,8 @@ impl Caches {
         self.workers.run_pending_tasks();
     }
 
-    /// After an insert: removes a few entries an earlier sweep found
-    /// unreachable, and sweeps if one is due (see `sweep.rs`).
+    /// After an insert or a retirement: removes a few entries an earlier
+    /// sweep found unreachable, and sweeps if one is due (see `sweep.rs`).
     pub(super) fn sweep_if_due(&self, counters: &Counters) {
         counters
             .work_units
@@ -522,6 +522,7 @@ impl Shared {
             let unreachable = link.rescope();
             if let Some(caches) = caches.as_deref() {
                 caches.sweep.retire(unreachable);
+                caches.sweep_if_due(&self.counters);
             }
             dropped = true;
         }

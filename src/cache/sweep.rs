@@ -9,13 +9,16 @@
 //! they take capacity, and the access frequencies moka's admission keeps
 //! for them would turn new entries away until they age.
 //!
-//! So every scope retired that way is recorded here, and once entries
-//! amounting to half of what the cache holds (at least [`MIN_INSERTS`])
-//! have been inserted since the last sweep, the caller whose insert made it
-//! due walks the entries and finds those under a retired scope: specs and
+//! So every scope retired that way is recorded here, and once inserts and
+//! retirements amounting to half of what the cache holds (at least
+//! [`MIN_INSERTS`]) have happened since the last sweep, the caller whose
+//! insert or query delete made it due walks the entries and finds those
+//! under a retired scope (so a cache that mostly hits while units are
+//! deleted keeps a bounded record of retired scopes too): specs and
 //! workers first, removed at once (they are few), then units, including
 //! those of the specs just removed. A walk visits every entry once (about
-//! 8 ms for 100,000), so walks cost about two visits per insert, amortized.
+//! 8 ms for 100,000), so walks cost about two visits per insert or
+//! retirement, amortized.
 //! The units found are removed a few per insert by the inserts that follow
 //! (each removal is a moka write of a few microseconds). The walk is
 //! synchronous — a dropped future never leaves one half-done — and runs on
@@ -39,7 +42,7 @@ pub(crate) struct Sweep {
     retired: Mutex<Scopes>,
     /// Whether `retired` may be non-empty: read without the lock.
     any_retired: AtomicBool,
-    /// Inserts since the last sweep.
+    /// Inserts and retirements since the last sweep.
     inserts: AtomicU64,
     /// Inserts after which the next sweep is due.
     due_at: AtomicU64,
@@ -62,10 +65,12 @@ impl Default for Sweep {
 pub(crate) struct Running<'a>(&'a Sweep);
 
 impl Sweep {
-    /// Records that no lookup reaches entries under `scope` any more.
+    /// Records that no lookup reaches entries under `scope` any more; it
+    /// counts toward the next sweep as an insert does.
     pub(crate) fn retire(&self, scope: u64) {
         self.retired.lock().insert(scope);
         self.any_retired.store(true, Ordering::Release);
+        self.inserted();
     }
 
     /// Counts one insert.
@@ -136,11 +141,22 @@ mod tests {
         assert!(sweep.start().is_none(), "one sweep at a time");
         assert_eq!(running.take().into_iter().collect::<Vec<_>>(), [7]);
         running.finish(10 * MIN_INSERTS);
+        // The retirement counts as one insert.
         sweep.retire(8);
-        insert(&sweep, 5 * MIN_INSERTS - 1);
+        insert(&sweep, 5 * MIN_INSERTS - 2);
         assert!(sweep.start().is_none(), "due after half the entries");
         sweep.inserted();
         assert!(sweep.start().is_some());
+    }
+
+    #[test]
+    fn retirements_alone_make_a_sweep_due() {
+        let sweep = Sweep::default();
+        (1..MIN_INSERTS).for_each(|scope| sweep.retire(scope));
+        assert!(sweep.start().is_none());
+        sweep.retire(MIN_INSERTS);
+        let running = sweep.start().expect("due");
+        assert_eq!(running.take().len() as u64, MIN_INSERTS);
     }
 
     #[test]
