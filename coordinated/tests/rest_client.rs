@@ -1200,18 +1200,12 @@ async fn a_missing_link_is_a_protocol_error() {
     ns_worker_with_attempt(&served).await;
     // The server leaves the link out of its worker documents.
     let app = router_over(&served).layer(axum::middleware::map_response(
-        |response: axum::response::Response| async move {
-            let (mut parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-            let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                return axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
-            };
-            if let Some(doc) = json.as_object_mut() {
-                doc.remove("active_attempts_url");
-            }
-            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-            let body = axum::body::Body::from(serde_json::to_vec(&json).unwrap());
-            axum::response::Response::from_parts(parts, body)
+        |response: axum::response::Response| {
+            support::plain::edit_json(response, |doc| {
+                if let Some(doc) = doc.as_object_mut() {
+                    doc.remove("active_attempts_url");
+                }
+            })
         },
     ));
     let (url, _stop) = serve(app).await;
@@ -1411,17 +1405,11 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
             if !path.ends_with("/make_attempt") {
                 return response;
             }
-            let (mut parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-            let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            let unit = json["work_unit_url"]
-                .as_str()
-                .unwrap()
-                .replace("/u", "/elsewhere");
-            json["work_unit_url"] = unit.into();
-            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-            let body = axum::body::Body::from(serde_json::to_vec(&json).unwrap());
-            axum::response::Response::from_parts(parts, body)
+            support::plain::edit_json(response, |json| {
+                let unit = json["work_unit_url"].as_str().unwrap();
+                json["work_unit_url"] = unit.replace("/u", "/elsewhere").into();
+            })
+            .await
         },
     )));
     let (url, _stop) = serve(app).await;

@@ -24,13 +24,17 @@ const SELECT: &str = "work_unit_select_url";
 /// `app` with the names extension removed from every attempt document it
 /// answers.
 pub fn without_attempt_names(app: axum::Router) -> axum::Router {
-    app.layer(axum::middleware::map_response(|r| strip(r, remove_names)))
+    app.layer(axum::middleware::map_response(|r| {
+        edit_json(r, remove_names)
+    }))
 }
 
 /// `app` with the select URL removed from every work spec document it
 /// answers.
 pub fn without_select_url(app: axum::Router) -> axum::Router {
-    app.layer(axum::middleware::map_response(|r| strip(r, remove_select)))
+    app.layer(axum::middleware::map_response(|r| {
+        edit_json(r, remove_select)
+    }))
 }
 
 /// `app` without any of the extensions.
@@ -38,8 +42,9 @@ pub fn without_extensions(app: axum::Router) -> axum::Router {
     without_select_url(without_attempt_names(app))
 }
 
-/// `response` with `remove` applied to its JSON body.
-async fn strip(response: Response, remove: fn(&mut Value)) -> Response {
+/// `response` with `edit` applied to its JSON body; any other body is
+/// left as it is.
+pub async fn edit_json(response: Response, edit: impl FnOnce(&mut Value)) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = body
         .collect()
@@ -56,7 +61,7 @@ async fn strip(response: Response, remove: fn(&mut Value)) -> Response {
     else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    remove(&mut value);
+    edit(&mut value);
     let body = serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"));
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
