@@ -205,13 +205,17 @@ async fn heartbeat(worker: &WorkerRef) -> coordinate::Result<()> {
 
 /// Does one attempt's work and reports it; false if the lease was lost
 /// meanwhile (someone else has the unit now, which is not an error).
+///
+/// Only the job's own failure fails the unit: a unit that cannot be read
+/// (the backend out of reach) is an error of the worker's, and the unit is
+/// given back for a later try.
 async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
     let unit = attempt.work_unit();
-    let outcome = match unit.data().await {
-        Ok(input) => work(unit.name(), &input),
-        Err(e) => Err(e.to_string()),
+    let input = match unit.data().await {
+        Ok(input) => input,
+        Err(e) => return reported(Err(e)),
     };
-    reported(match outcome {
+    reported(match work(unit.name(), &input) {
         Ok(result) => attempt.finish(Some(result)).await,
         Err(reason) => attempt.fail(Some(data!({ "error": reason }))).await,
     })
