@@ -19,6 +19,8 @@
 
 #[path = "../support/exit.rs"]
 mod exit;
+#[path = "../support/interrupt.rs"]
+mod interrupt;
 #[path = "../../benches/support/percentile.rs"]
 mod percentile;
 mod report;
@@ -348,10 +350,29 @@ async fn measure(
         ..base.clone()
     };
     let label = if cached { "cached" } else { "uncached" };
-    workload::load(store.as_ref(), &shape)
-        .await
-        .map_err(|e| format!("loading {label} run: {e}"))?;
+    let run = async {
+        workload::load(store.as_ref(), &shape)
+            .await
+            .map_err(|e| format!("loading {label} run: {e}"))?;
+        run_loaded(store, &shape, (warmup, touch), cached, label).await
+    };
+    let figures = interrupt::unless_interrupted(label, run).await;
+    // Whatever the outcome, a failed run or Ctrl-C included, the namespace
+    // goes. Best effort: a failed cleanup must not hide the figures.
+    if let Ok(ns) = store.namespace(&shape.namespace).await {
+        let _ = ns.destroy().await;
+    }
+    figures
+}
 
+/// The run of [`measure`] on its loaded namespace.
+async fn run_loaded(
+    store: &Arc<dyn Backend>,
+    shape: &Shape,
+    (warmup, touch): (StdDuration, bool),
+    cached: bool,
+    label: &str,
+) -> Result<Figures, String> {
     let counted = Arc::new(Instrumented::new(store.clone()));
     let cache = cached.then(|| Arc::new(Cache::new(counted.clone())));
     let served: Arc<dyn Backend> = match &cache {
@@ -360,13 +381,13 @@ async fn measure(
     };
 
     if touch {
-        workload::touch(served.as_ref(), &shape)
+        workload::touch(served.as_ref(), shape)
             .await
             .map_err(|e| format!("{label} (touching every unit) failed: {e}"))?;
     }
     // The same clients warm up and are measured, so that the units they
     // hold at the end of the warm-up are theirs to finish.
-    let mut clients = workload::Clients::new(served.clone(), &shape);
+    let mut clients = workload::Clients::new(served.clone(), shape);
     if !warmup.is_zero() {
         let label = format!("{label} (warm-up)");
         with_progress(&label, warmup, |progress| clients.run(warmup, progress))
@@ -393,10 +414,6 @@ async fn measure(
         counts.hits = after.hits - before.hits;
         counts.misses = after.misses - before.misses;
         counts.gone_recoveries = after.gone_recoveries - before.gone_recoveries;
-    }
-    if let Ok(ns) = store.namespace(&shape.namespace).await {
-        // Best effort: a failed cleanup must not hide the figures.
-        let _ = ns.destroy().await;
     }
     Ok(Figures::new(outcome, counts))
 }

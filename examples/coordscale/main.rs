@@ -17,13 +17,17 @@
 //! fresh database per size, removed with the cluster at exit; with
 //! `POSTGRES_URL` set, the databases are made on that server instead and
 //! left there), a connection string uses that database (a namespace per
-//! size, destroyed afterwards, also when its measurement fails). Prints a
+//! size, destroyed afterwards, also when its measurement fails or is
+//! interrupted with Ctrl-C). Prints a
 //! table, or with `--json` one object
 //! `{"memory": {"<size>": {"<key>": value, …}, …}, "postgres": {…}}`.
 
 #[path = "../support/exit.rs"]
 mod exit;
 mod footprint;
+#[cfg(feature = "postgres")]
+#[path = "../support/interrupt.rs"]
+mod interrupt;
 mod measure;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -191,9 +195,10 @@ async fn postgres(
             &store.namespace,
             size,
             settings,
-        )
-        .await;
-        // Whether or not the measurement succeeded, what it made goes.
+        );
+        let measured = interrupt::unless_interrupted(&store.namespace, measured).await;
+        // Whatever the measurement's outcome, Ctrl-C included, what it made
+        // goes.
         let figures = match (measured, server.clean(store).await) {
             (Ok(figures), Ok(())) => figures,
             (Err(e), Ok(())) | (Ok(_), Err(e)) => return Err(e),
