@@ -107,11 +107,11 @@
 //! and 1 KiB leaves room for indexes over a name and its parent; its client
 //! decodes `jsonb` with serde_json, which reads at most 127 levels, and 100
 //! leaves a margin; `jsonb` refuses a string or container over 256 MiB, and
-//! `coordinated` reads request bodies up to 16 MiB by default, so 4 MiB of
+//! `coordinated` reads request bodies up to 32 MiB by default, so 4 MiB of
 //! JSON stays far inside the first even in `jsonb`'s longer binary form and
-//! fits the second with the request around it even written three times
-//! longer (escaped JSON, base64 CBOR; a worker's update with a mode of
-//! 1 KiB, far more than a label needs, included); the time range is
+//! fits the second with the request around it even written six times
+//! longer (JSON with `<`, `>` and `&` escaped; a worker's update with a mode
+//! of 1 KiB, far more than a label needs, included); the time range is
 //! the one of RFC 3339 and most languages' date types, well inside both PostgreSQL's
 //! `timestamptz` and chrono; priorities and memory figures must order the
 //! same in Rust and SQL, where NaN and the sign of zero do not, and JSON

@@ -12,7 +12,7 @@ use coordinate::Backend;
 
 use crate::connections::ConnectionOptions;
 use crate::metrics::{CacheStatsFn, PoolStatusFn, SummaryPeriod};
-use crate::server::ServerOptions;
+use crate::server::{ServerOptions, DEFAULT_MAX_BODY_BYTES};
 
 /// Whether the cache sits in front of the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,10 +70,11 @@ pub struct Config {
     /// `408` if its body was still arriving, else `503`.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub request_timeout: Duration,
-    /// Largest request body accepted, in bytes. The default holds any data
-    /// map within `coordinate`'s `MAX_DATA_BYTES` with the request around
-    /// it, in the longest forms clients write (escaped JSON, base64 CBOR).
-    #[arg(long, default_value_t = 16 << 20)]
+    /// Largest request body accepted, in bytes. The default (32 MiB) holds
+    /// any data map within `coordinate`'s `MAX_DATA_BYTES` with the request
+    /// around it, in the longest form clients write (JSON with `<`, `>` and
+    /// `&` escaped, six bytes each).
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may still run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

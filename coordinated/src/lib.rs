@@ -119,4 +119,4 @@ pub mod server;
 
 pub use config::Config;
 pub use connections::{serve, ConnectionOptions};
-pub use server::{router, shutdown_signal, ServerOptions};
+pub use server::{router, shutdown_signal, ServerOptions, DEFAULT_MAX_BODY_BYTES};

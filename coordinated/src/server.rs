@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use coordinate::rest::wire::{codes, ErrorDocument};
+use coordinate::rules::limits::MAX_DATA_BYTES;
 use coordinate::Backend;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -22,17 +23,21 @@ use crate::metrics::{self, CacheStatsFn, MetricsState, PoolStatusFn};
 use crate::negotiate::negotiated_or_v1;
 use crate::problem::Problem;
 
+/// The default bound on a request body, 32 MiB: it holds any data map
+/// within [`MAX_DATA_BYTES`] with the request around it, in the longest
+/// form a client writes, JSON whose `<`, `>` and `&` are escaped (six
+/// bytes each, as some encoders write them for HTML's sake), up to six
+/// times the compact JSON. Escaped non-ASCII text and the base64 CBOR form
+/// take at most three times.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * MAX_DATA_BYTES;
+
 /// Everything about the server but its backend and address.
 #[derive(Clone)]
 pub struct ServerOptions {
     /// Longest time one request may take: then it is answered `408` if its
     /// body was still arriving, else `503`.
     pub request_timeout: Duration,
-    /// Largest request body accepted; the default, 16 MiB, holds any data
-    /// map within [`MAX_DATA_BYTES`](coordinate::rules::limits::MAX_DATA_BYTES)
-    /// with the request around it, in the longest forms clients write:
-    /// JSON with every non-ASCII character escaped, and the base64 CBOR
-    /// form, each up to three times the compact JSON.
+    /// Largest request body accepted (default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
     /// Log every request through `tracing`.
     pub log_requests: bool,
@@ -49,7 +54,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             request_timeout: Duration::from_secs(30),
-            max_body_bytes: 16 << 20,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             log_requests: false,
             readiness_timeout: Duration::from_secs(2),
             cache_stats: None,

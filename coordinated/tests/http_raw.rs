@@ -1065,6 +1065,18 @@ fn data_at_the_limit_fits_the_default_body_in_the_longest_forms_clients_write() 
     let stored = server.get(&format!("{units}/cbor")).json();
     let stored = stored["data"]["k"].as_array().map(Vec::len);
     assert_eq!(stored, Some(floats));
+    // `<`, `>` and `&` escaped, as some JSON encoders write them for
+    // HTML's sake: six bytes on the wire for one stored.
+    let chars = MAX_DATA_BYTES - r#"{"k":""}"#.len();
+    let escaped = format!(
+        r#"{{"name": "html", "data": {{"k": "{}"}}}}"#,
+        r"\u003c".repeat(chars)
+    );
+    assert!(escaped.len() > 6 * (MAX_DATA_BYTES - 10));
+    let reply = server.send_json("POST", units, &escaped);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let stored = server.get(&format!("{units}/html")).json();
+    assert_eq!(stored["data"], json!({"k": "<".repeat(chars)}));
 }
 
 #[test]

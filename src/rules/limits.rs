@@ -32,11 +32,11 @@ pub const MAX_DATA_DEPTH: usize = 100;
 /// `serde_json::to_vec` writes it).
 ///
 /// PostgreSQL's `jsonb` refuses a string or container over 256 MiB, and
-/// `coordinated` reads request bodies up to 16 MiB by default: 4 MiB keeps
+/// `coordinated` reads request bodies up to 32 MiB by default: 4 MiB keeps
 /// any data far inside the first, even in `jsonb`'s binary form (several
 /// times longer than the JSON for an array of two million zeros), and
-/// inside the second even in the forms clients write up to three times
-/// longer (every non-ASCII character escaped, base64 CBOR of small floats).
+/// inside the second even in the longest form clients write, up to six
+/// times longer (`<`, `>` and `&` escaped as `\u003c` and the like).
 pub const MAX_DATA_BYTES: usize = 4 << 20;
 
 /// The longest worker mode, in UTF-8 bytes.
