@@ -286,22 +286,21 @@ pub fn dismantle(map: DataMap) {
 /// chrono keeps as a second more than a second's nanoseconds) becomes the
 /// instant as far into the next second, as PostgreSQL stores it.
 pub fn checked_time(time: Time) -> Result<Time> {
-    if !(MIN_TIME..=MAX_TIME).contains(&time) {
-        return Err(Error::TimeOutOfRange(format!(
-            "{time} is outside {MIN_TIME} ..= {MAX_TIME}"
-        )));
-    }
+    let out_of_range =
+        || Error::TimeOutOfRange(format!("{time} is outside {MIN_TIME} ..= {MAX_TIME}"));
     let (mut seconds, mut nanos) = (time.timestamp(), time.timestamp_subsec_nanos());
     if nanos >= 1_000_000_000 {
         seconds += 1;
         nanos -= 1_000_000_000;
     }
-    // A leap second in range follows a second before MAX_TIME's (chrono
-    // orders it after every instant of that second), so the next second is
-    // in range too.
-    Time::from_timestamp(seconds, nanos - nanos % 1_000).ok_or_else(|| {
-        Error::TimeOutOfRange(format!("{time} is outside {MIN_TIME} ..= {MAX_TIME}"))
-    })
+    // Judged as the instant it is read as, so that the leap second just
+    // before MIN_TIME counts as in range and the one ending MAX_TIME's
+    // second does not.
+    let time = Time::from_timestamp(seconds, nanos - nanos % 1_000).ok_or_else(out_of_range)?;
+    if !(MIN_TIME..=MAX_TIME).contains(&time) {
+        return Err(out_of_range());
+    }
+    Ok(time)
 }
 
 /// A clock's `now` as every backend records it: truncated to whole
@@ -505,6 +504,11 @@ mod tests {
         // The last second's leap second would end past MAX_TIME: refused.
         let last = Time::from_timestamp(253_402_300_799, 1_500_000_000).unwrap();
         assert!(matches!(checked_time(last), Err(Error::TimeOutOfRange(_))));
+        // The one before MIN_TIME ends inside the range: kept.
+        assert_eq!(
+            leap("0000-12-31T23:59:60.5Z"),
+            Ok("0001-01-01T00:00:00.500+00:00".into())
+        );
     }
 
     #[test]
