@@ -56,8 +56,10 @@
 //! locks the spec row for its check and update, and an `add_work_units`
 //! batch sent in parts do). Operations that change
 //! several rows (the attempt state changes with chaining, adding a unit,
-//! handing out work, the query-selected unit changes, expiry) are PL/pgSQL
-//! functions installed by the migrations and called by one statement.
+//! handing out work, expiry) are PL/pgSQL functions installed by the
+//! migrations and called by one statement; the query-selected unit changes
+//! (deletes and priority changes) are one plain SQL statement per query
+//! shape, built here (the `selection` module).
 //! `request_attempts` takes two (the scheduler's counts, then the
 //! hand-out); `finish` without data whose stored data chains takes two (the
 //! stored output is parsed here, by the rules every backend shares); and
