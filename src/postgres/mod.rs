@@ -68,10 +68,12 @@
 //! # Cost at scale
 //!
 //! Counts, counted metas and summaries read per-spec counters that
-//! statement triggers keep in every changing transaction, plus two small
-//! index ranges for what depends on now, each read only when the counters
-//! say it can hold something (the `counts` module), so they cost O(specs),
-//! not O(units); those queries run in a function with their generic plans
+//! statement triggers keep in every changing transaction, plus three small
+//! index ranges for what depends on now (ready units whose not-before time
+//! is ahead, waiting units whose time has come, pending attempts past their
+//! deadline), each read only when the counters say it can hold something
+//! (the `counts` module), so they cost O(specs), not O(units); those
+//! queries run in a function with their generic plans
 //! (migrations 6, 8, 9 and 12), which each connection makes once, since a
 //! custom plan costs more to make than the query to run. Queries by status read a
 //! `(spec, state, name)` index with the limit in SQL, and each query shape
