@@ -122,7 +122,8 @@
 //! attempt of it, and a unit's row before its spec's counters (a destroy
 //! too: it deletes the units, then the counters), so they never deadlock
 //! with each other; adding a unit
-//! reads its active attempt's status after locking the unit, so a `finish`
+//! reads the unit's state (its active attempt's status) under the unit's
+//! row lock, so a `finish`
 //! racing with it is either seen (the unit runs again) or comes after
 //! (the unit ends Finished). Statements failing with a serialization
 //! failure or a deadlock are retried a bounded number of times. A backend
