@@ -664,7 +664,7 @@ impl Api {
                 let body: WorkerUpdateBody = decode(body)?;
                 let ns = need(r.namespace, "namespace")?;
                 let worker = need(r.worker, "worker")?;
-                // An empty URL is one the client does not know (§4.1).
+                // An empty URL is one the client does not know.
                 let parent_at = body
                     .parent_url
                     .as_deref()
@@ -778,7 +778,7 @@ async fn unit_to_attempt(
     ns: &NamespaceRef,
     body: &MakeAttemptBody,
 ) -> Result<WorkUnitRef, Problem> {
-    // An empty URL is one the client does not know (§4.1).
+    // An empty URL is one the client does not know.
     let Some(url) = body.work_unit_url.as_deref().filter(|url| !url.is_empty()) else {
         let spec = ns.work_spec(&body.work_spec).await?;
         return Ok(spec.work_unit(&body.work_unit).await?);

@@ -99,7 +99,7 @@ const SPEC_FIELDS: &[&str] = &[
     r#""max_getwork": 3"#,
 ];
 
-/// What can be done to an attempt (REST API §9.8).
+/// What can be done to an attempt: the REST API's attempt actions.
 const ACTIONS: &[&str] = &["finish", "fail", "retry", "renew", "expire"];
 
 /// Query strings of a unit list, a delete or a priority change.

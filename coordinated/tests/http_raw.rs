@@ -210,7 +210,7 @@ fn the_route_shape_comes_first_then_each_name_in_order() {
     assert_eq!(missing.error_code(), "ErrNoSuchWorkSpec");
     assert_eq!(missing.json()["value"], "missing");
     // A bad name fails when its turn comes, after the namespace before it
-    // has been made (§13).
+    // has been made.
     let bad = server.get("/namespace/fresh/work_spec/-!!");
     assert_eq!(bad.status, 400, "{}", bad.text());
     assert_eq!(bad.error_code(), "error");

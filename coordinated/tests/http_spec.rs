@@ -1,6 +1,6 @@
-//! The real `coordinated` binary against what the wire specification
-//! (REST-API.md) says of single operations: raw requests, raw bodies, and
-//! the answers the specification gives for them.
+//! The real `coordinated` binary against the Coordinate REST API's
+//! documented wire format for single operations: raw requests, raw bodies,
+//! and the answers the API gives for them.
 
 mod support;
 
@@ -85,7 +85,7 @@ fn one_attempt(server: &Server, worker: &str) -> Value {
     got.json()["attempts"][0].clone()
 }
 
-// §9.2 op. 6: `POST /namespace` gets or creates, always 201 with Location and the full document.
+// `POST /namespace` gets or creates, always 201 with Location and the full document.
 #[test]
 fn posting_a_namespace_is_201_with_its_document_every_time() {
     let server = Server::start(&[]);
@@ -111,7 +111,7 @@ fn posting_a_namespace_is_201_with_its_document_every_time() {
     assert_eq!(reply.json()["name"], "");
 }
 
-// §9.2 op. 8: `DELETE` of a namespace always succeeds, even one never created.
+// `DELETE` of a namespace always succeeds, even one never created.
 #[test]
 fn deleting_a_namespace_never_created_is_204() {
     let server = Server::start(&[]);
@@ -121,7 +121,7 @@ fn deleting_a_namespace_never_created_is_204() {
     assert!(reply.body.is_empty());
 }
 
-// §9.9 op. 34: no work is 200 without `work_spec_url` and with no attempts.
+// `request_attempts` that finds no work is 200 without `work_spec_url` and with no attempts.
 #[test]
 fn requesting_attempts_with_no_work_is_200_and_empty() {
     let server = Server::start(&[]);
@@ -139,7 +139,7 @@ fn requesting_attempts_with_no_work_is_200_and_empty() {
     assert!(attempts.is_null() || attempts == &json!([]), "{attempts}");
 }
 
-// §9.9 op. 33 step 2: `active` false or absent deactivates an active worker.
+// A worker update whose `active` is false or absent deactivates an active worker.
 #[test]
 fn a_worker_put_without_active_true_deactivates() {
     let server = Server::start(&[]);
@@ -157,7 +157,7 @@ fn a_worker_put_without_active_true_deactivates() {
     }
 }
 
-// §9.9 op. 33 step 2: an update's absent fields mean null data, unset times and an empty mode.
+// A worker update's absent fields mean null data, unset times and an empty mode.
 #[test]
 fn a_worker_update_takes_absent_fields_as_empty() {
     let server = Server::start(&[]);
@@ -173,7 +173,7 @@ fn a_worker_update_takes_absent_fields_as_empty() {
     assert_eq!(doc["expiration"], ZERO_TIME, "{doc}");
 }
 
-// §9.9 op. 33 step 1 and §17 item 7: `"parent": ""` clears the parent, with `204`.
+// In a worker update, `"parent": ""` clears the parent, with `204`.
 #[test]
 fn an_empty_parent_clears_the_parent() {
     let server = Server::start(&[]);
@@ -193,7 +193,7 @@ fn an_empty_parent_clears_the_parent() {
     assert!(boss.get("child_urls").is_none(), "{boss}");
 }
 
-// §9.9 op. 33 with the departure documented in lib.rs (Extensions): any `parent`, `""` too, keeps `active`.
+// As lib.rs (Extensions) documents, a worker update with any `parent`, `""` too, keeps `active`.
 #[test]
 fn a_worker_put_with_a_parent_leaves_the_active_flag() {
     let server = Server::start(&[]);
@@ -218,7 +218,7 @@ fn a_worker_put_with_a_parent_leaves_the_active_flag() {
     assert_eq!(server.get(worker).json()["active"], false);
 }
 
-// §9.8 and §14.2: `expire` of an attempt already expired is a `204` no-op.
+// `expire` of an attempt already expired is a `204` no-op.
 #[test]
 fn expiring_an_expired_attempt_is_a_204_no_op() {
     let server = Server::start(&[]);
@@ -242,7 +242,7 @@ fn expiring_an_expired_attempt_is_a_204_no_op() {
     assert_eq!(unit["status"], "available", "{unit}");
 }
 
-// §9.6: `change` and `adjust` without `meta`, or with `null`, do nothing and answer 204.
+// `change` and `adjust` without `meta`, or with `null`, do nothing and answer 204.
 #[test]
 fn change_and_adjust_without_meta_are_204_no_ops() {
     let server = Server::start(&[]);
@@ -268,7 +268,7 @@ fn change_and_adjust_without_meta_are_204_no_ops() {
     }
 }
 
-// §9.3 op. 12: a work spec `PUT` with `data` absent or `null` does nothing and answers 204.
+// A work spec `PUT` with `data` absent or `null` does nothing and answers 204.
 #[test]
 fn a_work_spec_put_without_data_is_a_204_no_op() {
     let server = Server::start(&[]);
@@ -290,7 +290,7 @@ fn a_work_spec_put_without_data_is_a_204_no_op() {
     }
 }
 
-// §3.4 and §13 step 3: the body's Content-Type is checked before the method, so 415 beats 405.
+// The body's Content-Type is checked before the method, so 415 beats 405.
 #[test]
 fn a_missing_or_unsupported_content_type_is_415_before_405() {
     let server = Server::start(&[]);
@@ -315,7 +315,7 @@ fn a_missing_or_unsupported_content_type_is_415_before_405() {
     }
 }
 
-// §3.4: an empty Content-Type is read as absent, so 415, not 400.
+// An empty Content-Type is read as absent, so 415, not 400.
 #[test]
 fn an_empty_content_type_is_415() {
     let server = Server::start(&[]);
@@ -328,7 +328,7 @@ fn an_empty_content_type_is_415() {
     }
 }
 
-// §3.1 and §3.4: parameters of a JSON Content-Type are accepted and ignored, `q` and `charset` included.
+// Parameters of a JSON Content-Type are accepted and ignored, `q` and `charset` included.
 #[test]
 fn content_type_parameters_are_ignored() {
     let server = Server::start(&[]);
@@ -353,7 +353,7 @@ fn content_type_parameters_are_ignored() {
     assert_refused(&reply, 400, "malformed parameter");
 }
 
-// §2: `HEAD` answers the status and headers of `GET`, with an empty body.
+// `HEAD` answers the status and headers of `GET`, with an empty body.
 #[test]
 fn head_answers_the_headers_of_get() {
     let server = Server::start(&[]);
@@ -390,13 +390,13 @@ fn head_answers_the_headers_of_get() {
     }
 }
 
-/// The wire value of a data map in the CBOR form (§8.9): standard base64,
+/// The wire value of a data map in the CBOR form: standard base64,
 /// with padding, of the CBOR bytes.
 fn cbor_form(cbor: &[u8]) -> String {
     STANDARD.encode(cbor)
 }
 
-// §8.9: CBOR-form data (tuple, UUID, bytes) is accepted and reads back as JSON (array, UUID string, text).
+// CBOR-form data (tuple, UUID, bytes) is accepted and reads back as JSON (array, UUID string, text).
 #[test]
 fn cbor_form_data_maps_are_accepted_end_to_end() {
     let server = Server::start(&[]);
@@ -404,7 +404,7 @@ fn cbor_form_data_maps_are_accepted_end_to_end() {
     // {"k": bytes 01 02 03 04}, built here: a1 61 6b 44 01 02 03 04.
     let bytes = cbor_form(&[0xa1, 0x61, 0x6b, 0x44, 1, 2, 3, 4]);
     for (name, wire, json_form) in [
-        // The specification's own examples.
+        // Wire values of a tuple and a UUID.
         (
             "tuple",
             "oWRwYWly2ICCYWEB".to_owned(),
@@ -448,7 +448,8 @@ fn cbor_form_data_maps_are_accepted_end_to_end() {
     assert_eq!(unit_names(&server, &spec), ["bytes", "tuple", "uuid"]);
 }
 
-// §5.1: only padding and the `+` `/` alphabet fail a `-` segment, so nonzero trailing bits decode.
+// A `-` segment (a base64url name) with nonzero trailing bits decodes; padding, the `+` `/`
+// alphabet and a length no encoding has fail it.
 #[test]
 fn encoded_names_may_carry_nonzero_trailing_bits() {
     let server = Server::start(&[]);
@@ -463,7 +464,8 @@ fn encoded_names_may_carry_nonzero_trailing_bits() {
     }
 }
 
-// §10.1 (form decoding, `+` a space) and lib.rs (Status codes): a non-UTF-8 parameter is 400 `error`.
+// Parameters are form-decoded (`+` a space); as lib.rs (Status codes) documents, a non-UTF-8
+// parameter is 400 `error`.
 #[test]
 fn query_parameters_that_are_not_utf8_are_400() {
     let server = Server::start(&[]);

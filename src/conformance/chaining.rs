@@ -229,7 +229,7 @@ pub async fn chaining_pending_target(t: TestBackend) {
     r.ok_eq(busy.data().await, data!({"v": 1}), "busy's new own data");
 }
 
-/// Parsing output items (§11.3, §11.2): a null name is the empty name and
+/// Parsing output items: a null name is the empty name and
 /// null data is empty data; a `delay` that truncates to zero or below
 /// (0.9, 0, -30, -30.5) leaves `not_before` unset; other option keys are
 /// ignored; a non-numeric `delay` or `priority` (null included), options
@@ -321,7 +321,7 @@ pub async fn chaining_item_rules(t: TestBackend) {
     }
 }
 
-/// `finish` is allowed from Failed (§9.2) and then chains, as the attempt
+/// `finish` is allowed from Failed and then chains, as the attempt
 /// is still its unit's active attempt, from the data the finish leaves:
 /// the failing data when the finish gives none. `fail` itself never
 /// chains.
@@ -361,7 +361,7 @@ pub async fn chaining_after_fail(t: TestBackend) {
 }
 
 /// An attempt superseded by `make_attempt` does not chain when it
-/// finishes (§9.2, §11.1), whether it was Failed or still Pending; the
+/// finishes, whether it was Failed or still Pending; the
 /// attempt that superseded them does.
 pub async fn chaining_superseded(t: TestBackend) {
     let r = Run::new("chaining_superseded", t);

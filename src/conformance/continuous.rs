@@ -178,7 +178,7 @@ pub async fn continuous_next_gate(t: TestBackend) {
         .await;
 }
 
-/// Sub-second times (§0.3, §16, §10.4): a `set_meta` interval of 1.5 s
+/// Sub-second times: a `set_meta` interval of 1.5 s
 /// reads back exactly and moves `next_continuous` by exactly 1.5 s; a
 /// continuous unit's name truncates now to whole milliseconds (65 s +
 /// 999 µs is `65.000`, 66.999999 s is `66.999`).

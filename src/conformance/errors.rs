@@ -662,7 +662,7 @@ pub async fn huge_work_unit_times(t: TestBackend) {
     r.ok_eq(unit.data().await, data!({"k": "v"}), "data intact");
 }
 
-/// Integer extremes in spec meta (§4.1, §10.2): `set_meta` stores
+/// Integer extremes in spec meta: `set_meta` stores
 /// priorities `i64::MIN` and `i64::MAX`, and `i64::MAX` as weight,
 /// `max_running`, `max_attempts_returned` and `max_retries`, exactly (no
 /// clamping). The `i64::MAX` priority comes first; two specs of it with
@@ -723,7 +723,7 @@ pub async fn extreme_spec_meta_integers(t: TestBackend) {
     r.request_none(&worker, "all handed out").await;
 }
 
-/// Integer extremes in definitions and requests (§4.2, §4.3, §10.1):
+/// Integer extremes in definitions and requests:
 /// `nice` of `i64::MIN` gives the largest weight (`20 − nice`, saturated
 /// at `i64::MAX`), `nice` of `i64::MAX` or `u64::MAX` and `weight` of
 /// `i64::MIN` give 1. `u64::MAX` is an Integer, so it is accepted for

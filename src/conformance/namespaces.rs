@@ -346,7 +346,7 @@ const ODD_NAMES: [&str; 9] = [
     ".", "..", "-x", "a/b", "%2F", "?#", "\u{1}", "\u{E9}", "e\u{301}",
 ];
 
-/// Odd names (§0.2, §1.2–§1.5): namespaces, work specs and workers named
+/// Odd names: namespaces, work specs and workers named
 /// `.`, `..`, `-x`, `a/b`, `%2F`, `?#`, `\u{1}`, NFC `é` and NFD
 /// `e\u{301}` are all distinct objects (no path handling, no decoding, no
 /// Unicode normalisation), found by exact lookup and listed back exactly;

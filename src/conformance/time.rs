@@ -126,7 +126,7 @@ pub async fn clock_skew(t: TestBackend) {
 }
 
 /// An unset time is distinct from every real instant, the Unix epoch
-/// included (§0.3). With the clock at the epoch: a unit's `not_before`
+/// included. With the clock at the epoch: a unit's `not_before`
 /// set to the epoch (by `set_meta` or `add_work_unit`), a spec's
 /// `next_continuous` set to the epoch or generated as now + a zero
 /// interval, the `not_before` of a zero-delay retry and the `end_time` of

@@ -605,7 +605,7 @@ pub async fn query_paging(t: TestBackend) {
     check_eq!(r, seen, expected, "pages cover every unit once, in order");
 }
 
-/// Query edges (§7): `names = [""]` is a constraint selecting only the
+/// Query edges: `names = [""]` is a constraint selecting only the
 /// unit named `""`, for reads and mutators alike; a limit of `i64::MAX`
 /// keeps every match and `i64::MIN` is no limit; a non-ASCII
 /// `previous_name`, stored or not, pages in UTF-8 byte order (code point
