@@ -117,8 +117,11 @@
 //! units without waiting. The spec's row is locked only where a limit needs
 //! it: under a `max_running` (the running attempts are counted under the
 //! lock, so concurrent requests never exceed it) and to generate a
-//! continuous unit (its conditions are checked again under the lock, so one
-//! interval makes one unit). Every function locks a unit's row before an
+//! continuous unit (its conditions, and the interval that sets the next
+//! one's time, are read again under the lock, so one interval makes one
+//! unit). Each of these re-reads relies on every statement seeing what
+//! committed before it started, so every pooled connection runs at read
+//! committed, whatever the database's or role's default. Every function locks a unit's row before an
 //! attempt of it, and a unit's row before its spec's counters (a destroy
 //! too: it deletes the units, then the counters), so they never deadlock
 //! with each other; adding a unit
