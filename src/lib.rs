@@ -137,6 +137,14 @@
 //! whose clock they depend on, so they answer as the store does and a
 //! refused call brings back nothing.
 //!
+//! One bound is the REST client's own: it reads a response up to
+//! `DEFAULT_MAX_RESPONSE_BYTES` (256 MiB, settable on its builder), so that
+//! a server that never stops sending cannot exhaust its memory. A list
+//! longer than that (about two million units with short names, some 30,000
+//! with names at the name limit) is an [`Error::Backend`] over HTTP where
+//! an in-process backend answers it; such lists are read in pages
+//! (`WorkUnitQuery`'s `previous_name` and `limit`).
+//!
 //! # Errors
 //!
 //! Every fallible operation returns [`Result`] with the one [`Error`] enum;
