@@ -1444,6 +1444,63 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     assert_eq!(status, WorkUnitStatus::Available);
 }
 
+/// `Cache` over the client releases an attempt it made but cannot hand
+/// back: here the unit is of another namespace, whose handle the cache
+/// makes from the namespace list, which the server fails to answer.
+#[tokio::test]
+async fn a_cached_worker_releases_an_attempt_whose_handle_cannot_be_made() {
+    use axum::response::IntoResponse;
+    let served = MemoryBackend::new();
+    served
+        .namespace("m")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap()
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let (expired, recorded) = expires();
+    let app = recorded(router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.method() == axum::http::Method::GET && request.uri().path() == "/namespace" {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            next.run(request).await
+        },
+    )));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest
+        .work_spec_at("m", "s")
+        .await
+        .unwrap()
+        .work_unit("u")
+        .await;
+    let cached = coordinate::cache::Cache::new(rest);
+    let worker = cached
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+
+    let made = worker
+        .make_attempt(&unit.unwrap(), coordinate::Duration::minutes(1))
+        .await;
+    assert!(
+        matches!(&made, Err(Error::Backend(e)) if e.to_string().contains("503")),
+        "{:?}",
+        made.as_ref().err()
+    );
+    assert_eq!(expired.load(Ordering::SeqCst), 1);
+    let spec = served.work_spec_at("m", "s").await.unwrap();
+    let status = spec.work_unit("u").await.unwrap().status().await.unwrap();
+    assert_eq!(status, WorkUnitStatus::Available);
+}
+
 /// A lookup answered after the same name was cached from an upsert leaves
 /// that entry in place: the handle the upsert gave is the one the cache
 /// answers, so what is deleted through it is gone for every lookup.

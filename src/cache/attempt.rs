@@ -75,6 +75,24 @@ pub(super) async fn wrap_attempt(
     Ok(CachedAttempt::handle(upstream, work_unit, worker))
 }
 
+/// `wrapped`, the cache's handles for attempts the backend has just made
+/// (`made`); if they could not all be made, the attempts are released
+/// (expired, as when a lease runs out) before the error is answered, so
+/// that their units are available at once rather than held for a whole
+/// lease by attempts nobody got. Best effort: an attempt that cannot be
+/// expired waits for its lease to run out.
+pub(super) async fn released_unless_wrapped<T>(
+    made: &[AttemptRef],
+    wrapped: Result<T>,
+) -> Result<T> {
+    if wrapped.is_err() {
+        for attempt in made {
+            let _ = attempt.expire(None).await;
+        }
+    }
+    wrapped
+}
+
 impl fmt::Debug for CachedAttempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedAttempt")

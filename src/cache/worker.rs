@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::attempt::wrap_attempt;
+use super::attempt::{released_unless_wrapped, wrap_attempt};
 use super::changes::{Fence, Path};
 use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
@@ -78,7 +78,8 @@ impl CachedWorker {
                 worker.make_attempt(&up_unit, lifetime).await
             })
             .await?;
-        wrap_attempt(up, &self.parent, Some(&unit), Some(&me), fence).await
+        let wrapped = wrap_attempt(Arc::clone(&up), &self.parent, Some(&unit), Some(&me), fence);
+        released_unless_wrapped(&[up], wrapped.await).await
     }
 
     /// Runs `call` on this worker's upstream object with `argument`'s, a
@@ -208,8 +209,9 @@ impl Worker for CachedWorker {
 
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
-        let all = forward!(self, request_attempts(request))?;
-        self.wrap_all(all, fence).await
+        let made = forward!(self, request_attempts(request))?;
+        let wrapped = self.wrap_all(made.clone(), fence).await;
+        released_unless_wrapped(&made, wrapped).await
     }
 
     /// A unit from this cache is unwrapped; on `Gone` it is re-resolved and
@@ -234,7 +236,8 @@ impl Worker for CachedWorker {
             link.upstream.make_attempt(unit, lifetime).await
         })
         .await?;
-        wrap_attempt(up, &self.parent, None, Some(&me), fence).await
+        let wrapped = wrap_attempt(Arc::clone(&up), &self.parent, None, Some(&me), fence);
+        released_unless_wrapped(&[up], wrapped.await).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
