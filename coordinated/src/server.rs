@@ -76,7 +76,10 @@ impl std::fmt::Debug for ServerOptions {
     }
 }
 
-/// The whole application over `backend`.
+/// The whole application over `backend`, to be served at the root of its
+/// host: the links in its documents are absolute paths from `/`, so a
+/// program that nests it under a path prefix would hand out links outside
+/// that prefix.
 pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
     let metrics_state = MetricsState {
         handle: metrics::recorder(),
