@@ -89,9 +89,30 @@ fn installed(gauges_idle: Option<Duration>) -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
             }
+            let upkept = handle.clone();
+            repeat_every(UPKEEP_PERIOD, move || upkept.run_upkeep());
             handle
         })
         .clone()
+}
+
+/// How often the recorder's samples are folded into its histograms. The
+/// recorder keeps each latency sample until then (some 24 bytes a request),
+/// so this bounds its memory whether or not anything scrapes `/metrics`.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Runs `work` every `period` on a thread of its own for the rest of the
+/// process, as long as the process-wide recorder it keeps up.
+fn repeat_every(period: Duration, work: impl Fn() + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            work();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no metrics upkeep thread ({e}): samples are folded only when scraped");
+    }
 }
 
 /// What `/metrics` needs.
@@ -306,6 +327,18 @@ pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upkeep_repeats_for_the_life_of_the_process() {
+        let (ran, runs) = std::sync::mpsc::channel();
+        repeat_every(Duration::from_millis(10), move || {
+            let _ = ran.send(());
+        });
+        for _ in 0..3 {
+            let run = runs.recv_timeout(Duration::from_secs(30));
+            assert!(run.is_ok(), "upkeep stopped: {run:?}");
+        }
+    }
 
     #[tokio::test]
     async fn a_period_of_centuries_waits_without_overflowing() {
