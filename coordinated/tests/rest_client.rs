@@ -1444,6 +1444,50 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     assert_eq!(status, WorkUnitStatus::Available);
 }
 
+/// A hand-out whose call is dropped after the server made its attempts,
+/// while the client still reads what it needs for their handles (a
+/// timeout around the call, say), leaves no attempt pending either.
+#[tokio::test]
+async fn a_hand_out_cancelled_while_its_handles_are_made_is_released() {
+    let served = with_units(&["u1", "u2"]).await;
+    let (expired, recorded) = expires();
+    let app = support::plain::without_attempt_names(router_over(&served));
+    // The spec's read, which the handles need, takes longer than the call
+    // may.
+    let app = recorded(app.layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.method() == axum::http::Method::GET
+                && request.uri().path().ends_with("/work_spec/s")
+            {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            next.run(request).await
+        },
+    )));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let two = AttemptRequest::units(2);
+    let request = worker.request_attempts(&two);
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), request).await;
+    assert!(cancelled.is_err(), "the call ended before its timeout");
+
+    let spec = served.work_spec_at("n", "s").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while expired.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both attempts are released");
+    let counts = spec.count_work_unit_status().await.unwrap();
+    assert_eq!(
+        counts.get(&WorkUnitStatus::Available),
+        Some(&2),
+        "{counts:?}"
+    );
+}
+
 /// `Cache` over the client releases an attempt it made but cannot hand
 /// back: here the unit is of another namespace, whose handle the cache
 /// makes from the namespace list, which the server fails to answer.

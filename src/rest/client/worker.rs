@@ -14,9 +14,8 @@ use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
-    AttemptActionBody, AttemptActionLinks, AttemptDocument, AttemptList, AttemptRequestBody,
-    AttemptRequestResult, MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument,
-    WorkerUpdateBody,
+    AttemptActionBody, AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult,
+    MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
 
@@ -44,9 +43,8 @@ const ATTEMPT_DOCUMENT_BYTES: usize = 128 << 10;
 /// spec's `max_retries`, exactly as if its lease had run out. Expiring an
 /// expired attempt is a no-op, so a release that races the server's own
 /// expiry is harmless.
-async fn release(shared: &Shared, attempts: &[&AttemptActionLinks]) {
-    stream::iter(attempts)
-        .filter_map(|actions| async { shared.resolve(&actions.expire_url).ok() })
+async fn release(shared: &Shared, expire: Vec<Url>) {
+    stream::iter(expire)
         .for_each_concurrent(CONCURRENT_FETCHES, |url| async move {
             let body = AttemptActionBody::default();
             // Best effort: the caller answers its own outcome.
@@ -58,9 +56,39 @@ async fn release(shared: &Shared, attempts: &[&AttemptActionLinks]) {
         .await;
 }
 
-/// The action links of `attempts`, to release them.
-fn actions_of(attempts: &[AttemptDocument]) -> Vec<&AttemptActionLinks> {
-    attempts.iter().map(|a| &a.actions).collect()
+/// The expire URLs of `attempts` (those that resolve), to release them.
+fn expire_urls(shared: &Shared, attempts: &[AttemptDocument]) -> Vec<Url> {
+    attempts
+        .iter()
+        .filter_map(|a| shared.resolve(&a.actions.expire_url).ok())
+        .collect()
+}
+
+/// Attempts the server has made and the caller has not been answered yet.
+/// Dropped before [`answered`](Self::answered) — the call was cancelled, by
+/// a timeout around it say — it releases them from a task of its own, so a
+/// cancelled call leaves none pending either.
+struct Unanswered {
+    shared: Arc<Shared>,
+    expire: Vec<Url>,
+}
+
+impl Unanswered {
+    fn answered(mut self) {
+        self.expire.clear();
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.expire.is_empty() {
+            return;
+        }
+        let (shared, expire) = (Arc::clone(&self.shared), std::mem::take(&mut self.expire));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release(&shared, expire).await });
+        }
+    }
 }
 
 /// A worker handle; clones share the links.
@@ -301,7 +329,9 @@ impl Worker for RestWorker {
     /// server before the call answers. A failure then answers its error
     /// rather than the attempts that did resolve: the released units are
     /// available again, so the worker's next request can take them, while
-    /// a partial answer would look like less work than there is.
+    /// a partial answer would look like less work than there is. A call
+    /// dropped before it answers (cancelled, by a timeout around it say)
+    /// releases the attempts from a task of its own.
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
         let body = AttemptRequestBody::from(request.clone());
@@ -319,11 +349,16 @@ impl Worker for RestWorker {
                 longest,
             )
             .await?;
+        let unanswered = Unanswered {
+            shared: Arc::clone(self.shared()),
+            expire: expire_urls(self.shared(), &result.attempts),
+        };
         // No more than were asked for, whatever the server sent: each may
         // cost a read to resolve, and the caller expects no more.
         let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
-        release(self.shared(), &actions_of(&extra)).await;
+        release(self.shared(), expire_urls(self.shared(), &extra)).await;
         if result.attempts.is_empty() {
+            unanswered.answered();
             return Ok(Vec::new());
         }
         let mut resolver = Resolver::new(self.shared());
@@ -337,8 +372,9 @@ impl Worker for RestWorker {
             Err(e) => Err(e),
         };
         if handles.is_err() {
-            release(self.shared(), &actions_of(&result.attempts)).await;
+            release(self.shared(), expire_urls(self.shared(), &result.attempts)).await;
         }
+        unanswered.answered();
         handles
     }
 
@@ -390,7 +426,8 @@ impl Worker for RestWorker {
                 })
             });
         if made.is_err() {
-            release(self.shared(), &[&doc.actions]).await;
+            let expire = self.shared().resolve(&doc.actions.expire_url).ok();
+            release(self.shared(), expire.into_iter().collect()).await;
         }
         made
     }
