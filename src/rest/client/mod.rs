@@ -496,6 +496,14 @@ fn base_url(text: &str) -> Result<Url> {
             reason: e.to_string(),
         })
     })?;
+    // A password holding `/`, `?` or `#` unescaped parses as a host, a
+    // port and a path: such a URL would send the password as the path.
+    if url.path().contains('@') || url.query().is_some_and(|q| q.contains('@')) {
+        return Err(Error::backend(BaseUrlError::Invalid {
+            url: shown_text(text),
+            reason: "`@` after the host: percent-encode a `/`, `?` or `#` in the password".into(),
+        }));
+    }
     match url.scheme() {
         "http" => {}
         "https" => {
@@ -514,15 +522,13 @@ fn base_url(text: &str) -> Result<Url> {
     Ok(url)
 }
 
-/// A URL as given, which may not parse, shown with the user information
-/// of its authority (what precedes its last `@`) hidden.
+/// A URL as given, which may not parse, shown with everything between its
+/// scheme and its last `@` hidden: the user information, and whatever a
+/// password with an unescaped `/`, `?` or `#` spilled past where the
+/// authority seems to end. Hiding too much of a broken URL is harmless.
 fn shown_text(text: &str) -> String {
     let start = text.find("://").map_or(0, |scheme| scheme + 3);
-    let authority = &text[start..];
-    let authority = authority
-        .find(['/', '?', '#', '\\'])
-        .map_or(authority, |end| &authority[..end]);
-    match authority.rfind('@') {
+    match text[start..].rfind('@') {
         Some(at) => format!(
             "{}{}{}",
             &text[..start],
@@ -628,6 +634,16 @@ mod tests {
         assert_eq!(root("http://h/api/").unwrap(), "http://h/api/");
         assert!(root("ftp://h/").is_err());
         assert!(root("not a url").is_err());
+        // A password with an unescaped `/` reads as a port and a path.
+        for spilled in ["http://u:123/abc@h/", "http://h/?p=a@b"] {
+            let refused = root(spilled).map_err(|e| e.to_string());
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| !e.contains("abc") && e.contains("`@`")),
+                "{refused:?}"
+            );
+        }
     }
 
     #[test]
@@ -635,9 +651,11 @@ mod tests {
         for (given, shown) in [
             ("http://u:p@h:1/x", "http://***@h:1/x"),
             ("http://u@h/", "http://***@h/"),
-            ("http://u:p@@h?a@b", "http://***@h?a@b"),
-            ("u:p@h:1/x@y", "***@h:1/x@y"),
-            ("http://h/a@b", "http://h/a@b"),
+            ("http://h/", "http://h/"),
+            ("http://u:p@@h?a@b", "http://***@b"),
+            ("u:p@h:1/x@y", "***@y"),
+            ("http://u:p/ss@h/", "http://***@h/"),
+            ("http://u:123/abc@h/", "http://***@h/"),
             ("http://u:p@h:bad", "http://***@h:bad"),
         ] {
             assert_eq!(shown_text(given), shown, "{given}");
