@@ -1444,6 +1444,50 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     assert_eq!(status, WorkUnitStatus::Available);
 }
 
+/// Links spelled as absolute URLs of the server get the base URL's
+/// credentials too: every request reaches a server that refuses requests
+/// without them.
+#[tokio::test]
+async fn absolute_links_to_the_server_carry_the_credentials() {
+    let served = with_units(&["u"]).await;
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            use axum::response::IntoResponse;
+            let authorization = request.headers().get(axum::http::header::AUTHORIZATION);
+            // `user:secret`, base64.
+            if authorization.and_then(|v| v.to_str().ok()) != Some("Basic dXNlcjpzZWNyZXQ=") {
+                return axum::http::StatusCode::UNAUTHORIZED.into_response();
+            }
+            let host = request.headers()[axum::http::header::HOST]
+                .to_str()
+                .unwrap();
+            let origin = format!("http://{host}");
+            let response = next.run(request).await;
+            support::plain::edit_json(response, |doc| absolute_links(doc, &origin)).await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url.replacen("http://", "http://user:secret@", 1))
+        .await
+        .unwrap();
+    let spec = rest.namespace("n").await.unwrap().work_spec("s").await;
+    let unit = spec.unwrap().work_unit("u").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+}
+
+/// Every link in `doc` (a string starting with `/`) made an absolute URL
+/// of `origin`.
+fn absolute_links(doc: &mut serde_json::Value, origin: &str) {
+    match doc {
+        serde_json::Value::String(link) if link.starts_with('/') => {
+            *link = format!("{origin}{link}");
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| absolute_links(i, origin)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| absolute_links(v, origin)),
+        _ => {}
+    }
+}
+
 /// A hand-out whose call is dropped after the server made its attempts,
 /// while the client still reads what it needs for their handles (a
 /// timeout around the call, say), leaves no attempt pending either.

@@ -86,8 +86,10 @@
 //! A base URL the client cannot use — not a URL, not `http`, or `https`,
 //! which this client (built without TLS) cannot speak — is refused by
 //! [`connect`](RestBackendBuilder::connect) with a [`BaseUrlError`]. A
-//! base URL's user name and password are sent as basic authentication and
-//! never shown: error messages and `Debug` output show `***` instead.
+//! base URL's user name and password are sent as basic authentication on
+//! every request to the base URL's origin (links and redirects spelled as
+//! absolute URLs of it included, never to another origin) and never shown:
+//! error messages and `Debug` output show `***` instead.
 //!
 //! The server's error documents come back as the typed errors they name
 //! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Every limit of the

@@ -192,12 +192,27 @@ impl Transport {
                 reason: "missing from the server's document".to_owned(),
             }));
         }
-        self.base.join(link).map_err(|e| {
+        let mut url = self.base.join(link).map_err(|e| {
             Error::backend(ProtocolError::Link {
                 link: link.to_owned(),
                 reason: e.to_string(),
             })
-        })
+        })?;
+        self.lend_credentials(&mut url);
+        Ok(url)
+    }
+
+    /// Gives `url`, if it has none, the base URL's credentials when it is
+    /// of the base's origin: a link or redirect spelled as an absolute URL
+    /// goes to the same server as an absolute path does, and needs them as
+    /// much. A URL of another origin never gets them.
+    fn lend_credentials(&self, url: &mut Url) {
+        let bare = url.username().is_empty() && url.password().is_none();
+        if bare && url.origin() == self.base.origin() {
+            // Setting fails only for a URL that cannot have a host.
+            let _ = url.set_username(self.base.username());
+            let _ = url.set_password(self.base.password());
+        }
     }
 
     /// `GET url`, decoding the JSON answer.
@@ -316,7 +331,8 @@ impl Transport {
                 .await
                 .map_err(|e| Failure::local(http_error(e)))?;
             if method == Method::GET && hops < MAX_REDIRECTS {
-                if let Some(next) = redirect_target(&response, &url) {
+                if let Some(mut next) = redirect_target(&response, &url) {
+                    self.lend_credentials(&mut next);
                     hops += 1;
                     url = Cow::Owned(next);
                     continue;
