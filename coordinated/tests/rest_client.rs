@@ -1425,23 +1425,7 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     let made = worker
         .make_attempt(&unit, coordinate::Duration::minutes(1))
         .await;
-    assert!(
-        matches!(&made, Err(Error::Backend(e)) if e.to_string().contains("503")),
-        "{:?}",
-        made.as_ref().err()
-    );
-    assert_eq!(expired.load(Ordering::SeqCst), 1);
-    let status = served
-        .work_spec_at("n", "s")
-        .await
-        .unwrap()
-        .work_unit("u")
-        .await
-        .unwrap()
-        .status()
-        .await
-        .unwrap();
-    assert_eq!(status, WorkUnitStatus::Available);
+    assert_one_attempt_released(made, &expired, &served, "n").await;
 }
 
 /// Links spelled as absolute URLs of the server get the base URL's
@@ -1532,6 +1516,25 @@ async fn a_hand_out_cancelled_while_its_handles_are_made_is_released() {
     );
 }
 
+/// `made` failed with the server's 503, after releasing the one attempt
+/// the server made: unit `u` of spec `s` in namespace `ns` is available.
+async fn assert_one_attempt_released(
+    made: coordinate::Result<coordinate::AttemptRef>,
+    expired: &AtomicU64,
+    served: &MemoryBackend,
+    ns: &str,
+) {
+    assert!(
+        matches!(&made, Err(Error::Backend(e)) if e.to_string().contains("503")),
+        "{:?}",
+        made.as_ref().err()
+    );
+    assert_eq!(expired.load(Ordering::SeqCst), 1);
+    let spec = served.work_spec_at(ns, "s").await.unwrap();
+    let status = spec.work_unit("u").await.unwrap().status().await.unwrap();
+    assert_eq!(status, WorkUnitStatus::Available);
+}
+
 /// `Cache` over the client releases an attempt it made but cannot hand
 /// back: here the unit is of another namespace, whose handle the cache
 /// makes from the namespace list, which the server fails to answer.
@@ -1578,15 +1581,7 @@ async fn a_cached_worker_releases_an_attempt_whose_handle_cannot_be_made() {
     let made = worker
         .make_attempt(&unit.unwrap(), coordinate::Duration::minutes(1))
         .await;
-    assert!(
-        matches!(&made, Err(Error::Backend(e)) if e.to_string().contains("503")),
-        "{:?}",
-        made.as_ref().err()
-    );
-    assert_eq!(expired.load(Ordering::SeqCst), 1);
-    let spec = served.work_spec_at("m", "s").await.unwrap();
-    let status = spec.work_unit("u").await.unwrap().status().await.unwrap();
-    assert_eq!(status, WorkUnitStatus::Available);
+    assert_one_attempt_released(made, &expired, &served, "m").await;
 }
 
 /// A lookup answered after the same name was cached from an upsert leaves
