@@ -57,8 +57,15 @@ impl Problem {
         )
     }
 
-    /// A Coordinate error with an explicit status.
+    /// A Coordinate error with an explicit status. The backend's own
+    /// failure is logged too, so that the operator learns of it from the
+    /// server rather than from its clients; the API's other errors answered
+    /// `500` (`NotPending`, `LostLease`, …) are outcomes of the requests,
+    /// and are not.
     pub fn with_status(status: StatusCode, err: &Error) -> Self {
+        if let Error::Backend(_) = err {
+            tracing::error!("request failed with {status}: {err}");
+        }
         Problem {
             status,
             document: Box::new(ErrorDocument::from_error(err)),
@@ -156,9 +163,48 @@ impl From<Error> for Problem {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
     use coordinate::ObjectKind;
 
     use super::*;
+
+    /// Log output, kept for a test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_backend_failure_is_logged_and_a_client_mistake_is_not() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            Problem::operation(Error::backend(std::io::Error::other("disk on fire")));
+            Problem::operation(Error::NameTooLong { limit: 1024 });
+            Problem::operation(Error::LostLease);
+            Problem::resolving(Error::NoSuchWorkSpec { name: "s".into() });
+        });
+        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("500") && logged.contains("disk on fire"),
+            "{logged}"
+        );
+        assert_eq!(logged.lines().count(), 1, "{logged}");
+    }
 
     #[test]
     fn messages_are_cut_values_kept() {
