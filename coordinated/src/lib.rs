@@ -101,7 +101,9 @@
 //! request body that is not a JSON object is `400`, like any body of the
 //! wrong type, and so is one that is not UTF-8 or gives a field the
 //! operation reads twice; fields the operation does not read are skipped
-//! unread, whatever they hold.
+//! unread, whatever they hold. A failure of the backend itself is also
+//! logged (at `error`, through `tracing`), with the text the error
+//! document carries.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
