@@ -55,10 +55,11 @@ pub(super) async fn adopt_worker(
 impl CachedWorker {
     /// Wraps attempts the backend returned for this worker (or its
     /// children) in a call started after `fence`.
-    async fn wrap_all(&self, all: Vec<AttemptRef>, fence: Fence) -> Result<Vec<AttemptRef>> {
+    async fn wrap_all(&self, all: &[AttemptRef], fence: Fence) -> Result<Vec<AttemptRef>> {
         let me = self.me()?;
         let mut out = Vec::with_capacity(all.len());
         for up in all {
+            let up = Arc::clone(up);
             out.push(wrap_attempt(up, &self.parent, None, Some(&me), fence).await?);
         }
         Ok(out)
@@ -210,7 +211,7 @@ impl Worker for CachedWorker {
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let made = forward!(self, request_attempts(request))?;
-        let wrapped = self.wrap_all(made.clone(), fence).await;
+        let wrapped = self.wrap_all(&made, fence).await;
         released_unless_wrapped(&made, wrapped).await
     }
 
@@ -243,18 +244,18 @@ impl Worker for CachedWorker {
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let all = forward!(self, active_attempts())?;
-        self.wrap_all(all, fence).await
+        self.wrap_all(&all, fence).await
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let all = forward!(self, all_attempts())?;
-        self.wrap_all(all, fence).await
+        self.wrap_all(&all, fence).await
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let all = forward!(self, child_attempts())?;
-        self.wrap_all(all, fence).await
+        self.wrap_all(&all, fence).await
     }
 }

@@ -14,7 +14,7 @@ use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
-    AttemptActionBody, AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult,
+    AttemptActionBody, AttemptActionLinks, AttemptList, AttemptRequestBody, AttemptRequestResult,
     MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
@@ -56,14 +56,6 @@ async fn release(shared: &Shared, expire: Vec<Url>) {
         .await;
 }
 
-/// The expire URLs of `attempts` (those that resolve), to release them.
-fn expire_urls(shared: &Shared, attempts: &[AttemptDocument]) -> Vec<Url> {
-    attempts
-        .iter()
-        .filter_map(|a| shared.resolve(&a.actions.expire_url).ok())
-        .collect()
-}
-
 /// Attempts the server has made and the caller has not been answered yet.
 /// Dropped before [`answered`](Self::answered) — the call was cancelled, by
 /// a timeout around it say — it releases them from a task of its own, so a
@@ -74,7 +66,30 @@ struct Unanswered {
 }
 
 impl Unanswered {
+    /// The attempts whose action links are `actions` (those whose expire
+    /// link resolves).
+    fn new<'a>(
+        shared: &Arc<Shared>,
+        actions: impl IntoIterator<Item = &'a AttemptActionLinks>,
+    ) -> Self {
+        Unanswered {
+            shared: Arc::clone(shared),
+            expire: actions
+                .into_iter()
+                .filter_map(|a| shared.resolve(&a.expire_url).ok())
+                .collect(),
+        }
+    }
+
     fn answered(mut self) {
+        self.expire.clear();
+    }
+
+    /// Releases the attempts now, before the call answers. Dropped
+    /// half-way, it leaves the rest to its own drop (an attempt expired
+    /// twice is expired once).
+    async fn release(mut self) {
+        release(&self.shared, self.expire.clone()).await;
         self.expire.clear();
     }
 }
@@ -349,14 +364,13 @@ impl Worker for RestWorker {
                 longest,
             )
             .await?;
-        let unanswered = Unanswered {
-            shared: Arc::clone(self.shared()),
-            expire: expire_urls(self.shared(), &result.attempts),
-        };
         // No more than were asked for, whatever the server sent: each may
         // cost a read to resolve, and the caller expects no more.
         let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
-        release(self.shared(), expire_urls(self.shared(), &extra)).await;
+        let unanswered = Unanswered::new(self.shared(), result.attempts.iter().map(|a| &a.actions));
+        Unanswered::new(self.shared(), extra.iter().map(|a| &a.actions))
+            .release()
+            .await;
         if result.attempts.is_empty() {
             unanswered.answered();
             return Ok(Vec::new());
@@ -371,10 +385,10 @@ impl Worker for RestWorker {
             Ok(()) => resolver.attempts(&result.attempts).await,
             Err(e) => Err(e),
         };
-        if handles.is_err() {
-            release(self.shared(), expire_urls(self.shared(), &result.attempts)).await;
+        match handles {
+            Ok(_) => unanswered.answered(),
+            Err(_) => unanswered.release().await,
         }
-        unanswered.answered();
         handles
     }
 
@@ -412,11 +426,12 @@ impl Worker for RestWorker {
             .exchange_allowing(Method::POST, &url, Some(&body), longest)
             .await
             .map_err(|f| f.error_for(unit.owner()).on(ObjectKind::Worker))?;
+        // As for a hand-out, an attempt whose handle cannot be built is
+        // released rather than left holding its unit for a whole lease.
+        let unanswered = Unanswered::new(self.shared(), [&doc.actions]);
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.know_unit(unit);
-        // As for a hand-out, an attempt whose handle cannot be built is
-        // released rather than left holding its unit for a whole lease.
         let made = resolver
             .attempts(std::slice::from_ref(&doc))
             .await
@@ -425,9 +440,9 @@ impl Worker for RestWorker {
                     kind: ObjectKind::Worker,
                 })
             });
-        if made.is_err() {
-            let expire = self.shared().resolve(&doc.actions.expire_url).ok();
-            release(self.shared(), expire.into_iter().collect()).await;
+        match made {
+            Ok(_) => unanswered.answered(),
+            Err(_) => unanswered.release().await,
         }
         made
     }
