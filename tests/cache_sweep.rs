@@ -8,7 +8,8 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::{Cache, CacheStats};
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, Backend, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+    data, Backend, BackendExt, MockClock, NewWorkUnit, WorkSpecRef, WorkUnitMeta, WorkUnitQuery,
+    WorkUnitStatus,
 };
 
 type Cached = Cache<MemoryBackend>;
@@ -188,13 +189,7 @@ async fn query_deletes_sweep_with_nothing_inserted() {
     );
     // The delete found the units to sweep; the deletes that follow remove
     // them, a few each: units added behind the cache, deleted through it.
-    let behind = memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .work_spec("s")
-        .await
-        .unwrap();
+    let behind = memory.work_spec_at("n", "s").await.unwrap();
     let mut deletes = 0;
     while swept() < UNITS as u64 {
         deletes += 1;

@@ -1570,13 +1570,7 @@ async fn a_cached_worker_releases_an_attempt_whose_handle_cannot_be_made() {
         .work_unit("u")
         .await;
     let cached = coordinate::cache::Cache::new(rest);
-    let worker = cached
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let worker = cached.worker_at("n", "w").await.unwrap();
 
     let made = worker
         .make_attempt(&unit.unwrap(), coordinate::Duration::minutes(1))
