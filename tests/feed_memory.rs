@@ -398,6 +398,26 @@ async fn a_delete_reaches_units_under_expired_entries_not_yet_removed() -> coord
     Ok(())
 }
 
+/// Workers held across a gap revalidate with one listing of their
+/// namespace's workers between them, not one each.
+#[tokio::test(flavor = "current_thread")]
+async fn workers_held_across_a_gap_revalidate_with_one_listing() -> coordinate::Result<()> {
+    let (backend, cache) = small_feed().await?;
+    let ns = cache.namespace("ns").await?;
+    let mut held = Vec::new();
+    for i in 0..8 {
+        held.push(ns.worker(&format!("w{i}")).await?);
+    }
+    cause_a_gap(&backend).await?;
+    assert_resubscribed_after_a_gap(&cache).await;
+    let loads = cache.stats().workers.backend_loads;
+    for worker in &held {
+        worker.active_attempts().await?;
+    }
+    assert_eq!(cache.stats().workers.backend_loads, loads + 1);
+    Ok(())
+}
+
 /// A held worker handle goes on working on its object when its
 /// namespace's entry leaves the cache: it caches no children, so it has
 /// nothing to re-resolve.

@@ -166,30 +166,40 @@ impl CachedNamespace {
             .await
     }
 
-    /// [`existing_worker`](Self::existing_worker)'s backend calls.
+    /// [`existing_worker`](Self::existing_worker)'s backend calls. Every
+    /// worker listed is adopted, not only the one looked for: handles held
+    /// across a feed gap all re-resolve at once, and the first listing then
+    /// serves the others.
     async fn find_worker(&self, name: &str, lost: &Link<dyn Worker>) -> Result<Arc<CachedWorker>> {
-        let (link, up, fence) = run_with_budget(&self.shared, self, 1, false, |link| async move {
-            self.shared.counters::<CachedWorker>().loads.inc();
-            let fence = self.shared.fence();
-            match link.upstream.workers().await?.remove(name) {
-                Some(up) => Ok((Arc::clone(&link), Some(up), fence)),
-                None if lost.is_under(link.as_ref()) => Err(Error::Gone {
-                    kind: ObjectKind::Namespace,
-                }),
-                None => Ok((Arc::clone(&link), None, fence)),
+        let (link, listed, fence) =
+            run_with_budget(&self.shared, self, 1, false, |link| async move {
+                self.shared.counters::<CachedWorker>().loads.inc();
+                let fence = self.shared.fence();
+                let listed = link.upstream.workers().await?;
+                if !listed.contains_key(name) && lost.is_under(link.as_ref()) {
+                    return Err(Error::Gone {
+                        kind: ObjectKind::Namespace,
+                    });
+                }
+                Ok((Arc::clone(&link), listed, fence))
+            })
+            .await
+            .map_err(|e| match e {
+                Error::Gone { .. } => Error::Gone {
+                    kind: ObjectKind::Worker,
+                },
+                other => other,
+            })?;
+        let mut found = None;
+        for (listed_name, up) in listed {
+            let worker = self.adopt(&link, up, fence).await?;
+            if listed_name == name {
+                found = Some(worker);
             }
-        })
-        .await
-        .map_err(|e| match e {
-            Error::Gone { .. } => Error::Gone {
-                kind: ObjectKind::Worker,
-            },
-            other => other,
-        })?;
-        let up = up.ok_or(Error::Gone {
+        }
+        found.ok_or(Error::Gone {
             kind: ObjectKind::Worker,
-        })?;
-        self.adopt(&link, up, fence).await
+        })
     }
 }
 
