@@ -1,5 +1,5 @@
 //! [`Instrumented`]: a decorator backend that counts every call, per
-//! operation, and can add latency to name lookups.
+//! operation, and can add latency to name lookups or to any operations.
 //!
 //! It measures what a layer above it costs the backend: the cache's tests
 //! assert exact call counts for hits, misses, invalidations and coalesced
@@ -203,17 +203,25 @@ impl Op {
 /// The counters and settings every handle of one [`Instrumented`] shares.
 pub(crate) struct Probe {
     counts: Vec<AtomicU64>,
-    lookup_latency: Option<StdDuration>,
+    latency: Option<Latency>,
+}
+
+/// How long the operations a function picks wait before they run.
+type Latency = (StdDuration, fn(Op) -> bool);
+
+/// The operations [`Instrumented::with_lookup_latency`] delays.
+fn finds_by_name(op: Op) -> bool {
+    op.is_lookup() || matches!(op, Op::Namespaces | Op::Workers)
 }
 
 impl Probe {
-    /// Counts `op`, and waits the lookup latency if it resolves names.
+    /// Counts `op`, and waits the latency if it is one of the delayed.
     pub(crate) async fn enter(&self, op: Op) {
         if let Some(slot) = self.counts.get(op as usize) {
             slot.fetch_add(1, Ordering::Relaxed);
         }
-        if op.is_lookup() || matches!(op, Op::Namespaces | Op::Workers) {
-            if let Some(latency) = self.lookup_latency {
+        if let Some((latency, delayed)) = self.latency {
+            if delayed(op) {
                 // tokio's timer ticks in whole milliseconds (a 1 ms sleep
                 // takes about 2 ms); a thread sleep on the blocking pool is
                 // precise to tens of microseconds and still lets concurrent
@@ -304,11 +312,15 @@ impl<B: Clone> Clone for Instrumented<B> {
 impl<B> Instrumented<B> {
     /// Counts the calls made to `inner`.
     pub fn new(inner: B) -> Self {
+        Self::delaying(inner, None)
+    }
+
+    fn delaying(inner: B, latency: Option<Latency>) -> Self {
         Instrumented {
             inner,
             probe: Arc::new(Probe {
                 counts: Op::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
-                lookup_latency: None,
+                latency,
             }),
         }
     }
@@ -319,12 +331,40 @@ impl<B> Instrumented<B> {
     /// for that time (for precision: tokio's timer rounds up to whole
     /// milliseconds), so concurrent lookups wait in parallel.
     pub fn with_lookup_latency(inner: B, latency: StdDuration) -> Self {
-        let mut me = Self::new(inner);
-        me.probe = Arc::new(Probe {
-            counts: Op::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
-            lookup_latency: Some(latency),
-        });
-        me
+        Self::delaying(inner, Some((latency, finds_by_name)))
+    }
+
+    /// Also waits `latency` before every operation `delayed` picks, as
+    /// [`with_lookup_latency`](Self::with_lookup_latency) does before
+    /// lookups: a slow backend, for what its callers do while they wait
+    /// (time out, give up, go on elsewhere).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> coordinate::Result<()> {
+    /// use std::time::Duration;
+    /// use coordinate::instrumented::{Instrumented, Op};
+    /// use coordinate::memory::MemoryBackend;
+    /// use coordinate::Backend;
+    ///
+    /// let slow_specs = Instrumented::with_latency(
+    ///     MemoryBackend::new(),
+    ///     Duration::from_millis(50),
+    ///     |op| op == Op::SetWorkSpec,
+    /// );
+    /// let ns = slow_specs.namespace("n").await?;
+    /// let gave_up = tokio::time::timeout(
+    ///     Duration::from_millis(10),
+    ///     ns.set_work_spec(coordinate::data!({"name": "s"})),
+    /// )
+    /// .await;
+    /// assert!(gave_up.is_err());
+    /// assert!(ns.work_spec_names().await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_latency(inner: B, latency: StdDuration, delayed: fn(Op) -> bool) -> Self {
+        Self::delaying(inner, Some((latency, delayed)))
     }
 
     /// The calls counted so far.
