@@ -30,6 +30,7 @@ use crate::links;
 use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
+use crate::unanswered::{to_completion, Unanswered};
 
 /// The route template a request matched, for metrics: a request
 /// extension the tracking middleware inserts and the handler sets as soon
@@ -615,14 +616,18 @@ impl Api {
                 // Checked first: a rejected meta leaves the attempt too.
                 let meta = body.meta.map(|m| limits::checked_unit_meta(m.into()));
                 let meta = meta.transpose()?;
-                if body.active_attempt_url.as_deref()
-                    == Some(WorkUnitUpdateBody::CLEAR_ACTIVE_ATTEMPT)
-                {
-                    unit.clear_active_attempt().await?;
-                }
-                if let Some(meta) = meta {
-                    unit.set_meta(meta).await?;
-                }
+                let clear = body.active_attempt_url.as_deref()
+                    == Some(WorkUnitUpdateBody::CLEAR_ACTIVE_ATTEMPT);
+                to_completion(async move {
+                    if clear {
+                        unit.clear_active_attempt().await?;
+                    }
+                    if let Some(meta) = meta {
+                        unit.set_meta(meta).await?;
+                    }
+                    Ok(())
+                })
+                .await?;
                 Ok(Reply::NoContent)
             }
             (UnitAttempts, "GET") => {
@@ -671,7 +676,11 @@ impl Api {
                     .filter(|url| !url.is_empty())
                     .map(worker_named_by)
                     .transpose()?;
-                update_worker(&*self.backend, &ns, &worker, parent_at, body).await?;
+                let backend = Arc::clone(&self.backend);
+                to_completion(async move {
+                    update_worker(&*backend, &ns, &worker, parent_at, body).await
+                })
+                .await?;
                 Ok(Reply::NoContent)
             }
             (RequestAttempts, "POST") => {
@@ -679,16 +688,19 @@ impl Api {
                 let granted = need(r.worker, "worker")?
                     .request_attempts(&body.into())
                     .await?;
+                let unanswered = Unanswered::new(granted.clone());
                 let attempts = documents::granted_attempts(&granted).await?;
                 let work_spec_url = granted
                     .first()
                     .filter(|_| !attempts.is_empty())
                     .map(|a| a.work_unit().work_spec())
                     .map(|spec| links::work_spec(spec.namespace_name(), spec.name()));
-                ok(&AttemptRequestResult {
+                let reply = ok(&AttemptRequestResult {
                     work_spec_url,
                     attempts,
-                })
+                })?;
+                unanswered.answered();
+                Ok(reply)
             }
             (MakeAttempt, "POST") => {
                 let body: MakeAttemptBody = decode(body)?;
@@ -700,11 +712,14 @@ impl Api {
                 let attempt = need(r.worker, "worker")?
                     .make_attempt(&unit, body.lifetime)
                     .await?;
-                if unchecked {
+                let unanswered = Unanswered::new(vec![Arc::clone(&attempt)]);
+                let reply = if unchecked {
                     ok(&documents::unchecked_attempt(&*attempt).await?)
                 } else {
                     ok(&documents::attempt(&*attempt).await?)
-                }
+                }?;
+                unanswered.answered();
+                Ok(reply)
             }
             (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {
                 let worker = need(r.worker, "worker")?;

@@ -118,6 +118,7 @@ pub mod negotiate;
 pub mod path;
 pub mod problem;
 pub mod server;
+mod unanswered;
 
 pub use config::Config;
 pub use connections::{serve, ConnectionOptions};

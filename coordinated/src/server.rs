@@ -125,9 +125,10 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
 
 /// Answers when the request takes longer than `timeout`: `408` if its body
 /// was still arriving (the client's delay), else `503`, as the negotiated
-/// type. The request's future is dropped: backend work it has not made is
-/// not made, but what the backend has committed stays (attempts granted,
-/// say, expire as those of a response lost on its way).
+/// type. The request's future is dropped: backend work it has not started
+/// is not made, a change of several backend calls (a unit's or a worker's
+/// `PUT`) is still applied whole, and attempts made for it are expired, as
+/// when its client goes away.
 async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Response {
     // A request whose negotiation fails is answered before any timeout.
     let media = negotiated_or_v1(request.headers());

@@ -1,0 +1,176 @@
+//! Requests cut off by the request timeout (as by a client going away: the
+//! server drops the request's future either way) change the backend as a
+//! request answered would, or not at all: attempts made for a request
+//! that never answered are given back at once, and a change of several
+//! backend calls is applied whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coordinate::instrumented::{Instrumented, Op};
+use coordinate::memory::MemoryBackend;
+use coordinate::{
+    data, AttemptRequest, Backend, BackendExt, WorkSpecRef, WorkUnitMeta, WorkUnitStatus,
+};
+use serde_json::json;
+
+mod support;
+
+/// Far over the request timeout, so every request that waits for it is cut
+/// off.
+const LATENCY: Duration = Duration::from_millis(400);
+const TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A server over `memory` whose operations `slow` picks take [`LATENCY`],
+/// answering with `503` after [`TIMEOUT`]; its URL, and the server's
+/// handle.
+async fn serve_slow(
+    memory: &MemoryBackend,
+    slow: fn(Op) -> bool,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let backend = Instrumented::with_latency(memory.clone(), LATENCY, slow);
+    let options = coordinated::ServerOptions {
+        request_timeout: TIMEOUT,
+        ..Default::default()
+    };
+    support::in_process::serve(coordinated::router(Arc::new(backend), &options)).await
+}
+
+/// Spec "s" of namespace "n" with units "a" and "b", and worker "w".
+async fn setup(memory: &MemoryBackend) -> WorkSpecRef {
+    let ns = memory.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    for unit in ["a", "b"] {
+        spec.add_work_unit(unit, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    ns.worker("w").await.unwrap();
+    spec
+}
+
+async fn post(url: String, body: serde_json::Value) -> u16 {
+    send(reqwest::Client::new().post(url), body).await
+}
+
+async fn put(url: String, body: serde_json::Value) -> u16 {
+    send(reqwest::Client::new().put(url), body).await
+}
+
+async fn send(request: reqwest::RequestBuilder, body: serde_json::Value) -> u16 {
+    let response = request
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// Whether `check` holds within two seconds.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+async fn status(spec: &WorkSpecRef, unit: &str) -> WorkUnitStatus {
+    let unit = spec.work_unit(unit).await.unwrap();
+    unit.status().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_hand_out_cut_off_before_its_answer_gives_its_attempts_back() {
+    let memory = MemoryBackend::new();
+    let spec = setup(&memory).await;
+    let (url, _stop) = serve_slow(&memory, |op| op == Op::AttemptSnapshot).await;
+    let asked = post(
+        format!("{url}/namespace/n/worker/w/request_attempts"),
+        json!({"number_of_work_units": 2}),
+    )
+    .await;
+    assert_eq!(asked, 503);
+    assert!(
+        eventually(|| async {
+            status(&spec, "a").await == WorkUnitStatus::Available
+                && status(&spec, "b").await == WorkUnitStatus::Available
+        })
+        .await
+    );
+    let unit = spec.work_unit("a").await.unwrap();
+    assert_eq!(
+        unit.attempts().await.unwrap().len(),
+        1,
+        "an attempt was made"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_made_for_a_request_cut_off_is_given_back() {
+    let memory = MemoryBackend::new();
+    let spec = setup(&memory).await;
+    let (url, _stop) = serve_slow(&memory, |op| op == Op::AttemptSnapshot).await;
+    let asked = post(
+        format!("{url}/namespace/n/worker/w/make_attempt"),
+        json!({"work_spec": "s", "work_unit": "a", "lifetime": 0}),
+    )
+    .await;
+    assert_eq!(asked, 503);
+    assert!(eventually(|| async { status(&spec, "a").await == WorkUnitStatus::Available }).await);
+    let unit = spec.work_unit("a").await.unwrap();
+    assert_eq!(
+        unit.attempts().await.unwrap().len(),
+        1,
+        "an attempt was made"
+    );
+}
+
+#[tokio::test]
+async fn a_unit_update_cut_off_between_its_calls_is_applied_whole() {
+    let memory = MemoryBackend::new();
+    let spec = setup(&memory).await;
+    let worker = memory.worker_at("n", "w").await.unwrap();
+    worker
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .unwrap();
+    let (url, _stop) = serve_slow(&memory, |op| op == Op::UnitSetMeta).await;
+    let asked = put(
+        format!("{url}/namespace/n/work_spec/s/work_unit/a"),
+        json!({"active_attempt_url": "-", "meta": {"priority": 5.0}}),
+    )
+    .await;
+    assert_eq!(asked, 503);
+    let unit = spec.work_unit("a").await.unwrap();
+    assert!(eventually(|| async { unit.priority().await.unwrap() == 5.0 }).await);
+    assert!(unit.active_attempt().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_worker_update_cut_off_between_its_calls_is_applied_whole() {
+    let memory = MemoryBackend::new();
+    setup(&memory).await;
+    let (url, _stop) = serve_slow(&memory, |op| op == Op::WorkerSetParent).await;
+    let asked = put(
+        format!("{url}/namespace/n/worker/w"),
+        json!({
+            "parent": "p",
+            "active": true,
+            "data": {"k": 1},
+            "mode": "m",
+            "expiration": "9999-01-01T00:00:00Z",
+            "last_update": "2026-01-01T00:00:00Z",
+        }),
+    )
+    .await;
+    assert_eq!(asked, 503);
+    let worker = memory.worker_at("n", "w").await.unwrap();
+    assert!(eventually(|| async { worker.mode().await.unwrap() == "m" }).await);
+    let parent = worker.parent().await.unwrap().map(|p| p.name().to_string());
+    assert_eq!(parent.as_deref(), Some("p"));
+    assert_eq!(worker.data().await.unwrap(), data!({"k": 1}));
+}
