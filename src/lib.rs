@@ -102,6 +102,7 @@
 //! | the clock's now, wherever a backend records it (start, end and expiry times, chained units' times) | whole microseconds, held inside `MIN_TIME ..= MAX_TIME` ([`stored_now`](rules::limits::stored_now)) | — |
 //! | work unit priorities (`add_work_unit`, `set_meta`, `set_priority`, `set_work_unit_priorities`, `adjust_work_unit_priorities` and its sums) | finite; `-0.0` is stored as `0.0` | [`Error::BadPriority`], nothing changed |
 //! | a work spec's `min_memory_gb` (`set_meta`) | finite; `-0.0` is stored as `0.0` | [`Error::InvalidWorkSpecData`] |
+//! | attempts one `request_attempts` hands out | at most [`MAX_ATTEMPTS_PER_REQUEST`](rules::limits::MAX_ATTEMPTS_PER_REQUEST) = 1,000, whatever number of units it asks for | fewer are handed out |
 //!
 //! Why these values: PostgreSQL cannot index a row over about 2,700 bytes,
 //! and 1 KiB leaves room for indexes over a name and its parent; its client

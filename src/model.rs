@@ -390,7 +390,9 @@ pub struct AttemptRequest {
     pub available_gb: f64,
     /// Lease of the returned attempts; zero or negative is the 15-minute default.
     pub lifetime: Duration,
-    /// How many attempts are wanted; values below 1 mean 1.
+    /// How many attempts are wanted; values below 1 mean 1, and at most
+    /// [`MAX_ATTEMPTS_PER_REQUEST`](crate::rules::limits::MAX_ATTEMPTS_PER_REQUEST)
+    /// are handed out.
     pub number_of_work_units: i64,
     /// If non-empty, only specs with these names.
     pub work_specs: Vec<String>,

@@ -3,7 +3,8 @@
 
 use super::{each_named, unit_names_of, Run, TestBackend};
 use crate::data;
-use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
+use crate::model::{AttemptRequest, DataMap, Duration, NewWorkUnit, WorkUnitMeta, WorkUnitStatus};
+use crate::rules::limits::MAX_ATTEMPTS_PER_REQUEST;
 
 use WorkUnitStatus::{Available, Pending};
 
@@ -49,6 +50,39 @@ pub async fn max_running_headroom(t: TestBackend) {
         "two of three running places are free"
     );
     r.request_none(&worker, "at the limit").await;
+}
+
+/// A request hands out at most [`MAX_ATTEMPTS_PER_REQUEST`] attempts,
+/// however many units it asks for and the spec holds.
+pub async fn request_size_bound(t: TestBackend) {
+    let (r, ns) = Run::with_ns("request_size_bound", t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    let bound = usize::try_from(MAX_ATTEMPTS_PER_REQUEST).unwrap_or(usize::MAX);
+    let last = 2 * bound;
+    let units = (0..=last)
+        .map(|i| NewWorkUnit::new(format!("u{i:05}"), DataMap::new()))
+        .collect();
+    r.ok(
+        spec.add_work_units(units).await,
+        "add one unit over twice the bound",
+    );
+    for (asked, step) in [
+        (i64::MAX, "i64::MAX"),
+        (MAX_ATTEMPTS_PER_REQUEST + 1, "bound + 1"),
+    ] {
+        let got = r.request(&worker, AttemptRequest::units(asked), step).await;
+        check_eq!(r, got.len(), bound, "attempts handed out for {}", step);
+    }
+    let got = r
+        .request(&worker, AttemptRequest::units(i64::MAX), "the rest")
+        .await;
+    check_eq!(
+        r,
+        unit_names_of(&got),
+        vec![format!("u{last:05}")],
+        "the rest"
+    );
 }
 
 /// **RequestSpecificSpec.** The `work_specs` filter of a request.

@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
                 continuous_paused_and_reused,
                 max_running,
                 max_running_headroom,
+                request_size_bound,
                 request_specific_spec,
                 by_runtime,
                 not_before_delayed_status,

@@ -205,7 +205,7 @@ impl PgWorker {
                 &[
                     &spec_id,
                     &self.id,
-                    &request.number_of_work_units,
+                    &rules::limits::requested_attempts(request.number_of_work_units),
                     &now,
                     &expiration,
                     &json(&rules::too_many_retries_data()),

@@ -50,6 +50,22 @@ pub const MAX_MODE_BYTES: usize = 1024;
 /// days. Intervals are never negative.
 pub const MAX_INTERVAL: Duration = Duration::seconds(3_155_760_000);
 
+/// The most attempts one `request_attempts` hands out, whatever number of
+/// units it asks for (fewer than asked is always a valid answer).
+///
+/// Each attempt handed out is a row locked in one PostgreSQL statement and
+/// a document in one REST answer; a request for millions would hold a
+/// spec's units and a server's memory for one worker that cannot work
+/// through them before their leases end.
+pub const MAX_ATTEMPTS_PER_REQUEST: i64 = 1_000;
+
+/// The number of attempts a request for `requested` units may get before
+/// the spec's own bounds: at least one, at most
+/// [`MAX_ATTEMPTS_PER_REQUEST`].
+pub fn requested_attempts(requested: i64) -> i64 {
+    requested.clamp(1, MAX_ATTEMPTS_PER_REQUEST)
+}
+
 /// The earliest instant a caller may store: 0001-01-01T00:00:00Z.
 pub const MIN_TIME: Time = match Time::from_timestamp(-62_135_596_800, 0) {
     Some(t) => t,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::limits;
 use crate::data;
 use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, Time, WorkSpecMeta, WorkUnitStatus,
@@ -168,10 +169,10 @@ fn scores<'a>(best: &[(&'a String, &WorkSpecMeta)], shift: u32) -> Option<Vec<(&
 }
 
 /// How many attempts a request for `requested` units may get from a spec
-/// with counted meta `meta`; may be zero or negative when the
-/// spec is at its `max_running`.
+/// with counted meta `meta` (see [`limits::requested_attempts`]); may be
+/// zero or negative when the spec is at its `max_running`.
 pub fn attempt_count(requested: i64, meta: &WorkSpecMeta) -> i64 {
-    let mut count = requested.max(1);
+    let mut count = limits::requested_attempts(requested);
     if meta.max_attempts_returned > 0 {
         count = count.min(meta.max_attempts_returned);
     }

@@ -17,7 +17,7 @@ use crate::rest::wire::{
     AttemptActionBody, AttemptActionLinks, AttemptList, AttemptRequestBody, AttemptRequestResult,
     MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
-use crate::rules::limits::{checked_worker_update, MAX_DATA_BYTES};
+use crate::rules::limits::{self, checked_worker_update, MAX_DATA_BYTES};
 
 use super::layout::namespace_in;
 use super::owner::Owner;
@@ -350,7 +350,8 @@ impl Worker for RestWorker {
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
         let body = AttemptRequestBody::from(request.clone());
-        let wanted = usize::try_from(request.number_of_work_units.max(1)).unwrap_or(usize::MAX);
+        let wanted = limits::requested_attempts(request.number_of_work_units);
+        let wanted = usize::try_from(wanted).unwrap_or(1);
         // The attempts are made before the answer is sent, so it is read
         // whole however long the data of the units asked for makes it.
         let longest = wanted.saturating_mul(MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES);
