@@ -112,22 +112,40 @@ pub mod priority {
         }
     }
 
-    /// Reads a number or one of the three strings.
+    /// Reads a number or one of the three strings; anything else is
+    /// refused at its first byte, unread.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Number(f64),
-            Text(String),
+        d.deserialize_any(Wire)
+    }
+
+    struct Wire;
+
+    impl serde::de::Visitor<'_> for Wire {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number, \"NaN\", \"Infinity\" or \"-Infinity\"")
         }
-        match Wire::deserialize(d)? {
-            Wire::Number(v) => Ok(v),
-            Wire::Text(t) => match t.as_str() {
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<f64, E> {
+            match t {
                 "NaN" => Ok(f64::NAN),
                 "Infinity" => Ok(f64::INFINITY),
                 "-Infinity" => Ok(f64::NEG_INFINITY),
-                _ => Err(serde::de::Error::custom(format!("invalid priority {t:?}"))),
-            },
+                _ => Err(E::custom(format!("invalid priority {t:?}"))),
+            }
         }
     }
 }
