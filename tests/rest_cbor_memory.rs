@@ -1,12 +1,14 @@
-//! Decoding the CBOR form of a data map costs about what decoding the same
-//! data sent as JSON does, so a body of tiny CBOR items cannot make a job
-//! server allocate many times more than the JSON body limit implies.
+//! What decoding a data map holds at its peak: the CBOR form costs about
+//! what the same data sent as JSON does, and data far over the data limit
+//! costs no more than data just over it, so no body a job server reads
+//! makes it allocate many times more than that limit implies.
 //!
-//! The allocator of this test binary records its high-water mark; the one
-//! test here compares the two forms' peaks, measured in one run.
+//! The allocator of this test binary records its high-water mark; the
+//! tests compare peaks measured in one run.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -33,6 +35,13 @@ unsafe impl GlobalAlloc for Peak {
 
 #[global_allocator]
 static ALLOCATOR: Peak = Peak;
+
+/// Held by each test for its whole run: the tests run on threads of one
+/// process, and each measures every allocation in it.
+fn alone() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Bytes allocated at the peak of `f`, beyond what was live before it.
 fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
@@ -64,6 +73,7 @@ fn json_text() -> String {
 
 #[test]
 fn cbor_data_costs_about_what_json_does() {
+    let _alone = alone();
     let (cbor, json) = (cbor_base64(), json_text());
     let (from_json, json_peak) = peak_of(|| serde_json::from_str::<DataMap>(&json).unwrap());
     let (from_cbor, cbor_peak) = peak_of(|| from_cbor_base64(&cbor).unwrap());
@@ -73,4 +83,64 @@ fn cbor_data_costs_about_what_json_does() {
         cbor_peak * 4 <= json_peak * 5,
         "CBOR decoding peaked at {cbor_peak} bytes, JSON at {json_peak}"
     );
+}
+
+/// `{"data": {"a": [[], [], …]}}` with `items` empty arrays, as a request
+/// body: JSON, or the map as base64 CBOR.
+fn body(items: usize, cbor: bool) -> String {
+    if cbor {
+        let mut bytes = vec![0xa1, 0x61, b'a', 0x9f];
+        bytes.resize(bytes.len() + items, 0x80);
+        bytes.push(0xff);
+        format!("{{\"data\":\"{}\"}}", STANDARD.encode(bytes))
+    } else {
+        let mut text = String::from("{\"data\":{\"a\":[[]");
+        text.push_str(&",[]".repeat(items - 1));
+        text.push_str("]}}");
+        text
+    }
+}
+
+#[test]
+fn data_far_over_the_limit_is_refused_holding_a_bounded_multiple_of_it() {
+    use coordinate::rest::wire::data::is_too_large;
+    use coordinate::rest::wire::WorkUnitBody;
+    use coordinate::rules::limits::MAX_DATA_BYTES;
+    let _alone = alone();
+    // Each form at two sizes past the limit (an empty array counts as
+    // three bytes of JSON, with its comma), the second body twice the
+    // first: decoding stops keeping items at the limit, so the second
+    // peaks no higher, but for the CBOR form's decoded bytes.
+    for (items, cbor) in [(2_500_000, false), (4_000_000, true)] {
+        let mut peaks = Vec::new();
+        for items in [items, 2 * items] {
+            let body = body(items, cbor);
+            let (refused, peak) = peak_of(|| serde_json::from_str::<WorkUnitBody>(&body).err());
+            let refused = refused.expect("refused");
+            assert!(is_too_large(&refused), "{refused}");
+            peaks.push(peak);
+        }
+        let decoded = if cbor { items } else { 0 };
+        assert!(
+            peaks[1] <= peaks[0] + decoded + decoded / 4,
+            "cbor {cbor}: peaks {peaks:?}"
+        );
+        assert!(
+            peaks[1] <= 32 * MAX_DATA_BYTES,
+            "cbor {cbor}: peaks {peaks:?}"
+        );
+    }
+}
+
+#[test]
+fn a_priority_of_the_wrong_type_is_refused_unread() {
+    use coordinate::rest::wire::WorkUnitBody;
+    let _alone = alone();
+    for priority in [format!("[0{}]", ",0".repeat(1 << 20)), "[".repeat(1000)] {
+        let body = format!("{{\"meta\":{{\"priority\":{priority}}}}}");
+        let (refused, peak) = peak_of(|| serde_json::from_str::<WorkUnitBody>(&body).err());
+        let refused = refused.expect("refused").to_string();
+        assert!(refused.starts_with("invalid type: sequence"), "{refused}");
+        assert!(peak < 1 << 16, "peak {peak}");
+    }
 }

@@ -279,6 +279,11 @@ fn undecodable(e: serde_json::Error) -> Problem {
             limit: limits::MAX_DATA_DEPTH,
         };
         Problem::with_status(StatusCode::BAD_REQUEST, &too_deep)
+    } else if wire::data::is_too_large(&e) {
+        let too_large = Error::DataTooLarge {
+            limit: limits::MAX_DATA_BYTES,
+        };
+        Problem::with_status(StatusCode::BAD_REQUEST, &too_large)
     } else {
         Problem::bad_request(e.to_string())
     }

@@ -11,7 +11,18 @@
 //! CBOR is read straight into the JSON form, item by item, so decoding holds
 //! one tree, never a CBOR tree beside its JSON copy: a body of tiny CBOR
 //! items costs about what the same data sent as JSON does.
+//!
+//! Decoding stops building the map once what it has read must be longer
+//! than [`MAX_DATA_BYTES`] as compact JSON (each item counted at its
+//! shortest: a string as its quotes and unescaped bytes, a number as one
+//! byte), which no backend stores: the rest is read without being kept,
+//! and the map is an error, [`is_too_deep`] if it nests deeper than
+//! [`MAX_DATA_DEPTH`] (as a backend checks nesting first), else
+//! [`is_too_large`]. A tree of tiny items takes many times its encoding's
+//! length in memory; so it takes at most that multiple of the limit,
+//! whatever the size of the body around it.
 
+use std::cell::Cell;
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
@@ -20,7 +31,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
+use crate::error::Error;
 use crate::model::DataMap;
+use crate::rules::limits::{MAX_DATA_BYTES, MAX_DATA_DEPTH};
 
 /// Writes the map as a JSON object, or `null`.
 pub fn serialize<S: Serializer>(v: &Option<DataMap>, s: S) -> Result<S::Ok, S::Error> {
@@ -29,13 +42,108 @@ pub fn serialize<S: Serializer>(v: &Option<DataMap>, s: S) -> Result<S::Ok, S::E
 
 /// Reads either form.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataMap>, D::Error> {
-    match Json::deserialize(d)? {
-        Json::Null => Ok(None),
-        Json::Object(map) => Ok(Some(map)),
-        Json::String(text) => from_cbor_base64(&text).map(Some).map_err(de::Error::custom),
-        _ => Err(de::Error::custom(
-            "data must be an object or a base64 CBOR string",
-        )),
+    d.deserialize_any(EitherForm)
+}
+
+/// The visitor of a data field: a map, `null`, or base64 CBOR.
+struct EitherForm;
+
+impl<'de> Visitor<'de> for EitherForm {
+    type Value = Option<DataMap>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("data as an object or a base64 CBOR string")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        from_cbor_base64(text).map(Some).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
+        let budget = Budget::new();
+        let map = Reader::top(&budget).visit_map(entries)?;
+        budget.verdict(map).map(Some).map_err(de::Error::custom)
+    }
+}
+
+/// What decoding one data map may still build: bytes of compact JSON,
+/// counted at their shortest, and how deep the map nests.
+struct Budget {
+    left: Cell<usize>,
+    /// Set once the map must be longer than [`MAX_DATA_BYTES`].
+    over: Cell<bool>,
+    /// The deepest level of a container (the map itself is level 1).
+    deepest: Cell<usize>,
+}
+
+impl Budget {
+    const fn new() -> Self {
+        Budget {
+            left: Cell::new(MAX_DATA_BYTES),
+            over: Cell::new(false),
+            deepest: Cell::new(0),
+        }
+    }
+
+    /// As new, for the next map.
+    fn reset(&self) {
+        self.left.set(MAX_DATA_BYTES);
+        self.over.set(false);
+        self.deepest.set(0);
+    }
+
+    /// Spends `bytes`: false once over the limit, when nothing more is kept.
+    fn spend(&self, bytes: usize) -> bool {
+        if self.over.get() {
+            return false;
+        }
+        match self.left.get().checked_sub(bytes) {
+            Some(left) => {
+                self.left.set(left);
+                true
+            }
+            None => {
+                self.over.set(true);
+                false
+            }
+        }
+    }
+
+    /// Notes a container at `level`.
+    fn reach(&self, level: usize) {
+        self.deepest.set(self.deepest.get().max(level));
+    }
+
+    /// The map read, or the error a backend gives data this long.
+    fn verdict(&self, map: Json) -> Result<DataMap, String> {
+        if self.over.get() {
+            let refused = if self.deepest.get() > MAX_DATA_DEPTH {
+                Error::DataTooDeep {
+                    limit: MAX_DATA_DEPTH,
+                }
+            } else {
+                Error::DataTooLarge {
+                    limit: MAX_DATA_BYTES,
+                }
+            };
+            return Err(refused.to_string());
+        }
+        match map {
+            Json::Object(map) => Ok(map),
+            _ => Err("CBOR data is not a map".to_owned()),
+        }
     }
 }
 
@@ -55,7 +163,22 @@ const JSON_TOO_DEEP: &str = "recursion limit exceeded";
 /// that limit is.
 pub fn is_too_deep(error: &serde_json::Error) -> bool {
     let text = error.to_string();
-    text.starts_with(JSON_TOO_DEEP) || text.starts_with(CBOR_TOO_DEEP)
+    let budgeted = Error::DataTooDeep {
+        limit: MAX_DATA_DEPTH,
+    };
+    text.starts_with(JSON_TOO_DEEP)
+        || text.starts_with(CBOR_TOO_DEEP)
+        || text.starts_with(&budgeted.to_string())
+}
+
+/// True when `error`, from decoding a document that holds a data map, says
+/// the data is longer than [`MAX_DATA_BYTES`] as compact JSON, so
+/// [`Error::DataTooLarge`].
+pub fn is_too_large(error: &serde_json::Error) -> bool {
+    let budgeted = Error::DataTooLarge {
+        limit: MAX_DATA_BYTES,
+    };
+    error.to_string().starts_with(&budgeted.to_string())
 }
 
 /// Decodes the base64 CBOR form of a data map.
@@ -63,26 +186,35 @@ pub fn from_cbor_base64(text: &str) -> Result<DataMap, String> {
     let bytes = STANDARD
         .decode(text)
         .map_err(|e| format!("data is not base64: {e}"))?;
-    match ciborium::from_reader(bytes.as_slice()) {
-        Ok(Decoded(Json::Object(map))) => Ok(map),
-        Ok(_) => Err("CBOR data is not a map".to_owned()),
-        // Raised by `Item`: the message says what JSON cannot hold.
-        Err(ciborium::de::Error::Semantic(None, message)) => Err(message),
-        Err(ciborium::de::Error::RecursionLimitExceeded) => Err(CBOR_TOO_DEEP.to_owned()),
-        Err(e) => Err(format!("data is not CBOR: {e}")),
-    }
+    CBOR_BUDGET.with(|budget| {
+        budget.reset();
+        match ciborium::from_reader(bytes.as_slice()) {
+            Ok(Decoded(map)) => budget.verdict(map),
+            // Raised by `Reader`: the message says what JSON cannot hold.
+            Err(ciborium::de::Error::Semantic(None, message)) => Err(message),
+            Err(ciborium::de::Error::RecursionLimitExceeded) => Err(CBOR_TOO_DEEP.to_owned()),
+            Err(e) => Err(format!("data is not CBOR: {e}")),
+        }
+    })
 }
 
-/// A whole CBOR item, read as JSON.
+thread_local! {
+    /// The budget of the CBOR map being decoded on this thread (the CBOR
+    /// reader passes no state of its caller's to what it builds). No CBOR
+    /// is decoded inside another, so one per thread serves.
+    static CBOR_BUDGET: Budget = const { Budget::new() };
+}
+
+/// A whole CBOR item, read as JSON under [`CBOR_BUDGET`].
 struct Decoded(Json);
 
 impl<'de> Deserialize<'de> for Decoded {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Item::Any.deserialize(d).map(Decoded)
+        CBOR_BUDGET.with(|budget| Reader::top(budget).deserialize(d).map(Decoded))
     }
 }
 
-/// What the next CBOR item must be, and reads it as JSON.
+/// What the next CBOR item must be.
 #[derive(Clone, Copy)]
 enum Item {
     /// Any item JSON can hold.
@@ -104,34 +236,76 @@ impl Item {
             Item::Uuid => "CBOR UUID (tag 37) is not 16 bytes",
         })
     }
+}
 
-    /// `value` if this position takes a plain JSON value.
-    fn scalar<E: de::Error>(self, value: Json) -> Result<Json, E> {
-        match self {
-            Item::Any => Ok(value),
-            _ => Err(self.mismatch()),
+/// Reads the next item, of either form, as JSON, spending its shortest
+/// compact JSON from `budget`: once that is spent, items are read and
+/// checked but not kept (each reads as `null`).
+#[derive(Clone, Copy)]
+struct Reader<'b> {
+    item: Item,
+    budget: &'b Budget,
+    /// The level of a container read here.
+    level: usize,
+}
+
+impl<'b> Reader<'b> {
+    /// The reader of a whole data map.
+    fn top(budget: &'b Budget) -> Self {
+        Reader {
+            item: Item::Any,
+            budget,
+            level: 1,
+        }
+    }
+
+    /// The reader of an item inside the container read here.
+    fn inside(self, item: Item) -> Self {
+        Reader {
+            item,
+            budget: self.budget,
+            level: self.level + 1,
+        }
+    }
+
+    /// `value`, if this position takes a plain JSON value, written as
+    /// `bytes` at the shortest.
+    fn scalar<E: de::Error>(self, bytes: usize, value: impl FnOnce() -> Json) -> Result<Json, E> {
+        match self.item {
+            Item::Any => Ok(self.kept(bytes, value)),
+            _ => Err(self.item.mismatch()),
+        }
+    }
+
+    /// `value()` if the budget has `bytes` left, else `null`.
+    fn kept(self, bytes: usize, value: impl FnOnce() -> Json) -> Json {
+        if self.budget.spend(bytes) {
+            value()
+        } else {
+            Json::Null
         }
     }
 
     fn integer<E: de::Error>(self, i: i128) -> Result<Json, E> {
         if let Ok(v) = i64::try_from(i) {
-            self.scalar(Json::from(v))
+            self.scalar(1, || Json::from(v))
         } else if let Ok(v) = u64::try_from(i) {
-            self.scalar(Json::from(v))
+            self.scalar(1, || Json::from(v))
         } else {
             Err(E::custom(format!("CBOR integer {i} out of range")))
         }
     }
 
-    fn text<E: de::Error>(self, text: String) -> Result<Json, E> {
-        match self {
-            Item::Any | Item::Key => Ok(Json::String(text)),
-            _ => Err(self.mismatch()),
+    /// A string of `len` bytes, made by `owned` if kept.
+    fn text<E: de::Error>(self, len: usize, owned: impl FnOnce() -> String) -> Result<Json, E> {
+        match self.item {
+            Item::Any | Item::Key => Ok(self.kept(len + 2, || Json::String(owned()))),
+            _ => Err(self.item.mismatch()),
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Item {
+impl<'de> DeserializeSeed<'de> for Reader<'_> {
     type Value = Json;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
@@ -139,23 +313,23 @@ impl<'de> DeserializeSeed<'de> for Item {
     }
 }
 
-impl<'de> Visitor<'de> for Item {
+impl<'de> Visitor<'de> for Reader<'_> {
     type Value = Json;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a CBOR item JSON can hold")
+        f.write_str("an item JSON can hold")
     }
 
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Json, E> {
-        self.scalar(Json::Bool(b))
+        self.scalar(if b { 4 } else { 5 }, || Json::Bool(b))
     }
 
     fn visit_i64<E: de::Error>(self, i: i64) -> Result<Json, E> {
-        self.scalar(Json::from(i))
+        self.scalar(1, || Json::from(i))
     }
 
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Json, E> {
-        self.scalar(Json::from(u))
+        self.scalar(1, || Json::from(u))
     }
 
     fn visit_i128<E: de::Error>(self, i: i128) -> Result<Json, E> {
@@ -171,17 +345,17 @@ impl<'de> Visitor<'de> for Item {
 
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<Json, E> {
         match serde_json::Number::from_f64(f) {
-            Some(n) => self.scalar(Json::Number(n)),
+            Some(n) => self.scalar(1, || Json::Number(n)),
             None => Err(E::custom(format!("CBOR float {f} has no JSON form"))),
         }
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Json, E> {
-        self.text(s.to_owned())
+        self.text(s.len(), || s.to_owned())
     }
 
     fn visit_string<E: de::Error>(self, s: String) -> Result<Json, E> {
-        self.text(s)
+        self.text(s.len(), || s)
     }
 
     fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Json, E> {
@@ -189,67 +363,87 @@ impl<'de> Visitor<'de> for Item {
     }
 
     fn visit_byte_buf<E: de::Error>(self, b: Vec<u8>) -> Result<Json, E> {
-        match self {
-            Item::Uuid if b.len() == 16 => Ok(Json::String(uuid_text(&b))),
+        match self.item {
+            Item::Uuid if b.len() == 16 => Ok(self.kept(38, || Json::String(uuid_text(&b)))),
             Item::Any | Item::Key => match String::from_utf8(b) {
-                Ok(text) => Ok(Json::String(text)),
+                Ok(text) => self.visit_string(text),
                 Err(_) => Err(E::custom("CBOR byte string is not UTF-8")),
             },
-            _ => Err(self.mismatch()),
+            _ => Err(self.item.mismatch()),
         }
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Json, E> {
-        self.scalar(Json::Null)
+        self.scalar(4, || Json::Null)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
-        self.scalar(Json::Null)
+        self.scalar(4, || Json::Null)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        if !matches!(self, Item::Any | Item::Tuple) {
-            return Err(self.mismatch());
+        if !matches!(self.item, Item::Any | Item::Tuple) {
+            return Err(self.item.mismatch());
         }
+        self.budget.reach(self.level);
         // The declared length is only the sender's claim: nothing is
         // reserved for it, or nested arrays claiming many items would make
         // a few bytes reserve megabytes.
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Item::Any)? {
-            items.push(item);
+        // Brackets, and a comma before each item but the first.
+        let mut kept = self.budget.spend(2);
+        while let Some(item) = seq.next_element_seed(self.inside(Item::Any))? {
+            kept &= items.is_empty() || self.budget.spend(1);
+            if kept {
+                items.push(item);
+            } else {
+                items = Vec::new();
+            }
         }
-        Ok(Json::Array(items))
+        Ok(if kept { Json::Array(items) } else { Json::Null })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Json, A::Error> {
-        if !matches!(self, Item::Any) {
-            return Err(self.mismatch());
+        if !matches!(self.item, Item::Any) {
+            return Err(self.item.mismatch());
         }
+        self.budget.reach(self.level);
         let mut map = DataMap::new();
-        while let Some(key) = entries.next_key_seed(Item::Key)? {
-            let Json::String(key) = key else {
-                return Err(Item::Key.mismatch());
-            };
-            let value = entries.next_value_seed(Item::Any)?;
-            map.insert(key, value);
+        // Braces, and a colon after each key and a comma before each entry
+        // but the first.
+        let mut kept = self.budget.spend(2);
+        let mut first = true;
+        while let Some(key) = entries.next_key_seed(self.inside(Item::Key))? {
+            let value = entries.next_value_seed(self.inside(Item::Any))?;
+            kept &= self.budget.spend(if first { 1 } else { 2 });
+            first = false;
+            match key {
+                Json::String(key) if kept => {
+                    map.insert(key, value);
+                }
+                _ => {
+                    kept = false;
+                    map = DataMap::new();
+                }
+            }
         }
-        Ok(Json::Object(map))
+        Ok(if kept { Json::Object(map) } else { Json::Null })
     }
 
     fn visit_enum<A: de::EnumAccess<'de>>(self, tagged: A) -> Result<Json, A::Error> {
-        if !matches!(self, Item::Any) {
-            return Err(self.mismatch());
+        if !matches!(self.item, Item::Any) {
+            return Err(self.item.mismatch());
         }
         let (IgnoredAny, content) = tagged.variant()?;
-        de::VariantAccess::tuple_variant(content, 2, Tagged)
+        de::VariantAccess::tuple_variant(content, 2, Tagged(self))
     }
 }
 
 /// A tagged CBOR item, which the CBOR reader hands over as the tag, then
-/// the item it wraps.
-struct Tagged;
+/// the item it wraps, read where `.0` reads.
+struct Tagged<'b>(Reader<'b>);
 
-impl<'de> Visitor<'de> for Tagged {
+impl<'de> Visitor<'de> for Tagged<'_> {
     type Value = Json;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -260,12 +454,12 @@ impl<'de> Visitor<'de> for Tagged {
         let tag: u64 = seq
             .next_element()?
             .ok_or_else(|| de::Error::custom("CBOR tag without a number"))?;
-        let inner = match tag {
+        let item = match tag {
             128 => Item::Tuple,
             37 => Item::Uuid,
             _ => return Err(de::Error::custom(format!("unsupported CBOR tag {tag}"))),
         };
-        seq.next_element_seed(inner)?
+        seq.next_element_seed(Reader { item, ..self.0 })?
             .ok_or_else(|| de::Error::custom("CBOR tag without an item"))
     }
 }

@@ -246,6 +246,101 @@ fn data_too_deep_for_either_decoder_is_recognised() {
     assert!(!too_deep(serde_json::from_str(r#"{"data": {"k": [}}"#)));
 }
 
+/// `{"k": items, "p": "xx…"}`, padded to `len` bytes of compact JSON.
+fn padded(items: Vec<serde_json::Value>, len: usize) -> serde_json::Value {
+    let mut data = json!({"k": items, "p": ""});
+    let bare = serde_json::to_vec(&data).unwrap().len();
+    data["p"] = json!("x".repeat(len - bare));
+    assert_eq!(serde_json::to_vec(&data).unwrap().len(), len);
+    data
+}
+
+/// The body `{"data": data}` decoded, as JSON and as base64 CBOR.
+fn decoded_both_ways(data: &serde_json::Value) -> [serde_json::Result<WorkUnitBody>; 2] {
+    use base64::Engine as _;
+    let mut cbor = Vec::new();
+    ciborium::into_writer(data, &mut cbor).unwrap();
+    let cbor = base64::engine::general_purpose::STANDARD.encode(cbor);
+    [
+        serde_json::from_str(&json!({ "data": data }).to_string()),
+        serde_json::from_str(&json!({ "data": cbor }).to_string()),
+    ]
+}
+
+#[test]
+fn data_longer_than_the_limit_is_refused_as_it_is_read() {
+    use crate::rules::limits::{checked_data, MAX_DATA_BYTES};
+    // Items whose compact JSON the reader counts exactly, nested too.
+    let exact = || {
+        let items = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(7),
+            json!("ab"),
+        ];
+        let mut all: Vec<_> = items.iter().cycle().take(50_000).cloned().collect();
+        all.push(json!({"m": [[], {}, {"n": [0]}]}));
+        all
+    };
+    for decoded in decoded_both_ways(&padded(exact(), MAX_DATA_BYTES)) {
+        let data = decoded.unwrap().data.unwrap();
+        assert!(checked_data(data).is_ok());
+    }
+    for decoded in decoded_both_ways(&padded(exact(), MAX_DATA_BYTES + 1)) {
+        let refused = decoded.err().unwrap();
+        assert!(super::data::is_too_large(&refused), "{refused}");
+        assert!(!super::data::is_too_deep(&refused), "{refused}");
+    }
+    // Items it counts short (numbers of several bytes, floats, escapes)
+    // are read whole at the limit, for the backend's exact measure.
+    let short = [json!(-12345), json!(0.5), json!(1e300), json!("\u{1}\"\\")];
+    let short: Vec<_> = short.iter().cycle().take(50_000).cloned().collect();
+    for decoded in decoded_both_ways(&padded(short, MAX_DATA_BYTES)) {
+        let data = decoded.unwrap().data.unwrap();
+        assert!(checked_data(data).is_ok());
+    }
+}
+
+#[test]
+fn data_over_the_limit_and_too_deep_is_too_deep() {
+    use crate::rules::limits::{MAX_DATA_BYTES, MAX_DATA_DEPTH};
+    // Past the budget, then nested: level 1 is the map, so `depth` arrays
+    // inside it reach level `depth + 1`.
+    let nested = |depth: usize| {
+        let mut deep = json!(1);
+        for _ in 0..depth {
+            deep = json!([deep]);
+        }
+        let mut data = padded(vec![], MAX_DATA_BYTES + 1);
+        data["z"] = deep;
+        data
+    };
+    // As the backends' check answers.
+    let checked = |data: serde_json::Value| {
+        let serde_json::Value::Object(map) = data else {
+            unreachable!("a map")
+        };
+        crate::rules::limits::checked_data(map).err()
+    };
+    for decoded in decoded_both_ways(&nested(MAX_DATA_DEPTH)) {
+        let refused = decoded.err().unwrap();
+        assert!(super::data::is_too_deep(&refused), "{refused}");
+    }
+    assert!(matches!(
+        checked(nested(MAX_DATA_DEPTH)),
+        Some(crate::Error::DataTooDeep { .. })
+    ));
+    for decoded in decoded_both_ways(&nested(MAX_DATA_DEPTH - 1)) {
+        let refused = decoded.err().unwrap();
+        assert!(super::data::is_too_large(&refused), "{refused}");
+    }
+    assert!(matches!(
+        checked(nested(MAX_DATA_DEPTH - 1)),
+        Some(crate::Error::DataTooLarge { .. })
+    ));
+}
+
 #[test]
 fn work_unit_document_omits_empty_data_and_active_attempt() {
     let doc = WorkUnitDocument {
