@@ -3,8 +3,12 @@
 //! Output is always the JSON-object form. Input is a JSON object, `null`
 //! (`None`), or a string holding the standard base64 (padded) of a CBOR
 //! map. CBOR tuples (tag 128) become arrays, UUIDs (tag 37) their canonical
-//! text, byte strings text when they are UTF-8; anything JSON cannot hold
-//! (other tags, non-UTF-8 bytes, non-finite floats, huge integers) is an error.
+//! text, byte strings text when they are UTF-8, and integers as JSON reads
+//! the same digits: beyond 64 bits (bignums, tags 2 and 3, included) the
+//! nearest float; anything JSON cannot hold (other tags, non-UTF-8 bytes,
+//! non-finite floats, integers past the largest float) is an error, and so
+//! is a negative bignum of 16 bytes below -2^127, which the CBOR reader
+//! itself refuses.
 //! So is CBOR nested deeper than the reader goes, as JSON is past
 //! `serde_json`'s limit; [`is_too_deep`] tells either failure apart.
 //!
@@ -225,6 +229,8 @@ enum Item {
     Tuple,
     /// The 16 bytes inside a UUID (tag 37).
     Uuid,
+    /// The magnitude inside a bignum (tag 2, or 3 when `negative`).
+    Bignum { negative: bool },
 }
 
 impl Item {
@@ -234,6 +240,7 @@ impl Item {
             Item::Key => "CBOR map key is not a string",
             Item::Tuple => "CBOR tuple (tag 128) does not wrap an array",
             Item::Uuid => "CBOR UUID (tag 37) is not 16 bytes",
+            Item::Bignum { .. } => "CBOR bignum (tag 2 or 3) is not a byte string",
         })
     }
 }
@@ -286,13 +293,49 @@ impl<'b> Reader<'b> {
         }
     }
 
+    /// An integer as JSON reads its digits: past 64 bits, the nearest
+    /// float (`as` rounds to nearest, as serde_json's parse does).
     fn integer<E: de::Error>(self, i: i128) -> Result<Json, E> {
         if let Ok(v) = i64::try_from(i) {
             self.scalar(1, || Json::from(v))
         } else if let Ok(v) = u64::try_from(i) {
             self.scalar(1, || Json::from(v))
         } else {
-            Err(E::custom(format!("CBOR integer {i} out of range")))
+            self.float(i as f64)
+        }
+    }
+
+    fn float<E: de::Error>(self, f: f64) -> Result<Json, E> {
+        match serde_json::Number::from_f64(f) {
+            Some(n) => self.scalar(1, || Json::Number(n)),
+            None => Err(E::custom(format!("CBOR float {f} has no JSON form"))),
+        }
+    }
+
+    /// A bignum of big-endian magnitude `bytes`: `n`, or `-1 - n`.
+    fn bignum<E: de::Error>(self, bytes: &[u8], negative: bool) -> Result<Json, E> {
+        // A number, where the tag stood.
+        let number = Reader {
+            item: Item::Any,
+            ..self
+        };
+        let bytes = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+        let mut magnitude = [0u8; 16];
+        if let Some(start) = magnitude.len().checked_sub(bytes.len()) {
+            magnitude[start..].copy_from_slice(bytes);
+            if let Ok(n) = i128::try_from(u128::from_be_bytes(magnitude)) {
+                return number.integer(if negative { -1 - n } else { n });
+            }
+        }
+        // Past 127 bits: the nearest float to its decimal digits, if one is
+        // finite (2^1024 and beyond are not).
+        let f = (bytes.len() <= 128)
+            .then(|| decimal(bytes, negative).parse::<f64>().ok())
+            .flatten()
+            .filter(|f| f.is_finite());
+        match f {
+            Some(f) => number.float(f),
+            None => Err(E::custom("CBOR bignum out of range")),
         }
     }
 
@@ -339,15 +382,12 @@ impl<'de> Visitor<'de> for Reader<'_> {
     fn visit_u128<E: de::Error>(self, u: u128) -> Result<Json, E> {
         match i128::try_from(u) {
             Ok(i) => self.integer(i),
-            Err(_) => Err(E::custom(format!("CBOR integer {u} out of range"))),
+            Err(_) => self.float(u as f64),
         }
     }
 
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<Json, E> {
-        match serde_json::Number::from_f64(f) {
-            Some(n) => self.scalar(1, || Json::Number(n)),
-            None => Err(E::custom(format!("CBOR float {f} has no JSON form"))),
-        }
+        self.float(f)
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Json, E> {
@@ -365,6 +405,7 @@ impl<'de> Visitor<'de> for Reader<'_> {
     fn visit_byte_buf<E: de::Error>(self, b: Vec<u8>) -> Result<Json, E> {
         match self.item {
             Item::Uuid if b.len() == 16 => Ok(self.kept(38, || Json::String(uuid_text(&b)))),
+            Item::Bignum { negative } => self.bignum(&b, negative),
             Item::Any | Item::Key => match String::from_utf8(b) {
                 Ok(text) => self.visit_string(text),
                 Err(_) => Err(E::custom("CBOR byte string is not UTF-8")),
@@ -457,11 +498,46 @@ impl<'de> Visitor<'de> for Tagged<'_> {
         let item = match tag {
             128 => Item::Tuple,
             37 => Item::Uuid,
+            2 | 3 => Item::Bignum { negative: tag == 3 },
             _ => return Err(de::Error::custom(format!("unsupported CBOR tag {tag}"))),
         };
         seq.next_element_seed(Reader { item, ..self.0 })?
             .ok_or_else(|| de::Error::custom("CBOR tag without an item"))
     }
+}
+
+/// The decimal digits of the bignum of big-endian magnitude `bytes` (no
+/// leading zero): `n`, or `-1 - n`, signed.
+fn decimal(bytes: &[u8], negative: bool) -> String {
+    let mut n = bytes.to_vec();
+    if negative {
+        // -1 - n is -(n + 1).
+        for byte in n.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+        if n.first() == Some(&0) {
+            n.insert(0, 1);
+        }
+    }
+    let mut digits = Vec::new();
+    while n.iter().any(|b| *b != 0) {
+        // One long division by ten, from the most significant byte.
+        let mut rest = 0u32;
+        for byte in n.iter_mut() {
+            let value = rest * 256 + u32::from(*byte);
+            *byte = (value / 10) as u8;
+            rest = value % 10;
+        }
+        digits.push(b'0' + rest as u8);
+    }
+    if negative {
+        digits.push(b'-');
+    }
+    digits.iter().rev().map(|d| char::from(*d)).collect()
 }
 
 fn uuid_text(b: &[u8]) -> String {
