@@ -370,6 +370,48 @@ async fn handles_of_other_backends_are_refused() {
 }
 
 #[tokio::test]
+async fn a_database_not_in_utf8_is_refused_untouched() {
+    let cluster = TestCluster::shared_or_panic();
+    let (admin, conn) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let db = cluster.fresh_database().await.unwrap();
+    for encoding in ["LATIN1", "SQL_ASCII"] {
+        let name = format!("{db}_{}", encoding.to_lowercase());
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0"
+            ))
+            .await
+            .unwrap();
+        let url = cluster.database_url(&name);
+        let err = PostgresBackend::connect(&url).await.unwrap_err();
+        let Error::Backend(source) = &err else {
+            panic!("expected a backend error, got {err:?}")
+        };
+        match source.downcast_ref::<PostgresError>() {
+            Some(PostgresError::NotUtf8 { encoding: found }) => assert_eq!(found, encoding),
+            other => panic!("expected NotUtf8, got {other:?}"),
+        }
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let tables: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(tables, 0, "{encoding}");
+    }
+}
+
+#[tokio::test]
 async fn schema_is_migrated_once_and_newer_schemas_are_refused() {
     let cluster = TestCluster::shared_or_panic();
     // A blank database (not from the template): several servers start at once.

@@ -47,6 +47,17 @@ pub enum PostgresError {
         /// The latest version this code can migrate to.
         supported: i32,
     },
+    /// The database's encoding is not UTF-8: text and data with characters
+    /// it cannot hold would fail (or, in `SQL_ASCII`, go unchecked) where
+    /// every other backend stores them.
+    #[error(
+        "the database's encoding is {encoding}, not UTF8; create it with \
+         ENCODING 'UTF8' (and TEMPLATE template0 if the cluster's default differs)"
+    )]
+    NotUtf8 {
+        /// The database's `server_encoding`.
+        encoding: String,
+    },
     /// The database holds a value this code cannot read back.
     #[error("unreadable value in the database: {0}")]
     Decode(String),

@@ -28,7 +28,10 @@
 //! The schema ([`SCHEMA_VERSION`]) is created and migrated by
 //! [`PostgresBackend::connect`] itself, in one transaction under an advisory
 //! lock (see the `schema` module); a database migrated by newer code is
-//! refused with [`PostgresError::SchemaTooNew`]. In the tables, data maps
+//! refused with [`PostgresError::SchemaTooNew`], and one whose encoding is
+//! not UTF-8 with [`PostgresError::NotUtf8`], before anything is written
+//! to it (another encoding cannot hold every string the other backends
+//! store, or in `SQL_ASCII` does not check it). In the tables, data maps
 //! are `jsonb`; names are `bytea`, so they sort byte-wise and
 //! may contain any character; durations are integer microseconds; unset times
 //! are `NULL`. PostgreSQL's `jsonb` cannot hold the character U+0000, so

@@ -100,7 +100,16 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 const MIGRATION_LOCK: i64 = 0x636f_6f72_646e_6174;
 
 /// Brings the database to [`SCHEMA_VERSION`]; answers the version it found.
+/// A database not in UTF-8 is refused before anything is written to it.
 pub(crate) async fn migrate(client: &mut Conn<'_>) -> Result<i32> {
+    let encoding = query_opt(client, "SHOW server_encoding", &[]).await?;
+    let encoding: String = match encoding {
+        Some(row) => row.try_get(0).map_err(decode)?,
+        None => String::new(),
+    };
+    if encoding != "UTF8" {
+        return Err(PostgresError::NotUtf8 { encoding }.into());
+    }
     let tx = client.transaction().await?;
     execute(&tx, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute(
