@@ -162,8 +162,8 @@ const JSON_TOO_DEEP: &str = "recursion limit exceeded";
 /// True when `error`, from decoding a document that holds a data map, says
 /// the data nests deeper than a decoder reads: JSON past `serde_json`'s
 /// recursion limit, or CBOR past the CBOR reader's. Both limits lie beyond
-/// [`MAX_DATA_DEPTH`](crate::rules::limits::MAX_DATA_DEPTH), so such data
-/// is [`Error::DataTooDeep`](crate::Error::DataTooDeep), as any data over
+/// [`MAX_DATA_DEPTH`], so such data
+/// is [`Error::DataTooDeep`], as any data over
 /// that limit is.
 pub fn is_too_deep(error: &serde_json::Error) -> bool {
     let text = error.to_string();
