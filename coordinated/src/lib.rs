@@ -103,7 +103,11 @@
 //! operation reads twice; fields the operation does not read are skipped
 //! unread, whatever they hold. A failure of the backend itself is also
 //! logged (at `error`, through `tracing`), with the text the error
-//! document carries.
+//! document carries. A request the HTTP layer cannot read as one (a
+//! request line with a raw byte that is not ASCII, a target over 65,534
+//! bytes, headers over its buffer) never reaches the API: it is answered
+//! `400`, `414` or `431` with no body and no `Content-Type`, and the
+//! connection closed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

@@ -704,6 +704,35 @@ fn pipelined_garbage_gets_a_client_error_not_a_crash() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// Requests the HTTP layer cannot read never reach the API: bare answers,
+/// and the server goes on.
+#[test]
+fn requests_unreadable_as_http_get_bare_client_errors() {
+    let server = Server::start(&[]);
+    let long_target = format!("/namespace/{}", "n".repeat(70_000));
+    let long_header = format!("X-Pad: {}", "p".repeat(1 << 20));
+    for (request, status) in [
+        (
+            b"GET /namespace/\xff HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            format!("GET {long_target} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+            414,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\n{long_header}\r\n\r\n").into_bytes(),
+            431,
+        ),
+    ] {
+        let reply = exchange(server.addr, &request);
+        assert_eq!(reply.status, status, "{}", reply.text());
+        assert!(reply.body.is_empty(), "{}", reply.text());
+        assert_eq!(reply.header("content-type"), None);
+    }
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
 #[test]
 fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
     let server = Server::start(&["--request-timeout", "100ms"]);
