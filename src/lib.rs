@@ -144,7 +144,12 @@
 //! longer than that (about two million units with short names, some 30,000
 //! with names at the name limit) is an [`Error::Backend`] over HTTP where
 //! an in-process backend answers it; such lists are read in pages
-//! (`WorkUnitQuery`'s `previous_name` and `limit`).
+//! (`WorkUnitQuery`'s `previous_name` and `limit`). And a work unit query
+//! naming units whose names add up to over 4 MiB goes to the server in
+//! parts, each atomic but not the whole: a delete or priority change that
+//! fails part-way (a priority sum past the largest float, say) may have
+//! changed the units of the parts before, where an in-process backend
+//! changes nothing.
 //!
 //! # Errors
 //!
