@@ -7,7 +7,6 @@ use std::sync::Arc;
 use AttemptStatus as A;
 use WorkUnitStatus as U;
 
-use super::limits::json_len;
 use super::{Identity, Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkUnitRef};
 use crate::data;
@@ -16,7 +15,7 @@ use crate::model::{
     AttemptRequest, AttemptStatus, DataMap, Duration, NewWorkUnit, WorkUnitMeta, WorkUnitQuery,
     WorkUnitStatus,
 };
-use crate::rules::limits::{MAX_DATA_BYTES, MAX_NAME_BYTES};
+use crate::rules::limits::{data_len, MAX_DATA_BYTES, MAX_NAME_BYTES};
 
 use U::{Available, Delayed, Pending};
 
@@ -311,7 +310,7 @@ pub async fn bulk_add_large(t: TestBackend) {
     let name = |i: usize| format!("u{i}");
     let data = |i: usize| {
         let mut map = data!({ "i": i, "pad": "" });
-        let pad = MAX_DATA_BYTES - json_len(&map);
+        let pad = MAX_DATA_BYTES - data_len(&map);
         map.insert("pad".into(), "x".repeat(pad).into());
         map
     };
@@ -337,7 +336,7 @@ pub async fn bulk_add_large(t: TestBackend) {
         let stored = r.ok(handles[i].data().await, format_args!("data of {}", name(i)));
         check!(
             r,
-            json_len(&stored) == MAX_DATA_BYTES,
+            data_len(&stored) == MAX_DATA_BYTES,
             "length of {}",
             name(i)
         );

@@ -17,8 +17,8 @@ use crate::model::{
     WorkUnitStatus,
 };
 use crate::rules::limits::{
-    MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_INTERVAL, MAX_MODE_BYTES, MAX_NAME_BYTES, MAX_TIME,
-    MIN_TIME,
+    data_len, MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_INTERVAL, MAX_MODE_BYTES, MAX_NAME_BYTES,
+    MAX_TIME, MIN_TIME,
 };
 
 /// A name of exactly `len` bytes that compresses badly (a database may
@@ -235,19 +235,12 @@ fn same_data(r: &Run, got: &DataMap, want: &DataMap, step: impl std::fmt::Displa
         r,
         got == want,
         "{step}: read back {} bytes as JSON where {} were stored",
-        json_len(got),
-        json_len(want)
+        data_len(got),
+        data_len(want)
     );
 }
 
 /// The length of `map` as compact JSON.
-pub(super) fn json_len(map: &DataMap) -> usize {
-    match serde_json::to_vec(map) {
-        Ok(json) => json.len(),
-        Err(e) => panic!("a data map always encodes as JSON: {e}"),
-    }
-}
-
 /// Stores `make`'s data on every path, each of which must answer
 /// `expected`, then checks that nothing was stored: no new spec or unit,
 /// and the spec's definition, the attempts' data and the worker's data
@@ -375,26 +368,31 @@ pub async fn data_depth_limits(t: TestBackend) {
     stored_everywhere(&r, objects, (deepest, &ENDS), "at the limit").await;
 }
 
-/// A data map `len` bytes long as compact JSON, with `name` as its
-/// `"name"` if given: under `"pad"`, a thousand pieces of text mixing
-/// characters JSON escapes (`"`, `\`, a newline, U+0001) with others
-/// (non-ASCII, letters), then as many `x` as make up the length. Counted
-/// unescaped, the text would be 10,000 bytes shorter.
+/// A data map `len` bytes long as the limit counts it, with `name` as its
+/// `"name"` if given: under `"floats"`, floats JSON writes with an
+/// exponent, counted written out (some 30,000 bytes longer); under
+/// `"pad"`, a thousand pieces of text mixing characters JSON escapes (`"`,
+/// `\`, a newline, U+0001) with others (non-ASCII, letters), then as many
+/// `x` as make up the length. Counted unescaped, the text would be 10,000
+/// bytes shorter.
 fn data_of_len(len: usize, name: Option<&str>) -> DataMap {
     const PIECE: &str = "\"\\\n\u{1}é€ size ";
     // `\"`, `\\`, `\n` and `\u0001`, then 2 + 3 bytes of UTF-8 and 6 of ASCII.
     const PIECE_LEN: usize = 2 + 2 + 2 + 6 + 2 + 3 + 6;
     const PIECES: usize = 1000;
     let mut map = named(DataMap::new(), name);
+    let floats = [1e300, -1e-300, 1.5e20, 5e-324].repeat(25);
+    map.insert("floats".into(), Value::from(floats));
     map.insert("pad".into(), Value::String(String::new()));
-    let room = len - json_len(&map) - PIECES * PIECE_LEN;
+    let room = len - data_len(&map) - PIECES * PIECE_LEN;
     let pad = PIECE.repeat(PIECES) + &"x".repeat(room);
     map.insert("pad".into(), Value::String(pad));
     map
 }
 
 /// **DataSizeLimits.** Data maps exactly `MAX_DATA_BYTES` long as compact
-/// JSON, escapes counted as written, are stored through every write path
+/// JSON, escapes counted as written and floats in plain notation, are
+/// stored through every write path
 /// and read back exactly; one byte more answers `DataTooLarge` on every
 /// path without storing anything. Of an attempt's ends only `finish` is
 /// tried: every end checks its data with the one function whose depth
@@ -408,7 +406,7 @@ pub async fn data_size_limits(t: TestBackend) {
     let longest: MakeData = |name| data_of_len(MAX_DATA_BYTES, name);
     check_eq!(
         r,
-        json_len(&longest(Some("spec"))),
+        data_len(&longest(Some("spec"))),
         MAX_DATA_BYTES,
         "the longest definition"
     );

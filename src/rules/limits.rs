@@ -8,6 +8,8 @@
 
 use std::io;
 
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -29,7 +31,10 @@ pub const MAX_NAME_BYTES: usize = 1024;
 pub const MAX_DATA_DEPTH: usize = 100;
 
 /// The longest data map, in bytes of its compact JSON encoding (as
-/// `serde_json::to_vec` writes it).
+/// `serde_json::to_vec` writes it, but for floats, counted in plain
+/// notation: `1e300` as its 301 digits and `.0`, `1e-300` as `0.` and 300
+/// decimals, as PostgreSQL's `jsonb`, whose numbers are never written with
+/// an exponent, stores and answers them).
 ///
 /// PostgreSQL's `jsonb` refuses a string or container over 256 MiB, and
 /// `coordinated` reads request bodies up to 32 MiB by default: 4 MiB keeps
@@ -37,6 +42,9 @@ pub const MAX_DATA_DEPTH: usize = 100;
 /// times longer than the JSON for an array of two million zeros), and
 /// inside the second even in the longest form clients write, up to six
 /// times longer (`<`, `>` and `&` escaped as `\u003c` and the like).
+/// Floats count as written out because that is how PostgreSQL answers
+/// them: counted as serde_json writes them, 4 MiB of `1e300` would be read
+/// back as 200 MB of text.
 pub const MAX_DATA_BYTES: usize = 4 << 20;
 
 /// The longest worker mode, in UTF-8 bytes.
@@ -144,17 +152,62 @@ pub fn checked_data(mut data: DataMap) -> Result<DataMap> {
     Ok(data)
 }
 
-/// The length of `map`'s compact JSON encoding, or `None` once it passes
-/// `limit`: the encoding is counted as it is written, never held, and
-/// writing stops at the first byte past the limit.
+/// The length of `map` as [`MAX_DATA_BYTES`] counts it: its compact JSON,
+/// with every float in plain notation.
+///
+/// ```
+/// use coordinate::data;
+/// use coordinate::rules::limits::data_len;
+///
+/// assert_eq!(data_len(&data!({"a": [1, "b", 2.5]})), r#"{"a":[1,"b",2.5]}"#.len());
+/// // 1e20 as 100000000000000000000.0
+/// assert_eq!(data_len(&data!({"a": 1e20})), r#"{"a":}"#.len() + 23);
+/// ```
+pub fn data_len(map: &DataMap) -> usize {
+    // The sink has no limit, and a map of JSON values always serializes.
+    json_len(map, usize::MAX)
+        .ok()
+        .flatten()
+        .unwrap_or(usize::MAX)
+}
+
+/// The length of `map`'s compact JSON encoding with floats in plain
+/// notation ([`PlainFloats`]), or `None` once it passes `limit`: the
+/// encoding is counted as it is written, never held, and writing stops at
+/// the first byte past the limit.
 fn json_len(map: &DataMap, limit: usize) -> Result<Option<usize>> {
     let mut sink = CountingSink { len: 0, limit };
-    match serde_json::to_writer(&mut sink, map) {
+    let written = map.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut sink,
+        PlainFloats,
+    ));
+    match written {
         Ok(()) => Ok(Some(sink.len)),
         Err(_) if sink.len > limit => Ok(None),
         // Not reached: a map of JSON values always serializes, and the
         // sink fails only past the limit.
         Err(e) => Err(Error::backend(e)),
+    }
+}
+
+/// serde_json's compact output with every float in plain notation, as
+/// `jsonb` answers it: a float serde_json would write with an exponent is
+/// written as its shortest digits with the zeros the exponent stands for
+/// (`1e20` as `100000000000000000000.0`, `1.5e-7` as `0.00000015`).
+struct PlainFloats;
+
+impl Formatter for PlainFloats {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        let mut compact = Vec::new();
+        CompactFormatter.write_f64(&mut compact, value)?;
+        if !compact.contains(&b'e') {
+            return writer.write_all(&compact);
+        }
+        // `Display` writes the shortest digits that read back as `value`,
+        // never with an exponent.
+        let plain = value.to_string();
+        let point = if plain.contains('.') { "" } else { ".0" };
+        write!(writer, "{plain}{point}")
     }
 }
 
@@ -191,19 +244,41 @@ struct Scan {
     json_bound: usize,
 }
 
-/// The longest JSON text serde_json writes for a number
-/// (`-2.2250738585072014e-308`; integers take at most 20).
-const MAX_NUMBER_LEN: usize = 24;
+/// The longest JSON text serde_json writes for an integer
+/// (`-9223372036854775808`, `18446744073709551615`).
+const MAX_INTEGER_LEN: usize = 20;
+
+/// At least the length of the number `n` as [`PlainFloats`] writes it: a
+/// float's shortest digits (at most 17) and the zeros its decimal exponent
+/// adds before or after them, with a point, a sign and a spare digit for
+/// the exponent's rounding.
+fn number_bound(n: &serde_json::Number) -> usize {
+    let Some(value) = n.as_f64().filter(|_| n.is_f64()) else {
+        return MAX_INTEGER_LEN;
+    };
+    let magnitude = value.abs();
+    if magnitude == 0.0 {
+        return 4;
+    }
+    let exponent = magnitude.log10();
+    // Saturating casts: the exponent lies within ±324.
+    let zeros = if exponent < 0.0 {
+        (-exponent).ceil() as usize
+    } else {
+        exponent.floor() as usize + 1
+    };
+    zeros.max(17) + 20
+}
 
 /// At least the length of `value`'s compact JSON, not counting what is
 /// inside a container: a string may escape each byte as six
-/// (`\u001f`), a number takes at most [`MAX_NUMBER_LEN`], and a container
+/// (`\u001f`), a number takes at most [`number_bound`], and a container
 /// its brackets, a comma per element and, for an object, each key (as a
 /// string) and its colon.
 fn json_bound(value: &Value) -> usize {
     match value {
         Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => MAX_NUMBER_LEN,
+        Value::Number(n) => number_bound(n),
         Value::String(s) => string_bound(s),
         Value::Array(items) => items.len().saturating_add(2),
         Value::Object(map) => object_bound(map),
@@ -258,7 +333,7 @@ fn visit<'a>(
             Value::Array(_) | Value::Object(_) => stack.push((child, level)),
             Value::Number(n) => {
                 found.negative_zero |= is_negative_zero(n);
-                found.json_bound = found.json_bound.saturating_add(MAX_NUMBER_LEN);
+                found.json_bound = found.json_bound.saturating_add(number_bound(n));
             }
             leaf => found.json_bound = found.json_bound.saturating_add(json_bound(leaf)),
         }
@@ -591,14 +666,40 @@ mod tests {
             "\u{1}": ["\u{1f}\u{0}", -2.225_073_858_507_201_4e-308, u64::MAX, i64::MIN],
             "b": [false, null, true, [], {}, [[{"\u{7}": -0.0}]]],
         });
-        let written = serde_json::to_vec(&map).unwrap().len();
+        let written = plain(&map).len();
         assert!(scan(&map, MAX_DATA_DEPTH).json_bound >= written);
-        assert_eq!(
-            serde_json::to_string(&Value::from(-2.225_073_858_507_201_4e-308))
-                .unwrap()
-                .len(),
-            MAX_NUMBER_LEN
-        );
+        let longest = [i64::MIN.to_string(), u64::MAX.to_string()];
+        assert_eq!(longest.map(|n| n.len()), [MAX_INTEGER_LEN; 2]);
+    }
+
+    /// `map` written as [`json_len`] counts it.
+    fn plain(map: &DataMap) -> String {
+        let mut out = Vec::new();
+        let mut writer = serde_json::Serializer::with_formatter(&mut out, PlainFloats);
+        map.serialize(&mut writer).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_count_in_plain_notation() {
+        for (value, written) in [
+            (1e20, "100000000000000000000.0".to_owned()),
+            (-1.5e-7, "-0.00000015".to_owned()),
+            (1e300, format!("1{}.0", "0".repeat(300))),
+            (5e-324, format!("0.{}5", "0".repeat(323))),
+            (2.5, "2.5".to_owned()),
+            (1e15, "1000000000000000.0".to_owned()),
+        ] {
+            let map = data!({ "f": value });
+            assert_eq!(plain(&map), format!(r#"{{"f":{written}}}"#));
+            assert_eq!(written.parse::<f64>(), Ok(value), "{written}");
+            assert!(scan(&map, MAX_DATA_DEPTH).json_bound >= plain(&map).len());
+        }
+        // 4 MiB of exponents, far longer written out.
+        let floats = vec![Value::from(1e300); MAX_DATA_BYTES / 10];
+        let map = data!({ "f": floats });
+        assert!(serde_json::to_vec(&map).unwrap().len() < MAX_DATA_BYTES);
+        assert_eq!(checked_data(map), too_large());
     }
 
     #[test]
@@ -655,7 +756,11 @@ mod tests {
             entries in proptest::collection::vec((any::<String>(), json_value()), 0..8)
         ) {
             let map: DataMap = entries.into_iter().collect();
-            let written = serde_json::to_vec(&map).unwrap().len();
+            let written = plain(&map).len();
+            // Only floats are written otherwise than serde_json writes them,
+            // and as the same numbers.
+            let back: DataMap = serde_json::from_str(&plain(&map)).unwrap();
+            prop_assert_eq!(back, map.clone());
             prop_assert_eq!(json_len(&map, usize::MAX), Ok(Some(written)));
             prop_assert_eq!(json_len(&map, written), Ok(Some(written)));
             prop_assert_eq!(json_len(&map, written - 1), Ok(None));
