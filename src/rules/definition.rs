@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::limits::{check_name, checked_data, checked_interval};
+use super::limits::{check_name, checked_data, checked_interval, checked_min_memory};
 use crate::error::{Error, Result};
 use crate::model::{DataMap, Duration, WorkSpecMeta};
 
@@ -66,7 +66,7 @@ pub fn parse_definition(definition: &DataMap) -> Result<ParsedDefinition> {
         paused: boolean(definition, "disabled")?.unwrap_or(false),
         continuous,
         can_be_continuous: continuous,
-        min_memory_gb: float(definition, "min_gb")?.unwrap_or(0.0),
+        min_memory_gb: checked_min_memory(float(definition, "min_gb")?.unwrap_or(0.0))?,
         interval,
         next_continuous: None,
         max_running: integer(definition, "max_running")?.unwrap_or(0),
@@ -174,6 +174,12 @@ mod tests {
 
     fn weight_of(def: DataMap) -> i64 {
         parse_definition(&def).unwrap().meta.weight
+    }
+
+    #[test]
+    fn a_negative_zero_memory_figure_reads_as_zero() {
+        let parsed = parse_definition(&data!({"name": "s", "min_gb": -0.0})).unwrap();
+        assert!(parsed.meta.min_memory_gb.is_sign_positive());
     }
 
     #[test]
