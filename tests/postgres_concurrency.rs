@@ -12,7 +12,8 @@
 //! an attempt past its deadline answers a finish that committed before its
 //! expiry could. A continuous unit generated while the spec's interval
 //! changed sets the next time by the new interval, and a finish chains no
-//! output a renew took away between its two calls.
+//! output a renew took away between its two calls, and locks the units it
+//! chains in the order a bulk add does.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -849,4 +850,65 @@ async fn a_unit_add_racing_a_destroy_of_its_spec_fails_without_deadlock() {
         Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
         "{refused}"
     );
+}
+
+/// Deadlocks this database has seen.
+async fn deadlocks(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A finish chaining units that exist into the next spec locks them in
+/// name order, as `add_work_units` does, whatever the order of its
+/// `output`: queued one after the other behind a lock on "y", a finish
+/// chaining `["y", "x"]` and a bulk add of `["x", "y"]` both go through,
+/// without a deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_finish_chains_units_in_the_order_a_bulk_add_locks_them() {
+    let (servers, db, _clock) = two_servers().await;
+    let (_, next, attempt) = chaining_attempt(&servers[0]).await;
+    for name in ["x", "y"] {
+        next.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let admin = db.sql().await;
+    let before = deadlocks(&admin).await;
+    let holder = held(
+        &db,
+        "SELECT 1 FROM work_unit WHERE name = 'y'::bytea FOR UPDATE",
+    )
+    .await;
+    let finish = tokio::spawn({
+        let attempt = attempt.clone();
+        async move {
+            let output = data!({"output": [["y", {"by": "finish"}], ["x", {"by": "finish"}]]});
+            attempt.finish(Some(output)).await
+        }
+    });
+    wait_for_waiters(&admin, 1).await;
+    let add = tokio::spawn({
+        let next = servers[1].work_spec_at("n", "t").await.unwrap();
+        async move {
+            let units =
+                ["x", "y"].map(|name| coordinate::NewWorkUnit::new(name, data!({"by": "add"})));
+            next.add_work_units(units.into()).await.map(drop)
+        }
+    });
+    wait_for_waiters(&admin, 2).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    finish.await.unwrap().unwrap();
+    add.await.unwrap().unwrap();
+    assert_eq!(deadlocks(&admin).await, before);
+    // The add came second on both units.
+    for name in ["x", "y"] {
+        let unit = next.work_unit(name).await.unwrap();
+        assert_eq!(unit.data().await.unwrap(), data!({"by": "add"}), "{name}");
+    }
 }

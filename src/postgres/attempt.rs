@@ -156,10 +156,15 @@ struct Chained {
 }
 
 impl Chained {
-    /// The units `effective` chains at `now`, NUL-escaped for storage.
+    /// The units `effective` chains at `now`, NUL-escaped for storage, in
+    /// name order: the order `add_work_units` locks units in, so that a
+    /// finish and a bulk add (or two finishes) that touch the same units
+    /// never wait for each other both ways. Names are distinct.
     fn parse(effective: &DataMap, now: Time) -> Self {
         let mut chained = Chained::default();
-        for unit in chained_units(effective, now) {
+        let mut units = chained_units(effective, now);
+        units.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        for unit in units {
             chained.names.push(unit.name.into_bytes());
             chained.datas.push(Jsonb(Cow::Owned(
                 super::nul::escape(&unit.data).into_owned(),
