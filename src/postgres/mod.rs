@@ -126,8 +126,18 @@
 //! committed before it started, so every pooled connection runs at read
 //! committed, whatever the database's or role's default. Every function locks a unit's row before an
 //! attempt of it, and a unit's row before its spec's counters (a destroy
-//! too: it deletes the units, then the counters), so they never deadlock
-//! with each other; adding a unit
+//! too: it deletes the units, then the counters), and units of one spec
+//! in name order (bulk adds, and the units a finish chains), so the common
+//! paths do not deadlock with each other. Some rarer pairs still can, each
+//! needing two transactions to meet on the same rows at once: a finish
+//! that chains into an existing unit, already holding the counter stripe
+//! its own change wrote, while a hand-out of that unit by a connection of
+//! the same stripe waits for it; a delete or priority change by query
+//! (which locks units in id order) against a bulk add of the same units;
+//! a namespace destroy against a finish chaining within it or a
+//! `make_attempt` on its unit elsewhere. PostgreSQL breaks such a
+//! deadlock after its `deadlock_timeout` (1 s by default) and the call is
+//! retried. Adding a unit
 //! reads the unit's state (its active attempt's status) under the unit's
 //! row lock, so a `finish`
 //! racing with it is either seen (the unit runs again) or comes after
