@@ -141,7 +141,11 @@
 //! reads the unit's state (its active attempt's status) under the unit's
 //! row lock, so a `finish`
 //! racing with it is either seen (the unit runs again) or comes after
-//! (the unit ends Finished). Statements failing with a serialization
+//! (the unit ends Finished). A delete or priority change by query with a
+//! `limit` picks its units as it starts and judges each again once
+//! locked: one whose status another transaction changed meanwhile (handed
+//! out, say) is left alone and not replaced, so the call may change fewer
+//! than `limit` units while more match. Statements failing with a serialization
 //! failure or a deadlock are retried a bounded number of times. A backend
 //! and its handles belong to the tokio runtime they were created on (the
 //! pool's connections run there).
