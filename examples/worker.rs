@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! cargo run --release --bin coordinated -- --http 127.0.0.1:5980 &
+//! # once it prints `coordinated listening on http://127.0.0.1:5980`:
 //! cargo run --release --features rest --example worker -- --seed 100 --exit-when-idle
+//! kill %1
 //! ```
 //!
 //! The cache resolves the namespace, work spec, work unit and worker names

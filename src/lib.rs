@@ -101,7 +101,7 @@
 //! | every time a caller gives or makes with a duration (`not_before`, worker `update` times, `next_continuous`, leases, renewals, retry and output delays) | [`MIN_TIME`](rules::limits::MIN_TIME) = 0001-01-01T00:00:00Z `..=` [`MAX_TIME`](rules::limits::MAX_TIME) = 9999-12-31T23:59:59.999999Z, whole microseconds (finer parts are dropped; a leap second, 23:59:60.5, is read as 00:00:00.5 of the next minute) | [`Error::TimeOutOfRange`]; a chained output item is skipped |
 //! | the clock's now, wherever a backend records it (start, end and expiry times, chained units' times) | whole microseconds, held inside `MIN_TIME ..= MAX_TIME` ([`stored_now`](rules::limits::stored_now)) | — |
 //! | work unit priorities (`add_work_unit`, `set_meta`, `set_priority`, `set_work_unit_priorities`, `adjust_work_unit_priorities` and its sums) | finite; `-0.0` is stored as `0.0` | [`Error::BadPriority`], nothing changed |
-//! | a work spec's `min_memory_gb` (`set_meta`) | finite; `-0.0` is stored as `0.0` | [`Error::InvalidWorkSpecData`] |
+//! | a work spec's `min_memory_gb` (definition key `min_gb`, and `set_meta`) | finite; `-0.0` is stored as `0.0` | [`Error::InvalidWorkSpecData`] |
 //! | attempts one `request_attempts` hands out | at most [`MAX_ATTEMPTS_PER_REQUEST`](rules::limits::MAX_ATTEMPTS_PER_REQUEST) = 1,000, whatever number of units it asks for | fewer are handed out |
 //!
 //! Why these values: PostgreSQL cannot index a row over about 2,700 bytes,
@@ -204,7 +204,8 @@ pub use postgres::PostgresBackend;
 #[cfg(feature = "rest")]
 pub use rest::client::RestBackend;
 
-/// The README's examples, compiled and run as doc-tests.
+/// The README's Rust examples, compiled and run as doc-tests (but for the
+/// worker, which needs a running server and is only shown).
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -57,7 +57,7 @@
 //! `work_unit_select_url`, an extension `coordinated` serves
 //! ([`WorkUnitSelectBody`](crate::rest::wire::WorkUnitSelectBody)), so it
 //! stays one atomic operation. To a server without that link, or when the
-//! query is over 4 MiB (some 150,000 names of 20 bytes, a quarter
+//! query is over 4 MiB (some 150,000 names of 20 bytes, an eighth
 //! of `coordinated`'s default body bound), it is sent in parts, each naming
 //! some of its names: a list merges the parts'
 //! pages (keeping the first `limit` names of them all), and a delete or
@@ -78,7 +78,7 @@
 //! The API sets a parent with the worker update's body, whose `active`
 //! field the client sends as `false`. `coordinated` leaves the worker's
 //! active flag alone then, as a backend in process does; a server that
-//! follows the reference server to the letter deactivates the worker, so
+//! behaves as the original Coordinate job server does deactivates the worker, so
 //! over it a worker sets its parent before it first updates itself.
 //!
 //! # Errors

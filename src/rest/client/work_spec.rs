@@ -54,8 +54,8 @@ debug_name_and_url!(RestWorkSpec);
 const MAX_QUERY_URL: usize = 8 * 1024;
 
 /// The longest work unit query sent in one body, in bytes of its URL form
-/// (which its JSON form does not exceed but for control characters): a
-/// quarter of `coordinated`'s default body bound. Longer queries are sent in parts.
+/// (which its JSON form does not exceed but for control characters): an
+/// eighth of `coordinated`'s default body bound. Longer queries are sent in parts.
 const MAX_QUERY_BODY: usize = 4 << 20;
 
 /// The query variables of a work unit query template.
