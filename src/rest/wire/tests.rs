@@ -289,12 +289,17 @@ fn data_too_deep_for_either_decoder_is_recognised() {
     assert!(!too_deep(serde_json::from_str(r#"{"data": {"k": [}}"#)));
 }
 
-/// `{"k": items, "p": "xx…"}`, padded to `len` bytes of compact JSON.
+/// `{"k": items, "p": "xx…"}`, padded to `len` bytes as the data limit
+/// counts them.
 fn padded(items: Vec<serde_json::Value>, len: usize) -> serde_json::Value {
+    let counted = |data: &serde_json::Value| match data {
+        serde_json::Value::Object(map) => crate::rules::limits::data_len(map),
+        _ => unreachable!("a map"),
+    };
     let mut data = json!({"k": items, "p": ""});
-    let bare = serde_json::to_vec(&data).unwrap().len();
+    let bare = counted(&data);
     data["p"] = json!("x".repeat(len - bare));
-    assert_eq!(serde_json::to_vec(&data).unwrap().len(), len);
+    assert_eq!(counted(&data), len);
     data
 }
 
