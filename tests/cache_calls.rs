@@ -1072,3 +1072,41 @@ async fn a_destroy_marks_dead_only_what_was_cached_before_it() -> coordinate::Re
     assert_eq!(remade.work_unit("u").await?.name(), "u");
     Ok(())
 }
+
+/// A `make_attempt` whose unit was made again unheard (the cache is built
+/// outside a runtime, so no change feed tells it) takes the recovery
+/// another call made while its own call was on its way: the unit is
+/// looked up once, not again for the attempt.
+#[test]
+fn make_attempt_takes_a_recovery_made_while_it_waited() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let slow = Instrumented::with_latency(memory.clone(), StdDuration::from_millis(200), |op| {
+        op == Op::MakeAttempt
+    });
+    let cache = Arc::new(Cache::new(slow));
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::backend)?;
+    runtime.block_on(async {
+        seed(&cache).await?;
+        let unit = cache.work_unit_at("n", "s", "u").await?;
+        let worker = cache.worker_at("n", "w").await?;
+        let spec = memory.work_spec_at("n", "s").await?;
+        spec.delete_work_units(&WorkUnitQuery::all()).await?;
+        spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await?;
+        cache.get_ref().reset();
+
+        let attempt = tokio::spawn({
+            let (worker, unit) = (worker.clone(), unit.clone());
+            async move { worker.make_attempt(&unit, Duration::minutes(5)).await }
+        });
+        // While the attempt's call waits, another call finds the unit gone
+        // and recovers it.
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        assert_eq!(unit.status().await?, WorkUnitStatus::Available);
+        attempt.await.map_err(Error::backend)??;
+        assert_eq!(unit.status().await?, WorkUnitStatus::Pending);
+        assert_eq!(cache.get_ref().calls().get(Op::WorkUnit), 1);
+        assert_eq!(cache.stats().work_units.gone_recoveries, 1);
+        Ok(())
+    })
+}

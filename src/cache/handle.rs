@@ -169,20 +169,19 @@ impl<K: Kind> Cached<K> {
         self.me.upgrade().ok_or(Error::Gone { kind: K::OBJECT })
     }
 
-    /// The upstream object to hand to the backend as an argument (a unit
-    /// to `make_attempt`, a parent to `set_parent`), after re-resolving if
-    /// it is known to be deleted.
-    pub(super) async fn upstream_for_call(&self) -> Result<Arc<K::Up>> {
+    /// The link whose upstream object goes to the backend as an argument
+    /// (a unit to `make_attempt`), after re-resolving if it is known to be
+    /// deleted.
+    pub(super) async fn link_for_call(&self) -> Result<Arc<Link<K::Up>>> {
         let mut budget = 1;
-        let link = live_link(&self.shared, self, &mut budget, false).await?;
-        Ok(Arc::clone(&link.upstream))
+        live_link(&self.shared, self, &mut budget, false).await
     }
 
-    /// Re-resolves after a `Gone` that may be about this object.
-    pub(super) async fn refresh(&self) -> Result<Arc<K::Up>> {
-        let link = self.link.load_full();
-        let link = recover(&self.shared, self, &link, false).await?;
-        Ok(Arc::clone(&link.upstream))
+    /// Re-resolves after a `Gone` that may be about this object, answered
+    /// to a call through `used`: if another call recovered it meanwhile,
+    /// that recovery's link is taken as it is.
+    pub(super) async fn refresh(&self, used: &Arc<Link<K::Up>>) -> Result<Arc<Link<K::Up>>> {
+        recover(&self.shared, self, used, false).await
     }
 
     /// The scope of child entries, unless this object is known deleted or

@@ -94,14 +94,14 @@ impl CachedWorker {
     {
         let mut budget = 1;
         let mut link = live_link(&self.shared, self, &mut budget, false).await?;
-        let mut up_argument = argument.upstream_for_call().await?;
+        let mut argument_link = argument.link_for_call().await?;
         let mut refreshed = false;
         loop {
             let upstream = Arc::clone(&link.upstream);
-            match call(upstream, Arc::clone(&up_argument)).await {
+            match call(upstream, Arc::clone(&argument_link.upstream)).await {
                 Err(Error::Gone { .. }) if !refreshed => {
                     refreshed = true;
-                    up_argument = argument.refresh().await?;
+                    argument_link = argument.refresh(&argument_link).await?;
                 }
                 Err(Error::Gone { .. }) if budget > 0 => {
                     budget -= 1;
