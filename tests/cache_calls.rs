@@ -1110,3 +1110,18 @@ fn make_attempt_takes_a_recovery_made_while_it_waited() -> coordinate::Result<()
         Ok(())
     })
 }
+
+/// Handles a call answers are no lookups: a worker's parent in another
+/// namespace is adopted there without counting a hit of that namespace.
+#[tokio::test]
+async fn adopting_an_answer_elsewhere_counts_no_hit() -> coordinate::Result<()> {
+    let (cache, _memory) = setup();
+    let worker = cache.namespace("a").await?.worker("w").await?;
+    let parent = cache.namespace("b").await?.worker("p").await?;
+    worker.set_parent(Some(&parent)).await?;
+    let hits = cache.stats().namespaces.hits;
+    let found = worker.parent().await?.map(|p| p.name().to_owned());
+    assert_eq!(found.as_deref(), Some("p"));
+    assert_eq!(cache.stats().namespaces.hits, hits);
+    Ok(())
+}

@@ -97,10 +97,15 @@ impl CachedNamespace {
     where
         C: Kind<Parent = Arc<Self>>,
     {
-        if home(&up) == self.name() {
+        let home = home(&up);
+        if home == self.name() {
             return self.adopt_here::<C>(up, fence).await;
         }
-        let namespace = Self::existing(&self.shared, home(&up)).await?;
+        // Found for an answer, not looked up: no hit is counted.
+        let namespace = match self.shared.live_entry::<Self>(ROOT_SCOPE, home) {
+            Some(namespace) => namespace,
+            None => Self::existing(&self.shared, home).await?,
+        };
         namespace.adopt_here::<C>(up, fence).await
     }
 

@@ -276,7 +276,7 @@ impl Shared {
 
     /// [`cached`](Self::cached) without counting a hit: for handles a
     /// call answered, which are no lookups.
-    fn live_entry<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
+    pub(super) fn live_entry<W: Handle>(&self, scope: u64, name: &str) -> Option<Arc<W>> {
         if !self.feed.coherent() {
             return None;
         }
