@@ -13,9 +13,9 @@ use axum::Extension;
 use coordinate::rest::names::{split_attempt_segment, start_second};
 use coordinate::rest::wire::{
     self, codes, AttemptActionBody, AttemptRequestBody, AttemptRequestResult, CountsDocument,
-    DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, SelectAction, WorkSpecBody,
-    WorkSpecList, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitSelectBody,
-    WorkUnitUpdateBody, WorkerList, WorkerUpdateBody,
+    DeletedDocument, MakeAttemptBody, NamespaceBody, NamespaceList, PriorityBody, SelectAction,
+    WorkSpecBody, WorkSpecList, WorkSpecMetaBody, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList,
+    WorkUnitSelectBody, WorkUnitUpdateBody, WorkerList, WorkerUpdateBody,
 };
 use coordinate::rules::limits;
 use coordinate::{
@@ -528,7 +528,7 @@ impl Api {
                 ok(&WorkSpecMetaDocument::from(meta))
             }
             (WorkSpecMeta, "PUT") => {
-                let body: WorkSpecMetaDocument = decode(body)?;
+                let body: WorkSpecMetaBody = decode(body)?;
                 need(r.work_spec, "work spec")?
                     .set_meta(body.into())
                     .await?;
@@ -546,7 +546,7 @@ impl Api {
             }
             (WorkSpecChange | WorkSpecAdjust, "POST") => {
                 let query = query(raw_query)?;
-                let body: WorkUnitBody = decode(body)?;
+                let body: PriorityBody = decode(body)?;
                 if let Some(meta) = body.meta {
                     let spec = need(r.work_spec, "work spec")?;
                     if resource == WorkSpecChange {

@@ -930,6 +930,38 @@ fn unknown_fields_are_skipped_whatever_their_depth_or_length() {
     }
 }
 
+/// Fields of a document that an operation does not read are skipped
+/// unread too, whatever they hold: a spec meta `PUT` reads the fields
+/// `set_meta` sets, and a bulk priority change only `meta.priority`.
+#[test]
+fn fields_an_operation_does_not_read_are_skipped_whatever_they_hold() {
+    let server = Server::start(&[]);
+    add_spec_s(&server, "f");
+    let meta = "/namespace/f/work_spec/s/meta";
+    let body = r#"{"priority": 5, "runtime": null, "can_be_continuous": "yes",
+        "next_work_spec_name": 7, "available_count": "many", "pending_count": [1]}"#;
+    let reply = server.send_json("PUT", meta, body);
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(server.get(meta).json()["priority"], 5);
+
+    let added = server.send_json(
+        "POST",
+        "/namespace/f/work_spec/s/work_unit",
+        r#"{"name": "u"}"#,
+    );
+    assert_eq!(added.status, 201, "{}", added.text());
+    let unit = "/namespace/f/work_spec/s/work_unit/u";
+    // Set to 3, then 3 added.
+    for route in ["change", "adjust"] {
+        let body = r#"{"name": 9, "data": "not base64!",
+            "meta": {"priority": 3, "not_before": "the day after tomorrow"}}"#;
+        let path = format!("/namespace/f/work_spec/s/{route}?name=u");
+        let reply = server.send_json("POST", &path, body);
+        assert_eq!(reply.status, 204, "{route}: {}", reply.text());
+    }
+    assert_eq!(server.get(unit).json()["meta"]["priority"], 6.0);
+}
+
 /// Inside a unit's `meta` too, unknown fields are skipped unbuilt, however
 /// deep, long or out of range they are, while a field it reads given twice
 /// is refused.

@@ -6,8 +6,8 @@ use super::documents::{AttemptDocument, WorkUnitMetaDocument};
 use super::query::parse_status;
 use super::scalars::{is_zero_i64, null_as_empty, optional_object};
 use super::QueryError;
-use super::{data, duration, int, opt_time};
-use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkUnitQuery};
+use super::{data, duration, int, opt_time, priority};
+use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta, WorkUnitQuery};
 
 /// `POST` to the namespace list: get or create a namespace.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -42,6 +42,81 @@ pub struct WorkUnitBody {
         skip_serializing_if = "Option::is_none"
     )]
     pub meta: Option<WorkUnitMetaDocument>,
+}
+
+/// The body of the bulk priority operations (`change` and `adjust`): of a
+/// work-unit-shaped document only `meta.priority` is read; every other
+/// field, and `meta`'s, is skipped unread, whatever it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct PriorityBody {
+    /// The priority to set or add; `None` when `meta` is absent or `null`
+    /// (the call then does nothing).
+    #[serde(deserialize_with = "optional_object")]
+    pub meta: Option<PriorityOnly>,
+}
+
+/// A work unit meta of which only the priority is read.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct PriorityOnly {
+    /// The priority; absent is 0.
+    #[serde(with = "priority")]
+    pub priority: f64,
+}
+
+/// `PUT` on a work spec's meta: the fields `set_meta` sets. The meta
+/// document's other fields (`can_be_continuous`, `next_work_spec_name`,
+/// the counts, `runtime`) are skipped unread, whatever they hold; an
+/// absent field is zero.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct WorkSpecMetaBody {
+    /// Absolute priority.
+    #[serde(with = "int")]
+    pub priority: i64,
+    /// Relative weight.
+    #[serde(with = "int")]
+    pub weight: i64,
+    /// Never scheduled while paused.
+    pub paused: bool,
+    /// Generates units when idle.
+    pub continuous: bool,
+    /// Memory hint.
+    pub min_memory_gb: f64,
+    /// Time between generated continuous units.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Earliest next continuous unit.
+    #[serde(with = "opt_time")]
+    pub next_continuous: Option<Time>,
+    /// Maximum pending units; 0 is unlimited.
+    #[serde(with = "int")]
+    pub max_running: i64,
+    /// Maximum attempts per request; 0 is unlimited.
+    #[serde(with = "int")]
+    pub max_attempts_returned: i64,
+    /// Maximum attempts per unit; 0 is unlimited.
+    #[serde(with = "int")]
+    pub max_retries: i64,
+}
+
+impl From<WorkSpecMetaBody> for WorkSpecMeta {
+    fn from(body: WorkSpecMetaBody) -> Self {
+        WorkSpecMeta {
+            priority: body.priority,
+            weight: body.weight,
+            paused: body.paused,
+            continuous: body.continuous,
+            min_memory_gb: body.min_memory_gb,
+            interval: body.interval,
+            next_continuous: body.next_continuous,
+            max_running: body.max_running,
+            max_attempts_returned: body.max_attempts_returned,
+            max_retries: body.max_retries,
+            ..WorkSpecMeta::default()
+        }
+    }
 }
 
 /// What a `POST` to a work spec's `work_unit_select_url` does with the units
