@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::documents::{AttemptDocument, WorkUnitMetaDocument};
 use super::query::parse_status;
-use super::scalars::{is_zero_i64, null_as_empty, optional_object};
+use super::scalars::{is_zero_f64, is_zero_i64, null_as_empty, optional_object};
 use super::QueryError;
 use super::{data, duration, int, opt_time, priority};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta, WorkUnitQuery};
@@ -69,7 +69,7 @@ pub struct PriorityOnly {
 /// document's other fields (`can_be_continuous`, `next_work_spec_name`,
 /// the counts, `runtime`) are skipped unread, whatever they hold; an
 /// absent field is zero.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkSpecMetaBody {
     /// Absolute priority.
@@ -82,7 +82,8 @@ pub struct WorkSpecMetaBody {
     pub paused: bool,
     /// Generates units when idle.
     pub continuous: bool,
-    /// Memory hint.
+    /// Memory hint; omitted when 0.
+    #[serde(skip_serializing_if = "is_zero_f64")]
     pub min_memory_gb: f64,
     /// Time between generated continuous units.
     #[serde(with = "duration")]
@@ -99,6 +100,23 @@ pub struct WorkSpecMetaBody {
     /// Maximum attempts per unit; 0 is unlimited.
     #[serde(with = "int")]
     pub max_retries: i64,
+}
+
+impl From<WorkSpecMeta> for WorkSpecMetaBody {
+    fn from(meta: WorkSpecMeta) -> Self {
+        WorkSpecMetaBody {
+            priority: meta.priority,
+            weight: meta.weight,
+            paused: meta.paused,
+            continuous: meta.continuous,
+            min_memory_gb: meta.min_memory_gb,
+            interval: meta.interval,
+            next_continuous: meta.next_continuous,
+            max_running: meta.max_running,
+            max_attempts_returned: meta.max_attempts_returned,
+            max_retries: meta.max_retries,
+        }
+    }
 }
 
 impl From<WorkSpecMetaBody> for WorkSpecMeta {

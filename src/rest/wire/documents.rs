@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::bodies::WorkSpecMetaBody;
 use super::data::data_is_empty;
-use super::scalars::{is_empty_str, is_zero_f64, null_as_empty};
-use super::{attempt_status, data, duration, int, opt_time, priority, time, unit_status};
+use super::scalars::{is_empty_str, null_as_empty};
+use super::{attempt_status, data, int, opt_time, priority, time, unit_status};
 use crate::model::{
-    AttemptStatus, DataMap, Duration, SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta,
-    WorkUnitStatus,
+    AttemptStatus, DataMap, SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitStatus,
 };
 
 /// The root document: the entry point of the API.
@@ -107,40 +107,16 @@ pub struct WorkSpecDocument {
     pub meta: String,
 }
 
-/// A work spec's meta; as a `PUT` body every absent field is zero.
+/// A work spec's meta: the fields `set_meta` sets (read back from a `PUT`
+/// as [`WorkSpecMetaBody`]), and those only read.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkSpecMetaDocument {
-    /// Absolute priority.
-    #[serde(with = "int")]
-    pub priority: i64,
-    /// Relative weight.
-    #[serde(with = "int")]
-    pub weight: i64,
-    /// Never scheduled while paused.
-    pub paused: bool,
-    /// Generates units when idle.
-    pub continuous: bool,
+    /// Priority, weight, limits and the continuous settings.
+    #[serde(flatten)]
+    pub settable: WorkSpecMetaBody,
     /// Whether the definition allows `continuous` (ignored on input).
     pub can_be_continuous: bool,
-    /// Memory hint; omitted when 0.
-    #[serde(skip_serializing_if = "is_zero_f64")]
-    pub min_memory_gb: f64,
-    /// Time between generated continuous units.
-    #[serde(with = "duration")]
-    pub interval: Duration,
-    /// Earliest next continuous unit.
-    #[serde(with = "opt_time")]
-    pub next_continuous: Option<Time>,
-    /// Maximum pending units; 0 is unlimited.
-    #[serde(with = "int")]
-    pub max_running: i64,
-    /// Maximum attempts per request; 0 is unlimited.
-    #[serde(with = "int")]
-    pub max_attempts_returned: i64,
-    /// Maximum attempts per unit; 0 is unlimited.
-    #[serde(with = "int")]
-    pub max_retries: i64,
     /// The spec finished units chain to (ignored on input).
     pub next_work_spec_name: String,
     /// Available units, when counts were asked for (ignored on input).
@@ -153,23 +129,31 @@ pub struct WorkSpecMetaDocument {
     pub runtime: String,
 }
 
-same_fields!(WorkSpecMeta <=> WorkSpecMetaDocument {
-    priority,
-    weight,
-    paused,
-    continuous,
-    can_be_continuous,
-    min_memory_gb,
-    interval,
-    next_continuous,
-    max_running,
-    max_attempts_returned,
-    max_retries,
-    next_work_spec_name,
-    available_count,
-    pending_count,
-    runtime,
-});
+impl From<WorkSpecMeta> for WorkSpecMetaDocument {
+    fn from(meta: WorkSpecMeta) -> Self {
+        WorkSpecMetaDocument {
+            can_be_continuous: meta.can_be_continuous,
+            available_count: meta.available_count,
+            pending_count: meta.pending_count,
+            next_work_spec_name: meta.next_work_spec_name.clone(),
+            runtime: meta.runtime.clone(),
+            settable: WorkSpecMetaBody::from(meta),
+        }
+    }
+}
+
+impl From<WorkSpecMetaDocument> for WorkSpecMeta {
+    fn from(document: WorkSpecMetaDocument) -> Self {
+        WorkSpecMeta {
+            can_be_continuous: document.can_be_continuous,
+            next_work_spec_name: document.next_work_spec_name,
+            available_count: document.available_count,
+            pending_count: document.pending_count,
+            runtime: document.runtime,
+            ..WorkSpecMeta::from(document.settable)
+        }
+    }
+}
 
 /// The status counts of a work spec: status text → count, zero counts absent.
 pub type CountsDocument = BTreeMap<String, u64>;

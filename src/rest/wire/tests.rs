@@ -420,8 +420,8 @@ fn spec_meta_omits_zero_memory_and_reads_absent_as_zero() {
     assert_eq!(v["interval"], 0);
     assert_eq!(v["next_continuous"], "0001-01-01T00:00:00Z");
     let m: WorkSpecMetaDocument = serde_json::from_value(json!({"priority": 5})).unwrap();
-    assert_eq!(m.weight, 0);
-    assert_eq!(m.priority, 5);
+    assert_eq!(m.settable.weight, 0);
+    assert_eq!(m.settable.priority, 5);
     assert!(serde_json::from_value::<WorkSpecMetaDocument>(json!({"priority": 1.5})).is_err());
 }
 
