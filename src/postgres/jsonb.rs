@@ -4,11 +4,10 @@
 //! `jsonb` holds a number as a `numeric` and prints it back in plain
 //! notation, with as many decimals as it was written with. serde_json
 //! writes a float of magnitude 10¹⁶ or more in exponent form (`1e19`),
-//! which would come back as the integer `10000000000000000000`. Such a
-//! float is written here in plain notation with a decimal point
-//! (`10000000000000000000.0`), which comes back as the same float. Smaller
-//! floats keep serde_json's form: it has a decimal point, or an exponent
-//! below zero, which PostgreSQL turns into decimals.
+//! which would come back as the integer `10000000000000000000`. Floats are
+//! written here in plain notation, with a decimal point
+//! (`10000000000000000000.0`; [`PlainFloats`]), which comes back as the
+//! same float: the text the data limit measures.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -16,10 +15,10 @@ use std::io;
 
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
-use serde_json::ser::{CompactFormatter, Formatter};
 use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
 
 use crate::model::DataMap;
+use crate::rules::limits::PlainFloats;
 
 /// A data map (NUL-escaped, see the `nul` module) as a `jsonb` parameter.
 #[derive(Debug)]
@@ -59,13 +58,10 @@ impl ToSql for WrittenJsonb<'_> {
     to_sql_checked!();
 }
 
-/// Writes `map` (already NUL-escaped) as compact JSON with large floats in
+/// Writes `map` (already NUL-escaped) as compact JSON with floats in
 /// plain notation: the text of a `jsonb` parameter.
 pub(crate) fn write(map: &DataMap, out: impl io::Write) -> serde_json::Result<()> {
-    map.serialize(&mut serde_json::Serializer::with_formatter(
-        out,
-        FloatsAsDecimals,
-    ))
+    map.serialize(&mut serde_json::Serializer::with_formatter(out, PlainFloats))
 }
 
 /// The binary format's version, which a `jsonb` parameter starts with.
@@ -75,30 +71,13 @@ fn put_version(ty: &Type, out: &mut BytesMut) {
     }
 }
 
-/// serde_json's compact output, with large floats in plain notation.
-struct FloatsAsDecimals;
-
-/// From here up, serde_json writes floats with an exponent.
-const EXPONENT_FROM: f64 = 1e16;
-
-impl Formatter for FloatsAsDecimals {
-    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        if value.abs() < EXPONENT_FROM {
-            return CompactFormatter.write_f64(writer, value);
-        }
-        // `Display` writes the shortest digits that read back as `value`,
-        // never with an exponent; a float this large has no fraction.
-        write!(writer, "{value}.0")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn written(value: f64) -> String {
         let mut out = Vec::new();
-        let mut serializer = serde_json::Serializer::with_formatter(&mut out, FloatsAsDecimals);
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, PlainFloats);
         value.serialize(&mut serializer).unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -126,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn other_floats_are_written_as_serde_json_writes_them() {
+    fn other_floats_read_back_exactly() {
         for value in [
             0.0,
             2.5,
@@ -134,8 +113,14 @@ mod tests {
             9_999_999_999_999_998.0,
             1e-7,
             f64::MIN_POSITIVE,
+            5e-324,
         ] {
-            assert_eq!(written(value), serde_json::to_string(&value).unwrap());
+            let text = written(value);
+            assert!(!text.contains('e'), "{text}");
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(read, serde_json::json!(value), "{text}");
         }
+        assert_eq!(written(2.5), "2.5");
+        assert_eq!(written(1e-7), "0.0000001");
     }
 }

@@ -191,10 +191,12 @@ fn json_len(map: &DataMap, limit: usize) -> Result<Option<usize>> {
 }
 
 /// serde_json's compact output with every float in plain notation, as
-/// `jsonb` answers it: a float serde_json would write with an exponent is
-/// written as its shortest digits with the zeros the exponent stands for
-/// (`1e20` as `100000000000000000000.0`, `1.5e-7` as `0.00000015`).
-struct PlainFloats;
+/// `jsonb` answers it (the PostgreSQL backend writes its parameters so
+/// too): a float serde_json would write with an exponent is written as its
+/// shortest digits with the zeros the exponent stands for (`1e20` as
+/// `100000000000000000000.0`, `1.5e-7` as `0.00000015`), and a whole one
+/// keeps its `.0`, so it reads back as a float.
+pub(crate) struct PlainFloats;
 
 impl Formatter for PlainFloats {
     fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
