@@ -83,6 +83,19 @@ async fn status(spec: &WorkSpecRef, unit: &str) -> WorkUnitStatus {
     unit.status().await.unwrap()
 }
 
+/// Each of `units` had an attempt made, which is soon expired: the unit
+/// is available again.
+async fn assert_given_back(spec: &WorkSpecRef, units: &[&str]) {
+    for &name in units {
+        let available =
+            eventually(|| async { status(spec, name).await == WorkUnitStatus::Available });
+        assert!(available.await, "{name}");
+        let unit = spec.work_unit(name).await.unwrap();
+        let attempts = unit.attempts().await.unwrap();
+        assert_eq!(attempts.len(), 1, "an attempt of {name} was made");
+    }
+}
+
 #[tokio::test]
 async fn a_hand_out_cut_off_before_its_answer_gives_its_attempts_back() {
     let memory = MemoryBackend::new();
@@ -94,19 +107,7 @@ async fn a_hand_out_cut_off_before_its_answer_gives_its_attempts_back() {
     )
     .await;
     assert_eq!(asked, 503);
-    assert!(
-        eventually(|| async {
-            status(&spec, "a").await == WorkUnitStatus::Available
-                && status(&spec, "b").await == WorkUnitStatus::Available
-        })
-        .await
-    );
-    let unit = spec.work_unit("a").await.unwrap();
-    assert_eq!(
-        unit.attempts().await.unwrap().len(),
-        1,
-        "an attempt was made"
-    );
+    assert_given_back(&spec, &["a", "b"]).await;
 }
 
 #[tokio::test]
@@ -120,13 +121,7 @@ async fn an_attempt_made_for_a_request_cut_off_is_given_back() {
     )
     .await;
     assert_eq!(asked, 503);
-    assert!(eventually(|| async { status(&spec, "a").await == WorkUnitStatus::Available }).await);
-    let unit = spec.work_unit("a").await.unwrap();
-    assert_eq!(
-        unit.attempts().await.unwrap().len(),
-        1,
-        "an attempt was made"
-    );
+    assert_given_back(&spec, &["a"]).await;
 }
 
 #[tokio::test]

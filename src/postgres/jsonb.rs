@@ -61,7 +61,10 @@ impl ToSql for WrittenJsonb<'_> {
 /// Writes `map` (already NUL-escaped) as compact JSON with floats in
 /// plain notation: the text of a `jsonb` parameter.
 pub(crate) fn write(map: &DataMap, out: impl io::Write) -> serde_json::Result<()> {
-    map.serialize(&mut serde_json::Serializer::with_formatter(out, PlainFloats))
+    map.serialize(&mut serde_json::Serializer::with_formatter(
+        out,
+        PlainFloats,
+    ))
 }
 
 /// The binary format's version, which a `jsonb` parameter starts with.
