@@ -200,10 +200,14 @@ pub(crate) struct PlainFloats;
 
 impl Formatter for PlainFloats {
     fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        let mut compact = Vec::new();
+        // serde_json's form takes at most 24 bytes: written on the stack.
+        let mut buffer = [0u8; 32];
+        let mut compact = io::Cursor::new(&mut buffer[..]);
         CompactFormatter.write_f64(&mut compact, value)?;
+        let written = usize::try_from(compact.position()).unwrap_or(usize::MAX);
+        let compact = compact.into_inner().get(..written).unwrap_or_default();
         if !compact.contains(&b'e') {
-            return writer.write_all(&compact);
+            return writer.write_all(compact);
         }
         // `Display` writes the shortest digits that read back as `value`,
         // never with an exponent.
