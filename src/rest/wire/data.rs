@@ -160,11 +160,11 @@ const CBOR_TOO_DEEP: &str = "CBOR data nests too deep to read";
 const JSON_TOO_DEEP: &str = "recursion limit exceeded";
 
 /// True when `error`, from decoding a document that holds a data map, says
-/// the data nests deeper than a decoder reads: JSON past `serde_json`'s
-/// recursion limit, or CBOR past the CBOR reader's. Both limits lie beyond
-/// [`MAX_DATA_DEPTH`], so such data
-/// is [`Error::DataTooDeep`], as any data over
-/// that limit is.
+/// the data nests deeper than a decoder reads (JSON past `serde_json`'s
+/// recursion limit, or CBOR past the CBOR reader's; both lie beyond
+/// [`MAX_DATA_DEPTH`]), or that data over the length limit also nests
+/// deeper than `MAX_DATA_DEPTH`: such data is [`Error::DataTooDeep`], as
+/// any data over that limit is.
 pub fn is_too_deep(error: &serde_json::Error) -> bool {
     let text = error.to_string();
     let budgeted = Error::DataTooDeep {
