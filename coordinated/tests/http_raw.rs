@@ -960,6 +960,12 @@ fn fields_an_operation_does_not_read_are_skipped_whatever_they_hold() {
         assert_eq!(reply.status, 204, "{route}: {}", reply.text());
     }
     assert_eq!(server.get(unit).json()["meta"]["priority"], 6.0);
+    // The select extension's `change` reads as much of its meta.
+    let body = r#"{"action": "change", "name": ["u"],
+        "meta": {"priority": 1, "not_before": "the day after tomorrow"}}"#;
+    let reply = server.send_json("POST", "/namespace/f/work_spec/s/select", body);
+    assert_eq!(reply.status, 204, "select: {}", reply.text());
+    assert_eq!(server.get(unit).json()["meta"]["priority"], 1.0);
 }
 
 /// Inside a unit's `meta` too, unknown fields are skipped unbuilt, however

@@ -16,9 +16,9 @@ use crate::model::{DataMap, Summary, WorkSpecMeta, WorkUnitMeta, WorkUnitQuery, 
 use crate::rest::names::encode_previous;
 use crate::rest::wire::sent_statuses;
 use crate::rest::wire::{
-    CountsDocument, DeletedDocument, SelectAction, UncheckedWorkUnitDocument, WorkSpecBody,
-    WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList, WorkUnitMetaDocument,
-    WorkUnitSelectBody,
+    CountsDocument, DeletedDocument, PriorityOnly, SelectAction, UncheckedWorkUnitDocument,
+    WorkSpecBody, WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList,
+    WorkUnitMetaDocument, WorkUnitSelectBody,
 };
 use crate::rules::checked_definition;
 use crate::rules::limits::{
@@ -267,14 +267,10 @@ impl RestWorkSpec {
         query: &WorkUnitQuery,
         priority: f64,
     ) -> Result<()> {
-        let meta = WorkUnitMetaDocument {
-            priority,
-            not_before: None,
-        };
         match self.action_selection(template, query).await? {
             Selection::Body(url, sent) => {
                 let body = WorkUnitSelectBody {
-                    meta: Some(meta),
+                    meta: Some(PriorityOnly { priority }),
                     ..WorkUnitSelectBody::new(action, &sent)
                 };
                 self.shared()
@@ -282,6 +278,10 @@ impl RestWorkSpec {
                     .await
             }
             Selection::Urls(urls) => {
+                let meta = WorkUnitMetaDocument {
+                    priority,
+                    not_before: None,
+                };
                 let body = WorkUnitBody {
                     meta: Some(meta),
                     ..WorkUnitBody::default()

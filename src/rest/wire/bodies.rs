@@ -57,7 +57,7 @@ pub struct PriorityBody {
 }
 
 /// A work unit meta of which only the priority is read.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PriorityOnly {
     /// The priority; absent is 0.
@@ -182,12 +182,13 @@ pub struct WorkUnitSelectBody {
     /// limit.
     #[serde(with = "int", skip_serializing_if = "is_zero_i64")]
     pub limit: i64,
-    /// For `change` and `adjust`, the priority; without it they do nothing.
+    /// For `change` and `adjust`, the priority (the rest of a meta is
+    /// skipped unread); without it they do nothing.
     #[serde(
         deserialize_with = "optional_object",
         skip_serializing_if = "Option::is_none"
     )]
-    pub meta: Option<WorkUnitMetaDocument>,
+    pub meta: Option<PriorityOnly>,
 }
 
 impl WorkUnitSelectBody {
