@@ -10,7 +10,7 @@ use coordinate::memory::MemoryBackend;
 use coordinate::postgres::PostgresBackend;
 use coordinate::Backend;
 
-use crate::connections::ConnectionOptions;
+use crate::connections::{ConnectionOptions, DEFAULT_MAX_CONNECTIONS};
 use crate::metrics::{CacheStatsFn, PoolStatusFn, SummaryPeriod};
 use crate::server::{ServerOptions, DEFAULT_MAX_BODY_BYTES};
 
@@ -85,6 +85,11 @@ pub struct Config {
     /// zero.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub idle_timeout: Duration,
+    /// How many connections may be open at once (at least one); clients
+    /// connecting beyond it wait until one closes. Each takes a file
+    /// descriptor: keep the open-file limit (`ulimit -n`) above it.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_connection_bound)]
+    pub max_connections: usize,
 }
 
 /// `HOST:PORT`, or `:PORT` for the loopback interface.
@@ -108,6 +113,20 @@ fn parse_pool_size(text: &str) -> Result<usize, String> {
         )),
     }
 }
+
+/// A bound on open connections: at least one.
+fn parse_connection_bound(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(bound @ 1..=MAX_CONNECTION_BOUND) => Ok(bound),
+        _ => Err(format!(
+            "invalid connection bound {text:?}: a whole number from 1 to {MAX_CONNECTION_BOUND}"
+        )),
+    }
+}
+
+/// The largest `--max-connections`: far more descriptors than a process
+/// is ever allowed, and within what the server's semaphore counts.
+const MAX_CONNECTION_BOUND: usize = 1 << 30;
 
 /// The longest duration a flag takes: 100 years of 365.25 days. The
 /// cache counts an expiry time over 1,000 years as 1,000 years, and a
@@ -257,6 +276,7 @@ impl Config {
         ConnectionOptions {
             shutdown_deadline: self.shutdown_deadline,
             idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
         }
     }
 }
@@ -302,6 +322,22 @@ mod tests {
         assert_eq!(c.cache, CacheMode::On);
         assert_eq!(c.backend, "memory");
         assert_eq!(c.metrics_period.get(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_connection_bound_is_a_positive_whole_number() {
+        let parse =
+            |value: &str| Config::try_parse_from(["coordinated", "--max-connections", value]);
+        assert_eq!(
+            Config::parse_from(["coordinated"]).max_connections,
+            DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(parse("1").map(|c| c.max_connections).ok(), Some(1));
+        for bad in ["0", "many", "1073741825", "18446744073709551616"] {
+            let err = parse(bad).err().map(|e| e.to_string());
+            let err = err.unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(err.contains("a whole number from 1 to"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Accepting connections and serving requests on them: HTTP/1.1 by hyper,
-//! connections that send no request closed after a while, and a graceful
-//! shutdown that lets requests in flight finish.
+//! at most so many connections open at once, connections that send no
+//! request closed after a while, and a graceful shutdown that lets requests
+//! in flight finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 /// How connections are served.
@@ -36,13 +38,25 @@ pub struct ConnectionOptions {
     /// client reading a large answer a few bytes at a time does not hold
     /// it for ever either.
     pub idle_timeout: Duration,
+    /// How many connections may be open at once (at least one; default
+    /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, no more are
+    /// accepted until one closes: clients connecting meanwhile wait in the
+    /// listening socket's backlog, and the server's file descriptors and
+    /// the memory of the requests it reads stay bounded, however many
+    /// clients arrive. Each connection holds one file descriptor, so the
+    /// process's open-file limit must be above this bound.
+    pub max_connections: usize,
 }
+
+/// The default bound on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
         ConnectionOptions {
             shutdown_deadline: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -60,7 +74,19 @@ pub async fn serve(
     let http = hyper::server::conn::http1::Builder::new();
     let connections = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(
+        options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     loop {
+        // A free slot first: at the bound, connections wait in the backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -71,6 +97,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let slot = Open::new(slot);
         let activity = Arc::new(Activity::new());
         let requests = Arc::clone(&activity);
         let service = ServiceExt::<Request<Incoming>>::map_future(app.clone(), move |response| {
@@ -89,6 +116,7 @@ pub async fn serve(
             .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         let idle_timeout = options.idle_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::select! {
                 ended = connection => {
                     if let Err(e) = ended {
@@ -127,6 +155,25 @@ async fn pause_after_accept_error(e: std::io::Error) {
     }
     tracing::error!("accept failed: {e}");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// An open connection's slot, given back (and counted out of the
+/// `http_connections_open` gauge) when it is dropped.
+struct Open {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Open {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("http_connections_open").increment(1.0);
+        Open { _permit: permit }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!("http_connections_open").decrement(1.0);
+    }
 }
 
 /// How much of a response must be written for the connection to count as

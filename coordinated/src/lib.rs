@@ -125,5 +125,5 @@ pub mod server;
 mod unanswered;
 
 pub use config::Config;
-pub use connections::{serve, ConnectionOptions};
+pub use connections::{serve, ConnectionOptions, DEFAULT_MAX_CONNECTIONS};
 pub use server::{router, shutdown_signal, ServerOptions, DEFAULT_MAX_BODY_BYTES};

@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests per route, the cache's counters, the
+//! Prometheus metrics: requests per route, connections open (counted where
+//! they are accepted), the cache's counters, the
 //! PostgreSQL connection pool, and work unit counts from a periodic summary.
 
 use std::collections::BTreeSet;

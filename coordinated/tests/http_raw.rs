@@ -782,6 +782,52 @@ fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// With the bound's worth of connections open, the next client waits, not
+/// refused, until one of them closes.
+#[test]
+fn connections_beyond_the_bound_wait_for_a_free_one() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let connect = || {
+        let stream = TcpStream::connect(server.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    };
+    let first = connect();
+    let _second = connect();
+    let mut third = connect();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0; 1];
+    let waited = third
+        .read(&mut byte)
+        .expect_err("answered beyond the bound");
+    assert!(
+        matches!(
+            waited.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{waited}"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(read_reply(&mut third).status, 200);
+    drop(third);
+    // The second connection and this one.
+    let open = eventually(Duration::from_secs(10), || {
+        let reply = server.get("/metrics");
+        support::metric(&reply.text(), "http_connections_open").filter(|&n| n == 2.0)
+    });
+    assert_eq!(open, 2.0);
+}
+
 /// A response whose body takes longer to read than the idle timeout is
 /// sent whole: its connection is busy until the body is out.
 #[test]
