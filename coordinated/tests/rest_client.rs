@@ -1385,6 +1385,91 @@ async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
     }
 }
 
+/// Data nested deeper than a JSON reader follows, which a server without
+/// this crate's limits may hand out.
+fn too_deep() -> serde_json::Value {
+    (0..200).fold(json!(1), |inner, _| json!([inner]))
+}
+
+/// A hand-out whose answer the client cannot read (an attempt's data too
+/// deep for it, a malformed time) is an error that leaves none of its
+/// attempts pending: their expire links are read from what did arrive.
+#[tokio::test]
+async fn a_hand_out_whose_answer_cannot_be_read_is_released() {
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 2] = [
+        ("too deep", |attempt| {
+            attempt["data"] = json!({ "a": too_deep() })
+        }),
+        ("bad time", |attempt| attempt["start_time"] = json!("bad")),
+    ];
+    for (case, edit) in edits {
+        let served = with_units(&["u1", "u2"]).await;
+        let (expired, recorded) = expires();
+        let app = recorded(router_over(&served).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                let hand_out = request.uri().path().ends_with("/request_attempts");
+                let response = next.run(request).await;
+                if !hand_out {
+                    return response;
+                }
+                support::plain::edit_json(response, |json| edit(&mut json["attempts"][1])).await
+            },
+        )));
+        let (url, _stop) = serve(app).await;
+        let rest = RestBackend::connect(url).await.unwrap();
+        let worker = rest.worker_at("n", "w").await.unwrap();
+        let got = worker.request_attempts(&AttemptRequest::units(2)).await;
+        assert!(
+            matches!(&got, Err(e) if matches!(protocol_error(e), Some(ProtocolError::Body { .. }))),
+            "{case}: {got:?}"
+        );
+        assert_eq!(expired.load(Ordering::SeqCst), 2, "{case}");
+        let spec = served.work_spec_at("n", "s").await.unwrap();
+        let counts = spec.count_work_unit_status().await.unwrap();
+        assert_eq!(
+            counts.get(&WorkUnitStatus::Available),
+            Some(&2),
+            "{case}: {counts:?}"
+        );
+    }
+}
+
+/// The same for an attempt made on request.
+#[tokio::test]
+async fn a_made_attempt_whose_answer_cannot_be_read_is_released() {
+    let served = with_unit().await;
+    let (expired, recorded) = expires();
+    let app = recorded(router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let made = request.uri().path().ends_with("/make_attempt");
+            let response = next.run(request).await;
+            if !made {
+                return response;
+            }
+            support::plain::edit_json(response, |json| json["data"] = json!({ "a": too_deep() }))
+                .await
+        },
+    )));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let spec = rest.work_spec_at("n", "s").await.unwrap();
+    let unit = spec.work_unit("u").await.unwrap();
+    let made = worker
+        .make_attempt(&unit, coordinate::Duration::minutes(1))
+        .await;
+    assert!(
+        matches!(&made, Err(e) if matches!(protocol_error(e), Some(ProtocolError::Body { .. }))),
+        "{:?}",
+        made.as_ref().err()
+    );
+    assert_eq!(expired.load(Ordering::SeqCst), 1);
+    let spec = served.work_spec_at("n", "s").await.unwrap();
+    let status = spec.work_unit("u").await.unwrap().status().await.unwrap();
+    assert_eq!(status, WorkUnitStatus::Available);
+}
+
 /// An attempt made whose handle cannot be built is an error that leaves
 /// it pending no longer: the client expires it before it answers, as for a
 /// hand-out.

@@ -45,9 +45,10 @@
 //! A hand-out's attempts exist on the server before the client builds their
 //! handles. So `request_attempts` hands back handles for all of them or
 //! answers an error and leaves none pending: attempts past the number asked
-//! for, and all of them when their handles cannot be built, are expired on
-//! the server (best effort) before the call answers, which makes their
-//! units available again instead of held for a whole lease.
+//! for, and all of them when the answer cannot be read whole or their
+//! handles cannot be built, are expired on the server (best effort) before
+//! the call answers, which makes their units available again instead of
+//! held for a whole lease.
 //!
 //! # Work unit queries
 //!

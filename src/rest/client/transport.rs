@@ -240,10 +240,28 @@ impl Transport {
         body: Option<&B>,
         at_least: usize,
     ) -> Result<T, Failure> {
+        let bytes = self.fetch_allowing(method, url, body, at_least).await?;
+        Self::decode(url, &bytes)
+    }
+
+    /// The JSON answer's bytes, up to `at_least` as for
+    /// [`exchange_allowing`](Self::exchange_allowing), for a caller that
+    /// reads them again when they fail to decode.
+    pub(crate) async fn fetch_allowing<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        at_least: usize,
+    ) -> Result<Bytes, Failure> {
         let most = self.max_response_bytes.saturating_mul(MAX_ALLOWANCE);
         let limit = self.max_response_bytes.max(at_least.min(most));
-        let bytes = self.send(method, url, body, limit).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        self.send(method, url, body, limit).await
+    }
+
+    /// `bytes`, the answer from `url`, decoded.
+    pub(crate) fn decode<T: DeserializeOwned>(url: &Url, bytes: &[u8]) -> Result<T, Failure> {
+        serde_json::from_slice(bytes).map_err(|e| {
             Failure::local(Error::backend(ProtocolError::Body {
                 url: shown(url),
                 reason: e.to_string(),

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 use reqwest::{Method, Url};
+use serde::{Deserialize, Deserializer};
 use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
-    AttemptActionBody, AttemptActionLinks, AttemptList, AttemptRequestBody, AttemptRequestResult,
+    AttemptActionBody, AttemptDocument, AttemptList, AttemptRequestBody, AttemptRequestResult,
     MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::{self, checked_worker_update, MAX_DATA_BYTES};
@@ -22,7 +23,7 @@ use crate::rules::limits::{self, checked_worker_update, MAX_DATA_BYTES};
 use super::layout::namespace_in;
 use super::owner::Owner;
 use super::resolve::{Resolver, CONCURRENT_FETCHES};
-use super::transport::linked;
+use super::transport::{linked, Failure, Transport};
 use super::work_unit::RestWorkUnit;
 use super::Shared;
 
@@ -66,19 +67,26 @@ struct Unanswered {
 }
 
 impl Unanswered {
-    /// The attempts whose action links are `actions` (those whose expire
-    /// link resolves).
-    fn new<'a>(
-        shared: &Arc<Shared>,
-        actions: impl IntoIterator<Item = &'a AttemptActionLinks>,
-    ) -> Self {
+    /// The attempts whose expire links are `expire_links` (those that
+    /// resolve).
+    fn new<'a>(shared: &Arc<Shared>, expire_links: impl IntoIterator<Item = &'a str>) -> Self {
         Unanswered {
             shared: Arc::clone(shared),
-            expire: actions
+            expire: expire_links
                 .into_iter()
-                .filter_map(|a| shared.resolve(&a.expire_url).ok())
+                .filter_map(|link| shared.resolve(link).ok())
                 .collect(),
         }
+    }
+
+    /// The attempts of an answer that did not decode whole (an attempt's
+    /// data past this client's limits, say), as far as their expire links
+    /// can still be read from it: every other field is skipped unread.
+    fn undecoded(shared: &Arc<Shared>, answer: &[u8]) -> Self {
+        let links = serde_json::from_slice::<ExpireLinks>(answer)
+            .map(|links| links.0)
+            .unwrap_or_default();
+        Unanswered::new(shared, links.iter().map(String::as_str))
     }
 
     fn answered(mut self) {
@@ -103,6 +111,31 @@ impl Drop for Unanswered {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { release(&shared, expire).await });
         }
+    }
+}
+
+/// The expire links of a hand-out (an object with a list of attempts) or
+/// of one attempt, read whatever else the answer holds.
+#[derive(Default)]
+struct ExpireLinks(Vec<String>);
+
+impl<'de> Deserialize<'de> for ExpireLinks {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            attempts: Option<Vec<ExpireLink>>,
+            #[serde(default)]
+            expire_url: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct ExpireLink {
+            #[serde(default)]
+            expire_url: String,
+        }
+        let answer = Answer::deserialize(deserializer)?;
+        let listed = answer.attempts.into_iter().flatten().map(|a| a.expire_url);
+        Ok(ExpireLinks(listed.chain(answer.expire_url).collect()))
     }
 }
 
@@ -339,8 +372,10 @@ impl Worker for RestWorker {
 
     /// Once the server has made attempts, the call hands back handles for
     /// all of them or leaves none pending: attempts past the number asked
-    /// for, and every attempt when their handles cannot be built (a read of
-    /// their unit or spec fails, a link is unusable), are released on the
+    /// for, and every attempt when the answer cannot be read (an attempt's
+    /// data past this client's limits, as a server without them may send)
+    /// or their handles cannot be built (a read of their unit or spec
+    /// fails, a link is unusable), are released on the
     /// server before the call answers. A failure then answers its error
     /// rather than the attempts that did resolve: the released units are
     /// available again, so the worker's next request can take them, while
@@ -355,23 +390,35 @@ impl Worker for RestWorker {
         // The attempts are made before the answer is sent, so it is read
         // whole however long the data of the units asked for makes it.
         let longest = wanted.saturating_mul(MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES);
-        let mut result: AttemptRequestResult = self
+        let url = &links.request_attempts;
+        let owner = Owner::Lookup(ObjectKind::Worker);
+        let answer = self
             .shared()
-            .exchange_allowing(
-                Method::POST,
-                &links.request_attempts,
-                Some(&body),
-                Owner::Lookup(ObjectKind::Worker),
-                longest,
-            )
-            .await?;
+            .transport()
+            .fetch_allowing(Method::POST, url, Some(&body), longest)
+            .await
+            .map_err(|f| f.error_for(owner))?;
+        let mut result: AttemptRequestResult = match Transport::decode(url, &answer) {
+            Ok(result) => result,
+            Err(failure) => {
+                Unanswered::undecoded(self.shared(), &answer)
+                    .release()
+                    .await;
+                return Err(failure.error_for(owner));
+            }
+        };
         // No more than were asked for, whatever the server sent: each may
         // cost a read to resolve, and the caller expects no more.
         let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
-        let unanswered = Unanswered::new(self.shared(), result.attempts.iter().map(|a| &a.actions));
-        Unanswered::new(self.shared(), extra.iter().map(|a| &a.actions))
-            .release()
-            .await;
+        let expire_links = |attempts: &[AttemptDocument]| {
+            let links: Vec<&str> = attempts
+                .iter()
+                .map(|a| a.actions.expire_url.as_str())
+                .collect();
+            Unanswered::new(self.shared(), links)
+        };
+        let unanswered = expire_links(&result.attempts);
+        expire_links(&extra).release().await;
         if result.attempts.is_empty() {
             unanswered.answered();
             return Ok(Vec::new());
@@ -421,15 +468,26 @@ impl Worker for RestWorker {
         let url = Shared::unchecked(&links.make_attempt);
         // Made before the answer is sent, the attempt is read whole.
         let longest = MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES;
-        let doc: UncheckedAttemptDocument = self
+        let failed = |f: Failure| f.error_for(unit.owner()).on(ObjectKind::Worker);
+        let answer = self
             .shared()
             .transport()
-            .exchange_allowing(Method::POST, &url, Some(&body), longest)
+            .fetch_allowing(Method::POST, &url, Some(&body), longest)
             .await
-            .map_err(|f| f.error_for(unit.owner()).on(ObjectKind::Worker))?;
-        // As for a hand-out, an attempt whose handle cannot be built is
-        // released rather than left holding its unit for a whole lease.
-        let unanswered = Unanswered::new(self.shared(), [&doc.actions]);
+            .map_err(failed)?;
+        // As for a hand-out, an attempt whose answer cannot be read, or
+        // whose handle cannot be built, is released rather than left
+        // holding its unit for a whole lease.
+        let doc: UncheckedAttemptDocument = match Transport::decode(&url, &answer) {
+            Ok(doc) => doc,
+            Err(failure) => {
+                Unanswered::undecoded(self.shared(), &answer)
+                    .release()
+                    .await;
+                return Err(failed(failure));
+            }
+        };
+        let unanswered = Unanswered::new(self.shared(), [doc.actions.expire_url.as_str()]);
         let mut resolver = Resolver::new(self.shared());
         resolver.know_worker(self);
         resolver.know_unit(unit);
