@@ -2,7 +2,7 @@
 //! they are accepted), the cache's counters, the
 //! PostgreSQL connection pool, and work unit counts from a periodic summary.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use coordinate::cache::{CacheStats, KindStats};
 use coordinate::postgres::PoolStatus;
-use coordinate::Backend;
+use coordinate::{Backend, WorkUnitStatus};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
@@ -274,11 +274,27 @@ impl SummaryPeriod {
     }
 }
 
+/// The statuses a unit can have: each spec in a summary shows all of them.
+const UNIT_STATUSES: [WorkUnitStatus; 5] = [
+    WorkUnitStatus::Available,
+    WorkUnitStatus::Pending,
+    WorkUnitStatus::Finished,
+    WorkUnitStatus::Failed,
+    WorkUnitStatus::Delayed,
+];
+
+/// Units per status (in [`UNIT_STATUSES`] order), per namespace and spec.
+type SpecCounts = BTreeMap<(String, String), [u64; UNIT_STATUSES.len()]>;
+
 /// Every `period` (the first one period after start), summarises the
 /// backend into `coordinate_work_units` gauges and times it into
-/// `coordinate_summary_seconds`. A series that disappears is set to zero,
-/// and leaves `/metrics` some periods later if the recorder was
-/// [`install`]ed for `period`.
+/// `coordinate_summary_seconds`. Every spec the summary lists has a series
+/// for each status, zero when no unit has it, so that a drained queue
+/// reads 0 rather than nothing. While a summary takes longer than a
+/// period, the last one's counts are set again each period, so that they
+/// do not lapse meanwhile. The series of a spec that disappears (destroyed,
+/// or left without units) are set to zero, and leave `/metrics` some
+/// periods later if the recorder was [`install`]ed for `period`.
 pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod) {
     // The first tick one period from now; a period past what the clock can
     // count to never ticks.
@@ -287,11 +303,19 @@ pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod)
     };
     let mut ticks = tokio::time::interval_at(first, period.get());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen: BTreeSet<(String, String, &'static str)> = BTreeSet::new();
+    let mut shown = SpecCounts::new();
     loop {
         ticks.tick().await;
         let started = Instant::now();
-        let summary = backend.summarize().await;
+        let summary = {
+            let mut summarizing = std::pin::pin!(backend.summarize());
+            loop {
+                tokio::select! {
+                    summary = &mut summarizing => break summary,
+                    () = tokio::time::sleep(period.get()) => show(&shown),
+                }
+            }
+        };
         histogram!("coordinate_summary_seconds").record(started.elapsed().as_secs_f64());
         let summary = match summary {
             Ok(summary) => summary,
@@ -300,28 +324,38 @@ pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod)
                 continue;
             }
         };
-        let mut now_seen = BTreeSet::new();
+        let mut counts = SpecCounts::new();
         for record in summary {
-            let key = (record.namespace, record.work_spec, record.status.as_str());
-            gauge!(
-                "coordinate_work_units",
-                "namespace" => key.0.clone(),
-                "work_spec" => key.1.clone(),
-                "status" => key.2
-            )
-            .set(record.count as f64);
-            now_seen.insert(key);
+            let Some(at) = UNIT_STATUSES.iter().position(|s| *s == record.status) else {
+                continue;
+            };
+            let spec = counts
+                .entry((record.namespace, record.work_spec))
+                .or_default();
+            spec[at] = record.count;
         }
-        for (namespace, work_spec, status) in seen.difference(&now_seen) {
+        shown.retain(|spec, _| !counts.contains_key(spec));
+        shown
+            .values_mut()
+            .for_each(|gone| *gone = Default::default());
+        show(&shown);
+        shown = counts;
+        show(&shown);
+    }
+}
+
+/// Sets the `coordinate_work_units` gauges to `counts`.
+fn show(counts: &SpecCounts) {
+    for ((namespace, work_spec), per_status) in counts {
+        for (status, count) in UNIT_STATUSES.iter().zip(per_status) {
             gauge!(
                 "coordinate_work_units",
                 "namespace" => namespace.clone(),
                 "work_spec" => work_spec.clone(),
-                "status" => *status
+                "status" => status.as_str()
             )
-            .set(0.0);
+            .set(*count as f64);
         }
-        seen = now_seen;
     }
 }
 

@@ -574,6 +574,37 @@ fn metrics_count_routes_cache_and_work_units() {
     assert!(!text.contains("coordinate_cache_hits_total"), "{text}");
 }
 
+/// Every status of a spec with units has a series: a queue drained of
+/// available units reads 0, and goes on reading it.
+#[test]
+fn metrics_show_every_status_of_a_spec_zero_included() {
+    let server = Server::start(&["--metrics-period", "50ms"]);
+    add_spec_s(&server, "m");
+    let body = json!({"name": "u"}).to_string();
+    server.send_json("POST", "/namespace/m/work_spec/s/work_unit", &body);
+    let series = |status: &str, count: u32| {
+        format!(r#"coordinate_work_units{{namespace="m",work_spec="s",status="{status}"}} {count}"#)
+    };
+    let text = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        text.contains(&series("available", 1)).then_some(text)
+    });
+    for status in ["pending", "finished", "failed", "delayed"] {
+        assert!(text.contains(&series(status, 0)), "{status}:\n{text}");
+    }
+    let handed = server.send_json("POST", "/namespace/m/worker/w/request_attempts", "{}");
+    assert_eq!(handed.status, 200, "{}", handed.text());
+    eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        (text.contains(&series("pending", 1)) && text.contains(&series("available", 0)))
+            .then_some(())
+    });
+    // Past the three periods an unset series lasts.
+    std::thread::sleep(Duration::from_millis(400));
+    let text = server.get("/metrics").text();
+    assert!(text.contains(&series("available", 0)), "{text}");
+}
+
 #[test]
 fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
     let server = Server::start(&["--metrics-period", "50ms"]);

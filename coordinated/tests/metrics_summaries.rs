@@ -1,0 +1,53 @@
+//! The work unit summaries behind `/metrics`, against a backend whose
+//! summaries are slow. Its own test binary: the metrics recorder is the
+//! process's, installed here for a short summary period.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coordinate::instrumented::{Instrumented, Op};
+use coordinate::memory::MemoryBackend;
+use coordinate::{data, Backend, WorkUnitMeta};
+use coordinated::metrics::{collect_summaries, install, SummaryPeriod};
+
+/// A summary taking several periods (more than a series may go unset)
+/// leaves the last counts up meanwhile, rather than letting them lapse
+/// between summaries.
+#[tokio::test]
+async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
+    let period = SummaryPeriod::new(Duration::from_millis(50)).expect("not zero");
+    let metrics = install(period);
+    let memory = MemoryBackend::new();
+    let spec = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    // Eight periods per summary; a series unset for three goes.
+    let slow =
+        Instrumented::with_latency(memory, Duration::from_millis(400), |op| op == Op::Summarize);
+    let summaries = tokio::spawn(collect_summaries(Arc::new(slow), period));
+    let series = r#"coordinate_work_units{namespace="n",work_spec="s",status="available"} 1"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics.render().contains(series) {
+        assert!(Instant::now() < deadline, "no summary in 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Over two more summaries.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_millis(1200) {
+        let text = metrics.render();
+        assert!(
+            text.contains(series),
+            "lapsed after {:?}:\n{text}",
+            watched.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    summaries.abort();
+}
