@@ -1385,6 +1385,51 @@ async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
     }
 }
 
+/// A server whose query template cannot carry a query's names is refused
+/// for that query, rather than sent a bare `DELETE` that deletes every unit.
+#[tokio::test]
+async fn a_query_its_template_cannot_carry_is_refused_not_widened() {
+    let served = with_units(&["u1", "u2"]).await;
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let spec = request.uri().path().ends_with("/work_spec/s");
+            let response = next.run(request).await;
+            if !spec {
+                return response;
+            }
+            support::plain::edit_json(response, |doc| {
+                let plain = doc["work_unit_query_url"].as_str().unwrap();
+                let plain = plain.split('{').next().unwrap().to_owned();
+                doc["work_unit_query_url"] = plain.into();
+            })
+            .await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let spec = rest.work_spec_at("n", "s").await.unwrap();
+    let deleted = spec.delete_work_units(&WorkUnitQuery::names(["u1"])).await;
+    assert!(
+        matches!(&deleted, Err(e) if matches!(protocol_error(e), Some(ProtocolError::Link { .. }))),
+        "{deleted:?}"
+    );
+    let left = served.work_spec_at("n", "s").await.unwrap();
+    assert_eq!(
+        left.work_units(&WorkUnitQuery::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // A query with nothing for the template to carry still goes.
+    assert_eq!(
+        spec.delete_work_units(&WorkUnitQuery::default())
+            .await
+            .unwrap(),
+        2
+    );
+}
+
 /// Data nested deeper than a JSON reader follows, which a server without
 /// this crate's limits may hand out.
 fn too_deep() -> serde_json::Value {

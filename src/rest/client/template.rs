@@ -5,7 +5,10 @@
 //! Path variables carry names, which get the name encoding before
 //! percent-encoding; query values are only percent-encoded (the `previous`
 //! value is prepared by the caller). A variable without a value is left
-//! out, and a query expression without any value expands to nothing.
+//! out, and a query expression without any value expands to nothing. A
+//! value the template has no variable for is an error, not dropped: a
+//! query whose names or limit a server's template cannot carry would
+//! otherwise select, and delete or change, every unit of the spec.
 
 use std::borrow::Cow;
 
@@ -22,19 +25,36 @@ pub(crate) enum Var<'a> {
     List(&'a [String]),
 }
 
-/// A template expression that is not of the two supported forms.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported URI template {template:?}")]
-pub(crate) struct TemplateError {
-    template: String,
+impl Var<'_> {
+    /// Whether the variable has a value to expand.
+    fn is_given(self) -> bool {
+        !matches!(self, Var::List(items) if items.is_empty())
+    }
 }
 
-/// Expands `template` with `vars` (looked up by variable name).
+/// A template the client cannot expand for a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TemplateError {
+    /// An expression that is not of the two supported forms.
+    #[error("unsupported URI template {template:?}")]
+    Unsupported { template: String },
+    /// A value the request needs, and the template has no variable for.
+    #[error("URI template {template:?} has no variable {variable:?}, which the request needs")]
+    Lacks { template: String, variable: String },
+}
+
+/// Expands `template` with `vars` (looked up by variable name); every
+/// given value must have its variable in the template.
 pub(crate) fn expand(template: &str, vars: &[(&str, Var<'_>)]) -> Result<String, TemplateError> {
-    let bad = || TemplateError {
+    let bad = || TemplateError::Unsupported {
         template: template.to_owned(),
     };
-    let lookup = |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let used = std::cell::RefCell::new(vec![false; vars.len()]);
+    let lookup = |name: &str| {
+        let at = vars.iter().position(|(n, _)| *n == name)?;
+        used.borrow_mut()[at] = true;
+        Some(vars[at].1)
+    };
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -62,7 +82,18 @@ pub(crate) fn expand(template: &str, vars: &[(&str, Var<'_>)]) -> Result<String,
         return Err(bad());
     }
     out.push_str(rest);
-    Ok(out)
+    let used = used.into_inner();
+    match vars
+        .iter()
+        .zip(used)
+        .find(|((_, value), used)| value.is_given() && !used)
+    {
+        Some(((variable, _), _)) => Err(TemplateError::Lacks {
+            template: template.to_owned(),
+            variable: (*variable).to_owned(),
+        }),
+        None => Ok(out),
+    }
 }
 
 /// Appends the form-style query expression with variable list `spec`.
@@ -149,6 +180,33 @@ mod tests {
         );
         assert_eq!(expand(t, &[]).unwrap(), "/x/meta");
         assert_eq!(expand("/plain/link", &[]).unwrap(), "/plain/link");
+    }
+
+    #[test]
+    fn a_value_without_its_variable_is_an_error() {
+        let names = vec!["a".to_string()];
+        let none: Vec<String> = Vec::new();
+        let lacks = |t: &str, vars: &[(&str, Var<'_>)], variable: &str| {
+            assert_eq!(
+                expand(t, vars),
+                Err(TemplateError::Lacks {
+                    template: t.to_owned(),
+                    variable: variable.to_owned(),
+                })
+            );
+        };
+        lacks("/s/work_unit", &[("name", Var::List(&names))], "name");
+        lacks(
+            "/s/work_unit{?name*}",
+            &[("limit", Var::Text("5"))],
+            "limit",
+        );
+        lacks("/n/work_spec", &[("spec", Var::Name("x"))], "spec");
+        // An empty list is no value.
+        assert_eq!(
+            expand("/s/work_unit{?limit}", &[("name", Var::List(&none))]).unwrap(),
+            "/s/work_unit"
+        );
     }
 
     #[test]
