@@ -76,7 +76,8 @@ pub struct Config {
     /// `&` escaped, six bytes each).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
-    /// On SIGINT/SIGTERM, how long in-flight requests may still run.
+    /// On SIGINT/SIGTERM, how long in-flight requests may still run (and
+    /// then, how long what abandoned ones leave to do may take).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight (silent,

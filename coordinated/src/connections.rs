@@ -22,12 +22,14 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionOptions {
-    /// On shutdown, how long in-flight requests may still run.
+    /// On shutdown, how long in-flight requests may still run; then, how
+    /// long the work abandoned requests leave (see [`serve`]) may take.
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight: from its
     /// opening, or its last response's last byte written, until the next
@@ -63,8 +65,10 @@ impl Default for ConnectionOptions {
 
 /// Serves `app` on `listener` until `shutdown` completes; then stops
 /// accepting and waits up to the shutdown deadline for in-flight requests.
-/// Requests still running after it are abandoned (the caller drops them
-/// with the runtime).
+/// Requests still running after it are abandoned as when their clients go
+/// away: the attempts made for them are expired, and changes of several
+/// calls they started run on to their end. Up to the deadline again is
+/// given to that work, and to the same work of requests abandoned before.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -73,6 +77,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let http = hyper::server::conn::http1::Builder::new();
     let connections = GracefulShutdown::new();
+    let mut running = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let slots = Arc::new(Semaphore::new(
         options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
@@ -115,7 +120,8 @@ pub async fn serve(
         let connection = connections
             .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         let idle_timeout = options.idle_timeout;
-        tokio::spawn(async move {
+        while running.try_join_next().is_some() {}
+        running.spawn(async move {
             let _slot = slot;
             tokio::select! {
                 ended = connection => {
@@ -137,7 +143,16 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("drain deadline passed with requests in flight");
+        tracing::warn!("drain deadline passed with requests in flight: abandoning them");
+        // Dropped while the runtime still runs, so that what they give
+        // back on drop is given back.
+        running.shutdown().await;
+    }
+    if tokio::time::timeout(deadline, crate::unanswered::settled())
+        .await
+        .is_err()
+    {
+        tracing::warn!("work left by abandoned requests did not end within the deadline");
     }
     Ok(())
 }

@@ -10,10 +10,72 @@
 //! * [`to_completion`] runs a change of several backend calls in a task of
 //!   its own, so that a request dropped between two of them leaves none
 //!   half-applied.
+//!
+//! Both run detached from the request; [`settled`] waits for them, so that
+//! a server shutting down lets them end rather than cutting them off with
+//! its runtime.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coordinate::{AttemptRef, Error};
+use tokio::sync::Notify;
+
+/// Work running detached from the requests that started it, process-wide.
+static DETACHED: Detached = Detached {
+    running: AtomicUsize::new(0),
+    ended: Notify::const_new(),
+};
+
+struct Detached {
+    running: AtomicUsize,
+    ended: Notify,
+}
+
+/// One piece of detached work, counted while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        DETACHED.running.fetch_add(1, Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if DETACHED.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            DETACHED.ended.notify_waiters();
+        }
+    }
+}
+
+/// Spawns `work` detached on `runtime`, counted until it ends.
+fn spawn_detached<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let running = Running::start();
+    runtime.spawn(async move {
+        let _running = running;
+        work.await
+    })
+}
+
+/// Completes once no detached work is running (work started meanwhile
+/// included).
+pub(crate) async fn settled() {
+    loop {
+        let ended = DETACHED.ended.notified();
+        let mut ended = std::pin::pin!(ended);
+        // Registered before the count is read, so an end in between wakes it.
+        ended.as_mut().enable();
+        if DETACHED.running.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        ended.await;
+    }
+}
 
 /// Attempts made for a request not answered yet: expired when dropped
 /// before [`answered`](Self::answered).
@@ -40,7 +102,7 @@ impl Drop for Unanswered {
         // Requests are served on a runtime; outside one (never in the
         // server) the attempts are left to their leases.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
+            spawn_detached(&runtime, async move {
                 for attempt in attempts {
                     // An attempt already over (its unit deleted or made
                     // again meanwhile) has nothing to give back.
@@ -56,7 +118,7 @@ impl Drop for Unanswered {
 pub(crate) async fn to_completion<T: Send + 'static>(
     change: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::spawn(change)
+    spawn_detached(&tokio::runtime::Handle::current(), change)
         .await
         .map_err(|e| Error::backend(std::io::Error::other(format!("change failed: {e}"))))?
 }
@@ -134,6 +196,20 @@ mod tests {
         .await;
         assert!(waited.is_err());
         assert_eq!(rx.await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_detached_work() {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let change = tokio::spawn(to_completion(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(());
+            Ok(())
+        }));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        change.abort();
+        settled().await;
+        assert_eq!(rx.try_recv(), Ok(()));
     }
 
     #[tokio::test]

@@ -169,3 +169,63 @@ async fn a_worker_update_cut_off_between_its_calls_is_applied_whole() {
     assert_eq!(parent.as_deref(), Some("p"));
     assert_eq!(worker.data().await.unwrap(), data!({"k": 1}));
 }
+
+/// A shutdown whose deadline passes with requests in flight abandons them
+/// as their clients' going away would: the hand-out's attempts are given
+/// back, and the worker's update runs to its end, before `serve` returns
+/// and the runtime goes.
+#[test]
+fn requests_abandoned_at_shutdown_leave_nothing_held_or_half_applied() {
+    let memory = MemoryBackend::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let spec = runtime.block_on(setup(&memory));
+    // The hand-out is still answering at the deadline; the update's change
+    // runs on past it, within the time then given to such work.
+    let slow_hand_out = Instrumented::with_latency(memory.clone(), Duration::from_secs(5), |op| {
+        op == Op::AttemptSnapshot
+    });
+    let backend = Instrumented::with_latency(slow_hand_out, Duration::from_millis(1500), |op| {
+        op == Op::WorkerSetParent
+    });
+    let app = coordinated::router(Arc::new(backend), &Default::default());
+    let options = coordinated::ConnectionOptions {
+        shutdown_deadline: Duration::from_secs(1),
+        ..Default::default()
+    };
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let serving = tokio::spawn(coordinated::serve(listener, app, shutdown, options));
+        tokio::spawn(post(
+            format!("{url}/namespace/n/worker/w/request_attempts"),
+            json!({"number_of_work_units": 2}),
+        ));
+        tokio::spawn(put(
+            format!("{url}/namespace/n/worker/w"),
+            json!({"parent": "p", "active": true, "mode": "m"}),
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+    });
+    // Whatever the runtime still held goes with it.
+    drop(runtime);
+    let check = tokio::runtime::Runtime::new().unwrap();
+    check.block_on(async {
+        for unit in ["a", "b"] {
+            assert_eq!(
+                status(&spec, unit).await,
+                WorkUnitStatus::Available,
+                "{unit}"
+            );
+        }
+        let worker = memory.worker_at("n", "w").await.unwrap();
+        assert_eq!(worker.mode().await.unwrap(), "m");
+        let parent = worker.parent().await.unwrap().map(|p| p.name().to_string());
+        assert_eq!(parent.as_deref(), Some("p"));
+    });
+}
