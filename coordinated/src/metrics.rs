@@ -344,14 +344,22 @@ pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod)
     }
 }
 
+/// `name` as a label value the exporter writes back exactly. It escapes
+/// quotes and line feeds, but reads a backslash before one as an escape
+/// already made (`a\"b` would be written as `a"b` is, and `a\\b` as
+/// `a\b`): doubling every backslash leaves it none of those.
+fn label_value(name: &str) -> String {
+    name.replace('\\', "\\\\")
+}
+
 /// Sets the `coordinate_work_units` gauges to `counts`.
 fn show(counts: &SpecCounts) {
     for ((namespace, work_spec), per_status) in counts {
         for (status, count) in UNIT_STATUSES.iter().zip(per_status) {
             gauge!(
                 "coordinate_work_units",
-                "namespace" => namespace.clone(),
-                "work_spec" => work_spec.clone(),
+                "namespace" => label_value(namespace),
+                "work_spec" => label_value(work_spec),
                 "status" => status.as_str()
             )
             .set(*count as f64);

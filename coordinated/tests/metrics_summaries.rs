@@ -1,6 +1,6 @@
-//! The work unit summaries behind `/metrics`, against a backend whose
-//! summaries are slow. Its own test binary: the metrics recorder is the
-//! process's, installed here for a short summary period.
+//! The work unit summaries behind `/metrics`: names as label values, and a
+//! backend whose summaries are slow. Its own test binary: the metrics
+//! recorder is the process's, installed here for a short summary period.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,49 @@ async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
             "lapsed after {:?}:\n{text}",
             watched.elapsed()
         );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    summaries.abort();
+}
+
+/// Names with backslashes, quotes and line feeds each get series of their
+/// own, escaped as the exposition format reads them back.
+#[tokio::test]
+async fn names_are_label_values_read_back_exactly() {
+    let period = SummaryPeriod::new(Duration::from_millis(50)).expect("not zero");
+    let metrics = install(period);
+    let memory = MemoryBackend::new();
+    let ns = memory.namespace("escapes").await.unwrap();
+    let names = ["a\"b", "a\\\"b", "a\\b", "a\\\\b", "a\nb", "a\\\nb", "a\\"];
+    for name in names {
+        let spec = ns.set_work_spec(data!({ "name": name })).await.unwrap();
+        spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    let summaries = tokio::spawn(collect_summaries(Arc::new(memory), period));
+    let escaped = |name: &str| {
+        name.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics.render();
+        let missing: Vec<&str> = names
+            .into_iter()
+            .filter(|name| {
+                let series = format!(
+                    r#"coordinate_work_units{{namespace="escapes",work_spec="{}",status="available"}} 1"#,
+                    escaped(name)
+                );
+                !text.contains(&series)
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "missing {missing:?} in\n{text}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     summaries.abort();
