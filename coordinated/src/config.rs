@@ -1,6 +1,6 @@
 //! Command-line configuration and the backend it describes.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,14 +93,22 @@ pub struct Config {
     pub max_connections: usize,
 }
 
-/// `HOST:PORT`, or `:PORT` for the loopback interface.
+/// `HOST:PORT`, or `:PORT` for the loopback interface. A host name is
+/// resolved, and its first address taken.
 pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     let text = match text.strip_prefix(':') {
         Some(port) => format!("127.0.0.1:{port}"),
         None => text.to_owned(),
     };
-    text.parse()
-        .map_err(|e| format!("invalid address {text:?}: {e}"))
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut resolved = text
+        .to_socket_addrs()
+        .map_err(|e| format!("invalid address {text:?}: {e}"))?;
+    resolved
+        .next()
+        .ok_or_else(|| format!("invalid address {text:?}: the host has no address"))
 }
 
 /// A pool size: at least one connection, at most
@@ -299,7 +307,16 @@ mod tests {
     #[test]
     fn addresses_default_to_loopback() {
         assert_eq!(parse_addr(":5980"), Ok("127.0.0.1:5980".parse().unwrap()));
+        assert_eq!(parse_addr("[::1]:80"), Ok("[::1]:80".parse().unwrap()));
         assert!(parse_addr("localhost").is_err());
+        assert!(parse_addr("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn host_names_are_resolved() {
+        let addr = parse_addr("localhost:5980").unwrap();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 5980);
     }
 
     #[test]

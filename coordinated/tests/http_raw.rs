@@ -1660,3 +1660,35 @@ fn an_attempt_on_another_namespaces_unit_makes_no_worker_there() {
         assert_eq!(attempt.json()["worker_url"], worker, "{url}");
     }
 }
+
+/// An invalid `RUST_LOG` directive is reported, and the valid ones kept,
+/// rather than the whole variable silently replaced by the default.
+#[test]
+fn an_invalid_log_directive_is_reported() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+        .args(["--http", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn,coordinated=loud")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start coordinated");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    assert!(line.contains("listening"), "{line}");
+    child.kill().expect("kill");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let _ = child.wait();
+    assert!(stderr.contains("coordinated=loud"), "{stderr}");
+    // `warn` kept: the info line announcing the backend is not logged.
+    assert!(!stderr.contains("serving"), "{stderr}");
+}
