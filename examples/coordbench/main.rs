@@ -13,9 +13,12 @@
 //! the workload twice on fresh namespaces of the same store: once on the
 //! backend directly, once through `Cache`, alternating which goes first so
 //! that a machine getting busier or quieter favours neither. The figures
-//! shown are each configuration's median round (by requests/s), and the
-//! ratio is the median of the rounds' cached/uncached ratios. A counting
-//! layer under both tells how many calls reached the backend.
+//! shown are each configuration's median round (by requests/s; the slower
+//! of the middle two for an even count), and the requests/s ratio is the
+//! median of the rounds' own cached/uncached ratios (the mean of the middle
+//! two for an even count), so it need not be the quotient of the two rounds
+//! shown. A counting layer under both tells how many calls reached the
+//! backend.
 
 #[path = "../support/exit.rs"]
 mod exit;
@@ -402,6 +405,9 @@ async fn run_loaded(
     })
     .await
     .map_err(|e| format!("{label} run failed: {e}"))?;
+    outcome
+        .check_errors()
+        .map_err(|e| format!("{label} run failed: {e}"))?;
 
     let calls = counted.calls();
     let mut counts = Counts {

@@ -64,6 +64,30 @@ pub struct Outcome {
     pub elapsed: StdDuration,
 }
 
+/// The largest share of requests a run may answer with expected errors:
+/// a few in a million race in a healthy run, and figures of mostly failed
+/// requests would not measure serving them.
+pub const MAX_EXPECTED_ERROR_SHARE: f64 = 0.01;
+
+impl Outcome {
+    /// An error unless the expected errors are within
+    /// [`MAX_EXPECTED_ERROR_SHARE`] of the requests.
+    pub fn check_errors(&self) -> Result<(), String> {
+        let requests = self.latencies_us.len() as f64;
+        let errors = self.expected_errors as f64;
+        if errors > requests * MAX_EXPECTED_ERROR_SHARE {
+            return Err(format!(
+                "{} of {} requests failed (lost races: a unit finished, expired or deleted \
+                 meanwhile), over {}%: the figures would not measure requests served",
+                self.expected_errors,
+                self.latencies_us.len(),
+                MAX_EXPECTED_ERROR_SHARE * 100.0
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Creates the namespace's specs and units, directly on `backend`.
 pub async fn load(backend: &dyn Backend, shape: &Shape) -> coordinate::Result<()> {
     let ns = backend.namespace(&shape.namespace).await?;
@@ -424,6 +448,19 @@ mod tests {
         };
         load(backend.as_ref(), &shape).await.expect("loaded");
         (backend, shape)
+    }
+
+    #[test]
+    fn a_run_of_mostly_failed_requests_is_an_error() {
+        let outcome = |requests: usize, expected_errors: u64| Outcome {
+            latencies_us: vec![1; requests],
+            expected_errors,
+            ..Outcome::default()
+        };
+        assert!(outcome(1000, 10).check_errors().is_ok());
+        assert!(outcome(1000, 11).check_errors().is_err());
+        assert!(outcome(0, 0).check_errors().is_ok());
+        assert!(outcome(0, 1).check_errors().is_err());
     }
 
     #[tokio::test]
