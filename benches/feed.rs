@@ -185,10 +185,13 @@ fn main() {
     let samples = if quick {
         5
     } else {
-        std::env::var("FEED_BENCH_SAMPLES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(500)
+        match std::env::var("FEED_BENCH_SAMPLES") {
+            Err(_) => 500,
+            Ok(text) => match text.trim().parse::<usize>() {
+                Ok(samples @ 1..) => samples,
+                _ => panic!("FEED_BENCH_SAMPLES={text:?}: a whole number of samples, at least 1"),
+            },
+        }
     };
     let runtime = runtime();
     runtime.block_on(async {

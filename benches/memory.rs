@@ -14,6 +14,9 @@ use coordinate::{
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
+#[path = "../examples/support/resident.rs"]
+mod resident;
+
 const SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
 /// Units per bulk add in the throughput bench.
@@ -61,9 +64,7 @@ fn units_in(range: std::ops::Range<usize>) -> Vec<NewWorkUnit> {
 
 /// This process's resident set size, where the platform tells it.
 fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    resident::resident_bytes().ok()
 }
 
 /// Prints the resident bytes one stored unit costs, loading `n` units

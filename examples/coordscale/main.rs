@@ -32,6 +32,8 @@ mod measure;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod report;
+#[path = "../support/resident.rs"]
+mod resident;
 mod sampler;
 
 use std::process::{Command, ExitCode, Stdio};
