@@ -1,7 +1,9 @@
 //! What decoding a data map holds at its peak: the CBOR form costs about
 //! what the same data sent as JSON does, and data far over the data limit
 //! costs no more than data just over it, so no body a job server reads
-//! makes it allocate many times more than that limit implies.
+//! makes it allocate many times more than that limit implies; a document a
+//! client reads costs what its data does, and nothing for fields it does
+//! not know.
 //!
 //! The allocator of this test binary records its high-water mark; the
 //! tests compare peaks measured in one run.
@@ -142,5 +144,60 @@ fn a_priority_of_the_wrong_type_is_refused_unread() {
         let refused = refused.expect("refused").to_string();
         assert!(refused.starts_with("invalid type: sequence"), "{refused}");
         assert!(peak < 1 << 16, "peak {peak}");
+    }
+}
+
+/// The documents a client reads, each with `{"a": [[], [], …]}` as its
+/// data, or with that list as a field it does not know.
+fn documents(extra: &str) -> [(&'static str, String); 4] {
+    let unit = format!(
+        r#"{{"name":"u","url":"/u","status":"available","meta":{{"priority":0,"not_before":null}},"work_spec_url":"/s","attempts_url":"/a"{extra}}}"#
+    );
+    let summary =
+        r#""url":"/at","work_unit_url":"/u","worker_url":"/w","start_time":"2026-01-01T00:00:00Z""#;
+    let links =
+        r#""renew_url":"/r","expire_url":"/e","finish_url":"/f","fail_url":"/x","retry_url":"/y""#;
+    let attempt = format!(
+        r#"{{{summary},"status":"pending","expiration_time":"2026-01-01T00:00:00Z",{links}{extra}}}"#
+    );
+    [
+        ("unit", unit.clone()),
+        ("unchecked unit", unit),
+        ("attempt", attempt.clone()),
+        ("unchecked attempt", attempt),
+    ]
+}
+
+/// Decodes `text` as the document `kind` names.
+fn decode_document(kind: &str, text: &str) -> Result<(), serde_json::Error> {
+    use coordinate::rest::wire::{
+        AttemptDocument, UncheckedAttemptDocument, UncheckedWorkUnitDocument, WorkUnitDocument,
+    };
+    match kind {
+        "unit" => serde_json::from_str::<WorkUnitDocument>(text).map(drop),
+        "unchecked unit" => serde_json::from_str::<UncheckedWorkUnitDocument>(text).map(drop),
+        "attempt" => serde_json::from_str::<AttemptDocument>(text).map(drop),
+        _ => serde_json::from_str::<UncheckedAttemptDocument>(text).map(drop),
+    }
+}
+
+#[test]
+fn a_document_holds_its_data_once_and_skips_what_it_does_not_know() {
+    let _alone = alone();
+    let data = json_text();
+    let (_, data_peak) = peak_of(|| serde_json::from_str::<DataMap>(&data).unwrap());
+    for (kind, text) in documents(&format!(",\"data\":{data}")) {
+        let (decoded, peak) = peak_of(|| decode_document(kind, &text));
+        decoded.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(
+            peak <= data_peak + data_peak / 4,
+            "{kind}: peaked at {peak} bytes, its data alone at {data_peak}"
+        );
+    }
+    let unknown = format!(",\"junk\":{}", &data[5..data.len() - 1]);
+    for (kind, text) in documents(&unknown) {
+        let (decoded, peak) = peak_of(|| decode_document(kind, &text));
+        decoded.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(peak < 1 << 16, "{kind}: peaked at {peak} bytes");
     }
 }

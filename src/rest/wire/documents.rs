@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bodies::WorkSpecMetaBody;
 use super::data::data_is_empty;
+use super::flat::{AttemptFields, WorkUnitFields};
 use super::scalars::{is_empty_str, null_as_empty};
 use super::{attempt_status, data, int, opt_time, priority, time, unit_status};
 use crate::model::{
@@ -201,6 +202,7 @@ pub struct WorkUnitHead {
 
 /// A work unit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WorkUnitFields")]
 pub struct WorkUnitDocument {
     /// Its name, URL, data and meta.
     #[serde(flatten)]
@@ -226,6 +228,7 @@ pub struct WorkUnitDocument {
 /// ignores the query and answers the whole document, which reads as this
 /// one too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WorkUnitFields")]
 pub struct UncheckedWorkUnitDocument {
     /// Its name, URL, data and meta.
     #[serde(flatten)]
@@ -240,6 +243,7 @@ pub struct UncheckedWorkUnitDocument {
 
 /// An attempt in a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "AttemptFields")]
 pub struct AttemptSummary {
     /// The attempt's URL.
     #[serde(default)]
@@ -323,6 +327,7 @@ pub struct AttemptActionLinks {
 
 /// An attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "AttemptFields")]
 pub struct AttemptDocument {
     /// Its URL, its unit's and worker's, and its start.
     #[serde(flatten)]
@@ -351,6 +356,7 @@ pub struct AttemptDocument {
 /// whose computation is the expiry check; a whole attempt document reads
 /// as this one too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "AttemptFields")]
 pub struct UncheckedAttemptDocument {
     /// Its URL, its unit's and worker's, and its start.
     #[serde(flatten)]

@@ -34,6 +34,7 @@ mod bodies;
 pub mod data;
 mod documents;
 mod errors;
+mod flat;
 mod query;
 mod scalars;
 #[cfg(test)]

@@ -781,3 +781,29 @@ fn statuses_are_sent_once_and_not_at_all_when_any_is_among_them() {
     assert_eq!(sent(&[AnyStatus]), []);
     assert_eq!(sent(&[]), []);
 }
+
+#[test]
+fn whole_documents_require_what_their_unchecked_forms_lack() {
+    let unit = json!({"name": "u", "url": "/u", "meta": {}});
+    let missing = serde_json::from_value::<WorkUnitDocument>(unit.clone()).unwrap_err();
+    assert!(
+        missing.to_string().contains("missing field `status`"),
+        "{missing}"
+    );
+    assert!(serde_json::from_value::<UncheckedWorkUnitDocument>(unit).is_ok());
+    let attempt = json!({"url": "/a", "start_time": "2024-05-06T07:08:09Z", "status": "pending"});
+    let missing = serde_json::from_value::<AttemptDocument>(attempt.clone()).unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("missing field `expiration_time`"),
+        "{missing}"
+    );
+    assert!(serde_json::from_value::<UncheckedAttemptDocument>(attempt.clone()).is_ok());
+    assert!(serde_json::from_value::<AttemptSummary>(attempt).is_ok());
+    // A meta is required of both unit documents, a start of every attempt.
+    let headless = json!({"name": "u", "status": "available"});
+    assert!(serde_json::from_value::<UncheckedWorkUnitDocument>(headless).is_err());
+    let unstarted = json!({"url": "/a"});
+    assert!(serde_json::from_value::<AttemptSummary>(unstarted).is_err());
+}
