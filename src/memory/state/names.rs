@@ -12,7 +12,9 @@
 //!
 //! Growing rehashes from the stored tags, without reading a record;
 //! removing shifts the entries after it back, so no tombstone is left to
-//! lengthen later probes. Name order, for paging, is the per-status name
+//! lengthen later probes, and a table left at most an eighth full shrinks
+//! (rehashed the same way), so a spec emptied of most of its units keeps
+//! neither the memory of its largest size nor a walk over it. Name order, for paging, is the per-status name
 //! sets' (see `index.rs`).
 
 use std::fmt;
@@ -41,6 +43,16 @@ struct Table {
 
 /// The smallest table that grows at all.
 const MIN_CAPACITY: usize = 16;
+
+/// The capacity that holds `entries` within the load limit.
+fn capacity_for(entries: usize) -> usize {
+    entries
+        .saturating_mul(4)
+        .div_ceil(3)
+        .max(MIN_CAPACITY)
+        .checked_next_power_of_two()
+        .unwrap_or(1 << (usize::BITS - 1))
+}
 
 impl Table {
     fn mask(&self) -> usize {
@@ -85,12 +97,21 @@ impl Table {
         if needed.saturating_mul(4) <= self.entries.len().saturating_mul(3) {
             return;
         }
-        let capacity = needed
-            .saturating_mul(4)
-            .div_ceil(3)
-            .max(MIN_CAPACITY)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << (usize::BITS - 1));
+        self.rehash(capacity_for(needed));
+    }
+
+    /// After a removal: a table at most an eighth full shrinks to what its
+    /// entries need, which leaves it three eighths to three quarters full,
+    /// so that neither shrinking nor growing follows again soon.
+    fn shrink_if_sparse(&mut self) {
+        let capacity = self.entries.len();
+        if capacity > MIN_CAPACITY && self.len.saturating_mul(8) <= capacity {
+            self.rehash(capacity_for(self.len));
+        }
+    }
+
+    /// Moves every entry into a new array of `capacity` entries.
+    fn rehash(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.entries, vec![None; capacity].into_boxed_slice());
         for filed in old.iter().flatten() {
             if let Err(at) = self.probe(filed.tag, |_| None::<()>) {
@@ -124,6 +145,7 @@ impl Table {
         }
         self.entries[hole] = None;
         self.len -= 1;
+        self.shrink_if_sparse();
     }
 
     fn iter(&self) -> impl Iterator<Item = Filed> + '_ {
@@ -315,6 +337,35 @@ mod tests {
                     assert!(table.entries[i].is_some(), "step {step}: gap before {at}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_table_emptied_of_most_entries_shrinks_and_keeps_the_rest() {
+        let filed = |slot: u32| Filed {
+            tag: tag(slot.wrapping_mul(0x9e37_79b9) | 1),
+            slot,
+        };
+        let mut table = Table::default();
+        for slot in 0..10_000u32 {
+            table.reserve(1);
+            let Err(at) = table.probe(filed(slot).tag, |_| None::<()>) else {
+                unreachable!("no entry matches")
+            };
+            table.insert_at(at, filed(slot));
+        }
+        assert_eq!(table.entries.len(), 16_384);
+        for slot in 8..10_000u32 {
+            let found = table.probe(filed(slot).tag, |f| (f.slot == slot).then_some(()));
+            let Ok((at, ())) = found else {
+                panic!("slot {slot} not found")
+            };
+            table.remove_at(at);
+            assert!(table.len * 4 <= table.entries.len() * 3, "slot {slot}");
+        }
+        assert_eq!(table.entries.len(), MIN_CAPACITY);
+        for slot in 0..10_000u32 {
+            assert_eq!(find(&table, filed(slot)), slot < 8, "slot {slot}");
         }
     }
 
