@@ -67,12 +67,17 @@ fn is_quoted_string(s: &str) -> bool {
 }
 
 /// Parses `type/subtype *(; name=value)` into the lower-cased essence and
-/// the parameters; `None` when malformed.
+/// the parameters; `None` when malformed. A bare token without a subtype
+/// is well-formed, as the reference server's parser reads it, and names no
+/// type this server knows: Java's default `Accept` lists `*` so.
 fn parse_media_type(text: &str) -> Option<(String, Vec<(&str, &str)>)> {
     let mut parts = split_unquoted(text, b';');
     let essence = parts.next()?.trim();
-    let (kind, subtype) = essence.split_once('/')?;
-    if !is_token(kind) || !is_token(subtype) {
+    let well_formed = match essence.split_once('/') {
+        Some((kind, subtype)) => is_token(kind) && is_token(subtype),
+        None => is_token(essence),
+    };
+    if !well_formed {
         return None;
     }
     let mut parameters = Vec::new();
@@ -236,6 +241,13 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_token_is_an_unknown_type() {
+        // Java's `HttpURLConnection` sends this by default.
+        let java = "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2";
+        negotiates(&[(Some(java), MEDIA_TYPE_V1)]);
+    }
+
+    #[test]
     fn known_types_beat_wildcards_and_the_first_wins() {
         negotiates(&[
             (
@@ -278,8 +290,17 @@ mod tests {
         refuses(&[
             ("application/json;q=0", StatusCode::NOT_ACCEPTABLE),
             ("image/*", StatusCode::NOT_ACCEPTABLE),
+            ("json", StatusCode::NOT_ACCEPTABLE),
         ]);
-        for bad in ["json", "a/b;q=x", "a/b;q=-0.1", "/json", "a/b;=1", "a b/c"] {
+        for bad in [
+            "a/b;q=x",
+            "a/b;q=-0.1",
+            "/json",
+            "json/",
+            "a/b;=1",
+            "a b/c",
+            "a b",
+        ] {
             refuses(&[(bad, StatusCode::BAD_REQUEST)]);
         }
     }
@@ -294,7 +315,11 @@ mod tests {
             code(Some("text/plain")),
             Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
         );
-        assert_eq!(code(Some("garbage")), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            code(Some("garbage")),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        assert_eq!(code(Some("a b")), Some(StatusCode::BAD_REQUEST));
         // Empty reads as absent; parameters, `q` included, mean nothing.
         for absent in ["", "  "] {
             assert_eq!(
