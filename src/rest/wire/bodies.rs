@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::documents::{AttemptDocument, WorkUnitMetaDocument};
 use super::query::parse_status;
-use super::scalars::{is_zero_f64, is_zero_i64, null_as_empty, optional_object};
+use super::scalars::{is_zero_f64, is_zero_i64, null_as_default, optional_object};
 use super::QueryError;
 use super::{data, duration, int, opt_time, priority};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta, WorkUnitQuery};
@@ -13,7 +13,8 @@ use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta, WorkUn
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NamespaceBody {
-    /// The name; absent is the empty name.
+    /// The name; absent or `null` is the empty name.
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
 }
 
@@ -31,7 +32,8 @@ pub struct WorkSpecBody {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkUnitBody {
-    /// The unit's name; absent is the empty name.
+    /// The unit's name; absent or `null` is the empty name.
+    #[serde(deserialize_with = "null_as_default")]
     pub name: String,
     /// The unit's data; `None` when absent or `null`.
     #[serde(with = "data", skip_serializing_if = "Option::is_none")]
@@ -79,11 +81,16 @@ pub struct WorkSpecMetaBody {
     #[serde(with = "int")]
     pub weight: i64,
     /// Never scheduled while paused.
+    #[serde(deserialize_with = "null_as_default")]
     pub paused: bool,
     /// Generates units when idle.
+    #[serde(deserialize_with = "null_as_default")]
     pub continuous: bool,
     /// Memory hint; omitted when 0.
-    #[serde(skip_serializing_if = "is_zero_f64")]
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_zero_f64"
+    )]
     pub min_memory_gb: f64,
     /// Time between generated continuous units.
     #[serde(with = "duration")]
@@ -165,18 +172,21 @@ pub struct WorkUnitSelectBody {
     pub action: SelectAction,
     /// Select only units of these names (any unit when empty).
     #[serde(
-        deserialize_with = "null_as_empty",
+        deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub name: Vec<String>,
     /// Select only units of these statuses (any status when empty).
     #[serde(
-        deserialize_with = "null_as_empty",
+        deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub status: Vec<String>,
     /// Select only names strictly greater than this one.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub previous: String,
     /// At most this many units, the first in name order; 0 or less is no
     /// limit.
@@ -276,11 +286,13 @@ pub struct WorkerUpdateBody {
     pub parent_url: Option<String>,
     /// `true`: update with the fields below and mark active; otherwise an
     /// active worker is deactivated.
+    #[serde(deserialize_with = "null_as_default")]
     pub active: bool,
     /// The worker's data (update only).
     #[serde(with = "data")]
     pub data: Option<DataMap>,
     /// The mode (update only).
+    #[serde(deserialize_with = "null_as_default")]
     pub mode: String,
     /// The expiration (update only).
     #[serde(with = "opt_time")]
@@ -295,7 +307,10 @@ pub struct WorkerUpdateBody {
 #[serde(default)]
 pub struct AttemptRequestBody {
     /// The worker's memory; if positive, only specs needing at most this.
-    #[serde(serialize_with = "super::scalars::finite_gb")]
+    #[serde(
+        deserialize_with = "null_as_default",
+        serialize_with = "super::scalars::finite_gb"
+    )]
     pub available_gb: f64,
     /// Lease of the returned attempts; 0 is the default.
     #[serde(with = "duration")]
@@ -304,10 +319,10 @@ pub struct AttemptRequestBody {
     #[serde(with = "int")]
     pub number_of_work_units: i64,
     /// Only these specs, if any.
-    #[serde(deserialize_with = "null_as_empty")]
+    #[serde(deserialize_with = "null_as_default")]
     pub work_specs: Vec<String>,
     /// Only these runtimes, if any.
-    #[serde(deserialize_with = "null_as_empty")]
+    #[serde(deserialize_with = "null_as_default")]
     pub runtimes: Vec<String>,
 }
 
@@ -326,7 +341,7 @@ pub struct AttemptRequestResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_spec_url: Option<String>,
     /// Complete attempt documents (`null` read as none).
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub attempts: Vec<AttemptDocument>,
 }
 
@@ -335,8 +350,10 @@ pub struct AttemptRequestResult {
 #[serde(default)]
 pub struct MakeAttemptBody {
     /// The work spec's name, in the worker's namespace.
+    #[serde(deserialize_with = "null_as_default")]
     pub work_spec: String,
     /// The work unit's name.
+    #[serde(deserialize_with = "null_as_default")]
     pub work_unit: String,
     /// The URL of the work unit, which may belong to another namespace
     /// (`work_spec` and `work_unit` name one of the worker's own); takes

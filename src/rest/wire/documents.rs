@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::bodies::WorkSpecMetaBody;
 use super::data::data_is_empty;
 use super::flat::{AttemptFields, WorkUnitFields};
-use super::scalars::{is_empty_str, null_as_empty};
+use super::scalars::{is_empty_str, null_as_default};
 use super::{attempt_status, data, int, opt_time, priority, time, unit_status};
 use crate::model::{
     AttemptStatus, DataMap, SummaryRecord, Time, WorkSpecMeta, WorkUnitMeta, WorkUnitStatus,
@@ -41,7 +41,7 @@ pub struct NamedLink {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NamespaceList {
     /// Every namespace, unordered.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub namespaces: Vec<NamedLink>,
 }
 
@@ -69,7 +69,7 @@ pub struct NamespaceDocument {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkSpecList {
     /// Every work spec, unordered.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub work_specs: Vec<NamedLink>,
 }
 
@@ -180,7 +180,7 @@ same_fields!(WorkUnitMeta <=> WorkUnitMetaDocument {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkUnitList {
     /// The selected units, unordered.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub work_units: Vec<NamedLink>,
 }
 
@@ -304,7 +304,7 @@ impl AttemptNames {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AttemptList {
     /// The attempts.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub attempts: Vec<AttemptSummary>,
 }
 
@@ -387,7 +387,7 @@ pub struct WorkerDocument {
     /// The children's URLs; omitted when none.
     #[serde(
         default,
-        deserialize_with = "null_as_empty",
+        deserialize_with = "null_as_default",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub child_urls: Vec<String>,
@@ -451,7 +451,7 @@ same_fields!(SummaryRecord <=> SummaryRecordDocument {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SummaryDocument(
-    #[serde(deserialize_with = "null_as_empty")] pub Vec<SummaryRecordDocument>,
+    #[serde(deserialize_with = "null_as_default")] pub Vec<SummaryRecordDocument>,
 );
 
 /// The worker list: `GET` on a namespace's `workers_url`. An extension of
@@ -460,7 +460,7 @@ pub struct SummaryDocument(
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkerList {
     /// Every worker of the namespace, unordered.
-    #[serde(default, deserialize_with = "null_as_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub workers: Vec<NamedLink>,
 }
 

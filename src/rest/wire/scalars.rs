@@ -112,7 +112,7 @@ pub mod priority {
         }
     }
 
-    /// Reads a number or one of the three strings; anything else is
+    /// Reads a number or one of the three strings (`null` as zero); anything else is
     /// refused at its first byte, unread.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         d.deserialize_any(Wire)
@@ -137,6 +137,11 @@ pub mod priority {
 
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
             Ok(v as f64)
+        }
+
+        /// `null`, read as zero, as the reference decoder reads it.
+        fn visit_unit<E: serde::de::Error>(self) -> Result<f64, E> {
+            Ok(0.0)
         }
 
         fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<f64, E> {
@@ -164,7 +169,7 @@ pub(super) fn finite_gb<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// An integer that may be written with an exponent (`1e3`) but not with a
-/// fraction.
+/// fraction; `null` is zero.
 pub(super) fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     struct Visitor;
     impl serde::de::Visitor<'_> for Visitor {
@@ -174,6 +179,9 @@ pub(super) fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Err
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
             Ok(v)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<i64, E> {
+            Ok(0)
         }
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
             i64::try_from(v).map_err(|_| E::custom(format!("integer {v} out of range")))
@@ -247,7 +255,8 @@ pub mod duration {
         }
     }
 
-    /// Reads integer nanoseconds (exponent form allowed, no fraction).
+    /// Reads integer nanoseconds (exponent form allowed, no fraction);
+    /// `null` is zero.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         struct Visitor;
         impl serde::de::Visitor<'_> for Visitor {
@@ -257,6 +266,9 @@ pub mod duration {
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
                 Ok(from_nanos(i128::from(v)))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Duration, E> {
+                Ok(Duration::zero())
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
                 Ok(from_nanos(i128::from(v)))
@@ -317,13 +329,15 @@ status_text!(
     attempt_status: AttemptStatus
 );
 
-/// A list that may arrive as `null`.
-pub(super) fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+/// A list or scalar that may arrive as `null`: read as empty or zero, as
+/// the reference decoder reads `null` into any field that is not a
+/// pointer.
+pub(super) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: Deserialize<'de> + Default,
 {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// An optional document field that must be a JSON object (or `null`):

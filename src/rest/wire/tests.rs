@@ -807,3 +807,48 @@ fn whole_documents_require_what_their_unchecked_forms_lack() {
     let unstarted = json!({"url": "/a"});
     assert!(serde_json::from_value::<AttemptSummary>(unstarted).is_err());
 }
+
+/// `body` with every field it writes for its default value, and `more`,
+/// set to `null`.
+fn all_null<T: serde::Serialize + Default>(more: &[&str]) -> serde_json::Value {
+    let mut fields = serde_json::to_value(T::default()).unwrap();
+    let fields = fields.as_object_mut().unwrap();
+    for key in more {
+        fields.insert((*key).to_owned(), serde_json::Value::Null);
+    }
+    fields
+        .values_mut()
+        .for_each(|v| *v = serde_json::Value::Null);
+    serde_json::Value::Object(fields.clone())
+}
+
+/// As the reference decoder reads it, `null` in any field of a request
+/// body is the field's zero value: the empty name, false, zero.
+#[test]
+fn null_fields_of_request_bodies_read_as_zero() {
+    fn check<T>(more: &[&str])
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Default + PartialEq + std::fmt::Debug,
+    {
+        let body = all_null::<T>(more);
+        let read: T =
+            serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(read, T::default(), "{body}");
+    }
+    check::<NamespaceBody>(&["name"]);
+    check::<WorkSpecBody>(&["data"]);
+    check::<WorkUnitBody>(&["name", "data", "meta"]);
+    check::<WorkSpecMetaBody>(&["min_memory_gb"]);
+    check::<WorkUnitUpdateBody>(&["active_attempt_url", "meta"]);
+    check::<AttemptActionBody>(&["data", "extend_duration", "delay"]);
+    check::<WorkerUpdateBody>(&["parent", "parent_url", "active", "mode"]);
+    check::<AttemptRequestBody>(&["available_gb", "lifetime", "number_of_work_units"]);
+    check::<MakeAttemptBody>(&["work_spec", "work_unit", "work_unit_url", "lifetime"]);
+    let select = json!({"action": "list", "name": null, "status": null, "previous": null,
+                        "limit": null, "meta": null});
+    let read: WorkUnitSelectBody = serde_json::from_value(select).unwrap();
+    assert_eq!(read, WorkUnitSelectBody::default());
+    let meta: WorkUnitMetaDocument =
+        serde_json::from_value(json!({"priority": null, "not_before": null})).unwrap();
+    assert_eq!(meta, WorkUnitMetaDocument::default());
+}
