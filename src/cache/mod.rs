@@ -219,9 +219,17 @@ use stats::Counters;
 /// drop entries by hand, and [`CacheStats::feed`] counts events, flushes,
 /// gaps and reconnects.
 ///
-/// * Either way, correctness of operations never depends on the feed or on
-///   expiry: a handle whose object is gone answers `Gone` or follows its
-///   name (a namespace handle recreates its namespace, as above).
+/// * Either way, single-object reads and writes never depend on the feed
+///   or on expiry: a handle whose object is gone answers `Gone` or follows
+///   its name (a namespace handle recreates its namespace, as above). A
+///   backend that only finds a deletion when a row is missing may answer a
+///   call under a deleted parent with an empty result instead of `Gone`
+///   (the model permits it for lists, counts, bulk deletes and priority
+///   changes, and lookups by name; the PostgreSQL backend does so): over
+///   such a backend, those calls on a handle whose object was deleted
+///   behind the cache's back answer that empty result until the feed
+///   drops its entry, or until a single-object call on it answers `Gone`
+///   and it follows its name.
 /// * Feed events reach children only through the parent entry now cached.
 ///   So a namespace or spec handle kept after its entry left the cache
 ///   (evicted, expired, purged, or dropped by an event), or kept under a
