@@ -107,6 +107,41 @@ async fn old_handles_stay_gone_after_recreation() {
     assert_eq!(b.namespaces().await.unwrap().len(), 1);
 }
 
+/// A clock one second later at every reading.
+#[derive(Debug, Clone)]
+struct Ticking(MockClock);
+
+impl Clock for Ticking {
+    fn now(&self) -> coordinate::Time {
+        self.0.advance(Duration::seconds(1));
+        self.0.now()
+    }
+}
+
+/// A finish without data, whose chained units are parsed from the stored
+/// data by a second call, delays them from the instant it ends the attempt.
+#[tokio::test]
+async fn a_finish_chains_delays_from_its_own_end_time() {
+    let cluster = TestCluster::shared_or_panic();
+    let b = cluster
+        .fresh_backend(Ticking(MockClock::new()))
+        .await
+        .unwrap();
+    let ns = b.namespace("n").await.unwrap();
+    let (a, next) = chained_specs(&ns, "a", "b").await;
+    let worker = ns.worker("w").await.unwrap();
+    let output = data!({"output": [["x", {}, {"delay": 60}]]});
+    a.add_work_unit("u", output, WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let got = request(&worker, AttemptRequest::units(1)).await;
+    got[0].finish(None).await.unwrap();
+    let ended = got[0].end_time().await.unwrap().expect("ended");
+    let x = next.work_unit("x").await.unwrap();
+    let not_before = x.meta().await.unwrap().not_before.expect("delayed");
+    assert_eq!(not_before, ended + Duration::seconds(60));
+}
+
 #[tokio::test]
 async fn chaining_follows_the_active_attempt_only() {
     let (b, clock) = backend().await;

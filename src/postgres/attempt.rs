@@ -267,8 +267,10 @@ impl PgAttempt {
         let escaped = data.as_ref().map(json);
         let mut parsed: Option<Json<serde_json::Value>> = None;
         let mut chained = Chained::default();
+        // One instant for the whole finish: the end time and the chained
+        // units' delays, whichever call parses them.
+        let now = shared.now();
         for _ in 0..MAX_TRIES {
-            let now = shared.now();
             if let Some(d) = &data {
                 chained = Chained::parse(d, now);
             }
