@@ -124,31 +124,37 @@
 //! one's time, are read again under the lock, so one interval makes one
 //! unit). Each of these re-reads relies on every statement seeing what
 //! committed before it started, so every pooled connection runs at read
-//! committed, whatever the database's or role's default. Every function locks a unit's row before an
-//! attempt of it, and a unit's row before its spec's counters (a destroy
-//! too: it deletes the units, then the counters), and units of one spec
-//! in name order (bulk adds, and the units a finish chains), so the common
-//! paths do not deadlock with each other. Some rarer pairs still can, each
-//! needing two transactions to meet on the same rows at once: a finish
-//! that chains into an existing unit, already holding the counter stripe
-//! its own change wrote, while a hand-out of that unit by a connection of
-//! the same stripe waits for it; a delete or priority change by query
-//! (which locks units in id order) against a bulk add of the same units;
-//! a namespace destroy against a finish chaining within it or a
-//! `make_attempt` on its unit elsewhere. PostgreSQL breaks such a
-//! deadlock after its `deadlock_timeout` (1 s by default) and the call is
-//! retried. Adding a unit
-//! reads the unit's state (its active attempt's status) under the unit's
-//! row lock, so a `finish`
-//! racing with it is either seen (the unit runs again) or comes after
-//! (the unit ends Finished). A delete or priority change by query with a
-//! `limit` picks its units as it starts and judges each again once
-//! locked: one whose status another transaction changed meanwhile (handed
-//! out, say) is left alone and not replaced, so the call may change fewer
-//! than `limit` units while more match. Statements failing with a serialization
-//! failure or a deadlock are retried a bounded number of times. A backend
-//! and its handles belong to the tokio runtime they were created on (the
-//! pool's connections run there).
+//! committed, whatever the database's or role's default. Every function
+//! locks a unit's row before an attempt of it, and a unit's row before its
+//! spec's counters (a destroy too: it deletes the units, then the
+//! counters), and units of one spec in name order (bulk adds, and the units
+//! a finish chains), so the common paths do not deadlock with each other.
+//! Some rarer pairs still can, each needing two transactions to meet on the
+//! same rows at once: a finish that chains into an existing unit, already
+//! holding the counter stripe its own change wrote, while a hand-out of
+//! that unit by a connection of the same stripe waits for it; a delete or
+//! priority change by query (which locks units in id order) against a bulk
+//! add of the same units; a namespace destroy against a finish chaining
+//! within it or a `make_attempt` on its unit elsewhere; the expiry a read
+//! or hand-out applies (which locks the units of leases past their deadline
+//! in id order, then due waiting units) against a finish chaining into such
+//! a unit, or against a delete or priority change by query. PostgreSQL
+//! breaks such a deadlock after its `deadlock_timeout` (1 s by default) and
+//! the call is retried. Adding a unit reads the unit's state (its active
+//! attempt's status) under the unit's row lock, so a `finish` racing with
+//! it is either seen (the unit runs again) or comes after (the unit ends
+//! Finished). A delete or priority change by query with a `limit` picks its
+//! units as it starts and judges each again once locked: one whose status
+//! another transaction changed meanwhile (handed out, say) is left alone
+//! and not replaced, so the call may change fewer than `limit` units while
+//! more match. That judgement reads the unit's active attempt as of the
+//! statement's start: a renew committed while the statement waited, of a
+//! lease whose deadline fell between the renew's clock reading and the
+//! statement's, is not seen, and a status filter may then take the renewed
+//! unit for Available. Statements failing with a serialization failure or a
+//! deadlock are retried a bounded number of times. A backend and its
+//! handles belong to the tokio runtime they were created on (the pool's
+//! connections run there).
 //!
 //! # Cancellation
 //!
