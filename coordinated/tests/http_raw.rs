@@ -785,13 +785,7 @@ fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
 #[test]
 fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "300ms"]);
-    let connect = || {
-        let stream = TcpStream::connect(server.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        stream
-    };
+    let connect = || support::connect(server.addr);
     // A head that never ends; a connection that never sends a byte; a
     // keep-alive connection left idle after one request.
     let mut trickling = connect();
@@ -825,13 +819,7 @@ fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
 #[test]
 fn connections_beyond_the_bound_wait_for_a_free_one() {
     let server = Server::start(&["--max-connections", "2"]);
-    let connect = || {
-        let stream = TcpStream::connect(server.addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        stream
-    };
+    let connect = || support::connect(server.addr);
     let first = connect();
     let _second = connect();
     let mut third = connect();

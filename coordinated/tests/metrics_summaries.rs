@@ -10,6 +10,8 @@ use coordinate::memory::MemoryBackend;
 use coordinate::{data, Backend, WorkUnitMeta};
 use coordinated::metrics::{collect_summaries, install, SummaryPeriod};
 
+mod support;
+
 /// A summary taking several periods (more than a series may go unset)
 /// leaves the last counts up meanwhile, rather than letting them lapse
 /// between summaries.
@@ -17,17 +19,7 @@ use coordinated::metrics::{collect_summaries, install, SummaryPeriod};
 async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
     let period = SummaryPeriod::new(Duration::from_millis(50)).expect("not zero");
     let metrics = install(period);
-    let memory = MemoryBackend::new();
-    let spec = memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
+    let memory = support::memory_with_units(&["u"]).await;
     // Eight periods per summary; a series unset for three goes.
     let slow =
         Instrumented::with_latency(memory, Duration::from_millis(400), |op| op == Op::Summarize);

@@ -963,20 +963,7 @@ async fn with_unit() -> MemoryBackend {
 
 /// A memory backend holding `units` of spec `s` in namespace `n`.
 async fn with_units(units: &[&str]) -> MemoryBackend {
-    let served = MemoryBackend::new();
-    let spec = served
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    for name in units {
-        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
-            .await
-            .unwrap();
-    }
-    served
+    support::memory_with_units(units).await
 }
 
 /// A delete made through the cache while a lookup of the same name is on

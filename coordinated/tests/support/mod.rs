@@ -315,6 +315,35 @@ pub fn metric(exposition: &str, name: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// A memory backend holding `units` (with empty data) of spec `s` in
+/// namespace `n`.
+pub async fn memory_with_units(units: &[&str]) -> coordinate::memory::MemoryBackend {
+    use coordinate::{data, Backend, WorkUnitMeta};
+    let memory = coordinate::memory::MemoryBackend::new();
+    let spec = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    for name in units {
+        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+            .await
+            .unwrap();
+    }
+    memory
+}
+
+/// A connection to `addr` whose reads give up after ten seconds.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+}
+
 /// Polls `probe` every few milliseconds until it answers `Some`, at most
 /// `limit`.
 pub fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
