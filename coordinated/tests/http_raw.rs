@@ -581,14 +581,25 @@ fn metrics_count_routes_cache_and_work_units() {
     assert!(!text.contains("coordinate_cache_hits_total"), "{text}");
 }
 
+/// A server summarizing every 50 ms, with unit "u" of spec "s" in `ns`.
+fn summarizing_with_unit(ns: &str) -> Server {
+    let server = Server::start(&["--metrics-period", "50ms"]);
+    add_spec_s(&server, ns);
+    let body = json!({"name": "u"}).to_string();
+    let added = server.send_json(
+        "POST",
+        &format!("/namespace/{ns}/work_spec/s/work_unit"),
+        &body,
+    );
+    assert_eq!(added.status, 201, "{}", added.text());
+    server
+}
+
 /// Every status of a spec with units has a series: a queue drained of
 /// available units reads 0, and goes on reading it.
 #[test]
 fn metrics_show_every_status_of_a_spec_zero_included() {
-    let server = Server::start(&["--metrics-period", "50ms"]);
-    add_spec_s(&server, "m");
-    let body = json!({"name": "u"}).to_string();
-    server.send_json("POST", "/namespace/m/work_spec/s/work_unit", &body);
+    let server = summarizing_with_unit("m");
     let series = |status: &str, count: u32| {
         format!(r#"coordinate_work_units{{namespace="m",work_spec="s",status="{status}"}} {count}"#)
     };
@@ -614,10 +625,7 @@ fn metrics_show_every_status_of_a_spec_zero_included() {
 
 #[test]
 fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
-    let server = Server::start(&["--metrics-period", "50ms"]);
-    add_spec_s(&server, "gone");
-    let body = json!({"name": "u"}).to_string();
-    server.send_json("POST", "/namespace/gone/work_spec/s/work_unit", &body);
+    let server = summarizing_with_unit("gone");
     let series = r#"coordinate_work_units{namespace="gone",work_spec="s",status="available"}"#;
     eventually(Duration::from_secs(10), || {
         server

@@ -401,29 +401,12 @@ async fn queries_too_long_for_one_url_are_sent_in_parts_to_other_servers() {
 /// sent in parts.
 #[tokio::test]
 async fn a_query_too_big_for_one_body_is_sent_in_parts() {
-    let served = MemoryBackend::new();
+    let served = with_units(&["a", "b", "c"]).await;
     let app = router_over(&served);
     let (url, requests, _stop) = counting(app).await;
-    let spec = served
-        .namespace("ns")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    for name in ["a", "b", "c"] {
-        spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
-            .await
-            .unwrap();
-    }
+    let spec = served.work_spec_at("n", "s").await.unwrap();
     let rest = RestBackend::connect(url).await.unwrap();
-    let over_rest = rest
-        .namespace("ns")
-        .await
-        .unwrap()
-        .work_spec("s")
-        .await
-        .unwrap();
+    let over_rest = rest.work_spec_at("n", "s").await.unwrap();
     // About 5 MB of names, none of them stored but "b".
     let mut names: Vec<String> = (0..200_000).map(|i| format!("absent-{i:013}")).collect();
     names.push("b".into());
