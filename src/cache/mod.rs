@@ -35,6 +35,7 @@ mod front;
 mod handle;
 mod inflight;
 mod key;
+mod key_locks;
 mod lifecycle;
 mod link;
 mod namespace;

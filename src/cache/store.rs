@@ -16,7 +16,7 @@
 //! between the two puts; moka's removal listener takes out
 //! of the front whatever moka drops on its own (size eviction, admission
 //! refusal), and a sampled hit that moka no longer has removes it from the
-//! front too (under moka's lock on the key, so an insert whose put has not
+//! front too (under the key's lock, so an insert whose put has not
 //! landed yet keeps it). So an entry moka dropped is never served once its
 //! removal has returned. With a time-to-live or time-to-idle there is no front (moka
 //! expires entries lazily, unseen by a front); hits then read moka itself.
@@ -25,12 +25,12 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use moka::ops::compute::{CompResult, Op};
 use parking_lot::Mutex;
 
 use super::front::{Filed, Front};
 use super::inflight::Loads;
 use super::key::{Entry, KeyRef, Keyed};
+use super::key_locks::KeyLocks;
 use super::sweep::{Scopes, Sweep};
 
 /// One lookup in this many, per thread, is made on moka too. At 8 the hit
@@ -46,6 +46,9 @@ pub(crate) struct Store<W> {
     /// Hits reach moka (sampled) from this many entries on.
     sample_from: u64,
     pub(super) loads: Loads<W>,
+    /// Held by each step that reads an entry and then writes it: inserts,
+    /// conditional removals and sampled hits that moka missed.
+    locks: KeyLocks,
     /// The cache's sweep, which counts this store's inserts.
     sweep: Arc<Sweep>,
     /// Entries a sweep found unreachable, not yet removed (see
@@ -90,6 +93,7 @@ impl<W: Keyed> Store<W> {
             }),
             sample_from,
             loads: Loads::default(),
+            locks: KeyLocks::default(),
             sweep,
             doomed: Mutex::default(),
             doomed_len: AtomicUsize::new(0),
@@ -105,21 +109,14 @@ impl<W: Keyed> Store<W> {
                 // or an insert filed it in the front and its put has not
                 // landed: told apart under the key's lock, which that
                 // insert holds until it has.
-                let held = self
-                    .entries
-                    .entry(Entry(Arc::clone(&hit)))
-                    .and_compute_with(|held| {
-                        if held.is_none() {
-                            if let Some((front, _)) = &self.front {
-                                front.remove_handle(&hit);
-                            }
-                        }
-                        Op::Nop
-                    });
-                match held {
-                    CompResult::Unchanged(held) => Some(held.into_value()),
-                    _ => None,
+                let _locked = self.locks.lock(key);
+                let held = self.held(key);
+                if held.is_none() {
+                    if let Some((front, _)) = &self.front {
+                        front.remove_handle(&hit);
+                    }
                 }
+                held
             }
             (found, held) => found.or(held),
         }
@@ -153,6 +150,17 @@ impl<W: Keyed> Store<W> {
         self.entries.get(&key)
     }
 
+    /// The entry moka holds for `key`, counted as an access only if there
+    /// is one: the miss a load follows was counted by its lookup already,
+    /// and counting it twice skews moka's admission towards new names.
+    fn held(&self, key: KeyRef<'_>) -> Option<Arc<W>> {
+        if self.entries.contains_key(&key) {
+            self.entries.get(&key)
+        } else {
+            None
+        }
+    }
+
     /// Files `handle` in the front, which samples hits once the store is
     /// half full; no clear starts while the answer is held.
     fn front_insert(&self, handle: &Arc<W>) -> Option<Filed<'_>> {
@@ -167,36 +175,26 @@ impl<W: Keyed> Store<W> {
     /// The entry under `handle`'s key, else `handle`, cached after
     /// `inserting` saw it. An entry is never replaced: whoever holds it
     /// keeps the handle the cache answers, whose children the cache finds.
-    /// A compute of moka's, as [`remove_handle`](Self::remove_handle) is,
+    /// Under the key's lock, as [`remove_handle`](Self::remove_handle) is,
     /// so the two never interleave on one key.
     pub(crate) fn get_with(&self, handle: Arc<W>, inserting: impl FnOnce(&Arc<W>)) -> Arc<W> {
+        let _locked = self.locks.lock(handle.key());
+        if let Some(held) = self.held(handle.key()) {
+            return held;
+        }
+        inserting(&handle);
         // Held from the front insert until the put has landed, so that a
         // clear comes wholly before or after the two (see `Front::clear_after`).
-        let mut filed = None;
-        let computed = self
-            .entries
-            .entry(Entry(Arc::clone(&handle)))
-            .and_compute_with(|held| match held {
-                Some(_) => Op::Nop,
-                None => {
-                    inserting(&handle);
-                    filed = self.front_insert(&handle);
-                    #[cfg(test)]
-                    if let Some(pause) = BEFORE_PUT.take() {
-                        pause();
-                    }
-                    Op::Put(Arc::clone(&handle))
-                }
-            });
-        drop(filed);
-        match computed {
-            CompResult::Unchanged(held) => held.into_value(),
-            // Inserted: nothing else follows from a put on an empty key.
-            _ => {
-                self.sweep.inserted();
-                handle
-            }
+        let filed = self.front_insert(&handle);
+        #[cfg(test)]
+        if let Some(pause) = BEFORE_PUT.take() {
+            pause();
         }
+        self.entries
+            .insert(Entry(Arc::clone(&handle)), Arc::clone(&handle));
+        drop(filed);
+        self.sweep.inserted();
+        handle
     }
 
     /// Drops the entry for `key`, answering it. The front loses that
@@ -213,14 +211,15 @@ impl<W: Keyed> Store<W> {
     /// Drops the entry of `handle` if it is still cached, and not another
     /// handle under its key; answers whether it was.
     pub(crate) fn remove_handle(&self, handle: &Arc<W>) -> bool {
-        let removed = self
-            .entries
-            .entry(Entry(Arc::clone(handle)))
-            .and_compute_with(|held| match held {
-                Some(held) if Arc::ptr_eq(held.value(), handle) => Op::Remove,
-                _ => Op::Nop,
-            });
-        let removed = matches!(removed, CompResult::Removed(_));
+        let key = handle.key();
+        let removed = {
+            let _locked = self.locks.lock(key);
+            // Only inserts put entries, under this lock: what is removed
+            // here is what was found.
+            self.held(key)
+                .is_some_and(|held| Arc::ptr_eq(&held, handle))
+                && self.entries.remove(&key).is_some()
+        };
         if let (true, Some((front, _))) = (removed, &self.front) {
             front.remove_handle(handle);
         }
