@@ -12,7 +12,7 @@ use coordinate::memory::MemoryBackend;
 use coordinate::ObjectKind;
 use coordinate::{
     data, AttemptRequest, Backend, BackendExt, Duration, Error, MockClock, NamespaceRef,
-    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
+    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
 };
 
 mod common {
@@ -483,6 +483,54 @@ async fn an_old_namespace_handle_never_destroys_a_newer_namespace() -> coordinat
     // Under name identity the old handle now acts on the new namespace.
     assert_eq!(old.work_spec_names().await?, vec!["s".to_string()]);
     Ok(())
+}
+
+/// A namespace handle `old` on "n" with spec "s" and worker "w", destroyed,
+/// and the namespace recreated under its name with the same children.
+async fn destroyed_and_recreated(
+    cache: &Counted,
+) -> coordinate::Result<(NamespaceRef, WorkSpecRef, WorkerRef)> {
+    let old = cache.namespace("n").await?;
+    let spec = old.set_work_spec(data!({"name": "s"})).await?;
+    let worker = old.worker("w").await?;
+    old.destroy().await?;
+    let new = cache.namespace("n").await?;
+    new.set_work_spec(data!({"name": "s", "priority": 5}))
+        .await?;
+    new.worker("w").await?;
+    Ok((old, spec, worker))
+}
+
+/// The recreated namespace of [`destroyed_and_recreated`] is whole.
+async fn assert_recreated_whole(cache: &Counted) -> coordinate::Result<()> {
+    let new = cache.namespace("n").await?;
+    assert_eq!(new.work_spec_names().await?, vec!["s".to_string()]);
+    assert!(new.workers().await?.contains_key("w"));
+    Ok(())
+}
+
+/// A spec made under a namespace handle follows its name into the
+/// namespace recreated under that name without rebinding that handle: the
+/// old handle's `destroy` stays a no-op.
+#[tokio::test]
+async fn a_specs_recovery_leaves_its_old_namespace_handle_unable_to_destroy(
+) -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    let (old, spec, _) = destroyed_and_recreated(&cache).await?;
+    assert_eq!(spec.meta(false).await?.priority, 5);
+    old.destroy().await?;
+    assert_recreated_whole(&cache).await
+}
+
+/// The same through a worker's recovery.
+#[tokio::test]
+async fn a_workers_recovery_leaves_its_old_namespace_handle_unable_to_destroy(
+) -> coordinate::Result<()> {
+    let (cache, _) = setup();
+    let (old, _, worker) = destroyed_and_recreated(&cache).await?;
+    assert!(worker.active().await?);
+    old.destroy().await?;
+    assert_recreated_whole(&cache).await
 }
 
 #[tokio::test]

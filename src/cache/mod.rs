@@ -107,6 +107,8 @@ use stats::Counters;
 ///   `namespace(name)` would. Its `destroy` never re-resolves, though: on a
 ///   handle whose namespace is already gone it is a no-op (as on any
 ///   backend), so an old handle cannot destroy a newer namespace by accident.
+///   Its specs and workers follow their names into the newer namespace
+///   without binding it there: only its own calls do.
 /// * **Same handle while cached.** Repeated lookups of a name return the
 ///   same `Arc` (`Arc::ptr_eq`) while its entry stays cached; after an
 ///   invalidation the next lookup returns a fresh handle. Attempts are not

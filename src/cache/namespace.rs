@@ -83,6 +83,18 @@ impl CachedNamespace {
             .await
     }
 
+    /// The namespace a child of this handle re-resolves its name in: this
+    /// handle while it serves children, else the live one now under its
+    /// name (never creating one). A child's recovery never binds this
+    /// handle anew (see `recover::rebind`), and goes through the handle the
+    /// cache now holds, whose children stay cached for the next one.
+    pub(super) async fn current(&self) -> Result<Arc<Self>> {
+        if self.live_scope().is_some() {
+            return self.me();
+        }
+        Self::existing(&self.shared, self.name()).await
+    }
+
     /// The cached handle for `up`, a spec or worker the backend returned
     /// while answering for this namespace: adopted here, or in its own
     /// namespace (`home` answers its name) if that is another, as a

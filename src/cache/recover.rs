@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::handle::Handle;
 use super::link::Link;
 use super::shared::Shared;
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 
 /// Calls `method(args)` on the upstream object of a cached handle through
 /// [`run`], for the operations that need no bookkeeping in the cache.
@@ -146,6 +146,12 @@ pub(super) async fn recover<W: Handle>(
 /// Binds `handle` to the link of the handle now cached under its name.
 /// `Gone` if there is none. Cancel-safe: cancelled, the handle keeps its
 /// link, and its next call re-resolves again.
+///
+/// A namespace handle is bound anew only by its own calls, which re-run its
+/// get-or-create lookup (`create`). A child's recovery (never creating)
+/// uses the namespace now under the name for that call alone: the old
+/// handle's `destroy` still acts on the namespace it was bound to, a no-op
+/// once that is gone, and never on a newer one its children found.
 pub(super) async fn rebind<W: Handle>(handle: &W, create: bool) -> Result<Arc<Link<W::Up>>> {
     let gone = Error::Gone { kind: W::KIND };
     let fresh = handle.resolve(create).await.map_err(|e| match e {
@@ -156,6 +162,8 @@ pub(super) async fn rebind<W: Handle>(handle: &W, create: bool) -> Result<Arc<Li
     if link.is_dead() {
         return Err(gone);
     }
-    handle.link_cell().store(Arc::clone(&link));
+    if create || W::KIND != ObjectKind::Namespace {
+        handle.link_cell().store(Arc::clone(&link));
+    }
     Ok(link)
 }

@@ -38,7 +38,8 @@ impl Kind for WorkSpecKind {
 
     async fn resolve(handle: &CachedWorkSpec, _create: bool) -> Result<Arc<CachedWorkSpec>> {
         // Never through get-or-create: a spec must not bring its namespace back.
-        handle.parent.lookup_spec(handle.name(), false).await
+        let namespace = handle.parent.current().await?;
+        namespace.lookup_spec(handle.name(), false).await
     }
 }
 

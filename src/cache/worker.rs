@@ -35,7 +35,8 @@ impl Kind for WorkerKind {
 
     async fn resolve(handle: &CachedWorker, _create: bool) -> Result<Arc<CachedWorker>> {
         let lost = handle.link.load_full();
-        handle.parent.existing_worker(handle.name(), lost).await
+        let namespace = handle.parent.current().await?;
+        namespace.existing_worker(handle.name(), lost).await
     }
 }
 
