@@ -470,6 +470,11 @@ pub trait Worker: Send + Sync + Debug {
     /// retries"}` and left out (the rest are answered without topping up;
     /// if all were failed, more units are taken). Answers the attempts in
     /// the order made, or an empty list when there is nothing to do.
+    ///
+    /// Cancel-safe: a call dropped before it answers (a timeout around it,
+    /// a client gone) expires the attempts it made, from a task of its own
+    /// when the backend made them after the caller left, so that no unit
+    /// stays held for a whole lease by an attempt nobody got.
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>>;
 
     /// Creates an attempt for exactly this unit, whatever its state, pause,
@@ -477,7 +482,8 @@ pub trait Worker: Send + Sync + Debug {
     /// 15-minute default; a negative one expires at the next check). It
     /// becomes the unit's active attempt; a previous one keeps its status
     /// and its place on its worker's active list. `WrongBackend` for a unit
-    /// of another backend. Meant for tests and debugging.
+    /// of another backend. Meant for tests and debugging. Cancel-safe as
+    /// [`request_attempts`](Self::request_attempts) is.
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef>;
 
     /// Attempts on this worker's active list, in the order they were added.

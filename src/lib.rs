@@ -181,6 +181,7 @@ pub mod postgres;
 #[cfg(feature = "rest")]
 pub mod rest;
 pub mod rules;
+mod unclaimed;
 
 /// For [`data!`]: a crate using the macro need not depend on `serde_json`.
 #[doc(hidden)]

@@ -13,7 +13,10 @@ use std::time::{Duration as StdDuration, Instant};
 use coordinate::cache::Cache;
 use coordinate::postgres::PostgresBackend;
 use coordinate::rules::limits::MAX_DATA_BYTES;
-use coordinate::{data, Backend, BackendExt, Error, MockClock, NewWorkUnit, WorkUnitMeta};
+use coordinate::{
+    data, AttemptRequest, AttemptStatus, Backend, BackendExt, Duration, Error, MockClock,
+    NewWorkUnit, WorkUnitMeta, WorkUnitStatus,
+};
 
 mod common {
     pub mod postgres;
@@ -220,6 +223,52 @@ async fn a_change_given_up_under_a_lock_is_cancelled_on_the_server() -> coordina
     assert_eq!(unit.priority().await?, 0.0);
     unit.set_priority(2.0).await?;
     assert_eq!(unit.priority().await?, 2.0);
+    Ok(())
+}
+
+/// A hand-out given up while its statement waits for a lock still ends
+/// once the lock is released, and gives its attempt back: the unit is
+/// available again, not held for a whole lease by an attempt nobody got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_out_given_up_under_a_lock_gives_its_attempt_back() -> coordinate::Result<()> {
+    let (db, backend, unit) = backend_with_a_unit().await?;
+    let worker = backend.namespace("ns").await?.worker("w").await?;
+    let admin = db.sql().await;
+    for (made, by_name) in [(1, false), (2, true)] {
+        // Reads pass; the attempt's insert waits.
+        admin
+            .batch_execute("BEGIN; LOCK TABLE attempt IN SHARE MODE")
+            .await
+            .map_err(Error::backend)?;
+        let hand_out = async {
+            if by_name {
+                worker.make_attempt(&unit, Duration::seconds(600)).await?;
+            } else {
+                worker.request_attempts(&AttemptRequest::default()).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let given_up = tokio::time::timeout(StdDuration::from_millis(200), hand_out).await;
+        assert!(given_up.is_err(), "the hand-out finished under the lock");
+        // Released well within the time a dropped statement gets before
+        // it is cancelled.
+        admin
+            .batch_execute("COMMIT")
+            .await
+            .map_err(Error::backend)?;
+        // The hand-out happened, and its attempt was expired.
+        let given_back = within(StdDuration::from_secs(5), || async {
+            let attempts = unit.attempts().await?;
+            let expired = match attempts.get(made - 1) {
+                Some(attempt) => attempt.status().await? == AttemptStatus::Expired,
+                None => false,
+            };
+            Ok(attempts.len() == made && expired)
+        })
+        .await?;
+        assert!(given_back, "{:?}", unit.attempts().await?);
+        assert_eq!(unit.status().await?, WorkUnitStatus::Available);
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta};
 use crate::rules;
+use crate::unclaimed::handed_out;
 
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
 const GONE: Error = Error::Gone {
@@ -153,6 +154,55 @@ impl PgWorker {
         rows.iter()
             .map(|row| attempt_from_row(&self.shared, row))
             .collect()
+    }
+
+    /// `request_attempts`, run to its end.
+    async fn hand_out(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let result = self.shared.retrying(|| self.request_once(request)).await;
+        self.shared
+            .gone_before_range(
+                result,
+                GONE,
+                "SELECT 1 FROM worker WHERE id = $1",
+                &[&self.id],
+            )
+            .await
+            .map_err(|e| e.on(ObjectKind::Worker))
+    }
+
+    /// `make_attempt` on one of this backend's units, run to its end.
+    async fn make_attempt_on(&self, unit: &PgWorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+        let shared = &self.shared;
+        let made = shared
+            .retrying(|| async {
+                let now = shared.now();
+                let expiration = checked_add(now, rules::make_attempt_lifetime(lifetime))?;
+                let client = shared.client().await?;
+                let row = query_opt(
+                    &client,
+                    MAKE_ATTEMPT,
+                    &[&unit.id, &self.id, &now, &expiration],
+                )
+                .await?
+                .ok_or(GONE)?;
+                col::<i64>(&row, 0)
+            })
+            .await;
+        let id = shared
+            .gone_before_range(
+                made,
+                GONE,
+                "SELECT 1 FROM work_unit u, worker w WHERE u.id = $1 AND w.id = $2",
+                &[&unit.id, &self.id],
+            )
+            .await
+            .map_err(|e| e.on(ObjectKind::Worker))?;
+        let unit = Arc::new(PgWorkUnit::new(
+            unit.spec.clone(),
+            unit.id,
+            unit.name.clone(),
+        ));
+        Ok(Arc::new(PgAttempt::new(unit, self.clone_handle(), id)))
     }
 
     /// One try of `request_attempts`, in two statements: the
@@ -334,55 +384,23 @@ impl Worker for PgWorker {
             .await
     }
 
+    /// In a task of its own: its statement ends even if the caller stops
+    /// waiting, and the attempts of a caller gone by then are expired.
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
-        let result = self.shared.retrying(|| self.request_once(request)).await;
-        self.shared
-            .gone_before_range(
-                result,
-                GONE,
-                "SELECT 1 FROM worker WHERE id = $1",
-                &[&self.id],
-            )
-            .await
-            .map_err(|e| e.on(ObjectKind::Worker))
+        let (me, request) = (self.clone_handle(), request.clone());
+        handed_out(async move { me.hand_out(&request).await }).await
     }
 
+    /// In a task of its own, as `request_attempts`.
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let unit = match unit.as_any().downcast_ref::<PgWorkUnit>() {
-            Some(u) if u.shared().same(&self.shared) => u,
+            Some(u) if u.shared().same(&self.shared) => {
+                PgWorkUnit::new(u.spec.clone(), u.id, u.name.clone())
+            }
             _ => return Err(Error::WrongBackend),
         };
-        let shared = &self.shared;
-        let made = shared
-            .retrying(|| async {
-                let now = shared.now();
-                let expiration = checked_add(now, rules::make_attempt_lifetime(lifetime))?;
-                let client = shared.client().await?;
-                let row = query_opt(
-                    &client,
-                    MAKE_ATTEMPT,
-                    &[&unit.id, &self.id, &now, &expiration],
-                )
-                .await?
-                .ok_or(GONE)?;
-                col::<i64>(&row, 0)
-            })
-            .await;
-        let id = shared
-            .gone_before_range(
-                made,
-                GONE,
-                "SELECT 1 FROM work_unit u, worker w WHERE u.id = $1 AND w.id = $2",
-                &[&unit.id, &self.id],
-            )
-            .await
-            .map_err(|e| e.on(ObjectKind::Worker))?;
-        let unit = Arc::new(PgWorkUnit::new(
-            unit.spec.clone(),
-            unit.id,
-            unit.name.clone(),
-        ));
-        Ok(Arc::new(PgAttempt::new(unit, self.clone_handle(), id)))
+        let me = self.clone_handle();
+        handed_out(async move { me.make_attempt_on(&unit, lifetime).await }).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
