@@ -533,6 +533,47 @@ async fn a_workers_recovery_leaves_its_old_namespace_handle_unable_to_destroy(
     assert_recreated_whole(&cache).await
 }
 
+/// An attempt given up while the cache makes its handles (here, looking
+/// up the namespace of its unit) is given back: its unit is not held for a
+/// whole lease by an attempt nobody got.
+#[tokio::test]
+async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let slow_listing = StdDuration::from_millis(300);
+    let cache = Cache::new(Instrumented::with_latency(
+        memory.clone(),
+        slow_listing,
+        |op| op == Op::Namespaces,
+    ));
+    let unit = cache
+        .get_ref()
+        .namespace("b")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    let worker = cache.namespace("a").await?.worker("w").await?;
+    let given_up = tokio::time::timeout(
+        slow_listing / 3,
+        worker.make_attempt(&unit, Duration::seconds(600)),
+    )
+    .await;
+    assert!(given_up.is_err(), "the attempt was answered");
+    let raw = memory.work_unit_at("b", "s", "u").await?;
+    let mut status = raw.status().await?;
+    for _ in 0..100 {
+        if status == WorkUnitStatus::Available {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+        status = raw.status().await?;
+    }
+    assert_eq!(status, WorkUnitStatus::Available);
+    assert_eq!(raw.num_attempts().await?, 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     let (cache, _, unit) = seeded_unit().await?;

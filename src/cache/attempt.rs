@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use super::worker::{adopt_worker, CachedWorker};
 use crate::api::{Attempt, AttemptRef, WorkSpec, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptSnapshot, AttemptStatus, DataMap, Duration, Time};
+use crate::unclaimed::Unclaimed;
 
 /// An attempt of a [`Cache`](super::Cache). Every call passes straight
 /// through: an attempt has no name to re-resolve, so a `Gone` is final.
@@ -75,21 +77,25 @@ pub(super) async fn wrap_attempt(
     Ok(CachedAttempt::handle(upstream, work_unit, worker))
 }
 
-/// `wrapped`, the cache's handles for attempts the backend has just made
-/// (`made`); if they could not all be made, the attempts are released
-/// (expired, as when a lease runs out) before the error is answered, so
-/// that their units are available at once rather than held for a whole
-/// lease by attempts nobody got. Best effort: an attempt that cannot be
-/// expired waits for its lease to run out.
+/// `wrapping`, the cache's handles for attempts the backend has just made
+/// (`made`). If they could not all be made, the attempts are released
+/// (expired, as when a lease runs out) before the error is answered; if
+/// the caller stops waiting first, they are released all the same (see
+/// `unclaimed.rs`). So their units are available at once rather than held
+/// for a whole lease by attempts nobody got. Best effort: an attempt that
+/// cannot be expired waits for its lease to run out.
 pub(super) async fn released_unless_wrapped<T>(
     made: &[AttemptRef],
-    wrapped: Result<T>,
+    wrapping: impl Future<Output = Result<T>>,
 ) -> Result<T> {
+    let unclaimed = Unclaimed::new(made.to_vec());
+    let wrapped = wrapping.await;
     if wrapped.is_err() {
         for attempt in made {
             let _ = attempt.expire(None).await;
         }
     }
+    unclaimed.claim();
     wrapped
 }
 

@@ -80,8 +80,8 @@ impl CachedWorker {
                 worker.make_attempt(&up_unit, lifetime).await
             })
             .await?;
-        let wrapped = wrap_attempt(Arc::clone(&up), &self.parent, Some(&unit), Some(&me), fence);
-        released_unless_wrapped(&[up], wrapped.await).await
+        let wrapping = wrap_attempt(Arc::clone(&up), &self.parent, Some(&unit), Some(&me), fence);
+        released_unless_wrapped(&[up], wrapping).await
     }
 
     /// Runs `call` on this worker's upstream object with `argument`'s, a
@@ -212,8 +212,7 @@ impl Worker for CachedWorker {
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let made = forward!(self, request_attempts(request))?;
-        let wrapped = self.wrap_all(&made, fence).await;
-        released_unless_wrapped(&made, wrapped).await
+        released_unless_wrapped(&made, self.wrap_all(&made, fence)).await
     }
 
     /// A unit from this cache is unwrapped; on `Gone` it is re-resolved and
@@ -238,8 +237,8 @@ impl Worker for CachedWorker {
             link.upstream.make_attempt(unit, lifetime).await
         })
         .await?;
-        let wrapped = wrap_attempt(Arc::clone(&up), &self.parent, None, Some(&me), fence);
-        released_unless_wrapped(&[up], wrapped.await).await
+        let wrapping = wrap_attempt(Arc::clone(&up), &self.parent, None, Some(&me), fence);
+        released_unless_wrapped(&[up], wrapping).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
