@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use coordinate::instrumented::{Instrumented, Op};
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{BaseUrlError, ProtocolError, RestBackend};
 use coordinate::rest::names;
@@ -1854,4 +1855,63 @@ async fn an_attempt_document_besides_its_data_is_at_most_128_kib() {
     let attempts: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(attempts["attempts"].as_array().map(Vec::len), Some(1));
     assert!(body.len() < 128 << 10, "{} bytes", body.len());
+}
+
+/// A hand-out given up while the server is still making it reads the
+/// answer anyway and gives the attempts back: the unit is not held for a
+/// whole lease by an attempt nobody got.
+#[tokio::test]
+async fn a_hand_out_given_up_in_flight_gives_its_attempts_back() {
+    let memory = MemoryBackend::new();
+    let spec = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let slow = Duration::from_millis(300);
+    let backend = Instrumented::with_latency(memory.clone(), slow, |op| {
+        matches!(op, Op::RequestAttempts | Op::MakeAttempt)
+    });
+    let app = coordinated::router(Arc::new(backend), &Default::default());
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let rest_unit = rest.work_unit_at("n", "s", "u").await.unwrap();
+    for made in 1..=2 {
+        let hand_out = async {
+            if made == 1 {
+                worker.request_attempts(&AttemptRequest::default()).await?;
+            } else {
+                worker
+                    .make_attempt(&rest_unit, coordinate::Duration::seconds(600))
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let given_up = tokio::time::timeout(slow / 3, hand_out).await;
+        assert!(given_up.is_err(), "the hand-out was answered");
+        // Made, then expired.
+        let given_back = async {
+            while unit.num_attempts().await.unwrap() < made
+                || unit.status().await.unwrap() != WorkUnitStatus::Available
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), given_back)
+            .await
+            .unwrap_or_else(|_| panic!("attempt {made} was not given back"));
+    }
 }

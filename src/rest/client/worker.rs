@@ -19,6 +19,7 @@ use crate::rest::wire::{
     MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::{self, checked_worker_update, MAX_DATA_BYTES};
+use crate::unclaimed::handed_out;
 
 use super::layout::namespace_in;
 use super::owner::Owner;
@@ -256,6 +257,128 @@ impl RestWorker {
         resolver.attempts(&list.attempts).await
     }
 
+    /// `request_attempts`, run to its end.
+    async fn hand_out(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let links = self.links().await?;
+        let body = AttemptRequestBody::from(request.clone());
+        let wanted = limits::requested_attempts(request.number_of_work_units);
+        let wanted = usize::try_from(wanted).unwrap_or(1);
+        // The attempts are made before the answer is sent, so it is read
+        // whole however long the data of the units asked for makes it.
+        let longest = wanted.saturating_mul(MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES);
+        let url = &links.request_attempts;
+        let owner = Owner::Lookup(ObjectKind::Worker);
+        let answer = self
+            .shared()
+            .transport()
+            .fetch_allowing(Method::POST, url, Some(&body), longest)
+            .await
+            .map_err(|f| f.error_for(owner))?;
+        let mut result: AttemptRequestResult = match Transport::decode(url, &answer) {
+            Ok(result) => result,
+            Err(failure) => {
+                Unanswered::undecoded(self.shared(), &answer)
+                    .release()
+                    .await;
+                return Err(failure.error_for(owner));
+            }
+        };
+        // No more than were asked for, whatever the server sent: each may
+        // cost a read to resolve, and the caller expects no more.
+        let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
+        let expire_links = |attempts: &[AttemptDocument]| {
+            let links: Vec<&str> = attempts
+                .iter()
+                .map(|a| a.actions.expire_url.as_str())
+                .collect();
+            Unanswered::new(self.shared(), links)
+        };
+        let unanswered = expire_links(&result.attempts);
+        expire_links(&extra).release().await;
+        if result.attempts.is_empty() {
+            unanswered.answered();
+            return Ok(Vec::new());
+        }
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_worker(self);
+        let handles = match &result.work_spec_url {
+            Some(spec_url) => resolver.common_spec(spec_url),
+            None => Ok(()),
+        };
+        let handles = match handles {
+            Ok(()) => resolver.attempts(&result.attempts).await,
+            Err(e) => Err(e),
+        };
+        match handles {
+            Ok(_) => unanswered.answered(),
+            Err(_) => unanswered.release().await,
+        }
+        handles
+    }
+
+    /// `make_attempt` on one of this backend's units, run to its end.
+    async fn make_attempt_on(&self, unit: &RestWorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+        let links = self.links().await?;
+        let body = if unit.spec().namespace_name() == self.namespace_name() {
+            MakeAttemptBody {
+                work_spec: unit.spec().name().to_owned(),
+                work_unit: unit.name().to_owned(),
+                lifetime,
+                work_unit_url: None,
+            }
+        } else {
+            // The API names a unit in the worker's own namespace only:
+            // another namespace's goes by URL.
+            MakeAttemptBody {
+                work_spec: String::new(),
+                work_unit: String::new(),
+                lifetime,
+                work_unit_url: Some(linked(unit.url())),
+            }
+        };
+        // Making an attempt is no expiry check in process: the answer is
+        // asked for without the fields whose computation is one.
+        let url = Shared::unchecked(&links.make_attempt);
+        // Made before the answer is sent, the attempt is read whole.
+        let longest = MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES;
+        let failed = |f: Failure| f.error_for(unit.owner()).on(ObjectKind::Worker);
+        let answer = self
+            .shared()
+            .transport()
+            .fetch_allowing(Method::POST, &url, Some(&body), longest)
+            .await
+            .map_err(failed)?;
+        // As for a hand-out, an attempt whose answer cannot be read, or
+        // whose handle cannot be built, is released rather than left
+        // holding its unit for a whole lease.
+        let doc: UncheckedAttemptDocument = match Transport::decode(&url, &answer) {
+            Ok(doc) => doc,
+            Err(failure) => {
+                Unanswered::undecoded(self.shared(), &answer)
+                    .release()
+                    .await;
+                return Err(failed(failure));
+            }
+        };
+        let unanswered = Unanswered::new(self.shared(), [doc.actions.expire_url.as_str()]);
+        let mut resolver = Resolver::new(self.shared());
+        resolver.know_worker(self);
+        resolver.know_unit(unit);
+        let made = resolver
+            .attempts(std::slice::from_ref(&doc))
+            .await
+            .and_then(|mut made| {
+                made.pop().ok_or(Error::Gone {
+                    kind: ObjectKind::Worker,
+                })
+            });
+        match made {
+            Ok(_) => unanswered.answered(),
+            Err(_) => unanswered.release().await,
+        }
+        made
+    }
+
     /// Recognises a worker handle of this backend's server.
     fn own<'a>(&self, other: &'a WorkerRef) -> Result<&'a RestWorker> {
         match other.as_any().downcast_ref::<RestWorker>() {
@@ -379,131 +502,23 @@ impl Worker for RestWorker {
     /// server before the call answers. A failure then answers its error
     /// rather than the attempts that did resolve: the released units are
     /// available again, so the worker's next request can take them, while
-    /// a partial answer would look like less work than there is. A call
-    /// dropped before it answers (cancelled, by a timeout around it say)
-    /// releases the attempts from a task of its own.
+    /// a partial answer would look like less work than there is. The
+    /// exchange runs in a task of its own: a call dropped before it answers
+    /// (cancelled, by a timeout around it say) still reads the answer, and
+    /// releases the attempts.
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
-        let links = self.links().await?;
-        let body = AttemptRequestBody::from(request.clone());
-        let wanted = limits::requested_attempts(request.number_of_work_units);
-        let wanted = usize::try_from(wanted).unwrap_or(1);
-        // The attempts are made before the answer is sent, so it is read
-        // whole however long the data of the units asked for makes it.
-        let longest = wanted.saturating_mul(MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES);
-        let url = &links.request_attempts;
-        let owner = Owner::Lookup(ObjectKind::Worker);
-        let answer = self
-            .shared()
-            .transport()
-            .fetch_allowing(Method::POST, url, Some(&body), longest)
-            .await
-            .map_err(|f| f.error_for(owner))?;
-        let mut result: AttemptRequestResult = match Transport::decode(url, &answer) {
-            Ok(result) => result,
-            Err(failure) => {
-                Unanswered::undecoded(self.shared(), &answer)
-                    .release()
-                    .await;
-                return Err(failure.error_for(owner));
-            }
-        };
-        // No more than were asked for, whatever the server sent: each may
-        // cost a read to resolve, and the caller expects no more.
-        let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
-        let expire_links = |attempts: &[AttemptDocument]| {
-            let links: Vec<&str> = attempts
-                .iter()
-                .map(|a| a.actions.expire_url.as_str())
-                .collect();
-            Unanswered::new(self.shared(), links)
-        };
-        let unanswered = expire_links(&result.attempts);
-        expire_links(&extra).release().await;
-        if result.attempts.is_empty() {
-            unanswered.answered();
-            return Ok(Vec::new());
-        }
-        let mut resolver = Resolver::new(self.shared());
-        resolver.know_worker(self);
-        let handles = match &result.work_spec_url {
-            Some(spec_url) => resolver.common_spec(spec_url),
-            None => Ok(()),
-        };
-        let handles = match handles {
-            Ok(()) => resolver.attempts(&result.attempts).await,
-            Err(e) => Err(e),
-        };
-        match handles {
-            Ok(_) => unanswered.answered(),
-            Err(_) => unanswered.release().await,
-        }
-        handles
+        let (me, request) = (self.clone(), request.clone());
+        handed_out(async move { me.hand_out(&request).await }).await
     }
 
+    /// As `request_attempts`: the attempt is handed back or released.
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let unit = match unit.as_any().downcast_ref::<RestWorkUnit>() {
-            Some(u) if u.spec().shared().same_store(self.shared()) => u,
+            Some(u) if u.spec().shared().same_store(self.shared()) => u.clone(),
             _ => return Err(Error::WrongBackend),
         };
-        let links = self.links().await?;
-        let body = if unit.spec().namespace_name() == self.namespace_name() {
-            MakeAttemptBody {
-                work_spec: unit.spec().name().to_owned(),
-                work_unit: unit.name().to_owned(),
-                lifetime,
-                work_unit_url: None,
-            }
-        } else {
-            // The API names a unit in the worker's own namespace only:
-            // another namespace's goes by URL.
-            MakeAttemptBody {
-                work_spec: String::new(),
-                work_unit: String::new(),
-                lifetime,
-                work_unit_url: Some(linked(unit.url())),
-            }
-        };
-        // Making an attempt is no expiry check in process: the answer is
-        // asked for without the fields whose computation is one.
-        let url = Shared::unchecked(&links.make_attempt);
-        // Made before the answer is sent, the attempt is read whole.
-        let longest = MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES;
-        let failed = |f: Failure| f.error_for(unit.owner()).on(ObjectKind::Worker);
-        let answer = self
-            .shared()
-            .transport()
-            .fetch_allowing(Method::POST, &url, Some(&body), longest)
-            .await
-            .map_err(failed)?;
-        // As for a hand-out, an attempt whose answer cannot be read, or
-        // whose handle cannot be built, is released rather than left
-        // holding its unit for a whole lease.
-        let doc: UncheckedAttemptDocument = match Transport::decode(&url, &answer) {
-            Ok(doc) => doc,
-            Err(failure) => {
-                Unanswered::undecoded(self.shared(), &answer)
-                    .release()
-                    .await;
-                return Err(failed(failure));
-            }
-        };
-        let unanswered = Unanswered::new(self.shared(), [doc.actions.expire_url.as_str()]);
-        let mut resolver = Resolver::new(self.shared());
-        resolver.know_worker(self);
-        resolver.know_unit(unit);
-        let made = resolver
-            .attempts(std::slice::from_ref(&doc))
-            .await
-            .and_then(|mut made| {
-                made.pop().ok_or(Error::Gone {
-                    kind: ObjectKind::Worker,
-                })
-            });
-        match made {
-            Ok(_) => unanswered.answered(),
-            Err(_) => unanswered.release().await,
-        }
-        made
+        let me = self.clone();
+        handed_out(async move { me.make_attempt_on(&unit, lifetime).await }).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
