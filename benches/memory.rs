@@ -8,8 +8,9 @@ use std::time::Duration as StdDuration;
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, Backend, BackendExt, DataMap, MockClock, NewWorkUnit,
-    WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus, WorkerRef,
+    data, AttemptRef, AttemptRequest, Backend, BackendExt, DataMap, Duration, MockClock,
+    NamespaceRef, NewWorkUnit, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef,
+    WorkUnitStatus, WorkerRef,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use tokio::runtime::Runtime;
@@ -162,7 +163,50 @@ fn bench(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    for n in FOREIGN_ATTEMPTS {
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(BenchmarkId::new("destroy_foreign_attempts", n), |b| {
+            b.iter_batched(
+                || rt.block_on(foreign_attempts(n)),
+                // Both dropped untimed, once answered.
+                |(namespace, backend)| {
+                    rt.block_on(namespace.destroy()).unwrap();
+                    (namespace, backend)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     group.finish();
+}
+
+/// Attempts of one worker on one unit of another namespace, in the destroy
+/// bench, which shows how the cost grows with them.
+const FOREIGN_ATTEMPTS: [usize; 2] = [5_000, 10_000];
+
+/// A namespace whose worker made `n` attempts on one unit of another
+/// namespace (whose backend is also answered, to outlive the destroy).
+async fn foreign_attempts(n: usize) -> (NamespaceRef, MemoryBackend) {
+    let backend = MemoryBackend::with_clock(MockClock::new());
+    let unit = backend
+        .namespace("other")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap()
+        .add_work_unit("u", DataMap::new(), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let namespace = backend.namespace("doomed").await.unwrap();
+    let worker = namespace.worker("w").await.unwrap();
+    for _ in 0..n {
+        worker
+            .make_attempt(&unit, Duration::seconds(60))
+            .await
+            .unwrap();
+    }
+    (namespace, backend)
 }
 
 /// Units one finish chains in the chaining bench.

@@ -11,7 +11,7 @@
 //! record without hashing, and each spec finds its units by name through a
 //! hash table of slots (see `names.rs`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::error::{Error, ObjectKind, Result};
@@ -368,23 +368,34 @@ impl State {
                 orphans.push(child);
             }
         }
+        // By unit, so that a unit with many of them is unlinked in one
+        // pass over its attempts, not one per attempt.
+        let mut by_unit: BTreeMap<UnitId, Vec<AttemptId>> = BTreeMap::new();
         for attempt in worker.all_attempts {
-            let Some(unit) = self.attempts.get(&attempt).map(|a| a.unit) else {
-                continue;
-            };
+            if let Some(a) = self.attempts.get(&attempt) {
+                // In id order: `all_attempts` is ordered.
+                by_unit.entry(a.unit).or_default().push(attempt);
+            }
+        }
+        for (unit, gone) in by_unit {
+            let going = |a: &AttemptId| gone.binary_search(a).is_ok();
             let detached = self.reindex(unit, now, |st| {
-                st.attempts.remove(&attempt);
+                for attempt in &gone {
+                    st.attempts.remove(attempt);
+                }
                 let unit = st.unit_mut(unit)?;
-                unit.attempts.retain(|a| *a != attempt);
-                if unit.active == Some(attempt) {
+                unit.attempts.retain(|a| !going(a));
+                if unit.active.as_ref().is_some_and(going) {
                     unit.active = None;
                 }
                 Ok(())
             });
-            // Units outlive their attempts; were one missing, its attempt
-            // still goes.
+            // Units outlive their attempts; were one missing, its attempts
+            // still go.
             if detached.is_err() {
-                self.attempts.remove(&attempt);
+                for attempt in &gone {
+                    self.attempts.remove(attempt);
+                }
             }
         }
         orphans
