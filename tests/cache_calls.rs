@@ -574,6 +574,33 @@ async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordin
     Ok(())
 }
 
+/// A lookup whose load answers after an upsert cached the name returns
+/// the handle the upsert cached, as every later lookup does.
+#[tokio::test]
+async fn a_lookup_outrun_by_an_upsert_returns_the_cached_handle() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    memory
+        .namespace("n")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?;
+    let slow_lookup = StdDuration::from_millis(100);
+    let cache = Cache::new(Instrumented::with_latency(memory, slow_lookup, |op| {
+        op == Op::WorkSpec
+    }));
+    let ns = cache.namespace("n").await?;
+    let lookup = ns.work_spec("s");
+    let upsert = async {
+        tokio::time::sleep(slow_lookup / 4).await;
+        ns.set_work_spec(data!({"name": "s"})).await
+    };
+    let (looked_up, upserted) = futures::join!(lookup, upsert);
+    let (looked_up, upserted) = (looked_up?, upserted?);
+    assert!(Arc::ptr_eq(&looked_up, &upserted));
+    assert!(Arc::ptr_eq(&looked_up, &ns.work_spec("s").await?));
+    Ok(())
+}
+
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     let (cache, _, unit) = seeded_unit().await?;

@@ -130,8 +130,10 @@ impl<W: Keyed> Store<W> {
         };
         drop(replaced);
         let answer = load.await;
-        waiter.finish(&answer, publish);
-        answer
+        match (waiter.finish(&answer, publish), answer) {
+            (Some(held), Ok(_)) => Ok(held),
+            (_, answer) => answer,
+        }
     }
 }
 
@@ -147,26 +149,48 @@ struct Waiter<'a, W: Keyed> {
 impl<W: Keyed> Waiter<'_, W> {
     /// The load answered: the first waiter to see it caches a success (if
     /// it may `publish`) and takes the load out of the map (later waiters
-    /// find it gone).
-    fn finish(&mut self, answer: &Answer<W>, publish: Option<impl FnOnce(&Arc<W>)>) {
-        let Some(load) = self.load.take() else {
-            return;
+    /// find it gone). Answers the handle the cache holds for a success it
+    /// may publish: the answer, or the entry made for its name meanwhile
+    /// (from a list or an upsert), which every lookup must then return.
+    fn finish(
+        &mut self,
+        answer: &Answer<W>,
+        publish: Option<impl FnOnce(&Arc<W>)>,
+    ) -> Option<Arc<W>> {
+        let load = self.load.take()?;
+        let (Ok(handle), Some(publish)) = (answer, publish) else {
+            self.leave(&load);
+            return None;
         };
-        let done = {
+        let (held, done) = {
             let mut inflight = self.store.loads.0.lock();
             if !inflight
                 .get(&self.key)
                 .is_some_and(|p| p.load.ptr_eq(&load))
             {
-                return;
+                // Published by an earlier waiter, or forgotten or replaced:
+                // whatever is cached for the name now is its handle.
+                drop(inflight);
+                return self.store.peek(self.key.as_ref());
             }
-            if let (Ok(handle), Some(publish)) = (answer, publish) {
-                // Not over an entry made meanwhile (from a list or an
-                // upsert): the answer then stays unpublished, and its
-                // holders find that entry on first use.
-                self.store.get_with(Arc::clone(handle), publish);
+            // Not over an entry made meanwhile: the answer then stays
+            // unpublished, and that entry is answered instead.
+            let held = self.store.get_with(Arc::clone(handle), publish);
+            (held, inflight.remove(&self.key))
+        };
+        drop(done);
+        Some(held)
+    }
+
+    /// Leaves `load` without publishing: the first waiter to see it
+    /// answered takes it out of the map.
+    fn leave(&self, load: &Load<W>) {
+        let done = {
+            let mut inflight = self.store.loads.0.lock();
+            match inflight.get(&self.key) {
+                Some(p) if p.load.ptr_eq(load) => inflight.remove(&self.key),
+                _ => None,
             }
-            inflight.remove(&self.key)
         };
         drop(done);
     }
@@ -380,11 +404,12 @@ mod tests {
             after(JOIN_WINDOW - StdDuration::from_millis(1), "joined"),
             after(JOIN_WINDOW + StdDuration::from_millis(1), "fresh"),
         );
-        assert_eq!(value(old), "old");
-        // Joined the load started just under a window before…
-        assert_eq!(value(joined), "old");
-        // …but a miss later than a window after it starts its own, whose
-        // answer replaces the older load's in the cache.
+        // A miss just under a window after the first joined its load, one
+        // later than a window started its own, whose answer replaces the
+        // older load's in the cache: the older load's waiters, answered
+        // last, return the handle cached by then, as any lookup would.
+        assert_eq!(value(old), "fresh");
+        assert_eq!(value(joined), "fresh");
         assert_eq!(value(fresh), "fresh");
         assert_eq!(probe.counts(), (2, 2, 1));
         assert_eq!(cached(&store).as_deref(), Some("fresh"));
