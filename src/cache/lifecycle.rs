@@ -118,9 +118,45 @@ fn reclaim_dropped_entries(shared: &Arc<Shared>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration as StdDuration;
+
     use super::*;
+    use crate::cache::handle::Handle;
+    use crate::cache::namespace::CachedNamespace;
+    use crate::instrumented::{Instrumented, Op};
     use crate::memory::MemoryBackend;
     use crate::Backend;
+
+    /// A lookup whose load starts while `into_inner` drops the stores, and
+    /// answers once a failed `into_inner` has given them back, is not
+    /// current: what it cached went with the dropped stores.
+    #[tokio::test]
+    async fn a_load_started_as_the_stores_go_is_outdated_once_they_are_back() -> crate::Result<()> {
+        let slow = StdDuration::from_millis(50);
+        let cache = Cache::new(Instrumented::with_latency(
+            MemoryBackend::new(),
+            slow,
+            |op| op == Op::Namespace,
+        ));
+        while !cache.stats().feed.subscribed {
+            tokio::time::sleep(StdDuration::from_millis(1)).await;
+        }
+        // `into_inner`'s first step, a lookup slipping in before the next.
+        cache.shared.flush();
+        let mut lookup = Box::pin(cache.namespace("n"));
+        assert!(futures::poll!(&mut lookup).is_pending());
+        cache.shared.caches.store(None);
+        reopen(&cache.shared, &cache.settings);
+        let namespace = lookup.await?;
+        let namespace = namespace
+            .as_any()
+            .downcast_ref::<CachedNamespace>()
+            .ok_or(crate::Error::WrongBackend)?;
+        assert!(cache
+            .shared
+            .outdated::<CachedNamespace>(&namespace.link_cell().load()));
+        Ok(())
+    }
 
     /// A fence taken while `into_inner` held no stores is outdated once the
     /// cache is given back.

@@ -352,6 +352,10 @@ impl Shared {
         // Bypassed during a change-feed gap (or before the first
         // subscription): loads are still shared, but not cached.
         let coherent = self.feed.coherent();
+        // The generation of the stores this load may publish into: were
+        // they dropped meanwhile (`Cache::into_inner`), an answer cached
+        // there must not pass for current in the stores that follow.
+        let generation = self.feed.generation();
         let key = Key {
             scope,
             name: Arc::clone(&name),
@@ -365,8 +369,8 @@ impl Shared {
                 },
                 coherent.then_some(|handle: &Arc<W>| {
                     // Under the in-flight lock, which a flush takes before it
-                    // moves to the next generation.
-                    handle.link_cell().load().cached_in(self.feed.generation());
+                    // moves to the next generation (and forgets the load).
+                    handle.link_cell().load().cached_in(generation);
                 }),
             )
             .await;
