@@ -1862,18 +1862,8 @@ async fn an_attempt_document_besides_its_data_is_at_most_128_kib() {
 /// whole lease by an attempt nobody got.
 #[tokio::test]
 async fn a_hand_out_given_up_in_flight_gives_its_attempts_back() {
-    let memory = MemoryBackend::new();
-    let spec = memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    let unit = spec
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
+    let memory = support::memory_with_units(&["u"]).await;
+    let unit = memory.work_unit_at("n", "s", "u").await.unwrap();
     let slow = Duration::from_millis(300);
     let backend = Instrumented::with_latency(memory.clone(), slow, |op| {
         matches!(op, Op::RequestAttempts | Op::MakeAttempt)
