@@ -601,6 +601,40 @@ async fn a_lookup_outrun_by_an_upsert_returns_the_cached_handle() -> coordinate:
     Ok(())
 }
 
+/// A worker's attempt on a unit of another namespace, destroyed while the
+/// cache looks that namespace up to make the attempt's handles, is left
+/// out of the list, as the backend would list it now.
+#[tokio::test]
+async fn an_attempt_whose_units_namespace_goes_while_listed_is_left_out() -> coordinate::Result<()>
+{
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let unit = memory
+        .namespace("b")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    let worker = memory.namespace("a").await?.worker("w").await?;
+    worker.make_attempt(&unit, Duration::seconds(600)).await?;
+    let slow_listing = StdDuration::from_millis(200);
+    let cache = Cache::new(Instrumented::with_latency(
+        memory.clone(),
+        slow_listing,
+        |op| op == Op::Namespaces,
+    ));
+    let cached = cache.namespace("a").await?.worker("w").await?;
+    let destroy = async {
+        tokio::time::sleep(slow_listing / 4).await;
+        memory.namespace("b").await?.destroy().await
+    };
+    let (listed, destroyed) = futures::join!(cached.all_attempts(), destroy);
+    destroyed?;
+    assert!(listed?.is_empty());
+    assert!(worker.all_attempts().await?.is_empty());
+    Ok(())
+}
+
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     let (cache, _, unit) = seeded_unit().await?;

@@ -55,13 +55,27 @@ pub(super) async fn adopt_worker(
 
 impl CachedWorker {
     /// Wraps attempts the backend returned for this worker (or its
-    /// children) in a call started after `fence`.
-    async fn wrap_all(&self, all: &[AttemptRef], fence: Fence) -> Result<Vec<AttemptRef>> {
+    /// children) in a call started after `fence`. From a list (`listed`),
+    /// one whose unit's namespace is gone by the time its handles are made
+    /// is left out: it went with that namespace, as a list made now would
+    /// say. Attempts just made all reach the caller or the error.
+    async fn wrap_all(
+        &self,
+        all: &[AttemptRef],
+        fence: Fence,
+        listed: bool,
+    ) -> Result<Vec<AttemptRef>> {
         let me = self.me()?;
         let mut out = Vec::with_capacity(all.len());
         for up in all {
             let up = Arc::clone(up);
-            out.push(wrap_attempt(up, &self.parent, None, Some(&me), fence).await?);
+            match wrap_attempt(up, &self.parent, None, Some(&me), fence).await {
+                Ok(attempt) => out.push(attempt),
+                Err(Error::Gone {
+                    kind: ObjectKind::Namespace,
+                }) if listed => {}
+                Err(other) => return Err(other),
+            }
         }
         Ok(out)
     }
@@ -212,7 +226,7 @@ impl Worker for CachedWorker {
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let made = forward!(self, request_attempts(request))?;
-        released_unless_wrapped(&made, self.wrap_all(&made, fence)).await
+        released_unless_wrapped(&made, self.wrap_all(&made, fence, false)).await
     }
 
     /// A unit from this cache is unwrapped; on `Gone` it is re-resolved and
@@ -244,18 +258,18 @@ impl Worker for CachedWorker {
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let all = forward!(self, active_attempts())?;
-        self.wrap_all(&all, fence).await
+        self.wrap_all(&all, fence, true).await
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let all = forward!(self, all_attempts())?;
-        self.wrap_all(&all, fence).await
+        self.wrap_all(&all, fence, true).await
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
         let fence = self.shared.fence();
         let all = forward!(self, child_attempts())?;
-        self.wrap_all(&all, fence).await
+        self.wrap_all(&all, fence, true).await
     }
 }
