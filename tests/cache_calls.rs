@@ -635,6 +635,38 @@ async fn an_attempt_whose_units_namespace_goes_while_listed_is_left_out() -> coo
     Ok(())
 }
 
+/// A worker's parent and child in other namespaces, destroyed while the
+/// cache looks those namespaces up to make their handles, are gone from
+/// its answers, as the backend would answer now, and the worker itself,
+/// alive, does not re-resolve.
+#[tokio::test]
+async fn relatives_whose_namespaces_go_while_adopted_are_gone() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let worker = memory.namespace("a").await?.worker("w").await?;
+    let parent = memory.namespace("b").await?.worker("p").await?;
+    let child = memory.namespace("c").await?.worker("k").await?;
+    worker.set_parent(Some(&parent)).await?;
+    child.set_parent(Some(&worker)).await?;
+    let slow_listing = StdDuration::from_millis(200);
+    let cache = Cache::new(Instrumented::with_latency(
+        memory.clone(),
+        slow_listing,
+        |op| op == Op::Namespaces,
+    ));
+    let cached = cache.namespace("a").await?.worker("w").await?;
+    let destroy = async {
+        tokio::time::sleep(slow_listing / 4).await;
+        memory.namespace("b").await?.destroy().await?;
+        memory.namespace("c").await?.destroy().await
+    };
+    let (parent, children, destroyed) = futures::join!(cached.parent(), cached.children(), destroy);
+    destroyed?;
+    assert!(parent?.is_none());
+    assert!(children?.is_empty());
+    assert_eq!(cache.stats().workers.gone_recoveries, 0);
+    Ok(())
+}
+
 #[tokio::test]
 async fn attempts_carry_cached_units_and_workers() -> coordinate::Result<()> {
     let (cache, _, unit) = seeded_unit().await?;

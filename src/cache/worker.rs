@@ -143,18 +143,25 @@ impl Worker for CachedWorker {
         self
     }
 
+    /// The parent's handle is made after the call, outside its recovery: a
+    /// parent whose namespace went meanwhile went with it (`None`), which is
+    /// no reason for this worker to re-resolve.
     async fn parent(&self) -> Result<Option<WorkerRef>> {
-        run(&self.shared, self, |link| async move {
+        let (up, fence) = run(&self.shared, self, |link| async move {
             let fence = self.shared.fence();
-            match link.upstream.parent().await? {
-                Some(up) => {
-                    let parent: WorkerRef = adopt_worker(&self.parent, up, fence).await?;
-                    Ok(Some(parent))
-                }
-                None => Ok(None),
-            }
+            Ok((link.upstream.parent().await?, fence))
         })
-        .await
+        .await?;
+        let Some(up) = up else {
+            return Ok(None);
+        };
+        match adopt_worker(&self.parent, up, fence).await {
+            Ok(parent) => Ok(Some(parent as WorkerRef)),
+            Err(Error::Gone {
+                kind: ObjectKind::Namespace,
+            }) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// A parent from this cache is unwrapped to its current upstream worker;
@@ -176,18 +183,24 @@ impl Worker for CachedWorker {
         .await
     }
 
+    /// As `parent`: a child whose namespace went meanwhile is left out.
     async fn children(&self) -> Result<Vec<WorkerRef>> {
-        run(&self.shared, self, |link| async move {
+        let (all, fence) = run(&self.shared, self, |link| async move {
             let fence = self.shared.fence();
-            let all = link.upstream.children().await?;
-            let mut out = Vec::with_capacity(all.len());
-            for up in all {
-                let child: WorkerRef = adopt_worker(&self.parent, up, fence).await?;
-                out.push(child);
-            }
-            Ok(out)
+            Ok((link.upstream.children().await?, fence))
         })
-        .await
+        .await?;
+        let mut out = Vec::with_capacity(all.len());
+        for up in all {
+            match adopt_worker(&self.parent, up, fence).await {
+                Ok(child) => out.push(child as WorkerRef),
+                Err(Error::Gone {
+                    kind: ObjectKind::Namespace,
+                }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(out)
     }
 
     async fn active(&self) -> Result<bool> {
