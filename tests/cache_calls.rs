@@ -533,18 +533,36 @@ async fn a_workers_recovery_leaves_its_old_namespace_handle_unable_to_destroy(
     assert_recreated_whole(&cache).await
 }
 
+/// How long a namespace listing of [`slow_listings`] takes.
+const SLOW_LISTING: StdDuration = StdDuration::from_millis(200);
+
+/// A cache over `memory` whose namespace listings, how it finds a
+/// namespace it does not hold, take [`SLOW_LISTING`].
+fn slow_listings(memory: &MemoryBackend) -> Counted {
+    Cache::new(Instrumented::with_latency(
+        memory.clone(),
+        SLOW_LISTING,
+        |op| op == Op::Namespaces,
+    ))
+}
+
+/// Destroys the namespaces `names` behind the cache's back while a
+/// listing of [`slow_listings`] started now waits.
+async fn destroyed_while_listed(memory: &MemoryBackend, names: &[&str]) -> coordinate::Result<()> {
+    tokio::time::sleep(SLOW_LISTING / 4).await;
+    for name in names {
+        memory.namespace(name).await?.destroy().await?;
+    }
+    Ok(())
+}
+
 /// An attempt given up while the cache makes its handles (here, looking
 /// up the namespace of its unit) is given back: its unit is not held for a
 /// whole lease by an attempt nobody got.
 #[tokio::test]
 async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());
-    let slow_listing = StdDuration::from_millis(300);
-    let cache = Cache::new(Instrumented::with_latency(
-        memory.clone(),
-        slow_listing,
-        |op| op == Op::Namespaces,
-    ));
+    let cache = slow_listings(&memory);
     let unit = cache
         .get_ref()
         .namespace("b")
@@ -555,7 +573,7 @@ async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordin
         .await?;
     let worker = cache.namespace("a").await?.worker("w").await?;
     let given_up = tokio::time::timeout(
-        slow_listing / 3,
+        SLOW_LISTING / 4,
         worker.make_attempt(&unit, Duration::seconds(600)),
     )
     .await;
@@ -617,17 +635,9 @@ async fn an_attempt_whose_units_namespace_goes_while_listed_is_left_out() -> coo
         .await?;
     let worker = memory.namespace("a").await?.worker("w").await?;
     worker.make_attempt(&unit, Duration::seconds(600)).await?;
-    let slow_listing = StdDuration::from_millis(200);
-    let cache = Cache::new(Instrumented::with_latency(
-        memory.clone(),
-        slow_listing,
-        |op| op == Op::Namespaces,
-    ));
+    let cache = slow_listings(&memory);
     let cached = cache.namespace("a").await?.worker("w").await?;
-    let destroy = async {
-        tokio::time::sleep(slow_listing / 4).await;
-        memory.namespace("b").await?.destroy().await
-    };
+    let destroy = destroyed_while_listed(&memory, &["b"]);
     let (listed, destroyed) = futures::join!(cached.all_attempts(), destroy);
     destroyed?;
     assert!(listed?.is_empty());
@@ -647,18 +657,9 @@ async fn relatives_whose_namespaces_go_while_adopted_are_gone() -> coordinate::R
     let child = memory.namespace("c").await?.worker("k").await?;
     worker.set_parent(Some(&parent)).await?;
     child.set_parent(Some(&worker)).await?;
-    let slow_listing = StdDuration::from_millis(200);
-    let cache = Cache::new(Instrumented::with_latency(
-        memory.clone(),
-        slow_listing,
-        |op| op == Op::Namespaces,
-    ));
+    let cache = slow_listings(&memory);
     let cached = cache.namespace("a").await?.worker("w").await?;
-    let destroy = async {
-        tokio::time::sleep(slow_listing / 4).await;
-        memory.namespace("b").await?.destroy().await?;
-        memory.namespace("c").await?.destroy().await
-    };
+    let destroy = destroyed_while_listed(&memory, &["b", "c"]);
     let (parent, children, destroyed) = futures::join!(cached.parent(), cached.children(), destroy);
     destroyed?;
     assert!(parent?.is_none());
