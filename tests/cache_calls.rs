@@ -546,6 +546,17 @@ fn slow_listings(memory: &MemoryBackend) -> Counted {
     ))
 }
 
+/// Unit "u" of spec "s" in namespace "b", made on `backend`.
+async fn unit_in_b(backend: &impl Backend) -> coordinate::Result<WorkUnitRef> {
+    backend
+        .namespace("b")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+}
+
 /// Destroys the namespaces `names` behind the cache's back while a
 /// listing of [`slow_listings`] started now waits.
 async fn destroyed_while_listed(memory: &MemoryBackend, names: &[&str]) -> coordinate::Result<()> {
@@ -563,14 +574,7 @@ async fn destroyed_while_listed(memory: &MemoryBackend, names: &[&str]) -> coord
 async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());
     let cache = slow_listings(&memory);
-    let unit = cache
-        .get_ref()
-        .namespace("b")
-        .await?
-        .set_work_spec(data!({"name": "s"}))
-        .await?
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await?;
+    let unit = unit_in_b(cache.get_ref()).await?;
     let worker = cache.namespace("a").await?.worker("w").await?;
     let given_up = tokio::time::timeout(
         SLOW_LISTING / 4,
@@ -626,13 +630,7 @@ async fn a_lookup_outrun_by_an_upsert_returns_the_cached_handle() -> coordinate:
 async fn an_attempt_whose_units_namespace_goes_while_listed_is_left_out() -> coordinate::Result<()>
 {
     let memory = MemoryBackend::with_clock(MockClock::new());
-    let unit = memory
-        .namespace("b")
-        .await?
-        .set_work_spec(data!({"name": "s"}))
-        .await?
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await?;
+    let unit = unit_in_b(&memory).await?;
     let worker = memory.namespace("a").await?.worker("w").await?;
     worker.make_attempt(&unit, Duration::seconds(600)).await?;
     let cache = slow_listings(&memory);

@@ -112,7 +112,7 @@ impl PgWorkUnit {
         )))
     }
 
-    fn clone_handle(&self) -> Arc<Self> {
+    pub(crate) fn clone_handle(&self) -> Arc<Self> {
         Arc::new(PgWorkUnit::new(
             self.spec.clone(),
             self.id,

@@ -171,7 +171,11 @@ impl PgWorker {
     }
 
     /// `make_attempt` on one of this backend's units, run to its end.
-    async fn make_attempt_on(&self, unit: &PgWorkUnit, lifetime: Duration) -> Result<AttemptRef> {
+    async fn make_attempt_on(
+        &self,
+        unit: Arc<PgWorkUnit>,
+        lifetime: Duration,
+    ) -> Result<AttemptRef> {
         let shared = &self.shared;
         let made = shared
             .retrying(|| async {
@@ -197,11 +201,6 @@ impl PgWorker {
             )
             .await
             .map_err(|e| e.on(ObjectKind::Worker))?;
-        let unit = Arc::new(PgWorkUnit::new(
-            unit.spec.clone(),
-            unit.id,
-            unit.name.clone(),
-        ));
         Ok(Arc::new(PgAttempt::new(unit, self.clone_handle(), id)))
     }
 
@@ -394,13 +393,11 @@ impl Worker for PgWorker {
     /// In a task of its own, as `request_attempts`.
     async fn make_attempt(&self, unit: &WorkUnitRef, lifetime: Duration) -> Result<AttemptRef> {
         let unit = match unit.as_any().downcast_ref::<PgWorkUnit>() {
-            Some(u) if u.shared().same(&self.shared) => {
-                PgWorkUnit::new(u.spec.clone(), u.id, u.name.clone())
-            }
+            Some(u) if u.shared().same(&self.shared) => u.clone_handle(),
             _ => return Err(Error::WrongBackend),
         };
         let me = self.clone_handle();
-        handed_out(async move { me.make_attempt_on(&unit, lifetime).await }).await
+        handed_out(async move { me.make_attempt_on(unit, lifetime).await }).await
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
