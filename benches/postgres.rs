@@ -5,7 +5,9 @@
 //! `finish` throughput with 1 and 8 concurrent workers at batch size 100,
 //! `add_work_units` throughput in batches of 1,000 and 10,000, and
 //! `request_attempts` with none or 100,000 units waiting for their
-//! not-before time ahead of the ready ones.
+//! not-before time ahead of the ready ones, and a unit's `status` in a spec
+//! with none or 10,000 pending attempts past their deadline that are no
+//! longer active.
 //!
 //! Run: `cargo bench --features testing --bench postgres`.
 
@@ -434,12 +436,64 @@ fn waiting_units(c: &mut Criterion) {
     group.finish();
 }
 
+/// `status` of a unit running a pending attempt, in a spec that holds
+/// none or 10,000 pending attempts past their deadline whose units' active
+/// attempt was cleared (no expiry check expires those).
+fn detached_attempts(c: &mut Criterion) {
+    let rt = runtime();
+    let (backend, _) = rt.block_on(loaded());
+    let mut group = c.benchmark_group("postgres_detached_attempts");
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    for detached in [0usize, 10_000] {
+        let name = format!("detached{detached}");
+        let unit = rt.block_on(async {
+            let ns = backend.namespace("bench").await.expect("namespace");
+            let spec = ns
+                .set_work_spec(data!({ "name": name.clone() }))
+                .await
+                .expect("spec");
+            let units = spec
+                .add_work_units(
+                    (0..=detached)
+                        .map(|i| NewWorkUnit::new(format!("u{i:05}"), data!({"i": i})))
+                        .collect(),
+                )
+                .await
+                .expect("units");
+            let worker = ns.worker("w").await.expect("worker");
+            let (running, cleared) = units.split_last().expect("a unit");
+            // The clock stands still: a negative lifetime is past at once.
+            for unit in cleared {
+                worker
+                    .make_attempt(unit, Duration::minutes(-1))
+                    .await
+                    .expect("attempt");
+                unit.clear_active_attempt().await.expect("clear");
+            }
+            worker
+                .make_attempt(running, Duration::hours(1))
+                .await
+                .expect("attempt");
+            running.clone()
+        });
+        group.bench_function(format!("unit_status_beside_{detached}"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { unit.status().await.expect("status") })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     lookups,
     operations,
     throughput,
     bulk_add,
-    waiting_units
+    waiting_units,
+    detached_attempts
 );
 criterion_main!(benches);

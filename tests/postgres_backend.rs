@@ -544,3 +544,103 @@ async fn queries_naming_more_than_a_message_holds_select_what_they_name() {
     let listed = spec.work_units(&query).await.unwrap();
     assert_eq!(listed.keys().collect::<Vec<_>>(), ["b"]);
 }
+
+#[tokio::test]
+async fn a_previous_version_database_detaches_its_pending_attempts_no_longer_active() {
+    let cluster = TestCluster::shared_or_panic();
+    let db = cluster.fresh_database().await.unwrap();
+    let clock = MockClock::new();
+    let open = || {
+        PostgresBackend::builder(cluster.url())
+            .database(&db)
+            .clock(clock.clone())
+            .build()
+    };
+    let backend = open().await.unwrap();
+    let (ns, spec) = namespace_and_spec(&backend).await;
+    let worker = ns.worker("w").await.unwrap();
+    let mut units = Vec::new();
+    for name in ["cleared", "superseded", "active"] {
+        units.push(
+            spec.add_work_unit(name, data!({}), WorkUnitMeta::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let minute = Duration::minutes(1);
+    worker.make_attempt(&units[0], minute).await.unwrap();
+    units[0].clear_active_attempt().await.unwrap();
+    worker.make_attempt(&units[1], minute).await.unwrap();
+    worker
+        .make_attempt(&units[1], Duration::hours(1))
+        .await
+        .unwrap();
+    worker.make_attempt(&units[2], minute).await.unwrap();
+    drop(backend);
+
+    // Back to version 21, which stored every pending attempt as 0.
+    let (sql, conn) = tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let statuses = || async {
+        let rows = sql
+            .query(
+                "SELECT u.name, a.status FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
+                 ORDER BY a.id",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                let name: Vec<u8> = r.get(0);
+                (String::from_utf8(name).unwrap(), r.get::<_, i16>(1))
+            })
+            .collect::<Vec<_>>()
+    };
+    let detached = vec![
+        ("cleared".to_string(), 5),
+        ("superseded".to_string(), 5),
+        ("superseded".to_string(), 0),
+        ("active".to_string(), 0),
+    ];
+    assert_eq!(statuses().await, detached);
+    sql.batch_execute(
+        "UPDATE attempt SET status = 0 WHERE status = 5;
+         UPDATE coordinate_schema SET version = 21",
+    )
+    .await
+    .unwrap();
+
+    let backend = open().await.unwrap();
+    assert_eq!(statuses().await, detached);
+    // Detached attempts read as pending, never expire by themselves, and
+    // change as pending attempts that are not active do.
+    clock.advance(Duration::minutes(5));
+    let (_, spec) = namespace_and_spec(&backend).await;
+    let unit = spec.work_unit("active").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+    let attempts = |name: &'static str| {
+        let spec = spec.clone();
+        async move {
+            spec.work_unit(name)
+                .await
+                .unwrap()
+                .attempts()
+                .await
+                .unwrap()
+        }
+    };
+    let cleared = attempts("cleared").await.remove(0);
+    let superseded = attempts("superseded").await.remove(0);
+    assert_eq!(cleared.status().await.unwrap(), AttemptStatus::Pending);
+    assert_eq!(superseded.status().await.unwrap(), AttemptStatus::Pending);
+    cleared.finish(None).await.unwrap();
+    assert_eq!(cleared.status().await.unwrap(), AttemptStatus::Finished);
+    assert!(matches!(
+        superseded.renew(minute, None).await,
+        Err(Error::LostLease)
+    ));
+    assert_eq!(superseded.status().await.unwrap(), AttemptStatus::Expired);
+}

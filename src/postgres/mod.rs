@@ -92,7 +92,12 @@
 //! (a state of its own) until an expiry check finds its time has come and
 //! makes it ready, so requests take ready units in execution order from an
 //! index of those alone: units delayed by retries cost a request nothing
-//! (migration 12).
+//! (migration 12). A pending attempt that stops being its unit's active one
+//! (cleared, or superseded by `make_attempt`) is stored with a status of
+//! its own that reads as Pending, so the index of pending attempts by
+//! deadline, which every expiry check reads, holds only attempts a check
+//! can expire: attempts left pending that way cost expiry checks nothing
+//! (migration 22).
 //!
 //! # Expiry without writes on reads
 //!
@@ -909,18 +914,29 @@ pub(crate) fn by_name<T>(
         .collect()
 }
 
+/// The stored status of a pending attempt that is no longer its unit's
+/// active one (cleared or superseded): kept apart from Pending's ordinal so
+/// that the index of pending attempts, which every expiry check reads by
+/// deadline, holds only attempts an expiry check can expire (migration 22).
+pub(crate) const DETACHED_PENDING: i16 = 5;
+
+/// The attempt status stored as `code`.
+fn stored_status(code: i16) -> Result<AttemptStatus> {
+    if code == DETACHED_PENDING {
+        return Ok(AttemptStatus::Pending);
+    }
+    AttemptStatus::from_ordinal(i64::from(code)).map_err(decode)
+}
+
 /// An attempt status column.
 pub(crate) fn attempt_status(row: &Row, i: usize) -> Result<AttemptStatus> {
-    let ordinal: i16 = col(row, i)?;
-    AttemptStatus::from_ordinal(i64::from(ordinal)).map_err(decode)
+    stored_status(col(row, i)?)
 }
 
 /// A nullable attempt status column (from an outer join).
 pub(crate) fn attempt_status_opt(row: &Row, i: usize) -> Result<Option<AttemptStatus>> {
-    let ordinal: Option<i16> = col(row, i)?;
-    ordinal
-        .map(|o| AttemptStatus::from_ordinal(i64::from(o)).map_err(decode))
-        .transpose()
+    let code: Option<i16> = col(row, i)?;
+    code.map(stored_status).transpose()
 }
 
 /// The stored form of an attempt status.

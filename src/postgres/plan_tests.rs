@@ -354,3 +354,133 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
     assert_eq!(names, vec![b"w00000".to_vec(), b"w00001".to_vec()]);
     tx.rollback().await.unwrap();
 }
+
+/// Index entries of `attempt_pending` the transaction `sql` has read so far.
+async fn pending_entries_read(sql: &tokio_postgres::Transaction<'_>) -> i64 {
+    sql.query_one(
+        "SELECT pg_stat_get_xact_tuples_returned('attempt_pending'::regclass)",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_checks_read_no_pending_attempt_that_is_not_active() {
+    const CLEARED: usize = 600;
+    const SUPERSEDED: usize = 400;
+    let (cluster, db, clock, backend) = fresh_backend().await;
+    let ns = backend.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(crate::data!({"name": "s"})).await.unwrap();
+    let units = spec
+        .add_work_units(
+            (0..CLEARED + SUPERSEDED + 10)
+                .map(|i| NewWorkUnit::new(format!("u{i:04}"), crate::data!({})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    // Pending attempts that are no longer active, all past their deadline
+    // once the clock moves: cleared ones, and ones a newer attempt
+    // superseded (which stays pending, its deadline ahead).
+    let short = Duration::minutes(1);
+    for unit in &units[..CLEARED] {
+        let attempt = worker.make_attempt(unit, short).await.unwrap();
+        unit.clear_active_attempt().await.unwrap();
+        assert_eq!(
+            attempt.status().await.unwrap(),
+            crate::model::AttemptStatus::Pending
+        );
+    }
+    for unit in &units[CLEARED..CLEARED + SUPERSEDED] {
+        let first = worker.make_attempt(unit, short).await.unwrap();
+        worker.make_attempt(unit, Duration::hours(1)).await.unwrap();
+        assert_eq!(
+            first.status().await.unwrap(),
+            crate::model::AttemptStatus::Pending
+        );
+    }
+    clock.advance(Duration::minutes(10));
+
+    let (mut sql, connection) =
+        tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    // Vacuumed: an attempt's entry from before it was detached is gone,
+    // as autovacuum would have it.
+    sql.batch_execute("VACUUM ANALYZE").await.unwrap();
+    let ids = sql
+        .query_one(
+            "SELECT s.namespace_id, s.id, w.id, u.id FROM work_spec s, worker w, work_unit u
+             WHERE u.work_spec_id = s.id AND u.name = 'u0000'::bytea",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (ns_id, spec_id, worker_id, unit_id): (i64, i64, i64, i64) =
+        (ids.get(0), ids.get(1), ids.get(2), ids.get(3));
+    let now = clock.now();
+    let expiration = now + Duration::minutes(15);
+    let no_name: Option<&[u8]> = None;
+
+    let tx = sql.transaction().await.unwrap();
+    tx.query(COUNTED_META, &[&spec_id, &now]).await.unwrap();
+    tx.query(SNAPSHOT, &[&unit_id, &now, &spec_id])
+        .await
+        .unwrap();
+    let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
+    let stale: bool = metas[0].get(metas[0].len() - 1);
+    assert!(!stale, "no active attempt is past its deadline");
+    // Available units include those whose active attempt is past its
+    // deadline, read from the pending attempts.
+    let available = Selection::new(&WorkUnitQuery {
+        statuses: vec![WorkUnitStatus::Available],
+        limit: 100,
+        ..WorkUnitQuery::default()
+    });
+    let read = tx
+        .query(
+            available.read_sql(),
+            &[
+                &spec_id,
+                &&b""[..],
+                &100i64,
+                &now,
+                &true,
+                &false,
+                &false,
+                &false,
+                &false,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 100);
+    // A hand-out that runs the namespace's expiry check first.
+    let made = tx
+        .query(
+            REQUEST,
+            &[
+                &spec_id,
+                &worker_id,
+                &1i64,
+                &now,
+                &expiration,
+                &serde_json::json!({}),
+                &no_name,
+                &Some(ns_id),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    let entries = pending_entries_read(&tx).await;
+    assert!(
+        entries < 50,
+        "{entries} pending-attempt index entries read by expiry checks"
+    );
+    tx.rollback().await.unwrap();
+}

@@ -90,6 +90,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         21,
         include_str!("migrations/0021_continuous_time_from_current_interval.sql"),
     ),
+    Migration::new(
+        22,
+        include_str!("migrations/0022_detached_pending_attempts.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

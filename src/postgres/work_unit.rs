@@ -12,7 +12,7 @@ use super::work_spec::PgWorkSpec;
 use super::worker::PgWorker;
 use super::{
     attempt_status_opt, col, data_map, decode, expirable, live_status, query_opt, text, Scope,
-    Shared,
+    Shared, DETACHED_PENDING,
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, ObjectKind, Result};
@@ -238,11 +238,21 @@ impl WorkUnit for PgWorkUnit {
         let changed = shared
             .execute_retrying(
                 // A unit without an active attempt keeps its state: ready
-                // or waiting for its not-before time.
-                "UPDATE work_unit SET active_attempt_id = NULL,
-                     state = CASE WHEN active_attempt_id IS NULL THEN state ELSE 0 END
-                 WHERE id = $1",
-                &[&self.id],
+                // or waiting for its not-before time. A pending attempt
+                // cleared away is detached (status `DETACHED_PENDING`); the
+                // unit's lock orders this with any change of the attempt.
+                "WITH target AS (
+                     SELECT id, active_attempt_id FROM work_unit WHERE id = $1
+                     FOR NO KEY UPDATE),
+                 cleared AS (
+                     UPDATE work_unit u SET active_attempt_id = NULL,
+                         state = CASE WHEN t.active_attempt_id IS NULL THEN u.state ELSE 0 END
+                     FROM target t WHERE u.id = t.id RETURNING u.id),
+                 detached AS (
+                     UPDATE attempt a SET status = $2
+                     FROM target t WHERE a.id = t.active_attempt_id AND a.status = 0)
+                 SELECT 1 FROM cleared",
+                &[&self.id, &DETACHED_PENDING],
             )
             .await?;
         if changed == 0 {

@@ -14,7 +14,7 @@ use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::{
     col, data_map, expirable, json, meta_columns, query, query_opt, read_meta, text, Scope, Shared,
-    META_WIDTH,
+    DETACHED_PENDING, META_WIDTH,
 };
 use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::clock::checked_add;
@@ -81,8 +81,14 @@ pub(crate) const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
 
 /// Gives unit `$1` a new pending attempt of worker `$2` and makes it
 /// the active one; answers the attempt id and the unit's attempt count.
+/// The attempt it supersedes, if pending, is detached (status `$5`, see
+/// [`DETACHED_PENDING`]).
 pub(crate) const MAKE_ATTEMPT: &str = "WITH target AS (
-        SELECT id, work_spec_id, data FROM work_unit WHERE id = $1 FOR UPDATE),
+        SELECT id, work_spec_id, data, active_attempt_id FROM work_unit WHERE id = $1
+        FOR UPDATE),
+    detached AS (
+        UPDATE attempt a SET status = $5
+        FROM target t WHERE a.id = t.active_attempt_id AND a.status = 0),
     created AS (
         INSERT INTO attempt (work_unit_id, work_spec_id, worker_id, status, data, start_time,
             expiration_time, on_active_list)
@@ -185,7 +191,7 @@ impl PgWorker {
                 let row = query_opt(
                     &client,
                     MAKE_ATTEMPT,
-                    &[&unit.id, &self.id, &now, &expiration],
+                    &[&unit.id, &self.id, &now, &expiration, &DETACHED_PENDING],
                 )
                 .await?
                 .ok_or(GONE)?;
