@@ -229,6 +229,48 @@ pub async fn lazy_expiry_in_query_mutators(t: TestBackend) {
         .await;
 }
 
+/// A priority change that fails changes nothing, not even the expiry its
+/// selection runs: a lapsed lease the change would select as Available
+/// stays pending, active and renewable.
+pub async fn failed_priority_change_expires_nothing(t: TestBackend) {
+    let (r, _ns, spec, worker) =
+        Run::with_basic("failed_priority_change_expires_nothing", t, "spec").await;
+    let unit = r.unit(&spec, "top", DataMap::new()).await;
+    r.ok(unit.set_priority(f64::MAX).await, "the largest priority");
+    let attempt = r.ok(
+        worker.make_attempt(&unit, Duration::seconds(10)).await,
+        "make",
+    );
+    r.advance_secs(11);
+    let queries = [
+        WorkUnitQuery::all(),
+        WorkUnitQuery::names(["top"]),
+        WorkUnitQuery {
+            statuses: vec![U::Available],
+            limit: 10,
+            ..Default::default()
+        },
+    ];
+    for query in &queries {
+        r.fails(
+            spec.adjust_work_unit_priorities(query, f64::MAX).await,
+            Error::BadPriority,
+            format_args!("adjust {query:?} past the largest priority"),
+        );
+    }
+    r.ok_eq(
+        worker.active_attempts().await.map(|a| a.len()),
+        1,
+        "the lapsed attempt is still active",
+    );
+    r.ok(
+        attempt.renew(Duration::seconds(60), None).await,
+        "renew the lapsed lease",
+    );
+    r.ok_eq(unit.status().await, U::Pending, "renewed");
+    r.ok_eq(unit.priority().await, f64::MAX, "priority unchanged");
+}
+
 /// The expiry boundary: an attempt is expired only when its
 /// deadline is strictly earlier than now.
 pub async fn expiry_boundary(t: TestBackend) {

@@ -133,6 +133,7 @@ macro_rules! conformance_tests {
                 lazy_expiry_finish_before_check,
                 lazy_expiry_after_check,
                 lazy_expiry_in_query_mutators,
+                failed_priority_change_expires_nothing,
                 expiry_check_scope,
                 expiry_boundary,
                 make_attempt_semantics,

@@ -1,4 +1,5 @@
 //! The per-status counters and name sets against a recount of every unit,
+//! and selections read before an expiry against those read after it,
 //! after many random operations.
 
 use std::collections::BTreeMap;
@@ -69,6 +70,7 @@ fn counters_equal_a_recount_after_random_operations() {
     let mut now = Time::UNIX_EPOCH + Duration::days(365);
     let worker = st.worker_named(ns, "w", now).unwrap();
     let mut attempts: Vec<AttemptId> = Vec::new();
+    let mut overdue_compared = 0;
     for step in 0..5_000 {
         let name = format!("u{}", dice.roll(60));
         let pick = |dice: &mut Dice, attempts: &[AttemptId]| {
@@ -126,6 +128,31 @@ fn counters_equal_a_recount_after_random_operations() {
                 .work_unit(spec, &name)
                 .and_then(|id| st.clear_active_attempt(id, now)),
         };
+        if step % 7 == 3 {
+            // What a query selects as its expiry will leave the spec, read
+            // before that expiry runs, is what it selects after.
+            let admitted = crate::memory::index::STATUSES
+                .into_iter()
+                .filter(|_| dice.roll(2) == 0);
+            let query = WorkUnitQuery {
+                statuses: admitted.collect(),
+                names: match dice.roll(3) {
+                    0 => (0..8).map(|_| format!("u{}", dice.roll(60))).collect(),
+                    _ => Vec::new(),
+                },
+                previous_name: match dice.roll(3) {
+                    0 => format!("u{}", dice.roll(60)),
+                    _ => String::new(),
+                },
+                limit: dice.roll(12) as i64,
+            };
+            let overdue = st.overdue(spec, now).unwrap();
+            overdue_compared += usize::from(!overdue.is_empty());
+            st.spec_mut(spec).unwrap().index.refile(now);
+            let before = st.selected(spec, &query, now, &overdue).unwrap();
+            let after = st.select(spec, &query, now).unwrap();
+            assert_eq!(before, after, "step {step}: {query:?}");
+        }
         if step % 50 == 0 {
             let (counted, recounted) = recount(&mut st, spec, now);
             assert_eq!(counted, recounted, "after step {step}");
@@ -136,6 +163,10 @@ fn counters_equal_a_recount_after_random_operations() {
     assert!(
         counted.finished + counted.failed + counted.pending > 0,
         "{counted:?}"
+    );
+    assert!(
+        overdue_compared > 20,
+        "{overdue_compared} selections with overdue attempts"
     );
 }
 

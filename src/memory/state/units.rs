@@ -1,6 +1,6 @@
 //! Adding, selecting, changing and deleting work units.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 
 use crate::error::{Error, Result};
@@ -138,45 +138,88 @@ impl State {
         now: Time,
     ) -> Result<Vec<(UnitName, UnitId)>> {
         self.expire_spec(spec, now)?;
+        self.selected(spec, query, now, &HashSet::new())
+    }
+
+    /// The units whose active attempt an expiry check at `now` would
+    /// expire (pending, past its deadline).
+    pub(super) fn overdue(&self, spec: SpecId, now: Time) -> Result<HashSet<UnitId>> {
+        Ok(self
+            .spec(spec)?
+            .index
+            .expired(now)
+            .into_iter()
+            .filter_map(|attempt| self.attempts.get(&attempt).map(|a| a.unit))
+            .collect())
+    }
+
+    /// [`select`](Self::select)'s answer as an expiry check at `now` leaves
+    /// the spec, where the units in `overdue` have not been expired yet
+    /// (they count as without an active attempt) and the index is refiled
+    /// at `now`.
+    pub(super) fn selected(
+        &self,
+        spec: SpecId,
+        query: &WorkUnitQuery,
+        now: Time,
+        overdue: &HashSet<UnitId>,
+    ) -> Result<Vec<(UnitName, UnitId)>> {
         let state = self.spec(spec)?;
         let limit = query.limit().unwrap_or(usize::MAX);
         let with_name = |id: UnitId| self.units.get(id.0).map(|unit| (unit.name.clone(), id));
+        // Decided once per status, not per unit: a caller's status list
+        // may be long.
+        let admitted = StatusSet::of(query);
+        let admits = |id: UnitId| {
+            let status = if overdue.contains(&id) {
+                self.unit(id)
+                    .map(|unit| rules::unit_status(None, unit.meta.not_before, now))
+            } else {
+                self.unit_status_at(id, now)
+            };
+            status.is_ok_and(|s| admitted.contains(s))
+        };
+        let after_previous =
+            |name: &str| query.previous_name.is_empty() || name > query.previous_name.as_str();
         let selected = if query.names.is_empty() {
             let start = match query.previous_name.as_str() {
                 "" => Bound::Unbounded,
                 previous => Bound::Excluded(previous),
             };
-            let admitted = StatusSet::of(query);
             let statuses = STATUSES.into_iter().filter(|s| admitted.contains(*s));
-            state
+            let mut page: Vec<_> = state
                 .index
                 .names(statuses, start)
-                .take(limit)
                 .filter_map(|name| state.units.get(&self.units, name))
+                .filter(|id| !overdue.contains(id))
+                .take(limit)
                 .filter_map(with_name)
-                .collect()
+                .collect();
+            if !overdue.is_empty() {
+                // Filed as pending still: merged in by the status they
+                // would have.
+                page.extend(
+                    overdue
+                        .iter()
+                        .filter(|id| admits(**id))
+                        .filter_map(|id| with_name(*id))
+                        .filter(|(name, _)| after_previous(name)),
+                );
+                page.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                page.truncate(limit);
+            }
+            page
         } else {
-            let after_previous = |name: &&str| {
-                query.previous_name.is_empty() || *name > query.previous_name.as_str()
-            };
-            // Decided once per status, not per unit: a caller's status list
-            // may be long.
-            let admitted = StatusSet::of(query);
             // A set, so the names come out once each and in byte order.
             query
                 .names
                 .iter()
                 .map(String::as_str)
-                .filter(after_previous)
+                .filter(|name| after_previous(name))
                 .collect::<BTreeSet<&str>>()
                 .into_iter()
                 .filter_map(|name| state.units.get(&self.units, name))
-                .filter(|id| {
-                    admitted.is_all()
-                        || self
-                            .unit_status_at(*id, now)
-                            .is_ok_and(|s| admitted.contains(s))
-                })
+                .filter(|id| admitted.is_all() || admits(*id))
                 .take(limit)
                 .filter_map(with_name)
                 .collect()
@@ -191,7 +234,16 @@ impl State {
         now: Time,
         change: impl Fn(f64) -> Result<f64>,
     ) -> Result<()> {
-        // Every new priority first: one that fails changes nothing.
+        // Every new priority first: one that fails changes nothing, not
+        // even the expiry the selection runs, so with attempts to expire
+        // the units are first selected as that expiry will leave them.
+        let overdue = self.overdue(spec, now)?;
+        if !overdue.is_empty() {
+            self.spec_mut(spec)?.index.refile(now);
+            for (_, id) in self.selected(spec, query, now, &overdue)? {
+                change(self.unit(id)?.meta.priority)?;
+            }
+        }
         let mut changed = Vec::new();
         for (_, id) in self.select(spec, query, now)? {
             changed.push((id, change(self.unit(id)?.meta.priority)?));
