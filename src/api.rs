@@ -175,7 +175,8 @@ pub trait Namespace: Send + Sync + Debug {
     /// such a unit loses them from its history and, if one was its active
     /// attempt, has none (as after [`WorkUnit::clear_active_attempt`]).
     /// Succeeds and does nothing on an already destroyed handle, and never
-    /// touches a newer namespace of the same name.
+    /// touches a newer namespace of the same name (except over the REST
+    /// API, which names a namespace only by its name: see `RestBackend`).
     async fn destroy(&self) -> Result<()>;
 
     /// Creates the work spec the definition names, with meta derived from
