@@ -1905,3 +1905,67 @@ async fn a_hand_out_given_up_in_flight_gives_its_attempts_back() {
             .unwrap_or_else(|_| panic!("attempt {made} was not given back"));
     }
 }
+
+/// A request asks the server for no more attempts than the client keeps:
+/// one handed out and then dropped would still count as a try of its unit
+/// (and be expired by a request of its own).
+#[tokio::test]
+async fn a_request_asks_for_no_more_attempts_than_it_keeps() {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let expired = Arc::new(AtomicU64::new(0));
+    let (asked_in, expired_in) = (asked.clone(), expired.clone());
+    let app = memory_router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let (asked, expired) = (asked_in.clone(), expired_in.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                let path = parts.uri.path();
+                if path.ends_with("/request_attempts") {
+                    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                    asked
+                        .lock()
+                        .unwrap()
+                        .push(body["number_of_work_units"].clone());
+                } else if path.ends_with("/expire") {
+                    expired.fetch_add(1, Ordering::SeqCst);
+                }
+                let body = axum::body::Body::from(bytes);
+                next.run(axum::extract::Request::from_parts(parts, body))
+                    .await
+            }
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    spec.add_work_units(
+        (0..1_200)
+            .map(|i| coordinate::NewWorkUnit::new(format!("u{i:04}"), data!({})))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    for wanted in [5_000, i64::MAX, 0, -3] {
+        let got = worker
+            .request_attempts(&AttemptRequest::units(wanted))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), if wanted > 0 { 1_000 } else { 1 }, "{wanted}");
+        for attempt in got {
+            attempt
+                .retry(None, coordinate::Duration::zero())
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec![json!(1_000), json!(1_000), json!(1), json!(1)]
+    );
+    assert_eq!(expired.load(Ordering::SeqCst), 0);
+}

@@ -260,9 +260,14 @@ impl RestWorker {
     /// `request_attempts`, run to its end.
     async fn hand_out(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let links = self.links().await?;
-        let body = AttemptRequestBody::from(request.clone());
-        let wanted = limits::requested_attempts(request.number_of_work_units);
-        let wanted = usize::try_from(wanted).unwrap_or(1);
+        // The server is asked for no more than are kept: an attempt handed
+        // out and dropped would still count as a try of its unit.
+        let asked = limits::requested_attempts(request.number_of_work_units);
+        let body = AttemptRequestBody::from(AttemptRequest {
+            number_of_work_units: asked,
+            ..request.clone()
+        });
+        let wanted = usize::try_from(asked).unwrap_or(1);
         // The attempts are made before the answer is sent, so it is read
         // whole however long the data of the units asked for makes it.
         let longest = wanted.saturating_mul(MAX_DATA_BYTES + ATTEMPT_DOCUMENT_BYTES);
