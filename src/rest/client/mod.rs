@@ -80,7 +80,16 @@
 //! handles take the namespace's name from their URL, in the API's layout
 //! (`…/namespace/{namespace}/worker/{worker}`), and a parent of another
 //! namespace is set by URL, with the `parent_url` extension of the worker
-//! `PUT` (a server without it leaves the parent as it was).
+//! `PUT` (a server without it leaves the parent as it was, yet answers
+//! success).
+//!
+//! Every handle takes its namespace's name from its URL so: the API's
+//! documents do not name an object's namespace. The layout is the
+//! one `coordinated` and the original Coordinate job server serve; against
+//! a server with another, namespace names come out empty, so a worker's
+//! `make_attempt` on another namespace's unit names no namespace, and
+//! [`Cache`](crate::cache::Cache) cannot file the specs a hand-out returns
+//! and fails it.
 //!
 //! The API sets a parent with the worker update's body, whose `active`
 //! field the client sends as `false`. `coordinated` leaves the worker's
