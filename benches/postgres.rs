@@ -133,11 +133,7 @@ fn operations(c: &mut Criterion) {
         }
     };
 
-    let mut group = c.benchmark_group("postgres_operation");
-    group
-        .sample_size(30)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(3));
+    let mut group = operation_group(c, "postgres_operation");
     group.bench_function("unit_status", |b| {
         b.to_async(&rt)
             .iter(|| async { unit.status().await.expect("status") })
@@ -317,6 +313,17 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// A bench group of thirty samples of 3 s in all after 1 s of warm-up,
+/// for single operations.
+fn operation_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(30)
+        .warm_up_time(StdDuration::from_secs(1))
+        .measurement_time(StdDuration::from_secs(3));
+    group
+}
+
 /// A bench group of ten samples of 5 s each after 1 s of warm-up, for
 /// operations slow enough that fewer samples suffice.
 fn slow_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
@@ -379,11 +386,7 @@ fn waiting_units(c: &mut Criterion) {
     const READY: usize = 1_000;
     let rt = runtime();
     let (backend, _) = rt.block_on(loaded());
-    let mut group = c.benchmark_group("postgres_waiting_units");
-    group
-        .sample_size(30)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(3));
+    let mut group = operation_group(c, "postgres_waiting_units");
     for waiting in [0usize, 100_000] {
         let name = format!("waiting{waiting}");
         let worker = rt.block_on(async {
@@ -442,11 +445,7 @@ fn waiting_units(c: &mut Criterion) {
 fn detached_attempts(c: &mut Criterion) {
     let rt = runtime();
     let (backend, _) = rt.block_on(loaded());
-    let mut group = c.benchmark_group("postgres_detached_attempts");
-    group
-        .sample_size(30)
-        .warm_up_time(StdDuration::from_secs(1))
-        .measurement_time(StdDuration::from_secs(3));
+    let mut group = operation_group(c, "postgres_detached_attempts");
     for detached in [0usize, 10_000] {
         let name = format!("detached{detached}");
         let unit = rt.block_on(async {

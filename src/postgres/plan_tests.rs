@@ -110,6 +110,32 @@ async fn fresh_backend() -> (&'static TestCluster, String, MockClock, PostgresBa
     (cluster, db, clock, backend)
 }
 
+/// A plain SQL session on `db` of `cluster`, once `maintenance` (`ANALYZE`
+/// or `VACUUM ANALYZE`) has run.
+async fn session(cluster: &TestCluster, db: &str, maintenance: &str) -> tokio_postgres::Client {
+    let (sql, connection) =
+        tokio_postgres::connect(&cluster.database_url(db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sql.batch_execute(maintenance).await.unwrap();
+    sql
+}
+
+/// The ids of spec "s", its namespace and that namespace's worker "w".
+async fn ids_of_s_and_w(sql: &tokio_postgres::Client) -> (i64, i64, i64) {
+    let ids = sql
+        .query_one(
+            "SELECT s.namespace_id, s.id, w.id FROM work_spec s
+             JOIN worker w ON w.namespace_id = s.namespace_id
+             WHERE s.name = 's'::bytea AND w.name = 'w'::bytea",
+            &[],
+        )
+        .await
+        .unwrap();
+    (ids.get(0), ids.get(1), ids.get(2))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_spec_statements_stay_index_driven_as_generic_plans() {
     let (cluster, db, clock, backend) = fresh_backend().await;
@@ -142,12 +168,7 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
         attempt.finish(None).await.unwrap();
     }
 
-    let (sql, connection) =
-        tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    sql.batch_execute("VACUUM ANALYZE").await.unwrap();
+    let sql = session(cluster, &db, "VACUUM ANALYZE").await;
     sql.batch_execute("SET plan_cache_mode = force_generic_plan")
         .await
         .unwrap();
@@ -277,20 +298,8 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
     spec.add_work_units(units).await.unwrap();
     ns.worker("w").await.unwrap();
 
-    let (mut sql, connection) =
-        tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    sql.batch_execute("ANALYZE").await.unwrap();
-    let ids = sql
-        .query_one(
-            "SELECT s.namespace_id, s.id, w.id FROM work_spec s, worker w WHERE s.name = 's'::bytea",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (ns_id, spec_id, worker_id): (i64, i64, i64) = (ids.get(0), ids.get(1), ids.get(2));
+    let mut sql = session(cluster, &db, "ANALYZE").await;
+    let (ns_id, spec_id, worker_id) = ids_of_s_and_w(&sql).await;
     let no_name: Option<&[u8]> = None;
     let no_namespace: Option<i64> = None;
     let request = |now: crate::Time| {
@@ -404,24 +413,15 @@ async fn expiry_checks_read_no_pending_attempt_that_is_not_active() {
     }
     clock.advance(Duration::minutes(10));
 
-    let (mut sql, connection) =
-        tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
     // Vacuumed: an attempt's entry from before it was detached is gone,
     // as autovacuum would have it.
-    sql.batch_execute("VACUUM ANALYZE").await.unwrap();
-    let ids = sql
-        .query_one(
-            "SELECT s.namespace_id, s.id, w.id, u.id FROM work_spec s, worker w, work_unit u
-             WHERE u.work_spec_id = s.id AND u.name = 'u0000'::bytea",
-            &[],
-        )
+    let mut sql = session(cluster, &db, "VACUUM ANALYZE").await;
+    let (ns_id, spec_id, worker_id) = ids_of_s_and_w(&sql).await;
+    let unit_id: i64 = sql
+        .query_one("SELECT id FROM work_unit WHERE name = 'u0000'::bytea", &[])
         .await
-        .unwrap();
-    let (ns_id, spec_id, worker_id, unit_id): (i64, i64, i64, i64) =
-        (ids.get(0), ids.get(1), ids.get(2), ids.get(3));
+        .unwrap()
+        .get(0);
     let now = clock.now();
     let expiration = now + Duration::minutes(15);
     let no_name: Option<&[u8]> = None;
