@@ -15,9 +15,13 @@
 //! identity rule of [`Cache`](crate::cache::Cache)). A handle whose object
 //! no longer exists answers [`Error::Gone`]; namespace and worker
 //! handles never do, because the API creates namespaces and workers when
-//! it resolves their URLs. An attempt is addressed by its unit, worker and
-//! start time, so an attempt handle stays dead once its unit is deleted.
-//! Destroying a namespace is a `DELETE` of its name, so a namespace handle
+//! it resolves their URLs. A server may create them for any request whose
+//! URL names them, failing ones included (the original Coordinate job
+//! server does, and so does `coordinated`), so a call on a spec, unit or
+//! attempt handle of a destroyed namespace answers `Gone` and leaves an
+//! empty namespace of that name behind. An attempt is addressed by its
+//! unit, worker and start time, so an attempt handle stays dead once its
+//! unit is deleted. Destroying a namespace is a `DELETE` of its name, so a namespace handle
 //! whose namespace another client destroyed destroys the namespace that
 //! has the name now: nothing in the API tells the two apart. (A handle
 //! that made the destroy itself does nothing when called again; the
