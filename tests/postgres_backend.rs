@@ -608,6 +608,8 @@ async fn a_previous_version_database_detaches_its_pending_attempts_no_longer_act
     assert_eq!(statuses().await, detached);
     sql.batch_execute(
         "UPDATE attempt SET status = 0 WHERE status = 5;
+         DROP FUNCTION coordinate_clear_active(bigint);
+         DROP FUNCTION coordinate_make_attempt(bigint, bigint, timestamptz, timestamptz);
          UPDATE coordinate_schema SET version = 21",
     )
     .await

@@ -13,7 +13,9 @@
 //! expiry could. A continuous unit generated while the spec's interval
 //! changed sets the next time by the new interval, and a finish chains no
 //! output a renew took away between its two calls, and locks the units it
-//! chains in the order a bulk add does.
+//! chains in the order a bulk add does. A pending attempt that loses its
+//! unit's link (to a clear, a newer attempt or a continuous unit of its
+//! name) while the call taking it waited for the unit is stored detached.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -911,4 +913,127 @@ async fn a_finish_chains_units_in_the_order_a_bulk_add_locks_them() {
         let unit = next.work_unit(name).await.unwrap();
         assert_eq!(unit.data().await.unwrap(), data!({"by": "add"}), "{name}");
     }
+}
+
+/// The statuses stored for the attempts of unit `unit`, oldest first.
+async fn stored_statuses(sql: &tokio_postgres::Client, unit: &str) -> Vec<i16> {
+    sql.query(
+        "SELECT a.status FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
+         WHERE u.name = $1 ORDER BY a.id",
+        &[&unit.as_bytes()],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+/// A pending attempt that loses its unit's link is stored apart from the
+/// active ones (status 5, which reads as Pending) even when it was made
+/// while the call taking the link away waited for the unit's lock: an
+/// attempt that call's statement could not see when it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_attempt_made_while_its_link_was_being_taken_is_detached() {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 2).await;
+    let worker = ns.worker("w").await.unwrap();
+    let other_worker = servers[1]
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let other_spec = servers[1].work_spec_at("n", "s").await.unwrap();
+    let admin = db.sql().await;
+
+    for (unit, takes) in [("u0000", "a clear"), ("u0001", "a newer attempt")] {
+        let mine = spec.work_unit(unit).await.unwrap();
+        let theirs = other_spec.work_unit(unit).await.unwrap();
+        let lock = held(
+            &db,
+            &format!("SELECT 1 FROM work_unit WHERE name = '{unit}'::bytea FOR UPDATE"),
+        )
+        .await;
+        let worker = worker.clone();
+        let made = tokio::spawn(async move {
+            worker
+                .make_attempt(&mine, coordinate::Duration::minutes(1))
+                .await
+                .map(drop)
+        });
+        wait_for_waiters(&admin, 1).await;
+        let other_worker = other_worker.clone();
+        let taken = tokio::spawn(async move {
+            if unit == "u0000" {
+                theirs.clear_active_attempt().await
+            } else {
+                other_worker
+                    .make_attempt(&theirs, coordinate::Duration::minutes(1))
+                    .await
+                    .map(drop)
+            }
+        });
+        wait_for_waiters(&admin, 2).await;
+        lock.batch_execute("COMMIT").await.unwrap();
+        made.await.unwrap().unwrap();
+        taken.await.unwrap().unwrap();
+        let expected = if unit == "u0000" { vec![5] } else { vec![5, 0] };
+        assert_eq!(
+            stored_statuses(&admin, unit).await,
+            expected,
+            "{unit}: the first attempt, made while {takes} waited, is detached"
+        );
+    }
+}
+
+/// A continuous unit generated over a unit of its name whose `make_attempt`
+/// committed while the generation waited for it takes a new attempt, and
+/// the one it supersedes is detached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_continuous_unit_generated_over_a_new_attempt_detaches_it() {
+    let (servers, db, clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 60}))
+        .await
+        .unwrap();
+    let name = coordinate::rules::continuous_unit_name(clock.now());
+    spec.add_work_unit(&name, data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    let done = worker
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .unwrap();
+    assert_eq!(done[0].work_unit().name(), name);
+    done[0].finish(None).await.unwrap();
+
+    let admin = db.sql().await;
+    let lock = held(
+        &db,
+        &format!(
+            "SELECT coordinate_make_attempt(u.id, w.id, now(), now() + interval '1 hour')
+             FROM work_unit u, worker w WHERE u.name = '{name}'::bytea"
+        ),
+    )
+    .await;
+    let other = servers[1]
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let generated =
+        tokio::spawn(async move { other.request_attempts(&AttemptRequest::units(1)).await });
+    wait_for_waiters(&admin, 1).await;
+    lock.batch_execute("COMMIT").await.unwrap();
+    let generated = generated.await.unwrap().unwrap();
+    assert_eq!(generated.len(), 1);
+    assert_eq!(generated[0].work_unit().name(), name);
+    assert_eq!(stored_statuses(&admin, &name).await, vec![2, 5, 0]);
 }

@@ -347,6 +347,8 @@ async fn a_previous_version_database_migrates_to_exact_counters() {
          DROP FUNCTION coordinate_hand_out(bigint, bigint, bigint, timestamptz, timestamptz,
              jsonb, bytea, bigint);
          DROP FUNCTION coordinate_continuous(bigint, timestamptz, bytea);
+         DROP FUNCTION coordinate_clear_active(bigint);
+         DROP FUNCTION coordinate_make_attempt(bigint, bigint, timestamptz, timestamptz);
          DROP TRIGGER coordinate_feed_namespace_moved ON namespace;
          DROP TRIGGER coordinate_feed_work_spec_moved ON work_spec;
          DROP TRIGGER coordinate_feed_work_unit_moved ON work_unit;

@@ -12,7 +12,7 @@ use super::work_spec::PgWorkSpec;
 use super::worker::PgWorker;
 use super::{
     attempt_status_opt, col, data_map, decode, expirable, live_status, query_opt, text, Scope,
-    Shared, DETACHED_PENDING,
+    Shared,
 };
 use crate::api::{AttemptRef, WorkSpecRef, WorkUnit};
 use crate::error::{Error, ObjectKind, Result};
@@ -234,28 +234,12 @@ impl WorkUnit for PgWorkUnit {
     }
 
     async fn clear_active_attempt(&self) -> Result<()> {
-        let shared = self.shared();
-        let changed = shared
-            .execute_retrying(
-                // A unit without an active attempt keeps its state: ready
-                // or waiting for its not-before time. A pending attempt
-                // cleared away is detached (status `DETACHED_PENDING`); the
-                // unit's lock orders this with any change of the attempt.
-                "WITH target AS (
-                     SELECT id, active_attempt_id FROM work_unit WHERE id = $1
-                     FOR NO KEY UPDATE),
-                 cleared AS (
-                     UPDATE work_unit u SET active_attempt_id = NULL,
-                         state = CASE WHEN t.active_attempt_id IS NULL THEN u.state ELSE 0 END
-                     FROM target t WHERE u.id = t.id RETURNING u.id),
-                 detached AS (
-                     UPDATE attempt a SET status = $2
-                     FROM target t WHERE a.id = t.active_attempt_id AND a.status = 0)
-                 SELECT 1 FROM cleared",
-                &[&self.id, &DETACHED_PENDING],
-            )
+        // A pending attempt cleared away is detached (see migration 22).
+        let row = self
+            .shared()
+            .row_retrying(|| GONE, "SELECT coordinate_clear_active($1)", &[&self.id])
             .await?;
-        if changed == 0 {
+        if !col::<bool>(&row, 0)? {
             return Err(GONE);
         }
         Ok(())

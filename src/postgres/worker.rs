@@ -14,7 +14,7 @@ use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::{
     col, data_map, expirable, json, meta_columns, query, query_opt, read_meta, text, Scope, Shared,
-    DETACHED_PENDING, META_WIDTH,
+    META_WIDTH,
 };
 use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::clock::checked_add;
@@ -79,26 +79,10 @@ pub(crate) const REQUEST_METAS: &str = concat!(
 pub(crate) const REQUEST: &str = "SELECT attempt_id, unit_id, unit_name
     FROM coordinate_hand_out($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Gives unit `$1` a new pending attempt of worker `$2` and makes it
-/// the active one; answers the attempt id and the unit's attempt count.
-/// The attempt it supersedes, if pending, is detached (status `$5`, see
-/// [`DETACHED_PENDING`]).
-pub(crate) const MAKE_ATTEMPT: &str = "WITH target AS (
-        SELECT id, work_spec_id, data, active_attempt_id FROM work_unit WHERE id = $1
-        FOR UPDATE),
-    detached AS (
-        UPDATE attempt a SET status = $5
-        FROM target t WHERE a.id = t.active_attempt_id AND a.status = 0),
-    created AS (
-        INSERT INTO attempt (work_unit_id, work_spec_id, worker_id, status, data, start_time,
-            expiration_time, on_active_list)
-        SELECT t.id, t.work_spec_id, $2, 0, t.data, $3, $4, true FROM target t
-        RETURNING id, work_unit_id),
-    linked AS (
-        UPDATE work_unit u SET active_attempt_id = c.id, state = 1 FROM created c
-        WHERE u.id = c.work_unit_id)
-    SELECT c.id, (SELECT count(*) FROM attempt x WHERE x.work_unit_id = c.work_unit_id) + 1
-    FROM created c";
+/// Gives unit `$1` a new pending attempt of worker `$2` (start `$3`,
+/// deadline `$4`) and makes it the active one, detaching the one it
+/// supersedes (migration 22); answers the attempt id, NULL without the unit.
+pub(crate) const MAKE_ATTEMPT: &str = "SELECT coordinate_make_attempt($1, $2, $3, $4)";
 
 impl PgWorker {
     /// A handle on worker `id`, named `name`, of namespace
@@ -191,11 +175,11 @@ impl PgWorker {
                 let row = query_opt(
                     &client,
                     MAKE_ATTEMPT,
-                    &[&unit.id, &self.id, &now, &expiration, &DETACHED_PENDING],
+                    &[&unit.id, &self.id, &now, &expiration],
                 )
                 .await?
                 .ok_or(GONE)?;
-                col::<i64>(&row, 0)
+                col::<Option<i64>>(&row, 0)?.ok_or(GONE)
             })
             .await;
         let id = shared
