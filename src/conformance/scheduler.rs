@@ -477,3 +477,202 @@ pub async fn both_request_caps(t: TestBackend) {
         .await;
     check_eq!(r, got.len(), 2, "max_attempts_returned again");
 }
+
+/// Pending attempts that are no longer their unit's active one (cleared,
+/// or superseded by `make_attempt`) count for nothing: not in the pending
+/// count, not against `max_running`.
+pub async fn detached_attempts_count_for_nothing(t: TestBackend) {
+    let (r, ns) = Run::with_ns("detached_attempts_count_for_nothing", t).await;
+    let spec = r.spec(&ns, data!({"name": "spec", "max_running": 2})).await;
+    let worker = r.worker(&ns, "w1").await;
+    let other = r.worker(&ns, "w2").await;
+    let units = r.units(&spec, &["a", "b", "c", "d"]).await;
+    let cleared = r.ok(
+        worker.make_attempt(&units[0], Duration::zero()).await,
+        "make a",
+    );
+    r.ok(units[0].clear_active_attempt().await, "clear a");
+    let superseded = r.ok(
+        worker.make_attempt(&units[1], Duration::zero()).await,
+        "make b",
+    );
+    r.ok(
+        other.make_attempt(&units[1], Duration::zero()).await,
+        "make b again",
+    );
+    for (attempt, which) in [(&cleared, "cleared"), (&superseded, "superseded")] {
+        r.ok_eq(
+            attempt.status().await,
+            crate::model::AttemptStatus::Pending,
+            format_args!("the {which} attempt"),
+        );
+    }
+    let meta = r.ok(spec.meta(true).await, "meta");
+    check_eq!(
+        r,
+        (meta.available_count, meta.pending_count),
+        (3, 1),
+        "counted: only b's newest attempt runs"
+    );
+    r.counts_are(&spec, [(Available, 3), (Pending, 1)], "counts")
+        .await;
+    let got = r
+        .request(&worker, AttemptRequest::units(10), "request")
+        .await;
+    check_eq!(
+        r,
+        unit_names_of(&got),
+        vec!["a"],
+        "one running place is free"
+    );
+    r.request_none(&worker, "at the limit").await;
+}
+
+/// A `max_running` lowered below the units already running hands out
+/// nothing, without an error, until enough of them end.
+pub async fn max_running_below_running(t: TestBackend) {
+    let (r, ns) = Run::with_ns("max_running_below_running", t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    r.units(&spec, &["a", "b", "c", "d", "e", "f"]).await;
+    let running = r
+        .request_units(
+            &worker,
+            AttemptRequest::units(3),
+            &["a", "b", "c"],
+            "take three",
+        )
+        .await;
+    let mut meta = r.ok(spec.meta(false).await, "meta");
+    meta.max_running = 1;
+    r.ok(spec.set_meta(meta).await, "lower max_running to 1");
+    r.request_nothing(
+        &worker,
+        AttemptRequest::units(10),
+        "three running, one allowed",
+    )
+    .await;
+    let meta = r.ok(spec.meta(true).await, "counted meta");
+    check_eq!(r, meta.pending_count, 3, "still three pending");
+    for (i, attempt) in running.iter().enumerate() {
+        r.ok(attempt.finish(None).await, format_args!("finish {i}"));
+        if i < 2 {
+            r.request_nothing(
+                &worker,
+                AttemptRequest::units(10),
+                format_args!("after {i}"),
+            )
+            .await;
+        }
+    }
+    r.request_units(&worker, AttemptRequest::units(10), &["d"], "all ended")
+        .await;
+}
+
+/// Negative limits mean no limit, as zero does: `max_running`,
+/// `max_getwork` and `max_retries` below zero, in the definition or set
+/// through the meta.
+pub async fn negative_limits_are_unlimited(t: TestBackend) {
+    let (r, ns) = Run::with_ns("negative_limits_are_unlimited", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    for how in ["definition", "meta"] {
+        let spec = match how {
+            "definition" => {
+                r.spec(
+                    &ns,
+                    data!({"name": "def", "max_running": -1, "max_getwork": -3, "max_retries": -1}),
+                )
+                .await
+            }
+            _ => {
+                let spec = r.named_spec(&ns, "meta").await;
+                let mut meta = r.ok(spec.meta(false).await, "meta");
+                meta.max_running = -1;
+                meta.max_attempts_returned = -3;
+                meta.max_retries = -1;
+                r.ok(spec.set_meta(meta).await, "set negative limits");
+                spec
+            }
+        };
+        let meta = r.ok(spec.meta(false).await, format_args!("{how}: meta"));
+        check_eq!(
+            r,
+            (
+                meta.max_running,
+                meta.max_attempts_returned,
+                meta.max_retries
+            ),
+            (-1, -3, -1),
+            "{how}: limits as given"
+        );
+        let units = r.units(&spec, &["a", "b", "c", "d"]).await;
+        for i in 0..2 {
+            let tried = r.ok(
+                worker.make_attempt(&units[0], Duration::zero()).await,
+                format_args!("{how}: try a, {i}"),
+            );
+            r.ok(
+                tried.expire(None).await,
+                format_args!("{how}: expire a, {i}"),
+            );
+        }
+        let request = AttemptRequest {
+            work_specs: vec![spec.name().to_string()],
+            ..AttemptRequest::units(10)
+        };
+        let got = r
+            .request_units(
+                &worker,
+                request,
+                &["a", "b", "c", "d"],
+                format_args!("{how}: request"),
+            )
+            .await;
+        r.ok_eq(
+            got[0].status().await,
+            crate::model::AttemptStatus::Pending,
+            format_args!("{how}: a's third try is not over its retries"),
+        );
+        r.ok_eq(
+            units[0].num_attempts().await,
+            3,
+            format_args!("{how}: a's tries"),
+        );
+    }
+}
+
+/// `make_attempt` checks no limit: it runs units past `max_running` and
+/// tries a unit past `max_retries` without failing it.
+pub async fn make_attempt_ignores_limits(t: TestBackend) {
+    let (r, ns) = Run::with_ns("make_attempt_ignores_limits", t).await;
+    let spec = r
+        .spec(
+            &ns,
+            data!({"name": "spec", "max_running": 1, "max_retries": 1}),
+        )
+        .await;
+    let worker = r.worker(&ns, "worker").await;
+    let units = r.units(&spec, &["a", "b", "c"]).await;
+    for unit in &units[..2] {
+        r.ok(
+            worker.make_attempt(unit, Duration::zero()).await,
+            format_args!("make {}", unit.name()),
+        );
+    }
+    let meta = r.ok(spec.meta(true).await, "counted meta");
+    check_eq!(r, meta.pending_count, 2, "two running, one allowed");
+    r.request_none(&worker, "over max_running").await;
+    for i in 0..2 {
+        let again = r.ok(
+            worker.make_attempt(&units[0], Duration::zero()).await,
+            format_args!("make a again, {i}"),
+        );
+        r.ok_eq(
+            again.status().await,
+            crate::model::AttemptStatus::Pending,
+            format_args!("a's try {i} past max_retries runs"),
+        );
+    }
+    r.ok_eq(units[0].status().await, Pending, "a runs");
+    r.ok_eq(units[0].num_attempts().await, 3, "a's tries");
+}
