@@ -172,6 +172,7 @@ macro_rules! conformance_tests {
                 no_such_work_unit,
                 transitions_pending_active,
                 transitions_pending_not_active,
+                transitions_pending_cleared,
                 transitions_expired,
                 transitions_finished,
                 transitions_failed,

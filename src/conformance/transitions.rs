@@ -21,6 +21,8 @@ enum Row {
     PendingActive,
     /// Superseded by another worker's `make_attempt`, which stays active.
     PendingNotActive,
+    /// Its unit's active attempt cleared, past its deadline since.
+    PendingCleared,
     /// Explicitly expired, so no longer active.
     Expired,
     Finished,
@@ -129,6 +131,18 @@ fn expected(row: Row, call: Call) -> Cell {
             ..ok(A::Retryable, U::Pending, Other)
         },
 
+        (Row::PendingCleared, Call::Renew) => Cell {
+            error: Some(Error::LostLease),
+            ..ok(A::Expired, U::Available, Nothing)
+        },
+        (Row::PendingCleared, Call::Expire) => ok(A::Expired, U::Available, Nothing),
+        (Row::PendingCleared, Call::Finish) => ok(A::Finished, U::Available, Nothing),
+        (Row::PendingCleared, Call::Fail) => ok(A::Failed, U::Available, Nothing),
+        (Row::PendingCleared, Call::Retry) => Cell {
+            not_before_now: true,
+            ..ok(A::Retryable, U::Available, Nothing)
+        },
+
         (Row::Expired, Call::Renew) => Cell {
             error: Some(Error::LostLease),
             ..ok(A::Expired, U::Available, Nothing)
@@ -176,6 +190,13 @@ async fn set_up(
                 "supersede",
             );
             other = Some(b);
+        }
+        Row::PendingCleared => {
+            r.ok(unit.clear_active_attempt().await, "set-up clear");
+            // No expiry check expires an attempt that is not active.
+            r.advance(Duration::minutes(16));
+            r.ok_eq(unit.status().await, U::Available, "set-up: cleared unit");
+            r.ok_eq(a.status().await, A::Pending, "set-up: cleared attempt");
         }
         Row::Expired => r.ok(a.expire(None).await, "set-up expire"),
         Row::Finished => r.ok(a.finish(None).await, "set-up finish"),
@@ -313,6 +334,11 @@ row_scenarios! {
     /// `retry` succeed; the unit stays Pending with the other attempt; `retry`
     /// still sets the unit's `not_before`.
     transitions_pending_not_active => Row::PendingNotActive;
+    /// Row "Pending, not active" reached by `clear_active_attempt`, and
+    /// past its deadline: no expiry check expires it; `renew` → Expired +
+    /// `LostLease`; `expire`, `finish` (no chaining), `fail` and `retry`
+    /// succeed; the unit stays Available without an active attempt.
+    transitions_pending_cleared => Row::PendingCleared;
     /// Row "Expired": `renew` → Expired again (end time and data
     /// replaced) + `LostLease`; `expire` is a no-op success (data kept);
     /// `finish`, `fail`, `retry` → `NotPending`.
