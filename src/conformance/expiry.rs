@@ -376,3 +376,107 @@ pub async fn expiry_check_scope(t: TestBackend) {
         );
     }
 }
+
+/// A lapsed lease on a unit whose not-before time is ahead leaves it
+/// Delayed, not Available, for every query that filters by status, the
+/// first read of its spec included.
+pub async fn lapsed_lease_not_before_ahead_is_delayed(t: TestBackend) {
+    let (r, ns) = Run::with_ns("lapsed_lease_not_before_ahead_is_delayed", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let delayed = WorkUnitQuery {
+        statuses: vec![U::Delayed],
+        ..Default::default()
+    };
+    let later = r.now() + Duration::hours(1);
+    let mut specs = Vec::new();
+    for i in 0..7 {
+        let spec = r.named_spec(&ns, &format!("s{i}")).await;
+        let lapsed = r.unit(&spec, "lapsed", DataMap::new()).await;
+        let attempt = r.ok(
+            worker.make_attempt(&lapsed, Duration::seconds(10)).await,
+            "make",
+        );
+        r.ok(
+            lapsed
+                .set_meta(crate::model::WorkUnitMeta {
+                    priority: 0.0,
+                    not_before: Some(later),
+                })
+                .await,
+            "not before an hour ahead, while running",
+        );
+        r.unit(&spec, "idle", DataMap::new()).await;
+        r.unit_meta(
+            &spec,
+            "waiting",
+            DataMap::new(),
+            crate::model::WorkUnitMeta {
+                priority: 0.0,
+                not_before: Some(later),
+            },
+        )
+        .await;
+        specs.push((spec, attempt));
+    }
+    r.advance_secs(11);
+    let listed = |spec: &crate::api::WorkSpecRef, query: WorkUnitQuery| {
+        let spec = spec.clone();
+        async move {
+            spec.work_units(&query)
+                .await
+                .map(|m| m.into_keys().collect::<Vec<_>>())
+        }
+    };
+    let (s, _) = &specs[0];
+    r.ok_eq(
+        listed(s, delayed.clone()).await,
+        vec!["lapsed", "waiting"],
+        "delayed",
+    );
+    let (s, _) = &specs[1];
+    let available = WorkUnitQuery {
+        statuses: vec![U::Available],
+        ..Default::default()
+    };
+    r.ok_eq(listed(s, available).await, vec!["idle"], "available");
+    let (s, _) = &specs[2];
+    let named = WorkUnitQuery {
+        names: vec!["lapsed".into(), "idle".into()],
+        ..delayed.clone()
+    };
+    r.ok_eq(listed(s, named).await, vec!["lapsed"], "delayed, by name");
+    let (s, _) = &specs[3];
+    let first = WorkUnitQuery {
+        limit: 1,
+        ..delayed.clone()
+    };
+    r.ok_eq(listed(s, first).await, vec!["lapsed"], "the first delayed");
+    let (s, _) = &specs[4];
+    r.ok(
+        s.set_work_unit_priorities(&delayed, 7.0).await,
+        "set priorities",
+    );
+    for (unit, priority) in [("lapsed", 7.0), ("idle", 0.0), ("waiting", 7.0)] {
+        let unit = r.ok(s.work_unit(unit).await, "lookup");
+        r.ok_eq(
+            unit.priority().await,
+            priority,
+            format_args!("{} priority", unit.name()),
+        );
+    }
+    let (s, _) = &specs[5];
+    r.ok_eq(s.delete_work_units(&delayed).await, 2, "delete the delayed");
+    r.units_are(s, ["idle"], "left").await;
+    let (s, _) = &specs[6];
+    r.counts_are(s, [(U::Available, 1), (U::Delayed, 2)], "counts")
+        .await;
+    let checked = r.now();
+    // Spec 5's lapsed unit, and its attempt, were deleted.
+    for (i, (_, attempt)) in specs.iter().enumerate().filter(|(i, _)| *i != 5) {
+        r.ok_eq(
+            attempt.end_time().await,
+            Some(checked),
+            format_args!("spec {i}: the lease expired by its first read"),
+        );
+    }
+}

@@ -138,6 +138,7 @@ macro_rules! conformance_tests {
                 lazy_expiry_after_check,
                 lazy_expiry_in_query_mutators,
                 failed_priority_change_expires_nothing,
+                lapsed_lease_not_before_ahead_is_delayed,
                 expiry_check_scope,
                 expiry_boundary,
                 make_attempt_semantics,
