@@ -452,3 +452,81 @@ pub async fn chaining_replaces_meta(t: TestBackend) {
         );
     }
 }
+
+/// Chaining reads the data given to `finish` when there is some, even
+/// without an `output`: the unit's creation data or a renew's data then
+/// chain nothing.
+pub async fn chaining_from_the_data_given(t: TestBackend) {
+    let r = Run::new("chaining_from_the_data_given", t);
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_from_the_data_given").await;
+    r.unit(&a, "u1", data!({"output": ["from-unit"]})).await;
+    let attempt = r.request_unit(&worker, "u1", "request u1").await;
+    r.ok(
+        attempt.finish(Some(data!({"result": 1}))).await,
+        "finish u1 with data of no output",
+    );
+    r.units_are(&b, [], "nothing from u1's creation data").await;
+    let u1 = r.ok(a.work_unit("u1").await, "lookup u1");
+    r.ok_eq(
+        u1.data().await,
+        data!({"result": 1}),
+        "u1 shows the data given",
+    );
+    for (unit, finish, expected) in [
+        ("u2", DataMap::new(), vec![]),
+        (
+            "u3",
+            data!({"output": ["from-finish"]}),
+            vec!["from-finish"],
+        ),
+    ] {
+        r.unit(&a, unit, DataMap::new()).await;
+        let attempt = r
+            .request_unit(&worker, unit, format_args!("request {unit}"))
+            .await;
+        r.ok(
+            attempt
+                .renew(
+                    Duration::minutes(5),
+                    Some(data!({"output": ["from-renew"]})),
+                )
+                .await,
+            format_args!("renew {unit} with an output"),
+        );
+        r.ok(
+            attempt.finish(Some(finish)).await,
+            format_args!("finish {unit}"),
+        );
+        let got = r
+            .unit_names(&b, format_args!("units of b after {unit}"))
+            .await;
+        check_eq!(r, got, names(expected), "units of b after {unit}");
+    }
+}
+
+/// A spec whose `then` names itself chains into itself: a finished unit an
+/// output names again runs again with the output's data.
+pub async fn chaining_into_its_own_spec(t: TestBackend) {
+    let (r, ns) = Run::with_ns("chaining_into_its_own_spec", t).await;
+    let spec = r.spec(&ns, data!({"name": "loop", "then": "loop"})).await;
+    let worker = r.worker(&ns, "worker").await;
+    let u = r.unit(&spec, "u", data!({"n": 1})).await;
+    let attempt = r.request_unit(&worker, "u", "request u").await;
+    r.ok(
+        attempt
+            .finish(Some(data!({"output": {"u": {"n": 2}, "v": null}})))
+            .await,
+        "finish u naming itself and v",
+    );
+    r.ok_eq(u.status().await, U::Available, "u runs again");
+    r.ok_eq(u.data().await, data!({"n": 2}), "with the output's data");
+    r.active_is(&u, None, "no active attempt").await;
+    r.ok_eq(
+        attempt.status().await,
+        A::Finished,
+        "the finished attempt stays",
+    );
+    r.ok_eq(u.num_attempts().await, 1, "u's tries");
+    r.units_are(&spec, ["u", "v"], "v added").await;
+    r.drain(&worker, &["u", "v"], "drain").await;
+}

@@ -122,6 +122,8 @@ macro_rules! conformance_tests {
                 chaining_ignored_outputs,
                 chaining_pending_target,
                 chaining_replaces_meta,
+                chaining_from_the_data_given,
+                chaining_into_its_own_spec,
                 chaining_item_rules,
                 chaining_after_fail,
                 chaining_superseded,
