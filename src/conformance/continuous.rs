@@ -271,3 +271,104 @@ pub async fn continuous_paused_and_reused(t: TestBackend) {
     let units = r.unit_names(&spec, "units").await;
     check_eq!(r, units, names(["10.000", "20.000"]), "no other unit made");
 }
+
+/// The `next_continuous` gate holds back generation only: a continuous
+/// spec's own units are handed out whenever they are available.
+pub async fn continuous_gate_spares_real_units(t: TestBackend) {
+    let r = Run::new("continuous_gate_spares_real_units", t);
+    let (spec, worker) = fixture(&r, "continuous_gate_spares_real_units", Some(3600)).await;
+    r.advance_secs(5);
+    let generated = r.request_unit(&worker, "5.000", "generated").await;
+    r.ok(generated.finish(None).await, "finish the generated unit");
+    r.unit(&spec, "real", DataMap::new()).await;
+    r.advance_secs(5);
+    let real = r.request_unit(&worker, "real", "inside the interval").await;
+    r.ok(real.finish(None).await, "finish real");
+    r.request_none(&worker, "nothing more inside the interval")
+        .await;
+}
+
+/// A continuous spec whose generated unit still runs cannot start another,
+/// so it is no candidate: specs of lower priority get the requests.
+pub async fn continuous_running_yields_to_lower_priority(t: TestBackend) {
+    let (r, ns) = Run::with_ns("continuous_running_yields_to_lower_priority", t).await;
+    r.spec(
+        &ns,
+        data!({"name": "cont", "continuous": true, "priority": 5}),
+    )
+    .await;
+    let plain = r.named_spec(&ns, "plain").await;
+    r.units(&plain, &["p0", "p1"]).await;
+    let worker = r.worker(&ns, "worker").await;
+    r.advance_secs(1);
+    let generated = r.request_unit(&worker, "1.000", "generated first").await;
+    r.request_unit(&worker, "p0", "then the lower priority")
+        .await;
+    r.request_unit(&worker, "p1", "and again").await;
+    r.request_none(&worker, "nothing left").await;
+    r.ok(generated.finish(None).await, "finish the generated unit");
+    r.advance_secs(1);
+    r.request_unit(&worker, "2.000", "generated again").await;
+}
+
+/// Delayed units do not hold back generation: a continuous spec whose
+/// only units wait for a not-before time generates one, and once their time
+/// has come they are handed out instead.
+pub async fn continuous_beside_delayed_units(t: TestBackend) {
+    let r = Run::new("continuous_beside_delayed_units", t);
+    let (spec, worker) = fixture(&r, "continuous_beside_delayed_units", None).await;
+    let later = r.now() + Duration::hours(1);
+    let waiting = r
+        .unit_meta(
+            &spec,
+            "later",
+            DataMap::new(),
+            WorkUnitMeta {
+                priority: 0.0,
+                not_before: Some(later),
+            },
+        )
+        .await;
+    r.advance_secs(5);
+    let got = r
+        .request_units(
+            &worker,
+            AttemptRequest::units(10),
+            &["5.000"],
+            "beside a waiting unit",
+        )
+        .await;
+    r.ok(got[0].finish(None).await, "finish 5.000");
+    r.ok_eq(
+        waiting.status().await,
+        crate::model::WorkUnitStatus::Delayed,
+        "later waits",
+    );
+    let held = r.unit(&spec, "held", DataMap::new()).await;
+    let tried = r.ok(
+        worker.make_attempt(&held, Duration::zero()).await,
+        "try held",
+    );
+    r.ok(
+        tried.retry(None, Duration::hours(1)).await,
+        "retry held in an hour",
+    );
+    r.advance_secs(5);
+    let got = r
+        .request_units(
+            &worker,
+            AttemptRequest::units(10),
+            &["10.000"],
+            "beside a retried unit",
+        )
+        .await;
+    r.ok(got[0].finish(None).await, "finish 10.000");
+    r.advance(Duration::hours(1));
+    r.request_units(
+        &worker,
+        AttemptRequest::units(10),
+        &["held", "later"],
+        "their time has come",
+    )
+    .await;
+}
