@@ -676,3 +676,46 @@ pub async fn make_attempt_ignores_limits(t: TestBackend) {
     r.ok_eq(units[0].status().await, Pending, "a runs");
     r.ok_eq(units[0].num_attempts().await, 3, "a's tries");
 }
+
+/// The scheduler's totals of weight and pending units cover only the
+/// candidates of the highest priority: paused specs and specs of lower
+/// priority, however much they run, do not shift the fair share.
+pub async fn scheduler_totals_over_top_candidates(t: TestBackend) {
+    let (r, ns) = Run::with_ns("scheduler_totals_over_top_candidates", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let a = r.spec(&ns, data!({"name": "a", "weight": 1})).await;
+    let b = r.spec(&ns, data!({"name": "b", "weight": 1})).await;
+    let c = r
+        .spec(&ns, data!({"name": "c", "weight": 1, "disabled": true}))
+        .await;
+    let d = r
+        .spec(&ns, data!({"name": "d", "weight": 1, "priority": -1}))
+        .await;
+    let names = |prefix: &str| (0..10).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+    for (spec, prefix, running) in [(&a, "a", 0), (&b, "b", 1), (&c, "c", 10), (&d, "d", 5)] {
+        let names = names(prefix);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let units = r.units(spec, &refs).await;
+        for unit in &units[..running] {
+            r.ok(
+                worker.make_attempt(unit, Duration::hours(1)).await,
+                format_args!("run {}", unit.name()),
+            );
+        }
+    }
+    // Between a (nothing running) and b (one running) alone: scores 2
+    // and 0, so a every time.
+    for i in 0..10 {
+        let got = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(attempt) = got else {
+            panic!("[{}] request {i}: no attempt", r.name)
+        };
+        check_eq!(
+            r,
+            attempt.work_unit().work_spec().name(),
+            "a",
+            "request {i}: spec"
+        );
+        r.ok(attempt.finish(None).await, format_args!("finish {i}"));
+    }
+}

@@ -100,6 +100,7 @@ macro_rules! conformance_tests {
                 batch_from_one_spec,
                 scheduler_fair_share,
                 scheduler_weights,
+                scheduler_totals_over_top_candidates,
                 scheduler_exclusions,
                 unworkable_priority_yields,
                 both_request_caps,
