@@ -11,10 +11,13 @@
 //! request already on the wire) runs through [`handed_out`], in a task of
 //! its own: its attempts are either answered or expired, never left held.
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
 use std::future::Future;
+#[cfg(any(feature = "postgres", feature = "rest"))]
 use std::sync::Arc;
 
 use crate::api::AttemptRef;
+#[cfg(any(feature = "postgres", feature = "rest"))]
 use crate::error::{Error, Result};
 
 /// Attempts made for a caller: expired when dropped before
@@ -51,24 +54,28 @@ impl Drop for Unclaimed {
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
 /// What a hand-out answers: one attempt or several.
 pub(crate) trait Made: Send + 'static {
     /// The attempts made, shared.
     fn attempts(&self) -> Vec<AttemptRef>;
 }
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
 impl Made for Vec<AttemptRef> {
     fn attempts(&self) -> Vec<AttemptRef> {
         self.clone()
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
 impl Made for AttemptRef {
     fn attempts(&self) -> Vec<AttemptRef> {
         vec![Arc::clone(self)]
     }
 }
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
 /// Runs `hand_out` to its end in a task of its own, even if the caller
 /// stops waiting; the attempts it made for a caller gone by then are
 /// expired. A panic in it is the caller's.
@@ -155,6 +162,7 @@ mod tests {
         assert_eq!(attempts.len(), 2);
     }
 
+    #[cfg(any(feature = "postgres", feature = "rest"))]
     #[tokio::test]
     async fn a_hand_out_whose_caller_left_releases_its_attempts() {
         let (spec, attempts) = made().await;
@@ -171,6 +179,7 @@ mod tests {
         assert!(released(&spec).await);
     }
 
+    #[cfg(any(feature = "postgres", feature = "rest"))]
     #[tokio::test]
     async fn a_waited_for_hand_out_answers_its_attempts() {
         let (spec, attempts) = made().await;
@@ -179,6 +188,7 @@ mod tests {
         assert_eq!(pending(&spec).await, 2);
     }
 
+    #[cfg(any(feature = "postgres", feature = "rest"))]
     #[tokio::test]
     #[should_panic(expected = "hand-out bug")]
     async fn a_panic_in_a_hand_out_is_the_callers() {
