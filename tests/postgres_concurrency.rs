@@ -125,14 +125,21 @@ async fn max_attempts_returned_caps_every_concurrent_request() {
     assert_eq!(total, 24);
 }
 
+/// Namespace "n" of `backend` and its continuous spec "c" of `interval`
+/// seconds.
+async fn continuous_spec(backend: &PostgresBackend, interval: i64) -> (NamespaceRef, WorkSpecRef) {
+    let ns = backend.namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "c", "continuous": true, "interval": interval}))
+        .await
+        .unwrap();
+    (ns, spec)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_continuous_unit_per_interval_under_concurrent_requests() {
     let (servers, _db, clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
-    let spec = ns
-        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 60}))
-        .await
-        .unwrap();
+    let (_, spec) = continuous_spec(&servers[0], 60).await;
     for interval in 0..5 {
         let answers = requests_at_once(&servers, 10, 1).await;
         let granted: Vec<&AttemptRef> = answers.iter().flatten().collect();
@@ -163,11 +170,7 @@ async fn one_continuous_unit_per_interval_under_concurrent_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_next_continuous_time_follows_an_interval_changed_during_the_request() {
     let (servers, db, clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
-    let spec = ns
-        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 86_400}))
-        .await
-        .unwrap();
+    let (ns, spec) = continuous_spec(&servers[0], 86_400).await;
     let worker = ns.worker("w").await.unwrap();
 
     let admin = db.sql().await;
@@ -995,11 +998,7 @@ async fn an_attempt_made_while_its_link_was_being_taken_is_detached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_continuous_unit_generated_over_a_new_attempt_detaches_it() {
     let (servers, db, clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
-    let spec = ns
-        .set_work_spec(data!({"name": "c", "continuous": true, "interval": 60}))
-        .await
-        .unwrap();
+    let (ns, spec) = continuous_spec(&servers[0], 60).await;
     let name = coordinate::rules::continuous_unit_name(clock.now());
     spec.add_work_unit(&name, data!({}), WorkUnitMeta::default())
         .await

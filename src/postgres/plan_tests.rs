@@ -275,6 +275,35 @@ async fn unit_rows_read(sql: &tokio_postgres::Transaction<'_>) -> i64 {
     .get(0)
 }
 
+/// The rows of a hand-out (`REQUEST`) by worker `ids.1` from spec `ids.0`
+/// of `wanted` units at `now`, with the expiry check of namespace
+/// `expire_in` first if given.
+async fn hand_out(
+    tx: &tokio_postgres::Transaction<'_>,
+    (spec_id, worker_id): (i64, i64),
+    wanted: i64,
+    now: crate::Time,
+    expire_in: Option<i64>,
+) -> Vec<tokio_postgres::Row> {
+    let expiration = now + Duration::minutes(15);
+    let no_name: Option<&[u8]> = None;
+    tx.query(
+        REQUEST,
+        &[
+            &spec_id,
+            &worker_id,
+            &wanted,
+            &now,
+            &expiration,
+            &serde_json::json!({}),
+            &no_name,
+            &expire_in,
+        ],
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_reads_no_unit_waiting_for_its_time() {
     const WAITING: usize = 5_000;
@@ -300,35 +329,14 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
 
     let mut sql = session(cluster, &db, "ANALYZE").await;
     let (ns_id, spec_id, worker_id) = ids_of_s_and_w(&sql).await;
-    let no_name: Option<&[u8]> = None;
-    let no_namespace: Option<i64> = None;
-    let request = |now: crate::Time| {
-        let expiration = now + Duration::minutes(15);
-        (now, expiration)
-    };
 
     // Before the units' time: the counts and the hand-out read a handful of
     // rows, not the waiting ones.
     let tx = sql.transaction().await.unwrap();
-    let (now, expiration) = request(clock.now());
+    let now = clock.now();
     let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
     assert_eq!(metas.len(), 1);
-    let made = tx
-        .query(
-            REQUEST,
-            &[
-                &spec_id,
-                &worker_id,
-                &10i64,
-                &now,
-                &expiration,
-                &serde_json::json!({}),
-                &no_name,
-                &no_namespace,
-            ],
-        )
-        .await
-        .unwrap();
+    let made = hand_out(&tx, (spec_id, worker_id), 10, now, None).await;
     let names: Vec<Vec<u8>> = made.iter().map(|r| r.get(2)).collect();
     assert_eq!(names, vec![b"ready".to_vec()]);
     let read = unit_rows_read(&tx).await;
@@ -339,26 +347,11 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
     // the hand-out makes first; then they run first, by priority then name.
     clock.advance(Duration::hours(2));
     let tx = sql.transaction().await.unwrap();
-    let (now, expiration) = request(clock.now());
+    let now = clock.now();
     let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
     let stale: bool = metas[0].get(metas[0].len() - 1);
     assert!(stale, "due waiting units call for an expiry check");
-    let made = tx
-        .query(
-            REQUEST,
-            &[
-                &spec_id,
-                &worker_id,
-                &2i64,
-                &now,
-                &expiration,
-                &serde_json::json!({}),
-                &no_name,
-                &Some(ns_id),
-            ],
-        )
-        .await
-        .unwrap();
+    let made = hand_out(&tx, (spec_id, worker_id), 2, now, Some(ns_id)).await;
     let names: Vec<Vec<u8>> = made.iter().map(|r| r.get(2)).collect();
     assert_eq!(names, vec![b"w00000".to_vec(), b"w00001".to_vec()]);
     tx.rollback().await.unwrap();
@@ -423,8 +416,6 @@ async fn expiry_checks_read_no_pending_attempt_that_is_not_active() {
         .unwrap()
         .get(0);
     let now = clock.now();
-    let expiration = now + Duration::minutes(15);
-    let no_name: Option<&[u8]> = None;
 
     let tx = sql.transaction().await.unwrap();
     tx.query(COUNTED_META, &[&spec_id, &now]).await.unwrap();
@@ -460,22 +451,7 @@ async fn expiry_checks_read_no_pending_attempt_that_is_not_active() {
         .unwrap();
     assert_eq!(read.len(), 100);
     // A hand-out that runs the namespace's expiry check first.
-    let made = tx
-        .query(
-            REQUEST,
-            &[
-                &spec_id,
-                &worker_id,
-                &1i64,
-                &now,
-                &expiration,
-                &serde_json::json!({}),
-                &no_name,
-                &Some(ns_id),
-            ],
-        )
-        .await
-        .unwrap();
+    let made = hand_out(&tx, (spec_id, worker_id), 1, now, Some(ns_id)).await;
     assert_eq!(made.len(), 1);
     let entries = pending_entries_read(&tx).await;
     assert!(
