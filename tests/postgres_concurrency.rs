@@ -942,13 +942,7 @@ async fn an_attempt_made_while_its_link_was_being_taken_is_detached() {
     let ns = servers[0].namespace("n").await.unwrap();
     let spec = spec_with_units(&ns, data!({"name": "s"}), 2).await;
     let worker = ns.worker("w").await.unwrap();
-    let other_worker = servers[1]
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let other_worker = servers[1].worker_at("n", "w").await.unwrap();
     let other_spec = servers[1].work_spec_at("n", "s").await.unwrap();
     let admin = db.sql().await;
 
@@ -1020,13 +1014,7 @@ async fn a_continuous_unit_generated_over_a_new_attempt_detaches_it() {
         ),
     )
     .await;
-    let other = servers[1]
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let other = servers[1].worker_at("n", "w").await.unwrap();
     let generated =
         tokio::spawn(async move { other.request_attempts(&AttemptRequest::units(1)).await });
     wait_for_waiters(&admin, 1).await;
