@@ -3,7 +3,9 @@
 use super::{Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
-use crate::model::{AttemptRequest, AttemptStatus, DataMap, Duration, WorkUnitStatus};
+use crate::model::{
+    AttemptRequest, AttemptStatus, DataMap, Duration, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
 
 use AttemptStatus as A;
 use WorkUnitStatus as U;
@@ -146,4 +148,61 @@ pub async fn max_retries_set_meta(t: TestBackend) {
         .await;
     r.ok_eq(unit.status().await, U::Failed, "unit failed");
     r.ok_eq(unit.num_attempts().await, 3, "attempts");
+}
+
+/// A delayed unit whose not-before time is moved to one already past, or
+/// cleared, is Available at once: counted, listed and handed out so.
+pub async fn not_before_moved_into_the_past(t: TestBackend) {
+    let (r, _ns, spec, worker) = Run::with_basic("not_before_moved_into_the_past", t, "spec").await;
+    let later = r.now() + Duration::hours(1);
+    let earlier = r.now() - Duration::seconds(1);
+    for (name, moved_to) in [("past", Some(earlier)), ("cleared", None)] {
+        let unit = r
+            .unit_meta(
+                &spec,
+                name,
+                DataMap::new(),
+                WorkUnitMeta {
+                    priority: 0.0,
+                    not_before: Some(later),
+                },
+            )
+            .await;
+        r.ok_eq(
+            unit.status().await,
+            U::Delayed,
+            format_args!("{name}: waits"),
+        );
+        r.request_none(&worker, format_args!("{name}: nothing to hand out"))
+            .await;
+        r.ok(
+            unit.set_meta(WorkUnitMeta {
+                priority: 0.0,
+                not_before: moved_to,
+            })
+            .await,
+            format_args!("{name}: move its not-before time"),
+        );
+        r.counts_are(&spec, [(U::Available, 1)], format_args!("{name}: counted"))
+            .await;
+        let available = WorkUnitQuery {
+            statuses: vec![U::Available],
+            ..Default::default()
+        };
+        let listed = r.ok(spec.work_units(&available).await, "list available");
+        check_eq!(
+            r,
+            listed.into_keys().collect::<Vec<_>>(),
+            vec![name.to_string()],
+            "{name}: listed available"
+        );
+        let attempt = r
+            .request_unit(&worker, name, format_args!("{name}: handed out"))
+            .await;
+        r.ok(attempt.finish(None).await, format_args!("{name}: finish"));
+        r.ok(
+            spec.delete_work_units(&WorkUnitQuery::all()).await,
+            "empty the spec",
+        );
+    }
 }

@@ -133,6 +133,7 @@ macro_rules! conformance_tests {
                 chaining_superseded,
                 attempt_expiration,
                 retry_delay,
+                not_before_moved_into_the_past,
                 attempt_fractional_start,
                 attempt_gone,
                 max_retries,
