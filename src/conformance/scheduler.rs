@@ -719,3 +719,42 @@ pub async fn scheduler_totals_over_top_candidates(t: TestBackend) {
         r.ok(attempt.finish(None).await, format_args!("finish {i}"));
     }
 }
+
+/// The weight total covers only the candidates too: a paused spec's
+/// weight does not push a spec below its fair share out of reach.
+pub async fn scheduler_weight_total_over_candidates(t: TestBackend) {
+    let (r, ns) = Run::with_ns("scheduler_weight_total_over_candidates", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let a = r.spec(&ns, data!({"name": "a", "weight": 1})).await;
+    let b = r.spec(&ns, data!({"name": "b", "weight": 3})).await;
+    let c = r
+        .spec(&ns, data!({"name": "c", "weight": 100, "disabled": true}))
+        .await;
+    r.units(&a, &["a0"]).await;
+    let b_units = r.units(&b, &["b0", "b1"]).await;
+    r.units(&c, &["c0"]).await;
+    r.ok(
+        worker.make_attempt(&b_units[0], Duration::hours(1)).await,
+        "b runs one",
+    );
+    // W = 4, N = 1: a and b score 2 each. Counting c's weight (W = 104)
+    // would leave b at -98, never chosen.
+    let mut from_b = 0;
+    for i in 0..40 {
+        let Some(attempt) = r.request_one(&worker, format_args!("request {i}")).await else {
+            panic!("[{}] request {i}: no attempt", r.name)
+        };
+        if attempt.work_unit().work_spec().name() == "b" {
+            from_b += 1;
+        }
+        r.ok(
+            attempt.retry(None, Duration::zero()).await,
+            format_args!("put back {i}"),
+        );
+    }
+    check!(
+        r,
+        (8..=32).contains(&from_b),
+        "b chosen {from_b} times of 40, about half expected"
+    );
+}

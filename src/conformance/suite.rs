@@ -101,6 +101,7 @@ macro_rules! conformance_tests {
                 scheduler_fair_share,
                 scheduler_weights,
                 scheduler_totals_over_top_candidates,
+                scheduler_weight_total_over_candidates,
                 scheduler_exclusions,
                 unworkable_priority_yields,
                 both_request_caps,
