@@ -1871,13 +1871,7 @@ async fn a_hand_out_given_up_in_flight_gives_its_attempts_back() {
     let app = coordinated::router(Arc::new(backend), &Default::default());
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
-    let worker = rest
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
     let rest_unit = rest.work_unit_at("n", "s", "u").await.unwrap();
     for made in 1..=2 {
         let hand_out = async {
