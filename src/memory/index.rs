@@ -5,14 +5,17 @@
 //!
 //! | class | index |
 //! |---|---|
-//! | no active attempt, not-before reached | `ready`, by priority desc then name (and in `ready_timed`, by not-before, if it has one) |
+//! | no active attempt, not-before reached | `ready`, by priority desc then name, or `ready_default` by name at the default priority (and in `ready_timed`, by not-before, if it has one) |
 //! | no active attempt, not-before ahead | `delayed`, by not-before |
 //! | active attempt Pending | `pending`, by expiration (for lazy expiry) |
 //! | active attempt Finished / Failed | none |
 //!
 //! Besides, every unit's name is in the name-ordered set of its status, so
 //! that counts are set sizes and a status-filtered page reads only the
-//! names it returns.
+//! names it returns. The one exception is a ready unit at the default
+//! priority, the common case: among those, hand-out order is name order,
+//! so `ready_default` serves as both their hand-out queue and their name
+//! set, and filing or unfiling one touches one ordered set instead of two.
 //!
 //! Names in these ordered sets are [`NameKey`]s: a name with its first
 //! eight bytes kept beside it as a number, compared first, so that a walk
@@ -25,7 +28,8 @@
 
 use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::iter::Peekable;
 use std::ops::Bound;
 
 use crate::model::{AttemptStatus, Time, WorkUnitQuery, WorkUnitStatus};
@@ -108,6 +112,12 @@ impl Borrow<str> for NameKey {
 /// Order of hand-out: descending priority, then ascending name.
 pub(crate) type ReadyKey = (Reverse<Priority>, NameKey, UnitId);
 
+/// One of the name-ordered sequences [`SpecIndex::names`] merges.
+type NameHead<'a> = Peekable<Box<dyn Iterator<Item = &'a NameKey> + 'a>>;
+
+/// The priority a unit has unless given another (`-0.0` is stored as it).
+const DEFAULT_PRIORITY: Priority = Priority(0.0);
+
 /// A unit with a not-before time, by that time.
 type TimedKey = (Time, UnitId, UnitName, Priority);
 
@@ -135,13 +145,18 @@ pub(crate) struct Counts {
 /// The indexes of one work spec.
 #[derive(Debug, Default)]
 pub(crate) struct SpecIndex {
+    /// Ready units at any priority but the default.
     ready: BTreeSet<ReadyKey>,
+    /// Ready units at the default priority, by name: both their hand-out
+    /// order and their name set (they are not in `names`).
+    ready_default: BTreeMap<NameKey, UnitId>,
     /// The ready units that have a not-before time, so that they can go
     /// back to `delayed` when the clock is set back.
     ready_timed: BTreeSet<TimedKey>,
     delayed: BTreeSet<TimedKey>,
     pending: BTreeSet<(Time, AttemptId)>,
-    /// Unit names by status, in [`STATUSES`] order.
+    /// Unit names by status, in [`STATUSES`] order; the available ones
+    /// but those in `ready_default`.
     names: [BTreeSet<NameKey>; 5],
 }
 
@@ -202,11 +217,11 @@ impl SpecIndex {
                     DELAYED
                 }
                 _ => {
-                    self.ready.insert(ready_key(&unit));
                     if let Some(key) = timed_key(&unit) {
                         self.ready_timed.insert(key);
                     }
-                    AVAILABLE
+                    self.file_ready(Priority(unit.priority), NameKey::new(unit.name), unit.id);
+                    return;
                 }
             },
         };
@@ -224,7 +239,8 @@ impl SpecIndex {
             Some((_, AttemptStatus::Failed, _)) => FAILED,
             _ => {
                 // Filed under ready or delayed depending on the time it was filed.
-                let in_ready = self.ready.remove(&ready_key(unit));
+                let name = NameKey::new(unit.name.clone());
+                let in_ready = self.unfile_ready(Priority(unit.priority), &name, unit.id);
                 if let Some(key) = timed_key(unit) {
                     if in_ready {
                         self.ready_timed.remove(&key);
@@ -232,14 +248,33 @@ impl SpecIndex {
                         self.delayed.remove(&key);
                     }
                 }
-                if in_ready {
-                    AVAILABLE
-                } else {
-                    DELAYED
+                if !in_ready {
+                    self.names[DELAYED].remove(&name);
                 }
+                return;
             }
         };
         self.names[status].remove(&NameKey::new(unit.name.clone()));
+    }
+
+    /// Files a unit as ready: in its hand-out order and its name set.
+    fn file_ready(&mut self, priority: Priority, name: NameKey, id: UnitId) {
+        if priority == DEFAULT_PRIORITY {
+            self.ready_default.insert(name, id);
+        } else {
+            self.names[AVAILABLE].insert(name.clone());
+            self.ready.insert((Reverse(priority), name, id));
+        }
+    }
+
+    /// Unfiles a ready unit; false if it was not filed as ready.
+    fn unfile_ready(&mut self, priority: Priority, name: &NameKey, id: UnitId) -> bool {
+        if priority == DEFAULT_PRIORITY {
+            self.ready_default.remove(name).is_some()
+        } else {
+            self.names[AVAILABLE].remove(name)
+                && self.ready.remove(&(Reverse(priority), name.clone(), id))
+        }
     }
 
     /// Files units by their not-before time as seen at `now`: delayed ones
@@ -250,16 +285,14 @@ impl SpecIndex {
             if let Some(key) = self.delayed.pop_first() {
                 let name = NameKey::new(key.2.clone());
                 self.names[DELAYED].remove(&name);
-                self.names[AVAILABLE].insert(name.clone());
-                self.ready.insert((Reverse(key.3), name, key.1));
+                self.file_ready(key.3, name, key.1);
                 self.ready_timed.insert(key);
             }
         }
         while self.ready_timed.last().is_some_and(|last| last.0 > now) {
             if let Some(key) = self.ready_timed.pop_last() {
                 let name = NameKey::new(key.2.clone());
-                self.names[AVAILABLE].remove(&name);
-                self.ready.remove(&(Reverse(key.3), name.clone(), key.1));
+                self.unfile_ready(key.3, &name, key.1);
                 self.names[DELAYED].insert(name);
                 self.delayed.insert(key);
             }
@@ -275,9 +308,20 @@ impl SpecIndex {
             .collect()
     }
 
-    /// Ready units in hand-out order.
+    /// Ready units in hand-out order: those above the default priority,
+    /// those at it, those below.
     pub(crate) fn ready(&self) -> impl Iterator<Item = UnitId> + '_ {
-        self.ready.iter().map(|(_, _, id)| *id)
+        let default = (
+            Reverse(DEFAULT_PRIORITY),
+            NameKey::new(UnitName::default()),
+            UnitId(0),
+        );
+        let above = self.ready.range(..default.clone());
+        let below = self.ready.range(default..);
+        above
+            .map(|(_, _, id)| *id)
+            .chain(self.ready_default.values().copied())
+            .chain(below.map(|(_, _, id)| *id))
     }
 
     /// Names of the units with any of `statuses` after `start`, in byte
@@ -288,15 +332,19 @@ impl SpecIndex {
         statuses: impl IntoIterator<Item = WorkUnitStatus>,
         start: Bound<&'a str>,
     ) -> impl Iterator<Item = &'a UnitName> + 'a {
-        let mut heads: Vec<_> = statuses
-            .into_iter()
-            .filter_map(slot)
-            .map(|slot| {
-                self.names[slot]
-                    .range::<str, _>((start, Bound::Unbounded))
-                    .peekable()
-            })
-            .collect();
+        let range = (start, Bound::Unbounded);
+        fn head<'a>(names: impl Iterator<Item = &'a NameKey> + 'a) -> NameHead<'a> {
+            let names: Box<dyn Iterator<Item = &'a NameKey> + 'a> = Box::new(names);
+            names.peekable()
+        }
+        let mut heads = Vec::new();
+        for slot in statuses.into_iter().filter_map(slot) {
+            heads.push(head(self.names[slot].range::<str, _>(range)));
+            if slot == AVAILABLE {
+                let at_default = self.ready_default.range::<str, _>(range);
+                heads.push(head(at_default.map(|(name, _)| name)));
+            }
+        }
         std::iter::from_fn(move || {
             let (first, _) = heads
                 .iter_mut()
@@ -311,21 +359,13 @@ impl SpecIndex {
     pub(crate) fn counts(&self) -> Counts {
         let count = |slot: usize| self.names[slot].len() as u64;
         Counts {
-            available: count(AVAILABLE),
+            available: count(AVAILABLE) + self.ready_default.len() as u64,
             pending: count(PENDING),
             finished: count(FINISHED),
             failed: count(FAILED),
             delayed: count(DELAYED),
         }
     }
-}
-
-fn ready_key(unit: &UnitClass) -> ReadyKey {
-    (
-        Reverse(Priority(unit.priority)),
-        NameKey::new(unit.name.clone()),
-        unit.id,
-    )
 }
 
 fn timed_key(unit: &UnitClass) -> Option<TimedKey> {
@@ -420,6 +460,50 @@ mod tests {
         index.insert(unit(3, "z", 5.0), t(0));
         let order: Vec<_> = index.ready().collect();
         assert_eq!(order, [UnitId(3), UnitId(2), UnitId(1)]);
+    }
+
+    #[test]
+    fn units_at_the_default_priority_are_handed_out_between_higher_and_lower() {
+        let mut index = SpecIndex::default();
+        index.insert(unit(1, "d", 0.0), t(0));
+        index.insert(unit(2, "c", -1.0), t(0));
+        index.insert(unit(3, "b", 0.0), t(0));
+        index.insert(unit(4, "a", 1.0), t(0));
+        index.insert(unit(5, "e", f64::MAX), t(0));
+        index.insert(unit(6, "f", -f64::MAX), t(0));
+        let order: Vec<_> = index.ready().collect();
+        assert_eq!(order, [5, 4, 3, 1, 2, 6].map(UnitId));
+        let names: Vec<_> = index
+            .names([WorkUnitStatus::Available], Bound::Excluded("a"))
+            .map(|name| name.to_string())
+            .collect();
+        assert_eq!(names, ["b", "c", "d", "e", "f"]);
+        assert_eq!(index.counts().available, 6);
+        index.remove(&unit(3, "b", 0.0));
+        index.remove(&unit(2, "c", -1.0));
+        assert_eq!(index.ready().collect::<Vec<_>>(), [5, 4, 1, 6].map(UnitId));
+        assert_eq!(index.counts().available, 4);
+    }
+
+    #[test]
+    fn units_at_the_default_priority_move_between_delayed_and_ready() {
+        let mut index = SpecIndex::default();
+        let mut u = unit(1, "a", 0.0);
+        u.not_before = Some(t(10));
+        index.insert(u.clone(), t(0));
+        index.insert(unit(2, "b", 0.0), t(0));
+        assert_eq!(index.ready().collect::<Vec<_>>(), [UnitId(2)]);
+        index.refile(t(10));
+        assert_eq!(index.ready().collect::<Vec<_>>(), [UnitId(1), UnitId(2)]);
+        index.refile(t(5));
+        assert_eq!(index.ready().collect::<Vec<_>>(), [UnitId(2)]);
+        assert_eq!((index.counts().available, index.counts().delayed), (1, 1));
+        let delayed: Vec<_> = index
+            .names([WorkUnitStatus::Delayed], Bound::Unbounded)
+            .collect();
+        assert_eq!(delayed, ["a"]);
+        index.remove(&u);
+        assert_eq!((index.counts().available, index.counts().delayed), (1, 0));
     }
 
     #[test]

@@ -33,12 +33,23 @@ fn one_spec() -> (State, NamespaceId, SpecId) {
 fn recount(st: &mut State, spec: SpecId, now: Time) -> (Counts, Counts) {
     let counted = st.counts(spec, now).unwrap();
     let mut by_unit = BTreeMap::<WorkUnitStatus, u64>::new();
+    let mut hand_out = Vec::new();
     let ids: Vec<UnitId> = st.spec(spec).unwrap().units.ids(&st.units).collect();
     for id in ids {
-        *by_unit
-            .entry(st.unit_status_at(id, now).unwrap())
-            .or_default() += 1;
+        let status = st.unit_status_at(id, now).unwrap();
+        *by_unit.entry(status).or_default() += 1;
+        if status == WorkUnitStatus::Available {
+            let unit = st.unit(id).unwrap();
+            hand_out.push((-unit.meta.priority, unit.name.clone(), id));
+        }
     }
+    hand_out.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let ready: Vec<UnitId> = st.spec(spec).unwrap().index.ready().collect();
+    let expected: Vec<UnitId> = hand_out.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(
+        ready, expected,
+        "hand-out order against a sort of the ready units"
+    );
     let mut listed = |status| {
         st.select(spec, &WorkUnitQuery::statuses([status]), now)
             .unwrap()
@@ -82,7 +93,8 @@ fn counters_equal_a_recount_after_random_operations() {
                 let not_before =
                     (dice.roll(3) == 0).then(|| now + Duration::seconds(dice.roll(120) as i64));
                 let meta = WorkUnitMeta {
-                    priority: dice.roll(4) as f64,
+                    // Below, at and above the default priority.
+                    priority: dice.roll(4) as f64 - 1.0,
                     not_before,
                 };
                 st.add_work_unit(spec, &name, data!({"i": step}), meta, now)
