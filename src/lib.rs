@@ -156,6 +156,16 @@
 //! Every fallible operation returns [`Result`] with the one [`Error`] enum;
 //! bad input is a typed error, never a panic. Layers pass errors through
 //! unchanged, so callers can always match on [`Error::Gone`].
+//!
+//! # Callers that stop waiting
+//!
+//! Any call may be dropped at any `.await` (a timeout, a client that
+//! hangs up). The attempts a hand-out made for a caller gone by its end
+//! are expired at once rather than held for their lease, by tasks no
+//! caller waits for. A job server awaits [`detached::settled`] before its
+//! runtime stops, so that none is cut off, and runs its own changes of
+//! several calls through [`detached::spawn`], so that a dropped request
+//! leaves none half-applied.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -170,6 +180,7 @@ pub mod cache;
 pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod detached;
 mod duration;
 pub mod error;
 pub mod feed;
@@ -181,7 +192,6 @@ pub mod postgres;
 #[cfg(feature = "rest")]
 pub mod rest;
 pub mod rules;
-mod unclaimed;
 
 /// For [`data!`]: a crate using the macro need not depend on `serde_json`.
 #[doc(hidden)]

@@ -25,12 +25,13 @@ use coordinate::{
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
+use crate::completion::to_completion;
 use crate::documents;
 use crate::links;
 use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
-use crate::unanswered::{to_completion, Unanswered};
+use coordinate::detached::Unclaimed;
 
 /// The route template a request matched, for metrics: a request
 /// extension the tracking middleware inserts and the handler sets as soon
@@ -693,7 +694,7 @@ impl Api {
                 let granted = need(r.worker, "worker")?
                     .request_attempts(&body.into())
                     .await?;
-                let unanswered = Unanswered::new(granted.clone());
+                let unanswered = Unclaimed::new(granted.clone());
                 let attempts = documents::granted_attempts(&granted).await?;
                 let work_spec_url = granted
                     .first()
@@ -704,7 +705,7 @@ impl Api {
                     work_spec_url,
                     attempts,
                 })?;
-                unanswered.answered();
+                unanswered.claim();
                 Ok(reply)
             }
             (MakeAttempt, "POST") => {
@@ -717,13 +718,13 @@ impl Api {
                 let attempt = need(r.worker, "worker")?
                     .make_attempt(&unit, body.lifetime)
                     .await?;
-                let unanswered = Unanswered::new(vec![Arc::clone(&attempt)]);
+                let unanswered = Unclaimed::new(vec![Arc::clone(&attempt)]);
                 let reply = if unchecked {
                     ok(&documents::unchecked_attempt(&*attempt).await?)
                 } else {
                     ok(&documents::attempt(&*attempt).await?)
                 }?;
-                unanswered.answered();
+                unanswered.claim();
                 Ok(reply)
             }
             (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {

@@ -148,7 +148,7 @@ pub async fn serve(
         // back on drop is given back.
         running.shutdown().await;
     }
-    if tokio::time::timeout(deadline, crate::unanswered::settled())
+    if tokio::time::timeout(deadline, coordinate::detached::settled())
         .await
         .is_err()
     {

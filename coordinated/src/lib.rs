@@ -113,6 +113,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod api;
+mod completion;
 pub mod config;
 pub mod connections;
 pub mod documents;
@@ -122,7 +123,6 @@ pub mod negotiate;
 pub mod path;
 pub mod problem;
 pub mod server;
-mod unanswered;
 
 pub use config::Config;
 pub use connections::{serve, ConnectionOptions, DEFAULT_MAX_CONNECTIONS};

@@ -14,9 +14,9 @@ use super::work_spec::WorkSpecKind;
 use super::work_unit::{CachedWorkUnit, WorkUnitKind};
 use super::worker::{adopt_worker, CachedWorker};
 use crate::api::{Attempt, AttemptRef, WorkSpec, WorkUnitRef, WorkerRef};
+use crate::detached::Unclaimed;
 use crate::error::Result;
 use crate::model::{AttemptSnapshot, AttemptStatus, DataMap, Duration, Time};
-use crate::unclaimed::Unclaimed;
 
 /// An attempt of a [`Cache`](super::Cache). Every call passes straight
 /// through: an attempt has no name to re-resolve, so a `Gone` is final.
@@ -81,7 +81,7 @@ pub(super) async fn wrap_attempt(
 /// (`made`). If they could not all be made, the attempts are released
 /// (expired, as when a lease runs out) before the error is answered; if
 /// the caller stops waiting first, they are released all the same (see
-/// `unclaimed.rs`). So their units are available at once rather than held
+/// [`Unclaimed`]). So their units are available at once rather than held
 /// for a whole lease by attempts nobody got. Best effort: an attempt that
 /// cannot be expired waits for its lease to run out.
 pub(super) async fn released_unless_wrapped<T>(

@@ -18,10 +18,10 @@ use super::{
 };
 use crate::api::{AttemptRef, WorkUnitRef, Worker, WorkerRef};
 use crate::clock::checked_add;
+use crate::detached::handed_out;
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time, WorkSpecMeta};
 use crate::rules;
-use crate::unclaimed::handed_out;
 
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
 const GONE: Error = Error::Gone {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
+use crate::detached::handed_out;
 use crate::error::{Error, ObjectKind, Result};
 use crate::model::{AttemptRequest, DataMap, Duration, Time};
 use crate::rest::wire::{
@@ -19,7 +20,6 @@ use crate::rest::wire::{
     MakeAttemptBody, UncheckedAttemptDocument, WorkerDocument, WorkerUpdateBody,
 };
 use crate::rules::limits::{self, checked_worker_update, MAX_DATA_BYTES};
-use crate::unclaimed::handed_out;
 
 use super::layout::namespace_in;
 use super::owner::Owner;

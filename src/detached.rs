@@ -1,36 +1,151 @@
-//! Attempts made for a caller who stopped waiting.
+//! Work that must end even when its caller stops waiting.
 //!
-//! A hand-out (`request_attempts`, `make_attempt`) makes attempts and then
-//! answers them. Its caller may drop the future at any `.await` (a timeout
-//! fires, a client disconnects), and attempts made by then reach nobody:
-//! their units would stay pending, held by a worker that never learned of
-//! them, until their leases ran out. So the attempts a hand-out made are
-//! [`Unclaimed`] until answered, and expired (as a lease running out would
-//! expire them) if dropped before. A hand-out made by a backend call that
+//! Any future may be dropped at any `.await`: a timeout fires, a client
+//! disconnects. A change of several steps must not stop half-applied, and
+//! attempts made for a caller who is gone must not hold their units until
+//! their leases run out. Two tools do it, each with a task the caller does
+//! not wait for:
+//!
+//! * [`spawn`] runs a future in a task of its own, to its end;
+//! * [`Unclaimed`] holds attempts made for a caller until they are
+//!   [claimed](Unclaimed::claim), and expires them (as a lease running out
+//!   would) if dropped before.
+//!
+//! The backends use them for their own hand-outs: one whose backend call
 //! may end after its caller stopped waiting (a statement already sent, a
-//! request already on the wire) runs through [`handed_out`], in a task of
-//! its own: its attempts are either answered or expired, never left held.
+//! request already on the wire) runs to its end, and its attempts are
+//! either answered or expired, never left held. [`settled`] waits for every
+//! such task, the library's and those started through [`spawn`]: a server
+//! shutting down awaits it before its runtime stops, so that the runtime
+//! does not cut them off.
 
-#[cfg(any(feature = "postgres", feature = "rest"))]
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(any(feature = "postgres", feature = "rest"))]
 use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::api::AttemptRef;
 #[cfg(any(feature = "postgres", feature = "rest"))]
 use crate::error::{Error, Result};
 
+/// Detached tasks running, process-wide, and a signal when the count
+/// drops to zero.
+static DETACHED: Detached = Detached {
+    running: AtomicUsize::new(0),
+    ended: Notify::const_new(),
+};
+
+struct Detached {
+    running: AtomicUsize,
+    ended: Notify,
+}
+
+/// One detached task, counted while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        DETACHED.running.fetch_add(1, Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if DETACHED.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            DETACHED.ended.notify_waiters();
+        }
+    }
+}
+
+/// Runs `work` in a task of its own on the current runtime, counted by
+/// [`settled`] until it ends. Dropping the handle does not stop it.
+///
+/// # Panics
+///
+/// Outside a tokio runtime, as [`tokio::spawn`] does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (done, ended) = tokio::sync::oneshot::channel();
+/// let handle = coordinate::detached::spawn(async move {
+///     tokio::task::yield_now().await;
+///     let _ = done.send(());
+/// });
+/// drop(handle); // its caller stops waiting; the task goes on
+/// coordinate::detached::settled().await;
+/// assert_eq!(ended.await, Ok(()));
+/// # }
+/// ```
+pub fn spawn<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
+    spawn_on(&tokio::runtime::Handle::current(), work)
+}
+
+fn spawn_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> JoinHandle<T> {
+    let running = Running::start();
+    runtime.spawn(async move {
+        let _running = running;
+        work.await
+    })
+}
+
+/// Completes once no detached task is running, tasks started meanwhile
+/// included: those of [`spawn`] and the expiries of dropped
+/// [`Unclaimed`] attempts.
+pub async fn settled() {
+    loop {
+        let ended = DETACHED.ended.notified();
+        let mut ended = std::pin::pin!(ended);
+        // Registered before the count is read, so an end in between wakes it.
+        ended.as_mut().enable();
+        if DETACHED.running.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        ended.await;
+    }
+}
+
 /// Attempts made for a caller: expired when dropped before
 /// [`claim`](Self::claim).
-pub(crate) struct Unclaimed(Vec<AttemptRef>);
+///
+/// A job server holds the attempts it hands out in one until its answer
+/// naming them is ready; a request dropped before (its client gone, its
+/// timeout answered) gives their units back at once.
+///
+/// ```
+/// # use coordinate::{data, AttemptRequest, Backend, MemoryBackend, WorkUnitMeta, WorkUnitStatus};
+/// # use coordinate::detached::{settled, Unclaimed};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let ns = MemoryBackend::new().namespace("n").await?;
+/// let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+/// let unit = spec.add_work_unit("u", data!({}), WorkUnitMeta::default()).await?;
+/// let worker = ns.worker("w").await?;
+/// let made = worker.request_attempts(&AttemptRequest::units(1)).await?;
+/// drop(Unclaimed::new(made)); // nobody got them
+/// settled().await;
+/// assert_eq!(unit.status().await?, WorkUnitStatus::Available);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Unclaimed(Vec<AttemptRef>);
 
 impl Unclaimed {
-    pub(crate) fn new(attempts: Vec<AttemptRef>) -> Self {
+    /// Holds `attempts` for their caller.
+    pub fn new(attempts: Vec<AttemptRef>) -> Self {
         Unclaimed(attempts)
     }
 
-    /// The attempts are the caller's now.
-    pub(crate) fn claim(mut self) {
+    /// The attempts are the caller's now: dropping no longer expires them.
+    pub fn claim(mut self) {
         self.0.clear();
     }
 }
@@ -43,7 +158,7 @@ impl Drop for Unclaimed {
         }
         // Outside a runtime nothing can be expired: the leases run out.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
+            spawn_on(&runtime, async move {
                 for attempt in attempts {
                     // One already over (finished meanwhile, its unit
                     // deleted) has nothing to give back.
@@ -76,15 +191,15 @@ impl Made for AttemptRef {
 }
 
 #[cfg(any(feature = "postgres", feature = "rest"))]
-/// Runs `hand_out` to its end in a task of its own, even if the caller
-/// stops waiting; the attempts it made for a caller gone by then are
-/// expired. A panic in it is the caller's.
+/// Runs `hand_out` to its end in a detached task, even if the caller stops
+/// waiting; the attempts it made for a caller gone by then are expired. A
+/// panic in it is the caller's.
 pub(crate) async fn handed_out<T, F>(hand_out: F) -> Result<T>
 where
     T: Made,
     F: Future<Output = Result<T>> + Send + 'static,
 {
-    let task = tokio::spawn(async move {
+    let task = spawn(async move {
         let made = hand_out.await?;
         let unclaimed = Unclaimed::new(made.attempts());
         Ok((made, unclaimed))
@@ -151,6 +266,30 @@ mod tests {
         let (spec, attempts) = made().await;
         drop(Unclaimed::new(attempts));
         assert!(released(&spec).await);
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_the_expiry_of_dropped_attempts() {
+        let (spec, attempts) = made().await;
+        drop(Unclaimed::new(attempts));
+        settled().await;
+        assert_eq!(pending(&spec).await, 0);
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_spawned_work_whose_caller_left() {
+        let (done, mut ended) = tokio::sync::oneshot::channel();
+        let work = tokio::spawn(async move {
+            spawn(async move {
+                tokio::time::sleep(StdDuration::from_millis(50)).await;
+                let _ = done.send(());
+            })
+            .await
+        });
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+        work.abort();
+        settled().await;
+        assert_eq!(ended.try_recv(), Ok(()));
     }
 
     #[tokio::test]
