@@ -37,8 +37,15 @@ use crate::model::{AttemptStatus, Time, WorkUnitQuery, WorkUnitStatus};
 use super::state::{AttemptId, UnitId, UnitName};
 
 /// A priority with a total order, so it can be part of an index key.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Priority(pub(crate) f64);
+
+/// Equal as the order has it: `-0.0` is not `0.0`.
+impl PartialEq for Priority {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 
 impl Eq for Priority {}
 
@@ -483,6 +490,13 @@ mod tests {
         index.remove(&unit(2, "c", -1.0));
         assert_eq!(index.ready().collect::<Vec<_>>(), [5, 4, 1, 6].map(UnitId));
         assert_eq!(index.counts().available, 4);
+    }
+
+    #[test]
+    fn priorities_are_equal_only_where_their_order_is() {
+        assert_eq!(Priority(0.0), DEFAULT_PRIORITY);
+        assert_ne!(Priority(-0.0), DEFAULT_PRIORITY);
+        assert_eq!(Priority(f64::MAX), Priority(f64::MAX));
     }
 
     #[test]
