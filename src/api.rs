@@ -33,7 +33,10 @@
 //! under a dead parent answer an empty result; priority changes on a dead
 //! spec may do nothing. Reads and writes of one object (data, metas,
 //! statuses, adding a unit, every attempt method, `make_attempt`) always
-//! fail with `Gone`.
+//! fail with `Gone`. [`Cache`](crate::Cache) over a durable backend may
+//! answer `Gone` where the backend alone answers an empty result: when
+//! it knows of the deletion (made through it, or reported by its change
+//! feed), it answers as an in-process backend does.
 //!
 //! # Lazy expiry
 //!

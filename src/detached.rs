@@ -14,10 +14,16 @@
 //! The backends use them for their own hand-outs: one whose backend call
 //! may end after its caller stopped waiting (a statement already sent, a
 //! request already on the wire) runs to its end, and its attempts are
-//! either answered or expired, never left held. [`settled`] waits for every
-//! such task, the library's and those started through [`spawn`]: a server
-//! shutting down awaits it before its runtime stops, so that the runtime
-//! does not cut them off.
+//! either answered or expired. [`settled`] waits for every such task, the
+//! library's and those started through [`spawn`], and every [`Unclaimed`]
+//! still held: a server shutting down awaits it before its runtime stops,
+//! so that the runtime does not cut them off.
+//!
+//! Best effort: the tasks run only while their runtime does. One dropped
+//! with a runtime that has stopped (or outside any runtime, where an
+//! `Unclaimed` has none to run on) leaves its attempts to their leases.
+//! The count is the process's, so `settled` also waits for the work of
+//! other runtimes in it.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +50,7 @@ struct Detached {
 }
 
 /// One detached task, counted while it lives.
+#[derive(Debug)]
 struct Running;
 
 impl Running {
@@ -71,14 +78,14 @@ impl Drop for Running {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let (done, ended) = tokio::sync::oneshot::channel();
+/// let (done, mut ended) = tokio::sync::oneshot::channel();
 /// let handle = coordinate::detached::spawn(async move {
 ///     tokio::task::yield_now().await;
 ///     let _ = done.send(());
 /// });
 /// drop(handle); // its caller stops waiting; the task goes on
 /// coordinate::detached::settled().await;
-/// assert_eq!(ended.await, Ok(()));
+/// assert_eq!(ended.try_recv(), Ok(()));
 /// # }
 /// ```
 pub fn spawn<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
@@ -135,30 +142,41 @@ pub async fn settled() {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// It counts for [`settled`] from the start, not only once dropped: one
+/// that ends up in a task's output, which tokio drops after the task has
+/// ended, is still waited for.
 #[derive(Debug)]
-pub struct Unclaimed(Vec<AttemptRef>);
+pub struct Unclaimed {
+    attempts: Vec<AttemptRef>,
+    running: Option<Running>,
+}
 
 impl Unclaimed {
     /// Holds `attempts` for their caller.
     pub fn new(attempts: Vec<AttemptRef>) -> Self {
-        Unclaimed(attempts)
+        let running = (!attempts.is_empty()).then(Running::start);
+        Unclaimed { attempts, running }
     }
 
     /// The attempts are the caller's now: dropping no longer expires them.
     pub fn claim(mut self) {
-        self.0.clear();
+        self.attempts.clear();
+        self.running = None;
     }
 }
 
 impl Drop for Unclaimed {
     fn drop(&mut self) {
-        let attempts = std::mem::take(&mut self.0);
+        let attempts = std::mem::take(&mut self.attempts);
+        let running = self.running.take();
         if attempts.is_empty() {
             return;
         }
         // Outside a runtime nothing can be expired: the leases run out.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            spawn_on(&runtime, async move {
+            runtime.spawn(async move {
+                let _running = running;
                 for attempt in attempts {
                     // One already over (finished meanwhile, its unit
                     // deleted) has nothing to give back.
@@ -278,18 +296,47 @@ mod tests {
 
     #[tokio::test]
     async fn settled_waits_for_spawned_work_whose_caller_left() {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let (done, mut ended) = tokio::sync::oneshot::channel();
-        let work = tokio::spawn(async move {
-            spawn(async move {
-                tokio::time::sleep(StdDuration::from_millis(50)).await;
-                let _ = done.send(());
-            })
-            .await
+        let handle = spawn(async move {
+            let _ = wait.await;
+            tokio::task::yield_now().await;
+            let _ = done.send(());
         });
-        tokio::time::sleep(StdDuration::from_millis(10)).await;
-        work.abort();
+        drop(handle);
+        go.send(()).unwrap();
         settled().await;
         assert_eq!(ended.try_recv(), Ok(()));
+    }
+
+    /// A task's output is dropped by tokio after the task has ended: an
+    /// `Unclaimed` in it still counts until its attempts are expired.
+    #[test]
+    fn settled_waits_for_unclaimed_attempts_in_an_abandoned_output() {
+        /// Holds up the drop of the output it is in.
+        struct SlowDrop;
+        impl Drop for SlowDrop {
+            fn drop(&mut self) {
+                std::thread::sleep(StdDuration::from_millis(100));
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (spec, attempts) = made().await;
+            let (go, wait) = tokio::sync::oneshot::channel::<()>();
+            let handle = spawn(async move {
+                let _ = wait.await;
+                (SlowDrop, Unclaimed::new(attempts))
+            });
+            drop(handle);
+            go.send(()).unwrap();
+            settled().await;
+            assert_eq!(pending(&spec).await, 0);
+        });
     }
 
     #[tokio::test]

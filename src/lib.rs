@@ -162,8 +162,9 @@
 //! Any call may be dropped at any `.await` (a timeout, a client that
 //! hangs up). The attempts a hand-out made for a caller gone by its end
 //! are expired at once rather than held for their lease, by tasks no
-//! caller waits for. A job server awaits [`detached::settled`] before its
-//! runtime stops, so that none is cut off, and runs its own changes of
+//! caller waits for (while the runtime runs; see [`detached`]). A job
+//! server awaits [`detached::settled`] before its runtime stops, so that
+//! none is cut off, and runs its own changes of
 //! several calls through [`detached::spawn`], so that a dropped request
 //! leaves none half-applied.
 
