@@ -89,23 +89,16 @@ impl Drop for Running {
 /// # }
 /// ```
 pub fn spawn<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
-    spawn_on(&tokio::runtime::Handle::current(), work)
-}
-
-fn spawn_on<T: Send + 'static>(
-    runtime: &tokio::runtime::Handle,
-    work: impl Future<Output = T> + Send + 'static,
-) -> JoinHandle<T> {
     let running = Running::start();
-    runtime.spawn(async move {
+    tokio::spawn(async move {
         let _running = running;
         work.await
     })
 }
 
-/// Completes once no detached task is running, tasks started meanwhile
-/// included: those of [`spawn`] and the expiries of dropped
-/// [`Unclaimed`] attempts.
+/// Completes once no detached task is running and no [`Unclaimed`] is
+/// held, those started meanwhile included: the tasks of [`spawn`], the
+/// attempts not claimed yet, and the expiries of those dropped.
 pub async fn settled() {
     loop {
         let ended = DETACHED.ended.notified();
@@ -343,7 +336,7 @@ mod tests {
     async fn claimed_attempts_stay() {
         let (spec, attempts) = made().await;
         Unclaimed::new(attempts.clone()).claim();
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
+        settled().await;
         assert_eq!(pending(&spec).await, 2);
         assert_eq!(attempts.len(), 2);
     }

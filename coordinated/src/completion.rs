@@ -47,14 +47,19 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_waits_for_a_change_whose_request_was_dropped() {
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let change = tokio::spawn(to_completion(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = started.send(());
+            let _ = wait.await;
             let _ = tx.send(());
             Ok(())
         }));
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        has_started.await.unwrap();
         change.abort();
+        let _ = change.await;
+        go.send(()).unwrap();
         coordinate::detached::settled().await;
         assert_eq!(rx.try_recv(), Ok(()));
     }

@@ -21,12 +21,12 @@
 //! attempt handle of a destroyed namespace answers `Gone` and leaves an
 //! empty namespace of that name behind. An attempt is addressed by its
 //! unit, worker and start time, so an attempt handle stays dead once its
-//! unit is deleted. Destroying a namespace is a `DELETE` of its name, so a namespace handle
-//! whose namespace another client destroyed destroys the namespace that
-//! has the name now: nothing in the API tells the two apart. (A handle
-//! that made the destroy itself does nothing when called again; the
-//! in-process backends, and `Cache` over them, never destroy a newer
-//! namespace.)
+//! unit is deleted. Destroying a namespace is a `DELETE` of its name, so
+//! a namespace handle whose namespace another client destroyed destroys
+//! the namespace that has the name now: nothing in the API tells the two
+//! apart. (A handle that made the destroy itself does nothing when called
+//! again; the in-process backends, and `Cache` over them, never destroy a
+//! newer namespace.)
 //!
 //! # Expiry checks
 //!
