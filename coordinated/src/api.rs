@@ -357,6 +357,16 @@ fn unchecked(raw: &str) -> Result<bool, Problem> {
     wire::parse_unchecked(raw).map_err(bad_query)
 }
 
+/// Hands `unanswered` attempts to the answer about to be sent, unless its
+/// client has hung up: hyper notices a closed connection only while the
+/// request waits, and a hand-out that never waited (an in-memory backend)
+/// gives it no such moment. So the request waits once here; if the client
+/// went away meanwhile, hyper drops it there and the attempts are expired.
+async fn claim_unless_gone(unanswered: Unclaimed) {
+    tokio::task::yield_now().await;
+    unanswered.claim();
+}
+
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
 pub async fn handle(State(api): State<Api>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -705,7 +715,7 @@ impl Api {
                     work_spec_url,
                     attempts,
                 })?;
-                unanswered.claim();
+                claim_unless_gone(unanswered).await;
                 Ok(reply)
             }
             (MakeAttempt, "POST") => {
@@ -724,7 +734,7 @@ impl Api {
                 } else {
                     ok(&documents::attempt(&*attempt).await?)
                 }?;
-                unanswered.claim();
+                claim_unless_gone(unanswered).await;
                 Ok(reply)
             }
             (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {

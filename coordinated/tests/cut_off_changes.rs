@@ -4,6 +4,8 @@
 //! that never answered are given back at once, and a change of several
 //! backend calls is applied whole.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -228,4 +230,53 @@ fn requests_abandoned_at_shutdown_leave_nothing_held_or_half_applied() {
         let parent = worker.parent().await.unwrap().map(|p| p.name().to_string());
         assert_eq!(parent.as_deref(), Some("p"));
     });
+}
+
+/// A clock that holds the thread of its `n`th read from now, once armed
+/// with `n`, for [`LATENCY`]: work that never waits, but takes long.
+#[derive(Debug, Default)]
+struct Stalling(Arc<AtomicUsize>);
+
+impl coordinate::clock::Clock for Stalling {
+    fn now(&self) -> coordinate::Time {
+        let left = self
+            .0
+            .fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1))
+            .unwrap_or(0);
+        if left == 1 {
+            std::thread::sleep(LATENCY);
+        }
+        coordinate::clock::SystemClock.now()
+    }
+}
+
+/// A client that hangs up after its whole request has arrived, while the
+/// server works on it without waiting for anything (an in-memory hand-out
+/// whose clock is slow to read): the attempts made for it are given back,
+/// as when it hangs up while the backend is waited for.
+#[test]
+fn a_hand_out_whose_client_hung_up_during_it_gives_its_attempts_back() {
+    use std::io::Write;
+    let armed = Arc::new(AtomicUsize::new(0));
+    let memory = MemoryBackend::with_clock(Stalling(Arc::clone(&armed)));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let spec = runtime.block_on(setup(&memory));
+    let app = coordinated::router(Arc::new(memory.clone()), &Default::default());
+    let (url, _stop) = runtime.block_on(support::in_process::serve(app));
+    let addr = url.trim_start_matches("http://").to_owned();
+    let body = json!({"number_of_work_units": 2}).to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    // Each memory call reads the clock once: the namespace and the worker
+    // are looked up before the body is read, then the hand-out stalls.
+    armed.store(3, SeqCst);
+    write!(
+        stream,
+        "POST /namespace/n/worker/w/request_attempts HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(LATENCY / 4);
+    drop(stream);
+    runtime.block_on(assert_given_back(&spec, &["a", "b"]));
 }
