@@ -172,22 +172,33 @@ async fn pause_after_accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// An open connection's slot, given back (and counted out of the
-/// `http_connections_open` gauge) when it is dropped.
+/// Connections open in this process, over every server it runs.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connections are open now, over every server in the process:
+/// the `http_connections_open` gauge, which `/metrics` sets from it on
+/// each render (a gauge only counted up and down would be dropped as idle
+/// by the recorder after a quiet spell, then start again from zero).
+pub fn open_connections() -> usize {
+    OPEN.load(Ordering::Acquire)
+}
+
+/// An open connection's slot, given back (and counted out of
+/// [`open_connections`]) when it is dropped.
 struct Open {
     _permit: OwnedSemaphorePermit,
 }
 
 impl Open {
     fn new(permit: OwnedSemaphorePermit) -> Self {
-        metrics::gauge!("http_connections_open").increment(1.0);
+        OPEN.fetch_add(1, Ordering::AcqRel);
         Open { _permit: permit }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        metrics::gauge!("http_connections_open").decrement(1.0);
+        OPEN.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

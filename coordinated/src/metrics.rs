@@ -142,6 +142,7 @@ pub async fn render(
     template: Option<Extension<RouteTemplate>>,
 ) -> Response {
     RouteTemplate::claim(template, "/metrics");
+    gauge!("http_connections_open").set(crate::connections::open_connections() as f64);
     if let Some(stats) = &state.cache_stats {
         record_cache_stats(&stats());
     }

@@ -862,6 +862,21 @@ fn connections_beyond_the_bound_wait_for_a_free_one() {
     assert_eq!(open, 2.0);
 }
 
+/// The open connections' gauge reads right after a spell longer than the
+/// recorder keeps a gauge nobody sets (three metrics periods) in which no
+/// connection opened or closed.
+#[test]
+fn the_open_connections_gauge_reads_right_after_a_quiet_spell() {
+    let server = Server::start(&["--metrics-period", "100ms"]);
+    let mut held = support::Connection::open(server.addr);
+    let open = |held: &mut support::Connection| {
+        support::metric(&held.get("/metrics").text(), "http_connections_open")
+    };
+    assert_eq!(open(&mut held), Some(1.0));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(open(&mut held), Some(1.0));
+}
+
 /// A response whose body takes longer to read than the idle timeout is
 /// sent whole: its connection is busy until the body is out.
 #[test]
