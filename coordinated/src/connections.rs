@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -82,6 +82,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(
         options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
+    let (stopping, stop_seen) = watch::channel(false);
     loop {
         // A free slot first: at the bound, connections wait in the backlog.
         let slot = tokio::select! {
@@ -120,10 +121,14 @@ pub async fn serve(
         let connection = connections
             .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         let idle_timeout = options.idle_timeout;
+        let mut stop_seen = stop_seen.clone();
         while running.try_join_next().is_some() {}
         running.spawn(async move {
             let _slot = slot;
             tokio::select! {
+                // The connection first: a request whose head has arrived
+                // is then in flight before the shutdown branch looks.
+                biased;
                 ended = connection => {
                     if let Err(e) = ended {
                         tracing::debug!("connection ended: {e}");
@@ -133,9 +138,13 @@ pub async fn serve(
                 () = activity.idle_for(idle_timeout) => {
                     tracing::debug!("connection closed after {idle_timeout:?} without a request");
                 }
+                () = activity.heading_at_shutdown(&mut stop_seen) => {
+                    tracing::debug!("connection part way through a request head closed on shutdown");
+                }
             }
         });
     }
+    stopping.send_replace(true);
     drop(listener);
     let deadline = options.shutdown_deadline;
     tracing::info!("shutting down: draining in-flight requests for up to {deadline:?}");
@@ -220,6 +229,10 @@ struct Activity {
     idle_since_ms: AtomicU64,
     /// Bytes written since the idle time last restarted.
     unnoted_bytes: AtomicU64,
+    /// Whether bytes arrived since the last request ended (or the
+    /// connection opened): with none in flight, a head is arriving. hyper
+    /// reads a next head only once the last response is written.
+    heard: AtomicBool,
 }
 
 impl Activity {
@@ -229,6 +242,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             unnoted_bytes: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
         }
     }
 
@@ -266,6 +280,22 @@ impl Activity {
         self.opened.elapsed().saturating_sub(since)
     }
 
+    /// Completes once shutdown has begun (`stop_seen` turned true, or its
+    /// sender went) if the connection is then part way through a request's
+    /// head: no request in flight, but bytes heard since the last one
+    /// ended. hyper closes a connection waiting between requests when
+    /// shutdown begins, and drains one with a request in flight or a
+    /// response still being written, but waits out the deadline for a head
+    /// that never ends.
+    async fn heading_at_shutdown(&self, stop_seen: &mut watch::Receiver<bool>) {
+        let _ = stop_seen.wait_for(|&stopping| stopping).await;
+        let heading =
+            self.in_flight.load(Ordering::Acquire) == 0 && self.heard.load(Ordering::Acquire);
+        if !heading {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Completes once the connection has been idle for `limit`.
     async fn idle_for(&self, limit: Duration) {
         loop {
@@ -285,6 +315,7 @@ impl Drop for Busy {
     fn drop(&mut self) {
         let activity = &self.0;
         activity.active_now();
+        activity.heard.store(false, Ordering::Release);
         activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -314,7 +345,12 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.heard.store(true, Ordering::Release);
+        }
+        read
     }
 }
 

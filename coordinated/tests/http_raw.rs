@@ -721,6 +721,19 @@ fn shutdown_deadline_abandons_a_stuck_request() {
     assert!(server.wait_exit(Duration::from_secs(10)).success());
 }
 
+/// A connection that has sent only part of a request's head has no
+/// request in flight: shutdown closes it at once, without waiting out the
+/// deadline.
+#[test]
+fn shutdown_closes_a_connection_part_way_through_a_head_at_once() {
+    let mut server = Server::start(&["--shutdown-deadline", "60s"]);
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    stream.write_all(b"GET / HTTP/1.1\r\nHo").expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn a_second_signal_ends_the_drain_at_once() {
     let mut server = Server::start(&["--shutdown-deadline", "60s"]);
