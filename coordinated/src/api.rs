@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::completion::to_completion;
 use crate::documents;
 use crate::links;
+use crate::metrics::Unheard;
 use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
@@ -66,19 +67,31 @@ pub const UNMATCHED: &str = "unmatched";
 
 /// Whether a request's body is being waited for, shared between the
 /// request timeout (which answers `408` rather than `503` while it is) and
-/// the body's reader.
+/// the body's reader; and whether the client hung up before it was whole.
 #[derive(Debug, Clone, Default)]
-pub struct BodyArrival(Arc<AtomicBool>);
+pub struct BodyArrival(Arc<ArrivalState>);
+
+#[derive(Debug, Default)]
+struct ArrivalState {
+    arriving: AtomicBool,
+    cut_off: AtomicBool,
+}
 
 impl BodyArrival {
     /// True while the body is being read: from the start of the read until
     /// it ends; a read cut off by the timeout stays marked.
     pub fn is_arriving(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.arriving.load(Ordering::Acquire)
     }
 
     fn set(&self, arriving: bool) {
-        self.0.store(arriving, Ordering::Release);
+        self.0.arriving.store(arriving, Ordering::Release);
+    }
+
+    /// True once the connection ended before the whole body arrived: the
+    /// answer has nobody to go to.
+    pub fn was_cut_off(&self) -> bool {
+        self.0.cut_off.load(Ordering::Acquire)
     }
 }
 
@@ -254,8 +267,11 @@ impl Api {
         let read = axum::body::to_bytes(body, self.max_body_bytes).await;
         mark(false);
         let bytes: Bytes = read.map_err(|e| {
-            let too_large = e
-                .into_inner()
+            let cause = e.into_inner();
+            if let (true, Some(arrival)) = (ended_early(&*cause), arrival) {
+                arrival.0.cut_off.store(true, Ordering::Release);
+            }
+            let too_large = cause
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
             if too_large {
@@ -269,6 +285,21 @@ impl Api {
         })?;
         JsonBody::checked(bytes)
     }
+}
+
+/// Whether a body's read failed because the connection ended before the
+/// whole body arrived: an end of input or a reset, somewhere in the chain
+/// of causes (hyper reports a body cut short as an unexpected end of file).
+fn ended_early(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
+    std::iter::successors(Some(cause), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted
+            )
+        })
+    })
 }
 
 /// A body that does not decode: `400`, and `DataTooDeep` when it holds
@@ -394,13 +425,11 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         Ok(media) => media,
         Err(problem) => return problem.into_response(),
     };
+    let arrival = parts.extensions.get::<BodyArrival>();
     let result = async {
         let resolved = api.resolve(&route.names).await?;
         let body = match parts.method {
-            Method::PUT | Method::POST => {
-                let arrival = parts.extensions.get::<BodyArrival>();
-                Some(api.read_body(&parts.headers, body, arrival).await?)
-            }
+            Method::PUT | Method::POST => Some(api.read_body(&parts.headers, body, arrival).await?),
             _ => None,
         };
         let query = parts.uri.query().unwrap_or("");
@@ -415,10 +444,14 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         }
     }
     .await;
-    match result {
+    let mut response = match result {
         Ok(reply) => respond(reply, media),
         Err(problem) => problem.respond(media),
+    };
+    if arrival.is_some_and(BodyArrival::was_cut_off) {
+        response.extensions_mut().insert(Unheard);
     }
+    response
 }
 
 fn redirect(location: &str) -> Response {

@@ -95,12 +95,14 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
             "/metrics",
             get(metrics::render)
                 .with_state(metrics_state)
-                .fallback(wrong_method),
+                .fallback(wrong_method("/metrics")),
         )
-        .route("/healthz", get(healthz).fallback(wrong_method))
+        .route("/healthz", get(healthz).fallback(wrong_method("/healthz")))
         .route(
             "/readyz",
-            get(readyz).with_state(readiness).fallback(wrong_method),
+            get(readyz)
+                .with_state(readiness)
+                .fallback(wrong_method("/readyz")),
         )
         .fallback(api::handle)
         .with_state(Api::new(backend, options.max_body_bytes));
@@ -173,9 +175,15 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     .into_response()
 }
 
-/// Any method but `GET`/`HEAD` on the operational endpoints.
-async fn wrong_method(method: axum::http::Method) -> Response {
-    Problem::method_not_allowed(method.as_str()).into_response()
+/// The handler of any method but `GET`/`HEAD` on the operational
+/// endpoint at `template`, counted under it.
+fn wrong_method(
+    template: &'static str,
+) -> impl Fn(Method, Option<Extension<RouteTemplate>>) -> std::future::Ready<Response> + Clone {
+    move |method, tracked| {
+        RouteTemplate::claim(tracked, template);
+        std::future::ready(Problem::method_not_allowed(method.as_str()).into_response())
+    }
 }
 
 /// `GET /healthz`: the process answers.

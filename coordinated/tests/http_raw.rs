@@ -581,6 +581,50 @@ fn metrics_count_routes_cache_and_work_units() {
     assert!(!text.contains("coordinate_cache_hits_total"), "{text}");
 }
 
+/// A wrong method on an operational endpoint counts under its route, and a
+/// request whose client hung up part way through its body counts as
+/// closed by its client (`499`), not as the `400` nobody reads.
+#[test]
+fn metrics_count_refused_methods_and_cut_off_bodies_under_their_routes() {
+    let server = Server::start(&[]);
+    for (method, path) in [
+        ("POST", "/metrics"),
+        ("PUT", "/healthz"),
+        ("DELETE", "/readyz"),
+    ] {
+        let raw = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(exchange(server.addr, raw.as_bytes()).status, 405);
+    }
+    let cut = partial_post(&server, 100, r#"{"name""#);
+    std::thread::sleep(Duration::from_millis(200));
+    cut.shutdown(std::net::Shutdown::Both).expect("hang up");
+    let series = |route: &str, method: &str, status: &str| {
+        format!(r#"http_requests_total{{route="{route}",method="{method}",status="{status}"}}"#)
+    };
+    let text = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        let closed = series("/namespace", "POST", "499");
+        support::metric(&text, &closed).map(|_| text)
+    });
+    for (method, path) in [
+        ("POST", "/metrics"),
+        ("PUT", "/healthz"),
+        ("DELETE", "/readyz"),
+    ] {
+        let counted = series(path, method, "405");
+        assert_eq!(
+            support::metric(&text, &counted),
+            Some(1.0),
+            "{counted} in\n{text}"
+        );
+    }
+    assert!(!text.contains(r#"route="unmatched""#), "{text}");
+    assert!(
+        !text.contains(&series("/namespace", "POST", "400")),
+        "{text}"
+    );
+}
+
 /// A server summarizing every 50 ms, with unit "u" of spec "s" in `ns`.
 fn summarizing_with_unit(ns: &str) -> Server {
     let server = Server::start(&["--metrics-period", "50ms"]);
