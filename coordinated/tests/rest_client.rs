@@ -1963,3 +1963,31 @@ async fn a_request_asks_for_no_more_attempts_than_it_keeps() {
     );
     assert_eq!(expired.load(Ordering::SeqCst), 0);
 }
+
+/// `set_meta` sends only what it sets: a meta read back carries the
+/// spec's `runtime`, which the server ignores on input and which may be
+/// longer than the server takes in a request.
+#[tokio::test]
+async fn set_meta_sends_only_what_it_sets() {
+    let memory = MemoryBackend::new();
+    let options = coordinated::ServerOptions {
+        max_body_bytes: 4096,
+        ..Default::default()
+    };
+    let (url, _stop) = serve(coordinated::router(Arc::new(memory.clone()), &options)).await;
+    let runtime = "r".repeat(8192);
+    memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s", "runtime": runtime.clone()}))
+        .await
+        .unwrap();
+    let rest = RestBackend::connect(url).await.unwrap();
+    let spec = rest.work_spec_at("n", "s").await.unwrap();
+    let mut meta = spec.meta(false).await.unwrap();
+    assert_eq!(meta.runtime, runtime);
+    meta.priority = 7;
+    spec.set_meta(meta).await.unwrap();
+    assert_eq!(spec.meta(false).await.unwrap().priority, 7);
+}

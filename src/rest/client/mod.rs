@@ -74,7 +74,9 @@
 //! pages (keeping the first `limit` names of them all), and a delete or
 //! priority change with a limit first lists what it selects. Each part is
 //! then atomic on the server, but the whole is not: a call that fails or
-//! is dropped part-way may have acted on some parts. A name longer than
+//! is dropped part-way may have acted on some parts (a priority
+//! adjustment that overflows in one part answers `BadPriority` with the
+//! parts before it applied). A name longer than
 //! any stored name is sent cut to just past the limit, which selects the
 //! same units.
 //!

@@ -17,8 +17,8 @@ use crate::rest::names::encode_previous;
 use crate::rest::wire::sent_statuses;
 use crate::rest::wire::{
     CountsDocument, DeletedDocument, PriorityOnly, SelectAction, UncheckedWorkUnitDocument,
-    WorkSpecBody, WorkSpecDocument, WorkSpecMetaDocument, WorkUnitBody, WorkUnitList,
-    WorkUnitMetaDocument, WorkUnitSelectBody,
+    WorkSpecBody, WorkSpecDocument, WorkSpecMetaBody, WorkSpecMetaDocument, WorkUnitBody,
+    WorkUnitList, WorkUnitMetaDocument, WorkUnitSelectBody,
 };
 use crate::rules::checked_definition;
 use crate::rules::limits::{
@@ -346,7 +346,9 @@ impl WorkSpec for RestWorkSpec {
         let meta = checked_spec_meta(meta)?;
         let links = self.links().await?;
         let url = self.shared().expand(&links.meta, &[])?;
-        let body = WorkSpecMetaDocument::from(meta);
+        // Only what `set_meta` sets: the server ignores the rest of the
+        // meta document, which may be far longer (a spec's `runtime`).
+        let body = WorkSpecMetaBody::from(meta);
         self.shared()
             .call(Method::PUT, &url, Some(&body), self.owner())
             .await
