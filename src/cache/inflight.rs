@@ -8,9 +8,19 @@
 //! it holds (a pooled connection, a statement in progress). No load is ever
 //! parked, so the map is empty whenever no lookup is running, and nothing
 //! needs a runtime to clean up after a cancelled lookup.
+//!
+//! A waiter that leaves before the answer wakes the others. A shared
+//! future wakes the waiters registered when its own wakeup fires; one that
+//! joins while another waiter is polling it registers too late for that
+//! wakeup and counts on the poller to poll again, which a cancelled poller
+//! never does. Woken, one of the others polls the load in its place.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration as StdDuration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -40,9 +50,13 @@ pub(crate) type Answer<W> = std::result::Result<Arc<W>, Error>;
 /// A load's future, polled by every waiter.
 type Load<W> = Shared<BoxFuture<'static, Answer<W>>>;
 
+/// The wakers of a load's waiters, by waiter.
+type Wakers = Arc<Mutex<HashMap<u64, Waker>>>;
+
 /// A load in flight.
 struct Pending<W> {
     load: Load<W>,
+    wakers: Wakers,
     /// Lookups awaiting it; the entry goes when this drops to zero.
     waiters: usize,
     started: Instant,
@@ -101,35 +115,45 @@ impl<W: Keyed> Store<W> {
                 return Ok(hit);
             }
             let now = Instant::now();
-            let load = match inflight
+            let (load, wakers) = match inflight
                 .get_mut(&key)
                 .filter(|p| now.saturating_duration_since(p.started) <= JOIN_WINDOW)
             {
                 Some(pending) => {
                     pending.waiters += 1;
                     replaced = None;
-                    pending.load.clone()
+                    (pending.load.clone(), Arc::clone(&pending.wakers))
                 }
                 None => {
                     let load = start().shared();
+                    let wakers = Wakers::default();
                     let pending = Pending {
                         load: load.clone(),
+                        wakers: Arc::clone(&wakers),
                         waiters: 1,
                         started: now,
                     };
                     replaced = inflight.insert(key.clone(), pending);
-                    load
+                    (load, wakers)
                 }
             };
+            static WAITERS: AtomicU64 = AtomicU64::new(0);
             let waiter = Waiter {
                 store: self,
                 key,
                 load: Some(load.clone()),
+                id: WAITERS.fetch_add(1, Ordering::Relaxed),
+                wakers,
             };
             (waiter, load)
         };
         drop(replaced);
-        let answer = load.await;
+        let mut load = load;
+        let answer = poll_fn(|cx| {
+            waiter.watch(cx.waker());
+            load.poll_unpin(cx)
+        })
+        .await;
         match (waiter.finish(&answer, publish), answer) {
             (Some(held), Ok(_)) => Ok(held),
             (_, answer) => answer,
@@ -144,9 +168,26 @@ struct Waiter<'a, W: Keyed> {
     key: Key,
     /// Taken when the waiter leaves.
     load: Option<Load<W>>,
+    /// This waiter's key among the load's wakers.
+    id: u64,
+    wakers: Wakers,
 }
 
 impl<W: Keyed> Waiter<'_, W> {
+    /// Keeps `waker` as this waiter's, for a waiter that leaves to wake.
+    fn watch(&self, waker: &Waker) {
+        match self.wakers.lock().entry(self.id) {
+            Entry::Occupied(mut kept) => {
+                if !kept.get().will_wake(waker) {
+                    kept.insert(waker.clone());
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(waker.clone());
+            }
+        }
+    }
+
     /// The load answered: the first waiter to see it caches a success (if
     /// it may `publish`) and takes the load out of the map (later waiters
     /// find it gone). Answers the handle the cache holds for a success it
@@ -218,6 +259,15 @@ impl<W: Keyed> Drop for Waiter<'_, W> {
         // The last waiter's copies of the load are dropped here, outside
         // the lock: dropping the load may release a connection.
         drop(orphaned);
+        if load.peek().is_none() {
+            // This waiter may have been the one to poll the load next.
+            let others: Vec<Waker> = {
+                let mut wakers = self.wakers.lock();
+                wakers.remove(&self.id);
+                wakers.values().cloned().collect()
+            };
+            others.into_iter().for_each(Waker::wake);
+        }
         drop(load);
     }
 }
@@ -433,6 +483,67 @@ mod tests {
         assert_eq!(value(answer), "w");
         assert_eq!(cached(&store), None);
         assert_eq!(probe.counts(), (2, 2, 0));
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A lookup that joins a load while another lookup is polling it, just
+    /// after the load's wakeup fired, is woken when that lookup is
+    /// cancelled before it polls again.
+    #[test]
+    fn a_cancelled_poller_wakes_the_lookups_left_waiting() {
+        use std::future::Future;
+        use std::task::{Context, Poll};
+        let store: &'static Store<Value> = Box::leak(Box::new(store()));
+        let publish = Some(|_: &Arc<Value>| {});
+        let joining: BoxFuture<'static, Answer<Value>> = store
+            .get_or_load(key(), || futures::future::pending().boxed(), publish)
+            .boxed();
+        let joining = Arc::new(Mutex::new(joining));
+        let (first_wakes, joining_wakes) = (Arc::new(Wakes::default()), Arc::new(Wakes::default()));
+        let joining_waker = Waker::from(Arc::clone(&joining_wakes));
+        let load = {
+            let (joining, joining_waker) = (Arc::clone(&joining), joining_waker.clone());
+            let mut polls = 0;
+            move || {
+                futures::future::poll_fn(move |cx| {
+                    polls += 1;
+                    if polls > 1 {
+                        return Poll::Ready(Ok(Arc::new(Value("v".to_string()))));
+                    }
+                    // The answer arrives during this poll...
+                    cx.waker().wake_by_ref();
+                    // ...and another lookup joins the load meanwhile.
+                    let mut joined = Context::from_waker(&joining_waker);
+                    assert!(joining.lock().as_mut().poll(&mut joined).is_pending());
+                    Poll::Pending
+                })
+                .boxed()
+            }
+        };
+        let mut first = Box::pin(store.get_or_load(key(), load, publish));
+        let first_waker = Waker::from(Arc::clone(&first_wakes));
+        assert!(first
+            .as_mut()
+            .poll(&mut Context::from_waker(&first_waker))
+            .is_pending());
+        assert_eq!(first_wakes.0.load(Ordering::SeqCst), 1);
+        drop(first);
+        assert_eq!(joining_wakes.0.load(Ordering::SeqCst), 1);
+        let answered = joining
+            .lock()
+            .as_mut()
+            .poll(&mut Context::from_waker(&joining_waker));
+        assert!(matches!(answered, Poll::Ready(Ok(v)) if v.0 == "v"));
+        assert_eq!(store.in_flight(), 0);
     }
 
     #[test]
