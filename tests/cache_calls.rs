@@ -745,6 +745,37 @@ async fn make_attempt_with_a_deleted_unit_is_gone_after_one_retry() -> coordinat
     Ok(())
 }
 
+/// A held unit whose name was filed again, for the same object, before
+/// that object was deleted and its name made again behind the cache's
+/// back: `make_attempt` refreshes the unit as long as that finds another
+/// object, and acts on the one that now has the name.
+#[tokio::test]
+async fn make_attempt_refreshes_a_held_unit_past_a_second_stale_entry() -> coordinate::Result<()> {
+    let (cache, memory, held) = seeded_unit().await?;
+    let spec = cache.work_spec_at("n", "s").await?;
+    spec.add_work_unit("a", data!({}), WorkUnitMeta::default())
+        .await?;
+    // Deletes "a", and with it every cached unit of the spec.
+    let first = WorkUnitQuery {
+        limit: 1,
+        ..WorkUnitQuery::all()
+    };
+    assert_eq!(spec.delete_work_units(&first).await?, 1);
+    spec.work_unit("u").await?;
+    let direct = memory.work_spec_at("n", "s").await?;
+    direct
+        .delete_work_units(&WorkUnitQuery::names(["u"]))
+        .await?;
+    direct
+        .add_work_unit("u", data!({"v": 2}), WorkUnitMeta::default())
+        .await?;
+    let worker = cache.worker_at("n", "w").await?;
+    let attempt = worker.make_attempt(&held, Duration::seconds(60)).await?;
+    assert_eq!(attempt.work_unit().data().await?, data!({"v": 2}));
+    assert_eq!(held.status().await?, WorkUnitStatus::Pending);
+    Ok(())
+}
+
 #[tokio::test]
 async fn caches_stack_and_erase() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());

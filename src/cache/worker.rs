@@ -9,7 +9,7 @@ use super::attempt::{released_unless_wrapped, wrap_attempt};
 use super::changes::{Fence, Path};
 use super::handle::{kind_tables, Cached, Handle, Kind};
 use super::namespace::CachedNamespace;
-use super::recover::{forward, live_link, recover, run, run_asking_first};
+use super::recover::{forward, live_link, recover, run, run_asking_first, MAX_RECOVERIES};
 use super::shared::Caches;
 use super::stats::{Counters, KindCounters};
 use super::store::Store;
@@ -100,7 +100,9 @@ impl CachedWorker {
 
     /// Runs `call` on this worker's upstream object with `argument`'s, a
     /// handle of this cache. A `Gone` may be about either: the argument is
-    /// re-resolved and the call retried, then, still `Gone`, this worker.
+    /// re-resolved and the call retried, as long as that finds another
+    /// object (the name's entry may itself have been filed for the deleted
+    /// one), then, still `Gone`, this worker.
     async fn with_argument<K, T, F, Fut>(&self, argument: &Cached<K>, call: F) -> Result<T>
     where
         K: Kind,
@@ -110,13 +112,17 @@ impl CachedWorker {
         let mut budget = 1;
         let mut link = live_link(&self.shared, self, &mut budget, false).await?;
         let mut argument_link = argument.link_for_call().await?;
-        let mut refreshed = false;
+        let mut refreshes = MAX_RECOVERIES;
         loop {
             let upstream = Arc::clone(&link.upstream);
             match call(upstream, Arc::clone(&argument_link.upstream)).await {
-                Err(Error::Gone { .. }) if !refreshed => {
-                    refreshed = true;
-                    argument_link = argument.refresh(&argument_link).await?;
+                Err(Error::Gone { .. }) if refreshes > 0 => {
+                    refreshes -= 1;
+                    let refreshed = argument.refresh(&argument_link).await?;
+                    if Arc::ptr_eq(&refreshed.upstream, &argument_link.upstream) {
+                        refreshes = 0;
+                    }
+                    argument_link = refreshed;
                 }
                 Err(Error::Gone { .. }) if budget > 0 => {
                     budget -= 1;
