@@ -110,8 +110,8 @@ use stats::Counters;
 ///   That includes the handle a lookup answers from a stale entry: after a
 ///   namespace was destroyed and made again behind the cache's back, and
 ///   before the change feed drops the entry (or, without a feed, before a
-///   call through it answers `Gone`), `namespace(name).destroy()` destroys
-///   nothing.
+///   call through it finds its namespace gone and follows the name),
+///   `namespace(name).destroy()` destroys nothing.
 ///   Its specs and workers follow their names into the newer namespace
 ///   without binding it there: only its own calls do.
 /// * **Same handle while cached.** Repeated lookups of a name return the
