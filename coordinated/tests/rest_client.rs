@@ -1991,3 +1991,43 @@ async fn set_meta_sends_only_what_it_sets() {
     spec.set_meta(meta).await.unwrap();
     assert_eq!(spec.meta(false).await.unwrap().priority, 7);
 }
+
+/// A server over `RestBackend` (a proxy of another server) tells apart two
+/// attempts of one unit by one worker started in the same second: the
+/// client's attempts carry the identifiers in their URLs.
+#[tokio::test]
+async fn a_server_over_the_client_tells_apart_attempts_of_one_second() {
+    let served = MemoryBackend::with_clock(coordinate::MockClock::new());
+    let spec = served
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let (upstream, _upstream_stop) = serve(router_over(&served)).await;
+    let client: Arc<dyn Backend> = Arc::new(RestBackend::connect(upstream).await.unwrap());
+    let proxy = coordinated::router(client, &coordinated::ServerOptions::default());
+    let (proxy_url, _proxy_stop) = serve(proxy).await;
+    let worker = RestBackend::connect(proxy_url)
+        .await
+        .unwrap()
+        .worker_at("n", "w")
+        .await
+        .unwrap();
+    let one = AttemptRequest::units(1);
+    let ask = || worker.request_attempts(&one);
+    let first = ask().await.unwrap().pop().unwrap();
+    first.expire(None).await.unwrap();
+    let second = ask().await.unwrap().pop().unwrap();
+    second.finish(None).await.unwrap();
+    assert_eq!(
+        first.status().await.unwrap(),
+        coordinate::AttemptStatus::Expired
+    );
+    let unit = spec.work_unit("u").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
+}

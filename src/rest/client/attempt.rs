@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 use crate::api::{Attempt, WorkUnitRef, WorkerRef};
 use crate::error::Result;
 use crate::model::{AttemptSnapshot, AttemptStatus, DataMap, Duration, Time};
+use crate::rest::names;
 use crate::rest::wire::{
     AttemptActionBody, AttemptActionLinks, AttemptDocument, UncheckedAttemptDocument,
 };
@@ -152,6 +153,16 @@ impl Attempt for RestAttempt {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    /// The identifier the server's URL for the attempt carries
+    /// (`…/{start}_{id}`, as `coordinated` names the attempts of a backend
+    /// that identifies them), so that a server over this backend tells
+    /// apart attempts started in one second too.
+    fn id(&self) -> Option<u64> {
+        let raw = self.url.path_segments()?.next_back()?;
+        let segment = names::decode_raw_segment(raw).ok()?;
+        names::split_attempt_segment(&segment).1
     }
 
     async fn status(&self) -> Result<AttemptStatus> {
