@@ -7,7 +7,7 @@
 //! is `Gone`.
 
 use crate::error::{Error, ObjectKind};
-use crate::rest::wire::RemoteError;
+use crate::rest::wire::{codes, RemoteError};
 
 use super::transport::Failure;
 
@@ -75,12 +75,15 @@ impl Failure {
         }
     }
 
-    /// True if the server's error document said what failed: a 404 without
-    /// one (a proxy's page, a JSON body without an error code, a body cut
-    /// off or over the limit) says nothing of the attempt.
+    /// True if the server's error document said what failed, with the
+    /// API's code for a missing attempt (`error`): a 404 without one (a
+    /// proxy's page, a gateway's JSON page whose `error` is its status
+    /// text, a body cut off or over the limit) says nothing of the attempt.
     fn answered_by_the_api(&self) -> bool {
         match &self.error {
-            Error::Backend(source) => source.downcast_ref::<RemoteError>().is_some(),
+            Error::Backend(source) => source
+                .downcast_ref::<RemoteError>()
+                .is_some_and(|remote| remote.code == codes::ERROR),
             _ => true,
         }
     }
@@ -187,6 +190,10 @@ mod tests {
                 body: "Not Found".into(),
             }),
             Error::backend(std::io::Error::other("body timed out")),
+            Error::backend(RemoteError {
+                code: "Not Found".into(),
+                message: String::new(),
+            }),
         ] {
             assert!(matches!(
                 failure(404, unread).error_for(attempt),
