@@ -2031,3 +2031,43 @@ async fn a_server_over_the_client_tells_apart_attempts_of_one_second() {
     let unit = spec.work_unit("u").await.unwrap();
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
 }
+
+/// A hand-out or a made attempt answered with a success that is not JSON
+/// by its media type (a proxy rewriting headers, say) is an error that
+/// leaves no attempt pending: the attempts the body names are released.
+#[tokio::test]
+async fn attempts_of_an_answer_refused_for_its_media_type_are_released() {
+    let served = with_units(&["u1", "u2"]).await;
+    let (expired, recorded) = expires();
+    let app = recorded(router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let path = request.uri().path().to_owned();
+            let mut response = next.run(request).await;
+            if path.ends_with("/request_attempts") || path.ends_with("/make_attempt") {
+                response.headers_mut().remove("content-type");
+            }
+            response
+        },
+    )));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let handed = worker.request_attempts(&AttemptRequest::units(2)).await;
+    assert!(
+        matches!(&handed, Err(Error::Backend(e)) if e.to_string().contains("media type")),
+        "{handed:?}"
+    );
+    assert_eq!(expired.load(Ordering::SeqCst), 2);
+    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
+    let made = worker.make_attempt(&unit, Default::default()).await;
+    assert!(made.is_err(), "{made:?}");
+    assert_eq!(expired.load(Ordering::SeqCst), 3);
+    let counts = served
+        .work_spec_at("n", "s")
+        .await
+        .unwrap()
+        .count_work_unit_status()
+        .await
+        .unwrap();
+    assert_eq!(counts.get(&WorkUnitStatus::Pending), None, "{counts:?}");
+}

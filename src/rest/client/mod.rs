@@ -55,10 +55,15 @@
 //! A hand-out's attempts exist on the server before the client builds their
 //! handles. So `request_attempts` hands back handles for all of them or
 //! answers an error and leaves none pending: attempts past the number asked
-//! for, and all of them when the answer cannot be read whole or their
-//! handles cannot be built, are expired on the server (best effort) before
-//! the call answers, which makes their units available again instead of
-//! held for a whole lease.
+//! for, and all of them when the answer, received whole, does not decode
+//! (or is not JSON by its media type) or their handles cannot be built, are
+//! expired on the server (best effort) before the call answers, which makes
+//! their units available again instead of held for a whole lease. An
+//! answer cut off on its way (the connection lost, or the request's timeout
+//! passing while its body arrives) names no attempt the client could
+//! release: those are expired by the server if it saw the client go before
+//! it answered (`coordinated` does), and otherwise stay pending until
+//! their lease ends.
 //!
 //! # Work unit queries
 //!

@@ -106,6 +106,7 @@ mod tests {
         Failure {
             status: StatusCode::from_u16(status).ok(),
             error,
+            refused: None,
         }
     }
 
@@ -179,6 +180,7 @@ mod tests {
         let timeout = Failure {
             status: None,
             error: Error::backend(std::io::Error::other("timed out")),
+            refused: None,
         };
         assert!(matches!(timeout.error_for(attempt), Error::Backend(_)));
         // A 404 that is not the API's answer: a proxy's page, or a body

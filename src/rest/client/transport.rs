@@ -21,6 +21,9 @@ pub(crate) struct Failure {
     /// `None` when no response arrived (connection, timeout).
     pub(crate) status: Option<StatusCode>,
     pub(crate) error: Error,
+    /// The body of a success refused for its media type, read whole: what
+    /// a hand-out made may still be found in it.
+    pub(crate) refused: Option<Bytes>,
 }
 
 impl Failure {
@@ -28,6 +31,7 @@ impl Failure {
         Failure {
             status: None,
             error,
+            refused: None,
         }
     }
 }
@@ -384,6 +388,7 @@ impl Transport {
             .map_err(|error| Failure {
                 status: Some(status),
                 error,
+                refused: None,
             })?;
         if status.is_success() {
             if !bytes.is_empty() && !is_json {
@@ -393,6 +398,7 @@ impl Transport {
                         url: shown(url),
                         reason: "not a JSON media type".to_owned(),
                     }),
+                    refused: Some(bytes),
                 });
             }
             return Ok(bytes);
@@ -418,6 +424,7 @@ impl Transport {
         Err(Failure {
             status: Some(status),
             error,
+            refused: None,
         })
     }
 }

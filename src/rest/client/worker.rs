@@ -277,8 +277,11 @@ impl RestWorker {
             .shared()
             .transport()
             .fetch_allowing(Method::POST, url, Some(&body), longest)
-            .await
-            .map_err(|f| f.error_for(owner))?;
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(failure) => return Err(self.released(failure).await.error_for(owner)),
+        };
         let mut result: AttemptRequestResult = match Transport::decode(url, &answer) {
             Ok(result) => result,
             Err(failure) => {
@@ -351,8 +354,11 @@ impl RestWorker {
             .shared()
             .transport()
             .fetch_allowing(Method::POST, &url, Some(&body), longest)
-            .await
-            .map_err(failed)?;
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(failure) => return Err(failed(self.released(failure).await)),
+        };
         // As for a hand-out, an attempt whose answer cannot be read, or
         // whose handle cannot be built, is released rather than left
         // holding its unit for a whole lease.
@@ -382,6 +388,15 @@ impl RestWorker {
             Err(_) => unanswered.release().await,
         }
         made
+    }
+
+    /// `failure` of a request that made attempts, once the attempts a
+    /// success answer refused unread still names are released.
+    async fn released(&self, failure: Failure) -> Failure {
+        if let Some(answer) = &failure.refused {
+            Unanswered::undecoded(self.shared(), answer).release().await;
+        }
+        failure
     }
 
     /// Recognises a worker handle of this backend's server.
