@@ -283,7 +283,10 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// backends store a batch all at once (on PostgreSQL in one
     /// transaction, of one round trip unless the batch is very large);
     /// this default stores it one `add_work_unit` at a time, so a backend
-    /// failure half-way leaves the units before it stored.
+    /// failure half-way leaves the units before it stored. An empty batch
+    /// stores nothing and may answer an empty list without asking whether
+    /// the spec still exists: the in-memory backend answers `Gone` on a
+    /// deleted spec, the PostgreSQL backend and this default answer empty.
     async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
         let units = crate::rules::limits::checked_new_units(units)?;
         let mut added = Vec::with_capacity(units.len());

@@ -122,7 +122,11 @@
 //!
 //! `request_attempts` takes units with `FOR UPDATE SKIP LOCKED`, so no unit
 //! is ever handed to two workers and concurrent requests take different
-//! units without waiting. The spec's row is locked only where a limit needs
+//! units without waiting. A ready unit another transaction holds locked at
+//! that moment (changing its priority, re-adding it, chaining into it) is
+//! skipped too: a request made while such changes hold every ready unit of
+//! a spec gets none from it, as if the spec were drained, and finds them
+//! again once the changes commit. The spec's row is locked only where a limit needs
 //! it: under a `max_running` (the running attempts are counted under the
 //! lock, so concurrent requests never exceed it) and to generate a
 //! continuous unit (its conditions, and the interval that sets the next
