@@ -126,9 +126,9 @@
 //! that moment (changing its priority, re-adding it, chaining into it) is
 //! skipped too: a request made while such changes hold every ready unit of
 //! a spec gets none from it, as if the spec were drained, and finds them
-//! again once the changes commit. The spec's row is locked only where a limit needs
-//! it: under a `max_running` (the running attempts are counted under the
-//! lock, so concurrent requests never exceed it) and to generate a
+//! again once the changes commit. The spec's row is locked only where a
+//! limit needs it: under a `max_running` (the running attempts are counted
+//! under the lock, so concurrent requests never exceed it) and to generate a
 //! continuous unit (its conditions, and the interval that sets the next
 //! one's time, are read again under the lock, so one interval makes one
 //! unit). Each of these re-reads relies on every statement seeing what
