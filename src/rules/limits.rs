@@ -466,19 +466,25 @@ pub fn checked_new_unit(
 }
 
 /// Every entry of a bulk add checked as [`checked_new_unit`] checks one,
-/// in order; the first failure is the answer.
+/// in order; the first failure is the answer. The entries after it, not
+/// checked, are taken apart without recursion, as data too deep is.
 pub fn checked_new_units(units: Vec<NewWorkUnit>) -> Result<Vec<NewWorkUnit>> {
-    units
-        .into_iter()
-        .map(|unit| {
-            let (data, meta) = checked_new_unit(&unit.name, unit.data, unit.meta)?;
-            Ok(NewWorkUnit {
+    let mut checked = Vec::with_capacity(units.len());
+    let mut rest = units.into_iter();
+    for unit in rest.by_ref() {
+        match checked_new_unit(&unit.name, unit.data, unit.meta) {
+            Ok((data, meta)) => checked.push(NewWorkUnit {
                 name: unit.name,
                 data,
                 meta,
-            })
-        })
-        .collect()
+            }),
+            Err(e) => {
+                rest.for_each(|unit| dismantle(unit.data));
+                return Err(e);
+            }
+        }
+    }
+    Ok(checked)
 }
 
 /// A continuous interval: whole microseconds in `0..=`[`MAX_INTERVAL`],
@@ -807,6 +813,20 @@ mod tests {
             checked_data(nested(1_000_000)),
             Err(Error::DataTooDeep { .. })
         ));
+    }
+
+    #[test]
+    fn a_refused_batch_drops_the_entries_after_its_error_without_recursion() {
+        let units = vec![
+            NewWorkUnit::new("x".repeat(MAX_NAME_BYTES + 1), DataMap::new()),
+            NewWorkUnit::new("b", nested(1_000_000)),
+        ];
+        assert_eq!(
+            checked_new_units(units).map(|units| units.len()),
+            Err(Error::NameTooLong {
+                limit: MAX_NAME_BYTES
+            })
+        );
     }
 
     #[test]
