@@ -140,12 +140,24 @@ pub fn schedule_with(
     Some((*first).clone())
 }
 
-/// The positive scores `weight × (total pending + 1) − total weight ×
-/// pending` of `best`, with weights and pending counts divided by
+/// The scores `weight × (total pending + 1) − total weight × pending` of
+/// `best` that are positive, with weights and pending counts divided by
 /// 2^`shift`; `None` if a score or their sum overflows. i128 holds the
 /// product of two i64s, but not the sums of several: only absurd weights
-/// and counts need a shift, which keeps their proportions.
+/// and counts need a shift, which keeps their proportions. Which scores
+/// are positive is decided on the exact figures, so a shift never drops a
+/// spec (its score is then at least 1) nor keeps one it should not.
 fn scores<'a>(best: &[(&'a String, &WorkSpecMeta)], shift: u32) -> Option<Vec<(&'a String, i128)>> {
+    let exact_weight = best.iter().fold(0i128, |sum, (_, m)| {
+        sum.saturating_add(i128::from(m.weight))
+    });
+    let exact_pending = best.iter().fold(0i128, |sum, (_, m)| {
+        sum.saturating_add(i128::from(m.pending_count))
+    });
+    let positive = |m: &WorkSpecMeta| {
+        Product::of(i128::from(m.weight), exact_pending.saturating_add(1))
+            > Product::of(exact_weight, i128::from(m.pending_count))
+    };
     let weight = |m: &WorkSpecMeta| i128::from(m.weight >> shift);
     let pending = |m: &WorkSpecMeta| i128::from(m.pending_count >> shift);
     let total_weight = best
@@ -156,16 +168,58 @@ fn scores<'a>(best: &[(&'a String, &WorkSpecMeta)], shift: u32) -> Option<Vec<(&
         .try_fold(0i128, |sum, (_, m)| sum.checked_add(pending(m)))?;
     let mut scored = Vec::with_capacity(best.len());
     let mut total = 0i128;
-    for (name, m) in best {
+    for (name, m) in best.iter().filter(|(_, m)| positive(m)) {
         let score = weight(m)
             .checked_mul(total_pending.checked_add(1)?)?
-            .checked_sub(total_weight.checked_mul(pending(m))?)?;
-        if score > 0 {
-            total = total.checked_add(score)?;
-            scored.push((*name, score));
-        }
+            .checked_sub(total_weight.checked_mul(pending(m))?)?
+            .max(1);
+        total = total.checked_add(score)?;
+        scored.push((*name, score));
     }
     Some(scored)
+}
+
+/// The exact product of two i128s, ordered as the numbers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Product {
+    negative: bool,
+    /// The magnitude's high and low 128 bits.
+    magnitude: (u128, u128),
+}
+
+impl Product {
+    fn of(a: i128, b: i128) -> Self {
+        let (a_abs, b_abs) = (a.unsigned_abs(), b.unsigned_abs());
+        let low = |x: u128| x & u128::from(u64::MAX);
+        let (a1, a0, b1, b0) = (a_abs >> 64, low(a_abs), b_abs >> 64, low(b_abs));
+        // Four partial products of 64-bit halves, each below 2^128.
+        let (cross, cross_carry) = (a1 * b0).overflowing_add(a0 * b1);
+        let (low_half, low_carry) = (a0 * b0).overflowing_add(cross << 64);
+        let high_half =
+            a1 * b1 + (cross >> 64) + (u128::from(cross_carry) << 64) + u128::from(low_carry);
+        let magnitude = (high_half, low_half);
+        Product {
+            negative: (a < 0) != (b < 0) && magnitude != (0, 0),
+            magnitude,
+        }
+    }
+}
+
+impl PartialOrd for Product {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Product {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.negative, other.negative) {
+            (false, false) => self.magnitude.cmp(&other.magnitude),
+            (true, true) => other.magnitude.cmp(&self.magnitude),
+            (false, true) => std::cmp::Ordering::Greater,
+            (true, false) => std::cmp::Ordering::Less,
+        }
+    }
 }
 
 /// How many attempts a request for `requested` units may get from a spec
@@ -415,6 +469,33 @@ mod tests {
             ("c", spec(i64::MAX, 1, 0)),
         ]);
         assert_eq!(schedule(&m, t(), 0.0).unwrap(), "c");
+    }
+
+    #[test]
+    fn a_spec_scored_above_zero_stays_a_candidate_when_scores_are_scaled_down() {
+        // Exactly, the three full specs score 0 and only "d" is positive;
+        // scaled down, "d"'s weight of 1 would be 0.
+        let m = metas(&[
+            ("a", spec(i64::MAX, 1, i64::MAX)),
+            ("b", spec(i64::MAX, 1, i64::MAX)),
+            ("c", spec(i64::MAX, 1, i64::MAX)),
+            ("d", spec(1, 1, 0)),
+        ]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..50 {
+            assert_eq!(schedule_with(&m, t(), 0.0, &mut rng).as_deref(), Some("d"));
+        }
+    }
+
+    #[test]
+    fn products_compare_exactly_past_i128() {
+        let big = Product::of(i128::MAX, i128::MAX);
+        assert!(big > Product::of(i128::MAX, i128::MAX - 1));
+        assert!(Product::of(i128::MIN, 1) < Product::of(i128::MIN + 1, 1));
+        assert!(Product::of(-1, i128::MAX) < Product::of(0, 5));
+        assert_eq!(Product::of(0, -5), Product::of(0, 7));
+        assert_eq!(Product::of(3 << 64, 5 << 64).magnitude, (15, 0));
+        assert!(Product::of(i128::MIN, i128::MIN) > big);
     }
 
     #[test]
