@@ -217,6 +217,17 @@ macro_rules! conformance_tests {
                 gone_before_time_range,
                 chained_time_limits,
                 clock_set_back,
+                // Where rules meet
+                upsert_judges_a_lapsed_lease_unexpired,
+                lapsed_lease_ends_as_pending,
+                make_attempt_leaves_a_lapsed_lease_pending,
+                not_before_paths_agree,
+                concurrent_requests_respect_max_running,
+                concurrent_requests_generate_one_continuous_unit,
+                chaining_reads_then_at_finish,
+                retry_limit_outlives_a_readd,
+                chaining_keeps_nul_and_escape_look_alikes,
+                set_work_spec_rederives_the_whole_meta,
             ],
             pair: [
                 wrong_backend_make_attempt,
