@@ -1269,19 +1269,19 @@ async fn a_hand_out_keeps_no_more_attempts_than_asked_for() {
     assert_eq!(attempts.len(), 1);
     // The server did hand out three; the two not kept are available again.
     assert_eq!(expired.load(Ordering::SeqCst), 2);
-    let counts = served
-        .work_spec_at("n", "s")
-        .await
-        .unwrap()
-        .count_work_unit_status()
-        .await
-        .unwrap();
+    let counts = unit_counts(&served).await;
     assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&1), "{counts:?}");
     assert_eq!(
         counts.get(&WorkUnitStatus::Available),
         Some(&2),
         "{counts:?}"
     );
+}
+
+/// The unit counts of spec `s` of namespace `n` of `served`.
+async fn unit_counts(served: &MemoryBackend) -> std::collections::BTreeMap<WorkUnitStatus, u64> {
+    let spec = served.work_spec_at("n", "s").await.unwrap();
+    spec.count_work_unit_status().await.unwrap()
 }
 
 /// A counter of the attempt expiries a server answers, and a layer for
@@ -1341,13 +1341,7 @@ async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
             "{failing}: {got:?}"
         );
         assert_eq!(expired.load(Ordering::SeqCst), 2, "{failing}");
-        let counts = served
-            .work_spec_at("n", "s")
-            .await
-            .unwrap()
-            .count_work_unit_status()
-            .await
-            .unwrap();
+        let counts = unit_counts(&served).await;
         assert_eq!(
             counts.get(&WorkUnitStatus::Available),
             Some(&2),
@@ -1998,16 +1992,7 @@ async fn set_meta_sends_only_what_it_sets() {
 #[tokio::test]
 async fn a_server_over_the_client_tells_apart_attempts_of_one_second() {
     let served = MemoryBackend::with_clock(coordinate::MockClock::new());
-    let spec = served
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await
-        .unwrap();
+    support::add_units(&served, &["u"]).await;
     let (upstream, _upstream_stop) = serve(router_over(&served)).await;
     let client: Arc<dyn Backend> = Arc::new(RestBackend::connect(upstream).await.unwrap());
     let proxy = coordinated::router(client, &coordinated::ServerOptions::default());
@@ -2028,7 +2013,7 @@ async fn a_server_over_the_client_tells_apart_attempts_of_one_second() {
         first.status().await.unwrap(),
         coordinate::AttemptStatus::Expired
     );
-    let unit = spec.work_unit("u").await.unwrap();
+    let unit = served.work_unit_at("n", "s", "u").await.unwrap();
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
 }
 
@@ -2062,12 +2047,6 @@ async fn attempts_of_an_answer_refused_for_its_media_type_are_released() {
     let made = worker.make_attempt(&unit, Default::default()).await;
     assert!(made.is_err(), "{made:?}");
     assert_eq!(expired.load(Ordering::SeqCst), 3);
-    let counts = served
-        .work_spec_at("n", "s")
-        .await
-        .unwrap()
-        .count_work_unit_status()
-        .await
-        .unwrap();
+    let counts = unit_counts(&served).await;
     assert_eq!(counts.get(&WorkUnitStatus::Pending), None, "{counts:?}");
 }

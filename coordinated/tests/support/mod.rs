@@ -318,8 +318,15 @@ pub fn metric(exposition: &str, name: &str) -> Option<f64> {
 /// A memory backend holding `units` (with empty data) of spec `s` in
 /// namespace `n`.
 pub async fn memory_with_units(units: &[&str]) -> coordinate::memory::MemoryBackend {
-    use coordinate::{data, Backend, WorkUnitMeta};
     let memory = coordinate::memory::MemoryBackend::new();
+    add_units(&memory, units).await;
+    memory
+}
+
+/// Adds `units` (with empty data) to spec `s` of namespace `n` of
+/// `memory`, making the spec if needed.
+pub async fn add_units(memory: &coordinate::memory::MemoryBackend, units: &[&str]) {
+    use coordinate::{data, Backend, WorkUnitMeta};
     let spec = memory
         .namespace("n")
         .await
@@ -332,7 +339,6 @@ pub async fn memory_with_units(units: &[&str]) -> coordinate::memory::MemoryBack
             .await
             .unwrap();
     }
-    memory
 }
 
 /// A connection to `addr` whose reads give up after ten seconds.
