@@ -88,6 +88,10 @@ impl BodyArrival {
         self.0.arriving.store(arriving, Ordering::Release);
     }
 
+    fn cut_off(&self) {
+        self.0.cut_off.store(true, Ordering::Release);
+    }
+
     /// True once the connection ended before the whole body arrived: the
     /// answer has nobody to go to.
     pub fn was_cut_off(&self) -> bool {
@@ -269,7 +273,7 @@ impl Api {
         let bytes: Bytes = read.map_err(|e| {
             let cause = e.into_inner();
             if let (true, Some(arrival)) = (ended_early(&*cause), arrival) {
-                arrival.0.cut_off.store(true, Ordering::Release);
+                arrival.cut_off();
             }
             let too_large = cause
                 .downcast_ref::<http_body_util::LengthLimitError>()

@@ -148,16 +148,6 @@ pub fn schedule_with(
 /// are positive is decided on the exact figures, so a shift never drops a
 /// spec (its score is then at least 1) nor keeps one it should not.
 fn scores<'a>(best: &[(&'a String, &WorkSpecMeta)], shift: u32) -> Option<Vec<(&'a String, i128)>> {
-    let exact_weight = best.iter().fold(0i128, |sum, (_, m)| {
-        sum.saturating_add(i128::from(m.weight))
-    });
-    let exact_pending = best.iter().fold(0i128, |sum, (_, m)| {
-        sum.saturating_add(i128::from(m.pending_count))
-    });
-    let positive = |m: &WorkSpecMeta| {
-        Product::of(i128::from(m.weight), exact_pending.saturating_add(1))
-            > Product::of(exact_weight, i128::from(m.pending_count))
-    };
     let weight = |m: &WorkSpecMeta| i128::from(m.weight >> shift);
     let pending = |m: &WorkSpecMeta| i128::from(m.pending_count >> shift);
     let total_weight = best
@@ -166,15 +156,33 @@ fn scores<'a>(best: &[(&'a String, &WorkSpecMeta)], shift: u32) -> Option<Vec<(&
     let total_pending = best
         .iter()
         .try_fold(0i128, |sum, (_, m)| sum.checked_add(pending(m)))?;
+    // Unshifted, a score is exact; shifted, the exact figures decide.
+    let exact_totals = (shift > 0).then(|| {
+        best.iter().fold((0i128, 0i128), |(w, p), (_, m)| {
+            (
+                w.saturating_add(i128::from(m.weight)),
+                p.saturating_add(i128::from(m.pending_count)),
+            )
+        })
+    });
+    let positive = |m: &WorkSpecMeta, score: i128| match exact_totals {
+        None => score > 0,
+        Some((all_weight, all_pending)) => {
+            Product::of(i128::from(m.weight), all_pending.saturating_add(1))
+                > Product::of(all_weight, i128::from(m.pending_count))
+        }
+    };
     let mut scored = Vec::with_capacity(best.len());
     let mut total = 0i128;
-    for (name, m) in best.iter().filter(|(_, m)| positive(m)) {
+    for (name, m) in best {
         let score = weight(m)
             .checked_mul(total_pending.checked_add(1)?)?
-            .checked_sub(total_weight.checked_mul(pending(m))?)?
-            .max(1);
-        total = total.checked_add(score)?;
-        scored.push((*name, score));
+            .checked_sub(total_weight.checked_mul(pending(m))?)?;
+        if positive(m, score) {
+            let score = score.max(1);
+            total = total.checked_add(score)?;
+            scored.push((*name, score));
+        }
     }
     Some(scored)
 }
