@@ -26,6 +26,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
 use crate::completion::to_completion;
+use crate::connections::Peer;
 use crate::documents;
 use crate::links;
 use crate::metrics::Unheard;
@@ -393,13 +394,16 @@ fn unchecked(raw: &str) -> Result<bool, Problem> {
 }
 
 /// Hands `unanswered` attempts to the answer about to be sent, unless its
-/// client has hung up: hyper notices a closed connection only while the
-/// request waits, and a hand-out that never waited (an in-memory backend)
-/// gives it no such moment. So the request waits once here; if the client
-/// went away meanwhile, hyper drops it there and the attempts are expired.
-async fn claim_unless_gone(unanswered: Unclaimed) {
-    tokio::task::yield_now().await;
+/// client has hung up meanwhile (a hand-out can take long without waiting
+/// for anything, and so without hyper noticing): then nobody would read of
+/// them, so they are expired instead and the answer is
+/// [`Problem::client_gone`].
+fn claim_unless_gone(unanswered: Unclaimed, peer: Option<&Peer>) -> Result<(), Problem> {
+    if peer.is_some_and(Peer::has_hung_up) {
+        return Err(Problem::client_gone());
+    }
     unanswered.claim();
+    Ok(())
 }
 
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
@@ -430,6 +434,7 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         Err(problem) => return problem.into_response(),
     };
     let arrival = parts.extensions.get::<BodyArrival>();
+    let peer = parts.extensions.get::<Peer>();
     let result = async {
         let resolved = api.resolve(&route.names).await?;
         let body = match parts.method {
@@ -438,7 +443,7 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         };
         let query = parts.uri.query().unwrap_or("");
         match api
-            .operate(route.resource, &parts.method, resolved, query, body)
+            .operate(route.resource, &parts.method, resolved, query, body, peer)
             .await
         {
             Err(problem) if problem.document.error == codes::GONE => {
@@ -485,7 +490,8 @@ fn respond(reply: Reply, media: &'static str) -> Response {
 }
 
 impl Api {
-    /// Runs the operation `method` names on `resource`.
+    /// Runs the operation `method` names on `resource`; `peer` is asked,
+    /// before attempts are handed out, whether anyone awaits them.
     async fn operate(
         &self,
         resource: Resource,
@@ -493,6 +499,7 @@ impl Api {
         r: Resolved,
         raw_query: &str,
         body: Option<JsonBody>,
+        peer: Option<&Peer>,
     ) -> Result<Reply, Problem> {
         use Resource::*;
         // `HEAD` runs the `GET` handler; a refusal names what was asked.
@@ -752,7 +759,7 @@ impl Api {
                     work_spec_url,
                     attempts,
                 })?;
-                claim_unless_gone(unanswered).await;
+                claim_unless_gone(unanswered, peer)?;
                 Ok(reply)
             }
             (MakeAttempt, "POST") => {
@@ -771,7 +778,7 @@ impl Api {
                 } else {
                     ok(&documents::attempt(&*attempt).await?)
                 }?;
-                claim_unless_gone(unanswered).await;
+                claim_unless_gone(unanswered, peer)?;
                 Ok(reply)
             }
             (ActiveAttempts | AllAttempts | ChildAttempts, "GET") => {

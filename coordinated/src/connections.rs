@@ -6,10 +6,12 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Weak};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
@@ -19,6 +21,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -106,7 +109,16 @@ pub async fn serve(
         let slot = Open::new(slot);
         let activity = Arc::new(Activity::new());
         let requests = Arc::clone(&activity);
-        let service = ServiceExt::<Request<Incoming>>::map_future(app.clone(), move |response| {
+        let stream = Arc::new(stream);
+        let peer = Peer(Arc::downgrade(&stream));
+        let service = ServiceExt::<Request<Incoming>>::map_request(
+            app.clone(),
+            move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(peer.clone());
+                request
+            },
+        )
+        .map_future(move |response| {
             let busy = requests.busy();
             async move {
                 let response: Result<Response, Infallible> = response.await;
@@ -324,65 +336,117 @@ impl Drop for Busy {
 /// its way to a client that reads it steadily keeps the connection from
 /// being idle, though its request has ended (hyper takes a body whole
 /// before it has written it).
+///
+/// Shared with the connection's [`Peer`], which asks the socket itself
+/// whether the client is gone; so it is read and written through its
+/// readiness, as a split stream is.
 struct Watched {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     activity: Arc<Activity>,
 }
 
 impl Watched {
-    /// `written` as answered, counting it.
-    fn noted(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
-        if let Poll::Ready(Ok(bytes @ 1..)) = written {
-            self.activity.wrote(bytes);
+    /// Writes by `write` once the socket is ready, counting what went out.
+    fn written(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match write(&self.stream) {
+                Ok(bytes) => {
+                    if bytes > 0 {
+                        self.activity.wrote(bytes);
+                    }
+                    return Poll::Ready(Ok(bytes));
+                }
+                // The readiness was stale; it is cleared, so wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
-        written
     }
 }
 
 impl AsyncRead for Watched {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.heard.store(true, Ordering::Release);
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read_buf(buf) {
+                Ok(read) => {
+                    if read > 0 {
+                        self.activity.heard.store(true, Ordering::Release);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                // The readiness was stale; it is cleared, so wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
-        read
     }
 }
 
 impl AsyncWrite for Watched {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
-        self.noted(written)
+        self.written(cx, |stream| stream.try_write(buf))
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        self.noted(written)
+        self.written(cx, |stream| stream.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        true
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Writes go straight to the socket.
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(SockRef::from(&*self.stream).shutdown(Shutdown::Write))
+    }
+}
+
+/// A request's view of its connection, given to every request as an
+/// extension: whether its client has gone away. It does not keep the
+/// connection open.
+#[derive(Debug, Clone)]
+pub struct Peer(Weak<TcpStream>);
+
+impl Peer {
+    /// Whether the client has closed or reset the connection, as the
+    /// kernel knows it now. The runtime learns of a hang-up only when its
+    /// I/O driver next runs, which a request busy on its thread can hold
+    /// off; so this asks the socket. A client that sent more (a pipelined
+    /// request) counts as still there.
+    pub fn has_hung_up(&self) -> bool {
+        let Some(stream) = self.0.upgrade() else {
+            return true;
+        };
+        let mut next = [MaybeUninit::uninit()];
+        match SockRef::from(&*stream).peek(&mut next) {
+            Ok(read) => read == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
+        }
     }
 }
 
@@ -422,5 +486,45 @@ mod tests {
         tokio::time::sleep(step).await;
         activity.wrote(1024);
         assert!(activity.idle() >= step);
+    }
+
+    /// A client connected to a fresh listener, and the server's end.
+    async fn connected() -> (std::net::TcpStream, Arc<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, Arc::new(server))
+    }
+
+    /// Whether `peer` is seen gone within a second (the kernel has a
+    /// loopback hang-up at once; the margin is for a loaded machine).
+    async fn seen_gone(peer: &Peer) -> bool {
+        for _ in 0..100 {
+            if peer.has_hung_up() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_peer_is_gone_once_its_client_closes_or_its_connection_ends() {
+        use std::io::Write;
+        let (client, server) = connected().await;
+        let peer = Peer(Arc::downgrade(&server));
+        assert!(!peer.has_hung_up());
+        drop(client);
+        assert!(seen_gone(&peer).await);
+
+        // Unread bytes are a client still talking, even after it closed.
+        let (mut client, server) = connected().await;
+        let peer = Peer(Arc::downgrade(&server));
+        client.write_all(b"GET").unwrap();
+        drop(client);
+        assert!(!seen_gone(&peer).await);
+
+        drop(server);
+        assert!(peer.has_hung_up());
     }
 }

@@ -1,5 +1,6 @@
 //! Failed requests: a status code and the API's error document.
 
+use crate::metrics::CLIENT_CLOSED;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coordinate::rest::wire::{ErrorDocument, MEDIA_TYPE_V1};
@@ -47,6 +48,14 @@ impl Problem {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Unsupported Content-Type {content_type:?}"),
         )
+    }
+
+    /// The client hung up before its answer was ready: nobody reads this
+    /// one, whose status is [`CLIENT_CLOSED`] so that it is counted so.
+    pub fn client_gone() -> Self {
+        let status = StatusCode::from_bytes(CLIENT_CLOSED.as_bytes())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Self::generic(status, "the client closed the connection")
     }
 
     /// `405`: the resource has no handler for the method.
