@@ -337,15 +337,10 @@ async fn concurrent_misses_of_one_name_share_one_backend_call() -> coordinate::R
     }
     assert!(handles.iter().all(|h| Arc::ptr_eq(h, &handles[0])));
     assert_eq!(cache.get_ref().calls().get(Op::WorkUnit), 1);
-    // And for an absent name: one call, every caller gets the error.
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let spec = spec.clone();
-            tokio::spawn(async move { spec.work_unit("absent").await })
-        })
-        .collect();
-    for t in tasks {
-        let r = t.await.map_err(Error::backend)?;
+    // And for an absent name: one call, every caller gets the error. The
+    // error is not kept, so the callers ask together (polled at once).
+    let asked = futures::future::join_all((0..8).map(|_| spec.work_unit("absent"))).await;
+    for r in asked {
         assert_eq!(
             r.err(),
             Some(Error::NoSuchWorkUnit {
@@ -557,14 +552,26 @@ async fn unit_in_b(backend: &impl Backend) -> coordinate::Result<WorkUnitRef> {
         .await
 }
 
-/// Destroys the namespaces `names` behind the cache's back while a
-/// listing of [`slow_listings`] started now waits.
-async fn destroyed_while_listed(memory: &MemoryBackend, names: &[&str]) -> coordinate::Result<()> {
-    tokio::time::sleep(SLOW_LISTING / 4).await;
+/// Destroys the namespaces `names` behind the cache's back once a listing
+/// of `cache` (from [`slow_listings`], its counts reset before) waits.
+async fn destroyed_while_listed(
+    memory: &MemoryBackend,
+    cache: &Counted,
+    names: &[&str],
+) -> coordinate::Result<()> {
+    listing_started(cache).await;
     for name in names {
         memory.namespace(name).await?.destroy().await?;
     }
     Ok(())
+}
+
+/// Completes once `cache` (from [`slow_listings`]) has started a listing
+/// since its counts were reset.
+async fn listing_started(cache: &Counted) {
+    while cache.get_ref().calls().get(Op::Namespaces) == 0 {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// An attempt given up while the cache makes its handles (here, looking
@@ -576,12 +583,14 @@ async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordin
     let cache = slow_listings(&memory);
     let unit = unit_in_b(cache.get_ref()).await?;
     let worker = cache.namespace("a").await?.worker("w").await?;
-    let given_up = tokio::time::timeout(
-        SLOW_LISTING / 4,
-        worker.make_attempt(&unit, Duration::seconds(600)),
-    )
-    .await;
-    assert!(given_up.is_err(), "the attempt was answered");
+    cache.get_ref().reset();
+    let mut attempt = Box::pin(worker.make_attempt(&unit, Duration::seconds(600)));
+    tokio::select! {
+        biased;
+        made = &mut attempt => panic!("the attempt was answered: {made:?}"),
+        () = listing_started(&cache) => {}
+    }
+    drop(attempt);
     let raw = memory.work_unit_at("b", "s", "u").await?;
     let mut status = raw.status().await?;
     for _ in 0..100 {
@@ -611,9 +620,12 @@ async fn a_lookup_outrun_by_an_upsert_returns_the_cached_handle() -> coordinate:
         op == Op::WorkSpec
     }));
     let ns = cache.namespace("n").await?;
+    cache.get_ref().reset();
     let lookup = ns.work_spec("s");
     let upsert = async {
-        tokio::time::sleep(slow_lookup / 4).await;
+        while cache.get_ref().calls().get(Op::WorkSpec) == 0 {
+            tokio::task::yield_now().await;
+        }
         ns.set_work_spec(data!({"name": "s"})).await
     };
     let (looked_up, upserted) = futures::join!(lookup, upsert);
@@ -635,7 +647,8 @@ async fn an_attempt_whose_units_namespace_goes_while_listed_is_left_out() -> coo
     worker.make_attempt(&unit, Duration::seconds(600)).await?;
     let cache = slow_listings(&memory);
     let cached = cache.namespace("a").await?.worker("w").await?;
-    let destroy = destroyed_while_listed(&memory, &["b"]);
+    cache.get_ref().reset();
+    let destroy = destroyed_while_listed(&memory, &cache, &["b"]);
     let (listed, destroyed) = futures::join!(cached.all_attempts(), destroy);
     destroyed?;
     assert!(listed?.is_empty());
@@ -657,7 +670,8 @@ async fn relatives_whose_namespaces_go_while_adopted_are_gone() -> coordinate::R
     child.set_parent(Some(&worker)).await?;
     let cache = slow_listings(&memory);
     let cached = cache.namespace("a").await?.worker("w").await?;
-    let destroy = destroyed_while_listed(&memory, &["b", "c"]);
+    cache.get_ref().reset();
+    let destroy = destroyed_while_listed(&memory, &cache, &["b", "c"]);
     let (parent, children, destroyed) = futures::join!(cached.parent(), cached.children(), destroy);
     destroyed?;
     assert!(parent?.is_none());

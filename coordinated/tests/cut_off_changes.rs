@@ -186,12 +186,14 @@ fn requests_abandoned_at_shutdown_leave_nothing_held_or_half_applied() {
     let slow_hand_out = Instrumented::with_latency(memory.clone(), Duration::from_secs(5), |op| {
         op == Op::AttemptSnapshot
     });
-    let backend = Instrumented::with_latency(slow_hand_out, Duration::from_millis(1500), |op| {
-        op == Op::WorkerSetParent
-    });
-    let app = coordinated::router(Arc::new(backend), &Default::default());
+    let backend = Arc::new(Instrumented::with_latency(
+        slow_hand_out,
+        Duration::from_secs(3),
+        |op| op == Op::WorkerSetParent,
+    ));
+    let app = coordinated::router(backend.clone(), &Default::default());
     let options = coordinated::ConnectionOptions {
-        shutdown_deadline: Duration::from_secs(1),
+        shutdown_deadline: Duration::from_secs(2),
         ..Default::default()
     };
     runtime.block_on(async {
@@ -210,7 +212,13 @@ fn requests_abandoned_at_shutdown_leave_nothing_held_or_half_applied() {
             format!("{url}/namespace/n/worker/w"),
             json!({"parent": "p", "active": true, "mode": "m"}),
         ));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Both requests are in their slow calls when the shutdown starts.
+        while [Op::AttemptSnapshot, Op::WorkerSetParent]
+            .iter()
+            .any(|&op| backend.calls().get(op) == 0)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let _ = stop.send(());
         serving.await.unwrap().unwrap();
     });
