@@ -625,9 +625,9 @@ fn metrics_count_refused_methods_and_cut_off_bodies_under_their_routes() {
     );
 }
 
-/// A server summarizing every 50 ms, with unit "u" of spec "s" in `ns`.
-fn summarizing_with_unit(ns: &str) -> Server {
-    let server = Server::start(&["--metrics-period", "50ms"]);
+/// A server summarizing every `period`, with unit "u" of spec "s" in `ns`.
+fn summarizing_with_unit(ns: &str, period: &str) -> Server {
+    let server = Server::start(&["--metrics-period", period]);
     add_spec_s(&server, ns);
     let body = json!({"name": "u"}).to_string();
     let added = server.send_json(
@@ -643,7 +643,7 @@ fn summarizing_with_unit(ns: &str) -> Server {
 /// available units reads 0, and goes on reading it.
 #[test]
 fn metrics_show_every_status_of_a_spec_zero_included() {
-    let server = summarizing_with_unit("m");
+    let server = summarizing_with_unit("m", "50ms");
     let series = |status: &str, count: u32| {
         format!(r#"coordinate_work_units{{namespace="m",work_spec="s",status="{status}"}} {count}"#)
     };
@@ -661,15 +661,20 @@ fn metrics_show_every_status_of_a_spec_zero_included() {
         (text.contains(&series("pending", 1)) && text.contains(&series("available", 0)))
             .then_some(())
     });
-    // Past the three periods an unset series lasts.
+    // Past the three periods an unset series lasts, it is still there (a
+    // series dropped then would not come back).
     std::thread::sleep(Duration::from_millis(400));
-    let text = server.get("/metrics").text();
-    assert!(text.contains(&series("available", 0)), "{text}");
+    eventually(Duration::from_secs(5), || {
+        let text = server.get("/metrics").text();
+        text.contains(&series("available", 0)).then_some(())
+    });
 }
 
 #[test]
 fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
-    let server = summarizing_with_unit("gone");
+    // The zero set for the destroyed spec lasts three periods: long
+    // enough for a poll on a busy machine to see it.
+    let server = summarizing_with_unit("gone", "250ms");
     let series = r#"coordinate_work_units{namespace="gone",work_spec="s",status="available"}"#;
     eventually(Duration::from_secs(10), || {
         server
@@ -718,25 +723,31 @@ fn health_and_readiness() {
 /// Sends the head of a `POST /namespace` declaring `length` body bytes,
 /// then only `sent`.
 fn partial_post(server: &Server, length: u64, sent: &str) -> TcpStream {
+    partial_post_with(server, length, "", sent)
+}
+
+/// [`partial_post`] with `headers` (each line ending in CRLF) added.
+fn partial_post_with(server: &Server, length: u64, headers: &str, sent: &str) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
-        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{sent}",
+        "POST /namespace HTTP/1.1\r\nHost: {}\r\nContent-Type: {V1}\r\nContent-Length: {length}\r\nConnection: close\r\n{headers}\r\n{sent}",
         server.addr
     );
     stream.write_all(head.as_bytes()).expect("write");
     stream
 }
 
-/// Sends a request's head and the first part of its body, so the server
-/// holds it in flight until the rest arrives.
+/// Sends a request's head and the first part of its body, and returns
+/// once the server holds it in flight until the rest arrives: its handler
+/// reading the body is what sends the interim `100 Continue` asked for.
 fn start_slow_post(server: &Server) -> TcpStream {
-    let stream = partial_post(server, 12, r#"{"name""#);
-    // Give the server time to read the head: only a request it has started
-    // counts as in flight (nothing observable marks that moment).
-    std::thread::sleep(Duration::from_millis(200));
+    let mut stream = partial_post_with(server, 12, "Expect: 100-continue\r\n", r#"{"name""#);
+    let mut interim = [0; 25];
+    stream.read_exact(&mut interim).expect("an interim answer");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     stream
 }
 
@@ -938,7 +949,7 @@ fn the_open_connections_gauge_reads_right_after_a_quiet_spell() {
 /// sent whole: its connection is busy until the body is out.
 #[test]
 fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
-    let server = Server::start(&["--idle-timeout", "300ms"]);
+    let server = Server::start(&["--idle-timeout", "1s"]);
     add_spec_s(&server, "a");
     // Five units with the longest data, handed out in one response of
     // 20 MiB: more than the sockets between buffer.
@@ -969,11 +980,11 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
             Ok(n) => received.extend_from_slice(&chunk[..n]),
             Err(e) => panic!("after {} bytes: {e}", received.len()),
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    // Read over several idle timeouts.
+    // Read over several idle timeouts (at least 320 reads).
     assert!(
-        started.elapsed() > Duration::from_secs(1),
+        started.elapsed() > Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );

@@ -12,17 +12,22 @@ use coordinated::metrics::{collect_summaries, install, SummaryPeriod};
 
 mod support;
 
+/// The summary period of every test here (the first to install the
+/// recorder sets how long an unset series lasts, for all): long enough
+/// that only a stall of the whole process for two periods could let a
+/// series lapse.
+const PERIOD: Duration = Duration::from_millis(200);
+
 /// A summary taking several periods (more than a series may go unset)
 /// leaves the last counts up meanwhile, rather than letting them lapse
 /// between summaries.
 #[tokio::test]
 async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
-    let period = SummaryPeriod::new(Duration::from_millis(50)).expect("not zero");
+    let period = SummaryPeriod::new(PERIOD).expect("not zero");
     let metrics = install(period);
     let memory = support::memory_with_units(&["u"]).await;
     // Eight periods per summary; a series unset for three goes.
-    let slow =
-        Instrumented::with_latency(memory, Duration::from_millis(400), |op| op == Op::Summarize);
+    let slow = Instrumented::with_latency(memory, PERIOD * 8, |op| op == Op::Summarize);
     let summaries = tokio::spawn(collect_summaries(Arc::new(slow), period));
     let series = r#"coordinate_work_units{namespace="n",work_spec="s",status="available"} 1"#;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -32,7 +37,7 @@ async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
     }
     // Over two more summaries.
     let watched = Instant::now();
-    while watched.elapsed() < Duration::from_millis(1200) {
+    while watched.elapsed() < PERIOD * 17 {
         let text = metrics.render();
         assert!(
             text.contains(series),
@@ -48,7 +53,7 @@ async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
 /// own, escaped as the exposition format reads them back.
 #[tokio::test]
 async fn names_are_label_values_read_back_exactly() {
-    let period = SummaryPeriod::new(Duration::from_millis(50)).expect("not zero");
+    let period = SummaryPeriod::new(PERIOD).expect("not zero");
     let metrics = install(period);
     let memory = MemoryBackend::new();
     let ns = memory.namespace("escapes").await.unwrap();
