@@ -345,12 +345,7 @@ async fn a_destroy_announces_the_children_elsewhere_it_orphans() -> coordinate::
     let feed = one.change_feed().expect("a feed");
     let mut sub = feed.subscribe().await?;
     one.namespace("a").await?.destroy().await?;
-    let mut events = Vec::new();
-    while let Ok(Ok(event)) = tokio::time::timeout(StdDuration::from_millis(500), sub.recv()).await
-    {
-        events.push(event);
-    }
-    for expected in [
+    let expected = [
         ChangeEvent::NamespaceDestroyed {
             namespace: "a".into(),
         },
@@ -358,8 +353,14 @@ async fn a_destroy_announces_the_children_elsewhere_it_orphans() -> coordinate::
             namespace: "b".into(),
             worker: "c".into(),
         },
-    ] {
-        assert!(events.contains(&expected), "{expected:?} not in {events:?}");
+    ];
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + PROPAGATION_DEADLINE;
+    while !expected.iter().all(|e| events.contains(e)) {
+        match tokio::time::timeout_at(deadline, sub.recv()).await {
+            Ok(Ok(event)) => events.push(event),
+            other => panic!("{other:?} before {expected:?} were all in {events:?}"),
+        }
     }
     Ok(())
 }
@@ -466,7 +467,7 @@ async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate:
         .expect("terminate");
     let start = Instant::now();
     assert!(
-        wait_until(StdDuration::from_secs(1), || {
+        wait_until(PROPAGATION_DEADLINE, || {
             let f = two.stats().feed;
             f.gaps > before.gaps && f.reconnects > before.reconnects && f.subscribed
         })
@@ -593,7 +594,7 @@ async fn broadcast_purge_reaches_the_other_server() -> coordinate::Result<()> {
     )
     .await?;
     assert!(
-        wait_until(StdDuration::from_secs(1), || two
+        wait_until(PROPAGATION_DEADLINE, || two
             .stats()
             .work_units
             .invalidations
@@ -724,7 +725,7 @@ async fn a_listener_that_stops_answering_is_taken_for_lost() -> coordinate::Resu
     let (one, lease) = cluster.lease_backend(coordinate::SystemClock).await?;
     let url = cluster.database_url(lease.database());
     let two = PostgresBackend::builder(&url)
-        .connect_timeout(StdDuration::from_millis(500))
+        .connect_timeout(StdDuration::from_secs(2))
         .feed_heartbeat(StdDuration::from_millis(100))
         .build()
         .await?;
@@ -778,17 +779,28 @@ async fn the_heartbeat_probes_as_often_as_asked_and_zero_is_never() -> coordinat
             .await?;
         let _subscription = backend.change_feed().expect("a feed").subscribe().await?;
         let pid = backend.feed_listener_pid().await.expect("listening");
-        tokio::time::sleep(StdDuration::from_millis(300)).await;
-        let row = sql
-            .query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&pid])
-            .await
-            .expect("the listener's activity");
-        let last: String = row.get(0);
-        assert_eq!(
-            last == "SELECT 1",
-            probed,
-            "{every:?}: last statement {last:?}"
-        );
+        let last_statement = || async {
+            let row = sql
+                .query_one("SELECT query FROM pg_stat_activity WHERE pid = $1", &[&pid])
+                .await
+                .expect("the listener's activity");
+            row.get::<_, String>(0)
+        };
+        if probed {
+            let start = Instant::now();
+            while last_statement().await != "SELECT 1" {
+                assert!(
+                    start.elapsed() < PROPAGATION_DEADLINE,
+                    "{every:?}: no probe"
+                );
+                tokio::time::sleep(StdDuration::from_millis(20)).await;
+            }
+        } else {
+            // Fifteen times the probing period above, and still none.
+            tokio::time::sleep(StdDuration::from_millis(300)).await;
+            let last = last_statement().await;
+            assert_ne!(last, "SELECT 1", "{every:?}: probed");
+        }
     }
     Ok(())
 }
@@ -881,10 +893,7 @@ async fn long_names_degrade_to_a_spec_wide_event() -> coordinate::Result<()> {
     let applied = two.stats().feed.events_applied;
     assert_eq!(spec.delete_work_units(&named(&[&a, &b])).await?, 2);
     assert!(
-        wait_until(StdDuration::from_secs(1), || two
-            .stats()
-            .feed
-            .events_applied
+        wait_until(PROPAGATION_DEADLINE, || two.stats().feed.events_applied
             > applied)
         .await,
         "{:?}",

@@ -77,13 +77,13 @@ async fn cancelled_lookups_waiting_on_a_lock_give_their_connections_back() -> co
         .batch_execute("COMMIT")
         .await
         .map_err(Error::backend)?;
-    let idle = within(StdDuration::from_secs(1), || async {
+    let idle = within(StdDuration::from_secs(5), || async {
         Ok(pool_idle(cache.get_ref()))
     })
     .await?;
     assert!(
         idle,
-        "the pool was not idle within a second of the release: {:?}",
+        "the pool was not idle within 5 s of the release: {:?}",
         cache.get_ref().pool_status()
     );
     assert_eq!(cache.stats().work_units.loads_in_flight, 0);

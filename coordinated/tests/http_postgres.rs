@@ -113,12 +113,11 @@ fn aborted_requests_leave_the_pool_idle() {
     });
 
     // Nothing is left running or holding a transaction, within the pool bound.
-    let (busy, total) = eventually(Duration::from_secs(10), || {
+    // (A connection closed after a cancel may still be on its way out.)
+    eventually(Duration::from_secs(10), || {
         let (busy, total) = activity(&rt, &name);
-        (busy == 0).then_some((busy, total))
+        (busy == 0 && total <= 4).then_some(())
     });
-    assert_eq!(busy, 0);
-    assert!(total <= 4, "{total} connections for a pool of 4");
     // The server's own view of its pool says the same.
     let pool = |exposition: &str, name: &str| {
         metric(exposition, name).unwrap_or_else(|| panic!("no {name} in:\n{exposition}"))
@@ -174,7 +173,9 @@ fn aborted_requests_leave_the_pool_idle() {
 fn a_request_over_its_timeout_stops_its_work_in_the_database() {
     let rt = runtime();
     let (backend, name) = fresh_database(&rt);
-    let server = Server::start(&["--backend", &backend, "--request-timeout", "300ms"]);
+    // Long enough to resolve the names on a busy machine; the change waits
+    // for the lock for ever.
+    let server = Server::start(&["--backend", &backend, "--request-timeout", "2s"]);
     let spec = "/namespace/timeout/work_spec/s";
     server.send_json(
         "POST",

@@ -13,15 +13,15 @@ use coordinate::{Backend, NamespaceRef, Summary};
 
 mod support;
 
-/// A memory backend whose namespace lookups take a second, and whose
-/// ping never answers.
+/// A memory backend whose namespace lookups take half a minute (longer
+/// than any request here waits), and whose ping never answers.
 #[derive(Debug)]
 struct Slow(MemoryBackend);
 
 #[async_trait]
 impl Backend for Slow {
     async fn namespace(&self, name: &str) -> coordinate::Result<NamespaceRef> {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
         self.0.namespace(name).await
     }
 
@@ -104,7 +104,9 @@ async fn spec_list_gets(client: &reqwest::Client, url: &str, status: &str) -> u6
 #[tokio::test]
 async fn requests_answered_by_the_timeout_or_left_by_their_client_count_under_their_route() {
     let options = coordinated::ServerOptions {
-        request_timeout: Duration::from_millis(300),
+        // Far longer than the impatient client below waits, so that its
+        // request is left by it before the timeout answers it.
+        request_timeout: Duration::from_secs(2),
         ..Default::default()
     };
     let app = coordinated::router(Arc::new(Slow(MemoryBackend::new())), &options);
@@ -122,7 +124,7 @@ async fn requests_answered_by_the_timeout_or_left_by_their_client_count_under_th
 
     let left = spec_list_gets(&client, &url, coordinated::metrics::CLIENT_CLOSED).await;
     let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
+        .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
     let gave_up = impatient
@@ -130,15 +132,14 @@ async fn requests_answered_by_the_timeout_or_left_by_their_client_count_under_th
         .send()
         .await;
     assert!(gave_up.is_err_and(|e| e.is_timeout()));
-    let mut counted = false;
-    for _ in 0..100 {
-        if spec_list_gets(&client, &url, coordinated::metrics::CLIENT_CLOSED).await > left {
-            counted = true;
-            break;
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while spec_list_gets(&client, &url, coordinated::metrics::CLIENT_CLOSED).await <= left {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a request its client left is not counted"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(counted, "a request its client left is counted");
 }
 
 #[tokio::test]
