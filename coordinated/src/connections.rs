@@ -293,19 +293,29 @@ impl Activity {
     }
 
     /// Completes once shutdown has begun (`stop_seen` turned true, or its
-    /// sender went) if the connection is then part way through a request's
+    /// sender went) while the connection is part way through a request's
     /// head: no request in flight, but bytes heard since the last one
     /// ended. hyper closes a connection waiting between requests when
     /// shutdown begins, and drains one with a request in flight or a
     /// response still being written, but waits out the deadline for a head
     /// that never ends.
+    ///
+    /// After shutdown has begun this looks again each time it is polled,
+    /// registering no waker of its own: it is polled along with its
+    /// connection, in the same task, which every read wakes. So a head
+    /// that starts arriving only then is caught as well.
     async fn heading_at_shutdown(&self, stop_seen: &mut watch::Receiver<bool>) {
         let _ = stop_seen.wait_for(|&stopping| stopping).await;
-        let heading =
-            self.in_flight.load(Ordering::Acquire) == 0 && self.heard.load(Ordering::Acquire);
-        if !heading {
-            std::future::pending::<()>().await;
-        }
+        std::future::poll_fn(|_| {
+            let heading =
+                self.in_flight.load(Ordering::Acquire) == 0 && self.heard.load(Ordering::Acquire);
+            if heading {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Completes once the connection has been idle for `limit`.
@@ -488,6 +498,21 @@ mod tests {
         tokio::time::sleep(step).await;
         activity.wrote(1024);
         assert!(activity.idle() >= step);
+    }
+
+    #[test]
+    fn a_head_begun_after_shutdown_began_is_seen_at_the_next_poll() {
+        use futures::FutureExt;
+        let activity = Activity::new();
+        let (stopping, mut stop_seen) = watch::channel(false);
+        stopping.send_replace(true);
+        let mut heading = Box::pin(activity.heading_at_shutdown(&mut stop_seen));
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert!(heading.poll_unpin(&mut cx).is_pending());
+        // The connection's read of the head's first bytes, then its task
+        // polls the connection and this again.
+        activity.heard.store(true, Ordering::Release);
+        assert!(heading.poll_unpin(&mut cx).is_ready());
     }
 
     /// A client connected to a fresh listener, and the server's end.
