@@ -728,8 +728,20 @@ async fn counts_read_as_due_answer_the_finish_that_beat_the_expiry() {
 /// the unit makes a cycle, which PostgreSQL breaks by failing the change.
 #[tokio::test]
 async fn a_unit_change_chosen_as_a_deadlock_victim_is_run_again() {
-    let (servers, db, clock) = two_servers().await;
-    let ns = servers[0].namespace("n").await.unwrap();
+    let db = Database::fresh().await;
+    // The change looks for a deadlock once, this long after it began to
+    // wait: by then the cycle below is closed, however slow the machine.
+    db.sql()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET deadlock_timeout = '3s'",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let clock = MockClock::new();
+    let server = db.server(&clock, None).await;
+    let ns = server.namespace("n").await.unwrap();
     let spec = spec_with_units(&ns, data!({"name": "s"}), 0).await;
     let later = WorkUnitMeta {
         priority: 0.0,
