@@ -324,7 +324,7 @@ fn operation_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, W
     group
 }
 
-/// A bench group of ten samples of 5 s each after 1 s of warm-up, for
+/// A bench group of ten samples over 5 s after 1 s of warm-up, for
 /// operations slow enough that fewer samples suffice.
 fn slow_group<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
     let mut group = c.benchmark_group(name);

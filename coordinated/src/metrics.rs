@@ -34,7 +34,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
-/// Summary duration buckets: 1/32 s doubling twelve times, up to 64 s.
+/// Summary duration buckets: twelve, from 1/32 s doubling up to 64 s.
 fn summary_buckets() -> Vec<f64> {
     (0..12).map(|i| f64::from(1u32 << i) / 32.0).collect()
 }

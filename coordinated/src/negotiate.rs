@@ -21,8 +21,8 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// `text` split at each `delimiter` outside quoted strings (RFC 9110
-/// §5.6.4: `"…"`, in which `\` escapes the next character), so a quoted
+/// `text` split at each `delimiter` outside quoted strings (RFC 9110's
+/// quoted-string: `"…"`, in which `\` escapes the next character), so a quoted
 /// parameter value may hold `;` and `,`.
 fn split_unquoted(text: &str, delimiter: u8) -> impl Iterator<Item = &str> {
     // Every request negotiates, so the parts are found lazily, unallocated.

@@ -23,7 +23,7 @@ pub const DEFAULT_NAMESPACES: u64 = 1_024;
 pub const DEFAULT_WORK_SPECS: u64 = 16_384;
 /// Default capacity for work unit handles: a job server may address millions
 /// of units, but only the ones in flight are looked up repeatedly. Each
-/// cached work unit handle costs about 585 bytes beyond the backend's own
+/// cached work unit handle costs about 583 bytes beyond the backend's own
 /// handle (BENCHMARKS.md has the measurement), plus the name's length if it
 /// is longer than 24 bytes, so a full default capacity holds about 58 MB.
 pub const DEFAULT_WORK_UNITS: u64 = 100_000;

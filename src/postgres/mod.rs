@@ -16,9 +16,9 @@
 //!   Its "fast" recycling drops connections the server has closed, which is
 //!   what makes the pool reconnect by itself after a server restart without a
 //!   health-check query on every checkout.
-//! * sqlx was the alternative; its compile-time query checking needs a
-//!   database at build time and its pool and statement cache add overhead
-//!   per query that this latency-bound backend does not need.
+//! * not sqlx: its compile-time query checking needs a database at build
+//!   time, and its pool and statement cache add overhead per query that
+//!   this latency-bound backend does not need.
 //!
 //! Every statement is a constant string with `$n` parameters; no SQL is ever
 //! built from caller data.
