@@ -408,6 +408,35 @@ fn misses_share_one_load_while_the_feed_is_down() -> coordinate::Result<()> {
     })
 }
 
+/// A cache whose change-feed task was dropped before it ever ran (its
+/// runtime shut down first) does not serve from its entries either: a
+/// delete no event reaches it with is not answered from a stale entry.
+#[test]
+fn a_feed_task_dropped_before_it_ran_leaves_the_cache_bypassed() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let unstarted = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::backend)?;
+    // Finished at its first poll: the runtime never runs the feed task.
+    let cache = unstarted.block_on(async { Cache::new(memory.clone()) });
+    drop(unstarted);
+    assert!(!cache.stats().feed.subscribed);
+
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::backend)?;
+    runtime.block_on(async {
+        let ns = memory.namespace("n").await?;
+        ns.set_work_spec(data!({"name": "s"})).await?;
+        cache.namespace("n").await?.work_spec("s").await?;
+        ns.destroy_work_spec("s").await?;
+        assert_eq!(
+            cache.namespace("n").await?.work_spec("s").await.err(),
+            Some(Error::NoSuchWorkSpec { name: "s".into() })
+        );
+        Ok(())
+    })
+}
+
 /// Handles whose objects were made again behind the cache's back (it is
 /// built outside a runtime, so no change feed tells it) all answer `Gone`
 /// at once: their concurrent recoveries of one name share one backend call.

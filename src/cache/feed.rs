@@ -163,7 +163,16 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     if first.is_some() {
         tracing::debug!("cache subscribed to the change feed");
     }
-    runtime.spawn(follow(Arc::downgrade(shared), control, feed, first));
+    // Made before the task is spawned: a task dropped before its first
+    // poll (its runtime shut down first) drops it too.
+    let unfollowed = Unfollowed(Arc::clone(&control));
+    runtime.spawn(follow(
+        unfollowed,
+        Arc::downgrade(shared),
+        control,
+        feed,
+        first,
+    ));
 }
 
 /// Exponential backoff with full jitter over `[d/2, d]`.
@@ -203,13 +212,14 @@ impl Drop for Unfollowed {
 }
 
 /// The subscription task: applies events, handles gaps, resubscribes.
+/// `_unfollowed` goes with it, however it ends.
 async fn follow(
+    _unfollowed: Unfollowed,
     shared: Weak<Shared>,
     control: Arc<FeedControl>,
     feed: Arc<dyn ChangeFeed>,
     mut subscription: Option<crate::feed::Subscription>,
 ) {
-    let _unfollowed = Unfollowed(Arc::clone(&control));
     let mut backoff = Backoff::new();
     // A first subscription made here (a remote feed) is no reconnect.
     let mut had_one = subscription.is_some();
