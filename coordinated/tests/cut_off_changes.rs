@@ -6,7 +6,7 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use coordinate::instrumented::{Instrumented, Op};
@@ -240,19 +240,29 @@ fn requests_abandoned_at_shutdown_leave_nothing_held_or_half_applied() {
     });
 }
 
-/// A clock that holds the thread of its `n`th read from now, once armed
-/// with `n`, for [`LATENCY`]: work that never waits, but takes long.
-#[derive(Debug, Default)]
-struct Stalling(Arc<AtomicUsize>);
+/// A clock whose `n`th read from now, once armed with `n`, says so on
+/// `stalled` and holds its thread until told on `resume` (or ten seconds
+/// pass): work that never waits, but takes long.
+#[derive(Debug)]
+struct Stalling {
+    armed: Arc<AtomicUsize>,
+    stalled: Mutex<mpsc::Sender<()>>,
+    resume: Mutex<mpsc::Receiver<()>>,
+}
 
 impl coordinate::clock::Clock for Stalling {
     fn now(&self) -> coordinate::Time {
         let left = self
-            .0
+            .armed
             .fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1))
             .unwrap_or(0);
         if left == 1 {
-            std::thread::sleep(LATENCY);
+            let _ = self.stalled.lock().unwrap().send(());
+            let _ = self
+                .resume
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10));
         }
         coordinate::clock::SystemClock.now()
     }
@@ -266,7 +276,13 @@ impl coordinate::clock::Clock for Stalling {
 fn a_hand_out_whose_client_hung_up_during_it_gives_its_attempts_back() {
     use std::io::Write;
     let armed = Arc::new(AtomicUsize::new(0));
-    let memory = MemoryBackend::with_clock(Stalling(Arc::clone(&armed)));
+    let (stalled, hand_out_stalled) = mpsc::channel();
+    let (resume, resumed) = mpsc::channel();
+    let memory = MemoryBackend::with_clock(Stalling {
+        armed: Arc::clone(&armed),
+        stalled: Mutex::new(stalled),
+        resume: Mutex::new(resumed),
+    });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let spec = runtime.block_on(setup(&memory));
     let app = coordinated::router(Arc::new(memory.clone()), &Default::default());
@@ -284,7 +300,12 @@ fn a_hand_out_whose_client_hung_up_during_it_gives_its_attempts_back() {
         body.len()
     )
     .unwrap();
-    std::thread::sleep(LATENCY / 4);
+    hand_out_stalled
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the hand-out reads the clock");
     drop(stream);
+    // The hang-up reaches the server's socket (a loopback's at once).
+    std::thread::sleep(Duration::from_millis(50));
+    resume.send(()).unwrap();
     runtime.block_on(assert_given_back(&spec, &["a", "b"]));
 }
