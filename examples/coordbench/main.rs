@@ -361,9 +361,13 @@ async fn measure(
     };
     let figures = interrupt::unless_interrupted(label, run).await;
     // Whatever the outcome, a failed run or Ctrl-C included, the namespace
-    // goes. Best effort: a failed cleanup must not hide the figures.
-    if let Ok(ns) = store.namespace(&shape.namespace).await {
-        let _ = ns.destroy().await;
+    // goes. A failed cleanup is told, but does not hide the figures.
+    let cleaned = async { store.namespace(&shape.namespace).await?.destroy().await };
+    if let Err(e) = cleaned.await {
+        eprintln!(
+            "coordbench: could not remove namespace {}: {e}",
+            shape.namespace
+        );
     }
     figures
 }
@@ -448,11 +452,21 @@ where
 {
     let progress = Arc::new(AtomicU64::new(0));
     let bar = progress_bar(label, duration);
-    let ticker = tokio::spawn(tick(bar.clone(), progress.clone()));
+    // Aborted when dropped: an interrupted run stops the ticker too.
+    let ticker = AbortOnDrop(tokio::spawn(tick(bar.clone(), progress.clone())).abort_handle());
     let result = work(progress).await;
-    ticker.abort();
+    drop(ticker);
     bar.finish_and_clear();
     result
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn progress_bar(label: &str, duration: StdDuration) -> ProgressBar {

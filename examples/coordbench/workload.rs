@@ -225,18 +225,28 @@ impl Clients {
     ) -> coordinate::Result<Outcome> {
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let tasks: Vec<_> = self
-            .clients
-            .drain(..)
-            .map(|client| tokio::spawn(client.run(stop.clone(), progress.clone())))
-            .collect();
+        let mut running = Running {
+            stop: stop.clone(),
+            tasks: self
+                .clients
+                .drain(..)
+                .map(|client| tokio::spawn(client.run(stop.clone(), progress.clone())))
+                .collect(),
+        };
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
-        let mut outcome = Outcome::default();
-        for task in tasks {
-            let mut client = task
-                .await
-                .map_err(|e| Error::backend(format!("client task failed: {e}")))??;
+        let mut joined = Vec::with_capacity(running.tasks.len());
+        for task in std::mem::take(&mut running.tasks) {
+            joined.push(
+                task.await
+                    .map_err(|e| Error::backend(format!("client task failed: {e}")))??,
+            );
+        }
+        let mut outcome = Outcome {
+            elapsed: started.elapsed(),
+            ..Outcome::default()
+        };
+        for mut client in joined {
             for (request, micros) in client.latencies.drain(..) {
                 outcome.latencies_us.push(micros);
                 outcome
@@ -248,8 +258,24 @@ impl Clients {
             outcome.expected_errors += std::mem::take(&mut client.expected_errors);
             self.clients.push(client);
         }
-        outcome.elapsed = started.elapsed();
         Ok(outcome)
+    }
+}
+
+/// The client tasks of a run: stopped and aborted if the run is dropped
+/// before it joined them (interrupted), so that none goes on working on
+/// the namespace being cleaned up.
+struct Running {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<coordinate::Result<Client>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
