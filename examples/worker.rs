@@ -92,6 +92,9 @@ async fn run(args: &Args) -> coordinate::Result<u64> {
     let worked = work_until_stopped(&worker, args, ctrl_c()).await;
     // However the work ended, the server stops counting on this worker.
     let deactivated = worker.deactivate().await;
+    if let (Err(_), Err(e)) = (&worked, &deactivated) {
+        eprintln!("worker: not deactivated either: {e}");
+    }
     let done = worked?;
     deactivated?;
     Ok(done)
@@ -177,7 +180,13 @@ async fn keep_leased(attempt: &AttemptRef, renew_from: Instant) -> coordinate::R
 /// when its lease runs out.
 async fn release(attempts: &[AttemptRef]) {
     for attempt in attempts {
-        let _ = attempt.expire(None).await;
+        match attempt.expire(None).await {
+            Ok(()) | Err(Error::NotPending | Error::LostLease | Error::Gone { .. }) => {}
+            Err(e) => eprintln!(
+                "worker: unit {} not given back ({e}); it is when its lease runs out",
+                attempt.work_unit().name()
+            ),
+        }
     }
 }
 
@@ -224,11 +233,15 @@ async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
 }
 
 /// A call on an attempt: true if it went through, false if the lease was
-/// lost meanwhile (someone else has the unit now, which is not an error).
+/// lost meanwhile (someone else has the unit now, which is not an error,
+/// but its work here is lost: said on stderr).
 fn reported(call: coordinate::Result<()>) -> coordinate::Result<bool> {
     match call {
         Ok(()) => Ok(true),
-        Err(Error::NotPending | Error::LostLease | Error::Gone { .. }) => Ok(false),
+        Err(e @ (Error::NotPending | Error::LostLease | Error::Gone { .. })) => {
+            eprintln!("worker: an attempt's lease was lost ({e}); its work is dropped");
+            Ok(false)
+        }
         Err(e) => Err(e),
     }
 }
