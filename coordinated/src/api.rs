@@ -29,7 +29,6 @@ use crate::completion::to_completion;
 use crate::connections::Peer;
 use crate::documents;
 use crate::links;
-use crate::metrics::Unheard;
 use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
@@ -453,14 +452,13 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         }
     }
     .await;
-    let mut response = match result {
+    if arrival.is_some_and(BodyArrival::was_cut_off) {
+        return Problem::client_gone().respond(media);
+    }
+    match result {
         Ok(reply) => respond(reply, media),
         Err(problem) => problem.respond(media),
-    };
-    if arrival.is_some_and(BodyArrival::was_cut_off) {
-        response.extensions_mut().insert(Unheard);
     }
-    response
 }
 
 fn redirect(location: &str) -> Response {

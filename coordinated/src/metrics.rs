@@ -213,14 +213,10 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The status recorded for a request dropped before it was answered: its
-/// client closed the connection (nginx's code for it; nothing is sent).
+/// The status recorded for a request whose client closed the connection
+/// first (nginx's code for it): dropped before it was answered, or
+/// answered, to nobody, with [`crate::problem::Problem::client_gone`].
 pub const CLIENT_CLOSED: &str = "499";
-
-/// Marks a response its client will not read, having hung up before its
-/// request was whole: counted as [`CLIENT_CLOSED`].
-#[derive(Debug, Clone, Copy)]
-pub struct Unheard;
 
 /// Middleware: counts every request by route template (never the raw
 /// path), method and status, and records its latency by route and method
@@ -236,11 +232,7 @@ pub async fn track(mut request: Request, next: Next) -> Response {
         status: None,
     };
     let response = next.run(request).await;
-    outcome.status = Some(if response.extensions().get::<Unheard>().is_some() {
-        CLIENT_CLOSED.to_owned()
-    } else {
-        response.status().as_u16().to_string()
-    });
+    outcome.status = Some(response.status().as_u16().to_string());
     response
 }
 
