@@ -115,21 +115,26 @@ impl CachedWorker {
         let mut refreshes = MAX_RECOVERIES;
         loop {
             let upstream = Arc::clone(&link.upstream);
-            match call(upstream, Arc::clone(&argument_link.upstream)).await {
-                Err(Error::Gone { .. }) if refreshes > 0 => {
+            let answer = call(upstream, Arc::clone(&argument_link.upstream)).await;
+            if let Err(Error::Gone { .. }) = answer {
+                if refreshes > 0 {
                     refreshes -= 1;
                     let refreshed = argument.refresh(&argument_link).await?;
-                    if Arc::ptr_eq(&refreshed.upstream, &argument_link.upstream) {
-                        refreshes = 0;
+                    if !Arc::ptr_eq(&refreshed.upstream, &argument_link.upstream) {
+                        argument_link = refreshed;
+                        continue;
                     }
-                    argument_link = refreshed;
+                    // The argument's object is still the one its name
+                    // has: the `Gone` is this worker's.
+                    refreshes = 0;
                 }
-                Err(Error::Gone { .. }) if budget > 0 => {
+                if budget > 0 {
                     budget -= 1;
                     link = recover(&self.shared, self, &link, false).await?;
+                    continue;
                 }
-                other => return other.map_err(|e| e.on(ObjectKind::Worker)),
             }
+            return answer.map_err(|e| e.on(ObjectKind::Worker));
         }
     }
 }
