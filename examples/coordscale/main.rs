@@ -11,14 +11,17 @@
 //! warm-up) and its median time taken; see the `measure` module for the
 //! scenario. The in-memory backend is measured (unless `--no-memory`), each size in a
 //! process of its own when there are several, so that one size's freed
-//! memory does not hide the next one's resident growth. `--backend` adds
+//! memory does not hide the next one's resident growth. `--backend memory`
+//! is that alone, as without `--backend`; another `--backend` adds
 //! PostgreSQL, and is checked (built in, server reachable) before anything
 //! is measured: `harness` starts the crate's throwaway test cluster (a
 //! fresh database per size, removed with the cluster at exit; with
 //! `POSTGRES_URL` set, the databases are made on that server instead and
 //! left there), a connection string uses that database (a namespace per
 //! size, destroyed afterwards, also when its measurement fails or is
-//! interrupted with Ctrl-C). Prints a
+//! interrupted with Ctrl-C; its `bytes_per_unit` is how much the tables
+//! grew, which space freed by earlier rows makes smaller, so a database
+//! used before under-counts). Prints a
 //! table, or with `--json` one object
 //! `{"memory": {"<size>": {"<key>": value, …}, …}, "postgres": {…}}`.
 
@@ -58,12 +61,13 @@ struct Args {
     /// Units in the spec, one run per size.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     sizes: Vec<usize>,
-    /// Also measure PostgreSQL: `harness` (a throwaway cluster; needs
+    /// `memory` (the default) measures the in-memory backend only; also
+    /// measure PostgreSQL with `harness` (a throwaway cluster; needs
     /// `--features testing`) or a `postgres://` connection string (needs
     /// `--features postgres`).
     #[arg(long)]
     backend: Option<String>,
-    /// Skip the in-memory backend (with `--backend`).
+    /// Skip the in-memory backend (with a PostgreSQL `--backend`).
     #[arg(long, requires = "backend")]
     no_memory: bool,
     /// Print one JSON object instead of a table.
@@ -107,6 +111,16 @@ async fn run(args: &Args) -> Result<(), String> {
             measure::REQUEST_UNITS
         ));
     }
+    if let Some(size) = repeated(&args.sizes) {
+        return Err(format!("--sizes lists {size} more than once"));
+    }
+    let postgres_target = args
+        .backend
+        .as_deref()
+        .filter(|&backend| backend != "memory");
+    if args.no_memory && postgres_target.is_none() {
+        return Err("--no-memory leaves nothing to measure without a PostgreSQL --backend".into());
+    }
     if args.batch == 0 || args.samples == 0 {
         return Err("--batch and --samples must be at least 1".into());
     }
@@ -123,7 +137,7 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     // Before the memory runs, so that a mistake fails at once, not after
     // minutes of work.
-    let server = match &args.backend {
+    let server = match postgres_target {
         Some(backend) => Some(Server::open(backend).await?),
         None => None,
     };
@@ -147,6 +161,12 @@ async fn run(args: &Args) -> Result<(), String> {
         print!("{}", report::table(&runs));
     }
     Ok(())
+}
+
+/// A size listed twice, which the report (keyed by size) would show once.
+fn repeated(sizes: &[usize]) -> Option<usize> {
+    let mut seen = std::collections::BTreeSet::new();
+    sizes.iter().copied().find(|&size| !seen.insert(size))
 }
 
 /// The in-memory backend at one size, in this process.
@@ -283,6 +303,28 @@ mod tests {
             };
             assert!(value.is_finite() && value >= least, "{key}: {value}");
         }
+    }
+
+    /// The program's arguments after its name, split at spaces.
+    fn args(line: &str) -> Args {
+        Args::try_parse_from(std::iter::once("coordscale").chain(line.split_whitespace()))
+            .expect("valid arguments")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_size_listed_twice_is_refused_before_anything_is_measured() {
+        let refused = run(&args("--sizes 20000,30000,20000")).await;
+        let refused = refused.expect_err("one report entry per size");
+        assert_eq!(refused, "--sizes lists 20000 more than once");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn backend_memory_measures_the_memory_backend_alone() {
+        let alone = "--backend memory --sizes 200 --samples 5 --warmup 2 --batch 64";
+        run(&args(alone)).await.expect("measured in memory");
+        let refused = run(&args(&format!("{alone} --no-memory"))).await;
+        let refused = refused.expect_err("nothing left to measure");
+        assert!(refused.starts_with("--no-memory leaves"), "{refused}");
     }
 
     #[tokio::test(flavor = "current_thread")]
