@@ -13,9 +13,12 @@
 //! here is a stand-in (counting the words in a unit's text fields); a real
 //! worker puts its job where `work` is.
 //!
-//! Units are leased for five minutes a batch; one still waiting when half
-//! of that is gone is renewed before it is worked. On Ctrl-C or an error,
-//! the units not worked yet are given back at once, and the worker is
+//! Units are leased for five minutes (`--lease`) a batch. While a job runs
+//! (on a blocking thread, so a slow one stalls nothing), every half lease
+//! the worker tells the server it is alive and renews the batch's units
+//! not done yet, the one being worked included; a unit whose lease was
+//! lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
+//! units not worked yet are given back at once, and the worker is
 //! deactivated either way.
 
 use std::process::ExitCode;
@@ -54,6 +57,10 @@ struct Args {
     /// Stop when a request finds no work instead of polling.
     #[arg(long)]
     exit_when_idle: bool,
+    /// Seconds each unit is leased for, and the worker's heartbeat lasts;
+    /// renewed every half of it while there is work.
+    #[arg(long, default_value = "300", value_parser = lease)]
+    lease: StdDuration,
 }
 
 #[tokio::main]
@@ -70,9 +77,6 @@ async fn main() -> ExitCode {
         }
     }
 }
-
-/// The lease asked for per unit, and for the worker's heartbeat.
-const LEASE: StdDuration = StdDuration::from_secs(5 * 60);
 
 async fn run(args: &Args) -> coordinate::Result<u64> {
     let rest = RestBackend::builder(&args.server)
@@ -109,7 +113,7 @@ async fn work_until_stopped(
 ) -> coordinate::Result<u64> {
     let poll = args.poll.max(StdDuration::from_millis(10));
     let request = AttemptRequest {
-        lifetime: LEASE.into(),
+        lifetime: args.lease.into(),
         ..AttemptRequest::units(args.batch)
     };
     let mut done = 0;
@@ -117,7 +121,7 @@ async fn work_until_stopped(
     // request for work dropped half-way may have been granted already,
     // leaving its units leased to a worker that has gone.
     while !stopped(&stop) {
-        heartbeat(worker).await?;
+        heartbeat(worker, args.lease).await?;
         let asked = Instant::now();
         let attempts = worker.request_attempts(&request).await?;
         if attempts.is_empty() {
@@ -130,49 +134,118 @@ async fn work_until_stopped(
             }
             continue;
         }
-        done += work_batch(&attempts, asked + LEASE / 2, &stop).await?;
+        let batch = Batch::new(worker, &attempts, asked, args.lease);
+        done += batch.work(work, &stop).await?;
     }
     Ok(done)
 }
 
-/// Works a batch's attempts in turn, renewing from `renew_from` on (when
-/// half their lease is gone); answers how many units it finished or failed. The attempts not done because of an
-/// error or Ctrl-C are given back (`expire`, as if their lease ran out)
-/// so that other workers get them now rather than minutes later.
-async fn work_batch(
-    attempts: &[AttemptRef],
-    renew_from: Instant,
-    stop: &watch::Receiver<bool>,
-) -> coordinate::Result<u64> {
-    let mut done = 0;
-    for (i, attempt) in attempts.iter().enumerate() {
-        if stopped(stop) {
-            release(&attempts[i..]).await;
-            break;
+/// A job: a unit's name and data in, its result or why it failed out.
+type Job = fn(&str, &DataMap) -> Result<DataMap, String>;
+
+/// The attempts of one request for work, worked in turn, and their leases.
+struct Batch<'a> {
+    worker: &'a WorkerRef,
+    attempts: &'a [AttemptRef],
+    /// The attempts whose lease was lost (someone else has the unit now).
+    lost: Vec<bool>,
+    lease: StdDuration,
+    /// When half of the shortest lease left is gone.
+    renew_at: Instant,
+}
+
+impl<'a> Batch<'a> {
+    /// The batch of `attempts`, asked for at `asked` with `lease`.
+    fn new(
+        worker: &'a WorkerRef,
+        attempts: &'a [AttemptRef],
+        asked: Instant,
+        lease: StdDuration,
+    ) -> Self {
+        Batch {
+            worker,
+            attempts,
+            lost: vec![false; attempts.len()],
+            lease,
+            renew_at: asked + lease / 2,
         }
-        let worked = match keep_leased(attempt, renew_from).await {
-            Ok(true) => complete(attempt).await,
-            lost_or_failed => lost_or_failed,
-        };
-        match worked {
-            Ok(finished) => done += u64::from(finished),
-            Err(e) => {
-                release(&attempts[i..]).await;
-                return Err(e);
+    }
+
+    /// Works the attempts in turn with `job`; answers how many units it
+    /// finished or failed. The attempts not done because of an error or
+    /// Ctrl-C are given back (`expire`, as if their lease ran out) so that
+    /// other workers get them now rather than minutes later.
+    async fn work(mut self, job: Job, stop: &watch::Receiver<bool>) -> coordinate::Result<u64> {
+        let mut done = 0;
+        for i in 0..self.attempts.len() {
+            if stopped(stop) {
+                release(&self.attempts[i..]).await;
+                break;
+            }
+            match self.complete(i, job).await {
+                Ok(finished) => done += u64::from(finished),
+                Err(e) => {
+                    release(&self.attempts[i..]).await;
+                    return Err(e);
+                }
             }
         }
+        Ok(done)
     }
-    Ok(done)
-}
 
-/// Renews an attempt once `renew_from` has come (less than half of its
-/// lease is left), so that it cannot run out while the attempt is worked
-/// on; false if the lease was lost meanwhile.
-async fn keep_leased(attempt: &AttemptRef, renew_from: Instant) -> coordinate::Result<bool> {
-    if Instant::now() < renew_from {
-        return Ok(true);
+    /// Runs attempt `i`'s job, renewing the leases when due before and
+    /// while it runs, and reports its outcome; false if the lease was lost
+    /// meanwhile.
+    ///
+    /// Only the job's own failure fails the unit: a unit that cannot be read
+    /// (the backend out of reach) is an error of the worker's, and the unit is
+    /// given back for a later try.
+    async fn complete(&mut self, i: usize, job: Job) -> coordinate::Result<bool> {
+        self.renew_if_due(i).await?;
+        if self.lost[i] {
+            return Ok(false);
+        }
+        let attempt = &self.attempts[i];
+        let unit = attempt.work_unit();
+        let input = match unit.data().await {
+            Ok(input) => input,
+            Err(e) => return reported(Err(e)),
+        };
+        let name = unit.name().to_string();
+        let mut running = tokio::task::spawn_blocking(move || job(&name, &input));
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut running => break outcome,
+                () = tokio::time::sleep_until(self.renew_at.into()) => self.renew_if_due(i).await?,
+            }
+        };
+        if self.lost[i] {
+            return Ok(false);
+        }
+        let attempt = &self.attempts[i];
+        // A job that panicked failed.
+        let outcome = outcome.unwrap_or_else(|panicked| Err(panicked.to_string()));
+        reported(match outcome {
+            Ok(result) => attempt.finish(Some(result)).await,
+            Err(reason) => attempt.fail(Some(data!({ "error": reason }))).await,
+        })
     }
-    reported(attempt.renew(LEASE.into(), None).await)
+
+    /// Once half of the lease is gone, tells the server the worker is alive
+    /// and renews the attempts from `i` on that still hold theirs.
+    async fn renew_if_due(&mut self, i: usize) -> coordinate::Result<()> {
+        if Instant::now() < self.renew_at {
+            return Ok(());
+        }
+        self.renew_at = Instant::now() + self.lease / 2;
+        heartbeat(self.worker, self.lease).await?;
+        for (attempt, lost) in self.attempts[i..].iter().zip(&mut self.lost[i..]) {
+            if !*lost {
+                *lost = !reported(attempt.renew(self.lease.into(), None).await)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Gives the attempts' units back. Best effort: a unit finished or taken
@@ -205,31 +278,13 @@ fn stopped(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow()
 }
 
-/// Tells the server the worker is alive for the next few minutes.
-async fn heartbeat(worker: &WorkerRef) -> coordinate::Result<()> {
+/// Tells the server the worker is alive for the next `lease`.
+async fn heartbeat(worker: &WorkerRef, lease: StdDuration) -> coordinate::Result<()> {
     let now = chrono::Utc::now();
     let info = data!({"pid": std::process::id()});
     worker
-        .update(info, now, now + Duration::from(LEASE), "run")
+        .update(info, now, now + Duration::from(lease), "run")
         .await
-}
-
-/// Does one attempt's work and reports it; false if the lease was lost
-/// meanwhile (someone else has the unit now, which is not an error).
-///
-/// Only the job's own failure fails the unit: a unit that cannot be read
-/// (the backend out of reach) is an error of the worker's, and the unit is
-/// given back for a later try.
-async fn complete(attempt: &AttemptRef) -> coordinate::Result<bool> {
-    let unit = attempt.work_unit();
-    let input = match unit.data().await {
-        Ok(input) => input,
-        Err(e) => return reported(Err(e)),
-    };
-    reported(match work(unit.name(), &input) {
-        Ok(result) => attempt.finish(Some(result)).await,
-        Err(reason) => attempt.fail(Some(data!({ "error": reason }))).await,
-    })
 }
 
 /// A call on an attempt: true if it went through, false if the lease was
@@ -244,6 +299,15 @@ fn reported(call: coordinate::Result<()>) -> coordinate::Result<bool> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// A lease of a flag's number of seconds, at least one.
+fn lease(text: &str) -> Result<StdDuration, String> {
+    let lease = seconds(text)?;
+    if lease < StdDuration::from_secs(1) {
+        return Err(format!("{text:?}: a lease is at least one second"));
+    }
+    Ok(lease)
 }
 
 /// A flag's number of seconds, as a duration (zero or more, finite).
@@ -280,47 +344,114 @@ async fn seed(backend: &dyn Backend, namespace: &str, count: usize) -> coordinat
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use coordinate::instrumented::{Instrumented, Op};
     use coordinate::{MemoryBackend, WorkUnitStatus};
 
     use super::*;
 
-    /// A worker of a fresh store holding `units` units of spec `words`.
-    async fn holding(units: usize) -> (Instrumented<MemoryBackend>, Vec<AttemptRef>) {
+    /// A lease as the worker asks for by default.
+    const LEASE: StdDuration = StdDuration::from_secs(300);
+
+    /// A worker of a fresh store holding `units` units of spec `words`,
+    /// leased for `lease`.
+    async fn holding(
+        units: usize,
+        lease: StdDuration,
+    ) -> (Instrumented<MemoryBackend>, WorkerRef, Vec<AttemptRef>) {
         let backend = Instrumented::new(MemoryBackend::new());
         seed(&backend, "test", units).await.expect("seeded");
         let ns = backend.namespace("test").await.expect("namespace");
         let worker = ns.worker("w").await.expect("worker");
-        let request = AttemptRequest::units(units as i64);
+        let request = AttemptRequest {
+            lifetime: lease.into(),
+            ..AttemptRequest::units(units as i64)
+        };
         let attempts = worker.request_attempts(&request).await.expect("work");
         assert_eq!(attempts.len(), units);
         backend.reset();
-        (backend, attempts)
+        (backend, worker, attempts)
+    }
+
+    async fn statuses(attempts: &[AttemptRef]) -> Vec<WorkUnitStatus> {
+        let mut statuses = Vec::new();
+        for attempt in attempts {
+            statuses.push(attempt.work_unit().status().await.expect("status"));
+        }
+        statuses
     }
 
     #[tokio::test]
     async fn a_stopped_worker_gives_back_the_units_it_has_not_worked() {
-        let (_, attempts) = holding(3).await;
+        let (_, worker, attempts) = holding(3, LEASE).await;
         let (_pressed, stop) = watch::channel(true);
-        let done = work_batch(&attempts, Instant::now() + LEASE, &stop).await;
-        assert_eq!(done.expect("worked"), 0);
-        for attempt in &attempts {
-            let status = attempt.work_unit().status().await.expect("status");
-            assert_eq!(status, WorkUnitStatus::Available);
-        }
+        let batch = Batch::new(&worker, &attempts, Instant::now(), LEASE);
+        assert_eq!(batch.work(work, &stop).await.expect("worked"), 0);
+        let available = vec![WorkUnitStatus::Available; 3];
+        assert_eq!(statuses(&attempts).await, available);
     }
 
     #[tokio::test]
-    async fn attempts_are_renewed_once_half_their_lease_is_gone() {
+    async fn attempts_are_renewed_together_once_half_their_lease_is_gone() {
         let (_pressed, stop) = watch::channel(false);
-        let (backend, attempts) = holding(2).await;
-        let done = work_batch(&attempts, Instant::now() + LEASE, &stop).await;
-        assert_eq!(done.expect("worked"), 2);
+        let (backend, worker, attempts) = holding(2, LEASE).await;
+        let batch = Batch::new(&worker, &attempts, Instant::now(), LEASE);
+        assert_eq!(batch.work(work, &stop).await.expect("worked"), 2);
         assert_eq!(backend.calls().get(Op::Renew), 0);
 
-        let (backend, attempts) = holding(2).await;
-        let done = work_batch(&attempts, Instant::now(), &stop).await;
-        assert_eq!(done.expect("worked"), 2);
+        let (backend, worker, attempts) = holding(2, LEASE).await;
+        let half_gone = Instant::now() - LEASE / 2;
+        let batch = Batch::new(&worker, &attempts, half_gone, LEASE);
+        assert_eq!(batch.work(work, &stop).await.expect("worked"), 2);
         assert_eq!(backend.calls().get(Op::Renew), 2);
+        assert_eq!(backend.calls().get(Op::WorkerUpdate), 1);
+        let finished = vec![WorkUnitStatus::Finished; 2];
+        assert_eq!(statuses(&attempts).await, finished);
+    }
+
+    /// Jobs run by [`counted`].
+    static JOBS: AtomicUsize = AtomicUsize::new(0);
+
+    fn counted(unit: &str, input: &DataMap) -> Result<DataMap, String> {
+        JOBS.fetch_add(1, Ordering::SeqCst);
+        work(unit, input)
+    }
+
+    #[tokio::test]
+    async fn a_unit_whose_lease_was_lost_is_not_worked() {
+        let (_pressed, stop) = watch::channel(false);
+        let (_, worker, attempts) = holding(2, LEASE).await;
+        attempts[1].expire(None).await.expect("taken away");
+        let half_gone = Instant::now() - LEASE / 2;
+        let batch = Batch::new(&worker, &attempts, half_gone, LEASE);
+        assert_eq!(batch.work(counted, &stop).await.expect("worked"), 1);
+        assert_eq!(JOBS.load(Ordering::SeqCst), 1);
+        let after = vec![WorkUnitStatus::Finished, WorkUnitStatus::Available];
+        assert_eq!(statuses(&attempts).await, after);
+    }
+
+    /// A job that outlasts a two-second lease.
+    fn slow(unit: &str, input: &DataMap) -> Result<DataMap, String> {
+        std::thread::sleep(StdDuration::from_millis(3_000));
+        work(unit, input)
+    }
+
+    #[tokio::test]
+    async fn a_job_longer_than_the_lease_keeps_its_unit() {
+        let lease = StdDuration::from_secs(2);
+        let (_pressed, stop) = watch::channel(false);
+        let (backend, worker, attempts) = holding(1, lease).await;
+        let batch = Batch::new(&worker, &attempts, Instant::now(), lease);
+        assert_eq!(batch.work(slow, &stop).await.expect("worked"), 1);
+        assert!(backend.calls().get(Op::Renew) >= 2);
+        assert_eq!(statuses(&attempts).await, [WorkUnitStatus::Finished]);
+    }
+
+    #[test]
+    fn a_lease_is_at_least_a_second() {
+        assert_eq!(lease("1.5"), Ok(StdDuration::from_millis(1_500)));
+        assert!(lease("0.5").is_err());
+        assert!(lease("-1").is_err());
     }
 }
