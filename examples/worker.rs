@@ -13,10 +13,10 @@
 //! here is a stand-in (counting the words in a unit's text fields); a real
 //! worker puts its job where `work` is.
 //!
-//! Units are leased for five minutes (`--lease`) a batch. While a job runs
-//! (on a blocking thread, so a slow one stalls nothing), every half lease
-//! the worker tells the server it is alive and renews the batch's units
-//! not done yet, the one being worked included; a unit whose lease was
+//! Each batch's units are leased for five minutes (`--lease`). Jobs run
+//! on a blocking thread, so a slow one stalls nothing; before and while
+//! each runs, every half lease the worker tells the server it is alive and
+//! renews the batch's units not done yet, the one being worked included; a unit whose lease was
 //! lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
 //! units not worked yet are given back at once, and the worker is
 //! deactivated either way.
