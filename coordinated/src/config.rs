@@ -1,5 +1,6 @@
 //! Command-line configuration and the backend it describes.
 
+use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
 use coordinate::postgres::PostgresBackend;
+use coordinate::rest::client::RestBackend;
 use coordinate::Backend;
 
 use crate::connections::{ConnectionOptions, DEFAULT_MAX_CONNECTIONS};
@@ -24,15 +26,20 @@ pub enum CacheMode {
 }
 
 /// A Coordinate job server: the REST API over an embedded or a PostgreSQL
-/// backend, with the name cache in front.
+/// backend, or another server of the API, with the name cache in front.
+///
+/// The reference daemon's spellings of the flags the two share are taken
+/// too (see [`reference_spellings`]).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "coordinated", version)]
 pub struct Config {
     /// Address to listen on (`HOST:PORT`; `:PORT` means loopback).
     #[arg(long, default_value = "127.0.0.1:5980", value_parser = parse_addr)]
     pub http: SocketAddr,
-    /// `memory` (embedded, the default), a `postgres://…` URL, or
-    /// `postgres:` followed by a `key=value` connection string.
+    /// `memory` (embedded, the default), a `postgres://…` URL,
+    /// `postgres:` followed by a `key=value` connection string, or the
+    /// `http://…` base URL of another server of the API, served through
+    /// `RestBackend` (a proxy; its requests time out with this server's).
     #[arg(long, default_value = "memory")]
     pub backend: String,
     /// Maximum PostgreSQL connections in the pool (1 to 262,143, the most
@@ -61,7 +68,7 @@ pub struct Config {
     #[arg(long, value_parser = parse_duration)]
     pub cache_time_to_live: Option<Duration>,
     /// Interval between work unit summaries for `/metrics` (not zero).
-    #[arg(long, default_value = "2m", value_parser = parse_summary_period)]
+    #[arg(long, alias = "metric-period", default_value = "2m", value_parser = parse_summary_period)]
     pub metrics_period: SummaryPeriod,
     /// Log every request.
     #[arg(long)]
@@ -91,6 +98,91 @@ pub struct Config {
     /// descriptor: keep the open-file limit (`ulimit -n`) above it.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_connection_bound)]
     pub max_connections: usize,
+}
+
+/// The command line with the reference daemon's spellings of the flags
+/// it shares with this server made this server's: one dash (`-http`,
+/// `-backend`, `-log-requests`, `-metric-period` for `--metrics-period`),
+/// a value after `=` or as the next argument, and `-log-requests=BOOL`.
+/// Its flags this server lacks (`-cborrpc`, `-config`, `-log-format`,
+/// `-log-metrics`) are refused by name, and so is a boolean it cannot
+/// read; any other argument is left to the parser. One difference stays:
+/// `:PORT` listens on loopback here, on every interface there
+/// (`0.0.0.0:PORT` here).
+///
+/// ```
+/// use std::ffi::OsString;
+/// use clap::Parser;
+/// use coordinated::config::{reference_spellings, Config};
+///
+/// let reference = ["coordinated", "-http", "127.0.0.1:5980", "-metric-period=1m"];
+/// let args = reference_spellings(reference.map(OsString::from)).unwrap();
+/// let config = Config::parse_from(args);
+/// assert_eq!(config.http.port(), 5980);
+/// assert_eq!(config.metrics_period.get().as_secs(), 60);
+/// ```
+pub fn reference_spellings(
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Vec<OsString>, String> {
+    args.into_iter()
+        .enumerate()
+        .filter_map(|(i, arg)| match arg.to_str() {
+            Some(text) if i > 0 => reference_spelling(text).transpose(),
+            _ => Some(Ok(arg)),
+        })
+        .collect()
+}
+
+/// One argument in this server's spelling (`None` for a flag that says
+/// to leave a default be).
+fn reference_spelling(arg: &str) -> Result<Option<OsString>, String> {
+    let Some(flag) = arg.strip_prefix('-').filter(|f| !f.starts_with('-')) else {
+        return Ok(Some(arg.into()));
+    };
+    let (name, value) = match flag.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (flag, None),
+    };
+    let ours = match name {
+        "http" | "backend" => name,
+        "metric-period" => "metrics-period",
+        "log-requests" => {
+            return match value.map(go_bool) {
+                None | Some(Some(true)) => Ok(Some("--log-requests".into())),
+                Some(Some(false)) => Ok(None),
+                Some(None) => Err(format!("invalid boolean in {arg:?}")),
+            };
+        }
+        "cborrpc" | "config" => return Err(unsupported(name, "it serves no CBOR-RPC interface")),
+        "log-format" => return Err(unsupported(name, "requests are logged through `tracing`")),
+        "log-metrics" => {
+            return Err(unsupported(
+                name,
+                "metric collection errors are always logged",
+            ))
+        }
+        _ => return Ok(Some(arg.into())),
+    };
+    Ok(Some(
+        match value {
+            Some(value) => format!("--{ours}={value}"),
+            None => format!("--{ours}"),
+        }
+        .into(),
+    ))
+}
+
+/// A boolean as the reference daemon's flags read one.
+fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn unsupported(flag: &str, why: &str) -> String {
+    format!("-{flag} is a flag of the reference daemon that this server does not have: {why}")
 }
 
 /// `HOST:PORT`, or `:PORT` for the loopback interface. A host name is
@@ -222,9 +314,16 @@ impl Config {
         if self.backend == "memory" {
             return Ok(self.cached(Arc::new(MemoryBackend::new())));
         }
+        if self.backend.starts_with("http://") || self.backend.starts_with("https://") {
+            let rest = RestBackend::builder(&self.backend)
+                .timeout(self.request_timeout)
+                .connect()
+                .await?;
+            return Ok(self.cached(Arc::new(rest)));
+        }
         let Some(connection) = postgres_connection(&self.backend) else {
             return Err(coordinate::Error::backend(format!(
-                "unknown backend {:?} (memory, postgres://… or postgres:key=value…)",
+                "unknown backend {:?} (memory, postgres://…, postgres:key=value… or http://…)",
                 self.backend
             )));
         };
@@ -395,5 +494,82 @@ mod tests {
             let err = parse(refused).expect_err(refused);
             assert!(err.contains("from 1 to 262143"), "{refused}: {err}");
         }
+    }
+
+    /// `line` (after the program's name) in this server's spelling.
+    fn spelled(line: &str) -> Result<Vec<String>, String> {
+        let args = std::iter::once("coordinated").chain(line.split_whitespace());
+        let args = reference_spellings(args.map(OsString::from))?;
+        Ok(args
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect())
+    }
+
+    #[test]
+    fn the_reference_daemons_spellings_are_this_servers() {
+        let spelled_as = |line: &str, ours: &[&str]| {
+            assert_eq!(
+                spelled(line),
+                Ok(ours.iter().map(|a| a.to_string()).collect())
+            )
+        };
+        spelled_as(
+            "-http :5980 -backend memory",
+            &["--http", ":5980", "--backend", "memory"],
+        );
+        spelled_as(
+            "-http=:1 -metric-period 1m",
+            &["--http=:1", "--metrics-period", "1m"],
+        );
+        spelled_as("-metric-period=30s", &["--metrics-period=30s"]);
+        spelled_as("-log-requests", &["--log-requests"]);
+        spelled_as("-log-requests=true -log-requests=0", &["--log-requests"]);
+        // This server's spellings, and what is no flag of either, are left be.
+        spelled_as(
+            "--http :1 -h -V --metric-period 5s x",
+            &["--http", ":1", "-h", "-V", "--metric-period", "5s", "x"],
+        );
+        let config = Config::parse_from(
+            reference_spellings(
+                [
+                    "coordinated",
+                    "-http",
+                    "127.0.0.1:7",
+                    "-log-requests=T",
+                    "-metric-period",
+                    "1m",
+                ]
+                .map(OsString::from),
+            )
+            .unwrap(),
+        );
+        assert_eq!(config.http, "127.0.0.1:7".parse().unwrap());
+        assert!(config.log_requests);
+        assert_eq!(config.metrics_period.get(), Duration::from_secs(60));
+        let alias = Config::parse_from(["coordinated", "--metric-period", "5s"]);
+        assert_eq!(alias.metrics_period.get(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_reference_daemons_other_flags_are_refused_by_name() {
+        for flag in [
+            "-cborrpc :5932",
+            "-config c.yaml",
+            "-log-format=ncsa",
+            "-log-metrics",
+        ] {
+            let refused = spelled(flag).expect_err(flag);
+            let name = flag.split([' ', '=']).next().unwrap();
+            assert!(
+                refused.starts_with(&format!("{name} is a flag of the reference daemon")),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            spelled("-log-requests=yes"),
+            Err("invalid boolean in \"-log-requests=yes\"".into())
+        );
     }
 }

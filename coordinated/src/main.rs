@@ -19,7 +19,14 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Config::parse();
+    let args = match coordinated::config::reference_spellings(std::env::args_os()) {
+        Ok(args) => args,
+        Err(refused) => {
+            eprintln!("error: {refused}");
+            return ExitCode::from(2); // as the parser's own refusals
+        }
+    };
+    let config = Config::parse_from(args);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

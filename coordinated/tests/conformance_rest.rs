@@ -5,7 +5,9 @@
 //! cluster. The server reads the scenario's mock clock, so expiry and
 //! delays are driven exactly as in-process. One more stack strips the
 //! server's attempt names, as other servers of the API send none, so the
-//! client's way of following attempt links runs every scenario too.
+//! client's way of following attempt links runs every scenario too; and one
+//! puts a proxy between client and server, a server whose backend is the
+//! client of another.
 //!
 //! Handles over the REST API name objects by URL, and URLs by name, so both
 //! stacks follow the name-identity rule of the suite. A parent in another
@@ -79,6 +81,20 @@ async fn postgres_client(
     (rest, (server, lease))
 }
 
+/// A client of a proxy: a fresh server over `Cache<RestBackend>`, the
+/// client of a fresh server over a memory backend on `clock`, as
+/// `coordinated --backend http://…` serves another server of the API.
+async fn proxy_client(
+    clock: &MockClock,
+) -> (
+    coordinate::rest::client::RestBackend,
+    impl Any + Send + Sync,
+) {
+    let (upstream, behind) = memory_client(clock).await;
+    let (rest, proxy) = client(Arc::new(Cache::new(upstream))).await;
+    (rest, (proxy, behind))
+}
+
 /// The conformance suite as module `$module`, against the client
 /// `$client` makes, wrapped in `$wrap`.
 macro_rules! suite {
@@ -126,4 +142,11 @@ suite!(
     /// A worker process's `Cache<RestBackend>` against that server.
     cached_rest_postgres: postgres_client,
     coordinate::cache::Cache::new
+);
+
+suite!(
+    /// `RestBackend` against a proxy: a server whose backend is another
+    /// server of the API, through `Cache<RestBackend>`.
+    rest_proxy: proxy_client,
+    std::convert::identity
 );

@@ -1,0 +1,107 @@
+//! `coordinated` as a proxy (`--backend http://…`: another server of the
+//! API through `RestBackend`), and started with the reference daemon's
+//! flag spellings.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use support::Server;
+
+#[test]
+fn a_proxy_serves_the_store_of_the_server_behind_it() {
+    let upstream = Server::start(&[]);
+    let proxy = Server::start(&["--backend", &format!("http://{}/", upstream.addr)]);
+    let spec = "/namespace/p/work_spec/s";
+
+    let made = proxy.send_json(
+        "POST",
+        "/namespace/p/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    assert_eq!(made.json()["url"], spec, "the proxy's own links");
+    assert_eq!(upstream.get(spec).status, 200);
+    let unit = r#"{"name": "u", "data": {"n": 1}}"#;
+    let added = upstream.send_json("POST", &format!("{spec}/work_unit"), unit);
+    assert_eq!(added.status, 201, "{}", added.text());
+
+    // A worker of the proxy works the unit the upstream server holds.
+    let handed = proxy.send_json("POST", "/namespace/p/worker/w/request_attempts", "{}");
+    assert_eq!(handed.status, 200, "{}", handed.text());
+    let attempts = handed.json()["attempts"].clone();
+    assert_eq!(attempts.as_array().map(Vec::len), Some(1), "{attempts}");
+    assert_eq!(attempts[0]["data"], serde_json::json!({"n": 1}));
+    let finish = attempts[0]["finish_url"].as_str().expect("finish_url");
+    let finished = proxy.send_json("POST", finish, r#"{"data": {"done": true}}"#);
+    assert_eq!(finished.status, 204, "{}", finished.text());
+    let unit = upstream.get(&format!("{spec}/work_unit/u"));
+    assert_eq!(unit.json()["status"], "finished", "{}", unit.text());
+
+    // Errors come back as the server behind answers them.
+    for path in [
+        "/namespace/p/work_spec/nope",
+        &format!("{spec}/work_unit/nope"),
+    ] {
+        let (direct, proxied) = (upstream.get(path), proxy.get(path));
+        assert_eq!(proxied.status, direct.status, "{path}: {}", proxied.text());
+        assert_eq!(proxied.json(), direct.json(), "{path}");
+    }
+    let again = proxy.send_json("POST", finish, "{}");
+    assert_eq!(again.status, 500);
+    assert_eq!(again.error_code(), "ErrNotPending", "{}", again.text());
+}
+
+#[test]
+fn a_proxy_refuses_to_start_without_a_server_behind_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+        .args(["--http", "127.0.0.1:0", "--backend", "http://127.0.0.1:1/"])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run coordinated");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}
+
+#[test]
+fn the_reference_daemons_flag_spellings_start_the_server() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+        .args([
+            "-http",
+            "127.0.0.1:0",
+            "-backend=memory",
+            "-metric-period",
+            "1m",
+        ])
+        .args(["-log-requests=false"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start coordinated");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("coordinated listening on http://127.0.0.1:"),
+        "{line:?}"
+    );
+}
+
+#[test]
+fn the_reference_daemons_flags_this_server_lacks_are_refused_by_name() {
+    let output = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+        .args(["-http", "127.0.0.1:0", "-cborrpc", ":5932"])
+        .output()
+        .expect("run coordinated");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("-cborrpc is a flag of the reference daemon"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing served");
+}
