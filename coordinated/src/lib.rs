@@ -96,7 +96,10 @@
 //! here; a route that reads no query ignores it) is `400` on every route,
 //! where the reference has no such check. The error document's `kind`
 //! names the error (`NameTooLong`, `DataTooDeep`, `DataTooLarge`,
-//! `ModeTooLong`, `TimeOutOfRange`, `InvalidWorkSpecData`); a priority
+//! `ModeTooLong`, `TimeOutOfRange`, `InvalidWorkSpecData`), and its
+//! `value`, which the API gives only the two "no such" errors, then
+//! carries the error's argument (the limit crossed, say), so that
+//! `RestBackend` answers the typed error a backend would; a priority
 //! `adjust` would take past the largest float is `ErrBadPriority`. A
 //! request body that is not a JSON object is `400`, like any body of the
 //! wrong type, and so is one that is not UTF-8 or gives a field the
