@@ -57,7 +57,11 @@
 //! In its common case every operation is one statement, so one round trip,
 //! and opens no transaction from the client (only a spec's `set_meta`, which
 //! locks the spec row for its check and update, and an `add_work_units`
-//! batch sent in parts do). Operations that change
+//! batch sent in parts do; and a unit query naming over 64 MiB of names,
+//! since PostgreSQL takes no statement over 1 GiB, runs as one statement
+//! per part of its names, in name order: a read in one snapshot, a change
+//! in one transaction, so that it answers as one statement would).
+//! Operations that change
 //! several rows (the attempt state changes with chaining, adding a unit,
 //! handing out work, expiry) are PL/pgSQL functions installed by the
 //! migrations and called by one statement; the query-selected unit changes
@@ -183,6 +187,8 @@ mod conn;
 mod counts;
 mod error;
 mod jsonb;
+#[cfg(all(test, feature = "testing"))]
+mod name_parts_tests;
 mod namespace;
 mod notify;
 mod nul;
@@ -278,6 +284,8 @@ pub(crate) struct Shared {
     clock: SharedClock,
     /// Distinguishes this backend's handles from another instance's.
     instance: u64,
+    /// See [`selection::NAME_BYTES_PER_STATEMENT`].
+    name_bytes_per_statement: usize,
 }
 
 impl fmt::Debug for Shared {
@@ -332,9 +340,19 @@ pub struct PostgresBuilder {
     max_connections: usize,
     connect_timeout: std::time::Duration,
     feed_heartbeat: std::time::Duration,
+    /// See [`selection::NAME_BYTES_PER_STATEMENT`].
+    name_bytes_per_statement: usize,
 }
 
 impl PostgresBuilder {
+    /// Splits name queries into parts of this many bytes of names, so that
+    /// tests reach the parts with few names.
+    #[cfg(test)]
+    pub(crate) fn name_bytes_per_statement(mut self, bytes: usize) -> Self {
+        self.name_bytes_per_statement = bytes;
+        self
+    }
+
     /// Connects to this database instead of the one the URL names.
     pub fn database(mut self, name: &str) -> Self {
         self.database = Some(name.to_string());
@@ -447,6 +465,7 @@ impl PostgresBuilder {
             feed,
             clock: self.clock,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
+            name_bytes_per_statement: self.name_bytes_per_statement,
         });
         schema::migrate(&mut shared.client().await?).await?;
         Ok(PostgresBackend { shared })
@@ -478,6 +497,7 @@ impl PostgresBackend {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             feed_heartbeat: DEFAULT_FEED_HEARTBEAT,
+            name_bytes_per_statement: selection::NAME_BYTES_PER_STATEMENT,
         }
     }
 

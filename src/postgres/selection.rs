@@ -12,7 +12,7 @@
 //!
 //! Parameters common to every shape: `$1` the spec, `$2` the least name
 //! admitted (inclusive), `$3` the limit (NULL for none), `$4` now; then the
-//! shape's own (see [`Shape::params`]).
+//! shape's own (see [`Selection::params`]).
 
 use std::collections::HashSet;
 
@@ -174,6 +174,17 @@ const FLAGGED: [WorkUnitStatus; 5] = [
     WorkUnitStatus::Delayed,
 ];
 
+/// The most bytes of unit names one statement carries, counting each
+/// name's length word in the array: a query naming more is run as
+/// several statements ([`Selection::parts`]), since PostgreSQL takes no
+/// array, nor message, over 1 GiB.
+pub(crate) const NAME_BYTES_PER_STATEMENT: usize = 64 << 20;
+
+/// What a name costs in a `bytea[]` parameter: its bytes and their length.
+fn name_cost(name: &[u8]) -> usize {
+    name.len() + 4
+}
+
 /// A query in the form its statement takes.
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
@@ -218,6 +229,49 @@ impl Selection {
             lower,
             limit: query.limit().map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
         }
+    }
+
+    /// This selection in parts of at most `budget` bytes of names each
+    /// (see [`name_cost`]), in name order, so that every unit a part
+    /// selects sorts before the next part's; itself alone when it fits, as
+    /// a selection without names always does. Run in turn, each with the
+    /// limit left by the ones before ([`Selection::limit_after`]), the
+    /// parts select what the whole would.
+    pub(crate) fn parts(self, budget: usize) -> Vec<Selection> {
+        match self.shape {
+            Shape::Named(mut names, statuses)
+                if names.iter().map(|n| name_cost(n)).sum::<usize>() > budget =>
+            {
+                names.sort_unstable();
+                let (mut parts, mut part, mut bytes) = (Vec::new(), Vec::new(), 0);
+                for name in names {
+                    let cost = name_cost(&name);
+                    if bytes + cost > budget && !part.is_empty() {
+                        parts.push(std::mem::take(&mut part));
+                        bytes = 0;
+                    }
+                    bytes += cost;
+                    part.push(name);
+                }
+                parts.push(part);
+                parts
+                    .into_iter()
+                    .map(|names| Selection {
+                        shape: Shape::Named(names, statuses.clone()),
+                        lower: self.lower.clone(),
+                        limit: self.limit,
+                    })
+                    .collect()
+            }
+            shape => vec![Selection { shape, ..self }],
+        }
+    }
+
+    /// The limit of a part run after parts that selected `taken` units:
+    /// `None` for no limit, `Some(0)` when the limit is reached.
+    pub(crate) fn limit_after(&self, taken: u64) -> Option<i64> {
+        let taken = i64::try_from(taken).unwrap_or(i64::MAX);
+        self.limit.map(|limit| limit.saturating_sub(taken).max(0))
     }
 
     /// The read statement of this shape.
@@ -280,13 +334,15 @@ impl Selection {
         }
     }
 
-    /// The statement's parameters for spec `spec` at `now`.
+    /// The statement's parameters for spec `spec` at `now`, selecting at
+    /// most `limit` units (`None`: all).
     pub(crate) fn params<'a>(
         &'a self,
         spec: &'a i64,
         now: &'a Time,
+        limit: &'a Option<i64>,
     ) -> Vec<&'a (dyn ToSql + Sync)> {
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![spec, &self.lower, &self.limit, now];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![spec, &self.lower, limit, now];
         match &self.shape {
             Shape::All => {}
             Shape::Named(names, statuses) => {
@@ -380,7 +436,7 @@ mod tests {
             WorkUnitQuery::statuses([WorkUnitStatus::Failed]),
         ] {
             let s = Selection::new(&query);
-            let n = s.params(&spec, &now).len();
+            let n = s.params(&spec, &now, &s.limit_after(0)).len();
             for sql in [s.read_sql(), s.change_sql(UnitChange::Delete)] {
                 assert!(sql.contains(&format!("${n}")));
                 assert!(!sql.contains(&format!("${}", n + 1)));
@@ -388,5 +444,52 @@ mod tests {
             let set = s.change_sql(UnitChange::SetPriority(1.0));
             assert!(set.contains(&format!("${}::float8", n + 1)));
         }
+    }
+
+    #[test]
+    fn names_over_the_budget_go_in_parts_in_name_order() {
+        let query = WorkUnitQuery {
+            limit: 7,
+            ..WorkUnitQuery::names(["d", "bb", "a", "ccc", "e", "a"])
+        };
+        let whole = Selection::new(&query);
+        assert_eq!(whole.clone().parts(100).len(), 1, "fits: one part");
+        // Each name costs its length and 4: parts of at most 10 bytes.
+        let parts = whole.parts(10);
+        let names: Vec<Vec<&[u8]>> = parts
+            .iter()
+            .map(|part| match &part.shape {
+                Shape::Named(names, statuses) => {
+                    assert_eq!(statuses, &[1, 2, 3, 4, 5]);
+                    names.iter().map(Vec::as_slice).collect()
+                }
+                shape => panic!("{shape:?}"),
+            })
+            .collect();
+        let expected: [&[&[u8]]; 4] = [&[b"a"], &[b"bb"], &[b"ccc"], &[b"d", b"e"]];
+        assert_eq!(names, expected);
+        assert!(parts.iter().all(|p| p.limit == Some(7)));
+        // A name over the budget alone is a part of its own.
+        assert_eq!(
+            Selection::new(&WorkUnitQuery::names(["abcdefgh", "b"]))
+                .parts(5)
+                .len(),
+            2
+        );
+        // Selections without names never split.
+        assert_eq!(Selection::new(&WorkUnitQuery::all()).parts(0).len(), 1);
+    }
+
+    #[test]
+    fn a_part_is_limited_by_what_the_parts_before_took() {
+        let limited = Selection::new(&WorkUnitQuery {
+            limit: 5,
+            ..WorkUnitQuery::all()
+        });
+        assert_eq!(limited.limit_after(0), Some(5));
+        assert_eq!(limited.limit_after(3), Some(2));
+        assert_eq!(limited.limit_after(9), Some(0));
+        assert_eq!(limited.limit_after(u64::MAX), Some(0));
+        assert_eq!(Selection::new(&WorkUnitQuery::all()).limit_after(9), None);
     }
 }

@@ -131,22 +131,50 @@ impl PgWorkSpec {
         Arc::new(PgWorkUnit::new(self.clone(), id, name))
     }
 
-    /// The ids and names of the units `query` selects at `now`, with
-    /// statuses as of an expiry check at now, and whether that check would
-    /// expire anything; read-only.
-    async fn select_units<S: Session>(
+    /// The ids and names of the units `parts` (a query's
+    /// [`Selection::parts`]) select at `now`, with statuses as of an expiry
+    /// check at now, and whether that check would expire anything;
+    /// read-only. Parts beyond the first are read in one snapshot, as one
+    /// statement would.
+    async fn select_units(
         &self,
-        client: &S,
-        query: &WorkUnitQuery,
+        parts: &[Selection],
         now: Time,
     ) -> Result<(Vec<(i64, String)>, bool)> {
-        let selection = Selection::new(query);
-        let rows = super::query(
-            client,
-            selection.read_sql(),
-            &selection.params(&self.id, &now),
-        )
-        .await?;
+        let mut client = self.shared.client().await?;
+        if let [whole] = parts {
+            return self
+                .select_part(&client, whole, &whole.limit_after(0), now)
+                .await;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let (mut selected, mut stale) = (Vec::new(), false);
+        for part in parts {
+            let limit = part.limit_after(selected.len() as u64);
+            if limit == Some(0) {
+                break;
+            }
+            let (more, part_stale) = self.select_part(&tx, part, &limit, now).await?;
+            selected.extend(more);
+            stale |= part_stale;
+        }
+        tx.commit().await?;
+        Ok((selected, stale))
+    }
+
+    /// What [`select_units`](Self::select_units) reads of one part, up to
+    /// `limit` units.
+    async fn select_part<S: Session>(
+        &self,
+        client: &S,
+        part: &Selection,
+        limit: &Option<i64>,
+        now: Time,
+    ) -> Result<(Vec<(i64, String)>, bool)> {
+        let params = part.params(&self.id, &now, limit);
+        let rows = super::query(client, part.read_sql(), &params).await?;
         let mut selected = Vec::with_capacity(rows.len());
         let mut stale = false;
         for row in &rows {
@@ -159,30 +187,65 @@ impl PgWorkSpec {
     }
 
     /// Runs `change` on the units `query` selects, in one statement (and
-    /// the expiry check it found due in a second); answers how many were
-    /// selected.
+    /// the expiry check it found due in a second), or, for a query naming
+    /// more than a statement carries, one per part in one transaction;
+    /// answers how many were selected.
     async fn change_units(&self, query: &WorkUnitQuery, change: UnitChange) -> Result<u64> {
-        let selection = Selection::new(query);
-        let sql = selection.change_sql(change);
+        let parts = Selection::new(query).parts(self.shared.name_bytes_per_statement);
         let shared = &self.shared;
-        let (selected, stale, now): (i64, bool, Time) = shared
+        let (selected, stale, now) = shared
             .retrying(|| async {
                 let now = shared.now();
-                let mut params = selection.params(&self.id, &now);
-                if let Some(value) = change.value() {
-                    params.push(value);
+                let mut client = shared.client().await?;
+                if let [whole] = parts.as_slice() {
+                    let limit = whole.limit_after(0);
+                    let (selected, stale) = self
+                        .change_part(&client, whole, change, &limit, now)
+                        .await?;
+                    return Ok((selected, stale, now));
                 }
-                let client = shared.client().await?;
-                let row = query_opt(&client, sql, &params)
-                    .await
-                    // An adjustment past float8's range is a bad priority.
-                    .map_err(super::error::priority_overflow)?
-                    .ok_or_else(|| decode("a unit change answered no row"))?;
-                Ok((col(&row, 0)?, col(&row, 1)?, now))
+                // Every part or none, as one statement.
+                let tx = client.transaction().await?;
+                let (mut selected, mut stale) = (0, false);
+                for part in &parts {
+                    let limit = part.limit_after(selected);
+                    if limit == Some(0) {
+                        break;
+                    }
+                    let (more, part_stale) =
+                        self.change_part(&tx, part, change, &limit, now).await?;
+                    selected += more;
+                    stale |= part_stale;
+                }
+                tx.commit().await?;
+                Ok((selected, stale, now))
             })
             .await?;
         shared.settle(Scope::Spec(self.id), now, stale).await?;
-        u64::try_from(selected).map_err(decode)
+        Ok(selected)
+    }
+
+    /// Runs `change` on up to `limit` units `part` selects; answers how
+    /// many it selected, and whether an expiry check is due.
+    async fn change_part<S: Session>(
+        &self,
+        client: &S,
+        part: &Selection,
+        change: UnitChange,
+        limit: &Option<i64>,
+        now: Time,
+    ) -> Result<(u64, bool)> {
+        let mut params = part.params(&self.id, &now, limit);
+        if let Some(value) = change.value() {
+            params.push(value);
+        }
+        let row = query_opt(client, part.change_sql(change), &params)
+            .await
+            // An adjustment past float8's range is a bad priority.
+            .map_err(super::error::priority_overflow)?
+            .ok_or_else(|| decode("a unit change answered no row"))?;
+        let selected: i64 = col(&row, 0)?;
+        Ok((u64::try_from(selected).map_err(decode)?, col(&row, 1)?))
     }
 
     /// Stores `units` (checked, names distinct) all at once, in one
@@ -391,13 +454,11 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
+        let parts = Selection::new(query).parts(self.shared.name_bytes_per_statement);
         let now = self.shared.now();
         let selected = self
             .shared
-            .checked(Scope::Spec(self.id), now, || async {
-                let client = self.shared.client().await?;
-                self.select_units(&client, query, now).await
-            })
+            .checked(Scope::Spec(self.id), now, || self.select_units(&parts, now))
             .await?;
         let me = Arc::new(self.clone_handle());
         Ok(selected
