@@ -39,7 +39,8 @@ pub struct Config {
     /// `memory` (embedded, the default), a `postgres://…` URL,
     /// `postgres:` followed by a `key=value` connection string, or the
     /// `http://…` base URL of another server of the API, served through
-    /// `RestBackend` (a proxy; its requests time out with this server's).
+    /// `RestBackend` (a proxy; a request the server behind is slow to
+    /// answer times out as any other).
     #[arg(long, default_value = "memory")]
     pub backend: String,
     /// Maximum PostgreSQL connections in the pool (1 to 262,143, the most
@@ -278,6 +279,10 @@ fn zero_duration(text: &str) -> String {
     format!("duration {text:?} is zero; it must be more than zero")
 }
 
+/// How much longer than `--request-timeout` a proxy's calls to the server
+/// behind it may take.
+const PROXY_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+
 /// The PostgreSQL connection string a `--backend` value names, if any.
 fn postgres_connection(backend: &str) -> Option<&str> {
     if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
@@ -314,9 +319,15 @@ impl Config {
         if self.backend == "memory" {
             return Ok(self.cached(Arc::new(MemoryBackend::new())));
         }
-        if self.backend.starts_with("http://") || self.backend.starts_with("https://") {
+        let scheme = self
+            .backend
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        if matches!(scheme.as_deref(), Some("http" | "https")) {
+            // Longer than a request may take, so that a slow server behind
+            // is this server's timeout (`503`), not a failed backend call.
             let rest = RestBackend::builder(&self.backend)
-                .timeout(self.request_timeout)
+                .timeout(self.request_timeout.saturating_add(PROXY_TIMEOUT_MARGIN))
                 .connect()
                 .await?;
             return Ok(self.cached(Arc::new(rest)));

@@ -4,7 +4,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 
 use support::Server;
@@ -51,6 +52,45 @@ fn a_proxy_serves_the_store_of_the_server_behind_it() {
     let again = proxy.send_json("POST", finish, "{}");
     assert_eq!(again.status, 500);
     assert_eq!(again.error_code(), "ErrNotPending", "{}", again.text());
+}
+
+/// A server of the API that answers its root document, as `root`, and
+/// never answers anything else; answers its address.
+fn stalling_server(root: String) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = String::new();
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            while reader.read_line(&mut head).is_ok_and(|n| n > 2) {}
+            if head.starts_with("GET / ") {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{root}",
+                    root.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            } else {
+                held.push(stream);
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_slow_server_behind_a_proxy_is_the_proxys_timeout() {
+    let root = Server::start(&[]).get("/").text();
+    let behind = stalling_server(root);
+    let backend = format!("http://{behind}/");
+    let proxy = Server::start(&["--backend", &backend, "--request-timeout", "500ms"]);
+    for _ in 0..4 {
+        let reply = proxy.get("/namespace/n");
+        assert_eq!(reply.status, 503, "{}", reply.text());
+    }
 }
 
 #[test]
