@@ -18,8 +18,9 @@
 //! each runs, every half lease the worker tells the server it is alive and
 //! renews the batch's units not done yet, the one being worked included; a unit whose lease was
 //! lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
-//! units not worked yet are given back at once, and the worker is
-//! deactivated either way.
+//! units not worked yet are given back at once (on Ctrl-C, the job running
+//! is reported when it ends; pressed again, the worker exits at once), and
+//! the worker is deactivated either way.
 
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, Instant};
@@ -63,10 +64,20 @@ struct Args {
     lease: StdDuration,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("worker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(run(&args));
+    // A job still running (the worker stopped on an error) is not waited
+    // for: its unit is given back when its lease runs out.
+    runtime.shutdown_background();
+    match outcome {
         Ok(done) => {
             println!("worker: {done} work units done");
             ExitCode::SUCCESS
@@ -179,18 +190,28 @@ impl<'a> Batch<'a> {
         let mut done = 0;
         for i in 0..self.attempts.len() {
             if stopped(stop) {
-                release(&self.attempts[i..]).await;
+                self.give_back(i).await;
                 break;
             }
-            match self.complete(i, job).await {
+            match self.complete(i, job, stop.clone()).await {
                 Ok(finished) => done += u64::from(finished),
                 Err(e) => {
-                    release(&self.attempts[i..]).await;
+                    self.give_back(i).await;
                     return Err(e);
                 }
             }
         }
         Ok(done)
+    }
+
+    /// Gives back the units of the attempts from `i` on that still hold
+    /// their lease (see [`release`]), and renews them no more.
+    async fn give_back(&mut self, i: usize) {
+        for (attempt, lost) in self.attempts[i..].iter().zip(&mut self.lost[i..]) {
+            if !std::mem::replace(lost, true) {
+                release(attempt).await;
+            }
+        }
     }
 
     /// Runs attempt `i`'s job, renewing the leases when due before and
@@ -200,8 +221,13 @@ impl<'a> Batch<'a> {
     /// Only the job's own failure fails the unit: a unit that cannot be read
     /// (the backend out of reach) is an error of the worker's, and the unit is
     /// given back for a later try.
-    async fn complete(&mut self, i: usize, job: Job) -> coordinate::Result<bool> {
-        self.renew_if_due(i).await?;
+    async fn complete(
+        &mut self,
+        i: usize,
+        job: Job,
+        mut stop: watch::Receiver<bool>,
+    ) -> coordinate::Result<bool> {
+        self.renew_if_due(i).await;
         if self.lost[i] {
             return Ok(false);
         }
@@ -213,10 +239,19 @@ impl<'a> Batch<'a> {
         };
         let name = unit.name().to_string();
         let mut running = tokio::task::spawn_blocking(move || job(&name, &input));
+        let mut watching = true;
         let outcome = loop {
             tokio::select! {
                 outcome = &mut running => break outcome,
-                () = tokio::time::sleep_until(self.renew_at.into()) => self.renew_if_due(i).await?,
+                () = tokio::time::sleep_until(self.renew_at.into()) => self.renew_if_due(i).await,
+                // On Ctrl-C the units not started are given back at once;
+                // this one is reported when its job ends.
+                pressed = stop.changed(), if watching => {
+                    watching = false;
+                    if pressed.is_ok() {
+                        self.give_back(i + 1).await;
+                    }
+                }
             }
         };
         if self.lost[i] {
@@ -232,43 +267,57 @@ impl<'a> Batch<'a> {
     }
 
     /// Once half of the lease is gone, tells the server the worker is alive
-    /// and renews the attempts from `i` on that still hold theirs.
-    async fn renew_if_due(&mut self, i: usize) -> coordinate::Result<()> {
+    /// and renews the attempts from `i` on that still hold theirs. A call
+    /// that fails (the server out of reach, say) is said on stderr and
+    /// tried again after an eighth of the lease, while the leases last.
+    async fn renew_if_due(&mut self, i: usize) {
         if Instant::now() < self.renew_at {
-            return Ok(());
+            return;
         }
-        self.renew_at = Instant::now() + self.lease / 2;
-        heartbeat(self.worker, self.lease).await?;
+        let mut failed = heartbeat(self.worker, self.lease).await.err();
         for (attempt, lost) in self.attempts[i..].iter().zip(&mut self.lost[i..]) {
             if !*lost {
-                *lost = !reported(attempt.renew(self.lease.into(), None).await)?;
+                match reported(attempt.renew(self.lease.into(), None).await) {
+                    Ok(held) => *lost = !held,
+                    Err(e) => failed = Some(e),
+                }
             }
         }
-        Ok(())
+        let wait = match failed {
+            Some(e) => {
+                eprintln!("worker: leases not renewed ({e}); trying again");
+                self.lease / 8
+            }
+            None => self.lease / 2,
+        };
+        self.renew_at = Instant::now() + wait;
     }
 }
 
-/// Gives the attempts' units back. Best effort: a unit finished or taken
+/// Gives an attempt's unit back. Best effort: a unit finished or taken
 /// over meanwhile refuses, and one that cannot be reached is given back
 /// when its lease runs out.
-async fn release(attempts: &[AttemptRef]) {
-    for attempt in attempts {
-        match attempt.expire(None).await {
-            Ok(()) | Err(Error::NotPending | Error::LostLease | Error::Gone { .. }) => {}
-            Err(e) => eprintln!(
-                "worker: unit {} not given back ({e}); it is when its lease runs out",
-                attempt.work_unit().name()
-            ),
-        }
+async fn release(attempt: &AttemptRef) {
+    match attempt.expire(None).await {
+        Ok(()) | Err(Error::NotPending | Error::LostLease | Error::Gone { .. }) => {}
+        Err(e) => eprintln!(
+            "worker: unit {} not given back ({e}); it is when its lease runs out",
+            attempt.work_unit().name()
+        ),
     }
 }
 
-/// Ctrl-C, as a flag checked between steps.
+/// Ctrl-C, as a flag checked between steps; pressed again, it exits at
+/// once, leaving the units held to be given back when their leases run out.
 fn ctrl_c() -> watch::Receiver<bool> {
     let (pressed, stop) = watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             pressed.send_replace(true);
+            eprintln!("worker: stopping once the job running ends (Ctrl-C again: at once)");
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
         }
     });
     stop
@@ -446,6 +495,52 @@ mod tests {
         assert_eq!(batch.work(slow, &stop).await.expect("worked"), 1);
         assert!(backend.calls().get(Op::Renew) >= 2);
         assert_eq!(statuses(&attempts).await, [WorkUnitStatus::Finished]);
+    }
+
+    /// A job of a second and a half.
+    fn a_while(unit: &str, input: &DataMap) -> Result<DataMap, String> {
+        std::thread::sleep(StdDuration::from_millis(1_500));
+        work(unit, input)
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_during_a_job_gives_back_the_units_not_started_at_once() {
+        let (_, worker, attempts) = holding(3, LEASE).await;
+        let (pressed, stop) = watch::channel(false);
+        let later = attempts[1..].to_vec();
+        let watcher = tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(200)).await;
+            pressed.send_replace(true);
+            tokio::time::sleep(StdDuration::from_millis(300)).await;
+            // The job runs for another second.
+            (statuses(&later).await, pressed)
+        });
+        let batch = Batch::new(&worker, &attempts, Instant::now(), LEASE);
+        assert_eq!(batch.work(a_while, &stop).await.expect("worked"), 1);
+        let (during, _pressed) = watcher.await.expect("watched");
+        assert_eq!(during, [WorkUnitStatus::Available; 2]);
+        let after = [
+            WorkUnitStatus::Finished,
+            WorkUnitStatus::Available,
+            WorkUnitStatus::Available,
+        ];
+        assert_eq!(statuses(&attempts).await, after);
+    }
+
+    #[tokio::test]
+    async fn a_failed_heartbeat_is_not_fatal_and_lost_units_are_dropped() {
+        let (backend, worker, attempts) = holding(2, LEASE).await;
+        backend
+            .namespace("test")
+            .await
+            .expect("namespace")
+            .destroy()
+            .await
+            .expect("gone");
+        let (_pressed, stop) = watch::channel(false);
+        let half_gone = Instant::now() - LEASE / 2;
+        let batch = Batch::new(&worker, &attempts, half_gone, LEASE);
+        assert_eq!(batch.work(work, &stop).await.expect("not fatal"), 0);
     }
 
     #[test]
