@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
 use coordinate::postgres::PostgresBackend;
@@ -30,8 +30,10 @@ pub enum CacheMode {
 ///
 /// The reference daemon's spellings of the flags the two share are taken
 /// too (see [`reference_spellings`]).
+///
+/// A flag given twice takes its last value, as the reference daemon's do.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "coordinated", version)]
+#[command(name = "coordinated", version, args_override_self = true)]
 pub struct Config {
     /// Address to listen on (`HOST:PORT`; `:PORT` means loopback).
     #[arg(long, default_value = "127.0.0.1:5980", value_parser = parse_addr)]
@@ -71,8 +73,9 @@ pub struct Config {
     /// Interval between work unit summaries for `/metrics` (not zero).
     #[arg(long, alias = "metric-period", default_value = "2m", value_parser = parse_summary_period)]
     pub metrics_period: SummaryPeriod,
-    /// Log every request.
-    #[arg(long)]
+    /// Log every request (`--log-requests=false`: not).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     pub log_requests: bool,
     /// Longest time one request may take (not zero): then it is answered
     /// `408` if its body was still arriving, else `503`.
@@ -104,56 +107,72 @@ pub struct Config {
 /// The command line with the reference daemon's spellings of the flags
 /// it shares with this server made this server's: one dash (`-http`,
 /// `-backend`, `-log-requests`, `-metric-period` for `--metrics-period`),
-/// a value after `=` or as the next argument, and `-log-requests=BOOL`.
-/// Its flags this server lacks (`-cborrpc`, `-config`, `-log-format`,
-/// `-log-metrics`) are refused by name, and so is a boolean it cannot
-/// read; any other argument is left to the parser. One difference stays:
-/// `:PORT` listens on loopback here, on every interface there
-/// (`0.0.0.0:PORT` here).
+/// a value after `=` or as the next argument, and `-log-requests=BOOL`
+/// with the booleans the reference reads. Its flags this server lacks
+/// (`-cborrpc`, `-config`, `-log-format`, `-log-metrics`, with one dash or
+/// two) are refused by name, and so is a boolean it cannot read. A flag's
+/// value, and whatever follows `--`, is left as it is, and so is any other
+/// argument, for the parser. One difference stays: `:PORT` listens on
+/// loopback here, on every interface there (`0.0.0.0:PORT` here).
 ///
 /// ```
 /// use std::ffi::OsString;
 /// use clap::Parser;
 /// use coordinated::config::{reference_spellings, Config};
 ///
-/// let reference = ["coordinated", "-http", "127.0.0.1:5980", "-metric-period=1m"];
+/// let reference = ["coordinated", "-http", "127.0.0.1:5980", "-metric-period=1m30s"];
 /// let args = reference_spellings(reference.map(OsString::from)).unwrap();
 /// let config = Config::parse_from(args);
 /// assert_eq!(config.http.port(), 5980);
-/// assert_eq!(config.metrics_period.get().as_secs(), 60);
+/// assert_eq!(config.metrics_period.get().as_secs(), 90);
 /// ```
 pub fn reference_spellings(
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Vec<OsString>, String> {
-    args.into_iter()
-        .enumerate()
-        .filter_map(|(i, arg)| match arg.to_str() {
-            Some(text) if i > 0 => reference_spelling(text).transpose(),
-            _ => Some(Ok(arg)),
+    let mut command = Config::command();
+    command.build();
+    let takes_value = |long: &str| {
+        command.get_arguments().any(|arg| {
+            arg.get_action().takes_values()
+                && arg.get_num_args().map_or(true, |n| n.min_values() > 0)
+                && (arg.get_long() == Some(long)
+                    || arg.get_all_aliases().is_some_and(|a| a.contains(&long)))
         })
-        .collect()
+    };
+    let mut args = args.into_iter();
+    let mut spelled: Vec<OsString> = args.next().into_iter().collect();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            spelled.push(arg);
+            continue;
+        };
+        if text == "--" {
+            spelled.push(arg);
+            spelled.extend(args);
+            break;
+        }
+        let ours = reference_spelling(text)?;
+        // A flag whose value is the next argument: that is passed as it is.
+        let name = ours.strip_prefix("--").filter(|name| !name.contains('='));
+        let value_follows = name.is_some_and(takes_value);
+        spelled.push(ours.into());
+        if value_follows {
+            spelled.extend(args.next());
+        }
+    }
+    Ok(spelled)
 }
 
-/// One argument in this server's spelling (`None` for a flag that says
-/// to leave a default be).
-fn reference_spelling(arg: &str) -> Result<Option<OsString>, String> {
-    let Some(flag) = arg.strip_prefix('-').filter(|f| !f.starts_with('-')) else {
-        return Ok(Some(arg.into()));
+/// One argument in this server's spelling.
+fn reference_spelling(arg: &str) -> Result<String, String> {
+    let Some(flag) = arg.strip_prefix('-') else {
+        return Ok(arg.into());
     };
     let (name, value) = match flag.split_once('=') {
         Some((name, value)) => (name, Some(value)),
         None => (flag, None),
     };
-    let ours = match name {
-        "http" | "backend" => name,
-        "metric-period" => "metrics-period",
-        "log-requests" => {
-            return match value.map(go_bool) {
-                None | Some(Some(true)) => Ok(Some("--log-requests".into())),
-                Some(Some(false)) => Ok(None),
-                Some(None) => Err(format!("invalid boolean in {arg:?}")),
-            };
-        }
+    match name.strip_prefix('-').unwrap_or(name) {
         "cborrpc" | "config" => return Err(unsupported(name, "it serves no CBOR-RPC interface")),
         "log-format" => return Err(unsupported(name, "requests are logged through `tracing`")),
         "log-metrics" => {
@@ -162,15 +181,24 @@ fn reference_spelling(arg: &str) -> Result<Option<OsString>, String> {
                 "metric collection errors are always logged",
             ))
         }
-        _ => return Ok(Some(arg.into())),
-    };
-    Ok(Some(
-        match value {
-            Some(value) => format!("--{ours}={value}"),
-            None => format!("--{ours}"),
+        _ => {}
+    }
+    let ours = match name {
+        "http" | "backend" => name,
+        "metric-period" => "metrics-period",
+        "log-requests" => {
+            return match value.map(go_bool) {
+                None => Ok("--log-requests".into()),
+                Some(Some(on)) => Ok(format!("--log-requests={on}")),
+                Some(None) => Err(format!("invalid boolean in {arg:?}")),
+            };
         }
-        .into(),
-    ))
+        _ => return Ok(arg.into()),
+    };
+    Ok(match value {
+        Some(value) => format!("--{ours}={value}"),
+        None => format!("--{ours}"),
+    })
 }
 
 /// A boolean as the reference daemon's flags read one.
@@ -182,8 +210,9 @@ fn go_bool(text: &str) -> Option<bool> {
     }
 }
 
-fn unsupported(flag: &str, why: &str) -> String {
-    format!("-{flag} is a flag of the reference daemon that this server does not have: {why}")
+/// The refusal of the reference daemon's flag `name` (after its first dash).
+fn unsupported(name: &str, why: &str) -> String {
+    format!("-{name} is a flag of the reference daemon that this server does not have: {why}")
 }
 
 /// `HOST:PORT`, or `:PORT` for the loopback interface. A host name is
@@ -235,24 +264,46 @@ const MAX_CONNECTION_BOUND: usize = 1 << 30;
 /// timer's deadline overflows long before the largest `Duration`.
 pub const MAX_DURATION: Duration = Duration::from_secs(3_155_760_000);
 
-/// A duration: a number with a unit `ms`, `s`, `m` or `h` (`s` if none),
-/// at most [`MAX_DURATION`].
+/// A duration: a number with a unit `ns`, `us` (or `µs`), `ms`, `s`, `m`
+/// or `h`, or several summed as the reference daemon reads them (`1m30s`,
+/// `2m0s`); a number alone is seconds. At most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m, h)")),
+    let number_end = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len())
     };
+    let mut seconds = 0.0;
+    let mut rest = text;
+    loop {
+        let (number, after) = rest.split_at(number_end(rest));
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let unit_end = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let scale = match unit {
+            "" if rest.len() == text.len() => 1.0,
+            "ns" => 1e-9,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => {
+                return Err(format!(
+                    "invalid duration unit in {text:?} (ns, us, ms, s, m, h)"
+                ))
+            }
+        };
+        seconds += number * scale;
+        if next.is_empty() {
+            break;
+        }
+        rest = next;
+    }
     let duration = Duration::try_from_secs_f64(seconds)
         .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
     if duration > MAX_DURATION {
@@ -412,6 +463,16 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3d").is_err());
+        // As the reference daemon's flags read them.
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2m0s"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h0.5m"), Ok(Duration::from_secs(3630)));
+        assert_eq!(parse_duration("1500us"), Ok(Duration::from_micros(1500)));
+        assert_eq!(parse_duration("2\u{b5}s"), Ok(Duration::from_micros(2)));
+        assert_eq!(parse_duration("7ns"), Ok(Duration::from_nanos(7)));
+        for refused in ["", "1m30", "m", "1..5s", "-1s", "1e3s", "1 s", "1s s"] {
+            assert!(parse_duration(refused).is_err(), "{refused:?}");
+        }
     }
 
     #[test]
@@ -518,13 +579,18 @@ mod tests {
             .collect())
     }
 
+    /// The configuration `line` (after the program's name) makes.
+    fn configured(line: &str) -> Result<Config, String> {
+        let args = std::iter::once("coordinated").chain(line.split_whitespace());
+        let args = reference_spellings(args.map(OsString::from))?;
+        Config::try_parse_from(args).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn the_reference_daemons_spellings_are_this_servers() {
         let spelled_as = |line: &str, ours: &[&str]| {
-            assert_eq!(
-                spelled(line),
-                Ok(ours.iter().map(|a| a.to_string()).collect())
-            )
+            let ours = ours.iter().map(|a| a.to_string()).collect();
+            assert_eq!(spelled(line), Ok(ours), "{line}")
         };
         spelled_as(
             "-http :5980 -backend memory",
@@ -536,30 +602,49 @@ mod tests {
         );
         spelled_as("-metric-period=30s", &["--metrics-period=30s"]);
         spelled_as("-log-requests", &["--log-requests"]);
-        spelled_as("-log-requests=true -log-requests=0", &["--log-requests"]);
+        spelled_as(
+            "-log-requests=T -log-requests=0",
+            &["--log-requests=true", "--log-requests=false"],
+        );
         // This server's spellings, and what is no flag of either, are left be.
         spelled_as(
             "--http :1 -h -V --metric-period 5s x",
             &["--http", ":1", "-h", "-V", "--metric-period", "5s", "x"],
         );
-        let config = Config::parse_from(
-            reference_spellings(
-                [
-                    "coordinated",
-                    "-http",
-                    "127.0.0.1:7",
-                    "-log-requests=T",
-                    "-metric-period",
-                    "1m",
-                ]
-                .map(OsString::from),
-            )
-            .unwrap(),
+        // So are flags' values, and everything after `--`.
+        spelled_as(
+            "-backend -config --backend -http -http -log-requests=false",
+            &[
+                "--backend",
+                "-config",
+                "--backend",
+                "-http",
+                "--http",
+                "-log-requests=false",
+            ],
         );
+        spelled_as(
+            "-http :1 -- -config -http",
+            &["--http", ":1", "--", "-config", "-http"],
+        );
+    }
+
+    #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let config = configured("-http 127.0.0.1:7 -log-requests=T -metric-period 1m30s").unwrap();
         assert_eq!(config.http, "127.0.0.1:7".parse().unwrap());
         assert!(config.log_requests);
-        assert_eq!(config.metrics_period.get(), Duration::from_secs(60));
-        let alias = Config::parse_from(["coordinated", "--metric-period", "5s"]);
+        assert_eq!(config.metrics_period.get(), Duration::from_secs(90));
+        let again = configured("-log-requests -log-requests=false -http :1 --http=:2").unwrap();
+        assert!(!again.log_requests);
+        assert_eq!(again.http.port(), 2);
+        assert!(
+            configured("--log-requests=false --log-requests")
+                .unwrap()
+                .log_requests
+        );
+        assert!(!configured("").unwrap().log_requests);
+        let alias = configured("--metric-period 5s").unwrap();
         assert_eq!(alias.metrics_period.get(), Duration::from_secs(5));
     }
 
@@ -570,6 +655,8 @@ mod tests {
             "-config c.yaml",
             "-log-format=ncsa",
             "-log-metrics",
+            "--cborrpc :5932",
+            "--log-format=ncsa",
         ] {
             let refused = spelled(flag).expect_err(flag);
             let name = flag.split([' ', '=']).next().unwrap();

@@ -117,7 +117,7 @@ async fn run(args: &Args) -> Result<(), String> {
     let postgres_target = args
         .backend
         .as_deref()
-        .filter(|&backend| backend != "memory");
+        .filter(|backend| !backend.eq_ignore_ascii_case("memory"));
     if args.no_memory && postgres_target.is_none() {
         return Err("--no-memory leaves nothing to measure without a PostgreSQL --backend".into());
     }
@@ -320,7 +320,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn backend_memory_measures_the_memory_backend_alone() {
-        let alone = "--backend memory --sizes 200 --samples 5 --warmup 2 --batch 64";
+        let alone = "--backend Memory --sizes 200 --samples 5 --warmup 2 --batch 64";
         run(&args(alone)).await.expect("measured in memory");
         let refused = run(&args(&format!("{alone} --no-memory"))).await;
         let refused = refused.expect_err("nothing left to measure");
