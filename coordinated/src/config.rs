@@ -28,8 +28,8 @@ pub enum CacheMode {
 /// A Coordinate job server: the REST API over an embedded or a PostgreSQL
 /// backend, or another server of the API, with the name cache in front.
 ///
-/// The reference daemon's spellings of the flags the two share are taken
-/// too (see [`reference_spellings`]).
+/// Flags spelled with one dash, as the reference daemon's, are taken too
+/// (see [`reference_spellings`]).
 ///
 /// A flag given twice takes its last value, as the reference daemon's do.
 #[derive(Debug, Clone, Parser)]
@@ -104,14 +104,14 @@ pub struct Config {
     pub max_connections: usize,
 }
 
-/// The command line with the reference daemon's spellings of the flags
-/// it shares with this server made this server's: one dash (`-http`,
-/// `-backend`, `-log-requests`, `-metric-period` for `--metrics-period`),
-/// a value after `=` or as the next argument, and `-log-requests=BOOL`
-/// with the booleans the reference reads. Its flags this server lacks
-/// (`-cborrpc`, `-config`, `-log-format`, `-log-metrics`, with one dash or
-/// two) are refused by name, and so is a boolean it cannot read. A flag's
-/// value, and whatever follows `--`, is left as it is, and so is any other
+/// The command line in this server's spelling, from the reference
+/// daemon's: a flag with one dash (`-http`, `-backend`, `-metric-period`,
+/// any of this server's) gets two, a value after `=` or as the next
+/// argument, and a switch's value (`-log-requests=false`) may be any
+/// boolean the reference reads. Its flags this server lacks (`-cborrpc`,
+/// `-config`, `-log-format`, `-log-metrics`, with one dash or two) are
+/// refused by name, and so is a boolean it cannot read. A flag's value,
+/// and whatever follows `--`, is left as it is, and so is any other
 /// argument, for the parser. One difference stays: `:PORT` listens on
 /// loopback here, on every interface there (`0.0.0.0:PORT` here).
 ///
@@ -131,14 +131,6 @@ pub fn reference_spellings(
 ) -> Result<Vec<OsString>, String> {
     let mut command = Config::command();
     command.build();
-    let takes_value = |long: &str| {
-        command.get_arguments().any(|arg| {
-            arg.get_action().takes_values()
-                && arg.get_num_args().map_or(true, |n| n.min_values() > 0)
-                && (arg.get_long() == Some(long)
-                    || arg.get_all_aliases().is_some_and(|a| a.contains(&long)))
-        })
-    };
     let mut args = args.into_iter();
     let mut spelled: Vec<OsString> = args.next().into_iter().collect();
     while let Some(arg) = args.next() {
@@ -151,10 +143,12 @@ pub fn reference_spellings(
             spelled.extend(args);
             break;
         }
-        let ours = reference_spelling(text)?;
+        let ours = reference_spelling(&command, text)?;
         // A flag whose value is the next argument: that is passed as it is.
-        let name = ours.strip_prefix("--").filter(|name| !name.contains('='));
-        let value_follows = name.is_some_and(takes_value);
+        let value_follows = ours
+            .strip_prefix("--")
+            .and_then(|name| long_flag(&command, name))
+            .is_some_and(|flag| flag.get_num_args().is_some_and(|n| n.min_values() > 0));
         spelled.push(ours.into());
         if value_follows {
             spelled.extend(args.next());
@@ -163,8 +157,15 @@ pub fn reference_spellings(
     Ok(spelled)
 }
 
+/// This server's flag (or alias) `--name`, if it has one.
+fn long_flag<'c>(command: &'c clap::Command, name: &str) -> Option<&'c clap::Arg> {
+    command.get_arguments().find(|arg| {
+        arg.get_long() == Some(name) || arg.get_all_aliases().is_some_and(|a| a.contains(&name))
+    })
+}
+
 /// One argument in this server's spelling.
-fn reference_spelling(arg: &str) -> Result<String, String> {
+fn reference_spelling(command: &clap::Command, arg: &str) -> Result<String, String> {
     let Some(flag) = arg.strip_prefix('-') else {
         return Ok(arg.into());
     };
@@ -172,32 +173,28 @@ fn reference_spelling(arg: &str) -> Result<String, String> {
         Some((name, value)) => (name, Some(value)),
         None => (flag, None),
     };
-    match name.strip_prefix('-').unwrap_or(name) {
-        "cborrpc" | "config" => return Err(unsupported(name, "it serves no CBOR-RPC interface")),
-        "log-format" => return Err(unsupported(name, "requests are logged through `tracing`")),
-        "log-metrics" => {
-            return Err(unsupported(
-                name,
-                "metric collection errors are always logged",
-            ))
-        }
-        _ => {}
-    }
-    let ours = match name {
-        "http" | "backend" => name,
-        "metric-period" => "metrics-period",
-        "log-requests" => {
-            return match value.map(go_bool) {
-                None => Ok("--log-requests".into()),
-                Some(Some(on)) => Ok(format!("--log-requests={on}")),
-                Some(None) => Err(format!("invalid boolean in {arg:?}")),
-            };
-        }
-        _ => return Ok(arg.into()),
+    let why = match name.strip_prefix('-').unwrap_or(name) {
+        "cborrpc" | "config" => "it serves no CBOR-RPC interface",
+        "log-format" => "requests are logged through `tracing`",
+        "log-metrics" => "metric collection errors are always logged",
+        _ => "",
     };
+    if !why.is_empty() {
+        return Err(unsupported(name, why));
+    }
+    let Some(known) = long_flag(command, name) else {
+        // Two dashes already, a short flag (`-h`), or no flag of ours.
+        return Ok(arg.into());
+    };
+    let name = known.get_long().unwrap_or(name);
+    let switch = known.get_num_args().is_some_and(|n| n.min_values() == 0);
     Ok(match value {
-        Some(value) => format!("--{ours}={value}"),
-        None => format!("--{ours}"),
+        None => format!("--{name}"),
+        Some(value) if switch => match go_bool(value) {
+            Some(on) => format!("--{name}={on}"),
+            None => return Err(format!("invalid boolean in {arg:?}")),
+        },
+        Some(value) => format!("--{name}={value}"),
     })
 }
 
@@ -568,11 +565,16 @@ mod tests {
         }
     }
 
+    /// `line` (after the program's name, split at spaces) in this
+    /// server's spelling, the name first.
+    fn respelled(line: &str) -> Result<Vec<OsString>, String> {
+        let args = std::iter::once("coordinated").chain(line.split_whitespace());
+        reference_spellings(args.map(OsString::from))
+    }
+
     /// `line` (after the program's name) in this server's spelling.
     fn spelled(line: &str) -> Result<Vec<String>, String> {
-        let args = std::iter::once("coordinated").chain(line.split_whitespace());
-        let args = reference_spellings(args.map(OsString::from))?;
-        Ok(args
+        Ok(respelled(line)?
             .into_iter()
             .skip(1)
             .map(|a| a.into_string().unwrap())
@@ -581,9 +583,7 @@ mod tests {
 
     /// The configuration `line` (after the program's name) makes.
     fn configured(line: &str) -> Result<Config, String> {
-        let args = std::iter::once("coordinated").chain(line.split_whitespace());
-        let args = reference_spellings(args.map(OsString::from))?;
-        Config::try_parse_from(args).map_err(|e| e.to_string())
+        Config::try_parse_from(respelled(line)?).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -626,6 +626,11 @@ mod tests {
         spelled_as(
             "-http :1 -- -config -http",
             &["--http", ":1", "--", "-config", "-http"],
+        );
+        // One dash works for every flag of this server, as for the reference's.
+        spelled_as(
+            "-cache off -idle-timeout=5s",
+            &["--cache", "off", "--idle-timeout=5s"],
         );
     }
 

@@ -1,9 +1,9 @@
 //! A batch of new units and the statements that store it all at once.
 //!
 //! A batch of ordinary size is one statement, its units passed as arrays.
-//! A batch larger than one statement may carry is sent in parts into a
-//! temporary table, then stored from it by one statement, all in one
-//! transaction: its units are then locked, and the spec's counters after
+//! A batch larger than one statement carries (see the `budget` module) is
+//! sent in parts into a temporary table, then stored from it by one
+//! statement, all in one transaction: its units are then locked, and the spec's counters after
 //! them, in the order every other writer takes them, so it deadlocks with
 //! none but a destroy of the spec racing a batch that replaces units
 //! (retried, as every deadlock's victim is).
@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use tokio_postgres::types::ToSql;
 
+use super::budget;
 use super::jsonb::{self, WrittenJsonb};
 use super::nul;
 use crate::error::{Error, Result};
@@ -59,14 +60,6 @@ pub(crate) const STAGE_UNITS: &str = "INSERT INTO coordinate_staged_unit
 pub(crate) const UPSERT_STAGED: &str =
     upsert_units_from!("coordinate_staged_unit n ORDER BY n.name");
 
-/// The most bytes of names and data one statement carries.
-///
-/// PostgreSQL refuses a message over 1 GiB and builds the `jsonb[]`
-/// parameter in memory from it, several times longer than its JSON for
-/// data of small numbers; 16 MiB keeps both far inside the limit, and a
-/// batch of a hundred thousand small units still goes in one statement.
-pub(crate) const STATEMENT_BYTES: usize = 16 << 20;
-
 /// What a unit costs in a statement besides its name and data: its
 /// priority, its not-before time and four array element lengths.
 const ROW_BYTES: usize = 32;
@@ -104,20 +97,9 @@ impl<'a> WrittenUnits<'a> {
     /// Consecutive ranges of the units, in order, each carrying at most
     /// `budget` bytes unless a single unit alone is larger.
     pub(crate) fn chunks(&self, budget: usize) -> Vec<Range<usize>> {
-        let mut chunks = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for i in 0..self.units.len() {
-            let cost = self.units[i].name.len() + self.text(i).len() + ROW_BYTES;
-            if i > start && bytes + cost > budget {
-                chunks.push(start..i);
-                (start, bytes) = (i, 0);
-            }
-            bytes += cost;
-        }
-        if start < self.units.len() {
-            chunks.push(start..self.units.len());
-        }
-        chunks
+        let costs = (0..self.units.len())
+            .map(|i| self.units[i].name.len() + self.text(i).len() + ROW_BYTES);
+        budget::chunks(costs, budget)
     }
 
     /// The statement parameters for the units in `range`.

@@ -57,9 +57,9 @@
 //! In its common case every operation is one statement, so one round trip,
 //! and opens no transaction from the client (only a spec's `set_meta`, which
 //! locks the spec row for its check and update, and an `add_work_units`
-//! batch sent in parts do; and a unit query naming over 64 MiB of names,
-//! since PostgreSQL takes no statement over 1 GiB, runs as one statement
-//! per part of its names, in name order: a read in one snapshot, a change
+//! batch sent in parts do; and a unit query naming more names than a
+//! statement carries (16 MiB, far inside the 1 GiB PostgreSQL takes; the
+//! `budget` module) runs as one statement per part of its names, in name order: a read in one snapshot, a change
 //! in one transaction, so that it answers as one statement would).
 //! Operations that change
 //! several rows (the attempt state changes with chaining, adding a unit,
@@ -182,6 +182,7 @@
 //! behind abandoned work, nor meets a cancel meant for it.
 
 mod attempt;
+mod budget;
 mod bulk;
 mod conn;
 mod counts;
@@ -284,8 +285,8 @@ pub(crate) struct Shared {
     clock: SharedClock,
     /// Distinguishes this backend's handles from another instance's.
     instance: u64,
-    /// See [`selection::NAME_BYTES_PER_STATEMENT`].
-    name_bytes_per_statement: usize,
+    /// See [`budget::STATEMENT_BYTES`].
+    statement_bytes: usize,
 }
 
 impl fmt::Debug for Shared {
@@ -340,16 +341,16 @@ pub struct PostgresBuilder {
     max_connections: usize,
     connect_timeout: std::time::Duration,
     feed_heartbeat: std::time::Duration,
-    /// See [`selection::NAME_BYTES_PER_STATEMENT`].
-    name_bytes_per_statement: usize,
+    /// See [`budget::STATEMENT_BYTES`].
+    statement_bytes: usize,
 }
 
 impl PostgresBuilder {
-    /// Splits name queries into parts of this many bytes of names, so that
-    /// tests reach the parts with few names.
+    /// Splits batches and name queries into statements of this many bytes,
+    /// so that tests reach the parts with a few units.
     #[cfg(test)]
-    pub(crate) fn name_bytes_per_statement(mut self, bytes: usize) -> Self {
-        self.name_bytes_per_statement = bytes;
+    pub(crate) fn statement_bytes(mut self, bytes: usize) -> Self {
+        self.statement_bytes = bytes;
         self
     }
 
@@ -465,7 +466,7 @@ impl PostgresBuilder {
             feed,
             clock: self.clock,
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
-            name_bytes_per_statement: self.name_bytes_per_statement,
+            statement_bytes: self.statement_bytes,
         });
         schema::migrate(&mut shared.client().await?).await?;
         Ok(PostgresBackend { shared })
@@ -497,7 +498,7 @@ impl PostgresBackend {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             feed_heartbeat: DEFAULT_FEED_HEARTBEAT,
-            name_bytes_per_statement: selection::NAME_BYTES_PER_STATEMENT,
+            statement_bytes: budget::STATEMENT_BYTES,
         }
     }
 

@@ -53,7 +53,7 @@ async fn queries_over_a_statements_names_answer_as_one_statement() {
     let postgres = PostgresBackend::builder(cluster.url())
         .database(&db)
         .clock(clock.clone())
-        .name_bytes_per_statement(PART_BYTES)
+        .statement_bytes(PART_BYTES)
         .build()
         .await
         .unwrap();

@@ -18,6 +18,7 @@ use std::collections::HashSet;
 
 use tokio_postgres::types::ToSql;
 
+use super::budget::chunks;
 use crate::model::{Time, WorkUnitQuery, WorkUnitStatus};
 use crate::rules::limits::{bounded_name, fits_name};
 
@@ -174,12 +175,6 @@ const FLAGGED: [WorkUnitStatus; 5] = [
     WorkUnitStatus::Delayed,
 ];
 
-/// The most bytes of unit names one statement carries, counting each
-/// name's length word in the array: a query naming more is run as
-/// several statements ([`Selection::parts`]), since PostgreSQL takes no
-/// array, nor message, over 1 GiB.
-pub(crate) const NAME_BYTES_PER_STATEMENT: usize = 64 << 20;
-
 /// What a name costs in a `bytea[]` parameter: its bytes and their length.
 fn name_cost(name: &[u8]) -> usize {
     name.len() + 4
@@ -243,21 +238,15 @@ impl Selection {
                 if names.iter().map(|n| name_cost(n)).sum::<usize>() > budget =>
             {
                 names.sort_unstable();
-                let (mut parts, mut part, mut bytes) = (Vec::new(), Vec::new(), 0);
-                for name in names {
-                    let cost = name_cost(&name);
-                    if bytes + cost > budget && !part.is_empty() {
-                        parts.push(std::mem::take(&mut part));
-                        bytes = 0;
-                    }
-                    bytes += cost;
-                    part.push(name);
-                }
-                parts.push(part);
-                parts
+                let ranges = chunks(names.iter().map(|n| name_cost(n)), budget);
+                let mut names = names.into_iter();
+                ranges
                     .into_iter()
-                    .map(|names| Selection {
-                        shape: Shape::Named(names, statuses.clone()),
+                    .map(|range| Selection {
+                        shape: Shape::Named(
+                            names.by_ref().take(range.len()).collect(),
+                            statuses.clone(),
+                        ),
                         lower: self.lower.clone(),
                         limit: self.limit,
                     })

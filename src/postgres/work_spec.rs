@@ -7,9 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
-use super::bulk::{
-    WrittenUnits, CREATE_STAGED, STAGE_UNITS, STATEMENT_BYTES, UPSERT_STAGED, UPSERT_UNITS,
-};
+use super::bulk::{WrittenUnits, CREATE_STAGED, STAGE_UNITS, UPSERT_STAGED, UPSERT_UNITS};
 use super::conn::Session;
 use super::counts::{spec_counts, SpecCounts};
 use super::selection::{Selection, UnitChange};
@@ -191,7 +189,7 @@ impl PgWorkSpec {
     /// more than a statement carries, one per part in one transaction;
     /// answers how many were selected.
     async fn change_units(&self, query: &WorkUnitQuery, change: UnitChange) -> Result<u64> {
-        let parts = Selection::new(query).parts(self.shared.name_bytes_per_statement);
+        let parts = Selection::new(query).parts(self.shared.statement_bytes);
         let shared = &self.shared;
         let (selected, stale, now) = shared
             .retrying(|| async {
@@ -255,7 +253,7 @@ impl PgWorkSpec {
         // order and never deadlock.
         units.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let written = WrittenUnits::new(&units)?;
-        let chunks = written.chunks(STATEMENT_BYTES);
+        let chunks = written.chunks(self.shared.statement_bytes);
         let shared = &self.shared;
         let rows = shared
             .retrying(|| async {
@@ -454,7 +452,7 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
-        let parts = Selection::new(query).parts(self.shared.name_bytes_per_statement);
+        let parts = Selection::new(query).parts(self.shared.statement_bytes);
         let now = self.shared.now();
         let selected = self
             .shared
