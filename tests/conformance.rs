@@ -4,14 +4,14 @@
 mod memory {
     use std::sync::Arc;
 
-    use coordinate::conformance::TestBackend;
+    use coordinate::conformance::{DeadLists, TestBackend};
     use coordinate::memory::MemoryBackend;
     use coordinate::{Backend, MockClock};
 
     coordinate::conformance_tests!(|| async {
         let clock = MockClock::new();
         let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::with_clock(clock.clone()));
-        TestBackend::object(backend, clock)
+        TestBackend::object(backend, clock).with_dead_lists(DeadLists::Gone)
     });
 }
 

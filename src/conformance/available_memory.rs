@@ -107,6 +107,25 @@ pub async fn available_memory_follows_set_meta(t: TestBackend) {
     r.ok_eq(spec.meta(false).await, meta, "meta unchanged");
 }
 
+/// A definition without `min_gb` needs no memory: its `min_memory_gb` is
+/// 0, and a worker with however little memory is offered it.
+pub async fn available_memory_default_is_none(t: TestBackend) {
+    let (r, ns) = Run::with_ns("available_memory_default_is_none", t).await;
+    let bare = r.ok(
+        ns.set_work_spec(data!({"name": "bare"})).await,
+        "set_work_spec without min_gb",
+    );
+    r.ok_eq(
+        bare.meta(false).await.map(|m| m.min_memory_gb),
+        0.0,
+        "min_memory_gb",
+    );
+    r.units(&bare, &["u"]).await;
+    let worker = r.worker(&ns, "worker").await;
+    let got = spec_offered(&r, &worker, 0.05).await;
+    check_eq!(r, got.as_deref(), Some("bare"), "0.05 GB");
+}
+
 async fn set_min_memory(r: &Run, spec: &WorkSpecRef, gb: f64) {
     let mut meta = r.ok(spec.meta(false).await, "meta");
     meta.min_memory_gb = gb;

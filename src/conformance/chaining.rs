@@ -178,6 +178,7 @@ pub async fn chaining_ignored_outputs(t: TestBackend) {
         data!({"outputs": ["x"]}),
         data!({"output": "x"}),
         data!({"output": 3}),
+        data!({"output": true}),
         data!({"output": null}),
         data!({"output": {"x": {}, "y": 5}}),
         data!({"output": {}}),

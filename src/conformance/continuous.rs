@@ -4,7 +4,9 @@
 use super::{at_secs, names, Run, TestBackend};
 use crate::api::{WorkSpecRef, WorkerRef};
 use crate::data;
-use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta};
+use crate::model::{AttemptRequest, DataMap, Duration, WorkUnitMeta, WorkUnitStatus};
+
+use WorkUnitStatus::{Delayed, Failed, Pending};
 
 /// Namespace `ns` holding the continuous spec `spec` (with the
 /// `interval` given, if any), and a worker.
@@ -371,4 +373,93 @@ pub async fn continuous_beside_delayed_units(t: TestBackend) {
         "their time has come",
     )
     .await;
+}
+
+/// A continuous spec that cannot start a unit — inside its interval, or
+/// before a `next_continuous` set ahead — is no candidate, whatever its
+/// priority: a lower-priority spec's units are handed out meanwhile, and
+/// generation resumes once the gate opens.
+pub async fn continuous_gated_yields_to_lower_priority(t: TestBackend) {
+    let (r, ns) = Run::with_ns("continuous_gated_yields_to_lower_priority", t).await;
+    let definition = data!({"name": "cont", "continuous": true, "interval": 60, "priority": 10});
+    let cont = r.spec(&ns, definition).await;
+    let low = r.named_spec(&ns, "low").await;
+    r.units(&low, &["u", "v"]).await;
+    let worker = r.worker(&ns, "worker").await;
+    r.advance_secs(100);
+    let a = r
+        .request_unit(&worker, "100.000", "the continuous spec first")
+        .await;
+    r.ok(a.finish(None).await, "finish 100.000");
+    r.advance_secs(10);
+    r.request_unit(&worker, "u", "inside the interval").await;
+    let mut meta = r.ok(cont.meta(false).await, "meta");
+    meta.next_continuous = Some(at_secs(10_000));
+    r.ok(cont.set_meta(meta).await, "set_meta(next = 10,000 s)");
+    r.advance_secs(60);
+    r.request_unit(&worker, "v", "past the interval, before next_continuous")
+        .await;
+    r.t.clock.set(at_secs(10_000));
+    r.request_unit(&worker, "10000.000", "at next_continuous")
+        .await;
+}
+
+/// A generated name held by a unit that waits for its not-before time:
+/// that unit is used, whatever its state, and the attempt (for the
+/// request's lifetime) makes it Pending; no other unit is made.
+pub async fn continuous_reuses_a_delayed_unit(t: TestBackend) {
+    let r = Run::new("continuous_reuses_a_delayed_unit", t);
+    let (spec, worker) = fixture(&r, "continuous_reuses_a_delayed_unit", None).await;
+    let waiting = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(at_secs(3_600)),
+    };
+    let held = r.unit_meta(&spec, "20.000", data!({"k": 1}), waiting).await;
+    r.ok_eq(held.status().await, Delayed, "the unit waits");
+    r.advance_secs(20);
+    let request = AttemptRequest {
+        lifetime: Duration::seconds(90),
+        ..AttemptRequest::default()
+    };
+    let got = r
+        .request_units(&worker, request, &["20.000"], "the generated name exists")
+        .await;
+    r.ok_eq(held.status().await, Pending, "the waiting unit runs");
+    r.ok_eq(
+        got[0].expiration_time().await,
+        at_secs(20 + 90),
+        "the request's lifetime",
+    );
+    r.ok_eq(got[0].data().await, data!({"k": 1}), "the unit's own data");
+    let units = r.unit_names(&spec, "units").await;
+    check_eq!(r, units, names(["20.000"]), "no other unit made");
+}
+
+/// A request whose every taken unit fails over `max_retries` generates no
+/// continuous unit in the same call, though that leaves the spec with none
+/// available or pending; the next request does.
+pub async fn continuous_not_generated_after_retries_fail(t: TestBackend) {
+    let r = Run::new("continuous_not_generated_after_retries_fail", t);
+    let ns = r.ns("continuous_not_generated_after_retries_fail").await;
+    let definition = data!({"name": "spec", "continuous": true, "max_retries": 1});
+    let spec = r.spec(&ns, definition).await;
+    let worker = r.worker(&ns, "worker").await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    let first = r.ok(
+        worker.make_attempt(&unit, Duration::zero()).await,
+        "make_attempt",
+    );
+    r.ok(first.expire(None).await, "expire");
+    r.advance_secs(5);
+    r.request_nothing(&worker, AttemptRequest::units(10), "u over its retries")
+        .await;
+    r.ok_eq(unit.status().await, Failed, "u failed");
+    let units = r.unit_names(&spec, "units").await;
+    check_eq!(r, units, names(["u"]), "nothing generated");
+    r.ok_eq(
+        spec.meta(false).await.map(|m| m.next_continuous),
+        None,
+        "the gate untouched",
+    );
+    r.request_unit(&worker, "5.000", "the next request").await;
 }

@@ -35,11 +35,10 @@ pub async fn attempt_expiration(t: TestBackend) {
 }
 
 /// Lazy expiry: without an expiry check, an attempt past its deadline can
-/// still
-/// be renewed and finished.
+/// still be renewed and finished; reads of data, meta, priorities, names
+/// and attempt lists run no check.
 pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
-    let (r, _ns, spec, worker) =
-        Run::with_basic("lazy_expiry_finish_before_check", t, "spec").await;
+    let (r, ns, spec, worker) = Run::with_basic("lazy_expiry_finish_before_check", t, "spec").await;
     let unit = r.unit(&spec, "u", DataMap::new()).await;
     let other = r.unit(&spec, "v", DataMap::new()).await;
     let a = r.ok(
@@ -57,6 +56,16 @@ pub async fn lazy_expiry_finish_before_check(t: TestBackend) {
     r.ok(unit.data().await, "unit data");
     r.ok(spec.meta(false).await, "meta(false)");
     r.ok(worker.active_attempts().await, "worker active list");
+    r.ok(worker.all_attempts().await, "worker's attempts");
+    r.ok(worker.child_attempts().await, "worker's child attempts");
+    r.ok(unit.meta().await, "unit meta");
+    r.ok(unit.data_and_meta().await, "unit data and meta");
+    r.ok(unit.priority().await, "unit priority");
+    r.ok(unit.attempts().await, "unit attempts");
+    r.ok(unit.num_attempts().await, "unit attempt count");
+    r.ok(spec.work_unit("u").await, "unit lookup");
+    r.ok(ns.work_spec_names().await, "spec names");
+    r.ok(ns.workers().await, "workers");
     r.ok(
         a.renew(Duration::seconds(5), None).await,
         "renew past the deadline",

@@ -585,3 +585,86 @@ pub async fn recreated_unit_handle(t: TestBackend) {
     r.gone(a.status().await, dead, "old attempt");
     r.ok_eq(fresh.data().await, data!({"v": 2}), "new unit's data");
 }
+
+/// Handles a backend gives out other than by a lookup — a unit's spec, an
+/// attempt's unit and worker, a worker's parent and children, the members
+/// of a list — act on their objects as looked-up handles do, for calls that
+/// can fail as well as for names.
+pub async fn handles_given_out_act_on_their_objects(t: TestBackend) {
+    let (r, ns, spec, parent) =
+        Run::with_basic("handles_given_out_act_on_their_objects", t, "spec").await;
+    let child = r.worker(&ns, "child").await;
+    r.ok(child.set_parent(Some(&parent)).await, "set_parent");
+    r.unit(&spec, "u", data!({"k": 1})).await;
+    let got = r
+        .request(&child, crate::model::AttemptRequest::default(), "request")
+        .await;
+    let Some(attempt) = got.first() else {
+        panic!("[{}] request: no attempt", r.name)
+    };
+    let held = vec![r.key(attempt).await];
+
+    let unit = attempt.work_unit();
+    r.ok_eq(unit.data().await, data!({"k": 1}), "the attempt's unit");
+    r.ok_eq(
+        unit.work_spec().meta(true).await.map(|m| m.pending_count),
+        1,
+        "the unit's spec",
+    );
+    let theirs = r.ok(
+        attempt.worker().active_attempts().await,
+        "the attempt's worker",
+    );
+    check_eq!(
+        r,
+        r.keys(&theirs).await,
+        held,
+        "the attempt's worker's list"
+    );
+    let up = r.ok(child.parent().await, "parent");
+    let Some(up) = up else {
+        panic!("[{}] the child has no parent", r.name)
+    };
+    let kids = r.ok(up.child_attempts().await, "the parent given out");
+    check_eq!(r, r.keys(&kids).await, held, "the parent's child attempts");
+    let below = r.ok(parent.children().await, "children");
+    check_eq!(r, below.len(), 1, "one child");
+    let theirs = r.ok(below[0].active_attempts().await, "the child given out");
+    check_eq!(r, r.keys(&theirs).await, held, "the child's list");
+
+    let listed = r.ok(r.backend().namespaces().await, "namespaces");
+    let Some(listed_ns) = listed.get(ns.name()) else {
+        panic!("[{}] the namespace is not listed", r.name)
+    };
+    r.ok_eq(
+        listed_ns.work_spec_names().await,
+        vec!["spec".to_string()],
+        "the namespace listed",
+    );
+    let workers = r.ok(ns.workers().await, "workers");
+    let Some(listed_child) = workers.get("child") else {
+        panic!("[{}] the child is not listed", r.name)
+    };
+    let theirs = r.ok(listed_child.active_attempts().await, "the worker listed");
+    check_eq!(r, r.keys(&theirs).await, held, "the listed worker's list");
+    let units = r.ok(spec.work_units(&WorkUnitQuery::all()).await, "work_units");
+    let Some(listed_unit) = units.get("u") else {
+        panic!("[{}] the unit is not listed", r.name)
+    };
+    r.ok_eq(
+        listed_unit.status().await,
+        crate::model::WorkUnitStatus::Pending,
+        "the unit listed",
+    );
+    let all = r.ok(child.all_attempts().await, "all_attempts");
+    check_eq!(r, all.len(), 1, "one attempt");
+    r.ok(
+        all[0].finish(None).await,
+        "finish through the attempt listed",
+    );
+    r.ok_eq(
+        attempt.status().await,
+        crate::model::AttemptStatus::Finished,
+        "the attempt handed out, finished",
+    );
+}

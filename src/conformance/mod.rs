@@ -29,7 +29,10 @@
 //! Every scenario accepts these variations of a durable backend (a
 //! `NoSuchWorkSpec` /
 //! `NoSuchWorkUnit` naming the object instead of `Gone`, empty lists under a
-//! dead parent), so the durable backend runs the same suite unchanged.
+//! dead parent), so the durable backend runs the same suite unchanged. A
+//! backend held to the reference behaviour
+//! ([`TestBackend::with_dead_lists`] with [`DeadLists::Gone`]) must fail
+//! every list call of a dead handle instead.
 
 use std::any::Any;
 use std::fmt::{self, Debug};
@@ -115,6 +118,18 @@ pub enum Identity {
     Name,
 }
 
+/// What list and count calls on a dead handle (`work_units`,
+/// `work_spec_names`, `summarize`, `attempts`, …) answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLists {
+    /// `Gone` (or the `NoSuch…` error naming the object), as every other
+    /// call on the handle: the reference behaviour.
+    Gone,
+    /// `Gone` or an empty result: the permitted variation of a backend
+    /// that notices a deletion only when a row it looks for is missing.
+    GoneOrEmpty,
+}
+
 /// A fresh backend for one scenario, with the mock clock it reads.
 pub struct TestBackend {
     /// The backend under test.
@@ -123,6 +138,9 @@ pub struct TestBackend {
     pub clock: MockClock,
     /// The identity rule the backend's handles follow.
     pub identity: Identity,
+    /// What the backend's list calls on dead handles must answer
+    /// ([`DeadLists::GoneOrEmpty`] unless set).
+    pub dead_lists: DeadLists,
     /// Anything that must live as long as the backend (a throwaway database
     /// cluster, say); dropped when the scenario ends.
     pub guard: Option<Box<dyn Any + Send + Sync>>,
@@ -145,8 +163,16 @@ impl TestBackend {
             backend,
             clock,
             identity,
+            dead_lists: DeadLists::GoneOrEmpty,
             guard: None,
         }
+    }
+
+    /// Holds the backend to `answer` on list calls of dead handles.
+    #[must_use]
+    pub fn with_dead_lists(mut self, answer: DeadLists) -> Self {
+        self.dead_lists = answer;
+        self
     }
 
     /// Keeps `guard` alive as long as the backend.

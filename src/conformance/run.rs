@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Debug, Display};
 
-use super::{Identity, TestBackend};
+use super::{DeadLists, Identity, TestBackend};
 use crate::api::{AttemptRef, Backend, NamespaceRef, WorkSpecRef, WorkUnitRef, WorkerRef};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -245,7 +245,8 @@ impl Run {
         }
     }
 
-    /// Like [`Run::gone`], but an empty result is also accepted.
+    /// Like [`Run::gone`], but an empty result is also accepted unless the
+    /// backend is held to [`DeadLists::Gone`].
     #[track_caller]
     pub(crate) fn gone_or_empty<T: Debug + MaybeEmpty>(
         &self,
@@ -253,6 +254,9 @@ impl Run {
         dead: Dead<'_>,
         step: impl Display,
     ) {
+        if self.t.dead_lists == DeadLists::Gone {
+            return self.gone(res, dead, step);
+        }
         match res {
             Ok(v) => assert!(
                 v.is_empty_result(),

@@ -95,11 +95,12 @@ pub async fn request_specific_spec(t: TestBackend) {
             .await;
         r.unit(&spec, &format!("{name}-unit"), DataMap::new()).await;
     }
-    let cases: [(Vec<&str>, Option<&str>); 5] = [
+    let cases: [(Vec<&str>, Option<&str>); 6] = [
         (vec![], Some("high-unit")),
         (vec!["low"], Some("low-unit")),
         (vec!["low", "mid"], Some("mid-unit")),
         (vec!["nonexistent"], None),
+        (vec!["nonexistent", "low"], Some("low-unit")),
         (vec![], Some("high-unit")),
     ];
     for (specs, expected) in cases {
@@ -210,6 +211,30 @@ pub async fn request_attempts_parameters(t: TestBackend) {
         check_eq!(r, exp, r.now() + Duration::seconds(90), "request lifetime");
         check_eq!(r, a.worker().name(), "worker", "attempt's worker");
     }
+}
+
+/// A batch lists its attempts in hand-out order: priority descending
+/// (above, at and below the default), then name ascending; a delayed unit
+/// is passed over whatever its priority.
+pub async fn batch_in_hand_out_order(t: TestBackend) {
+    let (r, ns) = Run::with_ns("batch_in_hand_out_order", t).await;
+    let spec = r.named_spec(&ns, "spec").await;
+    let worker = r.worker(&ns, "worker").await;
+    for (name, priority) in [("a", 0.0), ("c", 5.0), ("b", 5.0), ("d", 1.0), ("e", -1.0)] {
+        r.unit_priority(&spec, name, priority).await;
+    }
+    let later = WorkUnitMeta {
+        priority: 9.0,
+        not_before: Some(r.now() + Duration::hours(1)),
+    };
+    r.unit_meta(&spec, "0-later", DataMap::new(), later).await;
+    r.request_units(
+        &worker,
+        AttemptRequest::units(10),
+        &["b", "c", "d", "a", "e"],
+        "one batch of every ready unit",
+    )
+    .await;
 }
 
 /// One request's attempts all come from one spec, and the

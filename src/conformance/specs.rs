@@ -422,14 +422,26 @@ pub async fn definition_float_truncation(t: TestBackend) {
 }
 
 /// `set_work_spec` on an existing name is `set_data` on that spec:
-/// its identity, handles and units are kept, the definition and meta
-/// replaced.
+/// its identity, handles, units and their attempts are kept, the
+/// definition and meta replaced.
 pub async fn set_work_spec_upsert(t: TestBackend) {
     let (r, ns) = Run::with_ns("set_work_spec_upsert", t).await;
     let old = r.spec(&ns, data!({"name": "spec", "priority": 1})).await;
     let unit = r.unit(&old, "u", data!({"k": 1})).await;
+    let worker = r.worker(&ns, "worker").await;
+    let running = r.ok(
+        worker.make_attempt(&unit, Duration::zero()).await,
+        "make_attempt",
+    );
     let def = data!({"name": "spec", "priority": 5, "min_gb": 0.1, "new": true});
     let new = r.spec(&ns, def.clone()).await;
+    r.active_is(&unit, Some(&running), "the attempt still runs")
+        .await;
+    r.ok_eq(
+        running.status().await,
+        crate::model::AttemptStatus::Pending,
+        "the attempt still pending",
+    );
     r.ok_eq(old.data().await, def.clone(), "old handle sees it");
     r.ok_eq(
         old.meta(false).await.map(|v| v.priority),

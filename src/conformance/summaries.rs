@@ -181,3 +181,56 @@ pub async fn counts_as_of_expiry(t: TestBackend) {
         check_eq!(r, counts, want, "{read}: counts as of expiry");
     }
 }
+
+/// A status no unit has any more leaves every summary: no record with a
+/// count of zero once the pending unit finishes, and nothing of a spec
+/// whose units were all deleted — at all three levels.
+pub async fn summaries_drop_emptied_statuses(t: TestBackend) {
+    let r = Run::new("summaries_drop_emptied_statuses", t);
+    let ns = r.ns("n").await;
+    let [spec, other] = each_named(["spec", "other"], |n| r.named_spec(&ns, n)).await;
+    let worker = r.worker(&ns, "worker").await;
+    let units = r.units(&spec, &["x", "y"]).await;
+    r.units(&other, &["z"]).await;
+    let kept = rec("n", "other", Available, 1);
+    let levels_are = |want: Vec<SummaryRecord>, step: &'static str| {
+        let (r, ns, spec) = (&r, &ns, &spec);
+        async move {
+            let mut all = r.ok(r.backend().summarize().await, "backend summary");
+            all.sort();
+            check_eq!(r, all, want, "{step}: backend summary");
+            let mut of_ns = r.ok(ns.summarize().await, "namespace summary");
+            of_ns.sort();
+            check_eq!(r, of_ns, want, "{step}: namespace summary");
+            let mut of_spec = r.ok(spec.summarize().await, "spec summary");
+            of_spec.sort();
+            let own: Vec<_> = want.into_iter().filter(|s| s.work_spec == "spec").collect();
+            check_eq!(r, of_spec, own, "{step}: spec summary");
+        }
+    };
+    let attempt = r.ok(
+        worker.make_attempt(&units[0], Duration::zero()).await,
+        "make_attempt(x)",
+    );
+    levels_are(
+        vec![
+            kept.clone(),
+            rec("n", "spec", Available, 1),
+            rec("n", "spec", Pending, 1),
+        ],
+        "x pending",
+    )
+    .await;
+    r.ok(attempt.finish(None).await, "finish x");
+    levels_are(
+        vec![
+            kept.clone(),
+            rec("n", "spec", Available, 1),
+            rec("n", "spec", Finished, 1),
+        ],
+        "x finished",
+    )
+    .await;
+    r.delete_all(&spec).await;
+    levels_are(vec![kept], "spec emptied").await;
+}

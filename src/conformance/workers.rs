@@ -622,3 +622,61 @@ pub async fn attempts_across_namespaces(t: TestBackend) {
     r.ok_eq(unit.data().await, data!({ "at": "here" }), "the unit here");
     r.ok_eq(unit.status().await, WorkUnitStatus::Available, "untouched");
 }
+
+/// A worker's child attempts follow its children: a child that moves to
+/// another parent takes its active attempts there, and a child or parent
+/// whose namespace is destroyed leaves the other's family.
+pub async fn worker_family_follows_moves_and_destroys(t: TestBackend) {
+    let (r, ns, spec, _) =
+        Run::with_basic("worker_family_follows_moves_and_destroys", t, "s").await;
+    let [first, second, child] =
+        each_named(["first", "second", "child"], |n| r.worker(&ns, n)).await;
+    let unit = r.unit(&spec, "u", DataMap::new()).await;
+    r.ok(child.set_parent(Some(&first)).await, "child → first");
+    let attempt = r.ok(
+        child.make_attempt(&unit, Duration::zero()).await,
+        "make_attempt",
+    );
+    let held = vec![r.key(&attempt).await];
+    let kids = r.ok(first.child_attempts().await, "first's child attempts");
+    check_eq!(r, r.keys(&kids).await, held, "before the move");
+    r.ok(child.set_parent(Some(&second)).await, "child → second");
+    r.ok_empty(
+        first.child_attempts().await,
+        "the old parent's child attempts",
+    );
+    let kids = r.ok(second.child_attempts().await, "second's child attempts");
+    check_eq!(r, r.keys(&kids).await, held, "after the move");
+
+    // A child in a namespace of its own, which is then destroyed.
+    let away = r.ns("worker_family_follows_moves_and_destroys away").await;
+    let far_child = r.worker(&away, "far child").await;
+    r.ok(
+        far_child.set_parent(Some(&second)).await,
+        "far child → second",
+    );
+    children_are(&r, &second, ["child", "far child"], "both children").await;
+    r.ok(away.destroy().await, "destroy the far child's namespace");
+    children_are(&r, &second, ["child"], "the far child left").await;
+    let kids = r.ok(second.child_attempts().await, "after the far child left");
+    check_eq!(r, r.keys(&kids).await, held, "the near child's attempt");
+
+    // A parent in a namespace of its own, which is then destroyed.
+    let above = r.ns("worker_family_follows_moves_and_destroys above").await;
+    let far_parent = r.worker(&above, "far parent").await;
+    r.ok(
+        child.set_parent(Some(&far_parent)).await,
+        "child → far parent",
+    );
+    r.ok(above.destroy().await, "destroy the far parent's namespace");
+    r.ok_empty(
+        child.parent().await,
+        "the child's parent after its namespace went",
+    );
+    r.ok_empty(second.children().await, "second let the child go");
+    r.ok_eq(
+        child.active_attempts().await.map(|a| a.len()),
+        1,
+        "the child keeps its attempt",
+    );
+}
