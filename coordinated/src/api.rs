@@ -727,13 +727,7 @@ impl Api {
                 let body: WorkerUpdateBody = decode(body)?;
                 let ns = need(r.namespace, "namespace")?;
                 let worker = need(r.worker, "worker")?;
-                // An empty URL is one the client does not know.
-                let parent_at = body
-                    .parent_url
-                    .as_deref()
-                    .filter(|url| !url.is_empty())
-                    .map(worker_named_by)
-                    .transpose()?;
+                let parent_at = parent_by_url(&body)?;
                 let backend = Arc::clone(&self.backend);
                 to_completion(async move {
                     update_worker(&*backend, &ns, &worker, parent_at, body).await
@@ -844,15 +838,37 @@ fn worker_named_by(url: &str) -> Result<(String, String), Problem> {
     Ok((name(names.namespace)?, name(names.worker)?))
 }
 
-/// The unit a `make_attempt` body names: by `work_unit_url` in any
-/// namespace, else by name in the worker's namespace `ns`.
+/// The namespace and name of the parent a worker `PUT` names by
+/// `parent_url`: the URL decides when `parent` is absent, or names the
+/// worker it names (as in a worker document put back whole, which keeps a
+/// parent in another namespace); a `parent` the URL disagrees with
+/// decides, as the API reads it. An empty URL is one the client does not
+/// know.
+fn parent_by_url(body: &WorkerUpdateBody) -> Result<Option<(String, String)>, Problem> {
+    let Some(url) = body.parent_url.as_deref().filter(|url| !url.is_empty()) else {
+        return Ok(None);
+    };
+    match body.parent.as_deref() {
+        None => worker_named_by(url).map(Some),
+        Some(name) => Ok(worker_named_by(url).ok().filter(|(_, named)| named == name)),
+    }
+}
+
+/// The unit a `make_attempt` body names: by name in the worker's
+/// namespace `ns`, or, when both names are empty, by `work_unit_url` in
+/// any namespace.
 async fn unit_to_attempt(
     backend: &dyn Backend,
     ns: &NamespaceRef,
     body: &MakeAttemptBody,
 ) -> Result<WorkUnitRef, Problem> {
-    // An empty URL is one the client does not know.
-    let Some(url) = body.work_unit_url.as_deref().filter(|url| !url.is_empty()) else {
+    // An empty URL is one the client does not know; names given decide.
+    let by_url = body.work_spec.is_empty() && body.work_unit.is_empty();
+    let Some(url) = body
+        .work_unit_url
+        .as_deref()
+        .filter(|url| by_url && !url.is_empty())
+    else {
         let spec = ns.work_spec(&body.work_spec).await?;
         return Ok(spec.work_unit(&body.work_unit).await?);
     };
@@ -867,7 +883,8 @@ async fn unit_to_attempt(
 }
 
 /// `PUT` on a worker: first the parent (`parent_at`, the namespace and
-/// name of a `parent_url`, sets that worker; else a name different from
+/// name [`parent_by_url`] reads, sets that worker; else a name different
+/// from
 /// the current parent's sets that worker of the namespace, `""` clears
 /// it), then update (`active: true`) or deactivate an active worker —
 /// unless the body has `parent` (`""` included) or `parent_at`: setting or

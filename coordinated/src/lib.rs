@@ -38,8 +38,10 @@
 //!   A `make_attempt` `POST` with that query answers the attempt it made
 //!   in that form, so that making an attempt expires nothing either.
 //! * A worker `PUT` with `parent_url` (the URL of a worker of any
-//!   namespace) makes that worker the parent; `parent` names one of the
-//!   worker's own namespace only
+//!   namespace) makes that worker the parent, unless the body's `parent`
+//!   gives another name; `parent` names one of the worker's own namespace
+//!   only. So a worker document put back whole keeps its parent, and one
+//!   with `parent` changed is read as the API says
 //!   ([`WorkerUpdateBody`](coordinate::rest::wire::WorkerUpdateBody)). A
 //!   worker document's `parent_url` and `child_urls` then link into the
 //!   other namespace, while `parent` carries the bare name. A `PUT` that
@@ -48,8 +50,9 @@
 //!   `set_parent` does in process; the reference server also deactivates
 //!   the worker, since clients' parent bodies say `"active": false`.
 //! * A `make_attempt` body with `work_unit_url` (the URL of a work unit of
-//!   any namespace) makes the attempt on that unit; `work_spec` and
-//!   `work_unit` name one of the worker's own namespace only
+//!   any namespace) and empty names makes the attempt on that unit;
+//!   `work_spec` and `work_unit` name one of the worker's own namespace
+//!   only, and decide when given
 //!   ([`MakeAttemptBody`](coordinate::rest::wire::MakeAttemptBody)). Every
 //!   attempt's links name its unit in the unit's namespace and its worker
 //!   in the worker's. The attempt's own URL lies under its unit's and

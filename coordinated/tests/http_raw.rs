@@ -1586,6 +1586,63 @@ fn a_parent_in_another_namespace_goes_by_url() {
     );
 }
 
+/// The extensions' URL fields never override the names the API reads: a
+/// worker document put back whole keeps its parent in another namespace,
+/// one with `parent` changed (or a `parent_url` that is no URL) is read as
+/// the API says, and a `make_attempt` body with names and a URL makes the
+/// attempt on the unit it names.
+#[test]
+fn names_the_api_reads_decide_over_the_extensions_urls() {
+    let server = Server::start(&[]);
+    let worker = "/namespace/a/worker/c";
+    let put = |body: &str| {
+        let reply = server.send_json("PUT", worker, body);
+        assert_eq!(reply.status, 204, "{body}: {}", reply.text());
+    };
+    put(r#"{"parent_url": "/namespace/b/worker/p"}"#);
+    let mut doc = server.get(worker).json();
+    assert_eq!(doc["parent_url"], json!("/namespace/b/worker/p"));
+    put(&doc.to_string());
+    let unchanged = server.get(worker).json();
+    assert_eq!(
+        unchanged["parent_url"],
+        json!("/namespace/b/worker/p"),
+        "put back whole"
+    );
+    doc["parent"] = json!("q");
+    put(&doc.to_string());
+    let moved = server.get(worker).json();
+    assert_eq!(
+        moved["parent_url"],
+        json!("/namespace/a/worker/q"),
+        "parent changed"
+    );
+    put(r#"{"parent": "r", "parent_url": "no url at all"}"#);
+    assert_eq!(server.get(worker).json()["parent"], json!("r"));
+
+    for ns in ["a", "b"] {
+        assert_eq!(add_spec_s(&server, ns).status, 201);
+        let units = format!("/namespace/{ns}/work_spec/s/work_unit");
+        assert_eq!(
+            server.send_json("POST", &units, r#"{"name": "u"}"#).status,
+            201
+        );
+    }
+    let make = |body: &str| {
+        let reply = server.send_json("POST", "/namespace/a/worker/w/make_attempt", body);
+        assert_eq!(reply.status, 200, "{body}: {}", reply.text());
+        reply.json()["work_unit_url"].clone()
+    };
+    let own = json!("/namespace/a/work_spec/s/work_unit/u");
+    for url in [
+        "/namespace/b/work_spec/s/work_unit/u",
+        "/namespace/b/work_spec/s",
+    ] {
+        let body = format!(r#"{{"work_spec": "s", "work_unit": "u", "work_unit_url": "{url}"}}"#);
+        assert_eq!(make(&body), own, "{body}");
+    }
+}
+
 /// An update the server rejects changes nothing, though it asks for
 /// several changes: its input is checked before the first is made. An
 /// empty URL field is one the client does not know, and is ignored.

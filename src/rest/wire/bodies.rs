@@ -279,9 +279,11 @@ pub struct WorkerUpdateBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// The URL of the worker to make the parent, which may belong to
-    /// another namespace (`parent` names one of the worker's own); takes
-    /// precedence over `parent`. An extension: servers without it ignore
-    /// the field and leave the parent as it was.
+    /// another namespace (`parent` names one of the worker's own); read
+    /// when `parent` is absent or names the same worker name, so that a
+    /// worker document put back whole keeps its parent and one with
+    /// `parent` changed is read as the API says. An extension: servers
+    /// without it ignore the field and leave the parent as it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_url: Option<String>,
     /// `true`: update with the fields below and mark active; otherwise an
@@ -356,10 +358,10 @@ pub struct MakeAttemptBody {
     #[serde(deserialize_with = "null_as_default")]
     pub work_unit: String,
     /// The URL of the work unit, which may belong to another namespace
-    /// (`work_spec` and `work_unit` name one of the worker's own); takes
-    /// precedence over them. An extension: a client sends it with empty
-    /// names, so a server without it fails instead of choosing the worker
-    /// namespace's namesake.
+    /// (`work_spec` and `work_unit` name one of the worker's own); read
+    /// only when both names are empty. An extension: a client sends it with
+    /// empty names, so a server without it fails instead of choosing the
+    /// worker namespace's namesake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_unit_url: Option<String>,
     /// Lease; 0 is the default.
