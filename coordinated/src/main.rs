@@ -45,6 +45,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         served.backend.clone(),
         config.metrics_period,
     ));
+    // Listened for before the server says where it listens, so that a
+    // signal sent at once stops it rather than killing it.
+    let first_signal = coordinated::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     // The first line on stdout tells scripts and tests where to connect.
     println!("coordinated listening on http://{}", listener.local_addr()?);
@@ -61,7 +64,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // The first signal starts the drain; a second one ends it at once, as
     // an operator pressing Ctrl-C again expects.
     let signals = async {
-        coordinated::shutdown_signal().await;
+        first_signal.await;
         let _ = stop_tx.send(());
         coordinated::shutdown_signal().await;
     };

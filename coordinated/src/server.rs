@@ -2,6 +2,7 @@
 //! request tracking, a per-request timeout and panic recovery, served until
 //! a shutdown signal and then drained within a deadline.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,27 +218,47 @@ async fn readyz(
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Completes on SIGINT or SIGTERM received after the call.
+///
+/// The signals are this process's from the call on, not from the first
+/// poll: a server that says where it listens after the call cannot be
+/// killed by a signal sent at once instead of stopping. Must be called
+/// within a Tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
+        let streams = [SignalKind::interrupt(), SignalKind::terminate()].map(signal);
+        async move {
+            match streams {
+                [Ok(mut interrupt), Ok(mut term)] => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = interrupt.await;
+                [interrupt, term] => {
+                    for e in [interrupt.as_ref().err(), term.as_ref().err()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        tracing::warn!("cannot listen for a shutdown signal: {e}");
+                    }
+                    // What can still be listened for; nothing if neither.
+                    match (interrupt, term) {
+                        (Ok(mut one), _) | (_, Ok(mut one)) => {
+                            one.recv().await;
+                        }
+                        _ => std::future::pending::<()>().await,
+                    }
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -751,6 +751,18 @@ fn start_slow_post(server: &Server) -> TcpStream {
     stream
 }
 
+/// SIGTERM is the server's from the moment it says where it listens: a
+/// signal sent at once stops it cleanly rather than killing it.
+#[test]
+fn sigterm_right_after_start_is_a_clean_stop() {
+    for _ in 0..20 {
+        let mut server = Server::start(&[]);
+        server.terminate();
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert!(status.success(), "{status}");
+    }
+}
+
 #[test]
 fn sigterm_drains_the_request_in_flight() {
     let mut server = Server::start(&["--shutdown-deadline", "20s"]);
