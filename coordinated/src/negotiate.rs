@@ -66,10 +66,31 @@ fn is_quoted_string(s: &str) -> bool {
     !escaped
 }
 
+/// The text of a parameter value: a quoted string without its quotes and
+/// escapes, a token as it is.
+fn unquoted(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return value.into();
+    };
+    let mut text = String::with_capacity(inner.len());
+    let mut escaped = false;
+    for c in inner.chars() {
+        if !escaped && c == '\\' {
+            escaped = true;
+        } else {
+            escaped = false;
+            text.push(c);
+        }
+    }
+    text.into()
+}
+
 /// Parses `type/subtype *(; name=value)` into the lower-cased essence and
-/// the parameters; `None` when malformed. A bare token without a subtype
-/// is well-formed, as the reference server's parser reads it, and names no
-/// type this server knows: Java's default `Accept` lists `*` so.
+/// the parameters; `None` when malformed, a parameter given twice (names
+/// compared without regard to case) included, as the reference server's
+/// parser reads it. A bare token without a subtype is well-formed, as that
+/// parser reads it too, and names no type this server knows: Java's
+/// default `Accept` lists `*` so.
 fn parse_media_type(text: &str) -> Option<(String, Vec<(&str, &str)>)> {
     let mut parts = split_unquoted(text, b';');
     let essence = parts.next()?.trim();
@@ -91,19 +112,25 @@ fn parse_media_type(text: &str) -> Option<(String, Vec<(&str, &str)>)> {
         if !is_token(name) || !(is_quoted_string(value) || is_token(value)) {
             return None;
         }
+        if parameters
+            .iter()
+            .any(|(seen, _): &(&str, &str)| seen.eq_ignore_ascii_case(name))
+        {
+            return None;
+        }
         parameters.push((name, value));
     }
     Some((essence.to_ascii_lowercase(), parameters))
 }
 
-/// Parses an `Accept` entry; `None` when malformed or its `q` is not a
-/// number in `[0, 1]`.
+/// Parses an `Accept` entry; `None` when malformed or its `q` (quoted or
+/// not) is not a number in `[0, 1]`.
 fn parse_media_range(entry: &str) -> Option<MediaRange> {
     let (essence, parameters) = parse_media_type(entry)?;
     let mut q = 1.0;
     for (name, value) in parameters {
         if name.eq_ignore_ascii_case("q") {
-            q = value
+            q = unquoted(value)
                 .parse::<f64>()
                 .ok()
                 .filter(|q| (0.0..=1.0).contains(q))?;
@@ -295,6 +322,10 @@ mod tests {
         for bad in [
             "a/b;q=x",
             "a/b;q=-0.1",
+            r#"a/b;q="x""#,
+            "application/json;q=0.5;q=0.9",
+            "application/json;q=0.5;Q=0.5",
+            "application/json;v=1;V=2",
             "/json",
             "json/",
             "a/b;=1",
@@ -340,5 +371,22 @@ mod tests {
             code(Some("application/json; =x")),
             Some(StatusCode::BAD_REQUEST)
         );
+        assert_eq!(
+            code(Some("application/json; charset=a; Charset=b")),
+            Some(StatusCode::BAD_REQUEST)
+        );
+    }
+
+    #[test]
+    fn a_quoted_quality_is_read_as_its_text() {
+        negotiates(&[
+            (Some(r#"application/json;q="0.5""#), MEDIA_TYPE_JSON),
+            (
+                Some(r#"text/json;q="0.4", application/json;q="0.5""#),
+                MEDIA_TYPE_JSON,
+            ),
+            (Some(r#"text/json;q="\1""#), MEDIA_TYPE_TEXT_JSON),
+        ]);
+        refuses(&[(r#"application/json;q="0""#, StatusCode::NOT_ACCEPTABLE)]);
     }
 }
