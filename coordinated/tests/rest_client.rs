@@ -606,13 +606,7 @@ async fn transport_failures_are_backend_errors_with_their_cause() {
         .connect()
         .await
         .unwrap_err();
-    let Error::Backend(source) = &err else {
-        panic!("expected a backend error, got {err:?}");
-    };
-    let timed_out = source
-        .downcast_ref::<reqwest::Error>()
-        .is_some_and(reqwest::Error::is_timeout);
-    assert!(timed_out, "{source:?}");
+    assert!(is_timeout(&err), "{err:?}");
     held.abort();
 
     // Not a Coordinate server: a web page is a protocol error.
@@ -1053,6 +1047,54 @@ fn moved(app: axum::Router) -> axum::Router {
             };
             let location = format!("/moved{target}");
             (status, [(axum::http::header::LOCATION, location)]).into_response()
+        },
+    ))
+}
+
+/// A backend error saying a request took longer than the client's timeout.
+fn is_timeout(err: &Error) -> bool {
+    matches!(protocol_error(err), Some(ProtocolError::Timeout { .. }))
+}
+
+/// The timeout bounds a read and all its redirects together: a server
+/// redirecting each read after most of the timeout fails it within about
+/// the timeout, not ten redirects' worth of it.
+#[tokio::test]
+async fn the_timeout_covers_a_read_and_its_redirects() {
+    let served = with_unit().await;
+    let (url, _stop) = serve(router_over(&served)).await;
+    let rest = RestBackend::builder(&url)
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let slow = slowly_moved(router_over(&served), Duration::from_millis(300));
+    let (slow_url, _slow_stop) = serve(slow).await;
+    let rest_slowly = RestBackend::builder(&slow_url)
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await;
+    let started = std::time::Instant::now();
+    assert!(
+        rest_slowly.as_ref().is_err_and(is_timeout),
+        "{rest_slowly:?}"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The same read without the redirects answers.
+    assert!(rest.namespace("n").await.is_ok());
+}
+
+/// `app` redirecting every read after `delay`, to itself one hop deeper:
+/// a read never ends before the client stops following.
+fn slowly_moved(app: axum::Router, delay: Duration) -> axum::Router {
+    use axum::response::IntoResponse;
+    app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, _next: axum::middleware::Next| async move {
+            tokio::time::sleep(delay).await;
+            let location = format!("{}/hop", request.uri().path().trim_end_matches('/'));
+            let found = axum::http::StatusCode::FOUND;
+            (found, [(axum::http::header::LOCATION, location)]).into_response()
         },
     ))
 }

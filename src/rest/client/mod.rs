@@ -421,8 +421,9 @@ pub enum BaseUrlError {
 }
 
 impl RestBackendBuilder {
-    /// Limit on each whole request; a request that takes longer fails
-    /// with [`Error::Backend`].
+    /// Limit on each whole request, its redirects and its answer's body
+    /// included; a request that takes longer fails with
+    /// [`Error::Backend`].
     #[must_use]
     pub fn timeout(mut self, timeout: StdDuration) -> Self {
         self.timeout = timeout;
@@ -468,8 +469,8 @@ impl RestBackendBuilder {
     /// Builds the HTTP client and reads the root document.
     pub async fn connect(self) -> Result<RestBackend> {
         let base = base_url(&self.base_url)?;
+        // The timeout is `Transport`'s, over a request and its redirects.
         let http = reqwest::Client::builder()
-            .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(self.pool_idle_timeout)
             .pool_max_idle_per_host(self.max_idle_per_host)
@@ -479,7 +480,7 @@ impl RestBackendBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(transport::http_error)?;
-        let transport = Transport::new(http, base, self.max_response_bytes);
+        let transport = Transport::new(http, base, self.max_response_bytes, self.timeout);
         let root: RootDocument = transport
             .get(transport.base())
             .await

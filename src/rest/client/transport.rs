@@ -78,6 +78,16 @@ pub enum ProtocolError {
         /// Why it cannot be followed.
         reason: String,
     },
+    /// A request, its redirects and its answer's body together took longer
+    /// than the client's timeout (see
+    /// [`RestBackendBuilder::timeout`](super::RestBackendBuilder::timeout)).
+    #[error("no whole answer from {url} within {timeout:?}")]
+    Timeout {
+        /// The request URL.
+        url: String,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
 }
 
 /// The HTTP client of one backend: a connection pool and the base URL
@@ -88,6 +98,8 @@ pub(crate) struct Transport {
     /// `base` as shown, without its credentials.
     shown_base: String,
     max_response_bytes: usize,
+    /// Limit on one request, its redirects and its answer's body together.
+    timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Transport {
@@ -166,12 +178,18 @@ const MAX_ALLOWANCE: usize = 16;
 const BODY_EXCERPT: usize = 200;
 
 impl Transport {
-    pub(crate) fn new(http: reqwest::Client, base: Url, max_response_bytes: usize) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: Url,
+        max_response_bytes: usize,
+        timeout: std::time::Duration,
+    ) -> Self {
         Transport {
             http,
             shown_base: shown(&base),
             base,
             max_response_bytes,
+            timeout,
         }
     }
 
@@ -366,8 +384,27 @@ impl Transport {
 
     /// Sends one request and answers the body of a 2xx response, of at
     /// most `limit` bytes; any other status becomes the error its document
-    /// names.
+    /// names. The whole exchange, redirects included, has the client's
+    /// timeout.
     async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&B>,
+        limit: usize,
+    ) -> Result<Bytes, Failure> {
+        let exchange = self.send_untimed(method, url, body, limit);
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Failure::local(Error::backend(ProtocolError::Timeout {
+                url: shown(url),
+                timeout: self.timeout,
+            }))),
+        }
+    }
+
+    /// [`send`](Self::send) without its timeout.
+    async fn send_untimed<B: Serialize + ?Sized>(
         &self,
         method: Method,
         url: &Url,
