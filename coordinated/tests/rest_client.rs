@@ -1565,6 +1565,94 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     assert_one_attempt_released(made, &expired, &served, "n").await;
 }
 
+/// A hand-out whose attempt's unit the server no longer finds, when the
+/// client follows the attempts' links, hands back the others and gives
+/// that one back: it is left held by nobody.
+#[tokio::test]
+async fn a_handed_out_attempt_whose_unit_cannot_be_found_is_given_back() {
+    use axum::response::IntoResponse;
+    let served = with_units(&["u1", "u2"]).await;
+    let app = support::plain::without_attempt_names(router_over(&served)).layer(
+        axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                if request.method() == axum::http::Method::GET
+                    && request.uri().path().ends_with("/work_unit/u2")
+                {
+                    let gone = r#"{"error": "ErrNoSuchWorkUnit", "message": "no", "value": "u2"}"#;
+                    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+                    return (axum::http::StatusCode::NOT_FOUND, json, gone).into_response();
+                }
+                next.run(request).await
+            },
+        ),
+    );
+    let (url, _stop) = serve(app).await;
+    let worker = RestBackend::connect(url)
+        .await
+        .unwrap()
+        .worker_at("n", "w")
+        .await
+        .unwrap();
+    let got = worker
+        .request_attempts(&coordinate::AttemptRequest::units(2))
+        .await
+        .unwrap();
+    let names: Vec<_> = got
+        .iter()
+        .map(|a| a.work_unit().name().to_owned())
+        .collect();
+    assert_eq!(names, ["u1"]);
+    let spec = served.work_spec_at("n", "s").await.unwrap();
+    let u2 = spec.work_unit("u2").await.unwrap().status().await.unwrap();
+    assert_eq!(u2, WorkUnitStatus::Available, "u2 given back");
+    let u1 = spec.work_unit("u1").await.unwrap().status().await.unwrap();
+    assert_eq!(u1, WorkUnitStatus::Pending, "u1 handed back");
+}
+
+/// A hand-out listing one attempt twice is one attempt: the client hands
+/// it back once and does not expire it as an extra.
+#[tokio::test]
+async fn an_attempt_listed_twice_is_handed_back_once_and_kept() {
+    let served = with_units(&["u"]).await;
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let hand_out = request.uri().path().ends_with("/request_attempts");
+            let response = next.run(request).await;
+            if !hand_out {
+                return response;
+            }
+            support::plain::edit_json(response, |json| {
+                if let Some(list) = json["attempts"].as_array_mut() {
+                    let again = list.clone();
+                    list.extend(again);
+                }
+            })
+            .await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let worker = RestBackend::connect(url)
+        .await
+        .unwrap()
+        .worker_at("n", "w")
+        .await
+        .unwrap();
+    for asked in [1, 2] {
+        let got = worker
+            .request_attempts(&coordinate::AttemptRequest::units(asked))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "asked for {asked}");
+        coordinate::detached::settled().await;
+        assert_eq!(
+            got[0].status().await.unwrap(),
+            coordinate::AttemptStatus::Pending,
+            "asked for {asked}"
+        );
+        got[0].expire(None).await.unwrap();
+    }
+}
+
 /// Links spelled as absolute URLs of the server get the base URL's
 /// credentials too: every request reaches a server that refuses requests
 /// without them.

@@ -190,11 +190,25 @@ impl<'a> Resolver<'a> {
     }
 
     /// Handles for the attempts of an attempt list or of full attempt
-    /// documents.
+    /// documents, leaving out those whose unit or worker no longer exists.
     pub(crate) async fn attempts<T: AttemptLinks>(
         &mut self,
         attempts: &[T],
     ) -> Result<Vec<AttemptRef>> {
+        Ok(self
+            .each_attempt(attempts)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// A handle for each attempt, in order: `None` for one whose unit or
+    /// worker no longer exists.
+    pub(crate) async fn each_attempt<T: AttemptLinks>(
+        &mut self,
+        attempts: &[T],
+    ) -> Result<Vec<Option<AttemptRef>>> {
         let items = attempts
             .iter()
             .map(|a| a.item(self.shared))
@@ -202,7 +216,7 @@ impl<'a> Resolver<'a> {
         self.build(items).await
     }
 
-    async fn build(&mut self, items: Vec<Item>) -> Result<Vec<AttemptRef>> {
+    async fn build(&mut self, items: Vec<Item>) -> Result<Vec<Option<AttemptRef>>> {
         for item in &items {
             if let Some(names) = &item.names {
                 self.name(item, names);
@@ -225,6 +239,7 @@ impl<'a> Resolver<'a> {
             let (Some(Some(unit)), Some(worker)) =
                 (self.units.get(&item.unit), self.workers.get(&item.worker))
             else {
+                out.push(None);
                 continue;
             };
             let attempt = RestAttempt::new(
@@ -234,7 +249,7 @@ impl<'a> Resolver<'a> {
                 worker.clone(),
                 item.actions,
             );
-            out.push(Arc::new(attempt) as AttemptRef);
+            out.push(Some(Arc::new(attempt) as AttemptRef));
         }
         Ok(out)
     }

@@ -3,6 +3,7 @@
 //! attempt lists.
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -291,6 +292,17 @@ impl RestWorker {
                 return Err(failure.error_for(owner));
             }
         };
+        // An attempt listed twice is one attempt, kept once: released as
+        // an extra, it would be expired under the caller.
+        let mut listed = HashSet::new();
+        result.attempts.retain(|a| {
+            let link = &a.actions.expire_url;
+            let url = self
+                .shared()
+                .resolve(link)
+                .map_or_else(|_| link.clone(), String::from);
+            listed.insert(url)
+        });
         // No more than were asked for, whatever the server sent: each may
         // cost a read to resolve, and the caller expects no more.
         let extra = result.attempts.split_off(wanted.min(result.attempts.len()));
@@ -314,14 +326,31 @@ impl RestWorker {
             None => Ok(()),
         };
         let handles = match handles {
-            Ok(()) => resolver.attempts(&result.attempts).await,
+            Ok(()) => resolver.each_attempt(&result.attempts).await,
             Err(e) => Err(e),
         };
-        match handles {
-            Ok(_) => unanswered.answered(),
-            Err(_) => unanswered.release().await,
+        let handles = match handles {
+            Ok(handles) => handles,
+            Err(e) => {
+                unanswered.release().await;
+                return Err(e);
+            }
+        };
+        // An attempt whose unit or worker the server no longer finds is
+        // not handed back, so it is given back: fewer than made is a
+        // valid answer, one held by nobody is not.
+        let lost: Vec<&AttemptDocument> = result
+            .attempts
+            .iter()
+            .zip(&handles)
+            .filter_map(|(doc, handle)| handle.is_none().then_some(doc))
+            .collect();
+        if !lost.is_empty() {
+            let links = lost.iter().map(|a| a.actions.expire_url.as_str());
+            Unanswered::new(self.shared(), links).release().await;
         }
-        handles
+        unanswered.answered();
+        Ok(handles.into_iter().flatten().collect())
     }
 
     /// `make_attempt` on one of this backend's units, run to its end.
