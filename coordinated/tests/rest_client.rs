@@ -1565,6 +1565,60 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     assert_one_attempt_released(made, &expired, &served, "n").await;
 }
 
+/// A lookup answered with the document of another name (a gateway's page
+/// that happens to be JSON, a server answering for the wrong object) is a
+/// protocol error, through the cache too, which keeps nothing from it.
+#[tokio::test]
+async fn a_lookup_answered_for_another_name_is_refused() {
+    let served = with_unit().await;
+    let ns = served.namespace("n").await.unwrap();
+    ns.worker("w").await.unwrap();
+    let s2 = ns
+        .set_work_spec(coordinate::data!({"name": "s2"}))
+        .await
+        .unwrap();
+    s2.add_work_unit("u", Default::default(), Default::default())
+        .await
+        .unwrap();
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let path = request.uri().path().to_owned();
+            let response = next.run(request).await;
+            support::plain::edit_json(response, |json| {
+                let renamed = [
+                    "/namespace/renamed",
+                    "/worker/w",
+                    "/work_spec/s",
+                    "/work_spec/s2/work_unit/u",
+                ];
+                if renamed.iter().any(|end| path.ends_with(end)) {
+                    json["name"] = "other".into();
+                }
+            })
+            .await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest: Arc<dyn Backend> = Arc::new(RestBackend::connect(&url).await.unwrap());
+    let cached: Arc<dyn Backend> = Arc::new(coordinate::cache::Cache::new(
+        RestBackend::connect(&url).await.unwrap(),
+    ));
+    let refused = |what: &str, got: Result<String, Error>| {
+        let is_body = matches!(&got, Err(e)
+            if matches!(protocol_error(e), Some(ProtocolError::Body { .. })));
+        assert!(is_body, "{what}: {got:?}");
+    };
+    for backend in [rest, cached] {
+        let renamed = backend.namespace("renamed").await;
+        refused("namespace", renamed.map(|n| n.name().to_owned()));
+        let ns = backend.namespace("n").await.unwrap();
+        refused("worker", ns.worker("w").await.map(|w| w.name().to_owned()));
+        refused("spec", ns.work_spec("s").await.map(|s| s.name().to_owned()));
+        let s2 = ns.work_spec("s2").await.unwrap();
+        refused("unit", s2.work_unit("u").await.map(|u| u.name().to_owned()));
+    }
+}
+
 /// A hand-out whose attempt's unit the server no longer finds, when the
 /// client follows the attempts' links, hands back the others and gives
 /// that one back: it is left held by nobody.

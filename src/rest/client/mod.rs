@@ -241,6 +241,20 @@ impl Shared {
         self.transport.resolve(link)
     }
 
+    /// Refuses a document fetched for the object named `asked` that names
+    /// another (a gateway's page, or a server answering for the wrong
+    /// object): a handle made from it would go by the wrong name, and a
+    /// cache would keep it under the right one.
+    pub(crate) fn check_named(url: &Url, asked: &str, answered: &str) -> Result<()> {
+        if asked == answered {
+            return Ok(());
+        }
+        Err(Error::backend(ProtocolError::Body {
+            url: transport::shown(url),
+            reason: format!("the document of {asked:?} names {answered:?}"),
+        }))
+    }
+
     /// The URL of a fetched document: its own `url` link, or the URL it
     /// was fetched from when the server left that link empty.
     pub(crate) fn document_url(&self, own: &str, fetched_from: Url) -> Result<Url> {
@@ -612,7 +626,7 @@ impl Backend for RestBackend {
             &self.shared.root.namespace_url,
             &[("namespace", Var::Name(name))],
         )?;
-        let ns = RestNamespace::fetch(&self.shared, url).await?;
+        let ns = RestNamespace::fetch(&self.shared, url, name).await?;
         Ok(Arc::new(ns))
     }
 

@@ -66,9 +66,11 @@ impl RestNamespace {
         }
     }
 
-    /// `GET` the namespace (which creates it) and keep its document.
-    pub(crate) async fn fetch(shared: &Arc<Shared>, url: Url) -> Result<Self> {
+    /// `GET` the namespace named `name` (which creates it) and keep its
+    /// document.
+    pub(crate) async fn fetch(shared: &Arc<Shared>, url: Url, name: &str) -> Result<Self> {
         let doc: NamespaceDocument = shared.get(&url, LOOKUP).await?;
+        Shared::check_named(&url, name, &doc.name)?;
         let url = shared.document_url(&doc.url, url)?;
         Ok(Self::new(shared, doc.name.clone(), url, Some(doc)))
     }
@@ -123,6 +125,7 @@ impl Namespace for RestNamespace {
         let links = self.links().await?;
         let url = self.work_spec_url(links, name)?;
         let doc: WorkSpecDocument = self.shared.get(&url, LOOKUP).await?;
+        Shared::check_named(&url, name, &doc.name)?;
         Ok(Arc::new(RestWorkSpec::from_document(
             &self.shared,
             url,
@@ -155,6 +158,7 @@ impl Namespace for RestNamespace {
             .shared
             .expand(&links.worker_url, &[("worker", Var::Name(name))])?;
         let doc: WorkerDocument = self.shared.get(&url, LOOKUP).await?;
+        Shared::check_named(&url, name, &doc.name)?;
         Ok(Arc::new(RestWorker::from_document(&self.shared, url, doc)?))
     }
 

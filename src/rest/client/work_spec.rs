@@ -381,6 +381,7 @@ impl WorkSpec for RestWorkSpec {
             .shared()
             .get(&Shared::unchecked(&url), self.owner())
             .await?;
+        Shared::check_named(&url, name, &doc.head.name)?;
         Ok(Arc::new(RestWorkUnit::from_document(
             self.clone(),
             url,
