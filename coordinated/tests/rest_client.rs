@@ -1565,6 +1565,51 @@ async fn a_made_attempt_whose_handle_cannot_be_built_is_released() {
     assert_one_attempt_released(made, &expired, &served, "n").await;
 }
 
+/// A delete whose answer is lost after the server made it is a failure
+/// the cache takes as a delete that may have been made: the names it
+/// cached are looked up again, and found missing, not served from the
+/// cache. An answer without the count is a protocol error.
+#[tokio::test]
+async fn the_cache_forgets_what_a_failed_delete_may_have_deleted() {
+    use axum::response::IntoResponse;
+    let served = with_units(&["u", "v"]).await;
+    let app = router_over(&served).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.method() != axum::http::Method::DELETE {
+                return next.run(request).await;
+            }
+            let uncounted = request.uri().path().ends_with("/work_unit");
+            let made = next.run(request).await;
+            if uncounted && made.status().is_success() {
+                let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+                return (json, "{}").into_response();
+            }
+            axum::http::StatusCode::BAD_GATEWAY.into_response()
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let cached = coordinate::cache::Cache::new(RestBackend::connect(&url).await.unwrap());
+    let ns = cached.namespace("n").await.unwrap();
+    let spec = ns.work_spec("s").await.unwrap();
+    spec.work_unit("u").await.unwrap();
+
+    let deleted = spec.delete_work_units(&WorkUnitQuery::names(["u"])).await;
+    assert!(
+        deleted
+            .as_ref()
+            .is_err_and(|e| matches!(protocol_error(e), Some(ProtocolError::Body { .. }))),
+        "{deleted:?}"
+    );
+    let u = spec.work_unit("u").await.map(|u| u.name().to_owned());
+    assert!(matches!(u, Err(Error::NoSuchWorkUnit { .. })), "{u:?}");
+
+    ns.work_spec("s").await.unwrap();
+    let destroyed = ns.destroy_work_spec("s").await;
+    assert!(matches!(destroyed, Err(Error::Backend(_))), "{destroyed:?}");
+    let s = ns.work_spec("s").await.map(|s| s.name().to_owned());
+    assert!(matches!(s, Err(Error::NoSuchWorkSpec { .. })), "{s:?}");
+}
+
 /// A lookup answered with the document of another name (a gateway's page
 /// that happens to be JSON, a server answering for the wrong object) is a
 /// protocol error, through the cache too, which keeps nothing from it.

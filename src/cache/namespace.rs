@@ -283,9 +283,15 @@ impl Namespace for CachedNamespace {
                 .shared
                 .link_before_delete::<CachedWorkSpec>(link.scope(), name);
             let result = link.upstream.destroy_work_spec(name).await;
-            if matches!(result, Ok(()) | Err(Error::NoSuchWorkSpec { .. })) {
-                // Gone either way: drop the entry and mark the object cached
-                // before dead, which also cuts off its cached units.
+            // A backend failure may have destroyed it all the same (its
+            // answer lost on the way, say).
+            if matches!(
+                result,
+                Ok(()) | Err(Error::NoSuchWorkSpec { .. } | Error::Backend(_))
+            ) {
+                // Gone (or maybe gone): drop the entry and mark the object
+                // cached before dead, which also cuts off its cached units;
+                // a spec still there is looked up again.
                 self.shared
                     .invalidate::<CachedWorkSpec>(link.scope(), self.path().child(name), before)
                     .await;

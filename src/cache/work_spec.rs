@@ -177,7 +177,8 @@ impl WorkSpec for CachedWorkSpec {
     /// Deletes through the backend, then drops what it may have removed: the
     /// named entries if the query names units, else every cached unit of
     /// this spec (which units a status or paging query removed is unknown,
-    /// and asking first would race with other writers).
+    /// and asking first would race with other writers). A failed delete
+    /// drops them too, as it may have been made.
     async fn delete_work_units(&self, query: &WorkUnitQuery) -> Result<u64> {
         run(&self.shared, self, |link| async move {
             let scope = link.scope();
@@ -197,8 +198,10 @@ impl WorkSpec for CachedWorkSpec {
                         .flatten()
                 })
                 .collect();
-            let deleted = link.upstream.delete_work_units(query).await?;
-            if deleted > 0 {
+            let deleted = link.upstream.delete_work_units(query).await;
+            // A failed call may have deleted them all the same (its answer
+            // lost on the way, say): only none deleted keeps the entries.
+            if !matches!(deleted, Ok(0)) {
                 if query.names.is_empty() {
                     self.shared.drop_units_of(Some(&link), self.path());
                 } else {
@@ -210,7 +213,7 @@ impl WorkSpec for CachedWorkSpec {
                     }
                 }
             }
-            Ok(deleted)
+            deleted
         })
         .await
     }

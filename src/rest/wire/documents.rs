@@ -467,7 +467,8 @@ pub struct WorkerList {
 /// The answer of a work unit query `DELETE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeletedDocument {
-    /// How many units were deleted.
-    #[serde(rename = "Deleted", default)]
+    /// How many units were deleted (required: an answer without it says
+    /// nothing of what was deleted).
+    #[serde(rename = "Deleted")]
     pub deleted: u64,
 }
