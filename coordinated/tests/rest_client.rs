@@ -1397,21 +1397,11 @@ async fn a_hand_out_whose_handles_cannot_be_built_is_released() {
 #[tokio::test]
 async fn a_query_its_template_cannot_carry_is_refused_not_widened() {
     let served = with_units(&["u1", "u2"]).await;
-    let app = router_over(&served).layer(axum::middleware::from_fn(
-        |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            let spec = request.uri().path().ends_with("/work_spec/s");
-            let response = next.run(request).await;
-            if !spec {
-                return response;
-            }
-            support::plain::edit_json(response, |doc| {
-                let plain = doc["work_unit_query_url"].as_str().unwrap();
-                let plain = plain.split('{').next().unwrap().to_owned();
-                doc["work_unit_query_url"] = plain.into();
-            })
-            .await
-        },
-    ));
+    let app = support::plain::edit_answers_at(router_over(&served), "/work_spec/s", |doc| {
+        let plain = doc["work_unit_query_url"].as_str().unwrap();
+        let plain = plain.split('{').next().unwrap().to_owned();
+        doc["work_unit_query_url"] = plain.into();
+    });
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
     let spec = rest.work_spec_at("n", "s").await.unwrap();
@@ -1458,16 +1448,12 @@ async fn a_hand_out_whose_answer_cannot_be_read_is_released() {
     for (case, edit) in edits {
         let served = with_units(&["u1", "u2"]).await;
         let (expired, recorded) = expires();
-        let app = recorded(router_over(&served).layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-                let hand_out = request.uri().path().ends_with("/request_attempts");
-                let response = next.run(request).await;
-                if !hand_out {
-                    return response;
-                }
-                support::plain::edit_json(response, |json| edit(&mut json["attempts"][1])).await
-            },
-        )));
+        let app = support::plain::edit_answers_at(
+            router_over(&served),
+            "/request_attempts",
+            move |json| edit(&mut json["attempts"][1]),
+        );
+        let app = recorded(app);
         let (url, _stop) = serve(app).await;
         let rest = RestBackend::connect(url).await.unwrap();
         let worker = rest.worker_at("n", "w").await.unwrap();
@@ -1492,17 +1478,11 @@ async fn a_hand_out_whose_answer_cannot_be_read_is_released() {
 async fn a_made_attempt_whose_answer_cannot_be_read_is_released() {
     let served = with_unit().await;
     let (expired, recorded) = expires();
-    let app = recorded(router_over(&served).layer(axum::middleware::from_fn(
-        |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            let made = request.uri().path().ends_with("/make_attempt");
-            let response = next.run(request).await;
-            if !made {
-                return response;
-            }
-            support::plain::edit_json(response, |json| json["data"] = json!({ "a": too_deep() }))
-                .await
-        },
-    )));
+    let app = recorded(support::plain::edit_answers_at(
+        router_over(&served),
+        "/make_attempt",
+        |json| json["data"] = json!({ "a": too_deep() }),
+    ));
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
     let worker = rest.worker_at("n", "w").await.unwrap();
@@ -1713,22 +1693,12 @@ async fn a_handed_out_attempt_whose_unit_cannot_be_found_is_given_back() {
 #[tokio::test]
 async fn an_attempt_listed_twice_is_handed_back_once_and_kept() {
     let served = with_units(&["u"]).await;
-    let app = router_over(&served).layer(axum::middleware::from_fn(
-        |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            let hand_out = request.uri().path().ends_with("/request_attempts");
-            let response = next.run(request).await;
-            if !hand_out {
-                return response;
-            }
-            support::plain::edit_json(response, |json| {
-                if let Some(list) = json["attempts"].as_array_mut() {
-                    let again = list.clone();
-                    list.extend(again);
-                }
-            })
-            .await
-        },
-    ));
+    let app = support::plain::edit_answers_at(router_over(&served), "/request_attempts", |json| {
+        if let Some(list) = json["attempts"].as_array_mut() {
+            let again = list.clone();
+            list.extend(again);
+        }
+    });
     let (url, _stop) = serve(app).await;
     let worker = RestBackend::connect(url)
         .await

@@ -42,6 +42,28 @@ pub fn without_extensions(app: axum::Router) -> axum::Router {
     without_select_url(without_attempt_names(app))
 }
 
+/// `app` with `edit` applied to the JSON answer of every request whose
+/// path ends with `suffix`.
+pub fn edit_answers_at(
+    app: axum::Router,
+    suffix: &'static str,
+    edit: impl Fn(&mut Value) + Clone + Send + Sync + 'static,
+) -> axum::Router {
+    app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let edit = edit.clone();
+            async move {
+                let picked = request.uri().path().ends_with(suffix);
+                let response = next.run(request).await;
+                if !picked {
+                    return response;
+                }
+                edit_json(response, edit).await
+            }
+        },
+    ))
+}
+
 /// `response` with `edit` applied to its JSON body; any other body is
 /// left as it is.
 pub async fn edit_json(response: Response, edit: impl FnOnce(&mut Value)) -> Response {
