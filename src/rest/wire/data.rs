@@ -125,6 +125,15 @@ impl Budget {
         }
     }
 
+    /// Gives back `bytes` spent on what is no longer kept (a map entry
+    /// whose key comes again), unless the map is already over the limit.
+    fn refund(&self, bytes: usize) {
+        if !self.over.get() {
+            self.left
+                .set(self.left.get().saturating_add(bytes).min(MAX_DATA_BYTES));
+        }
+    }
+
     /// Notes a container at `level`.
     fn reach(&self, level: usize) {
         self.deepest.set(self.deepest.get().max(level));
@@ -242,6 +251,27 @@ impl Item {
             Item::Uuid => "CBOR UUID (tag 37) is not 16 bytes",
             Item::Bignum { .. } => "CBOR bignum (tag 2 or 3) is not a byte string",
         })
+    }
+}
+
+/// The bytes [`Reader`] spends on `value`: its compact JSON, each number
+/// counted as one byte and each string unescaped, at its shortest.
+fn counted_len(value: &Json) -> usize {
+    match value {
+        Json::Null | Json::Bool(true) => 4,
+        Json::Bool(false) => 5,
+        Json::Number(_) => 1,
+        Json::String(text) => text.len() + 2,
+        Json::Array(items) => {
+            2 + items.iter().map(counted_len).sum::<usize>() + items.len().saturating_sub(1)
+        }
+        Json::Object(entries) => {
+            let entries_len: usize = entries
+                .iter()
+                .map(|(key, value)| key.len() + 2 + counted_len(value))
+                .sum();
+            2 + entries_len + (2 * entries.len()).saturating_sub(1)
+        }
     }
 }
 
@@ -455,6 +485,16 @@ impl<'de> Visitor<'de> for Reader<'_> {
         let mut kept = self.budget.spend(2);
         let mut first = true;
         while let Some(key) = entries.next_key_seed(self.inside(Item::Key))? {
+            // A key given again replaces its entry, as a JSON reader keeps
+            // the last: the entry read before is given back before the new
+            // value is read, so the map is counted as it is kept.
+            if let Json::String(key) = &key {
+                if let Some(old) = map.remove(key) {
+                    let separators = 2;
+                    self.budget
+                        .refund(key.len() + 2 + counted_len(&old) + separators);
+                }
+            }
             let value = entries.next_value_seed(self.inside(Item::Any))?;
             kept &= self.budget.spend(if first { 1 } else { 2 });
             first = false;

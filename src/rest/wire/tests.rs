@@ -389,6 +389,57 @@ fn data_over_the_limit_and_too_deep_is_too_deep() {
     ));
 }
 
+/// A key given twice keeps its last value, as a JSON reader keeps it, and
+/// the map is counted as kept: two values that together pass the length
+/// limit under one key are one within it, in either form.
+#[test]
+fn a_key_given_again_replaces_its_entry_and_its_length() {
+    use crate::rules::limits::MAX_DATA_BYTES;
+    use base64::Engine as _;
+    let big = "x".repeat(3 << 20);
+    let cbor_body = |entries: Vec<(&str, ciborium::Value)>| {
+        let map = ciborium::Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (ciborium::Value::Text(k.into()), v))
+                .collect(),
+        );
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&map, &mut cbor).unwrap();
+        let cbor = base64::engine::general_purpose::STANDARD.encode(cbor);
+        json!({ "data": cbor }).to_string()
+    };
+    let text = |t: &str| ciborium::Value::Text(t.into());
+    let kept = [
+        format!(r#"{{"data": {{"s": "{big}", "t": 1, "s": "{big}"}}}}"#),
+        cbor_body(vec![("s", text(&big)), ("t", 1.into()), ("s", text(&big))]),
+    ];
+    for body in kept {
+        let body: WorkUnitBody = serde_json::from_str(&body).unwrap();
+        let data = body.data.unwrap();
+        assert_eq!(data.len(), 2);
+        assert_eq!(data["s"].as_str().map(str::len), Some(big.len()));
+        assert_eq!(data["t"], json!(1));
+    }
+    let nested = format!(r#"{{"data": {{"a": {{"s": "{big}", "s": [1, 2]}}, "b": "{big}"}}}}"#);
+    let body: WorkUnitBody = serde_json::from_str(&nested).unwrap();
+    assert_eq!(body.data.unwrap()["a"], json!({"s": [1, 2]}));
+
+    let over = "y".repeat(MAX_DATA_BYTES - big.len());
+    let refused = [
+        format!(r#"{{"data": {{"s": "{big}", "s": "{big}", "t": "{over}"}}}}"#),
+        cbor_body(vec![
+            ("s", text(&big)),
+            ("s", text(&big)),
+            ("t", text(&over)),
+        ]),
+    ];
+    for body in refused {
+        let refused = serde_json::from_str::<WorkUnitBody>(&body).unwrap_err();
+        assert!(super::data::is_too_large(&refused), "{refused}");
+    }
+}
+
 #[test]
 fn work_unit_document_omits_empty_data_and_active_attempt() {
     let doc = WorkUnitDocument {
