@@ -1590,6 +1590,83 @@ async fn the_cache_forgets_what_a_failed_delete_may_have_deleted() {
     assert!(matches!(s, Err(Error::NoSuchWorkSpec { .. })), "{s:?}");
 }
 
+/// A hand-out's filters are as long as a caller likes, as in process,
+/// though a server bounds request bodies: entries no spec can pass are
+/// left out, and a filter still too long is narrowed to the namespace's
+/// specs; a filter nothing can pass hands out nothing.
+#[tokio::test]
+async fn a_hand_out_filters_any_length_as_in_process() {
+    let served = with_units(&["u"]).await;
+    let ns = served.namespace("n").await.unwrap();
+    let go = ns
+        .set_work_spec(coordinate::data!({"name": "go", "runtime": "go"}))
+        .await
+        .unwrap();
+    for unit in ["g1", "g2", "g3"] {
+        go.add_work_unit(unit, Default::default(), Default::default())
+            .await
+            .unwrap();
+    }
+    let options = coordinated::ServerOptions {
+        max_body_bytes: 3 << 19,
+        ..Default::default()
+    };
+    let app = coordinated::router(Arc::new(served.clone()), &options);
+    let (url, _stop) = serve(app).await;
+    let worker = RestBackend::connect(url)
+        .await
+        .unwrap()
+        .worker_at("n", "w")
+        .await
+        .unwrap();
+    let many =
+        |n: usize, len: usize| -> Vec<String> { (0..n).map(|i| format!("{i:0len$}")).collect() };
+    let request = |work_specs: Vec<String>, runtimes: Vec<String>| AttemptRequest {
+        work_specs,
+        runtimes,
+        ..AttemptRequest::default()
+    };
+    let handed = |got: Vec<coordinate::AttemptRef>| -> Vec<String> {
+        got.iter()
+            .map(|a| a.work_unit().name().to_owned())
+            .collect()
+    };
+    let names = [vec!["s".to_owned(), "x".repeat(4 << 20)], {
+        let mut long = many(3_000, 1_000);
+        long.push("s".to_owned());
+        long
+    }];
+    for work_specs in names {
+        let got = worker.request_attempts(&request(work_specs, vec![])).await;
+        assert_eq!(handed(got.unwrap()), ["u"]);
+        served
+            .work_unit_at("n", "s", "u")
+            .await
+            .unwrap()
+            .clear_active_attempt()
+            .await
+            .unwrap();
+    }
+    let runtimes = [vec!["go".to_owned(), "x".repeat(4 << 20)], {
+        let mut long = many(3_000, 1_000);
+        long.push("go".to_owned());
+        long
+    }];
+    for (runtimes, unit) in runtimes.into_iter().zip(["g1", "g2"]) {
+        let got = worker.request_attempts(&request(vec![], runtimes)).await;
+        assert_eq!(handed(got.unwrap()), [unit]);
+    }
+    for nothing in [
+        request(vec!["x".repeat(2_000)], vec![]),
+        request(many(3_000, 1_000), vec![]),
+        request(vec![], vec!["x".repeat(5 << 20)]),
+        request(vec![], many(3_000, 1_000)),
+    ] {
+        let got = worker.request_attempts(&nothing).await;
+        assert!(got.as_ref().is_ok_and(Vec::is_empty), "{got:?}");
+    }
+}
+
 /// A lookup answered with the document of another name (a gateway's page
 /// that happens to be JSON, a server answering for the wrong object) is a
 /// protocol error, through the cache too, which keeps nothing from it.

@@ -85,6 +85,13 @@
 //! any stored name is sent cut to just past the limit, which selects the
 //! same units.
 //!
+//! A hand-out's `work_specs` and `runtimes` filters travel in its body. The
+//! client leaves out entries no spec can pass (names longer than a name,
+//! runtimes longer than a definition, repeats) and, for a filter still
+//! over 1 MiB, reads the namespace's specs first and sends only what they
+//! can pass: specs made between that read and the hand-out are left out,
+//! as a hand-out made just before them would leave them.
+//!
 //! # Workers of other namespaces
 //!
 //! A worker's parent or children may belong to another namespace. Their
@@ -174,6 +181,7 @@ macro_rules! debug_name_and_url {
 }
 
 mod attempt;
+mod filters;
 mod layout;
 mod namespace;
 mod owner;

@@ -22,6 +22,7 @@ use crate::rest::wire::{
 };
 use crate::rules::limits::{self, checked_worker_update, MAX_DATA_BYTES};
 
+use super::filters;
 use super::layout::namespace_in;
 use super::owner::Owner;
 use super::resolve::{Resolver, CONCURRENT_FETCHES};
@@ -260,6 +261,12 @@ impl RestWorker {
 
     /// `request_attempts`, run to its end.
     async fn hand_out(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
+        let Some(request) =
+            filters::sendable(self.shared(), self.namespace_name(), request).await?
+        else {
+            return Ok(Vec::new());
+        };
+        let request = &request;
         let links = self.links().await?;
         // The server is asked for no more than are kept: an attempt handed
         // out and dropped would still count as a try of its unit.
