@@ -16,6 +16,9 @@
 //! chains in the order a bulk add does. A pending attempt that loses its
 //! unit's link (to a clear, a newer attempt or a continuous unit of its
 //! name) while the call taking it waited for the unit is stored detached.
+//! Two expiry checks of one spec, and a hand-out under a `max_running` that
+//! expires leases beside another hand-out of its spec, end without a
+//! deadlock.
 #![cfg(feature = "testing")]
 
 use std::future::Future;
@@ -1035,4 +1038,125 @@ async fn a_continuous_unit_generated_over_a_new_attempt_detaches_it() {
     assert_eq!(generated.len(), 1);
     assert_eq!(generated[0].work_unit().name(), name);
     assert_eq!(stored_statuses(&admin, &name).await, vec![2, 5, 0]);
+}
+
+/// A database whose sessions look for a deadlock only after 20 s, so that
+/// one would show as a wait far longer than any other in these tests.
+async fn slow_to_find_deadlocks() -> Database {
+    let db = Database::fresh().await;
+    db.sql()
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET deadlock_timeout = '20s'",
+            db.name
+        ))
+        .await
+        .unwrap();
+    db
+}
+
+/// Two expiry checks of one spec on two servers, the first queued on an
+/// overdue unit another session holds, the second on that unit too after
+/// locking a unit that became overdue since the first read: once the
+/// holder lets go, both end, the first expiring only the unit it locked
+/// (a second read of its own, taking the other unit too, closed a cycle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_expiry_checks_of_a_spec_end_without_deadlock() {
+    let db = slow_to_find_deadlocks().await;
+    let clock = MockClock::new();
+    let servers = [db.server(&clock, None).await, db.server(&clock, None).await];
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 2).await;
+    let worker = ns.worker("w").await.unwrap();
+    let [u1, u2] = ["u0000", "u0001"].map(|name| {
+        let spec = spec.clone();
+        async move { spec.work_unit(name).await.unwrap() }
+    });
+    let (u1, u2) = (u1.await, u2.await);
+    let overdue = coordinate::Duration::minutes(-1);
+    worker.make_attempt(&u2, overdue).await.unwrap();
+
+    let admin = db.sql().await;
+    let holder = held(
+        &db,
+        "SELECT 1 FROM work_unit WHERE name = 'u0001'::bytea FOR UPDATE",
+    )
+    .await;
+    let started = Instant::now();
+    let first = tokio::spawn({
+        let spec = spec.clone();
+        async move { spec.count_work_unit_status().await }
+    });
+    wait_for_waiters(&admin, 1).await;
+    worker.make_attempt(&u1, overdue).await.unwrap();
+    let other_unit = servers[1].work_unit_at("n", "s", "u0000").await.unwrap();
+    let second = tokio::spawn(async move { other_unit.status().await });
+    wait_for_waiters(&admin, 2).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let counts = first.await.unwrap().unwrap();
+    let status = second.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < StdDuration::from_secs(10),
+        "a deadlock held the checks for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, WorkUnitStatus::Available);
+    let available = [(WorkUnitStatus::Available, 2)].into_iter().collect();
+    assert_eq!(counts, available);
+    assert_eq!(u1.status().await.unwrap(), WorkUnitStatus::Available);
+}
+
+/// A hand-out from a spec with `max_running` that has leases to expire
+/// locks the spec before it expires them: while another hand-out holds the
+/// spec and then adds to the counter stripe the first would write, the
+/// first holds nothing that one waits for (expiring first, it did, and the
+/// two deadlocked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_limited_hand_out_locks_its_spec_before_it_expires() {
+    let (servers, db, clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "lim", "max_running": 3}), 2).await;
+    let worker = ns.worker("w").await.unwrap();
+    let first = spec.work_unit("u0000").await.unwrap();
+    worker
+        .make_attempt(&first, coordinate::Duration::minutes(1))
+        .await
+        .unwrap();
+    clock.advance(coordinate::Duration::minutes(2));
+
+    let admin = db.sql().await;
+    // Were there a deadlock, this session would detect it, and fail.
+    let other = held(
+        &db,
+        "SET LOCAL deadlock_timeout = '10ms';
+         SELECT 1 FROM work_spec WHERE name = 'lim'::bytea FOR NO KEY UPDATE",
+    )
+    .await;
+    let requester = servers[1].worker_at("n", "w").await.unwrap();
+    let request =
+        tokio::spawn(async move { requester.request_attempts(&AttemptRequest::units(1)).await });
+    wait_for_waiters(&admin, 1).await;
+    let pid: i32 = admin
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+             AND wait_event_type = 'Lock' AND query LIKE '%coordinate_hand_out%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    other
+        .execute(
+            "INSERT INTO work_unit_count AS c
+                 (work_spec_id, stripe, idle, pending, finished, failed, waiting)
+             SELECT id, $1, 0, 0, 0, 0, 0 FROM work_spec WHERE name = 'lim'::bytea
+             ON CONFLICT (work_spec_id, stripe) DO UPDATE SET idle = c.idle",
+            &[&i16::try_from(pid % 16).unwrap()],
+        )
+        .await
+        .expect("the other hand-out is not a deadlock victim");
+    other.batch_execute("COMMIT").await.unwrap();
+    let got = request.await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(first.status().await.unwrap(), WorkUnitStatus::Pending);
 }

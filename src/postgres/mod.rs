@@ -141,7 +141,9 @@
 //! locks a unit's row before an attempt of it, and a unit's row before its
 //! spec's counters (a destroy too: it deletes the units, then the
 //! counters), and units of one spec in name order (bulk adds, and the units
-//! a finish chains), so the common paths do not deadlock with each other.
+//! a finish chains); an expiry check expires only the units it locked, in
+//! id order, and a hand-out under a `max_running` locks its spec before the
+//! expiry it applies; so the common paths do not deadlock with each other.
 //! Some rarer pairs still can, each needing two transactions to meet on the
 //! same rows at once: a finish that chains into an existing unit, already
 //! holding the counter stripe its own change wrote, while a hand-out of

@@ -94,6 +94,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         22,
         include_str!("migrations/0022_detached_pending_attempts.sql"),
     ),
+    Migration::new(
+        23,
+        include_str!("migrations/0023_one_lock_order_for_expiry.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,
