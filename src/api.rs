@@ -481,7 +481,9 @@ pub trait Worker: Send + Sync + Debug {
     /// Cancel-safe: a call dropped before it answers (a timeout around it,
     /// a client gone) expires the attempts it made, from a task of its own
     /// when the backend made them after the caller left, so that no unit
-    /// stays held for a whole lease by an attempt nobody got.
+    /// stays held for a whole lease by an attempt nobody got. Such an
+    /// attempt stays in its unit's history, as any expired one: it counts
+    /// toward the spec's `max_retries`.
     async fn request_attempts(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>>;
 
     /// Creates an attempt for exactly this unit, whatever its state, pause,
