@@ -118,7 +118,9 @@ impl Drop for Unanswered {
 }
 
 /// The expire links of a hand-out (an object with a list of attempts) or
-/// of one attempt, read whatever else the answer holds.
+/// of one attempt, read whatever else the answer holds: an attempt that is
+/// not an object, or whose link is not a string, is passed over, and the
+/// others' links are still read.
 #[derive(Default)]
 struct ExpireLinks(Vec<String>);
 
@@ -129,16 +131,76 @@ impl<'de> Deserialize<'de> for ExpireLinks {
             #[serde(default)]
             attempts: Option<Vec<ExpireLink>>,
             #[serde(default)]
-            expire_url: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct ExpireLink {
-            #[serde(default)]
-            expire_url: String,
+            expire_url: ExpireLink,
         }
         let answer = Answer::deserialize(deserializer)?;
-        let listed = answer.attempts.into_iter().flatten().map(|a| a.expire_url);
-        Ok(ExpireLinks(listed.chain(answer.expire_url).collect()))
+        let listed = answer.attempts.into_iter().flatten();
+        let links = listed.chain([answer.expire_url]).filter_map(|l| l.0);
+        Ok(ExpireLinks(links.collect()))
+    }
+}
+
+/// An attempt's expire link in an answer, if it has one that is a string:
+/// read from an attempt document or from the link itself, and from any
+/// other value as none.
+#[derive(Default)]
+struct ExpireLink(Option<String>);
+
+impl<'de> Deserialize<'de> for ExpireLink {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ExpireLink;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an attempt or its expire link")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                link: &str,
+            ) -> std::result::Result<ExpireLink, E> {
+                Ok(ExpireLink(Some(link.to_owned())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut entries: A,
+            ) -> std::result::Result<ExpireLink, A::Error> {
+                let mut link = ExpireLink(None);
+                while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "expire_url" {
+                        link = entries.next_value()?;
+                    } else {
+                        entries.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(link)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut items: A,
+            ) -> std::result::Result<ExpireLink, A::Error> {
+                while items.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(ExpireLink(None))
+            }
+            fn visit_bool<E: serde::de::Error>(
+                self,
+                _: bool,
+            ) -> std::result::Result<ExpireLink, E> {
+                Ok(ExpireLink(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<ExpireLink, E> {
+                Ok(ExpireLink(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<ExpireLink, E> {
+                Ok(ExpireLink(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<ExpireLink, E> {
+                Ok(ExpireLink(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<ExpireLink, E> {
+                Ok(ExpireLink(None))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -590,5 +652,29 @@ impl Worker for RestWorker {
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
         let url = self.links().await?.child_attempts.clone();
         self.attempt_list(&url).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExpireLinks;
+
+    fn links(answer: &str) -> Vec<String> {
+        serde_json::from_slice::<ExpireLinks>(answer.as_bytes())
+            .map(|links| links.0)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn expire_links_are_read_past_attempts_that_are_not_documents() {
+        let answer = r#"{"attempts": [
+            {"expire_url": "/a/expire", "data": {"expire_url": 1}},
+            7, null, ["x"], {"expire_url": 5}, {"expire_url": {"no": 1}},
+            {"url": "/b", "expire_url": "/b/expire"}],
+            "work_spec_url": "/s"}"#;
+        assert_eq!(links(answer), ["/a/expire", "/b/expire"]);
+        let one = r#"{"url": "/a", "expire_url": "/a/expire", "data": {}}"#;
+        assert_eq!(links(one), ["/a/expire"]);
+        assert!(links(r#"{"attempts": 3}"#).is_empty());
     }
 }
