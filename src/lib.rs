@@ -145,11 +145,12 @@
 //! with names at the name limit) is an [`Error::Backend`] over HTTP where
 //! an in-process backend answers it; such lists are read in pages
 //! (`WorkUnitQuery`'s `previous_name` and `limit`). And a work unit query
-//! naming units whose names add up to over 4 MiB goes to the server in
-//! parts, each atomic but not the whole: a delete or priority change that
-//! fails part-way (a priority sum past the largest float, say) may have
-//! changed the units of the parts before, where an in-process backend
-//! changes nothing.
+//! too long for one request (over 8 KiB as a URL to a server without the
+//! select extension, over 4 MiB to one with it; see `rest::client`) goes
+//! to the server in parts, each atomic but not the whole: a delete or
+//! priority change that fails part-way (a priority sum past the largest
+//! float, say) may have changed the units of the parts before, where an
+//! in-process backend changes nothing.
 //!
 //! # Errors
 //!

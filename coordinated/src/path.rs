@@ -42,7 +42,7 @@ pub enum Resource {
     NamespaceSummary,
     /// `…/work_spec`
     WorkSpecs,
-    /// `…/worker` (no methods)
+    /// `…/worker` (`GET` lists the workers, an extension)
     Workers,
     /// `…/worker/{worker}`
     Worker,

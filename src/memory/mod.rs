@@ -1,6 +1,7 @@
 //! [`MemoryBackend`]: the reference backend, kept entirely in memory.
 //!
-//! It implements the whole specification and is the embedded default: fast,
+//! It implements every behaviour the API traits document and is the
+//! embedded default: fast,
 //! thread-safe, and gone when the process ends.
 //!
 //! # Design

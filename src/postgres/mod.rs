@@ -41,8 +41,8 @@
 //! # Identity and `Gone`
 //!
 //! Handles carry row ids, never names: once an object is deleted, every old
-//! handle answers `Gone` (or the `NoSuch…` error naming the object; see
-//! [`crate::conformance`]) even after an object of the
+//! handle answers `Gone` (or the `NoSuch…` error naming the object, a
+//! variation the conformance suite permits) even after an object of the
 //! same name is created again, because the new row has a new id. Handles of
 //! another backend, including another `PostgresBackend` instance, are refused
 //! with [`Error::WrongBackend`].
@@ -404,8 +404,9 @@ impl PostgresBuilder {
     ///
     /// Fails with [`Error::Backend`] holding a [`PostgresError`]: `Config`
     /// for a bad URL, `Pool` for a pool over [`MAX_CONNECTIONS`], `Connect`
-    /// when the server cannot be reached in time, `SchemaTooNew` for a
-    /// database of a newer version of this crate.
+    /// when the server cannot be reached in time, `NotUtf8` for a database
+    /// whose encoding is not UTF-8, `SchemaTooNew` for a database of a
+    /// newer version of this crate.
     pub async fn build(self) -> Result<PostgresBackend> {
         if self.max_connections > MAX_CONNECTIONS {
             return Err(PostgresError::Pool(format!(

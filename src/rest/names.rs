@@ -190,7 +190,7 @@ pub fn split_attempt_segment(segment: &str) -> (&str, Option<u64>) {
 mod tests {
     use super::*;
 
-    /// The worked examples of the wire specification.
+    /// Names and their path segments: plain, escaped, base64 and empty.
     const EXAMPLES: &[(&str, &str)] = &[
         ("foo", "foo"),
         ("host-a.1", "host-a.1"),

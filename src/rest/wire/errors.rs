@@ -71,8 +71,9 @@ pub struct ErrorDocument {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub stack: String,
     /// For `error`-coded errors of this crate that have a kind of their own
-    /// (invalid work spec data, bad output item, time out of range): the
-    /// kind; `value` then holds its argument. Other clients ignore it.
+    /// (invalid work spec data, a bad output item, a time out of range, a
+    /// name, data or mode over its limit): the kind; `value` then holds its
+    /// argument. Other clients ignore it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kind: String,
 }
