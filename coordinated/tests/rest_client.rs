@@ -1612,13 +1612,7 @@ async fn a_hand_out_filters_any_length_as_in_process() {
         ..Default::default()
     };
     let app = coordinated::router(Arc::new(served.clone()), &options);
-    let (url, _stop) = serve(app).await;
-    let worker = RestBackend::connect(url)
-        .await
-        .unwrap()
-        .worker_at("n", "w")
-        .await
-        .unwrap();
+    let (worker, _stop) = worker_w_of(app).await;
     let many =
         |n: usize, len: usize| -> Vec<String> { (0..n).map(|i| format!("{i:0len$}")).collect() };
     let request = |work_specs: Vec<String>, runtimes: Vec<String>| AttemptRequest {
@@ -1665,6 +1659,14 @@ async fn a_hand_out_filters_any_length_as_in_process() {
         let got = worker.request_attempts(&nothing).await;
         assert!(got.as_ref().is_ok_and(Vec::is_empty), "{got:?}");
     }
+}
+
+/// Worker "w" of namespace "n" through `RestBackend`, against `app`
+/// served until the second value is dropped.
+async fn worker_w_of(app: axum::Router) -> (coordinate::WorkerRef, oneshot::Sender<()>) {
+    let (url, stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    (rest.worker_at("n", "w").await.unwrap(), stop)
 }
 
 /// A lookup answered with the document of another name (a gateway's page
@@ -1742,13 +1744,7 @@ async fn a_handed_out_attempt_whose_unit_cannot_be_found_is_given_back() {
             },
         ),
     );
-    let (url, _stop) = serve(app).await;
-    let worker = RestBackend::connect(url)
-        .await
-        .unwrap()
-        .worker_at("n", "w")
-        .await
-        .unwrap();
+    let (worker, _stop) = worker_w_of(app).await;
     let got = worker
         .request_attempts(&coordinate::AttemptRequest::units(2))
         .await
@@ -1776,13 +1772,7 @@ async fn an_attempt_listed_twice_is_handed_back_once_and_kept() {
             list.extend(again);
         }
     });
-    let (url, _stop) = serve(app).await;
-    let worker = RestBackend::connect(url)
-        .await
-        .unwrap()
-        .worker_at("n", "w")
-        .await
-        .unwrap();
+    let (worker, _stop) = worker_w_of(app).await;
     for asked in [1, 2] {
         let got = worker
             .request_attempts(&coordinate::AttemptRequest::units(asked))
