@@ -884,9 +884,8 @@ async fn unit_to_attempt(
 
 /// `PUT` on a worker: first the parent (`parent_at`, the namespace and
 /// name [`parent_by_url`] reads, sets that worker; else a name different
-/// from
-/// the current parent's sets that worker of the namespace, `""` clears
-/// it), then update (`active: true`) or deactivate an active worker —
+/// from the current parent's sets that worker of the namespace, `""`
+/// clears it), then update (`active: true`) or deactivate an active worker —
 /// unless the body has `parent` (`""` included) or `parent_at`: setting or
 /// clearing the parent leaves the worker's state alone, as `set_parent`
 /// does in process (clients' parent bodies say `active: false`, and
