@@ -731,17 +731,9 @@ async fn counts_read_as_due_answer_the_finish_that_beat_the_expiry() {
 /// the unit makes a cycle, which PostgreSQL breaks by failing the change.
 #[tokio::test]
 async fn a_unit_change_chosen_as_a_deadlock_victim_is_run_again() {
-    let db = Database::fresh().await;
     // The change looks for a deadlock once, this long after it began to
     // wait: by then the cycle below is closed, however slow the machine.
-    db.sql()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{}\" SET deadlock_timeout = '3s'",
-            db.name
-        ))
-        .await
-        .unwrap();
+    let db = finding_deadlocks_after("3s").await;
     let clock = MockClock::new();
     let server = db.server(&clock, None).await;
     let ns = server.namespace("n").await.unwrap();
@@ -1040,14 +1032,14 @@ async fn a_continuous_unit_generated_over_a_new_attempt_detaches_it() {
     assert_eq!(stored_statuses(&admin, &name).await, vec![2, 5, 0]);
 }
 
-/// A database whose sessions look for a deadlock only after 20 s, so that
-/// one would show as a wait far longer than any other in these tests.
-async fn slow_to_find_deadlocks() -> Database {
+/// A fresh database whose sessions look for a deadlock only `timeout`
+/// after they began to wait.
+async fn finding_deadlocks_after(timeout: &str) -> Database {
     let db = Database::fresh().await;
     db.sql()
         .await
         .batch_execute(&format!(
-            "ALTER DATABASE \"{}\" SET deadlock_timeout = '20s'",
+            "ALTER DATABASE \"{}\" SET deadlock_timeout = '{timeout}'",
             db.name
         ))
         .await
@@ -1062,7 +1054,8 @@ async fn slow_to_find_deadlocks() -> Database {
 /// (a second read of its own, taking the other unit too, closed a cycle).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_expiry_checks_of_a_spec_end_without_deadlock() {
-    let db = slow_to_find_deadlocks().await;
+    // A deadlock would show as a wait far longer than any other here.
+    let db = finding_deadlocks_after("20s").await;
     let clock = MockClock::new();
     let servers = [db.server(&clock, None).await, db.server(&clock, None).await];
     let ns = servers[0].namespace("n").await.unwrap();
