@@ -12,7 +12,9 @@ use coordinate::feed::{ChangeEvent, DeletedUnits, PurgeScope};
 use coordinate::postgres::testing::{DatabaseLease, TestCluster};
 use coordinate::postgres::PostgresBackend;
 use coordinate::rules::limits::MAX_NAME_BYTES;
-use coordinate::{data, Backend, BackendExt, Error, NewWorkUnit, WorkUnitMeta, WorkUnitQuery};
+use coordinate::{
+    data, Backend, BackendExt, Duration, Error, NewWorkUnit, WorkUnitMeta, WorkUnitQuery,
+};
 
 type Server = Cache<PostgresBackend>;
 
@@ -237,6 +239,112 @@ async fn a_held_worker_follows_its_namespace_made_again_unheard() -> coordinate:
     assert!(matches!(kept.data().await, Err(Error::Gone { .. })));
     let names: Vec<String> = again.workers().await?.into_keys().collect();
     assert_eq!(names, ["w"], "recovery created no worker");
+    Ok(())
+}
+
+/// Waits until `server` applied an event after the `before` it had.
+async fn event_applied_after(server: &Server, before: u64) {
+    assert!(
+        wait_until(PROPAGATION_DEADLINE, || server.stats().feed.events_applied
+            > before)
+        .await,
+        "no event applied"
+    );
+}
+
+/// Server one deletes unit "u000" of a spec (in one statement with
+/// `others` more, or with its whole spec) and makes it again with an
+/// attempt; answers how many attempts server two's kept handle of
+/// "u000" then lists.
+async fn kept_unit_after_delete(others: usize, destroy: bool) -> coordinate::Result<usize> {
+    let (one, two, _url, _lease) = two_servers().await;
+    let ns = one.namespace("ns").await?;
+    let spec = ns.set_work_spec(data!({"name": "spec"})).await?;
+    let units = (0..=others)
+        .map(|i| NewWorkUnit::new(format!("u{i:03}"), data!({})))
+        .collect();
+    spec.add_work_units(units).await?;
+    let kept = two.work_unit_at("ns", "spec", "u000").await?;
+    assert!(kept.attempts().await?.is_empty());
+    let before = two.stats().feed.events_applied;
+    let spec = if destroy {
+        ns.destroy_work_spec("spec").await?;
+        ns.set_work_spec(data!({"name": "spec"})).await?
+    } else {
+        spec.delete_work_units(&WorkUnitQuery::default()).await?;
+        spec
+    };
+    event_applied_after(&two, before).await;
+    let again = spec
+        .add_work_unit("u000", data!({}), WorkUnitMeta::default())
+        .await?;
+    let worker = one.worker_at("ns", "w").await?;
+    worker.make_attempt(&again, Duration::minutes(10)).await?;
+    assert!(kept.active_attempt().await?.is_some());
+    assert_eq!(kept.num_attempts().await?, 1);
+    Ok(kept.attempts().await?.len())
+}
+
+/// A kept unit handle lists the attempts of the unit that now has its
+/// name after another server deleted its unit without naming it (a delete
+/// of more units than an event names) or destroyed its spec: the event
+/// drops no entry of the unit, so the handle learns of the delete from the
+/// `Gone` of its old unit's lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_unit_follows_its_name_after_unnamed_deletes() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    assert_eq!(kept_unit_after_delete(0, false).await?, 1, "named delete");
+    assert_eq!(
+        kept_unit_after_delete(200, false).await?,
+        1,
+        "spec-wide delete"
+    );
+    assert_eq!(kept_unit_after_delete(0, true).await?, 1, "spec destroyed");
+    Ok(())
+}
+
+/// A kept worker handle follows its name after another server destroyed
+/// and remade its namespace, and after an administrator renamed its worker
+/// in the database: it never lists the old worker's (empty) family, nor
+/// writes into the renamed worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_worker_follows_its_name_after_deletes_and_renames() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, two, url, _lease) = two_servers().await;
+    one.worker_at("ns", "w").await?;
+    let kept = two.worker_at("ns", "w").await?;
+    assert!(kept.children().await?.is_empty());
+    let before = two.stats().feed.events_applied;
+    one.namespace("ns").await?.destroy().await?;
+    event_applied_after(&two, before).await;
+    let w = one.worker_at("ns", "w").await?;
+    one.worker_at("ns", "c").await?.set_parent(Some(&w)).await?;
+    let children: Vec<String> = kept
+        .children()
+        .await?
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(children, ["c"], "children of the namespace made again");
+
+    let before = two.stats().feed.events_applied;
+    let renamed = admin(&url)
+        .await
+        .execute(
+            "UPDATE worker SET name = 'v'::bytea WHERE name = 'w'::bytea",
+            &[],
+        )
+        .await;
+    assert_eq!(renamed.map_err(|e| e.to_string()), Ok(1));
+    event_applied_after(&two, before).await;
+    one.worker_at("ns", "w").await?;
+    let now = coordinate::Clock::now(&coordinate::SystemClock);
+    kept.update(data!({"via": "kept"}), now, now, "").await?;
+    assert_eq!(one.worker_at("ns", "v").await?.data().await?, data!({}));
+    assert_eq!(
+        one.worker_at("ns", "w").await?.data().await?,
+        data!({"via": "kept"})
+    );
     Ok(())
 }
 

@@ -107,6 +107,61 @@ async fn old_handles_stay_gone_after_recreation() {
     assert_eq!(b.namespaces().await.unwrap().len(), 1);
 }
 
+/// The lists of a deleted unit, and of a worker whose namespace was
+/// destroyed, answer `Gone` as every other call on them: empty lists
+/// would look like answers, and a cache keeping the handle would never
+/// learn to follow its name (the lists of the objects that replaced them
+/// are not empty here).
+#[tokio::test]
+async fn lists_of_deleted_units_and_workers_answer_gone() {
+    let (b, _) = backend().await;
+    let (ns, spec) = namespace_and_spec(&b).await;
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let (worker, child) = (ns.worker("w").await.unwrap(), ns.worker("c").await.unwrap());
+    spec.delete_work_units(&WorkUnitQuery::names(["u"]))
+        .await
+        .unwrap();
+    let again = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    worker
+        .make_attempt(&again, Duration::minutes(5))
+        .await
+        .unwrap();
+    let unit_gone = gone(ObjectKind::WorkUnit);
+    assert_eq!(unit.attempts().await.unwrap_err(), unit_gone);
+    assert_eq!(unit.active_attempt().await.unwrap_err(), unit_gone);
+    assert_eq!(unit.num_attempts().await.unwrap_err(), unit_gone);
+    assert_eq!(again.num_attempts().await.unwrap(), 1);
+
+    ns.destroy().await.unwrap();
+    let ns = b.namespace("n").await.unwrap();
+    let spec = ns.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let (w, c) = (ns.worker("w").await.unwrap(), ns.worker("c").await.unwrap());
+    c.set_parent(Some(&w)).await.unwrap();
+    w.set_parent(Some(&c)).await.unwrap();
+    c.make_attempt(&unit, Duration::minutes(5)).await.unwrap();
+    let worker_gone = gone(ObjectKind::Worker);
+    for old in [&worker, &child] {
+        assert_eq!(old.parent().await.unwrap_err(), worker_gone);
+        assert_eq!(old.children().await.unwrap_err(), worker_gone);
+        assert_eq!(old.active_attempts().await.unwrap_err(), worker_gone);
+        assert_eq!(old.all_attempts().await.unwrap_err(), worker_gone);
+        assert_eq!(old.child_attempts().await.unwrap_err(), worker_gone);
+    }
+    assert_eq!(w.child_attempts().await.unwrap().len(), 1);
+    assert_eq!(w.children().await.unwrap().len(), 1);
+    assert!(w.parent().await.unwrap().is_some());
+}
+
 /// A clock one second later at every reading.
 #[derive(Debug, Clone)]
 struct Ticking(MockClock);

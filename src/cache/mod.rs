@@ -233,11 +233,14 @@ use stats::Counters;
 ///   backend that only finds a deletion when a row is missing may answer a
 ///   call under a deleted parent with an empty result instead of `Gone`
 ///   (the model permits it for lists, counts, bulk deletes and priority
-///   changes, and lookups by name; the PostgreSQL backend does so): over
-///   such a backend, those calls on a handle whose object was deleted
-///   behind the cache's back answer that empty result until the feed
-///   drops its entry, or until a single-object call on it answers `Gone`
-///   and it follows its name.
+///   changes, and lookups by name; the PostgreSQL backend does so for a
+///   namespace's and a spec's, while a unit's and a worker's own lists
+///   answer `Gone`): over such a backend, those calls on a handle whose
+///   object was deleted behind the cache's back answer that empty result
+///   until the feed drops its entry (a unit's by its name: after a delete
+///   by status, or of its spec, a kept unit handle learns of it from a
+///   `Gone`), or until a single-object call on it answers `Gone` and it
+///   follows its name.
 /// * Feed events reach children only through the parent entry now cached.
 ///   So a namespace or spec handle kept after its entry left the cache
 ///   (evicted, expired, purged, or dropped by an event), or kept under a
@@ -248,7 +251,8 @@ use stats::Counters;
 ///   listing of the namespaces (the API has no "existing namespace"
 ///   lookup). A unit or worker handle has no children: kept after its
 ///   entry (or a parent's) left, it keeps working on its object and
-///   recovers on `Gone`. So a kept unit handle whose spec (or worker
+///   recovers on `Gone`; kept after an event dropped its entry, it
+///   re-resolves its name on its next use. So a kept unit handle whose spec (or worker
 ///   handle whose namespace) an administrator renamed in the database —
 ///   which this crate never does — goes on acting on its object under the
 ///   new name; lookups of the old name find it gone.

@@ -28,24 +28,30 @@ const GONE: Error = Error::Gone {
     kind: ObjectKind::Attempt,
 };
 
-/// A `SELECT` of the columns [`attempt_from_row`] reads, with the joins
-/// they need, followed by `$rest` (the `WHERE` and `ORDER BY`); a macro so
-/// the statement is one constant string.
-macro_rules! select_attempts {
-    ($rest:literal) => {
+/// A `SELECT` of the columns [`attempt_from_row`] reads, of the attempts of
+/// one worker: `$from` joins its row `o` (`$1` its id) to the workers whose
+/// attempts count, `$on` picks their attempts; by attempt id. A macro so
+/// the statement is one constant string. Rows come as
+/// [`Shared::owned_rows`](super::Shared::owned_rows) reads them: none when
+/// the worker is gone, one without an attempt when it has none.
+macro_rules! worker_attempts {
+    ($from:literal, $on:literal) => {
         concat!(
             "SELECT a.id, u.id, u.name, s.id, s.name, s.namespace_id, w.id, w.name, w.namespace_id, wn.name,
             sn.name
-         FROM attempt a JOIN work_unit u ON u.id = a.work_unit_id
+         FROM worker o",
+            $from,
+            " LEFT JOIN (attempt a JOIN work_unit u ON u.id = a.work_unit_id
          JOIN work_spec s ON s.id = u.work_spec_id JOIN namespace sn ON sn.id = s.namespace_id
-         JOIN worker w ON w.id = a.worker_id JOIN namespace wn ON wn.id = w.namespace_id",
-            $rest
+         JOIN worker w ON w.id = a.worker_id JOIN namespace wn ON wn.id = w.namespace_id) ON ",
+            $on,
+            " WHERE o.id = $1 ORDER BY a.id"
         )
     };
 }
-pub(crate) use select_attempts;
+pub(crate) use worker_attempts;
 
-/// An attempt handle from a row of [`select_attempts!`].
+/// An attempt handle from a row of [`worker_attempts!`] with an attempt.
 pub(crate) fn attempt_from_row(shared: &Arc<Shared>, row: &Row) -> Result<AttemptRef> {
     let spec = Arc::new(PgWorkSpec::new(
         shared.clone(),

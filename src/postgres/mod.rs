@@ -43,9 +43,13 @@
 //! Handles carry row ids, never names: once an object is deleted, every old
 //! handle answers `Gone` (or the `NoSuch…` error naming the object, a
 //! variation the conformance suite permits) even after an object of the
-//! same name is created again, because the new row has a new id. Handles of
-//! another backend, including another `PostgresBackend` instance, are refused
-//! with [`Error::WrongBackend`].
+//! same name is created again, because the new row has a new id. A unit's
+//! and a worker's lists (attempts, parent, children) answer `Gone` too, the
+//! object's row joined to its items in one statement; a namespace's and a
+//! spec's lists, counts, bulk deletes and priority changes may answer as for
+//! an empty one, the other variation permitted. Handles of another
+//! backend, including another `PostgresBackend` instance, are refused with
+//! [`Error::WrongBackend`].
 //!
 //! # Time
 //!
@@ -608,6 +612,29 @@ impl Shared {
     pub(crate) async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let client = self.client().await?;
         query(&client, sql, params).await
+    }
+
+    /// The items `sql` lists of one object, whose row it left-joins to
+    /// them: `gone` when it answers no row (the object's row is missing);
+    /// rows whose first column (the item's id) is NULL, those of the
+    /// object's row alone, are not items.
+    pub(crate) async fn owned_rows(
+        &self,
+        gone: Error,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let rows = self.rows(sql, params).await?;
+        if rows.is_empty() {
+            return Err(gone);
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            if col::<Option<i64>>(&row, 0)?.is_some() {
+                items.push(row);
+            }
+        }
+        Ok(items)
     }
 
     /// The only row `sql` answers on a pooled connection, or `gone` when it

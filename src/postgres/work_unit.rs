@@ -205,11 +205,12 @@ impl WorkUnit for PgWorkUnit {
 
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
         // The flag row makes the answer say whether anything needs
-        // expiring even when the unit has no active attempt.
+        // expiring, and whether the unit exists, even when it has no
+        // active attempt.
         const ACTIVE: &str = concat!(
-            "SELECT r.*, f.stale FROM (SELECT ",
+            "SELECT r.*, f.stale, f.found FROM (SELECT ",
             expirable!("x.work_spec_id = $3", "$2"),
-            ") f(stale) LEFT JOIN (SELECT a.id, w.id, w.name, w.namespace_id, n.name
+            ", EXISTS (SELECT 1 FROM work_unit WHERE id = $1)) f(stale, found) LEFT JOIN (SELECT a.id, w.id, w.name, w.namespace_id, n.name
                 FROM work_unit u JOIN attempt a ON a.id = u.active_attempt_id
                 JOIN worker w ON w.id = a.worker_id JOIN namespace n ON n.id = w.namespace_id
                 WHERE u.id = $1 AND NOT (a.status = 0 AND a.expiration_time < $2)) r ON true"
@@ -223,6 +224,9 @@ impl WorkUnit for PgWorkUnit {
                     .await?
                     .ok_or_else(|| decode("the flag row is missing"))?;
                 drop(client);
+                if !col::<bool>(&row, 6)? {
+                    return Err(GONE);
+                }
                 let id: Option<i64> = col(&row, 0)?;
                 let active = match id {
                     Some(_) => Some(self.clone_handle().attempt(&row, 0)?),
@@ -247,16 +251,20 @@ impl WorkUnit for PgWorkUnit {
 
     async fn attempts(&self) -> Result<Vec<AttemptRef>> {
         const ATTEMPTS: &str = "SELECT a.id, w.id, w.name, w.namespace_id, n.name
-            FROM attempt a JOIN worker w ON w.id = a.worker_id
-            JOIN namespace n ON n.id = w.namespace_id
-            WHERE a.work_unit_id = $1 ORDER BY a.id";
-        let rows = self.shared().rows(ATTEMPTS, &[&self.id]).await?;
+            FROM work_unit o LEFT JOIN (attempt a JOIN worker w ON w.id = a.worker_id
+            JOIN namespace n ON n.id = w.namespace_id) ON a.work_unit_id = o.id
+            WHERE o.id = $1 ORDER BY a.id";
+        let rows = self
+            .shared()
+            .owned_rows(GONE, ATTEMPTS, &[&self.id])
+            .await?;
         let me = self.clone_handle();
         rows.iter().map(|row| me.attempt(row, 0)).collect()
     }
 
     async fn num_attempts(&self) -> Result<u64> {
-        const COUNT: &str = "SELECT count(*) FROM attempt WHERE work_unit_id = $1";
+        const COUNT: &str = "SELECT (SELECT count(*) FROM attempt WHERE work_unit_id = o.id)
+            FROM work_unit o WHERE o.id = $1";
         let row = self.shared().row_or(GONE, COUNT, &[&self.id]).await?;
         let n: i64 = col(&row, 0)?;
         u64::try_from(n).map_err(decode)

@@ -9,7 +9,7 @@ use tokio_postgres::types::FromSqlOwned;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::attempt::{attempt_from_row, select_attempts, PgAttempt};
+use super::attempt::{attempt_from_row, worker_attempts, PgAttempt};
 use super::work_spec::PgWorkSpec;
 use super::work_unit::PgWorkUnit;
 use super::{
@@ -138,9 +138,9 @@ impl PgWorker {
         self.shared.change_of(GONE, sql, self.id, values).await
     }
 
-    /// Attempts of this worker's row selected by `sql` (by [`select_attempts!`]).
+    /// Attempts of this worker selected by `sql` (by [`worker_attempts!`]).
     async fn attempt_list(&self, sql: &str) -> Result<Vec<AttemptRef>> {
-        let rows = self.shared.rows(sql, &[&self.id]).await?;
+        let rows = self.shared.owned_rows(GONE, sql, &[&self.id]).await?;
         rows.iter()
             .map(|row| attempt_from_row(&self.shared, row))
             .collect()
@@ -300,16 +300,11 @@ impl Worker for PgWorker {
     }
 
     async fn parent(&self) -> Result<Option<WorkerRef>> {
-        let client = self.shared.client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT p.id, p.name, p.namespace_id, n.name FROM worker w
-             JOIN worker p ON p.id = w.parent_id JOIN namespace n ON n.id = p.namespace_id
-             WHERE w.id = $1",
-            &[&self.id],
-        )
-        .await?;
-        row.map(|r| self.worker_from_row(&r, 0)).transpose()
+        const PARENT: &str = "SELECT p.id, p.name, p.namespace_id, n.name FROM worker o
+            LEFT JOIN (worker p JOIN namespace n ON n.id = p.namespace_id) ON p.id = o.parent_id
+            WHERE o.id = $1";
+        let rows = self.shared.owned_rows(GONE, PARENT, &[&self.id]).await?;
+        rows.first().map(|r| self.worker_from_row(r, 0)).transpose()
     }
 
     async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
@@ -328,9 +323,10 @@ impl Worker for PgWorker {
     }
 
     async fn children(&self) -> Result<Vec<WorkerRef>> {
-        const CHILDREN: &str = "SELECT w.id, w.name, w.namespace_id, n.name FROM worker w
-            JOIN namespace n ON n.id = w.namespace_id WHERE w.parent_id = $1";
-        let rows = self.shared.rows(CHILDREN, &[&self.id]).await?;
+        const CHILDREN: &str = "SELECT c.id, c.name, c.namespace_id, n.name FROM worker o
+            LEFT JOIN (worker c JOIN namespace n ON n.id = c.namespace_id) ON c.parent_id = o.id
+            WHERE o.id = $1";
+        let rows = self.shared.owned_rows(GONE, CHILDREN, &[&self.id]).await?;
         rows.iter().map(|r| self.worker_from_row(r, 0)).collect()
     }
 
@@ -391,21 +387,22 @@ impl Worker for PgWorker {
     }
 
     async fn active_attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.attempt_list(select_attempts!(
-            " WHERE a.worker_id = $1 AND a.on_active_list ORDER BY a.id"
+        self.attempt_list(worker_attempts!(
+            "",
+            "a.worker_id = o.id AND a.on_active_list"
         ))
         .await
     }
 
     async fn all_attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.attempt_list(select_attempts!(" WHERE a.worker_id = $1 ORDER BY a.id"))
+        self.attempt_list(worker_attempts!("", "a.worker_id = o.id"))
             .await
     }
 
     async fn child_attempts(&self) -> Result<Vec<AttemptRef>> {
-        self.attempt_list(select_attempts!(
-            " WHERE a.worker_id IN (SELECT id FROM worker WHERE parent_id = $1)
-                AND a.on_active_list ORDER BY a.id"
+        self.attempt_list(worker_attempts!(
+            " LEFT JOIN worker c ON c.parent_id = o.id",
+            "a.worker_id = c.id AND a.on_active_list"
         ))
         .await
     }
