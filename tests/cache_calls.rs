@@ -819,6 +819,63 @@ async fn make_attempt_refreshes_a_held_unit_past_a_second_stale_entry() -> coord
     Ok(())
 }
 
+/// A worker made again behind the cache's back, the unit alive: one
+/// refresh of the unit (which cannot tell the same object from another),
+/// then one of the worker; the unit is looked up once.
+#[test]
+fn make_attempt_refreshes_a_live_unit_once_before_the_worker() -> coordinate::Result<()> {
+    let (cache, memory) = setup();
+    block_on(async {
+        cache
+            .namespace("m")
+            .await?
+            .set_work_spec(data!({"name": "s"}))
+            .await?
+            .add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await?;
+        let unit = cache.work_unit_at("m", "s", "u").await?;
+        let worker = cache.worker_at("n", "w").await?;
+        memory.namespace("n").await?.destroy().await?;
+        memory.namespace("n").await?.worker("w").await?;
+        cache.get_ref().reset();
+        worker.make_attempt(&unit, Duration::minutes(5)).await?;
+        assert_eq!(calls(&cache, Op::MakeAttempt), 3);
+        assert_eq!(calls(&cache, Op::WorkUnit), 1);
+        Ok(())
+    })
+}
+
+/// A held worker whose name was filed again, for the same object (its
+/// entry expired), before that object was deleted and its name made again behind the cache's
+/// back: `make_attempt` re-resolves the worker past the second stale
+/// entry, as its other calls do, and acts on the worker that now has the
+/// name.
+#[test]
+fn make_attempt_follows_a_held_worker_past_a_second_stale_entry() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    let cache = coordinate::cache::CacheBuilder::new()
+        .time_to_live(StdDuration::from_millis(50))
+        .build(Instrumented::new(memory.clone()));
+    block_on(async {
+        let ns = cache.namespace("m").await?;
+        ns.set_work_spec(data!({"name": "s"}))
+            .await?
+            .add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await?;
+        let unit = cache.work_unit_at("m", "s", "u").await?;
+        let held = cache.worker_at("n", "w").await?;
+        // The entry expires, and a lookup files the name again.
+        std::thread::sleep(StdDuration::from_millis(60));
+        cache.run_pending_tasks().await;
+        cache.worker_at("n", "w").await?;
+        memory.namespace("n").await?.destroy().await?;
+        let again = memory.namespace("n").await?.worker("w").await?;
+        held.make_attempt(&unit, Duration::minutes(5)).await?;
+        assert_eq!(again.active_attempts().await?.len(), 1);
+        Ok(())
+    })
+}
+
 #[tokio::test]
 async fn caches_stack_and_erase() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());

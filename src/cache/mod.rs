@@ -121,8 +121,9 @@ use stats::Counters;
 /// * A `Gone` that may be about an argument (`make_attempt`'s unit,
 ///   `set_parent`'s worker) re-resolves the argument, if it is one of this
 ///   cache's handles, and retries; still `Gone`, it re-resolves the worker
-///   the call was made on and retries once more. A `Gone` after that comes
-///   back to the caller. An argument that is not one of this cache's
+///   the call was made on and retries; then the argument again, then the
+///   worker, each at most twice, as a call on either alone would. A `Gone`
+///   after that comes back to the caller. An argument that is not one of this cache's
 ///   handles goes to the backend first, even on a handle known to be dead,
 ///   so a foreign one is refused (`WrongBackend`) as the backend refuses it.
 /// * **Limits first.** Every call checks its input against the crate's

@@ -24,8 +24,8 @@ pub(super) use forward;
 /// How many times one call re-resolves its handle after `Gone`. Two, so a
 /// handle whose replacement was itself replaced behind the cache's back
 /// still converges; calls whose `Gone` may be about an argument
-/// (`make_attempt`, `set_parent`) re-resolve the argument and then the
-/// handle, once each.
+/// (`make_attempt`, `set_parent`) re-resolve the argument and the handle
+/// in turn, each as many times.
 pub(super) const MAX_RECOVERIES: u32 = 2;
 
 /// The current link of `handle`, re-resolved first if its object is known

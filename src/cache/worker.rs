@@ -99,37 +99,35 @@ impl CachedWorker {
     }
 
     /// Runs `call` on this worker's upstream object with `argument`'s, a
-    /// handle of this cache. A `Gone` may be about either: the argument is
-    /// re-resolved and the call retried, as long as that finds another
-    /// object (the name's entry may itself have been filed for the deleted
-    /// one), then, still `Gone`, this worker.
+    /// handle of this cache. A `Gone` may be about either, and which is
+    /// unknown (a re-resolved argument is a new upstream handle even when
+    /// its object is the same): the argument and this worker are
+    /// re-resolved in turn, the argument first, each at most
+    /// [`MAX_RECOVERIES`] times, as a call on either alone would.
     async fn with_argument<K, T, F, Fut>(&self, argument: &Cached<K>, call: F) -> Result<T>
     where
         K: Kind,
         F: Fn(WorkerRef, Arc<K::Up>) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let mut budget = 1;
+        let mut budget = MAX_RECOVERIES;
         let mut link = live_link(&self.shared, self, &mut budget, false).await?;
         let mut argument_link = argument.link_for_call().await?;
         let mut refreshes = MAX_RECOVERIES;
+        let mut argument_next = true;
         loop {
             let upstream = Arc::clone(&link.upstream);
             let answer = call(upstream, Arc::clone(&argument_link.upstream)).await;
             if let Err(Error::Gone { .. }) = answer {
-                if refreshes > 0 {
+                if refreshes > 0 && (argument_next || budget == 0) {
                     refreshes -= 1;
-                    let refreshed = argument.refresh(&argument_link).await?;
-                    if !Arc::ptr_eq(&refreshed.upstream, &argument_link.upstream) {
-                        argument_link = refreshed;
-                        continue;
-                    }
-                    // The argument's object is still the one its name
-                    // has: the `Gone` is this worker's.
-                    refreshes = 0;
+                    argument_next = false;
+                    argument_link = argument.refresh(&argument_link).await?;
+                    continue;
                 }
                 if budget > 0 {
                     budget -= 1;
+                    argument_next = true;
                     link = recover(&self.shared, self, &link, false).await?;
                     continue;
                 }
