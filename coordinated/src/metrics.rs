@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use coordinate::cache::{CacheStats, KindStats};
 use coordinate::postgres::PoolStatus;
-use coordinate::{Backend, WorkUnitStatus};
+use coordinate::{Backend, Summary, WorkUnitStatus};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
@@ -28,10 +28,12 @@ pub type CacheStatsFn = Arc<dyn Fn() -> CacheStats + Send + Sync>;
 /// `Arc<dyn Backend>` keeps its type here).
 pub type PoolStatusFn = Arc<dyn Fn() -> PoolStatus + Send + Sync>;
 
-/// Request latency buckets, in seconds: 100 µs to 10 s.
+/// Request latency buckets, in seconds: 100 µs to 60 s, past the default
+/// request timeout (30 s) and a proxy's upstream calls (5 s more), so that
+/// slow requests and timeouts are told apart from each other.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Summary duration buckets: twelve, from 1/32 s doubling up to 64 s.
@@ -288,26 +290,23 @@ const UNIT_STATUSES: [WorkUnitStatus; 5] = [
 /// Units per status (in [`UNIT_STATUSES`] order), per namespace and spec.
 type SpecCounts = BTreeMap<(String, String), [u64; UNIT_STATUSES.len()]>;
 
-/// Every `period` (the first one period after start), summarises the
-/// backend into `coordinate_work_units` gauges and times it into
-/// `coordinate_summary_seconds`. Every spec the summary lists has a series
-/// for each status, zero when no unit has it, so that a drained queue
-/// reads 0 rather than nothing. While a summary takes longer than a
-/// period, the last one's counts are set again each period, so that they
-/// do not lapse meanwhile. The series of a spec that disappears (destroyed,
-/// or left without units) are set to zero, and leave `/metrics` some
-/// periods later if the recorder was [`install`]ed for `period`.
+/// One period after start, and then one period after each summary ends,
+/// summarises the backend into `coordinate_work_units` gauges and times
+/// it into `coordinate_summary_seconds` (a failed one is counted in
+/// `coordinate_summary_failures_total` instead). Every spec the summary
+/// lists has a series for each status, zero when no unit has it, so that
+/// a drained queue reads 0 rather than nothing. While a summary takes
+/// longer than a period, the last one's counts are set again each period,
+/// so that they do not lapse meanwhile. The series of a spec that
+/// disappears (destroyed, or left without units) are set to zero, and
+/// leave `/metrics` some periods later if the recorder was [`install`]ed
+/// for `period`, whether or not anything scrapes it: the recorder drops
+/// idle series only as it renders, so this renders once a summary.
 pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod) {
-    // The first tick one period from now; a period past what the clock can
-    // count to never ticks.
-    let Some(first) = tokio::time::Instant::now().checked_add(period.get()) else {
-        return std::future::pending().await;
-    };
-    let mut ticks = tokio::time::interval_at(first, period.get());
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let handle = recorder();
     let mut shown = SpecCounts::new();
     loop {
-        ticks.tick().await;
+        tokio::time::sleep(period.get()).await;
         let started = Instant::now();
         let summary = {
             let mut summarizing = std::pin::pin!(backend.summarize());
@@ -318,32 +317,40 @@ pub async fn collect_summaries(backend: Arc<dyn Backend>, period: SummaryPeriod)
                 }
             }
         };
-        histogram!("coordinate_summary_seconds").record(started.elapsed().as_secs_f64());
-        let summary = match summary {
-            Ok(summary) => summary,
-            Err(e) => {
-                tracing::warn!("summary for metrics failed: {e}");
-                continue;
+        match summary {
+            Ok(summary) => {
+                histogram!("coordinate_summary_seconds").record(started.elapsed().as_secs_f64());
+                shown = shown_again(shown, summary);
             }
-        };
-        let mut counts = SpecCounts::new();
-        for record in summary {
-            let Some(at) = UNIT_STATUSES.iter().position(|s| *s == record.status) else {
-                continue;
-            };
-            let spec = counts
-                .entry((record.namespace, record.work_spec))
-                .or_default();
-            spec[at] = record.count;
+            Err(e) => {
+                counter!("coordinate_summary_failures_total").increment(1);
+                tracing::warn!("summary for metrics failed: {e}");
+            }
         }
-        shown.retain(|spec, _| !counts.contains_key(spec));
-        shown
-            .values_mut()
-            .for_each(|gone| *gone = Default::default());
-        show(&shown);
-        shown = counts;
-        show(&shown);
+        drop(handle.render());
     }
+}
+
+/// Shows the counts of `summary`, and zeroes the series of the specs
+/// `shown` has and it does not; answers its counts.
+fn shown_again(mut shown: SpecCounts, summary: Summary) -> SpecCounts {
+    let mut counts = SpecCounts::new();
+    for record in summary {
+        let Some(at) = UNIT_STATUSES.iter().position(|s| *s == record.status) else {
+            continue;
+        };
+        let spec = counts
+            .entry((record.namespace, record.work_spec))
+            .or_default();
+        spec[at] = record.count;
+    }
+    shown.retain(|spec, _| !counts.contains_key(spec));
+    shown
+        .values_mut()
+        .for_each(|gone| *gone = Default::default());
+    show(&shown);
+    show(&counts);
+    counts
 }
 
 /// `name` as a label value the exporter writes back exactly. It escapes

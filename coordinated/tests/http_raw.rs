@@ -704,6 +704,58 @@ fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
     });
 }
 
+/// A destroyed spec's series go whether or not anything scrapes
+/// `/metrics` meanwhile: the first scrape long after the destroy finds
+/// none (the recorder drops idle series only as it renders).
+#[test]
+fn metrics_drop_a_destroyed_specs_series_unscraped() {
+    let server = summarizing_with_unit("quiet", "100ms");
+    let series = r#"coordinate_work_units{namespace="quiet",work_spec="s",status="available"}"#;
+    eventually(Duration::from_secs(10), || {
+        server
+            .get("/metrics")
+            .text()
+            .contains(&format!("{series} 1"))
+            .then_some(())
+    });
+    let destroyed = request(
+        server.addr,
+        "DELETE",
+        "/namespace/quiet/work_spec/s",
+        &[],
+        None,
+    );
+    assert_eq!(destroyed.status, 204);
+    // Twenty periods, no scrape.
+    std::thread::sleep(Duration::from_secs(2));
+    let text = server.get("/metrics").text();
+    assert!(!text.contains(series), "{text}");
+}
+
+/// A summary that fails is counted, not timed: with the server behind a
+/// proxy stopped before the proxy's first summary,
+/// `coordinate_summary_failures_total` grows and
+/// `coordinate_summary_seconds` records nothing.
+#[test]
+fn metrics_count_failed_summaries() {
+    let behind = Server::start(&[]);
+    let url = format!("http://{}", behind.addr);
+    let server = Server::start(&["--backend", &url, "--metrics-period", "1s"]);
+    drop(behind);
+    let text = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        let failures = text
+            .lines()
+            .find_map(|line| line.strip_prefix("coordinate_summary_failures_total "))
+            .and_then(|n| n.parse::<u64>().ok());
+        failures.is_some_and(|n| n >= 2).then_some(text)
+    });
+    assert!(
+        !text.contains("coordinate_summary_seconds_count"),
+        "a failed summary was timed:\n{text}"
+    );
+}
+
 #[test]
 fn health_and_readiness() {
     let server = Server::start(&[]);

@@ -49,6 +49,36 @@ async fn a_summary_slower_than_the_period_keeps_the_last_counts_up() {
     summaries.abort();
 }
 
+/// A summary slower than the period is followed by a whole period
+/// without one, rather than by the next summary at once: a backend that
+/// summarises slowly is not kept summarising without a pause.
+#[tokio::test]
+async fn a_slow_summary_is_followed_by_a_period_of_rest() {
+    let period = SummaryPeriod::new(PERIOD).expect("not zero");
+    install(period);
+    let memory = support::memory_with_units(&["u"]).await;
+    let slow = Arc::new(Instrumented::with_latency(memory, PERIOD * 2, |op| {
+        op == Op::Summarize
+    }));
+    let summaries = tokio::spawn(collect_summaries(slow.clone(), period));
+    let mut starts = Vec::new();
+    let watched = Instant::now();
+    while starts.len() < 4 {
+        assert!(watched.elapsed() < Duration::from_secs(30), "{starts:?}");
+        if slow.calls().get(Op::Summarize) > starts.len() as u64 {
+            starts.push(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    summaries.abort();
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        // Two periods summarising, one resting; a 5 ms poll may see a
+        // start late, and the next one early, by that much.
+        assert!(gap >= PERIOD * 3 - Duration::from_millis(20), "{gap:?}");
+    }
+}
+
 /// Names with backslashes, quotes and line feeds each get series of their
 /// own, escaped as the exposition format reads them back.
 #[tokio::test]
