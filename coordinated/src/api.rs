@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,7 @@ use coordinate::{
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 
+use crate::body_budget::{BodyBudget, BodyError, BufferedBody};
 use crate::completion::to_completion;
 use crate::connections::Peer;
 use crate::documents;
@@ -99,19 +100,20 @@ impl BodyArrival {
     }
 }
 
-/// What the API handler needs: the backend and the body bound.
+/// What the API handler needs: the backend and the bodies' bounds.
 #[derive(Debug, Clone)]
 pub struct Api {
     backend: Arc<dyn Backend>,
-    max_body_bytes: usize,
+    bodies: BodyBudget,
 }
 
 impl Api {
-    /// The API over `backend`, reading bodies up to `max_body_bytes`.
+    /// The API over `backend`, reading bodies up to `max_body_bytes` each,
+    /// within a [`BodyBudget`] for all.
     pub fn new(backend: Arc<dyn Backend>, max_body_bytes: usize) -> Self {
         Api {
             backend,
-            max_body_bytes,
+            bodies: BodyBudget::new(max_body_bytes),
         }
     }
 }
@@ -268,26 +270,25 @@ impl Api {
             }
         };
         mark(true);
-        let read = axum::body::to_bytes(body, self.max_body_bytes).await;
+        let read = self.bodies.read(body).await;
         mark(false);
-        let bytes: Bytes = read.map_err(|e| {
-            let cause = e.into_inner();
-            if let (true, Some(arrival)) = (ended_early(&*cause), arrival) {
-                arrival.cut_off();
-            }
-            let too_large = cause
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            if too_large {
-                Problem::generic(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body exceeds {} bytes", self.max_body_bytes),
-                )
-            } else {
+        let body = read.map_err(|e| match e {
+            BodyError::TooLarge => Problem::generic(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body exceeds {} bytes",
+                    self.bodies.max_body_bytes()
+                ),
+            ),
+            BodyError::Read(e) => {
+                let cause = e.into_inner();
+                if let (true, Some(arrival)) = (ended_early(&*cause), arrival) {
+                    arrival.cut_off();
+                }
                 Problem::bad_request("request body could not be read")
             }
         })?;
-        JsonBody::checked(bytes)
+        JsonBody::checked(body)
     }
 }
 
@@ -329,18 +330,19 @@ fn undecodable(e: serde_json::Error) -> Problem {
 /// operation decodes only the fields it reads, and skips the others without
 /// building them, so a body costs about its own size in memory whatever
 /// else it carries.
-pub(crate) struct JsonBody(Bytes);
+/// It holds its room in the [`BodyBudget`] until dropped.
+pub(crate) struct JsonBody(BufferedBody);
 
 impl JsonBody {
-    /// `bytes` if they are UTF-8 text of one JSON value. The check builds
+    /// `body` if it is UTF-8 text of one JSON value. The check builds
     /// nothing and nests without recursion; escapes, the range of numbers
     /// and the depth of nesting are checked in the fields an operation
     /// reads, so a field the API ignores is ignored whatever it holds.
-    fn checked(bytes: Bytes) -> Result<Self, Problem> {
-        let text = std::str::from_utf8(&bytes)
+    fn checked(body: BufferedBody) -> Result<Self, Problem> {
+        let text = std::str::from_utf8(&body.bytes)
             .map_err(|e| Problem::bad_request(format!("the request body is not UTF-8: {e}")))?;
         serde_json::from_str::<IgnoredAny>(text).map_err(undecodable)?;
-        Ok(JsonBody(bytes))
+        Ok(JsonBody(body))
     }
 }
 
@@ -348,7 +350,7 @@ impl JsonBody {
 /// a JSON object: serde's derived decoders would also read an array, field
 /// by field in order. A field the operation reads given twice is refused.
 fn decode<T: DeserializeOwned>(body: Option<JsonBody>) -> Result<T, Problem> {
-    let bytes = body.as_ref().map_or(&[][..], |body| &body.0[..]);
+    let bytes = body.as_ref().map_or(&[][..], |body| &body.0.bytes[..]);
     let first = bytes
         .iter()
         .copied()

@@ -84,7 +84,9 @@ pub struct Config {
     /// Largest request body accepted, in bytes. The default (32 MiB) holds
     /// any data map within `coordinate`'s `MAX_DATA_BYTES` with the request
     /// around it, in the longest form clients write (JSON with `<`, `>` and
-    /// `&` escaped, six bytes each).
+    /// `&` escaped, six bytes each). Bodies being read hold at most eight
+    /// times this much memory together, beyond the first 64 KiB of each
+    /// (see `coordinated::body_budget`).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may still run (and

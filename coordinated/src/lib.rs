@@ -119,6 +119,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod api;
+pub mod body_budget;
 mod completion;
 pub mod config;
 pub mod connections;

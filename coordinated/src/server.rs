@@ -38,7 +38,9 @@ pub struct ServerOptions {
     /// Longest time one request may take: then it is answered `408` if its
     /// body was still arriving, else `503`.
     pub request_timeout: Duration,
-    /// Largest request body accepted (default [`DEFAULT_MAX_BODY_BYTES`]).
+    /// Largest request body accepted (default [`DEFAULT_MAX_BODY_BYTES`]);
+    /// bodies being read share a [`BodyBudget`](crate::body_budget::BodyBudget)
+    /// of eight times that.
     pub max_body_bytes: usize,
     /// Log every request through `tracing`.
     pub log_requests: bool,

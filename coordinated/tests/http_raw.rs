@@ -756,6 +756,63 @@ fn metrics_count_failed_summaries() {
     );
 }
 
+/// Bodies being read share one memory budget (eight of the largest
+/// accepted, beyond the first 64 KiB of each): once clients holding most of
+/// large bodies have spent it, another large body is not read until one of
+/// them goes, while small requests go on as before.
+#[test]
+fn large_bodies_wait_for_room_while_small_ones_pass() {
+    const MAX: usize = 200_000;
+    let server = Server::start(&["--max-body-bytes", &MAX.to_string()]);
+    let head = |length: usize| {
+        format!(
+            "POST /namespace HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    let body = |length: usize| {
+        let mut body = br#"{"name":"big","pad":""#.to_vec();
+        body.resize(length - 2, b'a');
+        body.extend_from_slice(br#""}"#);
+        body
+    };
+    // Each holds all of its body but the last byte: 135,465 bytes of room.
+    let holders: Vec<TcpStream> = (0..12)
+        .map(|_| {
+            let mut held = TcpStream::connect(server.addr).expect("connect");
+            held.write_all(head(MAX).as_bytes()).expect("head");
+            held.write_all(&body(MAX)[..MAX - 1]).expect("body");
+            held
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut waiting = TcpStream::connect(server.addr).expect("connect");
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    waiting.write_all(head(MAX).as_bytes()).expect("head");
+    waiting.write_all(&body(MAX)).expect("body");
+    let mut answer = [0u8; 12];
+    let early = waiting.read(&mut answer);
+    assert!(early.is_err(), "read with no room: {early:?}");
+
+    let small = server.send_json("POST", "/namespace", r#"{"name":"small"}"#);
+    assert_eq!(small.status, 201, "{}", small.text());
+
+    drop(holders);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let answered = waiting
+        .read(&mut answer)
+        .expect("an answer once there is room");
+    assert!(
+        answer[..answered].starts_with(b"HTTP/1.1 201"),
+        "{}",
+        String::from_utf8_lossy(&answer[..answered])
+    );
+}
+
 #[test]
 fn health_and_readiness() {
     let server = Server::start(&[]);

@@ -1,0 +1,176 @@
+//! Request bodies read within one memory budget shared by every request:
+//! each body is bounded on its own, but a thousand clients each sending
+//! most of a large body, slowly, would otherwise hold a thousand large
+//! buffers at once.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The bytes of each body read without drawing on the budget: requests
+/// of the API are small, and stay unhindered while large bodies wait.
+pub const FREE_BYTES_PER_BODY: usize = 64 * 1024;
+
+/// How many bodies of the largest size accepted may be buffered at once,
+/// beyond their free bytes.
+pub const LARGEST_BODIES_AT_ONCE: usize = 8;
+
+/// The memory request bodies may hold together, beyond the first
+/// [`FREE_BYTES_PER_BODY`] of each. A body that finds it spent waits for
+/// room (up to its request's timeout) without reading more: the client's
+/// writes wait in its connection, not in the server's memory.
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    room: Arc<Semaphore>,
+    max_body_bytes: usize,
+}
+
+/// Why a body was not read whole.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It is longer than the bound on one body.
+    TooLarge,
+    /// The connection failed, or ended, before its end.
+    Read(axum::Error),
+}
+
+/// A body read whole, and the room it holds in the budget until dropped.
+#[derive(Debug)]
+pub struct BufferedBody {
+    /// The body.
+    pub bytes: Bytes,
+    _room: Option<OwnedSemaphorePermit>,
+}
+
+impl BodyBudget {
+    /// Bodies of at most `max_body_bytes` each, [`LARGEST_BODIES_AT_ONCE`]
+    /// of that size at once.
+    pub fn new(max_body_bytes: usize) -> Self {
+        let total = max_body_bytes
+            .saturating_mul(LARGEST_BODIES_AT_ONCE)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        BodyBudget {
+            room: Arc::new(Semaphore::new(total)),
+            max_body_bytes,
+        }
+    }
+
+    /// The largest body accepted.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Reads `body` whole, frame by frame, taking room for each frame
+    /// beyond the free bytes before keeping it. Cancel-safe: dropped, it
+    /// gives back what it took.
+    pub async fn read(&self, body: Body) -> Result<BufferedBody, BodyError> {
+        let mut body = std::pin::pin!(body);
+        let mut buffer = Vec::new();
+        let mut room: Option<OwnedSemaphorePermit> = None;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+                continue;
+            };
+            let length = buffer.len() + data.len();
+            if length > self.max_body_bytes {
+                return Err(BodyError::TooLarge);
+            }
+            let counted = length.saturating_sub(FREE_BYTES_PER_BODY)
+                - buffer.len().saturating_sub(FREE_BYTES_PER_BODY);
+            if counted > 0 {
+                let more = self.take(counted).await?;
+                match &mut room {
+                    Some(room) => room.merge(more),
+                    None => room = Some(more),
+                }
+            }
+            buffer.extend_from_slice(&data);
+        }
+        Ok(BufferedBody {
+            bytes: Bytes::from(buffer),
+            _room: room,
+        })
+    }
+
+    /// `bytes` of room, once there is that much.
+    async fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, BodyError> {
+        // One body never takes more than the budget holds (the bound on
+        // one body is within it), nor a frame more than a `u32` counts.
+        let bytes = u32::try_from(bytes).map_err(|_| BodyError::TooLarge)?;
+        Arc::clone(&self.room)
+            .acquire_many_owned(bytes)
+            .await
+            .map_err(|closed| BodyError::Read(axum::Error::new(closed)))
+    }
+
+    /// Room left, in bytes (for tests).
+    #[cfg(test)]
+    fn available(&self) -> usize {
+        self.room.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn body_of(chunks: Vec<Vec<u8>>) -> Body {
+        let stream = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+        );
+        Body::from_stream(stream)
+    }
+
+    #[tokio::test]
+    async fn small_bodies_take_no_room_and_large_ones_give_it_back() {
+        let budget = BodyBudget::new(200 * 1024);
+        let total = budget.available();
+        let small = budget.read(body_of(vec![vec![b'a'; 1000]])).await.unwrap();
+        assert_eq!(small.bytes.len(), 1000);
+        assert_eq!(budget.available(), total);
+        let chunks = vec![vec![b'b'; 50 * 1024]; 3];
+        let large = budget.read(body_of(chunks)).await.unwrap();
+        assert_eq!(large.bytes.len(), 150 * 1024);
+        assert_eq!(budget.available(), total - (150 - 64) * 1024);
+        drop((small, large));
+        assert_eq!(budget.available(), total);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_bound_is_refused() {
+        let budget = BodyBudget::new(100 * 1024);
+        let chunks = vec![vec![b'c'; 60 * 1024]; 2];
+        let read = budget.read(body_of(chunks)).await;
+        assert!(matches!(read, Err(BodyError::TooLarge)), "{read:?}");
+        assert_eq!(budget.available(), 8 * 100 * 1024);
+    }
+
+    /// With the budget spent, a large body waits, and reads on once
+    /// another gives its room back; a small one does not wait.
+    #[tokio::test]
+    async fn a_spent_budget_holds_large_bodies_back_until_room_is_freed() {
+        let max = 100 * 1024;
+        let budget = BodyBudget::new(max);
+        let mut held = Vec::new();
+        for _ in 0..LARGEST_BODIES_AT_ONCE * max / (max - FREE_BYTES_PER_BODY) {
+            let body = body_of(vec![vec![b'd'; max]]);
+            held.push(budget.read(body).await.unwrap());
+        }
+        let waiting = budget.read(body_of(vec![vec![b'e'; max]]));
+        let mut waiting = std::pin::pin!(waiting);
+        assert!((&mut waiting).now_or_never().is_none(), "read without room");
+        let small = budget.read(body_of(vec![vec![b'f'; 10]])).now_or_never();
+        assert!(
+            small.is_some_and(|read| read.is_ok()),
+            "a small body waited"
+        );
+        held.truncate(held.len() - 1);
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+        assert!(matches!(read, Ok(Ok(_))), "{read:?}");
+    }
+}
