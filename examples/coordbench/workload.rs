@@ -233,9 +233,15 @@ impl Clients {
                 .map(|client| tokio::spawn(client.run(stop.clone(), progress.clone())))
                 .collect(),
         };
-        tokio::time::sleep(duration).await;
-        stop.store(true, Ordering::Relaxed);
         let mut joined = Vec::with_capacity(running.tasks.len());
+        // A client ends before it is told to stop only on an error, which
+        // ends the run at once rather than at the end of its duration.
+        if let Some((ended, index)) = running.first_to_end_within(duration).await {
+            stop.store(true, Ordering::Relaxed);
+            running.tasks.swap_remove(index);
+            joined.push(ended.map_err(|e| Error::backend(format!("client task failed: {e}")))??);
+        }
+        stop.store(true, Ordering::Relaxed);
         for task in std::mem::take(&mut running.tasks) {
             joined.push(
                 task.await
@@ -268,6 +274,27 @@ impl Clients {
 struct Running {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<coordinate::Result<Client>>>,
+}
+
+impl Running {
+    /// The first task to end within `duration`, and its index, if one does.
+    async fn first_to_end_within(
+        &mut self,
+        duration: StdDuration,
+    ) -> Option<(
+        Result<coordinate::Result<Client>, tokio::task::JoinError>,
+        usize,
+    )> {
+        if self.tasks.is_empty() {
+            tokio::time::sleep(duration).await;
+            return None;
+        }
+        let first = futures::future::select_all(self.tasks.iter_mut());
+        tokio::select! {
+            () = tokio::time::sleep(duration) => None,
+            (ended, index, _) = first => Some((ended, index)),
+        }
+    }
 }
 
 impl Drop for Running {
@@ -487,6 +514,27 @@ mod tests {
         assert!(outcome(1000, 11).check_errors().is_err());
         assert!(outcome(0, 0).check_errors().is_ok());
         assert!(outcome(0, 1).check_errors().is_err());
+    }
+
+    /// A client's error ends the run at once, not at the end of its
+    /// duration: here every spec is gone, so every request fails.
+    #[tokio::test]
+    async fn a_clients_error_ends_the_run_at_once() {
+        let (backend, shape) = loaded().await;
+        let ns = backend
+            .namespace(&shape.namespace)
+            .await
+            .expect("namespace");
+        for i in 0..shape.specs {
+            ns.destroy_work_spec(&Shape::spec_name(i))
+                .await
+                .expect("destroyed");
+        }
+        let mut clients = Clients::new(backend, &shape);
+        let hour = StdDuration::from_secs(3600);
+        let run = clients.run(hour, Arc::default());
+        let ended = tokio::time::timeout(StdDuration::from_secs(60), run).await;
+        assert!(matches!(ended, Ok(Err(_))), "{ended:?}");
     }
 
     #[tokio::test]
