@@ -20,7 +20,10 @@
 //! lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
 //! units not worked yet are given back at once (on Ctrl-C, the job running
 //! is reported when it ends; pressed again, the worker exits at once), and
-//! the worker is deactivated either way.
+//! the worker is deactivated either way. A server that does not answer
+//! (down, or restarting) is not an error that stops the worker: its
+//! heartbeat or request for work is tried again, a poll interval later,
+//! then twice that, up to a minute apart.
 
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, Instant};
@@ -32,6 +35,10 @@ use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, DataMap, Duration, Error, WorkUnitMeta, WorkerRef,
 };
 use tokio::sync::watch;
+
+#[path = "support/error_chain.rs"]
+mod error_chain;
+use error_chain::error_chain;
 
 /// A Coordinate worker over the REST API.
 #[derive(Debug, Parser)]
@@ -83,7 +90,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("worker: {e}");
+            eprintln!("worker: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -132,9 +139,15 @@ async fn work_until_stopped(
     // request for work dropped half-way may have been granted already,
     // leaving its units leased to a worker that has gone.
     while !stopped(&stop) {
-        heartbeat(worker, args.lease).await?;
+        retrying("heartbeat", poll, &mut stop, || {
+            heartbeat(worker, args.lease)
+        })
+        .await?;
         let asked = Instant::now();
-        let attempts = worker.request_attempts(&request).await?;
+        let attempts = retrying("request for work", poll, &mut stop, || {
+            worker.request_attempts(&request)
+        })
+        .await?;
         if attempts.is_empty() {
             if args.exit_when_idle {
                 break;
@@ -327,6 +340,43 @@ fn stopped(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow()
 }
 
+/// The longest wait between tries of [`retrying`].
+const MAX_RETRY_WAIT: StdDuration = StdDuration::from_secs(60);
+
+/// `call`'s answer once it is anything but a backend error (the server
+/// unreachable or restarting, say): each such error is reported on stderr
+/// and `call` tried again after `wait`, doubled each time up to a minute.
+/// Stopped meanwhile, the last error.
+async fn retrying<T, F, Fut>(
+    what: &str,
+    mut wait: StdDuration,
+    stop: &mut watch::Receiver<bool>,
+    mut call: F,
+) -> coordinate::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = coordinate::Result<T>>,
+{
+    loop {
+        let failed = match call().await {
+            Err(e @ Error::Backend(_)) => e,
+            answer => return answer,
+        };
+        if stopped(stop) {
+            return Err(failed);
+        }
+        eprintln!(
+            "worker: {what} failed ({}); trying again in {wait:?}",
+            error_chain(&failed)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Ok(()) = stop.changed() => return Err(failed),
+        }
+        wait = (wait * 2).min(MAX_RETRY_WAIT);
+    }
+}
+
 /// Tells the server the worker is alive for the next `lease`.
 async fn heartbeat(worker: &WorkerRef, lease: StdDuration) -> coordinate::Result<()> {
     let now = chrono::Utc::now();
@@ -501,6 +551,38 @@ mod tests {
     fn a_while(unit: &str, input: &DataMap) -> Result<DataMap, String> {
         std::thread::sleep(StdDuration::from_millis(1_500));
         work(unit, input)
+    }
+
+    /// The server unreachable for a while: the call is tried again until
+    /// it goes through; other errors end it at once, and so does a stop.
+    #[tokio::test]
+    async fn backend_errors_are_tried_again_until_stopped() {
+        let (pressed, mut stop) = watch::channel(false);
+        let wait = StdDuration::from_millis(1);
+        let tries = AtomicUsize::new(0);
+        let flaky = || {
+            let n = tries.fetch_add(1, Ordering::Relaxed);
+            async move {
+                match n {
+                    0..=2 => Err(Error::backend("connection refused")),
+                    _ => Ok(n),
+                }
+            }
+        };
+        assert_eq!(retrying("flaky", wait, &mut stop, flaky).await, Ok(3));
+        let refused = || async { Err::<(), _>(Error::NotPending) };
+        assert_eq!(
+            retrying("refused", wait, &mut stop, refused).await,
+            Err(Error::NotPending)
+        );
+        pressed.send_replace(true);
+        let down = || async { Err::<(), _>(Error::backend("down")) };
+        let stopped = tokio::time::timeout(
+            StdDuration::from_secs(10),
+            retrying("down", wait, &mut stop, down),
+        )
+        .await;
+        assert!(matches!(stopped, Ok(Err(Error::Backend(_)))), "{stopped:?}");
     }
 
     #[tokio::test]

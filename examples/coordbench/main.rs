@@ -20,6 +20,9 @@
 //! shown. A counting layer under both tells how many calls reached the
 //! backend.
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
+#[path = "../support/error_chain.rs"]
+mod error_chain;
 #[path = "../support/exit.rs"]
 mod exit;
 #[path = "../support/interrupt.rs"]
@@ -30,6 +33,9 @@ mod report;
 mod workload;
 
 use std::process::ExitCode;
+
+#[cfg(any(feature = "postgres", feature = "rest"))]
+use error_chain::error_chain;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -251,22 +257,6 @@ async fn open_postgres(url: &str) -> Result<Arc<dyn Backend>, String> {
 #[cfg(not(feature = "postgres"))]
 async fn open_postgres(_url: &str) -> Result<Arc<dyn Backend>, String> {
     Err("this build has no PostgreSQL backend: run with `--features postgres`".into())
-}
-
-/// The error and its sources, each said once (layers often repeat their
-/// source's text in their own).
-#[cfg(any(feature = "postgres", feature = "rest"))]
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let said = s.to_string();
-        if !text.contains(&said) {
-            text.push_str(&format!(": {said}"));
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// The backend as it may be printed: a URL without its user information
