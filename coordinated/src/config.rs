@@ -29,7 +29,7 @@ pub enum CacheMode {
 /// backend, or another server of the API, with the name cache in front.
 ///
 /// Flags spelled with one dash, as the reference daemon's, are taken too
-/// (see [`reference_spellings`]).
+/// (-http, -backend, -metric-period 2m0s, any flag listed here).
 ///
 /// A flag given twice takes its last value, as the reference daemon's do.
 #[derive(Debug, Clone, Parser)]
@@ -87,7 +87,8 @@ pub struct Config {
     /// `&` escaped, six bytes each). Bodies being read hold at most eight
     /// times this much memory together, beyond the first 64 KiB of each
     /// (see `coordinated::body_budget`).
-    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    /// Not zero, which would refuse every body.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES, value_parser = parse_body_bound)]
     pub max_body_bytes: usize,
     /// On SIGINT/SIGTERM, how long in-flight requests may still run (and
     /// then, how long what abandoned ones leave to do may take).
@@ -250,6 +251,16 @@ fn parse_connection_bound(text: &str) -> Result<usize, String> {
         Ok(bound @ 1..=MAX_CONNECTION_BOUND) => Ok(bound),
         _ => Err(format!(
             "invalid connection bound {text:?}: a whole number from 1 to {MAX_CONNECTION_BOUND}"
+        )),
+    }
+}
+
+/// A bound on one request body: a whole number of bytes, not zero.
+fn parse_body_bound(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(bound @ 1..) => Ok(bound),
+        _ => Err(format!(
+            "invalid body bound {text:?}: a whole number of bytes, at least 1"
         )),
     }
 }
@@ -526,6 +537,25 @@ mod tests {
             let err = err.unwrap_or_else(|| panic!("{bad} accepted"));
             assert!(err.contains("a whole number from 1 to"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_body_bound_is_a_positive_whole_number() {
+        let parse =
+            |value: &str| Config::try_parse_from(["coordinated", "--max-body-bytes", value]);
+        assert_eq!(parse("1").map(|c| c.max_body_bytes).ok(), Some(1));
+        for bad in ["0", "lots", "18446744073709551616"] {
+            let err = parse(bad).err().map(|e| e.to_string());
+            let err = err.unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(err.contains("at least 1"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_help_names_the_reference_spellings_in_words() {
+        let help = Config::command().render_long_help().to_string();
+        assert!(help.contains("-metric-period 2m0s"), "{help}");
+        assert!(!help.contains("[`"), "a documentation link: {help}");
     }
 
     #[test]

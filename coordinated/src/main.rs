@@ -30,7 +30,10 @@ async fn main() -> ExitCode {
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // As an error value: the log line lists its sources too (why
+            // a connection failed, say), not only the outermost message.
+            let error: &(dyn std::error::Error + 'static) = &*e;
+            tracing::error!(error, "stopped");
             ExitCode::FAILURE
         }
     }

@@ -103,8 +103,10 @@ fn a_proxy_refuses_to_start_without_a_server_behind_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
-    // Refused for want of a server there, not as a backend it cannot read.
+    // Refused for want of a server there, not as a backend it cannot read;
+    // the line says why the connection failed, not only that it did.
     assert!(!stderr.contains("unknown backend"), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
 }
 
 #[test]
