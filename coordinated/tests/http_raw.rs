@@ -670,12 +670,16 @@ fn metrics_show_every_status_of_a_spec_zero_included() {
     });
 }
 
-#[test]
-fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
-    // The zero set for the destroyed spec lasts three periods: long
-    // enough for a poll on a busy machine to see it.
-    let server = summarizing_with_unit("gone", "250ms");
-    let series = r#"coordinate_work_units{namespace="gone",work_spec="s",status="available"}"#;
+/// The series of spec "s" of namespace `ns` with status available.
+fn available_series(ns: &str) -> String {
+    format!(r#"coordinate_work_units{{namespace="{ns}",work_spec="s",status="available"}}"#)
+}
+
+/// A server summarising every `period` whose spec "s" of namespace `ns`,
+/// with one unit, was destroyed once `/metrics` showed its unit.
+fn destroyed_once_shown(ns: &str, period: &str) -> Server {
+    let server = summarizing_with_unit(ns, period);
+    let series = available_series(ns);
     eventually(Duration::from_secs(10), || {
         server
             .get("/metrics")
@@ -683,14 +687,18 @@ fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
             .contains(&format!("{series} 1"))
             .then_some(())
     });
-    let destroyed = request(
-        server.addr,
-        "DELETE",
-        "/namespace/gone/work_spec/s",
-        &[],
-        None,
-    );
+    let path = format!("/namespace/{ns}/work_spec/s");
+    let destroyed = request(server.addr, "DELETE", &path, &[], None);
     assert_eq!(destroyed.status, 204);
+    server
+}
+
+#[test]
+fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
+    // The zero set for the destroyed spec lasts three periods: long
+    // enough for a poll on a busy machine to see it.
+    let server = destroyed_once_shown("gone", "250ms");
+    let series = available_series("gone");
     eventually(Duration::from_secs(10), || {
         server
             .get("/metrics")
@@ -700,7 +708,7 @@ fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
     });
     // Three periods after the last summary that had it, the series goes.
     eventually(Duration::from_secs(10), || {
-        (!server.get("/metrics").text().contains(series)).then_some(())
+        (!server.get("/metrics").text().contains(&series)).then_some(())
     });
 }
 
@@ -709,27 +717,11 @@ fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
 /// none (the recorder drops idle series only as it renders).
 #[test]
 fn metrics_drop_a_destroyed_specs_series_unscraped() {
-    let server = summarizing_with_unit("quiet", "100ms");
-    let series = r#"coordinate_work_units{namespace="quiet",work_spec="s",status="available"}"#;
-    eventually(Duration::from_secs(10), || {
-        server
-            .get("/metrics")
-            .text()
-            .contains(&format!("{series} 1"))
-            .then_some(())
-    });
-    let destroyed = request(
-        server.addr,
-        "DELETE",
-        "/namespace/quiet/work_spec/s",
-        &[],
-        None,
-    );
-    assert_eq!(destroyed.status, 204);
+    let server = destroyed_once_shown("quiet", "100ms");
     // Twenty periods, no scrape.
     std::thread::sleep(Duration::from_secs(2));
     let text = server.get("/metrics").text();
-    assert!(!text.contains(series), "{text}");
+    assert!(!text.contains(&available_series("quiet")), "{text}");
 }
 
 /// A summary that fails is counted, not timed: with the server behind a
