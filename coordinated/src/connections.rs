@@ -44,15 +44,11 @@ pub struct ConnectionOptions {
     /// it for ever either.
     pub idle_timeout: Duration,
     /// How many connections may be open at once (at least one; default
-    /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, the one idle the
-    /// longest (no request in flight: silent, trickling a head, or kept
-    /// alive between requests) is closed to make room, as its idle timeout
-    /// would have closed it; with every one busy, no more are accepted
-    /// until one closes, and clients connecting meanwhile wait in the
-    /// listening socket's backlog. So the server's file descriptors and the
-    /// memory of the requests it reads stay bounded, however many clients
-    /// arrive, and clients that hold connections without using them cannot
-    /// lock others out. Each connection holds one file descriptor, so the
+    /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, no more are
+    /// accepted until one closes: clients connecting meanwhile wait in the
+    /// listening socket's backlog, and the server's file descriptors and
+    /// the memory of the requests it reads stay bounded, however many
+    /// clients arrive. Each connection holds one file descriptor, so the
     /// process's open-file limit must be above this bound.
     pub max_connections: usize,
 }
@@ -90,8 +86,16 @@ pub async fn serve(
         options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
     let (stopping, stop_seen) = watch::channel(false);
-    let idlers = Idlers::default();
     loop {
+        // A free slot first: at the bound, connections wait in the backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -102,27 +106,8 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // Then a slot for it: at the bound, the longest idle connection is
-        // closed to make one (looked for again now and then, while every
-        // connection is busy); other clients wait in the backlog meanwhile.
-        let slot = loop {
-            if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
-                break Some(slot);
-            }
-            idlers.close_longest_idle();
-            tokio::select! {
-                // The semaphore is never closed.
-                slot = Arc::clone(&slots).acquire_owned() => break slot.ok(),
-                () = tokio::time::sleep(LOOK_FOR_IDLE_AGAIN) => {}
-                () = &mut shutdown => break None,
-            }
-        };
-        let Some(slot) = slot else {
-            break;
-        };
         let slot = Open::new(slot);
         let activity = Arc::new(Activity::new());
-        idlers.register(&activity, options.max_connections);
         let requests = Arc::clone(&activity);
         let stream = Arc::new(stream);
         let peer = Peer(Arc::downgrade(&stream));
@@ -168,9 +153,6 @@ pub async fn serve(
                 () = activity.heading_at_shutdown(&mut stop_seen) => {
                     tracing::debug!("connection part way through a request head closed on shutdown");
                 }
-                () = activity.evicted_while_idle() => {
-                    tracing::debug!("idle connection closed to make room for another");
-                }
             }
         });
     }
@@ -194,45 +176,6 @@ pub async fn serve(
         tracing::warn!("work left by abandoned requests did not end within the deadline");
     }
     Ok(())
-}
-
-/// While every slot is taken, how often the accept loop looks for an idle
-/// connection to close again (one it told to close may have had a request
-/// arrive meanwhile, and stays open).
-const LOOK_FOR_IDLE_AGAIN: Duration = Duration::from_millis(100);
-
-/// The open connections, for closing the one idle the longest when every
-/// slot is taken.
-#[derive(Default)]
-struct Idlers {
-    open: std::sync::Mutex<Vec<Weak<Activity>>>,
-}
-
-impl Idlers {
-    /// Lists `activity`'s connection; the list drops closed ones once it
-    /// holds twice `bound` (the connections open at once, at most).
-    fn register(&self, activity: &Arc<Activity>, bound: usize) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= bound.saturating_mul(2) {
-            open.retain(|weak| weak.strong_count() > 0);
-        }
-        open.push(Arc::downgrade(activity));
-    }
-
-    /// Closes the connection with no request in flight that has been idle
-    /// the longest, if there is one.
-    fn close_longest_idle(&self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.retain(|weak| weak.strong_count() > 0);
-        let longest = open
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|activity| activity.in_flight.load(Ordering::Acquire) == 0)
-            .max_by_key(|activity| activity.idle());
-        if let Some(activity) = longest {
-            activity.evicted.notify_one();
-        }
-    }
 }
 
 /// After a failed `accept`: nothing if the failure was the connecting
@@ -302,9 +245,6 @@ struct Activity {
     /// connection opened): with none in flight, a head is arriving. hyper
     /// reads a next head only once the last response is written.
     heard: AtomicBool,
-    /// Told when the connection is to close to make room (see
-    /// [`Idlers`]).
-    evicted: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -315,7 +255,6 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             unnoted_bytes: AtomicU64::new(0),
             heard: AtomicBool::new(false),
-            evicted: tokio::sync::Notify::new(),
         }
     }
 
@@ -377,18 +316,6 @@ impl Activity {
             }
         })
         .await;
-    }
-
-    /// Completes once the connection is told to close to make room while
-    /// it has no request in flight (one may have arrived since it was
-    /// chosen).
-    async fn evicted_while_idle(&self) {
-        loop {
-            self.evicted.notified().await;
-            if self.in_flight.load(Ordering::Acquire) == 0 {
-                return;
-            }
-        }
     }
 
     /// Completes once the connection has been idle for `limit`.
