@@ -18,9 +18,11 @@ pub const FREE_BYTES_PER_BODY: usize = 64 * 1024;
 pub const LARGEST_BODIES_AT_ONCE: usize = 8;
 
 /// The memory request bodies may hold together, beyond the first
-/// [`FREE_BYTES_PER_BODY`] of each. A body that finds it spent waits for
-/// room (up to its request's timeout) without reading more: the client's
-/// writes wait in its connection, not in the server's memory.
+/// [`FREE_BYTES_PER_BODY`] of each. A body that finds it spent gives back
+/// the room it holds and waits for all it needs (up to its request's
+/// timeout) without reading more: the client's writes wait in its
+/// connection, not in the server's memory, and no body waits for room
+/// another waiting body holds.
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
     room: Arc<Semaphore>,
@@ -77,14 +79,9 @@ impl BodyBudget {
             if length > self.max_body_bytes {
                 return Err(BodyError::TooLarge);
             }
-            let counted = length.saturating_sub(FREE_BYTES_PER_BODY)
-                - buffer.len().saturating_sub(FREE_BYTES_PER_BODY);
-            if counted > 0 {
-                let more = self.take(counted).await?;
-                match &mut room {
-                    Some(room) => room.merge(more),
-                    None => room = Some(more),
-                }
+            let needed = length.saturating_sub(FREE_BYTES_PER_BODY);
+            if needed > buffer.len().saturating_sub(FREE_BYTES_PER_BODY) {
+                room = Some(self.grow(room, needed).await?);
             }
             buffer.extend_from_slice(&data);
         }
@@ -94,13 +91,33 @@ impl BodyBudget {
         })
     }
 
-    /// `bytes` of room, once there is that much.
-    async fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, BodyError> {
-        // One body never takes more than the budget holds (the bound on
-        // one body is within it), nor a frame more than a `u32` counts.
-        let bytes = u32::try_from(bytes).map_err(|_| BodyError::TooLarge)?;
+    /// `held` grown to `needed` bytes of room: at once if the budget has
+    /// the difference; else `held` is given back while the whole of
+    /// `needed` is waited for. A body waiting for room holds none, so
+    /// bodies never wait on each other's room: the budget holds any one
+    /// body, and its waiters are served in turn.
+    async fn grow(
+        &self,
+        held: Option<OwnedSemaphorePermit>,
+        needed: usize,
+    ) -> Result<OwnedSemaphorePermit, BodyError> {
+        let has = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        // Within the budget, which is within what a `u32` counts or is
+        // clamped to the semaphore's largest count.
+        let count = |bytes: usize| u32::try_from(bytes).map_err(|_| BodyError::TooLarge);
+        let more = Arc::clone(&self.room).try_acquire_many_owned(count(needed - has)?);
+        if let Ok(more) = more {
+            return Ok(match held {
+                Some(mut held) => {
+                    held.merge(more);
+                    held
+                }
+                None => more,
+            });
+        }
+        drop(held);
         Arc::clone(&self.room)
-            .acquire_many_owned(bytes)
+            .acquire_many_owned(count(needed)?)
             .await
             .map_err(|closed| BodyError::Read(axum::Error::new(closed)))
     }
@@ -148,6 +165,41 @@ mod tests {
         let read = budget.read(body_of(chunks)).await;
         assert!(matches!(read, Err(BodyError::TooLarge)), "{read:?}");
         assert_eq!(budget.available(), 8 * 100 * 1024);
+    }
+
+    /// Twice as many largest bodies as the budget holds, arriving frame by
+    /// frame in turn: a body waiting for room holds none, so the ones the
+    /// budget holds are read whole, and the others after them.
+    #[tokio::test]
+    async fn bodies_arriving_together_never_wait_on_each_others_room() {
+        let max = 1 << 20;
+        let budget = BodyBudget::new(max);
+        let frame = 64 * 1024;
+        let mut senders = Vec::new();
+        let mut reads = Vec::new();
+        for _ in 0..2 * LARGEST_BODIES_AT_ONCE {
+            let (send, frames) =
+                futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+            senders.push(send);
+            let budget = budget.clone();
+            reads.push(tokio::spawn(async move {
+                budget
+                    .read(Body::from_stream(frames))
+                    .await
+                    .map(|body| body.bytes.len())
+            }));
+        }
+        for _ in 0..max / frame {
+            for send in &senders {
+                let _ = send.unbounded_send(Ok(Bytes::from(vec![b'g'; frame])));
+            }
+            tokio::task::yield_now().await;
+        }
+        drop(senders);
+        for read in reads {
+            let read = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+            assert!(matches!(read, Ok(Ok(Ok(n))) if n == max), "{read:?}");
+        }
     }
 
     /// With the budget spent, a large body waits, and reads on once
