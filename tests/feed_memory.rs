@@ -592,3 +592,33 @@ async fn answered_lookups_do_not_hurry_a_failing_subscription() -> coordinate::R
     assert!((2..=10).contains(&tries), "{tries} tries");
     Ok(())
 }
+
+/// A parent change announced by the feed (the memory backend announces
+/// every `set_parent`) drops the worker's entry but leaves a kept handle
+/// on its object: re-resolving a worker's name would list every worker of
+/// its namespace, once per kept handle.
+#[tokio::test]
+async fn a_parent_change_leaves_kept_worker_handles_on_their_objects() -> coordinate::Result<()> {
+    let backend = MemoryBackend::new();
+    let cache = Cache::new(coordinate::instrumented::Instrumented::new(backend));
+    assert!(eventually!(cache.stats().feed.subscribed));
+    let ns = cache.namespace("ns").await?;
+    let parent = ns.worker("parent").await?;
+    let mut children = Vec::new();
+    for i in 0..20 {
+        children.push(ns.worker(&format!("child{i}")).await?);
+    }
+    cache.get_ref().reset();
+    for child in &children {
+        let applied = cache.stats().feed.events_applied;
+        child.set_parent(Some(&parent)).await?;
+        assert!(eventually!(cache.stats().feed.events_applied > applied));
+        assert!(child.active().await?);
+    }
+    let listings = cache
+        .get_ref()
+        .calls()
+        .get(coordinate::instrumented::Op::Workers);
+    assert_eq!(listings, 0, "kept handles re-resolved their names");
+    Ok(())
+}

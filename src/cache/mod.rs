@@ -252,11 +252,13 @@ use stats::Counters;
 ///   listing of the namespaces (the API has no "existing namespace"
 ///   lookup). A unit or worker handle has no children: kept after its
 ///   entry (or a parent's) left, it keeps working on its object and
-///   recovers on `Gone`; kept after an event dropped its entry, it
-///   re-resolves its name on its next use. So a kept unit handle whose spec (or worker
-///   handle whose namespace) an administrator renamed in the database —
-///   which this crate never does — goes on acting on its object under the
-///   new name; lookups of the old name find it gone.
+///   recovers on `Gone`; a unit handle kept after an event dropped its
+///   entry re-resolves its name on its next use. So a kept unit handle
+///   whose spec (or worker handle whose namespace) an administrator
+///   renamed in the database — which this crate never does — goes on
+///   acting on its object under the new name, and so does a kept worker
+///   handle whose worker was renamed so; lookups of the old name find it
+///   gone.
 /// * Attempts pass straight through: an attempt of a deleted unit answers
 ///   `Gone`, even if a unit of the same name exists again.
 /// * A bulk invalidation (a destroyed namespace or spec, a query delete, a

@@ -22,7 +22,7 @@ use super::work_spec::CachedWorkSpec;
 use super::work_unit::CachedWorkUnit;
 use super::worker::CachedWorker;
 use crate::api::{Backend, WorkSpec};
-use crate::error::Result;
+use crate::error::{ObjectKind, Result};
 
 /// The four moka caches, one per kind, keyed by (parent scope, name). One
 /// cache per parent would make dropping a parent's children as trivial, but
@@ -305,8 +305,8 @@ impl Shared {
     /// in the current generation — cached before a flush (a change-feed
     /// gap: events may have missed it), never cached (loaded during a gap,
     /// or its load was superseded), or, for a namespace or spec, its entry
-    /// left the cache (see `builder.rs`), for a unit or worker, a change
-    /// dropped it (see [`drop_entry`](Self::drop_entry)). A namespace or spec handle also
+    /// left the cache (see `builder.rs`), for a unit, a change dropped it
+    /// (see [`drop_entry`](Self::drop_entry)). A namespace or spec handle also
     /// re-resolves when an ancestor's link is outdated: the children it
     /// looks up must be cached where events reach them. A unit or worker
     /// handle has no children, and its calls go to its object, so its
@@ -592,13 +592,13 @@ impl Shared {
         };
         let key = KeyRef { scope, name };
         if let Some(gone) = store.remove(key) {
-            if !W::HAS_CHILDREN {
-                // A unit's or worker's name is dropped when its object was
-                // deleted or renamed by hand (a worker's also when its
-                // parent changed): a kept handle resolves the name again
-                // rather than go on with an object that may have another
-                // name now. Namespaces and specs are outdated by the
-                // removal listener.
+            if W::KIND == ObjectKind::WorkUnit {
+                // A unit's name is dropped only when it was deleted (or
+                // renamed by hand): a kept handle resolves it again rather
+                // than go on with an object that may have another name now.
+                // A worker's also drops when its parent changes, and its
+                // handle keeps its object: resolving a worker's name again
+                // lists its namespace's workers. One deleted answers `Gone`.
                 gone.link_cell().load().uncache();
             }
             self.counters::<W>().invalidations.inc();
