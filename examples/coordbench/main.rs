@@ -33,9 +33,6 @@ mod report;
 mod workload;
 
 use std::process::ExitCode;
-
-#[cfg(any(feature = "postgres", feature = "rest"))]
-use error_chain::error_chain;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -47,6 +44,8 @@ use coordinate::memory::MemoryBackend;
 use coordinate::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 
+#[cfg(any(feature = "postgres", feature = "rest"))]
+use error_chain::error_chain;
 use exit::exit_code;
 use report::{Counts, Figures};
 use workload::Shape;
