@@ -249,7 +249,9 @@ impl Api {
     /// spent waiting for it. A body declared longer than the bound is still
     /// read up to it: a client that sends it whole, without waiting for
     /// `100 Continue`, would otherwise find the connection closed under its
-    /// writes and never see the `413`.
+    /// writes and never see the `413`. One that asks for `100 Continue`
+    /// first has sent none of it: it is answered `413` at once, and sends
+    /// nothing.
     async fn read_body(
         &self,
         headers: &HeaderMap,
@@ -264,6 +266,18 @@ impl Api {
             })
             .transpose()?;
         check_content_type(content_type)?;
+        let too_large = || {
+            Problem::generic(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body exceeds {} bytes",
+                    self.bodies.max_body_bytes()
+                ),
+            )
+        };
+        if waits_to_send_more_than(headers, self.bodies.max_body_bytes()) {
+            return Err(too_large());
+        }
         let mark = |arriving| {
             if let Some(arrival) = arrival {
                 arrival.set(arriving);
@@ -273,13 +287,7 @@ impl Api {
         let read = self.bodies.read(body).await;
         mark(false);
         let body = read.map_err(|e| match e {
-            BodyError::TooLarge => Problem::generic(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body exceeds {} bytes",
-                    self.bodies.max_body_bytes()
-                ),
-            ),
+            BodyError::TooLarge => too_large(),
             BodyError::Read(e) => {
                 let cause = e.into_inner();
                 if let (true, Some(arrival)) = (ended_early(&*cause), arrival) {
@@ -290,6 +298,18 @@ impl Api {
         })?;
         JsonBody::checked(body)
     }
+}
+
+/// Whether the client waits for `100 Continue` before sending a body it
+/// declares longer than `limit` bytes.
+fn waits_to_send_more_than(headers: &HeaderMap, limit: usize) -> bool {
+    let waits = headers
+        .get(header::EXPECT)
+        .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    waits && declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX))
 }
 
 /// Whether a body's read failed because the connection ended before the

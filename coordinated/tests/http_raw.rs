@@ -1132,6 +1132,40 @@ fn a_body_over_the_bound_is_413_and_one_declared_longer_than_sent_408() {
     assert_eq!(reply.error_code(), "error");
 }
 
+/// A client that waits for `100 Continue` before a body longer than the
+/// bound is answered `413` at once, and sends none of it; within the
+/// bound, it is told to go on.
+#[test]
+fn a_body_over_the_bound_waiting_for_continue_is_413_at_once() {
+    let server = Server::start(&["--max-body-bytes", "1000"]);
+    let head = |length: usize| {
+        format!(
+            "POST /namespace HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nExpect: 100-continue\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    let mut over = support::connect(server.addr);
+    over.write_all(head(1001).as_bytes()).expect("head");
+    over.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let reply = read_reply(&mut over);
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(reply.error_code(), "error");
+
+    let body = r#"{"name": "within"}"#;
+    let mut within = support::connect(server.addr);
+    within.write_all(head(body.len()).as_bytes()).expect("head");
+    within
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut line = [0u8; 25];
+    within.read_exact(&mut line).expect("an interim answer");
+    assert_eq!(&line, b"HTTP/1.1 100 Continue\r\n\r\n");
+    within.write_all(body.as_bytes()).expect("body");
+    assert_eq!(read_reply(&mut within).status, 201);
+}
+
 #[test]
 fn data_too_deep_for_the_decoder_is_data_too_deep() {
     let server = Server::start(&[]);
