@@ -206,14 +206,15 @@ impl WorkUnit for PgWorkUnit {
     async fn active_attempt(&self) -> Result<Option<AttemptRef>> {
         // The flag row makes the answer say whether anything needs
         // expiring, and whether the unit exists, even when it has no
-        // active attempt.
+        // active attempt: the unit's row, read once, joins it.
         const ACTIVE: &str = concat!(
-            "SELECT r.*, f.stale, f.found FROM (SELECT ",
+            "SELECT a.id, w.id, w.name, w.namespace_id, n.name, f.stale, u.id IS NOT NULL
+             FROM (SELECT ",
             expirable!("x.work_spec_id = $3", "$2"),
-            ", EXISTS (SELECT 1 FROM work_unit WHERE id = $1)) f(stale, found) LEFT JOIN (SELECT a.id, w.id, w.name, w.namespace_id, n.name
-                FROM work_unit u JOIN attempt a ON a.id = u.active_attempt_id
-                JOIN worker w ON w.id = a.worker_id JOIN namespace n ON n.id = w.namespace_id
-                WHERE u.id = $1 AND NOT (a.status = 0 AND a.expiration_time < $2)) r ON true"
+            ") f(stale) LEFT JOIN work_unit u ON u.id = $1
+             LEFT JOIN (attempt a JOIN worker w ON w.id = a.worker_id
+                 JOIN namespace n ON n.id = w.namespace_id)
+             ON a.id = u.active_attempt_id AND NOT (a.status = 0 AND a.expiration_time < $2)"
         );
         let shared = self.shared();
         let now = shared.now();
