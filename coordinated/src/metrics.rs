@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests per route, connections open (counted where
-//! they are accepted), the cache's counters, the
+//! they are accepted) and closed idle for a client waiting at the bound,
+//! the cache's counters, the
 //! PostgreSQL connection pool, and work unit counts from a periodic summary.
 
 use std::collections::BTreeMap;
@@ -145,6 +146,8 @@ pub async fn render(
 ) -> Response {
     RouteTemplate::claim(template, "/metrics");
     gauge!("http_connections_open").set(crate::connections::open_connections() as f64);
+    counter!("http_connections_closed_for_room_total")
+        .absolute(crate::connections::closed_for_room());
     if let Some(stats) = &state.cache_stats {
         record_cache_stats(&stats());
     }

@@ -1003,23 +1003,23 @@ fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
-/// With the bound's worth of connections open, the next client waits, not
-/// refused, until one of them closes.
+/// With the bound's worth of connections busy, the next client waits, not
+/// refused, until one of them is done: a request in flight is never cut
+/// off to make room, however long it runs.
 #[test]
-fn connections_beyond_the_bound_wait_for_a_free_one() {
-    let server = Server::start(&["--max-connections", "2"]);
-    let connect = || support::connect(server.addr);
-    let first = connect();
-    let _second = connect();
-    let mut third = connect();
-    third
+fn connections_beyond_the_bound_wait_for_a_busy_one_to_end() {
+    let server = Server::start(&["--max-connections", "1", "--request-timeout", "4s"]);
+    let mut busy = start_slow_post(&server);
+    let mut waiting = support::connect(server.addr);
+    waiting
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .expect("write");
-    third
-        .set_read_timeout(Some(Duration::from_millis(500)))
+    // Twice the idle grace at the bound, and more.
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(2500)))
         .expect("timeout");
     let mut byte = [0; 1];
-    let waited = third
+    let waited = waiting
         .read(&mut byte)
         .expect_err("answered beyond the bound");
     assert!(
@@ -1029,18 +1029,56 @@ fn connections_beyond_the_bound_wait_for_a_free_one() {
         ),
         "{waited}"
     );
-    drop(first);
-    third
+    // The request in flight runs to its own end.
+    assert_eq!(read_reply(&mut busy).status, 408);
+    drop(busy);
+    waiting
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    assert_eq!(read_reply(&mut third).status, 200);
-    drop(third);
-    // The second connection and this one.
+    assert_eq!(read_reply(&mut waiting).status, 200);
+    drop(waiting);
     let open = eventually(Duration::from_secs(10), || {
         let reply = server.get("/metrics");
-        support::metric(&reply.text(), "http_connections_open").filter(|&n| n == 2.0)
+        support::metric(&reply.text(), "http_connections_open").filter(|&n| n == 1.0)
     });
-    assert_eq!(open, 2.0);
+    assert_eq!(open, 1.0);
+}
+
+/// With the bound's worth of connections open and idle, the next client
+/// has the room of the one idle longest once it has been idle a second,
+/// not the idle timeout.
+#[test]
+fn a_client_waiting_at_the_bound_gets_the_room_of_the_connection_idle_longest() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let mut silent = support::connect(server.addr);
+    let mut kept = support::Connection::open(server.addr);
+    assert_eq!(kept.get("/healthz").status, 200);
+
+    let started = Instant::now();
+    let mut waiting = support::connect(server.addr);
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    assert_eq!(read_reply(&mut waiting).status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    assert_eq!(
+        silent
+            .read_to_end(&mut rest)
+            .expect("closed, not timed out"),
+        0
+    );
+    // The keep-alive connection, idle for less time, is still served.
+    let metrics = kept.get("/metrics").text();
+    assert_eq!(
+        support::metric(&metrics, "http_connections_closed_for_room_total"),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 /// The open connections' gauge reads right after a spell longer than the

@@ -1,7 +1,7 @@
 //! Accepting connections and serving requests on them: HTTP/1.1 by hyper,
 //! at most so many connections open at once, connections that send no
-//! request closed after a while, and a graceful shutdown that lets requests
-//! in flight finish.
+//! request closed after a while (or sooner when a client waits for room),
+//! and a graceful shutdown that lets requests in flight finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +28,11 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+mod roster;
+
+use roster::Roster;
+pub use roster::{closed_for_room, IDLE_GRACE_AT_THE_BOUND};
+
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionOptions {
@@ -43,12 +48,17 @@ pub struct ConnectionOptions {
     /// client reading a large answer a few bytes at a time does not hold
     /// it for ever either.
     pub idle_timeout: Duration,
-    /// How many connections may be open at once (at least one; default
-    /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, no more are
-    /// accepted until one closes: clients connecting meanwhile wait in the
-    /// listening socket's backlog, and the server's file descriptors and
-    /// the memory of the requests it reads stay bounded, however many
-    /// clients arrive. Each connection holds one file descriptor, so the
+    /// How many connections may be served at once (at least one; default
+    /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, the next client
+    /// is accepted but not served, and the ones after it wait in the
+    /// listening socket's backlog, until a connection closes or one has
+    /// been idle for [`IDLE_GRACE_AT_THE_BOUND`]: then the one idle
+    /// longest is closed for it. So clients that hold connections without
+    /// using them cannot shut others out, while requests in flight and
+    /// responses being read are never cut off for a newcomer; and the
+    /// server's file descriptors and the memory of the requests it reads
+    /// stay bounded, however many clients arrive. Each connection holds one
+    /// file descriptor, one more is held by the waiting client, so the
     /// process's open-file limit must be above this bound.
     pub max_connections: usize,
 }
@@ -85,17 +95,9 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(
         options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
+    let roster = Arc::new(Roster::default());
     let (stopping, stop_seen) = watch::channel(false);
     loop {
-        // A free slot first: at the bound, connections wait in the backlog.
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                // The semaphore is never closed.
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -106,8 +108,23 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            // At the bound, this client waits accepted but unserved (the
+            // next ones in the backlog) for a connection to close or to
+            // sit idle long enough to be closed for it.
+            Err(_) => tokio::select! {
+                slot = roster.room(&slots, IDLE_GRACE_AT_THE_BOUND) => match slot {
+                    Some(slot) => slot,
+                    // The semaphore is never closed.
+                    None => break,
+                },
+                () = &mut shutdown => break,
+            },
+        };
         let slot = Open::new(slot);
         let activity = Arc::new(Activity::new());
+        let member = roster.join(Arc::clone(&activity));
         let requests = Arc::clone(&activity);
         let stream = Arc::new(stream);
         let peer = Peer(Arc::downgrade(&stream));
@@ -137,6 +154,7 @@ pub async fn serve(
         while running.try_join_next().is_some() {}
         running.spawn(async move {
             let _slot = slot;
+            let member = member;
             tokio::select! {
                 // The connection first: a request whose head has arrived
                 // is then in flight before the shutdown branch looks.
@@ -152,6 +170,9 @@ pub async fn serve(
                 }
                 () = activity.heading_at_shutdown(&mut stop_seen) => {
                     tracing::debug!("connection part way through a request head closed on shutdown");
+                }
+                () = member.chosen_to_make_room() => {
+                    tracing::debug!("idle connection closed for a client waiting at the bound");
                 }
             }
         });

@@ -1,0 +1,170 @@
+//! The open connections, so that a client waiting at the bound on open
+//! connections can have the room of one that sits idle.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::Activity;
+
+/// How long a connection must have been idle (see
+/// [`super::ConnectionOptions::idle_timeout`] for what counts as idle)
+/// before it may be closed for a client waiting at the bound: a newcomer
+/// has this long to send its first request, a keep-alive client this long
+/// between two of its requests, and a response this long to make progress.
+pub const IDLE_GRACE_AT_THE_BOUND: Duration = Duration::from_secs(1);
+
+/// Connections closed for a waiting client, over every server in the
+/// process.
+static CLOSED_FOR_ROOM: AtomicU64 = AtomicU64::new(0);
+
+/// How many connections have been closed for a client waiting at the
+/// bound, over every server in the process.
+pub fn closed_for_room() -> u64 {
+    CLOSED_FOR_ROOM.load(Ordering::Acquire)
+}
+
+/// The connections a server has open. Touched when a connection opens or
+/// closes, and scanned only while a client waits at the bound; never on a
+/// request's path.
+#[derive(Debug, Default)]
+pub(super) struct Roster {
+    members: Mutex<HashMap<u64, Arc<Membership>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Membership {
+    activity: Arc<Activity>,
+    /// Set once the connection is chosen to make room, so that it is
+    /// chosen once.
+    chosen: AtomicBool,
+    closing: Notify,
+}
+
+/// An open connection's place on its server's roster, left when dropped.
+pub(super) struct Member {
+    roster: Arc<Roster>,
+    id: u64,
+    membership: Arc<Membership>,
+}
+
+impl Member {
+    /// Completes once the connection is chosen to make room for a waiting
+    /// client: then it is to be closed.
+    pub(super) async fn chosen_to_make_room(&self) {
+        self.membership.closing.notified().await;
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.roster.lock().remove(&self.id);
+    }
+}
+
+impl Roster {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Membership>>> {
+        // The map is whole after any panic: each change is one call.
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a connection with `activity` on the roster.
+    pub(super) fn join(self: &Arc<Self>, activity: Arc<Activity>) -> Member {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let membership = Arc::new(Membership {
+            activity,
+            chosen: AtomicBool::new(false),
+            closing: Notify::new(),
+        });
+        self.lock().insert(id, Arc::clone(&membership));
+        Member {
+            roster: Arc::clone(self),
+            id,
+            membership,
+        }
+    }
+
+    /// A slot for a client waiting at the bound: the first to free, or
+    /// else the one of the connection idle longest once it has been idle
+    /// for `grace`. Connections with a request in flight, or writing a
+    /// response steadily, are never closed for it.
+    pub(super) async fn room(
+        &self,
+        slots: &Arc<Semaphore>,
+        grace: Duration,
+    ) -> Option<OwnedSemaphorePermit> {
+        loop {
+            let wait = self.close_idlest(grace).unwrap_or(grace);
+            tokio::select! {
+                slot = Arc::clone(slots).acquire_owned() => return slot.ok(),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Tells the connection idle longest to close, if it has been idle for
+    /// `grace`, and answers `None`; else how long until one could have
+    /// been.
+    fn close_idlest(&self, grace: Duration) -> Option<Duration> {
+        let members = self.lock();
+        let idlest = members
+            .values()
+            .filter(|m| !m.chosen.load(Ordering::Acquire))
+            .map(|m| (m.activity.idle(), m))
+            .max_by_key(|(idle, _)| *idle);
+        match idlest {
+            Some((idle, member)) if idle >= grace => {
+                member.chosen.store(true, Ordering::Release);
+                member.closing.notify_one();
+                CLOSED_FOR_ROOM.fetch_add(1, Ordering::AcqRel);
+                None
+            }
+            Some((idle, _)) => Some(grace - idle),
+            None => Some(grace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn chosen(member: &Member) -> bool {
+        member.chosen_to_make_room().now_or_never().is_some()
+    }
+
+    #[tokio::test]
+    async fn the_connection_idle_longest_makes_room_once_idle_for_the_grace() {
+        // Far more than a pause of a busy machine between two lines.
+        let grace = Duration::from_millis(200);
+        let roster = Arc::new(Roster::default());
+        let oldest = roster.join(Arc::new(Activity::new()));
+        tokio::time::sleep(grace / 2).await;
+        let busy_activity = Arc::new(Activity::new());
+        let busy = roster.join(Arc::clone(&busy_activity));
+        let younger = roster.join(Arc::new(Activity::new()));
+
+        let wait = roster.close_idlest(grace).expect("none idle long enough");
+        assert!(wait <= grace / 2, "{wait:?}");
+        assert!(!chosen(&oldest));
+
+        let _request = busy_activity.busy();
+        tokio::time::sleep(grace * 2).await;
+        assert_eq!(roster.close_idlest(grace), None);
+        assert!(chosen(&oldest));
+        assert_eq!(roster.close_idlest(grace), None);
+        assert!(chosen(&younger));
+        // A request in flight keeps its connection, however long.
+        assert_eq!(roster.close_idlest(grace), Some(grace));
+        assert!(!chosen(&busy));
+
+        drop((oldest, younger, busy));
+        assert!(roster.lock().is_empty());
+    }
+}
