@@ -1097,10 +1097,11 @@ fn the_open_connections_gauge_reads_right_after_a_quiet_spell() {
 }
 
 /// A response whose body takes longer to read than the idle timeout is
-/// sent whole: its connection is busy until the body is out.
+/// sent whole, even with a client waiting at the bound on connections: its
+/// connection is busy until the body is out.
 #[test]
 fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
-    let server = Server::start(&["--idle-timeout", "1s"]);
+    let server = Server::start(&["--idle-timeout", "1s", "--max-connections", "1"]);
     add_spec_s(&server, "a");
     // Five units with the longest data, handed out in one response of
     // 20 MiB: more than the sockets between buffer.
@@ -1122,6 +1123,10 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("write");
+    let mut waiting = support::connect(server.addr);
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
     let started = Instant::now();
     let mut received = Vec::new();
     let mut chunk = vec![0; 64 << 10];
@@ -1152,6 +1157,7 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
         .unwrap_or_else(|| panic!("no length in {head}"));
     assert!(length > 5 * MAX_DATA_BYTES, "{length}");
     assert_eq!(received.len() - head_end, length);
+    assert_eq!(read_reply(&mut waiting).status, 200);
 }
 
 #[test]

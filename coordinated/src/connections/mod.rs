@@ -54,8 +54,9 @@ pub struct ConnectionOptions {
     /// listening socket's backlog, until a connection closes or one has
     /// been idle for [`IDLE_GRACE_AT_THE_BOUND`]: then the one idle
     /// longest is closed for it. So clients that hold connections without
-    /// using them cannot shut others out, while requests in flight and
-    /// responses being read are never cut off for a newcomer; and the
+    /// using them cannot shut others out, while requests in flight, and
+    /// responses read at [`STEADY_WRITE_BYTES`] a second or faster, are
+    /// never cut off for a newcomer; and the
     /// server's file descriptors and the memory of the requests it reads
     /// stay bounded, however many clients arrive. Each connection holds one
     /// file descriptor, one more is held by the waiting client, so the

@@ -91,7 +91,8 @@ impl Roster {
     /// A slot for a client waiting at the bound: the first to free, or
     /// else the one of the connection idle longest once it has been idle
     /// for `grace`. Connections with a request in flight, or writing a
-    /// response steadily, are never closed for it.
+    /// response at [`super::STEADY_WRITE_BYTES`] per `grace` or faster,
+    /// are never closed for it.
     pub(super) async fn room(
         &self,
         slots: &Arc<Semaphore>,
