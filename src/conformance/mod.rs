@@ -32,7 +32,7 @@
 //! dead parent), so the durable backend runs the same suite unchanged. A
 //! backend held to the reference behaviour
 //! ([`TestBackend::with_dead_lists`] with [`DeadLists::Gone`]) must fail
-//! every list call of a dead handle instead.
+//! every call of a dead handle, list calls included, with `Gone` alone.
 
 use std::any::Any;
 use std::fmt::{self, Debug};
@@ -118,14 +118,15 @@ pub enum Identity {
     Name,
 }
 
-/// What list and count calls on a dead handle (`work_units`,
-/// `work_spec_names`, `summarize`, `attempts`, …) answer.
+/// What calls on a dead handle answer, list and count calls (`work_units`,
+/// `work_spec_names`, `summarize`, `attempts`, …) above all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadLists {
-    /// `Gone` (or the `NoSuch…` error naming the object), as every other
-    /// call on the handle: the reference behaviour.
+    /// `Gone`, from every fallible call on the handle, lists included: the
+    /// reference behaviour.
     Gone,
-    /// `Gone` or an empty result: the permitted variation of a backend
+    /// `Gone`, the `NoSuch…` error naming the object, or (from a list or
+    /// count call) an empty result: the permitted variations of a backend
     /// that notices a deletion only when a row it looks for is missing.
     GoneOrEmpty,
 }
@@ -138,7 +139,7 @@ pub struct TestBackend {
     pub clock: MockClock,
     /// The identity rule the backend's handles follow.
     pub identity: Identity,
-    /// What the backend's list calls on dead handles must answer
+    /// What the backend's calls on dead handles must answer
     /// ([`DeadLists::GoneOrEmpty`] unless set).
     pub dead_lists: DeadLists,
     /// Anything that must live as long as the backend (a throwaway database
@@ -168,7 +169,7 @@ impl TestBackend {
         }
     }
 
-    /// Holds the backend to `answer` on list calls of dead handles.
+    /// Holds the backend to `answer` on calls of dead handles.
     #[must_use]
     pub fn with_dead_lists(mut self, answer: DeadLists) -> Self {
         self.dead_lists = answer;

@@ -271,6 +271,11 @@ impl Run {
     /// else the caller would have accepted instead of an error.
     #[track_caller]
     fn dead_error(&self, e: &Error, dead: Dead<'_>, also: &str, step: impl Display) {
+        // The reference behaviour is `Gone` alone.
+        let dead = match self.t.dead_lists {
+            DeadLists::Gone => Dead::strict(),
+            DeadLists::GoneOrEmpty => dead,
+        };
         assert!(
             dead.accepts(e),
             "[{}] {step}: expected Gone (or {dead:?}){also}, got {e:?}",
