@@ -409,6 +409,42 @@ pub async fn chaining_superseded(t: TestBackend) {
         .await;
 }
 
+/// A failed attempt whose unit is added again (which clears the unit's
+/// active attempt) does not chain when it is then finished: it is no
+/// longer its unit's active attempt, and the re-added unit keeps its new
+/// data, its delay and no active attempt.
+pub async fn chaining_after_readd(t: TestBackend) {
+    let r = Run::new("chaining_after_readd", t);
+    let (_ns, a, b, worker) = r.chain_fixture("chaining_after_readd").await;
+    r.unit(&a, "u", DataMap::new()).await;
+    let failed = r.request_unit(&worker, "u", "request").await;
+    r.ok(failed.fail(None).await, "fail");
+    let delayed = WorkUnitMeta {
+        priority: 0.0,
+        not_before: Some(r.now() + Duration::seconds(100)),
+    };
+    let unit = r.unit_meta(&a, "u", data!({"k": 2}), delayed).await;
+    r.active_is(&unit, None, "after the re-add").await;
+    r.ok_eq(
+        failed.status().await,
+        A::Failed,
+        "the attempt after the re-add",
+    );
+    r.ok(
+        failed.finish(Some(data!({"output": ["x"]}))).await,
+        "finish the failed attempt",
+    );
+    r.ok_eq(failed.status().await, A::Finished, "the finished attempt");
+    r.units_are(&b, [], "after the finish").await;
+    r.ok_eq(unit.status().await, U::Delayed, "the re-added unit");
+    r.ok_eq(
+        unit.data().await,
+        data!({"k": 2}),
+        "the re-added unit's data",
+    );
+    r.active_is(&unit, None, "after the finish").await;
+}
+
 /// Chaining onto an existing unit replaces its meta whole: the map form
 /// and a bare list item give priority 0 and no `not_before`; a list item's
 /// options give what they say, and nothing of the old meta is kept.

@@ -361,6 +361,42 @@ pub async fn scheduler_weights(t: TestBackend) {
     );
 }
 
+/// Pending work shifts the weighted choice toward the spec below its
+/// share: weights 1 and 3 with one unit of the weight-3 spec pending score
+/// 1 × 2 − 0 = 2 and 3 × 2 − 4 × 1 = 2, an even split.
+pub async fn scheduler_pending_shifts_the_split(t: TestBackend) {
+    let (r, ns) = Run::with_ns("scheduler_pending_shifts_the_split", t).await;
+    let worker = r.worker(&ns, "worker").await;
+    let light = r.spec(&ns, data!({"name": "light", "weight": 1})).await;
+    let heavy = r.spec(&ns, data!({"name": "heavy", "weight": 3})).await;
+    let held = r.unit(&heavy, "held", DataMap::new()).await;
+    r.ok(
+        worker.make_attempt(&held, Duration::zero()).await,
+        "make pending",
+    );
+    for i in 0..200 {
+        r.unit(&light, &format!("u{i:03}"), DataMap::new()).await;
+        r.unit(&heavy, &format!("u{i:03}"), DataMap::new()).await;
+    }
+    let mut heavy_chosen = 0;
+    for i in 0..200 {
+        let a = r.request_one(&worker, format_args!("request {i}")).await;
+        let Some(a) = a else {
+            panic!("[scheduler_pending_shifts_the_split] request {i} got nothing")
+        };
+        if a.work_unit().work_spec().name() == "heavy" {
+            heavy_chosen += 1;
+        }
+        r.ok(a.finish(None).await, "finish");
+    }
+    // 100 expected; 150 without the pending unit's shift.
+    check!(
+        r,
+        (70..=130).contains(&heavy_chosen),
+        "weight-3 spec with one pending unit chosen {heavy_chosen} of 200 times"
+    );
+}
+
 /// Specs that cannot do work are never chosen: weight zero or
 /// negative (set via `set_meta`), paused, empty, or at `max_running`.
 pub async fn scheduler_exclusions(t: TestBackend) {
