@@ -100,9 +100,11 @@ pub struct Config {
     /// zero.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub idle_timeout: Duration,
-    /// How many connections may be open at once (at least one); clients
-    /// connecting beyond it wait until one closes. Each takes a file
-    /// descriptor: keep the open-file limit (`ulimit -n`) above it.
+    /// How many connections may be served at once (at least one); a
+    /// client connecting beyond it waits until one closes, or until one
+    /// has been idle (as above) for a second, which is then closed for it.
+    /// Each takes a file descriptor: keep the open-file limit (`ulimit -n`)
+    /// above it.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_connection_bound)]
     pub max_connections: usize,
 }
