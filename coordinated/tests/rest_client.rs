@@ -771,6 +771,47 @@ async fn an_https_base_url_is_refused_when_built() {
     assert!(err.to_string().contains("TLS"), "{err}");
 }
 
+/// A router's own `404` without an error document (the reference server's
+/// router answers so for a path it has no route for) is no such spec for a
+/// spec lookup, as the reference client reads it, and a protocol error
+/// anywhere else.
+#[tokio::test]
+async fn a_plain_not_found_for_a_spec_lookup_is_no_such_work_spec() {
+    use axum::response::IntoResponse;
+    let app = memory_router().layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.uri().path().ends_with("/routed-away") {
+                return (axum::http::StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+            }
+            next.run(request).await
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::builder(url).connect().await.expect("connect");
+    let ns = rest.namespace("n").await.expect("namespace");
+    assert_eq!(
+        ns.work_spec("routed-away").await.err(),
+        Some(Error::NoSuchWorkSpec {
+            name: "routed-away".into()
+        })
+    );
+    let spec = ns
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .expect("set_work_spec");
+    let err = spec
+        .work_unit("routed-away")
+        .await
+        .expect_err("a plain 404");
+    assert!(
+        matches!(
+            protocol_error(&err),
+            Some(ProtocolError::Status { status, .. }) if status.as_u16() == 404
+        ),
+        "{err:?}"
+    );
+}
+
 /// The error of connecting to `url` with a response limit of `limit`.
 async fn connect_err(url: String, limit: usize) -> Error {
     RestBackend::builder(url)

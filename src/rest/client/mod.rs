@@ -126,7 +126,9 @@
 //! error messages and `Debug` output show `***` instead.
 //!
 //! The server's error documents come back as the typed errors they name
-//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …). Every limit of the
+//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …); a `404` without one
+//! (a router's page) to a lookup of a work spec by name is
+//! `NoSuchWorkSpec` too, as the original client reads it. Every limit of the
 //! crate's `# Limits` that does not depend on the server's clock is
 //! checked before a request is sent, in the order the stores check them,
 //! and data maps nested deeper than the server may store are refused

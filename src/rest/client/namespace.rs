@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use reqwest::{Method, Url};
+use reqwest::{Method, StatusCode, Url};
 use tokio::sync::OnceCell;
 
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
@@ -21,7 +21,7 @@ use crate::rules::limits::{check_name, fits_name};
 
 use super::owner::Owner;
 use super::template::Var;
-use super::transport::shown;
+use super::transport::{shown, ProtocolError};
 use super::work_spec::RestWorkSpec;
 use super::worker::RestWorker;
 use super::{summary_at, Shared};
@@ -124,7 +124,19 @@ impl Namespace for RestNamespace {
         }
         let links = self.links().await?;
         let url = self.work_spec_url(links, name)?;
-        let doc: WorkSpecDocument = self.shared.get(&url, LOOKUP).await?;
+        let doc: WorkSpecDocument = match self.shared.get(&url, LOOKUP).await {
+            // A router's own 404 (no error document) for the spec's URL:
+            // the reference client reads it as no such spec.
+            Err(Error::Backend(source))
+                if matches!(
+                    source.downcast_ref::<ProtocolError>(),
+                    Some(ProtocolError::Status { status, .. }) if *status == StatusCode::NOT_FOUND
+                ) =>
+            {
+                return Err(Error::NoSuchWorkSpec { name: name.into() })
+            }
+            answer => answer?,
+        };
         Shared::check_named(&url, name, &doc.name)?;
         Ok(Arc::new(RestWorkSpec::from_document(
             &self.shared,
