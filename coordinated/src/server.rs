@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{header, Method, StatusCode, Version};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +20,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::api::{self, Api, BodyArrival, RouteTemplate};
+use crate::connections::Peer;
 use crate::metrics::{self, CacheStatsFn, MetricsState, PoolStatusFn};
 use crate::negotiate::negotiated_or_v1;
 use crate::problem::Problem;
@@ -112,6 +113,7 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
     let timeout = options.request_timeout;
     let app = app
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(require_one_host))
         .layer(middleware::from_fn(move |req, next| {
             with_timeout(timeout, req, next)
         }))
@@ -156,6 +158,25 @@ async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Re
         )
         .respond(media),
     }
+}
+
+/// `400` for an HTTP/1.1 request off a connection without a `Host` header
+/// or with several, as HTTP/1.1 requires of a server; the API never reads
+/// the header. Requests handed to the router by other means (a test's
+/// `oneshot`, another server) are not checked.
+async fn require_one_host(request: Request, next: Next) -> Response {
+    if request.version() == Version::HTTP_11 && request.extensions().get::<Peer>().is_some() {
+        let hosts = request.headers().get_all(header::HOST).iter().count();
+        if hosts != 1 {
+            let message = if hosts == 0 {
+                "an HTTP/1.1 request must have a Host header".to_owned()
+            } else {
+                format!("a request must have one Host header, not {hosts}")
+            };
+            return Problem::bad_request(message).respond(negotiated_or_v1(request.headers()));
+        }
+    }
+    next.run(request).await
 }
 
 /// An internal crash: `500` with the `panic` code.

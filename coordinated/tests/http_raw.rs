@@ -971,6 +971,24 @@ fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// An HTTP/1.1 request without a `Host` header, or with two, is `400`
+/// with the error document; HTTP/1.0 needs none.
+#[test]
+fn an_http_1_1_request_names_its_host_once() {
+    let server = Server::start(&[]);
+    for raw in [
+        "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    ] {
+        let reply = exchange(server.addr, raw.as_bytes());
+        assert_eq!(reply.status, 400, "{raw:?}: {}", reply.text());
+        assert_eq!(reply.header("content-type"), Some(V1));
+        assert_eq!(reply.error_code(), "error");
+    }
+    let reply = exchange(server.addr, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
 #[test]
 fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "300ms"]);
