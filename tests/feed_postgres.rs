@@ -13,7 +13,8 @@ use coordinate::postgres::testing::{DatabaseLease, TestCluster};
 use coordinate::postgres::PostgresBackend;
 use coordinate::rules::limits::MAX_NAME_BYTES;
 use coordinate::{
-    data, Backend, BackendExt, Duration, Error, NewWorkUnit, WorkUnitMeta, WorkUnitQuery,
+    data, AttemptRequest, Backend, BackendExt, Duration, Error, NewWorkUnit, WorkUnitMeta,
+    WorkUnitQuery,
 };
 
 type Server = Cache<PostgresBackend>;
@@ -300,6 +301,41 @@ async fn a_kept_unit_follows_its_name_after_unnamed_deletes() -> coordinate::Res
         "spec-wide delete"
     );
     assert_eq!(kept_unit_after_delete(0, true).await?, 1, "spec destroyed");
+    Ok(())
+}
+
+/// A kept worker handle asking for work after another server destroyed
+/// and remade its namespace, and a worker of its name in it, is handed the
+/// remade namespace's units: its old worker's request answers `Gone`, not
+/// an empty hand-out, so the handle follows its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_worker_gets_the_work_of_its_namespace_remade() -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, two, _url, _lease) = two_servers().await;
+    one.worker_at("ns", "w").await?;
+    let kept = two.worker_at("ns", "w").await?;
+    assert!(kept
+        .request_attempts(&AttemptRequest::units(1))
+        .await?
+        .is_empty());
+    let before = two.stats().feed.events_applied;
+    one.namespace("ns").await?.destroy().await?;
+    event_applied_after(&two, before).await;
+    let spec = one
+        .namespace("ns")
+        .await?
+        .set_work_spec(data!({"name": "spec"}))
+        .await?;
+    spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    one.worker_at("ns", "w").await?;
+    let handed: Vec<String> = kept
+        .request_attempts(&AttemptRequest::units(1))
+        .await?
+        .iter()
+        .map(|a| a.work_unit().name().to_string())
+        .collect();
+    assert_eq!(handed, ["u"], "work of the namespace made again");
     Ok(())
 }
 

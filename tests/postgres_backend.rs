@@ -108,7 +108,8 @@ async fn old_handles_stay_gone_after_recreation() {
 }
 
 /// The lists of a deleted unit, and of a worker whose namespace was
-/// destroyed, answer `Gone` as every other call on them: empty lists
+/// destroyed (its requests for work too), answer `Gone` as every other
+/// call on them: empty lists
 /// would look like answers, and a cache keeping the handle would never
 /// learn to follow its name (the lists of the objects that replaced them
 /// are not empty here).
@@ -156,6 +157,12 @@ async fn lists_of_deleted_units_and_workers_answer_gone() {
         assert_eq!(old.active_attempts().await.unwrap_err(), worker_gone);
         assert_eq!(old.all_attempts().await.unwrap_err(), worker_gone);
         assert_eq!(old.child_attempts().await.unwrap_err(), worker_gone);
+        assert_eq!(
+            old.request_attempts(&AttemptRequest::units(1))
+                .await
+                .unwrap_err(),
+            worker_gone
+        );
     }
     assert_eq!(w.child_attempts().await.unwrap().len(), 1);
     assert_eq!(w.children().await.unwrap().len(), 1);

@@ -71,6 +71,9 @@ pub(crate) const REQUEST_METAS: &str = concat!(
     " FROM work_spec s WHERE s.namespace_id = $1"
 );
 
+/// A row if worker `$1` exists.
+const WORKER_EXISTS: &str = "SELECT 1 FROM worker WHERE id = $1";
+
 /// Hands out units of the chosen spec (see the migration's
 /// `coordinate_hand_out`): the expiry check when one is due, `max_running`,
 /// `max_attempts_returned`, `max_retries` and continuous generation, in one
@@ -227,6 +230,12 @@ impl PgWorker {
         let (chosen, spec_id, made) = loop {
             let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
                 drop(client);
+                if rows.is_empty() {
+                    // No spec under the worker's namespace: it may be gone,
+                    // and the worker with it, whose handle must then say so
+                    // (a cache re-resolves its name on `Gone`).
+                    shared.row_or(GONE, WORKER_EXISTS, &[&self.id]).await?;
+                }
                 shared
                     .settle(Scope::Namespace(self.namespace_id), now, stale)
                     .await?;
