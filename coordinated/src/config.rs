@@ -95,14 +95,15 @@ pub struct Config {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight (silent,
-    /// trickling a request head, idle between requests, or reading its
-    /// response slower than 64 KiB per timeout); then it is closed. Not
-    /// zero.
+    /// trickling a request head, idle between requests, or not reading its
+    /// response: none of it could be written for this long); then it is
+    /// closed. Not zero.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub idle_timeout: Duration,
     /// How many connections may be served at once (at least one); a
     /// client connecting beyond it waits until one closes, or until one
-    /// has been idle (as above) for a second, which is then closed for it.
+    /// has been idle (as above, but not writing a response) for a second,
+    /// which is then closed for it.
     /// Each takes a file descriptor: keep the open-file limit (`ulimit -n`)
     /// above it.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_connection_bound)]

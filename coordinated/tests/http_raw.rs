@@ -1099,6 +1099,24 @@ fn a_client_waiting_at_the_bound_gets_the_room_of_the_connection_idle_longest() 
     );
 }
 
+/// A client that connects at the bound and hangs up at once has no idle
+/// connection closed for it: nobody waits any more.
+#[test]
+fn a_client_gone_while_waiting_at_the_bound_closes_nothing() {
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut kept = support::Connection::open(server.addr);
+    assert_eq!(kept.get("/healthz").status, 200);
+    drop(support::connect(server.addr));
+    // Longer than the idle grace at the bound.
+    std::thread::sleep(Duration::from_millis(1500));
+    let metrics = kept.get("/metrics").text();
+    assert_eq!(
+        support::metric(&metrics, "http_connections_closed_for_room_total"),
+        Some(0.0),
+        "{metrics}"
+    );
+}
+
 /// The open connections' gauge reads right after a spell longer than the
 /// recorder keeps a gauge nobody sets (three metrics periods) in which no
 /// connection opened or closed.
@@ -1114,17 +1132,14 @@ fn the_open_connections_gauge_reads_right_after_a_quiet_spell() {
     assert_eq!(open(&mut held), Some(1.0));
 }
 
-/// A response whose body takes longer to read than the idle timeout is
-/// sent whole, even with a client waiting at the bound on connections: its
-/// connection is busy until the body is out.
-#[test]
-fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
-    let server = Server::start(&["--idle-timeout", "1s", "--max-connections", "1"]);
-    add_spec_s(&server, "a");
-    // Five units with the longest data, handed out in one response of
-    // 20 MiB: more than the sockets between buffer.
+/// Hands out `units` units of the longest data, 4 MiB each, in one
+/// response read 64 KiB per `pace` by a client connected before `waiting`
+/// (a `GET /healthz`) is sent; checks the body came whole, and answers how
+/// long it took to read.
+fn read_a_large_hand_out(server: &Server, units: usize, pace: Duration) -> Duration {
+    add_spec_s(server, "a");
     let big = "x".repeat(MAX_DATA_BYTES - r#"{"big":""}"#.len());
-    for i in 0..5 {
+    for i in 0..units {
         let unit = format!(r#"{{"name": "u{i}", "data": {{"big": "{big}"}}}}"#);
         let reply = server.send_json("POST", "/namespace/a/work_spec/s/work_unit", &unit);
         assert_eq!(reply.status, 201, "{}", reply.text());
@@ -1134,7 +1149,7 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let body = r#"{"number_of_work_units": 5}"#;
+    let body = format!(r#"{{"number_of_work_units": {units}}}"#);
     let request = format!(
         "POST /namespace/a/worker/w/request_attempts HTTP/1.1\r\nHost: x\r\n\
          Content-Type: {V1}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -1154,14 +1169,9 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
             Ok(n) => received.extend_from_slice(&chunk[..n]),
             Err(e) => panic!("after {} bytes: {e}", received.len()),
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(pace);
     }
-    // Read over several idle timeouts (at least 320 reads).
-    assert!(
-        started.elapsed() > Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
     let head_end = received
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -1173,9 +1183,32 @@ fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
         .find_map(|line| line.strip_prefix("content-length: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no length in {head}"));
-    assert!(length > 5 * MAX_DATA_BYTES, "{length}");
-    assert_eq!(received.len() - head_end, length);
+    assert!(length > units * MAX_DATA_BYTES, "{length}");
+    assert_eq!(received.len() - head_end, length, "cut off after {took:?}");
     assert_eq!(read_reply(&mut waiting).status, 200);
+    took
+}
+
+/// A response whose body takes longer to read than the idle timeout is
+/// sent whole: its connection is busy until the body is out.
+#[test]
+fn a_body_read_slowly_is_sent_whole_past_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "1s"]);
+    // 20 MiB, more than the sockets between buffer, read over several idle
+    // timeouts (at least 320 reads).
+    let took = read_a_large_hand_out(&server, 5, Duration::from_millis(10));
+    assert!(took > Duration::from_secs(3), "{took:?}");
+}
+
+/// A response read slowly is sent whole with a client waiting at the bound
+/// on connections, though its socket lets nothing out for more than the
+/// idle grace at the bound at a time.
+#[test]
+fn a_body_read_slowly_is_not_cut_off_for_a_client_waiting_at_the_bound() {
+    let server = Server::start(&["--max-connections", "1"]);
+    // 8 MiB at 800 KiB a second: once the sockets are full, the kernel
+    // lets more out only after more than a second's reading.
+    read_a_large_hand_out(&server, 2, Duration::from_millis(80));
 }
 
 #[test]

@@ -30,8 +30,8 @@ use tower::ServiceExt;
 
 mod roster;
 
-use roster::Roster;
 pub use roster::{closed_for_room, IDLE_GRACE_AT_THE_BOUND};
+use roster::{Room, Roster};
 
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
@@ -43,10 +43,11 @@ pub struct ConnectionOptions {
     /// opening, or its last response's last byte written, until the next
     /// request's head has arrived. Then it is closed, so that neither silent clients, nor
     /// clients trickling a head, nor idle keep-alive connections hold it
-    /// for ever. A response being written counts as activity while at
-    /// least [`STEADY_WRITE_BYTES`] of it go out per idle timeout: a
-    /// client reading a large answer a few bytes at a time does not hold
-    /// it for ever either.
+    /// for ever. A response being written counts as activity each time
+    /// more of it goes out: a client that stops reading its answer is
+    /// closed after the timeout too. (Once a socket is full, the kernel
+    /// lets more out only after a good part of it has been read, not a few
+    /// bytes at a time.)
     pub idle_timeout: Duration,
     /// How many connections may be served at once (at least one; default
     /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, the next client
@@ -55,7 +56,7 @@ pub struct ConnectionOptions {
     /// been idle for [`IDLE_GRACE_AT_THE_BOUND`]: then the one idle
     /// longest is closed for it. So clients that hold connections without
     /// using them cannot shut others out, while requests in flight, and
-    /// responses read at [`STEADY_WRITE_BYTES`] a second or faster, are
+    /// responses still being written however slowly they are read, are
     /// never cut off for a newcomer; and the
     /// server's file descriptors and the memory of the requests it reads
     /// stay bounded, however many clients arrive. Each connection holds one
@@ -115,10 +116,10 @@ pub async fn serve(
             // next ones in the backlog) for a connection to close or to
             // sit idle long enough to be closed for it.
             Err(_) => tokio::select! {
-                slot = roster.room(&slots, IDLE_GRACE_AT_THE_BOUND) => match slot {
-                    Some(slot) => slot,
-                    // The semaphore is never closed.
-                    None => break,
+                room = roster.room(&slots, IDLE_GRACE_AT_THE_BOUND, &stream) => match room {
+                    Room::Made(slot) => slot,
+                    Room::Left => continue,
+                    Room::Closed => break,
                 },
                 () = &mut shutdown => break,
             },
@@ -245,11 +246,6 @@ impl Drop for Open {
     }
 }
 
-/// How much of a response must be written for the connection to count as
-/// active again (see [`ConnectionOptions::idle_timeout`]): a TCP window's
-/// worth, which any client reading steadily frees within moments.
-pub const STEADY_WRITE_BYTES: u64 = 64 << 10;
-
 /// Whether a connection has a request in flight, and since when it has
 /// had none. Kept with two atomic writes per request, where a timer per
 /// request (hyper's header-read timeout) cost 7 % of the requests a
@@ -259,10 +255,11 @@ struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds after `opened` when the last request ended or the
-    /// last [`STEADY_WRITE_BYTES`] of a response were written.
+    /// last bytes of a response were written.
     idle_since_ms: AtomicU64,
-    /// Bytes written since the idle time last restarted.
-    unnoted_bytes: AtomicU64,
+    /// Whether the socket had no room for the last write tried: a response
+    /// is still on its way, at the pace its client reads it.
+    write_blocked: AtomicBool,
     /// Whether bytes arrived since the last request ended (or the
     /// connection opened): with none in flight, a head is arriving. hyper
     /// reads a next head only once the last response is written.
@@ -275,7 +272,7 @@ impl Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
-            unnoted_bytes: AtomicU64::new(0),
+            write_blocked: AtomicBool::new(false),
             heard: AtomicBool::new(false),
         }
     }
@@ -290,22 +287,29 @@ impl Activity {
     /// progress.
     fn active_now(&self) {
         let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.unnoted_bytes.store(0, Ordering::Release);
         self.idle_since_ms.store(now, Ordering::Release);
     }
 
-    /// Counts `bytes` of a response written; every
-    /// [`STEADY_WRITE_BYTES`] restart the idle time.
-    fn wrote(&self, bytes: usize) {
-        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-        let unnoted = self.unnoted_bytes.fetch_add(bytes, Ordering::AcqRel);
-        if unnoted.saturating_add(bytes) >= STEADY_WRITE_BYTES {
-            self.active_now();
-        }
+    /// Some of a response went out: the idle time restarts.
+    fn wrote(&self) {
+        self.write_blocked.store(false, Ordering::Release);
+        self.active_now();
+    }
+
+    /// A write found the socket full: the rest of the response waits for
+    /// its client to read.
+    fn write_waits(&self) {
+        self.write_blocked.store(true, Ordering::Release);
+    }
+
+    /// Whether a response is waiting for its client to read (see
+    /// [`write_waits`](Self::write_waits)).
+    fn writing(&self) -> bool {
+        self.write_blocked.load(Ordering::Acquire)
     }
 
     /// How long the connection has had no request in flight, nor written
-    /// much of a response.
+    /// any of a response.
     fn idle(&self) -> Duration {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return Duration::ZERO;
@@ -364,10 +368,10 @@ impl Drop for Busy {
     }
 }
 
-/// A connection's socket, counting the bytes written: a response still on
-/// its way to a client that reads it steadily keeps the connection from
-/// being idle, though its request has ended (hyper takes a body whole
-/// before it has written it).
+/// A connection's socket, noting its writes: a response still on its way
+/// to a client that reads it keeps the connection from being idle, though
+/// its request has ended (hyper takes a body whole before it has written
+/// it).
 ///
 /// Shared with the connection's [`Peer`], which asks the socket itself
 /// whether the client is gone; so it is read and written through its
@@ -385,11 +389,15 @@ impl Watched {
         write: impl Fn(&TcpStream) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
+            let Poll::Ready(ready) = self.stream.poll_write_ready(cx) else {
+                self.activity.write_waits();
+                return Poll::Pending;
+            };
+            ready?;
             match write(&self.stream) {
                 Ok(bytes) => {
                     if bytes > 0 {
-                        self.activity.wrote(bytes);
+                        self.activity.wrote();
                     }
                     return Poll::Ready(Ok(bytes));
                 }
@@ -468,17 +476,21 @@ impl Peer {
     /// off; so this asks the socket. A client that sent more (a pipelined
     /// request) counts as still there.
     pub fn has_hung_up(&self) -> bool {
-        let Some(stream) = self.0.upgrade() else {
-            return true;
-        };
-        let mut next = [MaybeUninit::uninit()];
-        match SockRef::from(&*stream).peek(&mut next) {
-            Ok(read) => read == 0,
-            Err(e) => !matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ),
-        }
+        self.0.upgrade().map_or(true, |stream| hung_up(&stream))
+    }
+}
+
+/// Whether the client of `stream` has closed or reset it, as the kernel
+/// knows it now; one that sent more than it has been read counts as still
+/// there.
+fn hung_up(stream: &TcpStream) -> bool {
+    let mut next = [MaybeUninit::uninit()];
+    match SockRef::from(stream).peek(&mut next) {
+        Ok(read) => read == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
     }
 }
 
@@ -505,21 +517,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_a_steady_write_restarts_the_idle_time() {
+    async fn a_response_waiting_for_its_client_to_read_is_on_its_way() {
+        use std::io::Read;
+        use tokio::io::AsyncWriteExt;
         // Far more than a pause of a busy machine between two lines.
         let step = Duration::from_millis(200);
+        let (client, server) = connected().await;
         let activity = Arc::new(Activity::new());
+        let mut watched = Watched {
+            stream: server,
+            activity: Arc::clone(&activity),
+        };
+        let chunk = vec![0; 1 << 20];
+        watched.write_all(&chunk[..1]).await.unwrap();
+        assert!(!activity.writing());
+        // The client reads nothing: the sockets fill, and a write waits.
+        while tokio::time::timeout(step, watched.write(&chunk))
+            .await
+            .is_ok()
+        {}
+        assert!(activity.writing());
         tokio::time::sleep(step).await;
-        for _ in 0..16 {
-            activity.wrote(1024);
-        }
         assert!(activity.idle() >= step);
-        activity.wrote(usize::try_from(STEADY_WRITE_BYTES).expect("fits") - 16 * 1024);
+
+        let reader = std::thread::spawn(move || {
+            let mut client = client;
+            let mut buffer = vec![0; 1 << 20];
+            while client.read(&mut buffer).unwrap() > 0 {}
+        });
+        watched.write_all(&chunk).await.unwrap();
+        assert!(!activity.writing());
         assert!(activity.idle() < step);
-        // Counted afresh from there.
-        tokio::time::sleep(step).await;
-        activity.wrote(1024);
-        assert!(activity.idle() >= step);
+        drop(watched);
+        reader.join().unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::Activity;
@@ -14,7 +15,8 @@ use super::Activity;
 /// [`super::ConnectionOptions::idle_timeout`] for what counts as idle)
 /// before it may be closed for a client waiting at the bound: a newcomer
 /// has this long to send its first request, a keep-alive client this long
-/// between two of its requests, and a response this long to make progress.
+/// between two of its requests. A connection whose response waits for its
+/// client to read is not closed for room, however long it waits.
 pub const IDLE_GRACE_AT_THE_BOUND: Duration = Duration::from_secs(1);
 
 /// Connections closed for a waiting client, over every server in the
@@ -45,6 +47,16 @@ struct Membership {
     closing: Notify,
 }
 
+/// What a client waiting at the bound gets.
+pub(super) enum Room {
+    /// A slot of its own.
+    Made(OwnedSemaphorePermit),
+    /// Nothing: it hung up while it waited.
+    Left,
+    /// Nothing: the slots' semaphore was closed (it never is).
+    Closed,
+}
+
 /// An open connection's place on its server's roster, left when dropped.
 pub(super) struct Member {
     roster: Arc<Roster>,
@@ -54,9 +66,12 @@ pub(super) struct Member {
 
 impl Member {
     /// Completes once the connection is chosen to make room for a waiting
-    /// client: then it is to be closed.
+    /// client: then it is to be closed (and is counted closed for room;
+    /// polled in a `select!` beside what else may close it, this is
+    /// counted only if it wins).
     pub(super) async fn chosen_to_make_room(&self) {
         self.membership.closing.notified().await;
+        CLOSED_FOR_ROOM.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -88,20 +103,27 @@ impl Roster {
         }
     }
 
-    /// A slot for a client waiting at the bound: the first to free, or
-    /// else the one of the connection idle longest once it has been idle
-    /// for `grace`. Connections with a request in flight, or writing a
-    /// response at [`super::STEADY_WRITE_BYTES`] per `grace` or faster,
-    /// are never closed for it.
+    /// A slot for `waiting`, a client accepted at the bound: the first to
+    /// free, or else the one of the connection idle longest once it has
+    /// been idle for `grace`. Connections with a request in flight, or a
+    /// response still being written, are never closed for it, nor is any
+    /// once the waiting client has hung up: then the answer is `Left`.
     pub(super) async fn room(
         &self,
         slots: &Arc<Semaphore>,
         grace: Duration,
-    ) -> Option<OwnedSemaphorePermit> {
+        waiting: &TcpStream,
+    ) -> Room {
         loop {
+            if super::hung_up(waiting) {
+                return Room::Left;
+            }
             let wait = self.close_idlest(grace).unwrap_or(grace);
             tokio::select! {
-                slot = Arc::clone(slots).acquire_owned() => return slot.ok(),
+                slot = Arc::clone(slots).acquire_owned() => return match slot {
+                    Ok(slot) => Room::Made(slot),
+                    Err(_) => Room::Closed,
+                },
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -114,14 +136,13 @@ impl Roster {
         let members = self.lock();
         let idlest = members
             .values()
-            .filter(|m| !m.chosen.load(Ordering::Acquire))
+            .filter(|m| !m.chosen.load(Ordering::Acquire) && !m.activity.writing())
             .map(|m| (m.activity.idle(), m))
             .max_by_key(|(idle, _)| *idle);
         match idlest {
             Some((idle, member)) if idle >= grace => {
                 member.chosen.store(true, Ordering::Release);
                 member.closing.notify_one();
-                CLOSED_FOR_ROOM.fetch_add(1, Ordering::AcqRel);
                 None
             }
             Some((idle, _)) => Some(grace - idle),
@@ -149,6 +170,8 @@ mod tests {
         tokio::time::sleep(grace / 2).await;
         let busy_activity = Arc::new(Activity::new());
         let busy = roster.join(Arc::clone(&busy_activity));
+        let writing_activity = Arc::new(Activity::new());
+        let writing = roster.join(Arc::clone(&writing_activity));
         let younger = roster.join(Arc::new(Activity::new()));
 
         let wait = roster.close_idlest(grace).expect("none idle long enough");
@@ -156,16 +179,23 @@ mod tests {
         assert!(!chosen(&oldest));
 
         let _request = busy_activity.busy();
+        writing_activity.write_waits();
         tokio::time::sleep(grace * 2).await;
+        let closed = closed_for_room();
         assert_eq!(roster.close_idlest(grace), None);
+        // Counted once it closes.
+        assert_eq!(closed_for_room(), closed);
         assert!(chosen(&oldest));
+        assert_eq!(closed_for_room(), closed + 1);
         assert_eq!(roster.close_idlest(grace), None);
         assert!(chosen(&younger));
-        // A request in flight keeps its connection, however long.
+        // A request in flight, or a response waiting for its client to
+        // read, keeps its connection, however long.
         assert_eq!(roster.close_idlest(grace), Some(grace));
         assert!(!chosen(&busy));
+        assert!(!chosen(&writing));
 
-        drop((oldest, younger, busy));
+        drop((oldest, younger, busy, writing));
         assert!(roster.lock().is_empty());
     }
 }
