@@ -95,9 +95,9 @@ pub struct Config {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_deadline: Duration,
     /// How long a connection may go without a request in flight (silent,
-    /// trickling a request head, idle between requests, or not reading its
-    /// response: none of it could be written for this long); then it is
-    /// closed. Not zero.
+    /// trickling a request head, idle between requests, or reading its
+    /// response so slowly that none of it could be written for this long);
+    /// then it is closed. Not zero.
     #[arg(long, default_value = "30s", value_parser = parse_nonzero_duration)]
     pub idle_timeout: Duration,
     /// How many connections may be served at once (at least one); a

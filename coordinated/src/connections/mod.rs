@@ -45,9 +45,11 @@ pub struct ConnectionOptions {
     /// clients trickling a head, nor idle keep-alive connections hold it
     /// for ever. A response being written counts as activity each time
     /// more of it goes out: a client that stops reading its answer is
-    /// closed after the timeout too. (Once a socket is full, the kernel
-    /// lets more out only after a good part of it has been read, not a few
-    /// bytes at a time.)
+    /// closed after the timeout too. Once a socket is full, the kernel
+    /// lets more out only after a good part of what it holds (up to a few
+    /// MiB) has been read, not a few bytes at a time; so a client reading a
+    /// large answer slower than about a third of that per timeout is
+    /// closed as well.
     pub idle_timeout: Duration,
     /// How many connections may be served at once (at least one; default
     /// [`DEFAULT_MAX_CONNECTIONS`]). With that many open, the next client
@@ -126,9 +128,9 @@ pub async fn serve(
         };
         let slot = Open::new(slot);
         let activity = Arc::new(Activity::new());
-        let member = roster.join(Arc::clone(&activity));
         let requests = Arc::clone(&activity);
         let stream = Arc::new(stream);
+        let member = roster.join(Arc::clone(&activity), Arc::downgrade(&stream));
         let peer = Peer(Arc::downgrade(&stream));
         let service = ServiceExt::<Request<Incoming>>::map_request(
             app.clone(),
@@ -478,6 +480,12 @@ impl Peer {
     pub fn has_hung_up(&self) -> bool {
         self.0.upgrade().map_or(true, |stream| hung_up(&stream))
     }
+}
+
+/// Whether the client of `stream` has sent bytes not read yet.
+fn has_unread_bytes(stream: &TcpStream) -> bool {
+    let mut next = [MaybeUninit::uninit()];
+    matches!(SockRef::from(stream).peek(&mut next), Ok(read) if read > 0)
 }
 
 /// Whether the client of `stream` has closed or reset it, as the kernel

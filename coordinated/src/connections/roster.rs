@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -41,6 +41,8 @@ pub(super) struct Roster {
 #[derive(Debug)]
 struct Membership {
     activity: Arc<Activity>,
+    /// The connection's socket, to see whether a request is arriving.
+    socket: Weak<TcpStream>,
     /// Set once the connection is chosen to make room, so that it is
     /// chosen once.
     chosen: AtomicBool,
@@ -66,12 +68,33 @@ pub(super) struct Member {
 
 impl Member {
     /// Completes once the connection is chosen to make room for a waiting
-    /// client: then it is to be closed (and is counted closed for room;
-    /// polled in a `select!` beside what else may close it, this is
-    /// counted only if it wins).
+    /// client and is still idle: then it is to be closed (and is counted
+    /// closed for room; polled in a `select!` beside what else may close
+    /// it, this is counted only if it wins). A request that began, or
+    /// began arriving, since it was chosen keeps it: it is served, and
+    /// another connection is chosen later.
     pub(super) async fn chosen_to_make_room(&self) {
-        self.membership.closing.notified().await;
-        CLOSED_FOR_ROOM.fetch_add(1, Ordering::AcqRel);
+        loop {
+            self.membership.closing.notified().await;
+            if self.membership.between_requests() {
+                CLOSED_FOR_ROOM.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+            self.membership.chosen.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Membership {
+    /// Whether the connection has no request in flight or arriving, and
+    /// no response waiting for its client to read.
+    fn between_requests(&self) -> bool {
+        self.activity.in_flight.load(Ordering::Acquire) == 0
+            && !self.activity.writing()
+            && !self
+                .socket
+                .upgrade()
+                .is_some_and(|socket| super::has_unread_bytes(&socket))
     }
 }
 
@@ -87,11 +110,16 @@ impl Roster {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts a connection with `activity` on the roster.
-    pub(super) fn join(self: &Arc<Self>, activity: Arc<Activity>) -> Member {
+    /// Puts a connection with `activity` on `socket` on the roster.
+    pub(super) fn join(
+        self: &Arc<Self>,
+        activity: Arc<Activity>,
+        socket: Weak<TcpStream>,
+    ) -> Member {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let membership = Arc::new(Membership {
             activity,
+            socket,
             chosen: AtomicBool::new(false),
             closing: Notify::new(),
         });
@@ -166,13 +194,13 @@ mod tests {
         // Far more than a pause of a busy machine between two lines.
         let grace = Duration::from_millis(200);
         let roster = Arc::new(Roster::default());
-        let oldest = roster.join(Arc::new(Activity::new()));
+        let oldest = roster.join(Arc::new(Activity::new()), Weak::new());
         tokio::time::sleep(grace / 2).await;
         let busy_activity = Arc::new(Activity::new());
-        let busy = roster.join(Arc::clone(&busy_activity));
+        let busy = roster.join(Arc::clone(&busy_activity), Weak::new());
         let writing_activity = Arc::new(Activity::new());
-        let writing = roster.join(Arc::clone(&writing_activity));
-        let younger = roster.join(Arc::new(Activity::new()));
+        let writing = roster.join(Arc::clone(&writing_activity), Weak::new());
+        let younger = roster.join(Arc::new(Activity::new()), Weak::new());
 
         let wait = roster.close_idlest(grace).expect("none idle long enough");
         assert!(wait <= grace / 2, "{wait:?}");
@@ -197,5 +225,45 @@ mod tests {
 
         drop((oldest, younger, busy, writing));
         assert!(roster.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_request_began_since_it_was_chosen_stays() {
+        use std::io::Write;
+        let grace = Duration::from_millis(50);
+        let roster = Arc::new(Roster::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket = Arc::new(listener.accept().await.unwrap().0);
+        let activity = Arc::new(Activity::new());
+        let member = roster.join(Arc::clone(&activity), Arc::downgrade(&socket));
+        tokio::time::sleep(grace * 2).await;
+
+        // A request in flight by the time the choice is acted on.
+        assert_eq!(roster.close_idlest(grace), None);
+        let request = activity.busy();
+        assert!(!chosen(&member));
+        drop(request);
+        tokio::time::sleep(grace * 2).await;
+
+        // A request arriving, not read yet.
+        assert_eq!(roster.close_idlest(grace), None);
+        client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        let mut unread = false;
+        for _ in 0..100 {
+            unread = super::super::has_unread_bytes(&socket);
+            if unread {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(unread);
+        assert!(!chosen(&member));
+        let mut head = [0; 16];
+        socket.try_read(&mut head).unwrap();
+
+        // Idle at last: chosen again, and closed.
+        assert_eq!(roster.close_idlest(grace), None);
+        assert!(chosen(&member));
     }
 }
