@@ -1021,6 +1021,18 @@ fn silent_trickling_and_idle_connections_are_closed_after_the_idle_timeout() {
     assert_eq!(server.get("/healthz").status, 200);
 }
 
+/// A request a client waiting at the bound sends, answered by a server
+/// that then closes the connection.
+const HEALTHZ_THEN_CLOSE: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// The connections the server has closed for clients waiting at the bound,
+/// read over `connection`.
+fn closed_for_room(connection: &mut support::Connection) -> f64 {
+    let metrics = connection.get("/metrics").text();
+    support::metric(&metrics, "http_connections_closed_for_room_total")
+        .unwrap_or_else(|| panic!("no count in {metrics}"))
+}
+
 /// With the bound's worth of connections busy, the next client waits, not
 /// refused, until one of them is done: a request in flight is never cut
 /// off to make room, however long it runs.
@@ -1029,9 +1041,7 @@ fn connections_beyond_the_bound_wait_for_a_busy_one_to_end() {
     let server = Server::start(&["--max-connections", "1", "--request-timeout", "4s"]);
     let mut busy = start_slow_post(&server);
     let mut waiting = support::connect(server.addr);
-    waiting
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    waiting.write_all(HEALTHZ_THEN_CLOSE).expect("write");
     // Twice the idle grace at the bound, and more.
     waiting
         .set_read_timeout(Some(Duration::from_millis(2500)))
@@ -1074,9 +1084,7 @@ fn a_client_waiting_at_the_bound_gets_the_room_of_the_connection_idle_longest() 
 
     let started = Instant::now();
     let mut waiting = support::connect(server.addr);
-    waiting
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    waiting.write_all(HEALTHZ_THEN_CLOSE).expect("write");
     assert_eq!(read_reply(&mut waiting).status, 200);
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -1091,12 +1099,7 @@ fn a_client_waiting_at_the_bound_gets_the_room_of_the_connection_idle_longest() 
         0
     );
     // The keep-alive connection, idle for less time, is still served.
-    let metrics = kept.get("/metrics").text();
-    assert_eq!(
-        support::metric(&metrics, "http_connections_closed_for_room_total"),
-        Some(1.0),
-        "{metrics}"
-    );
+    assert_eq!(closed_for_room(&mut kept), 1.0);
 }
 
 /// A client that connects at the bound and hangs up at once has no idle
@@ -1109,12 +1112,7 @@ fn a_client_gone_while_waiting_at_the_bound_closes_nothing() {
     drop(support::connect(server.addr));
     // Longer than the idle grace at the bound.
     std::thread::sleep(Duration::from_millis(1500));
-    let metrics = kept.get("/metrics").text();
-    assert_eq!(
-        support::metric(&metrics, "http_connections_closed_for_room_total"),
-        Some(0.0),
-        "{metrics}"
-    );
+    assert_eq!(closed_for_room(&mut kept), 0.0);
 }
 
 /// The open connections' gauge reads right after a spell longer than the
@@ -1157,9 +1155,7 @@ fn read_a_large_hand_out(server: &Server, units: usize, pace: Duration) -> Durat
     );
     stream.write_all(request.as_bytes()).expect("write");
     let mut waiting = support::connect(server.addr);
-    waiting
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("write");
+    waiting.write_all(HEALTHZ_THEN_CLOSE).expect("write");
     let started = Instant::now();
     let mut received = Vec::new();
     let mut chunk = vec![0; 64 << 10];

@@ -2,6 +2,7 @@
 //! share, weights, exclusions, `max_running`) and the request parameters.
 
 use super::{each_named, unit_names_of, Run, TestBackend};
+use crate::api::WorkerRef;
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, NewWorkUnit, WorkUnitMeta, WorkUnitStatus};
 use crate::rules::limits::MAX_ATTEMPTS_PER_REQUEST;
@@ -331,6 +332,23 @@ pub async fn scheduler_fair_share(t: TestBackend) {
     );
 }
 
+/// How many of `requests` one-unit requests by `worker`, each finished at
+/// once, hand out a unit of spec `spec`.
+async fn times_chosen(r: &Run, worker: &WorkerRef, spec: &str, requests: usize) -> usize {
+    let mut chosen = 0;
+    for i in 0..requests {
+        let a = r.request_one(worker, format_args!("request {i}")).await;
+        let Some(a) = a else {
+            panic!("[{}] request {i} got nothing", r.name)
+        };
+        if a.work_unit().work_spec().name() == spec {
+            chosen += 1;
+        }
+        r.ok(a.finish(None).await, "finish");
+    }
+    chosen
+}
+
 /// Weighted choice: with weights 1 and 3 and nothing pending, the
 /// heavier spec gets about three quarters of 200 single requests (the
 /// bounds are over six standard deviations wide).
@@ -343,17 +361,7 @@ pub async fn scheduler_weights(t: TestBackend) {
         r.unit(&one, &format!("u{i:03}"), DataMap::new()).await;
         r.unit(&three, &format!("u{i:03}"), DataMap::new()).await;
     }
-    let mut heavy = 0;
-    for i in 0..200 {
-        let a = r.request_one(&worker, format_args!("request {i}")).await;
-        let Some(a) = a else {
-            panic!("[scheduler_weights] request {i} got nothing")
-        };
-        if a.work_unit().work_spec().name() == "three" {
-            heavy += 1;
-        }
-        r.ok(a.finish(None).await, "finish");
-    }
+    let heavy = times_chosen(&r, &worker, "three", 200).await;
     check!(
         r,
         (110..=190).contains(&heavy),
@@ -378,17 +386,7 @@ pub async fn scheduler_pending_shifts_the_split(t: TestBackend) {
         r.unit(&light, &format!("u{i:03}"), DataMap::new()).await;
         r.unit(&heavy, &format!("u{i:03}"), DataMap::new()).await;
     }
-    let mut heavy_chosen = 0;
-    for i in 0..200 {
-        let a = r.request_one(&worker, format_args!("request {i}")).await;
-        let Some(a) = a else {
-            panic!("[scheduler_pending_shifts_the_split] request {i} got nothing")
-        };
-        if a.work_unit().work_spec().name() == "heavy" {
-            heavy_chosen += 1;
-        }
-        r.ok(a.finish(None).await, "finish");
-    }
+    let heavy_chosen = times_chosen(&r, &worker, "heavy", 200).await;
     // 100 expected; 150 without the pending unit's shift.
     check!(
         r,
