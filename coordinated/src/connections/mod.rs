@@ -99,7 +99,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(
         options.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
-    let roster = Arc::new(Roster::default());
+    let roster = Arc::new(Roster::new(IDLE_GRACE_AT_THE_BOUND));
     let (stopping, stop_seen) = watch::channel(false);
     loop {
         let stream = tokio::select! {
@@ -118,7 +118,7 @@ pub async fn serve(
             // next ones in the backlog) for a connection to close or to
             // sit idle long enough to be closed for it.
             Err(_) => tokio::select! {
-                room = roster.room(&slots, IDLE_GRACE_AT_THE_BOUND, &stream) => match room {
+                room = roster.room(&slots, &stream) => match room {
                     Room::Made(slot) => slot,
                     Room::Left => continue,
                     Room::Closed => break,
@@ -262,6 +262,8 @@ struct Activity {
     /// Whether the socket had no room for the last write tried: a response
     /// is still on its way, at the pace its client reads it.
     write_blocked: AtomicBool,
+    /// How many reads brought bytes.
+    reads: AtomicU64,
     /// Whether bytes arrived since the last request ended (or the
     /// connection opened): with none in flight, a head is arriving. hyper
     /// reads a next head only once the last response is written.
@@ -275,6 +277,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             write_blocked: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
             heard: AtomicBool::new(false),
         }
     }
@@ -302,6 +305,11 @@ impl Activity {
     /// its client to read.
     fn write_waits(&self) {
         self.write_blocked.store(true, Ordering::Release);
+    }
+
+    /// How many reads have brought bytes.
+    fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Acquire)
     }
 
     /// Whether a response is waiting for its client to read (see
@@ -423,6 +431,7 @@ impl AsyncRead for Watched {
                 Ok(read) => {
                     if read > 0 {
                         self.activity.heard.store(true, Ordering::Release);
+                        self.activity.reads.fetch_add(1, Ordering::AcqRel);
                     }
                     return Poll::Ready(Ok(()));
                 }

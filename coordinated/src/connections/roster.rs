@@ -32,10 +32,12 @@ pub fn closed_for_room() -> u64 {
 /// The connections a server has open. Touched when a connection opens or
 /// closes, and scanned only while a client waits at the bound; never on a
 /// request's path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Roster {
     members: Mutex<HashMap<u64, Arc<Membership>>>,
     next_id: AtomicU64,
+    /// How long a connection must have been idle to be closed for room.
+    grace: Duration,
 }
 
 #[derive(Debug)]
@@ -46,6 +48,8 @@ struct Membership {
     /// Set once the connection is chosen to make room, so that it is
     /// chosen once.
     chosen: AtomicBool,
+    /// The connection's reads when it was chosen.
+    reads_when_chosen: AtomicU64,
     closing: Notify,
 }
 
@@ -76,7 +80,7 @@ impl Member {
     pub(super) async fn chosen_to_make_room(&self) {
         loop {
             self.membership.closing.notified().await;
-            if self.membership.between_requests() {
+            if self.membership.still_idle(self.roster.grace) {
                 CLOSED_FOR_ROOM.fetch_add(1, Ordering::AcqRel);
                 return;
             }
@@ -86,10 +90,14 @@ impl Member {
 }
 
 impl Membership {
-    /// Whether the connection has no request in flight or arriving, and
-    /// no response waiting for its client to read.
-    fn between_requests(&self) -> bool {
-        self.activity.in_flight.load(Ordering::Acquire) == 0
+    /// Whether the connection chosen to make room is still idle for
+    /// `grace`: no request answered since (pipelined requests read with
+    /// the last one keep answering), no bytes read since it was chosen
+    /// (a request arriving) nor waiting on its socket, no request in
+    /// flight, and no response waiting for its client to read.
+    fn still_idle(&self, grace: Duration) -> bool {
+        self.activity.idle() >= grace
+            && self.activity.reads() == self.reads_when_chosen.load(Ordering::Acquire)
             && !self.activity.writing()
             && !self
                 .socket
@@ -105,6 +113,16 @@ impl Drop for Member {
 }
 
 impl Roster {
+    /// No connections yet; one must have been idle for `grace` to be
+    /// closed for room.
+    pub(super) fn new(grace: Duration) -> Self {
+        Roster {
+            members: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            grace,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Membership>>> {
         // The map is whole after any panic: each change is one call.
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
@@ -121,6 +139,7 @@ impl Roster {
             activity,
             socket,
             chosen: AtomicBool::new(false),
+            reads_when_chosen: AtomicU64::new(0),
             closing: Notify::new(),
         });
         self.lock().insert(id, Arc::clone(&membership));
@@ -133,20 +152,15 @@ impl Roster {
 
     /// A slot for `waiting`, a client accepted at the bound: the first to
     /// free, or else the one of the connection idle longest once it has
-    /// been idle for `grace`. Connections with a request in flight, or a
+    /// been idle for the grace. Connections with a request in flight, or a
     /// response still being written, are never closed for it, nor is any
     /// once the waiting client has hung up: then the answer is `Left`.
-    pub(super) async fn room(
-        &self,
-        slots: &Arc<Semaphore>,
-        grace: Duration,
-        waiting: &TcpStream,
-    ) -> Room {
+    pub(super) async fn room(&self, slots: &Arc<Semaphore>, waiting: &TcpStream) -> Room {
         loop {
             if super::hung_up(waiting) {
                 return Room::Left;
             }
-            let wait = self.close_idlest(grace).unwrap_or(grace);
+            let wait = self.close_idlest().unwrap_or(self.grace);
             tokio::select! {
                 slot = Arc::clone(slots).acquire_owned() => return match slot {
                     Ok(slot) => Room::Made(slot),
@@ -158,9 +172,10 @@ impl Roster {
     }
 
     /// Tells the connection idle longest to close, if it has been idle for
-    /// `grace`, and answers `None`; else how long until one could have
+    /// the grace, and answers `None`; else how long until one could have
     /// been.
-    fn close_idlest(&self, grace: Duration) -> Option<Duration> {
+    fn close_idlest(&self) -> Option<Duration> {
+        let grace = self.grace;
         let members = self.lock();
         let idlest = members
             .values()
@@ -170,6 +185,9 @@ impl Roster {
         match idlest {
             Some((idle, member)) if idle >= grace => {
                 member.chosen.store(true, Ordering::Release);
+                member
+                    .reads_when_chosen
+                    .store(member.activity.reads(), Ordering::Release);
                 member.closing.notify_one();
                 None
             }
@@ -193,7 +211,7 @@ mod tests {
     async fn the_connection_idle_longest_makes_room_once_idle_for_the_grace() {
         // Far more than a pause of a busy machine between two lines.
         let grace = Duration::from_millis(200);
-        let roster = Arc::new(Roster::default());
+        let roster = Arc::new(Roster::new(grace));
         let oldest = roster.join(Arc::new(Activity::new()), Weak::new());
         tokio::time::sleep(grace / 2).await;
         let busy_activity = Arc::new(Activity::new());
@@ -202,7 +220,7 @@ mod tests {
         let writing = roster.join(Arc::clone(&writing_activity), Weak::new());
         let younger = roster.join(Arc::new(Activity::new()), Weak::new());
 
-        let wait = roster.close_idlest(grace).expect("none idle long enough");
+        let wait = roster.close_idlest().expect("none idle long enough");
         assert!(wait <= grace / 2, "{wait:?}");
         assert!(!chosen(&oldest));
 
@@ -210,16 +228,16 @@ mod tests {
         writing_activity.write_waits();
         tokio::time::sleep(grace * 2).await;
         let closed = closed_for_room();
-        assert_eq!(roster.close_idlest(grace), None);
+        assert_eq!(roster.close_idlest(), None);
         // Counted once it closes.
         assert_eq!(closed_for_room(), closed);
         assert!(chosen(&oldest));
         assert_eq!(closed_for_room(), closed + 1);
-        assert_eq!(roster.close_idlest(grace), None);
+        assert_eq!(roster.close_idlest(), None);
         assert!(chosen(&younger));
         // A request in flight, or a response waiting for its client to
         // read, keeps its connection, however long.
-        assert_eq!(roster.close_idlest(grace), Some(grace));
+        assert_eq!(roster.close_idlest(), Some(grace));
         assert!(!chosen(&busy));
         assert!(!chosen(&writing));
 
@@ -231,7 +249,7 @@ mod tests {
     async fn a_connection_whose_request_began_since_it_was_chosen_stays() {
         use std::io::Write;
         let grace = Duration::from_millis(50);
-        let roster = Arc::new(Roster::default());
+        let roster = Arc::new(Roster::new(grace));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let socket = Arc::new(listener.accept().await.unwrap().0);
@@ -240,14 +258,26 @@ mod tests {
         tokio::time::sleep(grace * 2).await;
 
         // A request in flight by the time the choice is acted on.
-        assert_eq!(roster.close_idlest(grace), None);
+        assert_eq!(roster.close_idlest(), None);
         let request = activity.busy();
         assert!(!chosen(&member));
         drop(request);
         tokio::time::sleep(grace * 2).await;
 
+        // A request answered meanwhile (pipelined requests read with it
+        // may still wait in the connection's buffer).
+        assert_eq!(roster.close_idlest(), None);
+        drop(activity.busy());
+        assert!(!chosen(&member));
+        tokio::time::sleep(grace * 2).await;
+
+        // Bytes read meanwhile: a request arriving.
+        assert_eq!(roster.close_idlest(), None);
+        activity.reads.fetch_add(1, Ordering::AcqRel);
+        assert!(!chosen(&member));
+
         // A request arriving, not read yet.
-        assert_eq!(roster.close_idlest(grace), None);
+        assert_eq!(roster.close_idlest(), None);
         client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
         let mut unread = false;
         for _ in 0..100 {
@@ -263,7 +293,7 @@ mod tests {
         socket.try_read(&mut head).unwrap();
 
         // Idle at last: chosen again, and closed.
-        assert_eq!(roster.close_idlest(grace), None);
+        assert_eq!(roster.close_idlest(), None);
         assert!(chosen(&member));
     }
 }
