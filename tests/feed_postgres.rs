@@ -304,6 +304,15 @@ async fn a_kept_unit_follows_its_name_after_unnamed_deletes() -> coordinate::Res
     Ok(())
 }
 
+/// Server one destroys namespace "ns"; answers once server two has applied
+/// the event.
+async fn destroy_namespace_seen_by(one: &Server, two: &Server) -> coordinate::Result<()> {
+    let before = two.stats().feed.events_applied;
+    one.namespace("ns").await?.destroy().await?;
+    event_applied_after(two, before).await;
+    Ok(())
+}
+
 /// A kept worker handle asking for work after another server destroyed
 /// and remade its namespace, and a worker of its name in it, is handed the
 /// remade namespace's units: its old worker's request answers `Gone`, not
@@ -318,9 +327,7 @@ async fn a_kept_worker_gets_the_work_of_its_namespace_remade() -> coordinate::Re
         .request_attempts(&AttemptRequest::units(1))
         .await?
         .is_empty());
-    let before = two.stats().feed.events_applied;
-    one.namespace("ns").await?.destroy().await?;
-    event_applied_after(&two, before).await;
+    destroy_namespace_seen_by(&one, &two).await?;
     let spec = one
         .namespace("ns")
         .await?
@@ -349,9 +356,7 @@ async fn a_kept_worker_follows_its_name_after_its_namespace_is_remade() -> coord
     one.worker_at("ns", "w").await?;
     let kept = two.worker_at("ns", "w").await?;
     assert!(kept.children().await?.is_empty());
-    let before = two.stats().feed.events_applied;
-    one.namespace("ns").await?.destroy().await?;
-    event_applied_after(&two, before).await;
+    destroy_namespace_seen_by(&one, &two).await?;
     let w = one.worker_at("ns", "w").await?;
     one.worker_at("ns", "c").await?.set_parent(Some(&w)).await?;
     let children: Vec<String> = kept
