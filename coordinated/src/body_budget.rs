@@ -65,30 +65,36 @@ impl BodyBudget {
     }
 
     /// Reads `body` whole, frame by frame, taking room for each frame
-    /// beyond the free bytes before keeping it. Cancel-safe: dropped, it
-    /// gives back what it took.
+    /// beyond the free bytes before keeping it. The frames are kept as they
+    /// came and joined once at the end (a body of one frame is not copied),
+    /// so what a body holds is what it took room for. Cancel-safe: dropped,
+    /// it gives back what it took.
     pub async fn read(&self, body: Body) -> Result<BufferedBody, BodyError> {
         let mut body = std::pin::pin!(body);
-        let mut buffer = Vec::new();
+        let mut frames: Vec<Bytes> = Vec::new();
+        let mut length = 0;
         let mut room: Option<OwnedSemaphorePermit> = None;
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
                 continue;
             };
-            let length = buffer.len() + data.len();
-            if length > self.max_body_bytes {
+            let longer = length + data.len();
+            if longer > self.max_body_bytes {
                 return Err(BodyError::TooLarge);
             }
-            let needed = length.saturating_sub(FREE_BYTES_PER_BODY);
-            if needed > buffer.len().saturating_sub(FREE_BYTES_PER_BODY) {
+            let needed = longer.saturating_sub(FREE_BYTES_PER_BODY);
+            if needed > length.saturating_sub(FREE_BYTES_PER_BODY) {
                 room = Some(self.grow(room, needed).await?);
             }
-            buffer.extend_from_slice(&data);
+            length = longer;
+            frames.push(data);
         }
-        Ok(BufferedBody {
-            bytes: Bytes::from(buffer),
-            _room: room,
-        })
+        let bytes = match frames.len() {
+            0 => Bytes::new(),
+            1 => frames.swap_remove(0),
+            _ => Bytes::from(frames.concat()),
+        };
+        Ok(BufferedBody { bytes, _room: room })
     }
 
     /// `held` grown to `needed` bytes of room: at once if the budget has
