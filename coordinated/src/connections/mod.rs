@@ -295,10 +295,13 @@ impl Activity {
         self.idle_since_ms.store(now, Ordering::Release);
     }
 
-    /// Some of a response went out: the idle time restarts.
+    /// Some of a response went out. After a wait for room that is the
+    /// client's reading: the idle time restarts. (A write that did not
+    /// wait follows its request's end, which restarted it already.)
     fn wrote(&self) {
-        self.write_blocked.store(false, Ordering::Release);
-        self.active_now();
+        if self.write_blocked.swap(false, Ordering::AcqRel) {
+            self.active_now();
+        }
     }
 
     /// A write found the socket full: the rest of the response waits for
@@ -493,22 +496,26 @@ impl Peer {
 
 /// Whether the client of `stream` has sent bytes not read yet.
 fn has_unread_bytes(stream: &TcpStream) -> bool {
-    let mut next = [MaybeUninit::uninit()];
-    matches!(SockRef::from(stream).peek(&mut next), Ok(read) if read > 0)
+    matches!(peek_one(stream), Ok(read) if read > 0)
 }
 
 /// Whether the client of `stream` has closed or reset it, as the kernel
 /// knows it now; one that sent more than it has been read counts as still
 /// there.
 fn hung_up(stream: &TcpStream) -> bool {
-    let mut next = [MaybeUninit::uninit()];
-    match SockRef::from(stream).peek(&mut next) {
+    match peek_one(stream) {
         Ok(read) => read == 0,
         Err(e) => !matches!(
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
         ),
     }
+}
+
+/// Peeks at the next byte the client of `stream` sent: 0 once it closed.
+fn peek_one(stream: &TcpStream) -> io::Result<usize> {
+    let mut next = [MaybeUninit::uninit()];
+    SockRef::from(stream).peek(&mut next)
 }
 
 #[cfg(test)]
