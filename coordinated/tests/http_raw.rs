@@ -768,7 +768,7 @@ fn large_bodies_wait_for_room_while_small_ones_pass() {
         body.extend_from_slice(br#""}"#);
         body
     };
-    // Each holds all of its body but the last byte: 135,465 bytes of room.
+    // Each holds all of its body but the last byte: 134,463 bytes of room.
     let holders: Vec<TcpStream> = (0..12)
         .map(|_| {
             let mut held = TcpStream::connect(server.addr).expect("connect");

@@ -153,12 +153,7 @@ impl PgWorker {
     async fn hand_out(&self, request: &AttemptRequest) -> Result<Vec<AttemptRef>> {
         let result = self.shared.retrying(|| self.request_once(request)).await;
         self.shared
-            .gone_before_range(
-                result,
-                GONE,
-                "SELECT 1 FROM worker WHERE id = $1",
-                &[&self.id],
-            )
+            .gone_before_range(result, GONE, WORKER_EXISTS, &[&self.id])
             .await
             .map_err(|e| e.on(ObjectKind::Worker))
     }
