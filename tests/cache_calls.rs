@@ -570,10 +570,10 @@ fn slow_listings(memory: &MemoryBackend) -> Counted {
     ))
 }
 
-/// Unit "u" of spec "s" in namespace "b", made on `backend`.
-async fn unit_in_b(backend: &impl Backend) -> coordinate::Result<WorkUnitRef> {
+/// Unit "u" of spec "s" in namespace `ns`, made on `backend`.
+async fn unit_in(backend: &impl Backend, ns: &str) -> coordinate::Result<WorkUnitRef> {
     backend
-        .namespace("b")
+        .namespace(ns)
         .await?
         .set_work_spec(data!({"name": "s"}))
         .await?
@@ -610,7 +610,7 @@ async fn listing_started(cache: &Counted) {
 async fn an_attempt_given_up_while_the_cache_wraps_it_is_given_back() -> coordinate::Result<()> {
     let memory = MemoryBackend::with_clock(MockClock::new());
     let cache = slow_listings(&memory);
-    let unit = unit_in_b(cache.get_ref()).await?;
+    let unit = unit_in(cache.get_ref(), "b").await?;
     let worker = cache.namespace("a").await?.worker("w").await?;
     cache.get_ref().reset();
     let mut attempt = Box::pin(worker.make_attempt(&unit, Duration::seconds(600)));
@@ -671,7 +671,7 @@ async fn a_lookup_outrun_by_an_upsert_returns_the_cached_handle() -> coordinate:
 async fn an_attempt_whose_units_namespace_goes_while_listed_is_left_out() -> coordinate::Result<()>
 {
     let memory = MemoryBackend::with_clock(MockClock::new());
-    let unit = unit_in_b(&memory).await?;
+    let unit = unit_in(&memory, "b").await?;
     let worker = memory.namespace("a").await?.worker("w").await?;
     worker.make_attempt(&unit, Duration::seconds(600)).await?;
     let cache = slow_listings(&memory);
@@ -826,13 +826,7 @@ async fn make_attempt_refreshes_a_held_unit_past_a_second_stale_entry() -> coord
 fn make_attempt_refreshes_a_live_unit_once_before_the_worker() -> coordinate::Result<()> {
     let (cache, memory) = setup();
     block_on(async {
-        cache
-            .namespace("m")
-            .await?
-            .set_work_spec(data!({"name": "s"}))
-            .await?
-            .add_work_unit("u", data!({}), WorkUnitMeta::default())
-            .await?;
+        unit_in(&cache, "m").await?;
         let unit = cache.work_unit_at("m", "s", "u").await?;
         let worker = cache.worker_at("n", "w").await?;
         memory.namespace("n").await?.destroy().await?;
@@ -857,11 +851,7 @@ fn make_attempt_follows_a_held_worker_past_a_second_stale_entry() -> coordinate:
         .time_to_live(StdDuration::from_millis(50))
         .build(Instrumented::new(memory.clone()));
     block_on(async {
-        let ns = cache.namespace("m").await?;
-        ns.set_work_spec(data!({"name": "s"}))
-            .await?
-            .add_work_unit("u", data!({}), WorkUnitMeta::default())
-            .await?;
+        unit_in(&cache, "m").await?;
         let unit = cache.work_unit_at("m", "s", "u").await?;
         let held = cache.worker_at("n", "w").await?;
         // The entry expires, and a lookup files the name again.

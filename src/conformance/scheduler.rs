@@ -2,7 +2,7 @@
 //! share, weights, exclusions, `max_running`) and the request parameters.
 
 use super::{each_named, unit_names_of, Run, TestBackend};
-use crate::api::WorkerRef;
+use crate::api::{NamespaceRef, WorkSpecRef, WorkerRef};
 use crate::data;
 use crate::model::{AttemptRequest, DataMap, Duration, NewWorkUnit, WorkUnitMeta, WorkUnitStatus};
 use crate::rules::limits::MAX_ATTEMPTS_PER_REQUEST;
@@ -332,6 +332,25 @@ pub async fn scheduler_fair_share(t: TestBackend) {
     );
 }
 
+/// Two specs of the given names and weights, each with 200 units.
+async fn weighted_specs(
+    r: &Run,
+    ns: &NamespaceRef,
+    [(light, light_weight), (heavy, heavy_weight)]: [(&str, i64); 2],
+) -> (WorkSpecRef, WorkSpecRef) {
+    let light = r
+        .spec(ns, data!({"name": light, "weight": light_weight}))
+        .await;
+    let heavy = r
+        .spec(ns, data!({"name": heavy, "weight": heavy_weight}))
+        .await;
+    for i in 0..200 {
+        r.unit(&light, &format!("u{i:03}"), DataMap::new()).await;
+        r.unit(&heavy, &format!("u{i:03}"), DataMap::new()).await;
+    }
+    (light, heavy)
+}
+
 /// How many of `requests` one-unit requests by `worker`, each finished at
 /// once, hand out a unit of spec `spec`.
 async fn times_chosen(r: &Run, worker: &WorkerRef, spec: &str, requests: usize) -> usize {
@@ -355,12 +374,7 @@ async fn times_chosen(r: &Run, worker: &WorkerRef, spec: &str, requests: usize) 
 pub async fn scheduler_weights(t: TestBackend) {
     let (r, ns) = Run::with_ns("scheduler_weights", t).await;
     let worker = r.worker(&ns, "worker").await;
-    let one = r.spec(&ns, data!({"name": "one", "weight": 1})).await;
-    let three = r.spec(&ns, data!({"name": "three", "weight": 3})).await;
-    for i in 0..200 {
-        r.unit(&one, &format!("u{i:03}"), DataMap::new()).await;
-        r.unit(&three, &format!("u{i:03}"), DataMap::new()).await;
-    }
+    weighted_specs(&r, &ns, [("one", 1), ("three", 3)]).await;
     let heavy = times_chosen(&r, &worker, "three", 200).await;
     check!(
         r,
@@ -375,17 +389,12 @@ pub async fn scheduler_weights(t: TestBackend) {
 pub async fn scheduler_pending_shifts_the_split(t: TestBackend) {
     let (r, ns) = Run::with_ns("scheduler_pending_shifts_the_split", t).await;
     let worker = r.worker(&ns, "worker").await;
-    let light = r.spec(&ns, data!({"name": "light", "weight": 1})).await;
-    let heavy = r.spec(&ns, data!({"name": "heavy", "weight": 3})).await;
+    let (_, heavy) = weighted_specs(&r, &ns, [("light", 1), ("heavy", 3)]).await;
     let held = r.unit(&heavy, "held", DataMap::new()).await;
     r.ok(
         worker.make_attempt(&held, Duration::zero()).await,
         "make pending",
     );
-    for i in 0..200 {
-        r.unit(&light, &format!("u{i:03}"), DataMap::new()).await;
-        r.unit(&heavy, &format!("u{i:03}"), DataMap::new()).await;
-    }
     let heavy_chosen = times_chosen(&r, &worker, "heavy", 200).await;
     // 100 expected; 150 without the pending unit's shift.
     check!(
