@@ -177,11 +177,8 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
         .await
         .unwrap()
         .get(0);
-    let ns_id: i64 = sql
-        .query_one(
-            "SELECT namespace_id FROM work_spec WHERE id = $1",
-            &[&spec_id],
-        )
+    let worker_id: i64 = sql
+        .query_one("SELECT id FROM worker WHERE name = 'w'::bytea", &[])
         .await
         .unwrap()
         .get(0);
@@ -194,7 +191,7 @@ async fn per_spec_statements_stay_index_driven_as_generic_plans() {
     let mut statements: Vec<(String, String)> = vec![
         (COUNTED_META.into(), format!("{spec_id}, {now}")),
         (SNAPSHOT.into(), format!("1, {now}, {spec_id}")),
-        (REQUEST_METAS.into(), format!("{ns_id}, {now}")),
+        (REQUEST_METAS.into(), format!("{worker_id}, {now}")),
     ];
     for query in spec_counts_queries(&sql).await {
         // The counters' read has no time.
@@ -334,7 +331,7 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
     // rows, not the waiting ones.
     let tx = sql.transaction().await.unwrap();
     let now = clock.now();
-    let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
+    let metas = tx.query(REQUEST_METAS, &[&worker_id, &now]).await.unwrap();
     assert_eq!(metas.len(), 1);
     let made = hand_out(&tx, (spec_id, worker_id), 10, now, None).await;
     let names: Vec<Vec<u8>> = made.iter().map(|r| r.get(2)).collect();
@@ -348,7 +345,7 @@ async fn a_request_reads_no_unit_waiting_for_its_time() {
     clock.advance(Duration::hours(2));
     let tx = sql.transaction().await.unwrap();
     let now = clock.now();
-    let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
+    let metas = tx.query(REQUEST_METAS, &[&worker_id, &now]).await.unwrap();
     let stale: bool = metas[0].get(metas[0].len() - 1);
     assert!(stale, "due waiting units call for an expiry check");
     let made = hand_out(&tx, (spec_id, worker_id), 2, now, Some(ns_id)).await;
@@ -422,7 +419,7 @@ async fn expiry_checks_read_no_pending_attempt_that_is_not_active() {
     tx.query(SNAPSHOT, &[&unit_id, &now, &spec_id])
         .await
         .unwrap();
-    let metas = tx.query(REQUEST_METAS, &[&ns_id, &now]).await.unwrap();
+    let metas = tx.query(REQUEST_METAS, &[&worker_id, &now]).await.unwrap();
     let stale: bool = metas[0].get(metas[0].len() - 1);
     assert!(!stale, "no active attempt is past its deadline");
     // Available units include those whose active attempt is past its

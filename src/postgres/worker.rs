@@ -38,8 +38,10 @@ pub(crate) struct PgWorker {
     pub(crate) name: String,
 }
 
-/// Counted metas of every spec of a namespace for the scheduler, as of an
-/// expiry check at `$2`, read-only: exact pending counts; "available" is
+/// Counted metas of every spec in the namespace of worker `$1` for the
+/// scheduler, as of an expiry check at `$2`, read-only: no row when the
+/// worker is gone, one whose spec columns are NULL when its namespace has
+/// no spec, so that one statement answers both; exact pending counts; "available" is
 /// only 0 or 1, which is all the scheduler distinguishes (`> 0`, `== 0`),
 /// and spares counting every idle unit; last, whether the check would
 /// expire anything in the spec. The first ready unit is looked up in the
@@ -68,7 +70,7 @@ pub(crate) const REQUEST_METAS: &str = concat!(
               AND (SELECT u.active_attempt_id FROM work_unit u WHERE u.id = a.work_unit_id)
                   = a.id), ",
     expirable!("x.work_spec_id = s.id", "$2"),
-    " FROM work_spec s WHERE s.namespace_id = $1"
+    " FROM worker w LEFT JOIN work_spec s ON s.namespace_id = w.namespace_id WHERE w.id = $1"
 );
 
 /// A row if worker `$1` exists.
@@ -205,12 +207,19 @@ impl PgWorker {
         let expiration = checked_add(now, request.effective_lifetime())?;
         let client = shared.client().await?;
 
-        let rows = query(&client, REQUEST_METAS, &[&self.namespace_id, &now]).await?;
+        let rows = query(&client, REQUEST_METAS, &[&self.id, &now]).await?;
+        if rows.is_empty() {
+            return Err(GONE);
+        }
         let mut metas: BTreeMap<String, WorkSpecMeta> = BTreeMap::new();
         let mut ids: HashMap<String, i64> = HashMap::new();
         let mut stale = false;
         let choice = rules::SpecChoice::of(request);
         for row in &rows {
+            let Some(spec_id) = col::<Option<i64>>(row, 0)? else {
+                // The worker's namespace has no spec.
+                continue;
+            };
             stale |= col::<bool>(row, 4 + META_WIDTH)?;
             let name = text(row, 1)?;
             let mut meta = read_meta(row, 2)?;
@@ -219,18 +228,12 @@ impl PgWorker {
             }
             meta.available_count = col(row, 2 + META_WIDTH)?;
             meta.pending_count = col(row, 3 + META_WIDTH)?;
-            ids.insert(name.clone(), col(row, 0)?);
+            ids.insert(name.clone(), spec_id);
             metas.insert(name, meta);
         }
         let (chosen, spec_id, made) = loop {
             let Some(chosen) = rules::schedule(&metas, now, request.available_gb) else {
                 drop(client);
-                if rows.is_empty() {
-                    // No spec under the worker's namespace: it may be gone,
-                    // and the worker with it, whose handle must then say so
-                    // (a cache re-resolves its name on `Gone`).
-                    shared.row_or(GONE, WORKER_EXISTS, &[&self.id]).await?;
-                }
                 shared
                     .settle(Scope::Namespace(self.namespace_id), now, stale)
                     .await?;
