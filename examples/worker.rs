@@ -22,8 +22,10 @@
 //! is reported when it ends; pressed again, the worker exits at once), and
 //! the worker is deactivated either way. A server that does not answer
 //! (down, or restarting) is not an error that stops the worker: its
-//! heartbeat or request for work is tried again, a poll interval later,
-//! then twice that, up to a minute apart.
+//! heartbeat, request for work, read of a unit or report of a job's outcome
+//! is tried again, a poll interval later (at most a minute), then twice
+//! that, up to a minute apart; a unit whose lease ran out meanwhile is
+//! dropped, as any lost lease.
 
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, Instant};
@@ -31,6 +33,7 @@ use std::time::{Duration as StdDuration, Instant};
 use clap::Parser;
 use coordinate::cache::Cache;
 use coordinate::rest::client::RestBackend;
+use coordinate::rules::limits::MAX_TIME;
 use coordinate::{
     data, AttemptRef, AttemptRequest, Backend, DataMap, Duration, Error, WorkUnitMeta, WorkerRef,
 };
@@ -158,7 +161,7 @@ async fn work_until_stopped(
             }
             continue;
         }
-        let batch = Batch::new(worker, &attempts, asked, args.lease);
+        let batch = Batch::new(worker, &attempts, asked, args.lease).retry_after(poll);
         done += batch.work(work, &stop).await?;
     }
     Ok(done)
@@ -176,6 +179,9 @@ struct Batch<'a> {
     lease: StdDuration,
     /// When half of the shortest lease left is gone.
     renew_at: Instant,
+    /// The first wait before a call the server did not answer is tried
+    /// again (see [`retrying`]).
+    retry_wait: StdDuration,
 }
 
 impl<'a> Batch<'a> {
@@ -192,6 +198,16 @@ impl<'a> Batch<'a> {
             lost: vec![false; attempts.len()],
             lease,
             renew_at: asked + lease / 2,
+            retry_wait: StdDuration::from_secs(1),
+        }
+    }
+
+    /// The batch, waiting `wait` before first trying again a call the server
+    /// did not answer.
+    fn retry_after(self, wait: StdDuration) -> Self {
+        Batch {
+            retry_wait: wait,
+            ..self
         }
     }
 
@@ -231,9 +247,10 @@ impl<'a> Batch<'a> {
     /// while it runs, and reports its outcome; false if the lease was lost
     /// meanwhile.
     ///
-    /// Only the job's own failure fails the unit: a unit that cannot be read
-    /// (the backend out of reach) is an error of the worker's, and the unit is
-    /// given back for a later try.
+    /// Only the job's own failure fails the unit. Reading the unit and
+    /// reporting the outcome are tried again while the server does not
+    /// answer (see [`retrying`]); stopped meanwhile, that is an error of the
+    /// worker's, and the unit is given back for a later try.
     async fn complete(
         &mut self,
         i: usize,
@@ -246,7 +263,8 @@ impl<'a> Batch<'a> {
         }
         let attempt = &self.attempts[i];
         let unit = attempt.work_unit();
-        let input = match unit.data().await {
+        let wait = self.retry_wait;
+        let input = match retrying("reading a unit", wait, &mut stop, || unit.data()).await {
             Ok(input) => input,
             Err(e) => return reported(Err(e)),
         };
@@ -273,10 +291,13 @@ impl<'a> Batch<'a> {
         let attempt = &self.attempts[i];
         // A job that panicked failed.
         let outcome = outcome.unwrap_or_else(|panicked| Err(panicked.to_string()));
-        reported(match outcome {
-            Ok(result) => attempt.finish(Some(result)).await,
-            Err(reason) => attempt.fail(Some(data!({ "error": reason }))).await,
-        })
+        reported(
+            retrying("reporting a job", wait, &mut stop, || match &outcome {
+                Ok(result) => attempt.finish(Some(result.clone())),
+                Err(reason) => attempt.fail(Some(data!({ "error": reason }))),
+            })
+            .await,
+        )
     }
 
     /// Once half of the lease is gone, tells the server the worker is alive
@@ -345,11 +366,11 @@ const MAX_RETRY_WAIT: StdDuration = StdDuration::from_secs(60);
 
 /// `call`'s answer once it is anything but a backend error (the server
 /// unreachable or restarting, say): each such error is reported on stderr
-/// and `call` tried again after `wait`, doubled each time up to a minute.
-/// Stopped meanwhile, the last error.
+/// and `call` tried again after `wait` (at most a minute), doubled each
+/// time up to a minute. Stopped meanwhile, the last error.
 async fn retrying<T, F, Fut>(
     what: &str,
-    mut wait: StdDuration,
+    wait: StdDuration,
     stop: &mut watch::Receiver<bool>,
     mut call: F,
 ) -> coordinate::Result<T>
@@ -357,6 +378,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = coordinate::Result<T>>,
 {
+    let mut wait = wait.min(MAX_RETRY_WAIT);
     loop {
         let failed = match call().await {
             Err(e @ Error::Backend(_)) => e,
@@ -400,11 +422,19 @@ fn reported(call: coordinate::Result<()>) -> coordinate::Result<bool> {
     }
 }
 
-/// A lease of a flag's number of seconds, at least one.
+/// A lease of a flag's number of seconds, at least one, and short enough
+/// that a lease (or heartbeat) taken now ends by [`MAX_TIME`], the last
+/// time a backend keeps.
 fn lease(text: &str) -> Result<StdDuration, String> {
     let lease = seconds(text)?;
     if lease < StdDuration::from_secs(1) {
         return Err(format!("{text:?}: a lease is at least one second"));
+    }
+    let ends = chrono::Utc::now().checked_add_signed(Duration::from(lease).into());
+    if ends.map_or(true, |ends| ends > MAX_TIME) {
+        return Err(format!(
+            "{text:?}: a lease taken now must end by {MAX_TIME}"
+        ));
     }
     Ok(lease)
 }
@@ -443,10 +473,16 @@ async fn seed(backend: &dyn Backend, namespace: &str, count: usize) -> coordinat
 
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
+    use async_trait::async_trait;
     use coordinate::instrumented::{Instrumented, Op};
-    use coordinate::{MemoryBackend, WorkUnitStatus};
+    use coordinate::{
+        Attempt, AttemptStatus, MemoryBackend, Time, WorkSpecRef, WorkUnit, WorkUnitRef,
+        WorkUnitStatus,
+    };
 
     use super::*;
 
@@ -585,6 +621,172 @@ mod tests {
         assert!(matches!(stopped, Ok(Err(Error::Backend(_)))), "{stopped:?}");
     }
 
+    /// An attempt whose server does not answer for a while: the first
+    /// `reads` reads of its unit's data and the first `reports` reports of
+    /// its outcome fail as an unreachable server's would; every other call
+    /// goes through.
+    #[derive(Debug)]
+    struct Unreachable {
+        attempt: AttemptRef,
+        reads: Arc<AtomicUsize>,
+        reports: AtomicUsize,
+    }
+
+    /// The unit of an [`Unreachable`] attempt.
+    #[derive(Debug)]
+    struct UnreachableUnit {
+        unit: WorkUnitRef,
+        reads: Arc<AtomicUsize>,
+    }
+
+    /// A backend error while `outage` lasts (counting it down).
+    fn reached(outage: &AtomicUsize) -> coordinate::Result<()> {
+        match outage.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => Err(Error::backend("connection refused")),
+            Err(_) => Ok(()),
+        }
+    }
+
+    #[async_trait]
+    impl Attempt for Unreachable {
+        fn work_unit(&self) -> WorkUnitRef {
+            Arc::new(UnreachableUnit {
+                unit: self.attempt.work_unit(),
+                reads: self.reads.clone(),
+            })
+        }
+        fn worker(&self) -> WorkerRef {
+            self.attempt.worker()
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        async fn status(&self) -> coordinate::Result<AttemptStatus> {
+            self.attempt.status().await
+        }
+        async fn data(&self) -> coordinate::Result<DataMap> {
+            self.attempt.data().await
+        }
+        async fn start_time(&self) -> coordinate::Result<Time> {
+            self.attempt.start_time().await
+        }
+        async fn end_time(&self) -> coordinate::Result<Option<Time>> {
+            self.attempt.end_time().await
+        }
+        async fn expiration_time(&self) -> coordinate::Result<Time> {
+            self.attempt.expiration_time().await
+        }
+        async fn renew(&self, extend: Duration, data: Option<DataMap>) -> coordinate::Result<()> {
+            self.attempt.renew(extend, data).await
+        }
+        async fn expire(&self, data: Option<DataMap>) -> coordinate::Result<()> {
+            self.attempt.expire(data).await
+        }
+        async fn finish(&self, data: Option<DataMap>) -> coordinate::Result<()> {
+            reached(&self.reports)?;
+            self.attempt.finish(data).await
+        }
+        async fn fail(&self, data: Option<DataMap>) -> coordinate::Result<()> {
+            reached(&self.reports)?;
+            self.attempt.fail(data).await
+        }
+        async fn retry(&self, data: Option<DataMap>, delay: Duration) -> coordinate::Result<()> {
+            self.attempt.retry(data, delay).await
+        }
+    }
+
+    #[async_trait]
+    impl WorkUnit for UnreachableUnit {
+        fn name(&self) -> &str {
+            self.unit.name()
+        }
+        fn work_spec(&self) -> WorkSpecRef {
+            self.unit.work_spec()
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        async fn data(&self) -> coordinate::Result<DataMap> {
+            reached(&self.reads)?;
+            self.unit.data().await
+        }
+        async fn status(&self) -> coordinate::Result<WorkUnitStatus> {
+            self.unit.status().await
+        }
+        async fn meta(&self) -> coordinate::Result<WorkUnitMeta> {
+            self.unit.meta().await
+        }
+        async fn set_meta(&self, meta: WorkUnitMeta) -> coordinate::Result<()> {
+            self.unit.set_meta(meta).await
+        }
+        async fn priority(&self) -> coordinate::Result<f64> {
+            self.unit.priority().await
+        }
+        async fn set_priority(&self, priority: f64) -> coordinate::Result<()> {
+            self.unit.set_priority(priority).await
+        }
+        async fn active_attempt(&self) -> coordinate::Result<Option<AttemptRef>> {
+            self.unit.active_attempt().await
+        }
+        async fn clear_active_attempt(&self) -> coordinate::Result<()> {
+            self.unit.clear_active_attempt().await
+        }
+        async fn attempts(&self) -> coordinate::Result<Vec<AttemptRef>> {
+            self.unit.attempts().await
+        }
+        async fn num_attempts(&self) -> coordinate::Result<u64> {
+            self.unit.num_attempts().await
+        }
+    }
+
+    /// A server restarting while a batch is worked: reading a unit and
+    /// reporting its outcome are tried again until it answers, and the
+    /// units are done rather than the worker stopping.
+    #[tokio::test]
+    async fn a_server_restart_during_a_batch_is_waited_out() {
+        let (_pressed, stop) = watch::channel(false);
+        let (_, worker, attempts) = holding(2, LEASE).await;
+        let unreachable: Vec<AttemptRef> = attempts
+            .iter()
+            .map(|attempt| {
+                Arc::new(Unreachable {
+                    attempt: attempt.clone(),
+                    reads: Arc::new(AtomicUsize::new(2)),
+                    reports: AtomicUsize::new(3),
+                }) as AttemptRef
+            })
+            .collect();
+        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
+            .retry_after(StdDuration::from_millis(1));
+        assert_eq!(batch.work(work, &stop).await.expect("waited out"), 2);
+        let finished = vec![WorkUnitStatus::Finished; 2];
+        assert_eq!(statuses(&attempts).await, finished);
+    }
+
+    /// However long the poll interval, a call is tried again within a
+    /// minute.
+    #[tokio::test(start_paused = true)]
+    async fn the_first_try_again_is_at_most_a_minute_later() {
+        let (_pressed, mut stop) = watch::channel(false);
+        let tries = AtomicUsize::new(0);
+        let once_down = || {
+            let n = tries.fetch_add(1, Ordering::Relaxed);
+            async move {
+                match n {
+                    0 => Err(Error::backend("connection refused")),
+                    _ => Ok(n),
+                }
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let day = StdDuration::from_secs(86_400);
+        assert_eq!(
+            retrying("once down", day, &mut stop, once_down).await,
+            Ok(1)
+        );
+        assert_eq!(started.elapsed(), MAX_RETRY_WAIT);
+    }
+
     #[tokio::test]
     async fn ctrl_c_during_a_job_gives_back_the_units_not_started_at_once() {
         let (_, worker, attempts) = holding(3, LEASE).await;
@@ -626,9 +828,13 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_is_at_least_a_second() {
+    fn a_lease_is_at_least_a_second_and_ends_in_range() {
         assert_eq!(lease("1.5"), Ok(StdDuration::from_millis(1_500)));
         assert!(lease("0.5").is_err());
         assert!(lease("-1").is_err());
+        // Ten thousand years from now is past 9999-12-31.
+        assert!(lease("3.2e11").is_err());
+        assert!(lease("1e13").is_err());
+        assert!(lease("1e10").is_ok());
     }
 }
