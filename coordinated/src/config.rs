@@ -399,7 +399,7 @@ impl Config {
         let Some(connection) = postgres_connection(&self.backend) else {
             return Err(coordinate::Error::backend(format!(
                 "unknown backend {:?} (memory, postgres://…, postgres:key=value… or http://…)",
-                self.backend
+                crate::shown::backend_shown(&self.backend)
             )));
         };
         let postgres = PostgresBackend::builder(connection)

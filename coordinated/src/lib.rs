@@ -130,6 +130,7 @@ pub mod negotiate;
 pub mod path;
 pub mod problem;
 pub mod server;
+pub mod shown;
 
 pub use config::Config;
 pub use connections::{serve, ConnectionOptions, DEFAULT_MAX_CONNECTIONS};

@@ -1,5 +1,6 @@
 //! The `coordinated` binary: parses flags, builds the backend, serves.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -52,9 +53,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // signal sent at once stops it rather than killing it.
     let first_signal = coordinated::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.http).await?;
-    // The first line on stdout tells scripts and tests where to connect.
-    println!("coordinated listening on http://{}", listener.local_addr()?);
-    tracing::info!(backend = %config.backend, cache = ?config.cache, "serving");
+    // The first line on stdout tells scripts and tests where to connect;
+    // a stdout nobody reads (a closed pipe) is no reason not to serve.
+    let listening = format!("coordinated listening on http://{}", listener.local_addr()?);
+    if let Err(e) = writeln!(std::io::stdout(), "{listening}") {
+        tracing::warn!(error = %e, "{listening}, not said on stdout");
+    }
+    let backend = coordinated::shown::backend_shown(&config.backend);
+    tracing::info!(%backend, cache = ?config.cache, "serving");
     let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
     let serving = coordinated::serve(
         listener,

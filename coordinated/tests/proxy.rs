@@ -1,11 +1,12 @@
 //! `coordinated` as a proxy (`--backend http://…`: another server of the
-//! API through `RestBackend`), and started with the reference daemon's
-//! flag spellings.
+//! API through `RestBackend`), what it says as it starts, and started with
+//! the reference daemon's flag spellings.
 
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use support::Server;
@@ -107,6 +108,80 @@ fn a_proxy_refuses_to_start_without_a_server_behind_it() {
     // the line says why the connection failed, not only that it did.
     assert!(!stderr.contains("unknown backend"), "{stderr}");
     assert!(stderr.contains("Connection refused"), "{stderr}");
+}
+
+/// Credentials in `--backend` are never written out: not in the line the
+/// server logs as it starts serving, nor in the error for a backend it
+/// cannot read.
+#[test]
+fn a_backends_credentials_are_not_logged() {
+    let upstream = Server::start(&[]);
+    let backend = format!("http://alice:s3cret@{}/", upstream.addr);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+        .args(["--http", "127.0.0.1:0", "--backend", &backend])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start coordinated");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let serving = stderr
+        .lines()
+        .map(|line| line.expect("a log line"))
+        .find(|line| line.contains("serving"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let serving = serving.expect("the serving line");
+    assert!(!serving.contains("s3cret"), "{serving}");
+    assert!(
+        serving.contains(&format!("http://***@{}/", upstream.addr)),
+        "{serving}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_coordinated"))
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--backend",
+            "postgre:password=s3cret",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run coordinated");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown backend"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// A server whose stdout is a pipe nobody reads any more serves anyway:
+/// the line saying where it listens is for whoever reads it.
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    // The reader (`true`) is long gone by the time the server writes.
+    let script = format!("(sleep 0.5; exec \"$0\" --http 127.0.0.1:{port}) | true",);
+    let mut shell = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_coordinated")])
+        .env("RUST_LOG", "off")
+        .process_group(0)
+        .spawn()
+        .expect("start coordinated");
+    let addr = ([127, 0, 0, 1], port).into();
+    let healthy = support::eventually(std::time::Duration::from_secs(20), || {
+        TcpStream::connect(addr)
+            .ok()
+            .map(|_| support::request(addr, "GET", "/healthz", &[], None).status)
+    });
+    let group = shell.id().to_string();
+    let _ = Command::new("sh")
+        .args(["-c", "kill -TERM \"-$0\"", &group])
+        .status();
+    let _ = shell.wait();
+    assert_eq!(healthy, 200);
 }
 
 #[test]
