@@ -107,7 +107,13 @@
 //! request body that is not a JSON object is `400`, like any body of the
 //! wrong type, and so is one that is not UTF-8 or gives a field the
 //! operation reads twice; fields the operation does not read are skipped
-//! unread, whatever they hold. A failure of the backend itself is also
+//! unread, whatever they hold. A server whose backend is another server
+//! of the API (a proxy) answers that server's failures as a gateway does:
+//! an error document without a code of the API's with the status it came
+//! with (a body over that server's limit stays `413`), `502` when that
+//! server cannot be reached or does not answer with the API's documents,
+//! `504` when its answer did not come within the client's timeout. A
+//! failure of the backend itself answered with a server error is also
 //! logged (at `error`, through `tracing`), with the text the error
 //! document carries. A request the HTTP layer cannot read as one (a
 //! request line with a raw byte that is not ASCII, a target over 65,534

@@ -3,6 +3,7 @@
 use crate::metrics::CLIENT_CLOSED;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use coordinate::rest::client::gateway_status;
 use coordinate::rest::wire::{ErrorDocument, MEDIA_TYPE_V1};
 use coordinate::Error;
 
@@ -70,9 +71,9 @@ impl Problem {
     /// failure is logged too, so that the operator learns of it from the
     /// server rather than from its clients; the API's other errors answered
     /// `500` (`NotPending`, `LostLease`, …) are outcomes of the requests,
-    /// and are not.
+    /// and are not, nor is a client's error a server behind answered.
     pub fn with_status(status: StatusCode, err: &Error) -> Self {
-        if let Error::Backend(_) = err {
+        if matches!(err, Error::Backend(_)) && status.is_server_error() {
             tracing::error!("request failed with {status}: {err}");
         }
         Problem {
@@ -84,22 +85,24 @@ impl Problem {
     /// An error of the operation itself: `500` with the mapped code, as the
     /// reference server answers; but input this crate rejects and the
     /// reference has no code for (see `is_bad_input`) is the client's
-    /// mistake, `400` on every route.
+    /// mistake, `400` on every route; the failure of a server behind this
+    /// one with the status a gateway gives it ([`gateway_status`]).
     pub fn operation(err: Error) -> Self {
         let status = if is_bad_input(&err) {
             StatusCode::BAD_REQUEST
         } else {
-            StatusCode::INTERNAL_SERVER_ERROR
+            backend_status(&err)
         };
         Self::with_status(status, &err)
     }
 
     /// An error while resolving the names of the path: a missing work spec
-    /// is `404`, the backend's own failure `500`, anything else `400`.
+    /// is `404`, the backend's own failure `500` (that of a server behind:
+    /// see [`gateway_status`]), anything else `400`.
     pub fn resolving(err: Error) -> Self {
         let status = match err {
             Error::NoSuchWorkSpec { .. } => StatusCode::NOT_FOUND,
-            Error::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Backend(_) => backend_status(&err),
             _ => StatusCode::BAD_REQUEST,
         };
         Self::with_status(status, &err)
@@ -139,6 +142,18 @@ fn shorten(text: &mut String) {
     text.push('…');
 }
 
+/// `500`, unless `err` is the failure of a server behind this one (the
+/// backend of a proxy, a `RestBackend`): then the status it answered an
+/// error document of no code of the API's with (its `413` for a body over
+/// its limit stays a `413`), `502` when it could not be reached or did not
+/// answer with the API's documents, `504` when it did not answer in time
+/// ([`gateway_status`]).
+fn backend_status(err: &Error) -> StatusCode {
+    gateway_status(err)
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// True for the errors of input over one of the crate's documented limits
 /// (a name too long, data nested too deep or too long, a worker mode too
 /// long, a time out of range,
@@ -175,6 +190,8 @@ mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
+    use coordinate::rest::client::ProtocolError;
+    use coordinate::rest::RemoteError;
     use coordinate::ObjectKind;
 
     use super::*;
@@ -249,5 +266,29 @@ mod tests {
         assert_eq!(status(gone), StatusCode::BAD_REQUEST);
         let down = Error::backend(std::io::Error::other("connection refused"));
         assert_eq!(status(down), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_server_behinds_failure_keeps_a_gateways_status() {
+        let too_large = || {
+            Error::backend(RemoteError {
+                code: "error".into(),
+                message: "request body exceeds 2000 bytes".into(),
+                status: Some(413),
+            })
+        };
+        assert_eq!(
+            Problem::operation(too_large()).status,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            Problem::resolving(too_large()).status,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let slow = Error::backend(ProtocolError::Timeout {
+            url: "http://behind/".into(),
+            timeout: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(Problem::operation(slow).status, StatusCode::GATEWAY_TIMEOUT);
     }
 }

@@ -55,6 +55,37 @@ fn a_proxy_serves_the_store_of_the_server_behind_it() {
     assert_eq!(again.error_code(), "ErrNotPending", "{}", again.text());
 }
 
+/// A failure of the server behind keeps a gateway's status: its own for
+/// an error of the request (a body over its limit is `413` through the
+/// proxy too, not a server error a client would send again), `502` once
+/// it cannot be reached.
+#[test]
+fn a_proxy_answers_a_failure_behind_it_with_a_gateways_status() {
+    let mut upstream = Server::start(&["--max-body-bytes", "2000"]);
+    let proxy = Server::start(&["--backend", &format!("http://{}/", upstream.addr)]);
+    let made = proxy.send_json(
+        "POST",
+        "/namespace/p/work_spec",
+        r#"{"data": {"name": "s"}}"#,
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let big = format!(
+        r#"{{"name": "u", "data": {{"text": "{}"}}}}"#,
+        "x".repeat(5000)
+    );
+    let units = "/namespace/p/work_spec/s/work_unit";
+    let direct = upstream.send_json("POST", units, &big);
+    assert_eq!(direct.status, 413, "{}", direct.text());
+    let proxied = proxy.send_json("POST", units, &big);
+    assert_eq!(proxied.status, 413, "{}", proxied.text());
+
+    upstream.terminate();
+    upstream.wait_exit(std::time::Duration::from_secs(10));
+    let unreachable = proxy.get("/namespace/p/work_spec/s");
+    assert_eq!(unreachable.status, 502, "{}", unreachable.text());
+    assert_eq!(unreachable.error_code(), "error", "{}", unreachable.text());
+}
+
 /// A server of the API that answers its root document, as `root`, and
 /// never answers anything else; answers its address.
 fn stalling_server(root: String) -> std::net::SocketAddr {

@@ -210,7 +210,7 @@ use crate::model::Summary;
 use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::check_name;
 
-pub use transport::ProtocolError;
+pub use transport::{gateway_status, ProtocolError};
 
 use namespace::RestNamespace;
 use owner::Owner;

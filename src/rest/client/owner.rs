@@ -162,6 +162,7 @@ mod tests {
                 Error::backend(RemoteError {
                     code: "error".into(),
                     message: "no such attempt".into(),
+                    status: Some(404),
                 }),
             )
         };
@@ -195,6 +196,7 @@ mod tests {
             Error::backend(RemoteError {
                 code: "Not Found".into(),
                 message: String::new(),
+                status: Some(404),
             }),
         ] {
             assert!(matches!(

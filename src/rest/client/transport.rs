@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, ObjectKind};
-use crate::rest::wire::{json_media_type, ErrorDocument, MEDIA_TYPE_V1};
+use crate::rest::wire::{json_media_type, ErrorDocument, RemoteError, MEDIA_TYPE_V1};
 
 /// A request that failed: the HTTP status when the server answered, and
 /// the error it means.
@@ -153,6 +153,48 @@ pub(crate) fn http_error(mut error: reqwest::Error) -> Error {
         redact(url);
     }
     Error::backend(error)
+}
+
+/// `error`, with `status` recorded when it is a [`RemoteError`] (an error
+/// document's code this crate has no error of its own for).
+fn with_status(error: Error, status: StatusCode) -> Error {
+    match std::error::Error::source(&error).and_then(|s| s.downcast_ref::<RemoteError>()) {
+        Some(remote) => Error::backend(RemoteError {
+            status: Some(status.as_u16()),
+            ..remote.clone()
+        }),
+        None => error,
+    }
+}
+
+/// The status a server in front of a [`RestBackend`](super::RestBackend)
+/// answers for `error`, one of its calls' errors, when that error is the
+/// server behind's failure rather than an answer of the API: the status
+/// that server gave an error document without a code of the API's own (a
+/// body over its limit is `413` from either); `504` when no whole answer
+/// came within the client's timeout; `502` when the server behind could not
+/// be reached or answered with something other than the API's documents.
+/// `None` for every other error (the API's own, or one of this process).
+pub fn gateway_status(error: &Error) -> Option<u16> {
+    let Error::Backend(source) = error else {
+        return None;
+    };
+    if let Some(remote) = source.downcast_ref::<RemoteError>() {
+        return Some(
+            remote
+                .status
+                .filter(|s| (400..=599).contains(s))
+                .unwrap_or(502),
+        );
+    }
+    if let Some(protocol) = source.downcast_ref::<ProtocolError>() {
+        return Some(match protocol {
+            ProtocolError::Timeout { .. } => 504,
+            _ => 502,
+        });
+    }
+    let http = source.downcast_ref::<reqwest::Error>()?;
+    Some(if http.is_timeout() { 504 } else { 502 })
 }
 
 /// Media type of every request body, and the only one the client asks for.
@@ -451,7 +493,7 @@ impl Transport {
             // The wire names no object kind: every caller turns the
             // failure into its error with `error_for`, which sets the kind
             // of the handle the request was made for.
-            Some(document) => document.into_error(ObjectKind::Namespace),
+            Some(document) => with_status(document.into_error(ObjectKind::Namespace), status),
             None => Error::backend(ProtocolError::Status {
                 status,
                 url: shown(url),
@@ -463,5 +505,58 @@ impl Transport {
             error,
             refused: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(status: Option<u16>) -> Error {
+        Error::backend(RemoteError {
+            code: "error".into(),
+            message: "request body exceeds 2000 bytes".into(),
+            status,
+        })
+    }
+
+    #[test]
+    fn a_server_behinds_failures_have_a_gateways_status() {
+        assert_eq!(gateway_status(&remote(Some(413))), Some(413));
+        assert_eq!(gateway_status(&remote(Some(503))), Some(503));
+        // Not an error status, or none known: the answer was not the API's.
+        assert_eq!(gateway_status(&remote(Some(200))), Some(502));
+        assert_eq!(gateway_status(&remote(None)), Some(502));
+        let timeout = ProtocolError::Timeout {
+            url: "http://behind/".into(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(gateway_status(&Error::backend(timeout)), Some(504));
+        let page = ProtocolError::Status {
+            status: StatusCode::BAD_GATEWAY,
+            url: "http://behind/".into(),
+            body: "<html>".into(),
+        };
+        assert_eq!(gateway_status(&Error::backend(page)), Some(502));
+    }
+
+    #[test]
+    fn other_errors_have_no_gateways_status() {
+        assert_eq!(gateway_status(&Error::NotPending), None);
+        let local = Error::backend(std::io::Error::other("disk on fire"));
+        assert_eq!(gateway_status(&local), None);
+    }
+
+    #[test]
+    fn an_error_document_without_a_code_of_the_apis_keeps_its_status() {
+        let document = ErrorDocument::generic("too big");
+        let error = with_status(
+            document.into_error(ObjectKind::Namespace),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        );
+        assert_eq!(gateway_status(&error), Some(413));
+        let typed = ErrorDocument::from_error(&Error::LostLease);
+        let error = with_status(typed.into_error(ObjectKind::Namespace), StatusCode::OK);
+        assert_eq!(error, Error::LostLease);
     }
 }

@@ -86,6 +86,8 @@ pub struct RemoteError {
     pub code: String,
     /// The error document's message.
     pub message: String,
+    /// The HTTP status it came with, when `RestBackend` received it.
+    pub status: Option<u16>,
 }
 
 impl ErrorDocument {
@@ -171,6 +173,7 @@ impl ErrorDocument {
             _ => Error::backend(RemoteError {
                 code: self.error,
                 message: self.message,
+                status: None,
             }),
         }
     }
