@@ -4,17 +4,22 @@
 /// What stands in for a hidden credential.
 const HIDDEN: &str = "***";
 
-/// `backend` with its credentials hidden: a URL's user information (and,
-/// as the client hides it, whatever an unescaped `/`, `?` or `#` in a
-/// password spilled past where the authority seems to end: everything
-/// between the scheme and the last `@`), or the value of `password` in a
-/// `key=value` connection string after a prefix (`postgres:`, or a
-/// misspelling of it).
+/// `backend` with its credentials hidden. A URL (`scheme://…`) loses its
+/// user information (as the client hides it, with whatever an unescaped
+/// `/`, `?` or `#` in a password spilled past where the authority seems to
+/// end: everything between the scheme and the last `@`) and the value of a
+/// `password` query parameter; a `key=value` connection string, after a
+/// prefix (`postgres:`, or a misspelling of it) or without one, loses the
+/// value of `password`.
 ///
 /// ```
 /// use coordinated::shown::backend_shown;
 ///
 /// assert_eq!(backend_shown("postgres://app:s3cret@db/jobs"), "postgres://***@db/jobs");
+/// assert_eq!(
+///     backend_shown("postgres://db/jobs?user=app&password=s3cret"),
+///     "postgres://db/jobs?user=app&password=***"
+/// );
 /// assert_eq!(
 ///     backend_shown("postgres:host=db password='s 3' user=app"),
 ///     "postgres:host=db password=*** user=app"
@@ -22,17 +27,57 @@ const HIDDEN: &str = "***";
 /// assert_eq!(backend_shown("memory"), "memory");
 /// ```
 pub fn backend_shown(backend: &str) -> String {
-    if let Some(scheme) = backend.find("://") {
-        let start = scheme + 3;
-        return match backend[start..].rfind('@') {
+    if let Some(start) = url_authority_start(backend) {
+        let userinfo_hidden = match backend[start..].rfind('@') {
             Some(at) => format!("{}{HIDDEN}{}", &backend[..start], &backend[start + at..]),
             None => backend.to_owned(),
         };
+        return query_password_hidden(&userinfo_hidden);
     }
     match backend.split_once(':') {
-        Some((scheme, settings)) => format!("{scheme}:{}", password_hidden(settings)),
-        None => backend.to_owned(),
+        Some((scheme, settings)) if is_scheme(scheme) => {
+            format!("{scheme}:{}", password_hidden(settings))
+        }
+        _ => password_hidden(backend),
     }
+}
+
+/// True for a URL scheme: a letter, then letters, digits, `+`, `-`, `.`.
+fn is_scheme(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Where the authority of `text` starts, if `text` is a URL: just after
+/// its `scheme://`.
+fn url_authority_start(text: &str) -> Option<usize> {
+    let (scheme, _) = text.split_once("://")?;
+    is_scheme(scheme).then_some(scheme.len() + 3)
+}
+
+/// `url` with the value of each `password` query parameter hidden.
+fn query_password_hidden(url: &str) -> String {
+    let Some((before, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => format!("password={HIDDEN}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut shown = format!("{before}?{}", pairs.join("&"));
+    if let Some(fragment) = fragment {
+        shown.push('#');
+        shown.push_str(fragment);
+    }
+    shown
 }
 
 /// A libpq `key=value` connection string with the value of `password`
@@ -129,6 +174,31 @@ mod tests {
                 "{given}"
             );
         }
+    }
+
+    #[test]
+    fn a_url_query_password_is_hidden() {
+        assert_eq!(
+            backend_shown("postgres://u@h:5/db?password=s3cret"),
+            "postgres://***@h:5/db?password=***"
+        );
+        assert_eq!(
+            backend_shown("postgresql://h/db?sslmode=disable&password=a%26b&user=u#x"),
+            "postgresql://h/db?sslmode=disable&password=***&user=u#x"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_is_not_read_as_a_url() {
+        // A password holding `://`, or a string without the prefix.
+        assert_eq!(
+            backend_shown("postgres:host=h password=pa://s3cret@x"),
+            "postgres:host=h password=***"
+        );
+        assert_eq!(
+            backend_shown("host=db password=s3cret"),
+            "host=db password=***"
+        );
     }
 
     #[test]
