@@ -81,23 +81,30 @@
 //!
 //! # Status codes
 //!
-//! As the API specifies, with four departures that no client depends on.
+//! As the API specifies, with five departures that no client depends on.
 //! An unknown path (a trailing slash included) is `404` with an error
 //! document (code `error`), where the reference router answers plain text;
 //! like a redirect, it does not depend on `Accept`, and comes in the
 //! negotiated type or, when `Accept` names none, the v1 type. The other
-//! three change only a status (clients read the error document's code,
+//! four change only a status (clients read the error document's code,
 //! not the status): a bad `status` or `limit` query value is `400`, not
 //! `500`; a failure of the backend itself while the path's names are
 //! resolved (the database out of reach, say) is `500`, where the reference
 //! answers `400` for every failure of that step, since the fault is the
-//! server's, not the request's; and input over one of the crate's limits
+//! server's, not the request's (a proxy's answers it as the next departure
+//! says); input over one of the crate's limits
 //! (the length of names and worker modes, the nesting and length of data,
 //! times and priorities; the values are under `coordinate`'s `# Limits`),
 //! a work spec definition it cannot read, or a path segment or query
 //! parameter that is not UTF-8 once percent-decoded (names are strings
 //! here; a route that reads no query ignores it) is `400` on every route,
-//! where the reference has no such check. The error document's `kind`
+//! where the reference has no such check; and a server whose backend is
+//! another server of the API (a proxy) answers that server's failures,
+//! on any route, as a gateway does: an error document of the API's generic
+//! code (`error`) with the status it came with (a body over that server's
+//! limit stays `413`), `502` when that server cannot be reached or does
+//! not answer with the API's documents, `504` when its answer did not
+//! come within the client's timeout. The error document's `kind`
 //! names the error (`NameTooLong`, `DataTooDeep`, `DataTooLarge`,
 //! `ModeTooLong`, `TimeOutOfRange`, `InvalidWorkSpecData`), and its
 //! `value`, which the API gives only the two "no such" errors, then
@@ -107,13 +114,8 @@
 //! request body that is not a JSON object is `400`, like any body of the
 //! wrong type, and so is one that is not UTF-8 or gives a field the
 //! operation reads twice; fields the operation does not read are skipped
-//! unread, whatever they hold. A server whose backend is another server
-//! of the API (a proxy) answers that server's failures as a gateway does:
-//! an error document without a code of the API's with the status it came
-//! with (a body over that server's limit stays `413`), `502` when that
-//! server cannot be reached or does not answer with the API's documents,
-//! `504` when its answer did not come within the client's timeout. A
-//! failure of the backend itself answered with a server error is also
+//! unread, whatever they hold. A failure of the backend itself answered
+//! with a server error is also
 //! logged (at `error`, through `tracing`), with the text the error
 //! document carries. A request the HTTP layer cannot read as one (a
 //! request line with a raw byte that is not ASCII, a target over 65,534

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, ObjectKind};
-use crate::rest::wire::{json_media_type, ErrorDocument, RemoteError, MEDIA_TYPE_V1};
+use crate::rest::wire::{codes, json_media_type, ErrorDocument, RemoteError, MEDIA_TYPE_V1};
 
 /// A request that failed: the HTTP status when the server answered, and
 /// the error it means.
@@ -170,8 +170,8 @@ fn with_status(error: Error, status: StatusCode) -> Error {
 /// The status a server in front of a [`RestBackend`](super::RestBackend)
 /// answers for `error`, one of its calls' errors, when that error is the
 /// server behind's failure rather than an answer of the API: the status
-/// that server gave an error document without a code of the API's own (a
-/// body over its limit is `413` from either); `504` when no whole answer
+/// that server gave an error document of the API's generic code (`error`;
+/// a body over its limit is `413` from either); `504` when no whole answer
 /// came within the client's timeout; `502` when the server behind could not
 /// be reached or answered with something other than the API's documents.
 /// `None` for every other error (the API's own, or one of this process).
@@ -180,10 +180,12 @@ pub fn gateway_status(error: &Error) -> Option<u16> {
         return None;
     };
     if let Some(remote) = source.downcast_ref::<RemoteError>() {
+        // Another code is not the API's document: a gateway's page, say
+        // (`{"error": "Unauthorized"}` refusing this server's credentials).
         return Some(
             remote
                 .status
-                .filter(|s| (400..=599).contains(s))
+                .filter(|s| remote.code == codes::ERROR && (400..=599).contains(s))
                 .unwrap_or(502),
         );
     }
@@ -538,6 +540,13 @@ mod tests {
             body: "<html>".into(),
         };
         assert_eq!(gateway_status(&Error::backend(page)), Some(502));
+        // A gateway's own JSON page refusing this server's credentials.
+        let refused = Error::backend(RemoteError {
+            code: "Unauthorized".into(),
+            message: String::new(),
+            status: Some(401),
+        });
+        assert_eq!(gateway_status(&refused), Some(502));
     }
 
     #[test]
