@@ -21,21 +21,24 @@
 //! units not worked yet are given back at once (on Ctrl-C, the job running
 //! is reported when it ends; pressed again, the worker exits at once), and
 //! the worker is deactivated either way. A server that does not answer
-//! (down, or restarting) is not an error that stops the worker: its
-//! heartbeat, request for work, read of a unit or report of a job's outcome
-//! is tried again, a poll interval later (at most a minute), then twice
-//! that, up to a minute apart; a unit whose lease ran out meanwhile is
-//! dropped, as any lost lease.
+//! (down, or restarting) or fails itself (a `5xx`: its database out of
+//! reach, say) is not an error that stops the worker: its heartbeat,
+//! request for work, read of a unit or report of a job's outcome is tried
+//! again, a poll interval later (at most a minute), then twice that, up to
+//! a minute apart; a unit whose lease ran out meanwhile is dropped, as any
+//! lost lease. An error the server answers for the request itself (a
+//! result over its body limit, say) stops the worker.
 
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, Instant};
 
 use clap::Parser;
 use coordinate::cache::Cache;
-use coordinate::rest::client::RestBackend;
+use coordinate::rest::client::{gateway_status, RestBackend};
 use coordinate::rules::limits::MAX_TIME;
 use coordinate::{
-    data, AttemptRef, AttemptRequest, Backend, DataMap, Duration, Error, WorkUnitMeta, WorkerRef,
+    data, AttemptRef, AttemptRequest, AttemptStatus, Backend, DataMap, Duration, Error,
+    WorkUnitMeta, WorkerRef,
 };
 use tokio::sync::watch;
 
@@ -291,13 +294,24 @@ impl<'a> Batch<'a> {
         let attempt = &self.attempts[i];
         // A job that panicked failed.
         let outcome = outcome.unwrap_or_else(|panicked| Err(panicked.to_string()));
-        reported(
-            retrying("reporting a job", wait, &mut stop, || match &outcome {
-                Ok(result) => attempt.finish(Some(result.clone())),
-                Err(reason) => attempt.fail(Some(data!({ "error": reason }))),
-            })
-            .await,
-        )
+        let report = retrying("reporting a job", wait, &mut stop, || match &outcome {
+            Ok(result) => attempt.finish(Some(result.clone())),
+            Err(reason) => attempt.fail(Some(data!({ "error": reason }))),
+        })
+        .await;
+        // A report tried again after the server applied it but its answer
+        // was lost finds the attempt no longer pending: ended as reported,
+        // it was.
+        if report == Err(Error::NotPending) {
+            let reported_status = match outcome {
+                Ok(_) => AttemptStatus::Finished,
+                Err(_) => AttemptStatus::Failed,
+            };
+            if attempt.status().await == Ok(reported_status) {
+                return Ok(true);
+            }
+        }
+        reported(report)
     }
 
     /// Once half of the lease is gone, tells the server the worker is alive
@@ -364,10 +378,13 @@ fn stopped(stop: &watch::Receiver<bool>) -> bool {
 /// The longest wait between tries of [`retrying`].
 const MAX_RETRY_WAIT: StdDuration = StdDuration::from_secs(60);
 
-/// `call`'s answer once it is anything but a backend error (the server
-/// unreachable or restarting, say): each such error is reported on stderr
+/// `call`'s answer once it is anything but the server's failure (the
+/// server unreachable, restarting, too slow, or failing itself: a server
+/// error, see [`servers_failure`]): each such failure is reported on stderr
 /// and `call` tried again after `wait` (at most a minute), doubled each
-/// time up to a minute. Stopped meanwhile, the last error.
+/// time up to a minute. Stopped meanwhile, the last failure. An error the
+/// server answered for the request (its body too large, say) is answered
+/// at once: sent again, it would be refused again.
 async fn retrying<T, F, Fut>(
     what: &str,
     wait: StdDuration,
@@ -381,7 +398,7 @@ where
     let mut wait = wait.min(MAX_RETRY_WAIT);
     loop {
         let failed = match call().await {
-            Err(e @ Error::Backend(_)) => e,
+            Err(e) if servers_failure(&e) => e,
             answer => return answer,
         };
         if stopped(stop) {
@@ -397,6 +414,13 @@ where
         }
         wait = (wait * 2).min(MAX_RETRY_WAIT);
     }
+}
+
+/// True if `error` is the server's failure rather than its answer to the
+/// request: it could not be reached, did not answer in time, or answered a
+/// server error (`5xx`: restarting, its database out of reach).
+fn servers_failure(error: &Error) -> bool {
+    gateway_status(error).is_some_and(|status| status >= 500)
 }
 
 /// Tells the server the worker is alive for the next `lease`.
@@ -479,9 +503,10 @@ mod tests {
 
     use async_trait::async_trait;
     use coordinate::instrumented::{Instrumented, Op};
+    use coordinate::rest::client::ProtocolError;
+    use coordinate::rest::RemoteError;
     use coordinate::{
-        Attempt, AttemptStatus, MemoryBackend, Time, WorkSpecRef, WorkUnit, WorkUnitRef,
-        WorkUnitStatus,
+        Attempt, MemoryBackend, Time, WorkSpecRef, WorkUnit, WorkUnitRef, WorkUnitStatus,
     };
 
     use super::*;
@@ -589,10 +614,20 @@ mod tests {
         work(unit, input)
     }
 
-    /// The server unreachable for a while: the call is tried again until
-    /// it goes through; other errors end it at once, and so does a stop.
+    /// What a call to a server restarting meets.
+    fn restarting() -> Error {
+        Error::backend(RemoteError {
+            code: "error".into(),
+            message: "restarting".into(),
+            status: Some(503),
+        })
+    }
+
+    /// The server failing for a while: the call is tried again until it
+    /// goes through; other errors end it at once, the server's refusals of
+    /// the request included, and so does a stop.
     #[tokio::test]
-    async fn backend_errors_are_tried_again_until_stopped() {
+    async fn the_servers_failures_are_tried_again_until_stopped() {
         let (pressed, mut stop) = watch::channel(false);
         let wait = StdDuration::from_millis(1);
         let tries = AtomicUsize::new(0);
@@ -600,7 +635,16 @@ mod tests {
             let n = tries.fetch_add(1, Ordering::Relaxed);
             async move {
                 match n {
-                    0..=2 => Err(Error::backend("connection refused")),
+                    0 => Err(restarting()),
+                    1 => Err(Error::backend(ProtocolError::Timeout {
+                        url: "http://server/".into(),
+                        timeout: StdDuration::from_secs(30),
+                    })),
+                    2 => Err(Error::backend(ProtocolError::Status {
+                        status: reqwest::StatusCode::BAD_GATEWAY,
+                        url: "http://server/".into(),
+                        body: "<html>".into(),
+                    })),
                     _ => Ok(n),
                 }
             }
@@ -611,8 +655,34 @@ mod tests {
             retrying("refused", wait, &mut stop, refused).await,
             Err(Error::NotPending)
         );
+        let too_large = || async {
+            Err::<(), _>(Error::backend(RemoteError {
+                code: "error".into(),
+                message: "request body exceeds 2000 bytes".into(),
+                status: Some(413),
+            }))
+        };
+        let answered = tokio::time::timeout(
+            StdDuration::from_secs(10),
+            retrying("too large", wait, &mut stop, too_large),
+        )
+        .await;
+        assert!(
+            matches!(answered, Ok(Err(Error::Backend(_)))),
+            "{answered:?}"
+        );
+        let local = || async { Err::<(), _>(Error::backend("not the server's")) };
+        let answered = tokio::time::timeout(
+            StdDuration::from_secs(10),
+            retrying("local", wait, &mut stop, local),
+        )
+        .await;
+        assert!(
+            matches!(answered, Ok(Err(Error::Backend(_)))),
+            "{answered:?}"
+        );
         pressed.send_replace(true);
-        let down = || async { Err::<(), _>(Error::backend("down")) };
+        let down = || async { Err::<(), _>(restarting()) };
         let stopped = tokio::time::timeout(
             StdDuration::from_secs(10),
             retrying("down", wait, &mut stop, down),
@@ -623,13 +693,26 @@ mod tests {
 
     /// An attempt whose server does not answer for a while: the first
     /// `reads` reads of its unit's data and the first `reports` reports of
-    /// its outcome fail as an unreachable server's would; every other call
-    /// goes through.
+    /// its outcome fail as a restarting server's would, and the answers to
+    /// the `lost` reports after them are lost once they were applied; every
+    /// other call goes through.
     #[derive(Debug)]
     struct Unreachable {
         attempt: AttemptRef,
         reads: Arc<AtomicUsize>,
         reports: AtomicUsize,
+        lost: AtomicUsize,
+    }
+
+    impl Unreachable {
+        fn wrap(attempt: &AttemptRef, reads: usize, reports: usize, lost: usize) -> AttemptRef {
+            Arc::new(Unreachable {
+                attempt: attempt.clone(),
+                reads: Arc::new(AtomicUsize::new(reads)),
+                reports: AtomicUsize::new(reports),
+                lost: AtomicUsize::new(lost),
+            })
+        }
     }
 
     /// The unit of an [`Unreachable`] attempt.
@@ -642,7 +725,7 @@ mod tests {
     /// A backend error while `outage` lasts (counting it down).
     fn reached(outage: &AtomicUsize) -> coordinate::Result<()> {
         match outage.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
-            Ok(_) => Err(Error::backend("connection refused")),
+            Ok(_) => Err(restarting()),
             Err(_) => Ok(()),
         }
     }
@@ -684,11 +767,13 @@ mod tests {
         }
         async fn finish(&self, data: Option<DataMap>) -> coordinate::Result<()> {
             reached(&self.reports)?;
-            self.attempt.finish(data).await
+            self.attempt.finish(data).await?;
+            reached(&self.lost)
         }
         async fn fail(&self, data: Option<DataMap>) -> coordinate::Result<()> {
             reached(&self.reports)?;
-            self.attempt.fail(data).await
+            self.attempt.fail(data).await?;
+            reached(&self.lost)
         }
         async fn retry(&self, data: Option<DataMap>, delay: Duration) -> coordinate::Result<()> {
             self.attempt.retry(data, delay).await
@@ -748,17 +833,28 @@ mod tests {
         let (_, worker, attempts) = holding(2, LEASE).await;
         let unreachable: Vec<AttemptRef> = attempts
             .iter()
-            .map(|attempt| {
-                Arc::new(Unreachable {
-                    attempt: attempt.clone(),
-                    reads: Arc::new(AtomicUsize::new(2)),
-                    reports: AtomicUsize::new(3),
-                }) as AttemptRef
-            })
+            .map(|attempt| Unreachable::wrap(attempt, 2, 3, 0))
             .collect();
         let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
             .retry_after(StdDuration::from_millis(1));
         assert_eq!(batch.work(work, &stop).await.expect("waited out"), 2);
+        let finished = vec![WorkUnitStatus::Finished; 2];
+        assert_eq!(statuses(&attempts).await, finished);
+    }
+
+    /// A report the server applied but whose answer was lost, tried again,
+    /// finds the attempt ended as reported: the unit is done, not lost.
+    #[tokio::test]
+    async fn a_report_whose_answer_was_lost_counts_once_applied() {
+        let (_pressed, stop) = watch::channel(false);
+        let (_, worker, attempts) = holding(2, LEASE).await;
+        let unreachable: Vec<AttemptRef> = attempts
+            .iter()
+            .map(|attempt| Unreachable::wrap(attempt, 0, 0, 1))
+            .collect();
+        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
+            .retry_after(StdDuration::from_millis(1));
+        assert_eq!(batch.work(work, &stop).await.expect("worked"), 2);
         let finished = vec![WorkUnitStatus::Finished; 2];
         assert_eq!(statuses(&attempts).await, finished);
     }
@@ -773,7 +869,7 @@ mod tests {
             let n = tries.fetch_add(1, Ordering::Relaxed);
             async move {
                 match n {
-                    0 => Err(Error::backend("connection refused")),
+                    0 => Err(restarting()),
                     _ => Ok(n),
                 }
             }
