@@ -347,8 +347,17 @@ fn zero_duration(text: &str) -> String {
 /// behind it may take.
 const PROXY_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
+/// True if a `--backend` value is the URL of a server of the API
+/// (`http://…`, or `https://…`, which the client refuses by name).
+pub(crate) fn is_http_url(backend: &str) -> bool {
+    let scheme = backend
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    matches!(scheme.as_deref(), Some("http" | "https"))
+}
+
 /// The PostgreSQL connection string a `--backend` value names, if any.
-fn postgres_connection(backend: &str) -> Option<&str> {
+pub(crate) fn postgres_connection(backend: &str) -> Option<&str> {
     if backend.starts_with("postgres://") || backend.starts_with("postgresql://") {
         Some(backend)
     } else {
@@ -383,11 +392,7 @@ impl Config {
         if self.backend == "memory" {
             return Ok(self.cached(Arc::new(MemoryBackend::new())));
         }
-        let scheme = self
-            .backend
-            .split_once("://")
-            .map(|(s, _)| s.to_ascii_lowercase());
-        if matches!(scheme.as_deref(), Some("http" | "https")) {
+        if is_http_url(&self.backend) {
             // Longer than a request may take, so that a slow server behind
             // is this server's timeout (`503`), not a failed backend call.
             let rest = RestBackend::builder(&self.backend)
@@ -398,7 +403,7 @@ impl Config {
         }
         let Some(connection) = postgres_connection(&self.backend) else {
             return Err(coordinate::Error::backend(format!(
-                "unknown backend {:?} (memory, postgres://…, postgres:key=value… or http://…)",
+                "unknown backend {} (memory, postgres://…, postgres:key=value… or http://…)",
                 crate::shown::backend_shown(&self.backend)
             )));
         };

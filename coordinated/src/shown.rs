@@ -1,209 +1,156 @@
 //! A `--backend` value as it may be shown (logged, or quoted in an error):
-//! without the credentials it may carry.
+//! rebuilt from what it parses as, so that no credential it holds, however
+//! written, is shown.
 
-/// What stands in for a hidden credential.
-const HIDDEN: &str = "***";
+use std::str::FromStr;
 
-/// `backend` with its credentials hidden. A URL (`scheme://…`) loses its
-/// user information (as the client hides it, with whatever an unescaped
-/// `/`, `?` or `#` in a password spilled past where the authority seems to
-/// end: everything between the scheme and the last `@`) and the value of a
-/// `password` query parameter; a `key=value` connection string, after a
-/// prefix (`postgres:`, or a misspelling of it) or without one, loses the
-/// value of `password`.
+use reqwest::Url;
+use tokio_postgres::config::Host;
+
+/// What is shown of a value that is not shown.
+const NOT_SHOWN: &str = "(not shown: it may hold credentials)";
+
+/// `backend` as it may be shown: `memory`; a PostgreSQL connection
+/// (`postgres://…`, or `postgres:` and a `key=value` string) as its hosts,
+/// ports, database and user; an `http://` or `https://` URL
+/// without its user name, password, query and fragment; any other value
+/// only if it is a plain
+/// word (a misspelt `memory`, say), as nothing else can be told apart from
+/// a credential.
 ///
 /// ```
 /// use coordinated::shown::backend_shown;
 ///
-/// assert_eq!(backend_shown("postgres://app:s3cret@db/jobs"), "postgres://***@db/jobs");
 /// assert_eq!(
-///     backend_shown("postgres://db/jobs?user=app&password=s3cret"),
-///     "postgres://db/jobs?user=app&password=***"
+///     backend_shown("postgres://app:s3cret@db:5433/jobs?sslmode=disable"),
+///     "postgres (host=db port=5433 dbname=jobs user=app)"
 /// );
 /// assert_eq!(
-///     backend_shown("postgres:host=db password='s 3' user=app"),
-///     "postgres:host=db password=*** user=app"
+///     backend_shown("http://alice:s3cret@proxy:5980/?token=x"),
+///     "http://proxy:5980/"
 /// );
-/// assert_eq!(backend_shown("memory"), "memory");
+/// assert_eq!(backend_shown("memroy"), "memroy");
 /// ```
 pub fn backend_shown(backend: &str) -> String {
-    if let Some(start) = url_authority_start(backend) {
-        let userinfo_hidden = match backend[start..].rfind('@') {
-            Some(at) => format!("{}{HIDDEN}{}", &backend[..start], &backend[start + at..]),
-            None => backend.to_owned(),
+    if let Some(connection) = crate::config::postgres_connection(backend) {
+        return postgres_shown(connection);
+    }
+    if crate::config::is_http_url(backend) {
+        let Ok(mut url) = Url::parse(backend) else {
+            return format!("http {NOT_SHOWN}");
         };
-        return query_password_hidden(&userinfo_hidden);
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        return url.into();
     }
-    match backend.split_once(':') {
-        Some((scheme, settings)) if is_scheme(scheme) => {
-            format!("{scheme}:{}", password_hidden(settings))
-        }
-        _ => password_hidden(backend),
+    let plain = backend
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if plain {
+        backend.to_owned()
+    } else {
+        NOT_SHOWN.to_owned()
     }
 }
 
-/// True for a URL scheme: a letter, then letters, digits, `+`, `-`, `.`.
-fn is_scheme(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-}
-
-/// Where the authority of `text` starts, if `text` is a URL: just after
-/// its `scheme://`.
-fn url_authority_start(text: &str) -> Option<usize> {
-    let (scheme, _) = text.split_once("://")?;
-    is_scheme(scheme).then_some(scheme.len() + 3)
-}
-
-/// `url` with the value of each `password` query parameter hidden.
-fn query_password_hidden(url: &str) -> String {
-    let Some((before, query)) = url.split_once('?') else {
-        return url.to_owned();
+/// A PostgreSQL connection string (URL or `key=value`) as its hosts,
+/// ports, database and user.
+fn postgres_shown(connection: &str) -> String {
+    let Ok(config) = tokio_postgres::Config::from_str(connection) else {
+        return format!("postgres {NOT_SHOWN}");
     };
-    let (query, fragment) = match query.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (query, None),
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some(("password", _)) => format!("password={HIDDEN}"),
-            _ => pair.to_owned(),
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
         })
         .collect();
-    let mut shown = format!("{before}?{}", pairs.join("&"));
-    if let Some(fragment) = fragment {
-        shown.push('#');
-        shown.push_str(fragment);
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    let mut fields = Vec::new();
+    if !hosts.is_empty() {
+        fields.push(format!("host={}", hosts.join(",")));
     }
-    shown
-}
-
-/// A libpq `key=value` connection string with the value of `password`
-/// hidden. Values are read as libpq reads them: single-quoted (with `\`
-/// escaping a quote or a backslash), or up to the next whitespace.
-fn password_hidden(settings: &str) -> String {
-    let mut shown = String::with_capacity(settings.len());
-    let mut rest = settings;
-    while !rest.is_empty() {
-        let key_end = rest
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let key = &rest[..key_end];
-        shown.push_str(key);
-        rest = &rest[key_end..];
-        // Whitespace, then `=` and the whitespace after it, when there is one.
-        let after_space = rest.trim_start();
-        shown.push_str(&rest[..rest.len() - after_space.len()]);
-        rest = after_space;
-        let Some(value) = rest.strip_prefix('=') else {
-            continue;
-        };
-        let value_start = value.trim_start();
-        shown.push_str(&rest[..rest.len() - value_start.len()]);
-        let value_len = value_length(value_start);
-        if key == "password" {
-            shown.push_str(HIDDEN);
-        } else {
-            shown.push_str(&value_start[..value_len]);
-        }
-        rest = &value_start[value_len..];
+    if !ports.is_empty() {
+        fields.push(format!("port={}", ports.join(",")));
     }
-    shown
-}
-
-/// The length in bytes of the value `text` starts with: through its
-/// closing quote when quoted (the whole text when unterminated), else up
-/// to the next whitespace; a backslash escapes the character after it.
-fn value_length(text: &str) -> usize {
-    let quoted = text.starts_with('\'');
-    let mut chars = text.char_indices().skip(usize::from(quoted));
-    while let Some((at, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '\'' if quoted => return at + 1,
-            c if !quoted && c.is_whitespace() => return at,
-            _ => {}
-        }
+    if let Some(dbname) = config.get_dbname() {
+        fields.push(format!("dbname={dbname}"));
     }
-    text.len()
+    if let Some(user) = config.get_user() {
+        fields.push(format!("user={user}"));
+    }
+    format!("postgres ({})", fields.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn url_credentials_are_hidden() {
-        assert_eq!(
-            backend_shown("http://alice:s3cret@127.0.0.1:5980/"),
-            "http://***@127.0.0.1:5980/"
-        );
-        assert_eq!(
-            backend_shown("postgresql://u@h/db"),
-            "postgresql://***@h/db"
-        );
-        // A password with an unescaped `/` or `@`: everything up to the last `@`.
-        assert_eq!(
-            backend_shown("postgres://u:pa/s@w@h/db"),
-            "postgres://***@h/db"
-        );
-        assert_eq!(backend_shown("http://h:1/p"), "http://h:1/p");
-    }
+    /// Values holding the password `s3cret`, each as a user might write
+    /// one (or mistype it).
+    const WITH_A_PASSWORD: &[&str] = &[
+        "postgres://app:s3cret@db/jobs",
+        "postgresql://app:s3cret@db/jobs",
+        "postgres://app@db/jobs?password=s3cret",
+        "postgres://app@db/jobs?pass%77ord=s3cret",
+        "postgres://app@db/jobs?password=s3cret#x",
+        "postgres://db/jobs?application_name=a#&password=s3cret",
+        "postgres:postgres://app:s3cret@db/jobs",
+        "postgres:host=db password=s3cret user=app",
+        "postgres:host=db password = 's3cret x' user=app",
+        "postgres:host=db password=pa://s3cret@x",
+        "postgres:password=s3cret host",
+        "host=db password=s3cret",
+        "http://alice:s3cret@proxy:5980/",
+        "http://proxy:5980/?password=s3cret",
+        "HTTP://alice:s3cret@proxy:5980/",
+        "http:/alice:s3cret@proxy:5980/",
+        " http://alice:s3cret@proxy:5980/",
+        "postgres//app:s3cret@db/jobs",
+        "s3cret",
+    ];
 
     #[test]
-    fn a_connection_strings_password_is_hidden_however_written() {
-        for (given, shown) in [
-            ("host=h password=pw user=u", "host=h password=*** user=u"),
-            ("password = pw dbname=d", "password = *** dbname=d"),
-            ("password='a b\\' c' user=u", "password=*** user=u"),
-            ("password=a\\ b user=u", "password=*** user=u"),
-            ("user=u password='unterminated", "user=u password=***"),
-            ("host='/tmp/a b' port=5432", "host='/tmp/a b' port=5432"),
-            ("dbname=password password=x", "dbname=password password=***"),
-            ("password=", "password=***"),
-            ("nonsense password", "nonsense password"),
-            ("", ""),
-        ] {
-            assert_eq!(
-                backend_shown(&format!("postgres:{given}")),
-                format!("postgres:{shown}"),
-                "{given}"
-            );
+    fn no_password_is_shown_however_written() {
+        for given in WITH_A_PASSWORD.iter().filter(|given| **given != "s3cret") {
+            let shown = backend_shown(given);
+            assert!(!shown.contains("s3cret"), "{given:?} shown as {shown:?}");
         }
     }
 
     #[test]
-    fn a_url_query_password_is_hidden() {
+    fn a_postgres_connection_shows_where_it_goes() {
         assert_eq!(
-            backend_shown("postgres://u@h:5/db?password=s3cret"),
-            "postgres://***@h:5/db?password=***"
+            backend_shown("postgres:host=/tmp/pg,db2 port=5432,5433 dbname=jobs"),
+            "postgres (host=/tmp/pg,db2 port=5432,5433 dbname=jobs)"
         );
         assert_eq!(
-            backend_shown("postgresql://h/db?sslmode=disable&password=a%26b&user=u#x"),
-            "postgresql://h/db?sslmode=disable&password=***&user=u#x"
-        );
-    }
-
-    #[test]
-    fn a_connection_string_is_not_read_as_a_url() {
-        // A password holding `://`, or a string without the prefix.
-        assert_eq!(
-            backend_shown("postgres:host=h password=pa://s3cret@x"),
-            "postgres:host=h password=***"
+            backend_shown("postgres:host=db password='s3cret x' user=app"),
+            "postgres (host=db user=app)"
         );
         assert_eq!(
-            backend_shown("host=db password=s3cret"),
-            "host=db password=***"
+            backend_shown("postgres:password=s3cret host"),
+            format!("postgres {NOT_SHOWN}")
         );
     }
 
     #[test]
-    fn other_values_are_shown_as_given_but_a_password() {
+    fn a_url_shows_where_it_goes() {
+        assert_eq!(
+            backend_shown("HTTP://alice:s3cret@proxy:5980/p/?q#f"),
+            "http://proxy:5980/p/"
+        );
+    }
+
+    #[test]
+    fn other_values_are_shown_only_as_plain_words() {
         assert_eq!(backend_shown("memory"), "memory");
-        assert_eq!(backend_shown("postgre:password=x"), "postgre:password=***");
+        assert_eq!(backend_shown("mem-ory_2.0"), "mem-ory_2.0");
+        assert_eq!(backend_shown("host=db password=x"), NOT_SHOWN);
+        assert_eq!(backend_shown("http:/alice:x@proxy/"), NOT_SHOWN);
     }
 }

@@ -165,7 +165,7 @@ fn a_backends_credentials_are_not_logged() {
     let serving = serving.expect("the serving line");
     assert!(!serving.contains("s3cret"), "{serving}");
     assert!(
-        serving.contains(&format!("http://***@{}/", upstream.addr)),
+        serving.contains(&format!("backend=http://{}/", upstream.addr)),
         "{serving}"
     );
 
