@@ -100,9 +100,9 @@
 //! here; a route that reads no query ignores it) is `400` on every route,
 //! where the reference has no such check; and a server whose backend is
 //! another server of the API (a proxy) answers that server's failures,
-//! on any route, as a gateway does: an error document of the API's generic
-//! code (`error`) with the status it came with (a body over that server's
-//! limit stays `413`), `502` when that server cannot be reached or does
+//! on any route, as a gateway does: an error document of one of the API's
+//! codes that has no typed error (`error`, `panic`, …) with the status it
+//! came with (a body over that server's limit stays `413`), `502` when that server cannot be reached or does
 //! not answer with the API's documents, `504` when its answer did not
 //! come within the client's timeout. The error document's `kind`
 //! names the error (`NameTooLong`, `DataTooDeep`, `DataTooLarge`,

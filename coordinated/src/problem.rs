@@ -144,8 +144,8 @@ fn shorten(text: &mut String) {
 
 /// `500`, unless `err` is the failure of a server behind this one (the
 /// backend of a proxy, a `RestBackend`): then the status it answered an
-/// error document of the API's generic code with (its `413` for a body
-/// over its limit stays a `413`), `502` when it could not be reached or did
+/// error document of an API code without a typed error with (its `413`
+/// for a body over its limit stays a `413`), `502` when it could not be reached or did
 /// not answer with the API's documents, `504` when it did not answer in
 /// time ([`gateway_status`]).
 fn backend_status(err: &Error) -> StatusCode {

@@ -210,7 +210,7 @@ use crate::model::Summary;
 use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::check_name;
 
-pub use transport::{gateway_status, ProtocolError};
+pub use transport::{gateway_status, is_server_failure, ProtocolError};
 
 use namespace::RestNamespace;
 use owner::Owner;

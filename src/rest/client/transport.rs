@@ -170,8 +170,9 @@ fn with_status(error: Error, status: StatusCode) -> Error {
 /// The status a server in front of a [`RestBackend`](super::RestBackend)
 /// answers for `error`, one of its calls' errors, when that error is the
 /// server behind's failure rather than an answer of the API: the status
-/// that server gave an error document of the API's generic code (`error`;
-/// a body over its limit is `413` from either); `504` when no whole answer
+/// that server gave an error document of a code of the API's that this
+/// crate has no error for (`error`, `panic`, …; a body over its limit is
+/// `413` from either); `504` when no whole answer
 /// came within the client's timeout; `502` when the server behind could not
 /// be reached or answered with something other than the API's documents.
 /// `None` for every other error (the API's own, or one of this process).
@@ -182,10 +183,17 @@ pub fn gateway_status(error: &Error) -> Option<u16> {
     if let Some(remote) = source.downcast_ref::<RemoteError>() {
         // Another code is not the API's document: a gateway's page, say
         // (`{"error": "Unauthorized"}` refusing this server's credentials).
+        let the_apis = [
+            codes::ERROR,
+            codes::PANIC,
+            codes::NO_WORK,
+            codes::CANNOT_BECOME_CONTINUOUS,
+        ]
+        .contains(&remote.code.as_str());
         return Some(
             remote
                 .status
-                .filter(|s| remote.code == codes::ERROR && (400..=599).contains(s))
+                .filter(|s| the_apis && (400..=599).contains(s))
                 .unwrap_or(502),
         );
     }
@@ -197,6 +205,31 @@ pub fn gateway_status(error: &Error) -> Option<u16> {
     }
     let http = source.downcast_ref::<reqwest::Error>()?;
     Some(if http.is_timeout() { 504 } else { 502 })
+}
+
+/// True if `error`, one of a [`RestBackend`](super::RestBackend) call's
+/// errors, says the server failed rather than answered the request: it
+/// could not be reached, the connection broke, no whole answer came in
+/// time, or it answered a server error (`5xx`, a gateway's included). Such
+/// a call is worth making again later; one refused with a `4xx` (a body
+/// over the server's limit, a gateway refusing credentials) is not.
+pub fn is_server_failure(error: &Error) -> bool {
+    let Error::Backend(source) = error else {
+        return false;
+    };
+    if let Some(remote) = source.downcast_ref::<RemoteError>() {
+        return remote.status.is_some_and(|status| status >= 500);
+    }
+    if let Some(protocol) = source.downcast_ref::<ProtocolError>() {
+        return match protocol {
+            ProtocolError::Status { status, .. } => status.is_server_error(),
+            ProtocolError::Timeout { .. } => true,
+            _ => false,
+        };
+    }
+    source.downcast_ref::<reqwest::Error>().is_some_and(|http| {
+        http.is_connect() || http.is_timeout() || http.is_request() || http.is_body()
+    })
 }
 
 /// Media type of every request body, and the only one the client asks for.
@@ -547,6 +580,57 @@ mod tests {
             status: Some(401),
         });
         assert_eq!(gateway_status(&refused), Some(502));
+        // A crash of the server behind, in the API's document.
+        let crashed = Error::backend(RemoteError {
+            code: codes::PANIC.into(),
+            message: "index out of bounds".into(),
+            status: Some(500),
+        });
+        assert_eq!(gateway_status(&crashed), Some(500));
+    }
+
+    #[test]
+    fn server_failures_are_told_from_refusals() {
+        assert!(is_server_failure(&remote(Some(503))));
+        assert!(is_server_failure(&remote(Some(500))));
+        assert!(!is_server_failure(&remote(Some(413))));
+        assert!(!is_server_failure(&remote(None)));
+        let refused = Error::backend(RemoteError {
+            code: "Unauthorized".into(),
+            message: String::new(),
+            status: Some(401),
+        });
+        assert!(!is_server_failure(&refused));
+        let page = |status| {
+            Error::backend(ProtocolError::Status {
+                status,
+                url: "http://behind/".into(),
+                body: "<html>".into(),
+            })
+        };
+        assert!(is_server_failure(&page(StatusCode::BAD_GATEWAY)));
+        assert!(!is_server_failure(&page(StatusCode::FORBIDDEN)));
+        let timeout = ProtocolError::Timeout {
+            url: "http://behind/".into(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert!(is_server_failure(&Error::backend(timeout)));
+        assert!(!is_server_failure(&Error::NotPending));
+        assert!(!is_server_failure(&Error::backend(std::io::Error::other(
+            "local"
+        ))));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_server_failure() {
+        let refused = reqwest::Client::new()
+            .get("http://127.0.0.1:1/")
+            .send()
+            .await
+            .map(drop);
+        let error = http_error(refused.expect_err("nothing listens on port 1"));
+        assert!(is_server_failure(&error), "{error}");
+        assert_eq!(gateway_status(&error), Some(502));
     }
 
     #[test]
