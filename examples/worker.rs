@@ -34,7 +34,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use clap::Parser;
 use coordinate::cache::Cache;
-use coordinate::rest::client::{gateway_status, RestBackend};
+use coordinate::rest::client::{is_server_failure, RestBackend};
 use coordinate::rules::limits::MAX_TIME;
 use coordinate::{
     data, AttemptRef, AttemptRequest, AttemptStatus, Backend, DataMap, Duration, Error,
@@ -307,7 +307,8 @@ impl<'a> Batch<'a> {
                 Ok(_) => AttemptStatus::Finished,
                 Err(_) => AttemptStatus::Failed,
             };
-            if attempt.status().await == Ok(reported_status) {
+            let status = retrying("reading a status", wait, &mut stop, || attempt.status());
+            if status.await == Ok(reported_status) {
                 return Ok(true);
             }
         }
@@ -380,7 +381,7 @@ const MAX_RETRY_WAIT: StdDuration = StdDuration::from_secs(60);
 
 /// `call`'s answer once it is anything but the server's failure (the
 /// server unreachable, restarting, too slow, or failing itself: a server
-/// error, see [`servers_failure`]): each such failure is reported on stderr
+/// error, see [`is_server_failure`]): each such failure is reported on stderr
 /// and `call` tried again after `wait` (at most a minute), doubled each
 /// time up to a minute. Stopped meanwhile, the last failure. An error the
 /// server answered for the request (its body too large, say) is answered
@@ -398,7 +399,7 @@ where
     let mut wait = wait.min(MAX_RETRY_WAIT);
     loop {
         let failed = match call().await {
-            Err(e) if servers_failure(&e) => e,
+            Err(e) if is_server_failure(&e) => e,
             answer => return answer,
         };
         if stopped(stop) {
@@ -414,13 +415,6 @@ where
         }
         wait = (wait * 2).min(MAX_RETRY_WAIT);
     }
-}
-
-/// True if `error` is the server's failure rather than its answer to the
-/// request: it could not be reached, did not answer in time, or answered a
-/// server error (`5xx`: restarting, its database out of reach).
-fn servers_failure(error: &Error) -> bool {
-    gateway_status(error).is_some_and(|status| status >= 500)
 }
 
 /// Tells the server the worker is alive for the next `lease`.
@@ -694,8 +688,8 @@ mod tests {
     /// An attempt whose server does not answer for a while: the first
     /// `reads` reads of its unit's data and the first `reports` reports of
     /// its outcome fail as a restarting server's would, and the answers to
-    /// the `lost` reports after them are lost once they were applied; every
-    /// other call goes through.
+    /// the `lost` reports or reads of its status after them are lost, once
+    /// applied; every other call goes through.
     #[derive(Debug)]
     struct Unreachable {
         attempt: AttemptRef,
@@ -745,7 +739,9 @@ mod tests {
             self
         }
         async fn status(&self) -> coordinate::Result<AttemptStatus> {
-            self.attempt.status().await
+            let status = self.attempt.status().await?;
+            reached(&self.lost)?;
+            Ok(status)
         }
         async fn data(&self) -> coordinate::Result<DataMap> {
             self.attempt.data().await
@@ -851,6 +847,18 @@ mod tests {
         let unreachable: Vec<AttemptRef> = attempts
             .iter()
             .map(|attempt| Unreachable::wrap(attempt, 0, 0, 1))
+            .collect();
+        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
+            .retry_after(StdDuration::from_millis(1));
+        assert_eq!(batch.work(work, &stop).await.expect("worked"), 2);
+        let finished = vec![WorkUnitStatus::Finished; 2];
+        assert_eq!(statuses(&attempts).await, finished);
+
+        // And so does the answer of the status read that tells.
+        let (_, worker, attempts) = holding(2, LEASE).await;
+        let unreachable: Vec<AttemptRef> = attempts
+            .iter()
+            .map(|attempt| Unreachable::wrap(attempt, 0, 0, 2))
             .collect();
         let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
             .retry_after(StdDuration::from_millis(1));
