@@ -820,51 +820,44 @@ mod tests {
         }
     }
 
+    /// Works a batch of two units whose attempts are [`Unreachable`] with
+    /// these counts, trying again a millisecond later; answers the units
+    /// done and their statuses after.
+    async fn worked_through_outage(
+        reads: usize,
+        reports: usize,
+        lost: usize,
+    ) -> (u64, Vec<WorkUnitStatus>) {
+        let (_pressed, stop) = watch::channel(false);
+        let (_, worker, attempts) = holding(2, LEASE).await;
+        let unreachable: Vec<AttemptRef> = attempts
+            .iter()
+            .map(|attempt| Unreachable::wrap(attempt, reads, reports, lost))
+            .collect();
+        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
+            .retry_after(StdDuration::from_millis(1));
+        let done = batch.work(work, &stop).await.expect("worked");
+        (done, statuses(&attempts).await)
+    }
+
     /// A server restarting while a batch is worked: reading a unit and
     /// reporting its outcome are tried again until it answers, and the
     /// units are done rather than the worker stopping.
     #[tokio::test]
     async fn a_server_restart_during_a_batch_is_waited_out() {
-        let (_pressed, stop) = watch::channel(false);
-        let (_, worker, attempts) = holding(2, LEASE).await;
-        let unreachable: Vec<AttemptRef> = attempts
-            .iter()
-            .map(|attempt| Unreachable::wrap(attempt, 2, 3, 0))
-            .collect();
-        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
-            .retry_after(StdDuration::from_millis(1));
-        assert_eq!(batch.work(work, &stop).await.expect("waited out"), 2);
         let finished = vec![WorkUnitStatus::Finished; 2];
-        assert_eq!(statuses(&attempts).await, finished);
+        assert_eq!(worked_through_outage(2, 3, 0).await, (2, finished));
     }
 
     /// A report the server applied but whose answer was lost, tried again,
-    /// finds the attempt ended as reported: the unit is done, not lost.
+    /// finds the attempt ended as reported: the unit is done, not lost;
+    /// and so it is when the answer of the status read that tells is lost
+    /// too.
     #[tokio::test]
     async fn a_report_whose_answer_was_lost_counts_once_applied() {
-        let (_pressed, stop) = watch::channel(false);
-        let (_, worker, attempts) = holding(2, LEASE).await;
-        let unreachable: Vec<AttemptRef> = attempts
-            .iter()
-            .map(|attempt| Unreachable::wrap(attempt, 0, 0, 1))
-            .collect();
-        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
-            .retry_after(StdDuration::from_millis(1));
-        assert_eq!(batch.work(work, &stop).await.expect("worked"), 2);
         let finished = vec![WorkUnitStatus::Finished; 2];
-        assert_eq!(statuses(&attempts).await, finished);
-
-        // And so does the answer of the status read that tells.
-        let (_, worker, attempts) = holding(2, LEASE).await;
-        let unreachable: Vec<AttemptRef> = attempts
-            .iter()
-            .map(|attempt| Unreachable::wrap(attempt, 0, 0, 2))
-            .collect();
-        let batch = Batch::new(&worker, &unreachable, Instant::now(), LEASE)
-            .retry_after(StdDuration::from_millis(1));
-        assert_eq!(batch.work(work, &stop).await.expect("worked"), 2);
-        let finished = vec![WorkUnitStatus::Finished; 2];
-        assert_eq!(statuses(&attempts).await, finished);
+        assert_eq!(worked_through_outage(0, 0, 1).await, (2, finished.clone()));
+        assert_eq!(worked_through_outage(0, 0, 2).await, (2, finished));
     }
 
     /// However long the poll interval, a call is tried again within a
