@@ -55,8 +55,24 @@ pub fn backend_shown(backend: &str) -> String {
     }
 }
 
+/// A parsed field as it may be shown: whole if it holds only letters,
+/// digits, `-`, `_`, `.` and `/` (a host name, an address, a socket
+/// directory, a database or user name), else hidden. A malformed string
+/// parses into fields that carry what follows them (`host=db;password=…`
+/// is one host), and a field with any other character may be one of those.
+fn field_shown(field: &str) -> &str {
+    let plain = field
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if plain {
+        field
+    } else {
+        "***"
+    }
+}
+
 /// A PostgreSQL connection string (URL or `key=value`) as its hosts,
-/// ports, database and user.
+/// ports, database and user, each field as [`field_shown`] shows it.
 fn postgres_shown(connection: &str) -> String {
     let Ok(config) = tokio_postgres::Config::from_str(connection) else {
         return format!("postgres {NOT_SHOWN}");
@@ -65,8 +81,8 @@ fn postgres_shown(connection: &str) -> String {
         .get_hosts()
         .iter()
         .map(|host| match host {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
+            Host::Tcp(name) => field_shown(name).to_owned(),
+            Host::Unix(path) => field_shown(&path.display().to_string()).to_owned(),
         })
         .collect();
     let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
@@ -78,10 +94,10 @@ fn postgres_shown(connection: &str) -> String {
         fields.push(format!("port={}", ports.join(",")));
     }
     if let Some(dbname) = config.get_dbname() {
-        fields.push(format!("dbname={dbname}"));
+        fields.push(format!("dbname={}", field_shown(dbname)));
     }
     if let Some(user) = config.get_user() {
-        fields.push(format!("user={user}"));
+        fields.push(format!("user={}", field_shown(user)));
     }
     format!("postgres ({})", fields.join(" "))
 }
@@ -111,6 +127,14 @@ mod tests {
         "http:/alice:s3cret@proxy:5980/",
         " http://alice:s3cret@proxy:5980/",
         "postgres//app:s3cret@db/jobs",
+        // Malformed: the password lands in another field.
+        "postgres:host=db;user=app;password=s3cret",
+        "postgres://db/jobs?user=app;password=s3cret",
+        "postgres://server.example.com/jobs?user=app@server&password=s3cret",
+        "postgres://db/jobs?password=s3cret&application_name=me@laptop",
+        "postgres://app:s3c@ret@db/jobs",
+        "postgres:host=db user=app:s3cret",
+        "postgres:host=127.0.0.1,db;password=s3cret port=5432",
         "s3cret",
     ];
 
