@@ -227,8 +227,14 @@ pub fn is_server_failure(error: &Error) -> bool {
             _ => false,
         };
     }
+    // A body cut off mid-answer is a decoding error to `reqwest`; this
+    // client decodes no body through it.
     source.downcast_ref::<reqwest::Error>().is_some_and(|http| {
-        http.is_connect() || http.is_timeout() || http.is_request() || http.is_body()
+        http.is_connect()
+            || http.is_timeout()
+            || http.is_request()
+            || http.is_body()
+            || http.is_decode()
     })
 }
 
@@ -631,6 +637,32 @@ mod tests {
         let error = http_error(refused.expect_err("nothing listens on port 1"));
         assert!(is_server_failure(&error), "{error}");
         assert_eq!(gateway_status(&error), Some(502));
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_off_is_a_server_failure() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                // The request first: an answer before it is no answer.
+                let _ = socket.read(&mut [0; 4096]).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\"";
+                let _ = socket.write_all(head.as_bytes()).await;
+                // Dropped: the connection closes 96 bytes short.
+            }
+        });
+        let response = reqwest::Client::new()
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .expect("a head");
+        let cut = response.bytes().await.map(drop);
+        let error = http_error(cut.expect_err("the body was cut off"));
+        assert!(is_server_failure(&error), "{error}");
     }
 
     #[test]
