@@ -168,14 +168,17 @@ fn with_status(error: Error, status: StatusCode) -> Error {
 }
 
 /// The status a server in front of a [`RestBackend`](super::RestBackend)
-/// answers for `error`, one of its calls' errors, when that error is the
-/// server behind's failure rather than an answer of the API: the status
-/// that server gave an error document of a code of the API's that this
-/// crate has no error for (`error`, `panic`, …; a body over its limit is
-/// `413` from either); `504` when no whole answer
-/// came within the client's timeout; `502` when the server behind could not
-/// be reached or answered with something other than the API's documents.
-/// `None` for every other error (the API's own, or one of this process).
+/// (a proxy) answers for `error`, one of that backend's errors, when it is
+/// the failure of the server behind rather than an answer of the API:
+///
+/// * an error document of an API code this crate has no error of its own
+///   for (`error`, `panic`, `ErrNoWork`, `ErrCannotBecomeContinuous`): the
+///   status it came with (a body over that server's limit stays `413`);
+/// * no whole answer within the client's timeout: `504`;
+/// * the server behind not reached, or answering with something other
+///   than the API's documents (another code included): `502`.
+///
+/// `None` for every other error: the API's own, or one of this process.
 pub fn gateway_status(error: &Error) -> Option<u16> {
     let Error::Backend(source) = error else {
         return None;
