@@ -649,32 +649,27 @@ mod tests {
             retrying("refused", wait, &mut stop, refused).await,
             Err(Error::NotPending)
         );
-        let too_large = || async {
-            Err::<(), _>(Error::backend(RemoteError {
-                code: "error".into(),
-                message: "request body exceeds 2000 bytes".into(),
-                status: Some(413),
-            }))
-        };
-        let answered = tokio::time::timeout(
-            StdDuration::from_secs(10),
-            retrying("too large", wait, &mut stop, too_large),
-        )
-        .await;
-        assert!(
-            matches!(answered, Ok(Err(Error::Backend(_)))),
-            "{answered:?}"
-        );
-        let local = || async { Err::<(), _>(Error::backend("not the server's")) };
-        let answered = tokio::time::timeout(
-            StdDuration::from_secs(10),
-            retrying("local", wait, &mut stop, local),
-        )
-        .await;
-        assert!(
-            matches!(answered, Ok(Err(Error::Backend(_)))),
-            "{answered:?}"
-        );
+        let too_large = Error::backend(RemoteError {
+            code: "error".into(),
+            message: "request body exceeds 2000 bytes".into(),
+            status: Some(413),
+        });
+        let local = Error::backend("not the server's");
+        for refusal in [too_large, local] {
+            let refused = || {
+                let refusal = refusal.clone();
+                async move { Err::<(), _>(refusal) }
+            };
+            let answered = tokio::time::timeout(
+                StdDuration::from_secs(10),
+                retrying("refused", wait, &mut stop, refused),
+            )
+            .await;
+            assert!(
+                matches!(answered, Ok(Err(Error::Backend(_)))),
+                "{answered:?}"
+            );
+        }
         pressed.send_replace(true);
         let down = || async { Err::<(), _>(restarting()) };
         let stopped = tokio::time::timeout(
