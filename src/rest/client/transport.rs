@@ -167,6 +167,65 @@ fn with_status(error: Error, status: StatusCode) -> Error {
     }
 }
 
+/// What a call's error says of the server it was made to, when it says
+/// anything: the one classification [`gateway_status`] and
+/// [`is_server_failure`] each read their answer from.
+enum Upstream {
+    /// An error document whose code this crate has no error for, with the
+    /// status it came with; `the_apis` if the code is one of the API's
+    /// (`error`, `panic`, …), not a gateway's page that happens to be JSON.
+    Document { status: Option<u16>, the_apis: bool },
+    /// An answer that is not the API's: a page (with its status), or a body
+    /// that is not JSON, too long, or with a link that cannot be followed.
+    NotTheApis { status: Option<StatusCode> },
+    /// No whole answer within the client's timeout.
+    Timeout,
+    /// The connection was not made, broke, or cut the answer off.
+    Connection,
+    /// The HTTP client's own failure (a request it could not build).
+    Local,
+}
+
+/// The [`Upstream`] of `error`, if it is a [`RestBackend`](super::RestBackend)
+/// call's failure.
+fn upstream(error: &Error) -> Option<Upstream> {
+    let Error::Backend(source) = error else {
+        return None;
+    };
+    if let Some(remote) = source.downcast_ref::<RemoteError>() {
+        let the_apis = [
+            codes::ERROR,
+            codes::PANIC,
+            codes::NO_WORK,
+            codes::CANNOT_BECOME_CONTINUOUS,
+        ]
+        .contains(&remote.code.as_str());
+        return Some(Upstream::Document {
+            status: remote.status,
+            the_apis,
+        });
+    }
+    if let Some(protocol) = source.downcast_ref::<ProtocolError>() {
+        return Some(match protocol {
+            ProtocolError::Timeout { .. } => Upstream::Timeout,
+            ProtocolError::Status { status, .. } => Upstream::NotTheApis {
+                status: Some(*status),
+            },
+            _ => Upstream::NotTheApis { status: None },
+        });
+    }
+    let http = source.downcast_ref::<reqwest::Error>()?;
+    // A body cut off mid-answer is a decoding error to `reqwest`; this
+    // client decodes no body through it.
+    Some(if http.is_timeout() {
+        Upstream::Timeout
+    } else if http.is_connect() || http.is_request() || http.is_body() || http.is_decode() {
+        Upstream::Connection
+    } else {
+        Upstream::Local
+    })
+}
+
 /// The status a server in front of a [`RestBackend`](super::RestBackend)
 /// (a proxy) answers for `error`, one of that backend's errors, when it is
 /// the failure of the server behind rather than an answer of the API:
@@ -180,34 +239,14 @@ fn with_status(error: Error, status: StatusCode) -> Error {
 ///
 /// `None` for every other error: the API's own, or one of this process.
 pub fn gateway_status(error: &Error) -> Option<u16> {
-    let Error::Backend(source) = error else {
-        return None;
-    };
-    if let Some(remote) = source.downcast_ref::<RemoteError>() {
-        // Another code is not the API's document: a gateway's page, say
-        // (`{"error": "Unauthorized"}` refusing this server's credentials).
-        let the_apis = [
-            codes::ERROR,
-            codes::PANIC,
-            codes::NO_WORK,
-            codes::CANNOT_BECOME_CONTINUOUS,
-        ]
-        .contains(&remote.code.as_str());
-        return Some(
-            remote
-                .status
-                .filter(|s| the_apis && (400..=599).contains(s))
-                .unwrap_or(502),
-        );
-    }
-    if let Some(protocol) = source.downcast_ref::<ProtocolError>() {
-        return Some(match protocol {
-            ProtocolError::Timeout { .. } => 504,
-            _ => 502,
-        });
-    }
-    let http = source.downcast_ref::<reqwest::Error>()?;
-    Some(if http.is_timeout() { 504 } else { 502 })
+    Some(match upstream(error)? {
+        Upstream::Document {
+            status: Some(status),
+            the_apis: true,
+        } if (400..=599).contains(&status) => status,
+        Upstream::Timeout => 504,
+        _ => 502,
+    })
 }
 
 /// True if `error`, one of a [`RestBackend`](super::RestBackend) call's
@@ -217,28 +256,12 @@ pub fn gateway_status(error: &Error) -> Option<u16> {
 /// a call is worth making again later; one refused with a `4xx` (a body
 /// over the server's limit, a gateway refusing credentials) is not.
 pub fn is_server_failure(error: &Error) -> bool {
-    let Error::Backend(source) = error else {
-        return false;
-    };
-    if let Some(remote) = source.downcast_ref::<RemoteError>() {
-        return remote.status.is_some_and(|status| status >= 500);
+    match upstream(error) {
+        Some(Upstream::Document { status, .. }) => status.is_some_and(|status| status >= 500),
+        Some(Upstream::NotTheApis { status }) => status.is_some_and(|s| s.is_server_error()),
+        Some(Upstream::Timeout | Upstream::Connection) => true,
+        Some(Upstream::Local) | None => false,
     }
-    if let Some(protocol) = source.downcast_ref::<ProtocolError>() {
-        return match protocol {
-            ProtocolError::Status { status, .. } => status.is_server_error(),
-            ProtocolError::Timeout { .. } => true,
-            _ => false,
-        };
-    }
-    // A body cut off mid-answer is a decoding error to `reqwest`; this
-    // client decodes no body through it.
-    source.downcast_ref::<reqwest::Error>().is_some_and(|http| {
-        http.is_connect()
-            || http.is_timeout()
-            || http.is_request()
-            || http.is_body()
-            || http.is_decode()
-    })
 }
 
 /// Media type of every request body, and the only one the client asks for.
