@@ -1514,6 +1514,45 @@ async fn a_hand_out_whose_answer_cannot_be_read_is_released() {
     }
 }
 
+/// A hand-out whose answer breaks off, or goes on past its document (a
+/// proxy's banner after it, say), is an error that leaves none of its
+/// attempts pending: the expire links before the break are read.
+#[tokio::test]
+async fn a_hand_out_whose_answer_breaks_off_is_released() {
+    type Edit = fn(Vec<u8>) -> Vec<u8>;
+    let edits: [(&str, Edit); 2] = [
+        ("cut off", |mut bytes| {
+            bytes.truncate(bytes.len() - 2);
+            bytes
+        }),
+        ("trailing bytes", |mut bytes| {
+            bytes.extend_from_slice(b"<!-- proxy -->");
+            bytes
+        }),
+    ];
+    for (case, edit) in edits {
+        let served = with_units(&["u1", "u2"]).await;
+        let (expired, recorded) = expires();
+        let app = support::plain::edit_bytes_at(router_over(&served), "/request_attempts", edit);
+        let (url, _stop) = serve(recorded(app)).await;
+        let rest = RestBackend::connect(url).await.unwrap();
+        let worker = rest.worker_at("n", "w").await.unwrap();
+        let got = worker.request_attempts(&AttemptRequest::units(2)).await;
+        assert!(
+            matches!(&got, Err(e) if matches!(protocol_error(e), Some(ProtocolError::Body { .. }))),
+            "{case}: {got:?}"
+        );
+        assert_eq!(expired.load(Ordering::SeqCst), 2, "{case}");
+        let spec = served.work_spec_at("n", "s").await.unwrap();
+        let counts = spec.count_work_unit_status().await.unwrap();
+        assert_eq!(
+            counts.get(&WorkUnitStatus::Available),
+            Some(&2),
+            "{case}: {counts:?}"
+        );
+    }
+}
+
 /// The same for an attempt made on request.
 #[tokio::test]
 async fn a_made_attempt_whose_answer_cannot_be_read_is_released() {

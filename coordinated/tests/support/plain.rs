@@ -49,6 +49,22 @@ pub fn edit_answers_at(
     suffix: &'static str,
     edit: impl Fn(&mut Value) + Clone + Send + Sync + 'static,
 ) -> axum::Router {
+    edit_bytes_at(app, suffix, move |bytes| {
+        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+            return bytes;
+        };
+        edit(&mut value);
+        serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"))
+    })
+}
+
+/// `app` with `edit` applied to the body bytes of every answer to a
+/// request whose path ends with `suffix`, the length declared anew.
+pub fn edit_bytes_at(
+    app: axum::Router,
+    suffix: &'static str,
+    edit: impl Fn(Vec<u8>) -> Vec<u8> + Clone + Send + Sync + 'static,
+) -> axum::Router {
     app.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let edit = edit.clone();
@@ -58,7 +74,14 @@ pub fn edit_answers_at(
                 if !picked {
                     return response;
                 }
-                edit_json(response, edit).await
+                let (mut parts, body) = response.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot read a response body: {e}"))
+                    .to_bytes();
+                parts.headers.remove(CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from(edit(bytes.to_vec())))
             }
         },
     ))

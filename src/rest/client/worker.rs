@@ -9,7 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 use reqwest::{Method, Url};
-use serde::{Deserialize, Deserializer};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserializer;
 use tokio::sync::OnceCell;
 
 use crate::api::{AttemptRef, WorkSpec, WorkUnitRef, Worker, WorkerRef};
@@ -86,9 +87,7 @@ impl Unanswered {
     /// data past this client's limits, say), as far as their expire links
     /// can still be read from it: every other field is skipped unread.
     fn undecoded(shared: &Arc<Shared>, answer: &[u8]) -> Self {
-        let links = serde_json::from_slice::<ExpireLinks>(answer)
-            .map(|links| links.0)
-            .unwrap_or_default();
+        let links = expire_links(answer);
         Unanswered::new(shared, links.iter().map(String::as_str))
     }
 
@@ -117,90 +116,148 @@ impl Drop for Unanswered {
     }
 }
 
-/// The expire links of a hand-out (an object with a list of attempts) or
-/// of one attempt, read whatever else the answer holds: an attempt that is
-/// not an object, or whose link is not a string, is passed over, and the
-/// others' links are still read.
-#[derive(Default)]
-struct ExpireLinks(Vec<String>);
+/// Reads the expire links of a hand-out (an object with a list of
+/// attempts) or of one attempt into a list as they come, whatever else the
+/// answer holds: an attempt that is not an object, or whose link is not a
+/// string, is passed over, and the others' links are still read. An
+/// answer that breaks off, or goes on past its document, keeps the links
+/// read before the break.
+fn expire_links(answer: &[u8]) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut reader = serde_json::Deserializer::from_slice(answer);
+    // What follows the break is unreadable: the links before it are kept.
+    let _ = DeserializeSeed::deserialize(ExpireLinks(&mut links), &mut reader);
+    links
+}
 
-impl<'de> Deserialize<'de> for ExpireLinks {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            attempts: Option<Vec<ExpireLink>>,
-            #[serde(default)]
-            expire_url: ExpireLink,
-        }
-        let answer = Answer::deserialize(deserializer)?;
-        let listed = answer.attempts.into_iter().flatten();
-        let links = listed.chain([answer.expire_url]).filter_map(|l| l.0);
-        Ok(ExpireLinks(links.collect()))
+/// [`expire_links`]' reader of the answer: the links of its `attempts`
+/// ([`Attempts`]) and its own `expire_url` ([`ExpireLink`]).
+struct ExpireLinks<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for ExpireLinks<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-/// An attempt's expire link in an answer, if it has one that is a string:
-/// read from an attempt document or from the link itself, and from any
-/// other value as none.
-#[derive(Default)]
-struct ExpireLink(Option<String>);
+impl<'de> Visitor<'de> for ExpireLinks<'_> {
+    type Value = ();
 
-impl<'de> Deserialize<'de> for ExpireLink {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = ExpireLink;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an attempt or its expire link")
-            }
-            fn visit_str<E: serde::de::Error>(
-                self,
-                link: &str,
-            ) -> std::result::Result<ExpireLink, E> {
-                Ok(ExpireLink(Some(link.to_owned())))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut entries: A,
-            ) -> std::result::Result<ExpireLink, A::Error> {
-                let mut link = ExpireLink(None);
-                while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if key == "expire_url" {
-                        link = entries.next_value()?;
-                    } else {
-                        entries.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-                Ok(link)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut items: A,
-            ) -> std::result::Result<ExpireLink, A::Error> {
-                while items.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(ExpireLink(None))
-            }
-            fn visit_bool<E: serde::de::Error>(
-                self,
-                _: bool,
-            ) -> std::result::Result<ExpireLink, E> {
-                Ok(ExpireLink(None))
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<ExpireLink, E> {
-                Ok(ExpireLink(None))
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<ExpireLink, E> {
-                Ok(ExpireLink(None))
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<ExpireLink, E> {
-                Ok(ExpireLink(None))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<ExpireLink, E> {
-                Ok(ExpireLink(None))
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a hand-out or an attempt")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "attempts" => entries.next_value_seed(Attempts(&mut *self.0))?,
+                "expire_url" => entries.next_value_seed(ExpireLink(&mut *self.0))?,
+                _ => entries.next_value::<IgnoredAny>().map(drop)?,
             }
         }
-        deserializer.deserialize_any(Visitor)
+        Ok(())
+    }
+}
+
+/// Reads the expire links of a list of attempts into the list, each item
+/// read with [`ExpireLink`]; `null` holds none.
+struct Attempts<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for Attempts<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Attempts<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of attempts")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> std::result::Result<(), A::Error> {
+        while items.next_element_seed(ExpireLink(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+}
+
+/// Reads the expire link of one value into the list: a string is the link,
+/// an object's `expire_url` is read the same way, and any other value holds
+/// none.
+struct ExpireLink<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for ExpireLink<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExpireLink<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an attempt or its expire link")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, link: &str) -> std::result::Result<(), E> {
+        self.0.push(link.to_owned());
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "expire_url" {
+                entries.next_value_seed(ExpireLink(&mut *self.0))?;
+            } else {
+                entries.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> std::result::Result<(), A::Error> {
+        while items.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
     }
 }
 
@@ -657,12 +714,8 @@ impl Worker for RestWorker {
 
 #[cfg(test)]
 mod tests {
-    use super::ExpireLinks;
-
     fn links(answer: &str) -> Vec<String> {
-        serde_json::from_slice::<ExpireLinks>(answer.as_bytes())
-            .map(|links| links.0)
-            .unwrap_or_default()
+        super::expire_links(answer.as_bytes())
     }
 
     #[test]
@@ -676,5 +729,18 @@ mod tests {
         let one = r#"{"url": "/a", "expire_url": "/a/expire", "data": {}}"#;
         assert_eq!(links(one), ["/a/expire"]);
         assert!(links(r#"{"attempts": 3}"#).is_empty());
+        assert_eq!(links(r#"{"attempts": null, "expire_url": "/a"}"#), ["/a"]);
+    }
+
+    #[test]
+    fn expire_links_read_before_a_break_are_kept() {
+        let two = r#"{"attempts": [{"expire_url": "/a/expire"}, {"expire_url": "/b/expire"}"#;
+        assert_eq!(links(two), ["/a/expire", "/b/expire"]);
+        let cut_in_an_attempt = r#"{"attempts": [{"expire_url": "/a/expire", "data": {"k": tr"#;
+        assert_eq!(links(cut_in_an_attempt), ["/a/expire"]);
+        let trailing = r#"{"attempts": [{"expire_url": "/a/expire"}]}<!-- proxy -->"#;
+        assert_eq!(links(trailing), ["/a/expire"]);
+        let broken_later = r#"{"attempts": [{"expire_url": "/a/expire"}, {"data": [1,}]}"#;
+        assert_eq!(links(broken_later), ["/a/expire"]);
     }
 }
