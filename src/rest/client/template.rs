@@ -50,10 +50,16 @@ pub(crate) fn expand(template: &str, vars: &[(&str, Var<'_>)]) -> Result<String,
         template: template.to_owned(),
     };
     let used = std::cell::RefCell::new(vec![false; vars.len()]);
-    let lookup = |name: &str| {
+    // A value counts as used only where its kind can be expanded: a list
+    // in a path expression would vanish from the request.
+    let lookup = |name: &str, expandable: fn(Var<'_>) -> bool| {
         let at = vars.iter().position(|(n, _)| *n == name)?;
+        let value = vars[at].1;
+        if !expandable(value) {
+            return None;
+        }
         used.borrow_mut()[at] = true;
-        Some(vars[at].1)
+        Some(value)
     };
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
@@ -64,12 +70,12 @@ pub(crate) fn expand(template: &str, vars: &[(&str, Var<'_>)]) -> Result<String,
         let expression = &after[..close];
         rest = &after[close + 1..];
         if let Some(query) = expression.strip_prefix('?') {
-            expand_query(&mut out, query, lookup);
+            expand_query(&mut out, query, |name| lookup(name, |_| true));
         } else if expression
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            match lookup(expression) {
+            match lookup(expression, |value| !matches!(value, Var::List(_))) {
                 Some(Var::Name(name)) => out.push_str(&expand_path_variable(name)),
                 Some(Var::Text(text)) => out.push_str(&percent_encode(text)),
                 Some(Var::List(_)) | None => {}
@@ -202,6 +208,12 @@ mod tests {
             "limit",
         );
         lacks("/n/work_spec", &[("spec", Var::Name("x"))], "spec");
+        // A list has no path form: a `{name}` segment cannot carry it.
+        lacks(
+            "/s/work_unit/{name}",
+            &[("name", Var::List(&names))],
+            "name",
+        );
         // An empty list is no value.
         assert_eq!(
             expand("/s/work_unit{?limit}", &[("name", Var::List(&none))]).unwrap(),
