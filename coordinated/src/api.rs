@@ -354,34 +354,41 @@ fn undecodable(e: serde_json::Error) -> Problem {
 pub(crate) struct JsonBody(BufferedBody);
 
 impl JsonBody {
-    /// `body` if it is UTF-8 text of one JSON value. The check builds
+    /// `body` if it is UTF-8 text of one JSON object. The check builds
     /// nothing and nests without recursion; escapes, the range of numbers
     /// and the depth of nesting are checked in the fields an operation
     /// reads, so a field the API ignores is ignored whatever it holds.
+    ///
+    /// Every body is a document, so an object, whether or not the resource
+    /// has the method: the body is checked before the method is (serde's
+    /// derived decoders would also read an array, field by field in order).
     fn checked(body: BufferedBody) -> Result<Self, Problem> {
         let text = std::str::from_utf8(&body.bytes)
             .map_err(|e| Problem::bad_request(format!("the request body is not UTF-8: {e}")))?;
         serde_json::from_str::<IgnoredAny>(text).map_err(undecodable)?;
+        let first = text
+            .bytes()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if first != Some(b'{') {
+            return Err(not_an_object(first));
+        }
         Ok(JsonBody(body))
     }
 }
 
-/// Decodes a body into the operation's type. Every body is a document, so
-/// a JSON object: serde's derived decoders would also read an array, field
-/// by field in order. A field the operation reads given twice is refused.
+/// Decodes a body into the operation's type. A field the operation reads
+/// given twice is refused.
 fn decode<T: DeserializeOwned>(body: Option<JsonBody>) -> Result<T, Problem> {
-    let bytes = body.as_ref().map_or(&[][..], |body| &body.0.bytes[..]);
-    let first = bytes
-        .iter()
-        .copied()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-    if first != Some(b'{') {
-        return Err(Problem::bad_request(format!(
-            "the request body must be a JSON object, not {}",
-            json_kind(first)
-        )));
-    }
-    serde_json::from_slice(bytes).map_err(undecodable)
+    let body = body.ok_or_else(|| not_an_object(None))?;
+    serde_json::from_slice(&body.0.bytes).map_err(undecodable)
+}
+
+/// A body that is not a JSON object, whose value starts with `first`.
+fn not_an_object(first: Option<u8>) -> Problem {
+    Problem::bad_request(format!(
+        "the request body must be a JSON object, not {}",
+        json_kind(first)
+    ))
 }
 
 /// The kind of a JSON value starting with `first` (none: no body), for

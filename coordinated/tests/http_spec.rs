@@ -290,9 +290,10 @@ fn a_work_spec_put_without_data_is_a_204_no_op() {
     }
 }
 
-// The body's Content-Type is checked before the method, so 415 beats 405.
+// The body's Content-Type and kind are checked before the method, so 415
+// and 400 beat 405.
 #[test]
-fn a_missing_or_unsupported_content_type_is_415_before_405() {
+fn content_type_and_body_kind_are_checked_before_the_method() {
     let server = Server::start(&[]);
     spec_with_units(&server, "m", &["u"]);
     for (method, path) in [
@@ -309,7 +310,12 @@ fn a_missing_or_unsupported_content_type_is_415_before_405() {
             let what = format!("{method} {path} {content_type:?}");
             assert_refused(&reply, 415, &what);
         }
-        // With JSON declared, the method is refused.
+        // With JSON declared, a body that is not a document is refused
+        // before the method is; a document, the method is refused.
+        for body in ["5", "\"x\"", "[]", "true", "null"] {
+            let reply = server.send_json(method, path, body);
+            assert_refused(&reply, 400, &format!("{method} {path} {body}"));
+        }
         let reply = server.send_json(method, path, "{}");
         assert_refused(&reply, 405, &format!("{method} {path}"));
     }
