@@ -598,9 +598,17 @@ impl Api {
             }
             (WorkSpec, "DELETE") => {
                 let spec = need(r.work_spec, "work spec")?;
+                // A spec destroyed since its name was resolved (by a
+                // request alongside, or by another job server whose delete
+                // this server's cache has not heard of) answers what a
+                // request made after that gets: the path's `404`.
                 need(r.namespace, "namespace")?
                     .destroy_work_spec(spec.name())
-                    .await?;
+                    .await
+                    .map_err(|e| match e {
+                        Error::NoSuchWorkSpec { .. } => Problem::resolving(e),
+                        e => Problem::operation(e),
+                    })?;
                 Ok(Reply::NoContent)
             }
             (WorkSpecMeta, "GET") => {

@@ -66,19 +66,27 @@ impl StaleServer {
         self.elsewhere.namespace("ns").await.unwrap()
     }
 
-    /// Status and JSON body.
+    /// Status and JSON body of a `GET`.
     async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path).await
+    }
+
+    /// Status and JSON body (`null` for none) of a request without a body.
+    async fn send(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         let response = self
             .client
-            .get(format!("{}{path}", self.url))
+            .request(method, format!("{}{path}", self.url))
             .send()
             .await
             .unwrap();
         let status = response.status().as_u16();
-        (
-            status,
-            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
-        )
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        (status, body)
     }
 
     async fn post(&self, path: &str, body: Value) {
@@ -150,6 +158,17 @@ async fn a_spec_destroyed_elsewhere_is_no_such_work_spec() {
     for path in [SPEC, UNIT] {
         server.fails_with(path, 404, "ErrNoSuchWorkSpec", "s").await;
     }
+}
+
+#[tokio::test]
+async fn deleting_a_spec_destroyed_elsewhere_is_no_such_work_spec() {
+    let server = StaleServer::start().await;
+    let ns = server.elsewhere_ns().await;
+    ns.destroy_work_spec("s").await.unwrap();
+
+    let (status, body) = server.send(reqwest::Method::DELETE, SPEC).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(code_and_value(&body), error("ErrNoSuchWorkSpec", "s"));
 }
 
 #[tokio::test]
