@@ -889,6 +889,94 @@ async fn a_listener_that_stops_answering_is_taken_for_lost() -> coordinate::Resu
     assert_delete_of_b_seen(&one, &two).await
 }
 
+/// A unix socket standing in for the server's: it passes connections
+/// through to `server` until told to stall, then accepts new ones and never
+/// answers them, as a frozen server or a stalled proxy in front of one
+/// does.
+struct StallingProxy {
+    dir: std::path::PathBuf,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingProxy {
+    fn start(server: std::path::PathBuf) -> StallingProxy {
+        let dir = std::env::temp_dir().join(format!("coordinate-stall-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("proxy directory");
+        let listener = tokio::net::UnixListener::bind(dir.join(".s.PGSQL.5432")).expect("bind");
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stalling = stalled.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                if stalling.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let server = server.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::UnixStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        });
+        StallingProxy { dir, stalled, task }
+    }
+
+    fn stall(&self) {
+        self.stalled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A listening connection the server accepts but never answers fails
+/// within the connect timeout, handshake included, instead of holding the
+/// subscription (and the cache's way back to its feed) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_connection_never_answered_fails_within_the_connect_timeout(
+) -> coordinate::Result<()> {
+    let _turn = TAKE_TURNS.lock().await;
+    let cluster = TestCluster::shared_or_panic();
+    let Some(server_dir) = cluster.dir() else {
+        eprintln!("skipped: the server's socket is not this machine's to stand in for");
+        return Ok(());
+    };
+    let (_one, lease) = cluster.lease_backend(coordinate::SystemClock).await?;
+    let proxy = StallingProxy::start(server_dir.join(".s.PGSQL.5432"));
+    let url = format!(
+        "host={} port=5432 user=postgres dbname={}",
+        proxy.dir.display(),
+        lease.database()
+    );
+    let timeout = StdDuration::from_secs(2);
+    let backend = PostgresBackend::builder(&url)
+        .connect_timeout(timeout)
+        .build()
+        .await?;
+    proxy.stall();
+    let started = Instant::now();
+    let feed = backend.change_feed().expect("a feed");
+    let subscribed = tokio::time::timeout(timeout * 10, feed.subscribe()).await;
+    let elapsed = started.elapsed();
+    match subscribed {
+        Ok(Err(Error::Backend(_))) => {}
+        Ok(Err(e)) => panic!("after {elapsed:?}: not a backend error: {e:?}"),
+        Ok(Ok(_)) => panic!("after {elapsed:?}: subscribed through a stalled server"),
+        Err(_) => panic!("still connecting after {elapsed:?}"),
+    }
+    assert!(elapsed < timeout * 3, "failed only after {elapsed:?}");
+    Ok(())
+}
+
 /// The heartbeat probes the listening connection as often as asked, and
 /// never when asked for zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,8 +29,8 @@ pub enum PostgresError {
     /// No connection could be made (or taken from the pool) in time.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(#[source] deadpool_postgres::PoolError),
-    /// The change feed's listening connection did not start listening
-    /// within the connect timeout.
+    /// The change feed's listening connection was not made, or did not
+    /// start listening, within the connect timeout.
     #[error("the change feed's connection did not answer within {0:?}")]
     FeedTimeout(std::time::Duration),
     /// A statement failed.

@@ -130,7 +130,12 @@ impl PgFeed {
             heartbeat,
             timeout,
         } = &self.listening;
-        let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
+        // The driver's own connect timeout covers opening the socket only: a
+        // server that accepts and never answers would hold this for ever.
+        let (client, mut connection) = tokio::time::timeout(*timeout, config.connect(NoTls))
+            .await
+            .map_err(|_| unanswered(*timeout))?
+            .map_err(db)?;
         let (tx, events) = event_channel();
         let task = Aborting(tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
