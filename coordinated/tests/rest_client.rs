@@ -1475,59 +1475,27 @@ fn too_deep() -> serde_json::Value {
 }
 
 /// A hand-out whose answer the client cannot read (an attempt's data too
-/// deep for it, a malformed time) is an error that leaves none of its
-/// attempts pending: their expire links are read from what did arrive.
+/// deep for it, a malformed time, an answer that breaks off or goes on past
+/// its document, as with a proxy's banner after it) is an error that leaves
+/// none of its attempts pending: their expire links are read from what did
+/// arrive.
 #[tokio::test]
 async fn a_hand_out_whose_answer_cannot_be_read_is_released() {
-    type Edit = fn(&mut serde_json::Value);
-    let edits: [(&str, Edit); 2] = [
-        ("too deep", |attempt| {
-            attempt["data"] = json!({ "a": too_deep() })
-        }),
-        ("bad time", |attempt| attempt["start_time"] = json!("bad")),
-    ];
-    for (case, edit) in edits {
-        let served = with_units(&["u1", "u2"]).await;
-        let (expired, recorded) = expires();
-        let app = support::plain::edit_answers_at(
-            router_over(&served),
-            "/request_attempts",
-            move |json| edit(&mut json["attempts"][1]),
-        );
-        let app = recorded(app);
-        let (url, _stop) = serve(app).await;
-        let rest = RestBackend::connect(url).await.unwrap();
-        let worker = rest.worker_at("n", "w").await.unwrap();
-        let got = worker.request_attempts(&AttemptRequest::units(2)).await;
-        assert!(
-            matches!(&got, Err(e) if matches!(protocol_error(e), Some(ProtocolError::Body { .. }))),
-            "{case}: {got:?}"
-        );
-        assert_eq!(expired.load(Ordering::SeqCst), 2, "{case}");
-        let spec = served.work_spec_at("n", "s").await.unwrap();
-        let counts = spec.count_work_unit_status().await.unwrap();
-        assert_eq!(
-            counts.get(&WorkUnitStatus::Available),
-            Some(&2),
-            "{case}: {counts:?}"
-        );
-    }
-}
-
-/// A hand-out whose answer breaks off, or goes on past its document (a
-/// proxy's banner after it, say), is an error that leaves none of its
-/// attempts pending: the expire links before the break are read.
-#[tokio::test]
-async fn a_hand_out_whose_answer_breaks_off_is_released() {
     type Edit = fn(Vec<u8>) -> Vec<u8>;
-    let edits: [(&str, Edit); 2] = [
-        ("cut off", |mut bytes| {
-            bytes.truncate(bytes.len() - 2);
-            bytes
+    let edits: [(&str, Edit); 4] = [
+        ("too deep", |answer| {
+            second_attempt(answer, |a| a["data"] = json!({ "a": too_deep() }))
         }),
-        ("trailing bytes", |mut bytes| {
-            bytes.extend_from_slice(b"<!-- proxy -->");
-            bytes
+        ("bad time", |answer| {
+            second_attempt(answer, |a| a["start_time"] = json!("bad"))
+        }),
+        ("cut off", |mut answer| {
+            answer.truncate(answer.len() - 2);
+            answer
+        }),
+        ("trailing bytes", |mut answer| {
+            answer.extend_from_slice(b"<!-- proxy -->");
+            answer
         }),
     ];
     for (case, edit) in edits {
@@ -1551,6 +1519,13 @@ async fn a_hand_out_whose_answer_breaks_off_is_released() {
             "{case}: {counts:?}"
         );
     }
+}
+
+/// A hand-out's JSON `answer` with `edit` applied to its second attempt.
+fn second_attempt(answer: Vec<u8>, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut json: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    edit(&mut json["attempts"][1]);
+    serde_json::to_vec(&json).unwrap()
 }
 
 /// The same for an attempt made on request.

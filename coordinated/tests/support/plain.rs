@@ -49,17 +49,11 @@ pub fn edit_answers_at(
     suffix: &'static str,
     edit: impl Fn(&mut Value) + Clone + Send + Sync + 'static,
 ) -> axum::Router {
-    edit_bytes_at(app, suffix, move |bytes| {
-        let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
-            return bytes;
-        };
-        edit(&mut value);
-        serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"))
-    })
+    edit_bytes_at(app, suffix, move |bytes| edited_json(bytes, &edit))
 }
 
 /// `app` with `edit` applied to the body bytes of every answer to a
-/// request whose path ends with `suffix`, the length declared anew.
+/// request whose path ends with `suffix`.
 pub fn edit_bytes_at(
     app: axum::Router,
     suffix: &'static str,
@@ -74,14 +68,7 @@ pub fn edit_bytes_at(
                 if !picked {
                     return response;
                 }
-                let (mut parts, body) = response.into_parts();
-                let bytes = body
-                    .collect()
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot read a response body: {e}"))
-                    .to_bytes();
-                parts.headers.remove(CONTENT_LENGTH);
-                Response::from_parts(parts, Body::from(edit(bytes.to_vec())))
+                edit_bytes(response, edit).await
             }
         },
     ))
@@ -90,26 +77,36 @@ pub fn edit_bytes_at(
 /// `response` with `edit` applied to its JSON body; any other body is
 /// left as it is.
 pub async fn edit_json(response: Response, edit: impl FnOnce(&mut Value)) -> Response {
+    let json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.to_str().is_ok_and(|t| t.contains("json")));
+    if !json {
+        return response;
+    }
+    edit_bytes(response, |bytes| edited_json(bytes, edit)).await
+}
+
+/// `response` with `edit` applied to its body bytes, its length declared
+/// anew.
+async fn edit_bytes(response: Response, edit: impl FnOnce(Vec<u8>) -> Vec<u8>) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = body
         .collect()
         .await
         .unwrap_or_else(|e| panic!("cannot read a response body: {e}"))
         .to_bytes();
-    let json = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|t| t.to_str().is_ok_and(|t| t.contains("json")));
-    let Some(mut value) = json
-        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
-        .flatten()
-    else {
-        return Response::from_parts(parts, Body::from(bytes));
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(edit(bytes.to_vec())))
+}
+
+/// `bytes` with `edit` applied if they are one JSON value, else as they are.
+fn edited_json(bytes: Vec<u8>, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return bytes;
     };
     edit(&mut value);
-    let body = serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"));
-    parts.headers.remove(CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(body))
+    serde_json::to_vec(&value).unwrap_or_else(|e| panic!("cannot write JSON: {e}"))
 }
 
 /// Removes the names extension from every attempt document (an object with

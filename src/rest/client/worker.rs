@@ -125,14 +125,42 @@ impl Drop for Unanswered {
 fn expire_links(answer: &[u8]) -> Vec<String> {
     let mut links = Vec::new();
     let mut reader = serde_json::Deserializer::from_slice(answer);
+    let answer = ExpireLinks {
+        into: &mut links,
+        at: Place::Answer,
+    };
     // What follows the break is unreadable: the links before it are kept.
-    let _ = DeserializeSeed::deserialize(ExpireLinks(&mut links), &mut reader);
+    let _ = DeserializeSeed::deserialize(answer, &mut reader);
     links
 }
 
-/// [`expire_links`]' reader of the answer: the links of its `attempts`
-/// ([`Attempts`]) and its own `expire_url` ([`ExpireLink`]).
-struct ExpireLinks<'a>(&'a mut Vec<String>);
+/// Where in an answer [`ExpireLinks`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The answer: the links of its `attempts`, and its own `expire_url`.
+    Answer,
+    /// A list of attempts: each item's link.
+    Attempts,
+    /// An attempt, or its link: a string is the link, an object's
+    /// `expire_url` is read as an attempt.
+    Attempt,
+}
+
+/// Reads the expire links of the value at `at` into `into`; a value of
+/// any other shape than the place expects holds none.
+struct ExpireLinks<'a> {
+    into: &'a mut Vec<String>,
+    at: Place,
+}
+
+impl ExpireLinks<'_> {
+    fn at(&mut self, at: Place) -> ExpireLinks<'_> {
+        ExpireLinks {
+            into: self.into,
+            at,
+        }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for ExpireLinks<'_> {
     type Value = ();
@@ -141,7 +169,7 @@ impl<'de> DeserializeSeed<'de> for ExpireLinks<'_> {
         self,
         deserializer: D,
     ) -> std::result::Result<(), D::Error> {
-        deserializer.deserialize_map(self)
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -149,94 +177,35 @@ impl<'de> Visitor<'de> for ExpireLinks<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a hand-out or an attempt")
+        f.write_str("a hand-out, an attempt or an expire link")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> std::result::Result<(), A::Error> {
+    fn visit_str<E: serde::de::Error>(self, link: &str) -> std::result::Result<(), E> {
+        if self.at == Place::Attempt {
+            self.into.push(link.to_owned());
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut entries: A) -> std::result::Result<(), A::Error> {
         while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
-            match &*key {
-                "attempts" => entries.next_value_seed(Attempts(&mut *self.0))?,
-                "expire_url" => entries.next_value_seed(ExpireLink(&mut *self.0))?,
+            match (self.at, &*key) {
+                (Place::Answer, "attempts") => entries.next_value_seed(self.at(Place::Attempts))?,
+                (Place::Answer | Place::Attempt, "expire_url") => {
+                    entries.next_value_seed(self.at(Place::Attempt))?
+                }
                 _ => entries.next_value::<IgnoredAny>().map(drop)?,
             }
         }
         Ok(())
     }
-}
 
-/// Reads the expire links of a list of attempts into the list, each item
-/// read with [`ExpireLink`]; `null` holds none.
-struct Attempts<'a>(&'a mut Vec<String>);
-
-impl<'de> DeserializeSeed<'de> for Attempts<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> std::result::Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Attempts<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of attempts")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> std::result::Result<(), A::Error> {
-        while items.next_element_seed(ExpireLink(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
-        Ok(())
-    }
-}
-
-/// Reads the expire link of one value into the list: a string is the link,
-/// an object's `expire_url` is read the same way, and any other value holds
-/// none.
-struct ExpireLink<'a>(&'a mut Vec<String>);
-
-impl<'de> DeserializeSeed<'de> for ExpireLink<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> std::result::Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ExpireLink<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an attempt or its expire link")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, link: &str) -> std::result::Result<(), E> {
-        self.0.push(link.to_owned());
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = entries.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "expire_url" {
-                entries.next_value_seed(ExpireLink(&mut *self.0))?;
-            } else {
-                entries.next_value::<IgnoredAny>()?;
-            }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut items: A) -> std::result::Result<(), A::Error> {
+        if self.at == Place::Attempts {
+            while items.next_element_seed(self.at(Place::Attempt))?.is_some() {}
+        } else {
+            while items.next_element::<IgnoredAny>()?.is_some() {}
         }
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> std::result::Result<(), A::Error> {
-        while items.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
 
