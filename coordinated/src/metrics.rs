@@ -252,16 +252,55 @@ struct Outcome {
 
 impl Drop for Outcome {
     fn drop(&mut self) {
-        let (route, method) = (self.template.get(), self.method);
         let status = self
             .status
             .take()
             .unwrap_or_else(|| CLIENT_CLOSED.to_owned());
-        counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
-            .increment(1);
-        histogram!("http_request_duration_seconds", "route" => route, "method" => method)
-            .record(self.started.elapsed().as_secs_f64());
+        record(self.template.get(), self.method, status, self.started);
     }
+}
+
+/// A request the HTTP layer has read and handed on, not started yet:
+/// hyper drops one unstarted when its client closes the connection right
+/// after sending it, and [`track`] then never runs. Dropped before
+/// [`started`](Self::started), it is counted as [`CLIENT_CLOSED`], under
+/// the route its path names.
+#[derive(Debug)]
+pub struct Dispatched {
+    /// Arrival, method and path, until the request starts.
+    unstarted: Option<(Instant, &'static str, axum::http::Uri)>,
+}
+
+impl Dispatched {
+    /// `request`, just handed on.
+    pub fn new<B>(request: &axum::http::Request<B>) -> Self {
+        let method = method_label(request.method());
+        Dispatched {
+            unstarted: Some((Instant::now(), method, request.uri().clone())),
+        }
+    }
+
+    /// The request has started: [`track`] counts it from here on.
+    pub fn started(mut self) {
+        self.unstarted = None;
+    }
+}
+
+impl Drop for Dispatched {
+    fn drop(&mut self) {
+        if let Some((arrived, method, uri)) = self.unstarted.take() {
+            let route = crate::server::route_template(uri.path());
+            record(route, method, CLIENT_CLOSED.to_owned(), arrived);
+        }
+    }
+}
+
+/// Counts a request and records its latency.
+fn record(route: &'static str, method: &'static str, status: String, started: Instant) {
+    counter!("http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// How often [`collect_summaries`] runs: a duration that is not zero,

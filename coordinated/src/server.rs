@@ -199,6 +199,20 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     .into_response()
 }
 
+/// The route template [`router`] counts a request for `path` under,
+/// worked out from the path alone, as for a request that never started.
+pub(crate) fn route_template(path: &str) -> &'static str {
+    match path {
+        "/metrics" => "/metrics",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        _ => match crate::path::route(path) {
+            Ok(crate::path::Target::Route(route)) => route.resource.template(),
+            _ => api::UNMATCHED,
+        },
+    }
+}
+
 /// The handler of any method but `GET`/`HEAD` on the operational
 /// endpoint at `template`, counted under it.
 fn wrong_method(

@@ -625,6 +625,42 @@ fn metrics_count_refused_methods_and_cut_off_bodies_under_their_routes() {
     );
 }
 
+/// A request whose client closes the connection right after sending it
+/// (HTTP dispatches it, then reads the end of the stream and drops it,
+/// perhaps before it has started) is counted all the same, under its
+/// route: answered if it was, else as closed by its client.
+#[test]
+fn requests_whose_clients_close_right_after_sending_them_are_counted() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let sent = 20;
+    for (path, route) in [
+        (
+            "/namespace/t/work_spec/s",
+            "/namespace/{namespace}/work_spec/{spec}",
+        ),
+        ("/healthz", "/healthz"),
+    ] {
+        for _ in 0..sent {
+            let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+            let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            stream.write_all(raw.as_bytes()).expect("send");
+            drop(stream);
+        }
+        let prefix = format!(r#"http_requests_total{{route="{route}",method="GET","#);
+        let counted = |text: &str| -> f64 {
+            let values = text.lines().filter_map(|line| line.strip_prefix(&prefix));
+            let values = values.filter_map(|rest| rest.rsplit_once(' ')?.1.parse::<f64>().ok());
+            values.sum()
+        };
+        let text = eventually(Duration::from_secs(10), || {
+            let text = server.get("/metrics").text();
+            (counted(&text) >= f64::from(sent)).then_some(text)
+        });
+        assert_eq!(counted(&text), f64::from(sent), "{route} in\n{text}");
+    }
+}
+
 /// A server summarizing every `period`, with unit "u" of spec "s" in `ns`.
 fn summarizing_with_unit(ns: &str, period: &str) -> Server {
     let server = Server::start(&["--metrics-period", period]);

@@ -20,7 +20,6 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,6 +31,8 @@ mod roster;
 
 pub use roster::{closed_for_room, IDLE_GRACE_AT_THE_BOUND};
 use roster::{Room, Roster};
+
+use crate::metrics;
 
 /// How connections are served.
 #[derive(Debug, Clone, Copy)]
@@ -151,8 +152,17 @@ pub async fn serve(
             stream,
             activity: Arc::clone(&activity),
         };
-        let connection = connections
-            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            // Counted even if hyper drops it before its first poll, which
+            // the router's own tracking needs.
+            let dispatched = metrics::Dispatched::new(&request);
+            let service = service.clone();
+            async move {
+                dispatched.started();
+                service.oneshot(request).await
+            }
+        });
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
         let idle_timeout = options.idle_timeout;
         let mut stop_seen = stop_seen.clone();
         while running.try_join_next().is_some() {}
