@@ -267,16 +267,19 @@ impl Drop for Outcome {
 /// the route its path names.
 #[derive(Debug)]
 pub struct Dispatched {
-    /// Arrival, method and path, until the request starts.
-    unstarted: Option<(Instant, &'static str, axum::http::Uri)>,
+    /// Arrival, method and path (none for a request refused before
+    /// routing), until the request starts.
+    unstarted: Option<(Instant, &'static str, Option<axum::http::Uri>)>,
 }
 
 impl Dispatched {
     /// `request`, just handed on.
     pub fn new<B>(request: &axum::http::Request<B>) -> Self {
         let method = method_label(request.method());
+        let routed = crate::server::hosts_refused(request).is_none();
+        let uri = routed.then(|| request.uri().clone());
         Dispatched {
-            unstarted: Some((Instant::now(), method, request.uri().clone())),
+            unstarted: Some((Instant::now(), method, uri)),
         }
     }
 
@@ -289,7 +292,9 @@ impl Dispatched {
 impl Drop for Dispatched {
     fn drop(&mut self) {
         if let Some((arrived, method, uri)) = self.unstarted.take() {
-            let route = crate::server::route_template(uri.path());
+            let route = uri.map_or(crate::api::UNMATCHED, |uri| {
+                crate::server::route_template(uri.path())
+            });
             record(route, method, CLIENT_CLOSED.to_owned(), arrived);
         }
     }

@@ -165,9 +165,8 @@ async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Re
 /// the header. Requests handed to the router by other means (a test's
 /// `oneshot`, another server) are not checked.
 async fn require_one_host(request: Request, next: Next) -> Response {
-    if request.version() == Version::HTTP_11 && request.extensions().get::<Peer>().is_some() {
-        let hosts = request.headers().get_all(header::HOST).iter().count();
-        if hosts != 1 {
+    if request.extensions().get::<Peer>().is_some() {
+        if let Some(hosts) = hosts_refused(&request) {
             let message = if hosts == 0 {
                 "an HTTP/1.1 request must have a Host header".to_owned()
             } else {
@@ -177,6 +176,13 @@ async fn require_one_host(request: Request, next: Next) -> Response {
         }
     }
     next.run(request).await
+}
+
+/// The number of `Host` headers of an HTTP/1.1 request that has other
+/// than one, which [`require_one_host`] refuses.
+pub(crate) fn hosts_refused<B>(request: &axum::http::Request<B>) -> Option<usize> {
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    (request.version() == Version::HTTP_11 && hosts != 1).then_some(hosts)
 }
 
 /// An internal crash: `500` with the `panic` code.
@@ -199,8 +205,9 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     .into_response()
 }
 
-/// The route template [`router`] counts a request for `path` under,
-/// worked out from the path alone, as for a request that never started.
+/// The route template [`router`] counts a request for `path` off a
+/// connection under, worked out from the path alone, as for one that never
+/// started: unless [`hosts_refused`] refuses it, which is unmatched.
 pub(crate) fn route_template(path: &str) -> &'static str {
     match path {
         "/metrics" => "/metrics",

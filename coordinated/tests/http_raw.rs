@@ -627,24 +627,25 @@ fn metrics_count_refused_methods_and_cut_off_bodies_under_their_routes() {
 
 /// A request whose client closes the connection right after sending it
 /// (HTTP dispatches it, then reads the end of the stream and drops it,
-/// perhaps before it has started) is counted all the same, under its
-/// route: answered if it was, else as closed by its client.
+/// perhaps before it has started) is counted all the same, under the route
+/// it would have been answered under: answered if it was, else as closed
+/// by its client. One without its `Host` header is refused before routing.
 #[test]
 fn requests_whose_clients_close_right_after_sending_them_are_counted() {
     use std::io::Write;
     let server = Server::start(&[]);
     let sent = 20;
-    for (path, route) in [
+    for (head, route) in [
         (
-            "/namespace/t/work_spec/s",
+            "GET /namespace/t/work_spec/s HTTP/1.1\r\nHost: x\r\n\r\n",
             "/namespace/{namespace}/work_spec/{spec}",
         ),
-        ("/healthz", "/healthz"),
+        ("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "/healthz"),
+        ("GET /readyz HTTP/1.1\r\n\r\n", "unmatched"),
     ] {
         for _ in 0..sent {
             let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
-            let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-            stream.write_all(raw.as_bytes()).expect("send");
+            stream.write_all(head.as_bytes()).expect("send");
             drop(stream);
         }
         let prefix = format!(r#"http_requests_total{{route="{route}",method="GET","#);
