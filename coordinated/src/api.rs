@@ -230,13 +230,14 @@ impl Api {
         Ok(r)
     }
 
-    /// The answer to an operation that failed with `Gone`: an object the
-    /// path names was deleted after its name was resolved, or before, by
-    /// another job server whose delete this server's cache has not heard of
-    /// yet. The failed call has dropped the stale entry, so resolving the
-    /// names again answers what a request made after the delete gets: the
-    /// missing name's `404`/`400`. If every name resolves (the object was
-    /// made again, or the `Gone` was about something else), it stands.
+    /// The answer to an operation that failed because an object was gone
+    /// (see [`vanished`]): one the path names may have been deleted after
+    /// its name was resolved, or before, by another job server whose delete
+    /// this server's cache has not heard of yet. The failed call has dropped
+    /// the stale entry, so resolving the names again answers what a request
+    /// made after the delete gets: the missing name's `404`/`400`. If every
+    /// name resolves (the object was made again, or the error was about
+    /// another object, such as one a body names), it stands.
     async fn settle_gone(&self, names: &PathNames, gone: Problem) -> Problem {
         match self.resolve(names).await {
             Err(missing) => missing,
@@ -474,9 +475,7 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
             .operate(route.resource, &parts.method, resolved, query, body, peer)
             .await
         {
-            Err(problem) if problem.document.error == codes::GONE => {
-                Err(api.settle_gone(&route.names, problem).await)
-            }
+            Err(problem) if vanished(&problem) => Err(api.settle_gone(&route.names, problem).await),
             done => done,
         }
     }
@@ -488,6 +487,19 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
         Ok(reply) => respond(reply, media),
         Err(problem) => problem.respond(media),
     }
+}
+
+/// Whether an operation failed because an object it reached was gone: a
+/// handle's `Gone`, or a spec or unit its name no longer finds (a spec
+/// destroyed by another request between the path's resolution and the
+/// destroy, say).
+fn vanished(problem: &Problem) -> bool {
+    [
+        codes::GONE,
+        codes::NO_SUCH_WORK_SPEC,
+        codes::NO_SUCH_WORK_UNIT,
+    ]
+    .contains(&problem.document.error.as_str())
 }
 
 fn redirect(location: &str) -> Response {
@@ -598,17 +610,9 @@ impl Api {
             }
             (WorkSpec, "DELETE") => {
                 let spec = need(r.work_spec, "work spec")?;
-                // A spec destroyed since its name was resolved (by a
-                // request alongside, or by another job server whose delete
-                // this server's cache has not heard of) answers what a
-                // request made after that gets: the path's `404`.
                 need(r.namespace, "namespace")?
                     .destroy_work_spec(spec.name())
-                    .await
-                    .map_err(|e| match e {
-                        Error::NoSuchWorkSpec { .. } => Problem::resolving(e),
-                        e => Problem::operation(e),
-                    })?;
+                    .await?;
                 Ok(Reply::NoContent)
             }
             (WorkSpecMeta, "GET") => {
