@@ -617,6 +617,19 @@ mod tests {
         })
     }
 
+    /// A call that fails with each of `failures` in turn, then answers how
+    /// many tries came before it.
+    fn failing_first(
+        failures: Vec<Error>,
+    ) -> impl FnMut() -> std::future::Ready<coordinate::Result<usize>> {
+        let mut tries = 0;
+        move || {
+            let n = tries;
+            tries += 1;
+            std::future::ready(failures.get(n).cloned().map_or(Ok(n), Err))
+        }
+    }
+
     /// The server failing for a while: the call is tried again until it
     /// goes through; other errors end it at once, the server's refusals of
     /// the request included, and so does a stop.
@@ -624,25 +637,18 @@ mod tests {
     async fn the_servers_failures_are_tried_again_until_stopped() {
         let (pressed, mut stop) = watch::channel(false);
         let wait = StdDuration::from_millis(1);
-        let tries = AtomicUsize::new(0);
-        let flaky = || {
-            let n = tries.fetch_add(1, Ordering::Relaxed);
-            async move {
-                match n {
-                    0 => Err(restarting()),
-                    1 => Err(Error::backend(ProtocolError::Timeout {
-                        url: "http://server/".into(),
-                        timeout: StdDuration::from_secs(30),
-                    })),
-                    2 => Err(Error::backend(ProtocolError::Status {
-                        status: reqwest::StatusCode::BAD_GATEWAY,
-                        url: "http://server/".into(),
-                        body: "<html>".into(),
-                    })),
-                    _ => Ok(n),
-                }
-            }
-        };
+        let flaky = failing_first(vec![
+            restarting(),
+            Error::backend(ProtocolError::Timeout {
+                url: "http://server/".into(),
+                timeout: StdDuration::from_secs(30),
+            }),
+            Error::backend(ProtocolError::Status {
+                status: reqwest::StatusCode::BAD_GATEWAY,
+                url: "http://server/".into(),
+                body: "<html>".into(),
+            }),
+        ]);
         assert_eq!(retrying("flaky", wait, &mut stop, flaky).await, Ok(3));
         let refused = || async { Err::<(), _>(Error::NotPending) };
         assert_eq!(
@@ -860,16 +866,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_first_try_again_is_at_most_a_minute_later() {
         let (_pressed, mut stop) = watch::channel(false);
-        let tries = AtomicUsize::new(0);
-        let once_down = || {
-            let n = tries.fetch_add(1, Ordering::Relaxed);
-            async move {
-                match n {
-                    0 => Err(restarting()),
-                    _ => Ok(n),
-                }
-            }
-        };
+        let once_down = failing_first(vec![restarting()]);
         let started = tokio::time::Instant::now();
         let day = StdDuration::from_secs(86_400);
         assert_eq!(

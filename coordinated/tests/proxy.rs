@@ -125,15 +125,23 @@ fn a_slow_server_behind_a_proxy_is_the_proxys_timeout() {
     }
 }
 
-#[test]
-fn a_proxy_refuses_to_start_without_a_server_behind_it() {
+/// Runs the server with `args` until it exits (logging errors only): its
+/// output, and its stderr as text.
+fn run_to_exit(args: &[&str]) -> (std::process::Output, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-        .args(["--http", "127.0.0.1:0", "--backend", "http://127.0.0.1:1/"])
+        .args(args)
         .env("RUST_LOG", "error")
         .output()
         .expect("run coordinated");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+#[test]
+fn a_proxy_refuses_to_start_without_a_server_behind_it() {
+    let (output, stderr) =
+        run_to_exit(&["--http", "127.0.0.1:0", "--backend", "http://127.0.0.1:1/"]);
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
     // Refused for want of a server there, not as a backend it cannot read;
     // the line says why the connection failed, not only that it did.
@@ -169,18 +177,13 @@ fn a_backends_credentials_are_not_logged() {
         "{serving}"
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-        .args([
-            "--http",
-            "127.0.0.1:0",
-            "--backend",
-            "postgre:password=s3cret",
-        ])
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run coordinated");
+    let (output, stderr) = run_to_exit(&[
+        "--http",
+        "127.0.0.1:0",
+        "--backend",
+        "postgre:password=s3cret",
+    ]);
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown backend"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
@@ -243,12 +246,8 @@ fn the_reference_daemons_flag_spellings_start_the_server() {
 
 #[test]
 fn the_reference_daemons_flags_this_server_lacks_are_refused_by_name() {
-    let output = Command::new(env!("CARGO_BIN_EXE_coordinated"))
-        .args(["-http", "127.0.0.1:0", "-cborrpc", ":5932"])
-        .output()
-        .expect("run coordinated");
+    let (output, stderr) = run_to_exit(&["-http", "127.0.0.1:0", "-cborrpc", ":5932"]);
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("-cborrpc is a flag of the reference daemon"),
         "{stderr}"
