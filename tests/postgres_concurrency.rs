@@ -1,7 +1,8 @@
 //! Limits and races under concurrency on PostgreSQL: `max_running`,
 //! `max_attempts_returned` and continuous generation stay exact when many
 //! requests of two job servers run at once (the spec's row is not locked
-//! on the common path), and `add_work_unit` racing with `finish` on one unit
+//! on the common path), a `max_running` set while a request is taking
+//! units counts them, and `add_work_unit` racing with `finish` on one unit
 //! ends as one of the two orders would, in every interleaving, as does a
 //! `finish` chaining into a spec whose destroy is in flight (one with no
 //! units to chain does not wait for that destroy). A request whose
@@ -32,6 +33,7 @@ use coordinate::{
     NamespaceRef, WorkSpecRef, WorkUnitMeta, WorkUnitQuery, WorkUnitRef, WorkUnitStatus,
 };
 use tokio::sync::Barrier;
+use tokio::task::JoinHandle;
 
 mod common {
     pub mod postgres;
@@ -128,6 +130,71 @@ async fn max_attempts_returned_caps_every_concurrent_request() {
     assert_eq!(total, 24);
 }
 
+/// How a spec's `max_running` is changed while a hand-out is in progress.
+#[derive(Debug, Clone, Copy)]
+enum LimitChange {
+    Definition,
+    Meta,
+}
+
+/// A hand-out from a spec without `max_running` takes five units and waits
+/// on the worker's row before it commits; meanwhile another server sets
+/// `max_running` to 2 and then asks for work. The change waits for the
+/// hand-out, and the request after it counts its five units: it gets none,
+/// as if the three ran one after the other.
+async fn limit_set_during_a_hand_out(change: LimitChange) {
+    let (servers, db, _clock) = two_servers().await;
+    let ns = servers[0].namespace("n").await.unwrap();
+    let spec = spec_with_units(&ns, data!({"name": "s"}), 10).await;
+    let first_worker = ns.worker("w1").await.unwrap();
+    let second_worker = servers[1].worker_at("n", "w2").await.unwrap();
+    let other_ns = servers[1].namespace("n").await.unwrap();
+    let other_spec = other_ns.work_spec("s").await.unwrap();
+
+    let admin = db.sql().await;
+    let holder = held(&db, "SELECT 1 FROM worker WHERE name = 'w1' FOR UPDATE").await;
+    let first = tokio::spawn(async move { request(&first_worker, AttemptRequest::units(5)).await });
+    wait_for_waiters(&admin, 1).await;
+    let limit = tokio::spawn(async move {
+        match change {
+            LimitChange::Definition => other_ns
+                .set_work_spec(data!({"name": "s", "max_running": 2}))
+                .await
+                .map(drop),
+            LimitChange::Meta => {
+                let mut meta = other_spec.meta(false).await?;
+                meta.max_running = 2;
+                other_spec.set_meta(meta).await
+            }
+        }
+    });
+    queued_or_done(&admin, 2, &limit).await;
+    let second =
+        tokio::spawn(async move { request(&second_worker, AttemptRequest::units(5)).await });
+    queued_or_done(&admin, 3, &second).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    assert_eq!(first.await.unwrap().len(), 5, "{change:?}");
+    limit.await.unwrap().unwrap();
+    assert_eq!(second.await.unwrap().len(), 0, "{change:?}: second request");
+    let counts = spec.count_work_unit_status().await.unwrap();
+    assert_eq!(
+        counts.get(&WorkUnitStatus::Pending),
+        Some(&5),
+        "{change:?}: {counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_limit_defined_during_a_hand_out_counts_its_units() {
+    limit_set_during_a_hand_out(LimitChange::Definition).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_limit_set_in_the_meta_during_a_hand_out_counts_its_units() {
+    limit_set_during_a_hand_out(LimitChange::Meta).await;
+}
+
 /// Namespace "n" of `backend` and its continuous spec "c" of `interval`
 /// seconds.
 async fn continuous_spec(backend: &PostgresBackend, interval: i64) -> (NamespaceRef, WorkSpecRef) {
@@ -198,6 +265,19 @@ async fn the_next_continuous_time_follows_an_interval_changed_during_the_request
 async fn wait_for_waiters(admin: &tokio_postgres::Client, n: i64) {
     let started = Instant::now();
     while lock_waiters(admin).await < n {
+        assert!(
+            started.elapsed() < StdDuration::from_secs(10),
+            "{n} sessions never queued on the lock"
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `n` sessions queue on a lock or `task` has ended, whichever
+/// comes first.
+async fn queued_or_done<T>(admin: &tokio_postgres::Client, n: i64, task: &JoinHandle<T>) {
+    let started = Instant::now();
+    while !task.is_finished() && lock_waiters(admin).await < n {
         assert!(
             started.elapsed() < StdDuration::from_secs(10),
             "{n} sessions never queued on the lock"

@@ -139,7 +139,12 @@
 //! under the lock, so concurrent requests never exceed it) and to generate a
 //! continuous unit (its conditions, and the interval that sets the next
 //! one's time, are read again under the lock, so one interval makes one
-//! unit). Each of these re-reads relies on every statement seeing what
+//! unit). A change of a spec's definition or meta waits for the hand-outs
+//! in progress from it, and the hand-outs after the change wait for it to
+//! commit (a transaction-scoped advisory lock of the spec, shared by
+//! hand-outs, taken before either reads the spec): a `max_running` set
+//! while a request without one is taking units counts that request's
+//! units. Each of these re-reads relies on every statement seeing what
 //! committed before it started, so every pooled connection runs at read
 //! committed, whatever the database's or role's default. Every function
 //! locks a unit's row before an attempt of it, and a unit's row before its

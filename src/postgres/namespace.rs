@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::work_spec::{DefinedColumns, PgWorkSpec};
+use super::work_spec::{DefinedColumns, PgWorkSpec, LOCK_DEFINITION};
 use super::worker::PgWorker;
-use super::{by_name, col, decode, json, query_opt, text, Scope, Shared, MAX_TRIES};
+use super::{by_name, col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
@@ -45,6 +45,11 @@ pub(crate) const UPSERT_SPEC: &str = "INSERT INTO work_spec (namespace_id, name,
         max_retries = EXCLUDED.max_retries,
         next_work_spec_name = EXCLUDED.next_work_spec_name, runtime = EXCLUDED.runtime
     RETURNING id";
+
+/// [`LOCK_DEFINITION`] on spec `$2` of namespace `$1`, if there is one;
+/// answers its id.
+const LOCK_SPEC_DEFINITION: &str = "SELECT id, coordinate_lock_spec_definition(id, true)
+    FROM work_spec WHERE namespace_id = $1 AND name = $2";
 
 impl PgNamespace {
     pub(crate) fn new(shared: Arc<Shared>, id: i64, name: String) -> Self {
@@ -89,8 +94,22 @@ impl Namespace for PgNamespace {
         let columns = DefinedColumns::new(&parsed.meta)?;
         let (name, definition) = (parsed.name.as_bytes(), json(&definition));
         let params = columns.params(&[&self.id, &name, &definition]);
-        let row = self.shared.row_or(GONE, UPSERT_SPEC, &params).await?;
-        Ok(self.spec(col(&row, 0)?, parsed.name))
+        let shared = &self.shared;
+        let id = shared
+            .retrying(|| async {
+                let mut client = shared.client().await?;
+                let tx = client.transaction().await?;
+                let found = query_opt(&tx, LOCK_SPEC_DEFINITION, &[&self.id, &name]).await?;
+                let id: i64 = col(&query_opt(&tx, UPSERT_SPEC, &params).await?.ok_or(GONE)?, 0)?;
+                if found.map(|row| col::<i64>(&row, 0)).transpose()? != Some(id) {
+                    // Created by another call since the lock was taken.
+                    execute(&tx, LOCK_DEFINITION, &[&id]).await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            })
+            .await?;
+        Ok(self.spec(id, parsed.name))
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {

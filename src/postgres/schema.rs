@@ -98,6 +98,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         23,
         include_str!("migrations/0023_one_lock_order_for_expiry.sql"),
     ),
+    Migration::new(
+        24,
+        include_str!("migrations/0024_definition_changes_wait_for_hand_outs.sql"),
+    ),
 ];
 
 /// The schema version this code migrates to and works with: the last step's,

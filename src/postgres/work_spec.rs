@@ -23,6 +23,11 @@ use crate::model::{
 };
 use crate::rules::{limits, merge_set_meta, parse_definition};
 
+/// Waits for the hand-outs in progress from spec `$1` and keeps new ones
+/// out until the transaction ends, so that they read the definition as it
+/// commits (migration 24).
+pub(crate) const LOCK_DEFINITION: &str = "SELECT coordinate_lock_spec_definition($1, true)";
+
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
 const GONE: Error = Error::Gone {
     kind: ObjectKind::WorkSpec,
@@ -358,6 +363,7 @@ impl WorkSpec for PgWorkSpec {
             .retrying(|| async {
                 let mut client = shared.client().await?;
                 let tx = client.transaction().await?;
+                execute(&tx, LOCK_DEFINITION, &[&self.id]).await?;
                 let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(GONE)?;
                 let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
                 let interval = micros(m.interval)?;
