@@ -1,8 +1,8 @@
 //! Serde adapter for an optional data map in either wire form.
 //!
 //! Output is always the JSON-object form. Input is a JSON object, `null`
-//! (`None`), or a string holding the standard base64 (padded) of a CBOR
-//! map. CBOR tuples (tag 128) become arrays, UUIDs (tag 37) their canonical
+//! (`None`), or a string holding the standard base64 (padded) of one CBOR
+//! map with nothing after it. CBOR tuples (tag 128) become arrays, UUIDs (tag 37) their canonical
 //! text, byte strings text when they are UTF-8, and integers as JSON reads
 //! the same digits: beyond 64 bits (bignums, tags 2 and 3, included) the
 //! nearest float; anything JSON cannot hold (other tags, non-UTF-8 bytes,
@@ -24,7 +24,10 @@
 //! [`MAX_DATA_DEPTH`] (as a backend checks nesting first), else
 //! [`is_too_large`]. A tree of tiny items takes many times its encoding's
 //! length in memory; so it takes at most that multiple of the limit,
-//! whatever the size of the body around it.
+//! whatever the size of the body around it. A key given again replaces its
+//! entry, and the entry replaced no longer counts; but a map that went over
+//! the limit was not kept, so it stays over even if a later value of the
+//! same key would have made it short again.
 
 use std::cell::Cell;
 use std::fmt;
@@ -199,9 +202,16 @@ pub fn from_cbor_base64(text: &str) -> Result<DataMap, String> {
     let bytes = STANDARD
         .decode(text)
         .map_err(|e| format!("data is not base64: {e}"))?;
+    let mut rest = bytes.as_slice();
     CBOR_BUDGET.with(|budget| {
         budget.reset();
-        match ciborium::from_reader(bytes.as_slice()) {
+        match ciborium::from_reader(&mut rest) {
+            // One map, as the JSON form is one object: bytes after it are
+            // not data to drop unread.
+            Ok(Decoded(_)) if !rest.is_empty() => Err(format!(
+                "data is not one CBOR item: {} bytes follow it",
+                rest.len()
+            )),
             Ok(Decoded(map)) => budget.verdict(map),
             // Raised by `Reader`: the message says what JSON cannot hold.
             Err(ciborium::de::Error::Semantic(None, message)) => Err(message),

@@ -191,6 +191,16 @@ fn cbor_data_errors_say_what_json_cannot_hold() {
     assert_eq!(decode("8101"), Err("CBOR data is not a map".to_owned()));
     let truncated = decode("a16174").unwrap_err();
     assert!(truncated.starts_with("data is not CBOR: "), "{truncated}");
+    // A second map, or any byte, after the map.
+    for (trailing, count) in [("a1616b02", 4), ("ff0001", 3)] {
+        assert_eq!(
+            decode(&format!("a1616b01{trailing}")),
+            Err(format!(
+                "data is not one CBOR item: {count} bytes follow it"
+            )),
+            "{trailing}"
+        );
+    }
     // Integers at the edges of JSON's range; a tuple holding a UUID.
     assert_eq!(
         decode(concat!(
