@@ -48,7 +48,7 @@ pub(crate) const UPSERT_SPEC: &str = "INSERT INTO work_spec (namespace_id, name,
 
 /// [`LOCK_DEFINITION`] on spec `$2` of namespace `$1`, if there is one;
 /// answers its id.
-const LOCK_SPEC_DEFINITION: &str = "SELECT id, coordinate_lock_spec_definition(id, true)
+const LOCK_SPEC_DEFINITION: &str = "SELECT id, coordinate_lock_spec_definition(id)
     FROM work_spec WHERE namespace_id = $1 AND name = $2";
 
 impl PgNamespace {

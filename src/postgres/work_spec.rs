@@ -26,7 +26,7 @@ use crate::rules::{limits, merge_set_meta, parse_definition};
 /// Waits for the hand-outs in progress from spec `$1` and keeps new ones
 /// out until the transaction ends, so that they read the definition as it
 /// commits (migration 24).
-pub(crate) const LOCK_DEFINITION: &str = "SELECT coordinate_lock_spec_definition($1, true)";
+pub(crate) const LOCK_DEFINITION: &str = "SELECT coordinate_lock_spec_definition($1)";
 
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
 const GONE: Error = Error::Gone {
