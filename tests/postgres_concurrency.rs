@@ -133,7 +133,11 @@ async fn max_attempts_returned_caps_every_concurrent_request() {
 /// How a spec's `max_running` is changed while a hand-out is in progress.
 #[derive(Debug, Clone, Copy)]
 enum LimitChange {
+    /// `set_work_spec` of the namespace.
     Definition,
+    /// `set_data` of the spec.
+    Data,
+    /// `set_meta` of the spec.
     Meta,
 }
 
@@ -161,6 +165,11 @@ async fn limit_set_during_a_hand_out(change: LimitChange) {
                 .set_work_spec(data!({"name": "s", "max_running": 2}))
                 .await
                 .map(drop),
+            LimitChange::Data => {
+                other_spec
+                    .set_data(data!({"name": "s", "max_running": 2}))
+                    .await
+            }
             LimitChange::Meta => {
                 let mut meta = other_spec.meta(false).await?;
                 meta.max_running = 2;
@@ -188,6 +197,11 @@ async fn limit_set_during_a_hand_out(change: LimitChange) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_limit_defined_during_a_hand_out_counts_its_units() {
     limit_set_during_a_hand_out(LimitChange::Definition).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_limit_set_in_the_data_during_a_hand_out_counts_its_units() {
+    limit_set_during_a_hand_out(LimitChange::Data).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -314,14 +314,24 @@ impl WorkSpec for PgWorkSpec {
         let parsed = parse_definition(&definition)?;
         if parsed.name != self.name {
             // A renaming is refused only for a spec that still exists.
-            const EXISTS: &str = "SELECT 1 FROM work_spec WHERE id = $1";
-            self.shared.row_or(GONE, EXISTS, &[&self.id]).await?;
+            self.exists().await?;
             return Err(Error::ChangedName);
         }
         let columns = DefinedColumns::new(&parsed.meta)?;
         let definition = json(&definition);
         let params = columns.params(&[&self.id, &definition]);
-        self.shared.change_or(GONE, SET, &params).await
+        let shared = &self.shared;
+        shared
+            .retrying(|| async {
+                let mut client = shared.client().await?;
+                let tx = client.transaction().await?;
+                execute(&tx, LOCK_DEFINITION, &[&self.id]).await?;
+                if execute(&tx, SET, &params).await? == 0 {
+                    return Err(GONE);
+                }
+                tx.commit().await
+            })
+            .await
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
@@ -521,5 +531,14 @@ impl PgWorkSpec {
             self.id,
             self.name.clone(),
         )
+    }
+
+    /// `Gone` unless the spec's row is still there.
+    async fn exists(&self) -> Result<()> {
+        const EXISTS: &str = "SELECT 1 FROM work_spec WHERE id = $1";
+        self.shared
+            .row_or(GONE, EXISTS, &[&self.id])
+            .await
+            .map(drop)
     }
 }
