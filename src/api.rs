@@ -284,11 +284,13 @@ pub trait WorkSpec: Send + Sync + Debug {
     /// transaction, of one round trip unless the batch is very large);
     /// this default stores it one `add_work_unit` at a time, so a backend
     /// failure half-way leaves the units before it stored. An empty batch
-    /// stores nothing and may answer an empty list without asking whether
-    /// the spec still exists: the in-memory backend answers `Gone` on a
-    /// deleted spec, the PostgreSQL backend and this default answer empty.
+    /// stores nothing, and answers `Gone` for a deleted spec as any call
+    /// on its handle does (this default reads the spec's meta to tell).
     async fn add_work_units(&self, units: Vec<NewWorkUnit>) -> Result<Vec<WorkUnitRef>> {
         let units = crate::rules::limits::checked_new_units(units)?;
+        if units.is_empty() {
+            self.meta(false).await?;
+        }
         let mut added = Vec::with_capacity(units.len());
         for unit in units {
             added.push(self.add_work_unit(&unit.name, unit.data, unit.meta).await?);

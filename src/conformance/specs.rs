@@ -1,9 +1,10 @@
 //! Work spec scenarios, plus meta resets and float truncation.
 
 use super::{at_secs, Dead, Run, TestBackend};
+use crate::api::WorkSpecRef;
 use crate::data;
 use crate::error::Error;
-use crate::model::{AttemptRequest, DataMap, Duration, WorkSpecMeta, WorkUnitMeta};
+use crate::model::{AttemptRequest, DataMap, Duration, NewWorkUnit, WorkSpecMeta, WorkUnitMeta};
 
 /// **ChangeSpecData.** `set_data` with the same name replaces the
 /// definition; with an empty map it fails with `NoWorkSpecName`, with a
@@ -270,8 +271,9 @@ pub async fn meta_counts(t: TestBackend) {
     }
 }
 
-/// **SpecDeletedGone.** After `destroy_work_spec`, `meta(false)` and
-/// `add_work_unit` on the old handle fail with `Gone` (or `NoSuchWorkSpec`).
+/// **SpecDeletedGone.** After `destroy_work_spec`, `meta(false)`,
+/// `add_work_unit` and `add_work_units` (of one unit or none) on the old
+/// handle fail with `Gone` (or `NoSuchWorkSpec`).
 pub async fn spec_deleted_gone(t: TestBackend) {
     let (r, ns) = Run::with_ns("spec_deleted_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
@@ -287,6 +289,7 @@ pub async fn spec_deleted_gone(t: TestBackend) {
         Dead::spec("spec"),
         "add_work_unit on dead spec",
     );
+    adds_are_gone(&r, &spec, "on dead spec").await;
     r.ok_empty(
         ns.work_spec_names().await,
         "add_work_unit re-created the spec",
@@ -294,8 +297,8 @@ pub async fn spec_deleted_gone(t: TestBackend) {
 }
 
 /// **SpecInNamespaceGone.** After the namespace is destroyed, a spec handle
-/// from it fails `meta(false)` and `add_work_unit` with `Gone` (or
-/// `NoSuchWorkSpec`).
+/// from it fails `meta(false)`, `add_work_unit` and `add_work_units` (of
+/// one unit or none) with `Gone` (or `NoSuchWorkSpec`).
 pub async fn spec_in_namespace_gone(t: TestBackend) {
     let (r, ns) = Run::with_ns("spec_in_namespace_gone", t).await;
     let spec = r.named_spec(&ns, "spec").await;
@@ -306,6 +309,23 @@ pub async fn spec_in_namespace_gone(t: TestBackend) {
             .await,
         Dead::spec("spec"),
         "add_work_unit",
+    );
+    adds_are_gone(&r, &spec, "in dead namespace").await;
+}
+
+/// `add_work_units` of one unit, and of none, on the handle of a spec that
+/// is gone fail with `Gone` (or `NoSuchWorkSpec`).
+async fn adds_are_gone(r: &Run, spec: &WorkSpecRef, context: &str) {
+    let one = vec![NewWorkUnit::new("u", DataMap::new())];
+    r.gone(
+        spec.add_work_units(one).await,
+        Dead::spec("spec"),
+        format_args!("add_work_units of one {context}"),
+    );
+    r.gone(
+        spec.add_work_units(Vec::new()).await,
+        Dead::spec("spec"),
+        format_args!("add_work_units of none {context}"),
     );
 }
 

@@ -438,6 +438,8 @@ impl WorkSpec for PgWorkSpec {
             last.insert(unit.name.clone(), unit);
         }
         let ids = if last.is_empty() {
+            // Nothing to store, but a deleted spec is still `Gone`.
+            self.exists().await?;
             HashMap::new()
         } else {
             self.upsert_units(last.into_values().collect()).await?
