@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::work_spec::{DefinedColumns, PgWorkSpec, LOCK_DEFINITION};
+use super::work_spec::{DefinedColumns, PgWorkSpec};
 use super::worker::PgWorker;
-use super::{by_name, col, decode, execute, json, query_opt, text, Scope, Shared, MAX_TRIES};
+use super::{by_name, col, decode, json, query_opt, text, Scope, Shared, MAX_TRIES};
 use crate::api::{Namespace, WorkSpecRef, WorkerRef};
 use crate::clock::checked_add;
 use crate::error::{Error, ObjectKind, Result};
@@ -28,28 +28,14 @@ pub(crate) struct PgNamespace {
     name: String,
 }
 
-/// Creates a spec or replaces its definition and whole meta:
-/// one statement, so concurrent creators of one name all succeed and end
-/// with one spec. `next_continuous` is reset to unset.
-pub(crate) const UPSERT_SPEC: &str = "INSERT INTO work_spec (namespace_id, name, definition,
-        priority, weight, paused, continuous, can_be_continuous, min_memory_gb, interval_us,
-        next_continuous, max_running, max_attempts_returned, max_retries, next_work_spec_name,
-        runtime)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15)
-    ON CONFLICT (namespace_id, name) DO UPDATE SET definition = EXCLUDED.definition,
-        priority = EXCLUDED.priority, weight = EXCLUDED.weight, paused = EXCLUDED.paused,
-        continuous = EXCLUDED.continuous, can_be_continuous = EXCLUDED.can_be_continuous,
-        min_memory_gb = EXCLUDED.min_memory_gb, interval_us = EXCLUDED.interval_us,
-        next_continuous = NULL, max_running = EXCLUDED.max_running,
-        max_attempts_returned = EXCLUDED.max_attempts_returned,
-        max_retries = EXCLUDED.max_retries,
-        next_work_spec_name = EXCLUDED.next_work_spec_name, runtime = EXCLUDED.runtime
-    RETURNING id";
-
-/// [`LOCK_DEFINITION`] on spec `$2` of namespace `$1`, if there is one;
-/// answers its id.
-const LOCK_SPEC_DEFINITION: &str = "SELECT id, coordinate_lock_spec_definition(id)
-    FROM work_spec WHERE namespace_id = $1 AND name = $2";
+/// Creates a spec or replaces its definition and whole meta, once the
+/// hand-outs in progress from it are done (migration 24): one statement, so
+/// concurrent creators of one name all succeed and end with one spec.
+/// `next_continuous` is reset to unset. Takes the namespace's id, the
+/// spec's name and definition, then the [`DefinedColumns`]; answers the
+/// spec's id.
+const DEFINE_SPEC: &str = "SELECT coordinate_define_spec($1, $2, $3, $4, $5, $6, $7, $8, $9,
+    $10, $11, $12, $13, $14, $15)";
 
 impl PgNamespace {
     pub(crate) fn new(shared: Arc<Shared>, id: i64, name: String) -> Self {
@@ -94,21 +80,8 @@ impl Namespace for PgNamespace {
         let columns = DefinedColumns::new(&parsed.meta)?;
         let (name, definition) = (parsed.name.as_bytes(), json(&definition));
         let params = columns.params(&[&self.id, &name, &definition]);
-        let shared = &self.shared;
-        let id = shared
-            .retrying(|| async {
-                let mut client = shared.client().await?;
-                let tx = client.transaction().await?;
-                let found = query_opt(&tx, LOCK_SPEC_DEFINITION, &[&self.id, &name]).await?;
-                let id: i64 = col(&query_opt(&tx, UPSERT_SPEC, &params).await?.ok_or(GONE)?, 0)?;
-                if found.map(|row| col::<i64>(&row, 0)).transpose()? != Some(id) {
-                    // Created by another call since the lock was taken.
-                    execute(&tx, LOCK_DEFINITION, &[&id]).await?;
-                }
-                tx.commit().await?;
-                Ok(id)
-            })
-            .await?;
+        let row = self.shared.row_or(GONE, DEFINE_SPEC, &params).await?;
+        let id = col(&row, 0)?;
         Ok(self.spec(id, parsed.name))
     }
 

@@ -23,11 +23,6 @@ use crate::model::{
 };
 use crate::rules::{limits, merge_set_meta, parse_definition};
 
-/// Waits for the hand-outs in progress from spec `$1` and keeps new ones
-/// out until the transaction ends, so that they read the definition as it
-/// commits (migration 24).
-pub(crate) const LOCK_DEFINITION: &str = "SELECT coordinate_lock_spec_definition($1)";
-
 /// What a call on this handle answers when its row (or an ancestor's) is gone.
 const GONE: Error = Error::Gone {
     kind: ObjectKind::WorkSpec,
@@ -304,12 +299,13 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn set_data(&self, definition: DataMap) -> Result<()> {
+        // The definition lock before the row's (migration 24).
         const SET: &str = "UPDATE work_spec SET definition = $2, priority = $3, weight = $4,
                 paused = $5, continuous = $6, can_be_continuous = $7, min_memory_gb = $8,
                 interval_us = $9, next_continuous = NULL, max_running = $10,
                 max_attempts_returned = $11, max_retries = $12, next_work_spec_name = $13,
                 runtime = $14
-            WHERE id = $1";
+            FROM coordinate_lock_spec_definition($1) AS definition_locked WHERE id = $1";
         let definition = limits::checked_data(definition)?;
         let parsed = parse_definition(&definition)?;
         if parsed.name != self.name {
@@ -320,18 +316,7 @@ impl WorkSpec for PgWorkSpec {
         let columns = DefinedColumns::new(&parsed.meta)?;
         let definition = json(&definition);
         let params = columns.params(&[&self.id, &definition]);
-        let shared = &self.shared;
-        shared
-            .retrying(|| async {
-                let mut client = shared.client().await?;
-                let tx = client.transaction().await?;
-                execute(&tx, LOCK_DEFINITION, &[&self.id]).await?;
-                if execute(&tx, SET, &params).await? == 0 {
-                    return Err(GONE);
-                }
-                tx.commit().await
-            })
-            .await
+        self.shared.change_or(GONE, SET, &params).await
     }
 
     async fn meta(&self, with_counts: bool) -> Result<WorkSpecMeta> {
@@ -358,10 +343,12 @@ impl WorkSpec for PgWorkSpec {
     }
 
     async fn set_meta(&self, meta: WorkSpecMeta) -> Result<()> {
+        // The definition lock before the row's (migration 24).
         const LOCK: &str = concat!(
             "SELECT ",
             meta_columns!(),
-            " FROM work_spec s WHERE s.id = $1 FOR NO KEY UPDATE"
+            " FROM work_spec s, coordinate_lock_spec_definition($1) AS definition_locked",
+            " WHERE s.id = $1 FOR NO KEY UPDATE OF s"
         );
         const SET: &str = "UPDATE work_spec SET priority = $2, weight = $3, paused = $4,
                 continuous = $5, min_memory_gb = $6, interval_us = $7, next_continuous = $8,
@@ -373,7 +360,6 @@ impl WorkSpec for PgWorkSpec {
             .retrying(|| async {
                 let mut client = shared.client().await?;
                 let tx = client.transaction().await?;
-                execute(&tx, LOCK_DEFINITION, &[&self.id]).await?;
                 let row = query_opt(&tx, LOCK, &[&self.id]).await?.ok_or(GONE)?;
                 let m = merge_set_meta(&read_meta(&row, 0)?, &meta);
                 let interval = micros(m.interval)?;

@@ -6,9 +6,11 @@
 -- none, was still taking units; a hand-out after the change counted the
 -- running units without the first one's, not yet committed, and took up to
 -- the whole limit more. Hand-outs now hold a shared advisory lock of their
--- spec, and a change of the spec's definition (set_work_spec, set_meta)
--- takes it exclusively before it locks the spec's row: it waits for the
--- hand-outs in progress, and the hand-outs after it read the new limits.
+-- spec, and a change of the spec's definition (set_work_spec, set_data,
+-- set_meta) takes it exclusively before it locks the spec's row: it waits
+-- for the hand-outs in progress, and the hand-outs after it read the new
+-- limits. set_work_spec's upsert moves here, to look the spec up and lock
+-- it in the same round trip.
 --
 -- The lock is keyed by the spec's id, its low 31 bits under the class
 -- 0x73706563 ("spec" in ASCII); two specs sharing a key only wait for each
@@ -21,6 +23,50 @@ RETURNS void
 LANGUAGE sql AS $$
     SELECT pg_advisory_xact_lock(1936745827, (p_spec & 2147483647)::integer);
 $$;
+
+-- set_work_spec: stores spec p_name of namespace p_namespace with this
+-- definition and the columns derived from it, new or replacing the
+-- definition of the spec of that name, under its definition lock; answers
+-- the spec's id. A spec of that name created by another call between the
+-- look-up and the insert is locked after its row: the one order that can
+-- meet a hand-out of it in a deadlock, which PostgreSQL breaks and the
+-- caller runs again.
+CREATE OR REPLACE FUNCTION coordinate_define_spec(p_namespace bigint, p_name bytea,
+    p_definition jsonb, p_priority bigint, p_weight bigint, p_paused boolean,
+    p_continuous boolean, p_can_be_continuous boolean, p_min_memory_gb double precision,
+    p_interval_us bigint, p_max_running bigint, p_max_attempts_returned bigint,
+    p_max_retries bigint, p_next_work_spec_name bytea, p_runtime bytea)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    locked bigint;
+    defined bigint;
+BEGIN
+    SELECT id INTO locked FROM work_spec WHERE namespace_id = p_namespace AND name = p_name;
+    IF locked IS NOT NULL THEN
+        PERFORM coordinate_lock_spec_definition(locked);
+    END IF;
+    INSERT INTO work_spec (namespace_id, name, definition, priority, weight, paused,
+        continuous, can_be_continuous, min_memory_gb, interval_us, next_continuous,
+        max_running, max_attempts_returned, max_retries, next_work_spec_name, runtime)
+    VALUES (p_namespace, p_name, p_definition, p_priority, p_weight, p_paused,
+        p_continuous, p_can_be_continuous, p_min_memory_gb, p_interval_us, NULL,
+        p_max_running, p_max_attempts_returned, p_max_retries, p_next_work_spec_name,
+        p_runtime)
+    ON CONFLICT (namespace_id, name) DO UPDATE SET definition = EXCLUDED.definition,
+        priority = EXCLUDED.priority, weight = EXCLUDED.weight, paused = EXCLUDED.paused,
+        continuous = EXCLUDED.continuous, can_be_continuous = EXCLUDED.can_be_continuous,
+        min_memory_gb = EXCLUDED.min_memory_gb, interval_us = EXCLUDED.interval_us,
+        next_continuous = NULL, max_running = EXCLUDED.max_running,
+        max_attempts_returned = EXCLUDED.max_attempts_returned,
+        max_retries = EXCLUDED.max_retries,
+        next_work_spec_name = EXCLUDED.next_work_spec_name, runtime = EXCLUDED.runtime
+    RETURNING id INTO defined;
+    IF defined IS DISTINCT FROM locked THEN
+        PERFORM coordinate_lock_spec_definition(defined);
+    END IF;
+    RETURN defined;
+END $$;
 
 CREATE OR REPLACE FUNCTION coordinate_hand_out(p_spec bigint, p_worker bigint, p_wanted bigint,
     p_now timestamptz, p_expiration timestamptz, p_retry_data jsonb,
