@@ -277,21 +277,19 @@ async fn the_next_continuous_time_follows_an_interval_changed_during_the_request
 }
 
 async fn wait_for_waiters(admin: &tokio_postgres::Client, n: i64) {
-    let started = Instant::now();
-    while lock_waiters(admin).await < n {
-        assert!(
-            started.elapsed() < StdDuration::from_secs(10),
-            "{n} sessions never queued on the lock"
-        );
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
-    }
+    queued_unless(admin, n, || false).await;
 }
 
 /// Waits until `n` sessions queue on a lock or `task` has ended, whichever
-/// comes first.
+/// comes first: a call that is to queue on a lock, but may also pass it.
 async fn queued_or_done<T>(admin: &tokio_postgres::Client, n: i64, task: &JoinHandle<T>) {
+    queued_unless(admin, n, || task.is_finished()).await;
+}
+
+/// Waits until `n` sessions queue on a lock, or `done`.
+async fn queued_unless(admin: &tokio_postgres::Client, n: i64, done: impl Fn() -> bool) {
     let started = Instant::now();
-    while !task.is_finished() && lock_waiters(admin).await < n {
+    while !done() && lock_waiters(admin).await < n {
         assert!(
             started.elapsed() < StdDuration::from_secs(10),
             "{n} sessions never queued on the lock"

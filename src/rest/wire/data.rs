@@ -2,13 +2,13 @@
 //!
 //! Output is always the JSON-object form. Input is a JSON object, `null`
 //! (`None`), or a string holding the standard base64 (padded) of one CBOR
-//! map with nothing after it. CBOR tuples (tag 128) become arrays, UUIDs (tag 37) their canonical
-//! text, byte strings text when they are UTF-8, and integers as JSON reads
-//! the same digits: beyond 64 bits (bignums, tags 2 and 3, included) the
-//! nearest float; anything JSON cannot hold (other tags, non-UTF-8 bytes,
-//! non-finite floats, integers past the largest float) is an error, and so
-//! is a negative bignum of 16 bytes below -2^127, which the CBOR reader
-//! itself refuses.
+//! map with nothing after it. CBOR tuples (tag 128) become arrays, UUIDs
+//! (tag 37) their canonical text, byte strings text when they are UTF-8,
+//! and integers as JSON reads the same digits: beyond 64 bits (bignums,
+//! tags 2 and 3, included) the nearest float; anything JSON cannot hold
+//! (other tags, non-UTF-8 bytes, non-finite floats, integers past the
+//! largest float) is an error, and so is a negative bignum of 16 bytes
+//! below -2^127, which the CBOR reader itself refuses.
 //! So is CBOR nested deeper than the reader goes, as JSON is past
 //! `serde_json`'s limit; [`is_too_deep`] tells either failure apart.
 //!
