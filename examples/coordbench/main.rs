@@ -111,6 +111,9 @@ enum Only {
     Uncached,
 }
 
+/// The most clients a run takes.
+const MAX_CLIENTS: usize = 100_000;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     exit_code("coordbench", run(&Args::parse()).await)
@@ -119,6 +122,10 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> Result<(), String> {
     if args.clients == 0 || args.specs == 0 || args.units == 0 || args.rounds == 0 {
         return Err("--clients, --specs, --units and --rounds must be at least 1".into());
+    }
+    if args.clients > MAX_CLIENTS {
+        // Each client is a task with state of its own, made before a run.
+        return Err(format!("--clients must be at most {MAX_CLIENTS}"));
     }
     if !(args.duration.is_finite() && args.duration > 0.0) {
         return Err("--duration must be a positive number of seconds".into());
@@ -481,6 +488,18 @@ async fn tick(bar: ProgressBar, progress: Arc<AtomicU64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn more_clients_than_a_run_takes_are_refused_before_loading() {
+        for clients in [MAX_CLIENTS + 1, usize::MAX] {
+            let clients = clients.to_string();
+            let args = Args::parse_from(["coordbench", "--clients", &clients]);
+            assert_eq!(
+                run(&args).await,
+                Err(format!("--clients must be at most {MAX_CLIENTS}"))
+            );
+        }
+    }
 
     #[test]
     fn describe_hides_passwords() {
