@@ -16,8 +16,8 @@
 //! Each batch's units are leased for five minutes (`--lease`). Jobs run
 //! on a blocking thread, so a slow one stalls nothing; before and while
 //! each runs, every half lease the worker tells the server it is alive and
-//! renews the batch's units not done yet, the one being worked included; a unit whose lease was
-//! lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
+//! renews the batch's units not done yet, the one being worked included; a
+//! unit whose lease was lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
 //! units not worked yet are given back at once (on Ctrl-C, the job running
 //! is reported when it ends; pressed again, the worker exits at once), and
 //! the worker is deactivated either way. A server that does not answer
@@ -26,7 +26,9 @@
 //! request for work, read of a unit or report of a job's outcome is tried
 //! again, a poll interval later (at most a minute), then twice that, up to
 //! a minute apart; a unit whose lease ran out meanwhile is dropped, as any
-//! lost lease. An error the server answers for the request itself (a
+//! lost lease. A request for work whose answer was lost may have been
+//! granted, so its next try first takes the units the worker already
+//! holds (its active attempts). An error the server answers for the request itself (a
 //! result over its body limit, say) stops the worker.
 
 use std::process::ExitCode;
@@ -150,7 +152,7 @@ async fn work_until_stopped(
         })
         .await?;
         let asked = Instant::now();
-        let attempts = retrying("request for work", poll, &mut stop, || {
+        let attempts = asked_for_work(worker, poll, &mut stop, || {
             worker.request_attempts(&request)
         })
         .await?;
@@ -168,6 +170,39 @@ async fn work_until_stopped(
         done += batch.work(work, &stop).await?;
     }
     Ok(done)
+}
+
+/// The attempts of a request for work, `ask`, tried again while the server
+/// fails. A try whose answer was lost (a timeout, a connection cut) may
+/// have been granted all the same, and its units leased to this worker;
+/// they are on the worker's active list. So each try after a failed one
+/// first reads that list, and answers what it holds, if anything, instead
+/// of asking for more and leaving those units to wait out their lease.
+async fn asked_for_work<F, Fut>(
+    worker: &WorkerRef,
+    poll: StdDuration,
+    stop: &mut watch::Receiver<bool>,
+    mut ask: F,
+) -> coordinate::Result<Vec<AttemptRef>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = coordinate::Result<Vec<AttemptRef>>>,
+{
+    let tried = std::cell::Cell::new(false);
+    retrying("request for work", poll, stop, || {
+        let again = tried.replace(true);
+        let asked = ask();
+        async move {
+            if again {
+                let held = worker.active_attempts().await?;
+                if !held.is_empty() {
+                    return Ok(held);
+                }
+            }
+            asked.await
+        }
+    })
+    .await
 }
 
 /// A job: a unit's name and data in, its result or why it failed out.
@@ -628,6 +663,60 @@ mod tests {
             tries += 1;
             std::future::ready(failures.get(n).cloned().map_or(Ok(n), Err))
         }
+    }
+
+    /// A request for work granted but answered with a failure, as one
+    /// whose answer was lost: the try after it answers the attempts granted,
+    /// and nothing more is leased. A failure before anything was granted is
+    /// asked again.
+    #[tokio::test]
+    async fn a_request_for_work_whose_answer_was_lost_answers_what_it_was_granted() {
+        let (_pressed, mut stop) = watch::channel(false);
+        let backend = MemoryBackend::new();
+        seed(&backend, "test", 5).await.expect("seeded");
+        let ns = backend.namespace("test").await.expect("namespace");
+        let worker = ns.worker("w").await.expect("worker");
+        let request = AttemptRequest::units(2);
+        let lost = |granted: usize| {
+            let mut tries = 0;
+            let (worker, request) = (worker.clone(), request.clone());
+            move || {
+                tries += 1;
+                let (worker, request, tries) = (worker.clone(), request.clone(), tries);
+                async move {
+                    match tries {
+                        1 if granted > 0 => {
+                            let attempts = worker.request_attempts(&request).await?;
+                            assert_eq!(attempts.len(), granted);
+                            Err(restarting())
+                        }
+                        1 => Err(restarting()),
+                        _ => worker.request_attempts(&request).await,
+                    }
+                }
+            }
+        };
+        let wait = StdDuration::from_millis(1);
+        let spec = ns.work_spec("words").await.expect("spec");
+        let held = asked_for_work(&worker, wait, &mut stop, lost(2))
+            .await
+            .expect("work");
+        assert_eq!(held.len(), 2);
+        assert_eq!(pending(&spec).await, 2);
+        for attempt in held {
+            attempt.finish(None).await.expect("finished");
+        }
+        let asked_again = asked_for_work(&worker, wait, &mut stop, lost(0))
+            .await
+            .expect("work");
+        assert_eq!(asked_again.len(), 2);
+        assert_eq!(pending(&spec).await, 2);
+    }
+
+    /// How many units of `spec` are pending.
+    async fn pending(spec: &WorkSpecRef) -> u64 {
+        let counts = spec.count_work_unit_status().await.expect("counts");
+        counts.get(&WorkUnitStatus::Pending).copied().unwrap_or(0)
     }
 
     /// The server failing for a while: the call is tried again until it
