@@ -54,7 +54,7 @@ use workload::Shape;
 #[derive(Debug, Parser)]
 #[command(name = "coordbench", version)]
 struct Args {
-    /// Concurrent clients.
+    /// Concurrent clients (at most 100,000).
     #[arg(long, default_value_t = 8)]
     clients: usize,
     /// Work units loaded before each run.
