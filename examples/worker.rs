@@ -13,23 +13,24 @@
 //! here is a stand-in (counting the words in a unit's text fields); a real
 //! worker puts its job where `work` is.
 //!
-//! Each batch's units are leased for five minutes (`--lease`). Jobs run
-//! on a blocking thread, so a slow one stalls nothing; before and while
-//! each runs, every half lease the worker tells the server it is alive and
+//! Each batch's units are leased for five minutes (`--lease`). Jobs run on
+//! a blocking thread, so a slow one stalls nothing; before and while each
+//! runs, every half lease the worker tells the server it is alive and
 //! renews the batch's units not done yet, the one being worked included; a
-//! unit whose lease was lost meanwhile is skipped, its work dropped. On Ctrl-C or an error, the
-//! units not worked yet are given back at once (on Ctrl-C, the job running
-//! is reported when it ends; pressed again, the worker exits at once), and
-//! the worker is deactivated either way. A server that does not answer
-//! (down, or restarting) or fails itself (a `5xx`: its database out of
-//! reach, say) is not an error that stops the worker: its heartbeat,
-//! request for work, read of a unit or report of a job's outcome is tried
-//! again, a poll interval later (at most a minute), then twice that, up to
-//! a minute apart; a unit whose lease ran out meanwhile is dropped, as any
-//! lost lease. A request for work whose answer was lost may have been
-//! granted, so its next try first takes the units the worker already
-//! holds (its active attempts). An error the server answers for the request itself (a
-//! result over its body limit, say) stops the worker.
+//! unit whose lease was lost meanwhile is skipped, its work dropped. On
+//! Ctrl-C or an error, the units not worked yet are given back at once (on
+//! Ctrl-C, the job running is reported when it ends; pressed again, the
+//! worker exits at once), and the worker is deactivated either way. A
+//! server that does not answer (down, or restarting) or fails itself (a
+//! `5xx`: its database out of reach, say) is not an error that stops the
+//! worker: its heartbeat, request for work, read of a unit or report of a
+//! job's outcome is tried again, a poll interval later (at most a minute),
+//! then twice that, up to a minute apart; a unit whose lease ran out
+//! meanwhile is dropped, as any lost lease. A request for work whose answer
+//! was lost may have been granted, so its next try first takes the units
+//! the worker already holds (its active attempts). An error the server
+//! answers for the request itself (a result over its body limit, say) stops
+//! the worker.
 
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, Instant};
