@@ -437,6 +437,39 @@ fn a_feed_task_dropped_before_it_ran_leaves_the_cache_bypassed() -> coordinate::
     })
 }
 
+/// A `Gone` recovery looks its names up as a lookup does, and counts its
+/// misses: a cache's backend loads never outnumber its misses.
+#[test]
+fn recoveries_count_the_misses_they_load_for() -> coordinate::Result<()> {
+    let memory = MemoryBackend::with_clock(MockClock::new());
+    // Built outside a runtime: no change feed tells it of the changes below.
+    let cache = Cache::new(Instrumented::new(memory.clone()));
+    let runtime = tokio::runtime::Runtime::new().map_err(Error::backend)?;
+    runtime.block_on(async {
+        let ns = cache.namespace("n").await?;
+        let worker = ns.worker("w").await?;
+        let spec = ns.set_work_spec(data!({"name": "s"})).await?;
+        memory.namespace("n").await?.destroy().await?;
+        let remade = memory.namespace("n").await?;
+        remade.worker("w").await?;
+        remade.set_work_spec(data!({"name": "s"})).await?;
+
+        assert!(worker.active().await?);
+        spec.meta(false).await?;
+        let stats = cache.stats();
+        assert_eq!(stats.workers.gone_recoveries, 1);
+        assert_eq!(stats.work_specs.gone_recoveries, 1);
+        for (kind, counts) in [
+            ("namespaces", stats.namespaces),
+            ("work specs", stats.work_specs),
+            ("workers", stats.workers),
+        ] {
+            assert!(counts.backend_loads <= counts.misses, "{kind}: {counts:?}");
+        }
+        Ok(())
+    })
+}
+
 /// Handles whose objects were made again behind the cache's back (it is
 /// built outside a runtime, so no change feed tells it) all answer `Gone`
 /// at once: their concurrent recoveries of one name share one backend call.

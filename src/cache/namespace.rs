@@ -188,9 +188,15 @@ impl CachedNamespace {
     /// across a feed gap all re-resolve at once, and the first listing then
     /// serves the others.
     async fn find_worker(&self, name: &str, lost: &Link<dyn Worker>) -> Result<Arc<CachedWorker>> {
-        let (link, listed, fence) =
-            run_with_budget(&self.shared, self, 1, false, |link| async move {
-                self.shared.counters::<CachedWorker>().loads.inc();
+        let counters = self.shared.counters::<CachedWorker>();
+        let mut retry = false;
+        let (link, listed, fence) = run_with_budget(&self.shared, self, 1, false, |link| {
+            // After this namespace's recovery: the name looked up again.
+            if std::mem::replace(&mut retry, true) {
+                counters.misses.inc();
+            }
+            counters.loads.inc();
+            async move {
                 let fence = self.shared.fence();
                 let listed = link.upstream.workers().await?;
                 if !listed.contains_key(name) && lost.is_under(link.as_ref()) {
@@ -199,14 +205,15 @@ impl CachedNamespace {
                     });
                 }
                 Ok((Arc::clone(&link), listed, fence))
-            })
-            .await
-            .map_err(|e| match e {
-                Error::Gone { .. } => Error::Gone {
-                    kind: ObjectKind::Worker,
-                },
-                other => other,
-            })?;
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            Error::Gone { .. } => Error::Gone {
+                kind: ObjectKind::Worker,
+            },
+            other => other,
+        })?;
         let mut found = None;
         for (listed_name, up) in listed {
             let worker = self.adopt(&link, up, fence).await?;

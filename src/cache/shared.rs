@@ -385,13 +385,15 @@ impl Shared {
     /// The existing object `name` under `scope`, found by `find` (which
     /// caches what it finds, by adoption), never created: concurrent finds
     /// of one name share one backend call, apart from lookups of it (see
-    /// [`Key::finding`]). Cancel-safe, as [`get_or_load`](Self::get_or_load).
+    /// [`Key::finding`]). Counts a miss: callers look in the cache first.
+    /// Cancel-safe, as [`get_or_load`](Self::get_or_load).
     pub(super) async fn find<W, F, Fut>(&self, scope: u64, name: &str, find: F) -> Result<Arc<W>>
     where
         W: Handle,
         F: FnOnce(Arc<str>) -> Fut,
         Fut: Future<Output = Result<Arc<W>>> + Send + 'static,
     {
+        self.counters::<W>().misses.inc();
         let Some(caches) = self.caches.load_full() else {
             return find(Arc::from(name)).await;
         };
@@ -537,8 +539,22 @@ impl Shared {
     }
 
     /// Drops every entry of every kind, and outdates every handle given out
-    /// so far: each re-resolves its name on its next use.
+    /// so far: each re-resolves its name on its next use. Counted in the
+    /// feed's stats.
     pub(crate) fn flush(&self) {
+        self.drop_everything(FeedControl::next_generation);
+    }
+
+    /// As [`flush`](Self::flush), but no flush to count: the first
+    /// subscription to a feed, before which nothing was served or stored,
+    /// still outdates the handles given out uncached until then.
+    pub(crate) fn first_generation(&self) {
+        self.drop_everything(FeedControl::advance_generation);
+    }
+
+    /// The steps of a flush; `next_generation` starts the first new
+    /// generation, counted as a flush or not.
+    fn drop_everything(&self, next_generation: fn(&FeedControl)) {
         if let Some(caches) = self.caches.load_full() {
             // Loads in flight first, so none publishes a pre-flush answer.
             caches.namespaces.forget_all();
@@ -547,7 +563,7 @@ impl Shared {
             caches.workers.forget_all();
             // Before the entries go: an adoption that inserts after the
             // clear then finds its fence outdated (see `adopt`).
-            self.feed.next_generation();
+            next_generation(&self.feed);
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             caches.namespaces.clear();
             caches.work_specs.clear();
@@ -560,7 +576,7 @@ impl Shared {
             self.feed.advance_generation();
             caches.sweep.clear();
         } else {
-            self.feed.next_generation();
+            next_generation(&self.feed);
         }
     }
 

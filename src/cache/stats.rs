@@ -53,7 +53,8 @@ pub struct KindStats {
     /// Lookups answered from the cache.
     pub hits: u64,
     /// Lookups not answered from the cache (each leads to a load, or waits
-    /// for a concurrent load of the same name).
+    /// for a concurrent load of the same name). A `Gone` recovery's
+    /// lookups count too, and so does each retry of a lookup after one.
     pub misses: u64,
     /// Backend lookups made to fill the cache (concurrent misses of one name
     /// share one load).
