@@ -581,6 +581,20 @@ async fn destroying_a_namespace_of_many_specs_is_one_event() -> coordinate::Resu
     Ok(())
 }
 
+/// Subscribing the first time drops nothing (nothing was cached before):
+/// no flush, gap or reconnect to count, so an alert on them stays quiet at
+/// start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_subscription_counts_no_flush() {
+    let _turn = TAKE_TURNS.lock().await;
+    let (one, two, _url, _lease) = two_servers().await;
+    for cache in [&one, &two] {
+        let feed = cache.stats().feed;
+        assert!(feed.subscribed);
+        assert_eq!((feed.flushes, feed.gaps, feed.reconnects), (0, 0, 0));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_listener_flushes_reconnects_and_events_flow_again() -> coordinate::Result<()> {
     let _turn = TAKE_TURNS.lock().await;

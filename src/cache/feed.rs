@@ -134,7 +134,8 @@ pub struct FeedStats {
     /// Feed events applied (each drops the entries it names).
     pub events_applied: u64,
     /// Times every entry was dropped: on a gap, on resubscribing, on a purge
-    /// of everything.
+    /// of everything (the first subscription, before which nothing was
+    /// cached, is none).
     pub flushes: u64,
     /// Gaps seen: the subscription fell behind or lost its connection.
     pub gaps: u64,
@@ -254,7 +255,11 @@ async fn follow(
                 match attempt {
                     Ok(sub) => {
                         // Whatever was loaded while unsubscribed may be stale.
-                        cache.flush();
+                        if had_one {
+                            cache.flush();
+                        } else {
+                            cache.first_generation();
+                        }
                         control.set_coherent(true);
                         if had_one {
                             control.reconnects.fetch_add(1, Ordering::Relaxed);
