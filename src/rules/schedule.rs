@@ -261,12 +261,16 @@ pub fn unit_status(
 }
 
 /// The name of a generated continuous unit: whole Unix seconds, a dot, and
-/// three digits of milliseconds.
+/// three digits of milliseconds. The seconds are rounded down, so before
+/// the epoch the milliseconds still count forward from them: half a second
+/// before the epoch is `-1.500`.
 ///
 /// ```
 /// use coordinate::{rules::continuous_unit_name, Duration, Time};
 /// let t = Time::UNIX_EPOCH + Duration::seconds(1_400_000_000) + Duration::milliseconds(5);
 /// assert_eq!(continuous_unit_name(t), "1400000000.005");
+/// let before = Time::UNIX_EPOCH - Duration::milliseconds(500);
+/// assert_eq!(continuous_unit_name(before), "-1.500");
 /// ```
 pub fn continuous_unit_name(now: Time) -> String {
     let millis = now.timestamp_millis();
