@@ -130,14 +130,26 @@ pub fn expand_path_variable(name: &str) -> String {
     percent_encode(&encode_segment(name))
 }
 
-/// The `previous` query parameter's value as sent: names that do not start
-/// with `-` go plain, which every server reads right; the others go through
-/// the name encoding, which a decoding server reads right.
+/// The `previous` query parameter's value as sent: plain wherever a
+/// decoding server reads the plain spelling as the name itself (every name
+/// that does not start with `-`, and those that do but do not decode
+/// cleanly, such as `-c`), which every server reads right; the others go
+/// through the name encoding, which a decoding server reads right and a
+/// server comparing literally cannot (no spelling serves both).
+///
+/// ```
+/// use coordinate::rest::names::{decode_previous, encode_previous};
+/// assert_eq!(encode_previous("b b"), "b b");
+/// assert_eq!(encode_previous("-c"), "-c");
+/// // `-YiBi` decodes as `b b`, so the name `-YiBi` must be encoded.
+/// assert_eq!(encode_previous("-YiBi"), "-LVlpQmk");
+/// assert_eq!(decode_previous(&encode_previous("-YiBi")), "-YiBi");
+/// ```
 pub fn encode_previous(name: &str) -> Cow<'_, str> {
-    if name.starts_with('-') {
-        encode_segment(name)
-    } else {
+    if decode_previous(name) == name {
         Cow::Borrowed(name)
+    } else {
+        encode_segment(name)
     }
 }
 

@@ -639,8 +639,16 @@ fn query_strings_round_trip() {
     let s = work_unit_query_string(&q);
     assert_eq!(
         s,
-        "name=b%20b&name=-c&name=%C3%A9&status=pending&previous=-LWM&limit=7"
+        "name=b%20b&name=-c&name=%C3%A9&status=pending&previous=-c&limit=7"
     );
+    assert_eq!(parse_work_unit_query(&s).unwrap(), q);
+    // A name that reads as another when decoded goes encoded.
+    let q = WorkUnitQuery {
+        previous_name: "-YiBi".into(),
+        ..WorkUnitQuery::default()
+    };
+    let s = work_unit_query_string(&q);
+    assert_eq!(s, "previous=-LVlpQmk");
     assert_eq!(parse_work_unit_query(&s).unwrap(), q);
     assert_eq!(work_unit_query_string(&WorkUnitQuery::all()), "");
     let any = WorkUnitQuery::statuses([WorkUnitStatus::Pending, WorkUnitStatus::AnyStatus]);
