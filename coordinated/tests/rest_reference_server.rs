@@ -9,7 +9,8 @@ use axum::middleware::Next;
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::RestBackend;
 use coordinate::rest::names;
-use coordinate::{Backend, BackendExt, WorkUnitQuery};
+use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitQuery};
+use serde_json::Value;
 
 mod support;
 use support::in_process::serve;
@@ -90,4 +91,99 @@ async fn deletes_after_a_dashed_name_on_a_server_comparing_previous_literally() 
     let left = served.work_spec_at("n", "s").await.unwrap();
     let left = left.work_units(&WorkUnitQuery::all()).await.unwrap();
     assert_eq!(left.into_keys().collect::<Vec<_>>(), ["-a", "-c"]);
+}
+
+/// `app` spelling the names `.` and `..` verbatim in the links it answers,
+/// as the reference server does.
+fn raw_dot_names(app: axum::Router) -> axum::Router {
+    app.layer(axum::middleware::map_response(|response| {
+        support::plain::edit_json(response, |document| on_links(document, &raw_dots))
+    }))
+}
+
+/// Applies `edit` to every link inside `value`: the strings of keys ending
+/// in `url` or `urls`, and a work spec's `meta` link; never inside data.
+fn on_links(value: &mut Value, edit: &dyn Fn(&mut String)) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                let link = key.ends_with("url") || key.ends_with("urls") || key == "meta";
+                match value {
+                    Value::String(text) if link => edit(text),
+                    Value::Array(items) if key.ends_with("urls") => {
+                        for item in items.iter_mut() {
+                            if let Value::String(text) = item {
+                                edit(text);
+                            }
+                        }
+                    }
+                    _ if key == "data" => {}
+                    other => on_links(other, edit),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| on_links(item, edit)),
+        _ => {}
+    }
+}
+
+/// `link` with the encoded names `.` and `..` spelled verbatim.
+fn raw_dots(link: &mut String) {
+    let raw: Vec<&str> = link
+        .split('/')
+        .map(|segment| match segment {
+            "-Lg" => ".",
+            "-Li4" => "..",
+            other => other,
+        })
+        .collect();
+    *link = raw.join("/");
+}
+
+#[tokio::test]
+async fn follows_links_naming_dot_objects_verbatim() {
+    let served = support::memory_with_units(&[".."]).await;
+    served
+        .namespace(".")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    let unit = served.work_unit_at("n", "s", "..").await.unwrap();
+    let worker = served.worker_at("n", ".").await.unwrap();
+    worker
+        .make_attempt(&unit, Default::default())
+        .await
+        .unwrap();
+    let (url, _stop) = serve(raw_dot_names(plain_router(&served))).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+
+    let specs = rest.namespace(".").await.unwrap().work_spec_names().await;
+    assert_eq!(specs.unwrap(), ["s"]);
+    let active = rest
+        .worker_at("n", ".")
+        .await
+        .unwrap()
+        .active_attempts()
+        .await;
+    assert_eq!(active.unwrap().len(), 1);
+    let meta = WorkUnitMeta {
+        priority: 7.0,
+        not_before: None,
+    };
+    let dots = rest.work_unit_at("n", "s", "..").await.unwrap();
+    dots.set_meta(meta).await.unwrap();
+    assert_eq!(unit.meta().await.unwrap().priority, 7.0);
+    // Nothing was made under the names the dots would have left.
+    let namespaces = served.namespaces().await.unwrap();
+    assert_eq!(namespaces.into_keys().collect::<Vec<_>>(), [".", "n"]);
+    let workers = served
+        .namespace("n")
+        .await
+        .unwrap()
+        .workers()
+        .await
+        .unwrap();
+    assert_eq!(workers.into_keys().collect::<Vec<_>>(), ["."]);
 }

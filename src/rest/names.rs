@@ -162,6 +162,66 @@ pub fn decode_previous(value: &str) -> String {
     }
 }
 
+/// `link`, a server's absolute path or absolute URL, with every path
+/// segment `.` or `..` (percent-encoded or not) spelled as the name
+/// encoding spells those names. In such a link a dot segment can only be a
+/// name a server emitted verbatim, as the reference server does; resolved
+/// as a dot segment it would address another object. A relative-path link,
+/// which the API does not allow, is left as it is.
+pub fn dot_names_encoded(link: &str) -> Cow<'_, str> {
+    let Some(path_start) = path_start(link) else {
+        return Cow::Borrowed(link);
+    };
+    let path_end = link[path_start..]
+        .find(['?', '#'])
+        .map_or(link.len(), |end| path_start + end);
+    let path = &link[path_start..path_end];
+    let dotted = |segment: &&str| dot_name(segment).is_some();
+    if !path.split('/').any(|segment| dotted(&segment)) {
+        return Cow::Borrowed(link);
+    }
+    let path: Vec<Cow<'_, str>> = path
+        .split('/')
+        .map(|segment| dot_name(segment).map_or(Cow::Borrowed(segment), encode_segment))
+        .collect();
+    Cow::Owned(format!(
+        "{}{}{}",
+        &link[..path_start],
+        path.join("/"),
+        &link[path_end..]
+    ))
+}
+
+/// Where the path of an absolute path (`/…`), network-path (`//host/…`) or
+/// absolute URL (`scheme://host/…`) link starts; `None` for anything else.
+fn path_start(link: &str) -> Option<usize> {
+    let after_authority = |from: usize| {
+        let rest = &link[from..];
+        from + rest.find(['/', '?', '#']).unwrap_or(rest.len())
+    };
+    if let Some(rest) = link.strip_prefix("//") {
+        return Some(after_authority(link.len() - rest.len()));
+    }
+    if link.starts_with('/') {
+        return Some(0);
+    }
+    let (scheme, _) = link.split_once("://")?;
+    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    is_scheme.then(|| after_authority(scheme.len() + 3))
+}
+
+/// The name `.` or `..` a path segment spells, percent-encoded or not.
+fn dot_name(segment: &str) -> Option<&'static str> {
+    match segment.to_ascii_lowercase().replace("%2e", ".").as_str() {
+        "." => Some("."),
+        ".." => Some(".."),
+        _ => None,
+    }
+}
+
 /// An attempt's start time as the (unencoded) text of its URL segment:
 /// RFC 3339 in UTC, truncated to whole seconds.
 pub fn start_second(start: Time) -> String {
@@ -246,6 +306,22 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_of_links_are_read_as_names() {
+        for (link, read) in [
+            ("/namespace/./work_spec", "/namespace/-Lg/work_spec"),
+            ("/namespace/n/worker/..", "/namespace/n/worker/-Li4"),
+            ("/a/%2e/b/%2E%2e/c?x=/./#/../", "/a/-Lg/b/-Li4/c?x=/./#/../"),
+            ("http://h:1/./..?q", "http://h:1/-Lg/-Li4?q"),
+            ("//h/p/..", "//h/p/-Li4"),
+            ("/namespace/.../-Lg", "/namespace/.../-Lg"),
+            ("../relative/.", "../relative/."),
+            ("http://h", "http://h"),
+        ] {
+            assert_eq!(dot_names_encoded(link), read, "{link}");
+        }
+    }
+
+    #[test]
     fn raw_segments_are_percent_decoded_first() {
         assert_eq!(decode_raw_segment("job%3A1").as_deref(), Ok("job:1"));
         assert_eq!(decode_raw_segment("new%20ns").as_deref(), Ok("new ns"));
@@ -288,9 +364,15 @@ mod tests {
     }
 
     #[test]
-    fn previous_is_plain_unless_it_starts_with_a_dash() {
+    fn previous_is_plain_unless_a_decoding_server_reads_another_name() {
         // Both directions for what the encoder writes.
-        for (previous, wire) in [("b b", "b b"), ("-c", "-LWM")] {
+        for (previous, wire) in [
+            ("b b", "b b"),
+            ("-c", "-c"),
+            ("-!", "-!"),
+            ("-YiBi", "-LVlpQmk"),
+            ("-", "-LQ"),
+        ] {
             assert_eq!(encode_previous(previous), wire);
             assert_eq!(decode_previous(wire), previous);
         }

@@ -115,6 +115,19 @@
 //! behaves as the original Coordinate job server does deactivates the worker, so
 //! over it a worker sets its parent before it first updates itself.
 //!
+//! # Names the original server spells its own way
+//!
+//! The original Coordinate job server spells the names `.` and `..`
+//! verbatim in its links, where URL resolution would take them for dot
+//! segments; the client reads such a segment of a link as that name
+//! ([`dot_names_encoded`](crate::rest::names::dot_names_encoded)). That
+//! server also compares a query's `previous` literally, where `coordinated`
+//! decodes a value starting with `-`. The client sends `previous` plain
+//! wherever both read it alike, and encoded only where a decoding server
+//! would read the plain spelling as another name (`-YiBi` reads as `b b`):
+//! for such a name no spelling serves both kinds of server
+//! ([`encode_previous`](crate::rest::names::encode_previous)).
+//!
 //! # Errors
 //!
 //! A base URL the client cannot use — not a URL, not `http`, or `https`,

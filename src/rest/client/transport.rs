@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, ObjectKind};
+use crate::rest::names;
 use crate::rest::wire::{codes, json_media_type, ErrorDocument, RemoteError, MEDIA_TYPE_V1};
 
 /// A request that failed: the HTTP status when the server answered, and
@@ -311,7 +312,9 @@ impl Transport {
         &self.shown_base
     }
 
-    /// The absolute URL of a link (an absolute path or an absolute URL).
+    /// The absolute URL of a link (an absolute path or an absolute URL),
+    /// its `.` and `..` segments read as names (see
+    /// [`names::dot_names_encoded`]).
     /// An empty link is refused: it is what a field the server left out
     /// decodes to, and resolved it would be the base URL, whose root
     /// document reads as an empty instance of most documents. (Callers
@@ -323,12 +326,15 @@ impl Transport {
                 reason: "missing from the server's document".to_owned(),
             }));
         }
-        let mut url = self.base.join(link).map_err(|e| {
-            Error::backend(ProtocolError::Link {
-                link: link.to_owned(),
-                reason: e.to_string(),
-            })
-        })?;
+        let mut url = self
+            .base
+            .join(&names::dot_names_encoded(link))
+            .map_err(|e| {
+                Error::backend(ProtocolError::Link {
+                    link: link.to_owned(),
+                    reason: e.to_string(),
+                })
+            })?;
         self.lend_credentials(&mut url);
         Ok(url)
     }
