@@ -79,9 +79,10 @@ struct Args {
     /// Units asked for per request for work (at least one is asked for).
     #[arg(long, default_value_t = 10)]
     batch: i64,
-    /// `memory` (embedded), a `postgres://` URL (needs `--features postgres`)
-    /// or the `http://` base URL of a Coordinate REST server (needs
-    /// `--features rest`; the client side is then `RestBackend`).
+    /// `memory` (embedded), a `postgres://` URL (with the `postgres`
+    /// feature) or the `http://` base URL of a Coordinate REST server (with
+    /// the `rest` feature; the client side is then `RestBackend`). A build
+    /// from the workspace root has both: the job server's crate needs them.
     #[arg(long, default_value = "memory")]
     backend: String,
     /// Print one JSON object instead of a table: `cached` and `uncached`

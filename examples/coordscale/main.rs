@@ -58,7 +58,9 @@ use sampler::Plan;
 #[derive(Debug, Parser)]
 #[command(name = "coordscale", version)]
 struct Args {
-    /// Units in the spec, one run per size.
+    /// Units in the spec, one run per size; each size must leave enough
+    /// units for the warm-up and timed hand-outs (2,200 units with the
+    /// defaults, beside those the scenario holds pending).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     sizes: Vec<usize>,
     /// `memory` (the default) measures the in-memory backend only; also
