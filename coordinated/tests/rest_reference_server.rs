@@ -9,8 +9,10 @@ use axum::middleware::Next;
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::RestBackend;
 use coordinate::rest::names;
-use coordinate::{data, Backend, BackendExt, WorkUnitMeta, WorkUnitQuery};
-use serde_json::Value;
+use coordinate::{
+    data, AttemptRequest, Backend, BackendExt, WorkUnitMeta, WorkUnitQuery, WorkUnitStatus,
+};
+use serde_json::{json, Value};
 
 mod support;
 use support::in_process::serve;
@@ -186,4 +188,47 @@ async fn follows_links_naming_dot_objects_verbatim() {
         .await
         .unwrap();
     assert_eq!(workers.into_keys().collect::<Vec<_>>(), ["."]);
+}
+
+/// The CBOR form of `{"t": tuple(1, 2), "b": bytes ff fe}`, as the
+/// reference server answers a map holding a tuple: it keeps byte strings.
+fn cbor_with_bytes_not_utf8() -> Value {
+    use base64::Engine as _;
+    let cbor = [
+        0xa2, 0x61, b't', 0xd8, 0x80, 0x82, 0x01, 0x02, 0x61, b'b', 0x42, 0xff, 0xfe,
+    ];
+    json!(base64::engine::general_purpose::STANDARD.encode(cbor))
+}
+
+#[tokio::test]
+async fn reads_cbor_byte_strings_that_are_not_utf8() {
+    let served = support::memory_with_units(&["u1", "u2"]).await;
+    let app = support::plain::edit_answers_at(plain_router(&served), "/work_unit/u1", |unit| {
+        unit["data"] = cbor_with_bytes_not_utf8();
+    });
+    let app = support::plain::edit_answers_at(app, "/request_attempts", |hand_out| {
+        for attempt in hand_out["attempts"].as_array_mut().into_iter().flatten() {
+            if attempt["work_unit_url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/u1"))
+            {
+                attempt["data"] = cbor_with_bytes_not_utf8();
+            }
+        }
+    });
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+
+    // As the JSON form spells bytes: standard base64 text.
+    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
+    assert_eq!(
+        unit.data().await.unwrap(),
+        data!({"t": [1, 2], "b": "//4="})
+    );
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let attempts = worker.request_attempts(&AttemptRequest::units(2)).await;
+    assert_eq!(attempts.unwrap().len(), 2);
+    let counts = served.work_spec_at("n", "s").await.unwrap();
+    let counts = counts.count_work_unit_status().await.unwrap();
+    assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&2));
 }

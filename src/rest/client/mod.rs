@@ -115,7 +115,7 @@
 //! behaves as the original Coordinate job server does deactivates the worker, so
 //! over it a worker sets its parent before it first updates itself.
 //!
-//! # Names the original server spells its own way
+//! # The original server's own ways
 //!
 //! The original Coordinate job server spells the names `.` and `..`
 //! verbatim in its links, where URL resolution would take them for dot
@@ -127,6 +127,12 @@
 //! would read the plain spelling as another name (`-YiBi` reads as `b b`):
 //! for such a name no spelling serves both kinds of server
 //! ([`encode_previous`](crate::rest::names::encode_previous)).
+//!
+//! That server keeps byte strings in data as they are, and answers a data
+//! map holding a tuple in the CBOR form. A byte string in it that is not
+//! UTF-8 reads as the base64 text the JSON form would have given it
+//! ([`data::answer`](crate::rest::wire::data::answer)), rather than making
+//! the whole answer unreadable.
 //!
 //! # Errors
 //!

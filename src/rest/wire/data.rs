@@ -8,7 +8,11 @@
 //! tags 2 and 3, included) the nearest float; anything JSON cannot hold
 //! (other tags, non-UTF-8 bytes, non-finite floats, integers past the
 //! largest float) is an error, and so is a negative bignum of 16 bytes
-//! below -2^127, which the CBOR reader itself refuses.
+//! below -2^127, which the CBOR reader itself refuses. In an answer, which
+//! a client reads from a server that may keep byte strings as they are,
+//! non-UTF-8 bytes are no error: they read as the base64 text the JSON
+//! form writes for bytes (see [`answer`]), so that one such value does not
+//! make a whole document unreadable.
 //! So is CBOR nested deeper than the reader goes, as JSON is past
 //! `serde_json`'s limit; [`is_too_deep`] tells either failure apart.
 //!
@@ -47,13 +51,36 @@ pub fn serialize<S: Serializer>(v: &Option<DataMap>, s: S) -> Result<S::Ok, S::E
     v.serialize(s)
 }
 
-/// Reads either form.
+/// Reads either form, refusing byte strings that are not UTF-8.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataMap>, D::Error> {
-    d.deserialize_any(EitherForm)
+    d.deserialize_any(EitherForm(NonUtf8::Refused))
+}
+
+/// The data of an answer a client reads: either form, a byte string that
+/// is not UTF-8 read as the standard base64 (padded) of its bytes, the text
+/// the JSON form gives it.
+pub mod answer {
+    use super::{DataMap, Deserializer, EitherForm, NonUtf8};
+
+    pub use super::serialize;
+
+    /// Reads either form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataMap>, D::Error> {
+        d.deserialize_any(EitherForm(NonUtf8::Base64))
+    }
+}
+
+/// What a CBOR byte string that is not UTF-8 reads as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NonUtf8 {
+    /// Nothing: the data is refused.
+    Refused,
+    /// The standard base64 (padded) of its bytes.
+    Base64,
 }
 
 /// The visitor of a data field: a map, `null`, or base64 CBOR.
-struct EitherForm;
+struct EitherForm(NonUtf8);
 
 impl<'de> Visitor<'de> for EitherForm {
     type Value = Option<DataMap>;
@@ -75,7 +102,9 @@ impl<'de> Visitor<'de> for EitherForm {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        from_cbor_base64(text).map(Some).map_err(E::custom)
+        decode_cbor_base64(text, self.0)
+            .map(Some)
+            .map_err(E::custom)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
@@ -197,12 +226,20 @@ pub fn is_too_large(error: &serde_json::Error) -> bool {
     error.to_string().starts_with(&budgeted.to_string())
 }
 
-/// Decodes the base64 CBOR form of a data map.
+/// Decodes the base64 CBOR form of a data map, refusing byte strings that
+/// are not UTF-8.
 pub fn from_cbor_base64(text: &str) -> Result<DataMap, String> {
+    decode_cbor_base64(text, NonUtf8::Refused)
+}
+
+/// Decodes the base64 CBOR form of a data map, reading byte strings that
+/// are not UTF-8 as `non_utf8` says.
+fn decode_cbor_base64(text: &str, non_utf8: NonUtf8) -> Result<DataMap, String> {
     let bytes = STANDARD
         .decode(text)
         .map_err(|e| format!("data is not base64: {e}"))?;
     let mut rest = bytes.as_slice();
+    CBOR_NON_UTF8.set(non_utf8);
     CBOR_BUDGET.with(|budget| {
         budget.reset();
         match ciborium::from_reader(&mut rest) {
@@ -226,6 +263,9 @@ thread_local! {
     /// reader passes no state of its caller's to what it builds). No CBOR
     /// is decoded inside another, so one per thread serves.
     static CBOR_BUDGET: Budget = const { Budget::new() };
+    /// What the CBOR map being decoded on this thread makes of a byte
+    /// string that is not UTF-8.
+    static CBOR_NON_UTF8: Cell<NonUtf8> = const { Cell::new(NonUtf8::Refused) };
 }
 
 /// A whole CBOR item, read as JSON under [`CBOR_BUDGET`].
@@ -448,6 +488,9 @@ impl<'de> Visitor<'de> for Reader<'_> {
             Item::Bignum { negative } => self.bignum(&b, negative),
             Item::Any | Item::Key => match String::from_utf8(b) {
                 Ok(text) => self.visit_string(text),
+                Err(bytes) if CBOR_NON_UTF8.get() == NonUtf8::Base64 => {
+                    self.visit_string(STANDARD.encode(bytes.into_bytes()))
+                }
                 Err(_) => Err(E::custom("CBOR byte string is not UTF-8")),
             },
             _ => Err(self.item.mismatch()),

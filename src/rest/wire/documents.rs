@@ -82,7 +82,7 @@ pub struct WorkSpecDocument {
     /// Its URL.
     pub url: String,
     /// Its definition; `null` when none.
-    #[serde(with = "data")]
+    #[serde(with = "data::answer")]
     pub data: Option<DataMap>,
     /// Its summary.
     pub summary_url: String,
@@ -194,7 +194,7 @@ pub struct WorkUnitHead {
     #[serde(default)]
     pub url: String,
     /// Its visible data; omitted when empty.
-    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    #[serde(default, with = "data::answer", skip_serializing_if = "data_is_empty")]
     pub data: Option<DataMap>,
     /// Priority and not-before time; always present.
     pub meta: WorkUnitMetaDocument,
@@ -336,7 +336,7 @@ pub struct AttemptDocument {
     #[serde(with = "attempt_status")]
     pub status: AttemptStatus,
     /// Its data; omitted when empty.
-    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    #[serde(default, with = "data::answer", skip_serializing_if = "data_is_empty")]
     pub data: Option<DataMap>,
     /// When it left pending; unset while pending.
     #[serde(default, with = "opt_time")]
@@ -362,7 +362,7 @@ pub struct UncheckedAttemptDocument {
     #[serde(flatten)]
     pub summary: AttemptSummary,
     /// Its data; omitted when empty.
-    #[serde(default, with = "data", skip_serializing_if = "data_is_empty")]
+    #[serde(default, with = "data::answer", skip_serializing_if = "data_is_empty")]
     pub data: Option<DataMap>,
     /// Its action endpoints.
     #[serde(flatten)]
@@ -398,7 +398,7 @@ pub struct WorkerDocument {
     #[serde(default)]
     pub mode: String,
     /// Its data; `null` when it has none.
-    #[serde(default, with = "data")]
+    #[serde(default, with = "data::answer")]
     pub data: Option<DataMap>,
     /// Informational expiration.
     #[serde(with = "time")]

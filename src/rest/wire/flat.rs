@@ -25,7 +25,7 @@ pub(super) struct WorkUnitFields {
     name: String,
     #[serde(default)]
     url: String,
-    #[serde(default, with = "data")]
+    #[serde(default, with = "data::answer")]
     data: Option<DataMap>,
     meta: WorkUnitMetaDocument,
     #[serde(default, deserialize_with = "some_unit_status")]
@@ -94,7 +94,7 @@ pub(super) struct AttemptFields {
     worker_name: Option<String>,
     #[serde(default, deserialize_with = "some_attempt_status")]
     status: Option<AttemptStatus>,
-    #[serde(default, with = "data")]
+    #[serde(default, with = "data::answer")]
     data: Option<DataMap>,
     #[serde(default, with = "opt_time")]
     end_time: Option<Time>,

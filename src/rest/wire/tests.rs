@@ -162,6 +162,34 @@ fn cbor_data_decodes_tuples_uuids_and_bytes() {
 }
 
 #[test]
+fn answers_read_bytes_that_are_not_utf8_as_their_base64_text() {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(with = "super::data::answer")]
+        data: Option<DataMap>,
+    }
+    let base64 = |bytes: &[u8]| json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    // {"t": tuple(1, 2), "b": bytes ff fe, bytes ff as a key: "hi" as bytes}
+    let cbor = [
+        0xa3, 0x61, b't', 0xd8, 0x80, 0x82, 0x01, 0x02, 0x61, b'b', 0x42, 0xff, 0xfe, 0x41, 0xff,
+        0x42, b'h', b'i',
+    ];
+    let answer: Answer = serde_json::from_value(json!({ "data": base64(&cbor) })).unwrap();
+    assert_eq!(
+        answer.data,
+        Some(crate::data!({"t": [1, 2], "b": "//4=", "/w==": "hi"}))
+    );
+    // A request's data refuses them, as a server must.
+    let refused = serde_json::from_value::<WorkUnitBody>(json!({ "data": base64(&cbor) }));
+    assert!(refused.is_err_and(|e| e.to_string().contains("not UTF-8")));
+    // Afterwards the same thread's requests still refuse them.
+    let _: Answer = serde_json::from_value(json!({ "data": base64(&cbor) })).unwrap();
+    let bytes_only = base64(&[0xa1, 0x61, b'b', 0x41, 0xff]);
+    assert!(serde_json::from_value::<WorkUnitBody>(json!({ "data": bytes_only })).is_err());
+}
+
+#[test]
 fn cbor_data_errors_say_what_json_cannot_hold() {
     use base64::Engine as _;
     let decode = |hex: &str| {
