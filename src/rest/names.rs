@@ -176,8 +176,7 @@ pub fn dot_names_encoded(link: &str) -> Cow<'_, str> {
         .find(['?', '#'])
         .map_or(link.len(), |end| path_start + end);
     let path = &link[path_start..path_end];
-    let dotted = |segment: &&str| dot_name(segment).is_some();
-    if !path.split('/').any(|segment| dotted(&segment)) {
+    if !path.split('/').any(|segment| dot_name(segment).is_some()) {
         return Cow::Borrowed(link);
     }
     let path: Vec<Cow<'_, str>> = path
@@ -213,12 +212,16 @@ fn path_start(link: &str) -> Option<usize> {
     is_scheme.then(|| after_authority(scheme.len() + 3))
 }
 
-/// The name `.` or `..` a path segment spells, percent-encoded or not.
+/// The name `.` or `..` a path segment spells, percent-encoded or not
+/// (without allocating: every link a client follows goes through here).
 fn dot_name(segment: &str) -> Option<&'static str> {
-    match segment.to_ascii_lowercase().replace("%2e", ".").as_str() {
-        "." => Some("."),
-        ".." => Some(".."),
-        _ => None,
+    let spells = |spellings: &[&str]| spellings.iter().any(|s| segment.eq_ignore_ascii_case(s));
+    if spells(&[".", "%2e"]) {
+        Some(".")
+    } else if spells(&["..", ".%2e", "%2e.", "%2e%2e"]) {
+        Some("..")
+    } else {
+        None
     }
 }
 
