@@ -113,7 +113,8 @@ impl CachedNamespace {
         if home == self.name() {
             return self.adopt_here::<C>(up, fence).await;
         }
-        // Found for an answer, not looked up: no hit is counted.
+        // Found for an answer, not looked up: no hit is counted (a load,
+        // if one is needed, counts its miss, as every load does).
         let namespace = match self.shared.live_entry::<Self>(ROOT_SCOPE, home) {
             Some(namespace) => namespace,
             None => Self::existing(&self.shared, home).await?,

@@ -52,9 +52,11 @@ pub(crate) struct Counters {
 pub struct KindStats {
     /// Lookups answered from the cache.
     pub hits: u64,
-    /// Lookups not answered from the cache (each leads to a load, or waits
-    /// for a concurrent load of the same name). A `Gone` recovery's
-    /// lookups count too, and so does each retry of a lookup after one.
+    /// Lookups not answered from the cache: each leads to a load, or waits
+    /// for a concurrent load of the same name, and every load follows one.
+    /// The cache's own lookups count too: a `Gone` recovery's, each retry
+    /// of a lookup after one, and that of the namespace under which an
+    /// object of another namespace in an answer is filed.
     pub misses: u64,
     /// Backend lookups made to fill the cache (concurrent misses of one name
     /// share one load).

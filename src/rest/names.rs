@@ -166,8 +166,9 @@ pub fn decode_previous(value: &str) -> String {
 /// segment `.` or `..` (percent-encoded or not) spelled as the name
 /// encoding spells those names. In such a link a dot segment can only be a
 /// name a server emitted verbatim, as the reference server does; resolved
-/// as a dot segment it would address another object. A relative-path link,
-/// which the API does not allow, is left as it is.
+/// as a dot segment it would address another object. Segments end at `/`
+/// or `\`, as in an `http` URL. A relative-path link, which the API does
+/// not allow, is left as it is.
 pub fn dot_names_encoded(link: &str) -> Cow<'_, str> {
     let Some(path_start) = path_start(link) else {
         return Cow::Borrowed(link);
@@ -176,40 +177,57 @@ pub fn dot_names_encoded(link: &str) -> Cow<'_, str> {
         .find(['?', '#'])
         .map_or(link.len(), |end| path_start + end);
     let path = &link[path_start..path_end];
-    if !path.split('/').any(|segment| dot_name(segment).is_some()) {
+    if !path
+        .split(SEPARATORS)
+        .any(|segment| dot_name(segment).is_some())
+    {
         return Cow::Borrowed(link);
     }
-    let path: Vec<Cow<'_, str>> = path
-        .split('/')
-        .map(|segment| dot_name(segment).map_or(Cow::Borrowed(segment), encode_segment))
-        .collect();
-    Cow::Owned(format!(
-        "{}{}{}",
-        &link[..path_start],
-        path.join("/"),
-        &link[path_end..]
-    ))
+    let mut read = String::with_capacity(link.len() + 8);
+    read.push_str(&link[..path_start]);
+    for piece in path.split_inclusive(SEPARATORS) {
+        let segment = piece.trim_end_matches(SEPARATORS);
+        match dot_name(segment) {
+            Some(name) => read.push_str(&encode_segment(name)),
+            None => read.push_str(segment),
+        }
+        read.push_str(&piece[segment.len()..]);
+    }
+    read.push_str(&link[path_end..]);
+    Cow::Owned(read)
 }
 
+/// What ends a path segment of an `http` URL.
+const SEPARATORS: [char; 2] = ['/', '\\'];
+
 /// Where the path of an absolute path (`/…`), network-path (`//host/…`) or
-/// absolute URL (`scheme://host/…`) link starts; `None` for anything else.
+/// absolute URL (`scheme://host/…`, or `scheme:/…` on the base's host)
+/// link starts; `None` for anything else.
 fn path_start(link: &str) -> Option<usize> {
-    let after_authority = |from: usize| {
-        let rest = &link[from..];
-        from + rest.find(['/', '?', '#']).unwrap_or(rest.len())
+    let after_scheme = match link.split_once(':') {
+        Some((scheme, _)) if is_scheme(scheme) => scheme.len() + 1,
+        _ => 0,
     };
-    if let Some(rest) = link.strip_prefix("//") {
-        return Some(after_authority(link.len() - rest.len()));
+    let rest = &link[after_scheme..];
+    let mut separators = rest.chars().take_while(|c| SEPARATORS.contains(c));
+    match (separators.next(), separators.next()) {
+        (Some(_), Some(_)) => {
+            let authority = after_scheme + 2;
+            let end = link[authority..].find(['/', '\\', '?', '#']);
+            Some(end.map_or(link.len(), |end| authority + end))
+        }
+        (Some(_), None) => Some(after_scheme),
+        _ => None,
     }
-    if link.starts_with('/') {
-        return Some(0);
-    }
-    let (scheme, _) = link.split_once("://")?;
-    let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
+}
+
+/// True if `text` is a URL scheme: a letter, then letters, digits, `+`,
+/// `-` or `.`.
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    is_scheme.then(|| after_authority(scheme.len() + 3))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// The name `.` or `..` a path segment spells, percent-encoded or not
@@ -319,6 +337,11 @@ mod tests {
             ("/namespace/.../-Lg", "/namespace/.../-Lg"),
             ("../relative/.", "../relative/."),
             ("http://h", "http://h"),
+            ("/a\\.\\b/..\\", "/a\\-Lg\\b/-Li4\\"),
+            ("http:/a/./b", "http:/a/-Lg/b"),
+            ("http://u:p@[::1]:8/n/./w", "http://u:p@[::1]:8/n/-Lg/w"),
+            ("/namespace/job:1/.", "/namespace/job:1/-Lg"),
+            ("a:b/./c", "a:b/./c"),
         ] {
             assert_eq!(dot_names_encoded(link), read, "{link}");
         }

@@ -8,13 +8,16 @@
 //! tags 2 and 3, included) the nearest float; anything JSON cannot hold
 //! (other tags, non-UTF-8 bytes, non-finite floats, integers past the
 //! largest float) is an error, and so is a negative bignum of 16 bytes
-//! below -2^127, which the CBOR reader itself refuses. In an answer, which
-//! a client reads from a server that may keep byte strings as they are,
-//! non-UTF-8 bytes are no error: they read as the base64 text the JSON
-//! form writes for bytes (see [`answer`]), so that one such value does not
-//! make a whole document unreadable.
-//! So is CBOR nested deeper than the reader goes, as JSON is past
-//! `serde_json`'s limit; [`is_too_deep`] tells either failure apart.
+//! below -2^127, which the CBOR reader itself refuses. So is CBOR nested
+//! deeper than the reader goes, as JSON is past `serde_json`'s limit;
+//! [`is_too_deep`] tells either failure apart.
+//!
+//! In an answer, which a client reads from a server that may keep byte
+//! strings as they are, non-UTF-8 bytes are no error: they read as the
+//! base64 text the JSON form writes for bytes (see [`answer`]), so that one
+//! such value does not make a whole document unreadable. A byte string key
+//! reads as its text, so it replaces an entry of the same text key, as a
+//! key given again does.
 //!
 //! CBOR is read straight into the JSON form, item by item, so decoding holds
 //! one tree, never a CBOR tree beside its JSON copy: a body of tiny CBOR
@@ -282,7 +285,7 @@ impl<'de> Deserialize<'de> for Decoded {
 enum Item {
     /// Any item JSON can hold.
     Any,
-    /// A map key: text, or bytes that are UTF-8 text.
+    /// A map key: text, or bytes, read as a byte string value is.
     Key,
     /// The array inside a tuple (tag 128).
     Tuple,
