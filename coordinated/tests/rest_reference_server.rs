@@ -232,3 +232,23 @@ async fn reads_cbor_byte_strings_that_are_not_utf8() {
     let counts = counts.count_work_unit_status().await.unwrap();
     assert_eq!(counts.get(&WorkUnitStatus::Pending), Some(&2));
 }
+
+/// A `coordinated` in front of such a server passes those bytes on as the
+/// text it read.
+#[tokio::test]
+async fn a_proxy_passes_on_cbor_byte_strings_as_their_base64_text() {
+    let served = support::memory_with_units(&["u1"]).await;
+    let app = support::plain::edit_answers_at(plain_router(&served), "/work_unit/u1", |unit| {
+        unit["data"] = cbor_with_bytes_not_utf8();
+    });
+    let (upstream, _stop_upstream) = serve(app).await;
+    let proxied: Arc<dyn Backend> = Arc::new(RestBackend::connect(upstream).await.unwrap());
+    let proxy = coordinated::router(proxied, &coordinated::ServerOptions::default());
+    let (url, _stop) = serve(proxy).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
+    assert_eq!(
+        unit.data().await.unwrap(),
+        data!({"t": [1, 2], "b": "//4="})
+    );
+}
