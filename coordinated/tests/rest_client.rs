@@ -1875,17 +1875,9 @@ async fn absolute_links_to_the_server_carry_the_credentials() {
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
 }
 
-/// Every link in `doc` (a string starting with `/`) made an absolute URL
-/// of `origin`.
+/// Every link in `doc` made an absolute URL of `origin`.
 fn absolute_links(doc: &mut serde_json::Value, origin: &str) {
-    match doc {
-        serde_json::Value::String(link) if link.starts_with('/') => {
-            *link = format!("{origin}{link}");
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| absolute_links(i, origin)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| absolute_links(v, origin)),
-        _ => {}
-    }
+    support::plain::edit_links(doc, &|link| *link = format!("{origin}{link}"));
 }
 
 /// A hand-out whose call is dropped after the server made its attempts,

@@ -99,34 +99,10 @@ async fn deletes_after_a_dashed_name_on_a_server_comparing_previous_literally() 
 /// as the reference server does.
 fn raw_dot_names(app: axum::Router) -> axum::Router {
     app.layer(axum::middleware::map_response(|response| {
-        support::plain::edit_json(response, |document| on_links(document, &raw_dots))
+        support::plain::edit_json(response, |document| {
+            support::plain::edit_links(document, &raw_dots)
+        })
     }))
-}
-
-/// Applies `edit` to every link inside `value`: the strings of keys ending
-/// in `url` or `urls`, and a work spec's `meta` link; never inside data.
-fn on_links(value: &mut Value, edit: &dyn Fn(&mut String)) {
-    match value {
-        Value::Object(map) => {
-            for (key, value) in map.iter_mut() {
-                let link = key.ends_with("url") || key.ends_with("urls") || key == "meta";
-                match value {
-                    Value::String(text) if link => edit(text),
-                    Value::Array(items) if key.ends_with("urls") => {
-                        for item in items.iter_mut() {
-                            if let Value::String(text) = item {
-                                edit(text);
-                            }
-                        }
-                    }
-                    _ if key == "data" => {}
-                    other => on_links(other, edit),
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|item| on_links(item, edit)),
-        _ => {}
-    }
 }
 
 /// `link` with the encoded names `.` and `..` spelled verbatim.

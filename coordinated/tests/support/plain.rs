@@ -74,6 +74,17 @@ pub fn edit_bytes_at(
     ))
 }
 
+/// Applies `edit` to every link in `document`: each string starting with
+/// `/`, an absolute path, as this server writes its links.
+pub fn edit_links(document: &mut Value, edit: &dyn Fn(&mut String)) {
+    match document {
+        Value::String(link) if link.starts_with('/') => edit(link),
+        Value::Array(items) => items.iter_mut().for_each(|item| edit_links(item, edit)),
+        Value::Object(map) => map.values_mut().for_each(|value| edit_links(value, edit)),
+        _ => {}
+    }
+}
+
 /// `response` with `edit` applied to its JSON body; any other body is
 /// left as it is.
 pub async fn edit_json(response: Response, edit: impl FnOnce(&mut Value)) -> Response {
