@@ -176,22 +176,27 @@ fn cbor_with_bytes_not_utf8() -> Value {
     json!(base64::engine::general_purpose::STANDARD.encode(cbor))
 }
 
+/// `coordinated` over `served`, answering unit `u1`'s data so.
+fn u1_in_cbor(served: &MemoryBackend) -> axum::Router {
+    support::plain::edit_answers_at(plain_router(served), "/work_unit/u1", |unit| {
+        unit["data"] = cbor_with_bytes_not_utf8();
+    })
+}
+
 #[tokio::test]
 async fn reads_cbor_byte_strings_that_are_not_utf8() {
     let served = support::memory_with_units(&["u1", "u2"]).await;
-    let app = support::plain::edit_answers_at(plain_router(&served), "/work_unit/u1", |unit| {
-        unit["data"] = cbor_with_bytes_not_utf8();
-    });
-    let app = support::plain::edit_answers_at(app, "/request_attempts", |hand_out| {
-        for attempt in hand_out["attempts"].as_array_mut().into_iter().flatten() {
-            if attempt["work_unit_url"]
-                .as_str()
-                .is_some_and(|u| u.ends_with("/u1"))
-            {
-                attempt["data"] = cbor_with_bytes_not_utf8();
+    let app =
+        support::plain::edit_answers_at(u1_in_cbor(&served), "/request_attempts", |hand_out| {
+            for attempt in hand_out["attempts"].as_array_mut().into_iter().flatten() {
+                if attempt["work_unit_url"]
+                    .as_str()
+                    .is_some_and(|u| u.ends_with("/u1"))
+                {
+                    attempt["data"] = cbor_with_bytes_not_utf8();
+                }
             }
-        }
-    });
+        });
     let (url, _stop) = serve(app).await;
     let rest = RestBackend::connect(url).await.unwrap();
 
@@ -214,10 +219,7 @@ async fn reads_cbor_byte_strings_that_are_not_utf8() {
 #[tokio::test]
 async fn a_proxy_passes_on_cbor_byte_strings_as_their_base64_text() {
     let served = support::memory_with_units(&["u1"]).await;
-    let app = support::plain::edit_answers_at(plain_router(&served), "/work_unit/u1", |unit| {
-        unit["data"] = cbor_with_bytes_not_utf8();
-    });
-    let (upstream, _stop_upstream) = serve(app).await;
+    let (upstream, _stop_upstream) = serve(u1_in_cbor(&served)).await;
     let proxied: Arc<dyn Backend> = Arc::new(RestBackend::connect(upstream).await.unwrap());
     let proxy = coordinated::router(proxied, &coordinated::ServerOptions::default());
     let (url, _stop) = serve(proxy).await;
