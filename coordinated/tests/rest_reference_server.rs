@@ -183,6 +183,16 @@ fn u1_in_cbor(served: &MemoryBackend) -> axum::Router {
     })
 }
 
+/// A client of the server at `url`, once it has read `u1`'s byte string
+/// as the JSON form spells bytes: standard base64 text.
+async fn u1_read_as_base64_text(url: String) -> RestBackend {
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
+    let data = unit.data().await.unwrap();
+    assert_eq!(data, data!({"t": [1, 2], "b": "//4="}));
+    rest
+}
+
 #[tokio::test]
 async fn reads_cbor_byte_strings_that_are_not_utf8() {
     let served = support::memory_with_units(&["u1", "u2"]).await;
@@ -198,14 +208,7 @@ async fn reads_cbor_byte_strings_that_are_not_utf8() {
             }
         });
     let (url, _stop) = serve(app).await;
-    let rest = RestBackend::connect(url).await.unwrap();
-
-    // As the JSON form spells bytes: standard base64 text.
-    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
-    assert_eq!(
-        unit.data().await.unwrap(),
-        data!({"t": [1, 2], "b": "//4="})
-    );
+    let rest = u1_read_as_base64_text(url).await;
     let worker = rest.worker_at("n", "w").await.unwrap();
     let attempts = worker.request_attempts(&AttemptRequest::units(2)).await;
     assert_eq!(attempts.unwrap().len(), 2);
@@ -223,10 +226,5 @@ async fn a_proxy_passes_on_cbor_byte_strings_as_their_base64_text() {
     let proxied: Arc<dyn Backend> = Arc::new(RestBackend::connect(upstream).await.unwrap());
     let proxy = coordinated::router(proxied, &coordinated::ServerOptions::default());
     let (url, _stop) = serve(proxy).await;
-    let rest = RestBackend::connect(url).await.unwrap();
-    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
-    assert_eq!(
-        unit.data().await.unwrap(),
-        data!({"t": [1, 2], "b": "//4="})
-    );
+    u1_read_as_base64_text(url).await;
 }
