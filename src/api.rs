@@ -96,6 +96,26 @@ pub type WorkerRef = Arc<dyn Worker>;
 pub type AttemptRef = Arc<dyn Attempt>;
 
 /// The root of a Coordinate store: a set of namespaces.
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::Backend;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let backend = MemoryBackend::new();
+/// let app = backend.namespace("app").await?;
+/// assert_eq!(backend.namespaces().await?.len(), 1);
+///
+/// // A destroyed namespace is never revived: the name gets a new one.
+/// app.destroy().await?;
+/// assert!(backend.namespaces().await?.is_empty());
+/// let again = backend.namespace("app").await?;
+/// assert!(again.work_spec_names().await?.is_empty());
+/// assert!(app.work_spec_names().await.unwrap_err().is_gone());
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Backend: Send + Sync + Debug {
     /// The live namespace with this name, created empty if there is none
@@ -165,6 +185,34 @@ forward_backend!(Box);
 ///
 /// Every method but `name` and `destroy` fails on a destroyed namespace
 /// (see [deleted objects](self#deleted-objects)).
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, Error};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let app = MemoryBackend::new().namespace("app").await?;
+/// let spec = app.set_work_spec(data!({"name": "resize", "priority": 5})).await?;
+/// assert_eq!(spec.meta(false).await?.priority, 5);
+/// assert_eq!(app.work_spec_names().await?, ["resize"]);
+///
+/// // A definition without a name is refused, and nothing is created.
+/// assert!(matches!(app.set_work_spec(data!({"priority": 1})).await, Err(Error::NoWorkSpecName)));
+///
+/// app.destroy_work_spec("resize").await?;
+/// assert!(matches!(
+///     app.work_spec("resize").await,
+///     Err(Error::NoSuchWorkSpec { name }) if name == "resize"
+/// ));
+///
+/// // Looking a worker up creates it.
+/// let worker = app.worker("host-1").await?;
+/// assert!(worker.active().await?);
+/// assert!(app.workers().await?.contains_key("host-1"));
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Namespace: Send + Sync + Debug {
     /// The namespace's name.
@@ -221,6 +269,30 @@ pub trait Namespace: Send + Sync + Debug {
 ///
 /// Every method but `name` fails once the spec or its namespace is
 /// destroyed (see [deleted objects](self#deleted-objects)).
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, NewWorkUnit, WorkUnitQuery, WorkUnitStatus};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let app = MemoryBackend::new().namespace("app").await?;
+/// let spec = app.set_work_spec(data!({"name": "resize"})).await?;
+/// let units = (1..=5).map(|i| NewWorkUnit::new(format!("img-{i}"), data!({"w": i * 100})));
+/// spec.add_work_units(units.collect()).await?;
+///
+/// // Pages come in name order.
+/// let page = WorkUnitQuery { limit: 2, ..WorkUnitQuery::statuses([WorkUnitStatus::Available]) };
+/// let names: Vec<String> = spec.work_units(&page).await?.into_keys().collect();
+/// assert_eq!(names, ["img-1", "img-2"]);
+///
+/// assert_eq!(spec.delete_work_units(&WorkUnitQuery::names(["img-1", "img-9"])).await?, 1);
+/// let counts = spec.count_work_unit_status().await?;
+/// assert_eq!(counts[&WorkUnitStatus::Available], 4);
+/// assert_eq!(spec.meta(true).await?.available_count, 4);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait WorkSpec: Send + Sync + Debug {
     /// The spec's name (the definition's `"name"`).
@@ -330,6 +402,29 @@ pub trait WorkSpec: Send + Sync + Debug {
 /// Every method but `name` and `work_spec` fails once the unit is deleted
 /// or its spec or namespace destroyed (see
 /// [deleted objects](self#deleted-objects)).
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, WorkUnitMeta, WorkUnitStatus};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let spec = MemoryBackend::new().namespace("app").await?.set_work_spec(data!({"name": "resize"})).await?;
+/// let unit = spec.add_work_unit("img-1", data!({"w": 640}), WorkUnitMeta::with_priority(2.0)).await?;
+/// assert_eq!(unit.work_spec().name(), "resize");
+///
+/// let snapshot = unit.snapshot().await?;
+/// assert_eq!(snapshot.status, WorkUnitStatus::Available);
+/// assert_eq!(snapshot.data, data!({"w": 640}));
+/// assert_eq!(snapshot.meta.priority, 2.0);
+///
+/// unit.set_priority(-1.0).await?;
+/// assert_eq!(unit.priority().await?, -1.0);
+/// assert_eq!(unit.num_attempts().await?, 0);
+/// assert!(unit.active_attempt().await?.is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait WorkUnit: Send + Sync + Debug {
     /// The unit's name.
@@ -412,6 +507,33 @@ pub trait WorkUnit: Send + Sync + Debug {
 }
 
 /// An executing process, or a supervisor of such.
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, AttemptRequest, Backend, Duration, WorkUnitMeta};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let app = MemoryBackend::new().namespace("app").await?;
+/// let spec = app.set_work_spec(data!({"name": "resize"})).await?;
+/// for name in ["a", "b", "c"] {
+///     spec.add_work_unit(name, data!({}), WorkUnitMeta::default()).await?;
+/// }
+///
+/// let parent = app.worker("supervisor").await?;
+/// let worker = app.worker("host-1").await?;
+/// worker.set_parent(Some(&parent)).await?;
+///
+/// let request = AttemptRequest { lifetime: Duration::minutes(5), ..AttemptRequest::units(2) };
+/// let attempts = worker.request_attempts(&request).await?;
+/// let units: Vec<String> = attempts.iter().map(|a| a.work_unit().name().to_owned()).collect();
+/// assert_eq!(units, ["a", "b"]);
+/// assert_eq!(worker.active_attempts().await?.len(), 2);
+/// // A supervisor sees its children's attempts.
+/// assert_eq!(parent.child_attempts().await?.len(), 2);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Worker: Send + Sync + Debug {
     /// The worker's name.
@@ -528,6 +650,32 @@ pub trait Worker: Send + Sync + Debug {
 /// | Pending, not active | Expired, `LostLease` | Expired | Finished | Failed | Retryable |
 /// | Expired | Expired, `LostLease` | no-op | | | |
 /// | Failed | | | Finished | | |
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, AttemptRequest, AttemptStatus, Backend, Duration, Error};
+/// use coordinate::{WorkUnitMeta, WorkUnitStatus};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let app = MemoryBackend::new().namespace("app").await?;
+/// let spec = app.set_work_spec(data!({"name": "resize"})).await?;
+/// let unit = spec.add_work_unit("img-1", data!({}), WorkUnitMeta::default()).await?;
+/// let worker = app.worker("host-1").await?;
+///
+/// let attempt = worker.request_attempts(&AttemptRequest::default()).await?.remove(0);
+/// attempt.renew(Duration::minutes(10), Some(data!({"progress": 0.5}))).await?;
+/// attempt.fail(Some(data!({"error": "disk full"}))).await?;
+/// assert_eq!(unit.status().await?, WorkUnitStatus::Failed);
+///
+/// // A failed attempt may still finish; nothing else changes it.
+/// assert!(matches!(attempt.renew(Duration::minutes(1), None).await, Err(Error::NotPending)));
+/// attempt.finish(None).await?;
+/// assert_eq!(attempt.status().await?, AttemptStatus::Finished);
+/// assert_eq!(unit.status().await?, WorkUnitStatus::Finished);
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait Attempt: Send + Sync + Debug {
     /// The unit being done.
@@ -647,6 +795,22 @@ pub trait Attempt: Send + Sync + Debug {
 ///
 /// Their futures are not boxed (the trait is never a trait object): a
 /// resolution pays only for the trait calls it makes.
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, BackendExt, WorkUnitMeta};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let backend = MemoryBackend::new();
+/// let spec = backend.namespace("app").await?.set_work_spec(data!({"name": "resize"})).await?;
+/// spec.add_work_unit("img-1", data!({"w": 640}), WorkUnitMeta::default()).await?;
+///
+/// let unit = backend.work_unit_at("app", "resize", "img-1").await?;
+/// assert_eq!(unit.data().await?, data!({"w": 640}));
+/// # Ok(())
+/// # }
+/// ```
 pub trait BackendExt: Backend {
     /// Resolves `namespace` → `work_spec`, as a stateless job server does
     /// for every request.

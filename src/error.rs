@@ -46,6 +46,25 @@ impl fmt::Display for ObjectKind {
 /// are equal when their [`kind`](Error::kind) and structured fields (names,
 /// limits, object kind, the argument of a data error) are; a `Backend`
 /// message is never compared.
+///
+/// ```
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, Error, ErrorKind, ObjectKind};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let app = MemoryBackend::new().namespace("app").await?;
+/// let spec = app.set_work_spec(data!({"name": "resize"})).await?;
+/// app.destroy_work_spec("resize").await?;
+///
+/// let err = spec.meta(false).await.unwrap_err();
+/// assert!(err.is_gone());
+/// assert_eq!(err, Error::Gone { kind: ObjectKind::WorkSpec });
+/// assert_eq!(err.kind(), ErrorKind::Gone);
+/// assert_eq!(app.work_spec("resize").await.unwrap_err().kind(), ErrorKind::NoSuchWorkSpec);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {

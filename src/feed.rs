@@ -196,6 +196,32 @@ impl Subscription {
 }
 
 /// A backend's change feed (see the [module docs](self)).
+///
+/// ```
+/// use coordinate::feed::{ChangeEvent, DeletedUnits};
+/// use coordinate::memory::MemoryBackend;
+/// use coordinate::{data, Backend, WorkUnitMeta, WorkUnitQuery};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> coordinate::Result<()> {
+/// let backend = MemoryBackend::new();
+/// let spec = backend.namespace("app").await?.set_work_spec(data!({"name": "resize"})).await?;
+/// spec.add_work_unit("img-1", data!({}), WorkUnitMeta::default()).await?;
+///
+/// let feed = backend.change_feed().expect("the memory backend has a feed");
+/// let mut events = feed.subscribe().await?;
+/// spec.delete_work_units(&WorkUnitQuery::names(["img-1"])).await?;
+/// assert_eq!(
+///     events.recv().await,
+///     Ok(ChangeEvent::WorkUnitsDeleted {
+///         namespace: "app".into(),
+///         work_spec: "resize".into(),
+///         units: DeletedUnits::Names(vec!["img-1".into()]),
+///     })
+/// );
+/// # Ok(())
+/// # }
+/// ```
 #[async_trait]
 pub trait ChangeFeed: Send + Sync + fmt::Debug {
     /// A new subscription; events published once this returns reach it.

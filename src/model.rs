@@ -41,6 +41,17 @@ macro_rules! data {
 
 /// The status of a work unit. The ordinal order is significant:
 /// summaries sort by it.
+///
+/// ```
+/// use coordinate::WorkUnitStatus;
+///
+/// assert_eq!(WorkUnitStatus::Pending.ordinal(), 2);
+/// assert_eq!(WorkUnitStatus::from_ordinal(5)?, WorkUnitStatus::Delayed);
+/// assert_eq!(WorkUnitStatus::Failed.as_str(), "failed");
+/// assert_eq!(WorkUnitStatus::text_of_ordinal(9).unwrap_err().to_string(), "invalid status (marshal, 9)");
+/// assert!(WorkUnitStatus::Available < WorkUnitStatus::Finished);
+/// # Ok::<(), coordinate::StatusConversionError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkUnitStatus {
@@ -317,6 +328,24 @@ impl NewWorkUnit {
 }
 
 /// Selects work units of a spec. The default query selects every unit.
+///
+/// ```
+/// use coordinate::{WorkUnitQuery, WorkUnitStatus};
+///
+/// // The second page of 100 pending or failed units, after "u0099".
+/// let query = WorkUnitQuery {
+///     previous_name: "u0099".into(),
+///     limit: 100,
+///     ..WorkUnitQuery::statuses([WorkUnitStatus::Pending, WorkUnitStatus::Failed])
+/// };
+/// assert!(query.admits_name("u0100") && !query.admits_name("u0099"));
+/// assert!(query.admits_status(WorkUnitStatus::Failed));
+/// assert!(!query.admits_status(WorkUnitStatus::Available));
+/// assert_eq!(query.limit(), Some(100));
+///
+/// // Zero or a negative limit means no limit.
+/// assert_eq!(WorkUnitQuery::names(["a", "b"]).limit(), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkUnitQuery {
     /// If non-empty, only these names (missing ones are ignored).
