@@ -19,8 +19,7 @@ use coordinate::rest::wire::{
 };
 use coordinate::rules::limits;
 use coordinate::{
-    AttemptRef, Backend, BackendExt, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef,
-    WorkerRef,
+    AttemptRef, Backend, Error, NamespaceRef, WorkSpecRef, WorkUnitQuery, WorkUnitRef, WorkerRef,
 };
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
@@ -920,7 +919,14 @@ async fn unit_to_attempt(
         name(names.work_spec)?,
         name(names.work_unit)?,
     );
-    Ok(backend.work_unit_at(&namespace, &spec, &unit).await?)
+    if namespace == ns.name() {
+        return Ok(ns.work_spec(&spec).await?.work_unit(&unit).await?);
+    }
+    // Only the path's namespace is made if missing: a namespace the body
+    // names is looked up, so a refused request leaves none behind.
+    let far = backend.namespaces().await?.remove(&namespace);
+    let far = far.ok_or(Error::NoSuchWorkSpec { name: spec.clone() })?;
+    Ok(far.work_spec(&spec).await?.work_unit(&unit).await?)
 }
 
 /// `PUT` on a worker: first the parent (`parent_at`, the namespace and

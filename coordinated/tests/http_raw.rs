@@ -2024,6 +2024,16 @@ fn a_unit_in_another_namespace_goes_by_url() {
     let reply = make(missing);
     assert_eq!(reply.status, 500, "{}", reply.text());
     assert_eq!(reply.error_code(), "ErrNoSuchWorkUnit");
+
+    // A namespace named only in the body is not made by a refused request.
+    let nowhere = r#"{"work_spec": "", "work_unit": "",
+        "work_unit_url": "/namespace/ghost/work_spec/s/work_unit/u"}"#;
+    let reply = make(nowhere);
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(reply.error_code(), "ErrNoSuchWorkSpec");
+    assert_eq!(reply.json()["value"], json!("s"));
+    let namespaces = listed_names(&server, "/namespace", "namespaces");
+    assert_eq!(namespaces.len(), 2, "{namespaces:?}");
 }
 
 /// The names of a namespace's workers.
