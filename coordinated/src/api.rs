@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -32,6 +33,7 @@ use crate::links;
 use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
+use crate::unread_body;
 use coordinate::detached::Unclaimed;
 
 /// The route template a request matched, for metrics: a request
@@ -251,11 +253,12 @@ impl Api {
     /// `100 Continue`, would otherwise find the connection closed under its
     /// writes and never see the `413`. One that asks for `100 Continue`
     /// first has sent none of it: it is answered `413` at once, and sends
-    /// nothing.
+    /// nothing. `body` is taken once its headers pass, as it starts being
+    /// read; refused before, it is left for [`unread_body`].
     async fn read_body(
         &self,
         headers: &HeaderMap,
-        body: Body,
+        body: &mut Option<Body>,
         arrival: Option<&BodyArrival>,
     ) -> Result<JsonBody, Problem> {
         let content_type = headers
@@ -284,7 +287,7 @@ impl Api {
             }
         };
         mark(true);
-        let read = self.bodies.read(body).await;
+        let read = self.bodies.read(body.take().unwrap_or_default()).await;
         mark(false);
         let body = read.map_err(|e| match e {
             BodyError::TooLarge => too_large(),
@@ -303,9 +306,7 @@ impl Api {
 /// Whether the client waits for `100 Continue` before sending a body it
 /// declares longer than `limit` bytes.
 fn waits_to_send_more_than(headers: &HeaderMap, limit: usize) -> bool {
-    let waits = headers
-        .get(header::EXPECT)
-        .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let waits = unread_body::waits_for_continue(headers);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
@@ -437,6 +438,20 @@ fn claim_unless_gone(unanswered: Unclaimed, peer: Option<&Peer>) -> Result<(), P
 /// The API handler: every request outside `/metrics`, `/healthz`, `/readyz`.
 pub async fn handle(State(api): State<Api>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let mut body = Some(body);
+    let response = answer(&api, &parts, &mut body).await;
+    match body {
+        Some(unread) => unread_body::answer_after(&parts.headers, unread, response).await,
+        // A body over the bound was read only up to it.
+        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            unread_body::closing(response)
+        }
+        None => response,
+    }
+}
+
+/// The answer to a request; takes `body` if it reads it.
+async fn answer(api: &Api, parts: &Parts, body: &mut Option<Body>) -> Response {
     // The router answers first, as in the reference server: a redirect or
     // an unknown path does not depend on `Accept`.
     let route = match path::route(parts.uri.path()) {

@@ -139,6 +139,7 @@ pub mod path;
 pub mod problem;
 pub mod server;
 pub mod shown;
+mod unread_body;
 
 pub use config::Config;
 pub use connections::{serve, ConnectionOptions, DEFAULT_MAX_CONNECTIONS};

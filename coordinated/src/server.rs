@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode, Version};
 use axum::middleware::{self, Next};
@@ -24,6 +25,7 @@ use crate::connections::Peer;
 use crate::metrics::{self, CacheStatsFn, MetricsState, PoolStatusFn};
 use crate::negotiate::negotiated_or_v1;
 use crate::problem::Problem;
+use crate::unread_body;
 
 /// The default bound on a request body, 32 MiB: it holds any data map
 /// within [`MAX_DATA_BYTES`] with the request around it, in the longest
@@ -145,8 +147,10 @@ async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Re
         request.extensions_mut().insert(arrival.clone());
         arrival
     });
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
+    // A body the dropped request may have left unread ends the connection.
+    let has_body = !request.body().is_end_stream();
+    let late = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => return response,
         Err(_) if arrival.is_some_and(|a| a.is_arriving()) => Problem::generic(
             StatusCode::REQUEST_TIMEOUT,
             format!("the request body did not arrive within {timeout:?}"),
@@ -157,6 +161,11 @@ async fn with_timeout(timeout: Duration, mut request: Request, next: Next) -> Re
             format!("request took longer than {timeout:?}"),
         )
         .respond(media),
+    };
+    if has_body {
+        unread_body::closing(late)
+    } else {
+        late
     }
 }
 

@@ -1006,6 +1006,21 @@ fn a_body_that_stops_arriving_is_408_after_the_request_timeout() {
     assert_eq!(reply.header("content-type"), Some(V1));
     assert_eq!(reply.error_code(), "error");
     assert_eq!(server.get("/healthz").status, 200);
+
+    // On a keep-alive connection, the answer says the connection closes:
+    // the rest of the body is not read.
+    let mut stream = support::connect(server.addr);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST /namespace HTTP/1.1\r\nHost: x\r\nContent-Type: {V1}\r\n\
+         Content-Length: 12\r\n\r\n{{\"name\""
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    let reply = read_reply(&mut stream);
+    assert_eq!(reply.status, 408, "{}", reply.text());
+    assert_eq!(reply.header("connection"), Some("close"));
 }
 
 /// An HTTP/1.1 request without a `Host` header, or with two, is `400`
@@ -1253,6 +1268,15 @@ fn a_body_over_the_bound_is_413_and_one_declared_longer_than_sent_408() {
     let reply = server.send_json("POST", "/namespace", &body);
     assert_eq!(reply.status, 413, "{}", reply.text());
     assert_eq!(reply.error_code(), "error");
+    // Read only up to the bound, it ends a keep-alive connection.
+    let raw = format!(
+        "POST /namespace HTTP/1.1\r\nHost: x\r\nContent-Type: {V1}\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = exchange(server.addr, raw.as_bytes());
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(reply.header("connection"), Some("close"));
     // Far more declared than the bound, and two bytes sent.
     let mut stream = partial_post(&server, 99_999_999_999, "{}");
     let reply = read_reply(&mut stream);
@@ -1292,6 +1316,72 @@ fn a_body_over_the_bound_waiting_for_continue_is_413_at_once() {
     assert_eq!(&line, b"HTTP/1.1 100 Continue\r\n\r\n");
     within.write_all(body.as_bytes()).expect("body");
     assert_eq!(read_reply(&mut within).status, 201);
+}
+
+/// A request answered before its body is read (an unknown spec or unit in
+/// its path, a body of a type the server does not read, an `Accept`
+/// nothing matches, a method that takes no body) leaves its connection
+/// open for the next request, even when the body arrives after the
+/// answer is decided.
+#[test]
+fn a_body_arriving_after_an_early_answer_keeps_the_connection() {
+    let server = Server::start(&[]);
+    assert_eq!(add_spec_s(&server, "a").status, 201);
+    let mut connection = support::Connection::open(server.addr);
+    let json = ("Content-Type", V1);
+    let finish = "/namespace/a/work_spec/s/work_unit/x/attempt/w/2020-01-01T00:00:00Z/finish";
+    for (method, path, headers, status) in [
+        (
+            "POST",
+            "/namespace/a/work_spec/t/work_unit",
+            vec![json],
+            404,
+        ),
+        ("POST", finish, vec![json], 400),
+        (
+            "POST",
+            "/namespace/a/work_spec",
+            vec![("Content-Type", "text/plain")],
+            415,
+        ),
+        (
+            "POST",
+            "/namespace/a/work_spec",
+            vec![json, ("Accept", "text/html")],
+            406,
+        ),
+        ("POST", "/nowhere", vec![json], 404),
+        ("GET", "/namespace/a", vec![json], 200),
+    ] {
+        let pause = Duration::from_millis(100);
+        let body = r#"{"name": "u"}"#;
+        let reply = connection.send_body_after(pause, method, path, &headers, body);
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text());
+        let next = connection.get("/namespace/a/work_spec/s");
+        assert_eq!(next.status, 200, "after {method} {path}");
+    }
+}
+
+/// An early answer to a request whose body is longer than what is read
+/// to keep a connection, or waits to be asked for, says the connection
+/// closes.
+#[test]
+fn an_early_answer_to_a_long_or_awaited_body_says_the_connection_closes() {
+    let server = Server::start(&[]);
+    for (length, expect) in [(1 << 20, ""), (20, "Expect: 100-continue\r\n")] {
+        let mut stream = support::connect(server.addr);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let head = format!(
+            "POST /namespace/a/work_spec/t/work_unit HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: {V1}\r\n{expect}Content-Length: {length}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("head");
+        let reply = read_reply(&mut stream);
+        assert_eq!(reply.status, 404, "{length}: {}", reply.text());
+        assert_eq!(reply.header("connection"), Some("close"), "{length}");
+    }
 }
 
 #[test]

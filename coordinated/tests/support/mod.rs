@@ -228,6 +228,29 @@ impl Connection {
         self.stream
             .write_all(raw.as_bytes())
             .expect("write request");
+        self.read_response(method, path)
+    }
+
+    /// [`send`](Self::send), writing the body `pause` after the head, as
+    /// a client that writes them separately may.
+    pub fn send_body_after(
+        &mut self,
+        pause: Duration,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let raw = format_request(self.addr, method, path, headers, Some(body), "keep-alive");
+        let (head, body) = raw.split_at(raw.len() - body.len());
+        self.stream.write_all(head.as_bytes()).expect("write head");
+        std::thread::sleep(pause);
+        self.stream.write_all(body.as_bytes()).expect("write body");
+        self.read_response(method, path)
+    }
+
+    /// Reads the response to `method` on `path`.
+    fn read_response(&mut self, method: &str, path: &str) -> Reply {
         let head_end = self.read_until(find_head_end);
         let head = parse_reply(&self.pending[..head_end + 4]);
         assert!(

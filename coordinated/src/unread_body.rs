@@ -1,0 +1,123 @@
+//! Request bodies answered without being read.
+//!
+//! A connection serves its next request only once the last one's body has
+//! been read. A request answered before its body was read (an unknown spec
+//! in its path, an `Accept` nothing matches) would otherwise have its
+//! connection closed after the answer, unannounced: a client that sent its
+//! next request on it meanwhile finds the connection reset and cannot tell
+//! whether that request was served. So a short unread body is read and
+//! dropped before the answer goes out, and the connection stays open;
+//! otherwise the answer says `Connection: close`, and the client knows to
+//! send its next request elsewhere.
+
+use std::pin::pin;
+
+use axum::body::{Body, HttpBody};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use http_body_util::BodyExt;
+
+use crate::body_budget::FREE_BYTES_PER_BODY;
+
+/// The longest unread body read to keep its connection open: the bytes
+/// any body may take without waiting for the shared budget.
+pub const DRAINED_BYTES: usize = FREE_BYTES_PER_BODY;
+
+/// `response`, once `body`, which the answer did not read, is read and
+/// dropped; or with `Connection: close` when that would mean reading over
+/// [`DRAINED_BYTES`], inviting a body the client waits to be asked for
+/// (`Expect: 100-continue`), or the connection failed meanwhile.
+pub async fn answer_after(headers: &HeaderMap, body: Body, response: Response) -> Response {
+    if body.is_end_stream() || (!waits_for_continue(headers) && drained(body).await) {
+        return response;
+    }
+    closing(response)
+}
+
+/// `response` saying `Connection: close`: its request's body is not read
+/// whole, so the connection serves no further request.
+pub fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Whether the client waits for `100 Continue` before sending its body.
+pub fn waits_for_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads `body` to its end unless it is, or declares itself, longer than
+/// [`DRAINED_BYTES`]; true if it ended.
+async fn drained(body: Body) -> bool {
+    let limit = u64::try_from(DRAINED_BYTES).unwrap_or(u64::MAX);
+    if body.size_hint().lower() > limit {
+        return false;
+    }
+    let mut body = pin!(body);
+    let mut length = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return false;
+        };
+        length += frame.data_ref().map_or(0, |data| data.len());
+        if length > DRAINED_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    fn closes(response: &Response) -> bool {
+        response.headers().get(header::CONNECTION) == Some(&HeaderValue::from_static("close"))
+    }
+
+    async fn answered(headers: &HeaderMap, body: Body) -> Response {
+        answer_after(headers, body, StatusCode::NOT_FOUND.into_response()).await
+    }
+
+    #[tokio::test]
+    async fn a_short_body_is_read_and_the_connection_kept() {
+        let headers = HeaderMap::new();
+        assert!(!closes(&answered(&headers, Body::empty()).await));
+        assert!(!closes(
+            &answered(&headers, Body::from(vec![b'x'; DRAINED_BYTES])).await
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_longer_body_closes_the_connection() {
+        let body = Body::from(vec![b'x'; DRAINED_BYTES + 1]);
+        assert!(closes(&answered(&HeaderMap::new(), body).await));
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_read_up_to_the_bound() {
+        let streamed = |frames: usize| {
+            let frame = || Ok::<_, std::io::Error>(vec![b'x'; DRAINED_BYTES / 4]);
+            Body::from_stream(futures::stream::iter(
+                std::iter::repeat_with(frame).take(frames),
+            ))
+        };
+        let headers = HeaderMap::new();
+        assert!(!closes(&answered(&headers, streamed(4)).await));
+        assert!(closes(&answered(&headers, streamed(5)).await));
+    }
+
+    #[tokio::test]
+    async fn a_body_waiting_for_continue_is_not_asked_for() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-Continue"));
+        assert!(closes(&answered(&headers, Body::from("{}")).await));
+    }
+}
