@@ -248,15 +248,25 @@ fn decode_cbor_base64(text: &str, non_utf8: NonUtf8) -> Result<DataMap, String> 
         match ciborium::from_reader(&mut rest) {
             // One map, as the JSON form is one object: bytes after it are
             // not data to drop unread.
-            Ok(Decoded(_)) if !rest.is_empty() => Err(format!(
-                "data is not one CBOR item: {} bytes follow it",
-                rest.len()
-            )),
+            Ok(Decoded(_)) if !rest.is_empty() => Err(match rest.len() {
+                1 => "data is not one CBOR item: 1 byte follows it".to_owned(),
+                more => format!("data is not one CBOR item: {more} bytes follow it"),
+            }),
             Ok(Decoded(map)) => budget.verdict(map),
             // Raised by `Reader`: the message says what JSON cannot hold.
             Err(ciborium::de::Error::Semantic(None, message)) => Err(message),
             Err(ciborium::de::Error::RecursionLimitExceeded) => Err(CBOR_TOO_DEEP.to_owned()),
-            Err(e) => Err(format!("data is not CBOR: {e}")),
+            Err(ciborium::de::Error::Semantic(Some(at), message)) => {
+                Err(format!("data is not CBOR: {message} at byte {at}"))
+            }
+            Err(ciborium::de::Error::Syntax(at)) => {
+                Err(format!("data is not CBOR: malformed at byte {at}"))
+            }
+            // The reader holds the whole input: only its end fails a read.
+            Err(ciborium::de::Error::Io(_)) => Err(format!(
+                "data is not CBOR: it ends inside an item, after {} bytes",
+                bytes.len()
+            )),
         }
     })
 }
