@@ -30,7 +30,7 @@ use crate::completion::to_completion;
 use crate::connections::Peer;
 use crate::documents;
 use crate::links;
-use crate::negotiate::{check_content_type, negotiated, negotiated_or_v1};
+use crate::negotiate::{check_content_type, declared_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
 use crate::unread_body;
@@ -261,14 +261,7 @@ impl Api {
         body: &mut Option<Body>,
         arrival: Option<&BodyArrival>,
     ) -> Result<JsonBody, Problem> {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| {
-                v.to_str()
-                    .map_err(|_| Problem::bad_request("Invalid Content-Type: header"))
-            })
-            .transpose()?;
-        check_content_type(content_type)?;
+        check_content_type(declared_content_type(headers)?)?;
         let too_large = || {
             Problem::generic(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,7 +1,7 @@
 //! Content negotiation: which JSON media type answers a request (`Accept`),
 //! and whether a request body is JSON (`Content-Type`).
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use coordinate::rest::wire::{
     json_media_type, JSON_MEDIA_TYPES, MEDIA_TYPE_TEXT_JSON, MEDIA_TYPE_V1,
 };
@@ -191,14 +191,45 @@ pub fn negotiate(accept: Option<&str>) -> Result<&'static str, Problem> {
     }
 }
 
-/// [`negotiate`] on a request's headers; an `Accept` header that is not
-/// text is malformed.
+/// [`negotiate`] on a request's headers. Several `Accept` lines are one
+/// list, as if joined by commas (HTTP's rule for list headers); a line
+/// that is not text is malformed.
 pub fn negotiated(headers: &HeaderMap) -> Result<&'static str, Problem> {
-    match headers.get(header::ACCEPT).map(|v| v.to_str()) {
-        Some(Err(_)) => Err(Problem::bad_request("Invalid Accept: header")),
-        Some(Ok(accept)) => negotiate(Some(accept)),
-        None => negotiate(None),
+    fn text(line: &HeaderValue) -> Result<&str, Problem> {
+        line.to_str()
+            .map_err(|_| Problem::bad_request("Invalid Accept: header"))
     }
+    let mut lines = headers.get_all(header::ACCEPT).iter();
+    let Some(first) = lines.next() else {
+        return negotiate(None);
+    };
+    let first = text(first)?;
+    let Some(second) = lines.next() else {
+        return negotiate(Some(first));
+    };
+    let mut joined = first.to_owned();
+    for line in std::iter::once(second).chain(lines) {
+        joined.push_str(", ");
+        joined.push_str(text(line)?);
+    }
+    negotiate(Some(&joined))
+}
+
+/// A request's `Content-Type`, if it has one; `400` if it is not text or
+/// given more than once (a body has one type).
+pub fn declared_content_type(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
+    let mut lines = headers.get_all(header::CONTENT_TYPE).iter();
+    let Some(line) = lines.next() else {
+        return Ok(None);
+    };
+    if lines.next().is_some() {
+        return Err(Problem::bad_request(
+            "a request must have at most one Content-Type header",
+        ));
+    }
+    line.to_str()
+        .map(Some)
+        .map_err(|_| Problem::bad_request("Invalid Content-Type: header"))
 }
 
 /// The media type of an answer that does not wait for negotiation (the
@@ -249,6 +280,40 @@ mod tests {
     fn refuses(cases: &[(&str, StatusCode)]) {
         for &(accept, want) in cases {
             assert_eq!(status(negotiate(Some(accept))), want, "{accept:?}");
+        }
+    }
+
+    fn headers(lines: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in lines {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn several_accept_lines_are_one_list() {
+        let accept = |value| (header::ACCEPT, value);
+        let two = headers(&[accept("text/html"), accept("application/json")]);
+        assert_eq!(negotiated(&two).ok(), Some(MEDIA_TYPE_JSON));
+        let malformed = headers(&[accept("application/json"), accept("a b")]);
+        assert_eq!(status(negotiated(&malformed)), StatusCode::BAD_REQUEST);
+        let none = headers(&[accept("text/html"), accept("image/png")]);
+        assert_eq!(status(negotiated(&none)), StatusCode::NOT_ACCEPTABLE);
+    }
+
+    #[test]
+    fn a_body_has_one_content_type() {
+        let json = (header::CONTENT_TYPE, "application/json");
+        assert_eq!(
+            declared_content_type(&headers(std::slice::from_ref(&json))).ok(),
+            Some(Some("application/json"))
+        );
+        assert_eq!(declared_content_type(&HeaderMap::new()).ok(), Some(None));
+        for second in ["text/plain", "application/json"] {
+            let twice = headers(&[json.clone(), (header::CONTENT_TYPE, second)]);
+            let refused = declared_content_type(&twice).err().map(|p| p.status);
+            assert_eq!(refused, Some(StatusCode::BAD_REQUEST), "{second}");
         }
     }
 

@@ -1318,6 +1318,27 @@ fn a_body_over_the_bound_waiting_for_continue_is_413_at_once() {
     assert_eq!(read_reply(&mut within).status, 201);
 }
 
+/// Several `Accept` lines are one list, as HTTP reads them; a body
+/// declared with two types is refused, whichever comes first, and adds
+/// nothing.
+#[test]
+fn headers_given_on_several_lines() {
+    let server = Server::start(&[]);
+    let mut connection = support::Connection::open(server.addr);
+    let accept = [("Accept", "text/html"), ("Accept", "application/json")];
+    let reply = connection.send("GET", "/namespace", &accept, None);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    for types in [[V1, "text/plain"], ["text/plain", V1]] {
+        let headers = types.map(|t| ("Content-Type", t));
+        let body = Some(r#"{"name": "a"}"#);
+        let reply = connection.send("POST", "/namespace", &headers, body);
+        assert_eq!(reply.status, 400, "{types:?}: {}", reply.text());
+        assert_eq!(reply.error_code(), "error");
+    }
+    assert!(listed_names(&server, "/namespace", "namespaces").is_empty());
+}
+
 /// A request answered before its body is read (an unknown spec or unit in
 /// its path, a body of a type the server does not read, an `Accept`
 /// nothing matches, a method that takes no body) leaves its connection
