@@ -7,10 +7,12 @@
 //! next request on it meanwhile finds the connection reset and cannot tell
 //! whether that request was served. So a short unread body is read and
 //! dropped before the answer goes out, and the connection stays open;
-//! otherwise the answer says `Connection: close`, and the client knows to
-//! send its next request elsewhere.
+//! otherwise (a longer body, or one that does not arrive within
+//! [`DRAIN_WAIT`]) the answer says `Connection: close`, and the client
+//! knows to send its next request elsewhere.
 
 use std::pin::pin;
+use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -23,15 +25,30 @@ use crate::body_budget::FREE_BYTES_PER_BODY;
 /// any body may take without waiting for the shared budget.
 pub const DRAINED_BYTES: usize = FREE_BYTES_PER_BODY;
 
+/// How long an unread body may take to arrive before the answer goes
+/// without it. A client sends its body right behind its head, so a body
+/// that is whole at all is whole long before; one that is not is left to
+/// the closing connection rather than holding its answer back.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
 /// `response`, once `body`, which the answer did not read, is read and
 /// dropped; or with `Connection: close` when that would mean reading over
-/// [`DRAINED_BYTES`], inviting a body the client waits to be asked for
-/// (`Expect: 100-continue`), or the connection failed meanwhile.
+/// [`DRAINED_BYTES`], waiting over [`DRAIN_WAIT`], inviting a body the
+/// client waits to be asked for (`Expect: 100-continue`), or the
+/// connection failed meanwhile.
 pub async fn answer_after(headers: &HeaderMap, body: Body, response: Response) -> Response {
-    if body.is_end_stream() || (!waits_for_continue(headers) && drained(body).await) {
+    if body.is_end_stream() {
         return response;
     }
-    closing(response)
+    let drained = !waits_for_continue(headers)
+        && tokio::time::timeout(DRAIN_WAIT, drained(body))
+            .await
+            .unwrap_or(false);
+    if drained {
+        response
+    } else {
+        closing(response)
+    }
 }
 
 /// `response` saying `Connection: close`: its request's body is not read
