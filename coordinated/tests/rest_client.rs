@@ -2363,3 +2363,132 @@ async fn attempts_of_an_answer_refused_for_its_media_type_are_released() {
     let counts = unit_counts(&served).await;
     assert_eq!(counts.get(&WorkUnitStatus::Pending), None, "{counts:?}");
 }
+
+/// Whether `err` says an answer was about another object than the one
+/// asked for.
+fn names_another(err: &Error) -> bool {
+    matches!(protocol_error(err), Some(ProtocolError::Body { reason, .. }) if reason.contains("names"))
+}
+
+/// A server whose documents at `suffix` name `other` once `lying` is set.
+fn naming_another(
+    memory: &MemoryBackend,
+    suffix: &'static str,
+    other: &'static str,
+    lying: &Arc<AtomicBool>,
+) -> axum::Router {
+    let lying = Arc::clone(lying);
+    support::plain::edit_answers_at(router_over(memory), suffix, move |doc| {
+        let named = doc.get("name").is_some();
+        if named && lying.load(Ordering::Acquire) {
+            doc["name"] = json!(other);
+        }
+    })
+}
+
+/// A read of an object, or an object made, whose answer names another
+/// object is refused rather than read as the object asked for.
+#[tokio::test]
+async fn an_answer_about_another_object_is_refused() {
+    let memory = with_units(&["u1", "u2"]).await;
+    memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .worker("w")
+        .await
+        .unwrap();
+    let lying = Arc::new(AtomicBool::new(false));
+    for (suffix, other) in [
+        ("/work_unit/u1", "u2"),
+        ("/work_spec/s", "t"),
+        ("/worker/w", "v"),
+    ] {
+        let (url, _stop) = serve(naming_another(&memory, suffix, other, &lying)).await;
+        let rest = RestBackend::connect(url).await.unwrap();
+        lying.store(false, Ordering::Release);
+        let ns = rest.namespace("n").await.unwrap();
+        let spec = ns.work_spec("s").await.unwrap();
+        let unit = spec.work_unit("u1").await.unwrap();
+        let worker = ns.worker("w").await.unwrap();
+        lying.store(true, Ordering::Release);
+        let err = match suffix {
+            "/work_unit/u1" => unit.data().await.map(drop).unwrap_err(),
+            "/work_spec/s" => spec.data().await.map(drop).unwrap_err(),
+            _ => worker.data().await.map(drop).unwrap_err(),
+        };
+        assert!(names_another(&err), "{suffix}: {err:?}");
+    }
+
+    // What a creation answers must be what was sent.
+    for (suffix, other) in [("/work_unit", "u2"), ("/work_spec", "t")] {
+        let (url, _stop) = serve(naming_another(&memory, suffix, other, &lying)).await;
+        let ns = RestBackend::connect(url)
+            .await
+            .unwrap()
+            .namespace("n")
+            .await;
+        let ns = ns.unwrap();
+        let err = match suffix {
+            "/work_unit" => {
+                let spec = ns.work_spec("s").await.unwrap();
+                let meta = WorkUnitMeta::default();
+                spec.add_work_unit("u3", data!({}), meta).await.map(drop)
+            }
+            _ => ns.set_work_spec(data!({"name": "s"})).await.map(drop),
+        };
+        let err = err.unwrap_err();
+        assert!(names_another(&err), "{suffix}: {err:?}");
+    }
+}
+
+/// A page is never longer than its limit, even from a server that answers
+/// more.
+#[tokio::test]
+async fn a_page_longer_than_its_limit_is_cut_to_it() {
+    let memory = with_units(&["u1", "u2", "u3"]).await;
+    let app = support::plain::edit_answers_at(router_over(&memory), "/work_unit", |list| {
+        // Each unit listed, and as many more after them.
+        if let Some(units) = list["work_units"].as_array_mut() {
+            let more: Vec<_> = units
+                .iter()
+                .map(|unit| json!({"name": format!("v{}", unit["name"].as_str().unwrap_or("")), "url": unit["url"]}))
+                .collect();
+            units.extend(more);
+        }
+    });
+    let (url, _stop) = serve(app).await;
+    let spec = RestBackend::connect(url)
+        .await
+        .unwrap()
+        .work_spec_at("n", "s")
+        .await;
+    let query = WorkUnitQuery {
+        limit: 2,
+        ..WorkUnitQuery::all()
+    };
+    let page = spec.unwrap().work_units(&query).await.unwrap();
+    assert_eq!(page.into_keys().collect::<Vec<_>>(), ["u1", "u2"]);
+}
+
+/// An attempt answered for another unit than the one asked is refused
+/// rather than handed back as the attempt asked for.
+#[tokio::test]
+async fn an_attempt_made_on_another_unit_is_refused() {
+    let memory = with_units(&["u1", "u2"]).await;
+    let app = support::plain::edit_answers_at(router_over(&memory), "/make_attempt", |doc| {
+        support::plain::edit_links(doc, &|link| *link = link.replace("/u1", "/u2"));
+        doc["work_unit_name"] = json!("u2");
+    });
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let lease = coordinate::Duration::minutes(5);
+    let err = worker
+        .make_attempt(&unit, lease)
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert!(names_another(&err), "{err:?}");
+}

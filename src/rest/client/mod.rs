@@ -156,7 +156,12 @@
 //! connection failure, a timeout, a response the API does not specify or
 //! longer than the client reads ([`max_response_bytes`](RestBackendBuilder::max_response_bytes))
 //! — is [`Error::Backend`] with the cause as its source ([`ProtocolError`]
-//! for unexpected responses). Reads follow up to ten redirects; any other
+//! for unexpected responses). The client goes where the server's links
+//! lead, but checks what an answer says of itself: a document read for a
+//! handle, or answered for a unit or spec just made, that names another
+//! object, and an attempt made that is on another unit than the one asked
+//! for, are [`ProtocolError::Body`]; a page longer than its limit is cut
+//! to it. Reads follow up to ten redirects; any other
 //! request answered with a redirect fails with its status (followed, it
 //! would be re-sent as a read, and a change would seem made that was not).
 //!

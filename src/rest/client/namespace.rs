@@ -114,8 +114,17 @@ impl Namespace for RestNamespace {
         };
         let links = self.links().await?;
         let url = self.shared.resolve(&links.work_specs_url)?;
-        let (name, url) = self.shared.create(&url, &body, LOOKUP).await?;
-        Ok(Arc::new(RestWorkSpec::new(&self.shared, name, url, None)))
+        let (created, url) = self.shared.create(&url, &body, LOOKUP).await?;
+        let defined = body.data.as_ref().and_then(|d| d.get("name")?.as_str());
+        if let Some(defined) = defined {
+            Shared::check_named(&url, defined, &created)?;
+        }
+        Ok(Arc::new(RestWorkSpec::new(
+            &self.shared,
+            created,
+            url,
+            None,
+        )))
     }
 
     async fn work_spec(&self, name: &str) -> Result<WorkSpecRef> {

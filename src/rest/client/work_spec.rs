@@ -145,7 +145,9 @@ impl RestWorkSpec {
     }
 
     async fn fetch(&self) -> Result<WorkSpecDocument> {
-        self.shared().get(&self.0.url, self.owner()).await
+        let doc: WorkSpecDocument = self.shared().get(&self.0.url, self.owner()).await?;
+        Shared::check_named(&self.0.url, &self.0.name, &doc.name)?;
+        Ok(doc)
     }
 
     /// Where `query` goes for the query template `template`: one URL when
@@ -368,8 +370,14 @@ impl WorkSpec for RestWorkSpec {
             data: Some(data),
             meta: Some(meta.into()),
         };
-        let (name, url) = self.shared().create(&url, &body, self.owner()).await?;
-        Ok(Arc::new(RestWorkUnit::new(self.clone(), name, url, None)))
+        let (created, url) = self.shared().create(&url, &body, self.owner()).await?;
+        Shared::check_named(&url, name, &created)?;
+        Ok(Arc::new(RestWorkUnit::new(
+            self.clone(),
+            created,
+            url,
+            None,
+        )))
     }
 
     async fn work_unit(&self, name: &str) -> Result<WorkUnitRef> {
@@ -390,25 +398,27 @@ impl WorkSpec for RestWorkSpec {
     }
 
     async fn work_units(&self, query: &WorkUnitQuery) -> Result<BTreeMap<String, WorkUnitRef>> {
-        let urls = match self.selection(|l| &l.work_unit_query_url, query).await? {
+        let units = match self.selection(|l| &l.work_unit_query_url, query).await? {
             Selection::Body(url, sent) => {
                 let list = self.select(&url, SelectAction::List, &sent).await?;
-                return self.units_in(list);
+                self.units_in(list)?
             }
-            Selection::Urls(urls) => urls,
+            Selection::Urls(urls) => {
+                let mut units = BTreeMap::new();
+                for url in urls {
+                    let list: WorkUnitList = self.shared().get(&url, self.owner()).await?;
+                    units.extend(self.units_in(list)?);
+                }
+                units
+            }
         };
-        let parts = urls.len();
-        let mut units = BTreeMap::new();
-        for url in urls {
-            let list: WorkUnitList = self.shared().get(&url, self.owner()).await?;
-            units.extend(self.units_in(list)?);
-        }
-        match usize::try_from(query.limit) {
-            // Each part kept its first `limit`; the query keeps the first
-            // `limit` of them all.
-            Ok(limit) if limit > 0 && parts > 1 => Ok(units.into_iter().take(limit).collect()),
-            _ => Ok(units),
-        }
+        // Each part kept its first `limit`, and the query keeps the first
+        // `limit` of them all: never more than asked, even from a server
+        // that answers more.
+        Ok(match query.limit() {
+            Some(limit) => units.into_iter().take(limit).collect(),
+            None => units,
+        })
     }
 
     async fn count_work_unit_status(&self) -> Result<BTreeMap<WorkUnitStatus, u64>> {

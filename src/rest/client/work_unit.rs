@@ -94,6 +94,7 @@ impl RestWorkUnit {
     /// The unit document, read fresh.
     async fn document(&self) -> Result<WorkUnitDocument> {
         let doc: WorkUnitDocument = self.shared().get(&self.0.url, self.owner()).await?;
+        Shared::check_named(&self.0.url, &self.0.name, &doc.head.name)?;
         if !self.0.attempts_url.initialized() {
             let url = self.shared().resolve(&doc.attempts_url)?;
             let _ = self.0.attempts_url.set(url);
@@ -109,6 +110,7 @@ impl RestWorkUnit {
             .get(&Shared::unchecked(&self.0.url))
             .await
             .map_err(|f| f.error_for(self.owner()))?;
+        Shared::check_named(&self.0.url, &self.0.name, &doc.head.name)?;
         if !self.0.attempts_url.initialized() {
             let url = self.shared().resolve(&doc.attempts_url)?;
             let _ = self.0.attempts_url.set(url);

@@ -308,6 +308,7 @@ impl RestWorker {
             .shared()
             .get(&self.0.url, Owner::Lookup(ObjectKind::Worker))
             .await?;
+        Shared::check_named(&self.0.url, &self.0.name, &doc.name)?;
         if !self.0.links.initialized() {
             let _ = self.0.links.set(WorkerLinks::of(self.shared(), &doc)?);
         }
@@ -506,6 +507,15 @@ impl RestWorker {
                 made.pop().ok_or(Error::Gone {
                     kind: ObjectKind::Worker,
                 })
+            })
+            .and_then(|attempt| {
+                // The attempt answered must be on the unit asked for.
+                let on = attempt.work_unit();
+                let (spec, asked) = (on.work_spec(), unit.spec());
+                Shared::check_named(&url, asked.namespace_name(), spec.namespace_name())?;
+                Shared::check_named(&url, asked.name(), spec.name())?;
+                Shared::check_named(&url, unit.name(), on.name())?;
+                Ok(attempt)
             });
         match made {
             Ok(_) => unanswered.answered(),
