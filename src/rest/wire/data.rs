@@ -263,6 +263,9 @@ fn decode_cbor_base64(text: &str, non_utf8: NonUtf8) -> Result<DataMap, String> 
                 Err(format!("data is not CBOR: malformed at byte {at}"))
             }
             // The reader holds the whole input: only its end fails a read.
+            Err(ciborium::de::Error::Io(_)) if bytes.is_empty() => {
+                Err("data is empty, not a CBOR map".to_owned())
+            }
             Err(ciborium::de::Error::Io(_)) => Err(format!(
                 "data is not CBOR: it ends inside an item, after {} bytes",
                 bytes.len()
