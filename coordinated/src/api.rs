@@ -253,8 +253,9 @@ impl Api {
     /// `100 Continue`, would otherwise find the connection closed under its
     /// writes and never see the `413`. One that asks for `100 Continue`
     /// first has sent none of it: it is answered `413` at once, and sends
-    /// nothing. `body` is taken once its headers pass, as it starts being
-    /// read; refused before, it is left for [`unread_body`].
+    /// nothing. What is not read of `body` is left in it for
+    /// [`unread_body`]: all of it when its headers are refused, the rest of
+    /// one over the bound.
     async fn read_body(
         &self,
         headers: &HeaderMap,
@@ -280,19 +281,24 @@ impl Api {
             }
         };
         mark(true);
-        let read = self.bodies.read(body.take().unwrap_or_default()).await;
+        let mut reading = body.take().unwrap_or_default();
+        let read = self.bodies.read(&mut reading).await;
         mark(false);
-        let body = read.map_err(|e| match e {
-            BodyError::TooLarge => too_large(),
-            BodyError::Read(e) => {
+        let read = match read {
+            Ok(read) => read,
+            Err(BodyError::TooLarge) => {
+                *body = Some(reading);
+                return Err(too_large());
+            }
+            Err(BodyError::Read(e)) => {
                 let cause = e.into_inner();
                 if let (true, Some(arrival)) = (ended_early(&*cause), arrival) {
                     arrival.cut_off();
                 }
-                Problem::bad_request("request body could not be read")
+                return Err(Problem::bad_request("request body could not be read"));
             }
-        })?;
-        JsonBody::checked(body)
+        };
+        JsonBody::checked(read)
     }
 }
 
@@ -435,10 +441,6 @@ pub async fn handle(State(api): State<Api>, request: Request) -> Response {
     let response = answer(&api, &parts, &mut body).await;
     match body {
         Some(unread) => unread_body::answer_after(&parts.headers, unread, response).await,
-        // A body over the bound was read only up to it.
-        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            unread_body::closing(response)
-        }
         None => response,
     }
 }

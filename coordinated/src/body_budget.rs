@@ -68,9 +68,9 @@ impl BodyBudget {
     /// beyond the free bytes before keeping it. The frames are kept as they
     /// came and joined once at the end (a body of one frame is not copied),
     /// so what a body holds is what it took room for. Cancel-safe: dropped,
-    /// it gives back what it took.
-    pub async fn read(&self, body: Body) -> Result<BufferedBody, BodyError> {
-        let mut body = std::pin::pin!(body);
+    /// it gives back what it took. What is not read stays in `body`: on
+    /// [`BodyError::TooLarge`], the rest of a body over the bound.
+    pub async fn read(&self, body: &mut Body) -> Result<BufferedBody, BodyError> {
         let mut frames: Vec<Bytes> = Vec::new();
         let mut length = 0;
         let mut room: Option<OwnedSemaphorePermit> = None;
@@ -153,11 +153,14 @@ mod tests {
     async fn small_bodies_take_no_room_and_large_ones_give_it_back() {
         let budget = BodyBudget::new(200 * 1024);
         let total = budget.available();
-        let small = budget.read(body_of(vec![vec![b'a'; 1000]])).await.unwrap();
+        let small = budget
+            .read(&mut body_of(vec![vec![b'a'; 1000]]))
+            .await
+            .unwrap();
         assert_eq!(small.bytes.len(), 1000);
         assert_eq!(budget.available(), total);
         let chunks = vec![vec![b'b'; 50 * 1024]; 3];
-        let large = budget.read(body_of(chunks)).await.unwrap();
+        let large = budget.read(&mut body_of(chunks)).await.unwrap();
         assert_eq!(large.bytes.len(), 150 * 1024);
         assert_eq!(budget.available(), total - (150 - 64) * 1024);
         drop((small, large));
@@ -167,10 +170,14 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_bound_is_refused() {
         let budget = BodyBudget::new(100 * 1024);
-        let chunks = vec![vec![b'c'; 60 * 1024]; 2];
-        let read = budget.read(body_of(chunks)).await;
+        let chunks = vec![vec![b'c'; 60 * 1024]; 3];
+        let mut body = body_of(chunks);
+        let read = budget.read(&mut body).await;
         assert!(matches!(read, Err(BodyError::TooLarge)), "{read:?}");
         assert_eq!(budget.available(), 8 * 100 * 1024);
+        // The rest is left unread: the third frame.
+        let rest = body.collect().await.map(|rest| rest.to_bytes().len());
+        assert_eq!(rest.ok(), Some(60 * 1024));
     }
 
     /// Twice as many largest bodies as the budget holds, arriving frame by
@@ -190,7 +197,7 @@ mod tests {
             let budget = budget.clone();
             reads.push(tokio::spawn(async move {
                 budget
-                    .read(Body::from_stream(frames))
+                    .read(&mut Body::from_stream(frames))
                     .await
                     .map(|body| body.bytes.len())
             }));
@@ -216,13 +223,16 @@ mod tests {
         let budget = BodyBudget::new(max);
         let mut held = Vec::new();
         for _ in 0..LARGEST_BODIES_AT_ONCE * max / (max - FREE_BYTES_PER_BODY) {
-            let body = body_of(vec![vec![b'd'; max]]);
-            held.push(budget.read(body).await.unwrap());
+            let mut body = body_of(vec![vec![b'd'; max]]);
+            held.push(budget.read(&mut body).await.unwrap());
         }
-        let waiting = budget.read(body_of(vec![vec![b'e'; max]]));
+        let mut large = body_of(vec![vec![b'e'; max]]);
+        let waiting = budget.read(&mut large);
         let mut waiting = std::pin::pin!(waiting);
         assert!((&mut waiting).now_or_never().is_none(), "read without room");
-        let small = budget.read(body_of(vec![vec![b'f'; 10]])).now_or_never();
+        let small = budget
+            .read(&mut body_of(vec![vec![b'f'; 10]]))
+            .now_or_never();
         assert!(
             small.is_some_and(|read| read.is_ok()),
             "a small body waited"

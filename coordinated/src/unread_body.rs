@@ -2,7 +2,8 @@
 //!
 //! A connection serves its next request only once the last one's body has
 //! been read. A request answered before its body was read (an unknown spec
-//! in its path, an `Accept` nothing matches) would otherwise have its
+//! in its path, an `Accept` nothing matches, a body over the bound read
+//! only up to it) would otherwise have its
 //! connection closed after the answer, unannounced: a client that sent its
 //! next request on it meanwhile finds the connection reset and cannot tell
 //! whether that request was served. So a short unread body is read and
