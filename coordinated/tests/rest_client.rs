@@ -2391,13 +2391,7 @@ fn naming_another(
 #[tokio::test]
 async fn an_answer_about_another_object_is_refused() {
     let memory = with_units(&["u1", "u2"]).await;
-    memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .worker("w")
-        .await
-        .unwrap();
+    memory.worker_at("n", "w").await.unwrap();
     let lying = Arc::new(AtomicBool::new(false));
     for (suffix, other) in [
         ("/work_unit/u1", "u2"),
