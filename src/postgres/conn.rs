@@ -39,9 +39,9 @@ use std::time::Duration;
 use deadpool_postgres::{Client, GenericClient, Object, Transaction};
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
 
 use super::error::db;
+use super::tls::MakeTls;
 use crate::error::Result;
 
 /// How long a statement whose caller gave up may go on before it is
@@ -71,16 +71,26 @@ pub(crate) struct Conn<'a> {
 }
 
 /// What statements whose callers gave up cost a backend, since it was
-/// built.
-#[derive(Debug, Default)]
+/// built, and how their cancel requests connect.
 pub(crate) struct GivenUp {
     /// Statements cancelled: those a cancel request was sent for.
     cancelled: AtomicU64,
     /// Connections closed rather than given back to the pool.
     closed: AtomicU64,
+    /// A cancel request's TLS, as its connection's.
+    tls: MakeTls,
 }
 
 impl GivenUp {
+    /// Nothing given up yet; cancel requests made with `tls`.
+    pub(crate) fn new(tls: MakeTls) -> Self {
+        GivenUp {
+            cancelled: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            tls,
+        }
+    }
+
     /// Statements cancelled, and connections closed.
     pub(crate) fn counts(&self) -> (u64, u64) {
         (
@@ -185,7 +195,12 @@ async fn give_up(closing: Closing, in_transaction: bool) {
     let mut sent = false;
     // A connection already broken has nothing left to cancel.
     while !closing.client().is_closed() {
-        match closing.client().cancel_token().cancel_query(NoTls).await {
+        match closing
+            .client()
+            .cancel_token()
+            .cancel_query(closing.given_up.tls.clone())
+            .await
+        {
             Ok(()) if !sent => {
                 sent = true;
                 closing.given_up.cancelled.fetch_add(1, Ordering::Relaxed);

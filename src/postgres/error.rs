@@ -23,11 +23,15 @@ pub enum PostgresError {
     /// The connection string could not be parsed.
     #[error("invalid PostgreSQL connection string: {0}")]
     Config(#[source] tokio_postgres::Error),
+    /// The connection string's TLS settings (`sslmode`, `sslrootcert`)
+    /// cannot be used.
+    #[error("PostgreSQL TLS settings: {0}")]
+    Tls(String),
     /// The connection pool could not be built.
     #[error("cannot build the PostgreSQL connection pool: {0}")]
     Pool(String),
     /// No connection could be made (or taken from the pool) in time.
-    #[error("cannot connect to PostgreSQL: {0}")]
+    #[error("cannot connect to PostgreSQL: {}", with_causes(.0))]
     Connect(#[source] deadpool_postgres::PoolError),
     /// The change feed's listening connection was not made, or did not
     /// start listening, within the connect timeout.
@@ -61,6 +65,23 @@ pub enum PostgresError {
     /// The database holds a value this code cannot read back.
     #[error("unreadable value in the database: {0}")]
     Decode(String),
+}
+
+/// `e` followed by each of its causes its text does not already hold: the
+/// driver says "error performing TLS handshake" and leaves why to its
+/// cause.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// tokio-postgres displays a server error as just "db error"; show the

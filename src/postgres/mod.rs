@@ -23,6 +23,36 @@
 //! Every statement is a constant string with `$n` parameters; no SQL is ever
 //! built from caller data.
 //!
+//! # TLS
+//!
+//! The connection string's `sslmode` says whether connections are
+//! encrypted (with rustls) and what the server's certificate must prove;
+//! `sslrootcert` names a file of PEM certificates of the authorities
+//! trusted to sign it:
+//!
+//! | `sslmode` | encrypted | the server's certificate |
+//! |---|---|---|
+//! | `disable` | never | — |
+//! | `prefer` (the default) | when the server offers TLS | any; with `sslrootcert`, signed by one of its authorities |
+//! | `require` | always | the same |
+//! | `verify-ca` | always | signed by an authority of `sslrootcert` (needed) |
+//! | `verify-full` | always | that, and naming the host connected to |
+//!
+//! As with libpq, a connection over a Unix-domain socket is never
+//! encrypted, whatever the mode (the server offers no TLS there), and
+//! `prefer` and `require` without `sslrootcert` encrypt without
+//! authenticating the server. Unlike libpq, no root certificate file is
+//! read unless named (libpq's default is `~/.postgresql/root.crt`), so the
+//! `verify-` modes need `sslrootcert`; the system's store of authorities
+//! (`sslrootcert=system`) and client certificates are not supported.
+//! Settings that cannot be used fail [`PostgresBuilder::build`] with
+//! [`PostgresError::Tls`]; a certificate refused fails it with
+//! [`PostgresError::Connect`], saying why.
+//!
+//! ```text
+//! postgres://app@db.internal/jobs?sslmode=verify-full&sslrootcert=/etc/coordinate/db-ca.pem
+//! ```
+//!
 //! # Storage
 //!
 //! The schema ([`SCHEMA_VERSION`]) is created and migrated by
@@ -210,6 +240,7 @@ mod schema;
 mod selection;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod work_spec;
 mod work_unit;
 mod worker;
@@ -217,7 +248,6 @@ mod worker;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -226,7 +256,7 @@ use deadpool_postgres::{
     GenericClient, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime,
 };
 use tokio_postgres::types::{FromSql, Json, ToSql};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use self::conn::{Conn, GivenUp, Session};
 use self::jsonb::Jsonb;
@@ -424,8 +454,7 @@ impl PostgresBuilder {
             ))
             .into());
         }
-        let mut config =
-            tokio_postgres::Config::from_str(&self.url).map_err(PostgresError::Config)?;
+        let (mut config, tls) = tls::configure(&self.url)?;
         let timeout = match config.get_connect_timeout() {
             Some(t) if *t < self.connect_timeout => *t,
             _ => self.connect_timeout,
@@ -440,7 +469,7 @@ impl PostgresBuilder {
         let feed_config = config.clone();
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -462,10 +491,11 @@ impl PostgresBuilder {
             .build()
             .map_err(|e| PostgresError::Pool(e.to_string()))?;
         static INSTANCES: AtomicU64 = AtomicU64::new(1);
-        let given_up = Arc::<GivenUp>::default();
+        let given_up = Arc::new(GivenUp::new(tls.clone()));
         let feed = Arc::new(notify::PgFeed::new(
             notify::Listening {
                 config: feed_config,
+                tls,
                 heartbeat: self.feed_heartbeat,
                 timeout,
             },
@@ -491,7 +521,8 @@ impl PostgresBackend {
     /// `url` is a libpq-style connection string, as a URL
     /// (`postgresql://user@host/db`) or as `key=value` pairs
     /// (`host=/run/postgresql dbname=jobs`); a `host` starting with `/` is a
-    /// unix-socket directory.
+    /// unix-socket directory. Its `sslmode` and `sslrootcert` set TLS (see
+    /// the module docs' `# TLS`).
     pub async fn connect(url: &str) -> Result<Self> {
         Self::builder(url).build().await
     }
@@ -1122,9 +1153,10 @@ mod tests {
     async fn pooled_connections_run_at_read_committed() {
         let cluster = testing::TestCluster::shared_or_panic();
         let db = cluster.fresh_database().await.unwrap();
-        let (admin, connection) = tokio_postgres::connect(&cluster.database_url(&db), NoTls)
-            .await
-            .unwrap();
+        let (admin, connection) =
+            tokio_postgres::connect(&cluster.database_url(&db), tokio_postgres::NoTls)
+                .await
+                .unwrap();
         tokio::spawn(connection);
         admin
             .batch_execute(&format!(

@@ -21,11 +21,12 @@ use deadpool_postgres::Pool;
 use futures::StreamExt;
 use tokio::sync::{broadcast, Mutex};
 use tokio::task::{AbortHandle, JoinHandle};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::conn::{Conn, GivenUp};
 use super::error::{db, pool, PostgresError};
 use super::execute;
+use super::tls::MakeTls;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope, Subscription};
 
@@ -42,6 +43,8 @@ const MAX_PAYLOAD: usize = 7_000;
 pub(crate) struct Listening {
     /// The backend's connection settings.
     pub(crate) config: tokio_postgres::Config,
+    /// Its TLS.
+    pub(crate) tls: MakeTls,
     /// How often the connection is probed.
     pub(crate) heartbeat: Duration,
     /// How long `LISTEN`, and each probe, may take.
@@ -127,12 +130,13 @@ impl PgFeed {
     async fn connect(&self) -> Result<Listener> {
         let Listening {
             config,
+            tls,
             heartbeat,
             timeout,
         } = &self.listening;
         // The driver's own connect timeout covers opening the socket only: a
         // server that accepts and never answers would hold this for ever.
-        let (client, mut connection) = tokio::time::timeout(*timeout, config.connect(NoTls))
+        let (client, mut connection) = tokio::time::timeout(*timeout, config.connect(tls.clone()))
             .await
             .map_err(|_| unanswered(*timeout))?
             .map_err(db)?;

@@ -11,7 +11,8 @@
 //! * as the unprivileged `postgres` user when the process runs as root
 //!   (PostgreSQL refuses to run as root), via
 //!   `std::os::unix::process::CommandExt::uid`;
-//! * listening only on a unix socket inside that directory (no TCP port);
+//! * listening only on a unix socket inside that directory (no TCP port;
+//!   [`TestCluster::start_with_tls`] adds a loopback one, with TLS);
 //! * tuned for tests (`fsync`, `synchronous_commit` and `full_page_writes`
 //!   off: a crash loses the cluster, which is thrown away anyway).
 //!
@@ -94,6 +95,9 @@ struct Owned {
     dir: PathBuf,
     bindir: PathBuf,
     run_as: Option<(u32, u32)>,
+    port: u16,
+    /// Listening on loopback TCP too.
+    tcp: bool,
     /// The watchdog; dropping its stdin (at the latest, at exit) removes the cluster.
     watchdog: Mutex<Option<Child>>,
 }
@@ -149,6 +153,22 @@ impl TestCluster {
     /// Starts a private cluster (for tests that stop and restart it); it is
     /// removed when dropped, or at the latest when the process exits.
     pub fn start() -> Result<TestCluster, HarnessError> {
+        Self::start_with(None)
+    }
+
+    /// [`start`](Self::start), the cluster also listening on a free
+    /// loopback TCP port ([`tcp_port`](Self::tcp_port)) with TLS on, where
+    /// it shows `certificate` (PEM: its certificate, then any intermediate
+    /// ones) for the private `key` (PEM). Its [`url`](Self::url) stays on
+    /// the unix socket.
+    pub fn start_with_tls(certificate: &str, key: &str) -> Result<TestCluster, HarnessError> {
+        Self::start_with(Some(ServerTls {
+            certificate: certificate.to_owned(),
+            key: key.to_owned(),
+        }))
+    }
+
+    fn start_with(tls: Option<ServerTls>) -> Result<TestCluster, HarnessError> {
         let bindir = find_bindir()?;
         let run_as = if running_as_root() {
             Some(user_ids("postgres")?)
@@ -173,20 +193,33 @@ impl TestCluster {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .map_err(|e| fail(format!("cannot give {dir:?} to the postgres user: {e}")))?;
         }
+        let port = match tls {
+            // One port for the socket and TCP: a free one.
+            Some(_) => std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| fail(format!("cannot find a free TCP port: {e}")))?
+                .port(),
+            None => 5432,
+        };
         let owned = Owned {
             dir,
             bindir,
             run_as,
+            port,
+            tcp: tls.is_some(),
             watchdog: Mutex::new(None),
         };
         // The watchdog first: from here on, the directory is removed
         // whatever happens to this process.
         owned.spawn_watchdog()?;
         owned.initdb()?;
+        if let Some(tls) = tls {
+            owned.enable_tls(&tls)?;
+        }
         owned.start_server()?;
         Ok(TestCluster {
             url: format!(
-                "host={} port=5432 user=postgres dbname=postgres",
+                "host={} port={port} user=postgres dbname=postgres",
                 owned.dir.display()
             ),
             owned: Some(owned),
@@ -194,6 +227,12 @@ impl TestCluster {
             databases: AtomicU64::new(0),
             free: Arc::default(),
         })
+    }
+
+    /// The loopback TCP port of a cluster started
+    /// [with TLS](Self::start_with_tls).
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.owned.as_ref().filter(|o| o.tcp).map(|o| o.port)
     }
 
     /// The connection string of the server's administrative database.
@@ -332,6 +371,12 @@ impl TestCluster {
     }
 }
 
+/// What a cluster started with TLS shows its clients.
+struct ServerTls {
+    certificate: String,
+    key: String,
+}
+
 /// A database lent by [`TestCluster::lease_backend`]; dropping it empties
 /// the database in the background and returns it for reuse.
 pub struct DatabaseLease {
@@ -442,16 +487,41 @@ rm -rf "$1""#;
         ];
         self.run_tool("initdb", &args, "initdb")?;
         let settings = format!(
-            "\n# coordinate test cluster\nlisten_addresses = ''\nunix_socket_directories = '{}'\n\
-             port = 5432\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+            "\n# coordinate test cluster\nlisten_addresses = '{}'\nunix_socket_directories = '{}'\n\
+             port = {}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
              max_connections = 300\n",
-            self.dir.display()
+            if self.tcp { "127.0.0.1" } else { "" },
+            self.dir.display(),
+            self.port,
         );
+        self.configure(&settings)
+    }
+
+    fn configure(&self, settings: &str) -> Result<(), HarnessError> {
         std::fs::OpenOptions::new()
             .append(true)
             .open(self.data().join("postgresql.conf"))
             .and_then(|mut f| f.write_all(settings.as_bytes()))
             .map_err(|e| fail(format!("cannot configure the cluster: {e}")))
+    }
+
+    /// Writes the server's certificate and key and turns TLS on.
+    fn enable_tls(&self, tls: &ServerTls) -> Result<(), HarnessError> {
+        use std::os::unix::fs::PermissionsExt;
+        for (file, pem) in [("server.crt", &tls.certificate), ("server.key", &tls.key)] {
+            let path = self.data().join(file);
+            std::fs::write(&path, pem)
+                // The server refuses a key others may read.
+                .and_then(|()| {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                })
+                .and_then(|()| match self.run_as {
+                    Some((uid, gid)) => std::os::unix::fs::chown(&path, Some(uid), Some(gid)),
+                    None => Ok(()),
+                })
+                .map_err(|e| fail(format!("cannot write {path:?}: {e}")))?;
+        }
+        self.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
     }
 
     fn start_server(&self) -> Result<(), HarnessError> {

@@ -1,0 +1,320 @@
+//! TLS to PostgreSQL, as the connection string's `sslmode` and
+//! `sslrootcert` ask: against a cluster of its own that listens on loopback
+//! TCP with TLS on, showing a certificate for `localhost` signed by a test
+//! authority.
+#![cfg(feature = "testing")]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration as StdDuration;
+
+use coordinate::feed::ChangeEvent;
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::{PostgresBackend, PostgresError};
+use coordinate::{data, Backend, Error, WorkUnitMeta};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+/// The cluster, and the files of the authority that signed its certificate
+/// and of another.
+struct Tls {
+    cluster: TestCluster,
+    signer: PathBuf,
+    stranger: PathBuf,
+}
+
+/// A certificate authority.
+struct Authority {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+fn authority(name: &str) -> Authority {
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let key = KeyPair::generate().expect("a key");
+    let pem = params.clone().self_signed(&key).expect("a CA").pem();
+    Authority { params, key, pem }
+}
+
+fn tls() -> &'static Tls {
+    static TLS: OnceLock<Tls> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let signer = authority("coordinate test authority");
+        let issuer = signer
+            .params
+            .clone()
+            .self_signed(&signer.key)
+            .expect("the CA");
+        let key = KeyPair::generate().expect("a key");
+        let server = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("a name")
+            .signed_by(&key, &issuer, &signer.key)
+            .expect("a certificate");
+        let cluster = TestCluster::start_with_tls(&server.pem(), &key.serialize_pem())
+            .unwrap_or_else(|e| panic!("no cluster with TLS: {e}"));
+        // In the cluster's directory, removed with it.
+        let dir = cluster.dir().expect("a cluster of ours").to_owned();
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("an authority's file");
+            path
+        };
+        Tls {
+            signer: write("signer.pem", &signer.pem),
+            stranger: write("stranger.pem", &authority("another authority").pem),
+            cluster,
+        }
+    })
+}
+
+/// A fresh database's URL over TCP to `host`, with `options` (`k=v&…`).
+async fn url(host: &str, options: &str) -> String {
+    let tls = tls();
+    let db = tls
+        .cluster
+        .fresh_database()
+        .await
+        .unwrap_or_else(|e| panic!("no fresh database: {e}"));
+    let port = tls.cluster.tcp_port().expect("a TCP port");
+    format!("postgres://postgres@{host}:{port}/{db}?{options}")
+}
+
+async fn connect(url: &str) -> coordinate::Result<PostgresBackend> {
+    PostgresBackend::builder(url)
+        .connect_timeout(StdDuration::from_secs(10))
+        .build()
+        .await
+}
+
+/// A plain session on the cluster's administrative database, over its
+/// unix socket.
+async fn admin() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(tls().cluster.url(), tokio_postgres::NoTls)
+        .await
+        .expect("an admin session");
+    tokio::spawn(connection);
+    client
+}
+
+/// Whether the session of process `pid` is encrypted.
+async fn encrypted(admin: &tokio_postgres::Client, pid: i32) -> bool {
+    admin
+        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = $1", &[&pid])
+        .await
+        .expect("the session's TLS state")
+        .get(0)
+}
+
+/// The TCP sessions of `backend`'s database, and how many of them are
+/// encrypted.
+async fn tcp_sessions(admin: &tokio_postgres::Client, url: &str) -> (i64, i64) {
+    let db = url.rsplit_once('/').and_then(|(_, d)| d.split('?').next());
+    admin
+        .batch_execute("SELECT pg_stat_clear_snapshot()")
+        .await
+        .expect("a fresh snapshot");
+    let row = admin
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE s.ssl)
+             FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+             WHERE a.datname = $1 AND a.client_addr IS NOT NULL",
+            &[&db],
+        )
+        .await
+        .expect("the sessions");
+    (row.get(0), row.get(1))
+}
+
+/// Whether `result` failed on the server's certificate.
+fn refused_certificate<T>(result: coordinate::Result<T>) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(e) => {
+            let text = format!("{e}");
+            assert!(text.contains("certificate"), "{text}");
+            true
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_over_tcp_are_encrypted_unless_disabled() -> coordinate::Result<()> {
+    let admin = admin().await;
+    for (options, encrypted) in [
+        ("", true),
+        ("sslmode=prefer", true),
+        ("sslmode=require", true),
+        ("sslmode=disable", false),
+    ] {
+        let url = url("localhost", options).await;
+        let backend = connect(&url).await?;
+        let spec = backend
+            .namespace("n")
+            .await?
+            .set_work_spec(data!({"name": "s"}))
+            .await?;
+        spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+            .await?;
+        let (sessions, with_tls) = tcp_sessions(&admin, &url).await;
+        assert!(sessions > 0, "{options:?}: no session");
+        let expected = if encrypted { sessions } else { 0 };
+        assert_eq!(with_tls, expected, "{options:?}: of {sessions} sessions");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verify_modes_check_the_authority_and_the_host() -> coordinate::Result<()> {
+    let Tls {
+        signer, stranger, ..
+    } = tls();
+    let (signer, stranger) = (signer.display(), stranger.display());
+    let at = |host: &'static str, options: String| async move { url(host, &options).await };
+
+    let full = at(
+        "localhost",
+        format!("sslmode=verify-full&sslrootcert={signer}"),
+    )
+    .await;
+    connect(&full).await?;
+    // The certificate names `localhost`, not the address.
+    let by_address = at(
+        "127.0.0.1",
+        format!("sslmode=verify-full&sslrootcert={signer}"),
+    )
+    .await;
+    assert!(refused_certificate(connect(&by_address).await));
+    let ca_only = at(
+        "127.0.0.1",
+        format!("sslmode=verify-ca&sslrootcert={signer}"),
+    )
+    .await;
+    connect(&ca_only).await?;
+
+    // Signed by an authority not trusted.
+    for mode in ["verify-full", "verify-ca", "require", "prefer"] {
+        let url = at(
+            "localhost",
+            format!("sslmode={mode}&sslrootcert={stranger}"),
+        )
+        .await;
+        assert!(refused_certificate(connect(&url).await), "{mode}");
+    }
+    // Without `sslrootcert`, `require` encrypts without authenticating.
+    connect(&at("localhost", "sslmode=require".into()).await).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_feed_listens_over_tls() -> coordinate::Result<()> {
+    let url = url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", tls().signer.display()),
+    )
+    .await;
+    let (one, two) = (connect(&url).await?, connect(&url).await?);
+    let feed = one.change_feed().expect("a feed");
+    let mut events = feed.subscribe().await?;
+    let pid = one.feed_listener_pid().await.expect("a listening session");
+    assert!(encrypted(&admin().await, pid).await);
+
+    two.namespace("n").await?.destroy().await?;
+    let event = tokio::time::timeout(StdDuration::from_secs(5), events.recv())
+        .await
+        .expect("an event in time")
+        .expect("no gap");
+    assert!(
+        matches!(&event, ChangeEvent::NamespaceDestroyed { namespace } if namespace == "n"),
+        "{event:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_given_up_is_cancelled_over_tls() -> coordinate::Result<()> {
+    let url = url("localhost", "sslmode=require").await;
+    let backend = connect(&url).await?;
+    let unit = backend
+        .namespace("n")
+        .await?
+        .set_work_spec(data!({"name": "s"}))
+        .await?
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await?;
+    let db = url.rsplit_once('/').map(|(_, d)| d.split('?').next());
+    let (locker, connection) = tokio_postgres::connect(
+        &tls()
+            .cluster
+            .database_url(db.flatten().expect("a database")),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .map_err(Error::backend)?;
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE")
+        .await
+        .map_err(Error::backend)?;
+
+    let given_up =
+        tokio::time::timeout(StdDuration::from_millis(200), unit.set_priority(5.0)).await;
+    assert!(given_up.is_err(), "the change finished under the lock");
+    let mut cancelled = 0;
+    for _ in 0..500 {
+        cancelled = backend.pool_status().cancelled;
+        if cancelled > 0 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    assert_eq!(cancelled, 1, "no cancel request reached the server");
+    locker
+        .batch_execute("COMMIT")
+        .await
+        .map_err(Error::backend)?;
+    assert_eq!(
+        unit.priority().await?,
+        0.0,
+        "the cancelled change was applied"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_settings_that_cannot_be_used_are_refused_before_connecting() {
+    let missing = std::env::temp_dir().join("coordinate-tls-no-such-file.pem");
+    let not_pem = std::env::temp_dir().join(format!("coordinate-tls-{}.txt", std::process::id()));
+    std::fs::write(&not_pem, "not a certificate\n").expect("a file");
+    for (conninfo, says) in [
+        ("host=h sslmode=verify-full".to_owned(), "needs sslrootcert"),
+        (
+            "host=h sslmode=allow".to_owned(),
+            "sslmode=allow is not supported",
+        ),
+        (
+            format!("host=h sslmode=verify-ca sslrootcert={}", missing.display()),
+            "coordinate-tls-no-such-file.pem",
+        ),
+        (
+            format!("postgres://h/d?sslrootcert={}", not_pem.display()),
+            "holds no PEM certificate",
+        ),
+        ("host=h sslrootcert=system".to_owned(), "system's store"),
+    ] {
+        let error = PostgresBackend::builder(&conninfo)
+            .build()
+            .await
+            .expect_err(&conninfo);
+        let Error::Backend(source) = &error else {
+            panic!("{conninfo}: {error:?}")
+        };
+        assert!(
+            matches!(source.downcast_ref(), Some(PostgresError::Tls(_))),
+            "{conninfo}: {error:?}"
+        );
+        assert!(error.to_string().contains(says), "{conninfo}: {error}");
+    }
+    let _ = std::fs::remove_file(not_pem);
+}
