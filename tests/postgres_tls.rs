@@ -318,3 +318,26 @@ async fn tls_settings_that_cannot_be_used_are_refused_before_connecting() {
     }
     let _ = std::fs::remove_file(not_pem);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_by_address_is_checked_against_the_name_beside_it() -> coordinate::Result<()> {
+    let url = url("localhost", "").await;
+    let db = url
+        .rsplit_once('/')
+        .and_then(|(_, d)| d.split('?').next())
+        .unwrap_or_default();
+    let port = tls().cluster.tcp_port().expect("a TCP port");
+    let signer = tls().signer.display();
+    let by_address = |options: String| {
+        format!("hostaddr=127.0.0.1 port={port} user=postgres dbname={db} {options}")
+    };
+    connect(&by_address(format!(
+        "host=localhost sslmode=verify-full sslrootcert={signer}"
+    )))
+    .await?;
+    let named_otherwise = by_address(format!(
+        "host=db.invalid sslmode=verify-full sslrootcert={signer}"
+    ));
+    assert!(refused_certificate(connect(&named_otherwise).await));
+    Ok(())
+}

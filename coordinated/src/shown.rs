@@ -2,8 +2,6 @@
 //! rebuilt from what it parses as, so that no credential it holds, however
 //! written, is shown.
 
-use std::str::FromStr;
-
 use reqwest::Url;
 use tokio_postgres::config::Host;
 
@@ -74,7 +72,7 @@ fn field_shown(field: &str) -> &str {
 /// A PostgreSQL connection string (URL or `key=value`) as its hosts,
 /// ports, database and user, each field as [`field_shown`] shows it.
 fn postgres_shown(connection: &str) -> String {
-    let Ok(config) = tokio_postgres::Config::from_str(connection) else {
+    let Ok(config) = coordinate::postgres::connection_config(connection) else {
         return format!("postgres {NOT_SHOWN}");
     };
     let hosts: Vec<String> = config
@@ -159,6 +157,13 @@ mod tests {
         assert_eq!(
             backend_shown("postgres:password=s3cret host"),
             format!("postgres {NOT_SHOWN}")
+        );
+        // TLS options the driver does not know itself.
+        assert_eq!(
+            backend_shown(
+                "postgres://app:s3cret@db/jobs?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+            ),
+            "postgres (host=db port=5432 dbname=jobs user=app)"
         );
     }
 

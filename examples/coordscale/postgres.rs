@@ -5,7 +5,7 @@ use std::time::Duration;
 
 #[cfg(feature = "testing")]
 use coordinate::postgres::testing::TestCluster;
-use coordinate::postgres::PostgresBackend;
+use coordinate::postgres::{connection_config, PostgresBackend, PostgresTls};
 use coordinate::{Backend, MockClock};
 
 use crate::footprint::Footprint;
@@ -49,8 +49,7 @@ impl Server {
             Server::Harness(cluster) => cluster.url(),
             Server::Database(url) => url,
         };
-        let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
-        match tokio::time::timeout(Duration::from_secs(15), connect).await {
+        match tokio::time::timeout(Duration::from_secs(15), session(url)).await {
             Ok(Ok(_)) => Ok(server),
             Ok(Err(e)) => Err(format!("cannot connect to the server: {e}")),
             Err(_) => Err("cannot reach the server within 15 s".into()),
@@ -90,10 +89,9 @@ impl Server {
             .build()
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        let client = session(&url)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        tokio::spawn(connection);
         Ok(Store {
             backend,
             footprint: Footprint::Postgres(client),
@@ -116,4 +114,13 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// A plain SQL session on `url`, with the TLS the backend's sessions have.
+async fn session(url: &str) -> Result<tokio_postgres::Client, String> {
+    let config = connection_config(url).map_err(|e| e.to_string())?;
+    let tls = PostgresTls::new(url).map_err(|e| e.to_string())?;
+    let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(client)
 }

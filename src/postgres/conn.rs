@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
 use super::error::db;
-use super::tls::MakeTls;
+use super::tls::PostgresTls;
 use crate::error::Result;
 
 /// How long a statement whose caller gave up may go on before it is
@@ -78,12 +78,12 @@ pub(crate) struct GivenUp {
     /// Connections closed rather than given back to the pool.
     closed: AtomicU64,
     /// A cancel request's TLS, as its connection's.
-    tls: MakeTls,
+    tls: PostgresTls,
 }
 
 impl GivenUp {
     /// Nothing given up yet; cancel requests made with `tls`.
-    pub(crate) fn new(tls: MakeTls) -> Self {
+    pub(crate) fn new(tls: PostgresTls) -> Self {
         GivenUp {
             cancelled: AtomicU64::new(0),
             closed: AtomicU64::new(0),

@@ -45,9 +45,14 @@
 //! read unless named (libpq's default is `~/.postgresql/root.crt`), so the
 //! `verify-` modes need `sslrootcert`; the system's store of authorities
 //! (`sslrootcert=system`) and client certificates are not supported.
-//! Settings that cannot be used fail [`PostgresBuilder::build`] with
-//! [`PostgresError::Tls`]; a certificate refused fails it with
-//! [`PostgresError::Connect`], saying why.
+//! The driver makes TLS sessions only for a host name: with `hostaddr`
+//! and no `host`, `prefer` connects in clear and the other modes are
+//! refused (name the server in `host` beside the address, as its
+//! certificate does). Settings that cannot be used fail
+//! [`PostgresBuilder::build`] with [`PostgresError::Tls`]; a certificate
+//! refused fails it with [`PostgresError::Connect`], saying why.
+//! [`connection_config`] and [`PostgresTls`] open a session of one's own
+//! with the same settings.
 //!
 //! ```text
 //! postgres://app@db.internal/jobs?sslmode=verify-full&sslrootcert=/etc/coordinate/db-ca.pem
@@ -263,6 +268,7 @@ use self::jsonb::Jsonb;
 
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
+pub use tls::{connection_config, PostgresTls};
 
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};
@@ -454,7 +460,8 @@ impl PostgresBuilder {
             ))
             .into());
         }
-        let (mut config, tls) = tls::configure(&self.url)?;
+        let mut config = connection_config(&self.url)?;
+        let tls = PostgresTls::new(&self.url)?;
         let timeout = match config.get_connect_timeout() {
             Some(t) if *t < self.connect_timeout => *t,
             _ => self.connect_timeout,

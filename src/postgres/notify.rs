@@ -26,7 +26,7 @@ use tokio_postgres::AsyncMessage;
 use super::conn::{Conn, GivenUp};
 use super::error::{db, pool, PostgresError};
 use super::execute;
-use super::tls::MakeTls;
+use super::tls::PostgresTls;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope, Subscription};
 
@@ -44,7 +44,7 @@ pub(crate) struct Listening {
     /// The backend's connection settings.
     pub(crate) config: tokio_postgres::Config,
     /// Its TLS.
-    pub(crate) tls: MakeTls,
+    pub(crate) tls: PostgresTls,
     /// How often the connection is probed.
     pub(crate) heartbeat: Duration,
     /// How long `LISTEN`, and each probe, may take.

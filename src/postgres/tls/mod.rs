@@ -36,6 +36,16 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            Mode::Require => "require",
+            Mode::VerifyCa => "verify-ca",
+            Mode::VerifyFull => "verify-full",
+        }
+    }
+
     fn named(name: &str) -> Result<Mode, PostgresError> {
         Ok(match name {
             "disable" => Mode::Disable,
@@ -53,50 +63,82 @@ impl Mode {
     }
 }
 
-/// The driver's settings a connection string gives, and the maker of its
-/// TLS sessions.
-pub(crate) fn configure(conninfo: &str) -> Result<(Config, MakeTls), PostgresError> {
+/// The driver's settings a libpq connection string gives, its `sslmode`
+/// as the driver knows it and `sslrootcert` taken out (see the `postgres`
+/// module docs' `# TLS`): what [`PostgresBackend`] connects with. No file
+/// is read; [`PostgresTls::new`] reads `sslrootcert`.
+///
+/// ```
+/// # fn main() -> Result<(), coordinate::postgres::PostgresError> {
+/// use coordinate::postgres::{connection_config, PostgresTls};
+///
+/// let url = "postgres://app@db.internal/jobs?sslmode=require";
+/// let config = connection_config(url)?;
+/// assert_eq!(config.get_dbname(), Some("jobs"));
+/// // A session of one's own, with the backend's TLS:
+/// // `config.connect(PostgresTls::new(url)?)`.
+/// # PostgresTls::new(url)?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`PostgresBackend`]: super::PostgresBackend
+pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
     let (rest, options) = options::take(conninfo)?;
     let mut config = Config::from_str(&rest).map_err(PostgresError::Config)?;
     let mode = options.mode.unwrap_or(Mode::Prefer);
-    let unix_only = config
-        .get_hosts()
-        .iter()
-        .all(|h| matches!(h, Host::Unix(_)));
+    let named = config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
+    let by_address = !config.get_hostaddrs().is_empty();
     config.ssl_mode(match mode {
-        _ if unix_only => SslMode::Disable,
+        // Over Unix-domain sockets alone: the server offers no TLS there.
+        _ if !named && !by_address => SslMode::Disable,
         Mode::Disable => SslMode::Disable,
+        // The driver makes no TLS session without a host name.
+        Mode::Prefer if !named => SslMode::Disable,
+        _ if !named => {
+            return Err(PostgresError::Tls(format!(
+                "sslmode={} needs `host`, the server's name, beside `hostaddr`",
+                mode.name()
+            )))
+        }
         Mode::Prefer => SslMode::Prefer,
         Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     });
-    // ring offers no post-quantum key exchange, hence the deprecation;
-    // aws-lc-rs, which does, needs cmake to build.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = options.root_cert.as_deref().map(roots).transpose()?;
-    let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
-        (Mode::VerifyCa | Mode::VerifyFull, None) => {
-            return Err(PostgresError::Tls(format!(
-                "sslmode={} needs sslrootcert=FILE, the PEM certificates of the authorities \
-                 that sign the server's",
-                if mode == Mode::VerifyCa {
-                    "verify-ca"
-                } else {
-                    "verify-full"
-                }
-            )))
-        }
-        (_, None) => Arc::new(verify::AnyCertificate(Arc::clone(&provider))),
-        (Mode::VerifyFull, Some(roots)) => chain_verifier(roots, &provider)?,
-        (_, Some(roots)) => Arc::new(verify::AnyHost(chain_verifier(roots, &provider)?)),
-    };
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PostgresError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok((config, MakeTls(MakeRustlsConnect::new(tls))))
+    Ok(config)
+}
+
+impl PostgresTls {
+    /// The TLS a libpq connection string asks for (see
+    /// [`connection_config`]), reading the authorities' certificates of
+    /// its `sslrootcert`.
+    pub fn new(conninfo: &str) -> Result<PostgresTls, PostgresError> {
+        let (_, options) = options::take(conninfo)?;
+        let mode = options.mode.unwrap_or(Mode::Prefer);
+        let roots = options.root_cert.as_deref().map(roots).transpose()?;
+        // ring offers no post-quantum key exchange, hence the deprecation;
+        // aws-lc-rs, which does, needs cmake to build.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match (mode, roots) {
+            (Mode::VerifyCa | Mode::VerifyFull, None) => {
+                return Err(PostgresError::Tls(format!(
+                    "sslmode={} needs sslrootcert=FILE, the PEM certificates of the \
+                     authorities that sign the server's",
+                    mode.name()
+                )))
+            }
+            (_, None) => Arc::new(verify::AnyCertificate(Arc::clone(&provider))),
+            (Mode::VerifyFull, Some(roots)) => chain_verifier(roots, &provider)?,
+            (_, Some(roots)) => Arc::new(verify::AnyHost(chain_verifier(roots, &provider)?)),
+        };
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| PostgresError::Tls(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(PostgresTls(MakeRustlsConnect::new(tls)))
+    }
 }
 
 /// The certificates of the file `sslrootcert` names.
@@ -128,14 +170,21 @@ fn chain_verifier(
         .map_err(|e| PostgresError::Tls(e.to_string()))
 }
 
-/// Makes the TLS session of each connection, and of each cancel request.
+/// Makes the TLS session of each connection to PostgreSQL, and of each
+/// cancel request, as a connection string asks (see [`connection_config`]).
 #[derive(Clone)]
-pub(crate) struct MakeTls(MakeRustlsConnect);
+pub struct PostgresTls(MakeRustlsConnect);
+
+impl std::fmt::Debug for PostgresTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresTls")
+    }
+}
 
 /// rustls's session maker for a connection to a host.
 type HostTls<S> = <MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
 
-impl<S> MakeTlsConnect<S> for MakeTls
+impl<S> MakeTlsConnect<S> for PostgresTls
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -154,9 +203,20 @@ where
 }
 
 /// One connection's TLS session, to be; `None` without a host name.
-pub(crate) struct TlsSession<S>(Option<HostTls<S>>)
+/// Public only as [`PostgresTls`]'s part of the
+/// driver's trait.
+pub struct TlsSession<S>(Option<HostTls<S>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+impl<S> std::fmt::Debug for TlsSession<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsSession")
+    }
+}
 
 impl<S> TlsConnect<S> for TlsSession<S>
 where
@@ -171,7 +231,7 @@ where
             Some(tls) => Box::pin(tls.connect(stream)),
             None => Box::pin(ready(Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "TLS needs the server's host name (`host`) to check its certificate against",
+                "no host name to make a TLS session for",
             )))),
         }
     }
@@ -182,7 +242,7 @@ mod tests {
     use super::*;
 
     fn mode(conninfo: &str) -> SslMode {
-        configure(conninfo).expect(conninfo).0.get_ssl_mode()
+        connection_config(conninfo).expect(conninfo).get_ssl_mode()
     }
 
     #[test]
@@ -202,5 +262,19 @@ mod tests {
             mode("host=/run/postgresql,db sslmode=require"),
             SslMode::Require
         );
+    }
+
+    #[test]
+    fn an_address_without_a_name_is_encrypted_only_when_preferred() {
+        assert_eq!(mode("hostaddr=10.0.0.1"), SslMode::Disable);
+        let named = "hostaddr=10.0.0.1 host=db sslmode=require";
+        assert_eq!(mode(named), SslMode::Require);
+        for conninfo in [
+            "hostaddr=10.0.0.1 sslmode=require",
+            "host=/run/pg hostaddr=10.0.0.1 sslmode=verify-ca",
+        ] {
+            let error = connection_config(conninfo).expect_err(conninfo).to_string();
+            assert!(error.contains("needs `host`"), "{error}");
+        }
     }
 }
