@@ -332,6 +332,23 @@ impl fmt::Display for StatusConversionError {
 
 impl std::error::Error for StatusConversionError {}
 
+/// `e` followed by each of its causes its text does not already hold: a
+/// driver's "error performing TLS handshake" leaves why to its cause.
+#[cfg(any(feature = "postgres", feature = "rest"))]
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

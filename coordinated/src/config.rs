@@ -348,7 +348,7 @@ fn zero_duration(text: &str) -> String {
 const PROXY_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 /// True if a `--backend` value is the URL of a server of the API
-/// (`http://…`, or `https://…`, which the client refuses by name).
+/// (`http://…` or `https://…`).
 pub(crate) fn is_http_url(backend: &str) -> bool {
     let scheme = backend
         .split_once("://")

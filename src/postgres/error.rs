@@ -1,7 +1,7 @@
 //! The PostgreSQL backend's own failures, carried inside
 //! [`Error::Backend`](crate::Error::Backend).
 
-use crate::error::{Error, ObjectKind};
+use crate::error::{with_causes, Error, ObjectKind};
 
 /// A failure of the PostgreSQL backend itself.
 ///
@@ -65,23 +65,6 @@ pub enum PostgresError {
     /// The database holds a value this code cannot read back.
     #[error("unreadable value in the database: {0}")]
     Decode(String),
-}
-
-/// `e` followed by each of its causes its text does not already hold: the
-/// driver says "error performing TLS handshake" and leaves why to its
-/// cause.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let said = c.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// tokio-postgres displays a server error as just "db error"; show the

@@ -136,13 +136,18 @@
 //!
 //! # Errors
 //!
-//! A base URL the client cannot use — not a URL, not `http`, or `https`,
-//! which this client (built without TLS) cannot speak — is refused by
-//! [`connect`](RestBackendBuilder::connect) with a [`BaseUrlError`]. A
-//! base URL's user name and password are sent as basic authentication on
-//! every request to the base URL's origin (links and redirects spelled as
-//! absolute URLs of it included, never to another origin) and never shown:
-//! error messages and `Debug` output show `***` instead.
+//! A base URL the client cannot use — not a URL, or neither `http` nor
+//! `https` — is refused by [`connect`](RestBackendBuilder::connect) with a
+//! [`BaseUrlError`]. An `https` server's certificate must be signed by an
+//! authority of the system's store (`SSL_CERT_FILE`, a file of PEM
+//! certificates, replaces it when set) or one given to
+//! [`root_certificates`](RestBackendBuilder::root_certificates), and name
+//! the host (certificates given that hold no PEM certificate are refused
+//! by `connect` with a [`RootCertificatesError`]). A base URL's user name
+//! and password are sent as basic authentication on every request to the
+//! base URL's origin (links and redirects spelled as absolute URLs of it
+//! included, never to another origin) and never shown: error messages and
+//! `Debug` output show `***` instead.
 //!
 //! The server's error documents come back as the typed errors they name
 //! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …); a `404` without one
@@ -229,7 +234,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{Backend, NamespaceRef};
-use crate::error::{Error, ObjectKind, Result};
+use crate::error::{with_causes, Error, ObjectKind, Result};
 use crate::model::Summary;
 use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::check_name;
@@ -421,6 +426,8 @@ pub struct RestBackendBuilder {
     pool_idle_timeout: StdDuration,
     max_idle_per_host: usize,
     max_response_bytes: usize,
+    /// PEM certificates of authorities trusted beside the system's.
+    root_certificates: Vec<u8>,
 }
 
 impl fmt::Debug for RestBackendBuilder {
@@ -432,6 +439,7 @@ impl fmt::Debug for RestBackendBuilder {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("max_idle_per_host", &self.max_idle_per_host)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -451,21 +459,22 @@ pub enum BaseUrlError {
         reason: String,
     },
     /// A URL of a scheme other than `http` and `https`.
-    #[error("base URL {url:?} is not an http:// URL")]
+    #[error("base URL {url:?} is not an http:// or https:// URL")]
     NotHttp {
         /// The URL as given, credentials hidden.
         url: String,
     },
-    /// An `https` URL: the client is built without TLS, so every request
-    /// to it would fail.
-    #[error(
-        "base URL {url:?} is https://, but this client has no TLS: use an http:// URL \
-         (a TLS-terminating proxy in front of a remote server, say)"
-    )]
-    Https {
-        /// The URL as given, credentials hidden.
-        url: String,
-    },
+}
+
+/// The certificates given to
+/// [`root_certificates`](RestBackendBuilder::root_certificates) cannot be
+/// used; refused by [`connect`](RestBackendBuilder::connect) before any
+/// request.
+#[derive(Debug, thiserror::Error)]
+#[error("root certificates: {reason}")]
+pub struct RootCertificatesError {
+    /// What is wrong with them.
+    pub reason: String,
 }
 
 impl RestBackendBuilder {
@@ -514,11 +523,34 @@ impl RestBackendBuilder {
         self
     }
 
+    /// Trusts the authorities whose certificates `pem` holds (PEM, one or
+    /// more), beside the system's, to sign an `https` server's certificate:
+    /// a server with a certificate of a private authority. Adds to those
+    /// given before.
+    #[must_use]
+    pub fn root_certificates(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.root_certificates.extend_from_slice(pem.as_ref());
+        self.root_certificates.push(b'\n');
+        self
+    }
+
     /// Builds the HTTP client and reads the root document.
     pub async fn connect(self) -> Result<RestBackend> {
         let base = base_url(&self.base_url)?;
+        let mut http = reqwest::Client::builder();
+        if !self.root_certificates.is_empty() {
+            let refused = |reason: String| Error::backend(RootCertificatesError { reason });
+            let roots = reqwest::Certificate::from_pem_bundle(&self.root_certificates)
+                .map_err(|e| refused(with_causes(&e)))?;
+            if roots.is_empty() {
+                return Err(refused("no PEM certificate given".into()));
+            }
+            for root in roots {
+                http = http.add_root_certificate(root);
+            }
+        }
         // The timeout is `Transport`'s, over a request and its redirects.
-        let http = reqwest::Client::builder()
+        let http = http
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(self.pool_idle_timeout)
             .pool_max_idle_per_host(self.max_idle_per_host)
@@ -583,11 +615,7 @@ fn base_url(text: &str) -> Result<Url> {
         }));
     }
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            let url = shown_text(text);
-            return Err(Error::backend(BaseUrlError::Https { url }));
-        }
+        "http" | "https" => {}
         _ => {
             let url = shown_text(text);
             return Err(Error::backend(BaseUrlError::NotHttp { url }));
@@ -619,8 +647,7 @@ fn shown_text(text: &str) -> String {
 
 impl RestBackend {
     /// A builder for a server whose root document is at `base_url`
-    /// (`http://host:port/`, or under a path prefix; not `https`, see
-    /// [`BaseUrlError::Https`]).
+    /// (`http://host:port/` or `https://…`, or under a path prefix).
     pub fn builder(base_url: impl Into<String>) -> RestBackendBuilder {
         RestBackendBuilder {
             base_url: base_url.into(),
@@ -629,6 +656,7 @@ impl RestBackend {
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_idle_per_host: usize::MAX,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            root_certificates: Vec::new(),
         }
     }
 
