@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use coordinate::cache::Cache;
 use coordinate::memory::MemoryBackend;
-use coordinate::rest::client::{RestBackend, RootCertificatesError};
+use coordinate::rest::client::{is_server_failure, RestBackend, RootCertificatesError};
 use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta};
 use support::tls::{front, TlsFront};
 use support::Server;
@@ -63,6 +63,9 @@ async fn a_certificate_of_an_authority_not_trusted_is_refused() {
         .await
         .expect_err("an authority nobody trusts");
     assert!(chain(&error).contains("UnknownIssuer"), "{}", chain(&error));
+    // As a server that cannot be reached: worth trying again later, once
+    // its certificate is put right.
+    assert!(is_server_failure(&error));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

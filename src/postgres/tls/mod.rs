@@ -114,7 +114,11 @@ impl PostgresTls {
     pub fn new(conninfo: &str) -> Result<PostgresTls, PostgresError> {
         let (_, options) = options::take(conninfo)?;
         let mode = options.mode.unwrap_or(Mode::Prefer);
-        let roots = options.root_cert.as_deref().map(roots).transpose()?;
+        let roots = match mode {
+            // No certificate is checked, nor its file read, as with libpq.
+            Mode::Disable => None,
+            _ => options.root_cert.as_deref().map(roots).transpose()?,
+        };
         // ring offers no post-quantum key exchange, hence the deprecation;
         // aws-lc-rs, which does, needs cmake to build.
         #[allow(deprecated)]
@@ -203,8 +207,8 @@ where
 }
 
 /// One connection's TLS session, to be; `None` without a host name.
-/// Public only as [`PostgresTls`]'s part of the
-/// driver's trait.
+/// Public only because [`PostgresTls`]'s impl of the driver's trait names
+/// it.
 pub struct TlsSession<S>(Option<HostTls<S>>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -262,6 +266,17 @@ mod tests {
             mode("host=/run/postgresql,db sslmode=require"),
             SslMode::Require
         );
+    }
+
+    #[test]
+    fn disabled_reads_no_root_certificate() {
+        let conninfo = "host=h sslmode=disable sslrootcert=/no/such/file.pem";
+        assert!(PostgresTls::new(conninfo).is_ok());
+        let preferred = "host=h sslrootcert=/no/such/file.pem";
+        let error = PostgresTls::new(preferred)
+            .expect_err(preferred)
+            .to_string();
+        assert!(error.contains("/no/such/file.pem"), "{error}");
     }
 
     #[test]

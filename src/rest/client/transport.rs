@@ -252,10 +252,11 @@ pub fn gateway_status(error: &Error) -> Option<u16> {
 
 /// True if `error`, one of a [`RestBackend`](super::RestBackend) call's
 /// errors, says the server failed rather than answered the request: it
-/// could not be reached, the connection broke, no whole answer came in
-/// time, or it answered a server error (`5xx`, a gateway's included). Such
-/// a call is worth making again later; one refused with a `4xx` (a body
-/// over the server's limit, a gateway refusing credentials) is not.
+/// could not be reached (its TLS certificate refused included), the
+/// connection broke, no whole answer came in time, or it answered a server
+/// error (`5xx`, a gateway's included). Such a call is worth making again
+/// later; one refused with a `4xx` (a body over the server's limit, a
+/// gateway refusing credentials) is not.
 pub fn is_server_failure(error: &Error) -> bool {
     match upstream(error) {
         Some(Upstream::Document { status, .. }) => status.is_some_and(|status| status >= 500),
