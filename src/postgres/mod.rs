@@ -41,16 +41,25 @@
 //! As with libpq, a connection over a Unix-domain socket is never
 //! encrypted, whatever the mode (the server offers no TLS there), and
 //! `prefer` and `require` without `sslrootcert` encrypt without
-//! authenticating the server. Unlike libpq, no root certificate file is
-//! read unless named (libpq's default is `~/.postgresql/root.crt`), so the
-//! `verify-` modes need `sslrootcert`; the system's store of authorities
-//! (`sslrootcert=system`) and client certificates are not supported.
-//! The driver makes TLS sessions only for a host name: with `hostaddr`
-//! and no `host`, `prefer` connects in clear and the other modes are
-//! refused (name the server in `host` beside the address, as its
-//! certificate does). Settings that cannot be used fail
-//! [`PostgresBuilder::build`] with [`PostgresError::Tls`]; a certificate
-//! refused fails it with [`PostgresError::Connect`], saying why.
+//! authenticating the server. Unlike libpq:
+//!
+//! * no root certificate file is read unless named (libpq's default is
+//!   `~/.postgresql/root.crt`), so the `verify-` modes need `sslrootcert`,
+//!   and one named must be readable, whatever the mode but `disable`;
+//! * the system's store of authorities (`sslrootcert=system`) and client
+//!   certificates are not supported;
+//! * `prefer` does not try again in clear after a TLS handshake fails;
+//! * the driver has one mode for all the hosts a `host` list names, so
+//!   `require` and the `verify-` modes refuse a list that mixes
+//!   Unix-domain sockets with TCP hosts;
+//! * the driver makes TLS sessions only for a host name: with `hostaddr`
+//!   and no `host`, `prefer` connects in clear and the other modes are
+//!   refused (name the server in `host` beside the address, as its
+//!   certificate does).
+//!
+//! Settings that cannot be used fail [`PostgresBuilder::build`] with
+//! [`PostgresError::Tls`]; a certificate refused fails it with
+//! [`PostgresError::Connect`], saying why.
 //! [`connection_config`] and [`PostgresTls`] open a session of one's own
 //! with the same settings.
 //!

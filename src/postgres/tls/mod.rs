@@ -87,21 +87,22 @@ pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
     let (rest, options) = options::take(conninfo)?;
     let mut config = Config::from_str(&rest).map_err(PostgresError::Config)?;
     let mode = options.mode.unwrap_or(Mode::Prefer);
-    let named = config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_)));
+    let hosts = config.get_hosts();
+    let named = hosts.iter().any(|h| matches!(h, Host::Tcp(_)));
+    let sockets = hosts.iter().any(|h| matches!(h, Host::Unix(_)));
     let by_address = !config.get_hostaddrs().is_empty();
+    let refused = |why: &str| Err(PostgresError::Tls(format!("sslmode={} {why}", mode.name())));
     config.ssl_mode(match mode {
         // Over Unix-domain sockets alone: the server offers no TLS there.
         _ if !named && !by_address => SslMode::Disable,
         Mode::Disable => SslMode::Disable,
         // The driver makes no TLS session without a host name.
         Mode::Prefer if !named => SslMode::Disable,
-        _ if !named => {
-            return Err(PostgresError::Tls(format!(
-                "sslmode={} needs `host`, the server's name, beside `hostaddr`",
-                mode.name()
-            )))
-        }
+        _ if !named => return refused("needs `host`, the server's name, beside `hostaddr`"),
         Mode::Prefer => SslMode::Prefer,
+        // The driver's mode is one for every host: the sockets would be
+        // asked for TLS, which they never have.
+        _ if sockets => return refused("cannot mix Unix-domain sockets and TCP hosts in `host`"),
         Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     });
     Ok(config)
@@ -135,12 +136,16 @@ impl PostgresTls {
             (Mode::VerifyFull, Some(roots)) => chain_verifier(roots, &provider)?,
             (_, Some(roots)) => Arc::new(verify::AnyHost(chain_verifier(roots, &provider)?)),
         };
-        let tls = ClientConfig::builder_with_provider(provider)
+        let mut tls = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| PostgresError::Tls(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
+        // The protocol's name, as libpq 17 sends it: a server of that
+        // version or later requires it of a direct TLS connection
+        // (`sslnegotiation=direct`).
+        tls.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(PostgresTls(MakeRustlsConnect::new(tls)))
     }
 }
@@ -262,10 +267,14 @@ mod tests {
             mode("host=/run/postgresql sslmode=require"),
             SslMode::Disable
         );
-        assert_eq!(
-            mode("host=/run/postgresql,db sslmode=require"),
-            SslMode::Require
-        );
+        assert_eq!(mode("host=/run/postgresql,db"), SslMode::Prefer);
+        for mixed in [
+            "host=/run/postgresql,db sslmode=require",
+            "postgres://db,%2Frun%2Fpostgresql/jobs?sslmode=verify-ca&sslrootcert=/ca.pem",
+        ] {
+            let error = connection_config(mixed).expect_err(mixed).to_string();
+            assert!(error.contains("cannot mix Unix-domain sockets"), "{error}");
+        }
     }
 
     #[test]

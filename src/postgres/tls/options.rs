@@ -49,9 +49,16 @@ fn note(options: &mut TlsOptions, key: &str, value: String) -> Result<bool, Post
 }
 
 fn from_url<'a>(url: &'a str, options: &mut TlsOptions) -> Result<Cow<'a, str>, PostgresError> {
-    let Some((base, query)) = url.split_once('?') else {
+    // As the driver reads it: the user name and password end at the first
+    // `@`, and may hold a `?`.
+    let after_credentials = url.find('@').unwrap_or(0);
+    let Some(start) = url[after_credentials..].find('?') else {
         return Ok(Cow::Borrowed(url));
     };
+    let (base, query) = (
+        &url[..after_credentials + start],
+        &url[after_credentials + start + 1..],
+    );
     let mut kept = Vec::new();
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -197,6 +204,16 @@ mod tests {
         assert_eq!(rest, "postgres://u:p%3F@h:5432/db?application_name=a");
         assert_eq!(options.mode, Some(Mode::VerifyFull));
         assert_eq!(options.root_cert.as_deref(), Some("/ca dir/ca.pem"));
+
+        // A `?` in the password is the password's.
+        let (rest, options) = taken("postgres://u:p?sslmode=x@h/db?sslmode=require");
+        assert_eq!(rest, "postgres://u:p?sslmode=x@h/db");
+        assert_eq!(options.mode, Some(Mode::Require));
+        let (rest, options) = taken("postgres://u:p?w@h/db");
+        assert_eq!(
+            (rest.as_str(), options),
+            ("postgres://u:p?w@h/db", TlsOptions::default())
+        );
 
         let (rest, options) = taken("postgresql://h/db?sslmode=require");
         assert_eq!(
