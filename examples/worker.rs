@@ -45,9 +45,7 @@ use coordinate::{
 };
 use tokio::sync::watch;
 
-#[path = "support/error_chain.rs"]
-mod error_chain;
-use error_chain::error_chain;
+use coordinate::error::error_chain;
 
 /// A Coordinate worker over the REST API.
 #[derive(Debug, Parser)]

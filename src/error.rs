@@ -332,10 +332,22 @@ impl fmt::Display for StatusConversionError {
 
 impl std::error::Error for StatusConversionError {}
 
-/// `e` followed by each of its causes its text does not already hold: a
-/// driver's "error performing TLS handshake" leaves why to its cause.
-#[cfg(any(feature = "postgres", feature = "rest"))]
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+/// `e` and the errors it came from ([`source`](std::error::Error::source),
+/// and its source, …) as one line, each said once: layers often repeat
+/// their source's text in their own, and some say only that something
+/// failed, leaving why to their source (a driver's "error performing TLS
+/// handshake").
+///
+/// ```
+/// # use coordinate::error::error_chain;
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot connect")]
+/// struct Connect(#[source] std::io::Error);
+///
+/// let refused = std::io::Error::other("connection refused");
+/// assert_eq!(error_chain(&Connect(refused)), "cannot connect: connection refused");
+/// ```
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -416,5 +428,17 @@ mod tests {
             StatusConversionError::Unmarshal("bogus".into()).to_string(),
             "invalid status (unmarshal, bogus)"
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_chain_says_each_source_once() {
+        let inner = std::io::Error::other("refused");
+        assert_eq!(error_chain(&Outer(inner)), "outer: refused");
+        let repeated = std::io::Error::other("outer");
+        assert_eq!(error_chain(&Outer(repeated)), "outer");
     }
 }

@@ -11,8 +11,14 @@ use std::time::Duration as StdDuration;
 use coordinate::feed::ChangeEvent;
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError};
-use coordinate::{data, Backend, Error, WorkUnitMeta};
+use coordinate::{Backend, Error};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+mod common {
+    pub mod fixture;
+}
+
+use common::fixture::spec_with_unit;
 
 /// The cluster, and the files of the authority that signed its certificate
 /// and of another.
@@ -111,10 +117,6 @@ async fn encrypted(admin: &tokio_postgres::Client, pid: i32) -> bool {
 /// encrypted.
 async fn tcp_sessions(admin: &tokio_postgres::Client, url: &str) -> (i64, i64) {
     let db = url.rsplit_once('/').and_then(|(_, d)| d.split('?').next());
-    admin
-        .batch_execute("SELECT pg_stat_clear_snapshot()")
-        .await
-        .expect("a fresh snapshot");
     let row = admin
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE s.ssl)
@@ -150,13 +152,7 @@ async fn sessions_over_tcp_are_encrypted_unless_disabled() -> coordinate::Result
     ] {
         let url = url("localhost", options).await;
         let backend = connect(&url).await?;
-        let spec = backend
-            .namespace("n")
-            .await?
-            .set_work_spec(data!({"name": "s"}))
-            .await?;
-        spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
-            .await?;
+        spec_with_unit(&backend).await?;
         let (sessions, with_tls) = tcp_sessions(&admin, &url).await;
         assert!(sessions > 0, "{options:?}: no session");
         let expected = if encrypted { sessions } else { 0 };
@@ -236,13 +232,7 @@ async fn the_change_feed_listens_over_tls() -> coordinate::Result<()> {
 async fn a_statement_given_up_is_cancelled_over_tls() -> coordinate::Result<()> {
     let url = url("localhost", "sslmode=require").await;
     let backend = connect(&url).await?;
-    let unit = backend
-        .namespace("n")
-        .await?
-        .set_work_spec(data!({"name": "s"}))
-        .await?
-        .add_work_unit("u", data!({}), WorkUnitMeta::default())
-        .await?;
+    let unit = spec_with_unit(&backend).await?.work_unit("u").await?;
     let db = url.rsplit_once('/').map(|(_, d)| d.split('?').next());
     let (locker, connection) = tokio_postgres::connect(
         &tls()

@@ -6,6 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use coordinate::cache::Cache;
+use coordinate::error::error_chain;
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{is_server_failure, RestBackend, RootCertificatesError};
 use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta};
@@ -22,18 +23,6 @@ async fn https_server() -> (TlsFront, tokio::sync::oneshot::Sender<()>) {
         .parse()
         .expect("an address");
     (front(upstream).await, stop)
-}
-
-/// `error` and its causes, as one text.
-fn chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +51,11 @@ async fn a_certificate_of_an_authority_not_trusted_is_refused() {
     let error = RestBackend::connect(format!("https://localhost:{}/", server.port))
         .await
         .expect_err("an authority nobody trusts");
-    assert!(chain(&error).contains("UnknownIssuer"), "{}", chain(&error));
+    assert!(
+        error_chain(&error).contains("UnknownIssuer"),
+        "{}",
+        error_chain(&error)
+    );
     // As a server that cannot be reached: worth trying again later, once
     // its certificate is put right.
     assert!(is_server_failure(&error));
@@ -78,9 +71,9 @@ async fn a_certificate_for_another_host_is_refused() {
         .await
         .expect_err("a certificate for another name");
     assert!(
-        chain(&error).contains("not valid for name"),
+        error_chain(&error).contains("not valid for name"),
         "{}",
-        chain(&error)
+        error_chain(&error)
     );
 }
 

@@ -20,9 +20,6 @@
 //! shown. A counting layer under both tells how many calls reached the
 //! backend.
 
-#[cfg(any(feature = "postgres", feature = "rest"))]
-#[path = "../support/error_chain.rs"]
-mod error_chain;
 #[path = "../support/exit.rs"]
 mod exit;
 #[path = "../support/interrupt.rs"]
@@ -45,7 +42,7 @@ use coordinate::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[cfg(any(feature = "postgres", feature = "rest"))]
-use error_chain::error_chain;
+use coordinate::error::error_chain;
 use exit::exit_code;
 use report::{Counts, Figures};
 use workload::Shape;

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend's own failures, carried inside
 //! [`Error::Backend`](crate::Error::Backend).
 
-use crate::error::{with_causes, Error, ObjectKind};
+use crate::error::{error_chain, Error, ObjectKind};
 
 /// A failure of the PostgreSQL backend itself.
 ///
@@ -31,7 +31,7 @@ pub enum PostgresError {
     #[error("cannot build the PostgreSQL connection pool: {0}")]
     Pool(String),
     /// No connection could be made (or taken from the pool) in time.
-    #[error("cannot connect to PostgreSQL: {}", with_causes(.0))]
+    #[error("cannot connect to PostgreSQL: {}", error_chain(.0))]
     Connect(#[source] deadpool_postgres::PoolError),
     /// The change feed's listening connection was not made, or did not
     /// start listening, within the connect timeout.

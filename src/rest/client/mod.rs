@@ -234,7 +234,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{Backend, NamespaceRef};
-use crate::error::{with_causes, Error, ObjectKind, Result};
+use crate::error::{error_chain, Error, ObjectKind, Result};
 use crate::model::Summary;
 use crate::rest::wire::{NamedLink, NamespaceList, RootDocument, SummaryDocument, UNCHECKED_QUERY};
 use crate::rules::limits::check_name;
@@ -541,7 +541,7 @@ impl RestBackendBuilder {
         if !self.root_certificates.is_empty() {
             let refused = |reason: String| Error::backend(RootCertificatesError { reason });
             let roots = reqwest::Certificate::from_pem_bundle(&self.root_certificates)
-                .map_err(|e| refused(with_causes(&e)))?;
+                .map_err(|e| refused(error_chain(&e)))?;
             if roots.is_empty() {
                 return Err(refused("no PEM certificate given".into()));
             }
