@@ -28,35 +28,23 @@ struct Tls {
     stranger: PathBuf,
 }
 
-/// A certificate authority.
-struct Authority {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-fn authority(name: &str) -> Authority {
+/// A certificate authority: its certificate and key.
+fn authority(name: &str) -> (rcgen::Certificate, KeyPair) {
     let mut params = CertificateParams::default();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
     let key = KeyPair::generate().expect("a key");
-    let pem = params.clone().self_signed(&key).expect("a CA").pem();
-    Authority { params, key, pem }
+    (params.self_signed(&key).expect("a CA"), key)
 }
 
 fn tls() -> &'static Tls {
     static TLS: OnceLock<Tls> = OnceLock::new();
     TLS.get_or_init(|| {
-        let signer = authority("coordinate test authority");
-        let issuer = signer
-            .params
-            .clone()
-            .self_signed(&signer.key)
-            .expect("the CA");
+        let (signer, signer_key) = authority("coordinate test authority");
         let key = KeyPair::generate().expect("a key");
         let server = CertificateParams::new(vec!["localhost".to_owned()])
             .expect("a name")
-            .signed_by(&key, &issuer, &signer.key)
+            .signed_by(&key, &signer, &signer_key)
             .expect("a certificate");
         let cluster = TestCluster::start_with_tls(&server.pem(), &key.serialize_pem())
             .unwrap_or_else(|e| panic!("no cluster with TLS: {e}"));
@@ -68,8 +56,8 @@ fn tls() -> &'static Tls {
             path
         };
         Tls {
-            signer: write("signer.pem", &signer.pem),
-            stranger: write("stranger.pem", &authority("another authority").pem),
+            signer: write("signer.pem", &signer.pem()),
+            stranger: write("stranger.pem", &authority("another authority").0.pem()),
             cluster,
         }
     })
@@ -113,8 +101,8 @@ async fn encrypted(admin: &tokio_postgres::Client, pid: i32) -> bool {
         .get(0)
 }
 
-/// The TCP sessions of `backend`'s database, and how many of them are
-/// encrypted.
+/// The TCP sessions of the database `url` names, and how many of them
+/// are encrypted.
 async fn tcp_sessions(admin: &tokio_postgres::Client, url: &str) -> (i64, i64) {
     let db = url.rsplit_once('/').and_then(|(_, d)| d.split('?').next());
     let row = admin
@@ -167,39 +155,38 @@ async fn the_verify_modes_check_the_authority_and_the_host() -> coordinate::Resu
         signer, stranger, ..
     } = tls();
     let (signer, stranger) = (signer.display(), stranger.display());
-    let at = |host: &'static str, options: String| async move { url(host, &options).await };
 
-    let full = at(
+    let full = url(
         "localhost",
-        format!("sslmode=verify-full&sslrootcert={signer}"),
+        &format!("sslmode=verify-full&sslrootcert={signer}"),
     )
     .await;
     connect(&full).await?;
     // The certificate names `localhost`, not the address.
-    let by_address = at(
+    let by_address = url(
         "127.0.0.1",
-        format!("sslmode=verify-full&sslrootcert={signer}"),
+        &format!("sslmode=verify-full&sslrootcert={signer}"),
     )
     .await;
     assert!(refused_certificate(connect(&by_address).await));
-    let ca_only = at(
+    let ca_only = url(
         "127.0.0.1",
-        format!("sslmode=verify-ca&sslrootcert={signer}"),
+        &format!("sslmode=verify-ca&sslrootcert={signer}"),
     )
     .await;
     connect(&ca_only).await?;
 
     // Signed by an authority not trusted.
     for mode in ["verify-full", "verify-ca", "require", "prefer"] {
-        let url = at(
+        let url = url(
             "localhost",
-            format!("sslmode={mode}&sslrootcert={stranger}"),
+            &format!("sslmode={mode}&sslrootcert={stranger}"),
         )
         .await;
         assert!(refused_certificate(connect(&url).await), "{mode}");
     }
     // Without `sslrootcert`, `require` encrypts without authenticating.
-    connect(&at("localhost", "sslmode=require".into()).await).await?;
+    connect(&url("localhost", "sslmode=require").await).await?;
     Ok(())
 }
 
