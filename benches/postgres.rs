@@ -5,9 +5,10 @@
 //! `finish` throughput with 1 and 8 concurrent workers at batch size 100,
 //! `add_work_units` throughput in batches of 1,000 and 10,000, and
 //! `request_attempts` with none or 100,000 units waiting for their
-//! not-before time ahead of the ready ones, and a unit's `status` in a spec
+//! not-before time ahead of the ready ones, a unit's `status` in a spec
 //! with none or 10,000 pending attempts past their deadline that are no
-//! longer active.
+//! longer active, and a unit's `status` and `set_priority` over the
+//! Unix-domain socket, loopback TCP in clear and loopback TCP with TLS.
 //!
 //! Run: `cargo bench --features testing --bench postgres`.
 
@@ -26,6 +27,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Thro
 mod lookups;
 #[path = "support/runtime.rs"]
 mod runtime;
+#[path = "../tests/common/tls_authority.rs"]
+mod tls_authority;
 
 use lookups::lookup_group;
 use runtime::runtime;
@@ -486,6 +489,63 @@ fn detached_attempts(c: &mut Criterion) {
     group.finish();
 }
 
+/// One unit's `status` and `set_priority` on one database, through a
+/// backend over the Unix-domain socket, one over loopback TCP in clear and
+/// one over loopback TCP with TLS (`verify-full`): what encryption adds to
+/// a statement's round trip. A cluster of its own, as only it listens on
+/// TCP with TLS on.
+fn tls(c: &mut Criterion) {
+    let rt = runtime();
+    let (cluster, authority) = tls_authority::cluster_with_tls();
+    let authority_file = cluster.dir().expect("our cluster").join("authority.pem");
+    std::fs::write(&authority_file, authority).expect("the authority's file");
+    let port = cluster.tcp_port().expect("a TCP port");
+    let db = rt.block_on(cluster.fresh_database()).expect("database");
+    let over = [
+        ("unix_socket", cluster.database_url(&db)),
+        (
+            "tcp",
+            format!("postgres://postgres@localhost:{port}/{db}?sslmode=disable"),
+        ),
+        (
+            "tls",
+            format!(
+                "postgres://postgres@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={}",
+                authority_file.display()
+            ),
+        ),
+    ];
+    let mut group = operation_group(c, "postgres_tls");
+    for (name, url) in over {
+        let unit = rt.block_on(async {
+            let backend = PostgresBackend::builder(&url)
+                .clock(MockClock::new())
+                .build()
+                .await
+                .expect("backend");
+            let spec = backend
+                .namespace("bench")
+                .await
+                .expect("namespace")
+                .set_work_spec(data!({"name": "spec"}))
+                .await
+                .expect("spec");
+            spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
+                .await
+                .expect("unit")
+        });
+        group.bench_function(format!("unit_status/{name}"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { unit.status().await.expect("status") })
+        });
+        group.bench_function(format!("unit_set_priority/{name}"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { unit.set_priority(1.0).await.expect("priority") })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     lookups,
@@ -493,6 +553,7 @@ criterion_group!(
     throughput,
     bulk_add,
     waiting_units,
-    detached_attempts
+    detached_attempts,
+    tls
 );
 criterion_main!(benches);

@@ -12,13 +12,14 @@ use coordinate::feed::ChangeEvent;
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError};
 use coordinate::{Backend, Error};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 mod common {
     pub mod fixture;
+    pub mod tls_authority;
 }
 
 use common::fixture::spec_with_unit;
+use common::tls_authority::{authority, cluster_with_tls};
 
 /// The cluster, and the files of the authority that signed its certificate
 /// and of another.
@@ -28,26 +29,10 @@ struct Tls {
     stranger: PathBuf,
 }
 
-/// A certificate authority: its certificate and key.
-fn authority(name: &str) -> (rcgen::Certificate, KeyPair) {
-    let mut params = CertificateParams::default();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().expect("a key");
-    (params.self_signed(&key).expect("a CA"), key)
-}
-
 fn tls() -> &'static Tls {
     static TLS: OnceLock<Tls> = OnceLock::new();
     TLS.get_or_init(|| {
-        let (signer, signer_key) = authority("coordinate test authority");
-        let key = KeyPair::generate().expect("a key");
-        let server = CertificateParams::new(vec!["localhost".to_owned()])
-            .expect("a name")
-            .signed_by(&key, &signer, &signer_key)
-            .expect("a certificate");
-        let cluster = TestCluster::start_with_tls(&server.pem(), &key.serialize_pem())
-            .unwrap_or_else(|e| panic!("no cluster with TLS: {e}"));
+        let (cluster, signer) = cluster_with_tls();
         // In the cluster's directory, removed with it.
         let dir = cluster.dir().expect("a cluster of ours").to_owned();
         let write = |name: &str, pem: &str| {
@@ -56,7 +41,7 @@ fn tls() -> &'static Tls {
             path
         };
         Tls {
-            signer: write("signer.pem", &signer.pem()),
+            signer: write("signer.pem", &signer),
             stranger: write("stranger.pem", &authority("another authority").0.pem()),
             cluster,
         }
