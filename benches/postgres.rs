@@ -23,6 +23,8 @@ use coordinate::{
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
+#[path = "../tests/common/fixture.rs"]
+mod fixture;
 #[path = "support/lookups.rs"]
 mod lookups;
 #[path = "support/runtime.rs"]
@@ -523,16 +525,8 @@ fn tls(c: &mut Criterion) {
                 .build()
                 .await
                 .expect("backend");
-            let spec = backend
-                .namespace("bench")
-                .await
-                .expect("namespace")
-                .set_work_spec(data!({"name": "spec"}))
-                .await
-                .expect("spec");
-            spec.add_work_unit("u", data!({}), WorkUnitMeta::default())
-                .await
-                .expect("unit")
+            let spec = fixture::spec_with_unit(&backend).await.expect("spec");
+            spec.work_unit("u").await.expect("unit")
         });
         group.bench_function(format!("unit_status/{name}"), |b| {
             b.to_async(&rt)

@@ -60,6 +60,12 @@ async fn url(host: &str, options: &str) -> String {
     format!("postgres://postgres@{host}:{port}/{db}?{options}")
 }
 
+/// The database a URL of [`url`] names.
+fn database(url: &str) -> &str {
+    let path = url.rsplit_once('/').map_or("", |(_, path)| path);
+    path.split('?').next().unwrap_or(path)
+}
+
 async fn connect(url: &str) -> coordinate::Result<PostgresBackend> {
     PostgresBackend::builder(url)
         .connect_timeout(StdDuration::from_secs(10))
@@ -89,7 +95,7 @@ async fn encrypted(admin: &tokio_postgres::Client, pid: i32) -> bool {
 /// The TCP sessions of the database `url` names, and how many of them
 /// are encrypted.
 async fn tcp_sessions(admin: &tokio_postgres::Client, url: &str) -> (i64, i64) {
-    let db = url.rsplit_once('/').and_then(|(_, d)| d.split('?').next());
+    let db = database(url);
     let row = admin
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE s.ssl)
@@ -205,11 +211,8 @@ async fn a_statement_given_up_is_cancelled_over_tls() -> coordinate::Result<()> 
     let url = url("localhost", "sslmode=require").await;
     let backend = connect(&url).await?;
     let unit = spec_with_unit(&backend).await?.work_unit("u").await?;
-    let db = url.rsplit_once('/').map(|(_, d)| d.split('?').next());
     let (locker, connection) = tokio_postgres::connect(
-        &tls()
-            .cluster
-            .database_url(db.flatten().expect("a database")),
+        &tls().cluster.database_url(database(&url)),
         tokio_postgres::NoTls,
     )
     .await
@@ -284,10 +287,7 @@ async fn tls_settings_that_cannot_be_used_are_refused_before_connecting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_by_address_is_checked_against_the_name_beside_it() -> coordinate::Result<()> {
     let url = url("localhost", "").await;
-    let db = url
-        .rsplit_once('/')
-        .and_then(|(_, d)| d.split('?').next())
-        .unwrap_or_default();
+    let db = database(&url);
     let port = tls().cluster.tcp_port().expect("a TCP port");
     let signer = tls().signer.display();
     let by_address = |options: String| {
