@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use coordinate::Backend;
 use crate::connections::{ConnectionOptions, DEFAULT_MAX_CONNECTIONS};
 use crate::metrics::{CacheStatsFn, PoolStatusFn, SummaryPeriod};
 use crate::server::{ServerOptions, DEFAULT_MAX_BODY_BYTES};
+use crate::tls::{ServerTls, ServerTlsError};
 
 /// Whether the cache sits in front of the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,6 +110,15 @@ pub struct Config {
     /// above it.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_connection_bound)]
     pub max_connections: usize,
+    /// Serve HTTPS with this PEM certificate chain: the server's
+    /// certificate first, then the intermediates clients need. Needs
+    /// `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS #8, PKCS #1 or SEC1) of `--tls-cert`'s
+    /// certificate.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The command line in this server's spelling, from the reference
@@ -459,13 +470,19 @@ impl Config {
         }
     }
 
-    /// The connection options these flags describe.
-    pub fn connection_options(&self) -> ConnectionOptions {
-        ConnectionOptions {
+    /// The connection options these flags describe; this reads the TLS
+    /// certificate and key, if given.
+    pub fn connection_options(&self) -> Result<ConnectionOptions, ServerTlsError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(certificates), Some(key)) => Some(ServerTls::from_pem_files(certificates, key)?),
+            _ => None,
+        };
+        Ok(ConnectionOptions {
             shutdown_deadline: self.shutdown_deadline,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
-        }
+            tls,
+        })
     }
 }
 

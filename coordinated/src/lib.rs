@@ -7,6 +7,9 @@
 //! [`Cache`](coordinate::cache::Cache) in front, plus Prometheus metrics
 //! (`/metrics`), liveness (`/healthz`) and readiness (`/readyz`).
 //!
+//! It serves plain HTTP, or HTTPS with the certificate it is given
+//! ([`ServerTls`]; `--tls-cert` and `--tls-key`).
+//!
 //! The binary is configured by [`Config`]; tests and embedding programs
 //! build the application with [`router`] and run it with [`serve`]:
 //!
@@ -139,8 +142,10 @@ pub mod path;
 pub mod problem;
 pub mod server;
 pub mod shown;
+pub mod tls;
 mod unread_body;
 
 pub use config::Config;
 pub use connections::{serve, ConnectionOptions, DEFAULT_MAX_CONNECTIONS};
 pub use server::{router, shutdown_signal, ServerOptions, DEFAULT_MAX_BODY_BYTES};
+pub use tls::{ServerTls, ServerTlsError};

@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let connection_options = config.connection_options()?;
     let served = config.backend().await?;
     let options = config.server_options(&served);
     coordinated::metrics::install(config.metrics_period);
@@ -55,7 +56,15 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     // The first line on stdout tells scripts and tests where to connect;
     // a stdout nobody reads (a closed pipe) is no reason not to serve.
-    let listening = format!("coordinated listening on http://{}", listener.local_addr()?);
+    let scheme = if connection_options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let listening = format!(
+        "coordinated listening on {scheme}://{}",
+        listener.local_addr()?
+    );
     if let Err(e) = writeln!(std::io::stdout(), "{listening}") {
         tracing::warn!(error = %e, "{listening}, not said on stdout");
     }
@@ -68,7 +77,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         async {
             let _ = stop.await;
         },
-        config.connection_options(),
+        connection_options,
     );
     // The first signal starts the drain; a second one ends it at once, as
     // an operator pressing Ctrl-C again expects.

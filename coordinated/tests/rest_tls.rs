@@ -1,38 +1,65 @@
-//! `RestBackend` over `https`: the server's certificate is checked against
-//! the system's authorities, or those given, and the host name.
+//! HTTPS on both sides: `coordinated` serving TLS with the certificate it
+//! is given, and `RestBackend` checking a server's certificate against the
+//! system's authorities, or those given, and the host name.
 
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use coordinate::cache::Cache;
 use coordinate::error::error_chain;
 use coordinate::memory::MemoryBackend;
 use coordinate::rest::client::{is_server_failure, RestBackend, RootCertificatesError};
 use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta};
-use support::tls::{front, TlsFront};
+use coordinated::ConnectionOptions;
+use support::tls::{Certificates, Scratch};
 use support::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
-/// `coordinated` over memory in this process, behind an `https` front.
-async fn https_server() -> (TlsFront, tokio::sync::oneshot::Sender<()>) {
+/// `coordinated` over memory in this process, serving `https` with a
+/// certificate for `localhost`: the certificates, its port and its stop.
+async fn https_server(options: ConnectionOptions) -> (Certificates, u16, oneshot::Sender<()>) {
+    let certificates = Certificates::new();
+    let options = ConnectionOptions {
+        tls: Some(certificates.server_tls()),
+        ..options
+    };
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let router = coordinated::router(backend, &coordinated::ServerOptions::default());
-    let (plain, stop) = support::in_process::serve(router).await;
-    let upstream = plain
-        .trim_start_matches("http://")
-        .parse()
-        .expect("an address");
-    (front(upstream).await, stop)
+    let (url, stop) = support::in_process::serve_with(router, options).await;
+    let port = url
+        .strip_prefix("https://127.0.0.1:")
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("an https URL: {url}"));
+    (certificates, port, stop)
+}
+
+/// A client of `localhost:port` that trusts `certificates`' authority.
+async fn client(certificates: &Certificates, port: u16) -> coordinate::Result<RestBackend> {
+    RestBackend::builder(format!("https://localhost:{port}/"))
+        .root_certificates(&certificates.authority)
+        .connect()
+        .await
+}
+
+/// Whether the server closes `stream` within `limit`, reading (and
+/// dropping) whatever it sends first.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buffer = [0; 1024];
+    tokio::time::timeout(limit, async {
+        while matches!(stream.read(&mut buffer).await, Ok(read) if read > 0) {}
+    })
+    .await
+    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_works_through_an_https_server() -> coordinate::Result<()> {
-    let (server, _stop) = https_server().await;
-    let rest = RestBackend::builder(format!("https://localhost:{}/", server.port))
-        .root_certificates(&server.authority)
-        .connect()
-        .await?;
-    let cached = Cache::new(rest);
+    let (certificates, port, _stop) = https_server(ConnectionOptions::default()).await;
+    let cached = Cache::new(client(&certificates, port).await?);
     let spec = cached
         .namespace("n")
         .await?
@@ -47,8 +74,8 @@ async fn a_worker_works_through_an_https_server() -> coordinate::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_of_an_authority_not_trusted_is_refused() {
-    let (server, _stop) = https_server().await;
-    let error = RestBackend::connect(format!("https://localhost:{}/", server.port))
+    let (_, port, _stop) = https_server(ConnectionOptions::default()).await;
+    let error = RestBackend::connect(format!("https://localhost:{port}/"))
         .await
         .expect_err("an authority nobody trusts");
     assert!(
@@ -63,10 +90,10 @@ async fn a_certificate_of_an_authority_not_trusted_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_for_another_host_is_refused() {
-    let (server, _stop) = https_server().await;
+    let (certificates, port, _stop) = https_server(ConnectionOptions::default()).await;
     // The certificate names `localhost`, not the address.
-    let error = RestBackend::builder(format!("https://127.0.0.1:{}/", server.port))
-        .root_certificates(&server.authority)
+    let error = RestBackend::builder(format!("https://127.0.0.1:{port}/"))
+        .root_certificates(&certificates.authority)
         .connect()
         .await
         .expect_err("a certificate for another name");
@@ -95,39 +122,179 @@ async fn root_certificates_that_are_not_pem_are_refused_before_any_request() {
     }
 }
 
-/// A proxy trusts the authorities of `SSL_CERT_FILE` in place of the
-/// system's, as every `RestBackend` does.
+/// The binary serves `https` with `--tls-cert` and `--tls-key`, and a
+/// proxy in front of it trusts the authorities of `SSL_CERT_FILE` in place
+/// of the system's, as every `RestBackend` does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_serves_an_https_server_whose_authority_is_in_ssl_cert_file() {
-    let upstream = Server::start(&[]);
-    let front = front(upstream.addr).await;
-    let dir = std::env::temp_dir().join(format!("coordinated-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory");
-    let authority = dir.join("authority.pem");
-    std::fs::write(&authority, &front.authority).expect("the authority's file");
-    let base = format!("https://localhost:{}/", front.port);
-    let authority_file = authority.display().to_string();
-
-    let proxy = tokio::task::spawn_blocking(move || {
-        Server::start_with_env(&["--backend", &base], &[("SSL_CERT_FILE", &authority_file)])
+    let scratch = Scratch::new("tls-proxy");
+    let certificates = Certificates::new();
+    let (certificate, key) = certificates.write_server_files(&scratch.0);
+    let authority = scratch.0.join("authority.pem");
+    std::fs::write(&authority, &certificates.authority).expect("the authority's file");
+    let (upstream, proxy) = tokio::task::spawn_blocking(move || {
+        let upstream = Server::start(&[
+            "--tls-cert",
+            &certificate.display().to_string(),
+            "--tls-key",
+            &key.display().to_string(),
+        ]);
+        let base = format!("https://localhost:{}/", upstream.addr.port());
+        let proxy = Server::start_with_env(
+            &["--backend", &base],
+            &[("SSL_CERT_FILE", &authority.display().to_string())],
+        );
+        (upstream, proxy)
     })
     .await
-    .expect("the proxy");
+    .expect("the servers");
     let made = tokio::task::spawn_blocking(move || {
-        let made = proxy.send_json(
+        proxy.send_json(
             "POST",
             "/namespace/p/work_spec",
             r#"{"data": {"name": "s"}}"#,
-        );
-        (
-            made.status,
-            made.text(),
-            upstream.get("/namespace/p/work_spec/s").status,
         )
     })
     .await
-    .expect("the requests");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(made.0, 201, "{}", made.1);
-    assert_eq!(made.2, 200, "the spec is the upstream server's");
+    .expect("the request");
+    assert_eq!(made.status, 201, "{}", made.text());
+    let specs = client(&certificates, upstream.addr.port())
+        .await
+        .expect("a client of the upstream server")
+        .namespace("p")
+        .await
+        .expect("the namespace")
+        .work_spec_names()
+        .await
+        .expect("its specs");
+    assert_eq!(specs, ["s"], "the spec is the upstream server's");
+}
+
+#[test]
+fn the_binary_refuses_a_certificate_without_its_key_and_files_it_cannot_use() {
+    let scratch = Scratch::new("tls-flags");
+    let certificates = Certificates::new();
+    let (certificate, key) = certificates.write_server_files(&scratch.0);
+    let certificate = certificate.display().to_string();
+    let key = key.display().to_string();
+    let missing = scratch.0.join("missing.pem").display().to_string();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_coordinated"))
+            .args(["--http", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run coordinated");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    // One without the other is a usage error, as the parser's others.
+    for args in [["--tls-cert", &certificate], ["--tls-key", &key]] {
+        let (code, stderr) = run(&args);
+        assert_eq!(code, Some(2), "{stderr}");
+    }
+    // Files it cannot use stop it before it listens, naming the file.
+    let (code, stderr) = run(&["--tls-cert", &missing, "--tls-key", &key]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&missing), "{stderr}");
+    let (code, stderr) = run(&["--tls-cert", &key, "--tls-key", &key]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+    let (code, stderr) = run(&["--tls-cert", &certificate, "--tls-key", &certificate]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no PEM private key"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_request_to_an_https_server_is_closed_and_the_server_serves_on() {
+    let (certificates, port, _stop) = https_server(ConnectionOptions::default()).await;
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut plain, Duration::from_secs(10)).await);
+    let namespaces = client(&certificates, port)
+        .await
+        .expect("a client")
+        .namespaces()
+        .await
+        .expect("the namespaces");
+    assert!(namespaces.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_handshake_is_closed_after_the_idle_timeout() {
+    let idle_timeout = Duration::from_millis(300);
+    let options = ConnectionOptions {
+        idle_timeout,
+        ..ConnectionOptions::default()
+    };
+    let (_, port, _stop) = https_server(options).await;
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // The first bytes of a ClientHello, and no more.
+    let mut trickling = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    trickling
+        .write_all(&[0x16, 0x03, 0x01, 0x02])
+        .await
+        .unwrap();
+    for stream in [&mut silent, &mut trickling] {
+        assert!(closed_within(stream, Duration::from_secs(10)).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_a_connection_part_way_through_its_handshake() {
+    let certificates = Certificates::new();
+    let options = ConnectionOptions {
+        tls: Some(certificates.server_tls()),
+        shutdown_deadline: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        ..ConnectionOptions::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = coordinated::router(
+        Arc::new(MemoryBackend::new()),
+        &coordinated::ServerOptions::default(),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(coordinated::serve(
+        listener,
+        router,
+        async move {
+            let _ = stopped.await;
+        },
+        options,
+    ));
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    // Served: its connection's task has begun the handshake.
+    let served = client(&certificates, addr.port()).await.expect("a client");
+    served.namespaces().await.expect("the namespaces");
+    drop(served);
+    let _ = stop.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the server waits for a handshake: {ended:?}"
+    );
+    assert!(closed_within(&mut silent, Duration::from_secs(1)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_in_its_handshake_is_closed_for_a_client_waiting_at_the_bound() {
+    let options = ConnectionOptions {
+        max_connections: 1,
+        idle_timeout: Duration::from_secs(60),
+        ..ConnectionOptions::default()
+    };
+    let (certificates, port, _stop) = https_server(options).await;
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let namespaces = tokio::time::timeout(Duration::from_secs(20), async {
+        client(&certificates, port).await?.namespaces().await
+    })
+    .await
+    .expect("served once the silent connection is closed for it");
+    assert!(namespaces.expect("the namespaces").is_empty());
+    assert!(closed_within(&mut silent, Duration::from_secs(1)).await);
 }

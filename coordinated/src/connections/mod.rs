@@ -1,7 +1,8 @@
 //! Accepting connections and serving requests on them: HTTP/1.1 by hyper,
-//! at most so many connections open at once, connections that send no
-//! request closed after a while (or sooner when a client waits for room),
-//! and a graceful shutdown that lets requests in flight finish.
+//! over TLS if asked, at most so many connections open at once,
+//! connections that send no request closed after a while (or sooner when a
+//! client waits for room), and a graceful shutdown that lets requests in
+//! flight finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
 
 mod roster;
@@ -33,9 +35,10 @@ pub use roster::{closed_for_room, IDLE_GRACE_AT_THE_BOUND};
 use roster::{Room, Roster};
 
 use crate::metrics;
+use crate::tls::ServerTls;
 
 /// How connections are served.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionOptions {
     /// On shutdown, how long in-flight requests may still run; then, how
     /// long the work abandoned requests leave (see [`serve`]) may take.
@@ -66,6 +69,10 @@ pub struct ConnectionOptions {
     /// file descriptor, one more is held by the waiting client, so the
     /// process's open-file limit must be above this bound.
     pub max_connections: usize,
+    /// TLS to accept connections with (`https`), or none (`http`). A
+    /// client's handshake must end within the idle timeout, counted from
+    /// its connection's opening.
+    pub tls: Option<ServerTls>,
 }
 
 /// The default bound on open connections.
@@ -77,6 +84,7 @@ impl Default for ConnectionOptions {
             shutdown_deadline: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -162,31 +170,30 @@ pub async fn serve(
                 service.oneshot(request).await
             }
         });
-        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
-        let idle_timeout = options.idle_timeout;
-        let mut stop_seen = stop_seen.clone();
+        let http = http.clone();
+        let watcher = connections.watcher();
+        let tls = options.tls.clone();
+        let mut lifetime = Lifetime {
+            activity,
+            member,
+            idle_timeout: options.idle_timeout,
+            stop_seen: stop_seen.clone(),
+        };
         while running.try_join_next().is_some() {}
         running.spawn(async move {
             let _slot = slot;
-            let member = member;
-            tokio::select! {
-                // The connection first: a request whose head has arrived
-                // is then in flight before the shutdown branch looks.
-                biased;
-                ended = connection => {
-                    if let Err(e) = ended {
-                        tracing::debug!("connection ended: {e}");
-                    }
+            match tls {
+                None => {
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    lifetime.serve(watcher.watch(connection)).await;
                 }
-                // Dropping the connection closes it.
-                () = activity.idle_for(idle_timeout) => {
-                    tracing::debug!("connection closed after {idle_timeout:?} without a request");
-                }
-                () = activity.heading_at_shutdown(&mut stop_seen) => {
-                    tracing::debug!("connection part way through a request head closed on shutdown");
-                }
-                () = member.chosen_to_make_room() => {
-                    tracing::debug!("idle connection closed for a client waiting at the bound");
+                Some(tls) => {
+                    let Some(stream) = lifetime.handshake(tls.acceptor().accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    lifetime.serve(watcher.watch(connection)).await;
                 }
             }
         });
@@ -211,6 +218,70 @@ pub async fn serve(
         tracing::warn!("work left by abandoned requests did not end within the deadline");
     }
     Ok(())
+}
+
+/// What ends a connection besides its client: idleness, the shutdown, or
+/// a waiting client it is closed for.
+struct Lifetime {
+    activity: Arc<Activity>,
+    member: roster::Member,
+    idle_timeout: Duration,
+    stop_seen: watch::Receiver<bool>,
+}
+
+impl Lifetime {
+    /// Runs the TLS handshake of `accept`: the secured stream, or none
+    /// if it failed, or if the connection was closed first, as one
+    /// without a request in flight is (its handshake counts as idle time,
+    /// as a request head's arrival does).
+    async fn handshake<S>(&mut self, accept: tokio_rustls::Accept<S>) -> Option<TlsStream<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let idle_timeout = self.idle_timeout;
+        tokio::select! {
+            biased;
+            secured = accept => match secured {
+                Ok(stream) => return Some(stream),
+                Err(e) => tracing::debug!("TLS handshake failed: {e}"),
+            },
+            () = self.activity.idle_for(idle_timeout) => {
+                tracing::debug!("connection closed after {idle_timeout:?} without finishing its TLS handshake");
+            }
+            _ = self.stop_seen.wait_for(|&stopping| stopping) => {
+                tracing::debug!("connection part way through its TLS handshake closed on shutdown");
+            }
+            () = self.member.chosen_to_make_room() => {
+                tracing::debug!("connection in its TLS handshake closed for a client waiting at the bound");
+            }
+        }
+        None
+    }
+
+    /// Serves `connection` until it ends or is closed; dropping it closes
+    /// it.
+    async fn serve(mut self, connection: impl Future<Output = hyper::Result<()>>) {
+        let idle_timeout = self.idle_timeout;
+        tokio::select! {
+            // The connection first: a request whose head has arrived
+            // is then in flight before the shutdown branch looks.
+            biased;
+            ended = connection => {
+                if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                }
+            }
+            () = self.activity.idle_for(idle_timeout) => {
+                tracing::debug!("connection closed after {idle_timeout:?} without a request");
+            }
+            () = self.activity.heading_at_shutdown(&mut self.stop_seen) => {
+                tracing::debug!("connection part way through a request head closed on shutdown");
+            }
+            () = self.member.chosen_to_make_room() => {
+                tracing::debug!("idle connection closed for a client waiting at the bound");
+            }
+        }
+    }
 }
 
 /// After a failed `accept`: nothing if the failure was the connecting
@@ -498,7 +569,8 @@ impl Peer {
     /// kernel knows it now. The runtime learns of a hang-up only when its
     /// I/O driver next runs, which a request busy on its thread can hold
     /// off; so this asks the socket. A client that sent more (a pipelined
-    /// request) counts as still there.
+    /// request) counts as still there; so does a TLS client that closed
+    /// with a `close_notify` alert, which stays unread before the hang-up.
     pub fn has_hung_up(&self) -> bool {
         self.0.upgrade().map_or(true, |stream| hung_up(&stream))
     }

@@ -1,72 +1,53 @@
-//! An `https` front for a plain HTTP server: TLS ends here, with a
-//! certificate for `localhost` signed by a test authority, and the bytes go
-//! on to the server as they are.
+//! Certificates for the TLS tests (a server certificate for `localhost`,
+//! signed by a test authority: `Certificates`), and what a server or a
+//! binary takes them as.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::TlsAcceptor;
+use coordinated::ServerTls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// A running front.
-pub struct TlsFront {
-    /// Its loopback port.
-    pub port: u16,
-    /// The PEM certificate of the authority that signed its certificate.
-    pub authority: String,
+#[path = "../../../tests/common/tls_authority.rs"]
+mod authority;
+
+pub use authority::LocalhostCertificate as Certificates;
+
+impl Certificates {
+    /// The TLS a server accepts connections with, with this certificate.
+    pub fn server_tls(&self) -> ServerTls {
+        let chain = CertificateDer::pem_slice_iter(self.certificate.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the certificate");
+        let key = PrivateKeyDer::from_pem_slice(self.key.as_bytes()).expect("the key");
+        ServerTls::new(chain, key).expect("a server's TLS")
+    }
+
+    /// Writes the certificate and its key into `dir`: their paths.
+    pub fn write_server_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let certificate = dir.join("server.pem");
+        let key = dir.join("server.key");
+        std::fs::write(&certificate, &self.certificate).expect("the certificate's file");
+        std::fs::write(&key, &self.key).expect("the key's file");
+        (certificate, key)
+    }
 }
 
-/// Starts a front for the server at `upstream`, on the current runtime.
-pub async fn front(upstream: SocketAddr) -> TlsFront {
-    let authority_key = KeyPair::generate().expect("a key");
-    let mut params = CertificateParams::default();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "coordinated test authority");
-    let authority = params.self_signed(&authority_key).expect("an authority");
-    let key = KeyPair::generate().expect("a key");
-    let certificate = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("a name")
-        .signed_by(&key, &authority, &authority_key)
-        .expect("a certificate");
-    // ring, as the client's build has it.
-    #[allow(deprecated)]
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![certificate.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .expect("a server configuration");
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let port = listener.local_addr().expect("its address").port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends here.
-                let Ok(mut client) = acceptor.accept(client).await else {
-                    return;
-                };
-                let Ok(mut server) = TcpStream::connect(upstream).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            });
-        }
-    });
-    TlsFront {
-        port,
-        authority: authority.pem(),
+/// A fresh directory for a test's files, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A directory named after `test` and this process.
+    pub fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("coordinated-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

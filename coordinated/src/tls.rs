@@ -1,0 +1,195 @@
+//! Serving HTTPS: the server's certificate chain and private key, read
+//! from PEM files once at start, and the TLS settings connections are
+//! accepted with (TLS 1.2 and 1.3, HTTP/1.1 by ALPN, no client
+//! certificates).
+//!
+//! To take a renewed certificate, restart the server: a graceful shutdown
+//! lets the requests in flight finish.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::TlsAcceptor;
+
+/// The TLS a server accepts its connections with.
+#[derive(Clone)]
+pub struct ServerTls {
+    acceptor: TlsAcceptor,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerTls")
+    }
+}
+
+/// Why the server's certificate or key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerTlsError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file's PEM could not be parsed.
+    #[error("{} is not PEM as expected: {source}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file holds no private key.
+    #[error("{} holds no PEM private key (PKCS #8, PKCS #1 or SEC1)", path.display())]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// TLS refused the pair: the key is of a kind it does not support, or
+    /// it is not the key of the chain's first certificate.
+    #[error("the certificate and key cannot serve TLS: {0}")]
+    Refused(#[source] rustls::Error),
+}
+
+impl ServerTls {
+    /// Reads the certificate chain (the server's certificate first, then
+    /// the intermediates a client needs) from `certificates` and the
+    /// private key from `key`, both PEM files.
+    pub fn from_pem_files(certificates: &Path, key: &Path) -> Result<Self, ServerTlsError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ServerTlsError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let pem_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ServerTlsError::Pem { path, source }
+        };
+        let chain = CertificateDer::pem_slice_iter(&read(certificates)?)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(pem_error(certificates))?;
+        if chain.is_empty() {
+            return Err(ServerTlsError::NoCertificate {
+                path: certificates.to_owned(),
+            });
+        }
+        let key = match PrivateKeyDer::from_pem_slice(&read(key)?) {
+            Ok(found) => found,
+            Err(pem::Error::NoItemsFound) => {
+                return Err(ServerTlsError::NoKey {
+                    path: key.to_owned(),
+                })
+            }
+            Err(e) => return Err(pem_error(key)(e)),
+        };
+        Self::new(chain, key)
+    }
+
+    /// TLS with `chain` (the server's certificate first) and its `key`.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, ServerTlsError> {
+        // ring, as the PostgreSQL backend's and the client's TLS.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(ServerTlsError::Refused)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(ServerTlsError::Refused)?;
+        // The one protocol served; a client offering only others is
+        // refused in the handshake rather than misread after it.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(ServerTls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for `localhost` and its key, in PEM.
+    fn self_signed() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    /// Writes `files` into a fresh directory; calls `check` with their
+    /// paths.
+    fn with_files(test: &str, files: [&str; 2], check: impl FnOnce(&Path, &Path)) {
+        let dir = std::env::temp_dir().join(format!("coordinated-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let certificates = dir.join("certificates.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&certificates, files[0]).unwrap();
+        std::fs::write(&key, files[1]).unwrap();
+        check(&certificates, &key);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_and_its_key_serve() {
+        let (certificate, key) = self_signed();
+        with_files("tls-serve", [&certificate, &key], |certificates, key| {
+            ServerTls::from_pem_files(certificates, key).unwrap();
+        });
+    }
+
+    #[test]
+    fn files_that_cannot_serve_say_which_and_why() {
+        let (certificate, key) = self_signed();
+        let (_, other_key) = self_signed();
+        let garbled = "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n";
+        let cases: [([&str; 2], &str); 4] = [
+            ([&key, &key], "no PEM certificate"),
+            ([&certificate, &certificate], "no PEM private key"),
+            ([garbled, &key], "is not PEM as expected"),
+            ([&certificate, &other_key], "cannot serve TLS"),
+        ];
+        for (files, expected) in cases {
+            with_files("tls-refused", files, |certificates, key| {
+                let error = ServerTls::from_pem_files(certificates, key).unwrap_err();
+                let message = error.to_string();
+                assert!(message.contains(expected), "{message}");
+                if !matches!(error, ServerTlsError::Refused(_)) {
+                    let named = if expected.contains("key") {
+                        key
+                    } else {
+                        certificates
+                    };
+                    assert!(message.contains(&named.display().to_string()), "{message}");
+                }
+            });
+        }
+        let missing = std::env::temp_dir().join("coordinated-tls-no-such-file.pem");
+        let error = ServerTls::from_pem_files(&missing, &missing).unwrap_err();
+        assert!(matches!(error, ServerTlsError::Read { .. }), "{error}");
+        assert!(error.to_string().contains(&missing.display().to_string()));
+    }
+}
