@@ -143,7 +143,11 @@
 //! certificates, replaces it when set) or one given to
 //! [`root_certificates`](RestBackendBuilder::root_certificates), and name
 //! the host (certificates given that hold no PEM certificate are refused
-//! by `connect` with a [`RootCertificatesError`]). A base URL's user name
+//! by `connect` with a [`RootCertificatesError`]). To a server that asks
+//! for a client certificate, the client shows the one given to
+//! [`identity`](RestBackendBuilder::identity), if any (an identity that
+//! is not a PEM certificate and key is refused by `connect` with an
+//! [`IdentityError`]). A base URL's user name
 //! and password are sent as basic authentication on every request to the
 //! base URL's origin (links and redirects spelled as absolute URLs of it
 //! included, never to another origin) and never shown: error messages and
@@ -428,6 +432,9 @@ pub struct RestBackendBuilder {
     max_response_bytes: usize,
     /// PEM certificates of authorities trusted beside the system's.
     root_certificates: Vec<u8>,
+    /// The PEM certificate chain and private key shown to servers that
+    /// ask for one.
+    identity: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RestBackendBuilder {
@@ -440,6 +447,7 @@ impl fmt::Debug for RestBackendBuilder {
             .field("max_idle_per_host", &self.max_idle_per_host)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("root_certificates", &self.root_certificates.len())
+            .field("identity", &self.identity.is_some())
             .finish()
     }
 }
@@ -474,6 +482,16 @@ pub enum BaseUrlError {
 #[error("root certificates: {reason}")]
 pub struct RootCertificatesError {
     /// What is wrong with them.
+    pub reason: String,
+}
+
+/// The identity given to [`identity`](RestBackendBuilder::identity)
+/// cannot be used; refused by [`connect`](RestBackendBuilder::connect)
+/// before any request.
+#[derive(Debug, thiserror::Error)]
+#[error("client identity: {reason}")]
+pub struct IdentityError {
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -534,6 +552,16 @@ impl RestBackendBuilder {
         self
     }
 
+    /// Shows `pem` to an `https` server that asks for a client
+    /// certificate (mutual TLS): the client's certificate, then any
+    /// intermediates, and its private key (PKCS #8, PKCS #1 or SEC1), in
+    /// one PEM text. Replaces an identity given before.
+    #[must_use]
+    pub fn identity(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.identity = Some(pem.as_ref().to_vec());
+        self
+    }
+
     /// Builds the HTTP client and reads the root document.
     pub async fn connect(self) -> Result<RestBackend> {
         let base = base_url(&self.base_url)?;
@@ -548,6 +576,14 @@ impl RestBackendBuilder {
             for root in roots {
                 http = http.add_root_certificate(root);
             }
+        }
+        if let Some(pem) = &self.identity {
+            let identity = reqwest::Identity::from_pem(pem).map_err(|e| {
+                Error::backend(IdentityError {
+                    reason: error_chain(&e),
+                })
+            })?;
+            http = http.identity(identity);
         }
         // The timeout is `Transport`'s, over a request and its redirects.
         let http = http
@@ -657,6 +693,7 @@ impl RestBackend {
             max_idle_per_host: usize::MAX,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             root_certificates: Vec::new(),
+            identity: None,
         }
     }
 
