@@ -119,6 +119,11 @@ pub struct Config {
     /// certificate.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Admit only clients with a certificate signed by an authority of
+    /// this PEM file (mutual TLS); others fail their handshake. Needs
+    /// `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The command line in this server's spelling, from the reference
@@ -474,7 +479,11 @@ impl Config {
     /// certificate and key, if given.
     pub fn connection_options(&self) -> Result<ConnectionOptions, ServerTlsError> {
         let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(certificates), Some(key)) => Some(ServerTls::from_pem_files(certificates, key)?),
+            (Some(certificates), Some(key)) => Some(ServerTls::from_pem_files(
+                certificates,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?),
             _ => None,
         };
         Ok(ConnectionOptions {

@@ -8,7 +8,8 @@
 //! (`/metrics`), liveness (`/healthz`) and readiness (`/readyz`).
 //!
 //! It serves plain HTTP, or HTTPS with the certificate it is given
-//! ([`ServerTls`]; `--tls-cert` and `--tls-key`).
+//! ([`ServerTls`]; `--tls-cert` and `--tls-key`), and may admit only
+//! clients with a certificate its authorities signed (`--tls-client-ca`).
 //!
 //! The binary is configured by [`Config`]; tests and embedding programs
 //! build the application with [`router`] and run it with [`serve`]:

@@ -1,7 +1,9 @@
 //! Serving HTTPS: the server's certificate chain and private key, read
 //! from PEM files once at start, and the TLS settings connections are
-//! accepted with (TLS 1.2 and 1.3, HTTP/1.1 by ALPN, no client
-//! certificates).
+//! accepted with (TLS 1.2 and 1.3, HTTP/1.1 by ALPN). Client certificates
+//! may be required: then only a client whose certificate an authority of
+//! the given ones signed completes its handshake, which is how a server
+//! that anyone can reach admits only its own workers.
 //!
 //! To take a renewed certificate, restart the server: a graceful shutdown
 //! lets the requests in flight finish.
@@ -10,9 +12,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 /// The TLS a server accepts its connections with.
@@ -52,6 +56,15 @@ pub enum ServerTlsError {
         /// The file.
         path: PathBuf,
     },
+    /// The client authorities' file holds no certificate.
+    #[error("{} holds no PEM certificate of a client authority", path.display())]
+    NoClientAuthority {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A client authority's certificate cannot be used to check clients'.
+    #[error("a client authority cannot be used: {0}")]
+    ClientAuthority(String),
     /// The key file holds no private key.
     #[error("{} holds no PEM private key (PKCS #8, PKCS #1 or SEC1)", path.display())]
     NoKey {
@@ -67,21 +80,15 @@ pub enum ServerTlsError {
 impl ServerTls {
     /// Reads the certificate chain (the server's certificate first, then
     /// the intermediates a client needs) from `certificates` and the
-    /// private key from `key`, both PEM files.
-    pub fn from_pem_files(certificates: &Path, key: &Path) -> Result<Self, ServerTlsError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| ServerTlsError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        let pem_error = |path: &Path| {
-            let path = path.to_owned();
-            move |source| ServerTlsError::Pem { path, source }
-        };
-        let chain = CertificateDer::pem_slice_iter(&read(certificates)?)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(pem_error(certificates))?;
+    /// private key from `key`, both PEM files; and, if given, the PEM
+    /// certificates of the authorities whose clients are admitted from
+    /// `client_authorities` (see [`requiring_clients`](Self::requiring_clients)).
+    pub fn from_pem_files(
+        certificates: &Path,
+        key: &Path,
+        client_authorities: Option<&Path>,
+    ) -> Result<Self, ServerTlsError> {
+        let chain = certificates_in(certificates)?;
         if chain.is_empty() {
             return Err(ServerTlsError::NoCertificate {
                 path: certificates.to_owned(),
@@ -96,34 +103,106 @@ impl ServerTls {
             }
             Err(e) => return Err(pem_error(key)(e)),
         };
-        Self::new(chain, key)
+        match client_authorities {
+            None => Self::new(chain, key),
+            Some(path) => {
+                let authorities = certificates_in(path)?;
+                if authorities.is_empty() {
+                    return Err(ServerTlsError::NoClientAuthority {
+                        path: path.to_owned(),
+                    });
+                }
+                Self::requiring_clients(chain, key, authorities)
+            }
+        }
     }
 
-    /// TLS with `chain` (the server's certificate first) and its `key`.
+    /// TLS with `chain` (the server's certificate first) and its `key`;
+    /// any client may connect.
     pub fn new(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Result<Self, ServerTlsError> {
-        // ring, as the PostgreSQL backend's and the client's TLS.
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let provider = provider();
+        let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(ServerTlsError::Refused)?
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(ServerTlsError::Refused)?;
+        Ok(Self::serving(config))
+    }
+
+    /// TLS with `chain` and `key` as [`new`](Self::new)'s, that admits
+    /// only clients showing a certificate that one of `authorities` signed
+    /// (directly or through intermediates the client sends), valid now and
+    /// for client authentication. A client without one fails its
+    /// handshake, before any request is read.
+    pub fn requiring_clients(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        authorities: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, ServerTlsError> {
+        let provider = provider();
+        let mut roots = RootCertStore::empty();
+        for authority in authorities {
+            roots
+                .add(authority)
+                .map_err(|e| ServerTlsError::ClientAuthority(e.to_string()))?;
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| ServerTlsError::ClientAuthority(e.to_string()))?;
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(ServerTlsError::Refused)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(ServerTlsError::Refused)?;
+        Ok(Self::serving(config))
+    }
+
+    /// Serves HTTP/1.1 with `config`.
+    fn serving(mut config: ServerConfig) -> Self {
         // The one protocol served; a client offering only others is
         // refused in the handshake rather than misread after it.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(ServerTls {
+        ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
-        })
+        }
     }
 
     pub(crate) fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor
     }
+}
+
+/// ring, as the PostgreSQL backend's and the client's TLS.
+fn provider() -> Arc<CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The file at `path`, whole.
+fn read(path: &Path) -> Result<Vec<u8>, ServerTlsError> {
+    std::fs::read(path).map_err(|source| ServerTlsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The PEM certificates of the file at `path` (none if it holds none).
+fn certificates_in(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerTlsError> {
+    CertificateDer::pem_slice_iter(&read(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_error(path))
+}
+
+/// A PEM error of the file at `path`.
+fn pem_error(path: &Path) -> impl FnOnce(pem::Error) -> ServerTlsError {
+    let path = path.to_owned();
+    move |source| ServerTlsError::Pem { path, source }
 }
 
 #[cfg(test)]
@@ -157,7 +236,7 @@ mod tests {
     fn a_certificate_and_its_key_serve() {
         let (certificate, key) = self_signed();
         with_files("tls-serve", [&certificate, &key], |certificates, key| {
-            ServerTls::from_pem_files(certificates, key).unwrap();
+            ServerTls::from_pem_files(certificates, key, None).unwrap();
         });
     }
 
@@ -174,7 +253,7 @@ mod tests {
         ];
         for (files, expected) in cases {
             with_files("tls-refused", files, |certificates, key| {
-                let error = ServerTls::from_pem_files(certificates, key).unwrap_err();
+                let error = ServerTls::from_pem_files(certificates, key, None).unwrap_err();
                 let message = error.to_string();
                 assert!(message.contains(expected), "{message}");
                 if !matches!(error, ServerTlsError::Refused(_)) {
@@ -188,7 +267,7 @@ mod tests {
             });
         }
         let missing = std::env::temp_dir().join("coordinated-tls-no-such-file.pem");
-        let error = ServerTls::from_pem_files(&missing, &missing).unwrap_err();
+        let error = ServerTls::from_pem_files(&missing, &missing, None).unwrap_err();
         assert!(matches!(error, ServerTlsError::Read { .. }), "{error}");
         assert!(error.to_string().contains(&missing.display().to_string()));
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use coordinate::cache::Cache;
 use coordinate::error::error_chain;
 use coordinate::memory::MemoryBackend;
-use coordinate::rest::client::{is_server_failure, RestBackend, RootCertificatesError};
+use coordinate::rest::client::{
+    is_server_failure, IdentityError, RestBackend, RootCertificatesError,
+};
 use coordinate::{data, Backend, BackendExt, Error, WorkUnitMeta};
 use coordinated::ConnectionOptions;
 use support::tls::{Certificates, Scratch};
@@ -203,6 +205,25 @@ fn the_binary_refuses_a_certificate_without_its_key_and_files_it_cannot_use() {
     let (code, stderr) = run(&["--tls-cert", &certificate, "--tls-key", &certificate]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no PEM private key"), "{stderr}");
+    // Client authorities need a certificate of the server's own.
+    let (code, stderr) = run(&["--tls-client-ca", &certificate]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let with_client_authorities = |authorities: &str| {
+        run(&[
+            "--tls-cert",
+            &certificate,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            authorities,
+        ])
+    };
+    let (code, stderr) = with_client_authorities(&key);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no PEM certificate of a client authority"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,4 +318,76 @@ async fn a_connection_in_its_handshake_is_closed_for_a_client_waiting_at_the_bou
     .expect("served once the silent connection is closed for it");
     assert!(namespaces.expect("the namespaces").is_empty());
     assert!(closed_within(&mut silent, Duration::from_secs(1)).await);
+}
+
+/// `--tls-client-ca`: only clients whose certificate one of its
+/// authorities signed complete their handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_requiring_client_certificates_admits_only_those_its_authorities_signed() {
+    let scratch = Scratch::new("tls-clients");
+    let certificates = Certificates::new();
+    let (certificate, key) = certificates.write_server_files(&scratch.0);
+    let (client_authority, identity) = support::tls::client_identity("worker-1");
+    let (_, stranger) = support::tls::client_identity("stranger");
+    let client_authorities = scratch.0.join("clients.pem");
+    std::fs::write(&client_authorities, client_authority).expect("the authorities' file");
+    let server = tokio::task::spawn_blocking(move || {
+        Server::start(&[
+            "--tls-cert",
+            &certificate.display().to_string(),
+            "--tls-key",
+            &key.display().to_string(),
+            "--tls-client-ca",
+            &client_authorities.display().to_string(),
+        ])
+    })
+    .await
+    .expect("the server");
+    let base = format!("https://localhost:{}/", server.addr.port());
+    let connect = |identity: Option<&str>| {
+        let mut builder = RestBackend::builder(&base).root_certificates(&certificates.authority);
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        builder.connect()
+    };
+
+    let admitted = connect(Some(&identity)).await.expect("a client it admits");
+    assert!(admitted
+        .namespaces()
+        .await
+        .expect("the namespaces")
+        .is_empty());
+    for (who, identity) in [("no certificate", None), ("a stranger", Some(&*stranger))] {
+        let error = connect(identity).await.expect_err(who);
+        assert!(matches!(error, Error::Backend(_)), "{who}: {error:?}");
+        let chain = error_chain(&error);
+        // Refused in the handshake (a stranger's authority has the same
+        // name as the trusted one, so its signature is what fails).
+        assert!(chain.contains("received fatal alert"), "{who}: {chain}");
+    }
+}
+
+#[tokio::test]
+async fn an_identity_that_is_not_a_pem_certificate_and_key_is_refused_before_any_request() {
+    let certificates = Certificates::new();
+    for pem in [
+        "",
+        "not an identity",
+        &certificates.certificate,
+        &certificates.key,
+    ] {
+        let error = RestBackend::builder("https://localhost:1/")
+            .identity(pem)
+            .connect()
+            .await
+            .expect_err(pem);
+        let Error::Backend(source) = &error else {
+            panic!("{error:?}")
+        };
+        assert!(
+            source.downcast_ref::<IdentityError>().is_some(),
+            "{error:?}"
+        );
+    }
 }

@@ -51,3 +51,22 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A client's certificate signed by a new authority: that authority's
+/// PEM certificate, and the client's identity (its certificate and key in
+/// one PEM text, as `RestBackendBuilder::identity` takes it).
+pub fn client_identity(name: &str) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let (signer, signer_key) = authority::authority("coordinated test client authority");
+    let key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let certificate = params
+        .signed_by(&key, &signer, &signer_key)
+        .expect("a client certificate");
+    (
+        signer.pem(),
+        format!("{}{}", certificate.pem(), key.serialize_pem()),
+    )
+}
