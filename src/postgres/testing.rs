@@ -165,6 +165,24 @@ impl TestCluster {
         Self::start_with(Some(ServerTls {
             certificate: certificate.to_owned(),
             key: key.to_owned(),
+            client_authority: None,
+        }))
+    }
+
+    /// [`start_with_tls`](Self::start_with_tls), the cluster admitting a
+    /// TCP client only with a certificate that `client_authority` (PEM)
+    /// signed, for the user its common name names (`cert` authentication;
+    /// `postgres`, the user of [`url`](Self::url)). Clients of the socket
+    /// need none.
+    pub fn start_requiring_client_certificates(
+        certificate: &str,
+        key: &str,
+        client_authority: &str,
+    ) -> Result<TestCluster, HarnessError> {
+        Self::start_with(Some(ServerTls {
+            certificate: certificate.to_owned(),
+            key: key.to_owned(),
+            client_authority: Some(client_authority.to_owned()),
         }))
     }
 
@@ -375,6 +393,8 @@ impl TestCluster {
 struct ServerTls {
     certificate: String,
     key: String,
+    /// The authority whose certificates TCP clients must show, if any.
+    client_authority: Option<String>,
 }
 
 /// A database lent by [`TestCluster::lease_backend`]; dropping it empties
@@ -521,7 +541,21 @@ rm -rf "$1""#;
                 })
                 .map_err(|e| fail(format!("cannot write {path:?}: {e}")))?;
         }
-        self.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        self.configure("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")?;
+        let Some(authority) = &tls.client_authority else {
+            return Ok(());
+        };
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 cert\n";
+        for (file, text) in [("client_ca.crt", authority.as_str()), ("pg_hba.conf", hba)] {
+            let path = self.data().join(file);
+            std::fs::write(&path, text)
+                .and_then(|()| match self.run_as {
+                    Some((uid, gid)) => std::os::unix::fs::chown(&path, Some(uid), Some(gid)),
+                    None => Ok(()),
+                })
+                .map_err(|e| fail(format!("cannot write {path:?}: {e}")))?;
+        }
+        self.configure("ssl_ca_file = 'client_ca.crt'\n")
     }
 
     fn start_server(&self) -> Result<(), HarnessError> {
