@@ -1,13 +1,15 @@
-//! TLS to PostgreSQL, as the connection string's `sslmode` and
-//! `sslrootcert` ask: against a cluster of its own that listens on loopback
-//! TCP with TLS on, showing a certificate for `localhost` signed by a test
-//! authority.
+//! TLS to PostgreSQL, as the connection string's `sslmode`,
+//! `sslrootcert`, `sslcert` and `sslkey` ask: against a cluster of its own
+//! that listens on loopback TCP with TLS on, showing a certificate for
+//! `localhost` signed by a test authority (and, for client certificates,
+//! another that requires them).
 #![cfg(feature = "testing")]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
 
+use coordinate::error::error_chain;
 use coordinate::feed::ChangeEvent;
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError};
@@ -19,7 +21,7 @@ mod common {
 }
 
 use common::fixture::spec_with_unit;
-use common::tls_authority::{authority, cluster_with_tls};
+use common::tls_authority::{authority, cluster_with_tls, LocalhostCertificate};
 
 /// The cluster, and the files of the authority that signed its certificate
 /// and of another.
@@ -267,6 +269,30 @@ async fn tls_settings_that_cannot_be_used_are_refused_before_connecting() {
             "holds no PEM certificate",
         ),
         ("host=h sslrootcert=system".to_owned(), "system's store"),
+        (
+            format!("host=h sslcert={}", not_pem.display()),
+            "sslcert needs sslkey",
+        ),
+        (
+            format!("host=h sslkey={}", not_pem.display()),
+            "sslkey needs sslcert",
+        ),
+        (
+            format!(
+                "host=h sslcert={} sslkey={}",
+                missing.display(),
+                not_pem.display()
+            ),
+            "coordinate-tls-no-such-file.pem",
+        ),
+        (
+            format!(
+                "host=h sslcert={} sslkey={}",
+                not_pem.display(),
+                not_pem.display()
+            ),
+            "holds no PEM certificate",
+        ),
     ] {
         let error = PostgresBackend::builder(&conninfo)
             .build()
@@ -301,5 +327,73 @@ async fn a_connection_by_address_is_checked_against_the_name_beside_it() -> coor
         "host=db.invalid sslmode=verify-full sslrootcert={signer}"
     ));
     assert!(refused_certificate(connect(&named_otherwise).await));
+    Ok(())
+}
+
+/// `sslcert` and `sslkey`: a cluster that admits TCP clients only with a
+/// certificate of its client authority (`cert` authentication) admits the
+/// backend's sessions, its change feed's among them, with the one they
+/// name, and no session without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_shown_by_every_session() -> coordinate::Result<()> {
+    let server = LocalhostCertificate::new();
+    let (client_authority, client_authority_key) = authority("coordinate test client authority");
+    let client_key = rcgen::KeyPair::generate().expect("a key");
+    let mut params = rcgen::CertificateParams::default();
+    // `cert` authentication: the certificate's name is the user's.
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "postgres");
+    let client = params
+        .signed_by(&client_key, &client_authority, &client_authority_key)
+        .expect("a client certificate");
+    let cluster = TestCluster::start_requiring_client_certificates(
+        &server.certificate,
+        &server.key,
+        &client_authority.pem(),
+    )
+    .unwrap_or_else(|e| panic!("no cluster: {e}"));
+    let dir = cluster.dir().expect("a cluster of ours").to_owned();
+    let write = |name: &str, pem: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("a file");
+        path.display().to_string()
+    };
+    let root = write("root.pem", &server.authority);
+    let cert = write("client.crt", &client.pem());
+    let key = write("client.key", &client_key.serialize_pem());
+    let db = cluster
+        .fresh_database()
+        .await
+        .unwrap_or_else(|e| panic!("no fresh database: {e}"));
+    let port = cluster.tcp_port().expect("a TCP port");
+    let base =
+        format!("postgres://postgres@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={root}");
+
+    let error = connect(&base)
+        .await
+        .expect_err("a session without a certificate");
+    assert!(
+        error_chain(&error).contains("certificate"),
+        "{}",
+        error_chain(&error)
+    );
+
+    let url = format!("{base}&sslcert={cert}&sslkey={key}");
+    let (one, two) = (connect(&url).await?, connect(&url).await?);
+    let mut events = one.change_feed().expect("a feed").subscribe().await?;
+    spec_with_unit(&two).await?;
+    two.namespace("n").await?.destroy().await?;
+    let destroyed = tokio::time::timeout(StdDuration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(ChangeEvent::NamespaceDestroyed { namespace }) if namespace == "n" => break,
+                Ok(_) => {}
+                Err(gap) => panic!("a gap in the feed: {gap:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(destroyed.is_ok(), "no event through the listening session");
     Ok(())
 }

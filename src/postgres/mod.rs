@@ -38,16 +38,24 @@
 //! | `verify-ca` | always | signed by an authority of `sslrootcert` (needed) |
 //! | `verify-full` | always | that, and naming the host connected to |
 //!
+//! To a server that asks for a client certificate (`cert`
+//! authentication, or `clientcert` in `pg_hba.conf`), every session shows
+//! the one of the PEM files `sslcert` (the certificate, then any
+//! intermediates) and `sslkey` (its private key) name.
+//!
 //! As with libpq, a connection over a Unix-domain socket is never
 //! encrypted, whatever the mode (the server offers no TLS there), and
 //! `prefer` and `require` without `sslrootcert` encrypt without
 //! authenticating the server. Unlike libpq:
 //!
-//! * no root certificate file is read unless named (libpq's default is
-//!   `~/.postgresql/root.crt`), so the `verify-` modes need `sslrootcert`,
-//!   and one named must be readable, whatever the mode but `disable`;
-//! * the system's store of authorities (`sslrootcert=system`) and client
-//!   certificates are not supported;
+//! * no certificate or key file is read unless named (libpq's defaults
+//!   are `root.crt`, `postgresql.crt` and `postgresql.key` in
+//!   `~/.postgresql/`), so the `verify-` modes need `sslrootcert`,
+//!   `sslcert` and `sslkey` are given together or not at all, and a file
+//!   named must be readable, whatever the mode but `disable`; the key
+//!   file's permissions are not checked;
+//! * the system's store of authorities (`sslrootcert=system`) is not
+//!   supported, nor is an encrypted key (`sslpassword`);
 //! * `prefer` does not try again in clear after a TLS handshake fails;
 //! * the driver has one mode for all the hosts a `host` list names, so
 //!   `require` and the `verify-` modes refuse a list that mixes

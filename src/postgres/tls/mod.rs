@@ -14,8 +14,8 @@ use std::sync::Arc;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, InvalidDnsNameError};
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, InvalidDnsNameError, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::{Host, SslMode};
@@ -136,12 +136,25 @@ impl PostgresTls {
             (Mode::VerifyFull, Some(roots)) => chain_verifier(roots, &provider)?,
             (_, Some(roots)) => Arc::new(verify::AnyHost(chain_verifier(roots, &provider)?)),
         };
-        let mut tls = ClientConfig::builder_with_provider(provider)
+        let verified = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| PostgresError::Tls(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let mut tls = match (mode, options.cert, options.key) {
+            // Nothing is shown, nor its files read, as with libpq.
+            (Mode::Disable, _, _) | (_, None, None) => verified.with_no_client_auth(),
+            (_, Some(cert), Some(key)) => {
+                let refused = |e: rustls::Error| {
+                    PostgresError::Tls(format!("sslcert {cert:?} with sslkey {key:?}: {e}"))
+                };
+                verified
+                    .with_client_auth_cert(client_chain(&cert)?, client_key(&key)?)
+                    .map_err(refused)?
+            }
+            (_, Some(_), None) => return Err(PostgresError::Tls("sslcert needs sslkey".into())),
+            (_, None, Some(_)) => return Err(PostgresError::Tls("sslkey needs sslcert".into())),
+        };
         // The protocol's name, as libpq 17 sends it: a server of that
         // version or later requires it of a direct TLS connection
         // (`sslnegotiation=direct`).
@@ -167,6 +180,30 @@ fn roots(path: &str) -> Result<RootCertStore, PostgresError> {
         return Err(refused("the file holds no PEM certificate".into()));
     }
     Ok(roots)
+}
+
+/// The client's certificate chain in the file `sslcert` names.
+fn client_chain(path: &str) -> Result<Vec<CertificateDer<'static>>, PostgresError> {
+    let refused = |why: String| PostgresError::Tls(format!("sslcert {path:?}: {why}"));
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| refused(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| refused(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(refused("the file holds no PEM certificate".into()));
+    }
+    Ok(chain)
+}
+
+/// The client's private key in the file `sslkey` names.
+fn client_key(path: &str) -> Result<PrivateKeyDer<'static>, PostgresError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        let why = match e {
+            pem::Error::NoItemsFound => "the file holds no PEM private key".to_owned(),
+            e => e.to_string(),
+        };
+        PostgresError::Tls(format!("sslkey {path:?}: {why}"))
+    })
 }
 
 /// Checks a certificate's chain to `roots`, and the host it names.

@@ -2,11 +2,12 @@
 //! reads the rest.
 //!
 //! The driver knows `sslmode` `disable`, `prefer` and `require` only, and
-//! refuses every option it does not know, `sslrootcert` among them. Both
+//! refuses every option it does not know, `sslrootcert`, `sslcert` and
+//! `sslkey` among them. Both
 //! forms of connection string are read here as the driver reads them — a
 //! URL's query (`?k=v&…`, percent-encoded) or `key=value` pairs separated by
 //! white space, a value quoted in `'…'` or not, `\` escaping the character
-//! after it — and both options are cut out of the string handed on.
+//! after it — and these options are cut out of the string handed on.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -24,6 +25,11 @@ pub(crate) struct TlsOptions {
     /// `sslrootcert`: a file of PEM certificates of the authorities trusted
     /// to sign the server's.
     pub(crate) root_cert: Option<String>,
+    /// `sslcert`: a file of the client's PEM certificate (then any
+    /// intermediates), shown to a server that asks for one.
+    pub(crate) cert: Option<String>,
+    /// `sslkey`: a file of `sslcert`'s PEM private key.
+    pub(crate) key: Option<String>,
 }
 
 /// `conninfo` without its TLS options, and those options; the last of an
@@ -43,6 +49,8 @@ fn note(options: &mut TlsOptions, key: &str, value: String) -> Result<bool, Post
     match key {
         "sslmode" => options.mode = Some(Mode::named(&value)?),
         "sslrootcert" => options.root_cert = Some(value),
+        "sslcert" => options.cert = Some(value),
+        "sslkey" => options.key = Some(value),
         _ => return Ok(false),
     }
     Ok(true)
@@ -239,6 +247,18 @@ mod tests {
         let (rest, options) = taken(r"sslrootcert='/a \'b\'.pem' host=h");
         assert_eq!(rest, " host=h");
         assert_eq!(options.root_cert.as_deref(), Some("/a 'b'.pem"));
+    }
+
+    #[test]
+    fn a_client_certificate_and_key_are_taken_from_both_forms() {
+        let (rest, options) = taken("host=h sslcert=/c/me.crt user=u sslkey='/c/my key.pem'");
+        assert_eq!(rest, " host=h user=u");
+        assert_eq!(options.cert.as_deref(), Some("/c/me.crt"));
+        assert_eq!(options.key.as_deref(), Some("/c/my key.pem"));
+        let (rest, options) = taken("postgres://h/d?sslkey=%2Fk.pem&sslcert=%2Fc.pem&user=u");
+        assert_eq!(rest, "postgres://h/d?user=u");
+        assert_eq!(options.cert.as_deref(), Some("/c.pem"));
+        assert_eq!(options.key.as_deref(), Some("/k.pem"));
     }
 
     #[test]
