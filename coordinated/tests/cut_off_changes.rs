@@ -274,6 +274,24 @@ impl coordinate::clock::Clock for Stalling {
 /// as when it hangs up while the backend is waited for.
 #[test]
 fn a_hand_out_whose_client_hung_up_during_it_gives_its_attempts_back() {
+    hand_out_hung_up_during(Transport::Plain);
+}
+
+/// The same over TLS, the client closing as TLS clients do: a
+/// `close_notify` alert, which the server does not read while it works,
+/// then the hang-up.
+#[test]
+fn a_hand_out_whose_tls_client_closed_during_it_gives_its_attempts_back() {
+    hand_out_hung_up_during(Transport::Tls);
+}
+
+#[derive(Clone, Copy)]
+enum Transport {
+    Plain,
+    Tls,
+}
+
+fn hand_out_hung_up_during(transport: Transport) {
     use std::io::Write;
     let armed = Arc::new(AtomicUsize::new(0));
     let (stalled, hand_out_stalled) = mpsc::channel();
@@ -286,10 +304,20 @@ fn a_hand_out_whose_client_hung_up_during_it_gives_its_attempts_back() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let spec = runtime.block_on(setup(&memory));
     let app = coordinated::router(Arc::new(memory.clone()), &Default::default());
-    let (url, _stop) = runtime.block_on(support::in_process::serve(app));
-    let addr = url.trim_start_matches("http://").to_owned();
+    let certificates = support::tls::Certificates::new();
+    let options = coordinated::ConnectionOptions {
+        tls: matches!(transport, Transport::Tls).then(|| certificates.server_tls()),
+        shutdown_deadline: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let (url, _stop) = runtime.block_on(support::in_process::serve_with(app, options));
+    let addr = url.rsplit("://").next().unwrap().to_owned();
     let body = json!({"number_of_work_units": 2}).to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let socket = std::net::TcpStream::connect(&addr).unwrap();
+    let mut stream: Box<dyn ClosingStream> = match transport {
+        Transport::Plain => Box::new(socket),
+        Transport::Tls => Box::new(tls_client(&certificates, socket)),
+    };
     // Each memory call reads the clock once: the namespace and the worker
     // are looked up before the body is read, then the hand-out stalls.
     armed.store(3, SeqCst);
@@ -300,12 +328,64 @@ fn a_hand_out_whose_client_hung_up_during_it_gives_its_attempts_back() {
         body.len()
     )
     .unwrap();
+    stream.flush().unwrap();
     hand_out_stalled
         .recv_timeout(Duration::from_secs(10))
         .expect("the hand-out reads the clock");
-    drop(stream);
+    stream.close();
     // The hang-up reaches the server's socket (a loopback's at once).
     std::thread::sleep(Duration::from_millis(50));
     resume.send(()).unwrap();
     runtime.block_on(assert_given_back(&spec, &["a", "b"]));
+}
+
+/// A client's connection, closed as its kind of client closes it.
+trait ClosingStream: std::io::Write {
+    fn close(self: Box<Self>);
+}
+
+impl ClosingStream for std::net::TcpStream {
+    fn close(self: Box<Self>) {}
+}
+
+type TlsClient =
+    tokio_rustls::rustls::StreamOwned<tokio_rustls::rustls::ClientConnection, std::net::TcpStream>;
+
+impl ClosingStream for TlsClient {
+    fn close(mut self: Box<Self>) {
+        use std::io::{Read, Write};
+        // What the server sent (its session tickets) is read first, as a
+        // client waiting for its answer reads: a socket closed with bytes
+        // unread is reset, not closed.
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut answer = [0; 1];
+        let read = self.read(&mut answer);
+        assert!(read.is_err(), "no answer while the hand-out stalls");
+        self.conn.send_close_notify();
+        self.flush().unwrap();
+    }
+}
+
+/// A TLS client of `localhost` over `socket`, trusting `certificates`'
+/// authority.
+fn tls_client(certificates: &support::tls::Certificates, socket: std::net::TcpStream) -> TlsClient {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(certificates.authority.as_bytes()).unwrap())
+        .unwrap();
+    #[allow(deprecated)]
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connection =
+        ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    StreamOwned::new(connection, socket)
 }

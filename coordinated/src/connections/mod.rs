@@ -147,7 +147,10 @@ pub async fn serve(
         let requests = Arc::clone(&activity);
         let stream = Arc::new(stream);
         let member = roster.join(Arc::clone(&activity), Arc::downgrade(&stream));
-        let peer = Peer(Arc::downgrade(&stream));
+        let peer = Peer {
+            stream: Arc::downgrade(&stream),
+            tls: options.tls.is_some(),
+        };
         let service = ServiceExt::<Request<Incoming>>::map_request(
             app.clone(),
             move |mut request: Request<Incoming>| {
@@ -569,18 +572,50 @@ impl AsyncWrite for Watched {
 /// extension: whether its client has gone away. It does not keep the
 /// connection open.
 #[derive(Debug, Clone)]
-pub struct Peer(Weak<TcpStream>);
+pub struct Peer {
+    stream: Weak<TcpStream>,
+    /// Whether the connection is TLS.
+    tls: bool,
+}
 
 impl Peer {
     /// Whether the client has closed or reset the connection, as the
     /// kernel knows it now. The runtime learns of a hang-up only when its
     /// I/O driver next runs, which a request busy on its thread can hold
     /// off; so this asks the socket. A client that sent more (a pipelined
-    /// request) counts as still there; so does a TLS client that closed
-    /// with a `close_notify` alert, which stays unread before the hang-up.
+    /// request) and then closed its sending side counts as still there,
+    /// over plain HTTP. Over TLS it is gone: a TLS client closes with a
+    /// `close_notify` alert, which stays unread ahead of the hang-up, and
+    /// none half-closes while it waits for an answer.
     pub fn has_hung_up(&self) -> bool {
-        self.0.upgrade().map_or(true, |stream| hung_up(&stream))
+        self.stream.upgrade().map_or(true, |stream| {
+            hung_up(&stream) || (self.tls && done_sending(&stream))
+        })
     }
+}
+
+/// Whether the client of `stream` has closed its sending side (or the
+/// connection failed), bytes not read yet or not; where the kernel cannot
+/// say so (not Linux), never.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn done_sending(_: &TcpStream) -> bool {
+    false
+}
+
+/// Whether the client of `stream` has closed its sending side (or the
+/// connection failed), bytes not read yet or not.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn done_sending(stream: &TcpStream) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut sockets = [PollFd::new(stream, PollFlags::RDHUP)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut sockets, Some(&now)), Ok(ready) if ready > 0)
+        && sockets[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR)
 }
 
 /// Whether the client of `stream` has sent bytes not read yet.
@@ -704,17 +739,29 @@ mod tests {
     async fn a_peer_is_gone_once_its_client_closes_or_its_connection_ends() {
         use std::io::Write;
         let (client, server) = connected().await;
-        let peer = Peer(Arc::downgrade(&server));
+        let peer = Peer {
+            stream: Arc::downgrade(&server),
+            tls: false,
+        };
         assert!(!peer.has_hung_up());
         drop(client);
         assert!(seen_gone(&peer).await);
 
-        // Unread bytes are a client still talking, even after it closed.
+        // Unread bytes are a client still talking, even after it closed;
+        // over TLS, they are its `close_notify`.
         let (mut client, server) = connected().await;
-        let peer = Peer(Arc::downgrade(&server));
+        let peer = Peer {
+            stream: Arc::downgrade(&server),
+            tls: false,
+        };
+        let tls_peer = Peer {
+            tls: true,
+            ..peer.clone()
+        };
         client.write_all(b"GET").unwrap();
         drop(client);
-        assert!(!seen_gone(&peer).await);
+        assert!(seen_gone(&tls_peer).await);
+        assert!(!peer.has_hung_up());
 
         drop(server);
         assert!(peer.has_hung_up());
