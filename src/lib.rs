@@ -190,6 +190,8 @@ pub mod instrumented;
 pub mod memory;
 pub mod model;
 #[cfg(feature = "postgres")]
+pub mod pem;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "rest")]
 pub mod rest;

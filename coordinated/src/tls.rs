@@ -9,11 +9,11 @@
 //! lets the requests in flight finish.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use coordinate::pem::{self, PemFileError};
 use tokio_rustls::rustls::crypto::CryptoProvider;
-use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
@@ -34,47 +34,17 @@ impl fmt::Debug for ServerTls {
 /// Why the server's certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerTlsError {
-    /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file's PEM could not be parsed.
-    #[error("{} is not PEM as expected: {source}", path.display())]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: pem::Error,
-    },
-    /// The certificate file holds no certificate.
-    #[error("{} holds no PEM certificate", path.display())]
-    NoCertificate {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The client authorities' file holds no certificate.
-    #[error("{} holds no PEM certificate of a client authority", path.display())]
-    NoClientAuthority {
-        /// The file.
-        path: PathBuf,
-    },
+    /// A file cannot be used: unreadable, not PEM, or without what it
+    /// should hold.
+    #[error(transparent)]
+    File(#[from] PemFileError),
     /// A client authority's certificate cannot be used to check clients'.
     #[error("a client authority cannot be used: {0}")]
     ClientAuthority(String),
-    /// The key file holds no private key.
-    #[error("{} holds no PEM private key (PKCS #8, PKCS #1 or SEC1)", path.display())]
-    NoKey {
-        /// The file.
-        path: PathBuf,
-    },
     /// TLS refused the pair: the key is of a kind it does not support, or
     /// it is not the key of the chain's first certificate.
     #[error("the certificate and key cannot serve TLS: {0}")]
-    Refused(#[source] rustls::Error),
+    Refused(rustls::Error),
 }
 
 impl ServerTls {
@@ -88,32 +58,11 @@ impl ServerTls {
         key: &Path,
         client_authorities: Option<&Path>,
     ) -> Result<Self, ServerTlsError> {
-        let chain = certificates_in(certificates)?;
-        if chain.is_empty() {
-            return Err(ServerTlsError::NoCertificate {
-                path: certificates.to_owned(),
-            });
-        }
-        let key = match PrivateKeyDer::from_pem_slice(&read(key)?) {
-            Ok(found) => found,
-            Err(pem::Error::NoItemsFound) => {
-                return Err(ServerTlsError::NoKey {
-                    path: key.to_owned(),
-                })
-            }
-            Err(e) => return Err(pem_error(key)(e)),
-        };
+        let chain = pem::certificates(certificates)?;
+        let key = pem::private_key(key)?;
         match client_authorities {
             None => Self::new(chain, key),
-            Some(path) => {
-                let authorities = certificates_in(path)?;
-                if authorities.is_empty() {
-                    return Err(ServerTlsError::NoClientAuthority {
-                        path: path.to_owned(),
-                    });
-                }
-                Self::requiring_clients(chain, key, authorities)
-            }
+            Some(path) => Self::requiring_clients(chain, key, pem::certificates(path)?),
         }
     }
 
@@ -184,27 +133,6 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The file at `path`, whole.
-fn read(path: &Path) -> Result<Vec<u8>, ServerTlsError> {
-    std::fs::read(path).map_err(|source| ServerTlsError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// The PEM certificates of the file at `path` (none if it holds none).
-fn certificates_in(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerTlsError> {
-    CertificateDer::pem_slice_iter(&read(path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(pem_error(path))
-}
-
-/// A PEM error of the file at `path`.
-fn pem_error(path: &Path) -> impl FnOnce(pem::Error) -> ServerTlsError {
-    let path = path.to_owned();
-    move |source| ServerTlsError::Pem { path, source }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,7 +176,7 @@ mod tests {
         let cases: [([&str; 2], &str); 4] = [
             ([&key, &key], "no PEM certificate"),
             ([&certificate, &certificate], "no PEM private key"),
-            ([garbled, &key], "is not PEM as expected"),
+            ([garbled, &key], "is not well-formed PEM"),
             ([&certificate, &other_key], "cannot serve TLS"),
         ];
         for (files, expected) in cases {
@@ -268,7 +196,10 @@ mod tests {
         }
         let missing = std::env::temp_dir().join("coordinated-tls-no-such-file.pem");
         let error = ServerTls::from_pem_files(&missing, &missing, None).unwrap_err();
-        assert!(matches!(error, ServerTlsError::Read { .. }), "{error}");
+        assert!(
+            matches!(error, ServerTlsError::File(PemFileError::Read { .. })),
+            "{error}"
+        );
         assert!(error.to_string().contains(&missing.display().to_string()));
     }
 }

@@ -7,6 +7,7 @@ mod verify;
 
 use std::future::{ready, Future};
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, InvalidDnsNameError, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -165,45 +165,31 @@ impl PostgresTls {
 
 /// The certificates of the file `sslrootcert` names.
 fn roots(path: &str) -> Result<RootCertStore, PostgresError> {
-    let refused = |why: String| PostgresError::Tls(format!("sslrootcert {path:?}: {why}"));
     if path == "system" {
-        return Err(refused(
-            "the system's store is not supported: name a file of PEM certificates".into(),
-        ));
+        return Err(PostgresError::Tls(format!(
+            "sslrootcert {path:?}: the system's store is not supported: name a file of PEM \
+             certificates"
+        )));
     }
+    let refused = |why: String| PostgresError::Tls(format!("sslrootcert: {why}"));
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| refused(e.to_string()))? {
-        let cert = cert.map_err(|e| refused(e.to_string()))?;
-        roots.add(cert).map_err(|e| refused(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(refused("the file holds no PEM certificate".into()));
+    for cert in crate::pem::certificates(Path::new(path)).map_err(|e| refused(e.to_string()))? {
+        roots
+            .add(cert)
+            .map_err(|e| refused(format!("{path}: {e}")))?;
     }
     Ok(roots)
 }
 
 /// The client's certificate chain in the file `sslcert` names.
 fn client_chain(path: &str) -> Result<Vec<CertificateDer<'static>>, PostgresError> {
-    let refused = |why: String| PostgresError::Tls(format!("sslcert {path:?}: {why}"));
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| refused(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| refused(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(refused("the file holds no PEM certificate".into()));
-    }
-    Ok(chain)
+    crate::pem::certificates(Path::new(path))
+        .map_err(|e| PostgresError::Tls(format!("sslcert: {e}")))
 }
 
 /// The client's private key in the file `sslkey` names.
 fn client_key(path: &str) -> Result<PrivateKeyDer<'static>, PostgresError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| {
-        let why = match e {
-            pem::Error::NoItemsFound => "the file holds no PEM private key".to_owned(),
-            e => e.to_string(),
-        };
-        PostgresError::Tls(format!("sslkey {path:?}: {why}"))
-    })
+    crate::pem::private_key(Path::new(path)).map_err(|e| PostgresError::Tls(format!("sslkey: {e}")))
 }
 
 /// Checks a certificate's chain to `roots`, and the host it names.
