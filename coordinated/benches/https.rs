@@ -1,9 +1,13 @@
 //! What TLS adds to a request to `coordinated`: a work spec's document
 //! read over a kept-alive connection, and over a new connection each time
-//! (a TCP connect and, with TLS, a full handshake), over `http` and over
+//! (a TCP connect and, with TLS, a handshake), over `http` and over
 //! `https` (TLS 1.3, the server's certificate checked), by a `reqwest`
 //! client in this process from a server in this process (memory backend,
-//! cache on). Compare the two schemes of one kind as a ratio.
+//! cache on). A new `https` connection resumes the session of an earlier
+//! one (no certificate sent or checked), as `reqwest`, and so
+//! `RestBackend`, does by default; `full_handshake` makes every one a full
+//! handshake, as a client's first is. Compare the two schemes of one kind
+//! as a ratio.
 //!
 //! Run: `cargo bench -p coordinated --bench https`.
 
@@ -19,6 +23,10 @@ use coordinate::{data, Backend};
 use coordinated::{ConnectionOptions, ServerOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
 use support::tls::Certificates;
+use tokio_rustls::rustls::client::Resumption;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 /// A server over memory, cache on, holding work spec `s` of namespace
 /// `n`: its address.
@@ -40,21 +48,60 @@ async fn server(options: ConnectionOptions) -> SocketAddr {
     address.parse().expect("an address")
 }
 
+/// How a client connects.
+#[derive(Clone, Copy)]
+enum Connection {
+    /// One connection, kept alive.
+    KeptAlive,
+    /// A new connection for each request, resuming an earlier TLS session.
+    New,
+    /// A new connection for each request, with a full TLS handshake.
+    FullHandshake,
+}
+
 /// A client of `localhost` at `address` that trusts `certificates`'
-/// authority; with a new connection for every request if `kept_alive` is
-/// false.
-fn client(address: SocketAddr, certificates: &Certificates, kept_alive: bool) -> reqwest::Client {
-    let authority =
-        reqwest::Certificate::from_pem(certificates.authority.as_bytes()).expect("the authority");
-    let builder = reqwest::Client::builder()
-        .resolve("localhost", address)
-        .add_root_certificate(authority);
-    let builder = if kept_alive {
-        builder
-    } else {
-        builder.pool_max_idle_per_host(0)
+/// authority, connecting as `connection` says.
+fn client(
+    address: SocketAddr,
+    certificates: &Certificates,
+    connection: Connection,
+) -> reqwest::Client {
+    let builder = reqwest::Client::builder().resolve("localhost", address);
+    let builder = match connection {
+        Connection::KeptAlive => builder,
+        Connection::New | Connection::FullHandshake => builder.pool_max_idle_per_host(0),
+    };
+    let builder = match connection {
+        Connection::KeptAlive | Connection::New => builder.add_root_certificate(
+            reqwest::Certificate::from_pem(certificates.authority.as_bytes())
+                .expect("the authority"),
+        ),
+        Connection::FullHandshake => {
+            builder.use_preconfigured_tls(without_resumption(certificates))
+        }
     };
     builder.build().expect("a client")
+}
+
+/// A TLS client configuration that trusts `certificates`' authority and
+/// never resumes a session.
+fn without_resumption(certificates: &Certificates) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(
+            CertificateDer::from_pem_slice(certificates.authority.as_bytes())
+                .expect("the authority"),
+        )
+        .expect("a root");
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    config
 }
 
 fn bench(c: &mut Criterion) {
@@ -71,14 +118,18 @@ fn bench(c: &mut Criterion) {
     let plain = runtime.block_on(server(ConnectionOptions::default()));
     let secured = runtime.block_on(server(tls));
     let mut group = c.benchmark_group("https");
-    for (connection, kept_alive) in [("kept_alive", true), ("new_connection", false)] {
+    for (name, connection) in [
+        ("kept_alive", Connection::KeptAlive),
+        ("new_connection", Connection::New),
+        ("new_connection_full_handshake", Connection::FullHandshake),
+    ] {
         for (scheme, address) in [("http", plain), ("https", secured)] {
-            let client = client(address, &certificates, kept_alive);
+            let client = client(address, &certificates, connection);
             let url = format!(
                 "{scheme}://localhost:{}/namespace/n/work_spec/s",
                 address.port()
             );
-            group.bench_function(format!("{connection}/{scheme}"), |b| {
+            group.bench_function(format!("{name}/{scheme}"), |b| {
                 b.to_async(&runtime).iter(|| async {
                     let response = client.get(&url).send().await.expect("an answer");
                     assert!(response.status().is_success(), "{}", response.status());
