@@ -48,9 +48,10 @@ pub(crate) fn take(conninfo: &str) -> Result<(Cow<'_, str>, TlsOptions), Postgre
 fn note(options: &mut TlsOptions, key: &str, value: String) -> Result<bool, PostgresError> {
     match key {
         "sslmode" => options.mode = Some(Mode::named(&value)?),
-        "sslrootcert" => options.root_cert = Some(value),
-        "sslcert" => options.cert = Some(value),
-        "sslkey" => options.key = Some(value),
+        // An empty file name is none, as for libpq.
+        "sslrootcert" => options.root_cert = Some(value).filter(|v| !v.is_empty()),
+        "sslcert" => options.cert = Some(value).filter(|v| !v.is_empty()),
+        "sslkey" => options.key = Some(value).filter(|v| !v.is_empty()),
         _ => return Ok(false),
     }
     Ok(true)
@@ -259,6 +260,17 @@ mod tests {
         assert_eq!(rest, "postgres://h/d?user=u");
         assert_eq!(options.cert.as_deref(), Some("/c.pem"));
         assert_eq!(options.key.as_deref(), Some("/k.pem"));
+    }
+
+    #[test]
+    fn an_empty_file_name_is_none_and_unsets_one_given_before() {
+        for conninfo in [
+            "host=h sslrootcert=/r.pem sslrootcert='' sslcert='' sslkey=''",
+            "postgres://h/d?sslrootcert=%2Fr.pem&sslrootcert=&sslcert=&sslkey=",
+        ] {
+            let (_, options) = taken(conninfo);
+            assert_eq!(options, TlsOptions::default(), "{conninfo}");
+        }
     }
 
     #[test]
