@@ -555,7 +555,11 @@ impl RestBackendBuilder {
     /// Shows `pem` to an `https` server that asks for a client
     /// certificate (mutual TLS): the client's certificate, then any
     /// intermediates, and its private key (PKCS #8, PKCS #1 or SEC1), in
-    /// one PEM text. Replaces an identity given before.
+    /// one PEM text. Replaces an identity given before. An identity that
+    /// cannot be used (not PEM, a key that is not the certificate's) is
+    /// refused by [`connect`](Self::connect) with an [`IdentityError`];
+    /// one the server refuses fails each call, not as a
+    /// [server failure](is_server_failure).
     #[must_use]
     pub fn identity(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.identity = Some(pem.as_ref().to_vec());
@@ -595,7 +599,14 @@ impl RestBackendBuilder {
             // `Transport` follows redirects itself, for reads only.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(transport::http_error)?;
+            .map_err(|e| match &self.identity {
+                // The identity's key and certificate are first checked
+                // against each other here.
+                Some(_) => Error::backend(IdentityError {
+                    reason: error_chain(&e),
+                }),
+                None => transport::http_error(e),
+            })?;
         let transport = Transport::new(http, base, self.max_response_bytes, self.timeout);
         let root: RootDocument = transport
             .get(transport.base())

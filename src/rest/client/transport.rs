@@ -183,6 +183,10 @@ enum Upstream {
     Timeout,
     /// The connection was not made, broke, or cut the answer off.
     Connection,
+    /// The server refused this client's certificate in the TLS handshake
+    /// (or its want of one): a setting to put right, not a failure to
+    /// wait out.
+    ClientCertificateRefused,
     /// The HTTP client's own failure (a request it could not build).
     Local,
 }
@@ -220,11 +224,45 @@ fn upstream(error: &Error) -> Option<Upstream> {
     // client decodes no body through it.
     Some(if http.is_timeout() {
         Upstream::Timeout
+    } else if client_certificate_refused(http) {
+        Upstream::ClientCertificateRefused
     } else if http.is_connect() || http.is_request() || http.is_body() || http.is_decode() {
         Upstream::Connection
     } else {
         Upstream::Local
     })
+}
+
+/// Whether `error` carries a TLS alert by which the server refused the
+/// client's certificate: one it does not trust, has no use for, or found
+/// expired or revoked, or the want of one.
+fn client_certificate_refused(error: &reqwest::Error) -> bool {
+    use rustls::AlertDescription as Alert;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = next {
+        // An I/O error hides the TLS error it wraps from `source`.
+        let tls = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::AlertReceived(alert)) = tls {
+            return matches!(
+                alert,
+                Alert::CertificateRequired
+                    | Alert::BadCertificate
+                    | Alert::UnsupportedCertificate
+                    | Alert::CertificateRevoked
+                    | Alert::CertificateExpired
+                    | Alert::CertificateUnknown
+                    | Alert::UnknownCA
+                    | Alert::AccessDenied
+            );
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// The status a server in front of a [`RestBackend`](super::RestBackend)
@@ -235,8 +273,9 @@ fn upstream(error: &Error) -> Option<Upstream> {
 ///   for (`error`, `panic`, `ErrNoWork`, `ErrCannotBecomeContinuous`): the
 ///   status it came with (a body over that server's limit stays `413`);
 /// * no whole answer within the client's timeout: `504`;
-/// * the server behind not reached, or answering with something other
-///   than the API's documents (another code included): `502`.
+/// * the server behind not reached (this client's certificate refused
+///   included), or answering with something other than the API's
+///   documents (another code included): `502`.
 ///
 /// `None` for every other error: the API's own, or one of this process.
 pub fn gateway_status(error: &Error) -> Option<u16> {
@@ -256,13 +295,15 @@ pub fn gateway_status(error: &Error) -> Option<u16> {
 /// connection broke, no whole answer came in time, or it answered a server
 /// error (`5xx`, a gateway's included). Such a call is worth making again
 /// later; one refused with a `4xx` (a body over the server's limit, a
-/// gateway refusing credentials) is not.
+/// gateway refusing credentials) is not, nor is one whose TLS handshake
+/// refused this client's certificate (see
+/// [`identity`](super::RestBackendBuilder::identity)).
 pub fn is_server_failure(error: &Error) -> bool {
     match upstream(error) {
         Some(Upstream::Document { status, .. }) => status.is_some_and(|status| status >= 500),
         Some(Upstream::NotTheApis { status }) => status.is_some_and(|s| s.is_server_error()),
         Some(Upstream::Timeout | Upstream::Connection) => true,
-        Some(Upstream::Local) | None => false,
+        Some(Upstream::Local | Upstream::ClientCertificateRefused) | None => false,
     }
 }
 
