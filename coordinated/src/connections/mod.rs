@@ -760,8 +760,10 @@ mod tests {
         };
         client.write_all(b"GET").unwrap();
         drop(client);
-        assert!(seen_gone(&tls_peer).await);
-        assert!(!peer.has_hung_up());
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            assert!(seen_gone(&tls_peer).await);
+        }
+        assert!(!seen_gone(&peer).await);
 
         drop(server);
         assert!(peer.has_hung_up());

@@ -57,7 +57,7 @@ impl Drop for Scratch {
 /// one PEM text, as `RestBackendBuilder::identity` takes it).
 pub fn client_identity(name: &str) -> (String, String) {
     use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
-    let (signer, signer_key) = authority::authority("coordinated test client authority");
+    let (signer, signer_key) = authority::authority(&format!("authority of {name}"));
     let key = KeyPair::generate().expect("a key");
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
