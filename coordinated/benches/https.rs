@@ -24,9 +24,7 @@ use coordinated::{ConnectionOptions, ServerOptions};
 use criterion::{criterion_group, criterion_main, Criterion};
 use support::tls::Certificates;
 use tokio_rustls::rustls::client::Resumption;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::ClientConfig;
 
 /// A server over memory, cache on, holding work spec `s` of namespace
 /// `n`: its address.
@@ -86,20 +84,7 @@ fn client(
 /// A TLS client configuration that trusts `certificates`' authority and
 /// never resumes a session.
 fn without_resumption(certificates: &Certificates) -> ClientConfig {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(
-            CertificateDer::from_pem_slice(certificates.authority.as_bytes())
-                .expect("the authority"),
-        )
-        .expect("a root");
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = certificates.client_config();
     config.resumption = Resumption::disabled();
     config
 }

@@ -372,21 +372,8 @@ impl ClosingStream for TlsClient {
 /// A TLS client of `localhost` over `socket`, trusting `certificates`'
 /// authority.
 fn tls_client(certificates: &support::tls::Certificates, socket: std::net::TcpStream) -> TlsClient {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::CertificateDer;
-    use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(certificates.authority.as_bytes()).unwrap())
-        .unwrap();
-    #[allow(deprecated)]
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connection =
-        ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    use tokio_rustls::rustls::{ClientConnection, StreamOwned};
+    let config = Arc::new(certificates.client_config());
+    let connection = ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
     StreamOwned::new(connection, socket)
 }

@@ -3,10 +3,12 @@
 //! binary takes them as.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use coordinated::ServerTls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 #[path = "../../../tests/common/tls_authority.rs"]
 mod authority;
@@ -21,6 +23,22 @@ impl Certificates {
             .expect("the certificate");
         let key = PrivateKeyDer::from_pem_slice(self.key.as_bytes()).expect("the key");
         ServerTls::new(chain, key).expect("a server's TLS")
+    }
+
+    /// A TLS client configuration that trusts this certificate's
+    /// authority.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.authority.as_bytes()).expect("the authority"))
+            .expect("a root");
+        #[allow(deprecated)]
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
     }
 
     /// Writes the certificate and its key into `dir`: their paths.
