@@ -62,7 +62,14 @@ impl ServerTls {
         let key = pem::private_key(key)?;
         match client_authorities {
             None => Self::new(chain, key),
-            Some(path) => Self::requiring_clients(chain, key, pem::certificates(path)?),
+            Some(path) => {
+                Self::requiring_clients(chain, key, pem::certificates(path)?).map_err(|e| match e {
+                    ServerTlsError::ClientAuthority(why) => {
+                        ServerTlsError::ClientAuthority(format!("{}: {why}", path.display()))
+                    }
+                    e => e,
+                })
+            }
         }
     }
 
@@ -194,6 +201,29 @@ mod tests {
                 }
             });
         }
+        // PEM, but no certificate inside.
+        let not_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        with_files(
+            "tls-authority",
+            [&certificate, &key],
+            |certificates, key| {
+                let dir = certificates.parent().unwrap();
+                let authorities = dir.join("authorities.pem");
+                std::fs::write(&authorities, not_der).unwrap();
+                let error =
+                    ServerTls::from_pem_files(certificates, key, Some(&authorities)).unwrap_err();
+                assert!(
+                    matches!(error, ServerTlsError::ClientAuthority(_)),
+                    "{error}"
+                );
+                assert!(
+                    error
+                        .to_string()
+                        .contains(&authorities.display().to_string()),
+                    "{error}"
+                );
+            },
+        );
         let missing = std::env::temp_dir().join("coordinated-tls-no-such-file.pem");
         let error = ServerTls::from_pem_files(&missing, &missing, None).unwrap_err();
         assert!(
