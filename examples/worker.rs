@@ -31,13 +31,19 @@
 //! the worker already holds (its active attempts). An error the server
 //! answers for the request itself (a result over its body limit, say) stops
 //! the worker.
+//!
+//! For an `https` server whose certificate a private authority signed,
+//! `--ca FILE` trusts that authority's PEM certificate; for one that admits
+//! only clients with a certificate (mutual TLS), `--identity FILE` shows
+//! the worker's: its PEM certificate and private key, in one file.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, Instant};
 
 use clap::Parser;
 use coordinate::cache::Cache;
-use coordinate::rest::client::{is_server_failure, RestBackend};
+use coordinate::rest::client::{is_server_failure, RestBackend, RestBackendBuilder};
 use coordinate::rules::limits::MAX_TIME;
 use coordinate::{
     data, AttemptRef, AttemptRequest, AttemptStatus, Backend, DataMap, Duration, Error,
@@ -76,10 +82,25 @@ struct Args {
     /// renewed every half of it while there is work.
     #[arg(long, default_value = "300", value_parser = lease)]
     lease: StdDuration,
+    /// PEM file of authorities to trust, beside the system's, to sign an
+    /// `https` server's certificate.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// PEM file holding this worker's certificate and its private key,
+    /// shown to an `https` server that asks for one (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let client = match client(&args) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -87,7 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(run(&args));
+    let outcome = runtime.block_on(run(&args, client));
     // A job still running (the worker stopped on an error) is not waited
     // for: its unit is given back when its lease runs out.
     runtime.shutdown_background();
@@ -103,11 +124,24 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> coordinate::Result<u64> {
-    let rest = RestBackend::builder(&args.server)
-        .timeout(StdDuration::from_secs(30))
-        .connect()
-        .await?;
+/// The client of `--server`, trusting `--ca` and showing `--identity`.
+fn client(args: &Args) -> Result<RestBackendBuilder, String> {
+    let mut client = RestBackend::builder(&args.server).timeout(StdDuration::from_secs(30));
+    if let Some(ca) = &args.ca {
+        client = client.root_certificates(read(ca)?);
+    }
+    if let Some(identity) = &args.identity {
+        client = client.identity(read(identity)?);
+    }
+    Ok(client)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+async fn run(args: &Args, client: RestBackendBuilder) -> coordinate::Result<u64> {
+    let rest = client.connect().await?;
     let backend = Cache::new(rest);
     let ns = backend.namespace(&args.namespace).await?;
     if args.seed > 0 {
@@ -526,12 +560,13 @@ async fn seed(backend: &dyn Backend, namespace: &str, count: usize) -> coordinat
 #[cfg(test)]
 mod tests {
     use std::any::Any;
+    use std::ffi::OsStr;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use async_trait::async_trait;
     use coordinate::instrumented::{Instrumented, Op};
-    use coordinate::rest::client::ProtocolError;
+    use coordinate::rest::client::{IdentityError, ProtocolError, RootCertificatesError};
     use coordinate::rest::RemoteError;
     use coordinate::{
         Attempt, MemoryBackend, Time, WorkSpecRef, WorkUnit, WorkUnitRef, WorkUnitStatus,
@@ -1013,5 +1048,43 @@ mod tests {
         assert!(lease("3.2e11").is_err());
         assert!(lease("1e13").is_err());
         assert!(lease("1e10").is_ok());
+    }
+
+    /// A TLS file that cannot be read stops the worker before it starts,
+    /// naming the file; one that is read reaches the client, which refuses
+    /// it if it is not what its flag asks for.
+    #[tokio::test]
+    async fn the_tls_files_reach_the_client() {
+        let missing = std::env::temp_dir().join("coordinate-worker-test-missing.pem");
+        for flag in ["--ca", "--identity"] {
+            let args = Args::parse_from([OsStr::new("worker"), flag.as_ref(), missing.as_ref()]);
+            let error = client(&args).expect_err("unreadable");
+            assert!(error.contains(&missing.display().to_string()), "{error}");
+        }
+
+        let garbage =
+            std::env::temp_dir().join(format!("coordinate-worker-test-{}.pem", std::process::id()));
+        std::fs::write(&garbage, "not PEM").expect("written");
+        let refused = |flag: &str| {
+            let args = Args::parse_from([
+                OsStr::new("worker"),
+                "--server".as_ref(),
+                "https://127.0.0.1:1/".as_ref(),
+                flag.as_ref(),
+                garbage.as_ref(),
+            ]);
+            async move { client(&args).expect("read").connect().await.err() }
+        };
+        let by_ca = refused("--ca").await;
+        let by_identity = refused("--identity").await;
+        std::fs::remove_file(&garbage).expect("removed");
+        assert!(
+            matches!(&by_ca, Some(Error::Backend(e)) if e.is::<RootCertificatesError>()),
+            "{by_ca:?}"
+        );
+        assert!(
+            matches!(&by_identity, Some(Error::Backend(e)) if e.is::<IdentityError>()),
+            "{by_identity:?}"
+        );
     }
 }
