@@ -112,7 +112,7 @@ pub struct Config {
     pub max_connections: usize,
     /// Serve HTTPS with this PEM certificate chain: the server's
     /// certificate first, then the intermediates clients need. Needs
-    /// `--tls-key`.
+    /// `--tls-key`. The TLS files are read again on SIGHUP.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key (PKCS #8, PKCS #1 or SEC1) of `--tls-cert`'s
@@ -478,13 +478,9 @@ impl Config {
     /// The connection options these flags describe; this reads the TLS
     /// certificate and key, if given.
     pub fn connection_options(&self) -> Result<ConnectionOptions, ServerTlsError> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(certificates), Some(key)) => Some(ServerTls::from_pem_files(
-                certificates,
-                key,
-                self.tls_client_ca.as_deref(),
-            )?),
-            _ => None,
+        let tls = match self.tls_files() {
+            Some(read) => Some(read()?),
+            None => None,
         };
         Ok(ConnectionOptions {
             shutdown_deadline: self.shutdown_deadline,
@@ -492,6 +488,17 @@ impl Config {
             max_connections: self.max_connections,
             tls,
         })
+    }
+
+    /// What reads the TLS settings from `--tls-cert`, `--tls-key` and
+    /// `--tls-client-ca`, each time it is called; none without them.
+    pub fn tls_files(
+        &self,
+    ) -> Option<impl Fn() -> Result<ServerTls, ServerTlsError> + Clone + Send + 'static> {
+        let certificates = self.tls_cert.clone()?;
+        let key = self.tls_key.clone()?;
+        let client_authorities = self.tls_client_ca.clone();
+        Some(move || ServerTls::from_pem_files(&certificates, &key, client_authorities.as_deref()))
     }
 }
 

@@ -9,7 +9,9 @@
 //!
 //! It serves plain HTTP, or HTTPS with the certificate it is given
 //! ([`ServerTls`]; `--tls-cert` and `--tls-key`), and may admit only
-//! clients with a certificate its authorities signed (`--tls-client-ca`).
+//! clients with a certificate its authorities signed (`--tls-client-ca`);
+//! on `SIGHUP` it reads those files again, to take a renewed certificate
+//! ([`tls::reload_on_hangup`]).
 //!
 //! The binary is configured by [`Config`]; tests and embedding programs
 //! build the application with [`router`] and run it with [`serve`]:

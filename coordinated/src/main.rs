@@ -53,6 +53,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // Listened for before the server says where it listens, so that a
     // signal sent at once stops it rather than killing it.
     let first_signal = coordinated::shutdown_signal();
+    #[cfg(unix)]
+    let reloads = match (&connection_options.tls, config.tls_files()) {
+        (Some(tls), Some(read)) => Some(tokio::spawn(coordinated::tls::reload_on_hangup(
+            tls.clone(),
+            read,
+        )?)),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     // The first line on stdout tells scripts and tests where to connect;
     // a stdout nobody reads (a closed pipe) is no reason not to serve.
@@ -95,6 +103,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     summaries.abort();
     let _ = summaries.await;
+    #[cfg(unix)]
+    if let Some(reloads) = reloads {
+        reloads.abort();
+    }
     // The last references: dropping them closes the PostgreSQL pool.
     drop((options, served));
     tracing::info!("stopped");

@@ -5,24 +5,30 @@
 //! the given ones signed completes its handshake, which is how a server
 //! that anyone can reach admits only its own workers.
 //!
-//! To take a renewed certificate, restart the server: a graceful shutdown
-//! lets the requests in flight finish.
+//! A renewed certificate is taken without a restart: on `SIGHUP` (see
+//! [`reload_on_hangup`]) the files are read again, and the connections
+//! accepted after that use what they hold; connections open keep what
+//! they were accepted with. Files that cannot be used leave the settings
+//! before in use.
 
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
 use coordinate::pem::{self, PemFileError};
+use tokio::sync::watch;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-/// The TLS a server accepts its connections with.
+/// The TLS a server accepts its connections with. Its clones share it:
+/// [`replace`](Self::replace) on one changes them all.
 #[derive(Clone)]
 pub struct ServerTls {
-    acceptor: TlsAcceptor,
+    current: Arc<watch::Sender<TlsAcceptor>>,
 }
 
 impl fmt::Debug for ServerTls {
@@ -125,13 +131,57 @@ impl ServerTls {
         // refused in the handshake rather than misread after it.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         ServerTls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            current: Arc::new(watch::Sender::new(TlsAcceptor::from(Arc::new(config)))),
         }
     }
 
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// Accepts the connections to come with `with`'s certificate and
+    /// settings, here and in every clone; connections accepted before
+    /// keep theirs.
+    pub fn replace(&self, with: &ServerTls) {
+        self.current.send_replace(with.acceptor());
     }
+
+    /// What the next connection is accepted with.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.current.borrow().clone()
+    }
+}
+
+/// On each `SIGHUP`, reads the TLS settings again with `read` (off the
+/// runtime's threads: it reads files) and [replaces](ServerTls::replace)
+/// `tls`'s with them; settings that cannot be read are logged, and those
+/// before kept. The signal is listened for from this call on (so that a
+/// `SIGHUP` sent once it returns does not stop the process); the reloads
+/// happen while the future answered runs, which is forever.
+#[cfg(unix)]
+pub fn reload_on_hangup<F>(
+    tls: ServerTls,
+    read: F,
+) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
+where
+    F: Fn() -> Result<ServerTls, ServerTlsError> + Clone + Send + 'static,
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(async move {
+        while hangups.recv().await.is_some() {
+            match tokio::task::spawn_blocking(read.clone()).await {
+                Ok(Ok(read)) => {
+                    tls.replace(&read);
+                    tracing::info!("SIGHUP: TLS certificate and key read again");
+                }
+                Ok(Err(e)) => {
+                    let error: &(dyn std::error::Error + 'static) = &e;
+                    tracing::error!(
+                        error,
+                        "SIGHUP: TLS files not used; serving with those before"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reading the TLS files failed"),
+            }
+        }
+    })
 }
 
 /// ring, as the PostgreSQL backend's and the client's TLS.

@@ -174,6 +174,58 @@ async fn a_proxy_serves_an_https_server_whose_authority_is_in_ssl_cert_file() {
     assert_eq!(specs, ["s"], "the spec is the upstream server's");
 }
 
+/// On `SIGHUP` the binary reads its certificate and key again: new
+/// connections are served with the new certificate, one kept alive keeps
+/// the old, and files it cannot use leave the certificate before in use.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_serves_the_certificate_in_the_files_now() {
+    let scratch = Scratch::new("tls-reload");
+    let first = Certificates::new();
+    let (certificate, key) = first.write_server_files(&scratch.0);
+    let flags = [certificate.clone(), key.clone()].map(|path| path.display().to_string());
+    let server = tokio::task::spawn_blocking(move || {
+        Server::start(&["--tls-cert", &flags[0], "--tls-key", &flags[1]])
+    })
+    .await
+    .expect("the server");
+    let port = server.addr.port();
+    let kept_alive = client(&first, port).await.expect("served with the first");
+
+    // Serves `certificates`' certificate, once a reload has read it.
+    let serves = |certificates: Certificates| async move {
+        for _ in 0..500 {
+            if client(&certificates, port).await.is_ok() {
+                return certificates;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the new certificate is not served");
+    };
+    let second = Certificates::new();
+    second.write_server_files(&scratch.0);
+    server.signal("HUP");
+    let second = serves(second).await;
+    // Its authority has the first's name, but not its key.
+    let error = client(&first, port).await.expect_err("the old certificate");
+    assert!(error_chain(&error).contains("BadSignature"), "{error}");
+    kept_alive
+        .namespace("n")
+        .await
+        .expect("a connection open keeps its certificate");
+
+    // A key that is not the certificate's is not used; the loop serves on.
+    std::fs::write(&key, Certificates::new().key).expect("a wrong key");
+    server.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client(&second, port).await.expect("the certificate before");
+    let third = Certificates::new();
+    third.write_server_files(&scratch.0);
+    server.signal("HUP");
+    serves(third).await;
+    drop(server);
+}
+
 #[test]
 fn the_binary_refuses_a_certificate_without_its_key_and_files_it_cannot_use() {
     let scratch = Scratch::new("tls-flags");

@@ -58,11 +58,16 @@ impl Server {
         self.child.id()
     }
 
-    /// Sends SIGTERM, through the shell's `kill` built-in: a minimal
-    /// system may lack the `kill` program.
+    /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`HUP`, say), through the shell's `kill`
+    /// built-in: a minimal system may lack the `kill` program.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("sh")
-            .args(["-c", "kill -TERM \"$0\"", &self.pid().to_string()])
+            .args(["-c", "kill -s \"$0\" \"$1\"", name, &self.pid().to_string()])
             .status()
             .expect("run sh");
         assert!(status.success());
