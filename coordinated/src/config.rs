@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +47,15 @@ pub struct Config {
     /// answer times out as any other).
     #[arg(long, default_value = "memory")]
     pub backend: String,
+    /// With an `https://` backend: trust the authorities of this PEM file,
+    /// beside the system's, to sign the certificate of the server behind.
+    #[arg(long, value_name = "FILE")]
+    pub backend_ca: Option<PathBuf>,
+    /// With an `https://` backend: show this PEM certificate and its
+    /// private key, in one file, to a server behind that asks for a
+    /// client certificate (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub backend_identity: Option<PathBuf>,
     /// Maximum PostgreSQL connections in the pool (1 to 262,143, the most
     /// a PostgreSQL server accepts).
     #[arg(long, default_value_t = 16, value_parser = parse_pool_size)]
@@ -365,6 +374,12 @@ const PROXY_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 /// True if a `--backend` value is the URL of a server of the API
 /// (`http://…` or `https://…`).
+/// The contents of the file `flag` names.
+fn read_flag_file(flag: &str, path: &Path) -> coordinate::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| coordinate::Error::backend(format!("{flag} {}: {e}", path.display())))
+}
+
 pub(crate) fn is_http_url(backend: &str) -> bool {
     let scheme = backend
         .split_once("://")
@@ -405,17 +420,28 @@ impl std::fmt::Debug for ServedBackend {
 impl Config {
     /// Connects the configured backend and wraps it in the cache if asked.
     pub async fn backend(&self) -> coordinate::Result<ServedBackend> {
+        let proxied = is_http_url(&self.backend);
+        if !proxied && (self.backend_ca.is_some() || self.backend_identity.is_some()) {
+            return Err(coordinate::Error::backend(
+                "--backend-ca and --backend-identity are for an http(s):// backend \
+                 (a PostgreSQL connection takes sslrootcert, sslcert and sslkey)",
+            ));
+        }
         if self.backend == "memory" {
             return Ok(self.cached(Arc::new(MemoryBackend::new())));
         }
-        if is_http_url(&self.backend) {
+        if proxied {
             // Longer than a request may take, so that a slow server behind
             // is this server's timeout (`503`), not a failed backend call.
-            let rest = RestBackend::builder(&self.backend)
-                .timeout(self.request_timeout.saturating_add(PROXY_TIMEOUT_MARGIN))
-                .connect()
-                .await?;
-            return Ok(self.cached(Arc::new(rest)));
+            let mut rest = RestBackend::builder(&self.backend)
+                .timeout(self.request_timeout.saturating_add(PROXY_TIMEOUT_MARGIN));
+            if let Some(path) = &self.backend_ca {
+                rest = rest.root_certificates(read_flag_file("--backend-ca", path)?);
+            }
+            if let Some(path) = &self.backend_identity {
+                rest = rest.identity(read_flag_file("--backend-identity", path)?);
+            }
+            return Ok(self.cached(Arc::new(rest.connect().await?)));
         }
         let Some(connection) = postgres_connection(&self.backend) else {
             return Err(coordinate::Error::backend(format!(

@@ -371,15 +371,15 @@ async fn a_connection_in_its_handshake_is_closed_for_a_client_waiting_at_the_bou
     assert!(closed_within(&mut silent, Duration::from_secs(1)).await);
 }
 
-/// `--tls-client-ca`: only clients whose certificate one of its
-/// authorities signed complete their handshake.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_requiring_client_certificates_admits_only_those_its_authorities_signed() {
-    let scratch = Scratch::new("tls-clients");
-    let certificates = Certificates::new();
+/// The binary serving `certificates` in `scratch`, admitting only clients
+/// whose certificate a new authority signed; the identity (certificate and
+/// key) of one.
+async fn requiring_client_certificates(
+    scratch: &Scratch,
+    certificates: &Certificates,
+) -> (Server, String) {
     let (certificate, key) = certificates.write_server_files(&scratch.0);
     let (client_authority, identity) = support::tls::client_identity("worker-1");
-    let (_, stranger) = support::tls::client_identity("stranger");
     let client_authorities = scratch.0.join("clients.pem");
     std::fs::write(&client_authorities, client_authority).expect("the authorities' file");
     let server = tokio::task::spawn_blocking(move || {
@@ -394,6 +394,17 @@ async fn a_server_requiring_client_certificates_admits_only_those_its_authoritie
     })
     .await
     .expect("the server");
+    (server, identity)
+}
+
+/// `--tls-client-ca`: only clients whose certificate one of its
+/// authorities signed complete their handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_requiring_client_certificates_admits_only_those_its_authorities_signed() {
+    let scratch = Scratch::new("tls-clients");
+    let certificates = Certificates::new();
+    let (server, identity) = requiring_client_certificates(&scratch, &certificates).await;
+    let (_, stranger) = support::tls::client_identity("stranger");
     let base = format!("https://localhost:{}/", server.addr.port());
     let connect = |identity: Option<&str>| {
         let mut builder = RestBackend::builder(&base).root_certificates(&certificates.authority);
@@ -444,4 +455,75 @@ async fn an_identity_that_is_not_a_pem_certificate_and_key_is_refused_before_any
             .expect_err(pem);
         assert!(is_backend_error::<IdentityError>(&error), "{error:?}");
     }
+}
+
+/// A proxy in front of a server requiring client certificates shows the
+/// one `--backend-identity` holds, trusting `--backend-ca`'s authority;
+/// without one, or with files it cannot read, it does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_shows_its_backend_identity_to_a_server_requiring_one() {
+    let scratch = Scratch::new("tls-proxy-identity");
+    let certificates = Certificates::new();
+    let (upstream, identity) = requiring_client_certificates(&scratch, &certificates).await;
+    let authority = scratch.0.join("authority.pem");
+    std::fs::write(&authority, &certificates.authority).expect("the authority's file");
+    let identity_file = scratch.0.join("proxy-identity.pem");
+    std::fs::write(&identity_file, identity).expect("the identity's file");
+    let backend = format!("https://localhost:{}/", upstream.addr.port());
+    let [authority, identity_file, missing] =
+        [authority, identity_file, scratch.0.join("missing.pem")]
+            .map(|path| path.display().to_string());
+
+    let flags = [
+        "--backend",
+        &backend,
+        "--backend-ca",
+        &authority,
+        "--backend-identity",
+        &identity_file,
+    ]
+    .map(str::to_owned);
+    let made = tokio::task::spawn_blocking(move || {
+        let flags = flags.each_ref().map(String::as_str);
+        Server::start(&flags).send_json(
+            "POST",
+            "/namespace/p/work_spec",
+            r#"{"data": {"name": "s"}}"#,
+        )
+    })
+    .await
+    .expect("the request");
+    assert_eq!(made.status, 201, "{}", made.text());
+
+    // Its stderr, once it has stopped as it should: in a failure.
+    let refused = |flags: Vec<&str>| {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_coordinated"))
+            .args(["--http", "127.0.0.1:0"])
+            .args(flags)
+            .env("RUST_LOG", "error")
+            .kill_on_drop(true)
+            .output();
+        async {
+            let output = tokio::time::timeout(Duration::from_secs(30), output)
+                .await
+                .expect("stopped")
+                .expect("run coordinated");
+            assert_eq!(output.status.code(), Some(1));
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        }
+    };
+    let without_identity = refused(vec!["--backend", &backend, "--backend-ca", &authority]).await;
+    assert!(without_identity.contains("alert"), "{without_identity}");
+    let unreadable = refused(vec![
+        "--backend",
+        &backend,
+        "--backend-ca",
+        &authority,
+        "--backend-identity",
+        &missing,
+    ])
+    .await;
+    assert!(unreadable.contains(&missing), "{unreadable}");
+    let not_http = refused(vec!["--backend-ca", &authority]).await;
+    assert!(not_http.contains("http(s)"), "{not_http}");
 }
