@@ -145,6 +145,24 @@ async fn errors_come_back_typed_and_held_handles_answer_gone() {
     );
 }
 
+/// A cached worker whose namespace was destroyed is `Gone` for every call,
+/// clearing its parent included, and brings neither back: the server would
+/// make them again for a request on their URL.
+#[tokio::test]
+async fn a_cached_worker_of_a_destroyed_namespace_makes_nothing_again() {
+    let (url, _stop) = server().await;
+    let cached = coordinate::cache::Cache::new(RestBackend::connect(url).await.unwrap());
+    let ns = cached.namespace("doomed").await.unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    ns.destroy().await.unwrap();
+    let gone = Error::Gone {
+        kind: ObjectKind::Worker,
+    };
+    assert_eq!(worker.set_parent(None).await, Err(gone.clone()));
+    assert_eq!(worker.deactivate().await, Err(gone));
+    assert!(cached.namespaces().await.unwrap().is_empty());
+}
+
 /// Serves a fresh memory backend, counting the requests it answers.
 async fn counting_server() -> (String, Arc<AtomicU64>, oneshot::Sender<()>) {
     counting(memory_router()).await

@@ -174,15 +174,21 @@ impl Worker for CachedWorker {
     }
 
     /// A parent from this cache is unwrapped to its current upstream worker;
-    /// anything else goes to the backend as given (it answers `WrongBackend`
-    /// for a foreign worker).
+    /// any other goes to the backend as given (it answers `WrongBackend`
+    /// for a foreign worker). No parent is as any other call: a worker
+    /// known to be gone is `Gone`, not asked of a backend that might make
+    /// it again (one over REST, resolving its URL).
     async fn set_parent(&self, parent: Option<&WorkerRef>) -> Result<()> {
+        let Some(parent) = parent else {
+            return forward!(self, set_parent(None));
+        };
         let ours = parent
-            .and_then(|p| p.as_any().downcast_ref::<CachedWorker>())
+            .as_any()
+            .downcast_ref::<CachedWorker>()
             .filter(|p| Arc::ptr_eq(&p.shared, &self.shared));
         let Some(ours) = ours else {
             return run_asking_first(&self.shared, self, |link| async move {
-                link.upstream.set_parent(parent).await
+                link.upstream.set_parent(Some(parent)).await
             })
             .await;
         };
