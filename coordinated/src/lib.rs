@@ -51,10 +51,11 @@
 //!   ([`WorkerUpdateBody`](coordinate::rest::wire::WorkerUpdateBody)). A
 //!   worker document's `parent_url` and `child_urls` then link into the
 //!   other namespace, while `parent` carries the bare name. A `PUT` that
-//!   sets or clears the parent (any `parent`, `""` included, or a
-//!   non-empty `parent_url`) leaves the worker's active flag alone, as
-//!   `set_parent` does in process; the reference server also deactivates
-//!   the worker, since clients' parent bodies say `"active": false`.
+//!   sets or clears the parent (any `parent`, the current one and `""`
+//!   included, or a non-empty `parent_url`) leaves the worker's active
+//!   flag alone, as `set_parent` does in process, whose body over REST
+//!   says `"active": false` too; the reference server also deactivates
+//!   the worker.
 //! * A `make_attempt` body with `work_unit_url` (the URL of a work unit of
 //!   any namespace) and empty names makes the attempt on that unit;
 //!   `work_spec` and `work_unit` name one of the worker's own namespace
