@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode, Version};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
 use axum::{Extension, Json, Router};
 use coordinate::rest::wire::{codes, ErrorDocument};
 use coordinate::rules::limits::MAX_DATA_BYTES;
@@ -96,19 +96,21 @@ pub fn router(backend: Arc<dyn Backend>, options: &ServerOptions) -> Router {
         backend: Arc::clone(&backend),
         timeout: options.readiness_timeout,
     };
+    // Other methods are `wrong_method`'s, through `any` so that their `405`
+    // has no `Allow` header, as the API's has none.
     let app = Router::new()
         .route(
             "/metrics",
-            get(metrics::render)
-                .with_state(metrics_state)
-                .fallback(wrong_method("/metrics")),
+            any(wrong_method("/metrics"))
+                .get(metrics::render)
+                .with_state(metrics_state),
         )
-        .route("/healthz", get(healthz).fallback(wrong_method("/healthz")))
+        .route("/healthz", any(wrong_method("/healthz")).get(healthz))
         .route(
             "/readyz",
-            get(readyz)
-                .with_state(readiness)
-                .fallback(wrong_method("/readyz")),
+            any(wrong_method("/readyz"))
+                .get(readyz)
+                .with_state(readiness),
         )
         .fallback(api::handle)
         .with_state(Api::new(backend, options.max_body_bytes));

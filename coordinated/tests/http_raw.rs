@@ -857,6 +857,8 @@ fn health_and_readiness() {
         let wrong = server.send_json("POST", path, "{}");
         assert_eq!(wrong.status, 405, "{path}");
         assert_eq!(wrong.error_code(), "error", "{path}");
+        // As the API's own routes: no `Allow` header.
+        assert_eq!(wrong.header("allow"), None, "{path}");
     }
 }
 
