@@ -33,6 +33,7 @@ use crate::links;
 use crate::negotiate::{check_content_type, declared_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
+use crate::surrogates::replace_lone_surrogates;
 use crate::unread_body;
 use coordinate::detached::Unclaimed;
 
@@ -362,7 +363,9 @@ impl JsonBody {
     /// Every body is a document, so an object, whether or not the resource
     /// has the method: the body is checked before the method is (serde's
     /// derived decoders would also read an array, field by field in order).
-    fn checked(body: BufferedBody) -> Result<Self, Problem> {
+    ///
+    /// A lone surrogate escape is read as U+FFFD (see [`crate::surrogates`]).
+    fn checked(mut body: BufferedBody) -> Result<Self, Problem> {
         let text = std::str::from_utf8(&body.bytes)
             .map_err(|e| Problem::bad_request(format!("the request body is not UTF-8: {e}")))?;
         serde_json::from_str::<IgnoredAny>(text).map_err(undecodable)?;
@@ -371,6 +374,12 @@ impl JsonBody {
             .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
         if first != Some(b'{') {
             return Err(not_an_object(first));
+        }
+        if text.contains("\\ud") || text.contains("\\uD") {
+            let mut bytes = body.bytes.to_vec();
+            if replace_lone_surrogates(&mut bytes) {
+                body.bytes = bytes.into();
+            }
         }
         Ok(JsonBody(body))
     }

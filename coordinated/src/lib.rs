@@ -121,7 +121,8 @@
 //! request body that is not a JSON object is `400`, like any body of the
 //! wrong type, and so is one that is not UTF-8 or gives a field the
 //! operation reads twice; fields the operation does not read are skipped
-//! unread, whatever they hold. A failure of the backend itself answered
+//! unread, whatever they hold. A lone surrogate escape (`"\ud800"`), which
+//! no Rust string holds, reads as U+FFFD, as in the reference server. A failure of the backend itself answered
 //! with a server error is also
 //! logged (at `error`, through `tracing`), with the text the error
 //! document carries. A request the HTTP layer cannot read as one (a
@@ -146,6 +147,7 @@ pub mod path;
 pub mod problem;
 pub mod server;
 pub mod shown;
+mod surrogates;
 pub mod tls;
 mod unread_body;
 

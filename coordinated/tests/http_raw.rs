@@ -192,6 +192,31 @@ fn odd_names_travel_encoded_and_come_back() {
 
 /// The names of the namespace list.
 /// The names in the list document at `path`, under `key`.
+/// A lone surrogate escape, valid JSON that no Rust string holds, reads
+/// as U+FFFD (as the reference server's decoder reads it), in a name as
+/// in data; a surrogate pair is the character it encodes.
+#[test]
+fn lone_surrogate_escapes_read_as_the_replacement_character() {
+    let server = Server::start(&[]);
+    let made = server.send_json("POST", "/namespace", r#"{"name": "\ud800"}"#);
+    assert_eq!(made.status, 201, "{}", made.text());
+    assert_eq!(made.json()["name"], "\u{fffd}");
+    let spec = add_spec_s(&server, "n");
+    assert_eq!(spec.status, 201, "{}", spec.text());
+    let unit = server.send_json(
+        "POST",
+        "/namespace/n/work_spec/s/work_unit",
+        r#"{"name": "u", "data": {"\udc00": "a\ud83d\ude00\ud83d"}}"#,
+    );
+    assert_eq!(unit.status, 201, "{}", unit.text());
+    let read = server.get("/namespace/n/work_spec/s/work_unit/u");
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert_eq!(
+        read.json()["data"],
+        json!({"\u{fffd}": "a\u{1f600}\u{fffd}"})
+    );
+}
+
 fn listed_names(server: &Server, path: &str, key: &str) -> Vec<String> {
     let list = server.get(path).json();
     list[key]
