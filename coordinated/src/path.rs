@@ -8,7 +8,7 @@
 //! whatever its names, and a badly encoded name does not hide an error
 //! about a name before it.
 
-use coordinate::rest::names::{self, percent_encode};
+use coordinate::rest::names::{self, percent_encode, NameError};
 
 use crate::problem::Problem;
 
@@ -203,7 +203,12 @@ fn name(segment: &str) -> Segment {
 /// Routes a raw (still percent-encoded) request path: `400` only if it is
 /// not percent-encoded properly.
 pub fn route(raw_path: &str) -> Result<Target, Problem> {
-    let path = names::percent_decode(raw_path).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let path = names::percent_decode(raw_path).map_err(|e| match e {
+        NameError::NotUtf8(_) => Problem::bad_request(format!(
+            "the path {raw_path:?} is not UTF-8 once percent-decoded"
+        )),
+        e => Problem::bad_request(e.to_string()),
+    })?;
     if !path.starts_with('/') {
         return Ok(Target::NotFound);
     }
@@ -330,6 +335,19 @@ mod tests {
             Some("2024-05-06T07:08:09Z")
         );
         assert_eq!(decoded(&r.names.worker).as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn a_path_not_utf8_once_decoded_is_named_as_the_path() {
+        let message = |path| match route(path) {
+            Err(problem) => problem.document.message,
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(
+            message("/namespace/%FF"),
+            r#"the path "/namespace/%FF" is not UTF-8 once percent-decoded"#
+        );
+        assert!(message("/namespace/%F").contains("percent-encoding"));
     }
 
     #[test]

@@ -190,8 +190,6 @@ fn odd_names_travel_encoded_and_come_back() {
     assert_eq!(dot.header("location"), Some(base));
 }
 
-/// The names of the namespace list.
-/// The names in the list document at `path`, under `key`.
 /// A lone surrogate escape, valid JSON that no Rust string holds, reads
 /// as U+FFFD (as the reference server's decoder reads it), in a name as
 /// in data; a surrogate pair is the character it encodes.
@@ -217,6 +215,7 @@ fn lone_surrogate_escapes_read_as_the_replacement_character() {
     );
 }
 
+/// The names in the list document at `path`, under `key`.
 fn listed_names(server: &Server, path: &str, key: &str) -> Vec<String> {
     let list = server.get(path).json();
     list[key]
