@@ -64,7 +64,7 @@ impl Failure {
                 Owner::Unit { unit, .. } | Owner::Attempt { unit, .. },
             ) => name == unit,
             (_, Owner::Attempt { .. }) => {
-                self.status == Some(reqwest::StatusCode::NOT_FOUND) && self.answered_by_the_api()
+                self.status == Some(reqwest::StatusCode::NOT_FOUND) && self.says_no_such_attempt()
             }
             _ => false,
         };
@@ -75,17 +75,18 @@ impl Failure {
         }
     }
 
-    /// True if the server's error document said what failed, with the
-    /// API's code for a missing attempt (`error`): a 404 without one (a
-    /// proxy's page, a gateway's JSON page whose `error` is its status
-    /// text, a body cut off or over the limit) says nothing of the attempt.
-    fn answered_by_the_api(&self) -> bool {
-        match &self.error {
-            Error::Backend(source) => source
+    /// True if the server's error document has the API's code for a
+    /// missing attempt (`error`). A 404 without one says nothing of the
+    /// attempt: a proxy's page, a gateway's JSON page whose `error` is its
+    /// status text, a body cut off or over the limit; and a typed code
+    /// (`ErrNotPending`, say) says what failed instead, whatever the status.
+    fn says_no_such_attempt(&self) -> bool {
+        matches!(
+            &self.error,
+            Error::Backend(source) if source
                 .downcast_ref::<RemoteError>()
-                .is_some_and(|remote| remote.code == codes::ERROR),
-            _ => true,
-        }
+                .is_some_and(|remote| remote.code == codes::ERROR)
+        )
     }
 
     /// The error of a request made for a namespace or worker handle (or the
@@ -204,9 +205,11 @@ mod tests {
                 Error::Backend(_)
             ));
         }
-        assert_eq!(
-            failure(500, Error::NotPending).error_for(attempt),
-            Error::NotPending
-        );
+        // A typed code is what failed, whatever the status.
+        for status in [500, 404] {
+            for typed in [Error::NotPending, Error::LostLease] {
+                assert_eq!(failure(status, typed.clone()).error_for(attempt), typed);
+            }
+        }
     }
 }
