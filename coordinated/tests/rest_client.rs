@@ -2504,3 +2504,41 @@ async fn an_attempt_made_on_another_unit_is_refused() {
         .unwrap_err();
     assert!(names_another(&err), "{err:?}");
 }
+
+/// An attempt whose links are to another unit than its names say is
+/// refused: a handle made from it would carry one unit's name and act on
+/// the other. (Its release follows its own `expire` link, as any; here
+/// that is to the other unit, so the unit asked for waits out its lease.)
+#[tokio::test]
+async fn an_attempt_whose_links_and_names_disagree_is_refused() {
+    let memory = with_units(&["u1", "u2"]).await;
+    let spec = memory.work_spec_at("n", "s").await.unwrap();
+    for suffix in ["/make_attempt", "/request_attempts"] {
+        let app = support::plain::edit_answers_at(router_over(&memory), suffix, |doc| {
+            support::plain::edit_links(doc, &|link| *link = link.replace("/u1", "/u2"));
+        });
+        let (url, _stop) = serve(app).await;
+        let rest = RestBackend::connect(url).await.unwrap();
+        let worker = rest.worker_at("n", "w").await.unwrap();
+        let made = match suffix {
+            "/make_attempt" => {
+                let unit = rest.work_unit_at("n", "s", "u1").await.unwrap();
+                let lease = coordinate::Duration::minutes(5);
+                worker.make_attempt(&unit, lease).await.map(drop)
+            }
+            _ => worker
+                .request_attempts(&AttemptRequest::units(1))
+                .await
+                .map(drop),
+        };
+        let err = made.unwrap_err();
+        assert!(
+            matches!(protocol_error(&err), Some(ProtocolError::Body { reason, .. }) if reason.contains("links to unit \"u2\"")),
+            "{suffix}: {err:?}"
+        );
+        // Given back here, for the next round.
+        let u1 = spec.work_unit("u1").await.unwrap();
+        let held = u1.active_attempt().await.unwrap();
+        held.expect("u1 leased").expire(None).await.unwrap();
+    }
+}

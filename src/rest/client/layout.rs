@@ -21,6 +21,30 @@ pub(crate) fn namespace_in(url: &Url, collection: &str) -> String {
     }
 }
 
+/// The spec and unit names a work unit URL in the API's layout gives
+/// (`…/work_spec/{spec}/work_unit/{unit}`), decoded; none for a URL laid
+/// out otherwise.
+pub(crate) fn spec_and_unit_in(url: &Url) -> Option<(String, String)> {
+    let segments: Vec<&str> = url.path_segments()?.rev().take(4).collect();
+    match segments.as_slice() {
+        [unit, "work_unit", spec, "work_spec"] => Some((
+            names::decode_raw_segment(spec).ok()?,
+            names::decode_raw_segment(unit).ok()?,
+        )),
+        _ => None,
+    }
+}
+
+/// The name a worker URL in the API's layout gives (`…/worker/{name}`),
+/// decoded; none for a URL laid out otherwise.
+pub(crate) fn worker_in(url: &Url) -> Option<String> {
+    let segments: Vec<&str> = url.path_segments()?.rev().take(2).collect();
+    match segments.as_slice() {
+        [worker, "worker"] => names::decode_raw_segment(worker).ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +68,22 @@ mod tests {
         let encoded = names::encode_segment("-x");
         let url = format!("http://h/namespace/{encoded}/work_spec/s");
         assert_eq!(ns(&url, "work_spec"), "-x");
+    }
+
+    #[test]
+    fn unit_and_worker_urls_give_their_names_decoded() {
+        let url = |text| Url::parse(text).expect("a test URL");
+        let unit = url("http://h/namespace/p/work_spec/a%20b/work_unit/-LQ");
+        assert_eq!(
+            spec_and_unit_in(&unit),
+            Some(("a b".to_owned(), "-".to_owned()))
+        );
+        assert_eq!(spec_and_unit_in(&url("http://h/units/u")), None);
+        assert_eq!(
+            worker_in(&url("http://h/namespace/p/worker/w%3A1")),
+            Some("w:1".to_owned())
+        );
+        assert_eq!(worker_in(&url("http://h/namespace/p/workers/w")), None);
     }
 
     #[test]

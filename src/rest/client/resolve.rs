@@ -23,10 +23,12 @@ use crate::rest::wire::{
 };
 
 use super::attempt::{Actions, RestAttempt};
-use super::transport::Failure;
+use super::layout;
+use super::transport::{self, Failure};
 use super::work_spec::RestWorkSpec;
 use super::work_unit::RestWorkUnit;
 use super::worker::RestWorker;
+use super::ProtocolError;
 use super::Shared;
 
 /// How many links one call follows at once.
@@ -69,13 +71,50 @@ impl Names {
 impl Item {
     /// The item of the attempt `summary` names, without actions.
     fn resolve(shared: &Shared, summary: &AttemptSummary) -> Result<Self> {
-        Ok(Item {
+        let item = Item {
             url: shared.resolve(&summary.url)?,
             unit: shared.resolve(&summary.work_unit_url)?,
             worker: shared.resolve(&summary.worker_url)?,
             names: Names::of(shared, &summary.names)?,
             actions: None,
-        })
+        };
+        item.check_names()?;
+        Ok(item)
+    }
+
+    /// Refuses names that are not those of the links, where the links
+    /// are laid out as the API's and so tell: a handle made from them
+    /// would act on another object than its name says.
+    fn check_names(&self) -> Result<()> {
+        let Some(names) = &self.names else {
+            return Ok(());
+        };
+        let linked = (
+            layout::spec_and_unit_in(&self.unit),
+            layout::worker_in(&self.worker),
+        );
+        let disagree = match linked {
+            (Some((spec, unit)), _)
+                if (spec.as_str(), unit.as_str()) != (&names.spec, &names.unit) =>
+            {
+                Some(format!(
+                    "links to unit {unit:?} of spec {spec:?}, but names unit {:?} of spec {:?}",
+                    names.unit, names.spec
+                ))
+            }
+            (_, Some(worker)) if worker != names.worker => Some(format!(
+                "links to worker {worker:?}, but names worker {:?}",
+                names.worker
+            )),
+            _ => None,
+        };
+        match disagree {
+            None => Ok(()),
+            Some(reason) => Err(Error::backend(ProtocolError::Body {
+                url: transport::shown(&self.url),
+                reason: format!("the attempt {reason}"),
+            })),
+        }
     }
 }
 
