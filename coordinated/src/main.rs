@@ -41,6 +41,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    // Listened for before anything slow (the backend's connection), so
+    // that a reload asked for while the server starts does not stop it.
+    #[cfg(unix)]
+    let hangups = match config.tls_files() {
+        Some(_) => Some(tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        )?),
+        None => None,
+    };
     let connection_options = config.connection_options()?;
     let served = config.backend().await?;
     let options = config.server_options(&served);
@@ -54,11 +63,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // signal sent at once stops it rather than killing it.
     let first_signal = coordinated::shutdown_signal();
     #[cfg(unix)]
-    let reloads = match (&connection_options.tls, config.tls_files()) {
-        (Some(tls), Some(read)) => Some(tokio::spawn(coordinated::tls::reload_on_hangup(
-            tls.clone(),
-            read,
-        )?)),
+    let reloads = match (hangups, &connection_options.tls, config.tls_files()) {
+        (Some(hangups), Some(tls), Some(read)) => Some(tokio::spawn(
+            coordinated::tls::reload_on_hangup(hangups, tls.clone(), read),
+        )),
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(config.http).await?;

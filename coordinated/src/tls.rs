@@ -12,7 +12,6 @@
 //! before in use.
 
 use std::fmt;
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -148,40 +147,33 @@ impl ServerTls {
     }
 }
 
-/// On each `SIGHUP`, reads the TLS settings again with `read` (off the
-/// runtime's threads: it reads files) and [replaces](ServerTls::replace)
-/// `tls`'s with them; settings that cannot be read are logged, and those
-/// before kept. The signal is listened for from this call on (so that a
-/// `SIGHUP` sent once it returns does not stop the process); the reloads
-/// happen while the future answered runs, which is forever.
+/// On each `SIGHUP` of `hangups`, reads the TLS settings again with `read`
+/// (off the runtime's threads: it reads files) and
+/// [replaces](ServerTls::replace) `tls`'s with them; settings that cannot
+/// be read are logged, and those before kept. Listen for `hangups` first
+/// thing (so that a `SIGHUP` sent while the server starts does not stop
+/// it); one sent before this runs is a reload once it does. Runs forever.
 #[cfg(unix)]
-pub fn reload_on_hangup<F>(
-    tls: ServerTls,
-    read: F,
-) -> std::io::Result<impl Future<Output = ()> + Send + 'static>
+pub async fn reload_on_hangup<F>(mut hangups: tokio::signal::unix::Signal, tls: ServerTls, read: F)
 where
     F: Fn() -> Result<ServerTls, ServerTlsError> + Clone + Send + 'static,
 {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = signal(SignalKind::hangup())?;
-    Ok(async move {
-        while hangups.recv().await.is_some() {
-            match tokio::task::spawn_blocking(read.clone()).await {
-                Ok(Ok(read)) => {
-                    tls.replace(&read);
-                    tracing::info!("SIGHUP: TLS certificate and key read again");
-                }
-                Ok(Err(e)) => {
-                    let error: &(dyn std::error::Error + 'static) = &e;
-                    tracing::error!(
-                        error,
-                        "SIGHUP: TLS files not used; serving with those before"
-                    );
-                }
-                Err(e) => tracing::error!(error = %e, "SIGHUP: reading the TLS files failed"),
+    while hangups.recv().await.is_some() {
+        match tokio::task::spawn_blocking(read.clone()).await {
+            Ok(Ok(read)) => {
+                tls.replace(&read);
+                tracing::info!("SIGHUP: TLS certificate and key read again");
             }
+            Ok(Err(e)) => {
+                let error: &(dyn std::error::Error + 'static) = &e;
+                tracing::error!(
+                    error,
+                    "SIGHUP: TLS files not used; serving with those before"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reading the TLS files failed"),
         }
-    })
+    }
 }
 
 /// ring, as the PostgreSQL backend's and the client's TLS.
