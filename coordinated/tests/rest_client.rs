@@ -2542,3 +2542,31 @@ async fn an_attempt_whose_links_and_names_disagree_is_refused() {
         held.expect("u1 leased").expire(None).await.unwrap();
     }
 }
+
+/// A change answered `2xx` is done, whatever the body with it: a server
+/// that says `200 OK` in plain text has still finished the attempt.
+#[tokio::test]
+async fn a_change_answered_with_any_success_body_is_done() {
+    let memory = with_units(&["u"]).await;
+    let app = router_over(&memory).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let finish = request.uri().path().ends_with("/finish");
+            let response = next.run(request).await;
+            if finish && response.status().is_success() {
+                let plain = [(axum::http::header::CONTENT_TYPE, "text/plain")];
+                return axum::response::IntoResponse::into_response((plain, "OK"));
+            }
+            response
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let worker = rest.worker_at("n", "w").await.unwrap();
+    let attempts = worker
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .unwrap();
+    attempts[0].finish(None).await.unwrap();
+    let unit = memory.work_unit_at("n", "s", "u").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
+}

@@ -91,6 +91,16 @@ pub enum ProtocolError {
     },
 }
 
+/// What a request's success answer is read for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A JSON document (or nothing): any other body is refused.
+    Document,
+    /// Nothing: any `2xx` is success, as for the API's reference client,
+    /// whatever its body.
+    Ignored,
+}
+
 /// The HTTP client of one backend: a connection pool and the base URL
 /// every link is resolved against.
 pub(crate) struct Transport {
@@ -435,7 +445,7 @@ impl Transport {
     ) -> Result<Bytes, Failure> {
         let most = self.max_response_bytes.saturating_mul(MAX_ALLOWANCE);
         let limit = self.max_response_bytes.max(at_least.min(most));
-        self.send(method, url, body, limit).await
+        self.send(method, url, body, limit, Answer::Document).await
     }
 
     /// `bytes`, the answer from `url`, decoded.
@@ -456,7 +466,9 @@ impl Transport {
         body: Option<&B>,
     ) -> Result<(), Failure> {
         let limit = self.max_response_bytes;
-        self.send(method, url, body, limit).await.map(drop)
+        self.send(method, url, body, limit, Answer::Ignored)
+            .await
+            .map(drop)
     }
 
     /// The whole body of `response`, unless it is over `limit` bytes: then
@@ -549,8 +561,9 @@ impl Transport {
         url: &Url,
         body: Option<&B>,
         limit: usize,
+        answer: Answer,
     ) -> Result<Bytes, Failure> {
-        let exchange = self.send_untimed(method, url, body, limit);
+        let exchange = self.send_untimed(method, url, body, limit, answer);
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(answer) => answer,
             Err(_) => Err(Failure::local(Error::backend(ProtocolError::Timeout {
@@ -567,10 +580,17 @@ impl Transport {
         url: &Url,
         body: Option<&B>,
         limit: usize,
+        answer: Answer,
     ) -> Result<Bytes, Failure> {
         let (response, url) = self.respond(method, url, body).await?;
         let url: &Url = &url;
         let status = response.status();
+        if status.is_success() && answer == Answer::Ignored {
+            // Done, whatever follows: the body is read (up to the limit)
+            // only so that the connection can serve another request.
+            let _ = Self::body(response, url, limit).await;
+            return Ok(Bytes::new());
+        }
         let is_json = response
             .headers()
             .get(CONTENT_TYPE)
