@@ -2,6 +2,7 @@
 //! names, reads the body and runs the operation, in that order (which
 //! decides which error wins: a bad body beats a wrong method).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -33,7 +34,6 @@ use crate::links;
 use crate::negotiate::{check_content_type, declared_content_type, negotiated, negotiated_or_v1};
 use crate::path::{self, Action, PathNames, Resource, Segment, Target};
 use crate::problem::Problem;
-use crate::surrogates::replace_lone_surrogates;
 use crate::unread_body;
 use coordinate::detached::Unclaimed;
 
@@ -364,7 +364,8 @@ impl JsonBody {
     /// has the method: the body is checked before the method is (serde's
     /// derived decoders would also read an array, field by field in order).
     ///
-    /// A lone surrogate escape is read as U+FFFD (see [`crate::surrogates`]).
+    /// A lone surrogate escape is read as U+FFFD
+    /// ([`wire::with_lone_surrogates_replaced`]).
     fn checked(mut body: BufferedBody) -> Result<Self, Problem> {
         let text = std::str::from_utf8(&body.bytes)
             .map_err(|e| Problem::bad_request(format!("the request body is not UTF-8: {e}")))?;
@@ -375,11 +376,8 @@ impl JsonBody {
         if first != Some(b'{') {
             return Err(not_an_object(first));
         }
-        if text.contains("\\ud") || text.contains("\\uD") {
-            let mut bytes = body.bytes.to_vec();
-            if replace_lone_surrogates(&mut bytes) {
-                body.bytes = bytes.into();
-            }
+        if let Cow::Owned(replaced) = wire::with_lone_surrogates_replaced(&body.bytes) {
+            body.bytes = replaced.into();
         }
         Ok(JsonBody(body))
     }

@@ -147,7 +147,6 @@ pub mod path;
 pub mod problem;
 pub mod server;
 pub mod shown;
-mod surrogates;
 pub mod tls;
 mod unread_body;
 

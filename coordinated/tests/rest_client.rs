@@ -2570,3 +2570,46 @@ async fn a_change_answered_with_any_success_body_is_done() {
     let unit = memory.work_unit_at("n", "s", "u").await.unwrap();
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
 }
+
+/// A server's answer with a lone surrogate escape (valid JSON that no Rust
+/// string holds, as a Python server may write) reads as U+FFFD, as on the
+/// way in; so does one in an error document, whose code still counts.
+#[tokio::test]
+async fn lone_surrogate_escapes_in_answers_read_as_the_replacement_character() {
+    let memory = MemoryBackend::new();
+    let spec = memory
+        .namespace("n")
+        .await
+        .unwrap()
+        .set_work_spec(data!({"name": "s"}))
+        .await
+        .unwrap();
+    spec.add_work_unit("u", data!({"k": "v"}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let app = router_over(&memory).layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let response = next.run(request).await;
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let text = String::from_utf8(bytes.to_vec())
+                .unwrap()
+                .replace(r#""k":"v""#, r#""k":"\ud800""#)
+                .replace(r#""message":""#, r#""message":"\udc00 "#);
+            axum::response::Response::from_parts(parts, axum::body::Body::from(text))
+        },
+    ));
+    let (url, _stop) = serve(app).await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let unit = rest.work_unit_at("n", "s", "u").await.unwrap();
+    assert_eq!(unit.data().await.unwrap(), data!({"k": "\u{fffd}"}));
+    let attempt = rest
+        .worker_at("n", "w")
+        .await
+        .unwrap()
+        .make_attempt(&unit, Default::default())
+        .await
+        .unwrap();
+    attempt.finish(None).await.unwrap();
+    assert_eq!(attempt.finish(None).await, Err(Error::NotPending));
+}

@@ -154,9 +154,13 @@
 //! `Debug` output show `***` instead.
 //!
 //! The server's error documents come back as the typed errors they name
-//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …); a `404` without one
-//! (a router's page) to a lookup of a work spec by name is
-//! `NoSuchWorkSpec` too, as the original client reads it. Every limit of the
+//! (`NoSuchWorkSpec`, `NotPending`, `LostLease`, …), whatever their
+//! status, and read as the original client reads them (see
+//! [`ErrorDocument`](crate::rest::wire::ErrorDocument)); a `404` without
+//! one (a router's page) to a lookup of a work spec by name is
+//! `NoSuchWorkSpec` too, as the original client reads it. A change
+//! answered `2xx` is done, whatever the body with it. A lone surrogate
+//! escape in an answer reads as U+FFFD. Every limit of the
 //! crate's `# Limits` that does not depend on the server's clock is
 //! checked before a request is sent, in the order the stores check them,
 //! and data maps nested deeper than the server may store are refused
@@ -168,8 +172,9 @@
 //! for unexpected responses). The client goes where the server's links
 //! lead, but checks what an answer says of itself: a document read for a
 //! handle, or answered for a unit or spec just made, that names another
-//! object, and an attempt made that is on another unit than the one asked
-//! for, are [`ProtocolError::Body`]; a page longer than its limit is cut
+//! object, an attempt made that is on another unit than the one asked
+//! for, and an attempt whose names are not those of its links, are
+//! [`ProtocolError::Body`]; a page longer than its limit is cut
 //! to it. Reads follow up to ten redirects; any other
 //! request answered with a redirect fails with its status (followed, it
 //! would be re-sent as a read, and a change would seem made that was not).

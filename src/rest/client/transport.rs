@@ -13,7 +13,10 @@ use serde::Serialize;
 
 use crate::error::{Error, ObjectKind};
 use crate::rest::names;
-use crate::rest::wire::{codes, json_media_type, ErrorDocument, RemoteError, MEDIA_TYPE_V1};
+use crate::rest::wire::{
+    codes, json_media_type, with_lone_surrogates_replaced, ErrorDocument, RemoteError,
+    MEDIA_TYPE_V1,
+};
 
 /// A request that failed: the HTTP status when the server answered, and
 /// the error it means.
@@ -450,7 +453,7 @@ impl Transport {
 
     /// `bytes`, the answer from `url`, decoded.
     pub(crate) fn decode<T: DeserializeOwned>(url: &Url, bytes: &[u8]) -> Result<T, Failure> {
-        serde_json::from_slice(bytes).map_err(|e| {
+        serde_json::from_slice(&with_lone_surrogates_replaced(bytes)).map_err(|e| {
             Failure::local(Error::backend(ProtocolError::Body {
                 url: shown(url),
                 reason: e.to_string(),
@@ -621,7 +624,9 @@ impl Transport {
         // gateway's JSON page (`{"message": "Not Found"}`) reads as one
         // with every field empty, and says nothing of what failed.
         let document = is_json
-            .then(|| serde_json::from_slice::<ErrorDocument>(&bytes).ok())
+            .then(|| {
+                serde_json::from_slice::<ErrorDocument>(&with_lone_surrogates_replaced(&bytes)).ok()
+            })
             .flatten()
             .filter(|document| !document.error.is_empty());
         let error = match document {

@@ -1,5 +1,8 @@
 //! The error document and the symbolic codes it carries.
 
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ObjectKind};
@@ -57,8 +60,11 @@ mod kinds {
 }
 
 /// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+///
+/// Read as the API's reference client reads it: a field absent is empty,
+/// `null` leaves a field as it was, a field given twice is its last value,
+/// and fields it does not know are skipped.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ErrorDocument {
     /// The symbolic code ([`codes`]).
     pub error: String,
@@ -76,6 +82,45 @@ pub struct ErrorDocument {
     /// argument. Other clients ignore it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub kind: String,
+}
+
+impl<'de> Deserialize<'de> for ErrorDocument {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ErrorDocumentFields)
+    }
+}
+
+/// Reads an [`ErrorDocument`]'s fields in any order, each as often as
+/// given.
+struct ErrorDocumentFields;
+
+impl<'de> Visitor<'de> for ErrorDocumentFields {
+    type Value = ErrorDocument;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error document")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ErrorDocument, A::Error> {
+        let mut document = ErrorDocument::default();
+        while let Some(key) = map.next_key::<String>()? {
+            let field = match key.as_str() {
+                "error" => &mut document.error,
+                "message" => &mut document.message,
+                "value" => &mut document.value,
+                "stack" => &mut document.stack,
+                "kind" => &mut document.kind,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if let Some(text) = map.next_value::<Option<String>>()? {
+                *field = text;
+            }
+        }
+        Ok(document)
+    }
 }
 
 /// A failure the server reported without a code this crate knows.

@@ -37,6 +37,7 @@ mod errors;
 mod flat;
 mod query;
 mod scalars;
+mod surrogates;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +46,7 @@ pub use documents::*;
 pub use errors::*;
 pub use query::*;
 pub use scalars::*;
+pub use surrogates::with_lone_surrogates_replaced;
 
 /// The canonical media type of every representation.
 pub const MEDIA_TYPE_V1: &str = "application/vnd.diffeo.coordinate.v1+json";

@@ -959,3 +959,33 @@ fn null_fields_of_request_bodies_read_as_zero() {
         serde_json::from_value(json!({"priority": null, "not_before": null})).unwrap();
     assert_eq!(meta, WorkUnitMetaDocument::default());
 }
+
+#[test]
+fn error_documents_read_as_the_reference_client_reads_them() {
+    let read = |text: &str| -> ErrorDocument {
+        serde_json::from_slice(&with_lone_surrogates_replaced(text.as_bytes()))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    };
+    let not_pending = |text: &str| read(text).into_error(ObjectKind::Attempt);
+    for text in [
+        r#"{"error": "ErrNotPending", "message": null}"#,
+        r#"{"error": "ErrNotPending", "message": "m", "stack": null, "value": null}"#,
+        r#"{"error": "ErrNotPending", "message": "\ud800"}"#,
+        r#"{"error": "ErrLostLease", "message": "m", "error": "ErrNotPending"}"#,
+        r#"{"error": "ErrNotPending", "error": null, "other": [1, {"x": null}]}"#,
+    ] {
+        assert_eq!(not_pending(text), Error::NotPending, "{text}");
+    }
+    let named = read(r#"{"error": "ErrNoSuchWorkSpec", "value": "a", "value": "b"}"#);
+    assert_eq!(
+        named.into_error(ObjectKind::WorkSpec),
+        Error::NoSuchWorkSpec { name: "b".into() }
+    );
+    // Not a document: refused, so the answer is taken as a plain failure.
+    for text in [r#"["ErrNotPending"]"#, r#"{"error": 5}"#, "null"] {
+        assert!(
+            serde_json::from_str::<ErrorDocument>(text).is_err(),
+            "{text}"
+        );
+    }
+}

@@ -1,14 +1,42 @@
 //! Lone surrogate escapes in JSON text. JSON's grammar allows `\ud800`
-//! alone (a Python client writes one for a string holding an unpaired
-//! surrogate), but no Rust string can hold it, and serde refuses it. The
-//! reference server's decoder reads each such escape as U+FFFD, the
-//! replacement character, and so does this server: the escape is
-//! rewritten as `\ufffd` before the body is decoded, its length unchanged.
+//! alone (Python writes one for a string holding an unpaired surrogate),
+//! but no Rust string can hold it, and serde refuses it. The API's
+//! reference implementation reads each such escape as U+FFFD, the
+//! replacement character, and so do `coordinated` and `RestBackend`: the
+//! escape is rewritten as `\ufffd` before the text is decoded, its length
+//! unchanged.
+
+use std::borrow::Cow;
+
+/// `json` (valid JSON text) with each lone surrogate escape in its strings
+/// rewritten as `\ufffd`; borrowed, not copied, when it has none.
+///
+/// ```
+/// use coordinate::rest::wire::with_lone_surrogates_replaced;
+///
+/// let fixed = with_lone_surrogates_replaced(br#"{"a": "\ud800\ud83d\ude00"}"#);
+/// let value: serde_json::Value = serde_json::from_slice(&fixed).unwrap();
+/// assert_eq!(value["a"], "\u{fffd}\u{1f600}");
+/// ```
+pub fn with_lone_surrogates_replaced(json: &[u8]) -> Cow<'_, [u8]> {
+    let may_have_one = [b"\\ud", b"\\uD"]
+        .iter()
+        .any(|escape| memchr::memmem::find(json, *escape).is_some());
+    if !may_have_one {
+        return Cow::Borrowed(json);
+    }
+    let mut copy = json.to_vec();
+    if replace_lone_surrogates(&mut copy) {
+        Cow::Owned(copy)
+    } else {
+        Cow::Borrowed(json)
+    }
+}
 
 /// Rewrites each lone surrogate escape in the strings of `json` (valid
 /// JSON text) as `\ufffd`; a surrogate pair's escapes are kept. Answers
 /// whether any was rewritten.
-pub(crate) fn replace_lone_surrogates(json: &mut [u8]) -> bool {
+fn replace_lone_surrogates(json: &mut [u8]) -> bool {
     let mut replaced = false;
     let mut in_string = false;
     let mut i = 0;
