@@ -2544,31 +2544,54 @@ async fn an_attempt_whose_links_and_names_disagree_is_refused() {
 }
 
 /// A change answered `2xx` is done, whatever the body with it: a server
-/// that says `200 OK` in plain text has still finished the attempt.
+/// that says `200 OK` in plain text has still finished the attempt, and one
+/// whose body never ends has still renewed it, though the client's timeout
+/// passes while that body is awaited.
 #[tokio::test]
 async fn a_change_answered_with_any_success_body_is_done() {
-    let memory = with_units(&["u"]).await;
+    let memory = with_units(&["u1", "u2"]).await;
     let app = router_over(&memory).layer(axum::middleware::from_fn(
         |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            let finish = request.uri().path().ends_with("/finish");
+            let path = request.uri().path().to_owned();
             let response = next.run(request).await;
-            if finish && response.status().is_success() {
-                let plain = [(axum::http::header::CONTENT_TYPE, "text/plain")];
-                return axum::response::IntoResponse::into_response((plain, "OK"));
+            if !response.status().is_success() {
+                return response;
             }
-            response
+            let plain = [(axum::http::header::CONTENT_TYPE, "text/plain")];
+            let body = if path.ends_with("/finish") {
+                axum::body::Body::from("OK")
+            } else if path.ends_with("/renew") {
+                let first = futures::stream::iter([Ok::<_, std::io::Error>(
+                    axum::body::Bytes::from_static(b"O"),
+                )]);
+                let endless = futures::StreamExt::chain(first, futures::stream::pending());
+                axum::body::Body::from_stream(endless)
+            } else {
+                return response;
+            };
+            axum::response::IntoResponse::into_response((plain, body))
         },
     ));
     let (url, _stop) = serve(app).await;
-    let rest = RestBackend::connect(url).await.unwrap();
+    let rest = RestBackend::builder(url)
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
     let worker = rest.worker_at("n", "w").await.unwrap();
     let attempts = worker
-        .request_attempts(&AttemptRequest::units(1))
+        .request_attempts(&AttemptRequest::units(2))
         .await
         .unwrap();
     attempts[0].finish(None).await.unwrap();
-    let unit = memory.work_unit_at("n", "s", "u").await.unwrap();
+    let unit = memory.work_unit_at("n", "s", "u1").await.unwrap();
     assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Finished);
+    let renewed = coordinate::Duration::minutes(30);
+    attempts[1].renew(renewed, None).await.unwrap();
+    let held = memory.work_unit_at("n", "s", "u2").await.unwrap();
+    let attempt = held.active_attempt().await.unwrap().expect("held");
+    let left = attempt.expiration_time().await.unwrap() - attempt.start_time().await.unwrap();
+    assert!(left.num_minutes() >= 30, "{left:?}");
 }
 
 /// A server's answer with a lone surrogate escape (valid JSON that no Rust

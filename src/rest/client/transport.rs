@@ -589,9 +589,14 @@ impl Transport {
         let url: &Url = &url;
         let status = response.status();
         if status.is_success() && answer == Answer::Ignored {
-            // Done, whatever follows: the body is read (up to the limit)
-            // only so that the connection can serve another request.
-            let _ = Self::body(response, url, limit).await;
+            // Done, whatever follows. The body is read (up to the limit,
+            // within the timeout) only so that the connection can serve
+            // another request: on a task of its own, as a slow one must
+            // not turn the change's success into a timeout.
+            let (url, timeout) = (url.clone(), self.timeout);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(timeout, Self::body(response, &url, limit)).await;
+            });
             return Ok(Bytes::new());
         }
         let is_json = response
