@@ -2636,3 +2636,37 @@ async fn lone_surrogate_escapes_in_answers_read_as_the_replacement_character() {
     attempt.finish(None).await.unwrap();
     assert_eq!(attempt.finish(None).await, Err(Error::NotPending));
 }
+
+/// An attempt whose names extension links its unit's spec in another
+/// namespace than the unit's own link is refused: the spec handle made from
+/// it would act on that other spec of the same name.
+#[tokio::test]
+async fn an_attempt_whose_spec_link_is_not_its_units_spec_is_refused() {
+    let memory = with_units(&["u"]).await;
+    let other = memory.namespace("other").await.unwrap();
+    other.set_work_spec(data!({"name": "s"})).await.unwrap();
+    let app = support::plain::edit_answers_at(router_over(&memory), "/request_attempts", |doc| {
+        for attempt in doc["attempts"].as_array_mut().into_iter().flatten() {
+            attempt["work_spec_url"] = json!("/namespace/other/work_spec/s");
+        }
+    });
+    let (url, _stop) = serve(app).await;
+    let worker = RestBackend::connect(url)
+        .await
+        .unwrap()
+        .worker_at("n", "w")
+        .await
+        .unwrap();
+    let err = worker
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(protocol_error(&err), Some(ProtocolError::Body { reason, .. }) if reason.contains("another spec")),
+        "{err:?}"
+    );
+    // Released through its (true) expire link.
+    let unit = memory.work_unit_at("n", "s", "u").await.unwrap();
+    assert_eq!(unit.status().await.unwrap(), WorkUnitStatus::Available);
+}

@@ -35,6 +35,29 @@ pub(crate) fn spec_and_unit_in(url: &Url) -> Option<(String, String)> {
     }
 }
 
+/// Whether `spec` is the URL of the work spec of the work unit at `unit`,
+/// as the API's layout tells (`unit` is `spec` followed by
+/// `/work_unit/{unit}`), each segment compared decoded; true for a unit
+/// URL laid out otherwise, which tells nothing.
+pub(crate) fn is_spec_of_unit(spec: &Url, unit: &Url) -> bool {
+    if spec_and_unit_in(unit).is_none() {
+        return true;
+    }
+    let decoded = |url: &Url| -> Option<Vec<String>> {
+        let segments = url.path_segments()?;
+        Some(
+            segments
+                .map(|s| names::decode_raw_segment(s).unwrap_or_else(|_| s.to_owned()))
+                .collect(),
+        )
+    };
+    let (Some(spec_path), Some(mut unit_path)) = (decoded(spec), decoded(unit)) else {
+        return false;
+    };
+    unit_path.truncate(unit_path.len().saturating_sub(2));
+    spec.origin() == unit.origin() && spec_path == unit_path
+}
+
 /// The name a worker URL in the API's layout gives (`…/worker/{name}`),
 /// decoded; none for a URL laid out otherwise.
 pub(crate) fn worker_in(url: &Url) -> Option<String> {
@@ -84,6 +107,24 @@ mod tests {
             Some("w:1".to_owned())
         );
         assert_eq!(worker_in(&url("http://h/namespace/p/workers/w")), None);
+    }
+
+    #[test]
+    fn a_units_spec_is_its_url_less_two_segments() {
+        let url = |text| Url::parse(text).expect("a test URL");
+        let unit = url("http://h/m/namespace/p/work_spec/-LQ/work_unit/u");
+        let spec_of = |text| is_spec_of_unit(&url(text), &unit);
+        assert!(spec_of("http://h/m/namespace/p/work_spec/-LQ"));
+        // The same name, encoded otherwise.
+        assert!(spec_of("http://h/m/namespace/p/work_spec/%2DLQ"));
+        assert!(!spec_of("http://h/m/namespace/q/work_spec/-LQ"));
+        assert!(!spec_of("http://h/namespace/p/work_spec/-LQ"));
+        assert!(!spec_of("http://other/m/namespace/p/work_spec/-LQ"));
+        // A unit laid out otherwise tells nothing.
+        assert!(is_spec_of_unit(
+            &url("http://h/s"),
+            &url("http://h/units/u")
+        ));
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl Item {
                     names.unit, names.spec
                 ))
             }
+            _ if !layout::is_spec_of_unit(&names.spec_url, &self.unit) => Some(format!(
+                "links to unit {:?} of another spec than its spec link",
+                names.unit
+            )),
             (_, Some(worker)) if worker != names.worker => Some(format!(
                 "links to worker {worker:?}, but names worker {:?}",
                 names.worker
