@@ -2599,17 +2599,7 @@ async fn a_change_answered_with_any_success_body_is_done() {
 /// way in; so does one in an error document, whose code still counts.
 #[tokio::test]
 async fn lone_surrogate_escapes_in_answers_read_as_the_replacement_character() {
-    let memory = MemoryBackend::new();
-    let spec = memory
-        .namespace("n")
-        .await
-        .unwrap()
-        .set_work_spec(data!({"name": "s"}))
-        .await
-        .unwrap();
-    spec.add_work_unit("u", data!({"k": "v"}), WorkUnitMeta::default())
-        .await
-        .unwrap();
+    let memory = with_units(&["u"]).await;
     let app = router_over(&memory).layer(axum::middleware::from_fn(
         |request: axum::extract::Request, next: axum::middleware::Next| async move {
             let response = next.run(request).await;
@@ -2617,7 +2607,10 @@ async fn lone_surrogate_escapes_in_answers_read_as_the_replacement_character() {
             let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
             let text = String::from_utf8(bytes.to_vec())
                 .unwrap()
-                .replace(r#""k":"v""#, r#""k":"\ud800""#)
+                .replace(
+                    r#"{"name":"u","url""#,
+                    r#"{"name":"u","data":{"k":"\ud800"},"url""#,
+                )
                 .replace(r#""message":""#, r#""message":"\udc00 "#);
             axum::response::Response::from_parts(parts, axum::body::Body::from(text))
         },

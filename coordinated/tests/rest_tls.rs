@@ -126,6 +126,21 @@ async fn root_certificates_that_are_not_pem_are_refused_before_any_request() {
     }
 }
 
+/// Makes spec `s` of namespace `p` through the proxy `proxy` (off the
+/// runtime's threads: its client blocks), which must answer `201`.
+async fn spec_made_through(proxy: Server) {
+    let made = tokio::task::spawn_blocking(move || {
+        proxy.send_json(
+            "POST",
+            "/namespace/p/work_spec",
+            r#"{"data": {"name": "s"}}"#,
+        )
+    })
+    .await
+    .expect("the request");
+    assert_eq!(made.status, 201, "{}", made.text());
+}
+
 /// The binary serves `https` with `--tls-cert` and `--tls-key`, and a
 /// proxy in front of it trusts the authorities of `SSL_CERT_FILE` in place
 /// of the system's, as every `RestBackend` does.
@@ -152,16 +167,7 @@ async fn a_proxy_serves_an_https_server_whose_authority_is_in_ssl_cert_file() {
     })
     .await
     .expect("the servers");
-    let made = tokio::task::spawn_blocking(move || {
-        proxy.send_json(
-            "POST",
-            "/namespace/p/work_spec",
-            r#"{"data": {"name": "s"}}"#,
-        )
-    })
-    .await
-    .expect("the request");
-    assert_eq!(made.status, 201, "{}", made.text());
+    spec_made_through(proxy).await;
     let specs = client(&certificates, upstream.addr.port())
         .await
         .expect("a client of the upstream server")
@@ -531,17 +537,11 @@ async fn a_proxy_shows_its_backend_identity_to_a_server_requiring_one() {
         &identity_file,
     ]
     .map(str::to_owned);
-    let made = tokio::task::spawn_blocking(move || {
-        let flags = flags.each_ref().map(String::as_str);
-        Server::start(&flags).send_json(
-            "POST",
-            "/namespace/p/work_spec",
-            r#"{"data": {"name": "s"}}"#,
-        )
-    })
-    .await
-    .expect("the request");
-    assert_eq!(made.status, 201, "{}", made.text());
+    let proxy =
+        tokio::task::spawn_blocking(move || Server::start(&flags.each_ref().map(String::as_str)))
+            .await
+            .expect("the proxy");
+    spec_made_through(proxy).await;
 
     // Its stderr, once it has stopped as it should: in a failure.
     let refused = |flags: Vec<&str>| {
