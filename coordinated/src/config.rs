@@ -372,14 +372,14 @@ fn zero_duration(text: &str) -> String {
 /// behind it may take.
 const PROXY_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
-/// True if a `--backend` value is the URL of a server of the API
-/// (`http://…` or `https://…`).
 /// The contents of the file `flag` names.
 fn read_flag_file(flag: &str, path: &Path) -> coordinate::Result<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| coordinate::Error::backend(format!("{flag} {}: {e}", path.display())))
 }
 
+/// True if a `--backend` value is the URL of a server of the API
+/// (`http://…` or `https://…`).
 pub(crate) fn is_http_url(backend: &str) -> bool {
     let scheme = backend
         .split_once("://")

@@ -122,8 +122,8 @@
 //! wrong type, and so is one that is not UTF-8 or gives a field the
 //! operation reads twice; fields the operation does not read are skipped
 //! unread, whatever they hold. A lone surrogate escape (`"\ud800"`), which
-//! no Rust string holds, reads as U+FFFD, as in the reference server. A failure of the backend itself answered
-//! with a server error is also
+//! no Rust string holds, reads as U+FFFD, as in the reference server. A
+//! failure of the backend itself answered with a server error is also
 //! logged (at `error`, through `tracing`), with the text the error
 //! document carries. A request the HTTP layer cannot read as one (a
 //! request line with a raw byte that is not ASCII, a target over 65,534

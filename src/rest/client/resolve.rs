@@ -102,7 +102,7 @@ impl Item {
                     names.unit, names.spec
                 ))
             }
-            _ if !layout::is_spec_of_unit(&names.spec_url, &self.unit) => Some(format!(
+            (Some(_), _) if !layout::is_spec_of_unit(&names.spec_url, &self.unit) => Some(format!(
                 "links to unit {:?} of another spec than its spec link",
                 names.unit
             )),

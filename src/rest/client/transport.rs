@@ -14,8 +14,7 @@ use serde::Serialize;
 use crate::error::{Error, ObjectKind};
 use crate::rest::names;
 use crate::rest::wire::{
-    codes, json_media_type, with_lone_surrogates_replaced, ErrorDocument, RemoteError,
-    MEDIA_TYPE_V1,
+    codes, from_json_slice_lossy, json_media_type, ErrorDocument, RemoteError, MEDIA_TYPE_V1,
 };
 
 /// A request that failed: the HTTP status when the server answered, and
@@ -453,7 +452,7 @@ impl Transport {
 
     /// `bytes`, the answer from `url`, decoded.
     pub(crate) fn decode<T: DeserializeOwned>(url: &Url, bytes: &[u8]) -> Result<T, Failure> {
-        serde_json::from_slice(&with_lone_surrogates_replaced(bytes)).map_err(|e| {
+        from_json_slice_lossy(bytes).map_err(|e| {
             Failure::local(Error::backend(ProtocolError::Body {
                 url: shown(url),
                 reason: e.to_string(),
@@ -629,9 +628,7 @@ impl Transport {
         // gateway's JSON page (`{"message": "Not Found"}`) reads as one
         // with every field empty, and says nothing of what failed.
         let document = is_json
-            .then(|| {
-                serde_json::from_slice::<ErrorDocument>(&with_lone_surrogates_replaced(&bytes)).ok()
-            })
+            .then(|| from_json_slice_lossy::<ErrorDocument>(&bytes).ok())
             .flatten()
             .filter(|document| !document.error.is_empty());
         let error = match document {

@@ -46,7 +46,7 @@ pub use documents::*;
 pub use errors::*;
 pub use query::*;
 pub use scalars::*;
-pub use surrogates::with_lone_surrogates_replaced;
+pub use surrogates::{from_json_slice_lossy, with_lone_surrogates_replaced};
 
 /// The canonical media type of every representation.
 pub const MEDIA_TYPE_V1: &str = "application/vnd.diffeo.coordinate.v1+json";

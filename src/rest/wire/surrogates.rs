@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use serde::de::DeserializeOwned;
+
 /// `json` (valid JSON text) with each lone surrogate escape in its strings
 /// rewritten as `\ufffd`; borrowed, not copied, when it has none.
 ///
@@ -31,6 +33,24 @@ pub fn with_lone_surrogates_replaced(json: &[u8]) -> Cow<'_, [u8]> {
     } else {
         Cow::Borrowed(json)
     }
+}
+
+/// `json` decoded as a `T`, each lone surrogate escape in its strings
+/// read as U+FFFD: decoded as it is first, and rewritten only if that
+/// fails.
+///
+/// ```
+/// use coordinate::rest::wire::from_json_slice_lossy;
+///
+/// let text: String = from_json_slice_lossy(br#""a\udc00""#).unwrap();
+/// assert_eq!(text, "a\u{fffd}");
+/// assert!(from_json_slice_lossy::<String>(b"\"a").is_err());
+/// ```
+pub fn from_json_slice_lossy<T: DeserializeOwned>(json: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(json).or_else(|e| match with_lone_surrogates_replaced(json) {
+        Cow::Owned(replaced) => serde_json::from_slice(&replaced),
+        Cow::Borrowed(_) => Err(e),
+    })
 }
 
 /// Rewrites each lone surrogate escape in the strings of `json` (valid
