@@ -150,28 +150,40 @@ impl ServerTls {
 /// On each `SIGHUP` of `hangups`, reads the TLS settings again with `read`
 /// (off the runtime's threads: it reads files) and
 /// [replaces](ServerTls::replace) `tls`'s with them; settings that cannot
-/// be read are logged, and those before kept. Listen for `hangups` first
-/// thing (so that a `SIGHUP` sent while the server starts does not stop
-/// it); one sent before this runs is a reload once it does. Runs forever.
+/// be read are logged, and those before kept. Each reload counts in
+/// `coordinated_tls_reloads_total{outcome="used"|"refused"}`, so a failed
+/// one can be alerted on. Listen for `hangups` first thing (so that a
+/// `SIGHUP` sent while the server starts does not stop it); one sent
+/// before this runs is a reload once it does. Runs forever.
 #[cfg(unix)]
 pub async fn reload_on_hangup<F>(mut hangups: tokio::signal::unix::Signal, tls: ServerTls, read: F)
 where
     F: Fn() -> Result<ServerTls, ServerTlsError> + Clone + Send + 'static,
 {
+    let reloads = |outcome: &'static str| metrics::counter!("coordinated_tls_reloads_total", "outcome" => outcome);
+    // Both series from the start, at zero.
+    let (used, refused) = (reloads("used"), reloads("refused"));
+    used.increment(0);
+    refused.increment(0);
     while hangups.recv().await.is_some() {
         match tokio::task::spawn_blocking(read.clone()).await {
             Ok(Ok(read)) => {
                 tls.replace(&read);
+                used.increment(1);
                 tracing::info!("SIGHUP: TLS certificate and key read again");
             }
             Ok(Err(e)) => {
+                refused.increment(1);
                 let error: &(dyn std::error::Error + 'static) = &e;
                 tracing::error!(
                     error,
                     "SIGHUP: TLS files not used; serving with those before"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "SIGHUP: reading the TLS files failed"),
+            Err(e) => {
+                refused.increment(1);
+                tracing::error!(error = %e, "SIGHUP: reading the TLS files failed");
+            }
         }
     }
 }

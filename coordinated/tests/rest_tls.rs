@@ -228,8 +228,32 @@ async fn sighup_serves_the_certificate_in_the_files_now() {
     let third = Certificates::new();
     third.write_server_files(&scratch.0);
     server.signal("HUP");
-    serves(third).await;
+    let third = serves(third).await;
+    let metrics = https_get(&third, port, "/metrics").await;
+    for counted in [
+        r#"coordinated_tls_reloads_total{outcome="used"} 2"#,
+        r#"coordinated_tls_reloads_total{outcome="refused"} 1"#,
+    ] {
+        assert!(metrics.contains(counted), "{counted} in {metrics}");
+    }
     drop(server);
+}
+
+/// The answer to `GET path` from `localhost:port` over TLS, trusting
+/// `certificates`' authority, as text.
+async fn https_get(certificates: &Certificates, port: u16, path: &str) -> String {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(certificates.client_config()));
+    let socket = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("a connection");
+    let name = "localhost".try_into().expect("a server name");
+    let mut stream = connector.connect(name, socket).await.expect("a handshake");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    // The server may close without a TLS close_notify: what came is kept.
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// A `SIGHUP` while the server starts (here, while its backend keeps it
