@@ -44,12 +44,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // Listened for before anything slow (the backend's connection), so
     // that a reload asked for while the server starts does not stop it.
     #[cfg(unix)]
-    let hangups = match config.tls_files() {
-        Some(_) => Some(tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::hangup(),
-        )?),
-        None => None,
-    };
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let connection_options = config.connection_options()?;
     let served = config.backend().await?;
     let options = config.server_options(&served);
@@ -63,11 +58,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // signal sent at once stops it rather than killing it.
     let first_signal = coordinated::shutdown_signal();
     #[cfg(unix)]
-    let reloads = match (hangups, &connection_options.tls, config.tls_files()) {
-        (Some(hangups), Some(tls), Some(read)) => Some(tokio::spawn(
-            coordinated::tls::reload_on_hangup(hangups, tls.clone(), read),
+    let reloads = match (&connection_options.tls, config.tls_files()) {
+        (Some(tls), Some(read)) => tokio::spawn(coordinated::tls::reload_on_hangup(
+            hangups,
+            tls.clone(),
+            read,
         )),
-        _ => None,
+        _ => tokio::spawn(coordinated::tls::ignore_hangups(hangups)),
     };
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     // The first line on stdout tells scripts and tests where to connect;
@@ -112,9 +109,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     summaries.abort();
     let _ = summaries.await;
     #[cfg(unix)]
-    if let Some(reloads) = reloads {
-        reloads.abort();
-    }
+    reloads.abort();
     // The last references: dropping them closes the PostgreSQL pool.
     drop((options, served));
     tracing::info!("stopped");

@@ -188,6 +188,17 @@ where
     }
 }
 
+/// Logs each `SIGHUP` of `hangups` as having nothing to read again: a
+/// server without TLS files keeps serving on one (a reload sent to every
+/// daemon on a host, say) rather than taking the signal's default action,
+/// which ends the process. Runs forever.
+#[cfg(unix)]
+pub async fn ignore_hangups(mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: no TLS files to read again; nothing reloaded");
+    }
+}
+
 /// ring, as the PostgreSQL backend's and the client's TLS.
 fn provider() -> Arc<CryptoProvider> {
     #[allow(deprecated)]

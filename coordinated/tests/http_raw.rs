@@ -929,6 +929,24 @@ fn sigterm_right_after_start_is_a_clean_stop() {
     }
 }
 
+/// SIGHUP asks to read the TLS files again: a server without them has
+/// nothing to read and serves on, where the signal's default would end it.
+#[test]
+fn sighup_without_tls_files_leaves_the_server_serving() {
+    let mut server = Server::start(&[]);
+    for _ in 0..3 {
+        server.signal("HUP");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let reply = exchange(
+        server.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn sigterm_drains_the_request_in_flight() {
     let mut server = Server::start(&["--shutdown-deadline", "20s"]);
