@@ -248,6 +248,7 @@ mod attempt;
 mod budget;
 mod bulk;
 mod conn;
+mod conninfo;
 mod counts;
 mod error;
 mod jsonb;
@@ -283,9 +284,10 @@ use tokio_postgres::Row;
 use self::conn::{Conn, GivenUp, Session};
 use self::jsonb::Jsonb;
 
+pub use conninfo::connection_config;
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
-pub use tls::{connection_config, PostgresTls};
+pub use tls::PostgresTls;
 
 use crate::api::{Backend, NamespaceRef};
 use crate::clock::{Clock, SharedClock, SystemClock};

@@ -2,14 +2,12 @@
 //! `postgres` module docs' `# TLS`): the driver knows `sslmode` `disable`,
 //! `prefer` and `require` only, and checks no certificate itself.
 
-mod options;
 mod verify;
 
 use std::future::{ready, Future};
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use rustls::client::danger::ServerCertVerifier;
@@ -18,99 +16,15 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, InvalidDnsNameError, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::conninfo::options::{self, Mode};
 use super::PostgresError;
-
-/// A value of `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Disable => "disable",
-            Mode::Prefer => "prefer",
-            Mode::Require => "require",
-            Mode::VerifyCa => "verify-ca",
-            Mode::VerifyFull => "verify-full",
-        }
-    }
-
-    fn named(name: &str) -> Result<Mode, PostgresError> {
-        Ok(match name {
-            "disable" => Mode::Disable,
-            "prefer" => Mode::Prefer,
-            "require" => Mode::Require,
-            "verify-ca" => Mode::VerifyCa,
-            "verify-full" => Mode::VerifyFull,
-            _ => {
-                return Err(PostgresError::Tls(format!(
-                    "sslmode={name} is not supported: use disable, prefer, require, verify-ca \
-                     or verify-full"
-                )))
-            }
-        })
-    }
-}
-
-/// The driver's settings a libpq connection string gives, its `sslmode`
-/// as the driver knows it and `sslrootcert` taken out (see the `postgres`
-/// module docs' `# TLS`): what [`PostgresBackend`] connects with. No file
-/// is read; [`PostgresTls::new`] reads `sslrootcert`.
-///
-/// ```
-/// # fn main() -> Result<(), coordinate::postgres::PostgresError> {
-/// use coordinate::postgres::{connection_config, PostgresTls};
-///
-/// let url = "postgres://app@db.internal/jobs?sslmode=require";
-/// let config = connection_config(url)?;
-/// assert_eq!(config.get_dbname(), Some("jobs"));
-/// // A session of one's own, with the backend's TLS:
-/// // `config.connect(PostgresTls::new(url)?)`.
-/// # PostgresTls::new(url)?;
-/// # Ok(())
-/// # }
-/// ```
-///
-/// [`PostgresBackend`]: super::PostgresBackend
-pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
-    let (rest, options) = options::take(conninfo)?;
-    let mut config = Config::from_str(&rest).map_err(PostgresError::Config)?;
-    let mode = options.mode.unwrap_or(Mode::Prefer);
-    let hosts = config.get_hosts();
-    let named = hosts.iter().any(|h| matches!(h, Host::Tcp(_)));
-    let sockets = hosts.iter().any(|h| matches!(h, Host::Unix(_)));
-    let by_address = !config.get_hostaddrs().is_empty();
-    let refused = |why: &str| Err(PostgresError::Tls(format!("sslmode={} {why}", mode.name())));
-    config.ssl_mode(match mode {
-        // Over Unix-domain sockets alone: the server offers no TLS there.
-        _ if !named && !by_address => SslMode::Disable,
-        Mode::Disable => SslMode::Disable,
-        // The driver makes no TLS session without a host name.
-        Mode::Prefer if !named => SslMode::Disable,
-        _ if !named => return refused("needs `host`, the server's name, beside `hostaddr`"),
-        Mode::Prefer => SslMode::Prefer,
-        // The driver's mode is one for every host: the sockets would be
-        // asked for TLS, which they never have.
-        _ if sockets => return refused("cannot mix Unix-domain sockets and TCP hosts in `host`"),
-        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
-    });
-    Ok(config)
-}
 
 impl PostgresTls {
     /// The TLS a libpq connection string asks for (see
-    /// [`connection_config`]), reading the authorities' certificates of
+    /// [`connection_config`](super::connection_config)), reading the authorities' certificates of
     /// its `sslrootcert`.
     pub fn new(conninfo: &str) -> Result<PostgresTls, PostgresError> {
         let (_, options) = options::take(conninfo)?;
@@ -203,7 +117,8 @@ fn chain_verifier(
 }
 
 /// Makes the TLS session of each connection to PostgreSQL, and of each
-/// cancel request, as a connection string asks (see [`connection_config`]).
+/// cancel request, as a connection string asks (see
+/// [`connection_config`](super::connection_config)).
 #[derive(Clone)]
 pub struct PostgresTls(MakeRustlsConnect);
 
@@ -273,33 +188,6 @@ where
 mod tests {
     use super::*;
 
-    fn mode(conninfo: &str) -> SslMode {
-        connection_config(conninfo).expect(conninfo).get_ssl_mode()
-    }
-
-    #[test]
-    fn the_driver_gets_the_mode_it_knows() {
-        assert_eq!(mode("host=h"), SslMode::Prefer);
-        assert_eq!(mode("host=h sslmode=disable"), SslMode::Disable);
-        assert_eq!(mode("postgres://h/d?sslmode=require"), SslMode::Require);
-    }
-
-    #[test]
-    fn a_unix_domain_socket_is_never_encrypted() {
-        assert_eq!(
-            mode("host=/run/postgresql sslmode=require"),
-            SslMode::Disable
-        );
-        assert_eq!(mode("host=/run/postgresql,db"), SslMode::Prefer);
-        for mixed in [
-            "host=/run/postgresql,db sslmode=require",
-            "postgres://db,%2Frun%2Fpostgresql/jobs?sslmode=verify-ca&sslrootcert=/ca.pem",
-        ] {
-            let error = connection_config(mixed).expect_err(mixed).to_string();
-            assert!(error.contains("cannot mix Unix-domain sockets"), "{error}");
-        }
-    }
-
     #[test]
     fn disabled_reads_no_root_certificate() {
         let conninfo = "host=h sslmode=disable sslrootcert=/no/such/file.pem";
@@ -309,19 +197,5 @@ mod tests {
             .expect_err(preferred)
             .to_string();
         assert!(error.contains("/no/such/file.pem"), "{error}");
-    }
-
-    #[test]
-    fn an_address_without_a_name_is_encrypted_only_when_preferred() {
-        assert_eq!(mode("hostaddr=10.0.0.1"), SslMode::Disable);
-        let named = "hostaddr=10.0.0.1 host=db sslmode=require";
-        assert_eq!(mode(named), SslMode::Require);
-        for conninfo in [
-            "hostaddr=10.0.0.1 sslmode=require",
-            "host=/run/pg hostaddr=10.0.0.1 sslmode=verify-ca",
-        ] {
-            let error = connection_config(conninfo).expect_err(conninfo).to_string();
-            assert!(error.contains("needs `host`"), "{error}");
-        }
     }
 }

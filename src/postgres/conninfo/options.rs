@@ -1,5 +1,5 @@
-//! The TLS options of a connection string, taken out before the driver
-//! reads the rest.
+//! The libpq options of a connection string that the driver lacks, taken
+//! out before it reads the rest.
 //!
 //! The driver knows `sslmode` `disable`, `prefer` and `require` only, and
 //! refuses every option it does not know, `sslrootcert`, `sslcert` and
@@ -14,12 +14,50 @@ use std::ops::Range;
 
 use percent_encoding::percent_decode_str;
 
-use super::Mode;
 use crate::postgres::PostgresError;
 
-/// The TLS options a connection string gave; each `None` when absent.
+/// A value of `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl Mode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Disable => "disable",
+            Mode::Prefer => "prefer",
+            Mode::Require => "require",
+            Mode::VerifyCa => "verify-ca",
+            Mode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn named(name: &str) -> Result<Mode, PostgresError> {
+        Ok(match name {
+            "disable" => Mode::Disable,
+            "prefer" => Mode::Prefer,
+            "require" => Mode::Require,
+            "verify-ca" => Mode::VerifyCa,
+            "verify-full" => Mode::VerifyFull,
+            _ => {
+                return Err(PostgresError::Tls(format!(
+                    "sslmode={name} is not supported: use disable, prefer, require, verify-ca \
+                     or verify-full"
+                )))
+            }
+        })
+    }
+}
+
+/// The options a connection string gave that the driver lacks; each
+/// `None` when absent.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct TlsOptions {
+pub(crate) struct Options {
     /// `sslmode`.
     pub(crate) mode: Option<Mode>,
     /// `sslrootcert`: a file of PEM certificates of the authorities trusted
@@ -32,10 +70,10 @@ pub(crate) struct TlsOptions {
     pub(crate) key: Option<String>,
 }
 
-/// `conninfo` without its TLS options, and those options; the last of an
+/// `conninfo` without the options the driver lacks, and those options; the last of an
 /// option given twice counts, as for the driver's options.
-pub(crate) fn take(conninfo: &str) -> Result<(Cow<'_, str>, TlsOptions), PostgresError> {
-    let mut options = TlsOptions::default();
+pub(crate) fn take(conninfo: &str) -> Result<(Cow<'_, str>, Options), PostgresError> {
+    let mut options = Options::default();
     let rest = if conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://") {
         from_url(conninfo, &mut options)?
     } else {
@@ -44,8 +82,9 @@ pub(crate) fn take(conninfo: &str) -> Result<(Cow<'_, str>, TlsOptions), Postgre
     Ok((rest, options))
 }
 
-/// Notes `key`'s `value` if it is a TLS option; answers whether it was.
-fn note(options: &mut TlsOptions, key: &str, value: String) -> Result<bool, PostgresError> {
+/// Notes `key`'s `value` if it is an option the driver lacks; answers
+/// whether it was.
+fn note(options: &mut Options, key: &str, value: String) -> Result<bool, PostgresError> {
     match key {
         "sslmode" => options.mode = Some(Mode::named(&value)?),
         // An empty file name is none, as for libpq.
@@ -57,7 +96,7 @@ fn note(options: &mut TlsOptions, key: &str, value: String) -> Result<bool, Post
     Ok(true)
 }
 
-fn from_url<'a>(url: &'a str, options: &mut TlsOptions) -> Result<Cow<'a, str>, PostgresError> {
+fn from_url<'a>(url: &'a str, options: &mut Options) -> Result<Cow<'a, str>, PostgresError> {
     // As the driver reads it: the user name and password end at the first
     // `@`, and may hold a `?`.
     let after_credentials = url.find('@').unwrap_or(0);
@@ -86,10 +125,7 @@ fn from_url<'a>(url: &'a str, options: &mut TlsOptions) -> Result<Cow<'a, str>, 
     }))
 }
 
-fn from_pairs<'a>(
-    conninfo: &'a str,
-    options: &mut TlsOptions,
-) -> Result<Cow<'a, str>, PostgresError> {
+fn from_pairs<'a>(conninfo: &'a str, options: &mut Options) -> Result<Cow<'a, str>, PostgresError> {
     let mut kept = String::new();
     let mut cut = false;
     let mut pairs = Pairs {
@@ -201,7 +237,7 @@ impl<'a> Pairs<'a> {
 mod tests {
     use super::*;
 
-    fn taken(conninfo: &str) -> (String, TlsOptions) {
+    fn taken(conninfo: &str) -> (String, Options) {
         let (rest, options) = take(conninfo).expect("well formed");
         (rest.into_owned(), options)
     }
@@ -221,7 +257,7 @@ mod tests {
         let (rest, options) = taken("postgres://u:p?w@h/db");
         assert_eq!(
             (rest.as_str(), options),
-            ("postgres://u:p?w@h/db", TlsOptions::default())
+            ("postgres://u:p?w@h/db", Options::default())
         );
 
         let (rest, options) = taken("postgresql://h/db?sslmode=require");
@@ -232,7 +268,7 @@ mod tests {
         let (rest, options) = taken("postgres://h/db?connect_timeout=3");
         assert_eq!(
             (rest.as_str(), options),
-            ("postgres://h/db?connect_timeout=3", TlsOptions::default())
+            ("postgres://h/db?connect_timeout=3", Options::default())
         );
     }
 
@@ -269,7 +305,7 @@ mod tests {
             "postgres://h/d?sslrootcert=%2Fr.pem&sslrootcert=&sslcert=&sslkey=",
         ] {
             let (_, options) = taken(conninfo);
-            assert_eq!(options, TlsOptions::default(), "{conninfo}");
+            assert_eq!(options, Options::default(), "{conninfo}");
         }
     }
 
@@ -285,7 +321,7 @@ mod tests {
     fn a_malformed_string_is_handed_on_whole_for_the_driver_to_refuse() {
         for conninfo in ["host=h dbname", "host='h", "host= ", "=x"] {
             let (rest, options) = taken(conninfo);
-            assert_eq!((rest.as_str(), options), (conninfo, TlsOptions::default()));
+            assert_eq!((rest.as_str(), options), (conninfo, Options::default()));
         }
         // The pairs before the fault are read all the same, and the fault
         // handed on.
