@@ -1,7 +1,8 @@
 //! `coordinated` over PostgreSQL (the crate's throwaway test cluster): many
 //! requests whose clients hang up leave the pool idle, a request over its
-//! timeout stops its work in the database, and two servers over one
-//! database see each other's deletes through the change feed.
+//! timeout stops its work in the database, two servers over one
+//! database see each other's deletes through the change feed, and the
+//! database password is taken from the environment.
 
 mod support;
 
@@ -321,4 +322,40 @@ fn a_delete_through_one_server_reaches_the_other() {
         metrics.contains("coordinate_cache_feed_subscribed 1"),
         "{metrics}"
     );
+}
+
+/// The database password stays off the command line, where every user of
+/// the host can read it: the server finds it in `PGPASSWORD`, or in the
+/// password file `PGPASSFILE` names, as libpq's programs do.
+#[test]
+fn the_database_password_comes_from_the_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = runtime();
+    let cluster =
+        TestCluster::start_requiring_passwords().expect("a cluster that asks for passwords");
+    let name = rt
+        .block_on(cluster.fresh_database())
+        .expect("a fresh database");
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+            .await
+            .expect("an admin session");
+        tokio::spawn(connection);
+        client
+            .batch_execute("CREATE ROLE app LOGIN SUPERUSER PASSWORD 'kept-secret'")
+            .await
+            .expect("a user with a password");
+    });
+    let dir = cluster.dir().expect("a cluster of ours");
+    let file = dir.join("pgpass");
+    std::fs::write(&file, format!("{}:5432:*:app:kept-secret\n", dir.display()))
+        .expect("write the password file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("owner only");
+    let file = file.display().to_string();
+    let backend = format!("postgres:{} user=app dbname={name}", cluster.url());
+    for (variable, value) in [("PGPASSWORD", "kept-secret"), ("PGPASSFILE", &file)] {
+        let server = Server::start_with_env(&["--backend", &backend], &[(variable, value)]);
+        let made = server.send_json("POST", "/namespace", &json!({"name": variable}).to_string());
+        assert_eq!(made.status, 201, "{variable}: {}", made.text());
+    }
 }

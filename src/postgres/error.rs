@@ -27,6 +27,10 @@ pub enum PostgresError {
     /// cannot be used.
     #[error("PostgreSQL TLS settings: {0}")]
     Tls(String),
+    /// The password file cannot give the connection string's hosts their
+    /// password.
+    #[error("PostgreSQL password file: {0}")]
+    PasswordFile(String),
     /// The connection pool could not be built.
     #[error("cannot build the PostgreSQL connection pool: {0}")]
     Pool(String),

@@ -75,6 +75,28 @@
 //! postgres://app@db.internal/jobs?sslmode=verify-full&sslrootcert=/etc/coordinate/db-ca.pem
 //! ```
 //!
+//! # Passwords
+//!
+//! A password need not be in the connection string, where a command line
+//! would show it to every user of the host: one the string leaves out (or
+//! gives empty) is found as libpq finds it, in `PGPASSWORD`, else in the
+//! password file — the one the string's `passfile` names, else
+//! `PGPASSFILE`'s, else `$HOME/.pgpass`. Its lines read
+//! `host:port:database:user:password`; `*` in one of the first four
+//! fields matches anything, `\` escapes a `:` or `\`, and `#` starts a
+//! comment line. The first line that matches the connection gives the
+//! password: its host (a Unix-domain socket's directory, or `localhost`
+//! for `/tmp`, `/var/run/postgresql` and `/run/postgresql`; `hostaddr`
+//! without `host`), port (5432 unless given), database (the user's name
+//! unless given) and user (the one running the process unless given). A
+//! missing file gives none; one that is not a plain file or that its group
+//! or others may access is ignored with a warning, as libpq ignores it.
+//! The file is read when the backend is built, so a changed password is
+//! taken by the next build. Unlike libpq, which finds a password for each
+//! host of a list, the driver sends one to them all: a file giving the
+//! hosts of one string different passwords fails
+//! [`PostgresBuilder::build`] with [`PostgresError::PasswordFile`].
+//!
 //! # Storage
 //!
 //! The schema ([`SCHEMA_VERSION`]) is created and migrated by

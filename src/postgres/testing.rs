@@ -153,7 +153,14 @@ impl TestCluster {
     /// Starts a private cluster (for tests that stop and restart it); it is
     /// removed when dropped, or at the latest when the process exits.
     pub fn start() -> Result<TestCluster, HarnessError> {
-        Self::start_with(None)
+        Self::start_with(None, false)
+    }
+
+    /// [`start`](Self::start), the cluster asking every user but
+    /// `postgres` (the user of [`url`](Self::url)) for a password
+    /// (`scram-sha-256` authentication on its socket).
+    pub fn start_requiring_passwords() -> Result<TestCluster, HarnessError> {
+        Self::start_with(None, true)
     }
 
     /// [`start`](Self::start), the cluster also listening on a free
@@ -162,11 +169,14 @@ impl TestCluster {
     /// ones) for the private `key` (PEM). Its [`url`](Self::url) stays on
     /// the unix socket.
     pub fn start_with_tls(certificate: &str, key: &str) -> Result<TestCluster, HarnessError> {
-        Self::start_with(Some(ServerTls {
-            certificate: certificate.to_owned(),
-            key: key.to_owned(),
-            client_authority: None,
-        }))
+        Self::start_with(
+            Some(ServerTls {
+                certificate: certificate.to_owned(),
+                key: key.to_owned(),
+                client_authority: None,
+            }),
+            false,
+        )
     }
 
     /// [`start_with_tls`](Self::start_with_tls), the cluster admitting a
@@ -179,14 +189,17 @@ impl TestCluster {
         key: &str,
         client_authority: &str,
     ) -> Result<TestCluster, HarnessError> {
-        Self::start_with(Some(ServerTls {
-            certificate: certificate.to_owned(),
-            key: key.to_owned(),
-            client_authority: Some(client_authority.to_owned()),
-        }))
+        Self::start_with(
+            Some(ServerTls {
+                certificate: certificate.to_owned(),
+                key: key.to_owned(),
+                client_authority: Some(client_authority.to_owned()),
+            }),
+            false,
+        )
     }
 
-    fn start_with(tls: Option<ServerTls>) -> Result<TestCluster, HarnessError> {
+    fn start_with(tls: Option<ServerTls>, passwords: bool) -> Result<TestCluster, HarnessError> {
         let bindir = find_bindir()?;
         let run_as = if running_as_root() {
             Some(user_ids("postgres")?)
@@ -233,6 +246,12 @@ impl TestCluster {
         owned.initdb()?;
         if let Some(tls) = tls {
             owned.enable_tls(&tls)?;
+        }
+        if passwords {
+            owned.write_file(
+                "pg_hba.conf",
+                "local all postgres trust\nlocal all all scram-sha-256\n",
+            )?;
         }
         owned.start_server()?;
         Ok(TestCluster {
@@ -547,15 +566,20 @@ rm -rf "$1""#;
         };
         let hba = "local all all trust\nhostssl all all 127.0.0.1/32 cert\n";
         for (file, text) in [("client_ca.crt", authority.as_str()), ("pg_hba.conf", hba)] {
-            let path = self.data().join(file);
-            std::fs::write(&path, text)
-                .and_then(|()| match self.run_as {
-                    Some((uid, gid)) => std::os::unix::fs::chown(&path, Some(uid), Some(gid)),
-                    None => Ok(()),
-                })
-                .map_err(|e| fail(format!("cannot write {path:?}: {e}")))?;
+            self.write_file(file, text)?;
         }
         self.configure("ssl_ca_file = 'client_ca.crt'\n")
+    }
+
+    /// Writes `text` to the data directory's `file`, the server's to read.
+    fn write_file(&self, file: &str, text: &str) -> Result<(), HarnessError> {
+        let path = self.data().join(file);
+        std::fs::write(&path, text)
+            .and_then(|()| match self.run_as {
+                Some((uid, gid)) => std::os::unix::fs::chown(&path, Some(uid), Some(gid)),
+                None => Ok(()),
+            })
+            .map_err(|e| fail(format!("cannot write {path:?}: {e}")))
     }
 
     fn start_server(&self) -> Result<(), HarnessError> {

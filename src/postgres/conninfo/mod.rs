@@ -1,8 +1,10 @@
 //! A libpq connection string read into the driver's [`Config`]: the
-//! options the driver does not know cut out (the `options` module) and
-//! `sslmode` mapped onto the modes it has.
+//! options the driver does not know cut out (the `options` module),
+//! `sslmode` mapped onto the modes it has, and a password left out found
+//! where libpq finds it (the `password` module).
 
 pub(crate) mod options;
+mod password;
 
 use std::str::FromStr;
 
@@ -14,8 +16,11 @@ use options::Mode;
 
 /// The driver's settings a libpq connection string gives, its `sslmode`
 /// as the driver knows it and `sslrootcert` taken out (see the `postgres`
-/// module docs' `# TLS`): what [`PostgresBackend`] connects with. No file
-/// is read; [`PostgresTls::new`](super::PostgresTls::new) reads `sslrootcert`.
+/// module docs' `# TLS`), and the password it leaves out found as libpq
+/// finds it (`PGPASSWORD`, then the password file; see `# Passwords`
+/// there): what [`PostgresBackend`] connects with. Of the files a string
+/// names, this reads the password file only;
+/// [`PostgresTls::new`](super::PostgresTls::new) reads `sslrootcert`.
 ///
 /// ```
 /// # fn main() -> Result<(), coordinate::postgres::PostgresError> {
@@ -54,6 +59,11 @@ pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
         _ if sockets => return refused("cannot mix Unix-domain sockets and TCP hosts in `host`"),
         Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     });
+    password::fill_in(
+        &mut config,
+        options.passfile.as_deref(),
+        &password::Environment::of_process(),
+    )?;
     Ok(config)
 }
 

@@ -2,8 +2,8 @@
 //! out before it reads the rest.
 //!
 //! The driver knows `sslmode` `disable`, `prefer` and `require` only, and
-//! refuses every option it does not know, `sslrootcert`, `sslcert` and
-//! `sslkey` among them. Both
+//! refuses every option it does not know, `sslrootcert`, `sslcert`,
+//! `sslkey` and `passfile` among them. Both
 //! forms of connection string are read here as the driver reads them — a
 //! URL's query (`?k=v&…`, percent-encoded) or `key=value` pairs separated by
 //! white space, a value quoted in `'…'` or not, `\` escaping the character
@@ -68,6 +68,9 @@ pub(crate) struct Options {
     pub(crate) cert: Option<String>,
     /// `sslkey`: a file of `sslcert`'s PEM private key.
     pub(crate) key: Option<String>,
+    /// `passfile`: the password file, in place of `PGPASSFILE`'s or
+    /// `~/.pgpass`.
+    pub(crate) passfile: Option<String>,
 }
 
 /// `conninfo` without the options the driver lacks, and those options; the last of an
@@ -91,6 +94,7 @@ fn note(options: &mut Options, key: &str, value: String) -> Result<bool, Postgre
         "sslrootcert" => options.root_cert = Some(value).filter(|v| !v.is_empty()),
         "sslcert" => options.cert = Some(value).filter(|v| !v.is_empty()),
         "sslkey" => options.key = Some(value).filter(|v| !v.is_empty()),
+        "passfile" => options.passfile = Some(value).filter(|v| !v.is_empty()),
         _ => return Ok(false),
     }
     Ok(true)

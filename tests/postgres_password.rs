@@ -1,0 +1,128 @@
+//! A password the connection string leaves out, found in the password
+//! file its `passfile` names, against a cluster of its own that asks every
+//! user but its superuser `postgres` for one.
+#![cfg(feature = "testing")]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration as StdDuration;
+
+use coordinate::error::error_chain;
+use coordinate::postgres::testing::TestCluster;
+use coordinate::postgres::{PostgresBackend, PostgresError};
+use coordinate::{Backend, Error};
+
+mod common {
+    pub mod fixture;
+}
+
+use common::fixture::spec_with_unit;
+
+fn cluster() -> &'static TestCluster {
+    static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| TestCluster::start_requiring_passwords().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Makes `user` a superuser who logs in with `password`; answers the
+/// connection string of a fresh database as that user, without it.
+async fn user_with_password(user: &str, password: &str) -> String {
+    let cluster = cluster();
+    let db = cluster
+        .fresh_database()
+        .await
+        .unwrap_or_else(|e| panic!("no fresh database: {e}"));
+    let (admin, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+        .await
+        .expect("an admin session");
+    tokio::spawn(connection);
+    // The names and passwords are the tests' own, quoted as literals.
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{}'",
+            password.replace('\'', "''")
+        ))
+        .await
+        .expect("a user with a password");
+    format!("{} user={user} dbname={db}", cluster.url())
+}
+
+/// A password file of `lines` in the cluster's directory, only its owner
+/// may read.
+fn password_file(name: &str, lines: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = cluster().dir().expect("a cluster of ours").join(name);
+    std::fs::write(&path, lines).expect("write the password file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("owner only");
+    path
+}
+
+/// The line of the cluster's socket directory: the file names a socket
+/// outside the default directories by its path.
+fn line(user: &str, password: &str) -> String {
+    let socket = cluster()
+        .dir()
+        .expect("a cluster of ours")
+        .display()
+        .to_string();
+    format!("{socket}:5432:*:{user}:{password}\n")
+}
+
+async fn connect(conninfo: &str) -> coordinate::Result<PostgresBackend> {
+    PostgresBackend::builder(conninfo)
+        .connect_timeout(StdDuration::from_secs(10))
+        .build()
+        .await
+}
+
+#[tokio::test]
+async fn the_password_file_the_string_names_logs_in() -> coordinate::Result<()> {
+    let conninfo = user_with_password("from_file", "pass:word\\here").await;
+    let file = password_file(
+        "from_file.pgpass",
+        &format!(
+            "# first the wrong one for another user\n{}{}",
+            line("someone_else", "wrong"),
+            line("from_file", "pass\\:word\\\\here")
+        ),
+    );
+    let backend = connect(&format!("{conninfo} passfile={}", file.display())).await?;
+    spec_with_unit(&backend).await?;
+    let names: Vec<String> = backend.namespaces().await?.into_keys().collect();
+    assert_eq!(names, ["n"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_the_password_the_server_refuses() {
+    let conninfo = user_with_password("refused", "right").await;
+    let missing = format!("{conninfo} passfile=/no/such/pgpass");
+    let wrong = password_file("refused.pgpass", &line("refused", "wrong"));
+    let wrong = format!("{conninfo} passfile={}", wrong.display());
+    for conninfo in [missing, wrong] {
+        let error = connect(&conninfo).await.expect_err(&conninfo);
+        assert!(
+            matches!(&error, Error::Backend(source)
+                if matches!(source.downcast_ref::<PostgresError>(), Some(PostgresError::Connect(_)))),
+            "{error:?}"
+        );
+        assert!(
+            error_chain(&error).contains("password"),
+            "{}",
+            error_chain(&error)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_password_given_comes_before_the_file() -> coordinate::Result<()> {
+    let conninfo = user_with_password("given", "it's-this").await;
+    let file = password_file("given.pgpass", &line("given", "not-this"));
+    let backend = connect(&format!(
+        "{conninfo} password='it\\'s-this' passfile={}",
+        file.display()
+    ))
+    .await?;
+    spec_with_unit(&backend).await?;
+    Ok(())
+}
