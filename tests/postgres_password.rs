@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
 
 use coordinate::error::error_chain;
+use coordinate::feed::ChangeEvent;
 use coordinate::postgres::testing::TestCluster;
 use coordinate::postgres::{PostgresBackend, PostgresError};
 use coordinate::{Backend, Error};
@@ -75,7 +76,7 @@ async fn connect(conninfo: &str) -> coordinate::Result<PostgresBackend> {
         .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_file_the_string_names_logs_in() -> coordinate::Result<()> {
     let conninfo = user_with_password("from_file", "pass:word\\here").await;
     let file = password_file(
@@ -86,10 +87,32 @@ async fn the_password_file_the_string_names_logs_in() -> coordinate::Result<()> 
             line("from_file", "pass\\:word\\\\here")
         ),
     );
-    let backend = connect(&format!("{conninfo} passfile={}", file.display())).await?;
+    let conninfo = format!("{conninfo} passfile={}", file.display());
+    let backend = connect(&conninfo).await?;
     spec_with_unit(&backend).await?;
     let names: Vec<String> = backend.namespaces().await?.into_keys().collect();
     assert_eq!(names, ["n"]);
+    // The change feed's own session logs in with it too.
+    let mut events = backend.change_feed().expect("a feed").subscribe().await?;
+    connect(&conninfo)
+        .await?
+        .namespace("n")
+        .await?
+        .destroy()
+        .await?;
+    let destroyed = async {
+        loop {
+            match events.recv().await {
+                Ok(ChangeEvent::NamespaceDestroyed { namespace }) => break namespace,
+                Ok(_) => {}
+                Err(gap) => panic!("{gap:?}"),
+            }
+        }
+    };
+    let namespace = tokio::time::timeout(StdDuration::from_secs(5), destroyed)
+        .await
+        .expect("the event in time");
+    assert_eq!(namespace, "n");
     Ok(())
 }
 
