@@ -149,3 +149,43 @@ async fn a_password_given_comes_before_the_file() -> coordinate::Result<()> {
     spec_with_unit(&backend).await?;
     Ok(())
 }
+
+/// The password file is read for every new session, as libpq reads it: a
+/// password changed in the database and the file is used by the sessions
+/// made after it, without a restart.
+#[tokio::test]
+async fn a_changed_password_is_used_by_sessions_made_after_it() -> coordinate::Result<()> {
+    let conninfo = user_with_password("rotated", "first").await;
+    let file = password_file("rotated.pgpass", &line("rotated", "first"));
+    let backend = PostgresBackend::builder(&format!("{conninfo} passfile={}", file.display()))
+        .max_connections(1)
+        .connect_timeout(StdDuration::from_secs(10))
+        .build()
+        .await?;
+    spec_with_unit(&backend).await?;
+    let (admin, connection) = tokio_postgres::connect(cluster().url(), tokio_postgres::NoTls)
+        .await
+        .expect("an admin session");
+    tokio::spawn(connection);
+    admin
+        .batch_execute("ALTER ROLE rotated PASSWORD 'second'")
+        .await
+        .expect("a new password");
+    password_file("rotated.pgpass", &line("rotated", "second"));
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rotated'",
+            &[],
+        )
+        .await
+        .expect("the session ended");
+    // The pool finds its connection closed on its next checkout, or the
+    // call on it fails; the next call makes a new one.
+    for _ in 0..100 {
+        if backend.namespace("n").await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("no session with the new password");
+}

@@ -22,6 +22,7 @@ mod common {
 
 use common::fixture::spec_with_unit;
 use common::tls_authority::{authority, cluster_with_tls, LocalhostCertificate};
+use rcgen::KeyPair;
 
 /// The cluster, and the files of the authority that signed its certificate
 /// and of another.
@@ -330,45 +331,66 @@ async fn a_connection_by_address_is_checked_against_the_name_beside_it() -> coor
     Ok(())
 }
 
-/// `sslcert` and `sslkey`: a cluster that admits TCP clients only with a
-/// certificate of its client authority (`cert` authentication) admits the
-/// backend's sessions, its change feed's among them, with the one they
-/// name, and no session without it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_certificate_is_shown_by_every_session() -> coordinate::Result<()> {
-    let server = LocalhostCertificate::new();
-    let (client_authority, client_authority_key) = authority("coordinate test client authority");
-    let client_key = rcgen::KeyPair::generate().expect("a key");
+/// A certificate for the user `postgres` (`cert` authentication: its
+/// name is the user's) that `authority` signs, with `serial`; and its
+/// private key. In PEM.
+fn client_certificate(authority: &(rcgen::Certificate, KeyPair), serial: u64) -> (String, String) {
+    let key = KeyPair::generate().expect("a key");
     let mut params = rcgen::CertificateParams::default();
-    // `cert` authentication: the certificate's name is the user's.
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "postgres");
-    let client = params
-        .signed_by(&client_key, &client_authority, &client_authority_key)
+    params.serial_number = Some(serial.into());
+    let certificate = params
+        .signed_by(&key, &authority.0, &authority.1)
         .expect("a client certificate");
+    (certificate.pem(), key.serialize_pem())
+}
+
+/// A cluster that admits TCP clients only with a certificate
+/// `client_authority` signs, the URL of a fresh database on it
+/// (`verify-full`, no client certificate yet), and the database's name.
+async fn cluster_requiring_client_certificates(
+    client_authority: &rcgen::Certificate,
+) -> (TestCluster, String, String) {
+    let server = LocalhostCertificate::new();
     let cluster = TestCluster::start_requiring_client_certificates(
         &server.certificate,
         &server.key,
         &client_authority.pem(),
     )
     .unwrap_or_else(|e| panic!("no cluster: {e}"));
+    let root = cluster.dir().expect("a cluster of ours").join("root.pem");
+    std::fs::write(&root, &server.authority).expect("the server's authority");
+    let db = cluster
+        .fresh_database()
+        .await
+        .unwrap_or_else(|e| panic!("no fresh database: {e}"));
+    let port = cluster.tcp_port().expect("a TCP port");
+    let url = format!(
+        "postgres://postgres@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={}",
+        root.display()
+    );
+    (cluster, url, db)
+}
+
+/// `sslcert` and `sslkey`: a cluster that admits TCP clients only with a
+/// certificate of its client authority (`cert` authentication) admits the
+/// backend's sessions, its change feed's among them, with the one they
+/// name, and no session without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_shown_by_every_session() -> coordinate::Result<()> {
+    let client_authority = authority("coordinate test client authority");
+    let (cluster, base, _) = cluster_requiring_client_certificates(&client_authority.0).await;
     let dir = cluster.dir().expect("a cluster of ours").to_owned();
     let write = |name: &str, pem: &str| {
         let path = dir.join(name);
         std::fs::write(&path, pem).expect("a file");
         path.display().to_string()
     };
-    let root = write("root.pem", &server.authority);
-    let cert = write("client.crt", &client.pem());
-    let key = write("client.key", &client_key.serialize_pem());
-    let db = cluster
-        .fresh_database()
-        .await
-        .unwrap_or_else(|e| panic!("no fresh database: {e}"));
-    let port = cluster.tcp_port().expect("a TCP port");
-    let base =
-        format!("postgres://postgres@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={root}");
+    let (client, client_key) = client_certificate(&client_authority, 1);
+    let cert = write("client.crt", &client);
+    let key = write("client.key", &client_key);
 
     let error = connect(&base)
         .await
@@ -396,4 +418,83 @@ async fn a_client_certificate_is_shown_by_every_session() -> coordinate::Result<
     .await;
     assert!(destroyed.is_ok(), "no event through the listening session");
     Ok(())
+}
+
+/// The files are read for every new session, as libpq reads them: a
+/// renewed client certificate is shown by the sessions made after it, and
+/// files that cannot be used at that moment leave the ones before in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_client_certificate_is_shown_by_sessions_made_after_it() -> coordinate::Result<()>
+{
+    let client_authority = authority("coordinate test client authority");
+    let (cluster, base, db) = cluster_requiring_client_certificates(&client_authority.0).await;
+    let dir = cluster.dir().expect("a cluster of ours");
+    let (cert, key) = (dir.join("renewed.crt"), dir.join("renewed.key"));
+    let issue = |serial| {
+        let (certificate, private_key) = client_certificate(&client_authority, serial);
+        std::fs::write(&cert, certificate).expect("the certificate");
+        std::fs::write(&key, private_key).expect("its key");
+    };
+    issue(1);
+    let url = format!("{base}&sslcert={}&sslkey={}", cert.display(), key.display());
+    let backend = PostgresBackend::builder(&url)
+        .max_connections(1)
+        .connect_timeout(StdDuration::from_secs(10))
+        .build()
+        .await?;
+    spec_with_unit(&backend).await?;
+    let (admin, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+        .await
+        .expect("an admin session");
+    tokio::spawn(connection);
+    let db = db.as_str();
+    assert_eq!(client_serials(&admin, db).await, ["1"]);
+
+    issue(2);
+    // The session open keeps the certificate it showed.
+    backend.namespace("n").await?;
+    assert_eq!(client_serials(&admin, db).await, ["1"]);
+    reconnect(&admin, db, &backend).await;
+    assert_eq!(client_serials(&admin, db).await, ["2"]);
+
+    std::fs::write(&key, "half a key").expect("a broken key file");
+    reconnect(&admin, db, &backend).await;
+    assert_eq!(client_serials(&admin, db).await, ["2"]);
+    Ok(())
+}
+
+/// The serial numbers of the certificates the sessions of database `db`
+/// showed, in order, once each.
+async fn client_serials(admin: &tokio_postgres::Client, db: &str) -> Vec<String> {
+    let rows = admin
+        .query(
+            "SELECT DISTINCT s.client_serial::text FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1 ORDER BY 1",
+            &[&db],
+        )
+        .await
+        .expect("the sessions' certificates");
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+/// Ends the sessions of database `db`, and waits until `backend` has made
+/// a new one.
+async fn reconnect(admin: &tokio_postgres::Client, db: &str, backend: &PostgresBackend) {
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .await
+        .expect("sessions ended");
+    // The pool finds its connection closed on its next checkout, or the
+    // call on it fails; the next call makes a new one.
+    for _ in 0..100 {
+        if backend.namespace("n").await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    panic!("no new session");
 }

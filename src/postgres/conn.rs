@@ -40,8 +40,8 @@ use deadpool_postgres::{Client, GenericClient, Object, Transaction};
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
+use super::connector::Connector;
 use super::error::db;
-use super::tls::PostgresTls;
 use crate::error::Result;
 
 /// How long a statement whose caller gave up may go on before it is
@@ -77,17 +77,17 @@ pub(crate) struct GivenUp {
     cancelled: AtomicU64,
     /// Connections closed rather than given back to the pool.
     closed: AtomicU64,
-    /// A cancel request's TLS, as its connection's.
-    tls: PostgresTls,
+    /// How a cancel request connects, as its connection did.
+    connector: Arc<Connector>,
 }
 
 impl GivenUp {
-    /// Nothing given up yet; cancel requests made with `tls`.
-    pub(crate) fn new(tls: PostgresTls) -> Self {
+    /// Nothing given up yet; cancel requests made by `connector`.
+    pub(crate) fn new(connector: Arc<Connector>) -> Self {
         GivenUp {
             cancelled: AtomicU64::new(0),
             closed: AtomicU64::new(0),
-            tls,
+            connector,
         }
     }
 
@@ -198,7 +198,7 @@ async fn give_up(closing: Closing, in_transaction: bool) {
         match closing
             .client()
             .cancel_token()
-            .cancel_query(closing.given_up.tls.clone())
+            .cancel_query(closing.given_up.connector.settings().tls)
             .await
         {
             Ok(()) if !sent => {

@@ -68,6 +68,14 @@
 //! Settings that cannot be used fail [`PostgresBuilder::build`] with
 //! [`PostgresError::Tls`]; a certificate refused fails it with
 //! [`PostgresError::Connect`], saying why.
+//!
+//! As libpq does, the backend reads the files the string names (these and
+//! the password file, below) again for every new session: a pooled
+//! connection, the change feed's listening connection, a cancel request.
+//! A renewed certificate, key or authority file is used by the sessions
+//! made after it, without a restart; those open keep theirs. Files that
+//! cannot be used at that moment (half-written by their renewal, say) are
+//! logged, and the last settings that could be used are kept.
 //! [`connection_config`] and [`PostgresTls`] open a session of one's own
 //! with the same settings.
 //!
@@ -91,8 +99,8 @@
 //! unless given) and user (the one running the process unless given). A
 //! missing file gives none; one that is not a plain file or that its group
 //! or others may access is ignored with a warning, as libpq ignores it.
-//! The file is read when the backend is built, so a changed password is
-//! taken by the next build. Unlike libpq, which finds a password for each
+//! The environment and the file are read for every new session, as the
+//! TLS files are. Unlike libpq, which finds a password for each
 //! host of a list, the driver sends one to them all: a file giving the
 //! hosts of one string different passwords fails
 //! [`PostgresBuilder::build`] with [`PostgresError::PasswordFile`].
@@ -270,6 +278,7 @@ mod attempt;
 mod budget;
 mod bulk;
 mod conn;
+mod connector;
 mod conninfo;
 mod counts;
 mod error;
@@ -304,6 +313,7 @@ use tokio_postgres::types::{FromSql, Json, ToSql};
 use tokio_postgres::Row;
 
 use self::conn::{Conn, GivenUp, Session};
+use self::connector::{Connector, PoolConnect};
 use self::jsonb::Jsonb;
 
 pub use conninfo::connection_config;
@@ -501,23 +511,20 @@ impl PostgresBuilder {
             ))
             .into());
         }
-        let mut config = connection_config(&self.url)?;
-        let tls = PostgresTls::new(&self.url)?;
-        let timeout = match config.get_connect_timeout() {
-            Some(t) if *t < self.connect_timeout => *t,
-            _ => self.connect_timeout,
-        };
-        config.connect_timeout(timeout);
-        if let Some(db) = &self.database {
-            config.dbname(db);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("coordinate");
-        }
-        let feed_config = config.clone();
-        let manager = Manager::from_config(
-            config,
-            tls.clone(),
+        let connector = Arc::new(Connector::new(
+            self.url,
+            self.connect_timeout,
+            self.database,
+        )?);
+        let first = connector.last();
+        let timeout = first
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(self.connect_timeout);
+        let manager = Manager::from_connect(
+            first.config,
+            PoolConnect(Arc::clone(&connector)),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -539,11 +546,10 @@ impl PostgresBuilder {
             .build()
             .map_err(|e| PostgresError::Pool(e.to_string()))?;
         static INSTANCES: AtomicU64 = AtomicU64::new(1);
-        let given_up = Arc::new(GivenUp::new(tls.clone()));
+        let given_up = Arc::new(GivenUp::new(Arc::clone(&connector)));
         let feed = Arc::new(notify::PgFeed::new(
             notify::Listening {
-                config: feed_config,
-                tls,
+                connector,
                 heartbeat: self.feed_heartbeat,
                 timeout,
             },

@@ -24,9 +24,9 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio_postgres::AsyncMessage;
 
 use super::conn::{Conn, GivenUp};
+use super::connector::{Connector, Settings};
 use super::error::{db, pool, PostgresError};
 use super::execute;
-use super::tls::PostgresTls;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeEvent, ChangeFeed, DeletedUnits, PurgeScope, Subscription};
 
@@ -41,10 +41,8 @@ const MAX_PAYLOAD: usize = 7_000;
 
 /// How the listening connection is made and watched.
 pub(crate) struct Listening {
-    /// The backend's connection settings.
-    pub(crate) config: tokio_postgres::Config,
-    /// Its TLS.
-    pub(crate) tls: PostgresTls,
+    /// How the connection is made, as the backend's.
+    pub(crate) connector: Arc<Connector>,
     /// How often the connection is probed.
     pub(crate) heartbeat: Duration,
     /// How long `LISTEN`, and each probe, may take.
@@ -129,14 +127,14 @@ impl PgFeed {
     /// Opens the listening connection and starts `LISTEN`ing.
     async fn connect(&self) -> Result<Listener> {
         let Listening {
-            config,
-            tls,
+            connector,
             heartbeat,
             timeout,
         } = &self.listening;
+        let Settings { config, tls } = connector.settings();
         // The driver's own connect timeout covers opening the socket only: a
         // server that accepts and never answers would hold this for ever.
-        let (client, mut connection) = tokio::time::timeout(*timeout, config.connect(tls.clone()))
+        let (client, mut connection) = tokio::time::timeout(*timeout, config.connect(tls))
             .await
             .map_err(|_| unanswered(*timeout))?
             .map_err(db)?;
