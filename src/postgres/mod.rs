@@ -90,20 +90,28 @@
 //! gives empty) is found as libpq finds it, in `PGPASSWORD`, else in the
 //! password file — the one the string's `passfile` names, else
 //! `PGPASSFILE`'s, else `$HOME/.pgpass`. Its lines read
-//! `host:port:database:user:password`; `*` in one of the first four
-//! fields matches anything, `\` escapes a `:` or `\`, and `#` starts a
-//! comment line. The first line that matches the connection gives the
-//! password: its host (a Unix-domain socket's directory, or `localhost`
-//! for `/tmp`, `/var/run/postgresql` and `/run/postgresql`; `hostaddr`
-//! without `host`), port (5432 unless given), database (the user's name
-//! unless given) and user (the one running the process unless given). A
-//! missing file gives none; one that is not a plain file or that its group
-//! or others may access is ignored with a warning, as libpq ignores it.
-//! The environment and the file are read for every new session, as the
-//! TLS files are. Unlike libpq, which finds a password for each
-//! host of a list, the driver sends one to them all: a file giving the
-//! hosts of one string different passwords fails
-//! [`PostgresBuilder::build`] with [`PostgresError::PasswordFile`].
+//! `host:port:database:user:password`; `*` alone in one of the first four
+//! fields matches anything, `\` makes the character after it literal (a
+//! `:` or `\`), and `#` starts a comment line. The first line that matches
+//! the connection gives the password: its host (a Unix-domain socket's
+//! directory; `hostaddr` without `host`), port (5432 unless given),
+//! database and user (both empty or unset: the user running the process,
+//! then the user's name). A missing file gives none; one that is not a
+//! plain file or that its group or others may access is ignored with a
+//! warning, as libpq ignores it. The environment and the file are read for
+//! every new session, as the TLS files are. Unlike libpq:
+//!
+//! * the driver sends one password to every host of a list, where libpq
+//!   finds one for each: a file giving the hosts of one string different
+//!   passwords fails [`PostgresBuilder::build`] with
+//!   [`PostgresError::PasswordFile`];
+//! * the socket directories of both common libpq builds, `/tmp` and
+//!   `/var/run/postgresql`, are looked up as `localhost` (one libpq build
+//!   so looks up its own only);
+//! * a port is looked up as its number is written plainly (`05432` as
+//!   `5432`), and a `hostaddr` address in its standard form
+//!   (`0:0:0:0:0:0:0:1` as `::1`), where libpq takes them as the string
+//!   writes them.
 //!
 //! # Storage
 //!

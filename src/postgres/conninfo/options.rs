@@ -69,7 +69,7 @@ pub(crate) struct Options {
     /// `sslkey`: a file of `sslcert`'s PEM private key.
     pub(crate) key: Option<String>,
     /// `passfile`: the password file, in place of `PGPASSFILE`'s or
-    /// `~/.pgpass`.
+    /// `~/.pgpass` (empty: in place of `PGPASSFILE`'s only).
     pub(crate) passfile: Option<String>,
 }
 
@@ -94,7 +94,8 @@ fn note(options: &mut Options, key: &str, value: String) -> Result<bool, Postgre
         "sslrootcert" => options.root_cert = Some(value).filter(|v| !v.is_empty()),
         "sslcert" => options.cert = Some(value).filter(|v| !v.is_empty()),
         "sslkey" => options.key = Some(value).filter(|v| !v.is_empty()),
-        "passfile" => options.passfile = Some(value).filter(|v| !v.is_empty()),
+        // Kept empty: an empty one leaves the environment's unread.
+        "passfile" => options.passfile = Some(value),
         _ => return Ok(false),
     }
     Ok(true)

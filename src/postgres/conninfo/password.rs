@@ -13,9 +13,10 @@ use crate::postgres::PostgresError;
 /// The port a host without one is reached on.
 const DEFAULT_PORT: u16 = 5432;
 
-/// Socket directories libpq builds default to (upstream's, and the one of
-/// Debian and its kin): the password file names them `localhost`.
-const DEFAULT_SOCKET_DIRECTORIES: [&str; 3] = ["/tmp", "/var/run/postgresql", "/run/postgresql"];
+/// The socket directories libpq's builds default to (PostgreSQL's own,
+/// and Debian's and its kin's): the password file names them `localhost`,
+/// where one libpq build so names its own.
+const DEFAULT_SOCKET_DIRECTORIES: [&str; 2] = ["/tmp", "/var/run/postgresql"];
 
 /// What the password's lookup reads from the process's environment.
 #[derive(Debug, Default)]
@@ -56,16 +57,22 @@ pub(crate) fn fill_in(
         config.password(password.into_encoded_bytes());
         return Ok(());
     }
-    let path = match (passfile, &environment.password_file, &environment.home) {
-        (Some(named), _, _) => PathBuf::from(named),
-        (None, Some(named), _) if !named.is_empty() => PathBuf::from(named),
-        (None, _, Some(home)) if !home.is_empty() => Path::new(home).join(".pgpass"),
+    // An empty `passfile` in the string stands in for `PGPASSFILE` too, as
+    // libpq reads options, and leaves `.pgpass`.
+    let named = match passfile {
+        Some(named) => Some(OsString::from(named)),
+        None => environment.password_file.clone(),
+    };
+    let path = match (named, &environment.home) {
+        (Some(named), _) if !named.is_empty() => PathBuf::from(named),
+        (_, Some(home)) if !home.is_empty() => Path::new(home).join(".pgpass"),
         _ => return Ok(()),
     };
     let Some(lines) = read(&path) else {
         return Ok(());
     };
-    let user = match config.get_user() {
+    // Empty settings are unset ones, as libpq takes them.
+    let user = match config.get_user().filter(|user| !user.is_empty()) {
         Some(user) => user.to_owned(),
         // The driver's default, the user running this process.
         None => match whoami::username() {
@@ -73,7 +80,10 @@ pub(crate) fn fill_in(
             Err(_) => return Ok(()),
         },
     };
-    let database = config.get_dbname().unwrap_or(&user);
+    let database = config
+        .get_dbname()
+        .filter(|database| !database.is_empty())
+        .unwrap_or(&user);
     let mut found: Option<Vec<u8>> = None;
     for (host, port) in endpoints(config) {
         let wanted = [
@@ -82,7 +92,7 @@ pub(crate) fn fill_in(
             database.as_bytes(),
             user.as_bytes(),
         ];
-        let Some(password) = lines.iter().find_map(|line| line.password_for(&wanted)) else {
+        let Some(password) = lines.iter().find_map(|line| password_for(line, &wanted)) else {
             continue;
         };
         match &found {
@@ -138,9 +148,10 @@ fn endpoints(config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The password file's lines, but comments; `None` if it is missing,
-/// unreadable, not a plain file, or open to its group or others.
-fn read(path: &Path) -> Option<Vec<Line>> {
+/// The password file's lines, but comments and empty ones; `None` if it
+/// is missing, unreadable, not a plain file, or open to its group or
+/// others.
+fn read(path: &Path) -> Option<Vec<Vec<u8>>> {
     let metadata = std::fs::metadata(path).ok()?;
     if !metadata.is_file() {
         tracing::warn!(path = %path.display(), "the password file is not a plain file; ignored");
@@ -161,72 +172,66 @@ fn read(path: &Path) -> Option<Vec<Line>> {
     let text = std::fs::read(path).ok()?;
     Some(
         text.split(|b| *b == b'\n')
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.starts_with(b"#"))
-            .filter_map(Line::parse)
+            // As libpq reads a line: up to a NUL byte, without the
+            // carriage returns that end it.
+            .map(|line| line.split(|b| *b == 0).next().unwrap_or(line))
+            .map(|line| {
+                let kept = line.len() - line.iter().rev().take_while(|b| **b == b'\r').count();
+                &line[..kept]
+            })
+            .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
+            .map(<[u8]>::to_vec)
             .collect(),
     )
 }
 
-/// One line of the password file: its fields, unescaped.
-#[derive(Debug, PartialEq, Eq)]
-struct Line {
-    /// Host, port, database and user; `None` for `*`.
-    keys: [Option<Vec<u8>>; 4],
-    password: Vec<u8>,
+/// The password of `line` if its first four fields match `wanted` (host,
+/// port, database and user), read as libpq reads it: each field is
+/// compared byte by byte with its wanted value, `\` taking the byte after
+/// it literally, and ends at the first unescaped `:` once the value is
+/// used up (so a `:` in the value may stand unescaped); a field of `*`
+/// alone matches anything. The password runs to the next unescaped `:` or
+/// the end of the line.
+fn password_for(line: &[u8], wanted: &[&[u8]; 4]) -> Option<Vec<u8>> {
+    let mut rest = line;
+    for value in wanted {
+        rest = field_matching(rest, value)?;
+    }
+    let mut password = Vec::new();
+    let mut bytes = rest.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b':' => break,
+            // A `\` ending the line is kept.
+            b'\\' if bytes.peek().is_some() => password.extend(bytes.next()),
+            _ => password.push(byte),
+        }
+    }
+    Some(password)
 }
 
-impl Line {
-    /// The line's fields; `None` for one with fewer than five, which
-    /// matches nothing.
-    fn parse(line: &[u8]) -> Option<Line> {
-        // Each field with whether it held an escape: `\*` is a star, not
-        // the wildcard.
-        let mut fields: Vec<(Vec<u8>, bool)> = Vec::new();
-        let (mut field, mut escaped) = (Vec::new(), false);
-        let mut bytes = line.iter();
-        // The fifth field, the password, ends at an unescaped `:` too, as
-        // libpq reads it.
-        while fields.len() < 5 {
-            match bytes.next() {
-                Some(b'\\') => {
-                    escaped = true;
-                    // A `\` ending the line is kept, as libpq keeps it.
-                    field.push(*bytes.next().unwrap_or(&b'\\'));
-                }
-                Some(b':') => {
-                    fields.push((std::mem::take(&mut field), std::mem::take(&mut escaped)))
-                }
-                Some(byte) => field.push(*byte),
-                None => {
-                    fields.push((field, escaped));
-                    break;
-                }
-            }
+/// What follows the field at the start of `text`, if it matches `value`.
+fn field_matching<'a>(text: &'a [u8], value: &[u8]) -> Option<&'a [u8]> {
+    if let Some(rest) = text.strip_prefix(b"*:") {
+        return Some(rest);
+    }
+    let (mut at, mut matched) = (0, 0);
+    while at < text.len() {
+        let escaped = text[at] == b'\\';
+        if escaped {
+            at += 1;
         }
-        let mut fields = fields.into_iter();
-        let mut key = || {
-            fields
-                .next()
-                .map(|(text, escaped)| match (text.as_slice(), escaped) {
-                    (b"*", false) => None,
-                    _ => Some(text),
-                })
-        };
-        let keys = [key()?, key()?, key()?, key()?];
-        let (password, _) = fields.next()?;
-        Some(Line { keys, password })
+        let byte = text.get(at).copied();
+        if byte == Some(b':') && matched == value.len() && !escaped {
+            return Some(&text[at + 1..]);
+        }
+        if matched == value.len() || byte != Some(value[matched]) {
+            return None;
+        }
+        at += 1;
+        matched += 1;
     }
-
-    /// The password, if this line matches `wanted` (host, port, database
-    /// and user).
-    fn password_for(&self, wanted: &[&[u8]; 4]) -> Option<Vec<u8>> {
-        self.keys
-            .iter()
-            .zip(wanted)
-            .all(|(key, wanted)| key.as_deref().map_or(true, |key| key == *wanted))
-            .then(|| self.password.clone())
-    }
+    None
 }
 
 #[cfg(test)]
@@ -296,15 +301,65 @@ mod tests {
             Some("any")
         );
         assert_eq!(found("host=other user=ops").as_deref(), Some("fallback"));
-        // The database defaults to the user's name.
+        // The database defaults to the user's name, an empty one too.
         let file = File::new("database", "db:5432:app:app:own\n");
-        assert_eq!(
-            password("host=db user=app", &file.environment()).as_deref(),
-            Some("own")
-        );
+        for conninfo in ["host=db user=app", "host=db user=app dbname=''"] {
+            assert_eq!(
+                password(conninfo, &file.environment()).as_deref(),
+                Some("own"),
+                "{conninfo}"
+            );
+        }
         assert_eq!(
             password("host=db user=app dbname=x", &file.environment()),
             None
+        );
+    }
+
+    #[test]
+    fn a_colon_the_value_holds_may_stand_unescaped_as_libpq_reads_it() {
+        let file = File::new(
+            "colons",
+            "::1:5432:app:app:short\n\
+             db:5432:a:b:app:unescaped\n\
+             *:*:*:app:other\n",
+        );
+        let environment = file.environment();
+        let found = |conninfo| password(conninfo, &environment);
+        assert_eq!(found("hostaddr=::1 user=app").as_deref(), Some("short"));
+        assert_eq!(
+            found("host=db dbname='a:b' user=app").as_deref(),
+            Some("unescaped")
+        );
+        // The field ends at a colon only once the value is used up.
+        assert_eq!(found("host=db dbname=a user=app").as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn carriage_returns_ending_a_line_are_not_the_passwords() {
+        let file = File::new("returns", "db:5432:*:app:crcr\r\r\n*:*:*:*:x\r\n");
+        assert_eq!(
+            password("host=db user=app", &file.environment()).as_deref(),
+            Some("crcr")
+        );
+    }
+
+    #[test]
+    fn ports_and_addresses_are_looked_up_in_their_plain_forms() {
+        let file = File::new(
+            "plain",
+            "db:5432:*:app:port\n\
+             \\:\\:1:5432:*:app:address\n",
+        );
+        let environment = file.environment();
+        let found = |conninfo| password(conninfo, &environment);
+        assert_eq!(
+            found("host=db port=05432 user=app").as_deref(),
+            Some("port")
+        );
+        assert_eq!(
+            found("hostaddr=0:0:0:0:0:0:0:1 user=app").as_deref(),
+            Some("address")
         );
     }
 
@@ -343,6 +398,7 @@ mod tests {
             found("host=/var/run/postgresql user=app").as_deref(),
             Some("local")
         );
+        assert_eq!(found("host=/run/postgresql user=app"), None);
         assert_eq!(found("host=/tmp user=app").as_deref(), Some("local"));
         assert_eq!(found("host=localhost user=app").as_deref(), Some("local"));
         assert_eq!(
@@ -406,6 +462,10 @@ mod tests {
         let mut config = Config::from_str("host=db user=app").expect("parsed");
         let by_string = in_home.0.to_str().expect("a UTF-8 path");
         fill_in(&mut config, Some(by_string), &environment).expect("found");
+        assert_eq!(config.get_password(), Some(&b"home"[..]));
+        // An empty one in the string stands in for the environment's.
+        let mut config = Config::from_str("host=db user=app").expect("parsed");
+        fill_in(&mut config, Some(""), &environment).expect("found");
         assert_eq!(config.get_password(), Some(&b"home"[..]));
         drop(in_home);
         let _ = std::fs::remove_dir(&home);
