@@ -157,35 +157,110 @@ async fn a_password_given_comes_before_the_file() -> coordinate::Result<()> {
 async fn a_changed_password_is_used_by_sessions_made_after_it() -> coordinate::Result<()> {
     let conninfo = user_with_password("rotated", "first").await;
     let file = password_file("rotated.pgpass", &line("rotated", "first"));
+    let backend = one_session(&format!("{conninfo} passfile={}", file.display())).await?;
+    spec_with_unit(&backend).await?;
+    admin()
+        .await
+        .batch_execute("ALTER ROLE rotated PASSWORD 'second'")
+        .await
+        .expect("a new password");
+    password_file("rotated.pgpass", &line("rotated", "second"));
+    end_sessions_of("rotated").await;
+    assert_eq!(next_session(&backend).await, None);
+    Ok(())
+}
+
+/// A file that gives no password at the moment a session is made (being
+/// rewritten, or briefly open to others) leaves the last one found in use.
+#[tokio::test]
+async fn a_file_giving_no_password_for_a_moment_leaves_the_last_one_in_use(
+) -> coordinate::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let conninfo = user_with_password("halfway", "secret").await;
+    let file = password_file("halfway.pgpass", &line("halfway", "secret"));
+    let backend = one_session(&format!("{conninfo} passfile={}", file.display())).await?;
+    spec_with_unit(&backend).await?;
+
+    password_file("halfway.pgpass", "");
+    end_sessions_of("halfway").await;
+    assert_eq!(next_session(&backend).await, None, "an empty file");
+
+    password_file("halfway.pgpass", &line("halfway", "secret"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("open");
+    end_sessions_of("halfway").await;
+    assert_eq!(next_session(&backend).await, None, "a file open to others");
+    Ok(())
+}
+
+/// The builder's database, not the string's, is the one the password is
+/// looked up for.
+#[tokio::test]
+async fn the_password_is_the_one_for_the_builders_database() -> coordinate::Result<()> {
+    let conninfo = user_with_password("elsewhere", "secret").await;
+    let other = cluster()
+        .fresh_database()
+        .await
+        .unwrap_or_else(|e| panic!("no fresh database: {e}"));
+    let socket = cluster()
+        .dir()
+        .expect("a cluster of ours")
+        .display()
+        .to_string();
+    let file = password_file(
+        "elsewhere.pgpass",
+        &format!("{socket}:5432:{other}:elsewhere:secret\n"),
+    );
     let backend = PostgresBackend::builder(&format!("{conninfo} passfile={}", file.display()))
-        .max_connections(1)
+        .database(&other)
         .connect_timeout(StdDuration::from_secs(10))
         .build()
         .await?;
     spec_with_unit(&backend).await?;
+    Ok(())
+}
+
+/// A backend over a pool of one session.
+async fn one_session(conninfo: &str) -> coordinate::Result<PostgresBackend> {
+    PostgresBackend::builder(conninfo)
+        .max_connections(1)
+        .connect_timeout(StdDuration::from_secs(10))
+        .build()
+        .await
+}
+
+/// A session of the cluster's superuser.
+async fn admin() -> tokio_postgres::Client {
     let (admin, connection) = tokio_postgres::connect(cluster().url(), tokio_postgres::NoTls)
         .await
         .expect("an admin session");
     tokio::spawn(connection);
     admin
-        .batch_execute("ALTER ROLE rotated PASSWORD 'second'")
+}
+
+/// Ends the sessions of `user`.
+async fn end_sessions_of(user: &str) {
+    admin()
         .await
-        .expect("a new password");
-    password_file("rotated.pgpass", &line("rotated", "second"));
-    admin
         .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rotated'",
-            &[],
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&user],
         )
         .await
-        .expect("the session ended");
-    // The pool finds its connection closed on its next checkout, or the
-    // call on it fails; the next call makes a new one.
-    for _ in 0..100 {
-        if backend.namespace("n").await.is_ok() {
-            return Ok(());
+        .expect("the sessions ended");
+}
+
+/// `None` once `backend` has made a new session and used it; else the
+/// last error, after a few seconds of tries. The pool finds its connection
+/// closed on its next checkout, or the call on it fails; the next call
+/// makes a new one.
+async fn next_session(backend: &PostgresBackend) -> Option<String> {
+    let mut last = None;
+    for _ in 0..60 {
+        match backend.namespace("n").await {
+            Ok(_) => return None,
+            Err(error) => last = Some(error_chain(&error)),
         }
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
-    panic!("no session with the new password");
+    last
 }

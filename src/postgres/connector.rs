@@ -6,7 +6,8 @@
 //! cancel request — so a renewed certificate or a changed password is used
 //! by the sessions made after it, without a restart, while those open keep
 //! theirs. Settings that cannot be used at that moment (a file half-written
-//! by its renewal, say) are logged, and the last ones that could are kept.
+//! by its renewal, say) are logged, and the last ones that could are kept;
+//! so is the last password found, where none is found at that moment.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +17,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, Error};
 
+use super::conninfo::connection_config_for;
 use super::tls::PostgresTls;
-use super::{connection_config, PostgresError};
+use super::PostgresError;
 
 /// The settings of one session.
 #[derive(Clone)]
@@ -64,8 +66,23 @@ impl Connector {
             self.connect_timeout,
             self.database.as_deref(),
         ) {
-            Ok(settings) => {
-                *self.last.lock() = settings.clone();
+            Ok(mut settings) => {
+                let mut last = self.last.lock();
+                let found = |settings: &Settings| {
+                    settings
+                        .config
+                        .get_password()
+                        .filter(|password| !password.is_empty())
+                        .map(<[u8]>::to_vec)
+                };
+                if let (None, Some(password)) = (found(&settings), found(&last)) {
+                    tracing::warn!(
+                        "no PostgreSQL password found for a new session (a password file \
+                         being rewritten?); using the last one found"
+                    );
+                    settings.config.password(password);
+                }
+                *last = settings.clone();
                 settings
             }
             Err(error) => {
@@ -92,16 +109,13 @@ fn read(
     connect_timeout: Duration,
     database: Option<&str>,
 ) -> Result<Settings, PostgresError> {
-    let mut config = connection_config(conninfo)?;
+    let mut config = connection_config_for(conninfo, database)?;
     let tls = PostgresTls::new(conninfo)?;
     match config.get_connect_timeout() {
         Some(shorter) if *shorter < connect_timeout => {}
         _ => {
             config.connect_timeout(connect_timeout);
         }
-    }
-    if let Some(database) = database {
-        config.dbname(database);
     }
     if config.get_application_name().is_none() {
         config.application_name("coordinate");

@@ -68,6 +68,12 @@
 //! Settings that cannot be used fail [`PostgresBuilder::build`] with
 //! [`PostgresError::Tls`]; a certificate refused fails it with
 //! [`PostgresError::Connect`], saying why.
+//! [`connection_config`] and [`PostgresTls`] open a session of one's own
+//! with the same settings.
+//!
+//! ```text
+//! postgres://app@db.internal/jobs?sslmode=verify-full&sslrootcert=/etc/coordinate/db-ca.pem
+//! ```
 //!
 //! As libpq does, the backend reads the files the string names (these and
 //! the password file, below) again for every new session: a pooled
@@ -75,13 +81,8 @@
 //! A renewed certificate, key or authority file is used by the sessions
 //! made after it, without a restart; those open keep theirs. Files that
 //! cannot be used at that moment (half-written by their renewal, say) are
-//! logged, and the last settings that could be used are kept.
-//! [`connection_config`] and [`PostgresTls`] open a session of one's own
-//! with the same settings.
-//!
-//! ```text
-//! postgres://app@db.internal/jobs?sslmode=verify-full&sslrootcert=/etc/coordinate/db-ca.pem
-//! ```
+//! logged, and the last settings that could be used are kept; so is the
+//! last password found, where none is found at that moment.
 //!
 //! # Passwords
 //!
@@ -94,11 +95,11 @@
 //! fields matches anything, `\` makes the character after it literal (a
 //! `:` or `\`), and `#` starts a comment line. The first line that matches
 //! the connection gives the password: its host (a Unix-domain socket's
-//! directory; `hostaddr` without `host`), port (5432 unless given),
-//! database and user (both empty or unset: the user running the process,
-//! then the user's name). A missing file gives none; one that is not a
-//! plain file or that its group or others may access is ignored with a
-//! warning, as libpq ignores it. The environment and the file are read for
+//! directory; `hostaddr` without `host`), port (5432 unless given), user
+//! (the one running the process, if unset or empty) and database (the
+//! user's name, if unset or empty). A missing file gives none; one that
+//! is not a plain file or that its group or others may access is ignored
+//! with a warning, as libpq ignores it. The environment and the file are read for
 //! every new session, as the TLS files are. Unlike libpq:
 //!
 //! * the driver sends one password to every host of a list, where libpq

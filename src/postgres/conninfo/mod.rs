@@ -38,6 +38,15 @@ use options::Mode;
 ///
 /// [`PostgresBackend`]: super::PostgresBackend
 pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
+    connection_config_for(conninfo, None)
+}
+
+/// [`connection_config`], connecting to `database` rather than the
+/// string's, its password looked up for that database.
+pub(crate) fn connection_config_for(
+    conninfo: &str,
+    database: Option<&str>,
+) -> Result<Config, PostgresError> {
     let (rest, options) = options::take(conninfo)?;
     let mut config = Config::from_str(&rest).map_err(PostgresError::Config)?;
     let mode = options.mode.unwrap_or(Mode::Prefer);
@@ -59,6 +68,9 @@ pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
         _ if sockets => return refused("cannot mix Unix-domain sockets and TCP hosts in `host`"),
         Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     });
+    if let Some(database) = database {
+        config.dbname(database);
+    }
     password::fill_in(
         &mut config,
         options.passfile.as_deref(),
