@@ -483,7 +483,13 @@ impl Config {
         let stats = Arc::clone(&cache);
         ServedBackend {
             backend: cache,
-            cache_stats: Some(Arc::new(move || stats.stats())),
+            cache_stats: Some(Arc::new(move || {
+                let cache = Arc::clone(&stats);
+                Box::pin(async move {
+                    cache.run_pending_tasks().await;
+                    cache.stats()
+                })
+            })),
             pool_status: None,
         }
     }

@@ -4,6 +4,8 @@
 //! PostgreSQL connection pool, and work unit counts from a periodic summary.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,8 +24,10 @@ use metrics_util::MetricKindMask;
 use crate::api::RouteTemplate;
 
 /// Reads the cache's counters (the cache behind `Arc<dyn Backend>` keeps
-/// its type here).
-pub type CacheStatsFn = Arc<dyn Fn() -> CacheStats + Send + Sync>;
+/// its type here), after its pending upkeep: its entry counts are moka's,
+/// kept by that upkeep, which hits answered without moka never run.
+pub type CacheStatsFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = CacheStats> + Send>> + Send + Sync>;
 
 /// Reads the PostgreSQL backend's pool state (the backend behind
 /// `Arc<dyn Backend>` keeps its type here).
@@ -149,7 +153,7 @@ pub async fn render(
     counter!("http_connections_closed_for_room_total")
         .absolute(crate::connections::closed_for_room());
     if let Some(stats) = &state.cache_stats {
-        record_cache_stats(&stats());
+        record_cache_stats(&stats().await);
     }
     if let Some(status) = &state.pool_status {
         record_pool_status(&status());

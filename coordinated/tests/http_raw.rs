@@ -605,6 +605,31 @@ fn metrics_count_routes_cache_and_work_units() {
     assert!(!text.contains("coordinate_cache_hits_total"), "{text}");
 }
 
+/// The cache's entry gauges count what it holds, also when every request
+/// since the entries were made was a hit (answered without moka, whose
+/// upkeep keeps the counts).
+#[test]
+fn cache_entries_count_what_the_cache_holds() {
+    let server = Server::start(&[]);
+    for namespace in ["a", "b", "c"] {
+        add_spec_s(&server, namespace);
+        let units = format!("/namespace/{namespace}/work_spec/s/work_unit");
+        let made = server.send_json("POST", &units, &json!({"name": "u"}).to_string());
+        assert_eq!(made.status, 201, "{}", made.text());
+    }
+    for _ in 0..3 {
+        for namespace in ["a", "b", "c"] {
+            let unit = format!("/namespace/{namespace}/work_spec/s/work_unit/u");
+            assert_eq!(server.get(&unit).status, 200);
+        }
+    }
+    let text = server.get("/metrics").text();
+    for kind in ["namespace", "work_spec", "work_unit"] {
+        let entries = format!(r#"coordinate_cache_entries{{kind="{kind}"}} 3"#);
+        assert!(text.contains(&entries), "missing {entries} in\n{text}");
+    }
+}
+
 /// A wrong method on an operational endpoint counts under its route, and a
 /// request whose client hung up part way through its body counts as
 /// closed by its client (`499`), not as the `400` nobody reads.
