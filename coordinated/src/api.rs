@@ -316,7 +316,7 @@ fn waits_to_send_more_than(headers: &HeaderMap, limit: usize) -> bool {
 /// Whether a body's read failed because the connection ended before the
 /// whole body arrived: an end of input or a reset, somewhere in the chain
 /// of causes (hyper reports a body cut short as an unexpected end of file).
-fn ended_early(cause: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn ended_early(cause: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
     std::iter::successors(Some(cause), |e| e.source()).any(|e| {
         e.downcast_ref::<std::io::Error>().is_some_and(|e| {

@@ -20,7 +20,10 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use http_body_util::BodyExt;
 
+use crate::api::ended_early;
 use crate::body_budget::FREE_BYTES_PER_BODY;
+use crate::negotiate::negotiated_or_v1;
+use crate::problem::Problem;
 
 /// The longest unread body read to keep its connection open: the bytes
 /// any body may take without waiting for the shared budget.
@@ -34,22 +37,35 @@ pub const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// `response`, once `body`, which the answer did not read, is read and
 /// dropped; or with `Connection: close` when that would mean reading over
-/// [`DRAINED_BYTES`], waiting over [`DRAIN_WAIT`], inviting a body the
-/// client waits to be asked for (`Expect: 100-continue`), or the
-/// connection failed meanwhile.
+/// [`DRAINED_BYTES`], waiting over [`DRAIN_WAIT`], or inviting a body the
+/// client waits to be asked for (`Expect: 100-continue`). A client that
+/// went away before its body ended gets
+/// [`Problem::client_gone`] instead, as one whose body the answer read.
 pub async fn answer_after(headers: &HeaderMap, body: Body, response: Response) -> Response {
     if body.is_end_stream() {
         return response;
     }
-    let drained = !waits_for_continue(headers)
-        && tokio::time::timeout(DRAIN_WAIT, drained(body))
-            .await
-            .unwrap_or(false);
-    if drained {
-        response
-    } else {
-        closing(response)
+    if waits_for_continue(headers) {
+        return closing(response);
     }
+    match tokio::time::timeout(DRAIN_WAIT, drained(body)).await {
+        Ok(Drained::Whole) => response,
+        Ok(Drained::ClientGone) => {
+            closing(Problem::client_gone().respond(negotiated_or_v1(headers)))
+        }
+        Ok(Drained::Stopped) | Err(_) => closing(response),
+    }
+}
+
+/// How reading a body to drop it ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// The body ended within [`DRAINED_BYTES`].
+    Whole,
+    /// It is longer, or its read failed otherwise.
+    Stopped,
+    /// The connection ended before the body did.
+    ClientGone,
 }
 
 /// `response` saying `Connection: close`: its request's body is not read
@@ -69,24 +85,26 @@ pub fn waits_for_continue(headers: &HeaderMap) -> bool {
 }
 
 /// Reads `body` to its end unless it is, or declares itself, longer than
-/// [`DRAINED_BYTES`]; true if it ended.
-async fn drained(body: Body) -> bool {
+/// [`DRAINED_BYTES`].
+async fn drained(body: Body) -> Drained {
     let limit = u64::try_from(DRAINED_BYTES).unwrap_or(u64::MAX);
     if body.size_hint().lower() > limit {
-        return false;
+        return Drained::Stopped;
     }
     let mut body = pin!(body);
     let mut length = 0;
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return false;
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if ended_early(&e) => return Drained::ClientGone,
+            Err(_) => return Drained::Stopped,
         };
         length += frame.data_ref().map_or(0, |data| data.len());
         if length > DRAINED_BYTES {
-            return false;
+            return Drained::Stopped;
         }
     }
-    true
+    Drained::Whole
 }
 
 #[cfg(test)]
@@ -130,6 +148,22 @@ mod tests {
         let headers = HeaderMap::new();
         assert!(!closes(&answered(&headers, streamed(4)).await));
         assert!(closes(&answered(&headers, streamed(5)).await));
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_by_its_client_is_answered_as_gone() {
+        let cut_off = Body::from_stream(futures::stream::iter([
+            Ok(vec![b'x'; 10]),
+            Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+        ]));
+        let answer = answered(&HeaderMap::new(), cut_off).await;
+        assert_eq!(answer.status().as_str(), crate::metrics::CLIENT_CLOSED);
+        let failed = Body::from_stream(futures::stream::iter([Err::<Vec<u8>, _>(
+            std::io::Error::other("not an end"),
+        )]));
+        let answer = answered(&HeaderMap::new(), failed).await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+        assert!(closes(&answer));
     }
 
     #[tokio::test]

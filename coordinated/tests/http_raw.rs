@@ -674,6 +674,44 @@ fn metrics_count_refused_methods_and_cut_off_bodies_under_their_routes() {
     );
 }
 
+/// A request answered before its body is read (its spec unknown, its path
+/// nobody's) whose client hangs up part way through that body counts as
+/// closed by its client (`499`): the answer, held until the body is read,
+/// never went out.
+#[test]
+fn answers_held_for_a_body_cut_off_count_as_closed_by_their_clients() {
+    let server = Server::start(&[]);
+    let paths = [
+        (
+            "/namespace/n/work_spec/nosuch/work_unit",
+            "/namespace/{namespace}/work_spec/{spec}/work_unit",
+        ),
+        ("/nowhere", "unmatched"),
+    ];
+    for (path, _) in paths {
+        let mut stream = TcpStream::connect(server.addr).expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {V1}\r\nContent-Length: 100\r\n\r\n{{\"na"
+        );
+        stream.write_all(head.as_bytes()).expect("write");
+        std::thread::sleep(Duration::from_millis(200));
+        stream.shutdown(std::net::Shutdown::Both).expect("hang up");
+    }
+    let series = |route: &str, status: &str| {
+        format!(r#"http_requests_total{{route="{route}",method="POST",status="{status}"}}"#)
+    };
+    let text = eventually(Duration::from_secs(10), || {
+        let text = server.get("/metrics").text();
+        paths
+            .iter()
+            .all(|(_, route)| support::metric(&text, &series(route, "499")) == Some(1.0))
+            .then_some(text)
+    });
+    for (_, route) in paths {
+        assert!(!text.contains(&series(route, "404")), "{text}");
+    }
+}
+
 /// A request whose client closes the connection right after sending it
 /// (HTTP dispatches it, then reads the end of the stream and drops it,
 /// perhaps before it has started) is counted all the same, under the route
