@@ -51,12 +51,18 @@ fn summary_buckets() -> Vec<f64> {
 /// series while summaries fail.
 const SUMMARY_PERIODS_KEPT: u32 = 3;
 
+/// How much longer still: a live series is set at least every two periods,
+/// give or take the scheduling of its setting task, which at a period of
+/// milliseconds is not small beside it.
+const SUMMARY_SLACK: Duration = Duration::from_millis(500);
+
 /// Installs the process-wide Prometheus recorder for a server whose work
 /// unit summaries run every `summaries`, so that series no summary sets
 /// any more leave `/metrics`. Call it before [`router`](crate::router):
 /// a recorder already installed keeps its settings.
 pub fn install(summaries: SummaryPeriod) -> PrometheusHandle {
-    installed(Some(summaries.get().saturating_mul(SUMMARY_PERIODS_KEPT)))
+    let kept = summaries.get().saturating_mul(SUMMARY_PERIODS_KEPT);
+    installed(Some(kept.saturating_add(SUMMARY_SLACK)))
 }
 
 /// The process-wide Prometheus recorder, installed on first use without

@@ -787,13 +787,36 @@ fn metrics_show_every_status_of_a_spec_zero_included() {
         (text.contains(&series("pending", 1)) && text.contains(&series("available", 0)))
             .then_some(())
     });
-    // Past the three periods an unset series lasts, it is still there (a
-    // series dropped then would not come back).
-    std::thread::sleep(Duration::from_millis(400));
+    // Past the time an unset series lasts (three periods and half a
+    // second), it is still there (a series dropped then would not come
+    // back).
+    std::thread::sleep(Duration::from_secs(1));
     eventually(Duration::from_secs(5), || {
         let text = server.get("/metrics").text();
         text.contains(&series("available", 0)).then_some(())
     });
+}
+
+/// At a period of a millisecond, as long as the scheduling of the task
+/// that sets them, the series of a live spec stay in every scrape.
+#[test]
+fn metrics_keep_the_series_of_a_live_spec_at_a_period_of_a_millisecond() {
+    let server = summarizing_with_unit("fast", "1ms");
+    let series = format!("{} 1", available_series("fast"));
+    eventually(Duration::from_secs(10), || {
+        server
+            .get("/metrics")
+            .text()
+            .contains(&series)
+            .then_some(())
+    });
+    for scrape in 0..1000 {
+        let text = server.get("/metrics").text();
+        assert!(
+            text.contains(&series),
+            "scrape {scrape} without {series}:\n{text}"
+        );
+    }
 }
 
 /// The series of spec "s" of namespace `ns` with status available.
@@ -821,7 +844,7 @@ fn destroyed_once_shown(ns: &str, period: &str) -> Server {
 
 #[test]
 fn metrics_drop_the_work_unit_series_of_a_destroyed_spec() {
-    // The zero set for the destroyed spec lasts three periods: long
+    // The zero set for the destroyed spec lasts three periods and more: long
     // enough for a poll on a busy machine to see it.
     let server = destroyed_once_shown("gone", "250ms");
     let series = available_series("gone");
