@@ -33,12 +33,9 @@ async fn user_with_password(user: &str, password: &str) -> String {
         .fresh_database()
         .await
         .unwrap_or_else(|e| panic!("no fresh database: {e}"));
-    let (admin, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
-        .await
-        .expect("an admin session");
-    tokio::spawn(connection);
     // The names and passwords are the tests' own, quoted as literals.
-    admin
+    admin()
+        .await
         .batch_execute(&format!(
             "CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{}'",
             password.replace('\'', "''")

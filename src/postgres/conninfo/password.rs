@@ -247,6 +247,11 @@ mod tests {
         fn new(name: &str, text: &str) -> File {
             let path = std::env::temp_dir()
                 .join(format!("coordinate-pgpass-{}-{name}", std::process::id()));
+            File::at(path, text)
+        }
+
+        /// The file `path`, with `text`.
+        fn at(path: PathBuf, text: &str) -> File {
             std::fs::write(&path, text).expect("write the file");
             #[cfg(unix)]
             {
@@ -438,14 +443,7 @@ mod tests {
         let named = File::new("named", "*:*:*:*:named\n");
         let home = std::env::temp_dir().join(format!("coordinate-pghome-{}", std::process::id()));
         std::fs::create_dir_all(&home).expect("a home");
-        let in_home = File(home.join(".pgpass"));
-        std::fs::write(&in_home.0, "*:*:*:*:home\n").expect("write");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&in_home.0, std::fs::Permissions::from_mode(0o600))
-                .expect("owner only");
-        }
+        let in_home = File::at(home.join(".pgpass"), "*:*:*:*:home\n");
         let mut environment = Environment {
             home: Some(home.clone().into_os_string()),
             ..Environment::default()
