@@ -14,7 +14,8 @@
 //! The backends use them for their own hand-outs: one whose backend call
 //! may end after its caller stopped waiting (a statement already sent, a
 //! request already on the wire) runs to its end, and its attempts are
-//! either answered or expired. [`settled`] waits for every such task, the
+//! either answered or expired; one whose caller stopped waiting before its
+//! task started makes none. [`settled`] waits for every such task, the
 //! library's and those started through [`spawn`], and every [`Unclaimed`]
 //! still held: a server shutting down awaits it before its runtime stops,
 //! so that the runtime does not cut them off.
@@ -26,6 +27,8 @@
 //! other runtimes in it.
 
 use std::future::Future;
+#[cfg(any(feature = "postgres", feature = "rest"))]
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(any(feature = "postgres", feature = "rest"))]
 use std::sync::Arc;
@@ -204,18 +207,36 @@ impl Made for AttemptRef {
 #[cfg(any(feature = "postgres", feature = "rest"))]
 /// Runs `hand_out` to its end in a detached task, even if the caller stops
 /// waiting; the attempts it made for a caller gone by then are expired. A
-/// panic in it is the caller's.
+/// caller gone before the task starts has it start nothing: no attempt is
+/// made, and no try of a unit spent, for nobody. A panic in it is the
+/// caller's.
 pub(crate) async fn handed_out<T, F>(hand_out: F) -> Result<T>
 where
     T: Made,
     F: Future<Output = Result<T>> + Send + 'static,
 {
+    /// Clears its flag when the caller's future is dropped or done.
+    struct Waiting(Arc<AtomicBool>);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+    let waiting = Waiting(Arc::new(AtomicBool::new(true)));
+    let still_waiting = Arc::clone(&waiting.0);
     let task = spawn(async move {
+        if !still_waiting.load(Ordering::Acquire) {
+            return Err(Error::backend(std::io::Error::other(
+                "the caller stopped waiting before the hand-out started",
+            )));
+        }
         let made = hand_out.await?;
         let unclaimed = Unclaimed::new(made.attempts());
         Ok((made, unclaimed))
     });
-    match task.await {
+    let answer = task.await;
+    drop(waiting);
+    match answer {
         Ok(answer) => answer.map(|(made, unclaimed)| {
             unclaimed.claim();
             made

@@ -272,6 +272,29 @@ async fn a_hand_out_given_up_under_a_lock_gives_its_attempt_back() -> coordinate
     Ok(())
 }
 
+/// A hand-out given up before its task started sends nothing: no attempt
+/// is made for nobody, and no try of its unit is spent.
+#[tokio::test]
+async fn a_hand_out_given_up_before_it_started_makes_no_attempt() -> coordinate::Result<()> {
+    use futures::FutureExt;
+    let (_db, backend, unit) = backend_with_a_unit().await?;
+    let worker = backend.namespace("ns").await?.worker("w").await?;
+    for _ in 0..3 {
+        let once = worker
+            .request_attempts(&AttemptRequest::default())
+            .now_or_never();
+        assert!(once.is_none(), "answered without a statement");
+        let once = worker
+            .make_attempt(&unit, Duration::seconds(600))
+            .now_or_never();
+        assert!(once.is_none(), "answered without a statement");
+        coordinate::detached::settled().await;
+    }
+    assert!(unit.attempts().await?.is_empty());
+    assert_eq!(unit.status().await?, WorkUnitStatus::Available);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_given_up_under_a_lock_is_cancelled_and_its_connection_closed(
 ) -> coordinate::Result<()> {

@@ -1942,6 +1942,44 @@ async fn a_hand_out_cancelled_while_its_handles_are_made_is_released() {
     );
 }
 
+/// A hand-out or `make_attempt` whose caller stops waiting before the
+/// call's task has started asks the server for nothing: no attempt is made
+/// for nobody, so no try of the unit is spent (with `max_retries`, three
+/// such calls would otherwise fail it, never handed to anyone).
+#[tokio::test]
+async fn a_hand_out_given_up_before_it_started_asks_for_nothing() {
+    use futures::FutureExt;
+    let (url, _stop) = server().await;
+    let rest = RestBackend::connect(url).await.unwrap();
+    let ns = rest.namespace("n").await.unwrap();
+    let spec = ns
+        .set_work_spec(data!({"name": "s", "max_retries": 2}))
+        .await
+        .unwrap();
+    let unit = spec
+        .add_work_unit("u", data!({}), WorkUnitMeta::default())
+        .await
+        .unwrap();
+    let worker = ns.worker("w").await.unwrap();
+    for _ in 0..3 {
+        let once = worker
+            .request_attempts(&AttemptRequest::units(1))
+            .now_or_never();
+        assert!(once.is_none(), "answered without a request");
+        let once = worker
+            .make_attempt(&unit, Default::default())
+            .now_or_never();
+        assert!(once.is_none(), "answered without a request");
+        coordinate::detached::settled().await;
+    }
+    assert!(unit.attempts().await.unwrap().is_empty());
+    let handed = worker
+        .request_attempts(&AttemptRequest::units(1))
+        .await
+        .unwrap();
+    assert_eq!(handed.len(), 1);
+}
+
 /// `made` failed with the server's 503, after releasing the one attempt
 /// the server made: unit `u` of spec `s` in namespace `ns` is available.
 async fn assert_one_attempt_released(
