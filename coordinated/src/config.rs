@@ -42,9 +42,9 @@ pub struct Config {
     pub http: SocketAddr,
     /// `memory` (embedded, the default), a `postgres://…` URL,
     /// `postgres:` followed by a `key=value` connection string, or the
-    /// `http://…` base URL of another server of the API, served through
-    /// `RestBackend` (a proxy; a request the server behind is slow to
-    /// answer times out as any other).
+    /// `http://…` or `https://…` base URL of another server of the API,
+    /// served through `RestBackend` (a proxy; a request the server behind
+    /// is slow to answer times out as any other).
     #[arg(long, default_value = "memory")]
     pub backend: String,
     /// With an `https://` backend: trust the authorities of this PEM file,
