@@ -39,8 +39,8 @@ pub const DRAIN_WAIT: Duration = Duration::from_secs(1);
 /// dropped; or with `Connection: close` when that would mean reading over
 /// [`DRAINED_BYTES`], waiting over [`DRAIN_WAIT`], or inviting a body the
 /// client waits to be asked for (`Expect: 100-continue`). A client that
-/// went away before its body ended gets
-/// [`Problem::client_gone`] instead, as one whose body the answer read.
+/// went away before its body ended gets [`Problem::client_gone`] instead
+/// (counted as `499`), as it would had the handler read the body itself.
 pub async fn answer_after(headers: &HeaderMap, body: Body, response: Response) -> Response {
     if body.is_end_stream() {
         return response;
