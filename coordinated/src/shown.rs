@@ -72,7 +72,7 @@ fn field_shown(field: &str) -> &str {
 /// A PostgreSQL connection string (URL or `key=value`) as its hosts,
 /// ports, database and user, each field as [`field_shown`] shows it.
 fn postgres_shown(connection: &str) -> String {
-    let Ok(config) = coordinate::postgres::connection_config(connection) else {
+    let Ok(config) = coordinate::postgres::connection_config_as_written(connection) else {
         return format!("postgres {NOT_SHOWN}");
     };
     let hosts: Vec<String> = config
@@ -165,6 +165,24 @@ mod tests {
             ),
             "postgres (host=db port=5432 dbname=jobs user=app)"
         );
+    }
+
+    /// What the string says is shown without its password being looked
+    /// up: a password file the string names is not read for it.
+    #[test]
+    fn a_postgres_connection_is_shown_without_its_password_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let file = std::env::temp_dir().join(format!("coordinated-shown-{}", std::process::id()));
+        // Two passwords for the hosts of one string: a lookup refuses it.
+        std::fs::write(&file, "a:*:*:app:one\nb:*:*:app:two\n").expect("a password file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .expect("owner only");
+        let shown = backend_shown(&format!(
+            "postgres:host=a,b user=app passfile={}",
+            file.display()
+        ));
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(shown, "postgres (host=a,b user=app)");
     }
 
     #[test]

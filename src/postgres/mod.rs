@@ -325,7 +325,7 @@ use self::conn::{Conn, GivenUp, Session};
 use self::connector::{Connector, PoolConnect};
 use self::jsonb::Jsonb;
 
-pub use conninfo::connection_config;
+pub use conninfo::{connection_config, connection_config_as_written};
 pub use error::PostgresError;
 pub use schema::SCHEMA_VERSION;
 pub use tls::PostgresTls;
@@ -508,7 +508,9 @@ impl PostgresBuilder {
     /// Connects, creates or migrates the schema, and answers the backend.
     ///
     /// Fails with [`Error::Backend`] holding a [`PostgresError`]: `Config`
-    /// for a bad URL, `Pool` for a pool over [`MAX_CONNECTIONS`], `Connect`
+    /// for a bad URL, `Tls` for TLS settings or files that cannot be used,
+    /// `PasswordFile` for a password file giving the URL's hosts different
+    /// passwords, `Pool` for a pool over [`MAX_CONNECTIONS`], `Connect`
     /// when the server cannot be reached in time, `NotUtf8` for a database
     /// whose encoding is not UTF-8, `SchemaTooNew` for a database of a
     /// newer version of this crate.

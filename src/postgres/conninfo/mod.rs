@@ -41,12 +41,45 @@ pub fn connection_config(conninfo: &str) -> Result<Config, PostgresError> {
     connection_config_for(conninfo, None)
 }
 
+/// [`connection_config`] without looking for a password the string leaves
+/// out: only what the string itself says (to show it, say), with no file
+/// or environment variable read.
+///
+/// ```
+/// # fn main() -> Result<(), coordinate::postgres::PostgresError> {
+/// use coordinate::postgres::connection_config_as_written;
+///
+/// let config = connection_config_as_written("host=db.internal user=app dbname=jobs")?;
+/// assert_eq!(config.get_user(), Some("app"));
+/// assert_eq!(config.get_password(), None);
+/// # Ok(())
+/// # }
+/// ```
+pub fn connection_config_as_written(conninfo: &str) -> Result<Config, PostgresError> {
+    as_written(conninfo).map(|(config, _)| config)
+}
+
 /// [`connection_config`], connecting to `database` rather than the
 /// string's, its password looked up for that database.
 pub(crate) fn connection_config_for(
     conninfo: &str,
     database: Option<&str>,
 ) -> Result<Config, PostgresError> {
+    let (mut config, options) = as_written(conninfo)?;
+    if let Some(database) = database {
+        config.dbname(database);
+    }
+    password::fill_in(
+        &mut config,
+        options.passfile.as_deref(),
+        &password::Environment::of_process(),
+    )?;
+    Ok(config)
+}
+
+/// The driver's settings the string gives, `sslmode` mapped, and the
+/// options the driver lacks.
+fn as_written(conninfo: &str) -> Result<(Config, options::Options), PostgresError> {
     let (rest, options) = options::take(conninfo)?;
     let mut config = Config::from_str(&rest).map_err(PostgresError::Config)?;
     let mode = options.mode.unwrap_or(Mode::Prefer);
@@ -68,15 +101,7 @@ pub(crate) fn connection_config_for(
         _ if sockets => return refused("cannot mix Unix-domain sockets and TCP hosts in `host`"),
         Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     });
-    if let Some(database) = database {
-        config.dbname(database);
-    }
-    password::fill_in(
-        &mut config,
-        options.passfile.as_deref(),
-        &password::Environment::of_process(),
-    )?;
-    Ok(config)
+    Ok((config, options))
 }
 
 #[cfg(test)]
