@@ -27,8 +27,6 @@
 //! other runtimes in it.
 
 use std::future::Future;
-#[cfg(any(feature = "postgres", feature = "rest"))]
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(any(feature = "postgres", feature = "rest"))]
 use std::sync::Arc;
@@ -215,17 +213,11 @@ where
     T: Made,
     F: Future<Output = Result<T>> + Send + 'static,
 {
-    /// Clears its flag when the caller's future is dropped or done.
-    struct Waiting(Arc<AtomicBool>);
-    impl Drop for Waiting {
-        fn drop(&mut self) {
-            self.0.store(false, Ordering::Release);
-        }
-    }
-    let waiting = Waiting(Arc::new(AtomicBool::new(true)));
-    let still_waiting = Arc::clone(&waiting.0);
+    // Held by the caller's future: dropped with it.
+    let waiting = Arc::new(());
+    let still_waiting = Arc::downgrade(&waiting);
     let task = spawn(async move {
-        if !still_waiting.load(Ordering::Acquire) {
+        if still_waiting.strong_count() == 0 {
             return Err(Error::backend(std::io::Error::other(
                 "the caller stopped waiting before the hand-out started",
             )));

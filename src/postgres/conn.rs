@@ -193,12 +193,13 @@ async fn give_up(closing: Closing, in_transaction: bool) {
     }
     let deadline = Instant::now() + IDLE_AFTER_CANCEL;
     let mut sent = false;
+    let tls = closing.given_up.connector.tls();
     // A connection already broken has nothing left to cancel.
     while !closing.client().is_closed() {
         match closing
             .client()
             .cancel_token()
-            .cancel_query(closing.given_up.connector.settings().tls)
+            .cancel_query(tls.clone())
             .await
         {
             Ok(()) if !sent => {

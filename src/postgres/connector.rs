@@ -97,6 +97,24 @@ impl Connector {
         }
     }
 
+    /// The TLS of a cancel request made now, which sends no password: its
+    /// files read again, or, where they cannot be used, the last TLS that
+    /// could.
+    pub(crate) fn tls(&self) -> PostgresTls {
+        match PostgresTls::new(&self.conninfo) {
+            Ok(tls) => tls,
+            Err(error) => {
+                let error: &(dyn std::error::Error + 'static) = &error;
+                tracing::warn!(
+                    error,
+                    "the PostgreSQL TLS settings cannot be used now; \
+                     cancelling with the last ones that could"
+                );
+                self.last.lock().tls.clone()
+            }
+        }
+    }
+
     /// The last settings that could be used, without reading anything.
     pub(crate) fn last(&self) -> Settings {
         self.last.lock().clone()

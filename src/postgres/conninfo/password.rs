@@ -493,8 +493,16 @@ mod tests {
 
     #[test]
     fn short_lines_match_nothing() {
-        let file = File::new("short", "db:5432:jobs:app\ndb:5432:jobs\n\n*:*:*:app:\n");
+        let file = File::new(
+            "short",
+            "db:5432:jobs:app\ndb:5432:jobs\n\n*:*:*:app:fallback\n",
+        );
+        assert_eq!(
+            password("host=db dbname=jobs user=app", &file.environment()).as_deref(),
+            Some("fallback")
+        );
         // The four keys with an empty password match, as libpq's do.
+        let file = File::new("empty", "db:5432:jobs:app:\n*:*:*:app:fallback\n");
         assert_eq!(
             password("host=db dbname=jobs user=app", &file.environment()).as_deref(),
             Some("")
