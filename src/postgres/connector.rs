@@ -86,12 +86,7 @@ impl Connector {
                 settings
             }
             Err(error) => {
-                let error: &(dyn std::error::Error + 'static) = &error;
-                tracing::warn!(
-                    error,
-                    "the PostgreSQL connection settings cannot be used now; \
-                     connecting with the last ones that could"
-                );
+                unusable(&error);
                 self.last.lock().clone()
             }
         }
@@ -104,12 +99,7 @@ impl Connector {
         match PostgresTls::new(&self.conninfo) {
             Ok(tls) => tls,
             Err(error) => {
-                let error: &(dyn std::error::Error + 'static) = &error;
-                tracing::warn!(
-                    error,
-                    "the PostgreSQL TLS settings cannot be used now; \
-                     cancelling with the last ones that could"
-                );
+                unusable(&error);
                 self.last.lock().tls.clone()
             }
         }
@@ -119,6 +109,16 @@ impl Connector {
     pub(crate) fn last(&self) -> Settings {
         self.last.lock().clone()
     }
+}
+
+/// Logs settings that cannot be used now, the last usable ones going on.
+fn unusable(error: &PostgresError) {
+    let error: &(dyn std::error::Error + 'static) = error;
+    tracing::warn!(
+        error,
+        "the PostgreSQL connection settings cannot be used now; \
+         connecting with the last ones that could"
+    );
 }
 
 /// The settings `conninfo` gives now, with the builder's.
