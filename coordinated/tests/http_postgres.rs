@@ -20,11 +20,8 @@ use support::{eventually, metric, request, Server};
 fn activity(runtime: &tokio::runtime::Runtime, name: &str) -> (i64, i64) {
     let cluster = TestCluster::shared().expect("a PostgreSQL test cluster");
     runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+        let row = session(cluster.url())
             .await
-            .expect("connect for pg_stat_activity");
-        let driver = tokio::spawn(connection);
-        let row = client
             .query_one(
                 "SELECT count(*) FILTER (WHERE state <> 'idle'), count(*) \
                  FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
@@ -32,10 +29,18 @@ fn activity(runtime: &tokio::runtime::Runtime, name: &str) -> (i64, i64) {
             )
             .await
             .expect("query pg_stat_activity");
-        drop(client);
-        let _ = driver.await;
         (row.get(0), row.get(1))
     })
+}
+
+/// A plain session on the server `url` names, its connection driven by a
+/// task of its own until the session is dropped.
+async fn session(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("a session");
+    tokio::spawn(connection);
+    client
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -193,11 +198,7 @@ fn a_request_over_its_timeout_stops_its_work_in_the_database() {
     // Another session holds the unit table, so a priority change waits.
     let cluster = TestCluster::shared().expect("a PostgreSQL test cluster");
     let admin = rt.block_on(async {
-        let (admin, connection) =
-            tokio_postgres::connect(&cluster.database_url(&name), tokio_postgres::NoTls)
-                .await
-                .expect("connect");
-        tokio::spawn(connection);
+        let admin = session(&cluster.database_url(&name)).await;
         admin
             .batch_execute("BEGIN; LOCK TABLE work_unit IN ACCESS EXCLUSIVE MODE")
             .await
@@ -337,11 +338,8 @@ fn the_database_password_comes_from_the_environment() {
         .block_on(cluster.fresh_database())
         .expect("a fresh database");
     rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(cluster.url(), tokio_postgres::NoTls)
+        session(cluster.url())
             .await
-            .expect("an admin session");
-        tokio::spawn(connection);
-        client
             .batch_execute("CREATE ROLE app LOGIN SUPERUSER PASSWORD 'kept-secret'")
             .await
             .expect("a user with a password");
